@@ -1,0 +1,84 @@
+#include "cli/client.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace relsupd {
+namespace {
+constexpr size_t kMaxResponseBytes = 256 << 20;
+}
+
+std::string DefaultSocketPath() {
+  const char* env = std::getenv("RELSUPD_SOCKET");
+  return env && *env ? env : "/run/relsupd/relsupd.sock";
+}
+
+Result<Client> Client::Connect(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path)
+    return InvalidArgument("socket path '" + path + "' is too long");
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return Status::FromErrno("cannot create socket", errno);
+  int rc;
+  do {
+    rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0)
+    return Status(StatusCode::kUnavailable,
+                  "cannot reach relsupd at '" + path + "': " +
+                      std::strerror(errno) + " (is the daemon running?)",
+                  errno);
+  return Client(std::move(fd), path);
+}
+
+Result<std::string> Client::ReadLine() {
+  for (;;) {
+    size_t nl = buf_.find('\n');
+    if (nl != std::string::npos) {
+      std::string line = buf_.substr(0, nl);
+      buf_.erase(0, nl + 1);
+      return line;
+    }
+    if (buf_.size() > kMaxResponseBytes)
+      return Status(StatusCode::kUnavailable, "response from relsupd is too large");
+    char chunk[65536];
+    ssize_t n = ::read(fd_.get(), chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      return Status(StatusCode::kUnavailable,
+                    "relsupd at '" + path_ + "' closed the connection" +
+                        (n < 0 ? std::string(": ") + std::strerror(errno) : ""));
+    buf_.append(chunk, static_cast<size_t>(n));
+  }
+}
+
+Result<std::string> Client::RoundTrip(std::string_view line) {
+  std::string out(line);
+  if (out.empty() || out.back() != '\n') out += '\n';
+  Status w = WriteAll(fd_.get(), out, "request");
+  if (!w.ok()) return Status(StatusCode::kUnavailable, w.message());
+  return ReadLine();
+}
+
+Result<rpc::Json> Client::Call(std::string_view method, rpc::Json params) {
+  const int64_t id = next_id_++;
+  ASSIGN_OR_RETURN(std::string line,
+                   RoundTrip(rpc::Frame(rpc::MakeRequest(id, method, std::move(params)))));
+  rpc::Json response = rpc::Json::parse(line, nullptr, false);
+  if (!response.is_object())
+    return Status(StatusCode::kUnavailable, "malformed response from relsupd");
+  if (auto e = response.find("error"); e != response.end())
+    return rpc::StatusFromError(*e);
+  if (response.value("id", rpc::Json()) != id)
+    return Status(StatusCode::kUnavailable, "response id does not match the request");
+  return response["result"];
+}
+
+}  // namespace relsupd

@@ -1,0 +1,43 @@
+#pragma once
+// Client: a blocking JSON-RPC client of the daemon's control socket.
+//
+// Used by `relsupd ctl`, the tests and the benchmarks. One request at a
+// time; not thread-safe.
+
+#include <string>
+
+#include "daemon/base/fd.h"
+#include "daemon/base/status.h"
+#include "daemon/protocol/jsonrpc.h"
+
+namespace relsupd {
+
+// The socket `relsupd ctl` uses without --socket: $RELSUPD_SOCKET, else
+// /run/relsupd/relsupd.sock.
+std::string DefaultSocketPath();
+
+class Client {
+ public:
+  // kUnavailable (naming `path`) when nothing listens there.
+  static Result<Client> Connect(const std::string& path);
+
+  // Sends one request and waits for its response. A JSON-RPC error comes
+  // back as a Status built by rpc::StatusFromError; a broken connection
+  // as kUnavailable.
+  Result<rpc::Json> Call(std::string_view method,
+                         rpc::Json params = rpc::Json::object());
+  // Sends `line` as is and returns the next line received (for tests).
+  Result<std::string> RoundTrip(std::string_view line);
+  int fd() const { return fd_.get(); }
+
+ private:
+  Client(Fd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
+  Result<std::string> ReadLine();
+
+  Fd fd_;
+  std::string path_;
+  std::string buf_;
+  int64_t next_id_ = 1;
+};
+
+}  // namespace relsupd

@@ -1,0 +1,58 @@
+#include "cli/ctl.h"
+
+#include <iostream>
+
+namespace relsupd::cli {
+
+std::string Text(const rpc::Json& j) {
+  if (j.is_null()) return "";
+  if (j.is_string()) return j.get<std::string>();
+  return j.dump();
+}
+
+void CtlContext::Fail(const Status& status) {
+  std::cerr << "relsupd: " << status.message() << '\n';
+  exit_code = status.code() == StatusCode::kUnavailable ? kExitUnreachable
+                                                        : kExitRefused;
+}
+
+std::optional<rpc::Json> CtlContext::CallAndPrint(
+    std::string_view method, rpc::Json params,
+    const std::function<void(const rpc::Json&)>& human) {
+  auto client = Client::Connect(socket);
+  if (!client.ok()) {
+    Fail(client.status());
+    return std::nullopt;
+  }
+  auto result = client->Call(method, std::move(params));
+  if (!result.ok()) {
+    Fail(result.status());
+    return std::nullopt;
+  }
+  if (json)
+    std::cout << result->dump(2) << '\n';
+  else
+    human(*result);
+  exit_code = kExitOk;
+  return std::move(result).value();
+}
+
+void AddCtlCommand(CLI::App& root, CtlContext* ctx) {
+  CLI::App* ctl = root.add_subcommand(
+      "ctl", "Control a running relsupd daemon over its socket");
+  ctx->socket = DefaultSocketPath();
+  ctl->add_option("--socket", ctx->socket,
+                  "Control socket (default: $RELSUPD_SOCKET or "
+                  "/run/relsupd/relsupd.sock)");
+  ctl->add_flag("--json", ctx->json,
+                "Print the daemon's JSON result unchanged, for scripts");
+  ctl->require_subcommand(1);
+  ctl->footer(
+      "Exit codes: 0 ok, 1 the daemon refused, 2 usage error, 3 daemon "
+      "unreachable.");
+  AddInfoVerb(*ctl, ctx);
+  AddAppVerbs(*ctl, ctx);
+  AddHistoryVerb(*ctl, ctx);
+}
+
+}  // namespace relsupd::cli

@@ -1,0 +1,155 @@
+// `relsupd ctl app create|list|show|apply`.
+#include <iostream>
+
+#include "cli/ctl.h"
+#include "cli/table.h"
+#include "daemon/base/duration.h"
+#include "daemon/base/fd.h"
+#include "daemon/protocol/methods.h"
+
+namespace relsupd::cli {
+namespace {
+
+constexpr size_t kMaxSpecFileBytes = 256 * 1024;
+
+std::string Sockets(const rpc::Json& app) {
+  std::string s;
+  for (const auto& [name, addr] : app["sockets"].items()) {
+    if (!s.empty()) s += ' ';
+    s += name + "=" + Text(addr);
+  }
+  return s.empty() ? "-" : s;
+}
+
+void PrintApp(const rpc::Json& a) {
+  PrintFields(std::cout,
+              {{"name", Text(a["name"])},
+               {"user", Text(a["user"])},
+               {"group", Text(a["group"])},
+               {"keep releases", Text(a["keep_releases"])},
+               {"sockets", Sockets(a)},
+               {"strategy", Text(a["strategy"])},
+               {"activation deadline",
+                FormatDurationMs(a.value("activation_deadline_ms", int64_t{0}))},
+               {"auto rollback", a.value("auto_rollback", false) ? "on" : "off"}});
+}
+
+struct CreateArgs {
+  std::string name, user, group, strategy, deadline;
+  int64_t keep = 0;
+  std::vector<std::string> sockets;
+  bool no_auto_rollback = false;
+};
+
+}  // namespace
+
+void AddAppVerbs(CLI::App& ctl, CtlContext* ctx) {
+  CLI::App* app = ctl.add_subcommand("app", "Create, list, show and apply apps");
+  app->require_subcommand(1);
+
+  auto args = std::make_shared<CreateArgs>();
+  CLI::App* create = app->add_subcommand("create", "Create an app");
+  create->add_option("APP", args->name, "App name ([a-z0-9][a-z0-9-]{0,62})")
+      ->required();
+  create->add_option("--user", args->user,
+                     "User to run as (default: the daemon's own, or nobody "
+                     "when the daemon runs as root)");
+  create->add_option("--group", args->group,
+                     "Group to run as (default: the user's primary group)");
+  create->add_option("--keep", args->keep,
+                     "Activated releases to keep (default 10)")
+      ->check(CLI::Range(1, 1000));
+  create->add_option("--socket", args->sockets,
+                     "Daemon-held socket NAME=tcp://HOST:PORT or NAME=unix:/PATH "
+                     "(repeatable)");
+  create->add_option("--strategy", args->strategy,
+                     "Activation strategy: start-first (default) or stop-first")
+      ->check(CLI::IsMember({"start-first", "stop-first"}));
+  create->add_option("--deadline", args->deadline,
+                     "Activation deadline, e.g. 60s (default 60s)");
+  create->add_flag("--no-auto-rollback", args->no_auto_rollback,
+                   "Do not roll back by itself when an activation fails");
+  create->callback([ctx, args] {
+    rpc::Json p = {{"name", args->name}};
+    if (!args->user.empty()) p["user"] = args->user;
+    if (!args->group.empty()) p["group"] = args->group;
+    if (args->keep > 0) p["keep_releases"] = args->keep;
+    if (!args->strategy.empty()) p["strategy"] = args->strategy;
+    if (!args->deadline.empty()) {
+      auto ms = ParseDurationMs(args->deadline);
+      if (!ms.ok()) {
+        std::cerr << "relsupd: --deadline: " << ms.status().message() << '\n';
+        ctx->exit_code = kExitUsage;
+        return;
+      }
+      p["activation_deadline_ms"] = *ms;
+    }
+    if (args->no_auto_rollback) p["auto_rollback"] = false;
+    rpc::Json sockets = rpc::Json::object();
+    for (const std::string& s : args->sockets) {
+      size_t eq = s.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        std::cerr << "relsupd: --socket '" << s
+                  << "' must be NAME=tcp://HOST:PORT or NAME=unix:/PATH\n";
+        ctx->exit_code = kExitUsage;
+        return;
+      }
+      sockets[s.substr(0, eq)] = s.substr(eq + 1);
+    }
+    if (!sockets.empty()) p["sockets"] = sockets;
+    ctx->CallAndPrint(rpc::method::kAppCreate, p, [](const rpc::Json& a) {
+      std::cout << "Created app '" << Text(a["name"]) << "'\n";
+      PrintApp(a);
+    });
+  });
+
+  CLI::App* list = app->add_subcommand("list", "List apps");
+  list->callback([ctx] {
+    ctx->CallAndPrint(rpc::method::kAppList, rpc::Json::object(),
+                      [](const rpc::Json& apps) {
+                        Table t({"NAME", "USER", "GROUP", "KEEP", "STRATEGY",
+                                 "DEADLINE", "AUTO-ROLLBACK", "SOCKETS"});
+                        for (const auto& a : apps)
+                          t.AddRow({Text(a["name"]), Text(a["user"]),
+                                    Text(a["group"]), Text(a["keep_releases"]),
+                                    Text(a["strategy"]),
+                                    FormatDurationMs(a.value(
+                                        "activation_deadline_ms", int64_t{0})),
+                                    a.value("auto_rollback", false) ? "on" : "off",
+                                    Sockets(a)});
+                        t.Print(std::cout);
+                      });
+  });
+
+  auto show_name = std::make_shared<std::string>();
+  CLI::App* show = app->add_subcommand("show", "Show one app's settings");
+  show->add_option("APP", *show_name, "App name")->required();
+  show->callback([ctx, show_name] {
+    ctx->CallAndPrint(rpc::method::kAppShow, {{"name", *show_name}}, PrintApp);
+  });
+
+  auto file = std::make_shared<std::string>();
+  CLI::App* apply = app->add_subcommand(
+      "apply", "Create or update an app from a YAML spec (idempotent)");
+  apply->add_option("FILE", *file, "App spec, e.g. shop.yaml")->required();
+  apply->footer(
+      "Spec keys: name, user, group, keep_releases, sockets (NAME: ADDRESS), "
+      "strategy, activation_deadline, auto_rollback.");
+  apply->callback([ctx, file] {
+    auto text = ReadFile(*file, kMaxSpecFileBytes);
+    if (!text.ok()) {
+      std::cerr << "relsupd: " << text.status().message() << '\n';
+      ctx->exit_code = kExitUsage;
+      return;
+    }
+    ctx->CallAndPrint(rpc::method::kAppApply, {{"yaml", *text}, {"file", *file}},
+                      [](const rpc::Json& r) {
+                        std::cout << "App '" << Text(r["name"]) << "' "
+                                  << (r.value("changed", false) ? "applied"
+                                                                : "unchanged")
+                                  << '\n';
+                      });
+  });
+}
+
+}  // namespace relsupd::cli

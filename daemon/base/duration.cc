@@ -1,0 +1,64 @@
+#include "daemon/base/duration.h"
+
+#include <cctype>
+
+namespace relsupd {
+
+Result<int64_t> ParseDurationMs(std::string_view text) {
+  auto bad = [&] {
+    return InvalidArgument("'" + std::string(text) +
+                           "' is not a duration (use e.g. 500ms, 10s, 2m, 1h)");
+  };
+  if (text.empty()) return bad();
+  int64_t total = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    if (!std::isdigit(static_cast<unsigned char>(text[i]))) return bad();
+    int64_t n = 0;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+      n = n * 10 + (text[i] - '0');
+      if (n > 1'000'000'000) return bad();
+      ++i;
+    }
+    size_t u = i;
+    while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i])))
+      ++i;
+    std::string_view unit = text.substr(u, i - u);
+    int64_t mult;
+    if (unit.empty()) {
+      if (i != text.size() || total != 0) return bad();
+      mult = 1000;
+    } else if (unit == "ms") {
+      mult = 1;
+    } else if (unit == "s") {
+      mult = 1000;
+    } else if (unit == "m" || unit == "min") {
+      mult = 60'000;
+    } else if (unit == "h") {
+      mult = 3'600'000;
+    } else {
+      return bad();
+    }
+    total += n * mult;
+  }
+  return total;
+}
+
+std::string FormatDurationMs(int64_t ms) {
+  if (ms == 0) return "0s";
+  std::string out;
+  if (ms % 1000 != 0) return std::to_string(ms) + "ms";
+  int64_t s = ms / 1000;
+  if (s >= 3600) {
+    out += std::to_string(s / 3600) + "h";
+    s %= 3600;
+  }
+  if (s >= 60) {
+    out += std::to_string(s / 60) + "m";
+    s %= 60;
+  }
+  if (s > 0) out += std::to_string(s) + "s";
+  return out;
+}
+
+}  // namespace relsupd

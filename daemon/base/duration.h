@@ -1,0 +1,18 @@
+#pragma once
+// Durations written by people: "500ms", "10s", "2m", "1h", "1m30s".
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "daemon/base/status.h"
+
+namespace relsupd {
+
+// Parses a duration into milliseconds. A bare number is seconds.
+Result<int64_t> ParseDurationMs(std::string_view text);
+
+// Formats milliseconds the shortest way ParseDurationMs reads back ("1m30s").
+std::string FormatDurationMs(int64_t ms);
+
+}  // namespace relsupd

@@ -1,0 +1,61 @@
+#include "daemon/base/users.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace relsupd {
+
+Result<UserInfo> LookupUser(const std::string& name) {
+  struct passwd pw, *res = nullptr;
+  std::vector<char> buf(16384);
+  int rc = getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &res);
+  if (rc != 0) return Status::FromErrno("cannot look up user '" + name + "'", rc);
+  if (res == nullptr) return NotFound("user '" + name + "' does not exist");
+  return UserInfo{pw.pw_uid, pw.pw_gid, pw.pw_name};
+}
+
+Result<gid_t> LookupGroup(const std::string& name) {
+  struct group gr, *res = nullptr;
+  std::vector<char> buf(65536);
+  int rc = getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &res);
+  if (rc != 0)
+    return Status::FromErrno("cannot look up group '" + name + "'", rc);
+  if (res == nullptr) return NotFound("group '" + name + "' does not exist");
+  return gr.gr_gid;
+}
+
+std::string UserName(uid_t uid) {
+  struct passwd pw, *res = nullptr;
+  std::vector<char> buf(16384);
+  if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &res) == 0 && res)
+    return pw.pw_name;
+  return std::to_string(uid);
+}
+
+std::string GroupName(gid_t gid) {
+  struct group gr, *res = nullptr;
+  std::vector<char> buf(65536);
+  if (getgrgid_r(gid, &gr, buf.data(), buf.size(), &res) == 0 && res)
+    return gr.gr_name;
+  return std::to_string(gid);
+}
+
+std::vector<gid_t> GroupsOf(uid_t uid, gid_t primary) {
+  struct passwd pw, *res = nullptr;
+  std::vector<char> buf(16384);
+  std::vector<gid_t> groups{primary};
+  if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &res) != 0 || !res)
+    return groups;
+  int n = 64;
+  groups.resize(static_cast<size_t>(n));
+  while (getgrouplist(pw.pw_name, primary, groups.data(), &n) < 0) {
+    groups.resize(static_cast<size_t>(n));
+  }
+  groups.resize(static_cast<size_t>(n));
+  return groups;
+}
+
+}  // namespace relsupd

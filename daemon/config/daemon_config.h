@@ -1,0 +1,35 @@
+#pragma once
+// The daemon's own configuration: YAML file -> DaemonConfig.
+//
+// Every key is optional; a missing key keeps the embedded default below.
+// Unknown keys and wrong types are errors that name the file, line and
+// column. The only yaml-cpp user in relsupd is this module. Any thread.
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+#include "daemon/base/status.h"
+
+namespace relsupd {
+
+struct DaemonConfig {
+  std::string state_dir = "/var/lib/relsupd";
+  std::string socket = "/run/relsupd/relsupd.sock";
+  mode_t socket_mode = 0660;
+  std::string socket_group = "relsupd";
+  std::string admin_group = "relsupd-admin";
+  std::string log_level = "info";  // trace|debug|info|warn|error
+  uint64_t max_request_bytes = 1 << 20;
+
+  bool operator==(const DaemonConfig&) const = default;
+};
+
+// Parses `text` read from `filename` (used only in messages).
+Result<DaemonConfig> ParseDaemonConfig(const std::string& text,
+                                       const std::string& filename);
+// Reads and parses the file at `path`.
+Result<DaemonConfig> LoadDaemonConfig(const std::string& path);
+
+}  // namespace relsupd

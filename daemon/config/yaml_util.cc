@@ -1,0 +1,100 @@
+#include "daemon/config/yaml_util.h"
+
+#include "daemon/base/duration.h"
+
+namespace relsupd::yaml {
+
+std::string Where(const std::string& file, const YAML::Node& node) {
+  YAML::Mark m = node.Mark();
+  if (m.is_null()) return file + ": ";
+  return file + ":" + std::to_string(m.line + 1) + ":" +
+         std::to_string(m.column + 1) + ": ";
+}
+
+Status ErrorAt(const std::string& file, const YAML::Node& node,
+               const std::string& message) {
+  return InvalidArgument(Where(file, node) + message);
+}
+
+Result<YAML::Node> LoadMap(const std::string& text, const std::string& file) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(file + ":" + std::to_string(e.mark.line + 1) + ":" +
+                           std::to_string(e.mark.column + 1) +
+                           ": invalid YAML: " + e.msg);
+  }
+  if (root.IsNull()) return YAML::Node(YAML::NodeType::Map);
+  if (!root.IsMap()) return ErrorAt(file, root, "expected a mapping of keys");
+  return root;
+}
+
+Status CheckKeys(const std::string& file, const YAML::Node& map,
+                 std::initializer_list<std::string_view> known) {
+  for (const auto& kv : map) {
+    if (!kv.first.IsScalar())
+      return ErrorAt(file, kv.first, "keys must be plain strings");
+    const std::string& key = kv.first.Scalar();
+    bool found = false;
+    for (std::string_view k : known) found = found || k == key;
+    if (!found) {
+      std::string list;
+      for (std::string_view k : known) {
+        if (!list.empty()) list += ", ";
+        list += k;
+      }
+      return ErrorAt(file, kv.first,
+                     "unknown key '" + key + "' (known keys: " + list + ")");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::string> ReadString(const std::string& file, const YAML::Node& n,
+                               std::string_view key) {
+  if (!n.IsScalar())
+    return ErrorAt(file, n, "'" + std::string(key) + "' must be a string");
+  return n.Scalar();
+}
+
+Result<int64_t> ReadInt(const std::string& file, const YAML::Node& n,
+                        std::string_view key, int64_t min, int64_t max) {
+  const std::string k(key);
+  if (!n.IsScalar()) return ErrorAt(file, n, "'" + k + "' must be an integer");
+  int64_t v;
+  try {
+    v = n.as<int64_t>();
+  } catch (const YAML::Exception&) {
+    return ErrorAt(file, n,
+                   "'" + k + "' must be an integer, not '" + n.Scalar() + "'");
+  }
+  if (v < min || v > max)
+    return ErrorAt(file, n,
+                   "'" + k + "' must be between " + std::to_string(min) +
+                       " and " + std::to_string(max));
+  return v;
+}
+
+Result<bool> ReadBool(const std::string& file, const YAML::Node& n,
+                      std::string_view key) {
+  const std::string k(key);
+  if (!n.IsScalar()) return ErrorAt(file, n, "'" + k + "' must be true or false");
+  try {
+    return n.as<bool>();
+  } catch (const YAML::Exception&) {
+    return ErrorAt(file, n,
+                   "'" + k + "' must be true or false, not '" + n.Scalar() + "'");
+  }
+}
+
+Result<int64_t> ReadDurationMs(const std::string& file, const YAML::Node& n,
+                               std::string_view key) {
+  const std::string k(key);
+  if (!n.IsScalar()) return ErrorAt(file, n, "'" + k + "' must be a duration");
+  auto d = ParseDurationMs(n.Scalar());
+  if (!d.ok()) return ErrorAt(file, n, "'" + k + "': " + d.status().message());
+  return *d;
+}
+
+}  // namespace relsupd::yaml

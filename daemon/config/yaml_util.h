@@ -1,0 +1,38 @@
+#pragma once
+// Helpers shared by the YAML parsers of this module: positions in messages,
+// typed scalar reads and unknown-key checks. Internal to daemon/config.
+
+#include <yaml-cpp/yaml.h>
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+
+#include "daemon/base/status.h"
+
+namespace relsupd::yaml {
+
+// "FILE:LINE:COL: " for `node` (1-based line and column).
+std::string Where(const std::string& file, const YAML::Node& node);
+Status ErrorAt(const std::string& file, const YAML::Node& node,
+               const std::string& message);
+
+// Parses `text`; a syntax error names file, line and column. An empty
+// document is an empty map. The root must be a map.
+Result<YAML::Node> LoadMap(const std::string& text, const std::string& file);
+
+// Refuses any key of `map` not in `known`.
+Status CheckKeys(const std::string& file, const YAML::Node& map,
+                 std::initializer_list<std::string_view> known);
+
+Result<std::string> ReadString(const std::string& file, const YAML::Node& n,
+                               std::string_view key);
+Result<int64_t> ReadInt(const std::string& file, const YAML::Node& n,
+                        std::string_view key, int64_t min, int64_t max);
+Result<bool> ReadBool(const std::string& file, const YAML::Node& n,
+                      std::string_view key);
+// A duration such as "10s"; a bare integer is seconds.
+Result<int64_t> ReadDurationMs(const std::string& file, const YAML::Node& n,
+                               std::string_view key);
+
+}  // namespace relsupd::yaml

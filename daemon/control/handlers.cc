@@ -1,0 +1,160 @@
+#include "daemon/control/handlers.h"
+
+#include <unistd.h>
+
+#include "daemon/base/users.h"
+#include "daemon/base/version.h"
+#include "daemon/protocol/methods.h"
+
+namespace relsupd {
+namespace {
+
+using rpc::Json;
+namespace method = rpc::method;
+
+constexpr int64_t kDefaultHistoryLimit = 50;
+constexpr int64_t kMaxHistoryLimit = 100'000;
+constexpr size_t kMaxSpecBytes = 256 * 1024;
+
+Actor ActorOf(const Peer& peer) { return Actor{peer.uid, peer.name}; }
+
+Result<std::string> StringParam(const Json& params, const char* key) {
+  auto it = params.find(key);
+  if (it == params.end())
+    return InvalidArgument(std::string("missing param '") + key + "'");
+  if (!it->is_string())
+    return InvalidArgument(std::string("param '") + key + "' must be a string");
+  return it->get<std::string>();
+}
+
+Json EventToJson(const Event& e) {
+  return {{"id", e.id},
+          {"time", FormatTimeUtc(e.time_ms)},
+          {"app", e.app},
+          {"kind", e.kind},
+          {"release", e.release},
+          {"actor_uid", e.actor_uid},
+          {"actor", e.actor_name},
+          {"detail", Json::parse(e.detail, nullptr, false).is_discarded()
+                         ? Json(e.detail)
+                         : Json::parse(e.detail)},
+          {"hash", e.hash}};
+}
+
+Result<Json> DaemonInfo(const DaemonContext& ctx) {
+  return Json{{"version", kVersion},
+              {"pid", static_cast<int64_t>(getpid())},
+              {"uptime_ms", ctx.clock->MonotonicMs() - ctx.started_ms},
+              {"state_dir", ctx.state_dir},
+              {"socket", ctx.socket},
+              {"schema_version", ctx.ledger->schema_version()}};
+}
+
+Result<Json> AppCreate(DaemonContext& ctx, const Json& params, const Peer& peer) {
+  ASSIGN_OR_RETURN(AppSpec spec, AppSpecFromJson(params));
+  RETURN_IF_ERROR(FillAppDefaults(&spec));
+  RETURN_IF_ERROR(ctx.ledger->CreateApp(spec, ActorOf(peer)));
+  return AppSpecToJson(spec);
+}
+
+Result<Json> AppApply(DaemonContext& ctx, const Json& params, const Peer& peer) {
+  AppSpec spec;
+  if (params.contains("yaml")) {
+    ASSIGN_OR_RETURN(std::string text, StringParam(params, "yaml"));
+    if (text.size() > kMaxSpecBytes)
+      return InvalidArgument("app spec is larger than " +
+                             std::to_string(kMaxSpecBytes) + " bytes");
+    std::string file = "app spec";
+    if (params.contains("file")) {
+      ASSIGN_OR_RETURN(file, StringParam(params, "file"));
+    }
+    ASSIGN_OR_RETURN(spec, ParseAppSpecYaml(text, file));
+  } else if (params.contains("spec")) {
+    ASSIGN_OR_RETURN(spec, AppSpecFromJson(params["spec"]));
+  } else {
+    return InvalidArgument("app.apply needs param 'yaml' or 'spec'");
+  }
+  RETURN_IF_ERROR(FillAppDefaults(&spec));
+  ASSIGN_OR_RETURN(bool changed, ctx.ledger->ApplyApp(spec, ActorOf(peer)));
+  return Json{{"name", spec.name}, {"changed", changed}, {"app", AppSpecToJson(spec)}};
+}
+
+Result<Json> AppShow(DaemonContext& ctx, const Json& params) {
+  ASSIGN_OR_RETURN(std::string name, StringParam(params, "name"));
+  RETURN_IF_ERROR(ValidateAppName(name));
+  ASSIGN_OR_RETURN(AppSpec spec, ctx.ledger->GetApp(name));
+  return AppSpecToJson(spec);
+}
+
+Result<Json> AppList(DaemonContext& ctx) {
+  ASSIGN_OR_RETURN(std::vector<AppSpec> apps, ctx.ledger->ListApps());
+  Json out = Json::array();
+  for (const AppSpec& a : apps) out.push_back(AppSpecToJson(a));
+  return out;
+}
+
+Result<Json> History(DaemonContext& ctx, const Json& params) {
+  std::optional<std::string> app;
+  int64_t limit = kDefaultHistoryLimit;
+  for (const auto& [key, v] : params.items()) {
+    if (key == "app") {
+      if (!v.is_string()) return InvalidArgument("param 'app' must be a string");
+      app = v.get<std::string>();
+      RETURN_IF_ERROR(ValidateAppName(*app));
+      RETURN_IF_ERROR(ctx.ledger->GetApp(*app).status());
+    } else if (key == "limit") {
+      if (!v.is_number_integer() || v.get<int64_t>() < 1 ||
+          v.get<int64_t>() > kMaxHistoryLimit)
+        return InvalidArgument("param 'limit' must be an integer from 1 to " +
+                               std::to_string(kMaxHistoryLimit));
+      limit = v.get<int64_t>();
+    } else {
+      return InvalidArgument("unknown param '" + key + "'");
+    }
+  }
+  ASSIGN_OR_RETURN(std::vector<Event> events, ctx.ledger->History(app, limit));
+  Json out = Json::array();
+  for (const Event& e : events) out.push_back(EventToJson(e));
+  return out;
+}
+
+Result<Json> HistoryVerify(DaemonContext& ctx) {
+  ASSIGN_OR_RETURN(VerifyReport report, ctx.ledger->VerifyHistory());
+  return Json{{"ok", report.ok()},
+              {"checked", report.checked},
+              {"problems", report.problems}};
+}
+
+}  // namespace
+
+Status FillAppDefaults(AppSpec* spec) {
+  if (spec->user.empty())
+    spec->user = geteuid() == 0 ? "nobody" : UserName(geteuid());
+  auto user = LookupUser(spec->user);
+  if (!user.ok())
+    return InvalidArgument("app '" + spec->name + "': " + user.status().message());
+  if (spec->group.empty()) spec->group = GroupName(user->gid);
+  auto group = LookupGroup(spec->group);
+  if (!group.ok())
+    return InvalidArgument("app '" + spec->name + "': " + group.status().message());
+  return Status::Ok();
+}
+
+void RegisterHandlers(Dispatcher* d, DaemonContext* ctx) {
+  d->Register(method::kDaemonInfo, Right::kRead,
+              [ctx](const Json&, const Peer&) { return DaemonInfo(*ctx); });
+  d->Register(method::kAppCreate, Right::kChange,
+              [ctx](const Json& p, const Peer& peer) { return AppCreate(*ctx, p, peer); });
+  d->Register(method::kAppApply, Right::kChange,
+              [ctx](const Json& p, const Peer& peer) { return AppApply(*ctx, p, peer); });
+  d->Register(method::kAppShow, Right::kRead,
+              [ctx](const Json& p, const Peer&) { return AppShow(*ctx, p); });
+  d->Register(method::kAppList, Right::kRead,
+              [ctx](const Json&, const Peer&) { return AppList(*ctx); });
+  d->Register(method::kHistory, Right::kRead,
+              [ctx](const Json& p, const Peer&) { return History(*ctx, p); });
+  d->Register(method::kHistoryVerify, Right::kRead,
+              [ctx](const Json&, const Peer&) { return HistoryVerify(*ctx); });
+}
+
+}  // namespace relsupd

@@ -1,0 +1,31 @@
+#pragma once
+// The control protocol's methods: daemon.info, app.*, history.
+//
+// Each handler validates its params, calls the ledger and returns the JSON
+// result the CLI prints with --json. Loop thread only.
+
+#include <string>
+
+#include "daemon/base/clock.h"
+#include "daemon/control/dispatcher.h"
+#include "daemon/ledger/ledger.h"
+
+namespace relsupd {
+
+// What the handlers need from the daemon. All pointers outlive the handlers.
+struct DaemonContext {
+  Ledger* ledger = nullptr;
+  const Clock* clock = nullptr;
+  std::string state_dir;
+  std::string socket;
+  int64_t started_ms = 0;  // monotonic
+};
+
+void RegisterHandlers(Dispatcher* dispatcher, DaemonContext* context);
+
+// Fills an app's empty user and group: the daemon's own user when it is not
+// root, `nobody` when it is; the group defaults to the user's primary group.
+// Checks that both exist on this host.
+Status FillAppDefaults(AppSpec* spec);
+
+}  // namespace relsupd

@@ -1,0 +1,468 @@
+#include "daemon/ledger/ledger.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <string_view>
+
+#include "daemon/base/sha256.h"
+
+namespace relsupd {
+namespace {
+
+constexpr char kGenesisHash[] =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+constexpr int kBusyTimeoutMs = 5000;
+
+// Migration N takes the schema from version N-1 to N. Never edit one that
+// has shipped; add a new one.
+constexpr const char* kMigrations[] = {
+    // 1: apps and the append-only event log.
+    R"sql(
+CREATE TABLE apps (
+  name TEXT PRIMARY KEY,
+  user TEXT NOT NULL,
+  grp TEXT NOT NULL,
+  keep_releases INTEGER NOT NULL,
+  sockets TEXT NOT NULL,
+  strategy TEXT NOT NULL,
+  activation_deadline_ms INTEGER NOT NULL,
+  auto_rollback INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  time INTEGER NOT NULL,
+  app TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  release TEXT NOT NULL,
+  actor_uid INTEGER NOT NULL,
+  actor_name TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL
+);
+CREATE INDEX events_app ON events(app, id);
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+  BEGIN SELECT RAISE(ABORT, 'events are append-only: UPDATE refused'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+  BEGIN SELECT RAISE(ABORT, 'events are append-only: DELETE refused'); END;
+)sql",
+};
+static_assert(std::size(kMigrations) == Ledger::kSchemaVersion);
+
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) {
+    rc_ = sqlite3_prepare_v3(db, sql, -1, 0, &s_, nullptr);
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  bool prepared() const { return rc_ == SQLITE_OK; }
+  Stmt& Bind(int i, int64_t v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  Stmt& Bind(int i, std::string_view v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()),
+                      SQLITE_TRANSIENT);
+    return *this;
+  }
+  // SQLITE_ROW, SQLITE_DONE or an error code.
+  int Step() { return sqlite3_step(s_); }
+  int64_t Int(int col) { return sqlite3_column_int64(s_, col); }
+  std::string Text(int col) {
+    const unsigned char* t = sqlite3_column_text(s_, col);
+    return t ? std::string(reinterpret_cast<const char*>(t),
+                           static_cast<size_t>(sqlite3_column_bytes(s_, col)))
+             : std::string();
+  }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+  int rc_;
+};
+
+void AppendField(std::string* out, std::string_view field) {
+  // Length-prefixed, so no two different events hash the same text.
+  *out += std::to_string(field.size());
+  *out += ':';
+  *out += field;
+  *out += '\n';
+}
+
+}  // namespace
+
+// A BEGIN IMMEDIATE transaction, rolled back unless committed.
+class Txn {
+ public:
+  explicit Txn(Ledger* l) : l_(l) {}
+  Status Begin() {
+    RETURN_IF_ERROR(l_->Exec("BEGIN IMMEDIATE"));
+    open_ = true;
+    return Status::Ok();
+  }
+  Status Commit() {
+    open_ = false;
+    return l_->Exec("COMMIT");
+  }
+  ~Txn() {
+    if (open_) l_->Exec("ROLLBACK").IgnoreError();
+  }
+
+ private:
+  Ledger* l_;
+  bool open_ = false;
+};
+
+std::string EventHash(const Event& e) {
+  std::string text;
+  AppendField(&text, e.prev_hash);
+  AppendField(&text, std::to_string(e.id));
+  AppendField(&text, std::to_string(e.time_ms));
+  AppendField(&text, e.app);
+  AppendField(&text, e.kind);
+  AppendField(&text, e.release);
+  AppendField(&text, std::to_string(e.actor_uid));
+  AppendField(&text, e.actor_name);
+  AppendField(&text, e.detail);
+  return Sha256Hex(text);
+}
+
+Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path,
+                                             const Clock& clock) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+          SQLITE_OPEN_EXRESCODE,
+      nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    return Status(StatusCode::kIoError,
+                  "cannot open ledger '" + path + "': " + msg);
+  }
+  std::unique_ptr<Ledger> l(new Ledger(db, clock));
+  Status s = l->Configure();
+  if (s.ok()) s = l->Migrate();
+  if (!s.ok()) return s.WithContext("ledger '" + path + "'");
+  return l;
+}
+
+Ledger::~Ledger() { sqlite3_close(db_); }
+
+Status Ledger::Err(const char* what) {
+  int rc = sqlite3_extended_errcode(db_);
+  StatusCode code = StatusCode::kIoError;
+  if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB)
+    code = StatusCode::kCorruption;
+  if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+    code = StatusCode::kBusy;
+  if ((rc & 0xff) == SQLITE_CONSTRAINT) code = StatusCode::kFailedPrecondition;
+  return Status(code, std::string(what) + ": " + sqlite3_errmsg(db_));
+}
+
+Status Ledger::Exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    Status s = Err("SQL failed");
+    return Status(s.code(), "SQL failed: " + msg);
+  }
+  return Status::Ok();
+}
+
+Status Ledger::Configure() {
+  sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+  {
+    Stmt st(db_, "PRAGMA journal_mode=WAL");
+    if (!st.prepared() || st.Step() != SQLITE_ROW)
+      return Err("cannot set journal_mode");
+    if (st.Text(0) != "wal")
+      return Internal("journal_mode is '" + st.Text(0) + "', not 'wal'");
+  }
+  RETURN_IF_ERROR(Exec("PRAGMA synchronous=FULL"));
+  {
+    Stmt st(db_, "PRAGMA synchronous");
+    if (!st.prepared() || st.Step() != SQLITE_ROW)
+      return Err("cannot read synchronous");
+    if (st.Int(0) != 2)
+      return Internal("synchronous is " + std::to_string(st.Int(0)) +
+                      ", not FULL (2)");
+  }
+  RETURN_IF_ERROR(Exec("PRAGMA foreign_keys=ON"));
+  Stmt ic(db_, "PRAGMA integrity_check");
+  if (!ic.prepared()) return Err("cannot run integrity_check");
+  std::string problems;
+  int rc;
+  while ((rc = ic.Step()) == SQLITE_ROW) {
+    std::string row = ic.Text(0);
+    if (row != "ok") problems += (problems.empty() ? "" : "; ") + row;
+  }
+  if (rc != SQLITE_DONE) return Err("integrity_check failed");
+  if (!problems.empty())
+    return Corruption("integrity_check failed: " + problems);
+  return Status::Ok();
+}
+
+Status Ledger::Migrate() {
+  Txn txn(this);
+  RETURN_IF_ERROR(txn.Begin());
+  {
+    Stmt st(db_, "PRAGMA user_version");
+    if (!st.prepared() || st.Step() != SQLITE_ROW)
+      return Err("cannot read schema version");
+    schema_version_ = static_cast<int>(st.Int(0));
+  }
+  if (schema_version_ > kSchemaVersion)
+    return FailedPrecondition(
+        "schema version " + std::to_string(schema_version_) +
+        " is newer than this relsupd understands (" +
+        std::to_string(kSchemaVersion) + "); upgrade relsupd");
+  for (int v = schema_version_; v < kSchemaVersion; ++v) {
+    RETURN_IF_ERROR(Exec(kMigrations[v]).WithContext(
+        "migration to schema version " + std::to_string(v + 1)));
+  }
+  if (schema_version_ != kSchemaVersion) {
+    std::string sql = "PRAGMA user_version=" + std::to_string(kSchemaVersion);
+    RETURN_IF_ERROR(Exec(sql.c_str()));
+  }
+  RETURN_IF_ERROR(txn.Commit());
+  schema_version_ = kSchemaVersion;
+  return Status::Ok();
+}
+
+Status Ledger::InsertEventLocked(const std::string& app, const std::string& kind,
+                                 const std::string& release, const Actor& actor,
+                                 const std::string& detail) {
+  Event e;
+  e.prev_hash = kGenesisHash;
+  e.id = 1;
+  {
+    // The chain continues from the highest id ever issued, deleted or not,
+    // so a tail deleted behind relsupd's back stays visible as a gap.
+    Stmt st(db_,
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE "
+            "name='events'), 0), (SELECT hash FROM events ORDER BY id DESC "
+            "LIMIT 1)");
+    if (!st.prepared() || st.Step() != SQLITE_ROW)
+      return Err("cannot read the last event");
+    e.id = st.Int(0) + 1;
+    std::string last = st.Text(1);
+    if (!last.empty()) e.prev_hash = last;
+  }
+  e.time_ms = clock_.WallMs();
+  e.app = app;
+  e.kind = kind;
+  e.release = release;
+  e.actor_uid = actor.uid;
+  e.actor_name = actor.name;
+  e.detail = detail;
+  e.hash = EventHash(e);
+  Stmt ins(db_,
+           "INSERT INTO events(id, time, app, kind, release, actor_uid, "
+           "actor_name, detail, prev_hash, hash) VALUES(?,?,?,?,?,?,?,?,?,?)");
+  if (!ins.prepared()) return Err("cannot prepare event insert");
+  ins.Bind(1, e.id).Bind(2, e.time_ms).Bind(3, e.app).Bind(4, e.kind);
+  ins.Bind(5, e.release).Bind(6, e.actor_uid).Bind(7, e.actor_name);
+  ins.Bind(8, e.detail).Bind(9, e.prev_hash).Bind(10, e.hash);
+  if (ins.Step() != SQLITE_DONE) return Err("cannot record event");
+  return Status::Ok();
+}
+
+Status Ledger::AppendEvent(const std::string& app, const std::string& kind,
+                           const std::string& release, const Actor& actor,
+                           const std::string& detail) {
+  Txn txn(this);
+  RETURN_IF_ERROR(txn.Begin());
+  RETURN_IF_ERROR(InsertEventLocked(app, kind, release, actor, detail));
+  return txn.Commit();
+}
+
+Status Ledger::WriteApp(const AppSpec& spec, bool insert) {
+  const char* sql =
+      insert ? "INSERT INTO apps(user, grp, keep_releases, sockets, strategy, "
+               "activation_deadline_ms, auto_rollback, updated_at, name, "
+               "created_at) VALUES(?,?,?,?,?,?,?,?,?,?8)"
+             : "UPDATE apps SET user=?, grp=?, keep_releases=?, sockets=?, "
+               "strategy=?, activation_deadline_ms=?, auto_rollback=?, "
+               "updated_at=? WHERE name=?";
+  Stmt st(db_, sql);
+  if (!st.prepared()) return Err("cannot prepare app write");
+  st.Bind(1, spec.user).Bind(2, spec.group).Bind(3, spec.keep_releases);
+  st.Bind(4, AppSpecToJson(spec)["sockets"].dump());
+  st.Bind(5, StrategyName(spec.strategy)).Bind(6, spec.activation_deadline_ms);
+  st.Bind(7, int64_t{spec.auto_rollback}).Bind(8, clock_.WallMs());
+  st.Bind(9, spec.name);
+  if (st.Step() != SQLITE_DONE) return Err("cannot write app");
+  return Status::Ok();
+}
+
+Status Ledger::CreateApp(const AppSpec& spec, const Actor& actor) {
+  Txn txn(this);
+  RETURN_IF_ERROR(txn.Begin());
+  auto existing = GetApp(spec.name);
+  if (existing.ok()) return AlreadyExists("app '" + spec.name + "' exists already");
+  if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+  RETURN_IF_ERROR(WriteApp(spec, /*insert=*/true));
+  RETURN_IF_ERROR(InsertEventLocked(spec.name, "app-created", "", actor,
+                                    AppSpecToJson(spec).dump()));
+  return txn.Commit();
+}
+
+Result<bool> Ledger::ApplyApp(const AppSpec& spec, const Actor& actor) {
+  Txn txn(this);
+  RETURN_IF_ERROR(txn.Begin());
+  auto existing = GetApp(spec.name);
+  if (!existing.ok() && existing.status().code() != StatusCode::kNotFound)
+    return existing.status();
+  if (existing.ok() && *existing == spec) return false;
+  const bool insert = !existing.ok();
+  RETURN_IF_ERROR(WriteApp(spec, insert));
+  nlohmann::json detail = AppSpecToJson(spec);
+  if (!insert) {
+    // Record only what changed, as {"field": [old, new]}.
+    nlohmann::json before = AppSpecToJson(*existing), changes;
+    for (const auto& [k, v] : detail.items())
+      if (before[k] != v) changes[k] = {before[k], v};
+    detail = changes;
+  }
+  RETURN_IF_ERROR(InsertEventLocked(spec.name,
+                                    insert ? "app-created" : "app-updated", "",
+                                    actor, detail.dump()));
+  RETURN_IF_ERROR(txn.Commit());
+  return true;
+}
+
+namespace {
+constexpr char kAppColumns[] =
+    "SELECT name, user, grp, keep_releases, sockets, strategy, "
+    "activation_deadline_ms, auto_rollback FROM apps";
+
+Result<AppSpec> ReadAppRow(Stmt& st) {
+  AppSpec a;
+  a.name = st.Text(0);
+  a.user = st.Text(1);
+  a.group = st.Text(2);
+  a.keep_releases = st.Int(3);
+  auto sockets = nlohmann::json::parse(st.Text(4), nullptr, false);
+  if (!sockets.is_object())
+    return Corruption("app '" + a.name + "' has malformed sockets");
+  for (const auto& [k, v] : sockets.items())
+    a.sockets.push_back({k, v.is_string() ? v.get<std::string>() : ""});
+  auto strategy = ParseStrategy(st.Text(5));
+  if (!strategy.ok())
+    return Corruption("app '" + a.name + "': " + strategy.status().message());
+  a.strategy = *strategy;
+  a.activation_deadline_ms = st.Int(6);
+  a.auto_rollback = st.Int(7) != 0;
+  return a;
+}
+}  // namespace
+
+Result<AppSpec> Ledger::GetApp(const std::string& name) {
+  std::string sql = std::string(kAppColumns) + " WHERE name=?";
+  Stmt st(db_, sql.c_str());
+  if (!st.prepared()) return Err("cannot prepare app query");
+  st.Bind(1, name);
+  int rc = st.Step();
+  if (rc == SQLITE_DONE) return NotFound("app '" + name + "' does not exist");
+  if (rc != SQLITE_ROW) return Err("cannot read app");
+  return ReadAppRow(st);
+}
+
+Result<std::vector<AppSpec>> Ledger::ListApps() {
+  std::string sql = std::string(kAppColumns) + " ORDER BY name";
+  Stmt st(db_, sql.c_str());
+  if (!st.prepared()) return Err("cannot prepare app list");
+  std::vector<AppSpec> out;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    ASSIGN_OR_RETURN(AppSpec a, ReadAppRow(st));
+    out.push_back(std::move(a));
+  }
+  if (rc != SQLITE_DONE) return Err("cannot list apps");
+  return out;
+}
+
+namespace {
+constexpr char kEventColumns[] =
+    "SELECT id, time, app, kind, release, actor_uid, actor_name, detail, "
+    "prev_hash, hash FROM events";
+
+Event ReadEventRow(Stmt& st) {
+  Event e;
+  e.id = st.Int(0);
+  e.time_ms = st.Int(1);
+  e.app = st.Text(2);
+  e.kind = st.Text(3);
+  e.release = st.Text(4);
+  e.actor_uid = st.Int(5);
+  e.actor_name = st.Text(6);
+  e.detail = st.Text(7);
+  e.prev_hash = st.Text(8);
+  e.hash = st.Text(9);
+  return e;
+}
+}  // namespace
+
+Result<std::vector<Event>> Ledger::History(const std::optional<std::string>& app,
+                                           int64_t limit) {
+  std::string sql = kEventColumns;
+  if (app) sql += " WHERE app=?2";
+  sql += " ORDER BY id DESC LIMIT ?1";
+  Stmt st(db_, sql.c_str());
+  if (!st.prepared()) return Err("cannot prepare history query");
+  st.Bind(1, limit);
+  if (app) st.Bind(2, *app);
+  std::vector<Event> out;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadEventRow(st));
+  if (rc != SQLITE_DONE) return Err("cannot read history");
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+Result<VerifyReport> Ledger::VerifyHistory() {
+  VerifyReport report;
+  Stmt st(db_, (std::string(kEventColumns) + " ORDER BY id").c_str());
+  if (!st.prepared()) return Err("cannot prepare history walk");
+  std::string prev = kGenesisHash;
+  int64_t expect_id = 1;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    Event e = ReadEventRow(st);
+    ++report.checked;
+    if (e.id != expect_id) {
+      report.problems.push_back(
+          e.id - expect_id == 1
+              ? "event " + std::to_string(expect_id) + " was deleted"
+              : "events " + std::to_string(expect_id) + " to " +
+                    std::to_string(e.id - 1) + " were deleted");
+    } else if (e.prev_hash != prev) {
+      report.problems.push_back("event " + std::to_string(e.id) +
+                                " does not follow the event before it");
+    }
+    if (EventHash(e) != e.hash)
+      report.problems.push_back("event " + std::to_string(e.id) +
+                                " was edited: its hash does not match its content");
+    prev = e.hash;
+    expect_id = e.id + 1;
+  }
+  if (rc != SQLITE_DONE) return Err("cannot walk history");
+  Stmt seq(db_, "SELECT seq FROM sqlite_sequence WHERE name='events'");
+  if (seq.prepared() && seq.Step() == SQLITE_ROW && seq.Int(0) >= expect_id) {
+    report.problems.push_back(
+        seq.Int(0) == expect_id
+            ? "event " + std::to_string(expect_id) + " (the newest) was deleted"
+            : "events " + std::to_string(expect_id) + " to " +
+                  std::to_string(seq.Int(0)) + " (the newest) were deleted");
+  }
+  return report;
+}
+
+}  // namespace relsupd

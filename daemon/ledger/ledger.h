@@ -1,0 +1,107 @@
+#pragma once
+// Ledger: the SQLite system of record (the only sqlite3.h user).
+//
+// Holds apps and the append-only event log. The database runs in WAL mode
+// with synchronous=FULL, so a committed row survives kill -9 and power loss;
+// every write is one BEGIN IMMEDIATE transaction. Triggers refuse UPDATE and
+// DELETE on events, and each event carries the hash of the one before it, so
+// an edit made behind relsupd's back is found by VerifyHistory().
+//
+// One Ledger per state directory, used from the loop thread only.
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/base/clock.h"
+#include "daemon/base/status.h"
+#include "daemon/config/app_spec.h"
+
+struct sqlite3;
+
+namespace relsupd {
+
+// Who made a change: from SO_PEERCRED, or the daemon itself.
+struct Actor {
+  uid_t uid = 0;
+  std::string name;
+};
+
+struct Event {
+  int64_t id = 0;
+  int64_t time_ms = 0;
+  std::string app;
+  std::string kind;  // app-created, app-updated, ...
+  std::string release;
+  int64_t actor_uid = 0;
+  std::string actor_name;
+  std::string detail;
+  std::string prev_hash;
+  std::string hash;
+};
+
+struct VerifyReport {
+  int64_t checked = 0;
+  std::vector<std::string> problems;  // empty when the chain is intact
+  bool ok() const { return problems.empty(); }
+};
+
+class Ledger {
+ public:
+  static constexpr int kSchemaVersion = 1;
+
+  // Opens or creates the ledger at `path`, checks its integrity and migrates
+  // its schema forward. `clock` must outlive the Ledger.
+  static Result<std::unique_ptr<Ledger>> Open(const std::string& path,
+                                              const Clock& clock);
+  ~Ledger();
+  Ledger(const Ledger&) = delete;
+  Ledger& operator=(const Ledger&) = delete;
+
+  int schema_version() const { return schema_version_; }
+
+  // Adds a new app; AlreadyExists if the name is taken. Logs app-created.
+  // REQUIRES: spec was validated and its user and group filled in.
+  Status CreateApp(const AppSpec& spec, const Actor& actor);
+  // Creates or updates the app to equal `spec`. Returns false, and logs
+  // nothing, when it already did.
+  Result<bool> ApplyApp(const AppSpec& spec, const Actor& actor);
+  // NotFound when there is no such app.
+  Result<AppSpec> GetApp(const std::string& name);
+  Result<std::vector<AppSpec>> ListApps();
+
+  // Appends one event to the hash chain in its own transaction.
+  Status AppendEvent(const std::string& app, const std::string& kind,
+                     const std::string& release, const Actor& actor,
+                     const std::string& detail);
+  // The newest `limit` events (of `app` when given), oldest first.
+  Result<std::vector<Event>> History(const std::optional<std::string>& app,
+                                     int64_t limit);
+  // Walks the whole chain and names every event that was edited or deleted.
+  Result<VerifyReport> VerifyHistory();
+
+ private:
+  Ledger(sqlite3* db, const Clock& clock) : db_(db), clock_(clock) {}
+  Status Exec(const char* sql);
+  Status Configure();
+  Status Migrate();
+  Status InsertEventLocked(const std::string& app, const std::string& kind,
+                           const std::string& release, const Actor& actor,
+                           const std::string& detail);
+  Status WriteApp(const AppSpec& spec, bool insert);
+  Status Err(const char* what);
+
+  sqlite3* db_;
+  const Clock& clock_;
+  int schema_version_ = 0;
+  friend class Txn;
+};
+
+// The hash an event must carry, given the hash of the event before it.
+std::string EventHash(const Event& e);
+
+}  // namespace relsupd
