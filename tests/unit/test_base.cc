@@ -1,0 +1,127 @@
+#include <catch2/catch.hpp>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "daemon/base/clock.h"
+#include "daemon/base/duration.h"
+#include "daemon/base/fd.h"
+#include "daemon/base/lock.h"
+#include "daemon/base/sha256.h"
+#include "daemon/base/status.h"
+
+namespace relsupd {
+namespace {
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/relsupd-test-XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+Result<int> Half(int x) {
+  if (x % 2 != 0) return InvalidArgument("odd");
+  return x / 2;
+}
+
+Status Quarter(int x, int* out) {
+  ASSIGN_OR_RETURN(int h, Half(x));
+  ASSIGN_OR_RETURN(*out, Half(h));
+  return Status::Ok();
+}
+
+TEST_CASE("Status and Result carry codes, messages and context") {
+  Status s = NotFound("app 'x' does not exist").WithContext("show");
+  CHECK(s.code() == StatusCode::kNotFound);
+  CHECK(s.message() == "show: app 'x' does not exist");
+  Status e = Status::FromErrno("cannot open 'f'", ENOENT);
+  CHECK(e.code() == StatusCode::kNotFound);
+  CHECK(e.message() == "cannot open 'f': No such file or directory");
+  CHECK(e.error_number() == ENOENT);
+  int out = 0;
+  CHECK(Quarter(8, &out).ok());
+  CHECK(out == 2);
+  CHECK(Quarter(6, &out).code() == StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("durations parse and format") {
+  CHECK(*ParseDurationMs("500ms") == 500);
+  CHECK(*ParseDurationMs("10s") == 10'000);
+  CHECK(*ParseDurationMs("2m") == 120'000);
+  CHECK(*ParseDurationMs("1h") == 3'600'000);
+  CHECK(*ParseDurationMs("1m30s") == 90'000);
+  CHECK(*ParseDurationMs("7") == 7'000);
+  for (const char* bad : {"", "s", "10x", "-1s", "1.5s", "10 s", "5s7"})
+    CHECK_FALSE(ParseDurationMs(bad).ok());
+  CHECK(ParseDurationMs("10x").status().message().find("'10x'") !=
+        std::string::npos);
+  CHECK(FormatDurationMs(90'000) == "1m30s");
+  CHECK(FormatDurationMs(500) == "500ms");
+  CHECK(FormatDurationMs(3'600'000) == "1h");
+}
+
+TEST_CASE("files are opened close-on-exec and written atomically") {
+  TempDir dir;
+  const std::string path = dir.path + "/state";
+  REQUIRE(WriteFileAtomic(path, "hello", 0600).ok());
+  CHECK(*ReadFile(path, 100) == "hello");
+  CHECK_FALSE(std::filesystem::exists(path + ".new"));
+  struct stat st;
+  REQUIRE(stat(path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  CHECK(ReadFile(path, 3).status().code() == StatusCode::kInvalidArgument);
+  auto fd = OpenFile(path, O_RDONLY);
+  REQUIRE(fd.ok());
+  CHECK((fcntl(fd->get(), F_GETFD) & FD_CLOEXEC) != 0);
+  CHECK(OpenFile(dir.path + "/missing", O_RDONLY).status().code() ==
+        StatusCode::kNotFound);
+}
+
+TEST_CASE("MakeDirs creates parents and refuses a file in the way") {
+  TempDir dir;
+  CHECK(MakeDirs(dir.path + "/a/b/c", 0750).ok());
+  CHECK(std::filesystem::is_directory(dir.path + "/a/b/c"));
+  CHECK(MakeDirs(dir.path + "/a/b/c", 0750).ok());
+  REQUIRE(WriteFileAtomic(dir.path + "/f", "", 0600).ok());
+  CHECK(MakeDirs(dir.path + "/f", 0750).code() ==
+        StatusCode::kFailedPrecondition);
+}
+
+TEST_CASE("a state dir lock is exclusive across processes") {
+  TempDir dir;
+  auto lock = LockDirectory(dir.path);
+  REQUIRE(lock.ok());
+  CHECK((fcntl(lock->get(), F_GETFD) & FD_CLOEXEC) != 0);
+  // flock locks belong to the open file description, so a second one in
+  // the same process conflicts just as another process would.
+  auto second = LockDirectory(dir.path);
+  REQUIRE_FALSE(second.ok());
+  CHECK(second.status().code() == StatusCode::kBusy);
+  CHECK(second.status().message().find("pid " + std::to_string(getpid())) !=
+        std::string::npos);
+  lock->Reset();
+  CHECK(LockDirectory(dir.path).ok());
+}
+
+TEST_CASE("sha256 matches the known vector") {
+  CHECK(Sha256Hex("abc") ==
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  Sha256 h;
+  h.Update("a");
+  h.Update("bc");
+  CHECK(h.HexDigest() == Sha256Hex("abc"));
+}
+
+TEST_CASE("times format as RFC 3339 UTC") {
+  CHECK(FormatTimeUtc(0) == "1970-01-01T00:00:00.000Z");
+  CHECK(FormatTimeUtc(1'795'000'000'123) == "2026-11-18T11:06:40.123Z");
+}
+
+}  // namespace
+}  // namespace relsupd

@@ -1,0 +1,163 @@
+#include <catch2/catch.hpp>
+
+#include "daemon/config/app_spec.h"
+#include "daemon/config/daemon_config.h"
+
+namespace relsupd {
+namespace {
+
+std::string ErrorOf(const std::string& yaml) {
+  auto c = ParseDaemonConfig(yaml, "relsupd.yaml");
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.status().code() == StatusCode::kInvalidArgument);
+  return c.status().message();
+}
+
+TEST_CASE("an empty daemon config gives the embedded defaults") {
+  auto c = ParseDaemonConfig("", "relsupd.yaml");
+  REQUIRE(c.ok());
+  CHECK(*c == DaemonConfig{});
+  CHECK(c->state_dir == "/var/lib/relsupd");
+  CHECK(c->socket_mode == 0660);
+  CHECK(c->max_request_bytes == 1 << 20);
+  auto comments = ParseDaemonConfig("# only a comment\n", "relsupd.yaml");
+  REQUIRE(comments.ok());
+  CHECK(*comments == DaemonConfig{});
+}
+
+TEST_CASE("every daemon config key is read") {
+  auto c = ParseDaemonConfig(
+      "state_dir: /srv/relsupd\n"
+      "socket: /run/x.sock\n"
+      "socket_mode: \"0600\"\n"
+      "socket_group: ops\n"
+      "admin_group: wheel\n"
+      "log_level: debug\n"
+      "max_request_bytes: 4096\n",
+      "f.yaml");
+  REQUIRE(c.ok());
+  CHECK(c->state_dir == "/srv/relsupd");
+  CHECK(c->socket == "/run/x.sock");
+  CHECK(c->socket_mode == 0600);
+  CHECK(c->socket_group == "ops");
+  CHECK(c->admin_group == "wheel");
+  CHECK(c->log_level == "debug");
+  CHECK(c->max_request_bytes == 4096);
+  // An unquoted mode is read as the octal the operator wrote.
+  CHECK(ParseDaemonConfig("socket_mode: 0640\n", "f")->socket_mode == 0640);
+}
+
+TEST_CASE("daemon config errors name file, line and column") {
+  CHECK(ErrorOf("log_level: info\nbogus: 1\n") ==
+        "relsupd.yaml:2:1: unknown key 'bogus' (known keys: state_dir, socket, "
+        "socket_mode, socket_group, admin_group, log_level, max_request_bytes)");
+  CHECK(ErrorOf("max_request_bytes: lots\n") ==
+        "relsupd.yaml:1:20: 'max_request_bytes' must be an integer, not 'lots'");
+  CHECK(ErrorOf("\nmax_request_bytes: 10\n").rfind("relsupd.yaml:2:20: ", 0) == 0);
+  CHECK(ErrorOf("socket_mode: rw\n").rfind("relsupd.yaml:1:14: 'socket_mode'", 0) == 0);
+  CHECK(ErrorOf("socket_mode: \"0999\"\n").find("octal") != std::string::npos);
+  CHECK(ErrorOf("log_level: loud\n").rfind("relsupd.yaml:1:12: 'log_level'", 0) == 0);
+  CHECK(ErrorOf("state_dir: relative/dir\n").find("absolute path") !=
+        std::string::npos);
+  CHECK(ErrorOf("socket: [a, b]\n").rfind("relsupd.yaml:1:9: 'socket' must be a string", 0) == 0);
+  CHECK(ErrorOf("a: [1, 2\n").rfind("relsupd.yaml:", 0) == 0);
+  CHECK(ErrorOf("a: [1, 2\n").find("invalid YAML") != std::string::npos);
+  CHECK(ErrorOf("- just\n- a list\n") == "relsupd.yaml:1:1: expected a mapping of keys");
+}
+
+TEST_CASE("a missing config file is a clear error") {
+  auto c = LoadDaemonConfig("/nonexistent/relsupd.yaml");
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.status().message().find("/nonexistent/relsupd.yaml") != std::string::npos);
+}
+
+TEST_CASE("app names and socket addresses are validated") {
+  for (const char* ok : {"a", "shop", "shop-2", "0x"}) CHECK(ValidateAppName(ok).ok());
+  CHECK(ValidateAppName(std::string(63, 'a')).ok());
+  for (const char* bad : {"", "-shop", "Shop", "shop_2", "shop.x", "a/b"})
+    CHECK_FALSE(ValidateAppName(bad).ok());
+  CHECK_FALSE(ValidateAppName(std::string(64, 'a')).ok());
+  CHECK(ValidateAppName("Bad").message() ==
+        "app name 'Bad' is not valid (use [a-z0-9][a-z0-9-]{0,62})");
+
+  CHECK(ValidateSocketAddress("tcp://0.0.0.0:8080").ok());
+  CHECK(ValidateSocketAddress("tcp://[::1]:80").ok());
+  CHECK(ValidateSocketAddress("unix:/run/shop.sock").ok());
+  for (const char* bad :
+       {"tcp://0.0.0.0", "tcp://0.0.0.0:0", "tcp://0.0.0.0:65536",
+        "tcp://example.com:80", "tcp://::1:80", "unix:relative", "ftp://x:1",
+        "udp://1.2.3.4:5"})
+    CHECK_FALSE(ValidateSocketAddress(bad).ok());
+  CHECK_FALSE(ValidateSocketAddress("unix:/" + std::string(200, 'x')).ok());
+
+  auto s = ParseSocketArg("http=tcp://127.0.0.1:8080");
+  REQUIRE(s.ok());
+  CHECK(s->name == "http");
+  CHECK(s->address == "tcp://127.0.0.1:8080");
+  CHECK_FALSE(ParseSocketArg("http").ok());
+  CHECK_FALSE(ParseSocketArg("HTTP=tcp://127.0.0.1:1").ok());
+}
+
+TEST_CASE("app specs round-trip through JSON and refuse unknown fields") {
+  AppSpec a;
+  a.name = "shop";
+  a.user = "nobody";
+  a.group = "nogroup";
+  a.keep_releases = 3;
+  a.sockets = {{"web", "tcp://127.0.0.1:80"}, {"admin", "unix:/run/a.sock"}};
+  a.strategy = Strategy::kStopFirst;
+  a.activation_deadline_ms = 30'000;
+  a.auto_rollback = false;
+  REQUIRE(ValidateAppSpec(&a).ok());
+  CHECK(a.sockets[0].name == "admin");  // sorted
+  auto back = AppSpecFromJson(AppSpecToJson(a));
+  REQUIRE(back.ok());
+  CHECK(*back == a);
+
+  CHECK(AppSpecFromJson({{"name", "x"}, {"colour", "red"}}).status().message() ==
+        "unknown field 'colour' in app spec");
+  CHECK(AppSpecFromJson({{"name", 5}}).status().message() ==
+        "'name' must be a string");
+  CHECK_FALSE(AppSpecFromJson({{"name", "x"}, {"keep_releases", 0}}).ok());
+  CHECK_FALSE(AppSpecFromJson({{"name", "x"}, {"strategy", "yolo"}}).ok());
+  CHECK_FALSE(AppSpecFromJson({{"name", "x"}, {"activation_deadline_ms", 5}}).ok());
+}
+
+TEST_CASE("app spec YAML is parsed with positions in errors") {
+  auto spec = ParseAppSpecYaml(
+      "name: shop\n"
+      "user: nobody\n"
+      "keep_releases: 5\n"
+      "sockets:\n"
+      "  http: tcp://0.0.0.0:8080\n"
+      "strategy: stop-first\n"
+      "activation_deadline: 2m\n"
+      "auto_rollback: false\n",
+      "shop.yaml");
+  REQUIRE(spec.ok());
+  CHECK(spec->name == "shop");
+  CHECK(spec->keep_releases == 5);
+  REQUIRE(spec->sockets.size() == 1);
+  CHECK(spec->sockets[0].address == "tcp://0.0.0.0:8080");
+  CHECK(spec->strategy == Strategy::kStopFirst);
+  CHECK(spec->activation_deadline_ms == 120'000);
+  CHECK_FALSE(spec->auto_rollback);
+
+  auto err = [](const std::string& yaml) {
+    auto s = ParseAppSpecYaml(yaml, "shop.yaml");
+    REQUIRE_FALSE(s.ok());
+    return s.status().message();
+  };
+  CHECK(err("name: shop\ncolour: red\n").rfind("shop.yaml:2:1: unknown key 'colour'", 0) == 0);
+  CHECK(err("user: x\n") == "shop.yaml:1:1: missing key 'name'");
+  CHECK(err("name: Shop\n").rfind("shop.yaml:1:7: app name 'Shop'", 0) == 0);
+  CHECK(err("name: shop\nsockets:\n  http: ftp://x\n").rfind("shop.yaml:3:9: socket address", 0) == 0);
+  CHECK(err("name: shop\nkeep_releases: 0\n").rfind("shop.yaml:2:16:", 0) == 0);
+  CHECK(err("name: shop\nactivation_deadline: soon\n").rfind("shop.yaml:2:22:", 0) == 0);
+  CHECK(err("name: shop\nauto_rollback: maybe\n").rfind("shop.yaml:2:16:", 0) == 0);
+  CHECK(err("name: shop\nsockets:\n  a: tcp://1.2.3.4:1\n  a: tcp://1.2.3.4:2\n")
+            .find("named twice") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace relsupd
