@@ -142,19 +142,21 @@ Status FillAppDefaults(AppSpec* spec) {
 
 void RegisterHandlers(Dispatcher* d, DaemonContext* ctx) {
   d->Register(method::kDaemonInfo, Right::kRead,
-              [ctx](const Json&, const Peer&) { return DaemonInfo(*ctx); });
-  d->Register(method::kAppCreate, Right::kChange,
-              [ctx](const Json& p, const Peer& peer) { return AppCreate(*ctx, p, peer); });
-  d->Register(method::kAppApply, Right::kChange,
-              [ctx](const Json& p, const Peer& peer) { return AppApply(*ctx, p, peer); });
+              [ctx](const Request&) { return DaemonInfo(*ctx); });
+  d->Register(method::kAppCreate, Right::kChange, [ctx](const Request& r) {
+    return AppCreate(*ctx, r.params, r.peer);
+  });
+  d->Register(method::kAppApply, Right::kChange, [ctx](const Request& r) {
+    return AppApply(*ctx, r.params, r.peer);
+  });
   d->Register(method::kAppShow, Right::kRead,
-              [ctx](const Json& p, const Peer&) { return AppShow(*ctx, p); });
+              [ctx](const Request& r) { return AppShow(*ctx, r.params); });
   d->Register(method::kAppList, Right::kRead,
-              [ctx](const Json&, const Peer&) { return AppList(*ctx); });
+              [ctx](const Request&) { return AppList(*ctx); });
   d->Register(method::kHistory, Right::kRead,
-              [ctx](const Json& p, const Peer&) { return History(*ctx, p); });
+              [ctx](const Request& r) { return History(*ctx, r.params); });
   d->Register(method::kHistoryVerify, Right::kRead,
-              [ctx](const Json&, const Peer&) { return HistoryVerify(*ctx); });
+              [ctx](const Request&) { return HistoryVerify(*ctx); });
 }
 
 }  // namespace relsupd

@@ -1,33 +1,35 @@
 #include "daemon/control/server.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <deque>
+
+#include "daemon/protocol/jsonrpc.h"
 
 namespace relsupd {
 
 struct ControlServer::Connection {
   ControlServer* server = nullptr;
-  UvHandle<uv_pipe_t> pipe;
+  Fd fd;
+  UvHandle<uv_poll_t> poll;
   UvHandle<uv_timer_t> idle;
   rpc::LineBuffer input;
+  std::deque<Fd> fds;  // passed with SCM_RIGHTS, not yet taken
+  std::string output;  // framed responses not yet written
+  size_t output_off = 0;
   Peer peer;
-  // Set once the connection must end: no more reads, close when the
-  // queued writes are done.
-  bool closing = false;
+  int in_flight = 0;     // requests whose answer is still to come
+  bool reading = true;   // false once the client sent EOF or was refused
+  int poll_events = 0;
   explicit Connection(size_t limit) : input(limit) {}
+  size_t pending() const { return output.size() - output_off; }
 };
-
-namespace {
-
-struct WriteReq {
-  uv_write_t req;
-  std::string data;
-};
-
-}  // namespace
 
 ControlServer::ControlServer(uv_loop_t* loop, Dispatcher* dispatcher,
                              const AccessPolicy* policy,
@@ -42,24 +44,30 @@ ControlServer::~ControlServer() { Close(); }
 Status ControlServer::Listen(const std::string& path, mode_t mode,
                              std::optional<gid_t> group) {
   path_ = path;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path)
+    return InvalidArgument("control socket path '" + path + "' is longer than " +
+                           std::to_string(sizeof addr.sun_path - 1) + " bytes");
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   if (::unlink(path.c_str()) != 0 && errno != ENOENT)
     return Status::FromErrno("cannot remove stale socket '" + path + "'", errno);
-  int rc = uv_pipe_init(loop_, listener_.get(), 0);
-  if (rc != 0) return Internal(std::string("uv_pipe_init: ") + uv_strerror(rc));
-  listener_->data = this;
+  listen_fd_ = Fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!listen_fd_.valid()) return Status::FromErrno("cannot create socket", errno);
   // Create the socket owner-only, then widen it to `mode`: no moment exists
   // when it is more open than configured.
   mode_t old_umask = ::umask(0177);
-  rc = uv_pipe_bind(listener_.get(), path.c_str());
+  int rc = ::bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  int err = errno;
   ::umask(old_umask);
   if (rc != 0)
-    return Status(StatusCode::kIoError, "cannot bind control socket '" + path +
-                                            "': " + uv_strerror(rc));
+    return Status::FromErrno("cannot bind control socket '" + path + "'", err);
   RETURN_IF_ERROR(SetSocketAccess(mode, group));
-  rc = uv_listen(listener_.stream(), 128, &ControlServer::OnConnection);
-  if (rc != 0)
-    return Status(StatusCode::kIoError, "cannot listen on '" + path +
-                                            "': " + uv_strerror(rc));
+  if (::listen(listen_fd_.get(), 128) != 0)
+    return Status::FromErrno("cannot listen on '" + path + "'", errno);
+  uv_poll_init(loop_, listener_.get(), listen_fd_.get());
+  listener_->data = this;
+  uv_poll_start(listener_.get(), UV_READABLE, &ControlServer::OnListenerReady);
   return Status::Ok();
 }
 
@@ -73,83 +81,135 @@ Status ControlServer::SetSocketAccess(mode_t mode, std::optional<gid_t> group) {
 
 void ControlServer::Close() {
   connections_.clear();
-  listener_.Close();
+  listener_.Close();  // before the fd it watches is closed
+  listen_fd_.Reset();
 }
 
-void ControlServer::OnConnection(uv_stream_t* server, int status) {
-  auto* self = static_cast<ControlServer*>(server->data);
+void ControlServer::OnListenerReady(uv_poll_t* poll, int status, int) {
+  auto* self = static_cast<ControlServer*>(poll->data);
   if (self == nullptr) return;
   if (status < 0) {
-    spdlog::warn("Control socket accept failed: {}, ignoring", uv_strerror(status));
+    spdlog::warn("Control socket poll failed: {}, ignoring", uv_strerror(status));
     return;
   }
   self->Accept();
 }
 
 void ControlServer::Accept() {
-  auto c = std::make_unique<Connection>(max_request_bytes_);
-  c->server = this;
-  uv_pipe_init(loop_, c->pipe.get(), 0);
-  c->pipe->data = c.get();
-  if (uv_accept(listener_.stream(), c->pipe.stream()) != 0) return;
-  if (connections_.size() >= kMaxConnections) {
-    spdlog::warn("Control socket has {} connections, refusing one more",
-                 connections_.size());
-    return;  // `c` is destroyed, which closes the socket.
+  for (;;) {
+    Fd fd(::accept4(listen_fd_.get(), nullptr, nullptr,
+                    SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!fd.valid()) {
+      if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+        spdlog::warn("Control socket accept failed: {}, ignoring",
+                     std::strerror(errno));
+      return;
+    }
+    if (connections_.size() >= kMaxConnections) {
+      spdlog::warn("Control socket has {} connections, refusing one more",
+                   connections_.size());
+      continue;  // `fd` closes here.
+    }
+    auto peer = PeerOf(fd.get());
+    if (!peer.ok()) {
+      spdlog::warn("{}, dropping the connection", peer.status().message());
+      continue;
+    }
+    auto c = std::make_shared<Connection>(max_request_bytes_);
+    c->server = this;
+    c->fd = std::move(fd);
+    c->peer = *peer;
+    c->peer.right = RightOf(c->peer, *policy_);
+    uv_poll_init(loop_, c->poll.get(), c->fd.get());
+    c->poll->data = c.get();
+    uv_timer_init(loop_, c->idle.get());
+    c->idle->data = c.get();
+    uv_timer_start(c->idle.get(), &ControlServer::OnIdle, kIdleTimeoutMs, 0);
+    spdlog::debug("Control connection from pid {} uid {} ({}), {} right",
+                  c->peer.pid, c->peer.uid, c->peer.name, RightName(c->peer.right));
+    Connection* raw = c.get();
+    connections_.emplace(raw, std::move(c));
+    UpdatePoll(raw);
   }
-  uv_os_fd_t fd;
-  uv_fileno(c->pipe.handle(), &fd);
-  auto peer = PeerOf(fd);
-  if (!peer.ok()) {
-    spdlog::warn("{}, dropping the connection", peer.status().message());
-    return;
-  }
-  c->peer = *peer;
-  c->peer.right = RightOf(c->peer, *policy_);
-  uv_timer_init(loop_, c->idle.get());
-  c->idle->data = c.get();
-  uv_timer_start(c->idle.get(), &ControlServer::OnIdle, kIdleTimeoutMs, 0);
-  uv_read_start(
-      c->pipe.stream(),
-      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-        auto* conn = static_cast<Connection*>(h->data);
-        *buf = uv_buf_init(conn->server->read_buf_, sizeof conn->server->read_buf_);
-      },
-      &ControlServer::OnRead);
-  spdlog::debug("Control connection from pid {} uid {} ({}), {} right",
-                c->peer.pid, c->peer.uid, c->peer.name, RightName(c->peer.right));
-  Connection* raw = c.get();
-  connections_.emplace(raw, std::move(c));
+}
+
+void ControlServer::UpdatePoll(Connection* c) {
+  int events = (c->reading ? UV_READABLE : 0) | (c->pending() ? UV_WRITABLE : 0);
+  if (events == c->poll_events) return;
+  c->poll_events = events;
+  if (events == 0)
+    uv_poll_stop(c->poll.get());
+  else
+    uv_poll_start(c->poll.get(), events, &ControlServer::OnConnectionReady);
 }
 
 void ControlServer::OnIdle(uv_timer_t* timer) {
   auto* c = static_cast<Connection*>(timer->data);
   if (c == nullptr) return;
+  if (c->in_flight > 0) {  // waiting on us, not on the client
+    uv_timer_start(timer, &ControlServer::OnIdle, kIdleTimeoutMs, 0);
+    return;
+  }
   spdlog::debug("Control connection from uid {} idle too long, closing",
                 c->peer.uid);
   c->server->Drop(c);
 }
 
-void ControlServer::OnRead(uv_stream_t* stream, ssize_t nread,
-                           const uv_buf_t* buf) {
-  auto* c = static_cast<Connection*>(stream->data);
-  if (c == nullptr || nread == 0) return;
+void ControlServer::OnConnectionReady(uv_poll_t* poll, int status, int events) {
+  auto* c = static_cast<Connection*>(poll->data);
+  if (c == nullptr) return;
   ControlServer* self = c->server;
-  if (nread < 0) {
-    // EOF or error: answer a last request sent without its newline, then
-    // close once the answers are written.
-    if (nread == UV_EOF && c->input.buffered() > 0) c->input.Append("\n");
-    uv_read_stop(stream);
-    c->closing = true;
-    self->HandleInput(c);
-    if (self->connections_.count(c) != 0 &&
-        uv_stream_get_write_queue_size(stream) == 0)
-      self->Drop(c);
-    return;
+  if (status < 0) return self->Drop(c);
+  // Hold the connection: handlers may drop it while we are still here.
+  auto it = self->connections_.find(c);
+  if (it == self->connections_.end()) return;
+  std::shared_ptr<Connection> hold = it->second;
+  if (events & UV_WRITABLE) self->Flush(c);
+  if ((events & UV_READABLE) && self->connections_.count(c)) self->Read(c);
+}
+
+void ControlServer::Read(Connection* c) {
+  for (int rounds = 0; rounds < 16 && c->reading; ++rounds) {
+    iovec iov{read_buf_, sizeof read_buf_};
+    alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxPassedFds)];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof cbuf;
+    ssize_t n = ::recvmsg(c->fd.get(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+      if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+      size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; ++i) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+        c->fds.emplace_back(fd);
+      }
+    }
+    if (c->fds.size() > kMaxPassedFds || (msg.msg_flags & MSG_CTRUNC)) {
+      spdlog::warn("Client uid {} passed more than {} files, closing",
+                   c->peer.uid, kMaxPassedFds);
+      return Drop(c);
+    }
+    if (n <= 0) {
+      // EOF or error: answer a last request sent without its newline, then
+      // close once every answer is written.
+      if (n == 0 && c->input.buffered() > 0) c->input.Append("\n");
+      c->reading = false;
+      HandleInput(c);
+      break;
+    }
+    uv_timer_start(c->idle.get(), &ControlServer::OnIdle, kIdleTimeoutMs, 0);
+    c->input.Append(std::string_view(read_buf_, static_cast<size_t>(n)));
+    HandleInput(c);
+    if (connections_.count(c) == 0) return;
   }
-  uv_timer_start(c->idle.get(), &ControlServer::OnIdle, kIdleTimeoutMs, 0);
-  c->input.Append(std::string_view(buf->base, static_cast<size_t>(nread)));
-  self->HandleInput(c);
+  if (connections_.count(c) == 0) return;
+  if (!c->reading && c->in_flight == 0 && c->pending() == 0) return Drop(c);
+  UpdatePoll(c);
 }
 
 void ControlServer::HandleInput(Connection* c) {
@@ -162,45 +222,63 @@ void ControlServer::HandleInput(Connection* c) {
       case rpc::LineBuffer::Next::kTooLong:
         spdlog::warn("Request from uid {} exceeds max_request_bytes ({}), closing",
                      c->peer.uid, max_request_bytes_);
-        uv_read_stop(c->pipe.stream());
-        c->closing = true;
+        c->reading = false;
         Send(c, rpc::Frame(rpc::MakeError(
                     nullptr, rpc::kRequestTooLarge,
                     "request exceeds max_request_bytes (" +
                         std::to_string(max_request_bytes_) + " bytes)")));
         return;
-      case rpc::LineBuffer::Next::kLine:
+      case rpc::LineBuffer::Next::kLine: {
         if (line.find_first_not_of(" \t") == std::string::npos) continue;
-        std::string response = dispatcher_->HandleLine(line, c->peer);
-        if (!response.empty()) Send(c, std::move(response));
-        if (connections_.count(c) == 0) return;  // dropped by Send
+        ++c->in_flight;
+        std::weak_ptr<Connection> weak = connections_[c];
+        dispatcher_->HandleLine(line, c->peer, &c->fds,
+                                [this, weak](std::string response) {
+                                  auto conn = weak.lock();
+                                  if (!conn) return;  // the client left
+                                  --conn->in_flight;
+                                  if (!response.empty())
+                                    Send(conn.get(), std::move(response));
+                                  else if (!conn->reading && conn->in_flight == 0 &&
+                                           conn->pending() == 0)
+                                    Drop(conn.get());
+                                });
+        if (connections_.count(c) == 0) return;
         break;
+      }
     }
   }
 }
 
 void ControlServer::Send(Connection* c, std::string data) {
-  if (uv_stream_get_write_queue_size(c->pipe.stream()) + data.size() >
-      kMaxPendingWriteBytes) {
+  if (c->pending() + data.size() > kMaxPendingWriteBytes) {
     spdlog::warn("Client uid {} does not read its responses, closing",
                  c->peer.uid);
-    Drop(c);
-    return;
+    return Drop(c);
   }
-  auto* w = new WriteReq;
-  w->data = std::move(data);
-  uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-  int rc = uv_write(&w->req, c->pipe.stream(), &buf, 1, [](uv_write_t* req, int) {
-    std::unique_ptr<WriteReq> owned(reinterpret_cast<WriteReq*>(req));
-    auto* conn = static_cast<Connection*>(req->handle->data);
-    if (conn == nullptr) return;  // the connection is gone
-    if (conn->closing && uv_stream_get_write_queue_size(req->handle) == 0)
-      conn->server->Drop(conn);
-  });
-  if (rc != 0) {
-    delete w;
-    Drop(c);
+  if (c->output_off > 0 && c->output_off == c->output.size()) {
+    c->output.clear();
+    c->output_off = 0;
   }
+  c->output += data;
+  Flush(c);
+}
+
+void ControlServer::Flush(Connection* c) {
+  while (c->pending() > 0) {
+    ssize_t n = ::send(c->fd.get(), c->output.data() + c->output_off,
+                       c->pending(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n < 0) return Drop(c);  // the client went away
+    c->output_off += static_cast<size_t>(n);
+  }
+  if (c->pending() == 0) {
+    c->output.clear();
+    c->output_off = 0;
+    if (!c->reading && c->in_flight == 0) return Drop(c);
+  }
+  UpdatePoll(c);
 }
 
 void ControlServer::Drop(Connection* c) { connections_.erase(c); }

@@ -1,25 +1,29 @@
 #pragma once
 // ControlServer: the daemon's Unix socket, one JSON-RPC message per line.
 //
-// Owns the listening pipe and every client connection. Reads never block
-// the loop, so a silent or slow client delays nobody; each connection is
-// bounded: a request longer than max_request_bytes gets an error and the
-// connection is closed, a client that sends nothing for kIdleTimeoutMs is
-// dropped, a client that does not read its responses is dropped once
-// kMaxPendingWriteBytes are queued, and at most kMaxConnections are open.
-// Loop thread only.
+// Owns the listening socket and every client connection, all non-blocking
+// fds watched with uv_poll, so reads use recvmsg(MSG_CMSG_CLOEXEC) and a
+// client may pass open files (SCM_RIGHTS) along with a request. Nothing a
+// client does blocks the loop, so a silent or slow client delays nobody.
+// Each connection is bounded: a request longer than max_request_bytes gets
+// an error and the connection is closed; a client silent for kIdleTimeoutMs
+// is dropped unless a request of its is still running; a client that does
+// not read its responses is dropped once kMaxPendingWriteBytes are queued;
+// at most kMaxPassedFds files wait per connection and kMaxConnections
+// connections are open. Loop thread only.
 
 #include <uv.h>
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "daemon/base/fd.h"
 #include "daemon/base/status.h"
 #include "daemon/base/uv_handle.h"
 #include "daemon/control/dispatcher.h"
 #include "daemon/control/peer.h"
-#include "daemon/protocol/jsonrpc.h"
 
 namespace relsupd {
 
@@ -28,6 +32,7 @@ class ControlServer {
   static constexpr size_t kMaxConnections = 1024;
   static constexpr uint64_t kIdleTimeoutMs = 5 * 60 * 1000;
   static constexpr size_t kMaxPendingWriteBytes = 16 << 20;
+  static constexpr size_t kMaxPassedFds = 8;
 
   // `dispatcher` and `policy` must outlive the server.
   ControlServer(uv_loop_t* loop, Dispatcher* dispatcher,
@@ -49,12 +54,15 @@ class ControlServer {
 
  private:
   struct Connection;
-  static void OnConnection(uv_stream_t* server, int status);
-  static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void OnListenerReady(uv_poll_t* poll, int status, int events);
+  static void OnConnectionReady(uv_poll_t* poll, int status, int events);
   static void OnIdle(uv_timer_t* timer);
   void Accept();
+  void Read(Connection* c);
   void HandleInput(Connection* c);
   void Send(Connection* c, std::string data);
+  void Flush(Connection* c);
+  void UpdatePoll(Connection* c);
   void Drop(Connection* c);
 
   uv_loop_t* loop_;
@@ -62,8 +70,9 @@ class ControlServer {
   const AccessPolicy* policy_;
   size_t max_request_bytes_;
   std::string path_;
-  UvHandle<uv_pipe_t> listener_;
-  std::map<Connection*, std::unique_ptr<Connection>> connections_;
+  Fd listen_fd_;
+  UvHandle<uv_poll_t> listener_;
+  std::map<Connection*, std::shared_ptr<Connection>> connections_;
   char read_buf_[64 * 1024];
 };
 

@@ -22,18 +22,18 @@ struct Fixture {
     reader.right = Right::kRead;
     reader.uid = 65534;
     reader.name = "nobody";
-    d.Register("echo", Right::kRead, [this](const Json& p, const Peer&) -> Result<Json> {
+    d.Register("echo", Right::kRead, [this](const Request& r) -> Result<Json> {
       ++calls;
-      return p;
+      return r.params;
     });
-    d.Register("change", Right::kChange, [this](const Json&, const Peer&) -> Result<Json> {
+    d.Register("change", Right::kChange, [this](const Request&) -> Result<Json> {
       ++calls;
       return Json("changed");
     });
-    d.Register("fail", Right::kRead, [](const Json&, const Peer&) -> Result<Json> {
+    d.Register("fail", Right::kRead, [](const Request&) -> Result<Json> {
       return NotFound("app 'x' does not exist");
     });
-    d.Register("throw", Right::kRead, [](const Json&, const Peer&) -> Result<Json> {
+    d.Register("throw", Right::kRead, [](const Request&) -> Result<Json> {
       throw std::runtime_error("boom");
     });
   }
@@ -146,6 +146,55 @@ TEST_CASE("rights follow uid and group membership") {
   policy.admin_gid.reset();
   p.gid = 5000;
   CHECK(RightOf(p, policy) == Right::kNone);
+}
+
+}  // namespace
+}  // namespace relsupd
+
+namespace relsupd {
+namespace {
+
+TEST_CASE("async answers complete a batch in request order, once") {
+  AccessPolicy policy;
+  Dispatcher d(&policy);
+  std::vector<Reply> pending;
+  d.RegisterAsync("later", Right::kRead,
+                  [&](const Request& r, Reply reply) {
+                    pending.push_back([reply, v = r.params.value("v", 0)](
+                                          Result<rpc::Json>) { reply(rpc::Json(v)); });
+                  });
+  Peer peer;
+  peer.right = Right::kRead;
+  std::deque<Fd> fds;
+  int calls = 0;
+  std::string out;
+  d.HandleLine(R"([{"jsonrpc":"2.0","id":1,"method":"later","params":{"v":10}},
+                   {"jsonrpc":"2.0","id":2,"method":"later","params":{"v":20}}])",
+               peer, &fds, [&](std::string s) {
+                 ++calls;
+                 out = std::move(s);
+               });
+  REQUIRE(pending.size() == 2);
+  CHECK(calls == 0);
+  pending[1](rpc::Json());
+  CHECK(calls == 0);
+  pending[0](rpc::Json());
+  REQUIRE(calls == 1);
+  auto j = rpc::Json::parse(out);
+  CHECK(j[0]["id"] == 1);
+  CHECK(j[0]["result"] == 10);
+  CHECK(j[1]["result"] == 20);
+
+  // A notification answers with "" exactly once, so callers can count.
+  calls = 0;
+  pending.clear();
+  d.HandleLine(R"({"jsonrpc":"2.0","method":"later"})", peer, &fds,
+               [&](std::string s) {
+                 ++calls;
+                 CHECK(s.empty());
+               });
+  pending[0](rpc::Json());
+  CHECK(calls == 1);
 }
 
 }  // namespace
