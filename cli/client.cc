@@ -1,5 +1,6 @@
 #include "cli/client.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -38,7 +39,7 @@ Result<Client> Client::Connect(const std::string& path) {
   return Client(std::move(fd), path);
 }
 
-Result<std::string> Client::ReadLine() {
+Result<std::string> Client::ReadLine(const std::function<void()>& tick) {
   for (;;) {
     size_t nl = buf_.find('\n');
     if (nl != std::string::npos) {
@@ -48,6 +49,14 @@ Result<std::string> Client::ReadLine() {
     }
     if (buf_.size() > kMaxResponseBytes)
       return Status(StatusCode::kUnavailable, "response from relsupd is too large");
+    if (tick) {
+      pollfd p{fd_.get(), POLLIN, 0};
+      int ready = ::poll(&p, 1, 100);
+      if (ready == 0 || (ready < 0 && errno == EINTR)) {
+        tick();
+        continue;
+      }
+    }
     char chunk[65536];
     ssize_t n = ::read(fd_.get(), chunk, sizeof chunk);
     if (n < 0 && errno == EINTR) continue;
@@ -71,6 +80,40 @@ Result<rpc::Json> Client::Call(std::string_view method, rpc::Json params) {
   const int64_t id = next_id_++;
   ASSIGN_OR_RETURN(std::string line,
                    RoundTrip(rpc::Frame(rpc::MakeRequest(id, method, std::move(params)))));
+  return ParseResponse(line, id);
+}
+
+Result<rpc::Json> Client::CallWithFd(std::string_view method, rpc::Json params,
+                                     int fd, const std::function<void()>& tick) {
+  const int64_t id = next_id_++;
+  std::string out = rpc::Frame(rpc::MakeRequest(id, method, std::move(params)));
+  // The fd rides on the first byte; the rest of the line follows as usual.
+  iovec iov{out.data(), 1};
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = cbuf;
+  msg.msg_controllen = sizeof cbuf;
+  cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+  ssize_t n;
+  do {
+    n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1)
+    return Status(StatusCode::kUnavailable,
+                  std::string("cannot send to relsupd: ") + std::strerror(errno));
+  Status w = WriteAll(fd_.get(), std::string_view(out).substr(1), "request");
+  if (!w.ok()) return Status(StatusCode::kUnavailable, w.message());
+  ASSIGN_OR_RETURN(std::string line, ReadLine(tick));
+  return ParseResponse(line, id);
+}
+
+Result<rpc::Json> Client::ParseResponse(const std::string& line, int64_t id) {
   rpc::Json response = rpc::Json::parse(line, nullptr, false);
   if (!response.is_object())
     return Status(StatusCode::kUnavailable, "malformed response from relsupd");

@@ -4,6 +4,7 @@
 // Used by `relsupd ctl`, the tests and the benchmarks. One request at a
 // time; not thread-safe.
 
+#include <functional>
 #include <string>
 
 #include "daemon/base/fd.h"
@@ -26,13 +27,18 @@ class Client {
   // as kUnavailable.
   Result<rpc::Json> Call(std::string_view method,
                          rpc::Json params = rpc::Json::object());
+  // Like Call, and passes `fd` along with the request (SCM_RIGHTS). While
+  // it waits, `tick` runs about every 100 ms (e.g. to draw progress).
+  Result<rpc::Json> CallWithFd(std::string_view method, rpc::Json params,
+                               int fd, const std::function<void()>& tick);
   // Sends `line` as is and returns the next line received (for tests).
   Result<std::string> RoundTrip(std::string_view line);
   int fd() const { return fd_.get(); }
 
  private:
   Client(Fd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
-  Result<std::string> ReadLine();
+  Result<std::string> ReadLine(const std::function<void()>& tick = {});
+  Result<rpc::Json> ParseResponse(const std::string& line, int64_t id);
 
   Fd fd_;
   std::string path_;

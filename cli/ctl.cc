@@ -53,6 +53,7 @@ void AddCtlCommand(CLI::App& root, CtlContext* ctx) {
   AddInfoVerb(*ctl, ctx);
   AddAppVerbs(*ctl, ctx);
   AddHistoryVerb(*ctl, ctx);
+  AddReleaseStageVerbs(*ctl, ctx);
 }
 
 }  // namespace relsupd::cli

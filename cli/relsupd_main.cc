@@ -1,6 +1,7 @@
 // The relsupd executable: `daemon`, `ctl` and `build` subcommands.
 #include <CLI/CLI.hpp>
 
+#include <csignal>
 #include <iostream>
 
 #include "cli/build.h"
@@ -10,6 +11,8 @@
 
 int main(int argc, char** argv) {
   using namespace relsupd;
+  // A daemon that hangs up is reported as such, not by a fatal SIGPIPE.
+  ::signal(SIGPIPE, SIG_IGN);
   CLI::App app(
       "relsupd: on-host release supervisor (build, release, run).\n"
       "Stores artifacts by digest, makes immutable numbered releases and "

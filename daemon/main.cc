@@ -22,6 +22,7 @@
 #include "daemon/ledger/ledger.h"
 #include "daemon/logs/logging.h"
 #include "daemon/notify/notifier.h"
+#include "daemon/store/release_service.h"
 
 namespace relsupd {
 namespace {
@@ -46,6 +47,7 @@ class Daemon {
   ~Daemon() {
     server_.reset();
     notifier_.reset();
+    releases_.reset();
     for (auto& s : signals_) s.Close();
     if (CloseLoop(&loop_) != 0)
       spdlog::warn("Event loop did not close cleanly, ignoring");
@@ -56,6 +58,14 @@ class Daemon {
 
  private:
   Result<DaemonConfig> ReadConfig() const;
+  StoreLimits Limits() const {
+    StoreLimits l;
+    l.max_artifact_bytes = config_.max_artifact_bytes;
+    l.max_unpacked_bytes = config_.max_unpacked_bytes;
+    l.max_entries = config_.max_entries;
+    l.max_compression_ratio = config_.max_compression_ratio;
+    return l;
+  }
   void ApplyPolicy();
   void Reload();
   void Shutdown(int signum);
@@ -66,6 +76,7 @@ class Daemon {
   uv_loop_t loop_;
   Fd lock_;
   std::unique_ptr<Ledger> ledger_;
+  std::unique_ptr<ReleaseService> releases_;
   AccessPolicy policy_;
   std::unique_ptr<Dispatcher> dispatcher_;
   DaemonContext context_;
@@ -101,14 +112,19 @@ Status Daemon::Start() {
   ASSIGN_OR_RETURN(lock_, LockDirectory(config_.state_dir));
   ASSIGN_OR_RETURN(ledger_, Ledger::Open(config_.state_dir + "/ledger.db",
                                          RealClock()));
+  releases_ = std::make_unique<ReleaseService>(&loop_, ledger_.get(),
+                                               config_.state_dir, Limits());
+  RETURN_IF_ERROR(releases_->Recover().WithContext("recovery"));
   ApplyPolicy();
   context_.ledger = ledger_.get();
+  context_.releases = releases_.get();
   context_.clock = &RealClock();
   context_.state_dir = config_.state_dir;
   context_.socket = config_.socket;
   context_.started_ms = RealClock().MonotonicMs();
   dispatcher_ = std::make_unique<Dispatcher>(&policy_);
   RegisterHandlers(dispatcher_.get(), &context_);
+  RegisterReleaseHandlers(dispatcher_.get(), &context_);
 
   const int signums[] = {SIGTERM, SIGINT, SIGHUP};
   for (int i = 0; i < 3; ++i) {
@@ -157,6 +173,7 @@ void Daemon::Reload() {
   SetLogLevel(config_.log_level).IgnoreError();  // validated by the parser
   ApplyPolicy();
   server_->set_max_request_bytes(config_.max_request_bytes);
+  releases_->set_limits(Limits());
   Status s = server_->SetSocketAccess(config_.socket_mode, policy_.socket_gid);
   if (!s.ok()) spdlog::warn("{}, ignoring", s.message());
   spdlog::info("Config reloaded");

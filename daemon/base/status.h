@@ -120,10 +120,12 @@ class [[nodiscard]] Result {
 #define RELSUPD_CONCAT(a, b) RELSUPD_CONCAT_INNER(a, b)
 
 // Returns the Status from the enclosing function if `expr` is not ok.
-#define RETURN_IF_ERROR(expr)                       \
-  do {                                              \
-    ::relsupd::Status relsupd_status_ = (expr);     \
-    if (!relsupd_status_.ok()) return relsupd_status_; \
+#define RETURN_IF_ERROR(expr) \
+  RELSUPD_RETURN_IF_ERROR_IMPL(RELSUPD_CONCAT(relsupd_status_, __COUNTER__), expr)
+#define RELSUPD_RETURN_IF_ERROR_IMPL(var, expr) \
+  do {                                          \
+    ::relsupd::Status var = (expr);             \
+    if (!var.ok()) return var;                  \
   } while (0)
 
 // ASSIGN_OR_RETURN(auto x, MakeX()); returns the Status if MakeX failed.

@@ -31,7 +31,8 @@ Result<DaemonConfig> ParseDaemonConfig(const std::string& text,
   RETURN_IF_ERROR(yaml::CheckKeys(
       file, root,
       {"state_dir", "socket", "socket_mode", "socket_group", "admin_group",
-       "log_level", "max_request_bytes"}));
+       "log_level", "max_request_bytes", "max_artifact_bytes",
+       "max_unpacked_bytes", "max_entries", "max_compression_ratio"}));
   DaemonConfig c;
   auto path_key = [&](const char* key, std::string* out) -> Status {
     if (!root[key]) return Status::Ok();
@@ -72,6 +73,16 @@ Result<DaemonConfig> ParseDaemonConfig(const std::string& text,
                                               int64_t{1} << 30));
     c.max_request_bytes = static_cast<uint64_t>(v);
   }
+  auto cap = [&](const char* key, int64_t min, int64_t max, uint64_t* out) -> Status {
+    if (!root[key]) return Status::Ok();
+    ASSIGN_OR_RETURN(int64_t v, yaml::ReadInt(file, root[key], key, min, max));
+    *out = static_cast<uint64_t>(v);
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(cap("max_artifact_bytes", 1024, int64_t{1} << 40, &c.max_artifact_bytes));
+  RETURN_IF_ERROR(cap("max_unpacked_bytes", 1024, int64_t{1} << 42, &c.max_unpacked_bytes));
+  RETURN_IF_ERROR(cap("max_entries", 1, 10'000'000, &c.max_entries));
+  RETURN_IF_ERROR(cap("max_compression_ratio", 2, 1'000'000, &c.max_compression_ratio));
   return c;
 }
 

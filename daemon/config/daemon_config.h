@@ -22,6 +22,11 @@ struct DaemonConfig {
   std::string admin_group = "relsupd-admin";
   std::string log_level = "info";  // trace|debug|info|warn|error
   uint64_t max_request_bytes = 1 << 20;
+  // Caps on artifacts (see daemon/store/limits.h).
+  uint64_t max_artifact_bytes = uint64_t{2} << 30;
+  uint64_t max_unpacked_bytes = uint64_t{8} << 30;
+  uint64_t max_entries = 200'000;
+  uint64_t max_compression_ratio = 200;
 
   bool operator==(const DaemonConfig&) const = default;
 };

@@ -11,10 +11,15 @@
 #include "daemon/ledger/ledger.h"
 
 namespace relsupd {
+class ReleaseService;
+}
+
+namespace relsupd {
 
 // What the handlers need from the daemon. All pointers outlive the handlers.
 struct DaemonContext {
   Ledger* ledger = nullptr;
+  ReleaseService* releases = nullptr;
   const Clock* clock = nullptr;
   std::string state_dir;
   std::string socket;
@@ -22,6 +27,8 @@ struct DaemonContext {
 };
 
 void RegisterHandlers(Dispatcher* dispatcher, DaemonContext* context);
+// build.*, release.* and config.* (release_handlers.cc).
+void RegisterReleaseHandlers(Dispatcher* dispatcher, DaemonContext* context);
 
 // Fills an app's empty user and group: the daemon's own user when it is not
 // root, `nobody` when it is; the group defaults to the user's primary group.

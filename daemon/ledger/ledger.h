@@ -44,6 +44,32 @@ struct Event {
   std::string hash;
 };
 
+// An imported artifact, stored as apps/APP/builds/SHA256.FORMAT.
+struct BuildRow {
+  std::string app;
+  std::string sha256;
+  std::string format;  // tar, tar.gz, tar.zst
+  int64_t size = 0;
+  int64_t entries = 0;
+  int64_t unpacked_bytes = 0;
+  int64_t imported_at = 0;
+  std::string imported_by;
+  std::string id() const { return sha256.substr(0, 12); }
+};
+
+// A release: immutable once recorded.
+struct ReleaseRow {
+  std::string app;
+  int64_t number = 0;
+  std::string build;   // sha256 of the build
+  std::string digest;  // of the sealed slot's content and config
+  std::string config;  // JSON object of the release's environment
+  int64_t created_at = 0;
+  int64_t created_uid = 0;
+  std::string created_by;
+  bool pruned = false;  // derived from the event log
+};
+
 struct VerifyReport {
   int64_t checked = 0;
   std::vector<std::string> problems;  // empty when the chain is intact
@@ -52,7 +78,7 @@ struct VerifyReport {
 
 class Ledger {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens or creates the ledger at `path`, checks its integrity and migrates
   // its schema forward. `clock` must outlive the Ledger.
@@ -73,6 +99,23 @@ class Ledger {
   // NotFound when there is no such app.
   Result<AppSpec> GetApp(const std::string& name);
   Result<std::vector<AppSpec>> ListApps();
+
+  // Records an imported build; returns false (and logs nothing) when the
+  // app already has these bytes.
+  Result<bool> RecordBuild(const BuildRow& build, const Actor& actor);
+  // By full sha256 or a unique prefix of at least 7 hex digits.
+  Result<BuildRow> FindBuild(const std::string& app, const std::string& id);
+  Result<std::vector<BuildRow>> ListBuilds(const std::string& app);
+
+  // The number the next release of `app` gets: one more than any before.
+  Result<int64_t> NextReleaseNumber(const std::string& app);
+  // Records a release and its `released` event in one transaction.
+  // AlreadyExists if the number is taken.
+  Status RecordRelease(const ReleaseRow& release, const Actor& actor,
+                       const std::string& detail);
+  Result<ReleaseRow> GetRelease(const std::string& app, int64_t number);
+  // Oldest first.
+  Result<std::vector<ReleaseRow>> ListReleases(const std::string& app);
 
   // Appends one event to the hash chain in its own transaction.
   Status AppendEvent(const std::string& app, const std::string& kind,

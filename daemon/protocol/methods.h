@@ -11,4 +11,15 @@ inline constexpr const char kAppApply[] = "app.apply";
 inline constexpr const char kHistory[] = "history";
 inline constexpr const char kHistoryVerify[] = "history.verify";
 
+inline constexpr const char kBuildImport[] = "build.import";
+inline constexpr const char kBuildList[] = "build.list";
+inline constexpr const char kReleaseCreate[] = "release.create";
+inline constexpr const char kReleaseList[] = "release.list";
+inline constexpr const char kReleaseShow[] = "release.show";
+inline constexpr const char kReleaseDiff[] = "release.diff";
+inline constexpr const char kReleaseVerify[] = "release.verify";
+inline constexpr const char kConfigSet[] = "config.set";
+inline constexpr const char kConfigUnset[] = "config.unset";
+inline constexpr const char kConfigShow[] = "config.show";
+
 }  // namespace relsupd::rpc::method

@@ -50,7 +50,9 @@ TEST_CASE("every daemon config key is read") {
 TEST_CASE("daemon config errors name file, line and column") {
   CHECK(ErrorOf("log_level: info\nbogus: 1\n") ==
         "relsupd.yaml:2:1: unknown key 'bogus' (known keys: state_dir, socket, "
-        "socket_mode, socket_group, admin_group, log_level, max_request_bytes)");
+        "socket_mode, socket_group, admin_group, log_level, max_request_bytes, "
+        "max_artifact_bytes, max_unpacked_bytes, max_entries, "
+        "max_compression_ratio)");
   CHECK(ErrorOf("max_request_bytes: lots\n") ==
         "relsupd.yaml:1:20: 'max_request_bytes' must be an integer, not 'lots'");
   CHECK(ErrorOf("\nmax_request_bytes: 10\n").rfind("relsupd.yaml:2:20: ", 0) == 0);

@@ -1,0 +1,343 @@
+// `relsupd ctl build|release|releases|config ...`: the release stage.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <memory>
+
+#include "cli/ctl.h"
+#include "cli/table.h"
+#include "daemon/base/fd.h"
+#include "daemon/protocol/methods.h"
+
+namespace relsupd::cli {
+namespace {
+
+namespace method = rpc::method;
+constexpr size_t kMaxEnvFileBytes = 1 << 20;
+constexpr off_t kProgressMinBytes = 8 << 20;
+
+std::string HumanBytes(int64_t n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+// "KEY=VALUE" -> (KEY, VALUE); a usage error otherwise.
+bool SplitAssignment(const std::string& arg, rpc::Json* into, CtlContext* ctx) {
+  size_t eq = arg.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    std::cerr << "relsupd: '" << arg << "' must be KEY=VALUE\n";
+    ctx->exit_code = kExitUsage;
+    return false;
+  }
+  (*into)[arg.substr(0, eq)] = arg.substr(eq + 1);
+  return true;
+}
+
+// Reads KEY=VALUE lines; '#' comments, blank lines and a leading "export "
+// are skipped, and one pair of matching quotes around a value is removed.
+bool ReadEnvFile(const std::string& path, rpc::Json* into, CtlContext* ctx) {
+  auto text = ReadFile(path, kMaxEnvFileBytes);
+  if (!text.ok()) {
+    std::cerr << "relsupd: " << text.status().message() << '\n';
+    ctx->exit_code = kExitUsage;
+    return false;
+  }
+  size_t pos = 0;
+  int line_no = 0;
+  while (pos < text->size()) {
+    size_t nl = text->find('\n', pos);
+    if (nl == std::string::npos) nl = text->size();
+    std::string line = text->substr(pos, nl - pos);
+    pos = nl + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    size_t first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '#') continue;
+    line = line.substr(first);
+    if (line.rfind("export ", 0) == 0) line = line.substr(7);
+    size_t eq = line.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::cerr << "relsupd: " << path << ":" << line_no << ": expected KEY=VALUE\n";
+      ctx->exit_code = kExitUsage;
+      return false;
+    }
+    std::string value = line.substr(eq + 1);
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+        value.back() == value.front())
+      value = value.substr(1, value.size() - 2);
+    (*into)[line.substr(0, eq)] = value;
+  }
+  return true;
+}
+
+void PrintRelease(const rpc::Json& r) {
+  std::vector<std::pair<std::string, std::string>> fields = {
+      {"release", Text(r["release"])},
+      {"app", Text(r["app"])},
+      {"build", Text(r["build"])},
+      {"digest", Text(r["digest"])},
+      {"created", Text(r["created_at"])},
+      {"by", Text(r["created_by"])},
+      {"config keys", std::to_string(r.value("config_keys", rpc::Json::array()).size())},
+  };
+  if (r.contains("slot")) fields.push_back({"slot", Text(r["slot"])});
+  if (r.contains("files"))
+    fields.push_back({"files", Text(r["files"]) + " (" + HumanBytes(r.value("bytes", int64_t{0})) + ")"});
+  if (r.value("pruned", false)) fields.push_back({"pruned", "yes"});
+  PrintFields(std::cout, fields);
+}
+
+void AddBuildVerbs(CLI::App& ctl, CtlContext* ctx) {
+  CLI::App* build = ctl.add_subcommand("build", "Import and list build artifacts");
+  build->require_subcommand(1);
+
+  struct ImportArgs {
+    std::string app, file;
+  };
+  auto args = std::make_shared<ImportArgs>();
+  CLI::App* import = build->add_subcommand(
+      "import", "Store an artifact (tar, tar.gz, tar.zst) by its sha256");
+  import->add_option("APP", args->app, "App name")->required();
+  import->add_option("FILE", args->file, "Artifact file")->required();
+  import->footer(
+      "The file is opened here and handed to the daemon, so it may be any file "
+      "you can read. Importing the same bytes again returns the same build id.");
+  import->callback([ctx, args] {
+    auto file = OpenFile(args->file, O_RDONLY);
+    if (!file.ok()) {
+      std::cerr << "relsupd: " << file.status().message() << '\n';
+      ctx->exit_code = kExitUsage;
+      return;
+    }
+    struct stat st {};
+    ::fstat(file->get(), &st);
+    auto client = Client::Connect(ctx->socket);
+    if (!client.ok()) return ctx->Fail(client.status());
+    // The daemon reads through our open file description, so its offset
+    // is the progress.
+    const bool bar = isatty(STDERR_FILENO) && !ctx->json && st.st_size >= kProgressMinBytes;
+    int fd = file->get();
+    auto tick = [&] {
+      if (!bar) return;
+      off_t done = ::lseek(fd, 0, SEEK_CUR);
+      int pct = static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(st.st_size));
+      std::string hashes(static_cast<size_t>(pct / 4), '#');
+      fprintf(stderr, "\rimporting [%-25s] %3d%% %s", hashes.c_str(), pct,
+              HumanBytes(done).c_str());
+    };
+    auto r = client->CallWithFd(method::kBuildImport, {{"app", args->app}}, fd, tick);
+    if (bar) fprintf(stderr, "\r%60s\r", "");
+    if (!r.ok()) return ctx->Fail(r.status());
+    ctx->exit_code = kExitOk;
+    if (ctx->json) {
+      std::cout << r->dump(2) << '\n';
+      return;
+    }
+    std::cout << (r->value("new", false) ? "Imported" : "Already imported") << " build "
+              << Text((*r)["id"]) << " (sha256:" << Text((*r)["sha256"]) << ", "
+              << HumanBytes(r->value("size", int64_t{0})) << ", " << Text((*r)["entries"])
+              << " entries)\n";
+  });
+
+  auto list_app = std::make_shared<std::string>();
+  CLI::App* list = build->add_subcommand("list", "List an app's builds");
+  list->add_option("APP", *list_app, "App name")->required();
+  list->callback([ctx, list_app] {
+    ctx->CallAndPrint(method::kBuildList, {{"app", *list_app}}, [](const rpc::Json& builds) {
+      Table t({"ID", "FORMAT", "SIZE", "ENTRIES", "IMPORTED", "BY", "RELEASES"});
+      for (const auto& b : builds) {
+        std::string rels;
+        for (const auto& r : b["releases"]) rels += (rels.empty() ? "" : ",") + Text(r);
+        t.AddRow({Text(b["id"]), Text(b["format"]), HumanBytes(b.value("size", int64_t{0})),
+                  Text(b["entries"]), Text(b["imported_at"]), Text(b["imported_by"]),
+                  rels.empty() ? "-" : rels});
+      }
+      t.Print(std::cout);
+    });
+  });
+}
+
+void AddReleaseVerbs(CLI::App& ctl, CtlContext* ctx) {
+  CLI::App* release = ctl.add_subcommand("release", "Create, show, compare and verify releases");
+  release->require_subcommand(1);
+
+  struct CreateArgs {
+    std::string app, build, env_file;
+    std::vector<std::string> sets;
+  };
+  auto args = std::make_shared<CreateArgs>();
+  CLI::App* create = release->add_subcommand(
+      "create", "Make release vN from a build and the app's config");
+  create->add_option("APP", args->app, "App name")->required();
+  create->add_option("--build", args->build, "Build id (a sha256 prefix, from 'build import')")
+      ->required();
+  create->add_option("--env-file", args->env_file, "KEY=VALUE lines to add to the config");
+  create->add_option("--set", args->sets, "KEY=VALUE to add to the config (repeatable)");
+  create->footer(
+      "The config starts from the newest release's, then the env file, then --set. "
+      "The release is unpacked, checked, sealed read-only and numbered; it prints vN.");
+  create->callback([ctx, args] {
+    rpc::Json set = rpc::Json::object();
+    if (!args->env_file.empty() && !ReadEnvFile(args->env_file, &set, ctx)) return;
+    for (const auto& s : args->sets)
+      if (!SplitAssignment(s, &set, ctx)) return;
+    ctx->CallAndPrint(method::kReleaseCreate,
+                      {{"app", args->app}, {"build", args->build}, {"set", set}},
+                      [](const rpc::Json& r) { std::cout << Text(r["release"]) << '\n'; });
+  });
+
+  struct ShowArgs {
+    std::string app, release, other;
+  };
+  auto show_args = std::make_shared<ShowArgs>();
+  CLI::App* show = release->add_subcommand("show", "Show one release");
+  show->add_option("APP", show_args->app, "App name")->required();
+  show->add_option("RELEASE", show_args->release, "Release, e.g. v3")->required();
+  show->callback([ctx, show_args] {
+    ctx->CallAndPrint(method::kReleaseShow,
+                      {{"app", show_args->app}, {"release", show_args->release}}, PrintRelease);
+  });
+
+  auto diff_args = std::make_shared<ShowArgs>();
+  CLI::App* diff = release->add_subcommand("diff", "Compare two releases: build, config keys, files");
+  diff->add_option("APP", diff_args->app, "App name")->required();
+  diff->add_option("FROM", diff_args->release, "Release, e.g. v2")->required();
+  diff->add_option("TO", diff_args->other, "Release, e.g. v3")->required();
+  diff->callback([ctx, diff_args] {
+    ctx->CallAndPrint(
+        method::kReleaseDiff,
+        {{"app", diff_args->app}, {"from", diff_args->release}, {"to", diff_args->other}},
+        [](const rpc::Json& d) {
+          std::cout << Text(d["from"]) << " -> " << Text(d["to"]) << '\n';
+          if (d.value("build_changed", false))
+            std::cout << "build: " << Text(d["from_build"]) << " -> " << Text(d["to_build"]) << '\n';
+          else
+            std::cout << "build: unchanged (" << Text(d["to_build"]) << ")\n";
+          const auto& c = d["config"];
+          for (const auto& k : c["added"]) std::cout << "config + " << Text(k) << "=********\n";
+          for (const auto& k : c["removed"]) std::cout << "config - " << Text(k) << '\n';
+          for (const auto& k : c["changed"]) std::cout << "config ~ " << Text(k) << "=********\n";
+          if (d["files"].is_null()) {
+            std::cout << "files: not compared (a release was pruned)\n";
+            return;
+          }
+          for (const auto& p : d["files"]["added"]) std::cout << "file + " << Text(p) << '\n';
+          for (const auto& p : d["files"]["removed"]) std::cout << "file - " << Text(p) << '\n';
+          for (const auto& p : d["files"]["changed"]) std::cout << "file ~ " << Text(p) << '\n';
+        });
+  });
+
+  auto verify_args = std::make_shared<ShowArgs>();
+  CLI::App* verify = release->add_subcommand(
+      "verify", "Recompute a release's manifest; exit 1 if a file changed");
+  verify->add_option("APP", verify_args->app, "App name")->required();
+  verify->add_option("RELEASE", verify_args->release, "Release (default: the newest)");
+  verify->callback([ctx, verify_args] {
+    rpc::Json p = {{"app", verify_args->app}};
+    if (!verify_args->release.empty()) p["release"] = verify_args->release;
+    auto r = ctx->CallAndPrint(method::kReleaseVerify, p, [](const rpc::Json& v) {
+      if (v.value("ok", false)) {
+        std::cout << Text(v["release"]) << ": verified, every file matches its manifest\n";
+        return;
+      }
+      std::cout << Text(v["release"]) << ": DOES NOT VERIFY\n";
+      if (!v.value("digest_ok", true))
+        std::cout << "  the stored manifest or config does not match the release digest\n";
+      for (const auto& p2 : v["changed"]) std::cout << "  changed: " << Text(p2) << '\n';
+      for (const auto& p2 : v["added"]) std::cout << "  added:   " << Text(p2) << '\n';
+      for (const auto& p2 : v["removed"]) std::cout << "  removed: " << Text(p2) << '\n';
+    });
+    if (r && !r->value("ok", false)) ctx->exit_code = kExitRefused;
+  });
+
+  auto list_app = std::make_shared<std::string>();
+  CLI::App* releases = ctl.add_subcommand("releases", "List an app's releases");
+  releases->add_option("APP", *list_app, "App name")->required();
+  releases->callback([ctx, list_app] {
+    ctx->CallAndPrint(method::kReleaseList, {{"app", *list_app}}, [](const rpc::Json& all) {
+      Table t({"RELEASE", "BUILD", "DIGEST", "CREATED", "BY", "STATE"});
+      for (const auto& r : all) {
+        std::string state = r.value("active", false)     ? "active"
+                            : r.value("previous", false) ? "previous"
+                            : r.value("pruned", false)   ? "pruned"
+                                                         : "-";
+        t.AddRow({Text(r["release"]), Text(r["build"]), Text(r["digest"]).substr(0, 12),
+                  Text(r["created_at"]), Text(r["created_by"]), state});
+      }
+      t.Print(std::cout);
+    });
+  });
+}
+
+void AddConfigVerbs(CLI::App& ctl, CtlContext* ctx) {
+  CLI::App* config = ctl.add_subcommand(
+      "config", "Show or change an app's config (each change is a new release)");
+  config->require_subcommand(1);
+
+  struct Args {
+    std::string app, release;
+    std::vector<std::string> items;
+    bool reveal = false;
+  };
+  auto set_args = std::make_shared<Args>();
+  CLI::App* set = config->add_subcommand(
+      "set", "Set KEY=VALUE pairs: makes a new release from the newest one's build");
+  set->add_option("APP", set_args->app, "App name")->required();
+  set->add_option("PAIRS", set_args->items, "KEY=VALUE ...")->required();
+  set->callback([ctx, set_args] {
+    rpc::Json pairs = rpc::Json::object();
+    for (const auto& s : set_args->items)
+      if (!SplitAssignment(s, &pairs, ctx)) return;
+    ctx->CallAndPrint(method::kConfigSet, {{"app", set_args->app}, {"set", pairs}},
+                      [](const rpc::Json& r) { std::cout << Text(r["release"]) << '\n'; });
+  });
+
+  auto unset_args = std::make_shared<Args>();
+  CLI::App* unset = config->add_subcommand(
+      "unset", "Remove keys: makes a new release from the newest one's build");
+  unset->add_option("APP", unset_args->app, "App name")->required();
+  unset->add_option("KEYS", unset_args->items, "KEY ...")->required();
+  unset->callback([ctx, unset_args] {
+    ctx->CallAndPrint(method::kConfigUnset,
+                      {{"app", unset_args->app}, {"unset", unset_args->items}},
+                      [](const rpc::Json& r) { std::cout << Text(r["release"]) << '\n'; });
+  });
+
+  auto show_args = std::make_shared<Args>();
+  CLI::App* show = config->add_subcommand("show", "Show a release's config (values masked)");
+  show->add_option("APP", show_args->app, "App name")->required();
+  show->add_option("--release", show_args->release, "Release (default: the newest)");
+  show->add_flag("--reveal", show_args->reveal, "Show values (needs the change right)");
+  show->callback([ctx, show_args] {
+    rpc::Json p = {{"app", show_args->app}, {"reveal", show_args->reveal}};
+    if (!show_args->release.empty()) p["release"] = show_args->release;
+    ctx->CallAndPrint(method::kConfigShow, p, [](const rpc::Json& r) {
+      if (r["release"].is_null()) {
+        std::cout << "(no release yet)\n";
+        return;
+      }
+      std::cout << "# " << Text(r["release"]) << '\n';
+      for (const auto& [k, v] : r["config"].items()) std::cout << k << '=' << Text(v) << '\n';
+    });
+  });
+}
+
+}  // namespace
+
+void AddReleaseStageVerbs(CLI::App& ctl, CtlContext* ctx) {
+  AddBuildVerbs(ctl, ctx);
+  AddReleaseVerbs(ctl, ctx);
+  AddConfigVerbs(ctl, ctx);
+}
+
+}  // namespace relsupd::cli

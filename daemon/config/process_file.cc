@@ -1,0 +1,202 @@
+#include "daemon/config/process_file.h"
+
+#include <csignal>
+#include <cstring>
+
+#include "daemon/base/fd.h"
+#include "daemon/config/yaml_util.h"
+
+namespace relsupd {
+namespace {
+
+constexpr size_t kMaxProcessFileBytes = 1 << 20;
+
+Status ValidateProcessName(std::string_view name) {
+  bool ok = !name.empty() && name.size() <= 32 &&
+            ((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= '0' && name[0] <= '9'));
+  for (char c : name)
+    ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_');
+  if (!ok)
+    return InvalidArgument("process type '" + std::string(name) +
+                           "' is not valid (use [a-z0-9][a-z0-9_-]{0,31})");
+  return Status::Ok();
+}
+
+Status ValidateEnvKey(std::string_view key) {
+  bool ok = !key.empty() && !(key[0] >= '0' && key[0] <= '9');
+  for (char c : key)
+    ok = ok && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                (c >= '0' && c <= '9') || c == '_');
+  if (!ok) return InvalidArgument("'" + std::string(key) + "' is not a valid variable name");
+  return Status::Ok();
+}
+
+Result<ProcessSpec> ParseProcess(const std::string& file, const std::string& name,
+                                 const YAML::Node& n) {
+  if (!n.IsMap()) return yaml::ErrorAt(file, n, "process '" + name + "' must be a mapping");
+  RETURN_IF_ERROR(yaml::CheckKeys(file, n,
+                                  {"command", "scale", "restart", "stop_signal",
+                                   "stop_timeout", "sockets", "ready",
+                                   "ready_timeout", "env"}));
+  ProcessSpec p;
+  p.name = name;
+  if (!n["command"]) return yaml::ErrorAt(file, n, "process '" + name + "' has no 'command'");
+  ASSIGN_OR_RETURN(p.command, yaml::ReadString(file, n["command"], "command"));
+  if (p.command.empty()) return yaml::ErrorAt(file, n["command"], "'command' is empty");
+  if (n["scale"]) {
+    ASSIGN_OR_RETURN(int64_t s, yaml::ReadInt(file, n["scale"], "scale", 0, kMaxScale));
+    p.scale = static_cast<int>(s);
+  }
+  if (const YAML::Node r = n["restart"]) {
+    ASSIGN_OR_RETURN(std::string s, yaml::ReadString(file, r, "restart"));
+    if (s == "always") p.restart = RestartPolicy::kAlways;
+    else if (s == "on-failure") p.restart = RestartPolicy::kOnFailure;
+    else if (s == "never") p.restart = RestartPolicy::kNever;
+    else return yaml::ErrorAt(file, r, "'restart' must be always, on-failure or never, not '" + s + "'");
+  }
+  if (const YAML::Node s = n["stop_signal"]) {
+    ASSIGN_OR_RETURN(std::string text, yaml::ReadString(file, s, "stop_signal"));
+    auto sig = ParseSignal(text);
+    if (!sig.ok()) return yaml::ErrorAt(file, s, sig.status().message());
+    p.stop_signal = *sig;
+  }
+  if (n["stop_timeout"]) {
+    ASSIGN_OR_RETURN(p.stop_timeout_ms, yaml::ReadDurationMs(file, n["stop_timeout"], "stop_timeout"));
+  }
+  if (n["ready_timeout"]) {
+    ASSIGN_OR_RETURN(p.ready_timeout_ms, yaml::ReadDurationMs(file, n["ready_timeout"], "ready_timeout"));
+  }
+  if (const YAML::Node s = n["sockets"]) {
+    if (!s.IsSequence()) return yaml::ErrorAt(file, s, "'sockets' must be a list of socket names");
+    for (const auto& item : s) {
+      ASSIGN_OR_RETURN(std::string sock, yaml::ReadString(file, item, "socket name"));
+      p.sockets.push_back(sock);
+    }
+  }
+  if (const YAML::Node r = n["ready"]) {
+    if (r.IsScalar()) {
+      const std::string& s = r.Scalar();
+      if (s == "notify") p.ready.kind = ReadyKind::kNotify;
+      else if (s == "none") p.ready.kind = ReadyKind::kNone;
+      else return yaml::ErrorAt(file, r, "'ready' must be notify, none, {tcp: PORT}, {http: URL} or {exec: CMD}, not '" + s + "'");
+    } else if (r.IsMap() && r.size() == 1) {
+      RETURN_IF_ERROR(yaml::CheckKeys(file, r, {"tcp", "http", "exec"}));
+      if (r["tcp"]) {
+        ASSIGN_OR_RETURN(int64_t port, yaml::ReadInt(file, r["tcp"], "tcp", 1, 65535));
+        p.ready = {ReadyKind::kTcp, static_cast<int>(port), ""};
+      } else if (r["http"]) {
+        ASSIGN_OR_RETURN(std::string url, yaml::ReadString(file, r["http"], "http"));
+        if (url.rfind("http://", 0) != 0)
+          return yaml::ErrorAt(file, r["http"], "'http' must be an http:// URL");
+        p.ready = {ReadyKind::kHttp, 0, url};
+      } else {
+        ASSIGN_OR_RETURN(std::string cmd, yaml::ReadString(file, r["exec"], "exec"));
+        p.ready = {ReadyKind::kExec, 0, cmd};
+      }
+    } else {
+      return yaml::ErrorAt(file, r, "'ready' must be notify, none, {tcp: PORT}, {http: URL} or {exec: CMD}");
+    }
+  }
+  if (const YAML::Node e = n["env"]) {
+    if (!e.IsMap()) return yaml::ErrorAt(file, e, "'env' must map NAME: VALUE");
+    for (const auto& kv : e) {
+      ASSIGN_OR_RETURN(std::string key, yaml::ReadString(file, kv.first, "env name"));
+      Status ks = ValidateEnvKey(key);
+      if (!ks.ok()) return yaml::ErrorAt(file, kv.first, ks.message());
+      ASSIGN_OR_RETURN(std::string value, yaml::ReadString(file, kv.second, key));
+      p.env[key] = value;
+    }
+  }
+  return p;
+}
+
+}  // namespace
+
+Result<int> ParseSignal(const std::string& text) {
+  std::string name = text.rfind("SIG", 0) == 0 ? text.substr(3) : text;
+  if (!name.empty() && name.find_first_not_of("0123456789") == std::string::npos) {
+    int n = std::stoi(name.substr(0, 3));
+    if (n >= 1 && n < NSIG) return n;
+  }
+  for (int s = 1; s < NSIG; ++s) {
+    const char* abbrev = sigabbrev_np(s);
+    if (abbrev && name == abbrev) return s;
+  }
+  return InvalidArgument("'" + text + "' is not a signal (use e.g. TERM, INT, QUIT)");
+}
+
+Result<ProcessFile> ParseProcessYaml(const std::string& text, const std::string& file) {
+  ASSIGN_OR_RETURN(YAML::Node root, yaml::LoadMap(text, file));
+  RETURN_IF_ERROR(yaml::CheckKeys(file, root, {"build", "processes"}));
+  ProcessFile pf;
+  pf.source = file;
+  const YAML::Node procs = root["processes"];
+  if (!procs || procs.IsNull()) return pf;
+  if (!procs.IsMap()) return yaml::ErrorAt(file, procs, "'processes' must map NAME: {command: ...}");
+  for (const auto& kv : procs) {
+    ASSIGN_OR_RETURN(std::string name, yaml::ReadString(file, kv.first, "process name"));
+    Status ns = ValidateProcessName(name);
+    if (!ns.ok()) return yaml::ErrorAt(file, kv.first, ns.message());
+    if (pf.processes.count(name))
+      return yaml::ErrorAt(file, kv.first, "process '" + name + "' is declared twice");
+    ASSIGN_OR_RETURN(ProcessSpec spec, ParseProcess(file, name, kv.second));
+    pf.processes.emplace(name, std::move(spec));
+  }
+  return pf;
+}
+
+Result<ProcessFile> ParseProcfile(const std::string& text, const std::string& file) {
+  ProcessFile pf;
+  pf.source = file;
+  size_t line_no = 0, pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    std::string line = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    size_t first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '#') continue;
+    const std::string where = file + ":" + std::to_string(line_no) + ":";
+    size_t colon = line.find(':');
+    if (colon == std::string::npos)
+      return InvalidArgument(where + "1: expected 'name: command'");
+    std::string name = line.substr(first, colon - first);
+    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.pop_back();
+    Status ns = ValidateProcessName(name);
+    if (!ns.ok()) return InvalidArgument(where + std::to_string(first + 1) + ": " + ns.message());
+    size_t cmd_start = line.find_first_not_of(" \t", colon + 1);
+    if (cmd_start == std::string::npos)
+      return InvalidArgument(where + std::to_string(colon + 2) + ": process '" + name + "' has no command");
+    if (pf.processes.count(name))
+      return InvalidArgument(where + std::to_string(first + 1) + ": process '" + name + "' is declared twice");
+    ProcessSpec p;
+    p.name = name;
+    p.command = line.substr(cmd_start);
+    pf.processes.emplace(name, std::move(p));
+  }
+  return pf;
+}
+
+Result<ProcessFile> LoadProcessFile(const std::string& dir) {
+  auto yaml_text = ReadFile(dir + "/relsupd.yaml", kMaxProcessFileBytes);
+  if (yaml_text.ok()) {
+    ASSIGN_OR_RETURN(ProcessFile pf, ParseProcessYaml(*yaml_text, "relsupd.yaml"));
+    if (!pf.processes.empty()) return pf;
+  } else if (yaml_text.status().code() != StatusCode::kNotFound) {
+    return yaml_text.status();
+  }
+  auto procfile = ReadFile(dir + "/Procfile", kMaxProcessFileBytes);
+  if (procfile.ok()) {
+    ASSIGN_OR_RETURN(ProcessFile pf, ParseProcfile(*procfile, "Procfile"));
+    if (!pf.processes.empty()) return pf;
+    return InvalidArgument("Procfile declares no process");
+  }
+  if (procfile.status().code() != StatusCode::kNotFound) return procfile.status();
+  return InvalidArgument(
+      "no process file: the artifact has neither a relsupd.yaml with "
+      "'processes:' nor a Procfile");
+}
+
+}  // namespace relsupd

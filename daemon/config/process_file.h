@@ -1,0 +1,61 @@
+#pragma once
+// The process file of a release: `processes:` in relsupd.yaml, or a
+// Heroku-style Procfile as the fallback. Parsed when a release is made
+// (errors name file, line and column, and no release is made) and again
+// when it runs. Value types; any thread.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "daemon/base/status.h"
+
+namespace relsupd {
+
+enum class RestartPolicy { kAlways, kOnFailure, kNever };
+enum class ReadyKind { kNone, kNotify, kTcp, kHttp, kExec };
+
+struct ReadyCheck {
+  ReadyKind kind = ReadyKind::kNone;
+  int port = 0;         // tcp
+  std::string target;   // http URL or exec command
+  bool operator==(const ReadyCheck&) const = default;
+};
+
+struct ProcessSpec {
+  std::string name;
+  std::string command;
+  int scale = 1;
+  RestartPolicy restart = RestartPolicy::kAlways;
+  int stop_signal = 15;  // SIGTERM
+  int64_t stop_timeout_ms = 10'000;
+  std::vector<std::string> sockets;
+  ReadyCheck ready;
+  int64_t ready_timeout_ms = 60'000;
+  std::map<std::string, std::string> env;
+  bool operator==(const ProcessSpec&) const = default;
+};
+
+struct ProcessFile {
+  std::string source;  // "relsupd.yaml" or "Procfile"
+  std::map<std::string, ProcessSpec> processes;
+};
+
+inline constexpr int kMaxScale = 10'000;
+
+// Parses relsupd.yaml text; returns an empty process map when the file has
+// no `processes:` key (the Procfile may then serve).
+Result<ProcessFile> ParseProcessYaml(const std::string& text,
+                                     const std::string& filename);
+// Parses "name: command" lines; '#' starts a comment line.
+Result<ProcessFile> ParseProcfile(const std::string& text,
+                                  const std::string& filename);
+// Reads DIR/relsupd.yaml, falling back to DIR/Procfile. An error when
+// neither declares a process.
+Result<ProcessFile> LoadProcessFile(const std::string& dir);
+
+// "TERM", "SIGTERM" or "15" -> 15.
+Result<int> ParseSignal(const std::string& text);
+
+}  // namespace relsupd

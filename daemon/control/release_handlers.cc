@@ -1,0 +1,283 @@
+// Methods of the release stage: build.*, release.*, config.*.
+#include <nlohmann/json.hpp>
+
+#include "daemon/control/handlers.h"
+#include "daemon/protocol/methods.h"
+#include "daemon/store/release_service.h"
+#include "daemon/store/slots.h"
+
+namespace relsupd {
+namespace {
+
+using rpc::Json;
+namespace method = rpc::method;
+
+constexpr char kMask[] = "********";
+
+Result<std::string> Str(const Json& params, const char* key) {
+  auto it = params.find(key);
+  if (it == params.end()) return InvalidArgument(std::string("missing param '") + key + "'");
+  if (!it->is_string()) return InvalidArgument(std::string("param '") + key + "' must be a string");
+  return it->get<std::string>();
+}
+
+Result<std::string> AppParam(const Json& params) {
+  ASSIGN_OR_RETURN(std::string app, Str(params, "app"));
+  RETURN_IF_ERROR(ValidateAppName(app));
+  return app;
+}
+
+Result<int64_t> ReleaseParam(const Json& params, const char* key) {
+  ASSIGN_OR_RETURN(std::string text, Str(params, key));
+  return ParseReleaseName(text);
+}
+
+Status CheckKnown(const Json& params, std::initializer_list<std::string_view> known) {
+  for (const auto& [k, v] : params.items()) {
+    bool ok = false;
+    for (auto n : known) ok = ok || n == k;
+    if (!ok) return InvalidArgument("unknown param '" + k + "'");
+  }
+  return Status::Ok();
+}
+
+Actor ActorOf(const Peer& p) { return Actor{p.uid, p.name}; }
+
+Json Masked(const Json& config) {
+  Json out = Json::object();
+  for (const auto& [k, v] : config.items()) out[k] = kMask;
+  return out;
+}
+
+Result<Json> ReleaseConfig(const ReleaseRow& r) {
+  Json env = Json::parse(r.config, nullptr, false);
+  if (!env.is_object()) return Corruption("config of release v" + std::to_string(r.number) + " is malformed");
+  return env;
+}
+
+void BuildImport(DaemonContext& ctx, const Request& r, Reply reply) {
+  Status s = CheckKnown(r.params, {"app"});
+  auto app = AppParam(r.params);
+  if (!s.ok() || !app.ok()) return reply(s.ok() ? app.status() : s);
+  if (r.fds->empty())
+    return reply(InvalidArgument("build.import needs the artifact passed as an open file (SCM_RIGHTS)"));
+  Fd file = std::move(r.fds->front());
+  r.fds->pop_front();
+  ctx.releases->ImportBuild(*app, std::move(file), ActorOf(r.peer), reply);
+}
+
+Result<Json> BuildList(DaemonContext& ctx, const Json& params) {
+  RETURN_IF_ERROR(CheckKnown(params, {"app"}));
+  ASSIGN_OR_RETURN(std::string app, AppParam(params));
+  ASSIGN_OR_RETURN(std::vector<BuildRow> builds, ctx.ledger->ListBuilds(app));
+  ASSIGN_OR_RETURN(std::vector<ReleaseRow> releases, ctx.ledger->ListReleases(app));
+  Json out = Json::array();
+  for (const BuildRow& b : builds) {
+    Json used = Json::array();
+    for (const ReleaseRow& rel : releases)
+      if (rel.build == b.sha256) used.push_back(ReleaseName(rel.number));
+    out.push_back({{"id", b.id()},
+                   {"sha256", b.sha256},
+                   {"format", b.format},
+                   {"size", b.size},
+                   {"entries", b.entries},
+                   {"unpacked_bytes", b.unpacked_bytes},
+                   {"imported_at", FormatTimeUtc(b.imported_at)},
+                   {"imported_by", b.imported_by},
+                   {"releases", used}});
+  }
+  return out;
+}
+
+Result<ReleaseService::ConfigChange> ChangeFrom(const Json& params) {
+  ReleaseService::ConfigChange change;
+  if (auto it = params.find("set"); it != params.end()) {
+    if (!it->is_object()) return InvalidArgument("param 'set' must be an object of KEY: value");
+    change.set = *it;
+  }
+  if (auto it = params.find("unset"); it != params.end()) {
+    if (!it->is_array()) return InvalidArgument("param 'unset' must be an array of keys");
+    for (const Json& k : *it) {
+      if (!k.is_string()) return InvalidArgument("param 'unset' must hold strings");
+      change.unset.push_back(k);
+    }
+  }
+  return change;
+}
+
+void ReleaseCreate(DaemonContext& ctx, const Request& r, Reply reply) {
+  Status s = CheckKnown(r.params, {"app", "build", "set"});
+  if (!s.ok()) return reply(s);
+  auto app = AppParam(r.params);
+  if (!app.ok()) return reply(app.status());
+  auto build = Str(r.params, "build");
+  if (!build.ok()) return reply(build.status());
+  auto change = ChangeFrom(r.params);
+  if (!change.ok()) return reply(change.status());
+  ctx.releases->CreateRelease(*app, *build, *change, ActorOf(r.peer), reply);
+}
+
+void ConfigChange(DaemonContext& ctx, const Request& r, Reply reply, bool unset) {
+  Status s = CheckKnown(r.params, {"app", unset ? "unset" : "set"});
+  if (!s.ok()) return reply(s);
+  auto app = AppParam(r.params);
+  if (!app.ok()) return reply(app.status());
+  auto change = ChangeFrom(r.params);
+  if (!change.ok()) return reply(change.status());
+  if (change->set.empty() && change->unset.empty())
+    return reply(InvalidArgument(unset ? "name at least one key to unset"
+                                       : "give at least one KEY=VALUE to set"));
+  ctx.releases->CreateRelease(*app, "", *change, ActorOf(r.peer), reply);
+}
+
+Result<Json> ReleaseList(DaemonContext& ctx, const Json& params) {
+  RETURN_IF_ERROR(CheckKnown(params, {"app"}));
+  ASSIGN_OR_RETURN(std::string app, AppParam(params));
+  RETURN_IF_ERROR(ctx.ledger->GetApp(app).status());
+  ASSIGN_OR_RETURN(std::vector<ReleaseRow> releases, ctx.ledger->ListReleases(app));
+  Json out = Json::array();
+  // Activation arrives with the run stage; until then no release is live.
+  for (const ReleaseRow& r : releases) {
+    Json j = ReleaseToJson(r);
+    j["active"] = false;
+    j["previous"] = false;
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+Result<Json> ReleaseShow(DaemonContext& ctx, const Json& params) {
+  RETURN_IF_ERROR(CheckKnown(params, {"app", "release"}));
+  ASSIGN_OR_RETURN(std::string app, AppParam(params));
+  ASSIGN_OR_RETURN(int64_t n, ReleaseParam(params, "release"));
+  RETURN_IF_ERROR(ctx.ledger->GetApp(app).status());
+  ASSIGN_OR_RETURN(ReleaseRow r, ctx.ledger->GetRelease(app, n));
+  Json j = ReleaseToJson(r);
+  j["slot"] = ctx.releases->SlotDir(app, n);
+  j["active"] = false;
+  if (!r.pruned) {
+    auto manifest = ReadSlotManifest(ctx.releases->SlotDir(app, n));
+    if (manifest.ok()) {
+      int64_t files = 0, bytes = 0;
+      for (const auto& [p, e] : manifest->entries)
+        if (e.type == EntryType::kFile) {
+          ++files;
+          bytes += static_cast<int64_t>(e.size);
+        }
+      j["files"] = files;
+      j["bytes"] = bytes;
+    }
+  }
+  return j;
+}
+
+Result<Json> ReleaseDiff(DaemonContext& ctx, const Json& params) {
+  RETURN_IF_ERROR(CheckKnown(params, {"app", "from", "to"}));
+  ASSIGN_OR_RETURN(std::string app, AppParam(params));
+  ASSIGN_OR_RETURN(int64_t a, ReleaseParam(params, "from"));
+  ASSIGN_OR_RETURN(int64_t b, ReleaseParam(params, "to"));
+  RETURN_IF_ERROR(ctx.ledger->GetApp(app).status());
+  ASSIGN_OR_RETURN(ReleaseRow ra, ctx.ledger->GetRelease(app, a));
+  ASSIGN_OR_RETURN(ReleaseRow rb, ctx.ledger->GetRelease(app, b));
+  ASSIGN_OR_RETURN(Json ca, ReleaseConfig(ra));
+  ASSIGN_OR_RETURN(Json cb, ReleaseConfig(rb));
+  Json added = Json::array(), removed = Json::array(), changed = Json::array();
+  for (const auto& [k, v] : cb.items()) {
+    if (!ca.contains(k)) added.push_back(k);
+    else if (ca[k] != v) changed.push_back(k);
+  }
+  for (const auto& [k, v] : ca.items())
+    if (!cb.contains(k)) removed.push_back(k);
+  Json out = {{"from", ReleaseName(a)},
+              {"to", ReleaseName(b)},
+              {"build_changed", ra.build != rb.build},
+              {"from_build", ra.build.substr(0, 12)},
+              {"to_build", rb.build.substr(0, 12)},
+              {"config", {{"added", added}, {"removed", removed}, {"changed", changed}}}};
+  if (ra.pruned || rb.pruned) {
+    out["files"] = nullptr;  // a pruned slot has no files left to compare
+  } else {
+    ASSIGN_OR_RETURN(Manifest ma, ReadSlotManifest(ctx.releases->SlotDir(app, a)));
+    ASSIGN_OR_RETURN(Manifest mb, ReadSlotManifest(ctx.releases->SlotDir(app, b)));
+    ManifestDiff d = DiffManifests(ma, mb);
+    out["files"] = {{"added", d.added}, {"removed", d.removed}, {"changed", d.changed}};
+  }
+  return out;
+}
+
+void ReleaseVerify(DaemonContext& ctx, const Request& r, Reply reply) {
+  Status s = CheckKnown(r.params, {"app", "release"});
+  auto app = AppParam(r.params);
+  if (!s.ok() || !app.ok()) return reply(s.ok() ? app.status() : s);
+  if (Status a = ctx.ledger->GetApp(*app).status(); !a.ok()) return reply(a);
+  int64_t n;
+  if (r.params.contains("release")) {
+    auto parsed = ReleaseParam(r.params, "release");
+    if (!parsed.ok()) return reply(parsed.status());
+    n = *parsed;
+  } else {
+    auto releases = ctx.ledger->ListReleases(*app);
+    if (!releases.ok()) return reply(releases.status());
+    if (releases->empty()) return reply(NotFound("app '" + *app + "' has no release"));
+    n = releases->back().number;
+  }
+  ctx.releases->VerifyRelease(*app, n, reply);
+}
+
+Result<Json> ConfigShow(DaemonContext& ctx, const Request& r) {
+  const Json& params = r.params;
+  RETURN_IF_ERROR(CheckKnown(params, {"app", "release", "reveal"}));
+  ASSIGN_OR_RETURN(std::string app, AppParam(params));
+  bool reveal = false;
+  if (auto it = params.find("reveal"); it != params.end()) {
+    if (!it->is_boolean()) return InvalidArgument("param 'reveal' must be true or false");
+    reveal = *it;
+  }
+  if (reveal && r.peer.right < Right::kChange)
+    return PermissionDenied("permission denied: revealing config values needs the change right; uid " +
+                            std::to_string(r.peer.uid) + " (" + r.peer.name + ") has " +
+                            std::string(RightName(r.peer.right)) + " right");
+  RETURN_IF_ERROR(ctx.ledger->GetApp(app).status());
+  ReleaseRow row;
+  if (params.contains("release")) {
+    ASSIGN_OR_RETURN(int64_t n, ReleaseParam(params, "release"));
+    ASSIGN_OR_RETURN(row, ctx.ledger->GetRelease(app, n));
+  } else {
+    ASSIGN_OR_RETURN(std::vector<ReleaseRow> all, ctx.ledger->ListReleases(app));
+    if (all.empty()) return Json{{"release", nullptr}, {"config", Json::object()}, {"masked", !reveal}};
+    row = all.back();
+  }
+  ASSIGN_OR_RETURN(Json env, ReleaseConfig(row));
+  return Json{{"release", ReleaseName(row.number)},
+              {"config", reveal ? env : Masked(env)},
+              {"masked", !reveal}};
+}
+
+}  // namespace
+
+void RegisterReleaseHandlers(Dispatcher* d, DaemonContext* ctx) {
+  d->RegisterAsync(method::kBuildImport, Right::kChange,
+                   [ctx](const Request& r, Reply reply) { BuildImport(*ctx, r, reply); });
+  d->Register(method::kBuildList, Right::kRead,
+              [ctx](const Request& r) { return BuildList(*ctx, r.params); });
+  d->RegisterAsync(method::kReleaseCreate, Right::kChange,
+                   [ctx](const Request& r, Reply reply) { ReleaseCreate(*ctx, r, reply); });
+  d->Register(method::kReleaseList, Right::kRead,
+              [ctx](const Request& r) { return ReleaseList(*ctx, r.params); });
+  d->Register(method::kReleaseShow, Right::kRead,
+              [ctx](const Request& r) { return ReleaseShow(*ctx, r.params); });
+  d->Register(method::kReleaseDiff, Right::kRead,
+              [ctx](const Request& r) { return ReleaseDiff(*ctx, r.params); });
+  d->RegisterAsync(method::kReleaseVerify, Right::kRead,
+                   [ctx](const Request& r, Reply reply) { ReleaseVerify(*ctx, r, reply); });
+  d->RegisterAsync(method::kConfigSet, Right::kChange, [ctx](const Request& r, Reply reply) {
+    ConfigChange(*ctx, r, reply, /*unset=*/false);
+  });
+  d->RegisterAsync(method::kConfigUnset, Right::kChange, [ctx](const Request& r, Reply reply) {
+    ConfigChange(*ctx, r, reply, /*unset=*/true);
+  });
+  d->Register(method::kConfigShow, Right::kRead,
+              [ctx](const Request& r) { return ConfigShow(*ctx, r); });
+}
+
+}  // namespace relsupd

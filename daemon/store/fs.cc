@@ -1,0 +1,73 @@
+#include "daemon/store/fs.h"
+
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+
+namespace relsupd {
+
+Result<Fd> OpenBeneath(int dirfd, const std::string& path, int flags, mode_t mode) {
+  open_how how{};
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+  how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  long fd;
+  do {
+    fd = syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof how);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    if (errno == EXDEV)
+      return Status(StatusCode::kInvalidArgument,
+                    "'" + path + "' resolves outside the slot", EXDEV);
+    return Status::FromErrno("cannot open '" + path + "'", errno);
+  }
+  return Fd(static_cast<int>(fd));
+}
+
+Result<Fd> OpenParentBeneath(int dirfd, const std::string& path,
+                             std::string* name) {
+  size_t slash = path.rfind('/');
+  *name = slash == std::string::npos ? path : path.substr(slash + 1);
+  if (slash == std::string::npos)
+    return OpenBeneath(dirfd, ".", O_PATH | O_DIRECTORY);
+  const std::string parent = path.substr(0, slash);
+  auto fd = OpenBeneath(dirfd, parent, O_PATH | O_DIRECTORY);
+  if (fd.ok() || fd.status().error_number() != ENOENT) return fd;
+  // Archives may leave out directory entries: make the parents.
+  std::string grand_name;
+  ASSIGN_OR_RETURN(Fd grand, OpenParentBeneath(dirfd, parent, &grand_name));
+  if (::mkdirat(grand.get(), grand_name.c_str(), 0755) != 0 && errno != EEXIST)
+    return Status::FromErrno("cannot create directory '" + parent + "'", errno);
+  return OpenBeneath(dirfd, parent, O_PATH | O_DIRECTORY);
+}
+
+Status RemoveTree(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(std::filesystem::symlink_status(path, ec)))
+    return Status::Ok();
+  // Sealed slots have read-only directories: open them up first.
+  if (std::filesystem::is_directory(std::filesystem::symlink_status(path, ec))) {
+    ::chmod(path.c_str(), 0700);
+    for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->is_directory(ec) && !it->is_symlink(ec))
+        ::chmod(it->path().c_str(), 0700);
+    }
+  }
+  std::filesystem::remove_all(path, ec);
+  if (ec) return Status::FromErrno("cannot remove '" + path + "'", ec.value());
+  return Status::Ok();
+}
+
+Status SyncDir(const std::string& path) {
+  ASSIGN_OR_RETURN(Fd fd, OpenFile(path, O_RDONLY | O_DIRECTORY));
+  if (::fsync(fd.get()) != 0)
+    return Status::FromErrno("cannot fsync '" + path + "'", errno);
+  return Status::Ok();
+}
+
+}  // namespace relsupd

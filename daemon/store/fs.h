@@ -1,0 +1,29 @@
+#pragma once
+// File system steps of the store, all relative to directory fds so a path
+// from an artifact can never resolve outside its slot (openat2 with
+// RESOLVE_BENEATH). Any thread.
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "daemon/base/fd.h"
+#include "daemon/base/status.h"
+
+namespace relsupd {
+
+// openat2(dirfd, path, flags | O_CLOEXEC, mode) with RESOLVE_BENEATH and
+// RESOLVE_NO_MAGICLINKS: EXDEV when `path` would leave `dirfd`.
+Result<Fd> OpenBeneath(int dirfd, const std::string& path, int flags,
+                       mode_t mode = 0);
+// Opens the parent directory of `path` beneath `dirfd`, creating missing
+// directories (mode 0755) on the way; sets *name to the last component.
+Result<Fd> OpenParentBeneath(int dirfd, const std::string& path,
+                             std::string* name);
+// Removes `path` and everything under it, making read-only directories
+// writable first. A missing path is fine.
+Status RemoveTree(const std::string& path);
+// fsync(2) of a directory by path.
+Status SyncDir(const std::string& path);
+
+}  // namespace relsupd

@@ -1,0 +1,99 @@
+#include "daemon/store/objects.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "daemon/base/sha256.h"
+
+namespace relsupd {
+
+Result<ObjectStore> ObjectStore::Open(const std::string& dir) {
+  RETURN_IF_ERROR(MakeDirs(dir, 0755));
+  ASSIGN_OR_RETURN(Fd fd, OpenFile(dir, O_RDONLY | O_DIRECTORY));
+  return ObjectStore(dir, std::move(fd));
+}
+
+Result<ObjectStore::Object> ObjectStore::Put(
+    uint32_t mode, const std::function<Status(const Sink&)>& fill) {
+  // An unnamed file: nothing is left behind if we stop half-way.
+  int raw = ::openat(fd_.get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+  if (raw < 0) return Status::FromErrno("cannot create object in '" + dir_ + "'", errno);
+  Fd fd(raw);
+  Sha256 hash;
+  std::string buf;
+  buf.reserve(1 << 20);
+  auto flush = [&]() -> Status {
+    RETURN_IF_ERROR(WriteAll(fd.get(), buf, "object"));
+    buf.clear();
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(fill([&](std::string_view data) -> Status {
+    hash.Update(data);
+    if (buf.size() + data.size() > buf.capacity()) RETURN_IF_ERROR(flush());
+    if (data.size() >= buf.capacity()) return WriteAll(fd.get(), data, "object");
+    buf.append(data);
+    return Status::Ok();
+  }));
+  RETURN_IF_ERROR(flush());
+  const uint32_t sealed = mode & 0555;
+  if (::fchmod(fd.get(), sealed) != 0)
+    return Status::FromErrno("cannot set object mode", errno);
+  Object obj;
+  obj.sha256 = hash.HexDigest();
+  char mode_text[8];
+  snprintf(mode_text, sizeof mode_text, "%04o", sealed);
+  const std::string sub = obj.sha256.substr(0, 2);
+  obj.name = sub + "/" + obj.sha256 + "." + mode_text;
+  if (::mkdirat(fd_.get(), sub.c_str(), 0755) != 0 && errno != EEXIST)
+    return Status::FromErrno("cannot create '" + dir_ + "/" + sub + "'", errno);
+  const std::string proc = "/proc/self/fd/" + std::to_string(fd.get());
+  if (::linkat(AT_FDCWD, proc.c_str(), fd_.get(), obj.name.c_str(),
+               AT_SYMLINK_FOLLOW) != 0 &&
+      errno != EEXIST)
+    return Status::FromErrno("cannot store object '" + obj.name + "'", errno);
+  return obj;
+}
+
+Status ObjectStore::Link(const std::string& name, int parent_fd,
+                         const std::string& link_name) const {
+  if (::linkat(fd_.get(), name.c_str(), parent_fd, link_name.c_str(), 0) != 0)
+    return Status::FromErrno("cannot link '" + link_name + "' to object", errno);
+  return Status::Ok();
+}
+
+Result<uint64_t> ObjectStore::CollectGarbage() {
+  uint64_t removed = 0;
+  for (int i = 0; i < 256; ++i) {
+    char sub[3];
+    snprintf(sub, sizeof sub, "%02x", i);
+    int dfd = ::openat(fd_.get(), sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) continue;
+    DIR* d = ::fdopendir(dfd);
+    if (d == nullptr) {
+      ::close(dfd);
+      continue;
+    }
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      struct stat st;
+      if (::fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+          ::unlinkat(dfd, e->d_name, 0) == 0)
+        ++removed;
+    }
+    ::closedir(d);
+  }
+  return removed;
+}
+
+Status ObjectStore::Sync() const {
+  if (::syncfs(fd_.get()) != 0)
+    return Status::FromErrno("cannot sync '" + dir_ + "'", errno);
+  return Status::Ok();
+}
+
+}  // namespace relsupd

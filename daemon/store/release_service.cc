@@ -1,0 +1,358 @@
+#include "daemon/store/release_service.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+
+#include "daemon/base/clock.h"
+#include "daemon/base/failpoint.h"
+#include "daemon/base/sha256.h"
+#include "daemon/base/uv_work.h"
+#include "daemon/store/archive_reader.h"
+#include "daemon/store/fs.h"
+#include "daemon/store/objects.h"
+#include "daemon/store/slots.h"
+
+namespace relsupd {
+namespace {
+
+using nlohmann::json;
+constexpr size_t kMaxConfigValueBytes = 32 * 1024;
+constexpr size_t kMaxConfigKeys = 1000;
+
+struct ImportResult {
+  BuildRow build;
+};
+
+// Copies and validates an artifact; runs on the thread pool.
+Result<ImportResult> CopyAndValidate(int fd, const std::string& state_dir,
+                                     const std::string& app,
+                                     const StoreLimits& limits) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return Status::FromErrno("cannot stat the artifact", errno);
+  if (!S_ISREG(st.st_mode))
+    return InvalidArgument("the artifact must be a regular file");
+  if (static_cast<uint64_t>(st.st_size) > limits.max_artifact_bytes)
+    return InvalidArgument("the artifact is " + std::to_string(st.st_size) +
+                           " bytes, over max_artifact_bytes (" +
+                           std::to_string(limits.max_artifact_bytes) + ")");
+  const std::string tmp_dir = state_dir + "/tmp";
+  RETURN_IF_ERROR(MakeDirs(tmp_dir, 0700));
+  std::string tmp = tmp_dir + "/import-XXXXXX";
+  int raw = ::mkostemp(tmp.data(), O_CLOEXEC);
+  if (raw < 0) return Status::FromErrno("cannot create '" + tmp_dir + "/import-*'", errno);
+  Fd out(raw);
+  auto fail = [&](Status s) -> Result<ImportResult> {
+    ::unlink(tmp.c_str());
+    return s;
+  };
+  // read(), not pread(): the client shares this file offset and shows it
+  // as progress.
+  if (::lseek(fd, 0, SEEK_SET) != 0)
+    return fail(Status::FromErrno("cannot rewind the artifact", errno));
+  Sha256 hash;
+  std::string buf(1 << 20, '\0');
+  uint64_t total = 0;
+  for (;;) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail(Status::FromErrno("cannot read the artifact", errno));
+    if (n == 0) break;
+    total += static_cast<uint64_t>(n);
+    if (total > limits.max_artifact_bytes)
+      return fail(InvalidArgument("the artifact grew past max_artifact_bytes while read"));
+    std::string_view chunk(buf.data(), static_cast<size_t>(n));
+    hash.Update(chunk);
+    Status w = WriteAll(out.get(), chunk, "'" + tmp + "'");
+    if (!w.ok()) return fail(w);
+  }
+  ImportResult r;
+  r.build.app = app;
+  r.build.sha256 = hash.HexDigest();
+  r.build.size = static_cast<int64_t>(total);
+  {
+    if (::lseek(out.get(), 0, SEEK_SET) != 0)
+      return fail(Status::FromErrno("cannot rewind the copy", errno));
+    auto reader = ArchiveReader::Open(out.get(), r.build.sha256.substr(0, 12), total, limits);
+    if (!reader.ok()) return fail(reader.status());
+    for (;;) {
+      auto entry = (*reader)->Next();
+      if (!entry.ok()) return fail(entry.status());
+      if (!*entry) break;
+      if ((*entry)->type == EntryType::kFile) {
+        Status s = (*reader)->ReadData([](std::string_view) { return Status::Ok(); });
+        if (!s.ok()) return fail(s);
+      }
+    }
+    r.build.format = (*reader)->format();
+    r.build.entries = static_cast<int64_t>((*reader)->entries());
+    r.build.unpacked_bytes = static_cast<int64_t>((*reader)->unpacked_bytes());
+  }
+  if (::fsync(out.get()) != 0) return fail(Status::FromErrno("cannot fsync the copy", errno));
+  if (::fchmod(out.get(), 0444) != 0) return fail(Status::FromErrno("cannot chmod the copy", errno));
+  const std::string builds = state_dir + "/apps/" + app + "/builds";
+  Status s = MakeDirs(builds, 0755);
+  if (!s.ok()) return fail(s);
+  const std::string dest = builds + "/" + r.build.sha256 + "." + r.build.format;
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE) != 0) {
+    if (errno != EEXIST) return fail(Status::FromErrno("cannot store '" + dest + "'", errno));
+    ::unlink(tmp.c_str());  // the same bytes are there already
+  }
+  RETURN_IF_ERROR(SyncDir(builds));
+  return r;
+}
+
+json BuildToJson(const BuildRow& b) {
+  return {{"id", b.id()},
+          {"sha256", b.sha256},
+          {"format", b.format},
+          {"size", b.size},
+          {"entries", b.entries},
+          {"unpacked_bytes", b.unpacked_bytes},
+          {"imported_at", FormatTimeUtc(b.imported_at)},
+          {"imported_by", b.imported_by}};
+}
+
+}  // namespace
+
+Status ValidateConfigKey(const std::string& key) {
+  bool ok = !key.empty() && key.size() <= 255 && !(key[0] >= '0' && key[0] <= '9');
+  for (char c : key)
+    ok = ok && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                (c >= '0' && c <= '9') || c == '_');
+  if (!ok)
+    return InvalidArgument("config key '" + key +
+                           "' is not valid (use [A-Za-z_][A-Za-z0-9_]*)");
+  if (key.rfind("RELSUPD_", 0) == 0 || key.rfind("LISTEN_", 0) == 0 ||
+      key == "NOTIFY_SOCKET")
+    return InvalidArgument("config key '" + key + "' is reserved for relsupd");
+  return Status::Ok();
+}
+
+Result<int64_t> ParseReleaseName(const std::string& text) {
+  std::string digits = !text.empty() && text[0] == 'v' ? text.substr(1) : text;
+  if (digits.empty() || digits.size() > 12 ||
+      digits.find_first_not_of("0123456789") != std::string::npos || digits[0] == '0')
+    return InvalidArgument("'" + text + "' is not a release (use e.g. v3)");
+  return std::stoll(digits);
+}
+
+json ReleaseToJson(const ReleaseRow& r) {
+  json config = json::parse(r.config, nullptr, false);
+  json keys = json::array();
+  if (config.is_object())
+    for (const auto& [k, v] : config.items()) keys.push_back(k);
+  return {{"app", r.app},
+          {"release", ReleaseName(r.number)},
+          {"number", r.number},
+          {"build", r.build.substr(0, 12)},
+          {"build_sha256", r.build},
+          {"digest", r.digest},
+          {"config_keys", keys},
+          {"created_at", FormatTimeUtc(r.created_at)},
+          {"created_by", r.created_by},
+          {"pruned", r.pruned}};
+}
+
+ReleaseService::ReleaseService(uv_loop_t* loop, Ledger* ledger, std::string state_dir,
+                               StoreLimits limits)
+    : loop_(loop), ledger_(ledger), state_dir_(std::move(state_dir)), limits_(limits) {}
+
+ReleaseService::~ReleaseService() { *alive_ = false; }
+
+std::string ReleaseService::SlotDir(const std::string& app, int64_t number) const {
+  return SlotPath(state_dir_, app, number);
+}
+
+std::string ReleaseService::BuildPath(const BuildRow& b) const {
+  return state_dir_ + "/apps/" + b.app + "/builds/" + b.sha256 + "." + b.format;
+}
+
+Status ReleaseService::CheckNotBusy(const std::string& app) const {
+  if (busy_.count(app))
+    return Status(StatusCode::kBusy,
+                  "app '" + app + "' has a release being made; try again when it is done");
+  return Status::Ok();
+}
+
+Status ReleaseService::Recover() {
+  RETURN_IF_ERROR(CleanStaging(state_dir_));
+  ASSIGN_OR_RETURN(std::vector<AppSpec> apps, ledger_->ListApps());
+  for (const AppSpec& app : apps) {
+    const std::string dir = state_dir_ + "/apps/" + app.name + "/releases";
+    std::error_code ec;
+    if (!std::filesystem::exists(dir, ec)) continue;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+      auto number = ParseReleaseName(e.path().filename().string());
+      if (!number.ok()) continue;
+      auto row = ledger_->GetRelease(app.name, *number);
+      if (row.ok() || row.status().code() != StatusCode::kNotFound) continue;
+      // Renamed into place, but the ledger never heard of it: the daemon
+      // died before the commit. The release does not exist; remove it.
+      spdlog::warn("Removing slot {} of app '{}': no ledger row (interrupted release)",
+                   ReleaseName(*number), app.name);
+      RETURN_IF_ERROR(RemoveTree(e.path().string()));
+    }
+  }
+  ASSIGN_OR_RETURN(ObjectStore objects, ObjectStore::Open(state_dir_ + "/objects"));
+  ASSIGN_OR_RETURN(uint64_t removed, objects.CollectGarbage());
+  if (removed > 0) spdlog::info("Removed {} unused objects", removed);
+  return Status::Ok();
+}
+
+void ReleaseService::ImportBuild(const std::string& app, Fd file, const Actor& actor,
+                                 Done done) {
+  Status s = ledger_->GetApp(app).status();
+  if (!s.ok()) return done(s);
+  auto shared_fd = std::make_shared<Fd>(std::move(file));
+  RunOffLoop<Result<ImportResult>>(
+      loop_,
+      [shared_fd, state_dir = state_dir_, app, limits = limits_] {
+        return CopyAndValidate(shared_fd->get(), state_dir, app, limits);
+      },
+      [this, alive = alive_, actor, done](Result<ImportResult> r) {
+        if (!*alive) return;
+        if (!r.ok()) return done(r.status());
+        BuildRow build = r->build;
+        auto inserted = ledger_->RecordBuild(build, actor);
+        if (!inserted.ok()) return done(inserted.status());
+        auto stored = ledger_->FindBuild(build.app, build.sha256);
+        if (!stored.ok()) return done(stored.status());
+        json out = BuildToJson(*stored);
+        out["new"] = *inserted;
+        spdlog::info("Imported build {} of app '{}' ({} bytes){}", build.id(), build.app,
+                     build.size, *inserted ? "" : ", already stored");
+        done(out);
+      });
+}
+
+void ReleaseService::CreateRelease(const std::string& app, const std::string& build_id,
+                                   const ConfigChange& change, const Actor& actor,
+                                   Done done) {
+  Status s = ledger_->GetApp(app).status();
+  if (s.ok()) s = CheckNotBusy(app);
+  if (!s.ok()) return done(s);
+  auto releases = ledger_->ListReleases(app);
+  if (!releases.ok()) return done(releases.status());
+  const ReleaseRow* latest = releases->empty() ? nullptr : &releases->back();
+
+  std::string build_sha;
+  if (build_id.empty()) {
+    if (latest == nullptr)
+      return done(FailedPrecondition(
+          "app '" + app + "' has no release yet: make one with 'release create " + app +
+          " --build ID'"));
+    build_sha = latest->build;
+  } else {
+    auto build = ledger_->FindBuild(app, build_id);
+    if (!build.ok()) return done(build.status());
+    build_sha = build->sha256;
+  }
+  auto build = ledger_->FindBuild(app, build_sha);
+  if (!build.ok()) return done(build.status());
+
+  json env = json::object();
+  if (latest != nullptr && !change.replace) {
+    env = json::parse(latest->config, nullptr, false);
+    if (!env.is_object()) return done(Corruption("release config of app '" + app + "' is malformed"));
+  }
+  json before = env;
+  for (const auto& [k, v] : change.set.items()) {
+    if (Status ks = ValidateConfigKey(k); !ks.ok()) return done(ks);
+    if (!v.is_string()) return done(InvalidArgument("config value of '" + k + "' must be a string"));
+    const std::string& value = v.get_ref<const std::string&>();
+    if (value.size() > kMaxConfigValueBytes || value.find('\0') != std::string::npos)
+      return done(InvalidArgument("config value of '" + k +
+                                  "' must be under 32 KiB with no NUL byte"));
+    env[k] = value;
+  }
+  for (const std::string& k : change.unset) {
+    if (Status ks = ValidateConfigKey(k); !ks.ok()) return done(ks);
+    if (!env.contains(k))
+      return done(NotFound("config key '" + k + "' is not set in app '" + app + "'"));
+    env.erase(k);
+  }
+  if (env.size() > kMaxConfigKeys)
+    return done(InvalidArgument("a release holds at most 1000 config keys"));
+
+  auto number = ledger_->NextReleaseNumber(app);
+  if (!number.ok()) return done(number.status());
+  SlotRequest req;
+  req.state_dir = state_dir_;
+  req.app = app;
+  req.number = *number;
+  req.artifact_path = BuildPath(*build);
+  req.build_sha256 = build_sha;
+  req.env = env;
+  req.metadata = {{"app", app},
+                  {"release", ReleaseName(*number)},
+                  {"build", build_sha},
+                  {"created_by", actor.name}};
+  req.limits = limits_;
+
+  // Record what changed, values left out: the event log is not for secrets.
+  json detail = {{"build", build_sha.substr(0, 12)}};
+  json changed = json::array();
+  for (const auto& [k, v] : env.items())
+    if (!before.contains(k) || before[k] != v) changed.push_back(k);
+  for (const auto& [k, v] : before.items())
+    if (!env.contains(k)) changed.push_back(k);
+  detail["config_changed"] = changed;
+
+  busy_.insert(app);
+  RunOffLoop<Result<SlotResult>>(
+      loop_, [req] { return BuildSlot(req); },
+      [this, alive = alive_, app, number = *number, build_sha, env, actor, detail,
+       done](Result<SlotResult> r) mutable {
+        if (!*alive) return;
+        busy_.erase(app);
+        if (!r.ok()) return done(r.status());
+        Failpoint("before-commit");
+        ReleaseRow row;
+        row.app = app;
+        row.number = number;
+        row.build = build_sha;
+        row.digest = r->digest;
+        row.config = env.dump();
+        detail["digest"] = r->digest;
+        Status committed = ledger_->RecordRelease(row, actor, detail.dump());
+        if (!committed.ok()) {
+          RemoveTree(SlotDir(app, number)).IgnoreError();
+          return done(committed);
+        }
+        Failpoint("after-commit");
+        spdlog::info("Released {} of app '{}' (build {}, {} files)", ReleaseName(number),
+                     app, build_sha.substr(0, 12), r->files);
+        auto stored = ledger_->GetRelease(app, number);
+        if (!stored.ok()) return done(stored.status());
+        done(ReleaseToJson(*stored));
+      });
+}
+
+void ReleaseService::VerifyRelease(const std::string& app, int64_t number, Done done) {
+  auto row = ledger_->GetRelease(app, number);
+  if (!row.ok()) return done(row.status());
+  if (row->pruned)
+    return done(FailedPrecondition("release " + ReleaseName(number) + " of app '" + app +
+                                   "' was pruned: its slot is gone"));
+  RunOffLoop<Result<VerifyResult>>(
+      loop_,
+      [dir = SlotDir(app, number), digest = row->digest, build = row->build] {
+        return VerifySlot(dir, digest, build);
+      },
+      [alive = alive_, number, done](Result<VerifyResult> r) {
+        if (!*alive) return;
+        if (!r.ok()) return done(r.status());
+        done(json{{"release", ReleaseName(number)},
+                  {"ok", r->ok()},
+                  {"digest_ok", r->digest_ok},
+                  {"added", r->diff.added},
+                  {"removed", r->diff.removed},
+                  {"changed", r->diff.changed}});
+      });
+}
+
+}  // namespace relsupd

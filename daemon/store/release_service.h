@@ -1,0 +1,83 @@
+#pragma once
+// ReleaseService: the release stage. Imports artifacts by digest, turns a
+// build plus config into a sealed, numbered release, and verifies slots.
+//
+// The heavy steps (copying, hashing, unpacking, verifying) run on libuv's
+// thread pool and touch only the file system; the ledger is written on the
+// loop thread once they are done. One release at a time per app: a second
+// request for the same app meanwhile is refused (kBusy). Loop thread.
+
+#include <uv.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/base/fd.h"
+#include "daemon/base/status.h"
+#include "daemon/ledger/ledger.h"
+#include "daemon/store/limits.h"
+#include "daemon/store/manifest.h"
+
+namespace relsupd {
+
+class ReleaseService {
+ public:
+  using Done = std::function<void(Result<nlohmann::json>)>;
+
+  // `ledger` must outlive the service.
+  ReleaseService(uv_loop_t* loop, Ledger* ledger, std::string state_dir,
+                 StoreLimits limits);
+  ~ReleaseService();
+  ReleaseService(const ReleaseService&) = delete;
+  ReleaseService& operator=(const ReleaseService&) = delete;
+
+  void set_limits(const StoreLimits& limits) { limits_ = limits; }
+
+  // Start-up recovery: empties tmp/, removes slots that have no ledger row
+  // (a crash between rename and commit) and objects no slot uses.
+  Status Recover();
+
+  // Stores the artifact read from `file` and records the build.
+  // Result: {id, sha256, format, size, entries, unpacked_bytes, new}.
+  void ImportBuild(const std::string& app, Fd file, const Actor& actor, Done done);
+
+  // Config changes applied to the newest release's config.
+  struct ConfigChange {
+    nlohmann::json set = nlohmann::json::object();  // KEY: value
+    std::vector<std::string> unset;
+    bool replace = false;  // start from an empty config, not the newest
+  };
+  // Makes release vN from `build_id` (empty: the newest release's build)
+  // and the config. Result: the release as ReleaseToJson gives it.
+  void CreateRelease(const std::string& app, const std::string& build_id,
+                     const ConfigChange& change, const Actor& actor, Done done);
+  // Result: {release, ok, digest_ok, added, removed, changed}.
+  void VerifyRelease(const std::string& app, int64_t number, Done done);
+
+  std::string SlotDir(const std::string& app, int64_t number) const;
+  std::string BuildPath(const BuildRow& build) const;
+
+ private:
+  Status CheckNotBusy(const std::string& app) const;
+
+  uv_loop_t* loop_;
+  Ledger* ledger_;
+  std::string state_dir_;
+  StoreLimits limits_;
+  std::set<std::string> busy_;  // apps with a release being made
+  // Lets thread-pool completions know the service still exists.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+// Config keys: [A-Za-z_][A-Za-z0-9_]*, not RELSUPD_*, LISTEN_*, NOTIFY_SOCKET.
+Status ValidateConfigKey(const std::string& key);
+// "v3" or "3" -> 3.
+Result<int64_t> ParseReleaseName(const std::string& text);
+nlohmann::json ReleaseToJson(const ReleaseRow& r);
+
+}  // namespace relsupd

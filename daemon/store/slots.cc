@@ -1,0 +1,239 @@
+#include "daemon/store/slots.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <vector>
+
+#include "daemon/base/failpoint.h"
+#include "daemon/base/fd.h"
+#include "daemon/base/sha256.h"
+#include "daemon/config/process_file.h"
+#include "daemon/store/archive_reader.h"
+#include "daemon/store/fs.h"
+#include "daemon/store/objects.h"
+
+namespace relsupd {
+namespace {
+
+constexpr size_t kMaxMetaBytes = 256 << 20;
+
+Status WriteMeta(int dirfd, const std::string& name, const std::string& data,
+                 mode_t mode) {
+  int fd = ::openat(dirfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return Status::FromErrno("cannot create '.relsupd/" + name + "'", errno);
+  Fd owned(fd);
+  RETURN_IF_ERROR(WriteAll(fd, data, "'.relsupd/" + name + "'"));
+  if (::fchmod(fd, mode) != 0) return Status::FromErrno("cannot chmod '" + name + "'", errno);
+  return Status::Ok();
+}
+
+Status Unpack(const SlotRequest& req, int slot_fd, ObjectStore* objects,
+              Manifest* manifest, SlotResult* result) {
+  ASSIGN_OR_RETURN(Fd art, OpenFile(req.artifact_path, O_RDONLY));
+  struct stat st;
+  if (::fstat(art.get(), &st) != 0)
+    return Status::FromErrno("cannot stat '" + req.artifact_path + "'", errno);
+  const std::string shown = req.build_sha256.substr(0, 12);
+  ASSIGN_OR_RETURN(auto reader, ArchiveReader::Open(art.get(), "build " + shown,
+                                                    static_cast<uint64_t>(st.st_size),
+                                                    req.limits));
+  std::vector<std::string> symlinks;
+  for (;;) {
+    ASSIGN_OR_RETURN(std::optional<ArchiveEntry> entry, reader->Next());
+    if (!entry) break;
+    std::string name;
+    ASSIGN_OR_RETURN(Fd parent, OpenParentBeneath(slot_fd, entry->path, &name));
+    ManifestEntry m;
+    m.type = entry->type;
+    switch (entry->type) {
+      case EntryType::kDir:
+        if (::mkdirat(parent.get(), name.c_str(), 0700) != 0) {
+          if (errno != EEXIST)
+            return Status::FromErrno("cannot create directory '" + entry->path + "'", errno);
+        }
+        m.mode = 0555;  // every directory is sealed to exactly this
+        break;
+      case EntryType::kSymlink:
+        if (::symlinkat(entry->target.c_str(), parent.get(), name.c_str()) != 0)
+          return Status::FromErrno("cannot create symlink '" + entry->path + "'", errno);
+        m.mode = 0777;
+        m.target = entry->target;
+        symlinks.push_back(entry->path);
+        break;
+      case EntryType::kFile: {
+        ASSIGN_OR_RETURN(ObjectStore::Object obj,
+                         objects->Put(entry->mode, [&](const ObjectStore::Sink& sink) {
+                           return reader->ReadData(sink);
+                         }));
+        RETURN_IF_ERROR(objects->Link(obj.name, parent.get(), name));
+        m.mode = entry->mode & 0555;
+        m.sha256 = obj.sha256;
+        struct stat fst;
+        if (::fstatat(parent.get(), name.c_str(), &fst, AT_SYMLINK_NOFOLLOW) == 0)
+          m.size = static_cast<uint64_t>(fst.st_size);
+        ++result->files;
+        result->bytes += m.size;
+        break;
+      }
+    }
+    manifest->entries[entry->path] = std::move(m);
+  }
+  // Directories implied by deeper paths but absent from the archive.
+  for (const auto& [path, e] : std::map<std::string, ManifestEntry>(manifest->entries)) {
+    for (size_t slash = path.find('/'); slash != std::string::npos;
+         slash = path.find('/', slash + 1)) {
+      std::string dir = path.substr(0, slash);
+      if (!manifest->entries.count(dir)) {
+        manifest->entries[dir] = ManifestEntry{EntryType::kDir, 0555, 0, "", ""};
+      }
+    }
+  }
+  // A symlink may be harmless alone and escape through another one; judge
+  // each by where it really resolves, now that the tree is complete.
+  for (const std::string& link : symlinks) {
+    auto fd = OpenBeneath(slot_fd, link, O_PATH);
+    if (!fd.ok() && fd.status().error_number() != ENOENT)
+      return InvalidArgument("artifact 'build " + shown + "': symlink '" + link +
+                             "' leaves the slot (through another symlink)");
+  }
+  return Status::Ok();
+}
+
+Status Seal(const std::string& root) {
+  // Deepest first, so a directory is closed after its children.
+  std::vector<std::string> dirs;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+    if (it->is_directory(ec) && !it->is_symlink(ec)) dirs.push_back(it->path().string());
+  if (ec) return Status::FromErrno("cannot walk '" + root + "'", ec.value());
+  for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
+    if (::chmod(it->c_str(), 0555) != 0)
+      return Status::FromErrno("cannot seal '" + *it + "'", errno);
+  }
+  if (::chmod(root.c_str(), 0555) != 0)
+    return Status::FromErrno("cannot seal '" + root + "'", errno);
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string ReleaseName(int64_t number) { return "v" + std::to_string(number); }
+
+std::string SlotPath(const std::string& state_dir, const std::string& app,
+                     int64_t number) {
+  return state_dir + "/apps/" + app + "/releases/" + ReleaseName(number);
+}
+
+std::string ReleaseDigest(const std::string& manifest_text,
+                          const nlohmann::json& env, const std::string& build_sha256) {
+  Sha256 h;
+  h.Update("relsupd-release-1\n");
+  h.Update(build_sha256);
+  h.Update("\n");
+  h.Update(env.dump());
+  h.Update("\n");
+  h.Update(manifest_text);
+  return h.HexDigest();
+}
+
+Result<SlotResult> BuildSlot(const SlotRequest& req) {
+  const std::string tmp = req.state_dir + "/tmp";
+  const std::string releases = req.state_dir + "/apps/" + req.app + "/releases";
+  RETURN_IF_ERROR(MakeDirs(tmp, 0700));
+  RETURN_IF_ERROR(MakeDirs(releases, 0755));
+  std::string staging = tmp + "/" + req.app + "-" + ReleaseName(req.number) + "-XXXXXX";
+  if (::mkdtemp(staging.data()) == nullptr)
+    return Status::FromErrno("cannot create staging directory in '" + tmp + "'", errno);
+  // From here on, any failure removes the staging tree.
+  auto fail = [&](Status s) -> Result<SlotResult> {
+    RemoveTree(staging).IgnoreError();
+    return s;
+  };
+  auto objects = ObjectStore::Open(req.state_dir + "/objects");
+  if (!objects.ok()) return fail(objects.status());
+  auto slot_fd = OpenFile(staging, O_RDONLY | O_DIRECTORY);
+  if (!slot_fd.ok()) return fail(slot_fd.status());
+  Manifest manifest;
+  SlotResult result;
+  Status s = Unpack(req, slot_fd->get(), &*objects, &manifest, &result);
+  if (!s.ok()) return fail(s);
+  Failpoint("after-unpack");
+
+  auto procs = LoadProcessFile(staging);
+  if (!procs.ok()) return fail(procs.status());
+
+  const std::string manifest_text = manifest.Serialize();
+  result.digest = ReleaseDigest(manifest_text, req.env, req.build_sha256);
+  nlohmann::json meta = req.metadata;
+  meta["digest"] = result.digest;
+  meta["process_file"] = procs->source;
+  if (::mkdirat(slot_fd->get(), ".relsupd", 0700) != 0)
+    return fail(Status::FromErrno("cannot create '.relsupd'", errno));
+  auto meta_fd = OpenBeneath(slot_fd->get(), ".relsupd", O_RDONLY | O_DIRECTORY);
+  if (!meta_fd.ok()) return fail(meta_fd.status());
+  for (Status w : {WriteMeta(meta_fd->get(), "manifest.json", manifest_text, 0444),
+                   WriteMeta(meta_fd->get(), "env.json", req.env.dump() + "\n", 0400),
+                   WriteMeta(meta_fd->get(), "release.json", meta.dump(2) + "\n", 0444)}) {
+    if (!w.ok()) return fail(w);
+  }
+  // One syncfs covers every object, link and directory written above.
+  s = objects->Sync();
+  if (!s.ok()) return fail(s);
+  Failpoint("before-seal");
+  s = Seal(staging);
+  if (!s.ok()) return fail(s);
+  Failpoint("before-rename");
+  const std::string slot = releases + "/" + ReleaseName(req.number);
+  if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, slot.c_str(), RENAME_NOREPLACE) != 0)
+    return fail(Status::FromErrno("cannot move the slot to '" + slot + "'", errno));
+  s = SyncDir(releases);
+  if (!s.ok()) {
+    RemoveTree(slot).IgnoreError();
+    return s;
+  }
+  Failpoint("after-rename");
+  return result;
+}
+
+Result<Manifest> ReadSlotManifest(const std::string& slot_dir) {
+  ASSIGN_OR_RETURN(std::string text,
+                   ReadFile(slot_dir + "/.relsupd/manifest.json", kMaxMetaBytes));
+  return Manifest::Parse(text);
+}
+
+Result<nlohmann::json> ReadSlotEnv(const std::string& slot_dir) {
+  ASSIGN_OR_RETURN(std::string text, ReadFile(slot_dir + "/.relsupd/env.json", kMaxMetaBytes));
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object()) return Corruption("'" + slot_dir + "/.relsupd/env.json' is malformed");
+  return j;
+}
+
+Result<VerifyResult> VerifySlot(const std::string& slot_dir, const std::string& digest,
+                                const std::string& build_sha256) {
+  VerifyResult v;
+  ASSIGN_OR_RETURN(std::string text,
+                   ReadFile(slot_dir + "/.relsupd/manifest.json", kMaxMetaBytes));
+  ASSIGN_OR_RETURN(Manifest stored, Manifest::Parse(text));
+  auto env = ReadSlotEnv(slot_dir);
+  v.digest_ok = env.ok() && ReleaseDigest(text, *env, build_sha256) == digest;
+  ASSIGN_OR_RETURN(Manifest actual, ScanSlot(slot_dir));
+  v.diff = DiffManifests(stored, actual);
+  return v;
+}
+
+Status CleanStaging(const std::string& state_dir) {
+  const std::string tmp = state_dir + "/tmp";
+  std::error_code ec;
+  if (!std::filesystem::exists(tmp, ec)) return Status::Ok();
+  for (const auto& e : std::filesystem::directory_iterator(tmp, ec))
+    RETURN_IF_ERROR(RemoveTree(e.path().string()));
+  if (ec) return Status::FromErrno("cannot read '" + tmp + "'", ec.value());
+  return Status::Ok();
+}
+
+}  // namespace relsupd

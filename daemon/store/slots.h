@@ -1,0 +1,69 @@
+#pragma once
+// Release slots: STATE/apps/APP/releases/vN, sealed read-only.
+//
+// BuildSlot unpacks an artifact into a staging directory under STATE/tmp,
+// linking file bodies from the object store, checks the process file,
+// writes the release's metadata under .relsupd/ (manifest.json, env.json
+// readable by the owner only, release.json), syncs, seals the tree
+// read-only and renames it into place. A crash at any point leaves either
+// no slot or a complete one: staging leftovers are removed by CleanStaging
+// at start-up, and a slot that reached releases/ without its ledger row is
+// removed by the caller's recovery. Safe to run off the loop thread: it
+// touches only the file system.
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "daemon/base/status.h"
+#include "daemon/store/limits.h"
+#include "daemon/store/manifest.h"
+
+namespace relsupd {
+
+struct SlotRequest {
+  std::string state_dir;
+  std::string app;
+  int64_t number = 0;          // N of vN
+  std::string artifact_path;   // the stored build
+  std::string build_sha256;
+  nlohmann::json env;          // config: an object of strings
+  nlohmann::json metadata;     // written as release.json (digest added)
+  StoreLimits limits;
+};
+
+struct SlotResult {
+  std::string digest;   // sha256 over manifest, config and build
+  uint64_t files = 0;
+  uint64_t bytes = 0;
+};
+
+std::string ReleaseName(int64_t number);  // "v3"
+std::string SlotPath(const std::string& state_dir, const std::string& app,
+                     int64_t number);
+// The digest that names a release's content.
+std::string ReleaseDigest(const std::string& manifest_text,
+                          const nlohmann::json& env,
+                          const std::string& build_sha256);
+
+Result<SlotResult> BuildSlot(const SlotRequest& request);
+
+// Reads a slot's stored manifest and config.
+Result<Manifest> ReadSlotManifest(const std::string& slot_dir);
+Result<nlohmann::json> ReadSlotEnv(const std::string& slot_dir);
+
+struct VerifyResult {
+  ManifestDiff diff;         // stored manifest -> what is on disk
+  bool digest_ok = true;     // the stored manifest still has its digest
+  bool ok() const { return diff.empty() && digest_ok; }
+};
+// Recomputes a slot's manifest and compares it with the stored one and
+// the digest recorded in the ledger.
+Result<VerifyResult> VerifySlot(const std::string& slot_dir,
+                                const std::string& digest,
+                                const std::string& build_sha256);
+
+// Empties STATE/tmp (staging leftovers of a crash).
+Status CleanStaging(const std::string& state_dir);
+
+}  // namespace relsupd
