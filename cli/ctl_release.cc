@@ -332,9 +332,27 @@ void AddConfigVerbs(CLI::App& ctl, CtlContext* ctx) {
   });
 }
 
+void AddPruneVerb(CLI::App& ctl, CtlContext* ctx) {
+  auto app = std::make_shared<std::string>();
+  CLI::App* prune = ctl.add_subcommand(
+      "prune", "Apply the app's keep_releases now: remove old activated releases");
+  prune->add_option("APP", *app, "App name")->required();
+  prune->footer(
+      "Only releases that were activated count; the active release and the "
+      "rollback target are never pruned. A pruned release keeps its ledger row.");
+  prune->callback([ctx, app] {
+    ctx->CallAndPrint(method::kPrune, {{"app", *app}}, [](const rpc::Json& r) {
+      if (r["pruned"].empty()) std::cout << "Nothing to prune\n";
+      for (const auto& v : r["pruned"]) std::cout << "Pruned " << Text(v) << '\n';
+      for (const auto& b : r["builds_removed"]) std::cout << "Removed artifact " << Text(b) << '\n';
+    });
+  });
+}
+
 }  // namespace
 
 void AddReleaseStageVerbs(CLI::App& ctl, CtlContext* ctx) {
+  AddPruneVerb(ctl, ctx);
   AddBuildVerbs(ctl, ctx);
   AddReleaseVerbs(ctl, ctx);
   AddConfigVerbs(ctl, ctx);

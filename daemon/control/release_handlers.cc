@@ -135,12 +135,12 @@ Result<Json> ReleaseList(DaemonContext& ctx, const Json& params) {
   ASSIGN_OR_RETURN(std::string app, AppParam(params));
   RETURN_IF_ERROR(ctx.ledger->GetApp(app).status());
   ASSIGN_OR_RETURN(std::vector<ReleaseRow> releases, ctx.ledger->ListReleases(app));
+  ASSIGN_OR_RETURN(Ledger::Activation activation, ctx.ledger->ActivationOf(app));
   Json out = Json::array();
-  // Activation arrives with the run stage; until then no release is live.
   for (const ReleaseRow& r : releases) {
     Json j = ReleaseToJson(r);
-    j["active"] = false;
-    j["previous"] = false;
+    j["active"] = r.number == activation.active;
+    j["previous"] = r.number == activation.previous;
     out.push_back(std::move(j));
   }
   return out;
@@ -154,7 +154,9 @@ Result<Json> ReleaseShow(DaemonContext& ctx, const Json& params) {
   ASSIGN_OR_RETURN(ReleaseRow r, ctx.ledger->GetRelease(app, n));
   Json j = ReleaseToJson(r);
   j["slot"] = ctx.releases->SlotDir(app, n);
-  j["active"] = false;
+  ASSIGN_OR_RETURN(Ledger::Activation activation, ctx.ledger->ActivationOf(app));
+  j["active"] = n == activation.active;
+  j["previous"] = n == activation.previous;
   if (!r.pruned) {
     auto manifest = ReadSlotManifest(ctx.releases->SlotDir(app, n));
     if (manifest.ok()) {
@@ -253,6 +255,13 @@ Result<Json> ConfigShow(DaemonContext& ctx, const Request& r) {
               {"masked", !reveal}};
 }
 
+void Prune(DaemonContext& ctx, const Request& r, Reply reply) {
+  Status s = CheckKnown(r.params, {"app"});
+  auto app = AppParam(r.params);
+  if (!s.ok() || !app.ok()) return reply(s.ok() ? app.status() : s);
+  ctx.releases->Prune(*app, ActorOf(r.peer), reply);
+}
+
 }  // namespace
 
 void RegisterReleaseHandlers(Dispatcher* d, DaemonContext* ctx) {
@@ -276,6 +285,8 @@ void RegisterReleaseHandlers(Dispatcher* d, DaemonContext* ctx) {
   d->RegisterAsync(method::kConfigUnset, Right::kChange, [ctx](const Request& r, Reply reply) {
     ConfigChange(*ctx, r, reply, /*unset=*/true);
   });
+  d->RegisterAsync(method::kPrune, Right::kChange,
+                   [ctx](const Request& r, Reply reply) { Prune(*ctx, r, reply); });
   d->Register(method::kConfigShow, Right::kRead,
               [ctx](const Request& r) { return ConfigShow(*ctx, r); });
 }

@@ -622,6 +622,27 @@ Status Ledger::RecordRelease(const ReleaseRow& r, const Actor& actor,
   return txn.Commit();
 }
 
+Result<Ledger::Activation> Ledger::ActivationOf(const std::string& app) {
+  Stmt st(db_,
+          "SELECT release FROM events WHERE app=? AND kind IN ('activated', "
+          "'rolled-back', 'auto-rolled-back') ORDER BY id");
+  if (!st.prepared()) return Err("cannot prepare activation query");
+  st.Bind(1, app);
+  Activation a;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    std::string name = st.Text(0);
+    if (name.size() < 2 || name[0] != 'v') continue;
+    int64_t n = std::strtoll(name.c_str() + 1, nullptr, 10);
+    if (n == a.active) continue;
+    a.previous = a.active;
+    a.active = n;
+    a.ever_activated.insert(n);
+  }
+  if (rc != SQLITE_DONE) return Err("cannot read activations");
+  return a;
+}
+
 Result<ReleaseRow> Ledger::GetRelease(const std::string& app, int64_t number) {
   Stmt st(db_, (std::string(kReleaseColumns) + " WHERE r.app=? AND r.number=?").c_str());
   if (!st.prepared()) return Err("cannot prepare release query");

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -116,6 +117,15 @@ class Ledger {
   Result<ReleaseRow> GetRelease(const std::string& app, int64_t number);
   // Oldest first.
   Result<std::vector<ReleaseRow>> ListReleases(const std::string& app);
+
+  // Which release is live and which one a rollback would return to, from
+  // the activation events (activated, rolled-back, auto-rolled-back).
+  struct Activation {
+    int64_t active = 0;    // 0: none
+    int64_t previous = 0;  // 0: none
+    std::set<int64_t> ever_activated;
+  };
+  Result<Activation> ActivationOf(const std::string& app);
 
   // Appends one event to the hash chain in its own transaction.
   Status AppendEvent(const std::string& app, const std::string& kind,

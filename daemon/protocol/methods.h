@@ -21,5 +21,6 @@ inline constexpr const char kReleaseVerify[] = "release.verify";
 inline constexpr const char kConfigSet[] = "config.set";
 inline constexpr const char kConfigUnset[] = "config.unset";
 inline constexpr const char kConfigShow[] = "config.show";
+inline constexpr const char kPrune[] = "prune";
 
 }  // namespace relsupd::rpc::method

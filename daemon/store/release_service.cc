@@ -189,6 +189,12 @@ Status ReleaseService::Recover() {
       auto number = ParseReleaseName(e.path().filename().string());
       if (!number.ok()) continue;
       auto row = ledger_->GetRelease(app.name, *number);
+      if (row.ok() && row->pruned) {
+        // The pruned event was recorded, the removal did not finish.
+        spdlog::info("Removing slot {} of app '{}': pruned", ReleaseName(*number), app.name);
+        RETURN_IF_ERROR(RemoveTree(e.path().string()));
+        continue;
+      }
       if (row.ok() || row.status().code() != StatusCode::kNotFound) continue;
       // Renamed into place, but the ledger never heard of it: the daemon
       // died before the commit. The release does not exist; remove it.
@@ -196,6 +202,12 @@ Status ReleaseService::Recover() {
                    ReleaseName(*number), app.name);
       RETURN_IF_ERROR(RemoveTree(e.path().string()));
     }
+  }
+  for (const AppSpec& app : apps) {
+    ASSIGN_OR_RETURN(std::vector<BuildRow> unused, UnusedBuilds(app.name));
+    for (const BuildRow& b : unused)
+      if (::unlink(BuildPath(b).c_str()) == 0)
+        spdlog::info("Removed artifact {} of app '{}': no release uses it", b.id(), app.name);
   }
   ASSIGN_OR_RETURN(ObjectStore objects, ObjectStore::Open(state_dir_ + "/objects"));
   ASSIGN_OR_RETURN(uint64_t removed, objects.CollectGarbage());
@@ -329,6 +341,92 @@ void ReleaseService::CreateRelease(const std::string& app, const std::string& bu
         auto stored = ledger_->GetRelease(app, number);
         if (!stored.ok()) return done(stored.status());
         done(ReleaseToJson(*stored));
+        Prune(app, actor, [app](Result<json> pruned) {
+          if (!pruned.ok())
+            spdlog::warn("Retention of app '{}' failed: {}, ignoring", app,
+                         pruned.status().message());
+        });
+      });
+}
+
+Result<std::vector<BuildRow>> ReleaseService::UnusedBuilds(const std::string& app) {
+  ASSIGN_OR_RETURN(std::vector<BuildRow> builds, ledger_->ListBuilds(app));
+  ASSIGN_OR_RETURN(std::vector<ReleaseRow> releases, ledger_->ListReleases(app));
+  std::vector<BuildRow> out;
+  for (const BuildRow& b : builds) {
+    bool used = false, released = false;
+    for (const ReleaseRow& r : releases) {
+      if (r.build != b.sha256) continue;
+      released = true;
+      used = used || !r.pruned;
+    }
+    // A build no release was ever made from is kept: it waits for one.
+    if (released && !used) out.push_back(b);
+  }
+  return out;
+}
+
+void ReleaseService::Prune(const std::string& app, const Actor& actor, Done done) {
+  auto spec = ledger_->GetApp(app);
+  if (!spec.ok()) return done(spec.status());
+  if (Status s = CheckNotBusy(app); !s.ok()) return done(s);
+  auto activation = ledger_->ActivationOf(app);
+  if (!activation.ok()) return done(activation.status());
+  auto releases = ledger_->ListReleases(app);
+  if (!releases.ok()) return done(releases.status());
+  std::vector<int64_t> victims;
+  int64_t kept = 0;
+  for (auto it = releases->rbegin(); it != releases->rend(); ++it) {
+    if (!activation->ever_activated.count(it->number)) continue;
+    if (it->pruned) continue;
+    if (++kept <= spec->keep_releases) continue;
+    if (it->number == activation->active || it->number == activation->previous) continue;
+    victims.push_back(it->number);
+  }
+  json pruned = json::array();
+  for (int64_t n : victims) {
+    json detail = {{"reason", "keep_releases is " + std::to_string(spec->keep_releases)}};
+    Status s = ledger_->AppendEvent(app, "pruned", ReleaseName(n), actor, detail.dump());
+    if (!s.ok()) return done(s);
+    pruned.push_back(ReleaseName(n));
+    Failpoint("after-prune-event");
+  }
+  auto unused = UnusedBuilds(app);
+  if (!unused.ok()) return done(unused.status());
+  std::vector<std::string> slots, build_files;
+  json builds_removed = json::array();
+  for (int64_t n : victims) slots.push_back(SlotDir(app, n));
+  for (const BuildRow& b : *unused) {
+    std::error_code ec;
+    if (!std::filesystem::exists(BuildPath(b), ec)) continue;
+    build_files.push_back(BuildPath(b));
+    builds_removed.push_back(b.id());
+  }
+  // Objects may be collected only while no slot is being built: a new slot
+  // could be about to link an object whose count is 1 now.
+  const bool collect = busy_.empty();
+  busy_.insert(app);
+  RunOffLoop<Result<uint64_t>>(
+      loop_,
+      [slots, build_files, collect, objects_dir = state_dir_ + "/objects"]() -> Result<uint64_t> {
+        for (const std::string& slot : slots) RETURN_IF_ERROR(RemoveTree(slot));
+        Failpoint("after-prune-remove");
+        for (const std::string& f : build_files)
+          if (::unlink(f.c_str()) != 0 && errno != ENOENT)
+            return Status::FromErrno("cannot remove '" + f + "'", errno);
+        if (!collect) return uint64_t{0};
+        ASSIGN_OR_RETURN(ObjectStore objects, ObjectStore::Open(objects_dir));
+        return objects.CollectGarbage();
+      },
+      [this, alive = alive_, app, pruned, builds_removed, done](Result<uint64_t> r) {
+        if (!*alive) return;
+        busy_.erase(app);
+        if (!r.ok()) return done(r.status());
+        if (!pruned.empty())
+          spdlog::info("Pruned {} release(s) of app '{}'", pruned.size(), app);
+        done(json{{"pruned", pruned},
+                  {"builds_removed", builds_removed},
+                  {"objects_removed", *r}});
       });
 }
 

@@ -59,11 +59,21 @@ class ReleaseService {
   // Result: {release, ok, digest_ok, added, removed, changed}.
   void VerifyRelease(const std::string& app, int64_t number, Done done);
 
+  // Applies the app's keep_releases: of the releases that were ever
+  // activated, all but the newest keep_releases go, never the active one
+  // or the rollback target. Each gets a `pruned` event (recorded before its
+  // slot is removed, so a crash leaves at worst a slot recovery removes);
+  // then artifacts no unpruned release uses and unused objects go.
+  // Result: {pruned: [vN...], builds_removed: [id...], objects_removed: N}.
+  void Prune(const std::string& app, const Actor& actor, Done done);
+
   std::string SlotDir(const std::string& app, int64_t number) const;
   std::string BuildPath(const BuildRow& build) const;
 
  private:
   Status CheckNotBusy(const std::string& app) const;
+  // Builds of `app` whose every release was pruned (none: not garbage).
+  Result<std::vector<BuildRow>> UnusedBuilds(const std::string& app);
 
   uv_loop_t* loop_;
   Ledger* ledger_;
