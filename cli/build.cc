@@ -16,6 +16,7 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "cli/ctl.h"
@@ -156,7 +157,8 @@ Status RemoveTree(const std::string& path) {
   if (::chmod(path.c_str(), S_IRWXU) != 0)
     return Status::FromErrno("cannot chmod " + Quote(path), errno);
   {
-    ASSIGN_OR_RETURN(Fd fd, OpenFile(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+    ASSIGN_OR_RETURN(Fd fd,
+                     OpenFile(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
     RETURN_IF_ERROR(RemoveChildren(fd.get(), path, 0));
   }
   if (::rmdir(path.c_str()) != 0)
@@ -207,11 +209,11 @@ Status SetTimes(int fd, const struct stat& st, const std::string& path) {
 
 Status CopyFile(int src_dir, int dst_dir, const std::string& name,
                 const std::string& path, const struct stat& st) {
-  ASSIGN_OR_RETURN(Fd in, OpenAt(src_dir, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY,
-                                 path));
-  ASSIGN_OR_RETURN(Fd out, OpenAt(dst_dir, name,
-                                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
-                                  path, S_IRUSR | S_IWUSR));
+  ASSIGN_OR_RETURN(
+      Fd in, OpenAt(src_dir, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY, path));
+  ASSIGN_OR_RETURN(
+      Fd out, OpenAt(dst_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
+                     path, S_IRUSR | S_IWUSR));
   std::vector<char> buf(kIoBufferBytes);
   for (;;) {
     ssize_t n = ::read(in.get(), buf.data(), buf.size());
@@ -220,9 +222,9 @@ Status CopyFile(int src_dir, int dst_dir, const std::string& name,
       return Status::FromErrno("cannot read " + Quote(path), errno);
     }
     if (n == 0) break;
-    RETURN_IF_ERROR(WriteAll(out.get(),
-                             std::string_view(buf.data(), static_cast<size_t>(n)),
-                             "the scratch copy of " + Quote(path)));
+    RETURN_IF_ERROR(WriteAll(
+        out.get(), std::string_view(buf.data(), static_cast<size_t>(n)),
+        "the scratch copy of " + Quote(path)));
   }
   // Permission bits travel (the build may rely on x bits); set-id bits do not.
   if (::fchmod(out.get(), (st.st_mode & 0777) | S_IRUSR | S_IWUSR) != 0)
@@ -250,7 +252,8 @@ Status CopyDirContents(int src_dir, int dst_dir, const std::string& path,
         return Status::FromErrno("cannot copy " + Quote(child), errno);
       ASSIGN_OR_RETURN(Fd src, OpenDirAt(src_dir, name, child));
       ASSIGN_OR_RETURN(Fd dst, OpenDirAt(dst_dir, name, child));
-      RETURN_IF_ERROR(CopyDirContents(src.get(), dst.get(), child, ctx, depth + 1));
+      RETURN_IF_ERROR(
+          CopyDirContents(src.get(), dst.get(), child, ctx, depth + 1));
       // The owner keeps rwx so the build can write and the cleanup can remove.
       if (::fchmod(dst.get(), (st.st_mode & 0777) | S_IRWXU) != 0)
         return Status::FromErrno("cannot chmod the copy of " + Quote(child),
@@ -272,11 +275,14 @@ Status CopyDirContents(int src_dir, int dst_dir, const std::string& path,
   return Status::Ok();
 }
 
-// ---- Running build.command ---------------------------------------------------
+// ---- Running build.command
+// ---------------------------------------------------
 
 volatile sig_atomic_t g_build_child = 0;
+volatile sig_atomic_t g_build_signal = 0;
 
 extern "C" void ForwardToBuildChild(int sig) {
+  g_build_signal = sig;
   pid_t pid = g_build_child;
   if (pid > 0) ::kill(pid, sig);
 }
@@ -320,21 +326,24 @@ struct SpawnSetup {
 // the wait status. Like system(3), SIGINT and SIGQUIT from the terminal reach
 // the child while we ignore them; SIGTERM and SIGHUP sent to us are passed on,
 // so the caller lives to remove the scratch directory.
-Result<int> RunBuildCommand(const std::string& command, const std::string& cwd) {
+Result<int> RunBuildCommand(const std::string& command,
+                            const std::string& cwd) {
   SpawnSetup s;
   int rc = posix_spawn_file_actions_addopen(&s.actions, STDIN_FILENO,
                                             "/dev/null", O_RDONLY, 0);
-  if (rc == 0) rc = posix_spawn_file_actions_adddup2(&s.actions, STDERR_FILENO,
-                                                     STDOUT_FILENO);
-  if (rc == 0) rc = posix_spawn_file_actions_addchdir_np(&s.actions, cwd.c_str());
+  if (rc == 0)
+    rc = posix_spawn_file_actions_adddup2(&s.actions, STDERR_FILENO,
+                                          STDOUT_FILENO);
+  if (rc == 0)
+    rc = posix_spawn_file_actions_addchdir_np(&s.actions, cwd.c_str());
   sigset_t all, none;
   sigfillset(&all);
   sigemptyset(&none);
   if (rc == 0) rc = posix_spawnattr_setsigdefault(&s.attr, &all);
   if (rc == 0) rc = posix_spawnattr_setsigmask(&s.attr, &none);
   if (rc == 0)
-    rc = posix_spawnattr_setflags(&s.attr,
-                                  POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    rc = posix_spawnattr_setflags(
+        &s.attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
   if (rc != 0) return Status::FromErrno("cannot set up the build command", rc);
 
   std::string sh = "/bin/sh", dash_c = "-c", cmd = command;
@@ -343,28 +352,41 @@ Result<int> RunBuildCommand(const std::string& command, const std::string& cwd) 
   std::cerr.flush();
   std::fflush(nullptr);
 
+  // SIGTERM and SIGHUP stay blocked until the child's pid is known, so one
+  // that arrives early is forwarded rather than lost or fatal.
   SignalDisposition ignore_int(SIGINT, SIG_IGN);
   SignalDisposition ignore_quit(SIGQUIT, SIG_IGN);
-  pid_t pid;
+  SignalDisposition forward_term(SIGTERM, ForwardToBuildChild);
+  SignalDisposition forward_hup(SIGHUP, ForwardToBuildChild);
+  g_build_signal = 0;
+  sigset_t term_hup, old_mask;
+  sigemptyset(&term_hup);
+  sigaddset(&term_hup, SIGTERM);
+  sigaddset(&term_hup, SIGHUP);
+  ::pthread_sigmask(SIG_BLOCK, &term_hup, &old_mask);
+  pid_t pid = 0;
   rc = ::posix_spawn(&pid, "/bin/sh", &s.actions, &s.attr, argv, environ);
+  if (rc == 0) g_build_child = pid;
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
   if (rc != 0)
     return Status::FromErrno("cannot run the build command with /bin/sh", rc);
-  g_build_child = pid;
   int status = 0;
-  {
-    SignalDisposition forward_term(SIGTERM, ForwardToBuildChild);
-    SignalDisposition forward_hup(SIGHUP, ForwardToBuildChild);
-    pid_t r;
-    do {
-      r = ::waitpid(pid, &status, 0);
-    } while (r < 0 && errno == EINTR);
-    g_build_child = 0;
-    if (r < 0) return Status::FromErrno("cannot wait for the build command", errno);
-  }
+  pid_t r;
+  do {
+    r = ::waitpid(pid, &status, 0);
+  } while (r < 0 && errno == EINTR);
+  g_build_child = 0;
+  if (r < 0)
+    return Status::FromErrno("cannot wait for the build command", errno);
+  // A signal that came as the command finished still stops the build.
+  if (g_build_signal != 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    return FailedPrecondition("build interrupted by signal " +
+                              std::to_string(g_build_signal));
   return status;
 }
 
-// ---- Packing ------------------------------------------------------------------
+// ---- Packing
+// ------------------------------------------------------------------
 
 struct PackEntry {
   std::string name;  // path in the archive; directories end in '/'
@@ -396,22 +418,26 @@ Status CheckSymlink(const std::string& rel, const std::string& shown,
     if (part.empty() || part == ".") continue;
     depth += part == ".." ? -1 : 1;
     if (depth < 0)
-      return InvalidArgument("symlink " + Quote(shown) + " -> " + Quote(target) +
-                             " points outside the artifact");
+      return InvalidArgument("symlink " + Quote(shown) + " -> " +
+                             Quote(target) + " points outside the artifact");
   }
   return Status::Ok();
 }
 
 // Walks the directory `dirfd` (at `disk`, shown as `shown` in messages, with
 // archive names starting with `prefix`) and appends what it finds to *out.
-Status CollectEntries(int dirfd, const std::string& disk, const std::string& prefix,
-                      const std::string& shown, int depth,
-                      std::vector<PackEntry>* out) {
+Status CollectEntries(int dirfd, const std::string& disk,
+                      const std::string& prefix, const std::string& shown,
+                      int depth, std::vector<PackEntry>* out) {
   ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dirfd, disk));
   for (const std::string& name : names) {
     const std::string rel = prefix + name;
     const std::string path = Join(disk, name);
     const std::string show = Join(shown, name);
+    if (depth == 0 && name == ".relsupd")
+      return InvalidArgument(Quote(show) +
+                             " is a name reserved for relsupd at the artifact "
+                             "root; the release stage would refuse it");
     struct stat st;
     RETURN_IF_ERROR(StatAt(dirfd, name, show, &st));
     PackEntry e;
@@ -492,20 +518,23 @@ Status WriteEntries(struct archive* a, const std::vector<PackEntry>& entries,
     archive_entry_set_uid(entry.get(), 0);
     archive_entry_set_gid(entry.get(), 0);
     archive_entry_set_size(entry.get(), e.type == AE_IFREG ? e.size : 0);
-    if (e.type == AE_IFLNK) archive_entry_set_symlink(entry.get(), e.link.c_str());
+    if (e.type == AE_IFLNK)
+      archive_entry_set_symlink(entry.get(), e.link.c_str());
     Fd fd;
     if (e.type == AE_IFREG) {
-      // Opened before the header is written so an unreadable file fails cleanly.
+      // Opened before the header is written so an unreadable file fails
+      // cleanly.
       ASSIGN_OR_RETURN(fd, OpenFile(e.disk, O_RDONLY | O_NOFOLLOW | O_NOCTTY));
     }
     if (archive_write_header(a, entry.get()) != ARCHIVE_OK)
-      return ArchiveError(a, "cannot write " + Quote(file) + " (entry " +
-                                 Quote(e.name) + ")");
+      return ArchiveError(
+          a, "cannot write " + Quote(file) + " (entry " + Quote(e.name) + ")");
     if (e.type != AE_IFREG) continue;
     int64_t left = e.size;
     while (left > 0) {
-      ssize_t n = ::read(fd.get(), buf.data(),
-                         static_cast<size_t>(std::min<int64_t>(left, buf.size())));
+      ssize_t n =
+          ::read(fd.get(), buf.data(),
+                 static_cast<size_t>(std::min<int64_t>(left, buf.size())));
       if (n < 0) {
         if (errno == EINTR) continue;
         return Status::FromErrno("cannot read " + Quote(e.name), errno);
@@ -516,7 +545,8 @@ Status WriteEntries(struct archive* a, const std::vector<PackEntry>& entries,
       left -= n;
     }
     if (left != 0)
-      return FailedPrecondition(Quote(e.name) + " changed size while being packed");
+      return FailedPrecondition(Quote(e.name) +
+                                " changed size while being packed");
   }
   return Status::Ok();
 }
@@ -524,7 +554,9 @@ Status WriteEntries(struct archive* a, const std::vector<PackEntry>& entries,
 Status FsyncDirOf(const std::string& file) {
   std::string dir = file;
   size_t slash = dir.rfind('/');
-  dir = slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash);
+  dir = slash == std::string::npos ? "."
+        : slash == 0               ? "/"
+                                   : dir.substr(0, slash);
   ASSIGN_OR_RETURN(Fd fd, OpenFile(dir, O_RDONLY | O_DIRECTORY));
   if (::fsync(fd.get()) != 0)
     return Status::FromErrno("cannot fsync " + Quote(dir), errno);
@@ -562,11 +594,12 @@ Status CheckOutputFile(const std::string& file) {
   if (file.back() == '/' || IsDir(file))
     return InvalidArgument("output file " + Quote(file) + " is a directory");
   size_t slash = file.rfind('/');
-  std::string dir =
-      slash == std::string::npos ? "." : slash == 0 ? "/" : file.substr(0, slash);
+  std::string dir = slash == std::string::npos ? "."
+                    : slash == 0               ? "/"
+                                               : file.substr(0, slash);
   if (!IsDir(dir))
-    return NotFound("cannot write " + Quote(file) + ": directory " + Quote(dir) +
-                    " does not exist");
+    return NotFound("cannot write " + Quote(file) + ": directory " +
+                    Quote(dir) + " does not exist");
   return Status::Ok();
 }
 
@@ -576,8 +609,8 @@ void AddSkip(const std::string& path, std::vector<FileId>* skip) {
 }
 
 Result<std::string> RealPath(const std::string& path) {
-  std::unique_ptr<char, decltype(&std::free)> p(::realpath(path.c_str(), nullptr),
-                                                &std::free);
+  std::unique_ptr<char, decltype(&std::free)> p(
+      ::realpath(path.c_str(), nullptr), &std::free);
   if (!p) return Status::FromErrno("cannot resolve " + Quote(path), errno);
   return std::string(p.get());
 }
@@ -599,9 +632,12 @@ std::string DescribeWaitStatus(int status) {
 
 std::string_view ArchiveFormatName(ArchiveFormat format) {
   switch (format) {
-    case ArchiveFormat::kTarGz: return "tar.gz";
-    case ArchiveFormat::kTarZst: return "tar.zst";
-    case ArchiveFormat::kTar: return "tar";
+    case ArchiveFormat::kTarGz:
+      return "tar.gz";
+    case ArchiveFormat::kTarZst:
+      return "tar.zst";
+    case ArchiveFormat::kTar:
+      return "tar";
   }
   return "tar.gz";
 }
@@ -653,12 +689,13 @@ Result<std::string> PackTreeShown(const std::string& root,
     ASSIGN_OR_RETURN(Fd dir, OpenFile(root, O_RDONLY | O_DIRECTORY));
     RETURN_IF_ERROR(CollectEntries(dir.get(), root, "", shown, 0, &entries));
   }
-  std::sort(entries.begin(), entries.end(),
-            [](const PackEntry& a, const PackEntry& b) { return a.name < b.name; });
+  std::sort(
+      entries.begin(), entries.end(),
+      [](const PackEntry& a, const PackEntry& b) { return a.name < b.name; });
 
   const std::string tmp = file + ".tmp";
-  ASSIGN_OR_RETURN(Fd fd, OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW,
-                                   0644));
+  ASSIGN_OR_RETURN(
+      Fd fd, OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644));
   TmpFileGuard guard(tmp);
   Sink sink{fd.get(), tmp, Sha256(), Status::Ok()};
   {
@@ -698,15 +735,16 @@ Result<std::string> PackTreeShown(const std::string& root,
     Status s = WriteEntries(a.get(), entries, mtime, tmp);
     if (!s.ok()) return sink.status.ok() ? s : sink.status;
     if (archive_write_close(a.get()) != ARCHIVE_OK)
-      return sink.status.ok() ? ArchiveError(a.get(), "cannot write " + Quote(tmp))
-                              : sink.status;
+      return sink.status.ok()
+                 ? ArchiveError(a.get(), "cannot write " + Quote(tmp))
+                 : sink.status;
   }
   if (::fsync(fd.get()) != 0)
     return Status::FromErrno("cannot fsync " + Quote(tmp), errno);
   fd.Reset();
   if (::rename(tmp.c_str(), file.c_str()) != 0)
-    return Status::FromErrno("cannot rename " + Quote(tmp) + " to " + Quote(file),
-                             errno);
+    return Status::FromErrno(
+        "cannot rename " + Quote(tmp) + " to " + Quote(file), errno);
   guard.Commit();
   RETURN_IF_ERROR(FsyncDirOf(file));
   if (entries_out != nullptr) *entries_out = entries.size();
@@ -758,7 +796,8 @@ Result<std::string> BuildArtifact(const BuildOptions& options,
     ASSIGN_OR_RETURN(Fd src, OpenFile(dir, O_RDONLY | O_DIRECTORY));
     if (::mkdir(tree.c_str(), S_IRWXU) != 0)
       return Status::FromErrno("cannot create " + Quote(tree), errno);
-    ASSIGN_OR_RETURN(Fd dst, OpenFile(tree, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+    ASSIGN_OR_RETURN(Fd dst,
+                     OpenFile(tree, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
     RETURN_IF_ERROR(CopyDirContents(src.get(), dst.get(), dir, ctx, 0));
     if (::fchmod(dst.get(), (st.st_mode & 0777) | S_IRWXU) != 0)
       return Status::FromErrno("cannot chmod " + Quote(tree), errno);
@@ -767,8 +806,9 @@ Result<std::string> BuildArtifact(const BuildOptions& options,
 
   if (!spec.command.empty()) {
     if (options.progress != nullptr)
-      *options.progress << "relsupd: running build command in a scratch copy of "
-                        << Quote(dir) << ": " << spec.command << std::endl;
+      *options.progress
+          << "relsupd: running build command in a scratch copy of "
+          << Quote(dir) << ": " << spec.command << std::endl;
     ASSIGN_OR_RETURN(int wait_status, RunBuildCommand(spec.command, tree));
     if (!WIFEXITED(wait_status) || WEXITSTATUS(wait_status) != 0) {
       report->command_exit_code =
@@ -777,12 +817,13 @@ Result<std::string> BuildArtifact(const BuildOptions& options,
     }
   }
 
-  const std::string out_dir = spec.output == "." ? tree : Join(tree, spec.output);
+  const std::string out_dir =
+      spec.output == "." ? tree : Join(tree, spec.output);
   const std::string after =
       spec.command.empty() ? "" : " after the build command ran";
   if (!Exists(out_dir))
-    return NotFound("build output " + Quote(spec.output) + " does not exist in " +
-                    Quote(dir) + after);
+    return NotFound("build output " + Quote(spec.output) +
+                    " does not exist in " + Quote(dir) + after);
   ASSIGN_OR_RETURN(std::string out_real, RealPath(out_dir));
   ASSIGN_OR_RETURN(std::string tree_real, RealPath(tree));
   if (out_real != tree_real && out_real.rfind(tree_real + "/", 0) != 0)
@@ -808,12 +849,14 @@ void AddBuildCommand(CLI::App& root, int* exit_code) {
       "Build DIR into a reproducible artifact (tarball) and print its sha256; "
       "no daemon needed");
   build->add_option("DIR", args->dir, "Source directory")->required();
-  build->add_option("-o,--output", args->output,
-                    "Artifact file to write (FILE.tmp, then renamed)")
+  build
+      ->add_option("-o,--output", args->output,
+                   "Artifact file to write (FILE.tmp, then renamed)")
       ->required();
-  build->add_option("--format", args->format,
-                    "tar.gz (default), tar.zst or tar; without it, taken from "
-                    "FILE's suffix (.tar.gz/.tgz, .tar.zst/.tzst, .tar)")
+  build
+      ->add_option("--format", args->format,
+                   "tar.gz (default), tar.zst or tar; without it, taken from "
+                   "FILE's suffix (.tar.gz/.tgz, .tar.zst/.tzst, .tar)")
       ->check(CLI::IsMember({"tar.gz", "tar.zst", "tar"}));
   build->footer(
       "What it does:\n"
@@ -821,7 +864,8 @@ void AddBuildCommand(CLI::App& root, int* exit_code) {
       "     leaving out every '.git' and FILE itself if it lies inside DIR.\n"
       "     DIR is never changed.\n"
       "  2. Runs build.command from DIR/relsupd.yaml there with /bin/sh -c\n"
-      "     (working directory: the scratch copy; stdin: /dev/null; its stdout\n"
+      "     (working directory: the scratch copy; stdin: /dev/null; its "
+      "stdout\n"
       "     and stderr go to stderr, so stdout carries only the digest line).\n"
       "  3. Packs build.output of the scratch copy as the artifact's root and\n"
       "     removes the scratch directory, whatever happened.\n"
@@ -836,7 +880,8 @@ void AddBuildCommand(CLI::App& root, int* exit_code) {
       "Unknown keys, wrong types and bad paths are reported as FILE:LINE:COL.\n"
       "\n"
       "The artifact is reproducible: the same input gives the same bytes and\n"
-      "the same sha256. Entries are sorted by path; headers are ustar/pax with\n"
+      "the same sha256. Entries are sorted by path; headers are ustar/pax "
+      "with\n"
       "mtime fixed to $SOURCE_DATE_EPOCH (or 0), owner 0:0 without names, no\n"
       "xattrs, ACLs, atime or ctime; modes are 0755 for directories and\n"
       "executable files, 0644 for other files; gzip stores no timestamp or\n"
@@ -847,7 +892,9 @@ void AddBuildCommand(CLI::App& root, int* exit_code) {
       "\n"
       "FILE is written as FILE.tmp and renamed into place; on success prints\n"
       "  sha256:<hex>  FILE\n"
-      "On failure no FILE or FILE.tmp is left behind.\n"
+      "On failure FILE is not written (an older FILE stays as it was) and\n"
+      "no FILE.tmp is left behind. SIGTERM or SIGHUP is passed on to the\n"
+      "build command, and the scratch directory is still removed.\n"
       "\n"
       "Exit codes: 0 ok; the build command's exit status if it failed (1 if a\n"
       "signal killed it); 1 any other error (DIR missing, relsupd.yaml\n"

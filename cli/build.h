@@ -40,7 +40,7 @@ struct BuildOptions {
   std::string dir;          // source directory (REQUIRES: non-empty)
   std::string output_file;  // artifact to write (REQUIRES: non-empty)
   ArchiveFormat format = ArchiveFormat::kTarGz;
-  std::optional<int64_t> mtime;     // unset: SourceDateEpoch()
+  std::optional<int64_t> mtime;      // unset: SourceDateEpoch()
   std::ostream* progress = nullptr;  // one-line notes for the user, if set
 };
 

@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include <csignal>
+#include <functional>
 #include <iostream>
 
 #include "cli/build.h"
@@ -42,6 +43,14 @@ int main(int argc, char** argv) {
   cli::AddCtlCommand(app, &ctl);
   int build_exit = 0;
   cli::AddBuildCommand(app, &build_exit);
+  // --version and --help answer on every subcommand, however deep.
+  std::function<void(CLI::App*)> add_version = [&](CLI::App* parent) {
+    for (CLI::App* sub : parent->get_subcommands({})) {
+      sub->set_version_flag("--version", std::string("relsupd ") + kVersion);
+      add_version(sub);
+    }
+  };
+  add_version(&app);
 
   try {
     app.parse(argc, argv);

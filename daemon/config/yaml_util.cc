@@ -1,5 +1,7 @@
 #include "daemon/config/yaml_util.h"
 
+#include <set>
+
 #include "daemon/base/duration.h"
 
 namespace relsupd::yaml {
@@ -32,10 +34,15 @@ Result<YAML::Node> LoadMap(const std::string& text, const std::string& file) {
 
 Status CheckKeys(const std::string& file, const YAML::Node& map,
                  std::initializer_list<std::string_view> known) {
+  std::set<std::string> seen;
   for (const auto& kv : map) {
     if (!kv.first.IsScalar())
       return ErrorAt(file, kv.first, "keys must be plain strings");
     const std::string& key = kv.first.Scalar();
+    // yaml-cpp keeps both copies of a repeated key and lookups see the
+    // first: refuse rather than silently ignore what the operator wrote.
+    if (!seen.insert(key).second)
+      return ErrorAt(file, kv.first, "key '" + key + "' is given twice");
     bool found = false;
     for (std::string_view k : known) found = found || k == key;
     if (!found) {

@@ -21,7 +21,7 @@ Status ErrorAt(const std::string& file, const YAML::Node& node,
 // document is an empty map. The root must be a map.
 Result<YAML::Node> LoadMap(const std::string& text, const std::string& file);
 
-// Refuses any key of `map` not in `known`.
+// Refuses any key of `map` not in `known`, and any key given twice.
 Status CheckKeys(const std::string& file, const YAML::Node& map,
                  std::initializer_list<std::string_view> known);
 
