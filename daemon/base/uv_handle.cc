@@ -13,7 +13,9 @@ int CloseLoop(uv_loop_t* loop, int max_iterations) {
           if (!uv_is_closing(h)) uv_close(h, nullptr);
         },
         nullptr);
-    uv_run(loop, UV_RUN_NOWAIT);
+    // With every handle closing, only requests keep the loop alive, e.g.
+    // thread-pool jobs: wait for them, since their threads still use it.
+    uv_run(loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(loop);
   }
   return rc;

@@ -48,7 +48,8 @@ class UvHandle {
 };
 
 // Closes every handle on `loop` and runs it until uv_loop_close succeeds or
-// `max_iterations` passes have run. Returns the last uv_loop_close result.
+// `max_iterations` passes have run, waiting for pending requests (thread-
+// pool jobs) to finish. Returns the last uv_loop_close result.
 int CloseLoop(uv_loop_t* loop, int max_iterations = 1000);
 
 }  // namespace relsupd
