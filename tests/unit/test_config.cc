@@ -163,3 +163,81 @@ TEST_CASE("app spec YAML is parsed with positions in errors") {
 
 }  // namespace
 }  // namespace relsupd
+
+#include "daemon/config/process_file.h"
+
+namespace relsupd {
+namespace {
+
+TEST_CASE("process files: relsupd.yaml processes with every field") {
+  auto pf = ParseProcessYaml(
+      "build:\n"
+      "  command: make dist\n"
+      "processes:\n"
+      "  web:\n"
+      "    command: ./bin/server\n"
+      "    scale: 2\n"
+      "    restart: on-failure\n"
+      "    stop_signal: SIGINT\n"
+      "    stop_timeout: 500ms\n"
+      "    sockets: [http]\n"
+      "    ready: {tcp: 8080}\n"
+      "    env: {MODE: fast}\n"
+      "  worker:\n"
+      "    command: ./bin/worker\n"
+      "    ready: notify\n",
+      "relsupd.yaml");
+  REQUIRE(pf.ok());
+  REQUIRE(pf->processes.size() == 2);
+  const ProcessSpec& web = pf->processes.at("web");
+  CHECK(web.command == "./bin/server");
+  CHECK(web.scale == 2);
+  CHECK(web.restart == RestartPolicy::kOnFailure);
+  CHECK(web.stop_signal == 2);
+  CHECK(web.stop_timeout_ms == 500);
+  CHECK(web.sockets == std::vector<std::string>{"http"});
+  CHECK(web.ready.kind == ReadyKind::kTcp);
+  CHECK(web.ready.port == 8080);
+  CHECK(web.env.at("MODE") == "fast");
+  const ProcessSpec& worker = pf->processes.at("worker");
+  CHECK(worker.scale == 1);
+  CHECK(worker.restart == RestartPolicy::kAlways);
+  CHECK(worker.stop_signal == 15);
+  CHECK(worker.ready.kind == ReadyKind::kNotify);
+}
+
+TEST_CASE("process file errors name file, line and column") {
+  auto err = [](const std::string& yaml) {
+    auto pf = ParseProcessYaml(yaml, "relsupd.yaml");
+    REQUIRE_FALSE(pf.ok());
+    return pf.status().message();
+  };
+  CHECK(err("procesess: {}\n").rfind("relsupd.yaml:1:1: unknown key 'procesess'", 0) == 0);
+  CHECK(err("processes:\n  web:\n    comand: x\n").rfind("relsupd.yaml:3:5: unknown key 'comand'", 0) == 0);
+  CHECK(err("processes:\n  web: {scale: 2}\n").find("has no 'command'") != std::string::npos);
+  CHECK(err("processes:\n  web: {command: x, scale: lots}\n").rfind("relsupd.yaml:2:", 0) == 0);
+  CHECK(err("processes:\n  web: {command: x, restart: sometimes}\n").find("'restart'") != std::string::npos);
+  CHECK(err("processes:\n  web: {command: x, stop_signal: NOPE}\n").find("not a signal") != std::string::npos);
+  CHECK(err("processes:\n  Web: {command: x}\n").rfind("relsupd.yaml:2:3: process type 'Web'", 0) == 0);
+  CHECK(err("processes:\n  web: {command: x, ready: {tcp: 0}}\n").find("'tcp'") != std::string::npos);
+  CHECK(err("processes: [\n").find("invalid YAML") != std::string::npos);
+}
+
+TEST_CASE("Procfile lines become processes with defaults") {
+  auto pf = ParseProcfile("# comment\nweb: ./server --port $PORT\n\nworker:  ./work\n", "Procfile");
+  REQUIRE(pf.ok());
+  CHECK(pf->processes.at("web").command == "./server --port $PORT");
+  CHECK(pf->processes.at("worker").command == "./work");
+  CHECK(pf->processes.at("worker").scale == 1);
+  auto bad = ParseProcfile("web ./server\n", "Procfile");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message() == "Procfile:1:1: expected 'name: command'");
+  CHECK(ParseProcfile("web: a\nweb: b\n", "Procfile").status().message().find("twice") !=
+        std::string::npos);
+  CHECK(*ParseSignal("TERM") == 15);
+  CHECK(*ParseSignal("SIGKILL") == 9);
+  CHECK(*ParseSignal("1") == 1);
+}
+
+}  // namespace
+}  // namespace relsupd

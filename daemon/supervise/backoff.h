@@ -1,0 +1,50 @@
+#pragma once
+// Restart backoff and the crash window of one instance.
+//
+// The first restart after a healthy run happens at once; each further one
+// waits twice as long as the last, from `initial_ms` up to `cap_ms`, with
+// up to `jitter` (a fraction) added so that instances crashing together do
+// not restart together. An instance that stays up `reset_after_ms` earns a
+// fresh start. More than `max_crashes` exits within `window_ms` hit the
+// crash limit. Times come from the caller's clock. Value type; any thread.
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+
+namespace relsupd {
+
+struct BackoffPolicy {
+  int64_t initial_ms = 100;
+  int64_t cap_ms = 30'000;
+  int64_t reset_after_ms = 10'000;
+  double jitter = 0.1;
+  int max_crashes = 10;
+  int64_t window_ms = 60'000;
+};
+
+class Backoff {
+ public:
+  // `random01` returns a number in [0, 1); tests pass a fixed one.
+  Backoff(BackoffPolicy policy, std::function<double()> random01);
+
+  // The instance started running at `now_ms`.
+  void Started(int64_t now_ms);
+  // The instance exited at `now_ms`. Returns the delay before the restart.
+  int64_t Exited(int64_t now_ms);
+  // True when the exits recorded so far exceed max_crashes in window_ms.
+  bool CrashLimitHit() const;
+  // Forgets the history: a start by hand after `failed`.
+  void Reset();
+  int restarts() const { return restarts_; }
+
+ private:
+  BackoffPolicy policy_;
+  std::function<double()> random01_;
+  int64_t started_ms_ = -1;
+  int64_t next_delay_ms_ = 0;  // 0: the next restart is immediate
+  int restarts_ = 0;
+  std::deque<int64_t> exits_;  // times of exits within the window
+};
+
+}  // namespace relsupd

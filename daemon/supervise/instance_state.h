@@ -1,0 +1,69 @@
+#pragma once
+// The life of one process instance (web.1, worker.3, ...) as a table of
+// state x event -> next state + action, in the manner of s6-supervise.
+//
+// The supervisor's loop only waits for events and dispatches them through
+// Transition(); everything it does (spawn, signal, arm a timer) is the
+// returned action. Pure functions; any thread. The run stage drives this
+// table from libuv callbacks.
+
+#include <string_view>
+
+#include "daemon/config/process_file.h"
+
+namespace relsupd {
+
+enum class InstanceState {
+  kStopped,   // not running and not meant to run (initial, or stopped by hand)
+  kStarting,  // spawn requested; the process has not been seen running yet
+  kRunning,   // alive, waiting for its ready check
+  kReady,     // alive and ready
+  kStopping,  // stop signal sent, waiting for it to exit (SIGKILL on timeout)
+  kBackoff,   // exited; waiting for the restart timer
+  kExited,    // exited and not restarting (policy says so)
+  kFailed,    // crashed too often in the window; only a start by hand revives it
+};
+inline constexpr int kInstanceStateCount = 8;
+
+enum class InstanceEvent {
+  kStartRequested,  // scale up, activation, `ctl start`
+  kStopRequested,   // scale down, deactivation, `ctl stop`, daemon shutdown
+  kSpawned,         // the child exec'd
+  kSpawnFailed,     // fork/exec failed
+  kReady,           // the ready check passed (or there is none)
+  kExited,          // the child ended (status in TransitionInput)
+  kTimer,           // the state's timer fired (backoff, stop timeout)
+};
+inline constexpr int kInstanceEventCount = 7;
+
+enum class InstanceAction {
+  kNone,
+  kSpawn,           // start the process
+  kStartReadyCheck, // begin the ready check and its timeout
+  kSignalStop,      // send stop_signal to the group, arm the stop timeout
+  kKill,            // SIGKILL the group (cgroup.kill where available)
+  kArmBackoff,      // arm the restart timer with the backoff delay
+  kMarkFailed,      // record the unit as failed (event, log)
+  kInvalid,         // the event makes no sense in this state; log and ignore
+};
+
+struct TransitionInput {
+  InstanceState state;
+  InstanceEvent event;
+  RestartPolicy restart = RestartPolicy::kAlways;
+  bool exit_ok = false;        // kExited: status 0 and no signal
+  bool crash_limit_hit = false;  // kExited/kSpawnFailed: too many in the window
+};
+
+struct Transition {
+  InstanceState next;
+  InstanceAction action;
+};
+
+Transition NextTransition(const TransitionInput& in);
+
+std::string_view InstanceStateName(InstanceState s);
+std::string_view InstanceEventName(InstanceEvent e);
+std::string_view InstanceActionName(InstanceAction a);
+
+}  // namespace relsupd
