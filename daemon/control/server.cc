@@ -232,6 +232,9 @@ void ControlServer::HandleInput(Connection* c) {
         if (line.find_first_not_of(" \t") == std::string::npos) continue;
         ++c->in_flight;
         std::weak_ptr<Connection> weak = connections_[c];
+        // Files ride on the first byte of their request, so by now the
+        // ones sent with this line are queued; whatever the handler did
+        // not take is closed after it, never handed to a later request.
         dispatcher_->HandleLine(line, c->peer, &c->fds,
                                 [this, weak](std::string response) {
                                   auto conn = weak.lock();
@@ -243,6 +246,7 @@ void ControlServer::HandleInput(Connection* c) {
                                            conn->pending() == 0)
                                     Drop(conn.get());
                                 });
+        if (connections_.count(c) != 0) c->fds.clear();
         if (connections_.count(c) == 0) return;
         break;
       }

@@ -18,6 +18,8 @@ Result<Fd> OpenBeneath(int dirfd, const std::string& path, int flags,
                        mode_t mode = 0);
 // Opens the parent directory of `path` beneath `dirfd`, creating missing
 // directories (mode 0755) on the way; sets *name to the last component.
+// No component may be a symlink: an archive must not write through one of
+// its own links (the file would land elsewhere than its manifest says).
 Result<Fd> OpenParentBeneath(int dirfd, const std::string& path,
                              std::string* name);
 // Removes `path` and everything under it, making read-only directories

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <mutex>
 
 #include "daemon/base/sha256.h"
 
@@ -17,8 +18,15 @@ Result<ObjectStore> ObjectStore::Open(const std::string& dir) {
   return ObjectStore(dir, std::move(fd));
 }
 
-Result<ObjectStore::Object> ObjectStore::Put(
-    uint32_t mode, const std::function<Status(const Sink&)>& fill) {
+namespace {
+// Held from an object's link into the store until its link into a slot,
+// and by every removal: an object is never removed between the two.
+std::mutex g_store_lock;
+}  // namespace
+
+Result<ObjectStore::Object> ObjectStore::PutAndLink(
+    uint32_t mode, const std::function<Status(const Sink&)>& fill, int parent_fd,
+    const std::string& link_name) {
   // An unnamed file: nothing is left behind if we stop half-way.
   int raw = ::openat(fd_.get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
   if (raw < 0) return Status::FromErrno("cannot create object in '" + dir_ + "'", errno);
@@ -51,18 +59,25 @@ Result<ObjectStore::Object> ObjectStore::Put(
   if (::mkdirat(fd_.get(), sub.c_str(), 0755) != 0 && errno != EEXIST)
     return Status::FromErrno("cannot create '" + dir_ + "/" + sub + "'", errno);
   const std::string proc = "/proc/self/fd/" + std::to_string(fd.get());
+  std::lock_guard<std::mutex> lock(g_store_lock);
   if (::linkat(AT_FDCWD, proc.c_str(), fd_.get(), obj.name.c_str(),
-               AT_SYMLINK_FOLLOW) != 0 &&
-      errno != EEXIST)
+               AT_SYMLINK_FOLLOW) == 0)
+    obj.created = true;
+  else if (errno != EEXIST)
     return Status::FromErrno("cannot store object '" + obj.name + "'", errno);
+  if (::linkat(fd_.get(), obj.name.c_str(), parent_fd, link_name.c_str(), 0) != 0)
+    return Status::FromErrno("cannot link '" + link_name + "' to object", errno);
   return obj;
 }
 
-Status ObjectStore::Link(const std::string& name, int parent_fd,
-                         const std::string& link_name) const {
-  if (::linkat(fd_.get(), name.c_str(), parent_fd, link_name.c_str(), 0) != 0)
-    return Status::FromErrno("cannot link '" + link_name + "' to object", errno);
-  return Status::Ok();
+void ObjectStore::RemoveIfUnused(const std::vector<std::string>& names) {
+  std::lock_guard<std::mutex> lock(g_store_lock);
+  for (const std::string& name : names) {
+    struct stat st;
+    if (::fstatat(fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        st.st_nlink == 1)
+      ::unlinkat(fd_.get(), name.c_str(), 0);
+  }
 }
 
 Result<uint64_t> ObjectStore::CollectGarbage() {
@@ -79,6 +94,7 @@ Result<uint64_t> ObjectStore::CollectGarbage() {
     }
     while (dirent* e = ::readdir(d)) {
       if (e->d_name[0] == '.') continue;
+      std::lock_guard<std::mutex> lock(g_store_lock);
       struct stat st;
       if (::fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
           S_ISREG(st.st_mode) && st.st_nlink == 1 &&

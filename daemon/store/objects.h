@@ -11,6 +11,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "daemon/base/fd.h"
 #include "daemon/base/status.h"
@@ -25,14 +26,19 @@ class ObjectStore {
   struct Object {
     std::string sha256;
     std::string name;  // relative to the store: "ab/abcd....0444"
+    bool created = false;  // false when an identical object was reused
   };
   // Stores the body that `fill` streams into the sink given to it, with
-  // permission bits `mode`. An identical object is reused.
+  // permission bits `mode` (an identical object is reused), and hard-links
+  // it as `link_name` in directory `parent_fd`. Storing and linking happen
+  // under the store's lock, so garbage collection never removes an object
+  // between the two.
   using Sink = std::function<Status(std::string_view)>;
-  Result<Object> Put(uint32_t mode, const std::function<Status(const Sink&)>& fill);
-  // Hard-links object `name` as `link_name` in directory `parent_fd`.
-  Status Link(const std::string& name, int parent_fd,
-              const std::string& link_name) const;
+  Result<Object> PutAndLink(uint32_t mode,
+                            const std::function<Status(const Sink&)>& fill,
+                            int parent_fd, const std::string& link_name);
+  // Removes those of `names` that no slot links to (after a failed slot).
+  void RemoveIfUnused(const std::vector<std::string>& names);
   // Removes objects no slot links to; returns how many went.
   Result<uint64_t> CollectGarbage();
   // Flushes the store's file system (syncfs).

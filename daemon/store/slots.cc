@@ -32,7 +32,8 @@ Status WriteMeta(int dirfd, const std::string& name, const std::string& data,
 }
 
 Status Unpack(const SlotRequest& req, int slot_fd, ObjectStore* objects,
-              Manifest* manifest, SlotResult* result) {
+              Manifest* manifest, SlotResult* result,
+              std::vector<std::string>* created) {
   ASSIGN_OR_RETURN(Fd art, OpenFile(req.artifact_path, O_RDONLY));
   struct stat st;
   if (::fstat(art.get(), &st) != 0)
@@ -46,7 +47,15 @@ Status Unpack(const SlotRequest& req, int slot_fd, ObjectStore* objects,
     ASSIGN_OR_RETURN(std::optional<ArchiveEntry> entry, reader->Next());
     if (!entry) break;
     std::string name;
-    ASSIGN_OR_RETURN(Fd parent, OpenParentBeneath(slot_fd, entry->path, &name));
+    auto parent_or = OpenParentBeneath(slot_fd, entry->path, &name);
+    if (!parent_or.ok()) {
+      if (parent_or.status().code() == StatusCode::kInvalidArgument)
+        return InvalidArgument("artifact 'build " + shown + "': entry '" + entry->path +
+                               "' lies beneath a symlink (" +
+                               parent_or.status().message() + ")");
+      return parent_or.status();
+    }
+    Fd parent = std::move(parent_or).value();
     ManifestEntry m;
     m.type = entry->type;
     switch (entry->type) {
@@ -66,10 +75,13 @@ Status Unpack(const SlotRequest& req, int slot_fd, ObjectStore* objects,
         break;
       case EntryType::kFile: {
         ASSIGN_OR_RETURN(ObjectStore::Object obj,
-                         objects->Put(entry->mode, [&](const ObjectStore::Sink& sink) {
-                           return reader->ReadData(sink);
-                         }));
-        RETURN_IF_ERROR(objects->Link(obj.name, parent.get(), name));
+                         objects->PutAndLink(
+                             entry->mode,
+                             [&](const ObjectStore::Sink& sink) {
+                               return reader->ReadData(sink);
+                             },
+                             parent.get(), name));
+        if (obj.created) created->push_back(obj.name);
         m.mode = entry->mode & 0555;
         m.sha256 = obj.sha256;
         struct stat fst;
@@ -149,18 +161,21 @@ Result<SlotResult> BuildSlot(const SlotRequest& req) {
   std::string staging = tmp + "/" + req.app + "-" + ReleaseName(req.number) + "-XXXXXX";
   if (::mkdtemp(staging.data()) == nullptr)
     return Status::FromErrno("cannot create staging directory in '" + tmp + "'", errno);
-  // From here on, any failure removes the staging tree.
+  auto objects = ObjectStore::Open(req.state_dir + "/objects");
+  std::vector<std::string> created;  // objects this slot added to the store
+  // From here on, any failure removes the staging tree and the objects
+  // only it used.
   auto fail = [&](Status s) -> Result<SlotResult> {
     RemoveTree(staging).IgnoreError();
+    if (objects.ok()) objects->RemoveIfUnused(created);
     return s;
   };
-  auto objects = ObjectStore::Open(req.state_dir + "/objects");
   if (!objects.ok()) return fail(objects.status());
   auto slot_fd = OpenFile(staging, O_RDONLY | O_DIRECTORY);
   if (!slot_fd.ok()) return fail(slot_fd.status());
   Manifest manifest;
   SlotResult result;
-  Status s = Unpack(req, slot_fd->get(), &*objects, &manifest, &result);
+  Status s = Unpack(req, slot_fd->get(), &*objects, &manifest, &result, &created);
   if (!s.ok()) return fail(s);
   Failpoint("after-unpack");
 
@@ -194,6 +209,7 @@ Result<SlotResult> BuildSlot(const SlotRequest& req) {
   s = SyncDir(releases);
   if (!s.ok()) {
     RemoveTree(slot).IgnoreError();
+    objects->RemoveIfUnused(created);
     return s;
   }
   Failpoint("after-rename");
