@@ -1,0 +1,72 @@
+# Install rules and the Debian package (CPack DEB) for relsupd.
+#
+# Included from the top-level CMakeLists.txt after install(TARGETS relsupd),
+# with CMAKE_INSTALL_PREFIX=/usr. `cpack -G DEB` in the build directory
+# writes relsupd_VERSION_ARCH.deb.
+#
+# Layout of the package:
+#   /usr/bin/relsupd
+#   /usr/lib/systemd/system/relsupd.service
+#   /usr/lib/sysusers.d/relsupd.conf        groups relsupd, relsupd-admin
+#   /usr/lib/tmpfiles.d/relsupd.conf        /run/relsupd, /var/lib/relsupd
+#   /etc/relsupd/relsupd.yaml               conffile
+#   /usr/share/doc/relsupd/                 README.md, examples/
+
+set(RELSUPD_PKG_SRC ${PROJECT_SOURCE_DIR})
+
+# Paths below are relative to CMAKE_INSTALL_PREFIX (/usr), except the config,
+# which belongs in /etc whatever the prefix.
+install(FILES ${RELSUPD_PKG_SRC}/units/relsupd.service
+        DESTINATION lib/systemd/system)
+install(FILES ${RELSUPD_PKG_SRC}/units/relsupd.sysusers
+        DESTINATION lib/sysusers.d RENAME relsupd.conf)
+install(FILES ${RELSUPD_PKG_SRC}/units/relsupd.tmpfiles
+        DESTINATION lib/tmpfiles.d RENAME relsupd.conf)
+install(FILES ${RELSUPD_PKG_SRC}/config/relsupd.yaml
+        DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/relsupd)
+install(DIRECTORY ${RELSUPD_PKG_SRC}/config/examples/
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
+install(FILES ${RELSUPD_PKG_SRC}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME relsupd)
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_PACKAGE_CONTACT "relsupd maintainers <relsupd@localhost>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "on-host release supervisor daemon")
+set(CPACK_PACKAGE_DESCRIPTION
+    "relsupd keeps every release of every app on a server, runs the processes\n\
+of each app's active release, restarts them when they crash and switches\n\
+releases atomically, with rollback one command away (the 12-factor build,\n\
+release, run split). One executable: relsupd daemon, ctl and build.")
+# Debug info stays in the build tree; the package ships stripped binaries.
+set(CPACK_STRIP_FILES ON)
+
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_NAME relsupd)
+set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${CPACK_PACKAGE_CONTACT}")
+set(CPACK_DEBIAN_PACKAGE_SECTION admin)
+set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS systemd)
+
+# Library dependencies come from dpkg-shlibdeps (package dpkg-dev) when it is
+# there; otherwise from this list, which must follow what relsupd links.
+find_program(RELSUPD_DPKG_SHLIBDEPS dpkg-shlibdeps)
+if(RELSUPD_DPKG_SHLIBDEPS)
+  set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+else()
+  message(STATUS "dpkg-shlibdeps not found: the .deb gets a fixed Depends list")
+  set(CPACK_DEBIAN_PACKAGE_DEPENDS
+      "libc6, libstdc++6, libgcc-s1, libuv1, libyaml-cpp0.7, libsqlite3-0, libspdlog1.10, libfmt9, libsystemd0, libssl3, libarchive13")
+endif()
+
+# conffiles marks /etc/relsupd/relsupd.yaml so upgrades keep local edits;
+# the maintainer scripts create the groups and directories and tell systemd.
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
+    ${RELSUPD_PKG_SRC}/packaging/debian/conffiles
+    ${RELSUPD_PKG_SRC}/packaging/debian/postinst
+    ${RELSUPD_PKG_SRC}/packaging/debian/prerm
+    ${RELSUPD_PKG_SRC}/packaging/debian/postrm)
+# Maintainer scripts 0755, conffiles 0644, whatever the checkout's modes.
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
+
+include(CPack)

@@ -1,0 +1,665 @@
+// Tests of what relsupd ships besides the binary: the systemd unit, the
+// sysusers.d and tmpfiles.d entries, the daemon config, the example app spec
+// and the Debian package (CPack).
+//
+// Each test runs the real tools (systemd-analyze, systemd-sysusers,
+// systemd-tmpfiles, cpack, dpkg-deb, the built relsupd) as child processes
+// in a temporary directory under /tmp. A missing systemd or dpkg tool skips
+// its test with a warning; anything else missing is a failure.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon/config/app_spec.h"
+#include "daemon/config/daemon_config.h"
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+const std::string kSourceDir = RELSUPD_SOURCE_DIR;
+const std::string kBinaryDir = RELSUPD_BINARY_DIR;
+const std::string kRelsupd = RELSUPD_BIN;
+const std::string kCpack = RELSUPD_CPACK;
+
+std::string ReadFileOrFail(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  INFO("reading " << path);
+  REQUIRE(in.good());
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+void WriteFileOrFail(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  INFO("writing " << path);
+  REQUIRE(out.good());
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// A fresh directory under /tmp, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/relsupd-packaging-XXXXXX";
+    const char* p = mkdtemp(tmpl);
+    INFO("mkdtemp: " << std::strerror(errno));
+    REQUIRE(p != nullptr);
+    path_ = p;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);  // best effort: nothing to report it to
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const {
+    return path_ + "/" + name;
+  }
+
+ private:
+  std::string path_;
+};
+
+// The full path of `name` on $PATH, or "" when it is not there.
+std::string FindProgram(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  for (const char* dir : {"/usr/sbin", "/sbin"}) {
+    std::string candidate = std::string(dir) + "/" + name;
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+// The test's environment without anything that would tie a child to the
+// service manager or to another relsupd daemon.
+std::vector<std::string> ChildEnvironment() {
+  static const std::set<std::string> kDropped = {
+      "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS",
+      "LISTEN_PID",    "LISTEN_FDNAMES", "RELSUPD_SOCKET"};
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry = *e;
+    if (kDropped.count(entry.substr(0, entry.find('='))) == 0)
+      env.push_back(entry);
+  }
+  return env;
+}
+
+// Starts `argv` with stdin from `stdin_path` and stdout and stderr on
+// `out_fd`. Returns the pid; fails the test when the spawn fails.
+pid_t SpawnOrFail(const std::vector<std::string>& argv,
+                  const std::string& stdin_path, int out_fd) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::vector<std::string> env_strings = ChildEnvironment();
+  std::vector<char*> env;
+  for (auto& e : env_strings) env.push_back(e.data());
+  env.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, stdin_path.c_str(), O_RDONLY,
+                                   0);
+  posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+  posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
+  // The test runner may ignore or block signals; children start clean.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t all, none;
+  sigfillset(&all);
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+
+  pid_t pid = -1;
+  int err = posix_spawnp(&pid, args[0], &actions, &attr, args.data(), env.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  INFO("spawning " << argv[0] << ": " << std::strerror(err));
+  REQUIRE(err == 0);
+  return pid;
+}
+
+struct RunResult {
+  int exit_code = -1;  // -1 when killed by a signal or the deadline
+  bool timed_out = false;
+  std::string output;  // stdout and stderr, interleaved
+};
+
+std::string Describe(const std::vector<std::string>& argv, const RunResult& r) {
+  std::string cmd;
+  for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+  return "$ " + cmd + "\nexit code " + std::to_string(r.exit_code) +
+         (r.timed_out ? " (killed at the deadline)" : "") + "\n" + r.output;
+}
+
+// Runs `argv` to completion (or until `deadline`, then SIGKILL) and returns
+// its exit code and output.
+RunResult Run(const std::vector<std::string>& argv,
+              std::chrono::seconds deadline = 120s,
+              const std::string& stdin_path = "/dev/null") {
+  int pipe_fds[2];
+  REQUIRE(pipe2(pipe_fds, O_CLOEXEC) == 0);
+  pid_t pid = SpawnOrFail(argv, stdin_path, pipe_fds[1]);
+  close(pipe_fds[1]);
+
+  RunResult result;
+  const auto end = Clock::now() + deadline;
+  char buf[8192];
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        end - Clock::now());
+    if (left <= 0ms) {
+      result.timed_out = true;
+      kill(pid, SIGKILL);
+      break;
+    }
+    pollfd p{pipe_fds[0], POLLIN, 0};
+    int n = poll(&p, 1, static_cast<int>(left.count()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) continue;  // the deadline check above handles a timeout
+    ssize_t got = read(pipe_fds[0], buf, sizeof buf);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;  // EOF: the child (and its children) closed it
+    result.output.append(buf, static_cast<size_t>(got));
+  }
+  close(pipe_fds[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  return result;
+}
+
+// Whether a client can connect to the Unix socket at `path` right now.
+bool CanConnect(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  close(fd);
+  return ok;
+}
+
+// A `relsupd daemon` child. The destructor always stops it (SIGTERM, then
+// SIGKILL after 10 s) and reaps it, so a failed REQUIRE leaks nothing.
+class DaemonGuard {
+ public:
+  DaemonGuard(const TempDir& dir, const std::string& config)
+      : socket_(dir / "s.sock"), log_(dir / "daemon.log") {
+    int log_fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                      0600);
+    REQUIRE(log_fd >= 0);
+    pid_ = SpawnOrFail({kRelsupd, "daemon", "--config", config, "--state-dir",
+                        dir.path(), "--socket", socket_},
+                       "/dev/null", log_fd);
+    close(log_fd);
+  }
+  ~DaemonGuard() { Stop(); }
+  DaemonGuard(const DaemonGuard&) = delete;
+  DaemonGuard& operator=(const DaemonGuard&) = delete;
+
+  const std::string& socket() const { return socket_; }
+  std::string Log() const {
+    std::ifstream in(log_);
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+  }
+
+  // Polls until the control socket accepts connections or `deadline` passes;
+  // false (with the daemon's log) when it never does or the daemon exits.
+  bool WaitReady(std::chrono::seconds deadline = 10s) {
+    const auto end = Clock::now() + deadline;
+    while (Clock::now() < end) {
+      if (CanConnect(socket_)) return true;
+      if (Reap(WNOHANG)) return false;  // the daemon gave up
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
+
+  // Stops the daemon; returns its wait status (or -1 when already reaped
+  // by WaitReady, whose status is kept).
+  int Stop() {
+    if (pid_ <= 0) return status_;
+    kill(pid_, SIGTERM);
+    const auto end = Clock::now() + 10s;
+    while (!Reap(WNOHANG)) {
+      if (Clock::now() >= end) {
+        kill(pid_, SIGKILL);
+        Reap(0);
+        break;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return status_;
+  }
+
+ private:
+  bool Reap(int flags) {
+    int status = 0;
+    pid_t r;
+    while ((r = waitpid(pid_, &status, flags)) < 0 && errno == EINTR) {
+    }
+    if (r != pid_) return false;
+    status_ = status;
+    pid_ = -1;
+    return true;
+  }
+
+  std::string socket_;
+  std::string log_;
+  pid_t pid_ = -1;
+  int status_ = -1;
+};
+
+std::string UnitSource() { return kSourceDir + "/units/relsupd.service"; }
+
+// The unit with ExecStart pointed at the built binary, which verify requires
+// to exist.
+std::string UnitForBuiltBinary() {
+  std::string unit = ReadFileOrFail(UnitSource());
+  const std::string from = "\nExecStart=/usr/bin/relsupd ";
+  size_t at = unit.find(from);
+  INFO("the unit must start /usr/bin/relsupd");
+  REQUIRE(at != std::string::npos);
+  REQUIRE(unit.find(from, at + 1) == std::string::npos);
+  unit.replace(at, from.size(), "\nExecStart=" + kRelsupd + " ");
+  return unit;
+}
+
+// Lines of `systemd-analyze verify` output that are about the unit file
+// itself: parse diagnostics have the form "PATH:LINE: message", and a
+// command it cannot run is "relsupd.service: Command ...".
+std::vector<std::string> ComplaintsAboutUnit(const std::string& output,
+                                             const std::string& unit_path) {
+  std::vector<std::string> complaints;
+  for (const auto& line : Lines(output)) {
+    if (line.find(unit_path + ":") != std::string::npos ||
+        line.find("relsupd.service: Command") != std::string::npos)
+      complaints.push_back(line);
+  }
+  return complaints;
+}
+
+// Key=Value pairs of a unit file, by key (a key may repeat).
+std::multimap<std::string, std::string> UnitSettings(const std::string& text) {
+  std::multimap<std::string, std::string> settings;
+  for (const auto& line : Lines(text)) {
+    if (line.empty() || line[0] == '#' || line[0] == ';' || line[0] == '[')
+      continue;
+    size_t eq = line.find('=');
+    if (eq != std::string::npos)
+      settings.emplace(line.substr(0, eq), line.substr(eq + 1));
+  }
+  return settings;
+}
+
+std::string Setting(const std::multimap<std::string, std::string>& settings,
+                    const std::string& key) {
+  auto [first, last] = settings.equal_range(key);
+  std::string value;
+  for (auto it = first; it != last; ++it) value = it->second;  // last one wins
+  return value;
+}
+
+// The last token of each line of `dpkg-deb -c`: the paths in the package.
+std::set<std::string> PackagePaths(const std::string& listing) {
+  std::set<std::string> paths;
+  for (const auto& line : Lines(listing)) {
+    size_t sp = line.find_last_of(' ');
+    if (sp != std::string::npos) paths.insert(line.substr(sp + 1));
+  }
+  return paths;
+}
+
+bool HasEither(const std::set<std::string>& paths, const std::string& a,
+               const std::string& b) {
+  return paths.count(a) > 0 || paths.count(b) > 0;
+}
+
+// "# key: value", a config key left at its default by commenting it out.
+bool IsCommentedOutKey(const std::string& line) {
+  if (line.rfind("# ", 0) != 0) return false;
+  size_t colon = line.find(": ");
+  if (colon == std::string::npos || colon == 2) return false;
+  return std::all_of(line.begin() + 2, line.begin() + colon,
+                     [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
+}
+
+// The keys the daemon's config parser accepts, read from its refusal of an
+// unknown key ("... (known keys: a, b, c)"), so that a key added to the
+// parser but not to config/relsupd.yaml fails the test below.
+std::set<std::string> KnownDaemonConfigKeys() {
+  auto probe = relsupd::ParseDaemonConfig("no_such_key_probe: 1\n", "probe");
+  REQUIRE_FALSE(probe.ok());
+  const std::string& message = probe.status().message();
+  const std::string marker = "(known keys: ";
+  size_t begin = message.find(marker);
+  size_t end = message.find(')', begin);
+  INFO(message);
+  REQUIRE(begin != std::string::npos);
+  REQUIRE(end != std::string::npos);
+  std::set<std::string> keys;
+  std::istringstream list(message.substr(begin + marker.size(),
+                                         end - begin - marker.size()));
+  for (std::string key; std::getline(list, key, ',');) {
+    key.erase(0, key.find_first_not_of(' '));
+    keys.insert(key);
+  }
+  return keys;
+}
+
+}  // namespace
+
+TEST_CASE("systemd-analyze verify accepts relsupd.service") {
+  const std::string analyze = FindProgram("systemd-analyze");
+  if (analyze.empty()) {
+    WARN("systemd-analyze is not installed: skipping the unit check");
+    return;
+  }
+  TempDir dir;
+  const std::string unit_path = dir / "relsupd.service";
+  WriteFileOrFail(unit_path, UnitForBuiltBinary());
+
+  RunResult r = Run({analyze, "verify", unit_path});
+  INFO(Describe({analyze, "verify", unit_path}, r));
+  CHECK(r.exit_code == 0);
+  CHECK(ComplaintsAboutUnit(r.output, unit_path).empty());
+
+  SECTION("the same check catches a broken copy") {
+    // Guards the check above: a typo in a value and an unknown key must be
+    // reported, or the test could never fail.
+    std::string broken = UnitForBuiltBinary();
+    size_t at = broken.find("\nKillMode=mixed\n");
+    REQUIRE(at != std::string::npos);
+    broken.replace(at, 16, "\nKillMode=mixd\nNoSuchKey=1\n");
+    const std::string broken_path = dir / "broken";
+    REQUIRE(mkdir(broken_path.c_str(), 0700) == 0);
+    WriteFileOrFail(broken_path + "/relsupd.service", broken);
+    RunResult b = Run({analyze, "verify", broken_path + "/relsupd.service"});
+    INFO(Describe({analyze, "verify", broken_path + "/relsupd.service"}, b));
+    CHECK(ComplaintsAboutUnit(b.output, broken_path + "/relsupd.service")
+              .size() >= 2);
+  }
+}
+
+TEST_CASE("relsupd.service keeps the settings relsupd relies on") {
+  const auto s = UnitSettings(ReadFileOrFail(UnitSource()));
+  CHECK(Setting(s, "Type") == "notify");
+  CHECK(Setting(s, "ExecStart") ==
+        "/usr/bin/relsupd daemon --config /etc/relsupd/relsupd.yaml");
+  CHECK(Setting(s, "ExecReload") == "/bin/kill -HUP $MAINPID");
+  CHECK(Setting(s, "KillMode") == "mixed");
+  CHECK(Setting(s, "Delegate") == "yes");
+  CHECK(Setting(s, "Restart") == "on-failure");
+  CHECK(Setting(s, "WatchdogSec") == "30s");
+  CHECK(Setting(s, "LimitNOFILE") == "65536");
+  CHECK(Setting(s, "StateDirectory") == "relsupd");
+  CHECK(Setting(s, "StateDirectoryMode") == "0750");
+  CHECK(Setting(s, "RuntimeDirectory") == "relsupd");
+  CHECK(Setting(s, "RuntimeDirectoryMode") == "0755");
+  CHECK(Setting(s, "RuntimeDirectoryPreserve") == "no");
+  CHECK(Setting(s, "ProtectSystem") == "strict");
+
+  // The daemon runs as root and drops to each app's user, binds privileged
+  // ports and manages its cgroups; these would break it or its apps.
+  for (const char* key : {"User", "DynamicUser", "NoNewPrivileges",
+                          "MemoryDenyWriteExecute", "ProtectControlGroups",
+                          "PrivateUsers", "PrivateNetwork", "ProtectProc"}) {
+    INFO("relsupd.service must not set " << key);
+    CHECK(s.count(key) == 0);
+  }
+  const std::string caps = Setting(s, "CapabilityBoundingSet");
+  for (const char* cap : {"CAP_SETUID", "CAP_SETGID", "CAP_KILL",
+                          "CAP_NET_BIND_SERVICE", "CAP_CHOWN", "CAP_FOWNER",
+                          "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH",
+                          "CAP_SYS_RESOURCE"}) {
+    INFO("CapabilityBoundingSet=" << caps << " must hold " << cap);
+    CHECK((" " + caps + " ").find(std::string(" ") + cap + " ") !=
+          std::string::npos);
+  }
+
+  // The unit's writable directories are where the shipped config points.
+  auto config = relsupd::LoadDaemonConfig(kSourceDir + "/config/relsupd.yaml");
+  REQUIRE(config.ok());
+  CHECK(config->state_dir == "/var/lib/" + Setting(s, "StateDirectory"));
+  CHECK(fs::path(config->socket).parent_path() ==
+        "/run/" + Setting(s, "RuntimeDirectory"));
+}
+
+TEST_CASE("sysusers.d and tmpfiles.d entries apply to an empty root") {
+  const std::string sysusers = FindProgram("systemd-sysusers");
+  const std::string tmpfiles = FindProgram("systemd-tmpfiles");
+  if (sysusers.empty() || tmpfiles.empty()) {
+    WARN("systemd-sysusers or systemd-tmpfiles is not installed: skipping");
+    return;
+  }
+  if (geteuid() != 0) {
+    WARN("not root: systemd-tmpfiles cannot chown, skipping");
+    return;
+  }
+  TempDir root;
+  REQUIRE(mkdir((root / "etc").c_str(), 0755) == 0);
+
+  // With --root, file arguments resolve inside the root: feed them on stdin.
+  const std::vector<std::string> users = {sysusers, "--root=" + root.path(), "-"};
+  RunResult u = Run(users, 60s, kSourceDir + "/units/relsupd.sysusers");
+  INFO(Describe(users, u));
+  REQUIRE(u.exit_code == 0);
+  const auto groups = Lines(ReadFileOrFail(root / "etc/group"));
+  auto has_group = [&](const std::string& name) {
+    for (const auto& g : groups)
+      if (g.rfind(name + ":", 0) == 0) return true;
+    return false;
+  };
+  CHECK(has_group("relsupd"));
+  CHECK(has_group("relsupd-admin"));
+
+  const std::vector<std::string> dirs = {tmpfiles, "--create",
+                                         "--root=" + root.path(), "-"};
+  RunResult t = Run(dirs, 60s, kSourceDir + "/units/relsupd.tmpfiles");
+  INFO(Describe(dirs, t));
+  REQUIRE(t.exit_code == 0);
+  struct stat st {};
+  REQUIRE(stat((root / "run/relsupd").c_str(), &st) == 0);
+  CHECK(S_ISDIR(st.st_mode));
+  CHECK((st.st_mode & 07777) == 0755);
+  REQUIRE(stat((root / "var/lib/relsupd").c_str(), &st) == 0);
+  CHECK(S_ISDIR(st.st_mode));
+  CHECK((st.st_mode & 07777) == 0750);
+}
+
+TEST_CASE("cpack builds a .deb with the binary, unit, config and conffiles") {
+  const std::string dpkg_deb = FindProgram("dpkg-deb");
+  if (dpkg_deb.empty()) {
+    WARN("dpkg-deb is not installed: skipping the package check");
+    return;
+  }
+  TempDir out;
+  const std::vector<std::string> pack = {
+      kCpack, "-G", "DEB", "-B", out.path(), "--config",
+      kBinaryDir + "/CPackConfig.cmake"};
+  RunResult r = Run(pack, 240s);
+  INFO(Describe(pack, r));
+  REQUIRE(r.exit_code == 0);
+
+  std::vector<std::string> debs;
+  for (const auto& e : fs::directory_iterator(out.path()))
+    if (e.path().extension() == ".deb") debs.push_back(e.path().string());
+  REQUIRE(debs.size() == 1);
+  const std::string deb = debs[0];
+  CHECK(fs::path(deb).filename().string().rfind("relsupd_", 0) == 0);
+
+  RunResult list = Run({dpkg_deb, "-c", deb});
+  INFO(Describe({dpkg_deb, "-c", deb}, list));
+  REQUIRE(list.exit_code == 0);
+  const auto paths = PackagePaths(list.output);
+  CHECK(paths.count("./usr/bin/relsupd") == 1);
+  CHECK(HasEither(paths, "./lib/systemd/system/relsupd.service",
+                  "./usr/lib/systemd/system/relsupd.service"));
+  CHECK(HasEither(paths, "./lib/sysusers.d/relsupd.conf",
+                  "./usr/lib/sysusers.d/relsupd.conf"));
+  CHECK(HasEither(paths, "./lib/tmpfiles.d/relsupd.conf",
+                  "./usr/lib/tmpfiles.d/relsupd.conf"));
+  CHECK(paths.count("./etc/relsupd/relsupd.yaml") == 1);
+  CHECK(paths.count("./usr/share/doc/relsupd/examples/shop.yaml") == 1);
+
+  const std::string control = out / "control";
+  RunResult e = Run({dpkg_deb, "-e", deb, control});
+  INFO(Describe({dpkg_deb, "-e", deb, control}, e));
+  REQUIRE(e.exit_code == 0);
+  const auto conffiles = Lines(ReadFileOrFail(control + "/conffiles"));
+  CHECK(std::count(conffiles.begin(), conffiles.end(),
+                   "/etc/relsupd/relsupd.yaml") == 1);
+  const std::string fields = ReadFileOrFail(control + "/control");
+  CHECK(fields.find("Package: relsupd\n") != std::string::npos);
+  CHECK(fields.find("Section: admin\n") != std::string::npos);
+  CHECK(fields.find("Depends: ") != std::string::npos);
+
+  // What is in the package is what is in the tree.
+  const std::string root = out / "root";
+  RunResult x = Run({dpkg_deb, "-x", deb, root});
+  INFO(Describe({dpkg_deb, "-x", deb, root}, x));
+  REQUIRE(x.exit_code == 0);
+  const std::string unit = fs::exists(root + "/usr/lib/systemd/system/relsupd.service")
+                               ? root + "/usr/lib/systemd/system/relsupd.service"
+                               : root + "/lib/systemd/system/relsupd.service";
+  CHECK(ReadFileOrFail(unit) == ReadFileOrFail(UnitSource()));
+  CHECK(ReadFileOrFail(root + "/etc/relsupd/relsupd.yaml") ==
+        ReadFileOrFail(kSourceDir + "/config/relsupd.yaml"));
+  RunResult version = Run({root + "/usr/bin/relsupd", "--version"});
+  INFO(Describe({root + "/usr/bin/relsupd", "--version"}, version));
+  CHECK(version.exit_code == 0);
+  CHECK(version.output.rfind("relsupd ", 0) == 0);
+}
+
+TEST_CASE("config/relsupd.yaml states every key with its default") {
+  const std::string path = kSourceDir + "/config/relsupd.yaml";
+  const std::string text = ReadFileOrFail(path);
+  auto parsed = relsupd::ParseDaemonConfig(text, path);
+  INFO((parsed.ok() ? std::string() : parsed.status().message()));
+  REQUIRE(parsed.ok());
+  CHECK(*parsed == relsupd::DaemonConfig{});
+
+  // Each key is set (or commented out) right below a "# Default: V" line,
+  // and V is the value written.
+  std::set<std::string> keys;
+  std::string last_default;
+  for (std::string line : Lines(text)) {
+    if (line.rfind("# Default: ", 0) == 0) {
+      last_default = line.substr(11);
+      continue;
+    }
+    if (IsCommentedOutKey(line)) line = line.substr(2);
+    size_t colon = line.find(": ");
+    if (line.empty() || line[0] == '#' || colon == std::string::npos) continue;
+    const std::string key = line.substr(0, colon);
+    INFO("key '" << key << "'");
+    CHECK(line.substr(colon + 2) == last_default);
+    keys.insert(key);
+    last_default.clear();
+  }
+  CHECK(keys == KnownDaemonConfigKeys());
+}
+
+TEST_CASE("the daemon starts with the shipped config and answers ctl info") {
+  TempDir dir;
+  DaemonGuard daemon(dir, kSourceDir + "/config/relsupd.yaml");
+  {
+    INFO("daemon log:\n" << daemon.Log());
+    REQUIRE(daemon.WaitReady());
+  }
+  const std::vector<std::string> info = {kRelsupd, "ctl", "--socket",
+                                         daemon.socket(), "--json", "info"};
+  RunResult r = Run(info, 30s);
+  INFO(Describe(info, r));
+  INFO("daemon log:\n" << daemon.Log());
+  CHECK(r.exit_code == 0);
+  CHECK(r.output.find("\"state_dir\": \"" + dir.path() + "\"") !=
+        std::string::npos);
+
+  int status = daemon.Stop();
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("config/examples/shop.yaml is a valid app spec") {
+  const std::string spec = kSourceDir + "/config/examples/shop.yaml";
+  auto parsed = relsupd::ParseAppSpecYaml(ReadFileOrFail(spec), spec);
+  INFO((parsed.ok() ? std::string() : parsed.status().message()));
+  REQUIRE(parsed.ok());
+  CHECK(parsed->name == "shop");
+  CHECK(parsed->activation_deadline_ms == 60'000);
+  REQUIRE(parsed->sockets.size() == 1);
+  CHECK(parsed->sockets[0].name == "http");
+  CHECK(parsed->sockets[0].address == "tcp://127.0.0.1:8080");
+
+  TempDir dir;
+  DaemonGuard daemon(dir, kSourceDir + "/config/relsupd.yaml");
+  {
+    INFO("daemon log:\n" << daemon.Log());
+    REQUIRE(daemon.WaitReady());
+  }
+  const std::vector<std::string> apply = {kRelsupd, "ctl", "--socket",
+                                          daemon.socket(), "app", "apply", spec};
+  RunResult first = Run(apply, 30s);
+  {
+    INFO(Describe(apply, first));
+    INFO("daemon log:\n" << daemon.Log());
+    REQUIRE(first.exit_code == 0);
+    CHECK(first.output.find("App 'shop' applied") != std::string::npos);
+  }
+  RunResult again = Run(apply, 30s);
+  INFO(Describe(apply, again));
+  CHECK(again.exit_code == 0);
+  CHECK(again.output.find("App 'shop' unchanged") != std::string::npos);
+}
