@@ -1,70 +1,55 @@
-// The relsupd executable: `daemon`, `ctl` and `build` subcommands.
+// relsupd: the command operators run. `ctl` is handled here, by a binary
+// that links only the control client; `daemon` and `build` exec
+// relsupd-core, which holds the daemon and the build stage.
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 
-#include <csignal>
-#include <functional>
+#include <cerrno>
+#include <cstring>
 #include <iostream>
+#include <string>
 
-#include "cli/build.h"
+#include "cli/cli_app.h"
 #include "cli/ctl.h"
-#include "daemon/base/version.h"
-#include "daemon/main.h"
+
+namespace {
+
+// relsupd-core beside this binary (the build tree) or in
+// ../libexec/relsupd/ (an installed package).
+std::string CorePath() {
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  std::string dir = ".";
+  if (n > 0) {
+    std::string exe(self, static_cast<size_t>(n));
+    dir = exe.substr(0, exe.rfind('/'));
+  }
+  for (const std::string& candidate :
+       {dir + "/relsupd-core", dir + "/../libexec/relsupd/relsupd-core"})
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  return dir + "/../libexec/relsupd/relsupd-core";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace relsupd;
-  // A daemon that hangs up is reported as such, not by a fatal SIGPIPE.
-  ::signal(SIGPIPE, SIG_IGN);
-  CLI::App app(
-      "relsupd: on-host release supervisor (build, release, run).\n"
-      "Stores artifacts by digest, makes immutable numbered releases and "
-      "runs the active release's processes.",
-      "relsupd");
-  app.set_version_flag("--version", std::string("relsupd ") + kVersion);
-  app.require_subcommand(1);
-
-  DaemonOptions daemon_options;
-  int daemon_exit = 0;
-  CLI::App* daemon = app.add_subcommand(
-      "daemon", "Run the release supervisor daemon in the foreground");
-  daemon->add_option("--config", daemon_options.config_path,
-                     "Daemon config (YAML); without it, embedded defaults")
-      ->check(CLI::ExistingFile);
-  daemon->add_option("--state-dir", daemon_options.state_dir,
-                     "State directory (overrides the config; default "
-                     "/var/lib/relsupd)");
-  daemon->add_option("--socket", daemon_options.socket,
-                     "Control socket path (overrides the config; default "
-                     "/run/relsupd/relsupd.sock)");
-  daemon->footer(
-      "Signals: SIGTERM/SIGINT stop cleanly, SIGHUP re-reads the config.");
-  daemon->callback([&] { daemon_exit = RunDaemon(daemon_options); });
-
+  if (argc > 1 && (std::strcmp(argv[1], "daemon") == 0 ||
+                   std::strcmp(argv[1], "build") == 0)) {
+    const std::string core = CorePath();
+    ::execv(core.c_str(), argv);
+    std::cerr << "relsupd: cannot run '" << core << "': " << std::strerror(errno) << '\n';
+    return 1;
+  }
+  CLI::App app;
+  cli::SetUpRoot(app);
+  // Listed for --help; the real ones live in relsupd-core (exec'd above).
+  app.add_subcommand("daemon", "Run the release supervisor daemon in the foreground")
+      ->allow_extras();
+  app.add_subcommand("build", "Build DIR into a reproducible artifact")->allow_extras();
   cli::CtlContext ctl;
   cli::AddCtlCommand(app, &ctl);
-  int build_exit = 0;
-  cli::AddBuildCommand(app, &build_exit);
-  // --version and --help answer on every subcommand, however deep.
-  std::function<void(CLI::App*)> add_version = [&](CLI::App* parent) {
-    for (CLI::App* sub : parent->get_subcommands({})) {
-      sub->set_version_flag("--version", std::string("relsupd ") + kVersion);
-      add_version(sub);
-    }
-  };
-  add_version(&app);
-
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return cli::kExitUsage;
-  }
-  if (daemon->parsed()) return daemon_exit;
-  if (app.got_subcommand("build")) return build_exit;
+  cli::AddVersionEverywhere(app);
+  if (int rc = cli::Parse(app, argc, argv); rc >= 0) return rc;
   return ctl.exit_code;
 }
