@@ -31,11 +31,15 @@ Result<Client> Client::Connect(const std::string& path) {
   do {
     rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   } while (rc != 0 && errno == EINTR);
-  if (rc != 0)
+  if (rc != 0) {
+    const int err = errno;
+    const char* hint = (err == EACCES || err == EPERM)
+                           ? " (not in the socket's group?)"
+                           : " (is the daemon running?)";
     return Status(StatusCode::kUnavailable,
-                  "cannot reach relsupd at '" + path + "': " +
-                      std::strerror(errno) + " (is the daemon running?)",
-                  errno);
+                  "cannot reach relsupd at '" + path + "': " + std::strerror(err) + hint,
+                  err);
+  }
   return Client(std::move(fd), path);
 }
 

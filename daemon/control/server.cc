@@ -67,6 +67,8 @@ Status ControlServer::Listen(const std::string& path, mode_t mode,
     return Status::FromErrno("cannot listen on '" + path + "'", errno);
   uv_poll_init(loop_, listener_.get(), listen_fd_.get());
   listener_->data = this;
+  uv_timer_init(loop_, resume_accept_.get());
+  resume_accept_->data = this;
   uv_poll_start(listener_.get(), UV_READABLE, &ControlServer::OnListenerReady);
   return Status::Ok();
 }
@@ -81,6 +83,7 @@ Status ControlServer::SetSocketAccess(mode_t mode, std::optional<gid_t> group) {
 
 void ControlServer::Close() {
   connections_.clear();
+  resume_accept_.Close();
   listener_.Close();  // before the fd it watches is closed
   listen_fd_.Reset();
 }
@@ -100,6 +103,8 @@ void ControlServer::Accept() {
     Fd fd(::accept4(listen_fd_.get(), nullptr, nullptr,
                     SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!fd.valid()) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+        return PauseAccepting(errno);
       if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
         spdlog::warn("Control socket accept failed: {}, ignoring",
                      std::strerror(errno));
@@ -131,6 +136,25 @@ void ControlServer::Accept() {
     connections_.emplace(raw, std::move(c));
     UpdatePoll(raw);
   }
+}
+
+void ControlServer::PauseAccepting(int err) {
+  uv_poll_stop(listener_.get());
+  uv_timer_start(resume_accept_.get(), &ControlServer::OnResumeAccept, kAcceptPauseMs, 0);
+  // One warning a minute at most: the condition can last.
+  const int64_t now = static_cast<int64_t>(uv_now(loop_));
+  if (now - last_accept_warning_ms_ >= 60'000) {
+    last_accept_warning_ms_ = now;
+    spdlog::warn("Control socket cannot accept: {}; pausing accepts for {} ms",
+                 std::strerror(err), kAcceptPauseMs);
+  }
+}
+
+void ControlServer::OnResumeAccept(uv_timer_t* timer) {
+  auto* self = static_cast<ControlServer*>(timer->data);
+  if (self == nullptr || !self->listen_fd_.valid()) return;
+  uv_poll_start(self->listener_.get(), UV_READABLE, &ControlServer::OnListenerReady);
+  self->Accept();
 }
 
 void ControlServer::UpdatePoll(Connection* c) {

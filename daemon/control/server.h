@@ -55,6 +55,11 @@ class ControlServer {
  private:
   struct Connection;
   static void OnListenerReady(uv_poll_t* poll, int status, int events);
+  static void OnResumeAccept(uv_timer_t* timer);
+  // Out of fds: stop accepting for kAcceptPauseMs instead of spinning on a
+  // listener that stays readable.
+  void PauseAccepting(int err);
+  static constexpr uint64_t kAcceptPauseMs = 100;
   static void OnConnectionReady(uv_poll_t* poll, int status, int events);
   static void OnIdle(uv_timer_t* timer);
   void Accept();
@@ -72,6 +77,8 @@ class ControlServer {
   std::string path_;
   Fd listen_fd_;
   UvHandle<uv_poll_t> listener_;
+  UvHandle<uv_timer_t> resume_accept_;
+  int64_t last_accept_warning_ms_ = -1'000'000;
   std::map<Connection*, std::shared_ptr<Connection>> connections_;
   char read_buf_[64 * 1024];
 };

@@ -65,8 +65,12 @@ Result<ObjectStore::Object> ObjectStore::PutAndLink(
     obj.created = true;
   else if (errno != EEXIST)
     return Status::FromErrno("cannot store object '" + obj.name + "'", errno);
-  if (::linkat(fd_.get(), obj.name.c_str(), parent_fd, link_name.c_str(), 0) != 0)
-    return Status::FromErrno("cannot link '" + link_name + "' to object", errno);
+  if (::linkat(fd_.get(), obj.name.c_str(), parent_fd, link_name.c_str(), 0) != 0) {
+    const int err = errno;
+    // Nothing links to an object made just now: take it back.
+    if (obj.created) ::unlinkat(fd_.get(), obj.name.c_str(), 0);
+    return Status::FromErrno("cannot link '" + link_name + "' to object", err);
+  }
   return obj;
 }
 

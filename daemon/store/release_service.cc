@@ -369,7 +369,11 @@ Result<std::vector<BuildRow>> ReleaseService::UnusedBuilds(const std::string& ap
 void ReleaseService::Prune(const std::string& app, const Actor& actor, Done done) {
   auto spec = ledger_->GetApp(app);
   if (!spec.ok()) return done(spec.status());
-  if (Status s = CheckNotBusy(app); !s.ok()) return done(s);
+  // A prune may run beside a release being made: it touches only old,
+  // activated slots, and the object store's lock keeps collection from
+  // taking an object a new slot is linking.
+  if (pruning_.count(app))
+    return done(Status(StatusCode::kBusy, "app '" + app + "' is being pruned already"));
   auto activation = ledger_->ActivationOf(app);
   if (!activation.ok()) return done(activation.status());
   auto releases = ledger_->ListReleases(app);
@@ -402,25 +406,21 @@ void ReleaseService::Prune(const std::string& app, const Actor& actor, Done done
     build_files.push_back(BuildPath(b));
     builds_removed.push_back(b.id());
   }
-  // Objects may be collected only while no slot is being built: a new slot
-  // could be about to link an object whose count is 1 now.
-  const bool collect = busy_.empty();
-  busy_.insert(app);
+  pruning_.insert(app);
   RunOffLoop<Result<uint64_t>>(
       loop_,
-      [slots, build_files, collect, objects_dir = state_dir_ + "/objects"]() -> Result<uint64_t> {
+      [slots, build_files, objects_dir = state_dir_ + "/objects"]() -> Result<uint64_t> {
         for (const std::string& slot : slots) RETURN_IF_ERROR(RemoveTree(slot));
         Failpoint("after-prune-remove");
         for (const std::string& f : build_files)
           if (::unlink(f.c_str()) != 0 && errno != ENOENT)
             return Status::FromErrno("cannot remove '" + f + "'", errno);
-        if (!collect) return uint64_t{0};
         ASSIGN_OR_RETURN(ObjectStore objects, ObjectStore::Open(objects_dir));
         return objects.CollectGarbage();
       },
       [this, alive = alive_, app, pruned, builds_removed, done](Result<uint64_t> r) {
         if (!*alive) return;
-        busy_.erase(app);
+        pruning_.erase(app);
         if (!r.ok()) return done(r.status());
         if (!pruned.empty())
           spdlog::info("Pruned {} release(s) of app '{}'", pruned.size(), app);

@@ -79,7 +79,8 @@ class ReleaseService {
   Ledger* ledger_;
   std::string state_dir_;
   StoreLimits limits_;
-  std::set<std::string> busy_;  // apps with a release being made
+  std::set<std::string> busy_;     // apps with a release being made
+  std::set<std::string> pruning_;  // apps being pruned
   // Lets thread-pool completions know the service still exists.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -476,7 +476,7 @@ TEST_CASE(".git is left out of the copy and the artifact") {
 // ---- The build command
 // ----------------------------------------------------------
 
-TEST_CASE("build.command runs in a scratch copy; DIR stays unchanged") {
+TEST_CASE("build.command runs in a scratch copy, DIR stays unchanged") {
   TempDir tmp;
   ScopedTmpdir scratch_parent;
   const std::string app = tmp / "app";

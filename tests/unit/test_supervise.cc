@@ -173,7 +173,7 @@ TEST_CASE("backoff jitter stays within its fraction and the cap") {
   }
 }
 
-TEST_CASE("too many crashes in the window hit the limit; old ones age out") {
+TEST_CASE("too many crashes in the window hit the limit, old ones age out") {
   BackoffPolicy p;
   p.max_crashes = 3;
   p.window_ms = 10'000;

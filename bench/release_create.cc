@@ -1,0 +1,1112 @@
+// release_create: the release stage on a realistic app (issue 3).
+//
+// Builds a synthetic app of about 10,000 files and 200 MiB in a temporary
+// directory (fixed-seed pseudo-random content, part binary noise and part
+// text, so gzip neither gives up nor shrinks it past the daemon's 200:1
+// ratio cap), packs it with `relsupd build DIR -o app1.tar.gz`, and packs
+// app2, the same tree with the 1 MiB file big/one_mb.bin rewritten. Then,
+// in each of --rounds rounds, on a fresh state dir and a fresh daemon
+// (`relsupd daemon --state-dir D --socket D/relsupd.sock`):
+//   - `ctl --json build import bench app1.tar.gz`            (timed)
+//   - `ctl release create bench --build ID1`   -> v1         (timed)
+//   - `tar -xzf app1.tar.gz -C FRESH`, and the same + syncfs  (timed)
+//   - state dir usage (st_blocks of each inode once), then
+//     `ctl build import bench app2.tar.gz` and
+//     `ctl release create bench --build ID2`   -> v2         (timed)
+//     and the state dir's growth, with and without the stored app2
+//     artifact, broken down by what grew;
+//   - `ctl release verify bench v2`                          (timed).
+// A fresh state dir per round because the object store is shared by every
+// app of a state dir: a second release of the same bytes, even for another
+// app, would only hard-link existing objects and not be comparable.
+//
+// Prints each figure (median over the rounds, min..max) next to its target
+// with PASS or FAIL. The daemon is always stopped by pid (SIGTERM, waitpid)
+// and the temporary dir removed (sealed slots are made writable first).
+// Exit code 0 whatever the figures; 1 when a step fails, 2 on a usage error.
+//
+//   build/bench/release_create [--relsupd PATH] [--rounds N] [--files N]
+//                              [--mib N] [--keep]
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Targets (issue 3).
+constexpr double kTargetCreateVsTar = 1.5;        // release create / tar -xzf, at most
+constexpr uint64_t kTargetGrowthBytes = 2 << 20;  // second release, below (2 MiB)
+
+constexpr uint64_t kMiB = 1 << 20;
+constexpr char kApp[] = "bench";
+
+std::atomic<bool> g_interrupted{false};
+void OnInterrupt(int) { g_interrupted.store(true); }
+
+struct Options {
+  std::string relsupd = RELSUPD_BIN;
+  int rounds = 3;          // fresh state dir + daemon each
+  int files = 10'000;      // files in the app, all told
+  uint64_t mib = 200;      // bytes of file content, all told, in MiB
+  bool keep = false;       // leave the temporary dir behind
+  int settle_s = 0;        // wait before the first timed step
+};
+
+void Usage(FILE* out) {
+  std::fprintf(out,
+               "usage: release_create [--relsupd PATH] [--rounds N] [--files N] "
+               "[--mib N] [--settle SEC] [--keep]\n"
+               "  --relsupd PATH  relsupd binary (default %s)\n"
+               "  --rounds N      rounds, each on a fresh state dir and daemon "
+               "(default 3)\n"
+               "  --files N       files in the synthetic app (default 10000)\n"
+               "  --mib N         MiB of file content in it (default 200)\n"
+               "  --settle SEC    wait this long before the first timed step "
+               "(default 0)\n"
+               "  --keep          keep the temporary directory (its path is "
+               "printed)\n",
+               RELSUPD_BIN);
+}
+
+bool ParseArgs(int argc, char** argv, Options* o) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> const char* {
+      if (i + 1 >= argc) return nullptr;
+      return argv[++i];
+    };
+    const char* v = nullptr;
+    if (a == "-h" || a == "--help") {
+      Usage(stdout);
+      std::exit(0);
+    } else if (a == "--relsupd" && (v = value())) {
+      o->relsupd = v;
+    } else if (a == "--rounds" && (v = value())) {
+      o->rounds = std::atoi(v);
+      if (o->rounds < 1 || o->rounds > 100) return false;
+    } else if (a == "--files" && (v = value())) {
+      o->files = std::atoi(v);
+      if (o->files < 10 || o->files > 1'000'000) return false;
+    } else if (a == "--mib" && (v = value())) {
+      o->mib = static_cast<uint64_t>(std::atoll(v));
+      if (o->mib < 2 || o->mib > 100'000) return false;
+    } else if (a == "--settle" && (v = value())) {
+      o->settle_s = std::atoi(v);
+      if (o->settle_s < 0 || o->settle_s > 3600) return false;
+    } else if (a == "--keep") {
+      o->keep = true;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+double Seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+std::string Human(uint64_t bytes) {
+  char buf[32];
+  if (bytes >= 10 * kMiB)
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / kMiB);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f KiB", static_cast<double>(bytes) / 1024);
+  return buf;
+}
+
+// ---------------------------------------------------------------------------
+// Synthetic app.
+
+// xoshiro256**, seeded through splitmix64: fast, fixed-seed, portable.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) {
+    for (auto& s : s_) {
+      seed += 0x9e3779b97f4a7c15ULL;
+      uint64_t z = seed;
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+      s = z ^ (z >> 31);
+    }
+  }
+  uint64_t Next() {
+    const uint64_t result = Rotl(s_[1] * 5, 7) * 9;
+    const uint64_t t = s_[1] << 17;
+    s_[2] ^= s_[0];
+    s_[3] ^= s_[1];
+    s_[1] ^= s_[2];
+    s_[0] ^= s_[3];
+    s_[2] ^= t;
+    s_[3] = Rotl(s_[3], 45);
+    return result;
+  }
+  double Uniform() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
+
+ private:
+  static uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  uint64_t s_[4];
+};
+
+// `n` bytes of content: 4 KiB chunks, each either pseudo-random bytes (as
+// in images or compiled code; gzip cannot shrink them) or text made of
+// words and random hex numbers (as in source; gzip shrinks it about 3x).
+void FillContent(Rng& rng, size_t n, std::string* out) {
+  static const char* const kWords[] = {
+      "function", "return",  "const",   "let",     "var",     "if",
+      "else",     "for",     "while",   "import",  "export",  "from",
+      "class",    "new",     "this",    "self",    "def",     "async",
+      "await",    "true",    "false",   "null",    "None",    "string",
+      "number",   "object",  "array",   "map",     "filter",  "reduce",
+      "length",   "value",   "key",     "index",   "result",  "error",
+      "request",  "response","status",  "config",  "options", "data",
+      "user",     "session", "token",   "cache",   "render",  "props",
+      "state",    "module",  "require", "package", "version", "build",
+      "test",     "assert",  "expect",  "describe","it",      "{",
+      "}",        "(",       ");",      "=>"};
+  constexpr size_t kChunk = 4096;
+  out->clear();
+  out->reserve(n);
+  while (out->size() < n) {
+    size_t want = std::min(kChunk, n - out->size());
+    size_t end = out->size() + want;
+    if (rng.Next() & 1) {
+      while (out->size() < end) {
+        uint64_t r = rng.Next();
+        size_t k = std::min<size_t>(8, end - out->size());
+        out->append(reinterpret_cast<const char*>(&r), k);
+      }
+    } else {
+      while (out->size() < end) {
+        uint64_t r = rng.Next();
+        std::string piece;
+        if ((r & 7) == 0) {
+          char hex[24];
+          std::snprintf(hex, sizeof hex, "0x%08x ", static_cast<unsigned>(r >> 32));
+          piece = hex;
+        } else {
+          piece = kWords[(r >> 3) % (sizeof kWords / sizeof kWords[0])];
+          piece += ((r >> 12) & 15) == 0 ? '\n' : ' ';
+        }
+        out->append(piece, 0, std::min(piece.size(), end - out->size()));
+      }
+    }
+  }
+}
+
+bool WriteFile(const std::string& path, const std::string& data, mode_t mode,
+               std::string* error) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) {
+    *error = "cannot create " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      *error = "cannot write " + path + ": " + std::strerror(errno);
+      ::close(fd);
+      return false;
+    }
+    off += static_cast<size_t>(n);
+  }
+  ::fchmod(fd, mode);
+  ::close(fd);
+  return true;
+}
+
+struct TreeStats {
+  int files = 0;
+  int dirs = 0;
+  uint64_t bytes = 0;
+};
+
+constexpr char kBigFile[] = "big/one_mb.bin";
+
+void WriteBigFile(const std::string& root, uint64_t seed, std::string* error) {
+  Rng rng(seed);
+  std::string data;
+  data.resize(kMiB);
+  for (size_t i = 0; i < kMiB; i += 8) {
+    uint64_t r = rng.Next();
+    std::memcpy(data.data() + i, &r, 8);
+  }
+  WriteFile(root + "/" + kBigFile, data, 0644, error);
+}
+
+// The app: relsupd.yaml, bin/server, big/one_mb.bin and the rest of
+// `o.files` in lib/pNN/ (100 directories), sizes log-uniform between 64 B
+// and 256 KiB, scaled so that all file bodies add up to `o.mib` MiB.
+bool MakeTree(const std::string& root, const Options& o, TreeStats* st,
+              std::string* error) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (const char* d : {"", "/bin", "/big", "/lib"}) {
+    fs::create_directories(root + d, ec);
+    if (ec) {
+      *error = "cannot create " + root + d + ": " + ec.message();
+      return false;
+    }
+  }
+  st->dirs = 3;
+  const std::string yaml = "processes:\n  web:\n    command: ./bin/server\n";
+  const std::string server = "#!/bin/sh\nexec sleep infinity\n";
+  if (!WriteFile(root + "/relsupd.yaml", yaml, 0644, error) ||
+      !WriteFile(root + "/bin/server", server, 0755, error))
+    return false;
+  WriteBigFile(root, 1, error);
+  if (!error->empty()) return false;
+  st->files = 3;
+  st->bytes = yaml.size() + server.size() + kMiB;
+
+  constexpr int kDirs = 100;
+  const int n = o.files - 3;
+  const uint64_t target = o.mib * kMiB - st->bytes;
+  Rng rng(20240603);
+  std::vector<double> raw(static_cast<size_t>(n));
+  double sum = 0;
+  for (double& r : raw) {
+    r = std::exp(std::log(64.0) + rng.Uniform() * (std::log(256.0 * 1024) - std::log(64.0)));
+    sum += r;
+  }
+  std::vector<uint64_t> sizes(static_cast<size_t>(n));
+  uint64_t assigned = 0;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    sizes[i] = std::max<uint64_t>(1, static_cast<uint64_t>(raw[i] * static_cast<double>(target) / sum));
+    assigned += sizes[i];
+  }
+  if (assigned < target) sizes.back() += target - assigned;
+  static const char* const kExt[] = {"js", "py", "css", "html", "png", "so", "json", "txt"};
+  std::string content;
+  for (int i = 0; i < n; ++i) {
+    if (g_interrupted.load()) {
+      *error = "interrupted";
+      return false;
+    }
+    const int dir = i % kDirs;
+    char rel[64];
+    std::snprintf(rel, sizeof rel, "lib/p%02d", dir);
+    if (i < kDirs) {
+      fs::create_directory(root + "/" + rel, ec);
+      ++st->dirs;
+    }
+    char name[96];
+    std::snprintf(name, sizeof name, "%s/mod_%04d.%s", rel, i / kDirs, kExt[i % 8]);
+    FillContent(rng, sizes[static_cast<size_t>(i)], &content);
+    if (!WriteFile(root + "/" + name, content, 0644, error)) return false;
+    ++st->files;
+    st->bytes += content.size();
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Processes.
+
+// The environment for children, without systemd's notification and
+// activation variables (the daemon must not talk to our service manager),
+// with TMPDIR set (`relsupd build` makes its scratch copy there).
+std::vector<std::string> ChildEnv(const std::string& tmpdir) {
+  static const char* const kDrop[] = {"NOTIFY_SOCKET=", "WATCHDOG_USEC=",
+                                      "WATCHDOG_PID=", "LISTEN_FDS=",
+                                      "LISTEN_PID=", "LISTEN_FDNAMES=",
+                                      "TMPDIR="};
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) {
+    std::string_view s(*e);
+    bool drop = false;
+    for (const char* d : kDrop) drop = drop || s.starts_with(d);
+    if (!drop) env.emplace_back(s);
+  }
+  if (!tmpdir.empty()) env.push_back("TMPDIR=" + tmpdir);
+  return env;
+}
+
+std::vector<char*> CStrings(std::vector<std::string>& v) {
+  std::vector<char*> out;
+  for (auto& s : v) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+std::string DescribeStatus(int status) {
+  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status))
+    return std::string("killed by ") + strsignal(WTERMSIG(status));
+  return "status " + std::to_string(status);
+}
+
+struct RunResult {
+  int status = -1;
+  double wall_s = 0;
+  double cpu_s = 0;  // the child's user+system time, with the children it reaped
+  std::string out, err;
+  bool ok() const { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+  std::string Describe() const {
+    std::string e = Trim(err);
+    return DescribeStatus(status) + (e.empty() ? "" : ": " + e);
+  }
+};
+
+// Runs argv to completion, stdin from /dev/null, stdout and stderr
+// captured in files under `dir`; times it from posix_spawn to wait4.
+RunResult Run(const std::vector<std::string>& args, const std::string& dir,
+              const std::string& tmpdir = "") {
+  RunResult res;
+  const std::string out_path = dir + "/run.out", err_path = dir + "/run.err";
+  std::vector<std::string> a = args;
+  std::vector<std::string> env = ChildEnv(tmpdir);
+  std::vector<char*> argv = CStrings(a), envp = CStrings(env);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  auto t0 = Clock::now();
+  pid_t pid = -1;
+  int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) {
+    res.status = 127 << 8;
+    res.err = "cannot run " + args[0] + ": " + std::strerror(rc);
+    return res;
+  }
+  rusage ru{};
+  while (wait4(pid, &res.status, 0, &ru) < 0 && errno == EINTR) {
+  }
+  res.wall_s = Seconds(Clock::now() - t0);
+  auto s = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+  };
+  res.cpu_s = s(ru.ru_utime) + s(ru.ru_stime);
+  res.out = ReadAll(out_path);
+  res.err = ReadAll(err_path);
+  return res;
+}
+
+// The daemon under test: a child process, stopped by pid on destruction.
+class DaemonProcess {
+ public:
+  DaemonProcess() = default;
+  DaemonProcess(const DaemonProcess&) = delete;
+  DaemonProcess& operator=(const DaemonProcess&) = delete;
+  ~DaemonProcess() { Stop(); }
+
+  bool Start(const std::string& binary, const std::string& state,
+             const std::string& socket, const std::string& log,
+             std::string* error) {
+    log_ = log;
+    std::vector<std::string> args = {binary, "daemon", "--state-dir", state,
+                                     "--socket", socket};
+    std::vector<std::string> env = ChildEnv("");
+    std::vector<char*> argv = CStrings(args), envp = CStrings(env);
+    const pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+      *error = std::string("fork: ") + std::strerror(errno);
+      return false;
+    }
+    if (pid == 0) {
+      // Die with the benchmark, even if it is killed; keep Ctrl-C (sent to
+      // the terminal's process group) for the benchmark, which then stops
+      // the daemon itself.
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (getppid() != parent) _exit(127);
+      setpgid(0, 0);
+      int in = open("/dev/null", O_RDONLY);
+      int out = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (in < 0 || out < 0) _exit(127);
+      dup2(in, 0);
+      dup2(out, 1);
+      dup2(out, 2);
+      execve(argv[0], argv.data(), envp.data());
+      _exit(127);
+    }
+    pid_ = pid;
+    return true;
+  }
+
+  // True once the daemon exited on its own (reaps it).
+  bool Exited() {
+    if (pid_ <= 0) return true;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      exit_status_ = status;
+      return true;
+    }
+    return false;
+  }
+
+  // SIGTERM, then waits up to 30 s (a release may be half-way); SIGKILL
+  // after that.
+  void Stop() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    int status = 0;
+    auto deadline = Clock::now() + std::chrono::seconds(30);
+    for (;;) {
+      pid_t r = waitpid(pid_, &status, WNOHANG);
+      if (r == pid_ || (r < 0 && errno != EINTR)) break;
+      if (Clock::now() > deadline) {
+        std::fprintf(stderr, "release_create: daemon pid %d ignored SIGTERM "
+                             "for 30 s, killing it\n", pid_);
+        kill(pid_, SIGKILL);
+        while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+        }
+        break;
+      }
+      usleep(5000);
+    }
+    exit_status_ = status;
+    pid_ = -1;
+  }
+
+  // CPU time used by the daemon (all its threads, living or gone), in
+  // seconds; -1 when unknown.
+  double CpuSeconds() const {
+    if (pid_ <= 0) return -1;
+    std::string stat = ReadAll("/proc/" + std::to_string(pid_) + "/stat");
+    size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) return -1;
+    std::istringstream in(stat.substr(paren + 2));
+    std::string field;
+    double utime = 0, stime = 0;
+    // Fields 3.. follow the ")"; utime and stime are fields 14 and 15.
+    for (int i = 3; i <= 15 && in >> field; ++i) {
+      if (i == 14) utime = std::atof(field.c_str());
+      if (i == 15) stime = std::atof(field.c_str());
+    }
+    return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+
+  pid_t pid() const { return pid_; }
+  int exit_status() const { return exit_status_; }
+  const std::string& log() const { return log_; }
+
+ private:
+  pid_t pid_ = -1;
+  int exit_status_ = 0;
+  std::string log_;
+};
+
+// ---------------------------------------------------------------------------
+// Disk usage.
+
+enum Category { kObjects, kArtifacts, kSlots, kLedger, kOther, kCategories };
+const char* const kCategoryNames[kCategories] = {
+    "objects/ (file bodies)", "apps/*/builds/ (artifacts)",
+    "apps/*/releases/ (slot dirs, .relsupd/)", "ledger.db*", "other"};
+
+struct DiskUse {
+  uint64_t total = 0;  // sum of st_blocks * 512, each inode once
+  uint64_t by[kCategories] = {};
+};
+
+// Time spent by the benchmark itself outside the timed steps.
+struct Overhead {
+  double syncfs_s = 0, remove_s = 0, start_stop_s = 0, du_s = 0;
+} g_overhead;
+
+// A hard-linked inode counts once, under its lowest category: an object
+// linked into a slot is an object.
+std::map<std::pair<dev_t, ino_t>, std::pair<uint64_t, Category>>* g_walk = nullptr;
+size_t g_walk_prefix = 0;
+
+int WalkOne(const char* path, const struct stat* st, int, FTW*) {
+  std::string_view rel(path);
+  rel.remove_prefix(std::min(rel.size(), g_walk_prefix));
+  if (!rel.empty() && rel[0] == '/') rel.remove_prefix(1);
+  Category c = kOther;
+  if (rel.starts_with("objects")) c = kObjects;
+  else if (rel.starts_with("apps/") && rel.find("/builds") != std::string_view::npos) c = kArtifacts;
+  else if (rel.starts_with("apps/") && rel.find("/releases") != std::string_view::npos) c = kSlots;
+  else if (rel.starts_with("ledger.db")) c = kLedger;
+  auto key = std::make_pair(st->st_dev, st->st_ino);
+  const uint64_t bytes = static_cast<uint64_t>(st->st_blocks) * 512;
+  auto [it, inserted] = g_walk->emplace(key, std::make_pair(bytes, c));
+  if (!inserted) it->second.second = std::min(it->second.second, c);
+  return 0;
+}
+
+DiskUse DiskUsage(const std::string& dir) {
+  auto t0 = Clock::now();
+  std::map<std::pair<dev_t, ino_t>, std::pair<uint64_t, Category>> seen;
+  g_walk = &seen;
+  g_walk_prefix = dir.size();
+  nftw(dir.c_str(), WalkOne, 64, FTW_PHYS);
+  g_walk = nullptr;
+  DiskUse u;
+  for (const auto& [key, v] : seen) {
+    u.total += v.first;
+    u.by[v.second] += v.first;
+  }
+  g_overhead.du_s += Seconds(Clock::now() - t0);
+  return u;
+}
+
+int64_t Diff(uint64_t after, uint64_t before) {
+  return static_cast<int64_t>(after) - static_cast<int64_t>(before);
+}
+
+// Flushes the file system holding `dir`, so that a timed step does not pay
+// for what an earlier one left dirty.
+double SyncFs(const std::string& dir) {
+  auto t0 = Clock::now();
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::syncfs(fd);
+    ::close(fd);
+  }
+  double s = Seconds(Clock::now() - t0);
+  g_overhead.syncfs_s += s;
+  return s;
+}
+
+// Removes a tree, sealed read-only directories included.
+int MakeWritable(const char* path, const struct stat* st, int type, FTW*) {
+  if (type == FTW_D || type == FTW_DNR) ::chmod(path, (st->st_mode & 07777) | S_IRWXU);
+  return 0;
+}
+
+void RemoveTree(const std::string& path) {
+  if (path.empty()) return;
+  auto t0 = Clock::now();
+  ::chmod(path.c_str(), S_IRWXU);
+  nftw(path.c_str(), MakeWritable, 64, FTW_PHYS);
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+  if (ec)
+    std::fprintf(stderr, "release_create: cannot remove %s: %s\n", path.c_str(),
+                 ec.message().c_str());
+  g_overhead.remove_s += Seconds(Clock::now() - t0);
+}
+
+struct TempDir {
+  std::string path;
+  bool keep = false;
+  ~TempDir() {
+    if (!path.empty() && !keep) RemoveTree(path);
+  }
+};
+
+// One round: its own state dir and daemon.
+
+struct Round {
+  // Phase 1: the first release, between two extractions by tar.
+  double import1_s = 0, create1_s = 0, create1_daemon_cpu_s = -1;
+  double tar_before_s = 0, tar_after_s = 0, tar_cpu_s = 0, tar_sync_s = 0;
+  // Phase 2: the second release.
+  double import2_s = 0, create2_s = 0, create2_daemon_cpu_s = -1;
+  double verify_s = 0, verify_daemon_cpu_s = -1;
+  DiskUse before, after;
+  uint64_t artifact2_bytes = 0;  // on disk, the stored app2 artifact
+
+  double tar_s() const { return (tar_before_s + tar_after_s) / 2; }
+  double ratio() const { return create1_s / tar_s(); }
+  int64_t growth() const { return Diff(after.total, before.total); }
+  int64_t growth_without_artifact() const {
+    return growth() - static_cast<int64_t>(artifact2_bytes);
+  }
+};
+
+struct TarResult {
+  double wall_s = 0, cpu_s = 0, with_sync_s = 0;
+};
+
+class Bench {
+ public:
+  Bench(const Options& o, std::string tmp) : o_(o), tmp_(std::move(tmp)) {}
+
+  bool Ctl(const std::string& socket, std::vector<std::string> args,
+           RunResult* r, const std::string& what) {
+    std::vector<std::string> argv = {o_.relsupd, "ctl", "--socket", socket};
+    argv.insert(argv.end(), args.begin(), args.end());
+    *r = Run(argv, tmp_);
+    if (!r->ok()) {
+      error_ = what + " failed (" + r->Describe() + ")";
+      return false;
+    }
+    return true;
+  }
+
+  bool WaitReady(DaemonProcess& d, const std::string& socket) {
+    auto deadline = Clock::now() + std::chrono::seconds(30);
+    std::string last;
+    while (Clock::now() < deadline && !g_interrupted.load()) {
+      if (d.Exited()) {
+        error_ = "the daemon exited (" + DescribeStatus(d.exit_status()) + ")";
+        return false;
+      }
+      RunResult r = Run({o_.relsupd, "ctl", "--socket", socket, "info"}, tmp_);
+      if (r.ok()) return true;
+      last = r.Describe();
+      usleep(20'000);
+    }
+    error_ = g_interrupted.load() ? "interrupted"
+                                  : "`ctl info` got no answer within 30 s: " + last;
+    return false;
+  }
+
+  // Imports `file`; returns the build id.
+  bool Import(const std::string& socket, const std::string& file, double* secs,
+              std::string* id) {
+    SyncFs(tmp_);
+    RunResult r;
+    if (!Ctl(socket, {"--json", "build", "import", kApp, file}, &r,
+             "ctl build import " + file))
+      return false;
+    *secs = r.wall_s;
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    if (!j.is_object() || !j.contains("id") || !j["id"].is_string()) {
+      error_ = "ctl --json build import printed no id: " + Trim(r.out);
+      return false;
+    }
+    *id = j["id"].get<std::string>();
+    return true;
+  }
+
+  bool Create(DaemonProcess& d, const std::string& socket, const std::string& id,
+              const std::string& expect, double* secs, double* daemon_cpu) {
+    SyncFs(tmp_);
+    double cpu0 = d.CpuSeconds();
+    RunResult r;
+    if (!Ctl(socket, {"release", "create", kApp, "--build", id}, &r,
+             "ctl release create " + std::string(kApp) + " --build " + id))
+      return false;
+    double cpu1 = d.CpuSeconds();
+    if (Trim(r.out) != expect) {
+      error_ = "ctl release create printed '" + Trim(r.out) + "', not " + expect;
+      return false;
+    }
+    *secs = r.wall_s;
+    *daemon_cpu = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
+    return true;
+  }
+
+  // `tar -xzf artifact -C into` into a new directory, which is kept until
+  // the end of the run: nothing is deleted while figures are taken.
+  bool Tar(const std::string& artifact, const std::string& into, TarResult* out) {
+    std::error_code ec;
+    std::filesystem::create_directory(into, ec);
+    SyncFs(tmp_);
+    RunResult r = Run({"tar", "-xzf", artifact, "-C", into}, tmp_);
+    if (!r.ok()) {
+      error_ = "tar -xzf " + artifact + " failed (" + r.Describe() + ")";
+      return false;
+    }
+    double sync_s = SyncFs(into);
+    out->wall_s = r.wall_s;
+    out->cpu_s = r.cpu_s;
+    out->with_sync_s = r.wall_s + sync_s;
+    return true;
+  }
+
+  // Round n, phase 1: a daemon on a fresh state dir (left running), app
+  // creation, import of app1, and release v1 between two tar extractions.
+  bool FirstRelease(int n, DaemonProcess& d, const std::string& app1, Round* out) {
+    const std::string dir = RoundDir(n);
+    const std::string socket = dir + "/relsupd.sock";
+    std::error_code ec;
+    std::filesystem::create_directory(dir, ec);
+    auto t0 = Clock::now();
+    if (!d.Start(o_.relsupd, dir + "/state", socket, dir + "/daemon.log", &error_) ||
+        !WaitReady(d, socket))
+      return false;
+    g_overhead.start_stop_s += Seconds(Clock::now() - t0);
+    RunResult r;
+    if (!Ctl(socket, {"app", "create", kApp}, &r, "ctl app create")) return false;
+    if (!Import(socket, app1, &out->import1_s, &id1_)) return false;
+    TarResult before, after;
+    if (g_interrupted.load() || !Tar(app1, dir + "/tar-before", &before)) return false;
+    if (g_interrupted.load() ||
+        !Create(d, socket, id1_, "v1", &out->create1_s, &out->create1_daemon_cpu_s))
+      return false;
+    if (g_interrupted.load() || !Tar(app1, dir + "/tar-after", &after)) return false;
+    out->tar_before_s = before.wall_s;
+    out->tar_after_s = after.wall_s;
+    out->tar_cpu_s = (before.cpu_s + after.cpu_s) / 2;
+    out->tar_sync_s = (before.with_sync_s + after.with_sync_s) / 2;
+    return true;
+  }
+
+  // Round n, phase 2: import app2, release v2 and the state dir's growth,
+  // then release verify v2.
+  bool SecondRelease(int n, DaemonProcess& d, const std::string& app2, Round* out) {
+    const std::string dir = RoundDir(n);
+    const std::string state = dir + "/state";
+    const std::string socket = dir + "/relsupd.sock";
+    SyncFs(tmp_);
+    out->before = DiskUsage(state);
+    std::string id2;
+    if (!Import(socket, app2, &out->import2_s, &id2)) return false;
+    if (g_interrupted.load() ||
+        !Create(d, socket, id2, "v2", &out->create2_s, &out->create2_daemon_cpu_s))
+      return false;
+    SyncFs(tmp_);
+    out->after = DiskUsage(state);
+    // The stored artifact of app2, alone.
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(
+             state + "/apps/" + kApp + "/builds", ec)) {
+      struct stat st;
+      if (e.path().filename().string().rfind(id2, 0) == 0 &&
+          ::lstat(e.path().c_str(), &st) == 0)
+        out->artifact2_bytes = static_cast<uint64_t>(st.st_blocks) * 512;
+    }
+    if (g_interrupted.load()) return false;
+    SyncFs(tmp_);
+    double cpu0 = d.CpuSeconds();
+    RunResult r;
+    if (!Ctl(socket, {"release", "verify", kApp, "v2"}, &r, "ctl release verify bench v2"))
+      return false;
+    double cpu1 = d.CpuSeconds();
+    out->verify_s = r.wall_s;
+    out->verify_daemon_cpu_s = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
+    return true;
+  }
+
+  std::string RoundDir(int n) const { return tmp_ + "/round" + std::to_string(n); }
+  const std::string& error() const { return error_; }
+  void set_error(std::string e) { error_ = std::move(e); }
+
+ private:
+  const Options& o_;
+  std::string tmp_;
+  std::string error_;
+  std::string id1_;
+};
+
+// ---------------------------------------------------------------------------
+// Report.
+
+void Row(const std::string& figure, const std::string& value, const std::string& spread,
+         const std::string& target, const std::string& verdict) {
+  std::printf("%-46s %11s  %-15s %-12s %s\n", figure.c_str(), value.c_str(),
+              spread.c_str(), target.c_str(), verdict.c_str());
+}
+
+std::string Fmt(const char* format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+std::string Secs(double s) { return Fmt(s < 10 ? "%.2f s" : "%.1f s", s); }
+
+// "lo..hi" of the rounds' values, in `format`.
+template <typename F>
+std::string Spread(const std::vector<Round>& rounds, F f, const char* format = "%.2f",
+                   double scale = 1) {
+  if (rounds.size() < 2) return "";
+  std::vector<double> v;
+  for (const Round& r : rounds) v.push_back(f(r) / scale);
+  auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+  return Fmt(format, *lo) + ".." + Fmt(format, *hi);
+}
+
+template <typename F>
+double MedianOf(const std::vector<Round>& rounds, F f) {
+  std::vector<double> v;
+  for (const Round& r : rounds) v.push_back(f(r));
+  return Median(v);
+}
+
+std::string SignedKiB(int64_t bytes) {
+  return Fmt("%+.0f KiB", static_cast<double>(bytes) / 1024);
+}
+
+const char* Verdict(bool pass) { return pass ? "PASS" : "FAIL"; }
+
+// Where `relsupd build` makes its scratch copy: a tmpfs when there is one,
+// so that removing the copy (10,000 files) does not touch the file system
+// measured (see README: ext4 without a journal avoids reusing recently
+// freed inodes for a minute or more, and that slows later file creation).
+std::string BuildScratchDir(const std::string& fallback) {
+  const char* shm = "/dev/shm";
+  struct stat st;
+  if (::stat(shm, &st) == 0 && S_ISDIR(st.st_mode) && ::access(shm, W_OK | X_OK) == 0) {
+    std::string probe = std::string(shm) + "/relsupd-bench-rc.XXXXXX";
+    if (mkdtemp(probe.data()) != nullptr) return probe;
+  }
+  return fallback;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  if (!ParseArgs(argc, argv, &o)) {
+    Usage(stderr);
+    return 2;
+  }
+  if (access(o.relsupd.c_str(), X_OK) != 0) {
+    std::fprintf(stderr, "release_create: cannot execute %s: %s\n",
+                 o.relsupd.c_str(), std::strerror(errno));
+    return 1;
+  }
+  o.relsupd = std::filesystem::absolute(o.relsupd).string();
+
+  struct sigaction sa {};
+  sa.sa_handler = OnInterrupt;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  const auto run_start = Clock::now();
+  TempDir tmp, scratch;
+  tmp.keep = o.keep;
+  {
+    std::string tmpl = (std::filesystem::temp_directory_path() /
+                        "relsupd-bench-rc.XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) {
+      std::fprintf(stderr, "release_create: mkdtemp: %s\n", std::strerror(errno));
+      return 1;
+    }
+    tmp.path = tmpl;
+  }
+  std::string scratch_dir = BuildScratchDir(tmp.path);
+  if (scratch_dir != tmp.path) scratch.path = scratch_dir;
+  // Declared after the temporary dirs: stopped before they are removed.
+  std::vector<std::unique_ptr<DaemonProcess>> daemons;
+  auto stop_daemons = [&] {
+    auto t0 = Clock::now();
+    for (auto& d : daemons) d->Stop();
+    g_overhead.start_stop_s += Seconds(Clock::now() - t0);
+  };
+  Bench bench(o, tmp.path);
+  auto fail = [&](const std::string& what) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "release_create: %s\n", what.c_str());
+    stop_daemons();
+    for (size_t i = 0; i < daemons.size(); ++i) {
+      std::string log = ReadAll(daemons[i]->log());
+      if (!log.empty())
+        std::fprintf(stderr, "daemon log (round %zu):\n%s", i + 1, log.c_str());
+    }
+    return 1;
+  };
+
+  RunResult version = Run({o.relsupd, "--version"}, tmp.path);
+  std::string load = ReadAll("/proc/loadavg");
+  load = load.substr(0, load.find(' '));
+  std::printf("release_create (%s, %u cores, load average %s)\n",
+              Trim(version.out).c_str(), std::thread::hardware_concurrency(),
+              load.empty() ? "?" : load.c_str());
+  std::printf("temporary dir %s%s; relsupd build scratch in %s\n\n", tmp.path.c_str(),
+              o.keep ? " (kept)" : "", scratch_dir.c_str());
+  std::fflush(stdout);
+
+  // The synthetic app, packed twice.
+  const std::string src = tmp.path + "/src/app";
+  const std::string app1 = tmp.path + "/app1.tar.gz", app2 = tmp.path + "/app2.tar.gz";
+  TreeStats tree;
+  std::string error;
+  auto t0 = Clock::now();
+  if (!MakeTree(src, o, &tree, &error)) return fail(error);
+  const double gen_s = Seconds(Clock::now() - t0);
+  SyncFs(tmp.path);
+  RunResult b1 = Run({o.relsupd, "build", src, "-o", app1}, tmp.path, scratch_dir);
+  if (!b1.ok()) return fail("relsupd build " + src + " failed (" + b1.Describe() + ")");
+  WriteBigFile(src, 2, &error);
+  if (!error.empty()) return fail(error);
+  SyncFs(tmp.path);
+  RunResult b2 = Run({o.relsupd, "build", src, "-o", app2}, tmp.path, scratch_dir);
+  if (!b2.ok()) return fail("relsupd build " + src + " failed (" + b2.Describe() + ")");
+  struct stat a1{}, a2{};
+  ::stat(app1.c_str(), &a1);
+  ::stat(app2.c_str(), &a2);
+  std::printf("app: %d files in %d directories, %s of file content (made in %.1f s);\n"
+              "     app2 = the same with %s rewritten (1 MiB of new bytes)\n",
+              tree.files, tree.dirs, Human(tree.bytes).c_str(), gen_s, kBigFile);
+  std::printf("artifacts (relsupd build, tar.gz): app1 %s, app2 %s, "
+              "%.2f:1 compression (the daemon refuses over 200:1)\n",
+              Human(static_cast<uint64_t>(a1.st_size)).c_str(),
+              Human(static_cast<uint64_t>(a2.st_size)).c_str(),
+              static_cast<double>(tree.bytes) / static_cast<double>(std::max<off_t>(a1.st_size, 1)));
+  std::fflush(stdout);
+
+  // One untimed extraction: tar, gzip and the artifact are then warm.
+  TarResult warm;
+  if (!bench.Tar(app1, tmp.path + "/tar-warmup", &warm)) return fail(bench.error());
+  if (o.settle_s > 0) {
+    std::printf("settling for %d s\n", o.settle_s);
+    std::fflush(stdout);
+    for (int i = 0; i < o.settle_s * 10 && !g_interrupted.load(); ++i) usleep(100'000);
+  }
+
+  std::printf("\n%d rounds, each on its own state dir and daemon; nothing is deleted "
+              "until the end\n", o.rounds);
+  std::vector<Round> rounds(static_cast<size_t>(o.rounds));
+  for (int i = 1; i <= o.rounds && !g_interrupted.load(); ++i) {
+    daemons.push_back(std::make_unique<DaemonProcess>());
+    Round& r = rounds[static_cast<size_t>(i - 1)];
+    if (!bench.FirstRelease(i, *daemons.back(), app1, &r)) {
+      if (g_interrupted.load()) break;
+      return fail("round " + std::to_string(i) + ": " + bench.error());
+    }
+    std::printf("  round %d, v1: import %.2f s, tar -xzf %.2f s, release create %.2f s "
+                "(daemon CPU %.2f s), tar -xzf %.2f s (tar+gzip CPU %.2f s): %.2fx\n",
+                i, r.import1_s, r.tar_before_s, r.create1_s, r.create1_daemon_cpu_s,
+                r.tar_after_s, r.tar_cpu_s, r.ratio());
+    std::fflush(stdout);
+  }
+  for (int i = 1; i <= o.rounds && !g_interrupted.load(); ++i) {
+    Round& r = rounds[static_cast<size_t>(i - 1)];
+    if (!bench.SecondRelease(i, *daemons[static_cast<size_t>(i - 1)], app2, &r)) {
+      if (g_interrupted.load()) break;
+      return fail("round " + std::to_string(i) + ": " + bench.error());
+    }
+    std::printf("  round %d, v2: import %.2f s, release create %.2f s (daemon CPU "
+                "%.2f s), growth %s (%s without the artifact), verify %.2f s\n",
+                i, r.import2_s, r.create2_s, r.create2_daemon_cpu_s,
+                SignedKiB(r.growth()).c_str(),
+                SignedKiB(r.growth_without_artifact()).c_str(), r.verify_s);
+    std::fflush(stdout);
+  }
+  // After the second releases (each created ~10,000 temporary files and
+  // deleted them again), once more: shows what that costs later creators.
+  TarResult late;
+  if (!g_interrupted.load() && !bench.Tar(app1, tmp.path + "/tar-late", &late))
+    return fail(bench.error());
+  stop_daemons();
+  if (g_interrupted.load()) {
+    std::printf("interrupted\n");
+    return 0;
+  }
+
+  auto med = [&](auto f) { return MedianOf(rounds, f); };
+  const double create1 = med([](const Round& r) { return r.create1_s; });
+  const double tar = med([](const Round& r) { return r.tar_s(); });
+  const double ratio = med([](const Round& r) { return r.ratio(); });
+  const double g_incl = med([](const Round& r) { return static_cast<double>(r.growth()); });
+  const double g_excl = med([](const Round& r) {
+    return static_cast<double>(r.growth_without_artifact());
+  });
+  const std::string growth_target =
+      "< " + std::to_string(kTargetGrowthBytes >> 10) + " KiB";
+  auto kib = [](double b) { return Fmt("%.0f KiB", b / 1024); };
+
+  std::printf("\n");
+  Row("figure (median of the rounds)", "value", "min..max", "target", "");
+  Row("relsupd build DIR -o app1.tar.gz (once)", Secs(b1.wall_s), "", "-", "");
+  Row("ctl build import bench app1.tar.gz",
+      Secs(med([](const Round& r) { return r.import1_s; })),
+      Spread(rounds, [](const Round& r) { return r.import1_s; }), "-", "");
+  Row("ctl release create bench --build ID1 (v1)", Secs(create1),
+      Spread(rounds, [](const Round& r) { return r.create1_s; }), "-", "");
+  Row("tar -xzf app1.tar.gz -C fresh_dir", Secs(tar),
+      Spread(rounds, [](const Round& r) { return r.tar_s(); }), "-", "");
+  Row("  release create / tar -xzf", Fmt("%.2fx", ratio),
+      Spread(rounds, [](const Round& r) { return r.ratio(); }),
+      Fmt("<= %.1fx", kTargetCreateVsTar), Verdict(ratio <= kTargetCreateVsTar));
+  Row("ctl build import bench app2.tar.gz",
+      Secs(med([](const Round& r) { return r.import2_s; })),
+      Spread(rounds, [](const Round& r) { return r.import2_s; }), "-", "");
+  Row("ctl release create bench --build ID2 (v2)",
+      Secs(med([](const Round& r) { return r.create2_s; })),
+      Spread(rounds, [](const Round& r) { return r.create2_s; }), "-", "");
+  Row("  state dir growth, without the artifact", kib(g_excl),
+      Spread(rounds, [](const Round& r) {
+        return static_cast<double>(r.growth_without_artifact()); }, "%.0f", 1024),
+      growth_target, Verdict(g_excl < static_cast<double>(kTargetGrowthBytes)));
+  Row("  state dir growth, with the artifact", kib(g_incl),
+      Spread(rounds, [](const Round& r) {
+        return static_cast<double>(r.growth()); }, "%.0f", 1024),
+      growth_target, Verdict(g_incl < static_cast<double>(kTargetGrowthBytes)));
+  Row("ctl release verify bench v2", Secs(med([](const Round& r) { return r.verify_s; })),
+      Spread(rounds, [](const Round& r) { return r.verify_s; }), "-", "");
+
+  // What the figures are made of.
+  const double create1_cpu = med([](const Round& r) { return r.create1_daemon_cpu_s; });
+  const double tar_cpu = med([](const Round& r) { return r.tar_cpu_s; });
+  const double tar_sync = med([](const Round& r) { return r.tar_sync_s; });
+  std::printf("\nCPU time: release create v1 %.2f s in the daemon; tar -xzf %.2f s "
+              "with its gzip (%.2fx)\n",
+              create1_cpu, tar_cpu, tar_cpu > 0 ? create1_cpu / tar_cpu : 0.0);
+  std::printf("tar -xzf then syncfs (release create syncs too): %.2f s; release "
+              "create / that: %.2fx\n", tar_sync, tar_sync > 0 ? create1 / tar_sync : 0.0);
+  std::printf("release create v2: daemon CPU %.2f s; release verify v2: daemon CPU %.2f s\n",
+              med([](const Round& r) { return r.create2_daemon_cpu_s; }),
+              med([](const Round& r) { return r.verify_daemon_cpu_s; }));
+  std::printf("tar -xzf once more after the v2 releases: %.2f s (CPU %.2f s), against "
+              "%.2f s before them\n", late.wall_s, late.cpu_s, tar);
+  const Round& last = rounds.back();
+  std::printf("\nstate dir growth from v1 to v2 (round %d: import app2 + release "
+              "create v2), by what grew:\n", o.rounds);
+  for (int c = 0; c < kCategories; ++c)
+    std::printf("  %-42s %12s  (%s -> %s)\n", kCategoryNames[c],
+                SignedKiB(Diff(last.after.by[c], last.before.by[c])).c_str(),
+                Human(last.before.by[c]).c_str(), Human(last.after.by[c]).c_str());
+  std::printf("  %-42s %12s  (%s -> %s)\n", "total (du -sk of the state dir)",
+              SignedKiB(last.growth()).c_str(), Human(last.before.total).c_str(),
+              Human(last.after.total).c_str());
+  std::printf("The growth target is about the release: \"without the artifact\" counts "
+              "the new object, the slot\n(directories, links, .relsupd/) and the ledger; "
+              "\"with\" also counts the stored app2 artifact (%s),\nwhich the daemon "
+              "keeps while a release uses it.\n", Human(last.artifact2_bytes).c_str());
+  std::printf("\n(run %.0f s until here; outside the timed steps: syncfs %.1f s, daemon "
+              "start/stop %.1f s, du %.1f s; removing the temporary files follows)\n",
+              Seconds(Clock::now() - run_start), g_overhead.syncfs_s,
+              g_overhead.start_stop_s, g_overhead.du_s);
+  std::fflush(stdout);
+  return 0;
+}

@@ -1,0 +1,152 @@
+// E2E: rights on the control socket, with the real CLI run as other users.
+// Members of socket_group may read, only root / the daemon's uid / members
+// of admin_group may change, and a refusal changes and records nothing.
+#include <grp.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include "tests/e2e/harness.h"
+
+namespace relsupd::e2e {
+namespace {
+
+std::optional<std::string> GroupNameOf(gid_t gid) {
+  struct group gr, *res = nullptr;
+  std::vector<char> buf(65536);
+  if (getgrgid_r(gid, &gr, buf.data(), buf.size(), &res) != 0 || !res)
+    return std::nullopt;
+  return std::string(gr.gr_name);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "e2e access: a read-only peer may read but is refused a change, "
+    "which is neither made nor recorded",
+    "[e2e][access]") {
+  if (::geteuid() != 0) {
+    WARN("not root: cannot run the CLI as nobody, skipping");
+    return;
+  }
+  auto nobody = NobodyCredentials();
+  if (!nobody) {
+    WARN("no user 'nobody' on this host, skipping");
+    return;
+  }
+  // nobody's own group (nogroup on Debian) is the socket group, so nobody
+  // holds the read right and nothing more.
+  auto group = GroupNameOf(nobody->gid);
+  if (!group) {
+    WARN("nobody's primary group has no name, skipping");
+    return;
+  }
+  REQUIRE(::getgrnam(group->c_str()) != nullptr);
+
+  TempDir dir;
+  const std::string cfg =
+      dir.WriteFile("relsupd.yaml",
+                    "socket_mode: \"0666\"\n"
+                    "socket_group: " +
+                        *group +
+                        "\n"
+                        "admin_group: relsupd-e2e-no-such-group\n");
+  DaemonProcess d(dir, {.config = cfg});
+  const RunOptions as_nobody{.as = nobody};
+
+  // Reading is allowed.
+  ProcResult list = RunCtl(d.socket(), {"app", "list"}, as_nobody);
+  INFO(list.Describe());
+  CHECK(list.status.Exited(0));
+  CHECK_THAT(list.out, Catch::Contains("NAME"));
+  CHECK(CtlJson(d.socket(), {"history"}, as_nobody).empty());
+  CHECK(CtlJson(d.socket(), {"info"}, as_nobody)["pid"] == d.pid());
+
+  // Changing is not.
+  ProcResult create = RunCtl(d.socket(), {"app", "create", "x"}, as_nobody);
+  INFO(create.Describe());
+  CHECK(create.status.Exited(1));
+  CHECK_THAT(create.err, Catch::Contains("permission denied"));
+  CHECK_THAT(create.err, Catch::Contains("change"));
+  CHECK_THAT(create.err, Catch::Contains("app.create"));
+  CHECK(create.out.empty());
+
+  const std::string spec = dir.WriteFile("x.yaml", "name: x\n");
+  ProcResult apply = RunCtl(d.socket(), {"app", "apply", spec}, as_nobody);
+  INFO(apply.Describe());
+  CHECK(apply.status.Exited(1));
+  CHECK_THAT(apply.err, Catch::Contains("permission denied"));
+  CHECK_THAT(apply.err, Catch::Contains("change"));
+
+  // Nothing was made, and nothing was recorded.
+  ProcResult show = RunCtl(d.socket(), {"app", "show", "x"});
+  INFO(show.Describe());
+  CHECK(show.status.Exited(1));
+  CHECK_THAT(show.err, Catch::Contains("does not exist"));
+  CHECK(CtlJson(d.socket(), {"app", "list"}).empty());
+  CHECK(CtlJson(d.socket(), {"history"}).empty());
+  // The daemon's log says who was refused.
+  CHECK_THAT(d.Log(), Catch::Contains("Refused 'app.create' to uid " +
+                                      std::to_string(nobody->uid)));
+
+  // Root still may, and is recorded as the actor.
+  CtlOk(d.socket(), {"app", "create", "x"});
+  Json history = CtlJson(d.socket(), {"history"});
+  REQUIRE(history.size() == 1);
+  CHECK(history[0]["actor_uid"] == 0);
+  CHECK(history[0]["kind"] == "app-created");
+  // And nobody sees it.
+  Json seen = CtlJson(d.socket(), {"app", "list"}, as_nobody);
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0]["name"] == "x");
+}
+
+TEST_CASE("e2e access: a peer in neither group may not even read",
+          "[e2e][access]") {
+  if (::geteuid() != 0) {
+    WARN("not root: cannot run the CLI as another user, skipping");
+    return;
+  }
+  TempDir dir;
+  // A uid and gid with no passwd or group entry at all.
+  const Credentials stranger{54321, 54321};
+  const std::string cfg =
+      dir.WriteFile("relsupd.yaml",
+                    "socket_mode: \"0666\"\n"
+                    "socket_group: relsupd-e2e-no-such-group\n"
+                    "admin_group: relsupd-e2e-no-such-group\n");
+  DaemonProcess d(dir, {.config = cfg});
+  ProcResult list = RunCtl(d.socket(), {"app", "list"}, {.as = stranger});
+  INFO(list.Describe());
+  CHECK(list.status.Exited(1));
+  CHECK_THAT(list.err, Catch::Contains("permission denied"));
+  CHECK_THAT(list.err, Catch::Contains("read"));
+  CHECK_THAT(list.err, Catch::Contains("uid 54321"));
+}
+
+TEST_CASE("e2e access: socket_mode 0660 keeps other users off the socket",
+          "[e2e][access]") {
+  if (::geteuid() != 0) {
+    WARN("not root: cannot run the CLI as another user, skipping");
+    return;
+  }
+  auto nobody = NobodyCredentials();
+  if (!nobody) {
+    WARN("no user 'nobody' on this host, skipping");
+    return;
+  }
+  TempDir dir;
+  // Root's group owns the socket; nobody is not in it.
+  const std::string cfg = dir.WriteFile("relsupd.yaml",
+                                        "socket_mode: \"0660\"\n"
+                                        "socket_group: root\n");
+  DaemonProcess d(dir, {.config = cfg});
+  ProcResult list = RunCtl(d.socket(), {"app", "list"}, {.as = nobody});
+  INFO(list.Describe());
+  // connect(2) fails with EACCES: the daemon is unreachable for nobody.
+  CHECK(list.status.Exited(3));
+  CHECK_THAT(list.err, Catch::Contains("Permission denied"));
+  CHECK_THAT(list.err, Catch::Contains(d.socket()));
+}
+
+}  // namespace relsupd::e2e

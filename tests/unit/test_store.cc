@@ -1,0 +1,946 @@
+// The artifact store (daemon/store/): ArchiveReader's checks of every entry,
+// BuildSlot's staging, sealing and content store, VerifySlot and
+// CleanStaging. Archives are crafted with libarchive's writer, which writes
+// whatever it is told: "../x", "/etc/x", hard links, fifos, device nodes.
+//
+// After every refusal the state dir must hold no slot, nothing in tmp/ and
+// no object that no slot links (a refused build removes what it added).
+#include <archive.h>
+#include <archive_entry.h>
+#include <catch2/catch.hpp>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/base/fd.h"
+#include "daemon/base/sha256.h"
+#include "daemon/store/archive_reader.h"
+#include "daemon/store/manifest.h"
+#include "daemon/store/objects.h"
+#include "daemon/store/slots.h"
+
+namespace relsupd {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// --- temp dirs and crafted archives ---
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/relsupd-test-store-XXXXXX";
+    char* p = ::mkdtemp(tmpl);
+    REQUIRE(p != nullptr);
+    path = p;
+  }
+  ~TempDir() {
+    // Sealed slots have read-only directories; open them up first.
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(path, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->is_directory(ec) && !it->is_symlink(ec))
+        ::chmod(it->path().c_str(), 0700);
+    }
+    fs::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& name) const { return path + "/" + name; }
+};
+
+enum class Filter { kNone, kGzip, kZstd };
+
+struct Entry {
+  std::string path;
+  unsigned type = AE_IFREG;
+  unsigned perm = 0644;
+  std::string body;      // a regular file's content
+  uint64_t zeros = 0;    // or this many zero bytes
+  std::string symlink;   // AE_IFLNK: the target
+  std::string hardlink;  // a hard link to this earlier entry
+};
+
+Entry File(std::string path, std::string body, unsigned perm = 0644) {
+  Entry e;
+  e.path = std::move(path);
+  e.body = std::move(body);
+  e.perm = perm;
+  return e;
+}
+Entry Dir(std::string path, unsigned perm = 0755) {
+  Entry e;
+  e.path = std::move(path);
+  e.type = AE_IFDIR;
+  e.perm = perm;
+  return e;
+}
+Entry Link(std::string path, std::string target) {
+  Entry e;
+  e.path = std::move(path);
+  e.type = AE_IFLNK;
+  e.perm = 0777;
+  e.symlink = std::move(target);
+  return e;
+}
+Entry Special(std::string path, unsigned type) {
+  Entry e;
+  e.path = std::move(path);
+  e.type = type;
+  return e;
+}
+Entry HardLink(std::string path, std::string to) {
+  Entry e;
+  e.path = std::move(path);
+  e.hardlink = std::move(to);
+  return e;
+}
+Entry Procfile() { return File("Procfile", "web: ./bin/web\n"); }
+
+void WriteArchive(const std::string& file, const std::vector<Entry>& entries,
+                  Filter filter = Filter::kGzip) {
+  struct archive* a = archive_write_new();
+  REQUIRE(a != nullptr);
+  REQUIRE(archive_write_set_format_pax_restricted(a) == ARCHIVE_OK);
+  int rc = ARCHIVE_OK;
+  switch (filter) {
+    case Filter::kNone: rc = archive_write_add_filter_none(a); break;
+    case Filter::kGzip: rc = archive_write_add_filter_gzip(a); break;
+    case Filter::kZstd: rc = archive_write_add_filter_zstd(a); break;
+  }
+  INFO(archive_error_string(a));
+  REQUIRE(rc == ARCHIVE_OK);
+  REQUIRE(archive_write_open_filename(a, file.c_str()) == ARCHIVE_OK);
+  const std::string zeros(1 << 20, '\0');
+  for (const Entry& e : entries) {
+    struct archive_entry* ae = archive_entry_new();
+    archive_entry_set_pathname(ae, e.path.c_str());
+    archive_entry_set_mtime(ae, 1'700'000'000, 0);
+    archive_entry_set_filetype(ae, e.type);
+    archive_entry_set_perm(ae, e.perm);
+    const bool has_data = e.type == AE_IFREG && e.hardlink.empty();
+    if (has_data)
+      archive_entry_set_size(ae, static_cast<la_int64_t>(e.zeros ? e.zeros : e.body.size()));
+    else
+      archive_entry_set_size(ae, 0);
+    if (e.type == AE_IFLNK) archive_entry_set_symlink(ae, e.symlink.c_str());
+    if (e.type == AE_IFCHR || e.type == AE_IFBLK) archive_entry_set_rdev(ae, makedev(1, 3));
+    if (!e.hardlink.empty()) archive_entry_set_hardlink(ae, e.hardlink.c_str());
+    INFO("writing header of '" << e.path << "': " << archive_error_string(a));
+    REQUIRE(archive_write_header(a, ae) >= ARCHIVE_WARN);
+    archive_entry_free(ae);
+    if (!has_data) continue;
+    if (e.zeros) {
+      for (uint64_t left = e.zeros; left > 0;) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(left, zeros.size()));
+        REQUIRE(archive_write_data(a, zeros.data(), n) == static_cast<la_ssize_t>(n));
+        left -= n;
+      }
+    } else if (!e.body.empty()) {
+      REQUIRE(archive_write_data(a, e.body.data(), e.body.size()) ==
+              static_cast<la_ssize_t>(e.body.size()));
+    }
+  }
+  REQUIRE(archive_write_close(a) == ARCHIVE_OK);
+  archive_write_free(a);
+}
+
+std::string ReadAll(const std::string& path) {
+  auto text = ReadFile(path, 1 << 30);
+  REQUIRE(text.ok());
+  return *text;
+}
+
+// `bytes` that do not compress: a fixed pseudo-random sequence.
+std::string Noise(size_t bytes, uint32_t seed) {
+  std::string out;
+  out.reserve(bytes);
+  uint32_t x = seed;
+  for (size_t i = 0; i < bytes; ++i) {
+    x = x * 1103515245u + 12345u;
+    out.push_back(static_cast<char>(x >> 24));
+  }
+  return out;
+}
+
+void WriteBytes(const std::string& path, std::string_view data) {
+  auto fd = OpenFile(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  REQUIRE(fd.ok());
+  REQUIRE(WriteAll(fd->get(), data, path).ok());
+}
+
+// Reads every entry (and every file's data) as the importer does. Returns
+// the first refusal, or Ok with the entries in `out`.
+Status ReadArchive(const std::string& file, const StoreLimits& limits,
+                   std::vector<ArchiveEntry>* out = nullptr,
+                   std::string* format = nullptr) {
+  ASSIGN_OR_RETURN(Fd fd, OpenFile(file, O_RDONLY));
+  struct stat st;
+  REQUIRE(::fstat(fd.get(), &st) == 0);
+  ASSIGN_OR_RETURN(auto reader, ArchiveReader::Open(fd.get(), "app.tar.gz",
+                                                    static_cast<uint64_t>(st.st_size),
+                                                    limits));
+  for (;;) {
+    ASSIGN_OR_RETURN(std::optional<ArchiveEntry> e, reader->Next());
+    if (!e) break;
+    if (e->type == EntryType::kFile) {
+      std::string body;
+      RETURN_IF_ERROR(reader->ReadData([&](std::string_view d) {
+        if (body.size() < (1 << 20)) body.append(d.substr(0, (1 << 20) - body.size()));
+        return Status::Ok();
+      }));
+    }
+    if (out) out->push_back(*e);
+  }
+  if (format) *format = reader->format();
+  return Status::Ok();
+}
+
+// --- a state dir with BuildSlot on it ---
+
+struct State {
+  TempDir dir;
+  std::string state = dir / "state";
+  int artifacts = 0;
+
+  // Writes `entries` as an artifact and returns its path.
+  std::string Artifact(const std::vector<Entry>& entries, Filter f = Filter::kGzip) {
+    std::string p = dir / ("artifact-" + std::to_string(++artifacts) + ".tar");
+    WriteArchive(p, entries, f);
+    return p;
+  }
+  Result<SlotResult> Build(const std::string& artifact, int64_t number,
+                           json env = json{{"DATABASE_URL", "postgres://x"}},
+                           StoreLimits limits = {}) {
+    SlotRequest req;
+    req.state_dir = state;
+    req.app = "shop";
+    req.number = number;
+    req.artifact_path = artifact;
+    req.build_sha256 = Sha256Hex(ReadAll(artifact));
+    req.env = std::move(env);
+    req.metadata = {{"app", "shop"}, {"release", ReleaseName(number)}};
+    req.limits = limits;
+    return BuildSlot(req);
+  }
+  std::string Slot(int64_t n) const { return SlotPath(state, "shop", n); }
+
+  std::vector<std::string> TmpEntries() const {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(state + "/tmp", ec))
+      out.push_back(e.path().filename().string());
+    return out;
+  }
+  // Regular files under objects/ with a link count of 1: bodies no slot uses.
+  int OrphanObjects() const {
+    int n = 0;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(state + "/objects", ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      struct stat st;
+      if (::lstat(it->path().c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1)
+        ++n;
+    }
+    return n;
+  }
+  // No slot vN, nothing in tmp/, and no object that no slot links: a
+  // refused build removes what it added to the store.
+  void ExpectNothingLeft(int64_t n) {
+    CHECK_FALSE(fs::exists(fs::symlink_status(Slot(n))));
+    CHECK(TmpEntries().empty());
+    CHECK(OrphanObjects() == 0);
+  }
+};
+
+mode_t ModeOf(const std::string& path) {
+  struct stat st;
+  REQUIRE(::lstat(path.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+ino_t InodeOf(const std::string& path) {
+  struct stat st;
+  REQUIRE(::lstat(path.c_str(), &st) == 0);
+  return st.st_ino;
+}
+
+// One bad input: what the archive holds and what the refusal must say.
+struct BadCase {
+  std::string name;
+  std::vector<Entry> entries;
+  std::vector<std::string> message_has;
+  StoreLimits limits = {};
+  Filter filter = Filter::kGzip;
+};
+
+StoreLimits Limits(uint64_t max_entries, uint64_t max_unpacked) {
+  StoreLimits l;
+  l.max_entries = max_entries;
+  l.max_unpacked_bytes = max_unpacked;
+  return l;
+}
+
+std::vector<BadCase> BadArchives() {
+  Entry bomb = File("zeros.bin", "");
+  bomb.zeros = uint64_t{64} << 20;  // 64 MiB of zeros: ~64 KiB gzipped, ~1000:1
+  return {
+      {"a '../' path", {Procfile(), File("../x", "evil")}, {"'../x'", "leaves the slot"}},
+      {"'..' deeper in a path",
+       {Procfile(), Dir("a"), File("a/../../x", "evil")},
+       {"'a/../../x'", "leaves the slot"}},
+      {"an absolute path", {Procfile(), File("/etc/x", "evil")}, {"'/etc/x'", "absolute"}},
+      {"a hard link",
+       {Procfile(), File("a", "body"), HardLink("b", "a")},
+       {"'b'", "hard link"}},
+      {"a hard link to a file outside",
+       {Procfile(), HardLink("passwd", "/etc/passwd")},
+       {"'passwd'", "hard link"}},
+      {"a character device", {Procfile(), Special("dev/null", AE_IFCHR)}, {"'dev/null'", "device node"}},
+      {"a block device", {Procfile(), Special("sda", AE_IFBLK)}, {"'sda'", "device node"}},
+      {"a fifo", {Procfile(), Special("pipe", AE_IFIFO)}, {"'pipe'", "fifo"}},
+      {"a symlink to an absolute path",
+       {Procfile(), Link("etc", "/etc")},
+       {"'etc'", "relative target"}},
+      {"a symlink that climbs out",
+       {Procfile(), Dir("a"), Link("a/up", "../../etc")},
+       {"'a/up'", "leaves the slot"}},
+      {"the reserved .relsupd",
+       {Procfile(), File(".relsupd/env.json", "{}")},
+       {"'.relsupd/env.json'", "reserved"}},
+      {"an entry twice", {Procfile(), File("a", "1"), File("./a", "2")}, {"'./a'", "twice"}},
+      {"more entries than max_entries",
+       {Procfile(), File("a", "1"), File("b", "2"), File("c", "3"), File("d", "4")},
+       {"max_entries", "4"},
+       Limits(4, uint64_t{1} << 30)},
+      {"a file larger than max_unpacked_bytes",
+       {Procfile(), File("big", std::string(5000, 'x'))},
+       {"'big'", "max_unpacked_bytes"},
+       Limits(100, 4096)},
+      {"files that together exceed max_unpacked_bytes",
+       {Procfile(), File("a", std::string(3000, 'a')), File("b", std::string(3000, 'b'))},
+       {"max_unpacked_bytes", "4096"},
+       Limits(100, 4096)},
+      {"a 1000:1 decompression bomb", {Procfile(), bomb}, {"decompression bomb", "200"}},
+  };
+}
+
+// --- ArchiveReader ---
+
+TEST_CASE("NormalizeEntryPath strips ./ and trailing slashes and refuses escapes",
+          "[store][reader]") {
+  CHECK(*NormalizeEntryPath("./a/b/", 1024) == "a/b");
+  CHECK(*NormalizeEntryPath("a//./b", 1024) == "a/b");
+  CHECK(*NormalizeEntryPath("./", 1024) == "");
+  CHECK_FALSE(NormalizeEntryPath("/a", 1024).ok());
+  CHECK_FALSE(NormalizeEntryPath("a/../b", 1024).ok());
+  CHECK_FALSE(NormalizeEntryPath("..", 1024).ok());
+  CHECK_FALSE(NormalizeEntryPath(".relsupd", 1024).ok());
+  CHECK_FALSE(NormalizeEntryPath("./.relsupd/x", 1024).ok());
+  CHECK(NormalizeEntryPath("a/.relsupd", 1024).ok());  // only the top level is reserved
+  CHECK_FALSE(NormalizeEntryPath(std::string(2000, 'a'), 1024).ok());
+  CHECK_FALSE(NormalizeEntryPath(std::string(300, 'a'), 1024).ok());  // NAME_MAX
+}
+
+TEST_CASE("SymlinkStaysInside judges the target lexically", "[store][reader]") {
+  CHECK(SymlinkStaysInside("a", "b"));
+  CHECK(SymlinkStaysInside("a/b", "../c"));
+  CHECK(SymlinkStaysInside("s", "."));
+  CHECK_FALSE(SymlinkStaysInside("a", ".."));
+  CHECK_FALSE(SymlinkStaysInside("a/b", "../../c"));
+  CHECK_FALSE(SymlinkStaysInside("a", "/etc"));
+  CHECK_FALSE(SymlinkStaysInside("a", ""));
+  CHECK_FALSE(SymlinkStaysInside("a", "b/../../c"));
+}
+
+TEST_CASE("ArchiveReader refuses each bad entry with a message naming it",
+          "[store][reader]") {
+  for (const BadCase& c : BadArchives()) {
+    DYNAMIC_SECTION(c.name) {
+      TempDir dir;
+      const std::string file = dir / "app.tar.gz";
+      WriteArchive(file, c.entries, c.filter);
+      Status s = ReadArchive(file, c.limits);
+      INFO(s.message());
+      REQUIRE_FALSE(s.ok());
+      CHECK(s.code() == StatusCode::kInvalidArgument);
+      CHECK_THAT(s.message(), Catch::Contains("app.tar.gz"));
+      for (const std::string& part : c.message_has)
+        CHECK_THAT(s.message(), Catch::Contains(part));
+    }
+  }
+}
+
+TEST_CASE("ArchiveReader refuses an artifact over max_artifact_bytes before reading",
+          "[store][reader]") {
+  TempDir dir;
+  const std::string file = dir / "app.tar.gz";
+  WriteArchive(file, {Procfile(), File("a", std::string(10000, 'a'))}, Filter::kNone);
+  StoreLimits l;
+  l.max_artifact_bytes = 1000;
+  Status s = ReadArchive(file, l);
+  INFO(s.message());
+  REQUIRE_FALSE(s.ok());
+  CHECK_THAT(s.message(), Catch::Contains("over the limit of 1000"));
+}
+
+TEST_CASE("ArchiveReader refuses what is not a tar archive", "[store][reader]") {
+  TempDir dir;
+  SECTION("text") {
+    WriteBytes(dir / "app.tar.gz", "this is not an archive, just some text\n");
+  }
+  SECTION("random bytes") {
+    std::string junk;
+    for (int i = 0; i < 4096; ++i) junk.push_back(static_cast<char>((i * 7919 + 13) % 251));
+    WriteBytes(dir / "app.tar.gz", junk);
+  }
+  SECTION("an empty file") { WriteBytes(dir / "app.tar.gz", ""); }
+  SECTION("gzip of text") {
+    // A valid gzip stream around something that is not tar.
+    struct archive* a = archive_write_new();
+    REQUIRE(archive_write_set_format_raw(a) == ARCHIVE_OK);
+    REQUIRE(archive_write_add_filter_gzip(a) == ARCHIVE_OK);
+    REQUIRE(archive_write_open_filename(a, (dir / "app.tar.gz").c_str()) == ARCHIVE_OK);
+    struct archive_entry* ae = archive_entry_new();
+    archive_entry_set_pathname(ae, "x");
+    archive_entry_set_filetype(ae, AE_IFREG);
+    const std::string text(3000, 'q');
+    archive_entry_set_size(ae, static_cast<la_int64_t>(text.size()));
+    REQUIRE(archive_write_header(a, ae) == ARCHIVE_OK);
+    REQUIRE(archive_write_data(a, text.data(), text.size()) ==
+            static_cast<la_ssize_t>(text.size()));
+    archive_entry_free(ae);
+    REQUIRE(archive_write_close(a) == ARCHIVE_OK);
+    archive_write_free(a);
+  }
+  Status s = ReadArchive(dir / "app.tar.gz", {});
+  INFO(s.message());
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.code() == StatusCode::kInvalidArgument);
+  CHECK_THAT(s.message(), Catch::Contains("app.tar.gz"));
+  CHECK_THAT(s.message(), Catch::Contains("not a") && Catch::Contains("tar archive"));
+}
+
+TEST_CASE("ArchiveReader refuses a truncated archive", "[store][reader]") {
+  TempDir dir;
+  const std::string whole = dir / "whole.tar";
+  // Bodies that do not compress (nor repeat: zstd would find the copy), so
+  // a cut lands inside the data.
+  Filter filter = GENERATE(Filter::kNone, Filter::kGzip, Filter::kZstd);
+  WriteArchive(whole, {Procfile(), File("a.bin", Noise(200'000, 1)), File("b.bin", Noise(200'000, 2))},
+               filter);
+  const std::string bytes = ReadAll(whole);
+  REQUIRE(bytes.size() > 300'000);
+  // A third of the way: inside a.bin's data.
+  const std::string cut = dir / "app.tar.gz";
+  WriteBytes(cut, std::string_view(bytes).substr(0, bytes.size() / 3));
+  Status s = ReadArchive(cut, {});
+  INFO(s.message());
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.code() == StatusCode::kInvalidArgument);
+  CHECK_THAT(s.message(), Catch::Contains("truncated"));
+  CHECK_THAT(s.message(), Catch::Contains("'a.bin'") || Catch::Contains("'b.bin'"));
+}
+
+TEST_CASE("ArchiveReader masks modes: no setuid, setgid, sticky or group/other write",
+          "[store][reader]") {
+  TempDir dir;
+  const std::string file = dir / "app.tar.gz";
+  WriteArchive(file, {Procfile(), File("suid", "x", 04755), File("sgid", "x", 02755),
+                      File("world", "x", 0666), File("private", "x", 0600),
+                      Dir("sticky", 01777), Dir("closed", 0500)});
+  std::vector<ArchiveEntry> entries;
+  Status s = ReadArchive(file, {}, &entries);
+  INFO(s.message());
+  REQUIRE(s.ok());
+  std::map<std::string, uint32_t> modes;
+  for (const auto& e : entries) modes[e.path] = e.mode;
+  CHECK(modes.at("suid") == 0755);
+  CHECK(modes.at("sgid") == 0755);
+  CHECK(modes.at("world") == 0644);
+  CHECK(modes.at("private") == 0600);
+  CHECK(modes.at("sticky") == 0755);
+  CHECK((modes.at("closed") & 0700) == 0700);  // the owner can always enter
+}
+
+TEST_CASE("ArchiveReader reads plain, gzip and zstd tar", "[store][reader]") {
+  auto [filter, name] = GENERATE(table<Filter, std::string>({{Filter::kNone, "tar"},
+                                                             {Filter::kGzip, "tar.gz"},
+                                                             {Filter::kZstd, "tar.zst"}}));
+  TempDir dir;
+  const std::string file = dir / "app";
+  WriteArchive(file, {Dir("./"), Procfile(), Dir("bin"), File("bin/web", "#!/bin/sh\n", 0755),
+                      Link("web", "bin/web"), Link("bin/self", "../bin")},
+               filter);
+  std::vector<ArchiveEntry> entries;
+  std::string format;
+  Status s = ReadArchive(file, {}, &entries, &format);
+  INFO(s.message());
+  REQUIRE(s.ok());
+  CHECK(format == name);
+  REQUIRE(entries.size() == 5);  // "./" itself is not an entry
+  CHECK(entries[0].path == "Procfile");
+  CHECK(entries[2].path == "bin/web");
+  CHECK(entries[2].size == 10);
+  CHECK(entries[3].type == EntryType::kSymlink);
+  CHECK(entries[3].target == "bin/web");
+}
+
+// --- BuildSlot ---
+
+TEST_CASE("BuildSlot refuses each bad artifact and leaves nothing behind",
+          "[store][slot]") {
+  for (const BadCase& c : BadArchives()) {
+    DYNAMIC_SECTION(c.name) {
+      State st;
+      auto r = st.Build(st.Artifact(c.entries, c.filter), 1, json::object(), c.limits);
+      INFO(r.status().message());
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.status().code() == StatusCode::kInvalidArgument);
+      for (const std::string& part : c.message_has)
+        CHECK_THAT(r.status().message(), Catch::Contains(part));
+      st.ExpectNothingLeft(1);
+    }
+  }
+}
+
+TEST_CASE("BuildSlot refuses a symlink that escapes through an earlier symlink",
+          "[store][slot]") {
+  // Each link is inside the slot when read alone (the reader lets it
+  // pass); together they resolve outside.
+  auto [name, entries, culprit] = GENERATE(table<std::string, std::vector<Entry>, std::string>({
+      {"s -> . then t -> s/..", {Procfile(), Link("s", "."), Link("t", "s/..")}, "'t'"},
+      {"a/s -> .. then t -> a/s/..",
+       {Procfile(), Dir("a"), Link("a/s", ".."), Link("t", "a/s/..")},
+       "'t'"},
+      {"through a chain, to a file outside",
+       {Procfile(), Link("s", "."), Link("u", "s/s/s/../etc/passwd")},
+       "'u'"},
+  }));
+  INFO(name);
+  State st;
+  const std::string artifact = st.Artifact(entries);
+  // The first layer (lexical) admits it...
+  CHECK(ReadArchive(artifact, {}).ok());
+  // ...the second (where it really resolves) does not.
+  auto r = st.Build(artifact, 1);
+  INFO(r.status().message());
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == StatusCode::kInvalidArgument);
+  CHECK_THAT(r.status().message(), Catch::Contains(culprit));
+  CHECK_THAT(r.status().message(), Catch::Contains("leaves the slot"));
+  st.ExpectNothingLeft(1);
+}
+
+TEST_CASE("BuildSlot refuses a truncated or non-archive artifact and leaves nothing behind",
+          "[store][slot]") {
+  State st;
+  std::string artifact;
+  SECTION("not an archive") {
+    artifact = st.dir / "junk.tar.gz";
+    WriteBytes(artifact, "#!/bin/sh\necho not a tarball\n");
+  }
+  SECTION("truncated") {
+    const std::string whole = st.Artifact({Procfile(), File("a.bin", Noise(300'000, 3))});
+    const std::string bytes = ReadAll(whole);
+    artifact = st.dir / "cut.tar.gz";
+    WriteBytes(artifact, std::string_view(bytes).substr(0, bytes.size() * 2 / 3));
+  }
+  auto r = st.Build(artifact, 1);
+  INFO(r.status().message());
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == StatusCode::kInvalidArgument);
+  CHECK_THAT(r.status().message(),
+             Catch::Contains("not a") || Catch::Contains("truncated"));
+  st.ExpectNothingLeft(1);
+}
+
+TEST_CASE("BuildSlot refuses a bad process file naming file, line and column",
+          "[store][slot][process-file]") {
+  State st;
+  std::vector<Entry> entries;
+  std::vector<std::string> expect;
+  SECTION("YAML syntax error") {
+    entries = {File("relsupd.yaml", "processes:\n  web:\n    command: [./bin/web\n")};
+    expect = {"relsupd.yaml:", "invalid YAML"};
+  }
+  SECTION("unknown key in a process") {
+    entries = {File("relsupd.yaml",
+                    "processes:\n  web:\n    command: ./bin/web\n    colour: red\n")};
+    expect = {"relsupd.yaml:4:5", "unknown key 'colour'"};
+  }
+  SECTION("unknown top-level key") {
+    entries = {File("relsupd.yaml", "deploy: yes\nprocesses:\n  web:\n    command: x\n")};
+    expect = {"relsupd.yaml:1:1", "unknown key 'deploy'"};
+  }
+  SECTION("a bad value") {
+    entries = {File("relsupd.yaml",
+                    "processes:\n  web:\n    command: x\n    restart: sometimes\n")};
+    expect = {"relsupd.yaml:4:14", "restart"};
+  }
+  SECTION("a broken Procfile") {
+    entries = {File("Procfile", "web ./bin/web\n")};
+    expect = {"Procfile:1:", "expected 'name: command'"};
+  }
+  SECTION("no process file at all") {
+    entries = {File("README", "hello\n")};
+    expect = {"no process file", "relsupd.yaml", "Procfile"};
+  }
+  SECTION("a relsupd.yaml without processes and no Procfile") {
+    entries = {File("relsupd.yaml", "build:\n  command: make\n")};
+    expect = {"no process file"};
+  }
+  auto r = st.Build(st.Artifact(entries), 1);
+  INFO(r.status().message());
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == StatusCode::kInvalidArgument);
+  for (const auto& part : expect) CHECK_THAT(r.status().message(), Catch::Contains(part));
+  st.ExpectNothingLeft(1);
+}
+
+TEST_CASE("BuildSlot accepts a Procfile alone, or relsupd.yaml", "[store][slot][process-file]") {
+  State st;
+  auto a = st.Build(st.Artifact({File("Procfile", "# comment\nweb: ./bin/web\nworker: ./w\n")}), 1);
+  INFO(a.status().message());
+  REQUIRE(a.ok());
+  auto meta = ReadFile(st.Slot(1) + "/.relsupd/release.json", 1 << 20);
+  REQUIRE(meta.ok());
+  CHECK(json::parse(*meta)["process_file"] == "Procfile");
+
+  auto b = st.Build(st.Artifact({File("relsupd.yaml", "processes:\n  web:\n    command: ./x\n"),
+                                 File("Procfile", "ignored: yes\n")}),
+                    2);
+  INFO(b.status().message());
+  REQUIRE(b.ok());
+  meta = ReadFile(st.Slot(2) + "/.relsupd/release.json", 1 << 20);
+  REQUIRE(meta.ok());
+  CHECK(json::parse(*meta)["process_file"] == "relsupd.yaml");
+}
+
+TEST_CASE("BuildSlot seals a good artifact read-only with its manifest and config",
+          "[store][slot]") {
+  State st;
+  const std::string artifact = st.Artifact({
+      Dir("./"),
+      Procfile(),
+      Dir("bin", 0775),
+      File("bin/web", "#!/bin/sh\nexec sleep 1000\n", 04775),  // setuid, group write
+      File("bin/tool", "#!/bin/sh\n", 02755),                   // setgid
+      Dir("public", 01777),                                     // sticky, world write
+      File("public/index.html", "<h1>hi</h1>\n", 0666),
+      File("public/empty", "", 0644),
+      Link("public/web", "../bin/web"),
+      File("deep/er/file.txt", "implied parents\n"),  // parents not in the archive
+  });
+  const json env = {{"DATABASE_URL", "postgres://db/shop"}, {"SECRET", "s3cret"}};
+  auto r = st.Build(artifact, 1, env);
+  INFO(r.status().message());
+  REQUIRE(r.ok());
+  const std::string slot = st.Slot(1);
+  CHECK(r->files == 6);
+  CHECK(r->digest.size() == 64);
+
+  // Modes on disk: files 0444/0555, no special bits; directories 0555.
+  CHECK(ModeOf(slot) == 0555);
+  CHECK(ModeOf(slot + "/bin") == 0555);
+  CHECK(ModeOf(slot + "/public") == 0555);
+  CHECK(ModeOf(slot + "/deep") == 0555);
+  CHECK(ModeOf(slot + "/deep/er") == 0555);
+  CHECK(ModeOf(slot + "/bin/web") == 0555);
+  CHECK(ModeOf(slot + "/bin/tool") == 0555);
+  CHECK(ModeOf(slot + "/public/index.html") == 0444);
+  CHECK(ModeOf(slot + "/public/empty") == 0444);
+  CHECK(ModeOf(slot + "/Procfile") == 0444);
+  CHECK(ModeOf(slot + "/deep/er/file.txt") == 0444);
+  CHECK(fs::read_symlink(slot + "/public/web") == "../bin/web");
+  // Ownership is not restored: everything belongs to whoever unpacked it.
+  struct stat sb;
+  REQUIRE(::lstat((slot + "/bin/web").c_str(), &sb) == 0);
+  CHECK(sb.st_uid == ::geteuid());
+
+  // Metadata.
+  CHECK(ModeOf(slot + "/.relsupd") == 0555);
+  CHECK(ModeOf(slot + "/.relsupd/env.json") == 0400);
+  CHECK(ModeOf(slot + "/.relsupd/manifest.json") == 0444);
+  CHECK(ModeOf(slot + "/.relsupd/release.json") == 0444);
+  auto stored_env = ReadSlotEnv(slot);
+  REQUIRE(stored_env.ok());
+  CHECK(*stored_env == env);
+  auto meta = ReadFile(slot + "/.relsupd/release.json", 1 << 20);
+  REQUIRE(meta.ok());
+  CHECK(json::parse(*meta)["digest"] == r->digest);
+
+  // The stored manifest is what a scan of the slot finds.
+  auto manifest = ReadSlotManifest(slot);
+  REQUIRE(manifest.ok());
+  auto scanned = ScanSlot(slot);
+  REQUIRE(scanned.ok());
+  CHECK(manifest->entries == scanned->entries);
+  CHECK(manifest->Serialize() == scanned->Serialize());
+  CHECK(manifest->entries.count("deep/er"));
+  CHECK(manifest->entries.at("bin/web").mode == 0555);
+  CHECK(manifest->entries.at("public/index.html").sha256 == Sha256Hex("<h1>hi</h1>\n"));
+  CHECK_FALSE(manifest->entries.count(".relsupd"));
+
+  const std::string build = Sha256Hex(ReadAll(artifact));
+  auto v = VerifySlot(slot, r->digest, build);
+  REQUIRE(v.ok());
+  CHECK(v->ok());
+  // The digest covers config and build too.
+  auto wrong = VerifySlot(slot, r->digest, std::string(64, '0'));
+  REQUIRE(wrong.ok());
+  CHECK_FALSE(wrong->digest_ok);
+
+  // Staging is gone, every object is in use.
+  CHECK(st.TmpEntries().empty());
+  CHECK(st.OrphanObjects() == 0);
+}
+
+TEST_CASE("BuildSlot: the same content gives the same digest, a different config another",
+          "[store][slot]") {
+  State st;
+  const std::string artifact = st.Artifact({Procfile(), File("a", "1")});
+  auto one = st.Build(artifact, 1, {{"K", "1"}});
+  auto two = st.Build(artifact, 2, {{"K", "1"}});
+  auto three = st.Build(artifact, 3, {{"K", "2"}});
+  REQUIRE(one.ok());
+  REQUIRE(two.ok());
+  REQUIRE(three.ok());
+  CHECK(one->digest == two->digest);
+  CHECK(one->digest != three->digest);
+}
+
+TEST_CASE("BuildSlot shares unchanged file bodies across releases (same inode)",
+          "[store][slot][objects]") {
+  State st;
+  const std::string big(100'000, 'z');
+  auto v1 = st.Build(st.Artifact({Procfile(), File("a.txt", "alpha\n"), File("b.txt", "beta\n"),
+                                  File("bin/run", "#!/bin/sh\n", 0755), File("big", big)}),
+                     1);
+  REQUIRE(v1.ok());
+  auto v2 = st.Build(st.Artifact({Procfile(), File("a.txt", "alpha\n"), File("b.txt", "BETA\n"),
+                                  File("bin/run", "#!/bin/sh\n", 0755), File("big", big),
+                                  File("same-body-other-mode", "alpha\n", 0755)}),
+                     2);
+  REQUIRE(v2.ok());
+  const std::string s1 = st.Slot(1), s2 = st.Slot(2);
+  CHECK(InodeOf(s1 + "/a.txt") == InodeOf(s2 + "/a.txt"));
+  CHECK(InodeOf(s1 + "/bin/run") == InodeOf(s2 + "/bin/run"));
+  CHECK(InodeOf(s1 + "/big") == InodeOf(s2 + "/big"));
+  CHECK(InodeOf(s1 + "/Procfile") == InodeOf(s2 + "/Procfile"));
+  CHECK(InodeOf(s1 + "/b.txt") != InodeOf(s2 + "/b.txt"));
+  // The mode is part of an object: the same body with another mode is not shared.
+  CHECK(InodeOf(s2 + "/same-body-other-mode") != InodeOf(s2 + "/a.txt"));
+  struct stat sb;
+  REQUIRE(::lstat((s1 + "/a.txt").c_str(), &sb) == 0);
+  CHECK(sb.st_nlink == 3);  // the object and two slots
+  // Both still verify.
+  CHECK(VerifySlot(s1, v1->digest, Sha256Hex(ReadAll(st.dir / "artifact-1.tar")))->ok());
+  CHECK(VerifySlot(s2, v2->digest, Sha256Hex(ReadAll(st.dir / "artifact-2.tar")))->ok());
+  // Garbage collection keeps everything a slot uses.
+  auto objects = ObjectStore::Open(st.state + "/objects");
+  REQUIRE(objects.ok());
+  CHECK(*objects->CollectGarbage() == 0);
+}
+
+TEST_CASE("VerifySlot names a changed, an added and a removed file", "[store][slot]") {
+  State st;
+  const std::string artifact = st.Artifact(
+      {Procfile(), File("app.txt", "v1\n"), File("other.txt", "other\n"), Dir("d")});
+  auto r = st.Build(artifact, 1);
+  REQUIRE(r.ok());
+  const std::string slot = st.Slot(1);
+  const std::string build = Sha256Hex(ReadAll(artifact));
+  REQUIRE(::chmod(slot.c_str(), 0755) == 0);
+  SECTION("changed") {
+    // Replace, not write in place: the body is shared with the object store.
+    REQUIRE(::unlink((slot + "/app.txt").c_str()) == 0);
+    WriteBytes(slot + "/app.txt", "tampered\n");
+    auto v = VerifySlot(slot, r->digest, build);
+    REQUIRE(v.ok());
+    CHECK_FALSE(v->ok());
+    CHECK(v->diff.changed == std::vector<std::string>{"app.txt"});
+  }
+  SECTION("added") {
+    WriteBytes(slot + "/extra.txt", "x");
+    auto v = VerifySlot(slot, r->digest, build);
+    REQUIRE(v.ok());
+    CHECK(v->diff.added == std::vector<std::string>{"extra.txt"});
+  }
+  SECTION("removed") {
+    REQUIRE(::unlink((slot + "/other.txt").c_str()) == 0);
+    auto v = VerifySlot(slot, r->digest, build);
+    REQUIRE(v.ok());
+    CHECK(v->diff.removed == std::vector<std::string>{"other.txt"});
+  }
+  SECTION("mode changed") {
+    REQUIRE(::chmod((slot + "/d").c_str(), 0755) == 0);
+    auto v = VerifySlot(slot, r->digest, build);
+    REQUIRE(v.ok());
+    CHECK(v->diff.changed == std::vector<std::string>{"d"});
+  }
+  SECTION("config changed") {
+    REQUIRE(::chmod((slot + "/.relsupd").c_str(), 0755) == 0);
+    REQUIRE(::unlink((slot + "/.relsupd/env.json").c_str()) == 0);
+    WriteBytes(slot + "/.relsupd/env.json", "{\"DATABASE_URL\":\"evil\"}\n");
+    auto v = VerifySlot(slot, r->digest, build);
+    REQUIRE(v.ok());
+    CHECK_FALSE(v->ok());
+    CHECK_FALSE(v->digest_ok);
+  }
+}
+
+TEST_CASE("BuildSlot entries beneath a symlink: refused, or the slot verifies",
+          "[store][slot][symlink]") {
+  // "d -> sub" followed by "d/f": the file lands in sub/ through the link.
+  // Either the artifact is refused (naming the entry), or the slot it
+  // makes must match its own manifest.
+  State st;
+  const std::string artifact =
+      st.Artifact({Procfile(), Dir("sub"), Link("d", "sub"), File("d/f", "through\n")});
+  auto r = st.Build(artifact, 1);
+  if (!r.ok()) {
+    INFO(r.status().message());
+    CHECK(r.status().code() == StatusCode::kInvalidArgument);
+    CHECK_THAT(r.status().message(), Catch::Contains("'d/f'"));
+    st.ExpectNothingLeft(1);
+    return;
+  }
+  auto v = VerifySlot(st.Slot(1), r->digest, Sha256Hex(ReadAll(artifact)));
+  REQUIRE(v.ok());
+  std::string diff;
+  for (const auto& p : v->diff.added) diff += " +" + p;
+  for (const auto& p : v->diff.removed) diff += " -" + p;
+  for (const auto& p : v->diff.changed) diff += " ~" + p;
+  INFO("a fresh slot does not match its manifest:" << diff);
+  CHECK(v->ok());
+}
+
+TEST_CASE("BuildSlot refuses entries that collide with what earlier entries made",
+          "[store][slot]") {
+  auto [name, entries, culprit] = GENERATE(table<std::string, std::vector<Entry>, std::string>({
+      {"a file where a directory was made",
+       {Procfile(), File("bin/web", "web\n"), File("bin", "a file body no one else has\n")},
+       "'bin'"},
+      {"a symlink where a directory was made",
+       {Procfile(), Dir("sub"), File("d/f", "f\n"), Link("d", "sub")},
+       "'d'"},
+      {"a directory where a file was made",
+       {Procfile(), File("x", "x body\n"), File("x/y", "y body\n")},
+       "'x"},  // 'x' or 'x/y'
+  }));
+  INFO(name);
+  State st;
+  auto r = st.Build(st.Artifact(entries), 1);
+  INFO(r.status().message());
+  REQUIRE_FALSE(r.ok());
+  CHECK_THAT(r.status().message(), Catch::Contains(culprit));
+  st.ExpectNothingLeft(1);
+}
+
+TEST_CASE("BuildSlot never replaces an existing slot", "[store][slot]") {
+  State st;
+  const std::string artifact = st.Artifact({Procfile(), File("a", "1")});
+  auto first = st.Build(artifact, 1);
+  REQUIRE(first.ok());
+  const ino_t before = InodeOf(st.Slot(1));
+  auto second = st.Build(st.Artifact({Procfile(), File("a", "2")}), 1);
+  INFO(second.status().message());
+  REQUIRE_FALSE(second.ok());
+  CHECK_THAT(second.status().message(), Catch::Contains("v1"));
+  CHECK(InodeOf(st.Slot(1)) == before);
+  CHECK(st.TmpEntries().empty());
+  CHECK(VerifySlot(st.Slot(1), first->digest, Sha256Hex(ReadAll(artifact)))->ok());
+}
+
+TEST_CASE("CleanStaging removes sealed staging leftovers", "[store][slot]") {
+  State st;
+  const std::string tmp = st.state + "/tmp";
+  REQUIRE(MakeDirs(tmp + "/shop-v1-abcdef/bin", 0755).ok());
+  WriteBytes(tmp + "/shop-v1-abcdef/bin/x", "x");
+  WriteBytes(tmp + "/import-123456", "partial");
+  REQUIRE(::chmod((tmp + "/shop-v1-abcdef/bin").c_str(), 0555) == 0);
+  REQUIRE(::chmod((tmp + "/shop-v1-abcdef").c_str(), 0555) == 0);
+  REQUIRE(CleanStaging(st.state).ok());
+  CHECK(st.TmpEntries().empty());
+  CHECK(fs::exists(tmp));
+  // A state dir without tmp/ is fine too.
+  State fresh;
+  CHECK(CleanStaging(fresh.state).ok());
+}
+
+// --- ObjectStore ---
+
+TEST_CASE("ObjectStore stores a body once, links it, and removes what no slot links",
+          "[store][objects]") {
+  TempDir dir;
+  auto store = ObjectStore::Open(dir / "objects");
+  REQUIRE(store.ok());
+  REQUIRE(MakeDirs(dir / "slot", 0755).ok());
+  auto slot = OpenFile(dir / "slot", O_RDONLY | O_DIRECTORY);
+  REQUIRE(slot.ok());
+  auto put = [&](const std::string& body, uint32_t mode, const std::string& link) {
+    auto o = store->PutAndLink(
+        mode, [&](const ObjectStore::Sink& sink) { return sink(body); }, slot->get(), link);
+    INFO(o.status().message());
+    REQUIRE(o.ok());
+    return *o;
+  };
+  auto count_files = [&] {
+    int files = 0;
+    for (auto it = fs::recursive_directory_iterator(dir / "objects");
+         it != fs::recursive_directory_iterator(); ++it)
+      files += it->is_regular_file();
+    return files;
+  };
+  ObjectStore::Object a = put("hello", 0644, "a.txt");
+  ObjectStore::Object b = put("hello", 0644, "b.txt");
+  ObjectStore::Object c = put("hello", 04755, "c.txt");
+  CHECK(a.created);
+  CHECK_FALSE(b.created);  // reused
+  CHECK(c.created);        // another mode is another object
+  CHECK(a.sha256 == Sha256Hex("hello"));
+  CHECK(a.name == b.name);
+  CHECK(a.name == a.sha256.substr(0, 2) + "/" + a.sha256 + ".0444");
+  CHECK(c.name == a.sha256.substr(0, 2) + "/" + a.sha256 + ".0555");
+  CHECK(ModeOf(dir / ("objects/" + c.name)) == 0555);
+  CHECK(ModeOf(dir / "slot/c.txt") == 0555);
+  CHECK(InodeOf(dir / "slot/a.txt") == InodeOf(dir / ("objects/" + a.name)));
+  CHECK(InodeOf(dir / "slot/b.txt") == InodeOf(dir / ("objects/" + a.name)));
+  CHECK(*store->CollectGarbage() == 0);
+
+  // Once no slot links c, it is garbage; a is still linked by b.txt.
+  REQUIRE(::unlink((dir / "slot/c.txt").c_str()) == 0);
+  REQUIRE(::unlink((dir / "slot/a.txt").c_str()) == 0);
+  store->RemoveIfUnused({a.name, c.name});
+  CHECK(fs::exists(dir / ("objects/" + a.name)));
+  CHECK_FALSE(fs::exists(dir / ("objects/" + c.name)));
+
+  // A failing fill leaves nothing, not even a named temp file.
+  auto bad = store->PutAndLink(
+      0644,
+      [](const ObjectStore::Sink& sink) -> Status {
+        RETURN_IF_ERROR(sink("part"));
+        return InvalidArgument("stop");
+      },
+      slot->get(), "bad.txt");
+  CHECK_FALSE(bad.ok());
+  CHECK_FALSE(fs::exists(dir / "slot/bad.txt"));
+  CHECK(count_files() == 1);
+
+  // Nor does a link that cannot be made (the name is taken).
+  auto taken = store->PutAndLink(
+      0644, [](const ObjectStore::Sink& sink) { return sink("a new body"); }, slot->get(),
+      "b.txt");
+  CHECK_FALSE(taken.ok());
+  CHECK(count_files() == 1);
+}
+
+}  // namespace
+}  // namespace relsupd
