@@ -1,0 +1,188 @@
+// Retention (ReleaseService::Prune) on a real loop, a real ledger and real
+// slots. Activation arrives with a later issue; until then the activation
+// events it will write are appended to the ledger directly.
+#include <archive.h>
+#include <archive_entry.h>
+#include <catch2/catch.hpp>
+#include <fcntl.h>
+#include <uv.h>
+
+#include <filesystem>
+#include <optional>
+
+#include "daemon/base/uv_handle.h"
+#include "daemon/ledger/ledger.h"
+#include "daemon/store/release_service.h"
+#include "daemon/store/slots.h"
+
+namespace relsupd {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// A tar with a process file and one file whose body is `body`.
+std::string WriteArtifact(const std::string& dir, const std::string& name,
+                          const std::string& body) {
+  const std::string path = dir + "/" + name;
+  struct archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  REQUIRE(archive_write_open_filename(a, path.c_str()) == ARCHIVE_OK);
+  auto add = [&](const char* entry_name, const std::string& data) {
+    struct archive_entry* e = archive_entry_new();
+    archive_entry_set_pathname(e, entry_name);
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_entry_set_size(e, static_cast<la_int64_t>(data.size()));
+    archive_write_header(a, e);
+    archive_write_data(a, data.data(), data.size());
+    archive_entry_free(e);
+  };
+  add("Procfile", "web: ./server\n");
+  add("body.txt", body);
+  archive_write_close(a);
+  archive_write_free(a);
+  return path;
+}
+
+struct Fixture {
+  std::string dir;
+  uv_loop_t loop;
+  std::unique_ptr<Ledger> ledger;
+  std::unique_ptr<ReleaseService> service;
+  Actor root{0, "root"};
+
+  Fixture() {
+    char tmpl[] = "/tmp/relsupd-retention-XXXXXX";
+    dir = mkdtemp(tmpl);
+    uv_loop_init(&loop);
+    auto l = Ledger::Open(dir + "/ledger.db", RealClock());
+    REQUIRE(l.ok());
+    ledger = std::move(l).value();
+    service = std::make_unique<ReleaseService>(&loop, ledger.get(), dir, StoreLimits{});
+  }
+  ~Fixture() {
+    service.reset();
+    ledger.reset();
+    CloseLoop(&loop);
+    for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it)
+      if (it->is_directory() && !it->is_symlink()) fs::permissions(it->path(), fs::perms::owner_all);
+    fs::remove_all(dir);
+  }
+  // Runs an async service call to completion.
+  Result<json> Wait(const std::function<void(ReleaseService::Done)>& call) {
+    std::optional<Result<json>> out;
+    call([&](Result<json> r) { out.emplace(std::move(r)); });
+    while (!out) uv_run(&loop, UV_RUN_ONCE);
+    // The loop holds no handles: this returns once follow-up work (the
+    // automatic prune after a release) is done too.
+    uv_run(&loop, UV_RUN_DEFAULT);
+    return std::move(*out);
+  }
+  std::string Import(const std::string& body) {
+    std::string path = WriteArtifact(dir, "a-" + body + ".tar", body);
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    auto r = Wait([&](auto done) { service->ImportBuild("shop", Fd(fd), root, done); });
+    REQUIRE(r.ok());
+    return (*r)["id"];
+  }
+  std::string Release(const std::string& build) {
+    auto r = Wait([&](auto done) {
+      service->CreateRelease("shop", build, ReleaseService::ConfigChange{}, root, done);
+    });
+    REQUIRE(r.ok());
+    return (*r)["release"];
+  }
+  void Activate(const std::string& release) {
+    REQUIRE(ledger->AppendEvent("shop", "activated", release, root, "{}").ok());
+  }
+  json Prune() {
+    auto r = Wait([&](auto done) { service->Prune("shop", root, done); });
+    INFO(r.status().message());
+    REQUIRE(r.ok());
+    return *r;
+  }
+  bool SlotExists(int n) { return fs::exists(SlotPath(dir, "shop", n)); }
+};
+
+AppSpec Shop(int keep) {
+  AppSpec a;
+  a.name = "shop";
+  a.user = "root";
+  a.group = "root";
+  a.keep_releases = keep;
+  return a;
+}
+
+TEST_CASE("retention counts only activated releases and keeps the newest") {
+  Fixture f;
+  REQUIRE(f.ledger->CreateApp(Shop(2), f.root).ok());
+  std::string b1 = f.Import("one");
+  for (int i = 1; i <= 6; ++i) CHECK(f.Release(b1) == "v" + std::to_string(i));
+  // Nothing was activated: nothing counts, nothing goes.
+  CHECK(f.Prune()["pruned"].empty());
+  for (const char* v : {"v1", "v2", "v3", "v4", "v5"}) f.Activate(v);
+  // v6 was never activated: it does not count and stays.
+  json r = f.Prune();
+  CHECK(r["pruned"] == json({"v3", "v2", "v1"}));
+  for (int n : {1, 2, 3}) {
+    CHECK_FALSE(f.SlotExists(n));
+    auto row = f.ledger->GetRelease("shop", n);
+    REQUIRE(row.ok());  // the ledger row stays
+    CHECK(row->pruned);
+  }
+  for (int n : {4, 5, 6}) CHECK(f.SlotExists(n));
+  auto events = f.ledger->History(std::string("shop"), 100);
+  int pruned_events = 0;
+  for (const Event& e : *events) pruned_events += e.kind == "pruned";
+  CHECK(pruned_events == 3);
+  CHECK(f.Prune()["pruned"].empty());  // idempotent
+  CHECK(f.ledger->VerifyHistory()->ok());
+}
+
+TEST_CASE("the active release and the rollback target are never pruned") {
+  Fixture f;
+  REQUIRE(f.ledger->CreateApp(Shop(1), f.root).ok());
+  std::string b1 = f.Import("one");
+  std::string b2 = f.Import("two");
+  CHECK(f.Release(b1) == "v1");
+  for (int i = 2; i <= 4; ++i) f.Release(b2);
+  for (const char* v : {"v1", "v2", "v3", "v4", "v2"}) f.Activate(v);  // rolled back to v2
+  auto activation = f.ledger->ActivationOf("shop");
+  CHECK(activation->active == 2);
+  CHECK(activation->previous == 4);
+  std::string b1_path = f.dir + "/apps/shop/builds/" +
+                        f.ledger->FindBuild("shop", b1)->sha256 + ".tar";
+  REQUIRE(fs::exists(b1_path));
+  json r = f.Prune();
+  CHECK(r["pruned"] == json({"v3", "v1"}));
+  CHECK(f.SlotExists(2));
+  CHECK(f.SlotExists(4));
+  // Build one served only v1, now pruned: its artifact goes; build two stays.
+  CHECK(r["builds_removed"] == json({b1}));
+  CHECK_FALSE(fs::exists(b1_path));
+  CHECK(fs::exists(f.dir + "/apps/shop/builds/" + f.ledger->FindBuild("shop", b2)->sha256 + ".tar"));
+  // The pruned releases' objects went with them; the live ones verify.
+  auto v = VerifySlot(SlotPath(f.dir, "shop", 2), f.ledger->GetRelease("shop", 2)->digest,
+                      f.ledger->GetRelease("shop", 2)->build);
+  REQUIRE(v.ok());
+  CHECK(v->ok());
+}
+
+TEST_CASE("retention runs after each new release") {
+  Fixture f;
+  REQUIRE(f.ledger->CreateApp(Shop(1), f.root).ok());
+  std::string b1 = f.Import("one");
+  f.Release(b1);
+  f.Release(b1);
+  f.Release(b1);
+  for (const char* v : {"v1", "v2", "v3"}) f.Activate(v);
+  f.Release(b1);  // v4: its creation applies keep_releases
+  CHECK(f.ledger->GetRelease("shop", 1)->pruned);
+  CHECK_FALSE(f.SlotExists(1));
+  CHECK(f.SlotExists(2));  // the rollback target
+  CHECK(f.SlotExists(3));  // active
+}
+
+}  // namespace
+}  // namespace relsupd
