@@ -1,32 +1,38 @@
 // release_create: the release stage on a realistic app (issue 3).
 //
-// Builds a synthetic app of about 10,000 files and 200 MiB in a temporary
-// directory (fixed-seed pseudo-random content, part binary noise and part
-// text, so gzip neither gives up nor shrinks it past the daemon's 200:1
-// ratio cap), packs it with `relsupd build DIR -o app1.tar.gz`, and packs
-// app2, the same tree with the 1 MiB file big/one_mb.bin rewritten. Then,
-// in each of --rounds rounds, on a fresh state dir and a fresh daemon
-// (`relsupd daemon --state-dir D --socket D/relsupd.sock`):
-//   - `ctl --json build import bench app1.tar.gz`            (timed)
-//   - `ctl release create bench --build ID1`   -> v1         (timed)
-//   - `tar -xzf app1.tar.gz -C FRESH`, and the same + syncfs  (timed)
-//   - state dir usage (st_blocks of each inode once), then
-//     `ctl build import bench app2.tar.gz` and
-//     `ctl release create bench --build ID2`   -> v2         (timed)
-//     and the state dir's growth, with and without the stored app2
-//     artifact, broken down by what grew;
-//   - `ctl release verify bench v2`                          (timed).
-// A fresh state dir per round because the object store is shared by every
-// app of a state dir: a second release of the same bytes, even for another
-// app, would only hard-link existing objects and not be comparable.
+// Builds a synthetic app of 10,000 files and 200 MiB in a temporary
+// directory (fixed-seed pseudo-random content, 4 KiB chunks of binary noise
+// or of text, so gzip neither gives up nor shrinks it anywhere near the
+// daemon's 200:1 ratio cap), packs it with `relsupd build DIR -o
+// app1.tar.gz` (timed), and packs app2, the same tree with the 1 MiB file
+// big/one_mb.bin rewritten. Then, for each of --rounds rounds, a daemon on
+// its own fresh state dir (`relsupd daemon --state-dir D --socket S`):
+//   phase 1, round by round:
+//     `ctl app create bench`, `ctl --json build import bench app1.tar.gz`,
+//     `tar -xzf app1.tar.gz -C FRESH`, `ctl release create bench --build
+//     ID1` (v1), `tar -xzf` again into another fresh dir: release create is
+//     compared with the mean of the two extractions around it;
+//   phase 2, round by round:
+//     state dir usage (st_blocks * 512 of each inode once), `ctl build
+//     import bench app2.tar.gz`, `ctl release create bench --build ID2`
+//     (v2), usage again: the growth with and without the stored app2
+//     artifact, by what grew; then `ctl release verify bench v2`.
+// Every step is a `relsupd ctl` or `tar` process timed from posix_spawn to
+// wait4, after a syncfs so that it does not pay for earlier writes. A fresh
+// state dir per round: the object store is shared by every app of a state
+// dir, so a second release of the same bytes, even for another app, would
+// only hard-link stored objects and not be comparable. Nothing is deleted
+// until the figures are printed (see README.md: removals slow down later
+// file creation on ext4 without a journal).
 //
-// Prints each figure (median over the rounds, min..max) next to its target
-// with PASS or FAIL. The daemon is always stopped by pid (SIGTERM, waitpid)
-// and the temporary dir removed (sealed slots are made writable first).
-// Exit code 0 whatever the figures; 1 when a step fails, 2 on a usage error.
+// Prints each figure (median of the rounds, min..max) next to its target
+// with PASS or FAIL. The daemons are always stopped by pid (SIGTERM,
+// waitpid) and the temporary dirs removed (sealed slots made writable
+// first). Exit code 0 whatever the figures; 1 when a step fails, 2 on a
+// usage error.
 //
 //   build/bench/release_create [--relsupd PATH] [--rounds N] [--files N]
-//                              [--mib N] [--keep]
+//                              [--mib N] [--settle SEC] [--keep]
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -561,7 +567,7 @@ struct DiskUse {
 
 // Time spent by the benchmark itself outside the timed steps.
 struct Overhead {
-  double syncfs_s = 0, remove_s = 0, start_stop_s = 0, du_s = 0;
+  double syncfs_s = 0, start_stop_s = 0, du_s = 0;
 } g_overhead;
 
 // A hard-linked inode counts once, under its lowest category: an object
@@ -627,7 +633,6 @@ int MakeWritable(const char* path, const struct stat* st, int type, FTW*) {
 
 void RemoveTree(const std::string& path) {
   if (path.empty()) return;
-  auto t0 = Clock::now();
   ::chmod(path.c_str(), S_IRWXU);
   nftw(path.c_str(), MakeWritable, 64, FTW_PHYS);
   std::error_code ec;
@@ -635,14 +640,20 @@ void RemoveTree(const std::string& path) {
   if (ec)
     std::fprintf(stderr, "release_create: cannot remove %s: %s\n", path.c_str(),
                  ec.message().c_str());
-  g_overhead.remove_s += Seconds(Clock::now() - t0);
 }
 
+// Removes its directory on destruction, then flushes the file system:
+// on ext4 without a journal, inodes freed by a removal are not reused for
+// 60 s once written back (300 s while still dirty), and every file created
+// meanwhile in their block group has to step over them.
 struct TempDir {
   std::string path;
   bool keep = false;
   ~TempDir() {
-    if (!path.empty() && !keep) RemoveTree(path);
+    if (path.empty() || keep) return;
+    std::string parent = std::filesystem::path(path).parent_path().string();
+    RemoveTree(path);
+    SyncFs(parent);
   }
 };
 

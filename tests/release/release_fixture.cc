@@ -272,28 +272,8 @@ std::string Stage::Create(const std::string& build_id, const std::vector<std::st
   std::vector<std::string> all = {"release", "create", app_, "--build", build_id};
   all.insert(all.end(), args.begin(), args.end());
   std::string out = CtlOk(all);
-  WaitIdle();
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
   return out;
-}
-
-std::string Stage::Change(const std::vector<std::string>& args) {
-  std::string out = CtlOk(args);
-  WaitIdle(args.size() > 2 ? args[2] : "");
-  return out;
-}
-
-void Stage::WaitIdle(const std::string& app) {
-  // Unsetting a key that is not set is refused after the busy check and
-  // changes nothing.
-  const std::string name = app.empty() ? app_ : app;
-  const int64_t deadline = e2e::NowMs() + 10'000;
-  for (;;) {
-    e2e::ProcResult r = Ctl({"config", "unset", name, "RELSUPD_TEST_IDLE_PROBE_UNSET"});
-    if (r.exit_code() == 0) Fail("the idle probe made a release: " + r.Describe());
-    if (r.err.find("has a release being made") == std::string::npos) return;
-    if (e2e::NowMs() > deadline) Fail("app '" + name + "' still busy after 10 s");
-  }
 }
 
 Json Stage::Releases() { return CtlJson({"releases", app_}); }

@@ -103,19 +103,8 @@ class Stage {
                        Filter filter = Filter::kGzip);
   // `build import` that must succeed: the JSON result.
   Json Import(const std::string& file);
-  // `release create --build ID ARGS...` that must succeed: "vN". Returns
-  // once the daemon is done with the app (see WaitIdle).
+  // `release create --build ID ARGS...` that must succeed: "vN".
   std::string Create(const std::string& build_id, const std::vector<std::string>& args = {});
-  // A change that makes a release (`config set|unset ...`), that must
-  // succeed; returns its stdout once the daemon is done with the app.
-  std::string Change(const std::vector<std::string>& args);
-  // FIXME: the daemon answers `release create` before its retention pass
-  // for the app ends, and refuses the app's next release meanwhile ("has a
-  // release being made"); the test "release create: the next request right
-  // after a release is not refused as busy" shows it. Until that is fixed,
-  // this polls, with a deadline, a request without side effects until the
-  // app is no longer busy, so that other tests test what they mean to.
-  void WaitIdle(const std::string& app = "");
   // `releases --json`.
   Json Releases();
 
