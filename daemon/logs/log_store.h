@@ -1,0 +1,167 @@
+#pragma once
+// LogStore: the daemon's store of app process output (stdout and stderr).
+//
+// Who owns what: the daemon owns one LogStore for STATE/logs; the supervisor
+// feeds it records (one per line or line piece, see line_splitter.h) and the
+// control server reads from it for `relsupd ctl logs APP [-f]`. Loop thread
+// only: no method may be called from another thread, and none blocks on
+// anything but local file I/O.
+//
+// On disk: STATE/logs/APP/current.log, one JSON object per line (the keys of
+// LogRecordToJson; strings are valid UTF-8, invalid bytes in a child's
+// output become U+FFFD). When the next record would take current.log past
+// max_file_bytes, the files are rotated by a rename chain (current.log.N-2 ->
+// current.log.N-1 (the oldest is replaced, i.e. dropped) ... current.log ->
+// current.log.1) and a fresh current.log is opened. So each file holds at
+// most max_file_bytes (unless one single record is larger) and an app uses at
+// most max_file_bytes * max_files bytes. seq is per app, starts at 1 and
+// continues across daemon restarts from the last record on disk. A corrupt
+// or truncated line (the daemon killed mid-write) is skipped by every reader,
+// and the next write starts on a fresh line.
+//
+// Buffering: Append encodes the record into a per-app buffer; the buffer is
+// written (one write(2)) when it reaches kWriteBufferBytes, on Flush(), and
+// before Tail/Since read the files. The supervisor calls Flush() after each
+// read burst, so what a crash of the daemon can lose is at most one burst.
+//
+// Errors: Append never fails: write, rotation and journal errors are logged
+// (spdlog warn, "..., ignoring") once per app and kind, and logged again only
+// after the same kind of operation has succeeded once more. Tail and Since
+// return a Status for an I/O error while reading.
+//
+// Time: time_us comes from clock.WallMs() * 1000, except for the real
+// SystemClock, whose microseconds are read directly so records are ordered
+// finely; tests pass a fake Clock and get whole milliseconds.
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/base/clock.h"
+#include "daemon/base/fd.h"
+#include "daemon/base/status.h"
+
+namespace relsupd {
+
+struct LogRecord {
+  uint64_t seq = 0;        // per app, increasing, continues across restarts
+  int64_t time_us = 0;     // wall clock, microseconds since the epoch
+  std::string app, release /* "v3" */, process /* "web.1" */, stream /* "out"|"err" */;
+  std::string text;
+  bool partial = false;    // a piece of an over-long line; the next piece continues it
+
+  bool operator==(const LogRecord&) const = default;
+};
+
+struct LogFilter {
+  std::string process;  // "" all; "web" matches web.1, web.2; "web.2" only that one
+  std::string stream;   // "" both
+
+  bool Matches(const LogRecord& record) const;
+};
+
+struct LogStoreOptions {
+  uint64_t max_file_bytes = 8 << 20;  // rotate current.log when it would pass this
+  int max_files = 4;                  // current.log + .1 .. .(max_files-1); oldest dropped
+  size_t ring_lines = 10'000;         // per app, in memory, for follow
+  bool journal = false;               // also sd_journal_send each line
+};
+
+class LogStore {
+ public:
+  // Per-app write buffer size that triggers a write before Flush().
+  static constexpr size_t kWriteBufferBytes = 64 * 1024;
+
+  // dir: STATE/logs; created (0750) if missing. Loop thread only.
+  // REQUIRES: `clock` outlives the store. Fails on a bad option
+  // (max_files < 1, max_file_bytes == 0) or if `dir` cannot be created or
+  // listed.
+  static Result<std::unique_ptr<LogStore>> Open(const std::string& dir, LogStoreOptions options, const Clock& clock);
+
+  LogStore(const LogStore&) = delete;
+  LogStore& operator=(const LogStore&) = delete;
+  // Flushes.
+  ~LogStore();
+
+  // Assigns seq and time_us (if 0), writes it, keeps it in the ring. Write errors are
+  // logged once per app (spdlog warn, ", ignoring") and never thrown.
+  // A record whose app is empty, ".", or holds '/', ".." or NUL is dropped
+  // (warned once).
+  void Append(LogRecord record);
+  // Writes every app's buffered records to its file. Call after each read
+  // burst.
+  void Flush();
+
+  // The last n records of the app matching the filter, oldest first, from the files
+  // (all rotated generations), so it works after a daemon restart.
+  // An app without logs gives an empty vector; a bad app name
+  // kInvalidArgument.
+  Result<std::vector<LogRecord>> Tail(const std::string& app, const LogFilter& filter, size_t n) const;
+  // Records with seq > after_seq, oldest first, at most limit, from the in-memory ring
+  // (falling back to the files when after_seq is older than the ring). For `logs -f`.
+  Result<std::vector<LogRecord>> Since(const std::string& app, uint64_t after_seq, const LogFilter& filter, size_t limit) const;
+  // 0 for an app without records.
+  uint64_t LastSeq(const std::string& app) const;
+
+  const std::string& dir() const { return dir_; }
+  const LogStoreOptions& options() const { return options_; }
+
+ private:
+  struct AppLog {
+    std::string dir;        // STATE/logs/APP
+    uint64_t last_seq = 0;
+    Fd fd;                  // current.log, O_APPEND; opened on first write
+    uint64_t file_bytes = 0;  // size of current.log including `pending`
+    std::string pending;    // encoded records not yet written
+    std::deque<LogRecord> ring;
+    bool open_tried = false;  // Append opened (or tried to open) current.log
+    bool write_warned = false;
+    bool rotate_warned = false;
+    bool journal_warned = false;
+  };
+
+  LogStore(std::string dir, LogStoreOptions options, const Clock& clock);
+  Status LoadExisting();
+  AppLog& GetApp(const std::string& app);
+  // Opens current.log for appending, ending a torn last line first.
+  Status OpenCurrent(AppLog& log) const;
+  void FlushApp(AppLog& log) const;
+  void Rotate(AppLog& log);
+  void SendJournal(AppLog& log, const LogRecord& record);
+  int64_t NowUs() const;
+  std::string GenerationPath(const std::string& app, int generation) const;
+  Result<std::vector<LogRecord>> SinceFromFiles(const std::string& app, uint64_t after_seq,
+                                                const LogFilter& filter, size_t limit) const;
+
+  std::string dir_;
+  LogStoreOptions options_;
+  const Clock& clock_;
+  bool real_clock_ = false;
+  bool bad_name_warned_ = false;
+  // mutable: Tail and Since write out buffered records before reading the
+  // files; that changes no state a caller can observe.
+  mutable std::map<std::string, AppLog, std::less<>> apps_;
+  // Reused by Append to encode without allocating.
+  std::string scratch_;
+};
+
+nlohmann::json LogRecordToJson(const LogRecord&);  // keys: seq, time (RFC 3339 UTC with µs), app, release, process, stream, text, partial
+
+// The on-disk line for `record` (LogRecordToJson's object, compact, no '\n').
+// REQUIRES: the strings are valid UTF-8 (Append makes them so).
+void EncodeLogRecord(const LogRecord& record, std::string* out);
+// Parses one on-disk line; kCorruption if it is not a complete record.
+Result<LogRecord> DecodeLogRecord(std::string_view line);
+// "2026-11-27T10:58:50.123456Z".
+std::string FormatTimeUtcMicros(int64_t unix_us);
+// Returns `s` with each invalid UTF-8 sequence replaced by U+FFFD.
+std::string SanitizeUtf8(std::string_view s);
+bool IsValidUtf8(std::string_view s);
+
+}  // namespace relsupd
