@@ -24,46 +24,81 @@ namespace {
 std::mutex g_store_lock;
 }  // namespace
 
-Result<ObjectStore::Object> ObjectStore::PutAndLink(
-    uint32_t mode, const std::function<Status(const Sink&)>& fill, int parent_fd,
-    const std::string& link_name) {
+Result<Fd> ObjectStore::OpenTemp() const {
   // An unnamed file: nothing is left behind if we stop half-way.
   int raw = ::openat(fd_.get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
   if (raw < 0) return Status::FromErrno("cannot create object in '" + dir_ + "'", errno);
-  Fd fd(raw);
+  return Fd(raw);
+}
+
+Result<ObjectStore::Object> ObjectStore::PutAndLink(
+    uint32_t mode, const std::function<Status(const Sink&)>& fill, int parent_fd,
+    const std::string& link_name) {
+  // Hash first: most bodies of a new release are stored already, and then
+  // nothing needs writing. A body too big to hold goes to a temporary file
+  // from the point it outgrows memory.
   Sha256 hash;
-  std::string buf;
-  buf.reserve(1 << 20);
-  auto flush = [&]() -> Status {
-    RETURN_IF_ERROR(WriteAll(fd.get(), buf, "object"));
-    buf.clear();
-    return Status::Ok();
-  };
+  std::string memory;
+  Fd spilled;
+  uint64_t size = 0;
   RETURN_IF_ERROR(fill([&](std::string_view data) -> Status {
     hash.Update(data);
-    if (buf.size() + data.size() > buf.capacity()) RETURN_IF_ERROR(flush());
-    if (data.size() >= buf.capacity()) return WriteAll(fd.get(), data, "object");
-    buf.append(data);
-    return Status::Ok();
+    size += data.size();
+    if (!spilled.valid()) {
+      if (memory.size() + data.size() <= kMemoryBodyBytes) {
+        memory.append(data);
+        return Status::Ok();
+      }
+      ASSIGN_OR_RETURN(spilled, OpenTemp());
+      RETURN_IF_ERROR(WriteAll(spilled.get(), memory, "object"));
+      std::string().swap(memory);
+    }
+    return WriteAll(spilled.get(), data, "object");
   }));
-  RETURN_IF_ERROR(flush());
   const uint32_t sealed = mode & 0555;
-  if (::fchmod(fd.get(), sealed) != 0)
-    return Status::FromErrno("cannot set object mode", errno);
-  Object obj;
-  obj.sha256 = hash.HexDigest();
   char mode_text[8];
   snprintf(mode_text, sizeof mode_text, "%04o", sealed);
-  const std::string sub = obj.sha256.substr(0, 2);
-  obj.name = sub + "/" + obj.sha256 + "." + mode_text;
+  Object obj;
+  obj.sha256 = hash.HexDigest();
+  obj.name = obj.sha256.substr(0, 2) + "/" + obj.sha256 + "." + mode_text;
+  obj.size = size;
+  return Store(std::move(obj), sealed, memory, std::move(spilled), parent_fd, link_name);
+}
+
+Result<ObjectStore::Object> ObjectStore::PutTreeAndLink(std::string_view text, int parent_fd,
+                                                        const std::string& link_name) {
+  Object obj;
+  obj.sha256 = Sha256Hex(text);
+  obj.name = obj.sha256.substr(0, 2) + "/" + obj.sha256 + ".tree";
+  obj.size = text.size();
+  return Store(std::move(obj), 0444, text, Fd(), parent_fd, link_name);
+}
+
+Result<ObjectStore::Object> ObjectStore::Store(Object obj, uint32_t mode,
+                                               std::string_view memory, Fd spilled,
+                                               int parent_fd, const std::string& link_name) {
+  {
+    std::lock_guard<std::mutex> lock(g_store_lock);
+    if (::linkat(fd_.get(), obj.name.c_str(), parent_fd, link_name.c_str(), 0) == 0)
+      return obj;  // stored already: nothing written
+    if (errno != ENOENT)
+      return Status::FromErrno("cannot link '" + link_name + "' to object", errno);
+  }
+  // Not stored yet (ENOENT: the object, or its XX directory, is missing).
+  const std::string sub = obj.name.substr(0, 2);
   if (::mkdirat(fd_.get(), sub.c_str(), 0755) != 0 && errno != EEXIST)
     return Status::FromErrno("cannot create '" + dir_ + "/" + sub + "'", errno);
-  const std::string proc = "/proc/self/fd/" + std::to_string(fd.get());
+  if (!spilled.valid()) {
+    ASSIGN_OR_RETURN(spilled, OpenTemp());
+    RETURN_IF_ERROR(WriteAll(spilled.get(), memory, "object"));
+  }
+  if (::fchmod(spilled.get(), mode) != 0)
+    return Status::FromErrno("cannot set object mode", errno);
+  const std::string proc = "/proc/self/fd/" + std::to_string(spilled.get());
   std::lock_guard<std::mutex> lock(g_store_lock);
-  if (::linkat(AT_FDCWD, proc.c_str(), fd_.get(), obj.name.c_str(),
-               AT_SYMLINK_FOLLOW) == 0)
+  if (::linkat(AT_FDCWD, proc.c_str(), fd_.get(), obj.name.c_str(), AT_SYMLINK_FOLLOW) == 0)
     obj.created = true;
-  else if (errno != EEXIST)
+  else if (errno != EEXIST)  // EEXIST: another release stored it meanwhile
     return Status::FromErrno("cannot store object '" + obj.name + "'", errno);
   if (::linkat(fd_.get(), obj.name.c_str(), parent_fd, link_name.c_str(), 0) != 0) {
     const int err = errno;

@@ -1,11 +1,14 @@
 #pragma once
 // ObjectStore: file bodies stored once by content, under
-// STATE/objects/XX/SHA256.MODE, and hard-linked into release slots.
+// STATE/objects/XX/SHA256.MODE, and tree objects (daemon/store/tree.h)
+// under STATE/objects/XX/SHA256.tree, all hard-linked into release slots.
 //
 // Two releases that share a file body and mode share its inode, so a new
-// release costs only the files that changed. Objects are read-only; an
-// object whose link count falls to 1 belongs to no slot and is garbage.
-// Thread-safe for Put/Link (the file system arbitrates).
+// release costs only the files that changed. A body is hashed before it is
+// written: one already stored is linked and never written again, so a
+// release that changes one file writes about that file. Objects are
+// read-only; an object whose link count falls to 1 belongs to no slot and
+// is garbage. Thread-safe for Put/Link (the file system arbitrates).
 
 #include <cstdint>
 #include <functional>
@@ -26,17 +29,25 @@ class ObjectStore {
   struct Object {
     std::string sha256;
     std::string name;  // relative to the store: "ab/abcd....0444"
+    uint64_t size = 0;
     bool created = false;  // false when an identical object was reused
   };
   // Stores the body that `fill` streams into the sink given to it, with
   // permission bits `mode` (an identical object is reused), and hard-links
-  // it as `link_name` in directory `parent_fd`. Storing and linking happen
-  // under the store's lock, so garbage collection never removes an object
-  // between the two.
+  // it as `link_name` in directory `parent_fd`. Bodies up to
+  // kMemoryBodyBytes are held in memory while they are hashed and written
+  // only when no identical object exists; larger ones go through an
+  // unnamed temporary file. Storing and linking happen under the store's
+  // lock, so garbage collection never removes an object between the two.
   using Sink = std::function<Status(std::string_view)>;
   Result<Object> PutAndLink(uint32_t mode,
                             const std::function<Status(const Sink&)>& fill,
                             int parent_fd, const std::string& link_name);
+  // Stores a tree object's canonical text as XX/SHA256.tree (0444), and
+  // hard-links it as `link_name` in `parent_fd`, as PutAndLink does.
+  Result<Object> PutTreeAndLink(std::string_view text, int parent_fd,
+                                const std::string& link_name);
+  static constexpr size_t kMemoryBodyBytes = 8 << 20;
   // Removes those of `names` that no slot links to (after a failed slot).
   void RemoveIfUnused(const std::vector<std::string>& names);
   // Removes objects no slot links to; returns how many went.
@@ -47,6 +58,11 @@ class ObjectStore {
 
  private:
   ObjectStore(std::string dir, Fd fd) : dir_(std::move(dir)), fd_(std::move(fd)) {}
+  Result<Fd> OpenTemp() const;
+  // Links the stored object `obj.name` (making it from `memory`, or from
+  // `spilled` when that is open, if it is not stored yet) as `link_name`.
+  Result<Object> Store(Object obj, uint32_t mode, std::string_view memory, Fd spilled,
+                       int parent_fd, const std::string& link_name);
   std::string dir_;
   Fd fd_;
 };

@@ -447,6 +447,7 @@ void ReleaseService::VerifyRelease(const std::string& app, int64_t number, Done 
         done(json{{"release", ReleaseName(number)},
                   {"ok", r->ok()},
                   {"digest_ok", r->digest_ok},
+                  {"problems", r->problems},
                   {"added", r->diff.added},
                   {"removed", r->diff.removed},
                   {"changed", r->diff.changed}});

@@ -56,7 +56,8 @@ class ReleaseService {
   // and the config. Result: the release as ReleaseToJson gives it.
   void CreateRelease(const std::string& app, const std::string& build_id,
                      const ConfigChange& change, const Actor& actor, Done done);
-  // Result: {release, ok, digest_ok, added, removed, changed}.
+  // Result: {release, ok, digest_ok, problems, added, removed, changed};
+  // problems name a changed or missing tree object.
   void VerifyRelease(const std::string& app, int64_t number, Done done);
 
   // Applies the app's keep_releases: of the releases that were ever

@@ -15,11 +15,15 @@
 #include "daemon/store/archive_reader.h"
 #include "daemon/store/fs.h"
 #include "daemon/store/objects.h"
+#include "daemon/store/tree.h"
 
 namespace relsupd {
 namespace {
 
 constexpr size_t kMaxMetaBytes = 256 << 20;
+// One directory's listing; far above what max_entries allows in one.
+constexpr size_t kMaxTreeBytes = 64 << 20;
+constexpr const char* kTreesDir = ".relsupd/trees";
 
 Status WriteMeta(int dirfd, const std::string& name, const std::string& data,
                  mode_t mode) {
@@ -34,11 +38,19 @@ Status WriteMeta(int dirfd, const std::string& name, const std::string& data,
 Status Unpack(const SlotRequest& req, int slot_fd, ObjectStore* objects,
               Manifest* manifest, SlotResult* result,
               std::vector<std::string>* created) {
-  ASSIGN_OR_RETURN(Fd art, OpenFile(req.artifact_path, O_RDONLY));
+  const std::string shown = req.build_sha256.substr(0, 12);
+  // File system errors below come without the artifact and the entry;
+  // the reader's own refusals name both already.
+  const std::string what = "Failed to unpack build '" + shown + "'";
+  auto at = [&](const std::string& path, const Status& s) {
+    return s.WithContext(what + ": entry '" + path + "'");
+  };
+  auto art_or = OpenFile(req.artifact_path, O_RDONLY);
+  if (!art_or.ok()) return art_or.status().WithContext(what);
+  Fd art = std::move(art_or).value();
   struct stat st;
   if (::fstat(art.get(), &st) != 0)
-    return Status::FromErrno("cannot stat '" + req.artifact_path + "'", errno);
-  const std::string shown = req.build_sha256.substr(0, 12);
+    return Status::FromErrno("cannot stat '" + req.artifact_path + "'", errno).WithContext(what);
   ASSIGN_OR_RETURN(auto reader, ArchiveReader::Open(art.get(), "build " + shown,
                                                     static_cast<uint64_t>(st.st_size),
                                                     req.limits));
@@ -53,7 +65,7 @@ Status Unpack(const SlotRequest& req, int slot_fd, ObjectStore* objects,
         return InvalidArgument("artifact 'build " + shown + "': entry '" + entry->path +
                                "' lies beneath a symlink (" +
                                parent_or.status().message() + ")");
-      return parent_or.status();
+      return at(entry->path, parent_or.status());
     }
     Fd parent = std::move(parent_or).value();
     ManifestEntry m;
@@ -62,31 +74,41 @@ Status Unpack(const SlotRequest& req, int slot_fd, ObjectStore* objects,
       case EntryType::kDir:
         if (::mkdirat(parent.get(), name.c_str(), 0700) != 0) {
           if (errno != EEXIST)
-            return Status::FromErrno("cannot create directory '" + entry->path + "'", errno);
+            return at(entry->path, Status::FromErrno("cannot create directory", errno));
         }
         m.mode = 0555;  // every directory is sealed to exactly this
         break;
       case EntryType::kSymlink:
         if (::symlinkat(entry->target.c_str(), parent.get(), name.c_str()) != 0)
-          return Status::FromErrno("cannot create symlink '" + entry->path + "'", errno);
+          return at(entry->path, Status::FromErrno("cannot create symlink", errno));
         m.mode = 0777;
         m.target = entry->target;
         symlinks.push_back(entry->path);
         break;
       case EntryType::kFile: {
-        ASSIGN_OR_RETURN(ObjectStore::Object obj,
-                         objects->PutAndLink(
-                             entry->mode,
-                             [&](const ObjectStore::Sink& sink) {
-                               return reader->ReadData(sink);
-                             },
-                             parent.get(), name));
+        // A refusal by the reader (truncated data, a bomb) is passed on
+        // as it is; a failure to store or link gets the context.
+        bool reader_refused = false;
+        auto obj_or = objects->PutAndLink(
+            entry->mode,
+            [&](const ObjectStore::Sink& sink) {
+              bool sink_failed = false;
+              Status r = reader->ReadData([&](std::string_view data) {
+                Status w = sink(data);
+                sink_failed = !w.ok();
+                return w;
+              });
+              reader_refused = !r.ok() && !sink_failed;
+              return r;
+            },
+            parent.get(), name);
+        if (!obj_or.ok())
+          return reader_refused ? obj_or.status() : at(entry->path, obj_or.status());
+        const ObjectStore::Object& obj = *obj_or;
         if (obj.created) created->push_back(obj.name);
         m.mode = entry->mode & 0555;
         m.sha256 = obj.sha256;
-        struct stat fst;
-        if (::fstatat(parent.get(), name.c_str(), &fst, AT_SYMLINK_NOFOLLOW) == 0)
-          m.size = static_cast<uint64_t>(fst.st_size);
+        m.size = obj.size;
         ++result->files;
         result->bytes += m.size;
         break;
@@ -141,15 +163,17 @@ std::string SlotPath(const std::string& state_dir, const std::string& app,
   return state_dir + "/apps/" + app + "/releases/" + ReleaseName(number);
 }
 
-std::string ReleaseDigest(const std::string& manifest_text,
+std::string ReleaseDigest(const std::string& root_tree,
                           const nlohmann::json& env, const std::string& build_sha256) {
+  // "-2": the content is named by the root tree, no longer by the flat
+  // manifest's text; the digest still covers every path, mode and body.
   Sha256 h;
-  h.Update("relsupd-release-1\n");
+  h.Update("relsupd-release-2\n");
   h.Update(build_sha256);
   h.Update("\n");
   h.Update(env.dump());
   h.Update("\n");
-  h.Update(manifest_text);
+  h.Update(root_tree);
   return h.HexDigest();
 }
 
@@ -182,17 +206,33 @@ Result<SlotResult> BuildSlot(const SlotRequest& req) {
   auto procs = LoadProcessFile(staging);
   if (!procs.ok()) return fail(procs.status());
 
-  const std::string manifest_text = manifest.Serialize();
-  result.digest = ReleaseDigest(manifest_text, req.env, req.build_sha256);
+  auto trees = BuildTrees(manifest);
+  if (!trees.ok()) return fail(trees.status());
+  result.tree = trees->root;
+  result.digest = ReleaseDigest(trees->root, req.env, req.build_sha256);
   nlohmann::json meta = req.metadata;
   meta["digest"] = result.digest;
+  meta["tree"] = trees->root;
   meta["process_file"] = procs->source;
   if (::mkdirat(slot_fd->get(), ".relsupd", 0700) != 0)
     return fail(Status::FromErrno("cannot create '.relsupd'", errno));
+  if (::mkdirat(slot_fd->get(), kTreesDir, 0700) != 0)
+    return fail(Status::FromErrno(std::string("cannot create '") + kTreesDir + "'", errno));
   auto meta_fd = OpenBeneath(slot_fd->get(), ".relsupd", O_RDONLY | O_DIRECTORY);
   if (!meta_fd.ok()) return fail(meta_fd.status());
-  for (Status w : {WriteMeta(meta_fd->get(), "manifest.json", manifest_text, 0444),
-                   WriteMeta(meta_fd->get(), "env.json", req.env.dump() + "\n", 0400),
+  auto trees_fd = OpenBeneath(slot_fd->get(), kTreesDir, O_RDONLY | O_DIRECTORY);
+  if (!trees_fd.ok()) return fail(trees_fd.status());
+  // Each tree is linked into the slot, so the store keeps it exactly as
+  // long as a slot uses it; a second release adds only the trees that
+  // differ (the path from a changed file to the root).
+  for (const TreeObject& t : trees->trees) {
+    auto obj = objects->PutTreeAndLink(t.text, trees_fd->get(), t.hash);
+    if (!obj.ok())
+      return fail(obj.status().WithContext("cannot store the manifest of " +
+                                           ReleaseName(req.number)));
+    if (obj->created) created.push_back(obj->name);
+  }
+  for (Status w : {WriteMeta(meta_fd->get(), "env.json", req.env.dump() + "\n", 0400),
                    WriteMeta(meta_fd->get(), "release.json", meta.dump(2) + "\n", 0444)}) {
     if (!w.ok()) return fail(w);
   }
@@ -216,10 +256,32 @@ Result<SlotResult> BuildSlot(const SlotRequest& req) {
   return result;
 }
 
+Result<std::string> ReadSlotTree(const std::string& slot_dir) {
+  const std::string path = slot_dir + "/.relsupd/release.json";
+  ASSIGN_OR_RETURN(std::string text, ReadFile(path, kMaxMetaBytes));
+  auto meta = nlohmann::json::parse(text, nullptr, false);
+  if (!meta.is_object()) return Corruption("'" + path + "' is malformed");
+  auto it = meta.find("tree");
+  if (it == meta.end()) {
+    // No deployment ever ran the flat-manifest format; say what it is
+    // rather than misread it.
+    return FailedPrecondition("slot '" + slot_dir +
+                              "' was made by an older relsupd (a flat .relsupd/manifest.json, "
+                              "no tree in release.json) and cannot be read; make a new release");
+  }
+  if (!it->is_string() || !IsTreeHash(it->get<std::string>()))
+    return Corruption("'" + path + "' has a malformed tree hash");
+  return it->get<std::string>();
+}
+
 Result<Manifest> ReadSlotManifest(const std::string& slot_dir) {
-  ASSIGN_OR_RETURN(std::string text,
-                   ReadFile(slot_dir + "/.relsupd/manifest.json", kMaxMetaBytes));
-  return Manifest::Parse(text);
+  ASSIGN_OR_RETURN(std::string root, ReadSlotTree(slot_dir));
+  // The slot's own links, not the store: a slot reads alone, and its
+  // link is what keeps the object alive.
+  const std::string trees = slot_dir + "/" + kTreesDir + "/";
+  return LoadTrees(root, [&](const std::string& hash) {
+    return ReadFile(trees + hash, kMaxTreeBytes);
+  });
 }
 
 Result<nlohmann::json> ReadSlotEnv(const std::string& slot_dir) {
@@ -232,13 +294,21 @@ Result<nlohmann::json> ReadSlotEnv(const std::string& slot_dir) {
 Result<VerifyResult> VerifySlot(const std::string& slot_dir, const std::string& digest,
                                 const std::string& build_sha256) {
   VerifyResult v;
-  ASSIGN_OR_RETURN(std::string text,
-                   ReadFile(slot_dir + "/.relsupd/manifest.json", kMaxMetaBytes));
-  ASSIGN_OR_RETURN(Manifest stored, Manifest::Parse(text));
+  ASSIGN_OR_RETURN(std::string root, ReadSlotTree(slot_dir));
   auto env = ReadSlotEnv(slot_dir);
-  v.digest_ok = env.ok() && ReleaseDigest(text, *env, build_sha256) == digest;
+  v.digest_ok = env.ok() && ReleaseDigest(root, *env, build_sha256) == digest;
+  auto stored = ReadSlotManifest(slot_dir);
+  if (!stored.ok()) {
+    // Each tree is checked against the hash its parent (or release.json)
+    // names, so a changed tree cannot pass; without it there is nothing
+    // to compare the files with.
+    if (stored.status().code() != StatusCode::kCorruption) return stored.status();
+    v.digest_ok = false;
+    v.problems.push_back(stored.status().message());
+    return v;
+  }
   ASSIGN_OR_RETURN(Manifest actual, ScanSlot(slot_dir));
-  v.diff = DiffManifests(stored, actual);
+  v.diff = DiffManifests(*stored, actual);
   return v;
 }
 

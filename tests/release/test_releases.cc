@@ -411,6 +411,37 @@ TEST_CASE("release verify names a changed, added or removed file and exits non-z
   ProcResult mode = s.Ctl({"release", "verify", "shop", "v3"});
   CHECK(mode.exit_code() == 1);
   CHECK_THAT(mode.out, Catch::Contains("changed: bin"));
+
+  // The stored manifest is a tree of objects named by their hash: a
+  // changed or a missing tree object fails verification, naming it.
+  CHECK(s.Create(id) == "v4");
+  CHECK(s.Create(id) == "v5");
+  const std::string root = Json::parse(ReadText(s.Slot(4) + "/.relsupd/release.json"))["tree"];
+  REQUIRE(root.size() == 64);
+  const std::string tree4 = s.Slot(4) + "/.relsupd/trees/" + root;
+  std::string text = ReadText(tree4);
+  REQUIRE(!text.empty());
+  ReplaceFile(tree4, text + "f 0444 1 " + std::string(64, 'a') + " 8:zzz.txt\n");
+  ProcResult tree = s.Ctl({"--json", "release", "verify", "shop", "v4"});
+  INFO(tree.Describe());
+  CHECK(tree.exit_code() == 1);
+  Json tv = Json::parse(tree.out);
+  CHECK(tv["ok"] == false);
+  CHECK(tv["digest_ok"] == false);
+  REQUIRE(tv["problems"].size() == 1);
+  CHECK_THAT(tv["problems"][0].get<std::string>(),
+             Catch::Contains(root) && Catch::Contains("does not match its hash"));
+  CHECK_THAT(s.Ctl({"release", "verify", "shop", "v4"}).out,
+             Catch::Contains("does not match the release digest"));
+  RemoveFile(s.Slot(5) + "/.relsupd/trees/" + root);
+  ProcResult gone = s.Ctl({"--json", "release", "verify", "shop", "v5"});
+  INFO(gone.Describe());
+  CHECK(gone.exit_code() == 1);
+  Json gv = Json::parse(gone.out);
+  REQUIRE(gv["problems"].size() == 1);
+  CHECK_THAT(gv["problems"][0].get<std::string>(), Catch::Contains("cannot be read"));
+  // The store's copy was never touched: v1's slot still reads it.
+  CHECK(ReadText(s.ObjectsDir() + "/" + root.substr(0, 2) + "/" + root + ".tree") == text);
 }
 
 TEST_CASE("release diff and the content store: unchanged files share inodes across releases",
@@ -459,6 +490,15 @@ TEST_CASE("release diff and the content store: unchanged files share inodes acro
   }
   CHECK(Lstat(s.Slot(1) + "/b.txt").st_ino != Lstat(s.Slot(2) + "/b.txt").st_ino);
   CHECK(Lstat(s.Slot(1) + "/a.txt").st_nlink == 4);  // the object and three slots
+  // The manifest's root tree: v3 has v2's files, so v2's tree; v1 another.
+  auto root_tree = [&](int n) -> std::string {
+    return Json::parse(ReadText(s.Slot(n) + "/.relsupd/release.json"))["tree"];
+  };
+  CHECK(root_tree(1) != root_tree(2));
+  CHECK(root_tree(2) == root_tree(3));
+  CHECK(Lstat(s.Slot(2) + "/.relsupd/trees/" + root_tree(2)).st_ino ==
+        Lstat(s.Slot(3) + "/.relsupd/trees/" + root_tree(3)).st_ino);
+  CHECK_FALSE(Exists(s.Slot(1) + "/.relsupd/manifest.json"));
   // Sealed read-only, the env file owner-only.
   CHECK((Lstat(s.Slot(1)).st_mode & 07777) == 0555);
   CHECK((Lstat(s.Slot(1) + "/a.txt").st_mode & 07777) == 0444);

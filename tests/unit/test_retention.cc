@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <optional>
+#include <set>
 
 #include "daemon/base/uv_handle.h"
 #include "daemon/ledger/ledger.h"
@@ -182,6 +183,47 @@ TEST_CASE("retention runs after each new release") {
   CHECK_FALSE(f.SlotExists(1));
   CHECK(f.SlotExists(2));  // the rollback target
   CHECK(f.SlotExists(3));  // active
+}
+
+// Tree objects (the stored manifests) are collected like file bodies: a
+// pruned slot's trees go unless a kept slot links them too.
+std::set<std::string> TreeObjects(const std::string& dir) {
+  std::set<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir + "/objects"))
+    if (e.is_regular_file() && e.path().extension() == ".tree")
+      out.insert(e.path().stem().string());
+  return out;
+}
+
+TEST_CASE("prune removes the tree objects only pruned releases used") {
+  Fixture f;
+  REQUIRE(f.ledger->CreateApp(Shop(1), f.root).ok());
+  std::string b1 = f.Import("one");
+  std::string b2 = f.Import("two");
+  CHECK(f.Release(b1) == "v1");
+  CHECK(f.Release(b2) == "v2");
+  CHECK(f.Release(b2) == "v3");
+  auto tree_of = [&](int n) {
+    auto t = ReadSlotTree(SlotPath(f.dir, "shop", n));
+    REQUIRE(t.ok());
+    return *t;
+  };
+  const std::string t1 = tree_of(1), t2 = tree_of(2);
+  CHECK(t1 != t2);
+  CHECK(tree_of(3) == t2);  // the same content: the same root tree, shared
+  CHECK(TreeObjects(f.dir) == std::set<std::string>{t1, t2});
+  for (const char* v : {"v1", "v2", "v3"}) f.Activate(v);
+  json r = f.Prune();
+  CHECK(r["pruned"] == json({"v1"}));
+  // v1's root tree and its own body.txt went; Procfile is shared.
+  CHECK(r["objects_removed"] == 2);
+  CHECK(TreeObjects(f.dir) == std::set<std::string>{t2});
+  for (int n : {2, 3}) {
+    auto row = f.ledger->GetRelease("shop", n);
+    auto v = VerifySlot(SlotPath(f.dir, "shop", n), row->digest, row->build);
+    REQUIRE(v.ok());
+    CHECK(v->ok());
+  }
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // The artifact store (daemon/store/): ArchiveReader's checks of every entry,
-// BuildSlot's staging, sealing and content store, VerifySlot and
-// CleanStaging. Archives are crafted with libarchive's writer, which writes
+// BuildSlot's staging, sealing and content store, tree objects (the stored
+// manifest), VerifySlot and CleanStaging. Archives are crafted with libarchive's writer, which writes
 // whatever it is told: "../x", "/etc/x", hard links, fifos, device nodes.
 //
 // After every refusal the state dir must hold no slot, nothing in tmp/ and
@@ -15,6 +15,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,9 +24,11 @@
 #include "daemon/base/fd.h"
 #include "daemon/base/sha256.h"
 #include "daemon/store/archive_reader.h"
+#include "daemon/store/fs.h"
 #include "daemon/store/manifest.h"
 #include "daemon/store/objects.h"
 #include "daemon/store/slots.h"
+#include "daemon/store/tree.h"
 
 namespace relsupd {
 namespace {
@@ -237,6 +240,25 @@ struct State {
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(state + "/tmp", ec))
       out.push_back(e.path().filename().string());
+    return out;
+  }
+  // The tree objects slot vN links, by hash.
+  std::set<std::string> SlotTrees(int64_t n) const {
+    std::set<std::string> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(Slot(n) + "/.relsupd/trees", ec))
+      out.insert(e.path().filename().string());
+    return out;
+  }
+  // Files under objects/ whose name ends in `suffix`.
+  std::set<std::string> StoreFiles(const std::string& suffix = "") const {
+    std::set<std::string> out;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(state + "/objects", ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (it->is_regular_file() && name.ends_with(suffix)) out.insert(name);
+    }
     return out;
   }
   // Regular files under objects/ with a link count of 1: bodies no slot uses.
@@ -667,14 +689,27 @@ TEST_CASE("BuildSlot seals a good artifact read-only with its manifest and confi
   // Metadata.
   CHECK(ModeOf(slot + "/.relsupd") == 0555);
   CHECK(ModeOf(slot + "/.relsupd/env.json") == 0400);
-  CHECK(ModeOf(slot + "/.relsupd/manifest.json") == 0444);
   CHECK(ModeOf(slot + "/.relsupd/release.json") == 0444);
+  // The manifest is stored as tree objects, not as one flat file: one
+  // tree per directory (root, bin, public, deep, deep/er), each linked
+  // from the store.
+  CHECK_FALSE(fs::exists(slot + "/.relsupd/manifest.json"));
+  CHECK(ModeOf(slot + "/.relsupd/trees") == 0555);
+  CHECK(st.SlotTrees(1).size() == 5);
+  for (const std::string& t : st.SlotTrees(1)) {
+    const std::string in_store = st.state + "/objects/" + t.substr(0, 2) + "/" + t + ".tree";
+    CHECK(InodeOf(slot + "/.relsupd/trees/" + t) == InodeOf(in_store));
+    CHECK(ModeOf(in_store) == 0444);
+    CHECK(Sha256Hex(ReadAll(in_store)) == t);
+  }
   auto stored_env = ReadSlotEnv(slot);
   REQUIRE(stored_env.ok());
   CHECK(*stored_env == env);
   auto meta = ReadFile(slot + "/.relsupd/release.json", 1 << 20);
   REQUIRE(meta.ok());
   CHECK(json::parse(*meta)["digest"] == r->digest);
+  CHECK(json::parse(*meta)["tree"] == r->tree);
+  CHECK(st.SlotTrees(1).count(r->tree));
 
   // The stored manifest is what a scan of the slot finds.
   auto manifest = ReadSlotManifest(slot);
@@ -784,6 +819,40 @@ TEST_CASE("VerifySlot names a changed, an added and a removed file", "[store][sl
     auto v = VerifySlot(slot, r->digest, build);
     REQUIRE(v.ok());
     CHECK(v->diff.changed == std::vector<std::string>{"d"});
+  }
+  SECTION("a tree object changed") {
+    // In place, as a careless root would: the slot and the store share it.
+    const std::string tree = slot + "/.relsupd/trees/" + r->tree;
+    REQUIRE(::chmod(tree.c_str(), 0644) == 0);
+    std::string text = ReadAll(tree);
+    const size_t at = text.find("7:app.txt");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 9, "7:App.txt");
+    WriteBytes(tree, text);
+    auto v = VerifySlot(slot, r->digest, build);
+    REQUIRE(v.ok());
+    CHECK_FALSE(v->ok());
+    CHECK_FALSE(v->digest_ok);
+    REQUIRE(v->problems.size() == 1);
+    CHECK_THAT(v->problems[0], Catch::Contains(r->tree) && Catch::Contains("does not match"));
+    auto m = ReadSlotManifest(slot);
+    REQUIRE_FALSE(m.ok());
+    CHECK(m.status().code() == StatusCode::kCorruption);
+  }
+  SECTION("a tree object missing") {
+    REQUIRE(::chmod((slot + "/.relsupd").c_str(), 0755) == 0);
+    REQUIRE(::chmod((slot + "/.relsupd/trees").c_str(), 0755) == 0);
+    const auto trees = st.SlotTrees(1);
+    REQUIRE(trees.size() == 2);  // the root and d
+    std::string d_tree;
+    for (const auto& t : trees)
+      if (t != r->tree) d_tree = t;
+    REQUIRE(::unlink((slot + "/.relsupd/trees/" + d_tree).c_str()) == 0);
+    auto v = VerifySlot(slot, r->digest, build);
+    REQUIRE(v.ok());
+    CHECK_FALSE(v->ok());
+    REQUIRE(v->problems.size() == 1);
+    CHECK_THAT(v->problems[0], Catch::Contains(d_tree) && Catch::Contains("directory 'd'"));
   }
   SECTION("config changed") {
     REQUIRE(::chmod((slot + "/.relsupd").c_str(), 0755) == 0);
@@ -940,6 +1009,289 @@ TEST_CASE("ObjectStore stores a body once, links it, and removes what no slot li
       "b.txt");
   CHECK_FALSE(taken.ok());
   CHECK(count_files() == 1);
+}
+
+// --- tree objects ---
+
+TEST_CASE("BuildTrees and LoadTrees round-trip any name, type and mode", "[store][tree]") {
+  Manifest m;
+  auto file = [](std::string body, uint32_t mode) {
+    return ManifestEntry{EntryType::kFile, mode, body.size(), Sha256Hex(body), ""};
+  };
+  const ManifestEntry dir{EntryType::kDir, 0555, 0, "", ""};
+  m.entries["Procfile"] = file("web: x\n", 0444);
+  m.entries["a"] = dir;
+  m.entries["a b"] = dir;  // sorts between "a" and "a/..." by full path
+  m.entries["a b/x"] = file("x", 0555);
+  m.entries["a/new\nline"] = file("nl", 0444);
+  m.entries["a/10:colon"] = file("c", 0444);
+  m.entries["a/\xff\xfe not utf-8"] = file("bin", 0444);
+  m.entries["a/empty"] = dir;
+  m.entries["a/link"] = ManifestEntry{EntryType::kSymlink, 0777, 0, "", "../a b/x"};
+  m.entries["a-"] = file("", 0444);
+  auto trees = BuildTrees(m);
+  REQUIRE(trees.ok());
+  CHECK(trees->trees.size() == 4);  // root, a, "a b", a/empty
+  std::map<std::string, std::string> stored;
+  for (const auto& t : trees->trees) {
+    CHECK(Sha256Hex(t.text) == t.hash);
+    stored[t.hash] = t.text;
+  }
+  auto read = [&](const std::string& h) -> Result<std::string> {
+    auto it = stored.find(h);
+    if (it == stored.end()) return NotFound("no tree " + h);
+    return it->second;
+  };
+  auto back = LoadTrees(trees->root, read);
+  INFO(back.status().message());
+  REQUIRE(back.ok());
+  CHECK(back->entries == m.entries);
+  // Deterministic: the same manifest gives the same root.
+  CHECK(BuildTrees(m)->root == trees->root);
+  // Any change anywhere changes the root.
+  for (const auto& [path, e] : m.entries) {
+    Manifest changed = m;
+    changed.entries[path].mode ^= 0100;
+    CHECK(BuildTrees(changed)->root != trees->root);
+  }
+
+  SECTION("a changed tree is refused, naming it") {
+    std::string& text = stored.begin()->second;
+    text[text.size() - 2] ^= 1;
+    auto r = LoadTrees(trees->root, read);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == StatusCode::kCorruption);
+    CHECK_THAT(r.status().message(), Catch::Contains(stored.begin()->first));
+  }
+  SECTION("a missing tree is refused") {
+    stored.erase(trees->root);
+    auto r = LoadTrees(trees->root, read);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == StatusCode::kCorruption);
+    CHECK_THAT(r.status().message(), Catch::Contains("the slot root"));
+  }
+  SECTION("a hash that is no hash is never used as a file name") {
+    auto r = LoadTrees("../../etc/passwd", read);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == StatusCode::kCorruption);
+  }
+}
+
+TEST_CASE("LoadTrees refuses malformed trees even when their hash matches", "[store][tree]") {
+  const std::string f = "f 0444 1 " + Sha256Hex("x") + " ";
+  auto [name, text] = GENERATE_COPY(table<std::string, std::string>({
+      {"no header", f + "1:a\n"},
+      {"a name with a slash", "relsupd-tree 1\n" + f + "3:a/b\n"},
+      {"the name ..", "relsupd-tree 1\n" + f + "2:..\n"},
+      {"out of order", "relsupd-tree 1\n" + f + "1:b\n" + f + "1:a\n"},
+      {"twice", "relsupd-tree 1\n" + f + "1:a\n" + f + "1:a\n"},
+      {"a short name", "relsupd-tree 1\n" + f + "5:a\n"},
+      {"a bad sub-tree hash", "relsupd-tree 1\nd 0555 xyz 1:a\n"},
+      {"an unknown type", "relsupd-tree 1\nq 0444 1:a\n"},
+  }));
+  INFO(name);
+  const std::string hash = Sha256Hex(text);
+  auto r = LoadTrees(hash, [&](const std::string&) -> Result<std::string> { return text; });
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == StatusCode::kCorruption);
+  CHECK_THAT(r.status().message(), Catch::Contains("malformed"));
+}
+
+// An app with nested directories; `changed` alters one file deep inside.
+std::vector<Entry> NestedApp(const std::string& changed) {
+  std::vector<Entry> e = {Procfile(), File("bin/web", "#!/bin/sh\n", 0755),
+                          File("lib/a/b/c/deep.txt", changed),
+                          File("lib/a/b/other.txt", "other\n"),
+                          File("lib/z/z.txt", "z\n"),
+                          File("public/index.html", "<h1>hi</h1>\n"),
+                          Link("public/web", "../bin/web")};
+  for (int i = 0; i < 20; ++i)
+    e.push_back(File("assets/" + std::to_string(i) + ".css", "body" + std::to_string(i)));
+  return e;
+}
+
+TEST_CASE("a release that changes one file adds only that body and the trees on its path",
+          "[store][tree][objects]") {
+  State st;
+  auto v1 = st.Build(st.Artifact(NestedApp("v1\n")), 1);
+  REQUIRE(v1.ok());
+  // root, bin, lib, lib/a, lib/a/b, lib/a/b/c, lib/z, public, assets
+  CHECK(st.SlotTrees(1).size() == 9);
+  const auto bodies_before = st.StoreFiles(".0444");
+  const auto trees_before = st.StoreFiles(".tree");
+  CHECK(trees_before.size() == 9);
+
+  auto v2 = st.Build(st.Artifact(NestedApp("v2\n")), 2);
+  REQUIRE(v2.ok());
+  CHECK(v2->tree != v1->tree);
+  // New in the store: the changed body and the trees of lib/a/b/c,
+  // lib/a/b, lib/a, lib and the root; nothing else.
+  std::set<std::string> new_trees, new_bodies;
+  for (const auto& t : st.StoreFiles(".tree"))
+    if (!trees_before.count(t)) new_trees.insert(t);
+  for (const auto& b : st.StoreFiles(".0444"))
+    if (!bodies_before.count(b)) new_bodies.insert(b);
+  CHECK(new_trees.size() == 5);
+  CHECK(new_bodies == std::set<std::string>{Sha256Hex("v2\n") + ".0444"});
+  CHECK(st.StoreFiles(".0555").size() == 1);  // bin/web, shared
+  // The other four trees are shared: the same inode in both slots.
+  const auto t1 = st.SlotTrees(1), t2 = st.SlotTrees(2);
+  int shared = 0;
+  for (const auto& t : t2) {
+    if (!t1.count(t)) continue;
+    ++shared;
+    CHECK(InodeOf(st.Slot(1) + "/.relsupd/trees/" + t) ==
+          InodeOf(st.Slot(2) + "/.relsupd/trees/" + t));
+  }
+  CHECK(shared == 4);
+  CHECK(t2.size() == 9);
+
+  // Both read back as what is on disk, and diff names just the file.
+  auto m1 = ReadSlotManifest(st.Slot(1));
+  auto m2 = ReadSlotManifest(st.Slot(2));
+  REQUIRE(m1.ok());
+  REQUIRE(m2.ok());
+  CHECK(m1->entries == ScanSlot(st.Slot(1))->entries);
+  CHECK(m2->entries == ScanSlot(st.Slot(2))->entries);
+  ManifestDiff d = DiffManifests(*m1, *m2);
+  CHECK(d.changed == std::vector<std::string>{"lib/a/b/c/deep.txt"});
+  CHECK(d.added.empty());
+  CHECK(d.removed.empty());
+
+  // Garbage collection: v1 gone, its own body and its five trees go; v2
+  // keeps everything it links and still verifies.
+  REQUIRE(RemoveTree(st.Slot(1)).ok());
+  auto objects = ObjectStore::Open(st.state + "/objects");
+  REQUIRE(objects.ok());
+  CHECK(*objects->CollectGarbage() == 6);
+  CHECK(st.StoreFiles(".tree").size() == 9);
+  for (const auto& t : st.SlotTrees(2))
+    CHECK(fs::exists(st.state + "/objects/" + t.substr(0, 2) + "/" + t + ".tree"));
+  CHECK(st.OrphanObjects() == 0);
+  auto v = VerifySlot(st.Slot(2), v2->digest, Sha256Hex(ReadAll(st.dir / "artifact-2.tar")));
+  REQUIRE(v.ok());
+  CHECK(v->ok());
+}
+
+TEST_CASE("a slot made with a flat manifest.json is refused with a clear error",
+          "[store][tree]") {
+  State st;
+  auto r = st.Build(st.Artifact({Procfile(), File("a", "1")}), 1);
+  REQUIRE(r.ok());
+  const std::string slot = st.Slot(1);
+  // Rewrite it as the older layout: release.json without "tree".
+  REQUIRE(::chmod((slot + "/.relsupd").c_str(), 0755) == 0);
+  REQUIRE(::unlink((slot + "/.relsupd/release.json").c_str()) == 0);
+  WriteBytes(slot + "/.relsupd/release.json", "{\"digest\":\"" + r->digest + "\"}\n");
+  WriteBytes(slot + "/.relsupd/manifest.json", "[\n[\"a\",\"f\",292,1,\"x\"]\n]\n");
+  auto m = ReadSlotManifest(slot);
+  REQUIRE_FALSE(m.ok());
+  CHECK(m.status().code() == StatusCode::kFailedPrecondition);
+  CHECK_THAT(m.status().message(), Catch::Contains("older relsupd") && Catch::Contains(slot));
+  auto v = VerifySlot(slot, r->digest, std::string(64, '0'));
+  REQUIRE_FALSE(v.ok());
+  CHECK(v.status().code() == StatusCode::kFailedPrecondition);
+}
+
+TEST_CASE("BuildSlot names the build and the entry when the file system refuses",
+          "[store][slot]") {
+  State st;
+  // A file named like a directory made just before: linking it fails.
+  const std::string artifact =
+      st.Artifact({Procfile(), File("bin/web", "web\n"), File("bin", "a body\n")});
+  auto r = st.Build(artifact, 1);
+  REQUIRE_FALSE(r.ok());
+  const std::string id = Sha256Hex(ReadAll(artifact)).substr(0, 12);
+  CHECK_THAT(r.status().message(),
+             Catch::StartsWith("Failed to unpack build '" + id + "': entry 'bin': "));
+  st.ExpectNothingLeft(1);
+}
+
+// --- hash-first ObjectStore ---
+
+// Bytes this process passed to write(2) and friends so far.
+uint64_t BytesWritten() {
+  auto io = ReadFile("/proc/self/io", 4096);
+  REQUIRE(io.ok());
+  const size_t at = io->find("wchar: ");
+  REQUIRE(at != std::string::npos);
+  return std::stoull(io->substr(at + 7));
+}
+
+TEST_CASE("ObjectStore hashes first: a stored body is linked, never written again",
+          "[store][objects]") {
+  TempDir dir;
+  auto store = ObjectStore::Open(dir / "objects");
+  REQUIRE(store.ok());
+  REQUIRE(MakeDirs(dir / "slot", 0755).ok());
+  auto slot = OpenFile(dir / "slot", O_RDONLY | O_DIRECTORY);
+  REQUIRE(slot.ok());
+  // In 64 KiB pieces, as the archive reader streams it.
+  auto put = [&](const std::string& body, const std::string& link) {
+    auto o = store->PutAndLink(
+        0644,
+        [&](const ObjectStore::Sink& sink) -> Status {
+          for (size_t at = 0; at < body.size(); at += 65536)
+            RETURN_IF_ERROR(sink(std::string_view(body).substr(at, 65536)));
+          return Status::Ok();
+        },
+        slot->get(), link);
+    INFO(o.status().message());
+    REQUIRE(o.ok());
+    return *o;
+  };
+  // Both sides of the in-memory limit.
+  const size_t size = GENERATE(size_t{3} << 20, ObjectStore::kMemoryBodyBytes + 12345);
+  const std::string body = Noise(size, 7);
+  uint64_t before = BytesWritten();
+  ObjectStore::Object first = put(body, "first");
+  CHECK(first.created);
+  CHECK(first.size == size);
+  CHECK(first.sha256 == Sha256Hex(body));
+  CHECK(BytesWritten() - before >= size);  // written once
+  CHECK(ReadAll(dir / "slot/first") == body);
+  CHECK(ModeOf(dir / ("objects/" + first.name)) == 0444);
+
+  before = BytesWritten();
+  ObjectStore::Object again = put(body, "again");
+  CHECK_FALSE(again.created);
+  CHECK(again.name == first.name);
+  CHECK(InodeOf(dir / "slot/again") == InodeOf(dir / "slot/first"));
+  if (size <= ObjectStore::kMemoryBodyBytes) {
+    CHECK(BytesWritten() - before < 4096);  // not written at all
+  } else {
+    // Too big to hold: it went through a temporary file, which is dropped.
+    CHECK(BytesWritten() - before >= size);
+  }
+  CHECK(*store->CollectGarbage() == 0);
+  int files = 0;
+  for (auto it = fs::recursive_directory_iterator(dir / "objects");
+       it != fs::recursive_directory_iterator(); ++it)
+    files += it->is_regular_file();
+  CHECK(files == 1);
+}
+
+TEST_CASE("ObjectStore stores a tree once as HASH.tree", "[store][objects][tree]") {
+  TempDir dir;
+  auto store = ObjectStore::Open(dir / "objects");
+  REQUIRE(store.ok());
+  REQUIRE(MakeDirs(dir / "slot", 0755).ok());
+  auto slot = OpenFile(dir / "slot", O_RDONLY | O_DIRECTORY);
+  REQUIRE(slot.ok());
+  const std::string text = "relsupd-tree 1\n";
+  auto a = store->PutTreeAndLink(text, slot->get(), "a");
+  auto b = store->PutTreeAndLink(text, slot->get(), "b");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(a->created);
+  CHECK_FALSE(b->created);
+  CHECK(a->name == a->sha256.substr(0, 2) + "/" + Sha256Hex(text) + ".tree");
+  CHECK(ModeOf(dir / ("objects/" + a->name)) == 0444);
+  CHECK(InodeOf(dir / "slot/a") == InodeOf(dir / "slot/b"));
+  REQUIRE(::unlink((dir / "slot/a").c_str()) == 0);
+  CHECK(*store->CollectGarbage() == 0);
+  REQUIRE(::unlink((dir / "slot/b").c_str()) == 0);
+  CHECK(*store->CollectGarbage() == 1);
 }
 
 }  // namespace
