@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <cerrno>
 #include <charconv>
@@ -57,13 +58,21 @@ void SanitizeInPlace(std::string& s) {
   if (!IsValidUtf8(s)) s = SanitizeUtf8(s);
 }
 
+// Bytes that JSON strings must escape: '"', '\\' and controls.
+constexpr auto kEscape = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[c] = true;
+  t['"'] = t['\\'] = true;
+  return t;
+}();
+
 void AppendJsonString(std::string_view s, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out->push_back('"');
   size_t run = 0;  // start of the current run of bytes copied as they are
   for (size_t i = 0; i < s.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    if (!kEscape[c]) continue;
     out->append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {
@@ -252,6 +261,15 @@ bool IsValidUtf8(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   size_t n = s.size();
   for (size_t i = 0; i < n;) {
+    // Most output is ASCII: check 8 bytes at a time.
+    if (i + 8 <= n) {
+      uint64_t word;
+      std::memcpy(&word, p + i, 8);
+      if ((word & 0x8080808080808080ull) == 0) {
+        i += 8;
+        continue;
+      }
+    }
     if (p[i] < 0x80) {
       ++i;
       continue;
@@ -280,7 +298,10 @@ std::string SanitizeUtf8(std::string_view s) {
   return out;
 }
 
-std::string FormatTimeUtcMicros(int64_t unix_us) {
+namespace {
+
+// Appends "2026-11-27T10:58:50.123456Z" for `unix_us`.
+void AppendTimeUtcMicros(int64_t unix_us, std::string* out) {
   int64_t secs = unix_us / 1'000'000;
   int64_t frac = unix_us % 1'000'000;
   if (frac < 0) {
@@ -290,16 +311,26 @@ std::string FormatTimeUtcMicros(int64_t unix_us) {
   // Records come in bursts within one second: format its prefix once.
   thread_local int64_t cached_secs = INT64_MIN;
   thread_local char prefix[32];
+  thread_local size_t prefix_len = 0;
   if (secs != cached_secs) {
     time_t t = static_cast<time_t>(secs);
     struct tm tm;
     gmtime_r(&t, &tm);
-    strftime(prefix, sizeof prefix, "%Y-%m-%dT%H:%M:%S", &tm);
+    prefix_len = strftime(prefix, sizeof prefix, "%Y-%m-%dT%H:%M:%S.", &tm);
     cached_secs = secs;
   }
-  char buf[48];
-  snprintf(buf, sizeof buf, "%s.%06dZ", prefix, static_cast<int>(frac));
-  return buf;
+  char digits[8] = {'0', '0', '0', '0', '0', '0', 'Z'};
+  for (int i = 5; i >= 0; --i, frac /= 10) digits[i] = static_cast<char>('0' + frac % 10);
+  out->append(prefix, prefix_len);
+  out->append(digits, 7);
+}
+
+}  // namespace
+
+std::string FormatTimeUtcMicros(int64_t unix_us) {
+  std::string out;
+  AppendTimeUtcMicros(unix_us, &out);
+  return out;
 }
 
 bool LogFilter::Matches(const LogRecord& record) const {
@@ -331,7 +362,7 @@ void EncodeLogRecord(const LogRecord& r, std::string* out) {
   out->append("{\"seq\":");
   AppendNumber(r.seq, out);
   out->append(",\"time\":\"");
-  out->append(FormatTimeUtcMicros(r.time_us));
+  AppendTimeUtcMicros(r.time_us, out);
   out->append("\",\"app\":");
   AppendJsonString(r.app, out);
   out->append(",\"release\":");
