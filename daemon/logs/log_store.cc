@@ -1,5 +1,6 @@
 #include "daemon/logs/log_store.h"
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -632,9 +633,14 @@ void LogStore::Append(LogRecord record) {
   if (log.pending.size() >= kWriteBufferBytes) FlushApp(log);
   if (options_.journal) SendJournal(log, record);
 
-  if (options_.ring_lines > 0) {
-    if (log.ring.size() >= options_.ring_lines) log.ring.pop_front();
-    log.ring.push_back(std::move(record));
+  // The ring is bounded in lines and in bytes, so a child printing long
+  // lines cannot make it hold ring_lines * max_line bytes.
+  log.ring_text_bytes += record.text.size();
+  log.ring.push_back(std::move(record));
+  while (!log.ring.empty() && (log.ring.size() > options_.ring_lines ||
+                               log.ring_text_bytes > options_.ring_bytes)) {
+    log.ring_text_bytes -= log.ring.front().text.size();
+    log.ring.pop_front();
   }
 }
 

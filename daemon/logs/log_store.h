@@ -38,7 +38,7 @@
 #include <deque>
 #include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -70,6 +70,7 @@ struct LogStoreOptions {
   uint64_t max_file_bytes = 8 << 20;  // rotate current.log when it would pass this
   int max_files = 4;                  // current.log + .1 .. .(max_files-1); oldest dropped
   size_t ring_lines = 10'000;         // per app, in memory, for follow
+  size_t ring_bytes = 16 << 20;       // per app, bound on the ring's text bytes too
   bool journal = false;               // also sd_journal_send each line
 };
 
@@ -119,7 +120,8 @@ class LogStore {
     Fd fd;                  // current.log, O_APPEND; opened on first write
     uint64_t file_bytes = 0;  // size of current.log including `pending`
     std::string pending;    // encoded records not yet written
-    std::deque<LogRecord> ring;
+    std::deque<LogRecord> ring;  // consecutive seqs, the newest last
+    size_t ring_text_bytes = 0;  // sum of ring[i].text.size()
     bool open_tried = false;  // Append opened (or tried to open) current.log
     bool write_warned = false;
     bool rotate_warned = false;

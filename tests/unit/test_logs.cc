@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -480,6 +481,21 @@ TEST_CASE("Since serves the ring and falls back to the files") {
   REQUIRE(s.ok());
   CHECK(Seqs(*s) == Range(21, 25));
   s = store->Since("shop", 3, {}, 100);
+  REQUIRE(s.ok());
+  CHECK(s->empty());
+}
+
+TEST_CASE("The ring is bounded in bytes as well as lines") {
+  Fixture f;
+  f.options.ring_lines = 100;
+  f.options.ring_bytes = 1000;
+  auto store = f.Open();
+  for (int i = 1; i <= 20; ++i) store->Append(Rec("web.1", "out", std::string(100, 'a' + i)));
+  fs::remove_all(f.dir + "/shop");  // what Since returns now comes from the ring
+  auto s = store->Since("shop", 10, {}, 100);
+  REQUIRE(s.ok());
+  CHECK(Seqs(*s) == Range(11, 20));
+  s = store->Since("shop", 9, {}, 100);  // record 10 left the ring: files, now gone
   REQUIRE(s.ok());
   CHECK(s->empty());
 }
