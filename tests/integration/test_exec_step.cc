@@ -14,6 +14,7 @@
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -94,6 +95,17 @@ std::string Environ(pid_t pid) {
   std::string env = ReadFile("/proc/" + std::to_string(pid) + "/environ");
   std::replace(env.begin(), env.end(), '\0', '\n');
   return env;
+}
+
+// /proc/PID/syscall starts with the number of the call the task is blocked
+// in ("running" when it is not).
+bool InSleepCall(const std::string& syscall) {
+  const int nr = std::atoi(syscall.c_str());
+  if (syscall.empty() || syscall[0] < '0' || syscall[0] > '9') return false;
+#ifdef SYS_nanosleep
+  if (nr == SYS_nanosleep) return true;
+#endif
+  return nr == SYS_clock_nanosleep;
 }
 
 struct TempDir {
@@ -187,12 +199,14 @@ class Child {
     err_fd_ = err_pipe[0];
   }
 
-  // Waits until the process runs a program named `comm` (so relsupd-exec
-  // finished its steps and exec'd). False if it exited or time ran out.
-  bool WaitExec(const std::string& comm) {
-    const std::string path = "/proc/" + std::to_string(pid_) + "/comm";
+  // Waits until the process is /bin/sleep, asleep (so relsupd-exec finished
+  // its steps and exec'd, and the dynamic loader, which opens libraries
+  // at fd 3 for a moment, is done). False if it exited or time ran out.
+  bool WaitSleeping() {
+    const std::string proc = "/proc/" + std::to_string(pid_);
     for (auto end = Clock::now() + kDeadline; Clock::now() < end;) {
-      if (ReadFile(path) == comm + "\n") return true;
+      if (ReadFile(proc + "/comm") == "sleep\n" && InSleepCall(ReadFile(proc + "/syscall")))
+        return true;
       int st;
       if (::waitpid(pid_, &st, WNOHANG) == pid_) {
         reaped_ = true;
@@ -265,20 +279,20 @@ TEST_CASE("the program sees only fds 0, 1 and 2") {
   // can fail.
   Child direct;
   direct.Start({"/bin/sleep", "30"}, dirt);
-  REQUIRE(direct.WaitExec("sleep"));
+  REQUIRE(direct.WaitSleeping());
   CHECK(OpenFds(direct.pid()).count(100) == 1);
 
   Child child;
   child.Start(ExecStep({}), dirt);
-  REQUIRE(child.WaitExec("sleep"));
+  REQUIRE(child.WaitSleeping());
   CHECK(OpenFds(child.pid()) == std::set<int>{0, 1, 2});
 }
 
-TEST_CASE("--listen-fds 2 keeps fds 3 and 4 and sets LISTEN_PID and LISTEN_FDS") {
+TEST_CASE("option --listen-fds 2 keeps fds 3 and 4 and sets LISTEN_PID and LISTEN_FDS") {
   Child child;
   child.Start(ExecStep({"--listen-fds", "2"}),
               {.leak_fds = {3, 4, 5, 9}, .env = {"LISTEN_FDNAMES=web:admin"}});
-  REQUIRE(child.WaitExec("sleep"));
+  REQUIRE(child.WaitSleeping());
   CHECK(OpenFds(child.pid()) == std::set<int>{0, 1, 2, 3, 4});
   const std::string env = Environ(child.pid());
   CHECK(Field(env, "LISTEN_PID=") == std::to_string(child.pid()));
@@ -289,12 +303,12 @@ TEST_CASE("--listen-fds 2 keeps fds 3 and 4 and sets LISTEN_PID and LISTEN_FDS")
 TEST_CASE("without --listen-fds stale LISTEN_* variables are removed") {
   Child child;
   child.Start(ExecStep({}), {.env = {"LISTEN_PID=1", "LISTEN_FDS=3", "LISTEN_FDNAMES=x"}});
-  REQUIRE(child.WaitExec("sleep"));
+  REQUIRE(child.WaitSleeping());
   const std::string env = Environ(child.pid());
   CHECK(env.find("LISTEN_") == std::string::npos);
 }
 
-TEST_CASE("--listen-fds with a missing fd fails with 125") {
+TEST_CASE("option --listen-fds with a missing fd fails with 125") {
   Child child;
   child.Start(ExecStep({"--listen-fds", "2"}), {.leak_fds = {3}});
   const int st = child.Wait();
@@ -336,11 +350,11 @@ TEST_CASE("the /proc/self/fd fallback closes every fd from the first") {
   CHECK(ExitCode(st) == 0);
 }
 
-TEST_CASE("--uid/--gid/--groups run the program as nobody with exactly those groups") {
+TEST_CASE("option --uid/--gid/--groups run the program as nobody with exactly those groups") {
   if (!IsRoot()) return;
   Child child;
   child.Start(ExecStep({"--groups", "65534,100,4", "--gid", "65534", "--uid", "65534"}));
-  REQUIRE(child.WaitExec("sleep"));
+  REQUIRE(child.WaitSleeping());
   const std::string status = child.Proc("status");
   CHECK(Words(Field(status, "Uid:")) ==
         std::vector<std::string>{"65534", "65534", "65534", "65534"});
@@ -351,30 +365,30 @@ TEST_CASE("--uid/--gid/--groups run the program as nobody with exactly those gro
         std::set<std::string>{"4", "100", "65534"});
 }
 
-TEST_CASE("--uid without --groups drops every supplementary group") {
+TEST_CASE("option --uid without --groups drops every supplementary group") {
   if (!IsRoot()) return;
   // Give the test's child supplementary groups to lose; the control shows
   // they would be inherited.
   const Dirt dirt{.groups = {4, 100}};
   Child direct;
   direct.Start({"/bin/sleep", "30"}, dirt);
-  REQUIRE(direct.WaitExec("sleep"));
+  REQUIRE(direct.WaitSleeping());
   CHECK(Words(Field(direct.Proc("status"), "Groups:")) == std::vector<std::string>{"4", "100"});
   Child child;
   child.Start(ExecStep({"--gid", "65534", "--uid", "65534"}), dirt);
-  REQUIRE(child.WaitExec("sleep"));
+  REQUIRE(child.WaitSleeping());
   const std::string status = child.Proc("status");
   CHECK(Field(status, "Uid:").substr(0, 5) == "65534");
   CHECK(Field(status, "Groups:").empty());
 }
 
-TEST_CASE("--setsid makes the program a session and process group leader") {
+TEST_CASE("option --setsid makes the program a session and process group leader") {
   Child control;
   control.Start(ExecStep({}));
-  REQUIRE(control.WaitExec("sleep"));
+  REQUIRE(control.WaitSleeping());
   Child child;
   child.Start(ExecStep({"--setsid"}));
-  REQUIRE(child.WaitExec("sleep"));
+  REQUIRE(child.WaitSleeping());
   for (Child* c : {&control, &child}) {
     const std::string stat = c->Proc("stat");
     // pid (comm) state ppid pgrp session ...
@@ -386,12 +400,12 @@ TEST_CASE("--setsid makes the program a session and process group leader") {
   }
 }
 
-TEST_CASE("--rlimit sets soft and hard limits") {
+TEST_CASE("option --rlimit sets soft and hard limits") {
   if (!IsRoot()) return;
   Child child;
   child.Start(ExecStep({"--rlimit", "nofile=100:200", "--rlimit", "core=infinity:infinity",
                         "--rlimit", "cpu=30:60", "--rlimit", "nproc=1000:2000"}));
-  REQUIRE(child.WaitExec("sleep"));
+  REQUIRE(child.WaitSleeping());
   const std::string limits = child.Proc("limits");
   CHECK(Words(Field(limits, "Max open files")) ==
         std::vector<std::string>{"100", "200", "files"});
@@ -408,14 +422,14 @@ TEST_CASE("ignored and blocked signals are reset, umask is set") {
   // Control: exec'd directly, the dirt is inherited.
   Child direct;
   direct.Start({"/bin/sleep", "30"}, dirt);
-  REQUIRE(direct.WaitExec("sleep"));
+  REQUIRE(direct.WaitSleeping());
   const std::string dirty = direct.Proc("status");
   CHECK(Field(dirty, "SigIgn:") != "0000000000000000");
   CHECK(Field(dirty, "SigBlk:") != "0000000000000000");
 
   Child child;
   child.Start(ExecStep({}), dirt);
-  REQUIRE(child.WaitExec("sleep"));
+  REQUIRE(child.WaitSleeping());
   const std::string status = child.Proc("status");
   CHECK(Field(status, "SigIgn:") == "0000000000000000");
   CHECK(Field(status, "SigBlk:") == "0000000000000000");
@@ -423,11 +437,11 @@ TEST_CASE("ignored and blocked signals are reset, umask is set") {
 
   Child masked;
   masked.Start(ExecStep({"--umask", "027"}), dirt);
-  REQUIRE(masked.WaitExec("sleep"));
+  REQUIRE(masked.WaitSleeping());
   CHECK(Field(masked.Proc("status"), "Umask:") == "0027");
 }
 
-TEST_CASE("--pdeathsig: the program dies with its parent") {
+TEST_CASE("option --pdeathsig: the program dies with its parent") {
   // The test becomes the subreaper, so the orphaned program is its child
   // again after the intermediate parent dies, and can be waited for.
   REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
@@ -488,7 +502,7 @@ TEST_CASE("--pdeathsig: the program dies with its parent") {
   CHECK(WTERMSIG(child_status) == SIGKILL);
 }
 
-TEST_CASE("--pdeathsig with another parent's pid exits at once") {
+TEST_CASE("option --pdeathsig with another parent's pid exits at once") {
   Child child;
   child.Start(ExecStep({"--pdeathsig", "1"}));
   const int st = child.Wait();
@@ -497,7 +511,7 @@ TEST_CASE("--pdeathsig with another parent's pid exits at once") {
                               std::to_string(::getpid()) + ")\n");
 }
 
-TEST_CASE("--cgroup joins the cgroup before exec") {
+TEST_CASE("option --cgroup joins the cgroup before exec") {
   // Unified (cgroup v2 only) or hybrid (v2 beside the v1 controllers).
   struct statfs fs;
   const std::string root = ::statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC
@@ -516,7 +530,7 @@ TEST_CASE("--cgroup joins the cgroup before exec") {
   {
     Child child;
     child.Start(ExecStep({"--cgroup", dir}));
-    REQUIRE(child.WaitExec("sleep"));
+    REQUIRE(child.WaitSleeping());
     CHECK(child.Proc("cgroup").find("0::" + rel + "\n") != std::string::npos);
     ::kill(child.pid(), SIGKILL);
     CHECK(WIFSIGNALED(child.Wait()));
