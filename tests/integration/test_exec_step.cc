@@ -445,6 +445,20 @@ TEST_CASE("option --pdeathsig: the program dies with its parent") {
   // The test becomes the subreaper, so the orphaned program is its child
   // again after the intermediate parent dies, and can be waited for.
   REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+  // Whatever fails below, both processes are killed and reaped.
+  struct Cleanup {
+    pid_t parent = -1, child = -1;
+    ~Cleanup() {
+      if (child > 0) ::kill(child, SIGKILL);
+      if (parent > 0) {
+        ::kill(parent, SIGKILL);
+        ::waitpid(parent, nullptr, 0);
+      }
+      // Ours once the parent is gone (we are the subreaper); ECHILD if not.
+      if (child > 0) ::waitpid(child, nullptr, 0);
+      ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+    }
+  } cleanup;
   int pid_pipe[2];
   REQUIRE(::pipe2(pid_pipe, O_CLOEXEC) == 0);
   // The intermediate parent writes its own pid into argv[2]; everything
@@ -455,6 +469,7 @@ TEST_CASE("option --pdeathsig: the program dies with its parent") {
   cargv.push_back(nullptr);
   const pid_t parent = ::fork();
   REQUIRE(parent >= 0);
+  cleanup.parent = parent;
   if (parent == 0) {
     char digits[16];
     int len = 0;
@@ -474,6 +489,7 @@ TEST_CASE("option --pdeathsig: the program dies with its parent") {
   const ssize_t n = ::read(pid_pipe[0], &child_pid, sizeof child_pid);
   ::close(pid_pipe[0]);
   REQUIRE(n == sizeof child_pid);
+  cleanup.child = child_pid;
   const std::string comm = "/proc/" + std::to_string(child_pid) + "/comm";
   bool exec_seen = false;
   for (auto end = Clock::now() + kDeadline; Clock::now() < end && !exec_seen;) {
@@ -484,20 +500,19 @@ TEST_CASE("option --pdeathsig: the program dies with its parent") {
   ::kill(parent, SIGKILL);
   int st;
   REQUIRE(::waitpid(parent, &st, 0) == parent);
+  cleanup.parent = -1;
   // Now orphaned: ours to reap. SIGKILLed by the kernel, or still running
-  // (a failure), in which case the test kills it.
+  // (a failure: Cleanup kills it).
   int child_status = -1;
   for (auto end = Clock::now() + kDeadline; Clock::now() < end;) {
-    if (::waitpid(child_pid, &child_status, WNOHANG) == child_pid) break;
+    if (::waitpid(child_pid, &child_status, WNOHANG) == child_pid) {
+      cleanup.child = -1;
+      break;
+    }
     child_status = -1;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  if (child_status == -1) {
-    ::kill(child_pid, SIGKILL);
-    ::waitpid(child_pid, &child_status, 0);
-    FAIL("the program outlived its parent");
-  }
-  REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 0) == 0);
+  REQUIRE(child_status != -1);  // else the program outlived its parent
   CHECK(WIFSIGNALED(child_status));
   CHECK(WTERMSIG(child_status) == SIGKILL);
 }
@@ -527,6 +542,20 @@ TEST_CASE("option --cgroup joins the cgroup before exec") {
                                            << "): skipped");
     return;
   }
+  // Removed whatever happens below; the cgroup empties shortly after the
+  // reap, so rmdir is retried until then.
+  struct RemoveCgroup {
+    std::string dir;
+    bool removed = false;
+    bool Remove() {
+      for (auto end = Clock::now() + kDeadline; Clock::now() < end && !removed;) {
+        removed = ::rmdir(dir.c_str()) == 0;
+        if (!removed) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      return removed;
+    }
+    ~RemoveCgroup() { Remove(); }
+  } cgroup{dir};
   {
     Child child;
     child.Start(ExecStep({"--cgroup", dir}));
@@ -535,13 +564,7 @@ TEST_CASE("option --cgroup joins the cgroup before exec") {
     ::kill(child.pid(), SIGKILL);
     CHECK(WIFSIGNALED(child.Wait()));
   }
-  // The cgroup empties shortly after the reap.
-  bool removed = false;
-  for (auto end = Clock::now() + kDeadline; Clock::now() < end && !removed;) {
-    removed = ::rmdir(dir.c_str()) == 0;
-    if (!removed) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  CHECK(removed);
+  CHECK(cgroup.Remove());
 }
 
 TEST_CASE("a cgroup that cannot be joined fails with 125") {
