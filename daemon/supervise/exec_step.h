@@ -36,9 +36,12 @@
 // options or a setup step failed). The step never returns to its caller.
 //
 // Start-up cost matters (restart latency), so this module uses no Status, no
-// iostreams and no library beyond libc/libstdc++, and allocates nothing
-// after parsing. It runs in the child, single-threaded; the helpers at the
-// end run on the daemon's loop thread.
+// iostreams and no library beyond libc/libstdc++ (relsupd-exec is linked
+// statically outside sanitizer builds), and allocates nothing after parsing
+// but setenv's copies of LISTEN_PID/LISTEN_FDS. It runs in the child,
+// single-threaded; the helpers at the end run on the daemon's loop thread.
+// PR_SET_PDEATHSIG follows the thread that forked: the daemon must spawn
+// from a thread that lives as long as it does (the loop thread).
 
 #include <sys/resource.h>
 #include <sys/types.h>
