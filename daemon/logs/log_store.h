@@ -29,6 +29,14 @@
 // after the same kind of operation has succeeded once more. Tail and Since
 // return a Status for an I/O error while reading.
 //
+// Follow: each app's newest records are also kept in memory (at most
+// ring_lines records and ring_bytes of text); Since serves them from there
+// and reads the files only for older ones.
+//
+// Journal: with options.journal each Append also sends the record to
+// journald (sd_journal_sendv, one datagram), as relsupd's own messages; the
+// journal's rate limit then applies to relsupd as a whole.
+//
 // Time: time_us comes from clock.WallMs() * 1000, except for the real
 // SystemClock, whose microseconds are read directly so records are ordered
 // finely; tests pass a fake Clock and get whole milliseconds.
@@ -95,8 +103,9 @@ class LogStore {
   // A record whose app is empty, ".", or holds '/', ".." or NUL is dropped
   // (warned once).
   void Append(LogRecord record);
-  // Writes every app's buffered records to its file. Call after each read
-  // burst.
+  // Writes every app's buffered records to its file (one write(2) per app
+  // with data). The supervisor calls it after each read burst, so unflushed
+  // data is at most one burst (a crash of the daemon loses that much).
   void Flush();
 
   // The last n records of the app matching the filter, oldest first, from the files
