@@ -555,9 +555,10 @@ class DaemonProcess {
 // ---------------------------------------------------------------------------
 // Disk usage.
 
-enum Category { kObjects, kArtifacts, kSlots, kLedger, kOther, kCategories };
+enum Category { kObjects, kTrees, kArtifacts, kSlots, kLedger, kOther, kCategories };
 const char* const kCategoryNames[kCategories] = {
-    "objects/ (file bodies)", "apps/*/builds/ (artifacts)",
+    "objects/ (file bodies)", "objects/*.tree (manifests as tree objects)",
+    "apps/*/builds/ (artifacts)",
     "apps/*/releases/ (slot dirs, .relsupd/)", "ledger.db*", "other"};
 
 struct DiskUse {
@@ -580,7 +581,8 @@ int WalkOne(const char* path, const struct stat* st, int, FTW*) {
   rel.remove_prefix(std::min(rel.size(), g_walk_prefix));
   if (!rel.empty() && rel[0] == '/') rel.remove_prefix(1);
   Category c = kOther;
-  if (rel.starts_with("objects")) c = kObjects;
+  if (rel.starts_with("objects") && rel.ends_with(".tree")) c = kTrees;
+  else if (rel.starts_with("objects")) c = kObjects;
   else if (rel.starts_with("apps/") && rel.find("/builds") != std::string_view::npos) c = kArtifacts;
   else if (rel.starts_with("apps/") && rel.find("/releases") != std::string_view::npos) c = kSlots;
   else if (rel.starts_with("ledger.db")) c = kLedger;
@@ -1111,7 +1113,7 @@ int main(int argc, char** argv) {
               SignedKiB(last.growth()).c_str(), Human(last.before.total).c_str(),
               Human(last.after.total).c_str());
   std::printf("The growth target is about the release: \"without the artifact\" counts "
-              "the new object, the slot\n(directories, links, .relsupd/) and the ledger; "
+              "the new object, the new tree objects,\nthe slot (directories, links, .relsupd/) and the ledger; "
               "\"with\" also counts the stored app2 artifact (%s),\nwhich the daemon "
               "keeps while a release uses it.\n", Human(last.artifact2_bytes).c_str());
   std::printf("\n(run %.0f s until here; outside the timed steps: syncfs %.1f s, daemon "

@@ -1,7 +1,8 @@
 #pragma once
 // Manifest: every path of a release slot with its type, mode, size and
-// content hash (or symlink target), sorted by path. Stored in the slot as
-// .relsupd/manifest.json; a release's digest covers it. Value type.
+// content hash (or symlink target), sorted by path. The in-memory form:
+// a slot stores it as tree objects (daemon/store/tree.h), whose root hash
+// a release's digest covers. Value type.
 
 #include <map>
 #include <string>
@@ -25,7 +26,8 @@ struct Manifest {
   std::map<std::string, ManifestEntry> entries;  // by path
 
   // Canonical text: a JSON array of [path, "f"|"d"|"l", mode, size, hash or
-  // target], one entry per line, sorted by path.
+  // target], one entry per line, sorted by path. For display and tests;
+  // slots no longer store it.
   std::string Serialize() const;
   static Result<Manifest> Parse(const std::string& text);
 };

@@ -33,12 +33,13 @@ Result<Fd> ObjectStore::OpenTemp() const {
 
 Result<ObjectStore::Object> ObjectStore::PutAndLink(
     uint32_t mode, const std::function<Status(const Sink&)>& fill, int parent_fd,
-    const std::string& link_name) {
+    const std::string& link_name, uint64_t size_hint) {
   // Hash first: most bodies of a new release are stored already, and then
   // nothing needs writing. A body too big to hold goes to a temporary file
   // from the point it outgrows memory.
   Sha256 hash;
   std::string memory;
+  if (size_hint <= kMemoryBodyBytes) memory.reserve(static_cast<size_t>(size_hint));
   Fd spilled;
   uint64_t size = 0;
   RETURN_IF_ERROR(fill([&](std::string_view data) -> Status {

@@ -40,9 +40,12 @@ class ObjectStore {
   // unnamed temporary file. Storing and linking happen under the store's
   // lock, so garbage collection never removes an object between the two.
   using Sink = std::function<Status(std::string_view)>;
+  // `size_hint` (the size the body is expected to have, 0: unknown) only
+  // saves reallocations.
   Result<Object> PutAndLink(uint32_t mode,
                             const std::function<Status(const Sink&)>& fill,
-                            int parent_fd, const std::string& link_name);
+                            int parent_fd, const std::string& link_name,
+                            uint64_t size_hint = 0);
   // Stores a tree object's canonical text as XX/SHA256.tree (0444), and
   // hard-links it as `link_name` in `parent_fd`, as PutAndLink does.
   Result<Object> PutTreeAndLink(std::string_view text, int parent_fd,

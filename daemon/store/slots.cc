@@ -101,7 +101,7 @@ Status Unpack(const SlotRequest& req, int slot_fd, ObjectStore* objects,
               reader_refused = !r.ok() && !sink_failed;
               return r;
             },
-            parent.get(), name);
+            parent.get(), name, entry->size);
         if (!obj_or.ok())
           return reader_refused ? obj_or.status() : at(entry->path, obj_or.status());
         const ObjectStore::Object& obj = *obj_or;
