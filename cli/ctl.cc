@@ -54,6 +54,7 @@ void AddCtlCommand(CLI::App& root, CtlContext* ctx) {
   AddAppVerbs(*ctl, ctx);
   AddHistoryVerb(*ctl, ctx);
   AddReleaseStageVerbs(*ctl, ctx);
+  AddProcessVerbs(*ctl, ctx);
 }
 
 }  // namespace relsupd::cli

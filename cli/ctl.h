@@ -38,6 +38,7 @@ void AddInfoVerb(CLI::App& ctl, CtlContext* ctx);
 void AddAppVerbs(CLI::App& ctl, CtlContext* ctx);
 void AddHistoryVerb(CLI::App& ctl, CtlContext* ctx);
 void AddReleaseStageVerbs(CLI::App& ctl, CtlContext* ctx);
+void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx);
 
 // "" for a null or missing value, the string itself, or the JSON text.
 std::string Text(const rpc::Json& j);

@@ -1,7 +1,9 @@
 // Wiring only: config, lock, ledger, control socket, signals, systemd.
 #include "daemon/main.h"
 
+#include <limits.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -10,6 +12,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "daemon/activate/run_service.h"
 #include "daemon/base/clock.h"
 #include "daemon/base/fd.h"
 #include "daemon/base/lock.h"
@@ -20,9 +23,14 @@
 #include "daemon/control/handlers.h"
 #include "daemon/control/server.h"
 #include "daemon/ledger/ledger.h"
+#include "daemon/logs/log_store.h"
 #include "daemon/logs/logging.h"
 #include "daemon/notify/notifier.h"
 #include "daemon/store/release_service.h"
+#include "daemon/supervise/cgroup.h"
+#include "daemon/supervise/exec_step.h"
+#include "daemon/supervise/leftovers.h"
+#include "daemon/supervise/notify_socket.h"
 
 namespace relsupd {
 namespace {
@@ -46,6 +54,14 @@ class Daemon {
   }
   ~Daemon() {
     server_.reset();
+    // Whatever still runs is killed here (a second signal, or a failed
+    // start); a clean stop has stopped every instance already.
+    runs_.reset();
+    notify_listener_.reset();
+    flush_check_.Close();
+    if (logs_ != nullptr) logs_->Flush();
+    logs_.reset();
+    cgroups_.reset();
     notifier_.reset();
     releases_.reset();
     for (auto& s : signals_) s.Close();
@@ -67,6 +83,8 @@ class Daemon {
     return l;
   }
   void ApplyPolicy();
+  Status StartRunStage();
+  Result<std::unique_ptr<CgroupTree>> OpenCgroups();
   void Reload();
   void Shutdown(int signum);
   static void OnSignal(uv_signal_t* h, int signum);
@@ -82,8 +100,124 @@ class Daemon {
   DaemonContext context_;
   std::unique_ptr<ControlServer> server_;
   std::unique_ptr<Notifier> notifier_;
+  std::unique_ptr<LogStore> logs_;
+  std::unique_ptr<CgroupTree> cgroups_;
+  std::unique_ptr<NotifyListener> notify_listener_;
+  std::unique_ptr<RunService> runs_;
+  UvHandle<uv_check_t> flush_check_;
   UvHandle<uv_signal_t> signals_[3];
+  bool shutting_down_ = false;
 };
+
+// The exec step lives beside this binary (build tree) or in libexec.
+std::string ExecStepPath() {
+  char self[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return "/usr/libexec/relsupd/relsupd-exec";
+  self[n] = '\0';
+  return FindExecStep(std::filesystem::path(self).parent_path().string());
+}
+
+Result<std::unique_ptr<CgroupTree>> Daemon::OpenCgroups() {
+  if (config_.cgroup == "off") return std::unique_ptr<CgroupTree>();
+  if (config_.cgroup != "auto") return CgroupTree::Open(&loop_, config_.cgroup);
+  // auto: only a tree systemd delegated to us (Delegate=yes); never the
+  // cgroup of whatever shell started the daemon by hand.
+  if (getenv("INVOCATION_ID") == nullptr) return std::unique_ptr<CgroupTree>();
+  auto mount = CgroupTree::FindMount();
+  if (!mount.ok()) return std::unique_ptr<CgroupTree>();
+  auto own = CgroupTree::OwnWritableCgroup(*mount);
+  if (!own.ok()) {
+    spdlog::info("No writable cgroup ({}): instances run without cgroups",
+                 own.status().message());
+    return std::unique_ptr<CgroupTree>();
+  }
+  // cgroup v2 allows processes only in leaves of a tree with controllers:
+  // the daemon moves to ROOT/daemon and the apps live in ROOT/apps.
+  std::string daemon_dir = *own + "/daemon";
+  if (::mkdir(daemon_dir.c_str(), 0755) != 0 && errno != EEXIST)
+    return Status::FromErrno("mkdir '" + daemon_dir + "'", errno);
+  {
+    ASSIGN_OR_RETURN(Fd procs, OpenFile(daemon_dir + "/cgroup.procs", O_WRONLY));
+    RETURN_IF_ERROR(WriteAll(procs.get(), "0", "joining " + daemon_dir));
+  }
+  return CgroupTree::Open(&loop_, *own + "/apps");
+}
+
+Status Daemon::StartRunStage() {
+  // Up to 1,000s of children with two pipes each: raise the soft fd limit
+  // to the hard one; children get the original soft limit back (select()).
+  struct rlimit nofile{};
+  getrlimit(RLIMIT_NOFILE, &nofile);
+  std::string child_nofile =
+      "nofile=" + std::to_string(nofile.rlim_cur) + ":" +
+      (nofile.rlim_max == RLIM_INFINITY ? std::string("infinity")
+                                        : std::to_string(nofile.rlim_max));
+  struct rlimit raised = nofile;
+  raised.rlim_cur = nofile.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &raised) != 0)
+    spdlog::warn("Cannot raise the fd limit: {}, ignoring", strerror(errno));
+
+  ASSIGN_OR_RETURN(std::string supervisor_id, SupervisorId(config_.state_dir));
+  ASSIGN_OR_RETURN(cgroups_, OpenCgroups());
+  if (cgroups_ != nullptr) {
+    int n = cgroups_->KillLeftovers();
+    if (n > 0) spdlog::warn("Ended {} instance cgroups a previous daemon left", n);
+  }
+  // Descendants that outlived a killed daemon (PR_SET_PDEATHSIG only
+  // reaches direct children) end before anything starts again.
+  int leftovers = KillLeftovers(supervisor_id);
+  if (leftovers > 0)
+    spdlog::warn("Ended {} app processes a previous daemon left running",
+                 leftovers);
+
+  LogStoreOptions log_options;
+  log_options.max_file_bytes = config_.log_max_file_bytes;
+  log_options.max_files = static_cast<int>(config_.log_max_files);
+  log_options.journal = getenv("JOURNAL_STREAM") != nullptr;
+  ASSIGN_OR_RETURN(logs_, LogStore::Open(config_.state_dir + "/logs",
+                                         log_options, RealClock()));
+  uv_check_init(&loop_, flush_check_.get());
+  flush_check_->data = this;
+  // After each loop iteration: what the children wrote reaches the files.
+  uv_check_start(flush_check_.get(), [](uv_check_t* h) {
+    auto* self = static_cast<Daemon*>(h->data);
+    if (self != nullptr && self->logs_ != nullptr) self->logs_->Flush();
+  });
+
+  SuperviseEnv env;
+  env.loop = &loop_;
+  env.clock = &RealClock();
+  env.logs = logs_.get();
+  env.exec_step = ExecStepPath();
+  env.supervisor_id = supervisor_id;
+  env.child_rlimits = {child_nofile};
+  env.backoff.initial_ms = config_.restart_initial_delay_ms;
+  env.backoff.cap_ms = config_.restart_max_delay_ms;
+  env.backoff.reset_after_ms = config_.restart_reset_after_ms;
+  env.backoff.max_crashes = static_cast<int>(config_.crash_limit);
+  env.backoff.window_ms = config_.crash_window_ms;
+  env.log_rate.bytes_per_sec = static_cast<int64_t>(config_.log_rate_limit);
+  env.log_rate.burst = static_cast<int64_t>(config_.log_rate_limit);
+  env.cgroups = cgroups_.get();
+  std::string notify_path =
+      std::filesystem::path(config_.socket).parent_path().string() +
+      "/notify.sock";
+  env.notify_socket = notify_path;
+  runs_ = std::make_unique<RunService>(std::move(env), ledger_.get(),
+                                       config_.state_dir);
+  ASSIGN_OR_RETURN(
+      notify_listener_,
+      NotifyListener::Open(&loop_, notify_path,
+                           [this](pid_t pid,
+                                  const std::map<std::string, std::string>& f) {
+                             runs_->supervisor()->OnNotify(pid, f);
+                           }));
+  context_.runs = runs_.get();
+  context_.logs = logs_.get();
+  runs_->BringUp();
+  return Status::Ok();
+}
 
 Result<DaemonConfig> Daemon::ReadConfig() const {
   DaemonConfig c;
@@ -125,6 +259,7 @@ Status Daemon::Start() {
   dispatcher_ = std::make_unique<Dispatcher>(&policy_);
   RegisterHandlers(dispatcher_.get(), &context_);
   RegisterReleaseHandlers(dispatcher_.get(), &context_);
+  RegisterProcessHandlers(dispatcher_.get(), &context_);
 
   const int signums[] = {SIGTERM, SIGINT, SIGHUP};
   for (int i = 0; i < 3; ++i) {
@@ -136,6 +271,7 @@ Status Daemon::Start() {
   std::string socket_dir =
       std::filesystem::path(config_.socket).parent_path().string();
   RETURN_IF_ERROR(MakeDirs(socket_dir, 0755));
+  RETURN_IF_ERROR(StartRunStage());
   server_ = std::make_unique<ControlServer>(&loop_, dispatcher_.get(), &policy_,
                                             config_.max_request_bytes);
   RETURN_IF_ERROR(server_->Listen(config_.socket, config_.socket_mode,
@@ -181,10 +317,20 @@ void Daemon::Reload() {
 }
 
 void Daemon::Shutdown(int signum) {
-  spdlog::info("Received {}, stopping", strsignal(signum));
+  if (shutting_down_) {
+    spdlog::warn("Received {} again, killing every instance now",
+                 strsignal(signum));
+    uv_stop(&loop_);
+    return;
+  }
+  shutting_down_ = true;
+  spdlog::info("Received {}, stopping every instance", strsignal(signum));
   notifier_->Stopping("Stopping");
   server_->Close();
-  uv_stop(&loop_);
+  runs_->Shutdown([this] {
+    spdlog::info("Every instance stopped");
+    uv_stop(&loop_);
+  });
 }
 
 void Daemon::OnSignal(uv_signal_t* h, int signum) {

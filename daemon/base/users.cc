@@ -14,7 +14,7 @@ Result<UserInfo> LookupUser(const std::string& name) {
   int rc = getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &res);
   if (rc != 0) return Status::FromErrno("cannot look up user '" + name + "'", rc);
   if (res == nullptr) return NotFound("user '" + name + "' does not exist");
-  return UserInfo{pw.pw_uid, pw.pw_gid, pw.pw_name};
+  return UserInfo{pw.pw_uid, pw.pw_gid, pw.pw_name, pw.pw_dir};
 }
 
 Result<gid_t> LookupGroup(const std::string& name) {

@@ -15,6 +15,7 @@ struct UserInfo {
   uid_t uid = 0;
   gid_t gid = 0;
   std::string name;
+  std::string home;
 };
 
 Result<UserInfo> LookupUser(const std::string& name);

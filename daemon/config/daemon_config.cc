@@ -1,5 +1,7 @@
 #include "daemon/config/daemon_config.h"
 
+#include "daemon/base/duration.h"
+
 #include "daemon/base/fd.h"
 #include "daemon/config/yaml_util.h"
 
@@ -32,7 +34,10 @@ Result<DaemonConfig> ParseDaemonConfig(const std::string& text,
       file, root,
       {"state_dir", "socket", "socket_mode", "socket_group", "admin_group",
        "log_level", "max_request_bytes", "max_artifact_bytes",
-       "max_unpacked_bytes", "max_entries", "max_compression_ratio"}));
+       "max_unpacked_bytes", "max_entries", "max_compression_ratio", "cgroup",
+       "restart_initial_delay", "restart_max_delay", "restart_reset_after",
+       "crash_limit", "crash_window", "log_max_file_bytes", "log_max_files",
+       "log_rate_limit"}));
   DaemonConfig c;
   auto path_key = [&](const char* key, std::string* out) -> Status {
     if (!root[key]) return Status::Ok();
@@ -83,6 +88,38 @@ Result<DaemonConfig> ParseDaemonConfig(const std::string& text,
   RETURN_IF_ERROR(cap("max_unpacked_bytes", 1024, int64_t{1} << 42, &c.max_unpacked_bytes));
   RETURN_IF_ERROR(cap("max_entries", 1, 10'000'000, &c.max_entries));
   RETURN_IF_ERROR(cap("max_compression_ratio", 2, 1'000'000, &c.max_compression_ratio));
+  if (root["cgroup"]) {
+    ASSIGN_OR_RETURN(c.cgroup, yaml::ReadString(file, root["cgroup"], "cgroup"));
+    if (c.cgroup != "auto" && c.cgroup != "off" &&
+        (c.cgroup.empty() || c.cgroup[0] != '/'))
+      return yaml::ErrorAt(file, root["cgroup"],
+                           "'cgroup' must be auto, off or an absolute path, not '" +
+                               c.cgroup + "'");
+  }
+  auto duration = [&](const char* key, int64_t min, int64_t max, int64_t* out) -> Status {
+    if (!root[key]) return Status::Ok();
+    ASSIGN_OR_RETURN(int64_t v, yaml::ReadDurationMs(file, root[key], key));
+    if (v < min || v > max)
+      return yaml::ErrorAt(file, root[key],
+                           std::string("'") + key + "' must be between " +
+                               FormatDurationMs(min) + " and " + FormatDurationMs(max));
+    *out = v;
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(duration("restart_initial_delay", 0, 3'600'000, &c.restart_initial_delay_ms));
+  RETURN_IF_ERROR(duration("restart_max_delay", 0, 86'400'000, &c.restart_max_delay_ms));
+  RETURN_IF_ERROR(duration("restart_reset_after", 0, 86'400'000, &c.restart_reset_after_ms));
+  RETURN_IF_ERROR(duration("crash_window", 1, 86'400'000, &c.crash_window_ms));
+  if (root["crash_limit"]) {
+    ASSIGN_OR_RETURN(c.crash_limit,
+                     yaml::ReadInt(file, root["crash_limit"], "crash_limit", 1, 1'000'000));
+  }
+  if (root["log_max_files"]) {
+    ASSIGN_OR_RETURN(c.log_max_files,
+                     yaml::ReadInt(file, root["log_max_files"], "log_max_files", 1, 1000));
+  }
+  RETURN_IF_ERROR(cap("log_max_file_bytes", 4096, int64_t{1} << 40, &c.log_max_file_bytes));
+  RETURN_IF_ERROR(cap("log_rate_limit", 1024, int64_t{1} << 40, &c.log_rate_limit));
   return c;
 }
 

@@ -27,6 +27,17 @@ struct DaemonConfig {
   uint64_t max_unpacked_bytes = uint64_t{8} << 30;
   uint64_t max_entries = 200'000;
   uint64_t max_compression_ratio = 200;
+  // Run stage. cgroup: "auto" (the tree systemd delegated, if writable),
+  // "off", or an absolute path under a cgroup2 mount.
+  std::string cgroup = "auto";
+  int64_t restart_initial_delay_ms = 100;
+  int64_t restart_max_delay_ms = 30'000;
+  int64_t restart_reset_after_ms = 10'000;
+  int64_t crash_limit = 10;
+  int64_t crash_window_ms = 60'000;
+  uint64_t log_max_file_bytes = 8 << 20;
+  int64_t log_max_files = 4;
+  uint64_t log_rate_limit = 4 << 20;  // bytes per second per instance
 
   bool operator==(const DaemonConfig&) const = default;
 };

@@ -12,6 +12,8 @@
 
 namespace relsupd {
 class ReleaseService;
+class RunService;
+class LogStore;
 }
 
 namespace relsupd {
@@ -20,6 +22,8 @@ namespace relsupd {
 struct DaemonContext {
   Ledger* ledger = nullptr;
   ReleaseService* releases = nullptr;
+  RunService* runs = nullptr;
+  LogStore* logs = nullptr;
   const Clock* clock = nullptr;
   std::string state_dir;
   std::string socket;
@@ -29,6 +33,9 @@ struct DaemonContext {
 void RegisterHandlers(Dispatcher* dispatcher, DaemonContext* context);
 // build.*, release.* and config.* (release_handlers.cc).
 void RegisterReleaseHandlers(Dispatcher* dispatcher, DaemonContext* context);
+
+// ps, scale, restart, stop, start, logs, activate (process_handlers.cc).
+void RegisterProcessHandlers(Dispatcher* dispatcher, DaemonContext* context);
 
 // Fills an app's empty user and group: the daemon's own user when it is not
 // root, `nobody` when it is; the group defaults to the user's primary group.

@@ -80,6 +80,17 @@ CREATE TRIGGER releases_no_update BEFORE UPDATE ON releases
 CREATE TRIGGER releases_no_delete BEFORE DELETE ON releases
   BEGIN SELECT RAISE(ABORT, 'releases are immutable: DELETE refused'); END;
 )sql",
+    // 3: formation, the scale per process type (the current value; every
+    // change is also a `scaled` event).
+    R"sql(
+CREATE TABLE formation (
+  app TEXT NOT NULL REFERENCES apps(name),
+  process TEXT NOT NULL,
+  scale INTEGER NOT NULL CHECK (scale >= 0),
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (app, process)
+) STRICT;
+)sql",
 };
 static_assert(std::size(kMigrations) == Ledger::kSchemaVersion);
 
@@ -663,6 +674,54 @@ Result<std::vector<ReleaseRow>> Ledger::ListReleases(const std::string& app) {
   while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadReleaseRow(st));
   if (rc != SQLITE_DONE) return Err("cannot list releases");
   return out;
+}
+
+Result<std::map<std::string, int>> Ledger::GetFormation(
+    const std::string& app) {
+  Stmt st(db_, "SELECT process, scale FROM formation WHERE app=? ORDER BY process");
+  if (!st.prepared()) return Err("cannot prepare formation query");
+  st.Bind(1, app);
+  std::map<std::string, int> out;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW)
+    out[st.Text(0)] = static_cast<int>(st.Int(1));
+  if (rc != SQLITE_DONE) return Err("cannot read formation");
+  return out;
+}
+
+Status Ledger::SetFormation(const std::string& app,
+                            const std::map<std::string, int>& scales,
+                            const std::string& release, const Actor& actor) {
+  Txn txn(this);
+  RETURN_IF_ERROR(txn.Begin());
+  std::string detail;
+  for (const auto& [process, scale] : scales) {
+    Stmt up(db_,
+            "INSERT INTO formation(app, process, scale, updated_at) "
+            "VALUES(?,?,?,?) ON CONFLICT(app, process) DO UPDATE SET "
+            "scale=excluded.scale, updated_at=excluded.updated_at");
+    if (!up.prepared()) return Err("cannot prepare formation update");
+    up.Bind(1, app).Bind(2, process).Bind(3, int64_t{scale});
+    up.Bind(4, clock_.WallMs());
+    if (up.Step() != SQLITE_DONE) return Err("cannot record formation");
+    if (!detail.empty()) detail += ' ';
+    detail += process + "=" + std::to_string(scale);
+  }
+  RETURN_IF_ERROR(InsertEventLocked(app, "scaled", release, actor, detail));
+  return txn.Commit();
+}
+
+Result<bool> Ledger::StoppedByHand(const std::string& app) {
+  Stmt st(db_,
+          "SELECT kind FROM events WHERE app=? AND kind IN ('stopped', "
+          "'started', 'activated', 'rolled-back', 'auto-rolled-back') "
+          "ORDER BY id DESC LIMIT 1");
+  if (!st.prepared()) return Err("cannot prepare run state query");
+  st.Bind(1, app);
+  int rc = st.Step();
+  if (rc == SQLITE_DONE) return false;
+  if (rc != SQLITE_ROW) return Err("cannot read run state");
+  return st.Text(0) == "stopped";
 }
 
 }  // namespace relsupd

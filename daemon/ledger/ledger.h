@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -79,7 +80,7 @@ struct VerifyReport {
 
 class Ledger {
  public:
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens or creates the ledger at `path`, checks its integrity and migrates
   // its schema forward. `clock` must outlive the Ledger.
@@ -126,6 +127,16 @@ class Ledger {
     std::set<int64_t> ever_activated;
   };
   Result<Activation> ActivationOf(const std::string& app);
+
+  // The recorded scale per process type (types never scaled are absent).
+  Result<std::map<std::string, int>> GetFormation(const std::string& app);
+  // Records new scales and one `scaled` event ("web=3 worker=1") together.
+  Status SetFormation(const std::string& app,
+                      const std::map<std::string, int>& scales,
+                      const std::string& release, const Actor& actor);
+  // True when the app's last run-state event is `stopped` (by `ctl stop`):
+  // the daemon then leaves it stopped at start-up.
+  Result<bool> StoppedByHand(const std::string& app);
 
   // Appends one event to the hash chain in its own transaction.
   Status AppendEvent(const std::string& app, const std::string& kind,

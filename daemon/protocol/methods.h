@@ -23,4 +23,12 @@ inline constexpr const char kConfigUnset[] = "config.unset";
 inline constexpr const char kConfigShow[] = "config.show";
 inline constexpr const char kPrune[] = "prune";
 
+inline constexpr const char kPs[] = "ps";
+inline constexpr const char kScale[] = "scale";
+inline constexpr const char kRestart[] = "restart";
+inline constexpr const char kStop[] = "stop";
+inline constexpr const char kStart[] = "start";
+inline constexpr const char kLogs[] = "logs";
+inline constexpr const char kActivate[] = "activate";
+
 }  // namespace relsupd::rpc::method

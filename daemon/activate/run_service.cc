@@ -1,0 +1,264 @@
+#include "daemon/activate/run_service.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "daemon/base/fd.h"
+#include "daemon/base/users.h"
+#include "daemon/config/process_file.h"
+#include "daemon/store/fs.h"
+#include "daemon/store/release_service.h"
+#include "daemon/store/slots.h"
+
+namespace relsupd {
+namespace {
+
+const Actor kDaemonActor{0, "relsupd"};
+
+}  // namespace
+
+Status SwitchCurrentLink(const std::string& app_dir, const std::string& target) {
+  const std::string tmp = app_dir + "/.current.tmp";
+  const std::string link = app_dir + "/current";
+  if (::unlink(tmp.c_str()) != 0 && errno != ENOENT)
+    return Status::FromErrno("remove '" + tmp + "'", errno);
+  if (::symlink(target.c_str(), tmp.c_str()) != 0)
+    return Status::FromErrno("symlink '" + tmp + "'", errno);
+  // rename(2) replaces the old link in one step: a reader of current/ sees
+  // the old release or the new one, never no release.
+  if (::rename(tmp.c_str(), link.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return Status::FromErrno("rename '" + tmp + "' to '" + link + "'", err);
+  }
+  return SyncDir(app_dir);
+}
+
+RunService::RunService(SuperviseEnv env, Ledger* ledger, std::string state_dir)
+    : ledger_(ledger), state_dir_(std::move(state_dir)) {
+  supervisor_ = std::make_unique<Supervisor>(std::move(env), this);
+}
+
+RunService::~RunService() = default;
+
+Result<std::shared_ptr<ReleaseRun>> RunService::LoadRun(const std::string& app,
+                                                        int64_t number) {
+  ASSIGN_OR_RETURN(AppSpec spec, ledger_->GetApp(app));
+  ASSIGN_OR_RETURN(ReleaseRow row, ledger_->GetRelease(app, number));
+  if (row.pruned)
+    return FailedPrecondition("release " + ReleaseName(number) + " of '" + app +
+                              "' was pruned");
+  auto run = std::make_shared<ReleaseRun>();
+  run->app = app;
+  run->number = number;
+  std::string slot = SlotPath(state_dir_, app, number);
+  char resolved[PATH_MAX];
+  if (::realpath(slot.c_str(), resolved) == nullptr)
+    return Status::FromErrno("release " + ReleaseName(number) + " of '" + app +
+                                 "': slot '" + slot + "'",
+                             errno);
+  run->slot = resolved;
+  ASSIGN_OR_RETURN(run->processes, LoadProcessFile(run->slot));
+  auto config = nlohmann::json::parse(row.config, nullptr, false);
+  if (!config.is_object())
+    return Corruption("config of release " + ReleaseName(number) + " of '" +
+                      app + "' is malformed");
+  for (const auto& [k, v] : config.items())
+    if (v.is_string()) run->config[k] = v.get<std::string>();
+
+  ASSIGN_OR_RETURN(UserInfo user, LookupUser(spec.user));
+  gid_t gid = user.gid;
+  if (!spec.group.empty()) {
+    ASSIGN_OR_RETURN(gid, LookupGroup(spec.group));
+  }
+  run->user = user.name;
+  run->home = user.home;
+  if (::geteuid() == 0) {
+    run->uid = user.uid;
+    run->gid = gid;
+    run->groups = GroupsOf(user.uid, gid);
+  } else if (user.uid != ::geteuid()) {
+    return PermissionDenied("app '" + app + "' runs as '" + spec.user +
+                            "', but the daemon is not root and runs as '" +
+                            UserName(::geteuid()) + "'");
+  }
+  return run;
+}
+
+Status RunService::RunActive(const std::string& app) {
+  ASSIGN_OR_RETURN(Ledger::Activation act, ledger_->ActivationOf(app));
+  if (act.active == 0) return Status::Ok();
+  ASSIGN_OR_RETURN(std::shared_ptr<ReleaseRun> run, LoadRun(app, act.active));
+  ASSIGN_OR_RETURN(Formation formation, ledger_->GetFormation(app));
+  supervisor_->Run(std::move(run), formation);
+  return Status::Ok();
+}
+
+void RunService::BringUp() {
+  auto apps = ledger_->ListApps();
+  if (!apps.ok()) {
+    spdlog::error("Cannot list apps: {}", apps.status().message());
+    return;
+  }
+  for (const AppSpec& app : *apps) {
+    auto stopped = ledger_->StoppedByHand(app.name);
+    if (stopped.ok() && *stopped) {
+      spdlog::info("{} stays stopped (stopped by hand)", app.name);
+      continue;
+    }
+    Status s = RunActive(app.name);
+    if (!s.ok())
+      spdlog::error("Cannot start {}: {}", app.name, s.message());
+  }
+}
+
+Status RunService::Scale(const std::string& app,
+                         const std::map<std::string, int>& scales,
+                         const Actor& actor) {
+  ASSIGN_OR_RETURN(Ledger::Activation act, ledger_->ActivationOf(app));
+  if (act.active == 0)
+    return FailedPrecondition("app '" + app +
+                              "' has no active release to scale; activate one "
+                              "first");
+  ASSIGN_OR_RETURN(std::shared_ptr<ReleaseRun> run, LoadRun(app, act.active));
+  for (const auto& [type, n] : scales) {
+    if (run->processes.processes.count(type) == 0)
+      return NotFound("release " + run->release() + " of '" + app +
+                      "' has no process type '" + type + "'");
+    if (n < 0 || n > kMaxScale)
+      return InvalidArgument("scale of '" + type + "' must be 0.." +
+                             std::to_string(kMaxScale));
+  }
+  RETURN_IF_ERROR(ledger_->SetFormation(app, scales, run->release(), actor));
+  ASSIGN_OR_RETURN(Formation formation, ledger_->GetFormation(app));
+  auto stopped = ledger_->StoppedByHand(app);
+  ReleaseGroup* group = supervisor_->Active(app);
+  if (group != nullptr && group->run().number == run->number) {
+    // A stopped group only records it, for its next start.
+    group->SetFormation(formation);
+    return Status::Ok();
+  }
+  if (stopped.ok() && *stopped) return Status::Ok();
+  supervisor_->Run(std::move(run), formation);
+  return Status::Ok();
+}
+
+void RunService::Stop(const std::string& app, const Actor& actor,
+                      std::function<void(Status)> done) {
+  auto spec = ledger_->GetApp(app);
+  if (!spec.ok()) return done(spec.status());
+  auto act = ledger_->ActivationOf(app);
+  if (!act.ok()) return done(act.status());
+  Status s = ledger_->AppendEvent(app, "stopped",
+                                  act->active ? ReleaseName(act->active) : "",
+                                  actor, "");
+  if (!s.ok()) return done(s);
+  supervisor_->Stop(app, [done] { done(Status::Ok()); });
+}
+
+Status RunService::Start(const std::string& app, const Actor& actor) {
+  RETURN_IF_ERROR(ledger_->GetApp(app).status());
+  ASSIGN_OR_RETURN(Ledger::Activation act, ledger_->ActivationOf(app));
+  if (act.active == 0)
+    return FailedPrecondition("app '" + app +
+                              "' has no active release to start; activate one "
+                              "first");
+  ASSIGN_OR_RETURN(std::shared_ptr<ReleaseRun> run, LoadRun(app, act.active));
+  ASSIGN_OR_RETURN(Formation formation, ledger_->GetFormation(app));
+  RETURN_IF_ERROR(
+      ledger_->AppendEvent(app, "started", run->release(), actor, ""));
+  supervisor_->Run(std::move(run), formation);
+  return Status::Ok();
+}
+
+void RunService::Restart(const std::string& app, const std::string& type,
+                         const Actor& actor, std::function<void(Status)> done) {
+  auto spec = ledger_->GetApp(app);
+  if (!spec.ok()) return done(spec.status());
+  ReleaseGroup* group = supervisor_->Active(app);
+  if (group == nullptr || group->stopping())
+    return done(FailedPrecondition("app '" + app + "' is not running"));
+  Status s = ledger_->AppendEvent(app, "restarted", group->run().release(),
+                                  actor, type.empty() ? "all" : type);
+  if (!s.ok()) return done(s);
+  group->Restart(type, std::move(done));
+}
+
+Result<std::vector<PsRow>> RunService::Ps(
+    const std::optional<std::string>& app) {
+  std::vector<std::string> names;
+  if (app) {
+    RETURN_IF_ERROR(ledger_->GetApp(*app).status());
+    names.push_back(*app);
+  } else {
+    names = supervisor_->Apps();
+  }
+  const SuperviseEnv* env = supervisor_->env();
+  int64_t now = env->clock->MonotonicMs();
+  std::vector<PsRow> rows;
+  for (const auto& name : names) {
+    bool first = true;
+    for (ReleaseGroup* g : supervisor_->Groups(name)) {
+      for (const Instance* i : g->Instances()) {
+        PsRow r;
+        r.app = name;
+        r.release = g->run().release();
+        r.process = i->name();
+        r.type = i->type();
+        r.pid = i->pid();
+        r.state = std::string(InstanceStateName(i->state()));
+        r.uptime_ms = i->started_ms() > 0 ? now - i->started_ms() : 0;
+        r.restarts = i->restarts();
+        if (!i->exits().empty()) {
+          r.last_exit = i->exits().back().Describe();
+          r.last_exit_at = i->exits().back().time_ms;
+        }
+        r.status = i->status_text();
+        r.active = first;
+        rows.push_back(std::move(r));
+      }
+      first = false;
+    }
+  }
+  return rows;
+}
+
+void RunService::Activate(const std::string& app, int64_t number,
+                          const Actor& actor, std::function<void(Status)> done) {
+  auto run = LoadRun(app, number);
+  if (!run.ok()) return done(run.status());
+  Status s = SwitchCurrentLink(state_dir_ + "/apps/" + app,
+                               "releases/" + ReleaseName(number));
+  if (!s.ok()) return done(s.WithContext("switching 'current'"));
+  s = ledger_->AppendEvent(app, "activated", ReleaseName(number), actor, "");
+  if (!s.ok()) return done(s);
+  auto formation = ledger_->GetFormation(app);
+  if (!formation.ok()) return done(formation.status());
+  supervisor_->Run(std::move(*run), *formation);
+  done(Status::Ok());
+}
+
+void RunService::Shutdown(std::function<void()> done) {
+  supervisor_->StopEverything(std::move(done));
+}
+
+void RunService::OnInstanceChange(const ReleaseGroup&, const Instance&) {}
+
+void RunService::OnInstanceFailed(const ReleaseGroup& group,
+                                  const Instance& instance,
+                                  const std::string& reason) {
+  Status s = ledger_->AppendEvent(group.run().app, "failed",
+                                  group.run().release(), kDaemonActor, reason);
+  if (!s.ok())
+    spdlog::warn("Cannot record that {} {} failed: {}, ignoring",
+                 group.run().app, instance.name(), s.message());
+}
+
+}  // namespace relsupd

@@ -1,0 +1,152 @@
+#include "daemon/supervise/cgroup.h"
+
+#include <dirent.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <linux/magic.h>
+
+#include "daemon/base/fd.h"
+
+namespace relsupd {
+namespace {
+
+constexpr int kMaxRemoveTries = 100;  // of kRetryMs each: 10 s
+constexpr uint64_t kRetryMs = 100;
+
+bool IsCgroup2(const std::string& path) {
+  struct statfs fs{};
+  return ::statfs(path.c_str(), &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC;
+}
+
+Status WriteSmall(const std::string& path, std::string_view text) {
+  ASSIGN_OR_RETURN(Fd fd, OpenFile(path, O_WRONLY));
+  return WriteAll(fd.get(), text, path);
+}
+
+std::vector<std::string> SubDirs(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == ".." || e->d_type != DT_DIR) continue;
+    out.push_back(dir + "/" + name);
+  }
+  ::closedir(d);
+  return out;
+}
+
+bool Populated(const std::string& dir) {
+  auto text = ReadFile(dir + "/cgroup.events", 4096);
+  return text.ok() && text->find("populated 1") != std::string::npos;
+}
+
+}  // namespace
+
+CgroupTree::CgroupTree(uv_loop_t* loop, std::string root)
+    : loop_(loop), root_(std::move(root)) {
+  uv_timer_init(loop_, timer_.get());
+  timer_->data = this;
+}
+
+CgroupTree::~CgroupTree() {
+  for (const auto& p : pending_) ::rmdir(p.dir.c_str());
+}
+
+Result<std::unique_ptr<CgroupTree>> CgroupTree::Open(uv_loop_t* loop,
+                                                     const std::string& root) {
+  RETURN_IF_ERROR(MakeDirs(root, 0755).WithContext("cgroup root"));
+  if (!IsCgroup2(root))
+    return InvalidArgument("cgroup root '" + root +
+                           "' is not on a cgroup2 file system");
+  if (::access((root + "/cgroup.procs").c_str(), W_OK) != 0)
+    return Status::FromErrno("cgroup root '" + root + "' is not writable",
+                             errno);
+  return std::unique_ptr<CgroupTree>(new CgroupTree(loop, root));
+}
+
+Result<std::string> CgroupTree::FindMount() {
+  for (const char* m : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"})
+    if (IsCgroup2(m)) return std::string(m);
+  return NotFound("no cgroup2 file system is mounted");
+}
+
+Result<std::string> CgroupTree::OwnWritableCgroup(const std::string& mount) {
+  ASSIGN_OR_RETURN(std::string text, ReadFile("/proc/self/cgroup", 65536));
+  size_t pos = text.find("0::");
+  if (pos == std::string::npos || (pos != 0 && text[pos - 1] != '\n'))
+    return NotFound("this process has no cgroup2 path");
+  size_t end = text.find('\n', pos);
+  std::string path = text.substr(pos + 3, end - pos - 3);
+  std::string dir = mount + (path == "/" ? "" : path);
+  if (::access((dir + "/cgroup.procs").c_str(), W_OK) != 0 ||
+      ::access(dir.c_str(), W_OK) != 0)
+    return Status::FromErrno("cgroup '" + dir + "' is not writable", errno);
+  return dir;
+}
+
+Result<std::string> CgroupTree::Create(const std::string& app,
+                                       const std::string& instance) {
+  std::string app_dir = root_ + "/" + app;
+  if (::mkdir(app_dir.c_str(), 0755) != 0 && errno != EEXIST)
+    return Status::FromErrno("cannot create cgroup '" + app_dir + "'", errno);
+  std::string dir = app_dir + "/" + instance + "@" + std::to_string(next_++);
+  if (::mkdir(dir.c_str(), 0755) != 0)
+    return Status::FromErrno("cannot create cgroup '" + dir + "'", errno);
+  return dir;
+}
+
+void CgroupTree::Kill(const std::string& dir) {
+  Status s = WriteSmall(dir + "/cgroup.kill", "1");
+  if (!s.ok()) spdlog::debug("{}, ignoring", s.message());
+}
+
+void CgroupTree::KillAndRemove(const std::string& dir) {
+  if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) return;
+  Kill(dir);
+  if (::rmdir(dir.c_str()) == 0) return;
+  pending_.push_back({dir, 0});
+  if (!uv_is_active(timer_.handle()))
+    uv_timer_start(
+        timer_.get(),
+        [](uv_timer_t* t) {
+          if (auto* self = static_cast<CgroupTree*>(t->data))
+            self->RetryPending();
+        },
+        kRetryMs, kRetryMs);
+}
+
+void CgroupTree::RetryPending() {
+  std::vector<Pending> keep;
+  for (auto& p : pending_) {
+    if (::rmdir(p.dir.c_str()) == 0 || errno == ENOENT) continue;
+    if (++p.tries >= kMaxRemoveTries) {
+      spdlog::warn("cgroup {} still busy after {} s, leaving it", p.dir,
+                   kMaxRemoveTries * kRetryMs / 1000);
+      continue;
+    }
+    if (p.tries % 10 == 0) Kill(p.dir);
+    keep.push_back(std::move(p));
+  }
+  pending_ = std::move(keep);
+  if (pending_.empty()) uv_timer_stop(timer_.get());
+}
+
+int CgroupTree::KillLeftovers() {
+  int held = 0;
+  for (const auto& app_dir : SubDirs(root_)) {
+    for (const auto& dir : SubDirs(app_dir)) {
+      if (Populated(dir)) ++held;
+      KillAndRemove(dir);
+    }
+    ::rmdir(app_dir.c_str());  // fails while instances remain; harmless
+  }
+  return held;
+}
+
+}  // namespace relsupd

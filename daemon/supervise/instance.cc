@@ -1,0 +1,368 @@
+#include "daemon/supervise/instance.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <string.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "daemon/logs/log_store.h"
+#include "daemon/supervise/cgroup.h"
+#include "daemon/supervise/exec_step.h"
+
+namespace relsupd {
+namespace {
+
+double DefaultRandom01() {
+  static std::minstd_rand gen(std::random_device{}());
+  return std::uniform_real_distribution<double>(0.0, 1.0)(gen);
+}
+
+}  // namespace
+
+std::string ExitInfo::Describe() const {
+  if (signal != 0) {
+    const char* abbrev = sigabbrev_np(signal);
+    return std::string("signal ") +
+           (abbrev != nullptr ? abbrev : std::to_string(signal).c_str());
+  }
+  return "exit " + std::to_string(status);
+}
+
+Instance::Instance(SuperviseEnv* env, std::shared_ptr<const ReleaseRun> run,
+                   std::string type, int index, InstanceObserver* observer)
+    : env_(env),
+      run_(std::move(run)),
+      spec_(&run_->processes.processes.at(type)),
+      type_(std::move(type)),
+      index_(index),
+      observer_(observer),
+      backoff_(env->backoff,
+               env->random01 ? env->random01 : &DefaultRandom01),
+      out_(env->log_rate.max_line),
+      err_(env->log_rate.max_line),
+      tokens_(static_cast<double>(env->log_rate.burst)) {
+  uv_timer_init(env_->loop, timer_.get());
+  timer_->data = this;
+}
+
+Instance::~Instance() {
+  probe_.reset();
+  if (child_ != nullptr && !child_->exited()) {
+    spdlog::warn("{} {} (pid {}) killed: its supervisor went away",
+                 run_->app, name(), child_->pid());
+  }
+  child_.reset();  // SIGKILLs the group if it still runs
+  if (env_->cgroups != nullptr && !cgroup_dir_.empty())
+    env_->cgroups->KillAndRemove(cgroup_dir_);
+}
+
+pid_t Instance::pid() const {
+  return child_ != nullptr && !child_->exited() ? child_->pid() : 0;
+}
+
+void Instance::Start() {
+  if (state_ == InstanceState::kFailed || state_ == InstanceState::kExited)
+    backoff_.Reset();  // a start by hand earns a fresh crash window
+  Dispatch(InstanceEvent::kStartRequested);
+}
+
+void Instance::Stop() { Dispatch(InstanceEvent::kStopRequested); }
+
+void Instance::NotifyReady() {
+  if (state_ == InstanceState::kRunning &&
+      spec_->ready.kind == ReadyKind::kNotify)
+    Dispatch(InstanceEvent::kReady);
+}
+
+void Instance::Dispatch(InstanceEvent event, bool exit_ok,
+                        bool crash_limit_hit) {
+  TransitionInput in{state_, event, spec_->restart, exit_ok, crash_limit_hit};
+  Transition t = NextTransition(in);
+  if (t.action == InstanceAction::kInvalid) {
+    spdlog::debug("{} {}: event {} ignored in state {}", run_->app, name(),
+                  InstanceEventName(event), InstanceStateName(state_));
+    return;
+  }
+  InstanceState before = state_;
+  state_ = t.next;
+  if (before != state_) {
+    CancelTimer();
+    if (before == InstanceState::kRunning) probe_.reset();
+  }
+  Act(t.action);
+  if (before != state_ || t.action == InstanceAction::kMarkFailed)
+    observer_->OnInstanceState(this, before);
+}
+
+void Instance::Act(InstanceAction action) {
+  switch (action) {
+    case InstanceAction::kNone:
+    case InstanceAction::kInvalid:
+      return;
+    case InstanceAction::kSpawn:
+      return DoSpawn();
+    case InstanceAction::kStartReadyCheck:
+      return DoStartReadyCheck();
+    case InstanceAction::kSignalStop:
+      probe_.reset();
+      if (child_ == nullptr || child_->exited()) {
+        // Nothing runs (the exit is being handled): the stop is complete.
+        return;
+      }
+      if (Status s = child_->SignalGroup(spec_->stop_signal); !s.ok())
+        spdlog::debug("{} {}: {}, ignoring", run_->app, name(), s.message());
+      ArmTimer(spec_->stop_timeout_ms);
+      return;
+    case InstanceAction::kKill:
+      spdlog::warn("{} {} (pid {}) did not stop within {} ms, killing it",
+                   run_->app, name(), pid(), spec_->stop_timeout_ms);
+      if (env_->cgroups != nullptr && !cgroup_dir_.empty())
+        env_->cgroups->Kill(cgroup_dir_);
+      if (child_ != nullptr && !child_->exited())
+        child_->SignalGroup(SIGKILL).IgnoreError();
+      return;
+    case InstanceAction::kArmBackoff:
+      if (backoff_delay_ms_ <= 0) {
+        // The first restart is immediate: no timer, no loop iteration.
+        Dispatch(InstanceEvent::kTimer);
+      } else {
+        spdlog::info("{} {} restarts in {} ms", run_->app, name(),
+                     backoff_delay_ms_);
+        ArmTimer(backoff_delay_ms_);
+      }
+      return;
+    case InstanceAction::kMarkFailed: {
+      std::string reason =
+          name() + " crashed " + std::to_string(env_->backoff.max_crashes + 1) +
+          " times within " + std::to_string(env_->backoff.window_ms / 1000) +
+          "s";
+      if (!exits_.empty()) reason += ", last: " + exits_.back().Describe();
+      spdlog::warn("{} {} failed: {}", run_->app, name(), reason);
+      observer_->OnInstanceFailed(this, reason);
+      return;
+    }
+  }
+}
+
+SpawnRequest Instance::BaseRequest() const {
+  SpawnRequest req;
+  req.exec_step = env_->exec_step;
+  req.cwd = run_->slot;
+  req.uid = run_->uid;
+  req.gid = run_->gid;
+  req.groups = run_->groups;
+  req.rlimits = env_->child_rlimits;
+  req.pdeathsig = env_->pdeathsig;
+  std::map<std::string, std::string> e;
+  e["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  if (!run_->user.empty()) {
+    e["USER"] = run_->user;
+    e["LOGNAME"] = run_->user;
+  }
+  if (!run_->home.empty()) e["HOME"] = run_->home;
+  for (const auto& [k, v] : run_->config) e[k] = v;
+  for (const auto& [k, v] : spec_->env) e[k] = v;
+  e["RELSUPD_APP"] = run_->app;
+  e["RELSUPD_RELEASE"] = run_->release();
+  e["RELSUPD_PROCESS"] = name();
+  if (!env_->supervisor_id.empty())
+    e["RELSUPD_SUPERVISOR"] = env_->supervisor_id;
+  if (!env_->notify_socket.empty()) e["NOTIFY_SOCKET"] = env_->notify_socket;
+  std::string names;
+  for (const auto& s : spec_->sockets) {
+    auto it = run_->socket_fds.find(s);
+    if (it == run_->socket_fds.end()) continue;
+    req.pass_fds.push_back(it->second);
+    if (!names.empty()) names += ':';
+    names += s;
+  }
+  if (!req.pass_fds.empty()) e["LISTEN_FDNAMES"] = names;
+  for (const auto& [k, v] : e) req.env.push_back(k + "=" + v);
+  return req;
+}
+
+void Instance::DoSpawn() {
+  SpawnRequest req = BaseRequest();
+  req.argv = CommandArgv(spec_->command);
+  if (env_->cgroups != nullptr) {
+    auto dir = env_->cgroups->Create(run_->app, name());
+    if (dir.ok()) {
+      cgroup_dir_ = *dir;
+      req.cgroup_dir = *dir;
+    } else {
+      spdlog::warn("{} {}: {}, running it without a cgroup", run_->app,
+                   name(), dir.status().message());
+    }
+  }
+  ChildProcess::Callbacks cb;
+  cb.on_output = [this](OutputStream s, std::string_view d) { OnOutput(s, d); };
+  cb.on_eof = [this](OutputStream s) { OnEof(s); };
+  cb.on_exit = [this](int64_t status, int signal) { OnExit(status, signal); };
+  auto child = ChildProcess::Spawn(env_->loop, req, std::move(cb));
+  int64_t now = env_->clock->MonotonicMs();
+  if (!child.ok()) {
+    spdlog::warn("{} {}: {}", run_->app, name(), child.status().message());
+    exits_.push_back({env_->clock->WallMs(), 125, 0});
+    if (exits_.size() > kMaxExits) exits_.pop_front();
+    backoff_delay_ms_ = backoff_.Exited(now);
+    Dispatch(InstanceEvent::kSpawnFailed, false, backoff_.CrashLimitHit());
+    return;
+  }
+  child_ = std::move(*child);
+  started_ms_ = now;
+  backoff_.Started(now);
+  stopping_for_timeout_ = false;
+  spdlog::info("{} {} {} started (pid {}): {}", run_->app, run_->release(),
+               name(), child_->pid(), spec_->command);
+  Dispatch(InstanceEvent::kSpawned);
+}
+
+void Instance::DoStartReadyCheck() {
+  const ReadyCheck& check = spec_->ready;
+  if (check.kind == ReadyKind::kNone) {
+    Dispatch(InstanceEvent::kReady);
+    return;
+  }
+  ArmTimer(spec_->ready_timeout_ms);
+  if (check.kind == ReadyKind::kNotify) return;
+  auto probe = ReadyProbe::Start(env_->loop, check, BaseRequest(), [this] {
+    // The probe may not be destroyed from inside its own callback chain
+    // before it returns; it only calls us last, so resetting here is safe.
+    probe_.reset();
+    Dispatch(InstanceEvent::kReady);
+  });
+  if (!probe.ok()) {
+    spdlog::warn("{} {}: ready check: {}; the ready timeout will end it",
+                 run_->app, name(), probe.status().message());
+    return;
+  }
+  probe_ = std::move(*probe);
+}
+
+void Instance::ArmTimer(int64_t ms) {
+  uv_timer_start(
+      timer_.get(),
+      [](uv_timer_t* t) {
+        if (auto* self = static_cast<Instance*>(t->data)) self->OnTimer();
+      },
+      static_cast<uint64_t>(std::max<int64_t>(ms, 0)), 0);
+}
+
+void Instance::CancelTimer() { uv_timer_stop(timer_.get()); }
+
+void Instance::OnTimer() {
+  if (state_ == InstanceState::kRunning) {
+    spdlog::warn("{} {} (pid {}) was not ready within {} ms, stopping it",
+                 run_->app, name(), pid(), spec_->ready_timeout_ms);
+    stopping_for_timeout_ = true;
+  }
+  Dispatch(InstanceEvent::kTimer);
+}
+
+void Instance::OnExit(int64_t status, int signal) {
+  // Whatever the child wrote before it died is already in the pipes.
+  child_->DrainOutput();
+  auto flush = [this](OutputStream s, LineSplitter& splitter) {
+    splitter.Flush([this, s](std::string_view line, bool partial) {
+      Emit(s, line, partial);
+    });
+  };
+  flush(OutputStream::kOut, out_);
+  flush(OutputStream::kErr, err_);
+  if (env_->logs != nullptr) env_->logs->Flush();
+
+  ExitInfo info{env_->clock->WallMs(), status, signal};
+  exits_.push_back(info);
+  if (exits_.size() > kMaxExits) exits_.pop_front();
+  pid_t pid = child_->pid();
+  child_.reset();  // safe: ChildProcess calls us last
+  started_ms_ = 0;
+  if (env_->cgroups != nullptr && !cgroup_dir_.empty()) {
+    // Descendants that outlived the main process end with it.
+    env_->cgroups->KillAndRemove(cgroup_dir_);
+    cgroup_dir_.clear();
+  }
+  if (throttle_timer_ != nullptr) uv_timer_stop(throttle_timer_->get());
+
+  if (state_ == InstanceState::kStopping && !stopping_for_timeout_) {
+    spdlog::info("{} {} (pid {}) stopped: {}", run_->app, name(), pid,
+                 info.Describe());
+    Dispatch(InstanceEvent::kExited);
+    return;
+  }
+  if (state_ == InstanceState::kStopping) {
+    // Stopped because it was not ready in time: that is a crash of a
+    // running instance, restarted under the backoff like any other.
+    stopping_for_timeout_ = false;
+    state_ = InstanceState::kRunning;
+  }
+  const bool ok = status == 0 && signal == 0;
+  spdlog::info("{} {} (pid {}) exited: {}", run_->app, name(), pid,
+               info.Describe());
+  backoff_delay_ms_ = backoff_.Exited(env_->clock->MonotonicMs());
+  Dispatch(InstanceEvent::kExited, ok, backoff_.CrashLimitHit());
+}
+
+void Instance::OnOutput(OutputStream stream, std::string_view data) {
+  LineSplitter& splitter = stream == OutputStream::kOut ? out_ : err_;
+  int64_t lines = 0;
+  splitter.Feed(data, [&](std::string_view line, bool partial) {
+    ++lines;
+    Emit(stream, line, partial);
+  });
+  const LogRatePolicy& rate = env_->log_rate;
+  int64_t now = env_->clock->MonotonicMs();
+  tokens_ = std::min<double>(
+      static_cast<double>(rate.burst),
+      tokens_ + static_cast<double>(now - tokens_ms_) *
+                    static_cast<double>(rate.bytes_per_sec) / 1000.0);
+  tokens_ms_ = now;
+  tokens_ -= static_cast<double>(data.size()) +
+             static_cast<double>(lines * rate.line_cost);
+  if (tokens_ < 0) Throttle();
+}
+
+void Instance::Throttle() {
+  if (child_ == nullptr) return;
+  if (env_->logs != nullptr) env_->logs->Flush();
+  child_->PauseOutput();
+  if (throttle_timer_ == nullptr) {
+    throttle_timer_ = std::make_unique<UvHandle<uv_timer_t>>();
+    uv_timer_init(env_->loop, throttle_timer_->get());
+    (*throttle_timer_)->data = this;
+  }
+  auto wait_ms = static_cast<uint64_t>(std::ceil(
+      -tokens_ * 1000.0 / static_cast<double>(env_->log_rate.bytes_per_sec)));
+  uv_timer_start(
+      throttle_timer_->get(),
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Instance*>(t->data);
+        if (self != nullptr && self->child_ != nullptr)
+          self->child_->ResumeOutput();
+      },
+      std::max<uint64_t>(wait_ms, 1), 0);
+}
+
+void Instance::OnEof(OutputStream stream) {
+  LineSplitter& splitter = stream == OutputStream::kOut ? out_ : err_;
+  splitter.Flush([this, stream](std::string_view line, bool partial) {
+    Emit(stream, line, partial);
+  });
+}
+
+void Instance::Emit(OutputStream stream, std::string_view line, bool partial) {
+  if (env_->logs == nullptr) return;
+  LogRecord r;
+  r.app = run_->app;
+  r.release = run_->release();
+  r.process = name();
+  r.stream = stream == OutputStream::kOut ? "out" : "err";
+  r.text = std::string(line);
+  r.partial = partial;
+  env_->logs->Append(std::move(r));
+}
+
+}  // namespace relsupd

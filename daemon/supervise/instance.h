@@ -1,0 +1,175 @@
+#pragma once
+// Instance: one running copy of a process type (web.1, worker.3, ...).
+//
+// It drives the state table of instance_state.h from libuv callbacks: the
+// child's exit, its readiness, one timer (backoff, ready timeout or stop
+// timeout, whichever the state needs). Output is cut into lines and handed
+// to the log store, at a bounded rate per instance so that a flooding child
+// only slows itself. The owner (a ReleaseGroup) hears of every state change.
+// Loop thread only.
+
+#include <sys/types.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/base/clock.h"
+#include "daemon/base/uv_handle.h"
+#include "daemon/config/process_file.h"
+#include "daemon/logs/line_splitter.h"
+#include "daemon/supervise/backoff.h"
+#include "daemon/supervise/instance_state.h"
+#include "daemon/supervise/readiness.h"
+#include "daemon/supervise/spawn.h"
+
+namespace relsupd {
+
+class LogStore;
+class CgroupTree;
+
+// One release of one app as its processes run it. Shared, immutable.
+struct ReleaseRun {
+  std::string app;
+  int64_t number = 0;
+  std::string slot;  // the resolved release directory (the children's cwd)
+  std::map<std::string, std::string> config;  // the release's environment
+  ProcessFile processes;
+  std::optional<uid_t> uid;  // unset: run as the daemon's user
+  std::optional<gid_t> gid;
+  std::vector<gid_t> groups;
+  std::string user;
+  std::string home;
+  // Daemon-held listeners by socket name; the fds stay the daemon's.
+  std::map<std::string, int> socket_fds;
+  std::string release() const { return "v" + std::to_string(number); }
+};
+
+// How output is read: a token bucket per instance. Each line costs its
+// bytes plus `line_cost`; an instance over its budget stops being read
+// until the bucket refills, and its writes block.
+struct LogRatePolicy {
+  int64_t bytes_per_sec = 4 << 20;
+  int64_t burst = 4 << 20;
+  int64_t line_cost = 128;
+  size_t max_line = 16 * 1024;
+};
+
+// What every instance of a daemon shares. Owned by the Supervisor.
+struct SuperviseEnv {
+  uv_loop_t* loop = nullptr;
+  const Clock* clock = nullptr;
+  LogStore* logs = nullptr;  // null: output is dropped (tests)
+  std::string exec_step;     // path of relsupd-exec
+  std::string notify_socket; // NOTIFY_SOCKET for children; empty: none
+  std::string supervisor_id; // RELSUPD_SUPERVISOR: finds leftovers later
+  std::vector<std::string> child_rlimits;  // for relsupd-exec --rlimit
+  BackoffPolicy backoff;
+  LogRatePolicy log_rate;
+  CgroupTree* cgroups = nullptr;  // null: no cgroups
+  bool pdeathsig = true;
+  std::function<double()> random01;
+};
+
+struct ExitInfo {
+  int64_t time_ms = 0;  // wall clock
+  int64_t status = 0;
+  int signal = 0;
+  std::string Describe() const;  // "exit 3", "signal KILL"
+};
+
+class Instance;
+
+class InstanceObserver {
+ public:
+  virtual ~InstanceObserver() = default;
+  virtual void OnInstanceState(Instance* instance, InstanceState before) = 0;
+  // The crash limit was hit: the instance is now kFailed.
+  virtual void OnInstanceFailed(Instance* instance,
+                                const std::string& reason) = 0;
+};
+
+class Instance {
+ public:
+  Instance(SuperviseEnv* env, std::shared_ptr<const ReleaseRun> run,
+           std::string type, int index, InstanceObserver* observer);
+  // Kills a running child at once (SIGKILL to its group); use Stop() first
+  // for a graceful end.
+  ~Instance();
+  Instance(const Instance&) = delete;
+  Instance& operator=(const Instance&) = delete;
+
+  void Start();
+  void Stop();
+  // READY=1 arrived from this instance's process (notify readiness).
+  void NotifyReady();
+
+  const std::string& type() const { return type_; }
+  int index() const { return index_; }
+  std::string name() const { return type_ + "." + std::to_string(index_); }
+  const ReleaseRun& run() const { return *run_; }
+  const ProcessSpec& spec() const { return *spec_; }
+  InstanceState state() const { return state_; }
+  pid_t pid() const;
+  int restarts() const { return backoff_.restarts(); }
+  // Monotonic ms when the current process started; 0 when none runs.
+  int64_t started_ms() const { return started_ms_; }
+  const std::deque<ExitInfo>& exits() const { return exits_; }
+  bool settled() const {  // not running and not about to
+    return state_ == InstanceState::kStopped ||
+           state_ == InstanceState::kExited || state_ == InstanceState::kFailed;
+  }
+  const std::string& status_text() const { return status_text_; }
+  void set_status_text(std::string s) { status_text_ = std::move(s); }
+
+  static constexpr size_t kMaxExits = 10;
+
+ private:
+  void Dispatch(InstanceEvent event, bool exit_ok = false,
+                bool crash_limit_hit = false);
+  void Act(InstanceAction action);
+  void DoSpawn();
+  void DoStartReadyCheck();
+  void ArmTimer(int64_t ms);
+  void CancelTimer();
+  void OnTimer();
+  void OnExit(int64_t status, int signal);
+  void OnOutput(OutputStream stream, std::string_view data);
+  void OnEof(OutputStream stream);
+  void Emit(OutputStream stream, std::string_view line, bool partial);
+  void Throttle();
+  SpawnRequest BaseRequest() const;
+
+  SuperviseEnv* env_;
+  std::shared_ptr<const ReleaseRun> run_;
+  const ProcessSpec* spec_;
+  std::string type_;
+  int index_;
+  InstanceObserver* observer_;
+  InstanceState state_ = InstanceState::kStopped;
+  Backoff backoff_;
+  int64_t backoff_delay_ms_ = 0;
+  bool stopping_for_timeout_ = false;
+  std::unique_ptr<ChildProcess> child_;
+  std::unique_ptr<ReadyProbe> probe_;
+  std::string cgroup_dir_;
+  UvHandle<uv_timer_t> timer_;
+  std::unique_ptr<UvHandle<uv_timer_t>> throttle_timer_;
+  LineSplitter out_;
+  LineSplitter err_;
+  double tokens_;
+  int64_t tokens_ms_ = 0;
+  int64_t started_ms_ = 0;
+  std::deque<ExitInfo> exits_;
+  std::string status_text_;
+  std::deque<InstanceEvent> pending_;
+  bool dispatching_ = false;
+};
+
+}  // namespace relsupd

@@ -1,0 +1,109 @@
+#include "daemon/supervise/notify_socket.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace relsupd {
+
+std::map<std::string, std::string> ParseNotifyMessage(std::string_view text) {
+  std::map<std::string, std::string> out;
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    size_t eq = line.find('=');
+    if (eq != std::string_view::npos && eq > 0)
+      out[std::string(line.substr(0, eq))] = std::string(line.substr(eq + 1));
+    if (nl == std::string_view::npos) break;
+    text.remove_prefix(nl + 1);
+  }
+  return out;
+}
+
+Result<std::unique_ptr<NotifyListener>> NotifyListener::Open(
+    uv_loop_t* loop, const std::string& path, Callback callback) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path))
+    return InvalidArgument("notify socket path '" + path + "' is too long");
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  std::unique_ptr<NotifyListener> self(new NotifyListener());
+  self->path_ = path;
+  self->callback_ = std::move(callback);
+  self->fd_ = Fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!self->fd_.valid()) return Status::FromErrno("notify socket", errno);
+  int one = 1;
+  if (::setsockopt(self->fd_.get(), SOL_SOCKET, SO_PASSCRED, &one,
+                   sizeof(one)) != 0)
+    return Status::FromErrno("notify socket: SO_PASSCRED", errno);
+  // Big enough that a burst of READY=1 from 1,000 starting children waits
+  // in the queue instead of being dropped.
+  int rcvbuf = 4 << 20;
+  ::setsockopt(self->fd_.get(), SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf,
+               sizeof(rcvbuf));
+  ::unlink(path.c_str());
+  if (::bind(self->fd_.get(), reinterpret_cast<sockaddr*>(&addr),
+             sizeof(addr)) != 0)
+    return Status::FromErrno("cannot bind notify socket '" + path + "'", errno);
+  if (::chmod(path.c_str(), 0666) != 0)
+    return Status::FromErrno("chmod '" + path + "'", errno);
+  uv_poll_init(loop, self->poll_.get(), self->fd_.get());
+  self->poll_->data = self.get();
+  uv_poll_start(self->poll_.get(), UV_READABLE, [](uv_poll_t* h, int, int) {
+    if (auto* s = static_cast<NotifyListener*>(h->data)) s->OnReadable();
+  });
+  return self;
+}
+
+NotifyListener::~NotifyListener() {
+  poll_.Close();
+  if (fd_.valid()) ::unlink(path_.c_str());
+}
+
+void NotifyListener::OnReadable() {
+  for (int i = 0; i < 256; ++i) {
+    char buf[4096];
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) +
+                                  CMSG_SPACE(sizeof(int) * 16)];
+    iovec iov{buf, sizeof(buf) - 1};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    ssize_t n = ::recvmsg(fd_.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC |
+                                               MSG_TRUNC);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EINTR)
+        spdlog::warn("notify socket: {}, ignoring", std::strerror(errno));
+      return;
+    }
+    pid_t sender = 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
+         c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET) continue;
+      if (c->cmsg_type == SCM_CREDENTIALS &&
+          c->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
+        ucred cred;
+        std::memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+        sender = cred.pid;
+      } else if (c->cmsg_type == SCM_RIGHTS) {
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t k = 0; k < count; ++k) {
+          int fd;
+          std::memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+          ::close(fd);
+        }
+      }
+    }
+    if (sender <= 0 || static_cast<size_t>(n) >= sizeof(buf)) continue;
+    callback_(sender, ParseNotifyMessage(std::string_view(buf, n)));
+  }
+}
+
+}  // namespace relsupd

@@ -1,0 +1,368 @@
+#include "daemon/supervise/supervisor.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace relsupd {
+
+// ---------------------------------------------------------------------------
+// ReleaseGroup
+
+ReleaseGroup::ReleaseGroup(SuperviseEnv* env,
+                           std::shared_ptr<const ReleaseRun> run,
+                           SupervisorListener* listener)
+    : env_(env), run_(std::move(run)), listener_(listener) {
+  uv_timer_init(env_->loop, sweep_timer_.get());
+  sweep_timer_->data = this;
+}
+
+ReleaseGroup::~ReleaseGroup() = default;
+
+Formation ReleaseGroup::Effective(const Formation& formation) const {
+  Formation out;
+  for (const auto& [type, spec] : run_->processes.processes) {
+    auto it = formation.find(type);
+    out[type] = it != formation.end() ? it->second : spec.scale;
+  }
+  return out;
+}
+
+void ReleaseGroup::SetFormation(const Formation& formation) {
+  formation_ = formation;
+  Reconcile();
+}
+
+void ReleaseGroup::Reconcile() {
+  if (stopping_) return;
+  for (const auto& [type, scale] : Effective(formation_)) {
+    auto& list = instances_[type];
+    while (static_cast<int>(list.size()) < scale) {
+      list.push_back(std::make_unique<Instance>(
+          env_, run_, type, static_cast<int>(list.size()) + 1, this));
+      list.back()->Start();
+    }
+    while (static_cast<int>(list.size()) > scale) {
+      std::unique_ptr<Instance> gone = std::move(list.back());
+      list.pop_back();
+      Instance* raw = gone.get();
+      leaving_.push_back(std::move(gone));
+      raw->Stop();
+    }
+  }
+  ScheduleSweep();
+}
+
+void ReleaseGroup::StartAll() {
+  stopping_ = false;
+  Reconcile();
+  for (auto& [type, list] : instances_)
+    for (auto& inst : list)
+      if (inst->settled()) inst->Start();
+}
+
+void ReleaseGroup::StopAll(std::function<void()> done) {
+  stopping_ = true;
+  if (restart_ != nullptr) {
+    auto job = std::move(restart_);
+    if (job->done) job->done(FailedPrecondition("the restart was cancelled by a stop"));
+  }
+  if (done) stop_waiters_.push_back(std::move(done));
+  for (auto& [type, list] : instances_)
+    for (auto& inst : list) inst->Stop();
+  for (auto& inst : leaving_) inst->Stop();
+  ScheduleSweep();
+}
+
+void ReleaseGroup::Restart(const std::string& type,
+                           std::function<void(Status)> done) {
+  if (restart_ != nullptr) {
+    done(Status(StatusCode::kBusy, "a restart of " + run_->app +
+                                       " is already in progress"));
+    return;
+  }
+  if (!type.empty() && run_->processes.processes.count(type) == 0) {
+    done(NotFound("release " + run_->release() + " of " + run_->app +
+                  " has no process type '" + type + "'"));
+    return;
+  }
+  stopping_ = false;
+  restart_ = std::make_unique<RestartJob>();
+  restart_->done = std::move(done);
+  for (auto& [t, list] : instances_) {
+    if (!type.empty() && t != type) continue;
+    for (auto& inst : list) restart_->queue.push_back({t, inst->index()});
+  }
+  std::reverse(restart_->queue.begin(), restart_->queue.end());
+  RestartNext();
+}
+
+void ReleaseGroup::RestartNext() {
+  while (restart_ != nullptr && !restart_->queue.empty()) {
+    auto [type, index] = restart_->queue.back();
+    restart_->queue.pop_back();
+    auto& list = instances_[type];
+    if (index > static_cast<int>(list.size())) continue;  // scaled away
+    Instance* inst = list[index - 1].get();
+    restart_->current = inst;
+    spdlog::info("{} {}: restarting {}", run_->app, run_->release(),
+                 inst->name());
+    if (inst->settled())
+      inst->Start();
+    else
+      inst->Stop();  // reaching kStopped, it is started again (see below)
+    return;
+  }
+  if (restart_ != nullptr) {
+    auto job = std::move(restart_);
+    job->done(Status::Ok());
+  }
+}
+
+void ReleaseGroup::OnInstanceState(Instance* instance, InstanceState) {
+  bool wanted = instance->index() <= static_cast<int>(
+                                         instances_[instance->type()].size()) &&
+                instances_[instance->type()][instance->index() - 1].get() ==
+                    instance;
+  // A wanted instance that stopped while the group is meant to run was
+  // stopped to be restarted (restart, or a start while it was stopping).
+  if (wanted && !stopping_ && instance->state() == InstanceState::kStopped)
+    instance->Start();
+  listener_->OnInstanceChange(*this, *instance);
+  if (restart_ != nullptr && restart_->current == instance) {
+    if (instance->state() == InstanceState::kReady) {
+      restart_->current = nullptr;
+      ScheduleSweep();  // continues the restart outside this callback
+    } else if (instance->state() == InstanceState::kFailed) {
+      auto job = std::move(restart_);
+      job->done(FailedPrecondition(instance->name() +
+                                   " failed while restarting"));
+    }
+  }
+  if (stopping_ || !leaving_.empty()) ScheduleSweep();
+}
+
+void ReleaseGroup::OnInstanceFailed(Instance* instance,
+                                    const std::string& reason) {
+  listener_->OnInstanceFailed(*this, *instance, reason);
+}
+
+void ReleaseGroup::ScheduleSweep() {
+  uv_timer_start(
+      sweep_timer_.get(),
+      [](uv_timer_t* t) {
+        if (auto* self = static_cast<ReleaseGroup*>(t->data)) self->Sweep();
+      },
+      0, 0);
+}
+
+void ReleaseGroup::Sweep() {
+  leaving_.erase(std::remove_if(leaving_.begin(), leaving_.end(),
+                                [](const std::unique_ptr<Instance>& i) {
+                                  return i->settled();
+                                }),
+                 leaving_.end());
+  if (restart_ != nullptr && restart_->current == nullptr) RestartNext();
+  CheckDone();
+}
+
+void ReleaseGroup::CheckDone() {
+  if (!stopping_ || !AllSettled() || stop_waiters_.empty()) return;
+  auto waiters = std::move(stop_waiters_);
+  stop_waiters_.clear();
+  // Last: a waiter may drop this group.
+  for (auto& w : waiters) w();
+}
+
+std::vector<const Instance*> ReleaseGroup::Instances() const {
+  std::vector<const Instance*> out;
+  for (const auto& [type, list] : instances_)
+    for (const auto& inst : list) out.push_back(inst.get());
+  for (const auto& inst : leaving_) out.push_back(inst.get());
+  std::sort(out.begin(), out.end(), [](const Instance* a, const Instance* b) {
+    return a->type() != b->type() ? a->type() < b->type()
+                                  : a->index() < b->index();
+  });
+  return out;
+}
+
+Instance* ReleaseGroup::FindByPid(pid_t pid) {
+  for (auto& [type, list] : instances_)
+    for (auto& inst : list)
+      if (inst->pid() == pid) return inst.get();
+  for (auto& inst : leaving_)
+    if (inst->pid() == pid) return inst.get();
+  return nullptr;
+}
+
+bool ReleaseGroup::AllReady() const {
+  for (const auto& [type, list] : instances_)
+    for (const auto& inst : list)
+      if (inst->state() != InstanceState::kReady) return false;
+  return true;
+}
+
+bool ReleaseGroup::AllSettled() const {
+  for (const auto& [type, list] : instances_)
+    for (const auto& inst : list)
+      if (!inst->settled()) return false;
+  for (const auto& inst : leaving_)
+    if (!inst->settled()) return false;
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Supervisor
+
+Supervisor::Supervisor(SuperviseEnv env, SupervisorListener* listener)
+    : env_(std::move(env)), listener_(listener) {
+  uv_timer_init(env_.loop, drop_timer_.get());
+  drop_timer_->data = this;
+}
+
+Supervisor::~Supervisor() = default;
+
+void Supervisor::Run(std::shared_ptr<const ReleaseRun> run,
+                     const Formation& formation) {
+  AppGroups& a = apps_[run->app];
+  if (a.active != nullptr && a.active->run().number == run->number) {
+    a.active->SetFormation(formation);
+    a.active->StartAll();
+    return;
+  }
+  auto fresh = std::make_unique<ReleaseGroup>(&env_, run, listener_);
+  ReleaseGroup* raw = fresh.get();
+  std::unique_ptr<ReleaseGroup> old = std::move(a.active);
+  a.active = std::move(fresh);
+  if (old == nullptr && a.retiring.empty()) {
+    raw->SetFormation(formation);
+    return;
+  }
+  if (old != nullptr) a.retiring.push_back(std::move(old));
+  // Stop-first: the new release starts once the old one has stopped.
+  Retire(run->app, raw, [raw, formation] { raw->SetFormation(formation); });
+}
+
+ReleaseGroup* Supervisor::StartBeside(std::shared_ptr<const ReleaseRun> run,
+                                      const Formation& formation) {
+  AppGroups& a = apps_[run->app];
+  if (a.active != nullptr) a.retiring.push_back(std::move(a.active));
+  a.active = std::make_unique<ReleaseGroup>(&env_, run, listener_);
+  a.active->SetFormation(formation);
+  return a.active.get();
+}
+
+void Supervisor::Retire(const std::string& app, const ReleaseGroup* keep,
+                        std::function<void()> done) {
+  AppGroups& a = apps_[app];
+  if (a.active != nullptr && a.active.get() != keep)
+    a.retiring.push_back(std::move(a.active));
+  if (a.retiring.empty()) {
+    if (done) done();
+    return;
+  }
+  auto remaining = std::make_shared<size_t>(a.retiring.size());
+  auto finish = [this, app, remaining, done = std::move(done)] {
+    if (--*remaining > 0) return;
+    // Drop the stopped groups outside their own callbacks.
+    uv_timer_start(
+        drop_timer_.get(),
+        [](uv_timer_t* t) {
+          auto* self = static_cast<Supervisor*>(t->data);
+          if (self == nullptr) return;
+          for (auto& [name, groups] : self->apps_) {
+            auto& r = groups.retiring;
+            r.erase(std::remove_if(r.begin(), r.end(),
+                                   [](const std::unique_ptr<ReleaseGroup>& g) {
+                                     return g->stopping() && g->AllSettled();
+                                   }),
+                    r.end());
+          }
+        },
+        0, 0);
+    drop_timer_->data = this;
+    if (done) done();
+  };
+  for (auto& g : a.retiring) g->StopAll(finish);
+}
+
+ReleaseGroup* Supervisor::Active(const std::string& app) {
+  auto it = apps_.find(app);
+  return it == apps_.end() ? nullptr : it->second.active.get();
+}
+
+std::vector<ReleaseGroup*> Supervisor::Groups(const std::string& app) {
+  std::vector<ReleaseGroup*> out;
+  auto it = apps_.find(app);
+  if (it == apps_.end()) return out;
+  if (it->second.active != nullptr) out.push_back(it->second.active.get());
+  for (auto& g : it->second.retiring) out.push_back(g.get());
+  return out;
+}
+
+std::vector<std::string> Supervisor::Apps() const {
+  std::vector<std::string> out;
+  for (const auto& [name, groups] : apps_) out.push_back(name);
+  return out;
+}
+
+void Supervisor::Stop(const std::string& app, std::function<void()> done) {
+  auto groups = Groups(app);
+  if (groups.empty()) {
+    if (done) done();
+    return;
+  }
+  auto remaining = std::make_shared<size_t>(groups.size());
+  for (ReleaseGroup* g : groups)
+    g->StopAll([remaining, done] {
+      if (--*remaining == 0 && done) done();
+    });
+}
+
+void Supervisor::StopEverything(std::function<void()> done) {
+  std::vector<ReleaseGroup*> all;
+  for (const auto& name : Apps())
+    for (ReleaseGroup* g : Groups(name)) all.push_back(g);
+  if (all.empty()) {
+    if (done) done();
+    return;
+  }
+  auto remaining = std::make_shared<size_t>(all.size());
+  for (ReleaseGroup* g : all)
+    g->StopAll([remaining, done] {
+      if (--*remaining == 0 && done) done();
+    });
+}
+
+Instance* Supervisor::FindInstance(pid_t pid) {
+  for (auto& [name, a] : apps_) {
+    if (a.active != nullptr)
+      if (Instance* i = a.active->FindByPid(pid)) return i;
+    for (auto& g : a.retiring)
+      if (Instance* i = g->FindByPid(pid)) return i;
+  }
+  return nullptr;
+}
+
+void Supervisor::OnNotify(pid_t sender,
+                          const std::map<std::string, std::string>& fields) {
+  Instance* inst = FindInstance(sender);
+  if (inst == nullptr) {
+    // A descendant of the instance (e.g. `sh -c` running the server): every
+    // instance leads its own session.
+    pid_t sid = ::getsid(sender);
+    if (sid > 0) inst = FindInstance(sid);
+  }
+  if (inst == nullptr) {
+    spdlog::debug("notify message from pid {} matches no instance, ignoring",
+                  sender);
+    return;
+  }
+  auto status = fields.find("STATUS");
+  if (status != fields.end()) inst->set_status_text(status->second);
+  auto ready = fields.find("READY");
+  if (ready != fields.end() && ready->second == "1") inst->NotifyReady();
+}
+
+}  // namespace relsupd

@@ -1,0 +1,152 @@
+#pragma once
+// The run stage: which instances of which release run for each app.
+//
+// A ReleaseGroup holds the instances of one release of one app and keeps
+// their number per process type equal to its formation. The Supervisor holds
+// one active group per app, plus groups being retired (stopping) while an
+// activation switches releases. Instances report to their group, groups to
+// the Supervisor, which tells its listener (the daemon: ledger events,
+// activation progress). Loop thread only.
+
+#include <sys/types.h>
+#include <uv.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemon/base/status.h"
+#include "daemon/base/uv_handle.h"
+#include "daemon/supervise/instance.h"
+
+namespace relsupd {
+
+// Scale per process type. A type the release declares but the formation
+// does not name runs at the scale its process file gives.
+using Formation = std::map<std::string, int>;
+
+class ReleaseGroup;
+
+class SupervisorListener {
+ public:
+  virtual ~SupervisorListener() = default;
+  // An instance changed state (any group, any app).
+  virtual void OnInstanceChange(const ReleaseGroup& group,
+                                const Instance& instance) = 0;
+  // An instance hit the crash limit and is now failed.
+  virtual void OnInstanceFailed(const ReleaseGroup& group,
+                                const Instance& instance,
+                                const std::string& reason) = 0;
+};
+
+class ReleaseGroup final : public InstanceObserver {
+ public:
+  ReleaseGroup(SuperviseEnv* env, std::shared_ptr<const ReleaseRun> run,
+               SupervisorListener* listener);
+  // Kills whatever still runs (SIGKILL): stop first for a graceful end.
+  ~ReleaseGroup() override;
+
+  const ReleaseRun& run() const { return *run_; }
+  std::shared_ptr<const ReleaseRun> shared_run() const { return run_; }
+  // The scale each declared type runs at under `formation`.
+  Formation Effective(const Formation& formation) const;
+  // Starts or stops instances so that each type runs at its scale (a type
+  // not in the process file is ignored). Scaling down stops the highest
+  // numbers first.
+  void SetFormation(const Formation& formation);
+  const Formation& formation() const { return formation_; }
+  // Starts every wanted instance that is not running, failed ones included
+  // (a start by hand).
+  void StartAll();
+  // Stops every instance gracefully; `done` runs once all have stopped.
+  void StopAll(std::function<void()> done);
+  // Restarts the instances of `type` (all types when empty) one at a time:
+  // the next one stops only when the one before is ready again (or failed).
+  // `done` gets the outcome.
+  void Restart(const std::string& type, std::function<void(Status)> done);
+  bool stopping() const { return stopping_; }
+
+  // Sorted by type, then number.
+  std::vector<const Instance*> Instances() const;
+  Instance* FindByPid(pid_t pid);
+  // Every wanted instance is ready.
+  bool AllReady() const;
+  // No instance runs or is about to.
+  bool AllSettled() const;
+
+ private:
+  void OnInstanceState(Instance* instance, InstanceState before) override;
+  void OnInstanceFailed(Instance* instance, const std::string& reason) override;
+  void Reconcile();
+  void ScheduleSweep();
+  void Sweep();
+  void CheckDone();
+  void RestartNext();
+
+  SuperviseEnv* env_;
+  std::shared_ptr<const ReleaseRun> run_;
+  SupervisorListener* listener_;
+  Formation formation_;
+  // Instances by type, index 1..N in order; a scaled-down or restarted
+  // instance waits in `leaving_` until it stopped, then is destroyed.
+  std::map<std::string, std::vector<std::unique_ptr<Instance>>> instances_;
+  std::vector<std::unique_ptr<Instance>> leaving_;
+  bool stopping_ = false;
+  std::vector<std::function<void()>> stop_waiters_;
+  UvHandle<uv_timer_t> sweep_timer_;
+  // A rolling restart in progress.
+  struct RestartJob {
+    std::vector<std::pair<std::string, int>> queue;  // type, index
+    Instance* current = nullptr;
+    bool stopped_current = false;
+    std::function<void(Status)> done;
+  };
+  std::unique_ptr<RestartJob> restart_;
+};
+
+class Supervisor {
+ public:
+  Supervisor(SuperviseEnv env, SupervisorListener* listener);
+  ~Supervisor();
+
+  SuperviseEnv* env() { return &env_; }
+
+  // Makes `run` the app's active group at `formation`. When the app already
+  // runs this release, only the formation changes; a group of another
+  // release is stopped first and `run` starts when it has (stop-first).
+  void Run(std::shared_ptr<const ReleaseRun> run, const Formation& formation);
+  // Starts `run` beside the app's current group (start-first); the old
+  // group keeps running until Retire().
+  ReleaseGroup* StartBeside(std::shared_ptr<const ReleaseRun> run,
+                            const Formation& formation);
+  // Stops and drops the app's groups other than `keep`; `done` when stopped.
+  void Retire(const std::string& app, const ReleaseGroup* keep,
+              std::function<void()> done);
+  // The app's active group, or null.
+  ReleaseGroup* Active(const std::string& app);
+  // Every group of the app, the active one first.
+  std::vector<ReleaseGroup*> Groups(const std::string& app);
+  std::vector<std::string> Apps() const;
+  // Stops every instance of the app (keeping the group and its formation).
+  void Stop(const std::string& app, std::function<void()> done);
+  // Stops every instance of every app; `done` once all have stopped.
+  void StopEverything(std::function<void()> done);
+  // A notify message from `sender`: READY=1 / STATUS= for its instance.
+  void OnNotify(pid_t sender, const std::map<std::string, std::string>& fields);
+
+ private:
+  struct AppGroups {
+    std::unique_ptr<ReleaseGroup> active;
+    std::vector<std::unique_ptr<ReleaseGroup>> retiring;
+  };
+  Instance* FindInstance(pid_t pid);
+
+  SuperviseEnv env_;
+  SupervisorListener* listener_;
+  std::map<std::string, AppGroups> apps_;
+  UvHandle<uv_timer_t> drop_timer_;
+};
+
+}  // namespace relsupd
