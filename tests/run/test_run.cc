@@ -1,0 +1,449 @@
+// The run stage end to end: the real daemon runs real children.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <linux/magic.h>
+#include <thread>
+
+#include "tests/run/run_fixture.h"
+
+namespace relsupd::run_test {
+namespace {
+
+using release_test::File;
+
+bool IsRoot() { return ::geteuid() == 0; }
+
+TEST_CASE("run: an activated release runs its processes in the slot with its environment") {
+  Stage stage(FastConfig());
+  std::string v = DeployProcfile(stage, "web: sleep 1000\nworker: sleep 1001\n");
+  CHECK(v == "v1");
+  Json ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "", "ready", 2); });
+  Json web = Row(ps, "web.1");
+  REQUIRE(web.is_object());
+  CHECK(web["release"] == "v1");
+  CHECK(web["restarts"] == 0);
+  pid_t pid = web["pid"].get<pid_t>();
+  // The pid is the program itself (a simple command is exec'd directly),
+  // leading its own session.
+  CHECK(SessionOf(pid) == pid);
+  std::string cwd = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/cwd");
+  CHECK(cwd == std::filesystem::canonical(stage.Slot(1)).string());
+  auto env = Environ(pid);
+  auto has = [&](const std::string& e) {
+    return std::find(env.begin(), env.end(), e) != env.end();
+  };
+  CHECK(has("RELSUPD_APP=shop"));
+  CHECK(has("RELSUPD_RELEASE=v1"));
+  CHECK(has("RELSUPD_PROCESS=web.1"));
+  CHECK(std::any_of(env.begin(), env.end(), [](const std::string& e) {
+    return e.rfind("NOTIFY_SOCKET=/", 0) == 0;
+  }));
+  // `current` points at the slot.
+  CHECK(std::filesystem::read_symlink(stage.state() + "/apps/shop/current") == "releases/v1");
+}
+
+TEST_CASE("run: a child sees only fds 0 1 2") {
+  Stage stage(FastConfig());
+  DeployProcfile(stage, "web: sleep 1000\n");
+  Json ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
+  pid_t pid = Row(ps, "web.1")["pid"].get<pid_t>();
+  // sleep has nothing of its own open once it sleeps; give the loader a moment.
+  std::set<int> fds;
+  for (int i = 0; i < 100; ++i) {
+    fds = OpenFds(pid);
+    if (fds == std::set<int>{0, 1, 2}) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(fds == std::set<int>{0, 1, 2});
+}
+
+TEST_CASE("run: processes run as the app's user with its groups") {
+  if (!IsRoot()) {
+    WARN("not root: cannot run an app as another user");
+    return;
+  }
+  auto nobody = e2e::NobodyCredentials();
+  REQUIRE(nobody);
+  Stage stage(FastConfig(), {}, "shop", {"--user", "nobody"});
+  DeployProcfile(stage, "web: sleep 1000\n");
+  Json ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
+  pid_t pid = Row(ps, "web.1")["pid"].get<pid_t>();
+  std::string uid = std::to_string(nobody->uid);
+  CHECK(StatusField(pid, "Uid") == uid + "\t" + uid + "\t" + uid + "\t" + uid);
+  std::string gid = std::to_string(nobody->gid);
+  CHECK(StatusField(pid, "Gid") == gid + "\t" + gid + "\t" + gid + "\t" + gid);
+  CHECK(StatusField(pid, "Groups").find(gid) != std::string::npos);
+  CHECK(StatusField(pid, "Groups").find(" 0 ") == std::string::npos);
+}
+
+TEST_CASE("run: a crashed instance is restarted at once and its exit recorded") {
+  Stage stage(FastConfig());
+  DeployProcfile(stage, "web: sleep 1000\n");
+  Json ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
+  pid_t old_pid = Row(ps, "web.1")["pid"].get<pid_t>();
+  REQUIRE(::kill(old_pid, SIGKILL) == 0);
+  ps = WaitPs(stage, [&](const Json& p) {
+    Json r = Row(p, "web.1");
+    return r.is_object() && r["state"] == "ready" && r["pid"] != old_pid;
+  });
+  Json r = Row(ps, "web.1");
+  CHECK(r["restarts"] == 1);
+  CHECK(r["last_exit"] == "signal KILL");
+  CHECK_FALSE(Alive(old_pid));
+}
+
+TEST_CASE("run: a crash-looping process backs off, is marked failed, and start revives it") {
+  Stage stage(FastConfig());
+  DeployProcfile(stage, "web: echo boom >&2; exit 3\n");
+  Json ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "failed", 1); });
+  Json r = Row(ps, "web.1");
+  // crash_limit 3: the fourth exit in the window marks it failed.
+  CHECK(r["restarts"] == 4);
+  CHECK(r["last_exit"] == "exit 3");
+  CHECK(r["pid"] == 0);
+  CHECK(WaitLog(stage, "boom"));
+  Json history = stage.CtlJson({"history", "shop"});
+  bool failed_event = false;
+  for (const auto& e : history)
+    if (e["kind"] == "failed" && e["detail"].get<std::string>().find("exit 3") != std::string::npos)
+      failed_event = true;
+  CHECK(failed_event);
+
+  stage.CtlOk({"start", "shop"});
+  // Started by hand, it gets a fresh crash window: four more exits.
+  ps = WaitPs(stage, [](const Json& p) {
+    Json w = Row(p, "web.1");
+    return w["state"] == "failed" && w["restarts"].get<int>() >= 8;
+  });
+  CHECK(Row(ps, "web.1")["restarts"] == 8);
+}
+
+TEST_CASE("run: stop sends stop_signal, then SIGKILL after stop_timeout") {
+  Stage stage(FastConfig());
+  DeployYaml(stage,
+             "processes:\n"
+             "  web:\n"
+             "    command: trap '' TERM; while :; do sleep 0.05; done\n"
+             "    stop_timeout: 500ms\n");
+  Json ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
+  pid_t pid = Row(ps, "web.1")["pid"].get<pid_t>();
+  int64_t t0 = e2e::NowMs();
+  stage.CtlOk({"stop", "shop"});
+  int64_t took = e2e::NowMs() - t0;
+  CHECK(took >= 450);
+  CHECK(took < 5000);
+  CHECK(WaitGone({pid}, 2000));
+  ps = Ps(stage);
+  CHECK(Row(ps, "web.1")["state"] == "stopped");
+  CHECK(Row(ps, "web.1")["last_exit"] == "signal KILL");
+  CHECK(stage.daemon().Log().find("did not stop within 500 ms") != std::string::npos);
+}
+
+TEST_CASE("run: a forked grandchild in the instance's group is gone after stop") {
+  Stage stage(FastConfig());
+  DeployProcfile(stage, "web: sleep 1003 & echo grandchild $!; exec sleep 1000\n");
+  REQUIRE(WaitLog(stage, "grandchild "));
+  pid_t grandchild = 0;
+  for (const auto& rec : Logs(stage)) {
+    std::string t = rec["text"];
+    if (t.rfind("grandchild ", 0) == 0) grandchild = std::atoi(t.c_str() + 11);
+  }
+  REQUIRE(grandchild > 0);
+  REQUIRE(Alive(grandchild));
+  stage.CtlOk({"stop", "shop"});
+  CHECK(WaitGone({grandchild}, 3000));
+}
+
+// A cgroup2 directory the test may use as the daemon's cgroup root, or "".
+std::string TestCgroupRoot() {
+  for (const char* mount : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}) {
+    struct statfs fs{};
+    if (::statfs(mount, &fs) != 0 || fs.f_type != CGROUP2_SUPER_MAGIC) continue;
+    if (::access(mount, W_OK) != 0) continue;
+    return std::string(mount) + "/relsupd-test-" + std::to_string(::getpid()) + "-" +
+           std::to_string(e2e::NowMs());
+  }
+  return "";
+}
+
+void RemoveCgroupTree(const std::string& root) {
+  // Leaves first; every instance has ended, so each rmdir succeeds.
+  for (int pass = 0; pass < 3; ++pass) {
+    std::error_code ec;
+    std::vector<std::string> dirs;
+    for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+      if (it->is_directory()) dirs.push_back(it->path());
+    std::sort(dirs.rbegin(), dirs.rend());
+    for (const auto& d : dirs) ::rmdir(d.c_str());
+    ::rmdir(root.c_str());
+  }
+}
+
+TEST_CASE("run: with cgroups a double-forked setsid grandchild dies with its instance") {
+  std::string root = TestCgroupRoot();
+  if (root.empty()) {
+    WARN("no writable cgroup2 tree here: cgroup stop not tested");
+    return;
+  }
+  {
+    Stage stage(FastConfig("cgroup: " + root + "\n"));
+    DeployProcfile(stage, "web: setsid sleep 1004 & echo grandchild $!; exec sleep 1000\n");
+    REQUIRE(WaitLog(stage, "grandchild "));
+    pid_t grandchild = 0;
+    for (const auto& rec : Logs(stage)) {
+      std::string t = rec["text"];
+      if (t.rfind("grandchild ", 0) == 0) grandchild = std::atoi(t.c_str() + 11);
+    }
+    REQUIRE(grandchild > 0);
+    REQUIRE(Alive(grandchild));
+    // It left the group and the session: only the cgroup still holds it.
+    CHECK(SessionOf(grandchild) == grandchild);
+    stage.CtlOk({"stop", "shop"});
+    CHECK(WaitGone({grandchild}, 3000));
+  }
+  RemoveCgroupTree(root);
+  CHECK_FALSE(std::filesystem::exists(root));
+}
+
+TEST_CASE("run: scale up and down is recorded and stops the highest numbers") {
+  Stage stage(FastConfig());
+  DeployProcfile(stage, "web: sleep 1000\n");
+  WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
+  CHECK(stage.CtlOk({"scale", "shop", "web=3"}) == "Scaled shop: web=3\n");
+  Json ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 3); });
+  pid_t pid1 = Row(ps, "web.1")["pid"].get<pid_t>();
+  std::set<pid_t> high = {Row(ps, "web.2")["pid"].get<pid_t>(), Row(ps, "web.3")["pid"].get<pid_t>()};
+  stage.CtlOk({"scale", "shop", "web=1"});
+  ps = WaitPs(stage, [](const Json& p) { return p.size() == 1 && AllIn(p, "web", "ready", 1); });
+  CHECK(Row(ps, "web.1")["pid"] == pid1);
+  CHECK(WaitGone(high, 3000));
+  Json history = stage.CtlJson({"history", "shop"});
+  int scaled = 0;
+  for (const auto& e : history)
+    if (e["kind"] == "scaled") ++scaled;
+  CHECK(scaled == 2);
+}
+
+TEST_CASE("run: bad run-stage requests get clear errors") {
+  Stage stage(FastConfig());
+  auto r = stage.Ctl({"scale", "shop", "web=2"});
+  CHECK(r.exit_code() == 1);
+  CHECK(r.err.find("no active release") != std::string::npos);
+  r = stage.Ctl({"start", "shop"});
+  CHECK(r.exit_code() == 1);
+  CHECK(r.err.find("no active release") != std::string::npos);
+  DeployProcfile(stage, "web: sleep 1000\n");
+  r = stage.Ctl({"scale", "shop", "wrk=2"});
+  CHECK(r.exit_code() == 1);
+  CHECK(r.err.find("has no process type 'wrk'") != std::string::npos);
+  r = stage.Ctl({"scale", "shop", "web=lots"});
+  CHECK(r.exit_code() == 2);
+  CHECK(r.err.find("'web=lots'") != std::string::npos);
+  r = stage.Ctl({"scale", "shop", "web"});
+  CHECK(r.exit_code() == 2);
+  r = stage.Ctl({"ps", "nosuch"});
+  CHECK(r.exit_code() == 1);
+  CHECK(r.err.find("nosuch") != std::string::npos);
+  r = stage.Ctl({"logs", "nosuch"});
+  CHECK(r.exit_code() == 1);
+  r = stage.Ctl({"activate", "shop", "v9"});
+  CHECK(r.exit_code() == 1);
+  CHECK(r.err.find("v9") != std::string::npos);
+  r = stage.Ctl({"restart", "shop", "wrk"});
+  CHECK(r.exit_code() == 1);
+  CHECK(r.err.find("'wrk'") != std::string::npos);
+  // Nothing above changed the formation.
+  for (const auto& e : stage.CtlJson({"history", "shop"})) CHECK(e["kind"] != "scaled");
+}
+
+TEST_CASE("run: restart replaces every instance, one at a time") {
+  Stage stage(FastConfig());
+  DeployProcfile(stage, "web: sleep 1000\n");
+  stage.CtlOk({"scale", "shop", "web=2"});
+  Json ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 2); });
+  std::set<pid_t> before = Pids(ps);
+  stage.CtlOk({"restart", "shop"});
+  ps = Ps(stage);
+  CHECK(AllIn(ps, "web", "ready", 2));
+  for (pid_t p : Pids(ps)) CHECK(before.count(p) == 0);
+  CHECK(WaitGone(before, 2000));
+}
+
+TEST_CASE("run: an exec ready check decides readiness, and its timeout restarts the process") {
+  Stage stage(FastConfig());
+  DeployYaml(stage,
+             "processes:\n"
+             "  web:\n"
+             "    command: sleep 1000\n"
+             "    ready: {exec: \"sleep 0.3\"}\n"
+             "  slow:\n"
+             "    command: sleep 1001\n"
+             "    ready: {exec: \"false\"}\n"
+             "    ready_timeout: 400ms\n");
+  Json ps = Ps(stage);
+  CHECK(Row(ps, "web.1")["state"] == "running");
+  ps = WaitPs(stage, [](const Json& p) { return Row(p, "web.1")["state"] == "ready"; });
+  ps = WaitPs(stage, [](const Json& p) { return Row(p, "slow.1")["restarts"].get<int>() >= 1; });
+  CHECK(Row(ps, "slow.1")["state"] != "ready");
+  CHECK(stage.daemon().Log().find("was not ready within 400 ms") != std::string::npos);
+}
+
+TEST_CASE("run: notify readiness comes from READY=1 on the daemon's socket") {
+  Stage stage(FastConfig());
+  DeployYaml(stage,
+             "processes:\n"
+             "  web:\n"
+             "    command: sleep 0.3; systemd-notify --ready; exec sleep 1000\n"
+             "    ready: notify\n");
+  if (::access("/usr/bin/systemd-notify", X_OK) != 0) {
+    WARN("systemd-notify is not installed");
+    return;
+  }
+  Json ps = Ps(stage);
+  CHECK(Row(ps, "web.1")["state"] == "running");
+  WaitPs(stage, [](const Json& p) { return Row(p, "web.1")["state"] == "ready"; });
+}
+
+TEST_CASE("run: logs keep each line with its process, stream and release") {
+  Stage stage(FastConfig());
+  DeployProcfile(stage,
+                 "web: echo one; echo two >&2; head -c 40000 /dev/zero | tr '\\0' x; echo; "
+                 "exec sleep 1000\n"
+                 "worker: echo working; exec sleep 1000\n");
+  REQUIRE(WaitLog(stage, "working"));
+  REQUIRE(WaitLog(stage, "two"));
+  Json web = Logs(stage, {"--process", "web"});
+  std::string long_line;
+  bool one = false, two = false;
+  for (const auto& r : web) {
+    CHECK(r["process"] == "web.1");
+    CHECK(r["release"] == "v1");
+    if (r["text"] == "one") one = r["stream"] == "out";
+    if (r["text"] == "two") two = r["stream"] == "err";
+    if (r["text"].get<std::string>().find('x') == 0) long_line += r["text"].get<std::string>();
+  }
+  CHECK(one);
+  CHECK(two);
+  // Cut into pieces, nothing lost.
+  WaitLog(stage, "xxxx");
+  CHECK(long_line.size() == 40000);
+  Json err = Logs(stage, {"--stream", "err"});
+  REQUIRE(err.size() == 1);
+  CHECK(err[0]["text"] == "two");
+  std::string human = stage.CtlOk({"logs", "shop", "-n", "1", "--process", "worker.1"});
+  CHECK(human.find("worker.1[v1]: working") != std::string::npos);
+}
+
+TEST_CASE("run: a flooding child slows only itself") {
+  Stage stage(FastConfig("log_max_file_bytes: 1048576\nlog_max_files: 2\nlog_rate_limit: 1048576\n"));
+  DeployProcfile(stage,
+                 "flood: yes flooding-the-log-as-fast-as-it-can\n"
+                 "tick: while :; do echo tick; sleep 0.05; done\n");
+  WaitPs(stage, [](const Json& p) { return AllIn(p, "", "ready", 2); });
+  int64_t cpu0 = CpuMs(stage.daemon().pid());
+  int64_t t0 = e2e::NowMs();
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  int64_t t1 = e2e::NowMs();
+  Json ps = Ps(stage);
+  int64_t ps_ms = e2e::NowMs() - t1;
+  int64_t cpu = CpuMs(stage.daemon().pid()) - cpu0;
+  CHECK(ps_ms < 1000);
+  // The daemon reads the flood at a bounded rate: far from a whole core.
+  CHECK(cpu < (t1 - t0) / 2);
+  int ticks = 0;
+  for (const auto& r : Logs(stage, {"--process", "tick"})) ticks += r["text"] == "tick";
+  CHECK(ticks >= 20);
+  // The log store stays within its size bound.
+  uint64_t bytes = 0;
+  for (const auto& e : std::filesystem::directory_iterator(stage.state() + "/logs/shop"))
+    bytes += e.file_size();
+  CHECK(bytes <= 2 * 1048576 + 64 * 1024);
+  CHECK(Row(ps, "flood.1")["state"] == "ready");
+}
+
+TEST_CASE("run: 1000 simultaneous exits are all reaped and restarted") {
+  Stage stage(FastConfig("", 100));
+  DeployProcfile(stage, "worker: sleep 100000\n");
+  stage.CtlOk({"scale", "shop", "worker=1000"});
+  Json ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "worker", "ready", 1000); },
+                   120'000, "1000 workers");
+  std::set<pid_t> old = Pids(ps);
+  REQUIRE(old.size() == 1000);
+  for (pid_t p : old) ::kill(p, SIGKILL);
+  ps = WaitPs(stage, [](const Json& p) {
+    if (!AllIn(p, "worker", "ready", 1000)) return false;
+    for (const auto& r : p)
+      if (r["restarts"] != 1) return false;
+    return true;
+  }, 120'000, "1000 restarted workers");
+  // Reaped: no old pid is left, not even as a zombie.
+  for (pid_t p : old) {
+    std::error_code ec;
+    if (std::filesystem::exists("/proc/" + std::to_string(p), ec)) CHECK_FALSE(Alive(p));
+  }
+  CHECK(WaitGone(old, 5000));
+  stage.CtlOk({"scale", "shop", "worker=0"});
+  WaitPs(stage, [](const Json& p) { return p.empty(); }, 60'000, "scale to 0");
+}
+
+TEST_CASE("run: kill -9 of the daemon leaves no orphan and the restart brings the same instances back") {
+  Stage stage(FastConfig());
+  DeployProcfile(stage,
+                 "web: sleep 1000\n"
+                 "escaper: setsid sleep 1005 & echo escaped $!; exec sleep 1001\n");
+  stage.CtlOk({"scale", "shop", "web=2"});
+  Json ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 2); });
+  REQUIRE(WaitLog(stage, "escaped "));
+  pid_t escaped = 0;
+  for (const auto& rec : Logs(stage)) {
+    std::string t = rec["text"];
+    if (t.rfind("escaped ", 0) == 0) escaped = std::atoi(t.c_str() + 8);
+  }
+  REQUIRE(escaped > 0);
+  std::set<pid_t> before = Pids(ps);
+  stage.daemon().Kill9();
+  // Direct children die with the daemon (PR_SET_PDEATHSIG).
+  CHECK(WaitGone(before, 3000));
+  // A grandchild in its own session outlives it; the next start ends it
+  // before it starts anything.
+  CHECK(Alive(escaped));
+  stage.Restart();
+  CHECK(WaitGone({escaped}, 3000));
+  ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 2); });
+  for (pid_t p : Pids(ps, "web")) CHECK(before.count(p) == 0);
+  CHECK(stage.daemon().Log().find("previous daemon left running") != std::string::npos);
+}
+
+TEST_CASE("run: SIGTERM of the daemon stops the children gracefully") {
+  Stage stage(FastConfig());
+  DeployProcfile(stage, "web: trap 'echo got TERM; exit 0' TERM; while :; do sleep 0.05; done\n");
+  Json ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
+  pid_t pid = Row(ps, "web.1")["pid"].get<pid_t>();
+  stage.Stop();  // SIGTERM; must exit 0
+  CHECK_FALSE(Alive(pid));
+  std::string log = release_test::ReadText(stage.state() + "/logs/shop/current.log");
+  CHECK(log.find("got TERM") != std::string::npos);
+}
+
+TEST_CASE("run: a stopped app stays stopped across a daemon restart until started") {
+  Stage stage(FastConfig());
+  DeployProcfile(stage, "web: sleep 1000\n");
+  stage.CtlOk({"scale", "shop", "web=2"});
+  WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 2); });
+  stage.CtlOk({"stop", "shop"});
+  stage.Stop();
+  stage.Restart();
+  CHECK(Ps(stage).empty());
+  stage.CtlOk({"start", "shop"});
+  // The recorded scale is back.
+  WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 2); });
+}
+
+}  // namespace
+}  // namespace relsupd::run_test
