@@ -291,7 +291,7 @@ void Serve(int listener, const Page& page, const std::string& notify,
   std::vector<Conn> conns;
   std::vector<pollfd> pfds;
   bool draining = false;
-  int64_t drain_deadline = 0;
+  int64_t drain_deadline = 0, accept_after = 0;  // see EMFILE below
   for (;;) {
     const int64_t now = NowMs();
     if (g_stop && !draining) {
@@ -305,8 +305,7 @@ void Serve(int listener, const Page& page, const std::string& notify,
       for (Conn& c : conns) Service(c, page, draining);
     }
     for (Conn& c : conns) {
-      // Draining: idle keep-alive connections close now; a connection with a
-      // request half received stays until it is answered.
+      // Draining: idle connections close now; half-received requests stay.
       if (draining && c.in.empty()) c.close_after = true;
       if (c.close_after && c.out.empty()) c.dead = true;
       if (now - c.last_active > kIdleTimeoutMs) c.dead = true;
@@ -317,7 +316,7 @@ void Serve(int listener, const Page& page, const std::string& notify,
                 conns.end());
     if (draining && (conns.empty() || now >= drain_deadline)) {
       for (Conn& c : conns) ::close(c.fd);
-      Log("stopped, " + std::to_string(conns.size()) + " cut at the deadline");
+      Log("stopped");  // past the deadline, what is left is cut
       return;
     }
     pfds.clear();
@@ -326,7 +325,8 @@ void Serve(int listener, const Page& page, const std::string& notify,
                       static_cast<short>((c.close_after ? 0 : POLLIN) |
                                          (c.out.empty() ? 0 : POLLOUT)),
                       0});
-    const bool accepting = listener >= 0 && conns.size() < kMaxConnections;
+    const bool accepting =
+        listener >= 0 && conns.size() < kMaxConnections && now >= accept_after;
     if (accepting) pfds.push_back({listener, POLLIN, 0});
     const timespec tick = {1, 0};  // idle sweep and drain deadline
     if (::ppoll(pfds.data(), pfds.size(), &tick, &wait_mask) < 0) {
@@ -344,7 +344,10 @@ void Serve(int listener, const Page& page, const std::string& notify,
         int fd =
             ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0 && (errno == EINTR || errno == ECONNABORTED)) continue;
-        if (fd < 0) break;  // EAGAIN; out of fds is kept away by the cap
+        // Out of fds: the listener stays readable, so pause, not spin.
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE))
+          accept_after = NowMs() + 200;
+        if (fd < 0) break;
         conns.emplace_back(fd);
       }
     }
