@@ -52,7 +52,9 @@ TEST_CASE("daemon config errors name file, line and column") {
         "relsupd.yaml:2:1: unknown key 'bogus' (known keys: state_dir, socket, "
         "socket_mode, socket_group, admin_group, log_level, max_request_bytes, "
         "max_artifact_bytes, max_unpacked_bytes, max_entries, "
-        "max_compression_ratio)");
+        "max_compression_ratio, cgroup, restart_initial_delay, "
+        "restart_max_delay, restart_reset_after, crash_limit, crash_window, "
+        "log_max_file_bytes, log_max_files, log_rate_limit)");
   CHECK(ErrorOf("max_request_bytes: lots\n") ==
         "relsupd.yaml:1:20: 'max_request_bytes' must be an integer, not 'lots'");
   CHECK(ErrorOf("\nmax_request_bytes: 10\n").rfind("relsupd.yaml:2:20: ", 0) == 0);
@@ -65,6 +67,95 @@ TEST_CASE("daemon config errors name file, line and column") {
   CHECK(ErrorOf("a: [1, 2\n").rfind("relsupd.yaml:", 0) == 0);
   CHECK(ErrorOf("a: [1, 2\n").find("invalid YAML") != std::string::npos);
   CHECK(ErrorOf("- just\n- a list\n") == "relsupd.yaml:1:1: expected a mapping of keys");
+}
+
+TEST_CASE("the run-stage daemon config keys are read") {
+  const DaemonConfig d;
+  CHECK(d.cgroup == "auto");
+  CHECK(d.restart_initial_delay_ms == 100);
+  CHECK(d.restart_max_delay_ms == 30'000);
+  CHECK(d.restart_reset_after_ms == 10'000);
+  CHECK(d.crash_limit == 10);
+  CHECK(d.crash_window_ms == 60'000);
+  CHECK(d.log_max_file_bytes == 8u << 20);
+  CHECK(d.log_max_files == 4);
+  CHECK(d.log_rate_limit == 4u << 20);
+
+  auto c = ParseDaemonConfig(
+      "cgroup: /sys/fs/cgroup/relsupd\n"
+      "restart_initial_delay: 250ms\n"
+      "restart_max_delay: 1m30s\n"
+      "restart_reset_after: 20\n"  // a bare number is seconds
+      "crash_limit: 3\n"
+      "crash_window: 2m\n"
+      "log_max_file_bytes: 65536\n"
+      "log_max_files: 7\n"
+      "log_rate_limit: 1024\n",
+      "f.yaml");
+  INFO((c.ok() ? std::string() : c.status().message()));
+  REQUIRE(c.ok());
+  CHECK(c->cgroup == "/sys/fs/cgroup/relsupd");
+  CHECK(c->restart_initial_delay_ms == 250);
+  CHECK(c->restart_max_delay_ms == 90'000);
+  CHECK(c->restart_reset_after_ms == 20'000);
+  CHECK(c->crash_limit == 3);
+  CHECK(c->crash_window_ms == 120'000);
+  CHECK(c->log_max_file_bytes == 65536);
+  CHECK(c->log_max_files == 7);
+  CHECK(c->log_rate_limit == 1024);
+  CHECK(ParseDaemonConfig("cgroup: \"off\"\n", "f")->cgroup == "off");
+  CHECK(ParseDaemonConfig("cgroup: auto\n", "f")->cgroup == "auto");
+
+  // The ends of each range are accepted.
+  auto ends = ParseDaemonConfig(
+      "restart_initial_delay: 1h\n"
+      "restart_max_delay: 24h\n"
+      "restart_reset_after: 0s\n"
+      "crash_limit: 1000000\n"
+      "crash_window: 1ms\n"
+      "log_max_file_bytes: 4096\n"
+      "log_max_files: 1\n",
+      "f.yaml");
+  INFO((ends.ok() ? std::string() : ends.status().message()));
+  REQUIRE(ends.ok());
+  CHECK(ends->restart_initial_delay_ms == 3'600'000);
+  CHECK(ends->restart_max_delay_ms == 86'400'000);
+  CHECK(ends->restart_reset_after_ms == 0);
+  CHECK(ends->crash_limit == 1'000'000);
+  CHECK(ends->crash_window_ms == 1);
+  CHECK(ends->log_max_file_bytes == 4096);
+  CHECK(ends->log_max_files == 1);
+}
+
+TEST_CASE("bad run-stage daemon config values name file, line and column") {
+  CHECK(ErrorOf("cgroup: relative/path\n") ==
+        "relsupd.yaml:1:9: 'cgroup' must be auto, off or an absolute path, "
+        "not 'relative/path'");
+  CHECK(ErrorOf("crash_limit: 0\n") ==
+        "relsupd.yaml:1:14: 'crash_limit' must be between 1 and 1000000");
+  CHECK(ErrorOf("restart_initial_delay: 2h\n") ==
+        "relsupd.yaml:1:24: 'restart_initial_delay' must be between 0s and 1h");
+  CHECK(ErrorOf("log_max_files: 0\n") ==
+        "relsupd.yaml:1:16: 'log_max_files' must be between 1 and 1000");
+  // On a later line, after a good key.
+  CHECK(ErrorOf("cgroup: auto\nrestart_max_delay: 25h\n") ==
+        "relsupd.yaml:2:20: 'restart_max_delay' must be between 0s and 24h");
+  CHECK(ErrorOf("crash_window: 0s\n") ==
+        "relsupd.yaml:1:15: 'crash_window' must be between 1ms and 24h");
+  CHECK(ErrorOf("restart_reset_after: soon\n")
+            .rfind("relsupd.yaml:1:22: 'restart_reset_after': 'soon' is not a "
+                   "duration",
+                   0) == 0);
+  CHECK(ErrorOf("log_max_file_bytes: 4095\n") ==
+        "relsupd.yaml:1:21: 'log_max_file_bytes' must be between 4096 and "
+        "1099511627776");
+  CHECK(ErrorOf("log_rate_limit: 1023\n") ==
+        "relsupd.yaml:1:17: 'log_rate_limit' must be between 1024 and "
+        "1099511627776");
+  CHECK(ErrorOf("crash_limit: many\n") ==
+        "relsupd.yaml:1:14: 'crash_limit' must be an integer, not 'many'");
+  CHECK(ErrorOf("cgroup: [a]\n").rfind("relsupd.yaml:1:9: 'cgroup' must be a string",
+                                         0) == 0);
 }
 
 TEST_CASE("a missing config file is a clear error") {
