@@ -830,6 +830,7 @@ struct PeerResult {
   int storm_sup_procs = 0;
   std::vector<double> status_ms;
   std::vector<double> status_cpu_ms;  // the status command's own CPU
+  std::vector<double> direct_ms;      // the query over the socket, no command
   int status_failures = 0;
   std::string status_first_failure;
   std::string status_cmd;
@@ -860,6 +861,10 @@ class Peer {
   virtual bool StartStorm(int m, std::string* error) = 0;
   virtual std::vector<std::string> StatusCommand() = 0;
   virtual std::vector<std::string> StatusEnv() { return {}; }
+  // The same query without the command's own start-up, where the peer has
+  // a socket protocol the benchmark speaks (relsupd: JSON-RPC `ps`): its
+  // wall time in ms, -1 when not applicable or failed.
+  virtual double DirectStatusMs() { return -1; }
   // The supervisor's root process (its tree is measured).
   virtual pid_t Root() = 0;
   // Stops everything the phase started (by pid) and waits for it.
@@ -1002,6 +1007,34 @@ class RelsupdPeer final : public Peer {
   }
   std::vector<std::string> StatusCommand() override {
     return {o_.relsupd, "ctl", "--socket", socket_, "ps", "bench"};
+  }
+  double DirectStatusMs() override {
+    // One connection per query, as the ctl command makes.
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_.c_str());
+    const std::string req = R"({"jsonrpc":"2.0","id":1,"method":"ps","params":{"app":"bench"}})"
+                            "\n";
+    const int64_t t0 = MonoNs();
+    double ms = -1;
+    timeval tv{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+        send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
+      std::string resp;
+      char buf[16384];
+      ssize_t n;
+      while ((n = recv(fd, buf, sizeof buf, 0)) > 0) {
+        resp.append(buf, static_cast<size_t>(n));
+        if (resp.back() == '\n') break;
+      }
+      if (!resp.empty() && resp.back() == '\n' && resp.find("\"result\"") != std::string::npos)
+        ms = static_cast<double>(MonoNs() - t0) / 1e6;
+    }
+    close(fd);
+    return ms;
   }
   pid_t Root() override { return daemon_; }
   void StopPhase() override {
@@ -1556,6 +1589,8 @@ void MeasureStorm(Peer& peer, const Options& o, PeerResult* res) {
     if (WIFEXITED(r.status) && WEXITSTATUS(r.status) != 127 && r.err.empty()) {
       res->status_ms.push_back(r.ms);
       res->status_cpu_ms.push_back(r.cpu_ms);
+      double direct = peer.DirectStatusMs();
+      if (direct >= 0) res->direct_ms.push_back(direct);
     } else {
       if (res->status_first_failure.empty()) res->status_first_failure = r.Describe();
       ++res->status_failures;
@@ -1853,6 +1888,14 @@ int main(int argc, char** argv) {
   row("  status command's own CPU, median",
       [&](const PeerResult& r) {
         return storm_ok(r) ? Fmt("%.1f", Percentile(r.status_cpu_ms, 0.5)) : "n/a";
+      },
+      "");
+  row("  same over the socket, median / p99",
+      [&](const PeerResult& r) {
+        return storm_ok(r) && !r.direct_ms.empty()
+                   ? Fmt("%.2f", Percentile(r.direct_ms, 0.5)) + " / " +
+                         Fmt("%.2f", Percentile(r.direct_ms, 0.99))
+                   : "-";
       },
       "");
   row("storm: supervisor CPU (% of a core)",
