@@ -354,6 +354,7 @@ TEST_CASE("hello serves its pages on the socket it is given") {
 }
 
 TEST_CASE("hello answers a malformed request with 400 and closes") {
+  using namespace std::string_literals;
   Running r;
   const std::vector<std::string> bad = {
       "GARBAGE\r\n\r\n",
@@ -364,7 +365,7 @@ TEST_CASE("hello answers a malformed request with 400 and closes") {
       "GET nope HTTP/1.1\r\nHost: t\r\n\r\n",
       "GET / HTTP/1.1\r\nHost: t\r\nno colon\r\n\r\n",
       "GET / HTTP/1.1\r\nHost : t\r\n\r\n",
-      std::string("GET / HTTP/1.1\r\nHost: t\0x\r\n\r\n", 31),
+      "GET / HTTP/1.1\r\nHost: t\0x\r\n\r\n"s,
       "GET / HTTP/1.1\nHost: t\r\n\r\n",
       "GET / HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n",
       "GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n",
