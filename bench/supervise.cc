@@ -820,6 +820,7 @@ struct PeerResult {
   double fanout_sup_cpu_s = -1;  // supervisor CPU from trigger to the last exec
   double root_rss_kb = -1;
   double root_rss_idle_kb = -1;  // before the fan-out, where the root ran
+  double root_anon_kb = -1, root_file_kb = -1;  // RssAnon, RssFile
   double sup_pss_kb = -1;
   int sup_procs = 0;
   double tree_pss_kb = -1;
@@ -1540,6 +1541,8 @@ void MeasureFanout(Peer& peer, ExecWatcher& watcher, int index, const Options& o
   SleepMs(1000);
   const pid_t root = peer.Root();
   res->root_rss_kb = static_cast<double>(ProcKb(root, "status", "VmRSS:"));
+  res->root_anon_kb = static_cast<double>(ProcKb(root, "status", "RssAnon:"));
+  res->root_file_kb = static_cast<double>(ProcKb(root, "status", "RssFile:"));
   double sup = 0, all = 0;
   for (const auto& p : Tree(root)) {
     int64_t pss = ProcKb(p.pid, "smaps_rollup", "Pss:");
@@ -1846,6 +1849,13 @@ int main(int argc, char** argv) {
              rel && fan_ok(*rel) && rel->root_rss_kb >= 0
                  ? std::optional<bool>(rel->root_rss_kb * 1024 < kTargetRssBytes)
                  : std::nullopt));
+  row("  of which anon / file (MiB)",
+      [&](const PeerResult& r) {
+        return fan_ok(r) && r.root_anon_kb >= 0
+                   ? Fmt("%.1f", r.root_anon_kb / 1024) + " / " + Fmt("%.1f", r.root_file_kb / 1024)
+                   : "n/a";
+      },
+      "");
   row("  root RSS before the fan-out (MiB)",
       [&](const PeerResult& r) {
         return fan_ok(r) && r.root_rss_idle_kb >= 0 ? Fmt("%.1f", r.root_rss_idle_kb / 1024)
