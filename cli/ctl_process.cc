@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <iostream>
+#include <map>
 #include <thread>
 
 #include "cli/ctl.h"
@@ -106,6 +107,148 @@ int FollowLogs(CtlContext* ctx, const LogsArgs& a) {
   }
 }
 
+struct SwitchArgs {
+  std::string app;
+  std::string release;
+  std::string strategy;
+  bool no_wait = false;
+};
+
+// Follows switch `id` of `app` with `status` polls, printing each instance
+// as it changes, until it ends. Returns the exit code.
+int FollowSwitch(CtlContext* ctx, Client& client, const std::string& app, int64_t id) {
+  std::map<std::string, std::string> seen;  // "v2 web.1" -> state
+  while (true) {
+    auto st = client.Call(method::kStatus, {{"app", app}});
+    if (!st.ok()) {
+      ctx->Fail(st.status());
+      return ctx->exit_code;
+    }
+    if (!ctx->json) {
+      for (const auto& p : (*st)["processes"]) {
+        std::string key = Text(p["release"]) + " " + Text(p["process"]);
+        std::string state = Text(p["state"]);
+        if (seen[key] == state) continue;
+        seen[key] = state;
+        std::cout << "  " << key << " " << state;
+        if (p.value("pid", 0) > 0) std::cout << " (pid " << p["pid"].get<int64_t>() << ")";
+        std::cout << '\n';
+      }
+      std::cout.flush();
+    }
+    const auto& last = (*st)["last_switch"];
+    bool running = (*st)["switch"].is_object() && (*st)["switch"].value("id", 0) == id;
+    if (!running && last.is_object() && last.value("id", 0) == id) {
+      if (ctx->json) std::cout << last.dump(2) << '\n';
+      if (last.value("ok", false)) {
+        if (!ctx->json) {
+          std::cout << Text(last["live"]) << " of " << app << " is live\n";
+          if (!Text(last["message"]).empty()) std::cout << "Warning: " << Text(last["message"]) << '\n';
+        }
+        return kExitOk;
+      }
+      std::cerr << "Error: " << Text(last["message"]) << '\n';
+      return kExitRefused;
+    }
+    if (!running) {
+      std::cerr << "Error: switch " << id << " of " << app << " is no longer known to the daemon\n";
+      return kExitRefused;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+void RunSwitch(CtlContext* ctx, const SwitchArgs& a, bool rollback) {
+  auto client = Client::Connect(ctx->socket);
+  if (!client.ok()) return ctx->Fail(client.status());
+  rpc::Json p = {{"app", a.app}};
+  if (!a.release.empty()) p["release"] = a.release;
+  if (!a.strategy.empty()) p["strategy"] = a.strategy;
+  auto r = client->Call(rollback ? method::kRollback : method::kActivate, p);
+  if (!r.ok()) return ctx->Fail(r.status());
+  int64_t id = r->value("switch", 0);
+  if (a.no_wait) {
+    if (ctx->json)
+      std::cout << r->dump(2) << '\n';
+    else
+      std::cout << (rollback ? "Rolling back " : "Activating ") << a.app << " to "
+                << Text((*r)["release"]) << " (switch " << id << ")\n";
+    ctx->exit_code = kExitOk;
+    return;
+  }
+  if (!ctx->json)
+    std::cout << (rollback ? "Rolling back " : "Activating ") << a.app << " to "
+              << Text((*r)["release"]) << '\n';
+  ctx->exit_code = FollowSwitch(ctx, *client, a.app, id);
+}
+
+void PrintStatus(const rpc::Json& s) {
+  std::cout << Text(s["app"]) << ": active " << (Text(s["active"]).empty() ? "-" : Text(s["active"]))
+            << ", previous " << (Text(s["previous"]).empty() ? "-" : Text(s["previous"]));
+  if (s.value("stopped", false)) std::cout << ", stopped by hand";
+  std::cout << '\n';
+  if (s["switch"].is_object()) {
+    const auto& w = s["switch"];
+    std::cout << "  switching: " << Text(w["kind"]) << " " << Text(w["from"]) << " -> "
+              << Text(w["to"]) << " (" << Text(w["strategy"]) << ", " << Text(w["phase"])
+              << ", by " << Text(w["actor"]) << ")\n";
+  }
+  if (s["last_switch"].is_object() && !s["last_switch"].value("ok", true))
+    std::cout << "  last switch failed: " << Text(s["last_switch"]["message"]) << '\n';
+  std::map<std::string, std::map<std::string, int>> by_type;  // "v2 web" -> state -> n
+  for (const auto& p : s["processes"])
+    ++by_type[Text(p["release"]) + " " + Text(p["type"])][Text(p["state"])];
+  for (const auto& [type, states] : by_type) {
+    std::cout << "  " << type << ":";
+    for (const auto& [state, n] : states) std::cout << " " << n << " " << state;
+    std::cout << '\n';
+  }
+}
+
+void AddSwitchVerbs(CLI::App& ctl, CtlContext* ctx) {
+  auto act = std::make_shared<SwitchArgs>();
+  CLI::App* activate = ctl.add_subcommand(
+      "activate",
+      "Put a release live: verify it, switch apps/APP/current, start its processes, stop the "
+      "old ones; follows progress and exits 0 only when the release is live");
+  activate->add_option("APP", act->app, "App")->required();
+  activate->add_option("RELEASE", act->release, "Release, e.g. v3")->required();
+  activate->add_option("--strategy", act->strategy,
+                       "start-first (new ready before old stop) or stop-first; default: the app's")
+      ->check(CLI::IsMember({"start-first", "stop-first"}));
+  activate->add_flag("--no-wait", act->no_wait, "Return once the switch began");
+  activate->callback([ctx, act] { RunSwitch(ctx, *act, false); });
+
+  auto rb = std::make_shared<SwitchArgs>();
+  CLI::App* rollback = ctl.add_subcommand(
+      "rollback",
+      "Activate the release that was live before the current one (or --to vN); a new event, "
+      "never an edit");
+  rollback->add_option("APP", rb->app, "App")->required();
+  rollback->add_option("--to", rb->release, "Roll back to this release instead");
+  rollback->add_option("--strategy", rb->strategy, "start-first or stop-first")
+      ->check(CLI::IsMember({"start-first", "stop-first"}));
+  rollback->add_flag("--no-wait", rb->no_wait, "Return once the switch began");
+  rollback->callback([ctx, rb] { RunSwitch(ctx, *rb, true); });
+
+  auto status_app = std::make_shared<std::string>();
+  CLI::App* status = ctl.add_subcommand(
+      "status", "Active and previous release, a switch in progress, instances per type");
+  status->add_option("APP", *status_app, "Only this app");
+  status->callback([ctx, status_app] {
+    rpc::Json p = rpc::Json::object();
+    if (!status_app->empty()) p["app"] = *status_app;
+    ctx->CallAndPrint(method::kStatus, p, [](const rpc::Json& r) {
+      if (r.is_array()) {
+        for (const auto& s : r) PrintStatus(s);
+        if (r.empty()) std::cout << "No apps\n";
+      } else {
+        PrintStatus(r);
+      }
+    });
+  });
+}
+
 }  // namespace
 
 void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
@@ -190,19 +333,7 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
       ->check(CLI::IsMember({"out", "err"}));
   logs->callback([ctx, logs_args] { ctx->exit_code = FollowLogs(ctx, *logs_args); });
 
-  auto act_app = std::make_shared<std::string>();
-  auto act_release = std::make_shared<std::string>();
-  CLI::App* activate = ctl.add_subcommand(
-      "activate", "Put a release live: switch apps/APP/current and run its processes");
-  activate->add_option("APP", *act_app, "App")->required();
-  activate->add_option("RELEASE", *act_release, "Release, e.g. v3")->required();
-  activate->callback([ctx, act_app, act_release] {
-    ctx->CallAndPrint(method::kActivate, {{"app", *act_app}, {"release", *act_release}},
-                      [](const rpc::Json& r) {
-                        std::cout << "Activated " << Text(r["app"]) << " " << Text(r["release"])
-                                  << '\n';
-                      });
-  });
+  AddSwitchVerbs(ctl, ctx);
 }
 
 }  // namespace relsupd::cli

@@ -205,7 +205,7 @@ Status Daemon::StartRunStage() {
       "/notify.sock";
   env.notify_socket = notify_path;
   runs_ = std::make_unique<RunService>(std::move(env), ledger_.get(),
-                                       config_.state_dir);
+                                       releases_.get(), config_.state_dir);
   ASSIGN_OR_RETURN(
       notify_listener_,
       NotifyListener::Open(&loop_, notify_path,
@@ -215,6 +215,8 @@ Status Daemon::StartRunStage() {
                            }));
   context_.runs = runs_.get();
   context_.logs = logs_.get();
+  // The `current` links and the ledger agree before anything runs.
+  runs_->Recover();
   runs_->BringUp();
   return Status::Ok();
 }

@@ -41,12 +41,12 @@ Status SwitchCurrentLink(const std::string& app_dir, const std::string& target) 
   return SyncDir(app_dir);
 }
 
-RunService::RunService(SuperviseEnv env, Ledger* ledger, std::string state_dir)
-    : ledger_(ledger), state_dir_(std::move(state_dir)) {
+RunService::RunService(SuperviseEnv env, Ledger* ledger,
+                       ReleaseService* releases, std::string state_dir)
+    : ledger_(ledger), releases_(releases), state_dir_(std::move(state_dir)) {
   supervisor_ = std::make_unique<Supervisor>(std::move(env), this);
 }
 
-RunService::~RunService() = default;
 
 Result<std::shared_ptr<ReleaseRun>> RunService::LoadRun(const std::string& app,
                                                         int64_t number) {
@@ -78,6 +78,13 @@ Result<std::shared_ptr<ReleaseRun>> RunService::LoadRun(const std::string& app,
   if (!spec.group.empty()) {
     ASSIGN_OR_RETURN(gid, LookupGroup(spec.group));
   }
+  ASSIGN_OR_RETURN(run->socket_fds, sockets_.For(spec));
+  for (const auto& [type, p] : run->processes.processes)
+    for (const auto& name : p.sockets)
+      if (run->socket_fds.count(name) == 0)
+        return FailedPrecondition("process '" + type + "' of release " +
+                                  ReleaseName(number) + " uses socket '" + name +
+                                  "', which app '" + app + "' does not declare");
   run->user = user.name;
   run->home = user.home;
   if (::geteuid() == 0) {
@@ -230,26 +237,9 @@ Result<std::vector<PsRow>> RunService::Ps(
   return rows;
 }
 
-void RunService::Activate(const std::string& app, int64_t number,
-                          const Actor& actor, std::function<void(Status)> done) {
-  auto run = LoadRun(app, number);
-  if (!run.ok()) return done(run.status());
-  Status s = SwitchCurrentLink(state_dir_ + "/apps/" + app,
-                               "releases/" + ReleaseName(number));
-  if (!s.ok()) return done(s.WithContext("switching 'current'"));
-  s = ledger_->AppendEvent(app, "activated", ReleaseName(number), actor, "");
-  if (!s.ok()) return done(s);
-  auto formation = ledger_->GetFormation(app);
-  if (!formation.ok()) return done(formation.status());
-  supervisor_->Run(std::move(*run), *formation);
-  done(Status::Ok());
-}
-
 void RunService::Shutdown(std::function<void()> done) {
   supervisor_->StopEverything(std::move(done));
 }
-
-void RunService::OnInstanceChange(const ReleaseGroup&, const Instance&) {}
 
 void RunService::OnInstanceFailed(const ReleaseGroup& group,
                                   const Instance& instance,

@@ -15,11 +15,44 @@
 #include <string>
 #include <vector>
 
+#include "daemon/activate/app_sockets.h"
 #include "daemon/base/status.h"
+#include "daemon/base/uv_handle.h"
 #include "daemon/ledger/ledger.h"
 #include "daemon/supervise/supervisor.h"
 
 namespace relsupd {
+
+class ReleaseService;
+
+// A switch of an app from one release to another (activate or rollback).
+struct SwitchInfo {
+  int64_t id = 0;
+  std::string app;
+  std::string kind;  // "activate" or "rollback"
+  int64_t from = 0;  // 0: nothing was active
+  int64_t to = 0;
+  Strategy strategy = Strategy::kStartFirst;
+  std::string phase;  // verifying, starting, stopping-old, ...
+  int64_t started_at = 0;  // wall ms
+  std::string actor;
+};
+
+// How the last switch of an app ended.
+struct SwitchOutcome {
+  int64_t id = 0;
+  bool ok = false;
+  int64_t live = 0;       // the release live after it
+  std::string message;    // why it failed or rolled back
+};
+
+struct ActivateRequest {
+  std::string app;
+  int64_t release = 0;   // 0 with kind rollback: the previous release
+  std::string kind = "activate";
+  std::optional<Strategy> strategy;  // unset: the app's
+  Actor actor;
+};
 
 struct PsRow {
   std::string app;
@@ -39,7 +72,8 @@ struct PsRow {
 class RunService final : public SupervisorListener {
  public:
   // `env` is completed with `this` as listener; pointers outlive the service.
-  RunService(SuperviseEnv env, Ledger* ledger, std::string state_dir);
+  RunService(SuperviseEnv env, Ledger* ledger, ReleaseService* releases,
+             std::string state_dir);
   ~RunService() override;
 
   Supervisor* supervisor() { return supervisor_.get(); }
@@ -64,10 +98,24 @@ class RunService final : public SupervisorListener {
                const Actor& actor, std::function<void(Status)> done);
   Result<std::vector<PsRow>> Ps(const std::optional<std::string>& app);
 
-  // Points apps/APP/current at release vN (temporary link, rename, fsync)
-  // and runs it stop-first. REQUIRES: the release exists and is not pruned.
-  void Activate(const std::string& app, int64_t number, const Actor& actor,
+  // Switches the app to a release: checks it exists, is not pruned and
+  // verifies; records `activating`; points apps/APP/current at it
+  // (temporary link, rename, fsync); runs the strategy; records `activated`
+  // (or `rolled-back`). If the new release is not ready by the app's
+  // activation deadline, or crash-loops, and auto_rollback is on, it goes
+  // back to the previous release and records `auto-rolled-back` with the
+  // reason. One switch per app at a time: kBusy names the one in progress.
+  // `started` gets the switch id once the switch began (or the refusal);
+  // `done` gets the outcome (not called when `started` got an error).
+  void Activate(const ActivateRequest& request,
+                std::function<void(Result<int64_t>)> started,
                 std::function<void(Status)> done);
+  // The switch in progress for `app`, if any, and how the last one ended.
+  const SwitchInfo* CurrentSwitch(const std::string& app) const;
+  const SwitchOutcome* LastSwitch(const std::string& app) const;
+  // Start-up: makes the `current` link and the ledger agree for every app,
+  // finishing or undoing a switch a crash interrupted (`recovered` event).
+  void Recover();
 
   // Daemon shutdown: stops everything gracefully, then `done`.
   void Shutdown(std::function<void()> done);
@@ -77,15 +125,43 @@ class RunService final : public SupervisorListener {
                                               int64_t number);
 
  private:
+  // A switch in progress (activation.cc).
+    struct Switch {
+    SwitchInfo info;
+    Actor actor;
+    AppSpec spec;
+    std::shared_ptr<ReleaseRun> run;
+    ReleaseGroup* fresh = nullptr;
+    int crashes = 0;
+    std::string last_crash;
+    bool committing = false;
+    bool failing = false;
+    std::function<void(Status)> done;
+    UvHandle<uv_timer_t> deadline;
+    UvHandle<uv_timer_t> check;
+  };
   void OnInstanceChange(const ReleaseGroup& group,
                         const Instance& instance) override;
   void OnInstanceFailed(const ReleaseGroup& group, const Instance& instance,
                         const std::string& reason) override;
   Status RunActive(const std::string& app);
+  // Activation steps (activation.cc).
+  void SwitchVerified(Switch* sw, Status verified);
+  void SwitchStartNew(Switch* sw);
+  void SwitchCheckNew(Switch* sw);
+  void SwitchCommit(Switch* sw);
+  void SwitchFail(Switch* sw, const std::string& reason);
+  void SwitchEnd(Switch* sw, Status outcome, int64_t live);
+  std::string AppDir(const std::string& app) const;
 
   Ledger* ledger_;
+  ReleaseService* releases_;
   std::string state_dir_;
+  AppSockets sockets_;
   std::unique_ptr<Supervisor> supervisor_;
+  std::map<std::string, std::unique_ptr<Switch>> switches_;
+  std::map<std::string, SwitchOutcome> outcomes_;
+  int64_t next_switch_id_ = 1;
 };
 
 // Points DIR/current at `target` atomically: DIR/.current.tmp -> target,

@@ -123,19 +123,102 @@ Result<Json> Logs(DaemonContext& ctx, const Json& params) {
   return Json{{"records", out}, {"last_seq", last}};
 }
 
-void Activate(DaemonContext& ctx, const Request& r, Reply reply) {
-  Status s = params::CheckKnown(r.params, {"app", "release"});
+// activate and rollback: {app, release?, strategy?, wait?}. Without wait
+// the reply comes once the switch began: {app, switch, release}; the
+// client follows it with `status`. With wait, it comes at the end.
+void Switch(DaemonContext& ctx, const Request& r, Reply reply, bool rollback) {
+  Status s = params::CheckKnown(r.params, {"app", "release", "strategy", "wait"});
   if (!s.ok()) return reply(s);
+  ActivateRequest req;
   auto app = params::App(r.params);
   if (!app.ok()) return reply(app.status());
-  auto number = params::Release(r.params, "release");
-  if (!number.ok()) return reply(number.status());
-  ctx.runs->Activate(*app, *number, params::ActorOf(r.peer),
-                     [reply, app = *app, n = *number](Status st) {
-                       if (!st.ok()) return reply(st);
-                       reply(Json{{"app", app},
-                                  {"release", "v" + std::to_string(n)}});
-                     });
+  req.app = *app;
+  req.kind = rollback ? "rollback" : "activate";
+  req.actor = params::ActorOf(r.peer);
+  if (r.params.contains("release") || !rollback) {
+    auto number = params::Release(r.params, "release");
+    if (!number.ok()) return reply(number.status());
+    req.release = *number;
+  }
+  auto strategy = params::OptionalString(r.params, "strategy");
+  if (!strategy.ok()) return reply(strategy.status());
+  if (*strategy) {
+    auto parsed = ParseStrategy(**strategy);
+    if (!parsed.ok()) return reply(parsed.status());
+    req.strategy = *parsed;
+  }
+  bool wait = false;
+  if (auto it = r.params.find("wait"); it != r.params.end()) {
+    if (!it->is_boolean()) return reply(InvalidArgument("param 'wait' must be a boolean"));
+    wait = it->get<bool>();
+  }
+  auto id = std::make_shared<int64_t>(0);
+  ctx.runs->Activate(
+      req,
+      [reply, wait, id, app = *app, &ctx](Result<int64_t> started) {
+        if (!started.ok()) return reply(started.status());
+        *id = *started;
+        if (wait) return;
+        const SwitchInfo* sw = ctx.runs->CurrentSwitch(app);
+        reply(Json{{"app", app}, {"switch", *started},
+                   {"release", sw != nullptr ? "v" + std::to_string(sw->to) : ""}});
+      },
+      [reply, wait, id, app = *app, &ctx](Status done) {
+        if (!wait) return;
+        if (!done.ok()) return reply(done);
+        const SwitchOutcome* o = ctx.runs->LastSwitch(app);
+        reply(Json{{"app", app}, {"switch", *id},
+                   {"release", o != nullptr ? "v" + std::to_string(o->live) : ""}});
+      });
+}
+
+Json SwitchInfoToJson(const SwitchInfo& s) {
+  return Json{{"id", s.id},
+              {"kind", s.kind},
+              {"from", s.from != 0 ? Json("v" + std::to_string(s.from)) : Json(nullptr)},
+              {"to", "v" + std::to_string(s.to)},
+              {"strategy", std::string(StrategyName(s.strategy))},
+              {"phase", s.phase},
+              {"started_at", s.started_at},
+              {"actor", s.actor}};
+}
+
+Result<Json> StatusOf(DaemonContext& ctx, const std::string& app) {
+  ASSIGN_OR_RETURN(Ledger::Activation act, ctx.ledger->ActivationOf(app));
+  ASSIGN_OR_RETURN(bool stopped, ctx.ledger->StoppedByHand(app));
+  Json j = {{"app", app},
+            {"active", act.active != 0 ? Json("v" + std::to_string(act.active)) : Json(nullptr)},
+            {"previous", act.previous != 0 ? Json("v" + std::to_string(act.previous)) : Json(nullptr)},
+            {"stopped", stopped}};
+  const SwitchInfo* sw = ctx.runs->CurrentSwitch(app);
+  j["switch"] = sw != nullptr ? SwitchInfoToJson(*sw) : Json(nullptr);
+  const SwitchOutcome* o = ctx.runs->LastSwitch(app);
+  j["last_switch"] = o == nullptr ? Json(nullptr)
+                                  : Json{{"id", o->id}, {"ok", o->ok},
+                                         {"live", o->live != 0 ? Json("v" + std::to_string(o->live)) : Json(nullptr)},
+                                         {"message", o->message}};
+  ASSIGN_OR_RETURN(std::vector<PsRow> rows, ctx.runs->Ps(app));
+  Json procs = Json::array();
+  for (const PsRow& r : rows) procs.push_back(PsRowToJson(r));
+  j["processes"] = procs;
+  return j;
+}
+
+Result<Json> Status_(DaemonContext& ctx, const Json& params) {
+  RETURN_IF_ERROR(params::CheckKnown(params, {"app"}));
+  ASSIGN_OR_RETURN(auto app, params::OptionalString(params, "app"));
+  if (app) {
+    RETURN_IF_ERROR(ValidateAppName(*app));
+    RETURN_IF_ERROR(ctx.ledger->GetApp(*app).status());
+    return StatusOf(ctx, *app);
+  }
+  ASSIGN_OR_RETURN(std::vector<AppSpec> apps, ctx.ledger->ListApps());
+  Json out = Json::array();
+  for (const AppSpec& a : apps) {
+    ASSIGN_OR_RETURN(Json one, StatusOf(ctx, a.name));
+    out.push_back(std::move(one));
+  }
+  return out;
 }
 
 }  // namespace
@@ -157,8 +240,14 @@ void RegisterProcessHandlers(Dispatcher* d, DaemonContext* ctx) {
               [ctx](const Request& r) { return Logs(*ctx, r.params); });
   d->RegisterAsync(method::kActivate, Right::kChange,
                    [ctx](const Request& r, Reply reply) {
-                     Activate(*ctx, r, reply);
+                     Switch(*ctx, r, reply, false);
                    });
+  d->RegisterAsync(method::kRollback, Right::kChange,
+                   [ctx](const Request& r, Reply reply) {
+                     Switch(*ctx, r, reply, true);
+                   });
+  d->Register(method::kStatus, Right::kRead,
+              [ctx](const Request& r) { return Status_(*ctx, r.params); });
 }
 
 }  // namespace relsupd

@@ -711,6 +711,15 @@ Status Ledger::SetFormation(const std::string& app,
   return txn.Commit();
 }
 
+Result<std::optional<Event>> Ledger::LastEvent(
+    const std::string& app, const std::vector<std::string>& kinds) {
+  ASSIGN_OR_RETURN(std::vector<Event> events, History(app, 1'000'000));
+  for (auto it = events.rbegin(); it != events.rend(); ++it)
+    for (const auto& k : kinds)
+      if (it->kind == k) return std::optional<Event>(*it);
+  return std::optional<Event>();
+}
+
 Result<bool> Ledger::StoppedByHand(const std::string& app) {
   Stmt st(db_,
           "SELECT kind FROM events WHERE app=? AND kind IN ('stopped', "

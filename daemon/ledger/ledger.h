@@ -138,6 +138,10 @@ class Ledger {
   // the daemon then leaves it stopped at start-up.
   Result<bool> StoppedByHand(const std::string& app);
 
+  // The newest event of `app` whose kind is one of `kinds`, if any.
+  Result<std::optional<Event>> LastEvent(const std::string& app,
+                                         const std::vector<std::string>& kinds);
+
   // Appends one event to the hash chain in its own transaction.
   Status AppendEvent(const std::string& app, const std::string& kind,
                      const std::string& release, const Actor& actor,

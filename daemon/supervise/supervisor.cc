@@ -16,6 +16,8 @@ ReleaseGroup::ReleaseGroup(SuperviseEnv* env,
     : env_(env), run_(std::move(run)), listener_(listener) {
   uv_timer_init(env_->loop, sweep_timer_.get());
   sweep_timer_->data = this;
+  uv_timer_init(env_->loop, start_timer_.get());
+  start_timer_->data = this;
 }
 
 ReleaseGroup::~ReleaseGroup() = default;
@@ -41,7 +43,7 @@ void ReleaseGroup::Reconcile() {
     while (static_cast<int>(list.size()) < scale) {
       list.push_back(std::make_unique<Instance>(
           env_, run_, type, static_cast<int>(list.size()) + 1, this));
-      list.back()->Start();
+      start_queue_.push_back({type, list.back()->index()});
     }
     while (static_cast<int>(list.size()) > scale) {
       std::unique_ptr<Instance> gone = std::move(list.back());
@@ -51,7 +53,29 @@ void ReleaseGroup::Reconcile() {
       raw->Stop();
     }
   }
+  StartQueued();
   ScheduleSweep();
+}
+
+void ReleaseGroup::StartQueued() {
+  size_t started = 0;
+  while (!start_queue_.empty() && started < kStartBatch) {
+    auto [type, index] = start_queue_.front();
+    start_queue_.pop_front();
+    auto& list = instances_[type];
+    if (stopping_ || index > static_cast<int>(list.size())) continue;
+    Instance* inst = list[index - 1].get();
+    if (!inst->settled()) continue;
+    inst->Start();
+    ++started;
+  }
+  if (!start_queue_.empty())
+    uv_timer_start(
+        start_timer_.get(),
+        [](uv_timer_t* t) {
+          if (auto* self = static_cast<ReleaseGroup*>(t->data)) self->StartQueued();
+        },
+        0, 0);
 }
 
 void ReleaseGroup::StartAll() {
@@ -285,6 +309,21 @@ void Supervisor::Retire(const std::string& app, const ReleaseGroup* keep,
     if (done) done();
   };
   for (auto& g : a.retiring) g->StopAll(finish);
+}
+
+bool Supervisor::Reinstate(const std::string& app, int64_t number,
+                           std::function<void()> done) {
+  AppGroups& a = apps_[app];
+  for (auto it = a.retiring.begin(); it != a.retiring.end(); ++it) {
+    if ((*it)->run().number != number || (*it)->stopping()) continue;
+    std::unique_ptr<ReleaseGroup> back = std::move(*it);
+    a.retiring.erase(it);
+    if (a.active != nullptr) a.retiring.push_back(std::move(a.active));
+    a.active = std::move(back);
+    Retire(app, a.active.get(), std::move(done));
+    return true;
+  }
+  return false;
 }
 
 ReleaseGroup* Supervisor::Active(const std::string& app) {

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -67,6 +68,7 @@ class ReleaseGroup final : public InstanceObserver {
   // `done` gets the outcome.
   void Restart(const std::string& type, std::function<void(Status)> done);
   bool stopping() const { return stopping_; }
+  static constexpr size_t kStartBatch = 64;
 
   // Sorted by type, then number.
   std::vector<const Instance*> Instances() const;
@@ -80,6 +82,9 @@ class ReleaseGroup final : public InstanceObserver {
   void OnInstanceState(Instance* instance, InstanceState before) override;
   void OnInstanceFailed(Instance* instance, const std::string& reason) override;
   void Reconcile();
+  // Starts queued instances, a batch per loop iteration, so that a scale to
+  // 1,000 leaves the control socket served between batches.
+  void StartQueued();
   void ScheduleSweep();
   void Sweep();
   void CheckDone();
@@ -96,6 +101,8 @@ class ReleaseGroup final : public InstanceObserver {
   bool stopping_ = false;
   std::vector<std::function<void()>> stop_waiters_;
   UvHandle<uv_timer_t> sweep_timer_;
+  std::deque<std::pair<std::string, int>> start_queue_;  // type, index
+  UvHandle<uv_timer_t> start_timer_;
   // A rolling restart in progress.
   struct RestartJob {
     std::vector<std::pair<std::string, int>> queue;  // type, index
@@ -121,6 +128,11 @@ class Supervisor {
   // group keeps running until Retire().
   ReleaseGroup* StartBeside(std::shared_ptr<const ReleaseRun> run,
                             const Formation& formation);
+  // Makes the retiring group of release `number` active again and retires
+  // the current one (a rollback during a start-first switch). False when no
+  // such group runs.
+  bool Reinstate(const std::string& app, int64_t number,
+                 std::function<void()> done);
   // Stops and drops the app's groups other than `keep`; `done` when stopped.
   void Retire(const std::string& app, const ReleaseGroup* keep,
               std::function<void()> done);

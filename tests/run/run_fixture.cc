@@ -41,20 +41,23 @@ std::string FastConfig(const std::string& extra, int crash_limit) {
          extra;
 }
 
-std::string Deploy(Stage& stage, const std::vector<Entry>& entries) {
+std::string Deploy(Stage& stage, const std::vector<Entry>& entries, bool no_wait) {
   std::string file = stage.Artifact("app.tar.gz", entries);
   Json build = stage.Import(file);
   std::string release = stage.Create(build["id"].get<std::string>());
-  stage.CtlOk({"activate", stage.app(), release});
+  if (no_wait)
+    stage.CtlOk({"activate", stage.app(), release, "--no-wait"});
+  else
+    stage.CtlOk({"activate", stage.app(), release});
   return release;
 }
 
-std::string DeployProcfile(Stage& stage, const std::string& procfile) {
-  return Deploy(stage, {release_test::File("Procfile", procfile)});
+std::string DeployProcfile(Stage& stage, const std::string& procfile, bool no_wait) {
+  return Deploy(stage, {release_test::File("Procfile", procfile)}, no_wait);
 }
 
-std::string DeployYaml(Stage& stage, const std::string& yaml) {
-  return Deploy(stage, {release_test::File("relsupd.yaml", yaml)});
+std::string DeployYaml(Stage& stage, const std::string& yaml, bool no_wait) {
+  return Deploy(stage, {release_test::File("relsupd.yaml", yaml)}, no_wait);
 }
 
 Json Ps(Stage& stage) { return stage.CtlJson({"ps", stage.app()}); }

@@ -23,12 +23,13 @@ using release_test::Stage;
 std::string FastConfig(const std::string& extra = "", int crash_limit = 3);
 
 // Imports an artifact holding `entries` (one of them the process file),
-// creates a release and activates it. Returns "vN".
-std::string Deploy(Stage& stage, const std::vector<Entry>& entries);
+// creates a release and activates it (waiting until it is live, unless
+// `no_wait`). Returns "vN".
+std::string Deploy(Stage& stage, const std::vector<Entry>& entries, bool no_wait = false);
 // The same with just a Procfile of `procfile` text.
-std::string DeployProcfile(Stage& stage, const std::string& procfile);
+std::string DeployProcfile(Stage& stage, const std::string& procfile, bool no_wait = false);
 // The same with just a relsupd.yaml of `yaml` text.
-std::string DeployYaml(Stage& stage, const std::string& yaml);
+std::string DeployYaml(Stage& stage, const std::string& yaml, bool no_wait = false);
 
 // `ps APP --json`.
 Json Ps(Stage& stage);

@@ -285,8 +285,9 @@ TEST_CASE("run: an exec ready check decides readiness, and its timeout restarts 
              "  slow:\n"
              "    command: sleep 1001\n"
              "    ready: {exec: \"false\"}\n"
-             "    ready_timeout: 400ms\n");
-  Json ps = Ps(stage);
+             "    ready_timeout: 400ms\n",
+             /*no_wait=*/true);
+  Json ps = WaitPs(stage, [](const Json& p) { return Row(p, "web.1").is_object(); });
   CHECK(Row(ps, "web.1")["state"] == "running");
   ps = WaitPs(stage, [](const Json& p) { return Row(p, "web.1")["state"] == "ready"; });
   ps = WaitPs(stage, [](const Json& p) { return Row(p, "slow.1")["restarts"].get<int>() >= 1; });
@@ -299,13 +300,14 @@ TEST_CASE("run: notify readiness comes from READY=1 on the daemon's socket") {
   DeployYaml(stage,
              "processes:\n"
              "  web:\n"
-             "    command: sleep 0.3; systemd-notify --ready; exec sleep 1000\n"
-             "    ready: notify\n");
+             "    command: sleep 0.5; systemd-notify --ready; exec sleep 1000\n"
+             "    ready: notify\n",
+             /*no_wait=*/true);
   if (::access("/usr/bin/systemd-notify", X_OK) != 0) {
     WARN("systemd-notify is not installed");
     return;
   }
-  Json ps = Ps(stage);
+  Json ps = WaitPs(stage, [](const Json& p) { return Row(p, "web.1").is_object(); });
   CHECK(Row(ps, "web.1")["state"] == "running");
   WaitPs(stage, [](const Json& p) { return Row(p, "web.1")["state"] == "ready"; });
 }
