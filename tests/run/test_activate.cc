@@ -1,0 +1,295 @@
+// Activation and rollback end to end, with the example app (examples/hello)
+// serving on a daemon-held loopback socket.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "tests/run/run_fixture.h"
+
+namespace relsupd::run_test {
+namespace {
+
+using release_test::File;
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A loopback port nobody listens on right now.
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// GET `path` on 127.0.0.1:port; the body, or "" when the request failed.
+std::string Get(int port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  timeval tv{2, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string reply;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+    std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+      char buf[4096];
+      ssize_t n;
+      while ((n = ::read(fd, buf, sizeof(buf))) > 0) reply.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  size_t body = reply.find("\r\n\r\n");
+  if (reply.rfind("HTTP/1.1 200", 0) != 0 || body == std::string::npos) return "";
+  return reply.substr(body + 4);
+}
+
+const char kHelloYaml[] =
+    "processes:\n"
+    "  web:\n"
+    "    command: ./bin/hello\n"
+    "    scale: 2\n"
+    "    sockets: [http]\n"
+    "    ready: notify\n"
+    "    stop_timeout: 5s\n";
+
+// A daemon with app "shop" serving hello on a free loopback port, and
+// releases v1 and v2 of the same build (v2 with `v2_set` config).
+struct HelloStage {
+  int port = FreePort();
+  Stage stage;
+  std::string build;
+  explicit HelloStage(std::vector<std::string> app_args = {}, std::vector<std::string> env = {})
+      : stage(FastConfig(), std::move(env), "shop", WithSocket(port, std::move(app_args))) {
+    std::string file = stage.Artifact(
+        "hello.tar.gz", {File("relsupd.yaml", kHelloYaml),
+                         File("bin/hello", Slurp(RELSUPD_HELLO_BIN), 0755)});
+    build = stage.Import(file)["id"].get<std::string>();
+  }
+  static std::vector<std::string> WithSocket(int port, std::vector<std::string> args) {
+    args.push_back("--socket");
+    args.push_back("http=tcp://127.0.0.1:" + std::to_string(port));
+    return args;
+  }
+  std::string Release(std::vector<std::string> set = {}) {
+    std::vector<std::string> args;
+    for (auto& kv : set) {
+      args.push_back("--set");
+      args.push_back(kv);
+    }
+    return stage.Create(build, args);
+  }
+  std::string Version() { return Get(port, "/version"); }
+};
+
+TEST_CASE("activate: v1, v2, rollback and rollback --to, serving on the daemon-held socket") {
+  HelloStage h;
+  h.Release();
+  h.Release({"GREETING=two"});
+  std::string out = h.stage.CtlOk({"activate", "shop", "v1"});
+  CHECK(out.find("v1 of shop is live") != std::string::npos);
+  CHECK(h.Version() == "v1\n");
+  h.stage.CtlOk({"activate", "shop", "v2"});
+  CHECK(h.Version() == "v2\n");
+  Json ps = Ps(h.stage);
+  CHECK(AllIn(ps, "web", "ready", 2));
+  for (const auto& r : ps) CHECK(r["release"] == "v2");
+  // Sockets came from the daemon, as under systemd socket activation.
+  pid_t pid = Row(ps, "web.1")["pid"].get<pid_t>();
+  auto env = Environ(pid);
+  CHECK(std::find(env.begin(), env.end(), "LISTEN_FDS=1") != env.end());
+  CHECK(std::find(env.begin(), env.end(), "LISTEN_FDNAMES=http") != env.end());
+  CHECK(std::find(env.begin(), env.end(), "LISTEN_PID=" + std::to_string(pid)) != env.end());
+
+  h.stage.CtlOk({"rollback", "shop"});
+  CHECK(h.Version() == "v1\n");
+  // Rollback goes to the release live before, not vN-1: v2 again.
+  h.stage.CtlOk({"rollback", "shop"});
+  CHECK(h.Version() == "v2\n");
+  h.stage.CtlOk({"rollback", "shop", "--to", "v1"});
+  CHECK(h.Version() == "v1\n");
+  Json status = h.stage.CtlJson({"status", "shop"});
+  CHECK(status["active"] == "v1");
+  CHECK(status["previous"] == "v2");
+  CHECK(std::filesystem::read_symlink(h.stage.state() + "/apps/shop/current") == "releases/v1");
+  std::vector<std::string> kinds;
+  for (const auto& e : h.stage.CtlJson({"history", "shop"}))
+    if (e["kind"] != "activating") kinds.push_back(e["kind"]);
+  CHECK(std::count(kinds.begin(), kinds.end(), "activated") == 2);
+  CHECK(std::count(kinds.begin(), kinds.end(), "rolled-back") == 3);
+}
+
+TEST_CASE("activate: nothing to roll back to is a clear error") {
+  HelloStage h;
+  h.Release();
+  auto r = h.stage.Ctl({"rollback", "shop"});
+  CHECK(r.exit_code() == 1);
+  CHECK(r.err.find("nothing to roll back to") != std::string::npos);
+  h.stage.CtlOk({"activate", "shop", "v1"});
+  r = h.stage.Ctl({"rollback", "shop"});
+  CHECK(r.exit_code() == 1);
+  CHECK(r.err.find("v1 is the only release ever active") != std::string::npos);
+  r = h.stage.Ctl({"activate", "shop", "v1"});
+  CHECK(r.exit_code() == 1);
+  CHECK(r.err.find("already active") != std::string::npos);
+}
+
+TEST_CASE("activate: a release whose web process exits at once is rolled back and v1 keeps serving") {
+  HelloStage h;
+  h.Release();
+  h.Release({"HELLO_FAIL_AT_START=1"});
+  h.stage.CtlOk({"activate", "shop", "v1"});
+  std::atomic<bool> stop{false};
+  std::atomic<int> failed{0}, served{0};
+  std::thread client([&] {
+    while (!stop) (h.Version() == "v1\n" ? served : failed)++;
+  });
+  auto r = h.stage.Ctl({"activate", "shop", "v2"});
+  stop = true;
+  client.join();
+  CHECK(r.exit_code() == 1);
+  CHECK(r.err.find("rolled back to v1") != std::string::npos);
+  CHECK(r.err.find("exit 1") != std::string::npos);
+  CHECK(failed == 0);
+  CHECK(served > 0);
+  CHECK(h.Version() == "v1\n");
+  Json status = h.stage.CtlJson({"status", "shop"});
+  CHECK(status["active"] == "v1");
+  bool event = false;
+  for (const auto& e : h.stage.CtlJson({"history", "shop"}))
+    event = event || (e["kind"] == "auto-rolled-back" && e["release"] == "v1" &&
+                      e["detail"].get<std::string>().find("exit 1") != std::string::npos);
+  CHECK(event);
+  for (const auto& p : Ps(h.stage)) CHECK(p["release"] == "v1");
+}
+
+TEST_CASE("activate: a release that never gets ready is rolled back at the deadline") {
+  HelloStage h({"--deadline", "2s"});
+  h.Release();
+  h.Release({"HELLO_NEVER_READY=1"});
+  h.stage.CtlOk({"activate", "shop", "v1"});
+  int64_t t0 = e2e::NowMs();
+  auto r = h.stage.Ctl({"activate", "shop", "v2"});
+  int64_t took = e2e::NowMs() - t0;
+  CHECK(r.exit_code() == 1);
+  CHECK(r.err.find("not ready within 2s") != std::string::npos);
+  CHECK(took >= 1900);
+  CHECK(h.Version() == "v1\n");
+}
+
+TEST_CASE("activate: a second switch of the same app is refused while one runs, other apps are not") {
+  HelloStage h({"--deadline", "3s"});
+  h.Release();
+  h.Release({"HELLO_NEVER_READY=1"});
+  h.stage.CtlOk({"activate", "shop", "v1"});
+  h.stage.CtlOk({"activate", "shop", "v2", "--no-wait"});
+  auto r = h.stage.Ctl({"rollback", "shop"});
+  CHECK(r.exit_code() == 1);
+  CHECK(r.err.find("in progress") != std::string::npos);
+  CHECK(r.err.find("v2") != std::string::npos);
+  // Another app switches meanwhile.
+  h.stage.CtlOk({"app", "create", "other"});
+  std::string file = h.stage.Artifact("o.tar.gz", {File("Procfile", "web: sleep 1000\n")});
+  std::string id = h.stage.CtlJson({"build", "import", "other", file})["id"];
+  h.stage.CtlOk({"release", "create", "other", "--build", id});
+  h.stage.CtlOk({"activate", "other", "v1"});
+  Json status = h.stage.CtlJson({"status", "shop"});
+  CHECK(status["switch"]["to"] == "v2");
+}
+
+TEST_CASE("activate: a reader of current/ never misses a file during 100 switches") {
+  Stage stage(FastConfig());
+  std::string yaml =
+      "processes:\n  web:\n    command: sleep 1000\n    ready: {exec: \"true\"}\n";
+  std::string file = stage.Artifact("a.tar.gz", {File("relsupd.yaml", yaml), File("page.html", "hi")});
+  std::string id = stage.Import(file)["id"];
+  stage.Create(id);
+  stage.Create(id, {"--set", "X=2"});
+  stage.CtlOk({"activate", "shop", "v1"});
+  std::string path = stage.state() + "/apps/shop/current/page.html";
+  std::atomic<bool> stop{false};
+  std::atomic<int> misses{0}, reads{0};
+  std::thread reader([&] {
+    while (!stop) {
+      if (::access(path.c_str(), R_OK) != 0) ++misses;
+      ++reads;
+    }
+  });
+  for (int i = 0; i < 100; ++i) stage.CtlOk({"activate", "shop", i % 2 == 0 ? "v2" : "v1"});
+  stop = true;
+  reader.join();
+  CHECK(misses == 0);
+  CHECK(reads > 1000);
+}
+
+TEST_CASE("activate: a read-only peer cannot activate or roll back") {
+  auto nobody = e2e::NobodyCredentials();
+  if (::geteuid() != 0 || !nobody) {
+    WARN("needs root and a nobody user");
+    return;
+  }
+  HelloStage h;
+  h.Release();
+  // Let nobody reach the socket: it may then read but not change.
+  std::filesystem::permissions(h.stage.socket(), std::filesystem::perms::all);
+  e2e::RunOptions as_nobody;
+  as_nobody.as = nobody;
+  auto r = h.stage.Ctl({"activate", "shop", "v1"}, as_nobody);
+  CHECK(r.exit_code() == 1);
+  CHECK(r.err.find("permission") != std::string::npos);
+  r = h.stage.Ctl({"rollback", "shop"}, as_nobody);
+  CHECK(r.exit_code() == 1);
+  CHECK(h.stage.CtlJson({"status", "shop"})["active"].is_null());
+}
+
+TEST_CASE("activate: a crash at each step of a switch recovers to exactly one live release") {
+  for (std::string failpoint : {"before-switch", "after-switch", "after-start-new", "after-stop-old"}) {
+    for (std::string strategy : {"start-first", "stop-first"}) {
+      INFO(failpoint << " " << strategy);
+      HelloStage h;
+      h.Release();
+      h.Release({"GREETING=two"});
+      h.stage.CtlOk({"activate", "shop", "v1"});
+      h.stage.Stop();
+      h.stage.Restart({"RELSUPD_FAILPOINT=" + failpoint});
+      auto r = h.stage.Ctl({"activate", "shop", "v2", "--strategy", strategy});
+      CHECK(r.exit_code() != 0);
+      e2e::ExitStatus st = h.stage.daemon().Wait(10'000);
+      REQUIRE(st.Exited(137));
+      h.stage.Restart();
+      Json status = h.stage.CtlJson({"status", "shop"});
+      std::string active = status["active"];
+      std::string link = std::filesystem::read_symlink(h.stage.state() + "/apps/shop/current");
+      CHECK(link == "releases/" + active);
+      Json ps = WaitPs(h.stage, [](const Json& p) { return AllIn(p, "web", "ready", 2); });
+      for (const auto& p : ps) CHECK(p["release"] == active);
+      CHECK(h.Version() == active + "\n");
+      bool recovered = false;
+      for (const auto& e : h.stage.CtlJson({"history", "shop"}))
+        recovered = recovered || e["kind"] == "recovered";
+      CHECK(recovered);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace relsupd::run_test
