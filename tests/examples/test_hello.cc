@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -120,7 +121,7 @@ struct Options {
 };
 
 // The hello binary running as a child; killed (SIGKILL) and reaped unless
-// the test already waited for it.
+// the test already waited for it (and by PR_SET_PDEATHSIG if the test dies).
 class Hello {
  public:
   explicit Hello(const Options& o) {
@@ -143,9 +144,14 @@ class Hello {
     envp.push_back(nullptr);
     char bin[] = HELLO_BIN;
     char* argv[] = {bin, nullptr};
+    const pid_t parent = ::getpid();
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) {
+      // Should the test die without unwinding (an abort, a sanitizer
+      // report), hello dies with it.
+      if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent)
+        ::_exit(127);
       ::dup2(write_end.get(), 1);
       ::dup2(write_end.get(), 2);
       if (o.listener >= 0) {
