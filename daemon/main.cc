@@ -109,6 +109,16 @@ class Daemon {
   bool shutting_down_ = false;
 };
 
+BackoffPolicy BackoffFrom(const DaemonConfig& c) {
+  BackoffPolicy b;
+  b.initial_ms = c.restart_initial_delay_ms;
+  b.cap_ms = c.restart_max_delay_ms;
+  b.reset_after_ms = c.restart_reset_after_ms;
+  b.max_crashes = static_cast<int>(c.crash_limit);
+  b.window_ms = c.crash_window_ms;
+  return b;
+}
+
 // The exec step lives beside this binary (build tree) or in libexec.
 std::string ExecStepPath() {
   char self[PATH_MAX];
@@ -192,11 +202,7 @@ Status Daemon::StartRunStage() {
   env.exec_step = ExecStepPath();
   env.supervisor_id = supervisor_id;
   env.child_rlimits = {child_nofile};
-  env.backoff.initial_ms = config_.restart_initial_delay_ms;
-  env.backoff.cap_ms = config_.restart_max_delay_ms;
-  env.backoff.reset_after_ms = config_.restart_reset_after_ms;
-  env.backoff.max_crashes = static_cast<int>(config_.crash_limit);
-  env.backoff.window_ms = config_.crash_window_ms;
+  env.backoff = BackoffFrom(config_);
   env.log_rate.bytes_per_sec = static_cast<int64_t>(config_.log_rate_limit);
   env.log_rate.burst = static_cast<int64_t>(config_.log_rate_limit);
   env.cgroups = cgroups_.get();
@@ -312,6 +318,11 @@ void Daemon::Reload() {
   ApplyPolicy();
   server_->set_max_request_bytes(config_.max_request_bytes);
   releases_->set_limits(Limits());
+  // Restart and log policies apply to instances started from now on.
+  SuperviseEnv* env = runs_->supervisor()->env();
+  env->backoff = BackoffFrom(config_);
+  env->log_rate.bytes_per_sec = static_cast<int64_t>(config_.log_rate_limit);
+  env->log_rate.burst = static_cast<int64_t>(config_.log_rate_limit);
   Status s = server_->SetSocketAccess(config_.socket_mode, policy_.socket_gid);
   if (!s.ok()) spdlog::warn("{}, ignoring", s.message());
   spdlog::info("Config reloaded");

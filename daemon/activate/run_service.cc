@@ -223,6 +223,7 @@ Result<std::vector<PsRow>> RunService::Ps(
         r.state = std::string(InstanceStateName(i->state()));
         r.uptime_ms = i->started_ms() > 0 ? now - i->started_ms() : 0;
         r.restarts = i->restarts();
+        r.exits.assign(i->exits().begin(), i->exits().end());
         if (!i->exits().empty()) {
           r.last_exit = i->exits().back().Describe();
           r.last_exit_at = i->exits().back().time_ms;

@@ -65,6 +65,7 @@ struct PsRow {
   int restarts = 0;
   std::string last_exit;  // "exit 1", "signal KILL", "" when none
   int64_t last_exit_at = 0;  // wall ms
+  std::vector<ExitInfo> exits;  // the last few, oldest first
   std::string status;     // STATUS= text from the process
   bool active = true;     // false: a release being retired
 };

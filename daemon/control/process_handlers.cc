@@ -24,6 +24,10 @@ Json PsRowToJson(const PsRow& r) {
   j["last_exit"] = r.last_exit.empty() ? Json(nullptr) : Json(r.last_exit);
   if (r.last_exit_at != 0) j["last_exit_at"] = r.last_exit_at;
   if (!r.status.empty()) j["status"] = r.status;
+  Json exits = Json::array();
+  for (const ExitInfo& e : r.exits)
+    exits.push_back({{"time", e.time_ms}, {"exit", e.Describe()}});
+  j["exits"] = exits;
   return j;
 }
 

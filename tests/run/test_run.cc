@@ -94,7 +94,24 @@ TEST_CASE("run: a crashed instance is restarted at once and its exit recorded") 
   Json r = Row(ps, "web.1");
   CHECK(r["restarts"] == 1);
   CHECK(r["last_exit"] == "signal KILL");
+  REQUIRE(r["exits"].size() == 1);
+  CHECK(r["exits"][0]["exit"] == "signal KILL");
   CHECK_FALSE(Alive(old_pid));
+}
+
+TEST_CASE("run: logs -f prints new lines as they come") {
+  Stage stage(FastConfig());
+  DeployProcfile(stage, "tick: i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.05; done\n");
+  REQUIRE(WaitLog(stage, "tick 3"));
+  e2e::RunOptions options;
+  options.timeout_ms = 1500;
+  auto r = stage.Ctl({"logs", "shop", "-f", "-n", "0"}, options);
+  CHECK(r.status.timed_out);  // it follows until stopped
+  int ticks = 0;
+  for (size_t pos = 0; (pos = r.out.find("tick.1[v1]: tick ", pos)) != std::string::npos; ++pos) ++ticks;
+  CHECK(ticks >= 5);
+  // -n 0: only lines written after it started.
+  CHECK(r.out.find("tick[v1]: tick 1\n") == std::string::npos);
 }
 
 TEST_CASE("run: a crash-looping process backs off, is marked failed, and start revives it") {
