@@ -1761,7 +1761,10 @@ int main(int argc, char** argv) {
       std::string c = !r.na.empty() ? "n/a" : cell(r);
       std::printf(" %*s", w, c.c_str());
     }
-    std::printf("   %s\n", target.c_str());
+    if (target.empty())
+      std::printf("\n");
+    else
+      std::printf("   %s\n", target.c_str());
   };
   const PeerResult* rel = nullptr;
   for (const auto& r : results)
