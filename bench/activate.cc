@@ -1,0 +1,968 @@
+// activate: the run stage's switch between releases (issue 5's benchmark).
+//
+// One run prints:
+//   1. the switch itself, as the daemon does it: one `activating` event
+//      appended to a real ledger (WAL, synchronous=FULL) and
+//      SwitchCurrentLink (temporary link, rename(2), fsync of the app dir),
+//      timed in this process by linking the daemon's own ledger and
+//      activate libraries, on a state dir in the same temporary dir (so the
+//      same disk) as the daemon's: median and p95 of --switches (100);
+//   2. the time from `relsupd ctl activate shop vN` to the CLI's exit 0
+//      (it exits when the new release is live) for the example app
+//      (examples/hello, web scale 2, ready: notify, start-first), alternating
+//      v2/v1, --rounds (10) times: median, p95, min, max;
+//   3. a paced loopback HTTP client (--threads threads, a new connection per
+//      request, GET /version, --rate requests/s for --duration s) while the
+//      daemon activates v2 and rolls back, --cycles (10) times each, spread
+//      over the window: requests sent, failed (refused, reset, timeout,
+//      non-200, wrong body), p50/p99/max latency. Every failure is listed
+//      with its time next to the switch windows.
+// Each figure with a target is printed with PASS or FAIL. Every process it
+// starts is stopped by pid; the temporary dir is removed (--keep keeps it).
+// Exit code 0 whatever the figures; 1 when a setup step fails, 2 on a usage
+// error.
+//
+//   build/bench/activate [--relsupd PATH] [--hello PATH] [--switches N]
+//                        [--rounds N] [--rate R] [--duration SEC]
+//                        [--cycles N] [--threads N] [--keep]
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon/activate/run_service.h"
+#include "daemon/base/clock.h"
+#include "daemon/ledger/ledger.h"
+
+extern char** environ;
+
+namespace {
+
+using Steady = std::chrono::steady_clock;
+
+// Targets.
+constexpr double kTargetSwitchMs = 5.0;   // median switch, below
+constexpr double kTargetRate = 500;       // requests/s under load, at least
+constexpr double kTargetLoadS = 30;       // for at least this long
+constexpr int kTargetCycles = 10;         // activations and rollbacks, each
+
+constexpr int kRequestTimeoutS = 2;  // connect, send or read: a failure
+
+std::atomic<bool> g_interrupted{false};
+void OnInterrupt(int) { g_interrupted.store(true); }
+
+struct Options {
+  std::string relsupd = RELSUPD_BIN;
+  std::string hello = HELLO_BIN;
+  int switches = 100;
+  int rounds = 10;
+  double rate = 600;
+  double duration_s = 30;
+  int cycles = 10;
+  int threads = 4;
+  bool keep = false;
+};
+
+void Usage(FILE* out) {
+  std::fprintf(
+      out,
+      "usage: activate [--relsupd PATH] [--hello PATH] [--switches N] "
+      "[--rounds N]\n"
+      "                [--rate R] [--duration SEC] [--cycles N] [--threads N] "
+      "[--keep]\n"
+      "  --relsupd PATH   relsupd binary (default %s)\n"
+      "  --hello PATH     the example app's binary (default %s)\n"
+      "  --switches N     in-process switches timed (default 100)\n"
+      "  --rounds N       `ctl activate` runs timed, alternating v2/v1 "
+      "(default 10)\n"
+      "  --rate R         HTTP requests/s under load (default 600)\n"
+      "  --duration SEC   load window (default 30; longer if the switches "
+      "take longer)\n"
+      "  --cycles N       activate + rollback pairs under load (default 10)\n"
+      "  --threads N      HTTP client threads (default 4)\n"
+      "  --keep           keep the temporary dir (daemon log, state)\n",
+      RELSUPD_BIN, HELLO_BIN);
+}
+
+bool ParseArgs(int argc, char** argv, Options* o) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> const char* {
+      return i + 1 < argc ? argv[++i] : nullptr;
+    };
+    const char* v = nullptr;
+    if (a == "-h" || a == "--help") {
+      Usage(stdout);
+      std::exit(0);
+    } else if (a == "--relsupd" && (v = value())) {
+      o->relsupd = v;
+    } else if (a == "--hello" && (v = value())) {
+      o->hello = v;
+    } else if (a == "--switches" && (v = value())) {
+      o->switches = std::atoi(v);
+      if (o->switches < 1) return false;
+    } else if (a == "--rounds" && (v = value())) {
+      o->rounds = std::atoi(v);
+      if (o->rounds < 0) return false;
+    } else if (a == "--rate" && (v = value())) {
+      o->rate = std::atof(v);
+      if (!(o->rate > 0)) return false;
+    } else if (a == "--duration" && (v = value())) {
+      o->duration_s = std::atof(v);
+      if (!(o->duration_s > 0)) return false;
+    } else if (a == "--cycles" && (v = value())) {
+      o->cycles = std::atoi(v);
+      if (o->cycles < 0) return false;
+    } else if (a == "--threads" && (v = value())) {
+      o->threads = std::atoi(v);
+      if (o->threads < 1 || o->threads > 256) return false;
+    } else if (a == "--keep") {
+      o->keep = true;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Nearest-rank percentile of sorted values.
+template <typename T>
+T Percentile(const std::vector<T>& sorted, double p) {
+  if (sorted.empty()) return T{};
+  size_t rank =
+      static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
+  return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
+}
+
+double Ms(Steady::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
+// Wall clock as HH:MM:SS.mmm (UTC, as the daemon's log lines).
+std::string WallText(std::chrono::system_clock::time_point t) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                t.time_since_epoch())
+                .count();
+  time_t s = static_cast<time_t>(ms / 1000);
+  tm parts{};
+  gmtime_r(&s, &parts);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%02d:%02d:%02d.%03d", parts.tm_hour,
+                parts.tm_min, parts.tm_sec, static_cast<int>(ms % 1000));
+  return buf;
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The environment for children, without systemd's notification and
+// activation variables (the daemon must not talk to our service manager).
+std::vector<std::string> ChildEnv() {
+  static const char* const kDrop[] = {"NOTIFY_SOCKET=", "WATCHDOG_USEC=",
+                                      "WATCHDOG_PID=",  "LISTEN_FDS=",
+                                      "LISTEN_PID=",    "LISTEN_FDNAMES="};
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) {
+    std::string_view s(*e);
+    bool drop = false;
+    for (const char* d : kDrop) drop = drop || s.starts_with(d);
+    if (!drop) env.emplace_back(s);
+  }
+  return env;
+}
+
+std::vector<char*> CStrings(std::vector<std::string>& v) {
+  std::vector<char*> out;
+  for (auto& s : v) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+std::string DescribeStatus(int status) {
+  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status))
+    return std::string("killed by ") + strsignal(WTERMSIG(status));
+  return "status " + std::to_string(status);
+}
+
+// A finished child: exit status, stdout and stderr together, wall time.
+struct ProcResult {
+  int status = -1;
+  std::string out;
+  double ms = 0;
+  Steady::time_point start, end;
+  bool ok() const { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+};
+
+// Runs argv to completion (posix_spawn, output through a pipe, waitpid by
+// pid). Safe to call while other threads run.
+ProcResult Run(std::vector<std::string> args) {
+  ProcResult r;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    r.out = std::string("pipe2: ") + std::strerror(errno);
+    return r;
+  }
+  std::vector<std::string> env = ChildEnv();
+  std::vector<char*> argv = CStrings(args), envp = CStrings(env);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+  pid_t pid = -1;
+  r.start = Steady::now();
+  int err = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  close(fds[1]);
+  if (err != 0) {
+    close(fds[0]);
+    r.out = "posix_spawn " + args[0] + ": " + std::strerror(err);
+    return r;
+  }
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n > 0) {
+      r.out.append(buf, static_cast<size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      break;
+    }
+  }
+  close(fds[0]);
+  while (waitpid(pid, &r.status, 0) < 0 && errno == EINTR) {
+  }
+  r.end = Steady::now();
+  r.ms = Ms(r.end - r.start);
+  return r;
+}
+
+// The daemon under test: a child process, stopped by pid on destruction.
+class DaemonProcess {
+ public:
+  DaemonProcess() = default;
+  DaemonProcess(const DaemonProcess&) = delete;
+  DaemonProcess& operator=(const DaemonProcess&) = delete;
+  ~DaemonProcess() { Stop(); }
+
+  // REQUIRES: no other thread runs (fork).
+  bool Start(const std::string& binary, const std::string& dir,
+             const std::string& socket, std::string* error) {
+    log_ = dir + "/daemon.log";
+    std::vector<std::string> args = {binary,         "daemon",   "--state-dir",
+                                     dir + "/state", "--socket", socket};
+    std::vector<std::string> env = ChildEnv();
+    std::vector<char*> argv = CStrings(args), envp = CStrings(env);
+    const pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+      *error = std::string("fork: ") + std::strerror(errno);
+      return false;
+    }
+    if (pid == 0) {
+      // Die with the benchmark; keep Ctrl-C for the benchmark, which then
+      // stops the daemon itself.
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (getppid() != parent) _exit(127);
+      setpgid(0, 0);
+      int in = open("/dev/null", O_RDONLY);
+      int out = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (in < 0 || out < 0) _exit(127);
+      dup2(in, 0);
+      dup2(out, 1);
+      dup2(out, 2);
+      execve(argv[0], argv.data(), envp.data());
+      _exit(127);
+    }
+    pid_ = pid;
+    return true;
+  }
+
+  bool Exited() {
+    if (pid_ <= 0) return true;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      exit_status_ = status;
+      return true;
+    }
+    return false;
+  }
+
+  // SIGTERM (the daemon stops the app's instances), then waits up to 20 s;
+  // SIGKILL after that.
+  void Stop() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    int status = 0;
+    auto deadline = Steady::now() + std::chrono::seconds(20);
+    for (;;) {
+      pid_t r = waitpid(pid_, &status, WNOHANG);
+      if (r == pid_ || (r < 0 && errno != EINTR)) break;
+      if (Steady::now() > deadline) {
+        std::fprintf(stderr,
+                     "activate: daemon pid %d ignored SIGTERM for 20 s, "
+                     "killing it\n",
+                     pid_);
+        kill(pid_, SIGKILL);
+        while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+        }
+        break;
+      }
+      usleep(5000);
+    }
+    exit_status_ = status;
+    pid_ = -1;
+  }
+
+  pid_t pid() const { return pid_; }
+  int exit_status() const { return exit_status_; }
+  const std::string& log() const { return log_; }
+
+ private:
+  pid_t pid_ = -1;
+  int exit_status_ = 0;
+  std::string log_;
+};
+
+// A loopback port nobody listens on right now.
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+// ---- 1. the switch itself ----
+
+struct SwitchFigures {
+  std::vector<double> total_ms, ledger_ms, link_ms;
+  std::string error;
+};
+
+// `n` times (after 5 untimed): AppendEvent("activating") then
+// SwitchCurrentLink between releases/v1 and releases/v2, exactly the two
+// calls RunService::SwitchVerified makes, on a fresh ledger in `dir`.
+SwitchFigures MeasureSwitch(const std::string& dir, int n) {
+  SwitchFigures f;
+  namespace fs = std::filesystem;
+  const std::string app_dir = dir + "/apps/shop";
+  std::error_code ec;
+  fs::create_directories(app_dir + "/releases/v1", ec);
+  fs::create_directories(app_dir + "/releases/v2", ec);
+  if (ec) {
+    f.error = "mkdir " + app_dir + ": " + ec.message();
+    return f;
+  }
+  auto ledger = relsupd::Ledger::Open(dir + "/ledger.db", relsupd::RealClock());
+  if (!ledger.ok()) {
+    f.error = ledger.status().message();
+    return f;
+  }
+  relsupd::AppSpec spec;
+  spec.name = "shop";
+  spec.user = "nobody";
+  spec.group = "nogroup";
+  if (auto s = (*ledger)->CreateApp(spec, {0, "bench"}); !s.ok()) {
+    f.error = s.message();
+    return f;
+  }
+  const relsupd::Actor actor{0, "root"};
+  for (int i = -5; i < n && !g_interrupted.load(); ++i) {
+    const std::string to = (i & 1) ? "v1" : "v2";
+    const std::string from = (i & 1) ? "v2" : "v1";
+    auto t0 = Steady::now();
+    relsupd::Status s = (*ledger)->AppendEvent("shop", "activating", to, actor,
+                                               "from " + from + ", start-first");
+    auto t1 = Steady::now();
+    if (s.ok()) s = relsupd::SwitchCurrentLink(app_dir, "releases/" + to);
+    auto t2 = Steady::now();
+    if (!s.ok()) {
+      f.error = s.message();
+      return f;
+    }
+    if (i < 0) continue;
+    f.ledger_ms.push_back(Ms(t1 - t0));
+    f.link_ms.push_back(Ms(t2 - t1));
+    f.total_ms.push_back(Ms(t2 - t0));
+  }
+  for (auto* v : {&f.total_ms, &f.ledger_ms, &f.link_ms})
+    std::sort(v->begin(), v->end());
+  return f;
+}
+
+// ---- 3. the HTTP client ----
+
+enum class Outcome : uint8_t {
+  kOk,
+  kRefused,     // connect: ECONNREFUSED
+  kTimeout,     // connect, send or read timed out
+  kReset,       // ECONNRESET / EPIPE
+  kClosed,      // closed with no (complete) response
+  kBadStatus,   // not 200
+  kBadBody,     // 200 without v1/v2
+  kOtherError,  // any other errno
+};
+
+const char* OutcomeName(Outcome o) {
+  switch (o) {
+    case Outcome::kOk: return "ok";
+    case Outcome::kRefused: return "refused";
+    case Outcome::kTimeout: return "timeout";
+    case Outcome::kReset: return "reset";
+    case Outcome::kClosed: return "closed without response";
+    case Outcome::kBadStatus: return "non-200";
+    case Outcome::kBadBody: return "wrong body";
+    case Outcome::kOtherError: return "error";
+  }
+  return "?";
+}
+
+struct Sample {
+  int64_t sched_us = 0;  // when it was due, from the load's start
+  int64_t start_us = 0;  // connect() called
+  int64_t end_us = 0;    // response read to EOF, or the failure
+  Outcome outcome = Outcome::kOk;
+  int err = 0;
+  char version = 0;  // '1' or '2' when served
+  std::string detail;
+};
+
+Outcome FromErrno(int err) {
+  if (err == ECONNREFUSED) return Outcome::kRefused;
+  if (err == EAGAIN || err == EWOULDBLOCK || err == ETIMEDOUT ||
+      err == EINPROGRESS)
+    return Outcome::kTimeout;
+  if (err == ECONNRESET || err == EPIPE) return Outcome::kReset;
+  return Outcome::kOtherError;
+}
+
+// One GET /version on a new connection ("Connection: close").
+void OneRequest(int port, Sample* s) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    s->outcome = Outcome::kOtherError;
+    s->err = errno;
+    return;
+  }
+  timeval tv{kRequestTimeoutS, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  static const char kReq[] =
+      "GET /version HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+  std::string reply;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    s->err = errno;
+    s->outcome = FromErrno(s->err);
+    s->detail = "connect";
+  } else if (send(fd, kReq, sizeof kReq - 1, MSG_NOSIGNAL) !=
+             static_cast<ssize_t>(sizeof kReq - 1)) {
+    s->err = errno;
+    s->outcome = FromErrno(s->err);
+    s->detail = "send";
+  } else {
+    char buf[1024];
+    for (;;) {
+      ssize_t n = read(fd, buf, sizeof buf);
+      if (n > 0) {
+        reply.append(buf, static_cast<size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        s->err = errno;
+        s->outcome = FromErrno(s->err);
+        s->detail = "read after " + std::to_string(reply.size()) + " bytes";
+      }
+      break;
+    }
+  }
+  close(fd);
+  if (s->outcome != Outcome::kOk) return;
+  size_t body = reply.find("\r\n\r\n");
+  if (reply.empty() || body == std::string::npos) {
+    s->outcome = Outcome::kClosed;
+    s->detail = std::to_string(reply.size()) + " bytes";
+  } else if (!reply.starts_with("HTTP/1.1 200 ")) {
+    s->outcome = Outcome::kBadStatus;
+    s->detail = reply.substr(0, reply.find('\r'));
+  } else if (reply.compare(body + 4, std::string::npos, "v1\n") == 0) {
+    s->version = '1';
+  } else if (reply.compare(body + 4, std::string::npos, "v2\n") == 0) {
+    s->version = '2';
+  } else {
+    s->outcome = Outcome::kBadBody;
+    s->detail = reply.substr(body + 4, 40);
+  }
+}
+
+// Paced load: request k is due at start + k / rate; a free thread takes the
+// next due request, so one slow request does not delay the others.
+class Load {
+ public:
+  Load(int port, double rate, int threads)
+      : port_(port), period_us_(1e6 / rate), threads_(threads) {}
+
+  void Start() {
+    start_ = Steady::now();
+    wall_start_ = std::chrono::system_clock::now();
+    for (int t = 0; t < threads_; ++t)
+      workers_.emplace_back([this, t] { Work(t); });
+  }
+  // No request due at or after `after_us` (from the start) is sent.
+  void StopAt(int64_t after_us) { stop_us_.store(after_us); }
+  void Join() {
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+  }
+  int64_t NowUs() const {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               Steady::now() - start_)
+        .count();
+  }
+  Steady::time_point start() const { return start_; }
+  std::chrono::system_clock::time_point wall_start() const {
+    return wall_start_;
+  }
+  std::vector<Sample> Samples() const {
+    std::vector<Sample> all;
+    for (const auto& v : per_thread_) all.insert(all.end(), v.begin(), v.end());
+    std::sort(all.begin(), all.end(), [](const Sample& a, const Sample& b) {
+      return a.sched_us < b.sched_us;
+    });
+    return all;
+  }
+
+ private:
+  void Work(int t) {
+    std::vector<Sample>& out = per_thread_[static_cast<size_t>(t)];
+    out.reserve(20000);
+    for (;;) {
+      const int64_t k = next_.fetch_add(1);
+      const int64_t due =
+          static_cast<int64_t>(static_cast<double>(k) * period_us_);
+      if (due >= stop_us_.load() || g_interrupted.load()) return;
+      // Sleep in slices so that StopAt() is seen soon.
+      for (int64_t now = NowUs(); now < due; now = NowUs()) {
+        if (due >= stop_us_.load() || g_interrupted.load()) return;
+        std::this_thread::sleep_for(
+            std::chrono::microseconds(std::min<int64_t>(due - now, 50'000)));
+      }
+      Sample s;
+      s.sched_us = due;
+      s.start_us = NowUs();
+      OneRequest(port_, &s);
+      s.end_us = NowUs();
+      out.push_back(std::move(s));
+    }
+  }
+
+  int port_;
+  double period_us_;
+  int threads_;
+  Steady::time_point start_;
+  std::chrono::system_clock::time_point wall_start_;
+  std::atomic<int64_t> next_{0};
+  std::atomic<int64_t> stop_us_{std::numeric_limits<int64_t>::max()};
+  std::vector<std::thread> workers_;
+  std::vector<std::vector<Sample>> per_thread_{256};
+};
+
+// One `ctl activate` or `ctl rollback` under load.
+struct SwitchRun {
+  std::string what;       // "activate v2", "rollback"
+  int64_t start_us = 0;   // from the load's start
+  int64_t end_us = 0;
+  int status = -1;
+  std::string out;
+};
+
+const char* Verdict(bool pass) { return pass ? "PASS" : "FAIL"; }
+
+// Removes `path`, making read-only directories (sealed slots) writable.
+void RemoveTree(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(path, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_directory(ec) && !it->is_symlink(ec))
+      chmod(it->path().c_str(), 0700);
+  }
+  fs::remove_all(path, ec);
+  if (ec)
+    std::fprintf(stderr, "activate: cannot remove %s: %s\n", path.c_str(),
+                 ec.message().c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  if (!ParseArgs(argc, argv, &o)) {
+    Usage(stderr);
+    return 2;
+  }
+  struct sigaction sa {};
+  sa.sa_handler = OnInterrupt;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::string dir;
+  {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") +
+                       "/relsupd-bench-activate.XXXXXX";
+    if (!mkdtemp(tmpl.data())) {
+      std::fprintf(stderr, "activate: mkdtemp: %s\n", std::strerror(errno));
+      return 1;
+    }
+    dir = tmpl;
+    // The app runs as `nobody`: it must reach its slot under this dir.
+    chmod(dir.c_str(), 0755);
+  }
+  double loadavg[1] = {0};
+  getloadavg(loadavg, 1);
+  std::printf("activate (%u cores, load average %.2f), temporary dir %s\n\n",
+              std::thread::hardware_concurrency(), loadavg[0], dir.c_str());
+
+  int rc = 0;
+  DaemonProcess daemon;
+  auto fail = [&](const std::string& what) {
+    std::fprintf(stderr, "activate: %s\n", what.c_str());
+    if (daemon.pid() > 0 || !daemon.log().empty())
+      std::fprintf(stderr, "--- daemon log ---\n%s\n",
+                   ReadAll(daemon.log()).c_str());
+    rc = 1;
+  };
+  const std::string socket = dir + "/relsupd.sock";
+  auto ctl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {o.relsupd, "ctl", "--socket", socket});
+    return Run(std::move(args));
+  };
+
+  do {
+    // ---- 1 ----
+    SwitchFigures sf = MeasureSwitch(dir + "/switch", o.switches);
+    if (!sf.error.empty()) {
+      fail("the switch: " + sf.error);
+      break;
+    }
+    const double sw_med = Percentile(sf.total_ms, 0.5);
+    std::printf(
+        "1. the switch (ledger `activating` event + link + rename + fsync of "
+        "the app dir), in process, %zu times\n"
+        "   median %.3f ms, p95 %.3f ms, min %.3f ms, max %.3f ms   "
+        "(target median < %.0f ms) %s\n"
+        "   of which the ledger event: median %.3f ms, p95 %.3f ms; the link: "
+        "median %.3f ms, p95 %.3f ms\n\n",
+        sf.total_ms.size(), sw_med, Percentile(sf.total_ms, 0.95),
+        sf.total_ms.front(), sf.total_ms.back(), kTargetSwitchMs,
+        Verdict(sw_med < kTargetSwitchMs), Percentile(sf.ledger_ms, 0.5),
+        Percentile(sf.ledger_ms, 0.95), Percentile(sf.link_ms, 0.5),
+        Percentile(sf.link_ms, 0.95));
+    std::fflush(stdout);
+    if (g_interrupted.load()) break;
+
+    // ---- setup: daemon, app, v1 and v2 of hello ----
+    std::string error;
+    if (!daemon.Start(o.relsupd, dir, socket, &error)) {
+      fail("cannot start the daemon: " + error);
+      break;
+    }
+    bool up = false;
+    for (auto deadline = Steady::now() + std::chrono::seconds(20);
+         Steady::now() < deadline && !g_interrupted.load();) {
+      if (daemon.Exited()) break;
+      if (ctl({"info"}).ok()) {
+        up = true;
+        break;
+      }
+      usleep(20'000);
+    }
+    if (!up) {
+      fail("the daemon did not answer `ctl info` within 20 s (" +
+           (daemon.pid() > 0 ? std::string("still running")
+                             : DescribeStatus(daemon.exit_status())) +
+           ")");
+      break;
+    }
+    const int port = FreePort();
+    const std::string app_src = dir + "/app";
+    std::filesystem::create_directories(app_src + "/bin");
+    std::error_code ec;
+    std::filesystem::copy_file(o.hello, app_src + "/bin/hello", ec);
+    {
+      std::ofstream y(app_src + "/relsupd.yaml");
+      y << "processes:\n"
+           "  web:\n"
+           "    command: ./bin/hello\n"
+           "    scale: 2\n"
+           "    sockets: [http]\n"
+           "    ready: notify\n"
+           "    stop_timeout: 5s\n";
+    }
+    chmod((app_src + "/bin/hello").c_str(), 0755);
+    if (ec) {
+      fail("copy " + o.hello + ": " + ec.message());
+      break;
+    }
+    const std::string artifact = dir + "/hello.tar.gz";
+    std::vector<std::pair<std::string, std::vector<std::string>>> steps = {
+        {"tar",
+         {"/bin/tar", "-czf", artifact, "-C", app_src, "relsupd.yaml", "bin"}},
+        {"app create",
+         {o.relsupd, "ctl", "--socket", socket, "app", "create", "shop",
+          "--socket", "http=tcp://127.0.0.1:" + std::to_string(port)}},
+    };
+    bool ok = true;
+    for (auto& [name, args] : steps) {
+      ProcResult r = Run(args);
+      if (!r.ok()) {
+        fail(name + " failed (" + DescribeStatus(r.status) + "): " + r.out);
+        ok = false;
+        break;
+      }
+    }
+    if (!ok) break;
+    ProcResult imp = ctl({"--json", "build", "import", "shop", artifact});
+    size_t id_at = imp.out.find("\"id\"");
+    size_t q1 = imp.out.find('"', imp.out.find(':', id_at) + 1);
+    size_t q2 = q1 == std::string::npos ? q1 : imp.out.find('"', q1 + 1);
+    if (!imp.ok() || id_at == std::string::npos || q2 == std::string::npos) {
+      fail("build import failed (" + DescribeStatus(imp.status) + "): " +
+           imp.out);
+      break;
+    }
+    const std::string build = imp.out.substr(q1 + 1, q2 - q1 - 1);
+    for (const char* set : {"GREETING=one", "GREETING=two"}) {
+      ProcResult r =
+          ctl({"release", "create", "shop", "--build", build, "--set", set});
+      if (!r.ok()) {
+        fail("release create failed: " + r.out);
+        ok = false;
+        break;
+      }
+    }
+    if (!ok) break;
+    ProcResult first = ctl({"activate", "shop", "v1"});
+    if (!first.ok()) {
+      fail("activate v1 failed: " + first.out);
+      break;
+    }
+    std::printf(
+        "daemon pid %d, app shop: examples/hello, web scale 2, ready: notify, "
+        "start-first, on 127.0.0.1:%d; v1 live after %.0f ms\n\n",
+        daemon.pid(), port, first.ms);
+    std::fflush(stdout);
+
+    // ---- 2 ----
+    std::vector<double> act_ms;
+    for (int i = 0; i < o.rounds && !g_interrupted.load(); ++i) {
+      const std::string to = (i % 2 == 0) ? "v2" : "v1";
+      ProcResult r = ctl({"activate", "shop", to});
+      if (!r.ok()) {
+        fail("activate " + to + " failed (" + DescribeStatus(r.status) +
+             "): " + r.out);
+        ok = false;
+        break;
+      }
+      act_ms.push_back(r.ms);
+    }
+    if (!ok) break;
+    std::sort(act_ms.begin(), act_ms.end());
+    if (!act_ms.empty())
+      std::printf(
+          "2. `relsupd ctl activate shop vN` until it exits 0 (new release "
+          "live, old stopped), %zu runs alternating v2/v1\n"
+          "   median %.0f ms, p95 %.0f ms, min %.0f ms, max %.0f ms   (no "
+          "target)\n\n",
+          act_ms.size(), Percentile(act_ms, 0.5), Percentile(act_ms, 0.95),
+          act_ms.front(), act_ms.back());
+    std::fflush(stdout);
+    if (g_interrupted.load()) break;
+    // After an even number of rounds v1 is live; activate v2 first below,
+    // and rollback goes back to v1.
+    if (o.rounds % 2 == 1) {
+      ProcResult r = ctl({"activate", "shop", "v1"});
+      if (!r.ok()) {
+        fail("activate v1 failed: " + r.out);
+        break;
+      }
+    }
+
+    // ---- 3 ----
+    Load load(port, o.rate, o.threads);
+    std::vector<SwitchRun> runs;
+    load.Start();
+    const int64_t window_us = static_cast<int64_t>(o.duration_s * 1e6);
+    const int64_t slot_us = o.cycles > 0 ? window_us / o.cycles : window_us;
+    auto wait_until = [&](int64_t us) {
+      while (load.NowUs() < us && !g_interrupted.load())
+        usleep(static_cast<useconds_t>(
+            std::min<int64_t>(us - load.NowUs(), 50'000)));
+    };
+    for (int c = 0; c < o.cycles && !g_interrupted.load(); ++c) {
+      // Activate a quarter into the slot, roll back at three quarters (or
+      // at once if the activation took longer).
+      for (int half = 0; half < 2 && !g_interrupted.load(); ++half) {
+        wait_until(c * slot_us + slot_us / 4 + half * slot_us / 2);
+        SwitchRun s;
+        s.what = half == 0 ? "activate v2" : "rollback";
+        s.start_us = load.NowUs();
+        ProcResult r = half == 0 ? ctl({"activate", "shop", "v2"})
+                                 : ctl({"rollback", "shop"});
+        s.end_us = load.NowUs();
+        s.status = r.status;
+        s.out = r.out;
+        runs.push_back(std::move(s));
+      }
+    }
+    const int64_t stop_us = std::max(window_us, load.NowUs() + 500'000);
+    load.StopAt(stop_us);
+    load.Join();
+    std::vector<Sample> samples = load.Samples();
+
+    int64_t sent = static_cast<int64_t>(samples.size()), failed = 0;
+    int64_t v1 = 0, v2 = 0;
+    std::vector<int64_t> lat, lat_sched;
+    std::vector<const Sample*> failures;
+    for (const Sample& s : samples) {
+      if (s.outcome != Outcome::kOk) {
+        ++failed;
+        failures.push_back(&s);
+        continue;
+      }
+      (s.version == '1' ? v1 : v2)++;
+      lat.push_back(s.end_us - s.start_us);
+      lat_sched.push_back(s.end_us - s.sched_us);
+    }
+    std::sort(lat.begin(), lat.end());
+    std::sort(lat_sched.begin(), lat_sched.end());
+    const double seconds = static_cast<double>(stop_us) / 1e6;
+    const double rate = static_cast<double>(sent) / seconds;
+    int switches_ok = 0, activations_ok = 0, rollbacks_ok = 0;
+    std::vector<double> sw_ms;
+    for (const SwitchRun& s : runs) {
+      bool good = WIFEXITED(s.status) && WEXITSTATUS(s.status) == 0;
+      switches_ok += good;
+      (s.what == "rollback" ? rollbacks_ok : activations_ok) += good;
+      sw_ms.push_back(static_cast<double>(s.end_us - s.start_us) / 1e3);
+    }
+    std::sort(sw_ms.begin(), sw_ms.end());
+    std::printf(
+        "3. GET /version on 127.0.0.1:%d, a new connection per request, %d "
+        "threads paced to %.0f req/s, %.1f s,\n"
+        "   while activating v2 and rolling back %d times each (start-first)\n"
+        "   switches: %zu run, %d exited 0 (%d activate, %d rollback); each "
+        "took median %.0f ms, max %.0f ms\n"
+        "   requests sent %lld (%.0f req/s over %.1f s; v1 served %lld, v2 "
+        "served %lld)   (target >= %.0f req/s for >= %.0f s, %d + %d "
+        "switches) %s\n"
+        "   requests failed %lld   (target 0) %s\n"
+        "   latency connect to EOF: p50 %.2f ms, p99 %.2f ms, max %.2f ms; "
+        "from the due time: p50 %.2f ms, p99 %.2f ms\n",
+        port, o.threads, o.rate, seconds, o.cycles, runs.size(), switches_ok,
+        activations_ok, rollbacks_ok, Percentile(sw_ms, 0.5),
+        sw_ms.empty() ? 0.0 : sw_ms.back(), static_cast<long long>(sent), rate,
+        seconds, static_cast<long long>(v1), static_cast<long long>(v2),
+        kTargetRate, kTargetLoadS, kTargetCycles, kTargetCycles,
+        Verdict(rate >= kTargetRate && seconds >= kTargetLoadS &&
+                activations_ok >= kTargetCycles &&
+                rollbacks_ok >= kTargetCycles),
+        static_cast<long long>(failed), Verdict(failed == 0 && sent > 0),
+        Percentile(lat, 0.5) / 1e3, Percentile(lat, 0.99) / 1e3,
+        lat.empty() ? 0.0 : static_cast<double>(lat.back()) / 1e3,
+        Percentile(lat_sched, 0.5) / 1e3, Percentile(lat_sched, 0.99) / 1e3);
+    for (const SwitchRun& s : runs)
+      if (!(WIFEXITED(s.status) && WEXITSTATUS(s.status) == 0))
+        std::printf("   switch '%s' at +%.3f s failed (%s): %s\n",
+                    s.what.c_str(), static_cast<double>(s.start_us) / 1e6,
+                    DescribeStatus(s.status).c_str(), s.out.c_str());
+    if (!failures.empty()) {
+      // Evidence: each failure next to the switch in progress (times from
+      // the load's start; wall time to match the daemon log's lines).
+      std::printf("\n   failed requests (first 40), load started at %s UTC:\n",
+                  WallText(load.wall_start()).c_str());
+      int shown = 0;
+      for (const Sample* f : failures) {
+        if (++shown > 40) break;
+        std::string during = "no switch running";
+        for (const SwitchRun& s : runs)
+          if (f->end_us >= s.start_us && f->start_us <= s.end_us)
+            during = s.what + " (+" +
+                     std::to_string((f->start_us - s.start_us) / 1000) +
+                     " ms into it)";
+        auto wall = load.wall_start() + std::chrono::microseconds(f->start_us);
+        std::printf("   +%9.3f s %s  %-24s %-28s errno %d (%s) -- %s\n",
+                    static_cast<double>(f->start_us) / 1e6,
+                    WallText(wall).c_str(), OutcomeName(f->outcome),
+                    f->detail.c_str(), f->err,
+                    f->err ? std::strerror(f->err) : "-", during.c_str());
+      }
+      std::printf("   switches (start..end from the load's start):\n");
+      for (const SwitchRun& s : runs)
+        std::printf("     %-12s +%.3f .. +%.3f s\n", s.what.c_str(),
+                    static_cast<double>(s.start_us) / 1e6,
+                    static_cast<double>(s.end_us) / 1e6);
+    }
+    std::printf("\n");
+  } while (false);
+
+  if (daemon.pid() > 0) {
+    pid_t pid = daemon.pid();
+    daemon.Stop();
+    if (!(WIFEXITED(daemon.exit_status()) &&
+          WEXITSTATUS(daemon.exit_status()) == 0))
+      std::fprintf(stderr, "activate: daemon pid %d ended with %s\n", pid,
+                   DescribeStatus(daemon.exit_status()).c_str());
+  }
+  if (o.keep) {
+    std::printf("kept %s (daemon log: %s/daemon.log)\n", dir.c_str(),
+                dir.c_str());
+  } else {
+    RemoveTree(dir);
+  }
+  return rc;
+}
