@@ -208,7 +208,7 @@ Status Daemon::StartRunStage() {
   env.cgroups = cgroups_.get();
   std::string notify_path =
       std::filesystem::path(config_.socket).parent_path().string() +
-      "/notify.sock";
+      "/app-notify.sock";
   env.notify_socket = notify_path;
   runs_ = std::make_unique<RunService>(std::move(env), ledger_.get(),
                                        releases_.get(), config_.state_dir);

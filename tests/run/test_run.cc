@@ -115,7 +115,8 @@ TEST_CASE("run: logs -f prints new lines as they come") {
 }
 
 TEST_CASE("run: a crash-looping process backs off, is marked failed, and start revives it") {
-  Stage stage(FastConfig());
+  // Without auto-rollback the activation keeps the crash-looping release.
+  Stage stage(FastConfig(), {}, "shop", {"--no-auto-rollback"});
   DeployProcfile(stage, "web: echo boom >&2; exit 3\n");
   Json ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "failed", 1); });
   Json r = Row(ps, "web.1");
