@@ -240,7 +240,8 @@ void RunService::SwitchCommit(Switch* sw) {
     if (s->info.strategy == Strategy::kStartFirst) Failpoint("after-stop-old");
     std::string kind = s->info.kind == "rollback" ? "rolled-back" : "activated";
     std::string detail = s->info.from != 0 ? "from " + V(s->info.from) : "";
-    if (s->failing) detail += (detail.empty() ? "" : "; ") + std::string("not ready, auto_rollback off");
+    if (!s->unhealthy.empty())
+      detail += (detail.empty() ? "" : "; ") + std::string("not ready (auto_rollback off): ") + s->unhealthy;
     Status st = ledger_->AppendEvent(app, kind, V(s->info.to), s->actor, detail);
     if (!st.ok()) return SwitchEnd(s, st, s->info.to);
     spdlog::info("{}: {} is live ({})", app, V(s->info.to), kind);
@@ -256,11 +257,10 @@ void RunService::SwitchFail(Switch* sw, const std::string& reason) {
   spdlog::warn("{}: switch to {} failed: {}", app, V(sw->info.to), reason);
   if (!sw->spec.auto_rollback) {
     // The operator chose to keep what they activated: finish the switch,
-    // and say why it is not healthy.
+    // and say why it is not healthy. (SwitchCommit may end `sw`.)
     sw->failing = false;
+    sw->unhealthy = reason;
     SwitchCommit(sw);
-    sw->failing = true;
-    outcomes_[app].message = reason;
     return;
   }
   sw->info.phase = "rolling-back";
@@ -306,11 +306,10 @@ void RunService::SwitchFail(Switch* sw, const std::string& reason) {
 void RunService::SwitchEnd(Switch* sw, Status outcome, int64_t live) {
   const std::string app = sw->info.app;
   SwitchOutcome& o = outcomes_[app];
-  std::string kept = o.id == sw->info.id ? o.message : "";
   o.id = sw->info.id;
   o.ok = outcome.ok();
   o.live = live;
-  o.message = outcome.ok() ? kept : outcome.message();
+  o.message = outcome.ok() ? sw->unhealthy : outcome.message();
   auto done = std::move(sw->done);
   switches_.erase(app);  // destroys sw
   if (done) done(outcome);

@@ -137,6 +137,7 @@ class RunService final : public SupervisorListener {
     std::string last_crash;
     bool committing = false;
     bool failing = false;
+    std::string unhealthy;  // live, but not ready (auto_rollback off)
     std::function<void(Status)> done;
     UvHandle<uv_timer_t> deadline;
     UvHandle<uv_timer_t> check;

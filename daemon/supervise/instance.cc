@@ -125,7 +125,9 @@ void Instance::Act(InstanceAction action) {
         child_->SignalGroup(SIGKILL).IgnoreError();
       return;
     case InstanceAction::kArmBackoff:
-      if (backoff_delay_ms_ <= 0) {
+      if (backoff_delay_ms_ <= 0 && env_->spawn_budget <= 0) {
+        ArmTimer(1);  // immediate, but in the next loop iteration
+      } else if (backoff_delay_ms_ <= 0) {
         // The first restart is immediate: no timer, no loop iteration.
         Dispatch(InstanceEvent::kTimer);
       } else {
@@ -185,6 +187,7 @@ SpawnRequest Instance::BaseRequest() const {
 }
 
 void Instance::DoSpawn() {
+  --env_->spawn_budget;
   SpawnRequest req = BaseRequest();
   req.argv = CommandArgv(spec_->command);
   if (env_->cgroups != nullptr) {
@@ -254,6 +257,10 @@ void Instance::ArmTimer(int64_t ms) {
 void Instance::CancelTimer() { uv_timer_stop(timer_.get()); }
 
 void Instance::OnTimer() {
+  if (state_ == InstanceState::kBackoff && env_->spawn_budget <= 0) {
+    ArmTimer(1);  // this iteration has spawned enough; try the next one
+    return;
+  }
   if (state_ == InstanceState::kRunning) {
     spdlog::warn("{} {} (pid {}) was not ready within {} ms, stopping it",
                  run_->app, name(), pid(), spec_->ready_timeout_ms);

@@ -75,6 +75,11 @@ struct SuperviseEnv {
   CgroupTree* cgroups = nullptr;  // null: no cgroups
   bool pdeathsig = true;
   std::function<double()> random01;
+  // Spawns left in this loop iteration (the Supervisor refills it before
+  // each poll): a storm of exits restarts in batches, and the control
+  // socket is served between them.
+  int spawn_budget = kSpawnsPerIteration;
+  static constexpr int kSpawnsPerIteration = 64;
 };
 
 struct ExitInfo {

@@ -59,7 +59,7 @@ void ReleaseGroup::Reconcile() {
 
 void ReleaseGroup::StartQueued() {
   size_t started = 0;
-  while (!start_queue_.empty() && started < kStartBatch) {
+  while (!start_queue_.empty() && started < kStartBatch && env_->spawn_budget > 0) {
     auto [type, index] = start_queue_.front();
     start_queue_.pop_front();
     auto& list = instances_[type];
@@ -75,7 +75,9 @@ void ReleaseGroup::StartQueued() {
         [](uv_timer_t* t) {
           if (auto* self = static_cast<ReleaseGroup*>(t->data)) self->StartQueued();
         },
-        0, 0);
+        // Not 0: libuv 1.44 runs a timer re-armed at 0 again in the same
+        // pass, before the budget is refilled.
+        1, 0);
 }
 
 void ReleaseGroup::StartAll() {
@@ -243,6 +245,14 @@ Supervisor::Supervisor(SuperviseEnv env, SupervisorListener* listener)
     : env_(std::move(env)), listener_(listener) {
   uv_timer_init(env_.loop, drop_timer_.get());
   drop_timer_->data = this;
+  uv_prepare_init(env_.loop, refill_.get());
+  refill_->data = this;
+  uv_prepare_start(refill_.get(), [](uv_prepare_t* h) {
+    if (auto* self = static_cast<Supervisor*>(h->data))
+      self->env_.spawn_budget = SuperviseEnv::kSpawnsPerIteration;
+  });
+  // An idle prepare handle must not keep the loop alive by itself.
+  uv_unref(refill_.handle());
 }
 
 Supervisor::~Supervisor() = default;

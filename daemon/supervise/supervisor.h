@@ -159,6 +159,7 @@ class Supervisor {
   SupervisorListener* listener_;
   std::map<std::string, AppGroups> apps_;
   UvHandle<uv_timer_t> drop_timer_;
+  UvHandle<uv_prepare_t> refill_;  // env_.spawn_budget, before each poll
 };
 
 }  // namespace relsupd
