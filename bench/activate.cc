@@ -55,6 +55,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "daemon/activate/run_service.h"
 #include "daemon/base/clock.h"
 #include "daemon/ledger/ledger.h"
@@ -85,6 +87,7 @@ struct Options {
   double duration_s = 30;
   int cycles = 10;
   int threads = 4;
+  int send_delay_us = 0;  // diagnostic: pause between connect and send
   bool keep = false;
 };
 
@@ -94,7 +97,7 @@ void Usage(FILE* out) {
       "usage: activate [--relsupd PATH] [--hello PATH] [--switches N] "
       "[--rounds N]\n"
       "                [--rate R] [--duration SEC] [--cycles N] [--threads N] "
-      "[--keep]\n"
+      "[--send-delay-us N] [--keep]\n"
       "  --relsupd PATH   relsupd binary (default %s)\n"
       "  --hello PATH     the example app's binary (default %s)\n"
       "  --switches N     in-process switches timed (default 100)\n"
@@ -105,6 +108,11 @@ void Usage(FILE* out) {
       "take longer)\n"
       "  --cycles N       activate + rollback pairs under load (default 10)\n"
       "  --threads N      HTTP client threads (default 4)\n"
+      "  --send-delay-us N  pause between connect and sending the request "
+      "(default 0;\n"
+      "                   a diagnostic: widens the window in which a "
+      "connection is\n"
+      "                   accepted but its request has not arrived)\n"
       "  --keep           keep the temporary dir (daemon log, state)\n",
       RELSUPD_BIN, HELLO_BIN);
 }
@@ -141,6 +149,9 @@ bool ParseArgs(int argc, char** argv, Options* o) {
     } else if (a == "--threads" && (v = value())) {
       o->threads = std::atoi(v);
       if (o->threads < 1 || o->threads > 256) return false;
+    } else if (a == "--send-delay-us" && (v = value())) {
+      o->send_delay_us = std::atoi(v);
+      if (o->send_delay_us < 0) return false;
     } else if (a == "--keep") {
       o->keep = true;
     } else {
@@ -175,6 +186,25 @@ std::string WallText(std::chrono::system_clock::time_point t) {
   std::snprintf(buf, sizeof buf, "%02d:%02d:%02d.%03d", parts.tm_hour,
                 parts.tm_min, parts.tm_sec, static_cast<int>(ms % 1000));
   return buf;
+}
+
+// Milliseconds since midnight (UTC) of a log line that starts with a date
+// and a time, "2026-11-27 15:22:49.317" (daemon) or
+// "2026-11-27T15:22:49.321600Z" (app output); -1 for other lines.
+double LineMsOfDay(const std::string& line) {
+  int h = 0, m = 0;
+  double sec = 0;
+  if (line.size() < 23 || (line[10] != ' ' && line[10] != 'T') ||
+      std::sscanf(line.c_str() + 11, "%2d:%2d:%lf", &h, &m, &sec) != 3)
+    return -1;
+  return (h * 3600 + m * 60) * 1000.0 + sec * 1000.0;
+}
+
+double MsOfDay(std::chrono::system_clock::time_point t) {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                t.time_since_epoch())
+                .count();
+  return static_cast<double>(us % 86'400'000'000LL) / 1e3;
 }
 
 std::string ReadAll(const std::string& path) {
@@ -474,7 +504,7 @@ Outcome FromErrno(int err) {
 }
 
 // One GET /version on a new connection ("Connection: close").
-void OneRequest(int port, Sample* s) {
+void OneRequest(int port, int send_delay_us, Sample* s) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     s->outcome = Outcome::kOtherError;
@@ -491,8 +521,13 @@ void OneRequest(int port, Sample* s) {
   static const char kReq[] =
       "GET /version HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
   std::string reply;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    s->err = errno;
+  const bool connected =
+      connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  const int connect_err = errno;
+  if (connected && send_delay_us > 0)
+    std::this_thread::sleep_for(std::chrono::microseconds(send_delay_us));
+  if (!connected) {
+    s->err = connect_err;
     s->outcome = FromErrno(s->err);
     s->detail = "connect";
   } else if (send(fd, kReq, sizeof kReq - 1, MSG_NOSIGNAL) !=
@@ -540,8 +575,11 @@ void OneRequest(int port, Sample* s) {
 // next due request, so one slow request does not delay the others.
 class Load {
  public:
-  Load(int port, double rate, int threads)
-      : port_(port), period_us_(1e6 / rate), threads_(threads) {}
+  Load(int port, double rate, int threads, int send_delay_us)
+      : port_(port),
+        period_us_(1e6 / rate),
+        threads_(threads),
+        send_delay_us_(send_delay_us) {}
 
   void Start() {
     start_ = Steady::now();
@@ -591,7 +629,7 @@ class Load {
       Sample s;
       s.sched_us = due;
       s.start_us = NowUs();
-      OneRequest(port_, &s);
+      OneRequest(port_, send_delay_us_, &s);
       s.end_us = NowUs();
       out.push_back(std::move(s));
     }
@@ -600,6 +638,7 @@ class Load {
   int port_;
   double period_us_;
   int threads_;
+  int send_delay_us_;
   Steady::time_point start_;
   std::chrono::system_clock::time_point wall_start_;
   std::atomic<int64_t> next_{0};
@@ -833,7 +872,7 @@ int main(int argc, char** argv) {
     }
 
     // ---- 3 ----
-    Load load(port, o.rate, o.threads);
+    Load load(port, o.rate, o.threads, o.send_delay_us);
     std::vector<SwitchRun> runs;
     load.Start();
     const int64_t window_us = static_cast<int64_t>(o.duration_s * 1e6);
@@ -941,6 +980,36 @@ int main(int argc, char** argv) {
                     f->detail.c_str(), f->err,
                     f->err ? std::strerror(f->err) : "-", during.c_str());
       }
+      // The daemon's log and the app's output (`ctl logs`) within 30 ms of
+      // the first failures: which instance stopped with how many
+      // connections open, and which switch step ran.
+      ProcResult app_log = ctl({"logs", "shop", "-n", "100000"});
+      std::vector<std::string> lines;
+      const std::string daemon_log = ReadAll(daemon.log());
+      for (const std::string* text :
+           std::vector<const std::string*>{&app_log.out, &daemon_log}) {
+        std::istringstream in(*text);
+        for (std::string line; std::getline(in, line);) lines.push_back(line);
+      }
+      std::sort(lines.begin(), lines.end(),
+                [](const std::string& a, const std::string& b) {
+                  return LineMsOfDay(a) < LineMsOfDay(b);
+                });
+      shown = 0;
+      for (const Sample* f : failures) {
+        if (++shown > 5) break;
+        const double at = MsOfDay(load.wall_start() +
+                                  std::chrono::microseconds(f->start_us));
+        std::printf("   log lines within 30 ms of the failure at %s:\n",
+                    WallText(load.wall_start() +
+                             std::chrono::microseconds(f->start_us))
+                        .c_str());
+        for (const std::string& line : lines) {
+          double t = LineMsOfDay(line);
+          if (t >= 0 && std::abs(t - at) <= 30)
+            std::printf("     %s\n", line.c_str());
+        }
+      }
       std::printf("   switches (start..end from the load's start):\n");
       for (const SwitchRun& s : runs)
         std::printf("     %-12s +%.3f .. +%.3f s\n", s.what.c_str(),
@@ -948,6 +1017,48 @@ int main(int argc, char** argv) {
                     static_cast<double>(s.end_us) / 1e6);
     }
     std::printf("\n");
+
+    // ---- 1b: the same switch inside the daemon, from its own records ----
+    // The `activating` event's time is read just before its insert; the
+    // daemon logs "APP: current -> vN" right after the link's fsync. Both
+    // are wall-clock milliseconds, so each difference is the daemon's
+    // ledger event + link + fsync to within 1 ms.
+    ProcResult hist = ctl({"--json", "history", "shop", "-n", "100000"});
+    nlohmann::json events = nlohmann::json::parse(hist.out, nullptr, false);
+    std::vector<double> switched_at;
+    {
+      std::istringstream in(ReadAll(daemon.log()));
+      for (std::string line; std::getline(in, line);)
+        if (line.find(" shop: current -> v") != std::string::npos)
+          switched_at.push_back(LineMsOfDay(line));
+    }
+    std::vector<double> inside;
+    size_t next_line = 0;
+    if (hist.ok() && events.is_array()) {
+      for (const auto& e : events) {
+        if (e.value("kind", "") != "activating") continue;
+        const double t = LineMsOfDay(e.value("time", ""));
+        while (next_line < switched_at.size() && switched_at[next_line] < t)
+          ++next_line;
+        if (t < 0 || next_line == switched_at.size()) continue;
+        inside.push_back(switched_at[next_line++] - t);
+      }
+    }
+    std::sort(inside.begin(), inside.end());
+    if (inside.empty()) {
+      std::printf("1b. the switch inside the daemon: no `activating` event "
+                  "matched a 'current ->' log line (%s)\n\n",
+                  hist.ok() ? "history read" : hist.out.c_str());
+    } else {
+      const double med = Percentile(inside, 0.5);
+      std::printf(
+          "1b. the same switch inside the daemon (`activating` event time to "
+          "its 'shop: current -> vN' log line,\n"
+          "    both in ms, so +-1 ms), %zu switches of this run: median %.0f "
+          "ms, p95 %.0f ms, max %.0f ms   (target median < %.0f ms) %s\n\n",
+          inside.size(), med, Percentile(inside, 0.95), inside.back(),
+          kTargetSwitchMs, Verdict(med < kTargetSwitchMs));
+    }
   } while (false);
 
   if (daemon.pid() > 0) {
