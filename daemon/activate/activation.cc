@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "daemon/activate/run_service.h"
@@ -133,6 +134,7 @@ void RunService::SwitchVerified(Switch* sw, Status verified) {
   sw->run = *run;
   std::string detail = (sw->info.from != 0 ? "from " + V(sw->info.from) : "first") +
                        ", " + std::string(StrategyName(sw->info.strategy));
+  const auto t0 = std::chrono::steady_clock::now();
   Status s = ledger_->AppendEvent(app, "activating", V(sw->info.to), sw->actor, detail);
   if (!s.ok()) return SwitchEnd(sw, s, sw->info.from);
   Failpoint("before-switch");
@@ -144,8 +146,11 @@ void RunService::SwitchVerified(Switch* sw, Status verified) {
     return SwitchEnd(sw, s.WithContext("switching 'current'"), sw->info.from);
   }
   Failpoint("after-switch");
-  spdlog::info("{}: current -> {} ({}), {}", app, V(sw->info.to), sw->info.kind,
-               StrategyName(sw->info.strategy));
+  const auto switch_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::steady_clock::now() - t0)
+                             .count();
+  spdlog::info("{}: current -> {} ({}), {}; switched in {}us", app, V(sw->info.to),
+               sw->info.kind, StrategyName(sw->info.strategy), switch_us);
   uv_timer_start(
       sw->deadline.get(),
       [](uv_timer_t* t) {

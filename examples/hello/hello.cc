@@ -34,6 +34,7 @@ constexpr size_t kMaxHeaderBytes = 8192;    // request line + headers
 constexpr size_t kMaxConnections = 900;     // under the usual 1024 fd limit
 constexpr int64_t kIdleTimeoutMs = 30'000;  // a silent client is dropped
 constexpr int64_t kDrainTimeoutMs = 4'000;  // under stop_timeout (5s)
+constexpr int64_t kFirstRequestGraceMs = 1'000;
 
 volatile sig_atomic_t g_stop = 0;
 void OnStopSignal(int) { g_stop = 1; }
@@ -141,6 +142,7 @@ struct Conn {
   bool close_after = false;  // close once `out` is sent; read no more
   bool eof = false;          // the peer is done sending
   bool dead = false;
+  int requests = 0;  // answered on this connection
   int64_t last_active;
 };
 
@@ -250,6 +252,7 @@ void Process(Conn& c, const Page& page, bool draining) {
       return BadRequest(c, "request head too large");
     const std::string head = c.in.substr(0, end);
     c.in.erase(0, end + 4);
+    ++c.requests;
     HandleRequest(c, head, page, draining);
   }
 }
@@ -291,11 +294,12 @@ void Serve(int listener, const Page& page, const std::string& notify,
   std::vector<Conn> conns;
   std::vector<pollfd> pfds;
   bool draining = false;
-  int64_t drain_deadline = 0, accept_after = 0;  // see EMFILE below
+  int64_t drain_start = 0, drain_deadline = 0, accept_after = 0;  // EMFILE below
   for (;;) {
     const int64_t now = NowMs();
     if (g_stop && !draining) {
       draining = true;
+      drain_start = now;
       drain_deadline = now + kDrainTimeoutMs;
       ::close(listener);
       listener = -1;
@@ -305,8 +309,13 @@ void Serve(int listener, const Page& page, const std::string& notify,
       for (Conn& c : conns) Service(c, page, draining);
     }
     for (Conn& c : conns) {
-      // Draining: idle connections close now; half-received requests stay.
-      if (draining && c.in.empty()) c.close_after = true;
+      // Draining: idle keep-alive connections close now; half-received
+      // requests stay, and so does a connection accepted just before the
+      // signal whose first request has not arrived yet (for a while): the
+      // client sent nothing wrong and must get an answer.
+      if (draining && c.in.empty() &&
+          (c.requests > 0 || now - drain_start >= kFirstRequestGraceMs))
+        c.close_after = true;
       if (c.close_after && c.out.empty()) c.dead = true;
       if (now - c.last_active > kIdleTimeoutMs) c.dead = true;
       if (c.dead) ::close(c.fd);

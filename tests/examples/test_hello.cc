@@ -467,6 +467,9 @@ TEST_CASE("on SIGTERM hello finishes the request in flight and exits 0") {
   Client busy(r.port);
   CHECK(busy.Get("/health").status == 200);           // accepted for sure
   busy.Send("GET /version HTTP/1.1\r\nHost: t\r\n");  // half a request
+  // Connected, but its first request comes only after the signal.
+  Client late(r.port);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // accepted
   ::kill(r.hello->pid(), SIGTERM);
   r.hello->WaitForOutput("stopping");
   std::optional<std::string> stopping =
@@ -483,6 +486,9 @@ TEST_CASE("on SIGTERM hello finishes the request in flight and exits 0") {
   CHECK(::connect(fresh.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0);
   CHECK(errno == ECONNREFUSED);
   CHECK(r.hello->Wait(std::chrono::milliseconds(300)) == -1);  // still draining
+  std::optional<Response> late_resp = late.Get("/version");
+  REQUIRE(late_resp.has_value());
+  CHECK(late_resp->status == 200);
   busy.Send("\r\n");
   std::optional<Response> resp = busy.Read();
   REQUIRE(resp.has_value());
