@@ -66,6 +66,7 @@ pid_t Instance::pid() const {
 void Instance::Start() {
   if (state_ == InstanceState::kFailed || state_ == InstanceState::kExited)
     backoff_.Reset();  // a start by hand earns a fresh crash window
+  type_failed_ = false;
   Dispatch(InstanceEvent::kStartRequested);
 }
 
@@ -211,7 +212,8 @@ void Instance::DoSpawn() {
     exits_.push_back({env_->clock->WallMs(), 125, 0});
     if (exits_.size() > kMaxExits) exits_.pop_front();
     backoff_delay_ms_ = backoff_.Exited(now);
-    Dispatch(InstanceEvent::kSpawnFailed, false, backoff_.CrashLimitHit());
+    Dispatch(InstanceEvent::kSpawnFailed, false,
+             type_failed_ || backoff_.CrashLimitHit());
     return;
   }
   child_ = std::move(*child);
@@ -310,7 +312,7 @@ void Instance::OnExit(int64_t status, int signal) {
   spdlog::info("{} {} (pid {}) exited: {}", run_->app, name(), pid,
                info.Describe());
   backoff_delay_ms_ = backoff_.Exited(env_->clock->MonotonicMs());
-  Dispatch(InstanceEvent::kExited, ok, backoff_.CrashLimitHit());
+  Dispatch(InstanceEvent::kExited, ok, type_failed_ || backoff_.CrashLimitHit());
 }
 
 void Instance::OnOutput(OutputStream stream, std::string_view data) {

@@ -130,6 +130,9 @@ class Instance {
     return state_ == InstanceState::kStopped ||
            state_ == InstanceState::kExited || state_ == InstanceState::kFailed;
   }
+  // Once its type has failed, an instance that exits is not restarted: it
+  // becomes failed too, until a start by hand.
+  void set_type_failed(bool failed) { type_failed_ = failed; }
   const std::string& status_text() const { return status_text_; }
   void set_status_text(std::string s) { status_text_ = std::move(s); }
 
@@ -175,6 +178,7 @@ class Instance {
   std::string status_text_;
   std::deque<InstanceEvent> pending_;
   bool dispatching_ = false;
+  bool type_failed_ = false;
 };
 
 }  // namespace relsupd

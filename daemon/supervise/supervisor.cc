@@ -82,10 +82,13 @@ void ReleaseGroup::StartQueued() {
 
 void ReleaseGroup::StartAll() {
   stopping_ = false;
+  failed_types_.clear();
   Reconcile();
   for (auto& [type, list] : instances_)
-    for (auto& inst : list)
+    for (auto& inst : list) {
+      inst->set_type_failed(false);
       if (inst->settled()) inst->Start();
+    }
 }
 
 void ReleaseGroup::StopAll(std::function<void()> done) {
@@ -171,6 +174,10 @@ void ReleaseGroup::OnInstanceState(Instance* instance, InstanceState) {
 
 void ReleaseGroup::OnInstanceFailed(Instance* instance,
                                     const std::string& reason) {
+  // The type fails as a whole: its other instances keep running, but none
+  // is restarted any more when it exits.
+  if (!failed_types_.insert(instance->type()).second) return;
+  for (auto& inst : instances_[instance->type()]) inst->set_type_failed(true);
   listener_->OnInstanceFailed(*this, *instance, reason);
 }
 

@@ -14,6 +14,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,7 +37,8 @@ class SupervisorListener {
   // An instance changed state (any group, any app).
   virtual void OnInstanceChange(const ReleaseGroup& group,
                                 const Instance& instance) = 0;
-  // An instance hit the crash limit and is now failed.
+  // An instance hit the crash limit: it and its type are now failed (once
+  // per type until the type is started again).
   virtual void OnInstanceFailed(const ReleaseGroup& group,
                                 const Instance& instance,
                                 const std::string& reason) = 0;
@@ -68,6 +70,8 @@ class ReleaseGroup final : public InstanceObserver {
   // `done` gets the outcome.
   void Restart(const std::string& type, std::function<void(Status)> done);
   bool stopping() const { return stopping_; }
+  // Types that hit the crash limit (until a start by hand).
+  const std::set<std::string>& failed_types() const { return failed_types_; }
   static constexpr size_t kStartBatch = 64;
 
   // Sorted by type, then number.
@@ -99,6 +103,7 @@ class ReleaseGroup final : public InstanceObserver {
   std::map<std::string, std::vector<std::unique_ptr<Instance>>> instances_;
   std::vector<std::unique_ptr<Instance>> leaving_;
   bool stopping_ = false;
+  std::set<std::string> failed_types_;
   std::vector<std::function<void()>> stop_waiters_;
   UvHandle<uv_timer_t> sweep_timer_;
   std::deque<std::pair<std::string, int>> start_queue_;  // type, index
