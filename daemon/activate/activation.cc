@@ -45,6 +45,25 @@ std::string RunService::AppDir(const std::string& app) const {
   return state_dir_ + "/apps/" + app;
 }
 
+Status RunService::RefuseDuringSwitch(const std::string& app) const {
+  if (shutting_down_)
+    return Status(StatusCode::kBusy, "the daemon is stopping");
+  auto it = switches_.find(app);
+  if (it == switches_.end()) return Status::Ok();
+  const SwitchInfo& s = it->second->info;
+  return Status(StatusCode::kBusy,
+                "a switch of '" + app + "' is in progress: " + s.kind + " to " +
+                    V(s.to) + " by " + s.actor + " (" + s.phase +
+                    "); try again when it ends");
+}
+
+bool RunService::FreshGroupAlive(const Switch* sw) {
+  if (sw->fresh == nullptr) return false;
+  for (ReleaseGroup* g : supervisor_->Groups(sw->info.app))
+    if (g == sw->fresh) return true;
+  return false;
+}
+
 const SwitchInfo* RunService::CurrentSwitch(const std::string& app) const {
   auto it = switches_.find(app);
   return it == switches_.end() ? nullptr : &it->second->info;
@@ -61,13 +80,7 @@ void RunService::Activate(const ActivateRequest& req,
   const std::string& app = req.app;
   auto spec = ledger_->GetApp(app);
   if (!spec.ok()) return started(spec.status());
-  if (auto it = switches_.find(app); it != switches_.end()) {
-    const SwitchInfo& s = it->second->info;
-    return started(Status(
-        StatusCode::kBusy,
-        "a switch of '" + app + "' is in progress: " + s.kind + " to " +
-            V(s.to) + " by " + s.actor + " (" + s.phase + "); try again when it ends"));
-  }
+  if (Status busy = RefuseDuringSwitch(app); !busy.ok()) return started(busy);
   auto act = ledger_->ActivationOf(app);
   if (!act.ok()) return started(act.status());
   int64_t target = req.release;
@@ -159,7 +172,7 @@ void RunService::SwitchVerified(Switch* sw, Status verified) {
         for (auto& [name, pending] : self->switches_) {
           if (pending->deadline.get() != t) continue;
           std::string waiting;
-          if (pending->fresh != nullptr)
+          if (self->FreshGroupAlive(pending.get()))
             for (const Instance* i : pending->fresh->Instances())
               if (i->state() != InstanceState::kReady)
                 waiting += (waiting.empty() ? "" : ", ") + i->name() + " " +
@@ -191,7 +204,7 @@ void RunService::SwitchStartNew(Switch* sw) {
 }
 
 void RunService::SwitchCheckNew(Switch* sw) {
-  if (sw->fresh == nullptr || sw->committing || sw->failing) return;
+  if (sw->committing || sw->failing || !FreshGroupAlive(sw)) return;
   sw->crashes = 0;
   int64_t newest = -1;
   for (const Instance* i : sw->fresh->Instances()) {

@@ -129,6 +129,7 @@ void RunService::BringUp() {
 Status RunService::Scale(const std::string& app,
                          const std::map<std::string, int>& scales,
                          const Actor& actor) {
+  RETURN_IF_ERROR(RefuseDuringSwitch(app));
   ASSIGN_OR_RETURN(Ledger::Activation act, ledger_->ActivationOf(app));
   if (act.active == 0)
     return FailedPrecondition("app '" + app +
@@ -161,6 +162,7 @@ void RunService::Stop(const std::string& app, const Actor& actor,
                       std::function<void(Status)> done) {
   auto spec = ledger_->GetApp(app);
   if (!spec.ok()) return done(spec.status());
+  if (Status busy = RefuseDuringSwitch(app); !busy.ok()) return done(busy);
   auto act = ledger_->ActivationOf(app);
   if (!act.ok()) return done(act.status());
   Status s = ledger_->AppendEvent(app, "stopped",
@@ -172,6 +174,7 @@ void RunService::Stop(const std::string& app, const Actor& actor,
 
 Status RunService::Start(const std::string& app, const Actor& actor) {
   RETURN_IF_ERROR(ledger_->GetApp(app).status());
+  RETURN_IF_ERROR(RefuseDuringSwitch(app));
   ASSIGN_OR_RETURN(Ledger::Activation act, ledger_->ActivationOf(app));
   if (act.active == 0)
     return FailedPrecondition("app '" + app +
@@ -189,6 +192,7 @@ void RunService::Restart(const std::string& app, const std::string& type,
                          const Actor& actor, std::function<void(Status)> done) {
   auto spec = ledger_->GetApp(app);
   if (!spec.ok()) return done(spec.status());
+  if (Status busy = RefuseDuringSwitch(app); !busy.ok()) return done(busy);
   ReleaseGroup* group = supervisor_->Active(app);
   if (group == nullptr || group->stopping())
     return done(FailedPrecondition("app '" + app + "' is not running"));
@@ -239,6 +243,19 @@ Result<std::vector<PsRow>> RunService::Ps(
 }
 
 void RunService::Shutdown(std::function<void()> done) {
+  // Switches in progress end here without an outcome in the ledger: their
+  // `activating` is settled by Recover() at the next start.
+  shutting_down_ = true;
+  std::vector<std::string> apps;
+  for (const auto& [app, sw] : switches_) apps.push_back(app);
+  for (const auto& app : apps) {
+    Switch* sw = switches_[app].get();
+    uv_timer_stop(sw->deadline.get());
+    uv_timer_stop(sw->check.get());
+    SwitchEnd(sw, Status(StatusCode::kUnavailable,
+                         "the daemon is stopping; the switch is settled at its next start"),
+              sw->info.from);
+  }
   supervisor_->StopEverything(std::move(done));
 }
 

@@ -155,6 +155,10 @@ class RunService final : public SupervisorListener {
   void SwitchFail(Switch* sw, const std::string& reason);
   void SwitchEnd(Switch* sw, Status outcome, int64_t live);
   std::string AppDir(const std::string& app) const;
+  // kBusy when a switch of `app` is in progress (scale, stop, start and
+  // restart wait for it to end), or when the daemon is stopping.
+  Status RefuseDuringSwitch(const std::string& app) const;
+  bool FreshGroupAlive(const Switch* sw);
 
   Ledger* ledger_;
   ReleaseService* releases_;
@@ -164,6 +168,7 @@ class RunService final : public SupervisorListener {
   std::map<std::string, std::unique_ptr<Switch>> switches_;
   std::map<std::string, SwitchOutcome> outcomes_;
   int64_t next_switch_id_ = 1;
+  bool shutting_down_ = false;
 };
 
 // Points DIR/current at `target` atomically: DIR/.current.tmp -> target,

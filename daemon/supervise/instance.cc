@@ -70,7 +70,12 @@ void Instance::Start() {
   Dispatch(InstanceEvent::kStartRequested);
 }
 
-void Instance::Stop() { Dispatch(InstanceEvent::kStopRequested); }
+void Instance::Stop() {
+  // A stop by request wins over a stop for the ready timeout: the exit then
+  // ends the instance instead of restarting it.
+  stopping_for_timeout_ = false;
+  Dispatch(InstanceEvent::kStopRequested);
+}
 
 void Instance::NotifyReady() {
   if (state_ == InstanceState::kRunning &&
@@ -293,6 +298,10 @@ void Instance::OnExit(int64_t status, int signal) {
     // Descendants that outlived the main process end with it.
     env_->cgroups->KillAndRemove(cgroup_dir_);
     cgroup_dir_.clear();
+  } else if (pid > 0) {
+    // Without a cgroup, its process group ends with it (the group id cannot
+    // be reused while any member lives; ESRCH when none is left).
+    ::kill(-pid, SIGKILL);
   }
   if (throttle_timer_ != nullptr) uv_timer_stop(throttle_timer_->get());
 

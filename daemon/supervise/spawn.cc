@@ -147,7 +147,9 @@ ChildProcess::~ChildProcess() {
   // process: kill the group and let the exit callback free the handle.
   if (process_ == nullptr) return;
   if (!exited_) {
-    if (pid_ > 0) ::kill(-pid_, SIGKILL);
+    // The exec step may not have run setsid yet: then the pid itself.
+    if (pid_ > 0 && ::kill(-pid_, SIGKILL) != 0 && errno == ESRCH)
+      ::kill(pid_, SIGKILL);
     process_->data = nullptr;
     return;
   }

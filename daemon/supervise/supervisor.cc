@@ -50,6 +50,10 @@ void ReleaseGroup::Reconcile() {
       list.pop_back();
       Instance* raw = gone.get();
       leaving_.push_back(std::move(gone));
+      if (restart_ != nullptr && restart_->current == raw) {
+        restart_->current = nullptr;  // scaled away: the restart goes on
+        ScheduleSweep();
+      }
       raw->Stop();
     }
   }
@@ -160,13 +164,16 @@ void ReleaseGroup::OnInstanceState(Instance* instance, InstanceState) {
     instance->Start();
   listener_->OnInstanceChange(*this, *instance);
   if (restart_ != nullptr && restart_->current == instance) {
-    if (instance->state() == InstanceState::kReady) {
-      restart_->current = nullptr;
-      ScheduleSweep();  // continues the restart outside this callback
-    } else if (instance->state() == InstanceState::kFailed) {
+    if (instance->state() == InstanceState::kFailed) {
       auto job = std::move(restart_);
       job->done(FailedPrecondition(instance->name() +
                                    " failed while restarting"));
+    } else if (instance->state() == InstanceState::kReady ||
+               instance->state() == InstanceState::kExited ||
+               (!wanted && instance->settled())) {
+      // Ready again, ended by its restart policy, or scaled away: next.
+      restart_->current = nullptr;
+      ScheduleSweep();  // continues the restart outside this callback
     }
   }
   if (stopping_ || !leaving_.empty()) ScheduleSweep();
@@ -316,7 +323,8 @@ void Supervisor::Retire(const std::string& app, const ReleaseGroup* keep,
             auto& r = groups.retiring;
             r.erase(std::remove_if(r.begin(), r.end(),
                                    [](const std::unique_ptr<ReleaseGroup>& g) {
-                                     return g->stopping() && g->AllSettled();
+                                     return g->stopping() && g->AllSettled() &&
+                                            !g->stop_waiters_pending();
                                    }),
                     r.end());
           }

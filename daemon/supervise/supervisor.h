@@ -70,6 +70,8 @@ class ReleaseGroup final : public InstanceObserver {
   // `done` gets the outcome.
   void Restart(const std::string& type, std::function<void(Status)> done);
   bool stopping() const { return stopping_; }
+  // A StopAll whose `done` has not run yet.
+  bool stop_waiters_pending() const { return !stop_waiters_.empty(); }
   // Types that hit the crash limit (until a start by hand).
   const std::set<std::string>& failed_types() const { return failed_types_; }
   static constexpr size_t kStartBatch = 64;

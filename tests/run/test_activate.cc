@@ -206,6 +206,13 @@ TEST_CASE("activate: a second switch of the same app is refused while one runs, 
   CHECK(r.exit_code() == 1);
   CHECK(r.err.find("in progress") != std::string::npos);
   CHECK(r.err.find("v2") != std::string::npos);
+  // Scale, stop, start and restart wait for the switch too.
+  for (std::vector<std::string> verb : {std::vector<std::string>{"scale", "shop", "web=1"},
+                                        {"stop", "shop"}, {"start", "shop"}, {"restart", "shop"}}) {
+    r = h.stage.Ctl(verb);
+    CHECK(r.exit_code() == 1);
+    CHECK(r.err.find("in progress") != std::string::npos);
+  }
   // Another app switches meanwhile.
   h.stage.CtlOk({"app", "create", "other"});
   std::string file = h.stage.Artifact("o.tar.gz", {File("Procfile", "web: sleep 1000\n")});
