@@ -74,6 +74,11 @@ Result<Fd> BindListener(const std::string& address) {
   return fd;
 }
 
+int AppSockets::Find(const std::string& app, const std::string& name) const {
+  auto it = held_.find({app, name});
+  return it == held_.end() ? -1 : it->second.fd.get();
+}
+
 Result<std::map<std::string, int>> AppSockets::For(const AppSpec& spec) {
   std::map<std::string, int> out;
   for (const SocketSpec& s : spec.sockets) {

@@ -25,6 +25,10 @@ class AppSockets {
   // The fds of `spec`'s sockets by name, binding those not yet bound (or
   // bound to another address). Sockets the spec no longer names are closed.
   Result<std::map<std::string, int>> For(const AppSpec& spec);
+  // The fd held now for the app's socket `name`, or -1. Instances look
+  // their sockets up at each spawn, so a restart after the app's sockets
+  // changed gets the current ones, never a closed (or reused) fd number.
+  int Find(const std::string& app, const std::string& name) const;
 
  private:
   struct Held {

@@ -44,6 +44,9 @@ Status SwitchCurrentLink(const std::string& app_dir, const std::string& target) 
 RunService::RunService(SuperviseEnv env, Ledger* ledger,
                        ReleaseService* releases, std::string state_dir)
     : ledger_(ledger), releases_(releases), state_dir_(std::move(state_dir)) {
+  env.socket_fd = [this](const std::string& app, const std::string& name) {
+    return sockets_.Find(app, name);
+  };
   supervisor_ = std::make_unique<Supervisor>(std::move(env), this);
 }
 

@@ -181,9 +181,14 @@ SpawnRequest Instance::BaseRequest() const {
   if (!env_->notify_socket.empty()) e["NOTIFY_SOCKET"] = env_->notify_socket;
   std::string names;
   for (const auto& s : spec_->sockets) {
-    auto it = run_->socket_fds.find(s);
-    if (it == run_->socket_fds.end()) continue;
-    req.pass_fds.push_back(it->second);
+    int fd = -1;
+    if (env_->socket_fd) {
+      fd = env_->socket_fd(run_->app, s);
+    } else if (auto it = run_->socket_fds.find(s); it != run_->socket_fds.end()) {
+      fd = it->second;
+    }
+    if (fd < 0) continue;
+    req.pass_fds.push_back(fd);
     if (!names.empty()) names += ':';
     names += s;
   }

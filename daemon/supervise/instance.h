@@ -75,6 +75,9 @@ struct SuperviseEnv {
   CgroupTree* cgroups = nullptr;  // null: no cgroups
   bool pdeathsig = true;
   std::function<double()> random01;
+  // The daemon-held socket `name` of `app` as of now (-1: none); unset:
+  // the fds in ReleaseRun::socket_fds.
+  std::function<int(const std::string& app, const std::string& name)> socket_fd;
   // Spawns left in this loop iteration (the Supervisor refills it before
   // each poll): a storm of exits restarts in batches, and the control
   // socket is served between them.

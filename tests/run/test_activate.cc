@@ -1,6 +1,7 @@
 // Activation and rollback end to end, with the example app (examples/hello)
 // serving on a daemon-held loopback socket.
 #include <arpa/inet.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -136,6 +137,30 @@ TEST_CASE("activate: v1, v2, rollback and rollback --to, serving on the daemon-h
     if (e["kind"] != "activating") kinds.push_back(e["kind"]);
   CHECK(std::count(kinds.begin(), kinds.end(), "activated") == 2);
   CHECK(std::count(kinds.begin(), kinds.end(), "rolled-back") == 3);
+}
+
+TEST_CASE("activate: a changed socket address serves the next release and restarts") {
+  HelloStage h;
+  h.Release();
+  h.Release({"GREETING=two"});
+  h.stage.CtlOk({"activate", "shop", "v1"});
+  CHECK(h.Version() == "v1\n");
+  int moved = FreePort();
+  std::string spec = h.stage.dir().WriteFile(
+      "shop.yaml", "name: shop\nsockets: {http: \"tcp://127.0.0.1:" + std::to_string(moved) + "\"}\n");
+  h.stage.CtlOk({"app", "apply", spec});
+  h.stage.CtlOk({"activate", "shop", "v2"});
+  CHECK(Get(moved, "/version") == "v2\n");
+  CHECK(h.Version().empty());  // the old address is closed
+  // A crashed instance comes back on the current socket.
+  Json ps = Ps(h.stage);
+  pid_t old_pid = Row(ps, "web.1")["pid"].get<pid_t>();
+  ::kill(old_pid, SIGKILL);
+  WaitPs(h.stage, [&](const Json& p) {
+    Json r = Row(p, "web.1");
+    return r["state"] == "ready" && r["pid"] != old_pid;
+  });
+  for (int i = 0; i < 20; ++i) CHECK(Get(moved, "/version") == "v2\n");
 }
 
 TEST_CASE("activate: nothing to roll back to is a clear error") {
