@@ -20,6 +20,7 @@
 #include "daemon/config/process_file.h"
 #include "daemon/base/failpoint.h"
 #include "daemon/store/release_service.h"
+#include "daemon/store/slots.h"
 
 namespace relsupd {
 namespace {
@@ -33,8 +34,6 @@ constexpr int kCrashesWhileActivating = 3;
 constexpr int64_t kSettleMs = 1000;
 
 const Actor kDaemonActor{0, "relsupd"};
-
-std::string V(int64_t n) { return "v" + std::to_string(n); }
 
 }  // namespace
 
@@ -53,7 +52,7 @@ Status RunService::RefuseDuringSwitch(const std::string& app) const {
   const SwitchInfo& s = it->second->info;
   return Status(StatusCode::kBusy,
                 "a switch of '" + app + "' is in progress: " + s.kind + " to " +
-                    V(s.to) + " by " + s.actor + " (" + s.phase +
+                    ReleaseName(s.to) + " by " + s.actor + " (" + s.phase +
                     "); try again when it ends");
 }
 
@@ -89,16 +88,16 @@ void RunService::Activate(const ActivateRequest& req,
     if (target == 0)
       return started(FailedPrecondition(
           "app '" + app + "' has nothing to roll back to: " +
-          (act->active != 0 ? V(act->active) + " is the only release ever active"
+          (act->active != 0 ? ReleaseName(act->active) + " is the only release ever active"
                             : std::string("no release was ever active"))));
   }
   auto row = ledger_->GetRelease(app, target);
   if (!row.ok()) return started(row.status());
   if (row->pruned)
-    return started(FailedPrecondition("release " + V(target) + " of '" + app +
+    return started(FailedPrecondition("release " + ReleaseName(target) + " of '" + app +
                                       "' was pruned and cannot be activated"));
   if (target == act->active && supervisor_->Active(app) != nullptr)
-    return started(FailedPrecondition(V(target) + " of '" + app +
+    return started(FailedPrecondition(ReleaseName(target) + " of '" + app +
                                       "' is already active"));
 
   auto sw = std::make_unique<Switch>();
@@ -132,7 +131,7 @@ void RunService::Activate(const ActivateRequest& req,
       for (const auto& p : (*r)["problems"]) problems += " " + p.get<std::string>();
       for (const char* k : {"added", "removed", "changed"})
         for (const auto& p : (*r)[k]) problems += std::string(" ") + k + " '" + p.get<std::string>() + "'";
-      verified = Corruption("release " + V(it->second->info.to) +
+      verified = Corruption("release " + ReleaseName(it->second->info.to) +
                             " does not verify:" + problems);
     }
     SwitchVerified(it->second.get(), verified);
@@ -145,16 +144,16 @@ void RunService::SwitchVerified(Switch* sw, Status verified) {
   auto run = LoadRun(app, sw->info.to);
   if (!run.ok()) return SwitchEnd(sw, run.status(), sw->info.from);
   sw->run = *run;
-  std::string detail = (sw->info.from != 0 ? "from " + V(sw->info.from) : "first") +
+  std::string detail = (sw->info.from != 0 ? "from " + ReleaseName(sw->info.from) : "first") +
                        ", " + std::string(StrategyName(sw->info.strategy));
   const auto t0 = std::chrono::steady_clock::now();
-  Status s = ledger_->AppendEvent(app, "activating", V(sw->info.to), sw->actor, detail);
+  Status s = ledger_->AppendEvent(app, "activating", ReleaseName(sw->info.to), sw->actor, detail);
   if (!s.ok()) return SwitchEnd(sw, s, sw->info.from);
   Failpoint("before-switch");
-  s = SwitchCurrentLink(AppDir(app), "releases/" + V(sw->info.to));
+  s = SwitchCurrentLink(AppDir(app), "releases/" + ReleaseName(sw->info.to));
   if (!s.ok()) {
     // Nothing changed: the link still names the old release.
-    ledger_->AppendEvent(app, "activation-failed", V(sw->info.to), kDaemonActor,
+    ledger_->AppendEvent(app, "activation-failed", ReleaseName(sw->info.to), kDaemonActor,
                          s.message()).IgnoreError();
     return SwitchEnd(sw, s.WithContext("switching 'current'"), sw->info.from);
   }
@@ -162,7 +161,7 @@ void RunService::SwitchVerified(Switch* sw, Status verified) {
   const auto switch_us = std::chrono::duration_cast<std::chrono::microseconds>(
                              std::chrono::steady_clock::now() - t0)
                              .count();
-  spdlog::info("{}: current -> {} ({}), {}; switched in {}us", app, V(sw->info.to),
+  spdlog::info("{}: current -> {} ({}), {}; switched in {}us", app, ReleaseName(sw->info.to),
                sw->info.kind, StrategyName(sw->info.strategy), switch_us);
   uv_timer_start(
       sw->deadline.get(),
@@ -177,7 +176,7 @@ void RunService::SwitchVerified(Switch* sw, Status verified) {
               if (i->state() != InstanceState::kReady)
                 waiting += (waiting.empty() ? "" : ", ") + i->name() + " " +
                            std::string(InstanceStateName(i->state()));
-          self->SwitchFail(pending.get(), V(pending->info.to) + " was not ready within " +
+          self->SwitchFail(pending.get(), ReleaseName(pending->info.to) + " was not ready within " +
                                         std::to_string(pending->spec.activation_deadline_ms / 1000) +
                                         "s" + (waiting.empty() ? "" : " (" + waiting + ")"));
           return;
@@ -216,11 +215,11 @@ void RunService::SwitchCheckNew(Switch* sw) {
   }
   for (const Instance* i : sw->fresh->Instances()) {
     if (i->state() == InstanceState::kFailed)
-      return SwitchFail(sw, i->name() + " of " + V(sw->info.to) + " failed: " +
+      return SwitchFail(sw, i->name() + " of " + ReleaseName(sw->info.to) + " failed: " +
                                 (sw->last_crash.empty() ? "crash loop" : sw->last_crash));
   }
   if (sw->crashes >= kCrashesWhileActivating)
-    return SwitchFail(sw, V(sw->info.to) + " crash-looped: " + sw->last_crash +
+    return SwitchFail(sw, ReleaseName(sw->info.to) + " crash-looped: " + sw->last_crash +
                               " (" + std::to_string(sw->crashes) +
                               " exits while activating)");
   if (!sw->fresh->AllReady()) return;
@@ -257,12 +256,12 @@ void RunService::SwitchCommit(Switch* sw) {
     Switch* s = it->second.get();
     if (s->info.strategy == Strategy::kStartFirst) Failpoint("after-stop-old");
     std::string kind = s->info.kind == "rollback" ? "rolled-back" : "activated";
-    std::string detail = s->info.from != 0 ? "from " + V(s->info.from) : "";
+    std::string detail = s->info.from != 0 ? "from " + ReleaseName(s->info.from) : "";
     if (!s->unhealthy.empty())
       detail += (detail.empty() ? "" : "; ") + std::string("not ready (auto_rollback off): ") + s->unhealthy;
-    Status st = ledger_->AppendEvent(app, kind, V(s->info.to), s->actor, detail);
+    Status st = ledger_->AppendEvent(app, kind, ReleaseName(s->info.to), s->actor, detail);
     if (!st.ok()) return SwitchEnd(s, st, s->info.to);
-    spdlog::info("{}: {} is live ({})", app, V(s->info.to), kind);
+    spdlog::info("{}: {} is live ({})", app, ReleaseName(s->info.to), kind);
     SwitchEnd(s, Status::Ok(), s->info.to);
   });
 }
@@ -272,7 +271,7 @@ void RunService::SwitchFail(Switch* sw, const std::string& reason) {
   sw->failing = true;
   uv_timer_stop(sw->deadline.get());
   const std::string app = sw->info.app;
-  spdlog::warn("{}: switch to {} failed: {}", app, V(sw->info.to), reason);
+  spdlog::warn("{}: switch to {} failed: {}", app, ReleaseName(sw->info.to), reason);
   if (!sw->spec.auto_rollback) {
     // The operator chose to keep what they activated: finish the switch,
     // and say why it is not healthy. (SwitchCommit may end `sw`.)
@@ -289,30 +288,30 @@ void RunService::SwitchFail(Switch* sw, const std::string& reason) {
     if (it == switches_.end() || it->second->info.id != id) return;
     Switch* s = it->second.get();
     if (prev == 0) {
-      ledger_->AppendEvent(app, "activation-failed", V(s->info.to), kDaemonActor, reason)
+      ledger_->AppendEvent(app, "activation-failed", ReleaseName(s->info.to), kDaemonActor, reason)
           .IgnoreError();
-      return SwitchEnd(s, FailedPrecondition("activation of " + V(s->info.to) +
+      return SwitchEnd(s, FailedPrecondition("activation of " + ReleaseName(s->info.to) +
                                              " failed: " + reason),
                        0);
     }
-    Status st = ledger_->AppendEvent(app, "auto-rolled-back", V(prev), kDaemonActor,
-                                     V(s->info.to) + ": " + reason);
+    Status st = ledger_->AppendEvent(app, "auto-rolled-back", ReleaseName(prev), kDaemonActor,
+                                     ReleaseName(s->info.to) + ": " + reason);
     if (!st.ok()) spdlog::error("{}: cannot record the rollback: {}", app, st.message());
-    SwitchEnd(s, FailedPrecondition("rolled back to " + V(prev) + ": " + reason), prev);
+    SwitchEnd(s, FailedPrecondition("rolled back to " + ReleaseName(prev) + ": " + reason), prev);
   };
   if (prev == 0) {
     ::unlink((AppDir(app) + "/current").c_str());
     supervisor_->Retire(app, nullptr, finish);
     return;
   }
-  Status s = SwitchCurrentLink(AppDir(app), "releases/" + V(prev));
-  if (!s.ok()) spdlog::error("{}: cannot switch back to {}: {}", app, V(prev), s.message());
+  Status s = SwitchCurrentLink(AppDir(app), "releases/" + ReleaseName(prev));
+  if (!s.ok()) spdlog::error("{}: cannot switch back to {}: {}", app, ReleaseName(prev), s.message());
   // Start-first: the old release still runs; stop-first: start it again.
   if (supervisor_->Reinstate(app, prev, finish)) return;
   auto old = LoadRun(app, prev);
   auto formation = ledger_->GetFormation(app);
   if (!old.ok() || !formation.ok()) {
-    spdlog::error("{}: cannot start {} again: {}", app, V(prev),
+    spdlog::error("{}: cannot start {} again: {}", app, ReleaseName(prev),
                   (!old.ok() ? old.status() : formation.status()).message());
     supervisor_->Retire(app, nullptr, finish);
     return;
@@ -361,20 +360,20 @@ void RunService::Recover() {
     char buf[256];
     ssize_t n = ::readlink((AppDir(app) + "/current").c_str(), buf, sizeof(buf) - 1);
     std::string link = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-    std::string want = act->active != 0 ? "releases/" + V(act->active) : "";
+    std::string want = act->active != 0 ? "releases/" + ReleaseName(act->active) : "";
     std::string detail;
     if (*last && (*last)->kind == "activating") {
       int64_t pending = std::strtoll((*last)->release.c_str() + 1, nullptr, 10);
       if (act->active == 0) {
         // An interrupted first activation: nothing to go back to, so it is
         // finished instead.
-        want = "releases/" + V(pending);
-        Status s = ledger_->AppendEvent(app, "activated", V(pending), kDaemonActor,
+        want = "releases/" + ReleaseName(pending);
+        Status s = ledger_->AppendEvent(app, "activated", ReleaseName(pending), kDaemonActor,
                                         "recovered after an interrupted activation");
         if (!s.ok()) continue;
-        detail = "finished the interrupted activation of " + V(pending);
+        detail = "finished the interrupted activation of " + ReleaseName(pending);
       } else {
-        detail = "interrupted switch to " + V(pending) + "; back on " + V(act->active);
+        detail = "interrupted switch to " + ReleaseName(pending) + "; back on " + ReleaseName(act->active);
       }
     } else if (link != want) {
       detail = "current pointed at '" + link + "'; set to '" + want + "'";

@@ -4,6 +4,7 @@
 
 #include "daemon/base/users.h"
 #include "daemon/base/version.h"
+#include "daemon/control/params.h"
 #include "daemon/protocol/methods.h"
 
 namespace relsupd {
@@ -16,16 +17,8 @@ constexpr int64_t kDefaultHistoryLimit = 50;
 constexpr int64_t kMaxHistoryLimit = 100'000;
 constexpr size_t kMaxSpecBytes = 256 * 1024;
 
-Actor ActorOf(const Peer& peer) { return Actor{peer.uid, peer.name}; }
-
-Result<std::string> StringParam(const Json& params, const char* key) {
-  auto it = params.find(key);
-  if (it == params.end())
-    return InvalidArgument(std::string("missing param '") + key + "'");
-  if (!it->is_string())
-    return InvalidArgument(std::string("param '") + key + "' must be a string");
-  return it->get<std::string>();
-}
+using params::ActorOf;
+constexpr auto StringParam = &params::String;
 
 Json EventToJson(const Event& e) {
   return {{"id", e.id},

@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/control/handlers.h"
+#include "daemon/control/params.h"
 #include "daemon/protocol/methods.h"
 #include "daemon/store/release_service.h"
 #include "daemon/store/slots.h"
@@ -14,34 +15,12 @@ namespace method = rpc::method;
 
 constexpr char kMask[] = "********";
 
-Result<std::string> Str(const Json& params, const char* key) {
-  auto it = params.find(key);
-  if (it == params.end()) return InvalidArgument(std::string("missing param '") + key + "'");
-  if (!it->is_string()) return InvalidArgument(std::string("param '") + key + "' must be a string");
-  return it->get<std::string>();
-}
-
-Result<std::string> AppParam(const Json& params) {
-  ASSIGN_OR_RETURN(std::string app, Str(params, "app"));
-  RETURN_IF_ERROR(ValidateAppName(app));
-  return app;
-}
-
-Result<int64_t> ReleaseParam(const Json& params, const char* key) {
-  ASSIGN_OR_RETURN(std::string text, Str(params, key));
-  return ParseReleaseName(text);
-}
-
-Status CheckKnown(const Json& params, std::initializer_list<std::string_view> known) {
-  for (const auto& [k, v] : params.items()) {
-    bool ok = false;
-    for (auto n : known) ok = ok || n == k;
-    if (!ok) return InvalidArgument("unknown param '" + k + "'");
-  }
-  return Status::Ok();
-}
-
-Actor ActorOf(const Peer& p) { return Actor{p.uid, p.name}; }
+// The shared param readers (params.h), under this file's names.
+constexpr auto Str = &params::String;
+constexpr auto AppParam = &params::App;
+constexpr auto ReleaseParam = &params::Release;
+using params::ActorOf;
+using params::CheckKnown;
 
 Json Masked(const Json& config) {
   Json out = Json::object();

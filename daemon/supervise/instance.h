@@ -179,8 +179,6 @@ class Instance {
   int64_t started_ms_ = 0;
   std::deque<ExitInfo> exits_;
   std::string status_text_;
-  std::deque<InstanceEvent> pending_;
-  bool dispatching_ = false;
   bool type_failed_ = false;
 };
 
