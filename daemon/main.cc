@@ -119,15 +119,6 @@ BackoffPolicy BackoffFrom(const DaemonConfig& c) {
   return b;
 }
 
-// The exec step lives beside this binary (build tree) or in libexec.
-std::string ExecStepPath() {
-  char self[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) return "/usr/libexec/relsupd/relsupd-exec";
-  self[n] = '\0';
-  return FindExecStep(std::filesystem::path(self).parent_path().string());
-}
-
 Result<std::unique_ptr<CgroupTree>> Daemon::OpenCgroups() {
   if (config_.cgroup == "off") return std::unique_ptr<CgroupTree>();
   if (config_.cgroup != "auto") return CgroupTree::Open(&loop_, config_.cgroup);
@@ -159,10 +150,8 @@ Status Daemon::StartRunStage() {
   // to the hard one; children get the original soft limit back (select()).
   struct rlimit nofile{};
   getrlimit(RLIMIT_NOFILE, &nofile);
-  std::string child_nofile =
-      "nofile=" + std::to_string(nofile.rlim_cur) + ":" +
-      (nofile.rlim_max == RLIM_INFINITY ? std::string("infinity")
-                                        : std::to_string(nofile.rlim_max));
+  const ExecRlimit child_nofile{RLIMIT_NOFILE, nofile.rlim_cur,
+                                nofile.rlim_max};
   struct rlimit raised = nofile;
   raised.rlim_cur = nofile.rlim_max;
   if (setrlimit(RLIMIT_NOFILE, &raised) != 0)
@@ -199,7 +188,6 @@ Status Daemon::StartRunStage() {
   env.loop = &loop_;
   env.clock = &RealClock();
   env.logs = logs_.get();
-  env.exec_step = ExecStepPath();
   env.supervisor_id = supervisor_id;
   env.child_rlimits = {child_nofile};
   env.backoff = BackoffFrom(config_);

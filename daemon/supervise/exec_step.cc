@@ -1,27 +1,75 @@
 #include "daemon/supervise/exec_step.h"
 
-#include <dirent.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdarg>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 
 namespace relsupd {
 namespace {
 
-// Unsigned decimal, digits only (no sign, no spaces, no base prefix), at
-// most `max`. strtoull would accept " -1" as a huge number.
+// At most this many fds handed over (3 + this must fit the child's table).
+constexpr size_t kMaxPassFds = 253;
+constexpr size_t kChildStack = 64 * 1024;
+
+// ---------------------------------------------------------------------------
+// The child's side. Everything here runs in the clone child on the daemon's
+// memory: raw system calls, no allocation, writes only to its own stack and
+// to the StepError the parent handed it.
+
+// What a failed step leaves for the parent.
+struct StepError {
+  const char* step = nullptr;  // a string literal; "" for the exec itself
+  char what[320] = {};
+  int err = 0;
+  int exit_code = kExecStepSetupFailed;
+};
+
+// Appends to a fixed buffer, always NUL-terminated, truncating.
+struct Text {
+  char* p;
+  char* end;
+  void Put(const char* s) {
+    while (s != nullptr && *s != '\0' && p + 1 < end) *p++ = *s++;
+    *p = '\0';
+  }
+  void Put(long v) {
+    char digits[24];
+    int n = 0;
+    unsigned long u = v < 0 ? 0UL - static_cast<unsigned long>(v) : static_cast<unsigned long>(v);
+    do {
+      digits[n++] = static_cast<char>('0' + u % 10);
+      u /= 10;
+    } while (u != 0);
+    if (v < 0) Put("-");
+    while (n > 0 && p + 1 < end) *p++ = digits[--n];
+    *p = '\0';
+  }
+};
+
+// Records the failure and ends the child. `parts` are C strings and numbers.
+template <typename... Parts>
+[[noreturn]] void Fail(StepError* e, const char* step, int err, int exit_code, Parts... parts) {
+  Text t{e->what, e->what + sizeof e->what};
+  (t.Put(parts), ...);
+  e->step = step;
+  e->err = err;
+  e->exit_code = exit_code;
+  ::syscall(SYS_exit_group, exit_code);
+  __builtin_unreachable();
+}
+
+// Unsigned decimal, digits only, at most `max`.
 bool ParseDecimal(const char* s, uint64_t max, uint64_t* out) {
   if (s == nullptr || *s == '\0') return false;
   uint64_t v = 0;
@@ -35,184 +83,20 @@ bool ParseDecimal(const char* s, uint64_t max, uint64_t* out) {
   return true;
 }
 
-bool ParseOctalMode(const char* s, mode_t* out) {
-  if (s == nullptr || *s == '\0') return false;
-  unsigned v = 0;
-  for (; *s != '\0'; ++s) {
-    if (*s < '0' || *s > '7') return false;
-    v = v * 8 + static_cast<unsigned>(*s - '0');
-    if (v > 0777) return false;
-  }
-  *out = static_cast<mode_t>(v);
-  return true;
-}
-
-struct RlimitName {
-  const char* name;
-  int resource;
-};
-constexpr RlimitName kRlimitNames[] = {
-    {"nofile", RLIMIT_NOFILE}, {"nproc", RLIMIT_NPROC},     {"core", RLIMIT_CORE},
-    {"as", RLIMIT_AS},         {"fsize", RLIMIT_FSIZE},     {"stack", RLIMIT_STACK},
-    {"cpu", RLIMIT_CPU},       {"memlock", RLIMIT_MEMLOCK},
-};
-
-bool ParseRlimitValue(const std::string& s, rlim_t* out) {
-  if (s == "infinity") {
-    *out = RLIM_INFINITY;
-    return true;
-  }
-  uint64_t v = 0;
-  // RLIM_INFINITY itself is spelled "infinity", not as a number.
-  if (!ParseDecimal(s.c_str(), static_cast<uint64_t>(RLIM_INFINITY) - 1, &v)) return false;
-  *out = static_cast<rlim_t>(v);
-  return true;
-}
-
-// "NAME=SOFT:HARD" -> limit; returns the error, empty on success.
-std::string ParseRlimit(const std::string& arg, ExecRlimit* out) {
-  const size_t eq = arg.find('=');
-  const size_t colon = arg.find(':', eq == std::string::npos ? 0 : eq);
-  if (eq == std::string::npos || colon == std::string::npos)
-    return "--rlimit '" + arg + "': expected NAME=SOFT:HARD";
-  const std::string name = arg.substr(0, eq);
-  bool known = false;
-  for (const RlimitName& n : kRlimitNames) {
-    if (name == n.name) {
-      out->resource = n.resource;
-      known = true;
-    }
-  }
-  if (!known)
-    return "--rlimit '" + arg +
-           "': unknown limit (nofile, nproc, core, as, fsize, stack, cpu, memlock)";
-  if (!ParseRlimitValue(arg.substr(eq + 1, colon - eq - 1), &out->soft) ||
-      !ParseRlimitValue(arg.substr(colon + 1), &out->hard))
-    return "--rlimit '" + arg + "': SOFT and HARD must be numbers or 'infinity'";
-  // RLIM_INFINITY is the largest rlim_t, so this also covers "infinity".
-  if (out->soft > out->hard) return "--rlimit '" + arg + "': SOFT exceeds HARD";
-  return "";
-}
-
-// "G1,G2,..." (possibly empty) -> gids; returns the error, empty on success.
-std::string ParseGroups(const char* arg, std::vector<gid_t>* out) {
-  const std::string list = arg;
-  size_t start = 0;
-  while (start < list.size()) {
-    size_t end = list.find(',', start);
-    if (end == std::string::npos) end = list.size();
-    uint64_t v = 0;
-    // (gid_t)-1 means "unchanged" to the set*id calls, never a group.
-    if (!ParseDecimal(list.substr(start, end - start).c_str(),
-                      static_cast<gid_t>(-1) - 1, &v))
-      return "--groups '" + list + "': expected numeric gids separated by commas";
-    out->push_back(static_cast<gid_t>(v));
-    start = end + 1;
-    if (end + 1 == list.size()) return "--groups '" + list + "': trailing comma";
-  }
-  if (out->size() > static_cast<size_t>(NGROUPS_MAX))
-    return "--groups: more than " + std::to_string(NGROUPS_MAX) + " groups";
-  return "";
-}
-
-// Fills `e` from a printf format; returns it for `return Fail(...)`.
-ExecStepError MakeError(const char* step, int err, int exit_code, const char* fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-ExecStepError MakeError(const char* step, int err, int exit_code, const char* fmt, ...) {
-  ExecStepError e;
-  e.step = step;
-  e.err = err;
-  e.exit_code = exit_code;
-  va_list ap;
-  va_start(ap, fmt);
-  std::vsnprintf(e.what, sizeof e.what, fmt, ap);
-  va_end(ap);
-  return e;
-}
-
-ExecStepError JoinCgroup(const char* dir) {
-  char path[PATH_MAX];
-  const int n = std::snprintf(path, sizeof path, "%s/cgroup.procs", dir);
-  if (n < 0 || static_cast<size_t>(n) >= sizeof path)
-    return MakeError("cgroup", ENAMETOOLONG, kExecStepSetupFailed, "cannot join '%s'", dir);
-  const int fd = ::open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return MakeError("cgroup", errno, kExecStepSetupFailed, "cannot open '%s'", path);
-  // "0" is "the writing process"; the pid would be the same here.
-  const ssize_t w = ::write(fd, "0\n", 2);
-  const int err = errno;
-  ::close(fd);
-  if (w != 2)
-    return MakeError("cgroup", w < 0 ? err : EIO, kExecStepSetupFailed, "cannot join '%s'",
-                     dir);
-  return {};
-}
-
-ExecStepError ChangeIds(const ExecStepOptions& o) {
-  if (o.set_groups || o.set_uid) {
-    // --uid without --groups: the daemon's own supplementary groups (root's)
-    // must not follow the app, so the list becomes empty.
-    if (::setgroups(o.groups.size(), o.groups.data()) != 0)
-      return MakeError("groups", errno, kExecStepSetupFailed, "cannot set %zu groups",
-                       o.groups.size());
-  }
-  if (o.set_gid && ::setresgid(o.gid, o.gid, o.gid) != 0)
-    return MakeError("gid", errno, kExecStepSetupFailed, "cannot set gid %u",
-                     static_cast<unsigned>(o.gid));
-  if (o.set_uid && ::setresuid(o.uid, o.uid, o.uid) != 0)
-    return MakeError("uid", errno, kExecStepSetupFailed, "cannot set uid %u",
-                     static_cast<unsigned>(o.uid));
-  // Trust but verify: a set*id that half-worked must not start the app with
-  // a privileged real or saved id it could switch back to.
-  if (o.set_gid) {
-    gid_t r, e, s;
-    if (::getresgid(&r, &e, &s) != 0 || r != o.gid || e != o.gid || s != o.gid)
-      return MakeError("gid", 0, kExecStepSetupFailed, "gid is not %u after setresgid",
-                       static_cast<unsigned>(o.gid));
-  }
-  if (o.set_uid) {
-    uid_t r, e, s;
-    if (::getresuid(&r, &e, &s) != 0 || r != o.uid || e != o.uid || s != o.uid ||
-        ::getuid() != o.uid || ::geteuid() != o.uid)
-      return MakeError("uid", 0, kExecStepSetupFailed, "uid is not %u after setresuid",
-                       static_cast<unsigned>(o.uid));
-  }
-  return {};
-}
-
-ExecStepError ResetSignals() {
-  sigset_t none;
-  sigemptyset(&none);
-  if (::sigprocmask(SIG_SETMASK, &none, nullptr) != 0)
-    return MakeError("signals", errno, kExecStepSetupFailed, "cannot unblock signals");
-  struct sigaction dfl;
-  std::memset(&dfl, 0, sizeof dfl);
-  dfl.sa_handler = SIG_DFL;
-  sigemptyset(&dfl.sa_mask);
-  // execve resets handlers itself but keeps SIG_IGN, which is what this is
-  // for (a daemon ignoring SIGPIPE or SIGTERM must not pass that on).
-  // SIGKILL/SIGSTOP and the signals glibc reserves for itself answer
-  // EINVAL; they are at their defaults anyway.
-  for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig == SIGKILL || sig == SIGSTOP) continue;
-    if (::sigaction(sig, &dfl, nullptr) != 0 && errno != EINVAL)
-      return MakeError("signals", errno, kExecStepSetupFailed, "cannot reset signal %d", sig);
-  }
-  return {};
-}
-
 // /proc/self/fd without opendir (which would malloc), for kernels before
 // close_range (5.9). Closing an fd while listing is safe: the listing walks
 // the fd table by number and entries below the cursor are never revisited.
-ExecStepError CloseViaProcSelfFd(int first) {
-  const int dir = ::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0) return MakeError("close fds", errno, kExecStepSetupFailed, "/proc/self/fd");
+int CloseViaProcSelfFd(int first) {
+  const long dir = ::syscall(SYS_openat, AT_FDCWD, "/proc/self/fd",
+                             O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return errno;
   alignas(8) char buf[4096];
   for (;;) {
     const long n = ::syscall(SYS_getdents64, dir, buf, sizeof buf);
     if (n < 0) {
       const int err = errno;
-      ::close(dir);
-      return MakeError("close fds", err, kExecStepSetupFailed, "/proc/self/fd");
+      ::syscall(SYS_close, dir);
+      return err;
     }
     if (n == 0) break;
     for (long off = 0; off < n;) {
@@ -227,237 +111,357 @@ ExecStepError CloseViaProcSelfFd(int first) {
       off += d->d_reclen;
       uint64_t fd = 0;
       if (!ParseDecimal(d->d_name, INT_MAX, &fd)) continue;  // "." and ".."
-      if (static_cast<int>(fd) >= first && static_cast<int>(fd) != dir)
-        ::close(static_cast<int>(fd));
+      if (static_cast<long>(fd) >= first && static_cast<long>(fd) != dir)
+        ::syscall(SYS_close, static_cast<int>(fd));
     }
   }
-  ::close(dir);
-  return {};
+  ::syscall(SYS_close, dir);
+  return 0;
+}
+
+int CloseFdsRaw(int first, CloseMethod method) {
+  if (method == CloseMethod::kBest) {
+    if (::syscall(SYS_close_range, static_cast<unsigned>(first), ~0U, 0) == 0) return 0;
+    // ENOSYS before Linux 5.9 (and EINVAL under some seccomp filters that
+    // predate it): fall back. Anything else is a real failure.
+    if (errno != ENOSYS && errno != EINVAL) return errno;
+  }
+  const int err = CloseViaProcSelfFd(first);
+  if (err == 0 || method == CloseMethod::kProcSelfFd) return err;
+  // No /proc (a bare chroot): every possible fd, up to the soft limit.
+  struct rlimit nofile;
+  rlim_t max = 65536;
+  if (::syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, nullptr, &nofile) == 0 &&
+      nofile.rlim_cur != RLIM_INFINITY)
+    max = nofile.rlim_cur;
+  if (max > static_cast<rlim_t>(1) << 20) max = static_cast<rlim_t>(1) << 20;
+  for (rlim_t fd = static_cast<rlim_t>(first); fd < max; ++fd)
+    ::syscall(SYS_close, static_cast<int>(fd));
+  return 0;
+}
+
+// The kernel's struct sigaction (not glibc's, whose mask is 128 bytes).
+struct KernelSigaction {
+  void (*handler)(int);
+  unsigned long flags;
+  void (*restorer)(void);
+  uint64_t mask;
+};
+
+const char* RlimitName(int resource);
+
+// Everything the child needs, prepared by the parent.
+struct ChildArgs {
+  const char* const* paths = nullptr;  // candidates, nullptr-terminated
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  char* listen_pid = nullptr;  // digits slot in envp, or nullptr
+  const char* cwd = nullptr;
+  const int* fds = nullptr;  // become 0 .. nfds-1
+  int nfds = 0;
+  const char* cgroup_procs = nullptr;
+  const ExecRlimit* rlimits = nullptr;
+  size_t nrlimits = 0;
+  bool change_ids = false;
+  const gid_t* groups = nullptr;
+  size_t ngroups = 0;
+  gid_t gid = 0;
+  uid_t uid = 0;
+  pid_t ppid = 0;  // 0: no PR_SET_PDEATHSIG
+  mode_t umask = 022;
+  StepError* error = nullptr;
+};
+
+int ChildMain(void* arg) {
+  const ChildArgs& a = *static_cast<const ChildArgs*>(arg);
+  StepError* e = a.error;
+
+  if (::syscall(SYS_setsid) < 0) Fail(e, "setsid", errno, kExecStepSetupFailed, "cannot start a session");
+  if (a.cwd != nullptr && ::syscall(SYS_chdir, a.cwd) != 0)
+    Fail(e, "chdir", errno, kExecStepSetupFailed, "cannot enter '", a.cwd, "'");
+  if (a.cgroup_procs != nullptr) {
+    const long fd = ::syscall(SYS_openat, AT_FDCWD, a.cgroup_procs, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) Fail(e, "cgroup", errno, kExecStepSetupFailed, "cannot open '", a.cgroup_procs, "'");
+    // "0" is "the writing process".
+    const long w = ::syscall(SYS_write, fd, "0\n", 2);
+    const int err = errno;
+    ::syscall(SYS_close, fd);
+    if (w != 2) Fail(e, "cgroup", w < 0 ? err : EIO, kExecStepSetupFailed, "cannot join '", a.cgroup_procs, "'");
+  }
+  for (size_t i = 0; i < a.nrlimits; ++i) {
+    const struct rlimit rl = {a.rlimits[i].soft, a.rlimits[i].hard};
+    if (::syscall(SYS_prlimit64, 0, a.rlimits[i].resource, &rl, nullptr) != 0)
+      Fail(e, "rlimit", errno, kExecStepSetupFailed, "cannot set ", RlimitName(a.rlimits[i].resource));
+  }
+  if (a.change_ids) {
+    // Raw calls: glibc's wrappers would signal every thread of the daemon
+    // (they share our memory) to change their ids too.
+    if (::syscall(SYS_setgroups, a.ngroups, a.groups) != 0)
+      Fail(e, "groups", errno, kExecStepSetupFailed, "cannot set ", static_cast<long>(a.ngroups), " groups");
+    if (::syscall(SYS_setresgid, a.gid, a.gid, a.gid) != 0)
+      Fail(e, "gid", errno, kExecStepSetupFailed, "cannot set gid ", static_cast<long>(a.gid));
+    if (::syscall(SYS_setresuid, a.uid, a.uid, a.uid) != 0)
+      Fail(e, "uid", errno, kExecStepSetupFailed, "cannot set uid ", static_cast<long>(a.uid));
+    // Trust but verify: a set*id that half-worked must not start the app
+    // with a privileged real or saved id it could switch back to.
+    gid_t rg = 0, eg = 0, sg = 0;
+    if (::syscall(SYS_getresgid, &rg, &eg, &sg) != 0 || rg != a.gid || eg != a.gid || sg != a.gid)
+      Fail(e, "gid", 0, kExecStepSetupFailed, "gid is not ", static_cast<long>(a.gid), " after setresgid");
+    uid_t ru = 0, eu = 0, su = 0;
+    if (::syscall(SYS_getresuid, &ru, &eu, &su) != 0 || ru != a.uid || eu != a.uid || su != a.uid)
+      Fail(e, "uid", 0, kExecStepSetupFailed, "uid is not ", static_cast<long>(a.uid), " after setresuid");
+  }
+  if (a.ppid != 0) {
+    if (::syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+      Fail(e, "pdeathsig", errno, kExecStepSetupFailed, "cannot set");
+    // The parent may have died before the prctl: then we were reparented
+    // and no signal will ever come.
+    const long ppid = ::syscall(SYS_getppid);
+    if (ppid != a.ppid)
+      Fail(e, "pdeathsig", 0, kExecStepSetupFailed, "parent ", static_cast<long>(a.ppid),
+           " is gone (parent is now ", ppid, ")");
+  }
+  // Sources may sit on each other's targets: first copy every one above
+  // all of them, then onto its target (dup3 without O_CLOEXEC: inherited).
+  int above = a.nfds;
+  for (int i = 0; i < a.nfds; ++i)
+    if (a.fds[i] >= above) above = a.fds[i] + 1;
+  int copies[3 + kMaxPassFds];
+  for (int i = 0; i < a.nfds; ++i) {
+    const long c = ::syscall(SYS_fcntl, a.fds[i], F_DUPFD_CLOEXEC, above);
+    if (c < 0)
+      Fail(e, "fds", errno, kExecStepSetupFailed, "cannot hand over fd ", static_cast<long>(a.fds[i]),
+           " as fd ", static_cast<long>(i));
+    copies[i] = static_cast<int>(c);
+  }
+  for (int i = 0; i < a.nfds; ++i) {
+    if (::syscall(SYS_dup3, copies[i], i, 0) < 0)
+      Fail(e, "fds", errno, kExecStepSetupFailed, "cannot move fd ", static_cast<long>(a.fds[i]),
+           " to fd ", static_cast<long>(i));
+  }
+  if (const int err = CloseFdsRaw(a.nfds, CloseMethod::kBest); err != 0)
+    Fail(e, "close fds", err, kExecStepSetupFailed, "from fd ", static_cast<long>(a.nfds));
+  if (a.listen_pid != nullptr) {
+    Text t{a.listen_pid, a.listen_pid + 20};
+    t.Put(::syscall(SYS_getpid));
+  }
+  // execve resets handlers itself but keeps SIG_IGN, which is what this is
+  // for (a daemon ignoring SIGPIPE must not pass that on). Dispositions
+  // first, then the mask: a signal pending since the clone meets SIG_DFL.
+  KernelSigaction dfl{};
+  dfl.handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    ::syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof dfl.mask);
+  }
+  const uint64_t none = 0;
+  if (::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof none) != 0)
+    Fail(e, "signals", errno, kExecStepSetupFailed, "cannot unblock signals");
+  ::syscall(SYS_umask, a.umask);
+
+  // The PATH search, as execvp does it: a missing candidate moves on, a
+  // forbidden one is remembered, anything else is the answer.
+  int err = ENOENT;
+  bool denied = false;
+  for (const char* const* p = a.paths; *p != nullptr; ++p) {
+    ::syscall(SYS_execve, *p, a.argv, a.envp);
+    err = errno;
+    if (err == EACCES) {
+      denied = true;
+    } else if (err != ENOENT && err != ENOTDIR && err != ESTALE && err != ENODEV &&
+               err != ETIMEDOUT) {
+      break;
+    }
+  }
+  if (denied && (err == ENOENT || err == ENOTDIR)) err = EACCES;
+  Fail(e, "", err, (err == ENOENT || err == ENOTDIR) ? kExecStepNotFound : kExecStepCannotExecute,
+       "cannot run '", a.argv[0], "'");
+}
+
+// ---------------------------------------------------------------------------
+// The parent's side.
+
+struct RlimitNameEntry {
+  const char* name;
+  int resource;
+};
+constexpr RlimitNameEntry kRlimitNames[] = {
+    {"nofile", RLIMIT_NOFILE}, {"nproc", RLIMIT_NPROC}, {"core", RLIMIT_CORE},
+    {"as", RLIMIT_AS},         {"fsize", RLIMIT_FSIZE}, {"stack", RLIMIT_STACK},
+    {"cpu", RLIMIT_CPU},       {"memlock", RLIMIT_MEMLOCK},
+};
+
+const char* RlimitName(int resource) {
+  for (const RlimitNameEntry& n : kRlimitNames)
+    if (n.resource == resource) return n.name;
+  return "?";
+}
+
+bool ParseRlimitValue(const std::string& s, rlim_t* out) {
+  if (s == "infinity") {
+    *out = RLIM_INFINITY;
+    return true;
+  }
+  uint64_t v = 0;
+  // RLIM_INFINITY itself is spelled "infinity", not as a number.
+  if (!ParseDecimal(s.c_str(), static_cast<uint64_t>(RLIM_INFINITY) - 1, &v)) return false;
+  *out = static_cast<rlim_t>(v);
+  return true;
+}
+
+bool StartsWith(const std::string& s, const char* prefix) {
+  return s.compare(0, std::strlen(prefix), prefix) == 0;
 }
 
 }  // namespace
 
-ParsedExecStepArgs ParseExecStepArgs(int argc, char** argv) {
-  ParsedExecStepArgs r;
-  ExecStepOptions& o = r.options;
-  bool seen_cgroup = false, seen_pdeathsig = false, seen_listen = false, seen_umask = false;
-  int i = 1;
-  for (; i < argc; ++i) {
-    const std::string opt = argv[i];
-    if (opt == "--") break;
-    if (opt == "--setsid") {
-      o.setsid = true;
-      continue;
-    }
-    const bool takes_value = opt == "--cgroup" || opt == "--rlimit" || opt == "--groups" ||
-                             opt == "--gid" || opt == "--uid" || opt == "--pdeathsig" ||
-                             opt == "--listen-fds" || opt == "--umask";
-    if (!takes_value) {
-      r.error = "unknown option '" + opt + "' (PROGRAM must follow '--')";
-      return r;
-    }
-    if (i + 1 >= argc) {
-      r.error = opt + " needs a value";
-      return r;
-    }
-    char* value = argv[++i];
-    // Each option but --rlimit given twice is a bug in the caller; saying so
-    // beats silently picking one.
-    auto once = [&](bool* seen) {
-      if (*seen) r.error = opt + " given twice";
-      *seen = true;
-      return r.ok();
-    };
-    uint64_t n = 0;
-    if (opt == "--cgroup") {
-      if (!once(&seen_cgroup)) return r;
-      if (*value == '\0') {
-        r.error = "--cgroup needs a directory";
-        return r;
-      }
-      o.cgroup_dir = value;
-    } else if (opt == "--rlimit") {
-      ExecRlimit limit;
-      r.error = ParseRlimit(value, &limit);
-      if (!r.ok()) return r;
-      o.rlimits.push_back(limit);
-    } else if (opt == "--groups") {
-      if (!once(&o.set_groups)) return r;
-      r.error = ParseGroups(value, &o.groups);
-      if (!r.ok()) return r;
-    } else if (opt == "--gid") {
-      if (!once(&o.set_gid)) return r;
-      if (!ParseDecimal(value, static_cast<gid_t>(-1) - 1, &n)) {
-        r.error = "--gid '" + std::string(value) + "': expected a numeric gid";
-        return r;
-      }
-      o.gid = static_cast<gid_t>(n);
-    } else if (opt == "--uid") {
-      if (!once(&o.set_uid)) return r;
-      if (!ParseDecimal(value, static_cast<uid_t>(-1) - 1, &n)) {
-        r.error = "--uid '" + std::string(value) + "': expected a numeric uid";
-        return r;
-      }
-      o.uid = static_cast<uid_t>(n);
-    } else if (opt == "--pdeathsig") {
-      if (!once(&seen_pdeathsig)) return r;
-      if (!ParseDecimal(value, INT_MAX, &n) || n == 0) {
-        r.error = "--pdeathsig '" + std::string(value) + "': expected the parent's pid";
-        return r;
-      }
-      o.pdeathsig_ppid = static_cast<pid_t>(n);
-    } else if (opt == "--listen-fds") {
-      if (!once(&seen_listen)) return r;
-      // The cap keeps 3 + N far from overflow; no daemon hands over more.
-      if (!ParseDecimal(value, 65536, &n)) {
-        r.error = "--listen-fds '" + std::string(value) + "': expected a count up to 65536";
-        return r;
-      }
-      o.listen_fds = static_cast<int>(n);
-    } else if (opt == "--umask") {
-      if (!once(&seen_umask)) return r;
-      if (!ParseOctalMode(value, &o.umask)) {
-        r.error = "--umask '" + std::string(value) + "': expected octal 0..0777";
-        return r;
-      }
+Result<ExecRlimit> ParseRlimit(const std::string& arg) {
+  ExecRlimit out;
+  const size_t eq = arg.find('=');
+  const size_t colon = arg.find(':', eq == std::string::npos ? 0 : eq);
+  if (eq == std::string::npos || colon == std::string::npos)
+    return InvalidArgument("rlimit '" + arg + "': expected NAME=SOFT:HARD");
+  const std::string name = arg.substr(0, eq);
+  bool known = false;
+  for (const RlimitNameEntry& n : kRlimitNames) {
+    if (name == n.name) {
+      out.resource = n.resource;
+      known = true;
     }
   }
-  if (i >= argc) {
-    r.error = "missing '-- PROGRAM ARGS...'";
-    return r;
-  }
-  if (i + 1 >= argc || argv[i + 1][0] == '\0') {
-    r.error = "missing PROGRAM after '--'";
-    return r;
-  }
+  if (!known)
+    return InvalidArgument("rlimit '" + arg +
+                           "': unknown limit (nofile, nproc, core, as, fsize, stack, cpu, memlock)");
+  if (!ParseRlimitValue(arg.substr(eq + 1, colon - eq - 1), &out.soft) ||
+      !ParseRlimitValue(arg.substr(colon + 1), &out.hard))
+    return InvalidArgument("rlimit '" + arg + "': SOFT and HARD must be numbers or 'infinity'");
+  // RLIM_INFINITY is the largest rlim_t, so this also covers "infinity".
+  if (out.soft > out.hard) return InvalidArgument("rlimit '" + arg + "': SOFT exceeds HARD");
+  return out;
+}
+
+Result<ClonedChild> CloneExec(const ExecRequest& req, const ExecStdio& stdio) {
+  if (req.argv.empty() || req.argv[0].empty()) return InvalidArgument("no program to run");
   // A uid without its gid would leave the app in the daemon's group (root):
   // the primary group is never guessed.
-  if (o.set_uid && !o.set_gid) {
-    r.error = "--uid needs --gid";
-    return r;
-  }
-  o.argv = argv + i + 1;
-  return r;
-}
+  if (req.uid && !req.gid) return InvalidArgument("a uid needs a gid");
+  if (req.groups.size() > static_cast<size_t>(NGROUPS_MAX))
+    return InvalidArgument("more than " + std::to_string(NGROUPS_MAX) + " groups");
+  if (req.pass_fds.size() > kMaxPassFds)
+    return InvalidArgument("more than " + std::to_string(kMaxPassFds) + " fds to hand over");
 
-ExecStepError KeepListenFds(int n) {
-  for (int fd = 3; fd < 3 + n; ++fd) {
-    const int flags = ::fcntl(fd, F_GETFD);
-    if (flags < 0)
-      return MakeError("listen fds", errno, kExecStepSetupFailed, "fd %d of %d", fd, n);
-    if ((flags & FD_CLOEXEC) != 0 && ::fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) != 0)
-      return MakeError("listen fds", errno, kExecStepSetupFailed, "fd %d of %d", fd, n);
-  }
-  return {};
-}
+  std::vector<char*> argv;
+  for (const std::string& s : req.argv) argv.push_back(const_cast<char*>(s.c_str()));
+  argv.push_back(nullptr);
 
-ExecStepError CloseFdsFrom(int first, CloseMethod method) {
-  if (method == CloseMethod::kBest) {
-    if (::close_range(static_cast<unsigned>(first), ~0U, 0) == 0) return {};
-    // ENOSYS before Linux 5.9 (and EINVAL under some seccomp filters that
-    // predate it): fall back. Anything else is a real failure.
-    if (errno != ENOSYS && errno != EINVAL)
-      return MakeError("close fds", errno, kExecStepSetupFailed, "close_range(%d)", first);
+  const bool listen = !req.pass_fds.empty();
+  std::string path_var = "/bin:/usr/bin";  // execvp's default
+  std::vector<char*> envp;
+  for (const std::string& s : req.env) {
+    if (StartsWith(s, "LISTEN_PID=") || StartsWith(s, "LISTEN_FDS=")) continue;
+    if (!listen && StartsWith(s, "LISTEN_FDNAMES=")) continue;
+    if (StartsWith(s, "PATH=")) path_var = s.substr(5);
+    envp.push_back(const_cast<char*>(s.c_str()));
   }
-  ExecStepError e = CloseViaProcSelfFd(first);
-  if (!e.failed() || method == CloseMethod::kProcSelfFd) return e;
-  // No /proc (a bare chroot): every possible fd, up to the soft limit.
-  struct rlimit nofile;
-  rlim_t max = 65536;
-  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY)
-    max = nofile.rlim_cur;
-  if (max > static_cast<rlim_t>(1) << 20) max = static_cast<rlim_t>(1) << 20;
-  for (rlim_t fd = static_cast<rlim_t>(first); fd < max; ++fd) ::close(static_cast<int>(fd));
-  return {};
-}
+  std::string listen_fds, listen_pid;
+  if (listen) {
+    listen_fds = "LISTEN_FDS=" + std::to_string(req.pass_fds.size());
+    // The child writes its pid over the NULs.
+    listen_pid = "LISTEN_PID=" + std::string(21, '\0');
+    envp.push_back(listen_fds.data());
+    envp.push_back(listen_pid.data());
+  }
+  envp.push_back(nullptr);
 
-ExecStepError RunExecSetup(const ExecStepOptions& o) {
-  // A session leader already (e.g. spawned with UV_PROCESS_DETACHED):
-  // setsid() answers EPERM, and the goal is met.
-  if (o.setsid && ::setsid() < 0 && !(errno == EPERM && ::getsid(0) == ::getpid()))
-    return MakeError("setsid", errno, kExecStepSetupFailed, "cannot start a session");
-  if (o.cgroup_dir != nullptr) {
-    ExecStepError e = JoinCgroup(o.cgroup_dir);
-    if (e.failed()) return e;
-  }
-  for (const ExecRlimit& l : o.rlimits) {
-    const struct rlimit rl = {l.soft, l.hard};
-    if (::setrlimit(l.resource, &rl) != 0) {
-      const char* name = "?";
-      for (const RlimitName& n : kRlimitNames)
-        if (n.resource == l.resource) name = n.name;
-      return MakeError("rlimit", errno, kExecStepSetupFailed, "cannot set %s", name);
+  std::vector<std::string> candidates;
+  const std::string& program = req.argv[0];
+  if (program.find('/') != std::string::npos) {
+    candidates.push_back(program);
+  } else {
+    size_t start = 0;
+    for (;;) {
+      const size_t end = path_var.find(':', start);
+      std::string dir = path_var.substr(start, end == std::string::npos ? end : end - start);
+      candidates.push_back((dir.empty() ? "." : dir) + "/" + program);
+      if (end == std::string::npos) break;
+      start = end + 1;
     }
   }
-  if (ExecStepError e = ChangeIds(o); e.failed()) return e;
-  if (o.pdeathsig_ppid != 0) {
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
-      return MakeError("pdeathsig", errno, kExecStepSetupFailed, "cannot set");
-    // The parent may have died before the prctl: then we were reparented
-    // and no signal will ever come.
-    const pid_t ppid = ::getppid();
-    if (ppid != o.pdeathsig_ppid)
-      return MakeError("pdeathsig", 0, kExecStepSetupFailed,
-                       "parent %d is gone (parent is now %d)",
-                       static_cast<int>(o.pdeathsig_ppid), static_cast<int>(ppid));
+  std::vector<const char*> paths;
+  for (const std::string& c : candidates) paths.push_back(c.c_str());
+  paths.push_back(nullptr);
+
+  std::vector<int> fds = {stdio.in, stdio.out, stdio.err};
+  fds.insert(fds.end(), req.pass_fds.begin(), req.pass_fds.end());
+  const std::string cgroup_procs =
+      req.cgroup_dir.empty() ? "" : req.cgroup_dir + "/cgroup.procs";
+
+  StepError error;
+  ChildArgs a;
+  a.paths = paths.data();
+  a.argv = argv.data();
+  a.envp = envp.data();
+  a.listen_pid = listen ? listen_pid.data() + std::strlen("LISTEN_PID=") : nullptr;
+  a.cwd = req.cwd.empty() ? nullptr : req.cwd.c_str();
+  a.fds = fds.data();
+  a.nfds = static_cast<int>(fds.size());
+  a.cgroup_procs = cgroup_procs.empty() ? nullptr : cgroup_procs.c_str();
+  a.rlimits = req.rlimits.data();
+  a.nrlimits = req.rlimits.size();
+  a.change_ids = req.uid.has_value();
+  a.groups = req.groups.data();
+  a.ngroups = req.groups.size();
+  a.gid = req.gid.value_or(0);
+  a.uid = req.uid.value_or(0);
+  a.ppid = req.pdeathsig ? ::getpid() : 0;
+  a.umask = req.umask;
+  a.error = &error;
+
+  void* stack = ::mmap(nullptr, kChildStack, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) return Status::FromErrno("cannot map the child's stack", errno);
+  // Until its signal reset, the child would run the daemon's handlers on
+  // the daemon's memory: it starts with every signal blocked.
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  int pidfd = -1;
+  const pid_t pid = ::clone(&ChildMain, static_cast<char*>(stack) + kChildStack,
+                            CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &a, &pidfd);
+  const int clone_err = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ::munmap(stack, kChildStack);
+  if (pid < 0) return Status::FromErrno("clone", clone_err);
+  if (error.step == nullptr) return ClonedChild{pid, pidfd};
+
+  // The child failed a step and _exited: reap it (it is gone already or
+  // about to be; the vfork ended at its exit).
+  siginfo_t info{};
+  while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED) != 0 &&
+         errno == EINTR) {
   }
-  if (o.listen_fds > 0) {
-    if (ExecStepError e = KeepListenFds(o.listen_fds); e.failed()) return e;
-    char pid[16], count[16];
-    std::snprintf(pid, sizeof pid, "%d", static_cast<int>(::getpid()));
-    std::snprintf(count, sizeof count, "%d", o.listen_fds);
-    if (::setenv("LISTEN_PID", pid, 1) != 0 || ::setenv("LISTEN_FDS", count, 1) != 0)
-      return MakeError("listen fds", errno, kExecStepSetupFailed, "cannot set LISTEN_PID");
-  } else {
-    // Inherited from a socket-activated daemon, they would describe fds
-    // that step 7 closes.
-    ::unsetenv("LISTEN_PID");
-    ::unsetenv("LISTEN_FDS");
-    ::unsetenv("LISTEN_FDNAMES");
-  }
-  if (ExecStepError e = CloseFdsFrom(3 + o.listen_fds); e.failed()) return e;
-  if (ExecStepError e = ResetSignals(); e.failed()) return e;
-  ::umask(o.umask);
-  return {};
+  ::close(pidfd);
+  std::string message = error.step[0] != '\0' ? std::string(error.step) + ": " : "";
+  message += error.what;
+  if (error.err != 0) message += std::string(": ") + std::strerror(error.err);
+  const StatusCode code = error.exit_code == kExecStepNotFound      ? StatusCode::kNotFound
+                          : error.exit_code == kExecStepCannotExecute ? StatusCode::kPermissionDenied
+                                                                      : StatusCode::kIoError;
+  return Status(code, message, error.err);
 }
 
-void ExecStepFail(const ExecStepError& e) {
-  char line[512];
-  int n;
-  const char* step = e.step != nullptr ? e.step : "";
-  const char* sep = *step != '\0' ? ": " : "";
-  if (e.err != 0)
-    n = std::snprintf(line, sizeof line, "relsupd-exec: %s%s%s: %s\n", step, sep, e.what,
-                      std::strerror(e.err));
-  else
-    n = std::snprintf(line, sizeof line, "relsupd-exec: %s%s%s\n", step, sep, e.what);
-  if (n > 0) {
-    const size_t len = static_cast<size_t>(n) < sizeof line ? static_cast<size_t>(n)
-                                                             : sizeof line - 1;
-    // Nothing else to do if stderr is gone: the exit code still tells.
-    ssize_t ignored = ::write(2, line, len);
-    (void)ignored;
+int ExecStepExitCode(const Status& status) {
+  switch (status.code()) {
+    case StatusCode::kNotFound:
+      return kExecStepNotFound;
+    case StatusCode::kPermissionDenied:
+      return kExecStepCannotExecute;
+    default:
+      return kExecStepSetupFailed;
   }
-  ::_exit(e.exit_code);
 }
 
-void RunExecStep(const ExecStepOptions& options) {
-  ExecStepError e = RunExecSetup(options);
-  if (e.failed()) ExecStepFail(e);
-  ::execvp(options.argv[0], options.argv);
-  const int err = errno;
-  // Not found anywhere (or a path component missing) is the shell's 127;
-  // found but not runnable (permissions, format, a directory) is 126.
-  const int code =
-      (err == ENOENT || err == ENOTDIR) ? kExecStepNotFound : kExecStepCannotExecute;
-  ExecStepFail(MakeError("", err, code, "cannot run '%s'", options.argv[0]));
-}
-
-std::string FindExecStep(const std::string& self_exe_dir) {
-  const std::string beside = self_exe_dir + "/relsupd-exec";
-  if (::access(beside.c_str(), X_OK) == 0) return beside;
-  return self_exe_dir + "/../libexec/relsupd/relsupd-exec";
-}
+int CloseFdsFrom(int first, CloseMethod method) { return CloseFdsRaw(first, method); }
 
 std::vector<std::string> CommandArgv(const std::string& command) {
   // POSIX sh keywords and builtins that are not programs: run directly they

@@ -157,7 +157,6 @@ void Instance::Act(InstanceAction action) {
 
 SpawnRequest Instance::BaseRequest() const {
   SpawnRequest req;
-  req.exec_step = env_->exec_step;
   req.cwd = run_->slot;
   req.uid = run_->uid;
   req.gid = run_->gid;
@@ -218,8 +217,13 @@ void Instance::DoSpawn() {
   auto child = ChildProcess::Spawn(env_->loop, req, std::move(cb));
   int64_t now = env_->clock->MonotonicMs();
   if (!child.ok()) {
+    // The exec step failed (no such program, a cgroup, a uid): the
+    // operator reads why in the daemon's log and in the app's own.
     spdlog::warn("{} {}: {}", run_->app, name(), child.status().message());
-    exits_.push_back({env_->clock->WallMs(), 125, 0});
+    Emit(OutputStream::kErr, "relsupd: " + child.status().message(), false);
+    if (env_->logs != nullptr) env_->logs->Flush();
+    exits_.push_back(
+        {env_->clock->WallMs(), ExecStepExitCode(child.status()), 0});
     if (exits_.size() > kMaxExits) exits_.pop_front();
     backoff_delay_ms_ = backoff_.Exited(now);
     Dispatch(InstanceEvent::kSpawnFailed, false,

@@ -66,10 +66,9 @@ struct SuperviseEnv {
   uv_loop_t* loop = nullptr;
   const Clock* clock = nullptr;
   LogStore* logs = nullptr;  // null: output is dropped (tests)
-  std::string exec_step;     // path of relsupd-exec
   std::string notify_socket; // NOTIFY_SOCKET for children; empty: none
   std::string supervisor_id; // RELSUPD_SUPERVISOR: finds leftovers later
-  std::vector<std::string> child_rlimits;  // for relsupd-exec --rlimit
+  std::vector<ExecRlimit> child_rlimits;  // set in each child
   BackoffPolicy backoff;
   LogRatePolicy log_rate;
   CgroupTree* cgroups = nullptr;  // null: no cgroups

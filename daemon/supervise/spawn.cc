@@ -1,12 +1,16 @@
 #include "daemon/supervise/spawn.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cassert>
 #include <cerrno>
+#include <set>
 #include <string>
 
+#include "daemon/base/fd.h"
 #include "daemon/base/uv_handle.h"
 
 namespace relsupd {
@@ -26,50 +30,62 @@ namespace {
 // so 1,000 children do not need 1,000 buffers.
 char g_read_buffer[64 * 1024];
 
-std::string JoinGroups(const std::vector<gid_t>& groups) {
-  std::string s;
-  for (gid_t g : groups) {
-    if (!s.empty()) s += ',';
-    s += std::to_string(g);
-  }
-  return s;
-}
-
 }  // namespace
 
-std::vector<std::string> ExecStepArgv(const SpawnRequest& req) {
-  std::vector<std::string> a = {req.exec_step, "--setsid"};
-  if (!req.cgroup_dir.empty()) {
-    a.push_back("--cgroup");
-    a.push_back(req.cgroup_dir);
+// The pidfd of one child under a uv_poll_t. Owned by its ChildProcess until
+// the process exited or the owner went away first; an orphaned watch reaps
+// its process and frees itself (kept in Orphans() meanwhile, so that a loop
+// closed under it leaks nothing a leak checker could not reach).
+struct ChildProcess::ExitWatch {
+  uv_poll_t poll{};
+  int pidfd = -1;
+  ChildProcess* owner = nullptr;
+
+  static std::set<ExitWatch*>& Orphans() {
+    static auto* orphans = new std::set<ExitWatch*>();
+    return *orphans;
   }
-  for (const auto& r : req.rlimits) {
-    a.push_back("--rlimit");
-    a.push_back(r);
+  // Closes the poll handle; the close callback closes the pidfd (after
+  // libuv stopped polling it) and frees the watch.
+  void Close() {
+    auto* h = reinterpret_cast<uv_handle_t*>(&poll);
+    if (uv_is_closing(h)) return;
+    uv_close(h, [](uv_handle_t* x) {
+      auto* w = static_cast<ExitWatch*>(x->data);
+      Orphans().erase(w);
+      ::close(w->pidfd);
+      delete w;
+    });
   }
-  if (req.uid) {
-    a.push_back("--groups");
-    a.push_back(JoinGroups(req.groups));
+  static void OnReadable(uv_poll_t* p, int status, int events);
+};
+
+void ChildProcess::ExitWatch::OnReadable(uv_poll_t* p, int /*status*/, int /*events*/) {
+  auto* w = static_cast<ExitWatch*>(p->data);
+  siginfo_t info{};
+  int rc;
+  do {
+    rc = ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(w->pidfd), &info,
+                  WEXITED | WNOHANG);
+  } while (rc != 0 && errno == EINTR);
+  if (rc == 0 && info.si_pid == 0) return;  // not yet
+  uv_poll_stop(p);
+  int64_t exit_status = 0;
+  int term_signal = 0;
+  if (rc != 0) {
+    // ECHILD: someone else reaped it; the status is lost.
+    exit_status = kExecStepSetupFailed;
+  } else if (info.si_code == CLD_EXITED) {
+    exit_status = info.si_status;
+  } else {
+    term_signal = info.si_status;
   }
-  if (req.gid) {
-    a.push_back("--gid");
-    a.push_back(std::to_string(*req.gid));
+  ChildProcess* owner = w->owner;
+  if (owner == nullptr) {
+    w->Close();
+    return;
   }
-  if (req.uid) {
-    a.push_back("--uid");
-    a.push_back(std::to_string(*req.uid));
-  }
-  if (req.pdeathsig) {
-    a.push_back("--pdeathsig");
-    a.push_back(std::to_string(getpid()));
-  }
-  if (!req.pass_fds.empty()) {
-    a.push_back("--listen-fds");
-    a.push_back(std::to_string(req.pass_fds.size()));
-  }
-  a.push_back("--");
-  a.insert(a.end(), req.argv.begin(), req.argv.end());
-  return a;
+  owner->OnExit(exit_status, term_signal);
 }
 
 Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
@@ -78,99 +94,94 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
   std::unique_ptr<ChildProcess> child(new ChildProcess());
   child->callbacks_ = std::move(callbacks);
 
-  std::vector<std::string> argv_s = ExecStepArgv(req);
-  std::vector<char*> argv;
-  for (auto& s : argv_s) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_s = req.env;
-  std::vector<char*> env;
-  for (auto& s : env_s) env.push_back(s.data());
-  env.push_back(nullptr);
+  // Our copies of the child's ends; closed on every path out.
+  Fd in_null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!in_null.valid()) return Status::FromErrno("cannot open /dev/null", errno);
+  Fd out_read, out_write, err_read, err_write;
+  if (req.capture_output) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return Status::FromErrno("cannot make a pipe", errno);
+    out_read = Fd(p[0]);
+    out_write = Fd(p[1]);
+    if (::pipe2(p, O_CLOEXEC) != 0) return Status::FromErrno("cannot make a pipe", errno);
+    err_read = Fd(p[0]);
+    err_write = Fd(p[1]);
+  } else {
+    out_write = Fd(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+    if (!out_write.valid()) return Status::FromErrno("cannot open /dev/null", errno);
+  }
+  ExecStdio stdio;
+  stdio.in = in_null.get();
+  stdio.out = out_write.get();
+  stdio.err = req.capture_output ? err_write.get() : out_write.get();
+  ASSIGN_OR_RETURN(ClonedChild cloned, CloneExec(req, stdio));
+  child->pid_ = cloned.pid;
 
-  std::vector<uv_stdio_container_t> stdio(3 + req.pass_fds.size());
-  stdio[0].flags = UV_IGNORE;
+  auto* watch = new ExitWatch();
+  watch->pidfd = cloned.pidfd;
+  watch->owner = child.get();
+  watch->poll.data = watch;
+  child->watch_ = watch;
+  int rc = uv_poll_init(loop, &watch->poll, cloned.pidfd);
+  if (rc == 0)
+    rc = uv_poll_start(&watch->poll, UV_READABLE, &ExitWatch::OnReadable);
+  if (rc != 0) {
+    // Cannot watch it: do not leave it running unwatched. The destructor
+    // kills it; reaped here since no watch will.
+    child->watch_ = nullptr;
+    ::kill(-cloned.pid, SIGKILL);
+    ::kill(cloned.pid, SIGKILL);
+    while (::waitpid(cloned.pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    if (watch->poll.loop != nullptr) {
+      watch->Close();
+    } else {
+      ::close(cloned.pidfd);
+      delete watch;
+    }
+    return Status(StatusCode::kIoError,
+                  std::string("cannot watch the child's pidfd: ") + uv_strerror(rc), -rc);
+  }
+
   if (req.capture_output) {
     child->out_ = std::make_unique<Pipe>();
     child->err_ = std::make_unique<Pipe>();
     child->err_->stream = OutputStream::kErr;
     for (Pipe* p : {child->out_.get(), child->err_.get()}) {
+      Fd& fd = p == child->out_.get() ? out_read : err_read;
       uv_pipe_init(loop, p->handle.get(), 0);
       p->handle->data = p;
       p->owner = child.get();
+      if (uv_pipe_open(p->handle.get(), fd.get()) == 0) {
+        (void)fd.Release();  // the pipe handle owns it now
+        child->StartReading(p);
+      }
+      // else: the output is lost, the process still runs and is watched.
     }
-    for (int i : {1, 2}) {
-      Pipe* p = i == 1 ? child->out_.get() : child->err_.get();
-      stdio[i].flags =
-          static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
-      stdio[i].data.stream = p->handle.stream();
-    }
-  } else {
-    stdio[1].flags = UV_IGNORE;
-    stdio[2].flags = UV_IGNORE;
-  }
-  for (size_t i = 0; i < req.pass_fds.size(); ++i) {
-    stdio[3 + i].flags = UV_INHERIT_FD;
-    stdio[3 + i].data.fd = req.pass_fds[i];
-  }
-
-  uv_process_options_t opts{};
-  opts.exit_cb = &ChildProcess::OnExit;
-  opts.file = argv[0];
-  opts.args = argv.data();
-  opts.env = env.data();
-  opts.cwd = req.cwd.empty() ? nullptr : req.cwd.c_str();
-  opts.stdio_count = static_cast<int>(stdio.size());
-  opts.stdio = stdio.data();
-
-  auto* process = new uv_process_t{};
-  int rc = uv_spawn(loop, process, &opts);
-  if (rc != 0) {
-    // A failed uv_spawn still initialised the handle; it must be closed.
-    uv_close(reinterpret_cast<uv_handle_t*>(process),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
-    return Status(StatusCode::kIoError,
-                  "cannot start '" + req.exec_step + "': " + uv_strerror(rc),
-                  -rc);
-  }
-  process->data = child.get();
-  child->process_ = process;
-  child->pid_ = process->pid;
-  if (req.capture_output) {
-    child->StartReading(child->out_.get());
-    child->StartReading(child->err_.get());
   }
   return child;
 }
 
 ChildProcess::~ChildProcess() {
-  // Pipes close with their UvHandles. The process handle must outlive the
-  // process: kill the group and let the exit callback free the handle.
-  if (process_ == nullptr) return;
+  // Pipes close with their UvHandles. The watch must outlive the process:
+  // kill the group and let the watch reap it and free itself.
+  if (watch_ == nullptr) return;
+  ExitWatch* w = watch_;
+  watch_ = nullptr;
+  w->owner = nullptr;
   if (!exited_) {
-    // The exec step may not have run setsid yet: then the pid itself.
-    if (pid_ > 0 && ::kill(-pid_, SIGKILL) != 0 && errno == ESRCH)
-      ::kill(pid_, SIGKILL);
-    process_->data = nullptr;
+    if (pid_ > 0 && ::kill(-pid_, SIGKILL) != 0 && errno == ESRCH) ::kill(pid_, SIGKILL);
+    ExitWatch::Orphans().insert(w);
     return;
   }
-  process_->data = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t*>(process_),
-           [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
+  w->Close();
 }
 
-void ChildProcess::OnExit(uv_process_t* p, int64_t exit_status,
-                          int term_signal) {
-  auto* self = static_cast<ChildProcess*>(p->data);
-  if (self == nullptr) {
-    // The owner is gone: nobody wants the status; free the handle.
-    uv_close(reinterpret_cast<uv_handle_t*>(p),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
-    return;
-  }
-  self->exited_ = true;
-  if (self->callbacks_.on_exit) {
-    // Copy: the callback may destroy `self`.
-    auto cb = self->callbacks_.on_exit;
+void ChildProcess::OnExit(int64_t exit_status, int term_signal) {
+  exited_ = true;
+  if (callbacks_.on_exit) {
+    // Copy: the callback may destroy `this`.
+    auto cb = callbacks_.on_exit;
     cb(exit_status, term_signal);
   }
 }

@@ -1,16 +1,19 @@
 #pragma once
-// ChildProcess: one app process started through libuv and relsupd-exec.
+// ChildProcess: one app process, started by the exec step and watched
+// through libuv.
 //
-// uv_spawn starts `relsupd-exec OPTIONS -- ARGV` with the final environment,
-// cwd, stdin on /dev/null, stdout and stderr on pipes to the daemon and the
-// handed-over fds on 3, 4, ...; relsupd-exec then does what uv_spawn cannot
-// (setsid, cgroup, rlimits, groups and uid, PR_SET_PDEATHSIG, close_range,
-// signal reset) and execs the program.
+// CloneExec (exec_step.h) starts the program with stdin on /dev/null,
+// stdout and stderr on pipes to the daemon and the handed-over fds on 3,
+// 4, ..., after the exec step (setsid, cwd, cgroup, rlimits, groups and
+// uid, PR_SET_PDEATHSIG, close_range, signal reset). libuv reads the pipes
+// (uv_pipe_t) and watches the child's pidfd (uv_poll_t): readable once the
+// process exited, when waitid(P_PIDFD) reaps it. No SIGCHLD handler and no
+// waitpid over every child on each exit.
 //
 // The owner gets the output in chunks and the exit once. A ChildProcess may
 // be destroyed before its process exits: the process group is then sent
-// SIGKILL and the uv_process_t lives on until libuv reaps it (a process
-// handle is never closed before its exit callback ran). Loop thread only.
+// SIGKILL and the pidfd watch lives on until it has reaped the process.
+// Loop thread only.
 
 #include <sys/types.h>
 #include <uv.h>
@@ -24,22 +27,12 @@
 #include <vector>
 
 #include "daemon/base/status.h"
+#include "daemon/supervise/exec_step.h"
 
 namespace relsupd {
 
-struct SpawnRequest {
-  std::string exec_step;          // path of relsupd-exec
-  std::vector<std::string> argv;  // the program and its arguments
-  std::string cwd;
-  std::vector<std::string> env;   // "KEY=VALUE", the whole environment
-  std::optional<uid_t> uid;       // unset: keep the daemon's
-  std::optional<gid_t> gid;
-  std::vector<gid_t> groups;      // supplementary groups (with uid)
-  std::vector<std::string> rlimits;  // "nofile=1024:4096"
-  std::vector<int> pass_fds;      // become 3, 4, ... in the child
-  std::string cgroup_dir;         // joined before exec when set
-  bool pdeathsig = true;          // die with the daemon
-  bool capture_output = true;     // false: stdout/stderr to /dev/null
+struct SpawnRequest : ExecRequest {
+  bool capture_output = true;  // false: stdout/stderr to /dev/null
 };
 
 enum class OutputStream { kOut = 1, kErr = 2 };
@@ -78,13 +71,14 @@ class ChildProcess {
 
  private:
   struct Pipe;
+  struct ExitWatch;
   ChildProcess() = default;
-  static void OnExit(uv_process_t* p, int64_t exit_status, int term_signal);
+  void OnExit(int64_t exit_status, int term_signal);
   static void OnAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
   void StartReading(Pipe* pipe);
 
-  uv_process_t* process_ = nullptr;  // freed by its close callback
+  ExitWatch* watch_ = nullptr;  // freed by its close callback
   std::unique_ptr<Pipe> out_;
   std::unique_ptr<Pipe> err_;
   Callbacks callbacks_;
@@ -92,8 +86,5 @@ class ChildProcess {
   bool exited_ = false;
   bool paused_ = false;
 };
-
-// Builds the relsupd-exec command line for `req` (exposed for tests).
-std::vector<std::string> ExecStepArgv(const SpawnRequest& req);
 
 }  // namespace relsupd

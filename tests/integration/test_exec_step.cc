@@ -1,9 +1,10 @@
-// relsupd-exec with real processes: the test starts it (fork + exec) the
-// way the daemon's uv_spawn would, with fds deliberately leaked and signal
-// state deliberately dirty, lets it exec /bin/sleep and then inspects the
-// sleeping program through /proc/PID. Every child is killed and reaped by
-// the test. Needs root for the uid, rlimit and cgroup cases (warns and
-// skips them otherwise).
+// The exec step with real processes: the test calls CloneExec as the
+// daemon does, from a process whose fds, signal state, umask and groups are
+// deliberately dirty, lets the child exec /bin/sleep and inspects the
+// sleeping program through /proc/PID. Controls started with a plain fork +
+// exec show that the dirt would be inherited. Every child is killed and
+// reaped by the test. Needs root for the uid, rlimit and cgroup cases
+// (warns and skips them otherwise).
 #include <catch2/catch.hpp>
 
 #include <dirent.h>
@@ -16,19 +17,28 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <uv.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <climits>
+#include <functional>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <set>
+#include <utility>
 #include <string>
 #include <thread>
+#include <memory>
+#include <optional>
 #include <vector>
 
+#include "daemon/base/uv_handle.h"
 #include "daemon/supervise/exec_step.h"
+#include "daemon/supervise/spawn.h"
 
 namespace relsupd {
 namespace {
@@ -110,7 +120,7 @@ bool InSleepCall(const std::string& syscall) {
 
 struct TempDir {
   TempDir() {
-    char tmpl[] = "/tmp/relsupd-exec-test.XXXXXX";
+    char tmpl[] = "/tmp/relsupd-exec-step-test.XXXXXX";
     REQUIRE(::mkdtemp(tmpl) != nullptr);
     path = tmpl;
   }
@@ -121,18 +131,77 @@ struct TempDir {
   std::string path;
 };
 
-// What the test does in its forked child before exec'ing relsupd-exec:
-// the state a careless parent would pass on.
+// Fds that are free in this process (a test runner may hold low ones).
+constexpr int kLeakA = 100, kLeakB = 101, kLeakC = 150, kLeakD = 900;
+
+// The state a careless parent would pass on, applied to this process for
+// the duration of one start and undone after.
 struct Dirt {
-  std::vector<int> leak_fds;       // opened without O_CLOEXEC at these numbers
+  std::vector<int> leak_fds;     // /dev/null without O_CLOEXEC at these numbers
   bool ignore_sigterm = false;
   bool block_sigusr1 = false;
   mode_t umask = 022;
-  std::vector<gid_t> groups;       // supplementary groups, when not empty
-  std::vector<std::string> env;    // extra NAME=VALUE
+  std::vector<gid_t> groups;     // supplementary groups, when not empty
 };
 
-// A started process (relsupd-exec, then whatever it exec'd). Killed and
+class DirtyScope {
+ public:
+  explicit DirtyScope(const Dirt& d) : dirt_(d) {
+    for (int fd : d.leak_fds) {
+      REQUIRE(::fcntl(fd, F_GETFD) < 0);  // free: we never clobber the runner's
+      const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      REQUIRE(null >= 0);
+      REQUIRE(::dup2(null, fd) == fd);  // a copy without O_CLOEXEC
+      ::close(null);
+    }
+    if (d.ignore_sigterm) ::sigaction(SIGTERM, nullptr, &old_term_), ::signal(SIGTERM, SIG_IGN);
+    if (d.block_sigusr1) {
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, SIGUSR1);
+      ::pthread_sigmask(SIG_BLOCK, &set, &old_mask_);
+    }
+    old_umask_ = ::umask(d.umask);
+    if (!d.groups.empty()) {
+      old_groups_.resize(static_cast<size_t>(::getgroups(0, nullptr)));
+      old_groups_.resize(static_cast<size_t>(::getgroups(static_cast<int>(old_groups_.size()),
+                                                         old_groups_.data())));
+      REQUIRE(::setgroups(d.groups.size(), d.groups.data()) == 0);
+    }
+  }
+  ~DirtyScope() {
+    for (int fd : dirt_.leak_fds) ::close(fd);
+    if (dirt_.ignore_sigterm) ::sigaction(SIGTERM, &old_term_, nullptr);
+    if (dirt_.block_sigusr1) ::pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
+    ::umask(old_umask_);
+    if (!dirt_.groups.empty()) {
+      if (::setgroups(old_groups_.size(), old_groups_.data()) != 0) std::abort();
+    }
+  }
+
+ private:
+  Dirt dirt_;
+  struct sigaction old_term_ {};
+  sigset_t old_mask_{};
+  mode_t old_umask_ = 022;
+  std::vector<gid_t> old_groups_;
+};
+
+std::vector<std::string> Env(std::vector<std::string> extra = {}) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
+  env.insert(env.end(), extra.begin(), extra.end());
+  return env;
+}
+
+ExecRequest Sleep(std::vector<std::string> argv = {"/bin/sleep", "30"}) {
+  ExecRequest r;
+  r.argv = std::move(argv);
+  r.env = Env();
+  return r;
+}
+
+// A started process (the exec step, then whatever it exec'd). Killed and
 // reaped on destruction unless reaped already.
 class Child {
  public:
@@ -146,62 +215,47 @@ class Child {
       while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
       }
     }
-    if (err_fd_ >= 0) ::close(err_fd_);
+    if (pidfd_ >= 0) ::close(pidfd_);
+    if (out_fd_ >= 0) ::close(out_fd_);
   }
 
-  // Runs `argv` (argv[0] is the program path, exec'd with execv) with
-  // stderr on a pipe the test reads.
-  void Start(const std::vector<std::string>& argv, const Dirt& dirt = {}) {
-    int err_pipe[2];
-    REQUIRE(::pipe2(err_pipe, O_CLOEXEC) == 0);
+  // Starts `req` through CloneExec with stdout on a pipe the test reads and
+  // stdin/stderr on /dev/null. Returns CloneExec's status.
+  Status Start(const ExecRequest& req, const Dirt& dirt = {}) {
+    int out[2];
+    REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+    const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    REQUIRE(null >= 0);
+    Result<ClonedChild> r = [&] {
+      DirtyScope scope(dirt);
+      return CloneExec(req, ExecStdio{null, out[1], null});
+    }();
+    ::close(null);
+    ::close(out[1]);
+    out_fd_ = out[0];
+    if (!r.ok()) return r.status();
+    pid_ = r->pid;
+    pidfd_ = r->pidfd;
+    return Status::Ok();
+  }
+
+  // Control: fork + execve with the dirt inherited as it is.
+  void StartDirect(const std::vector<std::string>& argv, const Dirt& dirt = {}) {
     std::vector<char*> cargv;
     for (const std::string& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
     cargv.push_back(nullptr);
-    std::vector<std::string> env_strings;
-    for (char** e = environ; *e != nullptr; ++e) env_strings.push_back(*e);
-    for (const std::string& e : dirt.env) env_strings.push_back(e);
-    std::vector<char*> cenv;
-    for (const std::string& e : env_strings) cenv.push_back(const_cast<char*>(e.c_str()));
-    cenv.push_back(nullptr);
+    DirtyScope scope(dirt);
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) {
-      // Only async-signal-safe calls from here to the exec.
-      ::dup2(err_pipe[1], 2);
-      // Whatever the test runner passed us is not part of the test: start
-      // from 0-2 and leak exactly the fds asked for.
-      ::close_range(3, ~0U, 0);
-      for (int fd : dirt.leak_fds) {
-        const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (null < 0) ::_exit(90);
-        // dup2 makes a copy without CLOEXEC; dup2 onto itself does nothing.
-        if (null == fd) {
-          if (::fcntl(fd, F_SETFD, 0) != 0) ::_exit(90);
-        } else {
-          if (::dup2(null, fd) < 0) ::_exit(90);
-          ::close(null);
-        }
-      }
-      if (dirt.ignore_sigterm) ::signal(SIGTERM, SIG_IGN);
-      if (dirt.block_sigusr1) {
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, SIGUSR1);
-        ::sigprocmask(SIG_BLOCK, &set, nullptr);
-      }
-      ::umask(dirt.umask);
-      if (!dirt.groups.empty() && ::setgroups(dirt.groups.size(), dirt.groups.data()) != 0)
-        ::_exit(92);
-      ::execve(cargv[0], cargv.data(), cenv.data());
+      ::execv(cargv[0], cargv.data());
       ::_exit(91);
     }
-    ::close(err_pipe[1]);
-    err_fd_ = err_pipe[0];
   }
 
-  // Waits until the process is /bin/sleep, asleep (so relsupd-exec finished
-  // its steps and exec'd, and the dynamic loader, which opens libraries
-  // at fd 3 for a moment, is done). False if it exited or time ran out.
+  // Waits until the process is /bin/sleep, asleep (so the exec step is
+  // done and the dynamic loader, which opens libraries at fd 3 for a
+  // moment, too). False if it exited or time ran out.
   bool WaitSleeping() {
     const std::string proc = "/proc/" + std::to_string(pid_);
     for (auto end = Clock::now() + kDeadline; Clock::now() < end;) {
@@ -211,7 +265,7 @@ class Child {
       if (::waitpid(pid_, &st, WNOHANG) == pid_) {
         reaped_ = true;
         status_ = st;
-        UNSCOPED_INFO("exited early with status " << st << ", stderr: " << Stderr());
+        UNSCOPED_INFO("exited early with status " << st);
         return false;
       }
       std::this_thread::sleep_for(std::chrono::microseconds(500));
@@ -235,12 +289,12 @@ class Child {
     return -1;
   }
 
-  // Everything the child wrote to stderr; REQUIRES it exited.
-  std::string Stderr() {
+  // Everything the child wrote to stdout; REQUIRES it exited.
+  std::string Stdout() {
     std::string out;
     char buf[4096];
     ssize_t n;
-    while ((n = ::read(err_fd_, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+    while ((n = ::read(out_fd_, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
     return out;
   }
 
@@ -248,22 +302,15 @@ class Child {
     return ReadFile("/proc/" + std::to_string(pid_) + "/" + what);
   }
   pid_t pid() const { return pid_; }
+  int pidfd() const { return pidfd_; }
 
  private:
   pid_t pid_ = -1;
-  int err_fd_ = -1;
+  int pidfd_ = -1;
+  int out_fd_ = -1;
   bool reaped_ = false;
   int status_ = 0;
 };
-
-std::vector<std::string> ExecStep(std::vector<std::string> options,
-                                  std::vector<std::string> program = {"/bin/sleep", "30"}) {
-  std::vector<std::string> argv = {RELSUPD_EXEC_BIN};
-  argv.insert(argv.end(), options.begin(), options.end());
-  argv.push_back("--");
-  argv.insert(argv.end(), program.begin(), program.end());
-  return argv;
-}
 
 int ExitCode(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
 
@@ -273,63 +320,95 @@ bool IsRoot() {
   return false;
 }
 
+// No child of this process is left unreaped (a failed step reaps its own).
+bool NoZombies() {
+  int st;
+  const pid_t r = ::waitpid(-1, &st, WNOHANG);
+  return r == 0 || (r < 0 && errno == ECHILD);
+}
+
 TEST_CASE("the program sees only fds 0, 1 and 2") {
-  const Dirt dirt{.leak_fds = {3, 4, 7, 100}};
+  const Dirt dirt{.leak_fds = {kLeakA, kLeakB, kLeakC, kLeakD}};
   // Control: exec'd directly, the leaked fds are there, so the check below
   // can fail.
   Child direct;
-  direct.Start({"/bin/sleep", "30"}, dirt);
+  direct.StartDirect({"/bin/sleep", "30"}, dirt);
   REQUIRE(direct.WaitSleeping());
-  CHECK(OpenFds(direct.pid()).count(100) == 1);
+  CHECK(OpenFds(direct.pid()).count(kLeakD) == 1);
 
   Child child;
-  child.Start(ExecStep({}), dirt);
+  REQUIRE(child.Start(Sleep(), dirt).ok());
   REQUIRE(child.WaitSleeping());
   CHECK(OpenFds(child.pid()) == std::set<int>{0, 1, 2});
 }
 
-TEST_CASE("option --listen-fds 2 keeps fds 3 and 4 and sets LISTEN_PID and LISTEN_FDS") {
+TEST_CASE("handed-over fds become 3, 4, ... with LISTEN_PID and LISTEN_FDS set") {
+  TempDir tmp;
+  const int a = ::open((tmp.path + "/a").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  const int b = ::open((tmp.path + "/b").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  REQUIRE((a >= 0 && b >= 0));
+  ExecRequest req = Sleep();
+  req.env = Env({"LISTEN_FDNAMES=web:admin", "LISTEN_PID=1", "LISTEN_FDS=9"});
+  req.pass_fds = {b, a};  // in this order, whatever their numbers
   Child child;
-  child.Start(ExecStep({"--listen-fds", "2"}),
-              {.leak_fds = {3, 4, 5, 9}, .env = {"LISTEN_FDNAMES=web:admin"}});
+  REQUIRE(child.Start(req, {.leak_fds = {kLeakA}}).ok());
   REQUIRE(child.WaitSleeping());
   CHECK(OpenFds(child.pid()) == std::set<int>{0, 1, 2, 3, 4});
+  auto target = [&](int fd) {
+    char buf[4096];
+    const std::string link = "/proc/" + std::to_string(child.pid()) + "/fd/" + std::to_string(fd);
+    const ssize_t n = ::readlink(link.c_str(), buf, sizeof buf);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+  };
+  CHECK(target(3) == tmp.path + "/b");
+  CHECK(target(4) == tmp.path + "/a");
   const std::string env = Environ(child.pid());
   CHECK(Field(env, "LISTEN_PID=") == std::to_string(child.pid()));
   CHECK(Field(env, "LISTEN_FDS=") == "2");
   CHECK(Field(env, "LISTEN_FDNAMES=") == "web:admin");
+  CHECK(std::count(env.begin(), env.end(), '\n') ==
+        static_cast<long>(Env().size()) + 3);  // nothing else added or doubled
+  ::close(a);
+  ::close(b);
 }
 
-TEST_CASE("without --listen-fds stale LISTEN_* variables are removed") {
+TEST_CASE("without handed-over fds stale LISTEN_* variables are removed") {
+  ExecRequest req = Sleep();
+  req.env = Env({"LISTEN_PID=1", "LISTEN_FDS=3", "LISTEN_FDNAMES=x"});
   Child child;
-  child.Start(ExecStep({}), {.env = {"LISTEN_PID=1", "LISTEN_FDS=3", "LISTEN_FDNAMES=x"}});
+  REQUIRE(child.Start(req).ok());
   REQUIRE(child.WaitSleeping());
   const std::string env = Environ(child.pid());
   CHECK(env.find("LISTEN_") == std::string::npos);
 }
 
-TEST_CASE("option --listen-fds with a missing fd fails with 125") {
+TEST_CASE("a bad fd to hand over fails the step and leaves nothing running") {
+  ExecRequest req = Sleep();
+  req.pass_fds = {kLeakC};  // not open
   Child child;
-  child.Start(ExecStep({"--listen-fds", "2"}), {.leak_fds = {3}});
-  const int st = child.Wait();
-  CHECK(ExitCode(st) == 125);
-  CHECK(child.Stderr() == "relsupd-exec: listen fds: fd 4 of 2: Bad file descriptor\n");
+  const Status st = child.Start(req);
+  CHECK(st.code() == StatusCode::kIoError);
+  CHECK(st.message() == "fds: cannot hand over fd 150 as fd 3: Bad file descriptor");
+  CHECK(ExecStepExitCode(st) == 125);
+  CHECK(NoZombies());
 }
 
-TEST_CASE("a close-on-exec listen fd is made inheritable") {
-  // In a forked child: the test cannot pass relsupd-exec a CLOEXEC fd.
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || (fd != 3 && ::dup3(fd, 3, O_CLOEXEC) < 0)) ::_exit(2);
-    if ((::fcntl(3, F_GETFD) & FD_CLOEXEC) == 0) ::_exit(5);
-    if (KeepListenFds(1).failed()) ::_exit(3);
-    ::_exit(::fcntl(3, F_GETFD) == 0 ? 0 : 4);
-  }
-  int st;
-  REQUIRE(::waitpid(pid, &st, 0) == pid);
-  CHECK(ExitCode(st) == 0);
+TEST_CASE("stdout goes to the given fd, cwd is the given directory") {
+  TempDir tmp;
+  ExecRequest req = Sleep({"/bin/sh", "-c", "pwd; echo out"});
+  req.cwd = tmp.path;
+  Child child;
+  REQUIRE(child.Start(req).ok());
+  CHECK(ExitCode(child.Wait()) == 0);
+  char real[PATH_MAX];
+  REQUIRE(::realpath(tmp.path.c_str(), real) != nullptr);
+  CHECK(child.Stdout() == std::string(real) + "\nout\n");
+
+  req.cwd = tmp.path + "/missing";
+  Child missing;
+  const Status st = missing.Start(req);
+  CHECK(st.message() == "chdir: cannot enter '" + tmp.path + "/missing': No such file or directory");
+  CHECK(NoZombies());
 }
 
 TEST_CASE("the /proc/self/fd fallback closes every fd from the first") {
@@ -340,7 +419,7 @@ TEST_CASE("the /proc/self/fd fallback closes every fd from the first") {
     if (fd < 0) ::_exit(2);
     for (int n : {5, 6, 40, 1000})
       if (::dup2(fd, n) < 0) ::_exit(3);
-    if (CloseFdsFrom(6, CloseMethod::kProcSelfFd).failed()) ::_exit(4);
+    if (CloseFdsFrom(6, CloseMethod::kProcSelfFd) != 0) ::_exit(4);
     for (int n : {6, 40, 1000})
       if (::fcntl(n, F_GETFD) >= 0) ::_exit(5);
     ::_exit(::fcntl(5, F_GETFD) >= 0 ? 0 : 6);  // below `first`: kept
@@ -350,10 +429,14 @@ TEST_CASE("the /proc/self/fd fallback closes every fd from the first") {
   CHECK(ExitCode(st) == 0);
 }
 
-TEST_CASE("option --uid/--gid/--groups run the program as nobody with exactly those groups") {
+TEST_CASE("uid, gid and groups run the program as nobody with exactly those groups") {
   if (!IsRoot()) return;
+  ExecRequest req = Sleep();
+  req.uid = 65534;
+  req.gid = 65534;
+  req.groups = {65534, 100, 4};
   Child child;
-  child.Start(ExecStep({"--groups", "65534,100,4", "--gid", "65534", "--uid", "65534"}));
+  REQUIRE(child.Start(req).ok());
   REQUIRE(child.WaitSleeping());
   const std::string status = child.Proc("status");
   CHECK(Words(Field(status, "Uid:")) ==
@@ -365,29 +448,74 @@ TEST_CASE("option --uid/--gid/--groups run the program as nobody with exactly th
         std::set<std::string>{"4", "100", "65534"});
 }
 
-TEST_CASE("option --uid without --groups drops every supplementary group") {
+TEST_CASE("changing the child's ids leaves every thread of the parent alone") {
   if (!IsRoot()) return;
-  // Give the test's child supplementary groups to lose; the control shows
-  // they would be inherited.
+  // glibc's setuid would change every thread of the process the child
+  // shares memory with; the exec step must not.
+  std::atomic<bool> stop{false};
+  std::thread other([&] {
+    while (!stop) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  ExecRequest req = Sleep();
+  req.uid = 65534;
+  req.gid = 65534;
+  Child child;
+  const Status st = child.Start(req);
+  stop = true;
+  other.join();
+  REQUIRE(st.ok());
+  REQUIRE(child.WaitSleeping());
+  CHECK(::getuid() == 0);
+  CHECK(::geteuid() == 0);
+  CHECK(::getegid() == 0);
+  DIR* d = ::opendir("/proc/self/task");
+  REQUIRE(d != nullptr);
+  int tasks = 0;
+  while (const dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    ++tasks;
+    const std::string status = ReadFile(std::string("/proc/self/task/") + e->d_name + "/status");
+    CHECK(Words(Field(status, "Uid:"))[1] == "0");
+  }
+  ::closedir(d);
+  CHECK(tasks >= 1);
+}
+
+TEST_CASE("a uid without groups drops every supplementary group") {
+  if (!IsRoot()) return;
+  // Give this process supplementary groups to lose; the control shows they
+  // would be inherited.
   const Dirt dirt{.groups = {4, 100}};
   Child direct;
-  direct.Start({"/bin/sleep", "30"}, dirt);
+  direct.StartDirect({"/bin/sleep", "30"}, dirt);
   REQUIRE(direct.WaitSleeping());
   CHECK(Words(Field(direct.Proc("status"), "Groups:")) == std::vector<std::string>{"4", "100"});
+  ExecRequest req = Sleep();
+  req.uid = 65534;
+  req.gid = 65534;
   Child child;
-  child.Start(ExecStep({"--gid", "65534", "--uid", "65534"}), dirt);
+  REQUIRE(child.Start(req, dirt).ok());
   REQUIRE(child.WaitSleeping());
   const std::string status = child.Proc("status");
   CHECK(Field(status, "Uid:").substr(0, 5) == "65534");
   CHECK(Field(status, "Groups:").empty());
 }
 
-TEST_CASE("option --setsid makes the program a session and process group leader") {
+TEST_CASE("a uid without a gid is refused before anything starts") {
+  ExecRequest req = Sleep();
+  req.uid = 65534;
+  Child child;
+  const Status st = child.Start(req);
+  CHECK(st.code() == StatusCode::kInvalidArgument);
+  CHECK(st.message() == "a uid needs a gid");
+}
+
+TEST_CASE("the program is a session and process group leader") {
   Child control;
-  control.Start(ExecStep({}));
+  control.StartDirect({"/bin/sleep", "30"});
   REQUIRE(control.WaitSleeping());
   Child child;
-  child.Start(ExecStep({"--setsid"}));
+  REQUIRE(child.Start(Sleep()).ok());
   REQUIRE(child.WaitSleeping());
   for (Child* c : {&control, &child}) {
     const std::string stat = c->Proc("stat");
@@ -400,11 +528,16 @@ TEST_CASE("option --setsid makes the program a session and process group leader"
   }
 }
 
-TEST_CASE("option --rlimit sets soft and hard limits") {
+TEST_CASE("rlimits set soft and hard limits") {
   if (!IsRoot()) return;
+  ExecRequest req = Sleep();
+  for (const char* spec : {"nofile=100:200", "core=infinity:infinity", "cpu=30:60", "nproc=1000:2000"}) {
+    auto r = ParseRlimit(spec);
+    REQUIRE(r.ok());
+    req.rlimits.push_back(*r);
+  }
   Child child;
-  child.Start(ExecStep({"--rlimit", "nofile=100:200", "--rlimit", "core=infinity:infinity",
-                        "--rlimit", "cpu=30:60", "--rlimit", "nproc=1000:2000"}));
+  REQUIRE(child.Start(req).ok());
   REQUIRE(child.WaitSleeping());
   const std::string limits = child.Proc("limits");
   CHECK(Words(Field(limits, "Max open files")) ==
@@ -417,31 +550,54 @@ TEST_CASE("option --rlimit sets soft and hard limits") {
         std::vector<std::string>{"1000", "2000", "processes"});
 }
 
+TEST_CASE("ParseRlimit reads NAME=SOFT:HARD and names what is wrong") {
+  auto ok = ParseRlimit("as=infinity:infinity");
+  REQUIRE(ok.ok());
+  CHECK(ok->resource == RLIMIT_AS);
+  CHECK(ok->soft == RLIM_INFINITY);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"nofile=10", "expected NAME=SOFT:HARD"},
+      {"files=1:2", "unknown limit"},
+      {"nofile=3:2", "SOFT exceeds HARD"},
+      {"nofile=-1:2", "must be numbers"},
+      {"nofile= 1:2", "must be numbers"},
+  };
+  for (const auto& [spec, message] : cases) {
+    INFO(spec);
+    auto r = ParseRlimit(spec);
+    REQUIRE(!r.ok());
+    CHECK(r.status().message().find("rlimit '" + spec + "'") == 0);
+    CHECK(r.status().message().find(message) != std::string::npos);
+  }
+}
+
 TEST_CASE("ignored and blocked signals are reset, umask is set") {
   const Dirt dirt{.ignore_sigterm = true, .block_sigusr1 = true, .umask = 077};
   // Control: exec'd directly, the dirt is inherited.
   Child direct;
-  direct.Start({"/bin/sleep", "30"}, dirt);
+  direct.StartDirect({"/bin/sleep", "30"}, dirt);
   REQUIRE(direct.WaitSleeping());
   const std::string dirty = direct.Proc("status");
   CHECK(Field(dirty, "SigIgn:") != "0000000000000000");
   CHECK(Field(dirty, "SigBlk:") != "0000000000000000");
 
   Child child;
-  child.Start(ExecStep({}), dirt);
+  REQUIRE(child.Start(Sleep(), dirt).ok());
   REQUIRE(child.WaitSleeping());
   const std::string status = child.Proc("status");
   CHECK(Field(status, "SigIgn:") == "0000000000000000");
   CHECK(Field(status, "SigBlk:") == "0000000000000000");
   CHECK(Field(status, "Umask:") == "0022");
 
+  ExecRequest req = Sleep();
+  req.umask = 027;
   Child masked;
-  masked.Start(ExecStep({"--umask", "027"}), dirt);
+  REQUIRE(masked.Start(req, dirt).ok());
   REQUIRE(masked.WaitSleeping());
   CHECK(Field(masked.Proc("status"), "Umask:") == "0027");
 }
 
-TEST_CASE("option --pdeathsig: the program dies with its parent") {
+TEST_CASE("the program dies with the process that spawned it") {
   // The test becomes the subreaper, so the orphaned program is its child
   // again after the intermediate parent dies, and can be waited for.
   REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
@@ -461,26 +617,14 @@ TEST_CASE("option --pdeathsig: the program dies with its parent") {
   } cleanup;
   int pid_pipe[2];
   REQUIRE(::pipe2(pid_pipe, O_CLOEXEC) == 0);
-  // The intermediate parent writes its own pid into argv[2]; everything
-  // is allocated before the fork.
-  std::vector<std::string> argv = ExecStep({"--pdeathsig", std::string(15, ' ')});
-  std::vector<char*> cargv;
-  for (std::string& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
+  const ExecRequest req = Sleep();
   const pid_t parent = ::fork();
   REQUIRE(parent >= 0);
   cleanup.parent = parent;
   if (parent == 0) {
-    char digits[16];
-    int len = 0;
-    for (pid_t p = ::getpid(); p > 0; p /= 10) digits[len++] = static_cast<char>('0' + p % 10);
-    for (int k = 0; k < len; ++k) cargv[2][k] = digits[len - 1 - k];
-    cargv[2][len] = '\0';
-    const pid_t child = ::fork();
-    if (child == 0) {
-      ::execv(cargv[0], cargv.data());
-      ::_exit(91);
-    }
+    const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    auto r = CloneExec(req, ExecStdio{null, null, null});
+    const pid_t child = r.ok() ? r->pid : -1;
     if (::write(pid_pipe[1], &child, sizeof child) != sizeof child) ::_exit(2);
     for (;;) ::pause();
   }
@@ -489,14 +633,9 @@ TEST_CASE("option --pdeathsig: the program dies with its parent") {
   const ssize_t n = ::read(pid_pipe[0], &child_pid, sizeof child_pid);
   ::close(pid_pipe[0]);
   REQUIRE(n == sizeof child_pid);
+  REQUIRE(child_pid > 0);
   cleanup.child = child_pid;
-  const std::string comm = "/proc/" + std::to_string(child_pid) + "/comm";
-  bool exec_seen = false;
-  for (auto end = Clock::now() + kDeadline; Clock::now() < end && !exec_seen;) {
-    exec_seen = ReadFile(comm) == "sleep\n";
-    if (!exec_seen) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  CHECK(exec_seen);
+  CHECK(ReadFile("/proc/" + std::to_string(child_pid) + "/comm") == "sleep\n");
   ::kill(parent, SIGKILL);
   int st;
   REQUIRE(::waitpid(parent, &st, 0) == parent);
@@ -517,16 +656,7 @@ TEST_CASE("option --pdeathsig: the program dies with its parent") {
   CHECK(WTERMSIG(child_status) == SIGKILL);
 }
 
-TEST_CASE("option --pdeathsig with another parent's pid exits at once") {
-  Child child;
-  child.Start(ExecStep({"--pdeathsig", "1"}));
-  const int st = child.Wait();
-  CHECK(ExitCode(st) == 125);
-  CHECK(child.Stderr() == "relsupd-exec: pdeathsig: parent 1 is gone (parent is now " +
-                              std::to_string(::getpid()) + ")\n");
-}
-
-TEST_CASE("option --cgroup joins the cgroup before exec") {
+TEST_CASE("the child joins its cgroup before exec") {
   // Unified (cgroup v2 only) or hybrid (v2 beside the v1 controllers).
   struct statfs fs;
   const std::string root = ::statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC
@@ -557,8 +687,10 @@ TEST_CASE("option --cgroup joins the cgroup before exec") {
     ~RemoveCgroup() { Remove(); }
   } cgroup{dir};
   {
+    ExecRequest req = Sleep();
+    req.cgroup_dir = dir;
     Child child;
-    child.Start(ExecStep({"--cgroup", dir}));
+    REQUIRE(child.Start(req).ok());
     REQUIRE(child.WaitSleeping());
     CHECK(child.Proc("cgroup").find("0::" + rel + "\n") != std::string::npos);
     ::kill(child.pid(), SIGKILL);
@@ -567,128 +699,139 @@ TEST_CASE("option --cgroup joins the cgroup before exec") {
   CHECK(cgroup.Remove());
 }
 
-TEST_CASE("a cgroup that cannot be joined fails with 125") {
+TEST_CASE("a cgroup that cannot be joined fails the step") {
+  ExecRequest req = Sleep();
+  req.cgroup_dir = "/nonexistent/cg";
   Child child;
-  child.Start(ExecStep({"--cgroup", "/nonexistent/cg"}));
-  CHECK(ExitCode(child.Wait()) == 125);
-  CHECK(child.Stderr() ==
-        "relsupd-exec: cgroup: cannot open '/nonexistent/cg/cgroup.procs': No such file or "
-        "directory\n");
+  const Status st = child.Start(req);
+  CHECK(ExecStepExitCode(st) == 125);
+  CHECK(st.message() ==
+        "cgroup: cannot open '/nonexistent/cg/cgroup.procs': No such file or directory");
+  CHECK(NoZombies());
 }
 
-TEST_CASE("a missing program exits 127, a non-executable one 126") {
+TEST_CASE("a missing program is 127, a non-executable one 126") {
   TempDir tmp;
   Child missing;
-  missing.Start(ExecStep({}, {tmp.path + "/no-such-program"}));
-  CHECK(ExitCode(missing.Wait()) == 127);
-  CHECK(missing.Stderr() == "relsupd-exec: cannot run '" + tmp.path +
-                                "/no-such-program': No such file or directory\n");
+  Status st = missing.Start(Sleep({tmp.path + "/no-such-program"}));
+  CHECK(ExecStepExitCode(st) == 127);
+  CHECK(st.message() == "cannot run '" + tmp.path + "/no-such-program': No such file or directory");
 
   Child not_in_path;
-  not_in_path.Start(ExecStep({}, {"relsupd-no-such-program"}));
-  CHECK(ExitCode(not_in_path.Wait()) == 127);
+  st = not_in_path.Start(Sleep({"relsupd-no-such-program"}));
+  CHECK(ExecStepExitCode(st) == 127);
+  CHECK(st.message() == "cannot run 'relsupd-no-such-program': No such file or directory");
 
   const std::string plain = tmp.path + "/plain";
   const int fd = ::open(plain.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   REQUIRE(fd >= 0);
   ::close(fd);
   Child not_executable;
-  not_executable.Start(ExecStep({}, {plain}));
-  CHECK(ExitCode(not_executable.Wait()) == 126);
-  CHECK(not_executable.Stderr() ==
-        "relsupd-exec: cannot run '" + plain + "': Permission denied\n");
+  st = not_executable.Start(Sleep({plain}));
+  CHECK(ExecStepExitCode(st) == 126);
+  CHECK(st.message() == "cannot run '" + plain + "': Permission denied");
 
   Child directory;
-  directory.Start(ExecStep({}, {tmp.path}));
-  CHECK(ExitCode(directory.Wait()) == 126);
+  st = directory.Start(Sleep({tmp.path}));
+  CHECK(ExecStepExitCode(st) == 126);
+  CHECK(NoZombies());
 }
 
-TEST_CASE("PATH is searched and arguments are passed on") {
+TEST_CASE("the child's PATH is searched and arguments are passed on") {
   TempDir tmp;
-  Child child;
-  child.Start(ExecStep({}, {"touch", tmp.path + "/made"}));
-  CHECK(ExitCode(child.Wait()) == 0);
-  struct stat st;
-  CHECK(::stat((tmp.path + "/made").c_str(), &st) == 0);
-}
-
-TEST_CASE("bad options exit 125 with one line naming the problem") {
-  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
-      {{"--frobnicate", "--", "/bin/true"}, "unknown option '--frobnicate'"},
-      {{"/bin/true"}, "unknown option '/bin/true'"},
-      {{"--setsid"}, "missing '-- PROGRAM ARGS...'"},
-      {{"--setsid", "--"}, "missing PROGRAM after '--'"},
-      {{"--umask"}, "--umask needs a value"},
-      {{"--umask", "0888", "--", "/bin/true"}, "--umask '0888'"},
-      {{"--rlimit", "nofile=10", "--", "/bin/true"}, "expected NAME=SOFT:HARD"},
-      {{"--rlimit", "files=1:2", "--", "/bin/true"}, "unknown limit"},
-      {{"--rlimit", "nofile=3:2", "--", "/bin/true"}, "SOFT exceeds HARD"},
-      {{"--rlimit", "nofile=-1:2", "--", "/bin/true"}, "must be numbers"},
-      {{"--uid", "65534", "--", "/bin/true"}, "--uid needs --gid"},
-      {{"--uid", "x", "--", "/bin/true"}, "--uid 'x'"},
-      {{"--groups", "1,,2", "--", "/bin/true"}, "--groups '1,,2'"},
-      {{"--groups", "1,", "--", "/bin/true"}, "trailing comma"},
-      {{"--pdeathsig", "0", "--", "/bin/true"}, "--pdeathsig '0'"},
-      {{"--listen-fds", "99999999", "--", "/bin/true"}, "--listen-fds '99999999'"},
-      {{"--setsid", "--cgroup", "a", "--cgroup", "b", "--", "/bin/true"},
-       "--cgroup given twice"},
-  };
-  for (const auto& [args, message] : cases) {
-    INFO(message);
-    std::vector<std::string> argv = {RELSUPD_EXEC_BIN};
-    argv.insert(argv.end(), args.begin(), args.end());
-    Child child;
-    child.Start(argv);
-    CHECK(ExitCode(child.Wait()) == 125);
-    const std::string err = child.Stderr();
-    CHECK(err.rfind("relsupd-exec: options: ", 0) == 0);
-    CHECK(err.find(message) != std::string::npos);
-    CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+  const std::string bin = tmp.path + "/bin";
+  REQUIRE(::mkdir(bin.c_str(), 0755) == 0);
+  const std::string script = bin + "/relsupd-test-prog";
+  {
+    const int fd = ::open(script.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
+    REQUIRE(fd >= 0);
+    const std::string body = "#!/bin/sh\necho \"$@\"\n";
+    REQUIRE(::write(fd, body.data(), body.size()) == static_cast<ssize_t>(body.size()));
+    ::close(fd);
   }
+  ExecRequest req = Sleep({"relsupd-test-prog", "a b", "c"});
+  // Only the child's PATH has the program, not this process's.
+  req.env = {"PATH=/nonexistent:" + bin};
+  Child child;
+  REQUIRE(child.Start(req).ok());
+  CHECK(ExitCode(child.Wait()) == 0);
+  CHECK(child.Stdout() == "a b c\n");
 }
 
-TEST_CASE("ParseExecStepArgs reads every option") {
-  std::vector<std::string> args = {
-      "relsupd-exec", "--setsid",       "--cgroup",  "/cg/x",     "--rlimit",
-      "nofile=1:2",   "--rlimit",       "as=infinity:infinity",   "--groups",
-      "4,5",          "--gid",          "7",         "--uid",     "8",
-      "--pdeathsig",  "99",             "--listen-fds", "3",      "--umask",
-      "027",          "--",             "prog",      "--setsid",  "a b"};
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const ParsedExecStepArgs p = ParseExecStepArgs(static_cast<int>(args.size()), argv.data());
-  REQUIRE(p.error == "");
-  const ExecStepOptions& o = p.options;
-  CHECK(o.setsid);
-  CHECK(std::string(o.cgroup_dir) == "/cg/x");
-  REQUIRE(o.rlimits.size() == 2);
-  CHECK(o.rlimits[0].resource == RLIMIT_NOFILE);
-  CHECK(o.rlimits[0].soft == 1);
-  CHECK(o.rlimits[0].hard == 2);
-  CHECK(o.rlimits[1].resource == RLIMIT_AS);
-  CHECK(o.rlimits[1].soft == RLIM_INFINITY);
-  CHECK(o.set_groups);
-  CHECK(o.groups == std::vector<gid_t>{4, 5});
-  CHECK((o.set_gid && o.gid == 7));
-  CHECK((o.set_uid && o.uid == 8));
-  CHECK(o.pdeathsig_ppid == 99);
-  CHECK(o.listen_fds == 3);
-  CHECK(o.umask == 027);
-  // Everything after "--" is the program's, options look-alikes included.
-  CHECK(o.argv == argv.data() + 21);
-  CHECK(std::string(o.argv[1]) == "--setsid");
-  CHECK(o.argv[3] == nullptr);
+// ChildProcess: the same step under libuv, output and exit through the loop.
+struct Loop {
+  uv_loop_t loop{};
+  Loop() { REQUIRE(uv_loop_init(&loop) == 0); }
+  ~Loop() { CHECK(CloseLoop(&loop) == 0); }
+  // Runs until `done` or the deadline.
+  bool RunUntil(const std::function<bool()>& done) {
+    for (auto end = Clock::now() + kDeadline; Clock::now() < end;) {
+      if (done()) return true;
+      uv_run(&loop, UV_RUN_NOWAIT);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    return done();
+  }
+};
 
-  std::vector<std::string> empty_groups = {"x", "--groups", "", "--", "p"};
-  std::vector<char*> argv2;
-  for (std::string& a : empty_groups) argv2.push_back(a.data());
-  argv2.push_back(nullptr);
-  const ParsedExecStepArgs q = ParseExecStepArgs(5, argv2.data());
-  REQUIRE(q.ok());
-  CHECK(q.options.set_groups);
-  CHECK(q.options.groups.empty());
-  CHECK(q.options.umask == 022);
+TEST_CASE("ChildProcess delivers output and the exit status through the loop") {
+  Loop loop;
+  SpawnRequest req;
+  req.argv = {"/bin/sh", "-c", "echo out; echo err >&2; exit 3"};
+  req.env = Env();
+  std::string out, err;
+  std::optional<std::pair<int64_t, int>> exit;
+  ChildProcess::Callbacks cb;
+  cb.on_output = [&](OutputStream s, std::string_view d) {
+    (s == OutputStream::kOut ? out : err).append(d);
+  };
+  cb.on_exit = [&](int64_t status, int signal) { exit = {status, signal}; };
+  auto child = ChildProcess::Spawn(&loop.loop, req, cb);
+  REQUIRE(child.ok());
+  REQUIRE(loop.RunUntil([&] { return exit.has_value(); }));
+  (*child)->DrainOutput();
+  CHECK(exit->first == 3);
+  CHECK(exit->second == 0);
+  CHECK(out == "out\n");
+  CHECK(err == "err\n");
+  CHECK(NoZombies());
+
+  exit.reset();
+  req.argv = {"/bin/sleep", "30"};
+  auto killed = ChildProcess::Spawn(&loop.loop, req, cb);
+  REQUIRE(killed.ok());
+  REQUIRE((*killed)->SignalGroup(SIGTERM).ok());
+  REQUIRE(loop.RunUntil([&] { return exit.has_value(); }));
+  CHECK(exit->first == 0);
+  CHECK(exit->second == SIGTERM);
+}
+
+TEST_CASE("a ChildProcess destroyed while its process runs kills and reaps it") {
+  Loop loop;
+  SpawnRequest req;
+  req.argv = {"/bin/sleep", "30"};
+  req.env = Env();
+  req.capture_output = false;
+  auto child = ChildProcess::Spawn(&loop.loop, req, {});
+  REQUIRE(child.ok());
+  const pid_t pid = (*child)->pid();
+  CHECK(::kill(pid, 0) == 0);
+  child->reset();
+  // The orphaned watch reaps it: the pid disappears entirely (no zombie).
+  const std::string stat = "/proc/" + std::to_string(pid) + "/stat";
+  CHECK(loop.RunUntil([&] { return ReadFile(stat).empty(); }));
+  CHECK(NoZombies());
+}
+
+TEST_CASE("ChildProcess reports a failed exec step as a spawn error") {
+  Loop loop;
+  SpawnRequest req;
+  req.argv = {"/nonexistent/prog"};
+  req.env = Env();
+  auto child = ChildProcess::Spawn(&loop.loop, req, {});
+  REQUIRE(!child.ok());
+  CHECK(child.status().message() == "cannot run '/nonexistent/prog': No such file or directory");
+  CHECK(NoZombies());
 }
 
 TEST_CASE("CommandArgv runs plain commands directly and the rest through sh") {
@@ -708,16 +851,6 @@ TEST_CASE("CommandArgv runs plain commands directly and the rest through sh") {
     INFO(shell);
     CHECK(CommandArgv(shell) == V{"/bin/sh", "-c", shell});
   }
-}
-
-TEST_CASE("FindExecStep prefers the binary beside the executable") {
-  TempDir tmp;
-  CHECK(FindExecStep(tmp.path) == tmp.path + "/../libexec/relsupd/relsupd-exec");
-  const std::string beside = tmp.path + "/relsupd-exec";
-  const int fd = ::open(beside.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
-  REQUIRE(fd >= 0);
-  ::close(fd);
-  CHECK(FindExecStep(tmp.path) == beside);
 }
 
 }  // namespace
