@@ -5,7 +5,7 @@
 //
 //   ROOT/APP/TYPE.N@SPAWN   e.g. ROOT/shop/web.1@7
 //
-// relsupd-exec moves the child into its cgroup before exec, so everything
+// The exec step moves the child into its cgroup before exec, so everything
 // it forks stays there, and a stop ends with cgroup.kill: a double-forked
 // grandchild dies with its instance. No controllers are enabled. Loop thread
 // only.

@@ -224,6 +224,11 @@ void Instance::DoSpawn() {
     if (env_->logs != nullptr) env_->logs->Flush();
     exits_.push_back(
         {env_->clock->WallMs(), ExecStepExitCode(child.status()), 0});
+    if (env_->cgroups != nullptr && !cgroup_dir_.empty()) {
+      // Nothing ever ran in it (a failed step is reaped before we return).
+      env_->cgroups->KillAndRemove(cgroup_dir_);
+      cgroup_dir_.clear();
+    }
     if (exits_.size() > kMaxExits) exits_.pop_front();
     backoff_delay_ms_ = backoff_.Exited(now);
     Dispatch(InstanceEvent::kSpawnFailed, false,

@@ -243,6 +243,33 @@ TEST_CASE("run: with cgroups a double-forked setsid grandchild dies with its ins
   CHECK_FALSE(std::filesystem::exists(root));
 }
 
+TEST_CASE("run: a program that cannot be run is logged, exits 127 and leaves no cgroup") {
+  std::string root = TestCgroupRoot();
+  {
+    Stage stage(FastConfig(root.empty() ? "" : "cgroup: " + root + "\n"), {}, "shop",
+                {"--no-auto-rollback"});
+    DeployProcfile(stage, "web: ./no-such-program --flag\n");
+    Json ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "failed", 1); });
+    CHECK(Row(ps, "web.1")["last_exit"] == "exit 127");
+    CHECK(Row(ps, "web.1")["pid"] == 0);
+    // The reason is in the app's own log, not only the daemon's.
+    CHECK(WaitLog(stage, "relsupd: cannot run './no-such-program': No such file or directory"));
+    if (!root.empty()) {
+      // Each attempt made a cgroup for its spawn; none is left behind.
+      std::vector<std::string> left;
+      std::error_code ec;
+      for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
+           !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+        if (it->is_directory() && it->path().filename().string().find('@') != std::string::npos)
+          left.push_back(it->path());
+      CHECK(left.empty());
+    } else {
+      WARN("no writable cgroup2 tree here: the cgroup part is not tested");
+    }
+  }
+  if (!root.empty()) RemoveCgroupTree(root);
+}
+
 TEST_CASE("run: scale up and down is recorded and stops the highest numbers") {
   Stage stage(FastConfig());
   DeployProcfile(stage, "web: sleep 1000\n");
