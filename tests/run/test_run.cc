@@ -419,7 +419,10 @@ TEST_CASE("run: a flooding child slows only itself") {
   CHECK(cpu < (t1 - t0) / 2);
   int ticks = 0;
   for (const auto& r : Logs(stage, {"--process", "tick"})) ticks += r["text"] == "tick";
-  CHECK(ticks >= 20);
+  // About 60 on an idle machine (the oldest may be rotated away with the
+  // flood); 16 were seen under ASan beside the 1000-exit test at load 9. A
+  // daemon stalled by the flood would leave the ticker blocked on its pipe.
+  CHECK(ticks >= 10);
   // The log store stays within its size bound.
   uint64_t bytes = 0;
   for (const auto& e : std::filesystem::directory_iterator(stage.state() + "/logs/shop"))
