@@ -1,6 +1,7 @@
 // Activation and rollback: RunService's switch of an app between releases.
 //
-//   verify -> `activating` -> [before-switch] link -> [after-switch]
+//   ready checks vs. daemon-held sockets -> verify -> `activating`
+//   -> [before-switch] link -> [after-switch]
 //   start-first: start new -> ready -> [after-start-new] -> stop old -> [after-stop-old]
 //   stop-first:  stop old -> [after-stop-old] -> start new -> ready -> [after-start-new]
 //   -> `activated` / `rolled-back`
@@ -18,6 +19,7 @@
 
 #include "daemon/activate/run_service.h"
 #include "daemon/config/process_file.h"
+#include "daemon/config/ready_sockets.h"
 #include "daemon/base/failpoint.h"
 #include "daemon/store/release_service.h"
 #include "daemon/store/slots.h"
@@ -99,6 +101,14 @@ void RunService::Activate(const ActivateRequest& req,
   if (target == act->active && supervisor_->Active(app) != nullptr)
     return started(FailedPrecondition(ReleaseName(target) + " of '" + app +
                                       "' is already active"));
+  // A tcp or http ready check aimed at one of the app's daemon-held sockets
+  // would pass at once (the daemon accepts). Refused here, before anything
+  // is recorded or verified; SwitchVerified checks the loaded release again
+  // against the sockets of that moment. An unreadable process file is left
+  // to verification and LoadRun to name.
+  if (auto procs = LoadProcessFile(SlotPath(state_dir_, app, target)); procs.ok())
+    if (Status s = CheckReadyAgainstSockets(*procs, spec->sockets); !s.ok())
+      return started(s.WithContext("release " + ReleaseName(target)));
 
   auto sw = std::make_unique<Switch>();
   sw->info.id = next_switch_id_++;
@@ -144,6 +154,12 @@ void RunService::SwitchVerified(Switch* sw, Status verified) {
   auto run = LoadRun(app, sw->info.to);
   if (!run.ok()) return SwitchEnd(sw, run.status(), sw->info.from);
   sw->run = *run;
+  auto spec = ledger_->GetApp(app);
+  Status ready = spec.ok() ? CheckReadyAgainstSockets(sw->run->processes, spec->sockets)
+                           : spec.status();
+  if (!ready.ok())
+    return SwitchEnd(sw, ready.WithContext("release " + ReleaseName(sw->info.to)),
+                     sw->info.from);
   std::string detail = (sw->info.from != 0 ? "from " + ReleaseName(sw->info.from) : "first") +
                        ", " + std::string(StrategyName(sw->info.strategy));
   const auto t0 = std::chrono::steady_clock::now();

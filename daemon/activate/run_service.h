@@ -99,8 +99,9 @@ class RunService final : public SupervisorListener {
                const Actor& actor, std::function<void(Status)> done);
   Result<std::vector<PsRow>> Ps(const std::optional<std::string>& app);
 
-  // Switches the app to a release: checks it exists, is not pruned and
-  // verifies; records `activating`; points apps/APP/current at it
+  // Switches the app to a release: checks it exists, is not pruned, has no
+  // tcp/http ready check aimed at a daemon-held socket, and verifies;
+  // records `activating`; points apps/APP/current at it
   // (temporary link, rename, fsync); runs the strategy; records `activated`
   // (or `rolled-back`). If the new release is not ready by the app's
   // activation deadline, or crash-loops, and auto_rollback is on, it goes

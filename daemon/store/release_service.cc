@@ -244,7 +244,8 @@ void ReleaseService::ImportBuild(const std::string& app, Fd file, const Actor& a
 void ReleaseService::CreateRelease(const std::string& app, const std::string& build_id,
                                    const ConfigChange& change, const Actor& actor,
                                    Done done) {
-  Status s = ledger_->GetApp(app).status();
+  auto spec = ledger_->GetApp(app);
+  Status s = spec.status();
   if (s.ok()) s = CheckNotBusy(app);
   if (!s.ok()) return done(s);
   auto releases = ledger_->ListReleases(app);
@@ -304,6 +305,7 @@ void ReleaseService::CreateRelease(const std::string& app, const std::string& bu
                   {"build", build_sha},
                   {"created_by", actor.name}};
   req.limits = limits_;
+  req.sockets = spec->sockets;
 
   // Record what changed, values left out: the event log is not for secrets.
   json detail = {{"build", build_sha.substr(0, 12)}};

@@ -12,6 +12,7 @@
 #include "daemon/base/fd.h"
 #include "daemon/base/sha256.h"
 #include "daemon/config/process_file.h"
+#include "daemon/config/ready_sockets.h"
 #include "daemon/store/archive_reader.h"
 #include "daemon/store/fs.h"
 #include "daemon/store/objects.h"
@@ -205,6 +206,11 @@ Result<SlotResult> BuildSlot(const SlotRequest& req) {
 
   auto procs = LoadProcessFile(staging);
   if (!procs.ok()) return fail(procs.status());
+  // The app's sockets may still change before the release is activated;
+  // activation checks again. Refusing here already says it before the
+  // release exists.
+  if (Status ready = CheckReadyAgainstSockets(*procs, req.sockets); !ready.ok())
+    return fail(ready.WithContext("release " + ReleaseName(req.number)));
 
   auto trees = BuildTrees(manifest);
   if (!trees.ok()) return fail(trees.status());

@@ -2,7 +2,8 @@
 // Release slots: STATE/apps/APP/releases/vN, sealed read-only.
 //
 // BuildSlot unpacks an artifact into a staging directory under STATE/tmp,
-// linking file bodies from the object store, checks the process file,
+// linking file bodies from the object store, checks the process file
+// (and that no ready check aims at one of the app's daemon-held sockets),
 // stores the slot's manifest as tree objects (daemon/store/tree.h) linked
 // into .relsupd/trees/, writes the release's metadata under .relsupd/
 // (env.json readable by the owner only, release.json naming the root
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "daemon/base/status.h"
+#include "daemon/config/app_spec.h"
 #include "daemon/store/limits.h"
 #include "daemon/store/manifest.h"
 
@@ -32,6 +34,8 @@ struct SlotRequest {
   nlohmann::json env;          // config: an object of strings
   nlohmann::json metadata;     // written as release.json (digest added)
   StoreLimits limits;
+  // The app's daemon-held sockets: a ready check aimed at one is refused.
+  std::vector<SocketSpec> sockets;
 };
 
 struct SlotResult {

@@ -323,5 +323,81 @@ TEST_CASE("activate: a crash at each step of a switch recovers to exactly one li
   }
 }
 
+
+// kHelloYaml with another ready check.
+std::string HelloYamlReady(const std::string& ready) {
+  return "processes:\n  web:\n    command: ./bin/hello\n    sockets: [http]\n    ready: " + ready +
+         "\n    stop_timeout: 5s\n";
+}
+
+size_t CountEvents(Stage& stage, const std::string& kind) {
+  size_t n = 0;
+  for (const auto& e : stage.CtlJson({"history", "shop"})) n += e["kind"] == kind;
+  return n;
+}
+
+TEST_CASE("activate: a tcp or http ready check aimed at a daemon-held socket is refused, before anything changes") {
+  HelloStage h;
+  h.Release();
+  h.stage.CtlOk({"activate", "shop", "v1"});
+  const std::string hello = Slurp(RELSUPD_HELLO_BIN);
+  const std::string p = std::to_string(h.port);
+
+  // `release create` already says so against the app's sockets of now, and
+  // makes no release.
+  std::string file = h.stage.Artifact(
+      "tcp.tar.gz", {File("relsupd.yaml", HelloYamlReady("{tcp: " + p + "}")),
+                     File("bin/hello", hello, 0755)});
+  std::string id = h.stage.Import(file)["id"];
+  auto r = h.stage.Ctl({"release", "create", "shop", "--build", id});
+  CHECK(r.exit_code() == 1);
+  CHECK(r.err.find("release v2: process 'web': ready check tcp 127.0.0.1:" + p +
+                   " would reach the daemon-held socket 'http' (tcp://127.0.0.1:" + p +
+                   "), which always accepts; use 'ready: notify'") != std::string::npos);
+  CHECK(h.stage.CtlJson({"releases", "shop"}).size() == 1);
+  CHECK_FALSE(std::filesystem::exists(h.stage.state() + "/apps/shop/releases/v2"));
+
+  // A release made while its check aimed elsewhere, after the app's socket
+  // moved there (on a wildcard address): activation refuses it, before any
+  // event, link change or process.
+  int moved = FreePort();
+  const std::string m = std::to_string(moved);
+  file = h.stage.Artifact(
+      "http.tar.gz",
+      {File("relsupd.yaml", HelloYamlReady("{http: \"http://localhost:" + m + "/version\"}")),
+       File("bin/hello", hello, 0755)});
+  id = h.stage.Import(file)["id"].get<std::string>();
+  std::string v = h.stage.Create(id);
+  CHECK(v == "v2");
+  std::string spec = h.stage.dir().WriteFile(
+      "shop.yaml", "name: shop\nsockets: {http: \"tcp://0.0.0.0:" + m + "\"}\n");
+  h.stage.CtlOk({"app", "apply", spec});
+  size_t activating = CountEvents(h.stage, "activating");
+  for (std::vector<std::string> verb : {std::vector<std::string>{"activate", "shop", "v2"},
+                                        {"rollback", "shop", "--to", "v2"}}) {
+    r = h.stage.Ctl(verb);
+    CHECK(r.exit_code() == 1);
+    CHECK(r.err.find("release v2: process 'web': ready check http http://localhost:" + m +
+                     "/version would reach the daemon-held socket 'http' (tcp://0.0.0.0:" + m +
+                     "), which always accepts; use 'ready: notify'") != std::string::npos);
+  }
+  CHECK(CountEvents(h.stage, "activating") == activating);
+  CHECK(std::filesystem::read_symlink(h.stage.state() + "/apps/shop/current") == "releases/v1");
+  Json status = h.stage.CtlJson({"status", "shop"});
+  CHECK(status["active"] == "v1");
+  CHECK(status["switch"].is_null());
+  Json ps = Ps(h.stage);
+  CHECK(AllIn(ps, "web", "ready", 2));
+  for (const auto& row : ps) CHECK(row["release"] == "v1");
+  CHECK(h.Version() == "v1\n");  // v1 keeps the socket it was given
+
+  // With the check on another port, the same socket is fine.
+  file = h.stage.Artifact(
+      "ok.tar.gz", {File("relsupd.yaml", HelloYamlReady("{tcp: " + std::to_string(FreePort()) + "}")),
+                    File("bin/hello", hello, 0755)});
+  id = h.stage.Import(file)["id"].get<std::string>();
+  CHECK(h.stage.Create(id) == "v3");
+}
+
 }  // namespace
 }  // namespace relsupd::run_test

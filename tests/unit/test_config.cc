@@ -2,6 +2,7 @@
 
 #include "daemon/config/app_spec.h"
 #include "daemon/config/daemon_config.h"
+#include "daemon/config/ready_sockets.h"
 
 namespace relsupd {
 namespace {
@@ -328,6 +329,87 @@ TEST_CASE("Procfile lines become processes with defaults") {
   CHECK(*ParseSignal("TERM") == 15);
   CHECK(*ParseSignal("SIGKILL") == 9);
   CHECK(*ParseSignal("1") == 1);
+}
+
+
+TEST_CASE("the address a tcp or http ready check dials") {
+  auto at = [](ReadyCheck c) { return ReadyCheckAddress(c); };
+  auto tcp = at({ReadyKind::kTcp, 8080, ""});
+  REQUIRE(tcp);
+  CHECK(tcp->host == "127.0.0.1");
+  CHECK(tcp->port == 8080);
+  auto http = at({ReadyKind::kHttp, 0, "http://localhost:9000/health"});
+  REQUIRE(http);
+  CHECK(http->host == "localhost");
+  CHECK(http->port == 9000);
+  auto v6 = at({ReadyKind::kHttp, 0, "http://[::1]/"});
+  REQUIRE(v6);
+  CHECK(v6->host == "::1");
+  CHECK(v6->port == 80);
+  CHECK(at({ReadyKind::kHttp, 0, "http://10.1.2.3"})->port == 80);
+  // What the probe itself refuses, and checks that dial nothing.
+  CHECK_FALSE(at({ReadyKind::kHttp, 0, "http://example.com:80/"}));
+  CHECK_FALSE(at({ReadyKind::kHttp, 0, "http://127.0.0.1:0/"}));
+  CHECK_FALSE(at({ReadyKind::kHttp, 0, "http://127.0.0.1:x/"}));
+  CHECK_FALSE(at({ReadyKind::kHttp, 0, "http://:80/"}));
+  CHECK_FALSE(at({ReadyKind::kNotify, 0, ""}));
+  CHECK_FALSE(at({ReadyKind::kNone, 0, ""}));
+  CHECK_FALSE(at({ReadyKind::kExec, 0, "curl http://127.0.0.1:8080/"}));
+}
+
+TEST_CASE("which listeners a ready check's connect would reach") {
+  ReadyAddress lo{"127.0.0.1", 8080};
+  CHECK(ReachesListener(lo, "tcp://127.0.0.1:8080"));
+  CHECK(ReachesListener(lo, "tcp://0.0.0.0:8080"));
+  CHECK(ReachesListener(lo, "tcp://[::]:8080"));
+  CHECK_FALSE(ReachesListener(lo, "tcp://127.0.0.1:8081"));
+  CHECK_FALSE(ReachesListener(lo, "tcp://127.0.0.2:8080"));
+  CHECK_FALSE(ReachesListener(lo, "tcp://10.0.0.5:8080"));
+  CHECK_FALSE(ReachesListener(lo, "tcp://[::1]:8080"));
+  CHECK_FALSE(ReachesListener(lo, "unix:/run/shop/http.sock"));
+  // localhost, 0.0.0.0 and IPv4-mapped are 127.0.0.1 as a destination.
+  CHECK(ReachesListener({"localhost", 8080}, "tcp://127.0.0.1:8080"));
+  CHECK(ReachesListener({"0.0.0.0", 8080}, "tcp://127.0.0.1:8080"));
+  CHECK(ReachesListener({"::ffff:127.0.0.1", 8080}, "tcp://127.0.0.1:8080"));
+  // Any host reaches a wildcard listener on its port.
+  CHECK(ReachesListener({"10.0.0.5", 8080}, "tcp://0.0.0.0:8080"));
+  CHECK(ReachesListener({"10.0.0.5", 8080}, "tcp://10.0.0.5:8080"));
+  CHECK(ReachesListener({"::1", 8080}, "tcp://[::]:8080"));
+  CHECK(ReachesListener({"::1", 8080}, "tcp://[::1]:8080"));
+  CHECK(ReachesListener({"::", 8080}, "tcp://[::1]:8080"));
+  CHECK(ReachesListener({"::1", 8080}, "tcp://0.0.0.0:8080"));
+  CHECK_FALSE(ReachesListener({"::1", 8080}, "tcp://127.0.0.1:8080"));
+  CHECK_FALSE(ReachesListener({"example.com", 8080}, "tcp://0.0.0.0:8080"));
+}
+
+TEST_CASE("a tcp or http ready check aimed at a daemon-held socket is refused") {
+  auto file = [](const std::string& ready) {
+    auto f = ParseProcessYaml("processes:\n  worker: {command: w}\n  web:\n    command: x\n"
+                              "    sockets: [http]\n    ready: " + ready + "\n",
+                              "relsupd.yaml");
+    REQUIRE(f.ok());
+    return *f;
+  };
+  std::vector<SocketSpec> sockets = {{"admin", "unix:/run/shop/admin.sock"},
+                                     {"http", "tcp://127.0.0.1:8080"}};
+  Status s = CheckReadyAgainstSockets(file("{tcp: 8080}"), sockets);
+  CHECK(s.code() == StatusCode::kFailedPrecondition);
+  CHECK(s.message() ==
+        "process 'web': ready check tcp 127.0.0.1:8080 would reach the daemon-held "
+        "socket 'http' (tcp://127.0.0.1:8080), which always accepts; use 'ready: notify'");
+  s = CheckReadyAgainstSockets(file("{http: \"http://localhost:8080/health\"}"), sockets);
+  CHECK(s.message() ==
+        "process 'web': ready check http http://localhost:8080/health would reach the "
+        "daemon-held socket 'http' (tcp://127.0.0.1:8080), which always accepts; use "
+        "'ready: notify'");
+  std::vector<SocketSpec> wildcard = {{"http", "tcp://0.0.0.0:8080"}};
+  CHECK_FALSE(CheckReadyAgainstSockets(file("{http: \"http://10.0.0.5:8080/\"}"), wildcard).ok());
+  // Another port, another kind of check, or no sockets: fine.
+  CHECK(CheckReadyAgainstSockets(file("{tcp: 9090}"), sockets).ok());
+  CHECK(CheckReadyAgainstSockets(file("{http: \"http://127.0.0.1:9090/\"}"), wildcard).ok());
+  CHECK(CheckReadyAgainstSockets(file("notify"), sockets).ok());
+  CHECK(CheckReadyAgainstSockets(file("{exec: \"true\"}"), sockets).ok());
+  CHECK(CheckReadyAgainstSockets(file("{tcp: 8080}"), {}).ok());
 }
 
 }  // namespace

@@ -1,0 +1,147 @@
+#include "daemon/config/ready_sockets.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdlib>
+#include <cstring>
+
+namespace relsupd {
+namespace {
+
+// An IP address in one form per destination: IPv4 as AF_INET (also when
+// written IPv4-mapped), IPv6 otherwise.
+struct IpAddress {
+  int family = 0;
+  std::array<unsigned char, 16> bytes{};
+  size_t size() const { return family == AF_INET ? 4 : 16; }
+  bool Unspecified() const {
+    return std::all_of(bytes.begin(), bytes.begin() + static_cast<long>(size()),
+                       [](unsigned char b) { return b == 0; });
+  }
+  bool operator==(const IpAddress&) const = default;
+};
+
+std::string Unbracket(const std::string& host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    return host.substr(1, host.size() - 2);
+  return host;
+}
+
+std::optional<IpAddress> ParseIp(const std::string& text) {
+  std::string host = Unbracket(text);
+  if (host == "localhost") host = "127.0.0.1";  // as the probe resolves it
+  IpAddress a;
+  in_addr v4{};
+  in6_addr v6{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+    a.family = AF_INET;
+    std::memcpy(a.bytes.data(), &v4, 4);
+  } else if (::inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+      a.family = AF_INET;
+      std::memcpy(a.bytes.data(), v6.s6_addr + 12, 4);
+    } else {
+      a.family = AF_INET6;
+      std::memcpy(a.bytes.data(), v6.s6_addr, 16);
+    }
+  } else {
+    return std::nullopt;
+  }
+  return a;
+}
+
+// "123" -> 123 when it is a port number.
+std::optional<int> ParsePort(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  char* end = nullptr;
+  long p = std::strtol(text.c_str(), &end, 10);
+  if (*end != '\0' || p < 1 || p > 65535) return std::nullopt;
+  return static_cast<int>(p);
+}
+
+// "HOST:PORT" or "[V6]:PORT" -> host (brackets kept) and port text.
+void SplitHostPort(const std::string& text, std::string* host, std::string* port) {
+  size_t colon = text[0] == '[' ? text.find(':', text.find(']')) : text.rfind(':');
+  if (colon == std::string::npos) {
+    *host = text;
+    port->clear();
+    return;
+  }
+  *host = text.substr(0, colon);
+  *port = text.substr(colon + 1);
+}
+
+std::string Describe(const ReadyCheck& check, const ReadyAddress& at) {
+  if (check.kind == ReadyKind::kTcp)
+    return "tcp " + at.host + ":" + std::to_string(at.port);
+  return "http " + check.target;
+}
+
+}  // namespace
+
+std::optional<ReadyAddress> ReadyCheckAddress(const ReadyCheck& check) {
+  if (check.kind == ReadyKind::kTcp) return ReadyAddress{"127.0.0.1", check.port};
+  if (check.kind != ReadyKind::kHttp) return std::nullopt;
+  // The same reading as the probe's ParseHttpUrl (supervise/readiness.cc):
+  // http://HOST[:PORT][/PATH], HOST a literal address, [V6] or localhost.
+  constexpr std::string_view kScheme = "http://";
+  if (check.target.compare(0, kScheme.size(), kScheme) != 0) return std::nullopt;
+  std::string rest = check.target.substr(kScheme.size());
+  rest = rest.substr(0, rest.find('/'));
+  if (rest.empty()) return std::nullopt;
+  std::string host, port;
+  SplitHostPort(rest, &host, &port);
+  if (host.empty() || !ParseIp(host)) return std::nullopt;
+  ReadyAddress out{Unbracket(host), 80};
+  if (!port.empty()) {
+    auto p = ParsePort(port);
+    if (!p) return std::nullopt;
+    out.port = *p;
+  }
+  return out;
+}
+
+bool ReachesListener(const ReadyAddress& target, const std::string& listen) {
+  constexpr std::string_view kTcp = "tcp://";
+  if (listen.compare(0, kTcp.size(), kTcp) != 0) return false;
+  std::string host, port_text;
+  SplitHostPort(listen.substr(kTcp.size()), &host, &port_text);
+  auto port = ParsePort(port_text);
+  if (!port || *port != target.port) return false;
+  auto bound = ParseIp(host);
+  auto dest = ParseIp(target.host);
+  if (!bound || !dest) return false;
+  if (bound->Unspecified()) return true;  // a wildcard listener takes every host
+  // A connect to the unspecified address goes to the loopback one.
+  if (dest->Unspecified()) {
+    if (dest->family == AF_INET) {
+      dest->bytes[0] = 127;
+      dest->bytes[3] = 1;
+    } else {
+      dest->bytes[15] = 1;
+    }
+  }
+  return *bound == *dest;
+}
+
+Status CheckReadyAgainstSockets(const ProcessFile& processes,
+                                const std::vector<SocketSpec>& sockets) {
+  for (const auto& [type, p] : processes.processes) {
+    auto at = ReadyCheckAddress(p.ready);
+    if (!at) continue;
+    for (const SocketSpec& s : sockets) {
+      if (!ReachesListener(*at, s.address)) continue;
+      return FailedPrecondition("process '" + type + "': ready check " +
+                                Describe(p.ready, *at) +
+                                " would reach the daemon-held socket '" + s.name +
+                                "' (" + s.address +
+                                "), which always accepts; use 'ready: notify'");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace relsupd
