@@ -276,7 +276,23 @@ void RunService::SwitchCommit(Switch* sw) {
     if (!s->unhealthy.empty())
       detail += (detail.empty() ? "" : "; ") + std::string("not ready (auto_rollback off): ") + s->unhealthy;
     Status st = ledger_->AppendEvent(app, kind, ReleaseName(s->info.to), s->actor, detail);
-    if (!st.ok()) return SwitchEnd(s, st, s->info.to);
+    if (!st.ok()) {
+      // The link names the new release and it runs, but the ledger (the
+      // system of record) still names the old one as active, after an
+      // `activating` without an outcome. Left so, `status`, `scale` and
+      // `start` would act on the old release while the new one runs, and
+      // the next daemon start (Recover) would go back to the old one
+      // anyway. So go back now, as a failed switch does, whatever
+      // auto_rollback says: link, processes and ledger agree again, and the
+      // caller gets the error. (If the ledger cannot record the rollback
+      // either, it still names the old release, which is what runs.)
+      spdlog::error("{}: cannot record that {} is live: {}", app, ReleaseName(s->info.to),
+                    st.message());
+      s->committing = false;
+      s->failing = true;
+      return SwitchBack(s, "cannot record " + kind + " of " + ReleaseName(s->info.to) +
+                               " in the ledger: " + st.message());
+    }
     spdlog::info("{}: {} is live ({})", app, ReleaseName(s->info.to), kind);
     SwitchEnd(s, Status::Ok(), s->info.to);
   });
@@ -296,6 +312,11 @@ void RunService::SwitchFail(Switch* sw, const std::string& reason) {
     SwitchCommit(sw);
     return;
   }
+  SwitchBack(sw, reason);
+}
+
+void RunService::SwitchBack(Switch* sw, const std::string& reason) {
+  const std::string app = sw->info.app;
   sw->info.phase = "rolling-back";
   const int64_t prev = sw->info.from;
   int64_t id = sw->info.id;

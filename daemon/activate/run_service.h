@@ -106,7 +106,9 @@ class RunService final : public SupervisorListener {
   // (or `rolled-back`). If the new release is not ready by the app's
   // activation deadline, or crash-loops, and auto_rollback is on, it goes
   // back to the previous release and records `auto-rolled-back` with the
-  // reason. One switch per app at a time: kBusy names the one in progress.
+  // reason; so it does, whatever auto_rollback says, when the ledger cannot
+  // record the outcome. One switch per app at a time: kBusy names the one
+  // in progress.
   // `started` gets the switch id once the switch began (or the refusal);
   // `done` gets the outcome (not called when `started` got an error).
   void Activate(const ActivateRequest& request,
@@ -154,6 +156,11 @@ class RunService final : public SupervisorListener {
   void SwitchCheckNew(Switch* sw);
   void SwitchCommit(Switch* sw);
   void SwitchFail(Switch* sw, const std::string& reason);
+  // Goes back to the release live before the switch (or to none after a
+  // first activation): link, processes, `auto-rolled-back` (or
+  // `activation-failed`), then ends the switch with `reason`.
+  // REQUIRES: sw->failing, the deadline timer stopped.
+  void SwitchBack(Switch* sw, const std::string& reason);
   void SwitchEnd(Switch* sw, Status outcome, int64_t live);
   std::string AppDir(const std::string& app) const;
   // kBusy when a switch of `app` is in progress (scale, stop, start and

@@ -1,6 +1,8 @@
 #pragma once
-// Failpoints for crash tests: RELSUPD_FAILPOINT=NAME makes the process
-// _exit(137) when it reaches Failpoint("NAME"), as if killed there.
+// Failpoints for crash and fault tests: RELSUPD_FAILPOINT=NAME makes the
+// process _exit(137) when it reaches Failpoint("NAME"), as if killed there,
+// or makes FailpointFails("NAME") true, where the caller then fails as the
+// real operation could (an injected error; the process carries on).
 // Read once from the environment; any thread.
 
 #include <string_view>
@@ -8,5 +10,6 @@
 namespace relsupd {
 
 void Failpoint(std::string_view name);
+[[nodiscard]] bool FailpointFails(std::string_view name);
 
 }  // namespace relsupd

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <string_view>
 
+#include "daemon/base/failpoint.h"
 #include "daemon/base/sha256.h"
 #include <nlohmann/json.hpp>
 
@@ -319,6 +320,11 @@ Status Ledger::InsertEventLocked(const std::string& app, const std::string& kind
 Status Ledger::AppendEvent(const std::string& app, const std::string& kind,
                            const std::string& release, const Actor& actor,
                            const std::string& detail) {
+  // Fault tests: RELSUPD_FAILPOINT=ledger-append-KIND fails the append of
+  // every KIND event, as a full disk or an I/O error would.
+  if (FailpointFails("ledger-append-" + kind))
+    return Status(StatusCode::kIoError, "cannot append event '" + kind +
+                                            "': injected failure (failpoint)");
   Txn txn(this);
   RETURN_IF_ERROR(txn.Begin());
   RETURN_IF_ERROR(InsertEventLocked(app, kind, release, actor, detail));

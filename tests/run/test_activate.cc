@@ -399,5 +399,55 @@ TEST_CASE("activate: a tcp or http ready check aimed at a daemon-held socket is 
   CHECK(h.stage.Create(id) == "v3");
 }
 
+TEST_CASE("activate: when the ledger cannot record the outcome, the switch goes back and link, processes and ledger agree") {
+  struct Case {
+    std::string failpoint, strategy;
+    std::vector<std::string> verb;
+    std::string live, refused;
+    std::vector<std::string> app_args;
+  };
+  // Also without auto_rollback: the ledger cannot say the new release is
+  // live, so it is not.
+  for (const Case& c : {Case{"ledger-append-activated", "start-first", {"activate", "shop", "v2"}, "v1", "v2", {}},
+                        Case{"ledger-append-activated", "stop-first", {"activate", "shop", "v2"}, "v1", "v2", {}},
+                        Case{"ledger-append-activated", "start-first", {"activate", "shop", "v2"}, "v1", "v2",
+                             {"--no-auto-rollback"}},
+                        Case{"ledger-append-rolled-back", "start-first", {"rollback", "shop"}, "v2", "v1", {}}}) {
+    INFO(c.failpoint << " " << c.strategy << " " << c.app_args.size());
+    HelloStage h(c.app_args);
+    h.Release();
+    h.Release({"GREETING=two"});
+    h.stage.CtlOk({"activate", "shop", "v1"});
+    if (c.live == "v2") h.stage.CtlOk({"activate", "shop", "v2"});
+    h.stage.Stop();
+    h.stage.Restart({"RELSUPD_FAILPOINT=" + c.failpoint});
+    std::vector<std::string> verb = c.verb;
+    if (verb[0] == "activate") verb.insert(verb.end(), {"--strategy", c.strategy});
+    auto r = h.stage.Ctl(verb);
+    CHECK(r.exit_code() == 1);
+    CHECK(r.err.find("rolled back to " + c.live) != std::string::npos);
+    CHECK(r.err.find("cannot record") != std::string::npos);
+    CHECK(r.err.find("injected failure") != std::string::npos);
+    auto agree = [&] {
+      CHECK(std::filesystem::read_symlink(h.stage.state() + "/apps/shop/current") ==
+            "releases/" + c.live);
+      CHECK(h.stage.CtlJson({"status", "shop"})["active"] == c.live);
+      Json ps = WaitPs(h.stage, [](const Json& p) { return AllIn(p, "web", "ready", 2); });
+      for (const auto& row : ps) CHECK(row["release"] == c.live);
+      CHECK(h.Version() == c.live + "\n");
+    };
+    agree();
+    Json last = h.stage.CtlJson({"history", "shop"}).back();
+    CHECK(last["kind"] == "auto-rolled-back");
+    CHECK(last["release"] == c.live);
+    CHECK(last["detail"].get<std::string>().find(c.refused + ": cannot record") == 0);
+    // The next start has nothing to settle.
+    h.stage.Stop();
+    h.stage.Restart();
+    agree();
+    CHECK(CountEvents(h.stage, "recovered") == 0);
+  }
+}
+
 }  // namespace
 }  // namespace relsupd::run_test
