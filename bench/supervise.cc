@@ -16,7 +16,12 @@
 //   4. crash storm: M services that exit 1 at once, restarting forever:
 //      the supervisor's CPU over a window and the wall time of one status
 //      query meanwhile (`relsupd ctl ps`, `sv status`, `supervisorctl
-//      status`, `pm2 jlist`).
+//      status`, `pm2 jlist`);
+//   5. log throughput: one bench/log_writer writing --log-mb MB of
+//      numbered lines to stdout as fast as it can, captured to disk by the
+//      peer (relsupd's log store, svlogd, supervisord's stdout_logfile,
+//      PM2's out file): MB/s from its first write until its last line is in
+//      a log file, and every captured file parsed for lines lost.
 // and prints a table with PASS/FAIL against relsupd's targets. A peer that
 // is not installed (PM2 is installed with npm into the temporary dir when
 // absent) is printed as "n/a (reason)". Everything runs in a temporary dir;
@@ -25,7 +30,8 @@
 // in its tree and are reaped. Exit code 0 whatever the figures; 1 when a
 // setup step failed for relsupd itself; 2 on a usage error.
 //
-//   build/bench/supervise [--relsupd PATH] [--pm2 PATH] [--peers LIST] ...
+//   build/bench/supervise [--relsupd PATH] [--pm2 PATH] [--peers LIST]
+//                         [--phases LIST] ...
 //
 // See bench/README.md ("supervise") for what is fair and how.
 
@@ -84,6 +90,13 @@ constexpr double kTargetFanoutS = 0.5;
 constexpr double kTargetRssBytes = 20e6;  // 20 MB
 constexpr double kTargetStormCpu = 0.05;  // of one core
 constexpr double kTargetPsP99Ms = 10.0;
+constexpr double kTargetLogMBps = 100.0;  // MB = 10^6 bytes
+
+// Log-throughput settings for every peer: files rotated at 64 MiB, and as
+// many of them kept as the run needs (see LogFilesToKeep), so that rotation
+// drops nothing; relsupd's per-instance rate limit at 1 GiB/s.
+constexpr int64_t kLogFileBytes = int64_t{64} << 20;
+constexpr int64_t kLogRateLimit = int64_t{1} << 30;
 
 // Distinct `sleep` arguments per peer, so that the exec watcher can tell
 // whose instances it sees.
@@ -105,6 +118,7 @@ struct Options {
   std::string child = SUPERVISE_CHILD_BIN;
   std::string pm2;  // empty: `pm2` on PATH, else npm install
   std::vector<std::string> peers = {"relsupd", "runit", "supervisord", "pm2"};
+  std::set<std::string> phases = {"restart", "fanout", "storm", "log"};
   int kills = 50;
   int instances = 10;  // killed round-robin
   int gap_ms = 150;    // between two kills
@@ -114,24 +128,46 @@ struct Options {
   int status_gap_ms = 250;
   bool keep = false;
   int rt_priority = 0;  // >0: SCHED_FIFO for the benchmark and all it starts
+  std::string writer = LOG_WRITER_BIN;
+  int log_mb = 200;         // payload, in MB (10^6 bytes)
+  int log_line_bytes = 128;  // each line, '\n' included
+  bool Phase(const char* name) const { return phases.count(name) > 0; }
+  int64_t LogLines() const {
+    return (int64_t{log_mb} * 1'000'000 + log_line_bytes - 1) / log_line_bytes;
+  }
+  int64_t LogPayloadBytes() const { return LogLines() * log_line_bytes; }
+  // Log files (of kLogFileBytes) each peer keeps (relsupd's log_max_files
+  // counts current.log, svlogd's n and supervisord's backups only the
+  // rotated ones): room for the payload with relsupd's JSON envelope (under
+  // 256 bytes a line) and then some.
+  int64_t LogFilesToKeep() const {
+    return std::min<int64_t>(1000, (LogLines() * (log_line_bytes + 256)) / kLogFileBytes + 4);
+  }
 };
 
 void Usage(FILE* out) {
   std::fprintf(
       out,
-      "usage: supervise [--relsupd PATH] [--pm2 PATH] [--peers LIST] [--kills N]\n"
-      "                 [--instances N] [--gap-ms MS] [--fanout N] [--storm N]\n"
-      "                 [--storm-seconds S] [--rt PRIO] [--keep]\n"
+      "usage: supervise [--relsupd PATH] [--pm2 PATH] [--peers LIST] [--phases LIST]\n"
+      "                 [--kills N] [--instances N] [--gap-ms MS] [--fanout N]\n"
+      "                 [--storm N] [--storm-seconds S] [--log-mb N]\n"
+      "                 [--log-line-bytes N] [--rt PRIO] [--keep]\n"
       "  --relsupd PATH     relsupd binary (default %s)\n"
       "  --pm2 PATH         pm2 CLI (default: pm2 on PATH, else npm install pm2\n"
       "                     into the temporary dir)\n"
       "  --peers LIST       comma-separated subset of relsupd,runit,supervisord,pm2\n"
+      "  --phases LIST      comma-separated subset of restart,fanout,storm,log\n"
+      "                     (fanout includes the memory figures; default all)\n"
       "  --kills N          restart-latency kills per peer (default 50)\n"
       "  --instances N      instances killed round-robin (default 10)\n"
       "  --gap-ms MS        pause between two kills (default 150)\n"
       "  --fanout N         instances of sleep started at once (default 1000)\n"
       "  --storm N          crashing services (default 100)\n"
       "  --storm-seconds S  storm measuring window (default 10)\n"
+      "  --log-mb N         log throughput: MB (10^6 bytes) of lines the writer\n"
+      "                     writes (default 200)\n"
+      "  --log-line-bytes N each line's length, newline included (16-16384,\n"
+      "                     default 128)\n"
       "  --rt PRIO          run the benchmark, every supervisor and every child\n"
       "                     SCHED_FIFO at PRIO (1-99), inherited: measures the\n"
       "                     supervisors, not the machine's other load\n"
@@ -165,6 +201,22 @@ bool ParseArgs(int argc, char** argv, Options* o) {
         o->peers.push_back(item);
       }
       if (o->peers.empty()) return false;
+    } else if (a == "--phases" && (v = value())) {
+      o->phases.clear();
+      std::stringstream ss(v);
+      std::string item;
+      while (std::getline(ss, item, ',')) {
+        if (item != "restart" && item != "fanout" && item != "storm" && item != "log")
+          return false;
+        o->phases.insert(item);
+      }
+      if (o->phases.empty()) return false;
+    } else if (a == "--log-mb" && (v = value())) {
+      if (!positive(&o->log_mb) || o->log_mb > 100000) return false;
+    } else if (a == "--log-line-bytes" && (v = value())) {
+      if (!positive(&o->log_line_bytes) || o->log_line_bytes < 16 ||
+          o->log_line_bytes > 16384)
+        return false;
     } else if (a == "--kills" && (v = value())) {
       if (!positive(&o->kills)) return false;
     } else if (a == "--instances" && (v = value())) {
@@ -186,7 +238,8 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       return false;
     }
   }
-  return true;
+  // The writer numbers its lines with 9 digits.
+  return o->LogLines() <= 999'999'999;
 }
 
 // ---- Small helpers ---------------------------------------------------------
@@ -268,6 +321,34 @@ std::vector<std::string> ChildEnv(const std::vector<std::string>& extra = {}) {
   }
   env.insert(env.end(), extra.begin(), extra.end());
   return env;
+}
+
+// The regular files in `dir` whose name `match` accepts, sorted by name.
+std::vector<std::string> FilesIn(const std::string& dir,
+                                 const std::function<bool(const std::string&)>& match) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_regular_file(ec) && match(e.path().filename().string()))
+      out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Rotated generations "BASE.N" ... "BASE.1" (oldest first), then "BASE":
+// the order their lines were written in.
+std::vector<std::string> OldestFirst(std::vector<std::string> files) {
+  auto generation = [](const std::string& path) {
+    const std::string name = fs::path(path).filename().string();
+    const size_t dot = name.rfind('.');
+    const std::string suffix = dot == std::string::npos ? "" : name.substr(dot + 1);
+    if (suffix.empty() || suffix.find_first_not_of("0123456789") != std::string::npos) return 0;
+    return std::atoi(suffix.c_str());
+  };
+  std::stable_sort(files.begin(), files.end(), [&](const std::string& a, const std::string& b) {
+    return generation(a) > generation(b);
+  });
+  return files;
 }
 
 std::string FindOnPath(const std::string& name) {
@@ -550,6 +631,27 @@ std::map<std::pair<pid_t, uint64_t>, int64_t> TreeCpu(pid_t root,
   for (const auto& p : Tree(root))
     if (p.state != 'Z' && !exclude.count(p.pid)) cpu[{p.pid, p.starttime}] = CpuNs(p.pid);
   return cpu;
+}
+
+// Run-queue wait (ns) of every thread of the processes of `root`'s tree
+// that are not in `exclude`, by (pid, start time); CpuUsed takes the
+// difference of two snapshots.
+std::map<std::pair<pid_t, uint64_t>, int64_t> TreeWait(pid_t root,
+                                                       const std::set<pid_t>& exclude = {}) {
+  std::map<std::pair<pid_t, uint64_t>, int64_t> wait;
+  if (root <= 0) return wait;
+  for (const auto& p : Tree(root)) {
+    if (p.state == 'Z' || exclude.count(p.pid)) continue;
+    int64_t total = 0;
+    std::error_code ec;
+    for (const auto& t : fs::directory_iterator("/proc/" + std::to_string(p.pid) + "/task", ec)) {
+      std::ifstream in(t.path() / "schedstat");
+      int64_t run_ns = 0, wait_ns = 0;
+      if (in >> run_ns >> wait_ns) total += wait_ns;
+    }
+    wait[{p.pid, p.starttime}] = ec ? -1 : total;
+  }
+  return wait;
 }
 
 // CPU used between two TreeCpu snapshots: processes in both count their
@@ -835,6 +937,22 @@ struct PeerResult {
   int status_failures = 0;
   std::string status_first_failure;
   std::string status_cmd;
+  // Log throughput.
+  std::string log_na;
+  double log_mbps = -1;       // payload MB / s, first write until the last line on disk
+  double log_last_s = -1;     // first write until the last line on disk
+  double log_writer_s = -1;   // first write until the writer's last write returned
+  double log_sup_cpu_s = -1;  // supervisor CPU meanwhile (the writer excluded)
+  double log_sup_wait_s = -1;  // and its threads' run-queue wait
+  int log_sup_procs = 0;
+  int64_t log_lost = -1;      // sequence numbers never seen
+  int64_t log_dup = 0;        // seen more than once (extra copies)
+  int64_t log_damaged = 0;    // captured lines that are not a line the writer wrote
+  int64_t log_other = 0;      // relsupd: records of other processes, not counted
+  int64_t log_disk_bytes = 0;
+  int log_files = 0;
+  std::string log_settings;
+  std::string log_timeout;  // set: the last line never reached the files, why
 };
 
 // ---- Peers -----------------------------------------------------------------
@@ -868,6 +986,16 @@ class Peer {
   virtual double DirectStatusMs() { return -1; }
   // The supervisor's root process (its tree is measured).
   virtual pid_t Root() = 0;
+  // Phase 5: one log_writer writing `lines` lines of `line_bytes`, its
+  // stdout captured to files by the peer.
+  virtual bool StartLogWriter(int64_t lines, int line_bytes, std::string* error) = 0;
+  // The files the writer's output went to (current and rotated), as they
+  // are now, oldest first (a line may be split across two of them: read
+  // them as one stream). LogIsJson: relsupd's JSON lines (text in "text").
+  virtual std::vector<std::string> LogFiles() = 0;
+  virtual bool LogIsJson() const { return false; }
+  // How the phase captures, for the notes.
+  virtual std::string LogSettings() const = 0;
   // Stops everything the phase started (by pid) and waits for it.
   virtual void StopPhase() = 0;
   // Stops what Setup started.
@@ -895,13 +1023,20 @@ class RelsupdPeer final : public Peer {
     // Round-robin kills reach each instance every ~1.5 s: a reset after 1 s
     // makes each kill a first restart. The storm restarts at most once a
     // second (backoff 100 ms doubling to 1 s), like runsv; no crash limit.
+    // The log keys matter only to the log phase (the other phases' children
+    // write nothing): the default rate limit (4 MiB/s per instance) is a
+    // deliberate throttle that would make the phase measure it, and the
+    // default 4 files of 8 MiB would rotate most of the lines away.
     const std::string config =
         "log_level: warn\n"
         "restart_initial_delay: 100ms\n"
         "restart_max_delay: 1s\n"
         "restart_reset_after: 1s\n"
         "crash_limit: 1000000\n"
-        "crash_window: 10s\n";
+        "crash_window: 10s\n"
+        "log_rate_limit: " + std::to_string(kLogRateLimit) + "\n"
+        "log_max_file_bytes: " + std::to_string(kLogFileBytes) + "\n"
+        "log_max_files: " + std::to_string(o_.LogFilesToKeep()) + "\n";
     if (!WriteFile(dir_ + "/relsupd.yaml", config)) {
       *why = "cannot write " + dir_ + "/relsupd.yaml";
       return false;
@@ -948,6 +1083,12 @@ class RelsupdPeer final : public Peer {
       return false;
     }
     chmod((app + "/supervise_child").c_str(), 0755);
+    fs::copy_file(o_.writer, app + "/log_writer", fs::copy_options::overwrite_existing, ec);
+    if (ec) {
+      *why = "cannot copy " + o_.writer + ": " + ec.message();
+      return false;
+    }
+    chmod((app + "/log_writer").c_str(), 0755);
     WriteFile(app + "/relsupd.yaml",
               "processes:\n"
               "  child:\n"
@@ -958,6 +1099,10 @@ class RelsupdPeer final : public Peer {
               "    scale: 0\n"
               "  crash:\n"
               "    command: /bin/false\n"
+              "    scale: 0\n"
+              "  log:\n"
+              "    command: ./log_writer " + hello_->path() + " " +
+                  std::to_string(o_.LogLines()) + " " + std::to_string(o_.log_line_bytes) + "\n"
               "    scale: 0\n");
     if (!Ctl({"app", "create", "bench"}, why)) return false;
     RunResult b = Run({o_.relsupd, "build", app, "-o", dir_ + "/app.tar.gz"}, dir_);
@@ -1037,11 +1182,27 @@ class RelsupdPeer final : public Peer {
     close(fd);
     return ms;
   }
+  bool StartLogWriter(int64_t, int, std::string* error) override {
+    // The line count and length are in the release's command (Setup).
+    return Ctl({"scale", "bench", "log=1"}, error);
+  }
+  std::vector<std::string> LogFiles() override {
+    return OldestFirst(FilesIn(dir_ + "/state/logs/bench",
+                               [](const std::string& f) { return f.starts_with("current.log"); }));
+  }
+  bool LogIsJson() const override { return true; }
+  std::string LogSettings() const override {
+    return "relsupd: log store STATE/logs/bench/current.log*, log_rate_limit " +
+           std::to_string(kLogRateLimit) + " (1 GiB/s; default 4 MiB/s), log_max_file_bytes " +
+           std::to_string(kLogFileBytes) + " (64 MiB), log_max_files " +
+           std::to_string(o_.LogFilesToKeep()) + "; JSON lines with time, app, release, "
+           "process, stream";
+  }
   pid_t Root() override { return daemon_; }
   void StopPhase() override {
     std::string error;
     if (daemon_ <= 0) return;
-    if (!Ctl({"scale", "bench", "child=0", "worker=0", "crash=0"}, &error))
+    if (!Ctl({"scale", "bench", "child=0", "worker=0", "crash=0", "log=0"}, &error))
       std::fprintf(stderr, "supervise: relsupd: %s\n", error.c_str());
     if (!WaitNoDescendants(daemon_, 60))
       std::fprintf(stderr, "supervise: relsupd: instances still running 60 s after "
@@ -1096,7 +1257,8 @@ class RunitPeer final : public Peer {
   bool Setup(std::string* why, std::string* version) override {
     runsvdir_ = FindOnPath("runsvdir");
     sv_ = FindOnPath("sv");
-    if (runsvdir_.empty() || sv_.empty()) {
+    svlogd_ = FindOnPath("svlogd");
+    if (runsvdir_.empty() || sv_.empty() || svlogd_.empty()) {
       *why = "runsvdir/sv not found; apt-get install runit";
       return false;
     }
@@ -1141,6 +1303,35 @@ class RunitPeer final : public Peer {
     std::vector<std::string> argv = {sv_, "status"};
     argv.insert(argv.end(), storm_dirs_.begin(), storm_dirs_.end());
     return argv;
+  }
+  bool StartLogWriter(int64_t lines, int line_bytes, std::string* error) override {
+    // The usual service with a log service: runsv pipes ./run's stdout to
+    // ./log/run, which is svlogd on a log directory with its own config
+    // (rotation size s, n old files kept).
+    NewDir("log");
+    const std::string svc = phase_dir_ + "/w1";
+    log_dir_ = svc + "/log/main";
+    fs::create_directories(log_dir_);
+    WriteFile(svc + "/run",
+              "#!/bin/sh\nexec " + o_.writer + " " + hello_->path() + " " +
+                  std::to_string(lines) + " " + std::to_string(line_bytes) + "\n",
+              0755);
+    WriteFile(svc + "/log/run", "#!/bin/sh\nexec " + svlogd_ + " " + log_dir_ + "\n", 0755);
+    WriteFile(log_dir_ + "/config", "s" + std::to_string(kLogFileBytes) + "\nn" +
+                                        std::to_string(o_.LogFilesToKeep()) + "\n");
+    return StartRunsvdir(error);
+  }
+  std::vector<std::string> LogFiles() override {
+    // The rotated @TAI64N.s (or .u when not fully written), named by their
+    // time, then current ('@' sorts before 'c').
+    return FilesIn(log_dir_, [](const std::string& f) {
+      return f == "current" || (f.starts_with("@") && (f.ends_with(".s") || f.ends_with(".u")));
+    });
+  }
+  std::string LogSettings() const override {
+    return "runit: service dir with ./log/run `exec svlogd DIR` (svlogd's defaults: no "
+           "timestamps, 1024-byte read buffer), DIR/config s" +
+           std::to_string(kLogFileBytes) + " n" + std::to_string(o_.LogFilesToKeep());
   }
   pid_t Root() override { return runsvdir_pid_; }
   void StopPhase() override {
@@ -1191,7 +1382,7 @@ class RunitPeer final : public Peer {
     return runsvdir_pid_ > 0;
   }
 
-  std::string runsvdir_, sv_, phase_dir_;
+  std::string runsvdir_, sv_, svlogd_, phase_dir_, log_dir_;
   pid_t runsvdir_pid_ = -1;
   std::vector<std::string> storm_dirs_;
 };
@@ -1230,6 +1421,27 @@ class SupervisordPeer final : public Peer {
   }
   std::vector<std::string> StatusCommand() override {
     return {supervisorctl_, "-c", conf_, "status"};
+  }
+  bool StartLogWriter(int64_t lines, int line_bytes, std::string* error) override {
+    log_file_ = dir_ + "/log/out.log";
+    WriteConfig("log",
+                o_.writer + " " + hello_->path() + " " + std::to_string(lines) + " " +
+                    std::to_string(line_bytes),
+                1,
+                "stdout_logfile=" + log_file_ + "\nstdout_logfile_maxbytes=" +
+                    std::to_string(kLogFileBytes) + "\nstdout_logfile_backups=" +
+                    std::to_string(o_.LogFilesToKeep()) + "\n");
+    return Start(error);
+  }
+  std::vector<std::string> LogFiles() override {
+    // supervisord rotates at the byte count, even in the middle of a line.
+    return OldestFirst(
+        FilesIn(dir_ + "/log", [](const std::string& f) { return f.starts_with("out.log"); }));
+  }
+  std::string LogSettings() const override {
+    return "supervisord: [program:log] stdout_logfile=FILE, stdout_logfile_maxbytes=" +
+           std::to_string(kLogFileBytes) + ", stdout_logfile_backups=" +
+           std::to_string(o_.LogFilesToKeep()) + ", other settings default";
   }
   pid_t Root() override { return pid_; }
   void StopPhase() override {
@@ -1275,7 +1487,7 @@ class SupervisordPeer final : public Peer {
     return pid_ > 0;
   }
 
-  std::string supervisord_, supervisorctl_, conf_, log_;
+  std::string supervisord_, supervisorctl_, conf_, log_, log_file_;
   pid_t pid_ = -1;
 };
 
@@ -1363,6 +1575,24 @@ class Pm2Peer final : public Peer {
     return StartApps(apps, "storm", error);
   }
   std::vector<std::string> StatusCommand() override { return {pm2_, "jlist"}; }
+  bool StartLogWriter(int64_t lines, int line_bytes, std::string* error) override {
+    if (!StartGod(error)) return false;
+    // PM2 itself does not rotate (that is the pm2-logrotate module): one
+    // out file, stderr discarded.
+    log_dir_ = dir_ + "/logs";
+    fs::create_directories(log_dir_);
+    Json app = App("w1", o_.writer,
+                   {hello_->path(), std::to_string(lines), std::to_string(line_bytes)});
+    app["out_file"] = log_dir_ + "/out.log";
+    return StartApps(Json::array({app}), "log", error);
+  }
+  std::vector<std::string> LogFiles() override {
+    return FilesIn(log_dir_, [](const std::string& f) { return f.starts_with("out.log"); });
+  }
+  std::string LogSettings() const override {
+    return "pm2: one fork-mode app (interpreter none), out_file FILE, merge_logs, no "
+           "log_date_format; no rotation (PM2 has none without the pm2-logrotate module)";
+  }
   std::vector<std::string> StatusEnv() override { return Env(); }
   pid_t Root() override { return god_; }
   void StopPhase() override {
@@ -1421,7 +1651,7 @@ class Pm2Peer final : public Peer {
     return true;
   }
 
-  std::string pm2_, home_, fanout_file_;
+  std::string pm2_, home_, fanout_file_, log_dir_;
   pid_t god_ = -1;
   pid_t trigger_ = -1;
   int64_t trigger_t0_ = 0;
@@ -1609,6 +1839,206 @@ void MeasureStorm(Peer& peer, const Options& o, PeerResult* res) {
   peer.StopPhase();
 }
 
+// Calls `line` with each line of the files in `paths`, read as one stream
+// (without its '\n'; a last line without one too). False when a file cannot
+// be read.
+bool ForEachLine(const std::vector<std::string>& paths,
+                 const std::function<void(std::string_view)>& line) {
+  std::vector<char> buf(4 << 20);
+  size_t have = 0;
+  bool ok = true;
+  for (const auto& path : paths) {
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      ok = false;
+      continue;
+    }
+    for (;;) {
+      ssize_t n = read(fd, buf.data() + have, buf.size() - have);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) ok = false;
+      if (n <= 0) break;
+      have += static_cast<size_t>(n);
+      size_t start = 0;
+      for (;;) {
+        const void* nl = std::memchr(buf.data() + start, '\n', have - start);
+        if (!nl) break;
+        const size_t end = static_cast<size_t>(static_cast<const char*>(nl) - buf.data());
+        line(std::string_view(buf.data() + start, end - start));
+        start = end + 1;
+      }
+      std::memmove(buf.data(), buf.data() + start, have - start);
+      have -= start;
+      if (have == buf.size()) buf.resize(buf.size() * 2);  // a line over 4 MiB
+    }
+    close(fd);
+  }
+  if (have > 0) line(std::string_view(buf.data(), have));
+  return ok;
+}
+
+// Log throughput: one log_writer writing o.LogLines() lines; from its first
+// write until its last line is in one of the peer's log files (polled every
+// 2 ms: the tail of each file that grew); then every captured line is
+// checked against what the writer wrote.
+void MeasureLog(Peer& peer, HelloSocket& hello, const Options& o, PeerResult* res) {
+  while (hello.Receive(0)) {
+  }
+  res->log_settings = peer.LogSettings();
+  const int64_t lines = o.LogLines();
+  const size_t line_bytes = static_cast<size_t>(o.log_line_bytes);
+  std::string error;
+  if (!peer.StartLogWriter(lines, o.log_line_bytes, &error)) {
+    res->log_na = error;
+    peer.StopPhase();
+    return;
+  }
+  std::optional<ChildHello> start;
+  const int64_t start_deadline = MonoNs() + 60'000'000'000;
+  while (!start && MonoNs() < start_deadline && !g_interrupted.load()) {
+    auto h = hello.Receive(100);
+    if (h && std::strcmp(h->id, "log.start") == 0) start = h;
+  }
+  if (!start) {
+    res->log_na = g_interrupted.load() ? "interrupted" : "the writer did not start within 60 s";
+    peer.StopPhase();
+    return;
+  }
+  const pid_t writer = start->pid;
+  const pid_t root = peer.Root();
+  const auto cpu_before = TreeCpu(root, {writer});
+  const auto wait_before = TreeWait(root, {writer});
+  const int64_t t0 = start->monotonic_ns;
+  char marker[32];
+  std::snprintf(marker, sizeof marker, "seq=%09lld ", static_cast<long long>(lines - 1));
+  // Give up 10 s after the files stopped growing once the writer is done,
+  // or at 1 MB/s.
+  const int64_t deadline = t0 + std::max<int64_t>(60, o.log_mb) * 1'000'000'000;
+  int64_t done_ns = -1, last_ns = -1;
+  int64_t total = 0, last_total = -1, last_growth = MonoNs();
+  std::map<std::string, int64_t> seen_size;
+  std::string tail;
+  while (!g_interrupted.load()) {
+    while (auto h = hello.Receive(0))
+      if (std::strcmp(h->id, "log.done") == 0) done_ns = h->monotonic_ns;
+    bool found = false;
+    total = 0;
+    for (const auto& f : peer.LogFiles()) {
+      int fd = open(f.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      struct stat st {};
+      if (fstat(fd, &st) == 0) {
+        total += st.st_size;
+        int64_t& size = seen_size[f];
+        if (!found && st.st_size > 0 && st.st_size != size) {
+          const size_t want = std::min<size_t>(static_cast<size_t>(st.st_size), line_bytes + 4096);
+          tail.resize(want);
+          ssize_t n = pread(fd, tail.data(), want, st.st_size - static_cast<off_t>(want));
+          found = n > 0 && tail.find(marker) != std::string::npos;
+        }
+        size = st.st_size;
+      }
+      close(fd);
+    }
+    const int64_t now = MonoNs();
+    if (found) {
+      last_ns = now;
+      break;
+    }
+    if (total != last_total) {
+      last_total = total;
+      last_growth = now;
+    }
+    if (done_ns >= 0 && now - last_growth > 10'000'000'000) {
+      res->log_timeout = "the last line was not in the log files 10 s after the writer's last "
+                         "write";
+      break;
+    }
+    if (now > deadline) {
+      res->log_timeout = std::string("the last line was not in the log files within ") +
+                         std::to_string((deadline - t0) / 1'000'000'000) + " s (writer " +
+                         (done_ns >= 0 ? "done" : "still writing") + ")";
+      break;
+    }
+    usleep(2000);
+  }
+  const auto cpu_after = TreeCpu(root, {writer});
+  const auto wait_after = TreeWait(root, {writer});
+  if (done_ns < 0)
+    while (auto h = hello.Receive(last_ns >= 0 ? 1000 : 0))
+      if (std::strcmp(h->id, "log.done") == 0) {
+        done_ns = h->monotonic_ns;
+        break;
+      }
+  if (last_ns >= 0) {
+    res->log_last_s = static_cast<double>(last_ns - t0) / 1e9;
+    res->log_mbps = static_cast<double>(o.LogPayloadBytes()) / 1e6 / res->log_last_s;
+    res->log_sup_cpu_s =
+        static_cast<double>(CpuUsed(cpu_before, cpu_after, true, &res->log_sup_procs)) / 1e9;
+    res->log_sup_wait_s = static_cast<double>(CpuUsed(wait_before, wait_after, true)) / 1e9;
+  }
+  if (done_ns >= 0) res->log_writer_s = static_cast<double>(done_ns - t0) / 1e9;
+  if (g_interrupted.load()) {
+    res->log_na = "interrupted";
+    peer.StopPhase();
+    return;
+  }
+
+  // Every line of every file: which sequence numbers are there, how often.
+  std::vector<uint8_t> count(static_cast<size_t>(lines), 0);
+  static const char kFill[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  const bool json = peer.LogIsJson();
+  // relsupd: the writer's records; the text ends the object, before partial.
+  constexpr std::string_view kJsonText = R"("process":"log.1","stream":"out","text":")";
+  constexpr std::string_view kJsonEnd = R"(","partial":false})";
+  auto check = [&](std::string_view text) {
+    // "seq=%09d " + (line_bytes - 15) x kFill[i % 62], the '\n' gone.
+    if (text.size() != line_bytes - 1 || !text.starts_with("seq=") || text[13] != ' ') {
+      ++res->log_damaged;
+      return;
+    }
+    int64_t i = 0;
+    for (size_t k = 4; k < 13; ++k) {
+      if (text[k] < '0' || text[k] > '9') {
+        ++res->log_damaged;
+        return;
+      }
+      i = i * 10 + (text[k] - '0');
+    }
+    if (i >= lines || text.find_first_not_of(kFill[i % 62], 14) != std::string_view::npos) {
+      ++res->log_damaged;
+      return;
+    }
+    uint8_t& c = count[static_cast<size_t>(i)];
+    if (c > 0) ++res->log_dup;
+    if (c < 255) ++c;
+  };
+  const std::vector<std::string> files = peer.LogFiles();
+  for (const auto& f : files) {
+    std::error_code ec;
+    res->log_disk_bytes += static_cast<int64_t>(fs::file_size(f, ec));
+    ++res->log_files;
+  }
+  auto each = [&](std::string_view line) {
+    if (!json) return check(line);
+    const size_t p = line.find(kJsonText);
+    if (p == std::string_view::npos) {
+      ++res->log_other;  // another process's record (none expected)
+      return;
+    }
+    const size_t from = p + kJsonText.size();
+    if (!line.ends_with(kJsonEnd) || line.size() < from + kJsonEnd.size()) {
+      ++res->log_damaged;
+      return;
+    }
+    check(line.substr(from, line.size() - kJsonEnd.size() - from));
+  };
+  if (!ForEachLine(files, each))
+    res->log_timeout += (res->log_timeout.empty() ? "" : "; ") + std::string("a log file could not be read");
+  res->log_lost = std::count(count.begin(), count.end(), uint8_t{0});
+  peer.StopPhase();
+}
+
 // ---- Output ----------------------------------------------------------------
 
 std::string Fmt(const char* f, double v) {
@@ -1644,7 +2074,7 @@ int main(int argc, char** argv) {
     Usage(stderr);
     return 2;
   }
-  for (std::string* bin : {&o.relsupd, &o.child}) {
+  for (std::string* bin : {&o.relsupd, &o.child, &o.writer}) {
     if (access(bin->c_str(), X_OK) != 0) {
       std::fprintf(stderr, "supervise: cannot execute %s: %s\n", bin->c_str(),
                    std::strerror(errno));
@@ -1699,11 +2129,21 @@ int main(int argc, char** argv) {
 
   std::string load = ReadAll("/proc/loadavg");
   load = load.substr(0, load.find(' '));
-  std::printf("supervise (%u cores, load average %s%s): restart latency over %d kills of %d "
-              "instances, fan-out of %d sleeps, storm of %d crashing services\n",
+  std::string plan;
+  auto add_plan = [&](const std::string& what) { plan += (plan.empty() ? "" : ", ") + what; };
+  if (o.Phase("restart"))
+    add_plan("restart latency over " + std::to_string(o.kills) + " kills of " +
+             std::to_string(o.instances) + " instances");
+  if (o.Phase("fanout")) add_plan("fan-out of " + std::to_string(o.fanout) + " sleeps");
+  if (o.Phase("storm"))
+    add_plan("storm of " + std::to_string(o.storm) + " crashing services");
+  if (o.Phase("log"))
+    add_plan("log throughput of " + std::to_string(o.LogLines()) + " lines of " +
+             std::to_string(o.log_line_bytes) + " bytes (" + std::to_string(o.log_mb) + " MB)");
+  std::printf("supervise (%u cores, load average %s%s): %s\n",
               std::thread::hardware_concurrency(), load.c_str(),
               o.rt_priority > 0 ? (", SCHED_FIFO " + std::to_string(o.rt_priority)).c_str() : "",
-              o.kills, o.instances, o.fanout, o.storm);
+              plan.c_str());
   std::fflush(stdout);
 
   const std::vector<std::string> all_peers = {"relsupd", "runit", "supervisord", "pm2"};
@@ -1732,15 +2172,28 @@ int main(int argc, char** argv) {
       continue;
     }
     configs.push_back(peer->Config());
-    std::printf("%s %s: restart latency ...", name.c_str(), res.version.c_str());
+    std::printf("%s %s:", name.c_str(), res.version.c_str());
     std::fflush(stdout);
-    MeasureRestart(*peer, hello, o, &res);
-    std::printf(" fan-out ...");
-    std::fflush(stdout);
-    if (!g_interrupted.load()) MeasureFanout(*peer, watcher, static_cast<int>(index), o, &res);
-    std::printf(" storm ...");
-    std::fflush(stdout);
-    if (!g_interrupted.load()) MeasureStorm(*peer, o, &res);
+    if (o.Phase("restart") && !g_interrupted.load()) {
+      std::printf(" restart latency ...");
+      std::fflush(stdout);
+      MeasureRestart(*peer, hello, o, &res);
+    }
+    if (o.Phase("fanout") && !g_interrupted.load()) {
+      std::printf(" fan-out ...");
+      std::fflush(stdout);
+      MeasureFanout(*peer, watcher, static_cast<int>(index), o, &res);
+    }
+    if (o.Phase("storm") && !g_interrupted.load()) {
+      std::printf(" storm ...");
+      std::fflush(stdout);
+      MeasureStorm(*peer, o, &res);
+    }
+    if (o.Phase("log") && !g_interrupted.load()) {
+      std::printf(" log throughput ...");
+      std::fflush(stdout);
+      MeasureLog(*peer, hello, o, &res);
+    }
     peer->Teardown();
     std::printf(" done\n");
     std::fflush(stdout);
@@ -1754,8 +2207,10 @@ int main(int argc, char** argv) {
   std::printf("%-36s", "figure");
   for (const auto& r : results) std::printf(" %*s", w, r.name.c_str());
   std::printf("   relsupd target\n");
+  bool show = true;  // the rows of a phase that ran
   auto row = [&](const std::string& label, const std::function<std::string(const PeerResult&)>& cell,
                  const std::string& target) {
+    if (!show) return;
     std::printf("%-36s", label.c_str());
     for (const auto& r : results) {
       std::string c = !r.na.empty() ? "n/a" : cell(r);
@@ -1777,6 +2232,7 @@ int main(int argc, char** argv) {
   auto restart_ok = [](const PeerResult& r) {
     return r.restart_na.empty() && !r.restart_ms.empty();
   };
+  show = o.Phase("restart");
   row("restart latency median (ms)",
       [&](const PeerResult& r) {
         return restart_ok(r) ? Fmt("%.2f", Percentile(r.restart_ms, 0.5)) : "n/a";
@@ -1829,6 +2285,7 @@ int main(int argc, char** argv) {
       },
       "");
   auto fan_ok = [](const PeerResult& r) { return r.fanout_na.empty() && r.fanout_s >= 0; };
+  show = o.Phase("fanout");
   row("fan-out: " + std::to_string(o.fanout) + " sleeps running (s)",
       [&](const PeerResult& r) { return fan_ok(r) ? Fmt("%.3f", r.fanout_s) : "n/a"; },
       target("< 0.5 s", rel && fan_ok(*rel)
@@ -1882,6 +2339,7 @@ int main(int argc, char** argv) {
   auto storm_ok = [](const PeerResult& r) {
     return r.storm_na.empty() && !r.status_ms.empty();
   };
+  show = o.Phase("storm");
   row("storm: status query median (ms)",
       [&](const PeerResult& r) {
         return storm_ok(r) ? Fmt("%.1f", Percentile(r.status_ms, 0.5)) : "n/a";
@@ -1921,6 +2379,58 @@ int main(int argc, char** argv) {
       target("< 5%", rel && rel->storm_na.empty() && rel->storm_cpu >= 0
                          ? std::optional<bool>(rel->storm_cpu < kTargetStormCpu)
                          : std::nullopt));
+  auto log_ok = [](const PeerResult& r) { return r.log_na.empty() && r.log_lost >= 0; };
+  auto log_timed = [&](const PeerResult& r) { return log_ok(r) && r.log_mbps >= 0; };
+  show = o.Phase("log");
+  row("log throughput (MB/s)",
+      [&](const PeerResult& r) { return log_timed(r) ? Fmt("%.1f", r.log_mbps) : "n/a"; },
+      target(">= 100 MB/s", rel && log_timed(*rel)
+                                ? std::optional<bool>(rel->log_mbps >= kTargetLogMBps)
+                                : std::nullopt));
+  row("lines lost (of " + std::to_string(o.LogLines()) + ")",
+      [&](const PeerResult& r) { return log_ok(r) ? std::to_string(r.log_lost) : "n/a"; },
+      target("0 (none duplicated or damaged either)",
+             rel && log_ok(*rel) ? std::optional<bool>(rel->log_lost == 0 && rel->log_dup == 0 &&
+                                                       rel->log_damaged == 0)
+                                 : std::nullopt));
+  row("  duplicated / damaged lines",
+      [&](const PeerResult& r) {
+        return log_ok(r) ? std::to_string(r.log_dup) + " / " + std::to_string(r.log_damaged)
+                         : "n/a";
+      },
+      "");
+  row("  last line in the files after (s)",
+      [&](const PeerResult& r) { return log_timed(r) ? Fmt("%.3f", r.log_last_s) : "n/a"; }, "");
+  row("  writer's last write returned (s)",
+      [&](const PeerResult& r) {
+        return log_ok(r) && r.log_writer_s >= 0 ? Fmt("%.3f", r.log_writer_s) : "n/a";
+      },
+      "");
+  row("  supervisor CPU meanwhile (s)",
+      [&](const PeerResult& r) {
+        return log_timed(r) ? Fmt("%.2f", r.log_sup_cpu_s) + " [" +
+                                  std::to_string(r.log_sup_procs) + "]"
+                            : "n/a";
+      },
+      "");
+  row("  same, % of a core",
+      [&](const PeerResult& r) {
+        return log_timed(r) ? Fmt("%.0f%%", 100 * r.log_sup_cpu_s / r.log_last_s) : "n/a";
+      },
+      "");
+  row("  its run-queue wait meanwhile (s)",
+      [&](const PeerResult& r) {
+        return log_timed(r) && r.log_sup_wait_s >= 0 ? Fmt("%.2f", r.log_sup_wait_s) : "n/a";
+      },
+      "");
+  row("  in the log files (MB) [files]",
+      [&](const PeerResult& r) {
+        return log_ok(r) ? Fmt("%.1f", static_cast<double>(r.log_disk_bytes) / 1e6) + " [" +
+                               std::to_string(r.log_files) + "]"
+                         : "n/a";
+      },
+      "");
+  show = true;
 
   std::printf("\n");
   for (const auto& r : results) {
@@ -1931,19 +2441,35 @@ int main(int argc, char** argv) {
     std::printf("%s %s:", r.name.c_str(), r.version.c_str());
     if (!r.restart_na.empty()) std::printf(" restart n/a (%s);", r.restart_na.c_str());
     if (!r.fanout_na.empty()) std::printf(" fan-out n/a (%s);", r.fanout_na.c_str());
-    else std::printf(" fan-out timed by %s;", r.fanout_how.c_str());
+    else if (o.Phase("fanout")) std::printf(" fan-out timed by %s;", r.fanout_how.c_str());
     if (!r.storm_na.empty()) std::printf(" storm n/a (%s);", r.storm_na.c_str());
-    std::printf(" status: `%s`", r.status_cmd.c_str());
+    if (o.Phase("storm")) std::printf(" status: `%s`;", r.status_cmd.c_str());
     if (r.status_failures > 0)
-      std::printf(", %d failed (%s)", r.status_failures, r.status_first_failure.c_str());
+      std::printf(" status %d failed (%s);", r.status_failures, r.status_first_failure.c_str());
+    if (!r.log_na.empty()) std::printf(" log n/a (%s);", r.log_na.c_str());
+    if (!r.log_timeout.empty()) std::printf(" log: %s;", r.log_timeout.c_str());
+    if (r.log_other > 0)
+      std::printf(" log: %lld records of other processes not counted;",
+                  static_cast<long long>(r.log_other));
     std::printf("\n");
   }
   std::printf("\n");
   for (const auto& c : configs) std::printf("- %s\n", c.c_str());
+  if (o.Phase("log"))
+    for (const auto& r : results)
+      if (!r.log_settings.empty()) std::printf("- log phase, %s\n", r.log_settings.c_str());
   std::printf("\n[N]: processes counted. Restart latency: kill(2) of the instance until its "
               "replacement's supervise_child read CLOCK_MONOTONIC in main(). Storm CPU: the "
               "supervisor's long-lived processes, over %.0f s.\n",
               o.storm_s);
+  if (o.Phase("log"))
+    std::printf("Log throughput: %lld lines of %d bytes (%.1f MB of payload) written by one "
+                "log_writer as fast as its stdout takes them, MB/s = payload / (its first "
+                "write until its last line was in a log file, polled every 2 ms); lines "
+                "lost: sequence numbers missing from all the files; supervisor CPU and "
+                "run-queue wait: its processes, the writer excluded.\n",
+                static_cast<long long>(o.LogLines()), o.log_line_bytes,
+                static_cast<double>(o.LogPayloadBytes()) / 1e6);
   if (g_interrupted.load()) std::printf("interrupted\n");
   return exit_code;
 }
