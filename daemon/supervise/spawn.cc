@@ -62,11 +62,14 @@ struct ChildProcess::ExitWatch {
 
 void ChildProcess::ExitWatch::OnReadable(uv_poll_t* p, int /*status*/, int /*events*/) {
   auto* w = static_cast<ExitWatch*>(p->data);
+  // WNOWAIT: read the status but leave the zombie. Reaping it (the kernel
+  // tears down its task and /proc entries) waits until the owner has acted
+  // on the exit, so a restart's spawn does not wait for it.
   siginfo_t info{};
   int rc;
   do {
     rc = ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(w->pidfd), &info,
-                  WEXITED | WNOHANG);
+                  WEXITED | WNOHANG | WNOWAIT);
   } while (rc != 0 && errno == EINTR);
   if (rc == 0 && info.si_pid == 0) return;  // not yet
   uv_poll_stop(p);
@@ -80,12 +83,20 @@ void ChildProcess::ExitWatch::OnReadable(uv_poll_t* p, int /*status*/, int /*eve
   } else {
     term_signal = info.si_status;
   }
-  ChildProcess* owner = w->owner;
-  if (owner == nullptr) {
+  // The owner may destroy itself and close the watch in OnExit: the watch
+  // (and its pidfd) lives until its close callback, after this returns.
+  const int pidfd = w->pidfd;
+  if (ChildProcess* owner = w->owner) {
+    owner->OnExit(exit_status, term_signal);
+  } else {
     w->Close();
-    return;
   }
-  owner->OnExit(exit_status, term_signal);
+  if (rc == 0) {
+    siginfo_t reaped{};
+    while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &reaped,
+                    WEXITED | WNOHANG) != 0 && errno == EINTR) {
+    }
+  }
 }
 
 Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(

@@ -372,6 +372,48 @@ TEST_CASE("handed-over fds become 3, 4, ... with LISTEN_PID and LISTEN_FDS set")
   ::close(b);
 }
 
+TEST_CASE("with spawn slots the child shares no fd of the parent and the parent keeps its own") {
+  REQUIRE(ReserveSpawnSlots(8).ok());
+  struct Release {
+    ~Release() { ReleaseSpawnSlots(); }
+  } release;
+  TempDir tmp;
+  // Many fds of the parent above the slots, one leaked without CLOEXEC.
+  std::vector<int> many;
+  for (int i = 0; i < 200; ++i) many.push_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  const int sock = ::open((tmp.path + "/sock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  REQUIRE(sock >= 0);
+  ExecRequest req = Sleep();
+  req.pass_fds = {sock};
+  Child child;
+  REQUIRE(child.Start(req, {.leak_fds = {kLeakD}}).ok());
+  REQUIRE(child.WaitSleeping());
+  CHECK(OpenFds(child.pid()) == std::set<int>{0, 1, 2, 3});
+  char buf[4096];
+  const std::string link = "/proc/" + std::to_string(child.pid()) + "/fd/3";
+  const ssize_t n = ::readlink(link.c_str(), buf, sizeof buf);
+  CHECK(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0) == tmp.path + "/sock");
+  // The parent's table is untouched: its fds are open and still close-on-exec.
+  for (int fd : many) CHECK(::fcntl(fd, F_GETFD) == FD_CLOEXEC);
+  CHECK(::fcntl(sock, F_GETFD) == FD_CLOEXEC);
+  // Nothing is added to or left in the parent's table (the Child helper's
+  // own pipe is closed with it), after a spawn or a failed step.
+  const std::set<int> before = OpenFds(::getpid());
+  {
+    Child second;
+    REQUIRE(second.Start(Sleep()).ok());
+    REQUIRE(second.WaitSleeping());
+  }
+  CHECK(OpenFds(::getpid()) == before);
+  {
+    Child missing;
+    CHECK(ExecStepExitCode(missing.Start(Sleep({"/nonexistent/prog"}))) == 127);
+  }
+  CHECK(OpenFds(::getpid()) == before);
+  for (int fd : many) ::close(fd);
+  ::close(sock);
+}
+
 TEST_CASE("without handed-over fds stale LISTEN_* variables are removed") {
   ExecRequest req = Sleep();
   req.env = Env({"LISTEN_PID=1", "LISTEN_FDS=3", "LISTEN_FDNAMES=x"});
