@@ -2,6 +2,7 @@
 #include "daemon/main.h"
 
 #include <limits.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -350,6 +351,11 @@ void Daemon::OnSignal(uv_signal_t* h, int signum) {
 }  // namespace
 
 int RunDaemon(const DaemonOptions& options) {
+  // A fixed mmap threshold: a block of 128 KiB or more (the store's 1 MiB
+  // hashing buffers on the thread pool) is mmapped and unmapped when freed.
+  // glibc's default raises the threshold after the first such free, and
+  // later ones stay resident in an arena for good (1 MiB per pool thread).
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   SetupLogging();
   // Children must inherit only what the exec step hands them.
   uv_disable_stdio_inheritance();

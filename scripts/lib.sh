@@ -8,7 +8,7 @@
 RELSUPD_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libuv1-dev libyaml-cpp-dev libsqlite3-dev libspdlog-dev libsystemd-dev
-  catch2 nlohmann-json3-dev libcli11-dev libarchive-dev libssl-dev
+  catch2 nlohmann-json3-dev libcli11-dev libarchive-dev nettle-dev
   systemd dpkg-dev util-linux
 )
 

@@ -14,8 +14,9 @@ int64_t Backoff::Exited(int64_t now_ms) {
     next_delay_ms_ = 0;  // it ran long enough: a fresh start
   started_ms_ = -1;
   exits_.push_back(now_ms);
-  while (!exits_.empty() && now_ms - exits_.front() > policy_.window_ms)
-    exits_.pop_front();
+  auto first = exits_.begin();
+  while (first != exits_.end() && now_ms - *first > policy_.window_ms) ++first;
+  exits_.erase(exits_.begin(), first);
   ++restarts_;
   int64_t delay = next_delay_ms_;
   next_delay_ms_ = delay == 0 ? policy_.initial_ms

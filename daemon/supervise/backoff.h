@@ -9,7 +9,7 @@
 // crash limit. Times come from the caller's clock. Value type; any thread.
 
 #include <cstdint>
-#include <deque>
+#include <vector>
 #include <functional>
 
 namespace relsupd {
@@ -44,7 +44,10 @@ class Backoff {
   int64_t started_ms_ = -1;
   int64_t next_delay_ms_ = 0;  // 0: the next restart is immediate
   int restarts_ = 0;
-  std::deque<int64_t> exits_;  // times of exits within the window
+  // Times of exits within the window, oldest first. A vector, not a deque:
+  // libstdc++'s deque allocates 576 bytes before its first element, and
+  // most instances never exit.
+  std::vector<int64_t> exits_;
 };
 
 }  // namespace relsupd

@@ -229,7 +229,7 @@ void Instance::DoSpawn() {
       env_->cgroups->KillAndRemove(cgroup_dir_);
       cgroup_dir_.clear();
     }
-    if (exits_.size() > kMaxExits) exits_.pop_front();
+    if (exits_.size() > kMaxExits) exits_.erase(exits_.begin());
     backoff_delay_ms_ = backoff_.Exited(now);
     Dispatch(InstanceEvent::kSpawnFailed, false,
              type_failed_ || backoff_.CrashLimitHit());
@@ -304,7 +304,7 @@ void Instance::OnExit(int64_t status, int signal) {
 
   ExitInfo info{env_->clock->WallMs(), status, signal};
   exits_.push_back(info);
-  if (exits_.size() > kMaxExits) exits_.pop_front();
+  if (exits_.size() > kMaxExits) exits_.erase(exits_.begin());
   pid_t pid = child_->pid();
   child_.reset();  // safe: ChildProcess calls us last
   started_ms_ = 0;

@@ -12,7 +12,6 @@
 #include <uv.h>
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -127,7 +126,7 @@ class Instance {
   int restarts() const { return backoff_.restarts(); }
   // Monotonic ms when the current process started; 0 when none runs.
   int64_t started_ms() const { return started_ms_; }
-  const std::deque<ExitInfo>& exits() const { return exits_; }
+  const std::vector<ExitInfo>& exits() const { return exits_; }
   bool settled() const {  // not running and not about to
     return state_ == InstanceState::kStopped ||
            state_ == InstanceState::kExited || state_ == InstanceState::kFailed;
@@ -176,7 +175,7 @@ class Instance {
   double tokens_;
   int64_t tokens_ms_ = 0;
   int64_t started_ms_ = 0;
-  std::deque<ExitInfo> exits_;
+  std::vector<ExitInfo> exits_;  // oldest first; empty until the first exit
   std::string status_text_;
   bool type_failed_ = false;
 };
