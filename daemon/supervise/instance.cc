@@ -300,13 +300,21 @@ void Instance::OnExit(int64_t status, int signal) {
   };
   flush(OutputStream::kOut, out_);
   flush(OutputStream::kErr, err_);
-  if (env_->logs != nullptr) env_->logs->Flush();
 
   ExitInfo info{env_->clock->WallMs(), status, signal};
   exits_.push_back(info);
   if (exits_.size() > kMaxExits) exits_.erase(exits_.begin());
   pid_t pid = child_->pid();
-  child_.reset();  // safe: ChildProcess calls us last
+  // Destroyed when this returns, after a restart's spawn: closing the old
+  // pipes (the kernel frees them) and writing the log are not on the
+  // restart's path. Safe: ChildProcess calls us last.
+  std::unique_ptr<ChildProcess> old = std::move(child_);
+  struct FlushLogs {
+    LogStore* logs;
+    ~FlushLogs() {
+      if (logs != nullptr) logs->Flush();
+    }
+  } flush_logs{env_->logs};
   started_ms_ = 0;
   if (env_->cgroups != nullptr && !cgroup_dir_.empty()) {
     // Descendants that outlived the main process end with it.

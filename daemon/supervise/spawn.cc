@@ -105,9 +105,10 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
   std::unique_ptr<ChildProcess> child(new ChildProcess());
   child->callbacks_ = std::move(callbacks);
 
+  // /dev/null, opened once for the process's lifetime: every child's stdin.
+  static const int dev_null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (dev_null < 0) return Status::FromErrno("cannot open /dev/null", errno);
   // Our copies of the child's ends; closed on every path out.
-  Fd in_null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (!in_null.valid()) return Status::FromErrno("cannot open /dev/null", errno);
   Fd out_read, out_write, err_read, err_write;
   if (req.capture_output) {
     int p[2];
@@ -117,14 +118,11 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
     if (::pipe2(p, O_CLOEXEC) != 0) return Status::FromErrno("cannot make a pipe", errno);
     err_read = Fd(p[0]);
     err_write = Fd(p[1]);
-  } else {
-    out_write = Fd(::open("/dev/null", O_WRONLY | O_CLOEXEC));
-    if (!out_write.valid()) return Status::FromErrno("cannot open /dev/null", errno);
   }
   ExecStdio stdio;
-  stdio.in = in_null.get();
-  stdio.out = out_write.get();
-  stdio.err = req.capture_output ? err_write.get() : out_write.get();
+  stdio.in = dev_null;
+  stdio.out = req.capture_output ? out_write.get() : dev_null;
+  stdio.err = req.capture_output ? err_write.get() : dev_null;
   ASSIGN_OR_RETURN(ClonedChild cloned, CloneExec(req, stdio));
   child->pid_ = cloned.pid;
 
