@@ -16,8 +16,8 @@ ReleaseGroup::ReleaseGroup(SuperviseEnv* env,
     : env_(env), run_(std::move(run)), listener_(listener) {
   uv_timer_init(env_->loop, sweep_timer_.get());
   sweep_timer_->data = this;
-  uv_timer_init(env_->loop, start_timer_.get());
-  start_timer_->data = this;
+  uv_idle_init(env_->loop, start_idle_.get());
+  start_idle_->data = this;
 }
 
 ReleaseGroup::~ReleaseGroup() = default;
@@ -73,15 +73,16 @@ void ReleaseGroup::StartQueued() {
     inst->Start();
     ++started;
   }
-  if (!start_queue_.empty())
-    uv_timer_start(
-        start_timer_.get(),
-        [](uv_timer_t* t) {
-          if (auto* self = static_cast<ReleaseGroup*>(t->data)) self->StartQueued();
-        },
-        // Not 0: libuv 1.44 runs a timer re-armed at 0 again in the same
-        // pass, before the budget is refilled.
-        1, 0);
+  if (!start_queue_.empty()) {
+    // Go on in the next loop iteration, after the socket was served, without
+    // sleeping: an active idle handle makes the poll return at once. (Not
+    // a 0 ms timer: libuv 1.44 runs one re-armed at 0 again in the same
+    // pass, before the budget is refilled.)
+    uv_idle_start(start_idle_.get(), [](uv_idle_t* h) {
+      uv_idle_stop(h);
+      if (auto* self = static_cast<ReleaseGroup*>(h->data)) self->StartQueued();
+    });
+  }
 }
 
 void ReleaseGroup::StartAll() {

@@ -74,7 +74,7 @@ class ReleaseGroup final : public InstanceObserver {
   bool stop_waiters_pending() const { return !stop_waiters_.empty(); }
   // Types that hit the crash limit (until a start by hand).
   const std::set<std::string>& failed_types() const { return failed_types_; }
-  static constexpr size_t kStartBatch = 64;
+  static constexpr size_t kStartBatch = 16;
 
   // Sorted by type, then number.
   std::vector<const Instance*> Instances() const;
@@ -109,7 +109,7 @@ class ReleaseGroup final : public InstanceObserver {
   std::vector<std::function<void()>> stop_waiters_;
   UvHandle<uv_timer_t> sweep_timer_;
   std::deque<std::pair<std::string, int>> start_queue_;  // type, index
-  UvHandle<uv_timer_t> start_timer_;
+  UvHandle<uv_idle_t> start_idle_;  // the start queue goes on
   // A rolling restart in progress.
   struct RestartJob {
     std::vector<std::pair<std::string, int>> queue;  // type, index
