@@ -75,6 +75,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/child_hello.h"
+
 extern char** environ;
 
 namespace fs = std::filesystem;
@@ -104,14 +106,6 @@ const char* const kSleepMarker[] = {"9000001", "9000002", "9000003", "9000004"};
 
 std::atomic<bool> g_interrupted{false};
 void OnInterrupt(int) { g_interrupted.store(true); }
-
-// Also declared in supervise_child.cc: keep the two in step.
-struct ChildHello {
-  int64_t monotonic_ns;
-  int32_t pid;
-  char id[52];
-};
-static_assert(sizeof(ChildHello) == 64);
 
 struct Options {
   std::string relsupd = RELSUPD_BIN;

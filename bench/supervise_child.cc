@@ -3,7 +3,7 @@
 //
 // On start it reads CLOCK_MONOTONIC, sends one datagram to the benchmark's
 // unix datagram socket and then sleeps until a signal ends it. The datagram
-// is a ChildHello (below): the time, its pid and an instance id, so that the
+// is a ChildHello (bench/child_hello.h): the time, its pid and an instance id, so that the
 // benchmark can tell which instance was replaced and when the replacement
 // reached main(). Linked statically (no dynamic loader at each start), it
 // does nothing before the clock read but what the kernel's exec and libc's
@@ -27,17 +27,7 @@
 #include <cstdlib>
 #include <cstring>
 
-namespace {
-
-// Also declared in supervise.cc: keep the two in step.
-struct ChildHello {
-  int64_t monotonic_ns;
-  int32_t pid;
-  char id[52];
-};
-static_assert(sizeof(ChildHello) == 64);
-
-}  // namespace
+#include "bench/child_hello.h"
 
 int main(int argc, char** argv) {
   timespec ts{};
