@@ -202,6 +202,28 @@ int ChildMain(void* arg) {
     ::syscall(SYS_close, fd);
     if (w != 2) Fail(e, "cgroup", w < 0 ? err : EIO, kExecStepSetupFailed, "cannot join '", a.cgroup_procs, "'");
   }
+  // Before the rlimits: a lower nofile would refuse F_DUPFD above it
+  // (EINVAL) when a source sits above the child's limit.
+  // Sources may sit on each other's targets: first copy every one above
+  // all of them, then onto its target (dup3 without O_CLOEXEC: inherited).
+  int above = a.nfds;
+  for (int i = 0; i < a.nfds; ++i)
+    if (a.fds[i] >= above) above = a.fds[i] + 1;
+  int copies[3 + kMaxPassFds];
+  for (int i = 0; i < a.nfds; ++i) {
+    const long c = ::syscall(SYS_fcntl, a.fds[i], F_DUPFD_CLOEXEC, above);
+    if (c < 0)
+      Fail(e, "fds", errno, kExecStepSetupFailed, "cannot hand over fd ", static_cast<long>(a.fds[i]),
+           " as fd ", static_cast<long>(i));
+    copies[i] = static_cast<int>(c);
+  }
+  for (int i = 0; i < a.nfds; ++i) {
+    if (::syscall(SYS_dup3, copies[i], i, 0) < 0)
+      Fail(e, "fds", errno, kExecStepSetupFailed, "cannot move fd ", static_cast<long>(a.fds[i]),
+           " to fd ", static_cast<long>(i));
+  }
+  if (const int err = CloseFdsRaw(a.nfds, CloseMethod::kBest); err != 0)
+    Fail(e, "close fds", err, kExecStepSetupFailed, "from fd ", static_cast<long>(a.nfds));
   for (size_t i = 0; i < a.nrlimits; ++i) {
     const struct rlimit rl = {a.rlimits[i].soft, a.rlimits[i].hard};
     if (::syscall(SYS_prlimit64, 0, a.rlimits[i].resource, &rl, nullptr) != 0)
@@ -235,26 +257,6 @@ int ChildMain(void* arg) {
       Fail(e, "pdeathsig", 0, kExecStepSetupFailed, "parent ", static_cast<long>(a.ppid),
            " is gone (parent is now ", ppid, ")");
   }
-  // Sources may sit on each other's targets: first copy every one above
-  // all of them, then onto its target (dup3 without O_CLOEXEC: inherited).
-  int above = a.nfds;
-  for (int i = 0; i < a.nfds; ++i)
-    if (a.fds[i] >= above) above = a.fds[i] + 1;
-  int copies[3 + kMaxPassFds];
-  for (int i = 0; i < a.nfds; ++i) {
-    const long c = ::syscall(SYS_fcntl, a.fds[i], F_DUPFD_CLOEXEC, above);
-    if (c < 0)
-      Fail(e, "fds", errno, kExecStepSetupFailed, "cannot hand over fd ", static_cast<long>(a.fds[i]),
-           " as fd ", static_cast<long>(i));
-    copies[i] = static_cast<int>(c);
-  }
-  for (int i = 0; i < a.nfds; ++i) {
-    if (::syscall(SYS_dup3, copies[i], i, 0) < 0)
-      Fail(e, "fds", errno, kExecStepSetupFailed, "cannot move fd ", static_cast<long>(a.fds[i]),
-           " to fd ", static_cast<long>(i));
-  }
-  if (const int err = CloseFdsRaw(a.nfds, CloseMethod::kBest); err != 0)
-    Fail(e, "close fds", err, kExecStepSetupFailed, "from fd ", static_cast<long>(a.nfds));
   if (a.listen_pid != nullptr) {
     Text t{a.listen_pid, a.listen_pid + 20};
     t.Put(::syscall(SYS_getpid));
@@ -516,14 +518,16 @@ Result<ClonedChild> CloneExec(const ExecRequest& req, const ExecStdio& stdio) {
   }
   // Until its signal reset, the child would run the daemon's handlers on
   // the daemon's memory: it starts with every signal blocked.
-  sigset_t all, old;
-  sigfillset(&all);
-  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  // Raw: glibc's sigfillset/pthread_sigmask leave its two internal signals
+  // (SIGCANCEL, SIGSETXID) unblocked, as its posix_spawn does not.
+  const uint64_t all = ~uint64_t{0};
+  uint64_t old = 0;
+  ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof all);
   int pidfd = -1;
   const pid_t pid = ::clone(&ChildMain, stack + kChildStack,
                             flags, &a, &pidfd);
   const int clone_err = errno;
-  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, sizeof old);
   if (slots) {
     for (size_t i = 0; i < fds.size(); ++i)
       ::dup3(g_slots.placeholder, g_slots.base + static_cast<int>(i), O_CLOEXEC);

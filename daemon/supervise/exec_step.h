@@ -15,14 +15,16 @@
 //   1. setsid: a new session and process group.
 //   2. chdir to `cwd` (the release slot), while still root.
 //   3. join `cgroup_dir` (write "0" to DIR/cgroup.procs), while privileged.
-//   4. rlimits (raising a hard limit needs CAP_SYS_RESOURCE).
-//   5. with a uid: setgroups (exactly `groups`, possibly none), setresgid,
+//   4. stdin, stdout, stderr and `pass_fds` moved to 0, 1, 2, 3, ...
+//      (inherited across exec); every other fd closed (close_range;
+//      /proc/self/fd before Linux 5.9). Before the rlimits: a lower nofile
+//      would refuse the moves of fds above it.
+//   5. rlimits (raising a hard limit needs CAP_SYS_RESOURCE).
+//   6. with a uid: setgroups (exactly `groups`, possibly none), setresgid,
 //      setresuid; then checks that real, effective and saved ids changed.
-//   6. PR_SET_PDEATHSIG(SIGKILL), after the id change (which clears it);
+//   7. PR_SET_PDEATHSIG(SIGKILL), after the id change (which clears it);
 //      fails if the parent already died (the child was reparented).
-//   7. stdin, stdout, stderr and `pass_fds` moved to 0, 1, 2, 3, ...
-//      (inherited across exec); LISTEN_PID filled in with the child's pid.
-//   8. every other fd closed (close_range; /proc/self/fd before Linux 5.9).
+//   8. LISTEN_PID filled in with the child's pid.
 //   9. every signal disposition SIG_DFL, then an empty signal mask.
 //  10. umask.
 //  11. execve of each candidate path of the program in turn (the parent

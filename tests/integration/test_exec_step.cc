@@ -28,6 +28,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <set>
 #include <utility>
 #include <string>
@@ -396,20 +397,49 @@ TEST_CASE("with spawn slots the child shares no fd of the parent and the parent 
   // The parent's table is untouched: its fds are open and still close-on-exec.
   for (int fd : many) CHECK(::fcntl(fd, F_GETFD) == FD_CLOEXEC);
   CHECK(::fcntl(sock, F_GETFD) == FD_CLOEXEC);
-  // Nothing is added to or left in the parent's table (the Child helper's
-  // own pipe is closed with it), after a spawn or a failed step.
-  const std::set<int> before = OpenFds(::getpid());
+  // Nothing is added to, left in or changed in the parent's table (the
+  // Child helper's own pipe is closed with it), after a spawn or a failed
+  // step: the slots are back on their placeholders, not on a child's pipe.
+  auto table = [] {
+    std::map<int, std::string> t;
+    for (int fd : OpenFds(::getpid())) {
+      char target[4096];
+      const std::string path = "/proc/self/fd/" + std::to_string(fd);
+      const ssize_t len = ::readlink(path.c_str(), target, sizeof target);
+      if (len > 0) t[fd] = std::string(target, static_cast<size_t>(len));
+    }
+    return t;
+  };
+  const std::map<int, std::string> before = table();
   {
     Child second;
     REQUIRE(second.Start(Sleep()).ok());
     REQUIRE(second.WaitSleeping());
   }
-  CHECK(OpenFds(::getpid()) == before);
+  CHECK(table() == before);
   {
     Child missing;
     CHECK(ExecStepExitCode(missing.Start(Sleep({"/nonexistent/prog"}))) == 127);
   }
-  CHECK(OpenFds(::getpid()) == before);
+  CHECK(table() == before);
+  // Five sockets: 8 fds, so targets 3-7 overlap the slots' numbers, and
+  // stdout through a slot reaches EOF once the child exits.
+  {
+    std::vector<int> socks;
+    for (int i = 0; i < 5; ++i) socks.push_back(::open("/dev/zero", O_RDONLY | O_CLOEXEC));
+    ExecRequest req5 = Sleep({"/bin/sh", "-c", "ls /proc/self/fd | sort -n | tr '\\n' ' '"});
+    req5.pass_fds = socks;
+    Child five;
+    REQUIRE(five.Start(req5).ok());
+    CHECK(ExitCode(five.Wait()) == 0);
+    // sh's own fd for ls's listing shows up too; 0-7 must be there, no more
+    // than one extra.
+    const std::string out = five.Stdout();
+    for (int fd = 0; fd < 8; ++fd) CHECK(out.find(std::to_string(fd) + " ") != std::string::npos);
+    CHECK(Words(out).size() <= 9);
+    for (int fd : socks) ::close(fd);
+  }
+  CHECK(table() == before);
   for (int fd : many) ::close(fd);
   ::close(sock);
 }
@@ -590,6 +620,28 @@ TEST_CASE("rlimits set soft and hard limits") {
         std::vector<std::string>{"30", "60", "seconds"});
   CHECK(Words(Field(limits, "Max processes")) ==
         std::vector<std::string>{"1000", "2000", "processes"});
+}
+
+TEST_CASE("a nofile limit below a handed-over fd's number still hands it over") {
+  // The fds are moved before the limits are set: F_DUPFD above the child's
+  // new soft limit would fail with EINVAL.
+  TempDir tmp;
+  const int file = ::open((tmp.path + "/f").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  REQUIRE(file >= 0);
+  REQUIRE(::fcntl(kLeakA, F_GETFD) < 0);
+  REQUIRE(::dup3(file, kLeakA, O_CLOEXEC) == kLeakA);  // fd 100
+  ExecRequest req = Sleep();
+  req.pass_fds = {kLeakA};
+  req.rlimits = {ExecRlimit{RLIMIT_NOFILE, 64, 64}};
+  Child child;
+  const Status st = child.Start(req);
+  ::close(kLeakA);
+  ::close(file);
+  REQUIRE(st.ok());
+  REQUIRE(child.WaitSleeping());
+  CHECK(OpenFds(child.pid()) == std::set<int>{0, 1, 2, 3});
+  CHECK(Words(Field(child.Proc("limits"), "Max open files")) ==
+        std::vector<std::string>{"64", "64", "files"});
 }
 
 TEST_CASE("ParseRlimit reads NAME=SOFT:HARD and names what is wrong") {
