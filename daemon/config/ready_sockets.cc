@@ -82,26 +82,53 @@ std::string Describe(const ReadyCheck& check, const ReadyAddress& at) {
 
 }  // namespace
 
+Result<ProbeTarget> ParseHttpUrl(const std::string& url) {
+  constexpr std::string_view kScheme = "http://";
+  if (url.compare(0, kScheme.size(), kScheme) != 0)
+    return InvalidArgument("ready check URL '" + url +
+                           "' must start with http://");
+  std::string rest = url.substr(kScheme.size());
+  ProbeTarget t;
+  t.port = 80;
+  size_t slash = rest.find('/');
+  if (slash != std::string::npos) {
+    t.path = rest.substr(slash);
+    rest = rest.substr(0, slash);
+  }
+  std::string port_text;
+  if (!rest.empty() && rest[0] == '[') {
+    size_t close = rest.find(']');
+    if (close == std::string::npos)
+      return InvalidArgument("ready check URL '" + url + "': unclosed '['");
+    t.host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':')
+        return InvalidArgument("ready check URL '" + url + "': bad port");
+      port_text = rest.substr(close + 2);
+    }
+  } else {
+    size_t colon = rest.find(':');
+    t.host = rest.substr(0, colon);
+    if (colon != std::string::npos) port_text = rest.substr(colon + 1);
+  }
+  if (!port_text.empty()) {
+    auto p = ParsePort(port_text);
+    if (!p)
+      return InvalidArgument("ready check URL '" + url + "': bad port '" +
+                             port_text + "'");
+    t.port = *p;
+  }
+  if (t.host.empty())
+    return InvalidArgument("ready check URL '" + url + "' has no host");
+  return t;
+}
+
 std::optional<ReadyAddress> ReadyCheckAddress(const ReadyCheck& check) {
   if (check.kind == ReadyKind::kTcp) return ReadyAddress{"127.0.0.1", check.port};
   if (check.kind != ReadyKind::kHttp) return std::nullopt;
-  // The same reading as the probe's ParseHttpUrl (supervise/readiness.cc):
-  // http://HOST[:PORT][/PATH], HOST a literal address, [V6] or localhost.
-  constexpr std::string_view kScheme = "http://";
-  if (check.target.compare(0, kScheme.size(), kScheme) != 0) return std::nullopt;
-  std::string rest = check.target.substr(kScheme.size());
-  rest = rest.substr(0, rest.find('/'));
-  if (rest.empty()) return std::nullopt;
-  std::string host, port;
-  SplitHostPort(rest, &host, &port);
-  if (host.empty() || !ParseIp(host)) return std::nullopt;
-  ReadyAddress out{Unbracket(host), 80};
-  if (!port.empty()) {
-    auto p = ParsePort(port);
-    if (!p) return std::nullopt;
-    out.port = *p;
-  }
-  return out;
+  auto url = ParseHttpUrl(check.target);
+  if (!url.ok() || !ParseIp(url->host)) return std::nullopt;
+  return ReadyAddress{url->host, url->port};
 }
 
 bool ReachesListener(const ReadyAddress& target, const std::string& listen) {

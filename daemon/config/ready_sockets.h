@@ -20,6 +20,19 @@
 
 namespace relsupd {
 
+// An http ready check's URL, read once for the probe and for the check
+// below.
+struct ProbeTarget {
+  std::string host = "127.0.0.1";
+  int port = 0;
+  std::string path = "/";  // http only
+};
+
+// "http://127.0.0.1:8080/health", "http://[::1]:80/", "http://localhost/":
+// plain http; the host is not checked here (the probe resolves only a
+// literal address or localhost, ReadyCheckAddress the same).
+Result<ProbeTarget> ParseHttpUrl(const std::string& url);
+
 // Where a tcp or http ready check connects.
 struct ReadyAddress {
   std::string host;  // as written: "127.0.0.1", "localhost", "::1"

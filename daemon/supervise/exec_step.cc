@@ -325,10 +325,6 @@ bool ParseRlimitValue(const std::string& s, rlim_t* out) {
   return true;
 }
 
-bool StartsWith(const std::string& s, const char* prefix) {
-  return s.compare(0, std::strlen(prefix), prefix) == 0;
-}
-
 }  // namespace
 
 Result<ExecRlimit> ParseRlimit(const std::string& arg) {
@@ -431,9 +427,9 @@ Result<ClonedChild> CloneExec(const ExecRequest& req, const ExecStdio& stdio) {
   std::string path_var = "/bin:/usr/bin";  // execvp's default
   std::vector<char*> envp;
   for (const std::string& s : req.env) {
-    if (StartsWith(s, "LISTEN_PID=") || StartsWith(s, "LISTEN_FDS=")) continue;
-    if (!listen && StartsWith(s, "LISTEN_FDNAMES=")) continue;
-    if (StartsWith(s, "PATH=")) path_var = s.substr(5);
+    if (s.starts_with("LISTEN_PID=") || s.starts_with("LISTEN_FDS=")) continue;
+    if (!listen && s.starts_with("LISTEN_FDNAMES=")) continue;
+    if (s.starts_with("PATH=")) path_var = s.substr(5);
     envp.push_back(const_cast<char*>(s.c_str()));
   }
   std::string listen_fds, listen_pid;

@@ -199,49 +199,6 @@ class ExecProbe final : public ReadyProbe {
 
 }  // namespace
 
-Result<ProbeTarget> ParseHttpUrl(const std::string& url) {
-  constexpr std::string_view kScheme = "http://";
-  if (url.compare(0, kScheme.size(), kScheme) != 0)
-    return InvalidArgument("ready check URL '" + url +
-                           "' must start with http://");
-  std::string rest = url.substr(kScheme.size());
-  ProbeTarget t;
-  t.port = 80;
-  size_t slash = rest.find('/');
-  if (slash != std::string::npos) {
-    t.path = rest.substr(slash);
-    rest = rest.substr(0, slash);
-  }
-  std::string port_text;
-  if (!rest.empty() && rest[0] == '[') {
-    size_t close = rest.find(']');
-    if (close == std::string::npos)
-      return InvalidArgument("ready check URL '" + url + "': unclosed '['");
-    t.host = rest.substr(1, close - 1);
-    if (close + 1 < rest.size()) {
-      if (rest[close + 1] != ':')
-        return InvalidArgument("ready check URL '" + url + "': bad port");
-      port_text = rest.substr(close + 2);
-    }
-  } else {
-    size_t colon = rest.find(':');
-    t.host = rest.substr(0, colon);
-    if (colon != std::string::npos) port_text = rest.substr(colon + 1);
-  }
-  if (!port_text.empty()) {
-    char* end = nullptr;
-    long p = std::strtol(port_text.c_str(), &end, 10);
-    if (*end != '\0' || p < 1 || p > 65535)
-      return InvalidArgument("ready check URL '" + url + "': bad port '" +
-                             port_text + "'");
-    t.port = static_cast<int>(p);
-  }
-  if (t.host.empty())
-    return InvalidArgument("ready check URL '" + url + "' has no host");
-  RETURN_IF_ERROR(ResolveLiteral(t).status());
-  return t;
-}
-
 Result<std::unique_ptr<ReadyProbe>> ReadyProbe::Start(
     uv_loop_t* loop, const ReadyCheck& check, const SpawnRequest& exec_template,
     std::function<void()> on_ready) {

@@ -14,19 +14,11 @@
 
 #include "daemon/base/status.h"
 #include "daemon/config/process_file.h"
+#include "daemon/config/ready_sockets.h"
 #include "daemon/supervise/spawn.h"
 
 namespace relsupd {
 
-struct ProbeTarget {
-  std::string host = "127.0.0.1";
-  int port = 0;
-  std::string path = "/";  // http only
-};
-
-// "http://127.0.0.1:8080/health", "http://[::1]:80/", "http://localhost/";
-// only plain http on a literal address or localhost.
-Result<ProbeTarget> ParseHttpUrl(const std::string& url);
 
 class ReadyProbe {
  public:

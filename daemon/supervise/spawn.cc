@@ -135,8 +135,8 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
   if (rc == 0)
     rc = uv_poll_start(&watch->poll, UV_READABLE, &ExitWatch::OnReadable);
   if (rc != 0) {
-    // Cannot watch it: do not leave it running unwatched. The destructor
-    // kills it; reaped here since no watch will.
+    // Cannot watch it: do not leave it running unwatched; killed and
+    // reaped here, since no watch will.
     child->watch_ = nullptr;
     ::kill(-cloned.pid, SIGKILL);
     ::kill(cloned.pid, SIGKILL);
