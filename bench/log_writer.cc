@@ -87,13 +87,11 @@ int main(int argc, char** argv) {
                  kSeqBytes + 2);
     return 2;
   }
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (std::strlen(socket_path) >= sizeof addr.sun_path) {
+  sockaddr_un addr;
+  if (!HelloAddress(socket_path, &addr)) {
     std::fprintf(stderr, "log_writer: socket path too long: %s\n", socket_path);
     return 2;
   }
-  std::strcpy(addr.sun_path, socket_path);
   const int sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (sock < 0) std::perror("log_writer: socket");
 

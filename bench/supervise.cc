@@ -169,6 +169,19 @@ void Usage(FILE* out) {
       RELSUPD_BIN);
 }
 
+// "a,b,c" -> its items, each one of `allowed`; false for another or none.
+bool ParseList(const std::string& text, const std::set<std::string>& allowed,
+               std::vector<std::string>* out) {
+  out->clear();
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (allowed.count(item) == 0) return false;
+    out->push_back(item);
+  }
+  return !out->empty();
+}
+
 bool ParseArgs(int argc, char** argv, Options* o) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -186,25 +199,13 @@ bool ParseArgs(int argc, char** argv, Options* o) {
     } else if (a == "--pm2" && (v = value())) {
       o->pm2 = v;
     } else if (a == "--peers" && (v = value())) {
-      o->peers.clear();
-      std::stringstream ss(v);
-      std::string item;
-      while (std::getline(ss, item, ',')) {
-        if (item != "relsupd" && item != "runit" && item != "supervisord" && item != "pm2")
-          return false;
-        o->peers.push_back(item);
-      }
-      if (o->peers.empty()) return false;
+      std::vector<std::string> peers;
+      if (!ParseList(v, {"relsupd", "runit", "supervisord", "pm2"}, &peers)) return false;
+      o->peers = peers;
     } else if (a == "--phases" && (v = value())) {
-      o->phases.clear();
-      std::stringstream ss(v);
-      std::string item;
-      while (std::getline(ss, item, ',')) {
-        if (item != "restart" && item != "fanout" && item != "storm" && item != "log")
-          return false;
-        o->phases.insert(item);
-      }
-      if (o->phases.empty()) return false;
+      std::vector<std::string> phases;
+      if (!ParseList(v, {"restart", "fanout", "storm", "log"}, &phases)) return false;
+      o->phases = std::set<std::string>(phases.begin(), phases.end());
     } else if (a == "--log-mb" && (v = value())) {
       if (!positive(&o->log_mb) || o->log_mb > 100000) return false;
     } else if (a == "--log-line-bytes" && (v = value())) {

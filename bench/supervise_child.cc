@@ -51,13 +51,11 @@ int main(int argc, char** argv) {
   if (id == nullptr) id = "?";
   std::memcpy(hello.id, id, std::min(std::strlen(id), sizeof hello.id - 1));
 
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (std::strlen(socket_path) >= sizeof addr.sun_path) {
+  sockaddr_un addr;
+  if (!HelloAddress(socket_path, &addr)) {
     std::fprintf(stderr, "supervise_child: socket path too long: %s\n", socket_path);
     return 2;
   }
-  std::strcpy(addr.sun_path, socket_path);
   int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0 ||
       sendto(fd, &hello, sizeof hello, 0, reinterpret_cast<sockaddr*>(&addr),
