@@ -57,8 +57,12 @@ Result<int64_t> ParseDurationMs(std::string_view text) {
 
 std::string FormatDurationMs(int64_t ms) {
   if (ms == 0) return "0s";
+  // Below a second, or a number ParseDurationMs takes whole: "1500ms".
+  if (ms % 1000 != 0 && ms <= 1'000'000'000) return std::to_string(ms) + "ms";
+  // Otherwise hours, minutes, seconds and the rest in ms, each at most
+  // 1,000,000,000 for every duration ParseDurationMs returns
+  // ("1h1ms71117112s" was formatted as one number of ms too large to read).
   std::string out;
-  if (ms % 1000 != 0) return std::to_string(ms) + "ms";
   int64_t s = ms / 1000;
   if (s >= 3600) {
     out += std::to_string(s / 3600) + "h";
@@ -69,6 +73,7 @@ std::string FormatDurationMs(int64_t ms) {
     s %= 60;
   }
   if (s > 0) out += std::to_string(s) + "s";
+  if (ms % 1000 != 0) out += std::to_string(ms % 1000) + "ms";
   return out;
 }
 

@@ -95,6 +95,21 @@ TEST_CASE("env files: comments, export, quotes, and the line of an error") {
   CHECK(ParseEnvFile("", "f")->empty());
 }
 
+// Found by tests/fuzz/fuzz_duration (corpus/duration/format_roundtrip_*):
+// a duration over 1,000,000,000 ms and not whole seconds was formatted as
+// one number of ms, which ParseDurationMs refuses.
+TEST_CASE("every parsed duration formats to text that reads back") {
+  auto ms = ParseDurationMs("1h1ms71117112s");
+  REQUIRE(ms.ok());
+  CHECK(*ms == 71'120'712'001);
+  CHECK(FormatDurationMs(*ms) == "19755h45m12s1ms");
+  auto back = ParseDurationMs(FormatDurationMs(*ms));
+  REQUIRE(back.ok());
+  CHECK(*back == *ms);
+  CHECK(FormatDurationMs(1'500) == "1500ms");
+  CHECK(FormatDurationMs(1'000'000'000 + 1) == "277h46m40s1ms");
+}
+
 TEST_CASE("files are opened close-on-exec and written atomically") {
   TempDir dir;
   const std::string path = dir.path + "/state";
