@@ -6,8 +6,9 @@
 // send.
 //
 // Input: byte 0 picks the peer (bit 0: an admin or a read-only one), byte 1
-// the line limit and the chunk size; the rest is the stream. Every answer
-// must be one framed JSON-RPC response (or batch) and must come within 5 s.
+// the line limit (0xff: 1 MiB, the daemon's default) and the read size; the
+// rest is the stream. Every answer must be one framed JSON-RPC response (or
+// batch) and must come within 5 s.
 
 #include <unistd.h>
 #include <uv.h>
@@ -133,7 +134,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
   World& w = World::Get();
   const Peer& peer = (data[0] & 1) ? w.reader : w.admin;
-  const size_t limit = 64 + static_cast<size_t>(data[1]) * 64;
+  // 0xff: the daemon's default max_request_bytes.
+  const size_t limit = data[1] == 0xff ? size_t{1} << 20 : 64 + static_cast<size_t>(data[1]) * 64;
   const size_t chunk = 1 + (data[1] % 37);
   std::string_view stream(reinterpret_cast<const char*>(data) + 2, size - 2);
 
