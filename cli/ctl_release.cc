@@ -8,6 +8,7 @@
 
 #include "cli/ctl.h"
 #include "cli/table.h"
+#include "daemon/base/env_file.h"
 #include "daemon/base/fd.h"
 #include "daemon/protocol/methods.h"
 
@@ -43,8 +44,7 @@ bool SplitAssignment(const std::string& arg, rpc::Json* into, CtlContext* ctx) {
   return true;
 }
 
-// Reads KEY=VALUE lines; '#' comments, blank lines and a leading "export "
-// are skipped, and one pair of matching quotes around a value is removed.
+// Adds the KEY=VALUE lines of the env file at `path` (daemon/base/env_file.h).
 bool ReadEnvFile(const std::string& path, rpc::Json* into, CtlContext* ctx) {
   auto text = ReadFile(path, kMaxEnvFileBytes);
   if (!text.ok()) {
@@ -52,31 +52,13 @@ bool ReadEnvFile(const std::string& path, rpc::Json* into, CtlContext* ctx) {
     ctx->exit_code = kExitUsage;
     return false;
   }
-  size_t pos = 0;
-  int line_no = 0;
-  while (pos < text->size()) {
-    size_t nl = text->find('\n', pos);
-    if (nl == std::string::npos) nl = text->size();
-    std::string line = text->substr(pos, nl - pos);
-    pos = nl + 1;
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    size_t first = line.find_first_not_of(" \t");
-    if (first == std::string::npos || line[first] == '#') continue;
-    line = line.substr(first);
-    if (line.rfind("export ", 0) == 0) line = line.substr(7);
-    size_t eq = line.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      std::cerr << "relsupd: " << path << ":" << line_no << ": expected KEY=VALUE\n";
-      ctx->exit_code = kExitUsage;
-      return false;
-    }
-    std::string value = line.substr(eq + 1);
-    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
-        value.back() == value.front())
-      value = value.substr(1, value.size() - 2);
-    (*into)[line.substr(0, eq)] = value;
+  auto pairs = ParseEnvFile(*text, path);
+  if (!pairs.ok()) {
+    std::cerr << "relsupd: " << pairs.status().message() << '\n';
+    ctx->exit_code = kExitUsage;
+    return false;
   }
+  for (auto& [key, value] : *pairs) (*into)[key] = std::move(value);
   return true;
 }
 

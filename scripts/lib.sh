@@ -4,12 +4,14 @@
 # Source it from the repository root.
 
 # Build tools, libraries, test framework, and the tools the packaging tests
-# run (systemd-analyze, systemd-sysusers/-tmpfiles, dpkg-shlibdeps, runuser).
+# run (systemd-analyze, systemd-sysusers/-tmpfiles, dpkg-shlibdeps, runuser),
+# and clang with libFuzzer for the fuzz targets (tests/fuzz/).
 RELSUPD_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libuv1-dev libyaml-cpp-dev libsqlite3-dev libspdlog-dev libsystemd-dev
   catch2 nlohmann-json3-dev libcli11-dev libarchive-dev nettle-dev
   systemd dpkg-dev util-linux
+  clang libfuzzer-14-dev
 )
 
 # Installs whichever of RELSUPD_PACKAGES are missing with apt-get, running

@@ -4,6 +4,10 @@
 
 namespace relsupd {
 
+namespace {
+constexpr int64_t kMaxMs = int64_t{1'000'000'000} * 3'600'000;
+}  // namespace
+
 Result<int64_t> ParseDurationMs(std::string_view text) {
   auto bad = [&] {
     return InvalidArgument("'" + std::string(text) +
@@ -14,6 +18,7 @@ Result<int64_t> ParseDurationMs(std::string_view text) {
   size_t i = 0;
   while (i < text.size()) {
     if (!std::isdigit(static_cast<unsigned char>(text[i]))) return bad();
+    const size_t start = i;
     int64_t n = 0;
     while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
       n = n * 10 + (text[i] - '0');
@@ -26,7 +31,8 @@ Result<int64_t> ParseDurationMs(std::string_view text) {
     std::string_view unit = text.substr(u, i - u);
     int64_t mult;
     if (unit.empty()) {
-      if (i != text.size() || total != 0) return bad();
+      // A bare number is the whole text ("0s5" is not 5s).
+      if (i != text.size() || start != 0) return bad();
       mult = 1000;
     } else if (unit == "ms") {
       mult = 1;
@@ -39,6 +45,11 @@ Result<int64_t> ParseDurationMs(std::string_view text) {
     } else {
       return bad();
     }
+    // Many terms could overflow the sum ("1000000000h" repeated): no
+    // duration is longer than the longest single term.
+    if (n * mult > kMaxMs - total)
+      return InvalidArgument("'" + std::string(text.substr(0, 80)) +
+                             "' is longer than 1000000000h");
     total += n * mult;
   }
   return total;
@@ -46,8 +57,12 @@ Result<int64_t> ParseDurationMs(std::string_view text) {
 
 std::string FormatDurationMs(int64_t ms) {
   if (ms == 0) return "0s";
+  // Below a second, or a number ParseDurationMs takes whole: "1500ms".
+  if (ms % 1000 != 0 && ms <= 1'000'000'000) return std::to_string(ms) + "ms";
+  // Otherwise hours, minutes, seconds and the rest in ms, each at most
+  // 1,000,000,000 for every duration ParseDurationMs returns
+  // ("1h1ms71117112s" was formatted as one number of ms too large to read).
   std::string out;
-  if (ms % 1000 != 0) return std::to_string(ms) + "ms";
   int64_t s = ms / 1000;
   if (s >= 3600) {
     out += std::to_string(s / 3600) + "h";
@@ -58,6 +73,7 @@ std::string FormatDurationMs(int64_t ms) {
     s %= 60;
   }
   if (s > 0) out += std::to_string(s) + "s";
+  if (ms % 1000 != 0) out += std::to_string(ms % 1000) + "ms";
   return out;
 }
 

@@ -9,7 +9,8 @@
 
 namespace relsupd {
 
-// Parses a duration into milliseconds. A bare number is seconds.
+// Parses a duration into milliseconds. A bare number is seconds. Each
+// number is at most 1,000,000,000 and the sum at most 1000000000h.
 Result<int64_t> ParseDurationMs(std::string_view text);
 
 // Formats milliseconds the shortest way ParseDurationMs reads back ("1m30s").

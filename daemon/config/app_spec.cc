@@ -149,7 +149,11 @@ nlohmann::json AppSpecToJson(const AppSpec& spec) {
 Result<AppSpec> AppSpecFromJson(const nlohmann::json& j) {
   if (!j.is_object()) return InvalidArgument("app spec must be an object");
   AppSpec spec;
-  for (const auto& [key, v] : j.items()) {
+  // Not a structured binding: clang 14 (the fuzz tree) cannot capture one
+  // in a lambda.
+  for (const auto& item : j.items()) {
+    const std::string& key = item.key();
+    const nlohmann::json& v = item.value();
     auto want = [&](bool ok, const char* type) -> Status {
       if (ok) return Status::Ok();
       return InvalidArgument("'" + key + "' must be " + type);

@@ -23,6 +23,13 @@ std::vector<std::string_view> Split(std::string_view p) {
   return parts;
 }
 
+// libarchive's message for its last error: may be null (an open that fails
+// while bidding on a corrupt gzip stream sets none).
+std::string ErrorText(struct archive* a) {
+  const char* text = archive_error_string(a);
+  return text != nullptr ? text : "unknown error";
+}
+
 }  // namespace
 
 Result<std::string> NormalizeEntryPath(std::string_view raw, uint64_t max_bytes) {
@@ -82,7 +89,7 @@ Result<std::unique_ptr<ArchiveReader>> ArchiveReader::Open(
       new ArchiveReader(a, std::move(name), compressed_size, limits));
   if (archive_read_open_fd(a, fd, kBlockBytes) != ARCHIVE_OK)
     return InvalidArgument("artifact '" + r->name_ +
-                           "' is not a tar archive: " + archive_error_string(a));
+                           "' is not a tar archive: " + ErrorText(a));
   return r;
 }
 
@@ -125,7 +132,7 @@ Result<std::optional<ArchiveEntry>> ArchiveReader::Next() {
       return std::optional<ArchiveEntry>();
     }
     if (rc < ARCHIVE_WARN) {
-      std::string err = archive_error_string(a_) ? archive_error_string(a_) : "unknown error";
+      std::string err = ErrorText(a_);
       return Refuse(entries_ == 0 ? "is not a readable tar archive: " + err
                                   : "is truncated or corrupt after entry '" +
                                         current_ + "': " + err);
@@ -200,7 +207,7 @@ Status ArchiveReader::ReadData(const std::function<Status(std::string_view)>& si
     if (rc == ARCHIVE_EOF) return Status::Ok();
     if (rc < ARCHIVE_WARN)
       return Refuse("entry '" + current_ + "' is truncated or corrupt: " +
-                    (archive_error_string(a_) ? archive_error_string(a_) : "?"));
+                    ErrorText(a_));
     // Sparse files come as blocks with gaps; the gaps read as zeros.
     uint64_t off = static_cast<uint64_t>(offset);
     while (expected < off) {

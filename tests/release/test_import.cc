@@ -166,6 +166,23 @@ TEST_CASE("release import: a truncated, empty or non-archive file is refused",
                       {"truncated", "'a.bin'"});
 }
 
+// Found by tests/fuzz/fuzz_archive: 200 bytes of corrupt gzip on which
+// libarchive's open fails without an error string. At 3c36d97 the importer
+// built its message from the null pointer: SIGSEGV, the daemon and every
+// app with it.
+TEST_CASE("release import: a corrupt gzip with no libarchive message is refused, the daemon lives",
+          "[release][import][bad-input]") {
+  Stage s;
+  const pid_t pid = s.daemon().pid();
+  const std::string bytes =
+      ReadText(std::string(RELSUPD_SOURCE_DIR) + "/tests/fuzz/corpus/archive/gzip_open_no_message");
+  REQUIRE(bytes.size() == 200);
+  ExpectRefusedImport(s, s.dir().WriteFile("fuzzed.tar.gz", bytes),
+                      {"artifact '", "not a tar archive"});
+  CHECK(s.CtlJson({"info"})["pid"] == pid);
+  CHECK(s.Ctl({"history", "--verify"}).exit_code() == 0);
+}
+
 TEST_CASE("release import: a 1000:1 decompression bomb is refused", "[release][import][bad-input]") {
   Stage s;  // default caps: max_compression_ratio 200
   const std::string bomb = s.Artifact("bomb.tar.gz", {Procfile(), Zeros("zeros", 64 << 20)});

@@ -8,6 +8,7 @@
 
 #include "daemon/base/clock.h"
 #include "daemon/base/duration.h"
+#include "daemon/base/env_file.h"
 #include "daemon/base/fd.h"
 #include "daemon/base/lock.h"
 #include "daemon/base/sha256.h"
@@ -57,13 +58,56 @@ TEST_CASE("durations parse and format") {
   CHECK(*ParseDurationMs("1h") == 3'600'000);
   CHECK(*ParseDurationMs("1m30s") == 90'000);
   CHECK(*ParseDurationMs("7") == 7'000);
-  for (const char* bad : {"", "s", "10x", "-1s", "1.5s", "10 s", "5s7"})
+  for (const char* bad : {"", "s", "10x", "-1s", "1.5s", "10 s", "5s7", "0s5"})
     CHECK_FALSE(ParseDurationMs(bad).ok());
+  CHECK(*ParseDurationMs("1000000000h") == int64_t{3'600'000'000'000'000});
   CHECK(ParseDurationMs("10x").status().message().find("'10x'") !=
         std::string::npos);
   CHECK(FormatDurationMs(90'000) == "1m30s");
   CHECK(FormatDurationMs(500) == "500ms");
   CHECK(FormatDurationMs(3'600'000) == "1h");
+}
+
+// Found while writing tests/fuzz/fuzz_duration (its inputs are too short
+// to reach it): the sum of many maximal terms overflowed int64 (UBSan:
+// signed integer overflow).
+TEST_CASE("a duration of many maximal terms is refused, not overflowed") {
+  std::string text;
+  for (int i = 0; i < 3000; ++i) text += "1000000000h";
+  auto r = ParseDurationMs(text);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().message().find("longer than 1000000000h") != std::string::npos);
+  CHECK(*ParseDurationMs("999999999h60m") == int64_t{3'600'000'000'000'000});
+  CHECK_FALSE(ParseDurationMs("999999999h61m").ok());
+}
+
+TEST_CASE("env files: comments, export, quotes, and the line of an error") {
+  auto pairs = ParseEnvFile(
+      "# comment\n\nA=1\n  export B=\"two words\"\r\nC='x'\nD=\nE=\"\nF=a=b\n", "app.env");
+  REQUIRE(pairs.ok());
+  using P = std::pair<std::string, std::string>;
+  CHECK(*pairs == std::vector<P>{{"A", "1"}, {"B", "two words"}, {"C", "x"},
+                                 {"D", ""}, {"E", "\""}, {"F", "a=b"}});
+  auto bad = ParseEnvFile("A=1\n=x\n", "app.env");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message() == "app.env:2: expected KEY=VALUE");
+  CHECK_FALSE(ParseEnvFile("novalue", "f").ok());
+  CHECK(ParseEnvFile("", "f")->empty());
+}
+
+// Found by tests/fuzz/fuzz_duration (corpus/duration/format_roundtrip_*):
+// a duration over 1,000,000,000 ms and not whole seconds was formatted as
+// one number of ms, which ParseDurationMs refuses.
+TEST_CASE("every parsed duration formats to text that reads back") {
+  auto ms = ParseDurationMs("1h1ms71117112s");
+  REQUIRE(ms.ok());
+  CHECK(*ms == 71'120'712'001);
+  CHECK(FormatDurationMs(*ms) == "19755h45m12s1ms");
+  auto back = ParseDurationMs(FormatDurationMs(*ms));
+  REQUIRE(back.ok());
+  CHECK(*back == *ms);
+  CHECK(FormatDurationMs(1'500) == "1500ms");
+  CHECK(FormatDurationMs(1'000'000'000 + 1) == "277h46m40s1ms");
 }
 
 TEST_CASE("files are opened close-on-exec and written atomically") {
