@@ -541,5 +541,79 @@ TEST_CASE("activate: a release create during a slow rollback --to v1 with keep_r
   CHECK(h.stage.Ctl({"history", "--verify"}).exit_code() == 0);
 }
 
+TEST_CASE("activate: a release whose instances are still stopping after a failed stop-first rollback is pruned only once they stopped") {
+  // v1's worker, when LINGER=1, stops only once `release` exists in the
+  // gate dir; its web exits at once while `crash` exists there.
+  e2e::TempDir gates;
+  const std::string gate = gates.path();
+  Stage stage(FastConfig(), {}, "shop", {"--keep", "2"});
+  const std::string file = stage.Artifact(
+      "linger.tar.gz",
+      {File("relsupd.yaml",
+            "processes:\n"
+            "  web:\n"
+            "    command: ./bin/web\n"
+            "  worker:\n"
+            "    command: ./bin/worker\n"
+            "    stop_timeout: 600s\n"),
+       File("bin/web", "#!/bin/sh\nif [ -e \"$GATE/crash\" ]; then exit 1; fi\nexec sleep 1000\n",
+            0755),
+       File("bin/worker",
+            "#!/bin/sh\n"
+            "trap 'if [ \"$LINGER\" = 1 ]; then\n"
+            "  while [ ! -e \"$GATE/release\" ]; do sleep 0.02; done\n"
+            "fi; exit 0' TERM\n"
+            "while :; do sleep 0.02; done\n",
+            0755)});
+  const std::string build = stage.Import(file)["id"];
+  stage.Create(build, {"--set", "GATE=" + gate, "--set", "LINGER=1"});
+  stage.CtlOk({"config", "unset", "shop", "LINGER"});  // v2
+  stage.Create(build, {"--set", "N=3"});
+  gates.WriteFile("release", "");
+  for (const char* v : {"v1", "v2", "v3"}) stage.CtlOk({"activate", "shop", v});
+  const pid_t daemon = stage.daemon().pid();
+
+  REQUIRE(::unlink((gate + "/release").c_str()) == 0);
+  gates.WriteFile("crash", "");
+  e2e::ProcResult r = stage.Ctl({"rollback", "shop", "--to", "v1", "--strategy", "stop-first"});
+  CHECK(r.exit_code() == 1);
+  CHECK_THAT(r.err, Catch::Contains("rolled back to v3"));
+  // The switch is over; v1's worker is still stopping, v3 waits for it.
+  Json status = stage.CtlJson({"status", "shop"});
+  CHECK(status["switch"] == nullptr);
+  CHECK(status["active"] == "v3");
+  CHECK(status["previous"] == "v2");
+  Json ps = Ps(stage);
+  pid_t worker = 0;
+  for (const auto& row : ps)
+    if (row["release"] == "v1" && row["type"] == "worker" && row.value("pid", 0) > 0)
+      worker = row["pid"];
+  REQUIRE(worker > 0);
+  CHECK(Alive(worker));
+
+  CHECK(stage.Create(build, {"--set", "N=4"}) == "v4");
+  CHECK(PrunedBy(stage).count("v1") == 0);
+  CHECK(std::filesystem::exists(stage.Slot(1) + "/bin/worker"));
+  CHECK(Alive(worker));
+  CHECK(stage.daemon().pid() == daemon);
+
+  // The worker stops: v1 is no longer in use, and the prune held back runs.
+  REQUIRE(::unlink((gate + "/crash").c_str()) == 0);  // v3's web starts next
+  gates.WriteFile("release", "");
+  CHECK(WaitGone({worker}));
+  int64_t deadline = e2e::NowMs() + 20'000;
+  while (std::filesystem::exists(stage.Slot(1)) && e2e::NowMs() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  CHECK_FALSE(std::filesystem::exists(stage.Slot(1)));
+  CHECK(PrunedBy(stage) == std::map<std::string, std::string>{{"v1", "relsupd"}});
+  ps = WaitPs(stage, [](const Json& p) {
+    for (const auto& row : p)
+      if (row["release"] != "v3") return false;
+    return AllIn(p, "", "ready", 2);
+  }, 20'000, "v3 running again");
+  CHECK(stage.daemon().pid() == daemon);
+  CHECK(stage.Ctl({"history", "--verify"}).exit_code() == 0);
+}
+
 }  // namespace
 }  // namespace relsupd::run_test
