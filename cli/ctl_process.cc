@@ -8,6 +8,7 @@
 
 #include "cli/ctl.h"
 #include "cli/table.h"
+#include "cli/terminal.h"
 #include "daemon/protocol/methods.h"
 
 namespace relsupd::cli {
@@ -29,14 +30,20 @@ void PrintPs(const rpc::Json& rows) {
     std::cout << "No processes\n";
     return;
   }
-  Table t({"APP", "PROCESS", "RELEASE", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT"});
+  Table t({"APP", "PROCESS", "RELEASE", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT",
+           "STATUS"});
   for (const auto& r : rows) {
     std::string release = Text(r["release"]);
     if (!r.value("active", true)) release += " (old)";
     int64_t pid = r.value("pid", 0);
-    t.AddRow({Text(r["app"]), Text(r["process"]), release, Text(r["state"]),
-              pid > 0 ? std::to_string(pid) : "-", Uptime(r.value("uptime_ms", 0)),
-              Text(r["restarts"]), Text(r["last_exit"]).empty() ? "-" : Text(r["last_exit"])});
+    std::vector<std::string> row = {
+        Text(r["app"]), Text(r["process"]), release, Text(r["state"]),
+        pid > 0 ? std::to_string(pid) : "-", Uptime(r.value("uptime_ms", 0)),
+        Text(r["restarts"]), Text(r["last_exit"]).empty() ? "-" : Text(r["last_exit"]),
+        // STATUS= is the app's own text: shown escaped on a terminal.
+        Text(r["status"]).empty() ? "-" : Text(r["status"])};
+    for (std::string& cell : row) cell = ForStdout(cell);
+    t.AddRow(std::move(row));
   }
   t.Print(std::cout);
 }
@@ -59,7 +66,8 @@ void PrintLogRecord(const rpc::Json& r) {
   if (Text(r["stream"]) == "err") line += " err";
   line += ": " + Text(r["text"]);
   if (r.value("partial", false)) line += " \\";
-  std::cout << line << '\n';
+  // The text is the app's output: escaped on a terminal.
+  std::cout << ForStdout(line) << '\n';
 }
 
 struct LogsArgs {

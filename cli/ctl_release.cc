@@ -320,12 +320,16 @@ void AddPruneVerb(CLI::App& ctl, CtlContext* ctx) {
       "prune", "Apply the app's keep_releases now: remove old activated releases");
   prune->add_option("APP", *app, "App name")->required();
   prune->footer(
-      "Only releases that were activated count; the active release and the "
-      "rollback target are never pruned. A pruned release keeps its ledger row.");
+      "Only releases that were activated count; the active release, the "
+      "rollback target, the releases of a switch in progress and any release "
+      "with live processes are never pruned (one held back is pruned once it "
+      "is no longer in use). A pruned release keeps its ledger row.");
   prune->callback([ctx, app] {
     ctx->CallAndPrint(method::kPrune, {{"app", *app}}, [](const rpc::Json& r) {
       if (r["pruned"].empty()) std::cout << "Nothing to prune\n";
       for (const auto& v : r["pruned"]) std::cout << "Pruned " << Text(v) << '\n';
+      for (const auto& v : r.value("in_use", rpc::Json::array()))
+        std::cout << "Kept " << Text(v) << " while it is in use\n";
       for (const auto& b : r["builds_removed"]) std::cout << "Removed artifact " << Text(b) << '\n';
     });
   });

@@ -40,7 +40,10 @@ const Actor kDaemonActor{0, "relsupd"};
 }  // namespace
 
 
-RunService::~RunService() = default;
+RunService::~RunService() {
+  shutting_down_ = true;  // groups going down call no prune
+  if (releases_ != nullptr) releases_->set_in_use(nullptr);
+}
 
 std::string RunService::AppDir(const std::string& app) const {
   return state_dir_ + "/apps/" + app;
@@ -367,9 +370,18 @@ void RunService::SwitchEnd(Switch* sw, Status outcome, int64_t live) {
   auto done = std::move(sw->done);
   switches_.erase(app);  // destroys sw
   if (done) done(outcome);
+  // The switch's releases are no longer in use as such: a prune that held
+  // one back may go on now (the retired group's, once it stopped).
+  if (releases_ != nullptr && !shutting_down_) releases_->InUseEnded(app);
 }
 
-void RunService::OnInstanceChange(const ReleaseGroup& group, const Instance&) {
+void RunService::OnInstanceChange(const ReleaseGroup& group, const Instance& instance) {
+  // The last live instance of a retired group stopped: its release may be
+  // free for a prune that held it back.
+  // (InUseEnded returns at once unless a prune of this app waits.)
+  if (instance.settled() && releases_ != nullptr && !shutting_down_ &&
+      &group != supervisor_->Active(group.run().app))
+    releases_->InUseEnded(group.run().app);
   auto it = switches_.find(group.run().app);
   if (it == switches_.end() || it->second->fresh != &group) return;
   // Judge outside the instance's own callback.

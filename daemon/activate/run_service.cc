@@ -48,6 +48,21 @@ RunService::RunService(SuperviseEnv env, Ledger* ledger,
     return sockets_.Find(app, name);
   };
   supervisor_ = std::make_unique<Supervisor>(std::move(env), this);
+  // Retention asks what runs before it prunes (ReleaseService::Prune).
+  if (releases_ != nullptr)
+    releases_->set_in_use([this](const std::string& app) { return InUse(app); });
+}
+
+std::set<int64_t> RunService::InUse(const std::string& app) {
+  std::set<int64_t> out;
+  if (auto it = switches_.find(app); it != switches_.end()) {
+    if (it->second->info.from != 0) out.insert(it->second->info.from);
+    out.insert(it->second->info.to);
+  }
+  const ReleaseGroup* active = supervisor_->Active(app);
+  for (const ReleaseGroup* g : supervisor_->Groups(app))
+    if (g == active || !g->AllSettled()) out.insert(g->run().number);
+  return out;
 }
 
 

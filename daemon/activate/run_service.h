@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -123,6 +124,12 @@ class RunService final : public SupervisorListener {
 
   // Daemon shutdown: stops everything gracefully, then `done`.
   void Shutdown(std::function<void()> done);
+
+  // Releases of `app` in use beyond the ledger's active release and
+  // rollback target: the source and target of a switch in progress, the
+  // active group's release and every release with live (running, starting
+  // or stopping) instances. Retention never prunes one of them.
+  std::set<int64_t> InUse(const std::string& app);
 
   // Builds what the supervisor needs to run release vN of the app.
   Result<std::shared_ptr<ReleaseRun>> LoadRun(const std::string& app,

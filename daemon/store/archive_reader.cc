@@ -4,6 +4,7 @@
 #include <archive_entry.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <vector>
 
 namespace relsupd {
@@ -145,6 +146,7 @@ Result<std::optional<ArchiveEntry>> ArchiveReader::Next() {
     auto path = NormalizeEntryPath(raw, limits_.max_path_bytes);
     if (!path.ok()) return Refuse(path.status().message());
     current_ = raw;
+    current_size_ = 0;
     ArchiveEntry out;
     out.path = *path;
     if (archive_entry_hardlink(e) != nullptr)
@@ -159,6 +161,7 @@ Result<std::optional<ArchiveEntry>> ArchiveReader::Next() {
         if (archive_entry_size_is_set(e)) out.size = static_cast<uint64_t>(archive_entry_size(e));
         if (out.size > limits_.max_unpacked_bytes)
           return Refuse("entry '" + current_ + "' is larger than max_unpacked_bytes");
+        current_size_ = out.size;
         break;
       case AE_IFDIR:
         out.type = EntryType::kDir;
@@ -204,12 +207,15 @@ Status ArchiveReader::ReadData(const std::function<Status(std::string_view)>& si
   uint64_t expected = 0;
   for (;;) {
     int rc = archive_read_data_block(a_, &buf, &size, &offset);
-    if (rc == ARCHIVE_EOF) return Status::Ok();
-    if (rc < ARCHIVE_WARN)
+    if (rc < ARCHIVE_WARN && rc != ARCHIVE_EOF)
       return Refuse("entry '" + current_ + "' is truncated or corrupt: " +
                     ErrorText(a_));
-    // Sparse files come as blocks with gaps; the gaps read as zeros.
+    // Sparse files come as blocks with gaps; the gaps read as zeros. A
+    // hole that runs to the end of the file has no block after it: at the
+    // end, the file is filled up to the size its header gives (libarchive
+    // reports that size as the offset of its EOF as well).
     uint64_t off = static_cast<uint64_t>(offset);
+    if (rc == ARCHIVE_EOF) off = std::max(off, current_size_);
     while (expected < off) {
       static const char kZeros[4096] = {};
       uint64_t n = std::min<uint64_t>(sizeof kZeros, off - expected);
@@ -217,6 +223,7 @@ Status ArchiveReader::ReadData(const std::function<Status(std::string_view)>& si
       RETURN_IF_ERROR(sink(std::string_view(kZeros, n)));
       expected += n;
     }
+    if (rc == ARCHIVE_EOF) return Status::Ok();
     RETURN_IF_ERROR(CountBytes(size));
     RETURN_IF_ERROR(sink(std::string_view(static_cast<const char*>(buf), size)));
     expected += size;

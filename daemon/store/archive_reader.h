@@ -56,7 +56,8 @@ class ArchiveReader {
 
   // The next valid entry, or nullopt at the end of the archive.
   Result<std::optional<ArchiveEntry>> Next();
-  // Streams the current file's data to `sink` in chunks.
+  // Streams the current file's data to `sink` in chunks; the holes of a
+  // sparse file, a trailing one included, as zeros.
   Status ReadData(const std::function<Status(std::string_view)>& sink);
   // "tar", "tar.gz" or "tar.zst"; known after the first Next().
   std::string format() const;
@@ -77,6 +78,7 @@ class ArchiveReader {
   uint64_t entries_ = 0;
   uint64_t unpacked_ = 0;
   std::string current_;
+  uint64_t current_size_ = 0;  // the current file's size from its header
   std::set<std::string> seen_;
 };
 

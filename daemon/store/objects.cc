@@ -12,10 +12,10 @@
 
 namespace relsupd {
 
-Result<ObjectStore> ObjectStore::Open(const std::string& dir) {
+Result<ObjectStore> ObjectStore::Open(const std::string& dir, LinkAtFn link_at) {
   RETURN_IF_ERROR(MakeDirs(dir, 0755));
   ASSIGN_OR_RETURN(Fd fd, OpenFile(dir, O_RDONLY | O_DIRECTORY));
-  return ObjectStore(dir, std::move(fd));
+  return ObjectStore(dir, std::move(fd), link_at);
 }
 
 namespace {
@@ -78,36 +78,47 @@ Result<ObjectStore::Object> ObjectStore::PutTreeAndLink(std::string_view text, i
 Result<ObjectStore::Object> ObjectStore::Store(Object obj, uint32_t mode,
                                                std::string_view memory, Fd spilled,
                                                int parent_fd, const std::string& link_name) {
-  {
+  const std::string first = obj.name;
+  for (int copy = 0; copy <= kMaxCopies; ++copy) {
+    obj.name = copy == 0 ? first : first + "." + std::to_string(copy);
+    {
+      std::lock_guard<std::mutex> lock(g_store_lock);
+      if (link_at_(fd_.get(), obj.name.c_str(), parent_fd, link_name.c_str(), 0) == 0)
+        return obj;  // stored already: nothing written
+      if (errno == EMLINK) continue;  // this copy is full: the next one
+      if (errno != ENOENT)
+        return Status::FromErrno("cannot link '" + link_name + "' to object", errno);
+    }
+    // Not stored yet (ENOENT: the object, or its XX directory, is missing).
+    const std::string sub = obj.name.substr(0, 2);
+    if (::mkdirat(fd_.get(), sub.c_str(), 0755) != 0 && errno != EEXIST)
+      return Status::FromErrno("cannot create '" + dir_ + "/" + sub + "'", errno);
+    if (!spilled.valid()) {
+      ASSIGN_OR_RETURN(spilled, OpenTemp());
+      RETURN_IF_ERROR(WriteAll(spilled.get(), memory, "object"));
+    }
+    if (::fchmod(spilled.get(), mode) != 0)
+      return Status::FromErrno("cannot set object mode", errno);
+    const std::string proc = "/proc/self/fd/" + std::to_string(spilled.get());
     std::lock_guard<std::mutex> lock(g_store_lock);
-    if (::linkat(fd_.get(), obj.name.c_str(), parent_fd, link_name.c_str(), 0) == 0)
-      return obj;  // stored already: nothing written
-    if (errno != ENOENT)
-      return Status::FromErrno("cannot link '" + link_name + "' to object", errno);
-  }
-  // Not stored yet (ENOENT: the object, or its XX directory, is missing).
-  const std::string sub = obj.name.substr(0, 2);
-  if (::mkdirat(fd_.get(), sub.c_str(), 0755) != 0 && errno != EEXIST)
-    return Status::FromErrno("cannot create '" + dir_ + "/" + sub + "'", errno);
-  if (!spilled.valid()) {
-    ASSIGN_OR_RETURN(spilled, OpenTemp());
-    RETURN_IF_ERROR(WriteAll(spilled.get(), memory, "object"));
-  }
-  if (::fchmod(spilled.get(), mode) != 0)
-    return Status::FromErrno("cannot set object mode", errno);
-  const std::string proc = "/proc/self/fd/" + std::to_string(spilled.get());
-  std::lock_guard<std::mutex> lock(g_store_lock);
-  if (::linkat(AT_FDCWD, proc.c_str(), fd_.get(), obj.name.c_str(), AT_SYMLINK_FOLLOW) == 0)
-    obj.created = true;
-  else if (errno != EEXIST)  // EEXIST: another release stored it meanwhile
-    return Status::FromErrno("cannot store object '" + obj.name + "'", errno);
-  if (::linkat(fd_.get(), obj.name.c_str(), parent_fd, link_name.c_str(), 0) != 0) {
+    if (link_at_(AT_FDCWD, proc.c_str(), fd_.get(), obj.name.c_str(), AT_SYMLINK_FOLLOW) == 0)
+      obj.created = true;
+    else if (errno != EEXIST)  // EEXIST: another release stored it meanwhile
+      return Status::FromErrno("cannot store object '" + obj.name + "'", errno);
+    if (link_at_(fd_.get(), obj.name.c_str(), parent_fd, link_name.c_str(), 0) == 0)
+      return obj;
     const int err = errno;
+    // Another release filled the copy it stored meanwhile: ours is still
+    // unnamed and makes the next copy.
+    if (err == EMLINK && !obj.created) continue;
     // Nothing links to an object made just now: take it back.
     if (obj.created) ::unlinkat(fd_.get(), obj.name.c_str(), 0);
     return Status::FromErrno("cannot link '" + link_name + "' to object", err);
   }
-  return obj;
+  return Status::FromErrno("cannot link '" + link_name + "' to object '" + first + "': it and its " +
+                               std::to_string(kMaxCopies) +
+                               " copies are each at the file system's link limit",
+                           EMLINK);
 }
 
 void ObjectStore::RemoveIfUnused(const std::vector<std::string>& names) {

@@ -9,6 +9,14 @@
 // release that changes one file writes about that file. Objects are
 // read-only; an object whose link count falls to 1 belongs to no slot and
 // is garbage. Thread-safe for Put/Link (the file system arbitrates).
+//
+// A file system caps links per inode (ext4: 65,000; 7,000 empty
+// __init__.py in 10 releases reach it). An object at the cap (EMLINK) gets
+// a second copy, XX/SHA256.MODE.1 (then .2, ...), linked from then on;
+// each copy is garbage on its own once no slot links it.
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <functional>
@@ -23,8 +31,14 @@ namespace relsupd {
 
 class ObjectStore {
  public:
+  // linkat(2), or a stand-in for fault tests (e.g. EMLINK at a small count).
+  using LinkAtFn = int (*)(int olddirfd, const char* oldpath, int newdirfd,
+                           const char* newpath, int flags);
   // Opens (creating) the store directory `dir`.
-  static Result<ObjectStore> Open(const std::string& dir);
+  static Result<ObjectStore> Open(const std::string& dir, LinkAtFn link_at = &::linkat);
+  // Copies of one body kept at most; far beyond any real release set
+  // (65,000 links each on ext4).
+  static constexpr int kMaxCopies = 1000;
 
   struct Object {
     std::string sha256;
@@ -60,14 +74,18 @@ class ObjectStore {
   const std::string& dir() const { return dir_; }
 
  private:
-  ObjectStore(std::string dir, Fd fd) : dir_(std::move(dir)), fd_(std::move(fd)) {}
+  ObjectStore(std::string dir, Fd fd, LinkAtFn link_at)
+      : dir_(std::move(dir)), fd_(std::move(fd)), link_at_(link_at) {}
   Result<Fd> OpenTemp() const;
   // Links the stored object `obj.name` (making it from `memory`, or from
-  // `spilled` when that is open, if it is not stored yet) as `link_name`.
+  // `spilled` when that is open, if it is not stored yet) as `link_name`;
+  // on EMLINK, the next copy (made the same way if missing). `obj.name`
+  // comes back as the copy linked.
   Result<Object> Store(Object obj, uint32_t mode, std::string_view memory, Fd spilled,
                        int parent_fd, const std::string& link_name);
   std::string dir_;
   Fd fd_;
+  LinkAtFn link_at_;
 };
 
 }  // namespace relsupd

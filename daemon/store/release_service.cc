@@ -380,14 +380,30 @@ void ReleaseService::Prune(const std::string& app, const Actor& actor, Done done
   if (!activation.ok()) return done(activation.status());
   auto releases = ledger_->ListReleases(app);
   if (!releases.ok()) return done(releases.status());
+  // Asked now, on the loop: a switch cannot begin between this and the
+  // `pruned` events below, and Activate refuses a release once pruned.
+  const std::set<int64_t> in_use = in_use_ ? in_use_(app) : std::set<int64_t>();
   std::vector<int64_t> victims;
+  std::set<int64_t> held;
   int64_t kept = 0;
   for (auto it = releases->rbegin(); it != releases->rend(); ++it) {
     if (!activation->ever_activated.count(it->number)) continue;
     if (it->pruned) continue;
     if (++kept <= spec->keep_releases) continue;
     if (it->number == activation->active || it->number == activation->previous) continue;
+    if (in_use.count(it->number)) {
+      held.insert(it->number);
+      continue;
+    }
     victims.push_back(it->number);
+  }
+  json held_json = json::array();
+  for (int64_t n : held) held_json.push_back(ReleaseName(n));
+  if (held.empty()) {
+    held_back_.erase(app);
+  } else {
+    held_back_[app] = held;
+    spdlog::info("Retention of app '{}' holds back {} while in use", app, held_json.dump());
   }
   json pruned = json::array();
   for (int64_t n : victims) {
@@ -420,16 +436,42 @@ void ReleaseService::Prune(const std::string& app, const Actor& actor, Done done
         ASSIGN_OR_RETURN(ObjectStore objects, ObjectStore::Open(objects_dir));
         return objects.CollectGarbage();
       },
-      [this, alive = alive_, app, pruned, builds_removed, done](Result<uint64_t> r) {
+      [this, alive = alive_, app, pruned, held_json, builds_removed,
+       done](Result<uint64_t> r) {
         if (!*alive) return;
         pruning_.erase(app);
-        if (!r.ok()) return done(r.status());
-        if (!pruned.empty())
-          spdlog::info("Pruned {} release(s) of app '{}'", pruned.size(), app);
-        done(json{{"pruned", pruned},
-                  {"builds_removed", builds_removed},
-                  {"objects_removed", *r}});
+        if (!r.ok()) {
+          done(r.status());
+        } else {
+          if (!pruned.empty())
+            spdlog::info("Pruned {} release(s) of app '{}'", pruned.size(), app);
+          done(json{{"pruned", pruned},
+                    {"in_use", held_json},
+                    {"builds_removed", builds_removed},
+                    {"objects_removed", *r}});
+        }
+        if (*alive && recheck_.erase(app)) InUseEnded(app);
       });
+}
+
+void ReleaseService::InUseEnded(const std::string& app) {
+  auto it = held_back_.find(app);
+  if (it == held_back_.end()) return;
+  if (pruning_.count(app)) {
+    recheck_.insert(app);  // asked again when that prune is done
+    return;
+  }
+  const std::set<int64_t> in_use = in_use_ ? in_use_(app) : std::set<int64_t>();
+  bool freed = false;
+  for (int64_t n : it->second) freed = freed || !in_use.count(n);
+  if (!freed) return;
+  // The daemon applies the retention it held back; the `pruned` events
+  // name it as the actor.
+  Prune(app, Actor{0, "relsupd"}, [app](Result<json> pruned) {
+    if (!pruned.ok())
+      spdlog::warn("Retention of app '{}' (held back while in use) failed: {}, ignoring", app,
+                   pruned.status().message());
+  });
 }
 
 void ReleaseService::VerifyRelease(const std::string& app, int64_t number, Done done) {

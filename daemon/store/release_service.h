@@ -61,12 +61,28 @@ class ReleaseService {
   void VerifyRelease(const std::string& app, int64_t number, Done done);
 
   // Applies the app's keep_releases: of the releases that were ever
-  // activated, all but the newest keep_releases go, never the active one
-  // or the rollback target. Each gets a `pruned` event (recorded before its
-  // slot is removed, so a crash leaves at worst a slot recovery removes);
-  // then artifacts no unpruned release uses and unused objects go.
-  // Result: {pruned: [vN...], builds_removed: [id...], objects_removed: N}.
+  // activated, all but the newest keep_releases go, never the active one,
+  // the rollback target, nor one the run stage says is in use (see
+  // set_in_use). Each gets a `pruned` event (recorded before its slot is
+  // removed, so a crash leaves at worst a slot recovery removes); then
+  // artifacts no unpruned release uses and unused objects go. A release
+  // held back because it was in use is pruned by InUseEnded once it is no
+  // longer in use, if retention still says so then.
+  // Result: {pruned: [vN...], in_use: [vN...] (held back),
+  //          builds_removed: [id...], objects_removed: N}.
   void Prune(const std::string& app, const Actor& actor, Done done);
+
+  // What the run stage uses beyond the ledger's active release and
+  // rollback target: the source and target of a switch in progress and
+  // every release with live (running, starting or stopping) instances.
+  // Set by the run stage, which outlives no prune: it sets an empty
+  // function before it goes.
+  using InUseFn = std::function<std::set<int64_t>(const std::string& app)>;
+  void set_in_use(InUseFn in_use) { in_use_ = std::move(in_use); }
+  // The run stage: a release of `app` may have stopped being in use (a
+  // switch ended, a retired group stopped). Runs the prune that held a
+  // release back, once one of those is free. Cheap when nothing was held.
+  void InUseEnded(const std::string& app);
 
   std::string SlotDir(const std::string& app, int64_t number) const;
   std::string BuildPath(const BuildRow& build) const;
@@ -82,6 +98,11 @@ class ReleaseService {
   StoreLimits limits_;
   std::set<std::string> busy_;     // apps with a release being made
   std::set<std::string> pruning_;  // apps being pruned
+  InUseFn in_use_;
+  // Releases a prune held back because they were in use, by app.
+  std::map<std::string, std::set<int64_t>> held_back_;
+  // Apps whose InUseEnded came while they were being pruned.
+  std::set<std::string> recheck_;
   // Lets thread-pool completions know the service still exists.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

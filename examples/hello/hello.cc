@@ -5,7 +5,8 @@
 // (default 8080; 0 picks one), sends READY=1 to $NOTIFY_SOCKET and serves
 // `/`, `/version` and `/health` from one poll loop. SIGTERM/SIGINT: stop
 // accepting, finish the requests in flight, exit 0. Test knobs:
-// HELLO_FAIL_AT_START=1 exits 1 at once; HELLO_NEVER_READY=1 never says READY.
+// HELLO_FAIL_AT_START=1 exits 1 at once; HELLO_NEVER_READY=1 never says READY;
+// HELLO_READY_FILE=PATH says READY only once PATH exists (a test decides when).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -401,6 +402,14 @@ int main() {
   Log("app " + page.app + " release " + page.release + " process " +
       page.process + " pid " + std::to_string(::getpid()) + " serving on " +
       where + (inherited ? " (socket from LISTEN_FDS)" : " (bound from PORT)"));
+  // A test knob: ready only once the test made the file (looked at every
+  // 10 ms; a stop request meanwhile ends the process as usual).
+  for (const std::string gate = Env("HELLO_READY_FILE");
+       !gate.empty() && ::access(gate.c_str(), F_OK) != 0;) {
+    const timespec tick{0, 10'000'000};
+    ::ppoll(nullptr, 0, &tick, &wait_mask);
+    if (g_stop) return 0;
+  }
   if (Env("HELLO_NEVER_READY") != "1")  // a test knob
     Notify(notify, "READY=1\nSTATUS=serving on " + where);
   Serve(listener, page, notify, wait_mask);

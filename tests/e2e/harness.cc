@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -194,6 +195,24 @@ pid_t Spawn(const std::vector<std::string>& argv,
   return pid;
 }
 
+// A pseudo-terminal pair, both ends close-on-exec, with output
+// post-processing off (no "\n" -> "\r\n").
+void OpenPty(int* master, int* slave) {
+  int m = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (m < 0) FailErrno("posix_openpt");
+  if (::grantpt(m) != 0 || ::unlockpt(m) != 0) FailErrno("grantpt/unlockpt");
+  char name[128];
+  if (::ptsname_r(m, name, sizeof name) != 0) FailErrno("ptsname_r");
+  int s = ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (s < 0) FailErrno(std::string("open ") + name);
+  termios t;
+  if (::tcgetattr(s, &t) != 0) FailErrno("tcgetattr");
+  t.c_oflag &= ~static_cast<tcflag_t>(OPOST);
+  if (::tcsetattr(s, TCSANOW, &t) != 0) FailErrno("tcsetattr");
+  *master = m;
+  *slave = s;
+}
+
 int OpenDevNull() {
   int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (fd < 0) FailErrno("open /dev/null");
@@ -308,7 +327,11 @@ std::string ProcResult::Describe() const {
 ProcResult RunProcess(const std::vector<std::string>& argv,
                       const RunOptions& options) {
   int out_pipe[2], err_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0) FailErrno("pipe2");
+  if (options.stdout_pty) {
+    OpenPty(&out_pipe[0], &out_pipe[1]);
+  } else if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
+    FailErrno("pipe2");
+  }
   if (::pipe2(err_pipe, O_CLOEXEC) != 0) FailErrno("pipe2");
   int in = OpenDevNull();
   pid_t pid = Spawn(argv, BuildEnv(options.env), in, out_pipe[1], err_pipe[1],
@@ -336,6 +359,7 @@ ProcResult RunProcess(const std::vector<std::string>& argv,
       char chunk[65536];
       ssize_t got = ::read(fds[i].fd, chunk, sizeof chunk);
       if (got < 0 && errno == EINTR) continue;
+      // (A pty's master reads EIO once the child's side is closed.)
       if (got <= 0) {
         ::close(fds[i].fd);
         fds[i].fd = -1;

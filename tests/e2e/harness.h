@@ -75,6 +75,9 @@ struct RunOptions {
   // Extra NAME=VALUE environment entries (replacing inherited ones).
   std::vector<std::string> env;
   int timeout_ms = 10'000;
+  // stdout is a pseudo-terminal (output post-processing off, so the bytes
+  // read back are the bytes written), as when a person runs the command.
+  bool stdout_pty = false;
 };
 
 struct ProcResult {

@@ -10,6 +10,8 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -450,6 +452,170 @@ TEST_CASE("activate: when the ledger cannot record the outcome, the switch goes 
     agree();
     CHECK(CountEvents(h.stage, "recovered") == 0);
   }
+}
+
+// The releases `pruned` events name, with who pruned them.
+std::map<std::string, std::string> PrunedBy(Stage& stage) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : stage.CtlJson({"history", "shop", "-n", "1000"}))
+    if (e["kind"] == "pruned") out[e["release"].get<std::string>()] = e["actor"];
+  return out;
+}
+
+TEST_CASE("activate: a release create during a slow rollback --to v1 with keep_releases 2 leaves v1 intact and live") {
+  // Every release's hello says READY only once `gate` exists: the test
+  // decides when the rollback's v1 becomes ready.
+  e2e::TempDir gates;
+  const std::string gate = gates.WriteFile("ready", "");
+  HelloStage h({"--keep", "2"});
+  h.Release({"HELLO_READY_FILE=" + gate});
+  h.Release({"GREETING=two"});
+  h.Release({"GREETING=three"});
+  for (const char* v : {"v1", "v2", "v3"}) h.stage.CtlOk({"activate", "shop", v});
+  const pid_t daemon = h.stage.daemon().pid();
+  const std::set<pid_t> v3_pids = Pids(Ps(h.stage));
+  REQUIRE(v3_pids.size() == 2);
+
+  REQUIRE(::unlink(gate.c_str()) == 0);
+  h.stage.CtlOk({"rollback", "shop", "--to", "v1", "--no-wait"});
+  Json ps = WaitPs(h.stage, [](const Json& p) {
+    size_t waiting = 0;
+    for (const auto& r : p)
+      if (r["release"] == "v1" && r["state"] == "running" && r.value("pid", 0) > 0) ++waiting;
+    return waiting == 2;
+  }, 20'000, "v1 started and waiting for its gate");
+  // v1 is neither active nor the rollback target in the ledger yet, and
+  // is the third newest activated release: retention alone would take it.
+  Json status = h.stage.CtlJson({"status", "shop"});
+  REQUIRE(status["switch"]["to"] == "v1");
+  CHECK(status["active"] == "v3");
+  CHECK(status["previous"] == "v2");
+  CHECK(h.Release({"GREETING=four"}) == "v4");
+  // The create's prune ran before the daemon read the next request.
+  CHECK(PrunedBy(h.stage).count("v1") == 0);
+  CHECK(std::filesystem::exists(h.stage.Slot(1) + "/bin/hello"));
+  Json verify = h.stage.CtlJson({"release", "verify", "shop", "v1"});
+  CHECK(verify["ok"] == true);
+  // The switch goes on; the old release still serves.
+  CHECK(h.stage.CtlJson({"status", "shop"})["switch"]["to"] == "v1");
+  CHECK(h.Version() == "v3\n");
+  for (pid_t p : v3_pids) CHECK(Alive(p));
+  CHECK(h.stage.daemon().pid() == daemon);
+  CHECK(Alive(daemon));
+
+  // v1 becomes ready: the rollback completes, on an intact slot.
+  gates.WriteFile("ready", "");
+  int64_t deadline = e2e::NowMs() + 20'000;
+  while ((status = h.stage.CtlJson({"status", "shop"}))["switch"] != nullptr &&
+         e2e::NowMs() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  REQUIRE(status["switch"] == nullptr);
+  CHECK(status["last_switch"]["ok"] == true);
+  CHECK(status["active"] == "v1");
+  CHECK(status["previous"] == "v3");
+  CHECK(h.Version() == "v1\n");
+  // The instances that waited for the gate are the ones live now.
+  std::set<pid_t> waited;
+  for (const auto& r : ps)
+    if (r["release"] == "v1") waited.insert(r["pid"].get<pid_t>());
+  CHECK(Pids(Ps(h.stage)) == waited);
+  CHECK(WaitGone(v3_pids));
+  CHECK(h.stage.CtlJson({"release", "verify", "shop", "v1"})["ok"] == true);
+  CHECK(PrunedBy(h.stage).empty());
+  CHECK(h.stage.daemon().pid() == daemon);
+  CHECK(h.stage.Ctl({"history", "--verify"}).exit_code() == 0);
+
+  // Retention resumes once v1 is no longer in use. Live v4: v1 is the
+  // rollback target, and the prune held back runs as the switch ends: v2
+  // (third newest activated) goes.
+  h.stage.CtlOk({"activate", "shop", "v4"});
+  std::map<std::string, std::string> pruned = PrunedBy(h.stage);
+  CHECK(pruned == std::map<std::string, std::string>{{"v2", "relsupd"}});
+  // Live v3 again: v1 is neither kept, active nor the rollback target.
+  h.stage.CtlOk({"activate", "shop", "v3"});
+  Json out = h.stage.CtlJson({"prune", "shop"});
+  CHECK(out["pruned"] == Json::array({"v1"}));
+  CHECK(out["in_use"] == Json::array());
+  CHECK(!std::filesystem::exists(h.stage.Slot(1)));
+  CHECK(!std::filesystem::exists(h.stage.Slot(2)));
+  CHECK(std::filesystem::exists(h.stage.Slot(4)));
+  CHECK(h.Version() == "v3\n");
+  CHECK(h.stage.daemon().pid() == daemon);
+  CHECK(h.stage.Ctl({"history", "--verify"}).exit_code() == 0);
+}
+
+TEST_CASE("activate: a release whose instances are still stopping after a failed stop-first rollback is pruned only once they stopped") {
+  // v1's worker, when LINGER=1, stops only once `release` exists in the
+  // gate dir; its web exits at once while `crash` exists there.
+  e2e::TempDir gates;
+  const std::string gate = gates.path();
+  Stage stage(FastConfig(), {}, "shop", {"--keep", "2"});
+  const std::string file = stage.Artifact(
+      "linger.tar.gz",
+      {File("relsupd.yaml",
+            "processes:\n"
+            "  web:\n"
+            "    command: ./bin/web\n"
+            "  worker:\n"
+            "    command: ./bin/worker\n"
+            "    stop_timeout: 600s\n"),
+       File("bin/web", "#!/bin/sh\nif [ -e \"$GATE/crash\" ]; then exit 1; fi\nexec sleep 1000\n",
+            0755),
+       File("bin/worker",
+            "#!/bin/sh\n"
+            "trap 'if [ \"$LINGER\" = 1 ]; then\n"
+            "  while [ ! -e \"$GATE/release\" ]; do sleep 0.02; done\n"
+            "fi; exit 0' TERM\n"
+            "while :; do sleep 0.02; done\n",
+            0755)});
+  const std::string build = stage.Import(file)["id"];
+  stage.Create(build, {"--set", "GATE=" + gate, "--set", "LINGER=1"});
+  stage.CtlOk({"config", "unset", "shop", "LINGER"});  // v2
+  stage.Create(build, {"--set", "N=3"});
+  gates.WriteFile("release", "");
+  for (const char* v : {"v1", "v2", "v3"}) stage.CtlOk({"activate", "shop", v});
+  const pid_t daemon = stage.daemon().pid();
+
+  REQUIRE(::unlink((gate + "/release").c_str()) == 0);
+  gates.WriteFile("crash", "");
+  e2e::ProcResult r = stage.Ctl({"rollback", "shop", "--to", "v1", "--strategy", "stop-first"});
+  CHECK(r.exit_code() == 1);
+  CHECK_THAT(r.err, Catch::Contains("rolled back to v3"));
+  // The switch is over; v1's worker is still stopping, v3 waits for it.
+  Json status = stage.CtlJson({"status", "shop"});
+  CHECK(status["switch"] == nullptr);
+  CHECK(status["active"] == "v3");
+  CHECK(status["previous"] == "v2");
+  Json ps = Ps(stage);
+  pid_t worker = 0;
+  for (const auto& row : ps)
+    if (row["release"] == "v1" && row["type"] == "worker" && row.value("pid", 0) > 0)
+      worker = row["pid"];
+  REQUIRE(worker > 0);
+  CHECK(Alive(worker));
+
+  CHECK(stage.Create(build, {"--set", "N=4"}) == "v4");
+  CHECK(PrunedBy(stage).count("v1") == 0);
+  CHECK(std::filesystem::exists(stage.Slot(1) + "/bin/worker"));
+  CHECK(Alive(worker));
+  CHECK(stage.daemon().pid() == daemon);
+
+  // The worker stops: v1 is no longer in use, and the prune held back runs.
+  REQUIRE(::unlink((gate + "/crash").c_str()) == 0);  // v3's web starts next
+  gates.WriteFile("release", "");
+  CHECK(WaitGone({worker}));
+  int64_t deadline = e2e::NowMs() + 20'000;
+  while (std::filesystem::exists(stage.Slot(1)) && e2e::NowMs() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  CHECK_FALSE(std::filesystem::exists(stage.Slot(1)));
+  CHECK(PrunedBy(stage) == std::map<std::string, std::string>{{"v1", "relsupd"}});
+  ps = WaitPs(stage, [](const Json& p) {
+    for (const auto& row : p)
+      if (row["release"] != "v3") return false;
+    return AllIn(p, "", "ready", 2);
+  }, 20'000, "v3 running again");
+  CHECK(stage.daemon().pid() == daemon);
+  CHECK(stage.Ctl({"history", "--verify"}).exit_code() == 0);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <set>
 #include <linux/magic.h>
 #include <thread>
 
@@ -507,6 +508,60 @@ TEST_CASE("run: a stopped app stays stopped across a daemon restart until starte
   stage.CtlOk({"start", "shop"});
   // The recorded scale is back.
   WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 2); });
+}
+
+TEST_CASE("run: ctl logs and ps escape control characters on a terminal and pass them on unchanged to a pipe") {
+  const bool notify = ::access("/usr/bin/systemd-notify", X_OK) == 0;
+  Stage stage(FastConfig());
+  // ESC [2J clears the screen, OSC 0 (ended by BEL) retitles the window, a
+  // CR goes back over the line, then DEL, a C1 CSI (U+009B) and a TAB.
+  DeployProcfile(stage,
+                 "web: printf 'a\\033[2Jb\\033]0;pwned\\007c\\rd\\177e\\302\\233f\\tg\\n'; " +
+                     std::string(notify ? "systemd-notify --status=\"$(printf 'up\\033]0;t\\007')\"; "
+                                        : "") +
+                     "exec sleep 1000\n");
+  const std::string raw = "a\x1b[2Jb\x1b]0;pwned\x07" "c\rd\x7f" "e\xc2\x9b" "f\tg";
+  const std::string shown = "a\\e[2Jb\\e]0;pwned\\ac\\rd\\x7fe\\u009bf\tg";
+  REQUIRE(WaitLog(stage, "pwned"));
+  if (notify)
+    WaitPs(stage, [](const Json& p) { return Row(p, "web.1").value("status", "") != ""; });
+  const pid_t daemon = stage.daemon().pid();
+  const std::set<pid_t> pids = Pids(Ps(stage));
+  e2e::RunOptions tty;
+  tty.stdout_pty = true;
+  auto controls = [](const std::string& s) {
+    for (unsigned char c : s)
+      if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) return true;
+    return s.find("\xc2\x9b") != std::string::npos;
+  };
+
+  // On a terminal: every control character as a visible escape.
+  e2e::ProcResult logs = stage.Ctl({"logs", "shop", "-n", "10"}, tty);
+  REQUIRE(logs.exit_code() == 0);
+  CHECK_THAT(logs.out, Catch::Contains(": " + shown + "\n"));
+  CHECK_FALSE(controls(logs.out));
+  e2e::ProcResult ps = stage.Ctl({"ps", "shop"}, tty);
+  REQUIRE(ps.exit_code() == 0);
+  CHECK_THAT(ps.out, Catch::Contains("STATUS"));
+  if (notify) CHECK_THAT(ps.out, Catch::Contains("up\\e]0;t\\a\n"));
+  CHECK_FALSE(controls(ps.out));
+  // --json on a terminal: JSON's own escapes (C0; DEL and C1 are text to
+  // JSON), the same bytes as to a pipe.
+  e2e::ProcResult json = stage.Ctl({"--json", "logs", "shop", "-n", "10"}, tty);
+  REQUIRE(json.exit_code() == 0);
+  CHECK(json.out.find_first_of("\x1b\x07\r") == std::string::npos);
+  CHECK(json.out == stage.CtlOk({"--json", "logs", "shop", "-n", "10"}));
+  CHECK(Json::parse(json.out.substr(0, json.out.find('\n')))["text"] == raw);
+
+  // To a pipe: the app's bytes as they are.
+  std::string piped = stage.CtlOk({"logs", "shop", "-n", "10"});
+  CHECK_THAT(piped, Catch::Contains(": " + raw + "\n"));
+  if (notify) CHECK_THAT(stage.CtlOk({"ps", "shop"}), Catch::Contains("up\x1b]0;t\x07\n"));
+  CHECK(Logs(stage)[0]["text"] == raw);
+
+  CHECK(stage.daemon().pid() == daemon);
+  CHECK(Pids(Ps(stage)) == pids);
+  CHECK(stage.Ctl({"history", "--verify"}).exit_code() == 0);
 }
 
 }  // namespace

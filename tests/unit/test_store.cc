@@ -69,6 +69,9 @@ struct Entry {
   uint64_t zeros = 0;    // or this many zero bytes
   std::string symlink;   // AE_IFLNK: the target
   std::string hardlink;  // a hard link to this earlier entry
+  // A sparse file of `zeros` bytes: only these (offset, data) regions are
+  // stored (GNU sparse 1.0 in pax); the rest are holes.
+  std::vector<std::pair<uint64_t, std::string>> sparse;
 };
 
 Entry File(std::string path, std::string body, unsigned perm = 0644) {
@@ -136,11 +139,20 @@ void WriteArchive(const std::string& file, const std::vector<Entry>& entries,
     if (e.type == AE_IFLNK) archive_entry_set_symlink(ae, e.symlink.c_str());
     if (e.type == AE_IFCHR || e.type == AE_IFBLK) archive_entry_set_rdev(ae, makedev(1, 3));
     if (!e.hardlink.empty()) archive_entry_set_hardlink(ae, e.hardlink.c_str());
+    for (const auto& [offset, data] : e.sparse)
+      archive_entry_sparse_add_entry(ae, static_cast<la_int64_t>(offset),
+                                     static_cast<la_int64_t>(data.size()));
     INFO("writing header of '" << e.path << "': " << archive_error_string(a));
     REQUIRE(archive_write_header(a, ae) >= ARCHIVE_WARN);
     archive_entry_free(ae);
     if (!has_data) continue;
-    if (e.zeros) {
+    if (!e.sparse.empty()) {
+      // The writer takes the whole content and stores only the regions.
+      std::string body(e.zeros, '\0');
+      for (const auto& [offset, data] : e.sparse) body.replace(offset, data.size(), data);
+      REQUIRE(archive_write_data(a, body.data(), body.size()) ==
+              static_cast<la_ssize_t>(body.size()));
+    } else if (e.zeros) {
       for (uint64_t left = e.zeros; left > 0;) {
         size_t n = static_cast<size_t>(std::min<uint64_t>(left, zeros.size()));
         REQUIRE(archive_write_data(a, zeros.data(), n) == static_cast<la_ssize_t>(n));
@@ -547,6 +559,67 @@ TEST_CASE("ArchiveReader reads plain, gzip and zstd tar", "[store][reader]") {
   CHECK(entries[2].size == 10);
   CHECK(entries[3].type == EntryType::kSymlink);
   CHECK(entries[3].target == "bin/web");
+}
+
+TEST_CASE("ArchiveReader and BuildSlot keep a sparse file's full size, a trailing hole included",
+          "[store][reader][sparse]") {
+  // Data at 4 KiB and 64 KiB, holes before, between and after: 1 MiB in all.
+  const uint64_t size = 1 << 20;
+  Entry tail = File("data/tail-hole.bin", "");
+  tail.zeros = size;
+  tail.sparse = {{4096, std::string(4096, 'a')}, {65536, std::string(100, 'b')}};
+  // Data at the end: no trailing hole (read right before the fix too).
+  Entry end = File("data/end.bin", "");
+  end.zeros = 10000;
+  end.sparse = {{9000, std::string(1000, 'c')}};
+  auto expected = [](const Entry& e) {
+    std::string body(e.zeros, '\0');
+    for (const auto& [offset, data] : e.sparse) body.replace(offset, data.size(), data);
+    return body;
+  };
+  auto filter = GENERATE(Filter::kNone, Filter::kGzip);
+  State st;
+  const std::string artifact = st.Artifact({Procfile(), Dir("data"), tail, end}, filter);
+
+  // What the reader streams: every byte, holes as zeros.
+  auto fd = OpenFile(artifact, O_RDONLY);
+  REQUIRE(fd.ok());
+  auto reader = ArchiveReader::Open(fd->get(), "sparse", fs::file_size(artifact), {});
+  REQUIRE(reader.ok());
+  std::map<std::string, std::string> bodies;
+  std::map<std::string, uint64_t> sizes;
+  for (;;) {
+    auto e = (*reader)->Next();
+    INFO(e.status().message());
+    REQUIRE(e.ok());
+    if (!*e) break;
+    if ((*e)->type != EntryType::kFile) continue;
+    sizes[(*e)->path] = (*e)->size;
+    std::string& body = bodies[(*e)->path];
+    REQUIRE((*reader)->ReadData([&](std::string_view d) {
+      body.append(d);
+      return Status::Ok();
+    }).ok());
+  }
+  CHECK(sizes["data/tail-hole.bin"] == size);
+  CHECK(bodies["data/tail-hole.bin"].size() == size);
+  CHECK(bodies["data/tail-hole.bin"] == expected(tail));
+  CHECK(bodies["data/end.bin"] == expected(end));
+  CHECK((*reader)->unpacked_bytes() == size + 10000 + 15);
+
+  // What the slot holds, and the slot verifies.
+  auto slot = st.Build(artifact, 1);
+  INFO(slot.status().message());
+  REQUIRE(slot.ok());
+  CHECK(fs::file_size(st.Slot(1) + "/data/tail-hole.bin") == size);
+  CHECK(ReadAll(st.Slot(1) + "/data/tail-hole.bin") == expected(tail));
+  CHECK(ReadAll(st.Slot(1) + "/data/end.bin") == expected(end));
+  auto manifest = ReadSlotManifest(st.Slot(1));
+  REQUIRE(manifest.ok());
+  CHECK(manifest->entries.at("data/tail-hole.bin").size == size);
+  auto verify = VerifySlot(st.Slot(1), slot->digest, Sha256Hex(ReadAll(artifact)));
+  REQUIRE(verify.ok());
+  CHECK(verify->ok());
 }
 
 // --- BuildSlot ---
@@ -1044,6 +1117,88 @@ TEST_CASE("ObjectStore stores a body once, links it, and removes what no slot li
       "b.txt");
   CHECK_FALSE(taken.ok());
   CHECK(count_files() == 1);
+}
+
+// A file system that allows kLinkMax links per inode, as ext4 allows
+// 65,000: linkat(2) fails with EMLINK on an inode that has them all.
+constexpr nlink_t kLinkMax = 3;
+int LinkAtWithLimit(int olddirfd, const char* oldpath, int newdirfd, const char* newpath,
+                    int flags) {
+  struct stat st;
+  const int follow = (flags & AT_SYMLINK_FOLLOW) ? 0 : AT_SYMLINK_NOFOLLOW;
+  if (::fstatat(olddirfd, oldpath, &st, follow) == 0 && st.st_nlink >= kLinkMax) {
+    errno = EMLINK;
+    return -1;
+  }
+  return ::linkat(olddirfd, oldpath, newdirfd, newpath, flags);
+}
+
+TEST_CASE("ObjectStore: a body at the file system's link limit gets another copy",
+          "[store][objects][emlink]") {
+  TempDir dir;
+  auto store = ObjectStore::Open(dir / "objects", &LinkAtWithLimit);
+  REQUIRE(store.ok());
+  // Bodies held in memory, a spilled one, and a tree object, each linked
+  // 5 times into each of 3 slots: 15 links, 2 per copy (the store's own
+  // name is the third).
+  const std::string big(ObjectStore::kMemoryBodyBytes + 1, 'z');
+  struct Body {
+    std::string text;
+    bool tree = false;
+  };
+  const std::vector<Body> bodies = {{""}, {"x = 1\n"}, {big}, {"tree text\n", true}};
+  std::vector<std::string> names;
+  for (int s = 1; s <= 3; ++s) {
+    const std::string slot_dir = dir / ("slot" + std::to_string(s));
+    REQUIRE(MakeDirs(slot_dir, 0755).ok());
+    auto slot = OpenFile(slot_dir, O_RDONLY | O_DIRECTORY);
+    REQUIRE(slot.ok());
+    for (size_t b = 0; b < bodies.size(); ++b) {
+      for (int i = 0; i < 5; ++i) {
+        const std::string link = std::to_string(b) + "-" + std::to_string(i);
+        auto o = bodies[b].tree
+                     ? store->PutTreeAndLink(bodies[b].text, slot->get(), link)
+                     : store->PutAndLink(
+                           0644,
+                           [&](const ObjectStore::Sink& sink) { return sink(bodies[b].text); },
+                           slot->get(), link);
+        INFO("slot " << s << ", body " << b << ", link " << i << ": " << o.status().message());
+        REQUIRE(o.ok());
+        CHECK(o->sha256 == Sha256Hex(bodies[b].text));
+        names.push_back(o->name);
+        const std::string in_slot = slot_dir + "/" + link;
+        CHECK(InodeOf(in_slot) == InodeOf(dir / ("objects/" + o->name)));
+        CHECK(ReadAll(in_slot) == bodies[b].text);
+      }
+    }
+  }
+  // Per body: the object and copies .1 to .7, none past the limit.
+  for (const Body& b : bodies) {
+    const std::string h = Sha256Hex(b.text);
+    const std::string first = h.substr(0, 2) + "/" + h + (b.tree ? ".tree" : ".0444");
+    for (int copy = 0; copy < 8; ++copy) {
+      const std::string name = copy == 0 ? first : first + "." + std::to_string(copy);
+      INFO(name);
+      struct stat st;
+      REQUIRE(::lstat((dir / ("objects/" + name)).c_str(), &st) == 0);
+      CHECK(st.st_nlink == (copy < 7 ? kLinkMax : 2));  // 7 x 2 + 1 = 15 links
+      CHECK((st.st_mode & 07777) == 0444);
+    }
+    CHECK_FALSE(fs::exists(dir / ("objects/" + first + ".8")));
+  }
+  CHECK(*store->CollectGarbage() == 0);
+  // Each copy is garbage on its own once no slot links it.
+  std::error_code ec;
+  fs::remove_all(dir / "slot1", ec);
+  fs::remove_all(dir / "slot2", ec);
+  CHECK(*store->CollectGarbage() == 4 * 5);  // copies 0 to 4 of each body
+  fs::remove_all(dir / "slot3", ec);
+  CHECK(*store->CollectGarbage() == 4 * 3);
+  int left = 0;
+  for (auto it = fs::recursive_directory_iterator(dir / "objects");
+       it != fs::recursive_directory_iterator(); ++it)
+    left += it->is_regular_file();
+  CHECK(left == 0);
 }
 
 // --- tree objects ---
