@@ -21,11 +21,19 @@ std::string Sockets(const rpc::Json& app) {
   return s.empty() ? "-" : s;
 }
 
+// "70001 (dynamic)", "33", or "-" for a row not resolved yet.
+std::string Id(const rpc::Json& a, const char* key) {
+  if (a.value(key, int64_t{-1}) < 0) return "-";
+  return Text(a[key]) + (a.value("dynamic_user", false) ? " (dynamic)" : "");
+}
+
 void PrintApp(const rpc::Json& a) {
   PrintFields(std::cout,
               {{"name", Text(a["name"])},
-               {"user", Text(a["user"])},
-               {"group", Text(a["group"])},
+               {"user", Text(a["user"]).empty() ? "-" : Text(a["user"])},
+               {"group", Text(a["group"]).empty() ? "-" : Text(a["group"])},
+               {"uid", Id(a, "uid")},
+               {"gid", Id(a, "gid")},
                {"keep releases", Text(a["keep_releases"])},
                {"sockets", Sockets(a)},
                {"strategy", Text(a["strategy"])},
@@ -52,8 +60,10 @@ void AddAppVerbs(CLI::App& ctl, CtlContext* ctx) {
   create->add_option("APP", args->name, "App name ([a-z0-9][a-z0-9-]{0,62})")
       ->required();
   create->add_option("--user", args->user,
-                     "User to run as (default: the daemon's own, or nobody "
-                     "when the daemon runs as root)");
+                     "User to run as, a name or a uid; root only with "
+                     "allow_root_apps (default: a uid of the app's own from "
+                     "app_uid_range when the daemon runs as root, else the "
+                     "daemon's own user)");
   create->add_option("--group", args->group,
                      "Group to run as (default: the user's primary group)");
   create->add_option("--keep", args->keep,
@@ -107,11 +117,13 @@ void AddAppVerbs(CLI::App& ctl, CtlContext* ctx) {
   list->callback([ctx] {
     ctx->CallAndPrint(rpc::method::kAppList, rpc::Json::object(),
                       [](const rpc::Json& apps) {
-                        Table t({"NAME", "USER", "GROUP", "KEEP", "STRATEGY",
+                        Table t({"NAME", "USER", "UID", "GROUP", "KEEP", "STRATEGY",
                                  "DEADLINE", "AUTO-ROLLBACK", "SOCKETS"});
                         for (const auto& a : apps)
-                          t.AddRow({Text(a["name"]), Text(a["user"]),
-                                    Text(a["group"]), Text(a["keep_releases"]),
+                          t.AddRow({Text(a["name"]),
+                                    Text(a["user"]).empty() ? "-" : Text(a["user"]),
+                                    Id(a, "uid"),
+                                    Text(a["group"]).empty() ? "-" : Text(a["group"]), Text(a["keep_releases"]),
                                     Text(a["strategy"]),
                                     FormatDurationMs(a.value(
                                         "activation_deadline_ms", int64_t{0})),

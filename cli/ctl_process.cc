@@ -30,15 +30,17 @@ void PrintPs(const rpc::Json& rows) {
     std::cout << "No processes\n";
     return;
   }
-  Table t({"APP", "PROCESS", "RELEASE", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT",
-           "STATUS"});
+  Table t({"APP", "PROCESS", "RELEASE", "STATE", "PID", "UID", "UPTIME", "RESTARTS",
+           "LAST EXIT", "STATUS"});
   for (const auto& r : rows) {
     std::string release = Text(r["release"]);
     if (!r.value("active", true)) release += " (old)";
     int64_t pid = r.value("pid", 0);
     std::vector<std::string> row = {
         Text(r["app"]), Text(r["process"]), release, Text(r["state"]),
-        pid > 0 ? std::to_string(pid) : "-", Uptime(r.value("uptime_ms", 0)),
+        pid > 0 ? std::to_string(pid) : "-",
+        r.value("uid", int64_t{-1}) >= 0 ? Text(r["uid"]) : "-",
+        Uptime(r.value("uptime_ms", 0)),
         Text(r["restarts"]), Text(r["last_exit"]).empty() ? "-" : Text(r["last_exit"]),
         // STATUS= is the app's own text: shown escaped on a terminal.
         Text(r["status"]).empty() ? "-" : Text(r["status"])};

@@ -27,6 +27,7 @@
 #include "daemon/logs/log_store.h"
 #include "daemon/logs/logging.h"
 #include "daemon/notify/notifier.h"
+#include "daemon/store/layout.h"
 #include "daemon/store/release_service.h"
 #include "daemon/supervise/cgroup.h"
 #include "daemon/supervise/exec_step.h"
@@ -84,6 +85,7 @@ class Daemon {
     return l;
   }
   void ApplyPolicy();
+  void SecureAppDirs();
   Status StartRunStage();
   Result<std::unique_ptr<CgroupTree>> OpenCgroups();
   void Reload();
@@ -232,21 +234,39 @@ Result<DaemonConfig> Daemon::ReadConfig() const {
   return c;
 }
 
+void Daemon::SecureAppDirs() {
+  auto apps = ledger_->ListApps();
+  if (!apps.ok()) return;  // the run stage reports it
+  for (const AppSpec& app : *apps) {
+    auto as = RunAsOf(app);
+    Status s = as.ok() ? SecureAppDir(config_.state_dir, app.name, as->gid)
+                       : as.status();
+    // Left as it is: the app's next start fixes it or fails with the reason.
+    if (!s.ok()) spdlog::warn("app {}: {}, ignoring", app.name, s.message());
+  }
+}
+
 void Daemon::ApplyPolicy() {
   policy_.daemon_uid = geteuid();
   policy_.admin_group = config_.admin_group;
   policy_.socket_group = config_.socket_group;
   policy_.admin_gid = GroupOrWarn(config_.admin_group, "admin_group");
   policy_.socket_gid = GroupOrWarn(config_.socket_group, "socket_group");
+  context_.allow_root_apps = config_.allow_root_apps;
+  context_.app_uid_min = config_.app_uid_min;
+  context_.app_uid_max = config_.app_uid_max;
 }
 
 Status Daemon::Start() {
   ASSIGN_OR_RETURN(config_, ReadConfig());
   RETURN_IF_ERROR(SetLogLevel(config_.log_level));
-  RETURN_IF_ERROR(MakeDirs(config_.state_dir, 0750));
+  // Traversable by the apps, listable by nobody (store/layout.h); an older
+  // relsupd's 0750/0755 directories are narrowed here.
+  RETURN_IF_ERROR(SecureStateDir(config_.state_dir));
   ASSIGN_OR_RETURN(lock_, LockDirectory(config_.state_dir));
   ASSIGN_OR_RETURN(ledger_, Ledger::Open(config_.state_dir + "/ledger.db",
                                          RealClock()));
+  SecureAppDirs();
   releases_ = std::make_unique<ReleaseService>(&loop_, ledger_.get(),
                                                config_.state_dir, Limits());
   RETURN_IF_ERROR(releases_->Recover().WithContext("recovery"));

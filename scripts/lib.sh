@@ -4,14 +4,17 @@
 # Source it from the repository root.
 
 # Build tools, libraries, test framework, and the tools the packaging tests
-# run (systemd-analyze, systemd-sysusers/-tmpfiles, dpkg-shlibdeps, runuser),
-# and clang with libFuzzer for the fuzz targets (tests/fuzz/).
+# run (systemd-analyze, systemd-sysusers/-tmpfiles, dpkg-shlibdeps, runuser,
+# setpriv), clang with libFuzzer for the fuzz targets (tests/fuzz/), and the
+# runtimes of the isolation tests' apps (python3, nodejs, gunicorn:
+# tests/run/test_isolation.cc).
 RELSUPD_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libuv1-dev libyaml-cpp-dev libsqlite3-dev libspdlog-dev libsystemd-dev
   catch2 nlohmann-json3-dev libcli11-dev libarchive-dev nettle-dev
   systemd dpkg-dev util-linux
   clang libfuzzer-14-dev
+  python3 nodejs gunicorn
 )
 
 # Installs whichever of RELSUPD_PACKAGES are missing with apt-get, running

@@ -1,6 +1,7 @@
 #include "daemon/activate/app_sockets.h"
 
 #include <arpa/inet.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -66,9 +67,29 @@ Result<Fd> BindListener(const std::string& address) {
     if (::lstat(unix_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode))
       ::unlink(unix_path.c_str());
   }
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0)
+  int bound;
+  if (family == AF_UNIX) {
+    // The socket file gets its mode (0666: any local client, as for a TCP
+    // port) at bind, from the umask: a chmod by path afterwards could be
+    // redirected by a link the app's user swapped in. The umask is the
+    // process's, shared with the thread pool (CLONE_FS), whose unpacking
+    // must not see 0111 for an instant: the loop thread first gets an
+    // fs_struct of its own (a no-op once it has one; unshare(CLONE_FS) is
+    // not a namespace, RestrictNamespaces= allows it).
+    if (::unshare(CLONE_FS) != 0)
+      return Status::FromErrno("cannot bind '" + address +
+                                   "': unshare(CLONE_FS) for its umask",
+                               errno);
+    const mode_t old_umask = ::umask(0111);
+    bound = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len);
+    const int err = errno;
+    ::umask(old_umask);
+    errno = err;
+  } else {
+    bound = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len);
+  }
+  if (bound != 0)
     return Status::FromErrno("cannot bind '" + address + "'", errno);
-  if (family == AF_UNIX) ::chmod(unix_path.c_str(), 0666);
   if (::listen(fd.get(), SOMAXCONN) != 0)
     return Status::FromErrno("cannot listen on '" + address + "'", errno);
   return fd;

@@ -14,6 +14,7 @@
 #include "daemon/base/users.h"
 #include "daemon/config/process_file.h"
 #include "daemon/store/fs.h"
+#include "daemon/store/layout.h"
 #include "daemon/store/release_service.h"
 #include "daemon/store/slots.h"
 
@@ -23,6 +24,31 @@ namespace {
 const Actor kDaemonActor{0, "relsupd"};
 
 }  // namespace
+
+Result<RunAs> RunAsOf(const AppSpec& spec) {
+  RunAs as;
+  if (spec.dynamic_user) {
+    if (spec.uid <= 0 || spec.gid <= 0)
+      return Corruption("app '" + spec.name + "' has a dynamic user without ids");
+    as.uid = static_cast<uid_t>(spec.uid);
+    as.gid = static_cast<gid_t>(spec.gid);
+    as.user = "relsupd-" + spec.name;  // USER/LOGNAME; no passwd entry
+    as.home = "/";
+    as.dynamic = true;
+    return as;
+  }
+  // A named user follows the user database (its uid is recorded in the
+  // ledger for show and ps; a renumbered user runs as its new uid).
+  ASSIGN_OR_RETURN(UserInfo user, LookupUserOrId(spec.user));
+  as.uid = user.uid;
+  as.gid = user.gid;
+  as.user = user.name;
+  as.home = user.home;
+  if (!spec.group.empty()) {
+    ASSIGN_OR_RETURN(as.gid, LookupGroupOrId(spec.group));
+  }
+  return as;
+}
 
 Status SwitchCurrentLink(const std::string& app_dir, const std::string& target) {
   const std::string tmp = app_dir + "/.current.tmp";
@@ -91,11 +117,7 @@ Result<std::shared_ptr<ReleaseRun>> RunService::LoadRun(const std::string& app,
   for (const auto& [k, v] : config.items())
     if (v.is_string()) run->config[k] = v.get<std::string>();
 
-  ASSIGN_OR_RETURN(UserInfo user, LookupUser(spec.user));
-  gid_t gid = user.gid;
-  if (!spec.group.empty()) {
-    ASSIGN_OR_RETURN(gid, LookupGroup(spec.group));
-  }
+  ASSIGN_OR_RETURN(RunAs as, RunAsOf(spec));
   ASSIGN_OR_RETURN(run->socket_fds, sockets_.For(spec));
   for (const auto& [type, p] : run->processes.processes)
     for (const auto& name : p.sockets)
@@ -103,15 +125,19 @@ Result<std::shared_ptr<ReleaseRun>> RunService::LoadRun(const std::string& app,
         return FailedPrecondition("process '" + type + "' of release " +
                                   ReleaseName(number) + " uses socket '" + name +
                                   "', which app '" + app + "' does not declare");
-  run->user = user.name;
-  run->home = user.home;
+  run->user = as.user;
+  run->home = as.home;
   if (::geteuid() == 0) {
-    run->uid = user.uid;
-    run->gid = gid;
-    run->groups = GroupsOf(user.uid, gid);
-  } else if (user.uid != ::geteuid()) {
-    return PermissionDenied("app '" + app + "' runs as '" + spec.user +
-                            "', but the daemon is not root and runs as '" +
+    // The app's group is the one that may enter apps/APP (layout.h); a
+    // changed group takes effect here, before anything runs.
+    RETURN_IF_ERROR(SecureAppDir(state_dir_, app, as.gid));
+    run->uid = as.uid;
+    run->gid = as.gid;
+    run->groups = as.dynamic ? std::vector<gid_t>{as.gid} : GroupsOf(as.uid, as.gid);
+  } else if (as.uid != ::geteuid()) {
+    return PermissionDenied("app '" + app + "' runs as uid " +
+                            std::to_string(as.uid) + " ('" + as.user +
+                            "'), but the daemon is not root and runs as '" +
                             UserName(::geteuid()) + "'");
   }
   return run;
@@ -252,6 +278,7 @@ Result<std::vector<PsRow>> RunService::Ps(
         }
         r.status = i->status_text();
         r.active = first;
+        r.uid = g->run().uid.value_or(::geteuid());
         rows.push_back(std::move(r));
       }
       first = false;

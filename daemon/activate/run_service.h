@@ -26,6 +26,18 @@ namespace relsupd {
 
 class ReleaseService;
 
+// Who an app's processes run as.
+struct RunAs {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::string user;  // USER and LOGNAME
+  std::string home;  // HOME
+  bool dynamic = false;  // ids from the daemon's app_uid_range
+};
+// Resolves the app's ids: the recorded ones for a dynamic user, the user
+// database for a named one (by name, or a number).
+Result<RunAs> RunAsOf(const AppSpec& spec);
+
 // A switch of an app from one release to another (activate or rollback).
 struct SwitchInfo {
   int64_t id = 0;
@@ -69,6 +81,7 @@ struct PsRow {
   std::vector<ExitInfo> exits;  // the last few, oldest first
   std::string status;     // STATUS= text from the process
   bool active = true;     // false: a release being retired
+  int64_t uid = -1;       // the uid the instance runs as
 };
 
 class RunService final : public SupervisorListener {

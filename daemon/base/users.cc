@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <optional>
 
 namespace relsupd {
 
@@ -25,6 +27,48 @@ Result<gid_t> LookupGroup(const std::string& name) {
     return Status::FromErrno("cannot look up group '" + name + "'", rc);
   if (res == nullptr) return NotFound("group '" + name + "' does not exist");
   return gr.gr_gid;
+}
+
+namespace {
+
+// A decimal id below 2^32-1 ((uid_t)-1 is never an id), or nothing.
+std::optional<uint32_t> ParseId(const std::string& s) {
+  if (s.empty() || s.size() > 10 || s.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  uint64_t v = std::stoull(s);
+  if (v >= 0xffffffffu) return std::nullopt;
+  return static_cast<uint32_t>(v);
+}
+
+}  // namespace
+
+Result<UserInfo> LookupUid(uid_t uid) {
+  struct passwd pw, *res = nullptr;
+  std::vector<char> buf(16384);
+  int rc = getpwuid_r(uid, &pw, buf.data(), buf.size(), &res);
+  if (rc != 0)
+    return Status::FromErrno("cannot look up uid " + std::to_string(uid), rc);
+  if (res == nullptr) return NotFound("uid " + std::to_string(uid) + " has no user");
+  return UserInfo{pw.pw_uid, pw.pw_gid, pw.pw_name, pw.pw_dir};
+}
+
+bool GroupExists(gid_t gid) {
+  struct group gr, *res = nullptr;
+  std::vector<char> buf(65536);
+  return getgrgid_r(gid, &gr, buf.data(), buf.size(), &res) == 0 && res != nullptr;
+}
+
+Result<UserInfo> LookupUserOrId(const std::string& name_or_id) {
+  std::optional<uint32_t> id = ParseId(name_or_id);
+  if (!id) return LookupUser(name_or_id);
+  auto user = LookupUid(*id);
+  if (user.ok() || user.status().code() != StatusCode::kNotFound) return user;
+  return UserInfo{*id, *id, name_or_id, "/"};
+}
+
+Result<gid_t> LookupGroupOrId(const std::string& name_or_id) {
+  if (std::optional<uint32_t> id = ParseId(name_or_id)) return gid_t{*id};
+  return LookupGroup(name_or_id);
 }
 
 std::string UserName(uid_t uid) {

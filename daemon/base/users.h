@@ -20,6 +20,14 @@ struct UserInfo {
 
 Result<UserInfo> LookupUser(const std::string& name);
 Result<gid_t> LookupGroup(const std::string& name);
+// A name, or a decimal id ("0", "70001"). A number without a passwd entry
+// gives uid = gid = that number, its text as name and "/" as home.
+Result<UserInfo> LookupUserOrId(const std::string& name_or_id);
+Result<gid_t> LookupGroupOrId(const std::string& name_or_id);
+// The passwd entry of `uid`, NotFound when it has none.
+Result<UserInfo> LookupUid(uid_t uid);
+// Whether `gid` has a group entry.
+bool GroupExists(gid_t gid);
 // The name of `uid`, or its number as text when it has none.
 std::string UserName(uid_t uid);
 std::string GroupName(gid_t gid);

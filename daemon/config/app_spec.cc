@@ -143,7 +143,10 @@ nlohmann::json AppSpecToJson(const AppSpec& spec) {
           {"sockets", sockets},
           {"strategy", StrategyName(spec.strategy)},
           {"activation_deadline_ms", spec.activation_deadline_ms},
-          {"auto_rollback", spec.auto_rollback}};
+          {"auto_rollback", spec.auto_rollback},
+          {"uid", spec.uid},
+          {"gid", spec.gid},
+          {"dynamic_user", spec.dynamic_user}};
 }
 
 Result<AppSpec> AppSpecFromJson(const nlohmann::json& j) {
@@ -179,6 +182,13 @@ Result<AppSpec> AppSpecFromJson(const nlohmann::json& j) {
     } else if (key == "auto_rollback") {
       RETURN_IF_ERROR(want(v.is_boolean(), "true or false"));
       spec.auto_rollback = v.get<bool>();
+    } else if (key == "uid" || key == "gid") {
+      // What `app show --json` printed; the daemon resolves them again.
+      RETURN_IF_ERROR(want(v.is_number_integer(), "an integer"));
+      (key == "uid" ? spec.uid : spec.gid) = v.get<int64_t>();
+    } else if (key == "dynamic_user") {
+      RETURN_IF_ERROR(want(v.is_boolean(), "true or false"));
+      spec.dynamic_user = v.get<bool>();
     } else if (key == "sockets") {
       RETURN_IF_ERROR(want(v.is_object(), "an object of NAME: ADDRESS"));
       for (const auto& [name, addr] : v.items()) {

@@ -27,6 +27,14 @@ struct AppSpec {
   std::string name;
   std::string user;   // empty: filled with the default by the daemon
   std::string group;  // empty: the user's primary group
+  // Set by the daemon at create/apply (never taken from a client) and
+  // recorded in the ledger: the ids the app runs as. dynamic_user: `user`
+  // is empty and uid/gid come from the daemon's app_uid_range, owned by this
+  // app alone and kept for its lifetime. -1: not resolved (a ledger row from
+  // before schema 4; the name is looked up at each start).
+  int64_t uid = -1;
+  int64_t gid = -1;
+  bool dynamic_user = false;
   int64_t keep_releases = 10;
   std::vector<SocketSpec> sockets;  // sorted by name, names unique
   Strategy strategy = Strategy::kStartFirst;

@@ -27,6 +27,31 @@ Result<mode_t> ReadMode(const std::string& file, const YAML::Node& n) {
 
 }  // namespace
 
+Result<std::pair<uid_t, uid_t>> ParseUidRange(const std::string& text) {
+  auto bad = [&](const std::string& why) {
+    return InvalidArgument("'app_uid_range' must be MIN-MAX, " + why + ", not '" +
+                           text + "'");
+  };
+  size_t dash = text.find('-');
+  if (dash == std::string::npos) return bad("two uids joined by '-'");
+  auto number = [](std::string_view s) -> int64_t {
+    if (s.empty() || s.size() > 10 ||
+        s.find_first_not_of("0123456789") != std::string_view::npos)
+      return -1;
+    return std::stoll(std::string(s));
+  };
+  const int64_t lo = number(std::string_view(text).substr(0, dash));
+  const int64_t hi = number(std::string_view(text).substr(dash + 1));
+  if (lo < 0 || hi < 0) return bad("two uids joined by '-'");
+  if (lo < 1000 || hi > 2147483647 || lo > hi)
+    return bad("with 1000 <= MIN <= MAX <= 2147483647");
+  // systemd's DynamicUser= range, nobody and the 16-bit (uid_t)-1.
+  if (lo <= 65535 && hi >= 61184)
+    return bad("clear of 61184-65535 (systemd's dynamic users, nobody, "
+               "16-bit -1)");
+  return std::make_pair(static_cast<uid_t>(lo), static_cast<uid_t>(hi));
+}
+
 Result<DaemonConfig> ParseDaemonConfig(const std::string& text,
                                        const std::string& file) {
   ASSIGN_OR_RETURN(YAML::Node root, yaml::LoadMap(text, file));
@@ -37,7 +62,7 @@ Result<DaemonConfig> ParseDaemonConfig(const std::string& text,
        "max_unpacked_bytes", "max_entries", "max_compression_ratio", "cgroup",
        "restart_initial_delay", "restart_max_delay", "restart_reset_after",
        "crash_limit", "crash_window", "log_max_file_bytes", "log_max_files",
-       "log_rate_limit"}));
+       "log_rate_limit", "app_uid_range", "allow_root_apps"}));
   DaemonConfig c;
   auto path_key = [&](const char* key, std::string* out) -> Status {
     if (!root[key]) return Status::Ok();
@@ -120,6 +145,19 @@ Result<DaemonConfig> ParseDaemonConfig(const std::string& text,
   }
   RETURN_IF_ERROR(cap("log_max_file_bytes", 4096, int64_t{1} << 40, &c.log_max_file_bytes));
   RETURN_IF_ERROR(cap("log_rate_limit", 1024, int64_t{1} << 40, &c.log_rate_limit));
+  if (root["app_uid_range"]) {
+    ASSIGN_OR_RETURN(std::string range, yaml::ReadString(file, root["app_uid_range"],
+                                                         "app_uid_range"));
+    auto parsed = ParseUidRange(range);
+    if (!parsed.ok())
+      return yaml::ErrorAt(file, root["app_uid_range"], parsed.status().message());
+    c.app_uid_min = parsed->first;
+    c.app_uid_max = parsed->second;
+  }
+  if (root["allow_root_apps"]) {
+    ASSIGN_OR_RETURN(c.allow_root_apps, yaml::ReadBool(file, root["allow_root_apps"],
+                                                       "allow_root_apps"));
+  }
   return c;
 }
 

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "daemon/base/status.h"
 
@@ -38,6 +39,14 @@ struct DaemonConfig {
   uint64_t log_max_file_bytes = 8 << 20;
   int64_t log_max_files = 4;
   uint64_t log_rate_limit = 4 << 20;  // bytes per second per instance
+  // Apps. An app created without a user gets a uid (and gid) of its own from
+  // [app_uid_min, app_uid_max]: unused by systemd (its dynamic users are
+  // 61184-65519, containers from 524288), outside Debian's reserved ids
+  // (0-999, 60000-65535) and below shadow's SUB_UID_MIN (100000).
+  uid_t app_uid_min = 70000;
+  uid_t app_uid_max = 79999;
+  // uid 0 for an app (user root, by name or number) is refused unless set.
+  bool allow_root_apps = false;
 
   bool operator==(const DaemonConfig&) const = default;
 };
@@ -45,6 +54,8 @@ struct DaemonConfig {
 // Parses `text` read from `filename` (used only in messages).
 Result<DaemonConfig> ParseDaemonConfig(const std::string& text,
                                        const std::string& filename);
+// "MIN-MAX" as `app_uid_range` takes it.
+Result<std::pair<uid_t, uid_t>> ParseUidRange(const std::string& text);
 // Reads and parses the file at `path`.
 Result<DaemonConfig> LoadDaemonConfig(const std::string& path);
 

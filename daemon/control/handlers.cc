@@ -2,10 +2,13 @@
 
 #include <unistd.h>
 
+#include <set>
+
 #include "daemon/base/users.h"
 #include "daemon/base/version.h"
 #include "daemon/control/params.h"
 #include "daemon/protocol/methods.h"
+#include "daemon/store/layout.h"
 
 namespace relsupd {
 namespace {
@@ -45,8 +48,10 @@ Result<Json> DaemonInfo(const DaemonContext& ctx) {
 
 Result<Json> AppCreate(DaemonContext& ctx, const Json& params, const Peer& peer) {
   ASSIGN_OR_RETURN(AppSpec spec, AppSpecFromJson(params));
-  RETURN_IF_ERROR(FillAppDefaults(&spec));
+  RETURN_IF_ERROR(FillAppDefaults(ctx, &spec));
   RETURN_IF_ERROR(ctx.ledger->CreateApp(spec, ActorOf(peer)));
+  RETURN_IF_ERROR(SecureAppDir(ctx.state_dir, spec.name,
+                               static_cast<gid_t>(spec.gid)));
   return AppSpecToJson(spec);
 }
 
@@ -67,8 +72,10 @@ Result<Json> AppApply(DaemonContext& ctx, const Json& params, const Peer& peer) 
   } else {
     return InvalidArgument("app.apply needs param 'yaml' or 'spec'");
   }
-  RETURN_IF_ERROR(FillAppDefaults(&spec));
+  RETURN_IF_ERROR(FillAppDefaults(ctx, &spec));
   ASSIGN_OR_RETURN(bool changed, ctx.ledger->ApplyApp(spec, ActorOf(peer)));
+  RETURN_IF_ERROR(SecureAppDir(ctx.state_dir, spec.name,
+                               static_cast<gid_t>(spec.gid)));
   return Json{{"name", spec.name}, {"changed", changed}, {"app", AppSpecToJson(spec)}};
 }
 
@@ -120,16 +127,82 @@ Result<Json> HistoryVerify(DaemonContext& ctx) {
 
 }  // namespace
 
-Status FillAppDefaults(AppSpec* spec) {
-  if (spec->user.empty())
-    spec->user = geteuid() == 0 ? "nobody" : UserName(geteuid());
-  auto user = LookupUser(spec->user);
-  if (!user.ok())
-    return InvalidArgument("app '" + spec->name + "': " + user.status().message());
-  if (spec->group.empty()) spec->group = GroupName(user->gid);
-  auto group = LookupGroup(spec->group);
-  if (!group.ok())
-    return InvalidArgument("app '" + spec->name + "': " + group.status().message());
+Result<uint32_t> AllocateAppUid(const std::vector<AppSpec>& apps,
+                                uint32_t lo, uint32_t hi) {
+  std::set<int64_t> taken;
+  for (const AppSpec& a : apps) {
+    taken.insert(a.uid);
+    taken.insert(a.gid);
+  }
+  for (uint64_t id = lo; id <= hi; ++id) {
+    if (taken.count(static_cast<int64_t>(id)) != 0) continue;
+    const auto uid = static_cast<uid_t>(id);
+    // An id some user or group of this host already has is not ours to give.
+    auto user = LookupUid(uid);
+    if (user.ok() || user.status().code() != StatusCode::kNotFound) continue;
+    if (GroupExists(static_cast<gid_t>(id))) continue;
+    return static_cast<uint32_t>(id);
+  }
+  return FailedPrecondition("no free uid left in app_uid_range " +
+                            std::to_string(lo) + "-" + std::to_string(hi) +
+                            " (daemon config): give the app a --user or widen "
+                            "the range");
+}
+
+Status FillAppDefaults(const DaemonContext& ctx, AppSpec* spec) {
+  const std::string what = "app '" + spec->name + "'";
+  // uid, gid and dynamic_user are the daemon's to set, never a client's.
+  spec->uid = spec->gid = -1;
+  spec->dynamic_user = false;
+  ASSIGN_OR_RETURN(std::vector<AppSpec> apps, ctx.ledger->ListApps());
+  const AppSpec* existing = nullptr;
+  for (const AppSpec& a : apps)
+    if (a.name == spec->name) existing = &a;
+  const bool root_daemon = ::geteuid() == 0;
+
+  if (spec->user.empty() && !root_daemon) {
+    // A daemon that is not root can run apps only as itself.
+    spec->user = UserName(::geteuid());
+  }
+  if (spec->user.empty()) {
+    // A uid of the app's own, for its lifetime (docs/architecture.md).
+    spec->dynamic_user = true;
+    if (existing != nullptr && existing->dynamic_user && existing->uid > 0) {
+      spec->uid = existing->uid;
+      spec->gid = existing->gid;
+    } else {
+      std::vector<AppSpec> others;
+      for (const AppSpec& a : apps)
+        if (a.name != spec->name) others.push_back(a);
+      ASSIGN_OR_RETURN(uint32_t id, AllocateAppUid(others, ctx.app_uid_min,
+                                                   ctx.app_uid_max));
+      spec->uid = spec->gid = id;
+    }
+    if (!spec->group.empty()) {
+      auto gid = LookupGroupOrId(spec->group);
+      if (!gid.ok()) return InvalidArgument(what + ": " + gid.status().message());
+      spec->gid = *gid;
+    }
+  } else {
+    auto user = LookupUserOrId(spec->user);
+    if (!user.ok()) return InvalidArgument(what + ": " + user.status().message());
+    spec->uid = user->uid;
+    spec->gid = user->gid;
+    if (spec->group.empty()) spec->group = GroupName(user->gid);
+    auto gid = LookupGroupOrId(spec->group);
+    if (!gid.ok()) return InvalidArgument(what + ": " + gid.status().message());
+    spec->gid = *gid;
+    for (const AppSpec& a : apps)
+      if (a.name != spec->name && a.dynamic_user && a.uid == spec->uid)
+        return InvalidArgument(what + ": uid " + std::to_string(spec->uid) +
+                               " is the dynamic user of app '" + a.name +
+                               "'; pick another user");
+  }
+  if (spec->uid == 0 && !ctx.allow_root_apps)
+    return PermissionDenied(
+        what + ": user '" + spec->user +
+        "' is uid 0 (root); apps never run as root unless the daemon config "
+        "sets 'allow_root_apps: true'");
   return Status::Ok();
 }
 

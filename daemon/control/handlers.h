@@ -5,6 +5,7 @@
 // result the CLI prints with --json. Loop thread only.
 
 #include <string>
+#include <vector>
 
 #include "daemon/base/clock.h"
 #include "daemon/control/dispatcher.h"
@@ -28,6 +29,10 @@ struct DaemonContext {
   std::string state_dir;
   std::string socket;
   int64_t started_ms = 0;  // monotonic
+  // From the daemon config (updated on reload).
+  bool allow_root_apps = false;
+  uint32_t app_uid_min = 70000;
+  uint32_t app_uid_max = 79999;
 };
 
 void RegisterHandlers(Dispatcher* dispatcher, DaemonContext* context);
@@ -37,9 +42,16 @@ void RegisterReleaseHandlers(Dispatcher* dispatcher, DaemonContext* context);
 // ps, scale, restart, stop, start, logs, activate (process_handlers.cc).
 void RegisterProcessHandlers(Dispatcher* dispatcher, DaemonContext* context);
 
-// Fills an app's empty user and group: the daemon's own user when it is not
-// root, `nobody` when it is; the group defaults to the user's primary group.
-// Checks that both exist on this host.
-Status FillAppDefaults(AppSpec* spec);
+// Resolves the ids an app runs as (uid, gid, dynamic_user), whatever the
+// client sent for them. No user: a root daemon gives the app a uid of its
+// own from app_uid_range (kept when the app exists already), a daemon that
+// is not root its own user. A named user (or number) must exist, or be a
+// number; the group defaults to the user's primary group. uid 0 is refused
+// unless allow_root_apps; so is another app's dynamic uid.
+Status FillAppDefaults(const DaemonContext& ctx, AppSpec* spec);
+// The lowest id in [lo, hi] that no app in `apps` has as uid or gid and
+// that has no passwd or group entry on this host.
+Result<uint32_t> AllocateAppUid(const std::vector<AppSpec>& apps, uint32_t lo,
+                                uint32_t hi);
 
 }  // namespace relsupd

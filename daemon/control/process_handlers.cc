@@ -20,7 +20,7 @@ Json PsRowToJson(const PsRow& r) {
             {"process", r.process},   {"type", r.type},
             {"pid", r.pid},           {"state", r.state},
             {"uptime_ms", r.uptime_ms}, {"restarts", r.restarts},
-            {"active", r.active}};
+            {"active", r.active},     {"uid", r.uid}};
   j["last_exit"] = r.last_exit.empty() ? Json(nullptr) : Json(r.last_exit);
   if (r.last_exit_at != 0) j["last_exit_at"] = r.last_exit_at;
   if (!r.status.empty()) j["status"] = r.status;

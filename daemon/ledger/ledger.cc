@@ -1,6 +1,11 @@
 #include "daemon/ledger/ledger.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <string_view>
@@ -92,6 +97,15 @@ CREATE TABLE formation (
   PRIMARY KEY (app, process)
 ) STRICT;
 )sql",
+    // 4: the ids each app runs as (AppSpec::uid/gid/dynamic_user). -1: not
+    // resolved yet (the user is looked up by name at each start, as before).
+    // A dynamic uid belongs to one app only.
+    R"sql(
+ALTER TABLE apps ADD COLUMN uid INTEGER NOT NULL DEFAULT -1;
+ALTER TABLE apps ADD COLUMN gid INTEGER NOT NULL DEFAULT -1;
+ALTER TABLE apps ADD COLUMN dynamic_user INTEGER NOT NULL DEFAULT 0;
+CREATE UNIQUE INDEX apps_dynamic_uid ON apps(uid) WHERE dynamic_user = 1;
+)sql",
 };
 static_assert(std::size(kMigrations) == Ledger::kSchemaVersion);
 
@@ -174,14 +188,46 @@ std::string EventHash(const Event& e) {
   return Sha256Hex(text);
 }
 
+namespace {
+
+// The ledger holds every app's config in plain text: only its owner reads
+// it. SQLite creates -wal and -shm with the database file's mode, so the
+// database under a 077 umask is enough for new files; files an older
+// relsupd left (0644) are narrowed here, through an fd that never follows a
+// link.
+Status NarrowLedgerModes(const std::string& path) {
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    const std::string name = path + suffix;
+    int fd = ::open(name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) continue;
+      return Status::FromErrno("cannot open '" + name + "'", errno);
+    }
+    struct stat st{};
+    int rc = ::fstat(fd, &st);
+    if (rc == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0)
+      rc = ::fchmod(fd, st.st_mode & 0700);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return Status::FromErrno("cannot chmod '" + name + "'", err);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path,
                                              const Clock& clock) {
+  RETURN_IF_ERROR(NarrowLedgerModes(path));
   sqlite3* db = nullptr;
+  // Start-up, before any other thread creates files: a new ledger is 0600.
+  const mode_t old_umask = ::umask(077);
   int rc = sqlite3_open_v2(
       path.c_str(), &db,
       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
           SQLITE_OPEN_EXRESCODE,
       nullptr);
+  ::umask(old_umask);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close(db);
@@ -335,17 +381,20 @@ Status Ledger::WriteApp(const AppSpec& spec, bool insert) {
   const char* sql =
       insert ? "INSERT INTO apps(user, grp, keep_releases, sockets, strategy, "
                "activation_deadline_ms, auto_rollback, updated_at, name, "
-               "created_at) VALUES(?,?,?,?,?,?,?,?,?,?8)"
-             : "UPDATE apps SET user=?, grp=?, keep_releases=?, sockets=?, "
-               "strategy=?, activation_deadline_ms=?, auto_rollback=?, "
-               "updated_at=? WHERE name=?";
+               "uid, gid, dynamic_user, created_at) "
+               "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?8)"
+             : "UPDATE apps SET user=?1, grp=?2, keep_releases=?3, sockets=?4, "
+               "strategy=?5, activation_deadline_ms=?6, auto_rollback=?7, "
+               "updated_at=?8, uid=?10, gid=?11, dynamic_user=?12 "
+               "WHERE name=?9";
   Stmt st(db_, sql);
   if (!st.prepared()) return Err("cannot prepare app write");
   st.Bind(1, spec.user).Bind(2, spec.group).Bind(3, spec.keep_releases);
   st.Bind(4, AppSpecToJson(spec)["sockets"].dump());
   st.Bind(5, StrategyName(spec.strategy)).Bind(6, spec.activation_deadline_ms);
   st.Bind(7, int64_t{spec.auto_rollback}).Bind(8, clock_.WallMs());
-  st.Bind(9, spec.name);
+  st.Bind(9, spec.name).Bind(10, spec.uid).Bind(11, spec.gid);
+  st.Bind(12, int64_t{spec.dynamic_user});
   if (st.Step() != SQLITE_DONE) return Err("cannot write app");
   return Status::Ok();
 }
@@ -389,7 +438,7 @@ Result<bool> Ledger::ApplyApp(const AppSpec& spec, const Actor& actor) {
 namespace {
 constexpr char kAppColumns[] =
     "SELECT name, user, grp, keep_releases, sockets, strategy, "
-    "activation_deadline_ms, auto_rollback FROM apps";
+    "activation_deadline_ms, auto_rollback, uid, gid, dynamic_user FROM apps";
 
 Result<AppSpec> ReadAppRow(Stmt& st) {
   AppSpec a;
@@ -408,6 +457,9 @@ Result<AppSpec> ReadAppRow(Stmt& st) {
   a.strategy = *strategy;
   a.activation_deadline_ms = st.Int(6);
   a.auto_rollback = st.Int(7) != 0;
+  a.uid = st.Int(8);
+  a.gid = st.Int(9);
+  a.dynamic_user = st.Int(10) != 0;
   return a;
 }
 }  // namespace

@@ -80,7 +80,7 @@ struct VerifyReport {
 
 class Ledger {
  public:
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Opens or creates the ledger at `path`, checks its integrity and migrates
   // its schema forward. `clock` must outlive the Ledger.

@@ -94,7 +94,7 @@ Result<ImportResult> CopyAndValidate(int fd, const std::string& state_dir,
   if (::fsync(out.get()) != 0) return fail(Status::FromErrno("cannot fsync the copy", errno));
   if (::fchmod(out.get(), 0444) != 0) return fail(Status::FromErrno("cannot chmod the copy", errno));
   const std::string builds = state_dir + "/apps/" + app + "/builds";
-  Status s = MakeDirs(builds, 0755);
+  Status s = MakeDirs(builds, 0700);  // artifacts are the daemon's (layout.h)
   if (!s.ok()) return fail(s);
   const std::string dest = builds + "/" + r.build.sha256 + "." + r.build.format;
   if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE) != 0) {

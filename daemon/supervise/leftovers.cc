@@ -1,18 +1,98 @@
 #include "daemon/supervise/leftovers.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
-#include <thread>
+#include <sstream>
 
+#include "daemon/base/clock.h"
 #include "daemon/base/fd.h"
 
 namespace relsupd {
+namespace {
+
+// Real, effective, saved and fs ids from /proc/PID/status (readable by
+// anyone, unlike environ).
+struct ProcIds {
+  uid_t uid[4] = {};
+  gid_t gid[4] = {};
+};
+
+bool ReadIds(const std::string& dir, ProcIds* ids) {
+  auto status = ReadFile(dir + "/status", 1 << 16);
+  if (!status.ok()) return false;
+  bool have_uid = false, have_gid = false;
+  std::istringstream in(*status);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Uid:", 0) == 0) {
+      std::istringstream f(line.substr(4));
+      have_uid = static_cast<bool>(f >> ids->uid[0] >> ids->uid[1] >>
+                                   ids->uid[2] >> ids->uid[3]);
+    } else if (line.rfind("Gid:", 0) == 0) {
+      std::istringstream f(line.substr(4));
+      have_gid = static_cast<bool>(f >> ids->gid[0] >> ids->gid[1] >>
+                                   ids->gid[2] >> ids->gid[3]);
+    }
+  }
+  return have_uid && have_gid;
+}
+
+bool EnvironHas(const std::string& environ, std::string_view needle) {
+  std::string_view rest = environ;
+  while (!rest.empty()) {
+    size_t nul = rest.find('\0');
+    if (rest.substr(0, nul) == needle) return true;
+    if (nul == std::string_view::npos) break;
+    rest.remove_prefix(nul + 1);
+  }
+  return false;
+}
+
+// /proc/PID/environ needs ptrace read access (PTRACE_MODE_READ_FSCREDS):
+// CAP_SYS_PTRACE, which the shipped unit's bounding set leaves out, or a
+// caller whose fsuid and fsgid equal the target's real, effective and saved
+// ids. A root daemon has CAP_SETUID/CAP_SETGID, so it takes the target's
+// ids as its fs ids for the one open (fs ids are per thread; start-up runs
+// before any other thread) and back again at once.
+Result<std::string> ReadEnviron(const std::string& dir, const ProcIds& ids) {
+  const std::string path = dir + "/environ";
+  const uid_t uid = ids.uid[0];
+  const gid_t gid = ids.gid[0];
+  const bool same_uids = ids.uid[1] == uid && ids.uid[2] == uid;
+  const bool same_gids = ids.gid[1] == gid && ids.gid[2] == gid;
+  if (::geteuid() != 0 || !same_uids || !same_gids || (uid == 0 && gid == 0))
+    return ReadFile(path, 1 << 20);
+  ::setfsgid(gid);
+  ::setfsuid(uid);
+  auto env = ReadFile(path, 1 << 20);
+  ::setfsuid(0);
+  ::setfsgid(0);
+  // setfsuid reports no error: check that the switch back took.
+  if (::setfsuid(static_cast<uid_t>(-1)) != 0 || ::setfsgid(static_cast<gid_t>(-1)) != 0)
+    std::abort();  // a daemon left with an app's fs ids must not go on
+  return env;
+}
+
+// The process at `pid` carries RELSUPD_SUPERVISOR=<id>.
+bool IsOurs(pid_t pid, const std::string& needle) {
+  const std::string dir = "/proc/" + std::to_string(pid);
+  ProcIds ids;
+  if (!ReadIds(dir, &ids)) return false;  // gone
+  auto env = ReadEnviron(dir, ids);
+  return env.ok() && EnvironHas(*env, needle);
+}
+
+}  // namespace
 
 Result<std::string> SupervisorId(const std::string& state_dir) {
   struct stat st{};
@@ -31,39 +111,37 @@ std::vector<pid_t> FindLeftovers(const std::string& id) {
     char* end = nullptr;
     long pid = std::strtol(e->d_name, &end, 10);
     if (*end != '\0' || pid <= 0 || pid == self) continue;
-    auto env = ReadFile(std::string("/proc/") + e->d_name + "/environ",
-                        1 << 20);
-    if (!env.ok()) continue;  // gone, or not ours to read
-    std::string_view rest = *env;
-    while (!rest.empty()) {
-      size_t nul = rest.find('\0');
-      if (rest.substr(0, nul) == needle) {
-        out.push_back(static_cast<pid_t>(pid));
-        break;
-      }
-      if (nul == std::string_view::npos) break;
-      rest.remove_prefix(nul + 1);
-    }
+    if (IsOurs(static_cast<pid_t>(pid), needle))
+      out.push_back(static_cast<pid_t>(pid));
   }
   ::closedir(d);
   return out;
 }
 
 int KillLeftovers(const std::string& id, int wait_ms) {
-  std::vector<pid_t> pids = FindLeftovers(id);
-  const int found = static_cast<int>(pids.size());
-  for (pid_t p : pids) ::kill(p, SIGKILL);
-  for (int waited = 0; waited < wait_ms && !pids.empty(); waited += 10) {
-    std::vector<pid_t> alive;
-    for (pid_t p : pids) {
-      // A zombie still answers kill(0): only the environ check tells a
-      // dead process (empty environ) from a live one.
-      auto env = ReadFile("/proc/" + std::to_string(p) + "/environ", 16);
-      if (env.ok() && !env->empty()) alive.push_back(p);
+  const std::string needle = "RELSUPD_SUPERVISOR=" + id;
+  int found = 0;
+  std::vector<Fd> pidfds;
+  for (pid_t pid : FindLeftovers(id)) {
+    // A pid is only a name: the process may have exited since the scan and
+    // the number gone to another. A pidfd pins the process; checked once
+    // more after it is open, the signal goes to the process that was
+    // checked, never to a successor.
+    Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    if (!pidfd.valid() || !IsOurs(pid, needle)) continue;
+    if (::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0) != 0)
+      continue;
+    ++found;
+    pidfds.push_back(std::move(pidfd));
+  }
+  // A pidfd polls readable once its process has exited (zombie or reaped).
+  const int64_t deadline = RealClock().MonotonicMs() + wait_ms;
+  for (Fd& fd : pidfds) {
+    pollfd p{fd.get(), POLLIN, 0};
+    const int64_t left = deadline - RealClock().MonotonicMs();
+    if (left <= 0) break;
+    while (::poll(&p, 1, static_cast<int>(left)) < 0 && errno == EINTR) {
     }
-    if (alive.empty()) break;
-    pids = std::move(alive);
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return found;
 }

@@ -443,7 +443,8 @@ DaemonProcess::DaemonProcess(const TempDir& dir, DaemonOptions options) {
     log_path_ = dir.Path("daemon-" + std::to_string(n) + ".log");
     if (::access(log_path_.c_str(), F_OK) != 0) break;
   }
-  std::vector<std::string> argv = {RelsupdBin(), "daemon"};
+  std::vector<std::string> argv = options.wrap;
+  argv.insert(argv.end(), {RelsupdBin(), "daemon"});
   if (options.pass_paths) {
     argv.insert(argv.end(), {"--state-dir", state_dir_, "--socket", socket_});
   }

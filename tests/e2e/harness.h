@@ -131,6 +131,10 @@ struct DaemonOptions {
   unsigned max_open_files = 0;
   // Wait until daemon.info answers on the socket before returning.
   bool wait_ready = true;
+  // A command that execs the rest of the argv in place (same pid), put in
+  // front of the daemon's: e.g. {"/usr/bin/setpriv", "--bounding-set=...",
+  // "--"} to run it with fewer capabilities.
+  std::vector<std::string> wrap;
 };
 
 // "" when `output` holds no report of ASan, LSan, UBSan or TSan; else the

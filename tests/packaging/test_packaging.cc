@@ -444,7 +444,7 @@ TEST_CASE("relsupd.service keeps the settings relsupd relies on") {
   CHECK(Setting(s, "WatchdogSec") == "30s");
   CHECK(Setting(s, "LimitNOFILE") == "65536");
   CHECK(Setting(s, "StateDirectory") == "relsupd");
-  CHECK(Setting(s, "StateDirectoryMode") == "0750");
+  CHECK(Setting(s, "StateDirectoryMode") == "0711");
   CHECK(Setting(s, "RuntimeDirectory") == "relsupd");
   CHECK(Setting(s, "RuntimeDirectoryMode") == "0755");
   CHECK(Setting(s, "RuntimeDirectoryPreserve") == "no");
@@ -515,7 +515,7 @@ TEST_CASE("sysusers.d and tmpfiles.d entries apply to an empty root") {
   CHECK((st.st_mode & 07777) == 0755);
   REQUIRE(stat((root / "var/lib/relsupd").c_str(), &st) == 0);
   CHECK(S_ISDIR(st.st_mode));
-  CHECK((st.st_mode & 07777) == 0750);
+  CHECK((st.st_mode & 07777) == 0711);
 }
 
 TEST_CASE("cpack builds a .deb with the binary, unit, config and conffiles") {

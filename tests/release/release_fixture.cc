@@ -229,12 +229,13 @@ std::string Stage::Slot(int64_t n) const {
 
 std::string Stage::BuildsDir() const { return state() + "/apps/" + app_ + "/builds"; }
 
-void Stage::Restart(std::vector<std::string> env) {
+void Stage::Restart(std::vector<std::string> env, std::vector<std::string> wrap) {
   if (daemon_ && daemon_->running()) Fail("Restart: the daemon is still running");
   daemon_.reset();
   e2e::DaemonOptions options;
   options.config = config_path_;
   options.env = std::move(env);
+  options.wrap = std::move(wrap);
   daemon_ = std::make_unique<e2e::DaemonProcess>(dir_, options);
 }
 

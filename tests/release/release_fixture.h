@@ -88,8 +88,10 @@ class Stage {
   std::string TmpDir() const { return state() + "/tmp"; }
   std::string ObjectsDir() const { return state() + "/objects"; }
 
-  // Starts the daemon again (after it stopped or died), with `env`.
-  void Restart(std::vector<std::string> env = {});
+  // Starts the daemon again (after it stopped or died), with `env`, its
+  // argv behind `wrap` (e2e::DaemonOptions::wrap).
+  void Restart(std::vector<std::string> env = {},
+               std::vector<std::string> wrap = {});
   // Stops it with SIGTERM; it must exit 0.
   void Stop();
 

@@ -1,6 +1,10 @@
 #include "tests/run/run_fixture.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -33,6 +37,43 @@ std::vector<std::string> StatFields(pid_t pid) {
 
 }  // namespace
 
+// A loopback port nobody listens on right now.
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// GET `path` on 127.0.0.1:port; the body, or "" when the request failed.
+std::string Get(int port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  timeval tv{2, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string reply;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+    std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+      char buf[4096];
+      ssize_t n;
+      while ((n = ::read(fd, buf, sizeof(buf))) > 0) reply.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  size_t body = reply.find("\r\n\r\n");
+  if (reply.rfind("HTTP/1.1 200", 0) != 0 || body == std::string::npos) return "";
+  return reply.substr(body + 4);
+}
+
 std::string FastConfig(const std::string& extra, int crash_limit) {
   return "restart_initial_delay: 20ms\n"
          "restart_max_delay: 200ms\n"
@@ -41,15 +82,23 @@ std::string FastConfig(const std::string& extra, int crash_limit) {
          extra;
 }
 
-std::string Deploy(Stage& stage, const std::vector<Entry>& entries, bool no_wait) {
-  std::string file = stage.Artifact("app.tar.gz", entries);
-  Json build = stage.Import(file);
-  std::string release = stage.Create(build["id"].get<std::string>());
+std::string DeployTo(Stage& stage, const std::string& app,
+                     const std::vector<Entry>& entries, bool no_wait) {
+  std::string file = stage.Artifact(app + ".tar.gz", entries);
+  Json build = stage.CtlJson({"build", "import", app, file});
+  std::string release = stage.CtlOk(
+      {"release", "create", app, "--build", build["id"].get<std::string>()});
+  while (!release.empty() && (release.back() == '\n' || release.back() == ' '))
+    release.pop_back();
   if (no_wait)
-    stage.CtlOk({"activate", stage.app(), release, "--no-wait"});
+    stage.CtlOk({"activate", app, release, "--no-wait"});
   else
-    stage.CtlOk({"activate", stage.app(), release});
+    stage.CtlOk({"activate", app, release});
   return release;
+}
+
+std::string Deploy(Stage& stage, const std::vector<Entry>& entries, bool no_wait) {
+  return DeployTo(stage, stage.app(), entries, no_wait);
 }
 
 std::string DeployProcfile(Stage& stage, const std::string& procfile, bool no_wait) {

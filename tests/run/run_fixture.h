@@ -22,10 +22,18 @@ using release_test::Stage;
 // crashes allowed in 30 s, plus `extra` YAML lines.
 std::string FastConfig(const std::string& extra = "", int crash_limit = 3);
 
+// A loopback port nobody listens on right now.
+int FreePort();
+// GET `path` on 127.0.0.1:port; the body, or "" when the request failed.
+std::string Get(int port, const std::string& path);
+
 // Imports an artifact holding `entries` (one of them the process file),
 // creates a release and activates it (waiting until it is live, unless
 // `no_wait`). Returns "vN".
 std::string Deploy(Stage& stage, const std::vector<Entry>& entries, bool no_wait = false);
+// The same for another app of the stage's daemon.
+std::string DeployTo(Stage& stage, const std::string& app,
+                     const std::vector<Entry>& entries, bool no_wait = false);
 // The same with just a Procfile of `procfile` text.
 std::string DeployProcfile(Stage& stage, const std::string& procfile, bool no_wait = false);
 // The same with just a relsupd.yaml of `yaml` text.

@@ -55,7 +55,8 @@ TEST_CASE("daemon config errors name file, line and column") {
         "max_artifact_bytes, max_unpacked_bytes, max_entries, "
         "max_compression_ratio, cgroup, restart_initial_delay, "
         "restart_max_delay, restart_reset_after, crash_limit, crash_window, "
-        "log_max_file_bytes, log_max_files, log_rate_limit)");
+        "log_max_file_bytes, log_max_files, log_rate_limit, app_uid_range, "
+        "allow_root_apps)");
   CHECK(ErrorOf("max_request_bytes: lots\n") ==
         "relsupd.yaml:1:20: 'max_request_bytes' must be an integer, not 'lots'");
   CHECK(ErrorOf("\nmax_request_bytes: 10\n").rfind("relsupd.yaml:2:20: ", 0) == 0);
@@ -157,6 +158,29 @@ TEST_CASE("bad run-stage daemon config values name file, line and column") {
         "relsupd.yaml:1:14: 'crash_limit' must be an integer, not 'many'");
   CHECK(ErrorOf("cgroup: [a]\n").rfind("relsupd.yaml:1:9: 'cgroup' must be a string",
                                          0) == 0);
+}
+
+TEST_CASE("app_uid_range and allow_root_apps are read and checked") {
+  DaemonConfig d;
+  CHECK(d.app_uid_min == 70000);
+  CHECK(d.app_uid_max == 79999);
+  CHECK_FALSE(d.allow_root_apps);
+  auto c = ParseDaemonConfig("app_uid_range: 100000-100009\nallow_root_apps: true\n", "f");
+  REQUIRE(c.ok());
+  CHECK(c->app_uid_min == 100000);
+  CHECK(c->app_uid_max == 100009);
+  CHECK(c->allow_root_apps);
+  CHECK(ErrorOf("app_uid_range: 61000-62000\n") ==
+        "relsupd.yaml:1:16: 'app_uid_range' must be MIN-MAX, clear of 61184-65535 "
+        "(systemd's dynamic users, nobody, 16-bit -1), not '61000-62000'");
+  CHECK(ErrorOf("app_uid_range: 0-10\n") ==
+        "relsupd.yaml:1:16: 'app_uid_range' must be MIN-MAX, with 1000 <= MIN <= "
+        "MAX <= 2147483647, not '0-10'");
+  CHECK(ErrorOf("app_uid_range: 80000-70000\n").find("MIN <= MAX") != std::string::npos);
+  CHECK(ErrorOf("app_uid_range: lots\n") ==
+        "relsupd.yaml:1:16: 'app_uid_range' must be MIN-MAX, two uids joined by "
+        "'-', not 'lots'");
+  CHECK(ErrorOf("allow_root_apps: maybe\n").find("allow_root_apps") != std::string::npos);
 }
 
 TEST_CASE("a missing config file is a clear error") {

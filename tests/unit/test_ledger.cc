@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -73,6 +74,58 @@ TEST_CASE("ledger opens in WAL mode with synchronous FULL at the latest schema")
   l.reset();
   // Reopening migrates nothing and keeps the version.
   CHECK(f.Open()->schema_version() == Ledger::kSchemaVersion);
+}
+
+TEST_CASE("ledger files are 0600, also when an older relsupd left them 0644") {
+  Fixture f;
+  {
+    auto l = f.Open();
+    REQUIRE(l->CreateApp(Shop(), f.root).ok());
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      struct stat st{};
+      REQUIRE(::stat((f.path + suffix).c_str(), &st) == 0);
+      INFO(suffix);
+      CHECK((st.st_mode & 0777) == 0600);
+    }
+  }
+  for (const char* suffix : {"", "-wal", "-shm"})
+    ::chmod((f.path + suffix).c_str(), 0644);
+  auto l = f.Open();
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    struct stat st{};
+    if (::stat((f.path + suffix).c_str(), &st) != 0) continue;
+    INFO(suffix);
+    CHECK((st.st_mode & 0777) == 0600);
+  }
+}
+
+TEST_CASE("schema 4 records an app's uid, gid and dynamic user; older rows read as unresolved") {
+  Fixture f;
+  {
+    auto l = f.Open();
+    AppSpec a = Shop("dyn");
+    a.user = a.group = "";
+    a.uid = a.gid = 70001;
+    a.dynamic_user = true;
+    REQUIRE(l->CreateApp(a, f.root).ok());
+    auto back = l->GetApp("dyn");
+    REQUIRE(back.ok());
+    CHECK(*back == a);
+    // A dynamic uid belongs to one app.
+    AppSpec twin = a;
+    twin.name = "twin";
+    CHECK_FALSE(l->CreateApp(twin, f.root).ok());
+  }
+  // A row written before schema 4 (as a schema-3 relsupd would): -1, named.
+  f.Raw("INSERT INTO apps(name, user, grp, keep_releases, sockets, strategy, "
+        "activation_deadline_ms, auto_rollback, created_at, updated_at) "
+        "VALUES('old', 'nobody', 'nogroup', 10, '{}', 'start-first', 60000, 1, 0, 0)");
+  auto l = f.Open();
+  auto old = l->GetApp("old");
+  REQUIRE(old.ok());
+  CHECK(old->uid == -1);
+  CHECK(old->gid == -1);
+  CHECK_FALSE(old->dynamic_user);
 }
 
 TEST_CASE("ledger refuses a schema newer than it knows") {
