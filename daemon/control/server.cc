@@ -1,10 +1,12 @@
 #include "daemon/control/server.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <linux/sockios.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,6 +35,7 @@ struct ControlServer::Connection {
   int in_flight = 0;     // requests whose answer is still to come
   bool reading = true;   // false once the client sent EOF or was refused
   bool fd_paused = false;  // not read until the FdCloser has room
+  bool dropped = false;    // out of connections_, socket closed or handed over
   int poll_events = 0;
   explicit Connection(size_t limit) : input(limit) {}
   size_t pending() const { return pending_bytes; }
@@ -141,20 +144,25 @@ void ControlServer::Accept() {
                      std::strerror(errno));
       return;
     }
-    // A refused socket closes here, on the loop: it is ours alone, fresh
-    // and unread (no lingering data, no passed files), so close() is quick.
+    // A refused socket is closed unread (CloseSocket: off the loop when the
+    // peer sent something before we accepted, which may carry files).
     auto peer = PeerOf(fd.get());
     if (!peer.ok()) {
       spdlog::warn("{}, dropping the connection", peer.status().message());
+      CloseSocket(std::move(fd));
       continue;
     }
     peer->right = Right::kNone;
     if (connections_.size() >= max_connections_) {
       LogRefusal(*peer, "the control socket is full");
+      CloseSocket(std::move(fd));
       continue;
     }
     peer->right = RightOf(*peer, *policy_);
-    if (!Admit(*peer)) continue;
+    if (!Admit(*peer)) {
+      CloseSocket(std::move(fd));
+      continue;
+    }
     auto c = std::make_shared<Connection>(max_request_bytes_);
     c->server = this;
     c->fd = std::move(fd);
@@ -264,7 +272,20 @@ void ControlServer::OnResumeAccept(uv_timer_t* timer) {
   self->Accept();
 }
 
+void ControlServer::CloseSocket(Fd fd) {
+  // Closing a Unix socket with unread messages releases the files passed
+  // with them, in this thread, and such a close() can block. Nothing more
+  // can arrive once we shut reading down (the sender checks under the
+  // socket's lock); an empty queue then means there is nothing to release.
+  ::shutdown(fd.get(), SHUT_RD);
+  int unread = 0;
+  if (::ioctl(fd.get(), SIOCINQ, &unread) != 0 || unread > 0)
+    closer_->Close(std::move(fd));
+  // else `fd` closes here, quickly.
+}
+
 void ControlServer::UpdatePoll(Connection* c) {
+  if (c->dropped) return;
   int events = (c->reading && !c->fd_paused ? UV_READABLE : 0) |
                (c->pending() ? UV_WRITABLE : 0);
   if (events == c->poll_events) return;
@@ -413,6 +434,7 @@ void ControlServer::HandleInput(Connection* c) {
 }
 
 void ControlServer::Send(Connection* c, std::string data) {
+  if (c->dropped) return;
   size_t off = 0;
   if (c->pending() == 0) {
     // Straight to the socket: only what it does not take waits.
@@ -489,6 +511,7 @@ void ControlServer::CountPending(Connection* c, int64_t delta) {
 }
 
 void ControlServer::Flush(Connection* c) {
+  if (c->dropped) return;
   while (!c->output.empty()) {
     const std::string& chunk = c->output.front();
     ssize_t n = ::send(c->fd.get(), chunk.data() + c->output_off,
@@ -516,6 +539,12 @@ void ControlServer::Drop(Connection* c) {
   c->input_counted = 0;
   // Files no handler took are closed off the loop: a close() can block.
   closer_->CloseAll(&c->fds);
+  // The poll handle first: uv_close removes the fd from epoll now, before
+  // the closer thread may close it and the number be reused.
+  c->dropped = true;
+  c->poll.Close();
+  c->idle.Close();
+  CloseSocket(std::move(c->fd));
   if (!c->change()) {
     --not_change_connections_;
     auto u = per_uid_.find(c->peer.uid);

@@ -35,7 +35,9 @@
 //   to take them (a message with more drops the connection); the ones no
 //   handler took, and every one left on a connection that goes away, are
 //   handed to the FdCloser, never closed on the loop (a close() can block,
-//   see fd_closer.h). The receive buffer holds SCM_MAX_FD (253) fds, so the
+//   see fd_closer.h). So is a connection's own socket when unread messages
+//   wait in it (closing it would release the files they carry here); a
+//   socket is shut down for reading first, so nothing more arrives. The receive buffer holds SCM_MAX_FD (253) fds, so the
 //   kernel never truncates and closes fds in our thread (MSG_CTRUNC). A
 //   connection is read only while the closer has room for a full message
 //   (FdCloser::kMaxFdsPerMessage), and for peers without the change right
@@ -112,6 +114,9 @@ class ControlServer {
   void Flush(Connection* c);
   void UpdatePoll(Connection* c);
   void Drop(Connection* c);
+  // Closes a connection's socket, on the closer's thread when unread
+  // messages (which may carry files) wait in it.
+  void CloseSocket(Fd fd);
   // Whether the peer may open one more connection; logs a refusal.
   bool Admit(const Peer& peer);
   void LogRefusal(const Peer& peer, const char* why);
