@@ -210,7 +210,7 @@ int SendDatagram(const std::string& path, std::string_view data,
   msg.msg_control = control.data();
   size_t used = 0;
   size_t per = fds.size() / static_cast<size_t>(cmsgs);
-  for (int k = 0; k < cmsgs; ++k) {
+  for (int k = 0; k < cmsgs && !fds.empty(); ++k) {
     size_t from = per * static_cast<size_t>(k);
     size_t n = k == cmsgs - 1 ? fds.size() - from : per;
     auto* cm = reinterpret_cast<cmsghdr*>(control.data() + used);
@@ -230,6 +230,7 @@ int SendDatagram(const std::string& path, std::string_view data,
     used += CMSG_SPACE(sizeof(ucred));
   }
   msg.msg_controllen = used;
+  if (used == 0) msg.msg_control = nullptr;
   int rc = ::sendmsg(s, &msg, MSG_NOSIGNAL) < 0 ? errno : 0;
   ::close(s);
   return rc;
@@ -342,10 +343,16 @@ TEST_CASE("hostile conn: without SO_PASSRIGHTS, fds sent to the notify socket "
     // A child sends it and exits (an exiting process never lingers), so
     // the daemon's copy is the last one, unless the daemon closed its copy
     // before the child was gone: then try again.
+    // To make that likely, the loop is kept busy with a large request
+    // meanwhile.
+    const std::string busy = R"({"jsonrpc":"2.0","method":"daemon.info","id":")" +
+                             std::string(900'000, 'x') + "\"}\n";
     std::vector<std::unique_ptr<LingeringSocket>> tried;
     for (int attempt = 0; attempt < 10 && !ThreadLingers(t.daemon_pid); ++attempt) {
       tried.push_back(std::make_unique<LingeringSocket>());
       LingeringSocket& ls = *tried.back();
+      RawConn conn(t.stage.socket());
+      REQUIRE(conn.Send(busy));
       pid_t child = ::fork();
       REQUIRE(child >= 0);
       if (child == 0) ::_exit(SendDatagram(t.notify_path, "STATUS=x\n", {ls.client}));
@@ -355,6 +362,8 @@ TEST_CASE("hostile conn: without SO_PASSRIGHTS, fds sent to the notify socket "
       ::waitpid(child, &st, 0);
       REQUIRE(WIFEXITED(st));
       REQUIRE(WEXITSTATUS(st) == 0);
+      // The large request is answered before the probes start.
+      REQUIRE(conn.ReadLine(30'000));
       WaitUntil([&] { return ThreadLingers(t.daemon_pid); }, 500);
     }
     REQUIRE(ThreadLingers(t.daemon_pid));
