@@ -562,11 +562,18 @@ TEST_CASE("hostile conn: clients that never read their large replies",
   probe.Stop();
   int64_t grown_mb = (peak_kb - base_kb) / 1024;
   INFO("RSS grew by " << grown_mb << " MiB at most");
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan keeps freed memory in quarantine (256 MiB) and runs ~10x slower:
+  // neither the RSS nor the probes' timeouts say anything there.
+  WARN("ASan build: RSS " << grown_mb << " MiB, probe failures " << probe.failures()
+                          << "; not checked");
+#else
   // The cap, and room for the work in hand (a 4 MiB request is parsed,
   // its reply built and serialized) and an unfinished line; measured:
   // ~240 MiB at the peak. Without the global cap: 432 MiB waiting.
   CHECK(grown_mb < 192 + 96);
   CHECK(probe.failures() == 0);
+#endif
   CHECK(probe.answers() > 0);
   // Served, not fast: each 4 MiB request costs the loop its parse and
   // serialization (bounding the work per line is the dispatcher's part).
