@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <memory>
@@ -16,6 +17,7 @@
 #include "daemon/activate/run_service.h"
 #include "daemon/base/clock.h"
 #include "daemon/base/fd.h"
+#include "daemon/base/fd_closer.h"
 #include "daemon/base/lock.h"
 #include "daemon/base/users.h"
 #include "daemon/base/uv_handle.h"
@@ -99,6 +101,8 @@ class Daemon {
   std::unique_ptr<Ledger> ledger_;
   std::unique_ptr<ReleaseService> releases_;
   AccessPolicy policy_;
+  // Closes the fds peers pass us off the loop; outlives their receivers.
+  std::unique_ptr<FdCloser> closer_;
   std::unique_ptr<Dispatcher> dispatcher_;
   DaemonContext context_;
   std::unique_ptr<ControlServer> server_;
@@ -160,6 +164,12 @@ Status Daemon::StartRunStage() {
   if (setrlimit(RLIMIT_NOFILE, &raised) != 0)
     spdlog::warn("Cannot raise the fd limit: {}, ignoring", strerror(errno));
 
+  // Up to a quarter of the fd table for fds peers pass and we close.
+  getrlimit(RLIMIT_NOFILE, &raised);
+  closer_ = std::make_unique<FdCloser>(std::clamp<size_t>(
+      static_cast<size_t>(std::min<rlim_t>(raised.rlim_cur / 4, 1 << 20)),
+      4 * FdCloser::kMaxFdsPerMessage, FdCloser::kDefaultCapacity));
+
   // Spawns cost the same with 3,000 fds open as with 30 (exec_step.h).
   if (Status s = ReserveSpawnSlots(); !s.ok())
     spdlog::warn("{}: each spawn copies the fd table, ignoring", s.message());
@@ -209,7 +219,7 @@ Status Daemon::StartRunStage() {
                                        releases_.get(), config_.state_dir);
   ASSIGN_OR_RETURN(
       notify_listener_,
-      NotifyListener::Open(&loop_, notify_path,
+      NotifyListener::Open(&loop_, notify_path, closer_.get(),
                            [this](pid_t pid,
                                   const std::map<std::string, std::string>& f) {
                              runs_->supervisor()->OnNotify(pid, f);
@@ -294,6 +304,7 @@ Status Daemon::Start() {
   RETURN_IF_ERROR(MakeDirs(socket_dir, 0755));
   RETURN_IF_ERROR(StartRunStage());
   server_ = std::make_unique<ControlServer>(&loop_, dispatcher_.get(), &policy_,
+                                            closer_.get(),
                                             config_.max_request_bytes);
   RETURN_IF_ERROR(server_->Listen(config_.socket, config_.socket_mode,
                                   policy_.socket_gid));

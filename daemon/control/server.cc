@@ -1,11 +1,15 @@
 #include "daemon/control/server.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <linux/sockios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -21,23 +25,49 @@ struct ControlServer::Connection {
   UvHandle<uv_timer_t> idle;
   rpc::LineBuffer input;
   std::deque<Fd> fds;  // passed with SCM_RIGHTS, not yet taken
-  std::string output;  // framed responses not yet written
+  // Framed responses not yet written, one chunk each (no reallocation of
+  // one big string); output_off is the written part of the first.
+  std::deque<std::string> output;
   size_t output_off = 0;
+  size_t pending_bytes = 0;
+  size_t input_counted = 0;  // input.buffered() as counted in the totals
   Peer peer;
   int in_flight = 0;     // requests whose answer is still to come
   bool reading = true;   // false once the client sent EOF or was refused
+  bool fd_paused = false;  // not read until the FdCloser has room
+  bool dropped = false;    // out of connections_, socket closed or handed over
   int poll_events = 0;
   explicit Connection(size_t limit) : input(limit) {}
-  size_t pending() const { return output.size() - output_off; }
+  size_t pending() const { return pending_bytes; }
+  bool change() const { return peer.right == Right::kChange; }
 };
 
 ControlServer::ControlServer(uv_loop_t* loop, Dispatcher* dispatcher,
-                             const AccessPolicy* policy,
+                             const AccessPolicy* policy, FdCloser* closer,
                              size_t max_request_bytes)
     : loop_(loop),
       dispatcher_(dispatcher),
       policy_(policy),
+      closer_(closer),
       max_request_bytes_(max_request_bytes) {}
+
+void ControlServer::SetLimitsFromRlimit() {
+  // Connections may use a quarter of the fd table: the rest is for the
+  // apps' pipes and sockets, the closer's queue and the ledger.
+  rlimit nofile{};
+  size_t quarter = kMaxConnections;
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY)
+    quarter = static_cast<size_t>(nofile.rlim_cur / 4);
+  max_connections_ = std::clamp<size_t>(quarter, 16, kMaxConnections);
+  reserved_for_change_ = std::min(kReservedForChange, max_connections_ / 4);
+  max_per_uid_ = std::min(kMaxConnectionsPerUid,
+                          max_connections_ - reserved_for_change_);
+  if (max_connections_ < kMaxConnections)
+    spdlog::warn("The fd limit ({}) allows {} control connections (of {}), "
+                 "{} kept for the change right",
+                 nofile.rlim_cur, max_connections_, kMaxConnections,
+                 reserved_for_change_);
+}
 
 ControlServer::~ControlServer() { Close(); }
 
@@ -65,10 +95,13 @@ Status ControlServer::Listen(const std::string& path, mode_t mode,
   RETURN_IF_ERROR(SetSocketAccess(mode, group));
   if (::listen(listen_fd_.get(), 128) != 0)
     return Status::FromErrno("cannot listen on '" + path + "'", errno);
+  SetLimitsFromRlimit();
   uv_poll_init(loop_, listener_.get(), listen_fd_.get());
   listener_->data = this;
   uv_timer_init(loop_, resume_accept_.get());
   resume_accept_->data = this;
+  uv_timer_init(loop_, fd_retry_.get());
+  fd_retry_->data = this;
   uv_poll_start(listener_.get(), UV_READABLE, &ControlServer::OnListenerReady);
   return Status::Ok();
 }
@@ -82,7 +115,8 @@ Status ControlServer::SetSocketAccess(mode_t mode, std::optional<gid_t> group) {
 }
 
 void ControlServer::Close() {
-  connections_.clear();
+  while (!connections_.empty()) Drop(connections_.begin()->first);
+  fd_retry_.Close();
   resume_accept_.Close();
   listener_.Close();  // before the fd it watches is closed
   listen_fd_.Reset();
@@ -110,21 +144,33 @@ void ControlServer::Accept() {
                      std::strerror(errno));
       return;
     }
-    if (connections_.size() >= kMaxConnections) {
-      spdlog::warn("Control socket has {} connections, refusing one more",
-                   connections_.size());
-      continue;  // `fd` closes here.
-    }
+    // A refused socket is closed unread (CloseSocket: off the loop when the
+    // peer sent something before we accepted, which may carry files).
     auto peer = PeerOf(fd.get());
     if (!peer.ok()) {
       spdlog::warn("{}, dropping the connection", peer.status().message());
+      CloseSocket(std::move(fd));
+      continue;
+    }
+    peer->right = Right::kNone;
+    if (connections_.size() >= max_connections_) {
+      LogRefusal(*peer, "the control socket is full");
+      CloseSocket(std::move(fd));
+      continue;
+    }
+    peer->right = RightOf(*peer, *policy_);
+    if (!Admit(*peer)) {
+      CloseSocket(std::move(fd));
       continue;
     }
     auto c = std::make_shared<Connection>(max_request_bytes_);
     c->server = this;
     c->fd = std::move(fd);
     c->peer = *peer;
-    c->peer.right = RightOf(c->peer, *policy_);
+    if (!c->change()) {
+      ++not_change_connections_;
+      ++per_uid_[c->peer.uid];
+    }
     uv_poll_init(loop_, c->poll.get(), c->fd.get());
     c->poll->data = c.get();
     uv_timer_init(loop_, c->idle.get());
@@ -135,6 +181,75 @@ void ControlServer::Accept() {
     Connection* raw = c.get();
     connections_.emplace(raw, std::move(c));
     UpdatePoll(raw);
+  }
+}
+
+bool ControlServer::Admit(const Peer& peer) {
+  if (peer.right == Right::kChange) return true;
+  if (not_change_connections_ >= max_connections_ - reserved_for_change_) {
+    LogRefusal(peer, "the connections without the change right are all taken");
+    return false;
+  }
+  auto it = per_uid_.find(peer.uid);
+  if (it != per_uid_.end() && it->second >= max_per_uid_) {
+    LogRefusal(peer, "the uid has its most connections open");
+    return false;
+  }
+  return true;
+}
+
+void ControlServer::LogRefusal(const Peer& peer, const char* why) {
+  // A peer refused at accept reconnects at once: one line a minute.
+  ++refused_since_log_;
+  const int64_t now = static_cast<int64_t>(uv_now(loop_));
+  if (now - last_refusal_log_ms_ < 60'000) return;
+  last_refusal_log_ms_ = now;
+  spdlog::warn("Control socket refused a connection from uid {} ({}): {} "
+               "({} connections, {} without the change right, at most {} "
+               "and {} per uid; {} refused since the last such line)",
+               peer.uid, peer.name, why, connections_.size(),
+               not_change_connections_, max_connections_ - reserved_for_change_,
+               max_per_uid_, refused_since_log_);
+  refused_since_log_ = 0;
+}
+
+bool ControlServer::FdRoomFor(const Connection* c) const {
+  size_t need = FdCloser::kMaxFdsPerMessage +
+                (c->change() ? 0 : kFdRoomKeptForChange);
+  return closer_->room() >= need;
+}
+
+void ControlServer::PauseForFds(Connection* c) {
+  c->fd_paused = true;
+  if (!fd_pause_logged_) {
+    fd_pause_logged_ = true;
+    spdlog::warn("Passed files wait to be closed ({} queued, a close() "
+                 "running for {} ms): pausing reads from clients that could "
+                 "pass more",
+                 closer_->pending(), closer_->stuck_ms());
+  }
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(fd_retry_.get())))
+    uv_timer_start(fd_retry_.get(), &ControlServer::OnFdRetry, kFdPauseRetryMs, 0);
+}
+
+void ControlServer::OnFdRetry(uv_timer_t* timer) {
+  auto* self = static_cast<ControlServer*>(timer->data);
+  if (self == nullptr) return;
+  bool still = false;
+  for (auto& [raw, conn] : self->connections_) {
+    if (!raw->fd_paused) continue;
+    if (self->FdRoomFor(raw)) {
+      raw->fd_paused = false;
+      self->UpdatePoll(raw);  // level-triggered: readable data wakes it
+    } else {
+      still = true;
+    }
+  }
+  if (still) {
+    uv_timer_start(timer, &ControlServer::OnFdRetry, kFdPauseRetryMs, 0);
+  } else if (self->fd_pause_logged_) {
+    self->fd_pause_logged_ = false;
+    spdlog::info("Passed files are being closed again; reads resumed");
   }
 }
 
@@ -157,8 +272,22 @@ void ControlServer::OnResumeAccept(uv_timer_t* timer) {
   self->Accept();
 }
 
+void ControlServer::CloseSocket(Fd fd) {
+  // Closing a Unix socket with unread messages releases the files passed
+  // with them, in this thread, and such a close() can block. Nothing more
+  // can arrive once we shut reading down (the sender checks under the
+  // socket's lock); an empty queue then means there is nothing to release.
+  ::shutdown(fd.get(), SHUT_RD);
+  int unread = 0;
+  if (::ioctl(fd.get(), SIOCINQ, &unread) != 0 || unread > 0)
+    closer_->Close(std::move(fd));
+  // else `fd` closes here, quickly.
+}
+
 void ControlServer::UpdatePoll(Connection* c) {
-  int events = (c->reading ? UV_READABLE : 0) | (c->pending() ? UV_WRITABLE : 0);
+  if (c->dropped) return;
+  int events = (c->reading && !c->fd_paused ? UV_READABLE : 0) |
+               (c->pending() ? UV_WRITABLE : 0);
   if (events == c->poll_events) return;
   c->poll_events = events;
   if (events == 0)
@@ -194,8 +323,15 @@ void ControlServer::OnConnectionReady(uv_poll_t* poll, int status, int events) {
 
 void ControlServer::Read(Connection* c) {
   for (int rounds = 0; rounds < 16 && c->reading; ++rounds) {
+    if (!FdRoomFor(c)) {
+      PauseForFds(c);
+      break;
+    }
     iovec iov{read_buf_, sizeof read_buf_};
-    alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxPassedFds)];
+    // Room for the most fds one message can carry (and no credentials:
+    // SO_PASSCRED is off), so the kernel never has to drop, and close in
+    // this thread, fds that did not fit (MSG_CTRUNC).
+    alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * FdCloser::kMaxFdsPerMessage)];
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -213,9 +349,14 @@ void ControlServer::Read(Connection* c) {
         c->fds.emplace_back(fd);
       }
     }
-    if (c->fds.size() > kMaxPassedFds || (msg.msg_flags & MSG_CTRUNC)) {
-      spdlog::warn("Client uid {} passed more than {} files, closing",
-                   c->peer.uid, kMaxPassedFds);
+    if (msg.msg_flags & MSG_CTRUNC) {
+      spdlog::warn("Client uid {} sent more control data than {} files, closing",
+                   c->peer.uid, FdCloser::kMaxFdsPerMessage);
+      return Drop(c);
+    }
+    if (c->fds.size() > kMaxPassedFds) {
+      spdlog::warn("Client uid {} passed {} files (at most {} may wait), closing",
+                   c->peer.uid, c->fds.size(), kMaxPassedFds);
       return Drop(c);
     }
     if (n <= 0) {
@@ -227,11 +368,25 @@ void ControlServer::Read(Connection* c) {
       break;
     }
     uv_timer_start(c->idle.get(), &ControlServer::OnIdle, kIdleTimeoutMs, 0);
+    if (!c->change() &&
+        input_read_only_ - c->input_counted + c->input.buffered() +
+                static_cast<size_t>(n) > kMaxInputBytesReadOnly) {
+      if (!input_cap_logged_) {
+        input_cap_logged_ = true;
+        spdlog::warn("Unfinished requests of peers without the change right "
+                     "reach the daemon's cap ({} bytes): closing each such "
+                     "connection that sends more, starting with uid {}",
+                     kMaxInputBytesReadOnly, c->peer.uid);
+      }
+      return Drop(c);
+    }
     c->input.Append(std::string_view(read_buf_, static_cast<size_t>(n)));
     HandleInput(c);
     if (connections_.count(c) == 0) return;
+    CountInput(c);
   }
   if (connections_.count(c) == 0) return;
+  CountInput(c);
   if (!c->reading && c->in_flight == 0 && c->pending() == 0) return Drop(c);
   UpdatePoll(c);
 }
@@ -270,8 +425,8 @@ void ControlServer::HandleInput(Connection* c) {
                                            conn->pending() == 0)
                                     Drop(conn.get());
                                 });
-        if (connections_.count(c) != 0) c->fds.clear();
         if (connections_.count(c) == 0) return;
+        closer_->CloseAll(&c->fds);
         break;
       }
     }
@@ -279,36 +434,123 @@ void ControlServer::HandleInput(Connection* c) {
 }
 
 void ControlServer::Send(Connection* c, std::string data) {
-  if (c->pending() + data.size() > kMaxPendingWriteBytes) {
-    spdlog::warn("Client uid {} does not read its responses, closing",
-                 c->peer.uid);
+  if (c->dropped) return;
+  size_t off = 0;
+  if (c->pending() == 0) {
+    // Straight to the socket: only what it does not take waits.
+    for (;;) {
+      ssize_t n = ::send(c->fd.get(), data.data() + off, data.size() - off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      if (n < 0) return Drop(c);  // the client went away
+      off += static_cast<size_t>(n);
+      if (off == data.size()) break;
+    }
+  }
+  const size_t rest = data.size() - off;
+  if (rest == 0) {
+    if (!c->reading && c->in_flight == 0) return Drop(c);
+    return UpdatePoll(c);
+  }
+  if (c->pending() + rest > kMaxPendingWriteBytes) {
+    spdlog::warn("Client uid {} does not read its responses ({} bytes "
+                 "waiting, at most {}), closing",
+                 c->peer.uid, c->pending() + rest, kMaxPendingWriteBytes);
     return Drop(c);
   }
-  if (c->output_off > 0 && c->output_off == c->output.size()) {
-    c->output.clear();
-    c->output_off = 0;
+  const bool over =
+      c->change() ? pending_total_ + rest > kMaxPendingWriteBytesTotal
+                  : pending_read_only_ + rest > kMaxPendingWriteBytesReadOnly;
+  if (over) {
+    if (!output_cap_logged_) {
+      output_cap_logged_ = true;
+      spdlog::warn("Replies waiting for clients that do not read reach the "
+                   "daemon's cap ({} bytes, {} of them for peers without the "
+                   "change right; at most {} and {}): closing each connection "
+                   "whose reply would pass it, starting with uid {}",
+                   pending_total_, pending_read_only_, kMaxPendingWriteBytesTotal,
+                   kMaxPendingWriteBytesReadOnly, c->peer.uid);
+    }
+    return Drop(c);
   }
-  c->output += data;
-  Flush(c);
+  // Kept at its size: a serialized reply's capacity can be twice that.
+  if (off > 0 || data.capacity() > data.size() + data.size() / 8)
+    data = data.substr(off);
+  c->output.push_back(std::move(data));
+  CountPending(c, static_cast<int64_t>(rest));
+  UpdatePoll(c);
+}
+
+void ControlServer::CountInput(Connection* c) {
+  // A buffer with no unfinished line is replaced, not kept at the capacity
+  // of the largest request it ever held.
+  // (Swapped, not move-assigned: a string moved from an empty one keeps
+  // its own allocation.)
+  if (c->input.buffered() == 0) {
+    rpc::LineBuffer fresh(max_request_bytes_);
+    std::swap(c->input, fresh);
+  }
+  if (c->change()) return;
+  input_read_only_ = input_read_only_ - c->input_counted + c->input.buffered();
+  c->input_counted = c->input.buffered();
+  if (input_cap_logged_ && input_read_only_ < kMaxInputBytesReadOnly / 2)
+    input_cap_logged_ = false;
+}
+
+void ControlServer::CountPending(Connection* c, int64_t delta) {
+  auto apply = [delta](size_t& v) { v = static_cast<size_t>(static_cast<int64_t>(v) + delta); };
+  apply(c->pending_bytes);
+  apply(pending_total_);
+  if (!c->change()) apply(pending_read_only_);
+  if (output_cap_logged_ && pending_read_only_ < kMaxPendingWriteBytesReadOnly / 2 &&
+      pending_total_ < kMaxPendingWriteBytesTotal / 2) {
+    output_cap_logged_ = false;
+    spdlog::info("Replies waiting for clients are below half the daemon's cap again");
+  }
 }
 
 void ControlServer::Flush(Connection* c) {
-  while (c->pending() > 0) {
-    ssize_t n = ::send(c->fd.get(), c->output.data() + c->output_off,
-                       c->pending(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (c->dropped) return;
+  while (!c->output.empty()) {
+    const std::string& chunk = c->output.front();
+    ssize_t n = ::send(c->fd.get(), chunk.data() + c->output_off,
+                       chunk.size() - c->output_off, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     if (n < 0) return Drop(c);  // the client went away
     c->output_off += static_cast<size_t>(n);
+    CountPending(c, -n);
+    if (c->output_off == chunk.size()) {
+      c->output.pop_front();
+      c->output_off = 0;
+    }
   }
-  if (c->pending() == 0) {
-    c->output.clear();
-    c->output_off = 0;
-    if (!c->reading && c->in_flight == 0) return Drop(c);
-  }
+  if (c->pending() == 0 && !c->reading && c->in_flight == 0) return Drop(c);
   UpdatePoll(c);
 }
 
-void ControlServer::Drop(Connection* c) { connections_.erase(c); }
+void ControlServer::Drop(Connection* c) {
+  auto it = connections_.find(c);
+  if (it == connections_.end()) return;
+  CountPending(c, -static_cast<int64_t>(c->pending()));
+  c->output.clear();
+  input_read_only_ -= c->input_counted;
+  c->input_counted = 0;
+  // Files no handler took are closed off the loop: a close() can block.
+  closer_->CloseAll(&c->fds);
+  // The poll handle first: uv_close removes the fd from epoll now, before
+  // the closer thread may close it and the number be reused.
+  c->dropped = true;
+  c->poll.Close();
+  c->idle.Close();
+  CloseSocket(std::move(c->fd));
+  if (!c->change()) {
+    --not_change_connections_;
+    auto u = per_uid_.find(c->peer.uid);
+    if (u != per_uid_.end() && --u->second == 0) per_uid_.erase(u);
+  }
+  connections_.erase(it);
+}
 
 }  // namespace relsupd

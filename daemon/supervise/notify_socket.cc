@@ -9,6 +9,13 @@
 #include <cerrno>
 #include <cstring>
 
+#include "daemon/base/failpoint.h"
+
+// Linux 6.16; not in older headers (Debian 12's).
+#ifndef SO_PASSRIGHTS
+#define SO_PASSRIGHTS 83
+#endif
+
 namespace relsupd {
 
 std::map<std::string, std::string> ParseNotifyMessage(std::string_view text) {
@@ -26,7 +33,8 @@ std::map<std::string, std::string> ParseNotifyMessage(std::string_view text) {
 }
 
 Result<std::unique_ptr<NotifyListener>> NotifyListener::Open(
-    uv_loop_t* loop, const std::string& path, Callback callback) {
+    uv_loop_t* loop, const std::string& path, FdCloser* closer,
+    Callback callback) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof(addr.sun_path))
@@ -35,12 +43,25 @@ Result<std::unique_ptr<NotifyListener>> NotifyListener::Open(
   std::unique_ptr<NotifyListener> self(new NotifyListener());
   self->path_ = path;
   self->callback_ = std::move(callback);
+  self->closer_ = closer;
   self->fd_ = Fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!self->fd_.valid()) return Status::FromErrno("notify socket", errno);
   int one = 1;
   if (::setsockopt(self->fd_.get(), SOL_SOCKET, SO_PASSCRED, &one,
                    sizeof(one)) != 0)
     return Status::FromErrno("notify socket: SO_PASSCRED", errno);
+  // Fds sent here are refused by the kernel, never received and closed.
+  int zero = 0;
+  if (FailpointFails("notify-no-passrights")) {
+    errno = ENOPROTOOPT;
+  } else if (::setsockopt(self->fd_.get(), SOL_SOCKET, SO_PASSRIGHTS, &zero,
+                          sizeof(zero)) == 0) {
+    self->refuses_fds_ = true;
+  }
+  if (!self->refuses_fds_)
+    spdlog::info("notify socket: the kernel cannot refuse passed fds "
+                 "(SO_PASSRIGHTS: {}); they are received and closed off the loop",
+                 std::strerror(errno));
   // Big enough that a burst of READY=1 from 1,000 starting children waits
   // in the queue instead of being dropped.
   int rcvbuf = 4 << 20;
@@ -54,22 +75,54 @@ Result<std::unique_ptr<NotifyListener>> NotifyListener::Open(
     return Status::FromErrno("chmod '" + path + "'", errno);
   uv_poll_init(loop, self->poll_.get(), self->fd_.get());
   self->poll_->data = self.get();
-  uv_poll_start(self->poll_.get(), UV_READABLE, [](uv_poll_t* h, int, int) {
-    if (auto* s = static_cast<NotifyListener*>(h->data)) s->OnReadable();
-  });
+  uv_timer_init(loop, self->retry_.get());
+  self->retry_->data = self.get();
+  self->StartPoll();
   return self;
 }
 
+void NotifyListener::StartPoll() {
+  uv_poll_start(poll_.get(), UV_READABLE, [](uv_poll_t* h, int, int) {
+    if (auto* s = static_cast<NotifyListener*>(h->data)) s->OnReadable();
+  });
+}
+
+void NotifyListener::OnRetry(uv_timer_t* timer) {
+  auto* self = static_cast<NotifyListener*>(timer->data);
+  if (self == nullptr) return;
+  if (self->closer_->room() < kFdRoom) {
+    uv_timer_start(timer, &NotifyListener::OnRetry, kPauseRetryMs, 0);
+    return;
+  }
+  self->pause_logged_ = false;
+  spdlog::info("notify socket: passed files are being closed again; reading resumed");
+  self->StartPoll();
+}
+
 NotifyListener::~NotifyListener() {
+  retry_.Close();
   poll_.Close();
   if (fd_.valid()) ::unlink(path_.c_str());
 }
 
 void NotifyListener::OnReadable() {
   for (int i = 0; i < 256; ++i) {
+    if (!refuses_fds_ && closer_->room() < kFdRoom) {
+      uv_poll_stop(poll_.get());
+      uv_timer_start(retry_.get(), &NotifyListener::OnRetry, kPauseRetryMs, 0);
+      if (!pause_logged_) {
+        pause_logged_ = true;
+        spdlog::warn("notify socket: passed files wait to be closed ({} queued, "
+                     "a close() running for {} ms); pausing reads",
+                     closer_->pending(), closer_->stuck_ms());
+      }
+      return;
+    }
     char buf[4096];
+    // The credentials plus SCM_MAX_FD fds (the kernel merges every
+    // SCM_RIGHTS of a message into one, at most 253): nothing truncated.
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) +
-                                  CMSG_SPACE(sizeof(int) * 16)];
+                                  CMSG_SPACE(sizeof(int) * FdCloser::kMaxFdsPerMessage)];
     iovec iov{buf, sizeof(buf) - 1};
     msghdr msg{};
     msg.msg_iov = &iov;
@@ -97,10 +150,13 @@ void NotifyListener::OnReadable() {
         for (size_t k = 0; k < count; ++k) {
           int fd;
           std::memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
-          ::close(fd);
+          closer_->Close(Fd(fd));
         }
       }
     }
+    if (msg.msg_flags & MSG_CTRUNC)
+      spdlog::warn("notify socket: a message from pid {} had more control data "
+                   "than SCM_MAX_FD fds, ignoring", sender);
     if (sender <= 0 || static_cast<size_t>(n) >= sizeof(buf)) continue;
     callback_(sender, ParseNotifyMessage(std::string_view(buf, n)));
   }

@@ -4,7 +4,20 @@
 // Children find it in NOTIFY_SOCKET and send "READY=1", "STATUS=...",
 // exactly as under systemd. Each datagram arrives with the sender's
 // credentials (SCM_CREDENTIALS); the owner matches the pid to an instance.
-// Passed fds are closed (no fd store). Loop thread only.
+// Loop thread only.
+//
+// The socket is mode 0666, so anyone may send to it, fds included; we keep
+// no fd store and take no fds at all. SO_PASSRIGHTS off (Linux 6.16+) makes
+// the kernel refuse SCM_RIGHTS to this socket (the sender gets EPERM).
+// Where the kernel lacks it (ENOPROTOOPT, e.g. Debian 12's 6.1), or with
+// RELSUPD_FAILPOINT=notify-no-passrights for tests, datagrams are received
+// with a control buffer for SCM_MAX_FD fds plus the credentials, so the
+// kernel never truncates (and closes in this thread) what did not fit, and
+// the fds go to the FdCloser: a close() can block (fd_closer.h). In that
+// fallback the socket is read only while the closer has room for a full
+// message plus ControlServer's share kept for change-right peers
+// (kFdRoom); otherwise reading pauses, re-checked every kPauseRetryMs and
+// logged once per episode, and the datagrams wait in the socket.
 
 #include <sys/types.h>
 #include <uv.h>
@@ -16,6 +29,7 @@
 #include <string_view>
 
 #include "daemon/base/fd.h"
+#include "daemon/base/fd_closer.h"
 #include "daemon/base/status.h"
 #include "daemon/base/uv_handle.h"
 
@@ -28,21 +42,34 @@ class NotifyListener {
  public:
   using Callback = std::function<void(pid_t sender,
                                       const std::map<std::string, std::string>&)>;
+  static constexpr size_t kFdRoom = 3 * FdCloser::kMaxFdsPerMessage;
+  static constexpr uint64_t kPauseRetryMs = 50;
+
   // Binds a datagram socket at `path` (replacing a stale one), mode 0666:
   // the sender's pid, not the file mode, decides whom a message concerns.
+  // `closer` must outlive the listener.
   static Result<std::unique_ptr<NotifyListener>> Open(uv_loop_t* loop,
                                                       const std::string& path,
+                                                      FdCloser* closer,
                                                       Callback callback);
   ~NotifyListener();
   const std::string& path() const { return path_; }
+  // Whether the kernel refuses fds sent to the socket (SO_PASSRIGHTS).
+  bool refuses_fds() const { return refuses_fds_; }
 
  private:
   NotifyListener() = default;
   void OnReadable();
+  void StartPoll();
+  static void OnRetry(uv_timer_t* timer);
 
   std::string path_;
   Fd fd_;
   UvHandle<uv_poll_t> poll_;
+  UvHandle<uv_timer_t> retry_;
+  FdCloser* closer_ = nullptr;
+  bool refuses_fds_ = false;
+  bool pause_logged_ = false;
   Callback callback_;
 };
 
