@@ -4,10 +4,12 @@
 // Each handler validates its params, calls the ledger and returns the JSON
 // result the CLI prints with --json. Loop thread only.
 
+#include <memory>
 #include <string>
 
 #include "daemon/base/clock.h"
 #include "daemon/control/dispatcher.h"
+#include "daemon/control/read_jobs.h"
 #include "daemon/ledger/ledger.h"
 
 namespace relsupd {
@@ -20,6 +22,7 @@ namespace relsupd {
 
 // What the handlers need from the daemon. All pointers outlive the handlers.
 struct DaemonContext {
+  uv_loop_t* loop = nullptr;
   Ledger* ledger = nullptr;
   ReleaseService* releases = nullptr;
   RunService* runs = nullptr;
@@ -28,6 +31,8 @@ struct DaemonContext {
   std::string state_dir;
   std::string socket;
   int64_t started_ms = 0;  // monotonic
+  // Thread-pool work that read methods start (release.verify/show/diff).
+  std::unique_ptr<ReadJobs> read_jobs = std::make_unique<ReadJobs>();
 };
 
 void RegisterHandlers(Dispatcher* dispatcher, DaemonContext* context);
