@@ -44,7 +44,7 @@ void AddHistoryVerb(CLI::App& ctl, CtlContext* ctx) {
       if (verdict && !verdict->value("ok", false)) ctx->exit_code = kExitRefused;
       return;
     }
-    // The daemon answers a page at a time (at most 1,000 events); the
+    // The daemon answers a page at a time (at most 100 events); the
     // pages are asked for with `after` = the last id seen until `-n` events
     // came or a page is empty. --json streams one array as pages come.
     auto client = Client::Connect(ctx->socket);

@@ -71,7 +71,7 @@ struct LogsArgs {
   std::string stream;
 };
 
-// The daemon answers a page at a time (at most 1,000 records); the last
+// The daemon answers a page at a time (at most 100 records); the last
 // `-n` lines are gathered page by page back (`before_seq`), then printed
 // oldest first. -f then asks for what came after the newest.
 int FollowLogs(CtlContext* ctx, const LogsArgs& a) {

@@ -56,6 +56,7 @@ class Daemon {
   ~Daemon() {
     server_.reset();
     if (dispatcher_ != nullptr) dispatcher_->Stop();
+    context_.read_jobs->Stop();
     // Whatever still runs is killed here (a second signal, or a failed
     // start); a clean stop has stopped every instance already.
     runs_.reset();
@@ -337,6 +338,7 @@ void Daemon::Shutdown(int signum) {
   notifier_->Stopping("Stopping");
   server_->Close();
   dispatcher_->Stop();
+  context_.read_jobs->Stop();
   runs_->Shutdown([this] {
     spdlog::info("Every instance stopped");
     uv_stop(&loop_);

@@ -55,6 +55,7 @@ void Dispatcher::Stop() {
   idle_.Close();
   idle_running_ = false;
   lanes_.clear();
+  fresh_.clear();
   ready_.clear();
 }
 
@@ -99,7 +100,9 @@ void Dispatcher::HandleLine(const std::string& text, const Peer& peer,
   line->fds = std::move(*fds);
   fds->clear();
   line->respond = std::move(respond);
-  if (lane.lines.empty()) ready_.push_back(key);
+  // A lane that had nothing to do goes first: a peer's next request waits
+  // for the step now running, not behind every lane busy with a batch.
+  if (lane.lines.empty()) fresh_.push_back(key);
   lane.bytes += text.size();
   lane.lines.push_back(std::move(line));
   if (idle_.initialized()) {
@@ -115,8 +118,9 @@ void Dispatcher::HandleLine(const std::string& text, const Peer& peer,
 void Dispatcher::RunSlice() {
   const auto start = std::chrono::steady_clock::now();
   do {
-    const LaneKey key = ready_.front();
-    ready_.pop_front();
+    std::deque<LaneKey>& from = fresh_.empty() ? ready_ : fresh_;
+    const LaneKey key = from.front();
+    from.pop_front();
     auto it = lanes_.find(key);
     if (it == lanes_.end() || it->second.lines.empty()) continue;
     // The line leaves its lane while it runs: a handler may queue more
@@ -144,7 +148,7 @@ void Dispatcher::RunSlice() {
     else
       lanes_.erase(key);
     // `line` (if done) goes here with the fds no handler took.
-  } while (!ready_.empty() &&
+  } while (HasWork() &&
            std::chrono::steady_clock::now() - start <
                std::chrono::microseconds(kSliceBudgetUs));
 }
@@ -212,6 +216,7 @@ bool Dispatcher::Step(Line& line) {
               }
               if (--batch->pending > 0) return;
               std::string out;
+              out.reserve(batch->bytes + 3);
               for (std::string& r : batch->responses) {
                 if (r.empty()) continue;
                 out += out.empty() ? "[" : ",";

@@ -11,8 +11,9 @@
 // No line may hold the loop: a received line is queued in its peer's lane
 // (uid and pid) and run later, one step at a time (parse, or one request of
 // a batch), round-robin across lanes, in slices of about kSliceBudgetUs
-// from an idle handle (RunOnLoop). So a peer sending heavy batches delays
-// another peer by one step, not by its whole queue. Each handler keeps its
+// from an idle handle (RunOnLoop); a lane that was idle goes before the
+// busy ones. So a peer sending heavy batches delays another peer by about
+// one step, not by its whole queue. Each handler keeps its
 // own step short (pages, off-loop work). Limits: nesting depth
 // (rpc::kMaxDepth, checked before parsing), kMaxBatch requests a batch,
 // kMaxQueuedLines / kMaxQueuedBytes waiting per lane (past them: kBusy),
@@ -95,7 +96,7 @@ class Dispatcher {
 
   // Runs queued steps for about kSliceBudgetUs. Loop thread.
   void RunSlice();
-  bool HasWork() const { return !ready_.empty(); }
+  bool HasWork() const { return !fresh_.empty() || !ready_.empty(); }
 
  private:
   // A batch's answers arrive in any order; they are kept serialised, and the
@@ -135,7 +136,10 @@ class Dispatcher {
   std::map<std::string, std::pair<Right, AsyncHandler>, std::less<>> methods_;
   const AccessPolicy* policy_;
   std::map<LaneKey, Lane> lanes_;
-  std::deque<LaneKey> ready_;  // lanes with work, in turn order
+  // Lanes with work, in turn order: those that were idle until their
+  // newest line came (fresh_) before those busy with earlier lines.
+  std::deque<LaneKey> fresh_;
+  std::deque<LaneKey> ready_;
   UvHandle<uv_idle_t> idle_;
   bool idle_running_ = false;
 };

@@ -19,9 +19,10 @@
 namespace relsupd::paging {
 
 inline constexpr size_t kMaxListItems = 1000;
-inline constexpr size_t kMaxListBytes = 256 << 10;
-inline constexpr size_t kPageItems = 1000;
-inline constexpr size_t kPageBytes = 1 << 20;
+inline constexpr size_t kMaxListBytes = 128 << 10;
+// A page is one step of the loop: 100 history events take a few ms.
+inline constexpr size_t kPageItems = 100;
+inline constexpr size_t kPageBytes = 128 << 10;
 
 // The first entries of `all` within the bounds; `*truncated` is set to true
 // (never back to false) when some were left out.

@@ -6,6 +6,8 @@ namespace relsupd {
 
 void ReadJobs::Submit(uid_t uid, const std::string& key, Start start,
                       Reply reply) {
+  if (stopped_)
+    return reply(Status(StatusCode::kBusy, "busy: the daemon is stopping"));
   size_t& mine = per_uid_[uid];
   if (mine >= kMaxPerUid) {
     return reply(Status(StatusCode::kBusy,
@@ -36,8 +38,14 @@ void ReadJobs::Submit(uid_t uid, const std::string& key, Start start,
   StartNext();
 }
 
+void ReadJobs::Stop() {
+  stopped_ = true;
+  for (const auto& job : queue_) jobs_.erase(job->key);
+  queue_.clear();
+}
+
 void ReadJobs::StartNext() {
-  while (running_ < kMaxRunning && !queue_.empty()) {
+  while (!stopped_ && running_ < kMaxRunning && !queue_.empty()) {
     std::shared_ptr<Job> job = queue_.front();
     queue_.pop_front();
     ++running_;

@@ -42,6 +42,10 @@ class ReadJobs {
   // Runs (or joins) the job `key` for `uid`; `reply` gets its result.
   void Submit(uid_t uid, const std::string& key, Start start, Reply reply);
 
+  // Shutdown: waiting jobs are dropped unanswered and none starts any
+  // more, so the loop only waits for the one running.
+  void Stop();
+
   size_t running() const { return running_; }
   size_t waiting() const { return queue_.size(); }
 
@@ -59,6 +63,7 @@ class ReadJobs {
   std::deque<std::shared_ptr<Job>> queue_;            // waiting, in order
   std::map<uid_t, size_t> per_uid_;
   size_t running_ = 0;
+  bool stopped_ = false;
   // Lets completions that come after the owner died know it.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 

@@ -40,8 +40,9 @@ enum ErrorCode : int {
 inline constexpr size_t kMaxDepth = 64;
 // A reply (a batch's replies together) is never longer than this; past it
 // the request gets kReplyTooLarge naming the limit. Well under the control
-// server's per-connection output cap.
-inline constexpr size_t kMaxReplyBytes = 4 << 20;
+// server's per-connection output cap, and small enough that finishing and
+// sending one reply holds the loop a few ms only.
+inline constexpr size_t kMaxReplyBytes = 1 << 20;
 
 // The JSON-RPC error code that reports `status` to a client.
 int CodeForStatus(const Status& status);

@@ -259,9 +259,9 @@ TEST_CASE("batches are bounded in count and their replies in bytes") {
 
   // One reply over the budget becomes an error naming the limit.
   f.d.Register("big", Right::kRead, [](const Request& r) -> Result<Json> {
-    return Json(std::string(r.params.value("mib", 1) << 20, 'x'));
+    return Json(std::string(r.params.value("kib", 1) << 10, 'x'));
   });
-  auto big = f.Call(R"({"jsonrpc":"2.0","method":"big","id":9,"params":{"mib":5}})", f.reader);
+  auto big = f.Call(R"({"jsonrpc":"2.0","method":"big","id":9,"params":{"kib":2048}})", f.reader);
   CHECK(big["id"] == 9);
   CHECK(big["error"]["code"] == rpc::kReplyTooLarge);
   CHECK(big["error"]["message"].get<std::string>().find(std::to_string(rpc::kMaxReplyBytes)) !=
@@ -270,13 +270,14 @@ TEST_CASE("batches are bounded in count and their replies in bytes") {
   std::string five = "[";
   for (int i = 0; i < 5; ++i)
     five += (i ? "," : "") + std::string(R"({"jsonrpc":"2.0","method":"big","id":)") +
-            std::to_string(i) + R"(,"params":{"mib":1}})";
+            std::to_string(i) + R"(,"params":{"kib":300}})";
   std::string out = f.d.HandleLine(five + "]", f.reader);
   CHECK(out.size() < rpc::kMaxReplyBytes + 4096);
   auto j = Json::parse(out);
   REQUIRE(j.size() == 5);
   CHECK(j[0]["result"].is_string());
   CHECK(j[2]["result"].is_string());
+  CHECK(j[3]["error"]["code"] == rpc::kReplyTooLarge);
   CHECK(j[4]["error"]["code"] == rpc::kReplyTooLarge);
 }
 
