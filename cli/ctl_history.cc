@@ -1,5 +1,6 @@
 // `relsupd ctl history [APP] [-n N] [--verify]`.
 #include <iostream>
+#include <optional>
 
 #include "cli/ctl.h"
 #include "cli/table.h"
@@ -43,19 +44,46 @@ void AddHistoryVerb(CLI::App& ctl, CtlContext* ctx) {
       if (verdict && !verdict->value("ok", false)) ctx->exit_code = kExitRefused;
       return;
     }
-    rpc::Json p = {{"limit", args->limit}};
-    if (!args->app.empty()) p["app"] = args->app;
-    ctx->CallAndPrint(rpc::method::kHistory, p, [](const rpc::Json& events) {
-      Table t({"ID", "TIME", "APP", "KIND", "RELEASE", "ACTOR", "DETAIL"});
-      for (const auto& e : events) {
+    // The daemon answers a page at a time (at most 100 events); the
+    // pages are asked for with `after` = the last id seen until `-n` events
+    // came or a page is empty. --json streams one array as pages come.
+    auto client = Client::Connect(ctx->socket);
+    if (!client.ok()) return ctx->Fail(client.status());
+    Table t({"ID", "TIME", "APP", "KIND", "RELEASE", "ACTOR", "DETAIL"});
+    int64_t remaining = args->limit;
+    std::optional<int64_t> after;
+    bool first = true;
+    while (remaining > 0) {
+      rpc::Json p = {{"limit", remaining}};
+      if (!args->app.empty()) p["app"] = args->app;
+      if (after) p["after"] = *after;
+      auto page = client->Call(rpc::method::kHistory, p);
+      if (!page.ok()) {
+        if (ctx->json && !first) std::cout << "\n]\n";
+        return ctx->Fail(page.status());
+      }
+      if (!page->is_array() || page->empty()) break;
+      for (const auto& e : *page) {
+        if (ctx->json) {
+          std::cout << (first ? "[\n  " : ",\n  ") << e.dump();
+          first = false;
+          continue;
+        }
         std::string detail = Text(e["detail"]);
         if (detail.size() > 60) detail = detail.substr(0, 57) + "...";
         t.AddRow({Text(e["id"]), Text(e["time"]), Text(e["app"]),
                   Text(e["kind"]), Text(e["release"]).empty() ? "-" : Text(e["release"]),
                   Text(e["actor"]), detail});
       }
+      std::cout.flush();
+      remaining -= static_cast<int64_t>(page->size());
+      after = page->back().value("id", int64_t{0});
+    }
+    if (ctx->json)
+      std::cout << (first ? "[]\n" : "\n]\n");
+    else
       t.Print(std::cout);
-    });
+    ctx->exit_code = kExitOk;
   });
 }
 

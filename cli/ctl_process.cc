@@ -2,6 +2,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <deque>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -80,38 +81,62 @@ struct LogsArgs {
   std::string stream;
 };
 
+// The daemon answers a page at a time (at most 100 records); the last
+// `-n` lines are gathered page by page back (`before_seq`), then printed
+// oldest first. -f then asks for what came after the newest.
 int FollowLogs(CtlContext* ctx, const LogsArgs& a) {
   auto client = Client::Connect(ctx->socket);
   if (!client.ok()) {
     ctx->Fail(client.status());
     return ctx->exit_code;
   }
-  rpc::Json p = {{"app", a.app}, {"lines", a.lines}};
+  rpc::Json p = {{"app", a.app}};
   if (!a.process.empty()) p["process"] = a.process;
   if (!a.stream.empty()) p["stream"] = a.stream;
+  auto print = [ctx](const rpc::Json& rec) {
+    if (ctx->json)
+      std::cout << rec.dump() << '\n';
+    else
+      PrintLogRecord(rec);
+  };
+  std::deque<rpc::Json> pages;  // newest page first
   uint64_t last = 0;
-  bool first = true;
+  int64_t got = 0;
+  rpc::Json q = p;
+  q["lines"] = a.lines;
   while (true) {
+    auto r = client->Call(method::kLogs, q);
+    if (!r.ok()) {
+      ctx->Fail(r.status());
+      return ctx->exit_code;
+    }
+    last = std::max<uint64_t>(last, r->value("last_seq", uint64_t{0}));
+    const rpc::Json& records = (*r)["records"];
+    got += static_cast<int64_t>(records.size());
+    if (!records.empty()) pages.push_front(records);
+    if (!r->value("more", false) || records.empty() || got >= a.lines) break;
+    q["lines"] = a.lines - got;
+    q["before_seq"] = records.front().value("seq", uint64_t{0});
+  }
+  for (const auto& page : pages)
+    for (const auto& rec : page) {
+      print(rec);
+      last = std::max<uint64_t>(last, rec.value("seq", uint64_t{0}));
+    }
+  std::cout.flush();
+  if (!a.follow) return kExitOk;
+  while (true) {
+    p["after_seq"] = last;
     auto r = client->Call(method::kLogs, p);
     if (!r.ok()) {
       ctx->Fail(r.status());
       return ctx->exit_code;
     }
     for (const auto& rec : (*r)["records"]) {
-      if (ctx->json)
-        std::cout << rec.dump() << '\n';
-      else
-        PrintLogRecord(rec);
+      print(rec);
       last = std::max<uint64_t>(last, rec.value("seq", uint64_t{0}));
     }
     std::cout.flush();
-    if (first) {
-      last = std::max<uint64_t>(last, (*r).value("last_seq", uint64_t{0}));
-      first = false;
-    }
-    if (!a.follow) return kExitOk;
-    p.erase("lines");
-    p["after_seq"] = last;
     if ((*r)["records"].empty())
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }

@@ -16,6 +16,19 @@ namespace relsupd::cli {
 namespace {
 
 namespace method = rpc::method;
+
+// The daemon lists at most 1,000 paths a list; says how many it left out.
+void PrintUnlisted(const rpc::Json& lists) {
+  if (!lists.value("truncated", false)) return;
+  const rpc::Json& counts = lists["counts"];
+  for (const char* kind : {"added", "removed", "changed"}) {
+    const size_t listed = lists[kind].size();
+    const size_t total = counts.value(kind, listed);
+    if (total > listed)
+      std::cout << "  ... and " << (total - listed) << " more " << kind
+                << " (not listed: the daemon lists at most 1,000 a list)\n";
+  }
+}
 constexpr size_t kMaxEnvFileBytes = 1 << 20;
 constexpr off_t kProgressMinBytes = 8 << 20;
 
@@ -209,6 +222,8 @@ void AddReleaseVerbs(CLI::App& ctl, CtlContext* ctx) {
           for (const auto& k : c["added"]) std::cout << "config + " << Text(k) << "=********\n";
           for (const auto& k : c["removed"]) std::cout << "config - " << Text(k) << '\n';
           for (const auto& k : c["changed"]) std::cout << "config ~ " << Text(k) << "=********\n";
+          if (c.value("truncated", false))
+            std::cout << "config: more keys differ than the daemon lists (1,000 a list)\n";
           if (d["files"].is_null()) {
             std::cout << "files: not compared (a release was pruned)\n";
             return;
@@ -216,6 +231,7 @@ void AddReleaseVerbs(CLI::App& ctl, CtlContext* ctx) {
           for (const auto& p : d["files"]["added"]) std::cout << "file + " << Text(p) << '\n';
           for (const auto& p : d["files"]["removed"]) std::cout << "file - " << Text(p) << '\n';
           for (const auto& p : d["files"]["changed"]) std::cout << "file ~ " << Text(p) << '\n';
+          PrintUnlisted(d["files"]);
         });
   });
 
@@ -238,6 +254,7 @@ void AddReleaseVerbs(CLI::App& ctl, CtlContext* ctx) {
       for (const auto& p2 : v["changed"]) std::cout << "  changed: " << Text(p2) << '\n';
       for (const auto& p2 : v["added"]) std::cout << "  added:   " << Text(p2) << '\n';
       for (const auto& p2 : v["removed"]) std::cout << "  removed: " << Text(p2) << '\n';
+      PrintUnlisted(v);
     });
     if (r && !r->value("ok", false)) ctx->exit_code = kExitRefused;
   });

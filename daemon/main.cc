@@ -58,6 +58,8 @@ class Daemon {
   }
   ~Daemon() {
     server_.reset();
+    if (dispatcher_ != nullptr) dispatcher_->Stop();
+    context_.read_jobs->Stop();
     // Whatever still runs is killed here (a second signal, or a failed
     // start); a clean stop has stopped every instance already.
     runs_.reset();
@@ -281,6 +283,7 @@ Status Daemon::Start() {
                                                config_.state_dir, Limits());
   RETURN_IF_ERROR(releases_->Recover().WithContext("recovery"));
   ApplyPolicy();
+  context_.loop = &loop_;
   context_.ledger = ledger_.get();
   context_.releases = releases_.get();
   context_.clock = &RealClock();
@@ -291,6 +294,7 @@ Status Daemon::Start() {
   RegisterHandlers(dispatcher_.get(), &context_);
   RegisterReleaseHandlers(dispatcher_.get(), &context_);
   RegisterProcessHandlers(dispatcher_.get(), &context_);
+  dispatcher_->RunOnLoop(&loop_);
 
   const int signums[] = {SIGTERM, SIGINT, SIGHUP};
   for (int i = 0; i < 3; ++i) {
@@ -364,6 +368,8 @@ void Daemon::Shutdown(int signum) {
   spdlog::info("Received {}, stopping every instance", strsignal(signum));
   notifier_->Stopping("Stopping");
   server_->Close();
+  dispatcher_->Stop();
+  context_.read_jobs->Stop();
   runs_->Shutdown([this] {
     spdlog::info("Every instance stopped");
     uv_stop(&loop_);

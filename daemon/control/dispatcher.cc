@@ -3,11 +3,33 @@
 #include <spdlog/spdlog.h>
 
 #include <cassert>
+#include <chrono>
 #include <memory>
 
 namespace relsupd {
 
 using rpc::Json;
+
+namespace {
+
+// The id of a response object (a string, number or null: HandleOne checked).
+Json IdOf(const Json& response) {
+  auto it = response.find("id");
+  return it == response.end() ? Json(nullptr) : *it;
+}
+
+std::string TooLarge(const Json& id, size_t bytes, const char* what) {
+  return rpc::MakeError(id, rpc::kReplyTooLarge,
+                        std::string("reply too large: ") + what + " " +
+                            std::to_string(bytes) + " bytes, over the limit of " +
+                            std::to_string(rpc::kMaxReplyBytes) +
+                            " bytes (kMaxReplyBytes); ask for less (a page)")
+      .dump();
+}
+
+}  // namespace
+
+Dispatcher::~Dispatcher() { Stop(); }
 
 void Dispatcher::Register(std::string name, Right needed, Handler handler) {
   RegisterAsync(std::move(name), needed,
@@ -24,6 +46,29 @@ void Dispatcher::RegisterAsync(std::string name, Right needed,
   assert(inserted);
 }
 
+void Dispatcher::RunOnLoop(uv_loop_t* loop) {
+  uv_idle_init(loop, idle_.get());
+  idle_->data = this;
+}
+
+void Dispatcher::Stop() {
+  idle_.Close();
+  idle_running_ = false;
+  lanes_.clear();
+  fresh_.clear();
+  ready_.clear();
+}
+
+void Dispatcher::OnIdle(uv_idle_t* idle) {
+  auto* self = static_cast<Dispatcher*>(idle->data);
+  if (self == nullptr) return;
+  self->RunSlice();
+  if (!self->HasWork() && self->idle_running_) {
+    uv_idle_stop(idle);
+    self->idle_running_ = false;
+  }
+}
+
 std::string Dispatcher::HandleLine(const std::string& line, const Peer& peer) {
   std::string out;
   std::deque<Fd> fds;
@@ -31,46 +76,159 @@ std::string Dispatcher::HandleLine(const std::string& line, const Peer& peer) {
   return out;
 }
 
-void Dispatcher::HandleLine(const std::string& line, const Peer& peer,
+void Dispatcher::HandleLine(const std::string& text, const Peer& peer,
                             std::deque<Fd>* fds,
                             std::function<void(std::string)> respond) {
-  Json request = Json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (request.is_discarded())
+  const LaneKey key{peer.uid, peer.pid};
+  Lane& lane = lanes_[key];
+  if (lane.lines.size() >= kMaxQueuedLines ||
+      lane.bytes + text.size() > kMaxQueuedBytes) {
+    spdlog::warn("Refused a request of uid {} ({}): {} requests already waiting",
+                 peer.uid, peer.name, lane.lines.size());
+    const bool idle_lane = lane.lines.empty();
+    if (idle_lane) lanes_.erase(key);
     return respond(rpc::Frame(rpc::MakeError(
-        nullptr, rpc::kParseError, "parse error: the request is not valid JSON")));
-  if (!request.is_array()) {
-    return HandleOne(request, peer, fds, [respond](Json response) {
-      respond(response.is_null() ? std::string() : rpc::Frame(response));
-    });
+        nullptr, rpc::kBusy,
+        "busy: this peer already has " + std::to_string(kMaxQueuedLines) +
+            " requests (or " + std::to_string(kMaxQueuedBytes) +
+            " bytes) waiting; the limit is per peer (kMaxQueuedLines)")));
   }
-  if (request.empty())
-    return respond(rpc::Frame(rpc::MakeError(nullptr, rpc::kInvalidRequest,
+  auto line = std::make_unique<Line>();
+  line->text = text;
+  line->bytes = text.size();
+  line->peer = peer;
+  line->fds = std::move(*fds);
+  fds->clear();
+  line->respond = std::move(respond);
+  // A lane that had nothing to do goes first: a peer's next request waits
+  // for the step now running, not behind every lane busy with a batch.
+  if (lane.lines.empty()) fresh_.push_back(key);
+  lane.bytes += text.size();
+  lane.lines.push_back(std::move(line));
+  if (idle_.initialized()) {
+    if (!idle_running_) {
+      uv_idle_start(idle_.get(), &Dispatcher::OnIdle);
+      idle_running_ = true;
+    }
+    return;
+  }
+  while (HasWork()) RunSlice();
+}
+
+void Dispatcher::RunSlice() {
+  const auto start = std::chrono::steady_clock::now();
+  do {
+    std::deque<LaneKey>& from = fresh_.empty() ? ready_ : fresh_;
+    const LaneKey key = from.front();
+    from.pop_front();
+    auto it = lanes_.find(key);
+    if (it == lanes_.end() || it->second.lines.empty()) continue;
+    // The line leaves its lane while it runs: a handler may queue more
+    // lines (tests) or the lane may be refilled meanwhile.
+    std::unique_ptr<Line> line = std::move(it->second.lines.front());
+    it->second.lines.pop_front();
+    bool done = false;
+    try {
+      done = Step(*line);
+    } catch (const std::exception& e) {
+      // Nothing in a step should throw; a bug must not take the daemon down.
+      spdlog::error("Request step threw: {}", e.what());
+      if (!line->batch) line->respond(rpc::Frame(rpc::MakeError(
+          nullptr, rpc::kInternalError, std::string("internal error: ") + e.what())));
+      done = true;
+    }
+    Lane& lane = lanes_[key];
+    if (done) {
+      lane.bytes -= std::min(lane.bytes, line->bytes);
+    } else {
+      lane.lines.push_front(std::move(line));
+    }
+    if (!lane.lines.empty())
+      ready_.push_back(key);
+    else
+      lanes_.erase(key);
+    // `line` (if done) goes here with the fds no handler took.
+  } while (HasWork() &&
+           std::chrono::steady_clock::now() - start <
+               std::chrono::microseconds(kSliceBudgetUs));
+}
+
+bool Dispatcher::Step(Line& line) {
+  if (!line.parsed) {
+    Status depth = rpc::CheckDepth(line.text);
+    if (!depth.ok()) {
+      spdlog::warn("Refused a request of uid {} ({}): {}", line.peer.uid,
+                   line.peer.name, depth.message());
+      line.respond(rpc::Frame(rpc::MakeError(
+          nullptr, rpc::kInvalidRequest, "invalid request: " + depth.message())));
+      return true;
+    }
+    Json request = Json::parse(line.text, nullptr, /*allow_exceptions=*/false);
+    std::string().swap(line.text);  // parsed: the text is not needed any more
+    if (request.is_discarded()) {
+      line.respond(rpc::Frame(rpc::MakeError(
+          nullptr, rpc::kParseError, "parse error: the request is not valid JSON")));
+      return true;
+    }
+    if (request.is_array() && request.empty()) {
+      line.respond(rpc::Frame(rpc::MakeError(nullptr, rpc::kInvalidRequest,
                                              "invalid request: empty batch")));
-  if (request.size() > kMaxBatch)
-    return respond(rpc::Frame(rpc::MakeError(
-        nullptr, rpc::kInvalidRequest,
-        "invalid request: a batch holds at most " + std::to_string(kMaxBatch) +
-            " requests")));
-  // Answers arrive in any order; the batch response goes out with the last.
-  struct Batch {
-    std::vector<Json> responses;
-    size_t pending;
-    std::function<void(std::string)> respond;
-  };
-  auto batch = std::make_shared<Batch>();
-  batch->responses.resize(request.size());
-  batch->pending = request.size();
-  batch->respond = std::move(respond);
-  for (size_t i = 0; i < request.size(); ++i) {
-    HandleOne(request[i], peer, fds, [batch, i](Json response) {
-      batch->responses[i] = std::move(response);
-      if (--batch->pending > 0) return;
-      Json out = Json::array();
-      for (Json& r : batch->responses)
-        if (!r.is_null()) out.push_back(std::move(r));
-      batch->respond(out.empty() ? std::string() : rpc::Frame(out));
-    });
+      return true;
+    }
+    if (request.is_array() && request.size() > kMaxBatch) {
+      line.respond(rpc::Frame(rpc::MakeError(
+          nullptr, rpc::kInvalidRequest,
+          "invalid request: a batch holds at most " + std::to_string(kMaxBatch) +
+              " requests (kMaxBatch), this one " + std::to_string(request.size()))));
+      return true;
+    }
+    line.parsed = std::move(request);
+    if (!line.parsed->is_array()) {
+      HandleOne(*line.parsed, line.peer, &line.fds,
+                [respond = line.respond](Json response) {
+                  if (response.is_null()) return respond(std::string());
+                  std::string framed = rpc::Frame(response);
+                  if (framed.size() > rpc::kMaxReplyBytes)
+                    framed = TooLarge(IdOf(response), framed.size(), "the result is") + "\n";
+                  respond(std::move(framed));
+                });
+      return true;
+    }
+    line.batch = std::make_shared<Batch>();
+    line.batch->responses.resize(line.parsed->size());
+    line.batch->pending = line.parsed->size();
+    line.batch->respond = line.respond;
+    return false;  // the requests run in the next steps, one each
   }
+  const size_t i = line.next++;
+  HandleOne((*line.parsed)[i], line.peer, &line.fds,
+            [batch = line.batch, i](Json response) {
+              if (!response.is_null()) {
+                std::string s = rpc::Frame(response);
+                s.pop_back();  // the '\n'
+                // The batch's replies together stay within the budget: a
+                // reply that would pass it is replaced by an error.
+                if (batch->bytes + s.size() + 2 > rpc::kMaxReplyBytes)
+                  s = TooLarge(IdOf(response), batch->bytes + s.size(),
+                               "the batch's replies together would be");
+                batch->bytes += s.size() + 1;
+                batch->responses[i] = std::move(s);
+              }
+              if (--batch->pending > 0) return;
+              std::string out;
+              out.reserve(batch->bytes + 3);
+              for (std::string& r : batch->responses) {
+                if (r.empty()) continue;
+                out += out.empty() ? "[" : ",";
+                out += r;
+                std::string().swap(r);
+              }
+              if (!out.empty()) out += "]\n";
+              batch->respond(std::move(out));
+            });
+  if (line.next < line.parsed->size()) return false;
+  line.parsed.reset();  // every request is dispatched; async ones copied theirs
+  return true;
 }
 
 void Dispatcher::HandleOne(const Json& req, const Peer& peer,
@@ -79,13 +237,15 @@ void Dispatcher::HandleOne(const Json& req, const Peer& peer,
   if (!req.is_object())
     return done(rpc::MakeError(nullptr, rpc::kInvalidRequest,
                                "invalid request: expected an object"));
+  // The id's type is checked before anything copies it.
   auto id_it = req.find("id");
   const bool notification = id_it == req.end();
-  Json id = notification ? Json(nullptr) : *id_it;
-  if (!id.is_null() && !id.is_string() && !id.is_number())
+  if (!notification && !id_it->is_null() && !id_it->is_string() &&
+      !id_it->is_number())
     return done(rpc::MakeError(
         nullptr, rpc::kInvalidRequest,
         "invalid request: 'id' must be a string, number or null"));
+  Json id = notification ? Json(nullptr) : *id_it;
   auto v = req.find("jsonrpc");
   if (v == req.end() || *v != "2.0")
     return done(rpc::MakeError(id, rpc::kInvalidRequest,
@@ -106,8 +266,10 @@ void Dispatcher::HandleOne(const Json& req, const Peer& peer,
   const std::string& name = m->get_ref<const std::string&>();
   auto method = methods_.find(name);
   if (method == methods_.end())
-    return finish(rpc::MakeError(id, rpc::kMethodNotFound,
-                                 "method not found: '" + name + "'"));
+    return finish(rpc::MakeError(
+        id, rpc::kMethodNotFound,
+        "method not found: '" + (name.size() > 64 ? name.substr(0, 64) + "..." : name) +
+            "'"));
   const auto& [needed, handler] = method->second;
   if (peer.right < needed) {
     spdlog::warn("Refused '{}' to uid {} ({}): needs the {} right", name,

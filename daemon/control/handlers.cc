@@ -2,10 +2,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
 
 #include "daemon/base/users.h"
 #include "daemon/base/version.h"
+#include "daemon/control/paging.h"
 #include "daemon/control/params.h"
 #include "daemon/protocol/methods.h"
 #include "daemon/store/layout.h"
@@ -23,6 +25,13 @@ constexpr size_t kMaxSpecBytes = 256 * 1024;
 using params::ActorOf;
 constexpr auto StringParam = &params::String;
 
+// An event's detail as JSON when it is (the daemon writes it so), else as
+// its text. Depth-checked like any message: the ledger file is not trusted.
+Json DetailJson(const std::string& detail) {
+  auto parsed = rpc::ParseMessage(detail);
+  return parsed.ok() ? std::move(parsed).value() : Json(detail);
+}
+
 Json EventToJson(const Event& e) {
   return {{"id", e.id},
           {"time", FormatTimeUtc(e.time_ms)},
@@ -31,9 +40,7 @@ Json EventToJson(const Event& e) {
           {"release", e.release},
           {"actor_uid", e.actor_uid},
           {"actor", e.actor_name},
-          {"detail", Json::parse(e.detail, nullptr, false).is_discarded()
-                         ? Json(e.detail)
-                         : Json::parse(e.detail)},
+          {"detail", DetailJson(e.detail)},
           {"hash", e.hash}};
 }
 
@@ -93,9 +100,15 @@ Result<Json> AppList(DaemonContext& ctx) {
   return out;
 }
 
+// The newest `limit` events (oldest first), or with `after` the oldest
+// `limit` events after that id; either way at most one page
+// (paging::kPageItems events, paging::kPageBytes of them). The client asks
+// for the rest with `after` set to the last id it got, until a page comes
+// back empty or it has all it wanted.
 Result<Json> History(DaemonContext& ctx, const Json& params) {
   std::optional<std::string> app;
   int64_t limit = kDefaultHistoryLimit;
+  std::optional<int64_t> after;
   for (const auto& [key, v] : params.items()) {
     if (key == "app") {
       if (!v.is_string()) return InvalidArgument("param 'app' must be a string");
@@ -108,13 +121,31 @@ Result<Json> History(DaemonContext& ctx, const Json& params) {
         return InvalidArgument("param 'limit' must be an integer from 1 to " +
                                std::to_string(kMaxHistoryLimit));
       limit = v.get<int64_t>();
+    } else if (key == "after") {
+      if (!v.is_number_integer() || v.get<int64_t>() < 0)
+        return InvalidArgument("param 'after' must be an event id (an integer from 0)");
+      after = v.get<int64_t>();
     } else {
       return InvalidArgument("unknown param '" + key + "'");
     }
   }
-  ASSIGN_OR_RETURN(std::vector<Event> events, ctx.ledger->History(app, limit));
+  int64_t cursor;
+  if (after) {
+    cursor = *after;
+  } else {
+    ASSIGN_OR_RETURN(cursor, ctx.ledger->CursorBeforeNewest(app, limit));
+  }
+  const int64_t page = std::min<int64_t>(limit, paging::kPageItems);
+  ASSIGN_OR_RETURN(std::vector<Event> events, ctx.ledger->EventsAfter(app, cursor, page));
   Json out = Json::array();
-  for (const Event& e : events) out.push_back(EventToJson(e));
+  size_t bytes = 0;
+  for (const Event& e : events) {
+    Json j = EventToJson(e);
+    bytes += paging::SerialisedSize(j) + 1;
+    // At least one event a page, so paging always moves on.
+    if (!out.empty() && bytes > paging::kPageBytes) break;
+    out.push_back(std::move(j));
+  }
   return out;
 }
 

@@ -4,11 +4,13 @@
 // Each handler validates its params, calls the ledger and returns the JSON
 // result the CLI prints with --json. Loop thread only.
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "daemon/base/clock.h"
 #include "daemon/control/dispatcher.h"
+#include "daemon/control/read_jobs.h"
 #include "daemon/ledger/ledger.h"
 
 namespace relsupd {
@@ -21,6 +23,7 @@ namespace relsupd {
 
 // What the handlers need from the daemon. All pointers outlive the handlers.
 struct DaemonContext {
+  uv_loop_t* loop = nullptr;
   Ledger* ledger = nullptr;
   ReleaseService* releases = nullptr;
   RunService* runs = nullptr;
@@ -33,6 +36,8 @@ struct DaemonContext {
   bool allow_root_apps = false;
   uint32_t app_uid_min = 70000;
   uint32_t app_uid_max = 79999;
+  // Thread-pool work that read methods start (release.verify/show/diff).
+  std::unique_ptr<ReadJobs> read_jobs = std::make_unique<ReadJobs>();
 };
 
 void RegisterHandlers(Dispatcher* dispatcher, DaemonContext* context);

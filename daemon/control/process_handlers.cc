@@ -1,8 +1,12 @@
 // Methods of the run stage: ps, scale, restart, stop, start, logs, activate.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <deque>
+
 #include "daemon/activate/run_service.h"
 #include "daemon/control/handlers.h"
+#include "daemon/control/paging.h"
 #include "daemon/control/params.h"
 #include "daemon/logs/log_store.h"
 #include "daemon/protocol/methods.h"
@@ -96,15 +100,25 @@ void Restart(DaemonContext& ctx, const Request& r, Reply reply) {
                     });
 }
 
+// One page of an app's logs: the last `lines` records (before `before_seq`
+// when given), or with `after_seq` the first `lines` records after it; at
+// most paging::kPageItems records and paging::kPageBytes of them either
+// way. `more` says the page was cut: the client asks for the next one back
+// with `before_seq` set to the first seq it got (after_seq pages forward on
+// their own: the client asks again with the last seq).
 Result<Json> Logs(DaemonContext& ctx, const Json& params) {
   RETURN_IF_ERROR(params::CheckKnown(
-      params, {"app", "lines", "process", "stream", "after_seq"}));
+      params, {"app", "lines", "process", "stream", "after_seq", "before_seq"}));
   ASSIGN_OR_RETURN(std::string app, params::App(params));
   RETURN_IF_ERROR(ctx.ledger->GetApp(app).status());
   ASSIGN_OR_RETURN(auto lines,
                    params::OptionalInt(params, "lines", 0, kMaxLogLines));
   ASSIGN_OR_RETURN(auto after,
                    params::OptionalInt(params, "after_seq", 0, INT64_MAX));
+  ASSIGN_OR_RETURN(auto before,
+                   params::OptionalInt(params, "before_seq", 1, INT64_MAX));
+  if (after && before)
+    return InvalidArgument("params 'after_seq' and 'before_seq' exclude each other");
   ASSIGN_OR_RETURN(auto process, params::OptionalString(params, "process"));
   ASSIGN_OR_RETURN(auto stream, params::OptionalString(params, "stream"));
   LogFilter filter;
@@ -112,19 +126,39 @@ Result<Json> Logs(DaemonContext& ctx, const Json& params) {
   filter.stream = stream.value_or("");
   if (!filter.stream.empty() && filter.stream != "out" && filter.stream != "err")
     return InvalidArgument("param 'stream' must be \"out\" or \"err\"");
+  const size_t wanted = static_cast<size_t>(lines.value_or(after ? 10'000 : 100));
+  const size_t n = std::min(wanted, paging::kPageItems);
   std::vector<LogRecord> records;
   if (after) {
     ASSIGN_OR_RETURN(records,
-                     ctx.logs->Since(app, static_cast<uint64_t>(*after), filter,
-                                     static_cast<size_t>(lines.value_or(10'000))));
+                     ctx.logs->Since(app, static_cast<uint64_t>(*after), filter, n));
   } else {
-    ASSIGN_OR_RETURN(records, ctx.logs->Tail(app, filter,
-                                             static_cast<size_t>(lines.value_or(100))));
+    ASSIGN_OR_RETURN(records,
+                     ctx.logs->Tail(app, filter, n,
+                                    before ? static_cast<uint64_t>(*before) : UINT64_MAX));
+  }
+  // Within the byte budget: forward pages keep their oldest records, tail
+  // pages their newest, so the next page joins on without a gap.
+  std::deque<Json> kept;
+  size_t bytes = 0;
+  bool cut = n < wanted && records.size() == n;
+  for (size_t k = 0; k < records.size(); ++k) {
+    const LogRecord& rec = after ? records[k] : records[records.size() - 1 - k];
+    Json j = LogRecordToJson(rec);
+    bytes += paging::SerialisedSize(j) + 1;
+    if (!kept.empty() && bytes > paging::kPageBytes) {
+      cut = true;
+      break;
+    }
+    if (after)
+      kept.push_back(std::move(j));
+    else
+      kept.push_front(std::move(j));
   }
   Json out = Json::array();
-  for (const LogRecord& rec : records) out.push_back(LogRecordToJson(rec));
+  for (Json& j : kept) out.push_back(std::move(j));
   uint64_t last = ctx.logs->LastSeq(app);
-  return Json{{"records", out}, {"last_seq", last}};
+  return Json{{"records", std::move(out)}, {"last_seq", last}, {"more", cut}};
 }
 
 // activate and rollback: {app, release?, strategy?, wait?}. Without wait

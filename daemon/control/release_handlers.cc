@@ -1,8 +1,11 @@
 // Methods of the release stage: build.*, release.*, config.*.
 #include <nlohmann/json.hpp>
 
+#include "daemon/base/uv_work.h"
 #include "daemon/control/handlers.h"
+#include "daemon/control/paging.h"
 #include "daemon/control/params.h"
+#include "daemon/control/read_jobs.h"
 #include "daemon/protocol/methods.h"
 #include "daemon/store/release_service.h"
 #include "daemon/store/slots.h"
@@ -125,64 +128,154 @@ Result<Json> ReleaseList(DaemonContext& ctx, const Json& params) {
   return out;
 }
 
-Result<Json> ReleaseShow(DaemonContext& ctx, const Json& params) {
-  RETURN_IF_ERROR(CheckKnown(params, {"app", "release"}));
-  ASSIGN_OR_RETURN(std::string app, AppParam(params));
-  ASSIGN_OR_RETURN(int64_t n, ReleaseParam(params, "release"));
-  RETURN_IF_ERROR(ctx.ledger->GetApp(app).status());
-  ASSIGN_OR_RETURN(ReleaseRow r, ctx.ledger->GetRelease(app, n));
-  Json j = ReleaseToJson(r);
-  j["slot"] = ctx.releases->SlotDir(app, n);
-  ASSIGN_OR_RETURN(Ledger::Activation activation, ctx.ledger->ActivationOf(app));
-  j["active"] = n == activation.active;
-  j["previous"] = n == activation.previous;
-  if (!r.pruned) {
-    auto manifest = ReadSlotManifest(ctx.releases->SlotDir(app, n));
-    if (manifest.ok()) {
-      int64_t files = 0, bytes = 0;
-      for (const auto& [p, e] : manifest->entries)
-        if (e.type == EntryType::kFile) {
-          ++files;
-          bytes += static_cast<int64_t>(e.size);
-        }
-      j["files"] = files;
-      j["bytes"] = bytes;
+// Counts the files of a slot's manifest. Runs on the thread pool: a
+// manifest can hold many entries.
+Result<Json> SlotCounts(const std::string& slot) {
+  ASSIGN_OR_RETURN(Manifest manifest, ReadSlotManifest(slot));
+  int64_t files = 0, bytes = 0;
+  for (const auto& [p, e] : manifest.entries)
+    if (e.type == EntryType::kFile) {
+      ++files;
+      bytes += static_cast<int64_t>(e.size);
     }
-  }
-  return j;
+  return Json{{"files", files}, {"bytes", bytes}};
 }
 
-Result<Json> ReleaseDiff(DaemonContext& ctx, const Json& params) {
-  RETURN_IF_ERROR(CheckKnown(params, {"app", "from", "to"}));
-  ASSIGN_OR_RETURN(std::string app, AppParam(params));
-  ASSIGN_OR_RETURN(int64_t a, ReleaseParam(params, "from"));
-  ASSIGN_OR_RETURN(int64_t b, ReleaseParam(params, "to"));
-  RETURN_IF_ERROR(ctx.ledger->GetApp(app).status());
-  ASSIGN_OR_RETURN(ReleaseRow ra, ctx.ledger->GetRelease(app, a));
-  ASSIGN_OR_RETURN(ReleaseRow rb, ctx.ledger->GetRelease(app, b));
-  ASSIGN_OR_RETURN(Json ca, ReleaseConfig(ra));
-  ASSIGN_OR_RETURN(Json cb, ReleaseConfig(rb));
-  Json added = Json::array(), removed = Json::array(), changed = Json::array();
-  for (const auto& [k, v] : cb.items()) {
-    if (!ca.contains(k)) added.push_back(k);
-    else if (ca[k] != v) changed.push_back(k);
-  }
-  for (const auto& [k, v] : ca.items())
-    if (!cb.contains(k)) removed.push_back(k);
-  Json out = {{"from", ReleaseName(a)},
-              {"to", ReleaseName(b)},
-              {"build_changed", ra.build != rb.build},
-              {"from_build", ra.build.substr(0, 12)},
-              {"to_build", rb.build.substr(0, 12)},
-              {"config", {{"added", added}, {"removed", removed}, {"changed", changed}}}};
-  if (ra.pruned || rb.pruned) {
-    out["files"] = nullptr;  // a pruned slot has no files left to compare
-  } else {
-    ASSIGN_OR_RETURN(Manifest ma, ReadSlotManifest(ctx.releases->SlotDir(app, a)));
-    ASSIGN_OR_RETURN(Manifest mb, ReadSlotManifest(ctx.releases->SlotDir(app, b)));
-    ManifestDiff d = DiffManifests(ma, mb);
-    out["files"] = {{"added", d.added}, {"removed", d.removed}, {"changed", d.changed}};
-  }
+std::string JobKey(const char* what, const std::string& app, int64_t a, int64_t b = 0) {
+  return std::string(what) + " " + app + " " + std::to_string(a) + " " + std::to_string(b);
+}
+
+void ReleaseShow(DaemonContext& ctx, const Request& r, Reply reply) {
+  struct Head {
+    Json out;
+    std::string slot, key;
+    bool pruned = false;
+  };
+  auto head = [&]() -> Result<Head> {
+    RETURN_IF_ERROR(CheckKnown(r.params, {"app", "release"}));
+    ASSIGN_OR_RETURN(std::string app, AppParam(r.params));
+    ASSIGN_OR_RETURN(int64_t n, ReleaseParam(r.params, "release"));
+    RETURN_IF_ERROR(ctx.ledger->GetApp(app).status());
+    ASSIGN_OR_RETURN(ReleaseRow row, ctx.ledger->GetRelease(app, n));
+    ASSIGN_OR_RETURN(Ledger::Activation activation, ctx.ledger->ActivationOf(app));
+    Head h;
+    h.slot = ctx.releases->SlotDir(app, n);
+    h.out = ReleaseToJson(row);
+    h.out["slot"] = h.slot;
+    h.out["active"] = n == activation.active;
+    h.out["previous"] = n == activation.previous;
+    h.pruned = row.pruned;
+    h.key = JobKey("show", app, n);
+    return h;
+  };
+  auto h = head();
+  if (!h.ok()) return reply(h.status());
+  if (h->pruned) return reply(std::move(h->out));
+  // The manifest is read on the pool, within the read-only work budget.
+  uv_loop_t* loop = ctx.loop;
+  ctx.read_jobs->Submit(
+      r.peer.uid, h->key,
+      [loop, slot = h->slot](Reply done) {
+        RunOffLoop<Result<Json>>(loop, [slot] { return SlotCounts(slot); }, done);
+      },
+      [out = std::move(h->out), reply](Result<Json> counts) mutable {
+        // An unreadable manifest leaves the counts out, as before.
+        if (counts.ok()) out.update(*counts);
+        reply(std::move(out));
+      });
+}
+
+// The file part of a diff, capped. Runs on the thread pool.
+Result<Json> DiffFiles(const std::string& from_slot, const std::string& to_slot) {
+  ASSIGN_OR_RETURN(Manifest ma, ReadSlotManifest(from_slot));
+  ASSIGN_OR_RETURN(Manifest mb, ReadSlotManifest(to_slot));
+  ManifestDiff d = DiffManifests(ma, mb);
+  bool truncated = false;
+  Json files = {{"added", paging::CappedList(d.added, &truncated)},
+                {"removed", paging::CappedList(d.removed, &truncated)},
+                {"changed", paging::CappedList(d.changed, &truncated)},
+                {"counts", {{"added", d.added.size()},
+                            {"removed", d.removed.size()},
+                            {"changed", d.changed.size()}}}};
+  files["truncated"] = truncated;
+  return files;
+}
+
+void ReleaseDiff(DaemonContext& ctx, const Request& r, Reply reply) {
+  struct Head {
+    Json out;
+    std::string from_slot, to_slot;
+    bool compare_files = false;
+    std::string key;
+  };
+  auto head = [&]() -> Result<Head> {
+    RETURN_IF_ERROR(CheckKnown(r.params, {"app", "from", "to"}));
+    ASSIGN_OR_RETURN(std::string app, AppParam(r.params));
+    ASSIGN_OR_RETURN(int64_t a, ReleaseParam(r.params, "from"));
+    ASSIGN_OR_RETURN(int64_t b, ReleaseParam(r.params, "to"));
+    RETURN_IF_ERROR(ctx.ledger->GetApp(app).status());
+    ASSIGN_OR_RETURN(ReleaseRow ra, ctx.ledger->GetRelease(app, a));
+    ASSIGN_OR_RETURN(ReleaseRow rb, ctx.ledger->GetRelease(app, b));
+    ASSIGN_OR_RETURN(Json ca, ReleaseConfig(ra));
+    ASSIGN_OR_RETURN(Json cb, ReleaseConfig(rb));
+    std::vector<std::string> added, removed, changed;
+    for (const auto& [k, v] : cb.items()) {
+      if (!ca.contains(k)) added.push_back(k);
+      else if (ca[k] != v) changed.push_back(k);
+    }
+    for (const auto& [k, v] : ca.items())
+      if (!cb.contains(k)) removed.push_back(k);
+    bool truncated = false;
+    Json config = {{"added", paging::CappedList(added, &truncated)},
+                   {"removed", paging::CappedList(removed, &truncated)},
+                   {"changed", paging::CappedList(changed, &truncated)}};
+    config["truncated"] = truncated;
+    Head h;
+    h.out = {{"from", ReleaseName(a)},
+             {"to", ReleaseName(b)},
+             {"build_changed", ra.build != rb.build},
+             {"from_build", ra.build.substr(0, 12)},
+             {"to_build", rb.build.substr(0, 12)},
+             {"config", std::move(config)},
+             {"files", nullptr}};  // a pruned slot has no files left to compare
+    h.compare_files = !ra.pruned && !rb.pruned;
+    h.from_slot = ctx.releases->SlotDir(app, a);
+    h.to_slot = ctx.releases->SlotDir(app, b);
+    h.key = JobKey("diff", app, a, b);
+    return h;
+  };
+  auto h = head();
+  if (!h.ok()) return reply(h.status());
+  if (!h->compare_files) return reply(std::move(h->out));
+  uv_loop_t* loop = ctx.loop;
+  ctx.read_jobs->Submit(
+      r.peer.uid, h->key,
+      [loop, from = h->from_slot, to = h->to_slot](Reply done) {
+        RunOffLoop<Result<Json>>(loop, [from, to] { return DiffFiles(from, to); }, done);
+      },
+      [out = std::move(h->out), reply](Result<Json> files) mutable {
+        if (!files.ok()) return reply(files.status());
+        out["files"] = std::move(*files);
+        reply(std::move(out));
+      });
+}
+
+// release.verify, capped, built on the thread pool.
+Result<Json> VerifyToJson(const std::string& slot, const std::string& digest,
+                          const std::string& build, int64_t number) {
+  ASSIGN_OR_RETURN(VerifyResult v, VerifySlot(slot, digest, build));
+  bool truncated = false;
+  Json out = {{"release", ReleaseName(number)},
+              {"ok", v.ok()},
+              {"digest_ok", v.digest_ok},
+              {"problems", paging::CappedList(v.problems, &truncated)},
+              {"added", paging::CappedList(v.diff.added, &truncated)},
+              {"removed", paging::CappedList(v.diff.removed, &truncated)},
+              {"changed", paging::CappedList(v.diff.changed, &truncated)},
+              {"counts", {{"added", v.diff.added.size()},
+                          {"removed", v.diff.removed.size()},
+                          {"changed", v.diff.changed.size()}}}};
+  out["truncated"] = truncated;
   return out;
 }
 
@@ -202,7 +295,22 @@ void ReleaseVerify(DaemonContext& ctx, const Request& r, Reply reply) {
     if (releases->empty()) return reply(NotFound("app '" + *app + "' has no release"));
     n = releases->back().number;
   }
-  ctx.releases->VerifyRelease(*app, n, reply);
+  auto row = ctx.ledger->GetRelease(*app, n);
+  if (!row.ok()) return reply(row.status());
+  if (row->pruned)
+    return reply(FailedPrecondition("release " + ReleaseName(n) + " of app '" + *app +
+                                    "' was pruned: its slot is gone"));
+  // Not ReleaseService::VerifyRelease: that one is for activations and runs
+  // at once; this one waits its turn in the read-only work budget.
+  uv_loop_t* loop = ctx.loop;
+  ctx.read_jobs->Submit(
+      r.peer.uid, JobKey("verify", *app, n),
+      [loop, slot = ctx.releases->SlotDir(*app, n), digest = row->digest,
+       build = row->build, n](Reply done) {
+        RunOffLoop<Result<Json>>(
+            loop, [=] { return VerifyToJson(slot, digest, build, n); }, done);
+      },
+      reply);
 }
 
 Result<Json> ConfigShow(DaemonContext& ctx, const Request& r) {
@@ -252,10 +360,10 @@ void RegisterReleaseHandlers(Dispatcher* d, DaemonContext* ctx) {
                    [ctx](const Request& r, Reply reply) { ReleaseCreate(*ctx, r, reply); });
   d->Register(method::kReleaseList, Right::kRead,
               [ctx](const Request& r) { return ReleaseList(*ctx, r.params); });
-  d->Register(method::kReleaseShow, Right::kRead,
-              [ctx](const Request& r) { return ReleaseShow(*ctx, r.params); });
-  d->Register(method::kReleaseDiff, Right::kRead,
-              [ctx](const Request& r) { return ReleaseDiff(*ctx, r.params); });
+  d->RegisterAsync(method::kReleaseShow, Right::kRead,
+                   [ctx](const Request& r, Reply reply) { ReleaseShow(*ctx, r, reply); });
+  d->RegisterAsync(method::kReleaseDiff, Right::kRead,
+                   [ctx](const Request& r, Reply reply) { ReleaseDiff(*ctx, r, reply); });
   d->RegisterAsync(method::kReleaseVerify, Right::kRead,
                    [ctx](const Request& r, Reply reply) { ReleaseVerify(*ctx, r, reply); });
   d->RegisterAsync(method::kConfigSet, Right::kChange, [ctx](const Request& r, Reply reply) {

@@ -527,6 +527,38 @@ Result<std::vector<Event>> Ledger::History(const std::optional<std::string>& app
   return out;
 }
 
+Result<std::vector<Event>> Ledger::EventsAfter(const std::optional<std::string>& app,
+                                               int64_t after, int64_t limit) {
+  std::string sql = std::string(kEventColumns) + " WHERE id > ?2";
+  if (app) sql += " AND app=?3";
+  sql += " ORDER BY id LIMIT ?1";
+  Stmt st(db_, sql.c_str());
+  if (!st.prepared()) return Err("cannot prepare history query");
+  st.Bind(1, limit);
+  st.Bind(2, after);
+  if (app) st.Bind(3, *app);
+  std::vector<Event> out;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadEventRow(st));
+  if (rc != SQLITE_DONE) return Err("cannot read history");
+  return out;
+}
+
+Result<int64_t> Ledger::CursorBeforeNewest(const std::optional<std::string>& app,
+                                           int64_t count) {
+  std::string sql = "SELECT id FROM events";
+  if (app) sql += " WHERE app=?2";
+  sql += " ORDER BY id DESC LIMIT 1 OFFSET ?1";
+  Stmt st(db_, sql.c_str());
+  if (!st.prepared()) return Err("cannot prepare history query");
+  st.Bind(1, count);
+  if (app) st.Bind(2, *app);
+  int rc = st.Step();
+  if (rc == SQLITE_ROW) return st.Int(0);
+  if (rc != SQLITE_DONE) return Err("cannot read history");
+  return int64_t{0};
+}
+
 Result<VerifyReport> Ledger::VerifyHistory() {
   VerifyReport report;
   Stmt st(db_, (std::string(kEventColumns) + " ORDER BY id").c_str());

@@ -149,6 +149,15 @@ class Ledger {
   // The newest `limit` events (of `app` when given), oldest first.
   Result<std::vector<Event>> History(const std::optional<std::string>& app,
                                      int64_t limit);
+  // One page of history: events with id > `after` (of `app` when given),
+  // oldest first, at most `limit` of them.
+  Result<std::vector<Event>> EventsAfter(const std::optional<std::string>& app,
+                                         int64_t after, int64_t limit);
+  // The cursor before the newest `count` events (of `app` when given):
+  // EventsAfter(app, it, ...) starts with the oldest of them. 0 when there
+  // are no more than `count`.
+  Result<int64_t> CursorBeforeNewest(const std::optional<std::string>& app,
+                                     int64_t count);
   // Walks the whole chain and names every event that was edited or deleted.
   Result<VerifyReport> VerifyHistory();
 

@@ -651,7 +651,8 @@ uint64_t LogStore::LastSeq(const std::string& app) const {
 
 Result<std::vector<LogRecord>> LogStore::Tail(const std::string& app,
                                               const LogFilter& filter,
-                                              size_t n) const {
+                                              size_t n,
+                                              uint64_t before_seq) const {
   if (!ValidAppName(app)) return InvalidArgument("bad app name '" + app + "'");
   std::vector<LogRecord> out;
   if (n == 0) return out;
@@ -660,8 +661,11 @@ Result<std::vector<LogRecord>> LogStore::Tail(const std::string& app,
   // Newest generation first, each read from its end.
   for (int g = 0; g < options_.max_files && out.size() < n; ++g) {
     RETURN_IF_ERROR(ForEachLineBackward(GenerationPath(app, g), [&](std::string_view line) {
+      uint64_t seq;
+      if (PeekSeq(line, &seq) && seq >= before_seq) return true;  // cheap skip
       Result<LogRecord> r = DecodeLogRecord(line);
-      if (r.ok() && filter.Matches(*r)) out.push_back(std::move(r).value());
+      if (r.ok() && r->seq < before_seq && filter.Matches(*r))
+        out.push_back(std::move(r).value());
       return out.size() < n;
     }).WithContext("cannot read logs of app '" + app + "'"));
   }

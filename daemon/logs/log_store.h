@@ -111,8 +111,10 @@ class LogStore {
   // The last n records of the app matching the filter, oldest first, from the files
   // (all rotated generations), so it works after a daemon restart.
   // An app without logs gives an empty vector; a bad app name
-  // kInvalidArgument.
-  Result<std::vector<LogRecord>> Tail(const std::string& app, const LogFilter& filter, size_t n) const;
+  // kInvalidArgument. With `before_seq`, only records with a smaller seq
+  // count (the next page back).
+  Result<std::vector<LogRecord>> Tail(const std::string& app, const LogFilter& filter, size_t n,
+                                      uint64_t before_seq = UINT64_MAX) const;
   // Records with seq > after_seq, oldest first, at most limit, from the in-memory ring
   // (falling back to the files when after_seq is older than the ring). For `logs -f`.
   Result<std::vector<LogRecord>> Since(const std::string& app, uint64_t after_seq, const LogFilter& filter, size_t limit) const;

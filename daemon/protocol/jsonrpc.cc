@@ -30,7 +30,8 @@ Status StatusFromError(const Json& error) {
     case kParseError:
     case kInvalidRequest:
     case kInvalidParams:
-    case kRequestTooLarge: sc = StatusCode::kInvalidArgument; break;
+    case kRequestTooLarge:
+    case kReplyTooLarge: sc = StatusCode::kInvalidArgument; break;
     case kMethodNotFound:
     case kNotFound: sc = StatusCode::kNotFound; break;
     case kAlreadyExists: sc = StatusCode::kAlreadyExists; break;
@@ -57,6 +58,42 @@ Json MakeError(const Json& id, int code, std::string_view message) {
   return {{"jsonrpc", "2.0"},
           {"id", id},
           {"error", {{"code", code}, {"message", message}}}};
+}
+
+Status CheckDepth(std::string_view text, size_t max_depth) {
+  size_t depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;  // the escaped byte cannot close the string
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    switch (c) {
+      case '"': in_string = true; break;
+      case '[':
+      case '{':
+        if (++depth > max_depth)
+          return InvalidArgument("message nests arrays and objects deeper than " +
+                                 std::to_string(max_depth) + " levels (at byte " +
+                                 std::to_string(i) + ")");
+        break;
+      case ']':
+      case '}':
+        if (depth > 0) --depth;
+        break;
+      default: break;
+    }
+  }
+  return Status::Ok();
+}
+
+Result<Json> ParseMessage(std::string_view text, size_t max_depth) {
+  RETURN_IF_ERROR(CheckDepth(text, max_depth));
+  Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return InvalidArgument("the message is not valid JSON");
+  return j;
 }
 
 std::string Frame(const Json& message) {

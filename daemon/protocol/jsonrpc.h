@@ -30,7 +30,19 @@ enum ErrorCode : int {
   kBusy = -32005,
   kRequestTooLarge = -32006,
   kCorruption = -32007,
+  kReplyTooLarge = -32008,
 };
+
+// Limits every message is held to, whoever sends it.
+// Arrays and objects nested deeper than this are refused before parsing:
+// nlohmann's copy, compare and destroy recurse once per level, so an
+// unbounded depth is a stack overflow waiting for a long enough line.
+inline constexpr size_t kMaxDepth = 64;
+// A reply (a batch's replies together) is never longer than this; past it
+// the request gets kReplyTooLarge naming the limit. Well under the control
+// server's per-connection output cap, and small enough that finishing and
+// sending one reply holds the loop a few ms only.
+inline constexpr size_t kMaxReplyBytes = 1 << 20;
 
 // The JSON-RPC error code that reports `status` to a client.
 int CodeForStatus(const Status& status);
@@ -40,6 +52,18 @@ Status StatusFromError(const Json& error);
 Json MakeRequest(const Json& id, std::string_view method, Json params);
 Json MakeResult(const Json& id, Json result);
 Json MakeError(const Json& id, int code, std::string_view message);
+
+// Checks that no array or object in `text` nests deeper than `max_depth`,
+// counting '[' and '{' outside strings, in one pass with O(1) memory; the
+// error names the limit and the byte offset where it was passed. This is
+// all the depth nlohmann's parser can build from `text`: its lexer splits
+// strings exactly as this scan does (a '"' opens, a backslash escapes the
+// next byte, an unescaped '"' closes), so every bracket it sees is counted
+// here, and invalid JSON only stops it sooner.
+Status CheckDepth(std::string_view text, size_t max_depth = kMaxDepth);
+// CheckDepth, then Json::parse; never throws. kInvalidArgument with a
+// message for a too-deep or invalid message.
+Result<Json> ParseMessage(std::string_view text, size_t max_depth = kMaxDepth);
 
 // Serialises one message as a line. Invalid UTF-8 is replaced, never thrown.
 std::string Frame(const Json& message);

@@ -319,6 +319,14 @@ std::optional<Credentials> NobodyCredentials() {
   return Credentials{pw.pw_uid, pw.pw_gid};
 }
 
+std::optional<std::string> GroupNameOf(gid_t gid) {
+  struct group gr, *res = nullptr;
+  std::vector<char> buf(65536);
+  if (getgrgid_r(gid, &gr, buf.data(), buf.size(), &res) != 0 || !res)
+    return std::nullopt;
+  return std::string(gr.gr_name);
+}
+
 std::string ProcResult::Describe() const {
   return status.ToString() + "\n--- stdout ---\n" + out + "--- stderr ---\n" +
          err + "---";

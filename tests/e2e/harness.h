@@ -68,6 +68,8 @@ struct Credentials {
 // nobody's uid and primary group, from getpwnam("nobody"); nullopt when
 // there is no such user.
 std::optional<Credentials> NobodyCredentials();
+// The name of group `gid`, or nullopt.
+std::optional<std::string> GroupNameOf(gid_t gid);
 
 struct RunOptions {
   // Run as this uid/gid (supplementary groups set to just gid). REQUIRES root.

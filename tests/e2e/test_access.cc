@@ -9,18 +9,6 @@
 #include "tests/e2e/harness.h"
 
 namespace relsupd::e2e {
-namespace {
-
-std::optional<std::string> GroupNameOf(gid_t gid) {
-  struct group gr, *res = nullptr;
-  std::vector<char> buf(65536);
-  if (getgrgid_r(gid, &gr, buf.data(), buf.size(), &res) != 0 || !res)
-    return std::nullopt;
-  return std::string(gr.gr_name);
-}
-
-}  // namespace
-
 TEST_CASE(
     "e2e access: a read-only peer may read but is refused a change, "
     "which is neither made nor recorded",

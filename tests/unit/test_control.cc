@@ -199,3 +199,229 @@ TEST_CASE("async answers complete a batch in request order, once") {
 
 }  // namespace
 }  // namespace relsupd
+
+#include <uv.h>
+
+#include <chrono>
+#include <thread>
+
+#include "daemon/control/paging.h"
+#include "daemon/control/read_jobs.h"
+
+namespace relsupd {
+namespace {
+
+std::string Nested(size_t levels) {
+  return std::string(levels, '[') + std::string(levels, ']');
+}
+
+TEST_CASE("too deep messages get an error naming the limit, anywhere in them") {
+  Fixture f;
+  // The crash at 3c36d97: a 300,000-level id, copied before its type check.
+  auto deep_id = f.Call(R"({"jsonrpc":"2.0","method":"echo","id":)" +
+                            Nested(300'000) + "}",
+                        f.reader);
+  CHECK(deep_id["error"]["code"] == rpc::kInvalidRequest);
+  CHECK(deep_id["error"]["message"].get<std::string>().find("deeper than 64 levels") !=
+        std::string::npos);
+  CHECK(deep_id["id"].is_null());
+  auto deep_params = f.Call(R"({"jsonrpc":"2.0","method":"echo","id":1,"params":{"a":)" +
+                                Nested(100) + "}}",
+                            f.reader);
+  CHECK(deep_params["error"]["code"] == rpc::kInvalidRequest);
+  auto deep_member = f.Call(R"([{"jsonrpc":"2.0","method":"echo","id":1},)"
+                            R"({"jsonrpc":"2.0","method":"echo","id":2,"params":{"a":)" +
+                                Nested(100) + "}}]",
+                            f.reader);
+  CHECK(deep_member["error"]["code"] == rpc::kInvalidRequest);
+  CHECK(f.calls == 0);
+  // 63 levels inside params (64 with the request object) pass.
+  auto fine = f.Call(R"({"jsonrpc":"2.0","method":"echo","id":1,"params":{"a":)" +
+                         Nested(62) + "}}",
+                     f.reader);
+  CHECK(fine["result"]["a"].is_array());
+  // A shallow id of the wrong type is refused before anything copies it.
+  auto object_id = f.Call(R"({"jsonrpc":"2.0","method":"echo","id":{"a":[1]}})", f.reader);
+  CHECK(object_id["error"]["code"] == rpc::kInvalidRequest);
+  CHECK(object_id["id"].is_null());
+}
+
+TEST_CASE("batches are bounded in count and their replies in bytes") {
+  Fixture f;
+  std::string batch = "[";
+  for (size_t i = 0; i <= Dispatcher::kMaxBatch; ++i)
+    batch += (i ? "," : "") + std::string(R"({"jsonrpc":"2.0","method":"echo","id":1})");
+  auto too_many = f.Call(batch + "]", f.reader);
+  CHECK(too_many["error"]["code"] == rpc::kInvalidRequest);
+  CHECK(too_many["error"]["message"].get<std::string>().find("at most 100") !=
+        std::string::npos);
+  CHECK(f.calls == 0);
+
+  // One reply over the budget becomes an error naming the limit.
+  f.d.Register("big", Right::kRead, [](const Request& r) -> Result<Json> {
+    return Json(std::string(r.params.value("kib", 1) << 10, 'x'));
+  });
+  auto big = f.Call(R"({"jsonrpc":"2.0","method":"big","id":9,"params":{"kib":2048}})", f.reader);
+  CHECK(big["id"] == 9);
+  CHECK(big["error"]["code"] == rpc::kReplyTooLarge);
+  CHECK(big["error"]["message"].get<std::string>().find(std::to_string(rpc::kMaxReplyBytes)) !=
+        std::string::npos);
+  // A batch's replies together stay within it: the ones past it are errors.
+  std::string five = "[";
+  for (int i = 0; i < 5; ++i)
+    five += (i ? "," : "") + std::string(R"({"jsonrpc":"2.0","method":"big","id":)") +
+            std::to_string(i) + R"(,"params":{"kib":300}})";
+  std::string out = f.d.HandleLine(five + "]", f.reader);
+  CHECK(out.size() < rpc::kMaxReplyBytes + 4096);
+  auto j = Json::parse(out);
+  REQUIRE(j.size() == 5);
+  CHECK(j[0]["result"].is_string());
+  CHECK(j[2]["result"].is_string());
+  CHECK(j[3]["error"]["code"] == rpc::kReplyTooLarge);
+  CHECK(j[4]["error"]["code"] == rpc::kReplyTooLarge);
+}
+
+// A loop that runs the dispatcher from its idle handle, as the daemon does.
+struct LoopFixture {
+  uv_loop_t loop;
+  AccessPolicy policy;
+  Dispatcher d{&policy};
+  Peer heavy, light;
+  int slow_calls = 0;
+  LoopFixture() {
+    uv_loop_init(&loop);
+    d.RunOnLoop(&loop);
+    heavy.uid = 65534;
+    heavy.pid = 100;
+    heavy.right = Right::kRead;
+    light.uid = 0;
+    light.pid = 200;
+    light.right = Right::kChange;
+    d.Register("slow", Right::kRead, [this](const Request&) -> Result<Json> {
+      ++slow_calls;
+      // 1 ms of work, as a heavy read page might take.
+      auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
+      while (std::chrono::steady_clock::now() < until) {
+      }
+      return Json(true);
+    });
+    d.Register("echo", Right::kRead, [](const Request& r) -> Result<Json> { return r.params; });
+  }
+  ~LoopFixture() {
+    d.Stop();
+    uv_run(&loop, UV_RUN_NOWAIT);
+    CHECK(uv_loop_close(&loop) == 0);
+  }
+};
+
+std::string SlowBatch(int n) {
+  std::string b = "[";
+  for (int i = 0; i < n; ++i)
+    b += (i ? "," : "") + std::string(R"({"jsonrpc":"2.0","method":"slow","id":)") +
+         std::to_string(i) + "}";
+  return b + "]";
+}
+
+TEST_CASE("a peer's heavy batches delay another peer by a slice, not by the batches") {
+  LoopFixture f;
+  std::deque<Fd> fds;
+  int heavy_done = 0;
+  for (int i = 0; i < 3; ++i)
+    f.d.HandleLine(SlowBatch(100), f.heavy, &fds, [&](std::string s) {
+      CHECK(Json::parse(s).size() == 100);
+      ++heavy_done;
+    });
+  std::string light_answer;
+  int slow_before_light = -1;
+  f.d.HandleLine(R"({"jsonrpc":"2.0","method":"echo","id":7,"params":{"x":1}})", f.light, &fds,
+                 [&](std::string s) {
+                   light_answer = std::move(s);
+                   slow_before_light = f.slow_calls;
+                 });
+  CHECK(light_answer.empty());  // queued, not run inside HandleLine
+  while (heavy_done < 3) uv_run(&f.loop, UV_RUN_ONCE);
+  REQUIRE_FALSE(light_answer.empty());
+  CHECK(Json::parse(light_answer)["result"]["x"] == 1);
+  // Answered within the first slice or two, not after 300 ms of slow calls.
+  CHECK(slow_before_light <= 10);
+  CHECK(f.slow_calls == 300);
+  CHECK_FALSE(f.d.HasWork());
+}
+
+TEST_CASE("a peer's queue is bounded; past it requests get kBusy at once") {
+  LoopFixture f;
+  std::deque<Fd> fds;
+  int answered = 0;
+  std::vector<std::string> busy;
+  for (size_t i = 0; i < Dispatcher::kMaxQueuedLines + 3; ++i)
+    f.d.HandleLine(R"({"jsonrpc":"2.0","method":"slow","id":1})", f.heavy, &fds,
+                   [&](std::string s) {
+                     ++answered;
+                     if (s.find("busy") != std::string::npos) busy.push_back(s);
+                   });
+  CHECK(busy.size() == 3);
+  CHECK(Json::parse(busy[0])["error"]["code"] == rpc::kBusy);
+  // Another peer is not affected.
+  std::string other;
+  f.d.HandleLine(R"({"jsonrpc":"2.0","method":"echo","id":2})", f.light, &fds,
+                 [&](std::string s) { other = std::move(s); });
+  while (f.d.HasWork()) uv_run(&f.loop, UV_RUN_ONCE);
+  CHECK(answered == static_cast<int>(Dispatcher::kMaxQueuedLines) + 3);
+  CHECK(Json::parse(other)["result"] == Json::object());
+}
+
+TEST_CASE("read jobs: one at a time, duplicates merged, bounded per uid and in all") {
+  ReadJobs jobs;
+  std::vector<Reply> started;
+  auto start = [&](Reply done) { started.push_back(std::move(done)); };
+  std::vector<Result<Json>> got;
+  auto collect = [&](Result<Json> r) { got.push_back(std::move(r)); };
+  jobs.Submit(65534, "verify shop 1", start, collect);
+  jobs.Submit(65534, "verify shop 1", start, collect);  // joins the first
+  jobs.Submit(1000, "verify shop 1", start, collect);   // another uid joins too
+  jobs.Submit(65534, "verify shop 2", start, collect);  // waits its turn
+  CHECK(started.size() == 1);
+  CHECK(jobs.running() == 1);
+  CHECK(jobs.waiting() == 1);
+  // uid 65534 has 3 calls; a 5th is refused.
+  jobs.Submit(65534, "verify shop 3", start, collect);
+  jobs.Submit(65534, "verify shop 4", start, collect);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].status().code() == StatusCode::kBusy);
+  CHECK(got[0].status().message().find("limit per uid") != std::string::npos);
+  got.clear();
+  // The one job's result goes to its three callers, then the next starts.
+  started[0](Json{{"ok", true}});
+  REQUIRE(got.size() == 3);
+  for (const auto& r : got) CHECK((*r)["ok"] == true);
+  CHECK(started.size() == 2);
+  started[1](Json("2"));
+  CHECK(started.size() == 3);
+  started[2](Json("3"));
+  CHECK(jobs.running() == 0);
+  CHECK(jobs.waiting() == 0);
+  // The global queue: distinct uids, distinct keys.
+  got.clear();
+  started.clear();
+  for (uid_t u = 0; u < ReadJobs::kMaxWaiting + 2; ++u)
+    jobs.Submit(u, "k" + std::to_string(u), start, collect);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].status().code() == StatusCode::kBusy);
+  CHECK(jobs.waiting() == ReadJobs::kMaxWaiting);
+}
+
+TEST_CASE("capped lists keep the first entries and say some were left out") {
+  std::vector<std::string> many(paging::kMaxListItems + 5, "a/b");
+  bool truncated = false;
+  CHECK(paging::CappedList({"x", "y"}, &truncated).size() == 2);
+  CHECK_FALSE(truncated);
+  CHECK(paging::CappedList(many, &truncated).size() == paging::kMaxListItems);
+  CHECK(truncated);
+  bool by_bytes = false;
+  std::vector<std::string> long_paths(100, std::string(4000, 'p'));
+  CHECK(paging::CappedList(long_paths, &by_bytes).size() < 100);
+  CHECK(by_bytes);
+}
+
+}  // namespace
+}  // namespace relsupd
