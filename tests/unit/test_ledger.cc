@@ -99,7 +99,7 @@ TEST_CASE("ledger files are 0600, also when an older relsupd left them 0644") {
   }
 }
 
-TEST_CASE("schema 4 records an app's uid, gid and dynamic user; older rows read as unresolved") {
+TEST_CASE("schema 4 records an app's uid and gid and whether it is dynamic, and older rows read as unresolved") {
   Fixture f;
   {
     auto l = f.Open();
