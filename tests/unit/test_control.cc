@@ -348,7 +348,7 @@ TEST_CASE("a peer's heavy batches delay another peer by a slice, not by the batc
   CHECK_FALSE(f.d.HasWork());
 }
 
-TEST_CASE("a peer's queue is bounded; past it requests get kBusy at once") {
+TEST_CASE("a peer's queue is bounded, and past it requests get kBusy at once") {
   LoopFixture f;
   std::deque<Fd> fds;
   int answered = 0;
