@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -255,6 +256,15 @@ bool WaitLog(Stage& stage, const std::string& needle, int timeout_ms) {
     if (e2e::NowMs() > deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+}
+
+pid_t WaitLoggedPid(Stage& stage, const std::string& prefix) {
+  if (!WaitLog(stage, prefix)) return 0;
+  for (const auto& rec : Logs(stage)) {
+    std::string t = rec.value("text", "");
+    if (t.rfind(prefix, 0) == 0) return std::atoi(t.c_str() + prefix.size());
+  }
+  return 0;
 }
 
 }  // namespace relsupd::run_test

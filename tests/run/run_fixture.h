@@ -72,5 +72,8 @@ int64_t CpuMs(pid_t pid);
 Json Logs(Stage& stage, std::vector<std::string> extra = {});
 // Polls `logs` until one record's text contains `needle`.
 bool WaitLog(Stage& stage, const std::string& needle, int timeout_ms = 10'000);
+// Waits for a log line "PREFIX<pid>" (as `echo escaped $!` prints) and
+// returns the pid, or 0 when none came.
+pid_t WaitLoggedPid(Stage& stage, const std::string& prefix);
 
 }  // namespace relsupd::run_test

@@ -356,12 +356,7 @@ TEST_CASE("isolation: the leftover scan finds an escaped grandchild of another u
   Stage stage(FastConfig());
   DeployProcfile(stage, "web: setsid sleep 1005 & echo escaped $!; exec sleep 1001\n");
   Json ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
-  REQUIRE(WaitLog(stage, "escaped "));
-  pid_t escaped = 0;
-  for (const auto& rec : Logs(stage)) {
-    std::string t = rec["text"];
-    if (t.rfind("escaped ", 0) == 0) escaped = std::atoi(t.c_str() + 8);
-  }
+  pid_t escaped = WaitLoggedPid(stage, "escaped ");
   REQUIRE(escaped > 0);
   const AppIds shop = IdsOf(stage, "shop");
   REQUIRE(RunsAs(escaped, shop.uid));

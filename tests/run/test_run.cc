@@ -464,12 +464,7 @@ TEST_CASE("run: kill -9 of the daemon leaves no orphan and the restart brings th
                  "escaper: setsid sleep 1005 & echo escaped $!; exec sleep 1001\n");
   stage.CtlOk({"scale", "shop", "web=2"});
   Json ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 2); });
-  REQUIRE(WaitLog(stage, "escaped "));
-  pid_t escaped = 0;
-  for (const auto& rec : Logs(stage)) {
-    std::string t = rec["text"];
-    if (t.rfind("escaped ", 0) == 0) escaped = std::atoi(t.c_str() + 8);
-  }
+  pid_t escaped = WaitLoggedPid(stage, "escaped ");
   REQUIRE(escaped > 0);
   std::set<pid_t> before = Pids(ps);
   stage.daemon().Kill9();
