@@ -294,7 +294,6 @@ Status Daemon::Start() {
   RegisterHandlers(dispatcher_.get(), &context_);
   RegisterReleaseHandlers(dispatcher_.get(), &context_);
   RegisterProcessHandlers(dispatcher_.get(), &context_);
-  dispatcher_->RunOnLoop(&loop_);
 
   const int signums[] = {SIGTERM, SIGINT, SIGHUP};
   for (int i = 0; i < 3; ++i) {
@@ -307,6 +306,9 @@ Status Daemon::Start() {
       std::filesystem::path(config_.socket).parent_path().string();
   RETURN_IF_ERROR(MakeDirs(socket_dir, 0755));
   RETURN_IF_ERROR(StartRunStage());
+  // After StartRunStage, which makes the closer; nothing reaches the
+  // dispatcher before the server below listens.
+  dispatcher_->RunOnLoop(&loop_, closer_.get());
   server_ = std::make_unique<ControlServer>(&loop_, dispatcher_.get(), &policy_,
                                             closer_.get(),
                                             config_.max_request_bytes);

@@ -46,7 +46,8 @@ void Dispatcher::RegisterAsync(std::string name, Right needed,
   assert(inserted);
 }
 
-void Dispatcher::RunOnLoop(uv_loop_t* loop) {
+void Dispatcher::RunOnLoop(uv_loop_t* loop, FdCloser* closer) {
+  closer_ = closer;
   uv_idle_init(loop, idle_.get());
   idle_->data = this;
 }
@@ -54,6 +55,9 @@ void Dispatcher::RunOnLoop(uv_loop_t* loop) {
 void Dispatcher::Stop() {
   idle_.Close();
   idle_running_ = false;
+  if (closer_ != nullptr)
+    for (auto& [key, lane] : lanes_)
+      for (auto& line : lane.lines) closer_->CloseAll(&line->fds);
   lanes_.clear();
   fresh_.clear();
   ready_.clear();
@@ -140,6 +144,7 @@ void Dispatcher::RunSlice() {
     Lane& lane = lanes_[key];
     if (done) {
       lane.bytes -= std::min(lane.bytes, line->bytes);
+      if (closer_ != nullptr) closer_->CloseAll(&line->fds);
     } else {
       lane.lines.push_front(std::move(line));
     }
@@ -147,7 +152,7 @@ void Dispatcher::RunSlice() {
       ready_.push_back(key);
     else
       lanes_.erase(key);
-    // `line` (if done) goes here with the fds no handler took.
+    // `line` (if done) goes here; its untaken fds went to the closer.
   } while (HasWork() &&
            std::chrono::steady_clock::now() - start <
                std::chrono::microseconds(kSliceBudgetUs));

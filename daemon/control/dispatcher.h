@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "daemon/base/fd.h"
+#include "daemon/base/fd_closer.h"
 #include "daemon/base/status.h"
 #include "daemon/base/uv_handle.h"
 #include "daemon/control/peer.h"
@@ -78,7 +79,11 @@ class Dispatcher {
 
   // From now on queued lines run in slices from an idle handle on `loop`.
   // REQUIRES: `loop` outlives the dispatcher, or Stop() is called first.
-  void RunOnLoop(uv_loop_t* loop);
+  // `closer`, when given, gets the fds a line brought that no handler took
+  // (a close() of a peer's file can block: see fd_closer.h); without one
+  // they are closed in place (unit tests).
+  // REQUIRES: `closer` outlives the dispatcher.
+  void RunOnLoop(uv_loop_t* loop, FdCloser* closer = nullptr);
   // Closes the idle handle; queued lines are dropped unanswered.
   void Stop();
 
@@ -135,6 +140,7 @@ class Dispatcher {
 
   std::map<std::string, std::pair<Right, AsyncHandler>, std::less<>> methods_;
   const AccessPolicy* policy_;
+  FdCloser* closer_ = nullptr;
   std::map<LaneKey, Lane> lanes_;
   // Lanes with work, in turn order: those that were idle until their
   // newest line came (fresh_) before those busy with earlier lines.
