@@ -39,6 +39,9 @@ void AddHistoryVerb(CLI::App& ctl, CtlContext* ctx) {
                           std::cout << "History was tampered with:\n";
                           for (const auto& p : r["problems"])
                             std::cout << "  " << Text(p) << '\n';
+                          if (r.value("more_problems", int64_t{0}) > 0)
+                            std::cout << "  ... and " << Text(r["more_problems"])
+                                      << " more\n";
                         });
       // A broken chain is a failure for scripts too, --json or not.
       if (verdict && !verdict->value("ok", false)) ctx->exit_code = kExitRefused;

@@ -6,9 +6,11 @@
 #include <set>
 
 #include "daemon/base/users.h"
+#include "daemon/base/uv_work.h"
 #include "daemon/base/version.h"
 #include "daemon/control/paging.h"
 #include "daemon/control/params.h"
+#include "daemon/control/read_jobs.h"
 #include "daemon/protocol/methods.h"
 #include "daemon/store/layout.h"
 
@@ -149,11 +151,25 @@ Result<Json> History(DaemonContext& ctx, const Json& params) {
   return out;
 }
 
-Result<Json> HistoryVerify(DaemonContext& ctx) {
-  ASSIGN_OR_RETURN(VerifyReport report, ctx.ledger->VerifyHistory());
-  return Json{{"ok", report.ok()},
-              {"checked", report.checked},
-              {"problems", report.problems}};
+// The walk grows with the history (a million events is seconds), so it runs
+// on the pool, on a connection of its own, within the read-only work budget
+// (read_jobs.h); concurrent calls share one walk.
+void HistoryVerify(DaemonContext& ctx, const Request& r, Reply reply) {
+  ctx.read_jobs->Submit(
+      r.peer.uid, "history.verify",
+      [loop = ctx.loop, path = ctx.ledger->path()](Reply done) {
+        RunOffLoop<Result<Json>>(
+            loop,
+            [path]() -> Result<Json> {
+              ASSIGN_OR_RETURN(VerifyReport report, Ledger::VerifyHistoryOf(path));
+              return Json{{"ok", report.ok()},
+                          {"checked", report.checked},
+                          {"problems", report.problems},
+                          {"more_problems", report.more_problems}};
+            },
+            done);
+      },
+      reply);
 }
 
 }  // namespace
@@ -252,8 +268,8 @@ void RegisterHandlers(Dispatcher* d, DaemonContext* ctx) {
               [ctx](const Request&) { return AppList(*ctx); });
   d->Register(method::kHistory, Right::kRead,
               [ctx](const Request& r) { return History(*ctx, r.params); });
-  d->Register(method::kHistoryVerify, Right::kRead,
-              [ctx](const Request&) { return HistoryVerify(*ctx); });
+  d->RegisterAsync(method::kHistoryVerify, Right::kRead,
+                   [ctx](const Request& r, Reply reply) { HistoryVerify(*ctx, r, reply); });
 }
 
 }  // namespace relsupd

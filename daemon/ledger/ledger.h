@@ -73,8 +73,12 @@ struct ReleaseRow {
 };
 
 struct VerifyReport {
+  // At most this many problems are named; `more_problems` counts the rest,
+  // so a ledger edited everywhere still gives a report of bounded size.
+  static constexpr size_t kMaxProblems = 100;
   int64_t checked = 0;
   std::vector<std::string> problems;  // empty when the chain is intact
+  int64_t more_problems = 0;
   bool ok() const { return problems.empty(); }
 };
 
@@ -160,6 +164,11 @@ class Ledger {
                                      int64_t count);
   // Walks the whole chain and names every event that was edited or deleted.
   Result<VerifyReport> VerifyHistory();
+  // The same on a read-only connection of its own to the ledger at `path`,
+  // so it may run on any thread (the control socket runs it off the loop:
+  // the walk grows with the history). WAL lets it read beside the writer.
+  static Result<VerifyReport> VerifyHistoryOf(const std::string& path);
+  const std::string& path() const { return path_; }
 
  private:
   Ledger(sqlite3* db, const Clock& clock) : db_(db), clock_(clock) {}
@@ -172,6 +181,7 @@ class Ledger {
   Status WriteApp(const AppSpec& spec, bool insert);
   Status Err(const char* what);
 
+  std::string path_;
   sqlite3* db_;
   const Clock& clock_;
   int schema_version_ = 0;

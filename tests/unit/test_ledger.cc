@@ -206,6 +206,27 @@ TEST_CASE("events refuse UPDATE and DELETE") {
   CHECK(f.Raw("SELECT count(*) FROM events") == "1");
 }
 
+TEST_CASE("VerifyHistoryOf reads beside the writer and names at most kMaxProblems problems") {
+  Fixture f;
+  auto l = f.Open();
+  const int n = static_cast<int>(VerifyReport::kMaxProblems) + 20;
+  for (int i = 0; i < n; ++i) REQUIRE(l->CreateApp(Shop("a" + std::to_string(i)), f.root).ok());
+  auto clean = Ledger::VerifyHistoryOf(f.path);  // `l` still open: WAL
+  REQUIRE(clean.ok());
+  CHECK(clean->ok());
+  CHECK(clean->checked == n);
+  l.reset();
+  f.Raw("DROP TRIGGER events_no_update; UPDATE events SET detail='{}'");
+  auto r = Ledger::VerifyHistoryOf(f.path);
+  REQUIRE(r.ok());
+  CHECK(r->problems.size() == VerifyReport::kMaxProblems);
+  CHECK(r->more_problems == 20);
+  CHECK(r->problems[0] == "event 1 was edited: its hash does not match its content");
+  auto missing = Ledger::VerifyHistoryOf(f.path + ".nope");
+  CHECK_FALSE(missing.ok());
+  CHECK(missing.status().message().find("cannot open ledger") != std::string::npos);
+}
+
 TEST_CASE("the hash chain finds edited and deleted events") {
   Fixture f;
   auto l = f.Open();
