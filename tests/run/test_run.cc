@@ -506,15 +506,20 @@ TEST_CASE("run: a stopped app stays stopped across a daemon restart until starte
 }
 
 TEST_CASE("run: ctl logs and ps escape control characters on a terminal and pass them on unchanged to a pipe") {
-  const bool notify = ::access("/usr/bin/systemd-notify", X_OK) == 0;
+  // The STATUS= comes from the instance's main process itself: a helper
+  // such as systemd-notify may exit before the daemon reads its datagram,
+  // and then cannot be matched to the instance by its session.
+  const bool notify = ::access("/usr/bin/python3", X_OK) == 0;
   Stage stage(FastConfig());
   // ESC [2J clears the screen, OSC 0 (ended by BEL) retitles the window, a
   // CR goes back over the line, then DEL, a C1 CSI (U+009B) and a TAB.
   DeployProcfile(stage,
                  "web: printf 'a\\033[2Jb\\033]0;pwned\\007c\\rd\\177e\\302\\233f\\tg\\n'; " +
-                     std::string(notify ? "systemd-notify --status=\"$(printf 'up\\033]0;t\\007')\"; "
-                                        : "") +
-                     "exec sleep 1000\n");
+                     std::string(notify ? "exec python3 -c \"import os, socket, time; "
+                                          "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
+                                          "s.sendto(b'STATUS=up\\x1b]0;t\\x07', os.environ['NOTIFY_SOCKET']); "
+                                          "time.sleep(1000)\"\n"
+                                        : "exec sleep 1000\n"));
   const std::string raw = "a\x1b[2Jb\x1b]0;pwned\x07" "c\rd\x7f" "e\xc2\x9b" "f\tg";
   const std::string shown = "a\\e[2Jb\\e]0;pwned\\ac\\rd\\x7fe\\u009bf\tg";
   REQUIRE(WaitLog(stage, "pwned"));
