@@ -356,19 +356,28 @@ TEST_CASE("run: an exec ready check decides readiness, and its timeout restarts 
 }
 
 TEST_CASE("run: notify readiness comes from READY=1 on the daemon's socket") {
+  if (::access("/usr/bin/python3", X_OK) != 0) {
+    WARN("python3 is not installed");
+    return;
+  }
   Stage stage(FastConfig());
+  // The instance's main process says READY=1 once the test creates `gate`
+  // (a helper such as systemd-notify may exit before the daemon reads its
+  // datagram, and is then matched to no instance).
+  const std::string gate = stage.dir().Path("gate");
   DeployYaml(stage,
              "processes:\n"
              "  web:\n"
-             "    command: sleep 0.5; systemd-notify --ready; exec sleep 1000\n"
+             "    command: >-\n"
+             "      exec python3 -c \"import os, socket, time;\n"
+             "      [time.sleep(0.01) for _ in iter(lambda: os.path.exists('" + gate + "'), True)];\n"
+             "      socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'READY=1', os.environ['NOTIFY_SOCKET']);\n"
+             "      time.sleep(1000)\"\n"
              "    ready: notify\n",
              /*no_wait=*/true);
-  if (::access("/usr/bin/systemd-notify", X_OK) != 0) {
-    WARN("systemd-notify is not installed");
-    return;
-  }
   Json ps = WaitPs(stage, [](const Json& p) { return Row(p, "web.1").is_object(); });
   CHECK(Row(ps, "web.1")["state"] == "running");
+  stage.dir().WriteFile("gate", "");
   WaitPs(stage, [](const Json& p) { return Row(p, "web.1")["state"] == "ready"; });
 }
 
