@@ -123,8 +123,10 @@ void Switcher::Execute(Switch* sw, uint32_t actions, const Status& why) {
   if (actions & kArmDeadline) ArmDeadline(sw);
   if (actions & kStopOld)
     supervisor_->Retire(app, nullptr, Later(sw, SwitchEvent::kOldStopped));
+  // From here on an action may end the switch (a callback may run at once,
+  // a check may fail and go back): only the step's last one may, and the
+  // one that can follow another (kRetireOld after kStartNew) checks first.
   if (actions & kStartNew) StartNew(sw);
-  // Each action below may end the switch (a callback may run at once).
   if ((actions & kRetireOld) && Find(app, id) == sw)
     supervisor_->Retire(app, sw->fresh, Later(sw, SwitchEvent::kOldStopped));
   if (actions & kRecordLive) RecordLive(sw);
@@ -132,6 +134,39 @@ void Switcher::Execute(Switch* sw, uint32_t actions, const Status& why) {
   if (actions & kGoBack) GoBack(sw, why.message());
   if (actions & kRecordBack) RecordBack(sw, why.message());
   if (actions & kEnd) End(sw, why, sw->info.from);
+}
+
+Result<int64_t> Switcher::Target(const ActivateRequest& req,
+                                 const AppSpec& spec,
+                                 const Ledger::Activation& act) {
+  const std::string& app = req.app;
+  int64_t target = req.release;
+  if (target == 0) {
+    target = act.previous;
+    if (target == 0)
+      return FailedPrecondition(
+          "app '" + app + "' has nothing to roll back to: " +
+          (act.active != 0
+               ? ReleaseName(act.active) + " is the only release ever active"
+               : std::string("no release was ever active")));
+  }
+  ASSIGN_OR_RETURN(ReleaseRow row, ledger_->GetRelease(app, target));
+  if (row.pruned)
+    return FailedPrecondition("release " + ReleaseName(target) + " of '" + app +
+                              "' was pruned and cannot be activated");
+  if (target == act.active && supervisor_->Active(app) != nullptr)
+    return FailedPrecondition(ReleaseName(target) + " of '" + app +
+                              "' is already active");
+  // A tcp or http ready check aimed at one of the app's daemon-held sockets
+  // would pass at once (the daemon accepts). Refused here, before anything
+  // is recorded or verified; Prepare checks the loaded release again
+  // against the sockets of that moment. An unreadable process file is left
+  // to verification and LoadRun to name.
+  if (auto procs = LoadProcessFile(SlotPath(state_dir_, app, target));
+      procs.ok())
+    if (Status s = CheckReadyAgainstSockets(*procs, spec.sockets); !s.ok())
+      return s.WithContext("release " + ReleaseName(target));
+  return target;
 }
 
 void Switcher::Activate(const ActivateRequest& req,
@@ -143,34 +178,9 @@ void Switcher::Activate(const ActivateRequest& req,
   if (Status busy = RefuseDuringSwitch(app); !busy.ok()) return started(busy);
   auto act = ledger_->ActivationOf(app);
   if (!act.ok()) return started(act.status());
-  int64_t target = req.release;
-  if (target == 0) {
-    target = act->previous;
-    if (target == 0)
-      return started(FailedPrecondition(
-          "app '" + app + "' has nothing to roll back to: " +
-          (act->active != 0
-               ? ReleaseName(act->active) + " is the only release ever active"
-               : std::string("no release was ever active"))));
-  }
-  auto row = ledger_->GetRelease(app, target);
-  if (!row.ok()) return started(row.status());
-  if (row->pruned)
-    return started(FailedPrecondition("release " + ReleaseName(target) +
-                                      " of '" + app +
-                                      "' was pruned and cannot be activated"));
-  if (target == act->active && supervisor_->Active(app) != nullptr)
-    return started(FailedPrecondition(ReleaseName(target) + " of '" + app +
-                                      "' is already active"));
-  // A tcp or http ready check aimed at one of the app's daemon-held sockets
-  // would pass at once (the daemon accepts). Refused here, before anything
-  // is recorded or verified; Prepare checks the loaded release again
-  // against the sockets of that moment. An unreadable process file is left
-  // to verification and LoadRun to name.
-  if (auto procs = LoadProcessFile(SlotPath(state_dir_, app, target));
-      procs.ok())
-    if (Status s = CheckReadyAgainstSockets(*procs, spec->sockets); !s.ok())
-      return started(s.WithContext("release " + ReleaseName(target)));
+  Result<int64_t> to = Target(req, *spec, *act);
+  if (!to.ok()) return started(to.status());
+  const int64_t target = *to;
 
   auto sw = std::make_unique<Switch>();
   sw->owner = this;

@@ -113,6 +113,9 @@ class Switcher {
   // still runs.
   std::function<void()> Later(Switch* sw, SwitchEvent event,
                               Status why = Status::Ok());
+  // The release `req` switches to, or why it cannot.
+  Result<int64_t> Target(const ActivateRequest& req, const AppSpec& spec,
+                         const Ledger::Activation& act);
   // Runs `event` through the table and executes its actions. `why` is the
   // failure the event reports. May end (destroy) `sw`.
   void Dispatch(Switch* sw, SwitchEvent event, Status why = Status::Ok());
