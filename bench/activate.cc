@@ -57,7 +57,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "daemon/activate/run_service.h"
+#include "daemon/activate/switcher.h"
 #include "daemon/base/clock.h"
 #include "daemon/ledger/ledger.h"
 
@@ -408,7 +408,7 @@ struct SwitchFigures {
 
 // `n` times (after 5 untimed): AppendEvent("activating") then
 // SwitchCurrentLink between releases/v1 and releases/v2, exactly the two
-// calls RunService::SwitchVerified makes, on a fresh ledger in `dir`.
+// calls Switcher::Prepare makes, on a fresh ledger in `dir`.
 SwitchFigures MeasureSwitch(const std::string& dir, int n) {
   SwitchFigures f;
   namespace fs = std::filesystem;

@@ -14,7 +14,6 @@
 #include <filesystem>
 #include <memory>
 
-#include "daemon/activate/run_service.h"
 #include "daemon/base/clock.h"
 #include "daemon/base/fd.h"
 #include "daemon/base/fd_closer.h"
@@ -29,6 +28,7 @@
 #include "daemon/logs/log_store.h"
 #include "daemon/logs/logging.h"
 #include "daemon/notify/notifier.h"
+#include "daemon/run/run_service.h"
 #include "daemon/store/layout.h"
 #include "daemon/store/release_service.h"
 #include "daemon/supervise/cgroup.h"

@@ -4,12 +4,12 @@
 #include <algorithm>
 #include <deque>
 
-#include "daemon/activate/run_service.h"
 #include "daemon/control/handlers.h"
 #include "daemon/control/paging.h"
 #include "daemon/control/params.h"
 #include "daemon/logs/log_store.h"
 #include "daemon/protocol/methods.h"
+#include "daemon/run/run_service.h"
 
 namespace relsupd {
 namespace {
@@ -216,7 +216,7 @@ Json SwitchInfoToJson(const SwitchInfo& s) {
               {"from", s.from != 0 ? Json("v" + std::to_string(s.from)) : Json(nullptr)},
               {"to", "v" + std::to_string(s.to)},
               {"strategy", std::string(StrategyName(s.strategy))},
-              {"phase", s.phase},
+              {"phase", std::string(SwitchPhaseName(s.phase))},
               {"started_at", s.started_at},
               {"actor", s.actor}};
 }

@@ -23,7 +23,6 @@
 #include <string>
 #include <thread>
 
-#include "daemon/activate/run_service.h"
 #include "daemon/base/clock.h"
 #include "daemon/base/fd.h"
 #include "daemon/control/dispatcher.h"
@@ -31,6 +30,7 @@
 #include "daemon/ledger/ledger.h"
 #include "daemon/logs/log_store.h"
 #include "daemon/protocol/jsonrpc.h"
+#include "daemon/run/run_service.h"
 #include "daemon/store/release_service.h"
 
 namespace relsupd {

@@ -1,4 +1,4 @@
-#include "daemon/activate/run_service.h"
+#include "daemon/run/run_service.h"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -50,23 +50,6 @@ Result<RunAs> RunAsOf(const AppSpec& spec) {
   return as;
 }
 
-Status SwitchCurrentLink(const std::string& app_dir, const std::string& target) {
-  const std::string tmp = app_dir + "/.current.tmp";
-  const std::string link = app_dir + "/current";
-  if (::unlink(tmp.c_str()) != 0 && errno != ENOENT)
-    return Status::FromErrno("remove '" + tmp + "'", errno);
-  if (::symlink(target.c_str(), tmp.c_str()) != 0)
-    return Status::FromErrno("symlink '" + tmp + "'", errno);
-  // rename(2) replaces the old link in one step: a reader of current/ sees
-  // the old release or the new one, never no release.
-  if (::rename(tmp.c_str(), link.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return Status::FromErrno("rename '" + tmp + "' to '" + link + "'", err);
-  }
-  return SyncDir(app_dir);
-}
-
 RunService::RunService(SuperviseEnv env, Ledger* ledger,
                        ReleaseService* releases, std::string state_dir)
     : ledger_(ledger), releases_(releases), state_dir_(std::move(state_dir)) {
@@ -74,23 +57,32 @@ RunService::RunService(SuperviseEnv env, Ledger* ledger,
     return sockets_.Find(app, name);
   };
   supervisor_ = std::make_unique<Supervisor>(std::move(env), this);
+  switcher_ = std::make_unique<Switcher>(
+      supervisor_.get(), ledger_, releases_, state_dir_,
+      [this](const std::string& app, int64_t number) {
+        return LoadRun(app, number);
+      });
   // Retention asks what runs before it prunes (ReleaseService::Prune).
   if (releases_ != nullptr)
     releases_->set_in_use([this](const std::string& app) { return InUse(app); });
 }
 
+RunService::~RunService() {
+  switcher_->MarkShuttingDown();  // groups going down call no prune
+  if (releases_ != nullptr) releases_->set_in_use(nullptr);
+}
+
 std::set<int64_t> RunService::InUse(const std::string& app) {
   std::set<int64_t> out;
-  if (auto it = switches_.find(app); it != switches_.end()) {
-    if (it->second->info.from != 0) out.insert(it->second->info.from);
-    out.insert(it->second->info.to);
+  if (const SwitchInfo* sw = switcher_->Current(app)) {
+    if (sw->from != 0) out.insert(sw->from);
+    out.insert(sw->to);
   }
   const ReleaseGroup* active = supervisor_->Active(app);
   for (const ReleaseGroup* g : supervisor_->Groups(app))
     if (g == active || !g->AllSettled()) out.insert(g->run().number);
   return out;
 }
-
 
 Result<std::shared_ptr<ReleaseRun>> RunService::LoadRun(const std::string& app,
                                                         int64_t number) {
@@ -170,16 +162,20 @@ void RunService::BringUp() {
   }
 }
 
+Result<std::shared_ptr<ReleaseRun>> RunService::ActiveRun(
+    const std::string& app, const std::string& verb) {
+  RETURN_IF_ERROR(switcher_->RefuseDuringSwitch(app));
+  ASSIGN_OR_RETURN(Ledger::Activation act, ledger_->ActivationOf(app));
+  if (act.active == 0)
+    return FailedPrecondition("app '" + app + "' has no active release to " +
+                              verb + "; activate one first");
+  return LoadRun(app, act.active);
+}
+
 Status RunService::Scale(const std::string& app,
                          const std::map<std::string, int>& scales,
                          const Actor& actor) {
-  RETURN_IF_ERROR(RefuseDuringSwitch(app));
-  ASSIGN_OR_RETURN(Ledger::Activation act, ledger_->ActivationOf(app));
-  if (act.active == 0)
-    return FailedPrecondition("app '" + app +
-                              "' has no active release to scale; activate one "
-                              "first");
-  ASSIGN_OR_RETURN(std::shared_ptr<ReleaseRun> run, LoadRun(app, act.active));
+  ASSIGN_OR_RETURN(std::shared_ptr<ReleaseRun> run, ActiveRun(app, "scale"));
   for (const auto& [type, n] : scales) {
     if (run->processes.processes.count(type) == 0)
       return NotFound("release " + run->release() + " of '" + app +
@@ -206,7 +202,7 @@ void RunService::Stop(const std::string& app, const Actor& actor,
                       std::function<void(Status)> done) {
   auto spec = ledger_->GetApp(app);
   if (!spec.ok()) return done(spec.status());
-  if (Status busy = RefuseDuringSwitch(app); !busy.ok()) return done(busy);
+  if (Status busy = switcher_->RefuseDuringSwitch(app); !busy.ok()) return done(busy);
   auto act = ledger_->ActivationOf(app);
   if (!act.ok()) return done(act.status());
   Status s = ledger_->AppendEvent(app, "stopped",
@@ -218,13 +214,7 @@ void RunService::Stop(const std::string& app, const Actor& actor,
 
 Status RunService::Start(const std::string& app, const Actor& actor) {
   RETURN_IF_ERROR(ledger_->GetApp(app).status());
-  RETURN_IF_ERROR(RefuseDuringSwitch(app));
-  ASSIGN_OR_RETURN(Ledger::Activation act, ledger_->ActivationOf(app));
-  if (act.active == 0)
-    return FailedPrecondition("app '" + app +
-                              "' has no active release to start; activate one "
-                              "first");
-  ASSIGN_OR_RETURN(std::shared_ptr<ReleaseRun> run, LoadRun(app, act.active));
+  ASSIGN_OR_RETURN(std::shared_ptr<ReleaseRun> run, ActiveRun(app, "start"));
   ASSIGN_OR_RETURN(Formation formation, ledger_->GetFormation(app));
   RETURN_IF_ERROR(
       ledger_->AppendEvent(app, "started", run->release(), actor, ""));
@@ -236,7 +226,7 @@ void RunService::Restart(const std::string& app, const std::string& type,
                          const Actor& actor, std::function<void(Status)> done) {
   auto spec = ledger_->GetApp(app);
   if (!spec.ok()) return done(spec.status());
-  if (Status busy = RefuseDuringSwitch(app); !busy.ok()) return done(busy);
+  if (Status busy = switcher_->RefuseDuringSwitch(app); !busy.ok()) return done(busy);
   ReleaseGroup* group = supervisor_->Active(app);
   if (group == nullptr || group->stopping())
     return done(FailedPrecondition("app '" + app + "' is not running"));
@@ -288,20 +278,20 @@ Result<std::vector<PsRow>> RunService::Ps(
 }
 
 void RunService::Shutdown(std::function<void()> done) {
-  // Switches in progress end here without an outcome in the ledger: their
-  // `activating` is settled by Recover() at the next start.
-  shutting_down_ = true;
-  std::vector<std::string> apps;
-  for (const auto& [app, sw] : switches_) apps.push_back(app);
-  for (const auto& app : apps) {
-    Switch* sw = switches_[app].get();
-    uv_timer_stop(sw->deadline.get());
-    uv_timer_stop(sw->check.get());
-    SwitchEnd(sw, Status(StatusCode::kUnavailable,
-                         "the daemon is stopping; the switch is settled at its next start"),
-              sw->info.from);
-  }
+  switcher_->Shutdown();
   supervisor_->StopEverything(std::move(done));
+}
+
+void RunService::OnInstanceChange(const ReleaseGroup& group,
+                                  const Instance& instance) {
+  // The last live instance of a retired group stopped: its release may be
+  // free for a prune that held it back.
+  // (InUseEnded returns at once unless a prune of this app waits.)
+  if (instance.settled() && releases_ != nullptr &&
+      !switcher_->shutting_down() &&
+      &group != supervisor_->Active(group.run().app))
+    releases_->InUseEnded(group.run().app);
+  switcher_->OnInstanceChange(group);
 }
 
 void RunService::OnInstanceFailed(const ReleaseGroup& group,

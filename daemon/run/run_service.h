@@ -4,8 +4,10 @@
 // It joins the ledger (which release is active, the formation, who did
 // what) to the Supervisor (what runs): at start-up it brings every app's
 // active release back at its recorded scale; `scale`, `stop`, `start` and
-// `restart` are recorded and applied; `ps` reports. Activation switches the
-// `current` link and the running group. Loop thread only.
+// `restart` are recorded and applied; `ps` reports. Activation and rollback
+// (the switch of the `current` link and the running group) are the
+// Switcher's (daemon/activate/switcher.h), which the RunService owns and
+// forwards to. Loop thread only.
 
 #include <uv.h>
 
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "daemon/activate/app_sockets.h"
+#include "daemon/activate/switcher.h"
 #include "daemon/base/status.h"
 #include "daemon/base/uv_handle.h"
 #include "daemon/ledger/ledger.h"
@@ -37,35 +40,6 @@ struct RunAs {
 // Resolves the app's ids: the recorded ones for a dynamic user, the user
 // database for a named one (by name, or a number).
 Result<RunAs> RunAsOf(const AppSpec& spec);
-
-// A switch of an app from one release to another (activate or rollback).
-struct SwitchInfo {
-  int64_t id = 0;
-  std::string app;
-  std::string kind;  // "activate" or "rollback"
-  int64_t from = 0;  // 0: nothing was active
-  int64_t to = 0;
-  Strategy strategy = Strategy::kStartFirst;
-  std::string phase;  // verifying, starting, stopping-old, ...
-  int64_t started_at = 0;  // wall ms
-  std::string actor;
-};
-
-// How the last switch of an app ended.
-struct SwitchOutcome {
-  int64_t id = 0;
-  bool ok = false;
-  int64_t live = 0;       // the release live after it
-  std::string message;    // why it failed or rolled back
-};
-
-struct ActivateRequest {
-  std::string app;
-  int64_t release = 0;   // 0 with kind rollback: the previous release
-  std::string kind = "activate";
-  std::optional<Strategy> strategy;  // unset: the app's
-  Actor actor;
-};
 
 struct PsRow {
   std::string app;
@@ -127,13 +101,19 @@ class RunService final : public SupervisorListener {
   // `done` gets the outcome (not called when `started` got an error).
   void Activate(const ActivateRequest& request,
                 std::function<void(Result<int64_t>)> started,
-                std::function<void(Status)> done);
+                std::function<void(Status)> done) {
+    switcher_->Activate(request, std::move(started), std::move(done));
+  }
   // The switch in progress for `app`, if any, and how the last one ended.
-  const SwitchInfo* CurrentSwitch(const std::string& app) const;
-  const SwitchOutcome* LastSwitch(const std::string& app) const;
+  const SwitchInfo* CurrentSwitch(const std::string& app) const {
+    return switcher_->Current(app);
+  }
+  const SwitchOutcome* LastSwitch(const std::string& app) const {
+    return switcher_->Last(app);
+  }
   // Start-up: makes the `current` link and the ledger agree for every app,
   // finishing or undoing a switch a crash interrupted (`recovered` event).
-  void Recover();
+  void Recover() { switcher_->Recover(); }
 
   // Daemon shutdown: stops everything gracefully, then `done`.
   void Shutdown(std::function<void()> done);
@@ -149,58 +129,24 @@ class RunService final : public SupervisorListener {
                                               int64_t number);
 
  private:
-  // A switch in progress (activation.cc).
-    struct Switch {
-    SwitchInfo info;
-    Actor actor;
-    AppSpec spec;
-    std::shared_ptr<ReleaseRun> run;
-    ReleaseGroup* fresh = nullptr;
-    int crashes = 0;
-    std::string last_crash;
-    bool committing = false;
-    bool failing = false;
-    std::string unhealthy;  // live, but not ready (auto_rollback off)
-    std::function<void(Status)> done;
-    UvHandle<uv_timer_t> deadline;
-    UvHandle<uv_timer_t> check;
-  };
   void OnInstanceChange(const ReleaseGroup& group,
                         const Instance& instance) override;
   void OnInstanceFailed(const ReleaseGroup& group, const Instance& instance,
                         const std::string& reason) override;
   Status RunActive(const std::string& app);
-  // Activation steps (activation.cc).
-  void SwitchVerified(Switch* sw, Status verified);
-  void SwitchStartNew(Switch* sw);
-  void SwitchCheckNew(Switch* sw);
-  void SwitchCommit(Switch* sw);
-  void SwitchFail(Switch* sw, const std::string& reason);
-  // Goes back to the release live before the switch (or to none after a
-  // first activation): link, processes, `auto-rolled-back` (or
-  // `activation-failed`), then ends the switch with `reason`.
-  // REQUIRES: sw->failing, the deadline timer stopped.
-  void SwitchBack(Switch* sw, const std::string& reason);
-  void SwitchEnd(Switch* sw, Status outcome, int64_t live);
-  std::string AppDir(const std::string& app) const;
-  // kBusy when a switch of `app` is in progress (scale, stop, start and
-  // restart wait for it to end), or when the daemon is stopping.
-  Status RefuseDuringSwitch(const std::string& app) const;
-  bool FreshGroupAlive(const Switch* sw);
+  // The active release of `app`, loaded to run; refused during a switch
+  // or when none is active (`verb`: what the caller meant to do).
+  Result<std::shared_ptr<ReleaseRun>> ActiveRun(const std::string& app,
+                                                const std::string& verb);
 
   Ledger* ledger_;
   ReleaseService* releases_;
   std::string state_dir_;
   AppSockets sockets_;
+  // Declared before the supervisor: outlives it, as the groups going
+  // down report to it.
+  std::unique_ptr<Switcher> switcher_;
   std::unique_ptr<Supervisor> supervisor_;
-  std::map<std::string, std::unique_ptr<Switch>> switches_;
-  std::map<std::string, SwitchOutcome> outcomes_;
-  int64_t next_switch_id_ = 1;
-  bool shutting_down_ = false;
 };
-
-// Points DIR/current at `target` atomically: DIR/.current.tmp -> target,
-// rename over DIR/current, fsync DIR.
-Status SwitchCurrentLink(const std::string& app_dir, const std::string& target);
 
 }  // namespace relsupd

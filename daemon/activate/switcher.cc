@@ -1,0 +1,448 @@
+// The Switcher: activation and rollback, driven by the switch table.
+//
+//   ready checks vs. daemon-held sockets -> verify -> `activating`
+//   -> [before-switch] link -> [after-switch]
+//   start-first: start new -> ready -> [after-start-new] -> stop old ->
+//   [after-stop-old] stop-first:  stop old -> [after-stop-old] -> start new ->
+//   ready -> [after-start-new]
+//   -> `activated` / `rolled-back`
+//
+// Not ready by the deadline, or crash-looping: back to the previous release
+// (`auto-rolled-back`, with the reason). A crash anywhere leaves an
+// `activating` without an outcome, which Recover() settles at start-up.
+#include "daemon/activate/switcher.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "daemon/base/failpoint.h"
+#include "daemon/config/process_file.h"
+#include "daemon/config/ready_sockets.h"
+#include "daemon/store/release_service.h"
+#include "daemon/store/slots.h"
+
+namespace relsupd {
+namespace {
+
+// Exits of new instances while a switch waits for them to be ready that
+// count as a crash loop.
+constexpr int kCrashesWhileActivating = 3;
+// An instance with `ready: none` is ready once spawned; a switch commits
+// only when it has also stayed up this long, so a release whose process
+// exits at once is rolled back instead of declared live.
+constexpr int64_t kSettleMs = 1000;
+
+const Actor kDaemonActor{0, "relsupd"};
+
+}  // namespace
+
+Switcher::Switcher(Supervisor* supervisor, Ledger* ledger,
+                   ReleaseService* releases, std::string state_dir,
+                   RunLoader load_run)
+    : supervisor_(supervisor),
+      ledger_(ledger),
+      releases_(releases),
+      state_dir_(std::move(state_dir)),
+      load_run_(std::move(load_run)) {}
+
+Switcher::~Switcher() { shutting_down_ = true; }
+
+std::string Switcher::AppDir(const std::string& app) const {
+  return state_dir_ + "/apps/" + app;
+}
+
+Status Switcher::RefuseDuringSwitch(const std::string& app) const {
+  if (shutting_down_)
+    return Status(StatusCode::kBusy, "the daemon is stopping");
+  auto it = switches_.find(app);
+  if (it == switches_.end()) return Status::Ok();
+  const SwitchInfo& s = it->second->info;
+  return Status(StatusCode::kBusy,
+                "a switch of '" + app + "' is in progress: " + s.kind + " to " +
+                    ReleaseName(s.to) + " by " + s.actor + " (" +
+                    std::string(SwitchPhaseName(s.phase)) +
+                    "); try again when it ends");
+}
+
+bool Switcher::FreshGroupAlive(const Switch* sw) {
+  if (sw->fresh == nullptr) return false;
+  for (ReleaseGroup* g : supervisor_->Groups(sw->info.app))
+    if (g == sw->fresh) return true;
+  return false;
+}
+
+const SwitchInfo* Switcher::Current(const std::string& app) const {
+  auto it = switches_.find(app);
+  return it == switches_.end() ? nullptr : &it->second->info;
+}
+
+const SwitchOutcome* Switcher::Last(const std::string& app) const {
+  auto it = outcomes_.find(app);
+  return it == outcomes_.end() ? nullptr : &it->second;
+}
+
+Switcher::Switch* Switcher::Find(const std::string& app, int64_t id) {
+  auto it = switches_.find(app);
+  if (it == switches_.end() || it->second->info.id != id) return nullptr;
+  return it->second.get();
+}
+
+std::function<void()> Switcher::Later(Switch* sw, SwitchEvent event,
+                                      Status why) {
+  return [this, app = sw->info.app, id = sw->info.id, event, why] {
+    if (Switch* s = Find(app, id)) Dispatch(s, event, why);
+  };
+}
+
+void Switcher::Dispatch(Switch* sw, SwitchEvent event, Status why) {
+  const SwitchStep step =
+      NextSwitchStep({sw->info.phase, event, sw->info.strategy,
+                      sw->spec.auto_rollback, !sw->unhealthy.empty()});
+  if (step.actions & kIgnore) {
+    spdlog::debug("{}: switch {} ignores {} while {}", sw->info.app,
+                  sw->info.id, SwitchEventName(event),
+                  SwitchPhaseName(sw->info.phase));
+    return;
+  }
+  sw->info.phase = step.next;  // the only write of a switch's phase
+  Execute(sw, step.actions, why);
+}
+
+void Switcher::Execute(Switch* sw, uint32_t actions, const Status& why) {
+  const std::string app = sw->info.app;
+  const int64_t id = sw->info.id;
+  if (actions & kWarnFailed)
+    spdlog::warn("{}: switch to {} failed: {}", app, ReleaseName(sw->info.to),
+                 why.message());
+  if (actions & kStopDeadline) uv_timer_stop(sw->deadline.get());
+  if (actions & kStopCheck) uv_timer_stop(sw->check.get());
+  if (actions & kKeepUnhealthy) sw->unhealthy = why.message();
+  if (actions & kArmDeadline) ArmDeadline(sw);
+  if (actions & kStopOld)
+    supervisor_->Retire(app, nullptr, Later(sw, SwitchEvent::kOldStopped));
+  // From here on an action may end the switch (a callback may run at once,
+  // a check may fail and go back): only the step's last one may, and the
+  // one that can follow another (kRetireOld after kStartNew) checks first.
+  if (actions & kStartNew) StartNew(sw);
+  if ((actions & kRetireOld) && Find(app, id) == sw)
+    supervisor_->Retire(app, sw->fresh, Later(sw, SwitchEvent::kOldStopped));
+  if (actions & kRecordLive) RecordLive(sw);
+  if (actions & kEndLive) End(sw, Status::Ok(), sw->info.to);
+  if (actions & kGoBack) GoBack(sw, why.message());
+  if (actions & kRecordBack) RecordBack(sw, why.message());
+  if (actions & kEnd) End(sw, why, sw->info.from);
+}
+
+Result<int64_t> Switcher::Target(const ActivateRequest& req,
+                                 const AppSpec& spec,
+                                 const Ledger::Activation& act) {
+  const std::string& app = req.app;
+  int64_t target = req.release;
+  if (target == 0) {
+    target = act.previous;
+    if (target == 0)
+      return FailedPrecondition(
+          "app '" + app + "' has nothing to roll back to: " +
+          (act.active != 0
+               ? ReleaseName(act.active) + " is the only release ever active"
+               : std::string("no release was ever active")));
+  }
+  ASSIGN_OR_RETURN(ReleaseRow row, ledger_->GetRelease(app, target));
+  if (row.pruned)
+    return FailedPrecondition("release " + ReleaseName(target) + " of '" + app +
+                              "' was pruned and cannot be activated");
+  if (target == act.active && supervisor_->Active(app) != nullptr)
+    return FailedPrecondition(ReleaseName(target) + " of '" + app +
+                              "' is already active");
+  // A tcp or http ready check aimed at one of the app's daemon-held sockets
+  // would pass at once (the daemon accepts). Refused here, before anything
+  // is recorded or verified; Prepare checks the loaded release again
+  // against the sockets of that moment. An unreadable process file is left
+  // to verification and LoadRun to name.
+  if (auto procs = LoadProcessFile(SlotPath(state_dir_, app, target));
+      procs.ok())
+    if (Status s = CheckReadyAgainstSockets(*procs, spec.sockets); !s.ok())
+      return s.WithContext("release " + ReleaseName(target));
+  return target;
+}
+
+void Switcher::Activate(const ActivateRequest& req,
+                        std::function<void(Result<int64_t>)> started,
+                        std::function<void(Status)> done) {
+  const std::string& app = req.app;
+  auto spec = ledger_->GetApp(app);
+  if (!spec.ok()) return started(spec.status());
+  if (Status busy = RefuseDuringSwitch(app); !busy.ok()) return started(busy);
+  auto act = ledger_->ActivationOf(app);
+  if (!act.ok()) return started(act.status());
+  Result<int64_t> to = Target(req, *spec, *act);
+  if (!to.ok()) return started(to.status());
+  const int64_t target = *to;
+
+  auto sw = std::make_unique<Switch>();
+  sw->owner = this;
+  sw->info = {next_switch_id_++,
+              app,
+              req.kind,
+              act->active,
+              target,
+              req.strategy.value_or(spec->strategy),
+              SwitchPhase::kVerifying,
+              supervisor_->env()->clock->WallMs(),
+              req.actor.name};
+  sw->actor = req.actor;
+  sw->spec = *spec;
+  sw->done = std::move(done);
+  for (auto* t : {&sw->deadline, &sw->check}) {
+    uv_timer_init(supervisor_->env()->loop, (*t).get());
+    (*t)->data = sw.get();
+  }
+  const int64_t id = sw->info.id;
+  switches_[app] = std::move(sw);
+  started(id);
+  releases_->VerifyRelease(
+      app, target, [this, app, id](Result<nlohmann::json> r) {
+        Switch* s = Find(app, id);
+        if (s == nullptr) return;
+        Status prepared = Prepare(s, r);
+        if (!prepared.ok())
+          return Dispatch(s, SwitchEvent::kVerifyFailed, prepared);
+        Dispatch(s, SwitchEvent::kVerified);
+      });
+}
+
+Status Switcher::Prepare(Switch* sw, const Result<nlohmann::json>& r) {
+  const std::string app = sw->info.app;
+  const std::string to = ReleaseName(sw->info.to);
+  RETURN_IF_ERROR(r.status());
+  if (!r->value("ok", false)) {
+    std::string problems;
+    for (const auto& p : (*r)["problems"])
+      problems += " " + p.get<std::string>();
+    for (const char* k : {"added", "removed", "changed"})
+      for (const auto& p : (*r)[k])
+        problems += std::string(" ") + k + " '" + p.get<std::string>() + "'";
+    return Corruption("release " + to + " does not verify:" + problems);
+  }
+  ASSIGN_OR_RETURN(sw->run, load_run_(app, sw->info.to));
+  auto spec = ledger_->GetApp(app);
+  Status ready =
+      spec.ok() ? CheckReadyAgainstSockets(sw->run->processes, spec->sockets)
+                : spec.status();
+  if (!ready.ok()) return ready.WithContext("release " + to);
+  std::string detail =
+      (sw->info.from != 0 ? "from " + ReleaseName(sw->info.from) : "first") +
+      ", " + std::string(StrategyName(sw->info.strategy));
+  const auto t0 = std::chrono::steady_clock::now();
+  RETURN_IF_ERROR(
+      ledger_->AppendEvent(app, "activating", to, sw->actor, detail));
+  Failpoint("before-switch");
+  Status s = SwitchCurrentLink(AppDir(app), "releases/" + to);
+  if (!s.ok()) {
+    // Nothing changed: the link still names the old release.
+    ledger_
+        ->AppendEvent(app, "activation-failed", to, kDaemonActor, s.message())
+        .IgnoreError();
+    return s.WithContext("switching 'current'");
+  }
+  Failpoint("after-switch");
+  const auto switch_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::steady_clock::now() - t0)
+                             .count();
+  spdlog::info("{}: current -> {} ({}), {}; switched in {}us", app, to,
+               sw->info.kind, StrategyName(sw->info.strategy), switch_us);
+  return Status::Ok();
+}
+
+void Switcher::ArmDeadline(Switch* sw) {
+  uv_timer_start(sw->deadline.get(), &Switcher::OnDeadlineTimer,
+                 static_cast<uint64_t>(sw->spec.activation_deadline_ms), 0);
+}
+
+void Switcher::OnDeadlineTimer(uv_timer_t* timer) {
+  auto* sw = static_cast<Switch*>(timer->data);
+  if (sw == nullptr) return;
+  Switcher* self = sw->owner;
+  std::string waiting;
+  if (self->FreshGroupAlive(sw))
+    for (const Instance* i : sw->fresh->Instances())
+      if (i->state() != InstanceState::kReady)
+        waiting += (waiting.empty() ? "" : ", ") + i->name() + " " +
+                   std::string(InstanceStateName(i->state()));
+  self->Dispatch(sw, SwitchEvent::kDeadline,
+                 FailedPrecondition(
+                     ReleaseName(sw->info.to) + " was not ready within " +
+                     std::to_string(sw->spec.activation_deadline_ms / 1000) +
+                     "s" + (waiting.empty() ? "" : " (" + waiting + ")")));
+}
+
+void Switcher::OnCheckTimer(uv_timer_t* timer) {
+  if (auto* sw = static_cast<Switch*>(timer->data)) sw->owner->CheckNew(sw);
+}
+
+void Switcher::StartNew(Switch* sw) {
+  if (sw->info.strategy == Strategy::kStopFirst) Failpoint("after-stop-old");
+  auto formation = ledger_->GetFormation(sw->info.app);
+  if (!formation.ok())
+    return Dispatch(sw, SwitchEvent::kFreshFailed, formation.status());
+  sw->fresh = supervisor_->StartBeside(sw->run, *formation);
+  CheckNew(sw);
+}
+
+void Switcher::CheckNew(Switch* sw) {
+  if (sw->info.phase != SwitchPhase::kStarting || !FreshGroupAlive(sw)) return;
+  int crashes = 0;
+  int64_t newest = -1;
+  std::string last_crash;
+  for (const Instance* i : sw->fresh->Instances()) {
+    crashes += i->restarts();
+    if (!i->exits().empty() && i->exits().back().time_ms > newest) {
+      newest = i->exits().back().time_ms;
+      last_crash = i->name() + " exited: " + i->exits().back().Describe();
+    }
+  }
+  const std::string to = ReleaseName(sw->info.to);
+  for (const Instance* i : sw->fresh->Instances())
+    if (i->state() == InstanceState::kFailed)
+      return Dispatch(
+          sw, SwitchEvent::kFreshFailed,
+          FailedPrecondition(i->name() + " of " + to + " failed: " +
+                             (last_crash.empty() ? "crash loop" : last_crash)));
+  if (crashes >= kCrashesWhileActivating)
+    return Dispatch(sw, SwitchEvent::kCrashLoop,
+                    FailedPrecondition(to + " crash-looped: " + last_crash +
+                                       " (" + std::to_string(crashes) +
+                                       " exits while activating)"));
+  if (!sw->fresh->AllReady()) return;
+  int64_t now = supervisor_->env()->clock->MonotonicMs();
+  int64_t wait_ms = 0;
+  for (const Instance* i : sw->fresh->Instances())
+    if (i->spec().ready.kind == ReadyKind::kNone)
+      wait_ms = std::max(wait_ms, kSettleMs - (now - i->started_ms()));
+  if (wait_ms > 0) {
+    uv_timer_start(sw->check.get(), &Switcher::OnCheckTimer,
+                   static_cast<uint64_t>(wait_ms), 0);
+    return;
+  }
+  Failpoint("after-start-new");
+  Dispatch(sw, SwitchEvent::kFreshReady);
+}
+
+void Switcher::RecordLive(Switch* sw) {
+  const std::string app = sw->info.app;
+  const std::string to = ReleaseName(sw->info.to);
+  if (sw->info.strategy == Strategy::kStartFirst) Failpoint("after-stop-old");
+  std::string kind = sw->info.kind == "rollback" ? "rolled-back" : "activated";
+  std::string detail =
+      sw->info.from != 0 ? "from " + ReleaseName(sw->info.from) : "";
+  if (!sw->unhealthy.empty())
+    detail += (detail.empty() ? "" : "; ") +
+              std::string("not ready (auto_rollback off): ") + sw->unhealthy;
+  Status st = ledger_->AppendEvent(app, kind, to, sw->actor, detail);
+  if (!st.ok()) {
+    // The link names the new release and it runs, but the ledger (the
+    // system of record) still names the old one as active, after an
+    // `activating` without an outcome. Left so, `status`, `scale` and
+    // `start` would act on the old release while the new one runs, and
+    // the next daemon start (Recover) would go back to the old one
+    // anyway. So go back now, as a failed switch does, whatever
+    // auto_rollback says: link, processes and ledger agree again, and the
+    // caller gets the error. (If the ledger cannot record the rollback
+    // either, it still names the old release, which is what runs.)
+    spdlog::error("{}: cannot record that {} is live: {}", app, to,
+                  st.message());
+    return Dispatch(sw, SwitchEvent::kLedgerFailed,
+                    FailedPrecondition("cannot record " + kind + " of " + to +
+                                       " in the ledger: " + st.message()));
+  }
+  spdlog::info("{}: {} is live ({})", app, to, kind);
+  Dispatch(sw, SwitchEvent::kLiveRecorded);
+}
+
+void Switcher::GoBack(Switch* sw, const std::string& reason) {
+  const std::string app = sw->info.app;
+  const int64_t prev = sw->info.from;
+  auto finish = Later(sw, SwitchEvent::kRolledBack, FailedPrecondition(reason));
+  if (prev == 0) {
+    ::unlink((AppDir(app) + "/current").c_str());
+    supervisor_->Retire(app, nullptr, finish);
+    return;
+  }
+  Status s = SwitchCurrentLink(AppDir(app), "releases/" + ReleaseName(prev));
+  if (!s.ok())
+    spdlog::error("{}: cannot switch back to {}: {}", app, ReleaseName(prev),
+                  s.message());
+  // Start-first: the old release still runs; stop-first: start it again.
+  if (supervisor_->Reinstate(app, prev, finish)) return;
+  auto old = load_run_(app, prev);
+  auto formation = ledger_->GetFormation(app);
+  if (!old.ok() || !formation.ok()) {
+    spdlog::error("{}: cannot start {} again: {}", app, ReleaseName(prev),
+                  (!old.ok() ? old.status() : formation.status()).message());
+    supervisor_->Retire(app, nullptr, finish);
+    return;
+  }
+  supervisor_->Run(*old, *formation);
+  finish();
+}
+
+void Switcher::RecordBack(Switch* sw, const std::string& reason) {
+  const std::string app = sw->info.app;
+  const std::string to = ReleaseName(sw->info.to);
+  const int64_t prev = sw->info.from;
+  if (prev == 0) {
+    ledger_->AppendEvent(app, "activation-failed", to, kDaemonActor, reason)
+        .IgnoreError();
+    return End(sw,
+               FailedPrecondition("activation of " + to + " failed: " + reason),
+               0);
+  }
+  Status st = ledger_->AppendEvent(app, "auto-rolled-back", ReleaseName(prev),
+                                   kDaemonActor, to + ": " + reason);
+  if (!st.ok())
+    spdlog::error("{}: cannot record the rollback: {}", app, st.message());
+  End(sw,
+      FailedPrecondition("rolled back to " + ReleaseName(prev) + ": " + reason),
+      prev);
+}
+
+void Switcher::End(Switch* sw, Status outcome, int64_t live) {
+  const std::string app = sw->info.app;
+  SwitchOutcome& o = outcomes_[app];
+  o.id = sw->info.id;
+  o.ok = outcome.ok();
+  o.live = live;
+  o.message = outcome.ok() ? sw->unhealthy : outcome.message();
+  auto done = std::move(sw->done);
+  switches_.erase(app);  // destroys sw and closes its timers
+  if (done) done(outcome);
+  // The switch's releases are no longer in use as such: a prune that held
+  // one back may go on now (the retired group's, once it stopped).
+  if (releases_ != nullptr && !shutting_down_) releases_->InUseEnded(app);
+}
+
+void Switcher::OnInstanceChange(const ReleaseGroup& group) {
+  auto it = switches_.find(group.run().app);
+  if (it == switches_.end() || it->second->fresh != &group) return;
+  // Judge outside the instance's own callback.
+  uv_timer_start(it->second->check.get(), &Switcher::OnCheckTimer, 0, 0);
+}
+
+void Switcher::Shutdown() {
+  // Switches in progress end here without an outcome in the ledger: their
+  // `activating` is settled by Recover() at the next start.
+  shutting_down_ = true;
+  std::vector<std::pair<std::string, int64_t>> ids;
+  for (const auto& [app, sw] : switches_) ids.emplace_back(app, sw->info.id);
+  for (const auto& [app, id] : ids)
+    if (Switch* sw = Find(app, id))
+      Dispatch(sw, SwitchEvent::kShutdown,
+               Status(StatusCode::kUnavailable,
+                      "the daemon is stopping; the switch is settled at its "
+                      "next start"));
+}
+
+}  // namespace relsupd

@@ -1,0 +1,153 @@
+#pragma once
+// Switcher: activation and rollback, the switch of an app's `current` link
+// and running group from one release to another.
+//
+// It drives the switch table (switch_table.h): callbacks (verification,
+// timers, groups stopping, instance changes) become SwitchEvents, and the
+// returned actions are executed here. Each Switch owns its timers, whose
+// `data` points at it; a callback that outlives its switch finds nothing
+// by the switch's id (Find). The RunService (daemon/run/) owns the Switcher
+// and forwards instance changes to it. Loop thread only.
+
+#include <uv.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "daemon/activate/switch_table.h"
+#include "daemon/base/status.h"
+#include "daemon/base/uv_handle.h"
+#include "daemon/ledger/ledger.h"
+#include "daemon/supervise/supervisor.h"
+
+namespace relsupd {
+
+class ReleaseService;
+
+// A switch of an app from one release to another (activate or rollback).
+struct SwitchInfo {
+  int64_t id = 0;
+  std::string app;
+  std::string kind;  // "activate" or "rollback"
+  int64_t from = 0;  // 0: nothing was active
+  int64_t to = 0;
+  Strategy strategy = Strategy::kStartFirst;
+  SwitchPhase phase = SwitchPhase::kVerifying;  // written by the table only
+  int64_t started_at = 0;                       // wall ms
+  std::string actor;
+};
+
+// How the last switch of an app ended.
+struct SwitchOutcome {
+  int64_t id = 0;
+  bool ok = false;
+  int64_t live = 0;     // the release live after it
+  std::string message;  // why it failed or rolled back
+};
+
+struct ActivateRequest {
+  std::string app;
+  int64_t release = 0;  // 0 with kind rollback: the previous release
+  std::string kind = "activate";
+  std::optional<Strategy> strategy;  // unset: the app's
+  Actor actor;
+};
+
+// Builds what the supervisor needs to run release vN of the app (the run
+// stage's RunService::LoadRun).
+using RunLoader = std::function<Result<std::shared_ptr<ReleaseRun>>(
+    const std::string& app, int64_t number)>;
+
+class Switcher {
+ public:
+  // Pointers outlive the switcher; `releases` may be null.
+  Switcher(Supervisor* supervisor, Ledger* ledger, ReleaseService* releases,
+           std::string state_dir, RunLoader load_run);
+  ~Switcher();
+  Switcher(const Switcher&) = delete;
+  Switcher& operator=(const Switcher&) = delete;
+
+  // See RunService::Activate.
+  void Activate(const ActivateRequest& request,
+                std::function<void(Result<int64_t>)> started,
+                std::function<void(Status)> done);
+  // The switch in progress for `app`, if any, and how the last one ended.
+  const SwitchInfo* Current(const std::string& app) const;
+  const SwitchOutcome* Last(const std::string& app) const;
+  // kBusy when a switch of `app` is in progress, or the daemon is stopping.
+  Status RefuseDuringSwitch(const std::string& app) const;
+  // An instance of `group` changed: judge the new group if it is one.
+  void OnInstanceChange(const ReleaseGroup& group);
+  // Daemon shutdown: ends every switch in progress (kUnavailable).
+  void Shutdown();
+  bool shutting_down() const { return shutting_down_; }
+  // The owner is being destroyed: no more prunes are started.
+  void MarkShuttingDown() { shutting_down_ = true; }
+  // Start-up: makes the `current` link and the ledger agree for every app,
+  // finishing or undoing a switch a crash interrupted (recover.cc).
+  void Recover();
+
+ private:
+  struct Switch {
+    Switcher* owner = nullptr;
+    SwitchInfo info;
+    Actor actor;
+    AppSpec spec;
+    std::shared_ptr<ReleaseRun> run;
+    ReleaseGroup* fresh = nullptr;
+    std::string unhealthy;  // live, but not ready (auto_rollback off)
+    std::function<void(Status)> done;
+    UvHandle<uv_timer_t> deadline;  // data: this Switch
+    UvHandle<uv_timer_t> check;     // data: this Switch
+  };
+
+  // The switch of `app` with this id, or null once it ended: the one guard
+  // of every callback that may outlive its switch.
+  Switch* Find(const std::string& app, int64_t id);
+  // A callback that dispatches `event` (with `why`) to the switch, if it
+  // still runs.
+  std::function<void()> Later(Switch* sw, SwitchEvent event,
+                              Status why = Status::Ok());
+  // The release `req` switches to, or why it cannot.
+  Result<int64_t> Target(const ActivateRequest& req, const AppSpec& spec,
+                         const Ledger::Activation& act);
+  // Runs `event` through the table and executes its actions. `why` is the
+  // failure the event reports. May end (destroy) `sw`.
+  void Dispatch(Switch* sw, SwitchEvent event, Status why = Status::Ok());
+  void Execute(Switch* sw, uint32_t actions, const Status& why);
+  // Verified: loads the release, records `activating`, switches the link.
+  Status Prepare(Switch* sw, const Result<nlohmann::json>& report);
+  void ArmDeadline(Switch* sw);
+  static void OnDeadlineTimer(uv_timer_t* timer);
+  static void OnCheckTimer(uv_timer_t* timer);
+  void StartNew(Switch* sw);
+  // Judges the new group: ready (and settled), failed or crash-looping.
+  void CheckNew(Switch* sw);
+  void RecordLive(Switch* sw);
+  void GoBack(Switch* sw, const std::string& reason);
+  void RecordBack(Switch* sw, const std::string& reason);
+  void End(Switch* sw, Status outcome, int64_t live);
+  bool FreshGroupAlive(const Switch* sw);
+  std::string AppDir(const std::string& app) const;
+
+  Supervisor* supervisor_;
+  Ledger* ledger_;
+  ReleaseService* releases_;
+  std::string state_dir_;
+  RunLoader load_run_;
+  std::map<std::string, std::unique_ptr<Switch>> switches_;
+  std::map<std::string, SwitchOutcome> outcomes_;
+  int64_t next_switch_id_ = 1;
+  bool shutting_down_ = false;
+};
+
+// Points DIR/current at `target` atomically: DIR/.current.tmp -> target,
+// rename over DIR/current, fsync DIR.
+Status SwitchCurrentLink(const std::string& app_dir, const std::string& target);
+
+}  // namespace relsupd

@@ -1,0 +1,160 @@
+// The switch table (daemon/activate/switch_table.h), pair by pair: every
+// phase x event, then what the strategy, auto_rollback and a kept failure
+// change. Pure function: no loop, no children.
+#include <catch2/catch.hpp>
+#include <map>
+#include <utility>
+
+#include "daemon/activate/switch_table.h"
+
+namespace relsupd {
+namespace {
+
+using P = SwitchPhase;
+using E = SwitchEvent;
+
+SwitchStep Step(P p, E e, Strategy strategy = Strategy::kStartFirst,
+                bool auto_rollback = true, bool unhealthy = false) {
+  return NextSwitchStep({p, e, strategy, auto_rollback, unhealthy});
+}
+
+constexpr uint32_t kShutdown = kStopDeadline | kStopCheck | kEnd;
+constexpr uint32_t kBack = kWarnFailed | kStopDeadline | kGoBack;
+
+// Start-first, auto_rollback on, no failure kept.
+const std::map<std::pair<P, E>, SwitchStep>& Expected() {
+  static const std::map<std::pair<P, E>, SwitchStep> table = {
+      {{P::kVerifying, E::kVerified}, {P::kStarting, kArmDeadline | kStartNew}},
+      {{P::kVerifying, E::kVerifyFailed}, {P::kDone, kEnd}},
+      {{P::kVerifying, E::kOldStopped}, {P::kVerifying, kIgnore}},
+      {{P::kVerifying, E::kFreshReady}, {P::kVerifying, kIgnore}},
+      {{P::kVerifying, E::kFreshFailed}, {P::kVerifying, kIgnore}},
+      {{P::kVerifying, E::kCrashLoop}, {P::kVerifying, kIgnore}},
+      {{P::kVerifying, E::kDeadline}, {P::kVerifying, kIgnore}},
+      {{P::kVerifying, E::kLiveRecorded}, {P::kVerifying, kIgnore}},
+      {{P::kVerifying, E::kLedgerFailed}, {P::kVerifying, kIgnore}},
+      {{P::kVerifying, E::kRolledBack}, {P::kVerifying, kIgnore}},
+      {{P::kVerifying, E::kShutdown}, {P::kDone, kShutdown}},
+
+      {{P::kStoppingOld, E::kVerified}, {P::kStoppingOld, kIgnore}},
+      {{P::kStoppingOld, E::kVerifyFailed}, {P::kStoppingOld, kIgnore}},
+      {{P::kStoppingOld, E::kOldStopped}, {P::kStarting, kStartNew}},
+      {{P::kStoppingOld, E::kFreshReady}, {P::kStoppingOld, kIgnore}},
+      {{P::kStoppingOld, E::kFreshFailed}, {P::kStoppingOld, kIgnore}},
+      {{P::kStoppingOld, E::kCrashLoop}, {P::kStoppingOld, kIgnore}},
+      {{P::kStoppingOld, E::kDeadline}, {P::kRollingBack, kBack}},
+      {{P::kStoppingOld, E::kLiveRecorded}, {P::kStoppingOld, kIgnore}},
+      {{P::kStoppingOld, E::kLedgerFailed}, {P::kStoppingOld, kIgnore}},
+      {{P::kStoppingOld, E::kRolledBack}, {P::kStoppingOld, kIgnore}},
+      {{P::kStoppingOld, E::kShutdown}, {P::kDone, kShutdown}},
+
+      {{P::kStarting, E::kVerified}, {P::kStarting, kIgnore}},
+      {{P::kStarting, E::kVerifyFailed}, {P::kStarting, kIgnore}},
+      {{P::kStarting, E::kOldStopped}, {P::kStarting, kIgnore}},
+      {{P::kStarting, E::kFreshReady},
+       {P::kCommitting, kStopDeadline | kRetireOld}},
+      {{P::kStarting, E::kFreshFailed}, {P::kRollingBack, kBack}},
+      {{P::kStarting, E::kCrashLoop}, {P::kRollingBack, kBack}},
+      {{P::kStarting, E::kDeadline}, {P::kRollingBack, kBack}},
+      {{P::kStarting, E::kLiveRecorded}, {P::kStarting, kIgnore}},
+      {{P::kStarting, E::kLedgerFailed}, {P::kStarting, kIgnore}},
+      {{P::kStarting, E::kRolledBack}, {P::kStarting, kIgnore}},
+      {{P::kStarting, E::kShutdown}, {P::kDone, kShutdown}},
+
+      {{P::kCommitting, E::kVerified}, {P::kCommitting, kIgnore}},
+      {{P::kCommitting, E::kVerifyFailed}, {P::kCommitting, kIgnore}},
+      {{P::kCommitting, E::kOldStopped}, {P::kCommitting, kRecordLive}},
+      {{P::kCommitting, E::kFreshReady}, {P::kCommitting, kIgnore}},
+      {{P::kCommitting, E::kFreshFailed}, {P::kCommitting, kIgnore}},
+      {{P::kCommitting, E::kCrashLoop}, {P::kCommitting, kIgnore}},
+      {{P::kCommitting, E::kDeadline}, {P::kCommitting, kIgnore}},
+      {{P::kCommitting, E::kLiveRecorded}, {P::kDone, kEndLive}},
+      {{P::kCommitting, E::kLedgerFailed}, {P::kRollingBack, kGoBack}},
+      {{P::kCommitting, E::kRolledBack}, {P::kCommitting, kIgnore}},
+      {{P::kCommitting, E::kShutdown}, {P::kDone, kShutdown}},
+
+      {{P::kRollingBack, E::kVerified}, {P::kRollingBack, kIgnore}},
+      {{P::kRollingBack, E::kVerifyFailed}, {P::kRollingBack, kIgnore}},
+      {{P::kRollingBack, E::kOldStopped}, {P::kRollingBack, kIgnore}},
+      {{P::kRollingBack, E::kFreshReady}, {P::kRollingBack, kIgnore}},
+      {{P::kRollingBack, E::kFreshFailed}, {P::kRollingBack, kIgnore}},
+      {{P::kRollingBack, E::kCrashLoop}, {P::kRollingBack, kIgnore}},
+      {{P::kRollingBack, E::kDeadline}, {P::kRollingBack, kIgnore}},
+      {{P::kRollingBack, E::kLiveRecorded}, {P::kRollingBack, kIgnore}},
+      {{P::kRollingBack, E::kLedgerFailed}, {P::kRollingBack, kIgnore}},
+      {{P::kRollingBack, E::kRolledBack}, {P::kDone, kRecordBack}},
+      {{P::kRollingBack, E::kShutdown}, {P::kDone, kShutdown}},
+
+      {{P::kDone, E::kVerified}, {P::kDone, kIgnore}},
+      {{P::kDone, E::kVerifyFailed}, {P::kDone, kIgnore}},
+      {{P::kDone, E::kOldStopped}, {P::kDone, kIgnore}},
+      {{P::kDone, E::kFreshReady}, {P::kDone, kIgnore}},
+      {{P::kDone, E::kFreshFailed}, {P::kDone, kIgnore}},
+      {{P::kDone, E::kCrashLoop}, {P::kDone, kIgnore}},
+      {{P::kDone, E::kDeadline}, {P::kDone, kIgnore}},
+      {{P::kDone, E::kLiveRecorded}, {P::kDone, kIgnore}},
+      {{P::kDone, E::kLedgerFailed}, {P::kDone, kIgnore}},
+      {{P::kDone, E::kRolledBack}, {P::kDone, kIgnore}},
+      {{P::kDone, E::kShutdown}, {P::kDone, kIgnore}},
+  };
+  return table;
+}
+
+void CheckStep(P p, E e, SwitchStep got, SwitchStep want) {
+  INFO(SwitchPhaseName(p) << " x " << SwitchEventName(e) << " -> "
+                          << SwitchPhaseName(got.next) << " / " << got.actions);
+  CHECK(got.next == want.next);
+  CHECK(got.actions == want.actions);
+}
+
+TEST_CASE("every phase x event pair has its expected step") {
+  REQUIRE(Expected().size() == kSwitchPhaseCount * kSwitchEventCount);
+  for (const auto& [key, want] : Expected())
+    CheckStep(key.first, key.second, Step(key.first, key.second), want);
+}
+
+TEST_CASE("stop-first stops the old release before it starts the new one") {
+  CheckStep(P::kVerifying, E::kVerified,
+            Step(P::kVerifying, E::kVerified, Strategy::kStopFirst),
+            {P::kStoppingOld, kArmDeadline | kStopOld});
+  // Every other pair is the same under either strategy.
+  for (const auto& [key, want] : Expected()) {
+    if (key == std::pair{P::kVerifying, E::kVerified}) continue;
+    CheckStep(key.first, key.second,
+              Step(key.first, key.second, Strategy::kStopFirst), want);
+  }
+}
+
+TEST_CASE(
+    "with auto_rollback off a failure keeps the new release with a warning") {
+  constexpr uint32_t kKeep = kWarnFailed | kStopDeadline | kKeepUnhealthy;
+  for (E e : {E::kFreshFailed, E::kCrashLoop, E::kDeadline})
+    CheckStep(P::kStarting, e,
+              Step(P::kStarting, e, Strategy::kStartFirst, false),
+              {P::kCommitting, kKeep | kRetireOld});
+  // Stop-first, the old release still stopping: wait for it, then start the
+  // new one and keep it at once.
+  CheckStep(P::kStoppingOld, E::kDeadline,
+            Step(P::kStoppingOld, E::kDeadline, Strategy::kStopFirst, false),
+            {P::kStoppingOld, kKeep});
+  CheckStep(
+      P::kStoppingOld, E::kOldStopped,
+      Step(P::kStoppingOld, E::kOldStopped, Strategy::kStopFirst, false, true),
+      {P::kCommitting, kStartNew | kRetireOld});
+  // The ledger cannot record the outcome: back whatever auto_rollback says.
+  CheckStep(
+      P::kCommitting, E::kLedgerFailed,
+      Step(P::kCommitting, E::kLedgerFailed, Strategy::kStartFirst, false),
+      {P::kRollingBack, kGoBack});
+}
+
+TEST_CASE("phase names are what status prints") {
+  CHECK(SwitchPhaseName(P::kVerifying) == "verifying");
+  CHECK(SwitchPhaseName(P::kStoppingOld) == "stopping-old");
+  CHECK(SwitchPhaseName(P::kStarting) == "starting");
+  CHECK(SwitchPhaseName(P::kCommitting) == "stopping-old");
+  CHECK(SwitchPhaseName(P::kRollingBack) == "rolling-back");
+}
+
+}  // namespace
+}  // namespace relsupd
