@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/base/fd.h"
 #include "daemon/base/status.h"
 #include "daemon/supervise/exec_step.h"
 
@@ -73,6 +74,11 @@ class ChildProcess {
   struct Pipe;
   struct ExitWatch;
   ChildProcess() = default;
+  // Spawn's steps after the clone: the pidfd watch (on failure the child is
+  // killed and reaped), then reading the pipes' ends in `*out_read` and
+  // `*err_read` (taken over when libuv accepts them).
+  Status WatchExit(uv_loop_t* loop, const ClonedChild& cloned);
+  void ReadOutput(uv_loop_t* loop, Fd* out_read, Fd* err_read);
   void OnExit(int64_t exit_status, int term_signal);
   static void OnAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
