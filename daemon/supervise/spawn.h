@@ -7,8 +7,9 @@
 // 4, ..., after the exec step (setsid, cwd, cgroup, rlimits, groups and
 // uid, PR_SET_PDEATHSIG, close_range, signal reset). libuv reads the pipes
 // (uv_pipe_t) and watches the child's pidfd (uv_poll_t): readable once the
-// process exited, when waitid(P_PIDFD) reaps it. No SIGCHLD handler and no
-// waitpid over every child on each exit.
+// process exited, when waitid(P_PIDFD, WNOWAIT) reads its status; the
+// zombie is reaped once the owner has acted on the exit. No SIGCHLD handler
+// and no waitpid over every child on each exit.
 //
 // The owner gets the output in chunks and the exit once. A ChildProcess may
 // be destroyed before its process exits: the process group is then sent
