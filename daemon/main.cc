@@ -91,7 +91,6 @@ class Daemon {
   void ApplyPolicy();
   void SecureAppDirs();
   Status StartRunStage();
-  Result<std::unique_ptr<CgroupTree>> OpenCgroups();
   void Reload();
   void Shutdown(int signum);
   static void OnSignal(uv_signal_t* h, int signum);
@@ -128,32 +127,6 @@ BackoffPolicy BackoffFrom(const DaemonConfig& c) {
   return b;
 }
 
-Result<std::unique_ptr<CgroupTree>> Daemon::OpenCgroups() {
-  if (config_.cgroup == "off") return std::unique_ptr<CgroupTree>();
-  if (config_.cgroup != "auto") return CgroupTree::Open(&loop_, config_.cgroup);
-  // auto: only a tree systemd delegated to us (Delegate=yes); never the
-  // cgroup of whatever shell started the daemon by hand.
-  if (getenv("INVOCATION_ID") == nullptr) return std::unique_ptr<CgroupTree>();
-  auto mount = CgroupTree::FindMount();
-  if (!mount.ok()) return std::unique_ptr<CgroupTree>();
-  auto own = CgroupTree::OwnWritableCgroup(*mount);
-  if (!own.ok()) {
-    spdlog::info("No writable cgroup ({}): instances run without cgroups",
-                 own.status().message());
-    return std::unique_ptr<CgroupTree>();
-  }
-  // cgroup v2 allows processes only in leaves of a tree with controllers:
-  // the daemon moves to ROOT/daemon and the apps live in ROOT/apps.
-  std::string daemon_dir = *own + "/daemon";
-  if (::mkdir(daemon_dir.c_str(), 0755) != 0 && errno != EEXIST)
-    return Status::FromErrno("mkdir '" + daemon_dir + "'", errno);
-  {
-    ASSIGN_OR_RETURN(Fd procs, OpenFile(daemon_dir + "/cgroup.procs", O_WRONLY));
-    RETURN_IF_ERROR(WriteAll(procs.get(), "0", "joining " + daemon_dir));
-  }
-  return CgroupTree::Open(&loop_, *own + "/apps");
-}
-
 Status Daemon::StartRunStage() {
   // Up to 1,000s of children with two pipes each: raise the soft fd limit
   // to the hard one; children get the original soft limit back (select()).
@@ -177,11 +150,7 @@ Status Daemon::StartRunStage() {
     spdlog::warn("{}: each spawn copies the fd table, ignoring", s.message());
 
   ASSIGN_OR_RETURN(std::string supervisor_id, SupervisorId(config_.state_dir));
-  ASSIGN_OR_RETURN(cgroups_, OpenCgroups());
-  if (cgroups_ != nullptr) {
-    int n = cgroups_->KillLeftovers();
-    if (n > 0) spdlog::warn("Ended {} instance cgroups a previous daemon left", n);
-  }
+  ASSIGN_OR_RETURN(cgroups_, SetUpDaemonCgroups(&loop_, config_.cgroup));
   // Descendants that outlived a killed daemon (PR_SET_PDEATHSIG only
   // reaches direct children) end before anything starts again.
   int leftovers = KillLeftovers(supervisor_id);

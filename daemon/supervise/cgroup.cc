@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <fstream>
 #include <linux/magic.h>
 
@@ -147,6 +148,50 @@ int CgroupTree::KillLeftovers() {
     ::rmdir(app_dir.c_str());  // fails while instances remain; harmless
   }
   return held;
+}
+
+namespace {
+
+Result<std::unique_ptr<CgroupTree>> OpenDaemonCgroups(
+    uv_loop_t* loop, const std::string& setting) {
+  if (setting == "off") return std::unique_ptr<CgroupTree>();
+  if (setting != "auto") return CgroupTree::Open(loop, setting);
+  // auto: only a tree systemd delegated to us (Delegate=yes); never the
+  // cgroup of whatever shell started the daemon by hand.
+  if (getenv("INVOCATION_ID") == nullptr) return std::unique_ptr<CgroupTree>();
+  auto mount = CgroupTree::FindMount();
+  if (!mount.ok()) return std::unique_ptr<CgroupTree>();
+  auto own = CgroupTree::OwnWritableCgroup(*mount);
+  if (!own.ok()) {
+    spdlog::info("No writable cgroup ({}): instances run without cgroups",
+                 own.status().message());
+    return std::unique_ptr<CgroupTree>();
+  }
+  // cgroup v2 allows processes only in leaves of a tree with controllers:
+  // the daemon moves to ROOT/daemon and the apps live in ROOT/apps.
+  std::string daemon_dir = *own + "/daemon";
+  if (::mkdir(daemon_dir.c_str(), 0755) != 0 && errno != EEXIST)
+    return Status::FromErrno("mkdir '" + daemon_dir + "'", errno);
+  {
+    ASSIGN_OR_RETURN(Fd procs,
+                     OpenFile(daemon_dir + "/cgroup.procs", O_WRONLY));
+    RETURN_IF_ERROR(WriteAll(procs.get(), "0", "joining " + daemon_dir));
+  }
+  return CgroupTree::Open(loop, *own + "/apps");
+}
+
+}  // namespace
+
+Result<std::unique_ptr<CgroupTree>> SetUpDaemonCgroups(
+    uv_loop_t* loop, const std::string& setting) {
+  ASSIGN_OR_RETURN(std::unique_ptr<CgroupTree> tree,
+                   OpenDaemonCgroups(loop, setting));
+  if (tree != nullptr) {
+    int n = tree->KillLeftovers();
+    if (n > 0)
+      spdlog::warn("Ended {} instance cgroups a previous daemon left", n);
+  }
+  return tree;
 }
 
 }  // namespace relsupd

@@ -63,4 +63,13 @@ class CgroupTree {
   UvHandle<uv_timer_t> timer_;
 };
 
+// The daemon's cgroup set-up at start, in one call. `setting` is the
+// config's `cgroup`: "off" (none), "auto" (only under systemd, the tree it
+// delegated to the daemon, if writable: the daemon moves itself to
+// ROOT/daemon and the instances live under ROOT/apps) or a directory.
+// Every instance cgroup a previous daemon left is ended. Null: instances
+// run without cgroups.
+Result<std::unique_ptr<CgroupTree>> SetUpDaemonCgroups(
+    uv_loop_t* loop, const std::string& setting);
+
 }  // namespace relsupd

@@ -16,6 +16,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "daemon/supervise/exec_strings.h"
+
 namespace relsupd {
 namespace {
 
@@ -176,34 +178,38 @@ struct ChildArgs {
   StepError* error = nullptr;
 };
 
-int ChildMain(void* arg) {
-  const ChildArgs& a = *static_cast<const ChildArgs*>(arg);
-  StepError* e = a.error;
+// The steps of ChildMain, in order (exec_step.h numbers them). Each runs in
+// the clone child under the rules above and ends it through Fail().
 
-  // Before anything touches an fd: from here on the table is the child's.
-  // Only the fds below the spawn slots are copied, not the daemon's 3,000.
+// Step 0. Before anything touches an fd: from here on the table is the
+// child's. Only the fds below the spawn slots are copied, not the daemon's
+// 3,000.
+void UnshareFdTable(const ChildArgs& a) {
   if (a.unshare_below > 0 &&
       ::syscall(SYS_close_range, static_cast<unsigned>(a.unshare_below), ~0U,
                 CLOSE_RANGE_UNSHARE) != 0) {
     // Before Linux 5.9: a private copy of the whole table.
     if (::syscall(SYS_unshare, CLONE_FILES) != 0)
-      Fail(e, "fds", errno, kExecStepSetupFailed, "cannot unshare the fd table");
+      Fail(a.error, "fds", errno, kExecStepSetupFailed, "cannot unshare the fd table");
   }
+}
 
-  if (::syscall(SYS_setsid) < 0) Fail(e, "setsid", errno, kExecStepSetupFailed, "cannot start a session");
-  if (a.cwd != nullptr && ::syscall(SYS_chdir, a.cwd) != 0)
-    Fail(e, "chdir", errno, kExecStepSetupFailed, "cannot enter '", a.cwd, "'");
-  if (a.cgroup_procs != nullptr) {
-    const long fd = ::syscall(SYS_openat, AT_FDCWD, a.cgroup_procs, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) Fail(e, "cgroup", errno, kExecStepSetupFailed, "cannot open '", a.cgroup_procs, "'");
-    // "0" is "the writing process".
-    const long w = ::syscall(SYS_write, fd, "0\n", 2);
-    const int err = errno;
-    ::syscall(SYS_close, fd);
-    if (w != 2) Fail(e, "cgroup", w < 0 ? err : EIO, kExecStepSetupFailed, "cannot join '", a.cgroup_procs, "'");
-  }
-  // Before the rlimits: a lower nofile would refuse F_DUPFD above it
-  // (EINVAL) when a source sits above the child's limit.
+// Step 3.
+void JoinCgroup(const ChildArgs& a) {
+  StepError* e = a.error;
+  const long fd = ::syscall(SYS_openat, AT_FDCWD, a.cgroup_procs, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) Fail(e, "cgroup", errno, kExecStepSetupFailed, "cannot open '", a.cgroup_procs, "'");
+  // "0" is "the writing process".
+  const long w = ::syscall(SYS_write, fd, "0\n", 2);
+  const int err = errno;
+  ::syscall(SYS_close, fd);
+  if (w != 2) Fail(e, "cgroup", w < 0 ? err : EIO, kExecStepSetupFailed, "cannot join '", a.cgroup_procs, "'");
+}
+
+// Step 4. Before the rlimits: a lower nofile would refuse F_DUPFD above it
+// (EINVAL) when a source sits above the child's limit.
+void MoveFds(const ChildArgs& a) {
+  StepError* e = a.error;
   // Sources may sit on each other's targets: first copy every one above
   // all of them, then onto its target (dup3 without O_CLOEXEC: inherited).
   int above = a.nfds;
@@ -224,46 +230,54 @@ int ChildMain(void* arg) {
   }
   if (const int err = CloseFdsRaw(a.nfds, CloseMethod::kBest); err != 0)
     Fail(e, "close fds", err, kExecStepSetupFailed, "from fd ", static_cast<long>(a.nfds));
+}
+
+// Step 5.
+void SetRlimits(const ChildArgs& a) {
   for (size_t i = 0; i < a.nrlimits; ++i) {
     const struct rlimit rl = {a.rlimits[i].soft, a.rlimits[i].hard};
     if (::syscall(SYS_prlimit64, 0, a.rlimits[i].resource, &rl, nullptr) != 0)
-      Fail(e, "rlimit", errno, kExecStepSetupFailed, "cannot set ", RlimitName(a.rlimits[i].resource));
+      Fail(a.error, "rlimit", errno, kExecStepSetupFailed, "cannot set ", RlimitName(a.rlimits[i].resource));
   }
-  if (a.change_ids) {
-    // Raw calls: glibc's wrappers would signal every thread of the daemon
-    // (they share our memory) to change their ids too.
-    if (::syscall(SYS_setgroups, a.ngroups, a.groups) != 0)
-      Fail(e, "groups", errno, kExecStepSetupFailed, "cannot set ", static_cast<long>(a.ngroups), " groups");
-    if (::syscall(SYS_setresgid, a.gid, a.gid, a.gid) != 0)
-      Fail(e, "gid", errno, kExecStepSetupFailed, "cannot set gid ", static_cast<long>(a.gid));
-    if (::syscall(SYS_setresuid, a.uid, a.uid, a.uid) != 0)
-      Fail(e, "uid", errno, kExecStepSetupFailed, "cannot set uid ", static_cast<long>(a.uid));
-    // Trust but verify: a set*id that half-worked must not start the app
-    // with a privileged real or saved id it could switch back to.
-    gid_t rg = 0, eg = 0, sg = 0;
-    if (::syscall(SYS_getresgid, &rg, &eg, &sg) != 0 || rg != a.gid || eg != a.gid || sg != a.gid)
-      Fail(e, "gid", 0, kExecStepSetupFailed, "gid is not ", static_cast<long>(a.gid), " after setresgid");
-    uid_t ru = 0, eu = 0, su = 0;
-    if (::syscall(SYS_getresuid, &ru, &eu, &su) != 0 || ru != a.uid || eu != a.uid || su != a.uid)
-      Fail(e, "uid", 0, kExecStepSetupFailed, "uid is not ", static_cast<long>(a.uid), " after setresuid");
-  }
-  if (a.ppid != 0) {
-    if (::syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
-      Fail(e, "pdeathsig", errno, kExecStepSetupFailed, "cannot set");
-    // The parent may have died before the prctl: then we were reparented
-    // and no signal will ever come.
-    const long ppid = ::syscall(SYS_getppid);
-    if (ppid != a.ppid)
-      Fail(e, "pdeathsig", 0, kExecStepSetupFailed, "parent ", static_cast<long>(a.ppid),
-           " is gone (parent is now ", ppid, ")");
-  }
-  if (a.listen_pid != nullptr) {
-    Text t{a.listen_pid, a.listen_pid + 20};
-    t.Put(::syscall(SYS_getpid));
-  }
-  // execve resets handlers itself but keeps SIG_IGN, which is what this is
-  // for (a daemon ignoring SIGPIPE must not pass that on). Dispositions
-  // first, then the mask: a signal pending since the clone meets SIG_DFL.
+}
+
+// Step 6. Raw calls: glibc's wrappers would signal every thread of the
+// daemon (they share our memory) to change their ids too.
+void ChangeIds(const ChildArgs& a) {
+  StepError* e = a.error;
+  if (::syscall(SYS_setgroups, a.ngroups, a.groups) != 0)
+    Fail(e, "groups", errno, kExecStepSetupFailed, "cannot set ", static_cast<long>(a.ngroups), " groups");
+  if (::syscall(SYS_setresgid, a.gid, a.gid, a.gid) != 0)
+    Fail(e, "gid", errno, kExecStepSetupFailed, "cannot set gid ", static_cast<long>(a.gid));
+  if (::syscall(SYS_setresuid, a.uid, a.uid, a.uid) != 0)
+    Fail(e, "uid", errno, kExecStepSetupFailed, "cannot set uid ", static_cast<long>(a.uid));
+  // Trust but verify: a set*id that half-worked must not start the app
+  // with a privileged real or saved id it could switch back to.
+  gid_t rg = 0, eg = 0, sg = 0;
+  if (::syscall(SYS_getresgid, &rg, &eg, &sg) != 0 || rg != a.gid || eg != a.gid || sg != a.gid)
+    Fail(e, "gid", 0, kExecStepSetupFailed, "gid is not ", static_cast<long>(a.gid), " after setresgid");
+  uid_t ru = 0, eu = 0, su = 0;
+  if (::syscall(SYS_getresuid, &ru, &eu, &su) != 0 || ru != a.uid || eu != a.uid || su != a.uid)
+    Fail(e, "uid", 0, kExecStepSetupFailed, "uid is not ", static_cast<long>(a.uid), " after setresuid");
+}
+
+// Step 7.
+void SetParentDeathSignal(const ChildArgs& a) {
+  if (::syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+    Fail(a.error, "pdeathsig", errno, kExecStepSetupFailed, "cannot set");
+  // The parent may have died before the prctl: then we were reparented
+  // and no signal will ever come.
+  const long ppid = ::syscall(SYS_getppid);
+  if (ppid != a.ppid)
+    Fail(a.error, "pdeathsig", 0, kExecStepSetupFailed, "parent ", static_cast<long>(a.ppid),
+         " is gone (parent is now ", ppid, ")");
+}
+
+// Step 9. execve resets handlers itself but keeps SIG_IGN, which is what
+// this is for (a daemon ignoring SIGPIPE must not pass that on).
+// Dispositions first, then the mask: a signal pending since the clone meets
+// SIG_DFL.
+void ResetSignals(const ChildArgs& a) {
   KernelSigaction dfl{};
   dfl.handler = SIG_DFL;
   for (int sig = 1; sig < NSIG; ++sig) {
@@ -272,11 +286,12 @@ int ChildMain(void* arg) {
   }
   const uint64_t none = 0;
   if (::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof none) != 0)
-    Fail(e, "signals", errno, kExecStepSetupFailed, "cannot unblock signals");
-  ::syscall(SYS_umask, a.umask);
+    Fail(a.error, "signals", errno, kExecStepSetupFailed, "cannot unblock signals");
+}
 
-  // The PATH search, as execvp does it: a missing candidate moves on, a
-  // forbidden one is remembered, anything else is the answer.
+// Step 11. The PATH search, as execvp does it: a missing candidate moves
+// on, a forbidden one is remembered, anything else is the answer.
+[[noreturn]] void ExecCandidates(const ChildArgs& a) {
   int err = ENOENT;
   bool denied = false;
   for (const char* const* p = a.paths; *p != nullptr; ++p) {
@@ -290,8 +305,29 @@ int ChildMain(void* arg) {
     }
   }
   if (denied && (err == ENOENT || err == ENOTDIR)) err = EACCES;
-  Fail(e, "", err, (err == ENOENT || err == ENOTDIR) ? kExecStepNotFound : kExecStepCannotExecute,
+  Fail(a.error, "", err, (err == ENOENT || err == ENOTDIR) ? kExecStepNotFound : kExecStepCannotExecute,
        "cannot run '", a.argv[0], "'");
+}
+
+int ChildMain(void* arg) {
+  const ChildArgs& a = *static_cast<const ChildArgs*>(arg);
+  StepError* e = a.error;
+  UnshareFdTable(a);
+  if (::syscall(SYS_setsid) < 0) Fail(e, "setsid", errno, kExecStepSetupFailed, "cannot start a session");
+  if (a.cwd != nullptr && ::syscall(SYS_chdir, a.cwd) != 0)
+    Fail(e, "chdir", errno, kExecStepSetupFailed, "cannot enter '", a.cwd, "'");
+  if (a.cgroup_procs != nullptr) JoinCgroup(a);
+  MoveFds(a);
+  SetRlimits(a);
+  if (a.change_ids) ChangeIds(a);
+  if (a.ppid != 0) SetParentDeathSignal(a);
+  if (a.listen_pid != nullptr) {
+    Text t{a.listen_pid, a.listen_pid + 20};
+    t.Put(::syscall(SYS_getpid));
+  }
+  ResetSignals(a);
+  ::syscall(SYS_umask, a.umask);
+  ExecCandidates(a);
 }
 
 // ---------------------------------------------------------------------------
@@ -409,7 +445,9 @@ void ReleaseSpawnSlots() {
   g_slots = SpawnSlots{};
 }
 
-Result<ClonedChild> CloneExec(const ExecRequest& req, const ExecStdio& stdio) {
+namespace {
+
+Status CheckRequest(const ExecRequest& req) {
   if (req.argv.empty() || req.argv[0].empty()) return InvalidArgument("no program to run");
   // A uid without its gid would leave the app in the daemon's group (root):
   // the primary group is never guessed.
@@ -418,63 +456,22 @@ Result<ClonedChild> CloneExec(const ExecRequest& req, const ExecStdio& stdio) {
     return InvalidArgument("more than " + std::to_string(NGROUPS_MAX) + " groups");
   if (req.pass_fds.size() > kMaxPassFds)
     return InvalidArgument("more than " + std::to_string(kMaxPassFds) + " fds to hand over");
+  return Status::Ok();
+}
 
-  std::vector<char*> argv;
-  for (const std::string& s : req.argv) argv.push_back(const_cast<char*>(s.c_str()));
-  argv.push_back(nullptr);
-
-  const bool listen = !req.pass_fds.empty();
-  std::string path_var = "/bin:/usr/bin";  // execvp's default
-  std::vector<char*> envp;
-  for (const std::string& s : req.env) {
-    if (s.starts_with("LISTEN_PID=") || s.starts_with("LISTEN_FDS=")) continue;
-    if (!listen && s.starts_with("LISTEN_FDNAMES=")) continue;
-    if (s.starts_with("PATH=")) path_var = s.substr(5);
-    envp.push_back(const_cast<char*>(s.c_str()));
-  }
-  std::string listen_fds, listen_pid;
-  if (listen) {
-    listen_fds = "LISTEN_FDS=" + std::to_string(req.pass_fds.size());
-    // The child writes its pid over the NULs.
-    listen_pid = "LISTEN_PID=" + std::string(21, '\0');
-    envp.push_back(listen_fds.data());
-    envp.push_back(listen_pid.data());
-  }
-  envp.push_back(nullptr);
-
-  std::vector<std::string> candidates;
-  const std::string& program = req.argv[0];
-  if (program.find('/') != std::string::npos) {
-    candidates.push_back(program);
-  } else {
-    size_t start = 0;
-    for (;;) {
-      const size_t end = path_var.find(':', start);
-      std::string dir = path_var.substr(start, end == std::string::npos ? end : end - start);
-      candidates.push_back((dir.empty() ? "." : dir) + "/" + program);
-      if (end == std::string::npos) break;
-      start = end + 1;
-    }
-  }
-  std::vector<const char*> paths;
-  for (const std::string& c : candidates) paths.push_back(c.c_str());
-  paths.push_back(nullptr);
-
-  std::vector<int> fds = {stdio.in, stdio.out, stdio.err};
-  fds.insert(fds.end(), req.pass_fds.begin(), req.pass_fds.end());
-  const std::string cgroup_procs =
-      req.cgroup_dir.empty() ? "" : req.cgroup_dir + "/cgroup.procs";
-
-  StepError error;
+ChildArgs MakeChildArgs(const ExecRequest& req, ExecStrings* s,
+                        const std::vector<int>& fds, StepError* error) {
   ChildArgs a;
-  a.paths = paths.data();
-  a.argv = argv.data();
-  a.envp = envp.data();
-  a.listen_pid = listen ? listen_pid.data() + std::strlen("LISTEN_PID=") : nullptr;
+  a.paths = s->paths.data();
+  a.argv = s->argv.data();
+  a.envp = s->envp.data();
+  a.listen_pid = s->listen_pid.empty()
+                     ? nullptr
+                     : s->listen_pid.data() + std::strlen("LISTEN_PID=");
   a.cwd = req.cwd.empty() ? nullptr : req.cwd.c_str();
   a.fds = fds.data();
   a.nfds = static_cast<int>(fds.size());
-  a.cgroup_procs = cgroup_procs.empty() ? nullptr : cgroup_procs.c_str();
+  a.cgroup_procs = s->cgroup_procs.empty() ? nullptr : s->cgroup_procs.c_str();
   a.rlimits = req.rlimits.data();
   a.nrlimits = req.rlimits.size();
   a.change_ids = req.uid.has_value();
@@ -484,55 +481,55 @@ Result<ClonedChild> CloneExec(const ExecRequest& req, const ExecStdio& stdio) {
   a.uid = req.uid.value_or(0);
   a.ppid = req.pdeathsig ? ::getpid() : 0;
   a.umask = req.umask;
-  a.error = &error;
+  a.error = error;
+  return a;
+}
 
-  // One stack for every child: a child is done with it once the clone
-  // returns (it exec'd or exited). A mutex in case two threads spawn; the
-  // daemon spawns from its loop thread only. Not mmap'd per spawn: mmap,
-  // munmap and the fresh pages' faults are a measurable part of a restart.
-  alignas(64) static char stack[kChildStack];
-  std::lock_guard<std::mutex> lock(g_spawn_mutex);
-  // With the slots reserved, the child shares the fd table and copies only
-  // the fds below the slots' end into its own (copying and then closing
-  // 3,000 fds took 0.6 ms per spawn): the fds it needs go into the slots,
-  // and the placeholders come back after the clone.
-  int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD;
-  const bool slots = g_slots.base >= 0 && fds.size() <= static_cast<size_t>(g_slots.count);
-  if (slots) {
-    for (size_t i = 0; i < fds.size(); ++i) {
-      const int slot = g_slots.base + static_cast<int>(i);
-      if (::dup3(fds[i], slot, O_CLOEXEC) < 0) {
-        const int err = errno;
-        for (size_t k = 0; k < i; ++k)
-          ::dup3(g_slots.placeholder, g_slots.base + static_cast<int>(k), O_CLOEXEC);
-        return Status::FromErrno("cannot hand fd " + std::to_string(fds[i]) + " to the child", err);
-      }
-      fds[i] = slot;
+// Puts the placeholders back into the first `n` slots.
+void ClearSlots(size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    ::dup3(g_slots.placeholder, g_slots.base + static_cast<int>(i), O_CLOEXEC);
+}
+
+// Moves the child's fds into the slots (`fds` then names the slots).
+// REQUIRES: g_spawn_mutex held, the slots reserved and enough of them.
+Status FillSlots(std::vector<int>* fds) {
+  for (size_t i = 0; i < fds->size(); ++i) {
+    const int slot = g_slots.base + static_cast<int>(i);
+    if (::dup3((*fds)[i], slot, O_CLOEXEC) < 0) {
+      const int err = errno;
+      ClearSlots(i);
+      return Status::FromErrno("cannot hand fd " + std::to_string((*fds)[i]) + " to the child", err);
     }
-    flags |= CLONE_FILES;
-    a.unshare_below = g_slots.base + g_slots.count;
+    (*fds)[i] = slot;
   }
-  // Until its signal reset, the child would run the daemon's handlers on
-  // the daemon's memory: it starts with every signal blocked.
-  // Raw: glibc's sigfillset/pthread_sigmask leave its two internal signals
-  // (SIGCANCEL, SIGSETXID) unblocked, as its posix_spawn does not.
+  return Status::Ok();
+}
+
+// One stack for every child: a child is done with it once the clone
+// returns (it exec'd or exited). Guarded by g_spawn_mutex. Not mmap'd per
+// spawn: mmap, munmap and the fresh pages' faults are a measurable part of
+// a restart.
+alignas(64) char g_child_stack[kChildStack];
+
+// clone() with every signal blocked: until its signal reset, the child
+// would run the daemon's handlers on the daemon's memory. Raw: glibc's
+// sigfillset/pthread_sigmask leave its two internal signals (SIGCANCEL,
+// SIGSETXID) unblocked, as its posix_spawn does not. Returns the pid, or
+// -1 with the clone's errno in `*clone_err`.
+pid_t CloneBlocked(ChildArgs* a, int flags, int* pidfd, int* clone_err) {
   const uint64_t all = ~uint64_t{0};
   uint64_t old = 0;
   ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof all);
-  int pidfd = -1;
-  const pid_t pid = ::clone(&ChildMain, stack + kChildStack,
-                            flags, &a, &pidfd);
-  const int clone_err = errno;
+  const pid_t pid = ::clone(&ChildMain, g_child_stack + kChildStack, flags, a, pidfd);
+  *clone_err = errno;
   ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, sizeof old);
-  if (slots) {
-    for (size_t i = 0; i < fds.size(); ++i)
-      ::dup3(g_slots.placeholder, g_slots.base + static_cast<int>(i), O_CLOEXEC);
-  }
-  if (pid < 0) return Status::FromErrno("clone", clone_err);
-  if (error.step == nullptr) return ClonedChild{pid, pidfd};
+  return pid;
+}
 
-  // The child failed a step and _exited: reap it (it is gone already or
-  // about to be; the vfork ended at its exit).
+// The child failed a step and _exited: reaps it (it is gone already or
+// about to be; the vfork ended at its exit) and says what failed.
+Status ReapFailedChild(int pidfd, const StepError& error) {
   siginfo_t info{};
   while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED) != 0 &&
          errno == EINTR) {
@@ -547,6 +544,40 @@ Result<ClonedChild> CloneExec(const ExecRequest& req, const ExecStdio& stdio) {
   return Status(code, message, error.err);
 }
 
+}  // namespace
+
+Result<ClonedChild> CloneExec(const ExecRequest& req, const ExecStdio& stdio) {
+  RETURN_IF_ERROR(CheckRequest(req));
+  ExecStrings strings;
+  BuildExecStrings(req, &strings);
+  std::vector<int> fds = {stdio.in, stdio.out, stdio.err};
+  fds.insert(fds.end(), req.pass_fds.begin(), req.pass_fds.end());
+  StepError error;
+  ChildArgs a = MakeChildArgs(req, &strings, fds, &error);
+
+  // A mutex in case two threads spawn; the daemon spawns from its loop
+  // thread only.
+  std::lock_guard<std::mutex> lock(g_spawn_mutex);
+  // With the slots reserved, the child shares the fd table and copies only
+  // the fds below the slots' end into its own (copying and then closing
+  // 3,000 fds took 0.6 ms per spawn): the fds it needs go into the slots,
+  // and the placeholders come back after the clone.
+  int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD;
+  const bool slots = g_slots.base >= 0 && fds.size() <= static_cast<size_t>(g_slots.count);
+  if (slots) {
+    RETURN_IF_ERROR(FillSlots(&fds));
+    flags |= CLONE_FILES;
+    a.unshare_below = g_slots.base + g_slots.count;
+  }
+  int pidfd = -1;
+  int clone_err = 0;
+  const pid_t pid = CloneBlocked(&a, flags, &pidfd, &clone_err);
+  if (slots) ClearSlots(fds.size());
+  if (pid < 0) return Status::FromErrno("clone", clone_err);
+  if (error.step == nullptr) return ClonedChild{pid, pidfd};
+  return ReapFailedChild(pidfd, error);
+}
+
 int ExecStepExitCode(const Status& status) {
   switch (status.code()) {
     case StatusCode::kNotFound:
@@ -559,40 +590,5 @@ int ExecStepExitCode(const Status& status) {
 }
 
 int CloseFdsFrom(int first, CloseMethod method) { return CloseFdsRaw(first, method); }
-
-std::vector<std::string> CommandArgv(const std::string& command) {
-  // POSIX sh keywords and builtins that are not programs: run directly they
-  // would fail with "not found" (`exec bundle exec puma` is a common
-  // Procfile line).
-  static constexpr const char* kShellWords[] = {
-      "!",     "{",        "}",     "case",  "do",     "done",  "elif",    "else",
-      "esac",  "fi",       "for",   "if",    "in",     "then",  "until",   "while",
-      ".",     "break",    "continue", "eval", "exec", "exit",  "export",  "readonly",
-      "return", "set",     "shift", "times", "trap",   "unset", "cd",      "alias",
-      "umask", "ulimit",   "wait",  "command", "read", "getopts", "hash",  "type",
-      "jobs",  "fg",       "bg",    "local", "source", "unalias",
-  };
-  std::vector<std::string> words;
-  std::string word;
-  bool needs_shell = false;
-  for (const char c : command) {
-    if (c == ' ' || c == '\t') {
-      if (!word.empty()) words.push_back(std::move(word));
-      word.clear();
-      continue;
-    }
-    // '=' matters only in the first word (an assignment: `FOO=1 prog`);
-    // `prog --port=8080` runs the same either way.
-    if (c == '=' && words.empty()) needs_shell = true;
-    if (std::strchr("|&;<>()$`\\\"'*?[#~%{}\n", c) != nullptr && c != '\0') needs_shell = true;
-    word.push_back(c);
-  }
-  if (!word.empty()) words.push_back(std::move(word));
-  if (words.empty()) return {};
-  for (const char* w : kShellWords)
-    if (words[0] == w) needs_shell = true;
-  if (needs_shell) return {"/bin/sh", "-c", command};
-  return words;
-}
 
 }  // namespace relsupd

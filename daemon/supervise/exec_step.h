@@ -51,6 +51,7 @@
 #include <vector>
 
 #include "daemon/base/status.h"
+#include "daemon/supervise/command_argv.h"  // CommandArgv, which it used to declare
 
 namespace relsupd {
 
@@ -101,7 +102,7 @@ struct ClonedChild {
 // status says which step failed; its code maps to the child's exit code
 // through ExecStepExitCode. Blocks the calling thread until the exec.
 // Without LISTEN fds, LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES are removed from
-// the environment (they would describe fds step 8 closes); with them,
+// the environment (they would describe fds step 4 closes); with them,
 // LISTEN_PID and LISTEN_FDS are set (LISTEN_FDNAMES comes with `env`).
 Result<ClonedChild> CloneExec(const ExecRequest& req, const ExecStdio& stdio);
 
@@ -122,21 +123,12 @@ void ReleaseSpawnSlots();
 // 127 for a program not found, 126 for one that cannot run, else 125.
 int ExecStepExitCode(const Status& status);
 
-// Step 8 alone, on the calling process: closes every fd >= `first`.
+// Step 4's close alone, on the calling process: closes every fd >= `first`.
 enum class CloseMethod {
   kBest,        // close_range, then /proc/self/fd, then a loop over all fds
   kProcSelfFd,  // the fallback for kernels without close_range (< 5.9)
 };
 // Returns 0 or an errno.
 int CloseFdsFrom(int first, CloseMethod method = CloseMethod::kBest);
-
-// The argv to exec for a process file's `command`. {"/bin/sh", "-c",
-// command} when it needs a shell (quoting, expansion, redirection, pipes,
-// lists, globbing, comments, a variable assignment or a shell keyword/
-// builtin such as `exec` or `cd` as the first word); otherwise the words
-// split on spaces and tabs, exec'd directly so that the instance's pid is
-// the program itself and no shell start-up is paid. Empty for a blank
-// command (the spec parser rejects those).
-std::vector<std::string> CommandArgv(const std::string& command);
 
 }  // namespace relsupd

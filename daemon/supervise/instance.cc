@@ -5,11 +5,11 @@
 #include <string.h>
 
 #include <algorithm>
-#include <cmath>
 #include <random>
 
 #include "daemon/logs/log_store.h"
 #include "daemon/supervise/cgroup.h"
+#include "daemon/supervise/command_argv.h"
 #include "daemon/supervise/exec_step.h"
 
 namespace relsupd {
@@ -41,14 +41,14 @@ Instance::Instance(SuperviseEnv* env, std::shared_ptr<const ReleaseRun> run,
       observer_(observer),
       backoff_(env->backoff,
                env->random01 ? env->random01 : &DefaultRandom01),
-      out_(env->log_rate.max_line),
-      err_(env->log_rate.max_line),
-      tokens_(static_cast<double>(env->log_rate.burst)) {
+      capture_(env->loop, env->clock, env->logs, env->log_rate,
+               LogSource{run_->app, run_->release(), name()}) {
   uv_timer_init(env_->loop, timer_.get());
   timer_->data = this;
 }
 
 Instance::~Instance() {
+  capture_.Detach();
   probe_.reset();
   if (child_ != nullptr && !child_->exited()) {
     spdlog::warn("{} {} (pid {}) killed: its supervisor went away",
@@ -70,12 +70,7 @@ void Instance::Start() {
   Dispatch(InstanceEvent::kStartRequested);
 }
 
-void Instance::Stop() {
-  // A stop by request wins over a stop for the ready timeout: the exit then
-  // ends the instance instead of restarting it.
-  stopping_for_timeout_ = false;
-  Dispatch(InstanceEvent::kStopRequested);
-}
+void Instance::Stop() { Dispatch(InstanceEvent::kStopRequested); }
 
 void Instance::NotifyReady() {
   if (state_ == InstanceState::kRunning &&
@@ -83,9 +78,9 @@ void Instance::NotifyReady() {
     Dispatch(InstanceEvent::kReady);
 }
 
-void Instance::Dispatch(InstanceEvent event, bool exit_ok,
-                        bool crash_limit_hit) {
-  TransitionInput in{state_, event, spec_->restart, exit_ok, crash_limit_hit};
+void Instance::Dispatch(InstanceEvent event, ExitKind exit,
+                        CrashLimit crash_limit) {
+  TransitionInput in{state_, event, spec_->restart, exit, crash_limit};
   Transition t = NextTransition(in);
   if (t.action == InstanceAction::kInvalid) {
     spdlog::debug("{} {}: event {} ignored in state {}", run_->app, name(),
@@ -94,10 +89,8 @@ void Instance::Dispatch(InstanceEvent event, bool exit_ok,
   }
   InstanceState before = state_;
   state_ = t.next;
-  if (before != state_) {
-    CancelTimer();
-    if (before == InstanceState::kRunning) probe_.reset();
-  }
+  if (TimerOf(before) != TimerOf(state_)) CancelTimer();
+  if (before != state_ && before == InstanceState::kRunning) probe_.reset();
   Act(t.action);
   if (before != state_ || t.action == InstanceAction::kMarkFailed)
     observer_->OnInstanceState(this, before);
@@ -211,8 +204,10 @@ void Instance::DoSpawn() {
     }
   }
   ChildProcess::Callbacks cb;
-  cb.on_output = [this](OutputStream s, std::string_view d) { OnOutput(s, d); };
-  cb.on_eof = [this](OutputStream s) { OnEof(s); };
+  cb.on_output = [this](OutputStream s, std::string_view d) {
+    capture_.OnOutput(s, d);
+  };
+  cb.on_eof = [this](OutputStream s) { capture_.OnEof(s); };
   cb.on_exit = [this](int64_t status, int signal) { OnExit(status, signal); };
   auto child = ChildProcess::Spawn(env_->loop, req, std::move(cb));
   int64_t now = env_->clock->MonotonicMs();
@@ -220,8 +215,9 @@ void Instance::DoSpawn() {
     // The exec step failed (no such program, a cgroup, a uid): the
     // operator reads why in the daemon's log and in the app's own.
     spdlog::warn("{} {}: {}", run_->app, name(), child.status().message());
-    Emit(OutputStream::kErr, "relsupd: " + child.status().message(), false);
-    if (env_->logs != nullptr) env_->logs->Flush();
+    capture_.WriteLine(OutputStream::kErr,
+                       "relsupd: " + child.status().message());
+    capture_.FlushLogs();
     exits_.push_back(
         {env_->clock->WallMs(), ExecStepExitCode(child.status()), 0});
     if (env_->cgroups != nullptr && !cgroup_dir_.empty()) {
@@ -231,14 +227,14 @@ void Instance::DoSpawn() {
     }
     if (exits_.size() > kMaxExits) exits_.erase(exits_.begin());
     backoff_delay_ms_ = backoff_.Exited(now);
-    Dispatch(InstanceEvent::kSpawnFailed, false,
-             type_failed_ || backoff_.CrashLimitHit());
+    Dispatch(InstanceEvent::kSpawnFailed, ExitKind::kFailure,
+             CrashLimitNow());
     return;
   }
   child_ = std::move(*child);
+  capture_.Attach(child_.get());
   started_ms_ = now;
   backoff_.Started(now);
-  stopping_for_timeout_ = false;
   spdlog::info("{} {} {} started (pid {}): {}", run_->app, run_->release(),
                name(), child_->pid(), spec_->command);
   Dispatch(InstanceEvent::kSpawned);
@@ -285,7 +281,6 @@ void Instance::OnTimer() {
   if (state_ == InstanceState::kRunning) {
     spdlog::warn("{} {} (pid {}) was not ready within {} ms, stopping it",
                  run_->app, name(), pid(), spec_->ready_timeout_ms);
-    stopping_for_timeout_ = true;
   }
   Dispatch(InstanceEvent::kTimer);
 }
@@ -293,13 +288,7 @@ void Instance::OnTimer() {
 void Instance::OnExit(int64_t status, int signal) {
   // Whatever the child wrote before it died is already in the pipes.
   child_->DrainOutput();
-  auto flush = [this](OutputStream s, LineSplitter& splitter) {
-    splitter.Flush([this, s](std::string_view line, bool partial) {
-      Emit(s, line, partial);
-    });
-  };
-  flush(OutputStream::kOut, out_);
-  flush(OutputStream::kErr, err_);
+  capture_.FlushLines();
 
   ExitInfo info{env_->clock->WallMs(), status, signal};
   exits_.push_back(info);
@@ -309,6 +298,7 @@ void Instance::OnExit(int64_t status, int signal) {
   // pipes (the kernel frees them) and writing the log are not on the
   // restart's path. Safe: ChildProcess calls us last.
   std::unique_ptr<ChildProcess> old = std::move(child_);
+  capture_.Detach();
   struct FlushLogs {
     LogStore* logs;
     ~FlushLogs() {
@@ -325,84 +315,26 @@ void Instance::OnExit(int64_t status, int signal) {
     // be reused while any member lives; ESRCH when none is left).
     ::kill(-pid, SIGKILL);
   }
-  if (throttle_timer_ != nullptr) uv_timer_stop(throttle_timer_->get());
 
-  if (state_ == InstanceState::kStopping && !stopping_for_timeout_) {
+  if (state_ == InstanceState::kStopping) {
     spdlog::info("{} {} (pid {}) stopped: {}", run_->app, name(), pid,
                  info.Describe());
     Dispatch(InstanceEvent::kExited);
     return;
   }
-  if (state_ == InstanceState::kStopping) {
-    // Stopped because it was not ready in time: that is a crash of a
-    // running instance, restarted under the backoff like any other.
-    stopping_for_timeout_ = false;
-    state_ = InstanceState::kRunning;
-  }
-  const bool ok = status == 0 && signal == 0;
+  // Any other exit is a crash, restarted under the backoff: a stop because
+  // it was not ready in time (kStoppingUnready) too.
   spdlog::info("{} {} (pid {}) exited: {}", run_->app, name(), pid,
                info.Describe());
   backoff_delay_ms_ = backoff_.Exited(env_->clock->MonotonicMs());
-  Dispatch(InstanceEvent::kExited, ok, type_failed_ || backoff_.CrashLimitHit());
+  Dispatch(InstanceEvent::kExited,
+           status == 0 && signal == 0 ? ExitKind::kSuccess : ExitKind::kFailure,
+           CrashLimitNow());
 }
 
-void Instance::OnOutput(OutputStream stream, std::string_view data) {
-  LineSplitter& splitter = stream == OutputStream::kOut ? out_ : err_;
-  int64_t lines = 0;
-  splitter.Feed(data, [&](std::string_view line, bool partial) {
-    ++lines;
-    Emit(stream, line, partial);
-  });
-  const LogRatePolicy& rate = env_->log_rate;
-  int64_t now = env_->clock->MonotonicMs();
-  tokens_ = std::min<double>(
-      static_cast<double>(rate.burst),
-      tokens_ + static_cast<double>(now - tokens_ms_) *
-                    static_cast<double>(rate.bytes_per_sec) / 1000.0);
-  tokens_ms_ = now;
-  tokens_ -= static_cast<double>(data.size()) +
-             static_cast<double>(lines * rate.line_cost);
-  if (tokens_ < 0) Throttle();
-}
-
-void Instance::Throttle() {
-  if (child_ == nullptr) return;
-  if (env_->logs != nullptr) env_->logs->Flush();
-  child_->PauseOutput();
-  if (throttle_timer_ == nullptr) {
-    throttle_timer_ = std::make_unique<UvHandle<uv_timer_t>>();
-    uv_timer_init(env_->loop, throttle_timer_->get());
-    (*throttle_timer_)->data = this;
-  }
-  auto wait_ms = static_cast<uint64_t>(std::ceil(
-      -tokens_ * 1000.0 / static_cast<double>(env_->log_rate.bytes_per_sec)));
-  uv_timer_start(
-      throttle_timer_->get(),
-      [](uv_timer_t* t) {
-        auto* self = static_cast<Instance*>(t->data);
-        if (self != nullptr && self->child_ != nullptr)
-          self->child_->ResumeOutput();
-      },
-      std::max<uint64_t>(wait_ms, 1), 0);
-}
-
-void Instance::OnEof(OutputStream stream) {
-  LineSplitter& splitter = stream == OutputStream::kOut ? out_ : err_;
-  splitter.Flush([this, stream](std::string_view line, bool partial) {
-    Emit(stream, line, partial);
-  });
-}
-
-void Instance::Emit(OutputStream stream, std::string_view line, bool partial) {
-  if (env_->logs == nullptr) return;
-  LogRecord r;
-  r.app = run_->app;
-  r.release = run_->release();
-  r.process = name();
-  r.stream = stream == OutputStream::kOut ? "out" : "err";
-  r.text = std::string(line);
-  r.partial = partial;
-  env_->logs->Append(std::move(r));
+CrashLimit Instance::CrashLimitNow() const {
+  return type_failed_ || backoff_.CrashLimitHit() ? CrashLimit::kHit
+                                                  : CrashLimit::kNotHit;
 }
 
 }  // namespace relsupd

@@ -3,10 +3,9 @@
 //
 // It drives the state table of instance_state.h from libuv callbacks: the
 // child's exit, its readiness, one timer (backoff, ready timeout or stop
-// timeout, whichever the state needs). Output is cut into lines and handed
-// to the log store, at a bounded rate per instance so that a flooding child
-// only slows itself. The owner (a ReleaseGroup) hears of every state change.
-// Loop thread only.
+// timeout, whichever the state needs). Its OutputCapture (output_capture.h)
+// takes the child's output to the log store. The owner (a ReleaseGroup)
+// hears of every state change. Loop thread only.
 
 #include <sys/types.h>
 #include <uv.h>
@@ -22,9 +21,9 @@
 #include "daemon/base/clock.h"
 #include "daemon/base/uv_handle.h"
 #include "daemon/config/process_file.h"
-#include "daemon/logs/line_splitter.h"
 #include "daemon/supervise/backoff.h"
 #include "daemon/supervise/instance_state.h"
+#include "daemon/supervise/output_capture.h"
 #include "daemon/supervise/readiness.h"
 #include "daemon/supervise/spawn.h"
 
@@ -48,16 +47,6 @@ struct ReleaseRun {
   // Daemon-held listeners by socket name; the fds stay the daemon's.
   std::map<std::string, int> socket_fds;
   std::string release() const { return "v" + std::to_string(number); }
-};
-
-// How output is read: a token bucket per instance. Each line costs its
-// bytes plus `line_cost`; an instance over its budget stops being read
-// until the bucket refills, and its writes block.
-struct LogRatePolicy {
-  int64_t bytes_per_sec = 4 << 20;
-  int64_t burst = 4 << 20;
-  int64_t line_cost = 128;
-  size_t max_line = 16 * 1024;
 };
 
 // What every instance of a daemon shares. Owned by the Supervisor.
@@ -140,8 +129,9 @@ class Instance {
   static constexpr size_t kMaxExits = 10;
 
  private:
-  void Dispatch(InstanceEvent event, bool exit_ok = false,
-                bool crash_limit_hit = false);
+  void Dispatch(InstanceEvent event, ExitKind exit = ExitKind::kFailure,
+                CrashLimit crash_limit = CrashLimit::kNotHit);
+  CrashLimit CrashLimitNow() const;
   void Act(InstanceAction action);
   void DoSpawn();
   void DoStartReadyCheck();
@@ -149,10 +139,6 @@ class Instance {
   void CancelTimer();
   void OnTimer();
   void OnExit(int64_t status, int signal);
-  void OnOutput(OutputStream stream, std::string_view data);
-  void OnEof(OutputStream stream);
-  void Emit(OutputStream stream, std::string_view line, bool partial);
-  void Throttle();
   SpawnRequest BaseRequest() const;
 
   SuperviseEnv* env_;
@@ -164,16 +150,11 @@ class Instance {
   InstanceState state_ = InstanceState::kStopped;
   Backoff backoff_;
   int64_t backoff_delay_ms_ = 0;
-  bool stopping_for_timeout_ = false;
   std::unique_ptr<ChildProcess> child_;
   std::unique_ptr<ReadyProbe> probe_;
   std::string cgroup_dir_;
   UvHandle<uv_timer_t> timer_;
-  std::unique_ptr<UvHandle<uv_timer_t>> throttle_timer_;
-  LineSplitter out_;
-  LineSplitter err_;
-  double tokens_;
-  int64_t tokens_ms_ = 0;
+  OutputCapture capture_;
   int64_t started_ms_ = 0;
   std::vector<ExitInfo> exits_;  // oldest first; empty until the first exit
   std::string status_text_;

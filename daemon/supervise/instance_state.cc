@@ -11,9 +11,10 @@ using A = InstanceAction;
 Transition AfterExit(const TransitionInput& in) {
   const bool restart =
       in.restart == RestartPolicy::kAlways ||
-      (in.restart == RestartPolicy::kOnFailure && !in.exit_ok);
+      (in.restart == RestartPolicy::kOnFailure &&
+       in.exit == ExitKind::kFailure);
   if (!restart) return {S::kExited, A::kNone};
-  if (in.crash_limit_hit) return {S::kFailed, A::kMarkFailed};
+  if (in.crash_limit == CrashLimit::kHit) return {S::kFailed, A::kMarkFailed};
   return {S::kBackoff, A::kArmBackoff};
 }
 
@@ -36,7 +37,7 @@ Transition NextTransition(const TransitionInput& in) {
           // A spawn that fails never takes the supervisor down: it is a
           // crash like any other and is retried after the backoff.
           TransitionInput as_crash = in;
-          as_crash.exit_ok = false;
+          as_crash.exit = ExitKind::kFailure;
           return AfterExit(as_crash);
         }
         case E::kExited: return AfterExit(in);
@@ -51,7 +52,7 @@ Transition NextTransition(const TransitionInput& in) {
         case E::kStopRequested: return {S::kStopping, A::kSignalStop};
         case E::kStartRequested: return {S::kRunning, A::kNone};
         // The ready check timed out: stop it; it restarts as a crash.
-        case E::kTimer: return {S::kStopping, A::kSignalStop};
+        case E::kTimer: return {S::kStoppingUnready, A::kSignalStop};
         default: return {in.state, A::kInvalid};
       }
     case S::kReady:
@@ -71,6 +72,16 @@ Transition NextTransition(const TransitionInput& in) {
         case E::kStartRequested: return {S::kStopping, A::kNone};
         default: return {in.state, A::kInvalid};
       }
+    case S::kStoppingUnready:
+      switch (in.event) {
+        case E::kExited: return AfterExit(in);
+        case E::kTimer: return {S::kStoppingUnready, A::kKill};
+        // A stop by request wins: the exit then ends the instance. The stop
+        // timeout runs on (both states have it).
+        case E::kStopRequested: return {S::kStopping, A::kNone};
+        case E::kStartRequested: return {S::kStoppingUnready, A::kNone};
+        default: return {in.state, A::kInvalid};
+      }
     case S::kBackoff:
       switch (in.event) {
         case E::kTimer: return {S::kStarting, A::kSpawn};
@@ -82,6 +93,21 @@ Transition NextTransition(const TransitionInput& in) {
   return {in.state, A::kInvalid};
 }
 
+InstanceTimer TimerOf(InstanceState s) {
+  switch (s) {
+    case S::kRunning: return InstanceTimer::kReadyTimeout;
+    case S::kStopping:
+    case S::kStoppingUnready: return InstanceTimer::kStopTimeout;
+    case S::kBackoff: return InstanceTimer::kBackoff;
+    case S::kStopped:
+    case S::kStarting:
+    case S::kReady:
+    case S::kExited:
+    case S::kFailed: return InstanceTimer::kNone;
+  }
+  return InstanceTimer::kNone;
+}
+
 std::string_view InstanceStateName(InstanceState s) {
   switch (s) {
     case S::kStopped: return "stopped";
@@ -89,6 +115,8 @@ std::string_view InstanceStateName(InstanceState s) {
     case S::kRunning: return "running";
     case S::kReady: return "ready";
     case S::kStopping: return "stopping";
+    // The reason for the stop is the supervisor's; status shows "stopping".
+    case S::kStoppingUnready: return "stopping";
     case S::kBackoff: return "backoff";
     case S::kExited: return "exited";
     case S::kFailed: return "failed";
@@ -119,6 +147,16 @@ std::string_view InstanceActionName(InstanceAction a) {
     case A::kArmBackoff: return "arm-backoff";
     case A::kMarkFailed: return "mark-failed";
     case A::kInvalid: return "invalid";
+  }
+  return "?";
+}
+
+std::string_view InstanceTimerName(InstanceTimer t) {
+  switch (t) {
+    case InstanceTimer::kNone: return "none";
+    case InstanceTimer::kReadyTimeout: return "ready-timeout";
+    case InstanceTimer::kStopTimeout: return "stop-timeout";
+    case InstanceTimer::kBackoff: return "backoff";
   }
   return "?";
 }

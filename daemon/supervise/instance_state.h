@@ -2,10 +2,10 @@
 // The life of one process instance (web.1, worker.3, ...) as a table of
 // state x event -> next state + action, in the manner of s6-supervise.
 //
-// The supervisor's loop only waits for events and dispatches them through
-// Transition(); everything it does (spawn, signal, arm a timer) is the
-// returned action. Pure functions; any thread. The run stage drives this
-// table from libuv callbacks.
+// An Instance (instance.h) only waits for events and dispatches them through
+// NextTransition(); everything it does (spawn, signal, arm a timer) is the
+// returned action, and nothing else writes its state. Pure functions; any
+// thread. Instance drives this table from libuv callbacks.
 
 #include <string_view>
 
@@ -19,11 +19,14 @@ enum class InstanceState {
   kRunning,   // alive, waiting for its ready check
   kReady,     // alive and ready
   kStopping,  // stop signal sent, waiting for it to exit (SIGKILL on timeout)
+  // Not ready in time: stop signal sent as in kStopping, but its exit is a
+  // crash (restarted under the backoff). Shown as "stopping".
+  kStoppingUnready,
   kBackoff,   // exited; waiting for the restart timer
   kExited,    // exited and not restarting (policy says so)
   kFailed,    // crashed too often in the window; only a start by hand revives it
 };
-inline constexpr int kInstanceStateCount = 8;
+inline constexpr int kInstanceStateCount = 9;
 
 enum class InstanceEvent {
   kStartRequested,  // scale up, activation, `ctl start`
@@ -47,12 +50,22 @@ enum class InstanceAction {
   kInvalid,         // the event makes no sense in this state; log and ignore
 };
 
+// How a process ended (kExited), for the restart policy.
+enum class ExitKind {
+  kFailure,  // a non-zero status or a signal (a failed spawn too)
+  kSuccess,  // status 0 and no signal
+};
+
+// Whether an exit or a failed spawn was one crash too many in the window
+// (or the instance's type has failed already).
+enum class CrashLimit { kNotHit, kHit };
+
 struct TransitionInput {
   InstanceState state;
   InstanceEvent event;
   RestartPolicy restart = RestartPolicy::kAlways;
-  bool exit_ok = false;        // kExited: status 0 and no signal
-  bool crash_limit_hit = false;  // kExited/kSpawnFailed: too many in the window
+  ExitKind exit = ExitKind::kFailure;               // kExited only
+  CrashLimit crash_limit = CrashLimit::kNotHit;     // kExited, kSpawnFailed
 };
 
 struct Transition {
@@ -62,8 +75,15 @@ struct Transition {
 
 Transition NextTransition(const TransitionInput& in);
 
+// The one timer an instance has serves its state: the ready timeout while
+// running, the stop timeout while stopping, the restart delay in backoff.
+// A transition to a state with another timer cancels the armed one.
+enum class InstanceTimer { kNone, kReadyTimeout, kStopTimeout, kBackoff };
+InstanceTimer TimerOf(InstanceState s);
+
 std::string_view InstanceStateName(InstanceState s);
 std::string_view InstanceEventName(InstanceEvent e);
 std::string_view InstanceActionName(InstanceAction a);
+std::string_view InstanceTimerName(InstanceTimer t);
 
 }  // namespace relsupd

@@ -26,24 +26,28 @@ Result<sockaddr_storage> ResolveLiteral(const ProbeTarget& t) {
 // close callback, so a probe destroyed mid-attempt only has to detach it.
 class Attempt;
 
+// How an attempt ended.
+enum class AttemptResult { kFailed, kPassed };
+
 class NetProbe final : public ReadyProbe {
  public:
-  NetProbe(uv_loop_t* loop, sockaddr_storage addr, bool http, ProbeTarget t,
-           std::function<void()> on_ready)
-      : loop_(loop), addr_(addr), http_(http), target_(std::move(t)),
+  // `kind`: ReadyKind::kTcp or ReadyKind::kHttp.
+  NetProbe(uv_loop_t* loop, sockaddr_storage addr, ReadyKind kind,
+           ProbeTarget t, std::function<void()> on_ready)
+      : loop_(loop), addr_(addr), kind_(kind), target_(std::move(t)),
         on_ready_(std::move(on_ready)) {
     uv_timer_init(loop_, timer_.get());
     timer_->data = this;
   }
   ~NetProbe() override;
   void Try();
-  void Done(bool ok);  // the attempt ended
+  void Done(AttemptResult result);
 
  private:
   friend class Attempt;
   uv_loop_t* loop_;
   sockaddr_storage addr_;
-  bool http_;
+  ReadyKind kind_;
   ProbeTarget target_;
   std::function<void()> on_ready_;
   UvHandle<uv_timer_t> timer_;
@@ -62,7 +66,7 @@ class Attempt {
     int rc = uv_tcp_connect(&connect_, &tcp_,
                             reinterpret_cast<const sockaddr*>(&probe_->addr_),
                             &Attempt::OnConnect);
-    if (rc != 0) Finish(false);
+    if (rc != 0) Finish(AttemptResult::kFailed);
   }
   void Detach() {
     probe_ = nullptr;
@@ -77,17 +81,18 @@ class Attempt {
       delete static_cast<Attempt*>(h->data);
     });
   }
-  void Finish(bool ok) {
+  void Finish(AttemptResult result) {
     NetProbe* p = probe_;
     probe_ = nullptr;
     Close();
-    if (p != nullptr) p->Done(ok);
+    if (p != nullptr) p->Done(result);
   }
   static void OnConnect(uv_connect_t* req, int status) {
     auto* self = static_cast<Attempt*>(req->data);
     if (self->probe_ == nullptr) return;
-    if (status != 0) return self->Finish(false);
-    if (!self->probe_->http_) return self->Finish(true);
+    if (status != 0) return self->Finish(AttemptResult::kFailed);
+    if (self->probe_->kind_ != ReadyKind::kHttp)
+      return self->Finish(AttemptResult::kPassed);
     const ProbeTarget& t = self->probe_->target_;
     self->request_ = "GET " + t.path + " HTTP/1.0\r\nHost: " + t.host +
                      "\r\nUser-Agent: relsupd-ready\r\nConnection: close\r\n\r\n";
@@ -97,7 +102,7 @@ class Attempt {
     if (uv_write(&self->write_, stream, &buf, 1, [](uv_write_t*, int) {}) !=
             0 ||
         uv_read_start(stream, &Attempt::OnAlloc, &Attempt::OnRead) != 0)
-      self->Finish(false);
+      self->Finish(AttemptResult::kFailed);
   }
   static void OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
     auto* self = static_cast<Attempt*>(h->data);
@@ -115,13 +120,13 @@ class Attempt {
       // Wait for the whole status line, unless the buffer is full or the
       // peer closed.
       if (n > 0 && self->reply_len_ < sizeof(self->reply_)) return;
-      return self->Finish(false);
+      return self->Finish(AttemptResult::kFailed);
     }
     // "HTTP/1.1 204 No Content"
     std::string_view line = reply.substr(0, eol);
     bool ok = line.size() >= 12 && line.substr(0, 5) == "HTTP/" &&
               line[line.find(' ') + 1] == '2';
-    self->Finish(ok);
+    self->Finish(ok ? AttemptResult::kPassed : AttemptResult::kFailed);
   }
 
   NetProbe* probe_;
@@ -143,9 +148,9 @@ void NetProbe::Try() {
   attempt_->Begin();
 }
 
-void NetProbe::Done(bool ok) {
+void NetProbe::Done(AttemptResult result) {
   attempt_ = nullptr;
-  if (ok) {
+  if (result == AttemptResult::kPassed) {
     auto cb = on_ready_;
     cb();  // may destroy this probe
     return;
@@ -212,8 +217,7 @@ Result<std::unique_ptr<ReadyProbe>> ReadyProbe::Start(
         ASSIGN_OR_RETURN(t, ParseHttpUrl(check.target));
       }
       ASSIGN_OR_RETURN(sockaddr_storage addr, ResolveLiteral(t));
-      auto p = std::make_unique<NetProbe>(loop, addr,
-                                          check.kind == ReadyKind::kHttp, t,
+      auto p = std::make_unique<NetProbe>(loop, addr, check.kind, t,
                                           std::move(on_ready));
       p->Try();
       return std::unique_ptr<ReadyProbe>(std::move(p));

@@ -99,6 +99,27 @@ void ChildProcess::ExitWatch::OnReadable(uv_poll_t* p, int /*status*/, int /*eve
   }
 }
 
+namespace {
+
+// The child's stdout and stderr pipes. Our copies of the child's ends
+// (`*_write`) close on every path out of Spawn.
+struct OutputPipes {
+  Fd out_read, out_write, err_read, err_write;
+};
+
+Status MakeOutputPipes(OutputPipes* pipes) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return Status::FromErrno("cannot make a pipe", errno);
+  pipes->out_read = Fd(p[0]);
+  pipes->out_write = Fd(p[1]);
+  if (::pipe2(p, O_CLOEXEC) != 0) return Status::FromErrno("cannot make a pipe", errno);
+  pipes->err_read = Fd(p[0]);
+  pipes->err_write = Fd(p[1]);
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
     uv_loop_t* loop, const SpawnRequest& req, Callbacks callbacks) {
   assert(!req.argv.empty());
@@ -108,67 +129,61 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
   // /dev/null, opened once for the process's lifetime: every child's stdin.
   static const int dev_null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   if (dev_null < 0) return Status::FromErrno("cannot open /dev/null", errno);
-  // Our copies of the child's ends; closed on every path out.
-  Fd out_read, out_write, err_read, err_write;
-  if (req.capture_output) {
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) return Status::FromErrno("cannot make a pipe", errno);
-    out_read = Fd(p[0]);
-    out_write = Fd(p[1]);
-    if (::pipe2(p, O_CLOEXEC) != 0) return Status::FromErrno("cannot make a pipe", errno);
-    err_read = Fd(p[0]);
-    err_write = Fd(p[1]);
-  }
+  OutputPipes pipes;
+  if (req.capture_output) RETURN_IF_ERROR(MakeOutputPipes(&pipes));
   ExecStdio stdio;
   stdio.in = dev_null;
-  stdio.out = req.capture_output ? out_write.get() : dev_null;
-  stdio.err = req.capture_output ? err_write.get() : dev_null;
+  stdio.out = req.capture_output ? pipes.out_write.get() : dev_null;
+  stdio.err = req.capture_output ? pipes.err_write.get() : dev_null;
   ASSIGN_OR_RETURN(ClonedChild cloned, CloneExec(req, stdio));
   child->pid_ = cloned.pid;
+  RETURN_IF_ERROR(child->WatchExit(loop, cloned));
+  if (req.capture_output) child->ReadOutput(loop, &pipes.out_read, &pipes.err_read);
+  return child;
+}
 
+Status ChildProcess::WatchExit(uv_loop_t* loop, const ClonedChild& cloned) {
   auto* watch = new ExitWatch();
   watch->pidfd = cloned.pidfd;
-  watch->owner = child.get();
+  watch->owner = this;
   watch->poll.data = watch;
-  child->watch_ = watch;
+  watch_ = watch;
   int rc = uv_poll_init(loop, &watch->poll, cloned.pidfd);
   if (rc == 0)
     rc = uv_poll_start(&watch->poll, UV_READABLE, &ExitWatch::OnReadable);
-  if (rc != 0) {
-    // Cannot watch it: do not leave it running unwatched; killed and
-    // reaped here, since no watch will.
-    child->watch_ = nullptr;
-    ::kill(-cloned.pid, SIGKILL);
-    ::kill(cloned.pid, SIGKILL);
-    while (::waitpid(cloned.pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
-    if (watch->poll.loop != nullptr) {
-      watch->Close();
-    } else {
-      ::close(cloned.pidfd);
-      delete watch;
-    }
-    return Status(StatusCode::kIoError,
-                  std::string("cannot watch the child's pidfd: ") + uv_strerror(rc), -rc);
+  if (rc == 0) return Status::Ok();
+  // Cannot watch it: do not leave it running unwatched; killed and
+  // reaped here, since no watch will.
+  watch_ = nullptr;
+  ::kill(-cloned.pid, SIGKILL);
+  ::kill(cloned.pid, SIGKILL);
+  while (::waitpid(cloned.pid, nullptr, 0) < 0 && errno == EINTR) {
   }
+  if (watch->poll.loop != nullptr) {
+    watch->Close();
+  } else {
+    ::close(cloned.pidfd);
+    delete watch;
+  }
+  return Status(StatusCode::kIoError,
+                std::string("cannot watch the child's pidfd: ") + uv_strerror(rc), -rc);
+}
 
-  if (req.capture_output) {
-    child->out_ = std::make_unique<Pipe>();
-    child->err_ = std::make_unique<Pipe>();
-    child->err_->stream = OutputStream::kErr;
-    for (Pipe* p : {child->out_.get(), child->err_.get()}) {
-      Fd& fd = p == child->out_.get() ? out_read : err_read;
-      uv_pipe_init(loop, p->handle.get(), 0);
-      p->handle->data = p;
-      p->owner = child.get();
-      if (uv_pipe_open(p->handle.get(), fd.get()) == 0) {
-        (void)fd.Release();  // the pipe handle owns it now
-        child->StartReading(p);
-      }
-      // else: the output is lost, the process still runs and is watched.
+void ChildProcess::ReadOutput(uv_loop_t* loop, Fd* out_read, Fd* err_read) {
+  out_ = std::make_unique<Pipe>();
+  err_ = std::make_unique<Pipe>();
+  err_->stream = OutputStream::kErr;
+  for (Pipe* p : {out_.get(), err_.get()}) {
+    Fd& fd = p == out_.get() ? *out_read : *err_read;
+    uv_pipe_init(loop, p->handle.get(), 0);
+    p->handle->data = p;
+    p->owner = this;
+    if (uv_pipe_open(p->handle.get(), fd.get()) == 0) {
+      (void)fd.Release();  // the pipe handle owns it now
+      StartReading(p);
     }
+    // else: the output is lost, the process still runs and is watched.
   }
-  return child;
 }
 
 ChildProcess::~ChildProcess() {

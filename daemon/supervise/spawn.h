@@ -7,8 +7,9 @@
 // 4, ..., after the exec step (setsid, cwd, cgroup, rlimits, groups and
 // uid, PR_SET_PDEATHSIG, close_range, signal reset). libuv reads the pipes
 // (uv_pipe_t) and watches the child's pidfd (uv_poll_t): readable once the
-// process exited, when waitid(P_PIDFD) reaps it. No SIGCHLD handler and no
-// waitpid over every child on each exit.
+// process exited, when waitid(P_PIDFD, WNOWAIT) reads its status; the
+// zombie is reaped once the owner has acted on the exit. No SIGCHLD handler
+// and no waitpid over every child on each exit.
 //
 // The owner gets the output in chunks and the exit once. A ChildProcess may
 // be destroyed before its process exits: the process group is then sent
@@ -26,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/base/fd.h"
 #include "daemon/base/status.h"
 #include "daemon/supervise/exec_step.h"
 
@@ -73,6 +75,11 @@ class ChildProcess {
   struct Pipe;
   struct ExitWatch;
   ChildProcess() = default;
+  // Spawn's steps after the clone: the pidfd watch (on failure the child is
+  // killed and reaped), then reading the pipes' ends in `*out_read` and
+  // `*err_read` (taken over when libuv accepts them).
+  Status WatchExit(uv_loop_t* loop, const ClonedChild& cloned);
+  void ReadOutput(uv_loop_t* loop, Fd* out_read, Fd* err_read);
   void OnExit(int64_t exit_status, int term_signal);
   static void OnAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);

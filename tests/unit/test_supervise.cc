@@ -13,9 +13,12 @@ using S = InstanceState;
 using E = InstanceEvent;
 using A = InstanceAction;
 
-Transition Step(S s, E e, RestartPolicy r = RestartPolicy::kAlways, bool ok = false,
-                bool limit = false) {
-  return NextTransition({s, e, r, ok, limit});
+using X = ExitKind;
+using L = CrashLimit;
+
+Transition Step(S s, E e, RestartPolicy r = RestartPolicy::kAlways, X exit = X::kFailure,
+                L limit = L::kNotHit) {
+  return NextTransition({s, e, r, exit, limit});
 }
 
 TEST_CASE("every state x event pair has its expected transition") {
@@ -43,7 +46,7 @@ TEST_CASE("every state x event pair has its expected transition") {
       {{S::kRunning, E::kSpawnFailed}, {S::kRunning, A::kInvalid}},
       {{S::kRunning, E::kReady}, {S::kReady, A::kNone}},
       {{S::kRunning, E::kExited}, {S::kBackoff, A::kArmBackoff}},
-      {{S::kRunning, E::kTimer}, {S::kStopping, A::kSignalStop}},
+      {{S::kRunning, E::kTimer}, {S::kStoppingUnready, A::kSignalStop}},
 
       {{S::kReady, E::kStartRequested}, {S::kReady, A::kNone}},
       {{S::kReady, E::kStopRequested}, {S::kStopping, A::kSignalStop}},
@@ -60,6 +63,15 @@ TEST_CASE("every state x event pair has its expected transition") {
       {{S::kStopping, E::kReady}, {S::kStopping, A::kInvalid}},
       {{S::kStopping, E::kExited}, {S::kStopped, A::kNone}},
       {{S::kStopping, E::kTimer}, {S::kStopping, A::kKill}},
+
+      // Stopped because it was not ready in time: the exit is a crash.
+      {{S::kStoppingUnready, E::kStartRequested}, {S::kStoppingUnready, A::kNone}},
+      {{S::kStoppingUnready, E::kStopRequested}, {S::kStopping, A::kNone}},
+      {{S::kStoppingUnready, E::kSpawned}, {S::kStoppingUnready, A::kInvalid}},
+      {{S::kStoppingUnready, E::kSpawnFailed}, {S::kStoppingUnready, A::kInvalid}},
+      {{S::kStoppingUnready, E::kReady}, {S::kStoppingUnready, A::kInvalid}},
+      {{S::kStoppingUnready, E::kExited}, {S::kBackoff, A::kArmBackoff}},
+      {{S::kStoppingUnready, E::kTimer}, {S::kStoppingUnready, A::kKill}},
 
       {{S::kBackoff, E::kStartRequested}, {S::kStarting, A::kSpawn}},
       {{S::kBackoff, E::kStopRequested}, {S::kStopped, A::kNone}},
@@ -96,22 +108,49 @@ TEST_CASE("every state x event pair has its expected transition") {
 }
 
 TEST_CASE("restart policy decides what an exit leads to") {
-  for (S alive : {S::kStarting, S::kRunning, S::kReady}) {
-    CHECK(Step(alive, E::kExited, RestartPolicy::kAlways, true).next == S::kBackoff);
-    CHECK(Step(alive, E::kExited, RestartPolicy::kOnFailure, true).next == S::kExited);
-    CHECK(Step(alive, E::kExited, RestartPolicy::kOnFailure, false).next == S::kBackoff);
-    CHECK(Step(alive, E::kExited, RestartPolicy::kNever, false).next == S::kExited);
-    auto failed = Step(alive, E::kExited, RestartPolicy::kAlways, false, true);
+  // A stop for the ready timeout ends in an exit like any other.
+  for (S alive : {S::kStarting, S::kRunning, S::kReady, S::kStoppingUnready}) {
+    INFO(InstanceStateName(alive));
+    CHECK(Step(alive, E::kExited, RestartPolicy::kAlways, X::kSuccess).next == S::kBackoff);
+    CHECK(Step(alive, E::kExited, RestartPolicy::kOnFailure, X::kSuccess).next == S::kExited);
+    CHECK(Step(alive, E::kExited, RestartPolicy::kOnFailure, X::kFailure).next == S::kBackoff);
+    CHECK(Step(alive, E::kExited, RestartPolicy::kNever, X::kFailure).next == S::kExited);
+    auto failed = Step(alive, E::kExited, RestartPolicy::kAlways, X::kFailure, L::kHit);
     CHECK(failed.next == S::kFailed);
     CHECK(failed.action == A::kMarkFailed);
   }
   // A failed spawn counts as a failure even under on-failure.
-  CHECK(Step(S::kStarting, E::kSpawnFailed, RestartPolicy::kOnFailure, true).next ==
+  CHECK(Step(S::kStarting, E::kSpawnFailed, RestartPolicy::kOnFailure, X::kSuccess).next ==
         S::kBackoff);
-  CHECK(Step(S::kStarting, E::kSpawnFailed, RestartPolicy::kAlways, false, true).next ==
+  CHECK(Step(S::kStarting, E::kSpawnFailed, RestartPolicy::kAlways, X::kFailure, L::kHit).next ==
         S::kFailed);
-  // A stop by hand never restarts, whatever the policy.
-  CHECK(Step(S::kStopping, E::kExited, RestartPolicy::kAlways, false).next == S::kStopped);
+  // A stop by hand never restarts, whatever the policy or the crash count.
+  CHECK(Step(S::kStopping, E::kExited, RestartPolicy::kAlways, X::kFailure).next == S::kStopped);
+  CHECK(Step(S::kStopping, E::kExited, RestartPolicy::kAlways, X::kFailure, L::kHit).next ==
+        S::kStopped);
+}
+
+TEST_CASE("each state has its timer, and the stopping states share the stop timeout") {
+  const std::map<S, InstanceTimer> expected = {
+      {S::kStopped, InstanceTimer::kNone},
+      {S::kStarting, InstanceTimer::kNone},
+      {S::kRunning, InstanceTimer::kReadyTimeout},
+      {S::kReady, InstanceTimer::kNone},
+      {S::kStopping, InstanceTimer::kStopTimeout},
+      {S::kStoppingUnready, InstanceTimer::kStopTimeout},
+      {S::kBackoff, InstanceTimer::kBackoff},
+      {S::kExited, InstanceTimer::kNone},
+      {S::kFailed, InstanceTimer::kNone},
+  };
+  REQUIRE(expected.size() == kInstanceStateCount);
+  for (const auto& [state, want] : expected) {
+    INFO(InstanceStateName(state) << " -> " << InstanceTimerName(TimerOf(state)));
+    CHECK(TimerOf(state) == want);
+  }
+}
+
+TEST_CASE("a stop for the ready timeout shows as stopping") {
+  CHECK(InstanceStateName(S::kStoppingUnready) == InstanceStateName(S::kStopping));
 }
 
 struct FakeClock {

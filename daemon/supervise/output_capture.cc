@@ -1,0 +1,104 @@
+#include "daemon/supervise/output_capture.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "daemon/logs/log_store.h"
+
+namespace relsupd {
+
+OutputCapture::OutputCapture(uv_loop_t* loop, const Clock* clock,
+                             LogStore* logs, const LogRatePolicy& rate,
+                             LogSource source)
+    : loop_(loop),
+      clock_(clock),
+      logs_(logs),
+      rate_(rate),
+      source_(std::move(source)),
+      out_(rate.max_line),
+      err_(rate.max_line),
+      tokens_(static_cast<double>(rate.burst)) {}
+
+void OutputCapture::Attach(ChildProcess* child) { child_ = child; }
+
+void OutputCapture::Detach() {
+  child_ = nullptr;
+  if (throttle_timer_ != nullptr) uv_timer_stop(throttle_timer_->get());
+}
+
+LineSplitter& OutputCapture::SplitterOf(OutputStream stream) {
+  return stream == OutputStream::kOut ? out_ : err_;
+}
+
+LineSplitter::Emit OutputCapture::EmitTo(OutputStream stream) {
+  return [this, stream](std::string_view line, bool partial) {
+    if (logs_ == nullptr) return;
+    LogRecord r;
+    r.app = source_.app;
+    r.release = source_.release;
+    r.process = source_.process;
+    r.stream = stream == OutputStream::kOut ? "out" : "err";
+    r.text = std::string(line);
+    r.partial = partial;
+    logs_->Append(std::move(r));
+  };
+}
+
+void OutputCapture::OnOutput(OutputStream stream, std::string_view data) {
+  int64_t lines = 0;
+  const LineSplitter::Emit emit = EmitTo(stream);
+  SplitterOf(stream).Feed(data, [&](std::string_view line, bool partial) {
+    ++lines;
+    emit(line, partial);
+  });
+  int64_t now = clock_->MonotonicMs();
+  tokens_ = std::min<double>(
+      static_cast<double>(rate_.burst),
+      tokens_ + static_cast<double>(now - tokens_ms_) *
+                    static_cast<double>(rate_.bytes_per_sec) / 1000.0);
+  tokens_ms_ = now;
+  tokens_ -= static_cast<double>(data.size()) +
+             static_cast<double>(lines * rate_.line_cost);
+  if (tokens_ < 0) Throttle();
+}
+
+void OutputCapture::Throttle() {
+  if (child_ == nullptr) return;
+  FlushLogs();
+  child_->PauseOutput();
+  if (throttle_timer_ == nullptr) {
+    throttle_timer_ = std::make_unique<UvHandle<uv_timer_t>>();
+    uv_timer_init(loop_, throttle_timer_->get());
+    (*throttle_timer_)->data = this;
+  }
+  auto wait_ms = static_cast<uint64_t>(
+      std::ceil(-tokens_ * 1000.0 / static_cast<double>(rate_.bytes_per_sec)));
+  uv_timer_start(
+      throttle_timer_->get(),
+      [](uv_timer_t* t) {
+        auto* self = static_cast<OutputCapture*>(t->data);
+        if (self != nullptr && self->child_ != nullptr)
+          self->child_->ResumeOutput();
+      },
+      std::max<uint64_t>(wait_ms, 1), 0);
+}
+
+void OutputCapture::OnEof(OutputStream stream) {
+  SplitterOf(stream).Flush(EmitTo(stream));
+}
+
+void OutputCapture::FlushLines() {
+  out_.Flush(EmitTo(OutputStream::kOut));
+  err_.Flush(EmitTo(OutputStream::kErr));
+}
+
+void OutputCapture::WriteLine(OutputStream stream, std::string_view line) {
+  EmitTo(stream)(line, /*partial=*/false);
+}
+
+void OutputCapture::FlushLogs() {
+  if (logs_ != nullptr) logs_->Flush();
+}
+
+}  // namespace relsupd

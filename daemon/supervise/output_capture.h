@@ -1,0 +1,90 @@
+#pragma once
+// OutputCapture: one instance's stdout and stderr, cut into lines and
+// handed to the log store, at a bounded rate per instance so that a
+// flooding child only slows itself.
+//
+// Owned by its Instance and lives as long as it: the rate budget and the
+// line splitters carry over from one process of the instance to the next.
+// It reads through the ChildProcess the Instance attaches (and pauses that
+// process's pipes when over budget), never owning it. Loop thread only.
+
+#include <uv.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "daemon/base/clock.h"
+#include "daemon/base/uv_handle.h"
+#include "daemon/logs/line_splitter.h"
+#include "daemon/supervise/spawn.h"
+
+namespace relsupd {
+
+class LogStore;
+
+// How output is read: a token bucket per instance. Each line costs its
+// bytes plus `line_cost`; an instance over its budget stops being read
+// until the bucket refills, and its writes block.
+struct LogRatePolicy {
+  int64_t bytes_per_sec = 4 << 20;
+  int64_t burst = 4 << 20;
+  int64_t line_cost = 128;
+  size_t max_line = 16 * 1024;
+};
+
+// Whose lines these are, as every log record names it.
+struct LogSource {
+  std::string app;
+  std::string release;  // "v3"
+  std::string process;  // "web.1"
+};
+
+class OutputCapture {
+ public:
+  // `logs` null: lines are dropped (the rate is still enforced).
+  // REQUIRES: `loop`, `clock` and `logs` outlive this.
+  OutputCapture(uv_loop_t* loop, const Clock* clock, LogStore* logs,
+                const LogRatePolicy& rate, LogSource source);
+  OutputCapture(const OutputCapture&) = delete;
+  OutputCapture& operator=(const OutputCapture&) = delete;
+
+  // The process whose output arrives now; it is paused when over budget.
+  // REQUIRES: `child` stays alive until Detach().
+  void Attach(ChildProcess* child);
+  // The process is gone (or about to be): no more pausing or resuming.
+  void Detach();
+
+  // ChildProcess::Callbacks: a chunk of output, and a stream's end.
+  void OnOutput(OutputStream stream, std::string_view data);
+  void OnEof(OutputStream stream);
+  // Emits what is left of an unfinished line on both streams (the process
+  // ended: its last line had no '\n').
+  void FlushLines();
+  // A whole line of the daemon's own in the instance's log (why a spawn
+  // failed, say).
+  void WriteLine(OutputStream stream, std::string_view line);
+  // Writes the log store's buffered records to its files.
+  void FlushLogs();
+
+ private:
+  LineSplitter& SplitterOf(OutputStream stream);
+  LineSplitter::Emit EmitTo(OutputStream stream);
+  void Throttle();
+
+  uv_loop_t* loop_;
+  const Clock* clock_;
+  LogStore* logs_;
+  LogRatePolicy rate_;
+  LogSource source_;
+  ChildProcess* child_ = nullptr;
+  LineSplitter out_;
+  LineSplitter err_;
+  double tokens_;
+  int64_t tokens_ms_ = 0;
+  std::unique_ptr<UvHandle<uv_timer_t>> throttle_timer_;
+};
+
+}  // namespace relsupd
