@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/activate/run_service.h"
+#include "daemon/base/release_id.h"
 #include "daemon/config/process_file.h"
 #include "daemon/config/ready_sockets.h"
 #include "daemon/base/failpoint.h"
@@ -57,7 +58,7 @@ Status RunService::RefuseDuringSwitch(const std::string& app) const {
   const SwitchInfo& s = it->second->info;
   return Status(StatusCode::kBusy,
                 "a switch of '" + app + "' is in progress: " + s.kind + " to " +
-                    ReleaseName(s.to) + " by " + s.actor + " (" + s.phase +
+                    ReleaseId(s.to).ToString() + " by " + s.actor + " (" + s.phase +
                     "); try again when it ends");
 }
 
@@ -93,16 +94,16 @@ void RunService::Activate(const ActivateRequest& req,
     if (target == 0)
       return started(FailedPrecondition(
           "app '" + app + "' has nothing to roll back to: " +
-          (act->active != 0 ? ReleaseName(act->active) + " is the only release ever active"
+          (act->active != 0 ? ReleaseId(act->active).ToString() + " is the only release ever active"
                             : std::string("no release was ever active"))));
   }
   auto row = ledger_->GetRelease(app, target);
   if (!row.ok()) return started(row.status());
   if (row->pruned)
-    return started(FailedPrecondition("release " + ReleaseName(target) + " of '" + app +
+    return started(FailedPrecondition("release " + ReleaseId(target).ToString() + " of '" + app +
                                       "' was pruned and cannot be activated"));
   if (target == act->active && supervisor_->Active(app) != nullptr)
-    return started(FailedPrecondition(ReleaseName(target) + " of '" + app +
+    return started(FailedPrecondition(ReleaseId(target).ToString() + " of '" + app +
                                       "' is already active"));
   // A tcp or http ready check aimed at one of the app's daemon-held sockets
   // would pass at once (the daemon accepts). Refused here, before anything
@@ -111,7 +112,7 @@ void RunService::Activate(const ActivateRequest& req,
   // to verification and LoadRun to name.
   if (auto procs = LoadProcessFile(SlotPath(state_dir_, app, target)); procs.ok())
     if (Status s = CheckReadyAgainstSockets(*procs, spec->sockets); !s.ok())
-      return started(s.WithContext("release " + ReleaseName(target)));
+      return started(s.WithContext("release " + ReleaseId(target).ToString()));
 
   auto sw = std::make_unique<Switch>();
   sw->info.id = next_switch_id_++;
@@ -144,7 +145,7 @@ void RunService::Activate(const ActivateRequest& req,
       for (const auto& p : (*r)["problems"]) problems += " " + p.get<std::string>();
       for (const char* k : {"added", "removed", "changed"})
         for (const auto& p : (*r)[k]) problems += std::string(" ") + k + " '" + p.get<std::string>() + "'";
-      verified = Corruption("release " + ReleaseName(it->second->info.to) +
+      verified = Corruption("release " + ReleaseId(it->second->info.to).ToString() +
                             " does not verify:" + problems);
     }
     SwitchVerified(it->second.get(), verified);
@@ -161,18 +162,18 @@ void RunService::SwitchVerified(Switch* sw, Status verified) {
   Status ready = spec.ok() ? CheckReadyAgainstSockets(sw->run->processes, spec->sockets)
                            : spec.status();
   if (!ready.ok())
-    return SwitchEnd(sw, ready.WithContext("release " + ReleaseName(sw->info.to)),
+    return SwitchEnd(sw, ready.WithContext("release " + ReleaseId(sw->info.to).ToString()),
                      sw->info.from);
-  std::string detail = (sw->info.from != 0 ? "from " + ReleaseName(sw->info.from) : "first") +
+  std::string detail = (sw->info.from != 0 ? "from " + ReleaseId(sw->info.from).ToString() : "first") +
                        ", " + std::string(StrategyName(sw->info.strategy));
   const auto t0 = std::chrono::steady_clock::now();
-  Status s = ledger_->AppendEvent(app, "activating", ReleaseName(sw->info.to), sw->actor, detail);
+  Status s = ledger_->AppendEvent(app, "activating", ReleaseId(sw->info.to).ToString(), sw->actor, detail);
   if (!s.ok()) return SwitchEnd(sw, s, sw->info.from);
   Failpoint("before-switch");
-  s = SwitchCurrentLink(AppDir(app), "releases/" + ReleaseName(sw->info.to));
+  s = SwitchCurrentLink(AppDir(app), "releases/" + ReleaseId(sw->info.to).ToString());
   if (!s.ok()) {
     // Nothing changed: the link still names the old release.
-    ledger_->AppendEvent(app, "activation-failed", ReleaseName(sw->info.to), kDaemonActor,
+    ledger_->AppendEvent(app, "activation-failed", ReleaseId(sw->info.to).ToString(), kDaemonActor,
                          s.message()).IgnoreError();
     return SwitchEnd(sw, s.WithContext("switching 'current'"), sw->info.from);
   }
@@ -180,7 +181,7 @@ void RunService::SwitchVerified(Switch* sw, Status verified) {
   const auto switch_us = std::chrono::duration_cast<std::chrono::microseconds>(
                              std::chrono::steady_clock::now() - t0)
                              .count();
-  spdlog::info("{}: current -> {} ({}), {}; switched in {}us", app, ReleaseName(sw->info.to),
+  spdlog::info("{}: current -> {} ({}), {}; switched in {}us", app, ReleaseId(sw->info.to).ToString(),
                sw->info.kind, StrategyName(sw->info.strategy), switch_us);
   uv_timer_start(
       sw->deadline.get(),
@@ -195,7 +196,7 @@ void RunService::SwitchVerified(Switch* sw, Status verified) {
               if (i->state() != InstanceState::kReady)
                 waiting += (waiting.empty() ? "" : ", ") + i->name() + " " +
                            std::string(InstanceStateName(i->state()));
-          self->SwitchFail(pending.get(), ReleaseName(pending->info.to) + " was not ready within " +
+          self->SwitchFail(pending.get(), ReleaseId(pending->info.to).ToString() + " was not ready within " +
                                         std::to_string(pending->spec.activation_deadline_ms / 1000) +
                                         "s" + (waiting.empty() ? "" : " (" + waiting + ")"));
           return;
@@ -234,11 +235,11 @@ void RunService::SwitchCheckNew(Switch* sw) {
   }
   for (const Instance* i : sw->fresh->Instances()) {
     if (i->state() == InstanceState::kFailed)
-      return SwitchFail(sw, i->name() + " of " + ReleaseName(sw->info.to) + " failed: " +
+      return SwitchFail(sw, i->name() + " of " + ReleaseId(sw->info.to).ToString() + " failed: " +
                                 (sw->last_crash.empty() ? "crash loop" : sw->last_crash));
   }
   if (sw->crashes >= kCrashesWhileActivating)
-    return SwitchFail(sw, ReleaseName(sw->info.to) + " crash-looped: " + sw->last_crash +
+    return SwitchFail(sw, ReleaseId(sw->info.to).ToString() + " crash-looped: " + sw->last_crash +
                               " (" + std::to_string(sw->crashes) +
                               " exits while activating)");
   if (!sw->fresh->AllReady()) return;
@@ -275,10 +276,10 @@ void RunService::SwitchCommit(Switch* sw) {
     Switch* s = it->second.get();
     if (s->info.strategy == Strategy::kStartFirst) Failpoint("after-stop-old");
     std::string kind = s->info.kind == "rollback" ? "rolled-back" : "activated";
-    std::string detail = s->info.from != 0 ? "from " + ReleaseName(s->info.from) : "";
+    std::string detail = s->info.from != 0 ? "from " + ReleaseId(s->info.from).ToString() : "";
     if (!s->unhealthy.empty())
       detail += (detail.empty() ? "" : "; ") + std::string("not ready (auto_rollback off): ") + s->unhealthy;
-    Status st = ledger_->AppendEvent(app, kind, ReleaseName(s->info.to), s->actor, detail);
+    Status st = ledger_->AppendEvent(app, kind, ReleaseId(s->info.to).ToString(), s->actor, detail);
     if (!st.ok()) {
       // The link names the new release and it runs, but the ledger (the
       // system of record) still names the old one as active, after an
@@ -289,14 +290,14 @@ void RunService::SwitchCommit(Switch* sw) {
       // auto_rollback says: link, processes and ledger agree again, and the
       // caller gets the error. (If the ledger cannot record the rollback
       // either, it still names the old release, which is what runs.)
-      spdlog::error("{}: cannot record that {} is live: {}", app, ReleaseName(s->info.to),
+      spdlog::error("{}: cannot record that {} is live: {}", app, ReleaseId(s->info.to).ToString(),
                     st.message());
       s->committing = false;
       s->failing = true;
-      return SwitchBack(s, "cannot record " + kind + " of " + ReleaseName(s->info.to) +
+      return SwitchBack(s, "cannot record " + kind + " of " + ReleaseId(s->info.to).ToString() +
                                " in the ledger: " + st.message());
     }
-    spdlog::info("{}: {} is live ({})", app, ReleaseName(s->info.to), kind);
+    spdlog::info("{}: {} is live ({})", app, ReleaseId(s->info.to).ToString(), kind);
     SwitchEnd(s, Status::Ok(), s->info.to);
   });
 }
@@ -306,7 +307,7 @@ void RunService::SwitchFail(Switch* sw, const std::string& reason) {
   sw->failing = true;
   uv_timer_stop(sw->deadline.get());
   const std::string app = sw->info.app;
-  spdlog::warn("{}: switch to {} failed: {}", app, ReleaseName(sw->info.to), reason);
+  spdlog::warn("{}: switch to {} failed: {}", app, ReleaseId(sw->info.to).ToString(), reason);
   if (!sw->spec.auto_rollback) {
     // The operator chose to keep what they activated: finish the switch,
     // and say why it is not healthy. (SwitchCommit may end `sw`.)
@@ -328,30 +329,30 @@ void RunService::SwitchBack(Switch* sw, const std::string& reason) {
     if (it == switches_.end() || it->second->info.id != id) return;
     Switch* s = it->second.get();
     if (prev == 0) {
-      ledger_->AppendEvent(app, "activation-failed", ReleaseName(s->info.to), kDaemonActor, reason)
+      ledger_->AppendEvent(app, "activation-failed", ReleaseId(s->info.to).ToString(), kDaemonActor, reason)
           .IgnoreError();
-      return SwitchEnd(s, FailedPrecondition("activation of " + ReleaseName(s->info.to) +
+      return SwitchEnd(s, FailedPrecondition("activation of " + ReleaseId(s->info.to).ToString() +
                                              " failed: " + reason),
                        0);
     }
-    Status st = ledger_->AppendEvent(app, "auto-rolled-back", ReleaseName(prev), kDaemonActor,
-                                     ReleaseName(s->info.to) + ": " + reason);
+    Status st = ledger_->AppendEvent(app, "auto-rolled-back", ReleaseId(prev).ToString(), kDaemonActor,
+                                     ReleaseId(s->info.to).ToString() + ": " + reason);
     if (!st.ok()) spdlog::error("{}: cannot record the rollback: {}", app, st.message());
-    SwitchEnd(s, FailedPrecondition("rolled back to " + ReleaseName(prev) + ": " + reason), prev);
+    SwitchEnd(s, FailedPrecondition("rolled back to " + ReleaseId(prev).ToString() + ": " + reason), prev);
   };
   if (prev == 0) {
     ::unlink((AppDir(app) + "/current").c_str());
     supervisor_->Retire(app, nullptr, finish);
     return;
   }
-  Status s = SwitchCurrentLink(AppDir(app), "releases/" + ReleaseName(prev));
-  if (!s.ok()) spdlog::error("{}: cannot switch back to {}: {}", app, ReleaseName(prev), s.message());
+  Status s = SwitchCurrentLink(AppDir(app), "releases/" + ReleaseId(prev).ToString());
+  if (!s.ok()) spdlog::error("{}: cannot switch back to {}: {}", app, ReleaseId(prev).ToString(), s.message());
   // Start-first: the old release still runs; stop-first: start it again.
   if (supervisor_->Reinstate(app, prev, finish)) return;
   auto old = LoadRun(app, prev);
   auto formation = ledger_->GetFormation(app);
   if (!old.ok() || !formation.ok()) {
-    spdlog::error("{}: cannot start {} again: {}", app, ReleaseName(prev),
+    spdlog::error("{}: cannot start {} again: {}", app, ReleaseId(prev).ToString(),
                   (!old.ok() ? old.status() : formation.status()).message());
     supervisor_->Retire(app, nullptr, finish);
     return;
@@ -409,20 +410,20 @@ void RunService::Recover() {
     char buf[256];
     ssize_t n = ::readlink((AppDir(app) + "/current").c_str(), buf, sizeof(buf) - 1);
     std::string link = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-    std::string want = act->active != 0 ? "releases/" + ReleaseName(act->active) : "";
+    std::string want = act->active != 0 ? "releases/" + ReleaseId(act->active).ToString() : "";
     std::string detail;
     if (*last && (*last)->kind == "activating") {
       int64_t pending = std::strtoll((*last)->release.c_str() + 1, nullptr, 10);
       if (act->active == 0) {
         // An interrupted first activation: nothing to go back to, so it is
         // finished instead.
-        want = "releases/" + ReleaseName(pending);
-        Status s = ledger_->AppendEvent(app, "activated", ReleaseName(pending), kDaemonActor,
+        want = "releases/" + ReleaseId(pending).ToString();
+        Status s = ledger_->AppendEvent(app, "activated", ReleaseId(pending).ToString(), kDaemonActor,
                                         "recovered after an interrupted activation");
         if (!s.ok()) continue;
-        detail = "finished the interrupted activation of " + ReleaseName(pending);
+        detail = "finished the interrupted activation of " + ReleaseId(pending).ToString();
       } else {
-        detail = "interrupted switch to " + ReleaseName(pending) + "; back on " + ReleaseName(act->active);
+        detail = "interrupted switch to " + ReleaseId(pending).ToString() + "; back on " + ReleaseId(act->active).ToString();
       }
     } else if (link != want) {
       detail = "current pointed at '" + link + "'; set to '" + want + "'";

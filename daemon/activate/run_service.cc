@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/base/fd.h"
+#include "daemon/base/release_id.h"
 #include "daemon/base/users.h"
 #include "daemon/config/process_file.h"
 #include "daemon/store/fs.h"
@@ -97,7 +98,7 @@ Result<std::shared_ptr<ReleaseRun>> RunService::LoadRun(const std::string& app,
   ASSIGN_OR_RETURN(AppSpec spec, ledger_->GetApp(app));
   ASSIGN_OR_RETURN(ReleaseRow row, ledger_->GetRelease(app, number));
   if (row.pruned)
-    return FailedPrecondition("release " + ReleaseName(number) + " of '" + app +
+    return FailedPrecondition("release " + ReleaseId(number).ToString() + " of '" + app +
                               "' was pruned");
   auto run = std::make_shared<ReleaseRun>();
   run->app = app;
@@ -105,14 +106,14 @@ Result<std::shared_ptr<ReleaseRun>> RunService::LoadRun(const std::string& app,
   std::string slot = SlotPath(state_dir_, app, number);
   char resolved[PATH_MAX];
   if (::realpath(slot.c_str(), resolved) == nullptr)
-    return Status::FromErrno("release " + ReleaseName(number) + " of '" + app +
+    return Status::FromErrno("release " + ReleaseId(number).ToString() + " of '" + app +
                                  "': slot '" + slot + "'",
                              errno);
   run->slot = resolved;
   ASSIGN_OR_RETURN(run->processes, LoadProcessFile(run->slot));
   auto config = nlohmann::json::parse(row.config, nullptr, false);
   if (!config.is_object())
-    return Corruption("config of release " + ReleaseName(number) + " of '" +
+    return Corruption("config of release " + ReleaseId(number).ToString() + " of '" +
                       app + "' is malformed");
   for (const auto& [k, v] : config.items())
     if (v.is_string()) run->config[k] = v.get<std::string>();
@@ -123,7 +124,7 @@ Result<std::shared_ptr<ReleaseRun>> RunService::LoadRun(const std::string& app,
     for (const auto& name : p.sockets)
       if (run->socket_fds.count(name) == 0)
         return FailedPrecondition("process '" + type + "' of release " +
-                                  ReleaseName(number) + " uses socket '" + name +
+                                  ReleaseId(number).ToString() + " uses socket '" + name +
                                   "', which app '" + app + "' does not declare");
   run->user = as.user;
   run->home = as.home;
@@ -210,7 +211,7 @@ void RunService::Stop(const std::string& app, const Actor& actor,
   auto act = ledger_->ActivationOf(app);
   if (!act.ok()) return done(act.status());
   Status s = ledger_->AppendEvent(app, "stopped",
-                                  act->active ? ReleaseName(act->active) : "",
+                                  act->active ? ReleaseId(act->active).ToString() : "",
                                   actor, "");
   if (!s.ok()) return done(s);
   supervisor_->Stop(app, [done] { done(Status::Ok()); });
