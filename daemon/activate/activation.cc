@@ -167,13 +167,13 @@ void RunService::SwitchVerified(Switch* sw, Status verified) {
   std::string detail = (sw->info.from != 0 ? "from " + ReleaseId(sw->info.from).ToString() : "first") +
                        ", " + std::string(StrategyName(sw->info.strategy));
   const auto t0 = std::chrono::steady_clock::now();
-  Status s = ledger_->AppendEvent(app, "activating", ReleaseId(sw->info.to).ToString(), sw->actor, detail);
+  Status s = ledger_->AppendEvent(app, EventKind::kActivating, ReleaseId(sw->info.to), sw->actor, detail);
   if (!s.ok()) return SwitchEnd(sw, s, sw->info.from);
   Failpoint("before-switch");
   s = SwitchCurrentLink(AppDir(app), "releases/" + ReleaseId(sw->info.to).ToString());
   if (!s.ok()) {
     // Nothing changed: the link still names the old release.
-    ledger_->AppendEvent(app, "activation-failed", ReleaseId(sw->info.to).ToString(), kDaemonActor,
+    ledger_->AppendEvent(app, EventKind::kActivationFailed, ReleaseId(sw->info.to), kDaemonActor,
                          s.message()).IgnoreError();
     return SwitchEnd(sw, s.WithContext("switching 'current'"), sw->info.from);
   }
@@ -275,11 +275,11 @@ void RunService::SwitchCommit(Switch* sw) {
     if (it == switches_.end() || it->second->info.id != id) return;
     Switch* s = it->second.get();
     if (s->info.strategy == Strategy::kStartFirst) Failpoint("after-stop-old");
-    std::string kind = s->info.kind == "rollback" ? "rolled-back" : "activated";
+    EventKind kind = s->info.kind == "rollback" ? EventKind::kRolledBack : EventKind::kActivated;
     std::string detail = s->info.from != 0 ? "from " + ReleaseId(s->info.from).ToString() : "";
     if (!s->unhealthy.empty())
       detail += (detail.empty() ? "" : "; ") + std::string("not ready (auto_rollback off): ") + s->unhealthy;
-    Status st = ledger_->AppendEvent(app, kind, ReleaseId(s->info.to).ToString(), s->actor, detail);
+    Status st = ledger_->AppendEvent(app, kind, ReleaseId(s->info.to), s->actor, detail);
     if (!st.ok()) {
       // The link names the new release and it runs, but the ledger (the
       // system of record) still names the old one as active, after an
@@ -294,10 +294,10 @@ void RunService::SwitchCommit(Switch* sw) {
                     st.message());
       s->committing = false;
       s->failing = true;
-      return SwitchBack(s, "cannot record " + kind + " of " + ReleaseId(s->info.to).ToString() +
+      return SwitchBack(s, "cannot record " + std::string(EventKindName(kind)) + " of " + ReleaseId(s->info.to).ToString() +
                                " in the ledger: " + st.message());
     }
-    spdlog::info("{}: {} is live ({})", app, ReleaseId(s->info.to).ToString(), kind);
+    spdlog::info("{}: {} is live ({})", app, ReleaseId(s->info.to).ToString(), EventKindName(kind));
     SwitchEnd(s, Status::Ok(), s->info.to);
   });
 }
@@ -329,13 +329,13 @@ void RunService::SwitchBack(Switch* sw, const std::string& reason) {
     if (it == switches_.end() || it->second->info.id != id) return;
     Switch* s = it->second.get();
     if (prev == 0) {
-      ledger_->AppendEvent(app, "activation-failed", ReleaseId(s->info.to).ToString(), kDaemonActor, reason)
+      ledger_->AppendEvent(app, EventKind::kActivationFailed, ReleaseId(s->info.to), kDaemonActor, reason)
           .IgnoreError();
       return SwitchEnd(s, FailedPrecondition("activation of " + ReleaseId(s->info.to).ToString() +
                                              " failed: " + reason),
                        0);
     }
-    Status st = ledger_->AppendEvent(app, "auto-rolled-back", ReleaseId(prev).ToString(), kDaemonActor,
+    Status st = ledger_->AppendEvent(app, EventKind::kAutoRolledBack, ReleaseId(prev), kDaemonActor,
                                      ReleaseId(s->info.to).ToString() + ": " + reason);
     if (!st.ok()) spdlog::error("{}: cannot record the rollback: {}", app, st.message());
     SwitchEnd(s, FailedPrecondition("rolled back to " + ReleaseId(prev).ToString() + ": " + reason), prev);
@@ -402,28 +402,27 @@ void RunService::Recover() {
   if (!apps.ok()) return;
   for (const AppSpec& spec : *apps) {
     const std::string app = spec.name;
-    auto act = ledger_->ActivationOf(app);
-    auto last = ledger_->LastEvent(
-        app, {"activating", "activated", "rolled-back", "auto-rolled-back",
-              "activation-failed", "recovered"});
-    if (!act.ok() || !last.ok()) continue;
+    auto state = ledger_->GetAppState(app);
+    if (!state.ok()) continue;
     char buf[256];
     ssize_t n = ::readlink((AppDir(app) + "/current").c_str(), buf, sizeof(buf) - 1);
     std::string link = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-    std::string want = act->active != 0 ? "releases/" + ReleaseId(act->active).ToString() : "";
+    ReleaseId live = state->active;
+    std::string want = live.empty() ? "" : "releases/" + live.ToString();
     std::string detail;
-    if (*last && (*last)->kind == "activating") {
-      int64_t pending = std::strtoll((*last)->release.c_str() + 1, nullptr, 10);
-      if (act->active == 0) {
+    if (!state->switching.empty()) {
+      const ReleaseId pending = state->switching;
+      if (live.empty()) {
         // An interrupted first activation: nothing to go back to, so it is
         // finished instead.
-        want = "releases/" + ReleaseId(pending).ToString();
-        Status s = ledger_->AppendEvent(app, "activated", ReleaseId(pending).ToString(), kDaemonActor,
+        live = pending;
+        want = "releases/" + pending.ToString();
+        Status s = ledger_->AppendEvent(app, EventKind::kActivated, pending, kDaemonActor,
                                         "recovered after an interrupted activation");
         if (!s.ok()) continue;
-        detail = "finished the interrupted activation of " + ReleaseId(pending).ToString();
+        detail = "finished the interrupted activation of " + pending.ToString();
       } else {
-        detail = "interrupted switch to " + ReleaseId(pending).ToString() + "; back on " + ReleaseId(act->active).ToString();
+        detail = "interrupted switch to " + pending.ToString() + "; back on " + live.ToString();
       }
     } else if (link != want) {
       detail = "current pointed at '" + link + "'; set to '" + want + "'";
@@ -436,8 +435,7 @@ void RunService::Recover() {
       spdlog::error("{}: recovery cannot set current: {}", app, s.message());
       continue;
     }
-    ledger_->AppendEvent(app, "recovered", want.empty() ? "" : want.substr(9),
-                         kDaemonActor, detail)
+    ledger_->AppendEvent(app, EventKind::kRecovered, live, kDaemonActor, detail)
         .IgnoreError();
     spdlog::warn("{}: recovered: {}", app, detail);
   }

@@ -189,7 +189,7 @@ Status RunService::Scale(const std::string& app,
       return InvalidArgument("scale of '" + type + "' must be 0.." +
                              std::to_string(kMaxScale));
   }
-  RETURN_IF_ERROR(ledger_->SetFormation(app, scales, run->release(), actor));
+  RETURN_IF_ERROR(ledger_->SetFormation(app, scales, ReleaseId(run->number), actor));
   ASSIGN_OR_RETURN(Formation formation, ledger_->GetFormation(app));
   auto stopped = ledger_->StoppedByHand(app);
   ReleaseGroup* group = supervisor_->Active(app);
@@ -210,8 +210,7 @@ void RunService::Stop(const std::string& app, const Actor& actor,
   if (Status busy = RefuseDuringSwitch(app); !busy.ok()) return done(busy);
   auto act = ledger_->ActivationOf(app);
   if (!act.ok()) return done(act.status());
-  Status s = ledger_->AppendEvent(app, "stopped",
-                                  act->active ? ReleaseId(act->active).ToString() : "",
+  Status s = ledger_->AppendEvent(app, EventKind::kStopped, ReleaseId(act->active),
                                   actor, "");
   if (!s.ok()) return done(s);
   supervisor_->Stop(app, [done] { done(Status::Ok()); });
@@ -228,7 +227,7 @@ Status RunService::Start(const std::string& app, const Actor& actor) {
   ASSIGN_OR_RETURN(std::shared_ptr<ReleaseRun> run, LoadRun(app, act.active));
   ASSIGN_OR_RETURN(Formation formation, ledger_->GetFormation(app));
   RETURN_IF_ERROR(
-      ledger_->AppendEvent(app, "started", run->release(), actor, ""));
+      ledger_->AppendEvent(app, EventKind::kStarted, ReleaseId(run->number), actor, ""));
   supervisor_->Run(std::move(run), formation);
   return Status::Ok();
 }
@@ -241,7 +240,7 @@ void RunService::Restart(const std::string& app, const std::string& type,
   ReleaseGroup* group = supervisor_->Active(app);
   if (group == nullptr || group->stopping())
     return done(FailedPrecondition("app '" + app + "' is not running"));
-  Status s = ledger_->AppendEvent(app, "restarted", group->run().release(),
+  Status s = ledger_->AppendEvent(app, EventKind::kRestarted, ReleaseId(group->run().number),
                                   actor, type.empty() ? "all" : type);
   if (!s.ok()) return done(s);
   group->Restart(type, std::move(done));
@@ -308,8 +307,8 @@ void RunService::Shutdown(std::function<void()> done) {
 void RunService::OnInstanceFailed(const ReleaseGroup& group,
                                   const Instance& instance,
                                   const std::string& reason) {
-  Status s = ledger_->AppendEvent(group.run().app, "failed",
-                                  group.run().release(), kDaemonActor, reason);
+  Status s = ledger_->AppendEvent(group.run().app, EventKind::kFailed,
+                                  ReleaseId(group.run().number), kDaemonActor, reason);
   if (!s.ok())
     spdlog::warn("Cannot record that {} {} failed: {}, ignoring",
                  group.run().app, instance.name(), s.message());

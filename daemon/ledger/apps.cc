@@ -37,7 +37,8 @@ Status Ledger::CreateApp(const AppSpec& spec, const Actor& actor) {
   if (existing.status().code() != StatusCode::kNotFound)
     return existing.status();
   RETURN_IF_ERROR(WriteApp(spec, /*insert=*/true));
-  RETURN_IF_ERROR(InsertEventLocked(spec.name, "app-created", "", actor,
+  RETURN_IF_ERROR(InsertEventLocked(spec.name, EventKind::kAppCreated,
+                                    ReleaseId(), actor,
                                     AppSpecToJson(spec).dump()));
   return txn.Commit();
 }
@@ -59,9 +60,9 @@ Result<bool> Ledger::ApplyApp(const AppSpec& spec, const Actor& actor) {
       if (before[k] != v) changes[k] = {before[k], v};
     detail = changes;
   }
-  RETURN_IF_ERROR(InsertEventLocked(spec.name,
-                                    insert ? "app-created" : "app-updated", "",
-                                    actor, detail.dump()));
+  RETURN_IF_ERROR(InsertEventLocked(
+      spec.name, insert ? EventKind::kAppCreated : EventKind::kAppUpdated,
+      ReleaseId(), actor, detail.dump()));
   RETURN_IF_ERROR(txn.Commit());
   return true;
 }
@@ -136,7 +137,7 @@ Result<std::map<std::string, int>> Ledger::GetFormation(
 
 Status Ledger::SetFormation(const std::string& app,
                             const std::map<std::string, int>& scales,
-                            const std::string& release, const Actor& actor) {
+                            ReleaseId release, const Actor& actor) {
   Txn txn(this);
   RETURN_IF_ERROR(txn.Begin());
   std::string detail;
@@ -152,7 +153,8 @@ Status Ledger::SetFormation(const std::string& app,
     if (!detail.empty()) detail += ' ';
     detail += process + "=" + std::to_string(scale);
   }
-  RETURN_IF_ERROR(InsertEventLocked(app, "scaled", release, actor, detail));
+  RETURN_IF_ERROR(
+      InsertEventLocked(app, EventKind::kScaled, release, actor, detail));
   return txn.Commit();
 }
 

@@ -34,9 +34,8 @@ std::string EventHash(const Event& e) {
   return Sha256Hex(text);
 }
 
-Status Ledger::InsertEventLocked(const std::string& app,
-                                 const std::string& kind,
-                                 const std::string& release, const Actor& actor,
+Status Ledger::InsertEventLocked(const std::string& app, EventKind kind,
+                                 ReleaseId release, const Actor& actor,
                                  const std::string& detail) {
   Event e;
   e.prev_hash = kGenesisHash;
@@ -56,8 +55,8 @@ Status Ledger::InsertEventLocked(const std::string& app,
   }
   e.time_ms = clock_.WallMs();
   e.app = app;
-  e.kind = kind;
-  e.release = release;
+  e.kind = EventKindName(kind);
+  e.release = release.ToString();
   e.actor_uid = actor.uid;
   e.actor_name = actor.name;
   e.detail = detail;
@@ -70,16 +69,19 @@ Status Ledger::InsertEventLocked(const std::string& app,
   ins.Bind(5, e.release).Bind(6, e.actor_uid).Bind(7, e.actor_name);
   ins.Bind(8, e.detail).Bind(9, e.prev_hash).Bind(10, e.hash);
   if (ins.Step() != SQLITE_DONE) return Err("cannot record event");
-  return Status::Ok();
+  if (!ChangesAppState(kind)) return Status::Ok();
+  ASSIGN_OR_RETURN(AppState state, GetAppState(app));
+  return WriteAppState(app, NextAppState(state, kind, release));
 }
 
-Status Ledger::AppendEvent(const std::string& app, const std::string& kind,
-                           const std::string& release, const Actor& actor,
+Status Ledger::AppendEvent(const std::string& app, EventKind kind,
+                           ReleaseId release, const Actor& actor,
                            const std::string& detail) {
   // Fault tests: RELSUPD_FAILPOINT=ledger-append-KIND fails the append of
   // every KIND event, as a full disk or an I/O error would.
-  if (FailpointFails("ledger-append-" + kind))
-    return Status(StatusCode::kIoError, "cannot append event '" + kind +
+  const std::string name(EventKindName(kind));
+  if (FailpointFails("ledger-append-" + name))
+    return Status(StatusCode::kIoError, "cannot append event '" + name +
                                             "': injected failure (failpoint)");
   Txn txn(this);
   RETURN_IF_ERROR(txn.Begin());
@@ -134,28 +136,6 @@ Result<int64_t> Ledger::CursorBeforeNewest(
   if (rc == SQLITE_ROW) return st.Int(0);
   if (rc != SQLITE_DONE) return Err("cannot read history");
   return int64_t{0};
-}
-
-Result<std::optional<Event>> Ledger::LastEvent(
-    const std::string& app, const std::vector<std::string>& kinds) {
-  ASSIGN_OR_RETURN(std::vector<Event> events, History(app, 1'000'000));
-  for (auto it = events.rbegin(); it != events.rend(); ++it)
-    for (const auto& k : kinds)
-      if (it->kind == k) return std::optional<Event>(*it);
-  return std::optional<Event>();
-}
-
-Result<bool> Ledger::StoppedByHand(const std::string& app) {
-  Stmt st(db_,
-          "SELECT kind FROM events WHERE app=? AND kind IN ('stopped', "
-          "'started', 'activated', 'rolled-back', 'auto-rolled-back') "
-          "ORDER BY id DESC LIMIT 1");
-  if (!st.prepared()) return Err("cannot prepare run state query");
-  st.Bind(1, app);
-  int rc = st.Step();
-  if (rc == SQLITE_DONE) return false;
-  if (rc != SQLITE_ROW) return Err("cannot read run state");
-  return st.Text(0) == "stopped";
 }
 
 }  // namespace relsupd

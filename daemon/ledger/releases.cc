@@ -25,6 +25,8 @@ BuildRow ReadBuildRow(Stmt& st) {
   return b;
 }
 
+// `pruned` is derived from the event log; 'v' || number is how
+// ReleaseId::ToString() prints the release in the event.
 constexpr char kReleaseColumns[] =
     "SELECT app, number, build, digest, config, created_at, created_uid, "
     "created_by, EXISTS(SELECT 1 FROM events e WHERE e.app=r.app AND "
@@ -63,8 +65,8 @@ Result<bool> Ledger::RecordBuild(const BuildRow& b, const Actor& actor) {
                            {"sha256", b.sha256},
                            {"format", b.format},
                            {"size", b.size}};
-  RETURN_IF_ERROR(
-      InsertEventLocked(b.app, "imported", "", actor, detail.dump()));
+  RETURN_IF_ERROR(InsertEventLocked(b.app, EventKind::kImported, ReleaseId(),
+                                    actor, detail.dump()));
   RETURN_IF_ERROR(txn.Commit());
   return true;
 }
@@ -131,34 +133,13 @@ Status Ledger::RecordRelease(const ReleaseRow& r, const Actor& actor,
   if (ins.Step() != SQLITE_DONE) {
     if ((sqlite3_extended_errcode(db_) & 0xff) == SQLITE_CONSTRAINT &&
         GetRelease(r.app, r.number).ok())
-      return AlreadyExists("release v" + std::to_string(r.number) +
+      return AlreadyExists("release " + ReleaseId(r.number).ToString() +
                            " of app '" + r.app + "' exists already");
     return Err("cannot record release");
   }
-  RETURN_IF_ERROR(InsertEventLocked(
-      r.app, "released", "v" + std::to_string(r.number), actor, detail));
+  RETURN_IF_ERROR(InsertEventLocked(r.app, EventKind::kReleased,
+                                    ReleaseId(r.number), actor, detail));
   return txn.Commit();
-}
-
-Result<Ledger::Activation> Ledger::ActivationOf(const std::string& app) {
-  Stmt st(db_,
-          "SELECT release FROM events WHERE app=? AND kind IN ('activated', "
-          "'rolled-back', 'auto-rolled-back') ORDER BY id");
-  if (!st.prepared()) return Err("cannot prepare activation query");
-  st.Bind(1, app);
-  Activation a;
-  int rc;
-  while ((rc = st.Step()) == SQLITE_ROW) {
-    std::string name = st.Text(0);
-    if (name.size() < 2 || name[0] != 'v') continue;
-    int64_t n = std::strtoll(name.c_str() + 1, nullptr, 10);
-    if (n == a.active) continue;
-    a.previous = a.active;
-    a.active = n;
-    a.ever_activated.insert(n);
-  }
-  if (rc != SQLITE_DONE) return Err("cannot read activations");
-  return a;
 }
 
 Result<ReleaseRow> Ledger::GetRelease(const std::string& app, int64_t number) {
@@ -169,8 +150,8 @@ Result<ReleaseRow> Ledger::GetRelease(const std::string& app, int64_t number) {
   st.Bind(1, app).Bind(2, number);
   int rc = st.Step();
   if (rc == SQLITE_DONE)
-    return NotFound("app '" + app + "' has no release v" +
-                    std::to_string(number));
+    return NotFound("app '" + app + "' has no release " +
+                    ReleaseId(number).ToString());
   if (rc != SQLITE_ROW) return Err("cannot read release");
   return ReadReleaseRow(st);
 }

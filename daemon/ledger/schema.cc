@@ -100,6 +100,19 @@ ALTER TABLE apps ADD COLUMN gid INTEGER NOT NULL DEFAULT -1;
 ALTER TABLE apps ADD COLUMN dynamic_user INTEGER NOT NULL DEFAULT 0;
 CREATE UNIQUE INDEX apps_dynamic_uid ON apps(uid) WHERE dynamic_user = 1;
 )sql",
+    // 5: each app's run state as a row (see app_state.h), written with the
+    // event that changes it; FillAppStates() replays the log into it once.
+    // The index finds an app's events of some kinds without a scan.
+    R"sql(
+CREATE TABLE app_state (
+  app TEXT PRIMARY KEY,
+  active INTEGER NOT NULL DEFAULT 0,
+  previous INTEGER NOT NULL DEFAULT 0,
+  switching INTEGER NOT NULL DEFAULT 0,
+  stopped_by_hand INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX events_kind ON events(app, kind, release);
+)sql",
 };
 static_assert(std::size(kMigrations) == Ledger::kSchemaVersion);
 
@@ -227,9 +240,10 @@ Status Ledger::Migrate() {
         " is newer than this relsupd understands (" +
         std::to_string(kSchemaVersion) + "); upgrade relsupd");
   for (int v = schema_version_; v < kSchemaVersion; ++v) {
-    RETURN_IF_ERROR(Exec(kMigrations[v])
-                        .WithContext("migration to schema version " +
-                                     std::to_string(v + 1)));
+    Status s = Exec(kMigrations[v]);
+    if (s.ok() && v + 1 == 5) s = FillAppStates();
+    RETURN_IF_ERROR(
+        s.WithContext("migration to schema version " + std::to_string(v + 1)));
   }
   if (schema_version_ != kSchemaVersion) {
     std::string sql = "PRAGMA user_version=" + std::to_string(kSchemaVersion);

@@ -401,7 +401,7 @@ void ReleaseService::Prune(const std::string& app, const Actor& actor, Done done
   json pruned = json::array();
   for (int64_t n : victims) {
     json detail = {{"reason", "keep_releases is " + std::to_string(spec->keep_releases)}};
-    Status s = ledger_->AppendEvent(app, "pruned", ReleaseId(n).ToString(), actor, detail.dump());
+    Status s = ledger_->AppendEvent(app, EventKind::kPruned, ReleaseId(n), actor, detail.dump());
     if (!s.ok()) return done(s);
     pruned.push_back(ReleaseId(n).ToString());
     Failpoint("after-prune-event");
