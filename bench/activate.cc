@@ -438,7 +438,7 @@ SwitchFigures MeasureSwitch(const std::string& dir, int n) {
     const std::string to = (i & 1) ? "v1" : "v2";
     const std::string from = (i & 1) ? "v2" : "v1";
     auto t0 = Steady::now();
-    relsupd::Status s = (*ledger)->AppendEvent("shop", "activating", to, actor,
+    relsupd::Status s = (*ledger)->AppendEvent("shop", relsupd::EventKind::kActivating, *relsupd::ReleaseId::Parse(to), actor,
                                                "from " + from + ", start-first");
     auto t1 = Steady::now();
     if (s.ok()) s = relsupd::SwitchCurrentLink(app_dir, "releases/" + to);

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "daemon/activate/switcher.h"
+#include "daemon/base/release_id.h"
 #include "daemon/store/fs.h"
 #include "daemon/store/slots.h"
 
@@ -40,33 +41,30 @@ void Switcher::Recover() {
   if (!apps.ok()) return;
   for (const AppSpec& spec : *apps) {
     const std::string app = spec.name;
-    auto act = ledger_->ActivationOf(app);
-    auto last = ledger_->LastEvent(
-        app, {"activating", "activated", "rolled-back", "auto-rolled-back",
-              "activation-failed", "recovered"});
-    if (!act.ok() || !last.ok()) continue;
+    auto state = ledger_->GetAppState(app);
+    if (!state.ok()) continue;
     char buf[256];
     ssize_t n =
         ::readlink((AppDir(app) + "/current").c_str(), buf, sizeof(buf) - 1);
     std::string link = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-    std::string want =
-        act->active != 0 ? "releases/" + ReleaseName(act->active) : "";
+    ReleaseId live = state->active;
+    std::string want = live.empty() ? "" : "releases/" + live.ToString();
     std::string detail;
-    if (*last && (*last)->kind == "activating") {
-      int64_t pending = std::strtoll((*last)->release.c_str() + 1, nullptr, 10);
-      if (act->active == 0) {
+    if (!state->switching.empty()) {
+      const ReleaseId pending = state->switching;
+      if (live.empty()) {
         // An interrupted first activation: nothing to go back to, so it is
         // finished instead.
-        want = "releases/" + ReleaseName(pending);
+        live = pending;
+        want = "releases/" + pending.ToString();
         Status s = ledger_->AppendEvent(
-            app, "activated", ReleaseName(pending), kDaemonActor,
+            app, EventKind::kActivated, pending, kDaemonActor,
             "recovered after an interrupted activation");
         if (!s.ok()) continue;
-        detail =
-            "finished the interrupted activation of " + ReleaseName(pending);
+        detail = "finished the interrupted activation of " + pending.ToString();
       } else {
-        detail = "interrupted switch to " + ReleaseName(pending) +
-                 "; back on " + ReleaseName(act->active);
+        detail = "interrupted switch to " + pending.ToString() + "; back on " +
+                 live.ToString();
       }
     } else if (link != want) {
       detail = "current pointed at '" + link + "'; set to '" + want + "'";
@@ -81,8 +79,7 @@ void Switcher::Recover() {
       continue;
     }
     ledger_
-        ->AppendEvent(app, "recovered", want.empty() ? "" : want.substr(9),
-                      kDaemonActor, detail)
+        ->AppendEvent(app, EventKind::kRecovered, live, kDaemonActor, detail)
         .IgnoreError();
     spdlog::warn("{}: recovered: {}", app, detail);
   }

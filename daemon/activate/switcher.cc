@@ -19,6 +19,7 @@
 #include <chrono>
 
 #include "daemon/base/failpoint.h"
+#include "daemon/base/release_id.h"
 #include "daemon/config/process_file.h"
 #include "daemon/config/ready_sockets.h"
 #include "daemon/store/release_service.h"
@@ -62,7 +63,7 @@ Status Switcher::RefuseDuringSwitch(const std::string& app) const {
   const SwitchInfo& s = it->second->info;
   return Status(StatusCode::kBusy,
                 "a switch of '" + app + "' is in progress: " + s.kind + " to " +
-                    ReleaseName(s.to) + " by " + s.actor + " (" +
+                    ReleaseId(s.to).ToString() + " by " + s.actor + " (" +
                     std::string(SwitchPhaseName(s.phase)) +
                     "); try again when it ends");
 }
@@ -115,7 +116,7 @@ void Switcher::Execute(Switch* sw, uint32_t actions, const Status& why) {
   const std::string app = sw->info.app;
   const int64_t id = sw->info.id;
   if (actions & kWarnFailed)
-    spdlog::warn("{}: switch to {} failed: {}", app, ReleaseName(sw->info.to),
+    spdlog::warn("{}: switch to {} failed: {}", app, ReleaseId(sw->info.to).ToString(),
                  why.message());
   if (actions & kStopDeadline) uv_timer_stop(sw->deadline.get());
   if (actions & kStopCheck) uv_timer_stop(sw->check.get());
@@ -147,15 +148,15 @@ Result<int64_t> Switcher::Target(const ActivateRequest& req,
       return FailedPrecondition(
           "app '" + app + "' has nothing to roll back to: " +
           (act.active != 0
-               ? ReleaseName(act.active) + " is the only release ever active"
+               ? ReleaseId(act.active).ToString() + " is the only release ever active"
                : std::string("no release was ever active")));
   }
   ASSIGN_OR_RETURN(ReleaseRow row, ledger_->GetRelease(app, target));
   if (row.pruned)
-    return FailedPrecondition("release " + ReleaseName(target) + " of '" + app +
+    return FailedPrecondition("release " + ReleaseId(target).ToString() + " of '" + app +
                               "' was pruned and cannot be activated");
   if (target == act.active && supervisor_->Active(app) != nullptr)
-    return FailedPrecondition(ReleaseName(target) + " of '" + app +
+    return FailedPrecondition(ReleaseId(target).ToString() + " of '" + app +
                               "' is already active");
   // A tcp or http ready check aimed at one of the app's daemon-held sockets
   // would pass at once (the daemon accepts). Refused here, before anything
@@ -165,7 +166,7 @@ Result<int64_t> Switcher::Target(const ActivateRequest& req,
   if (auto procs = LoadProcessFile(SlotPath(state_dir_, app, target));
       procs.ok())
     if (Status s = CheckReadyAgainstSockets(*procs, spec.sockets); !s.ok())
-      return s.WithContext("release " + ReleaseName(target));
+      return s.WithContext("release " + ReleaseId(target).ToString());
   return target;
 }
 
@@ -216,7 +217,7 @@ void Switcher::Activate(const ActivateRequest& req,
 
 Status Switcher::Prepare(Switch* sw, const Result<nlohmann::json>& r) {
   const std::string app = sw->info.app;
-  const std::string to = ReleaseName(sw->info.to);
+  const std::string to = ReleaseId(sw->info.to).ToString();
   RETURN_IF_ERROR(r.status());
   if (!r->value("ok", false)) {
     std::string problems;
@@ -234,17 +235,19 @@ Status Switcher::Prepare(Switch* sw, const Result<nlohmann::json>& r) {
                 : spec.status();
   if (!ready.ok()) return ready.WithContext("release " + to);
   std::string detail =
-      (sw->info.from != 0 ? "from " + ReleaseName(sw->info.from) : "first") +
+      (sw->info.from != 0 ? "from " + ReleaseId(sw->info.from).ToString() : "first") +
       ", " + std::string(StrategyName(sw->info.strategy));
   const auto t0 = std::chrono::steady_clock::now();
   RETURN_IF_ERROR(
-      ledger_->AppendEvent(app, "activating", to, sw->actor, detail));
+      ledger_->AppendEvent(app, EventKind::kActivating, ReleaseId(sw->info.to), sw->actor,
+                           detail));
   Failpoint("before-switch");
   Status s = SwitchCurrentLink(AppDir(app), "releases/" + to);
   if (!s.ok()) {
     // Nothing changed: the link still names the old release.
     ledger_
-        ->AppendEvent(app, "activation-failed", to, kDaemonActor, s.message())
+        ->AppendEvent(app, EventKind::kActivationFailed, ReleaseId(sw->info.to),
+                      kDaemonActor, s.message())
         .IgnoreError();
     return s.WithContext("switching 'current'");
   }
@@ -274,7 +277,7 @@ void Switcher::OnDeadlineTimer(uv_timer_t* timer) {
                    std::string(InstanceStateName(i->state()));
   self->Dispatch(sw, SwitchEvent::kDeadline,
                  FailedPrecondition(
-                     ReleaseName(sw->info.to) + " was not ready within " +
+                     ReleaseId(sw->info.to).ToString() + " was not ready within " +
                      std::to_string(sw->spec.activation_deadline_ms / 1000) +
                      "s" + (waiting.empty() ? "" : " (" + waiting + ")")));
 }
@@ -304,7 +307,7 @@ void Switcher::CheckNew(Switch* sw) {
       last_crash = i->name() + " exited: " + i->exits().back().Describe();
     }
   }
-  const std::string to = ReleaseName(sw->info.to);
+  const std::string to = ReleaseId(sw->info.to).ToString();
   for (const Instance* i : sw->fresh->Instances())
     if (i->state() == InstanceState::kFailed)
       return Dispatch(
@@ -333,15 +336,17 @@ void Switcher::CheckNew(Switch* sw) {
 
 void Switcher::RecordLive(Switch* sw) {
   const std::string app = sw->info.app;
-  const std::string to = ReleaseName(sw->info.to);
+  const std::string to = ReleaseId(sw->info.to).ToString();
   if (sw->info.strategy == Strategy::kStartFirst) Failpoint("after-stop-old");
-  std::string kind = sw->info.kind == "rollback" ? "rolled-back" : "activated";
+  EventKind kind = sw->info.kind == "rollback" ? EventKind::kRolledBack
+                                               : EventKind::kActivated;
   std::string detail =
-      sw->info.from != 0 ? "from " + ReleaseName(sw->info.from) : "";
+      sw->info.from != 0 ? "from " + ReleaseId(sw->info.from).ToString() : "";
   if (!sw->unhealthy.empty())
     detail += (detail.empty() ? "" : "; ") +
               std::string("not ready (auto_rollback off): ") + sw->unhealthy;
-  Status st = ledger_->AppendEvent(app, kind, to, sw->actor, detail);
+  Status st =
+      ledger_->AppendEvent(app, kind, ReleaseId(sw->info.to), sw->actor, detail);
   if (!st.ok()) {
     // The link names the new release and it runs, but the ledger (the
     // system of record) still names the old one as active, after an
@@ -355,10 +360,11 @@ void Switcher::RecordLive(Switch* sw) {
     spdlog::error("{}: cannot record that {} is live: {}", app, to,
                   st.message());
     return Dispatch(sw, SwitchEvent::kLedgerFailed,
-                    FailedPrecondition("cannot record " + kind + " of " + to +
+                    FailedPrecondition("cannot record " + std::string(EventKindName(kind)) +
+                                       " of " + to +
                                        " in the ledger: " + st.message()));
   }
-  spdlog::info("{}: {} is live ({})", app, to, kind);
+  spdlog::info("{}: {} is live ({})", app, to, EventKindName(kind));
   Dispatch(sw, SwitchEvent::kLiveRecorded);
 }
 
@@ -371,16 +377,16 @@ void Switcher::GoBack(Switch* sw, const std::string& reason) {
     supervisor_->Retire(app, nullptr, finish);
     return;
   }
-  Status s = SwitchCurrentLink(AppDir(app), "releases/" + ReleaseName(prev));
+  Status s = SwitchCurrentLink(AppDir(app), "releases/" + ReleaseId(prev).ToString());
   if (!s.ok())
-    spdlog::error("{}: cannot switch back to {}: {}", app, ReleaseName(prev),
+    spdlog::error("{}: cannot switch back to {}: {}", app, ReleaseId(prev).ToString(),
                   s.message());
   // Start-first: the old release still runs; stop-first: start it again.
   if (supervisor_->Reinstate(app, prev, finish)) return;
   auto old = load_run_(app, prev);
   auto formation = ledger_->GetFormation(app);
   if (!old.ok() || !formation.ok()) {
-    spdlog::error("{}: cannot start {} again: {}", app, ReleaseName(prev),
+    spdlog::error("{}: cannot start {} again: {}", app, ReleaseId(prev).ToString(),
                   (!old.ok() ? old.status() : formation.status()).message());
     supervisor_->Retire(app, nullptr, finish);
     return;
@@ -391,21 +397,22 @@ void Switcher::GoBack(Switch* sw, const std::string& reason) {
 
 void Switcher::RecordBack(Switch* sw, const std::string& reason) {
   const std::string app = sw->info.app;
-  const std::string to = ReleaseName(sw->info.to);
+  const std::string to = ReleaseId(sw->info.to).ToString();
   const int64_t prev = sw->info.from;
   if (prev == 0) {
-    ledger_->AppendEvent(app, "activation-failed", to, kDaemonActor, reason)
+    ledger_->AppendEvent(app, EventKind::kActivationFailed, ReleaseId(sw->info.to),
+                         kDaemonActor, reason)
         .IgnoreError();
     return End(sw,
                FailedPrecondition("activation of " + to + " failed: " + reason),
                0);
   }
-  Status st = ledger_->AppendEvent(app, "auto-rolled-back", ReleaseName(prev),
+  Status st = ledger_->AppendEvent(app, EventKind::kAutoRolledBack, ReleaseId(prev),
                                    kDaemonActor, to + ": " + reason);
   if (!st.ok())
     spdlog::error("{}: cannot record the rollback: {}", app, st.message());
   End(sw,
-      FailedPrecondition("rolled back to " + ReleaseName(prev) + ": " + reason),
+      FailedPrecondition("rolled back to " + ReleaseId(prev).ToString() + ": " + reason),
       prev);
 }
 

@@ -1,5 +1,6 @@
 #include "daemon/control/params.h"
 
+#include "daemon/base/release_id.h"
 #include "daemon/config/app_spec.h"
 #include "daemon/store/release_service.h"
 
@@ -54,7 +55,9 @@ Result<std::string> App(const rpc::Json& params) {
 
 Result<int64_t> Release(const rpc::Json& params, const char* key) {
   ASSIGN_OR_RETURN(std::string text, String(params, key));
-  return ParseReleaseName(text);
+  ASSIGN_OR_RETURN(ReleaseId id,
+                   ReleaseId::Parse(text, ReleaseId::Prefix::kOptional));
+  return id.number();
 }
 
 }  // namespace relsupd::params

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <deque>
 
+#include "daemon/base/release_id.h"
 #include "daemon/control/handlers.h"
 #include "daemon/control/paging.h"
 #include "daemon/control/params.h"
@@ -199,22 +200,22 @@ void Switch(DaemonContext& ctx, const Request& r, Reply reply, bool rollback) {
         if (wait) return;
         const SwitchInfo* sw = ctx.runs->CurrentSwitch(app);
         reply(Json{{"app", app}, {"switch", *started},
-                   {"release", sw != nullptr ? "v" + std::to_string(sw->to) : ""}});
+                   {"release", sw != nullptr ? ReleaseId(sw->to).ToString() : ""}});
       },
       [reply, wait, id, app = *app, &ctx](Status done) {
         if (!wait) return;
         if (!done.ok()) return reply(done);
         const SwitchOutcome* o = ctx.runs->LastSwitch(app);
         reply(Json{{"app", app}, {"switch", *id},
-                   {"release", o != nullptr ? "v" + std::to_string(o->live) : ""}});
+                   {"release", o != nullptr ? ReleaseId(o->live).ToString() : ""}});
       });
 }
 
 Json SwitchInfoToJson(const SwitchInfo& s) {
   return Json{{"id", s.id},
               {"kind", s.kind},
-              {"from", s.from != 0 ? Json("v" + std::to_string(s.from)) : Json(nullptr)},
-              {"to", "v" + std::to_string(s.to)},
+              {"from", s.from != 0 ? Json(ReleaseId(s.from).ToString()) : Json(nullptr)},
+              {"to", ReleaseId(s.to).ToString()},
               {"strategy", std::string(StrategyName(s.strategy))},
               {"phase", std::string(SwitchPhaseName(s.phase))},
               {"started_at", s.started_at},
@@ -225,15 +226,15 @@ Result<Json> StatusOf(DaemonContext& ctx, const std::string& app) {
   ASSIGN_OR_RETURN(Ledger::Activation act, ctx.ledger->ActivationOf(app));
   ASSIGN_OR_RETURN(bool stopped, ctx.ledger->StoppedByHand(app));
   Json j = {{"app", app},
-            {"active", act.active != 0 ? Json("v" + std::to_string(act.active)) : Json(nullptr)},
-            {"previous", act.previous != 0 ? Json("v" + std::to_string(act.previous)) : Json(nullptr)},
+            {"active", act.active != 0 ? Json(ReleaseId(act.active).ToString()) : Json(nullptr)},
+            {"previous", act.previous != 0 ? Json(ReleaseId(act.previous).ToString()) : Json(nullptr)},
             {"stopped", stopped}};
   const SwitchInfo* sw = ctx.runs->CurrentSwitch(app);
   j["switch"] = sw != nullptr ? SwitchInfoToJson(*sw) : Json(nullptr);
   const SwitchOutcome* o = ctx.runs->LastSwitch(app);
   j["last_switch"] = o == nullptr ? Json(nullptr)
                                   : Json{{"id", o->id}, {"ok", o->ok},
-                                         {"live", o->live != 0 ? Json("v" + std::to_string(o->live)) : Json(nullptr)},
+                                         {"live", o->live != 0 ? Json(ReleaseId(o->live).ToString()) : Json(nullptr)},
                                          {"message", o->message}};
   ASSIGN_OR_RETURN(std::vector<PsRow> rows, ctx.runs->Ps(app));
   Json procs = Json::array();

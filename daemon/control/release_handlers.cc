@@ -1,6 +1,7 @@
 // Methods of the release stage: build.*, release.*, config.*.
 #include <nlohmann/json.hpp>
 
+#include "daemon/base/release_id.h"
 #include "daemon/base/uv_work.h"
 #include "daemon/control/handlers.h"
 #include "daemon/control/paging.h"
@@ -57,7 +58,7 @@ Result<Json> BuildList(DaemonContext& ctx, const Json& params) {
   for (const BuildRow& b : builds) {
     Json used = Json::array();
     for (const ReleaseRow& rel : releases)
-      if (rel.build == b.sha256) used.push_back(ReleaseName(rel.number));
+      if (rel.build == b.sha256) used.push_back(ReleaseId(rel.number).ToString());
     out.push_back({{"id", b.id()},
                    {"sha256", b.sha256},
                    {"format", b.format},
@@ -231,8 +232,8 @@ void ReleaseDiff(DaemonContext& ctx, const Request& r, Reply reply) {
                    {"changed", paging::CappedList(changed, &truncated)}};
     config["truncated"] = truncated;
     Head h;
-    h.out = {{"from", ReleaseName(a)},
-             {"to", ReleaseName(b)},
+    h.out = {{"from", ReleaseId(a).ToString()},
+             {"to", ReleaseId(b).ToString()},
              {"build_changed", ra.build != rb.build},
              {"from_build", ra.build.substr(0, 12)},
              {"to_build", rb.build.substr(0, 12)},
@@ -265,7 +266,7 @@ Result<Json> VerifyToJson(const std::string& slot, const std::string& digest,
                           const std::string& build, int64_t number) {
   ASSIGN_OR_RETURN(VerifyResult v, VerifySlot(slot, digest, build));
   bool truncated = false;
-  Json out = {{"release", ReleaseName(number)},
+  Json out = {{"release", ReleaseId(number).ToString()},
               {"ok", v.ok()},
               {"digest_ok", v.digest_ok},
               {"problems", paging::CappedList(v.problems, &truncated)},
@@ -298,7 +299,7 @@ void ReleaseVerify(DaemonContext& ctx, const Request& r, Reply reply) {
   auto row = ctx.ledger->GetRelease(*app, n);
   if (!row.ok()) return reply(row.status());
   if (row->pruned)
-    return reply(FailedPrecondition("release " + ReleaseName(n) + " of app '" + *app +
+    return reply(FailedPrecondition("release " + ReleaseId(n).ToString() + " of app '" + *app +
                                     "' was pruned: its slot is gone"));
   // Not ReleaseService::VerifyRelease: that one is for activations and runs
   // at once; this one waits its turn in the read-only work budget.
@@ -337,7 +338,7 @@ Result<Json> ConfigShow(DaemonContext& ctx, const Request& r) {
     row = all.back();
   }
   ASSIGN_OR_RETURN(Json env, ReleaseConfig(row));
-  return Json{{"release", ReleaseName(row.number)},
+  return Json{{"release", ReleaseId(row.number).ToString()},
               {"config", reveal ? env : Masked(env)},
               {"masked", !reveal}};
 }

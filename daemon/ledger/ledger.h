@@ -1,7 +1,12 @@
 #pragma once
 // Ledger: the SQLite system of record (the only sqlite3.h user).
 //
-// Holds apps and the append-only event log. The database runs in WAL mode
+// Tables: `apps` (each app's spec), `events` (the append-only event log),
+// `builds` (imported artifacts), `releases` (immutable), `formation` (the
+// scale per process type) and `app_state` (each app's active, previous and
+// in-flight release and whether it was stopped by hand; see app_state.h).
+// A row of formation or app_state changes in the same transaction as the
+// event that records the change. The database runs in WAL mode
 // with synchronous=FULL, so a committed row survives kill -9 and power loss;
 // every write is one BEGIN IMMEDIATE transaction. Triggers refuse UPDATE and
 // DELETE on events, and each event carries the hash of the one before it, so
@@ -20,8 +25,11 @@
 #include <vector>
 
 #include "daemon/base/clock.h"
+#include "daemon/base/release_id.h"
 #include "daemon/base/status.h"
 #include "daemon/config/app_spec.h"
+#include "daemon/ledger/app_state.h"
+#include "daemon/ledger/event_kind.h"
 
 struct sqlite3;
 
@@ -37,7 +45,7 @@ struct Event {
   int64_t id = 0;
   int64_t time_ms = 0;
   std::string app;
-  std::string kind;  // app-created, app-updated, ...
+  std::string kind;  // EventKindName(): app-created, app-updated, ...
   std::string release;
   int64_t actor_uid = 0;
   std::string actor_name;
@@ -84,7 +92,7 @@ struct VerifyReport {
 
 class Ledger {
  public:
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
 
   // Opens or creates the ledger at `path`, checks its integrity and migrates
   // its schema forward. `clock` must outlive the Ledger.
@@ -123,12 +131,14 @@ class Ledger {
   // Oldest first.
   Result<std::vector<ReleaseRow>> ListReleases(const std::string& app);
 
-  // Which release is live and which one a rollback would return to, from
-  // the activation events (activated, rolled-back, auto-rolled-back).
+  // The app's `app_state` row (all empty when it has none yet).
+  Result<AppState> GetAppState(const std::string& app);
+  // Which release is live and which one a rollback would return to (from
+  // the app_state row), and which of its releases were ever live.
   struct Activation {
-    int64_t active = 0;    // 0: none
-    int64_t previous = 0;  // 0: none
-    std::set<int64_t> ever_activated;
+    int64_t active = 0;                // 0: none
+    int64_t previous = 0;              // 0: none
+    std::set<int64_t> ever_activated;  // numbers of recorded releases
   };
   Result<Activation> ActivationOf(const std::string& app);
 
@@ -137,19 +147,14 @@ class Ledger {
   // Records new scales and one `scaled` event ("web=3 worker=1") together.
   Status SetFormation(const std::string& app,
                       const std::map<std::string, int>& scales,
-                      const std::string& release, const Actor& actor);
-  // True when the app's last run-state event is `stopped` (by `ctl stop`):
-  // the daemon then leaves it stopped at start-up.
+                      ReleaseId release, const Actor& actor);
+  // AppState::stopped_by_hand: the daemon leaves the app stopped at start-up.
   Result<bool> StoppedByHand(const std::string& app);
 
-  // The newest event of `app` whose kind is one of `kinds`, if any.
-  Result<std::optional<Event>> LastEvent(const std::string& app,
-                                         const std::vector<std::string>& kinds);
-
-  // Appends one event to the hash chain in its own transaction.
-  Status AppendEvent(const std::string& app, const std::string& kind,
-                     const std::string& release, const Actor& actor,
-                     const std::string& detail);
+  // Appends one event to the hash chain, and moves the app's app_state row
+  // on by it, in one transaction.
+  Status AppendEvent(const std::string& app, EventKind kind, ReleaseId release,
+                     const Actor& actor, const std::string& detail);
   // The newest `limit` events (of `app` when given), oldest first.
   Result<std::vector<Event>> History(const std::optional<std::string>& app,
                                      int64_t limit);
@@ -175,9 +180,11 @@ class Ledger {
   Status Exec(const char* sql);
   Status Configure();
   Status Migrate();
-  Status InsertEventLocked(const std::string& app, const std::string& kind,
-                           const std::string& release, const Actor& actor,
+  Status InsertEventLocked(const std::string& app, EventKind kind,
+                           ReleaseId release, const Actor& actor,
                            const std::string& detail);
+  Status WriteAppState(const std::string& app, const AppState& state);
+  Status FillAppStates();  // migration 5
   Status WriteApp(const AppSpec& spec, bool insert);
   Status Err(const char* what);
 

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/base/fd.h"
+#include "daemon/base/release_id.h"
 #include "daemon/base/users.h"
 #include "daemon/config/process_file.h"
 #include "daemon/store/fs.h"
@@ -89,7 +90,7 @@ Result<std::shared_ptr<ReleaseRun>> RunService::LoadRun(const std::string& app,
   ASSIGN_OR_RETURN(AppSpec spec, ledger_->GetApp(app));
   ASSIGN_OR_RETURN(ReleaseRow row, ledger_->GetRelease(app, number));
   if (row.pruned)
-    return FailedPrecondition("release " + ReleaseName(number) + " of '" + app +
+    return FailedPrecondition("release " + ReleaseId(number).ToString() + " of '" + app +
                               "' was pruned");
   auto run = std::make_shared<ReleaseRun>();
   run->app = app;
@@ -97,14 +98,14 @@ Result<std::shared_ptr<ReleaseRun>> RunService::LoadRun(const std::string& app,
   std::string slot = SlotPath(state_dir_, app, number);
   char resolved[PATH_MAX];
   if (::realpath(slot.c_str(), resolved) == nullptr)
-    return Status::FromErrno("release " + ReleaseName(number) + " of '" + app +
+    return Status::FromErrno("release " + ReleaseId(number).ToString() + " of '" + app +
                                  "': slot '" + slot + "'",
                              errno);
   run->slot = resolved;
   ASSIGN_OR_RETURN(run->processes, LoadProcessFile(run->slot));
   auto config = nlohmann::json::parse(row.config, nullptr, false);
   if (!config.is_object())
-    return Corruption("config of release " + ReleaseName(number) + " of '" +
+    return Corruption("config of release " + ReleaseId(number).ToString() + " of '" +
                       app + "' is malformed");
   for (const auto& [k, v] : config.items())
     if (v.is_string()) run->config[k] = v.get<std::string>();
@@ -115,7 +116,7 @@ Result<std::shared_ptr<ReleaseRun>> RunService::LoadRun(const std::string& app,
     for (const auto& name : p.sockets)
       if (run->socket_fds.count(name) == 0)
         return FailedPrecondition("process '" + type + "' of release " +
-                                  ReleaseName(number) + " uses socket '" + name +
+                                  ReleaseId(number).ToString() + " uses socket '" + name +
                                   "', which app '" + app + "' does not declare");
   run->user = as.user;
   run->home = as.home;
@@ -184,7 +185,7 @@ Status RunService::Scale(const std::string& app,
       return InvalidArgument("scale of '" + type + "' must be 0.." +
                              std::to_string(kMaxScale));
   }
-  RETURN_IF_ERROR(ledger_->SetFormation(app, scales, run->release(), actor));
+  RETURN_IF_ERROR(ledger_->SetFormation(app, scales, ReleaseId(run->number), actor));
   ASSIGN_OR_RETURN(Formation formation, ledger_->GetFormation(app));
   auto stopped = ledger_->StoppedByHand(app);
   ReleaseGroup* group = supervisor_->Active(app);
@@ -205,8 +206,7 @@ void RunService::Stop(const std::string& app, const Actor& actor,
   if (Status busy = switcher_->RefuseDuringSwitch(app); !busy.ok()) return done(busy);
   auto act = ledger_->ActivationOf(app);
   if (!act.ok()) return done(act.status());
-  Status s = ledger_->AppendEvent(app, "stopped",
-                                  act->active ? ReleaseName(act->active) : "",
+  Status s = ledger_->AppendEvent(app, EventKind::kStopped, ReleaseId(act->active),
                                   actor, "");
   if (!s.ok()) return done(s);
   supervisor_->Stop(app, [done] { done(Status::Ok()); });
@@ -217,7 +217,7 @@ Status RunService::Start(const std::string& app, const Actor& actor) {
   ASSIGN_OR_RETURN(std::shared_ptr<ReleaseRun> run, ActiveRun(app, "start"));
   ASSIGN_OR_RETURN(Formation formation, ledger_->GetFormation(app));
   RETURN_IF_ERROR(
-      ledger_->AppendEvent(app, "started", run->release(), actor, ""));
+      ledger_->AppendEvent(app, EventKind::kStarted, ReleaseId(run->number), actor, ""));
   supervisor_->Run(std::move(run), formation);
   return Status::Ok();
 }
@@ -230,7 +230,7 @@ void RunService::Restart(const std::string& app, const std::string& type,
   ReleaseGroup* group = supervisor_->Active(app);
   if (group == nullptr || group->stopping())
     return done(FailedPrecondition("app '" + app + "' is not running"));
-  Status s = ledger_->AppendEvent(app, "restarted", group->run().release(),
+  Status s = ledger_->AppendEvent(app, EventKind::kRestarted, ReleaseId(group->run().number),
                                   actor, type.empty() ? "all" : type);
   if (!s.ok()) return done(s);
   group->Restart(type, std::move(done));
@@ -297,8 +297,8 @@ void RunService::OnInstanceChange(const ReleaseGroup& group,
 void RunService::OnInstanceFailed(const ReleaseGroup& group,
                                   const Instance& instance,
                                   const std::string& reason) {
-  Status s = ledger_->AppendEvent(group.run().app, "failed",
-                                  group.run().release(), kDaemonActor, reason);
+  Status s = ledger_->AppendEvent(group.run().app, EventKind::kFailed,
+                                  ReleaseId(group.run().number), kDaemonActor, reason);
   if (!s.ok())
     spdlog::warn("Cannot record that {} {} failed: {}, ignoring",
                  group.run().app, instance.name(), s.message());

@@ -9,6 +9,7 @@
 
 #include "daemon/base/clock.h"
 #include "daemon/base/failpoint.h"
+#include "daemon/base/release_id.h"
 #include "daemon/base/sha256.h"
 #include "daemon/base/uv_work.h"
 #include "daemon/store/archive_reader.h"
@@ -132,21 +133,13 @@ Status ValidateConfigKey(const std::string& key) {
   return Status::Ok();
 }
 
-Result<int64_t> ParseReleaseName(const std::string& text) {
-  std::string digits = !text.empty() && text[0] == 'v' ? text.substr(1) : text;
-  if (digits.empty() || digits.size() > 12 ||
-      digits.find_first_not_of("0123456789") != std::string::npos || digits[0] == '0')
-    return InvalidArgument("'" + text + "' is not a release (use e.g. v3)");
-  return std::stoll(digits);
-}
-
 json ReleaseToJson(const ReleaseRow& r) {
   json config = json::parse(r.config, nullptr, false);
   json keys = json::array();
   if (config.is_object())
     for (const auto& [k, v] : config.items()) keys.push_back(k);
   return {{"app", r.app},
-          {"release", ReleaseName(r.number)},
+          {"release", ReleaseId(r.number).ToString()},
           {"number", r.number},
           {"build", r.build.substr(0, 12)},
           {"build_sha256", r.build},
@@ -186,12 +179,12 @@ Status ReleaseService::Recover() {
     std::error_code ec;
     if (!std::filesystem::exists(dir, ec)) continue;
     for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-      auto number = ParseReleaseName(e.path().filename().string());
-      if (!number.ok()) continue;
-      auto row = ledger_->GetRelease(app.name, *number);
+      auto id = ReleaseId::Parse(e.path().filename().string());
+      if (!id.ok()) continue;
+      auto row = ledger_->GetRelease(app.name, id->number());
       if (row.ok() && row->pruned) {
         // The pruned event was recorded, the removal did not finish.
-        spdlog::info("Removing slot {} of app '{}': pruned", ReleaseName(*number), app.name);
+        spdlog::info("Removing slot {} of app '{}': pruned", id->ToString(), app.name);
         RETURN_IF_ERROR(RemoveTree(e.path().string()));
         continue;
       }
@@ -199,7 +192,7 @@ Status ReleaseService::Recover() {
       // Renamed into place, but the ledger never heard of it: the daemon
       // died before the commit. The release does not exist; remove it.
       spdlog::warn("Removing slot {} of app '{}': no ledger row (interrupted release)",
-                   ReleaseName(*number), app.name);
+                   id->ToString(), app.name);
       RETURN_IF_ERROR(RemoveTree(e.path().string()));
     }
   }
@@ -301,7 +294,7 @@ void ReleaseService::CreateRelease(const std::string& app, const std::string& bu
   req.build_sha256 = build_sha;
   req.env = env;
   req.metadata = {{"app", app},
-                  {"release", ReleaseName(*number)},
+                  {"release", ReleaseId(*number).ToString()},
                   {"build", build_sha},
                   {"created_by", actor.name}};
   req.limits = limits_;
@@ -338,7 +331,7 @@ void ReleaseService::CreateRelease(const std::string& app, const std::string& bu
           return done(committed);
         }
         Failpoint("after-commit");
-        spdlog::info("Released {} of app '{}' (build {}, {} files)", ReleaseName(number),
+        spdlog::info("Released {} of app '{}' (build {}, {} files)", ReleaseId(number).ToString(),
                      app, build_sha.substr(0, 12), r->files);
         auto stored = ledger_->GetRelease(app, number);
         if (!stored.ok()) return done(stored.status());
@@ -398,7 +391,7 @@ void ReleaseService::Prune(const std::string& app, const Actor& actor, Done done
     victims.push_back(it->number);
   }
   json held_json = json::array();
-  for (int64_t n : held) held_json.push_back(ReleaseName(n));
+  for (int64_t n : held) held_json.push_back(ReleaseId(n).ToString());
   if (held.empty()) {
     held_back_.erase(app);
   } else {
@@ -408,9 +401,9 @@ void ReleaseService::Prune(const std::string& app, const Actor& actor, Done done
   json pruned = json::array();
   for (int64_t n : victims) {
     json detail = {{"reason", "keep_releases is " + std::to_string(spec->keep_releases)}};
-    Status s = ledger_->AppendEvent(app, "pruned", ReleaseName(n), actor, detail.dump());
+    Status s = ledger_->AppendEvent(app, EventKind::kPruned, ReleaseId(n), actor, detail.dump());
     if (!s.ok()) return done(s);
-    pruned.push_back(ReleaseName(n));
+    pruned.push_back(ReleaseId(n).ToString());
     Failpoint("after-prune-event");
   }
   auto unused = UnusedBuilds(app);
@@ -478,7 +471,7 @@ void ReleaseService::VerifyRelease(const std::string& app, int64_t number, Done 
   auto row = ledger_->GetRelease(app, number);
   if (!row.ok()) return done(row.status());
   if (row->pruned)
-    return done(FailedPrecondition("release " + ReleaseName(number) + " of app '" + app +
+    return done(FailedPrecondition("release " + ReleaseId(number).ToString() + " of app '" + app +
                                    "' was pruned: its slot is gone"));
   RunOffLoop<Result<VerifyResult>>(
       loop_,
@@ -488,7 +481,7 @@ void ReleaseService::VerifyRelease(const std::string& app, int64_t number, Done 
       [alive = alive_, number, done](Result<VerifyResult> r) {
         if (!*alive) return;
         if (!r.ok()) return done(r.status());
-        done(json{{"release", ReleaseName(number)},
+        done(json{{"release", ReleaseId(number).ToString()},
                   {"ok", r->ok()},
                   {"digest_ok", r->digest_ok},
                   {"problems", r->problems},

@@ -109,8 +109,6 @@ class ReleaseService {
 
 // Config keys: [A-Za-z_][A-Za-z0-9_]*, not RELSUPD_*, LISTEN_*, NOTIFY_SOCKET.
 Status ValidateConfigKey(const std::string& key);
-// "v3" or "3" -> 3.
-Result<int64_t> ParseReleaseName(const std::string& text);
 nlohmann::json ReleaseToJson(const ReleaseRow& r);
 
 }  // namespace relsupd

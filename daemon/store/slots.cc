@@ -10,6 +10,7 @@
 
 #include "daemon/base/failpoint.h"
 #include "daemon/base/fd.h"
+#include "daemon/base/release_id.h"
 #include "daemon/base/sha256.h"
 #include "daemon/config/process_file.h"
 #include "daemon/config/ready_sockets.h"
@@ -157,11 +158,10 @@ Status Seal(const std::string& root) {
 
 }  // namespace
 
-std::string ReleaseName(int64_t number) { return "v" + std::to_string(number); }
 
 std::string SlotPath(const std::string& state_dir, const std::string& app,
                      int64_t number) {
-  return state_dir + "/apps/" + app + "/releases/" + ReleaseName(number);
+  return state_dir + "/apps/" + app + "/releases/" + ReleaseId(number).ToString();
 }
 
 std::string ReleaseDigest(const std::string& root_tree,
@@ -183,7 +183,7 @@ Result<SlotResult> BuildSlot(const SlotRequest& req) {
   const std::string releases = req.state_dir + "/apps/" + req.app + "/releases";
   RETURN_IF_ERROR(MakeDirs(tmp, 0700));
   RETURN_IF_ERROR(MakeDirs(releases, 0755));
-  std::string staging = tmp + "/" + req.app + "-" + ReleaseName(req.number) + "-XXXXXX";
+  std::string staging = tmp + "/" + req.app + "-" + ReleaseId(req.number).ToString() + "-XXXXXX";
   if (::mkdtemp(staging.data()) == nullptr)
     return Status::FromErrno("cannot create staging directory in '" + tmp + "'", errno);
   auto objects = ObjectStore::Open(req.state_dir + "/objects");
@@ -210,7 +210,7 @@ Result<SlotResult> BuildSlot(const SlotRequest& req) {
   // activation checks again. Refusing here already says it before the
   // release exists.
   if (Status ready = CheckReadyAgainstSockets(*procs, req.sockets); !ready.ok())
-    return fail(ready.WithContext("release " + ReleaseName(req.number)));
+    return fail(ready.WithContext("release " + ReleaseId(req.number).ToString()));
 
   auto trees = BuildTrees(manifest);
   if (!trees.ok()) return fail(trees.status());
@@ -235,7 +235,7 @@ Result<SlotResult> BuildSlot(const SlotRequest& req) {
     auto obj = objects->PutTreeAndLink(t.text, trees_fd->get(), t.hash);
     if (!obj.ok())
       return fail(obj.status().WithContext("cannot store the manifest of " +
-                                           ReleaseName(req.number)));
+                                           ReleaseId(req.number).ToString()));
     if (obj->created) created.push_back(obj->name);
   }
   for (Status w : {WriteMeta(meta_fd->get(), "env.json", req.env.dump() + "\n", 0400),
@@ -249,7 +249,7 @@ Result<SlotResult> BuildSlot(const SlotRequest& req) {
   s = Seal(staging);
   if (!s.ok()) return fail(s);
   Failpoint("before-rename");
-  const std::string slot = releases + "/" + ReleaseName(req.number);
+  const std::string slot = releases + "/" + ReleaseId(req.number).ToString();
   if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, slot.c_str(), RENAME_NOREPLACE) != 0)
     return fail(Status::FromErrno("cannot move the slot to '" + slot + "'", errno));
   s = SyncDir(releases);

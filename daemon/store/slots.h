@@ -45,7 +45,6 @@ struct SlotResult {
   uint64_t bytes = 0;
 };
 
-std::string ReleaseName(int64_t number);  // "v3"
 std::string SlotPath(const std::string& state_dir, const std::string& app,
                      int64_t number);
 // The digest that names a release's content: the root tree's hash names

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "daemon/base/clock.h"
+#include "daemon/base/release_id.h"
 #include "daemon/base/uv_handle.h"
 #include "daemon/config/process_file.h"
 #include "daemon/supervise/backoff.h"
@@ -46,7 +47,7 @@ struct ReleaseRun {
   std::string home;
   // Daemon-held listeners by socket name; the fds stay the daemon's.
   std::map<std::string, int> socket_fds;
-  std::string release() const { return "v" + std::to_string(number); }
+  std::string release() const { return ReleaseId(number).ToString(); }
 };
 
 // What every instance of a daemon shares. Owned by the Supervisor.

@@ -117,7 +117,7 @@ void RecordActivations(const std::string& state, const std::vector<std::string>&
   INFO(ledger.status().message());
   REQUIRE(ledger.ok());
   for (const auto& r : releases) {
-    Status s = (*ledger)->AppendEvent("shop", "activated", r, Actor{0, "release-test"},
+    Status s = (*ledger)->AppendEvent("shop", EventKind::kActivated, *ReleaseId::Parse(r), Actor{0, "release-test"},
                                       R"({"note":"recorded by the crash test"})");
     INFO(s.message());
     REQUIRE(s.ok());

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <string_view>
+#include <utility>
 
 #include "daemon/ledger/ledger.h"
 
@@ -288,6 +290,229 @@ TEST_CASE("a committed app survives closing without a clean shutdown") {
   auto l = f.Open();
   CHECK(l->GetApp("shop").ok());
   CHECK(l->VerifyHistory()->ok());
+}
+
+// The message ReleaseId::Parse gives for `text`, or "" when it parses.
+std::string ParseError(std::string_view text) {
+  auto id = ReleaseId::Parse(text);
+  return id.ok() ? "" : id.status().message();
+}
+
+TEST_CASE("ReleaseId prints vN, and parses vN back only at the edges") {
+  CHECK(ReleaseId(3).ToString() == "v3");
+  CHECK(ReleaseId().ToString().empty());
+  CHECK(ReleaseId().empty());
+  CHECK(ReleaseId::Parse("v3")->number() == 3);
+  CHECK(*ReleaseId::Parse("v999999999999") == ReleaseId(ReleaseId::kMax));
+  // The control socket's params also take a bare number, as they always did.
+  CHECK(ReleaseId::Parse("3", ReleaseId::Prefix::kOptional)->number() == 3);
+  CHECK(ReleaseId(2) < ReleaseId(10));
+}
+
+TEST_CASE("ReleaseId::Parse names what is not a release") {
+  CHECK(ParseError("v") == "'v' is not a release (use e.g. v3)");
+  CHECK(ParseError("v0") == "'v0' is not a release (use e.g. v3)");
+  CHECK(ParseError("v-1") == "'v-1' is not a release (use e.g. v3)");
+  CHECK(ParseError("3") == "'3' is not a release (use e.g. v3)");
+  CHECK(ParseError("v99999999999999999999") ==
+        "'v99999999999999999999' is not a release (use e.g. v3)");
+  CHECK(ParseError("v007") == "'v007' is not a release (use e.g. v3)");
+  CHECK(ParseError("") == "'' is not a release (use e.g. v3)");
+  CHECK(ParseError("v3x") == "'v3x' is not a release (use e.g. v3)");
+  CHECK(ReleaseId::Parse("v", ReleaseId::Prefix::kOptional).status().code() ==
+        StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("EventKind names round-trip, and the names are the stored ones") {
+  // Every kind, in enum order: the table must name each one once.
+  for (int i = 0; i <= static_cast<int>(EventKind::kPruned); ++i) {
+    const auto kind = static_cast<EventKind>(i);
+    INFO(i);
+    CHECK(ParseEventKind(EventKindName(kind)) == kind);
+  }
+  CHECK(EventKindName(EventKind::kAppCreated) == "app-created");
+  CHECK(EventKindName(EventKind::kAutoRolledBack) == "auto-rolled-back");
+  CHECK(EventKindName(EventKind::kActivationFailed) == "activation-failed");
+  CHECK(EventKindName(EventKind::kPruned) == "pruned");
+  CHECK(ParseEventKind("deployed") == std::nullopt);
+  CHECK(ParseEventKind("") == std::nullopt);
+}
+
+constexpr ReleaseId kV1{1}, kV2{2}, kV3{3};
+
+TEST_CASE("app state: activating marks a switch in flight, nothing else") {
+  AppState live{.active = kV1,
+                .previous = ReleaseId(),
+                .switching = ReleaseId(),
+                .stopped_by_hand = false};
+  CHECK(NextAppState(live, EventKind::kActivating, kV2) ==
+        AppState{.active = kV1,
+                 .previous = ReleaseId(),
+                 .switching = kV2,
+                 .stopped_by_hand = false});
+}
+
+TEST_CASE(
+    "app state: activated makes the release live and the old one previous") {
+  AppState s{.active = kV1,
+             .previous = ReleaseId(),
+             .switching = kV2,
+             .stopped_by_hand = true};
+  CHECK(NextAppState(s, EventKind::kActivated, kV2) ==
+        AppState{.active = kV2,
+                 .previous = kV1,
+                 .switching = ReleaseId(),
+                 .stopped_by_hand = false});
+  // The first activation has no previous.
+  CHECK(NextAppState(AppState{}, EventKind::kActivated, kV1) ==
+        AppState{.active = kV1,
+                 .previous = ReleaseId(),
+                 .switching = ReleaseId(),
+                 .stopped_by_hand = false});
+  // The live release again: previous stays.
+  AppState again{.active = kV2,
+                 .previous = kV1,
+                 .switching = ReleaseId(),
+                 .stopped_by_hand = false};
+  CHECK(NextAppState(again, EventKind::kActivated, kV2) == again);
+}
+
+TEST_CASE("app state: rolled-back swaps active and previous") {
+  AppState s{.active = kV2,
+             .previous = kV1,
+             .switching = kV1,
+             .stopped_by_hand = false};
+  CHECK(NextAppState(s, EventKind::kRolledBack, kV1) ==
+        AppState{.active = kV1,
+                 .previous = kV2,
+                 .switching = ReleaseId(),
+                 .stopped_by_hand = false});
+}
+
+TEST_CASE("app state: auto-rolled-back to the live release ends the switch") {
+  AppState s{.active = kV1,
+             .previous = ReleaseId(),
+             .switching = kV2,
+             .stopped_by_hand = true};
+  CHECK(NextAppState(s, EventKind::kAutoRolledBack, kV1) ==
+        AppState{.active = kV1,
+                 .previous = ReleaseId(),
+                 .switching = ReleaseId(),
+                 .stopped_by_hand = false});
+}
+
+TEST_CASE("app state: activation-failed and recovered end the switch") {
+  AppState first{.active = ReleaseId(),
+                 .previous = ReleaseId(),
+                 .switching = kV1,
+                 .stopped_by_hand = false};
+  CHECK(NextAppState(first, EventKind::kActivationFailed, kV1) == AppState{});
+  AppState s{.active = kV1,
+             .previous = ReleaseId(),
+             .switching = kV2,
+             .stopped_by_hand = false};
+  CHECK(NextAppState(s, EventKind::kRecovered, kV1) ==
+        AppState{.active = kV1,
+                 .previous = ReleaseId(),
+                 .switching = ReleaseId(),
+                 .stopped_by_hand = false});
+}
+
+TEST_CASE("app state: stopped and started set and clear stopped-by-hand") {
+  AppState s{.active = kV1,
+             .previous = ReleaseId(),
+             .switching = ReleaseId(),
+             .stopped_by_hand = false};
+  AppState stopped{.active = kV1,
+                   .previous = ReleaseId(),
+                   .switching = ReleaseId(),
+                   .stopped_by_hand = true};
+  CHECK(NextAppState(s, EventKind::kStopped, kV1) == stopped);
+  CHECK(NextAppState(stopped, EventKind::kStarted, kV1) == s);
+  CHECK(NextAppState(stopped, EventKind::kRestarted, kV1) == stopped);
+}
+
+TEST_CASE("app state: the other kinds change nothing") {
+  AppState s{.active = kV2,
+             .previous = kV1,
+             .switching = kV3,
+             .stopped_by_hand = true};
+  CHECK_FALSE(ChangesAppState(EventKind::kScaled));
+  CHECK(NextAppState(s, EventKind::kScaled, kV2) == s);
+  CHECK_FALSE(ChangesAppState(EventKind::kReleased));
+  CHECK(NextAppState(s, EventKind::kReleased, kV3) == s);
+  CHECK_FALSE(ChangesAppState(EventKind::kPruned));
+  CHECK(NextAppState(s, EventKind::kPruned, kV1) == s);
+  CHECK_FALSE(ChangesAppState(EventKind::kFailed));
+  CHECK(NextAppState(s, EventKind::kFailed, kV2) == s);
+  CHECK(ChangesAppState(EventKind::kStopped));
+}
+
+TEST_CASE("the app_state row is written with its event, in one transaction") {
+  Fixture f;
+  auto l = f.Open();
+  REQUIRE(l->CreateApp(Shop(), f.root).ok());
+  CHECK(*l->GetAppState("shop") == AppState{});
+  REQUIRE(l->AppendEvent("shop", EventKind::kActivated, kV1, f.root, "").ok());
+  REQUIRE(l->AppendEvent("shop", EventKind::kActivated, kV2, f.root, "").ok());
+  REQUIRE(l->AppendEvent("shop", EventKind::kStopped, kV2, f.root, "").ok());
+  REQUIRE(l->AppendEvent("shop", EventKind::kActivating, kV3, f.root, "").ok());
+  CHECK(*l->GetAppState("shop") == AppState{.active = kV2,
+                                            .previous = kV1,
+                                            .switching = kV3,
+                                            .stopped_by_hand = true});
+  CHECK(f.Raw("SELECT active, previous, switching, stopped_by_hand FROM "
+              "app_state WHERE app='shop'") == "2131");
+  CHECK(l->ActivationOf("shop")->active == 2);
+  CHECK(l->ActivationOf("shop")->previous == 1);
+  CHECK(*l->StoppedByHand("shop"));
+  // The event and its row commit together: a row that cannot be written
+  // takes its event with it.
+  f.Raw(
+      "CREATE TRIGGER no_state BEFORE UPDATE ON app_state BEGIN "
+      "SELECT RAISE(ABORT, 'state refused'); END");
+  CHECK_FALSE(
+      l->AppendEvent("shop", EventKind::kStarted, kV2, f.root, "").ok());
+  CHECK(l->History(std::string("shop"), 10)->back().kind == "activating");
+  CHECK(*l->StoppedByHand("shop"));
+  CHECK(l->VerifyHistory()->ok());
+}
+
+TEST_CASE("migration 5 fills app_state from the events of a schema-4 ledger") {
+  Fixture f;
+  {
+    auto l = f.Open();
+    REQUIRE(l->CreateApp(Shop(), f.root).ok());
+    REQUIRE(l->CreateApp(Shop("api"), f.root).ok());
+    for (auto [kind, id] : {std::pair{EventKind::kActivated, kV1},
+                            {EventKind::kActivated, kV2},
+                            {EventKind::kStopped, kV2},
+                            {EventKind::kActivating, kV3}})
+      REQUIRE(l->AppendEvent("shop", kind, id, f.root, "").ok());
+    REQUIRE(l->AppendEvent("api", EventKind::kActivated, kV2, f.root, "").ok());
+    REQUIRE(
+        l->AppendEvent("api", EventKind::kRolledBack, kV1, f.root, "").ok());
+  }
+  // What a schema-4 relsupd left: the same tables and events, no app_state.
+  f.Raw("DROP TABLE app_state; DROP INDEX events_kind; PRAGMA user_version=4");
+  REQUIRE(f.Raw("SELECT count(*) FROM sqlite_master WHERE name='app_state'") ==
+          "0");
+  auto l = f.Open();
+  CHECK(l->schema_version() == 5);
+  CHECK(*l->GetAppState("shop") == AppState{.active = kV2,
+                                            .previous = kV1,
+                                            .switching = kV3,
+                                            .stopped_by_hand = true});
+  CHECK(*l->GetAppState("api") == AppState{.active = kV1,
+                                           .previous = kV2,
+                                           .switching = ReleaseId(),
+                                           .stopped_by_hand = false});
+  CHECK(f.Raw("SELECT count(*) FROM app_state") == "2");
+  // The events were only read: the chain is whole.
+  auto report = l->VerifyHistory();
+  REQUIRE(report.ok());
+  CHECK(report->ok());
+  CHECK(report->checked == 8);
 }
 
 }  // namespace

@@ -95,7 +95,7 @@ struct Fixture {
     return (*r)["release"];
   }
   void Activate(const std::string& release) {
-    REQUIRE(ledger->AppendEvent("shop", "activated", release, root, "{}").ok());
+    REQUIRE(ledger->AppendEvent("shop", EventKind::kActivated, *ReleaseId::Parse(release), root, "{}").ok());
   }
   json Prune() {
     auto r = Wait([&](auto done) { service->Prune("shop", root, done); });

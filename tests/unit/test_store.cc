@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/base/fd.h"
+#include "daemon/base/release_id.h"
 #include "daemon/base/sha256.h"
 #include "daemon/store/archive_reader.h"
 #include "daemon/store/fs.h"
@@ -241,7 +242,7 @@ struct State {
     req.artifact_path = artifact;
     req.build_sha256 = Sha256Hex(ReadAll(artifact));
     req.env = std::move(env);
-    req.metadata = {{"app", "shop"}, {"release", ReleaseName(number)}};
+    req.metadata = {{"app", "shop"}, {"release", ReleaseId(number).ToString()}};
     req.limits = limits;
     return BuildSlot(req);
   }

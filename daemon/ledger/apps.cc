@@ -1,0 +1,161 @@
+// Ledger: apps and their formation (scale per process type).
+#include <nlohmann/json.hpp>
+
+#include "daemon/ledger/ledger.h"
+#include "daemon/ledger/sql.h"
+
+namespace relsupd {
+
+Status Ledger::WriteApp(const AppSpec& spec, bool insert) {
+  const char* sql =
+      insert ? "INSERT INTO apps(user, grp, keep_releases, sockets, strategy, "
+               "activation_deadline_ms, auto_rollback, updated_at, name, "
+               "uid, gid, dynamic_user, created_at) "
+               "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?8)"
+             : "UPDATE apps SET user=?1, grp=?2, keep_releases=?3, sockets=?4, "
+               "strategy=?5, activation_deadline_ms=?6, auto_rollback=?7, "
+               "updated_at=?8, uid=?10, gid=?11, dynamic_user=?12 "
+               "WHERE name=?9";
+  Stmt st(db_, sql);
+  if (!st.prepared()) return Err("cannot prepare app write");
+  st.Bind(1, spec.user).Bind(2, spec.group).Bind(3, spec.keep_releases);
+  st.Bind(4, AppSpecToJson(spec)["sockets"].dump());
+  st.Bind(5, StrategyName(spec.strategy)).Bind(6, spec.activation_deadline_ms);
+  st.Bind(7, int64_t{spec.auto_rollback}).Bind(8, clock_.WallMs());
+  st.Bind(9, spec.name).Bind(10, spec.uid).Bind(11, spec.gid);
+  st.Bind(12, int64_t{spec.dynamic_user});
+  if (st.Step() != SQLITE_DONE) return Err("cannot write app");
+  return Status::Ok();
+}
+
+Status Ledger::CreateApp(const AppSpec& spec, const Actor& actor) {
+  Txn txn(this);
+  RETURN_IF_ERROR(txn.Begin());
+  auto existing = GetApp(spec.name);
+  if (existing.ok())
+    return AlreadyExists("app '" + spec.name + "' exists already");
+  if (existing.status().code() != StatusCode::kNotFound)
+    return existing.status();
+  RETURN_IF_ERROR(WriteApp(spec, /*insert=*/true));
+  RETURN_IF_ERROR(InsertEventLocked(spec.name, EventKind::kAppCreated,
+                                    ReleaseId(), actor,
+                                    AppSpecToJson(spec).dump()));
+  return txn.Commit();
+}
+
+Result<bool> Ledger::ApplyApp(const AppSpec& spec, const Actor& actor) {
+  Txn txn(this);
+  RETURN_IF_ERROR(txn.Begin());
+  auto existing = GetApp(spec.name);
+  if (!existing.ok() && existing.status().code() != StatusCode::kNotFound)
+    return existing.status();
+  if (existing.ok() && *existing == spec) return false;
+  const bool insert = !existing.ok();
+  RETURN_IF_ERROR(WriteApp(spec, insert));
+  nlohmann::json detail = AppSpecToJson(spec);
+  if (!insert) {
+    // Record only what changed, as {"field": [old, new]}.
+    nlohmann::json before = AppSpecToJson(*existing), changes;
+    for (const auto& [k, v] : detail.items())
+      if (before[k] != v) changes[k] = {before[k], v};
+    detail = changes;
+  }
+  RETURN_IF_ERROR(InsertEventLocked(
+      spec.name, insert ? EventKind::kAppCreated : EventKind::kAppUpdated,
+      ReleaseId(), actor, detail.dump()));
+  RETURN_IF_ERROR(txn.Commit());
+  return true;
+}
+
+namespace {
+constexpr char kAppColumns[] =
+    "SELECT name, user, grp, keep_releases, sockets, strategy, "
+    "activation_deadline_ms, auto_rollback, uid, gid, dynamic_user FROM apps";
+
+Result<AppSpec> ReadAppRow(Stmt& st) {
+  AppSpec a;
+  a.name = st.Text(0);
+  a.user = st.Text(1);
+  a.group = st.Text(2);
+  a.keep_releases = st.Int(3);
+  auto sockets = nlohmann::json::parse(st.Text(4), nullptr, false);
+  if (!sockets.is_object())
+    return Corruption("app '" + a.name + "' has malformed sockets");
+  for (const auto& [k, v] : sockets.items())
+    a.sockets.push_back({k, v.is_string() ? v.get<std::string>() : ""});
+  auto strategy = ParseStrategy(st.Text(5));
+  if (!strategy.ok())
+    return Corruption("app '" + a.name + "': " + strategy.status().message());
+  a.strategy = *strategy;
+  a.activation_deadline_ms = st.Int(6);
+  a.auto_rollback = st.Int(7) != 0;
+  a.uid = st.Int(8);
+  a.gid = st.Int(9);
+  a.dynamic_user = st.Int(10) != 0;
+  return a;
+}
+}  // namespace
+
+Result<AppSpec> Ledger::GetApp(const std::string& name) {
+  std::string sql = std::string(kAppColumns) + " WHERE name=?";
+  Stmt st(db_, sql.c_str());
+  if (!st.prepared()) return Err("cannot prepare app query");
+  st.Bind(1, name);
+  int rc = st.Step();
+  if (rc == SQLITE_DONE) return NotFound("app '" + name + "' does not exist");
+  if (rc != SQLITE_ROW) return Err("cannot read app");
+  return ReadAppRow(st);
+}
+
+Result<std::vector<AppSpec>> Ledger::ListApps() {
+  std::string sql = std::string(kAppColumns) + " ORDER BY name";
+  Stmt st(db_, sql.c_str());
+  if (!st.prepared()) return Err("cannot prepare app list");
+  std::vector<AppSpec> out;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    ASSIGN_OR_RETURN(AppSpec a, ReadAppRow(st));
+    out.push_back(std::move(a));
+  }
+  if (rc != SQLITE_DONE) return Err("cannot list apps");
+  return out;
+}
+
+Result<std::map<std::string, int>> Ledger::GetFormation(
+    const std::string& app) {
+  Stmt st(db_,
+          "SELECT process, scale FROM formation WHERE app=? ORDER BY process");
+  if (!st.prepared()) return Err("cannot prepare formation query");
+  st.Bind(1, app);
+  std::map<std::string, int> out;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW)
+    out[st.Text(0)] = static_cast<int>(st.Int(1));
+  if (rc != SQLITE_DONE) return Err("cannot read formation");
+  return out;
+}
+
+Status Ledger::SetFormation(const std::string& app,
+                            const std::map<std::string, int>& scales,
+                            ReleaseId release, const Actor& actor) {
+  Txn txn(this);
+  RETURN_IF_ERROR(txn.Begin());
+  std::string detail;
+  for (const auto& [process, scale] : scales) {
+    Stmt up(db_,
+            "INSERT INTO formation(app, process, scale, updated_at) "
+            "VALUES(?,?,?,?) ON CONFLICT(app, process) DO UPDATE SET "
+            "scale=excluded.scale, updated_at=excluded.updated_at");
+    if (!up.prepared()) return Err("cannot prepare formation update");
+    up.Bind(1, app).Bind(2, process).Bind(3, int64_t{scale});
+    up.Bind(4, clock_.WallMs());
+    if (up.Step() != SQLITE_DONE) return Err("cannot record formation");
+    if (!detail.empty()) detail += ' ';
+    detail += process + "=" + std::to_string(scale);
+  }
+  RETURN_IF_ERROR(
+      InsertEventLocked(app, EventKind::kScaled, release, actor, detail));
+  return txn.Commit();
+}
+
+}  // namespace relsupd

@@ -1,0 +1,172 @@
+// Ledger: imported builds, immutable releases, and which one is active.
+#include <nlohmann/json.hpp>
+
+#include "daemon/ledger/ledger.h"
+#include "daemon/ledger/sql.h"
+
+namespace relsupd {
+
+namespace {
+
+constexpr char kBuildColumns[] =
+    "SELECT app, sha256, format, size, entries, unpacked_bytes, imported_at, "
+    "imported_by FROM builds";
+
+BuildRow ReadBuildRow(Stmt& st) {
+  BuildRow b;
+  b.app = st.Text(0);
+  b.sha256 = st.Text(1);
+  b.format = st.Text(2);
+  b.size = st.Int(3);
+  b.entries = st.Int(4);
+  b.unpacked_bytes = st.Int(5);
+  b.imported_at = st.Int(6);
+  b.imported_by = st.Text(7);
+  return b;
+}
+
+// `pruned` is derived from the event log; 'v' || number is how
+// ReleaseId::ToString() prints the release in the event.
+constexpr char kReleaseColumns[] =
+    "SELECT app, number, build, digest, config, created_at, created_uid, "
+    "created_by, EXISTS(SELECT 1 FROM events e WHERE e.app=r.app AND "
+    "e.kind='pruned' AND e.release='v' || r.number) FROM releases r";
+
+ReleaseRow ReadReleaseRow(Stmt& st) {
+  ReleaseRow r;
+  r.app = st.Text(0);
+  r.number = st.Int(1);
+  r.build = st.Text(2);
+  r.digest = st.Text(3);
+  r.config = st.Text(4);
+  r.created_at = st.Int(5);
+  r.created_uid = st.Int(6);
+  r.created_by = st.Text(7);
+  r.pruned = st.Int(8) != 0;
+  return r;
+}
+
+}  // namespace
+
+Result<bool> Ledger::RecordBuild(const BuildRow& b, const Actor& actor) {
+  Txn txn(this);
+  RETURN_IF_ERROR(txn.Begin());
+  RETURN_IF_ERROR(GetApp(b.app).status());
+  Stmt ins(db_,
+           "INSERT OR IGNORE INTO builds(app, sha256, format, size, entries, "
+           "unpacked_bytes, imported_at, imported_by) VALUES(?,?,?,?,?,?,?,?)");
+  if (!ins.prepared()) return Err("cannot prepare build insert");
+  ins.Bind(1, b.app).Bind(2, b.sha256).Bind(3, b.format).Bind(4, b.size);
+  ins.Bind(5, b.entries).Bind(6, b.unpacked_bytes).Bind(7, clock_.WallMs());
+  ins.Bind(8, actor.name);
+  if (ins.Step() != SQLITE_DONE) return Err("cannot record build");
+  if (sqlite3_changes(db_) == 0) return false;
+  nlohmann::json detail = {{"build", b.id()},
+                           {"sha256", b.sha256},
+                           {"format", b.format},
+                           {"size", b.size}};
+  RETURN_IF_ERROR(InsertEventLocked(b.app, EventKind::kImported, ReleaseId(),
+                                    actor, detail.dump()));
+  RETURN_IF_ERROR(txn.Commit());
+  return true;
+}
+
+Result<BuildRow> Ledger::FindBuild(const std::string& app,
+                                   const std::string& id) {
+  if (id.size() < 7 || id.size() > 64 ||
+      id.find_first_not_of("0123456789abcdef") != std::string::npos)
+    return InvalidArgument(
+        "build id '" + id +
+        "' must be 7 to 64 lower-case hex digits of its sha256");
+  RETURN_IF_ERROR(GetApp(app).status());
+  Stmt st(db_, (std::string(kBuildColumns) +
+                " WHERE app=? AND substr(sha256, 1, ?)=? LIMIT 2")
+                   .c_str());
+  if (!st.prepared()) return Err("cannot prepare build query");
+  st.Bind(1, app).Bind(2, static_cast<int64_t>(id.size())).Bind(3, id);
+  std::vector<BuildRow> found;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) found.push_back(ReadBuildRow(st));
+  if (rc != SQLITE_DONE) return Err("cannot read builds");
+  if (found.empty())
+    return NotFound("app '" + app + "' has no build '" + id + "'");
+  if (found.size() > 1)
+    return InvalidArgument("build id '" + id + "' is ambiguous in app '" + app +
+                           "': give more digits");
+  return found[0];
+}
+
+Result<std::vector<BuildRow>> Ledger::ListBuilds(const std::string& app) {
+  RETURN_IF_ERROR(GetApp(app).status());
+  Stmt st(db_, (std::string(kBuildColumns) +
+                " WHERE app=? ORDER BY imported_at, sha256")
+                   .c_str());
+  if (!st.prepared()) return Err("cannot prepare build list");
+  st.Bind(1, app);
+  std::vector<BuildRow> out;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadBuildRow(st));
+  if (rc != SQLITE_DONE) return Err("cannot list builds");
+  return out;
+}
+
+Result<int64_t> Ledger::NextReleaseNumber(const std::string& app) {
+  Stmt st(db_, "SELECT COALESCE(MAX(number), 0) + 1 FROM releases WHERE app=?");
+  if (!st.prepared()) return Err("cannot prepare release number query");
+  st.Bind(1, app);
+  if (st.Step() != SQLITE_ROW) return Err("cannot read release numbers");
+  return st.Int(0);
+}
+
+Status Ledger::RecordRelease(const ReleaseRow& r, const Actor& actor,
+                             const std::string& detail) {
+  Txn txn(this);
+  RETURN_IF_ERROR(txn.Begin());
+  Stmt ins(
+      db_,
+      "INSERT INTO releases(app, number, build, digest, config, created_at, "
+      "created_uid, created_by) VALUES(?,?,?,?,?,?,?,?)");
+  if (!ins.prepared()) return Err("cannot prepare release insert");
+  ins.Bind(1, r.app).Bind(2, r.number).Bind(3, r.build).Bind(4, r.digest);
+  ins.Bind(5, r.config).Bind(6, clock_.WallMs()).Bind(7, int64_t{actor.uid});
+  ins.Bind(8, actor.name);
+  if (ins.Step() != SQLITE_DONE) {
+    if ((sqlite3_extended_errcode(db_) & 0xff) == SQLITE_CONSTRAINT &&
+        GetRelease(r.app, r.number).ok())
+      return AlreadyExists("release " + ReleaseId(r.number).ToString() +
+                           " of app '" + r.app + "' exists already");
+    return Err("cannot record release");
+  }
+  RETURN_IF_ERROR(InsertEventLocked(r.app, EventKind::kReleased,
+                                    ReleaseId(r.number), actor, detail));
+  return txn.Commit();
+}
+
+Result<ReleaseRow> Ledger::GetRelease(const std::string& app, int64_t number) {
+  Stmt st(
+      db_,
+      (std::string(kReleaseColumns) + " WHERE r.app=? AND r.number=?").c_str());
+  if (!st.prepared()) return Err("cannot prepare release query");
+  st.Bind(1, app).Bind(2, number);
+  int rc = st.Step();
+  if (rc == SQLITE_DONE)
+    return NotFound("app '" + app + "' has no release " +
+                    ReleaseId(number).ToString());
+  if (rc != SQLITE_ROW) return Err("cannot read release");
+  return ReadReleaseRow(st);
+}
+
+Result<std::vector<ReleaseRow>> Ledger::ListReleases(const std::string& app) {
+  Stmt st(db_,
+          (std::string(kReleaseColumns) + " WHERE r.app=? ORDER BY r.number")
+              .c_str());
+  if (!st.prepared()) return Err("cannot prepare release list");
+  st.Bind(1, app);
+  std::vector<ReleaseRow> out;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadReleaseRow(st));
+  if (rc != SQLITE_DONE) return Err("cannot list releases");
+  return out;
+}
+
+}  // namespace relsupd
