@@ -9,6 +9,7 @@
 
 #include "daemon/base/clock.h"
 #include "daemon/base/failpoint.h"
+#include "daemon/base/paths.h"
 #include "daemon/base/sha256.h"
 #include "daemon/base/uv_work.h"
 #include "daemon/store/archive_reader.h"
@@ -39,7 +40,7 @@ Result<ImportResult> CopyAndValidate(int fd, const std::string& state_dir,
     return InvalidArgument("the artifact is " + std::to_string(st.st_size) +
                            " bytes, over max_artifact_bytes (" +
                            std::to_string(limits.max_artifact_bytes) + ")");
-  const std::string tmp_dir = state_dir + "/tmp";
+  const std::string tmp_dir = StagingDir(state_dir);
   RETURN_IF_ERROR(MakeDirs(tmp_dir, 0700));
   std::string tmp = tmp_dir + "/import-XXXXXX";
   int raw = ::mkostemp(tmp.data(), O_CLOEXEC);
@@ -93,7 +94,7 @@ Result<ImportResult> CopyAndValidate(int fd, const std::string& state_dir,
   }
   if (::fsync(out.get()) != 0) return fail(Status::FromErrno("cannot fsync the copy", errno));
   if (::fchmod(out.get(), 0444) != 0) return fail(Status::FromErrno("cannot chmod the copy", errno));
-  const std::string builds = state_dir + "/apps/" + app + "/builds";
+  const std::string builds = BuildsDir(state_dir, app);
   Status s = MakeDirs(builds, 0700);  // artifacts are the daemon's (layout.h)
   if (!s.ok()) return fail(s);
   const std::string dest = builds + "/" + r.build.sha256 + "." + r.build.format;
@@ -168,7 +169,7 @@ std::string ReleaseService::SlotDir(const std::string& app, int64_t number) cons
 }
 
 std::string ReleaseService::BuildPath(const BuildRow& b) const {
-  return state_dir_ + "/apps/" + b.app + "/builds/" + b.sha256 + "." + b.format;
+  return BuildsDir(state_dir_, b.app) + "/" + b.sha256 + "." + b.format;
 }
 
 Status ReleaseService::CheckNotBusy(const std::string& app) const {
@@ -182,7 +183,7 @@ Status ReleaseService::Recover() {
   RETURN_IF_ERROR(CleanStaging(state_dir_));
   ASSIGN_OR_RETURN(std::vector<AppSpec> apps, ledger_->ListApps());
   for (const AppSpec& app : apps) {
-    const std::string dir = state_dir_ + "/apps/" + app.name + "/releases";
+    const std::string dir = ReleasesDir(state_dir_, app.name);
     std::error_code ec;
     if (!std::filesystem::exists(dir, ec)) continue;
     for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
@@ -209,7 +210,7 @@ Status ReleaseService::Recover() {
       if (::unlink(BuildPath(b).c_str()) == 0)
         spdlog::info("Removed artifact {} of app '{}': no release uses it", b.id(), app.name);
   }
-  ASSIGN_OR_RETURN(ObjectStore objects, ObjectStore::Open(state_dir_ + "/objects"));
+  ASSIGN_OR_RETURN(ObjectStore objects, ObjectStore::Open(ObjectsDir(state_dir_)));
   ASSIGN_OR_RETURN(uint64_t removed, objects.CollectGarbage());
   if (removed > 0) spdlog::info("Removed {} unused objects", removed);
   return Status::Ok();
@@ -427,7 +428,7 @@ void ReleaseService::Prune(const std::string& app, const Actor& actor, Done done
   pruning_.insert(app);
   RunOffLoop<Result<uint64_t>>(
       loop_,
-      [slots, build_files, objects_dir = state_dir_ + "/objects"]() -> Result<uint64_t> {
+      [slots, build_files, objects_dir = ObjectsDir(state_dir_)]() -> Result<uint64_t> {
         for (const std::string& slot : slots) RETURN_IF_ERROR(RemoveTree(slot));
         Failpoint("after-prune-remove");
         for (const std::string& f : build_files)

@@ -12,6 +12,7 @@
 
 #include "daemon/base/failpoint.h"
 #include "daemon/base/fd.h"
+#include "daemon/base/paths.h"
 #include "daemon/base/sha256.h"
 #include "daemon/config/process_file.h"
 #include "daemon/config/ready_sockets.h"
@@ -207,7 +208,7 @@ std::string ReleaseName(int64_t number) { return "v" + std::to_string(number); }
 
 std::string SlotPath(const std::string& state_dir, const std::string& app,
                      int64_t number) {
-  return state_dir + "/apps/" + app + "/releases/" + ReleaseName(number);
+  return ReleasesDir(state_dir, app) + "/" + ReleaseName(number);
 }
 
 std::string ReleaseDigest(const std::string& root_tree,
@@ -254,14 +255,14 @@ Status WriteSlotMeta(const SlotRequest& req, int slot_fd, const TreeSet& trees,
 }  // namespace
 
 Result<SlotResult> BuildSlot(const SlotRequest& req) {
-  const std::string tmp = req.state_dir + "/tmp";
-  const std::string releases = req.state_dir + "/apps/" + req.app + "/releases";
+  const std::string tmp = StagingDir(req.state_dir);
+  const std::string releases = ReleasesDir(req.state_dir, req.app);
   RETURN_IF_ERROR(MakeDirs(tmp, 0700));
   RETURN_IF_ERROR(MakeDirs(releases, 0755));
   std::string staging = tmp + "/" + req.app + "-" + ReleaseName(req.number) + "-XXXXXX";
   if (::mkdtemp(staging.data()) == nullptr)
     return Status::FromErrno("cannot create staging directory in '" + tmp + "'", errno);
-  auto objects = ObjectStore::Open(req.state_dir + "/objects");
+  auto objects = ObjectStore::Open(ObjectsDir(req.state_dir));
   std::vector<std::string> created;  // objects this slot added to the store
   // From here on, any failure removes the staging tree and the objects
   // only it used.
@@ -374,7 +375,7 @@ Result<VerifyResult> VerifySlot(const std::string& slot_dir, const std::string& 
 }
 
 Status CleanStaging(const std::string& state_dir) {
-  const std::string tmp = state_dir + "/tmp";
+  const std::string tmp = StagingDir(state_dir);
   std::error_code ec;
   if (!std::filesystem::exists(tmp, ec)) return Status::Ok();
   for (const auto& e : std::filesystem::directory_iterator(tmp, ec))
