@@ -135,15 +135,18 @@ void RunService::Activate(const ActivateRequest& req,
   switches_[app] = std::move(sw);
   started(id);
 
-  releases_->VerifyRelease(app, target, [this, app, id](Result<nlohmann::json> r) {
+  releases_->VerifyRelease(app, target, [this, app, id](Result<ReleaseVerification> r) {
     auto it = switches_.find(app);
     if (it == switches_.end() || it->second->info.id != id) return;
     Status verified = r.status();
-    if (r.ok() && !r->value("ok", false)) {
+    if (r.ok() && !r->result.ok()) {
       std::string problems;
-      for (const auto& p : (*r)["problems"]) problems += " " + p.get<std::string>();
-      for (const char* k : {"added", "removed", "changed"})
-        for (const auto& p : (*r)[k]) problems += std::string(" ") + k + " '" + p.get<std::string>() + "'";
+      for (const auto& p : r->result.problems) problems += " " + p;
+      const ManifestDiff& diff = r->result.diff;
+      for (const auto& [k, paths] : {std::pair{"added", &diff.added},
+                                     std::pair{"removed", &diff.removed},
+                                     std::pair{"changed", &diff.changed}})
+        for (const auto& p : *paths) problems += std::string(" ") + k + " '" + p + "'";
       verified = Corruption("release " + ReleaseName(it->second->info.to) +
                             " does not verify:" + problems);
     }
