@@ -47,27 +47,13 @@ void AppendJsonString(std::string_view s, std::string* out) {
     out->append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      case '\b':
-        out->append("\\b");
-        break;
-      case '\f':
-        out->append("\\f");
-        break;
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      case '\b': out->append("\\b"); break;
+      case '\f': out->append("\\f"); break;
       default: {
         const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
         out->append(esc, 6);
@@ -232,7 +218,7 @@ nlohmann::json LogRecordToJson(const LogRecord& r) {
 }
 
 void EncodeLogRecord(const LogRecord& r, std::string* out) {
-  // seq comes first, always: PeekSeq relies on it.
+  // seq comes first, always: PeekLogSeq relies on it.
   out->append("{\"seq\":");
   AppendNumber(r.seq, out);
   out->append(",\"time\":\"");

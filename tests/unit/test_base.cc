@@ -214,44 +214,31 @@ TEST_CASE("socket addresses parse into kind, host, port and path") {
 }
 
 TEST_CASE("a bad socket address is refused with a message naming it") {
-  CHECK(AddressError("") ==
-        "socket address '' must be tcp://HOST:PORT or unix:/PATH");
-  CHECK(AddressError("ftp://x:1") ==
-        "socket address 'ftp://x:1' must be tcp://HOST:PORT or unix:/PATH");
-  CHECK(AddressError("udp://1.2.3.4:5") ==
-        "socket address 'udp://1.2.3.4:5' must be tcp://HOST:PORT or unix:/PATH");
-  CHECK(AddressError("unix:") == "socket address 'unix:' needs an absolute path");
-  CHECK(AddressError("unix:relative") ==
-        "socket address 'unix:relative' needs an absolute path");
-  CHECK(AddressError("unix:/" + std::string(107, 'x')) ==
-        "socket address 'unix:/" + std::string(107, 'x') +
-            "' has a path longer than 107 bytes");
-  CHECK(AddressError("tcp://0.0.0.0") ==
-        "socket address 'tcp://0.0.0.0' has no port");
-  CHECK(AddressError("tcp://0.0.0.0:") ==
-        "socket address 'tcp://0.0.0.0:' has port '', not a number from 1 to "
-        "65535");
-  CHECK(AddressError("tcp://0.0.0.0:0") ==
-        "socket address 'tcp://0.0.0.0:0' has port '0', not a number from 1 "
-        "to 65535");
-  CHECK(AddressError("tcp://0.0.0.0:65536") ==
-        "socket address 'tcp://0.0.0.0:65536' has port '65536', not a number "
-        "from 1 to 65535");
-  CHECK(AddressError("tcp://0.0.0.0:123456") ==
-        "socket address 'tcp://0.0.0.0:123456' has port '123456', not a "
-        "number from 1 to 65535");
-  CHECK(AddressError("tcp://0.0.0.0:-1") ==
-        "socket address 'tcp://0.0.0.0:-1' has port '-1', not a number from "
-        "1 to 65535");
-  CHECK(AddressError("tcp://example.com:80") ==
-        "socket address 'tcp://example.com:80' has host 'example.com', not an "
-        "IPv4 address or a bracketed IPv6 address");
-  CHECK(AddressError("tcp://::1:80") ==
-        "socket address 'tcp://::1:80' has host '::1', not an IPv4 address or "
-        "a bracketed IPv6 address");
-  CHECK(AddressError("tcp://[1.2.3.4]:80") ==
-        "socket address 'tcp://[1.2.3.4]:80' has host '[1.2.3.4]', not an "
-        "IPv6 address");
+  // Each row: the address, and what the message says after
+  // "socket address 'ADDRESS' ".
+  const std::string kMustBe = "must be tcp://HOST:PORT or unix:/PATH";
+  const std::string kNotPort = "', not a number from 1 to 65535";
+  const std::string kNotV4 =
+      "', not an IPv4 address or a bracketed IPv6 address";
+  auto [address, why] = GENERATE_COPY(table<std::string, std::string>({
+      {"", kMustBe},
+      {"ftp://x:1", kMustBe},
+      {"udp://1.2.3.4:5", kMustBe},
+      {"unix:", "needs an absolute path"},
+      {"unix:relative", "needs an absolute path"},
+      {"unix:/" + std::string(107, 'x'), "has a path longer than 107 bytes"},
+      {"tcp://0.0.0.0", "has no port"},
+      {"tcp://0.0.0.0:", "has port '" + kNotPort},
+      {"tcp://0.0.0.0:0", "has port '0" + kNotPort},
+      {"tcp://0.0.0.0:65536", "has port '65536" + kNotPort},
+      {"tcp://0.0.0.0:123456", "has port '123456" + kNotPort},
+      {"tcp://0.0.0.0:-1", "has port '-1" + kNotPort},
+      {"tcp://example.com:80", "has host 'example.com" + kNotV4},
+      {"tcp://::1:80", "has host '::1" + kNotV4},
+      {"tcp://[1.2.3.4]:80", "has host '[1.2.3.4]', not an IPv6 address"},
+  }));
+  INFO(address);
+  CHECK(AddressError(address) == "socket address '" + address + "' " + why);
 }
 
 }  // namespace
