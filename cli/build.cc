@@ -21,6 +21,8 @@
 
 #include "cli/ctl.h"
 #include "daemon/base/fd.h"
+#include "daemon/base/fs.h"
+#include "daemon/base/paths.h"
 #include "daemon/base/sha256.h"
 #include "daemon/config/build_spec.h"
 
@@ -43,11 +45,6 @@ struct FileId {
 };
 
 std::string Quote(const std::string& s) { return "'" + s + "'"; }
-
-std::string Join(const std::string& dir, const std::string& name) {
-  if (dir.empty() || dir == ".") return name;
-  return dir.back() == '/' ? dir + name : dir + "/" + name;
-}
 
 std::string KindOf(mode_t mode) {
   if (S_ISFIFO(mode)) return "a fifo";
@@ -131,41 +128,6 @@ Status StatAt(int dirfd, const std::string& name, const std::string& path,
 
 // ---- The scratch directory ------------------------------------------------
 
-// Removes everything inside the directory `dirfd`, making directories
-// writable first (a build may leave read-only ones behind).
-Status RemoveChildren(int dirfd, const std::string& path, int depth) {
-  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dirfd, path));
-  for (const std::string& name : names) {
-    const std::string child = Join(path, name);
-    struct stat st;
-    RETURN_IF_ERROR(StatAt(dirfd, name, child, &st));
-    if (S_ISDIR(st.st_mode)) {
-      if (depth >= kMaxDepth * 2)
-        return FailedPrecondition(Quote(child) + " is nested too deeply");
-      if (::fchmodat(dirfd, name.c_str(), S_IRWXU, 0) != 0)
-        return Status::FromErrno("cannot chmod " + Quote(child), errno);
-      ASSIGN_OR_RETURN(Fd sub, OpenDirAt(dirfd, name, child));
-      RETURN_IF_ERROR(RemoveChildren(sub.get(), child, depth + 1));
-    }
-    if (::unlinkat(dirfd, name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0))
-      return Status::FromErrno("cannot remove " + Quote(child), errno);
-  }
-  return Status::Ok();
-}
-
-Status RemoveTree(const std::string& path) {
-  if (::chmod(path.c_str(), S_IRWXU) != 0)
-    return Status::FromErrno("cannot chmod " + Quote(path), errno);
-  {
-    ASSIGN_OR_RETURN(Fd fd,
-                     OpenFile(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
-    RETURN_IF_ERROR(RemoveChildren(fd.get(), path, 0));
-  }
-  if (::rmdir(path.c_str()) != 0)
-    return Status::FromErrno("cannot remove " + Quote(path), errno);
-  return Status::Ok();
-}
-
 // A mkdtemp directory under $TMPDIR (or /tmp), removed with all its contents
 // when the object dies. Removal failures are ignored: there is nobody left to
 // tell, and the directory lives in a temp dir.
@@ -174,7 +136,7 @@ class ScratchDir {
   static Result<ScratchDir> Create() {
     const char* env = std::getenv("TMPDIR");
     std::string base = env != nullptr && *env != '\0' ? env : "/tmp";
-    std::string templ = Join(base, "relsupd-build.XXXXXX");
+    std::string templ = JoinPath(base, "relsupd-build.XXXXXX");
     std::vector<char> buf(templ.begin(), templ.end());
     buf.push_back('\0');
     if (::mkdtemp(buf.data()) == nullptr)
@@ -238,7 +200,7 @@ Status CopyDirContents(int src_dir, int dst_dir, const std::string& path,
   ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(src_dir, path));
   for (const std::string& name : names) {
     if (name == ".git") continue;
-    const std::string child = Join(path, name);
+    const std::string child = JoinPath(path, name);
     struct stat st;
     RETURN_IF_ERROR(StatAt(src_dir, name, child, &st));
     if (std::find(ctx.skip.begin(), ctx.skip.end(),
@@ -432,8 +394,8 @@ Status CollectEntries(int dirfd, const std::string& disk,
   ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dirfd, disk));
   for (const std::string& name : names) {
     const std::string rel = prefix + name;
-    const std::string path = Join(disk, name);
-    const std::string show = Join(shown, name);
+    const std::string path = JoinPath(disk, name);
+    const std::string show = JoinPath(shown, name);
     if (depth == 0 && name == ".relsupd")
       return InvalidArgument(Quote(show) +
                              " is a name reserved for relsupd at the artifact "
@@ -787,7 +749,7 @@ Result<std::string> BuildArtifact(const BuildOptions& options,
   ASSIGN_OR_RETURN(ScratchDir scratch, ScratchDir::Create());
   // The copy keeps DIR's name: some builds look at the name of their directory.
   std::string base = dir_real.substr(dir_real.rfind('/') + 1);
-  const std::string tree = Join(scratch.path(), base.empty() ? "src" : base);
+  const std::string tree = JoinPath(scratch.path(), base.empty() ? "src" : base);
   {
     CopyContext ctx;
     AddSkip(options.output_file, &ctx.skip);
@@ -818,7 +780,7 @@ Result<std::string> BuildArtifact(const BuildOptions& options,
   }
 
   const std::string out_dir =
-      spec.output == "." ? tree : Join(tree, spec.output);
+      spec.output == "." ? tree : JoinPath(tree, spec.output);
   const std::string after =
       spec.command.empty() ? "" : " after the build command ran";
   if (!Exists(out_dir))
@@ -832,8 +794,8 @@ Result<std::string> BuildArtifact(const BuildOptions& options,
   if (!IsDir(out_real))
     return InvalidArgument("build output " + Quote(spec.output) +
                            " is not a directory" + after);
-  report->has_process_file = Exists(Join(out_real, kBuildSpecFile)) ||
-                             Exists(Join(out_real, "Procfile"));
+  report->has_process_file = Exists(JoinPath(out_real, kBuildSpecFile)) ||
+                             Exists(JoinPath(out_real, "Procfile"));
 
   return PackTreeShown(out_real, spec.output, options.output_file,
                        options.format, mtime, &report->entries);

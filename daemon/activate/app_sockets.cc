@@ -1,95 +1,63 @@
 #include "daemon/activate/app_sockets.h"
 
-#include <arpa/inet.h>
 #include <sched.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
+
+#include "daemon/base/socket_address.h"
 
 namespace relsupd {
 
-Result<Fd> BindListener(const std::string& address) {
+namespace {
+
+// Binds a unix socket file with mode 0666 (any local client, as for a TCP
+// port), set at bind from the umask: a chmod by path afterwards could be
+// redirected by a link the app's user swapped in. The umask is the
+// process's, shared with the thread pool (CLONE_FS), whose unpacking must
+// not see 0111 for an instant: the loop thread first gets an fs_struct of
+// its own (a no-op once it has one; unshare(CLONE_FS) is not a namespace,
+// RestrictNamespaces= allows it).
+Status BindUnix(int fd, const SocketAddress& addr, const std::string& address) {
+  // A socket file left by an earlier daemon; never a regular file.
+  struct stat st{};
+  if (::lstat(addr.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode))
+    ::unlink(addr.path.c_str());
+  if (::unshare(CLONE_FS) != 0)
+    return Status::FromErrno("cannot bind '" + address +
+                                 "': unshare(CLONE_FS) for its umask",
+                             errno);
   sockaddr_storage ss{};
-  socklen_t len = 0;
-  int family = 0;
-  std::string unix_path;
-  if (address.rfind("unix:", 0) == 0) {
-    unix_path = address.substr(5);
-    auto* un = reinterpret_cast<sockaddr_un*>(&ss);
-    if (unix_path.size() >= sizeof(un->sun_path))
-      return InvalidArgument("socket path '" + unix_path + "' is too long");
-    un->sun_family = AF_UNIX;
-    std::memcpy(un->sun_path, unix_path.c_str(), unix_path.size() + 1);
-    len = sizeof(sockaddr_un);
-    family = AF_UNIX;
-  } else if (address.rfind("tcp://", 0) == 0) {
-    std::string rest = address.substr(6);
-    size_t colon = rest.rfind(':');
-    if (colon == std::string::npos)
-      return InvalidArgument("socket address '" + address + "' has no port");
-    std::string host = rest.substr(0, colon);
-    int port = std::atoi(rest.c_str() + colon + 1);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-      auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
-      in6->sin6_family = AF_INET6;
-      in6->sin6_port = htons(static_cast<uint16_t>(port));
-      if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(),
-                    &in6->sin6_addr) != 1)
-        return InvalidArgument("bad IPv6 address in '" + address + "'");
-      len = sizeof(sockaddr_in6);
-      family = AF_INET6;
-    } else {
-      auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
-      in4->sin_family = AF_INET;
-      in4->sin_port = htons(static_cast<uint16_t>(port));
-      if (inet_pton(AF_INET, host.c_str(), &in4->sin_addr) != 1)
-        return InvalidArgument("bad IPv4 address in '" + address + "'");
-      len = sizeof(sockaddr_in);
-      family = AF_INET;
-    }
-  } else {
-    return InvalidArgument("socket address '" + address +
-                           "' is neither tcp://HOST:PORT nor unix:/PATH");
-  }
-  Fd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return Status::FromErrno("socket for '" + address + "'", errno);
-  if (family != AF_UNIX) {
-    int one = 1;
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  } else {
-    // A socket file left by an earlier daemon; never a regular file.
-    struct stat st{};
-    if (::lstat(unix_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode))
-      ::unlink(unix_path.c_str());
-  }
-  int bound;
-  if (family == AF_UNIX) {
-    // The socket file gets its mode (0666: any local client, as for a TCP
-    // port) at bind, from the umask: a chmod by path afterwards could be
-    // redirected by a link the app's user swapped in. The umask is the
-    // process's, shared with the thread pool (CLONE_FS), whose unpacking
-    // must not see 0111 for an instant: the loop thread first gets an
-    // fs_struct of its own (a no-op once it has one; unshare(CLONE_FS) is
-    // not a namespace, RestrictNamespaces= allows it).
-    if (::unshare(CLONE_FS) != 0)
-      return Status::FromErrno("cannot bind '" + address +
-                                   "': unshare(CLONE_FS) for its umask",
-                               errno);
-    const mode_t old_umask = ::umask(0111);
-    bound = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len);
-    const int err = errno;
-    ::umask(old_umask);
-    errno = err;
-  } else {
-    bound = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len);
-  }
-  if (bound != 0)
+  const socklen_t len = addr.ToSockaddr(&ss);
+  const mode_t old_umask = ::umask(0111);
+  const int bound = ::bind(fd, reinterpret_cast<sockaddr*>(&ss), len);
+  const int err = errno;
+  ::umask(old_umask);
+  if (bound != 0) return Status::FromErrno("cannot bind '" + address + "'", err);
+  return Status::Ok();
+}
+
+Status BindTcp(int fd, const SocketAddress& addr, const std::string& address) {
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_storage ss{};
+  const socklen_t len = addr.ToSockaddr(&ss);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0)
     return Status::FromErrno("cannot bind '" + address + "'", errno);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Fd> BindListener(const std::string& address) {
+  ASSIGN_OR_RETURN(SocketAddress addr, ParseSocketAddress(address));
+  const bool is_unix = addr.kind == SocketAddress::Kind::kUnix;
+  Fd fd(::socket(is_unix ? AF_UNIX : addr.family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return Status::FromErrno("socket for '" + address + "'", errno);
+  RETURN_IF_ERROR(is_unix ? BindUnix(fd.get(), addr, address)
+                          : BindTcp(fd.get(), addr, address));
   if (::listen(fd.get(), SOMAXCONN) != 0)
     return Status::FromErrno("cannot listen on '" + address + "'", errno);
   return fd;

@@ -205,7 +205,7 @@ void Switcher::Activate(const ActivateRequest& req,
   switches_[app] = std::move(sw);
   started(id);
   releases_->VerifyRelease(
-      app, target, [this, app, id](Result<nlohmann::json> r) {
+      app, target, [this, app, id](Result<ReleaseVerification> r) {
         Switch* s = Find(app, id);
         if (s == nullptr) return;
         Status prepared = Prepare(s, r);
@@ -215,17 +215,19 @@ void Switcher::Activate(const ActivateRequest& req,
       });
 }
 
-Status Switcher::Prepare(Switch* sw, const Result<nlohmann::json>& r) {
+Status Switcher::Prepare(Switch* sw, const Result<ReleaseVerification>& r) {
   const std::string app = sw->info.app;
   const std::string to = ReleaseId(sw->info.to).ToString();
   RETURN_IF_ERROR(r.status());
-  if (!r->value("ok", false)) {
+  if (!r->result.ok()) {
     std::string problems;
-    for (const auto& p : (*r)["problems"])
-      problems += " " + p.get<std::string>();
-    for (const char* k : {"added", "removed", "changed"})
-      for (const auto& p : (*r)[k])
-        problems += std::string(" ") + k + " '" + p.get<std::string>() + "'";
+    for (const auto& p : r->result.problems) problems += " " + p;
+    const ManifestDiff& diff = r->result.diff;
+    for (const auto& [k, paths] : {std::pair{"added", &diff.added},
+                                   std::pair{"removed", &diff.removed},
+                                   std::pair{"changed", &diff.changed}})
+      for (const auto& p : *paths)
+        problems += std::string(" ") + k + " '" + p + "'";
     return Corruption("release " + to + " does not verify:" + problems);
   }
   ASSIGN_OR_RETURN(sw->run, load_run_(app, sw->info.to));

@@ -14,7 +14,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
@@ -26,6 +25,8 @@
 #include "daemon/supervise/supervisor.h"
 
 namespace relsupd {
+
+struct ReleaseVerification;
 
 class ReleaseService;
 
@@ -121,7 +122,7 @@ class Switcher {
   void Dispatch(Switch* sw, SwitchEvent event, Status why = Status::Ok());
   void Execute(Switch* sw, uint32_t actions, const Status& why);
   // Verified: loads the release, records `activating`, switches the link.
-  Status Prepare(Switch* sw, const Result<nlohmann::json>& report);
+  Status Prepare(Switch* sw, const Result<ReleaseVerification>& report);
   void ArmDeadline(Switch* sw);
   static void OnDeadlineTimer(uv_timer_t* timer);
   static void OnCheckTimer(uv_timer_t* timer);

@@ -1,12 +1,10 @@
 #include "daemon/config/app_spec.h"
 
-#include <arpa/inet.h>
-#include <sys/un.h>
-
 #include <algorithm>
 #include <set>
 
 #include "daemon/base/duration.h"
+#include "daemon/base/socket_address.h"
 #include "daemon/config/yaml_util.h"
 
 namespace relsupd {
@@ -60,38 +58,7 @@ Status ValidateSocketName(std::string_view name) {
 }
 
 Status ValidateSocketAddress(std::string_view address) {
-  const std::string a(address);
-  auto bad = [&](const std::string& why) {
-    return InvalidArgument("socket address '" + a + "' " + why);
-  };
-  if (a.rfind("unix:", 0) == 0) {
-    std::string path = a.substr(5);
-    if (path.empty() || path[0] != '/') return bad("needs an absolute path");
-    if (path.size() >= sizeof(sockaddr_un{}.sun_path))
-      return bad("has a path longer than " +
-                 std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes");
-    return Status::Ok();
-  }
-  if (a.rfind("tcp://", 0) != 0)
-    return bad("must be tcp://HOST:PORT or unix:/PATH");
-  std::string rest = a.substr(6);
-  size_t colon = rest.rfind(':');
-  if (colon == std::string::npos) return bad("has no port");
-  std::string host = rest.substr(0, colon);
-  std::string port = rest.substr(colon + 1);
-  if (port.empty() || port.size() > 5 ||
-      port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoi(port) < 1 || std::stoi(port) > 65535)
-    return bad("has port '" + port + "', not a number from 1 to 65535");
-  unsigned char buf[sizeof(in6_addr)];
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), buf) != 1)
-      return bad("has host '" + host + "', not an IPv6 address");
-  } else if (inet_pton(AF_INET, host.c_str(), buf) != 1) {
-    return bad("has host '" + host +
-               "', not an IPv4 address or a bracketed IPv6 address");
-  }
-  return Status::Ok();
+  return ParseSocketAddress(address).status();
 }
 
 Result<SocketSpec> ParseSocketArg(std::string_view arg) {

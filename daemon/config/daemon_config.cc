@@ -52,6 +52,138 @@ Result<std::pair<uid_t, uid_t>> ParseUidRange(const std::string& text) {
   return std::make_pair(static_cast<uid_t>(lo), static_cast<uid_t>(hi));
 }
 
+namespace {
+
+// Reads the keys of one daemon config file into `c`, each group in the
+// order the file's keys are checked (the first bad key is the one named).
+class ConfigReader {
+ public:
+  ConfigReader(const std::string& file, const YAML::Node& root, DaemonConfig* c)
+      : file_(file), root_(root), c_(*c) {}
+
+  Status ReadSocketKeys() {
+    RETURN_IF_ERROR(PathKey("state_dir", &c_.state_dir));
+    RETURN_IF_ERROR(PathKey("socket", &c_.socket));
+    if (root_["socket_mode"]) {
+      ASSIGN_OR_RETURN(c_.socket_mode, ReadMode(file_, root_["socket_mode"]));
+    }
+    if (root_["socket_group"]) {
+      ASSIGN_OR_RETURN(c_.socket_group,
+                       yaml::ReadString(file_, root_["socket_group"], "socket_group"));
+    }
+    if (root_["admin_group"]) {
+      ASSIGN_OR_RETURN(c_.admin_group,
+                       yaml::ReadString(file_, root_["admin_group"], "admin_group"));
+    }
+    if (root_["log_level"]) {
+      ASSIGN_OR_RETURN(c_.log_level,
+                       yaml::ReadString(file_, root_["log_level"], "log_level"));
+      const std::string& l = c_.log_level;
+      if (l != "trace" && l != "debug" && l != "info" && l != "warn" &&
+          l != "error")
+        return yaml::ErrorAt(
+            file_, root_["log_level"],
+            "'log_level' must be one of trace, debug, info, warn, error, not '" +
+                l + "'");
+    }
+    return Status::Ok();
+  }
+
+  Status ReadLimitKeys() {
+    if (root_["max_request_bytes"]) {
+      ASSIGN_OR_RETURN(int64_t v, yaml::ReadInt(file_, root_["max_request_bytes"],
+                                                "max_request_bytes", 1024,
+                                                int64_t{1} << 30));
+      c_.max_request_bytes = static_cast<uint64_t>(v);
+    }
+    RETURN_IF_ERROR(Cap("max_artifact_bytes", 1024, int64_t{1} << 40, &c_.max_artifact_bytes));
+    RETURN_IF_ERROR(Cap("max_unpacked_bytes", 1024, int64_t{1} << 42, &c_.max_unpacked_bytes));
+    RETURN_IF_ERROR(Cap("max_entries", 1, 10'000'000, &c_.max_entries));
+    RETURN_IF_ERROR(Cap("max_compression_ratio", 2, 1'000'000, &c_.max_compression_ratio));
+    if (root_["cgroup"]) {
+      ASSIGN_OR_RETURN(c_.cgroup, yaml::ReadString(file_, root_["cgroup"], "cgroup"));
+      if (c_.cgroup != "auto" && c_.cgroup != "off" &&
+          (c_.cgroup.empty() || c_.cgroup[0] != '/'))
+        return yaml::ErrorAt(file_, root_["cgroup"],
+                             "'cgroup' must be auto, off or an absolute path, not '" +
+                                 c_.cgroup + "'");
+    }
+    return Status::Ok();
+  }
+
+  Status ReadRestartKeys() {
+    RETURN_IF_ERROR(Duration("restart_initial_delay", 0, 3'600'000,
+                             &c_.restart_initial_delay_ms));
+    RETURN_IF_ERROR(Duration("restart_max_delay", 0, 86'400'000, &c_.restart_max_delay_ms));
+    RETURN_IF_ERROR(Duration("restart_reset_after", 0, 86'400'000,
+                             &c_.restart_reset_after_ms));
+    RETURN_IF_ERROR(Duration("crash_window", 1, 86'400'000, &c_.crash_window_ms));
+    if (root_["crash_limit"]) {
+      ASSIGN_OR_RETURN(c_.crash_limit, yaml::ReadInt(file_, root_["crash_limit"],
+                                                     "crash_limit", 1, 1'000'000));
+    }
+    return Status::Ok();
+  }
+
+  Status ReadLogAndUserKeys() {
+    if (root_["log_max_files"]) {
+      ASSIGN_OR_RETURN(c_.log_max_files, yaml::ReadInt(file_, root_["log_max_files"],
+                                                       "log_max_files", 1, 1000));
+    }
+    RETURN_IF_ERROR(Cap("log_max_file_bytes", 4096, int64_t{1} << 40, &c_.log_max_file_bytes));
+    RETURN_IF_ERROR(Cap("log_rate_limit", 1024, int64_t{1} << 40, &c_.log_rate_limit));
+    if (root_["app_uid_range"]) {
+      ASSIGN_OR_RETURN(std::string range, yaml::ReadString(file_, root_["app_uid_range"],
+                                                           "app_uid_range"));
+      auto parsed = ParseUidRange(range);
+      if (!parsed.ok())
+        return yaml::ErrorAt(file_, root_["app_uid_range"], parsed.status().message());
+      c_.app_uid_min = parsed->first;
+      c_.app_uid_max = parsed->second;
+    }
+    if (root_["allow_root_apps"]) {
+      ASSIGN_OR_RETURN(c_.allow_root_apps, yaml::ReadBool(file_, root_["allow_root_apps"],
+                                                          "allow_root_apps"));
+    }
+    return Status::Ok();
+  }
+
+ private:
+  Status PathKey(const char* key, std::string* out) {
+    if (!root_[key]) return Status::Ok();
+    ASSIGN_OR_RETURN(*out, yaml::ReadString(file_, root_[key], key));
+    if (out->empty() || (*out)[0] != '/')
+      return yaml::ErrorAt(file_, root_[key],
+                           std::string("'") + key +
+                               "' must be an absolute path, not '" + *out + "'");
+    return Status::Ok();
+  }
+
+  Status Cap(const char* key, int64_t min, int64_t max, uint64_t* out) {
+    if (!root_[key]) return Status::Ok();
+    ASSIGN_OR_RETURN(int64_t v, yaml::ReadInt(file_, root_[key], key, min, max));
+    *out = static_cast<uint64_t>(v);
+    return Status::Ok();
+  }
+
+  Status Duration(const char* key, int64_t min, int64_t max, int64_t* out) {
+    if (!root_[key]) return Status::Ok();
+    ASSIGN_OR_RETURN(int64_t v, yaml::ReadDurationMs(file_, root_[key], key));
+    if (v < min || v > max)
+      return yaml::ErrorAt(file_, root_[key],
+                           std::string("'") + key + "' must be between " +
+                               FormatDurationMs(min) + " and " + FormatDurationMs(max));
+    *out = v;
+    return Status::Ok();
+  }
+
+  const std::string& file_;
+  const YAML::Node& root_;
+  DaemonConfig& c_;
+};
+
+}  // namespace
+
 Result<DaemonConfig> ParseDaemonConfig(const std::string& text,
                                        const std::string& file) {
   ASSIGN_OR_RETURN(YAML::Node root, yaml::LoadMap(text, file));
@@ -64,100 +196,11 @@ Result<DaemonConfig> ParseDaemonConfig(const std::string& text,
        "crash_limit", "crash_window", "log_max_file_bytes", "log_max_files",
        "log_rate_limit", "app_uid_range", "allow_root_apps"}));
   DaemonConfig c;
-  auto path_key = [&](const char* key, std::string* out) -> Status {
-    if (!root[key]) return Status::Ok();
-    ASSIGN_OR_RETURN(*out, yaml::ReadString(file, root[key], key));
-    if (out->empty() || (*out)[0] != '/')
-      return yaml::ErrorAt(file, root[key],
-                           std::string("'") + key +
-                               "' must be an absolute path, not '" + *out + "'");
-    return Status::Ok();
-  };
-  RETURN_IF_ERROR(path_key("state_dir", &c.state_dir));
-  RETURN_IF_ERROR(path_key("socket", &c.socket));
-  if (root["socket_mode"]) {
-    ASSIGN_OR_RETURN(c.socket_mode, ReadMode(file, root["socket_mode"]));
-  }
-  if (root["socket_group"]) {
-    ASSIGN_OR_RETURN(c.socket_group,
-                     yaml::ReadString(file, root["socket_group"], "socket_group"));
-  }
-  if (root["admin_group"]) {
-    ASSIGN_OR_RETURN(c.admin_group,
-                     yaml::ReadString(file, root["admin_group"], "admin_group"));
-  }
-  if (root["log_level"]) {
-    ASSIGN_OR_RETURN(c.log_level,
-                     yaml::ReadString(file, root["log_level"], "log_level"));
-    const std::string& l = c.log_level;
-    if (l != "trace" && l != "debug" && l != "info" && l != "warn" &&
-        l != "error")
-      return yaml::ErrorAt(
-          file, root["log_level"],
-          "'log_level' must be one of trace, debug, info, warn, error, not '" +
-              l + "'");
-  }
-  if (root["max_request_bytes"]) {
-    ASSIGN_OR_RETURN(int64_t v, yaml::ReadInt(file, root["max_request_bytes"],
-                                              "max_request_bytes", 1024,
-                                              int64_t{1} << 30));
-    c.max_request_bytes = static_cast<uint64_t>(v);
-  }
-  auto cap = [&](const char* key, int64_t min, int64_t max, uint64_t* out) -> Status {
-    if (!root[key]) return Status::Ok();
-    ASSIGN_OR_RETURN(int64_t v, yaml::ReadInt(file, root[key], key, min, max));
-    *out = static_cast<uint64_t>(v);
-    return Status::Ok();
-  };
-  RETURN_IF_ERROR(cap("max_artifact_bytes", 1024, int64_t{1} << 40, &c.max_artifact_bytes));
-  RETURN_IF_ERROR(cap("max_unpacked_bytes", 1024, int64_t{1} << 42, &c.max_unpacked_bytes));
-  RETURN_IF_ERROR(cap("max_entries", 1, 10'000'000, &c.max_entries));
-  RETURN_IF_ERROR(cap("max_compression_ratio", 2, 1'000'000, &c.max_compression_ratio));
-  if (root["cgroup"]) {
-    ASSIGN_OR_RETURN(c.cgroup, yaml::ReadString(file, root["cgroup"], "cgroup"));
-    if (c.cgroup != "auto" && c.cgroup != "off" &&
-        (c.cgroup.empty() || c.cgroup[0] != '/'))
-      return yaml::ErrorAt(file, root["cgroup"],
-                           "'cgroup' must be auto, off or an absolute path, not '" +
-                               c.cgroup + "'");
-  }
-  auto duration = [&](const char* key, int64_t min, int64_t max, int64_t* out) -> Status {
-    if (!root[key]) return Status::Ok();
-    ASSIGN_OR_RETURN(int64_t v, yaml::ReadDurationMs(file, root[key], key));
-    if (v < min || v > max)
-      return yaml::ErrorAt(file, root[key],
-                           std::string("'") + key + "' must be between " +
-                               FormatDurationMs(min) + " and " + FormatDurationMs(max));
-    *out = v;
-    return Status::Ok();
-  };
-  RETURN_IF_ERROR(duration("restart_initial_delay", 0, 3'600'000, &c.restart_initial_delay_ms));
-  RETURN_IF_ERROR(duration("restart_max_delay", 0, 86'400'000, &c.restart_max_delay_ms));
-  RETURN_IF_ERROR(duration("restart_reset_after", 0, 86'400'000, &c.restart_reset_after_ms));
-  RETURN_IF_ERROR(duration("crash_window", 1, 86'400'000, &c.crash_window_ms));
-  if (root["crash_limit"]) {
-    ASSIGN_OR_RETURN(c.crash_limit,
-                     yaml::ReadInt(file, root["crash_limit"], "crash_limit", 1, 1'000'000));
-  }
-  if (root["log_max_files"]) {
-    ASSIGN_OR_RETURN(c.log_max_files,
-                     yaml::ReadInt(file, root["log_max_files"], "log_max_files", 1, 1000));
-  }
-  RETURN_IF_ERROR(cap("log_max_file_bytes", 4096, int64_t{1} << 40, &c.log_max_file_bytes));
-  RETURN_IF_ERROR(cap("log_rate_limit", 1024, int64_t{1} << 40, &c.log_rate_limit));
-  if (root["app_uid_range"]) {
-    ASSIGN_OR_RETURN(std::string range, yaml::ReadString(file, root["app_uid_range"],
-                                                         "app_uid_range"));
-    auto parsed = ParseUidRange(range);
-    if (!parsed.ok())
-      return yaml::ErrorAt(file, root["app_uid_range"], parsed.status().message());
-    c.app_uid_min = parsed->first;
-    c.app_uid_max = parsed->second;
-  }
-  if (root["allow_root_apps"]) {
-    ASSIGN_OR_RETURN(c.allow_root_apps, yaml::ReadBool(file, root["allow_root_apps"],
-                                                       "allow_root_apps"));
-  }
+  ConfigReader reader(file, root, &c);
+  RETURN_IF_ERROR(reader.ReadSocketKeys());
+  RETURN_IF_ERROR(reader.ReadLimitKeys());
+  RETURN_IF_ERROR(reader.ReadRestartKeys());
+  RETURN_IF_ERROR(reader.ReadLogAndUserKeys());
   return c;
 }
 

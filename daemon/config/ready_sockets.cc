@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "daemon/base/socket_address.h"
+
 namespace relsupd {
 namespace {
 
@@ -60,18 +62,6 @@ std::optional<int> ParsePort(const std::string& text) {
   long p = std::strtol(text.c_str(), &end, 10);
   if (*end != '\0' || p < 1 || p > 65535) return std::nullopt;
   return static_cast<int>(p);
-}
-
-// "HOST:PORT" or "[V6]:PORT" -> host (brackets kept) and port text.
-void SplitHostPort(const std::string& text, std::string* host, std::string* port) {
-  size_t colon = text[0] == '[' ? text.find(':', text.find(']')) : text.rfind(':');
-  if (colon == std::string::npos) {
-    *host = text;
-    port->clear();
-    return;
-  }
-  *host = text.substr(0, colon);
-  *port = text.substr(colon + 1);
 }
 
 std::string Describe(const ReadyCheck& check, const ReadyAddress& at) {
@@ -132,12 +122,10 @@ std::optional<ReadyAddress> ReadyCheckAddress(const ReadyCheck& check) {
 }
 
 bool ReachesListener(const ReadyAddress& target, const std::string& listen) {
-  constexpr std::string_view kTcp = "tcp://";
-  if (listen.compare(0, kTcp.size(), kTcp) != 0) return false;
-  std::string host, port_text;
-  SplitHostPort(listen.substr(kTcp.size()), &host, &port_text);
-  auto port = ParsePort(port_text);
-  if (!port || *port != target.port) return false;
+  auto addr = ParseSocketAddress(listen);
+  if (!addr.ok() || addr->kind != SocketAddress::Kind::kTcp) return false;
+  if (addr->port != target.port) return false;
+  const std::string& host = addr->host;
   auto bound = ParseIp(host);
   auto dest = ParseIp(target.host);
   if (!bound || !dest) return false;

@@ -7,6 +7,7 @@
 #include "daemon/control/paging.h"
 #include "daemon/control/params.h"
 #include "daemon/control/read_jobs.h"
+#include "daemon/control/release_json.h"
 #include "daemon/protocol/methods.h"
 #include "daemon/store/release_service.h"
 #include "daemon/store/slots.h"
@@ -32,10 +33,19 @@ Json Masked(const Json& config) {
   return out;
 }
 
-Result<Json> ReleaseConfig(const ReleaseRow& r) {
-  Json env = Json::parse(r.config, nullptr, false);
-  if (!env.is_object()) return Corruption("config of release v" + std::to_string(r.number) + " is malformed");
-  return env;
+Result<Json> ReleaseConfigJson(const ReleaseRow& r) {
+  auto env = ParseReleaseConfig(r);
+  if (!env.ok()) return Corruption("config of release v" + std::to_string(r.number) + " is malformed");
+  return Json(*env);
+}
+
+// A ReleaseService callback that replies with its result's JSON form.
+template <typename T>
+ReleaseService::Done<T> ReplyWith(Reply reply, Json (*to_json)(const T&)) {
+  return [reply = std::move(reply), to_json](Result<T> r) {
+    if (!r.ok()) return reply(r.status());
+    reply(to_json(*r));
+  };
 }
 
 void BuildImport(DaemonContext& ctx, const Request& r, Reply reply) {
@@ -46,7 +56,8 @@ void BuildImport(DaemonContext& ctx, const Request& r, Reply reply) {
     return reply(InvalidArgument("build.import needs the artifact passed as an open file (SCM_RIGHTS)"));
   Fd file = std::move(r.fds->front());
   r.fds->pop_front();
-  ctx.releases->ImportBuild(*app, std::move(file), ActorOf(r.peer), reply);
+  ctx.releases->ImportBuild(*app, std::move(file), ActorOf(r.peer),
+                            ReplyWith(reply, &ImportedBuildToJson));
 }
 
 Result<Json> BuildList(DaemonContext& ctx, const Json& params) {
@@ -59,15 +70,9 @@ Result<Json> BuildList(DaemonContext& ctx, const Json& params) {
     Json used = Json::array();
     for (const ReleaseRow& rel : releases)
       if (rel.build == b.sha256) used.push_back(ReleaseId(rel.number).ToString());
-    out.push_back({{"id", b.id()},
-                   {"sha256", b.sha256},
-                   {"format", b.format},
-                   {"size", b.size},
-                   {"entries", b.entries},
-                   {"unpacked_bytes", b.unpacked_bytes},
-                   {"imported_at", FormatTimeUtc(b.imported_at)},
-                   {"imported_by", b.imported_by},
-                   {"releases", used}});
+    Json j = BuildToJson(b);
+    j["releases"] = std::move(used);
+    out.push_back(std::move(j));
   }
   return out;
 }
@@ -76,7 +81,13 @@ Result<ReleaseService::ConfigChange> ChangeFrom(const Json& params) {
   ReleaseService::ConfigChange change;
   if (auto it = params.find("set"); it != params.end()) {
     if (!it->is_object()) return InvalidArgument("param 'set' must be an object of KEY: value");
-    change.set = *it;
+    for (const auto& [k, v] : it->items()) {
+      if (!v.is_string()) {
+        RETURN_IF_ERROR(ValidateConfigKey(k));
+        return InvalidArgument("config value of '" + k + "' must be a string");
+      }
+      change.set[k] = v.get<std::string>();
+    }
   }
   if (auto it = params.find("unset"); it != params.end()) {
     if (!it->is_array()) return InvalidArgument("param 'unset' must be an array of keys");
@@ -97,7 +108,8 @@ void ReleaseCreate(DaemonContext& ctx, const Request& r, Reply reply) {
   if (!build.ok()) return reply(build.status());
   auto change = ChangeFrom(r.params);
   if (!change.ok()) return reply(change.status());
-  ctx.releases->CreateRelease(*app, *build, *change, ActorOf(r.peer), reply);
+  ctx.releases->CreateRelease(*app, *build, *change, ActorOf(r.peer),
+                              ReplyWith(reply, &ReleaseToJson));
 }
 
 void ConfigChange(DaemonContext& ctx, const Request& r, Reply reply, bool unset) {
@@ -110,7 +122,8 @@ void ConfigChange(DaemonContext& ctx, const Request& r, Reply reply, bool unset)
   if (change->set.empty() && change->unset.empty())
     return reply(InvalidArgument(unset ? "name at least one key to unset"
                                        : "give at least one KEY=VALUE to set"));
-  ctx.releases->CreateRelease(*app, "", *change, ActorOf(r.peer), reply);
+  ctx.releases->CreateRelease(*app, "", *change, ActorOf(r.peer),
+                              ReplyWith(reply, &ReleaseToJson));
 }
 
 Result<Json> ReleaseList(DaemonContext& ctx, const Json& params) {
@@ -217,8 +230,8 @@ void ReleaseDiff(DaemonContext& ctx, const Request& r, Reply reply) {
     RETURN_IF_ERROR(ctx.ledger->GetApp(app).status());
     ASSIGN_OR_RETURN(ReleaseRow ra, ctx.ledger->GetRelease(app, a));
     ASSIGN_OR_RETURN(ReleaseRow rb, ctx.ledger->GetRelease(app, b));
-    ASSIGN_OR_RETURN(Json ca, ReleaseConfig(ra));
-    ASSIGN_OR_RETURN(Json cb, ReleaseConfig(rb));
+    ASSIGN_OR_RETURN(Json ca, ReleaseConfigJson(ra));
+    ASSIGN_OR_RETURN(Json cb, ReleaseConfigJson(rb));
     std::vector<std::string> added, removed, changed;
     for (const auto& [k, v] : cb.items()) {
       if (!ca.contains(k)) added.push_back(k);
@@ -337,7 +350,7 @@ Result<Json> ConfigShow(DaemonContext& ctx, const Request& r) {
     if (all.empty()) return Json{{"release", nullptr}, {"config", Json::object()}, {"masked", !reveal}};
     row = all.back();
   }
-  ASSIGN_OR_RETURN(Json env, ReleaseConfig(row));
+  ASSIGN_OR_RETURN(Json env, ReleaseConfigJson(row));
   return Json{{"release", ReleaseId(row.number).ToString()},
               {"config", reveal ? env : Masked(env)},
               {"masked", !reveal}};
@@ -347,7 +360,7 @@ void Prune(DaemonContext& ctx, const Request& r, Reply reply) {
   Status s = CheckKnown(r.params, {"app"});
   auto app = AppParam(r.params);
   if (!s.ok() || !app.ok()) return reply(s.ok() ? app.status() : s);
-  ctx.releases->Prune(*app, ActorOf(r.peer), reply);
+  ctx.releases->Prune(*app, ActorOf(r.peer), ReplyWith(reply, &PruneReportToJson));
 }
 
 }  // namespace

@@ -46,7 +46,6 @@
 #include <deque>
 #include <map>
 #include <memory>
-#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,25 +53,9 @@
 #include "daemon/base/clock.h"
 #include "daemon/base/fd.h"
 #include "daemon/base/status.h"
+#include "daemon/logs/log_record.h"
 
 namespace relsupd {
-
-struct LogRecord {
-  uint64_t seq = 0;        // per app, increasing, continues across restarts
-  int64_t time_us = 0;     // wall clock, microseconds since the epoch
-  std::string app, release /* "v3" */, process /* "web.1" */, stream /* "out"|"err" */;
-  std::string text;
-  bool partial = false;    // a piece of an over-long line; the next piece continues it
-
-  bool operator==(const LogRecord&) const = default;
-};
-
-struct LogFilter {
-  std::string process;  // "" all; "web" matches web.1, web.2; "web.2" only that one
-  std::string stream;   // "" both
-
-  bool Matches(const LogRecord& record) const;
-};
 
 struct LogStoreOptions {
   uint64_t max_file_bytes = 8 << 20;  // rotate current.log when it would pass this
@@ -163,18 +146,5 @@ class LogStore {
   // Reused by Append to encode without allocating.
   std::string scratch_;
 };
-
-nlohmann::json LogRecordToJson(const LogRecord&);  // keys: seq, time (RFC 3339 UTC with µs), app, release, process, stream, text, partial
-
-// The on-disk line for `record` (LogRecordToJson's object, compact, no '\n').
-// REQUIRES: the strings are valid UTF-8 (Append makes them so).
-void EncodeLogRecord(const LogRecord& record, std::string* out);
-// Parses one on-disk line; kCorruption if it is not a complete record.
-Result<LogRecord> DecodeLogRecord(std::string_view line);
-// "2026-11-27T10:58:50.123456Z".
-std::string FormatTimeUtcMicros(int64_t unix_us);
-// Returns `s` with each invalid UTF-8 sequence replaced by U+FFFD.
-std::string SanitizeUtf8(std::string_view s);
-bool IsValidUtf8(std::string_view s);
 
 }  // namespace relsupd

@@ -1,12 +1,11 @@
 #include "daemon/store/fs.h"
 
 #include <linux/openat2.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <filesystem>
 
 namespace relsupd {
 
@@ -57,31 +56,6 @@ Result<Fd> OpenParentBeneath(int dirfd, const std::string& path,
     return Status::FromErrno("cannot create directory '" + parent + "'", errno);
   return Openat2(dirfd, parent, O_PATH | O_DIRECTORY, 0,
                  RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS);
-}
-
-Status RemoveTree(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::exists(std::filesystem::symlink_status(path, ec)))
-    return Status::Ok();
-  // Sealed slots have read-only directories: open them up first.
-  if (std::filesystem::is_directory(std::filesystem::symlink_status(path, ec))) {
-    ::chmod(path.c_str(), 0700);
-    for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
-         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-      if (it->is_directory(ec) && !it->is_symlink(ec))
-        ::chmod(it->path().c_str(), 0700);
-    }
-  }
-  std::filesystem::remove_all(path, ec);
-  if (ec) return Status::FromErrno("cannot remove '" + path + "'", ec.value());
-  return Status::Ok();
-}
-
-Status SyncDir(const std::string& path) {
-  ASSIGN_OR_RETURN(Fd fd, OpenFile(path, O_RDONLY | O_DIRECTORY));
-  if (::fsync(fd.get()) != 0)
-    return Status::FromErrno("cannot fsync '" + path + "'", errno);
-  return Status::Ok();
 }
 
 }  // namespace relsupd

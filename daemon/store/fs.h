@@ -1,13 +1,15 @@
 #pragma once
 // File system steps of the store, all relative to directory fds so a path
 // from an artifact can never resolve outside its slot (openat2 with
-// RESOLVE_BENEATH). Any thread.
+// RESOLVE_BENEATH). RemoveTree and SyncDir live in daemon/base/fs.h,
+// shared with the CLI. Any thread.
 
 #include <sys/types.h>
 
 #include <string>
 
 #include "daemon/base/fd.h"
+#include "daemon/base/fs.h"
 #include "daemon/base/status.h"
 
 namespace relsupd {
@@ -22,10 +24,5 @@ Result<Fd> OpenBeneath(int dirfd, const std::string& path, int flags,
 // its own links (the file would land elsewhere than its manifest says).
 Result<Fd> OpenParentBeneath(int dirfd, const std::string& path,
                              std::string* name);
-// Removes `path` and everything under it, making read-only directories
-// writable first. A missing path is fine.
-Status RemoveTree(const std::string& path);
-// fsync(2) of a directory by path.
-Status SyncDir(const std::string& path);
 
 }  // namespace relsupd

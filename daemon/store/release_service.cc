@@ -1,4 +1,5 @@
 #include "daemon/store/release_service.h"
+#include "daemon/base/release_id.h"
 
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -7,9 +8,11 @@
 #include <cerrno>
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+
 #include "daemon/base/clock.h"
 #include "daemon/base/failpoint.h"
-#include "daemon/base/release_id.h"
+#include "daemon/base/paths.h"
 #include "daemon/base/sha256.h"
 #include "daemon/base/uv_work.h"
 #include "daemon/store/archive_reader.h"
@@ -24,14 +27,70 @@ using nlohmann::json;
 constexpr size_t kMaxConfigValueBytes = 32 * 1024;
 constexpr size_t kMaxConfigKeys = 1000;
 
-struct ImportResult {
-  BuildRow build;
-};
+// Copies the artifact `fd` to `out`, hashing it; runs on the thread pool.
+// read(), not pread(): the client shares this file offset and shows it as
+// progress.
+Result<std::string> CopyAndHash(int fd, int out, const std::string& out_path,
+                                uint64_t max_bytes, uint64_t* total) {
+  if (::lseek(fd, 0, SEEK_SET) != 0)
+    return Status::FromErrno("cannot rewind the artifact", errno);
+  Sha256 hash;
+  std::string buf(1 << 20, '\0');
+  *total = 0;
+  for (;;) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno("cannot read the artifact", errno);
+    if (n == 0) break;
+    *total += static_cast<uint64_t>(n);
+    if (*total > max_bytes)
+      return InvalidArgument("the artifact grew past max_artifact_bytes while read");
+    std::string_view chunk(buf.data(), static_cast<size_t>(n));
+    hash.Update(chunk);
+    RETURN_IF_ERROR(WriteAll(out, chunk, "'" + out_path + "'"));
+  }
+  return hash.HexDigest();
+}
+
+// Reads every entry of the copy `fd` (the reader refuses what it must) and
+// fills the build's format, entries and unpacked_bytes.
+Status ValidateArchive(int fd, uint64_t size, const StoreLimits& limits,
+                       BuildRow* build) {
+  if (::lseek(fd, 0, SEEK_SET) != 0)
+    return Status::FromErrno("cannot rewind the copy", errno);
+  ASSIGN_OR_RETURN(auto reader,
+                   ArchiveReader::Open(fd, build->sha256.substr(0, 12), size, limits));
+  for (;;) {
+    ASSIGN_OR_RETURN(auto entry, reader->Next());
+    if (!entry) break;
+    if (entry->type == EntryType::kFile)
+      RETURN_IF_ERROR(reader->ReadData([](std::string_view) { return Status::Ok(); }));
+  }
+  build->format = reader->format();
+  build->entries = static_cast<int64_t>(reader->entries());
+  build->unpacked_bytes = static_cast<int64_t>(reader->unpacked_bytes());
+  return Status::Ok();
+}
+
+// Makes the validated copy `tmp` read-only and durable and moves it to
+// STATE/apps/APP/builds/SHA256.FORMAT (kept if the same bytes are there).
+Status StoreCopy(int out, const std::string& tmp, const std::string& state_dir,
+                 const BuildRow& build) {
+  if (::fsync(out) != 0) return Status::FromErrno("cannot fsync the copy", errno);
+  if (::fchmod(out, 0444) != 0) return Status::FromErrno("cannot chmod the copy", errno);
+  const std::string builds = BuildsDir(state_dir, build.app);
+  RETURN_IF_ERROR(MakeDirs(builds, 0700));  // artifacts are the daemon's (layout.h)
+  const std::string dest = builds + "/" + build.sha256 + "." + build.format;
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE) != 0) {
+    if (errno != EEXIST) return Status::FromErrno("cannot store '" + dest + "'", errno);
+    ::unlink(tmp.c_str());  // the same bytes are there already
+  }
+  return Status::Ok();
+}
 
 // Copies and validates an artifact; runs on the thread pool.
-Result<ImportResult> CopyAndValidate(int fd, const std::string& state_dir,
-                                     const std::string& app,
-                                     const StoreLimits& limits) {
+Result<BuildRow> CopyAndValidate(int fd, const std::string& state_dir,
+                                 const std::string& app, const StoreLimits& limits) {
   struct stat st;
   if (::fstat(fd, &st) != 0) return Status::FromErrno("cannot stat the artifact", errno);
   if (!S_ISREG(st.st_mode))
@@ -40,81 +99,43 @@ Result<ImportResult> CopyAndValidate(int fd, const std::string& state_dir,
     return InvalidArgument("the artifact is " + std::to_string(st.st_size) +
                            " bytes, over max_artifact_bytes (" +
                            std::to_string(limits.max_artifact_bytes) + ")");
-  const std::string tmp_dir = state_dir + "/tmp";
+  const std::string tmp_dir = StagingDir(state_dir);
   RETURN_IF_ERROR(MakeDirs(tmp_dir, 0700));
   std::string tmp = tmp_dir + "/import-XXXXXX";
   int raw = ::mkostemp(tmp.data(), O_CLOEXEC);
   if (raw < 0) return Status::FromErrno("cannot create '" + tmp_dir + "/import-*'", errno);
   Fd out(raw);
-  auto fail = [&](Status s) -> Result<ImportResult> {
+  BuildRow build;
+  build.app = app;
+  uint64_t total = 0;
+  auto sha = CopyAndHash(fd, out.get(), tmp, limits.max_artifact_bytes, &total);
+  Status s = sha.status();
+  if (s.ok()) {
+    build.sha256 = *sha;
+    build.size = static_cast<int64_t>(total);
+    s = ValidateArchive(out.get(), total, limits, &build);
+  }
+  if (s.ok()) s = StoreCopy(out.get(), tmp, state_dir, build);
+  if (!s.ok()) {
     ::unlink(tmp.c_str());
     return s;
-  };
-  // read(), not pread(): the client shares this file offset and shows it
-  // as progress.
-  if (::lseek(fd, 0, SEEK_SET) != 0)
-    return fail(Status::FromErrno("cannot rewind the artifact", errno));
-  Sha256 hash;
-  std::string buf(1 << 20, '\0');
-  uint64_t total = 0;
-  for (;;) {
-    ssize_t n = ::read(fd, buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail(Status::FromErrno("cannot read the artifact", errno));
-    if (n == 0) break;
-    total += static_cast<uint64_t>(n);
-    if (total > limits.max_artifact_bytes)
-      return fail(InvalidArgument("the artifact grew past max_artifact_bytes while read"));
-    std::string_view chunk(buf.data(), static_cast<size_t>(n));
-    hash.Update(chunk);
-    Status w = WriteAll(out.get(), chunk, "'" + tmp + "'");
-    if (!w.ok()) return fail(w);
   }
-  ImportResult r;
-  r.build.app = app;
-  r.build.sha256 = hash.HexDigest();
-  r.build.size = static_cast<int64_t>(total);
-  {
-    if (::lseek(out.get(), 0, SEEK_SET) != 0)
-      return fail(Status::FromErrno("cannot rewind the copy", errno));
-    auto reader = ArchiveReader::Open(out.get(), r.build.sha256.substr(0, 12), total, limits);
-    if (!reader.ok()) return fail(reader.status());
-    for (;;) {
-      auto entry = (*reader)->Next();
-      if (!entry.ok()) return fail(entry.status());
-      if (!*entry) break;
-      if ((*entry)->type == EntryType::kFile) {
-        Status s = (*reader)->ReadData([](std::string_view) { return Status::Ok(); });
-        if (!s.ok()) return fail(s);
-      }
-    }
-    r.build.format = (*reader)->format();
-    r.build.entries = static_cast<int64_t>((*reader)->entries());
-    r.build.unpacked_bytes = static_cast<int64_t>((*reader)->unpacked_bytes());
-  }
-  if (::fsync(out.get()) != 0) return fail(Status::FromErrno("cannot fsync the copy", errno));
-  if (::fchmod(out.get(), 0444) != 0) return fail(Status::FromErrno("cannot chmod the copy", errno));
-  const std::string builds = state_dir + "/apps/" + app + "/builds";
-  Status s = MakeDirs(builds, 0700);  // artifacts are the daemon's (layout.h)
-  if (!s.ok()) return fail(s);
-  const std::string dest = builds + "/" + r.build.sha256 + "." + r.build.format;
-  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE) != 0) {
-    if (errno != EEXIST) return fail(Status::FromErrno("cannot store '" + dest + "'", errno));
-    ::unlink(tmp.c_str());  // the same bytes are there already
-  }
-  RETURN_IF_ERROR(SyncDir(builds));
-  return r;
+  RETURN_IF_ERROR(SyncDir(BuildsDir(state_dir, app)));
+  return build;
 }
 
-json BuildToJson(const BuildRow& b) {
-  return {{"id", b.id()},
-          {"sha256", b.sha256},
-          {"format", b.format},
-          {"size", b.size},
-          {"entries", b.entries},
-          {"unpacked_bytes", b.unpacked_bytes},
-          {"imported_at", FormatTimeUtc(b.imported_at)},
-          {"imported_by", b.imported_by}};
+// The event detail of a new release: what changed, values left out (the
+// event log is not for secrets).
+json ReleaseDetail(const std::string& build_sha, const ReleaseConfig& before,
+                   const ReleaseConfig& after) {
+  json changed = json::array();
+  for (const auto& [k, v] : after) {
+    auto it = before.find(k);
+    if (it == before.end() || it->second != v) changed.push_back(k);
+  }
+  for (const auto& [k, v] : before)
+    if (!after.count(k)) changed.push_back(k);
+  return {{"build", build_sha.substr(0, 12)}, {"config_changed", changed}};
 }
 
 }  // namespace
@@ -133,21 +154,17 @@ Status ValidateConfigKey(const std::string& key) {
   return Status::Ok();
 }
 
-json ReleaseToJson(const ReleaseRow& r) {
+Result<ReleaseConfig> ParseReleaseConfig(const ReleaseRow& r) {
   json config = json::parse(r.config, nullptr, false);
-  json keys = json::array();
-  if (config.is_object())
-    for (const auto& [k, v] : config.items()) keys.push_back(k);
-  return {{"app", r.app},
-          {"release", ReleaseId(r.number).ToString()},
-          {"number", r.number},
-          {"build", r.build.substr(0, 12)},
-          {"build_sha256", r.build},
-          {"digest", r.digest},
-          {"config_keys", keys},
-          {"created_at", FormatTimeUtc(r.created_at)},
-          {"created_by", r.created_by},
-          {"pruned", r.pruned}};
+  if (!config.is_object())
+    return Corruption("release config of app '" + r.app + "' is malformed");
+  ReleaseConfig out;
+  for (const auto& [k, v] : config.items()) {
+    if (!v.is_string())
+      return Corruption("release config of app '" + r.app + "' is malformed");
+    out[k] = v.get<std::string>();
+  }
+  return out;
 }
 
 ReleaseService::ReleaseService(uv_loop_t* loop, Ledger* ledger, std::string state_dir,
@@ -161,7 +178,7 @@ std::string ReleaseService::SlotDir(const std::string& app, int64_t number) cons
 }
 
 std::string ReleaseService::BuildPath(const BuildRow& b) const {
-  return state_dir_ + "/apps/" + b.app + "/builds/" + b.sha256 + "." + b.format;
+  return BuildsDir(state_dir_, b.app) + "/" + b.sha256 + "." + b.format;
 }
 
 Status ReleaseService::CheckNotBusy(const std::string& app) const {
@@ -175,7 +192,7 @@ Status ReleaseService::Recover() {
   RETURN_IF_ERROR(CleanStaging(state_dir_));
   ASSIGN_OR_RETURN(std::vector<AppSpec> apps, ledger_->ListApps());
   for (const AppSpec& app : apps) {
-    const std::string dir = state_dir_ + "/apps/" + app.name + "/releases";
+    const std::string dir = ReleasesDir(state_dir_, app.name);
     std::error_code ec;
     if (!std::filesystem::exists(dir, ec)) continue;
     for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
@@ -202,41 +219,83 @@ Status ReleaseService::Recover() {
       if (::unlink(BuildPath(b).c_str()) == 0)
         spdlog::info("Removed artifact {} of app '{}': no release uses it", b.id(), app.name);
   }
-  ASSIGN_OR_RETURN(ObjectStore objects, ObjectStore::Open(state_dir_ + "/objects"));
+  ASSIGN_OR_RETURN(ObjectStore objects, ObjectStore::Open(ObjectsDir(state_dir_)));
   ASSIGN_OR_RETURN(uint64_t removed, objects.CollectGarbage());
   if (removed > 0) spdlog::info("Removed {} unused objects", removed);
   return Status::Ok();
 }
 
 void ReleaseService::ImportBuild(const std::string& app, Fd file, const Actor& actor,
-                                 Done done) {
+                                 Done<ImportedBuild> done) {
   Status s = ledger_->GetApp(app).status();
   if (!s.ok()) return done(s);
   auto shared_fd = std::make_shared<Fd>(std::move(file));
-  RunOffLoop<Result<ImportResult>>(
+  RunOffLoop<Result<BuildRow>>(
       loop_,
       [shared_fd, state_dir = state_dir_, app, limits = limits_] {
         return CopyAndValidate(shared_fd->get(), state_dir, app, limits);
       },
-      [this, alive = alive_, actor, done](Result<ImportResult> r) {
+      [this, alive = alive_, actor, done](Result<BuildRow> r) {
         if (!*alive) return;
         if (!r.ok()) return done(r.status());
-        BuildRow build = r->build;
+        const BuildRow& build = *r;
         auto inserted = ledger_->RecordBuild(build, actor);
         if (!inserted.ok()) return done(inserted.status());
         auto stored = ledger_->FindBuild(build.app, build.sha256);
         if (!stored.ok()) return done(stored.status());
-        json out = BuildToJson(*stored);
-        out["new"] = *inserted;
         spdlog::info("Imported build {} of app '{}' ({} bytes){}", build.id(), build.app,
                      build.size, *inserted ? "" : ", already stored");
-        done(out);
+        done(ImportedBuild{*stored, *inserted});
       });
+}
+
+Result<BuildRow> ReleaseService::ReleaseBuild(const std::string& app,
+                                              const std::string& build_id,
+                                              const ReleaseRow* latest) {
+  std::string build_sha;
+  if (build_id.empty()) {
+    if (latest == nullptr)
+      return FailedPrecondition("app '" + app +
+                                "' has no release yet: make one with 'release create " +
+                                app + " --build ID'");
+    build_sha = latest->build;
+  } else {
+    ASSIGN_OR_RETURN(BuildRow build, ledger_->FindBuild(app, build_id));
+    build_sha = build.sha256;
+  }
+  return ledger_->FindBuild(app, build_sha);
+}
+
+Result<ReleaseConfig> ReleaseService::ApplyConfigChange(const std::string& app,
+                                                        const ReleaseRow* latest,
+                                                        const ConfigChange& change) const {
+  ReleaseConfig env;
+  if (latest != nullptr && !change.replace) {
+    auto parsed = ParseReleaseConfig(*latest);
+    if (!parsed.ok()) return Corruption("release config of app '" + app + "' is malformed");
+    env = std::move(parsed).value();
+  }
+  for (const auto& [k, value] : change.set) {
+    RETURN_IF_ERROR(ValidateConfigKey(k));
+    if (value.size() > kMaxConfigValueBytes || value.find('\0') != std::string::npos)
+      return InvalidArgument("config value of '" + k +
+                             "' must be under 32 KiB with no NUL byte");
+    env[k] = value;
+  }
+  for (const std::string& k : change.unset) {
+    RETURN_IF_ERROR(ValidateConfigKey(k));
+    if (!env.count(k))
+      return NotFound("config key '" + k + "' is not set in app '" + app + "'");
+    env.erase(k);
+  }
+  if (env.size() > kMaxConfigKeys)
+    return InvalidArgument("a release holds at most 1000 config keys");
+  return env;
 }
 
 void ReleaseService::CreateRelease(const std::string& app, const std::string& build_id,
                                    const ConfigChange& change, const Actor& actor,
-                                   Done done) {
+                                   Done<ReleaseRow> done) {
   auto spec = ledger_->GetApp(app);
   Status s = spec.status();
   if (s.ok()) s = CheckNotBusy(app);
@@ -244,45 +303,12 @@ void ReleaseService::CreateRelease(const std::string& app, const std::string& bu
   auto releases = ledger_->ListReleases(app);
   if (!releases.ok()) return done(releases.status());
   const ReleaseRow* latest = releases->empty() ? nullptr : &releases->back();
-
-  std::string build_sha;
-  if (build_id.empty()) {
-    if (latest == nullptr)
-      return done(FailedPrecondition(
-          "app '" + app + "' has no release yet: make one with 'release create " + app +
-          " --build ID'"));
-    build_sha = latest->build;
-  } else {
-    auto build = ledger_->FindBuild(app, build_id);
-    if (!build.ok()) return done(build.status());
-    build_sha = build->sha256;
-  }
-  auto build = ledger_->FindBuild(app, build_sha);
+  auto build = ReleaseBuild(app, build_id, latest);
   if (!build.ok()) return done(build.status());
-
-  json env = json::object();
-  if (latest != nullptr && !change.replace) {
-    env = json::parse(latest->config, nullptr, false);
-    if (!env.is_object()) return done(Corruption("release config of app '" + app + "' is malformed"));
-  }
-  json before = env;
-  for (const auto& [k, v] : change.set.items()) {
-    if (Status ks = ValidateConfigKey(k); !ks.ok()) return done(ks);
-    if (!v.is_string()) return done(InvalidArgument("config value of '" + k + "' must be a string"));
-    const std::string& value = v.get_ref<const std::string&>();
-    if (value.size() > kMaxConfigValueBytes || value.find('\0') != std::string::npos)
-      return done(InvalidArgument("config value of '" + k +
-                                  "' must be under 32 KiB with no NUL byte"));
-    env[k] = value;
-  }
-  for (const std::string& k : change.unset) {
-    if (Status ks = ValidateConfigKey(k); !ks.ok()) return done(ks);
-    if (!env.contains(k))
-      return done(NotFound("config key '" + k + "' is not set in app '" + app + "'"));
-    env.erase(k);
-  }
-  if (env.size() > kMaxConfigKeys)
-    return done(InvalidArgument("a release holds at most 1000 config keys"));
+  auto env = ApplyConfigChange(app, latest, change);
+  if (!env.ok()) return done(env.status());
+  ReleaseConfig before;
+  if (latest != nullptr && !change.replace) before = ParseReleaseConfig(*latest).value();
 
   auto number = ledger_->NextReleaseNumber(app);
   if (!number.ok()) return done(number.status());
@@ -291,57 +317,57 @@ void ReleaseService::CreateRelease(const std::string& app, const std::string& bu
   req.app = app;
   req.number = *number;
   req.artifact_path = BuildPath(*build);
-  req.build_sha256 = build_sha;
-  req.env = env;
+  req.build_sha256 = build->sha256;
+  req.env = json(*env);
   req.metadata = {{"app", app},
                   {"release", ReleaseId(*number).ToString()},
-                  {"build", build_sha},
+                  {"build", build->sha256},
                   {"created_by", actor.name}};
   req.limits = limits_;
   req.sockets = spec->sockets;
-
-  // Record what changed, values left out: the event log is not for secrets.
-  json detail = {{"build", build_sha.substr(0, 12)}};
-  json changed = json::array();
-  for (const auto& [k, v] : env.items())
-    if (!before.contains(k) || before[k] != v) changed.push_back(k);
-  for (const auto& [k, v] : before.items())
-    if (!env.contains(k)) changed.push_back(k);
-  detail["config_changed"] = changed;
+  const std::string detail = ReleaseDetail(build->sha256, before, *env).dump();
 
   busy_.insert(app);
   RunOffLoop<Result<SlotResult>>(
       loop_, [req] { return BuildSlot(req); },
-      [this, alive = alive_, app, number = *number, build_sha, env, actor, detail,
-       done](Result<SlotResult> r) mutable {
+      [this, alive = alive_, req, actor, detail, done](Result<SlotResult> r) {
         if (!*alive) return;
-        busy_.erase(app);
-        if (!r.ok()) return done(r.status());
-        Failpoint("before-commit");
-        ReleaseRow row;
-        row.app = app;
-        row.number = number;
-        row.build = build_sha;
-        row.digest = r->digest;
-        row.config = env.dump();
-        detail["digest"] = r->digest;
-        Status committed = ledger_->RecordRelease(row, actor, detail.dump());
-        if (!committed.ok()) {
-          RemoveTree(SlotDir(app, number)).IgnoreError();
-          return done(committed);
-        }
-        Failpoint("after-commit");
-        spdlog::info("Released {} of app '{}' (build {}, {} files)", ReleaseId(number).ToString(),
-                     app, build_sha.substr(0, 12), r->files);
-        auto stored = ledger_->GetRelease(app, number);
-        if (!stored.ok()) return done(stored.status());
-        done(ReleaseToJson(*stored));
-        Prune(app, actor, [app](Result<json> pruned) {
-          if (!pruned.ok())
-            spdlog::warn("Retention of app '{}' failed: {}, ignoring", app,
-                         pruned.status().message());
-        });
+        busy_.erase(req.app);
+        CommitRelease(req, detail, actor, std::move(r), done);
       });
+}
+
+void ReleaseService::CommitRelease(const SlotRequest& req, const std::string& detail_text,
+                                   const Actor& actor, Result<SlotResult> r,
+                                   const Done<ReleaseRow>& done) {
+  if (!r.ok()) return done(r.status());
+  Failpoint("before-commit");
+  const std::string& app = req.app;
+  const int64_t number = req.number;
+  ReleaseRow row;
+  row.app = app;
+  row.number = number;
+  row.build = req.build_sha256;
+  row.digest = r->digest;
+  row.config = req.env.dump();
+  json detail = json::parse(detail_text);
+  detail["digest"] = r->digest;
+  Status committed = ledger_->RecordRelease(row, actor, detail.dump());
+  if (!committed.ok()) {
+    RemoveTree(SlotDir(app, number)).IgnoreError();
+    return done(committed);
+  }
+  Failpoint("after-commit");
+  spdlog::info("Released {} of app '{}' (build {}, {} files)", ReleaseId(number).ToString(), app,
+               req.build_sha256.substr(0, 12), r->files);
+  auto stored = ledger_->GetRelease(app, number);
+  if (!stored.ok()) return done(stored.status());
+  done(*stored);
+  Prune(app, actor, [app](Result<PruneReport> pruned) {
+    if (!pruned.ok())
+      spdlog::warn("Retention of app '{}' failed: {}, ignoring", app,
+                   pruned.status().message());
+  });
 }
 
 Result<std::vector<BuildRow>> ReleaseService::UnusedBuilds(const std::string& app) {
@@ -361,66 +387,76 @@ Result<std::vector<BuildRow>> ReleaseService::UnusedBuilds(const std::string& ap
   return out;
 }
 
-void ReleaseService::Prune(const std::string& app, const Actor& actor, Done done) {
-  auto spec = ledger_->GetApp(app);
-  if (!spec.ok()) return done(spec.status());
+struct ReleaseService::PrunePlan {
+  std::vector<int64_t> victims;  // newest first
+  std::set<int64_t> held;        // in use: held back
+  std::vector<std::string> slots, build_files, builds_removed;
+};
+
+// Decides what goes and records the `pruned` events; on the loop.
+Result<ReleaseService::PrunePlan> ReleaseService::PlanPrune(const std::string& app,
+                                                            const Actor& actor) {
+  ASSIGN_OR_RETURN(AppSpec spec, ledger_->GetApp(app));
   // A prune may run beside a release being made: it touches only old,
   // activated slots, and the object store's lock keeps collection from
   // taking an object a new slot is linking.
   if (pruning_.count(app))
-    return done(Status(StatusCode::kBusy, "app '" + app + "' is being pruned already"));
-  auto activation = ledger_->ActivationOf(app);
-  if (!activation.ok()) return done(activation.status());
-  auto releases = ledger_->ListReleases(app);
-  if (!releases.ok()) return done(releases.status());
+    return Status(StatusCode::kBusy, "app '" + app + "' is being pruned already");
+  ASSIGN_OR_RETURN(Ledger::Activation activation, ledger_->ActivationOf(app));
+  ASSIGN_OR_RETURN(std::vector<ReleaseRow> releases, ledger_->ListReleases(app));
   // Asked now, on the loop: a switch cannot begin between this and the
   // `pruned` events below, and Activate refuses a release once pruned.
   const std::set<int64_t> in_use = in_use_ ? in_use_(app) : std::set<int64_t>();
-  std::vector<int64_t> victims;
-  std::set<int64_t> held;
+  PrunePlan plan;
   int64_t kept = 0;
-  for (auto it = releases->rbegin(); it != releases->rend(); ++it) {
-    if (!activation->ever_activated.count(it->number)) continue;
+  for (auto it = releases.rbegin(); it != releases.rend(); ++it) {
+    if (!activation.ever_activated.count(it->number)) continue;
     if (it->pruned) continue;
-    if (++kept <= spec->keep_releases) continue;
-    if (it->number == activation->active || it->number == activation->previous) continue;
+    if (++kept <= spec.keep_releases) continue;
+    if (it->number == activation.active || it->number == activation.previous) continue;
     if (in_use.count(it->number)) {
-      held.insert(it->number);
+      plan.held.insert(it->number);
       continue;
     }
-    victims.push_back(it->number);
+    plan.victims.push_back(it->number);
   }
-  json held_json = json::array();
-  for (int64_t n : held) held_json.push_back(ReleaseId(n).ToString());
-  if (held.empty()) {
+  if (plan.held.empty()) {
     held_back_.erase(app);
   } else {
-    held_back_[app] = held;
+    held_back_[app] = plan.held;
+    json held_json = json::array();
+    for (int64_t n : plan.held) held_json.push_back(ReleaseId(n).ToString());
     spdlog::info("Retention of app '{}' holds back {} while in use", app, held_json.dump());
   }
-  json pruned = json::array();
-  for (int64_t n : victims) {
-    json detail = {{"reason", "keep_releases is " + std::to_string(spec->keep_releases)}};
-    Status s = ledger_->AppendEvent(app, EventKind::kPruned, ReleaseId(n), actor, detail.dump());
-    if (!s.ok()) return done(s);
-    pruned.push_back(ReleaseId(n).ToString());
+  for (int64_t n : plan.victims) {
+    json detail = {{"reason", "keep_releases is " + std::to_string(spec.keep_releases)}};
+    RETURN_IF_ERROR(ledger_->AppendEvent(app, EventKind::kPruned, ReleaseId(n), actor, detail.dump()));
     Failpoint("after-prune-event");
   }
-  auto unused = UnusedBuilds(app);
-  if (!unused.ok()) return done(unused.status());
-  std::vector<std::string> slots, build_files;
-  json builds_removed = json::array();
-  for (int64_t n : victims) slots.push_back(SlotDir(app, n));
-  for (const BuildRow& b : *unused) {
+  ASSIGN_OR_RETURN(std::vector<BuildRow> unused, UnusedBuilds(app));
+  for (int64_t n : plan.victims) plan.slots.push_back(SlotDir(app, n));
+  for (const BuildRow& b : unused) {
     std::error_code ec;
     if (!std::filesystem::exists(BuildPath(b), ec)) continue;
-    build_files.push_back(BuildPath(b));
-    builds_removed.push_back(b.id());
+    plan.build_files.push_back(BuildPath(b));
+    plan.builds_removed.push_back(b.id());
   }
+  return plan;
+}
+
+void ReleaseService::Prune(const std::string& app, const Actor& actor,
+                           Done<PruneReport> done) {
+  auto plan = PlanPrune(app, actor);
+  if (!plan.ok()) return done(plan.status());
+  PruneReport report;
+  report.pruned = plan->victims;
+  report.in_use.assign(plan->held.begin(), plan->held.end());
+  report.builds_removed = plan->builds_removed;
   pruning_.insert(app);
   RunOffLoop<Result<uint64_t>>(
       loop_,
-      [slots, build_files, objects_dir = state_dir_ + "/objects"]() -> Result<uint64_t> {
+      [slots = plan->slots, build_files = plan->build_files,
+       objects_dir = ObjectsDir(state_dir_)]() -> Result<uint64_t> {
         for (const std::string& slot : slots) RETURN_IF_ERROR(RemoveTree(slot));
         Failpoint("after-prune-remove");
         for (const std::string& f : build_files)
@@ -429,19 +465,16 @@ void ReleaseService::Prune(const std::string& app, const Actor& actor, Done done
         ASSIGN_OR_RETURN(ObjectStore objects, ObjectStore::Open(objects_dir));
         return objects.CollectGarbage();
       },
-      [this, alive = alive_, app, pruned, held_json, builds_removed,
-       done](Result<uint64_t> r) {
+      [this, alive = alive_, app, report, done](Result<uint64_t> r) mutable {
         if (!*alive) return;
         pruning_.erase(app);
         if (!r.ok()) {
           done(r.status());
         } else {
-          if (!pruned.empty())
-            spdlog::info("Pruned {} release(s) of app '{}'", pruned.size(), app);
-          done(json{{"pruned", pruned},
-                    {"in_use", held_json},
-                    {"builds_removed", builds_removed},
-                    {"objects_removed", *r}});
+          if (!report.pruned.empty())
+            spdlog::info("Pruned {} release(s) of app '{}'", report.pruned.size(), app);
+          report.objects_removed = *r;
+          done(report);
         }
         if (*alive && recheck_.erase(app)) InUseEnded(app);
       });
@@ -460,14 +493,15 @@ void ReleaseService::InUseEnded(const std::string& app) {
   if (!freed) return;
   // The daemon applies the retention it held back; the `pruned` events
   // name it as the actor.
-  Prune(app, Actor{0, "relsupd"}, [app](Result<json> pruned) {
+  Prune(app, Actor{0, "relsupd"}, [app](Result<PruneReport> pruned) {
     if (!pruned.ok())
       spdlog::warn("Retention of app '{}' (held back while in use) failed: {}, ignoring", app,
                    pruned.status().message());
   });
 }
 
-void ReleaseService::VerifyRelease(const std::string& app, int64_t number, Done done) {
+void ReleaseService::VerifyRelease(const std::string& app, int64_t number,
+                                   Done<ReleaseVerification> done) {
   auto row = ledger_->GetRelease(app, number);
   if (!row.ok()) return done(row.status());
   if (row->pruned)
@@ -481,13 +515,7 @@ void ReleaseService::VerifyRelease(const std::string& app, int64_t number, Done 
       [alive = alive_, number, done](Result<VerifyResult> r) {
         if (!*alive) return;
         if (!r.ok()) return done(r.status());
-        done(json{{"release", ReleaseId(number).ToString()},
-                  {"ok", r->ok()},
-                  {"digest_ok", r->digest_ok},
-                  {"problems", r->problems},
-                  {"added", r->diff.added},
-                  {"removed", r->diff.removed},
-                  {"changed", r->diff.changed}});
+        done(ReleaseVerification{number, std::move(r).value()});
       });
 }
 

@@ -14,20 +14,48 @@
 #include <memory>
 #include <set>
 #include <string>
-
-#include <nlohmann/json.hpp>
+#include <vector>
 
 #include "daemon/base/fd.h"
 #include "daemon/base/status.h"
 #include "daemon/ledger/ledger.h"
 #include "daemon/store/limits.h"
 #include "daemon/store/manifest.h"
+#include "daemon/store/slots.h"
 
 namespace relsupd {
 
+// What ImportBuild stored: the build's row, and whether it is new (false:
+// the same bytes were imported before).
+struct ImportedBuild {
+  BuildRow build;
+  bool is_new = false;
+};
+
+// What a prune did: the releases pruned (newest first) and those held back
+// while in use, the builds whose artifacts went, and how many unused
+// objects were collected.
+struct PruneReport {
+  std::vector<int64_t> pruned;
+  std::vector<int64_t> in_use;
+  std::vector<std::string> builds_removed;
+  uint64_t objects_removed = 0;
+};
+
+// A release's verification: `result` compares its slot with the stored
+// manifest and the ledger's digest.
+struct ReleaseVerification {
+  int64_t number = 0;
+  VerifyResult result;
+};
+
+// A release's config: KEY -> value (the process environment it adds).
+using ReleaseConfig = std::map<std::string, std::string>;
+
 class ReleaseService {
  public:
-  using Done = std::function<void(Result<nlohmann::json>)>;
+  template <typename T>
+  using Done = std::function<void(Result<T>)>;
 
   // `ledger` must outlive the service.
   ReleaseService(uv_loop_t* loop, Ledger* ledger, std::string state_dir,
@@ -43,22 +71,24 @@ class ReleaseService {
   Status Recover();
 
   // Stores the artifact read from `file` and records the build.
-  // Result: {id, sha256, format, size, entries, unpacked_bytes, new}.
-  void ImportBuild(const std::string& app, Fd file, const Actor& actor, Done done);
+  void ImportBuild(const std::string& app, Fd file, const Actor& actor,
+                   Done<ImportedBuild> done);
 
   // Config changes applied to the newest release's config.
   struct ConfigChange {
-    nlohmann::json set = nlohmann::json::object();  // KEY: value
+    ReleaseConfig set;  // KEY: value
     std::vector<std::string> unset;
     bool replace = false;  // start from an empty config, not the newest
   };
   // Makes release vN from `build_id` (empty: the newest release's build)
-  // and the config. Result: the release as ReleaseToJson gives it.
+  // and the config. Result: the release's ledger row.
   void CreateRelease(const std::string& app, const std::string& build_id,
-                     const ConfigChange& change, const Actor& actor, Done done);
-  // Result: {release, ok, digest_ok, problems, added, removed, changed};
-  // problems name a changed or missing tree object.
-  void VerifyRelease(const std::string& app, int64_t number, Done done);
+                     const ConfigChange& change, const Actor& actor,
+                     Done<ReleaseRow> done);
+  // Verifies the release's slot; problems name a changed or missing tree
+  // object.
+  void VerifyRelease(const std::string& app, int64_t number,
+                     Done<ReleaseVerification> done);
 
   // Applies the app's keep_releases: of the releases that were ever
   // activated, all but the newest keep_releases go, never the active one,
@@ -68,9 +98,7 @@ class ReleaseService {
   // artifacts no unpruned release uses and unused objects go. A release
   // held back because it was in use is pruned by InUseEnded once it is no
   // longer in use, if retention still says so then.
-  // Result: {pruned: [vN...], in_use: [vN...] (held back),
-  //          builds_removed: [id...], objects_removed: N}.
-  void Prune(const std::string& app, const Actor& actor, Done done);
+  void Prune(const std::string& app, const Actor& actor, Done<PruneReport> done);
 
   // What the run stage uses beyond the ledger's active release and
   // rollback target: the source and target of a switch in progress and
@@ -88,7 +116,23 @@ class ReleaseService {
   std::string BuildPath(const BuildRow& build) const;
 
  private:
+  // What Prune decided before it removes anything (PrunePlan's fields).
+  struct PrunePlan;
+
   Status CheckNotBusy(const std::string& app) const;
+  // The config a new release of `app` gets: `latest`'s (none, or
+  // change.replace: empty) with `change` applied; validated.
+  Result<ReleaseConfig> ApplyConfigChange(const std::string& app,
+                                          const ReleaseRow* latest,
+                                          const ConfigChange& change) const;
+  // The sha256 of the build a release of `app` is made from.
+  Result<BuildRow> ReleaseBuild(const std::string& app, const std::string& build_id,
+                                const ReleaseRow* latest);
+  // Records the release made in the slot (on the loop, after BuildSlot).
+  void CommitRelease(const SlotRequest& req, const std::string& detail,
+                     const Actor& actor, Result<SlotResult> slot,
+                     const Done<ReleaseRow>& done);
+  Result<PrunePlan> PlanPrune(const std::string& app, const Actor& actor);
   // Builds of `app` whose every release was pruned (none: not garbage).
   Result<std::vector<BuildRow>> UnusedBuilds(const std::string& app);
 
@@ -109,6 +153,7 @@ class ReleaseService {
 
 // Config keys: [A-Za-z_][A-Za-z0-9_]*, not RELSUPD_*, LISTEN_*, NOTIFY_SOCKET.
 Status ValidateConfigKey(const std::string& key);
-nlohmann::json ReleaseToJson(const ReleaseRow& r);
+// A release row's config (stored as a JSON object of strings).
+Result<ReleaseConfig> ParseReleaseConfig(const ReleaseRow& r);
 
 }  // namespace relsupd

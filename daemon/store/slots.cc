@@ -1,4 +1,5 @@
 #include "daemon/store/slots.h"
+#include "daemon/base/release_id.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -6,11 +7,13 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <vector>
 
 #include "daemon/base/failpoint.h"
 #include "daemon/base/fd.h"
-#include "daemon/base/release_id.h"
+#include "daemon/base/paths.h"
 #include "daemon/base/sha256.h"
 #include "daemon/config/process_file.h"
 #include "daemon/config/ready_sockets.h"
@@ -37,107 +40,151 @@ Status WriteMeta(int dirfd, const std::string& name, const std::string& data,
   return Status::Ok();
 }
 
-Status Unpack(const SlotRequest& req, int slot_fd, ObjectStore* objects,
-              Manifest* manifest, SlotResult* result,
-              std::vector<std::string>* created) {
-  const std::string shown = req.build_sha256.substr(0, 12);
-  // File system errors below come without the artifact and the entry;
-  // the reader's own refusals name both already.
-  const std::string what = "Failed to unpack build '" + shown + "'";
-  auto at = [&](const std::string& path, const Status& s) {
-    return s.WithContext(what + ": entry '" + path + "'");
-  };
-  auto art_or = OpenFile(req.artifact_path, O_RDONLY);
-  if (!art_or.ok()) return art_or.status().WithContext(what);
-  Fd art = std::move(art_or).value();
-  struct stat st;
-  if (::fstat(art.get(), &st) != 0)
-    return Status::FromErrno("cannot stat '" + req.artifact_path + "'", errno).WithContext(what);
-  ASSIGN_OR_RETURN(auto reader, ArchiveReader::Open(art.get(), "build " + shown,
-                                                    static_cast<uint64_t>(st.st_size),
-                                                    req.limits));
-  std::vector<std::string> symlinks;
-  for (;;) {
-    ASSIGN_OR_RETURN(std::optional<ArchiveEntry> entry, reader->Next());
-    if (!entry) break;
+// Unpacks one archive's entries into a slot; owns the context of its
+// errors ("Failed to unpack build 'SHA'").
+class Unpacker {
+ public:
+  Unpacker(const SlotRequest& req, int slot_fd, ObjectStore* objects,
+           Manifest* manifest, SlotResult* result,
+           std::vector<std::string>* created)
+      : req_(req),
+        slot_fd_(slot_fd),
+        objects_(objects),
+        manifest_(manifest),
+        result_(result),
+        created_(created),
+        shown_(req.build_sha256.substr(0, 12)),
+        what_("Failed to unpack build '" + shown_ + "'") {}
+
+  Status Run() {
+    auto art_or = OpenFile(req_.artifact_path, O_RDONLY);
+    if (!art_or.ok()) return art_or.status().WithContext(what_);
+    Fd art = std::move(art_or).value();
+    struct stat st;
+    if (::fstat(art.get(), &st) != 0)
+      return Status::FromErrno("cannot stat '" + req_.artifact_path + "'", errno)
+          .WithContext(what_);
+    ASSIGN_OR_RETURN(reader_, ArchiveReader::Open(art.get(), "build " + shown_,
+                                                  static_cast<uint64_t>(st.st_size),
+                                                  req_.limits));
+    for (;;) {
+      ASSIGN_OR_RETURN(std::optional<ArchiveEntry> entry, reader_->Next());
+      if (!entry) break;
+      RETURN_IF_ERROR(Extract(*entry));
+    }
+    AddImpliedDirs();
+    return CheckSymlinks();
+  }
+
+ private:
+  // File system errors come without the artifact and the entry; the
+  // reader's own refusals name both already.
+  Status At(const std::string& path, const Status& s) const {
+    return s.WithContext(what_ + ": entry '" + path + "'");
+  }
+
+  Status Extract(const ArchiveEntry& entry) {
     std::string name;
-    auto parent_or = OpenParentBeneath(slot_fd, entry->path, &name);
+    auto parent_or = OpenParentBeneath(slot_fd_, entry.path, &name);
     if (!parent_or.ok()) {
       if (parent_or.status().code() == StatusCode::kInvalidArgument)
-        return InvalidArgument("artifact 'build " + shown + "': entry '" + entry->path +
+        return InvalidArgument("artifact 'build " + shown_ + "': entry '" + entry.path +
                                "' lies beneath a symlink (" +
                                parent_or.status().message() + ")");
-      return at(entry->path, parent_or.status());
+      return At(entry.path, parent_or.status());
     }
     Fd parent = std::move(parent_or).value();
     ManifestEntry m;
-    m.type = entry->type;
-    switch (entry->type) {
+    m.type = entry.type;
+    switch (entry.type) {
       case EntryType::kDir:
         if (::mkdirat(parent.get(), name.c_str(), 0700) != 0) {
           if (errno != EEXIST)
-            return at(entry->path, Status::FromErrno("cannot create directory", errno));
+            return At(entry.path, Status::FromErrno("cannot create directory", errno));
         }
         m.mode = 0555;  // every directory is sealed to exactly this
         break;
       case EntryType::kSymlink:
-        if (::symlinkat(entry->target.c_str(), parent.get(), name.c_str()) != 0)
-          return at(entry->path, Status::FromErrno("cannot create symlink", errno));
+        if (::symlinkat(entry.target.c_str(), parent.get(), name.c_str()) != 0)
+          return At(entry.path, Status::FromErrno("cannot create symlink", errno));
         m.mode = 0777;
-        m.target = entry->target;
-        symlinks.push_back(entry->path);
+        m.target = entry.target;
+        symlinks_.push_back(entry.path);
         break;
-      case EntryType::kFile: {
-        // A refusal by the reader (truncated data, a bomb) is passed on
-        // as it is; a failure to store or link gets the context.
-        bool reader_refused = false;
-        auto obj_or = objects->PutAndLink(
-            entry->mode,
-            [&](const ObjectStore::Sink& sink) {
-              bool sink_failed = false;
-              Status r = reader->ReadData([&](std::string_view data) {
-                Status w = sink(data);
-                sink_failed = !w.ok();
-                return w;
-              });
-              reader_refused = !r.ok() && !sink_failed;
-              return r;
-            },
-            parent.get(), name, entry->size);
-        if (!obj_or.ok())
-          return reader_refused ? obj_or.status() : at(entry->path, obj_or.status());
-        const ObjectStore::Object& obj = *obj_or;
-        if (obj.created) created->push_back(obj.name);
-        m.mode = entry->mode & 0555;
-        m.sha256 = obj.sha256;
-        m.size = obj.size;
-        ++result->files;
-        result->bytes += m.size;
+      case EntryType::kFile:
+        RETURN_IF_ERROR(ExtractFile(entry, parent.get(), name, &m));
         break;
-      }
     }
-    manifest->entries[entry->path] = std::move(m);
+    manifest_->entries[entry.path] = std::move(m);
+    return Status::Ok();
   }
+
+  Status ExtractFile(const ArchiveEntry& entry, int parent, const std::string& name,
+                     ManifestEntry* m) {
+    // A refusal by the reader (truncated data, a bomb) is passed on as it
+    // is; a failure to store or link gets the context.
+    bool reader_refused = false;
+    auto obj_or = objects_->PutAndLink(
+        entry.mode,
+        [&](const ObjectStore::Sink& sink) {
+          bool sink_failed = false;
+          Status r = reader_->ReadData([&](std::string_view data) {
+            Status w = sink(data);
+            sink_failed = !w.ok();
+            return w;
+          });
+          reader_refused = !r.ok() && !sink_failed;
+          return r;
+        },
+        parent, name, entry.size);
+    if (!obj_or.ok())
+      return reader_refused ? obj_or.status() : At(entry.path, obj_or.status());
+    const ObjectStore::Object& obj = *obj_or;
+    if (obj.created) created_->push_back(obj.name);
+    m->mode = entry.mode & 0555;
+    m->sha256 = obj.sha256;
+    m->size = obj.size;
+    ++result_->files;
+    result_->bytes += m->size;
+    return Status::Ok();
+  }
+
   // Directories implied by deeper paths but absent from the archive.
-  for (const auto& [path, e] : std::map<std::string, ManifestEntry>(manifest->entries)) {
-    for (size_t slash = path.find('/'); slash != std::string::npos;
-         slash = path.find('/', slash + 1)) {
-      std::string dir = path.substr(0, slash);
-      if (!manifest->entries.count(dir)) {
-        manifest->entries[dir] = ManifestEntry{EntryType::kDir, 0555, 0, "", ""};
+  void AddImpliedDirs() {
+    for (const auto& [path, e] : std::map<std::string, ManifestEntry>(manifest_->entries)) {
+      for (size_t slash = path.find('/'); slash != std::string::npos;
+           slash = path.find('/', slash + 1)) {
+        std::string dir = path.substr(0, slash);
+        if (!manifest_->entries.count(dir)) {
+          manifest_->entries[dir] = ManifestEntry{EntryType::kDir, 0555, 0, "", ""};
+        }
       }
     }
   }
+
   // A symlink may be harmless alone and escape through another one; judge
   // each by where it really resolves, now that the tree is complete.
-  for (const std::string& link : symlinks) {
-    auto fd = OpenBeneath(slot_fd, link, O_PATH);
-    if (!fd.ok() && fd.status().error_number() != ENOENT)
-      return InvalidArgument("artifact 'build " + shown + "': symlink '" + link +
-                             "' leaves the slot (through another symlink)");
+  Status CheckSymlinks() const {
+    for (const std::string& link : symlinks_) {
+      auto fd = OpenBeneath(slot_fd_, link, O_PATH);
+      if (!fd.ok() && fd.status().error_number() != ENOENT)
+        return InvalidArgument("artifact 'build " + shown_ + "': symlink '" + link +
+                               "' leaves the slot (through another symlink)");
+    }
+    return Status::Ok();
   }
-  return Status::Ok();
-}
+
+  const SlotRequest& req_;
+  const int slot_fd_;
+  ObjectStore* objects_;
+  Manifest* manifest_;
+  SlotResult* result_;
+  std::vector<std::string>* created_;
+  const std::string shown_;
+  const std::string what_;
+  std::unique_ptr<ArchiveReader> reader_;
+  std::vector<std::string> symlinks_;
+};
 
 Status Seal(const std::string& root) {
   // Deepest first, so a directory is closed after its children.
@@ -161,7 +208,7 @@ Status Seal(const std::string& root) {
 
 std::string SlotPath(const std::string& state_dir, const std::string& app,
                      int64_t number) {
-  return state_dir + "/apps/" + app + "/releases/" + ReleaseId(number).ToString();
+  return ReleasesDir(state_dir, app) + "/" + ReleaseId(number).ToString();
 }
 
 std::string ReleaseDigest(const std::string& root_tree,
@@ -178,15 +225,44 @@ std::string ReleaseDigest(const std::string& root_tree,
   return h.HexDigest();
 }
 
+namespace {
+
+// Writes the slot's .relsupd/: its tree objects linked into trees/, then
+// env.json and release.json (`meta`).
+Status WriteSlotMeta(const SlotRequest& req, int slot_fd, const TreeSet& trees,
+                     const nlohmann::json& meta, ObjectStore* objects,
+                     std::vector<std::string>* created) {
+  if (::mkdirat(slot_fd, ".relsupd", 0700) != 0)
+    return Status::FromErrno("cannot create '.relsupd'", errno);
+  if (::mkdirat(slot_fd, kTreesDir, 0700) != 0)
+    return Status::FromErrno(std::string("cannot create '") + kTreesDir + "'", errno);
+  ASSIGN_OR_RETURN(Fd meta_fd, OpenBeneath(slot_fd, ".relsupd", O_RDONLY | O_DIRECTORY));
+  ASSIGN_OR_RETURN(Fd trees_fd, OpenBeneath(slot_fd, kTreesDir, O_RDONLY | O_DIRECTORY));
+  // Each tree is linked into the slot, so the store keeps it exactly as
+  // long as a slot uses it; a second release adds only the trees that
+  // differ (the path from a changed file to the root).
+  for (const TreeObject& t : trees.trees) {
+    auto obj = objects->PutTreeAndLink(t.text, trees_fd.get(), t.hash);
+    if (!obj.ok())
+      return obj.status().WithContext("cannot store the manifest of " +
+                                      ReleaseId(req.number).ToString());
+    if (obj->created) created->push_back(obj->name);
+  }
+  RETURN_IF_ERROR(WriteMeta(meta_fd.get(), "env.json", req.env.dump() + "\n", 0400));
+  return WriteMeta(meta_fd.get(), "release.json", meta.dump(2) + "\n", 0444);
+}
+
+}  // namespace
+
 Result<SlotResult> BuildSlot(const SlotRequest& req) {
-  const std::string tmp = req.state_dir + "/tmp";
-  const std::string releases = req.state_dir + "/apps/" + req.app + "/releases";
+  const std::string tmp = StagingDir(req.state_dir);
+  const std::string releases = ReleasesDir(req.state_dir, req.app);
   RETURN_IF_ERROR(MakeDirs(tmp, 0700));
   RETURN_IF_ERROR(MakeDirs(releases, 0755));
   std::string staging = tmp + "/" + req.app + "-" + ReleaseId(req.number).ToString() + "-XXXXXX";
   if (::mkdtemp(staging.data()) == nullptr)
     return Status::FromErrno("cannot create staging directory in '" + tmp + "'", errno);
-  auto objects = ObjectStore::Open(req.state_dir + "/objects");
+  auto objects = ObjectStore::Open(ObjectsDir(req.state_dir));
   std::vector<std::string> created;  // objects this slot added to the store
   // From here on, any failure removes the staging tree and the objects
   // only it used.
@@ -200,7 +276,7 @@ Result<SlotResult> BuildSlot(const SlotRequest& req) {
   if (!slot_fd.ok()) return fail(slot_fd.status());
   Manifest manifest;
   SlotResult result;
-  Status s = Unpack(req, slot_fd->get(), &*objects, &manifest, &result, &created);
+  Status s = Unpacker(req, slot_fd->get(), &*objects, &manifest, &result, &created).Run();
   if (!s.ok()) return fail(s);
   Failpoint("after-unpack");
 
@@ -220,28 +296,8 @@ Result<SlotResult> BuildSlot(const SlotRequest& req) {
   meta["digest"] = result.digest;
   meta["tree"] = trees->root;
   meta["process_file"] = procs->source;
-  if (::mkdirat(slot_fd->get(), ".relsupd", 0700) != 0)
-    return fail(Status::FromErrno("cannot create '.relsupd'", errno));
-  if (::mkdirat(slot_fd->get(), kTreesDir, 0700) != 0)
-    return fail(Status::FromErrno(std::string("cannot create '") + kTreesDir + "'", errno));
-  auto meta_fd = OpenBeneath(slot_fd->get(), ".relsupd", O_RDONLY | O_DIRECTORY);
-  if (!meta_fd.ok()) return fail(meta_fd.status());
-  auto trees_fd = OpenBeneath(slot_fd->get(), kTreesDir, O_RDONLY | O_DIRECTORY);
-  if (!trees_fd.ok()) return fail(trees_fd.status());
-  // Each tree is linked into the slot, so the store keeps it exactly as
-  // long as a slot uses it; a second release adds only the trees that
-  // differ (the path from a changed file to the root).
-  for (const TreeObject& t : trees->trees) {
-    auto obj = objects->PutTreeAndLink(t.text, trees_fd->get(), t.hash);
-    if (!obj.ok())
-      return fail(obj.status().WithContext("cannot store the manifest of " +
-                                           ReleaseId(req.number).ToString()));
-    if (obj->created) created.push_back(obj->name);
-  }
-  for (Status w : {WriteMeta(meta_fd->get(), "env.json", req.env.dump() + "\n", 0400),
-                   WriteMeta(meta_fd->get(), "release.json", meta.dump(2) + "\n", 0444)}) {
-    if (!w.ok()) return fail(w);
-  }
+  s = WriteSlotMeta(req, slot_fd->get(), *trees, meta, &*objects, &created);
+  if (!s.ok()) return fail(s);
   // One syncfs covers every object, link and directory written above.
   s = objects->Sync();
   if (!s.ok()) return fail(s);
@@ -319,7 +375,7 @@ Result<VerifyResult> VerifySlot(const std::string& slot_dir, const std::string& 
 }
 
 Status CleanStaging(const std::string& state_dir) {
-  const std::string tmp = state_dir + "/tmp";
+  const std::string tmp = StagingDir(state_dir);
   std::error_code ec;
   if (!std::filesystem::exists(tmp, ec)) return Status::Ok();
   for (const auto& e : std::filesystem::directory_iterator(tmp, ec))

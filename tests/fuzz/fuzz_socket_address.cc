@@ -1,18 +1,29 @@
-// Fuzzes socket addresses: an app's daemon-held sockets ("NAME=tcp://HOST:PORT"
-// or "NAME=unix:/PATH", from `--socket` and the app spec), the http ready
-// check's URL, and the check that a ready address reaches a listener.
+// Fuzzes socket addresses: ParseSocketAddress (daemon/base/socket_address.h,
+// the one parser of an app's daemon-held sockets, "tcp://HOST:PORT" or
+// "unix:/PATH") and its round trip through ToString, "NAME=ADDRESS" from
+// `--socket`, the http ready check's URL, and the check that a ready address
+// reaches a listener.
 
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 
+#include "daemon/base/socket_address.h"
 #include "daemon/config/app_spec.h"
 #include "daemon/config/ready_sockets.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace relsupd;
   const std::string text(reinterpret_cast<const char*>(data), size);
-  ValidateSocketAddress(text).IgnoreError();
+  auto addr = ParseSocketAddress(text);
+  if (addr.ok()) {
+    // What ToString prints parses back to the same address.
+    auto again = ParseSocketAddress(addr->ToString());
+    if (!again.ok() || !(*again == *addr)) std::abort();
+    sockaddr_storage ss{};
+    if (addr->ToSockaddr(&ss) > sizeof(ss)) std::abort();
+  }
+  if (ValidateSocketAddress(text).ok() != addr.ok()) std::abort();
   auto arg = ParseSocketArg(text);
   if (arg.ok() && !ValidateSocketAddress(arg->address).ok()) std::abort();
 

@@ -3,6 +3,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <netinet/in.h>
+#include <sys/un.h>
+
 #include <cstdlib>
 #include <filesystem>
 
@@ -12,6 +15,7 @@
 #include "daemon/base/fd.h"
 #include "daemon/base/lock.h"
 #include "daemon/base/sha256.h"
+#include "daemon/base/socket_address.h"
 #include "daemon/base/status.h"
 
 namespace relsupd {
@@ -165,6 +169,76 @@ TEST_CASE("sha256 matches the known vector") {
 TEST_CASE("times format as RFC 3339 UTC") {
   CHECK(FormatTimeUtc(0) == "1970-01-01T00:00:00.000Z");
   CHECK(FormatTimeUtc(1'795'000'000'123) == "2026-11-18T11:06:40.123Z");
+}
+
+// The message ParseSocketAddress refuses `text` with ("" when it parses).
+std::string AddressError(const std::string& text) {
+  return ParseSocketAddress(text).status().message();
+}
+
+TEST_CASE("socket addresses parse into kind, host, port and path") {
+  auto v4 = ParseSocketAddress("tcp://0.0.0.0:8080");
+  REQUIRE(v4.ok());
+  CHECK(v4->kind == SocketAddress::Kind::kTcp);
+  CHECK(v4->family == AF_INET);
+  CHECK(v4->host == "0.0.0.0");
+  CHECK(v4->port == 8080);
+  CHECK(v4->ToString() == "tcp://0.0.0.0:8080");
+  sockaddr_storage ss{};
+  CHECK(v4->ToSockaddr(&ss) == sizeof(sockaddr_in));
+  CHECK(ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port) == 8080);
+
+  auto v6 = ParseSocketAddress("tcp://[::1]:80");
+  REQUIRE(v6.ok());
+  CHECK(v6->family == AF_INET6);
+  CHECK(v6->host == "::1");
+  CHECK(v6->port == 80);
+  CHECK(v6->ToString() == "tcp://[::1]:80");
+  CHECK(v6->ToSockaddr(&ss) == sizeof(sockaddr_in6));
+  CHECK(ss.ss_family == AF_INET6);
+
+  // A port written with leading zeros prints as its number.
+  CHECK(ParseSocketAddress("tcp://127.0.0.1:0080")->ToString() ==
+        "tcp://127.0.0.1:80");
+
+  auto un = ParseSocketAddress("unix:/run/shop.sock");
+  REQUIRE(un.ok());
+  CHECK(un->kind == SocketAddress::Kind::kUnix);
+  CHECK(un->path == "/run/shop.sock");
+  CHECK(un->ToString() == "unix:/run/shop.sock");
+  CHECK(un->ToSockaddr(&ss) == sizeof(sockaddr_un));
+  CHECK(std::string(reinterpret_cast<sockaddr_un*>(&ss)->sun_path) ==
+        "/run/shop.sock");
+  // The longest path sun_path holds with its NUL.
+  CHECK(ParseSocketAddress("unix:/" + std::string(106, 'x')).ok());
+}
+
+TEST_CASE("a bad socket address is refused with a message naming it") {
+  // Each row: the address, and what the message says after
+  // "socket address 'ADDRESS' ".
+  const std::string kMustBe = "must be tcp://HOST:PORT or unix:/PATH";
+  const std::string kNotPort = "', not a number from 1 to 65535";
+  const std::string kNotV4 =
+      "', not an IPv4 address or a bracketed IPv6 address";
+  auto [address, why] = GENERATE_COPY(table<std::string, std::string>({
+      {"", kMustBe},
+      {"ftp://x:1", kMustBe},
+      {"udp://1.2.3.4:5", kMustBe},
+      {"unix:", "needs an absolute path"},
+      {"unix:relative", "needs an absolute path"},
+      {"unix:/" + std::string(107, 'x'), "has a path longer than 107 bytes"},
+      {"tcp://0.0.0.0", "has no port"},
+      {"tcp://0.0.0.0:", "has port '" + kNotPort},
+      {"tcp://0.0.0.0:0", "has port '0" + kNotPort},
+      {"tcp://0.0.0.0:65536", "has port '65536" + kNotPort},
+      {"tcp://0.0.0.0:123456", "has port '123456" + kNotPort},
+      {"tcp://0.0.0.0:-1", "has port '-1" + kNotPort},
+      {"tcp://example.com:80", "has host 'example.com" + kNotV4},
+      {"tcp://::1:80", "has host '::1" + kNotV4},
+      {"tcp://[1.2.3.4]:80", "has host '[1.2.3.4]', not an IPv6 address"},
+  }));
+  INFO(address);
+  CHECK(AddressError(address) == "socket address '" + address + "' " + why);
 }
 
 }  // namespace

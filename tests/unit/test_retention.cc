@@ -12,6 +12,8 @@
 #include <set>
 
 #include "daemon/base/uv_handle.h"
+#include "daemon/base/release_id.h"
+#include "daemon/control/release_json.h"
 #include "daemon/ledger/ledger.h"
 #include "daemon/store/release_service.h"
 #include "daemon/store/slots.h"
@@ -71,9 +73,10 @@ struct Fixture {
     fs::remove_all(dir);
   }
   // Runs an async service call to completion.
-  Result<json> Wait(const std::function<void(ReleaseService::Done)>& call) {
-    std::optional<Result<json>> out;
-    call([&](Result<json> r) { out.emplace(std::move(r)); });
+  template <typename T>
+  Result<T> Wait(const std::function<void(ReleaseService::Done<T>)>& call) {
+    std::optional<Result<T>> out;
+    call([&](Result<T> r) { out.emplace(std::move(r)); });
     while (!out) uv_run(&loop, UV_RUN_ONCE);
     // The loop holds no handles: this returns once follow-up work (the
     // automatic prune after a release) is done too.
@@ -83,25 +86,26 @@ struct Fixture {
   std::string Import(const std::string& body) {
     std::string path = WriteArtifact(dir, "a-" + body + ".tar", body);
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    auto r = Wait([&](auto done) { service->ImportBuild("shop", Fd(fd), root, done); });
+    auto r = Wait<ImportedBuild>(
+        [&](auto done) { service->ImportBuild("shop", Fd(fd), root, done); });
     REQUIRE(r.ok());
-    return (*r)["id"];
+    return r->build.id();
   }
   std::string Release(const std::string& build) {
-    auto r = Wait([&](auto done) {
+    auto r = Wait<ReleaseRow>([&](auto done) {
       service->CreateRelease("shop", build, ReleaseService::ConfigChange{}, root, done);
     });
     REQUIRE(r.ok());
-    return (*r)["release"];
+    return ReleaseId(r->number).ToString();
   }
   void Activate(const std::string& release) {
     REQUIRE(ledger->AppendEvent("shop", EventKind::kActivated, *ReleaseId::Parse(release), root, "{}").ok());
   }
   json Prune() {
-    auto r = Wait([&](auto done) { service->Prune("shop", root, done); });
+    auto r = Wait<PruneReport>([&](auto done) { service->Prune("shop", root, done); });
     INFO(r.status().message());
     REQUIRE(r.ok());
-    return *r;
+    return PruneReportToJson(*r);
   }
   bool SlotExists(int n) { return fs::exists(SlotPath(dir, "shop", n)); }
 };

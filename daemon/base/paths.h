@@ -1,0 +1,25 @@
+#pragma once
+// Paths: joining path components, and where things live under the state
+// directory (modes and owners: daemon/store/layout.h). Pure string
+// functions; any thread.
+//
+//   STATE/apps/APP/releases/vN   a release's sealed slot
+//   STATE/apps/APP/builds/       imported artifacts, SHA256.FORMAT
+//   STATE/objects/               content objects the slots link
+//   STATE/tmp/                   staging, emptied at start-up
+
+#include <string>
+
+namespace relsupd {
+
+// "dir" + "/" + "name", without doubling a trailing '/'; an empty or "."
+// dir gives `name`.
+std::string JoinPath(const std::string& dir, const std::string& name);
+
+std::string AppDir(const std::string& state_dir, const std::string& app);
+std::string ReleasesDir(const std::string& state_dir, const std::string& app);
+std::string BuildsDir(const std::string& state_dir, const std::string& app);
+std::string ObjectsDir(const std::string& state_dir);
+std::string StagingDir(const std::string& state_dir);
+
+}  // namespace relsupd
