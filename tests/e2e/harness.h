@@ -1,8 +1,13 @@
 #pragma once
 // End-to-end test harness: the real `relsupd` binary on a temporary state
-// dir, driven by the real CLI. Everything here lives in the support library
-// (tests/support/, no Catch2); this header names it in relsupd::e2e for the
-// e2e, release and run tests. Test thread only.
+// dir, driven by the real CLI. The helpers live in the support library
+// (tests/support/, no Catch2); this header names them in relsupd::e2e for
+// the e2e, release and run tests, and adds the few that speak Catch2. Test
+// thread only.
+
+#include <catch2/catch.hpp>
+#include <optional>
+#include <string>
 
 #include "tests/support/cli.h"
 #include "tests/support/daemon_process.h"
@@ -27,6 +32,7 @@ using support::GroupNameOf;
 using support::HasLine;
 using support::Json;
 using support::NobodyCredentials;
+using support::NobodyToRunAs;
 using support::NotifySocket;
 using support::NowMs;
 using support::OpenFdCount;
@@ -38,5 +44,15 @@ using support::RunOptions;
 using support::RunProcess;
 using support::SanitizerReport;
 using support::TempDir;
+
+// nobody, and the name of its primary group in `group`, when the test may
+// run a child as nobody; else nullopt, after a WARN that says why the test
+// is skipped.
+inline std::optional<Credentials> NobodyOrSkip(std::string* group) {
+  std::string why_not;
+  auto nobody = NobodyToRunAs(group, &why_not);
+  if (!nobody) WARN(why_not << ", skipping");
+  return nobody;
+}
 
 }  // namespace relsupd::e2e

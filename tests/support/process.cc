@@ -156,6 +156,26 @@ std::optional<std::string> GroupNameOf(gid_t gid) {
   return std::string(gr.gr_name);
 }
 
+std::optional<Credentials> NobodyToRunAs(std::string* group,
+                                         std::string* why_not) {
+  if (::geteuid() != 0) {
+    *why_not = "not root: cannot run a child as nobody";
+    return std::nullopt;
+  }
+  auto nobody = NobodyCredentials();
+  if (!nobody) {
+    *why_not = "no user 'nobody' on this host";
+    return std::nullopt;
+  }
+  auto name = GroupNameOf(nobody->gid);
+  if (!name) {
+    *why_not = "nobody's primary group has no name";
+    return std::nullopt;
+  }
+  *group = *name;
+  return nobody;
+}
+
 std::vector<std::string> ChildEnv(const std::vector<std::string>& extra) {
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {

@@ -34,6 +34,11 @@ struct Credentials {
 std::optional<Credentials> NobodyCredentials();
 // The name of group `gid`, or nullopt.
 std::optional<std::string> GroupNameOf(gid_t gid);
+// nobody's credentials when this process may run a child as nobody: it is
+// root, the user exists and its primary group has a name (put in `group`).
+// Otherwise nullopt, and `why_not` says why ("not root: ...").
+std::optional<Credentials> NobodyToRunAs(std::string* group,
+                                         std::string* why_not);
 
 // Our environment without the variables that would change a relsupd
 // child's behaviour (NOTIFY_SOCKET, LISTEN_FDS, JOURNAL_STREAM,

@@ -27,20 +27,40 @@ sockaddr_un UnixAddress(const std::string& path) {
   return addr;
 }
 
+int OpenUnixSocket(const std::string& path, int type, UnixEnd end) {
+  sockaddr_un addr = UnixAddress(path);
+  const int fd = ::socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+  if (fd < 0) FailErrno("socket");
+  const auto* sa = reinterpret_cast<sockaddr*>(&addr);
+  const int rc = end == UnixEnd::kBind ? ::bind(fd, sa, sizeof addr)
+                                       : ::connect(fd, sa, sizeof addr);
+  if (rc != 0) {
+    const int e = errno;
+    ::close(fd);
+    errno = e;
+    FailErrno((end == UnixEnd::kBind ? "bind " : "connect ") + path);
+  }
+  return fd;
+}
+
 // --- RawConn ---
 
-RawConn::RawConn(const std::string& socket) {
-  sockaddr_un addr = UnixAddress(socket);
-  fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd_ < 0) FailErrno("socket");
-  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    int e = errno;
-    ::close(fd_);
-    fd_ = -1;
-    errno = e;
-    FailErrno("connect " + socket);
-  }
+namespace {
+
+// The first whole line of `buf` (without its '\n'), taken out of it; nullopt
+// while `buf` holds no '\n'.
+std::optional<std::string> TakeLine(std::string* buf) {
+  const size_t nl = buf->find('\n');
+  if (nl == std::string::npos) return std::nullopt;
+  std::string line = buf->substr(0, nl);
+  buf->erase(0, nl + 1);
+  return line;
 }
+
+}  // namespace
+
+RawConn::RawConn(const std::string& socket)
+    : fd_(OpenUnixSocket(socket, SOCK_STREAM, UnixEnd::kConnect)) {}
 
 RawConn::~RawConn() {
   if (fd_ >= 0) ::close(fd_);
@@ -88,12 +108,7 @@ void RawConn::CloseWrite() {
 std::optional<std::string> RawConn::ReadLine(int timeout_ms) {
   const int64_t deadline = NowMs() + timeout_ms;
   for (;;) {
-    size_t nl = buf_.find('\n');
-    if (nl != std::string::npos) {
-      std::string line = buf_.substr(0, nl);
-      buf_.erase(0, nl + 1);
-      return line;
-    }
+    if (auto line = TakeLine(&buf_)) return line;
     pollfd p{fd_, POLLIN, 0};
     int n = ::poll(&p, 1, RemainingMs(deadline));
     if (n < 0 && errno == EINTR) continue;
@@ -133,17 +148,9 @@ RawConn::End RawConn::WaitEnd(int timeout_ms) {
 
 // --- NotifySocket ---
 
-NotifySocket::NotifySocket(std::string path) : path_(std::move(path)) {
-  sockaddr_un addr = UnixAddress(path_);
-  fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd_ < 0) FailErrno("socket");
-  if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    int e = errno;
-    ::close(fd_);
-    errno = e;
-    FailErrno("bind " + path_);
-  }
-}
+NotifySocket::NotifySocket(std::string path)
+    : path_(std::move(path)),
+      fd_(OpenUnixSocket(path_, SOCK_DGRAM, UnixEnd::kBind)) {}
 
 NotifySocket::~NotifySocket() {
   ::close(fd_);

@@ -18,6 +18,11 @@ namespace relsupd::support {
 // The address of the Unix socket at `path`; throws when it is too long.
 sockaddr_un UnixAddress(const std::string& path);
 
+enum class UnixEnd { kConnect, kBind };
+// A Unix socket of `type` (SOCK_STREAM, SOCK_DGRAM), close-on-exec,
+// connected to or bound at `path`; throws when it cannot be.
+int OpenUnixSocket(const std::string& path, int type, UnixEnd end);
+
 // A raw connection to the control socket, for protocol tests.
 class RawConn {
  public:

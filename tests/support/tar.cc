@@ -59,40 +59,33 @@ void WriteEntry(struct archive* a, const Entry& e, const std::string& zeros,
 }  // namespace
 
 Entry File(std::string path, std::string body, unsigned perm) {
-  Entry e;
-  e.path = std::move(path);
+  Entry e = Special(std::move(path), AE_IFREG);
   e.body = std::move(body);
   e.perm = perm;
   return e;
 }
 
 Entry Zeros(std::string path, uint64_t bytes) {
-  Entry e;
-  e.path = std::move(path);
+  Entry e = Special(std::move(path), AE_IFREG);
   e.zeros = bytes;
   return e;
 }
 
 Entry Dir(std::string path, unsigned perm) {
-  Entry e;
-  e.path = std::move(path);
-  e.type = AE_IFDIR;
+  Entry e = Special(std::move(path), AE_IFDIR);
   e.perm = perm;
   return e;
 }
 
 Entry Symlink(std::string path, std::string target) {
-  Entry e;
-  e.path = std::move(path);
-  e.type = AE_IFLNK;
+  Entry e = Special(std::move(path), AE_IFLNK);
   e.perm = 0777;
   e.symlink = std::move(target);
   return e;
 }
 
 Entry HardLink(std::string path, std::string to) {
-  Entry e;
-  e.path = std::move(path);
+  Entry e = Special(std::move(path), AE_IFREG);
   e.hardlink = std::move(to);
   return e;
 }
