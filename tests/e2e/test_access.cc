@@ -13,30 +13,19 @@ TEST_CASE(
     "e2e access: a read-only peer may read but is refused a change, "
     "which is neither made nor recorded",
     "[e2e][access]") {
-  if (::geteuid() != 0) {
-    WARN("not root: cannot run the CLI as nobody, skipping");
-    return;
-  }
-  auto nobody = NobodyCredentials();
-  if (!nobody) {
-    WARN("no user 'nobody' on this host, skipping");
-    return;
-  }
   // nobody's own group (nogroup on Debian) is the socket group, so nobody
   // holds the read right and nothing more.
-  auto group = GroupNameOf(nobody->gid);
-  if (!group) {
-    WARN("nobody's primary group has no name, skipping");
-    return;
-  }
-  REQUIRE(::getgrnam(group->c_str()) != nullptr);
+  std::string group;
+  auto nobody = NobodyOrSkip(&group);
+  if (!nobody) return;
+  REQUIRE(::getgrnam(group.c_str()) != nullptr);
 
   TempDir dir;
   const std::string cfg =
       dir.WriteFile("relsupd.yaml",
                     "socket_mode: \"0666\"\n"
                     "socket_group: " +
-                        *group +
+                        group +
                         "\n"
                         "admin_group: relsupd-e2e-no-such-group\n");
   DaemonProcess d(dir, {.config = cfg});
@@ -114,15 +103,9 @@ TEST_CASE("e2e access: a peer in neither group may not even read",
 
 TEST_CASE("e2e access: socket_mode 0660 keeps other users off the socket",
           "[e2e][access]") {
-  if (::geteuid() != 0) {
-    WARN("not root: cannot run the CLI as another user, skipping");
-    return;
-  }
-  auto nobody = NobodyCredentials();
-  if (!nobody) {
-    WARN("no user 'nobody' on this host, skipping");
-    return;
-  }
+  std::string group;
+  auto nobody = NobodyOrSkip(&group);
+  if (!nobody) return;
   TempDir dir;
   // Root's group owns the socket; nobody is not in it.
   const std::string cfg = dir.WriteFile("relsupd.yaml",

@@ -7,12 +7,10 @@
 #include <grp.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <linux/sockios.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -25,6 +23,8 @@
 #include <thread>
 
 #include "tests/run/run_fixture.h"
+#include "tests/support/sockets.h"
+#include "tests/support/wait.h"
 
 namespace relsupd::run_test {
 namespace {
@@ -32,6 +32,8 @@ namespace {
 using e2e::CtlOk;
 using e2e::NowMs;
 using e2e::RawConn;
+using support::LingeringSocket;
+using support::WaitUntil;
 using release_test::Stage;
 
 constexpr int kSoMaxFds = 253;  // SCM_MAX_FD
@@ -39,8 +41,7 @@ constexpr int kSoMaxFds = 253;  // SCM_MAX_FD
 std::string NobodyGroup() {
   auto nobody = e2e::NobodyCredentials();
   if (!nobody) return "";
-  group* g = ::getgrgid(nobody->gid);
-  return g ? g->gr_name : "";
+  return support::GroupNameOf(nobody->gid).value_or("");
 }
 
 // A daemon whose socket nobody may read (socket_group: nobody's group),
@@ -124,81 +125,13 @@ class Prober {
   std::thread thread_;
 };
 
-// Waits until `pred` holds or `timeout_ms` passed.
-bool WaitUntil(const std::function<bool()>& pred, int timeout_ms = 10'000) {
-  int64_t end = NowMs() + timeout_ms;
-  while (NowMs() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return pred();
-}
-
-// A TCP socket whose last close() blocks for the linger time: connected on
-// loopback to a listener that never reads, SO_LINGER {1, 30 s}, a small
-// send buffer filled to the brim.
-struct LingeringSocket {
-  int listener = -1;
-  int server = -1;  // the accepted end, never read
-  int client = -1;  // the one to pass
-
-  LingeringSocket() {
-    listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int small = 4096;
-    // A small receive window on the listener's side, so the data stays in
-    // the client's send queue.
-    ::setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(listener, 1) == 0);
-    socklen_t len = sizeof a;
-    ::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
-    client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ::setsockopt(client, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-    REQUIRE(::connect(client, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    server = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
-    REQUIRE(server >= 0);
-    linger lg{1, 30};
-    REQUIRE(::setsockopt(client, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
-    ::fcntl(client, F_SETFL, ::fcntl(client, F_GETFL) | O_NONBLOCK);
-    char junk[4096] = {};
-    while (::send(client, junk, sizeof junk, MSG_NOSIGNAL) > 0) {
-    }
-    int queued = 0;
-    ::ioctl(client, SIOCOUTQ, &queued);
-    REQUIRE(queued > 0);  // close() will have something to wait for
-  }
-  // Ends the linger: the peer resets, so a close() waiting on it returns.
-  void Release() {
-    if (server >= 0) {
-      linger abort{1, 0};
-      ::setsockopt(server, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
-      ::close(server);  // RST to the client
-      server = -1;
-    }
-  }
-  ~LingeringSocket() {
-    Release();
-    if (client >= 0) {
-      linger abort{1, 0};
-      ::setsockopt(client, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
-      ::close(client);
-    }
-    ::close(listener);
-  }
-};
-
 // sendmsg of `data` to the datagram socket at `path` with `fds` attached
 // in `cmsgs` SCM_RIGHTS messages (plus our credentials when `creds`);
 // errno on failure, 0 on success.
 int SendDatagram(const std::string& path, std::string_view data,
                  const std::vector<int>& fds, int cmsgs = 1, bool creds = false) {
   int s = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  sockaddr_un addr = support::UnixAddress(path);
   iovec iov{const_cast<char*>(data.data()), data.size()};
   std::vector<char> control((CMSG_SPACE(sizeof(int) * fds.size()) + 64) * (cmsgs + 1) +
                             CMSG_SPACE(sizeof(ucred)));

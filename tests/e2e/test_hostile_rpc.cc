@@ -76,23 +76,12 @@ struct ReadOnlyStage {
   TempDir dir;
   std::unique_ptr<DaemonProcess> d;
   bool Start() {
-    if (::geteuid() != 0) {
-      WARN("not root: cannot run a peer as nobody, skipping");
-      return false;
-    }
-    auto who = NobodyCredentials();
-    if (!who) {
-      WARN("no user 'nobody' on this host, skipping");
-      return false;
-    }
+    std::string group;
+    auto who = NobodyOrSkip(&group);
+    if (!who) return false;
     nobody = *who;
-    auto group = GroupNameOf(nobody.gid);
-    if (!group) {
-      WARN("nobody's primary group has no name, skipping");
-      return false;
-    }
     const std::string cfg = dir.WriteFile(
-        "relsupd.yaml", "socket_mode: \"0666\"\nsocket_group: " + *group +
+        "relsupd.yaml", "socket_mode: \"0666\"\nsocket_group: " + group +
                             "\nadmin_group: relsupd-e2e-no-such-group\n");
     d = std::make_unique<DaemonProcess>(dir, DaemonOptions{.config = cfg});
     return true;

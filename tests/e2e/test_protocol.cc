@@ -88,12 +88,8 @@ int OpenForPassing(const std::string& path) {
 
 // Polls until the daemon has `want` fds open; returns the last count.
 int WaitFdCount(pid_t pid, int want, int timeout_ms = 5'000) {
-  const int64_t deadline = NowMs() + timeout_ms;
-  int n = OpenFdCount(pid);
-  while (n != want && NowMs() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    n = OpenFdCount(pid);
-  }
+  int n = -1;
+  support::WaitUntil([&] { return (n = OpenFdCount(pid)) == want; }, timeout_ms, 5);
   return n;
 }
 

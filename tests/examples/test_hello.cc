@@ -27,6 +27,8 @@
 #include <utility>
 #include <vector>
 
+#include "tests/support/temp_dir.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -51,25 +53,7 @@ class Fd {
   int fd_;
 };
 
-// A fresh directory under $TMPDIR; removed (it holds one socket) at the end.
-class TempDir {
- public:
-  TempDir() {
-    const char* t = std::getenv("TMPDIR");
-    std::string templ =
-        std::string(t && *t ? t : "/tmp") + "/test_hello.XXXXXX";
-    REQUIRE(::mkdtemp(templ.data()) != nullptr);
-    path_ = templ;
-  }
-  ~TempDir() {
-    ::unlink((path_ + "/notify").c_str());
-    ::rmdir(path_.c_str());
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using relsupd::support::TempDir;
 
 int PortOf(int fd) {
   sockaddr_in a{};

@@ -40,6 +40,9 @@
 #include "daemon/base/uv_handle.h"
 #include "daemon/supervise/exec_step.h"
 #include "daemon/supervise/spawn.h"
+#include "tests/support/fs.h"
+#include "tests/support/proc.h"
+#include "tests/support/temp_dir.h"
 
 namespace relsupd {
 namespace {
@@ -47,19 +50,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kDeadline = std::chrono::seconds(10);
 
-std::string ReadFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "";
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
+// The whole file, "" when it cannot be read.
+constexpr auto& ReadFile = support::ReadFileOrEmpty;
 
 // The rest of the line that starts with `key` in a /proc text file.
 std::string Field(const std::string& text, const std::string& key) {
@@ -91,16 +83,7 @@ std::vector<std::string> Words(const std::string& s) {
   return out;
 }
 
-std::set<int> OpenFds(pid_t pid) {
-  std::set<int> fds;
-  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
-  DIR* d = ::opendir(dir.c_str());  // glibc opens it O_CLOEXEC
-  if (d == nullptr) return fds;
-  while (const dirent* e = ::readdir(d))
-    if (e->d_name[0] != '.') fds.insert(std::atoi(e->d_name));
-  ::closedir(d);
-  return fds;
-}
+using support::OpenFds;
 
 std::string Environ(pid_t pid) {
   std::string env = ReadFile("/proc/" + std::to_string(pid) + "/environ");
@@ -119,18 +102,7 @@ bool InSleepCall(const std::string& syscall) {
   return nr == SYS_clock_nanosleep;
 }
 
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/relsupd-exec-step-test.XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    const std::string cmd = "rm -rf '" + path + "'";
-    if (std::system(cmd.c_str()) != 0) WARN("cannot remove " << path);
-  }
-  std::string path;
-};
+using support::TempDir;
 
 // Fds that are free in this process (a test runner may hold low ones).
 constexpr int kLeakA = 100, kLeakB = 101, kLeakC = 150, kLeakD = 900;
@@ -345,8 +317,8 @@ TEST_CASE("the program sees only fds 0, 1 and 2") {
 
 TEST_CASE("handed-over fds become 3, 4, ... with LISTEN_PID and LISTEN_FDS set") {
   TempDir tmp;
-  const int a = ::open((tmp.path + "/a").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  const int b = ::open((tmp.path + "/b").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  const int a = ::open((tmp.path() + "/a").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  const int b = ::open((tmp.path() + "/b").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   REQUIRE((a >= 0 && b >= 0));
   ExecRequest req = Sleep();
   req.env = Env({"LISTEN_FDNAMES=web:admin", "LISTEN_PID=1", "LISTEN_FDS=9"});
@@ -361,8 +333,8 @@ TEST_CASE("handed-over fds become 3, 4, ... with LISTEN_PID and LISTEN_FDS set")
     const ssize_t n = ::readlink(link.c_str(), buf, sizeof buf);
     return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
   };
-  CHECK(target(3) == tmp.path + "/b");
-  CHECK(target(4) == tmp.path + "/a");
+  CHECK(target(3) == tmp.path() + "/b");
+  CHECK(target(4) == tmp.path() + "/a");
   const std::string env = Environ(child.pid());
   CHECK(Field(env, "LISTEN_PID=") == std::to_string(child.pid()));
   CHECK(Field(env, "LISTEN_FDS=") == "2");
@@ -382,7 +354,7 @@ TEST_CASE("with spawn slots the child shares no fd of the parent and the parent 
   // Many fds of the parent above the slots, one leaked without CLOEXEC.
   std::vector<int> many;
   for (int i = 0; i < 200; ++i) many.push_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  const int sock = ::open((tmp.path + "/sock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  const int sock = ::open((tmp.path() + "/sock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   REQUIRE(sock >= 0);
   ExecRequest req = Sleep();
   req.pass_fds = {sock};
@@ -393,7 +365,7 @@ TEST_CASE("with spawn slots the child shares no fd of the parent and the parent 
   char buf[4096];
   const std::string link = "/proc/" + std::to_string(child.pid()) + "/fd/3";
   const ssize_t n = ::readlink(link.c_str(), buf, sizeof buf);
-  CHECK(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0) == tmp.path + "/sock");
+  CHECK(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0) == tmp.path() + "/sock");
   // The parent's table is untouched: its fds are open and still close-on-exec.
   for (int fd : many) CHECK(::fcntl(fd, F_GETFD) == FD_CLOEXEC);
   CHECK(::fcntl(sock, F_GETFD) == FD_CLOEXEC);
@@ -468,18 +440,18 @@ TEST_CASE("a bad fd to hand over fails the step and leaves nothing running") {
 TEST_CASE("stdout goes to the given fd, cwd is the given directory") {
   TempDir tmp;
   ExecRequest req = Sleep({"/bin/sh", "-c", "pwd; echo out"});
-  req.cwd = tmp.path;
+  req.cwd = tmp.path();
   Child child;
   REQUIRE(child.Start(req).ok());
   CHECK(ExitCode(child.Wait()) == 0);
   char real[PATH_MAX];
-  REQUIRE(::realpath(tmp.path.c_str(), real) != nullptr);
+  REQUIRE(::realpath(tmp.path().c_str(), real) != nullptr);
   CHECK(child.Stdout() == std::string(real) + "\nout\n");
 
-  req.cwd = tmp.path + "/missing";
+  req.cwd = tmp.path() + "/missing";
   Child missing;
   const Status st = missing.Start(req);
-  CHECK(st.message() == "chdir: cannot enter '" + tmp.path + "/missing': No such file or directory");
+  CHECK(st.message() == "chdir: cannot enter '" + tmp.path() + "/missing': No such file or directory");
   CHECK(NoZombies());
 }
 
@@ -626,7 +598,7 @@ TEST_CASE("a nofile limit below a handed-over fd's number still hands it over") 
   // The fds are moved before the limits are set: F_DUPFD above the child's
   // new soft limit would fail with EINVAL.
   TempDir tmp;
-  const int file = ::open((tmp.path + "/f").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  const int file = ::open((tmp.path() + "/f").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   REQUIRE(file >= 0);
   REQUIRE(::fcntl(kLeakA, F_GETFD) < 0);
   REQUIRE(::dup3(file, kLeakA, O_CLOEXEC) == kLeakA);  // fd 100
@@ -807,16 +779,16 @@ TEST_CASE("a cgroup that cannot be joined fails the step") {
 TEST_CASE("a missing program is 127, a non-executable one 126") {
   TempDir tmp;
   Child missing;
-  Status st = missing.Start(Sleep({tmp.path + "/no-such-program"}));
+  Status st = missing.Start(Sleep({tmp.path() + "/no-such-program"}));
   CHECK(ExecStepExitCode(st) == 127);
-  CHECK(st.message() == "cannot run '" + tmp.path + "/no-such-program': No such file or directory");
+  CHECK(st.message() == "cannot run '" + tmp.path() + "/no-such-program': No such file or directory");
 
   Child not_in_path;
   st = not_in_path.Start(Sleep({"relsupd-no-such-program"}));
   CHECK(ExecStepExitCode(st) == 127);
   CHECK(st.message() == "cannot run 'relsupd-no-such-program': No such file or directory");
 
-  const std::string plain = tmp.path + "/plain";
+  const std::string plain = tmp.path() + "/plain";
   const int fd = ::open(plain.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   REQUIRE(fd >= 0);
   ::close(fd);
@@ -826,14 +798,14 @@ TEST_CASE("a missing program is 127, a non-executable one 126") {
   CHECK(st.message() == "cannot run '" + plain + "': Permission denied");
 
   Child directory;
-  st = directory.Start(Sleep({tmp.path}));
+  st = directory.Start(Sleep({tmp.path()}));
   CHECK(ExecStepExitCode(st) == 126);
   CHECK(NoZombies());
 }
 
 TEST_CASE("the child's PATH is searched and arguments are passed on") {
   TempDir tmp;
-  const std::string bin = tmp.path + "/bin";
+  const std::string bin = tmp.path() + "/bin";
   REQUIRE(::mkdir(bin.c_str(), 0755) == 0);
   const std::string script = bin + "/relsupd-test-prog";
   {

@@ -7,63 +7,40 @@
 // in a temporary directory under /tmp. A missing systemd or dpkg tool skips
 // its test with a warning; anything else missing is a failure.
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "daemon/config/app_spec.h"
 #include "daemon/config/daemon_config.h"
-
-extern char** environ;
+#include "tests/support/daemon_process.h"
+#include "tests/support/fs.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
+using relsupd::support::ReadText;
+using relsupd::support::TempDir;
+using relsupd::support::WriteText;
 
 const std::string kSourceDir = RELSUPD_SOURCE_DIR;
 const std::string kBinaryDir = RELSUPD_BINARY_DIR;
 const std::string kRelsupd = RELSUPD_BIN;
 const std::string kCpack = RELSUPD_CPACK;
-
-std::string ReadFileOrFail(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  INFO("reading " << path);
-  REQUIRE(in.good());
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-void WriteFileOrFail(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  INFO("writing " << path);
-  REQUIRE(out.good());
-}
 
 std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> lines;
@@ -71,32 +48,6 @@ std::vector<std::string> Lines(const std::string& text) {
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   return lines;
 }
-
-// A fresh directory under /tmp, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/relsupd-packaging-XXXXXX";
-    const char* p = mkdtemp(tmpl);
-    INFO("mkdtemp: " << std::strerror(errno));
-    REQUIRE(p != nullptr);
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);  // best effort: nothing to report it to
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const {
-    return path_ + "/" + name;
-  }
-
- private:
-  std::string path_;
-};
 
 // The full path of `name` on $PATH, or "" when it is not there.
 std::string FindProgram(const std::string& name) {
@@ -111,58 +62,6 @@ std::string FindProgram(const std::string& name) {
     if (access(candidate.c_str(), X_OK) == 0) return candidate;
   }
   return "";
-}
-
-// The test's environment without anything that would tie a child to the
-// service manager or to another relsupd daemon.
-std::vector<std::string> ChildEnvironment() {
-  static const std::set<std::string> kDropped = {
-      "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS",
-      "LISTEN_PID",    "LISTEN_FDNAMES", "RELSUPD_SOCKET"};
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string entry = *e;
-    if (kDropped.count(entry.substr(0, entry.find('='))) == 0)
-      env.push_back(entry);
-  }
-  return env;
-}
-
-// Starts `argv` with stdin from `stdin_path` and stdout and stderr on
-// `out_fd`. Returns the pid; fails the test when the spawn fails.
-pid_t SpawnOrFail(const std::vector<std::string>& argv,
-                  const std::string& stdin_path, int out_fd) {
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  std::vector<std::string> env_strings = ChildEnvironment();
-  std::vector<char*> env;
-  for (auto& e : env_strings) env.push_back(e.data());
-  env.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, stdin_path.c_str(), O_RDONLY,
-                                   0);
-  posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
-  posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
-  // The test runner may ignore or block signals; children start clean.
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t all, none;
-  sigfillset(&all);
-  sigemptyset(&none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-
-  pid_t pid = -1;
-  int err = posix_spawnp(&pid, args[0], &actions, &attr, args.data(), env.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  INFO("spawning " << argv[0] << ": " << std::strerror(err));
-  REQUIRE(err == 0);
-  return pid;
 }
 
 struct RunResult {
@@ -183,122 +82,53 @@ std::string Describe(const std::vector<std::string>& argv, const RunResult& r) {
 RunResult Run(const std::vector<std::string>& argv,
               std::chrono::seconds deadline = 120s,
               const std::string& stdin_path = "/dev/null") {
-  int pipe_fds[2];
-  REQUIRE(pipe2(pipe_fds, O_CLOEXEC) == 0);
-  pid_t pid = SpawnOrFail(argv, stdin_path, pipe_fds[1]);
-  close(pipe_fds[1]);
-
-  RunResult result;
-  const auto end = Clock::now() + deadline;
-  char buf[8192];
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        end - Clock::now());
-    if (left <= 0ms) {
-      result.timed_out = true;
-      kill(pid, SIGKILL);
-      break;
-    }
-    pollfd p{pipe_fds[0], POLLIN, 0};
-    int n = poll(&p, 1, static_cast<int>(left.count()));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) continue;  // the deadline check above handles a timeout
-    ssize_t got = read(pipe_fds[0], buf, sizeof buf);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;  // EOF: the child (and its children) closed it
-    result.output.append(buf, static_cast<size_t>(got));
-  }
-  close(pipe_fds[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  return result;
+  relsupd::support::RunOptions options;
+  options.timeout_ms = static_cast<int>(deadline.count() * 1000);
+  options.stdin_path = stdin_path;
+  options.merge_stderr = true;
+  relsupd::support::ProcResult r = relsupd::support::RunProcess(argv, options);
+  return RunResult{r.exit_code(), r.status.timed_out, r.out};
 }
 
-// Whether a client can connect to the Unix socket at `path` right now.
-bool CanConnect(const std::string& path) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  close(fd);
-  return ok;
-}
-
-// A `relsupd daemon` child. The destructor always stops it (SIGTERM, then
-// SIGKILL after 10 s) and reaps it, so a failed REQUIRE leaks nothing.
+// A `relsupd daemon` child with `config`, its state dir `dir` and its
+// socket in it. The destructor always stops it (SIGTERM, then SIGKILL after
+// 10 s) and reaps it, so a failed REQUIRE leaks nothing.
 class DaemonGuard {
  public:
   DaemonGuard(const TempDir& dir, const std::string& config)
-      : socket_(dir / "s.sock"), log_(dir / "daemon.log") {
-    int log_fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                      0600);
-    REQUIRE(log_fd >= 0);
-    pid_ = SpawnOrFail({kRelsupd, "daemon", "--config", config, "--state-dir",
-                        dir.path(), "--socket", socket_},
-                       "/dev/null", log_fd);
-    close(log_fd);
-  }
-  ~DaemonGuard() { Stop(); }
-  DaemonGuard(const DaemonGuard&) = delete;
-  DaemonGuard& operator=(const DaemonGuard&) = delete;
+      : daemon_(dir, Options(dir, config)) {}
 
-  const std::string& socket() const { return socket_; }
-  std::string Log() const {
-    std::ifstream in(log_);
-    std::ostringstream out;
-    out << in.rdbuf();
-    return out.str();
-  }
+  const std::string& socket() const { return daemon_.socket(); }
+  std::string Log() const { return daemon_.Log(); }
 
-  // Polls until the control socket accepts connections or `deadline` passes;
-  // false (with the daemon's log) when it never does or the daemon exits.
-  bool WaitReady(std::chrono::seconds deadline = 10s) {
-    const auto end = Clock::now() + deadline;
-    while (Clock::now() < end) {
-      if (CanConnect(socket_)) return true;
-      if (Reap(WNOHANG)) return false;  // the daemon gave up
-      std::this_thread::sleep_for(20ms);
+  // Polls until the daemon answers on its control socket (10 s); false
+  // (with the daemon's log) when it never does or the daemon exits.
+  bool WaitReady() {
+    try {
+      daemon_.WaitReady();
+      return true;
+    } catch (const std::exception& e) {
+      UNSCOPED_INFO(e.what());
+      return false;
     }
-    return false;
   }
 
-  // Stops the daemon; returns its wait status (or -1 when already reaped
-  // by WaitReady, whose status is kept).
-  int Stop() {
-    if (pid_ <= 0) return status_;
-    kill(pid_, SIGTERM);
-    const auto end = Clock::now() + 10s;
-    while (!Reap(WNOHANG)) {
-      if (Clock::now() >= end) {
-        kill(pid_, SIGKILL);
-        Reap(0);
-        break;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    return status_;
-  }
+  // Stops the daemon; returns its wait status.
+  int Stop() { return daemon_.Terminate().wait_status; }
 
  private:
-  bool Reap(int flags) {
-    int status = 0;
-    pid_t r;
-    while ((r = waitpid(pid_, &status, flags)) < 0 && errno == EINTR) {
-    }
-    if (r != pid_) return false;
-    status_ = status;
-    pid_ = -1;
-    return true;
+  static relsupd::support::DaemonOptions Options(const TempDir& dir,
+                                                 const std::string& config) {
+    relsupd::support::DaemonOptions o;
+    o.config = config;
+    o.state_dir = dir.path();
+    o.socket = dir / "s.sock";
+    o.log_path = dir / "daemon.log";
+    o.wait_ready = false;
+    return o;
   }
 
-  std::string socket_;
-  std::string log_;
-  pid_t pid_ = -1;
-  int status_ = -1;
+  relsupd::support::DaemonProcess daemon_;
 };
 
 std::string UnitSource() { return kSourceDir + "/units/relsupd.service"; }
@@ -306,7 +136,7 @@ std::string UnitSource() { return kSourceDir + "/units/relsupd.service"; }
 // The unit with ExecStart pointed at the built binary, which verify requires
 // to exist.
 std::string UnitForBuiltBinary() {
-  std::string unit = ReadFileOrFail(UnitSource());
+  std::string unit = ReadText(UnitSource());
   const std::string from = "\nExecStart=/usr/bin/relsupd ";
   size_t at = unit.find(from);
   INFO("the unit must start /usr/bin/relsupd");
@@ -408,7 +238,7 @@ TEST_CASE("systemd-analyze verify accepts relsupd.service") {
   }
   TempDir dir;
   const std::string unit_path = dir / "relsupd.service";
-  WriteFileOrFail(unit_path, UnitForBuiltBinary());
+  WriteText(unit_path, UnitForBuiltBinary());
 
   RunResult r = Run({analyze, "verify", unit_path});
   INFO(Describe({analyze, "verify", unit_path}, r));
@@ -424,7 +254,7 @@ TEST_CASE("systemd-analyze verify accepts relsupd.service") {
     broken.replace(at, 16, "\nKillMode=mixd\nNoSuchKey=1\n");
     const std::string broken_path = dir / "broken";
     REQUIRE(mkdir(broken_path.c_str(), 0700) == 0);
-    WriteFileOrFail(broken_path + "/relsupd.service", broken);
+    WriteText(broken_path + "/relsupd.service", broken);
     RunResult b = Run({analyze, "verify", broken_path + "/relsupd.service"});
     INFO(Describe({analyze, "verify", broken_path + "/relsupd.service"}, b));
     CHECK(ComplaintsAboutUnit(b.output, broken_path + "/relsupd.service")
@@ -433,7 +263,7 @@ TEST_CASE("systemd-analyze verify accepts relsupd.service") {
 }
 
 TEST_CASE("relsupd.service keeps the settings relsupd relies on") {
-  const auto s = UnitSettings(ReadFileOrFail(UnitSource()));
+  const auto s = UnitSettings(ReadText(UnitSource()));
   CHECK(Setting(s, "Type") == "notify");
   CHECK(Setting(s, "ExecStart") ==
         "/usr/bin/relsupd daemon --config /etc/relsupd/relsupd.yaml");
@@ -495,7 +325,7 @@ TEST_CASE("sysusers.d and tmpfiles.d entries apply to an empty root") {
   RunResult u = Run(users, 60s, kSourceDir + "/units/relsupd.sysusers");
   INFO(Describe(users, u));
   REQUIRE(u.exit_code == 0);
-  const auto groups = Lines(ReadFileOrFail(root / "etc/group"));
+  const auto groups = Lines(ReadText(root / "etc/group"));
   auto has_group = [&](const std::string& name) {
     for (const auto& g : groups)
       if (g.rfind(name + ":", 0) == 0) return true;
@@ -557,10 +387,10 @@ TEST_CASE("cpack builds a .deb with the binary, unit, config and conffiles") {
   RunResult e = Run({dpkg_deb, "-e", deb, control});
   INFO(Describe({dpkg_deb, "-e", deb, control}, e));
   REQUIRE(e.exit_code == 0);
-  const auto conffiles = Lines(ReadFileOrFail(control + "/conffiles"));
+  const auto conffiles = Lines(ReadText(control + "/conffiles"));
   CHECK(std::count(conffiles.begin(), conffiles.end(),
                    "/etc/relsupd/relsupd.yaml") == 1);
-  const std::string fields = ReadFileOrFail(control + "/control");
+  const std::string fields = ReadText(control + "/control");
   CHECK(fields.find("Package: relsupd\n") != std::string::npos);
   CHECK(fields.find("Section: admin\n") != std::string::npos);
   CHECK(fields.find("Depends: ") != std::string::npos);
@@ -573,9 +403,9 @@ TEST_CASE("cpack builds a .deb with the binary, unit, config and conffiles") {
   const std::string unit = fs::exists(root + "/usr/lib/systemd/system/relsupd.service")
                                ? root + "/usr/lib/systemd/system/relsupd.service"
                                : root + "/lib/systemd/system/relsupd.service";
-  CHECK(ReadFileOrFail(unit) == ReadFileOrFail(UnitSource()));
-  CHECK(ReadFileOrFail(root + "/etc/relsupd/relsupd.yaml") ==
-        ReadFileOrFail(kSourceDir + "/config/relsupd.yaml"));
+  CHECK(ReadText(unit) == ReadText(UnitSource()));
+  CHECK(ReadText(root + "/etc/relsupd/relsupd.yaml") ==
+        ReadText(kSourceDir + "/config/relsupd.yaml"));
   RunResult version = Run({root + "/usr/bin/relsupd", "--version"});
   INFO(Describe({root + "/usr/bin/relsupd", "--version"}, version));
   CHECK(version.exit_code == 0);
@@ -584,7 +414,7 @@ TEST_CASE("cpack builds a .deb with the binary, unit, config and conffiles") {
 
 TEST_CASE("config/relsupd.yaml states every key with its default") {
   const std::string path = kSourceDir + "/config/relsupd.yaml";
-  const std::string text = ReadFileOrFail(path);
+  const std::string text = ReadText(path);
   auto parsed = relsupd::ParseDaemonConfig(text, path);
   INFO((parsed.ok() ? std::string() : parsed.status().message()));
   REQUIRE(parsed.ok());
@@ -634,7 +464,7 @@ TEST_CASE("the daemon starts with the shipped config and answers ctl info") {
 
 TEST_CASE("config/examples/shop.yaml is a valid app spec") {
   const std::string spec = kSourceDir + "/config/examples/shop.yaml";
-  auto parsed = relsupd::ParseAppSpecYaml(ReadFileOrFail(spec), spec);
+  auto parsed = relsupd::ParseAppSpecYaml(ReadText(spec), spec);
   INFO((parsed.ok() ? std::string() : parsed.status().message()));
   REQUIRE(parsed.ok());
   CHECK(parsed->name == "shop");

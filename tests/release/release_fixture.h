@@ -1,9 +1,8 @@
 #pragma once
-// Helpers for the release-stage end-to-end tests: artifacts crafted with
-// libarchive's writer (good ones and every kind of bad one), a daemon with
-// one app on a temporary state dir (tests/e2e/harness.h), and looks at the
-// state dir (slots, tmp/, objects/, builds/) and at ledger.db. Test thread
-// only.
+// Helpers for the release-stage end-to-end tests: a daemon with one app on
+// a temporary state dir, artifacts for it (tests/support/tar.h), and looks at
+// the state dir (slots, tmp/, objects/, builds/) and at ledger.db. Test
+// thread only.
 
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -14,56 +13,34 @@
 #include <vector>
 
 #include "tests/e2e/harness.h"
+#include "tests/support/fs.h"
+#include "tests/support/tar.h"
 
 namespace relsupd::release_test {
 
 using e2e::Json;
 
-// --- artifacts ---
+// --- artifacts (tests/support/tar.h) and the state dir (tests/support/fs.h)
 
-enum class Filter { kNone, kGzip, kZstd };
-
-struct Entry {
-  std::string path;
-  unsigned type = 0100000;  // AE_IFREG
-  unsigned perm = 0644;
-  std::string body;      // a regular file's content
-  uint64_t zeros = 0;    // or this many zero bytes
-  std::string symlink;   // a symlink's target
-  std::string hardlink;  // a hard link to this earlier entry
-};
-
-Entry File(std::string path, std::string body, unsigned perm = 0644);
-Entry Zeros(std::string path, uint64_t bytes);
-Entry Dir(std::string path, unsigned perm = 0755);
-Entry Symlink(std::string path, std::string target);
-Entry HardLink(std::string path, std::string to);
-Entry Fifo(std::string path);
-Entry CharDevice(std::string path);
-// "web: ./bin/web".
-Entry Procfile();
-// `bytes` that do not compress (a fixed pseudo-random sequence).
-std::string Noise(size_t bytes, uint32_t seed = 1);
-
-// Writes a pax tar with `entries` to `file`. Throws on failure.
-void WriteArchive(const std::string& file, const std::vector<Entry>& entries,
-                  Filter filter = Filter::kGzip);
-
-// --- the state dir ---
-
-// Names in `dir` (empty when it does not exist).
-std::vector<std::string> ListDir(const std::string& dir);
-// Regular files under `objects_dir` with a link count of 1: no slot uses them.
-int OrphanObjects(const std::string& objects_dir);
-// lstat; throws when the path does not exist.
-struct stat Lstat(const std::string& path);
-bool Exists(const std::string& path);
-std::string ReadText(const std::string& path);
-// Replaces `path` (in a sealed slot: opens its directory for the owner
-// first). Replaces rather than writes in place: slot files share their
-// inode with the object store and other slots.
-void ReplaceFile(const std::string& path, const std::string& content);
-void RemoveFile(const std::string& path);
+using support::CharDevice;
+using support::Dir;
+using support::Entry;
+using support::Exists;
+using support::Fifo;
+using support::File;
+using support::Filter;
+using support::HardLink;
+using support::ListDir;
+using support::Lstat;
+using support::Noise;
+using support::OrphanObjects;
+using support::Procfile;
+using support::ReadText;
+using support::RemoveFile;
+using support::ReplaceFile;
+using support::Symlink;
+using support::WriteArchive;
+using support::Zeros;
 
 // --- a daemon with one app ---
 

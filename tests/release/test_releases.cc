@@ -3,7 +3,6 @@
 // nothing behind, config that makes new releases and never changes old
 // ones, masking, tamper detection, the content store and the ledger's
 // immutable releases table.
-#include <grp.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -316,29 +315,11 @@ TEST_CASE("config set/unset make releases from the newest build, old configs nev
   CHECK_THAT(none.err, Catch::Contains("has no release yet"));
 }
 
-std::optional<std::string> GroupNameOf(gid_t gid) {
-  struct group gr, *res = nullptr;
-  std::vector<char> buf(65536);
-  if (getgrgid_r(gid, &gr, buf.data(), buf.size(), &res) != 0 || !res) return std::nullopt;
-  return std::string(gr.gr_name);
-}
-
 TEST_CASE("config show --reveal needs the change right", "[release][config][access]") {
-  if (::geteuid() != 0) {
-    WARN("not root: cannot run the CLI as nobody, skipping");
-    return;
-  }
-  auto nobody = e2e::NobodyCredentials();
-  if (!nobody) {
-    WARN("no user 'nobody' on this host, skipping");
-    return;
-  }
-  auto group = GroupNameOf(nobody->gid);
-  if (!group) {
-    WARN("nobody's primary group has no name, skipping");
-    return;
-  }
-  Stage s("socket_mode: \"0666\"\nsocket_group: " + *group +
+  std::string group;
+  auto nobody = e2e::NobodyOrSkip(&group);
+  if (!nobody) return;
+  Stage s("socket_mode: \"0666\"\nsocket_group: " + group +
           "\nadmin_group: relsupd-e2e-no-such-group\n");
   const std::string id = s.Import(s.Artifact("a.tar.gz", GoodApp()))["id"];
   s.Create(id, {"--set", "SECRET=s3cret"});

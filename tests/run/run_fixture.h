@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "tests/release/release_fixture.h"
+#include "tests/support/proc.h"
+#include "tests/support/sockets.h"
 
 namespace relsupd::run_test {
 
@@ -22,10 +24,9 @@ using release_test::Stage;
 // crashes allowed in 30 s, plus `extra` YAML lines.
 std::string FastConfig(const std::string& extra = "", int crash_limit = 3);
 
-// A loopback port nobody listens on right now.
-int FreePort();
+using support::FreePort;
 // GET `path` on 127.0.0.1:port; the body, or "" when the request failed.
-std::string Get(int port, const std::string& path);
+inline constexpr auto& Get = support::HttpGet;
 
 // Imports an artifact holding `entries` (one of them the process file),
 // creates a release and activates it (waiting until it is live, unless
@@ -51,22 +52,15 @@ bool AllIn(const Json& ps, const std::string& type, const std::string& state,
            size_t n);
 std::set<pid_t> Pids(const Json& ps, const std::string& type = "");
 
-// The process exists and is not a zombie.
-bool Alive(pid_t pid);
-// Polls until !Alive(pid) for every pid; false on timeout.
-bool WaitGone(const std::set<pid_t>& pids, int timeout_ms = 10'000);
-// The fds open in `pid` (from /proc/PID/fd).
-std::set<int> OpenFds(pid_t pid);
-// A "Key:" line of /proc/PID/status, value only ("65534\t65534...").
-std::string StatusField(pid_t pid, const std::string& key);
-// NAME=VALUE entries of /proc/PID/environ.
-std::vector<std::string> Environ(pid_t pid);
-// The session id of `pid` (field 6 of /proc/PID/stat).
-pid_t SessionOf(pid_t pid);
-// Pids whose command line contains `needle` (from /proc/*/cmdline).
-std::set<pid_t> PidsWithCmdline(const std::string& needle);
-// user + system CPU time of `pid` in ms.
-int64_t CpuMs(pid_t pid);
+// Looks at real processes (tests/support/proc.h).
+using support::Alive;
+using support::CpuMs;
+using support::Environ;
+using support::OpenFds;
+using support::PidsWithCmdline;
+using support::SessionOf;
+using support::StatusField;
+using support::WaitGone;
 
 // Every log record of the app (`logs APP -n N --json ...`).
 Json Logs(Stage& stage, std::vector<std::string> extra = {});

@@ -22,12 +22,7 @@ namespace {
 
 using release_test::File;
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+constexpr auto& Slurp = support::ReadFileOrEmpty;
 
 const char kHelloYaml[] =
     "processes:\n"

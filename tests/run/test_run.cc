@@ -55,11 +55,7 @@ TEST_CASE("run: a child sees only fds 0 1 2") {
   pid_t pid = Row(ps, "web.1")["pid"].get<pid_t>();
   // sleep has nothing of its own open once it sleeps; give the loader a moment.
   std::set<int> fds;
-  for (int i = 0; i < 100; ++i) {
-    fds = OpenFds(pid);
-    if (fds == std::set<int>{0, 1, 2}) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  support::WaitUntil([&] { return (fds = OpenFds(pid)) == std::set<int>{0, 1, 2}; }, 1'000);
   CHECK(fds == std::set<int>{0, 1, 2});
 }
 
@@ -181,11 +177,7 @@ TEST_CASE("run: a forked grandchild in the instance's group is gone after stop")
   Stage stage(FastConfig());
   DeployProcfile(stage, "web: sleep 1003 & echo grandchild $!; exec sleep 1000\n");
   REQUIRE(WaitLog(stage, "grandchild "));
-  pid_t grandchild = 0;
-  for (const auto& rec : Logs(stage)) {
-    std::string t = rec["text"];
-    if (t.rfind("grandchild ", 0) == 0) grandchild = std::atoi(t.c_str() + 11);
-  }
+  pid_t grandchild = WaitLoggedPid(stage, "grandchild ");
   REQUIRE(grandchild > 0);
   REQUIRE(Alive(grandchild));
   stage.CtlOk({"stop", "shop"});
@@ -228,11 +220,7 @@ TEST_CASE("run: with cgroups a double-forked setsid grandchild dies with its ins
     Stage stage(FastConfig("cgroup: " + root + "\n"));
     DeployProcfile(stage, "web: setsid sleep 1004 & echo grandchild $!; exec sleep 1000\n");
     REQUIRE(WaitLog(stage, "grandchild "));
-    pid_t grandchild = 0;
-    for (const auto& rec : Logs(stage)) {
-      std::string t = rec["text"];
-      if (t.rfind("grandchild ", 0) == 0) grandchild = std::atoi(t.c_str() + 11);
-    }
+    pid_t grandchild = WaitLoggedPid(stage, "grandchild ");
     REQUIRE(grandchild > 0);
     REQUIRE(Alive(grandchild));
     // It left the group and the session: only the cgroup still holds it.
@@ -368,9 +356,7 @@ TEST_CASE("run: an exec ready check decides readiness, and its timeout restarts 
            first != std::string::npos &&
            log.find("slow.1 started", first + 1) != std::string::npos;
   };
-  const int64_t deadline = e2e::NowMs() + 20'000;
-  while (!started_twice() && e2e::NowMs() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  support::WaitUntil(started_twice, 20'000, 20);
   CHECK(started_twice());
 }
 

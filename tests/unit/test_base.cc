@@ -17,18 +17,12 @@
 #include "daemon/base/sha256.h"
 #include "daemon/base/socket_address.h"
 #include "daemon/base/status.h"
+#include "tests/support/temp_dir.h"
 
 namespace relsupd {
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/relsupd-test-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
+using support::TempDir;
 
 Result<int> Half(int x) {
   if (x % 2 != 0) return InvalidArgument("odd");
@@ -116,7 +110,7 @@ TEST_CASE("every parsed duration formats to text that reads back") {
 
 TEST_CASE("files are opened close-on-exec and written atomically") {
   TempDir dir;
-  const std::string path = dir.path + "/state";
+  const std::string path = dir.path() + "/state";
   REQUIRE(WriteFileAtomic(path, "hello", 0600).ok());
   CHECK(*ReadFile(path, 100) == "hello");
   CHECK_FALSE(std::filesystem::exists(path + ".new"));
@@ -127,34 +121,34 @@ TEST_CASE("files are opened close-on-exec and written atomically") {
   auto fd = OpenFile(path, O_RDONLY);
   REQUIRE(fd.ok());
   CHECK((fcntl(fd->get(), F_GETFD) & FD_CLOEXEC) != 0);
-  CHECK(OpenFile(dir.path + "/missing", O_RDONLY).status().code() ==
+  CHECK(OpenFile(dir.path() + "/missing", O_RDONLY).status().code() ==
         StatusCode::kNotFound);
 }
 
 TEST_CASE("MakeDirs creates parents and refuses a file in the way") {
   TempDir dir;
-  CHECK(MakeDirs(dir.path + "/a/b/c", 0750).ok());
-  CHECK(std::filesystem::is_directory(dir.path + "/a/b/c"));
-  CHECK(MakeDirs(dir.path + "/a/b/c", 0750).ok());
-  REQUIRE(WriteFileAtomic(dir.path + "/f", "", 0600).ok());
-  CHECK(MakeDirs(dir.path + "/f", 0750).code() ==
+  CHECK(MakeDirs(dir.path() + "/a/b/c", 0750).ok());
+  CHECK(std::filesystem::is_directory(dir.path() + "/a/b/c"));
+  CHECK(MakeDirs(dir.path() + "/a/b/c", 0750).ok());
+  REQUIRE(WriteFileAtomic(dir.path() + "/f", "", 0600).ok());
+  CHECK(MakeDirs(dir.path() + "/f", 0750).code() ==
         StatusCode::kFailedPrecondition);
 }
 
 TEST_CASE("a state dir lock is exclusive across processes") {
   TempDir dir;
-  auto lock = LockDirectory(dir.path);
+  auto lock = LockDirectory(dir.path());
   REQUIRE(lock.ok());
   CHECK((fcntl(lock->get(), F_GETFD) & FD_CLOEXEC) != 0);
   // flock locks belong to the open file description, so a second one in
   // the same process conflicts just as another process would.
-  auto second = LockDirectory(dir.path);
+  auto second = LockDirectory(dir.path());
   REQUIRE_FALSE(second.ok());
   CHECK(second.status().code() == StatusCode::kBusy);
   CHECK(second.status().message().find("pid " + std::to_string(getpid())) !=
         std::string::npos);
   lock->Reset();
-  CHECK(LockDirectory(dir.path).ok());
+  CHECK(LockDirectory(dir.path()).ok());
 }
 
 TEST_CASE("sha256 matches the known vector") {

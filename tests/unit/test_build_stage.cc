@@ -7,9 +7,7 @@
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,8 +23,9 @@
 #include "cli/build.h"
 #include "daemon/base/sha256.h"
 #include "daemon/config/build_spec.h"
-
-extern char** environ;
+#include "tests/support/cli.h"
+#include "tests/support/fs.h"
+#include "tests/support/temp_dir.h"
 
 namespace relsupd {
 namespace {
@@ -37,29 +36,8 @@ using cli::BuildArtifact;
 using cli::BuildOptions;
 using cli::BuildReport;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/relsupd-test-build-XXXXXX";
-    char* p = mkdtemp(tmpl);
-    REQUIRE(p != nullptr);
-    path = p;
-  }
-  ~TempDir() {
-    // A test build may leave read-only directories; make them removable.
-    std::error_code ec;
-    for (auto it = fs::recursive_directory_iterator(path, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      if (it->is_directory(ec) && !it->is_symlink(ec))
-        fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add,
-                        ec);
-    }
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const {
-    return path + "/" + name;
-  }
-};
+using support::ReadText;
+using support::TempDir;
 
 // Points $TMPDIR at a fresh directory for one test, so the test can see that
 // the scratch directory is gone afterwards.
@@ -68,7 +46,7 @@ struct ScopedTmpdir {
   std::optional<std::string> old;
   ScopedTmpdir() {
     if (const char* v = std::getenv("TMPDIR")) old = v;
-    setenv("TMPDIR", dir.path.c_str(), 1);
+    setenv("TMPDIR", dir.path().c_str(), 1);
   }
   ~ScopedTmpdir() {
     if (old)
@@ -76,7 +54,7 @@ struct ScopedTmpdir {
     else
       unsetenv("TMPDIR");
   }
-  bool Empty() const { return fs::is_empty(dir.path); }
+  bool Empty() const { return fs::is_empty(dir.path()); }
 };
 
 void WriteFile(const std::string& path, const std::string& data,
@@ -88,14 +66,6 @@ void WriteFile(const std::string& path, const std::string& data,
     out << data;
   }
   REQUIRE(chmod(path.c_str(), mode) == 0);
-}
-
-std::string ReadWhole(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 void SetMtime(const std::string& path, time_t when) {
@@ -114,7 +84,7 @@ std::map<std::string, std::string> Snapshot(const std::string& root) {
                     std::to_string(st.st_size) + " " +
                     std::to_string(st.st_mtim.tv_sec) + "." +
                     std::to_string(st.st_mtim.tv_nsec);
-    if (S_ISREG(st.st_mode)) v += " " + Sha256Hex(ReadWhole(e.path()));
+    if (S_ISREG(st.st_mode)) v += " " + Sha256Hex(ReadText(e.path()));
     out[fs::relative(e.path(), root).string()] = v;
   }
   return out;
@@ -210,25 +180,15 @@ Result<std::string> Build(const std::string& dir, const std::string& file,
   return BuildArtifact(o, report);
 }
 
-// Runs the real binary with `args`; returns its exit code (or -1 if killed).
+// Runs the real binary with `args`, its stdout written to `out_file`;
+// returns its exit code (or -1 if killed).
 int RunRelsupd(const std::vector<std::string>& args,
                const std::string& out_file) {
-  std::vector<std::string> argv_s = {RELSUPD_BIN};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& s : argv_s) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, out_file.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid;
-  int rc = posix_spawn(&pid, RELSUPD_BIN, &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  REQUIRE(rc == 0);
-  int status;
-  REQUIRE(waitpid(pid, &status, 0) == pid);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  support::RunOptions options;
+  options.timeout_ms = 120'000;
+  support::ProcResult r = support::RunRelsupd(args, options);
+  support::WriteText(out_file, r.out);
+  return r.exit_code();
 }
 
 // ---- relsupd.yaml: the build section ----------------------------------------
@@ -295,11 +255,11 @@ TEST_CASE("bad build sections are errors naming file, line and column") {
 
 TEST_CASE("LoadBuildSpec reads DIR/relsupd.yaml and tolerates its absence") {
   TempDir dir;
-  auto none = LoadBuildSpec(dir.path);
+  auto none = LoadBuildSpec(dir.path());
   REQUIRE(none.ok());
   CHECK(*none == BuildSpec{});
   WriteFile(dir / "relsupd.yaml", "build:\n  command: true\n  output: out\n");
-  auto some = LoadBuildSpec(dir.path);
+  auto some = LoadBuildSpec(dir.path());
   REQUIRE(some.ok());
   CHECK(some->command == "true");
   CHECK(some->output == "out");
@@ -383,8 +343,8 @@ TEST_CASE(
       auto second = Build(app, tmp / ("two." + ext), nullptr, format);
       REQUIRE(second.ok());
 
-      const std::string one = ReadWhole(tmp / ("one." + ext));
-      const std::string two = ReadWhole(tmp / ("two." + ext));
+      const std::string one = ReadText(tmp / ("one." + ext));
+      const std::string two = ReadText(tmp / ("two." + ext));
       CHECK(one == two);
       CHECK(*first == *second);
       CHECK(*first == Sha256Hex(one));
@@ -406,7 +366,7 @@ TEST_CASE("gzip output carries no timestamp or file name") {
   TempDir tmp;
   MakeApp(tmp / "app");
   REQUIRE(Build(tmp / "app", tmp / "a.tar.gz").ok());
-  const std::string gz = ReadWhole(tmp / "a.tar.gz");
+  const std::string gz = ReadText(tmp / "a.tar.gz");
   REQUIRE(gz.size() > 10);
   CHECK(static_cast<unsigned char>(gz[0]) == 0x1f);
   CHECK(static_cast<unsigned char>(gz[1]) == 0x8b);
@@ -505,7 +465,7 @@ TEST_CASE("build.command runs in a scratch copy, DIR stays unchanged") {
   CHECK(Find(entries, "lib/sub/")->perm == 0755);
   // The command ran in a directory named like DIR inside the scratch dir.
   const std::string where = Find(entries, "where.txt")->data;
-  CHECK(where.rfind(scratch_parent.dir.path + "/relsupd-build.", 0) == 0);
+  CHECK(where.rfind(scratch_parent.dir.path() + "/relsupd-build.", 0) == 0);
   CHECK(where.size() > 5);
   CHECK(where.substr(where.size() - 5) == "/app\n");
   // The scratch directory is gone, read-only subdirectory and all.
@@ -597,14 +557,14 @@ TEST_CASE("the relsupd binary exits with the build command's status") {
   CHECK(RunRelsupd({"build", app, "-o", out}, stdout_file) == 5);
   CHECK_FALSE(fs::exists(out));
   CHECK_FALSE(fs::exists(out + ".tmp"));
-  CHECK(ReadWhole(stdout_file).empty());
+  CHECK(ReadText(stdout_file).empty());
 
   // On success, stdout is the digest line and nothing else: the command's
   // own stdout goes to stderr.
   WriteFile(app + "/relsupd.yaml", "build:\n  command: echo noise\n");
   CHECK(RunRelsupd({"build", app, "-o", out}, stdout_file) == 0);
-  CHECK(ReadWhole(stdout_file) ==
-        "sha256:" + Sha256Hex(ReadWhole(out)) + "  " + out + "\n");
+  CHECK(ReadText(stdout_file) ==
+        "sha256:" + Sha256Hex(ReadText(out)) + "  " + out + "\n");
 
   // Other failures are exit code 1; usage errors 2.
   CHECK(RunRelsupd({"build", tmp / "missing", "-o", out}, stdout_file) == 1);

@@ -8,28 +8,18 @@
 #include <utility>
 
 #include "daemon/ledger/ledger.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/temp_dir.h"
 
 namespace relsupd {
 namespace {
 
-class FakeClock final : public Clock {
- public:
-  int64_t MonotonicMs() const override { return now; }
-  int64_t WallMs() const override { return now; }
-  int64_t now = 1'795'000'000'000;
-};
-
 struct Fixture {
-  std::string dir;
-  std::string path;
-  FakeClock clock;
+  support::TempDir tmp{"relsupd-ledger"};
+  std::string dir = tmp.path();
+  std::string path = dir + "/ledger.db";
+  support::FakeClock clock{1'795'000'000'000};
   Actor root{0, "root"};
-  Fixture() {
-    char tmpl[] = "/tmp/relsupd-ledger-XXXXXX";
-    dir = mkdtemp(tmpl);
-    path = dir + "/ledger.db";
-  }
-  ~Fixture() { std::filesystem::remove_all(dir); }
   std::unique_ptr<Ledger> Open() {
     auto l = Ledger::Open(path, clock);
     REQUIRE(l.ok());

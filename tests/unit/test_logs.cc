@@ -16,27 +16,16 @@
 #include "daemon/base/fd.h"
 #include "daemon/logs/line_splitter.h"
 #include "daemon/logs/log_store.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/temp_dir.h"
 
 namespace relsupd {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/relsupd-logs-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-class FakeClock final : public Clock {
- public:
-  int64_t MonotonicMs() const override { return now; }
-  int64_t WallMs() const override { return now; }
-  int64_t now = 1'795'000'000'123;
-};
+using support::FakeClock;
+using support::TempDir;
 
 struct Piece {
   std::string text;
@@ -167,9 +156,9 @@ std::vector<uint64_t> Range(uint64_t first, uint64_t last) {
 }
 
 struct Fixture {
-  TempDir tmp;
-  std::string dir = tmp.path + "/logs";
-  FakeClock clock;
+  TempDir tmp{"relsupd-logs"};
+  std::string dir = tmp.path() + "/logs";
+  FakeClock clock{1'795'000'000'123};
   LogStoreOptions options;
   std::unique_ptr<LogStore> Open() {
     auto s = LogStore::Open(dir, options, clock);

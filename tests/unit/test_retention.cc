@@ -1,8 +1,6 @@
 // Retention (ReleaseService::Prune) on a real loop, a real ledger and real
 // slots. Activation arrives with a later issue; until then the activation
 // events it will write are appended to the ledger directly.
-#include <archive.h>
-#include <archive_entry.h>
 #include <catch2/catch.hpp>
 #include <fcntl.h>
 #include <uv.h>
@@ -17,6 +15,8 @@
 #include "daemon/ledger/ledger.h"
 #include "daemon/store/release_service.h"
 #include "daemon/store/slots.h"
+#include "tests/support/tar.h"
+#include "tests/support/temp_dir.h"
 
 namespace relsupd {
 namespace {
@@ -28,36 +28,22 @@ using nlohmann::json;
 std::string WriteArtifact(const std::string& dir, const std::string& name,
                           const std::string& body) {
   const std::string path = dir + "/" + name;
-  struct archive* a = archive_write_new();
-  archive_write_set_format_pax_restricted(a);
-  REQUIRE(archive_write_open_filename(a, path.c_str()) == ARCHIVE_OK);
-  auto add = [&](const char* entry_name, const std::string& data) {
-    struct archive_entry* e = archive_entry_new();
-    archive_entry_set_pathname(e, entry_name);
-    archive_entry_set_filetype(e, AE_IFREG);
-    archive_entry_set_perm(e, 0644);
-    archive_entry_set_size(e, static_cast<la_int64_t>(data.size()));
-    archive_write_header(a, e);
-    archive_write_data(a, data.data(), data.size());
-    archive_entry_free(e);
-  };
-  add("Procfile", "web: ./server\n");
-  add("body.txt", body);
-  archive_write_close(a);
-  archive_write_free(a);
+  support::WriteArchive(path,
+                        {support::File("Procfile", "web: ./server\n"),
+                         support::File("body.txt", body)},
+                        support::Filter::kNone);
   return path;
 }
 
 struct Fixture {
-  std::string dir;
+  support::TempDir tmp{"relsupd-retention"};
+  std::string dir = tmp.path();
   uv_loop_t loop;
   std::unique_ptr<Ledger> ledger;
   std::unique_ptr<ReleaseService> service;
   Actor root{0, "root"};
 
   Fixture() {
-    char tmpl[] = "/tmp/relsupd-retention-XXXXXX";
-    dir = mkdtemp(tmpl);
     uv_loop_init(&loop);
     auto l = Ledger::Open(dir + "/ledger.db", RealClock());
     REQUIRE(l.ok());
@@ -68,9 +54,6 @@ struct Fixture {
     service.reset();
     ledger.reset();
     CloseLoop(&loop);
-    for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it)
-      if (it->is_directory() && !it->is_symlink()) fs::permissions(it->path(), fs::perms::owner_all);
-    fs::remove_all(dir);
   }
   // Runs an async service call to completion.
   template <typename T>

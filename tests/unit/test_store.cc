@@ -30,6 +30,9 @@
 #include "daemon/store/objects.h"
 #include "daemon/store/slots.h"
 #include "daemon/store/tree.h"
+#include "tests/support/fs.h"
+#include "tests/support/tar.h"
+#include "tests/support/temp_dir.h"
 
 namespace relsupd {
 namespace {
@@ -39,158 +42,19 @@ using nlohmann::json;
 
 // --- temp dirs and crafted archives ---
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/relsupd-test-store-XXXXXX";
-    char* p = ::mkdtemp(tmpl);
-    REQUIRE(p != nullptr);
-    path = p;
-  }
-  ~TempDir() {
-    // Sealed slots have read-only directories; open them up first.
-    std::error_code ec;
-    for (auto it = fs::recursive_directory_iterator(path, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      if (it->is_directory(ec) && !it->is_symlink(ec))
-        ::chmod(it->path().c_str(), 0700);
-    }
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
-
-enum class Filter { kNone, kGzip, kZstd };
-
-struct Entry {
-  std::string path;
-  unsigned type = AE_IFREG;
-  unsigned perm = 0644;
-  std::string body;      // a regular file's content
-  uint64_t zeros = 0;    // or this many zero bytes
-  std::string symlink;   // AE_IFLNK: the target
-  std::string hardlink;  // a hard link to this earlier entry
-  // A sparse file of `zeros` bytes: only these (offset, data) regions are
-  // stored (GNU sparse 1.0 in pax); the rest are holes.
-  std::vector<std::pair<uint64_t, std::string>> sparse;
-};
-
-Entry File(std::string path, std::string body, unsigned perm = 0644) {
-  Entry e;
-  e.path = std::move(path);
-  e.body = std::move(body);
-  e.perm = perm;
-  return e;
-}
-Entry Dir(std::string path, unsigned perm = 0755) {
-  Entry e;
-  e.path = std::move(path);
-  e.type = AE_IFDIR;
-  e.perm = perm;
-  return e;
-}
-Entry Link(std::string path, std::string target) {
-  Entry e;
-  e.path = std::move(path);
-  e.type = AE_IFLNK;
-  e.perm = 0777;
-  e.symlink = std::move(target);
-  return e;
-}
-Entry Special(std::string path, unsigned type) {
-  Entry e;
-  e.path = std::move(path);
-  e.type = type;
-  return e;
-}
-Entry HardLink(std::string path, std::string to) {
-  Entry e;
-  e.path = std::move(path);
-  e.hardlink = std::move(to);
-  return e;
-}
-Entry Procfile() { return File("Procfile", "web: ./bin/web\n"); }
-
-void WriteArchive(const std::string& file, const std::vector<Entry>& entries,
-                  Filter filter = Filter::kGzip) {
-  struct archive* a = archive_write_new();
-  REQUIRE(a != nullptr);
-  REQUIRE(archive_write_set_format_pax_restricted(a) == ARCHIVE_OK);
-  int rc = ARCHIVE_OK;
-  switch (filter) {
-    case Filter::kNone: rc = archive_write_add_filter_none(a); break;
-    case Filter::kGzip: rc = archive_write_add_filter_gzip(a); break;
-    case Filter::kZstd: rc = archive_write_add_filter_zstd(a); break;
-  }
-  INFO(archive_error_string(a));
-  REQUIRE(rc == ARCHIVE_OK);
-  REQUIRE(archive_write_open_filename(a, file.c_str()) == ARCHIVE_OK);
-  const std::string zeros(1 << 20, '\0');
-  for (const Entry& e : entries) {
-    struct archive_entry* ae = archive_entry_new();
-    archive_entry_set_pathname(ae, e.path.c_str());
-    archive_entry_set_mtime(ae, 1'700'000'000, 0);
-    archive_entry_set_filetype(ae, e.type);
-    archive_entry_set_perm(ae, e.perm);
-    const bool has_data = e.type == AE_IFREG && e.hardlink.empty();
-    if (has_data)
-      archive_entry_set_size(ae, static_cast<la_int64_t>(e.zeros ? e.zeros : e.body.size()));
-    else
-      archive_entry_set_size(ae, 0);
-    if (e.type == AE_IFLNK) archive_entry_set_symlink(ae, e.symlink.c_str());
-    if (e.type == AE_IFCHR || e.type == AE_IFBLK) archive_entry_set_rdev(ae, makedev(1, 3));
-    if (!e.hardlink.empty()) archive_entry_set_hardlink(ae, e.hardlink.c_str());
-    for (const auto& [offset, data] : e.sparse)
-      archive_entry_sparse_add_entry(ae, static_cast<la_int64_t>(offset),
-                                     static_cast<la_int64_t>(data.size()));
-    INFO("writing header of '" << e.path << "': " << archive_error_string(a));
-    REQUIRE(archive_write_header(a, ae) >= ARCHIVE_WARN);
-    archive_entry_free(ae);
-    if (!has_data) continue;
-    if (!e.sparse.empty()) {
-      // The writer takes the whole content and stores only the regions.
-      std::string body(e.zeros, '\0');
-      for (const auto& [offset, data] : e.sparse) body.replace(offset, data.size(), data);
-      REQUIRE(archive_write_data(a, body.data(), body.size()) ==
-              static_cast<la_ssize_t>(body.size()));
-    } else if (e.zeros) {
-      for (uint64_t left = e.zeros; left > 0;) {
-        size_t n = static_cast<size_t>(std::min<uint64_t>(left, zeros.size()));
-        REQUIRE(archive_write_data(a, zeros.data(), n) == static_cast<la_ssize_t>(n));
-        left -= n;
-      }
-    } else if (!e.body.empty()) {
-      REQUIRE(archive_write_data(a, e.body.data(), e.body.size()) ==
-              static_cast<la_ssize_t>(e.body.size()));
-    }
-  }
-  REQUIRE(archive_write_close(a) == ARCHIVE_OK);
-  archive_write_free(a);
-}
-
-std::string ReadAll(const std::string& path) {
-  auto text = ReadFile(path, 1 << 30);
-  REQUIRE(text.ok());
-  return *text;
-}
-
-// `bytes` that do not compress: a fixed pseudo-random sequence.
-std::string Noise(size_t bytes, uint32_t seed) {
-  std::string out;
-  out.reserve(bytes);
-  uint32_t x = seed;
-  for (size_t i = 0; i < bytes; ++i) {
-    x = x * 1103515245u + 12345u;
-    out.push_back(static_cast<char>(x >> 24));
-  }
-  return out;
-}
-
-void WriteBytes(const std::string& path, std::string_view data) {
-  auto fd = OpenFile(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  REQUIRE(fd.ok());
-  REQUIRE(WriteAll(fd->get(), data, path).ok());
-}
+using support::Dir;
+using support::Entry;
+using support::File;
+using support::Filter;
+using support::HardLink;
+using support::Noise;
+using support::Procfile;
+using support::ReadText;
+using support::Special;
+using support::Symlink;
+using support::TempDir;
+using support::WriteArchive;
+using support::WriteText;
 
 // Reads every entry (and every file's data) as the importer does. Returns
 // the first refusal, or Ok with the entries in `out`.
@@ -222,7 +86,7 @@ Status ReadArchive(const std::string& file, const StoreLimits& limits,
 // --- a state dir with BuildSlot on it ---
 
 struct State {
-  TempDir dir;
+  TempDir dir{"relsupd-test-store"};
   std::string state = dir / "state";
   int artifacts = 0;
 
@@ -240,7 +104,7 @@ struct State {
     req.app = "shop";
     req.number = number;
     req.artifact_path = artifact;
-    req.build_sha256 = Sha256Hex(ReadAll(artifact));
+    req.build_sha256 = Sha256Hex(ReadText(artifact));
     req.env = std::move(env);
     req.metadata = {{"app", "shop"}, {"release", ReleaseId(number).ToString()}};
     req.limits = limits;
@@ -275,17 +139,7 @@ struct State {
     return out;
   }
   // Regular files under objects/ with a link count of 1: bodies no slot uses.
-  int OrphanObjects() const {
-    int n = 0;
-    std::error_code ec;
-    for (auto it = fs::recursive_directory_iterator(state + "/objects", ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      struct stat st;
-      if (::lstat(it->path().c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1)
-        ++n;
-    }
-    return n;
-  }
+  int OrphanObjects() const { return support::OrphanObjects(state + "/objects"); }
   // No slot vN, nothing in tmp/, and no object that no slot links: a
   // refused build removes what it added to the store.
   void ExpectNothingLeft(int64_t n) {
@@ -341,10 +195,10 @@ std::vector<BadCase> BadArchives() {
       {"a block device", {Procfile(), Special("sda", AE_IFBLK)}, {"'sda'", "device node"}},
       {"a fifo", {Procfile(), Special("pipe", AE_IFIFO)}, {"'pipe'", "fifo"}},
       {"a symlink to an absolute path",
-       {Procfile(), Link("etc", "/etc")},
+       {Procfile(), Symlink("etc", "/etc")},
        {"'etc'", "relative target"}},
       {"a symlink that climbs out",
-       {Procfile(), Dir("a"), Link("a/up", "../../etc")},
+       {Procfile(), Dir("a"), Symlink("a/up", "../../etc")},
        {"'a/up'", "leaves the slot"}},
       {"the reserved .relsupd",
        {Procfile(), File(".relsupd/env.json", "{}")},
@@ -428,14 +282,14 @@ TEST_CASE("ArchiveReader refuses an artifact over max_artifact_bytes before read
 TEST_CASE("ArchiveReader refuses what is not a tar archive", "[store][reader]") {
   TempDir dir;
   SECTION("text") {
-    WriteBytes(dir / "app.tar.gz", "this is not an archive, just some text\n");
+    WriteText(dir / "app.tar.gz", "this is not an archive, just some text\n");
   }
   SECTION("random bytes") {
     std::string junk;
     for (int i = 0; i < 4096; ++i) junk.push_back(static_cast<char>((i * 7919 + 13) % 251));
-    WriteBytes(dir / "app.tar.gz", junk);
+    WriteText(dir / "app.tar.gz", junk);
   }
-  SECTION("an empty file") { WriteBytes(dir / "app.tar.gz", ""); }
+  SECTION("an empty file") { WriteText(dir / "app.tar.gz", ""); }
   SECTION("gzip of text") {
     // A valid gzip stream around something that is not tar.
     struct archive* a = archive_write_new();
@@ -488,7 +342,7 @@ TEST_CASE("ArchiveReader refuses a corrupt gzip that libarchive gives no message
       0x86, 0xb8, 0xe6, 0xc0, 0x00, 0x18, 0x10, 0x00
   };
   TempDir dir;
-  WriteBytes(dir / "app.tar.gz",
+  WriteText(dir / "app.tar.gz",
              std::string_view(reinterpret_cast<const char*>(kInput), sizeof kInput));
   Status s = ReadArchive(dir / "app.tar.gz", {});
   INFO(s.message());
@@ -505,11 +359,11 @@ TEST_CASE("ArchiveReader refuses a truncated archive", "[store][reader]") {
   Filter filter = GENERATE(Filter::kNone, Filter::kGzip, Filter::kZstd);
   WriteArchive(whole, {Procfile(), File("a.bin", Noise(200'000, 1)), File("b.bin", Noise(200'000, 2))},
                filter);
-  const std::string bytes = ReadAll(whole);
+  const std::string bytes = ReadText(whole);
   REQUIRE(bytes.size() > 300'000);
   // A third of the way: inside a.bin's data.
   const std::string cut = dir / "app.tar.gz";
-  WriteBytes(cut, std::string_view(bytes).substr(0, bytes.size() / 3));
+  WriteText(cut, std::string_view(bytes).substr(0, bytes.size() / 3));
   Status s = ReadArchive(cut, {});
   INFO(s.message());
   REQUIRE_FALSE(s.ok());
@@ -546,7 +400,7 @@ TEST_CASE("ArchiveReader reads plain, gzip and zstd tar", "[store][reader]") {
   TempDir dir;
   const std::string file = dir / "app";
   WriteArchive(file, {Dir("./"), Procfile(), Dir("bin"), File("bin/web", "#!/bin/sh\n", 0755),
-                      Link("web", "bin/web"), Link("bin/self", "../bin")},
+                      Symlink("web", "bin/web"), Symlink("bin/self", "../bin")},
                filter);
   std::vector<ArchiveEntry> entries;
   std::string format;
@@ -613,12 +467,12 @@ TEST_CASE("ArchiveReader and BuildSlot keep a sparse file's full size, a trailin
   INFO(slot.status().message());
   REQUIRE(slot.ok());
   CHECK(fs::file_size(st.Slot(1) + "/data/tail-hole.bin") == size);
-  CHECK(ReadAll(st.Slot(1) + "/data/tail-hole.bin") == expected(tail));
-  CHECK(ReadAll(st.Slot(1) + "/data/end.bin") == expected(end));
+  CHECK(ReadText(st.Slot(1) + "/data/tail-hole.bin") == expected(tail));
+  CHECK(ReadText(st.Slot(1) + "/data/end.bin") == expected(end));
   auto manifest = ReadSlotManifest(st.Slot(1));
   REQUIRE(manifest.ok());
   CHECK(manifest->entries.at("data/tail-hole.bin").size == size);
-  auto verify = VerifySlot(st.Slot(1), slot->digest, Sha256Hex(ReadAll(artifact)));
+  auto verify = VerifySlot(st.Slot(1), slot->digest, Sha256Hex(ReadText(artifact)));
   REQUIRE(verify.ok());
   CHECK(verify->ok());
 }
@@ -646,12 +500,12 @@ TEST_CASE("BuildSlot refuses a symlink that escapes through an earlier symlink",
   // Each link is inside the slot when read alone (the reader lets it
   // pass); together they resolve outside.
   auto [name, entries, culprit] = GENERATE(table<std::string, std::vector<Entry>, std::string>({
-      {"s -> . then t -> s/..", {Procfile(), Link("s", "."), Link("t", "s/..")}, "'t'"},
+      {"s -> . then t -> s/..", {Procfile(), Symlink("s", "."), Symlink("t", "s/..")}, "'t'"},
       {"a/s -> .. then t -> a/s/..",
-       {Procfile(), Dir("a"), Link("a/s", ".."), Link("t", "a/s/..")},
+       {Procfile(), Dir("a"), Symlink("a/s", ".."), Symlink("t", "a/s/..")},
        "'t'"},
       {"through a chain, to a file outside",
-       {Procfile(), Link("s", "."), Link("u", "s/s/s/../etc/passwd")},
+       {Procfile(), Symlink("s", "."), Symlink("u", "s/s/s/../etc/passwd")},
        "'u'"},
   }));
   INFO(name);
@@ -675,13 +529,13 @@ TEST_CASE("BuildSlot refuses a truncated or non-archive artifact and leaves noth
   std::string artifact;
   SECTION("not an archive") {
     artifact = st.dir / "junk.tar.gz";
-    WriteBytes(artifact, "#!/bin/sh\necho not a tarball\n");
+    WriteText(artifact, "#!/bin/sh\necho not a tarball\n");
   }
   SECTION("truncated") {
     const std::string whole = st.Artifact({Procfile(), File("a.bin", Noise(300'000, 3))});
-    const std::string bytes = ReadAll(whole);
+    const std::string bytes = ReadText(whole);
     artifact = st.dir / "cut.tar.gz";
-    WriteBytes(artifact, std::string_view(bytes).substr(0, bytes.size() * 2 / 3));
+    WriteText(artifact, std::string_view(bytes).substr(0, bytes.size() * 2 / 3));
   }
   auto r = st.Build(artifact, 1);
   INFO(r.status().message());
@@ -766,7 +620,7 @@ TEST_CASE("BuildSlot seals a good artifact read-only with its manifest and confi
       Dir("public", 01777),                                     // sticky, world write
       File("public/index.html", "<h1>hi</h1>\n", 0666),
       File("public/empty", "", 0644),
-      Link("public/web", "../bin/web"),
+      Symlink("public/web", "../bin/web"),
       File("deep/er/file.txt", "implied parents\n"),  // parents not in the archive
   });
   const json env = {{"DATABASE_URL", "postgres://db/shop"}, {"SECRET", "s3cret"}};
@@ -809,7 +663,7 @@ TEST_CASE("BuildSlot seals a good artifact read-only with its manifest and confi
     const std::string in_store = st.state + "/objects/" + t.substr(0, 2) + "/" + t + ".tree";
     CHECK(InodeOf(slot + "/.relsupd/trees/" + t) == InodeOf(in_store));
     CHECK(ModeOf(in_store) == 0444);
-    CHECK(Sha256Hex(ReadAll(in_store)) == t);
+    CHECK(Sha256Hex(ReadText(in_store)) == t);
   }
   auto stored_env = ReadSlotEnv(slot);
   REQUIRE(stored_env.ok());
@@ -832,7 +686,7 @@ TEST_CASE("BuildSlot seals a good artifact read-only with its manifest and confi
   CHECK(manifest->entries.at("public/index.html").sha256 == Sha256Hex("<h1>hi</h1>\n"));
   CHECK_FALSE(manifest->entries.count(".relsupd"));
 
-  const std::string build = Sha256Hex(ReadAll(artifact));
+  const std::string build = Sha256Hex(ReadText(artifact));
   auto v = VerifySlot(slot, r->digest, build);
   REQUIRE(v.ok());
   CHECK(v->ok());
@@ -885,8 +739,8 @@ TEST_CASE("BuildSlot shares unchanged file bodies across releases (same inode)",
   REQUIRE(::lstat((s1 + "/a.txt").c_str(), &sb) == 0);
   CHECK(sb.st_nlink == 3);  // the object and two slots
   // Both still verify.
-  CHECK(VerifySlot(s1, v1->digest, Sha256Hex(ReadAll(st.dir / "artifact-1.tar")))->ok());
-  CHECK(VerifySlot(s2, v2->digest, Sha256Hex(ReadAll(st.dir / "artifact-2.tar")))->ok());
+  CHECK(VerifySlot(s1, v1->digest, Sha256Hex(ReadText(st.dir / "artifact-1.tar")))->ok());
+  CHECK(VerifySlot(s2, v2->digest, Sha256Hex(ReadText(st.dir / "artifact-2.tar")))->ok());
   // Garbage collection keeps everything a slot uses.
   auto objects = ObjectStore::Open(st.state + "/objects");
   REQUIRE(objects.ok());
@@ -900,19 +754,19 @@ TEST_CASE("VerifySlot names a changed, an added and a removed file", "[store][sl
   auto r = st.Build(artifact, 1);
   REQUIRE(r.ok());
   const std::string slot = st.Slot(1);
-  const std::string build = Sha256Hex(ReadAll(artifact));
+  const std::string build = Sha256Hex(ReadText(artifact));
   REQUIRE(::chmod(slot.c_str(), 0755) == 0);
   SECTION("changed") {
     // Replace, not write in place: the body is shared with the object store.
     REQUIRE(::unlink((slot + "/app.txt").c_str()) == 0);
-    WriteBytes(slot + "/app.txt", "tampered\n");
+    WriteText(slot + "/app.txt", "tampered\n");
     auto v = VerifySlot(slot, r->digest, build);
     REQUIRE(v.ok());
     CHECK_FALSE(v->ok());
     CHECK(v->diff.changed == std::vector<std::string>{"app.txt"});
   }
   SECTION("added") {
-    WriteBytes(slot + "/extra.txt", "x");
+    WriteText(slot + "/extra.txt", "x");
     auto v = VerifySlot(slot, r->digest, build);
     REQUIRE(v.ok());
     CHECK(v->diff.added == std::vector<std::string>{"extra.txt"});
@@ -933,11 +787,11 @@ TEST_CASE("VerifySlot names a changed, an added and a removed file", "[store][sl
     // In place, as a careless root would: the slot and the store share it.
     const std::string tree = slot + "/.relsupd/trees/" + r->tree;
     REQUIRE(::chmod(tree.c_str(), 0644) == 0);
-    std::string text = ReadAll(tree);
+    std::string text = ReadText(tree);
     const size_t at = text.find("7:app.txt");
     REQUIRE(at != std::string::npos);
     text.replace(at, 9, "7:App.txt");
-    WriteBytes(tree, text);
+    WriteText(tree, text);
     auto v = VerifySlot(slot, r->digest, build);
     REQUIRE(v.ok());
     CHECK_FALSE(v->ok());
@@ -966,7 +820,7 @@ TEST_CASE("VerifySlot names a changed, an added and a removed file", "[store][sl
   SECTION("config changed") {
     REQUIRE(::chmod((slot + "/.relsupd").c_str(), 0755) == 0);
     REQUIRE(::unlink((slot + "/.relsupd/env.json").c_str()) == 0);
-    WriteBytes(slot + "/.relsupd/env.json", "{\"DATABASE_URL\":\"evil\"}\n");
+    WriteText(slot + "/.relsupd/env.json", "{\"DATABASE_URL\":\"evil\"}\n");
     auto v = VerifySlot(slot, r->digest, build);
     REQUIRE(v.ok());
     CHECK_FALSE(v->ok());
@@ -981,7 +835,7 @@ TEST_CASE("BuildSlot entries beneath a symlink: refused, or the slot verifies",
   // makes must match its own manifest.
   State st;
   const std::string artifact =
-      st.Artifact({Procfile(), Dir("sub"), Link("d", "sub"), File("d/f", "through\n")});
+      st.Artifact({Procfile(), Dir("sub"), Symlink("d", "sub"), File("d/f", "through\n")});
   auto r = st.Build(artifact, 1);
   if (!r.ok()) {
     INFO(r.status().message());
@@ -990,7 +844,7 @@ TEST_CASE("BuildSlot entries beneath a symlink: refused, or the slot verifies",
     st.ExpectNothingLeft(1);
     return;
   }
-  auto v = VerifySlot(st.Slot(1), r->digest, Sha256Hex(ReadAll(artifact)));
+  auto v = VerifySlot(st.Slot(1), r->digest, Sha256Hex(ReadText(artifact)));
   REQUIRE(v.ok());
   std::string diff;
   for (const auto& p : v->diff.added) diff += " +" + p;
@@ -1007,7 +861,7 @@ TEST_CASE("BuildSlot refuses entries that collide with what earlier entries made
        {Procfile(), File("bin/web", "web\n"), File("bin", "a file body no one else has\n")},
        "'bin'"},
       {"a symlink where a directory was made",
-       {Procfile(), Dir("sub"), File("d/f", "f\n"), Link("d", "sub")},
+       {Procfile(), Dir("sub"), File("d/f", "f\n"), Symlink("d", "sub")},
        "'d'"},
       {"a directory where a file was made",
        {Procfile(), File("x", "x body\n"), File("x/y", "y body\n")},
@@ -1034,15 +888,15 @@ TEST_CASE("BuildSlot never replaces an existing slot", "[store][slot]") {
   CHECK_THAT(second.status().message(), Catch::Contains("v1"));
   CHECK(InodeOf(st.Slot(1)) == before);
   CHECK(st.TmpEntries().empty());
-  CHECK(VerifySlot(st.Slot(1), first->digest, Sha256Hex(ReadAll(artifact)))->ok());
+  CHECK(VerifySlot(st.Slot(1), first->digest, Sha256Hex(ReadText(artifact)))->ok());
 }
 
 TEST_CASE("CleanStaging removes sealed staging leftovers", "[store][slot]") {
   State st;
   const std::string tmp = st.state + "/tmp";
   REQUIRE(MakeDirs(tmp + "/shop-v1-abcdef/bin", 0755).ok());
-  WriteBytes(tmp + "/shop-v1-abcdef/bin/x", "x");
-  WriteBytes(tmp + "/import-123456", "partial");
+  WriteText(tmp + "/shop-v1-abcdef/bin/x", "x");
+  WriteText(tmp + "/import-123456", "partial");
   REQUIRE(::chmod((tmp + "/shop-v1-abcdef/bin").c_str(), 0555) == 0);
   REQUIRE(::chmod((tmp + "/shop-v1-abcdef").c_str(), 0555) == 0);
   REQUIRE(CleanStaging(st.state).ok());
@@ -1169,7 +1023,7 @@ TEST_CASE("ObjectStore: a body at the file system's link limit gets another copy
         names.push_back(o->name);
         const std::string in_slot = slot_dir + "/" + link;
         CHECK(InodeOf(in_slot) == InodeOf(dir / ("objects/" + o->name)));
-        CHECK(ReadAll(in_slot) == bodies[b].text);
+        CHECK(ReadText(in_slot) == bodies[b].text);
       }
     }
   }
@@ -1295,7 +1149,7 @@ std::vector<Entry> NestedApp(const std::string& changed) {
                           File("lib/a/b/other.txt", "other\n"),
                           File("lib/z/z.txt", "z\n"),
                           File("public/index.html", "<h1>hi</h1>\n"),
-                          Link("public/web", "../bin/web")};
+                          Symlink("public/web", "../bin/web")};
   for (int i = 0; i < 20; ++i)
     e.push_back(File("assets/" + std::to_string(i) + ".css", "body" + std::to_string(i)));
   return e;
@@ -1359,7 +1213,7 @@ TEST_CASE("a release that changes one file adds only that body and the trees on 
   for (const auto& t : st.SlotTrees(2))
     CHECK(fs::exists(st.state + "/objects/" + t.substr(0, 2) + "/" + t + ".tree"));
   CHECK(st.OrphanObjects() == 0);
-  auto v = VerifySlot(st.Slot(2), v2->digest, Sha256Hex(ReadAll(st.dir / "artifact-2.tar")));
+  auto v = VerifySlot(st.Slot(2), v2->digest, Sha256Hex(ReadText(st.dir / "artifact-2.tar")));
   REQUIRE(v.ok());
   CHECK(v->ok());
 }
@@ -1373,8 +1227,8 @@ TEST_CASE("a slot made with a flat manifest.json is refused with a clear error",
   // Rewrite it as the older layout: release.json without "tree".
   REQUIRE(::chmod((slot + "/.relsupd").c_str(), 0755) == 0);
   REQUIRE(::unlink((slot + "/.relsupd/release.json").c_str()) == 0);
-  WriteBytes(slot + "/.relsupd/release.json", "{\"digest\":\"" + r->digest + "\"}\n");
-  WriteBytes(slot + "/.relsupd/manifest.json", "[\n[\"a\",\"f\",292,1,\"x\"]\n]\n");
+  WriteText(slot + "/.relsupd/release.json", "{\"digest\":\"" + r->digest + "\"}\n");
+  WriteText(slot + "/.relsupd/manifest.json", "[\n[\"a\",\"f\",292,1,\"x\"]\n]\n");
   auto m = ReadSlotManifest(slot);
   REQUIRE_FALSE(m.ok());
   CHECK(m.status().code() == StatusCode::kFailedPrecondition);
@@ -1392,7 +1246,7 @@ TEST_CASE("BuildSlot names the build and the entry when the file system refuses"
       st.Artifact({Procfile(), File("bin/web", "web\n"), File("bin", "a body\n")});
   auto r = st.Build(artifact, 1);
   REQUIRE_FALSE(r.ok());
-  const std::string id = Sha256Hex(ReadAll(artifact)).substr(0, 12);
+  const std::string id = Sha256Hex(ReadText(artifact)).substr(0, 12);
   CHECK_THAT(r.status().message(),
              Catch::StartsWith("Failed to unpack build '" + id + "': entry 'bin': "));
   st.ExpectNothingLeft(1);
@@ -1440,7 +1294,7 @@ TEST_CASE("ObjectStore hashes first: a stored body is linked, never written agai
   CHECK(first.size == size);
   CHECK(first.sha256 == Sha256Hex(body));
   CHECK(BytesWritten() - before >= size);  // written once
-  CHECK(ReadAll(dir / "slot/first") == body);
+  CHECK(ReadText(dir / "slot/first") == body);
   CHECK(ModeOf(dir / ("objects/" + first.name)) == 0444);
 
   before = BytesWritten();
