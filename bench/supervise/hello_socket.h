@@ -1,0 +1,35 @@
+// The unix datagram socket on which supervise_child and log_writer say
+// hello (bench/child_hello.h): their pid, id and CLOCK_MONOTONIC time.
+//
+// Owns its fd (close-on-exec). Single-threaded: the phases read it.
+
+#ifndef RELSUPD_BENCH_SUPERVISE_HELLO_SOCKET_H_
+#define RELSUPD_BENCH_SUPERVISE_HELLO_SOCKET_H_
+
+#include <optional>
+#include <string>
+
+#include "bench/child_hello.h"
+
+namespace supervise_bench {
+
+class HelloSocket {
+ public:
+  HelloSocket() = default;
+  HelloSocket(const HelloSocket&) = delete;
+  HelloSocket& operator=(const HelloSocket&) = delete;
+  ~HelloSocket();
+  // Binds `path` (replacing a stale one); false with why.
+  bool Open(const std::string& path, std::string* error);
+  const std::string& path() const { return path_; }
+  // Next hello within `timeout_ms` (0: don't wait).
+  std::optional<ChildHello> Receive(int timeout_ms);
+
+ private:
+  int fd_ = -1;
+  std::string path_;
+};
+
+}  // namespace supervise_bench
+
+#endif  // RELSUPD_BENCH_SUPERVISE_HELLO_SOCKET_H_
