@@ -35,6 +35,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <latch>
 #include <mutex>
 #include <sstream>
@@ -333,6 +334,87 @@ struct LoadResult {
   double client_cpu = 0;   // fraction of one core, this process
 };
 
+// What the clients of one RunLoad share: each client's latencies, errors
+// and end time, and the start signal.
+struct LoadShared {
+  explicit LoadShared(int n)
+      : lat(static_cast<size_t>(n)),
+        errors(static_cast<size_t>(n), 0),
+        finished(static_cast<size_t>(n)),
+        ready(n) {}
+  std::vector<std::vector<int64_t>> lat;
+  std::vector<uint64_t> errors;
+  std::vector<Clock::time_point> finished;
+  std::mutex error_mu;
+  std::string first_error;  // guarded by error_mu
+  std::latch ready;
+  std::latch go{1};
+  Clock::time_point end;  // written before go, read after it
+
+  void NoteError(size_t i, const std::string& msg) {
+    ++errors[i];
+    std::lock_guard<std::mutex> lock(error_mu);
+    if (first_error.empty()) first_error = msg;
+  }
+};
+
+// Client `i` of RunLoad, on its own thread: connect, warm up, wait for go,
+// then daemon.info in a closed loop until the shared end.
+void ClientLoop(const std::string& socket, const Options& o, size_t i, LoadShared* sh) {
+  auto c = ConnectWithTimeout(socket, std::chrono::seconds(5));
+  bool alive = c.ok();
+  if (!alive) sh->NoteError(i, c.status().message());
+  for (int w = 0; alive && w < o.warmup_requests; ++w) {
+    auto r = c->Call(relsupd::rpc::method::kDaemonInfo);
+    if (!r.ok()) {
+      sh->NoteError(i, r.status().message());
+      alive = r.status().code() != relsupd::StatusCode::kUnavailable;
+    }
+  }
+  sh->lat[i].reserve(200'000);
+  sh->ready.count_down();
+  sh->go.wait();
+  while (alive && !g_interrupted.load(std::memory_order_relaxed)) {
+    auto t0 = Clock::now();
+    if (t0 >= sh->end) break;
+    auto r = c->Call(relsupd::rpc::method::kDaemonInfo);
+    auto t1 = Clock::now();
+    if (!r.ok() || !r->is_object()) {
+      sh->NoteError(i, r.ok() ? "daemon.info returned no object" : r.status().message());
+      if (!r.ok() && r.status().code() == relsupd::StatusCode::kUnavailable) alive = false;
+      continue;
+    }
+    sh->lat[i].push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+  }
+  sh->finished[i] = Clock::now();
+}
+
+// The figures of a finished RunLoad: requests, rate and latency over the
+// window from `start` to the last client's end; CPU from the two snapshots.
+void Summarize(const LoadShared& sh, Clock::time_point start, int64_t daemon_cpu0,
+               int64_t daemon_cpu1, int64_t self_cpu0, int64_t self_cpu1, LoadResult* res) {
+  res->first_error = sh.first_error;
+  Clock::time_point last = start;
+  for (auto& f : sh.finished) last = std::max(last, f);
+  res->seconds = Seconds(last - start);
+  std::vector<int64_t> all;
+  for (auto& v : sh.lat) all.insert(all.end(), v.begin(), v.end());
+  for (uint64_t e : sh.errors) res->errors += e;
+  std::sort(all.begin(), all.end());
+  res->requests = all.size();
+  res->rate = res->seconds > 0 ? static_cast<double>(all.size()) / res->seconds : 0;
+  res->p50_us = static_cast<double>(Percentile(all, 0.50)) / 1e3;
+  res->p99_us = static_cast<double>(Percentile(all, 0.99)) / 1e3;
+  res->max_us = all.empty() ? 0 : static_cast<double>(all.back()) / 1e3;
+  double wall_ns = res->seconds * 1e9;
+  if (daemon_cpu0 >= 0 && daemon_cpu1 >= 0 && wall_ns > 0)
+    res->daemon_cpu = static_cast<double>(daemon_cpu1 - daemon_cpu0) / wall_ns;
+  if (daemon_cpu0 >= 0 && daemon_cpu1 >= 0 && res->requests > 0)
+    res->daemon_us_per_request = static_cast<double>(daemon_cpu1 - daemon_cpu0) / 1e3 /
+                                 static_cast<double>(res->requests);
+  if (wall_ns > 0) res->client_cpu = static_cast<double>(self_cpu1 - self_cpu0) / wall_ns;
+}
+
 // `n` clients, each on its own connection and thread, call daemon.info in
 // a closed loop: a warm-up of o.warmup_requests each, then o.duration_s
 // timed seconds that start at the same instant for every client.
@@ -340,84 +422,22 @@ LoadResult RunLoad(const std::string& socket, int n, const Options& o,
                    const DaemonProcess& d) {
   LoadResult res;
   res.clients = n;
-  std::vector<std::vector<int64_t>> lat(static_cast<size_t>(n));
-  std::vector<uint64_t> errors(static_cast<size_t>(n), 0);
-  std::vector<Clock::time_point> finished(static_cast<size_t>(n));
-  std::mutex error_mu;
-  std::latch ready(n);
-  std::latch go(1);
-  Clock::time_point end;  // written before go, read after it
-
-  auto note_error = [&](size_t i, const std::string& msg) {
-    ++errors[i];
-    std::lock_guard<std::mutex> lock(error_mu);
-    if (res.first_error.empty()) res.first_error = msg;
-  };
-
+  LoadShared sh(n);
   std::vector<std::thread> threads;
-  for (int t = 0; t < n; ++t) {
-    threads.emplace_back([&, i = static_cast<size_t>(t)] {
-      auto c = ConnectWithTimeout(socket, std::chrono::seconds(5));
-      bool alive = c.ok();
-      if (!alive) note_error(i, c.status().message());
-      for (int w = 0; alive && w < o.warmup_requests; ++w) {
-        auto r = c->Call(relsupd::rpc::method::kDaemonInfo);
-        if (!r.ok()) {
-          note_error(i, r.status().message());
-          alive = r.status().code() != relsupd::StatusCode::kUnavailable;
-        }
-      }
-      lat[i].reserve(200'000);
-      ready.count_down();
-      go.wait();
-      while (alive && !g_interrupted.load(std::memory_order_relaxed)) {
-        auto t0 = Clock::now();
-        if (t0 >= end) break;
-        auto r = c->Call(relsupd::rpc::method::kDaemonInfo);
-        auto t1 = Clock::now();
-        if (!r.ok() || !r->is_object()) {
-          note_error(i, r.ok() ? "daemon.info returned no object"
-                               : r.status().message());
-          if (!r.ok() && r.status().code() == relsupd::StatusCode::kUnavailable)
-            alive = false;
-          continue;
-        }
-        lat[i].push_back(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
-      }
-      finished[i] = Clock::now();
-    });
-  }
-  ready.wait();
+  for (int t = 0; t < n; ++t)
+    threads.emplace_back(ClientLoop, std::cref(socket), std::cref(o), static_cast<size_t>(t),
+                         &sh);
+  sh.ready.wait();
   int64_t daemon_cpu0 = d.CpuNs();
   int64_t self_cpu0 = SelfCpuNs();
   const Clock::time_point start = Clock::now();
-  end = start + std::chrono::duration_cast<Clock::duration>(
-                    std::chrono::duration<double>(o.duration_s));
-  go.count_down();
+  sh.end = start + std::chrono::duration_cast<Clock::duration>(
+                       std::chrono::duration<double>(o.duration_s));
+  sh.go.count_down();
   for (auto& th : threads) th.join();
   int64_t daemon_cpu1 = d.CpuNs();
   int64_t self_cpu1 = SelfCpuNs();
-
-  Clock::time_point last = start;
-  for (auto& f : finished) last = std::max(last, f);
-  res.seconds = Seconds(last - start);
-  std::vector<int64_t> all;
-  for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
-  for (uint64_t e : errors) res.errors += e;
-  std::sort(all.begin(), all.end());
-  res.requests = all.size();
-  res.rate = res.seconds > 0 ? static_cast<double>(all.size()) / res.seconds : 0;
-  res.p50_us = static_cast<double>(Percentile(all, 0.50)) / 1e3;
-  res.p99_us = static_cast<double>(Percentile(all, 0.99)) / 1e3;
-  res.max_us = all.empty() ? 0 : static_cast<double>(all.back()) / 1e3;
-  double wall_ns = res.seconds * 1e9;
-  if (daemon_cpu0 >= 0 && daemon_cpu1 >= 0 && wall_ns > 0)
-    res.daemon_cpu = static_cast<double>(daemon_cpu1 - daemon_cpu0) / wall_ns;
-  if (daemon_cpu0 >= 0 && daemon_cpu1 >= 0 && res.requests > 0)
-    res.daemon_us_per_request = static_cast<double>(daemon_cpu1 - daemon_cpu0) /
-                                1e3 / static_cast<double>(res.requests);
-  if (wall_ns > 0) res.client_cpu = static_cast<double>(self_cpu1 - self_cpu0) / wall_ns;
+  Summarize(sh, start, daemon_cpu0, daemon_cpu1, self_cpu0, self_cpu1, &res);
   return res;
 }
 
@@ -497,21 +517,19 @@ struct TempDir {
   }
 };
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  Options o;
-  if (!ParseArgs(argc, argv, &o)) {
-    Usage(stderr);
-    return 2;
+// The command's binary, made absolute; false (printed) when it cannot be
+// executed.
+bool ResolveBinary(Options* o) {
+  if (access(o->relsupd.c_str(), X_OK) != 0) {
+    std::fprintf(stderr, "ctl_roundtrip: cannot execute %s: %s\n", o->relsupd.c_str(),
+                 std::strerror(errno));
+    return false;
   }
-  if (access(o.relsupd.c_str(), X_OK) != 0) {
-    std::fprintf(stderr, "ctl_roundtrip: cannot execute %s: %s\n",
-                 o.relsupd.c_str(), std::strerror(errno));
-    return 1;
-  }
-  o.relsupd = std::filesystem::absolute(o.relsupd).string();
+  o->relsupd = std::filesystem::absolute(o->relsupd).string();
+  return true;
+}
 
+void InstallSignals() {
   struct sigaction sa {};
   sa.sa_handler = OnInterrupt;
   sigemptyset(&sa.sa_mask);
@@ -519,31 +537,37 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGHUP, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
+}
 
-  TempDir tmp;
-  {
-    std::string tmpl = (std::filesystem::temp_directory_path() /
-                        "relsupd-bench.XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) {
-      std::fprintf(stderr, "ctl_roundtrip: mkdtemp: %s\n", std::strerror(errno));
-      return 1;
-    }
-    tmp.path = tmpl;
+bool MakeTempDir(TempDir* tmp) {
+  std::string tmpl =
+      (std::filesystem::temp_directory_path() / "relsupd-bench.XXXXXX").string();
+  if (!mkdtemp(tmpl.data())) {
+    std::fprintf(stderr, "ctl_roundtrip: mkdtemp: %s\n", std::strerror(errno));
+    return false;
   }
-  const std::string socket = tmp.path + "/relsupd.sock";
+  tmp->path = tmpl;
+  return true;
+}
 
-  DaemonProcess daemon;  // declared after tmp: stopped before tmp is removed
-  std::string error, version;
-  if (!daemon.Start(o.relsupd, tmp.path, socket, &error) ||
-      !WaitReady(daemon, socket, &version, &error)) {
-    std::fprintf(stderr, "ctl_roundtrip: cannot start the daemon (%s): %s\n",
-                 o.relsupd.c_str(), error.c_str());
-    daemon.Stop();
-    std::string log = ReadAll(daemon.log());
-    if (!log.empty()) std::fprintf(stderr, "daemon log:\n%s", log.c_str());
-    return 1;
-  }
+// Starts the daemon and waits until it answers; false (its log printed)
+// when it does not.
+bool StartDaemon(const Options& o, const std::string& dir, const std::string& socket,
+                 DaemonProcess* daemon, std::string* version) {
+  std::string error;
+  if (daemon->Start(o.relsupd, dir, socket, &error) &&
+      WaitReady(*daemon, socket, version, &error))
+    return true;
+  std::fprintf(stderr, "ctl_roundtrip: cannot start the daemon (%s): %s\n",
+               o.relsupd.c_str(), error.c_str());
+  daemon->Stop();
+  std::string log = ReadAll(daemon->log());
+  if (!log.empty()) std::fprintf(stderr, "daemon log:\n%s", log.c_str());
+  return false;
+}
 
+void PrintHeader(const Options& o, const std::string& version, const DaemonProcess& daemon,
+                 const std::string& socket) {
   std::string load = ReadAll("/proc/loadavg");
   load = load.substr(0, load.find(' '));
   std::printf("ctl_roundtrip (relsupd %s, %u cores, load average %s)\n",
@@ -556,68 +580,95 @@ int main(int argc, char** argv) {
               "requests", "req/s", "p50_us", "p99_us", "max_us", "daemon",
               "client", "srv_us", "target");
   std::fflush(stdout);
+}
 
-  std::vector<LoadResult> loads;
+// One row of the load table, with its target where the row has one.
+void PrintLoadRow(int n, const LoadResult& r) {
+  std::string target = "-";
+  if (g_interrupted.load())
+    target = "(interrupted)";
+  else if (n == 1)
+    target = "p99 < " + std::to_string(static_cast<int>(kTargetP99OneUs)) +
+             " us  " + Verdict(r.requests > 0 && r.errors == 0 &&
+                               r.p99_us < kTargetP99OneUs);
+  else if (n == 16)
+    target = ">= " + std::to_string(static_cast<int>(kTargetRate16)) +
+             " req/s  " + Verdict(r.errors == 0 && r.rate >= kTargetRate16);
+  char dcpu[16] = "?";
+  if (r.daemon_cpu >= 0)
+    std::snprintf(dcpu, sizeof dcpu, "%.0f%%", r.daemon_cpu * 100);
+  char ccpu[16];
+  std::snprintf(ccpu, sizeof ccpu, "%.0f%%", r.client_cpu * 100);
+  char srv[16] = "?";
+  if (r.daemon_us_per_request >= 0)
+    std::snprintf(srv, sizeof srv, "%.1f", r.daemon_us_per_request);
+  std::printf("%-8d %9llu %9.0f %8.1f %8.1f %8.0f %7s %7s %7s  %s\n", n,
+              static_cast<unsigned long long>(r.requests), r.rate, r.p50_us,
+              r.p99_us, r.max_us, dcpu, ccpu, srv, target.c_str());
+  if (r.errors > 0)
+    std::printf("         %llu errors, first: %s\n",
+                static_cast<unsigned long long>(r.errors),
+                r.first_error.c_str());
+  std::fflush(stdout);
+}
+
+// Times `ctl info` processes and prints their figures.
+void MeasureCtlInfo(const Options& o, const std::string& socket, const std::string& dir) {
+  SpawnResult ctl = RunCtlInfo(o.relsupd, socket, dir, o);
+  double median = Percentile(ctl.ms, 0.50), p95 = Percentile(ctl.ms, 0.95);
+  std::printf("\nctl info process: median %.2f ms, p95 %.2f ms, min %.2f ms "
+              "over %zu runs   (target median < %.0f ms) %s\n",
+              median, p95, ctl.ms.empty() ? 0.0 : ctl.ms.front(),
+              ctl.ms.size(), kTargetCtlMs,
+              Verdict(!ctl.ms.empty() && ctl.failures == 0 &&
+                      median < kTargetCtlMs));
+  std::printf("  (the process's own CPU time: median %.2f ms, min %.2f ms; "
+              "wall time above this is waiting for a CPU)\n",
+              Percentile(ctl.cpu_ms, 0.50),
+              ctl.cpu_ms.empty() ? 0.0 : ctl.cpu_ms.front());
+  if (ctl.failures > 0)
+    std::printf("  %d runs failed, first: %s\n", ctl.failures,
+                ctl.first_failure.c_str());
+}
+
+// Stops the daemon; prints its log when it did not exit 0.
+void StopDaemon(DaemonProcess* daemon) {
+  daemon->Stop();
+  if (!(WIFEXITED(daemon->exit_status()) && WEXITSTATUS(daemon->exit_status()) == 0)) {
+    std::printf("daemon stopped: %s\n", DescribeStatus(daemon->exit_status()).c_str());
+    std::string log = ReadAll(daemon->log());
+    if (!log.empty()) std::printf("daemon log:\n%s", log.c_str());
+  }
+}
+
+int Main(int argc, char** argv) {
+  Options o;
+  if (!ParseArgs(argc, argv, &o)) {
+    Usage(stderr);
+    return 2;
+  }
+  if (!ResolveBinary(&o)) return 1;
+  InstallSignals();
+  TempDir tmp;
+  if (!MakeTempDir(&tmp)) return 1;
+  const std::string socket = tmp.path + "/relsupd.sock";
+  DaemonProcess daemon;  // declared after tmp: stopped before tmp is removed
+  std::string version;
+  if (!StartDaemon(o, tmp.path, socket, &daemon, &version)) return 1;
+  PrintHeader(o, version, daemon, socket);
   for (int n : o.clients) {
     if (g_interrupted.load()) break;
-    LoadResult r = RunLoad(socket, n, o, daemon);
-    std::string target = "-";
-    if (g_interrupted.load())
-      target = "(interrupted)";
-    else if (n == 1)
-      target = "p99 < " + std::to_string(static_cast<int>(kTargetP99OneUs)) +
-               " us  " + Verdict(r.requests > 0 && r.errors == 0 &&
-                                 r.p99_us < kTargetP99OneUs);
-    else if (n == 16)
-      target = ">= " + std::to_string(static_cast<int>(kTargetRate16)) +
-               " req/s  " + Verdict(r.errors == 0 && r.rate >= kTargetRate16);
-    char dcpu[16] = "?";
-    if (r.daemon_cpu >= 0)
-      std::snprintf(dcpu, sizeof dcpu, "%.0f%%", r.daemon_cpu * 100);
-    char ccpu[16];
-    std::snprintf(ccpu, sizeof ccpu, "%.0f%%", r.client_cpu * 100);
-    char srv[16] = "?";
-    if (r.daemon_us_per_request >= 0)
-      std::snprintf(srv, sizeof srv, "%.1f", r.daemon_us_per_request);
-    std::printf("%-8d %9llu %9.0f %8.1f %8.1f %8.0f %7s %7s %7s  %s\n", n,
-                static_cast<unsigned long long>(r.requests), r.rate, r.p50_us,
-                r.p99_us, r.max_us, dcpu, ccpu, srv, target.c_str());
-    if (r.errors > 0)
-      std::printf("         %llu errors, first: %s\n",
-                  static_cast<unsigned long long>(r.errors),
-                  r.first_error.c_str());
-    std::fflush(stdout);
-    loads.push_back(std::move(r));
+    PrintLoadRow(n, RunLoad(socket, n, o, daemon));
   }
-
-  SpawnResult ctl;
-  if (!g_interrupted.load()) {
-    ctl = RunCtlInfo(o.relsupd, socket, tmp.path, o);
-    double median = Percentile(ctl.ms, 0.50), p95 = Percentile(ctl.ms, 0.95);
-    std::printf("\nctl info process: median %.2f ms, p95 %.2f ms, min %.2f ms "
-                "over %zu runs   (target median < %.0f ms) %s\n",
-                median, p95, ctl.ms.empty() ? 0.0 : ctl.ms.front(),
-                ctl.ms.size(), kTargetCtlMs,
-                Verdict(!ctl.ms.empty() && ctl.failures == 0 &&
-                        median < kTargetCtlMs));
-    std::printf("  (the process's own CPU time: median %.2f ms, min %.2f ms; "
-                "wall time above this is waiting for a CPU)\n",
-                Percentile(ctl.cpu_ms, 0.50),
-                ctl.cpu_ms.empty() ? 0.0 : ctl.cpu_ms.front());
-    if (ctl.failures > 0)
-      std::printf("  %d runs failed, first: %s\n", ctl.failures,
-                  ctl.first_failure.c_str());
-  }
+  if (!g_interrupted.load()) MeasureCtlInfo(o, socket, tmp.path);
   std::printf("\n(daemon, client: CPU used by the daemon and by this "
               "benchmark's client threads, in %% of one core; srv_us: daemon "
               "CPU time per request)\n");
   if (g_interrupted.load()) std::printf("interrupted\n");
-
-  daemon.Stop();
-  if (!(WIFEXITED(daemon.exit_status()) && WEXITSTATUS(daemon.exit_status()) == 0)) {
-    std::printf("daemon stopped: %s\n", DescribeStatus(daemon.exit_status()).c_str());
-    std::string log = ReadAll(daemon.log());
-    if (!log.empty()) std::printf("daemon log:\n%s", log.c_str());
-  }
+  StopDaemon(&daemon);
   return 0;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return Main(argc, argv); }
