@@ -901,21 +901,41 @@ std::string BuildScratchDir(const std::string& fallback) {
   return fallback;
 }
 
-}  // namespace
+// The daemons of the rounds, one each, left running until the figures
+// are taken.
+using Daemons = std::vector<std::unique_ptr<DaemonProcess>>;
 
-int main(int argc, char** argv) {
-  Options o;
-  if (!ParseArgs(argc, argv, &o)) {
-    Usage(stderr);
-    return 2;
-  }
-  if (access(o.relsupd.c_str(), X_OK) != 0) {
-    std::fprintf(stderr, "release_create: cannot execute %s: %s\n",
-                 o.relsupd.c_str(), std::strerror(errno));
-    return 1;
-  }
-  o.relsupd = std::filesystem::absolute(o.relsupd).string();
+void StopDaemons(Daemons& daemons) {
+  auto t0 = Clock::now();
+  for (auto& d : daemons) d->Stop();
+  g_overhead.start_stop_s += Seconds(Clock::now() - t0);
+}
 
+// Prints why the run failed and the daemons' logs; the exit code 1.
+int Fail(const std::string& what, Daemons& daemons) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "release_create: %s\n", what.c_str());
+  StopDaemons(daemons);
+  for (size_t i = 0; i < daemons.size(); ++i) {
+    std::string log = ReadAll(daemons[i]->log());
+    if (!log.empty()) std::fprintf(stderr, "daemon log (round %zu):\n%s", i + 1, log.c_str());
+  }
+  return 1;
+}
+
+// The command's binary, made absolute; false (printed) when it cannot be
+// executed.
+bool ResolveBinary(Options* o) {
+  if (access(o->relsupd.c_str(), X_OK) != 0) {
+    std::fprintf(stderr, "release_create: cannot execute %s: %s\n", o->relsupd.c_str(),
+                 std::strerror(errno));
+    return false;
+  }
+  o->relsupd = std::filesystem::absolute(o->relsupd).string();
+  return true;
+}
+
+void InstallSignals() {
   struct sigaction sa {};
   sa.sa_handler = OnInterrupt;
   sigemptyset(&sa.sa_mask);
@@ -923,67 +943,56 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGHUP, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
+}
 
-  const auto run_start = Clock::now();
-  TempDir tmp, scratch;
-  tmp.keep = o.keep;
-  {
-    std::string tmpl = (std::filesystem::temp_directory_path() /
-                        "relsupd-bench-rc.XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) {
-      std::fprintf(stderr, "release_create: mkdtemp: %s\n", std::strerror(errno));
-      return 1;
-    }
-    tmp.path = tmpl;
+bool MakeTempDir(TempDir* tmp) {
+  std::string tmpl =
+      (std::filesystem::temp_directory_path() / "relsupd-bench-rc.XXXXXX").string();
+  if (!mkdtemp(tmpl.data())) {
+    std::fprintf(stderr, "release_create: mkdtemp: %s\n", std::strerror(errno));
+    return false;
   }
-  std::string scratch_dir = BuildScratchDir(tmp.path);
-  if (scratch_dir != tmp.path) scratch.path = scratch_dir;
-  // Declared after the temporary dirs: stopped before they are removed.
-  std::vector<std::unique_ptr<DaemonProcess>> daemons;
-  auto stop_daemons = [&] {
-    auto t0 = Clock::now();
-    for (auto& d : daemons) d->Stop();
-    g_overhead.start_stop_s += Seconds(Clock::now() - t0);
-  };
-  Bench bench(o, tmp.path);
-  auto fail = [&](const std::string& what) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "release_create: %s\n", what.c_str());
-    stop_daemons();
-    for (size_t i = 0; i < daemons.size(); ++i) {
-      std::string log = ReadAll(daemons[i]->log());
-      if (!log.empty())
-        std::fprintf(stderr, "daemon log (round %zu):\n%s", i + 1, log.c_str());
-    }
-    return 1;
-  };
+  tmp->path = tmpl;
+  return true;
+}
 
-  RunResult version = Run({o.relsupd, "--version"}, tmp.path);
+void PrintHeader(const Options& o, const std::string& tmp, const std::string& scratch_dir) {
+  RunResult version = Run({o.relsupd, "--version"}, tmp);
   std::string load = ReadAll("/proc/loadavg");
   load = load.substr(0, load.find(' '));
   std::printf("release_create (%s, %u cores, load average %s)\n",
               Trim(version.out).c_str(), std::thread::hardware_concurrency(),
               load.empty() ? "?" : load.c_str());
-  std::printf("temporary dir %s%s; relsupd build scratch in %s\n\n", tmp.path.c_str(),
+  std::printf("temporary dir %s%s; relsupd build scratch in %s\n\n", tmp.c_str(),
               o.keep ? " (kept)" : "", scratch_dir.c_str());
   std::fflush(stdout);
+}
 
-  // The synthetic app, packed twice.
-  const std::string src = tmp.path + "/src/app";
-  const std::string app1 = tmp.path + "/app1.tar.gz", app2 = tmp.path + "/app2.tar.gz";
+// The synthetic app in TMP/src/app, packed into app1 and, after big/ is
+// rewritten, app2. The first build's wall time in *build_s; false with why.
+bool BuildApps(const Options& o, const std::string& tmp, const std::string& scratch_dir,
+               const std::string& app1, const std::string& app2, double* build_s,
+               std::string* error) {
+  const std::string src = tmp + "/src/app";
   TreeStats tree;
-  std::string error;
   auto t0 = Clock::now();
-  if (!MakeTree(src, o, &tree, &error)) return fail(error);
+  if (!MakeTree(src, o, &tree, error)) return false;
   const double gen_s = Seconds(Clock::now() - t0);
-  SyncFs(tmp.path);
-  RunResult b1 = Run({o.relsupd, "build", src, "-o", app1}, tmp.path, scratch_dir);
-  if (!b1.ok()) return fail("relsupd build " + src + " failed (" + b1.Describe() + ")");
-  WriteBigFile(src, 2, &error);
-  if (!error.empty()) return fail(error);
-  SyncFs(tmp.path);
-  RunResult b2 = Run({o.relsupd, "build", src, "-o", app2}, tmp.path, scratch_dir);
-  if (!b2.ok()) return fail("relsupd build " + src + " failed (" + b2.Describe() + ")");
+  SyncFs(tmp);
+  RunResult b1 = Run({o.relsupd, "build", src, "-o", app1}, tmp, scratch_dir);
+  if (!b1.ok()) {
+    *error = "relsupd build " + src + " failed (" + b1.Describe() + ")";
+    return false;
+  }
+  *build_s = b1.wall_s;
+  WriteBigFile(src, 2, error);
+  if (!error->empty()) return false;
+  SyncFs(tmp);
+  RunResult b2 = Run({o.relsupd, "build", src, "-o", app2}, tmp, scratch_dir);
+  if (!b2.ok()) {
+    *error = "relsupd build " + src + " failed (" + b2.Describe() + ")";
+    return false;
+  }
   struct stat a1{}, a2{};
   ::stat(app1.c_str(), &a1);
   ::stat(app2.c_str(), &a2);
@@ -996,25 +1005,20 @@ int main(int argc, char** argv) {
               Human(static_cast<uint64_t>(a2.st_size)).c_str(),
               static_cast<double>(tree.bytes) / static_cast<double>(std::max<off_t>(a1.st_size, 1)));
   std::fflush(stdout);
+  return true;
+}
 
-  // One untimed extraction: tar, gzip and the artifact are then warm.
-  TarResult warm;
-  if (!bench.Tar(app1, tmp.path + "/tar-warmup", &warm)) return fail(bench.error());
-  if (o.settle_s > 0) {
-    std::printf("settling for %d s\n", o.settle_s);
-    std::fflush(stdout);
-    for (int i = 0; i < o.settle_s * 10 && !g_interrupted.load(); ++i) usleep(100'000);
-  }
-
-  std::printf("\n%d rounds, each on its own state dir and daemon; nothing is deleted "
-              "until the end\n", o.rounds);
-  std::vector<Round> rounds(static_cast<size_t>(o.rounds));
+// Phase 1 of every round, then phase 2 of every round; false with why
+// (not when interrupted).
+bool RunRounds(const Options& o, Bench& bench, Daemons& daemons, const std::string& app1,
+               const std::string& app2, std::vector<Round>* rounds, std::string* error) {
   for (int i = 1; i <= o.rounds && !g_interrupted.load(); ++i) {
     daemons.push_back(std::make_unique<DaemonProcess>());
-    Round& r = rounds[static_cast<size_t>(i - 1)];
+    Round& r = (*rounds)[static_cast<size_t>(i - 1)];
     if (!bench.FirstRelease(i, *daemons.back(), app1, &r)) {
       if (g_interrupted.load()) break;
-      return fail("round " + std::to_string(i) + ": " + bench.error());
+      *error = "round " + std::to_string(i) + ": " + bench.error();
+      return false;
     }
     std::printf("  round %d, v1: import %.2f s, tar -xzf %.2f s, release create %.2f s "
                 "(daemon CPU %.2f s), tar -xzf %.2f s (tar+gzip CPU %.2f s): %.2fx\n",
@@ -1023,10 +1027,11 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   for (int i = 1; i <= o.rounds && !g_interrupted.load(); ++i) {
-    Round& r = rounds[static_cast<size_t>(i - 1)];
+    Round& r = (*rounds)[static_cast<size_t>(i - 1)];
     if (!bench.SecondRelease(i, *daemons[static_cast<size_t>(i - 1)], app2, &r)) {
       if (g_interrupted.load()) break;
-      return fail("round " + std::to_string(i) + ": " + bench.error());
+      *error = "round " + std::to_string(i) + ": " + bench.error();
+      return false;
     }
     std::printf("  round %d, v2: import %.2f s, release create %.2f s (daemon CPU "
                 "%.2f s), growth %s (%s without the artifact), verify %.2f s\n",
@@ -1035,20 +1040,12 @@ int main(int argc, char** argv) {
                 SignedKiB(r.growth_without_artifact()).c_str(), r.verify_s);
     std::fflush(stdout);
   }
-  // After the second releases (each created ~10,000 temporary files and
-  // deleted them again), once more: shows what that costs later creators.
-  TarResult late;
-  if (!g_interrupted.load() && !bench.Tar(app1, tmp.path + "/tar-late", &late))
-    return fail(bench.error());
-  stop_daemons();
-  if (g_interrupted.load()) {
-    std::printf("interrupted\n");
-    return 0;
-  }
+  return true;
+}
 
+// The table of figures, medians of the rounds with their spread.
+void PrintTable(const std::vector<Round>& rounds, double build_s) {
   auto med = [&](auto f) { return MedianOf(rounds, f); };
-  const double create1 = med([](const Round& r) { return r.create1_s; });
-  const double tar = med([](const Round& r) { return r.tar_s(); });
   const double ratio = med([](const Round& r) { return r.ratio(); });
   const double g_incl = med([](const Round& r) { return static_cast<double>(r.growth()); });
   const double g_excl = med([](const Round& r) {
@@ -1060,13 +1057,14 @@ int main(int argc, char** argv) {
 
   std::printf("\n");
   Row("figure (median of the rounds)", "value", "min..max", "target", "");
-  Row("relsupd build DIR -o app1.tar.gz (once)", Secs(b1.wall_s), "", "-", "");
+  Row("relsupd build DIR -o app1.tar.gz (once)", Secs(build_s), "", "-", "");
   Row("ctl build import bench app1.tar.gz",
       Secs(med([](const Round& r) { return r.import1_s; })),
       Spread(rounds, [](const Round& r) { return r.import1_s; }), "-", "");
-  Row("ctl release create bench --build ID1 (v1)", Secs(create1),
+  Row("ctl release create bench --build ID1 (v1)",
+      Secs(med([](const Round& r) { return r.create1_s; })),
       Spread(rounds, [](const Round& r) { return r.create1_s; }), "-", "");
-  Row("tar -xzf app1.tar.gz -C fresh_dir", Secs(tar),
+  Row("tar -xzf app1.tar.gz -C fresh_dir", Secs(med([](const Round& r) { return r.tar_s(); })),
       Spread(rounds, [](const Round& r) { return r.tar_s(); }), "-", "");
   Row("  release create / tar -xzf", Fmt("%.2fx", ratio),
       Spread(rounds, [](const Round& r) { return r.ratio(); }),
@@ -1087,8 +1085,15 @@ int main(int argc, char** argv) {
       growth_target, Verdict(g_incl < static_cast<double>(kTargetGrowthBytes)));
   Row("ctl release verify bench v2", Secs(med([](const Round& r) { return r.verify_s; })),
       Spread(rounds, [](const Round& r) { return r.verify_s; }), "-", "");
+}
 
-  // What the figures are made of.
+// What the figures are made of: CPU times, the late tar, the growth by
+// category, the benchmark's own overhead.
+void PrintBreakdown(const Options& o, const std::vector<Round>& rounds, const TarResult& late,
+                    Clock::time_point run_start) {
+  auto med = [&](auto f) { return MedianOf(rounds, f); };
+  const double create1 = med([](const Round& r) { return r.create1_s; });
+  const double tar = med([](const Round& r) { return r.tar_s(); });
   const double create1_cpu = med([](const Round& r) { return r.create1_daemon_cpu_s; });
   const double tar_cpu = med([](const Round& r) { return r.tar_cpu_s; });
   const double tar_sync = med([](const Round& r) { return r.tar_sync_s; });
@@ -1121,5 +1126,65 @@ int main(int argc, char** argv) {
               Seconds(Clock::now() - run_start), g_overhead.syncfs_s,
               g_overhead.start_stop_s, g_overhead.du_s);
   std::fflush(stdout);
+}
+
+// One untimed extraction (tar, gzip and the artifact are then warm), then
+// --settle.
+bool WarmUp(const Options& o, Bench& bench, const std::string& app1, const std::string& tmp) {
+  TarResult warm;
+  if (!bench.Tar(app1, tmp + "/tar-warmup", &warm)) return false;
+  if (o.settle_s > 0) {
+    std::printf("settling for %d s\n", o.settle_s);
+    std::fflush(stdout);
+    for (int i = 0; i < o.settle_s * 10 && !g_interrupted.load(); ++i) usleep(100'000);
+  }
+  return true;
+}
+
+int Main(int argc, char** argv) {
+  Options o;
+  if (!ParseArgs(argc, argv, &o)) {
+    Usage(stderr);
+    return 2;
+  }
+  if (!ResolveBinary(&o)) return 1;
+  InstallSignals();
+  const auto run_start = Clock::now();
+  TempDir tmp, scratch;
+  tmp.keep = o.keep;
+  if (!MakeTempDir(&tmp)) return 1;
+  std::string scratch_dir = BuildScratchDir(tmp.path);
+  if (scratch_dir != tmp.path) scratch.path = scratch_dir;
+  // Declared after the temporary dirs: stopped before they are removed.
+  Daemons daemons;
+  Bench bench(o, tmp.path);
+  PrintHeader(o, tmp.path, scratch_dir);
+
+  const std::string app1 = tmp.path + "/app1.tar.gz", app2 = tmp.path + "/app2.tar.gz";
+  std::string error;
+  double build_s = 0;
+  if (!BuildApps(o, tmp.path, scratch_dir, app1, app2, &build_s, &error))
+    return Fail(error, daemons);
+  if (!WarmUp(o, bench, app1, tmp.path)) return Fail(bench.error(), daemons);
+  std::printf("\n%d rounds, each on its own state dir and daemon; nothing is deleted "
+              "until the end\n", o.rounds);
+  std::vector<Round> rounds(static_cast<size_t>(o.rounds));
+  if (!RunRounds(o, bench, daemons, app1, app2, &rounds, &error)) return Fail(error, daemons);
+  // After the second releases (each created ~10,000 temporary files and
+  // deleted them again), once more: shows what that costs later creators.
+  TarResult late;
+  if (!g_interrupted.load() && !bench.Tar(app1, tmp.path + "/tar-late", &late))
+    return Fail(bench.error(), daemons);
+  StopDaemons(daemons);
+  if (g_interrupted.load()) {
+    std::printf("interrupted\n");
+    return 0;
+  }
+  PrintTable(rounds, build_s);
+  PrintBreakdown(o, rounds, late, run_start);
   return 0;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return Main(argc, argv); }
