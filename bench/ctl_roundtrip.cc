@@ -43,12 +43,12 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_support.h"
 #include "cli/client.h"
 #include "daemon/base/version.h"
 #include "daemon/protocol/methods.h"
 
-extern char** environ;
-
+namespace relsupd::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -58,9 +58,6 @@ using relsupd::Client;
 constexpr double kTargetRate16 = 20000;    // req/s with 16 clients, at least
 constexpr double kTargetP99OneUs = 1000;   // p99 with one client, below
 constexpr double kTargetCtlMs = 3.0;       // median `ctl info` process, below
-
-std::atomic<bool> g_interrupted{false};
-void OnInterrupt(int) { g_interrupted.store(true); }
 
 struct Options {
   std::string relsupd = RELSUPD_BIN;
@@ -119,23 +116,8 @@ bool ParseArgs(int argc, char** argv, Options* o) {
   return true;
 }
 
-// Nearest-rank percentile of sorted values.
-template <typename T>
-T Percentile(const std::vector<T>& sorted, double p) {
-  if (sorted.empty()) return T{};
-  size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
-  return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
-}
-
 double Seconds(Clock::duration d) {
   return std::chrono::duration<double>(d).count();
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // CPU time used by this process (all threads), in nanoseconds.
@@ -146,138 +128,6 @@ int64_t SelfCpuNs() {
     return int64_t{tv.tv_sec} * 1'000'000'000 + int64_t{tv.tv_usec} * 1000;
   };
   return ns(ru.ru_utime) + ns(ru.ru_stime);
-}
-
-// The environment for children, without systemd's notification and
-// activation variables (the daemon must not talk to our service manager).
-std::vector<std::string> ChildEnv() {
-  static const char* const kDrop[] = {"NOTIFY_SOCKET=", "WATCHDOG_USEC=",
-                                      "WATCHDOG_PID=", "LISTEN_FDS=",
-                                      "LISTEN_PID=", "LISTEN_FDNAMES="};
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) {
-    std::string_view s(*e);
-    bool drop = false;
-    for (const char* d : kDrop) drop = drop || s.starts_with(d);
-    if (!drop) env.emplace_back(s);
-  }
-  return env;
-}
-
-std::vector<char*> CStrings(std::vector<std::string>& v) {
-  std::vector<char*> out;
-  for (auto& s : v) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
-
-// The daemon under test: a child process, stopped by pid on destruction.
-class DaemonProcess {
- public:
-  DaemonProcess() = default;
-  DaemonProcess(const DaemonProcess&) = delete;
-  DaemonProcess& operator=(const DaemonProcess&) = delete;
-  ~DaemonProcess() { Stop(); }
-
-  bool Start(const std::string& binary, const std::string& dir,
-             const std::string& socket, std::string* error) {
-    log_ = dir + "/daemon.log";
-    std::vector<std::string> args = {binary,       "daemon", "--state-dir",
-                                     dir + "/state", "--socket", socket};
-    std::vector<std::string> env = ChildEnv();
-    std::vector<char*> argv = CStrings(args), envp = CStrings(env);
-    const pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-      *error = std::string("fork: ") + std::strerror(errno);
-      return false;
-    }
-    if (pid == 0) {
-      // Single-threaded here: the benchmark starts no thread before this.
-      // Die with the benchmark, even if it is killed; keep Ctrl-C (sent to
-      // the terminal's process group) for the benchmark, which then stops
-      // the daemon itself.
-      prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (getppid() != parent) _exit(127);
-      setpgid(0, 0);
-      int in = open("/dev/null", O_RDONLY);
-      int out = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (in < 0 || out < 0) _exit(127);
-      dup2(in, 0);
-      dup2(out, 1);
-      dup2(out, 2);
-      execve(argv[0], argv.data(), envp.data());
-      _exit(127);
-    }
-    pid_ = pid;
-    return true;
-  }
-
-  // True once the daemon exited on its own (reaps it).
-  bool Exited() {
-    if (pid_ <= 0) return true;
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      exit_status_ = status;
-      return true;
-    }
-    return false;
-  }
-
-  // SIGTERM, then waits up to 10 s; SIGKILL after that.
-  void Stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    auto deadline = Clock::now() + std::chrono::seconds(10);
-    for (;;) {
-      pid_t r = waitpid(pid_, &status, WNOHANG);
-      if (r == pid_ || (r < 0 && errno != EINTR)) break;
-      if (Clock::now() > deadline) {
-        std::fprintf(stderr, "ctl_roundtrip: daemon pid %d ignored SIGTERM "
-                             "for 10 s, killing it\n", pid_);
-        kill(pid_, SIGKILL);
-        while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-        break;
-      }
-      usleep(2000);
-    }
-    exit_status_ = status;
-    pid_ = -1;
-  }
-
-  // CPU time used by the daemon (all threads) so far, in nanoseconds;
-  // -1 when unknown.
-  int64_t CpuNs() const {
-    if (pid_ <= 0) return -1;
-    int64_t total = 0;
-    std::error_code ec;
-    std::string task_dir = "/proc/" + std::to_string(pid_) + "/task";
-    for (const auto& t : std::filesystem::directory_iterator(task_dir, ec)) {
-      std::ifstream in(t.path() / "schedstat");
-      int64_t ns = 0;
-      if (in >> ns) total += ns;
-    }
-    return ec ? -1 : total;
-  }
-
-  pid_t pid() const { return pid_; }
-  int exit_status() const { return exit_status_; }
-  const std::string& log() const { return log_; }
-
- private:
-  pid_t pid_ = -1;
-  int exit_status_ = 0;
-  std::string log_;
-};
-
-std::string DescribeStatus(int status) {
-  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status))
-    return std::string("killed by ") + strsignal(WTERMSIG(status));
-  return "status " + std::to_string(status);
 }
 
 // A client that gives up after `timeout` without an answer rather than
@@ -428,14 +278,14 @@ LoadResult RunLoad(const std::string& socket, int n, const Options& o,
     threads.emplace_back(ClientLoop, std::cref(socket), std::cref(o), static_cast<size_t>(t),
                          &sh);
   sh.ready.wait();
-  int64_t daemon_cpu0 = d.CpuNs();
+  int64_t daemon_cpu0 = ThreadsCpuNs(d.pid());
   int64_t self_cpu0 = SelfCpuNs();
   const Clock::time_point start = Clock::now();
   sh.end = start + std::chrono::duration_cast<Clock::duration>(
                        std::chrono::duration<double>(o.duration_s));
   sh.go.count_down();
   for (auto& th : threads) th.join();
-  int64_t daemon_cpu1 = d.CpuNs();
+  int64_t daemon_cpu1 = ThreadsCpuNs(d.pid());
   int64_t self_cpu1 = SelfCpuNs();
   Summarize(sh, start, daemon_cpu0, daemon_cpu1, self_cpu0, self_cpu1, &res);
   return res;
@@ -453,101 +303,27 @@ struct SpawnResult {
 SpawnResult RunCtlInfo(const std::string& binary, const std::string& socket,
                        const std::string& dir, const Options& o) {
   SpawnResult res;
-  const std::string err_path = dir + "/ctl.err";
-  std::vector<std::string> args = {binary, "ctl", "--socket", socket, "info"};
-  std::vector<std::string> env = ChildEnv();
-  std::vector<char*> argv = CStrings(args), envp = CStrings(env);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  RunOptions quiet;  // stdout to /dev/null
+  quiet.err_path = dir + "/ctl.err";
   for (int i = 0; i < o.warmup_runs + o.runs && !g_interrupted.load(); ++i) {
-    auto t0 = Clock::now();
-    pid_t pid = -1;
-    int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
-    if (rc != 0) {
-      ++res.failures;
-      if (res.first_failure.empty())
-        res.first_failure = std::string("posix_spawn: ") + std::strerror(rc);
-      continue;
-    }
-    int status = 0;
-    rusage ru{};
-    while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
-    }
-    auto t1 = Clock::now();
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    RunResult r = Run({binary, "ctl", "--socket", socket, "info"}, quiet);
+    if (!r.ok()) {
       ++res.failures;
       if (res.first_failure.empty()) {
-        std::string err = ReadAll(err_path);
+        std::string err = r.err;
         while (!err.empty() && err.back() == '\n') err.pop_back();
-        res.first_failure = DescribeStatus(status) + (err.empty() ? "" : ": " + err);
+        res.first_failure = DescribeStatus(r.status) + (err.empty() ? "" : ": " + err);
       }
       continue;
     }
     if (i >= o.warmup_runs) {
-      res.ms.push_back(Seconds(t1 - t0) * 1e3);
-      auto ms = [](const timeval& tv) {
-        return static_cast<double>(tv.tv_sec) * 1e3 +
-               static_cast<double>(tv.tv_usec) / 1e3;
-      };
-      res.cpu_ms.push_back(ms(ru.ru_utime) + ms(ru.ru_stime));
+      res.ms.push_back(r.ms);
+      res.cpu_ms.push_back(r.cpu_ms);
     }
   }
-  posix_spawn_file_actions_destroy(&fa);
   std::sort(res.ms.begin(), res.ms.end());
   std::sort(res.cpu_ms.begin(), res.cpu_ms.end());
   return res;
-}
-
-const char* Verdict(bool pass) { return pass ? "PASS" : "FAIL"; }
-
-// Removes the temporary dir however main returns.
-struct TempDir {
-  std::string path;
-  ~TempDir() {
-    if (path.empty()) return;
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-    if (ec)
-      std::fprintf(stderr, "ctl_roundtrip: cannot remove %s: %s\n",
-                   path.c_str(), ec.message().c_str());
-  }
-};
-
-// The command's binary, made absolute; false (printed) when it cannot be
-// executed.
-bool ResolveBinary(Options* o) {
-  if (access(o->relsupd.c_str(), X_OK) != 0) {
-    std::fprintf(stderr, "ctl_roundtrip: cannot execute %s: %s\n", o->relsupd.c_str(),
-                 std::strerror(errno));
-    return false;
-  }
-  o->relsupd = std::filesystem::absolute(o->relsupd).string();
-  return true;
-}
-
-void InstallSignals() {
-  struct sigaction sa {};
-  sa.sa_handler = OnInterrupt;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGHUP, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-}
-
-bool MakeTempDir(TempDir* tmp) {
-  std::string tmpl =
-      (std::filesystem::temp_directory_path() / "relsupd-bench.XXXXXX").string();
-  if (!mkdtemp(tmpl.data())) {
-    std::fprintf(stderr, "ctl_roundtrip: mkdtemp: %s\n", std::strerror(errno));
-    return false;
-  }
-  tmp->path = tmpl;
-  return true;
 }
 
 // Starts the daemon and waits until it answers; false (its log printed)
@@ -555,7 +331,7 @@ bool MakeTempDir(TempDir* tmp) {
 bool StartDaemon(const Options& o, const std::string& dir, const std::string& socket,
                  DaemonProcess* daemon, std::string* version) {
   std::string error;
-  if (daemon->Start(o.relsupd, dir, socket, &error) &&
+  if (daemon->Start(o.relsupd, dir + "/state", socket, dir + "/daemon.log", &error) &&
       WaitReady(*daemon, socket, version, &error))
     return true;
   std::fprintf(stderr, "ctl_roundtrip: cannot start the daemon (%s): %s\n",
@@ -568,11 +344,9 @@ bool StartDaemon(const Options& o, const std::string& dir, const std::string& so
 
 void PrintHeader(const Options& o, const std::string& version, const DaemonProcess& daemon,
                  const std::string& socket) {
-  std::string load = ReadAll("/proc/loadavg");
-  load = load.substr(0, load.find(' '));
   std::printf("ctl_roundtrip (relsupd %s, %u cores, load average %s)\n",
               version.c_str(), std::thread::hardware_concurrency(),
-              load.empty() ? "?" : load.c_str());
+              LoadAverage().c_str());
   std::printf("daemon pid %d on %s; daemon.info, %d warm-up requests then "
               "%.1f s per client count\n\n",
               daemon.pid(), socket.c_str(), o.warmup_requests, o.duration_s);
@@ -647,20 +421,20 @@ int Main(int argc, char** argv) {
     Usage(stderr);
     return 2;
   }
-  if (!ResolveBinary(&o)) return 1;
-  InstallSignals();
-  TempDir tmp;
-  if (!MakeTempDir(&tmp)) return 1;
-  const std::string socket = tmp.path + "/relsupd.sock";
+  if (!ResolveBinary("ctl_roundtrip", &o.relsupd)) return 1;
+  InstallInterruptHandlers();
+  BenchDir tmp;
+  if (!tmp.Make("ctl_roundtrip", "relsupd-bench")) return 1;
+  const std::string socket = tmp.path() + "/relsupd.sock";
   DaemonProcess daemon;  // declared after tmp: stopped before tmp is removed
   std::string version;
-  if (!StartDaemon(o, tmp.path, socket, &daemon, &version)) return 1;
+  if (!StartDaemon(o, tmp.path(), socket, &daemon, &version)) return 1;
   PrintHeader(o, version, daemon, socket);
   for (int n : o.clients) {
     if (g_interrupted.load()) break;
     PrintLoadRow(n, RunLoad(socket, n, o, daemon));
   }
-  if (!g_interrupted.load()) MeasureCtlInfo(o, socket, tmp.path);
+  if (!g_interrupted.load()) MeasureCtlInfo(o, socket, tmp.path());
   std::printf("\n(daemon, client: CPU used by the daemon and by this "
               "benchmark's client threads, in %% of one core; srv_us: daemon "
               "CPU time per request)\n");
@@ -670,5 +444,6 @@ int Main(int argc, char** argv) {
 }
 
 }  // namespace
+}  // namespace relsupd::bench
 
-int main(int argc, char** argv) { return Main(argc, argv); }
+int main(int argc, char** argv) { return relsupd::bench::Main(argc, argv); }

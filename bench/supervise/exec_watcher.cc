@@ -16,7 +16,7 @@
 #include "bench/supervise/proc.h"
 #include "bench/supervise/util.h"
 
-namespace supervise_bench {
+namespace relsupd::bench::supervise {
 
 ExecWatcher::~ExecWatcher() {
   if (fd_ >= 0) close(fd_);
@@ -162,4 +162,4 @@ bool ExecWatcher::ReadEvents(int timeout_ms,
   return any;
 }
 
-}  // namespace supervise_bench
+}  // namespace relsupd::bench::supervise

@@ -17,7 +17,7 @@
 #include <set>
 #include <string>
 
-namespace supervise_bench {
+namespace relsupd::bench::supervise {
 
 class ExecWatcher {
  public:
@@ -50,6 +50,6 @@ class ExecWatcher {
   int fd_ = -1;
 };
 
-}  // namespace supervise_bench
+}  // namespace relsupd::bench::supervise
 
 #endif  // RELSUPD_BENCH_SUPERVISE_EXEC_WATCHER_H_

@@ -11,7 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace supervise_bench {
+namespace relsupd::bench::supervise {
 
 HelloSocket::~HelloSocket() {
   if (fd_ >= 0) close(fd_);
@@ -49,4 +49,4 @@ std::optional<ChildHello> HelloSocket::Receive(int timeout_ms) {
   return h;
 }
 
-}  // namespace supervise_bench
+}  // namespace relsupd::bench::supervise

@@ -11,7 +11,7 @@
 
 #include "bench/child_hello.h"
 
-namespace supervise_bench {
+namespace relsupd::bench::supervise {
 
 class HelloSocket {
  public:
@@ -30,6 +30,6 @@ class HelloSocket {
   std::string path_;
 };
 
-}  // namespace supervise_bench
+}  // namespace relsupd::bench::supervise
 
 #endif  // RELSUPD_BENCH_SUPERVISE_HELLO_SOCKET_H_

@@ -64,40 +64,10 @@
 #include "bench/supervise/report.h"
 #include "bench/supervise/util.h"
 
-namespace supervise_bench {
+namespace relsupd::bench::supervise {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct TempDir {
-  std::string path;
-  bool keep = false;
-  ~TempDir() {
-    if (path.empty()) return;
-    if (keep) {
-      std::printf("kept %s\n", path.c_str());
-      return;
-    }
-    std::error_code ec;
-    fs::remove_all(path, ec);
-    if (ec)
-      std::fprintf(stderr, "supervise: cannot remove %s: %s\n", path.c_str(),
-                   ec.message().c_str());
-  }
-};
-
-// A fresh temporary dir, mode 0755; false (printed) when none.
-bool MakeTempDir(TempDir* tmp) {
-  std::string tmpl =
-      (fs::temp_directory_path() / "relsupd-supervise.XXXXXX").string();
-  if (!mkdtemp(tmpl.data())) {
-    std::fprintf(stderr, "supervise: mkdtemp: %s\n", std::strerror(errno));
-    return false;
-  }
-  tmp->path = tmpl;
-  chmod(tmp->path.c_str(), 0755);
-  return true;
-}
 
 // The binaries the benchmark runs, made absolute; false (printed) when one
 // cannot be executed.
@@ -117,13 +87,7 @@ bool ResolveBinaries(Options* o) {
 // Signals set g_interrupted; the benchmark becomes a child subreaper and,
 // with --rt, SCHED_FIFO. False (printed) when that fails.
 bool SetUpProcess(const Options& o) {
-  struct sigaction sa {};
-  sa.sa_handler = OnInterrupt;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGHUP, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  InstallInterruptHandlers();
   // Daemonizing peers (PM2's God, runsv orphans) stay our descendants.
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   if (o.rt_priority > 0) {
@@ -141,8 +105,7 @@ bool SetUpProcess(const Options& o) {
 
 // The header line: cores, load average, what will be measured.
 void PrintPlan(const Options& o) {
-  std::string load = ReadAll("/proc/loadavg");
-  load = load.substr(0, load.find(' '));
+  const std::string load = LoadAverage();
   std::string plan;
   auto add_plan = [&](const std::string& what) {
     plan += (plan.empty() ? "" : ", ") + what;
@@ -238,12 +201,12 @@ int Main(int argc, char** argv) {
     return 2;
   }
   if (!ResolveBinaries(&o) || !SetUpProcess(o)) return 1;
-  TempDir tmp;
+  BenchDir tmp;
   tmp.keep = o.keep;
-  if (!MakeTempDir(&tmp)) return 1;
+  if (!tmp.Make("supervise", "relsupd-supervise", 0755)) return 1;
   HelloSocket hello;
   std::string error;
-  if (!hello.Open(tmp.path + "/hello.sock", &error)) {
+  if (!hello.Open(tmp.path() + "/hello.sock", &error)) {
     std::fprintf(stderr, "supervise: %s\n", error.c_str());
     return 1;
   }
@@ -264,8 +227,8 @@ int Main(int argc, char** argv) {
     if (std::find(o.peers.begin(), o.peers.end(), kAllPeers[index]) ==
         o.peers.end())
       continue;
-    if (!RunPeer(static_cast<int>(index), o, tmp.path, hello, watcher, &results,
-                 &configs))
+    if (!RunPeer(static_cast<int>(index), o, tmp.path(), hello, watcher,
+                 &results, &configs))
       exit_code = 1;
   }
   KillStrays();
@@ -276,6 +239,8 @@ int Main(int argc, char** argv) {
 }
 
 }  // namespace
-}  // namespace supervise_bench
+}  // namespace relsupd::bench::supervise
 
-int main(int argc, char** argv) { return supervise_bench::Main(argc, argv); }
+int main(int argc, char** argv) {
+  return relsupd::bench::supervise::Main(argc, argv);
+}

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <sstream>
 
-namespace supervise_bench {
+namespace relsupd::bench::supervise {
 namespace {
 
 // "a,b,c" -> its items, each one of `allowed`; false for another or none.
@@ -120,4 +120,4 @@ bool ParseArgs(int argc, char** argv, Options* o) {
   return o->LogLines() <= 999'999'999;
 }
 
-}  // namespace supervise_bench
+}  // namespace relsupd::bench::supervise

@@ -9,14 +9,15 @@
 #define RELSUPD_BENCH_SUPERVISE_OPTIONS_H_
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <set>
 #include <string>
 #include <vector>
 
-namespace supervise_bench {
+#include "bench/bench_support.h"
+
+namespace relsupd::bench::supervise {
 
 // relsupd's targets.
 constexpr double kTargetRestartMedianMs = 1.0;
@@ -41,10 +42,6 @@ inline constexpr const char* kSleepMarker[] = {"9000001", "9000002", "9000003",
 // The peers, in the order they run (and their index into kSleepMarker).
 inline const std::vector<std::string> kAllPeers = {"relsupd", "runit",
                                                    "supervisord", "pm2"};
-
-// Set by SIGINT/SIGTERM/SIGHUP: every wait gives up, the peers stop.
-inline std::atomic<bool> g_interrupted{false};
-inline void OnInterrupt(int) { g_interrupted.store(true); }
 
 struct Options {
   std::string relsupd = RELSUPD_BIN;
@@ -83,6 +80,6 @@ void Usage(FILE* out);
 // False on a usage error; exits 0 after --help.
 bool ParseArgs(int argc, char** argv, Options* o);
 
-}  // namespace supervise_bench
+}  // namespace relsupd::bench::supervise
 
 #endif  // RELSUPD_BENCH_SUPERVISE_OPTIONS_H_

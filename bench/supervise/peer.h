@@ -20,7 +20,7 @@
 #include "bench/supervise/hello_socket.h"
 #include "bench/supervise/options.h"
 
-namespace supervise_bench {
+namespace relsupd::bench::supervise {
 
 struct PeerResult {
   std::string name;
@@ -144,6 +144,6 @@ std::unique_ptr<Peer> NewSupervisordPeer(const Options& o, std::string dir,
 std::unique_ptr<Peer> NewPm2Peer(const Options& o, std::string dir,
                                  HelloSocket* hello);
 
-}  // namespace supervise_bench
+}  // namespace relsupd::bench::supervise
 
 #endif  // RELSUPD_BENCH_SUPERVISE_PEER_H_

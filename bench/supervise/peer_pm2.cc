@@ -28,7 +28,7 @@
 #include "bench/supervise/proc.h"
 #include "bench/supervise/util.h"
 
-namespace supervise_bench {
+namespace relsupd::bench::supervise {
 namespace {
 
 namespace fs = std::filesystem;
@@ -50,9 +50,9 @@ class Pm2Peer final : public Peer {
       std::fflush(stdout);
       fs::create_directories(dir_ + "/npm");
       RunResult r =
-          Run({"npm", "install", "--prefix", dir_ + "/npm", "--no-audit",
-               "--no-fund", "--loglevel=error", "pm2"},
-              dir_, {"npm_config_cache=" + dir_ + "/npm-cache"}, false, 600);
+          RunIn({"npm", "install", "--prefix", dir_ + "/npm", "--no-audit",
+                 "--no-fund", "--loglevel=error", "pm2"},
+                dir_, 600, {"npm_config_cache=" + dir_ + "/npm-cache"});
       pm2_ = dir_ + "/npm/node_modules/.bin/pm2";
       if (!r.ok() || access(pm2_.c_str(), X_OK) != 0) {
         *why = "npm install pm2 failed: " + r.Describe();
@@ -61,10 +61,10 @@ class Pm2Peer final : public Peer {
     }
     home_ = dir_ + "/home";
     fs::create_directories(home_);
-    RunResult r = Run({pm2_, "--version"}, dir_, Env());
+    RunResult r = RunIn({pm2_, "--version"}, dir_, 120, Env());
     // `pm2 --version` may start no daemon, but kill whatever it did.
     *version = r.ok() ? Trim(LastLines(Trim(r.out), 1)) : "?";
-    Run({pm2_, "kill"}, dir_, Env());
+    RunIn({pm2_, "kill"}, dir_, 120, Env());
     KillStrays();
     return true;
   }
@@ -87,8 +87,8 @@ class Pm2Peer final : public Peer {
   }
   bool TriggerFanout(std::string* error) override {
     trigger_t0_ = MonoNs();
-    trigger_ = Spawn({pm2_, "start", fanout_file_}, Env(),
-                     dir_ + "/pm2-start.log", true, error);
+    trigger_ = Spawn({pm2_, "start", fanout_file_}, dir_ + "/pm2-start.log",
+                     Env(), error);
     return trigger_ > 0;
   }
   double FinishTrigger() override {
@@ -149,7 +149,7 @@ class Pm2Peer final : public Peer {
   void StopPhase() override {
     if (pm2_.empty()) return;
     if (trigger_ > 0) FinishTrigger();
-    Run({pm2_, "kill"}, dir_, Env(), false, 120);
+    RunIn({pm2_, "kill"}, dir_, 120, Env());
     if (god_ > 0) {
       // Adopted by us (subreaper): reap it.
       int status = 0;
@@ -195,7 +195,7 @@ class Pm2Peer final : public Peer {
                 {"merge_logs", true}};
   }
   bool StartGod(std::string* error) {
-    RunResult r = Run({pm2_, "ping"}, dir_, Env(), false, 60);
+    RunResult r = RunIn({pm2_, "ping"}, dir_, 60, Env());
     god_ = static_cast<pid_t>(std::atoi(ReadAll(home_ + "/pm2.pid").c_str()));
     if (!r.ok() || god_ <= 0) {
       *error = "pm2 ping: " + r.Describe();
@@ -206,7 +206,7 @@ class Pm2Peer final : public Peer {
   bool StartApps(const Json& apps, const std::string& tag, std::string* error) {
     const std::string file = dir_ + "/" + tag + ".json";
     WriteFile(file, Json{{"apps", apps}}.dump());
-    RunResult r = Run({pm2_, "start", file}, dir_, Env(), false, 300);
+    RunResult r = RunIn({pm2_, "start", file}, dir_, 300, Env());
     if (!r.ok()) {
       *error = "pm2 start: " + r.Describe();
       return false;
@@ -227,4 +227,4 @@ std::unique_ptr<Peer> NewPm2Peer(const Options& o, std::string dir,
   return std::make_unique<Pm2Peer>("pm2", o, std::move(dir), hello);
 }
 
-}  // namespace supervise_bench
+}  // namespace relsupd::bench::supervise

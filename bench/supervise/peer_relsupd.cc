@@ -27,7 +27,7 @@
 #include "bench/supervise/proc.h"
 #include "bench/supervise/util.h"
 
-namespace supervise_bench {
+namespace relsupd::bench::supervise {
 namespace {
 
 namespace fs = std::filesystem;
@@ -81,7 +81,7 @@ class RelsupdPeer final : public Peer {
     trigger_t0_ = MonoNs();
     trigger_ = Spawn({o_.relsupd, "ctl", "--socket", socket_, "scale", "bench",
                       "worker=" + std::to_string(n_)},
-                     {}, dir_ + "/scale.log", true, error);
+                     dir_ + "/scale.log", {}, error);
     return trigger_ > 0;
   }
   double FinishTrigger() override {
@@ -187,7 +187,7 @@ class RelsupdPeer final : public Peer {
     std::string error;
     daemon_ = Spawn({o_.relsupd, "daemon", "--state-dir", dir_ + "/state",
                      "--socket", socket_, "--config", dir_ + "/relsupd.yaml"},
-                    {}, dir_ + "/daemon.log", true, &error);
+                    dir_ + "/daemon.log", {}, &error);
     if (daemon_ < 0) {
       *why = error;
       return false;
@@ -195,7 +195,8 @@ class RelsupdPeer final : public Peer {
     const int64_t deadline = MonoNs() + 15'000'000'000;
     for (;;) {
       RunResult r =
-          Run({o_.relsupd, "ctl", "--socket", socket_, "--json", "info"}, dir_);
+          RunIn({o_.relsupd, "ctl", "--socket", socket_, "--json", "info"},
+                dir_, 120);
       if (r.ok()) {
         try {
           *version = Json::parse(r.out).value("version", "?");
@@ -259,8 +260,8 @@ class RelsupdPeer final : public Peer {
                   "\n"
                   "    scale: 0\n");
     if (!Ctl({"app", "create", "bench"}, why)) return false;
-    RunResult b =
-        Run({o_.relsupd, "build", app, "-o", dir_ + "/app.tar.gz"}, dir_);
+    RunResult b = RunIn({o_.relsupd, "build", app, "-o", dir_ + "/app.tar.gz"},
+                        dir_, 120);
     if (!b.ok()) {
       *why = "relsupd build: " + b.Describe();
       return false;
@@ -285,7 +286,7 @@ class RelsupdPeer final : public Peer {
            std::string* out = nullptr) {
     std::vector<std::string> argv = {o_.relsupd, "ctl", "--socket", socket_};
     argv.insert(argv.end(), args.begin(), args.end());
-    RunResult r = Run(argv, dir_);
+    RunResult r = RunIn(argv, dir_, 120);
     if (!r.ok()) {
       std::string what;
       for (const auto& a : args) what += (what.empty() ? "" : " ") + a;
@@ -310,4 +311,4 @@ std::unique_ptr<Peer> NewRelsupdPeer(const Options& o, std::string dir,
   return std::make_unique<RelsupdPeer>("relsupd", o, std::move(dir), hello);
 }
 
-}  // namespace supervise_bench
+}  // namespace relsupd::bench::supervise

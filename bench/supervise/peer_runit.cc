@@ -25,7 +25,7 @@
 #include "bench/supervise/proc.h"
 #include "bench/supervise/util.h"
 
-namespace supervise_bench {
+namespace relsupd::bench::supervise {
 namespace {
 
 namespace fs = std::filesystem;
@@ -43,7 +43,8 @@ class RunitPeer final : public Peer {
       *why = "runsvdir/sv not found; apt-get install runit";
       return false;
     }
-    RunResult r = Run({"dpkg-query", "-W", "-f", "${Version}", "runit"}, dir_);
+    RunResult r =
+        RunIn({"dpkg-query", "-W", "-f", "${Version}", "runit"}, dir_, 120);
     *version = r.ok() ? Trim(r.out) : "?";
     return true;
   }
@@ -171,9 +172,8 @@ class RunitPeer final : public Peer {
     fs::create_directories(phase_dir_);
   }
   bool StartRunsvdir(std::string* error) {
-    runsvdir_pid_ =
-        Spawn({runsvdir_, phase_dir_}, {"SUPERVISE_SOCK=" + hello_->path()},
-              dir_ + "/runsvdir.log", true, error);
+    runsvdir_pid_ = Spawn({runsvdir_, phase_dir_}, dir_ + "/runsvdir.log",
+                          {"SUPERVISE_SOCK=" + hello_->path()}, error);
     return runsvdir_pid_ > 0;
   }
 
@@ -189,4 +189,4 @@ std::unique_ptr<Peer> NewRunitPeer(const Options& o, std::string dir,
   return std::make_unique<RunitPeer>("runit", o, std::move(dir), hello);
 }
 
-}  // namespace supervise_bench
+}  // namespace relsupd::bench::supervise

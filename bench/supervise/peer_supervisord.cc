@@ -24,7 +24,7 @@
 #include "bench/supervise/proc.h"
 #include "bench/supervise/util.h"
 
-namespace supervise_bench {
+namespace relsupd::bench::supervise {
 namespace {
 
 namespace fs = std::filesystem;
@@ -41,7 +41,7 @@ class SupervisordPeer final : public Peer {
       *why = "supervisord not found; apt-get install supervisor";
       return false;
     }
-    RunResult r = Run({supervisord_, "--version"}, dir_);
+    RunResult r = RunIn({supervisord_, "--version"}, dir_, 120);
     *version = r.ok() ? Trim(r.out) : "?";
     return true;
   }
@@ -144,7 +144,7 @@ class SupervisordPeer final : public Peer {
     log_ = d + "/supervisord.out";
   }
   bool Start(std::string* error) {
-    pid_ = Spawn({supervisord_, "-n", "-c", conf_}, {}, log_, true, error);
+    pid_ = Spawn({supervisord_, "-n", "-c", conf_}, log_, {}, error);
     return pid_ > 0;
   }
 
@@ -160,4 +160,4 @@ std::unique_ptr<Peer> NewSupervisordPeer(const Options& o, std::string dir,
                                            hello);
 }
 
-}  // namespace supervise_bench
+}  // namespace relsupd::bench::supervise

@@ -13,7 +13,7 @@
 #include "bench/supervise/proc.h"
 #include "bench/supervise/util.h"
 
-namespace supervise_bench {
+namespace relsupd::bench::supervise {
 
 // Fan-out: `n` sleeps from the trigger until the n-th exec'd; then memory.
 void MeasureFanout(Peer& peer, ExecWatcher& watcher, int index,
@@ -78,4 +78,4 @@ void MeasureFanout(Peer& peer, ExecWatcher& watcher, int index,
   peer.StopPhase();
 }
 
-}  // namespace supervise_bench
+}  // namespace relsupd::bench::supervise

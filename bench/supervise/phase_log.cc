@@ -21,7 +21,7 @@
 #include "bench/supervise/proc.h"
 #include "bench/supervise/util.h"
 
-namespace supervise_bench {
+namespace relsupd::bench::supervise {
 namespace {
 
 namespace fs = std::filesystem;
@@ -268,4 +268,4 @@ void MeasureLog(Peer& peer, HelloSocket& hello, const Options& o,
   peer.StopPhase();
 }
 
-}  // namespace supervise_bench
+}  // namespace relsupd::bench::supervise

@@ -13,7 +13,7 @@
 #include "bench/supervise/proc.h"
 #include "bench/supervise/util.h"
 
-namespace supervise_bench {
+namespace relsupd::bench::supervise {
 
 // Restart latency: `k` instances, killed round-robin, `kills` times.
 void MeasureRestart(Peer& peer, HelloSocket& hello, const Options& o,
@@ -90,4 +90,4 @@ void MeasureRestart(Peer& peer, HelloSocket& hello, const Options& o,
   peer.StopPhase();
 }
 
-}  // namespace supervise_bench
+}  // namespace relsupd::bench::supervise

@@ -14,7 +14,7 @@
 #include "bench/supervise/proc.h"
 #include "bench/supervise/util.h"
 
-namespace supervise_bench {
+namespace relsupd::bench::supervise {
 
 namespace fs = std::filesystem;
 
@@ -45,7 +45,10 @@ void MeasureStorm(Peer& peer, const Options& o, PeerResult* res) {
     res->status_cmd += (res->status_cmd.empty() ? "" : " ") + shown;
   }
   while (!g_interrupted.load() && (MonoNs() < end || res->status_ms.empty())) {
-    RunResult r = Run(cmd, "", peer.StatusEnv(), true, 60);
+    RunOptions quiet;  // output to /dev/null
+    quiet.env = peer.StatusEnv();
+    quiet.timeout_s = 60;
+    RunResult r = Run(cmd, quiet);
     // supervisorctl and sv exit non-zero when a service is not up: only a
     // failure to run (127) or a timeout counts.
     if (WIFEXITED(r.status) && WEXITSTATUS(r.status) != 127 && r.err.empty()) {
@@ -69,4 +72,4 @@ void MeasureStorm(Peer& peer, const Options& o, PeerResult* res) {
   peer.StopPhase();
 }
 
-}  // namespace supervise_bench
+}  // namespace relsupd::bench::supervise

@@ -14,7 +14,7 @@
 #include "bench/supervise/options.h"
 #include "bench/supervise/peer.h"
 
-namespace supervise_bench {
+namespace relsupd::bench::supervise {
 
 // Restart latency: o.instances instances, killed round-robin, o.kills times.
 void MeasureRestart(Peer& peer, HelloSocket& hello, const Options& o,
@@ -32,6 +32,6 @@ void MeasureStorm(Peer& peer, const Options& o, PeerResult* res);
 void MeasureLog(Peer& peer, HelloSocket& hello, const Options& o,
                 PeerResult* res);
 
-}  // namespace supervise_bench
+}  // namespace relsupd::bench::supervise
 
 #endif  // RELSUPD_BENCH_SUPERVISE_PHASES_H_

@@ -16,7 +16,7 @@
 
 #include "bench/supervise/util.h"
 
-namespace supervise_bench {
+namespace relsupd::bench::supervise {
 
 namespace fs = std::filesystem;
 
@@ -105,19 +105,6 @@ bool SchedStat(pid_t pid, int64_t* run_ns, int64_t* wait_ns) {
   return static_cast<bool>(in >> *run_ns >> *wait_ns);
 }
 
-// CPU time of every thread of `pid`, in ns; -1 when gone.
-int64_t CpuNs(pid_t pid) {
-  int64_t total = 0;
-  std::error_code ec;
-  for (const auto& t :
-       fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
-    std::ifstream in(t.path() / "schedstat");
-    int64_t ns = 0;
-    if (in >> ns) total += ns;
-  }
-  return ec ? -1 : total;
-}
-
 // Kills (SIGKILL, by pid) and reaps every descendant of the benchmark
 // except those in `keep` and their descendants. The benchmark is a child
 // subreaper, so orphans of a stopped supervisor end up here. Returns how
@@ -175,7 +162,7 @@ ProcNs TreeCpu(pid_t root, const std::set<pid_t>& exclude) {
   if (root <= 0) return cpu;
   for (const auto& p : Tree(root))
     if (p.state != 'Z' && !exclude.count(p.pid))
-      cpu[{p.pid, p.starttime}] = CpuNs(p.pid);
+      cpu[{p.pid, p.starttime}] = ThreadsCpuNs(p.pid);
   return cpu;
 }
 
@@ -222,4 +209,4 @@ int64_t CpuUsed(const ProcNs& before, const ProcNs& after, bool count_new,
   return used;
 }
 
-}  // namespace supervise_bench
+}  // namespace relsupd::bench::supervise

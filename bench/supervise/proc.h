@@ -17,7 +17,9 @@
 #include <utility>
 #include <vector>
 
-namespace supervise_bench {
+#include "bench/bench_support.h"
+
+namespace relsupd::bench::supervise {
 
 struct ProcStat {
   pid_t pid = 0;
@@ -40,8 +42,6 @@ int64_t ProcKb(pid_t pid, const char* file, const char* key);
 // /proc/PID/schedstat of the main thread: ns on a CPU and ns waiting for
 // one (run queue). False when gone.
 bool SchedStat(pid_t pid, int64_t* run_ns, int64_t* wait_ns);
-// CPU time of every thread of `pid`, in ns; -1 when gone.
-int64_t CpuNs(pid_t pid);
 
 // Kills (SIGKILL, by pid) and reaps every descendant of the benchmark
 // except those in `keep` and their descendants. Returns how many it had to
@@ -62,6 +62,6 @@ ProcNs TreeWait(pid_t root, const std::set<pid_t>& exclude = {});
 int64_t CpuUsed(const ProcNs& before, const ProcNs& after, bool count_new,
                 int* procs = nullptr);
 
-}  // namespace supervise_bench
+}  // namespace relsupd::bench::supervise
 
 #endif  // RELSUPD_BENCH_SUPERVISE_PROC_H_

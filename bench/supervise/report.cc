@@ -9,16 +9,8 @@
 
 #include "bench/supervise/util.h"
 
-namespace supervise_bench {
+namespace relsupd::bench::supervise {
 namespace {
-
-std::string Fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-const char* Verdict(bool pass) { return pass ? "PASS" : "FAIL"; }
 
 // The table: a column per peer, a row per figure, relsupd's target last.
 class Table {
@@ -414,4 +406,4 @@ void PrintNotes(const std::vector<PeerResult>& results,
         static_cast<double>(o.LogPayloadBytes()) / 1e6);
 }
 
-}  // namespace supervise_bench
+}  // namespace relsupd::bench::supervise

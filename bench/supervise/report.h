@@ -12,7 +12,7 @@
 #include "bench/supervise/options.h"
 #include "bench/supervise/peer.h"
 
-namespace supervise_bench {
+namespace relsupd::bench::supervise {
 
 // The rows of the phases that ran (o.phases).
 void PrintTable(const std::vector<PeerResult>& results, const Options& o);
@@ -21,6 +21,6 @@ void PrintTable(const std::vector<PeerResult>& results, const Options& o);
 void PrintNotes(const std::vector<PeerResult>& results,
                 const std::vector<std::string>& configs, const Options& o);
 
-}  // namespace supervise_bench
+}  // namespace relsupd::bench::supervise
 
 #endif  // RELSUPD_BENCH_SUPERVISE_REPORT_H_
