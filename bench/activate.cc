@@ -57,12 +57,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_support.h"
 #include "daemon/activate/run_service.h"
 #include "daemon/base/clock.h"
 #include "daemon/ledger/ledger.h"
 
-extern char** environ;
-
+namespace relsupd::bench {
 namespace {
 
 using Steady = std::chrono::steady_clock;
@@ -74,9 +74,6 @@ constexpr double kTargetLoadS = 30;       // for at least this long
 constexpr int kTargetCycles = 10;         // activations and rollbacks, each
 
 constexpr int kRequestTimeoutS = 2;  // connect, send or read: a failure
-
-std::atomic<bool> g_interrupted{false};
-void OnInterrupt(int) { g_interrupted.store(true); }
 
 struct Options {
   std::string relsupd = RELSUPD_BIN;
@@ -161,15 +158,6 @@ bool ParseArgs(int argc, char** argv, Options* o) {
   return true;
 }
 
-// Nearest-rank percentile of sorted values.
-template <typename T>
-T Percentile(const std::vector<T>& sorted, double p) {
-  if (sorted.empty()) return T{};
-  size_t rank =
-      static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
-  return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
-}
-
 double Ms(Steady::duration d) {
   return std::chrono::duration<double, std::milli>(d).count();
 }
@@ -206,183 +194,6 @@ double MsOfDay(std::chrono::system_clock::time_point t) {
                 .count();
   return static_cast<double>(us % 86'400'000'000LL) / 1e3;
 }
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// The environment for children, without systemd's notification and
-// activation variables (the daemon must not talk to our service manager).
-std::vector<std::string> ChildEnv() {
-  static const char* const kDrop[] = {"NOTIFY_SOCKET=", "WATCHDOG_USEC=",
-                                      "WATCHDOG_PID=",  "LISTEN_FDS=",
-                                      "LISTEN_PID=",    "LISTEN_FDNAMES="};
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) {
-    std::string_view s(*e);
-    bool drop = false;
-    for (const char* d : kDrop) drop = drop || s.starts_with(d);
-    if (!drop) env.emplace_back(s);
-  }
-  return env;
-}
-
-std::vector<char*> CStrings(std::vector<std::string>& v) {
-  std::vector<char*> out;
-  for (auto& s : v) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
-
-std::string DescribeStatus(int status) {
-  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status))
-    return std::string("killed by ") + strsignal(WTERMSIG(status));
-  return "status " + std::to_string(status);
-}
-
-// A finished child: exit status, stdout and stderr together, wall time.
-struct ProcResult {
-  int status = -1;
-  std::string out;
-  double ms = 0;
-  Steady::time_point start, end;
-  bool ok() const { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
-};
-
-// Runs argv to completion (posix_spawn, output through a pipe, waitpid by
-// pid). Safe to call while other threads run.
-ProcResult Run(std::vector<std::string> args) {
-  ProcResult r;
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) {
-    r.out = std::string("pipe2: ") + std::strerror(errno);
-    return r;
-  }
-  std::vector<std::string> env = ChildEnv();
-  std::vector<char*> argv = CStrings(args), envp = CStrings(env);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-  pid_t pid = -1;
-  r.start = Steady::now();
-  int err = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  close(fds[1]);
-  if (err != 0) {
-    close(fds[0]);
-    r.out = "posix_spawn " + args[0] + ": " + std::strerror(err);
-    return r;
-  }
-  char buf[4096];
-  for (;;) {
-    ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n > 0) {
-      r.out.append(buf, static_cast<size_t>(n));
-    } else if (n == 0 || errno != EINTR) {
-      break;
-    }
-  }
-  close(fds[0]);
-  while (waitpid(pid, &r.status, 0) < 0 && errno == EINTR) {
-  }
-  r.end = Steady::now();
-  r.ms = Ms(r.end - r.start);
-  return r;
-}
-
-// The daemon under test: a child process, stopped by pid on destruction.
-class DaemonProcess {
- public:
-  DaemonProcess() = default;
-  DaemonProcess(const DaemonProcess&) = delete;
-  DaemonProcess& operator=(const DaemonProcess&) = delete;
-  ~DaemonProcess() { Stop(); }
-
-  // REQUIRES: no other thread runs (fork).
-  bool Start(const std::string& binary, const std::string& dir,
-             const std::string& socket, std::string* error) {
-    log_ = dir + "/daemon.log";
-    std::vector<std::string> args = {binary,         "daemon",   "--state-dir",
-                                     dir + "/state", "--socket", socket};
-    std::vector<std::string> env = ChildEnv();
-    std::vector<char*> argv = CStrings(args), envp = CStrings(env);
-    const pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-      *error = std::string("fork: ") + std::strerror(errno);
-      return false;
-    }
-    if (pid == 0) {
-      // Die with the benchmark; keep Ctrl-C for the benchmark, which then
-      // stops the daemon itself.
-      prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (getppid() != parent) _exit(127);
-      setpgid(0, 0);
-      int in = open("/dev/null", O_RDONLY);
-      int out = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (in < 0 || out < 0) _exit(127);
-      dup2(in, 0);
-      dup2(out, 1);
-      dup2(out, 2);
-      execve(argv[0], argv.data(), envp.data());
-      _exit(127);
-    }
-    pid_ = pid;
-    return true;
-  }
-
-  bool Exited() {
-    if (pid_ <= 0) return true;
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      exit_status_ = status;
-      return true;
-    }
-    return false;
-  }
-
-  // SIGTERM (the daemon stops the app's instances), then waits up to 20 s;
-  // SIGKILL after that.
-  void Stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    auto deadline = Steady::now() + std::chrono::seconds(20);
-    for (;;) {
-      pid_t r = waitpid(pid_, &status, WNOHANG);
-      if (r == pid_ || (r < 0 && errno != EINTR)) break;
-      if (Steady::now() > deadline) {
-        std::fprintf(stderr,
-                     "activate: daemon pid %d ignored SIGTERM for 20 s, "
-                     "killing it\n",
-                     pid_);
-        kill(pid_, SIGKILL);
-        while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-        break;
-      }
-      usleep(5000);
-    }
-    exit_status_ = status;
-    pid_ = -1;
-  }
-
-  pid_t pid() const { return pid_; }
-  int exit_status() const { return exit_status_; }
-  const std::string& log() const { return log_; }
-
- private:
-  pid_t pid_ = -1;
-  int exit_status_ = 0;
-  std::string log_;
-};
 
 // A loopback port nobody listens on right now.
 int FreePort() {
@@ -656,28 +467,12 @@ struct SwitchRun {
   std::string out;
 };
 
-const char* Verdict(bool pass) { return pass ? "PASS" : "FAIL"; }
-
-// Removes `path`, making read-only directories (sealed slots) writable.
-void RemoveTree(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(path, ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_directory(ec) && !it->is_symlink(ec))
-      chmod(it->path().c_str(), 0700);
-  }
-  fs::remove_all(path, ec);
-  if (ec)
-    std::fprintf(stderr, "activate: cannot remove %s: %s\n", path.c_str(),
-                 ec.message().c_str());
-}
-
 // One run: the options, the temporary dir and the daemon in it. Fail()
 // prints why the run stopped (with the daemon's log) and sets the exit
 // code; each step returns false once it failed or was interrupted.
 struct Bench {
   Options o;
+  BenchDir tmp;  // removed at the end unless --keep
   std::string dir, socket;
   DaemonProcess daemon;
   int port = 0;
@@ -689,35 +484,19 @@ struct Bench {
       std::fprintf(stderr, "--- daemon log ---\n%s\n", ReadAll(daemon.log()).c_str());
     rc = 1;
   }
-  ProcResult Ctl(std::vector<std::string> args) const {
+  // Runs argv to completion, its stdout and stderr together (through
+  // DIR/run.out).
+  RunResult Exec(const std::vector<std::string>& args) const {
+    RunOptions merged;
+    merged.out_path = merged.err_path = dir + "/run.out";
+    return Run(args, merged);
+  }
+  // `relsupd ctl --socket SOCKET ARGS...`.
+  RunResult Ctl(std::vector<std::string> args) const {
     args.insert(args.begin(), {o.relsupd, "ctl", "--socket", socket});
-    return Run(std::move(args));
+    return Exec(args);
   }
 };
-
-void InstallSignals() {
-  struct sigaction sa {};
-  sa.sa_handler = OnInterrupt;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGHUP, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-}
-
-// A fresh temporary dir in $TMPDIR (or /tmp), mode 0755; "" (printed) when
-// none.
-std::string MakeTempDir() {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string tmpl =
-      std::string(tmp && *tmp ? tmp : "/tmp") + "/relsupd-bench-activate.XXXXXX";
-  if (!mkdtemp(tmpl.data())) {
-    std::fprintf(stderr, "activate: mkdtemp: %s\n", std::strerror(errno));
-    return "";
-  }
-  // The app runs as `nobody`: it must reach its slot under this dir.
-  chmod(tmpl.c_str(), 0755);
-  return tmpl;
-}
 
 // Part 1: the switch in process.
 bool SwitchInProcess(Bench& run) {
@@ -746,7 +525,9 @@ bool SwitchInProcess(Bench& run) {
 // Starts the daemon and waits until `ctl info` answers (20 s).
 bool StartDaemon(Bench& run) {
   std::string error;
-  if (!run.daemon.Start(run.o.relsupd, run.dir, run.socket, &error)) {
+  run.daemon.set_stop_timeout(20);  // it stops the app's instances
+  if (!run.daemon.Start(run.o.relsupd, run.dir + "/state", run.socket, run.dir + "/daemon.log",
+                        &error)) {
     run.Fail("cannot start the daemon: " + error);
     return false;
   }
@@ -773,13 +554,9 @@ bool PackApp(Bench& run, const std::string& artifact) {
   std::filesystem::copy_file(run.o.hello, app_src + "/bin/hello", ec);
   {
     std::ofstream y(app_src + "/relsupd.yaml");
-    y << "processes:\n"
-         "  web:\n"
-         "    command: ./bin/hello\n"
-         "    scale: 2\n"
-         "    sockets: [http]\n"
-         "    ready: notify\n"
-         "    stop_timeout: 5s\n";
+    // The example app's processes (examples/hello/relsupd.yaml).
+    y << "processes: {web: {command: ./bin/hello, scale: 2, sockets: [http], "
+         "ready: notify, stop_timeout: 5s}}\n";
   }
   chmod((app_src + "/bin/hello").c_str(), 0755);
   if (ec) {
@@ -794,7 +571,7 @@ bool PackApp(Bench& run, const std::string& artifact) {
         "--socket", "http=tcp://127.0.0.1:" + std::to_string(run.port)}},
   };
   for (auto& [name, args] : steps) {
-    ProcResult r = Run(args);
+    RunResult r = run.Exec(args);
     if (!r.ok()) {
       run.Fail(name + " failed (" + DescribeStatus(r.status) + "): " + r.out);
       return false;
@@ -807,7 +584,7 @@ bool PackApp(Bench& run, const std::string& artifact) {
 bool SetUpApp(Bench& run) {
   const std::string artifact = run.dir + "/hello.tar.gz";
   if (!PackApp(run, artifact)) return false;
-  ProcResult imp = run.Ctl({"--json", "build", "import", "shop", artifact});
+  RunResult imp = run.Ctl({"--json", "build", "import", "shop", artifact});
   size_t id_at = imp.out.find("\"id\"");
   size_t q1 = imp.out.find('"', imp.out.find(':', id_at) + 1);
   size_t q2 = q1 == std::string::npos ? q1 : imp.out.find('"', q1 + 1);
@@ -817,13 +594,13 @@ bool SetUpApp(Bench& run) {
   }
   const std::string build = imp.out.substr(q1 + 1, q2 - q1 - 1);
   for (const char* set : {"GREETING=one", "GREETING=two"}) {
-    ProcResult r = run.Ctl({"release", "create", "shop", "--build", build, "--set", set});
+    RunResult r = run.Ctl({"release", "create", "shop", "--build", build, "--set", set});
     if (!r.ok()) {
       run.Fail("release create failed: " + r.out);
       return false;
     }
   }
-  ProcResult first = run.Ctl({"activate", "shop", "v1"});
+  RunResult first = run.Ctl({"activate", "shop", "v1"});
   if (!first.ok()) {
     run.Fail("activate v1 failed: " + first.out);
     return false;
@@ -841,7 +618,7 @@ bool MeasureActivate(Bench& run) {
   std::vector<double> act_ms;
   for (int i = 0; i < run.o.rounds && !g_interrupted.load(); ++i) {
     const std::string to = (i % 2 == 0) ? "v2" : "v1";
-    ProcResult r = run.Ctl({"activate", "shop", to});
+    RunResult r = run.Ctl({"activate", "shop", to});
     if (!r.ok()) {
       run.Fail("activate " + to + " failed (" + DescribeStatus(r.status) + "): " + r.out);
       return false;
@@ -862,7 +639,7 @@ bool MeasureActivate(Bench& run) {
   // After an even number of rounds v1 is live; activate v2 first below,
   // and rollback goes back to v1.
   if (run.o.rounds % 2 == 1) {
-    ProcResult r = run.Ctl({"activate", "shop", "v1"});
+    RunResult r = run.Ctl({"activate", "shop", "v1"});
     if (!r.ok()) {
       run.Fail("activate v1 failed: " + r.out);
       return false;
@@ -901,7 +678,7 @@ LoadRecord LoadWithSwitches(const Bench& run) {
       SwitchRun s;
       s.what = half == 0 ? "activate v2" : "rollback";
       s.start_us = load.NowUs();
-      ProcResult r = half == 0 ? run.Ctl({"activate", "shop", "v2"}) : run.Ctl({"rollback", "shop"});
+      RunResult r = half == 0 ? run.Ctl({"activate", "shop", "v2"}) : run.Ctl({"rollback", "shop"});
       s.end_us = load.NowUs();
       s.status = r.status;
       s.out = r.out;
@@ -977,7 +754,7 @@ void PrintLoad(const Bench& run, const LoadRecord& rec) {
 
 // The daemon's log and the app's output (`ctl logs`), sorted by time.
 std::vector<std::string> LogLines(const Bench& run) {
-  ProcResult app_log = run.Ctl({"logs", "shop", "-n", "100000"});
+  RunResult app_log = run.Ctl({"logs", "shop", "-n", "100000"});
   std::vector<std::string> lines;
   const std::string daemon_log = ReadAll(run.daemon.log());
   for (const std::string* text : std::vector<const std::string*>{&app_log.out, &daemon_log}) {
@@ -1041,7 +818,7 @@ void PrintFailures(const Bench& run, const LoadRecord& rec) {
 // wall-clock milliseconds, so each difference is the daemon's ledger
 // event + link + fsync to within 1 ms.
 void SwitchInDaemon(const Bench& run) {
-  ProcResult hist = run.Ctl({"--json", "history", "shop", "-n", "100000"});
+  RunResult hist = run.Ctl({"--json", "history", "shop", "-n", "100000"});
   nlohmann::json events = nlohmann::json::parse(hist.out, nullptr, false);
   std::vector<double> switched_at;
   {
@@ -1089,7 +866,7 @@ void RunParts(Bench& run) {
   SwitchInDaemon(run);
 }
 
-// Stops the daemon (it stops the app) and removes or keeps the dir.
+// Stops the daemon (it stops the app); says where a kept dir is.
 void CleanUp(Bench& run) {
   if (run.daemon.pid() > 0) {
     pid_t pid = run.daemon.pid();
@@ -1098,11 +875,8 @@ void CleanUp(Bench& run) {
       std::fprintf(stderr, "activate: daemon pid %d ended with %s\n", pid,
                    DescribeStatus(run.daemon.exit_status()).c_str());
   }
-  if (run.o.keep) {
+  if (run.o.keep)
     std::printf("kept %s (daemon log: %s/daemon.log)\n", run.dir.c_str(), run.dir.c_str());
-  } else {
-    RemoveTree(run.dir);
-  }
 }
 
 int Main(int argc, char** argv) {
@@ -1111,9 +885,12 @@ int Main(int argc, char** argv) {
     Usage(stderr);
     return 2;
   }
-  InstallSignals();
-  run.dir = MakeTempDir();
-  if (run.dir.empty()) return 1;
+  InstallInterruptHandlers();
+  run.tmp.keep = run.o.keep;
+  run.tmp.print_kept = false;  // CleanUp says where the log is
+  // The app runs as `nobody`: it must reach its slot under this dir.
+  if (!run.tmp.Make("activate", "relsupd-bench-activate", 0755)) return 1;
+  run.dir = run.tmp.path();
   run.socket = run.dir + "/relsupd.sock";
   double loadavg[1] = {0};
   getloadavg(loadavg, 1);
@@ -1125,5 +902,6 @@ int Main(int argc, char** argv) {
 }
 
 }  // namespace
+}  // namespace relsupd::bench
 
-int main(int argc, char** argv) { return Main(argc, argv); }
+int main(int argc, char** argv) { return relsupd::bench::Main(argc, argv); }

@@ -337,6 +337,22 @@ int64_t ThreadsCpuNs(pid_t pid) {
   return ec ? -1 : total;
 }
 
+double ProcessCpuSeconds(pid_t pid) {
+  if (pid <= 0) return -1;
+  std::string stat = ReadAll("/proc/" + std::to_string(pid) + "/stat");
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return -1;
+  std::istringstream in(stat.substr(paren + 2));
+  std::string field;
+  double utime = 0, stime = 0;
+  // Fields 3.. follow the ")"; utime and stime are fields 14 and 15.
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i == 14) utime = std::atof(field.c_str());
+    if (i == 15) stime = std::atof(field.c_str());
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 bool BenchDir::Make(const char* bench, const std::string& name, mode_t mode) {
   std::string tmpl = (fs::temp_directory_path() / (name + ".XXXXXX")).string();
   if (!mkdtemp(tmpl.data())) {

@@ -142,8 +142,10 @@ class DaemonProcess {
 };
 
 // CPU time of every living thread of `pid` (schedstat), in ns; -1 when
-// gone.
+// gone. ProcessCpuSeconds: user + system time of the whole process, its
+// threads that ended included (/proc/PID/stat); -1 when gone.
 int64_t ThreadsCpuNs(pid_t pid);
+double ProcessCpuSeconds(pid_t pid);
 
 // A fresh directory TMPDIR/NAME.XXXXXX (TMPDIR or /tmp) that is removed,
 // sealed read-only directories included, on destruction unless keep() is

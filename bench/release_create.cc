@@ -66,8 +66,9 @@
 #include <utility>
 #include <vector>
 
-extern char** environ;
+#include "bench/bench_support.h"
 
+namespace relsupd::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -78,9 +79,6 @@ constexpr uint64_t kTargetGrowthBytes = 2 << 20;  // second release, below (2 Mi
 
 constexpr uint64_t kMiB = 1 << 20;
 constexpr char kApp[] = "bench";
-
-std::atomic<bool> g_interrupted{false};
-void OnInterrupt(int) { g_interrupted.store(true); }
 
 struct Options {
   std::string relsupd = RELSUPD_BIN;
@@ -143,18 +141,6 @@ bool ParseArgs(int argc, char** argv, Options* o) {
 
 double Seconds(Clock::duration d) {
   return std::chrono::duration<double>(d).count();
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
 }
 
 double Median(std::vector<double> v) {
@@ -363,194 +349,13 @@ bool MakeTree(const std::string& root, const Options& o, TreeStats* st,
 // ---------------------------------------------------------------------------
 // Processes.
 
-// The environment for children, without systemd's notification and
-// activation variables (the daemon must not talk to our service manager),
-// with TMPDIR set (`relsupd build` makes its scratch copy there).
-std::vector<std::string> ChildEnv(const std::string& tmpdir) {
-  static const char* const kDrop[] = {"NOTIFY_SOCKET=", "WATCHDOG_USEC=",
-                                      "WATCHDOG_PID=", "LISTEN_FDS=",
-                                      "LISTEN_PID=", "LISTEN_FDNAMES=",
-                                      "TMPDIR="};
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) {
-    std::string_view s(*e);
-    bool drop = false;
-    for (const char* d : kDrop) drop = drop || s.starts_with(d);
-    if (!drop) env.emplace_back(s);
-  }
-  if (!tmpdir.empty()) env.push_back("TMPDIR=" + tmpdir);
-  return env;
+// Runs argv with output captured under `dir`, timed; with `tmpdir`,
+// TMPDIR=tmpdir (`relsupd build` makes its scratch copy there).
+RunResult RunStep(const std::vector<std::string>& args, const std::string& dir,
+                  const std::string& tmpdir = "") {
+  if (tmpdir.empty()) return RunIn(args, dir, 0);
+  return RunIn(args, dir, 0, {"TMPDIR=" + tmpdir});
 }
-
-std::vector<char*> CStrings(std::vector<std::string>& v) {
-  std::vector<char*> out;
-  for (auto& s : v) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
-
-std::string DescribeStatus(int status) {
-  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status))
-    return std::string("killed by ") + strsignal(WTERMSIG(status));
-  return "status " + std::to_string(status);
-}
-
-struct RunResult {
-  int status = -1;
-  double wall_s = 0;
-  double cpu_s = 0;  // the child's user+system time, with the children it reaped
-  std::string out, err;
-  bool ok() const { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
-  std::string Describe() const {
-    std::string e = Trim(err);
-    return DescribeStatus(status) + (e.empty() ? "" : ": " + e);
-  }
-};
-
-// Runs argv to completion, stdin from /dev/null, stdout and stderr
-// captured in files under `dir`; times it from posix_spawn to wait4.
-RunResult Run(const std::vector<std::string>& args, const std::string& dir,
-              const std::string& tmpdir = "") {
-  RunResult res;
-  const std::string out_path = dir + "/run.out", err_path = dir + "/run.err";
-  std::vector<std::string> a = args;
-  std::vector<std::string> env = ChildEnv(tmpdir);
-  std::vector<char*> argv = CStrings(a), envp = CStrings(env);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  auto t0 = Clock::now();
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
-    res.status = 127 << 8;
-    res.err = "cannot run " + args[0] + ": " + std::strerror(rc);
-    return res;
-  }
-  rusage ru{};
-  while (wait4(pid, &res.status, 0, &ru) < 0 && errno == EINTR) {
-  }
-  res.wall_s = Seconds(Clock::now() - t0);
-  auto s = [](const timeval& tv) {
-    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
-  };
-  res.cpu_s = s(ru.ru_utime) + s(ru.ru_stime);
-  res.out = ReadAll(out_path);
-  res.err = ReadAll(err_path);
-  return res;
-}
-
-// The daemon under test: a child process, stopped by pid on destruction.
-class DaemonProcess {
- public:
-  DaemonProcess() = default;
-  DaemonProcess(const DaemonProcess&) = delete;
-  DaemonProcess& operator=(const DaemonProcess&) = delete;
-  ~DaemonProcess() { Stop(); }
-
-  bool Start(const std::string& binary, const std::string& state,
-             const std::string& socket, const std::string& log,
-             std::string* error) {
-    log_ = log;
-    std::vector<std::string> args = {binary, "daemon", "--state-dir", state,
-                                     "--socket", socket};
-    std::vector<std::string> env = ChildEnv("");
-    std::vector<char*> argv = CStrings(args), envp = CStrings(env);
-    const pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-      *error = std::string("fork: ") + std::strerror(errno);
-      return false;
-    }
-    if (pid == 0) {
-      // Die with the benchmark, even if it is killed; keep Ctrl-C (sent to
-      // the terminal's process group) for the benchmark, which then stops
-      // the daemon itself.
-      prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (getppid() != parent) _exit(127);
-      setpgid(0, 0);
-      int in = open("/dev/null", O_RDONLY);
-      int out = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (in < 0 || out < 0) _exit(127);
-      dup2(in, 0);
-      dup2(out, 1);
-      dup2(out, 2);
-      execve(argv[0], argv.data(), envp.data());
-      _exit(127);
-    }
-    pid_ = pid;
-    return true;
-  }
-
-  // True once the daemon exited on its own (reaps it).
-  bool Exited() {
-    if (pid_ <= 0) return true;
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      exit_status_ = status;
-      return true;
-    }
-    return false;
-  }
-
-  // SIGTERM, then waits up to 30 s (a release may be half-way); SIGKILL
-  // after that.
-  void Stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    auto deadline = Clock::now() + std::chrono::seconds(30);
-    for (;;) {
-      pid_t r = waitpid(pid_, &status, WNOHANG);
-      if (r == pid_ || (r < 0 && errno != EINTR)) break;
-      if (Clock::now() > deadline) {
-        std::fprintf(stderr, "release_create: daemon pid %d ignored SIGTERM "
-                             "for 30 s, killing it\n", pid_);
-        kill(pid_, SIGKILL);
-        while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-        break;
-      }
-      usleep(5000);
-    }
-    exit_status_ = status;
-    pid_ = -1;
-  }
-
-  // CPU time used by the daemon (all its threads, living or gone), in
-  // seconds; -1 when unknown.
-  double CpuSeconds() const {
-    if (pid_ <= 0) return -1;
-    std::string stat = ReadAll("/proc/" + std::to_string(pid_) + "/stat");
-    size_t paren = stat.rfind(')');
-    if (paren == std::string::npos) return -1;
-    std::istringstream in(stat.substr(paren + 2));
-    std::string field;
-    double utime = 0, stime = 0;
-    // Fields 3.. follow the ")"; utime and stime are fields 14 and 15.
-    for (int i = 3; i <= 15 && in >> field; ++i) {
-      if (i == 14) utime = std::atof(field.c_str());
-      if (i == 15) stime = std::atof(field.c_str());
-    }
-    return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-  }
-
-  pid_t pid() const { return pid_; }
-  int exit_status() const { return exit_status_; }
-  const std::string& log() const { return log_; }
-
- private:
-  pid_t pid_ = -1;
-  int exit_status_ = 0;
-  std::string log_;
-};
 
 // ---------------------------------------------------------------------------
 // Disk usage.
@@ -627,38 +432,6 @@ double SyncFs(const std::string& dir) {
   return s;
 }
 
-// Removes a tree, sealed read-only directories included.
-int MakeWritable(const char* path, const struct stat* st, int type, FTW*) {
-  if (type == FTW_D || type == FTW_DNR) ::chmod(path, (st->st_mode & 07777) | S_IRWXU);
-  return 0;
-}
-
-void RemoveTree(const std::string& path) {
-  if (path.empty()) return;
-  ::chmod(path.c_str(), S_IRWXU);
-  nftw(path.c_str(), MakeWritable, 64, FTW_PHYS);
-  std::error_code ec;
-  std::filesystem::remove_all(path, ec);
-  if (ec)
-    std::fprintf(stderr, "release_create: cannot remove %s: %s\n", path.c_str(),
-                 ec.message().c_str());
-}
-
-// Removes its directory on destruction, then flushes the file system:
-// on ext4 without a journal, inodes freed by a removal are not reused for
-// 60 s once written back (300 s while still dirty), and every file created
-// meanwhile in their block group has to step over them.
-struct TempDir {
-  std::string path;
-  bool keep = false;
-  ~TempDir() {
-    if (path.empty() || keep) return;
-    std::string parent = std::filesystem::path(path).parent_path().string();
-    RemoveTree(path);
-    SyncFs(parent);
-  }
-};
-
 // One round: its own state dir and daemon.
 
 struct Round {
@@ -691,7 +464,7 @@ class Bench {
            RunResult* r, const std::string& what) {
     std::vector<std::string> argv = {o_.relsupd, "ctl", "--socket", socket};
     argv.insert(argv.end(), args.begin(), args.end());
-    *r = Run(argv, tmp_);
+    *r = RunStep(argv, tmp_);
     if (!r->ok()) {
       error_ = what + " failed (" + r->Describe() + ")";
       return false;
@@ -707,7 +480,7 @@ class Bench {
         error_ = "the daemon exited (" + DescribeStatus(d.exit_status()) + ")";
         return false;
       }
-      RunResult r = Run({o_.relsupd, "ctl", "--socket", socket, "info"}, tmp_);
+      RunResult r = RunStep({o_.relsupd, "ctl", "--socket", socket, "info"}, tmp_);
       if (r.ok()) return true;
       last = r.Describe();
       usleep(20'000);
@@ -725,7 +498,7 @@ class Bench {
     if (!Ctl(socket, {"--json", "build", "import", kApp, file}, &r,
              "ctl build import " + file))
       return false;
-    *secs = r.wall_s;
+    *secs = r.ms / 1e3;
     auto j = nlohmann::json::parse(r.out, nullptr, false);
     if (!j.is_object() || !j.contains("id") || !j["id"].is_string()) {
       error_ = "ctl --json build import printed no id: " + Trim(r.out);
@@ -738,17 +511,17 @@ class Bench {
   bool Create(DaemonProcess& d, const std::string& socket, const std::string& id,
               const std::string& expect, double* secs, double* daemon_cpu) {
     SyncFs(tmp_);
-    double cpu0 = d.CpuSeconds();
+    double cpu0 = ProcessCpuSeconds(d.pid());
     RunResult r;
     if (!Ctl(socket, {"release", "create", kApp, "--build", id}, &r,
              "ctl release create " + std::string(kApp) + " --build " + id))
       return false;
-    double cpu1 = d.CpuSeconds();
+    double cpu1 = ProcessCpuSeconds(d.pid());
     if (Trim(r.out) != expect) {
       error_ = "ctl release create printed '" + Trim(r.out) + "', not " + expect;
       return false;
     }
-    *secs = r.wall_s;
+    *secs = r.ms / 1e3;
     *daemon_cpu = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
     return true;
   }
@@ -759,15 +532,15 @@ class Bench {
     std::error_code ec;
     std::filesystem::create_directory(into, ec);
     SyncFs(tmp_);
-    RunResult r = Run({"tar", "-xzf", artifact, "-C", into}, tmp_);
+    RunResult r = RunStep({"tar", "-xzf", artifact, "-C", into}, tmp_);
     if (!r.ok()) {
       error_ = "tar -xzf " + artifact + " failed (" + r.Describe() + ")";
       return false;
     }
     double sync_s = SyncFs(into);
-    out->wall_s = r.wall_s;
-    out->cpu_s = r.cpu_s;
-    out->with_sync_s = r.wall_s + sync_s;
+    out->wall_s = r.ms / 1e3;
+    out->cpu_s = r.cpu_ms / 1e3;
+    out->with_sync_s = r.ms / 1e3 + sync_s;
     return true;
   }
 
@@ -825,12 +598,12 @@ class Bench {
     }
     if (g_interrupted.load()) return false;
     SyncFs(tmp_);
-    double cpu0 = d.CpuSeconds();
+    double cpu0 = ProcessCpuSeconds(d.pid());
     RunResult r;
     if (!Ctl(socket, {"release", "verify", kApp, "v2"}, &r, "ctl release verify bench v2"))
       return false;
-    double cpu1 = d.CpuSeconds();
-    out->verify_s = r.wall_s;
+    double cpu1 = ProcessCpuSeconds(d.pid());
+    out->verify_s = r.ms / 1e3;
     out->verify_daemon_cpu_s = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
     return true;
   }
@@ -853,12 +626,6 @@ void Row(const std::string& figure, const std::string& value, const std::string&
          const std::string& target, const std::string& verdict) {
   std::printf("%-46s %11s  %-15s %-12s %s\n", figure.c_str(), value.c_str(),
               spread.c_str(), target.c_str(), verdict.c_str());
-}
-
-std::string Fmt(const char* format, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, v);
-  return buf;
 }
 
 std::string Secs(double s) { return Fmt(s < 10 ? "%.2f s" : "%.1f s", s); }
@@ -884,8 +651,6 @@ double MedianOf(const std::vector<Round>& rounds, F f) {
 std::string SignedKiB(int64_t bytes) {
   return Fmt("%+.0f KiB", static_cast<double>(bytes) / 1024);
 }
-
-const char* Verdict(bool pass) { return pass ? "PASS" : "FAIL"; }
 
 // Where `relsupd build` makes its scratch copy: a tmpfs when there is one,
 // so that removing the copy (10,000 files) does not touch the file system
@@ -923,46 +688,11 @@ int Fail(const std::string& what, Daemons& daemons) {
   return 1;
 }
 
-// The command's binary, made absolute; false (printed) when it cannot be
-// executed.
-bool ResolveBinary(Options* o) {
-  if (access(o->relsupd.c_str(), X_OK) != 0) {
-    std::fprintf(stderr, "release_create: cannot execute %s: %s\n", o->relsupd.c_str(),
-                 std::strerror(errno));
-    return false;
-  }
-  o->relsupd = std::filesystem::absolute(o->relsupd).string();
-  return true;
-}
-
-void InstallSignals() {
-  struct sigaction sa {};
-  sa.sa_handler = OnInterrupt;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGHUP, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-}
-
-bool MakeTempDir(TempDir* tmp) {
-  std::string tmpl =
-      (std::filesystem::temp_directory_path() / "relsupd-bench-rc.XXXXXX").string();
-  if (!mkdtemp(tmpl.data())) {
-    std::fprintf(stderr, "release_create: mkdtemp: %s\n", std::strerror(errno));
-    return false;
-  }
-  tmp->path = tmpl;
-  return true;
-}
-
 void PrintHeader(const Options& o, const std::string& tmp, const std::string& scratch_dir) {
-  RunResult version = Run({o.relsupd, "--version"}, tmp);
-  std::string load = ReadAll("/proc/loadavg");
-  load = load.substr(0, load.find(' '));
+  RunResult version = RunStep({o.relsupd, "--version"}, tmp);
   std::printf("release_create (%s, %u cores, load average %s)\n",
               Trim(version.out).c_str(), std::thread::hardware_concurrency(),
-              load.empty() ? "?" : load.c_str());
+              LoadAverage().c_str());
   std::printf("temporary dir %s%s; relsupd build scratch in %s\n\n", tmp.c_str(),
               o.keep ? " (kept)" : "", scratch_dir.c_str());
   std::fflush(stdout);
@@ -979,16 +709,16 @@ bool BuildApps(const Options& o, const std::string& tmp, const std::string& scra
   if (!MakeTree(src, o, &tree, error)) return false;
   const double gen_s = Seconds(Clock::now() - t0);
   SyncFs(tmp);
-  RunResult b1 = Run({o.relsupd, "build", src, "-o", app1}, tmp, scratch_dir);
+  RunResult b1 = RunStep({o.relsupd, "build", src, "-o", app1}, tmp, scratch_dir);
   if (!b1.ok()) {
     *error = "relsupd build " + src + " failed (" + b1.Describe() + ")";
     return false;
   }
-  *build_s = b1.wall_s;
+  *build_s = b1.ms / 1e3;
   WriteBigFile(src, 2, error);
   if (!error->empty()) return false;
   SyncFs(tmp);
-  RunResult b2 = Run({o.relsupd, "build", src, "-o", app2}, tmp, scratch_dir);
+  RunResult b2 = RunStep({o.relsupd, "build", src, "-o", app2}, tmp, scratch_dir);
   if (!b2.ok()) {
     *error = "relsupd build " + src + " failed (" + b2.Describe() + ")";
     return false;
@@ -1014,6 +744,7 @@ bool RunRounds(const Options& o, Bench& bench, Daemons& daemons, const std::stri
                const std::string& app2, std::vector<Round>* rounds, std::string* error) {
   for (int i = 1; i <= o.rounds && !g_interrupted.load(); ++i) {
     daemons.push_back(std::make_unique<DaemonProcess>());
+    daemons.back()->set_stop_timeout(30);  // a release may be half-way
     Round& r = (*rounds)[static_cast<size_t>(i - 1)];
     if (!bench.FirstRelease(i, *daemons.back(), app1, &r)) {
       if (g_interrupted.load()) break;
@@ -1147,25 +878,31 @@ int Main(int argc, char** argv) {
     Usage(stderr);
     return 2;
   }
-  if (!ResolveBinary(&o)) return 1;
-  InstallSignals();
+  if (!ResolveBinary("release_create", &o.relsupd)) return 1;
+  InstallInterruptHandlers();
   const auto run_start = Clock::now();
-  TempDir tmp, scratch;
+  // Removed at the end, then the file system is flushed: on ext4 without a
+  // journal, inodes freed by a removal are not reused for 60 s once written
+  // back (300 s while still dirty), and every file created meanwhile in
+  // their block group has to step over them.
+  BenchDir tmp, scratch;
   tmp.keep = o.keep;
-  if (!MakeTempDir(&tmp)) return 1;
-  std::string scratch_dir = BuildScratchDir(tmp.path);
-  if (scratch_dir != tmp.path) scratch.path = scratch_dir;
+  tmp.print_kept = false;  // the header says so
+  tmp.after_remove = scratch.after_remove = [](const std::string& parent) { SyncFs(parent); };
+  if (!tmp.Make("release_create", "relsupd-bench-rc")) return 1;
+  std::string scratch_dir = BuildScratchDir(tmp.path());
+  if (scratch_dir != tmp.path()) scratch.Adopt(scratch_dir);
   // Declared after the temporary dirs: stopped before they are removed.
   Daemons daemons;
-  Bench bench(o, tmp.path);
-  PrintHeader(o, tmp.path, scratch_dir);
+  Bench bench(o, tmp.path());
+  PrintHeader(o, tmp.path(), scratch_dir);
 
-  const std::string app1 = tmp.path + "/app1.tar.gz", app2 = tmp.path + "/app2.tar.gz";
+  const std::string app1 = tmp.path() + "/app1.tar.gz", app2 = tmp.path() + "/app2.tar.gz";
   std::string error;
   double build_s = 0;
-  if (!BuildApps(o, tmp.path, scratch_dir, app1, app2, &build_s, &error))
+  if (!BuildApps(o, tmp.path(), scratch_dir, app1, app2, &build_s, &error))
     return Fail(error, daemons);
-  if (!WarmUp(o, bench, app1, tmp.path)) return Fail(bench.error(), daemons);
+  if (!WarmUp(o, bench, app1, tmp.path())) return Fail(bench.error(), daemons);
   std::printf("\n%d rounds, each on its own state dir and daemon; nothing is deleted "
               "until the end\n", o.rounds);
   std::vector<Round> rounds(static_cast<size_t>(o.rounds));
@@ -1173,7 +910,7 @@ int Main(int argc, char** argv) {
   // After the second releases (each created ~10,000 temporary files and
   // deleted them again), once more: shows what that costs later creators.
   TarResult late;
-  if (!g_interrupted.load() && !bench.Tar(app1, tmp.path + "/tar-late", &late))
+  if (!g_interrupted.load() && !bench.Tar(app1, tmp.path() + "/tar-late", &late))
     return Fail(bench.error(), daemons);
   StopDaemons(daemons);
   if (g_interrupted.load()) {
@@ -1186,5 +923,6 @@ int Main(int argc, char** argv) {
 }
 
 }  // namespace
+}  // namespace relsupd::bench
 
-int main(int argc, char** argv) { return Main(argc, argv); }
+int main(int argc, char** argv) { return relsupd::bench::Main(argc, argv); }
