@@ -115,41 +115,35 @@ void Usage(FILE* out) {
 }
 
 bool ParseArgs(int argc, char** argv, Options* o) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> const char* {
-      return i + 1 < argc ? argv[++i] : nullptr;
-    };
+  ArgReader args(argc, argv, Usage);
+  while (args.Next()) {
     const char* v = nullptr;
-    if (a == "-h" || a == "--help") {
-      Usage(stdout);
-      std::exit(0);
-    } else if (a == "--relsupd" && (v = value())) {
+    if (args.Value("--relsupd", &v)) {
       o->relsupd = v;
-    } else if (a == "--hello" && (v = value())) {
+    } else if (args.Value("--hello", &v)) {
       o->hello = v;
-    } else if (a == "--switches" && (v = value())) {
+    } else if (args.Value("--switches", &v)) {
       o->switches = std::atoi(v);
       if (o->switches < 1) return false;
-    } else if (a == "--rounds" && (v = value())) {
+    } else if (args.Value("--rounds", &v)) {
       o->rounds = std::atoi(v);
       if (o->rounds < 0) return false;
-    } else if (a == "--rate" && (v = value())) {
+    } else if (args.Value("--rate", &v)) {
       o->rate = std::atof(v);
       if (!(o->rate > 0)) return false;
-    } else if (a == "--duration" && (v = value())) {
+    } else if (args.Value("--duration", &v)) {
       o->duration_s = std::atof(v);
       if (!(o->duration_s > 0)) return false;
-    } else if (a == "--cycles" && (v = value())) {
+    } else if (args.Value("--cycles", &v)) {
       o->cycles = std::atoi(v);
       if (o->cycles < 0) return false;
-    } else if (a == "--threads" && (v = value())) {
+    } else if (args.Value("--threads", &v)) {
       o->threads = std::atoi(v);
       if (o->threads < 1 || o->threads > 256) return false;
-    } else if (a == "--send-delay-us" && (v = value())) {
+    } else if (args.Value("--send-delay-us", &v)) {
       o->send_delay_us = std::atoi(v);
       if (o->send_delay_us < 0) return false;
-    } else if (a == "--keep") {
+    } else if (args.Is("--keep")) {
       o->keep = true;
     } else {
       return false;
@@ -881,10 +875,7 @@ void CleanUp(Bench& run) {
 
 int Main(int argc, char** argv) {
   Bench run;
-  if (!ParseArgs(argc, argv, &run.o)) {
-    Usage(stderr);
-    return 2;
-  }
+  if (!ParseArgs(argc, argv, &run.o)) return UsageError(Usage);
   InstallInterruptHandlers();
   run.tmp.keep = run.o.keep;
   run.tmp.print_kept = false;  // CleanUp says where the log is

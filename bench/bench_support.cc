@@ -84,6 +84,30 @@ void InstallInterruptHandlers() {
   signal(SIGPIPE, SIG_IGN);
 }
 
+bool ArgReader::Next() {
+  if (++i_ >= argc_) return false;
+  if (Is("-h") || Is("--help")) {
+    usage_(stdout);
+    std::exit(0);
+  }
+  return true;
+}
+
+bool ArgReader::Is(const char* flag) const {
+  return std::strcmp(argv_[i_], flag) == 0;
+}
+
+bool ArgReader::Value(const char* flag, const char** value) {
+  if (!Is(flag) || i_ + 1 >= argc_) return false;
+  *value = argv_[++i_];
+  return true;
+}
+
+int UsageError(void (*usage)(FILE*)) {
+  usage(stderr);
+  return 2;
+}
+
 int64_t MonoNs() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,32 @@ namespace relsupd::bench {
 inline std::atomic<bool> g_interrupted{false};
 // Those three set g_interrupted; SIGPIPE is ignored.
 void InstallInterruptHandlers();
+
+// A benchmark's command line, read flag by flag:
+//   ArgReader args(argc, argv, Usage);
+//   while (args.Next()) if (args.Value("--runs", &v)) ... else if
+//   (args.Is("--keep")) ... else return false;
+// -h and --help print the usage to stdout and exit 0.
+class ArgReader {
+ public:
+  ArgReader(int argc, char** argv, void (*usage)(FILE*))
+      : argc_(argc), argv_(argv), usage_(usage) {}
+  // Moves to the next argument; false after the last.
+  bool Next();
+  // The argument is `flag`.
+  bool Is(const char* flag) const;
+  // The argument is `flag` and a value follows it (consumed, in *value).
+  bool Value(const char* flag, const char** value);
+
+ private:
+  int argc_;
+  char** argv_;
+  void (*usage_)(FILE*);
+  int i_ = 0;
+};
+
+// The usage on stderr; the exit code of a usage error, 2.
+int UsageError(void (*usage)(FILE*));
 
 int64_t MonoNs();
 void SleepMs(int64_t ms);

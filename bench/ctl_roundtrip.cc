@@ -81,25 +81,18 @@ void Usage(FILE* out) {
 }
 
 bool ParseArgs(int argc, char** argv, Options* o) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> const char* {
-      if (i + 1 >= argc) return nullptr;
-      return argv[++i];
-    };
+  ArgReader args(argc, argv, Usage);
+  while (args.Next()) {
     const char* v = nullptr;
-    if (a == "-h" || a == "--help") {
-      Usage(stdout);
-      std::exit(0);
-    } else if (a == "--relsupd" && (v = value())) {
+    if (args.Value("--relsupd", &v)) {
       o->relsupd = v;
-    } else if (a == "--duration" && (v = value())) {
+    } else if (args.Value("--duration", &v)) {
       o->duration_s = std::atof(v);
       if (!(o->duration_s > 0)) return false;
-    } else if (a == "--runs" && (v = value())) {
+    } else if (args.Value("--runs", &v)) {
       o->runs = std::atoi(v);
       if (o->runs < 1) return false;
-    } else if (a == "--clients" && (v = value())) {
+    } else if (args.Value("--clients", &v)) {
       o->clients.clear();
       std::stringstream ss(v);
       std::string item;
@@ -417,10 +410,7 @@ void StopDaemon(DaemonProcess* daemon) {
 
 int Main(int argc, char** argv) {
   Options o;
-  if (!ParseArgs(argc, argv, &o)) {
-    Usage(stderr);
-    return 2;
-  }
+  if (!ParseArgs(argc, argv, &o)) return UsageError(Usage);
   if (!ResolveBinary("ctl_roundtrip", &o.relsupd)) return 1;
   InstallInterruptHandlers();
   BenchDir tmp;

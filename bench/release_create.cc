@@ -106,31 +106,24 @@ void Usage(FILE* out) {
 }
 
 bool ParseArgs(int argc, char** argv, Options* o) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> const char* {
-      if (i + 1 >= argc) return nullptr;
-      return argv[++i];
-    };
+  ArgReader args(argc, argv, Usage);
+  while (args.Next()) {
     const char* v = nullptr;
-    if (a == "-h" || a == "--help") {
-      Usage(stdout);
-      std::exit(0);
-    } else if (a == "--relsupd" && (v = value())) {
+    if (args.Value("--relsupd", &v)) {
       o->relsupd = v;
-    } else if (a == "--rounds" && (v = value())) {
+    } else if (args.Value("--rounds", &v)) {
       o->rounds = std::atoi(v);
       if (o->rounds < 1 || o->rounds > 100) return false;
-    } else if (a == "--files" && (v = value())) {
+    } else if (args.Value("--files", &v)) {
       o->files = std::atoi(v);
       if (o->files < 10 || o->files > 1'000'000) return false;
-    } else if (a == "--mib" && (v = value())) {
+    } else if (args.Value("--mib", &v)) {
       o->mib = static_cast<uint64_t>(std::atoll(v));
       if (o->mib < 2 || o->mib > 100'000) return false;
-    } else if (a == "--settle" && (v = value())) {
+    } else if (args.Value("--settle", &v)) {
       o->settle_s = std::atoi(v);
       if (o->settle_s < 0 || o->settle_s > 3600) return false;
-    } else if (a == "--keep") {
+    } else if (args.Is("--keep")) {
       o->keep = true;
     } else {
       return false;
@@ -874,10 +867,7 @@ bool WarmUp(const Options& o, Bench& bench, const std::string& app1, const std::
 
 int Main(int argc, char** argv) {
   Options o;
-  if (!ParseArgs(argc, argv, &o)) {
-    Usage(stderr);
-    return 2;
-  }
+  if (!ParseArgs(argc, argv, &o)) return UsageError(Usage);
   if (!ResolveBinary("release_create", &o.relsupd)) return 1;
   InstallInterruptHandlers();
   const auto run_start = Clock::now();

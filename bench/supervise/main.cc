@@ -196,10 +196,7 @@ bool RunPeer(int index, const Options& o, const std::string& tmp,
 
 int Main(int argc, char** argv) {
   Options o;
-  if (!ParseArgs(argc, argv, &o)) {
-    Usage(stderr);
-    return 2;
-  }
+  if (!ParseArgs(argc, argv, &o)) return UsageError(Usage);
   if (!ResolveBinaries(&o) || !SetUpProcess(o)) return 1;
   BenchDir tmp;
   tmp.keep = o.keep;

@@ -62,55 +62,49 @@ void Usage(FILE* out) {
 }
 
 bool ParseArgs(int argc, char** argv, Options* o) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> const char* {
-      return i + 1 < argc ? argv[++i] : nullptr;
-    };
+  ArgReader args(argc, argv, Usage);
+  while (args.Next()) {
     const char* v = nullptr;
     auto positive = [&](int* out) {
       *out = std::atoi(v);
       return *out > 0;
     };
-    if (a == "-h" || a == "--help") {
-      Usage(stdout);
-      std::exit(0);
-    } else if (a == "--relsupd" && (v = value())) {
+    if (args.Value("--relsupd", &v)) {
       o->relsupd = v;
-    } else if (a == "--pm2" && (v = value())) {
+    } else if (args.Value("--pm2", &v)) {
       o->pm2 = v;
-    } else if (a == "--peers" && (v = value())) {
+    } else if (args.Value("--peers", &v)) {
       std::vector<std::string> peers;
       if (!ParseList(v, {"relsupd", "runit", "supervisord", "pm2"}, &peers))
         return false;
       o->peers = peers;
-    } else if (a == "--phases" && (v = value())) {
+    } else if (args.Value("--phases", &v)) {
       std::vector<std::string> phases;
       if (!ParseList(v, {"restart", "fanout", "storm", "log"}, &phases))
         return false;
       o->phases = std::set<std::string>(phases.begin(), phases.end());
-    } else if (a == "--log-mb" && (v = value())) {
+    } else if (args.Value("--log-mb", &v)) {
       if (!positive(&o->log_mb) || o->log_mb > 100000) return false;
-    } else if (a == "--log-line-bytes" && (v = value())) {
+    } else if (args.Value("--log-line-bytes", &v)) {
       if (!positive(&o->log_line_bytes) || o->log_line_bytes < 16 ||
           o->log_line_bytes > 16384)
         return false;
-    } else if (a == "--kills" && (v = value())) {
+    } else if (args.Value("--kills", &v)) {
       if (!positive(&o->kills)) return false;
-    } else if (a == "--instances" && (v = value())) {
+    } else if (args.Value("--instances", &v)) {
       if (!positive(&o->instances)) return false;
-    } else if (a == "--gap-ms" && (v = value())) {
+    } else if (args.Value("--gap-ms", &v)) {
       if (!positive(&o->gap_ms)) return false;
-    } else if (a == "--fanout" && (v = value())) {
+    } else if (args.Value("--fanout", &v)) {
       if (!positive(&o->fanout) || o->fanout > 10000) return false;
-    } else if (a == "--storm" && (v = value())) {
+    } else if (args.Value("--storm", &v)) {
       if (!positive(&o->storm) || o->storm > 10000) return false;
-    } else if (a == "--storm-seconds" && (v = value())) {
+    } else if (args.Value("--storm-seconds", &v)) {
       o->storm_s = std::atof(v);
       if (!(o->storm_s > 0)) return false;
-    } else if (a == "--rt" && (v = value())) {
+    } else if (args.Value("--rt", &v)) {
       if (!positive(&o->rt_priority) || o->rt_priority > 99) return false;
-    } else if (a == "--keep") {
+    } else if (args.Is("--keep")) {
       o->keep = true;
     } else {
       return false;

@@ -3,8 +3,9 @@
 //
 // One Peer per compared supervisor, made by main() with New<Name>Peer,
 // owns every process it starts (by pid) and stops them in StopPhase and
-// Teardown; it keeps references to the Options and the hello socket, which
-// outlive it. Single-threaded.
+// Teardown, which its owner calls before it destroys it (RunPeer does,
+// whatever happened); it keeps references to the Options and the hello
+// socket, which outlive it. Single-threaded.
 
 #ifndef RELSUPD_BENCH_SUPERVISE_PEER_H_
 #define RELSUPD_BENCH_SUPERVISE_PEER_H_
@@ -121,8 +122,8 @@ class Peer {
   virtual std::string LogSettings() const = 0;
   // Stops everything the phase started (by pid) and waits for it.
   virtual void StopPhase() = 0;
-  // Stops what Setup started.
-  virtual void Teardown() = 0;
+  // Stops what Setup started (and what a phase left). Idempotent.
+  virtual void Teardown() { StopPhase(); }
   // Notes printed under the table.
   virtual std::string Config() const = 0;
 

@@ -37,7 +37,6 @@ using Json = nlohmann::json;
 class Pm2Peer final : public Peer {
  public:
   using Peer::Peer;
-  ~Pm2Peer() override { Teardown(); }
 
   bool Setup(std::string* why, std::string* version) override {
     pm2_ = o_.pm2.empty() ? FindOnPath("pm2") : o_.pm2;
@@ -158,15 +157,8 @@ class Pm2Peer final : public Peer {
         SleepMs(10);
       god_ = -1;
     }
-    std::string what;
-    int strays = KillStrays({}, &what);
-    if (strays > 0)
-      std::fprintf(
-          stderr,
-          "supervise: pm2: killed %d processes left after pm2 kill: %s\n",
-          strays, what.c_str());
+    KillStraysAfter("pm2", "pm2 kill");
   }
-  void Teardown() override { StopPhase(); }
   std::string Config() const override {
     return "pm2: PM2_HOME in the temp dir, God daemon started by `pm2 ping` "
            "before each phase; "

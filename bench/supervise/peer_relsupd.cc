@@ -36,7 +36,6 @@ using Json = nlohmann::json;
 class RelsupdPeer final : public Peer {
  public:
   using Peer::Peer;
-  ~RelsupdPeer() override { Teardown(); }
 
   bool Setup(std::string* why, std::string* version) override {
     socket_ = dir_ + "/s.sock";

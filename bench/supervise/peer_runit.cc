@@ -33,7 +33,6 @@ namespace fs = std::filesystem;
 class RunitPeer final : public Peer {
  public:
   using Peer::Peer;
-  ~RunitPeer() override { Teardown(); }
 
   bool Setup(std::string* why, std::string* version) override {
     runsvdir_ = FindOnPath("runsvdir");
@@ -148,14 +147,8 @@ class RunitPeer final : public Peer {
       }
     }
     storm_dirs_.clear();
-    std::string what;
-    int strays = KillStrays({}, &what);
-    if (strays > 0)
-      std::fprintf(
-          stderr, "supervise: runit: killed %d processes left after stop: %s\n",
-          strays, what.c_str());
+    KillStraysAfter("runit", "stop");
   }
-  void Teardown() override { StopPhase(); }
   std::string Config() const override {
     return "runit: runsvdir on a fresh dir per phase; latency: ./run is a "
            "symlink to "

@@ -32,7 +32,6 @@ namespace fs = std::filesystem;
 class SupervisordPeer final : public Peer {
  public:
   using Peer::Peer;
-  ~SupervisordPeer() override { Teardown(); }
 
   bool Setup(std::string* why, std::string* version) override {
     supervisord_ = FindOnPath("supervisord");
@@ -97,15 +96,8 @@ class SupervisordPeer final : public Peer {
       StopChild(pid_, SIGTERM, 60);
       pid_ = -1;
     }
-    std::string what;
-    int strays = KillStrays({}, &what);
-    if (strays > 0)
-      std::fprintf(
-          stderr,
-          "supervise: supervisord: killed %d processes left after stop: %s\n",
-          strays, what.c_str());
+    KillStraysAfter("supervisord", "stop");
   }
-  void Teardown() override { StopPhase(); }
   std::string Config() const override {
     return "supervisord: `supervisord -n` per phase, [program:x] numprocs=N, "
            "autorestart=true, "

@@ -140,6 +140,15 @@ int KillStrays(const std::set<pid_t>& keep, std::string* what) {
   return killed;
 }
 
+void KillStraysAfter(const char* peer, const char* when) {
+  std::string what;
+  int strays = KillStrays({}, &what);
+  if (strays > 0)
+    std::fprintf(stderr,
+                 "supervise: %s: killed %d processes left after %s: %s\n", peer,
+                 strays, when, what.c_str());
+}
+
 // Waits until `root` has no descendants (other than itself) for up to
 // `timeout_s`; reaps adopted zombies meanwhile. True when none are left.
 bool WaitNoDescendants(pid_t root, double timeout_s) {

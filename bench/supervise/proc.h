@@ -47,6 +47,9 @@ bool SchedStat(pid_t pid, int64_t* run_ns, int64_t* wait_ns);
 // except those in `keep` and their descendants. Returns how many it had to
 // kill; `what` gets "PID COMM" of each.
 int KillStrays(const std::set<pid_t>& keep = {}, std::string* what = nullptr);
+// KillStrays, and a line on stderr when it found any ("supervise: PEER:
+// killed N processes left after WHEN: ...").
+void KillStraysAfter(const char* peer, const char* when);
 // Waits until `root` has no descendants (other than itself) for up to
 // `timeout_s`; reaps adopted zombies meanwhile. True when none are left.
 bool WaitNoDescendants(pid_t root, double timeout_s);
