@@ -58,9 +58,11 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/bench_support.h"
+#include "tests/support/fs.h"
 #include "daemon/activate/run_service.h"
 #include "daemon/base/clock.h"
 #include "daemon/ledger/ledger.h"
+#include "tests/support/sockets.h"
 
 namespace relsupd::bench {
 namespace {
@@ -187,21 +189,6 @@ double MsOfDay(std::chrono::system_clock::time_point t) {
                 t.time_since_epoch())
                 .count();
   return static_cast<double>(us % 86'400'000'000LL) / 1e3;
-}
-
-// A loopback port nobody listens on right now.
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  close(fd);
-  return port;
 }
 
 // ---- 1. the switch itself ----
@@ -475,7 +462,7 @@ struct Bench {
   void Fail(const std::string& what) {
     std::fprintf(stderr, "activate: %s\n", what.c_str());
     if (daemon.pid() > 0 || !daemon.log().empty())
-      std::fprintf(stderr, "--- daemon log ---\n%s\n", ReadAll(daemon.log()).c_str());
+      std::fprintf(stderr, "--- daemon log ---\n%s\n", support::ReadFileOrEmpty(daemon.log()).c_str());
     rc = 1;
   }
   // Runs argv to completion, its stdout and stderr together (through
@@ -541,7 +528,7 @@ bool StartDaemon(Bench& run) {
 // The app's source: relsupd.yaml and the built hello, packed into
 // DIR/hello.tar.gz; the app `shop` created on a free loopback port.
 bool PackApp(Bench& run, const std::string& artifact) {
-  run.port = FreePort();
+  run.port = support::FreePort();
   const std::string app_src = run.dir + "/app";
   std::filesystem::create_directories(app_src + "/bin");
   std::error_code ec;
@@ -750,7 +737,7 @@ void PrintLoad(const Bench& run, const LoadRecord& rec) {
 std::vector<std::string> LogLines(const Bench& run) {
   RunResult app_log = run.Ctl({"logs", "shop", "-n", "100000"});
   std::vector<std::string> lines;
-  const std::string daemon_log = ReadAll(run.daemon.log());
+  const std::string daemon_log = support::ReadFileOrEmpty(run.daemon.log());
   for (const std::string* text : std::vector<const std::string*>{&app_log.out, &daemon_log}) {
     std::istringstream in(*text);
     for (std::string line; std::getline(in, line);) lines.push_back(line);
@@ -816,7 +803,7 @@ void SwitchInDaemon(const Bench& run) {
   nlohmann::json events = nlohmann::json::parse(hist.out, nullptr, false);
   std::vector<double> switched_at;
   {
-    std::istringstream in(ReadAll(run.daemon.log()));
+    std::istringstream in(support::ReadFileOrEmpty(run.daemon.log()));
     for (std::string line; std::getline(in, line);)
       if (line.find(" shop: current -> v") != std::string::npos)
         switched_at.push_back(LineMsOfDay(line));

@@ -23,7 +23,8 @@
 #include <string_view>
 #include <thread>
 
-extern char** environ;
+#include "tests/support/fs.h"
+#include "tests/support/process.h"
 
 namespace relsupd::bench {
 namespace {
@@ -127,16 +128,9 @@ std::string Fmt(const char* format, double v) {
 const char* Verdict(bool pass) { return pass ? "PASS" : "FAIL"; }
 
 std::string LoadAverage() {
-  std::string load = ReadAll("/proc/loadavg");
+  std::string load = support::ReadFileOrEmpty("/proc/loadavg");
   load = load.substr(0, load.find(' '));
   return load.empty() ? "?" : load;
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::string Trim(std::string s) {
@@ -164,25 +158,6 @@ std::string DescribeStatus(int status) {
   return "status " + std::to_string(status);
 }
 
-std::vector<std::string> ChildEnv(const std::vector<std::string>& extra,
-                                  const std::vector<std::string>& drop) {
-  static const char* const kDrop[] = {
-      "NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID=",
-      "LISTEN_FDS=",    "LISTEN_PID=",    "LISTEN_FDNAMES="};
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) {
-    std::string_view s(*e);
-    bool dropped = false;
-    for (const char* d : kDrop) dropped = dropped || s.starts_with(d);
-    for (const auto& d : drop) dropped = dropped || s.starts_with(d);
-    for (const auto& x : extra)
-      dropped = dropped || s.starts_with(x.substr(0, x.find('=') + 1));
-    if (!dropped) env.emplace_back(s);
-  }
-  env.insert(env.end(), extra.begin(), extra.end());
-  return env;
-}
-
 bool ResolveBinary(const char* bench, std::string* path) {
   if (access(path->c_str(), X_OK) != 0) {
     std::fprintf(stderr, "%s: cannot execute %s: %s\n", bench, path->c_str(),
@@ -196,35 +171,25 @@ bool ResolveBinary(const char* bench, std::string* path) {
 pid_t Spawn(const std::vector<std::string>& args, const std::string& log,
             const std::vector<std::string>& extra_env, std::string* error,
             LogMode mode) {
-  std::vector<std::string> a = args;
-  std::vector<std::string> env = ChildEnv(extra_env);
-  std::vector<char*> argv = CStrings(a), envp = CStrings(env);
-  const int log_flags =
-      O_WRONLY | O_CREAT | (mode == LogMode::kTruncate ? O_TRUNC : O_APPEND);
-  const pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0) {
-    *error = std::string("fork: ") + std::strerror(errno);
+  const int flags = O_WRONLY | O_CREAT | O_CLOEXEC |
+                    (mode == LogMode::kTruncate ? O_TRUNC : O_APPEND);
+  int out = ::open(log.c_str(), flags, 0644);
+  if (out < 0) {
+    *error = "cannot open " + log + ": " + std::strerror(errno);
     return -1;
   }
-  if (pid == 0) {
-    // Async-signal-safe calls only: the benchmark may run other threads.
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent) _exit(127);
-    setpgid(0, 0);  // Ctrl-C reaches the benchmark only; it stops the rest
-    int in = open("/dev/null", O_RDONLY);
-    int out = open(log.c_str(), log_flags, 0644);
-    if (in < 0 || out < 0) _exit(127);
-    dup2(in, 0);
-    dup2(out, 1);
-    dup2(out, 2);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    signal(SIGPIPE, SIG_DFL);
-    execvpe(argv[0], argv.data(), envp.data());
-    _exit(127);
+  pid_t pid = -1;
+  try {
+    int in = support::OpenDevNull();
+    support::SpawnOptions options;
+    options.die_with_parent = true;  // and a process group of its own
+    pid = support::Spawn(args, support::ChildEnv(extra_env), in, out, out,
+                         options);
+    ::close(in);
+  } catch (const std::exception& e) {
+    *error = e.what();
   }
+  ::close(out);
   return pid;
 }
 
@@ -265,7 +230,7 @@ RunResult Run(const std::vector<std::string>& args, const RunOptions& options) {
       options.err_path.empty() ? "/dev/null" : options.err_path;
   const bool merged = !options.out_path.empty() && out_path == err_path;
   std::vector<std::string> a = args;
-  std::vector<std::string> env = ChildEnv(options.env, options.drop);
+  std::vector<std::string> env = support::ChildEnv(options.env);
   std::vector<char*> argv = CStrings(a), envp = CStrings(env);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
@@ -301,8 +266,9 @@ RunResult Run(const std::vector<std::string>& args, const RunOptions& options) {
   Reap(pid, deadline, &res.status, &ru, &killed);
   res.ms = static_cast<double>(MonoNs() - t0) / 1e6;
   res.cpu_ms = Ms(ru.ru_utime) + Ms(ru.ru_stime);
-  if (!options.out_path.empty()) res.out = ReadAll(out_path);
-  if (!options.err_path.empty() && !merged) res.err = ReadAll(err_path);
+  if (!options.out_path.empty()) res.out = support::ReadFileOrEmpty(out_path);
+  if (!options.err_path.empty() && !merged)
+    res.err = support::ReadFileOrEmpty(err_path);
   if (killed)
     res.err += "\n(killed after " +
                std::to_string(static_cast<int>(options.timeout_s)) + " s)";
@@ -363,7 +329,8 @@ int64_t ThreadsCpuNs(pid_t pid) {
 
 double ProcessCpuSeconds(pid_t pid) {
   if (pid <= 0) return -1;
-  std::string stat = ReadAll("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat =
+      support::ReadFileOrEmpty("/proc/" + std::to_string(pid) + "/stat");
   size_t paren = stat.rfind(')');
   if (paren == std::string::npos) return -1;
   std::istringstream in(stat.substr(paren + 2));

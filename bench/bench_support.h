@@ -1,4 +1,5 @@
-// What the benchmarks in bench/ share and tests/support/ does not offer:
+// What the benchmarks in bench/ share and tests/support/ (which it builds
+// on: ChildEnv, Spawn, files, FreePort) does not offer:
 // Ctrl-C handling, timed child processes (posix_spawn to wait4, with the
 // child's CPU time), a daemon child stopped by pid with a chosen deadline,
 // a temporary dir that --keep can keep, per-thread CPU time from
@@ -76,8 +77,6 @@ const char* Verdict(bool pass);  // "PASS" or "FAIL"
 // The 1-minute load average as /proc/loadavg prints it; "?" when unknown.
 std::string LoadAverage();
 
-// The whole file; "" when it cannot be read.
-std::string ReadAll(const std::string& path);
 // Without leading and trailing blanks and newlines.
 std::string Trim(std::string s);
 // The last `n` lines of `s`.
@@ -85,20 +84,14 @@ std::string LastLines(const std::string& s, int n);
 // "exit N", "killed by SIGNAL" or "status N" of a wait status.
 std::string DescribeStatus(int status);
 
-// Our environment without systemd's notification and activation
-// variables (a child must not talk to our service manager), without those
-// named in `extra` or `drop` ("NAME="), then `extra` ("NAME=VALUE").
-std::vector<std::string> ChildEnv(const std::vector<std::string>& extra = {},
-                                  const std::vector<std::string>& drop = {});
-
 // `*path` made absolute; false (printed, as `bench`) when it cannot be
 // executed.
 bool ResolveBinary(const char* bench, std::string* path);
 
-// Starts argv (argv[0] looked up in PATH) in the background with `env`
-// (NAME=VALUE) added to ChildEnv: stdin /dev/null, stdout and stderr to
-// `log`, a process group of its own (Ctrl-C reaches the benchmark only),
-// SIGTERM when the benchmark dies. -1 with why.
+// Starts argv (argv[0] a path) in the background with `env` (NAME=VALUE)
+// added to support::ChildEnv (support::Spawn): stdin /dev/null, stdout and
+// stderr to `log`, a process group of its own (Ctrl-C reaches the benchmark
+// only), SIGTERM when the benchmark dies. -1 with why.
 enum class LogMode { kAppend, kTruncate };
 pid_t Spawn(const std::vector<std::string>& args, const std::string& log,
             const std::vector<std::string>& env, std::string* error,
@@ -121,8 +114,7 @@ struct RunResult {
 };
 
 struct RunOptions {
-  std::vector<std::string> env;   // extra NAME=VALUE
-  std::vector<std::string> drop;  // "NAME=" not passed on
+  std::vector<std::string> env;  // extra NAME=VALUE (support::ChildEnv)
   // Where stdout and stderr go (truncated; read back into out and err):
   // "" is /dev/null; the same path for both gets them interleaved in out.
   std::string out_path, err_path;

@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "bench/bench_support.h"
+#include "tests/support/fs.h"
 #include "cli/client.h"
 #include "daemon/base/version.h"
 #include "daemon/protocol/methods.h"
@@ -330,7 +331,7 @@ bool StartDaemon(const Options& o, const std::string& dir, const std::string& so
   std::fprintf(stderr, "ctl_roundtrip: cannot start the daemon (%s): %s\n",
                o.relsupd.c_str(), error.c_str());
   daemon->Stop();
-  std::string log = ReadAll(daemon->log());
+  std::string log = support::ReadFileOrEmpty(daemon->log());
   if (!log.empty()) std::fprintf(stderr, "daemon log:\n%s", log.c_str());
   return false;
 }
@@ -403,7 +404,7 @@ void StopDaemon(DaemonProcess* daemon) {
   daemon->Stop();
   if (!(WIFEXITED(daemon->exit_status()) && WEXITSTATUS(daemon->exit_status()) == 0)) {
     std::printf("daemon stopped: %s\n", DescribeStatus(daemon->exit_status()).c_str());
-    std::string log = ReadAll(daemon->log());
+    std::string log = support::ReadFileOrEmpty(daemon->log());
     if (!log.empty()) std::printf("daemon log:\n%s", log.c_str());
   }
 }

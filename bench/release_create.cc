@@ -67,6 +67,7 @@
 #include <vector>
 
 #include "bench/bench_support.h"
+#include "tests/support/fs.h"
 
 namespace relsupd::bench {
 namespace {
@@ -675,7 +676,7 @@ int Fail(const std::string& what, Daemons& daemons) {
   std::fprintf(stderr, "release_create: %s\n", what.c_str());
   StopDaemons(daemons);
   for (size_t i = 0; i < daemons.size(); ++i) {
-    std::string log = ReadAll(daemons[i]->log());
+    std::string log = support::ReadFileOrEmpty(daemons[i]->log());
     if (!log.empty()) std::fprintf(stderr, "daemon log (round %zu):\n%s", i + 1, log.c_str());
   }
   return 1;

@@ -27,6 +27,7 @@
 #include "bench/supervise/peer.h"
 #include "bench/supervise/proc.h"
 #include "bench/supervise/util.h"
+#include "tests/support/fs.h"
 
 namespace relsupd::bench::supervise {
 namespace {
@@ -188,7 +189,7 @@ class Pm2Peer final : public Peer {
   }
   bool StartGod(std::string* error) {
     RunResult r = RunIn({pm2_, "ping"}, dir_, 60, Env());
-    god_ = static_cast<pid_t>(std::atoi(ReadAll(home_ + "/pm2.pid").c_str()));
+    god_ = static_cast<pid_t>(std::atoi(support::ReadFileOrEmpty(home_ + "/pm2.pid").c_str()));
     if (!r.ok() || god_ <= 0) {
       *error = "pm2 ping: " + r.Describe();
       return false;

@@ -26,6 +26,7 @@
 #include "bench/supervise/peer.h"
 #include "bench/supervise/proc.h"
 #include "bench/supervise/util.h"
+#include "tests/support/fs.h"
 
 namespace relsupd::bench::supervise {
 namespace {
@@ -167,7 +168,7 @@ class RelsupdPeer final : public Peer {
       if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
         std::fprintf(stderr, "supervise: relsupd daemon stopped: %s\n%s",
                      DescribeStatus(status).c_str(),
-                     LastLines(ReadAll(dir_ + "/daemon.log"), 20).c_str());
+                     LastLines(support::ReadFileOrEmpty(dir_ + "/daemon.log"), 20).c_str());
       daemon_ = -1;
     }
     KillStrays();
@@ -208,7 +209,7 @@ class RelsupdPeer final : public Peer {
       if (waitpid(daemon_, &status, WNOHANG) == daemon_) {
         daemon_ = -1;
         *why = "the daemon exited (" + DescribeStatus(status) +
-               "): " + Trim(LastLines(ReadAll(dir_ + "/daemon.log"), 5));
+               "): " + Trim(LastLines(support::ReadFileOrEmpty(dir_ + "/daemon.log"), 5));
         return false;
       }
       if (MonoNs() > deadline || g_interrupted.load()) {

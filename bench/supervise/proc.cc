@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "bench/supervise/util.h"
+#include "tests/support/fs.h"
 
 namespace relsupd::bench::supervise {
 
@@ -84,7 +85,7 @@ std::vector<ProcStat> Tree(pid_t root) {
 }
 
 std::string Cmdline(pid_t pid) {
-  std::string s = ReadAll("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string s = support::ReadFileOrEmpty("/proc/" + std::to_string(pid) + "/cmdline");
   return s;
 }
 
