@@ -117,12 +117,10 @@ void Usage(FILE* out) {
 }
 
 bool ParseArgs(int argc, char** argv, Options* o) {
-  ArgReader args(argc, argv, Usage);
-  while (args.Next()) {
+  for (ArgReader args(argc, argv, Usage); args.Next();) {
     const char* v = nullptr;
-    if (args.Value("--relsupd", &v)) {
-      o->relsupd = v;
-    } else if (args.Value("--hello", &v)) {
+    if (args.Value("--relsupd", &o->relsupd)) continue;
+    if (args.Value("--hello", &v)) {
       o->hello = v;
     } else if (args.Value("--switches", &v)) {
       o->switches = std::atoi(v);

@@ -104,6 +104,13 @@ bool ArgReader::Value(const char* flag, const char** value) {
   return true;
 }
 
+bool ArgReader::Value(const char* flag, std::string* value) {
+  const char* v = nullptr;
+  if (!Value(flag, &v)) return false;
+  *value = v;
+  return true;
+}
+
 int UsageError(void (*usage)(FILE*)) {
   usage(stderr);
   return 2;

@@ -32,10 +32,22 @@ inline std::atomic<bool> g_interrupted{false};
 // Those three set g_interrupted; SIGPIPE is ignored.
 void InstallInterruptHandlers();
 
+// The base of a class that owns a resource (a child, a directory, an fd):
+// it is neither copied nor moved.
+class NoCopy {
+ public:
+  NoCopy(const NoCopy&) = delete;
+  NoCopy& operator=(const NoCopy&) = delete;
+
+ protected:
+  NoCopy() = default;
+  ~NoCopy() = default;
+};
+
 // A benchmark's command line, read flag by flag:
-//   ArgReader args(argc, argv, Usage);
-//   while (args.Next()) if (args.Value("--runs", &v)) ... else if
-//   (args.Is("--keep")) ... else return false;
+//   for (ArgReader args(argc, argv, Usage); args.Next();)
+//     if (args.Value("--runs", &v)) ... else if (args.Is("--keep")) ...
+//     else return false;
 // -h and --help print the usage to stdout and exit 0.
 class ArgReader {
  public:
@@ -47,6 +59,7 @@ class ArgReader {
   bool Is(const char* flag) const;
   // The argument is `flag` and a value follows it (consumed, in *value).
   bool Value(const char* flag, const char** value);
+  bool Value(const char* flag, std::string* value);
 
  private:
   int argc_;
@@ -129,11 +142,8 @@ RunResult RunIn(const std::vector<std::string>& args, const std::string& dir,
 
 // `relsupd daemon --state-dir STATE --socket SOCKET [EXTRA...]`, a child
 // of the benchmark stopped by pid: on Stop and on destruction.
-class DaemonProcess {
+class DaemonProcess : NoCopy {
  public:
-  DaemonProcess() = default;
-  DaemonProcess(const DaemonProcess&) = delete;
-  DaemonProcess& operator=(const DaemonProcess&) = delete;
   ~DaemonProcess() { Stop(); }
 
   // Its output goes to `log` (truncated). It gets SIGTERM if the benchmark
@@ -169,11 +179,8 @@ double ProcessCpuSeconds(pid_t pid);
 // A fresh directory TMPDIR/NAME.XXXXXX (TMPDIR or /tmp) that is removed,
 // sealed read-only directories included, on destruction unless keep() is
 // set (then its path is printed). After a removal, `after_remove` runs.
-class BenchDir {
+class BenchDir : NoCopy {
  public:
-  BenchDir() = default;
-  BenchDir(const BenchDir&) = delete;
-  BenchDir& operator=(const BenchDir&) = delete;
   ~BenchDir();
   // False (printed, as `bench`) when it cannot be made.
   bool Make(const char* bench, const std::string& name, mode_t mode = 0700);

@@ -82,12 +82,10 @@ void Usage(FILE* out) {
 }
 
 bool ParseArgs(int argc, char** argv, Options* o) {
-  ArgReader args(argc, argv, Usage);
-  while (args.Next()) {
+  for (ArgReader args(argc, argv, Usage); args.Next();) {
     const char* v = nullptr;
-    if (args.Value("--relsupd", &v)) {
-      o->relsupd = v;
-    } else if (args.Value("--duration", &v)) {
+    if (args.Value("--relsupd", &o->relsupd)) continue;
+    if (args.Value("--duration", &v)) {
       o->duration_s = std::atof(v);
       if (!(o->duration_s > 0)) return false;
     } else if (args.Value("--runs", &v)) {

@@ -107,12 +107,10 @@ void Usage(FILE* out) {
 }
 
 bool ParseArgs(int argc, char** argv, Options* o) {
-  ArgReader args(argc, argv, Usage);
-  while (args.Next()) {
+  for (ArgReader args(argc, argv, Usage); args.Next();) {
     const char* v = nullptr;
-    if (args.Value("--relsupd", &v)) {
-      o->relsupd = v;
-    } else if (args.Value("--rounds", &v)) {
+    if (args.Value("--relsupd", &o->relsupd)) continue;
+    if (args.Value("--rounds", &v)) {
       o->rounds = std::atoi(v);
       if (o->rounds < 1 || o->rounds > 100) return false;
     } else if (args.Value("--files", &v)) {

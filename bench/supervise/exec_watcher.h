@@ -17,13 +17,12 @@
 #include <set>
 #include <string>
 
+#include "bench/bench_support.h"
+
 namespace relsupd::bench::supervise {
 
-class ExecWatcher {
+class ExecWatcher : NoCopy {
  public:
-  ExecWatcher() = default;
-  ExecWatcher(const ExecWatcher&) = delete;
-  ExecWatcher& operator=(const ExecWatcher&) = delete;
   ~ExecWatcher();
   // Starts listening; false (with why) when the connector is unavailable.
   bool Listen(std::string* why);

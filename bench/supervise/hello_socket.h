@@ -9,15 +9,13 @@
 #include <optional>
 #include <string>
 
+#include "bench/bench_support.h"
 #include "bench/child_hello.h"
 
 namespace relsupd::bench::supervise {
 
-class HelloSocket {
+class HelloSocket : NoCopy {
  public:
-  HelloSocket() = default;
-  HelloSocket(const HelloSocket&) = delete;
-  HelloSocket& operator=(const HelloSocket&) = delete;
   ~HelloSocket();
   // Binds `path` (replacing a stale one); false with why.
   bool Open(const std::string& path, std::string* error);

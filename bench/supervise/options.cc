@@ -62,16 +62,14 @@ void Usage(FILE* out) {
 }
 
 bool ParseArgs(int argc, char** argv, Options* o) {
-  ArgReader args(argc, argv, Usage);
-  while (args.Next()) {
+  for (ArgReader args(argc, argv, Usage); args.Next();) {
     const char* v = nullptr;
     auto positive = [&](int* out) {
       *out = std::atoi(v);
       return *out > 0;
     };
-    if (args.Value("--relsupd", &v)) {
-      o->relsupd = v;
-    } else if (args.Value("--pm2", &v)) {
+    if (args.Value("--relsupd", &o->relsupd)) continue;
+    if (args.Value("--pm2", &v)) {
       o->pm2 = v;
     } else if (args.Value("--peers", &v)) {
       std::vector<std::string> peers;
