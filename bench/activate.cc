@@ -57,12 +57,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_support.h"
 #include "daemon/activate/switcher.h"
+#include "tests/support/fs.h"
 #include "daemon/base/clock.h"
 #include "daemon/ledger/ledger.h"
+#include "tests/support/sockets.h"
 
-extern char** environ;
-
+namespace relsupd::bench {
 namespace {
 
 using Steady = std::chrono::steady_clock;
@@ -74,9 +76,6 @@ constexpr double kTargetLoadS = 30;       // for at least this long
 constexpr int kTargetCycles = 10;         // activations and rollbacks, each
 
 constexpr int kRequestTimeoutS = 2;  // connect, send or read: a failure
-
-std::atomic<bool> g_interrupted{false};
-void OnInterrupt(int) { g_interrupted.store(true); }
 
 struct Options {
   std::string relsupd = RELSUPD_BIN;
@@ -118,56 +117,39 @@ void Usage(FILE* out) {
 }
 
 bool ParseArgs(int argc, char** argv, Options* o) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> const char* {
-      return i + 1 < argc ? argv[++i] : nullptr;
-    };
+  for (ArgReader args(argc, argv, Usage); args.Next();) {
     const char* v = nullptr;
-    if (a == "-h" || a == "--help") {
-      Usage(stdout);
-      std::exit(0);
-    } else if (a == "--relsupd" && (v = value())) {
-      o->relsupd = v;
-    } else if (a == "--hello" && (v = value())) {
+    if (args.Value("--relsupd", &o->relsupd)) continue;
+    if (args.Value("--hello", &v)) {
       o->hello = v;
-    } else if (a == "--switches" && (v = value())) {
+    } else if (args.Value("--switches", &v)) {
       o->switches = std::atoi(v);
       if (o->switches < 1) return false;
-    } else if (a == "--rounds" && (v = value())) {
+    } else if (args.Value("--rounds", &v)) {
       o->rounds = std::atoi(v);
       if (o->rounds < 0) return false;
-    } else if (a == "--rate" && (v = value())) {
+    } else if (args.Value("--rate", &v)) {
       o->rate = std::atof(v);
       if (!(o->rate > 0)) return false;
-    } else if (a == "--duration" && (v = value())) {
+    } else if (args.Value("--duration", &v)) {
       o->duration_s = std::atof(v);
       if (!(o->duration_s > 0)) return false;
-    } else if (a == "--cycles" && (v = value())) {
+    } else if (args.Value("--cycles", &v)) {
       o->cycles = std::atoi(v);
       if (o->cycles < 0) return false;
-    } else if (a == "--threads" && (v = value())) {
+    } else if (args.Value("--threads", &v)) {
       o->threads = std::atoi(v);
       if (o->threads < 1 || o->threads > 256) return false;
-    } else if (a == "--send-delay-us" && (v = value())) {
+    } else if (args.Value("--send-delay-us", &v)) {
       o->send_delay_us = std::atoi(v);
       if (o->send_delay_us < 0) return false;
-    } else if (a == "--keep") {
+    } else if (args.Is("--keep")) {
       o->keep = true;
     } else {
       return false;
     }
   }
   return true;
-}
-
-// Nearest-rank percentile of sorted values.
-template <typename T>
-T Percentile(const std::vector<T>& sorted, double p) {
-  if (sorted.empty()) return T{};
-  size_t rank =
-      static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
-  return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
 }
 
 double Ms(Steady::duration d) {
@@ -207,198 +189,6 @@ double MsOfDay(std::chrono::system_clock::time_point t) {
   return static_cast<double>(us % 86'400'000'000LL) / 1e3;
 }
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// The environment for children, without systemd's notification and
-// activation variables (the daemon must not talk to our service manager).
-std::vector<std::string> ChildEnv() {
-  static const char* const kDrop[] = {"NOTIFY_SOCKET=", "WATCHDOG_USEC=",
-                                      "WATCHDOG_PID=",  "LISTEN_FDS=",
-                                      "LISTEN_PID=",    "LISTEN_FDNAMES="};
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) {
-    std::string_view s(*e);
-    bool drop = false;
-    for (const char* d : kDrop) drop = drop || s.starts_with(d);
-    if (!drop) env.emplace_back(s);
-  }
-  return env;
-}
-
-std::vector<char*> CStrings(std::vector<std::string>& v) {
-  std::vector<char*> out;
-  for (auto& s : v) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
-
-std::string DescribeStatus(int status) {
-  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status))
-    return std::string("killed by ") + strsignal(WTERMSIG(status));
-  return "status " + std::to_string(status);
-}
-
-// A finished child: exit status, stdout and stderr together, wall time.
-struct ProcResult {
-  int status = -1;
-  std::string out;
-  double ms = 0;
-  Steady::time_point start, end;
-  bool ok() const { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
-};
-
-// Runs argv to completion (posix_spawn, output through a pipe, waitpid by
-// pid). Safe to call while other threads run.
-ProcResult Run(std::vector<std::string> args) {
-  ProcResult r;
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) {
-    r.out = std::string("pipe2: ") + std::strerror(errno);
-    return r;
-  }
-  std::vector<std::string> env = ChildEnv();
-  std::vector<char*> argv = CStrings(args), envp = CStrings(env);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-  pid_t pid = -1;
-  r.start = Steady::now();
-  int err = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  close(fds[1]);
-  if (err != 0) {
-    close(fds[0]);
-    r.out = "posix_spawn " + args[0] + ": " + std::strerror(err);
-    return r;
-  }
-  char buf[4096];
-  for (;;) {
-    ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n > 0) {
-      r.out.append(buf, static_cast<size_t>(n));
-    } else if (n == 0 || errno != EINTR) {
-      break;
-    }
-  }
-  close(fds[0]);
-  while (waitpid(pid, &r.status, 0) < 0 && errno == EINTR) {
-  }
-  r.end = Steady::now();
-  r.ms = Ms(r.end - r.start);
-  return r;
-}
-
-// The daemon under test: a child process, stopped by pid on destruction.
-class DaemonProcess {
- public:
-  DaemonProcess() = default;
-  DaemonProcess(const DaemonProcess&) = delete;
-  DaemonProcess& operator=(const DaemonProcess&) = delete;
-  ~DaemonProcess() { Stop(); }
-
-  // REQUIRES: no other thread runs (fork).
-  bool Start(const std::string& binary, const std::string& dir,
-             const std::string& socket, std::string* error) {
-    log_ = dir + "/daemon.log";
-    std::vector<std::string> args = {binary,         "daemon",   "--state-dir",
-                                     dir + "/state", "--socket", socket};
-    std::vector<std::string> env = ChildEnv();
-    std::vector<char*> argv = CStrings(args), envp = CStrings(env);
-    const pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-      *error = std::string("fork: ") + std::strerror(errno);
-      return false;
-    }
-    if (pid == 0) {
-      // Die with the benchmark; keep Ctrl-C for the benchmark, which then
-      // stops the daemon itself.
-      prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (getppid() != parent) _exit(127);
-      setpgid(0, 0);
-      int in = open("/dev/null", O_RDONLY);
-      int out = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (in < 0 || out < 0) _exit(127);
-      dup2(in, 0);
-      dup2(out, 1);
-      dup2(out, 2);
-      execve(argv[0], argv.data(), envp.data());
-      _exit(127);
-    }
-    pid_ = pid;
-    return true;
-  }
-
-  bool Exited() {
-    if (pid_ <= 0) return true;
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      exit_status_ = status;
-      return true;
-    }
-    return false;
-  }
-
-  // SIGTERM (the daemon stops the app's instances), then waits up to 20 s;
-  // SIGKILL after that.
-  void Stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    auto deadline = Steady::now() + std::chrono::seconds(20);
-    for (;;) {
-      pid_t r = waitpid(pid_, &status, WNOHANG);
-      if (r == pid_ || (r < 0 && errno != EINTR)) break;
-      if (Steady::now() > deadline) {
-        std::fprintf(stderr,
-                     "activate: daemon pid %d ignored SIGTERM for 20 s, "
-                     "killing it\n",
-                     pid_);
-        kill(pid_, SIGKILL);
-        while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-        break;
-      }
-      usleep(5000);
-    }
-    exit_status_ = status;
-    pid_ = -1;
-  }
-
-  pid_t pid() const { return pid_; }
-  int exit_status() const { return exit_status_; }
-  const std::string& log() const { return log_; }
-
- private:
-  pid_t pid_ = -1;
-  int exit_status_ = 0;
-  std::string log_;
-};
-
-// A loopback port nobody listens on right now.
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  close(fd);
-  return port;
-}
-
 // ---- 1. the switch itself ----
 
 struct SwitchFigures {
@@ -435,13 +225,14 @@ SwitchFigures MeasureSwitch(const std::string& dir, int n) {
   }
   const relsupd::Actor actor{0, "root"};
   for (int i = -5; i < n && !g_interrupted.load(); ++i) {
-    const std::string to = (i & 1) ? "v1" : "v2";
-    const std::string from = (i & 1) ? "v2" : "v1";
+    const relsupd::ReleaseId to((i & 1) ? 1 : 2);
+    const relsupd::ReleaseId from((i & 1) ? 2 : 1);
     auto t0 = Steady::now();
-    relsupd::Status s = (*ledger)->AppendEvent("shop", relsupd::EventKind::kActivating, *relsupd::ReleaseId::Parse(to), actor,
-                                               "from " + from + ", start-first");
+    relsupd::Status s =
+        (*ledger)->AppendEvent("shop", relsupd::EventKind::kActivating, to,
+                               actor, "from " + from.ToString() + ", start-first");
     auto t1 = Steady::now();
-    if (s.ok()) s = relsupd::SwitchCurrentLink(app_dir, "releases/" + to);
+    if (s.ok()) s = relsupd::SwitchCurrentLink(app_dir, "releases/" + to.ToString());
     auto t2 = Steady::now();
     if (!s.ok()) {
       f.error = s.message();
@@ -656,424 +447,438 @@ struct SwitchRun {
   std::string out;
 };
 
-const char* Verdict(bool pass) { return pass ? "PASS" : "FAIL"; }
+// One run: the options, the temporary dir and the daemon in it. Fail()
+// prints why the run stopped (with the daemon's log) and sets the exit
+// code; each step returns false once it failed or was interrupted.
+struct Bench {
+  Options o;
+  BenchDir tmp;  // removed at the end unless --keep
+  std::string dir, socket;
+  DaemonProcess daemon;
+  int port = 0;
+  int rc = 0;
 
-// Removes `path`, making read-only directories (sealed slots) writable.
-void RemoveTree(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(path, ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_directory(ec) && !it->is_symlink(ec))
-      chmod(it->path().c_str(), 0700);
+  void Fail(const std::string& what) {
+    std::fprintf(stderr, "activate: %s\n", what.c_str());
+    if (daemon.pid() > 0 || !daemon.log().empty())
+      std::fprintf(stderr, "--- daemon log ---\n%s\n", support::ReadFileOrEmpty(daemon.log()).c_str());
+    rc = 1;
   }
-  fs::remove_all(path, ec);
-  if (ec)
-    std::fprintf(stderr, "activate: cannot remove %s: %s\n", path.c_str(),
-                 ec.message().c_str());
+  // Runs argv to completion, its stdout and stderr together (through
+  // DIR/run.out).
+  RunResult Exec(const std::vector<std::string>& args) const {
+    RunOptions merged;
+    merged.out_path = merged.err_path = dir + "/run.out";
+    return Run(args, merged);
+  }
+  // `relsupd ctl --socket SOCKET ARGS...`.
+  RunResult Ctl(std::vector<std::string> args) const {
+    args.insert(args.begin(), {o.relsupd, "ctl", "--socket", socket});
+    return Exec(args);
+  }
+};
+
+// Part 1: the switch in process.
+bool SwitchInProcess(Bench& run) {
+  SwitchFigures sf = MeasureSwitch(run.dir + "/switch", run.o.switches);
+  if (!sf.error.empty()) {
+    run.Fail("the switch: " + sf.error);
+    return false;
+  }
+  const double sw_med = Percentile(sf.total_ms, 0.5);
+  std::printf(
+      "1. the switch (ledger `activating` event + link + rename + fsync of "
+      "the app dir), in process, %zu times\n"
+      "   median %.3f ms, p95 %.3f ms, min %.3f ms, max %.3f ms   "
+      "(target median < %.0f ms) %s\n"
+      "   of which the ledger event: median %.3f ms, p95 %.3f ms; the link: "
+      "median %.3f ms, p95 %.3f ms\n\n",
+      sf.total_ms.size(), sw_med, Percentile(sf.total_ms, 0.95),
+      sf.total_ms.front(), sf.total_ms.back(), kTargetSwitchMs,
+      Verdict(sw_med < kTargetSwitchMs), Percentile(sf.ledger_ms, 0.5),
+      Percentile(sf.ledger_ms, 0.95), Percentile(sf.link_ms, 0.5),
+      Percentile(sf.link_ms, 0.95));
+  std::fflush(stdout);
+  return !g_interrupted.load();
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  Options o;
-  if (!ParseArgs(argc, argv, &o)) {
-    Usage(stderr);
-    return 2;
+// Starts the daemon and waits until `ctl info` answers (20 s).
+bool StartDaemon(Bench& run) {
+  std::string error;
+  run.daemon.set_stop_timeout(20);  // it stops the app's instances
+  if (!run.daemon.Start(run.o.relsupd, run.dir + "/state", run.socket, run.dir + "/daemon.log",
+                        &error)) {
+    run.Fail("cannot start the daemon: " + error);
+    return false;
   }
-  struct sigaction sa {};
-  sa.sa_handler = OnInterrupt;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGHUP, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  for (auto deadline = Steady::now() + std::chrono::seconds(20);
+       Steady::now() < deadline && !g_interrupted.load();) {
+    if (run.daemon.Exited()) break;
+    if (run.Ctl({"info"}).ok()) return true;
+    usleep(20'000);
+  }
+  run.Fail("the daemon did not answer `ctl info` within 20 s (" +
+           (run.daemon.pid() > 0 ? std::string("still running")
+                                 : DescribeStatus(run.daemon.exit_status())) +
+           ")");
+  return false;
+}
 
-  std::string dir;
+// The app's source: relsupd.yaml and the built hello, packed into
+// DIR/hello.tar.gz; the app `shop` created on a free loopback port.
+bool PackApp(Bench& run, const std::string& artifact) {
+  run.port = support::FreePort();
+  const std::string app_src = run.dir + "/app";
+  std::filesystem::create_directories(app_src + "/bin");
+  std::error_code ec;
+  std::filesystem::copy_file(run.o.hello, app_src + "/bin/hello", ec);
   {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") +
-                       "/relsupd-bench-activate.XXXXXX";
-    if (!mkdtemp(tmpl.data())) {
-      std::fprintf(stderr, "activate: mkdtemp: %s\n", std::strerror(errno));
-      return 1;
-    }
-    dir = tmpl;
-    // The app runs as `nobody`: it must reach its slot under this dir.
-    chmod(dir.c_str(), 0755);
+    std::ofstream y(app_src + "/relsupd.yaml");
+    // The example app's processes (examples/hello/relsupd.yaml).
+    y << "processes: {web: {command: ./bin/hello, scale: 2, sockets: [http], "
+         "ready: notify, stop_timeout: 5s}}\n";
   }
+  chmod((app_src + "/bin/hello").c_str(), 0755);
+  if (ec) {
+    run.Fail("copy " + run.o.hello + ": " + ec.message());
+    return false;
+  }
+  std::vector<std::pair<std::string, std::vector<std::string>>> steps = {
+      {"tar",
+       {"/bin/tar", "-czf", artifact, "-C", app_src, "relsupd.yaml", "bin"}},
+      {"app create",
+       {run.o.relsupd, "ctl", "--socket", run.socket, "app", "create", "shop",
+        "--socket", "http=tcp://127.0.0.1:" + std::to_string(run.port)}},
+  };
+  for (auto& [name, args] : steps) {
+    RunResult r = run.Exec(args);
+    if (!r.ok()) {
+      run.Fail(name + " failed (" + DescribeStatus(r.status) + "): " + r.out);
+      return false;
+    }
+  }
+  return true;
+}
+
+// The app `shop` with releases v1 and v2 of hello, v1 live.
+bool SetUpApp(Bench& run) {
+  const std::string artifact = run.dir + "/hello.tar.gz";
+  if (!PackApp(run, artifact)) return false;
+  RunResult imp = run.Ctl({"--json", "build", "import", "shop", artifact});
+  size_t id_at = imp.out.find("\"id\"");
+  size_t q1 = imp.out.find('"', imp.out.find(':', id_at) + 1);
+  size_t q2 = q1 == std::string::npos ? q1 : imp.out.find('"', q1 + 1);
+  if (!imp.ok() || id_at == std::string::npos || q2 == std::string::npos) {
+    run.Fail("build import failed (" + DescribeStatus(imp.status) + "): " + imp.out);
+    return false;
+  }
+  const std::string build = imp.out.substr(q1 + 1, q2 - q1 - 1);
+  for (const char* set : {"GREETING=one", "GREETING=two"}) {
+    RunResult r = run.Ctl({"release", "create", "shop", "--build", build, "--set", set});
+    if (!r.ok()) {
+      run.Fail("release create failed: " + r.out);
+      return false;
+    }
+  }
+  RunResult first = run.Ctl({"activate", "shop", "v1"});
+  if (!first.ok()) {
+    run.Fail("activate v1 failed: " + first.out);
+    return false;
+  }
+  std::printf(
+      "daemon pid %d, app shop: examples/hello, web scale 2, ready: notify, "
+      "start-first, on 127.0.0.1:%d; v1 live after %.0f ms\n\n",
+      run.daemon.pid(), run.port, first.ms);
+  std::fflush(stdout);
+  return true;
+}
+
+// Part 2: `ctl activate` until live, alternating v2/v1; v1 live after it.
+bool MeasureActivate(Bench& run) {
+  std::vector<double> act_ms;
+  for (int i = 0; i < run.o.rounds && !g_interrupted.load(); ++i) {
+    const std::string to = (i % 2 == 0) ? "v2" : "v1";
+    RunResult r = run.Ctl({"activate", "shop", to});
+    if (!r.ok()) {
+      run.Fail("activate " + to + " failed (" + DescribeStatus(r.status) + "): " + r.out);
+      return false;
+    }
+    act_ms.push_back(r.ms);
+  }
+  std::sort(act_ms.begin(), act_ms.end());
+  if (!act_ms.empty())
+    std::printf(
+        "2. `relsupd ctl activate shop vN` until it exits 0 (new release "
+        "live, old stopped), %zu runs alternating v2/v1\n"
+        "   median %.0f ms, p95 %.0f ms, min %.0f ms, max %.0f ms   (no "
+        "target)\n\n",
+        act_ms.size(), Percentile(act_ms, 0.5), Percentile(act_ms, 0.95),
+        act_ms.front(), act_ms.back());
+  std::fflush(stdout);
+  if (g_interrupted.load()) return false;
+  // After an even number of rounds v1 is live; activate v2 first below,
+  // and rollback goes back to v1.
+  if (run.o.rounds % 2 == 1) {
+    RunResult r = run.Ctl({"activate", "shop", "v1"});
+    if (!r.ok()) {
+      run.Fail("activate v1 failed: " + r.out);
+      return false;
+    }
+  }
+  return true;
+}
+
+// What part 3 recorded: every request and every switch, times from the
+// load's start.
+struct LoadRecord {
+  std::vector<Sample> samples;
+  std::vector<SwitchRun> runs;
+  int64_t stop_us = 0;
+  std::chrono::system_clock::time_point wall_start;
+};
+
+// Part 3: the paced load, with an activation and a rollback in each of
+// o.cycles slots.
+LoadRecord LoadWithSwitches(const Bench& run) {
+  const Options& o = run.o;
+  LoadRecord rec;
+  Load load(run.port, o.rate, o.threads, o.send_delay_us);
+  load.Start();
+  const int64_t window_us = static_cast<int64_t>(o.duration_s * 1e6);
+  const int64_t slot_us = o.cycles > 0 ? window_us / o.cycles : window_us;
+  auto wait_until = [&](int64_t us) {
+    while (load.NowUs() < us && !g_interrupted.load())
+      usleep(static_cast<useconds_t>(std::min<int64_t>(us - load.NowUs(), 50'000)));
+  };
+  for (int c = 0; c < o.cycles && !g_interrupted.load(); ++c) {
+    // Activate a quarter into the slot, roll back at three quarters (or
+    // at once if the activation took longer).
+    for (int half = 0; half < 2 && !g_interrupted.load(); ++half) {
+      wait_until(c * slot_us + slot_us / 4 + half * slot_us / 2);
+      SwitchRun s;
+      s.what = half == 0 ? "activate v2" : "rollback";
+      s.start_us = load.NowUs();
+      RunResult r = half == 0 ? run.Ctl({"activate", "shop", "v2"}) : run.Ctl({"rollback", "shop"});
+      s.end_us = load.NowUs();
+      s.status = r.status;
+      s.out = r.out;
+      rec.runs.push_back(std::move(s));
+    }
+  }
+  rec.stop_us = std::max(window_us, load.NowUs() + 500'000);
+  load.StopAt(rec.stop_us);
+  load.Join();
+  rec.samples = load.Samples();
+  rec.wall_start = load.wall_start();
+  return rec;
+}
+
+// Part 3's figures: rate, failures, latency, the switches' exits.
+void PrintLoad(const Bench& run, const LoadRecord& rec) {
+  const Options& o = run.o;
+  int64_t sent = static_cast<int64_t>(rec.samples.size()), failed = 0;
+  int64_t v1 = 0, v2 = 0;
+  std::vector<int64_t> lat, lat_sched;
+  for (const Sample& s : rec.samples) {
+    if (s.outcome != Outcome::kOk) {
+      ++failed;
+      continue;
+    }
+    (s.version == '1' ? v1 : v2)++;
+    lat.push_back(s.end_us - s.start_us);
+    lat_sched.push_back(s.end_us - s.sched_us);
+  }
+  std::sort(lat.begin(), lat.end());
+  std::sort(lat_sched.begin(), lat_sched.end());
+  const double seconds = static_cast<double>(rec.stop_us) / 1e6;
+  const double rate = static_cast<double>(sent) / seconds;
+  int switches_ok = 0, activations_ok = 0, rollbacks_ok = 0;
+  std::vector<double> sw_ms;
+  for (const SwitchRun& s : rec.runs) {
+    bool good = WIFEXITED(s.status) && WEXITSTATUS(s.status) == 0;
+    switches_ok += good;
+    (s.what == "rollback" ? rollbacks_ok : activations_ok) += good;
+    sw_ms.push_back(static_cast<double>(s.end_us - s.start_us) / 1e3);
+  }
+  std::sort(sw_ms.begin(), sw_ms.end());
+  std::printf(
+      "3. GET /version on 127.0.0.1:%d, a new connection per request, %d "
+      "threads paced to %.0f req/s, %.1f s,\n"
+      "   while activating v2 and rolling back %d times each (start-first)\n"
+      "   switches: %zu run, %d exited 0 (%d activate, %d rollback); each "
+      "took median %.0f ms, max %.0f ms\n"
+      "   requests sent %lld (%.0f req/s over %.1f s; v1 served %lld, v2 "
+      "served %lld)   (target >= %.0f req/s for >= %.0f s, %d + %d "
+      "switches) %s\n"
+      "   requests failed %lld   (target 0) %s\n"
+      "   latency connect to EOF: p50 %.2f ms, p99 %.2f ms, max %.2f ms; "
+      "from the due time: p50 %.2f ms, p99 %.2f ms\n",
+      run.port, o.threads, o.rate, seconds, o.cycles, rec.runs.size(), switches_ok,
+      activations_ok, rollbacks_ok, Percentile(sw_ms, 0.5),
+      sw_ms.empty() ? 0.0 : sw_ms.back(), static_cast<long long>(sent), rate,
+      seconds, static_cast<long long>(v1), static_cast<long long>(v2),
+      kTargetRate, kTargetLoadS, kTargetCycles, kTargetCycles,
+      Verdict(rate >= kTargetRate && seconds >= kTargetLoadS &&
+              activations_ok >= kTargetCycles &&
+              rollbacks_ok >= kTargetCycles),
+      static_cast<long long>(failed), Verdict(failed == 0 && sent > 0),
+      Percentile(lat, 0.5) / 1e3, Percentile(lat, 0.99) / 1e3,
+      lat.empty() ? 0.0 : static_cast<double>(lat.back()) / 1e3,
+      Percentile(lat_sched, 0.5) / 1e3, Percentile(lat_sched, 0.99) / 1e3);
+  for (const SwitchRun& s : rec.runs)
+    if (!(WIFEXITED(s.status) && WEXITSTATUS(s.status) == 0))
+      std::printf("   switch '%s' at +%.3f s failed (%s): %s\n",
+                  s.what.c_str(), static_cast<double>(s.start_us) / 1e6,
+                  DescribeStatus(s.status).c_str(), s.out.c_str());
+}
+
+// The daemon's log and the app's output (`ctl logs`), sorted by time.
+std::vector<std::string> LogLines(const Bench& run) {
+  RunResult app_log = run.Ctl({"logs", "shop", "-n", "100000"});
+  std::vector<std::string> lines;
+  const std::string daemon_log = support::ReadFileOrEmpty(run.daemon.log());
+  for (const std::string* text : std::vector<const std::string*>{&app_log.out, &daemon_log}) {
+    std::istringstream in(*text);
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+  }
+  std::sort(lines.begin(), lines.end(), [](const std::string& a, const std::string& b) {
+    return LineMsOfDay(a) < LineMsOfDay(b);
+  });
+  return lines;
+}
+
+// Evidence for part 3's failed requests: each next to the switch in
+// progress (times from the load's start; wall time to match the daemon
+// log's lines), the log lines within 30 ms of the first five, the
+// switches' times.
+void PrintFailures(const Bench& run, const LoadRecord& rec) {
+  std::vector<const Sample*> failures;
+  for (const Sample& s : rec.samples)
+    if (s.outcome != Outcome::kOk) failures.push_back(&s);
+  if (failures.empty()) return;
+  std::printf("\n   failed requests (first 40), load started at %s UTC:\n",
+              WallText(rec.wall_start).c_str());
+  int shown = 0;
+  for (const Sample* f : failures) {
+    if (++shown > 40) break;
+    std::string during = "no switch running";
+    for (const SwitchRun& s : rec.runs)
+      if (f->end_us >= s.start_us && f->start_us <= s.end_us)
+        during = s.what + " (+" + std::to_string((f->start_us - s.start_us) / 1000) +
+                 " ms into it)";
+    auto wall = rec.wall_start + std::chrono::microseconds(f->start_us);
+    std::printf("   +%9.3f s %s  %-24s %-28s errno %d (%s) -- %s\n",
+                static_cast<double>(f->start_us) / 1e6, WallText(wall).c_str(),
+                OutcomeName(f->outcome), f->detail.c_str(), f->err,
+                f->err ? std::strerror(f->err) : "-", during.c_str());
+  }
+  // Which instance stopped with how many connections open, and which
+  // switch step ran.
+  const std::vector<std::string> lines = LogLines(run);
+  shown = 0;
+  for (const Sample* f : failures) {
+    if (++shown > 5) break;
+    const auto wall = rec.wall_start + std::chrono::microseconds(f->start_us);
+    const double at = MsOfDay(wall);
+    std::printf("   log lines within 30 ms of the failure at %s:\n", WallText(wall).c_str());
+    for (const std::string& line : lines) {
+      double t = LineMsOfDay(line);
+      if (t >= 0 && std::abs(t - at) <= 30) std::printf("     %s\n", line.c_str());
+    }
+  }
+  std::printf("   switches (start..end from the load's start):\n");
+  for (const SwitchRun& s : rec.runs)
+    std::printf("     %-12s +%.3f .. +%.3f s\n", s.what.c_str(),
+                static_cast<double>(s.start_us) / 1e6, static_cast<double>(s.end_us) / 1e6);
+}
+
+// Part 1b: the same switch inside the daemon, from its own records. The
+// `activating` event's time is read just before its insert; the daemon
+// logs "APP: current -> vN" right after the link's fsync. Both are
+// wall-clock milliseconds, so each difference is the daemon's ledger
+// event + link + fsync to within 1 ms.
+void SwitchInDaemon(const Bench& run) {
+  RunResult hist = run.Ctl({"--json", "history", "shop", "-n", "100000"});
+  nlohmann::json events = nlohmann::json::parse(hist.out, nullptr, false);
+  std::vector<double> switched_at;
+  {
+    std::istringstream in(support::ReadFileOrEmpty(run.daemon.log()));
+    for (std::string line; std::getline(in, line);)
+      if (line.find(" shop: current -> v") != std::string::npos)
+        switched_at.push_back(LineMsOfDay(line));
+  }
+  std::vector<double> inside;
+  size_t next_line = 0;
+  if (hist.ok() && events.is_array()) {
+    for (const auto& e : events) {
+      if (e.value("kind", "") != "activating") continue;
+      const double t = LineMsOfDay(e.value("time", ""));
+      while (next_line < switched_at.size() && switched_at[next_line] < t) ++next_line;
+      if (t < 0 || next_line == switched_at.size()) continue;
+      inside.push_back(switched_at[next_line++] - t);
+    }
+  }
+  std::sort(inside.begin(), inside.end());
+  if (inside.empty()) {
+    std::printf("1b. the switch inside the daemon: no `activating` event "
+                "matched a 'current ->' log line (%s)\n\n",
+                hist.ok() ? "history read" : hist.out.c_str());
+    return;
+  }
+  const double med = Percentile(inside, 0.5);
+  std::printf(
+      "1b. the same switch inside the daemon (`activating` event time to "
+      "its 'shop: current -> vN' log line,\n"
+      "    both in ms, so +-1 ms), %zu switches of this run: median %.0f "
+      "ms, p95 %.0f ms, max %.0f ms   (target median < %.0f ms) %s\n\n",
+      inside.size(), med, Percentile(inside, 0.95), inside.back(),
+      kTargetSwitchMs, Verdict(med < kTargetSwitchMs));
+}
+
+// Every part in turn; stops at the first that fails or is interrupted.
+void RunParts(Bench& run) {
+  if (!SwitchInProcess(run) || !StartDaemon(run) || !SetUpApp(run) || !MeasureActivate(run))
+    return;
+  LoadRecord rec = LoadWithSwitches(run);
+  PrintLoad(run, rec);
+  PrintFailures(run, rec);
+  std::printf("\n");
+  SwitchInDaemon(run);
+}
+
+// Stops the daemon (it stops the app); says where a kept dir is.
+void CleanUp(Bench& run) {
+  if (run.daemon.pid() > 0) {
+    pid_t pid = run.daemon.pid();
+    run.daemon.Stop();
+    if (!(WIFEXITED(run.daemon.exit_status()) && WEXITSTATUS(run.daemon.exit_status()) == 0))
+      std::fprintf(stderr, "activate: daemon pid %d ended with %s\n", pid,
+                   DescribeStatus(run.daemon.exit_status()).c_str());
+  }
+  if (run.o.keep)
+    std::printf("kept %s (daemon log: %s/daemon.log)\n", run.dir.c_str(), run.dir.c_str());
+}
+
+int Main(int argc, char** argv) {
+  Bench run;
+  if (!ParseArgs(argc, argv, &run.o)) return UsageError(Usage);
+  InstallInterruptHandlers();
+  run.tmp.keep = run.o.keep;
+  run.tmp.print_kept = false;  // CleanUp says where the log is
+  // The app runs as `nobody`: it must reach its slot under this dir.
+  if (!run.tmp.Make("activate", "relsupd-bench-activate", 0755)) return 1;
+  run.dir = run.tmp.path();
+  run.socket = run.dir + "/relsupd.sock";
   double loadavg[1] = {0};
   getloadavg(loadavg, 1);
   std::printf("activate (%u cores, load average %.2f), temporary dir %s\n\n",
-              std::thread::hardware_concurrency(), loadavg[0], dir.c_str());
-
-  int rc = 0;
-  DaemonProcess daemon;
-  auto fail = [&](const std::string& what) {
-    std::fprintf(stderr, "activate: %s\n", what.c_str());
-    if (daemon.pid() > 0 || !daemon.log().empty())
-      std::fprintf(stderr, "--- daemon log ---\n%s\n",
-                   ReadAll(daemon.log()).c_str());
-    rc = 1;
-  };
-  const std::string socket = dir + "/relsupd.sock";
-  auto ctl = [&](std::vector<std::string> args) {
-    args.insert(args.begin(), {o.relsupd, "ctl", "--socket", socket});
-    return Run(std::move(args));
-  };
-
-  do {
-    // ---- 1 ----
-    SwitchFigures sf = MeasureSwitch(dir + "/switch", o.switches);
-    if (!sf.error.empty()) {
-      fail("the switch: " + sf.error);
-      break;
-    }
-    const double sw_med = Percentile(sf.total_ms, 0.5);
-    std::printf(
-        "1. the switch (ledger `activating` event + link + rename + fsync of "
-        "the app dir), in process, %zu times\n"
-        "   median %.3f ms, p95 %.3f ms, min %.3f ms, max %.3f ms   "
-        "(target median < %.0f ms) %s\n"
-        "   of which the ledger event: median %.3f ms, p95 %.3f ms; the link: "
-        "median %.3f ms, p95 %.3f ms\n\n",
-        sf.total_ms.size(), sw_med, Percentile(sf.total_ms, 0.95),
-        sf.total_ms.front(), sf.total_ms.back(), kTargetSwitchMs,
-        Verdict(sw_med < kTargetSwitchMs), Percentile(sf.ledger_ms, 0.5),
-        Percentile(sf.ledger_ms, 0.95), Percentile(sf.link_ms, 0.5),
-        Percentile(sf.link_ms, 0.95));
-    std::fflush(stdout);
-    if (g_interrupted.load()) break;
-
-    // ---- setup: daemon, app, v1 and v2 of hello ----
-    std::string error;
-    if (!daemon.Start(o.relsupd, dir, socket, &error)) {
-      fail("cannot start the daemon: " + error);
-      break;
-    }
-    bool up = false;
-    for (auto deadline = Steady::now() + std::chrono::seconds(20);
-         Steady::now() < deadline && !g_interrupted.load();) {
-      if (daemon.Exited()) break;
-      if (ctl({"info"}).ok()) {
-        up = true;
-        break;
-      }
-      usleep(20'000);
-    }
-    if (!up) {
-      fail("the daemon did not answer `ctl info` within 20 s (" +
-           (daemon.pid() > 0 ? std::string("still running")
-                             : DescribeStatus(daemon.exit_status())) +
-           ")");
-      break;
-    }
-    const int port = FreePort();
-    const std::string app_src = dir + "/app";
-    std::filesystem::create_directories(app_src + "/bin");
-    std::error_code ec;
-    std::filesystem::copy_file(o.hello, app_src + "/bin/hello", ec);
-    {
-      std::ofstream y(app_src + "/relsupd.yaml");
-      y << "processes:\n"
-           "  web:\n"
-           "    command: ./bin/hello\n"
-           "    scale: 2\n"
-           "    sockets: [http]\n"
-           "    ready: notify\n"
-           "    stop_timeout: 5s\n";
-    }
-    chmod((app_src + "/bin/hello").c_str(), 0755);
-    if (ec) {
-      fail("copy " + o.hello + ": " + ec.message());
-      break;
-    }
-    const std::string artifact = dir + "/hello.tar.gz";
-    std::vector<std::pair<std::string, std::vector<std::string>>> steps = {
-        {"tar",
-         {"/bin/tar", "-czf", artifact, "-C", app_src, "relsupd.yaml", "bin"}},
-        {"app create",
-         {o.relsupd, "ctl", "--socket", socket, "app", "create", "shop",
-          "--socket", "http=tcp://127.0.0.1:" + std::to_string(port)}},
-    };
-    bool ok = true;
-    for (auto& [name, args] : steps) {
-      ProcResult r = Run(args);
-      if (!r.ok()) {
-        fail(name + " failed (" + DescribeStatus(r.status) + "): " + r.out);
-        ok = false;
-        break;
-      }
-    }
-    if (!ok) break;
-    ProcResult imp = ctl({"--json", "build", "import", "shop", artifact});
-    size_t id_at = imp.out.find("\"id\"");
-    size_t q1 = imp.out.find('"', imp.out.find(':', id_at) + 1);
-    size_t q2 = q1 == std::string::npos ? q1 : imp.out.find('"', q1 + 1);
-    if (!imp.ok() || id_at == std::string::npos || q2 == std::string::npos) {
-      fail("build import failed (" + DescribeStatus(imp.status) + "): " +
-           imp.out);
-      break;
-    }
-    const std::string build = imp.out.substr(q1 + 1, q2 - q1 - 1);
-    for (const char* set : {"GREETING=one", "GREETING=two"}) {
-      ProcResult r =
-          ctl({"release", "create", "shop", "--build", build, "--set", set});
-      if (!r.ok()) {
-        fail("release create failed: " + r.out);
-        ok = false;
-        break;
-      }
-    }
-    if (!ok) break;
-    ProcResult first = ctl({"activate", "shop", "v1"});
-    if (!first.ok()) {
-      fail("activate v1 failed: " + first.out);
-      break;
-    }
-    std::printf(
-        "daemon pid %d, app shop: examples/hello, web scale 2, ready: notify, "
-        "start-first, on 127.0.0.1:%d; v1 live after %.0f ms\n\n",
-        daemon.pid(), port, first.ms);
-    std::fflush(stdout);
-
-    // ---- 2 ----
-    std::vector<double> act_ms;
-    for (int i = 0; i < o.rounds && !g_interrupted.load(); ++i) {
-      const std::string to = (i % 2 == 0) ? "v2" : "v1";
-      ProcResult r = ctl({"activate", "shop", to});
-      if (!r.ok()) {
-        fail("activate " + to + " failed (" + DescribeStatus(r.status) +
-             "): " + r.out);
-        ok = false;
-        break;
-      }
-      act_ms.push_back(r.ms);
-    }
-    if (!ok) break;
-    std::sort(act_ms.begin(), act_ms.end());
-    if (!act_ms.empty())
-      std::printf(
-          "2. `relsupd ctl activate shop vN` until it exits 0 (new release "
-          "live, old stopped), %zu runs alternating v2/v1\n"
-          "   median %.0f ms, p95 %.0f ms, min %.0f ms, max %.0f ms   (no "
-          "target)\n\n",
-          act_ms.size(), Percentile(act_ms, 0.5), Percentile(act_ms, 0.95),
-          act_ms.front(), act_ms.back());
-    std::fflush(stdout);
-    if (g_interrupted.load()) break;
-    // After an even number of rounds v1 is live; activate v2 first below,
-    // and rollback goes back to v1.
-    if (o.rounds % 2 == 1) {
-      ProcResult r = ctl({"activate", "shop", "v1"});
-      if (!r.ok()) {
-        fail("activate v1 failed: " + r.out);
-        break;
-      }
-    }
-
-    // ---- 3 ----
-    Load load(port, o.rate, o.threads, o.send_delay_us);
-    std::vector<SwitchRun> runs;
-    load.Start();
-    const int64_t window_us = static_cast<int64_t>(o.duration_s * 1e6);
-    const int64_t slot_us = o.cycles > 0 ? window_us / o.cycles : window_us;
-    auto wait_until = [&](int64_t us) {
-      while (load.NowUs() < us && !g_interrupted.load())
-        usleep(static_cast<useconds_t>(
-            std::min<int64_t>(us - load.NowUs(), 50'000)));
-    };
-    for (int c = 0; c < o.cycles && !g_interrupted.load(); ++c) {
-      // Activate a quarter into the slot, roll back at three quarters (or
-      // at once if the activation took longer).
-      for (int half = 0; half < 2 && !g_interrupted.load(); ++half) {
-        wait_until(c * slot_us + slot_us / 4 + half * slot_us / 2);
-        SwitchRun s;
-        s.what = half == 0 ? "activate v2" : "rollback";
-        s.start_us = load.NowUs();
-        ProcResult r = half == 0 ? ctl({"activate", "shop", "v2"})
-                                 : ctl({"rollback", "shop"});
-        s.end_us = load.NowUs();
-        s.status = r.status;
-        s.out = r.out;
-        runs.push_back(std::move(s));
-      }
-    }
-    const int64_t stop_us = std::max(window_us, load.NowUs() + 500'000);
-    load.StopAt(stop_us);
-    load.Join();
-    std::vector<Sample> samples = load.Samples();
-
-    int64_t sent = static_cast<int64_t>(samples.size()), failed = 0;
-    int64_t v1 = 0, v2 = 0;
-    std::vector<int64_t> lat, lat_sched;
-    std::vector<const Sample*> failures;
-    for (const Sample& s : samples) {
-      if (s.outcome != Outcome::kOk) {
-        ++failed;
-        failures.push_back(&s);
-        continue;
-      }
-      (s.version == '1' ? v1 : v2)++;
-      lat.push_back(s.end_us - s.start_us);
-      lat_sched.push_back(s.end_us - s.sched_us);
-    }
-    std::sort(lat.begin(), lat.end());
-    std::sort(lat_sched.begin(), lat_sched.end());
-    const double seconds = static_cast<double>(stop_us) / 1e6;
-    const double rate = static_cast<double>(sent) / seconds;
-    int switches_ok = 0, activations_ok = 0, rollbacks_ok = 0;
-    std::vector<double> sw_ms;
-    for (const SwitchRun& s : runs) {
-      bool good = WIFEXITED(s.status) && WEXITSTATUS(s.status) == 0;
-      switches_ok += good;
-      (s.what == "rollback" ? rollbacks_ok : activations_ok) += good;
-      sw_ms.push_back(static_cast<double>(s.end_us - s.start_us) / 1e3);
-    }
-    std::sort(sw_ms.begin(), sw_ms.end());
-    std::printf(
-        "3. GET /version on 127.0.0.1:%d, a new connection per request, %d "
-        "threads paced to %.0f req/s, %.1f s,\n"
-        "   while activating v2 and rolling back %d times each (start-first)\n"
-        "   switches: %zu run, %d exited 0 (%d activate, %d rollback); each "
-        "took median %.0f ms, max %.0f ms\n"
-        "   requests sent %lld (%.0f req/s over %.1f s; v1 served %lld, v2 "
-        "served %lld)   (target >= %.0f req/s for >= %.0f s, %d + %d "
-        "switches) %s\n"
-        "   requests failed %lld   (target 0) %s\n"
-        "   latency connect to EOF: p50 %.2f ms, p99 %.2f ms, max %.2f ms; "
-        "from the due time: p50 %.2f ms, p99 %.2f ms\n",
-        port, o.threads, o.rate, seconds, o.cycles, runs.size(), switches_ok,
-        activations_ok, rollbacks_ok, Percentile(sw_ms, 0.5),
-        sw_ms.empty() ? 0.0 : sw_ms.back(), static_cast<long long>(sent), rate,
-        seconds, static_cast<long long>(v1), static_cast<long long>(v2),
-        kTargetRate, kTargetLoadS, kTargetCycles, kTargetCycles,
-        Verdict(rate >= kTargetRate && seconds >= kTargetLoadS &&
-                activations_ok >= kTargetCycles &&
-                rollbacks_ok >= kTargetCycles),
-        static_cast<long long>(failed), Verdict(failed == 0 && sent > 0),
-        Percentile(lat, 0.5) / 1e3, Percentile(lat, 0.99) / 1e3,
-        lat.empty() ? 0.0 : static_cast<double>(lat.back()) / 1e3,
-        Percentile(lat_sched, 0.5) / 1e3, Percentile(lat_sched, 0.99) / 1e3);
-    for (const SwitchRun& s : runs)
-      if (!(WIFEXITED(s.status) && WEXITSTATUS(s.status) == 0))
-        std::printf("   switch '%s' at +%.3f s failed (%s): %s\n",
-                    s.what.c_str(), static_cast<double>(s.start_us) / 1e6,
-                    DescribeStatus(s.status).c_str(), s.out.c_str());
-    if (!failures.empty()) {
-      // Evidence: each failure next to the switch in progress (times from
-      // the load's start; wall time to match the daemon log's lines).
-      std::printf("\n   failed requests (first 40), load started at %s UTC:\n",
-                  WallText(load.wall_start()).c_str());
-      int shown = 0;
-      for (const Sample* f : failures) {
-        if (++shown > 40) break;
-        std::string during = "no switch running";
-        for (const SwitchRun& s : runs)
-          if (f->end_us >= s.start_us && f->start_us <= s.end_us)
-            during = s.what + " (+" +
-                     std::to_string((f->start_us - s.start_us) / 1000) +
-                     " ms into it)";
-        auto wall = load.wall_start() + std::chrono::microseconds(f->start_us);
-        std::printf("   +%9.3f s %s  %-24s %-28s errno %d (%s) -- %s\n",
-                    static_cast<double>(f->start_us) / 1e6,
-                    WallText(wall).c_str(), OutcomeName(f->outcome),
-                    f->detail.c_str(), f->err,
-                    f->err ? std::strerror(f->err) : "-", during.c_str());
-      }
-      // The daemon's log and the app's output (`ctl logs`) within 30 ms of
-      // the first failures: which instance stopped with how many
-      // connections open, and which switch step ran.
-      ProcResult app_log = ctl({"logs", "shop", "-n", "100000"});
-      std::vector<std::string> lines;
-      const std::string daemon_log = ReadAll(daemon.log());
-      for (const std::string* text :
-           std::vector<const std::string*>{&app_log.out, &daemon_log}) {
-        std::istringstream in(*text);
-        for (std::string line; std::getline(in, line);) lines.push_back(line);
-      }
-      std::sort(lines.begin(), lines.end(),
-                [](const std::string& a, const std::string& b) {
-                  return LineMsOfDay(a) < LineMsOfDay(b);
-                });
-      shown = 0;
-      for (const Sample* f : failures) {
-        if (++shown > 5) break;
-        const double at = MsOfDay(load.wall_start() +
-                                  std::chrono::microseconds(f->start_us));
-        std::printf("   log lines within 30 ms of the failure at %s:\n",
-                    WallText(load.wall_start() +
-                             std::chrono::microseconds(f->start_us))
-                        .c_str());
-        for (const std::string& line : lines) {
-          double t = LineMsOfDay(line);
-          if (t >= 0 && std::abs(t - at) <= 30)
-            std::printf("     %s\n", line.c_str());
-        }
-      }
-      std::printf("   switches (start..end from the load's start):\n");
-      for (const SwitchRun& s : runs)
-        std::printf("     %-12s +%.3f .. +%.3f s\n", s.what.c_str(),
-                    static_cast<double>(s.start_us) / 1e6,
-                    static_cast<double>(s.end_us) / 1e6);
-    }
-    std::printf("\n");
-
-    // ---- 1b: the same switch inside the daemon, from its own records ----
-    // The `activating` event's time is read just before its insert; the
-    // daemon logs "APP: current -> vN" right after the link's fsync. Both
-    // are wall-clock milliseconds, so each difference is the daemon's
-    // ledger event + link + fsync to within 1 ms.
-    ProcResult hist = ctl({"--json", "history", "shop", "-n", "100000"});
-    nlohmann::json events = nlohmann::json::parse(hist.out, nullptr, false);
-    std::vector<double> switched_at;
-    {
-      std::istringstream in(ReadAll(daemon.log()));
-      for (std::string line; std::getline(in, line);)
-        if (line.find(" shop: current -> v") != std::string::npos)
-          switched_at.push_back(LineMsOfDay(line));
-    }
-    std::vector<double> inside;
-    size_t next_line = 0;
-    if (hist.ok() && events.is_array()) {
-      for (const auto& e : events) {
-        if (e.value("kind", "") != "activating") continue;
-        const double t = LineMsOfDay(e.value("time", ""));
-        while (next_line < switched_at.size() && switched_at[next_line] < t)
-          ++next_line;
-        if (t < 0 || next_line == switched_at.size()) continue;
-        inside.push_back(switched_at[next_line++] - t);
-      }
-    }
-    std::sort(inside.begin(), inside.end());
-    if (inside.empty()) {
-      std::printf("1b. the switch inside the daemon: no `activating` event "
-                  "matched a 'current ->' log line (%s)\n\n",
-                  hist.ok() ? "history read" : hist.out.c_str());
-    } else {
-      const double med = Percentile(inside, 0.5);
-      std::printf(
-          "1b. the same switch inside the daemon (`activating` event time to "
-          "its 'shop: current -> vN' log line,\n"
-          "    both in ms, so +-1 ms), %zu switches of this run: median %.0f "
-          "ms, p95 %.0f ms, max %.0f ms   (target median < %.0f ms) %s\n\n",
-          inside.size(), med, Percentile(inside, 0.95), inside.back(),
-          kTargetSwitchMs, Verdict(med < kTargetSwitchMs));
-    }
-  } while (false);
-
-  if (daemon.pid() > 0) {
-    pid_t pid = daemon.pid();
-    daemon.Stop();
-    if (!(WIFEXITED(daemon.exit_status()) &&
-          WEXITSTATUS(daemon.exit_status()) == 0))
-      std::fprintf(stderr, "activate: daemon pid %d ended with %s\n", pid,
-                   DescribeStatus(daemon.exit_status()).c_str());
-  }
-  if (o.keep) {
-    std::printf("kept %s (daemon log: %s/daemon.log)\n", dir.c_str(),
-                dir.c_str());
-  } else {
-    RemoveTree(dir);
-  }
-  return rc;
+              std::thread::hardware_concurrency(), loadavg[0], run.dir.c_str());
+  RunParts(run);
+  CleanUp(run);
+  return run.rc;
 }
+
+}  // namespace
+}  // namespace relsupd::bench
+
+int main(int argc, char** argv) { return relsupd::bench::Main(argc, argv); }

@@ -66,8 +66,10 @@
 #include <utility>
 #include <vector>
 
-extern char** environ;
+#include "bench/bench_support.h"
+#include "tests/support/fs.h"
 
+namespace relsupd::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -78,9 +80,6 @@ constexpr uint64_t kTargetGrowthBytes = 2 << 20;  // second release, below (2 Mi
 
 constexpr uint64_t kMiB = 1 << 20;
 constexpr char kApp[] = "bench";
-
-std::atomic<bool> g_interrupted{false};
-void OnInterrupt(int) { g_interrupted.store(true); }
 
 struct Options {
   std::string relsupd = RELSUPD_BIN;
@@ -108,31 +107,22 @@ void Usage(FILE* out) {
 }
 
 bool ParseArgs(int argc, char** argv, Options* o) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> const char* {
-      if (i + 1 >= argc) return nullptr;
-      return argv[++i];
-    };
+  for (ArgReader args(argc, argv, Usage); args.Next();) {
     const char* v = nullptr;
-    if (a == "-h" || a == "--help") {
-      Usage(stdout);
-      std::exit(0);
-    } else if (a == "--relsupd" && (v = value())) {
-      o->relsupd = v;
-    } else if (a == "--rounds" && (v = value())) {
+    if (args.Value("--relsupd", &o->relsupd)) continue;
+    if (args.Value("--rounds", &v)) {
       o->rounds = std::atoi(v);
       if (o->rounds < 1 || o->rounds > 100) return false;
-    } else if (a == "--files" && (v = value())) {
+    } else if (args.Value("--files", &v)) {
       o->files = std::atoi(v);
       if (o->files < 10 || o->files > 1'000'000) return false;
-    } else if (a == "--mib" && (v = value())) {
+    } else if (args.Value("--mib", &v)) {
       o->mib = static_cast<uint64_t>(std::atoll(v));
       if (o->mib < 2 || o->mib > 100'000) return false;
-    } else if (a == "--settle" && (v = value())) {
+    } else if (args.Value("--settle", &v)) {
       o->settle_s = std::atoi(v);
       if (o->settle_s < 0 || o->settle_s > 3600) return false;
-    } else if (a == "--keep") {
+    } else if (args.Is("--keep")) {
       o->keep = true;
     } else {
       return false;
@@ -143,18 +133,6 @@ bool ParseArgs(int argc, char** argv, Options* o) {
 
 double Seconds(Clock::duration d) {
   return std::chrono::duration<double>(d).count();
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
 }
 
 double Median(std::vector<double> v) {
@@ -363,194 +341,13 @@ bool MakeTree(const std::string& root, const Options& o, TreeStats* st,
 // ---------------------------------------------------------------------------
 // Processes.
 
-// The environment for children, without systemd's notification and
-// activation variables (the daemon must not talk to our service manager),
-// with TMPDIR set (`relsupd build` makes its scratch copy there).
-std::vector<std::string> ChildEnv(const std::string& tmpdir) {
-  static const char* const kDrop[] = {"NOTIFY_SOCKET=", "WATCHDOG_USEC=",
-                                      "WATCHDOG_PID=", "LISTEN_FDS=",
-                                      "LISTEN_PID=", "LISTEN_FDNAMES=",
-                                      "TMPDIR="};
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) {
-    std::string_view s(*e);
-    bool drop = false;
-    for (const char* d : kDrop) drop = drop || s.starts_with(d);
-    if (!drop) env.emplace_back(s);
-  }
-  if (!tmpdir.empty()) env.push_back("TMPDIR=" + tmpdir);
-  return env;
+// Runs argv with output captured under `dir`, timed; with `tmpdir`,
+// TMPDIR=tmpdir (`relsupd build` makes its scratch copy there).
+RunResult RunStep(const std::vector<std::string>& args, const std::string& dir,
+                  const std::string& tmpdir = "") {
+  if (tmpdir.empty()) return RunIn(args, dir, 0);
+  return RunIn(args, dir, 0, {"TMPDIR=" + tmpdir});
 }
-
-std::vector<char*> CStrings(std::vector<std::string>& v) {
-  std::vector<char*> out;
-  for (auto& s : v) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
-
-std::string DescribeStatus(int status) {
-  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status))
-    return std::string("killed by ") + strsignal(WTERMSIG(status));
-  return "status " + std::to_string(status);
-}
-
-struct RunResult {
-  int status = -1;
-  double wall_s = 0;
-  double cpu_s = 0;  // the child's user+system time, with the children it reaped
-  std::string out, err;
-  bool ok() const { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
-  std::string Describe() const {
-    std::string e = Trim(err);
-    return DescribeStatus(status) + (e.empty() ? "" : ": " + e);
-  }
-};
-
-// Runs argv to completion, stdin from /dev/null, stdout and stderr
-// captured in files under `dir`; times it from posix_spawn to wait4.
-RunResult Run(const std::vector<std::string>& args, const std::string& dir,
-              const std::string& tmpdir = "") {
-  RunResult res;
-  const std::string out_path = dir + "/run.out", err_path = dir + "/run.err";
-  std::vector<std::string> a = args;
-  std::vector<std::string> env = ChildEnv(tmpdir);
-  std::vector<char*> argv = CStrings(a), envp = CStrings(env);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  auto t0 = Clock::now();
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
-    res.status = 127 << 8;
-    res.err = "cannot run " + args[0] + ": " + std::strerror(rc);
-    return res;
-  }
-  rusage ru{};
-  while (wait4(pid, &res.status, 0, &ru) < 0 && errno == EINTR) {
-  }
-  res.wall_s = Seconds(Clock::now() - t0);
-  auto s = [](const timeval& tv) {
-    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
-  };
-  res.cpu_s = s(ru.ru_utime) + s(ru.ru_stime);
-  res.out = ReadAll(out_path);
-  res.err = ReadAll(err_path);
-  return res;
-}
-
-// The daemon under test: a child process, stopped by pid on destruction.
-class DaemonProcess {
- public:
-  DaemonProcess() = default;
-  DaemonProcess(const DaemonProcess&) = delete;
-  DaemonProcess& operator=(const DaemonProcess&) = delete;
-  ~DaemonProcess() { Stop(); }
-
-  bool Start(const std::string& binary, const std::string& state,
-             const std::string& socket, const std::string& log,
-             std::string* error) {
-    log_ = log;
-    std::vector<std::string> args = {binary, "daemon", "--state-dir", state,
-                                     "--socket", socket};
-    std::vector<std::string> env = ChildEnv("");
-    std::vector<char*> argv = CStrings(args), envp = CStrings(env);
-    const pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-      *error = std::string("fork: ") + std::strerror(errno);
-      return false;
-    }
-    if (pid == 0) {
-      // Die with the benchmark, even if it is killed; keep Ctrl-C (sent to
-      // the terminal's process group) for the benchmark, which then stops
-      // the daemon itself.
-      prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (getppid() != parent) _exit(127);
-      setpgid(0, 0);
-      int in = open("/dev/null", O_RDONLY);
-      int out = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (in < 0 || out < 0) _exit(127);
-      dup2(in, 0);
-      dup2(out, 1);
-      dup2(out, 2);
-      execve(argv[0], argv.data(), envp.data());
-      _exit(127);
-    }
-    pid_ = pid;
-    return true;
-  }
-
-  // True once the daemon exited on its own (reaps it).
-  bool Exited() {
-    if (pid_ <= 0) return true;
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      exit_status_ = status;
-      return true;
-    }
-    return false;
-  }
-
-  // SIGTERM, then waits up to 30 s (a release may be half-way); SIGKILL
-  // after that.
-  void Stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    auto deadline = Clock::now() + std::chrono::seconds(30);
-    for (;;) {
-      pid_t r = waitpid(pid_, &status, WNOHANG);
-      if (r == pid_ || (r < 0 && errno != EINTR)) break;
-      if (Clock::now() > deadline) {
-        std::fprintf(stderr, "release_create: daemon pid %d ignored SIGTERM "
-                             "for 30 s, killing it\n", pid_);
-        kill(pid_, SIGKILL);
-        while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-        break;
-      }
-      usleep(5000);
-    }
-    exit_status_ = status;
-    pid_ = -1;
-  }
-
-  // CPU time used by the daemon (all its threads, living or gone), in
-  // seconds; -1 when unknown.
-  double CpuSeconds() const {
-    if (pid_ <= 0) return -1;
-    std::string stat = ReadAll("/proc/" + std::to_string(pid_) + "/stat");
-    size_t paren = stat.rfind(')');
-    if (paren == std::string::npos) return -1;
-    std::istringstream in(stat.substr(paren + 2));
-    std::string field;
-    double utime = 0, stime = 0;
-    // Fields 3.. follow the ")"; utime and stime are fields 14 and 15.
-    for (int i = 3; i <= 15 && in >> field; ++i) {
-      if (i == 14) utime = std::atof(field.c_str());
-      if (i == 15) stime = std::atof(field.c_str());
-    }
-    return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-  }
-
-  pid_t pid() const { return pid_; }
-  int exit_status() const { return exit_status_; }
-  const std::string& log() const { return log_; }
-
- private:
-  pid_t pid_ = -1;
-  int exit_status_ = 0;
-  std::string log_;
-};
 
 // ---------------------------------------------------------------------------
 // Disk usage.
@@ -627,38 +424,6 @@ double SyncFs(const std::string& dir) {
   return s;
 }
 
-// Removes a tree, sealed read-only directories included.
-int MakeWritable(const char* path, const struct stat* st, int type, FTW*) {
-  if (type == FTW_D || type == FTW_DNR) ::chmod(path, (st->st_mode & 07777) | S_IRWXU);
-  return 0;
-}
-
-void RemoveTree(const std::string& path) {
-  if (path.empty()) return;
-  ::chmod(path.c_str(), S_IRWXU);
-  nftw(path.c_str(), MakeWritable, 64, FTW_PHYS);
-  std::error_code ec;
-  std::filesystem::remove_all(path, ec);
-  if (ec)
-    std::fprintf(stderr, "release_create: cannot remove %s: %s\n", path.c_str(),
-                 ec.message().c_str());
-}
-
-// Removes its directory on destruction, then flushes the file system:
-// on ext4 without a journal, inodes freed by a removal are not reused for
-// 60 s once written back (300 s while still dirty), and every file created
-// meanwhile in their block group has to step over them.
-struct TempDir {
-  std::string path;
-  bool keep = false;
-  ~TempDir() {
-    if (path.empty() || keep) return;
-    std::string parent = std::filesystem::path(path).parent_path().string();
-    RemoveTree(path);
-    SyncFs(parent);
-  }
-};
-
 // One round: its own state dir and daemon.
 
 struct Round {
@@ -691,7 +456,7 @@ class Bench {
            RunResult* r, const std::string& what) {
     std::vector<std::string> argv = {o_.relsupd, "ctl", "--socket", socket};
     argv.insert(argv.end(), args.begin(), args.end());
-    *r = Run(argv, tmp_);
+    *r = RunStep(argv, tmp_);
     if (!r->ok()) {
       error_ = what + " failed (" + r->Describe() + ")";
       return false;
@@ -707,7 +472,7 @@ class Bench {
         error_ = "the daemon exited (" + DescribeStatus(d.exit_status()) + ")";
         return false;
       }
-      RunResult r = Run({o_.relsupd, "ctl", "--socket", socket, "info"}, tmp_);
+      RunResult r = RunStep({o_.relsupd, "ctl", "--socket", socket, "info"}, tmp_);
       if (r.ok()) return true;
       last = r.Describe();
       usleep(20'000);
@@ -725,7 +490,7 @@ class Bench {
     if (!Ctl(socket, {"--json", "build", "import", kApp, file}, &r,
              "ctl build import " + file))
       return false;
-    *secs = r.wall_s;
+    *secs = r.ms / 1e3;
     auto j = nlohmann::json::parse(r.out, nullptr, false);
     if (!j.is_object() || !j.contains("id") || !j["id"].is_string()) {
       error_ = "ctl --json build import printed no id: " + Trim(r.out);
@@ -738,17 +503,17 @@ class Bench {
   bool Create(DaemonProcess& d, const std::string& socket, const std::string& id,
               const std::string& expect, double* secs, double* daemon_cpu) {
     SyncFs(tmp_);
-    double cpu0 = d.CpuSeconds();
+    double cpu0 = ProcessCpuSeconds(d.pid());
     RunResult r;
     if (!Ctl(socket, {"release", "create", kApp, "--build", id}, &r,
              "ctl release create " + std::string(kApp) + " --build " + id))
       return false;
-    double cpu1 = d.CpuSeconds();
+    double cpu1 = ProcessCpuSeconds(d.pid());
     if (Trim(r.out) != expect) {
       error_ = "ctl release create printed '" + Trim(r.out) + "', not " + expect;
       return false;
     }
-    *secs = r.wall_s;
+    *secs = r.ms / 1e3;
     *daemon_cpu = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
     return true;
   }
@@ -759,15 +524,15 @@ class Bench {
     std::error_code ec;
     std::filesystem::create_directory(into, ec);
     SyncFs(tmp_);
-    RunResult r = Run({"tar", "-xzf", artifact, "-C", into}, tmp_);
+    RunResult r = RunStep({"tar", "-xzf", artifact, "-C", into}, tmp_);
     if (!r.ok()) {
       error_ = "tar -xzf " + artifact + " failed (" + r.Describe() + ")";
       return false;
     }
     double sync_s = SyncFs(into);
-    out->wall_s = r.wall_s;
-    out->cpu_s = r.cpu_s;
-    out->with_sync_s = r.wall_s + sync_s;
+    out->wall_s = r.ms / 1e3;
+    out->cpu_s = r.cpu_ms / 1e3;
+    out->with_sync_s = r.ms / 1e3 + sync_s;
     return true;
   }
 
@@ -825,12 +590,12 @@ class Bench {
     }
     if (g_interrupted.load()) return false;
     SyncFs(tmp_);
-    double cpu0 = d.CpuSeconds();
+    double cpu0 = ProcessCpuSeconds(d.pid());
     RunResult r;
     if (!Ctl(socket, {"release", "verify", kApp, "v2"}, &r, "ctl release verify bench v2"))
       return false;
-    double cpu1 = d.CpuSeconds();
-    out->verify_s = r.wall_s;
+    double cpu1 = ProcessCpuSeconds(d.pid());
+    out->verify_s = r.ms / 1e3;
     out->verify_daemon_cpu_s = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
     return true;
   }
@@ -853,12 +618,6 @@ void Row(const std::string& figure, const std::string& value, const std::string&
          const std::string& target, const std::string& verdict) {
   std::printf("%-46s %11s  %-15s %-12s %s\n", figure.c_str(), value.c_str(),
               spread.c_str(), target.c_str(), verdict.c_str());
-}
-
-std::string Fmt(const char* format, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, v);
-  return buf;
 }
 
 std::string Secs(double s) { return Fmt(s < 10 ? "%.2f s" : "%.1f s", s); }
@@ -885,8 +644,6 @@ std::string SignedKiB(int64_t bytes) {
   return Fmt("%+.0f KiB", static_cast<double>(bytes) / 1024);
 }
 
-const char* Verdict(bool pass) { return pass ? "PASS" : "FAIL"; }
-
 // Where `relsupd build` makes its scratch copy: a tmpfs when there is one,
 // so that removing the copy (10,000 files) does not touch the file system
 // measured (see README: ext4 without a journal avoids reusing recently
@@ -901,89 +658,63 @@ std::string BuildScratchDir(const std::string& fallback) {
   return fallback;
 }
 
-}  // namespace
+// The daemons of the rounds, one each, left running until the figures
+// are taken.
+using Daemons = std::vector<std::unique_ptr<DaemonProcess>>;
 
-int main(int argc, char** argv) {
-  Options o;
-  if (!ParseArgs(argc, argv, &o)) {
-    Usage(stderr);
-    return 2;
+void StopDaemons(Daemons& daemons) {
+  auto t0 = Clock::now();
+  for (auto& d : daemons) d->Stop();
+  g_overhead.start_stop_s += Seconds(Clock::now() - t0);
+}
+
+// Prints why the run failed and the daemons' logs; the exit code 1.
+int Fail(const std::string& what, Daemons& daemons) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "release_create: %s\n", what.c_str());
+  StopDaemons(daemons);
+  for (size_t i = 0; i < daemons.size(); ++i) {
+    std::string log = support::ReadFileOrEmpty(daemons[i]->log());
+    if (!log.empty()) std::fprintf(stderr, "daemon log (round %zu):\n%s", i + 1, log.c_str());
   }
-  if (access(o.relsupd.c_str(), X_OK) != 0) {
-    std::fprintf(stderr, "release_create: cannot execute %s: %s\n",
-                 o.relsupd.c_str(), std::strerror(errno));
-    return 1;
-  }
-  o.relsupd = std::filesystem::absolute(o.relsupd).string();
+  return 1;
+}
 
-  struct sigaction sa {};
-  sa.sa_handler = OnInterrupt;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGHUP, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-
-  const auto run_start = Clock::now();
-  TempDir tmp, scratch;
-  tmp.keep = o.keep;
-  {
-    std::string tmpl = (std::filesystem::temp_directory_path() /
-                        "relsupd-bench-rc.XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) {
-      std::fprintf(stderr, "release_create: mkdtemp: %s\n", std::strerror(errno));
-      return 1;
-    }
-    tmp.path = tmpl;
-  }
-  std::string scratch_dir = BuildScratchDir(tmp.path);
-  if (scratch_dir != tmp.path) scratch.path = scratch_dir;
-  // Declared after the temporary dirs: stopped before they are removed.
-  std::vector<std::unique_ptr<DaemonProcess>> daemons;
-  auto stop_daemons = [&] {
-    auto t0 = Clock::now();
-    for (auto& d : daemons) d->Stop();
-    g_overhead.start_stop_s += Seconds(Clock::now() - t0);
-  };
-  Bench bench(o, tmp.path);
-  auto fail = [&](const std::string& what) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "release_create: %s\n", what.c_str());
-    stop_daemons();
-    for (size_t i = 0; i < daemons.size(); ++i) {
-      std::string log = ReadAll(daemons[i]->log());
-      if (!log.empty())
-        std::fprintf(stderr, "daemon log (round %zu):\n%s", i + 1, log.c_str());
-    }
-    return 1;
-  };
-
-  RunResult version = Run({o.relsupd, "--version"}, tmp.path);
-  std::string load = ReadAll("/proc/loadavg");
-  load = load.substr(0, load.find(' '));
+void PrintHeader(const Options& o, const std::string& tmp, const std::string& scratch_dir) {
+  RunResult version = RunStep({o.relsupd, "--version"}, tmp);
   std::printf("release_create (%s, %u cores, load average %s)\n",
               Trim(version.out).c_str(), std::thread::hardware_concurrency(),
-              load.empty() ? "?" : load.c_str());
-  std::printf("temporary dir %s%s; relsupd build scratch in %s\n\n", tmp.path.c_str(),
+              LoadAverage().c_str());
+  std::printf("temporary dir %s%s; relsupd build scratch in %s\n\n", tmp.c_str(),
               o.keep ? " (kept)" : "", scratch_dir.c_str());
   std::fflush(stdout);
+}
 
-  // The synthetic app, packed twice.
-  const std::string src = tmp.path + "/src/app";
-  const std::string app1 = tmp.path + "/app1.tar.gz", app2 = tmp.path + "/app2.tar.gz";
+// The synthetic app in TMP/src/app, packed into app1 and, after big/ is
+// rewritten, app2. The first build's wall time in *build_s; false with why.
+bool BuildApps(const Options& o, const std::string& tmp, const std::string& scratch_dir,
+               const std::string& app1, const std::string& app2, double* build_s,
+               std::string* error) {
+  const std::string src = tmp + "/src/app";
   TreeStats tree;
-  std::string error;
   auto t0 = Clock::now();
-  if (!MakeTree(src, o, &tree, &error)) return fail(error);
+  if (!MakeTree(src, o, &tree, error)) return false;
   const double gen_s = Seconds(Clock::now() - t0);
-  SyncFs(tmp.path);
-  RunResult b1 = Run({o.relsupd, "build", src, "-o", app1}, tmp.path, scratch_dir);
-  if (!b1.ok()) return fail("relsupd build " + src + " failed (" + b1.Describe() + ")");
-  WriteBigFile(src, 2, &error);
-  if (!error.empty()) return fail(error);
-  SyncFs(tmp.path);
-  RunResult b2 = Run({o.relsupd, "build", src, "-o", app2}, tmp.path, scratch_dir);
-  if (!b2.ok()) return fail("relsupd build " + src + " failed (" + b2.Describe() + ")");
+  SyncFs(tmp);
+  RunResult b1 = RunStep({o.relsupd, "build", src, "-o", app1}, tmp, scratch_dir);
+  if (!b1.ok()) {
+    *error = "relsupd build " + src + " failed (" + b1.Describe() + ")";
+    return false;
+  }
+  *build_s = b1.ms / 1e3;
+  WriteBigFile(src, 2, error);
+  if (!error->empty()) return false;
+  SyncFs(tmp);
+  RunResult b2 = RunStep({o.relsupd, "build", src, "-o", app2}, tmp, scratch_dir);
+  if (!b2.ok()) {
+    *error = "relsupd build " + src + " failed (" + b2.Describe() + ")";
+    return false;
+  }
   struct stat a1{}, a2{};
   ::stat(app1.c_str(), &a1);
   ::stat(app2.c_str(), &a2);
@@ -996,25 +727,21 @@ int main(int argc, char** argv) {
               Human(static_cast<uint64_t>(a2.st_size)).c_str(),
               static_cast<double>(tree.bytes) / static_cast<double>(std::max<off_t>(a1.st_size, 1)));
   std::fflush(stdout);
+  return true;
+}
 
-  // One untimed extraction: tar, gzip and the artifact are then warm.
-  TarResult warm;
-  if (!bench.Tar(app1, tmp.path + "/tar-warmup", &warm)) return fail(bench.error());
-  if (o.settle_s > 0) {
-    std::printf("settling for %d s\n", o.settle_s);
-    std::fflush(stdout);
-    for (int i = 0; i < o.settle_s * 10 && !g_interrupted.load(); ++i) usleep(100'000);
-  }
-
-  std::printf("\n%d rounds, each on its own state dir and daemon; nothing is deleted "
-              "until the end\n", o.rounds);
-  std::vector<Round> rounds(static_cast<size_t>(o.rounds));
+// Phase 1 of every round, then phase 2 of every round; false with why
+// (not when interrupted).
+bool RunRounds(const Options& o, Bench& bench, Daemons& daemons, const std::string& app1,
+               const std::string& app2, std::vector<Round>* rounds, std::string* error) {
   for (int i = 1; i <= o.rounds && !g_interrupted.load(); ++i) {
     daemons.push_back(std::make_unique<DaemonProcess>());
-    Round& r = rounds[static_cast<size_t>(i - 1)];
+    daemons.back()->set_stop_timeout(30);  // a release may be half-way
+    Round& r = (*rounds)[static_cast<size_t>(i - 1)];
     if (!bench.FirstRelease(i, *daemons.back(), app1, &r)) {
       if (g_interrupted.load()) break;
-      return fail("round " + std::to_string(i) + ": " + bench.error());
+      *error = "round " + std::to_string(i) + ": " + bench.error();
+      return false;
     }
     std::printf("  round %d, v1: import %.2f s, tar -xzf %.2f s, release create %.2f s "
                 "(daemon CPU %.2f s), tar -xzf %.2f s (tar+gzip CPU %.2f s): %.2fx\n",
@@ -1023,10 +750,11 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   for (int i = 1; i <= o.rounds && !g_interrupted.load(); ++i) {
-    Round& r = rounds[static_cast<size_t>(i - 1)];
+    Round& r = (*rounds)[static_cast<size_t>(i - 1)];
     if (!bench.SecondRelease(i, *daemons[static_cast<size_t>(i - 1)], app2, &r)) {
       if (g_interrupted.load()) break;
-      return fail("round " + std::to_string(i) + ": " + bench.error());
+      *error = "round " + std::to_string(i) + ": " + bench.error();
+      return false;
     }
     std::printf("  round %d, v2: import %.2f s, release create %.2f s (daemon CPU "
                 "%.2f s), growth %s (%s without the artifact), verify %.2f s\n",
@@ -1035,20 +763,12 @@ int main(int argc, char** argv) {
                 SignedKiB(r.growth_without_artifact()).c_str(), r.verify_s);
     std::fflush(stdout);
   }
-  // After the second releases (each created ~10,000 temporary files and
-  // deleted them again), once more: shows what that costs later creators.
-  TarResult late;
-  if (!g_interrupted.load() && !bench.Tar(app1, tmp.path + "/tar-late", &late))
-    return fail(bench.error());
-  stop_daemons();
-  if (g_interrupted.load()) {
-    std::printf("interrupted\n");
-    return 0;
-  }
+  return true;
+}
 
+// The table of figures, medians of the rounds with their spread.
+void PrintTable(const std::vector<Round>& rounds, double build_s) {
   auto med = [&](auto f) { return MedianOf(rounds, f); };
-  const double create1 = med([](const Round& r) { return r.create1_s; });
-  const double tar = med([](const Round& r) { return r.tar_s(); });
   const double ratio = med([](const Round& r) { return r.ratio(); });
   const double g_incl = med([](const Round& r) { return static_cast<double>(r.growth()); });
   const double g_excl = med([](const Round& r) {
@@ -1060,13 +780,14 @@ int main(int argc, char** argv) {
 
   std::printf("\n");
   Row("figure (median of the rounds)", "value", "min..max", "target", "");
-  Row("relsupd build DIR -o app1.tar.gz (once)", Secs(b1.wall_s), "", "-", "");
+  Row("relsupd build DIR -o app1.tar.gz (once)", Secs(build_s), "", "-", "");
   Row("ctl build import bench app1.tar.gz",
       Secs(med([](const Round& r) { return r.import1_s; })),
       Spread(rounds, [](const Round& r) { return r.import1_s; }), "-", "");
-  Row("ctl release create bench --build ID1 (v1)", Secs(create1),
+  Row("ctl release create bench --build ID1 (v1)",
+      Secs(med([](const Round& r) { return r.create1_s; })),
       Spread(rounds, [](const Round& r) { return r.create1_s; }), "-", "");
-  Row("tar -xzf app1.tar.gz -C fresh_dir", Secs(tar),
+  Row("tar -xzf app1.tar.gz -C fresh_dir", Secs(med([](const Round& r) { return r.tar_s(); })),
       Spread(rounds, [](const Round& r) { return r.tar_s(); }), "-", "");
   Row("  release create / tar -xzf", Fmt("%.2fx", ratio),
       Spread(rounds, [](const Round& r) { return r.ratio(); }),
@@ -1087,8 +808,15 @@ int main(int argc, char** argv) {
       growth_target, Verdict(g_incl < static_cast<double>(kTargetGrowthBytes)));
   Row("ctl release verify bench v2", Secs(med([](const Round& r) { return r.verify_s; })),
       Spread(rounds, [](const Round& r) { return r.verify_s; }), "-", "");
+}
 
-  // What the figures are made of.
+// What the figures are made of: CPU times, the late tar, the growth by
+// category, the benchmark's own overhead.
+void PrintBreakdown(const Options& o, const std::vector<Round>& rounds, const TarResult& late,
+                    Clock::time_point run_start) {
+  auto med = [&](auto f) { return MedianOf(rounds, f); };
+  const double create1 = med([](const Round& r) { return r.create1_s; });
+  const double tar = med([](const Round& r) { return r.tar_s(); });
   const double create1_cpu = med([](const Round& r) { return r.create1_daemon_cpu_s; });
   const double tar_cpu = med([](const Round& r) { return r.tar_cpu_s; });
   const double tar_sync = med([](const Round& r) { return r.tar_sync_s; });
@@ -1121,5 +849,69 @@ int main(int argc, char** argv) {
               Seconds(Clock::now() - run_start), g_overhead.syncfs_s,
               g_overhead.start_stop_s, g_overhead.du_s);
   std::fflush(stdout);
+}
+
+// One untimed extraction (tar, gzip and the artifact are then warm), then
+// --settle.
+bool WarmUp(const Options& o, Bench& bench, const std::string& app1, const std::string& tmp) {
+  TarResult warm;
+  if (!bench.Tar(app1, tmp + "/tar-warmup", &warm)) return false;
+  if (o.settle_s > 0) {
+    std::printf("settling for %d s\n", o.settle_s);
+    std::fflush(stdout);
+    for (int i = 0; i < o.settle_s * 10 && !g_interrupted.load(); ++i) usleep(100'000);
+  }
+  return true;
+}
+
+int Main(int argc, char** argv) {
+  Options o;
+  if (!ParseArgs(argc, argv, &o)) return UsageError(Usage);
+  if (!ResolveBinary("release_create", &o.relsupd)) return 1;
+  InstallInterruptHandlers();
+  const auto run_start = Clock::now();
+  // Removed at the end, then the file system is flushed: on ext4 without a
+  // journal, inodes freed by a removal are not reused for 60 s once written
+  // back (300 s while still dirty), and every file created meanwhile in
+  // their block group has to step over them.
+  BenchDir tmp, scratch;
+  tmp.keep = o.keep;
+  tmp.print_kept = false;  // the header says so
+  tmp.after_remove = scratch.after_remove = [](const std::string& parent) { SyncFs(parent); };
+  if (!tmp.Make("release_create", "relsupd-bench-rc")) return 1;
+  std::string scratch_dir = BuildScratchDir(tmp.path());
+  if (scratch_dir != tmp.path()) scratch.Adopt(scratch_dir);
+  // Declared after the temporary dirs: stopped before they are removed.
+  Daemons daemons;
+  Bench bench(o, tmp.path());
+  PrintHeader(o, tmp.path(), scratch_dir);
+
+  const std::string app1 = tmp.path() + "/app1.tar.gz", app2 = tmp.path() + "/app2.tar.gz";
+  std::string error;
+  double build_s = 0;
+  if (!BuildApps(o, tmp.path(), scratch_dir, app1, app2, &build_s, &error))
+    return Fail(error, daemons);
+  if (!WarmUp(o, bench, app1, tmp.path())) return Fail(bench.error(), daemons);
+  std::printf("\n%d rounds, each on its own state dir and daemon; nothing is deleted "
+              "until the end\n", o.rounds);
+  std::vector<Round> rounds(static_cast<size_t>(o.rounds));
+  if (!RunRounds(o, bench, daemons, app1, app2, &rounds, &error)) return Fail(error, daemons);
+  // After the second releases (each created ~10,000 temporary files and
+  // deleted them again), once more: shows what that costs later creators.
+  TarResult late;
+  if (!g_interrupted.load() && !bench.Tar(app1, tmp.path() + "/tar-late", &late))
+    return Fail(bench.error(), daemons);
+  StopDaemons(daemons);
+  if (g_interrupted.load()) {
+    std::printf("interrupted\n");
+    return 0;
+  }
+  PrintTable(rounds, build_s);
+  PrintBreakdown(o, rounds, late, run_start);
   return 0;
 }
+
+}  // namespace
+}  // namespace relsupd::bench
+
+int main(int argc, char** argv) { return relsupd::bench::Main(argc, argv); }

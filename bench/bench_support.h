@@ -1,0 +1,204 @@
+// What the benchmarks in bench/ share and tests/support/ (which it builds
+// on: ChildEnv, Spawn, files, FreePort) does not offer:
+// Ctrl-C handling, timed child processes (posix_spawn to wait4, with the
+// child's CPU time), a daemon child stopped by pid with a chosen deadline,
+// a temporary dir that --keep can keep, per-thread CPU time from
+// /proc/PID/task/*/schedstat, and the small formatting helpers of their
+// reports.
+//
+// Free functions and two owning types (DaemonProcess owns its child,
+// BenchDir its directory). Called from a benchmark's main thread; Run and
+// the formatting helpers from any thread.
+
+#ifndef RELSUPD_BENCH_BENCH_SUPPORT_H_
+#define RELSUPD_BENCH_BENCH_SUPPORT_H_
+
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace relsupd::bench {
+
+// Set by SIGINT, SIGTERM and SIGHUP once InstallInterruptHandlers ran:
+// every wait of a benchmark gives up and it stops what it started.
+inline std::atomic<bool> g_interrupted{false};
+// Those three set g_interrupted; SIGPIPE is ignored.
+void InstallInterruptHandlers();
+
+// The base of a class that owns a resource (a child, a directory, an fd):
+// it is neither copied nor moved.
+class NoCopy {
+ public:
+  NoCopy(const NoCopy&) = delete;
+  NoCopy& operator=(const NoCopy&) = delete;
+
+ protected:
+  NoCopy() = default;
+  ~NoCopy() = default;
+};
+
+// A benchmark's command line, read flag by flag:
+//   for (ArgReader args(argc, argv, Usage); args.Next();)
+//     if (args.Value("--runs", &v)) ... else if (args.Is("--keep")) ...
+//     else return false;
+// -h and --help print the usage to stdout and exit 0.
+class ArgReader {
+ public:
+  ArgReader(int argc, char** argv, void (*usage)(FILE*))
+      : argc_(argc), argv_(argv), usage_(usage) {}
+  // Moves to the next argument; false after the last.
+  bool Next();
+  // The argument is `flag`.
+  bool Is(const char* flag) const;
+  // The argument is `flag` and a value follows it (consumed, in *value).
+  bool Value(const char* flag, const char** value);
+  bool Value(const char* flag, std::string* value);
+
+ private:
+  int argc_;
+  char** argv_;
+  void (*usage_)(FILE*);
+  int i_ = 0;
+};
+
+// The usage on stderr; the exit code of a usage error, 2.
+int UsageError(void (*usage)(FILE*));
+
+int64_t MonoNs();
+void SleepMs(int64_t ms);
+
+// Nearest-rank percentile (p 0..1) of `v`; T{} when empty.
+template <typename T>
+T Percentile(std::vector<T> v, double p) {
+  if (v.empty()) return T{};
+  std::sort(v.begin(), v.end());
+  size_t rank =
+      static_cast<size_t>(std::ceil(p * static_cast<double>(v.size())));
+  return v[std::clamp<size_t>(rank, 1, v.size()) - 1];
+}
+
+// printf of one double.
+std::string Fmt(const char* format, double v);
+const char* Verdict(bool pass);  // "PASS" or "FAIL"
+// The 1-minute load average as /proc/loadavg prints it; "?" when unknown.
+std::string LoadAverage();
+
+// Without leading and trailing blanks and newlines.
+std::string Trim(std::string s);
+// The last `n` lines of `s`.
+std::string LastLines(const std::string& s, int n);
+// "exit N", "killed by SIGNAL" or "status N" of a wait status.
+std::string DescribeStatus(int status);
+
+// `*path` made absolute; false (printed, as `bench`) when it cannot be
+// executed.
+bool ResolveBinary(const char* bench, std::string* path);
+
+// Starts argv (argv[0] a path) in the background with `env` (NAME=VALUE)
+// added to support::ChildEnv (support::Spawn): stdin /dev/null, stdout and
+// stderr to `log`, a process group of its own (Ctrl-C reaches the benchmark
+// only), SIGTERM when the benchmark dies. -1 with why.
+enum class LogMode { kAppend, kTruncate };
+pid_t Spawn(const std::vector<std::string>& args, const std::string& log,
+            const std::vector<std::string>& env, std::string* error,
+            LogMode mode = LogMode::kAppend);
+
+// Stops a direct child: `sig`, then waits up to `timeout_s`, then SIGKILL
+// (saying so on stderr when `who` is set). Its wait status.
+int StopChild(pid_t pid, int sig, double timeout_s, const char* who = nullptr);
+
+// A finished child: its wait status, the wall time from posix_spawn to
+// wait4, its user+system CPU time (with the children it reaped), output.
+struct RunResult {
+  int status = -1;
+  double ms = 0;
+  double cpu_ms = 0;
+  std::string out, err;
+  bool ok() const { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+  // The status and the last lines of stderr (or stdout).
+  std::string Describe() const;
+};
+
+struct RunOptions {
+  std::vector<std::string> env;  // extra NAME=VALUE (support::ChildEnv)
+  // Where stdout and stderr go (truncated; read back into out and err):
+  // "" is /dev/null; the same path for both gets them interleaved in out.
+  std::string out_path, err_path;
+  double timeout_s = 0;  // > 0: SIGKILL after it (said in err)
+};
+// Runs argv (argv[0] looked up in PATH) to completion, stdin /dev/null.
+RunResult Run(const std::vector<std::string>& args, const RunOptions& options);
+// Run with stdout to DIR/run.out and stderr to DIR/run.err, `env` added,
+// SIGKILL after `timeout_s` (0: none).
+RunResult RunIn(const std::vector<std::string>& args, const std::string& dir,
+                double timeout_s, const std::vector<std::string>& env = {});
+
+// `relsupd daemon --state-dir STATE --socket SOCKET [EXTRA...]`, a child
+// of the benchmark stopped by pid: on Stop and on destruction.
+class DaemonProcess : NoCopy {
+ public:
+  ~DaemonProcess() { Stop(); }
+
+  // Its output goes to `log` (truncated). It gets SIGTERM if the benchmark
+  // dies. REQUIRES: no other thread of the benchmark runs (fork).
+  bool Start(const std::string& binary, const std::string& state,
+             const std::string& socket, const std::string& log,
+             std::string* error,
+             const std::vector<std::string>& extra_args = {});
+  // True once the daemon exited on its own (reaps it).
+  bool Exited();
+  // SIGTERM, then waits up to `timeout_s` (set_stop_timeout); SIGKILL
+  // after that.
+  void Stop();
+  void set_stop_timeout(double s) { stop_timeout_s_ = s; }
+
+  pid_t pid() const { return pid_; }
+  int exit_status() const { return exit_status_; }
+  const std::string& log() const { return log_; }
+
+ private:
+  pid_t pid_ = -1;
+  int exit_status_ = 0;
+  double stop_timeout_s_ = 10;
+  std::string log_;
+};
+
+// CPU time of every living thread of `pid` (schedstat), in ns; -1 when
+// gone. ProcessCpuSeconds: user + system time of the whole process, its
+// threads that ended included (/proc/PID/stat); -1 when gone.
+int64_t ThreadsCpuNs(pid_t pid);
+double ProcessCpuSeconds(pid_t pid);
+
+// A fresh directory TMPDIR/NAME.XXXXXX (TMPDIR or /tmp) that is removed,
+// sealed read-only directories included, on destruction unless keep() is
+// set (then its path is printed). After a removal, `after_remove` runs.
+class BenchDir : NoCopy {
+ public:
+  ~BenchDir();
+  // False (printed, as `bench`) when it cannot be made.
+  bool Make(const char* bench, const std::string& name, mode_t mode = 0700);
+  const std::string& path() const { return path_; }
+  bool keep = false;
+  bool print_kept = true;
+  void (*after_remove)(const std::string& parent) = nullptr;
+  // Takes over an existing directory (removed the same way).
+  void Adopt(std::string path) { path_ = std::move(path); }
+
+ private:
+  std::string path_;
+};
+
+// Removes `path`, making read-only directories (sealed slots) writable
+// first; a failure goes to stderr.
+void RemoveTree(const std::string& path);
+
+}  // namespace relsupd::bench
+
+#endif  // RELSUPD_BENCH_BENCH_SUPPORT_H_
