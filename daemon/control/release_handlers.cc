@@ -34,7 +34,7 @@ Json Masked(const Json& config) {
 }
 
 Result<Json> ReleaseConfigJson(const ReleaseRow& r) {
-  auto env = ParseReleaseConfig(r);
+  auto env = ReleaseConfigOf(r);
   if (!env.ok()) return Corruption("config of release v" + std::to_string(r.number) + " is malformed");
   return Json(*env);
 }

@@ -38,7 +38,7 @@ json ImportedBuildToJson(const ImportedBuild& b) {
 json ReleaseToJson(const ReleaseRow& r) {
   // A malformed config shows no keys, as before the config was typed.
   json keys = json::array();
-  if (auto config = ParseReleaseConfig(r); config.ok())
+  if (auto config = ReleaseConfigOf(r); config.ok())
     for (const auto& [k, v] : *config) keys.push_back(k);
   return {{"app", r.app},
           {"release", ReleaseId(r.number).ToString()},

@@ -68,12 +68,19 @@ struct BuildRow {
 };
 
 // A release: immutable once recorded.
+// A release's environment: KEY -> value (stored as a JSON object of
+// strings, read into this once by the ledger).
+using ReleaseConfig = std::map<std::string, std::string>;
+
 struct ReleaseRow {
   std::string app;
   int64_t number = 0;
   std::string build;   // sha256 of the build
   std::string digest;  // of the sealed slot's content and config
-  std::string config;  // JSON object of the release's environment
+  ReleaseConfig config;
+  // The stored config was not a JSON object of strings (a damaged ledger):
+  // `config` is then empty, and whoever needs it reports the damage.
+  bool config_malformed = false;
   int64_t created_at = 0;
   int64_t created_uid = 0;
   std::string created_by;

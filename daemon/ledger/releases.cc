@@ -1,6 +1,8 @@
 // Ledger: imported builds, immutable releases, and which one is active.
 #include <nlohmann/json.hpp>
 
+#include <optional>
+
 #include "daemon/ledger/ledger.h"
 #include "daemon/ledger/sql.h"
 
@@ -32,13 +34,28 @@ constexpr char kReleaseColumns[] =
     "created_by, EXISTS(SELECT 1 FROM events e WHERE e.app=r.app AND "
     "e.kind='pruned' AND e.release='v' || r.number) FROM releases r";
 
+// The stored JSON object of strings, or nullopt when it is not one.
+std::optional<ReleaseConfig> DecodeConfig(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  ReleaseConfig out;
+  for (const auto& [k, v] : j.items()) {
+    if (!v.is_string()) return std::nullopt;
+    out[k] = v.get<std::string>();
+  }
+  return out;
+}
+
 ReleaseRow ReadReleaseRow(Stmt& st) {
   ReleaseRow r;
   r.app = st.Text(0);
   r.number = st.Int(1);
   r.build = st.Text(2);
   r.digest = st.Text(3);
-  r.config = st.Text(4);
+  if (auto config = DecodeConfig(st.Text(4)))
+    r.config = std::move(*config);
+  else
+    r.config_malformed = true;
   r.created_at = st.Int(5);
   r.created_uid = st.Int(6);
   r.created_by = st.Text(7);
@@ -128,7 +145,7 @@ Status Ledger::RecordRelease(const ReleaseRow& r, const Actor& actor,
       "created_uid, created_by) VALUES(?,?,?,?,?,?,?,?)");
   if (!ins.prepared()) return Err("cannot prepare release insert");
   ins.Bind(1, r.app).Bind(2, r.number).Bind(3, r.build).Bind(4, r.digest);
-  ins.Bind(5, r.config).Bind(6, clock_.WallMs()).Bind(7, int64_t{actor.uid});
+  ins.Bind(5, nlohmann::json(r.config).dump()).Bind(6, clock_.WallMs()).Bind(7, int64_t{actor.uid});
   ins.Bind(8, actor.name);
   if (ins.Step() != SQLITE_DONE) {
     if ((sqlite3_extended_errcode(db_) & 0xff) == SQLITE_CONSTRAINT &&

@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
-#include <nlohmann/json.hpp>
 
 #include "daemon/base/fd.h"
 #include "daemon/base/release_id.h"
@@ -103,12 +102,10 @@ Result<std::shared_ptr<ReleaseRun>> RunService::LoadRun(const std::string& app,
                              errno);
   run->slot = resolved;
   ASSIGN_OR_RETURN(run->processes, LoadProcessFile(run->slot));
-  auto config = nlohmann::json::parse(row.config, nullptr, false);
-  if (!config.is_object())
+  if (row.config_malformed)
     return Corruption("config of release " + ReleaseId(number).ToString() + " of '" +
                       app + "' is malformed");
-  for (const auto& [k, v] : config.items())
-    if (v.is_string()) run->config[k] = v.get<std::string>();
+  run->config = row.config;
 
   ASSIGN_OR_RETURN(RunAs as, RunAsOf(spec));
   ASSIGN_OR_RETURN(run->socket_fds, sockets_.For(spec));

@@ -154,17 +154,10 @@ Status ValidateConfigKey(const std::string& key) {
   return Status::Ok();
 }
 
-Result<ReleaseConfig> ParseReleaseConfig(const ReleaseRow& r) {
-  json config = json::parse(r.config, nullptr, false);
-  if (!config.is_object())
+Result<ReleaseConfig> ReleaseConfigOf(const ReleaseRow& r) {
+  if (r.config_malformed)
     return Corruption("release config of app '" + r.app + "' is malformed");
-  ReleaseConfig out;
-  for (const auto& [k, v] : config.items()) {
-    if (!v.is_string())
-      return Corruption("release config of app '" + r.app + "' is malformed");
-    out[k] = v.get<std::string>();
-  }
-  return out;
+  return r.config;
 }
 
 ReleaseService::ReleaseService(uv_loop_t* loop, Ledger* ledger, std::string state_dir,
@@ -271,7 +264,7 @@ Result<ReleaseConfig> ReleaseService::ApplyConfigChange(const std::string& app,
                                                         const ConfigChange& change) const {
   ReleaseConfig env;
   if (latest != nullptr && !change.replace) {
-    auto parsed = ParseReleaseConfig(*latest);
+    auto parsed = ReleaseConfigOf(*latest);
     if (!parsed.ok()) return Corruption("release config of app '" + app + "' is malformed");
     env = std::move(parsed).value();
   }
@@ -308,7 +301,7 @@ void ReleaseService::CreateRelease(const std::string& app, const std::string& bu
   auto env = ApplyConfigChange(app, latest, change);
   if (!env.ok()) return done(env.status());
   ReleaseConfig before;
-  if (latest != nullptr && !change.replace) before = ParseReleaseConfig(*latest).value();
+  if (latest != nullptr && !change.replace) before = ReleaseConfigOf(*latest).value();
 
   auto number = ledger_->NextReleaseNumber(app);
   if (!number.ok()) return done(number.status());
@@ -349,7 +342,7 @@ void ReleaseService::CommitRelease(const SlotRequest& req, const std::string& de
   row.number = number;
   row.build = req.build_sha256;
   row.digest = r->digest;
-  row.config = req.env.dump();
+  row.config = req.env.get<ReleaseConfig>();
   json detail = json::parse(detail_text);
   detail["digest"] = r->digest;
   Status committed = ledger_->RecordRelease(row, actor, detail.dump());

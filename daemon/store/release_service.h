@@ -49,9 +49,6 @@ struct ReleaseVerification {
   VerifyResult result;
 };
 
-// A release's config: KEY -> value (the process environment it adds).
-using ReleaseConfig = std::map<std::string, std::string>;
-
 class ReleaseService {
  public:
   template <typename T>
@@ -153,7 +150,8 @@ class ReleaseService {
 
 // Config keys: [A-Za-z_][A-Za-z0-9_]*, not RELSUPD_*, LISTEN_*, NOTIFY_SOCKET.
 Status ValidateConfigKey(const std::string& key);
-// A release row's config (stored as a JSON object of strings).
-Result<ReleaseConfig> ParseReleaseConfig(const ReleaseRow& r);
+// A release row's config, or Corruption naming the app when the ledger's
+// copy was damaged (ReleaseRow::config_malformed).
+Result<ReleaseConfig> ReleaseConfigOf(const ReleaseRow& r);
 
 }  // namespace relsupd

@@ -288,6 +288,49 @@ std::string ParseError(std::string_view text) {
   return id.ok() ? "" : id.status().message();
 }
 
+TEST_CASE("a release's config is stored as JSON and read back typed once, and a damaged copy is flagged, not thrown") {
+  Fixture f;
+  auto l = f.Open();
+  REQUIRE(l->CreateApp(Shop(), f.root).ok());
+  BuildRow b;
+  b.app = "shop";
+  b.sha256 = std::string(64, 'a');
+  b.format = "tar";
+  REQUIRE(l->RecordBuild(b, f.root).ok());
+  ReleaseRow r;
+  r.app = "shop";
+  r.number = 1;
+  r.build = b.sha256;
+  r.digest = std::string(64, 'd');
+  r.config = {{"PORT", "8080"}, {"GREETING", "hi \"there\""}};
+  REQUIRE(l->RecordRelease(r, f.root, "{}").ok());
+  CHECK(f.Raw("SELECT config FROM releases WHERE number=1") ==
+        R"({"GREETING":"hi \"there\"","PORT":"8080"})");
+  auto got = l->GetRelease("shop", 1);
+  REQUIRE(got.ok());
+  CHECK(got->config == r.config);
+  CHECK_FALSE(got->config_malformed);
+
+  // Rows written by hand (an intruder or a damaged file): not an object,
+  // a value that is not a string, not JSON at all.
+  int64_t n = 2;
+  for (const char* bad : {"[1]", R"({"PORT":8080})", "{"}) {
+    CAPTURE(bad);
+    CHECK(f.Raw("INSERT INTO releases(app, number, build, digest, config, "
+                "created_at, created_uid, created_by) VALUES('shop', " +
+                std::to_string(n) + ", '" + b.sha256 + "', 'x', '" + bad +
+                "', 0, 0, 'root')") == "");
+    auto damaged = l->GetRelease("shop", n);
+    REQUIRE(damaged.ok());
+    CHECK(damaged->config_malformed);
+    CHECK(damaged->config.empty());
+    ++n;
+  }
+  auto all = l->ListReleases("shop");
+  REQUIRE(all.ok());
+  CHECK(all->size() == 4);
+}
+
 TEST_CASE("ReleaseId prints vN, and parses vN back only at the edges") {
   CHECK(ReleaseId(3).ToString() == "v3");
   CHECK(ReleaseId().ToString().empty());
