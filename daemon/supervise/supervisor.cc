@@ -372,8 +372,11 @@ std::vector<std::string> Supervisor::Apps() const {
   return out;
 }
 
-void Supervisor::Stop(const std::string& app, std::function<void()> done) {
-  auto groups = Groups(app);
+namespace {
+
+// Stops every group in `groups`; `done` once all have stopped.
+void StopGroups(const std::vector<ReleaseGroup*>& groups,
+                std::function<void()> done) {
   if (groups.empty()) {
     if (done) done();
     return;
@@ -385,19 +388,17 @@ void Supervisor::Stop(const std::string& app, std::function<void()> done) {
     });
 }
 
+}  // namespace
+
+void Supervisor::Stop(const std::string& app, std::function<void()> done) {
+  StopGroups(Groups(app), std::move(done));
+}
+
 void Supervisor::StopEverything(std::function<void()> done) {
   std::vector<ReleaseGroup*> all;
   for (const auto& name : Apps())
     for (ReleaseGroup* g : Groups(name)) all.push_back(g);
-  if (all.empty()) {
-    if (done) done();
-    return;
-  }
-  auto remaining = std::make_shared<size_t>(all.size());
-  for (ReleaseGroup* g : all)
-    g->StopAll([remaining, done] {
-      if (--*remaining == 0 && done) done();
-    });
+  StopGroups(all, std::move(done));
 }
 
 Instance* Supervisor::FindInstance(pid_t pid) {
