@@ -74,24 +74,19 @@ constexpr char kAppColumns[] =
 
 Result<AppSpec> ReadAppRow(Stmt& st) {
   AppSpec a;
-  a.name = st.Text(0);
-  a.user = st.Text(1);
-  a.group = st.Text(2);
-  a.keep_releases = st.Int(3);
-  auto sockets = nlohmann::json::parse(st.Text(4), nullptr, false);
+  std::string sockets_text, strategy_text;
+  st.Columns(a.name, a.user, a.group, a.keep_releases, sockets_text,
+             strategy_text, a.activation_deadline_ms, a.auto_rollback, a.uid,
+             a.gid, a.dynamic_user);
+  auto sockets = nlohmann::json::parse(sockets_text, nullptr, false);
   if (!sockets.is_object())
     return Corruption("app '" + a.name + "' has malformed sockets");
   for (const auto& [k, v] : sockets.items())
     a.sockets.push_back({k, v.is_string() ? v.get<std::string>() : ""});
-  auto strategy = ParseStrategy(st.Text(5));
+  auto strategy = ParseStrategy(strategy_text);
   if (!strategy.ok())
     return Corruption("app '" + a.name + "': " + strategy.status().message());
   a.strategy = *strategy;
-  a.activation_deadline_ms = st.Int(6);
-  a.auto_rollback = st.Int(7) != 0;
-  a.uid = st.Int(8);
-  a.gid = st.Int(9);
-  a.dynamic_user = st.Int(10) != 0;
   return a;
 }
 }  // namespace

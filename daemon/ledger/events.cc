@@ -89,38 +89,36 @@ Status Ledger::AppendEvent(const std::string& app, EventKind kind,
   return txn.Commit();
 }
 
-Result<std::vector<Event>> Ledger::History(
-    const std::optional<std::string>& app, int64_t limit) {
-  std::string sql = kEventColumns;
-  if (app) sql += " WHERE app=?2";
-  sql += " ORDER BY id DESC LIMIT ?1";
+Result<std::vector<Event>> Ledger::ReadEvents(
+    const std::optional<std::string>& app, std::optional<int64_t> after,
+    int64_t limit, EventOrder order) {
+  std::string sql = std::string(kEventColumns) + " WHERE true";
+  if (after) sql += " AND id > ?2";
+  if (app) sql += " AND app=?3";
+  sql += order == EventOrder::kOldestFirst ? " ORDER BY id LIMIT ?1"
+                                           : " ORDER BY id DESC LIMIT ?1";
   Stmt st(db_, sql.c_str());
   if (!st.prepared()) return Err("cannot prepare history query");
   st.Bind(1, limit);
-  if (app) st.Bind(2, *app);
+  if (after) st.Bind(2, *after);
+  if (app) st.Bind(3, *app);
   std::vector<Event> out;
-  int rc;
-  while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadEventRow(st));
-  if (rc != SQLITE_DONE) return Err("cannot read history");
-  std::reverse(out.begin(), out.end());
+  if (!st.ReadAll(ReadEventRow, &out)) return Err("cannot read history");
   return out;
+}
+
+Result<std::vector<Event>> Ledger::History(
+    const std::optional<std::string>& app, int64_t limit) {
+  ASSIGN_OR_RETURN(
+      std::vector<Event> newest,
+      ReadEvents(app, std::nullopt, limit, EventOrder::kNewestFirst));
+  std::reverse(newest.begin(), newest.end());
+  return newest;
 }
 
 Result<std::vector<Event>> Ledger::EventsAfter(
     const std::optional<std::string>& app, int64_t after, int64_t limit) {
-  std::string sql = std::string(kEventColumns) + " WHERE id > ?2";
-  if (app) sql += " AND app=?3";
-  sql += " ORDER BY id LIMIT ?1";
-  Stmt st(db_, sql.c_str());
-  if (!st.prepared()) return Err("cannot prepare history query");
-  st.Bind(1, limit);
-  st.Bind(2, after);
-  if (app) st.Bind(3, *app);
-  std::vector<Event> out;
-  int rc;
-  while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadEventRow(st));
-  if (rc != SQLITE_DONE) return Err("cannot read history");
-  return out;
+  return ReadEvents(app, after, limit, EventOrder::kOldestFirst);
 }
 
 Result<int64_t> Ledger::CursorBeforeNewest(

@@ -194,6 +194,12 @@ class Ledger {
   Status FillAppStates();  // migration 5
   Status WriteApp(const AppSpec& spec, bool insert);
   Status Err(const char* what);
+  // Events (of `app` when given; with id > `after` when given), at most
+  // `limit` of them: the oldest, oldest first, or the newest, newest first.
+  enum class EventOrder { kOldestFirst, kNewestFirst };
+  Result<std::vector<Event>> ReadEvents(const std::optional<std::string>& app,
+                                        std::optional<int64_t> after,
+                                        int64_t limit, EventOrder order);
 
   std::string path_;
   sqlite3* db_;

@@ -16,14 +16,8 @@ constexpr char kBuildColumns[] =
 
 BuildRow ReadBuildRow(Stmt& st) {
   BuildRow b;
-  b.app = st.Text(0);
-  b.sha256 = st.Text(1);
-  b.format = st.Text(2);
-  b.size = st.Int(3);
-  b.entries = st.Int(4);
-  b.unpacked_bytes = st.Int(5);
-  b.imported_at = st.Int(6);
-  b.imported_by = st.Text(7);
+  st.Columns(b.app, b.sha256, b.format, b.size, b.entries, b.unpacked_bytes,
+             b.imported_at, b.imported_by);
   return b;
 }
 
@@ -48,18 +42,13 @@ std::optional<ReleaseConfig> DecodeConfig(const std::string& text) {
 
 ReleaseRow ReadReleaseRow(Stmt& st) {
   ReleaseRow r;
-  r.app = st.Text(0);
-  r.number = st.Int(1);
-  r.build = st.Text(2);
-  r.digest = st.Text(3);
-  if (auto config = DecodeConfig(st.Text(4)))
+  std::string config_text;
+  st.Columns(r.app, r.number, r.build, r.digest, config_text, r.created_at,
+             r.created_uid, r.created_by, r.pruned);
+  if (auto config = DecodeConfig(config_text))
     r.config = std::move(*config);
   else
     r.config_malformed = true;
-  r.created_at = st.Int(5);
-  r.created_uid = st.Int(6);
-  r.created_by = st.Text(7);
-  r.pruned = st.Int(8) != 0;
   return r;
 }
 
@@ -102,9 +91,7 @@ Result<BuildRow> Ledger::FindBuild(const std::string& app,
   if (!st.prepared()) return Err("cannot prepare build query");
   st.Bind(1, app).Bind(2, static_cast<int64_t>(id.size())).Bind(3, id);
   std::vector<BuildRow> found;
-  int rc;
-  while ((rc = st.Step()) == SQLITE_ROW) found.push_back(ReadBuildRow(st));
-  if (rc != SQLITE_DONE) return Err("cannot read builds");
+  if (!st.ReadAll(ReadBuildRow, &found)) return Err("cannot read builds");
   if (found.empty())
     return NotFound("app '" + app + "' has no build '" + id + "'");
   if (found.size() > 1)
@@ -121,9 +108,7 @@ Result<std::vector<BuildRow>> Ledger::ListBuilds(const std::string& app) {
   if (!st.prepared()) return Err("cannot prepare build list");
   st.Bind(1, app);
   std::vector<BuildRow> out;
-  int rc;
-  while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadBuildRow(st));
-  if (rc != SQLITE_DONE) return Err("cannot list builds");
+  if (!st.ReadAll(ReadBuildRow, &out)) return Err("cannot list builds");
   return out;
 }
 
@@ -180,9 +165,7 @@ Result<std::vector<ReleaseRow>> Ledger::ListReleases(const std::string& app) {
   if (!st.prepared()) return Err("cannot prepare release list");
   st.Bind(1, app);
   std::vector<ReleaseRow> out;
-  int rc;
-  while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadReleaseRow(st));
-  if (rc != SQLITE_DONE) return Err("cannot list releases");
+  if (!st.ReadAll(ReadReleaseRow, &out)) return Err("cannot list releases");
   return out;
 }
 

@@ -6,9 +6,11 @@
 
 #include <sqlite3.h>
 
+#include <concepts>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "daemon/ledger/ledger.h"
 
@@ -45,8 +47,29 @@ class Stmt {
                            static_cast<size_t>(sqlite3_column_bytes(s_, col)))
              : std::string();
   }
+  // Reads the current row's columns, in order, into `out...`: a string
+  // takes Text(), an integer (or bool) Int().
+  template <typename... T>
+  void Columns(T&... out) {
+    int col = 0;
+    (Column(col++, out), ...);
+  }
+  // Steps to the end, appending each row as `read` makes it to `out`; false
+  // when a step fails before the end.
+  template <typename Row>
+  bool ReadAll(Row (*read)(Stmt&), std::vector<Row>* out) {
+    int rc;
+    while ((rc = Step()) == SQLITE_ROW) out->push_back(read(*this));
+    return rc == SQLITE_DONE;
+  }
 
  private:
+  void Column(int col, std::string& out) { out = Text(col); }
+  template <std::integral I>
+  void Column(int col, I& out) {
+    out = static_cast<I>(Int(col));
+  }
+
   sqlite3_stmt* s_ = nullptr;
   int rc_;
 };
@@ -79,16 +102,8 @@ inline constexpr char kEventColumns[] =
 
 inline Event ReadEventRow(Stmt& st) {
   Event e;
-  e.id = st.Int(0);
-  e.time_ms = st.Int(1);
-  e.app = st.Text(2);
-  e.kind = st.Text(3);
-  e.release = st.Text(4);
-  e.actor_uid = st.Int(5);
-  e.actor_name = st.Text(6);
-  e.detail = st.Text(7);
-  e.prev_hash = st.Text(8);
-  e.hash = st.Text(9);
+  st.Columns(e.id, e.time_ms, e.app, e.kind, e.release, e.actor_uid,
+             e.actor_name, e.detail, e.prev_hash, e.hash);
   return e;
 }
 
