@@ -185,6 +185,15 @@ void AppendTimeUtcMicros(int64_t unix_us, std::string* out) {
   out->append(digits, 7);
 }
 
+// A record's string fields and their keys, in the order they are encoded
+// (after seq and time); decoding reads the same keys.
+constexpr std::pair<const char*, std::string LogRecord::*>
+    kStringFields[] = {{"app", &LogRecord::app},
+                       {"release", &LogRecord::release},
+                       {"process", &LogRecord::process},
+                       {"stream", &LogRecord::stream},
+                       {"text", &LogRecord::text}};
+
 }  // namespace
 
 std::string FormatTimeUtcMicros(int64_t unix_us) {
@@ -223,16 +232,11 @@ void EncodeLogRecord(const LogRecord& r, std::string* out) {
   AppendNumber(r.seq, out);
   out->append(",\"time\":\"");
   AppendTimeUtcMicros(r.time_us, out);
-  out->append("\",\"app\":");
-  AppendJsonString(r.app, out);
-  out->append(",\"release\":");
-  AppendJsonString(r.release, out);
-  out->append(",\"process\":");
-  AppendJsonString(r.process, out);
-  out->append(",\"stream\":");
-  AppendJsonString(r.stream, out);
-  out->append(",\"text\":");
-  AppendJsonString(r.text, out);
+  out->push_back('"');
+  for (const auto& [key, field] : kStringFields) {
+    out->append(",\"").append(key).append("\":");
+    AppendJsonString(r.*field, out);
+  }
   out->append(r.partial ? ",\"partial\":true}" : ",\"partial\":false}");
 }
 
@@ -252,14 +256,11 @@ Result<LogRecord> DecodeLogRecord(std::string_view line) {
     if (!ParseTimeUtcMicros(time->get_ref<const std::string&>(), &r.time_us))
       return Corruption("log line has a bad time");
     r.partial = partial->get<bool>();
-    for (auto [key, field] :
-         {std::pair{"app", &r.app}, std::pair{"release", &r.release},
-          std::pair{"process", &r.process}, std::pair{"stream", &r.stream},
-          std::pair{"text", &r.text}}) {
+    for (const auto& [key, field] : kStringFields) {
       auto it = j.find(key);
       if (it == j.end() || !it->is_string())
         return Corruption(std::string("log line lacks ") + key);
-      *field = std::move(it->get_ref<std::string&>());
+      r.*field = std::move(it->get_ref<std::string&>());
     }
     return r;
   } catch (const std::exception& e) {
