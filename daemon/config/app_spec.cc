@@ -199,10 +199,8 @@ Result<AppSpec> ParseAppSpecYaml(const std::string& text,
                                    1, kMaxKeepReleases));
   }
   if (const YAML::Node n = root["strategy"]) {
-    ASSIGN_OR_RETURN(std::string s, yaml::ReadString(file, n, "strategy"));
-    auto st = ParseStrategy(s);
-    if (!st.ok()) return yaml::ErrorAt(file, n, st.status().message());
-    spec.strategy = *st;
+    ASSIGN_OR_RETURN(spec.strategy,
+                     yaml::ReadParsed(file, n, "strategy", ParseStrategy));
   }
   if (root["activation_deadline"]) {
     ASSIGN_OR_RETURN(spec.activation_deadline_ms,

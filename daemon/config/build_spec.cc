@@ -52,11 +52,8 @@ Result<BuildSpec> ParseBuildSpec(const std::string& text,
         return yaml::ErrorAt(file, n, "'command' must not be empty");
     }
     if (const YAML::Node n = build["output"]) {
-      ASSIGN_OR_RETURN(std::string output, yaml::ReadString(file, n, "output"));
-      auto normalized = NormalizeBuildOutput(output);
-      if (!normalized.ok())
-        return yaml::ErrorAt(file, n, normalized.status().message());
-      spec.output = std::move(normalized).value();
+      ASSIGN_OR_RETURN(spec.output, yaml::ReadParsed(file, n, "output",
+                                                     NormalizeBuildOutput));
     }
   } catch (const YAML::Exception& e) {
     return InvalidArgument(file + ":" + std::to_string(e.mark.line + 1) + ":" +

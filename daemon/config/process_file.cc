@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "daemon/base/fd.h"
+#include "daemon/base/text_lines.h"
 #include "daemon/config/yaml_util.h"
 
 namespace relsupd {
@@ -55,10 +56,8 @@ Result<ProcessSpec> ParseProcess(const std::string& file, const std::string& nam
     else return yaml::ErrorAt(file, r, "'restart' must be always, on-failure or never, not '" + s + "'");
   }
   if (const YAML::Node s = n["stop_signal"]) {
-    ASSIGN_OR_RETURN(std::string text, yaml::ReadString(file, s, "stop_signal"));
-    auto sig = ParseSignal(text);
-    if (!sig.ok()) return yaml::ErrorAt(file, s, sig.status().message());
-    p.stop_signal = *sig;
+    ASSIGN_OR_RETURN(p.stop_signal,
+                     yaml::ReadParsed(file, s, "stop_signal", ParseSignal));
   }
   if (n["stop_timeout"]) {
     ASSIGN_OR_RETURN(p.stop_timeout_ms, yaml::ReadDurationMs(file, n["stop_timeout"], "stop_timeout"));
@@ -148,17 +147,12 @@ Result<ProcessFile> ParseProcessYaml(const std::string& text, const std::string&
 Result<ProcessFile> ParseProcfile(const std::string& text, const std::string& file) {
   ProcessFile pf;
   pf.source = file;
-  size_t line_no = 0, pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) nl = text.size();
-    std::string line = text.substr(pos, nl - pos);
-    pos = nl + 1;
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    size_t first = line.find_first_not_of(" \t");
-    if (first == std::string::npos || line[first] == '#') continue;
-    const std::string where = file + ":" + std::to_string(line_no) + ":";
+  ContentLines lines(text);
+  ContentLine content;
+  while (lines.Next(&content)) {
+    const std::string line(content.text);
+    const size_t first = content.indent;
+    const std::string where = file + ":" + std::to_string(content.number) + ":";
     size_t colon = line.find(':');
     if (colon == std::string::npos)
       return InvalidArgument(where + "1: expected 'name: command'");

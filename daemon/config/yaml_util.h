@@ -35,4 +35,16 @@ Result<bool> ReadBool(const std::string& file, const YAML::Node& n,
 Result<int64_t> ReadDurationMs(const std::string& file, const YAML::Node& n,
                                std::string_view key);
 
+// The string at `n` turned into a value by `parse`, which takes the text
+// and returns a Result; its error is reported at `n`.
+template <typename Parse>
+auto ReadParsed(const std::string& file, const YAML::Node& n,
+                std::string_view key, Parse parse)
+    -> decltype(parse(std::string())) {
+  ASSIGN_OR_RETURN(std::string text, ReadString(file, n, key));
+  auto parsed = parse(text);
+  if (!parsed.ok()) return ErrorAt(file, n, parsed.status().message());
+  return parsed;
+}
+
 }  // namespace relsupd::yaml
