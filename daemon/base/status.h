@@ -59,27 +59,23 @@ class [[nodiscard]] Status {
   int errno_ = 0;
 };
 
-inline Status InvalidArgument(std::string m) {
-  return Status(StatusCode::kInvalidArgument, std::move(m));
+// InvalidArgument("app 'x' ..."), NotFound(...) and the rest below: a
+// Status of that code with the message.
+template <StatusCode kCode>
+Status StatusWithCode(std::string message) {
+  return Status(kCode, std::move(message));
 }
-inline Status NotFound(std::string m) {
-  return Status(StatusCode::kNotFound, std::move(m));
-}
-inline Status AlreadyExists(std::string m) {
-  return Status(StatusCode::kAlreadyExists, std::move(m));
-}
-inline Status PermissionDenied(std::string m) {
-  return Status(StatusCode::kPermissionDenied, std::move(m));
-}
-inline Status FailedPrecondition(std::string m) {
-  return Status(StatusCode::kFailedPrecondition, std::move(m));
-}
-inline Status Corruption(std::string m) {
-  return Status(StatusCode::kCorruption, std::move(m));
-}
-inline Status Internal(std::string m) {
-  return Status(StatusCode::kInternal, std::move(m));
-}
+inline constexpr auto& InvalidArgument =
+    StatusWithCode<StatusCode::kInvalidArgument>;
+inline constexpr auto& NotFound = StatusWithCode<StatusCode::kNotFound>;
+inline constexpr auto& AlreadyExists =
+    StatusWithCode<StatusCode::kAlreadyExists>;
+inline constexpr auto& PermissionDenied =
+    StatusWithCode<StatusCode::kPermissionDenied>;
+inline constexpr auto& FailedPrecondition =
+    StatusWithCode<StatusCode::kFailedPrecondition>;
+inline constexpr auto& Corruption = StatusWithCode<StatusCode::kCorruption>;
+inline constexpr auto& Internal = StatusWithCode<StatusCode::kInternal>;
 
 // Result<T>: a T or a non-ok Status.
 template <typename T>

@@ -52,11 +52,21 @@ Result<UserInfo> LookupUid(uid_t uid) {
   return UserInfo{pw.pw_uid, pw.pw_gid, pw.pw_name, pw.pw_dir};
 }
 
-bool GroupExists(gid_t gid) {
+namespace {
+
+// The name of group `gid`, or nothing when it has no entry (or the lookup
+// failed).
+std::optional<std::string> FindGroupName(gid_t gid) {
   struct group gr, *res = nullptr;
   std::vector<char> buf(65536);
-  return getgrgid_r(gid, &gr, buf.data(), buf.size(), &res) == 0 && res != nullptr;
+  if (getgrgid_r(gid, &gr, buf.data(), buf.size(), &res) != 0 || !res)
+    return std::nullopt;
+  return gr.gr_name;
 }
+
+}  // namespace
+
+bool GroupExists(gid_t gid) { return FindGroupName(gid).has_value(); }
 
 Result<UserInfo> LookupUserOrId(const std::string& name_or_id) {
   std::optional<uint32_t> id = ParseId(name_or_id);
@@ -72,19 +82,12 @@ Result<gid_t> LookupGroupOrId(const std::string& name_or_id) {
 }
 
 std::string UserName(uid_t uid) {
-  struct passwd pw, *res = nullptr;
-  std::vector<char> buf(16384);
-  if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &res) == 0 && res)
-    return pw.pw_name;
-  return std::to_string(uid);
+  Result<UserInfo> user = LookupUid(uid);
+  return user.ok() ? user->name : std::to_string(uid);
 }
 
 std::string GroupName(gid_t gid) {
-  struct group gr, *res = nullptr;
-  std::vector<char> buf(65536);
-  if (getgrgid_r(gid, &gr, buf.data(), buf.size(), &res) == 0 && res)
-    return gr.gr_name;
-  return std::to_string(gid);
+  return FindGroupName(gid).value_or(std::to_string(gid));
 }
 
 std::vector<gid_t> GroupsOf(uid_t uid, gid_t primary) {
