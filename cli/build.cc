@@ -801,11 +801,91 @@ Result<std::string> BuildArtifact(const BuildOptions& options,
                        options.format, mtime, &report->entries);
 }
 
+namespace {
+
+// What `relsupd build --help` says after the options.
+constexpr char kBuildHelpFooter[] =
+    "What it does:\n"
+    "  1. Copies DIR into a new scratch directory under $TMPDIR (or /tmp),\n"
+    "     leaving out every '.git' and FILE itself if it lies inside DIR.\n"
+    "     DIR is never changed.\n"
+    "  2. Runs build.command from DIR/relsupd.yaml there with /bin/sh -c\n"
+    "     (working directory: the scratch copy; stdin: /dev/null; its "
+    "stdout\n"
+    "     and stderr go to stderr, so stdout carries only the digest line).\n"
+    "  3. Packs build.output of the scratch copy as the artifact's root and\n"
+    "     removes the scratch directory, whatever happened.\n"
+    "\n"
+    "relsupd.yaml (only 'build:' is read here; 'processes:' and other keys\n"
+    "are checked when a release is made):\n"
+    "  build:\n"
+    "    command: make dist   # optional; without it DIR is packed as it is\n"
+    "    output: dist         # optional; directory to pack, relative to\n"
+    "                         # DIR, no '..' (default: '.', the whole tree)\n"
+    "Without relsupd.yaml or its build: section, DIR is packed as it is.\n"
+    "Unknown keys, wrong types and bad paths are reported as FILE:LINE:COL.\n"
+    "\n"
+    "The artifact is reproducible: the same input gives the same bytes and\n"
+    "the same sha256. Entries are sorted by path; headers are ustar/pax "
+    "with\n"
+    "mtime fixed to $SOURCE_DATE_EPOCH (or 0), owner 0:0 without names, no\n"
+    "xattrs, ACLs, atime or ctime; modes are 0755 for directories and\n"
+    "executable files, 0644 for other files; gzip stores no timestamp or\n"
+    "name. Only regular files, directories and relative symlinks that stay\n"
+    "inside may be packed; a fifo, socket or device is an error naming it.\n"
+    "For the release stage, build.output should hold relsupd.yaml (or a\n"
+    "Procfile) at its root.\n"
+    "\n"
+    "FILE is written as FILE.tmp and renamed into place; on success prints\n"
+    "  sha256:<hex>  FILE\n"
+    "On failure FILE is not written (an older FILE stays as it was) and\n"
+    "no FILE.tmp is left behind. SIGTERM or SIGHUP is passed on to the\n"
+    "build command, and the scratch directory is still removed.\n"
+    "\n"
+    "Exit codes: 0 ok; the build command's exit status if it failed (1 if a\n"
+    "signal killed it); 1 any other error (DIR missing, relsupd.yaml\n"
+    "invalid, build output missing, unsupported file, ...); 2 usage error.";
+
+struct BuildArgs {
+  std::string dir, output, format;
+};
+
+void RunBuild(const BuildArgs& args, int* exit_code) {
+  BuildOptions options;
+  options.dir = args.dir;
+  options.output_file = args.output;
+  if (!args.format.empty()) {
+    auto format = ParseArchiveFormat(args.format);
+    if (!format.ok()) {
+      std::cerr << "relsupd: " << format.status().message() << '\n';
+      *exit_code = kExitUsage;
+      return;
+    }
+    options.format = *format;
+  } else {
+    options.format = ArchiveFormatFromFileName(args.output)
+                         .value_or(ArchiveFormat::kTarGz);
+  }
+  options.progress = &std::cerr;
+  BuildReport report;
+  auto sha = BuildArtifact(options, &report);
+  if (!sha.ok()) {
+    std::cerr << "relsupd: build failed: " << sha.status().message() << '\n';
+    *exit_code = report.command_exit_code.value_or(kExitRefused);
+    return;
+  }
+  if (!report.has_process_file)
+    std::cerr << "relsupd: warning: the artifact has no relsupd.yaml or "
+                 "Procfile at its root; a release of it will run no "
+                 "processes\n";
+  std::cout << "sha256:" << *sha << "  " << args.output << '\n';
+  *exit_code = kExitOk;
+}
+
+}  // namespace
+
 void AddBuildCommand(CLI::App& root, int* exit_code) {
-  struct Args {
-    std::string dir, output, format;
-  };
-  auto args = std::make_shared<Args>();
+  auto args = std::make_shared<BuildArgs>();
   CLI::App* build = root.add_subcommand(
       "build",
       "Build DIR into a reproducible artifact (tarball) and print its sha256; "
@@ -820,78 +900,8 @@ void AddBuildCommand(CLI::App& root, int* exit_code) {
                    "tar.gz (default), tar.zst or tar; without it, taken from "
                    "FILE's suffix (.tar.gz/.tgz, .tar.zst/.tzst, .tar)")
       ->check(CLI::IsMember({"tar.gz", "tar.zst", "tar"}));
-  build->footer(
-      "What it does:\n"
-      "  1. Copies DIR into a new scratch directory under $TMPDIR (or /tmp),\n"
-      "     leaving out every '.git' and FILE itself if it lies inside DIR.\n"
-      "     DIR is never changed.\n"
-      "  2. Runs build.command from DIR/relsupd.yaml there with /bin/sh -c\n"
-      "     (working directory: the scratch copy; stdin: /dev/null; its "
-      "stdout\n"
-      "     and stderr go to stderr, so stdout carries only the digest line).\n"
-      "  3. Packs build.output of the scratch copy as the artifact's root and\n"
-      "     removes the scratch directory, whatever happened.\n"
-      "\n"
-      "relsupd.yaml (only 'build:' is read here; 'processes:' and other keys\n"
-      "are checked when a release is made):\n"
-      "  build:\n"
-      "    command: make dist   # optional; without it DIR is packed as it is\n"
-      "    output: dist         # optional; directory to pack, relative to\n"
-      "                         # DIR, no '..' (default: '.', the whole tree)\n"
-      "Without relsupd.yaml or its build: section, DIR is packed as it is.\n"
-      "Unknown keys, wrong types and bad paths are reported as FILE:LINE:COL.\n"
-      "\n"
-      "The artifact is reproducible: the same input gives the same bytes and\n"
-      "the same sha256. Entries are sorted by path; headers are ustar/pax "
-      "with\n"
-      "mtime fixed to $SOURCE_DATE_EPOCH (or 0), owner 0:0 without names, no\n"
-      "xattrs, ACLs, atime or ctime; modes are 0755 for directories and\n"
-      "executable files, 0644 for other files; gzip stores no timestamp or\n"
-      "name. Only regular files, directories and relative symlinks that stay\n"
-      "inside may be packed; a fifo, socket or device is an error naming it.\n"
-      "For the release stage, build.output should hold relsupd.yaml (or a\n"
-      "Procfile) at its root.\n"
-      "\n"
-      "FILE is written as FILE.tmp and renamed into place; on success prints\n"
-      "  sha256:<hex>  FILE\n"
-      "On failure FILE is not written (an older FILE stays as it was) and\n"
-      "no FILE.tmp is left behind. SIGTERM or SIGHUP is passed on to the\n"
-      "build command, and the scratch directory is still removed.\n"
-      "\n"
-      "Exit codes: 0 ok; the build command's exit status if it failed (1 if a\n"
-      "signal killed it); 1 any other error (DIR missing, relsupd.yaml\n"
-      "invalid, build output missing, unsupported file, ...); 2 usage error.");
-  build->callback([args, exit_code] {
-    BuildOptions options;
-    options.dir = args->dir;
-    options.output_file = args->output;
-    if (!args->format.empty()) {
-      auto format = ParseArchiveFormat(args->format);
-      if (!format.ok()) {
-        std::cerr << "relsupd: " << format.status().message() << '\n';
-        *exit_code = kExitUsage;
-        return;
-      }
-      options.format = *format;
-    } else {
-      options.format = ArchiveFormatFromFileName(args->output)
-                           .value_or(ArchiveFormat::kTarGz);
-    }
-    options.progress = &std::cerr;
-    BuildReport report;
-    auto sha = BuildArtifact(options, &report);
-    if (!sha.ok()) {
-      std::cerr << "relsupd: build failed: " << sha.status().message() << '\n';
-      *exit_code = report.command_exit_code.value_or(kExitRefused);
-      return;
-    }
-    if (!report.has_process_file)
-      std::cerr << "relsupd: warning: the artifact has no relsupd.yaml or "
-                   "Procfile at its root; a release of it will run no "
-                   "processes\n";
-    std::cout << "sha256:" << *sha << "  " << args->output << '\n';
-    *exit_code = kExitOk;
-  });
+  build->footer(kBuildHelpFooter);
+  build->callback([args, exit_code] { RunBuild(*args, exit_code); });
 }
 
 }  // namespace relsupd::cli

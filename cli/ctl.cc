@@ -1,6 +1,7 @@
 #include "cli/ctl.h"
 
 #include <iostream>
+#include <memory>
 
 namespace relsupd::cli {
 
@@ -35,6 +36,18 @@ std::optional<rpc::Json> CtlContext::CallAndPrint(
     human(*result);
   exit_code = kExitOk;
   return std::move(result).value();
+}
+
+CLI::App* AddAppVerb(CLI::App& parent, CtlContext* ctx, const AppVerb& verb,
+                     std::function<void(const rpc::Json&)> human) {
+  auto app = std::make_shared<std::string>();
+  CLI::App* cmd = parent.add_subcommand(verb.name, verb.help);
+  cmd->add_option("APP", *app, verb.app_help)->required();
+  cmd->callback([ctx, app, method = verb.method, key = verb.key,
+                 human = std::move(human)] {
+    ctx->CallAndPrint(method, {{key, *app}}, human);
+  });
+  return cmd;
 }
 
 void AddCtlCommand(CLI::App& root, CtlContext* ctx) {

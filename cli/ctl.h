@@ -43,4 +43,17 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx);
 // "" for a null or missing value, the string itself, or the JSON text.
 std::string Text(const rpc::Json& j);
 
+// A verb whose one argument is a required APP: it calls `method` with
+// {`key`: APP} and hands the result to `human` (see CallAndPrint).
+struct AppVerb {
+  const char* name;
+  const char* help;
+  const char* method;
+  const char* app_help = "App name";  // APP's line in --help
+  const char* key = "app";
+};
+// Adds `verb` under `parent`; returns it for more settings (a footer).
+CLI::App* AddAppVerb(CLI::App& parent, CtlContext* ctx, const AppVerb& verb,
+                     std::function<void(const rpc::Json&)> human);
+
 }  // namespace relsupd::cli

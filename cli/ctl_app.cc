@@ -49,14 +49,43 @@ struct CreateArgs {
   bool no_auto_rollback = false;
 };
 
-}  // namespace
+void RunAppCreate(CtlContext* ctx, const CreateArgs& args) {
+  rpc::Json p = {{"name", args.name}};
+  if (!args.user.empty()) p["user"] = args.user;
+  if (!args.group.empty()) p["group"] = args.group;
+  if (args.keep > 0) p["keep_releases"] = args.keep;
+  if (!args.strategy.empty()) p["strategy"] = args.strategy;
+  if (!args.deadline.empty()) {
+    auto ms = ParseDurationMs(args.deadline);
+    if (!ms.ok()) {
+      std::cerr << "relsupd: --deadline: " << ms.status().message() << '\n';
+      ctx->exit_code = kExitUsage;
+      return;
+    }
+    p["activation_deadline_ms"] = *ms;
+  }
+  if (args.no_auto_rollback) p["auto_rollback"] = false;
+  rpc::Json sockets = rpc::Json::object();
+  for (const std::string& s : args.sockets) {
+    size_t eq = s.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::cerr << "relsupd: --socket '" << s
+                << "' must be NAME=tcp://HOST:PORT or NAME=unix:/PATH\n";
+      ctx->exit_code = kExitUsage;
+      return;
+    }
+    sockets[s.substr(0, eq)] = s.substr(eq + 1);
+  }
+  if (!sockets.empty()) p["sockets"] = sockets;
+  ctx->CallAndPrint(rpc::method::kAppCreate, p, [](const rpc::Json& a) {
+    std::cout << "Created app '" << Text(a["name"]) << "'\n";
+    PrintApp(a);
+  });
+}
 
-void AddAppVerbs(CLI::App& ctl, CtlContext* ctx) {
-  CLI::App* app = ctl.add_subcommand("app", "Create, list, show and apply apps");
-  app->require_subcommand(1);
-
+void AddAppCreateVerb(CLI::App& app, CtlContext* ctx) {
   auto args = std::make_shared<CreateArgs>();
-  CLI::App* create = app->add_subcommand("create", "Create an app");
+  CLI::App* create = app.add_subcommand("create", "Create an app");
   create->add_option("APP", args->name, "App name ([a-z0-9][a-z0-9-]{0,62})")
       ->required();
   create->add_option("--user", args->user,
@@ -79,41 +108,11 @@ void AddAppVerbs(CLI::App& ctl, CtlContext* ctx) {
                      "Activation deadline, e.g. 60s (default 60s)");
   create->add_flag("--no-auto-rollback", args->no_auto_rollback,
                    "Do not roll back by itself when an activation fails");
-  create->callback([ctx, args] {
-    rpc::Json p = {{"name", args->name}};
-    if (!args->user.empty()) p["user"] = args->user;
-    if (!args->group.empty()) p["group"] = args->group;
-    if (args->keep > 0) p["keep_releases"] = args->keep;
-    if (!args->strategy.empty()) p["strategy"] = args->strategy;
-    if (!args->deadline.empty()) {
-      auto ms = ParseDurationMs(args->deadline);
-      if (!ms.ok()) {
-        std::cerr << "relsupd: --deadline: " << ms.status().message() << '\n';
-        ctx->exit_code = kExitUsage;
-        return;
-      }
-      p["activation_deadline_ms"] = *ms;
-    }
-    if (args->no_auto_rollback) p["auto_rollback"] = false;
-    rpc::Json sockets = rpc::Json::object();
-    for (const std::string& s : args->sockets) {
-      size_t eq = s.find('=');
-      if (eq == std::string::npos || eq == 0) {
-        std::cerr << "relsupd: --socket '" << s
-                  << "' must be NAME=tcp://HOST:PORT or NAME=unix:/PATH\n";
-        ctx->exit_code = kExitUsage;
-        return;
-      }
-      sockets[s.substr(0, eq)] = s.substr(eq + 1);
-    }
-    if (!sockets.empty()) p["sockets"] = sockets;
-    ctx->CallAndPrint(rpc::method::kAppCreate, p, [](const rpc::Json& a) {
-      std::cout << "Created app '" << Text(a["name"]) << "'\n";
-      PrintApp(a);
-    });
-  });
+  create->callback([ctx, args] { RunAppCreate(ctx, *args); });
+}
 
-  CLI::App* list = app->add_subcommand("list", "List apps");
+void AddAppListVerb(CLI::App& app, CtlContext* ctx) {
+  CLI::App* list = app.add_subcommand("list", "List apps");
   list->callback([ctx] {
     ctx->CallAndPrint(rpc::method::kAppList, rpc::Json::object(),
                       [](const rpc::Json& apps) {
@@ -132,16 +131,11 @@ void AddAppVerbs(CLI::App& ctl, CtlContext* ctx) {
                         t.Print(std::cout);
                       });
   });
+}
 
-  auto show_name = std::make_shared<std::string>();
-  CLI::App* show = app->add_subcommand("show", "Show one app's settings");
-  show->add_option("APP", *show_name, "App name")->required();
-  show->callback([ctx, show_name] {
-    ctx->CallAndPrint(rpc::method::kAppShow, {{"name", *show_name}}, PrintApp);
-  });
-
+void AddAppApplyVerb(CLI::App& app, CtlContext* ctx) {
   auto file = std::make_shared<std::string>();
-  CLI::App* apply = app->add_subcommand(
+  CLI::App* apply = app.add_subcommand(
       "apply", "Create or update an app from a YAML spec (idempotent)");
   apply->add_option("FILE", *file, "App spec, e.g. shop.yaml")->required();
   apply->footer(
@@ -162,6 +156,22 @@ void AddAppVerbs(CLI::App& ctl, CtlContext* ctx) {
                                   << '\n';
                       });
   });
+}
+
+}  // namespace
+
+void AddAppVerbs(CLI::App& ctl, CtlContext* ctx) {
+  CLI::App* app = ctl.add_subcommand("app", "Create, list, show and apply apps");
+  app->require_subcommand(1);
+  AddAppCreateVerb(*app, ctx);
+  AddAppListVerb(*app, ctx);
+  AddAppVerb(*app, ctx,
+             {.name = "show",
+              .help = "Show one app's settings",
+              .method = rpc::method::kAppShow,
+              .key = "name"},
+             PrintApp);
+  AddAppApplyVerb(*app, ctx);
 }
 
 }  // namespace relsupd::cli

@@ -240,6 +240,16 @@ void PrintStatus(const rpc::Json& s) {
   }
 }
 
+// What activate and rollback share after their release argument: the
+// --strategy and --no-wait options and the switch they run.
+void AddSwitchOptions(CLI::App* verb, CtlContext* ctx, std::shared_ptr<SwitchArgs> args,
+                      const char* strategy_help, bool rollback) {
+  verb->add_option("--strategy", args->strategy, strategy_help)
+      ->check(CLI::IsMember({"start-first", "stop-first"}));
+  verb->add_flag("--no-wait", args->no_wait, "Return once the switch began");
+  verb->callback([ctx, args, rollback] { RunSwitch(ctx, *args, rollback); });
+}
+
 void AddSwitchVerbs(CLI::App& ctl, CtlContext* ctx) {
   auto act = std::make_shared<SwitchArgs>();
   CLI::App* activate = ctl.add_subcommand(
@@ -248,11 +258,9 @@ void AddSwitchVerbs(CLI::App& ctl, CtlContext* ctx) {
       "old ones; follows progress and exits 0 only when the release is live");
   activate->add_option("APP", act->app, "App")->required();
   activate->add_option("RELEASE", act->release, "Release, e.g. v3")->required();
-  activate->add_option("--strategy", act->strategy,
-                       "start-first (new ready before old stop) or stop-first; default: the app's")
-      ->check(CLI::IsMember({"start-first", "stop-first"}));
-  activate->add_flag("--no-wait", act->no_wait, "Return once the switch began");
-  activate->callback([ctx, act] { RunSwitch(ctx, *act, false); });
+  AddSwitchOptions(activate, ctx, act,
+                   "start-first (new ready before old stop) or stop-first; default: the app's",
+                   /*rollback=*/false);
 
   auto rb = std::make_shared<SwitchArgs>();
   CLI::App* rollback = ctl.add_subcommand(
@@ -261,10 +269,7 @@ void AddSwitchVerbs(CLI::App& ctl, CtlContext* ctx) {
       "never an edit");
   rollback->add_option("APP", rb->app, "App")->required();
   rollback->add_option("--to", rb->release, "Roll back to this release instead");
-  rollback->add_option("--strategy", rb->strategy, "start-first or stop-first")
-      ->check(CLI::IsMember({"start-first", "stop-first"}));
-  rollback->add_flag("--no-wait", rb->no_wait, "Return once the switch began");
-  rollback->callback([ctx, rb] { RunSwitch(ctx, *rb, true); });
+  AddSwitchOptions(rollback, ctx, rb, "start-first or stop-first", /*rollback=*/true);
 
   auto status_app = std::make_shared<std::string>();
   CLI::App* status = ctl.add_subcommand(
@@ -337,25 +342,19 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
     });
   });
 
-  auto stop_app = std::make_shared<std::string>();
-  CLI::App* stop = ctl.add_subcommand(
-      "stop", "Stop every process of an app (recorded: it stays stopped across daemon restarts)");
-  stop->add_option("APP", *stop_app, "App")->required();
-  stop->callback([ctx, stop_app] {
-    ctx->CallAndPrint(method::kStop, {{"app", *stop_app}}, [](const rpc::Json& r) {
-      std::cout << "Stopped " << Text(r["app"]) << '\n';
-    });
-  });
-
-  auto start_app = std::make_shared<std::string>();
-  CLI::App* start = ctl.add_subcommand(
-      "start", "Start an app's active release again (failed processes too)");
-  start->add_option("APP", *start_app, "App")->required();
-  start->callback([ctx, start_app] {
-    ctx->CallAndPrint(method::kStart, {{"app", *start_app}}, [](const rpc::Json& r) {
-      std::cout << "Started " << Text(r["app"]) << '\n';
-    });
-  });
+  AddAppVerb(ctl, ctx,
+             {.name = "stop",
+              .help = "Stop every process of an app (recorded: it stays stopped across daemon "
+                      "restarts)",
+              .method = method::kStop,
+              .app_help = "App"},
+             [](const rpc::Json& r) { std::cout << "Stopped " << Text(r["app"]) << '\n'; });
+  AddAppVerb(ctl, ctx,
+             {.name = "start",
+              .help = "Start an app's active release again (failed processes too)",
+              .method = method::kStart,
+              .app_help = "App"},
+             [](const rpc::Json& r) { std::cout << "Started " << Text(r["app"]) << '\n'; });
 
   auto logs_args = std::make_shared<LogsArgs>();
   CLI::App* logs = ctl.add_subcommand("logs", "Show an app's process output");

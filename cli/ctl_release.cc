@@ -92,6 +92,18 @@ void PrintRelease(const rpc::Json& r) {
   PrintFields(std::cout, fields);
 }
 
+void PrintBuilds(const rpc::Json& builds) {
+  Table t({"ID", "FORMAT", "SIZE", "ENTRIES", "IMPORTED", "BY", "RELEASES"});
+  for (const auto& b : builds) {
+    std::string rels;
+    for (const auto& r : b["releases"]) rels += (rels.empty() ? "" : ",") + Text(r);
+    t.AddRow({Text(b["id"]), Text(b["format"]), HumanBytes(b.value("size", int64_t{0})),
+              Text(b["entries"]), Text(b["imported_at"]), Text(b["imported_by"]),
+              rels.empty() ? "-" : rels});
+  }
+  t.Print(std::cout);
+}
+
 void AddBuildVerbs(CLI::App& ctl, CtlContext* ctx) {
   CLI::App* build = ctl.add_subcommand("build", "Import and list build artifacts");
   build->require_subcommand(1);
@@ -144,34 +156,22 @@ void AddBuildVerbs(CLI::App& ctl, CtlContext* ctx) {
               << " entries)\n";
   });
 
-  auto list_app = std::make_shared<std::string>();
-  CLI::App* list = build->add_subcommand("list", "List an app's builds");
-  list->add_option("APP", *list_app, "App name")->required();
-  list->callback([ctx, list_app] {
-    ctx->CallAndPrint(method::kBuildList, {{"app", *list_app}}, [](const rpc::Json& builds) {
-      Table t({"ID", "FORMAT", "SIZE", "ENTRIES", "IMPORTED", "BY", "RELEASES"});
-      for (const auto& b : builds) {
-        std::string rels;
-        for (const auto& r : b["releases"]) rels += (rels.empty() ? "" : ",") + Text(r);
-        t.AddRow({Text(b["id"]), Text(b["format"]), HumanBytes(b.value("size", int64_t{0})),
-                  Text(b["entries"]), Text(b["imported_at"]), Text(b["imported_by"]),
-                  rels.empty() ? "-" : rels});
-      }
-      t.Print(std::cout);
-    });
-  });
+  AddAppVerb(*build, ctx,
+             {.name = "list", .help = "List an app's builds", .method = method::kBuildList},
+             PrintBuilds);
 }
 
-void AddReleaseVerbs(CLI::App& ctl, CtlContext* ctx) {
-  CLI::App* release = ctl.add_subcommand("release", "Create, show, compare and verify releases");
-  release->require_subcommand(1);
+struct ReleaseArgs {
+  std::string app, release, other;
+};
 
+void AddReleaseCreateVerb(CLI::App& release, CtlContext* ctx) {
   struct CreateArgs {
     std::string app, build, env_file;
     std::vector<std::string> sets;
   };
   auto args = std::make_shared<CreateArgs>();
-  CLI::App* create = release->add_subcommand(
+  CLI::App* create = release.add_subcommand(
       "create", "Make release vN from a build and the app's config");
   create->add_option("APP", args->app, "App name")->required();
   create->add_option("--build", args->build, "Build id (a sha256 prefix, from 'build import')")
@@ -190,21 +190,44 @@ void AddReleaseVerbs(CLI::App& ctl, CtlContext* ctx) {
                       {{"app", args->app}, {"build", args->build}, {"set", set}},
                       [](const rpc::Json& r) { std::cout << Text(r["release"]) << '\n'; });
   });
+}
 
-  struct ShowArgs {
-    std::string app, release, other;
-  };
-  auto show_args = std::make_shared<ShowArgs>();
-  CLI::App* show = release->add_subcommand("show", "Show one release");
+void AddReleaseShowVerb(CLI::App& release, CtlContext* ctx) {
+  auto show_args = std::make_shared<ReleaseArgs>();
+  CLI::App* show = release.add_subcommand("show", "Show one release");
   show->add_option("APP", show_args->app, "App name")->required();
   show->add_option("RELEASE", show_args->release, "Release, e.g. v3")->required();
   show->callback([ctx, show_args] {
     ctx->CallAndPrint(method::kReleaseShow,
                       {{"app", show_args->app}, {"release", show_args->release}}, PrintRelease);
   });
+}
 
-  auto diff_args = std::make_shared<ShowArgs>();
-  CLI::App* diff = release->add_subcommand("diff", "Compare two releases: build, config keys, files");
+void PrintDiff(const rpc::Json& d) {
+  std::cout << Text(d["from"]) << " -> " << Text(d["to"]) << '\n';
+  if (d.value("build_changed", false))
+    std::cout << "build: " << Text(d["from_build"]) << " -> " << Text(d["to_build"]) << '\n';
+  else
+    std::cout << "build: unchanged (" << Text(d["to_build"]) << ")\n";
+  const auto& c = d["config"];
+  for (const auto& k : c["added"]) std::cout << "config + " << Text(k) << "=********\n";
+  for (const auto& k : c["removed"]) std::cout << "config - " << Text(k) << '\n';
+  for (const auto& k : c["changed"]) std::cout << "config ~ " << Text(k) << "=********\n";
+  if (c.value("truncated", false))
+    std::cout << "config: more keys differ than the daemon lists (1,000 a list)\n";
+  if (d["files"].is_null()) {
+    std::cout << "files: not compared (a release was pruned)\n";
+    return;
+  }
+  for (const auto& p : d["files"]["added"]) std::cout << "file + " << Text(p) << '\n';
+  for (const auto& p : d["files"]["removed"]) std::cout << "file - " << Text(p) << '\n';
+  for (const auto& p : d["files"]["changed"]) std::cout << "file ~ " << Text(p) << '\n';
+  PrintUnlisted(d["files"]);
+}
+
+void AddReleaseDiffVerb(CLI::App& release, CtlContext* ctx) {
+  auto diff_args = std::make_shared<ReleaseArgs>();
+  CLI::App* diff = release.add_subcommand("diff", "Compare two releases: build, config keys, files");
   diff->add_option("APP", diff_args->app, "App name")->required();
   diff->add_option("FROM", diff_args->release, "Release, e.g. v2")->required();
   diff->add_option("TO", diff_args->other, "Release, e.g. v3")->required();
@@ -212,70 +235,61 @@ void AddReleaseVerbs(CLI::App& ctl, CtlContext* ctx) {
     ctx->CallAndPrint(
         method::kReleaseDiff,
         {{"app", diff_args->app}, {"from", diff_args->release}, {"to", diff_args->other}},
-        [](const rpc::Json& d) {
-          std::cout << Text(d["from"]) << " -> " << Text(d["to"]) << '\n';
-          if (d.value("build_changed", false))
-            std::cout << "build: " << Text(d["from_build"]) << " -> " << Text(d["to_build"]) << '\n';
-          else
-            std::cout << "build: unchanged (" << Text(d["to_build"]) << ")\n";
-          const auto& c = d["config"];
-          for (const auto& k : c["added"]) std::cout << "config + " << Text(k) << "=********\n";
-          for (const auto& k : c["removed"]) std::cout << "config - " << Text(k) << '\n';
-          for (const auto& k : c["changed"]) std::cout << "config ~ " << Text(k) << "=********\n";
-          if (c.value("truncated", false))
-            std::cout << "config: more keys differ than the daemon lists (1,000 a list)\n";
-          if (d["files"].is_null()) {
-            std::cout << "files: not compared (a release was pruned)\n";
-            return;
-          }
-          for (const auto& p : d["files"]["added"]) std::cout << "file + " << Text(p) << '\n';
-          for (const auto& p : d["files"]["removed"]) std::cout << "file - " << Text(p) << '\n';
-          for (const auto& p : d["files"]["changed"]) std::cout << "file ~ " << Text(p) << '\n';
-          PrintUnlisted(d["files"]);
-        });
+        PrintDiff);
   });
+}
 
-  auto verify_args = std::make_shared<ShowArgs>();
-  CLI::App* verify = release->add_subcommand(
+void PrintVerify(const rpc::Json& v) {
+  if (v.value("ok", false)) {
+    std::cout << Text(v["release"]) << ": verified, every file matches its manifest\n";
+    return;
+  }
+  std::cout << Text(v["release"]) << ": DOES NOT VERIFY\n";
+  if (!v.value("digest_ok", true))
+    std::cout << "  the stored manifest or config does not match the release digest\n";
+  for (const auto& p : v["changed"]) std::cout << "  changed: " << Text(p) << '\n';
+  for (const auto& p : v["added"]) std::cout << "  added:   " << Text(p) << '\n';
+  for (const auto& p : v["removed"]) std::cout << "  removed: " << Text(p) << '\n';
+  PrintUnlisted(v);
+}
+
+void AddReleaseVerifyVerb(CLI::App& release, CtlContext* ctx) {
+  auto verify_args = std::make_shared<ReleaseArgs>();
+  CLI::App* verify = release.add_subcommand(
       "verify", "Recompute a release's manifest; exit 1 if a file changed");
   verify->add_option("APP", verify_args->app, "App name")->required();
   verify->add_option("RELEASE", verify_args->release, "Release (default: the newest)");
   verify->callback([ctx, verify_args] {
     rpc::Json p = {{"app", verify_args->app}};
     if (!verify_args->release.empty()) p["release"] = verify_args->release;
-    auto r = ctx->CallAndPrint(method::kReleaseVerify, p, [](const rpc::Json& v) {
-      if (v.value("ok", false)) {
-        std::cout << Text(v["release"]) << ": verified, every file matches its manifest\n";
-        return;
-      }
-      std::cout << Text(v["release"]) << ": DOES NOT VERIFY\n";
-      if (!v.value("digest_ok", true))
-        std::cout << "  the stored manifest or config does not match the release digest\n";
-      for (const auto& p2 : v["changed"]) std::cout << "  changed: " << Text(p2) << '\n';
-      for (const auto& p2 : v["added"]) std::cout << "  added:   " << Text(p2) << '\n';
-      for (const auto& p2 : v["removed"]) std::cout << "  removed: " << Text(p2) << '\n';
-      PrintUnlisted(v);
-    });
+    auto r = ctx->CallAndPrint(method::kReleaseVerify, p, PrintVerify);
     if (r && !r->value("ok", false)) ctx->exit_code = kExitRefused;
   });
+}
 
-  auto list_app = std::make_shared<std::string>();
-  CLI::App* releases = ctl.add_subcommand("releases", "List an app's releases");
-  releases->add_option("APP", *list_app, "App name")->required();
-  releases->callback([ctx, list_app] {
-    ctx->CallAndPrint(method::kReleaseList, {{"app", *list_app}}, [](const rpc::Json& all) {
-      Table t({"RELEASE", "BUILD", "DIGEST", "CREATED", "BY", "STATE"});
-      for (const auto& r : all) {
-        std::string state = r.value("active", false)     ? "active"
-                            : r.value("previous", false) ? "previous"
-                            : r.value("pruned", false)   ? "pruned"
-                                                         : "-";
-        t.AddRow({Text(r["release"]), Text(r["build"]), Text(r["digest"]).substr(0, 12),
-                  Text(r["created_at"]), Text(r["created_by"]), state});
-      }
-      t.Print(std::cout);
-    });
-  });
+void PrintReleases(const rpc::Json& all) {
+  Table t({"RELEASE", "BUILD", "DIGEST", "CREATED", "BY", "STATE"});
+  for (const auto& r : all) {
+    std::string state = r.value("active", false)     ? "active"
+                        : r.value("previous", false) ? "previous"
+                        : r.value("pruned", false)   ? "pruned"
+                                                     : "-";
+    t.AddRow({Text(r["release"]), Text(r["build"]), Text(r["digest"]).substr(0, 12),
+              Text(r["created_at"]), Text(r["created_by"]), state});
+  }
+  t.Print(std::cout);
+}
+
+void AddReleaseVerbs(CLI::App& ctl, CtlContext* ctx) {
+  CLI::App* release = ctl.add_subcommand("release", "Create, show, compare and verify releases");
+  release->require_subcommand(1);
+  AddReleaseCreateVerb(*release, ctx);
+  AddReleaseShowVerb(*release, ctx);
+  AddReleaseDiffVerb(*release, ctx);
+  AddReleaseVerifyVerb(*release, ctx);
+  AddAppVerb(ctl, ctx,
+             {.name = "releases", .help = "List an app's releases", .method = method::kReleaseList},
+             PrintReleases);
 }
 
 void AddConfigVerbs(CLI::App& ctl, CtlContext* ctx) {
@@ -331,25 +345,26 @@ void AddConfigVerbs(CLI::App& ctl, CtlContext* ctx) {
   });
 }
 
+void PrintPruned(const rpc::Json& r) {
+  if (r["pruned"].empty()) std::cout << "Nothing to prune\n";
+  for (const auto& v : r["pruned"]) std::cout << "Pruned " << Text(v) << '\n';
+  for (const auto& v : r.value("in_use", rpc::Json::array()))
+    std::cout << "Kept " << Text(v) << " while it is in use\n";
+  for (const auto& b : r["builds_removed"]) std::cout << "Removed artifact " << Text(b) << '\n';
+}
+
 void AddPruneVerb(CLI::App& ctl, CtlContext* ctx) {
-  auto app = std::make_shared<std::string>();
-  CLI::App* prune = ctl.add_subcommand(
-      "prune", "Apply the app's keep_releases now: remove old activated releases");
-  prune->add_option("APP", *app, "App name")->required();
+  CLI::App* prune = AddAppVerb(
+      ctl, ctx,
+      {.name = "prune",
+       .help = "Apply the app's keep_releases now: remove old activated releases",
+       .method = method::kPrune},
+      PrintPruned);
   prune->footer(
       "Only releases that were activated count; the active release, the "
       "rollback target, the releases of a switch in progress and any release "
       "with live processes are never pruned (one held back is pruned once it "
       "is no longer in use). A pruned release keeps its ledger row.");
-  prune->callback([ctx, app] {
-    ctx->CallAndPrint(method::kPrune, {{"app", *app}}, [](const rpc::Json& r) {
-      if (r["pruned"].empty()) std::cout << "Nothing to prune\n";
-      for (const auto& v : r["pruned"]) std::cout << "Pruned " << Text(v) << '\n';
-      for (const auto& v : r.value("in_use", rpc::Json::array()))
-        std::cout << "Kept " << Text(v) << " while it is in use\n";
-      for (const auto& b : r["builds_removed"]) std::cout << "Removed artifact " << Text(b) << '\n';
-    });
-  });
 }
 
 }  // namespace
