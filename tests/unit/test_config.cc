@@ -12,6 +12,14 @@ std::string ErrorOf(const std::string& yaml) {
   return support::RefusalMessage(ParseDaemonConfig(yaml, "relsupd.yaml").status());
 }
 
+// `yaml` parsed as a daemon config, which must be valid.
+DaemonConfig ValidConfig(const std::string& yaml) {
+  auto c = ParseDaemonConfig(yaml, "f.yaml");
+  INFO((c.ok() ? std::string() : c.status().message()));
+  REQUIRE(c.ok());
+  return *c;
+}
+
 TEST_CASE("an empty daemon config gives the embedded defaults") {
   auto c = ParseDaemonConfig("", "relsupd.yaml");
   REQUIRE(c.ok());
@@ -25,23 +33,21 @@ TEST_CASE("an empty daemon config gives the embedded defaults") {
 }
 
 TEST_CASE("every daemon config key is read") {
-  auto c = ParseDaemonConfig(
+  const DaemonConfig c = ValidConfig(
       "state_dir: /srv/relsupd\n"
       "socket: /run/x.sock\n"
       "socket_mode: \"0600\"\n"
       "socket_group: ops\n"
       "admin_group: wheel\n"
       "log_level: debug\n"
-      "max_request_bytes: 4096\n",
-      "f.yaml");
-  REQUIRE(c.ok());
-  CHECK(c->state_dir == "/srv/relsupd");
-  CHECK(c->socket == "/run/x.sock");
-  CHECK(c->socket_mode == 0600);
-  CHECK(c->socket_group == "ops");
-  CHECK(c->admin_group == "wheel");
-  CHECK(c->log_level == "debug");
-  CHECK(c->max_request_bytes == 4096);
+      "max_request_bytes: 4096\n");
+  CHECK(c.state_dir == "/srv/relsupd");
+  CHECK(c.socket == "/run/x.sock");
+  CHECK(c.socket_mode == 0600);
+  CHECK(c.socket_group == "ops");
+  CHECK(c.admin_group == "wheel");
+  CHECK(c.log_level == "debug");
+  CHECK(c.max_request_bytes == 4096);
   // An unquoted mode is read as the octal the operator wrote.
   CHECK(ParseDaemonConfig("socket_mode: 0640\n", "f")->socket_mode == 0640);
 }
@@ -130,10 +136,7 @@ TEST_CASE("the run-stage daemon config keys are read") {
   };
   for (const Case& c : cases) {
     INFO(c.name);
-    auto parsed = ParseDaemonConfig(c.yaml, "f.yaml");
-    INFO((parsed.ok() ? std::string() : parsed.status().message()));
-    REQUIRE(parsed.ok());
-    CheckRunStageKeys(*parsed, c.want);
+    CheckRunStageKeys(ValidConfig(c.yaml), c.want);
   }
   CHECK(ParseDaemonConfig("cgroup: \"off\"\n", "f")->cgroup == "off");
   CHECK(ParseDaemonConfig("cgroup: auto\n", "f")->cgroup == "auto");
