@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "tests/support/cli.h"
 #include "tests/support/daemon_process.h"
@@ -53,6 +54,31 @@ inline std::optional<Credentials> NobodyOrSkip(std::string* group) {
   auto nobody = NobodyToRunAs(group, &why_not);
   if (!nobody) WARN(why_not << ", skipping");
   return nobody;
+}
+
+// Runs `relsupd daemon ARGS...` where it must refuse to start: checks that
+// it exited by itself within `timeout_ms`, and not with status 0.
+inline ProcResult RunRefusedDaemon(std::vector<std::string> args,
+                                   int timeout_ms) {
+  args.insert(args.begin(), {RelsupdBin(), "daemon"});
+  ProcResult r = RunProcess(args, RunOptions{.timeout_ms = timeout_ms});
+  INFO(r.Describe());
+  CHECK_FALSE(r.status.timed_out);
+  CHECK_FALSE(r.status.Exited(0));
+  return r;
+}
+
+// A daemon on a fresh temp dir, for TEST_CASE_METHOD.
+struct DaemonFixture {
+  TempDir dir;
+  DaemonProcess d{dir};
+};
+
+// Checks that the daemon on `socket` holds no app and no event: what a
+// refused request must leave behind.
+inline void CheckNothingRecorded(const std::string& socket) {
+  CHECK(CtlJson(socket, {"app", "list"}).empty());
+  CHECK(CtlJson(socket, {"history"}).empty());
 }
 
 }  // namespace relsupd::e2e

@@ -9,6 +9,22 @@
 #include "tests/e2e/harness.h"
 
 namespace relsupd::e2e {
+namespace {
+
+// What `ctl app list`, run as `who`, got from a daemon started with
+// `config` as its relsupd.yaml, and that daemon's socket path.
+struct Listed {
+  ProcResult list;
+  std::string socket;
+};
+Listed ListAs(const TempDir& dir, const std::string& config,
+              const Credentials& who) {
+  DaemonProcess d(dir, {.config = dir.WriteFile("relsupd.yaml", config)});
+  return {RunCtl(d.socket(), {"app", "list"}, {.as = who}), d.socket()};
+}
+
+}  // namespace
+
 TEST_CASE(
     "e2e access: a read-only peer may read but is refused a change, "
     "which is neither made nor recorded",
@@ -60,8 +76,7 @@ TEST_CASE(
   INFO(show.Describe());
   CHECK(show.status.Exited(1));
   CHECK_THAT(show.err, Catch::Contains("does not exist"));
-  CHECK(CtlJson(d.socket(), {"app", "list"}).empty());
-  CHECK(CtlJson(d.socket(), {"history"}).empty());
+  CheckNothingRecorded(d.socket());
   // The daemon's log says who was refused.
   CHECK_THAT(d.Log(), Catch::Contains("Refused 'app.create' to uid " +
                                       std::to_string(nobody->uid)));
@@ -87,13 +102,12 @@ TEST_CASE("e2e access: a peer in neither group may not even read",
   TempDir dir;
   // A uid and gid with no passwd or group entry at all.
   const Credentials stranger{54321, 54321};
-  const std::string cfg =
-      dir.WriteFile("relsupd.yaml",
-                    "socket_mode: \"0666\"\n"
-                    "socket_group: relsupd-e2e-no-such-group\n"
-                    "admin_group: relsupd-e2e-no-such-group\n");
-  DaemonProcess d(dir, {.config = cfg});
-  ProcResult list = RunCtl(d.socket(), {"app", "list"}, {.as = stranger});
+  const ProcResult list = ListAs(dir,
+                                 "socket_mode: \"0666\"\n"
+                                 "socket_group: relsupd-e2e-no-such-group\n"
+                                 "admin_group: relsupd-e2e-no-such-group\n",
+                                 stranger)
+                              .list;
   INFO(list.Describe());
   CHECK(list.status.Exited(1));
   CHECK_THAT(list.err, Catch::Contains("permission denied"));
@@ -108,16 +122,13 @@ TEST_CASE("e2e access: socket_mode 0660 keeps other users off the socket",
   if (!nobody) return;
   TempDir dir;
   // Root's group owns the socket; nobody is not in it.
-  const std::string cfg = dir.WriteFile("relsupd.yaml",
-                                        "socket_mode: \"0660\"\n"
-                                        "socket_group: root\n");
-  DaemonProcess d(dir, {.config = cfg});
-  ProcResult list = RunCtl(d.socket(), {"app", "list"}, {.as = nobody});
+  const auto [list, socket] =
+      ListAs(dir, "socket_mode: \"0660\"\nsocket_group: root\n", *nobody);
   INFO(list.Describe());
   // connect(2) fails with EACCES: the daemon is unreachable for nobody.
   CHECK(list.status.Exited(3));
   CHECK_THAT(list.err, Catch::Contains("Permission denied"));
-  CHECK_THAT(list.err, Catch::Contains(d.socket()));
+  CHECK_THAT(list.err, Catch::Contains(socket));
 }
 
 }  // namespace relsupd::e2e

@@ -125,9 +125,9 @@ TEST_CASE("e2e cli: exit 3 and the socket path when no daemon listens",
   CHECK_THAT(r.err, Catch::Contains(socket));
 }
 
-TEST_CASE("e2e cli: usage errors exit 2 and change nothing", "[e2e][cli]") {
-  TempDir dir;
-  DaemonProcess d(dir);
+TEST_CASE_METHOD(DaemonFixture,
+                 "e2e cli: usage errors exit 2 and change nothing",
+                 "[e2e][cli]") {
   const std::vector<std::vector<std::string>> usage_errors = {
       {},                                        // no verb
       {"frobnicate"},                            // unknown verb
@@ -151,13 +151,12 @@ TEST_CASE("e2e cli: usage errors exit 2 and change nothing", "[e2e][cli]") {
     CHECK(r.status.Exited(2));
     CHECK_FALSE(r.err.empty());
   }
-  CHECK(CtlJson(d.socket(), {"app", "list"}).empty());
-  CHECK(CtlJson(d.socket(), {"history"}).empty());
+  CheckNothingRecorded(d.socket());
 }
 
-TEST_CASE("e2e cli: a bad app name is refused, naming the name", "[e2e][cli]") {
-  TempDir dir;
-  DaemonProcess d(dir);
+TEST_CASE_METHOD(DaemonFixture,
+                 "e2e cli: a bad app name is refused, naming the name",
+                 "[e2e][cli]") {
   for (const std::string& name :
        {std::string("Bad_Name"), std::string("-leading-dash"),
         std::string(64, 'a'), std::string("dots.in.name"),
@@ -168,14 +167,12 @@ TEST_CASE("e2e cli: a bad app name is refused, naming the name", "[e2e][cli]") {
     CHECK(r.status.Exited(1));
     CHECK_THAT(r.err, Catch::Contains("'" + name + "'"));
   }
-  CHECK(CtlJson(d.socket(), {"app", "list"}).empty());
-  CHECK(CtlJson(d.socket(), {"history"}).empty());
+  CheckNothingRecorded(d.socket());
 }
 
-TEST_CASE("e2e cli: a duplicate create is refused and records nothing",
-          "[e2e][cli]") {
-  TempDir dir;
-  DaemonProcess d(dir);
+TEST_CASE_METHOD(DaemonFixture,
+                 "e2e cli: a duplicate create is refused and records nothing",
+                 "[e2e][cli]") {
   std::string out = CtlOk(d.socket(), {"app", "create", "shop", "--keep", "3"});
   CHECK_THAT(out, Catch::Contains("Created app 'shop'"));
   ProcResult r = RunCtl(d.socket(), {"app", "create", "shop", "--keep", "5"});
@@ -186,10 +183,9 @@ TEST_CASE("e2e cli: a duplicate create is refused and records nothing",
   CHECK(CtlJson(d.socket(), {"history", "shop"}).size() == 1);
 }
 
-TEST_CASE("e2e cli: bad daemon-held sockets are refused, naming them",
-          "[e2e][cli]") {
-  TempDir dir;
-  DaemonProcess d(dir);
+TEST_CASE_METHOD(DaemonFixture,
+                 "e2e cli: bad daemon-held sockets are refused, naming them",
+                 "[e2e][cli]") {
   struct Case {
     const char* arg;
     const char* named;
@@ -215,10 +211,10 @@ TEST_CASE("e2e cli: bad daemon-held sockets are refused, naming them",
                         {"http", "tcp://0.0.0.0:8080"}});
 }
 
-TEST_CASE("e2e cli: app apply is idempotent and records only real changes",
-          "[e2e][cli][apply]") {
-  TempDir dir;
-  DaemonProcess d(dir);
+TEST_CASE_METHOD(
+    DaemonFixture,
+    "e2e cli: app apply is idempotent and records only real changes",
+    "[e2e][cli][apply]") {
   const std::string spec = dir.WriteFile("shop.yaml",
                                          "name: shop\n"
                                          "keep_releases: 5\n"
@@ -258,12 +254,11 @@ TEST_CASE("e2e cli: app apply is idempotent and records only real changes",
   CHECK(applied["changed"] == false);
 }
 
-TEST_CASE(
+TEST_CASE_METHOD(
+    DaemonFixture,
     "e2e cli: app apply of a bad spec names file, line and column and "
     "creates nothing",
     "[e2e][cli][apply]") {
-  TempDir dir;
-  DaemonProcess d(dir);
   struct Case {
     const char* name;
     const char* text;
@@ -289,14 +284,12 @@ TEST_CASE(
     CHECK_THAT(r.err, Catch::Contains(file + c.where));
     CHECK_THAT(r.err, Catch::Contains(c.message));
   }
-  CHECK(CtlJson(d.socket(), {"app", "list"}).empty());
-  CHECK(CtlJson(d.socket(), {"history"}).empty());
+  CheckNothingRecorded(d.socket());
 }
 
-TEST_CASE("e2e cli: --json prints arrays of snake_case objects",
-          "[e2e][cli][json]") {
-  TempDir dir;
-  DaemonProcess d(dir);
+TEST_CASE_METHOD(DaemonFixture,
+                 "e2e cli: --json prints arrays of snake_case objects",
+                 "[e2e][cli][json]") {
   CHECK(CtlJson(d.socket(), {"app", "list"}) == Json::array());
   CHECK(CtlJson(d.socket(), {"history"}) == Json::array());
   CtlOk(d.socket(),

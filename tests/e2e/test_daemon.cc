@@ -50,24 +50,18 @@ TEST_CASE(
 
   // Same state dir and same socket: it must fail before it touches the
   // first daemon's socket.
-  ProcResult r = RunProcess({RelsupdBin(), "daemon", "--state-dir",
-                             first.state_dir(), "--socket", first.socket()},
-                            RunOptions{.timeout_ms = 3'000});
+  ProcResult r = RunRefusedDaemon(
+      {"--state-dir", first.state_dir(), "--socket", first.socket()}, 3'000);
   INFO(r.Describe());
-  CHECK_FALSE(r.status.timed_out);
-  CHECK_FALSE(r.status.Exited(0));
   CHECK(r.status.signal == 0);
   CHECK_THAT(r.err, Catch::Contains("in use"));
   CHECK_THAT(r.err, Catch::Contains("pid " + std::to_string(first.pid())));
 
   // Another socket path: refused as well, and that socket is not made.
-  ProcResult r2 =
-      RunProcess({RelsupdBin(), "daemon", "--state-dir", first.state_dir(),
-                  "--socket", dir.Path("second.sock")},
-                 RunOptions{.timeout_ms = 3'000});
+  ProcResult r2 = RunRefusedDaemon(
+      {"--state-dir", first.state_dir(), "--socket", dir.Path("second.sock")},
+      3'000);
   INFO(r2.Describe());
-  CHECK_FALSE(r2.status.Exited(0));
-  CHECK_FALSE(r2.status.timed_out);
   CHECK_THAT(r2.err, Catch::Contains("in use"));
   CHECK_FALSE(Exists(dir.Path("second.sock")));
 

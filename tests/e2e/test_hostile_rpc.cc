@@ -165,10 +165,9 @@ void WriteLogs(const std::string& state_dir, const std::string& app, int lines) 
 
 }  // namespace
 
-TEST_CASE("e2e hostile rpc: regression, a 300,000-level id no longer kills the daemon",
-          "[e2e][hostile]") {
-  TempDir dir;
-  DaemonProcess d(dir);
+TEST_CASE_METHOD(DaemonFixture,
+                 "e2e hostile rpc: regression, a 300,000-level id no longer kills the daemon",
+                 "[e2e][hostile]") {
   const pid_t pid = d.pid();
   RawConn c(d.socket());
   // The exact line that crashed 3c36d97 with SIGSEGV (stack overflow when
@@ -187,10 +186,9 @@ TEST_CASE("e2e hostile rpc: regression, a 300,000-level id no longer kills the d
   CheckSurvived(d, pid);
 }
 
-TEST_CASE("e2e hostile rpc: nested params, objects and batch members each get an error",
-          "[e2e][hostile]") {
-  TempDir dir;
-  DaemonProcess d(dir);
+TEST_CASE_METHOD(DaemonFixture,
+                 "e2e hostile rpc: nested params, objects and batch members each get an error",
+                 "[e2e][hostile]") {
   const pid_t pid = d.pid();
   RawConn c(d.socket());
   const std::vector<std::string> attacks = {
@@ -291,10 +289,9 @@ TEST_CASE(
   CheckSurvived(d, pid);
 }
 
-TEST_CASE("e2e hostile rpc: paging returns every event and log line exactly once",
-          "[e2e][hostile]") {
-  TempDir dir;
-  DaemonProcess d(dir);
+TEST_CASE_METHOD(DaemonFixture,
+                 "e2e hostile rpc: paging returns every event and log line exactly once",
+                 "[e2e][hostile]") {
   const pid_t pid = d.pid();
   CtlOk(d.socket(), {"app", "create", "shop"});
   MakeEvents(d.socket(), 2500);
@@ -333,10 +330,9 @@ TEST_CASE("e2e hostile rpc: paging returns every event and log line exactly once
   CheckSurvived(d, pid);
 }
 
-TEST_CASE("e2e hostile rpc: replies over the budget get an error naming the limit",
-          "[e2e][hostile]") {
-  TempDir dir;
-  DaemonProcess d(dir);
+TEST_CASE_METHOD(DaemonFixture,
+                 "e2e hostile rpc: replies over the budget get an error naming the limit",
+                 "[e2e][hostile]") {
   const pid_t pid = d.pid();
   MakeEvents(d.socket(), 1500);
   // Each page of 100 events is ~40 KB; 100 of them would pass 1 MiB.

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <catch2/catch.hpp>
+#include <functional>
 #include <set>
 
 #include "daemon/ledger/ledger.h"
@@ -93,6 +94,26 @@ ProcResult VerifyAfterRestart(const TempDir& dir) {
   return r;
 }
 
+// A history of three apps, edited behind relsupd's back: `edit` runs on a
+// direct connection with the triggers dropped.
+void TamperedHistory(const TempDir& dir, const std::function<void(Db&)>& edit) {
+  MakeHistory(dir, 3);
+  Db db(LedgerPath(dir));
+  DropTriggers(db);
+  edit(db);
+}
+void TamperedHistory(const TempDir& dir, const std::string& sql) {
+  TamperedHistory(dir, [&](Db& db) { db.MustExec(sql); });
+}
+
+// Checks that `history --verify`, which gave `r`, exited with `code` and
+// printed `out_has`.
+void CheckVerdict(const ProcResult& r, int code, const std::string& out_has) {
+  INFO(r.Describe());
+  CHECK(r.status.Exited(code));
+  CHECK_THAT(r.out, Catch::Contains(out_has));
+}
+
 std::set<std::string> AppNames(const Json& apps) {
   std::set<std::string> names;
   for (const auto& a : apps) names.insert(a["name"].get<std::string>());
@@ -145,35 +166,24 @@ TEST_CASE(
   CHECK(db.Int("SELECT count(*) FROM releases") == 0);
 
   // The daemon still finds the history intact.
-  ProcResult r = VerifyAfterRestart(dir);
-  INFO(r.Describe());
-  CHECK(r.status.Exited(0));
-  CHECK_THAT(r.out, Catch::Contains("History intact: 2 events checked"));
+  CheckVerdict(VerifyAfterRestart(dir), 0, "History intact: 2 events checked");
 }
 
 TEST_CASE("e2e ledger: history --verify passes on an untouched ledger",
           "[e2e][ledger]") {
   TempDir dir;
   MakeHistory(dir, 3);
-  ProcResult r = VerifyAfterRestart(dir);
-  INFO(r.Describe());
-  CHECK(r.status.Exited(0));
-  CHECK_THAT(r.out, Catch::Contains("History intact: 3 events checked"));
+  CheckVerdict(VerifyAfterRestart(dir), 0, "History intact: 3 events checked");
 }
 
 TEST_CASE("e2e ledger: history --verify names an edited event",
           "[e2e][ledger]") {
   TempDir dir;
-  MakeHistory(dir, 3);
-  {
-    Db db(LedgerPath(dir));
-    DropTriggers(db);
-    db.MustExec("UPDATE events SET detail='{\"user\":\"root\"}' WHERE id=2");
-  }
+  TamperedHistory(dir,
+                  "UPDATE events SET detail='{\"user\":\"root\"}' WHERE id=2");
   ProcResult r = VerifyAfterRestart(dir);
+  CheckVerdict(r, 1, "event 2 was edited");
   INFO(r.Describe());
-  CHECK(r.status.Exited(1));
-  CHECK_THAT(r.out, Catch::Contains("event 2 was edited"));
   CHECK_THAT(r.out, !Catch::Contains("event 1 "));
   CHECK_THAT(r.out, !Catch::Contains("event 3 "));
 }
@@ -183,12 +193,9 @@ TEST_CASE(
     "recomputed",
     "[e2e][ledger]") {
   TempDir dir;
-  MakeHistory(dir, 3);
-  {
-    // The intruder knows the hash scheme and fixes the edited row's hash;
-    // the next event still carries the old one.
-    Db db(LedgerPath(dir));
-    DropTriggers(db);
+  // The intruder knows the hash scheme and fixes the edited row's hash;
+  // the next event still carries the old one.
+  TamperedHistory(dir, [](Db& db) {
     sqlite3_stmt* st = nullptr;
     REQUIRE(sqlite3_prepare_v2(
                 db.get(),
@@ -215,27 +222,16 @@ TEST_CASE(
     e.hash = EventHash(e);
     db.MustExec("UPDATE events SET actor_name='someone-else', hash='" + e.hash +
                 "' WHERE id=2");
-  }
-  ProcResult r = VerifyAfterRestart(dir);
-  INFO(r.Describe());
-  CHECK(r.status.Exited(1));
-  CHECK_THAT(r.out,
-             Catch::Contains("event 3 does not follow the event before it"));
+  });
+  CheckVerdict(VerifyAfterRestart(dir), 1,
+               "event 3 does not follow the event before it");
 }
 
 TEST_CASE("e2e ledger: history --verify names a deleted middle event",
           "[e2e][ledger]") {
   TempDir dir;
-  MakeHistory(dir, 3);
-  {
-    Db db(LedgerPath(dir));
-    DropTriggers(db);
-    db.MustExec("DELETE FROM events WHERE id=2");
-  }
-  ProcResult r = VerifyAfterRestart(dir);
-  INFO(r.Describe());
-  CHECK(r.status.Exited(1));
-  CHECK_THAT(r.out, Catch::Contains("event 2 was deleted"));
+  TamperedHistory(dir, "DELETE FROM events WHERE id=2");
+  CheckVerdict(VerifyAfterRestart(dir), 1, "event 2 was deleted");
 }
 
 TEST_CASE(
@@ -243,26 +239,14 @@ TEST_CASE(
     "after new events",
     "[e2e][ledger]") {
   TempDir dir;
-  MakeHistory(dir, 3);
-  {
-    Db db(LedgerPath(dir));
-    DropTriggers(db);
-    db.MustExec("DELETE FROM events WHERE id=3");
-  }
-  {
-    ProcResult r = VerifyAfterRestart(dir);
-    INFO(r.Describe());
-    CHECK(r.status.Exited(1));
-    CHECK_THAT(r.out, Catch::Contains("event 3 (the newest) was deleted"));
-  }
+  TamperedHistory(dir, "DELETE FROM events WHERE id=3");
+  CheckVerdict(VerifyAfterRestart(dir), 1, "event 3 (the newest) was deleted");
   {
     // The gap stays visible once the daemon appends after it.
     DaemonProcess d(dir);
     CtlOk(d.socket(), {"app", "create", "later"});
-    ProcResult r = RunCtl(d.socket(), {"history", "--verify"});
-    INFO(r.Describe());
-    CHECK(r.status.Exited(1));
-    CHECK_THAT(r.out, Catch::Contains("event 3 was deleted"));
+    CheckVerdict(RunCtl(d.socket(), {"history", "--verify"}), 1,
+                 "event 3 was deleted");
   }
 }
 
@@ -290,10 +274,8 @@ TEST_CASE(
   REQUIRE(history.is_array());
   CHECK(history.size() == created.size());
   for (const auto& e : history) CHECK(e["kind"] == "app-created");
-  ProcResult v = RunCtl(d.socket(), {"history", "--verify"});
-  INFO(v.Describe());
-  CHECK(v.status.Exited(0));
-  CHECK_THAT(v.out, Catch::Contains("History intact: 9 events checked"));
+  CheckVerdict(RunCtl(d.socket(), {"history", "--verify"}), 0,
+               "History intact: 9 events checked");
 }
 
 TEST_CASE(

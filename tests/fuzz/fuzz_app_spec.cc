@@ -8,15 +8,12 @@
 #include <string>
 
 #include "daemon/config/app_spec.h"
+#include "tests/fuzz/fuzz_input.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace relsupd;
-  const std::string text(reinterpret_cast<const char*>(data), size);
-  auto spec = ParseAppSpecYaml(text, "app.yaml");
-  if (!spec.ok()) {
-    if (spec.status().message().empty()) std::abort();
-    return 0;
-  }
+  auto spec = ParseAppSpecYaml(fuzz::InputText(data, size), "app.yaml");
+  if (fuzz::Refused(spec)) return 0;
   auto back = AppSpecFromJson(AppSpecToJson(*spec));
   if (!back.ok() || !(*back == *spec)) {
     std::fprintf(stderr, "app spec does not round-trip: %s\n",

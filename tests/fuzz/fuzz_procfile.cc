@@ -6,15 +6,12 @@
 #include <string>
 
 #include "daemon/config/process_file.h"
+#include "tests/fuzz/fuzz_input.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace relsupd;
-  const std::string text(reinterpret_cast<const char*>(data), size);
-  auto file = ParseProcfile(text, "Procfile");
-  if (!file.ok()) {
-    if (file.status().message().empty()) std::abort();
-    return 0;
-  }
+  auto file = ParseProcfile(fuzz::InputText(data, size), "Procfile");
+  if (fuzz::Refused(file)) return 0;
   for (const auto& [name, spec] : file->processes)
     if (name.empty()) std::abort();
   return 0;

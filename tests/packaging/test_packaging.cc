@@ -64,6 +64,14 @@ std::string FindProgram(const std::string& name) {
   return "";
 }
 
+// The full path of `name` on $PATH, or "" after a WARN that `check` is
+// skipped because `name` is not installed.
+std::string ProgramOrSkip(const std::string& name, const std::string& check) {
+  const std::string path = FindProgram(name);
+  if (path.empty()) WARN(name << " is not installed: skipping " << check);
+  return path;
+}
+
 struct RunResult {
   int exit_code = -1;  // -1 when killed by a signal or the deadline
   bool timed_out = false;
@@ -231,11 +239,9 @@ std::set<std::string> KnownDaemonConfigKeys() {
 }  // namespace
 
 TEST_CASE("systemd-analyze verify accepts relsupd.service") {
-  const std::string analyze = FindProgram("systemd-analyze");
-  if (analyze.empty()) {
-    WARN("systemd-analyze is not installed: skipping the unit check");
-    return;
-  }
+  const std::string analyze =
+      ProgramOrSkip("systemd-analyze", "the unit check");
+  if (analyze.empty()) return;
   TempDir dir;
   const std::string unit_path = dir / "relsupd.service";
   WriteText(unit_path, UnitForBuiltBinary());
@@ -264,21 +270,27 @@ TEST_CASE("systemd-analyze verify accepts relsupd.service") {
 
 TEST_CASE("relsupd.service keeps the settings relsupd relies on") {
   const auto s = UnitSettings(ReadText(UnitSource()));
-  CHECK(Setting(s, "Type") == "notify");
-  CHECK(Setting(s, "ExecStart") ==
-        "/usr/bin/relsupd daemon --config /etc/relsupd/relsupd.yaml");
-  CHECK(Setting(s, "ExecReload") == "/bin/kill -HUP $MAINPID");
-  CHECK(Setting(s, "KillMode") == "mixed");
-  CHECK(Setting(s, "Delegate") == "yes");
-  CHECK(Setting(s, "Restart") == "on-failure");
-  CHECK(Setting(s, "WatchdogSec") == "30s");
-  CHECK(Setting(s, "LimitNOFILE") == "65536");
-  CHECK(Setting(s, "StateDirectory") == "relsupd");
-  CHECK(Setting(s, "StateDirectoryMode") == "0711");
-  CHECK(Setting(s, "RuntimeDirectory") == "relsupd");
-  CHECK(Setting(s, "RuntimeDirectoryMode") == "0755");
-  CHECK(Setting(s, "RuntimeDirectoryPreserve") == "no");
-  CHECK(Setting(s, "ProtectSystem") == "strict");
+  const std::pair<const char*, const char*> settings[] = {
+      {"Type", "notify"},
+      {"ExecStart",
+       "/usr/bin/relsupd daemon --config /etc/relsupd/relsupd.yaml"},
+      {"ExecReload", "/bin/kill -HUP $MAINPID"},
+      {"KillMode", "mixed"},
+      {"Delegate", "yes"},
+      {"Restart", "on-failure"},
+      {"WatchdogSec", "30s"},
+      {"LimitNOFILE", "65536"},
+      {"StateDirectory", "relsupd"},
+      {"StateDirectoryMode", "0711"},
+      {"RuntimeDirectory", "relsupd"},
+      {"RuntimeDirectoryMode", "0755"},
+      {"RuntimeDirectoryPreserve", "no"},
+      {"ProtectSystem", "strict"},
+  };
+  for (const auto& [key, value] : settings) {
+    INFO(key);
+    CHECK(Setting(s, key) == value);
+  }
 
   // The daemon runs as root and drops to each app's user, binds privileged
   // ports and manages its cgroups; these would break it or its apps.
@@ -307,12 +319,11 @@ TEST_CASE("relsupd.service keeps the settings relsupd relies on") {
 }
 
 TEST_CASE("sysusers.d and tmpfiles.d entries apply to an empty root") {
-  const std::string sysusers = FindProgram("systemd-sysusers");
-  const std::string tmpfiles = FindProgram("systemd-tmpfiles");
-  if (sysusers.empty() || tmpfiles.empty()) {
-    WARN("systemd-sysusers or systemd-tmpfiles is not installed: skipping");
-    return;
-  }
+  const std::string sysusers =
+      ProgramOrSkip("systemd-sysusers", "the sysusers.d check");
+  const std::string tmpfiles =
+      ProgramOrSkip("systemd-tmpfiles", "the tmpfiles.d check");
+  if (sysusers.empty() || tmpfiles.empty()) return;
   if (geteuid() != 0) {
     WARN("not root: systemd-tmpfiles cannot chown, skipping");
     return;
@@ -349,11 +360,8 @@ TEST_CASE("sysusers.d and tmpfiles.d entries apply to an empty root") {
 }
 
 TEST_CASE("cpack builds a .deb with the binary, unit, config and conffiles") {
-  const std::string dpkg_deb = FindProgram("dpkg-deb");
-  if (dpkg_deb.empty()) {
-    WARN("dpkg-deb is not installed: skipping the package check");
-    return;
-  }
+  const std::string dpkg_deb = ProgramOrSkip("dpkg-deb", "the package check");
+  if (dpkg_deb.empty()) return;
   TempDir out;
   const std::vector<std::string> pack = {
       kCpack, "-G", "DEB", "-B", out.path(), "--config",

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "tests/release/release_fixture.h"
+#include "tests/support/hostile_artifacts.h"
 
 namespace relsupd::release_test {
 namespace {
@@ -109,23 +110,11 @@ void ExpectRefusedImports(const std::string& config, const std::vector<BadArtifa
 
 TEST_CASE("release import: bad paths, links and file types are refused, naming the entry",
           "[release][import][bad-input]") {
-  ExpectRefusedImports(
-      "", {
-              {"'../' path", {Procfile(), File("../x", "evil")}, {"'../x'", "leaves the slot"}},
-              {"absolute path",
-               {Procfile(), File("/etc/cron.d/x", "evil")},
-               {"'/etc/cron.d/x'", "absolute"}},
-              {"symlink out of the slot",
-               {Procfile(), Dir("a"), Symlink("a/up", "../../etc")},
-               {"'a/up'", "leaves the slot"}},
-              {"symlink to an absolute path",
-               {Procfile(), Symlink("etc", "/etc")},
-               {"'etc'", "relative target"}},
-              {"hard link", {Procfile(), File("a", "1"), HardLink("b", "a")}, {"'b'", "hard link"}},
-              {"device node", {Procfile(), CharDevice("null")}, {"'null'", "device node"}},
-              {"fifo", {Procfile(), Fifo("pipe")}, {"'pipe'", "fifo"}},
-              {"reserved .relsupd", {Procfile(), File(".relsupd/env.json", "{}")}, {"reserved"}},
-          });
+  // The same table the store's unit tests run (hostile_artifacts.h).
+  std::vector<BadArtifact> cases;
+  for (auto& h : support::HostileArtifacts())
+    cases.push_back({std::move(h.name), std::move(h.entries), std::move(h.message_has)});
+  ExpectRefusedImports("", cases);
 }
 
 TEST_CASE("release import: artifacts over the configured caps are refused",

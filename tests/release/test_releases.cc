@@ -35,12 +35,19 @@ std::vector<Entry> GoodApp(const std::string& version = "1") {
           Symlink("current-web", "bin/web")};
 }
 
+// Imports GoodApp() and creates v1 from it, then v2 with `setting`
+// (KEY=VALUE); returns the build's id.
+std::string ImportWithTwoReleases(Stage& s, const std::string& setting) {
+  const std::string id = s.Import(s.Artifact("app.tar.gz", GoodApp()))["id"];
+  CHECK(s.Create(id) == "v1");
+  CHECK(s.Create(id, {"--set", setting}) == "v2");
+  return id;
+}
+
 TEST_CASE("release create: numbers start at v1, refusals leave no release and use no number",
           "[release][create]") {
   Stage s;
-  const std::string id = s.Import(s.Artifact("app.tar.gz", GoodApp()))["id"];
-  CHECK(s.Create(id) == "v1");
-  CHECK(s.Create(id, {"--set", "A=1"}) == "v2");
+  const std::string id = ImportWithTwoReleases(s, "A=1");
 
   struct Refusal {
     std::vector<std::string> args;
@@ -350,9 +357,7 @@ TEST_CASE("config show --reveal needs the change right", "[release][config][acce
 TEST_CASE("release verify names a changed, added or removed file and exits non-zero",
           "[release][verify]") {
   Stage s;
-  const std::string id = s.Import(s.Artifact("a.tar.gz", GoodApp()))["id"];
-  CHECK(s.Create(id) == "v1");
-  CHECK(s.Create(id, {"--set", "K=v"}) == "v2");
+  const std::string id = ImportWithTwoReleases(s, "K=v");
   std::string ok = s.CtlOk({"release", "verify", "shop", "v1"});
   CHECK_THAT(ok, Catch::Contains("v1: verified"));
 

@@ -32,4 +32,11 @@ void FailErrno(const std::string& what) {
   Fail(what + ": " + std::strerror(errno));
 }
 
+std::string RefusalMessage(const Status& status) {
+  if (status.code() == StatusCode::kInvalidArgument) return status.message();
+  ReportFailure("expected a refusal (invalid argument), got: " +
+                status.ToString());
+  return "";
+}
+
 }  // namespace relsupd::support

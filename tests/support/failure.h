@@ -13,6 +13,8 @@
 
 #include <string>
 
+#include "daemon/base/status.h"
+
 namespace relsupd::support {
 
 using FailureHandler = void (*)(const std::string& message);
@@ -29,5 +31,11 @@ int FailureCount();
 // Throws std::runtime_error(what); with Errno, what + ": " + strerror(errno).
 [[noreturn]] void Fail(const std::string& what);
 [[noreturn]] void FailErrno(const std::string& what);
+
+// The message of `status`, which must refuse a bad input
+// (StatusCode::kInvalidArgument); for any other status, reports a failure
+// naming what it was and returns "", so a caller's check of the message
+// fails too.
+std::string RefusalMessage(const Status& status);
 
 }  // namespace relsupd::support

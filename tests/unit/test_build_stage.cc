@@ -24,6 +24,7 @@
 #include "daemon/base/sha256.h"
 #include "daemon/config/build_spec.h"
 #include "tests/support/cli.h"
+#include "tests/support/failure.h"
 #include "tests/support/fs.h"
 #include "tests/support/temp_dir.h"
 
@@ -191,13 +192,18 @@ int RunRelsupd(const std::vector<std::string>& args,
   return r.exit_code();
 }
 
+// A temp dir `tmp` with the sample app (MakeApp) in tmp/app.
+struct AppFixture {
+  TempDir tmp;
+  const std::string app = tmp / "app";
+
+  AppFixture() { MakeApp(app); }
+};
+
 // ---- relsupd.yaml: the build section ----------------------------------------
 
 std::string SpecError(const std::string& yaml) {
-  auto s = ParseBuildSpec(yaml, "app/relsupd.yaml");
-  REQUIRE_FALSE(s.ok());
-  CHECK(s.status().code() == StatusCode::kInvalidArgument);
-  return s.status().message();
+  return support::RefusalMessage(ParseBuildSpec(yaml, "app/relsupd.yaml").status());
 }
 
 TEST_CASE("a relsupd.yaml without a build section gives the defaults") {
@@ -374,10 +380,8 @@ TEST_CASE("gzip output carries no timestamp or file name") {
   CHECK(gz.substr(4, 4) == std::string(4, '\0'));  // MTIME
 }
 
-TEST_CASE("entries are sorted with fixed owner, mtime and normalized modes") {
-  TempDir tmp;
-  const std::string app = tmp / "app";
-  MakeApp(app);
+TEST_CASE_METHOD(AppFixture,
+                 "entries are sorted with fixed owner, mtime and normalized modes") {
   BuildReport report;
   auto sha =
       Build(app, tmp / "a.tar.gz", &report, ArchiveFormat::kTarGz, 1700000000);
@@ -418,10 +422,7 @@ TEST_CASE("entries are sorted with fixed owner, mtime and normalized modes") {
   CHECK(run->symlink == "bin/server");
 }
 
-TEST_CASE(".git is left out of the copy and the artifact") {
-  TempDir tmp;
-  const std::string app = tmp / "app";
-  MakeApp(app);
+TEST_CASE_METHOD(AppFixture, ".git is left out of the copy and the artifact") {
   // The build sees no .git either.
   WriteFile(app + "/relsupd.yaml",
             "build:\n  command: test ! -e .git && test ! -e vendor/mod/.git\n");
@@ -436,11 +437,9 @@ TEST_CASE(".git is left out of the copy and the artifact") {
 // ---- The build command
 // ----------------------------------------------------------
 
-TEST_CASE("build.command runs in a scratch copy, DIR stays unchanged") {
-  TempDir tmp;
+TEST_CASE_METHOD(AppFixture,
+                 "build.command runs in a scratch copy, DIR stays unchanged") {
   ScopedTmpdir scratch_parent;
-  const std::string app = tmp / "app";
-  MakeApp(app);
   WriteFile(app + "/relsupd.yaml",
             "build:\n"
             "  command: >-\n"
@@ -472,10 +471,8 @@ TEST_CASE("build.command runs in a scratch copy, DIR stays unchanged") {
   CHECK(scratch_parent.Empty());
 }
 
-TEST_CASE("build.output selects the directory packed as the artifact root") {
-  TempDir tmp;
-  const std::string app = tmp / "app";
-  MakeApp(app);
+TEST_CASE_METHOD(AppFixture,
+                 "build.output selects the directory packed as the artifact root") {
   WriteFile(app + "/relsupd.yaml",
             "build:\n"
             "  command: mkdir -p dist/bin && cp bin/server dist/bin/ && "
@@ -488,11 +485,9 @@ TEST_CASE("build.output selects the directory packed as the artifact root") {
   CHECK_FALSE(fs::exists(app + "/dist"));
 }
 
-TEST_CASE("a failing build command fails the stage and leaves no file") {
-  TempDir tmp;
+TEST_CASE_METHOD(AppFixture,
+                 "a failing build command fails the stage and leaves no file") {
   ScopedTmpdir scratch_parent;
-  const std::string app = tmp / "app";
-  MakeApp(app);
   const std::string out = tmp / "a.tar.gz";
 
   SECTION("a non-zero exit status is passed on") {
@@ -521,11 +516,9 @@ TEST_CASE("a failing build command fails the stage and leaves no file") {
   CHECK(scratch_parent.Empty());
 }
 
-TEST_CASE("SIGTERM to the builder is passed on to the build command") {
-  TempDir tmp;
+TEST_CASE_METHOD(AppFixture,
+                 "SIGTERM to the builder is passed on to the build command") {
   ScopedTmpdir scratch_parent;
-  const std::string app = tmp / "app";
-  MakeApp(app);
   // The shell signals its parent, the builder, which must survive, pass the
   // signal on and clean up.
   WriteFile(app + "/relsupd.yaml",
@@ -546,10 +539,8 @@ TEST_CASE("SIGTERM to the builder is passed on to the build command") {
   CHECK(after.sa_handler == before.sa_handler);
 }
 
-TEST_CASE("the relsupd binary exits with the build command's status") {
-  TempDir tmp;
-  const std::string app = tmp / "app";
-  MakeApp(app);
+TEST_CASE_METHOD(AppFixture,
+                 "the relsupd binary exits with the build command's status") {
   const std::string out = tmp / "a.tar.gz";
   const std::string stdout_file = tmp / "stdout";
 
@@ -576,10 +567,8 @@ TEST_CASE("the relsupd binary exits with the build command's status") {
 // ---- Bad input
 // -------------------------------------------------------------------
 
-TEST_CASE("an invalid relsupd.yaml fails the build naming file:line:col") {
-  TempDir tmp;
-  const std::string app = tmp / "app";
-  MakeApp(app);
+TEST_CASE_METHOD(AppFixture,
+                 "an invalid relsupd.yaml fails the build naming file:line:col") {
   WriteFile(app + "/relsupd.yaml", "build:\n  command: make\n  ouput: dist\n");
   auto sha = Build(app, tmp / "a.tar.gz");
   REQUIRE_FALSE(sha.ok());
@@ -588,10 +577,7 @@ TEST_CASE("an invalid relsupd.yaml fails the build naming file:line:col") {
   CHECK_FALSE(fs::exists(tmp / "a.tar.gz"));
 }
 
-TEST_CASE("a fifo in DIR is an error naming it") {
-  TempDir tmp;
-  const std::string app = tmp / "app";
-  MakeApp(app);
+TEST_CASE_METHOD(AppFixture, "a fifo in DIR is an error naming it") {
   REQUIRE(mkfifo((app + "/lib/pipe").c_str(), 0644) == 0);
   auto sha = Build(app, tmp / "a.tar.gz");
   REQUIRE_FALSE(sha.ok());
@@ -603,11 +589,9 @@ TEST_CASE("a fifo in DIR is an error naming it") {
   CHECK_FALSE(fs::exists(tmp / "a.tar.gz.tmp"));
 }
 
-TEST_CASE(
+TEST_CASE_METHOD(
+    AppFixture,
     "a fifo, escaping symlink or reserved name made by the build is an error") {
-  TempDir tmp;
-  const std::string app = tmp / "app";
-  MakeApp(app);
   SECTION("fifo") {
     WriteFile(app + "/relsupd.yaml",
               "build:\n  command: mkdir -p out/x && mkfifo out/x/p\n"
@@ -668,10 +652,8 @@ TEST_CASE("a missing DIR or build output is a clear error") {
   CHECK_FALSE(fs::exists(tmp / "a.tar.gz"));
 }
 
-TEST_CASE("an artifact written inside DIR is not packed into the next one") {
-  TempDir tmp;
-  const std::string app = tmp / "app";
-  MakeApp(app);
+TEST_CASE_METHOD(AppFixture,
+                 "an artifact written inside DIR is not packed into the next one") {
   const std::string out = app + "/app.tar.gz";
   auto first = Build(app, out);
   REQUIRE(first.ok());

@@ -3,15 +3,21 @@
 #include "daemon/config/app_spec.h"
 #include "daemon/config/daemon_config.h"
 #include "daemon/config/ready_sockets.h"
+#include "tests/support/failure.h"
 
 namespace relsupd {
 namespace {
 
 std::string ErrorOf(const std::string& yaml) {
-  auto c = ParseDaemonConfig(yaml, "relsupd.yaml");
-  REQUIRE_FALSE(c.ok());
-  CHECK(c.status().code() == StatusCode::kInvalidArgument);
-  return c.status().message();
+  return support::RefusalMessage(ParseDaemonConfig(yaml, "relsupd.yaml").status());
+}
+
+// `yaml` parsed as a daemon config, which must be valid.
+DaemonConfig ValidConfig(const std::string& yaml) {
+  auto c = ParseDaemonConfig(yaml, "f.yaml");
+  INFO((c.ok() ? std::string() : c.status().message()));
+  REQUIRE(c.ok());
+  return *c;
 }
 
 TEST_CASE("an empty daemon config gives the embedded defaults") {
@@ -27,23 +33,21 @@ TEST_CASE("an empty daemon config gives the embedded defaults") {
 }
 
 TEST_CASE("every daemon config key is read") {
-  auto c = ParseDaemonConfig(
+  const DaemonConfig c = ValidConfig(
       "state_dir: /srv/relsupd\n"
       "socket: /run/x.sock\n"
       "socket_mode: \"0600\"\n"
       "socket_group: ops\n"
       "admin_group: wheel\n"
       "log_level: debug\n"
-      "max_request_bytes: 4096\n",
-      "f.yaml");
-  REQUIRE(c.ok());
-  CHECK(c->state_dir == "/srv/relsupd");
-  CHECK(c->socket == "/run/x.sock");
-  CHECK(c->socket_mode == 0600);
-  CHECK(c->socket_group == "ops");
-  CHECK(c->admin_group == "wheel");
-  CHECK(c->log_level == "debug");
-  CHECK(c->max_request_bytes == 4096);
+      "max_request_bytes: 4096\n");
+  CHECK(c.state_dir == "/srv/relsupd");
+  CHECK(c.socket == "/run/x.sock");
+  CHECK(c.socket_mode == 0600);
+  CHECK(c.socket_group == "ops");
+  CHECK(c.admin_group == "wheel");
+  CHECK(c.log_level == "debug");
+  CHECK(c.max_request_bytes == 4096);
   // An unquoted mode is read as the octal the operator wrote.
   CHECK(ParseDaemonConfig("socket_mode: 0640\n", "f")->socket_mode == 0640);
 }
@@ -71,62 +75,71 @@ TEST_CASE("daemon config errors name file, line and column") {
   CHECK(ErrorOf("- just\n- a list\n") == "relsupd.yaml:1:1: expected a mapping of keys");
 }
 
-TEST_CASE("the run-stage daemon config keys are read") {
-  const DaemonConfig d;
-  CHECK(d.cgroup == "auto");
-  CHECK(d.restart_initial_delay_ms == 100);
-  CHECK(d.restart_max_delay_ms == 30'000);
-  CHECK(d.restart_reset_after_ms == 10'000);
-  CHECK(d.crash_limit == 10);
-  CHECK(d.crash_window_ms == 60'000);
-  CHECK(d.log_max_file_bytes == 8u << 20);
-  CHECK(d.log_max_files == 4);
-  CHECK(d.log_rate_limit == 4u << 20);
+// The run-stage keys of a daemon config, in the order DaemonConfig declares
+// them.
+struct RunStageKeys {
+  std::string cgroup;
+  int64_t restart_initial_delay_ms;
+  int64_t restart_max_delay_ms;
+  int64_t restart_reset_after_ms;
+  int64_t crash_limit;
+  int64_t crash_window_ms;
+  uint64_t log_max_file_bytes;
+  int64_t log_max_files;
+  uint64_t log_rate_limit;
+};
 
-  auto c = ParseDaemonConfig(
-      "cgroup: /sys/fs/cgroup/relsupd\n"
-      "restart_initial_delay: 250ms\n"
-      "restart_max_delay: 1m30s\n"
-      "restart_reset_after: 20\n"  // a bare number is seconds
-      "crash_limit: 3\n"
-      "crash_window: 2m\n"
-      "log_max_file_bytes: 65536\n"
-      "log_max_files: 7\n"
-      "log_rate_limit: 1024\n",
-      "f.yaml");
-  INFO((c.ok() ? std::string() : c.status().message()));
-  REQUIRE(c.ok());
-  CHECK(c->cgroup == "/sys/fs/cgroup/relsupd");
-  CHECK(c->restart_initial_delay_ms == 250);
-  CHECK(c->restart_max_delay_ms == 90'000);
-  CHECK(c->restart_reset_after_ms == 20'000);
-  CHECK(c->crash_limit == 3);
-  CHECK(c->crash_window_ms == 120'000);
-  CHECK(c->log_max_file_bytes == 65536);
-  CHECK(c->log_max_files == 7);
-  CHECK(c->log_rate_limit == 1024);
+void CheckRunStageKeys(const DaemonConfig& c, const RunStageKeys& want) {
+  CHECK(c.cgroup == want.cgroup);
+  CHECK(c.restart_initial_delay_ms == want.restart_initial_delay_ms);
+  CHECK(c.restart_max_delay_ms == want.restart_max_delay_ms);
+  CHECK(c.restart_reset_after_ms == want.restart_reset_after_ms);
+  CHECK(c.crash_limit == want.crash_limit);
+  CHECK(c.crash_window_ms == want.crash_window_ms);
+  CHECK(c.log_max_file_bytes == want.log_max_file_bytes);
+  CHECK(c.log_max_files == want.log_max_files);
+  CHECK(c.log_rate_limit == want.log_rate_limit);
+}
+
+TEST_CASE("the run-stage daemon config keys are read") {
+  const RunStageKeys defaults{"auto", 100, 30'000, 10'000, 10, 60'000, 8u << 20, 4, 4u << 20};
+  CheckRunStageKeys(DaemonConfig{}, defaults);
+
+  struct Case {
+    const char* name;
+    std::string yaml;
+    RunStageKeys want;
+  };
+  const Case cases[] = {
+      {"every key",
+       "cgroup: /sys/fs/cgroup/relsupd\n"
+       "restart_initial_delay: 250ms\n"
+       "restart_max_delay: 1m30s\n"
+       "restart_reset_after: 20\n"  // a bare number is seconds
+       "crash_limit: 3\n"
+       "crash_window: 2m\n"
+       "log_max_file_bytes: 65536\n"
+       "log_max_files: 7\n"
+       "log_rate_limit: 1024\n",
+       {"/sys/fs/cgroup/relsupd", 250, 90'000, 20'000, 3, 120'000, 65536, 7, 1024}},
+      // The ends of each range are accepted; the keys not given keep their
+      // defaults.
+      {"the ends of each range",
+       "restart_initial_delay: 1h\n"
+       "restart_max_delay: 24h\n"
+       "restart_reset_after: 0s\n"
+       "crash_limit: 1000000\n"
+       "crash_window: 1ms\n"
+       "log_max_file_bytes: 4096\n"
+       "log_max_files: 1\n",
+       {"auto", 3'600'000, 86'400'000, 0, 1'000'000, 1, 4096, 1, defaults.log_rate_limit}},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    CheckRunStageKeys(ValidConfig(c.yaml), c.want);
+  }
   CHECK(ParseDaemonConfig("cgroup: \"off\"\n", "f")->cgroup == "off");
   CHECK(ParseDaemonConfig("cgroup: auto\n", "f")->cgroup == "auto");
-
-  // The ends of each range are accepted.
-  auto ends = ParseDaemonConfig(
-      "restart_initial_delay: 1h\n"
-      "restart_max_delay: 24h\n"
-      "restart_reset_after: 0s\n"
-      "crash_limit: 1000000\n"
-      "crash_window: 1ms\n"
-      "log_max_file_bytes: 4096\n"
-      "log_max_files: 1\n",
-      "f.yaml");
-  INFO((ends.ok() ? std::string() : ends.status().message()));
-  REQUIRE(ends.ok());
-  CHECK(ends->restart_initial_delay_ms == 3'600'000);
-  CHECK(ends->restart_max_delay_ms == 86'400'000);
-  CHECK(ends->restart_reset_after_ms == 0);
-  CHECK(ends->crash_limit == 1'000'000);
-  CHECK(ends->crash_window_ms == 1);
-  CHECK(ends->log_max_file_bytes == 4096);
-  CHECK(ends->log_max_files == 1);
 }
 
 TEST_CASE("bad run-stage daemon config values name file, line and column") {

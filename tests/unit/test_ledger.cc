@@ -233,11 +233,24 @@ TEST_CASE("the hash chain finds edited and deleted events") {
   l.reset();
   f.Raw("DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete;");
 
-  SECTION("an edited detail") {
-    f.Raw("UPDATE events SET detail='{}' WHERE id=2");
-    auto r = f.Open()->VerifyHistory();
-    REQUIRE(r->problems.size() == 1);
-    CHECK(r->problems[0] == "event 2 was edited: its hash does not match its content");
+  // Each edit alone, and the one problem it must cause.
+  struct Edit {
+    const char* name;
+    const char* sql;
+    const char* problem;
+  };
+  for (const Edit& e :
+       {Edit{"an edited detail", "UPDATE events SET detail='{}' WHERE id=2",
+             "event 2 was edited: its hash does not match its content"},
+        Edit{"a deleted middle event", "DELETE FROM events WHERE id=3", "event 3 was deleted"},
+        Edit{"a deleted newest event", "DELETE FROM events WHERE id=5",
+             "event 5 (the newest) was deleted"}}) {
+    DYNAMIC_SECTION(e.name) {
+      f.Raw(e.sql);
+      auto r = f.Open()->VerifyHistory();
+      REQUIRE(r->problems.size() == 1);
+      CHECK(r->problems[0] == e.problem);
+    }
   }
   SECTION("an edited actor with its hash recomputed by a naive forger") {
     f.Raw("UPDATE events SET actor_name='mallory', hash='" +
@@ -246,18 +259,6 @@ TEST_CASE("the hash chain finds edited and deleted events") {
     CHECK_FALSE(r->ok());
     CHECK(r->problems[0] == "event 3 was edited: its hash does not match its content");
     CHECK(r->problems[1] == "event 4 does not follow the event before it");
-  }
-  SECTION("a deleted middle event") {
-    f.Raw("DELETE FROM events WHERE id=3");
-    auto r = f.Open()->VerifyHistory();
-    REQUIRE(r->problems.size() == 1);
-    CHECK(r->problems[0] == "event 3 was deleted");
-  }
-  SECTION("a deleted newest event") {
-    f.Raw("DELETE FROM events WHERE id=5");
-    auto r = f.Open()->VerifyHistory();
-    REQUIRE(r->problems.size() == 1);
-    CHECK(r->problems[0] == "event 5 (the newest) was deleted");
   }
   SECTION("new events after a deletion still show the gap") {
     f.Raw("DELETE FROM events WHERE id=5");
@@ -373,96 +374,62 @@ TEST_CASE("EventKind names round-trip, and the names are the stored ones") {
 
 constexpr ReleaseId kV1{1}, kV2{2}, kV3{3};
 
-TEST_CASE("app state: activating marks a switch in flight, nothing else") {
-  AppState live{.active = kV1,
-                .previous = ReleaseId(),
-                .switching = ReleaseId(),
-                .stopped_by_hand = false};
-  CHECK(NextAppState(live, EventKind::kActivating, kV2) ==
-        AppState{.active = kV1,
-                 .previous = ReleaseId(),
-                 .switching = kV2,
-                 .stopped_by_hand = false});
+constexpr ReleaseId kNone{};
+constexpr bool kByHand = true;
+
+// An app state in one line: the active, previous and switching releases,
+// and whether the app was stopped by hand.
+AppState State(ReleaseId active, ReleaseId previous, ReleaseId switching,
+               bool stopped_by_hand = false) {
+  return AppState{.active = active,
+                  .previous = previous,
+                  .switching = switching,
+                  .stopped_by_hand = stopped_by_hand};
 }
 
-TEST_CASE(
-    "app state: activated makes the release live and the old one previous") {
-  AppState s{.active = kV1,
-             .previous = ReleaseId(),
-             .switching = kV2,
-             .stopped_by_hand = true};
-  CHECK(NextAppState(s, EventKind::kActivated, kV2) ==
-        AppState{.active = kV2,
-                 .previous = kV1,
-                 .switching = ReleaseId(),
-                 .stopped_by_hand = false});
-  // The first activation has no previous.
-  CHECK(NextAppState(AppState{}, EventKind::kActivated, kV1) ==
-        AppState{.active = kV1,
-                 .previous = ReleaseId(),
-                 .switching = ReleaseId(),
-                 .stopped_by_hand = false});
-  // The live release again: previous stays.
-  AppState again{.active = kV2,
-                 .previous = kV1,
-                 .switching = ReleaseId(),
-                 .stopped_by_hand = false};
-  CHECK(NextAppState(again, EventKind::kActivated, kV2) == again);
-}
-
-TEST_CASE("app state: rolled-back swaps active and previous") {
-  AppState s{.active = kV2,
-             .previous = kV1,
-             .switching = kV1,
-             .stopped_by_hand = false};
-  CHECK(NextAppState(s, EventKind::kRolledBack, kV1) ==
-        AppState{.active = kV1,
-                 .previous = kV2,
-                 .switching = ReleaseId(),
-                 .stopped_by_hand = false});
-}
-
-TEST_CASE("app state: auto-rolled-back to the live release ends the switch") {
-  AppState s{.active = kV1,
-             .previous = ReleaseId(),
-             .switching = kV2,
-             .stopped_by_hand = true};
-  CHECK(NextAppState(s, EventKind::kAutoRolledBack, kV1) ==
-        AppState{.active = kV1,
-                 .previous = ReleaseId(),
-                 .switching = ReleaseId(),
-                 .stopped_by_hand = false});
-}
-
-TEST_CASE("app state: activation-failed and recovered end the switch") {
-  AppState first{.active = ReleaseId(),
-                 .previous = ReleaseId(),
-                 .switching = kV1,
-                 .stopped_by_hand = false};
-  CHECK(NextAppState(first, EventKind::kActivationFailed, kV1) == AppState{});
-  AppState s{.active = kV1,
-             .previous = ReleaseId(),
-             .switching = kV2,
-             .stopped_by_hand = false};
-  CHECK(NextAppState(s, EventKind::kRecovered, kV1) ==
-        AppState{.active = kV1,
-                 .previous = ReleaseId(),
-                 .switching = ReleaseId(),
-                 .stopped_by_hand = false});
-}
-
-TEST_CASE("app state: stopped and started set and clear stopped-by-hand") {
-  AppState s{.active = kV1,
-             .previous = ReleaseId(),
-             .switching = ReleaseId(),
-             .stopped_by_hand = false};
-  AppState stopped{.active = kV1,
-                   .previous = ReleaseId(),
-                   .switching = ReleaseId(),
-                   .stopped_by_hand = true};
-  CHECK(NextAppState(s, EventKind::kStopped, kV1) == stopped);
-  CHECK(NextAppState(stopped, EventKind::kStarted, kV1) == s);
-  CHECK(NextAppState(stopped, EventKind::kRestarted, kV1) == stopped);
+// One row per transition: the state before, the event (its kind and
+// release), and the state it must lead to.
+TEST_CASE("app state: each event moves the state as its row says") {
+  struct Row {
+    const char* name;
+    AppState from;
+    EventKind kind;
+    ReleaseId release;
+    AppState to;
+  };
+  const Row rows[] = {
+      {"activating marks a switch in flight, nothing else",
+       State(kV1, kNone, kNone), EventKind::kActivating, kV2,
+       State(kV1, kNone, kV2)},
+      {"activated makes the release live and the old one previous",
+       State(kV1, kNone, kV2, kByHand), EventKind::kActivated, kV2,
+       State(kV2, kV1, kNone)},
+      {"the first activation has no previous", AppState{},
+       EventKind::kActivated, kV1, State(kV1, kNone, kNone)},
+      {"activated, the live release again: previous stays",
+       State(kV2, kV1, kNone), EventKind::kActivated, kV2,
+       State(kV2, kV1, kNone)},
+      {"rolled-back swaps active and previous", State(kV2, kV1, kV1),
+       EventKind::kRolledBack, kV1, State(kV1, kV2, kNone)},
+      {"auto-rolled-back to the live release ends the switch",
+       State(kV1, kNone, kV2, kByHand), EventKind::kAutoRolledBack, kV1,
+       State(kV1, kNone, kNone)},
+      {"activation-failed ends the first switch", State(kNone, kNone, kV1),
+       EventKind::kActivationFailed, kV1, AppState{}},
+      {"recovered ends the switch", State(kV1, kNone, kV2),
+       EventKind::kRecovered, kV1, State(kV1, kNone, kNone)},
+      {"stopped sets stopped-by-hand", State(kV1, kNone, kNone),
+       EventKind::kStopped, kV1, State(kV1, kNone, kNone, kByHand)},
+      {"started clears stopped-by-hand", State(kV1, kNone, kNone, kByHand),
+       EventKind::kStarted, kV1, State(kV1, kNone, kNone)},
+      {"restarted keeps stopped-by-hand", State(kV1, kNone, kNone, kByHand),
+       EventKind::kRestarted, kV1, State(kV1, kNone, kNone, kByHand)},
+  };
+  for (const Row& row : rows) {
+    DYNAMIC_SECTION(row.name) {
+      CHECK(NextAppState(row.from, row.kind, row.release) == row.to);
+    }
+  }
 }
 
 TEST_CASE("app state: the other kinds change nothing") {

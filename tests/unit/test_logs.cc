@@ -149,6 +149,15 @@ std::vector<uint64_t> Seqs(const std::vector<LogRecord>& records) {
   return out;
 }
 
+// The seqs Since returns for shop's log.
+std::vector<uint64_t> SinceSeqs(const LogStore& store, uint64_t after_seq, const LogFilter& filter,
+                                size_t limit) {
+  auto s = store.Since("shop", after_seq, filter, limit);
+  INFO(s.status().message());
+  REQUIRE(s.ok());
+  return Seqs(*s);
+}
+
 std::vector<uint64_t> Range(uint64_t first, uint64_t last) {
   std::vector<uint64_t> out;
   for (uint64_t s = first; s <= last; ++s) out.push_back(s);
@@ -408,9 +417,7 @@ TEST_CASE("LogStore skips a torn last line and corrupt lines") {
     auto t = store->Tail("shop", {}, 10);
     REQUIRE(t.ok());
     CHECK(Seqs(*t) == Range(1, 6));
-    auto s = store->Since("shop", 2, {}, 10);  // ring has only 6: from files
-    REQUIRE(s.ok());
-    CHECK(Seqs(*s) == Range(3, 6));
+    CHECK(SinceSeqs(*store, 2, {}, 10) == Range(3, 6));  // ring has only 6: from files
   }
   // A torn line only (nothing valid) is an empty log at seq 0.
   fs::create_directories(f.dir + "/torn");
@@ -432,46 +439,24 @@ TEST_CASE("Since serves the ring and falls back to the files") {
     store->Append(Rec(i % 2 ? "web.1" : "web.2", i % 5 ? "out" : "err", std::to_string(i)));
   store->Flush();
 
-  auto s = store->Since("shop", 20, {}, 100);
-  REQUIRE(s.ok());
-  CHECK(Seqs(*s) == Range(21, 25));
-  s = store->Since("shop", 15, {}, 100);  // the ring is exactly 16..25
-  REQUIRE(s.ok());
-  CHECK(Seqs(*s) == Range(16, 25));
-  s = store->Since("shop", 16, {}, 3);
-  REQUIRE(s.ok());
-  CHECK(Seqs(*s) == Range(17, 19));
-  s = store->Since("shop", 16, {"web.2", ""}, 3);
-  REQUIRE(s.ok());
-  CHECK(Seqs(*s) == std::vector<uint64_t>{18, 20, 22});
-  s = store->Since("shop", 25, {}, 100);
-  REQUIRE(s.ok());
-  CHECK(s->empty());
-  s = store->Since("shop", 1000, {}, 100);
-  REQUIRE(s.ok());
-  CHECK(s->empty());
+  CHECK(SinceSeqs(*store, 20, {}, 100) == Range(21, 25));
+  CHECK(SinceSeqs(*store, 15, {}, 100) == Range(16, 25));  // the ring is exactly 16..25
+  CHECK(SinceSeqs(*store, 16, {}, 3) == Range(17, 19));
+  CHECK(SinceSeqs(*store, 16, {"web.2", ""}, 3) == std::vector<uint64_t>{18, 20, 22});
+  CHECK(SinceSeqs(*store, 25, {}, 100).empty());
+  CHECK(SinceSeqs(*store, 1000, {}, 100).empty());
 
   // Older than the ring: from the files, across generations.
   REQUIRE(fs::exists(f.AppFile(".1")));
-  s = store->Since("shop", 3, {}, 100);
-  REQUIRE(s.ok());
-  CHECK(Seqs(*s) == Range(4, 25));
-  s = store->Since("shop", 0, {}, 7);
-  REQUIRE(s.ok());
-  CHECK(Seqs(*s) == Range(1, 7));
-  s = store->Since("shop", 2, {"", "err"}, 100);
-  REQUIRE(s.ok());
-  CHECK(Seqs(*s) == std::vector<uint64_t>{5, 10, 15, 20, 25});
+  CHECK(SinceSeqs(*store, 3, {}, 100) == Range(4, 25));
+  CHECK(SinceSeqs(*store, 0, {}, 7) == Range(1, 7));
+  CHECK(SinceSeqs(*store, 2, {"", "err"}, 100) == std::vector<uint64_t>{5, 10, 15, 20, 25});
 
   // Proof of where each came from: without the files the ring still answers
   // and the fallback has nothing.
   fs::remove_all(f.dir + "/shop");
-  s = store->Since("shop", 20, {}, 100);
-  REQUIRE(s.ok());
-  CHECK(Seqs(*s) == Range(21, 25));
-  s = store->Since("shop", 3, {}, 100);
-  REQUIRE(s.ok());
-  CHECK(s->empty());
+  CHECK(SinceSeqs(*store, 20, {}, 100) == Range(21, 25));
+  CHECK(SinceSeqs(*store, 3, {}, 100).empty());
 }
 
 TEST_CASE("The ring is bounded in bytes as well as lines") {
@@ -481,12 +466,8 @@ TEST_CASE("The ring is bounded in bytes as well as lines") {
   auto store = f.Open();
   for (int i = 1; i <= 20; ++i) store->Append(Rec("web.1", "out", std::string(100, 'a' + i)));
   fs::remove_all(f.dir + "/shop");  // what Since returns now comes from the ring
-  auto s = store->Since("shop", 10, {}, 100);
-  REQUIRE(s.ok());
-  CHECK(Seqs(*s) == Range(11, 20));
-  s = store->Since("shop", 9, {}, 100);  // record 10 left the ring: files, now gone
-  REQUIRE(s.ok());
-  CHECK(s->empty());
+  CHECK(SinceSeqs(*store, 10, {}, 100) == Range(11, 20));
+  CHECK(SinceSeqs(*store, 9, {}, 100).empty());  // record 10 left the ring: files, now gone
 }
 
 TEST_CASE("Since after a restart reads the files and then the ring") {
@@ -497,14 +478,10 @@ TEST_CASE("Since after a restart reads the files and then the ring") {
     for (int i = 0; i < 30; ++i) store->Append(Rec("web.1", "out", "old"));
   }
   auto store = f.Open();
-  auto s = store->Since("shop", 25, {}, 100);
-  REQUIRE(s.ok());
-  CHECK(Seqs(*s) == Range(26, 30));
+  CHECK(SinceSeqs(*store, 25, {}, 100) == Range(26, 30));
   store->Append(Rec("web.1", "out", "new"));
-  s = store->Since("shop", 28, {}, 100);  // the ring starts at 31: files
-  REQUIRE(s.ok());
-  CHECK(Seqs(*s) == Range(29, 31));
-  s = store->Since("shop", 30, {}, 100);  // from the ring
+  CHECK(SinceSeqs(*store, 28, {}, 100) == Range(29, 31));  // the ring starts at 31: files
+  auto s = store->Since("shop", 30, {}, 100);  // from the ring
   REQUIRE(s.ok());
   REQUIRE(s->size() == 1);
   CHECK(s->front().text == "new");

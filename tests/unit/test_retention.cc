@@ -35,6 +35,15 @@ std::string WriteArtifact(const std::string& dir, const std::string& name,
   return path;
 }
 
+AppSpec Shop(int keep) {
+  AppSpec a;
+  a.name = "shop";
+  a.user = "root";
+  a.group = "root";
+  a.keep_releases = keep;
+  return a;
+}
+
 struct Fixture {
   support::TempDir tmp{"relsupd-retention"};
   std::string dir = tmp.path();
@@ -43,12 +52,14 @@ struct Fixture {
   std::unique_ptr<ReleaseService> service;
   Actor root{0, "root"};
 
-  Fixture() {
+  // A ledger with the app shop, which keeps `keep_releases` releases.
+  explicit Fixture(int keep_releases) {
     uv_loop_init(&loop);
     auto l = Ledger::Open(dir + "/ledger.db", RealClock());
     REQUIRE(l.ok());
     ledger = std::move(l).value();
     service = std::make_unique<ReleaseService>(&loop, ledger.get(), dir, StoreLimits{});
+    REQUIRE(ledger->CreateApp(Shop(keep_releases), root).ok());
   }
   ~Fixture() {
     service.reset();
@@ -93,18 +104,8 @@ struct Fixture {
   bool SlotExists(int n) { return fs::exists(SlotPath(dir, "shop", n)); }
 };
 
-AppSpec Shop(int keep) {
-  AppSpec a;
-  a.name = "shop";
-  a.user = "root";
-  a.group = "root";
-  a.keep_releases = keep;
-  return a;
-}
-
 TEST_CASE("retention counts only activated releases and keeps the newest") {
-  Fixture f;
-  REQUIRE(f.ledger->CreateApp(Shop(2), f.root).ok());
+  Fixture f(/*keep_releases=*/2);
   std::string b1 = f.Import("one");
   for (int i = 1; i <= 6; ++i) CHECK(f.Release(b1) == "v" + std::to_string(i));
   // Nothing was activated: nothing counts, nothing goes.
@@ -129,8 +130,7 @@ TEST_CASE("retention counts only activated releases and keeps the newest") {
 }
 
 TEST_CASE("the active release and the rollback target are never pruned") {
-  Fixture f;
-  REQUIRE(f.ledger->CreateApp(Shop(1), f.root).ok());
+  Fixture f(/*keep_releases=*/1);
   std::string b1 = f.Import("one");
   std::string b2 = f.Import("two");
   CHECK(f.Release(b1) == "v1");
@@ -158,8 +158,7 @@ TEST_CASE("the active release and the rollback target are never pruned") {
 }
 
 TEST_CASE("retention runs after each new release") {
-  Fixture f;
-  REQUIRE(f.ledger->CreateApp(Shop(1), f.root).ok());
+  Fixture f(/*keep_releases=*/1);
   std::string b1 = f.Import("one");
   f.Release(b1);
   f.Release(b1);
@@ -183,8 +182,7 @@ std::set<std::string> TreeObjects(const std::string& dir) {
 }
 
 TEST_CASE("prune removes the tree objects only pruned releases used") {
-  Fixture f;
-  REQUIRE(f.ledger->CreateApp(Shop(1), f.root).ok());
+  Fixture f(/*keep_releases=*/1);
   std::string b1 = f.Import("one");
   std::string b2 = f.Import("two");
   CHECK(f.Release(b1) == "v1");

@@ -31,6 +31,7 @@
 #include "daemon/store/slots.h"
 #include "daemon/store/tree.h"
 #include "tests/support/fs.h"
+#include "tests/support/hostile_artifacts.h"
 #include "tests/support/tar.h"
 #include "tests/support/temp_dir.h"
 
@@ -149,6 +150,15 @@ struct State {
   }
 };
 
+// How many regular files there are under `dir`, at any depth.
+int RegularFilesUnder(const std::string& dir) {
+  int files = 0;
+  for (auto it = fs::recursive_directory_iterator(dir);
+       it != fs::recursive_directory_iterator(); ++it)
+    files += it->is_regular_file();
+  return files;
+}
+
 mode_t ModeOf(const std::string& path) {
   struct stat st;
   REQUIRE(::lstat(path.c_str(), &st) == 0);
@@ -176,48 +186,31 @@ StoreLimits Limits(uint64_t max_entries, uint64_t max_unpacked) {
   return l;
 }
 
+// The hostile entries every layer refuses (hostile_artifacts.h), then the
+// limits only the store's own options set.
 std::vector<BadCase> BadArchives() {
   Entry bomb = File("zeros.bin", "");
   bomb.zeros = uint64_t{64} << 20;  // 64 MiB of zeros: ~64 KiB gzipped, ~1000:1
-  return {
-      {"a '../' path", {Procfile(), File("../x", "evil")}, {"'../x'", "leaves the slot"}},
-      {"'..' deeper in a path",
-       {Procfile(), Dir("a"), File("a/../../x", "evil")},
-       {"'a/../../x'", "leaves the slot"}},
-      {"an absolute path", {Procfile(), File("/etc/x", "evil")}, {"'/etc/x'", "absolute"}},
-      {"a hard link",
-       {Procfile(), File("a", "body"), HardLink("b", "a")},
-       {"'b'", "hard link"}},
-      {"a hard link to a file outside",
-       {Procfile(), HardLink("passwd", "/etc/passwd")},
-       {"'passwd'", "hard link"}},
-      {"a character device", {Procfile(), Special("dev/null", AE_IFCHR)}, {"'dev/null'", "device node"}},
-      {"a block device", {Procfile(), Special("sda", AE_IFBLK)}, {"'sda'", "device node"}},
-      {"a fifo", {Procfile(), Special("pipe", AE_IFIFO)}, {"'pipe'", "fifo"}},
-      {"a symlink to an absolute path",
-       {Procfile(), Symlink("etc", "/etc")},
-       {"'etc'", "relative target"}},
-      {"a symlink that climbs out",
-       {Procfile(), Dir("a"), Symlink("a/up", "../../etc")},
-       {"'a/up'", "leaves the slot"}},
-      {"the reserved .relsupd",
-       {Procfile(), File(".relsupd/env.json", "{}")},
-       {"'.relsupd/env.json'", "reserved"}},
-      {"an entry twice", {Procfile(), File("a", "1"), File("./a", "2")}, {"'./a'", "twice"}},
-      {"more entries than max_entries",
-       {Procfile(), File("a", "1"), File("b", "2"), File("c", "3"), File("d", "4")},
-       {"max_entries", "4"},
-       Limits(4, uint64_t{1} << 30)},
-      {"a file larger than max_unpacked_bytes",
-       {Procfile(), File("big", std::string(5000, 'x'))},
-       {"'big'", "max_unpacked_bytes"},
-       Limits(100, 4096)},
-      {"files that together exceed max_unpacked_bytes",
-       {Procfile(), File("a", std::string(3000, 'a')), File("b", std::string(3000, 'b'))},
-       {"max_unpacked_bytes", "4096"},
-       Limits(100, 4096)},
-      {"a 1000:1 decompression bomb", {Procfile(), bomb}, {"decompression bomb", "200"}},
-  };
+  std::vector<BadCase> cases;
+  for (auto& h : support::HostileArtifacts())
+    cases.push_back({std::move(h.name), std::move(h.entries), std::move(h.message_has)});
+  for (BadCase& c : std::vector<BadCase>{
+           {"more entries than max_entries",
+            {Procfile(), File("a", "1"), File("b", "2"), File("c", "3"), File("d", "4")},
+            {"max_entries", "4"},
+            Limits(4, uint64_t{1} << 30)},
+           {"a file larger than max_unpacked_bytes",
+            {Procfile(), File("big", std::string(5000, 'x'))},
+            {"'big'", "max_unpacked_bytes"},
+            Limits(100, 4096)},
+           {"files that together exceed max_unpacked_bytes",
+            {Procfile(), File("a", std::string(3000, 'a')), File("b", std::string(3000, 'b'))},
+            {"max_unpacked_bytes", "4096"},
+            Limits(100, 4096)},
+           {"a 1000:1 decompression bomb", {Procfile(), bomb}, {"decompression bomb", "200"}},
+       })
+    cases.push_back(std::move(c));
+  return cases;
 }
 
 // --- ArchiveReader ---
@@ -548,45 +541,40 @@ TEST_CASE("BuildSlot refuses a truncated or non-archive artifact and leaves noth
 
 TEST_CASE("BuildSlot refuses a bad process file naming file, line and column",
           "[store][slot][process-file]") {
-  State st;
-  std::vector<Entry> entries;
-  std::vector<std::string> expect;
-  SECTION("YAML syntax error") {
-    entries = {File("relsupd.yaml", "processes:\n  web:\n    command: [./bin/web\n")};
-    expect = {"relsupd.yaml:", "invalid YAML"};
+  // Each artifact holds one file: `file` with `text`.
+  struct Case {
+    const char* name;
+    const char* file;
+    const char* text;
+    std::vector<std::string> expect;  // parts of the message
+  };
+  const Case cases[] = {
+      {"YAML syntax error", "relsupd.yaml", "processes:\n  web:\n    command: [./bin/web\n",
+       {"relsupd.yaml:", "invalid YAML"}},
+      {"unknown key in a process", "relsupd.yaml",
+       "processes:\n  web:\n    command: ./bin/web\n    colour: red\n",
+       {"relsupd.yaml:4:5", "unknown key 'colour'"}},
+      {"unknown top-level key", "relsupd.yaml", "deploy: yes\nprocesses:\n  web:\n    command: x\n",
+       {"relsupd.yaml:1:1", "unknown key 'deploy'"}},
+      {"a bad value", "relsupd.yaml",
+       "processes:\n  web:\n    command: x\n    restart: sometimes\n",
+       {"relsupd.yaml:4:14", "restart"}},
+      {"a broken Procfile", "Procfile", "web ./bin/web\n", {"Procfile:1:", "expected 'name: command'"}},
+      {"no process file at all", "README", "hello\n", {"no process file", "relsupd.yaml", "Procfile"}},
+      {"a relsupd.yaml without processes and no Procfile", "relsupd.yaml",
+       "build:\n  command: make\n", {"no process file"}},
+  };
+  for (const Case& c : cases) {
+    DYNAMIC_SECTION(c.name) {
+      State st;
+      auto r = st.Build(st.Artifact({File(c.file, c.text)}), 1);
+      INFO(r.status().message());
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.status().code() == StatusCode::kInvalidArgument);
+      for (const auto& part : c.expect) CHECK_THAT(r.status().message(), Catch::Contains(part));
+      st.ExpectNothingLeft(1);
+    }
   }
-  SECTION("unknown key in a process") {
-    entries = {File("relsupd.yaml",
-                    "processes:\n  web:\n    command: ./bin/web\n    colour: red\n")};
-    expect = {"relsupd.yaml:4:5", "unknown key 'colour'"};
-  }
-  SECTION("unknown top-level key") {
-    entries = {File("relsupd.yaml", "deploy: yes\nprocesses:\n  web:\n    command: x\n")};
-    expect = {"relsupd.yaml:1:1", "unknown key 'deploy'"};
-  }
-  SECTION("a bad value") {
-    entries = {File("relsupd.yaml",
-                    "processes:\n  web:\n    command: x\n    restart: sometimes\n")};
-    expect = {"relsupd.yaml:4:14", "restart"};
-  }
-  SECTION("a broken Procfile") {
-    entries = {File("Procfile", "web ./bin/web\n")};
-    expect = {"Procfile:1:", "expected 'name: command'"};
-  }
-  SECTION("no process file at all") {
-    entries = {File("README", "hello\n")};
-    expect = {"no process file", "relsupd.yaml", "Procfile"};
-  }
-  SECTION("a relsupd.yaml without processes and no Procfile") {
-    entries = {File("relsupd.yaml", "build:\n  command: make\n")};
-    expect = {"no process file"};
-  }
-  auto r = st.Build(st.Artifact(entries), 1);
-  INFO(r.status().message());
-  REQUIRE_FALSE(r.ok());
-  CHECK(r.status().code() == StatusCode::kInvalidArgument);
-  for (const auto& part : expect) CHECK_THAT(r.status().message(), Catch::Contains(part));
-  st.ExpectNothingLeft(1);
 }
 
 TEST_CASE("BuildSlot accepts a Procfile alone, or relsupd.yaml", "[store][slot][process-file]") {
@@ -909,14 +897,30 @@ TEST_CASE("CleanStaging removes sealed staging leftovers", "[store][slot]") {
 
 // --- ObjectStore ---
 
-TEST_CASE("ObjectStore stores a body once, links it, and removes what no slot links",
-          "[store][objects]") {
+// The directory `path`, made and opened to link objects into.
+Result<Fd> MakeAndOpenDir(const std::string& path) {
+  RETURN_IF_ERROR(MakeDirs(path, 0755));
+  return OpenFile(path, O_RDONLY | O_DIRECTORY);
+}
+
+// An object store in DIR/objects and an open directory DIR/slot to link its
+// objects into.
+struct ObjectsFixture {
   TempDir dir;
-  auto store = ObjectStore::Open(dir / "objects");
-  REQUIRE(store.ok());
-  REQUIRE(MakeDirs(dir / "slot", 0755).ok());
-  auto slot = OpenFile(dir / "slot", O_RDONLY | O_DIRECTORY);
-  REQUIRE(slot.ok());
+  Result<ObjectStore> store = ObjectStore::Open(dir / "objects");
+  Result<Fd> slot = MakeAndOpenDir(dir / "slot");
+
+  ObjectsFixture() {
+    INFO(store.status().message());
+    REQUIRE(store.ok());
+    INFO(slot.status().message());
+    REQUIRE(slot.ok());
+  }
+};
+
+TEST_CASE_METHOD(ObjectsFixture,
+                 "ObjectStore stores a body once, links it, and removes what no slot links",
+                 "[store][objects]") {
   auto put = [&](const std::string& body, uint32_t mode, const std::string& link) {
     auto o = store->PutAndLink(
         mode, [&](const ObjectStore::Sink& sink) { return sink(body); }, slot->get(), link);
@@ -924,13 +928,7 @@ TEST_CASE("ObjectStore stores a body once, links it, and removes what no slot li
     REQUIRE(o.ok());
     return *o;
   };
-  auto count_files = [&] {
-    int files = 0;
-    for (auto it = fs::recursive_directory_iterator(dir / "objects");
-         it != fs::recursive_directory_iterator(); ++it)
-      files += it->is_regular_file();
-    return files;
-  };
+  auto count_files = [&] { return RegularFilesUnder(dir / "objects"); };
   ObjectStore::Object a = put("hello", 0644, "a.txt");
   ObjectStore::Object b = put("hello", 0644, "b.txt");
   ObjectStore::Object c = put("hello", 04755, "c.txt");
@@ -1049,11 +1047,7 @@ TEST_CASE("ObjectStore: a body at the file system's link limit gets another copy
   CHECK(*store->CollectGarbage() == 4 * 5);  // copies 0 to 4 of each body
   fs::remove_all(dir / "slot3", ec);
   CHECK(*store->CollectGarbage() == 4 * 3);
-  int left = 0;
-  for (auto it = fs::recursive_directory_iterator(dir / "objects");
-       it != fs::recursive_directory_iterator(); ++it)
-    left += it->is_regular_file();
-  CHECK(left == 0);
+  CHECK(RegularFilesUnder(dir / "objects") == 0);
 }
 
 // --- tree objects ---
@@ -1263,14 +1257,9 @@ uint64_t BytesWritten() {
   return std::stoull(io->substr(at + 7));
 }
 
-TEST_CASE("ObjectStore hashes first: a stored body is linked, never written again",
-          "[store][objects]") {
-  TempDir dir;
-  auto store = ObjectStore::Open(dir / "objects");
-  REQUIRE(store.ok());
-  REQUIRE(MakeDirs(dir / "slot", 0755).ok());
-  auto slot = OpenFile(dir / "slot", O_RDONLY | O_DIRECTORY);
-  REQUIRE(slot.ok());
+TEST_CASE_METHOD(ObjectsFixture,
+                 "ObjectStore hashes first: a stored body is linked, never written again",
+                 "[store][objects]") {
   // In 64 KiB pieces, as the archive reader streams it.
   auto put = [&](const std::string& body, const std::string& link) {
     auto o = store->PutAndLink(
@@ -1309,20 +1298,11 @@ TEST_CASE("ObjectStore hashes first: a stored body is linked, never written agai
     CHECK(BytesWritten() - before >= size);
   }
   CHECK(*store->CollectGarbage() == 0);
-  int files = 0;
-  for (auto it = fs::recursive_directory_iterator(dir / "objects");
-       it != fs::recursive_directory_iterator(); ++it)
-    files += it->is_regular_file();
-  CHECK(files == 1);
+  CHECK(RegularFilesUnder(dir / "objects") == 1);
 }
 
-TEST_CASE("ObjectStore stores a tree once as HASH.tree", "[store][objects][tree]") {
-  TempDir dir;
-  auto store = ObjectStore::Open(dir / "objects");
-  REQUIRE(store.ok());
-  REQUIRE(MakeDirs(dir / "slot", 0755).ok());
-  auto slot = OpenFile(dir / "slot", O_RDONLY | O_DIRECTORY);
-  REQUIRE(slot.ok());
+TEST_CASE_METHOD(ObjectsFixture, "ObjectStore stores a tree once as HASH.tree",
+                 "[store][objects][tree]") {
   const std::string text = "relsupd-tree 1\n";
   auto a = store->PutTreeAndLink(text, slot->get(), "a");
   auto b = store->PutTreeAndLink(text, slot->get(), "b");
