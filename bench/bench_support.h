@@ -21,6 +21,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -44,29 +47,36 @@ class NoCopy {
   ~NoCopy() = default;
 };
 
-// A benchmark's command line, read flag by flag:
-//   for (ArgReader args(argc, argv, Usage); args.Next();)
-//     if (args.Value("--runs", &v)) ... else if (args.Is("--keep")) ...
-//     else return false;
+// A benchmark's command line as a table of its flags:
+//   return ParseFlags(argc, argv, Usage, {TextFlag("--relsupd", &o->relsupd),
+//                                         IntFlag("--runs", &o->runs, 1),
+//                                         SwitchFlag("--keep", &o->keep)});
+// Every argument must be one of the flags (with its value, when it takes
+// one) and `set` must accept the value: false otherwise (a usage error).
 // -h and --help print the usage to stdout and exit 0.
-class ArgReader {
- public:
-  ArgReader(int argc, char** argv, void (*usage)(FILE*))
-      : argc_(argc), argv_(argv), usage_(usage) {}
-  // Moves to the next argument; false after the last.
-  bool Next();
-  // The argument is `flag`.
-  bool Is(const char* flag) const;
-  // The argument is `flag` and a value follows it (consumed, in *value).
-  bool Value(const char* flag, const char** value);
-  bool Value(const char* flag, std::string* value);
-
- private:
-  int argc_;
-  char** argv_;
-  void (*usage_)(FILE*);
-  int i_ = 0;
+struct Flag {
+  const char* name;
+  bool takes_value;
+  std::function<bool(const char* value)> set;  // value null without one
 };
+bool ParseFlags(int argc, char** argv, void (*usage)(FILE*),
+                const std::vector<Flag>& flags);
+
+// The flags of the usual kinds. IntFlag: a whole number (atoll) from `min`
+// to `max`. PositiveFlag: a number (atof) above 0. TextFlag: any string.
+// SwitchFlag: no value, sets *out.
+template <typename T>
+Flag IntFlag(const char* name, T* out, T min,
+             T max = std::numeric_limits<T>::max()) {
+  return {name, true, [=](const char* v) {
+            const long long n = std::atoll(v);
+            *out = static_cast<T>(n);
+            return *out >= min && *out <= max;
+          }};
+}
+Flag PositiveFlag(const char* name, double* out);
+Flag TextFlag(const char* name, std::string* out);
+Flag SwitchFlag(const char* name, bool* out);
 
 // The usage on stderr; the exit code of a usage error, 2.
 int UsageError(void (*usage)(FILE*));
@@ -90,6 +100,8 @@ const char* Verdict(bool pass);  // "PASS" or "FAIL"
 // The 1-minute load average as /proc/loadavg prints it; "?" when unknown.
 std::string LoadAverage();
 
+// "a,b,c" -> {"a", "b", "c"}; "" -> {}.
+std::vector<std::string> SplitCommas(const std::string& text);
 // Without leading and trailing blanks and newlines.
 std::string Trim(std::string s);
 // The last `n` lines of `s`.
