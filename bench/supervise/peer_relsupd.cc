@@ -34,6 +34,31 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
+// The daemon's relsupd.yaml.
+std::string DaemonConfig(const Options& o) {
+  // Round-robin kills reach each instance every ~1.5 s: a reset after 1 s
+  // makes each kill a first restart. The storm restarts at most once a
+  // second (backoff 100 ms doubling to 1 s), like runsv; no crash limit.
+  // The log keys matter only to the log phase (the other phases' children
+  // write nothing): the default rate limit (4 MiB/s per instance) is a
+  // deliberate throttle that would make the phase measure it, and the
+  // default 4 files of 8 MiB would rotate most of the lines away.
+  return "log_level: warn\n"
+         "restart_initial_delay: 100ms\n"
+         "restart_max_delay: 1s\n"
+         "restart_reset_after: 1s\n"
+         "crash_limit: 1000000\n"
+         "crash_window: 10s\n"
+         "log_rate_limit: " +
+         std::to_string(kLogRateLimit) +
+         "\n"
+         "log_max_file_bytes: " +
+         std::to_string(kLogFileBytes) +
+         "\n"
+         "log_max_files: " +
+         std::to_string(o.LogFilesToKeep()) + "\n";
+}
+
 class RelsupdPeer final : public Peer {
  public:
   using Peer::Peer;
@@ -41,29 +66,7 @@ class RelsupdPeer final : public Peer {
   bool Setup(std::string* why, std::string* version) override {
     socket_ = dir_ + "/s.sock";
     fs::create_directories(dir_ + "/state");
-    // Round-robin kills reach each instance every ~1.5 s: a reset after 1 s
-    // makes each kill a first restart. The storm restarts at most once a
-    // second (backoff 100 ms doubling to 1 s), like runsv; no crash limit.
-    // The log keys matter only to the log phase (the other phases' children
-    // write nothing): the default rate limit (4 MiB/s per instance) is a
-    // deliberate throttle that would make the phase measure it, and the
-    // default 4 files of 8 MiB would rotate most of the lines away.
-    const std::string config =
-        "log_level: warn\n"
-        "restart_initial_delay: 100ms\n"
-        "restart_max_delay: 1s\n"
-        "restart_reset_after: 1s\n"
-        "crash_limit: 1000000\n"
-        "crash_window: 10s\n"
-        "log_rate_limit: " +
-        std::to_string(kLogRateLimit) +
-        "\n"
-        "log_max_file_bytes: " +
-        std::to_string(kLogFileBytes) +
-        "\n"
-        "log_max_files: " +
-        std::to_string(o_.LogFilesToKeep()) + "\n";
-    if (!WriteFile(dir_ + "/relsupd.yaml", config)) {
+    if (!WriteFile(dir_ + "/relsupd.yaml", DaemonConfig(o_))) {
       *why = "cannot write " + dir_ + "/relsupd.yaml";
       return false;
     }
@@ -78,20 +81,9 @@ class RelsupdPeer final : public Peer {
     return true;
   }
   bool TriggerFanout(std::string* error) override {
-    trigger_t0_ = MonoNs();
-    trigger_ = Spawn({o_.relsupd, "ctl", "--socket", socket_, "scale", "bench",
-                      "worker=" + std::to_string(n_)},
-                     dir_ + "/scale.log", {}, error);
-    return trigger_ > 0;
-  }
-  double FinishTrigger() override {
-    if (trigger_ <= 0) return -1;
-    int status = 0;
-    while (waitpid(trigger_, &status, 0) < 0 && errno == EINTR) {
-    }
-    double ms = static_cast<double>(MonoNs() - trigger_t0_) / 1e6;
-    trigger_ = -1;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? ms : -1;
+    return StartTrigger({o_.relsupd, "ctl", "--socket", socket_, "scale",
+                         "bench", "worker=" + std::to_string(n_)},
+                        dir_ + "/scale.log", {}, 0, error);
   }
   bool StartStorm(int m, std::string* error) override {
     return Ctl({"scale", "bench", "crash=" + std::to_string(m)}, error);
@@ -166,9 +158,11 @@ class RelsupdPeer final : public Peer {
     if (daemon_ > 0) {
       int status = StopChild(daemon_, SIGTERM, 30);
       if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-        std::fprintf(stderr, "supervise: relsupd daemon stopped: %s\n%s",
-                     DescribeStatus(status).c_str(),
-                     LastLines(support::ReadFileOrEmpty(dir_ + "/daemon.log"), 20).c_str());
+        std::fprintf(
+            stderr, "supervise: relsupd daemon stopped: %s\n%s",
+            DescribeStatus(status).c_str(),
+            LastLines(support::ReadFileOrEmpty(dir_ + "/daemon.log"), 20)
+                .c_str());
       daemon_ = -1;
     }
     KillStrays();
@@ -208,8 +202,9 @@ class RelsupdPeer final : public Peer {
       int status = 0;
       if (waitpid(daemon_, &status, WNOHANG) == daemon_) {
         daemon_ = -1;
-        *why = "the daemon exited (" + DescribeStatus(status) +
-               "): " + Trim(LastLines(support::ReadFileOrEmpty(dir_ + "/daemon.log"), 5));
+        *why =
+            "the daemon exited (" + DescribeStatus(status) + "): " +
+            Trim(LastLines(support::ReadFileOrEmpty(dir_ + "/daemon.log"), 5));
         return false;
       }
       if (MonoNs() > deadline || g_interrupted.load()) {
@@ -299,8 +294,6 @@ class RelsupdPeer final : public Peer {
 
   std::string socket_;
   pid_t daemon_ = -1;
-  pid_t trigger_ = -1;
-  int64_t trigger_t0_ = 0;
   int n_ = 0;
 };
 
