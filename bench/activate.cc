@@ -489,16 +489,8 @@ bool StartDaemon(Bench& run) {
     run.Fail("cannot start the daemon: " + error);
     return false;
   }
-  for (auto deadline = Steady::now() + std::chrono::seconds(20);
-       Steady::now() < deadline && !g_interrupted.load();) {
-    if (run.daemon.Exited()) break;
-    if (run.Ctl({"info"}).ok()) return true;
-    usleep(20'000);
-  }
-  run.Fail("the daemon did not answer `ctl info` within 20 s (" +
-           (run.daemon.pid() > 0 ? std::string("still running")
-                                 : DescribeStatus(run.daemon.exit_status())) +
-           ")");
+  if (run.daemon.WaitReady(run.dir, 20, &error)) return true;
+  run.Fail("the daemon did not answer: " + error);
   return false;
 }
 

@@ -319,12 +319,40 @@ bool DaemonProcess::Start(const std::string& binary, const std::string& state,
                           const std::string& socket, const std::string& log,
                           std::string* error,
                           const std::vector<std::string>& extra_args) {
+  binary_ = binary;
+  socket_ = socket;
   log_ = log;
   std::vector<std::string> args = {binary, "daemon",   "--state-dir",
                                    state,  "--socket", socket};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   pid_ = Spawn(args, log, {}, error, LogMode::kTruncate);
   return pid_ > 0;
+}
+
+bool DaemonProcess::WaitReady(const std::string& dir, double timeout_s,
+                              std::string* error, std::string* info) {
+  const int64_t deadline = MonoNs() + static_cast<int64_t>(timeout_s * 1e9);
+  std::string last;
+  while (MonoNs() < deadline && !g_interrupted.load()) {
+    if (Exited()) {
+      *error = "the daemon exited (" + DescribeStatus(exit_status_) + ")";
+      return false;
+    }
+    RunResult r =
+        RunIn({binary_, "ctl", "--socket", socket_, "--json", "info"}, dir, 0);
+    if (r.ok()) {
+      if (info) *info = r.out;
+      return true;
+    }
+    last = r.Describe();
+    SleepMs(20);
+  }
+  *error = g_interrupted.load()
+               ? "interrupted"
+               : "`ctl info` got no answer within " +
+                     std::to_string(static_cast<int>(timeout_s)) +
+                     " s: " + last;
+  return false;
 }
 
 bool DaemonProcess::Exited() {

@@ -164,6 +164,13 @@ class DaemonProcess : NoCopy {
              const std::string& socket, const std::string& log,
              std::string* error,
              const std::vector<std::string>& extra_args = {});
+  // Polls `BINARY ctl --socket SOCKET --json info` (run in `dir`: its
+  // output in dir/run.out and run.err) every 20 ms until it answers, for up
+  // to `timeout_s`; the answer (the daemon's info, JSON) in *info when set.
+  // False with why: the daemon exited, the benchmark was interrupted, or no
+  // answer in time (with the last failure).
+  bool WaitReady(const std::string& dir, double timeout_s, std::string* error,
+                 std::string* info = nullptr);
   // True once the daemon exited on its own (reaps it).
   bool Exited();
   // SIGTERM, then waits up to `timeout_s` (set_stop_timeout); SIGKILL
@@ -179,7 +186,7 @@ class DaemonProcess : NoCopy {
   pid_t pid_ = -1;
   int exit_status_ = 0;
   double stop_timeout_s_ = 10;
-  std::string log_;
+  std::string binary_, socket_, log_;
 };
 
 // CPU time of every living thread of `pid` (schedstat), in ns; -1 when

@@ -450,24 +450,6 @@ class Bench {
     return true;
   }
 
-  bool WaitReady(DaemonProcess& d, const std::string& socket) {
-    auto deadline = Clock::now() + std::chrono::seconds(30);
-    std::string last;
-    while (Clock::now() < deadline && !g_interrupted.load()) {
-      if (d.Exited()) {
-        error_ = "the daemon exited (" + DescribeStatus(d.exit_status()) + ")";
-        return false;
-      }
-      RunResult r = RunStep({o_.relsupd, "ctl", "--socket", socket, "info"}, tmp_);
-      if (r.ok()) return true;
-      last = r.Describe();
-      usleep(20'000);
-    }
-    error_ = g_interrupted.load() ? "interrupted"
-                                  : "`ctl info` got no answer within 30 s: " + last;
-    return false;
-  }
-
   // Imports `file`; returns the build id.
   bool Import(const std::string& socket, const std::string& file, double* secs,
               std::string* id) {
@@ -531,7 +513,7 @@ class Bench {
     std::filesystem::create_directory(dir, ec);
     auto t0 = Clock::now();
     if (!d.Start(o_.relsupd, dir + "/state", socket, dir + "/daemon.log", &error_) ||
-        !WaitReady(d, socket))
+        !d.WaitReady(tmp_, 30, &error_))
       return false;
     g_overhead.start_stop_s += Seconds(Clock::now() - t0);
     RunResult r;

@@ -141,29 +141,29 @@ class RelsupdPeer final : public Peer {
            "; JSON lines with time, app, release, "
            "process, stream";
   }
-  pid_t Root() override { return daemon_; }
+  pid_t Root() override { return daemon_.pid(); }
   void StopPhase() override {
     std::string error;
-    if (daemon_ <= 0) return;
+    if (daemon_.pid() <= 0) return;
     if (!Ctl({"scale", "bench", "child=0", "worker=0", "crash=0", "log=0"},
              &error))
       std::fprintf(stderr, "supervise: relsupd: %s\n", error.c_str());
-    if (!WaitNoDescendants(daemon_, 60))
+    if (!WaitNoDescendants(daemon_.pid(), 60))
       std::fprintf(stderr,
                    "supervise: relsupd: instances still running 60 s after "
                    "scale to 0; killing them\n");
-    KillStrays({daemon_});
+    KillStrays({daemon_.pid()});
   }
   void Teardown() override {
-    if (daemon_ > 0) {
-      int status = StopChild(daemon_, SIGTERM, 30);
+    if (daemon_.pid() > 0) {
+      daemon_.Stop();
+      const int status = daemon_.exit_status();
       if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
         std::fprintf(
             stderr, "supervise: relsupd daemon stopped: %s\n%s",
             DescribeStatus(status).c_str(),
             LastLines(support::ReadFileOrEmpty(dir_ + "/daemon.log"), 20)
                 .c_str());
-      daemon_ = -1;
     }
     KillStrays();
   }
@@ -178,42 +178,23 @@ class RelsupdPeer final : public Peer {
  private:
   // Starts the daemon and waits until `ctl info` answers (15 s).
   bool StartDaemon(std::string* why, std::string* version) {
-    std::string error;
-    daemon_ = Spawn({o_.relsupd, "daemon", "--state-dir", dir_ + "/state",
-                     "--socket", socket_, "--config", dir_ + "/relsupd.yaml"},
-                    dir_ + "/daemon.log", {}, &error);
-    if (daemon_ < 0) {
-      *why = error;
-      return false;
+    std::string info;
+    daemon_.set_stop_timeout(30);
+    if (daemon_.Start(o_.relsupd, dir_ + "/state", socket_,
+                      dir_ + "/daemon.log", why,
+                      {"--config", dir_ + "/relsupd.yaml"}) &&
+        daemon_.WaitReady(dir_, 15, why, &info)) {
+      try {
+        *version = Json::parse(info).value("version", "?");
+      } catch (...) {
+        *version = "?";
+      }
+      return true;
     }
-    const int64_t deadline = MonoNs() + 15'000'000'000;
-    for (;;) {
-      RunResult r =
-          RunIn({o_.relsupd, "ctl", "--socket", socket_, "--json", "info"},
-                dir_, 120);
-      if (r.ok()) {
-        try {
-          *version = Json::parse(r.out).value("version", "?");
-        } catch (...) {
-          *version = "?";
-        }
-        break;
-      }
-      int status = 0;
-      if (waitpid(daemon_, &status, WNOHANG) == daemon_) {
-        daemon_ = -1;
-        *why =
-            "the daemon exited (" + DescribeStatus(status) + "): " +
-            Trim(LastLines(support::ReadFileOrEmpty(dir_ + "/daemon.log"), 5));
-        return false;
-      }
-      if (MonoNs() > deadline || g_interrupted.load()) {
-        *why = "no answer on " + socket_ + " within 15 s: " + r.Describe();
-        return false;
-      }
-      SleepMs(20);
-    }
-    return true;
+    const std::string log =
+        Trim(LastLines(support::ReadFileOrEmpty(dir_ + "/daemon.log"), 5));
+    if (!log.empty()) *why += ": " + log;
+    return false;
   }
 
   // The app `bench`, built, imported, released as v1 and activated.
@@ -293,7 +274,7 @@ class RelsupdPeer final : public Peer {
   }
 
   std::string socket_;
-  pid_t daemon_ = -1;
+  DaemonProcess daemon_;  // stopped by Teardown
   int n_ = 0;
 };
 
