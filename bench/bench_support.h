@@ -1,8 +1,9 @@
 // What the benchmarks in bench/ share and tests/support/ (which it builds
 // on: ChildEnv, Spawn, files, FreePort) does not offer:
-// Ctrl-C handling, timed child processes (posix_spawn to wait4, with the
-// child's CPU time), a daemon child stopped by pid with a chosen deadline,
-// a temporary dir that --keep can keep, per-thread CPU time from
+// Ctrl-C handling, the command line as a table of flags, timed child
+// processes (posix_spawn to wait4, with the child's CPU time), a daemon
+// child that answers `ctl info`, stopped by pid with a chosen deadline, a
+// temporary dir that --keep can keep, per-thread CPU time from
 // /proc/PID/task/*/schedstat, and the small formatting helpers of their
 // reports.
 //
