@@ -117,39 +117,17 @@ void Usage(FILE* out) {
 }
 
 bool ParseArgs(int argc, char** argv, Options* o) {
-  for (ArgReader args(argc, argv, Usage); args.Next();) {
-    const char* v = nullptr;
-    if (args.Value("--relsupd", &o->relsupd)) continue;
-    if (args.Value("--hello", &v)) {
-      o->hello = v;
-    } else if (args.Value("--switches", &v)) {
-      o->switches = std::atoi(v);
-      if (o->switches < 1) return false;
-    } else if (args.Value("--rounds", &v)) {
-      o->rounds = std::atoi(v);
-      if (o->rounds < 0) return false;
-    } else if (args.Value("--rate", &v)) {
-      o->rate = std::atof(v);
-      if (!(o->rate > 0)) return false;
-    } else if (args.Value("--duration", &v)) {
-      o->duration_s = std::atof(v);
-      if (!(o->duration_s > 0)) return false;
-    } else if (args.Value("--cycles", &v)) {
-      o->cycles = std::atoi(v);
-      if (o->cycles < 0) return false;
-    } else if (args.Value("--threads", &v)) {
-      o->threads = std::atoi(v);
-      if (o->threads < 1 || o->threads > 256) return false;
-    } else if (args.Value("--send-delay-us", &v)) {
-      o->send_delay_us = std::atoi(v);
-      if (o->send_delay_us < 0) return false;
-    } else if (args.Is("--keep")) {
-      o->keep = true;
-    } else {
-      return false;
-    }
-  }
-  return true;
+  return ParseFlags(argc, argv, Usage,
+                    {TextFlag("--relsupd", &o->relsupd),
+                     TextFlag("--hello", &o->hello),
+                     IntFlag("--switches", &o->switches, 1),
+                     IntFlag("--rounds", &o->rounds, 0),
+                     PositiveFlag("--rate", &o->rate),
+                     PositiveFlag("--duration", &o->duration_s),
+                     IntFlag("--cycles", &o->cycles, 0),
+                     IntFlag("--threads", &o->threads, 1, 256),
+                     IntFlag("--send-delay-us", &o->send_delay_us, 0),
+                     SwitchFlag("--keep", &o->keep)});
 }
 
 double Ms(Steady::duration d) {
@@ -511,16 +489,8 @@ bool StartDaemon(Bench& run) {
     run.Fail("cannot start the daemon: " + error);
     return false;
   }
-  for (auto deadline = Steady::now() + std::chrono::seconds(20);
-       Steady::now() < deadline && !g_interrupted.load();) {
-    if (run.daemon.Exited()) break;
-    if (run.Ctl({"info"}).ok()) return true;
-    usleep(20'000);
-  }
-  run.Fail("the daemon did not answer `ctl info` within 20 s (" +
-           (run.daemon.pid() > 0 ? std::string("still running")
-                                 : DescribeStatus(run.daemon.exit_status())) +
-           ")");
+  if (run.daemon.WaitReady(run.dir, 20, &error)) return true;
+  run.Fail("the daemon did not answer: " + error);
   return false;
 }
 

@@ -85,30 +85,46 @@ void InstallInterruptHandlers() {
   signal(SIGPIPE, SIG_IGN);
 }
 
-bool ArgReader::Next() {
-  if (++i_ >= argc_) return false;
-  if (Is("-h") || Is("--help")) {
-    usage_(stdout);
-    std::exit(0);
+bool ParseFlags(int argc, char** argv, void (*usage)(FILE*),
+                const std::vector<Flag>& flags) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      usage(stdout);
+      std::exit(0);
+    }
+    auto flag = std::find_if(flags.begin(), flags.end(),
+                             [&](const Flag& f) { return arg == f.name; });
+    if (flag == flags.end()) return false;
+    const char* value = nullptr;
+    if (flag->takes_value) {
+      if (i + 1 >= argc) return false;
+      value = argv[++i];
+    }
+    if (!flag->set(value)) return false;
   }
   return true;
 }
 
-bool ArgReader::Is(const char* flag) const {
-  return std::strcmp(argv_[i_], flag) == 0;
+Flag PositiveFlag(const char* name, double* out) {
+  return {name, true, [=](const char* v) {
+            *out = std::atof(v);
+            return *out > 0;
+          }};
 }
 
-bool ArgReader::Value(const char* flag, const char** value) {
-  if (!Is(flag) || i_ + 1 >= argc_) return false;
-  *value = argv_[++i_];
-  return true;
+Flag TextFlag(const char* name, std::string* out) {
+  return {name, true, [=](const char* v) {
+            *out = v;
+            return true;
+          }};
 }
 
-bool ArgReader::Value(const char* flag, std::string* value) {
-  const char* v = nullptr;
-  if (!Value(flag, &v)) return false;
-  *value = v;
-  return true;
+Flag SwitchFlag(const char* name, bool* out) {
+  return {name, false, [=](const char*) {
+            *out = true;
+            return true;
+          }};
 }
 
 int UsageError(void (*usage)(FILE*)) {
@@ -138,6 +154,13 @@ std::string LoadAverage() {
   std::string load = support::ReadFileOrEmpty("/proc/loadavg");
   load = load.substr(0, load.find(' '));
   return load.empty() ? "?" : load;
+}
+
+std::vector<std::string> SplitCommas(const std::string& text) {
+  std::vector<std::string> items;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');) items.push_back(item);
+  return items;
 }
 
 std::string Trim(std::string s) {
@@ -296,12 +319,40 @@ bool DaemonProcess::Start(const std::string& binary, const std::string& state,
                           const std::string& socket, const std::string& log,
                           std::string* error,
                           const std::vector<std::string>& extra_args) {
+  binary_ = binary;
+  socket_ = socket;
   log_ = log;
   std::vector<std::string> args = {binary, "daemon",   "--state-dir",
                                    state,  "--socket", socket};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   pid_ = Spawn(args, log, {}, error, LogMode::kTruncate);
   return pid_ > 0;
+}
+
+bool DaemonProcess::WaitReady(const std::string& dir, double timeout_s,
+                              std::string* error, std::string* info) {
+  const int64_t deadline = MonoNs() + static_cast<int64_t>(timeout_s * 1e9);
+  std::string last;
+  while (MonoNs() < deadline && !g_interrupted.load()) {
+    if (Exited()) {
+      *error = "the daemon exited (" + DescribeStatus(exit_status_) + ")";
+      return false;
+    }
+    RunResult r =
+        RunIn({binary_, "ctl", "--socket", socket_, "--json", "info"}, dir, 0);
+    if (r.ok()) {
+      if (info) *info = r.out;
+      return true;
+    }
+    last = r.Describe();
+    SleepMs(20);
+  }
+  *error = g_interrupted.load()
+               ? "interrupted"
+               : "`ctl info` got no answer within " +
+                     std::to_string(static_cast<int>(timeout_s)) +
+                     " s: " + last;
+  return false;
 }
 
 bool DaemonProcess::Exited() {

@@ -1,8 +1,9 @@
 // What the benchmarks in bench/ share and tests/support/ (which it builds
 // on: ChildEnv, Spawn, files, FreePort) does not offer:
-// Ctrl-C handling, timed child processes (posix_spawn to wait4, with the
-// child's CPU time), a daemon child stopped by pid with a chosen deadline,
-// a temporary dir that --keep can keep, per-thread CPU time from
+// Ctrl-C handling, the command line as a table of flags, timed child
+// processes (posix_spawn to wait4, with the child's CPU time), a daemon
+// child that answers `ctl info`, stopped by pid with a chosen deadline, a
+// temporary dir that --keep can keep, per-thread CPU time from
 // /proc/PID/task/*/schedstat, and the small formatting helpers of their
 // reports.
 //
@@ -21,6 +22,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -44,29 +48,36 @@ class NoCopy {
   ~NoCopy() = default;
 };
 
-// A benchmark's command line, read flag by flag:
-//   for (ArgReader args(argc, argv, Usage); args.Next();)
-//     if (args.Value("--runs", &v)) ... else if (args.Is("--keep")) ...
-//     else return false;
+// A benchmark's command line as a table of its flags:
+//   return ParseFlags(argc, argv, Usage, {TextFlag("--relsupd", &o->relsupd),
+//                                         IntFlag("--runs", &o->runs, 1),
+//                                         SwitchFlag("--keep", &o->keep)});
+// Every argument must be one of the flags (with its value, when it takes
+// one) and `set` must accept the value: false otherwise (a usage error).
 // -h and --help print the usage to stdout and exit 0.
-class ArgReader {
- public:
-  ArgReader(int argc, char** argv, void (*usage)(FILE*))
-      : argc_(argc), argv_(argv), usage_(usage) {}
-  // Moves to the next argument; false after the last.
-  bool Next();
-  // The argument is `flag`.
-  bool Is(const char* flag) const;
-  // The argument is `flag` and a value follows it (consumed, in *value).
-  bool Value(const char* flag, const char** value);
-  bool Value(const char* flag, std::string* value);
-
- private:
-  int argc_;
-  char** argv_;
-  void (*usage_)(FILE*);
-  int i_ = 0;
+struct Flag {
+  const char* name;
+  bool takes_value;
+  std::function<bool(const char* value)> set;  // value null without one
 };
+bool ParseFlags(int argc, char** argv, void (*usage)(FILE*),
+                const std::vector<Flag>& flags);
+
+// The flags of the usual kinds. IntFlag: a whole number (atoll) from `min`
+// to `max`. PositiveFlag: a number (atof) above 0. TextFlag: any string.
+// SwitchFlag: no value, sets *out.
+template <typename T>
+Flag IntFlag(const char* name, T* out, T min,
+             T max = std::numeric_limits<T>::max()) {
+  return {name, true, [=](const char* v) {
+            const long long n = std::atoll(v);
+            *out = static_cast<T>(n);
+            return *out >= min && *out <= max;
+          }};
+}
+Flag PositiveFlag(const char* name, double* out);
+Flag TextFlag(const char* name, std::string* out);
+Flag SwitchFlag(const char* name, bool* out);
 
 // The usage on stderr; the exit code of a usage error, 2.
 int UsageError(void (*usage)(FILE*));
@@ -90,6 +101,8 @@ const char* Verdict(bool pass);  // "PASS" or "FAIL"
 // The 1-minute load average as /proc/loadavg prints it; "?" when unknown.
 std::string LoadAverage();
 
+// "a,b,c" -> {"a", "b", "c"}; "" -> {}.
+std::vector<std::string> SplitCommas(const std::string& text);
 // Without leading and trailing blanks and newlines.
 std::string Trim(std::string s);
 // The last `n` lines of `s`.
@@ -152,6 +165,13 @@ class DaemonProcess : NoCopy {
              const std::string& socket, const std::string& log,
              std::string* error,
              const std::vector<std::string>& extra_args = {});
+  // Polls `BINARY ctl --socket SOCKET --json info` (run in `dir`: its
+  // output in dir/run.out and run.err) every 20 ms until it answers, for up
+  // to `timeout_s`; the answer (the daemon's info, JSON) in *info when set.
+  // False with why: the daemon exited, the benchmark was interrupted, or no
+  // answer in time (with the last failure).
+  bool WaitReady(const std::string& dir, double timeout_s, std::string* error,
+                 std::string* info = nullptr);
   // True once the daemon exited on its own (reaps it).
   bool Exited();
   // SIGTERM, then waits up to `timeout_s` (set_stop_timeout); SIGKILL
@@ -167,7 +187,7 @@ class DaemonProcess : NoCopy {
   pid_t pid_ = -1;
   int exit_status_ = 0;
   double stop_timeout_s_ = 10;
-  std::string log_;
+  std::string binary_, socket_, log_;
 };
 
 // CPU time of every living thread of `pid` (schedstat), in ns; -1 when

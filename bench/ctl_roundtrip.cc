@@ -81,31 +81,25 @@ void Usage(FILE* out) {
                RELSUPD_BIN);
 }
 
-bool ParseArgs(int argc, char** argv, Options* o) {
-  for (ArgReader args(argc, argv, Usage); args.Next();) {
-    const char* v = nullptr;
-    if (args.Value("--relsupd", &o->relsupd)) continue;
-    if (args.Value("--duration", &v)) {
-      o->duration_s = std::atof(v);
-      if (!(o->duration_s > 0)) return false;
-    } else if (args.Value("--runs", &v)) {
-      o->runs = std::atoi(v);
-      if (o->runs < 1) return false;
-    } else if (args.Value("--clients", &v)) {
-      o->clients.clear();
-      std::stringstream ss(v);
-      std::string item;
-      while (std::getline(ss, item, ',')) {
-        int n = std::atoi(item.c_str());
-        if (n < 1 || n > 1000) return false;
-        o->clients.push_back(n);
-      }
-      if (o->clients.empty()) return false;
-    } else {
-      return false;
-    }
+// "N,N,...": client counts from 1 to 1000.
+bool ParseClients(const char* text, std::vector<int>* clients) {
+  clients->clear();
+  for (const std::string& item : SplitCommas(text)) {
+    int n = std::atoi(item.c_str());
+    if (n < 1 || n > 1000) return false;
+    clients->push_back(n);
   }
-  return true;
+  return !clients->empty();
+}
+
+bool ParseArgs(int argc, char** argv, Options* o) {
+  return ParseFlags(
+      argc, argv, Usage,
+      {TextFlag("--relsupd", &o->relsupd),
+       PositiveFlag("--duration", &o->duration_s),
+       IntFlag("--runs", &o->runs, 1),
+       {"--clients", true,
+        [o](const char* v) { return ParseClients(v, &o->clients); }}});
 }
 
 double Seconds(Clock::duration d) {

@@ -56,6 +56,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -107,28 +108,13 @@ void Usage(FILE* out) {
 }
 
 bool ParseArgs(int argc, char** argv, Options* o) {
-  for (ArgReader args(argc, argv, Usage); args.Next();) {
-    const char* v = nullptr;
-    if (args.Value("--relsupd", &o->relsupd)) continue;
-    if (args.Value("--rounds", &v)) {
-      o->rounds = std::atoi(v);
-      if (o->rounds < 1 || o->rounds > 100) return false;
-    } else if (args.Value("--files", &v)) {
-      o->files = std::atoi(v);
-      if (o->files < 10 || o->files > 1'000'000) return false;
-    } else if (args.Value("--mib", &v)) {
-      o->mib = static_cast<uint64_t>(std::atoll(v));
-      if (o->mib < 2 || o->mib > 100'000) return false;
-    } else if (args.Value("--settle", &v)) {
-      o->settle_s = std::atoi(v);
-      if (o->settle_s < 0 || o->settle_s > 3600) return false;
-    } else if (args.Is("--keep")) {
-      o->keep = true;
-    } else {
-      return false;
-    }
-  }
-  return true;
+  return ParseFlags(argc, argv, Usage,
+                    {TextFlag("--relsupd", &o->relsupd),
+                     IntFlag("--rounds", &o->rounds, 1, 100),
+                     IntFlag("--files", &o->files, 10, 1'000'000),
+                     IntFlag<uint64_t>("--mib", &o->mib, 2, 100'000),
+                     IntFlag("--settle", &o->settle_s, 0, 3600),
+                     SwitchFlag("--keep", &o->keep)});
 }
 
 double Seconds(Clock::duration d) {
@@ -464,24 +450,6 @@ class Bench {
     return true;
   }
 
-  bool WaitReady(DaemonProcess& d, const std::string& socket) {
-    auto deadline = Clock::now() + std::chrono::seconds(30);
-    std::string last;
-    while (Clock::now() < deadline && !g_interrupted.load()) {
-      if (d.Exited()) {
-        error_ = "the daemon exited (" + DescribeStatus(d.exit_status()) + ")";
-        return false;
-      }
-      RunResult r = RunStep({o_.relsupd, "ctl", "--socket", socket, "info"}, tmp_);
-      if (r.ok()) return true;
-      last = r.Describe();
-      usleep(20'000);
-    }
-    error_ = g_interrupted.load() ? "interrupted"
-                                  : "`ctl info` got no answer within 30 s: " + last;
-    return false;
-  }
-
   // Imports `file`; returns the build id.
   bool Import(const std::string& socket, const std::string& file, double* secs,
               std::string* id) {
@@ -545,7 +513,7 @@ class Bench {
     std::filesystem::create_directory(dir, ec);
     auto t0 = Clock::now();
     if (!d.Start(o_.relsupd, dir + "/state", socket, dir + "/daemon.log", &error_) ||
-        !WaitReady(d, socket))
+        !d.WaitReady(tmp_, 30, &error_))
       return false;
     g_overhead.start_stop_s += Seconds(Clock::now() - t0);
     RunResult r;
@@ -700,21 +668,18 @@ bool BuildApps(const Options& o, const std::string& tmp, const std::string& scra
   auto t0 = Clock::now();
   if (!MakeTree(src, o, &tree, error)) return false;
   const double gen_s = Seconds(Clock::now() - t0);
-  SyncFs(tmp);
-  RunResult b1 = RunStep({o.relsupd, "build", src, "-o", app1}, tmp, scratch_dir);
-  if (!b1.ok()) {
-    *error = "relsupd build " + src + " failed (" + b1.Describe() + ")";
-    return false;
-  }
-  *build_s = b1.ms / 1e3;
+  // `relsupd build SRC -o out` after a syncfs; its wall time in s, -1.
+  auto build = [&](const std::string& out) {
+    SyncFs(tmp);
+    RunResult b = RunStep({o.relsupd, "build", src, "-o", out}, tmp, scratch_dir);
+    if (b.ok()) return b.ms / 1e3;
+    *error = "relsupd build " + src + " failed (" + b.Describe() + ")";
+    return -1.0;
+  };
+  *build_s = build(app1);
+  if (*build_s < 0) return false;
   WriteBigFile(src, 2, error);
-  if (!error->empty()) return false;
-  SyncFs(tmp);
-  RunResult b2 = RunStep({o.relsupd, "build", src, "-o", app2}, tmp, scratch_dir);
-  if (!b2.ok()) {
-    *error = "relsupd build " + src + " failed (" + b2.Describe() + ")";
-    return false;
-  }
+  if (!error->empty() || build(app2) < 0) return false;
   struct stat a1{}, a2{};
   ::stat(app1.c_str(), &a1);
   ::stat(app2.c_str(), &a2);
@@ -768,46 +733,37 @@ bool RunRounds(const Options& o, Bench& bench, Daemons& daemons, const std::stri
 
 // The table of figures, medians of the rounds with their spread.
 void PrintTable(const std::vector<Round>& rounds, double build_s) {
-  auto med = [&](auto f) { return MedianOf(rounds, f); };
-  const double ratio = med([](const Round& r) { return r.ratio(); });
-  const double g_incl = med([](const Round& r) { return static_cast<double>(r.growth()); });
-  const double g_excl = med([](const Round& r) {
-    return static_cast<double>(r.growth_without_artifact());
-  });
-  const std::string growth_target =
-      "< " + std::to_string(kTargetGrowthBytes >> 10) + " KiB";
-  auto kib = [](double b) { return Fmt("%.0f KiB", b / 1024); };
+  using Figure = std::function<double(const Round&)>;
+  // A timed step, without a target.
+  auto step = [&](const char* label, const Figure& f) {
+    Row(label, Secs(MedianOf(rounds, f)), Spread(rounds, f), "-", "");
+  };
+  // The state dir's growth for v2, against its target.
+  auto growth = [&](const char* label, const Figure& f) {
+    const double median = MedianOf(rounds, f);
+    Row(label, Fmt("%.0f KiB", median / 1024), Spread(rounds, f, "%.0f", 1024),
+        "< " + std::to_string(kTargetGrowthBytes >> 10) + " KiB",
+        Verdict(median < static_cast<double>(kTargetGrowthBytes)));
+  };
+  const Figure ratio = [](const Round& r) { return r.ratio(); };
+  const double median_ratio = MedianOf(rounds, ratio);
 
   std::printf("\n");
   Row("figure (median of the rounds)", "value", "min..max", "target", "");
   Row("relsupd build DIR -o app1.tar.gz (once)", Secs(build_s), "", "-", "");
-  Row("ctl build import bench app1.tar.gz",
-      Secs(med([](const Round& r) { return r.import1_s; })),
-      Spread(rounds, [](const Round& r) { return r.import1_s; }), "-", "");
-  Row("ctl release create bench --build ID1 (v1)",
-      Secs(med([](const Round& r) { return r.create1_s; })),
-      Spread(rounds, [](const Round& r) { return r.create1_s; }), "-", "");
-  Row("tar -xzf app1.tar.gz -C fresh_dir", Secs(med([](const Round& r) { return r.tar_s(); })),
-      Spread(rounds, [](const Round& r) { return r.tar_s(); }), "-", "");
-  Row("  release create / tar -xzf", Fmt("%.2fx", ratio),
-      Spread(rounds, [](const Round& r) { return r.ratio(); }),
-      Fmt("<= %.1fx", kTargetCreateVsTar), Verdict(ratio <= kTargetCreateVsTar));
-  Row("ctl build import bench app2.tar.gz",
-      Secs(med([](const Round& r) { return r.import2_s; })),
-      Spread(rounds, [](const Round& r) { return r.import2_s; }), "-", "");
-  Row("ctl release create bench --build ID2 (v2)",
-      Secs(med([](const Round& r) { return r.create2_s; })),
-      Spread(rounds, [](const Round& r) { return r.create2_s; }), "-", "");
-  Row("  state dir growth, without the artifact", kib(g_excl),
-      Spread(rounds, [](const Round& r) {
-        return static_cast<double>(r.growth_without_artifact()); }, "%.0f", 1024),
-      growth_target, Verdict(g_excl < static_cast<double>(kTargetGrowthBytes)));
-  Row("  state dir growth, with the artifact", kib(g_incl),
-      Spread(rounds, [](const Round& r) {
-        return static_cast<double>(r.growth()); }, "%.0f", 1024),
-      growth_target, Verdict(g_incl < static_cast<double>(kTargetGrowthBytes)));
-  Row("ctl release verify bench v2", Secs(med([](const Round& r) { return r.verify_s; })),
-      Spread(rounds, [](const Round& r) { return r.verify_s; }), "-", "");
+  step("ctl build import bench app1.tar.gz", [](const Round& r) { return r.import1_s; });
+  step("ctl release create bench --build ID1 (v1)", [](const Round& r) { return r.create1_s; });
+  step("tar -xzf app1.tar.gz -C fresh_dir", [](const Round& r) { return r.tar_s(); });
+  Row("  release create / tar -xzf", Fmt("%.2fx", median_ratio), Spread(rounds, ratio),
+      Fmt("<= %.1fx", kTargetCreateVsTar), Verdict(median_ratio <= kTargetCreateVsTar));
+  step("ctl build import bench app2.tar.gz", [](const Round& r) { return r.import2_s; });
+  step("ctl release create bench --build ID2 (v2)", [](const Round& r) { return r.create2_s; });
+  growth("  state dir growth, without the artifact", [](const Round& r) {
+    return static_cast<double>(r.growth_without_artifact());
+  });
+  growth("  state dir growth, with the artifact",
+         [](const Round& r) { return static_cast<double>(r.growth()); });
+  step("ctl release verify bench v2", [](const Round& r) { return r.verify_s; });
 }
 
 // What the figures are made of: CPU times, the late tar, the growth by

@@ -3,7 +3,6 @@
 #include "bench/supervise/options.h"
 
 #include <cstdlib>
-#include <sstream>
 
 namespace relsupd::bench::supervise {
 namespace {
@@ -11,13 +10,9 @@ namespace {
 // "a,b,c" -> its items, each one of `allowed`; false for another or none.
 bool ParseList(const std::string& text, const std::set<std::string>& allowed,
                std::vector<std::string>* out) {
-  out->clear();
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
+  *out = SplitCommas(text);
+  for (const std::string& item : *out)
     if (allowed.count(item) == 0) return false;
-    out->push_back(item);
-  }
   return !out->empty();
 }
 
@@ -62,54 +57,33 @@ void Usage(FILE* out) {
 }
 
 bool ParseArgs(int argc, char** argv, Options* o) {
-  for (ArgReader args(argc, argv, Usage); args.Next();) {
-    const char* v = nullptr;
-    auto positive = [&](int* out) {
-      *out = std::atoi(v);
-      return *out > 0;
-    };
-    if (args.Value("--relsupd", &o->relsupd)) continue;
-    if (args.Value("--pm2", &v)) {
-      o->pm2 = v;
-    } else if (args.Value("--peers", &v)) {
-      std::vector<std::string> peers;
-      if (!ParseList(v, {"relsupd", "runit", "supervisord", "pm2"}, &peers))
-        return false;
-      o->peers = peers;
-    } else if (args.Value("--phases", &v)) {
-      std::vector<std::string> phases;
-      if (!ParseList(v, {"restart", "fanout", "storm", "log"}, &phases))
-        return false;
-      o->phases = std::set<std::string>(phases.begin(), phases.end());
-    } else if (args.Value("--log-mb", &v)) {
-      if (!positive(&o->log_mb) || o->log_mb > 100000) return false;
-    } else if (args.Value("--log-line-bytes", &v)) {
-      if (!positive(&o->log_line_bytes) || o->log_line_bytes < 16 ||
-          o->log_line_bytes > 16384)
-        return false;
-    } else if (args.Value("--kills", &v)) {
-      if (!positive(&o->kills)) return false;
-    } else if (args.Value("--instances", &v)) {
-      if (!positive(&o->instances)) return false;
-    } else if (args.Value("--gap-ms", &v)) {
-      if (!positive(&o->gap_ms)) return false;
-    } else if (args.Value("--fanout", &v)) {
-      if (!positive(&o->fanout) || o->fanout > 10000) return false;
-    } else if (args.Value("--storm", &v)) {
-      if (!positive(&o->storm) || o->storm > 10000) return false;
-    } else if (args.Value("--storm-seconds", &v)) {
-      o->storm_s = std::atof(v);
-      if (!(o->storm_s > 0)) return false;
-    } else if (args.Value("--rt", &v)) {
-      if (!positive(&o->rt_priority) || o->rt_priority > 99) return false;
-    } else if (args.Is("--keep")) {
-      o->keep = true;
-    } else {
+  auto peers = [o](const char* v) {
+    return ParseList(v, {"relsupd", "runit", "supervisord", "pm2"}, &o->peers);
+  };
+  auto phases = [o](const char* v) {
+    std::vector<std::string> list;
+    if (!ParseList(v, {"restart", "fanout", "storm", "log"}, &list))
       return false;
-    }
-  }
-  // The writer numbers its lines with 9 digits.
-  return o->LogLines() <= 999'999'999;
+    o->phases = std::set<std::string>(list.begin(), list.end());
+    return true;
+  };
+  return ParseFlags(argc, argv, Usage,
+                    {TextFlag("--relsupd", &o->relsupd),
+                     TextFlag("--pm2", &o->pm2),
+                     {"--peers", true, peers},
+                     {"--phases", true, phases},
+                     IntFlag("--log-mb", &o->log_mb, 1, 100000),
+                     IntFlag("--log-line-bytes", &o->log_line_bytes, 16, 16384),
+                     IntFlag("--kills", &o->kills, 1),
+                     IntFlag("--instances", &o->instances, 1),
+                     IntFlag("--gap-ms", &o->gap_ms, 1),
+                     IntFlag("--fanout", &o->fanout, 1, 10000),
+                     IntFlag("--storm", &o->storm, 1, 10000),
+                     PositiveFlag("--storm-seconds", &o->storm_s),
+                     IntFlag("--rt", &o->rt_priority, 1, 99),
+                     SwitchFlag("--keep", &o->keep)}) &&
+         // The writer numbers its lines with 9 digits.
+         o->LogLines() <= 999'999'999;
 }
 
 }  // namespace relsupd::bench::supervise

@@ -1,7 +1,8 @@
 // A compared supervisor (relsupd, runit, supervisord, PM2) as the phases
 // drive it, and the figures one run measured of it.
 //
-// One Peer per compared supervisor, made by main() with New<Name>Peer,
+// One Peer per compared supervisor, made by main() with New<Name>Peer
+// (the helpers every peer uses are in peer.cc),
 // owns every process it starts (by pid) and stops them in StopPhase and
 // Teardown, which its owner calls before it destroys it (RunPeer does,
 // whatever happened); it keeps references to the Options and the hello
@@ -94,11 +95,12 @@ class Peer {
   // Phase 2: writes what the fan-out needs, so that Trigger only starts it.
   virtual bool PrepareFanout(int n, const std::string& marker,
                              std::string* error) = 0;
-  // Starts the fan-out (returns at once; the CLI it may run is reaped later
-  // by FinishTrigger).
+  // Starts the fan-out (returns at once; the CLI it may run, started with
+  // StartTrigger, is reaped later by FinishTrigger).
   virtual bool TriggerFanout(std::string* error) = 0;
-  // Waits for what Trigger ran; its wall time in ms (-1 when none).
-  virtual double FinishTrigger() { return -1; }
+  // Waits for what StartTrigger ran; its wall time in ms (-1 when none or
+  // when it failed).
+  double FinishTrigger();
   // Phase 3: `m` services that exit 1 at once and restart forever.
   virtual bool StartStorm(int m, std::string* error) = 0;
   virtual std::vector<std::string> StatusCommand() = 0;
@@ -128,10 +130,31 @@ class Peer {
   virtual std::string Config() const = 0;
 
  protected:
+  // Finds each program on PATH into its string; false, with `missing` in
+  // *why, when one is not there.
+  bool FindPrograms(
+      const std::vector<std::pair<std::string*, const char*>>& programs,
+      const char* missing, std::string* why);
+  // The last line `args` printed (run in the peer's dir, `env` added); "?"
+  // when it failed.
+  std::string VersionOf(const std::vector<std::string>& args,
+                        const std::vector<std::string>& env = {});
+  // Starts the fan-out's trigger command (output to `log`) and its clock;
+  // FinishTrigger waits up to `timeout_s` for it (0: without a limit), then
+  // kills it.
+  bool StartTrigger(const std::vector<std::string>& args,
+                    const std::string& log, const std::vector<std::string>& env,
+                    double timeout_s, std::string* error);
+
   std::string name_;
   const Options& o_;
   std::string dir_;
   HelloSocket* hello_;
+
+ private:
+  pid_t trigger_ = -1;
+  int64_t trigger_t0_ = 0;
+  double trigger_timeout_s_ = 0;
 };
 
 // One per file: peer_relsupd.cc, peer_runit.cc, peer_supervisord.cc,

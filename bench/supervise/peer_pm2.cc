@@ -35,6 +35,21 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
+// One fork-mode app of an ecosystem file, output discarded.
+Json App(const std::string& name, const std::string& script,
+         const std::vector<std::string>& args) {
+  return Json{{"name", name},
+              {"script", script},
+              {"args", args},
+              {"interpreter", "none"},
+              {"exec_mode", "fork"},
+              {"autorestart", true},
+              {"out_file", "/dev/null"},
+              {"error_file", "/dev/null"},
+              {"max_restarts", 1000000},
+              {"merge_logs", true}};
+}
+
 class Pm2Peer final : public Peer {
  public:
   using Peer::Peer;
@@ -61,9 +76,8 @@ class Pm2Peer final : public Peer {
     }
     home_ = dir_ + "/home";
     fs::create_directories(home_);
-    RunResult r = RunIn({pm2_, "--version"}, dir_, 120, Env());
     // `pm2 --version` may start no daemon, but kill whatever it did.
-    *version = r.ok() ? Trim(LastLines(Trim(r.out), 1)) : "?";
+    *version = VersionOf({pm2_, "--version"}, Env());
     RunIn({pm2_, "kill"}, dir_, 120, Env());
     KillStrays();
     return true;
@@ -86,28 +100,8 @@ class Pm2Peer final : public Peer {
     return WriteFile(fanout_file_, Json{{"apps", apps}}.dump());
   }
   bool TriggerFanout(std::string* error) override {
-    trigger_t0_ = MonoNs();
-    trigger_ = Spawn({pm2_, "start", fanout_file_}, dir_ + "/pm2-start.log",
-                     Env(), error);
-    return trigger_ > 0;
-  }
-  double FinishTrigger() override {
-    if (trigger_ <= 0) return -1;
-    int status = 0;
-    const int64_t deadline = MonoNs() + 300'000'000'000;
-    for (;;) {
-      pid_t r = waitpid(trigger_, &status, WNOHANG);
-      if (r == trigger_ || (r < 0 && errno != EINTR)) break;
-      if (MonoNs() > deadline || g_interrupted.load()) {
-        kill(trigger_, SIGKILL);
-        waitpid(trigger_, &status, 0);
-        break;
-      }
-      SleepMs(5);
-    }
-    double ms = static_cast<double>(MonoNs() - trigger_t0_) / 1e6;
-    trigger_ = -1;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? ms : -1;
+    return StartTrigger({pm2_, "start", fanout_file_}, dir_ + "/pm2-start.log",
+                        Env(), 300, error);
   }
   bool StartStorm(int m, std::string* error) override {
     if (!StartGod(error)) return false;
@@ -148,16 +142,9 @@ class Pm2Peer final : public Peer {
   pid_t Root() override { return god_; }
   void StopPhase() override {
     if (pm2_.empty()) return;
-    if (trigger_ > 0) FinishTrigger();
+    FinishTrigger();  // a `pm2 start` still running
     RunIn({pm2_, "kill"}, dir_, 120, Env());
-    if (god_ > 0) {
-      // Adopted by us (subreaper): reap it.
-      int status = 0;
-      const int64_t deadline = MonoNs() + 10'000'000'000;
-      while (waitpid(god_, &status, WNOHANG) == 0 && MonoNs() < deadline)
-        SleepMs(10);
-      god_ = -1;
-    }
+    ReapAdopted(&god_, 10);
     KillStraysAfter("pm2", "pm2 kill");
   }
   std::string Config() const override {
@@ -174,22 +161,10 @@ class Pm2Peer final : public Peer {
   std::vector<std::string> Env() const {
     return {"PM2_HOME=" + home_, "PM2_DISABLE_VERSION_CHECK=true"};
   }
-  static Json App(const std::string& name, const std::string& script,
-                  const std::vector<std::string>& args) {
-    return Json{{"name", name},
-                {"script", script},
-                {"args", args},
-                {"interpreter", "none"},
-                {"exec_mode", "fork"},
-                {"autorestart", true},
-                {"out_file", "/dev/null"},
-                {"error_file", "/dev/null"},
-                {"max_restarts", 1000000},
-                {"merge_logs", true}};
-  }
   bool StartGod(std::string* error) {
     RunResult r = RunIn({pm2_, "ping"}, dir_, 60, Env());
-    god_ = static_cast<pid_t>(std::atoi(support::ReadFileOrEmpty(home_ + "/pm2.pid").c_str()));
+    god_ = static_cast<pid_t>(
+        std::atoi(support::ReadFileOrEmpty(home_ + "/pm2.pid").c_str()));
     if (!r.ok() || god_ <= 0) {
       *error = "pm2 ping: " + r.Describe();
       return false;
@@ -209,8 +184,6 @@ class Pm2Peer final : public Peer {
 
   std::string pm2_, home_, fanout_file_, log_dir_;
   pid_t god_ = -1;
-  pid_t trigger_ = -1;
-  int64_t trigger_t0_ = 0;
 };
 
 }  // namespace

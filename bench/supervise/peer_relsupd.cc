@@ -34,6 +34,31 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
+// The daemon's relsupd.yaml.
+std::string DaemonConfig(const Options& o) {
+  // Round-robin kills reach each instance every ~1.5 s: a reset after 1 s
+  // makes each kill a first restart. The storm restarts at most once a
+  // second (backoff 100 ms doubling to 1 s), like runsv; no crash limit.
+  // The log keys matter only to the log phase (the other phases' children
+  // write nothing): the default rate limit (4 MiB/s per instance) is a
+  // deliberate throttle that would make the phase measure it, and the
+  // default 4 files of 8 MiB would rotate most of the lines away.
+  return "log_level: warn\n"
+         "restart_initial_delay: 100ms\n"
+         "restart_max_delay: 1s\n"
+         "restart_reset_after: 1s\n"
+         "crash_limit: 1000000\n"
+         "crash_window: 10s\n"
+         "log_rate_limit: " +
+         std::to_string(kLogRateLimit) +
+         "\n"
+         "log_max_file_bytes: " +
+         std::to_string(kLogFileBytes) +
+         "\n"
+         "log_max_files: " +
+         std::to_string(o.LogFilesToKeep()) + "\n";
+}
+
 class RelsupdPeer final : public Peer {
  public:
   using Peer::Peer;
@@ -41,29 +66,7 @@ class RelsupdPeer final : public Peer {
   bool Setup(std::string* why, std::string* version) override {
     socket_ = dir_ + "/s.sock";
     fs::create_directories(dir_ + "/state");
-    // Round-robin kills reach each instance every ~1.5 s: a reset after 1 s
-    // makes each kill a first restart. The storm restarts at most once a
-    // second (backoff 100 ms doubling to 1 s), like runsv; no crash limit.
-    // The log keys matter only to the log phase (the other phases' children
-    // write nothing): the default rate limit (4 MiB/s per instance) is a
-    // deliberate throttle that would make the phase measure it, and the
-    // default 4 files of 8 MiB would rotate most of the lines away.
-    const std::string config =
-        "log_level: warn\n"
-        "restart_initial_delay: 100ms\n"
-        "restart_max_delay: 1s\n"
-        "restart_reset_after: 1s\n"
-        "crash_limit: 1000000\n"
-        "crash_window: 10s\n"
-        "log_rate_limit: " +
-        std::to_string(kLogRateLimit) +
-        "\n"
-        "log_max_file_bytes: " +
-        std::to_string(kLogFileBytes) +
-        "\n"
-        "log_max_files: " +
-        std::to_string(o_.LogFilesToKeep()) + "\n";
-    if (!WriteFile(dir_ + "/relsupd.yaml", config)) {
+    if (!WriteFile(dir_ + "/relsupd.yaml", DaemonConfig(o_))) {
       *why = "cannot write " + dir_ + "/relsupd.yaml";
       return false;
     }
@@ -78,20 +81,9 @@ class RelsupdPeer final : public Peer {
     return true;
   }
   bool TriggerFanout(std::string* error) override {
-    trigger_t0_ = MonoNs();
-    trigger_ = Spawn({o_.relsupd, "ctl", "--socket", socket_, "scale", "bench",
-                      "worker=" + std::to_string(n_)},
-                     dir_ + "/scale.log", {}, error);
-    return trigger_ > 0;
-  }
-  double FinishTrigger() override {
-    if (trigger_ <= 0) return -1;
-    int status = 0;
-    while (waitpid(trigger_, &status, 0) < 0 && errno == EINTR) {
-    }
-    double ms = static_cast<double>(MonoNs() - trigger_t0_) / 1e6;
-    trigger_ = -1;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? ms : -1;
+    return StartTrigger({o_.relsupd, "ctl", "--socket", socket_, "scale",
+                         "bench", "worker=" + std::to_string(n_)},
+                        dir_ + "/scale.log", {}, 0, error);
   }
   bool StartStorm(int m, std::string* error) override {
     return Ctl({"scale", "bench", "crash=" + std::to_string(m)}, error);
@@ -149,27 +141,29 @@ class RelsupdPeer final : public Peer {
            "; JSON lines with time, app, release, "
            "process, stream";
   }
-  pid_t Root() override { return daemon_; }
+  pid_t Root() override { return daemon_.pid(); }
   void StopPhase() override {
     std::string error;
-    if (daemon_ <= 0) return;
+    if (daemon_.pid() <= 0) return;
     if (!Ctl({"scale", "bench", "child=0", "worker=0", "crash=0", "log=0"},
              &error))
       std::fprintf(stderr, "supervise: relsupd: %s\n", error.c_str());
-    if (!WaitNoDescendants(daemon_, 60))
+    if (!WaitNoDescendants(daemon_.pid(), 60))
       std::fprintf(stderr,
                    "supervise: relsupd: instances still running 60 s after "
                    "scale to 0; killing them\n");
-    KillStrays({daemon_});
+    KillStrays({daemon_.pid()});
   }
   void Teardown() override {
-    if (daemon_ > 0) {
-      int status = StopChild(daemon_, SIGTERM, 30);
+    if (daemon_.pid() > 0) {
+      daemon_.Stop();
+      const int status = daemon_.exit_status();
       if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-        std::fprintf(stderr, "supervise: relsupd daemon stopped: %s\n%s",
-                     DescribeStatus(status).c_str(),
-                     LastLines(support::ReadFileOrEmpty(dir_ + "/daemon.log"), 20).c_str());
-      daemon_ = -1;
+        std::fprintf(
+            stderr, "supervise: relsupd daemon stopped: %s\n%s",
+            DescribeStatus(status).c_str(),
+            LastLines(support::ReadFileOrEmpty(dir_ + "/daemon.log"), 20)
+                .c_str());
     }
     KillStrays();
   }
@@ -184,41 +178,23 @@ class RelsupdPeer final : public Peer {
  private:
   // Starts the daemon and waits until `ctl info` answers (15 s).
   bool StartDaemon(std::string* why, std::string* version) {
-    std::string error;
-    daemon_ = Spawn({o_.relsupd, "daemon", "--state-dir", dir_ + "/state",
-                     "--socket", socket_, "--config", dir_ + "/relsupd.yaml"},
-                    dir_ + "/daemon.log", {}, &error);
-    if (daemon_ < 0) {
-      *why = error;
-      return false;
+    std::string info;
+    daemon_.set_stop_timeout(30);
+    if (daemon_.Start(o_.relsupd, dir_ + "/state", socket_,
+                      dir_ + "/daemon.log", why,
+                      {"--config", dir_ + "/relsupd.yaml"}) &&
+        daemon_.WaitReady(dir_, 15, why, &info)) {
+      try {
+        *version = Json::parse(info).value("version", "?");
+      } catch (...) {
+        *version = "?";
+      }
+      return true;
     }
-    const int64_t deadline = MonoNs() + 15'000'000'000;
-    for (;;) {
-      RunResult r =
-          RunIn({o_.relsupd, "ctl", "--socket", socket_, "--json", "info"},
-                dir_, 120);
-      if (r.ok()) {
-        try {
-          *version = Json::parse(r.out).value("version", "?");
-        } catch (...) {
-          *version = "?";
-        }
-        break;
-      }
-      int status = 0;
-      if (waitpid(daemon_, &status, WNOHANG) == daemon_) {
-        daemon_ = -1;
-        *why = "the daemon exited (" + DescribeStatus(status) +
-               "): " + Trim(LastLines(support::ReadFileOrEmpty(dir_ + "/daemon.log"), 5));
-        return false;
-      }
-      if (MonoNs() > deadline || g_interrupted.load()) {
-        *why = "no answer on " + socket_ + " within 15 s: " + r.Describe();
-        return false;
-      }
-      SleepMs(20);
-    }
-    return true;
+    const std::string log =
+        Trim(LastLines(support::ReadFileOrEmpty(dir_ + "/daemon.log"), 5));
+    if (!log.empty()) *why += ": " + log;
+    return false;
   }
 
   // The app `bench`, built, imported, released as v1 and activated.
@@ -298,9 +274,7 @@ class RelsupdPeer final : public Peer {
   }
 
   std::string socket_;
-  pid_t daemon_ = -1;
-  pid_t trigger_ = -1;
-  int64_t trigger_t0_ = 0;
+  DaemonProcess daemon_;  // stopped by Teardown
   int n_ = 0;
 };
 

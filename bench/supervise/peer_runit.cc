@@ -30,21 +30,26 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A service dir `svc` whose ./run is `run`: a symlink to that program, or
+// a script of that text when it starts with "#!".
+void MakeService(const std::string& svc, const std::string& run) {
+  fs::create_directories(svc);
+  if (run.starts_with("#!"))
+    WriteFile(svc + "/run", run, 0755);
+  else
+    fs::create_symlink(run, svc + "/run");
+}
+
 class RunitPeer final : public Peer {
  public:
   using Peer::Peer;
 
   bool Setup(std::string* why, std::string* version) override {
-    runsvdir_ = FindOnPath("runsvdir");
-    sv_ = FindOnPath("sv");
-    svlogd_ = FindOnPath("svlogd");
-    if (runsvdir_.empty() || sv_.empty() || svlogd_.empty()) {
-      *why = "runsvdir/sv not found; apt-get install runit";
+    if (!FindPrograms(
+            {{&runsvdir_, "runsvdir"}, {&sv_, "sv"}, {&svlogd_, "svlogd"}},
+            "runsvdir/sv not found; apt-get install runit", why))
       return false;
-    }
-    RunResult r =
-        RunIn({"dpkg-query", "-W", "-f", "${Version}", "runit"}, dir_, 120);
-    *version = r.ok() ? Trim(r.out) : "?";
+    *version = VersionOf({"dpkg-query", "-W", "-f", "${Version}", "runit"});
     return true;
   }
   bool StartChildren(int k, std::string* error) override {
@@ -52,21 +57,16 @@ class RunitPeer final : public Peer {
     // ./run is supervise_child itself (a symlink: no shell in between);
     // it finds the socket in SUPERVISE_SOCK and names itself after the
     // service directory.
-    for (int i = 1; i <= k; ++i) {
-      std::string svc = phase_dir_ + "/runit." + std::to_string(i);
-      fs::create_directories(svc);
-      fs::create_symlink(o_.child, svc + "/run");
-    }
+    for (int i = 1; i <= k; ++i)
+      MakeService(phase_dir_ + "/runit." + std::to_string(i), o_.child);
     return StartRunsvdir(error);
   }
   bool PrepareFanout(int n, const std::string& marker, std::string*) override {
     NewDir("fanout");
     // The usual runit run script.
-    for (int i = 1; i <= n; ++i) {
-      std::string svc = phase_dir_ + "/s" + std::to_string(i);
-      fs::create_directories(svc);
-      WriteFile(svc + "/run", "#!/bin/sh\nexec sleep " + marker + "\n", 0755);
-    }
+    for (int i = 1; i <= n; ++i)
+      MakeService(phase_dir_ + "/s" + std::to_string(i),
+                  "#!/bin/sh\nexec sleep " + marker + "\n");
     return true;
   }
   bool TriggerFanout(std::string* error) override {
@@ -75,10 +75,8 @@ class RunitPeer final : public Peer {
   bool StartStorm(int m, std::string* error) override {
     NewDir("storm");
     for (int i = 1; i <= m; ++i) {
-      std::string svc = phase_dir_ + "/c" + std::to_string(i);
-      fs::create_directories(svc);
-      fs::create_symlink("/bin/false", svc + "/run");
-      storm_dirs_.push_back(svc);
+      storm_dirs_.push_back(phase_dir_ + "/c" + std::to_string(i));
+      MakeService(storm_dirs_.back(), "/bin/false");
     }
     return StartRunsvdir(error);
   }
@@ -96,11 +94,9 @@ class RunitPeer final : public Peer {
     const std::string svc = phase_dir_ + "/w1";
     log_dir_ = svc + "/log/main";
     fs::create_directories(log_dir_);
-    WriteFile(svc + "/run",
-              "#!/bin/sh\nexec " + o_.writer + " " + hello_->path() + " " +
-                  std::to_string(lines) + " " + std::to_string(line_bytes) +
-                  "\n",
-              0755);
+    MakeService(svc, "#!/bin/sh\nexec " + o_.writer + " " + hello_->path() +
+                         " " + std::to_string(lines) + " " +
+                         std::to_string(line_bytes) + "\n");
     WriteFile(svc + "/log/run",
               "#!/bin/sh\nexec " + svlogd_ + " " + log_dir_ + "\n", 0755);
     WriteFile(log_dir_ + "/config",

@@ -29,19 +29,43 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// The storm's setting: retry a failed start (almost) forever.
+constexpr char kStormRetries[] = "startretries=1000000";
+
+// supervisord.conf of `n` processes of `command` as [program:PROGRAM], its
+// files in `d`; `extra`: more lines of the program's section.
+std::string Conf(const std::string& d, const std::string& program,
+                 const std::string& command, int n, const std::string& extra) {
+  return "[unix_http_server]\nfile=" + d +
+         "/supervisor.sock\n\n"
+         "[supervisord]\nlogfile=" +
+         d + "/supervisord.log\npidfile=" + d +
+         "/supervisord.pid\nchildlogdir=" + d + "/log\nnodaemon=true\nminfds=" +
+         std::to_string(std::max(1024, 6 * n + 64)) +
+         "\nminprocs=" + std::to_string(std::max(200, n + 64)) +
+         "\nloglevel=warn\n\n"
+         "[rpcinterface:supervisor]\n"
+         "supervisor.rpcinterface_factory = "
+         "supervisor.rpcinterface:make_main_rpcinterface\n\n"
+         "[supervisorctl]\nserverurl=unix://" +
+         d +
+         "/supervisor.sock\n\n"
+         "[program:" +
+         program + "]\ncommand=" + command +
+         "\nprocess_name=%(program_name)s_%(process_num)d\nnumprocs=" +
+         std::to_string(n) + "\nautorestart=true\n" + extra;
+}
+
 class SupervisordPeer final : public Peer {
  public:
   using Peer::Peer;
 
   bool Setup(std::string* why, std::string* version) override {
-    supervisord_ = FindOnPath("supervisord");
-    supervisorctl_ = FindOnPath("supervisorctl");
-    if (supervisord_.empty() || supervisorctl_.empty()) {
-      *why = "supervisord not found; apt-get install supervisor";
+    if (!FindPrograms({{&supervisord_, "supervisord"},
+                       {&supervisorctl_, "supervisorctl"}},
+                      "supervisord not found; apt-get install supervisor", why))
       return false;
-    }
-    RunResult r = RunIn({supervisord_, "--version"}, dir_, 120);
-    *version = r.ok() ? Trim(r.out) : "?";
+    *version = VersionOf({supervisord_, "--version"});
     return true;
   }
   bool StartChildren(int k, std::string* error) override {
@@ -57,7 +81,7 @@ class SupervisordPeer final : public Peer {
   bool StartStorm(int m, std::string* error) override {
     // startsecs stays 1 (the default): a process that exits sooner is a
     // failed start, retried with supervisord's backoff (1 s, 2 s, ...).
-    WriteConfig("crash", "/bin/false", m, "startretries=1000000\n");
+    WriteConfig("crash", "/bin/false", m, std::string(kStormRetries) + "\n");
     return Start(error);
   }
   std::vector<std::string> StatusCommand() override {
@@ -100,11 +124,10 @@ class SupervisordPeer final : public Peer {
   }
   std::string Config() const override {
     return "supervisord: `supervisord -n` per phase, [program:x] numprocs=N, "
-           "autorestart=true, "
-           "other settings default (output to log files in the temp dir); "
-           "fan-out timed from "
-           "the spawn of supervisord; storm: startretries=1000000 (backoff 1 "
-           "s, 2 s, ...)";
+           "autorestart=true, other settings default (output to log files in "
+           "the temp dir); fan-out timed from the spawn of supervisord; "
+           "storm: " +
+           std::string(kStormRetries) + " (backoff 1 s, 2 s, ...)";
   }
 
  private:
@@ -113,26 +136,7 @@ class SupervisordPeer final : public Peer {
     const std::string d = dir_ + "/" + program;
     fs::create_directories(d + "/log");
     conf_ = d + "/supervisord.conf";
-    WriteFile(conf_,
-              "[unix_http_server]\nfile=" + d +
-                  "/supervisor.sock\n\n"
-                  "[supervisord]\nlogfile=" +
-                  d + "/supervisord.log\npidfile=" + d +
-                  "/supervisord.pid\nchildlogdir=" + d +
-                  "/log\nnodaemon=true\nminfds=" +
-                  std::to_string(std::max(1024, 6 * n + 64)) +
-                  "\nminprocs=" + std::to_string(std::max(200, n + 64)) +
-                  "\nloglevel=warn\n\n"
-                  "[rpcinterface:supervisor]\n"
-                  "supervisor.rpcinterface_factory = "
-                  "supervisor.rpcinterface:make_main_rpcinterface\n\n"
-                  "[supervisorctl]\nserverurl=unix://" +
-                  d +
-                  "/supervisor.sock\n\n"
-                  "[program:" +
-                  program + "]\ncommand=" + command +
-                  "\nprocess_name=%(program_name)s_%(process_num)d\nnumprocs=" +
-                  std::to_string(n) + "\nautorestart=true\n" + extra);
+    WriteFile(conf_, Conf(d, program, command, n, extra));
     log_ = d + "/supervisord.out";
   }
   bool Start(std::string* error) {

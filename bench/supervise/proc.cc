@@ -152,6 +152,15 @@ void KillStraysAfter(const char* peer, const char* when) {
 
 // Waits until `root` has no descendants (other than itself) for up to
 // `timeout_s`; reaps adopted zombies meanwhile. True when none are left.
+void ReapAdopted(pid_t* pid, double timeout_s) {
+  if (*pid <= 0) return;
+  int status = 0;
+  const int64_t deadline = MonoNs() + static_cast<int64_t>(timeout_s * 1e9);
+  while (waitpid(*pid, &status, WNOHANG) == 0 && MonoNs() < deadline)
+    SleepMs(10);
+  *pid = -1;
+}
+
 bool WaitNoDescendants(pid_t root, double timeout_s) {
   const int64_t deadline = MonoNs() + static_cast<int64_t>(timeout_s * 1e9);
   for (;;) {

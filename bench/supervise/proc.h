@@ -50,6 +50,10 @@ int KillStrays(const std::set<pid_t>& keep = {}, std::string* what = nullptr);
 // KillStrays, and a line on stderr when it found any ("supervise: PEER:
 // killed N processes left after WHEN: ...").
 void KillStraysAfter(const char* peer, const char* when);
+// Reaps `*pid`, a process the benchmark adopted (it is a subreaper), once
+// it exits, waiting up to `timeout_s`; then sets *pid to -1. Nothing when
+// *pid is not set.
+void ReapAdopted(pid_t* pid, double timeout_s);
 // Waits until `root` has no descendants (other than itself) for up to
 // `timeout_s`; reaps adopted zombies meanwhile. True when none are left.
 bool WaitNoDescendants(pid_t root, double timeout_s);

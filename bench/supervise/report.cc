@@ -4,13 +4,30 @@
 
 #include <cstdio>
 #include <functional>
-#include <optional>
 #include <string>
+#include <vector>
 
 #include "bench/supervise/util.h"
 
 namespace relsupd::bench::supervise {
 namespace {
+
+using Test = std::function<bool(const PeerResult&)>;
+using Value = std::function<std::string(const PeerResult&)>;
+using Figures = std::vector<double> PeerResult::*;
+using Figure = double PeerResult::*;
+
+// One row of the table, as data: the label; `measured`, whether a peer has
+// the figure (else its cell is `missing`); the cell's text; and, where
+// relsupd has a target, its text and whether relsupd's figure meets it.
+struct Row {
+  std::string label;
+  Test measured;  // null: always
+  Value value;
+  std::string target = "";
+  Test pass = nullptr;
+  const char* missing = "n/a";
+};
 
 // The table: a column per peer, a row per figure, relsupd's target last.
 class Table {
@@ -19,324 +36,206 @@ class Table {
     for (const auto& r : results_)
       if (r.name == "relsupd" && r.na.empty()) rel_ = &r;
   }
-  // relsupd's result when it ran; null otherwise.
-  const PeerResult* rel() const { return rel_; }
   void Header() const {
     std::printf("%-36s", "figure");
     for (const auto& r : results_) std::printf(" %*s", kWidth, r.name.c_str());
     std::printf("   relsupd target\n");
   }
-  void Row(const std::string& label,
-           const std::function<std::string(const PeerResult&)>& cell,
-           const std::string& target) const {
-    std::printf("%-36s", label.c_str());
-    for (const auto& r : results_) {
-      std::string c = !r.na.empty() ? "n/a" : cell(r);
-      std::printf(" %*s", kWidth, c.c_str());
+  void Print(const std::vector<Row>& rows) const {
+    for (const Row& row : rows) {
+      std::printf("%-36s", row.label.c_str());
+      for (const auto& r : results_)
+        std::printf(" %*s", kWidth, Cell(row, r).c_str());
+      if (row.target.empty())
+        std::printf("\n");
+      else
+        std::printf("   %s\n", Target(row).c_str());
     }
-    if (target.empty())
-      std::printf("\n");
-    else
-      std::printf("   %s\n", target.c_str());
-  }
-  // "WHAT  PASS|FAIL", or n/a without relsupd; `pass` unset: not measured.
-  std::string Target(const std::string& what, std::optional<bool> pass) const {
-    if (!rel_) return what + "  n/a";
-    if (!pass) return what + "  FAIL (not measured)";
-    return what + "  " + Verdict(*pass);
   }
 
  private:
   static constexpr int kWidth = 16;
+
+  static bool Measured(const Row& row, const PeerResult& r) {
+    return !row.measured || row.measured(r);
+  }
+  static std::string Cell(const Row& row, const PeerResult& r) {
+    if (!r.na.empty()) return "n/a";
+    return Measured(row, r) ? row.value(r) : row.missing;
+  }
+  // "WHAT  PASS|FAIL", or n/a without relsupd; FAIL (not measured) when
+  // relsupd does not have the figure.
+  std::string Target(const Row& row) const {
+    if (!rel_) return row.target + "  n/a";
+    if (!Measured(row, *rel_)) return row.target + "  FAIL (not measured)";
+    return row.target + "  " + Verdict(row.pass(*rel_));
+  }
+
   const std::vector<PeerResult>& results_;
   const PeerResult* rel_ = nullptr;
 };
 
+// Cells: a percentile of a list, a figure / `divisor`, two cells as
+// "A / B", a cell with the processes counted "A [N]", a whole number.
+Value Pct(Figures list, double p, const char* format) {
+  return
+      [=](const PeerResult& r) { return Fmt(format, Percentile(r.*list, p)); };
+}
+Value Num(Figure field, const char* format, double divisor = 1) {
+  return [=](const PeerResult& r) { return Fmt(format, r.*field / divisor); };
+}
+Value Pair(Value a, Value b) {
+  return [=](const PeerResult& r) { return a(r) + " / " + b(r); };
+}
+Value Procs(Value a, int PeerResult::*procs) {
+  return [=](const PeerResult& r) {
+    return a(r) + " [" + std::to_string(r.*procs) + "]";
+  };
+}
+Value Whole(int64_t PeerResult::*field) {
+  return [=](const PeerResult& r) { return std::to_string(r.*field); };
+}
+
+// Tests: the phase's, and a figure set (>= 0) or a list not empty.
+Test And(Test phase, Figure field) {
+  return [=](const PeerResult& r) { return phase(r) && r.*field >= 0; };
+}
+Test AndAny(Test phase, Figures list) {
+  return [=](const PeerResult& r) { return phase(r) && !(r.*list).empty(); };
+}
+
 // The rows of the restart latency phase.
-void RestartRows(const Table& t) {
-  const PeerResult* rel = t.rel();
-  auto restart_ok = [](const PeerResult& r) {
+std::vector<Row> RestartRows() {
+  using R = PeerResult;
+  const Test ok = [](const R& r) {
     return r.restart_na.empty() && !r.restart_ms.empty();
   };
-  t.Row(
-      "restart latency median (ms)",
-      [&](const PeerResult& r) {
-        return restart_ok(r) ? Fmt("%.2f", Percentile(r.restart_ms, 0.5))
-                             : "n/a";
-      },
-      t.Target("< 1 ms",
-               rel && restart_ok(*rel)
-                   ? std::optional<bool>(rel->restart_timeouts == 0 &&
-                                         Percentile(rel->restart_ms, 0.5) <
-                                             kTargetRestartMedianMs)
-                   : std::nullopt));
-  t.Row(
-      "restart latency p95 (ms)",
-      [&](const PeerResult& r) {
-        return restart_ok(r) ? Fmt("%.2f", Percentile(r.restart_ms, 0.95))
-                             : "n/a";
-      },
-      t.Target("< 3 ms",
-               rel && restart_ok(*rel)
-                   ? std::optional<bool>(rel->restart_timeouts == 0 &&
-                                         Percentile(rel->restart_ms, 0.95) <
-                                             kTargetRestartP95Ms)
-                   : std::nullopt));
-  t.Row(
-      "restart latency min / max (ms)",
-      [&](const PeerResult& r) {
-        if (!restart_ok(r)) return std::string("n/a");
-        return Fmt("%.2f", Percentile(r.restart_ms, 0.0)) + " / " +
-               Fmt("%.1f", Percentile(r.restart_ms, 1.0));
-      },
-      "");
-  t.Row(
-      "  replacement's run-queue wait, median",
-      [&](const PeerResult& r) {
-        return restart_ok(r) && !r.child_wait_ms.empty()
-                   ? Fmt("%.2f", Percentile(r.child_wait_ms, 0.5))
-                   : "n/a";
-      },
-      "");
-  t.Row(
-      "  replacement's CPU fork..main, median",
-      [&](const PeerResult& r) {
-        return restart_ok(r) && !r.child_cpu_ms.empty()
-                   ? Fmt("%.2f", Percentile(r.child_cpu_ms, 0.5))
-                   : "n/a";
-      },
-      "");
-  t.Row(
-      "  supervisor CPU per restart (us)",
-      [&](const PeerResult& r) {
-        return restart_ok(r) && r.restart_sup_cpu_us >= 0
-                   ? Fmt("%.0f", r.restart_sup_cpu_us)
-                   : "n/a";
-      },
-      "");
-  t.Row(
-      "  kills measured (no restart in 10 s)",
-      [&](const PeerResult& r) {
-        return std::to_string(r.restart_ms.size()) + " (" +
-               std::to_string(r.restart_timeouts) + ")";
-      },
-      "");
+  return {
+      {"restart latency median (ms)", ok, Pct(&R::restart_ms, 0.5, "%.2f"),
+       "< 1 ms",
+       [](const R& r) {
+         return r.restart_timeouts == 0 &&
+                Percentile(r.restart_ms, 0.5) < kTargetRestartMedianMs;
+       }},
+      {"restart latency p95 (ms)", ok, Pct(&R::restart_ms, 0.95, "%.2f"),
+       "< 3 ms",
+       [](const R& r) {
+         return r.restart_timeouts == 0 &&
+                Percentile(r.restart_ms, 0.95) < kTargetRestartP95Ms;
+       }},
+      {"restart latency min / max (ms)", ok,
+       Pair(Pct(&R::restart_ms, 0.0, "%.2f"),
+            Pct(&R::restart_ms, 1.0, "%.1f"))},
+      {"  replacement's run-queue wait, median", AndAny(ok, &R::child_wait_ms),
+       Pct(&R::child_wait_ms, 0.5, "%.2f")},
+      {"  replacement's CPU fork..main, median", AndAny(ok, &R::child_cpu_ms),
+       Pct(&R::child_cpu_ms, 0.5, "%.2f")},
+      {"  supervisor CPU per restart (us)", And(ok, &R::restart_sup_cpu_us),
+       Num(&R::restart_sup_cpu_us, "%.0f")},
+      {"  kills measured (no restart in 10 s)", nullptr,
+       [](const R& r) {
+         return std::to_string(r.restart_ms.size()) + " (" +
+                std::to_string(r.restart_timeouts) + ")";
+       }},
+  };
 }
 
 // The rows of the fan-out and memory phase.
-void FanoutRows(const Table& t, const Options& o) {
-  const PeerResult* rel = t.rel();
-  auto fan_ok = [](const PeerResult& r) {
+std::vector<Row> FanoutRows(const Options& o) {
+  using R = PeerResult;
+  const Test ok = [](const R& r) {
     return r.fanout_na.empty() && r.fanout_s >= 0;
   };
-  t.Row(
-      "fan-out: " + std::to_string(o.fanout) + " sleeps running (s)",
-      [&](const PeerResult& r) {
-        return fan_ok(r) ? Fmt("%.3f", r.fanout_s) : "n/a";
-      },
-      t.Target("< 0.5 s",
-               rel && fan_ok(*rel)
-                   ? std::optional<bool>(rel->fanout_s < kTargetFanoutS)
-                   : std::nullopt));
-  t.Row(
-      "  trigger command returned (s)",
-      [&](const PeerResult& r) {
-        return fan_ok(r) && r.trigger_ms >= 0 ? Fmt("%.3f", r.trigger_ms / 1e3)
-                                              : "-";
-      },
-      "");
-  t.Row(
-      "  supervisor CPU meanwhile (s)",
-      [&](const PeerResult& r) {
-        return fan_ok(r) && r.fanout_sup_cpu_s >= 0
-                   ? Fmt("%.3f", r.fanout_sup_cpu_s)
-                   : "n/a";
-      },
-      "");
-  t.Row(
-      "supervisor root RSS (MiB)",
-      [&](const PeerResult& r) {
-        return fan_ok(r) && r.root_rss_kb >= 0
-                   ? Fmt("%.1f", r.root_rss_kb / 1024)
-                   : "n/a";
-      },
-      t.Target(
-          "< 20 MB (19.1 MiB)",
-          rel && fan_ok(*rel) && rel->root_rss_kb >= 0
-              ? std::optional<bool>(rel->root_rss_kb * 1024 < kTargetRssBytes)
-              : std::nullopt));
-  t.Row(
-      "  of which anon / file (MiB)",
-      [&](const PeerResult& r) {
-        return fan_ok(r) && r.root_anon_kb >= 0
-                   ? Fmt("%.1f", r.root_anon_kb / 1024) + " / " +
-                         Fmt("%.1f", r.root_file_kb / 1024)
-                   : "n/a";
-      },
-      "");
-  t.Row(
-      "  root RSS before the fan-out (MiB)",
-      [&](const PeerResult& r) {
-        return fan_ok(r) && r.root_rss_idle_kb >= 0
-                   ? Fmt("%.1f", r.root_rss_idle_kb / 1024)
-                   : "-";
-      },
-      "");
-  t.Row(
-      "supervisor PSS, all its procs (MiB)",
-      [&](const PeerResult& r) {
-        return fan_ok(r) ? Fmt("%.1f", r.sup_pss_kb / 1024) + " [" +
-                               std::to_string(r.sup_procs) + "]"
-                         : "n/a";
-      },
-      "");
-  t.Row(
-      "tree PSS with the sleeps (MiB)",
-      [&](const PeerResult& r) {
-        return fan_ok(r) ? Fmt("%.1f", r.tree_pss_kb / 1024) + " [" +
-                               std::to_string(r.tree_procs) + "]"
-                         : "n/a";
-      },
-      "");
+  return {
+      {"fan-out: " + std::to_string(o.fanout) + " sleeps running (s)", ok,
+       Num(&R::fanout_s, "%.3f"), "< 0.5 s",
+       [](const R& r) { return r.fanout_s < kTargetFanoutS; }},
+      {"  trigger command returned (s)", And(ok, &R::trigger_ms),
+       Num(&R::trigger_ms, "%.3f", 1e3), "", nullptr, "-"},
+      {"  supervisor CPU meanwhile (s)", And(ok, &R::fanout_sup_cpu_s),
+       Num(&R::fanout_sup_cpu_s, "%.3f")},
+      {"supervisor root RSS (MiB)", And(ok, &R::root_rss_kb),
+       Num(&R::root_rss_kb, "%.1f", 1024), "< 20 MB (19.1 MiB)",
+       [](const R& r) { return r.root_rss_kb * 1024 < kTargetRssBytes; }},
+      {"  of which anon / file (MiB)", And(ok, &R::root_anon_kb),
+       Pair(Num(&R::root_anon_kb, "%.1f", 1024),
+            Num(&R::root_file_kb, "%.1f", 1024))},
+      {"  root RSS before the fan-out (MiB)", And(ok, &R::root_rss_idle_kb),
+       Num(&R::root_rss_idle_kb, "%.1f", 1024), "", nullptr, "-"},
+      {"supervisor PSS, all its procs (MiB)", ok,
+       Procs(Num(&R::sup_pss_kb, "%.1f", 1024), &R::sup_procs)},
+      {"tree PSS with the sleeps (MiB)", ok,
+       Procs(Num(&R::tree_pss_kb, "%.1f", 1024), &R::tree_procs)},
+  };
 }
 
 // The rows of the crash storm phase.
-void StormRows(const Table& t) {
-  const PeerResult* rel = t.rel();
-  auto storm_ok = [](const PeerResult& r) {
+std::vector<Row> StormRows() {
+  using R = PeerResult;
+  const Test ok = [](const R& r) {
     return r.storm_na.empty() && !r.status_ms.empty();
   };
-  t.Row(
-      "storm: status query median (ms)",
-      [&](const PeerResult& r) {
-        return storm_ok(r) ? Fmt("%.1f", Percentile(r.status_ms, 0.5)) : "n/a";
-      },
-      "");
-  t.Row(
-      "storm: status query p99 (ms)",
-      [&](const PeerResult& r) {
-        return storm_ok(r) ? Fmt("%.1f", Percentile(r.status_ms, 0.99)) + " (" +
-                                 std::to_string(r.status_ms.size()) + ")"
-                           : "n/a";
-      },
-      t.Target("< 10 ms (relsupd ctl ps)",
-               rel && storm_ok(*rel)
-                   ? std::optional<bool>(rel->status_failures == 0 &&
-                                         Percentile(rel->status_ms, 0.99) <
-                                             kTargetPsP99Ms)
-                   : std::nullopt));
-  t.Row(
-      "  status command's own CPU, median",
-      [&](const PeerResult& r) {
-        return storm_ok(r) ? Fmt("%.1f", Percentile(r.status_cpu_ms, 0.5))
-                           : "n/a";
-      },
-      "");
-  t.Row(
-      "  same over the socket, median / p99",
-      [&](const PeerResult& r) {
-        return storm_ok(r) && !r.direct_ms.empty()
-                   ? Fmt("%.2f", Percentile(r.direct_ms, 0.5)) + " / " +
-                         Fmt("%.2f", Percentile(r.direct_ms, 0.99))
-                   : "-";
-      },
-      "");
-  t.Row(
-      "storm: supervisor CPU (% of a core)",
-      [&](const PeerResult& r) {
-        return r.storm_na.empty() && r.storm_cpu >= 0
-                   ? Fmt("%.1f%%", r.storm_cpu * 100) + " [" +
-                         std::to_string(r.storm_sup_procs) + "]"
-                   : "n/a";
-      },
-      t.Target("< 5%",
-               rel && rel->storm_na.empty() && rel->storm_cpu >= 0
-                   ? std::optional<bool>(rel->storm_cpu < kTargetStormCpu)
-                   : std::nullopt));
+  return {
+      {"storm: status query median (ms)", ok, Pct(&R::status_ms, 0.5, "%.1f")},
+      {"storm: status query p99 (ms)", ok,
+       [](const R& r) {
+         return Fmt("%.1f", Percentile(r.status_ms, 0.99)) + " (" +
+                std::to_string(r.status_ms.size()) + ")";
+       },
+       "< 10 ms (relsupd ctl ps)",
+       [](const R& r) {
+         return r.status_failures == 0 &&
+                Percentile(r.status_ms, 0.99) < kTargetPsP99Ms;
+       }},
+      {"  status command's own CPU, median", ok,
+       Pct(&R::status_cpu_ms, 0.5, "%.1f")},
+      {"  same over the socket, median / p99", AndAny(ok, &R::direct_ms),
+       Pair(Pct(&R::direct_ms, 0.5, "%.2f"), Pct(&R::direct_ms, 0.99, "%.2f")),
+       "", nullptr, "-"},
+      {"storm: supervisor CPU (% of a core)",
+       [](const R& r) { return r.storm_na.empty() && r.storm_cpu >= 0; },
+       Procs([](const R& r) { return Fmt("%.1f%%", r.storm_cpu * 100); },
+             &R::storm_sup_procs),
+       "< 5%", [](const R& r) { return r.storm_cpu < kTargetStormCpu; }},
+  };
 }
 
 // The rows of the log throughput phase.
-void LogRows(const Table& t, const Options& o) {
-  const PeerResult* rel = t.rel();
-  auto log_ok = [](const PeerResult& r) {
+std::vector<Row> LogRows(const Options& o) {
+  using R = PeerResult;
+  const Test ok = [](const R& r) {
     return r.log_na.empty() && r.log_lost >= 0;
   };
-  auto log_timed = [&](const PeerResult& r) {
-    return log_ok(r) && r.log_mbps >= 0;
+  const Test timed = And(ok, &R::log_mbps);
+  return {
+      {"log throughput (MB/s)", timed, Num(&R::log_mbps, "%.1f"), ">= 100 MB/s",
+       [](const R& r) { return r.log_mbps >= kTargetLogMBps; }},
+      {"lines lost (of " + std::to_string(o.LogLines()) + ")", ok,
+       Whole(&R::log_lost), "0 (none duplicated or damaged either)",
+       [](const R& r) {
+         return r.log_lost == 0 && r.log_dup == 0 && r.log_damaged == 0;
+       }},
+      {"  duplicated / damaged lines", ok,
+       Pair(Whole(&R::log_dup), Whole(&R::log_damaged))},
+      {"  last line in the files after (s)", timed,
+       Num(&R::log_last_s, "%.3f")},
+      {"  writer's last write returned (s)", And(ok, &R::log_writer_s),
+       Num(&R::log_writer_s, "%.3f")},
+      {"  supervisor CPU meanwhile (s)", timed,
+       Procs(Num(&R::log_sup_cpu_s, "%.2f"), &R::log_sup_procs)},
+      {"  same, % of a core", timed,
+       [](const R& r) {
+         return Fmt("%.0f%%", 100 * r.log_sup_cpu_s / r.log_last_s);
+       }},
+      {"  its run-queue wait meanwhile (s)", And(timed, &R::log_sup_wait_s),
+       Num(&R::log_sup_wait_s, "%.2f")},
+      {"  in the log files (MB) [files]", ok,
+       Procs(
+           [](const R& r) {
+             return Fmt("%.1f", static_cast<double>(r.log_disk_bytes) / 1e6);
+           },
+           &R::log_files)},
   };
-  t.Row(
-      "log throughput (MB/s)",
-      [&](const PeerResult& r) {
-        return log_timed(r) ? Fmt("%.1f", r.log_mbps) : "n/a";
-      },
-      t.Target(">= 100 MB/s",
-               rel && log_timed(*rel)
-                   ? std::optional<bool>(rel->log_mbps >= kTargetLogMBps)
-                   : std::nullopt));
-  t.Row(
-      "lines lost (of " + std::to_string(o.LogLines()) + ")",
-      [&](const PeerResult& r) {
-        return log_ok(r) ? std::to_string(r.log_lost) : "n/a";
-      },
-      t.Target("0 (none duplicated or damaged either)",
-               rel && log_ok(*rel) ? std::optional<bool>(rel->log_lost == 0 &&
-                                                         rel->log_dup == 0 &&
-                                                         rel->log_damaged == 0)
-                                   : std::nullopt));
-  t.Row(
-      "  duplicated / damaged lines",
-      [&](const PeerResult& r) {
-        return log_ok(r) ? std::to_string(r.log_dup) + " / " +
-                               std::to_string(r.log_damaged)
-                         : "n/a";
-      },
-      "");
-  t.Row(
-      "  last line in the files after (s)",
-      [&](const PeerResult& r) {
-        return log_timed(r) ? Fmt("%.3f", r.log_last_s) : "n/a";
-      },
-      "");
-  t.Row(
-      "  writer's last write returned (s)",
-      [&](const PeerResult& r) {
-        return log_ok(r) && r.log_writer_s >= 0 ? Fmt("%.3f", r.log_writer_s)
-                                                : "n/a";
-      },
-      "");
-  t.Row(
-      "  supervisor CPU meanwhile (s)",
-      [&](const PeerResult& r) {
-        return log_timed(r) ? Fmt("%.2f", r.log_sup_cpu_s) + " [" +
-                                  std::to_string(r.log_sup_procs) + "]"
-                            : "n/a";
-      },
-      "");
-  t.Row(
-      "  same, % of a core",
-      [&](const PeerResult& r) {
-        return log_timed(r)
-                   ? Fmt("%.0f%%", 100 * r.log_sup_cpu_s / r.log_last_s)
-                   : "n/a";
-      },
-      "");
-  t.Row(
-      "  its run-queue wait meanwhile (s)",
-      [&](const PeerResult& r) {
-        return log_timed(r) && r.log_sup_wait_s >= 0
-                   ? Fmt("%.2f", r.log_sup_wait_s)
-                   : "n/a";
-      },
-      "");
-  t.Row(
-      "  in the log files (MB) [files]",
-      [&](const PeerResult& r) {
-        return log_ok(r)
-                   ? Fmt("%.1f", static_cast<double>(r.log_disk_bytes) / 1e6) +
-                         " [" + std::to_string(r.log_files) + "]"
-                   : "n/a";
-      },
-      "");
 }
 
 }  // namespace
@@ -345,10 +244,10 @@ void PrintTable(const std::vector<PeerResult>& results, const Options& o) {
   std::printf("\n");
   Table t(results);
   t.Header();
-  if (o.Phase("restart")) RestartRows(t);
-  if (o.Phase("fanout")) FanoutRows(t, o);
-  if (o.Phase("storm")) StormRows(t);
-  if (o.Phase("log")) LogRows(t, o);
+  if (o.Phase("restart")) t.Print(RestartRows());
+  if (o.Phase("fanout")) t.Print(FanoutRows(o));
+  if (o.Phase("storm")) t.Print(StormRows());
+  if (o.Phase("log")) t.Print(LogRows(o));
 }
 
 void PrintNotes(const std::vector<PeerResult>& results,
