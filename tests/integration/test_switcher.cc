@@ -13,11 +13,13 @@
 // (gracefully in Stop, by SIGKILL when destroyed without it, as a crash of
 // the daemon would) and closes the loop.
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -103,7 +105,10 @@ class RunStage {
   // daemon (the ledger and the `current` link stay as they are).
   ~RunStage() {
     runs_.reset();
-    notify_.reset();
+    notify_.reset();  // its callback calls into runs_
+    // The exit watches of children killed just now reap them as the loop
+    // runs: none is left a zombie, no pidfd stays open.
+    CHECK(RunUntil(NoChildren, 10'000));
     releases_.reset();
     ledger_.reset();
     tick_.Close();
@@ -111,6 +116,12 @@ class RunStage {
     closer_.reset();
   }
   RunStage(const RunStage&) = delete;
+  // The test's process has no child left, running or unreaped.
+  static bool NoChildren() {
+    siginfo_t info{};
+    return ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 &&
+           errno == ECHILD;
+  }
   RunStage& operator=(const RunStage&) = delete;
 
   RunService& runs() { return *runs_; }
