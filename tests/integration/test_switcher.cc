@@ -144,9 +144,9 @@ class RunStage {
 
   // The daemon's SIGTERM: switches end, every instance stops gracefully.
   void Stop() {
-    bool done = false;
-    runs_->Shutdown([&] { done = true; });
-    REQUIRE(RunUntil([&] { return done; }, 30'000));
+    auto done = std::make_shared<bool>(false);  // may outlive the call
+    runs_->Shutdown([done] { *done = true; });
+    CHECK(RunUntil([&] { return *done; }, 30'000));  // also from destructors
   }
 
   // Creates `app` as `app create` would with `edit` applied: a dynamic uid
@@ -173,27 +173,29 @@ class RunStage {
     support::WriteArchive(path, entries, support::Filter::kNone);
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     REQUIRE(fd >= 0);
-    std::optional<Result<ImportedBuild>> out;
+    // Shared: a callback after a failed wait finds it alive.
+    auto out = std::make_shared<std::optional<Result<ImportedBuild>>>();
     releases_->ImportBuild(app, Fd(fd), kRoot,
-                           [&](Result<ImportedBuild> r) { out.emplace(r); });
-    REQUIRE(RunUntil([&] { return out.has_value(); }));
-    INFO(out->status().message());
-    REQUIRE(out->ok());
-    return (*out)->build.id();
+                           [out](Result<ImportedBuild> r) { out->emplace(r); });
+    REQUIRE(RunUntil([&] { return out->has_value(); }));
+    INFO((*out)->status().message());
+    REQUIRE((*out)->ok());
+    return (**out)->build.id();
   }
 
   // `release create APP --build BUILD --set K=V...`; the release number.
   int64_t Release(const std::string& app, const std::string& build,
                   const ReleaseConfig& set = {}) {
-    std::optional<Result<ReleaseRow>> out;
+    // Shared: a callback after a failed wait finds it alive.
+    auto out = std::make_shared<std::optional<Result<ReleaseRow>>>();
     ReleaseService::ConfigChange change;
     change.set = set;
     releases_->CreateRelease(app, build, change, kRoot,
-                             [&](Result<ReleaseRow> r) { out.emplace(r); });
-    REQUIRE(RunUntil([&] { return out.has_value(); }));
-    INFO(out->status().message());
-    REQUIRE(out->ok());
-    return (*out)->number;
+                             [out](Result<ReleaseRow> r) { out->emplace(r); });
+    REQUIRE(RunUntil([&] { return out->has_value(); }));
+    INFO((*out)->status().message());
+    REQUIRE((*out)->ok());
+    return (**out)->number;
   }
 
   // A switch begun with Begin(); `done` is set when it ends.
@@ -399,13 +401,15 @@ TEST_CASE(
   CHECK_THAT(r->refused->message(), Catch::Contains("v2"));
   // Scale, stop, start and restart wait for the switch too.
   RunService& runs = h.s().runs();
-  std::vector<Status> refused;
-  refused.push_back(runs.Scale("shop", {{"web", 1}}, kRoot));
-  runs.Stop("shop", kRoot, [&](Status st) { refused.push_back(st); });
-  refused.push_back(runs.Start("shop", kRoot));
-  runs.Restart("shop", "", kRoot, [&](Status st) { refused.push_back(st); });
-  REQUIRE(refused.size() == 4);
-  for (const Status& st : refused) {
+  // Shared: a call that was not refused reports later, after this scope.
+  auto refused = std::make_shared<std::vector<Status>>();
+  refused->push_back(runs.Scale("shop", {{"web", 1}}, kRoot));
+  runs.Stop("shop", kRoot, [refused](Status st) { refused->push_back(st); });
+  refused->push_back(runs.Start("shop", kRoot));
+  runs.Restart("shop", "", kRoot,
+               [refused](Status st) { refused->push_back(st); });
+  REQUIRE(refused->size() == 4);
+  for (const Status& st : *refused) {
     CHECK_FALSE(st.ok());
     CHECK_THAT(st.message(), Catch::Contains("in progress"));
   }
