@@ -30,13 +30,12 @@
 #include "daemon/supervise/one_off.h"
 #include "tests/support/fs.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
 
 namespace relsupd {
 namespace {
 
 using support::TempDir;
-using SteadyClock = std::chrono::steady_clock;
-constexpr auto kDeadline = std::chrono::seconds(10);
 
 bool Alive(pid_t pid) {
   // A zombie is gone for our purposes; OneOff reaps it.
@@ -76,13 +75,14 @@ struct Fixture {
     logs.reset();
     CHECK(CloseLoop(&loop) == 0);
   }
+  // Runs the loop until `done` or the deadline.
   bool RunUntil(const std::function<bool()>& done) {
-    for (auto end = SteadyClock::now() + kDeadline; SteadyClock::now() < end;) {
-      if (done()) return true;
-      uv_run(&loop, UV_RUN_NOWAIT);
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
-    return done();
+    return support::WaitUntil(
+        [&] {
+          uv_run(&loop, UV_RUN_NOWAIT);
+          return done();
+        },
+        10'000, 1);
   }
   OneOffSpec Spec(const std::string& command) {
     return OneOffOf(run, env, "release", CommandArgv(command));
