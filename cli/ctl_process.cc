@@ -147,17 +147,26 @@ struct SwitchArgs {
   std::string release;
   std::string strategy;
   bool no_wait = false;
+  bool rerun_release_phase = false;
 };
 
 // Follows switch `id` of `app` with `status` polls, printing each instance
 // as it changes, until it ends. Returns the exit code.
 int FollowSwitch(CtlContext* ctx, Client& client, const std::string& app, int64_t id) {
   std::map<std::string, std::string> seen;  // "v2 web.1" -> state
+  bool phase_shown = false;
   while (true) {
     auto st = client.Call(method::kStatus, {{"app", app}});
     if (!st.ok()) {
       ctx->Fail(st.status());
       return ctx->exit_code;
+    }
+    if (!ctx->json && !phase_shown && (*st)["switch"].is_object() &&
+        Text((*st)["switch"]["phase"]) == "release-phase") {
+      phase_shown = true;
+      std::cout << "  release phase of " << Text((*st)["switch"]["to"])
+                << " running (output: ctl logs " << app
+                << " --process release)\n";
     }
     if (!ctx->json) {
       for (const auto& p : (*st)["processes"]) {
@@ -199,6 +208,7 @@ void RunSwitch(CtlContext* ctx, const SwitchArgs& a, bool rollback) {
   rpc::Json p = {{"app", a.app}};
   if (!a.release.empty()) p["release"] = a.release;
   if (!a.strategy.empty()) p["strategy"] = a.strategy;
+  if (a.rerun_release_phase) p["rerun_release_phase"] = true;
   auto r = client->Call(rollback ? method::kRollback : method::kActivate, p);
   if (!r.ok()) return ctx->Fail(r.status());
   int64_t id = r->value("switch", 0);
@@ -261,6 +271,10 @@ void AddSwitchVerbs(CLI::App& ctl, CtlContext* ctx) {
   AddSwitchOptions(activate, ctx, act,
                    "start-first (new ready before old stop) or stop-first; default: the app's",
                    /*rollback=*/false);
+  activate->add_flag(
+      "--rerun-release-phase", act->rerun_release_phase,
+      "Run the release's `release:` command again even though it succeeded "
+      "before (it runs by itself only until it succeeds once)");
 
   auto rb = std::make_shared<SwitchArgs>();
   CLI::App* rollback = ctl.add_subcommand(

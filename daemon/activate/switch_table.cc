@@ -22,10 +22,19 @@ SwitchStep AfterFailure(const SwitchInput& in) {
 
 SwitchStep FromVerifying(const SwitchInput& in) {
   if (in.event == E::kVerifyFailed) return {P::kDone, kEnd};
+  if (in.event == E::kPhaseDue) return {P::kReleasePhase, kRunPhase};
   if (in.event != E::kVerified) return Ignore(in.phase);
   if (in.strategy == Strategy::kStopFirst)
     return {P::kStoppingOld, kArmDeadline | kStopOld};
   return {P::kStarting, kArmDeadline | kStartNew};
+}
+
+// Nothing of the new release runs and the link is unchanged: a failure
+// ends the switch with the old release live as it was.
+SwitchStep FromReleasePhase(const SwitchInput& in) {
+  if (in.event == E::kPhaseSucceeded) return {P::kVerifying, kSwitchLink};
+  if (in.event == E::kPhaseFailed) return {P::kDone, kEnd};
+  return Ignore(in.phase);
 }
 
 SwitchStep FromStoppingOld(const SwitchInput& in) {
@@ -63,10 +72,12 @@ SwitchStep NextSwitchStep(const SwitchInput& in) {
   // The daemon stops: every switch ends where it is, without an outcome in
   // the ledger (Recover() settles its `activating` at the next start).
   if (in.event == E::kShutdown)
-    return {P::kDone, kStopDeadline | kStopCheck | kEnd};
+    return {P::kDone, kStopDeadline | kStopCheck | kStopPhase | kEnd};
   switch (in.phase) {
     case P::kVerifying:
       return FromVerifying(in);
+    case P::kReleasePhase:
+      return FromReleasePhase(in);
     case P::kStoppingOld:
       return FromStoppingOld(in);
     case P::kStarting:
@@ -83,22 +94,23 @@ SwitchStep NextSwitchStep(const SwitchInput& in) {
 }
 
 static_assert(static_cast<int>(SwitchPhase::kDone) + 1 == kSwitchPhaseCount);
-static_assert(static_cast<int>(SwitchEvent::kShutdown) + 1 ==
+static_assert(static_cast<int>(SwitchEvent::kPhaseFailed) + 1 ==
               kSwitchEventCount);
 
 std::string_view SwitchPhaseName(SwitchPhase p) {
   // kCommitting prints as the phase it was before it had a name of its own.
   static constexpr std::string_view kNames[kSwitchPhaseCount] = {
-      "verifying",    "stopping-old", "starting",
-      "stopping-old", "rolling-back", "done"};
+      "verifying",    "release-phase", "stopping-old", "starting",
+      "stopping-old", "rolling-back",  "done"};
   return kNames[static_cast<int>(p)];
 }
 
 std::string_view SwitchEventName(SwitchEvent e) {
   static constexpr std::string_view kNames[kSwitchEventCount] = {
-      "verified",      "verify-failed", "old-stopped", "fresh-ready",
-      "fresh-failed",  "crash-loop",    "deadline",    "live-recorded",
-      "ledger-failed", "rolled-back",   "shutdown"};
+      "verified",        "verify-failed", "old-stopped", "fresh-ready",
+      "fresh-failed",    "crash-loop",    "deadline",    "live-recorded",
+      "ledger-failed",   "rolled-back",   "shutdown",    "phase-due",
+      "phase-succeeded", "phase-failed"};
   return kNames[static_cast<int>(e)];
 }
 

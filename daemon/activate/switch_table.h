@@ -3,10 +3,12 @@
 // as a table of phase x event -> next phase + actions, in the manner of the
 // instance's table (daemon/supervise/instance_state.h).
 //
+//   verifying [-> release-phase -> verifying] (the link switch)
 //   verifying -> [start-first] starting -> stopping-old (committing) -> done
 //             -> [stop-first]  stopping-old -> starting -> stopping-old -> done
 //   not ready by the deadline, crash loop, failed instance, or an outcome
 //   the ledger cannot record: rolling-back -> done
+//   a failed release phase: done (nothing was switched or started)
 //
 // The Switcher (switcher.h) waits for events and executes the returned
 // actions; nothing else writes a switch's phase. Pure functions; any thread.
@@ -20,6 +22,7 @@ namespace relsupd {
 
 enum class SwitchPhase {
   kVerifying,    // the release is verified; nothing has changed yet
+  kReleasePhase,  // its release command runs; nothing else has changed
   kStoppingOld,  // stop-first: the old release stops before the new starts
   kStarting,     // the new group runs; waiting for it to be ready
   kCommitting,   // the new release is kept: the old one stops, then the
@@ -27,7 +30,7 @@ enum class SwitchPhase {
   kRollingBack,  // back to the release live before the switch
   kDone,         // ended; the switch is dropped
 };
-inline constexpr int kSwitchPhaseCount = 6;
+inline constexpr int kSwitchPhaseCount = 7;
 
 enum class SwitchEvent {
   kVerified,      // verified, `activating` recorded, `current` switched
@@ -41,8 +44,11 @@ enum class SwitchEvent {
   kLedgerFailed,  // the ledger cannot record that the new release is live
   kRolledBack,    // the previous release is back (or none, after a first)
   kShutdown,      // the daemon stops; Recover() settles it at next start
+  kPhaseDue,        // verified and loaded, and its release phase must run
+  kPhaseSucceeded,  // the release phase exited 0 and that is recorded
+  kPhaseFailed,     // it failed (exit status, signal, timeout, ledger)
 };
-inline constexpr int kSwitchEventCount = 11;
+inline constexpr int kSwitchEventCount = 14;
 
 // What the Switcher does, in this order (a bitset: several per step).
 enum SwitchAction : uint32_t {
@@ -62,6 +68,11 @@ enum SwitchAction : uint32_t {
   kEnd = 1u << 11,           // end with the event's error, the old release live
   kWarnFailed = 1u << 12,    // log the new release's failure as a warning
   kIgnore = 1u << 13,        // stale or meaningless here: change nothing
+  kRunPhase = 1u << 14,      // run the release phase -> kPhaseSucceeded
+                             // or kPhaseFailed
+  kSwitchLink = 1u << 15,    // record `activating`, switch `current`
+                             // -> kVerified or kVerifyFailed
+  kStopPhase = 1u << 16,     // end a release phase that still runs
 };
 
 struct SwitchInput {

@@ -1,6 +1,7 @@
 // The Switcher: activation and rollback, driven by the switch table.
 //
-//   ready checks vs. daemon-held sockets -> verify -> `activating`
+//   ready checks vs. daemon-held sockets -> verify -> [release phase, when
+//   due: release_phase.cc] -> `activating`
 //   -> [before-switch] link -> [after-switch]
 //   start-first: start new -> ready -> [after-start-new] -> stop old ->
 //   [after-stop-old] stop-first:  stop old -> [after-stop-old] -> start new ->
@@ -120,6 +121,7 @@ void Switcher::Execute(Switch* sw, uint32_t actions, const Status& why) {
                  why.message());
   if (actions & kStopDeadline) uv_timer_stop(sw->deadline.get());
   if (actions & kStopCheck) uv_timer_stop(sw->check.get());
+  if (actions & kStopPhase) StopPhase(sw);
   if (actions & kKeepUnhealthy) sw->unhealthy = why.message();
   if (actions & kArmDeadline) ArmDeadline(sw);
   if (actions & kStopOld)
@@ -127,6 +129,8 @@ void Switcher::Execute(Switch* sw, uint32_t actions, const Status& why) {
   // From here on an action may end the switch (a callback may run at once,
   // a check may fail and go back): only the step's last one may, and the
   // one that can follow another (kRetireOld after kStartNew) checks first.
+  if (actions & kRunPhase) RunPhase(sw);
+  if (actions & kSwitchLink) SwitchLink(sw);
   if (actions & kStartNew) StartNew(sw);
   if ((actions & kRetireOld) && Find(app, id) == sw)
     supervisor_->Retire(app, sw->fresh, Later(sw, SwitchEvent::kOldStopped));
@@ -197,7 +201,8 @@ void Switcher::Activate(const ActivateRequest& req,
   sw->actor = req.actor;
   sw->spec = *spec;
   sw->done = std::move(done);
-  for (auto* t : {&sw->deadline, &sw->check}) {
+  sw->phase_run = req.release_phase;
+  for (auto* t : {&sw->deadline, &sw->check, &sw->phase_timer}) {
     uv_timer_init(supervisor_->env()->loop, (*t).get());
     (*t)->data = sw.get();
   }
@@ -211,7 +216,11 @@ void Switcher::Activate(const ActivateRequest& req,
         Status prepared = Prepare(s, r);
         if (!prepared.ok())
           return Dispatch(s, SwitchEvent::kVerifyFailed, prepared);
-        Dispatch(s, SwitchEvent::kVerified);
+        Result<bool> due = PhaseDue(s);
+        if (!due.ok())
+          return Dispatch(s, SwitchEvent::kVerifyFailed, due.status());
+        if (*due) return Dispatch(s, SwitchEvent::kPhaseDue);
+        SwitchLink(s);
       });
 }
 
@@ -236,13 +245,21 @@ Status Switcher::Prepare(Switch* sw, const Result<ReleaseVerification>& r) {
       spec.ok() ? CheckReadyAgainstSockets(sw->run->processes, spec->sockets)
                 : spec.status();
   if (!ready.ok()) return ready.WithContext("release " + to);
+  return Status::Ok();
+}
+
+void Switcher::SwitchLink(Switch* sw) {
+  const std::string app = sw->info.app;
+  const std::string to = ReleaseId(sw->info.to).ToString();
   std::string detail =
       (sw->info.from != 0 ? "from " + ReleaseId(sw->info.from).ToString() : "first") +
       ", " + std::string(StrategyName(sw->info.strategy));
   const auto t0 = std::chrono::steady_clock::now();
-  RETURN_IF_ERROR(
-      ledger_->AppendEvent(app, EventKind::kActivating, ReleaseId(sw->info.to), sw->actor,
-                           detail));
+  if (Status st =
+          ledger_->AppendEvent(app, EventKind::kActivating,
+                               ReleaseId(sw->info.to), sw->actor, detail);
+      !st.ok())
+    return Dispatch(sw, SwitchEvent::kVerifyFailed, st);
   Failpoint("before-switch");
   Status s = SwitchCurrentLink(AppDir(app), "releases/" + to);
   if (!s.ok()) {
@@ -251,7 +268,8 @@ Status Switcher::Prepare(Switch* sw, const Result<ReleaseVerification>& r) {
         ->AppendEvent(app, EventKind::kActivationFailed, ReleaseId(sw->info.to),
                       kDaemonActor, s.message())
         .IgnoreError();
-    return s.WithContext("switching 'current'");
+    return Dispatch(sw, SwitchEvent::kVerifyFailed,
+                    s.WithContext("switching 'current'"));
   }
   Failpoint("after-switch");
   const auto switch_us = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -259,7 +277,7 @@ Status Switcher::Prepare(Switch* sw, const Result<ReleaseVerification>& r) {
                              .count();
   spdlog::info("{}: current -> {} ({}), {}; switched in {}us", app, to,
                sw->info.kind, StrategyName(sw->info.strategy), switch_us);
-  return Status::Ok();
+  Dispatch(sw, SwitchEvent::kVerified);
 }
 
 void Switcher::ArmDeadline(Switch* sw) {

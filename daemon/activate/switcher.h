@@ -22,6 +22,7 @@
 #include "daemon/base/status.h"
 #include "daemon/base/uv_handle.h"
 #include "daemon/ledger/ledger.h"
+#include "daemon/supervise/one_off.h"
 #include "daemon/supervise/supervisor.h"
 
 namespace relsupd {
@@ -51,12 +52,19 @@ struct SwitchOutcome {
   std::string message;  // why it failed or rolled back
 };
 
+// Whether a switch runs the release's release phase (`release:`).
+enum class ReleasePhaseRun {
+  kIfDue,  // unless it succeeded before, or the release was live before
+  kForce,  // `activate --rerun-release-phase`
+};
+
 struct ActivateRequest {
   std::string app;
   int64_t release = 0;  // 0 with kind rollback: the previous release
   std::string kind = "activate";
   std::optional<Strategy> strategy;  // unset: the app's
   Actor actor;
+  ReleasePhaseRun release_phase = ReleasePhaseRun::kIfDue;
 };
 
 // Builds what the supervisor needs to run release vN of the app (the run
@@ -87,8 +95,10 @@ class Switcher {
   // Daemon shutdown: ends every switch in progress (kUnavailable).
   void Shutdown();
   bool shutting_down() const { return shutting_down_; }
-  // The owner is being destroyed: no more prunes are started.
-  void MarkShuttingDown() { shutting_down_ = true; }
+  // The owner is being destroyed: no more prunes are started, and release
+  // phases still running are killed now, while the Supervisor (whose env
+  // they use) lives.
+  void MarkShuttingDown();
   // Start-up: makes the `current` link and the ledger agree for every app,
   // finishing or undoing a switch a crash interrupted (recover.cc).
   void Recover();
@@ -105,6 +115,11 @@ class Switcher {
     std::function<void(Status)> done;
     UvHandle<uv_timer_t> deadline;  // data: this Switch
     UvHandle<uv_timer_t> check;     // data: this Switch
+    // The release phase (release_phase.cc): its process, and its timeout.
+    ReleasePhaseRun phase_run = ReleasePhaseRun::kIfDue;
+    std::unique_ptr<OneOff> phase;
+    bool phase_timed_out = false;
+    UvHandle<uv_timer_t> phase_timer;  // data: this Switch
   };
 
   // The switch of `app` with this id, or null once it ended: the one guard
@@ -121,8 +136,17 @@ class Switcher {
   // failure the event reports. May end (destroy) `sw`.
   void Dispatch(Switch* sw, SwitchEvent event, Status why = Status::Ok());
   void Execute(Switch* sw, uint32_t actions, const Status& why);
-  // Verified: loads the release, records `activating`, switches the link.
+  // Verified: loads the release and checks it; changes nothing.
   Status Prepare(Switch* sw, const Result<ReleaseVerification>& report);
+  // Records `activating` and switches `current` -> kVerified, or
+  // kVerifyFailed with nothing changed.
+  void SwitchLink(Switch* sw);
+  // The release phase (release_phase.cc).
+  Result<bool> PhaseDue(const Switch* sw);
+  void RunPhase(Switch* sw);
+  static void OnPhaseTimer(uv_timer_t* timer);
+  void OnPhaseExit(Switch* sw, const ExitInfo& exit);
+  void StopPhase(Switch* sw);
   void ArmDeadline(Switch* sw);
   static void OnDeadlineTimer(uv_timer_t* timer);
   static void OnCheckTimer(uv_timer_t* timer);
@@ -143,6 +167,8 @@ class Switcher {
   RunLoader load_run_;
   std::map<std::string, std::unique_ptr<Switch>> switches_;
   std::map<std::string, SwitchOutcome> outcomes_;
+  // Release phases of switches that ended (a shutdown), stopping.
+  std::vector<std::unique_ptr<OneOff>> stopping_phases_;
   int64_t next_switch_id_ = 1;
   bool shutting_down_ = false;
 };

@@ -124,11 +124,46 @@ Result<int> ParseSignal(const std::string& text) {
   return InvalidArgument("'" + text + "' is not a signal (use e.g. TERM, INT, QUIT)");
 }
 
+namespace {
+
+// `release: CMD` or `release: {command: CMD, timeout: 10m}`.
+Result<ReleaseCommand> ParseReleaseCommand(const std::string& file,
+                                           const YAML::Node& n) {
+  ReleaseCommand rc;
+  if (n.IsScalar()) {
+    ASSIGN_OR_RETURN(rc.command, yaml::ReadString(file, n, "release"));
+  } else if (n.IsMap()) {
+    RETURN_IF_ERROR(yaml::CheckKeys(file, n, {"command", "timeout"}));
+    if (!n["command"])
+      return yaml::ErrorAt(file, n, "'release' has no 'command'");
+    ASSIGN_OR_RETURN(rc.command,
+                     yaml::ReadString(file, n["command"], "command"));
+    if (n["timeout"]) {
+      ASSIGN_OR_RETURN(rc.timeout_ms,
+                       yaml::ReadDurationMs(file, n["timeout"], "timeout"));
+      if (rc.timeout_ms <= 0)
+        return yaml::ErrorAt(file, n["timeout"], "'timeout' must be above 0");
+    }
+  } else {
+    return yaml::ErrorAt(
+        file, n, "'release' must be a command or {command: CMD, timeout: 10m}");
+  }
+  if (rc.command.find_first_not_of(" \t") == std::string::npos)
+    return yaml::ErrorAt(file, n, "'release' has an empty command");
+  return rc;
+}
+
+}  // namespace
+
 Result<ProcessFile> ParseProcessYaml(const std::string& text, const std::string& file) {
   ASSIGN_OR_RETURN(YAML::Node root, yaml::LoadMap(text, file));
-  RETURN_IF_ERROR(yaml::CheckKeys(file, root, {"build", "processes"}));
+  RETURN_IF_ERROR(
+      yaml::CheckKeys(file, root, {"build", "processes", "release"}));
   ProcessFile pf;
   pf.source = file;
+  if (const YAML::Node r = root["release"]; r && !r.IsNull()) {
+    ASSIGN_OR_RETURN(pf.release, ParseReleaseCommand(file, r));
+  }
   const YAML::Node procs = root["processes"];
   if (!procs || procs.IsNull()) return pf;
   if (!procs.IsMap()) return yaml::ErrorAt(file, procs, "'processes' must map NAME: {command: ...}");
@@ -136,6 +171,11 @@ Result<ProcessFile> ParseProcessYaml(const std::string& text, const std::string&
     ASSIGN_OR_RETURN(std::string name, yaml::ReadString(file, kv.first, "process name"));
     Status ns = ValidateProcessName(name);
     if (!ns.ok()) return yaml::ErrorAt(file, kv.first, ns.message());
+    if (name == kReleaseType)
+      return yaml::ErrorAt(
+          file, kv.first,
+          "'release' is the release phase, not a process type: "
+          "declare it as a top-level 'release:' key");
     if (pf.processes.count(name))
       return yaml::ErrorAt(file, kv.first, "process '" + name + "' is declared twice");
     ASSIGN_OR_RETURN(ProcessSpec spec, ParseProcess(file, name, kv.second));
@@ -163,8 +203,13 @@ Result<ProcessFile> ParseProcfile(const std::string& text, const std::string& fi
     size_t cmd_start = line.find_first_not_of(" \t", colon + 1);
     if (cmd_start == std::string::npos)
       return InvalidArgument(where + std::to_string(colon + 2) + ": process '" + name + "' has no command");
-    if (pf.processes.count(name))
+    if (pf.processes.count(name) ||
+        (name == kReleaseType && !pf.release.command.empty()))
       return InvalidArgument(where + std::to_string(first + 1) + ": process '" + name + "' is declared twice");
+    if (name == kReleaseType) {  // the release phase, run once; not a type
+      pf.release.command = line.substr(cmd_start);
+      continue;
+    }
     ProcessSpec p;
     p.name = name;
     p.command = line.substr(cmd_start);
@@ -175,15 +220,19 @@ Result<ProcessFile> ParseProcfile(const std::string& text, const std::string& fi
 
 Result<ProcessFile> LoadProcessFile(const std::string& dir) {
   auto yaml_text = ReadFile(dir + "/relsupd.yaml", kMaxProcessFileBytes);
+  // relsupd.yaml's `release:` holds beside a Procfile's processes too.
+  ReleaseCommand yaml_release;
   if (yaml_text.ok()) {
     ASSIGN_OR_RETURN(ProcessFile pf, ParseProcessYaml(*yaml_text, "relsupd.yaml"));
     if (!pf.processes.empty()) return pf;
+    yaml_release = pf.release;
   } else if (yaml_text.status().code() != StatusCode::kNotFound) {
     return yaml_text.status();
   }
   auto procfile = ReadFile(dir + "/Procfile", kMaxProcessFileBytes);
   if (procfile.ok()) {
     ASSIGN_OR_RETURN(ProcessFile pf, ParseProcfile(*procfile, "Procfile"));
+    if (!yaml_release.command.empty()) pf.release = yaml_release;
     if (!pf.processes.empty()) return pf;
     return InvalidArgument("Procfile declares no process");
   }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "daemon/base/status.h"
@@ -37,9 +38,19 @@ struct ProcessSpec {
   bool operator==(const ProcessSpec&) const = default;
 };
 
+// The release phase: a command run once before a release first goes live
+// (a Procfile `release:` line, or `release:` in relsupd.yaml as a command
+// or {command: ..., timeout: 10m}). Never a process type.
+struct ReleaseCommand {
+  std::string command;  // empty: the release has none
+  int64_t timeout_ms = 10 * 60 * 1000;  // stopped (TERM, KILL 10 s later) past it
+};
+inline constexpr std::string_view kReleaseType = "release";
+
 struct ProcessFile {
   std::string source;  // "relsupd.yaml" or "Procfile"
   std::map<std::string, ProcessSpec> processes;
+  ReleaseCommand release;
 };
 
 inline constexpr int kMaxScale = 10'000;

@@ -162,11 +162,13 @@ Result<Json> Logs(DaemonContext& ctx, const Json& params) {
   return Json{{"records", std::move(out)}, {"last_seq", last}, {"more", cut}};
 }
 
-// activate and rollback: {app, release?, strategy?, wait?}. Without wait
+// activate and rollback: {app, release?, strategy?, wait?,
+// rerun_release_phase?}. Without wait
 // the reply comes once the switch began: {app, switch, release}; the
 // client follows it with `status`. With wait, it comes at the end.
 void Switch(DaemonContext& ctx, const Request& r, Reply reply, bool rollback) {
-  Status s = params::CheckKnown(r.params, {"app", "release", "strategy", "wait"});
+  Status s = params::CheckKnown(
+      r.params, {"app", "release", "strategy", "wait", "rerun_release_phase"});
   if (!s.ok()) return reply(s);
   ActivateRequest req;
   auto app = params::App(r.params);
@@ -185,6 +187,13 @@ void Switch(DaemonContext& ctx, const Request& r, Reply reply, bool rollback) {
     auto parsed = ParseStrategy(**strategy);
     if (!parsed.ok()) return reply(parsed.status());
     req.strategy = *parsed;
+  }
+  if (auto it = r.params.find("rerun_release_phase"); it != r.params.end()) {
+    if (!it->is_boolean())
+      return reply(
+          InvalidArgument("param 'rerun_release_phase' must be a boolean"));
+    req.release_phase =
+        it->get<bool>() ? ReleasePhaseRun::kForce : ReleasePhaseRun::kIfDue;
   }
   bool wait = false;
   if (auto it = r.params.find("wait"); it != r.params.end()) {

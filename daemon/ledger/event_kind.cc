@@ -23,6 +23,9 @@ constexpr std::pair<EventKind, std::string_view> kNames[] = {
     {EventKind::kRestarted, "restarted"},
     {EventKind::kFailed, "failed"},
     {EventKind::kPruned, "pruned"},
+    {EventKind::kReleasePhaseStarted, "release-phase-started"},
+    {EventKind::kReleasePhaseSucceeded, "release-phase-succeeded"},
+    {EventKind::kReleasePhaseFailed, "release-phase-failed"},
 };
 
 // The table is in enum order, so a kind is its own index.
@@ -32,7 +35,7 @@ constexpr bool InEnumOrder() {
   return true;
 }
 static_assert(InEnumOrder());
-static_assert(std::size(kNames) == static_cast<size_t>(EventKind::kPruned) + 1);
+static_assert(std::size(kNames) == static_cast<size_t>(EventKind::kReleasePhaseFailed) + 1);
 
 }  // namespace
 

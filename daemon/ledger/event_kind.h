@@ -27,6 +27,10 @@ enum class EventKind {
   kRestarted,         // restarted
   kFailed,            // failed: an instance hit the crash limit
   kPruned,            // pruned: a release's slot removed
+  kReleasePhaseStarted,    // release-phase-started: its command runs
+  kReleasePhaseSucceeded,  // release-phase-succeeded: it exited 0
+  kReleasePhaseFailed,     // release-phase-failed: exit status, signal,
+                           // timeout or interruption
 };
 
 // "app-created", "rolled-back", ...

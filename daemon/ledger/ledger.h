@@ -149,6 +149,12 @@ class Ledger {
   };
   Result<Activation> ActivationOf(const std::string& app);
 
+  // How release vN's release phase last ended (release-phase-succeeded or
+  // -failed, through the events_kind index): nullopt when it never ran.
+  enum class PhaseOutcome { kSucceeded, kFailed };
+  Result<std::optional<PhaseOutcome>> ReleasePhaseOutcome(
+      const std::string& app, ReleaseId release);
+
   // The recorded scale per process type (types never scaled are absent).
   Result<std::map<std::string, int>> GetFormation(const std::string& app);
   // Records new scales and one `scaled` event ("web=3 worker=1") together.

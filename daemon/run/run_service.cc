@@ -175,6 +175,10 @@ Status RunService::Scale(const std::string& app,
                          const Actor& actor) {
   ASSIGN_OR_RETURN(std::shared_ptr<ReleaseRun> run, ActiveRun(app, "scale"));
   for (const auto& [type, n] : scales) {
+    if (type == kReleaseType)
+      return InvalidArgument(
+          "'release' is the release phase, not a process type: it runs once "
+          "before a release goes live and cannot be scaled");
     if (run->processes.processes.count(type) == 0)
       return NotFound("release " + run->release() + " of '" + app +
                       "' has no process type '" + type + "'");

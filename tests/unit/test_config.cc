@@ -294,6 +294,7 @@ TEST_CASE("app spec YAML is parsed with positions in errors") {
 }  // namespace relsupd
 
 #include "daemon/config/process_file.h"
+#include "tests/support/temp_dir.h"
 
 namespace relsupd {
 namespace {
@@ -368,6 +369,61 @@ TEST_CASE("Procfile lines become processes with defaults") {
   CHECK(*ParseSignal("1") == 1);
 }
 
+TEST_CASE("a release: line or key is the release phase, never a process type") {
+  auto pf = ParseProcfile("release: ./manage.py migrate\nweb: ./server\n",
+                          "Procfile");
+  REQUIRE(pf.ok());
+  CHECK(pf->processes.count("release") == 0);
+  CHECK(pf->processes.size() == 1);
+  CHECK(pf->release.command == "./manage.py migrate");
+  CHECK(pf->release.timeout_ms == 10 * 60 * 1000);
+  CHECK(ParseProcfile("release: a\nrelease: b\n", "Procfile")
+            .status()
+            .message() == "Procfile:2:1: process 'release' is declared twice");
+
+  auto yaml = ParseProcessYaml(
+      "release: {command: ./migrate, timeout: 90s}\nprocesses:\n  web: "
+      "{command: x}\n",
+      "relsupd.yaml");
+  REQUIRE(yaml.ok());
+  CHECK(yaml->release.command == "./migrate");
+  CHECK(yaml->release.timeout_ms == 90'000);
+  CHECK(ParseProcessYaml("release: ./migrate\n", "relsupd.yaml")
+            ->release.command == "./migrate");
+  auto err = [](const std::string& text) {
+    return ParseProcessYaml(text, "relsupd.yaml").status().message();
+  };
+  CHECK(err("release: {timeout: 1m}\n") ==
+        "relsupd.yaml:1:10: 'release' has no 'command'");
+  CHECK(
+      err("release: {command: x, timout: 1m}\n").find("unknown key 'timout'") !=
+      std::string::npos);
+  CHECK(err("release: [x]\n") ==
+        "relsupd.yaml:1:10: 'release' must be a command or {command: CMD, "
+        "timeout: 10m}");
+  CHECK(
+      err("release: {command: ' '}\n").find("'release' has an empty command") !=
+      std::string::npos);
+  CHECK(err("release: {command: x, timeout: 0s}\n")
+            .find("'timeout' must be above 0") != std::string::npos);
+  CHECK(err("processes:\n  release: {command: x}\n") ==
+        "relsupd.yaml:2:3: 'release' is the release phase, not a process type: "
+        "declare it "
+        "as a top-level 'release:' key");
+
+  // relsupd.yaml's release: beside a Procfile's processes.
+  support::TempDir dir;
+  dir.WriteFile("relsupd.yaml", "release: ./migrate\n");
+  dir.WriteFile("Procfile", "web: ./server\n");
+  auto loaded = LoadProcessFile(dir.path());
+  REQUIRE(loaded.ok());
+  CHECK(loaded->release.command == "./migrate");
+  CHECK(loaded->processes.count("web") == 1);
+  dir.WriteFile("Procfile", "release: ./only-this\n");
+  dir.WriteFile("relsupd.yaml", "build: {command: make}\n");
+  CHECK(LoadProcessFile(dir.path()).status().message() ==
+        "Procfile declares no process");
+}
 
 TEST_CASE("the address a tcp or http ready check dials") {
   auto at = [](ReadyCheck c) { return ReadyCheckAddress(c); };

@@ -359,7 +359,7 @@ TEST_CASE("ReleaseId::Parse names what is not a release") {
 
 TEST_CASE("EventKind names round-trip, and the names are the stored ones") {
   // Every kind, in enum order: the table must name each one once.
-  for (int i = 0; i <= static_cast<int>(EventKind::kPruned); ++i) {
+  for (int i = 0; i <= static_cast<int>(EventKind::kReleasePhaseFailed); ++i) {
     const auto kind = static_cast<EventKind>(i);
     INFO(i);
     CHECK(ParseEventKind(EventKindName(kind)) == kind);
@@ -368,6 +368,8 @@ TEST_CASE("EventKind names round-trip, and the names are the stored ones") {
   CHECK(EventKindName(EventKind::kAutoRolledBack) == "auto-rolled-back");
   CHECK(EventKindName(EventKind::kActivationFailed) == "activation-failed");
   CHECK(EventKindName(EventKind::kPruned) == "pruned");
+  CHECK(EventKindName(EventKind::kReleasePhaseSucceeded) ==
+        "release-phase-succeeded");
   CHECK(ParseEventKind("deployed") == std::nullopt);
   CHECK(ParseEventKind("") == std::nullopt);
 }
@@ -513,6 +515,44 @@ TEST_CASE("migration 5 fills app_state from the events of a schema-4 ledger") {
   REQUIRE(report.ok());
   CHECK(report->ok());
   CHECK(report->checked == 8);
+}
+
+}  // namespace
+}  // namespace relsupd
+
+namespace relsupd {
+namespace {
+
+TEST_CASE(
+    "a release's phase outcome is the newest of its succeeded and failed "
+    "events") {
+  Fixture f;
+  auto l = f.Open();
+  REQUIRE(l->CreateApp(Shop("shop"), f.root).ok());
+  const ReleaseId v1(1), v2(2);
+  using O = Ledger::PhaseOutcome;
+  CHECK(*l->ReleasePhaseOutcome("shop", v1) == std::nullopt);
+  REQUIRE(
+      l->AppendEvent("shop", EventKind::kReleasePhaseStarted, v1, f.root, "x")
+          .ok());
+  CHECK(*l->ReleasePhaseOutcome("shop", v1) == std::nullopt);
+  REQUIRE(l->AppendEvent("shop", EventKind::kReleasePhaseFailed, v1, f.root,
+                         "exit 3")
+              .ok());
+  CHECK(*l->ReleasePhaseOutcome("shop", v1) == O::kFailed);
+  REQUIRE(l->AppendEvent("shop", EventKind::kReleasePhaseSucceeded, v1, f.root,
+                         "exit 0")
+              .ok());
+  CHECK(*l->ReleasePhaseOutcome("shop", v1) == O::kSucceeded);
+  // Per release and per app.
+  CHECK(*l->ReleasePhaseOutcome("shop", v2) == std::nullopt);
+  CHECK(*l->ReleasePhaseOutcome("api", v1) == std::nullopt);
+  REQUIRE(l->AppendEvent("shop", EventKind::kReleasePhaseFailed, v1, f.root,
+                         "exit 1")
+              .ok());
+  CHECK(*l->ReleasePhaseOutcome("shop", v1) == O::kFailed);
+  // The phase's events leave the app_state row alone.
+  CHECK_FALSE(ChangesAppState(EventKind::kReleasePhaseSucceeded));
 }
 
 }  // namespace

@@ -18,7 +18,7 @@ SwitchStep Step(P p, E e, Strategy strategy = Strategy::kStartFirst,
   return NextSwitchStep({p, e, strategy, auto_rollback, unhealthy});
 }
 
-constexpr uint32_t kShutdown = kStopDeadline | kStopCheck | kEnd;
+constexpr uint32_t kShutdown = kStopDeadline | kStopCheck | kStopPhase | kEnd;
 constexpr uint32_t kBack = kWarnFailed | kStopDeadline | kGoBack;
 
 // Start-first, auto_rollback on, no failure kept.
@@ -35,6 +35,25 @@ const std::map<std::pair<P, E>, SwitchStep>& Expected() {
       {{P::kVerifying, E::kLedgerFailed}, {P::kVerifying, kIgnore}},
       {{P::kVerifying, E::kRolledBack}, {P::kVerifying, kIgnore}},
       {{P::kVerifying, E::kShutdown}, {P::kDone, kShutdown}},
+      {{P::kVerifying, E::kPhaseDue}, {P::kReleasePhase, kRunPhase}},
+      {{P::kVerifying, E::kPhaseSucceeded}, {P::kVerifying, kIgnore}},
+      {{P::kVerifying, E::kPhaseFailed}, {P::kVerifying, kIgnore}},
+      // The release phase: nothing of the new release runs, the link is
+      // unchanged; only its own outcome (or a shutdown) moves it.
+      {{P::kReleasePhase, E::kVerified}, {P::kReleasePhase, kIgnore}},
+      {{P::kReleasePhase, E::kVerifyFailed}, {P::kReleasePhase, kIgnore}},
+      {{P::kReleasePhase, E::kOldStopped}, {P::kReleasePhase, kIgnore}},
+      {{P::kReleasePhase, E::kFreshReady}, {P::kReleasePhase, kIgnore}},
+      {{P::kReleasePhase, E::kFreshFailed}, {P::kReleasePhase, kIgnore}},
+      {{P::kReleasePhase, E::kCrashLoop}, {P::kReleasePhase, kIgnore}},
+      {{P::kReleasePhase, E::kDeadline}, {P::kReleasePhase, kIgnore}},
+      {{P::kReleasePhase, E::kLiveRecorded}, {P::kReleasePhase, kIgnore}},
+      {{P::kReleasePhase, E::kLedgerFailed}, {P::kReleasePhase, kIgnore}},
+      {{P::kReleasePhase, E::kRolledBack}, {P::kReleasePhase, kIgnore}},
+      {{P::kReleasePhase, E::kShutdown}, {P::kDone, kShutdown}},
+      {{P::kReleasePhase, E::kPhaseDue}, {P::kReleasePhase, kIgnore}},
+      {{P::kReleasePhase, E::kPhaseSucceeded}, {P::kVerifying, kSwitchLink}},
+      {{P::kReleasePhase, E::kPhaseFailed}, {P::kDone, kEnd}},
 
       {{P::kStoppingOld, E::kVerified}, {P::kStoppingOld, kIgnore}},
       {{P::kStoppingOld, E::kVerifyFailed}, {P::kStoppingOld, kIgnore}},
@@ -47,6 +66,9 @@ const std::map<std::pair<P, E>, SwitchStep>& Expected() {
       {{P::kStoppingOld, E::kLedgerFailed}, {P::kStoppingOld, kIgnore}},
       {{P::kStoppingOld, E::kRolledBack}, {P::kStoppingOld, kIgnore}},
       {{P::kStoppingOld, E::kShutdown}, {P::kDone, kShutdown}},
+      {{P::kStoppingOld, E::kPhaseDue}, {P::kStoppingOld, kIgnore}},
+      {{P::kStoppingOld, E::kPhaseSucceeded}, {P::kStoppingOld, kIgnore}},
+      {{P::kStoppingOld, E::kPhaseFailed}, {P::kStoppingOld, kIgnore}},
 
       {{P::kStarting, E::kVerified}, {P::kStarting, kIgnore}},
       {{P::kStarting, E::kVerifyFailed}, {P::kStarting, kIgnore}},
@@ -60,6 +82,9 @@ const std::map<std::pair<P, E>, SwitchStep>& Expected() {
       {{P::kStarting, E::kLedgerFailed}, {P::kStarting, kIgnore}},
       {{P::kStarting, E::kRolledBack}, {P::kStarting, kIgnore}},
       {{P::kStarting, E::kShutdown}, {P::kDone, kShutdown}},
+      {{P::kStarting, E::kPhaseDue}, {P::kStarting, kIgnore}},
+      {{P::kStarting, E::kPhaseSucceeded}, {P::kStarting, kIgnore}},
+      {{P::kStarting, E::kPhaseFailed}, {P::kStarting, kIgnore}},
 
       {{P::kCommitting, E::kVerified}, {P::kCommitting, kIgnore}},
       {{P::kCommitting, E::kVerifyFailed}, {P::kCommitting, kIgnore}},
@@ -72,6 +97,9 @@ const std::map<std::pair<P, E>, SwitchStep>& Expected() {
       {{P::kCommitting, E::kLedgerFailed}, {P::kRollingBack, kGoBack}},
       {{P::kCommitting, E::kRolledBack}, {P::kCommitting, kIgnore}},
       {{P::kCommitting, E::kShutdown}, {P::kDone, kShutdown}},
+      {{P::kCommitting, E::kPhaseDue}, {P::kCommitting, kIgnore}},
+      {{P::kCommitting, E::kPhaseSucceeded}, {P::kCommitting, kIgnore}},
+      {{P::kCommitting, E::kPhaseFailed}, {P::kCommitting, kIgnore}},
 
       {{P::kRollingBack, E::kVerified}, {P::kRollingBack, kIgnore}},
       {{P::kRollingBack, E::kVerifyFailed}, {P::kRollingBack, kIgnore}},
@@ -84,6 +112,9 @@ const std::map<std::pair<P, E>, SwitchStep>& Expected() {
       {{P::kRollingBack, E::kLedgerFailed}, {P::kRollingBack, kIgnore}},
       {{P::kRollingBack, E::kRolledBack}, {P::kDone, kRecordBack}},
       {{P::kRollingBack, E::kShutdown}, {P::kDone, kShutdown}},
+      {{P::kRollingBack, E::kPhaseDue}, {P::kRollingBack, kIgnore}},
+      {{P::kRollingBack, E::kPhaseSucceeded}, {P::kRollingBack, kIgnore}},
+      {{P::kRollingBack, E::kPhaseFailed}, {P::kRollingBack, kIgnore}},
 
       {{P::kDone, E::kVerified}, {P::kDone, kIgnore}},
       {{P::kDone, E::kVerifyFailed}, {P::kDone, kIgnore}},
@@ -96,6 +127,9 @@ const std::map<std::pair<P, E>, SwitchStep>& Expected() {
       {{P::kDone, E::kLedgerFailed}, {P::kDone, kIgnore}},
       {{P::kDone, E::kRolledBack}, {P::kDone, kIgnore}},
       {{P::kDone, E::kShutdown}, {P::kDone, kIgnore}},
+      {{P::kDone, E::kPhaseDue}, {P::kDone, kIgnore}},
+      {{P::kDone, E::kPhaseSucceeded}, {P::kDone, kIgnore}},
+      {{P::kDone, E::kPhaseFailed}, {P::kDone, kIgnore}},
   };
   return table;
 }
@@ -148,8 +182,23 @@ TEST_CASE(
       {P::kRollingBack, kGoBack});
 }
 
+TEST_CASE(
+    "a failed release phase ends the switch whatever the strategy and "
+    "auto_rollback say") {
+  for (Strategy st : {Strategy::kStartFirst, Strategy::kStopFirst})
+    for (bool auto_rollback : {true, false}) {
+      CheckStep(P::kReleasePhase, E::kPhaseFailed,
+                Step(P::kReleasePhase, E::kPhaseFailed, st, auto_rollback),
+                {P::kDone, kEnd});
+      CheckStep(P::kReleasePhase, E::kPhaseSucceeded,
+                Step(P::kReleasePhase, E::kPhaseSucceeded, st, auto_rollback),
+                {P::kVerifying, kSwitchLink});
+    }
+}
+
 TEST_CASE("phase names are what status prints") {
   CHECK(SwitchPhaseName(P::kVerifying) == "verifying");
+  CHECK(SwitchPhaseName(P::kReleasePhase) == "release-phase");
   CHECK(SwitchPhaseName(P::kStoppingOld) == "stopping-old");
   CHECK(SwitchPhaseName(P::kStarting) == "starting");
   CHECK(SwitchPhaseName(P::kCommitting) == "stopping-old");
