@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -172,6 +173,7 @@ struct ChildArgs {
   uid_t uid = 0;
   pid_t ppid = 0;  // 0: no PR_SET_PDEATHSIG
   mode_t umask = 022;
+  bool controlling_tty = false;
   // > 0: the child shares the daemon's fd table (CLONE_FILES) and first
   // makes a private one holding only the fds below this.
   int unshare_below = 0;
@@ -318,6 +320,8 @@ int ChildMain(void* arg) {
     Fail(e, "chdir", errno, kExecStepSetupFailed, "cannot enter '", a.cwd, "'");
   if (a.cgroup_procs != nullptr) JoinCgroup(a);
   MoveFds(a);
+  if (a.controlling_tty && ::syscall(SYS_ioctl, 0, TIOCSCTTY, 0) != 0)
+    Fail(e, "tty", errno, kExecStepSetupFailed, "cannot make fd 0 the controlling terminal");
   SetRlimits(a);
   if (a.change_ids) ChangeIds(a);
   if (a.ppid != 0) SetParentDeathSignal(a);
@@ -481,6 +485,7 @@ ChildArgs MakeChildArgs(const ExecRequest& req, ExecStrings* s,
   a.uid = req.uid.value_or(0);
   a.ppid = req.pdeathsig ? ::getpid() : 0;
   a.umask = req.umask;
+  a.controlling_tty = req.controlling_tty;
   a.error = error;
   return a;
 }

@@ -18,7 +18,9 @@
 //   4. stdin, stdout, stderr and `pass_fds` moved to 0, 1, 2, 3, ...
 //      (inherited across exec); every other fd closed (close_range;
 //      /proc/self/fd before Linux 5.9). Before the rlimits: a lower nofile
-//      would refuse the moves of fds above it.
+//      would refuse the moves of fds above it. With `controlling_tty`,
+//      fd 0 (a terminal) becomes the session's controlling terminal
+//      (TIOCSCTTY; the new session has none yet).
 //   5. rlimits (raising a hard limit needs CAP_SYS_RESOURCE).
 //   6. with a uid: setgroups (exactly `groups`, possibly none), setresgid,
 //      setresuid; then checks that real, effective and saved ids changed.
@@ -82,6 +84,7 @@ struct ExecRequest {
   std::string cgroup_dir;         // joined before exec when set
   bool pdeathsig = true;          // die with the spawning thread
   mode_t umask = 022;
+  bool controlling_tty = false;   // fd 0 becomes the controlling terminal
 };
 
 // The child's stdio, as fds of the caller (dup'd into place in the child;

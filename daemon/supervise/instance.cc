@@ -22,6 +22,25 @@ double DefaultRandom01() {
 
 }  // namespace
 
+std::map<std::string, std::string> ProcessEnvironment(
+    const ReleaseRun& run, const SuperviseEnv& env, const std::string& process,
+    const std::map<std::string, std::string>& extra) {
+  std::map<std::string, std::string> e;
+  e["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  if (!run.user.empty()) {
+    e["USER"] = run.user;
+    e["LOGNAME"] = run.user;
+  }
+  if (!run.home.empty()) e["HOME"] = run.home;
+  for (const auto& [k, v] : run.config) e[k] = v;
+  for (const auto& [k, v] : extra) e[k] = v;
+  e["RELSUPD_APP"] = run.app;
+  e["RELSUPD_RELEASE"] = run.release();
+  e["RELSUPD_PROCESS"] = process;
+  if (!env.supervisor_id.empty()) e["RELSUPD_SUPERVISOR"] = env.supervisor_id;
+  return e;
+}
+
 std::string ExitInfo::Describe() const {
   if (signal != 0) {
     const char* abbrev = sigabbrev_np(signal);
@@ -156,20 +175,8 @@ SpawnRequest Instance::BaseRequest() const {
   req.groups = run_->groups;
   req.rlimits = env_->child_rlimits;
   req.pdeathsig = env_->pdeathsig;
-  std::map<std::string, std::string> e;
-  e["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  if (!run_->user.empty()) {
-    e["USER"] = run_->user;
-    e["LOGNAME"] = run_->user;
-  }
-  if (!run_->home.empty()) e["HOME"] = run_->home;
-  for (const auto& [k, v] : run_->config) e[k] = v;
-  for (const auto& [k, v] : spec_->env) e[k] = v;
-  e["RELSUPD_APP"] = run_->app;
-  e["RELSUPD_RELEASE"] = run_->release();
-  e["RELSUPD_PROCESS"] = name();
-  if (!env_->supervisor_id.empty())
-    e["RELSUPD_SUPERVISOR"] = env_->supervisor_id;
+  std::map<std::string, std::string> e =
+      ProcessEnvironment(*run_, *env_, name(), spec_->env);
   if (!env_->notify_socket.empty()) e["NOTIFY_SOCKET"] = env_->notify_socket;
   std::string names;
   for (const auto& s : spec_->sockets) {

@@ -73,6 +73,15 @@ struct SuperviseEnv {
   static constexpr int kSpawnsPerIteration = 16;
 };
 
+// The environment a process of `run` starts with, built from scratch:
+// PATH, USER, LOGNAME and HOME of the app's user, the release's config,
+// `extra` (a process type's `env:`), then RELSUPD_APP, RELSUPD_RELEASE,
+// RELSUPD_PROCESS (`process`) and RELSUPD_SUPERVISOR, each later one
+// winning. Instances add NOTIFY_SOCKET and LISTEN_FDNAMES.
+std::map<std::string, std::string> ProcessEnvironment(
+    const ReleaseRun& run, const SuperviseEnv& env, const std::string& process,
+    const std::map<std::string, std::string>& extra);
+
 struct ExitInfo {
   int64_t time_ms = 0;  // wall clock
   int64_t status = 0;

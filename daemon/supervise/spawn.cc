@@ -129,16 +129,18 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
   // /dev/null, opened once for the process's lifetime: every child's stdin.
   static const int dev_null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   if (dev_null < 0) return Status::FromErrno("cannot open /dev/null", errno);
+  const bool capture = req.capture_output && !req.stdio.has_value();
   OutputPipes pipes;
-  if (req.capture_output) RETURN_IF_ERROR(MakeOutputPipes(&pipes));
+  if (capture) RETURN_IF_ERROR(MakeOutputPipes(&pipes));
   ExecStdio stdio;
   stdio.in = dev_null;
-  stdio.out = req.capture_output ? pipes.out_write.get() : dev_null;
-  stdio.err = req.capture_output ? pipes.err_write.get() : dev_null;
+  stdio.out = capture ? pipes.out_write.get() : dev_null;
+  stdio.err = capture ? pipes.err_write.get() : dev_null;
+  if (req.stdio.has_value()) stdio = *req.stdio;
   ASSIGN_OR_RETURN(ClonedChild cloned, CloneExec(req, stdio));
   child->pid_ = cloned.pid;
   RETURN_IF_ERROR(child->WatchExit(loop, cloned));
-  if (req.capture_output) child->ReadOutput(loop, &pipes.out_read, &pipes.err_read);
+  if (capture) child->ReadOutput(loop, &pipes.out_read, &pipes.err_read);
   return child;
 }
 

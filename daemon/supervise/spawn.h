@@ -35,6 +35,10 @@ namespace relsupd {
 
 struct SpawnRequest : ExecRequest {
   bool capture_output = true;  // false: stdout/stderr to /dev/null
+  // Set: the child's stdin, stdout and stderr are these fds of the caller
+  // (dup'd in the child; the caller keeps its own), and capture_output is
+  // ignored. REQUIRES: all three >= 0.
+  std::optional<ExecStdio> stdio;
 };
 
 enum class OutputStream { kOut = 1, kErr = 2 };
