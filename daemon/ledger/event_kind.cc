@@ -23,6 +23,8 @@ constexpr std::pair<EventKind, std::string_view> kNames[] = {
     {EventKind::kRestarted, "restarted"},
     {EventKind::kFailed, "failed"},
     {EventKind::kPruned, "pruned"},
+    {EventKind::kRunStarted, "run-started"},
+    {EventKind::kRan, "ran"},
 };
 
 // The table is in enum order, so a kind is its own index.
@@ -32,7 +34,7 @@ constexpr bool InEnumOrder() {
   return true;
 }
 static_assert(InEnumOrder());
-static_assert(std::size(kNames) == static_cast<size_t>(EventKind::kPruned) + 1);
+static_assert(std::size(kNames) == static_cast<size_t>(EventKind::kRan) + 1);
 
 }  // namespace
 

@@ -27,6 +27,8 @@ enum class EventKind {
   kRestarted,         // restarted
   kFailed,            // failed: an instance hit the crash limit
   kPruned,            // pruned: a release's slot removed
+  kRunStarted,        // run-started: a one-off process (`ctl run`) starts
+  kRan,               // ran: a one-off process ended (its exit status)
 };
 
 // "app-created", "rolled-back", ...
