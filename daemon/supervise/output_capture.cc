@@ -33,6 +33,7 @@ LineSplitter& OutputCapture::SplitterOf(OutputStream stream) {
 
 LineSplitter::Emit OutputCapture::EmitTo(OutputStream stream) {
   return [this, stream](std::string_view line, bool partial) {
+    if (observer_) observer_(stream, line);
     if (logs_ == nullptr) return;
     LogRecord r;
     r.app = source_.app;

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -68,6 +69,11 @@ class OutputCapture {
   void WriteLine(OutputStream stream, std::string_view line);
   // Writes the log store's buffered records to its files.
   void FlushLogs();
+  // Also hands every line to `observer` (a one-off keeps its last lines).
+  void set_line_observer(
+      std::function<void(OutputStream, std::string_view)> observer) {
+    observer_ = std::move(observer);
+  }
 
  private:
   LineSplitter& SplitterOf(OutputStream stream);
@@ -85,6 +91,7 @@ class OutputCapture {
   double tokens_;
   int64_t tokens_ms_ = 0;
   std::unique_ptr<UvHandle<uv_timer_t>> throttle_timer_;
+  std::function<void(OutputStream, std::string_view)> observer_;
 };
 
 }  // namespace relsupd
