@@ -19,6 +19,36 @@ std::string DefaultSocketPath() {
   return env && *env ? env : "/run/relsupd/relsupd.sock";
 }
 
+Status SendWithFds(int socket, std::string_view data, const std::vector<int>& fds) {
+  iovec iov{const_cast<char*>(data.data()), 1};
+  std::vector<char> cbuf(CMSG_SPACE(sizeof(int) * fds.size()));
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = cbuf.data();
+  msg.msg_controllen = cbuf.size();
+  cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+  std::memcpy(CMSG_DATA(cm), fds.data(), sizeof(int) * fds.size());
+  ssize_t n;
+  do {
+    n = ::sendmsg(socket, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) return Status::FromErrno("cannot send to relsupd", errno);
+  // The rest as plain data; MSG_NOSIGNAL: a peer gone is an error, never
+  // a SIGPIPE.
+  data.remove_prefix(1);
+  while (!data.empty()) {
+    n = ::send(socket, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno("cannot write request", errno);
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return Status::Ok();
+}
+
 Result<Client> Client::Connect(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -92,27 +122,8 @@ Result<rpc::Json> Client::CallWithFd(std::string_view method, rpc::Json params,
   const int64_t id = next_id_++;
   std::string out = rpc::Frame(rpc::MakeRequest(id, method, std::move(params)));
   // The fd rides on the first byte; the rest of the line follows as usual.
-  iovec iov{out.data(), 1};
-  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = cbuf;
-  msg.msg_controllen = sizeof cbuf;
-  cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-  cm->cmsg_level = SOL_SOCKET;
-  cm->cmsg_type = SCM_RIGHTS;
-  cm->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-  ssize_t n;
-  do {
-    n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
-  if (n != 1)
-    return Status(StatusCode::kUnavailable,
-                  std::string("cannot send to relsupd: ") + std::strerror(errno));
-  Status w = WriteAll(fd_.get(), std::string_view(out).substr(1), "request");
-  if (!w.ok()) return Status(StatusCode::kUnavailable, w.message());
+  Status sent = SendWithFds(fd_.get(), out, {fd});
+  if (!sent.ok()) return Status(StatusCode::kUnavailable, sent.message());
   ASSIGN_OR_RETURN(std::string line, ReadLine(tick));
   return ParseResponse(line, id);
 }

@@ -6,6 +6,8 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "daemon/base/fd.h"
 #include "daemon/base/status.h"
@@ -16,6 +18,11 @@ namespace relsupd {
 // The socket `relsupd ctl` uses without --socket: $RELSUPD_SOCKET, else
 // /run/relsupd/relsupd.sock.
 std::string DefaultSocketPath();
+
+// Sends `data` on a connected Unix socket with `fds` riding on its first
+// byte (SCM_RIGHTS), then the rest. The error keeps sendmsg's errno.
+// REQUIRES: `data` not empty.
+Status SendWithFds(int socket, std::string_view data, const std::vector<int>& fds);
 
 class Client {
  public:

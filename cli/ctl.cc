@@ -68,6 +68,7 @@ void AddCtlCommand(CLI::App& root, CtlContext* ctx) {
   AddHistoryVerb(*ctl, ctx);
   AddReleaseStageVerbs(*ctl, ctx);
   AddProcessVerbs(*ctl, ctx);
+  AddRunVerb(*ctl, ctx);
 }
 
 }  // namespace relsupd::cli

@@ -39,6 +39,7 @@ void AddAppVerbs(CLI::App& ctl, CtlContext* ctx);
 void AddHistoryVerb(CLI::App& ctl, CtlContext* ctx);
 void AddReleaseStageVerbs(CLI::App& ctl, CtlContext* ctx);
 void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx);
+void AddRunVerb(CLI::App& ctl, CtlContext* ctx);  // ctl_run.cc
 
 // "" for a null or missing value, the string itself, or the JSON text.
 std::string Text(const rpc::Json& j);

@@ -309,9 +309,12 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
   auto app = std::make_shared<std::string>();
   CLI::App* ps = ctl.add_subcommand("ps", "List running processes: state, pid, uptime, restarts");
   ps->add_option("APP", *app, "Only this app's processes");
-  ps->callback([ctx, app] {
+  auto all = std::make_shared<bool>(false);
+  ps->add_flag("--all", *all, "Also list running one-off processes (`ctl run`, type run)");
+  ps->callback([ctx, app, all] {
     rpc::Json p = rpc::Json::object();
     if (!app->empty()) p["app"] = *app;
+    if (*all) p["all"] = true;
     ctx->CallAndPrint(method::kPs, p, PrintPs);
   });
 

@@ -196,6 +196,7 @@ Status Daemon::StartRunStage() {
                              runs_->supervisor()->OnNotify(pid, f);
                            }));
   context_.runs = runs_.get();
+  context_.closer = closer_.get();
   context_.logs = logs_.get();
   // The `current` links and the ledger agree before anything runs.
   runs_->Recover();
@@ -263,6 +264,7 @@ Status Daemon::Start() {
   RegisterHandlers(dispatcher_.get(), &context_);
   RegisterReleaseHandlers(dispatcher_.get(), &context_);
   RegisterProcessHandlers(dispatcher_.get(), &context_);
+  RegisterRunHandlers(dispatcher_.get(), &context_);
 
   const int signums[] = {SIGTERM, SIGINT, SIGHUP};
   for (int i = 0; i < 3; ++i) {

@@ -17,6 +17,7 @@ namespace relsupd {
 class ReleaseService;
 class RunService;
 class LogStore;
+class FdCloser;
 }
 
 namespace relsupd {
@@ -28,6 +29,8 @@ struct DaemonContext {
   ReleaseService* releases = nullptr;
   RunService* runs = nullptr;
   LogStore* logs = nullptr;
+  // Closes fds a handler took from a peer off the loop (null: in place).
+  FdCloser* closer = nullptr;
   const Clock* clock = nullptr;
   std::string state_dir;
   std::string socket;
@@ -46,6 +49,8 @@ void RegisterReleaseHandlers(Dispatcher* dispatcher, DaemonContext* context);
 
 // ps, scale, restart, stop, start, logs, activate (process_handlers.cc).
 void RegisterProcessHandlers(Dispatcher* dispatcher, DaemonContext* context);
+// run: one-off processes (run_handlers.cc).
+void RegisterRunHandlers(Dispatcher* dispatcher, DaemonContext* context);
 
 // Resolves the ids an app runs as (uid, gid, dynamic_user), whatever the
 // client sent for them. No user: a root daemon gives the app a uid of its

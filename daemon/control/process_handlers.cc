@@ -10,6 +10,7 @@
 #include "daemon/control/params.h"
 #include "daemon/logs/log_store.h"
 #include "daemon/protocol/methods.h"
+#include "daemon/run/one_offs.h"
 #include "daemon/run/run_service.h"
 
 namespace relsupd {
@@ -37,10 +38,18 @@ Json PsRowToJson(const PsRow& r) {
 }
 
 Result<Json> Ps(DaemonContext& ctx, const Json& params) {
-  RETURN_IF_ERROR(params::CheckKnown(params, {"app"}));
+  RETURN_IF_ERROR(params::CheckKnown(params, {"app", "all"}));
   ASSIGN_OR_RETURN(auto app, params::OptionalString(params, "app"));
   if (app) RETURN_IF_ERROR(ValidateAppName(*app));
+  bool all = false;
+  if (auto it = params.find("all"); it != params.end()) {
+    if (!it->is_boolean()) return InvalidArgument("param 'all' must be a boolean");
+    all = it->get<bool>();
+  }
   ASSIGN_OR_RETURN(std::vector<PsRow> rows, ctx.runs->Ps(app));
+  // `all`: the one-offs of `ctl run` too (type "run"; never instances).
+  if (all)
+    for (PsRow& r : ctx.runs->one_offs()->PsRows(app)) rows.push_back(std::move(r));
   Json out = Json::array();
   for (const PsRow& r : rows) out.push_back(PsRowToJson(r));
   return out;

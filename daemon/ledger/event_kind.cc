@@ -26,6 +26,8 @@ constexpr std::pair<EventKind, std::string_view> kNames[] = {
     {EventKind::kReleasePhaseStarted, "release-phase-started"},
     {EventKind::kReleasePhaseSucceeded, "release-phase-succeeded"},
     {EventKind::kReleasePhaseFailed, "release-phase-failed"},
+    {EventKind::kRunStarted, "run-started"},
+    {EventKind::kRan, "ran"},
 };
 
 // The table is in enum order, so a kind is its own index.
@@ -35,7 +37,7 @@ constexpr bool InEnumOrder() {
   return true;
 }
 static_assert(InEnumOrder());
-static_assert(std::size(kNames) == static_cast<size_t>(EventKind::kReleasePhaseFailed) + 1);
+static_assert(std::size(kNames) == static_cast<size_t>(EventKind::kRan) + 1);
 
 }  // namespace
 

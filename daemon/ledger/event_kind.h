@@ -31,6 +31,8 @@ enum class EventKind {
   kReleasePhaseSucceeded,  // release-phase-succeeded: it exited 0
   kReleasePhaseFailed,     // release-phase-failed: exit status, signal,
                            // timeout or interruption
+  kRunStarted,        // run-started: a one-off process (`ctl run`) starts
+  kRan,               // ran: a one-off process ended (its exit status)
 };
 
 // "app-created", "rolled-back", ...

@@ -13,6 +13,7 @@
 #include "daemon/base/release_id.h"
 #include "daemon/base/users.h"
 #include "daemon/config/process_file.h"
+#include "daemon/run/one_offs.h"
 #include "daemon/store/fs.h"
 #include "daemon/store/layout.h"
 #include "daemon/store/release_service.h"
@@ -62,6 +63,16 @@ RunService::RunService(SuperviseEnv env, Ledger* ledger,
       [this](const std::string& app, int64_t number) {
         return LoadRun(app, number);
       });
+  one_offs_ = std::make_unique<OneOffs>(
+      supervisor_->env(), ledger_,
+      [this](const std::string& app, int64_t number) {
+        return LoadRun(app, number);
+      });
+  // A one-off that ended may free a release a prune held back.
+  one_offs_->set_on_ended([this](const std::string& app) {
+    if (releases_ != nullptr && !switcher_->shutting_down())
+      releases_->InUseEnded(app);
+  });
   // Retention asks what runs before it prunes (ReleaseService::Prune).
   if (releases_ != nullptr)
     releases_->set_in_use([this](const std::string& app) { return InUse(app); });
@@ -78,6 +89,7 @@ std::set<int64_t> RunService::InUse(const std::string& app) {
     if (sw->from != 0) out.insert(sw->from);
     out.insert(sw->to);
   }
+  for (int64_t n : one_offs_->InUse(app)) out.insert(n);
   const ReleaseGroup* active = supervisor_->Active(app);
   for (const ReleaseGroup* g : supervisor_->Groups(app))
     if (g == active || !g->AllSettled()) out.insert(g->run().number);
@@ -279,6 +291,7 @@ Result<std::vector<PsRow>> RunService::Ps(
 }
 
 void RunService::Shutdown(std::function<void()> done) {
+  one_offs_->KillAll();  // they belong to their clients, who are cut off
   switcher_->Shutdown();
   supervisor_->StopEverything(std::move(done));
 }

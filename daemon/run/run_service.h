@@ -28,6 +28,7 @@
 namespace relsupd {
 
 class ReleaseService;
+class OneOffs;
 
 // Who an app's processes run as.
 struct RunAs {
@@ -66,6 +67,8 @@ class RunService final : public SupervisorListener {
   ~RunService() override;
 
   Supervisor* supervisor() { return supervisor_.get(); }
+  // The one-off processes of `ctl run` (one_offs.h).
+  OneOffs* one_offs() { return one_offs_.get(); }
 
   // Start-up: every app whose active release is not stopped by hand runs at
   // its recorded scale. An app that cannot start is logged and skipped.
@@ -147,6 +150,9 @@ class RunService final : public SupervisorListener {
   // down report to it.
   std::unique_ptr<Switcher> switcher_;
   std::unique_ptr<Supervisor> supervisor_;
+  // After the supervisor, whose env it uses: destroyed (killing what
+  // runs) first.
+  std::unique_ptr<OneOffs> one_offs_;
 };
 
 }  // namespace relsupd

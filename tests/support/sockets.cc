@@ -13,6 +13,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "cli/client.h"
+#include "daemon/base/status.h"
 #include "tests/support/failure.h"
 #include "tests/support/wait.h"
 
@@ -79,26 +81,10 @@ bool RawConn::Send(std::string_view data) {
 
 bool RawConn::SendWithFds(std::string_view data, const std::vector<int>& fds) {
   if (data.empty()) Fail("SendWithFds needs at least one byte");
-  std::vector<char> cbuf(CMSG_SPACE(sizeof(int) * fds.size()));
-  iovec iov{const_cast<char*>(data.data()), data.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = cbuf.data();
-  msg.msg_controllen = cbuf.size();
-  cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-  cm->cmsg_level = SOL_SOCKET;
-  cm->cmsg_type = SCM_RIGHTS;
-  cm->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-  std::memcpy(CMSG_DATA(cm), fds.data(), sizeof(int) * fds.size());
-  ssize_t n;
-  do {
-    n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) return false;
-  if (n < 0) FailErrno("sendmsg");
-  // The fds went with the first byte; the rest is plain data.
-  return Send(data.substr(static_cast<size_t>(n)));
+  Status s = relsupd::SendWithFds(fd_, data, fds);
+  if (s.ok()) return true;
+  if (s.error_number() == EPIPE || s.error_number() == ECONNRESET) return false;
+  Fail(s.message());
 }
 
 void RawConn::CloseWrite() {
