@@ -8,6 +8,7 @@
 #include "cli/build.h"
 #include "cli/cli_app.h"
 #include "cli/ctl.h"
+#include "cli/ctl_deploy.h"
 #include "daemon/main.h"
 
 int main(int argc, char** argv) {
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
 
   cli::CtlContext ctl;
   cli::AddCtlCommand(app, &ctl);
+  cli::AddDeployVerb(*app.get_subcommand("ctl"), &ctl);
   int build_exit = 0;
   cli::AddBuildCommand(app, &build_exit);
   cli::AddVersionEverywhere(app);

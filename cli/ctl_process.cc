@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "cli/ctl.h"
+#include "cli/ctl_stages.h"
 #include "cli/table.h"
 #include "cli/terminal.h"
 #include "daemon/protocol/methods.h"
@@ -142,31 +143,19 @@ int FollowLogs(CtlContext* ctx, const LogsArgs& a) {
   }
 }
 
-struct SwitchArgs {
-  std::string app;
-  std::string release;
-  std::string strategy;
-  bool no_wait = false;
-  bool rerun_release_phase = false;
-};
-
-// Follows switch `id` of `app` with `status` polls, printing each instance
-// as it changes, until it ends. Returns the exit code.
-int FollowSwitch(CtlContext* ctx, Client& client, const std::string& app, int64_t id) {
+// Follows switch `id` of `a.app` with `status` polls, printing each
+// instance as it changes, until it ends.
+SwitchResult FollowSwitch(CtlContext* ctx, Client& client, const SwitchArgs& a, int64_t id) {
   std::map<std::string, std::string> seen;  // "v2 web.1" -> state
   bool phase_shown = false;
   while (true) {
-    auto st = client.Call(method::kStatus, {{"app", app}});
-    if (!st.ok()) {
-      ctx->Fail(st.status());
-      return ctx->exit_code;
-    }
+    auto st = client.Call(method::kStatus, {{"app", a.app}});
+    if (!st.ok()) return {st.status(), false, nullptr};
     if (!ctx->json && !phase_shown && (*st)["switch"].is_object() &&
         Text((*st)["switch"]["phase"]) == "release-phase") {
       phase_shown = true;
-      std::cout << "  release phase of " << Text((*st)["switch"]["to"])
-                << " running (output: ctl logs " << app
-                << " --process release)\n";
+      std::cout << a.prefix << "  release phase of " << Text((*st)["switch"]["to"])
+                << " running (output: ctl logs " << a.app << " --process release)\n";
     }
     if (!ctx->json) {
       for (const auto& p : (*st)["processes"]) {
@@ -183,48 +172,58 @@ int FollowSwitch(CtlContext* ctx, Client& client, const std::string& app, int64_
     const auto& last = (*st)["last_switch"];
     bool running = (*st)["switch"].is_object() && (*st)["switch"].value("id", 0) == id;
     if (!running && last.is_object() && last.value("id", 0) == id) {
-      if (ctx->json) std::cout << last.dump(2) << '\n';
-      if (last.value("ok", false)) {
-        if (!ctx->json) {
-          std::cout << Text(last["live"]) << " of " << app << " is live\n";
-          if (!Text(last["message"]).empty()) std::cout << "Warning: " << Text(last["message"]) << '\n';
-        }
-        return kExitOk;
+      if (!last.value("ok", false))
+        return {FailedPrecondition(Text(last["message"])), true, last};
+      if (!ctx->json) {
+        std::cout << a.prefix << Text(last["live"]) << " of " << a.app << " is live\n";
+        if (!Text(last["message"]).empty()) std::cout << "Warning: " << Text(last["message"]) << '\n';
       }
-      std::cerr << "Error: " << Text(last["message"]) << '\n';
-      return kExitRefused;
+      return {Status::Ok(), false, last};
     }
-    if (!running) {
-      std::cerr << "Error: switch " << id << " of " << app << " is no longer known to the daemon\n";
-      return kExitRefused;
-    }
+    if (!running)
+      return {FailedPrecondition("switch " + std::to_string(id) + " of " + a.app +
+                                 " is no longer known to the daemon"),
+              true, nullptr};
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }
 
-void RunSwitch(CtlContext* ctx, const SwitchArgs& a, bool rollback) {
-  auto client = Client::Connect(ctx->socket);
-  if (!client.ok()) return ctx->Fail(client.status());
+}  // namespace
+
+SwitchResult StartSwitch(CtlContext* ctx, Client& client, const SwitchArgs& a, bool rollback) {
   rpc::Json p = {{"app", a.app}};
   if (!a.release.empty()) p["release"] = a.release;
   if (!a.strategy.empty()) p["strategy"] = a.strategy;
   if (a.rerun_release_phase) p["rerun_release_phase"] = true;
-  auto r = client->Call(rollback ? method::kRollback : method::kActivate, p);
-  if (!r.ok()) return ctx->Fail(r.status());
+  auto r = client.Call(rollback ? method::kRollback : method::kActivate, p);
+  if (!r.ok()) return {r.status(), false, nullptr};
   int64_t id = r->value("switch", 0);
+  const char* verb = rollback ? "Rolling back " : "Activating ";
   if (a.no_wait) {
-    if (ctx->json)
-      std::cout << r->dump(2) << '\n';
-    else
-      std::cout << (rollback ? "Rolling back " : "Activating ") << a.app << " to "
-                << Text((*r)["release"]) << " (switch " << id << ")\n";
-    ctx->exit_code = kExitOk;
-    return;
+    if (!ctx->json)
+      std::cout << a.prefix << verb << a.app << " to " << Text((*r)["release"]) << " (switch "
+                << id << ")\n";
+    return {Status::Ok(), false, *r};
   }
-  if (!ctx->json)
-    std::cout << (rollback ? "Rolling back " : "Activating ") << a.app << " to "
-              << Text((*r)["release"]) << '\n';
-  ctx->exit_code = FollowSwitch(ctx, *client, a.app, id);
+  if (!ctx->json) std::cout << a.prefix << verb << a.app << " to " << Text((*r)["release"]) << '\n';
+  return FollowSwitch(ctx, client, a, id);
+}
+
+namespace {
+
+void RunSwitch(CtlContext* ctx, const SwitchArgs& a, bool rollback) {
+  auto client = Client::Connect(ctx->socket);
+  if (!client.ok()) return ctx->Fail(client.status());
+  SwitchResult r = StartSwitch(ctx, *client, a, rollback);
+  if (ctx->json && !r.outcome.is_null()) std::cout << r.outcome.dump(2) << '\n';
+  if (r.status.ok()) {
+    ctx->exit_code = kExitOk;
+  } else if (r.switch_failed) {
+    std::cerr << "Error: " << r.status.message() << '\n';
+    ctx->exit_code = kExitRefused;
+  } else {
+    ctx->Fail(r.status);
+  }
 }
 
 void PrintStatus(const rpc::Json& s) {

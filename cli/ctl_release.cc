@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "cli/ctl.h"
+#include "cli/ctl_stages.h"
 #include "cli/table.h"
 #include "daemon/base/env_file.h"
 #include "daemon/base/fd.h"
@@ -104,6 +105,19 @@ void PrintBuilds(const rpc::Json& builds) {
   t.Print(std::cout);
 }
 
+// Why a read without a release named acts on this one: "the live release",
+// or "the newest release (none was ever live)".
+std::string WhichRelease(const rpc::Json& r) {
+  return r.value("live", false) ? "the live release" : "the newest release (none was ever live)";
+}
+
+// A new release's number on stdout (for `$(...)`), and on stderr what it
+// started from.
+void PrintCreated(const rpc::Json& r, char sign) {
+  std::cout << Text(r["release"]) << '\n';
+  std::cerr << "relsupd: made " << DescribeCreated(r, sign) << '\n';
+}
+
 void AddBuildVerbs(CLI::App& ctl, CtlContext* ctx) {
   CLI::App* build = ctl.add_subcommand("build", "Import and list build artifacts");
   build->require_subcommand(1);
@@ -126,34 +140,16 @@ void AddBuildVerbs(CLI::App& ctl, CtlContext* ctx) {
       ctx->exit_code = kExitUsage;
       return;
     }
-    struct stat st {};
-    ::fstat(file->get(), &st);
     auto client = Client::Connect(ctx->socket);
     if (!client.ok()) return ctx->Fail(client.status());
-    // The daemon reads through our open file description, so its offset
-    // is the progress.
-    const bool bar = isatty(STDERR_FILENO) && !ctx->json && st.st_size >= kProgressMinBytes;
-    int fd = file->get();
-    auto tick = [&] {
-      if (!bar) return;
-      off_t done = ::lseek(fd, 0, SEEK_CUR);
-      int pct = static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(st.st_size));
-      std::string hashes(static_cast<size_t>(pct / 4), '#');
-      fprintf(stderr, "\rimporting [%-25s] %3d%% %s", hashes.c_str(), pct,
-              HumanBytes(done).c_str());
-    };
-    auto r = client->CallWithFd(method::kBuildImport, {{"app", args->app}}, fd, tick);
-    if (bar) fprintf(stderr, "\r%60s\r", "");
+    auto r = ImportArtifact(*client, args->app, file->get(), !ctx->json);
     if (!r.ok()) return ctx->Fail(r.status());
     ctx->exit_code = kExitOk;
     if (ctx->json) {
       std::cout << r->dump(2) << '\n';
       return;
     }
-    std::cout << (r->value("new", false) ? "Imported" : "Already imported") << " build "
-              << Text((*r)["id"]) << " (sha256:" << Text((*r)["sha256"]) << ", "
-              << HumanBytes(r->value("size", int64_t{0})) << ", " << Text((*r)["entries"])
-              << " entries)\n";
+    std::cout << DescribeImport(*r) << '\n';
   });
 
   AddAppVerb(*build, ctx,
@@ -179,16 +175,15 @@ void AddReleaseCreateVerb(CLI::App& release, CtlContext* ctx) {
   create->add_option("--env-file", args->env_file, "KEY=VALUE lines to add to the config");
   create->add_option("--set", args->sets, "KEY=VALUE to add to the config (repeatable)");
   create->footer(
-      "The config starts from the newest release's, then the env file, then --set. "
-      "The release is unpacked, checked, sealed read-only and numbered; it prints vN.");
+      "The config starts from the live release's (the newest release's while none was ever "
+      "live), then the env file, then --set. The release is unpacked, checked, sealed "
+      "read-only and numbered; it prints vN, and on stderr the release it started from.");
   create->callback([ctx, args] {
     rpc::Json set = rpc::Json::object();
-    if (!args->env_file.empty() && !ReadEnvFile(args->env_file, &set, ctx)) return;
-    for (const auto& s : args->sets)
-      if (!SplitAssignment(s, &set, ctx)) return;
+    if (!ReadConfigChanges(args->env_file, args->sets, &set, ctx)) return;
     ctx->CallAndPrint(method::kReleaseCreate,
                       {{"app", args->app}, {"build", args->build}, {"set", set}},
-                      [](const rpc::Json& r) { std::cout << Text(r["release"]) << '\n'; });
+                      [](const rpc::Json& r) { PrintCreated(r, '+'); });
   });
 }
 
@@ -258,11 +253,16 @@ void AddReleaseVerifyVerb(CLI::App& release, CtlContext* ctx) {
   CLI::App* verify = release.add_subcommand(
       "verify", "Recompute a release's manifest; exit 1 if a file changed");
   verify->add_option("APP", verify_args->app, "App name")->required();
-  verify->add_option("RELEASE", verify_args->release, "Release (default: the newest)");
+  verify->add_option("RELEASE", verify_args->release,
+                     "Release (default: the live one; the newest while none was ever live)");
   verify->callback([ctx, verify_args] {
     rpc::Json p = {{"app", verify_args->app}};
     if (!verify_args->release.empty()) p["release"] = verify_args->release;
-    auto r = ctx->CallAndPrint(method::kReleaseVerify, p, PrintVerify);
+    const bool named = !verify_args->release.empty();
+    auto r = ctx->CallAndPrint(method::kReleaseVerify, p, [named](const rpc::Json& v) {
+      if (!named) std::cout << "# " << Text(v["release"]) << ": " << WhichRelease(v) << '\n';
+      PrintVerify(v);
+    });
     if (r && !r->value("ok", false)) ctx->exit_code = kExitRefused;
   });
 }
@@ -304,7 +304,9 @@ void AddConfigVerbs(CLI::App& ctl, CtlContext* ctx) {
   };
   auto set_args = std::make_shared<Args>();
   CLI::App* set = config->add_subcommand(
-      "set", "Set KEY=VALUE pairs: makes a new release from the newest one's build");
+      "set",
+      "Set KEY=VALUE pairs: makes a new release from the live one's build and config (the "
+      "newest one's while none was ever live); prints vN, and on stderr what it started from");
   set->add_option("APP", set_args->app, "App name")->required();
   set->add_option("PAIRS", set_args->items, "KEY=VALUE ...")->required();
   set->callback([ctx, set_args] {
@@ -312,34 +314,39 @@ void AddConfigVerbs(CLI::App& ctl, CtlContext* ctx) {
     for (const auto& s : set_args->items)
       if (!SplitAssignment(s, &pairs, ctx)) return;
     ctx->CallAndPrint(method::kConfigSet, {{"app", set_args->app}, {"set", pairs}},
-                      [](const rpc::Json& r) { std::cout << Text(r["release"]) << '\n'; });
+                      [](const rpc::Json& r) { PrintCreated(r, '+'); });
   });
 
   auto unset_args = std::make_shared<Args>();
   CLI::App* unset = config->add_subcommand(
-      "unset", "Remove keys: makes a new release from the newest one's build");
+      "unset",
+      "Remove keys: makes a new release from the live one's build and config (the newest "
+      "one's while none was ever live); prints vN, and on stderr what it started from");
   unset->add_option("APP", unset_args->app, "App name")->required();
   unset->add_option("KEYS", unset_args->items, "KEY ...")->required();
   unset->callback([ctx, unset_args] {
     ctx->CallAndPrint(method::kConfigUnset,
                       {{"app", unset_args->app}, {"unset", unset_args->items}},
-                      [](const rpc::Json& r) { std::cout << Text(r["release"]) << '\n'; });
+                      [](const rpc::Json& r) { PrintCreated(r, '-'); });
   });
 
   auto show_args = std::make_shared<Args>();
   CLI::App* show = config->add_subcommand("show", "Show a release's config (values masked)");
   show->add_option("APP", show_args->app, "App name")->required();
-  show->add_option("--release", show_args->release, "Release (default: the newest)");
+  show->add_option("--release", show_args->release,
+                   "Release (default: the live one; the newest while none was ever live)");
   show->add_flag("--reveal", show_args->reveal, "Show values (needs the change right)");
   show->callback([ctx, show_args] {
     rpc::Json p = {{"app", show_args->app}, {"reveal", show_args->reveal}};
     if (!show_args->release.empty()) p["release"] = show_args->release;
-    ctx->CallAndPrint(method::kConfigShow, p, [](const rpc::Json& r) {
+    const bool named = !show_args->release.empty();
+    ctx->CallAndPrint(method::kConfigShow, p, [named](const rpc::Json& r) {
       if (r["release"].is_null()) {
         std::cout << "(no release yet)\n";
         return;
       }
       std::cout << "# " << Text(r["release"]) << '\n';
+      if (!named || r.value("live", false)) std::cout << "# " << WhichRelease(r) << '\n';
       for (const auto& [k, v] : r["config"].items()) std::cout << k << '=' << Text(v) << '\n';
     });
   });
@@ -368,6 +375,51 @@ void AddPruneVerb(CLI::App& ctl, CtlContext* ctx) {
 }
 
 }  // namespace
+
+Result<rpc::Json> ImportArtifact(Client& client, const std::string& app, int fd, bool progress) {
+  struct stat st {};
+  ::fstat(fd, &st);
+  // The daemon reads through our open file description, so its offset is
+  // the progress.
+  const bool bar = progress && isatty(STDERR_FILENO) && st.st_size >= kProgressMinBytes;
+  auto tick = [&] {
+    if (!bar) return;
+    off_t done = ::lseek(fd, 0, SEEK_CUR);
+    int pct = static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(st.st_size));
+    std::string hashes(static_cast<size_t>(pct / 4), '#');
+    fprintf(stderr, "\rimporting [%-25s] %3d%% %s", hashes.c_str(), pct, HumanBytes(done).c_str());
+  };
+  auto r = client.CallWithFd(method::kBuildImport, {{"app", app}}, fd, tick);
+  if (bar) fprintf(stderr, "\r%60s\r", "");
+  return r;
+}
+
+std::string DescribeImport(const rpc::Json& r) {
+  return std::string(r.value("new", false) ? "Imported" : "Already imported") + " build " +
+         Text(r["id"]) + " (sha256:" + Text(r["sha256"]) + ", " +
+         HumanBytes(r.value("size", int64_t{0})) + ", " + Text(r["entries"]) + " entries)";
+}
+
+bool ReadConfigChanges(const std::string& env_file, const std::vector<std::string>& sets,
+                       rpc::Json* set, CtlContext* ctx) {
+  if (!env_file.empty() && !ReadEnvFile(env_file, set, ctx)) return false;
+  for (const auto& s : sets)
+    if (!SplitAssignment(s, set, ctx)) return false;
+  return true;
+}
+
+std::string DescribeCreated(const rpc::Json& r, char sign) {
+  std::string out = Text(r["release"]);
+  if (r["from"].is_null()) return out + " (the app's first release)";
+  std::string keys;
+  for (const auto& k : r.value("config_changed", rpc::Json::array()))
+    keys += (keys.empty() ? "" : ", ") + Text(k);
+  out += " (from " + Text(r["from"]) +
+         (keys.empty() ? ", same config" : std::string(" ") + sign + " " + keys);
+  if (!r.value("from_live", false))
+    out += "; " + Text(r["from"]) + " is the newest release, none was ever live";
+  return out + ")";
+}
 
 void AddReleaseStageVerbs(CLI::App& ctl, CtlContext* ctx) {
   AddPruneVerb(ctl, ctx);

@@ -1,6 +1,7 @@
 // relsupd: the command operators run. `ctl` is handled here, by a binary
-// that links only the control client; `daemon` and `build` exec
-// relsupd-core, which holds the daemon and the build stage.
+// that links only the control client; `daemon`, `build` and `ctl deploy`
+// (which runs the build stage) exec relsupd-core, which holds the daemon
+// and the build stage.
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 
 #include "cli/cli_app.h"
 #include "cli/ctl.h"
+#include "cli/ctl_deploy.h"
 
 namespace {
 
@@ -30,17 +32,21 @@ std::string CorePath() {
   return dir + "/../libexec/relsupd/relsupd-core";
 }
 
+// Runs relsupd-core with our arguments (same pid); returns only on failure.
+int ExecCore(char** argv) {
+  const std::string core = CorePath();
+  ::execv(core.c_str(), argv);
+  std::cerr << "relsupd: cannot run '" << core << "': " << std::strerror(errno) << '\n';
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace relsupd;
   if (argc > 1 && (std::strcmp(argv[1], "daemon") == 0 ||
-                   std::strcmp(argv[1], "build") == 0)) {
-    const std::string core = CorePath();
-    ::execv(core.c_str(), argv);
-    std::cerr << "relsupd: cannot run '" << core << "': " << std::strerror(errno) << '\n';
-    return 1;
-  }
+                   std::strcmp(argv[1], "build") == 0))
+    return ExecCore(argv);
   CLI::App app;
   cli::SetUpRoot(app);
   // Listed for --help; the real ones live in relsupd-core (exec'd above).
@@ -49,6 +55,12 @@ int main(int argc, char** argv) {
   app.add_subcommand("build", "Build DIR into a reproducible artifact")->allow_extras();
   cli::CtlContext ctl;
   cli::AddCtlCommand(app, &ctl);
+  // `ctl deploy` runs the build stage: relsupd-core parses it again, and
+  // its --help is the real one.
+  CLI::App* deploy = app.get_subcommand("ctl")->add_subcommand("deploy", cli::kDeployDescription);
+  deploy->set_help_flag();
+  deploy->prefix_command();
+  deploy->callback([argv, &ctl] { ctl.exit_code = ExecCore(argv); });
   cli::AddVersionEverywhere(app);
   if (int rc = cli::Parse(app, argc, argv); rc >= 0) return rc;
   return ctl.exit_code;

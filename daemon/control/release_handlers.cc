@@ -109,7 +109,7 @@ void ReleaseCreate(DaemonContext& ctx, const Request& r, Reply reply) {
   auto change = ChangeFrom(r.params);
   if (!change.ok()) return reply(change.status());
   ctx.releases->CreateRelease(*app, *build, *change, ActorOf(r.peer),
-                              ReplyWith(reply, &ReleaseToJson));
+                              ReplyWith(reply, &CreatedReleaseToJson));
 }
 
 void ConfigChange(DaemonContext& ctx, const Request& r, Reply reply, bool unset) {
@@ -123,7 +123,32 @@ void ConfigChange(DaemonContext& ctx, const Request& r, Reply reply, bool unset)
     return reply(InvalidArgument(unset ? "name at least one key to unset"
                                        : "give at least one KEY=VALUE to set"));
   ctx.releases->CreateRelease(*app, "", *change, ActorOf(r.peer),
-                              ReplyWith(reply, &ReleaseToJson));
+                              ReplyWith(reply, &CreatedReleaseToJson));
+}
+
+// The release a read of `app` acts on when none is named: the live one, the
+// newest while none was ever live (store's BaseRelease); NotFound naming
+// `none` when the app has no release.
+Result<ReleaseRow> DefaultRelease(DaemonContext& ctx, const std::string& app) {
+  ASSIGN_OR_RETURN(std::vector<ReleaseRow> releases, ctx.ledger->ListReleases(app));
+  ASSIGN_OR_RETURN(Ledger::Activation activation, ctx.ledger->ActivationOf(app));
+  const ReleaseRow* base = BaseRelease(releases, activation.active);
+  if (base == nullptr) return NotFound("app '" + app + "' has no release");
+  return *base;
+}
+
+// The release the param "release" names, or DefaultRelease without it.
+Result<ReleaseRow> ReleaseNamedOrDefault(DaemonContext& ctx, const Json& params,
+                                         const std::string& app) {
+  if (!params.contains("release")) return DefaultRelease(ctx, app);
+  ASSIGN_OR_RETURN(int64_t n, ReleaseParam(params, "release"));
+  return ctx.ledger->GetRelease(app, n);
+}
+
+// Whether release `n` of `app` is the live one.
+Result<bool> IsLive(DaemonContext& ctx, const std::string& app, int64_t n) {
+  ASSIGN_OR_RETURN(Ledger::Activation activation, ctx.ledger->ActivationOf(app));
+  return activation.active == n;
 }
 
 Result<Json> ReleaseList(DaemonContext& ctx, const Json& params) {
@@ -298,19 +323,11 @@ void ReleaseVerify(DaemonContext& ctx, const Request& r, Reply reply) {
   auto app = AppParam(r.params);
   if (!s.ok() || !app.ok()) return reply(s.ok() ? app.status() : s);
   if (Status a = ctx.ledger->GetApp(*app).status(); !a.ok()) return reply(a);
-  int64_t n;
-  if (r.params.contains("release")) {
-    auto parsed = ReleaseParam(r.params, "release");
-    if (!parsed.ok()) return reply(parsed.status());
-    n = *parsed;
-  } else {
-    auto releases = ctx.ledger->ListReleases(*app);
-    if (!releases.ok()) return reply(releases.status());
-    if (releases->empty()) return reply(NotFound("app '" + *app + "' has no release"));
-    n = releases->back().number;
-  }
-  auto row = ctx.ledger->GetRelease(*app, n);
+  auto row = ReleaseNamedOrDefault(ctx, r.params, *app);
   if (!row.ok()) return reply(row.status());
+  const int64_t n = row->number;
+  auto live = IsLive(ctx, *app, n);
+  if (!live.ok()) return reply(live.status());
   if (row->pruned)
     return reply(FailedPrecondition("release " + ReleaseId(n).ToString() + " of app '" + *app +
                                     "' was pruned: its slot is gone"));
@@ -324,7 +341,10 @@ void ReleaseVerify(DaemonContext& ctx, const Request& r, Reply reply) {
         RunOffLoop<Result<Json>>(
             loop, [=] { return VerifyToJson(slot, digest, build, n); }, done);
       },
-      reply);
+      [reply, live = *live](Result<Json> out) {
+        if (out.ok()) (*out)["live"] = live;
+        reply(std::move(out));
+      });
 }
 
 Result<Json> ConfigShow(DaemonContext& ctx, const Request& r) {
@@ -341,19 +361,17 @@ Result<Json> ConfigShow(DaemonContext& ctx, const Request& r) {
                             std::to_string(r.peer.uid) + " (" + r.peer.name + ") has " +
                             std::string(RightName(r.peer.right)) + " right");
   RETURN_IF_ERROR(ctx.ledger->GetApp(app).status());
-  ReleaseRow row;
-  if (params.contains("release")) {
-    ASSIGN_OR_RETURN(int64_t n, ReleaseParam(params, "release"));
-    ASSIGN_OR_RETURN(row, ctx.ledger->GetRelease(app, n));
-  } else {
-    ASSIGN_OR_RETURN(std::vector<ReleaseRow> all, ctx.ledger->ListReleases(app));
-    if (all.empty()) return Json{{"release", nullptr}, {"config", Json::object()}, {"masked", !reveal}};
-    row = all.back();
-  }
+  ASSIGN_OR_RETURN(std::vector<ReleaseRow> all, ctx.ledger->ListReleases(app));
+  if (all.empty() && !params.contains("release"))
+    return Json{{"release", nullptr}, {"config", Json::object()}, {"masked", !reveal},
+                {"live", false}};
+  ASSIGN_OR_RETURN(ReleaseRow row, ReleaseNamedOrDefault(ctx, params, app));
   ASSIGN_OR_RETURN(Json env, ReleaseConfigJson(row));
+  ASSIGN_OR_RETURN(bool live, IsLive(ctx, app, row.number));
   return Json{{"release", ReleaseId(row.number).ToString()},
               {"config", reveal ? env : Masked(env)},
-              {"masked", !reveal}};
+              {"masked", !reveal},
+              {"live", live}};
 }
 
 void Prune(DaemonContext& ctx, const Request& r, Reply reply) {

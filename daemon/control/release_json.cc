@@ -52,6 +52,14 @@ json ReleaseToJson(const ReleaseRow& r) {
           {"pruned", r.pruned}};
 }
 
+json CreatedReleaseToJson(const CreatedRelease& c) {
+  json out = ReleaseToJson(c.release);
+  out["from"] = c.from != 0 ? json(ReleaseId(c.from).ToString()) : json(nullptr);
+  out["from_live"] = c.from_live;
+  out["config_changed"] = c.config_changed;
+  return out;
+}
+
 json PruneReportToJson(const PruneReport& p) {
   return {{"pruned", ReleaseNames(p.pruned)},
           {"in_use", ReleaseNames(p.in_use)},

@@ -18,6 +18,8 @@ nlohmann::json ImportedBuildToJson(const ImportedBuild& b);
 // {app, release, number, build, build_sha256, digest, config_keys,
 //  created_at, created_by, pruned}
 nlohmann::json ReleaseToJson(const ReleaseRow& r);
+// ReleaseToJson's keys and from (vN or null), from_live, config_changed.
+nlohmann::json CreatedReleaseToJson(const CreatedRelease& c);
 // {pruned: [vN...], in_use: [vN...], builds_removed: [id...],
 //  objects_removed: N}
 nlohmann::json PruneReportToJson(const PruneReport& p);

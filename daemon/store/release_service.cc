@@ -124,18 +124,24 @@ Result<BuildRow> CopyAndValidate(int fd, const std::string& state_dir,
   return build;
 }
 
-// The event detail of a new release: what changed, values left out (the
-// event log is not for secrets).
-json ReleaseDetail(const std::string& build_sha, const ReleaseConfig& before,
-                   const ReleaseConfig& after) {
-  json changed = json::array();
+// The config keys `after` sets, changes or removes relative to `before`.
+std::vector<std::string> ChangedKeys(const ReleaseConfig& before, const ReleaseConfig& after) {
+  std::vector<std::string> changed;
   for (const auto& [k, v] : after) {
     auto it = before.find(k);
     if (it == before.end() || it->second != v) changed.push_back(k);
   }
   for (const auto& [k, v] : before)
     if (!after.count(k)) changed.push_back(k);
-  return {{"build", build_sha.substr(0, 12)}, {"config_changed", changed}};
+  return changed;
+}
+
+// The event detail of a new release: what it started from and what changed,
+// values left out (the event log is not for secrets).
+json ReleaseDetail(const std::string& build_sha, const CreatedRelease& made) {
+  json detail = {{"build", build_sha.substr(0, 12)}, {"config_changed", made.config_changed}};
+  if (made.from != 0) detail["from"] = ReleaseId(made.from).ToString();
+  return detail;
 }
 
 }  // namespace
@@ -152,6 +158,13 @@ Status ValidateConfigKey(const std::string& key) {
       key == "NOTIFY_SOCKET")
     return InvalidArgument("config key '" + key + "' is reserved for relsupd");
   return Status::Ok();
+}
+
+const ReleaseRow* BaseRelease(const std::vector<ReleaseRow>& releases, int64_t active) {
+  if (active == 0) return releases.empty() ? nullptr : &releases.back();
+  for (const ReleaseRow& r : releases)
+    if (r.number == active) return &r;
+  return nullptr;
 }
 
 Result<ReleaseConfig> ReleaseConfigOf(const ReleaseRow& r) {
@@ -244,14 +257,14 @@ void ReleaseService::ImportBuild(const std::string& app, Fd file, const Actor& a
 
 Result<BuildRow> ReleaseService::ReleaseBuild(const std::string& app,
                                               const std::string& build_id,
-                                              const ReleaseRow* latest) {
+                                              const ReleaseRow* base) {
   std::string build_sha;
   if (build_id.empty()) {
-    if (latest == nullptr)
+    if (base == nullptr)
       return FailedPrecondition("app '" + app +
                                 "' has no release yet: make one with 'release create " +
                                 app + " --build ID'");
-    build_sha = latest->build;
+    build_sha = base->build;
   } else {
     ASSIGN_OR_RETURN(BuildRow build, ledger_->FindBuild(app, build_id));
     build_sha = build.sha256;
@@ -260,11 +273,11 @@ Result<BuildRow> ReleaseService::ReleaseBuild(const std::string& app,
 }
 
 Result<ReleaseConfig> ReleaseService::ApplyConfigChange(const std::string& app,
-                                                        const ReleaseRow* latest,
+                                                        const ReleaseRow* base,
                                                         const ConfigChange& change) const {
   ReleaseConfig env;
-  if (latest != nullptr && !change.replace) {
-    auto parsed = ReleaseConfigOf(*latest);
+  if (base != nullptr && !change.replace) {
+    auto parsed = ReleaseConfigOf(*base);
     if (!parsed.ok()) return Corruption("release config of app '" + app + "' is malformed");
     env = std::move(parsed).value();
   }
@@ -278,7 +291,10 @@ Result<ReleaseConfig> ReleaseService::ApplyConfigChange(const std::string& app,
   for (const std::string& k : change.unset) {
     RETURN_IF_ERROR(ValidateConfigKey(k));
     if (!env.count(k))
-      return NotFound("config key '" + k + "' is not set in app '" + app + "'");
+      return NotFound("config key '" + k + "' is not set in app '" + app + "'" +
+                      (base != nullptr ? " (in " + ReleaseId(base->number).ToString() +
+                                             ", the release this one starts from)"
+                                       : ""));
     env.erase(k);
   }
   if (env.size() > kMaxConfigKeys)
@@ -288,20 +304,29 @@ Result<ReleaseConfig> ReleaseService::ApplyConfigChange(const std::string& app,
 
 void ReleaseService::CreateRelease(const std::string& app, const std::string& build_id,
                                    const ConfigChange& change, const Actor& actor,
-                                   Done<ReleaseRow> done) {
+                                   Done<CreatedRelease> done) {
   auto spec = ledger_->GetApp(app);
   Status s = spec.status();
   if (s.ok()) s = CheckNotBusy(app);
   if (!s.ok()) return done(s);
   auto releases = ledger_->ListReleases(app);
   if (!releases.ok()) return done(releases.status());
-  const ReleaseRow* latest = releases->empty() ? nullptr : &releases->back();
-  auto build = ReleaseBuild(app, build_id, latest);
+  auto activation = ledger_->ActivationOf(app);
+  if (!activation.ok()) return done(activation.status());
+  const ReleaseRow* base = BaseRelease(*releases, activation->active);
+  if (base == nullptr && activation->active != 0)
+    return done(Corruption("the live release " + ReleaseId(activation->active).ToString() +
+                           " of app '" + app + "' has no ledger row"));
+  auto build = ReleaseBuild(app, build_id, base);
   if (!build.ok()) return done(build.status());
-  auto env = ApplyConfigChange(app, latest, change);
+  auto env = ApplyConfigChange(app, base, change);
   if (!env.ok()) return done(env.status());
   ReleaseConfig before;
-  if (latest != nullptr && !change.replace) before = ReleaseConfigOf(*latest).value();
+  if (base != nullptr && !change.replace) before = ReleaseConfigOf(*base).value();
+  CreatedRelease made;
+  made.from = base != nullptr ? base->number : 0;
+  made.from_live = base != nullptr && base->number == activation->active;
+  made.config_changed = ChangedKeys(before, *env);
 
   auto number = ledger_->NextReleaseNumber(app);
   if (!number.ok()) return done(number.status());
@@ -318,21 +343,21 @@ void ReleaseService::CreateRelease(const std::string& app, const std::string& bu
                   {"created_by", actor.name}};
   req.limits = limits_;
   req.sockets = spec->sockets;
-  const std::string detail = ReleaseDetail(build->sha256, before, *env).dump();
+  const std::string detail = ReleaseDetail(build->sha256, made).dump();
 
   busy_.insert(app);
   RunOffLoop<Result<SlotResult>>(
       loop_, [req] { return BuildSlot(req); },
-      [this, alive = alive_, req, actor, detail, done](Result<SlotResult> r) {
+      [this, alive = alive_, req, actor, detail, made, done](Result<SlotResult> r) {
         if (!*alive) return;
         busy_.erase(req.app);
-        CommitRelease(req, detail, actor, std::move(r), done);
+        CommitRelease(req, detail, actor, std::move(r), made, done);
       });
 }
 
 void ReleaseService::CommitRelease(const SlotRequest& req, const std::string& detail_text,
                                    const Actor& actor, Result<SlotResult> r,
-                                   const Done<ReleaseRow>& done) {
+                                   CreatedRelease made, const Done<CreatedRelease>& done) {
   if (!r.ok()) return done(r.status());
   Failpoint("before-commit");
   const std::string& app = req.app;
@@ -355,7 +380,8 @@ void ReleaseService::CommitRelease(const SlotRequest& req, const std::string& de
                req.build_sha256.substr(0, 12), r->files);
   auto stored = ledger_->GetRelease(app, number);
   if (!stored.ok()) return done(stored.status());
-  done(*stored);
+  made.release = std::move(stored).value();
+  done(std::move(made));
   Prune(app, actor, [app](Result<PruneReport> pruned) {
     if (!pruned.ok())
       spdlog::warn("Retention of app '{}' failed: {}, ignoring", app,

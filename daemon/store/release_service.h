@@ -42,6 +42,23 @@ struct PruneReport {
   uint64_t objects_removed = 0;
 };
 
+// What CreateRelease made: the release's row, the release it started from
+// (its config, and its build when none was named; 0: none, the app's first
+// release), whether that one was live, and the config keys that differ
+// from it (set, changed or removed).
+struct CreatedRelease {
+  ReleaseRow release;
+  int64_t from = 0;
+  bool from_live = false;
+  std::vector<std::string> config_changed;
+};
+
+// The release a new release of an app starts from: the live one (`active`);
+// the newest while none was ever live (active 0); nullptr when the app has
+// no release, or when `active` is not among `releases`.
+// REQUIRES: `releases` oldest first, as Ledger::ListReleases returns them.
+const ReleaseRow* BaseRelease(const std::vector<ReleaseRow>& releases, int64_t active);
+
 // A release's verification: `result` compares its slot with the stored
 // manifest and the ledger's digest.
 struct ReleaseVerification {
@@ -71,17 +88,18 @@ class ReleaseService {
   void ImportBuild(const std::string& app, Fd file, const Actor& actor,
                    Done<ImportedBuild> done);
 
-  // Config changes applied to the newest release's config.
+  // Config changes applied to the base release's config (BaseRelease: the
+  // live release, or the newest while none was ever live).
   struct ConfigChange {
     ReleaseConfig set;  // KEY: value
     std::vector<std::string> unset;
-    bool replace = false;  // start from an empty config, not the newest
+    bool replace = false;  // start from an empty config, not the base's
   };
-  // Makes release vN from `build_id` (empty: the newest release's build)
-  // and the config. Result: the release's ledger row.
+  // Makes release vN from `build_id` (empty: the base release's build) and
+  // the base release's config with `change` applied.
   void CreateRelease(const std::string& app, const std::string& build_id,
                      const ConfigChange& change, const Actor& actor,
-                     Done<ReleaseRow> done);
+                     Done<CreatedRelease> done);
   // Verifies the release's slot; problems name a changed or missing tree
   // object.
   void VerifyRelease(const std::string& app, int64_t number,
@@ -117,18 +135,19 @@ class ReleaseService {
   struct PrunePlan;
 
   Status CheckNotBusy(const std::string& app) const;
-  // The config a new release of `app` gets: `latest`'s (none, or
+  // The config a new release of `app` gets: `base`'s (none, or
   // change.replace: empty) with `change` applied; validated.
   Result<ReleaseConfig> ApplyConfigChange(const std::string& app,
-                                          const ReleaseRow* latest,
+                                          const ReleaseRow* base,
                                           const ConfigChange& change) const;
-  // The sha256 of the build a release of `app` is made from.
+  // The build a release of `app` is made from: `build_id`, or `base`'s.
   Result<BuildRow> ReleaseBuild(const std::string& app, const std::string& build_id,
-                                const ReleaseRow* latest);
-  // Records the release made in the slot (on the loop, after BuildSlot).
+                                const ReleaseRow* base);
+  // Records the release made in the slot (on the loop, after BuildSlot);
+  // `made` holds what is known before: from, from_live, config_changed.
   void CommitRelease(const SlotRequest& req, const std::string& detail,
-                     const Actor& actor, Result<SlotResult> slot,
-                     const Done<ReleaseRow>& done);
+                     const Actor& actor, Result<SlotResult> slot, CreatedRelease made,
+                     const Done<CreatedRelease>& done);
   Result<PrunePlan> PlanPrune(const std::string& app, const Actor& actor);
   // Builds of `app` whose every release was pruned (none: not garbage).
   Result<std::vector<BuildRow>> UnusedBuilds(const std::string& app);

@@ -86,11 +86,11 @@ struct Fixture {
     return r->build.id();
   }
   std::string Release(const std::string& build) {
-    auto r = Wait<ReleaseRow>([&](auto done) {
+    auto r = Wait<CreatedRelease>([&](auto done) {
       service->CreateRelease("shop", build, ReleaseService::ConfigChange{}, root, done);
     });
     REQUIRE(r.ok());
-    return ReleaseId(r->number).ToString();
+    return ReleaseId(r->release.number).ToString();
   }
   void Activate(const std::string& release) {
     REQUIRE(ledger->AppendEvent("shop", EventKind::kActivated, *ReleaseId::Parse(release), root, "{}").ok());

@@ -1,0 +1,285 @@
+// `relsupd ctl deploy`: build (in this process, as the caller), import,
+// release, activate. Each stage is its verb's own client call
+// (cli/ctl_stages.h) and leaves its usual events; deploy only chains them,
+// prints a line per stage and stops at the first that fails. Main thread.
+#include "cli/ctl_deploy.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cli/build.h"
+#include "cli/ctl_stages.h"
+#include "daemon/base/fd.h"
+#include "daemon/base/fs.h"
+#include "daemon/base/paths.h"
+#include "daemon/base/users.h"
+#include "daemon/protocol/methods.h"
+
+namespace relsupd::cli {
+namespace {
+
+namespace method = rpc::method;
+
+struct DeployArgs {
+  std::string app, src, env_file, strategy;
+  std::vector<std::string> sets;
+  bool no_wait = false;
+};
+
+// SRC, opened: a directory to build, or an artifact file (`artifact` set).
+struct Source {
+  bool is_dir = false;
+  Fd artifact;
+};
+
+// Looks at SRC: a directory, or a regular file that starts like a tar,
+// tar.gz or tar.zst archive (the formats the daemon imports). Anything else
+// is an error naming SRC, before any stage runs.
+Result<Source> OpenSource(const std::string& src) {
+  struct stat st {};
+  if (::stat(src.c_str(), &st) != 0) {
+    if (errno == ENOENT) return NotFound("SRC '" + src + "' does not exist");
+    return Status::FromErrno("cannot stat SRC '" + src + "'", errno);
+  }
+  if (S_ISDIR(st.st_mode)) return Source{true, Fd()};
+  if (!S_ISREG(st.st_mode))
+    return InvalidArgument("SRC '" + src +
+                           "' is neither a directory nor a regular file");
+  ASSIGN_OR_RETURN(Fd fd, OpenFile(src, O_RDONLY | O_NOCTTY));
+  char head[512];
+  ssize_t n;
+  do {
+    n = ::pread(fd.get(), head, sizeof head, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return Status::FromErrno("cannot read SRC '" + src + "'", errno);
+  const std::string_view h(head, static_cast<size_t>(n));
+  const bool gzip = h.substr(0, 2) == "\x1f\x8b";
+  const bool zstd = h.substr(0, 4) == "\x28\xb5\x2f\xfd";
+  const bool tar = h.size() >= 262 && h.substr(257, 5) == "ustar";
+  if (!gzip && !zstd && !tar)
+    return InvalidArgument(
+        "SRC '" + src +
+        "' is neither a directory nor a tar, tar.gz or tar.zst artifact "
+        "(its first bytes are none of these formats)");
+  return Source{false, std::move(fd)};
+}
+
+// A mkdtemp directory under $TMPDIR (or /tmp) for the built artifact,
+// removed with its contents when the object dies (the artifact stays
+// readable through its open fd).
+class TempArtifactDir {
+ public:
+  static Result<std::unique_ptr<TempArtifactDir>> Create() {
+    const char* env = std::getenv("TMPDIR");
+    std::string templ = JoinPath(env != nullptr && *env != '\0' ? env : "/tmp",
+                                 "relsupd-deploy.XXXXXX");
+    if (::mkdtemp(templ.data()) == nullptr)
+      return Status::FromErrno("cannot create '" + templ + "'", errno);
+    return std::unique_ptr<TempArtifactDir>(new TempArtifactDir(templ));
+  }
+  ~TempArtifactDir() { RemoveTree(path_).IgnoreError(); }
+  TempArtifactDir(const TempArtifactDir&) = delete;
+  TempArtifactDir& operator=(const TempArtifactDir&) = delete;
+  std::string File() const { return JoinPath(path_, "artifact.tar.gz"); }
+
+ private:
+  explicit TempArtifactDir(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
+
+// One deploy: runs the stages in order and keeps their results for --json.
+class Deployer {
+ public:
+  Deployer(CtlContext* ctx, const DeployArgs& a) : ctx_(ctx), a_(a) {}
+
+  void Run() {
+    rpc::Json set = rpc::Json::object();
+    if (!ReadConfigChanges(a_.env_file, a_.sets, &set, ctx_)) return;
+    auto source = OpenSource(a_.src);
+    if (!source.ok()) {
+      std::cerr << "relsupd: deploy: " << source.status().message() << '\n';
+      ctx_->exit_code = kExitUsage;
+      return;
+    }
+    out_ = {{"app", a_.app},      {"source", a_.src},   {"ok", false},
+            {"failed", nullptr},  {"build", nullptr},   {"import", nullptr},
+            {"release", nullptr}, {"activate", nullptr}};
+    // Before a build that may take minutes: the daemon answers, the app exists.
+    if (!Check()) return;
+    Fd artifact = std::move(source->artifact);
+    if (source->is_dir && !Build(&artifact)) return Finish();
+    auto client = Client::Connect(ctx_->socket);
+    if (!client.ok()) {
+      Stop("import", client.status(), "nothing was imported");
+      return Finish();
+    }
+    if (Import(*client, artifact.get()) && Release(*client, set) &&
+        Activate(*client)) {
+      out_["ok"] = true;
+      ctx_->exit_code = kExitOk;
+    }
+    Finish();
+  }
+
+ private:
+  bool Check() {
+    auto client = Client::Connect(ctx_->socket);
+    auto st = client.ok() ? client->Call(method::kStatus, {{"app", a_.app}})
+                          : Result<rpc::Json>(client.status());
+    if (!st.ok()) ctx_->Fail(st.status());
+    return st.ok();
+  }
+
+  // The build stage, here and as the caller: SRC into a temporary
+  // artifact, opened into *artifact and then removed from disk.
+  bool Build(Fd* artifact) {
+    if (!ctx_->json)
+      std::cout << "build: " << a_.src << " (in a scratch copy, as "
+                << UserName(::geteuid()) << ")" << std::endl;
+    auto dir = TempArtifactDir::Create();
+    if (!dir.ok()) return Stop("build", dir.status(), "nothing was imported");
+    BuildOptions options;
+    options.dir = a_.src;
+    options.output_file = (*dir)->File();
+    options.progress = &std::cerr;
+    BuildReport report;
+    auto sha = BuildArtifact(options, &report);
+    if (!sha.ok()) return Stop("build", sha.status(), "nothing was imported");
+    auto fd = OpenFile(options.output_file, O_RDONLY);
+    if (!fd.ok()) return Stop("build", fd.status(), "nothing was imported");
+    *artifact = std::move(fd).value();
+    out_["build"] = {{"sha256", *sha}, {"entries", report.entries}};
+    if (!report.has_process_file)
+      std::cerr << "relsupd: warning: the artifact has no relsupd.yaml or "
+                   "Procfile at its "
+                   "root; its release will run no processes\n";
+    if (!ctx_->json)
+      std::cout << "build: sha256:" << *sha << " (" << report.entries
+                << " entries)\n";
+    return true;
+  }
+
+  bool Import(Client& client, int fd) {
+    auto r = ImportArtifact(client, a_.app, fd, !ctx_->json);
+    if (!r.ok()) return Stop("import", r.status(), "nothing was imported");
+    out_["import"] = *r;
+    build_id_ = Text((*r)["id"]);
+    if (!ctx_->json) std::cout << "import: " << DescribeImport(*r) << std::endl;
+    return true;
+  }
+
+  bool Release(Client& client, const rpc::Json& set) {
+    auto r = client.Call(method::kReleaseCreate,
+                         {{"app", a_.app}, {"build", build_id_}, {"set", set}});
+    if (!r.ok())
+      return Stop(
+          "release", r.status(),
+          "build " + build_id_ +
+              " stays imported, which is normal for a build without a release "
+              "('relsupd ctl release create " +
+              a_.app + " --build " + build_id_ + "' makes one)");
+    out_["release"] = *r;
+    release_ = Text((*r)["release"]);
+    if (!ctx_->json)
+      std::cout << "release: " << DescribeCreated(*r, '+') << std::endl;
+    return true;
+  }
+
+  bool Activate(Client& client) {
+    SwitchArgs s{a_.app, release_, a_.strategy, a_.no_wait, "activate: "};
+    SwitchResult r = StartSwitch(ctx_, client, s, /*rollback=*/false);
+    out_["activate"] = r.outcome;
+    if (r.status.ok()) return true;
+    std::string live = r.outcome.is_object() ? Text(r.outcome["live"]) : "";
+    if (live.empty() && !r.switch_failed) live = LiveRelease(client);
+    return Stop("activate", r.status,
+                release_ + " was made but is not live; " +
+                    (live.empty() ? "no release of " + a_.app + " is live"
+                                  : live + " of " + a_.app + " is live"));
+  }
+
+  // The app's live release now ("" when none, or when the daemon does not
+  // say).
+  std::string LiveRelease(Client& client) {
+    auto st = client.Call(method::kStatus, {{"app", a_.app}});
+    return st.ok() ? Text((*st)["active"]) : "";
+  }
+
+  // Reports that the deploy stopped at `stage` because of `why`, with what
+  // is left (`left`); sets the exit code as activate does. Returns false.
+  bool Stop(const char* stage, const Status& why, const std::string& left) {
+    std::cerr << "relsupd: deploy stopped at " << stage << ": " << why.message()
+              << "; " << left << '\n';
+    out_["failed"] = {
+        {"stage", stage}, {"message", why.message()}, {"left", left}};
+    ctx_->exit_code = why.code() == StatusCode::kUnavailable ? kExitUnreachable
+                                                             : kExitRefused;
+    return false;
+  }
+
+  void Finish() {
+    if (ctx_->json) std::cout << out_.dump(2) << '\n';
+  }
+
+  CtlContext* ctx_;
+  const DeployArgs& a_;
+  rpc::Json out_;
+  std::string build_id_, release_;
+};
+
+}  // namespace
+
+void AddDeployVerb(CLI::App& ctl, CtlContext* ctx) {
+  auto args = std::make_shared<DeployArgs>();
+  CLI::App* deploy = ctl.add_subcommand("deploy", kDeployDescription);
+  deploy->add_option("APP", args->app, "App")->required();
+  deploy
+      ->add_option("SRC", args->src,
+                   "Source directory, or artifact file (tar, tar.gz, tar.zst)")
+      ->required();
+  deploy->add_option("--set", args->sets,
+                     "KEY=VALUE to add to the config (repeatable)");
+  deploy->add_option("--env-file", args->env_file,
+                     "KEY=VALUE lines to add to the config");
+  deploy
+      ->add_option("--strategy", args->strategy,
+                   "start-first (new ready before old stop) or stop-first; "
+                   "default: the app's")
+      ->check(CLI::IsMember({"start-first", "stop-first"}));
+  deploy->add_flag("--no-wait", args->no_wait, "Return once the switch began");
+  deploy->footer(
+      "Stages, each printed as it goes:\n"
+      "  build:    SRC a directory: the build stage of 'relsupd build', run "
+      "here\n"
+      "            as you (never in the daemon), into a temporary artifact.\n"
+      "            SRC a file: taken as the artifact.\n"
+      "  import:   as 'ctl build import' (the same bytes give the same "
+      "build).\n"
+      "  release:  as 'ctl release create --build ID': the config is the live\n"
+      "            release's (the newest one's while none was ever live), "
+      "then\n"
+      "            --env-file, then --set.\n"
+      "  activate: as 'ctl activate APP vN' (with --strategy, --no-wait).\n"
+      "A stage that fails stops the deploy with its error, naming the stage "
+      "and\n"
+      "what is left: a build imported without a release is normal and stays;\n"
+      "a release that did not go live leaves the live release live.\n"
+      "With --json, one object at the end: app, source, ok, failed (stage,\n"
+      "message, left), and each stage's result (build, import, release,\n"
+      "activate).\n"
+      "Exit codes as activate: 0 live (with --no-wait: the switch began), 1 a\n"
+      "stage failed, 2 usage error (a bad SRC, --set or --env-file),\n"
+      "3 daemon unreachable.");
+  deploy->callback([ctx, args] { Deployer(ctx, *args).Run(); });
+}
+
+}  // namespace relsupd::cli
