@@ -195,7 +195,12 @@ class Deployer {
   }
 
   bool Activate(Client& client) {
-    SwitchArgs s{a_.app, release_, a_.strategy, a_.no_wait, "activate: "};
+    SwitchArgs s;
+    s.app = a_.app;
+    s.release = release_;
+    s.strategy = a_.strategy;
+    s.no_wait = a_.no_wait;
+    s.prefix = "activate: ";
     SwitchResult r = StartSwitch(ctx_, client, s, /*rollback=*/false);
     out_["activate"] = r.outcome;
     if (r.status.ok()) return true;

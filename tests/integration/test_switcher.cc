@@ -187,15 +187,15 @@ class RunStage {
   int64_t Release(const std::string& app, const std::string& build,
                   const ReleaseConfig& set = {}) {
     // Shared: a callback after a failed wait finds it alive.
-    auto out = std::make_shared<std::optional<Result<ReleaseRow>>>();
+    auto out = std::make_shared<std::optional<Result<CreatedRelease>>>();
     ReleaseService::ConfigChange change;
     change.set = set;
     releases_->CreateRelease(app, build, change, kRoot,
-                             [out](Result<ReleaseRow> r) { out->emplace(r); });
+                             [out](Result<CreatedRelease> r) { out->emplace(r); });
     REQUIRE(RunUntil([&] { return out->has_value(); }));
     INFO((*out)->status().message());
     REQUIRE((*out)->ok());
-    return (**out)->number;
+    return (**out)->release.number;
   }
 
   // A switch begun with Begin(); `done` is set when it ends.
