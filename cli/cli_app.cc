@@ -2,6 +2,7 @@
 
 #include <csignal>
 #include <functional>
+#include <iostream>
 
 #include "cli/ctl.h"
 #include "daemon/base/version.h"
@@ -39,6 +40,11 @@ int Parse(CLI::App& app, int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return kExitUsage;
+  } catch (const rpc::Json::exception& e) {
+    // An answer of another shape than this CLI reads (a daemon of another
+    // version): said once, never an abort.
+    std::cerr << "relsupd: unexpected answer from the daemon: " << e.what() << '\n';
+    return kExitUnreachable;
   }
   return -1;
 }

@@ -11,6 +11,15 @@ std::string Text(const rpc::Json& j) {
   return j.dump();
 }
 
+const rpc::Json& Field(const rpc::Json& j, std::string_view key) {
+  static const rpc::Json kNull;
+  if (!j.is_object()) return kNull;
+  auto it = j.find(key);
+  return it == j.end() ? kNull : *it;
+}
+
+std::string Text(const rpc::Json& j, std::string_view key) { return Text(Field(j, key)); }
+
 void CtlContext::Fail(const Status& status) {
   std::cerr << "relsupd: " << status.message() << '\n';
   exit_code = status.code() == StatusCode::kUnavailable ? kExitUnreachable

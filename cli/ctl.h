@@ -44,6 +44,13 @@ void AddRunVerb(CLI::App& ctl, CtlContext* ctx);  // ctl_run.cc
 // "" for a null or missing value, the string itself, or the JSON text.
 std::string Text(const rpc::Json& j);
 
+// The daemon's answer read without trusting its shape: `j[key]`, or null
+// when `j` is not an object or has no `key`. (A const operator[] on a
+// missing key is an assert in nlohmann-json, and undefined without one.)
+const rpc::Json& Field(const rpc::Json& j, std::string_view key);
+// Text(Field(j, key)).
+std::string Text(const rpc::Json& j, std::string_view key);
+
 // A verb whose one argument is a required APP: it calls `method` with
 // {`key`: APP} and hands the result to `human` (see CallAndPrint).
 struct AppVerb {

@@ -14,7 +14,7 @@ constexpr size_t kMaxSpecFileBytes = 256 * 1024;
 
 std::string Sockets(const rpc::Json& app) {
   std::string s;
-  for (const auto& [name, addr] : app["sockets"].items()) {
+  for (const auto& [name, addr] : Field(app, "sockets").items()) {
     if (!s.empty()) s += ' ';
     s += name + "=" + Text(addr);
   }
@@ -29,14 +29,14 @@ std::string Id(const rpc::Json& a, const char* key) {
 
 void PrintApp(const rpc::Json& a) {
   PrintFields(std::cout,
-              {{"name", Text(a["name"])},
-               {"user", Text(a["user"]).empty() ? "-" : Text(a["user"])},
-               {"group", Text(a["group"]).empty() ? "-" : Text(a["group"])},
+              {{"name", Text(a, "name")},
+               {"user", Text(a, "user").empty() ? "-" : Text(a, "user")},
+               {"group", Text(a, "group").empty() ? "-" : Text(a, "group")},
                {"uid", Id(a, "uid")},
                {"gid", Id(a, "gid")},
-               {"keep releases", Text(a["keep_releases"])},
+               {"keep releases", Text(a, "keep_releases")},
                {"sockets", Sockets(a)},
-               {"strategy", Text(a["strategy"])},
+               {"strategy", Text(a, "strategy")},
                {"activation deadline",
                 FormatDurationMs(a.value("activation_deadline_ms", int64_t{0}))},
                {"auto rollback", a.value("auto_rollback", false) ? "on" : "off"}});
@@ -78,7 +78,7 @@ void RunAppCreate(CtlContext* ctx, const CreateArgs& args) {
   }
   if (!sockets.empty()) p["sockets"] = sockets;
   ctx->CallAndPrint(rpc::method::kAppCreate, p, [](const rpc::Json& a) {
-    std::cout << "Created app '" << Text(a["name"]) << "'\n";
+    std::cout << "Created app '" << Text(a, "name") << "'\n";
     PrintApp(a);
   });
 }
@@ -119,11 +119,11 @@ void AddAppListVerb(CLI::App& app, CtlContext* ctx) {
                         Table t({"NAME", "USER", "UID", "GROUP", "KEEP", "STRATEGY",
                                  "DEADLINE", "AUTO-ROLLBACK", "SOCKETS"});
                         for (const auto& a : apps)
-                          t.AddRow({Text(a["name"]),
-                                    Text(a["user"]).empty() ? "-" : Text(a["user"]),
+                          t.AddRow({Text(a, "name"),
+                                    Text(a, "user").empty() ? "-" : Text(a, "user"),
                                     Id(a, "uid"),
-                                    Text(a["group"]).empty() ? "-" : Text(a["group"]), Text(a["keep_releases"]),
-                                    Text(a["strategy"]),
+                                    Text(a, "group").empty() ? "-" : Text(a, "group"), Text(a, "keep_releases"),
+                                    Text(a, "strategy"),
                                     FormatDurationMs(a.value(
                                         "activation_deadline_ms", int64_t{0})),
                                     a.value("auto_rollback", false) ? "on" : "off",
@@ -150,7 +150,7 @@ void AddAppApplyVerb(CLI::App& app, CtlContext* ctx) {
     }
     ctx->CallAndPrint(rpc::method::kAppApply, {{"yaml", *text}, {"file", *file}},
                       [](const rpc::Json& r) {
-                        std::cout << "App '" << Text(r["name"]) << "' "
+                        std::cout << "App '" << Text(r, "name") << "' "
                                   << (r.value("changed", false) ? "applied"
                                                                 : "unchanged")
                                   << '\n';

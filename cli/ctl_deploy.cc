@@ -172,7 +172,7 @@ class Deployer {
     auto r = ImportArtifact(client, a_.app, fd, !ctx_->json);
     if (!r.ok()) return Stop("import", r.status(), "nothing was imported");
     out_["import"] = *r;
-    build_id_ = Text((*r)["id"]);
+    build_id_ = Text(*r, "id");
     if (!ctx_->json) std::cout << "import: " << DescribeImport(*r) << std::endl;
     return true;
   }
@@ -188,7 +188,7 @@ class Deployer {
               "('relsupd ctl release create " +
               a_.app + " --build " + build_id_ + "' makes one)");
     out_["release"] = *r;
-    release_ = Text((*r)["release"]);
+    release_ = Text(*r, "release");
     if (!ctx_->json)
       std::cout << "release: " << DescribeCreated(*r, '+') << std::endl;
     return true;
@@ -204,7 +204,7 @@ class Deployer {
     SwitchResult r = StartSwitch(ctx_, client, s, /*rollback=*/false);
     out_["activate"] = r.outcome;
     if (r.status.ok()) return true;
-    std::string live = r.outcome.is_object() ? Text(r.outcome["live"]) : "";
+    std::string live = r.outcome.is_object() ? Text(r.outcome, "live") : "";
     if (live.empty() && !r.switch_failed) live = LiveRelease(client);
     return Stop("activate", r.status,
                 release_ + " was made but is not live; " +
@@ -216,7 +216,7 @@ class Deployer {
   // say).
   std::string LiveRelease(Client& client) {
     auto st = client.Call(method::kStatus, {{"app", a_.app}});
-    return st.ok() ? Text((*st)["active"]) : "";
+    return st.ok() ? Text(*st, "active") : "";
   }
 
   // Reports that the deploy stopped at `stage` because of `why`, with what

@@ -32,15 +32,15 @@ void AddHistoryVerb(CLI::App& ctl, CtlContext* ctx) {
       auto verdict = ctx->CallAndPrint(rpc::method::kHistoryVerify, rpc::Json::object(),
                         [](const rpc::Json& r) {
                           if (r.value("ok", false)) {
-                            std::cout << "History intact: " << Text(r["checked"])
+                            std::cout << "History intact: " << Text(r, "checked")
                                       << " events checked\n";
                             return;
                           }
                           std::cout << "History was tampered with:\n";
-                          for (const auto& p : r["problems"])
+                          for (const auto& p : Field(r, "problems"))
                             std::cout << "  " << Text(p) << '\n';
                           if (r.value("more_problems", int64_t{0}) > 0)
-                            std::cout << "  ... and " << Text(r["more_problems"])
+                            std::cout << "  ... and " << Text(r, "more_problems")
                                       << " more\n";
                         });
       // A broken chain is a failure for scripts too, --json or not.
@@ -72,11 +72,11 @@ void AddHistoryVerb(CLI::App& ctl, CtlContext* ctx) {
           first = false;
           continue;
         }
-        std::string detail = Text(e["detail"]);
+        std::string detail = Text(e, "detail");
         if (detail.size() > 60) detail = detail.substr(0, 57) + "...";
-        t.AddRow({Text(e["id"]), Text(e["time"]), Text(e["app"]),
-                  Text(e["kind"]), Text(e["release"]).empty() ? "-" : Text(e["release"]),
-                  Text(e["actor"]), detail});
+        t.AddRow({Text(e, "id"), Text(e, "time"), Text(e, "app"),
+                  Text(e, "kind"), Text(e, "release").empty() ? "-" : Text(e, "release"),
+                  Text(e, "actor"), detail});
       }
       std::cout.flush();
       remaining -= static_cast<int64_t>(page->size());

@@ -14,12 +14,12 @@ void AddInfoVerb(CLI::App& ctl, CtlContext* ctx) {
     ctx->CallAndPrint(rpc::method::kDaemonInfo, rpc::Json::object(),
                       [](const rpc::Json& r) {
                         PrintFields(std::cout,
-                                    {{"version", Text(r["version"])},
-                                     {"pid", Text(r["pid"])},
-                                     {"uptime", Text(r["uptime_ms"]) + " ms"},
-                                     {"state dir", Text(r["state_dir"])},
-                                     {"socket", Text(r["socket"])},
-                                     {"schema", Text(r["schema_version"])}});
+                                    {{"version", Text(r, "version")},
+                                     {"pid", Text(r, "pid")},
+                                     {"uptime", Text(r, "uptime_ms") + " ms"},
+                                     {"state dir", Text(r, "state_dir")},
+                                     {"socket", Text(r, "socket")},
+                                     {"schema", Text(r, "schema_version")}});
                       });
   });
 }

@@ -35,17 +35,17 @@ void PrintPs(const rpc::Json& rows) {
   Table t({"APP", "PROCESS", "RELEASE", "STATE", "PID", "UID", "UPTIME", "RESTARTS",
            "LAST EXIT", "STATUS"});
   for (const auto& r : rows) {
-    std::string release = Text(r["release"]);
+    std::string release = Text(r, "release");
     if (!r.value("active", true)) release += " (old)";
     int64_t pid = r.value("pid", 0);
     std::vector<std::string> row = {
-        Text(r["app"]), Text(r["process"]), release, Text(r["state"]),
+        Text(r, "app"), Text(r, "process"), release, Text(r, "state"),
         pid > 0 ? std::to_string(pid) : "-",
-        r.value("uid", int64_t{-1}) >= 0 ? Text(r["uid"]) : "-",
+        r.value("uid", int64_t{-1}) >= 0 ? Text(r, "uid") : "-",
         Uptime(r.value("uptime_ms", 0)),
-        Text(r["restarts"]), Text(r["last_exit"]).empty() ? "-" : Text(r["last_exit"]),
+        Text(r, "restarts"), Text(r, "last_exit").empty() ? "-" : Text(r, "last_exit"),
         // STATUS= is the app's own text: shown escaped on a terminal.
-        Text(r["status"]).empty() ? "-" : Text(r["status"])};
+        Text(r, "status").empty() ? "-" : Text(r, "status")};
     for (std::string& cell : row) cell = ForStdout(cell);
     t.AddRow(std::move(row));
   }
@@ -66,9 +66,9 @@ Result<std::pair<std::string, int>> ParseScaleArg(const std::string& arg) {
 }
 
 void PrintLogRecord(const rpc::Json& r) {
-  std::string line = Text(r["time"]) + " " + Text(r["process"]) + "[" + Text(r["release"]) + "]";
-  if (Text(r["stream"]) == "err") line += " err";
-  line += ": " + Text(r["text"]);
+  std::string line = Text(r, "time") + " " + Text(r, "process") + "[" + Text(r, "release") + "]";
+  if (Text(r, "stream") == "err") line += " err";
+  line += ": " + Text(r, "text");
   if (r.value("partial", false)) line += " \\";
   // The text is the app's output: escaped on a terminal.
   std::cout << ForStdout(line) << '\n';
@@ -112,7 +112,7 @@ int FollowLogs(CtlContext* ctx, const LogsArgs& a) {
       return ctx->exit_code;
     }
     last = std::max<uint64_t>(last, r->value("last_seq", uint64_t{0}));
-    const rpc::Json& records = (*r)["records"];
+    const rpc::Json& records = Field(*r, "records");
     got += static_cast<int64_t>(records.size());
     if (!records.empty()) pages.push_front(records);
     if (!r->value("more", false) || records.empty() || got >= a.lines) break;
@@ -133,12 +133,12 @@ int FollowLogs(CtlContext* ctx, const LogsArgs& a) {
       ctx->Fail(r.status());
       return ctx->exit_code;
     }
-    for (const auto& rec : (*r)["records"]) {
+    for (const auto& rec : Field(*r, "records")) {
       print(rec);
       last = std::max<uint64_t>(last, rec.value("seq", uint64_t{0}));
     }
     std::cout.flush();
-    if ((*r)["records"].empty())
+    if (Field(*r, "records").empty())
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
 }
@@ -151,16 +151,16 @@ SwitchResult FollowSwitch(CtlContext* ctx, Client& client, const SwitchArgs& a, 
   while (true) {
     auto st = client.Call(method::kStatus, {{"app", a.app}});
     if (!st.ok()) return {st.status(), false, nullptr};
-    if (!ctx->json && !phase_shown && (*st)["switch"].is_object() &&
-        Text((*st)["switch"]["phase"]) == "release-phase") {
+    if (!ctx->json && !phase_shown && Field(*st, "switch").is_object() &&
+        Text(Field(*st, "switch"), "phase") == "release-phase") {
       phase_shown = true;
-      std::cout << a.prefix << "  release phase of " << Text((*st)["switch"]["to"])
+      std::cout << a.prefix << "  release phase of " << Text(Field(*st, "switch"), "to")
                 << " running (output: ctl logs " << a.app << " --process release)\n";
     }
     if (!ctx->json) {
-      for (const auto& p : (*st)["processes"]) {
-        std::string key = Text(p["release"]) + " " + Text(p["process"]);
-        std::string state = Text(p["state"]);
+      for (const auto& p : Field(*st, "processes")) {
+        std::string key = Text(p, "release") + " " + Text(p, "process");
+        std::string state = Text(p, "state");
         if (seen[key] == state) continue;
         seen[key] = state;
         std::cout << "  " << key << " " << state;
@@ -169,14 +169,14 @@ SwitchResult FollowSwitch(CtlContext* ctx, Client& client, const SwitchArgs& a, 
       }
       std::cout.flush();
     }
-    const auto& last = (*st)["last_switch"];
-    bool running = (*st)["switch"].is_object() && (*st)["switch"].value("id", 0) == id;
+    const auto& last = Field(*st, "last_switch");
+    bool running = Field(*st, "switch").is_object() && Field(*st, "switch").value("id", 0) == id;
     if (!running && last.is_object() && last.value("id", 0) == id) {
       if (!last.value("ok", false))
-        return {FailedPrecondition(Text(last["message"])), true, last};
+        return {FailedPrecondition(Text(last, "message")), true, last};
       if (!ctx->json) {
-        std::cout << a.prefix << Text(last["live"]) << " of " << a.app << " is live\n";
-        if (!Text(last["message"]).empty()) std::cout << "Warning: " << Text(last["message"]) << '\n';
+        std::cout << a.prefix << Text(last, "live") << " of " << a.app << " is live\n";
+        if (!Text(last, "message").empty()) std::cout << "Warning: " << Text(last, "message") << '\n';
       }
       return {Status::Ok(), false, last};
     }
@@ -201,11 +201,11 @@ SwitchResult StartSwitch(CtlContext* ctx, Client& client, const SwitchArgs& a, b
   const char* verb = rollback ? "Rolling back " : "Activating ";
   if (a.no_wait) {
     if (!ctx->json)
-      std::cout << a.prefix << verb << a.app << " to " << Text((*r)["release"]) << " (switch "
+      std::cout << a.prefix << verb << a.app << " to " << Text(*r, "release") << " (switch "
                 << id << ")\n";
     return {Status::Ok(), false, *r};
   }
-  if (!ctx->json) std::cout << a.prefix << verb << a.app << " to " << Text((*r)["release"]) << '\n';
+  if (!ctx->json) std::cout << a.prefix << verb << a.app << " to " << Text(*r, "release") << '\n';
   return FollowSwitch(ctx, client, a, id);
 }
 
@@ -227,21 +227,21 @@ void RunSwitch(CtlContext* ctx, const SwitchArgs& a, bool rollback) {
 }
 
 void PrintStatus(const rpc::Json& s) {
-  std::cout << Text(s["app"]) << ": active " << (Text(s["active"]).empty() ? "-" : Text(s["active"]))
-            << ", previous " << (Text(s["previous"]).empty() ? "-" : Text(s["previous"]));
+  std::cout << Text(s, "app") << ": active " << (Text(s, "active").empty() ? "-" : Text(s, "active"))
+            << ", previous " << (Text(s, "previous").empty() ? "-" : Text(s, "previous"));
   if (s.value("stopped", false)) std::cout << ", stopped by hand";
   std::cout << '\n';
-  if (s["switch"].is_object()) {
-    const auto& w = s["switch"];
-    std::cout << "  switching: " << Text(w["kind"]) << " " << Text(w["from"]) << " -> "
-              << Text(w["to"]) << " (" << Text(w["strategy"]) << ", " << Text(w["phase"])
-              << ", by " << Text(w["actor"]) << ")\n";
+  if (Field(s, "switch").is_object()) {
+    const auto& w = Field(s, "switch");
+    std::cout << "  switching: " << Text(w, "kind") << " " << Text(w, "from") << " -> "
+              << Text(w, "to") << " (" << Text(w, "strategy") << ", " << Text(w, "phase")
+              << ", by " << Text(w, "actor") << ")\n";
   }
-  if (s["last_switch"].is_object() && !s["last_switch"].value("ok", true))
-    std::cout << "  last switch failed: " << Text(s["last_switch"]["message"]) << '\n';
+  if (Field(s, "last_switch").is_object() && !Field(s, "last_switch").value("ok", true))
+    std::cout << "  last switch failed: " << Text(Field(s, "last_switch"), "message") << '\n';
   std::map<std::string, std::map<std::string, int>> by_type;  // "v2 web" -> state -> n
-  for (const auto& p : s["processes"])
-    ++by_type[Text(p["release"]) + " " + Text(p["type"])][Text(p["state"])];
+  for (const auto& p : Field(s, "processes"))
+    ++by_type[Text(p, "release") + " " + Text(p, "type")][Text(p, "state")];
   for (const auto& [type, states] : by_type) {
     std::cout << "  " << type << ":";
     for (const auto& [state, n] : states) std::cout << " " << n << " " << state;
@@ -338,9 +338,9 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
     ctx->CallAndPrint(method::kScale, {{"app", *scale_app}, {"scale", counts}},
                       [](const rpc::Json& r) {
                         std::string s;
-                        for (const auto& [k, v] : r["scale"].items())
+                        for (const auto& [k, v] : Field(r, "scale").items())
                           s += (s.empty() ? "" : " ") + k + "=" + Text(v);
-                        std::cout << "Scaled " << Text(r["app"]) << ": " << s << '\n';
+                        std::cout << "Scaled " << Text(r, "app") << ": " << s << '\n';
                       });
   });
 
@@ -354,7 +354,7 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
     rpc::Json p = {{"app", *restart_app}};
     if (!restart_type->empty()) p["type"] = *restart_type;
     ctx->CallAndPrint(method::kRestart, p, [](const rpc::Json& r) {
-      std::cout << "Restarted " << Text(r["app"]) << '\n';
+      std::cout << "Restarted " << Text(r, "app") << '\n';
     });
   });
 
@@ -364,13 +364,13 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
                       "restarts)",
               .method = method::kStop,
               .app_help = "App"},
-             [](const rpc::Json& r) { std::cout << "Stopped " << Text(r["app"]) << '\n'; });
+             [](const rpc::Json& r) { std::cout << "Stopped " << Text(r, "app") << '\n'; });
   AddAppVerb(ctl, ctx,
              {.name = "start",
               .help = "Start an app's active release again (failed processes too)",
               .method = method::kStart,
               .app_help = "App"},
-             [](const rpc::Json& r) { std::cout << "Started " << Text(r["app"]) << '\n'; });
+             [](const rpc::Json& r) { std::cout << "Started " << Text(r, "app") << '\n'; });
 
   auto logs_args = std::make_shared<LogsArgs>();
   CLI::App* logs = ctl.add_subcommand("logs", "Show an app's process output");

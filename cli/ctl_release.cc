@@ -21,7 +21,7 @@ namespace method = rpc::method;
 // The daemon lists at most 1,000 paths a list; says how many it left out.
 void PrintUnlisted(const rpc::Json& lists) {
   if (!lists.value("truncated", false)) return;
-  const rpc::Json& counts = lists["counts"];
+  const rpc::Json& counts = Field(lists, "counts");
   for (const char* kind : {"added", "removed", "changed"}) {
     const size_t listed = lists[kind].size();
     const size_t total = counts.value(kind, listed);
@@ -78,17 +78,17 @@ bool ReadEnvFile(const std::string& path, rpc::Json* into, CtlContext* ctx) {
 
 void PrintRelease(const rpc::Json& r) {
   std::vector<std::pair<std::string, std::string>> fields = {
-      {"release", Text(r["release"])},
-      {"app", Text(r["app"])},
-      {"build", Text(r["build"])},
-      {"digest", Text(r["digest"])},
-      {"created", Text(r["created_at"])},
-      {"by", Text(r["created_by"])},
+      {"release", Text(r, "release")},
+      {"app", Text(r, "app")},
+      {"build", Text(r, "build")},
+      {"digest", Text(r, "digest")},
+      {"created", Text(r, "created_at")},
+      {"by", Text(r, "created_by")},
       {"config keys", std::to_string(r.value("config_keys", rpc::Json::array()).size())},
   };
-  if (r.contains("slot")) fields.push_back({"slot", Text(r["slot"])});
+  if (r.contains("slot")) fields.push_back({"slot", Text(r, "slot")});
   if (r.contains("files"))
-    fields.push_back({"files", Text(r["files"]) + " (" + HumanBytes(r.value("bytes", int64_t{0})) + ")"});
+    fields.push_back({"files", Text(r, "files") + " (" + HumanBytes(r.value("bytes", int64_t{0})) + ")"});
   if (r.value("pruned", false)) fields.push_back({"pruned", "yes"});
   PrintFields(std::cout, fields);
 }
@@ -97,9 +97,9 @@ void PrintBuilds(const rpc::Json& builds) {
   Table t({"ID", "FORMAT", "SIZE", "ENTRIES", "IMPORTED", "BY", "RELEASES"});
   for (const auto& b : builds) {
     std::string rels;
-    for (const auto& r : b["releases"]) rels += (rels.empty() ? "" : ",") + Text(r);
-    t.AddRow({Text(b["id"]), Text(b["format"]), HumanBytes(b.value("size", int64_t{0})),
-              Text(b["entries"]), Text(b["imported_at"]), Text(b["imported_by"]),
+    for (const auto& r : Field(b, "releases")) rels += (rels.empty() ? "" : ",") + Text(r);
+    t.AddRow({Text(b, "id"), Text(b, "format"), HumanBytes(b.value("size", int64_t{0})),
+              Text(b, "entries"), Text(b, "imported_at"), Text(b, "imported_by"),
               rels.empty() ? "-" : rels});
   }
   t.Print(std::cout);
@@ -114,7 +114,7 @@ std::string WhichRelease(const rpc::Json& r) {
 // A new release's number on stdout (for `$(...)`), and on stderr what it
 // started from.
 void PrintCreated(const rpc::Json& r, char sign) {
-  std::cout << Text(r["release"]) << '\n';
+  std::cout << Text(r, "release") << '\n';
   std::cerr << "relsupd: made " << DescribeCreated(r, sign) << '\n';
 }
 
@@ -199,25 +199,25 @@ void AddReleaseShowVerb(CLI::App& release, CtlContext* ctx) {
 }
 
 void PrintDiff(const rpc::Json& d) {
-  std::cout << Text(d["from"]) << " -> " << Text(d["to"]) << '\n';
+  std::cout << Text(d, "from") << " -> " << Text(d, "to") << '\n';
   if (d.value("build_changed", false))
-    std::cout << "build: " << Text(d["from_build"]) << " -> " << Text(d["to_build"]) << '\n';
+    std::cout << "build: " << Text(d, "from_build") << " -> " << Text(d, "to_build") << '\n';
   else
-    std::cout << "build: unchanged (" << Text(d["to_build"]) << ")\n";
-  const auto& c = d["config"];
-  for (const auto& k : c["added"]) std::cout << "config + " << Text(k) << "=********\n";
-  for (const auto& k : c["removed"]) std::cout << "config - " << Text(k) << '\n';
-  for (const auto& k : c["changed"]) std::cout << "config ~ " << Text(k) << "=********\n";
+    std::cout << "build: unchanged (" << Text(d, "to_build") << ")\n";
+  const auto& c = Field(d, "config");
+  for (const auto& k : Field(c, "added")) std::cout << "config + " << Text(k) << "=********\n";
+  for (const auto& k : Field(c, "removed")) std::cout << "config - " << Text(k) << '\n';
+  for (const auto& k : Field(c, "changed")) std::cout << "config ~ " << Text(k) << "=********\n";
   if (c.value("truncated", false))
     std::cout << "config: more keys differ than the daemon lists (1,000 a list)\n";
-  if (d["files"].is_null()) {
+  if (Field(d, "files").is_null()) {
     std::cout << "files: not compared (a release was pruned)\n";
     return;
   }
-  for (const auto& p : d["files"]["added"]) std::cout << "file + " << Text(p) << '\n';
-  for (const auto& p : d["files"]["removed"]) std::cout << "file - " << Text(p) << '\n';
-  for (const auto& p : d["files"]["changed"]) std::cout << "file ~ " << Text(p) << '\n';
-  PrintUnlisted(d["files"]);
+  for (const auto& p : Field(Field(d, "files"), "added")) std::cout << "file + " << Text(p) << '\n';
+  for (const auto& p : Field(Field(d, "files"), "removed")) std::cout << "file - " << Text(p) << '\n';
+  for (const auto& p : Field(Field(d, "files"), "changed")) std::cout << "file ~ " << Text(p) << '\n';
+  PrintUnlisted(Field(d, "files"));
 }
 
 void AddReleaseDiffVerb(CLI::App& release, CtlContext* ctx) {
@@ -236,15 +236,15 @@ void AddReleaseDiffVerb(CLI::App& release, CtlContext* ctx) {
 
 void PrintVerify(const rpc::Json& v) {
   if (v.value("ok", false)) {
-    std::cout << Text(v["release"]) << ": verified, every file matches its manifest\n";
+    std::cout << Text(v, "release") << ": verified, every file matches its manifest\n";
     return;
   }
-  std::cout << Text(v["release"]) << ": DOES NOT VERIFY\n";
+  std::cout << Text(v, "release") << ": DOES NOT VERIFY\n";
   if (!v.value("digest_ok", true))
     std::cout << "  the stored manifest or config does not match the release digest\n";
-  for (const auto& p : v["changed"]) std::cout << "  changed: " << Text(p) << '\n';
-  for (const auto& p : v["added"]) std::cout << "  added:   " << Text(p) << '\n';
-  for (const auto& p : v["removed"]) std::cout << "  removed: " << Text(p) << '\n';
+  for (const auto& p : Field(v, "changed")) std::cout << "  changed: " << Text(p) << '\n';
+  for (const auto& p : Field(v, "added")) std::cout << "  added:   " << Text(p) << '\n';
+  for (const auto& p : Field(v, "removed")) std::cout << "  removed: " << Text(p) << '\n';
   PrintUnlisted(v);
 }
 
@@ -260,7 +260,7 @@ void AddReleaseVerifyVerb(CLI::App& release, CtlContext* ctx) {
     if (!verify_args->release.empty()) p["release"] = verify_args->release;
     const bool named = !verify_args->release.empty();
     auto r = ctx->CallAndPrint(method::kReleaseVerify, p, [named](const rpc::Json& v) {
-      if (!named) std::cout << "# " << Text(v["release"]) << ": " << WhichRelease(v) << '\n';
+      if (!named) std::cout << "# " << Text(v, "release") << ": " << WhichRelease(v) << '\n';
       PrintVerify(v);
     });
     if (r && !r->value("ok", false)) ctx->exit_code = kExitRefused;
@@ -274,8 +274,8 @@ void PrintReleases(const rpc::Json& all) {
                         : r.value("previous", false) ? "previous"
                         : r.value("pruned", false)   ? "pruned"
                                                      : "-";
-    t.AddRow({Text(r["release"]), Text(r["build"]), Text(r["digest"]).substr(0, 12),
-              Text(r["created_at"]), Text(r["created_by"]), state});
+    t.AddRow({Text(r, "release"), Text(r, "build"), Text(r, "digest").substr(0, 12),
+              Text(r, "created_at"), Text(r, "created_by"), state});
   }
   t.Print(std::cout);
 }
@@ -341,23 +341,23 @@ void AddConfigVerbs(CLI::App& ctl, CtlContext* ctx) {
     if (!show_args->release.empty()) p["release"] = show_args->release;
     const bool named = !show_args->release.empty();
     ctx->CallAndPrint(method::kConfigShow, p, [named](const rpc::Json& r) {
-      if (r["release"].is_null()) {
+      if (Field(r, "release").is_null()) {
         std::cout << "(no release yet)\n";
         return;
       }
-      std::cout << "# " << Text(r["release"]) << '\n';
+      std::cout << "# " << Text(r, "release") << '\n';
       if (!named || r.value("live", false)) std::cout << "# " << WhichRelease(r) << '\n';
-      for (const auto& [k, v] : r["config"].items()) std::cout << k << '=' << Text(v) << '\n';
+      for (const auto& [k, v] : Field(r, "config").items()) std::cout << k << '=' << Text(v) << '\n';
     });
   });
 }
 
 void PrintPruned(const rpc::Json& r) {
-  if (r["pruned"].empty()) std::cout << "Nothing to prune\n";
-  for (const auto& v : r["pruned"]) std::cout << "Pruned " << Text(v) << '\n';
+  if (Field(r, "pruned").empty()) std::cout << "Nothing to prune\n";
+  for (const auto& v : Field(r, "pruned")) std::cout << "Pruned " << Text(v) << '\n';
   for (const auto& v : r.value("in_use", rpc::Json::array()))
     std::cout << "Kept " << Text(v) << " while it is in use\n";
-  for (const auto& b : r["builds_removed"]) std::cout << "Removed artifact " << Text(b) << '\n';
+  for (const auto& b : Field(r, "builds_removed")) std::cout << "Removed artifact " << Text(b) << '\n';
 }
 
 void AddPruneVerb(CLI::App& ctl, CtlContext* ctx) {
@@ -396,8 +396,8 @@ Result<rpc::Json> ImportArtifact(Client& client, const std::string& app, int fd,
 
 std::string DescribeImport(const rpc::Json& r) {
   return std::string(r.value("new", false) ? "Imported" : "Already imported") + " build " +
-         Text(r["id"]) + " (sha256:" + Text(r["sha256"]) + ", " +
-         HumanBytes(r.value("size", int64_t{0})) + ", " + Text(r["entries"]) + " entries)";
+         Text(r, "id") + " (sha256:" + Text(r, "sha256") + ", " +
+         HumanBytes(r.value("size", int64_t{0})) + ", " + Text(r, "entries") + " entries)";
 }
 
 bool ReadConfigChanges(const std::string& env_file, const std::vector<std::string>& sets,
@@ -409,15 +409,15 @@ bool ReadConfigChanges(const std::string& env_file, const std::vector<std::strin
 }
 
 std::string DescribeCreated(const rpc::Json& r, char sign) {
-  std::string out = Text(r["release"]);
-  if (r["from"].is_null()) return out + " (the app's first release)";
+  std::string out = Text(r, "release");
+  if (Field(r, "from").is_null()) return out + " (the app's first release)";
   std::string keys;
   for (const auto& k : r.value("config_changed", rpc::Json::array()))
     keys += (keys.empty() ? "" : ", ") + Text(k);
-  out += " (from " + Text(r["from"]) +
+  out += " (from " + Text(r, "from") +
          (keys.empty() ? ", same config" : std::string(" ") + sign + " " + keys);
   if (!r.value("from_live", false))
-    out += "; " + Text(r["from"]) + " is the newest release, none was ever live";
+    out += "; " + Text(r, "from") + " is the newest release, none was ever live";
   return out + ")";
 }
 
