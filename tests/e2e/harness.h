@@ -20,6 +20,14 @@
 
 namespace relsupd::e2e {
 
+// The hostile tests' bound on one answer to another client during an attack.
+// What they guard against is a stall: a lingering close() holds the loop for
+// its 30 s linger, a heavy read done on the loop holds it for seconds. On a
+// quiet machine the worst answer is a few ms (each test prints it); the bound
+// leaves room for an ASan build on a loaded 2-core CI host, so the tests wait
+// for states, not for a tight wall-clock margin.
+constexpr int64_t kStallMs = 1'000;
+
 using support::Call;
 using support::CallRaw;
 using support::Credentials;

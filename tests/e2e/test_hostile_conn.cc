@@ -22,6 +22,7 @@
 #include <functional>
 #include <thread>
 
+#include "tests/e2e/harness.h"
 #include "tests/run/run_fixture.h"
 #include "tests/support/sockets.h"
 #include "tests/support/wait.h"
@@ -212,7 +213,8 @@ void CheckAnswersWhileLingering(Target& t) {
   CHECK(WaitUntil([&] { return probe.answers() >= 200; }, 20'000));
   probe.Stop();
   CHECK(probe.failures() == 0);
-  CHECK(probe.worst_ms() < 100);
+  CHECK(probe.worst_ms() < e2e::kStallMs);
+  WARN("slowest daemon.info/ps while a close() lingers: " << probe.worst_ms() << " ms");
   CHECK(ThreadLingers(t.daemon_pid));  // still lingering: the test was real
 }
 

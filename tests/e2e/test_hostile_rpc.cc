@@ -1,7 +1,7 @@
 // E2E: hostile requests on the control socket (issue 10). Whatever a peer
 // sends, deep nesting, batches of heavy reads, replies too large, the
-// daemon keeps its pid, answers others within 100 ms, and its history
-// still verifies.
+// daemon keeps its pid, answers others without a stall (kStallMs), and its
+// history still verifies.
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
@@ -225,7 +225,7 @@ TEST_CASE_METHOD(DaemonFixture,
 
 TEST_CASE(
     "e2e hostile rpc: a read-only peer's batches of heavy reads leave another "
-    "connection's daemon.info answering within 100 ms",
+    "connection's daemon.info answering without a stall",
     "[e2e][hostile]") {
   ReadOnlyStage s;
   if (!s.Start()) return;
@@ -272,7 +272,7 @@ TEST_CASE(
     worst_us = std::max(worst_us, us);
     ++rounds;
     CHECK(r["result"]["pid"] == pid);
-    CHECK(us < 100'000);
+    CHECK(us < kStallMs * 1000);
     char buf[256];
     for (ssize_t n; (n = ::read(report[0], buf, sizeof buf)) > 0;) replies += n;
   }
@@ -282,7 +282,7 @@ TEST_CASE(
   INFO("rounds " << rounds << ", reader replies " << replies << ", worst round trip "
                  << worst_us << " us");
   CHECK(replies >= 20);
-  CHECK(worst_us < 100'000);
+  CHECK(worst_us < kStallMs * 1000);
   WARN("daemon.info under heavy read batches: " << rounds << " round trips, worst "
                                                 << worst_us / 1000.0 << " ms; " << replies
                                                 << " heavy batches answered meanwhile");
