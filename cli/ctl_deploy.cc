@@ -102,19 +102,19 @@ class Deployer {
   Deployer(CtlContext* ctx, const DeployArgs& a) : ctx_(ctx), a_(a) {}
 
   void Run() {
-    rpc::Json set = rpc::Json::object();
-    if (!ReadConfigChanges(a_.env_file, a_.sets, &set, ctx_)) return;
-    auto source = OpenSource(a_.src);
-    if (!source.ok()) {
-      std::cerr << "relsupd: deploy: " << source.status().message() << '\n';
-      ctx_->exit_code = kExitUsage;
-      return;
-    }
     out_ = {{"app", a_.app},      {"source", a_.src},   {"ok", false},
             {"failed", nullptr},  {"build", nullptr},   {"import", nullptr},
             {"release", nullptr}, {"activate", nullptr}};
+    rpc::Json set = rpc::Json::object();
+    if (!ReadConfigChanges(a_.env_file, a_.sets, &set, ctx_))
+      return Usage("bad --set or --env-file (see above)");
+    auto source = OpenSource(a_.src);
+    if (!source.ok()) {
+      std::cerr << "relsupd: deploy: " << source.status().message() << '\n';
+      return Usage(source.status().message());
+    }
     // Before a build that may take minutes: the daemon answers, the app exists.
-    if (!Check()) return;
+    if (!Check()) return Finish();
     Fd artifact = std::move(source->artifact);
     if (source->is_dir && !Build(&artifact)) return Finish();
     auto client = Client::Connect(ctx_->socket);
@@ -135,8 +135,23 @@ class Deployer {
     auto client = Client::Connect(ctx_->socket);
     auto st = client.ok() ? client->Call(method::kStatus, {{"app", a_.app}})
                           : Result<rpc::Json>(client.status());
-    if (!st.ok()) ctx_->Fail(st.status());
+    if (!st.ok()) {
+      ctx_->Fail(st.status());
+      out_["failed"] = {{"stage", "check"},
+                        {"message", st.status().message()},
+                        {"left", "nothing was built or imported"}};
+    }
     return st.ok();
+  }
+
+  // A usage error found before any stage ran (already printed): exit 2,
+  // and with --json the object says so.
+  void Usage(const std::string& why) {
+    ctx_->exit_code = kExitUsage;
+    out_["failed"] = {{"stage", "usage"},
+                      {"message", why},
+                      {"left", "nothing was built or imported"}};
+    Finish();
   }
 
   // The build stage, here and as the caller: SRC into a temporary
@@ -278,8 +293,9 @@ void AddDeployVerb(CLI::App& ctl, CtlContext* ctx) {
       "and\n"
       "what is left: a build imported without a release is normal and stays;\n"
       "a release that did not go live leaves the live release live.\n"
-      "With --json, one object at the end: app, source, ok, failed (stage,\n"
-      "message, left), and each stage's result (build, import, release,\n"
+      "With --json, one object at the end, also on a usage error: app, source,\n"
+      "ok, failed (stage: usage, check, build, import, release or activate;\n"
+      "message; left), and each stage's result (build, import, release,\n"
       "activate).\n"
       "Exit codes as activate: 0 live (with --no-wait: the switch began), 1 a\n"
       "stage failed, 2 usage error (a bad SRC, --set or --env-file),\n"

@@ -54,6 +54,12 @@ bool SplitAssignment(const std::string& arg, rpc::Json* into, CtlContext* ctx) {
     ctx->exit_code = kExitUsage;
     return false;
   }
+  // Checked here, before a deploy builds or imports anything.
+  if (Status key = ValidateConfigKey(arg.substr(0, eq)); !key.ok()) {
+    std::cerr << "relsupd: '" << arg << "': " << key.message() << '\n';
+    ctx->exit_code = kExitUsage;
+    return false;
+  }
   (*into)[arg.substr(0, eq)] = arg.substr(eq + 1);
   return true;
 }
@@ -72,7 +78,14 @@ bool ReadEnvFile(const std::string& path, rpc::Json* into, CtlContext* ctx) {
     ctx->exit_code = kExitUsage;
     return false;
   }
-  for (auto& [key, value] : *pairs) (*into)[key] = std::move(value);
+  for (auto& [key, value] : *pairs) {
+    if (Status valid = ValidateConfigKey(key); !valid.ok()) {
+      std::cerr << "relsupd: " << path << ": " << valid.message() << '\n';
+      ctx->exit_code = kExitUsage;
+      return false;
+    }
+    (*into)[key] = std::move(value);
+  }
   return true;
 }
 

@@ -25,4 +25,18 @@ Result<std::vector<std::pair<std::string, std::string>>> ParseEnvFile(
   return out;
 }
 
+Status ValidateConfigKey(const std::string& key) {
+  bool ok = !key.empty() && key.size() <= 255 && !(key[0] >= '0' && key[0] <= '9');
+  for (char c : key)
+    ok = ok && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                (c >= '0' && c <= '9') || c == '_');
+  if (!ok)
+    return InvalidArgument("config key '" + key +
+                           "' is not valid (use [A-Za-z_][A-Za-z0-9_]*)");
+  if (key.rfind("RELSUPD_", 0) == 0 || key.rfind("LISTEN_", 0) == 0 ||
+      key == "NOTIFY_SOCKET")
+    return InvalidArgument("config key '" + key + "' is reserved for relsupd");
+  return Status::Ok();
+}
+
 }  // namespace relsupd

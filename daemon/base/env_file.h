@@ -19,4 +19,10 @@ namespace relsupd {
 Result<std::vector<std::pair<std::string, std::string>>> ParseEnvFile(
     std::string_view text, const std::string& name);
 
+// A config key as a release's environment takes it: [A-Za-z_][A-Za-z0-9_]*,
+// at most 255 bytes, and none of relsupd's own (RELSUPD_*, LISTEN_*,
+// NOTIFY_SOCKET). The CLI checks before it builds or imports anything; the
+// daemon checks again.
+Status ValidateConfigKey(const std::string& key);
+
 }  // namespace relsupd

@@ -1,6 +1,7 @@
 // Methods of the release stage: build.*, release.*, config.*.
 #include <nlohmann/json.hpp>
 
+#include "daemon/base/env_file.h"
 #include "daemon/base/release_id.h"
 #include "daemon/base/uv_work.h"
 #include "daemon/control/handlers.h"

@@ -1,4 +1,6 @@
 #include "daemon/store/release_service.h"
+
+#include "daemon/base/env_file.h"
 #include "daemon/base/release_id.h"
 
 #include <spdlog/spdlog.h>
@@ -145,20 +147,6 @@ json ReleaseDetail(const std::string& build_sha, const CreatedRelease& made) {
 }
 
 }  // namespace
-
-Status ValidateConfigKey(const std::string& key) {
-  bool ok = !key.empty() && key.size() <= 255 && !(key[0] >= '0' && key[0] <= '9');
-  for (char c : key)
-    ok = ok && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                (c >= '0' && c <= '9') || c == '_');
-  if (!ok)
-    return InvalidArgument("config key '" + key +
-                           "' is not valid (use [A-Za-z_][A-Za-z0-9_]*)");
-  if (key.rfind("RELSUPD_", 0) == 0 || key.rfind("LISTEN_", 0) == 0 ||
-      key == "NOTIFY_SOCKET")
-    return InvalidArgument("config key '" + key + "' is reserved for relsupd");
-  return Status::Ok();
-}
 
 const ReleaseRow* BaseRelease(const std::vector<ReleaseRow>& releases, int64_t active) {
   if (active == 0) return releases.empty() ? nullptr : &releases.back();

@@ -167,8 +167,6 @@ class ReleaseService {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
-// Config keys: [A-Za-z_][A-Za-z0-9_]*, not RELSUPD_*, LISTEN_*, NOTIFY_SOCKET.
-Status ValidateConfigKey(const std::string& key);
 // A release row's config, or Corruption naming the app when the ledger's
 // copy was damaged (ReleaseRow::config_malformed).
 Result<ReleaseConfig> ReleaseConfigOf(const ReleaseRow& r);

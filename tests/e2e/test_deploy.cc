@@ -324,6 +324,13 @@ TEST_CASE(
        "SRC '/dev/null' is neither a directory nor a regular file"},
       {{"shop", src, "--set", "NOEQUALS"}, "'NOEQUALS' must be KEY=VALUE"},
       {{"shop", src, "--env-file", s.dir().Path("nope.env")}, "nope.env"},
+      // Config keys the release stage would refuse are caught before the
+      // build, not after an import.
+      {{"shop", src, "--set", "1BAD=x"}, "config key '1BAD' is not valid"},
+      {{"shop", src, "--set", "RELSUPD_APP=x"},
+       "config key 'RELSUPD_APP' is reserved for relsupd"},
+      {{"shop", src, "--env-file", s.dir().WriteFile("bad.env", "LISTEN_FDS=3\n")},
+       "bad.env: config key 'LISTEN_FDS' is reserved for relsupd"},
   };
   for (const Case& c : cases) {
     ProcResult r = Deploy(s, c.args);
@@ -334,6 +341,22 @@ TEST_CASE(
   }
   CHECK_THAT(Deploy(s, {"shop", s.dir().Path("missing")}).err,
              Catch::Contains("does not exist"));
+  CHECK(s.CtlJson({"build", "list", "shop"}).size() == 1);  // ShopStage's own
+  // With --json the usage error is the deploy's object too.
+  ProcResult j = s.Ctl({"--json", "deploy", "shop", src, "--set", "1BAD=x"}, kSlow);
+  INFO(j.Describe());
+  CHECK(j.exit_code() == 2);
+  Json out = Json::parse(j.out);
+  CHECK(out["ok"] == false);
+  CHECK(out["failed"]["stage"] == "usage");
+  CHECK(out["build"].is_null());
+  // An app that does not exist stops the deploy before the build.
+  ProcResult none = s.Ctl({"--json", "deploy", "nope", src}, kSlow);
+  INFO(none.Describe());
+  CHECK(none.exit_code() == 1);
+  Json none_out = Json::parse(none.out);
+  CHECK(none_out["failed"]["stage"] == "check");
+  CHECK(none_out["build"].is_null());
   // A gzip stream that is no tar passes the first look; the daemon refuses
   // it at import, and nothing is imported.
   const std::string gz = s.Artifact("x.gz", {File("a", "b")});
@@ -353,11 +376,12 @@ TEST_CASE(
     "[e2e][deploy]") {
   ShopStage st;
   Stage& s = st.s;
+  // An artifact file skips the build stage, so its process file is first
+  // read at release.
   const std::string file = s.Artifact(
-      "b.tar.gz", {File("Procfile", kSleepProcfile), File("b.txt", "b")});
+      "b.tar.gz", {File("relsupd.yaml", "biuld: x\n"), File("b.txt", "b")});
   CheckStoppedBeforeRelease(
-      s, Deploy(s, {"shop", file, "--set", "1BAD=x"}),
-      "deploy stopped at release: config key '1BAD' is not valid",
+      s, Deploy(s, {"shop", file}), "deploy stopped at release: ",
       "stays imported, which is normal for a build without a release", 2);
 }
 
