@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -236,6 +238,98 @@ TEST_CASE("one-off: --tty gives the process a terminal of its own") {
   // Without a tty the same has none.
   ProcResult plain = Run(stage, {"shop", "--", "sh", "-c", "tty"});
   CHECK_THAT(plain.out, Catch::Contains("not a tty"));
+}
+
+// A pseudo-terminal for the CLI to run on, as an operator's shell gives it.
+struct Terminal {
+  int master = -1;
+  int slave = -1;
+  std::string seen;  // all the master read so far
+  Terminal() {
+    master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    REQUIRE(master >= 0);
+    REQUIRE(::grantpt(master) == 0);
+    REQUIRE(::unlockpt(master) == 0);
+    slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    REQUIRE(slave >= 0);
+  }
+  ~Terminal() {
+    ::close(slave);
+    ::close(master);
+  }
+  void Resize(unsigned short rows, unsigned short cols) {
+    winsize ws{};
+    ws.ws_row = rows;
+    ws.ws_col = cols;
+    REQUIRE(::ioctl(master, TIOCSWINSZ, &ws) == 0);
+  }
+  // Reads the master until `text` was printed (false after 20 s).
+  bool WaitFor(const std::string& text) {
+    return support::WaitUntil(
+        [&] {
+          char buf[512];
+          pollfd p{master, POLLIN, 0};
+          while (::poll(&p, 1, 0) == 1 && (p.revents & POLLIN)) {
+            ssize_t n = ::read(master, buf, sizeof buf);
+            if (n <= 0) break;
+            seen.append(buf, static_cast<size_t>(n));
+          }
+          return seen.find(text) != std::string::npos;
+        },
+        20'000);
+  }
+};
+
+TEST_CASE(
+    "one-off: on a terminal, a window-size change reaches the process and "
+    "the terminal is restored at exit") {
+  Stage stage(FastConfig());
+  DeployProcfile(stage, "web: sleep 1000\n");
+  Terminal term;
+  term.Resize(30, 100);
+  termios before{};
+  REQUIRE(::tcgetattr(term.slave, &before) == 0);
+  REQUIRE((before.c_lflag & ICANON) != 0);
+  // The CLI's stdio is the terminal, so it gives the process a pty of its
+  // own (no --tty) and puts this one in raw mode while it runs.
+  std::vector<std::string> argv = {
+      support::RelsupdBin(), "ctl", "--socket", stage.socket(), "run", "shop",
+      "--", "sh", "-c", "echo size $(stty size); read x; echo size $(stty size); exit 5"};
+  pid_t cli = support::Spawn(argv, support::ChildEnv({"TERM=dumb"}), term.slave,
+                             term.slave, term.slave);
+  struct Reaper {
+    pid_t pid;
+    ~Reaper() {
+      if (pid > 0) {
+        ::kill(pid, SIGKILL);
+        support::ExitStatus st;
+        support::WaitPid(pid, 5'000, &st);
+      }
+    }
+  } reaper{cli};
+  INFO(term.seen);
+  REQUIRE(term.WaitFor("size 30 100"));
+  // While the one-off runs, the operator's terminal is raw: keys go to the
+  // process's own line discipline.
+  REQUIRE(support::WaitUntil(
+      [&] {
+        termios now{};
+        return ::tcgetattr(term.slave, &now) == 0 && (now.c_lflag & ICANON) == 0;
+      },
+      10'000));
+  term.Resize(40, 120);
+  ::kill(cli, SIGWINCH);  // as the kernel does for the terminal's foreground
+  REQUIRE(::write(term.master, "\r", 1) == 1);
+  CHECK(term.WaitFor("size 40 120"));
+  support::ExitStatus st;
+  REQUIRE(support::WaitPid(cli, 20'000, &st));
+  reaper.pid = -1;
+  CHECK(st.Exited(5));
+  termios after{};
+  REQUIRE(::tcgetattr(term.slave, &after) == 0);
+  CHECK(after.c_lflag == before.c_lflag);
+  CHECK(after.c_iflag == before.c_iflag);
+  CHECK(after.c_oflag == before.c_oflag);
 }
 
 TEST_CASE("one-off: bad requests get clear errors and the daemon carries on") {
