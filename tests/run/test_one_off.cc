@@ -332,6 +332,37 @@ TEST_CASE(
   CHECK(after.c_oflag == before.c_oflag);
 }
 
+TEST_CASE(
+    "one-off: at most 64 run at once, the next is refused with the limit and "
+    "a freed place is taken again") {
+  Stage stage(FastConfig());
+  DeployProcfile(stage, "web: sleep 1000\n");
+  std::vector<std::unique_ptr<Background>> clis;
+  for (int i = 0; i < 64; ++i)
+    clis.push_back(RunInBackground(stage, {"sleep", "1000"}));
+  auto runs = [&] {
+    size_t n = 0;
+    for (const Json& r : stage.CtlJson({"ps", "shop", "--all"}))
+      if (r["type"] == "run") ++n;
+    return n;
+  };
+  REQUIRE(support::WaitUntil([&] { return runs() == 64; }, 60'000));
+  ProcResult refused = Run(stage, {"shop", "--", "true"});
+  INFO(refused.Describe());
+  CHECK(refused.exit_code() != 0);
+  CHECK_THAT(refused.err,
+             Catch::Contains("too many one-off processes are running (64)"));
+  CHECK(runs() == 64);
+  // One CLI goes away, its one-off with it: the place is free again.
+  clis.pop_back();
+  REQUIRE(support::WaitUntil([&] { return runs() == 63; }, 20'000));
+  ProcResult ok = Run(stage, {"shop", "--", "true"});
+  INFO(ok.Describe());
+  CHECK(ok.status.Exited(0));
+  clis.clear();
+  CHECK(support::WaitUntil([&] { return runs() == 0; }, 30'000));
+}
+
 TEST_CASE("one-off: bad requests get clear errors and the daemon carries on") {
   Stage stage(FastConfig());
   DeployProcfile(stage, "web: sleep 1000\n");
