@@ -218,5 +218,38 @@ TEST_CASE(
         "release-phase-failed v1 timed out after 1s (signal TERM)");
 }
 
+TEST_CASE(
+    "a daemon stopped during a release phase ends it, and comes back with the "
+    "old release live and the new one not marked as passed") {
+  Stage stage(FastConfig());
+  const std::string yaml =
+      "release:\n"
+      "  command: if [ \"$HOLD\" = 1 ]; then echo hold-pid $$; exec sleep 300; fi\n"
+      "processes:\n"
+      "  web:\n"
+      "    command: sleep 300\n";
+  const std::string build = ImportBuild(stage, {File("relsupd.yaml", yaml)});
+  stage.Create(build, {"--set", "HOLD=0"});
+  stage.CtlOk({"activate", "shop", "v1"});
+  stage.CtlOk({"config", "set", "shop", "HOLD=1"});
+  stage.CtlOk({"activate", "shop", "v2", "--no-wait"});
+  const pid_t phase = WaitLoggedPid(stage, "hold-pid ");
+  REQUIRE(phase > 0);
+  stage.Stop();  // SIGTERM, exit 0: the phase does not hold the daemon
+  CHECK(WaitGone({phase}));
+  stage.Restart();
+  CHECK(stage.CtlJson({"status", "shop"})["active"] == "v1");
+  Json ps = WaitPs(
+      stage,
+      [](const Json& rows) {
+        Json r = Row(rows, "web.1");
+        return r.is_object() && r["state"] == "ready";
+      },
+      20'000, "web.1 ready after the restart");
+  for (const Json& r : ps) CHECK(r["release"] == "v1");
+  for (const std::string& e : PhaseEvents(stage))
+    CHECK(e.rfind("release-phase-succeeded v2", 0) != 0);
+}
+
 }  // namespace
 }  // namespace relsupd::run_test
