@@ -454,7 +454,9 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
   auto restart_app = std::make_shared<std::string>();
   auto restart_type = std::make_shared<std::string>();
   CLI::App* restart = ctl.add_subcommand(
-      "restart", "Restart an app's processes one at a time, each waiting for the last to be ready");
+      "restart",
+      "Restart an app's processes one at a time, each waiting for the last to be ready; "
+      "prints each as it goes");
   restart->add_option("APP", *restart_app, "App")->required();
   restart->add_option("TYPE", *restart_type, "Only this process type");
   restart->callback([ctx, restart_app, restart_type] {

@@ -154,6 +154,27 @@ TEST_CASE("stop: a process that ignores TERM gets a progress line, then is kille
   CHECK(stopped["stopped"] == true);
 }
 
+TEST_CASE("stop: a switch that waits for an old instance to stop says so") {
+  Stage stage(FastConfig());
+  const std::string yaml =
+      "processes:\n"
+      "  web:\n"
+      "    command: trap '' TERM; while :; do sleep 0.05; done\n"
+      "    stop_timeout: 2s\n";
+  DeployYaml(stage, yaml);
+  Json ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
+  pid_t old = Row(ps, "web.1")["pid"].get<pid_t>();
+  std::string file = stage.Artifact("v2.tar.gz", {File("relsupd.yaml", yaml)});
+  std::string build = stage.CtlJson({"build", "import", "shop", file})["id"];
+  std::string v2 = stage.Create(build);
+  e2e::ProcResult r = stage.Ctl({"activate", "shop", v2});
+  REQUIRE(r.exit_code() == 0);
+  CHECK(r.out.find("waiting for v1 web.1 (pid " + std::to_string(old) + ") to stop (up to ") !=
+        std::string::npos);
+  CHECK(r.out.find("of stop_timeout 2s), then SIGKILL") != std::string::npos);
+  CHECK(WaitGone({old}, 2000));
+}
+
 TEST_CASE("stop: LAST EXIT tells a crash from a stop and from a stop-timeout kill") {
   Stage stage(FastConfig());
   DeployYaml(stage,
