@@ -239,6 +239,10 @@ void RunService::Start(const std::string& app, const Actor& actor,
   Status s = ledger_->AppendEvent(app, EventKind::kStarted, ReleaseId(number),
                                   actor, "");
   if (!s.ok()) return done(s);
+  // Counted before the start: a spawn that fails at once is an exit too.
+  int restarts_before = 0;
+  if (const ReleaseGroup* g = supervisor_->Active(app))
+    for (const Instance* i : g->Instances()) restarts_before += i->restarts();
   supervisor_->Run(std::move(*run), *formation);
   if (wait == WaitReady::kNo) return done(Status::Ok());
   auto w = std::make_unique<StartWait>();
@@ -247,8 +251,7 @@ void RunService::Start(const std::string& app, const Actor& actor,
   w->number = number;
   w->done = std::move(done);
   w->deadline_ms = spec->activation_deadline_ms;
-  if (const ReleaseGroup* g = supervisor_->Active(app))
-    for (const Instance* i : g->Instances()) w->restarts_before += i->restarts();
+  w->restarts_before = restarts_before;
   for (UvHandle<uv_timer_t>* t : {&w->deadline, &w->settle}) {
     uv_timer_init(supervisor_->env()->loop, t->get());
     (*t)->data = w.get();
