@@ -4,9 +4,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <deque>
 #include <iostream>
-#include <algorithm>
 #include <map>
 #include <set>
 #include <thread>
@@ -168,7 +168,8 @@ class Progress {
       if (seen_[key] == Seen(p)) continue;
       seen_[key] = Seen(p);
       std::cout << indent << key << " " << state;
-      if (p.value("pid", 0) > 0) std::cout << " (pid " << p["pid"].get<int64_t>() << ")";
+      if (Field(p, "pid").is_number_integer() && Field(p, "pid").get<int64_t>() > 0)
+        std::cout << " (pid " << Text(p, "pid") << ")";
       std::cout << '\n';
     }
     std::cout.flush();
@@ -177,9 +178,13 @@ class Progress {
   // process and stop, when it has not stopped within a second.
   void StopWaits(const rpc::Json& rows) {
     for (const auto& p : rows) {
-      int64_t waited = p.value("stopping_ms", int64_t{0});
-      int64_t timeout = p.value("stop_timeout_ms", int64_t{0});
-      int64_t pid = p.value("pid", int64_t{0});
+      auto number = [&p](std::string_view key) {
+        const rpc::Json& v = Field(p, key);
+        return v.is_number_integer() ? v.get<int64_t>() : int64_t{0};
+      };
+      int64_t waited = number("stopping_ms");
+      int64_t timeout = number("stop_timeout_ms");
+      int64_t pid = number("pid");
       if (timeout <= 0 || waited < kPromptMs || pid <= 0) continue;
       if (!warned_.insert(Key(p) + " " + std::to_string(pid)).second) continue;
       int64_t left = std::max<int64_t>(timeout - waited, 0);
