@@ -117,6 +117,16 @@ Result<rpc::Json> Client::Call(std::string_view method, rpc::Json params) {
   return ParseResponse(line, id);
 }
 
+Result<rpc::Json> Client::CallWithTick(std::string_view method, rpc::Json params,
+                                       const std::function<void()>& tick) {
+  const int64_t id = next_id_++;
+  std::string out = rpc::Frame(rpc::MakeRequest(id, method, std::move(params)));
+  Status w = WriteAll(fd_.get(), out, "request");
+  if (!w.ok()) return Status(StatusCode::kUnavailable, w.message());
+  ASSIGN_OR_RETURN(std::string line, ReadLine(tick));
+  return ParseResponse(line, id);
+}
+
 Result<rpc::Json> Client::CallWithFd(std::string_view method, rpc::Json params,
                                      int fd, const std::function<void()>& tick) {
   const int64_t id = next_id_++;

@@ -34,6 +34,10 @@ class Client {
   // as kUnavailable.
   Result<rpc::Json> Call(std::string_view method,
                          rpc::Json params = rpc::Json::object());
+  // Like Call; while it waits, `tick` runs about every 100 ms (e.g. to poll
+  // progress on another connection).
+  Result<rpc::Json> CallWithTick(std::string_view method, rpc::Json params,
+                                 const std::function<void()>& tick);
   // Like Call, and passes `fd` along with the request (SCM_RIGHTS). While
   // it waits, `tick` runs about every 100 ms (e.g. to draw progress).
   Result<rpc::Json> CallWithFd(std::string_view method, rpc::Json params,

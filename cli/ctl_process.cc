@@ -1,16 +1,21 @@
 // The run stage's verbs: ps, scale, restart, stop, start, logs, activate.
+// stop, start and restart wait for the daemon's reply and meanwhile poll
+// `ps` on a second connection to print progress (Progress).
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <deque>
 #include <iostream>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "cli/ctl.h"
 #include "cli/ctl_stages.h"
 #include "cli/table.h"
 #include "cli/terminal.h"
+#include "daemon/base/duration.h"
 #include "daemon/protocol/methods.h"
 
 namespace relsupd::cli {
@@ -143,10 +148,116 @@ int FollowLogs(CtlContext* ctx, const LogsArgs& a) {
   }
 }
 
+// What the instances of an app do while a verb waits for them (restart,
+// start, stop, a switch), from `ps` rows: each state change, and once per
+// stop that has waited more than a second, how long until SIGKILL.
+class Progress {
+ public:
+  // `with_release`: name instances "v2 web.1" (a switch has two releases).
+  explicit Progress(bool with_release) : with_release_(with_release) {}
+
+  // Takes the rows as they are, printing nothing (before the call).
+  void Baseline(const rpc::Json& rows) {
+    for (const auto& p : rows) seen_[Key(p)] = Seen(p);
+  }
+  // Prints the rows whose state (or process) changed since the last call.
+  void States(const rpc::Json& rows, const std::string& indent = "  ") {
+    for (const auto& p : rows) {
+      std::string key = Key(p);
+      std::string state = Text(p, "state");
+      if (seen_[key] == Seen(p)) continue;
+      seen_[key] = Seen(p);
+      std::cout << indent << key << " " << state;
+      if (Field(p, "pid").is_number_integer() && Field(p, "pid").get<int64_t>() > 0)
+        std::cout << " (pid " << Text(p, "pid") << ")";
+      std::cout << '\n';
+    }
+    std::cout.flush();
+  }
+  // "waiting for web.2 to stop (up to 9s more), then SIGKILL", once per
+  // process and stop, when it has not stopped within a second.
+  void StopWaits(const rpc::Json& rows) {
+    for (const auto& p : rows) {
+      auto number = [&p](std::string_view key) {
+        const rpc::Json& v = Field(p, key);
+        return v.is_number_integer() ? v.get<int64_t>() : int64_t{0};
+      };
+      int64_t waited = number("stopping_ms");
+      int64_t timeout = number("stop_timeout_ms");
+      int64_t pid = number("pid");
+      if (timeout <= 0 || waited < kPromptMs || pid <= 0) continue;
+      if (!warned_.insert(Key(p) + " " + std::to_string(pid)).second) continue;
+      int64_t left = std::max<int64_t>(timeout - waited, 0);
+      std::cout << "  waiting for " << Key(p) << " (pid " << pid << ") to stop (up to "
+                << FormatDurationMs((left + 999) / 1000 * 1000) << " more of stop_timeout "
+                << FormatDurationMs(timeout) << "), then SIGKILL\n";
+      std::cout.flush();
+    }
+  }
+
+ private:
+  static constexpr int64_t kPromptMs = 1000;
+  std::string Key(const rpc::Json& p) const {
+    return with_release_ ? Text(p, "release") + " " + Text(p, "process") : Text(p, "process");
+  }
+  // A restarted instance may be ready again before a poll sees it stop:
+  // its new pid tells.
+  static std::string Seen(const rpc::Json& p) {
+    return Text(p, "state") + " " + Text(p, "pid");
+  }
+  bool with_release_;
+  std::map<std::string, std::string> seen_;  // key -> Seen()
+  std::set<std::string> warned_;
+};
+
+enum class ShowStates { kNo, kYes };
+
+// Calls `method` (which replies when its work is done) and, unless --json,
+// polls `ps APP` on a second connection meanwhile to print Progress.
+Result<rpc::Json> CallShowingProgress(CtlContext* ctx, std::string_view method,
+                                      rpc::Json params, const std::string& app,
+                                      ShowStates show) {
+  auto client = Client::Connect(ctx->socket);
+  if (!client.ok()) return client.status();
+  if (ctx->json) return client->Call(method, std::move(params));
+  auto watcher = Client::Connect(ctx->socket);
+  Progress progress(/*with_release=*/false);
+  if (watcher.ok()) {
+    if (auto rows = watcher->Call(method::kPs, {{"app", app}}); rows.ok())
+      progress.Baseline(*rows);
+  }
+  auto poll = [&] {
+    if (!watcher.ok()) return;
+    auto rows = watcher->Call(method::kPs, {{"app", app}});
+    if (!rows.ok()) return;  // the answer to the call itself says what went wrong
+    if (show == ShowStates::kYes) progress.States(*rows);
+    progress.StopWaits(*rows);
+  };
+  auto r = client->CallWithTick(method, std::move(params), poll);
+  // How it ended, when that came faster than a poll.
+  if (r.ok() && show == ShowStates::kYes) poll();
+  return r;
+}
+
+// The stop, start and restart verbs: the call with progress, then the
+// result (--json: as is).
+void RunWithProgress(CtlContext* ctx, std::string_view method, rpc::Json params,
+                     const std::string& app, ShowStates show,
+                     const std::function<void(const rpc::Json&)>& human) {
+  auto r = CallShowingProgress(ctx, method, std::move(params), app, show);
+  if (!r.ok()) return ctx->Fail(r.status());
+  ctx->exit_code = kExitOk;
+  if (ctx->json)
+    std::cout << r->dump(2) << '\n';
+  else
+    human(*r);
+}
+
 // Follows switch `id` of `a.app` with `status` polls, printing each
 // instance as it changes, until it ends.
 SwitchResult FollowSwitch(CtlContext* ctx, Client& client, const SwitchArgs& a, int64_t id) {
   std::map<std::string, std::string> seen;  // "v2 web.1" -> state
+  Progress stops(/*with_release=*/true);
   bool phase_shown = false;
   while (true) {
     auto st = client.Call(method::kStatus, {{"app", a.app}});
@@ -167,6 +278,7 @@ SwitchResult FollowSwitch(CtlContext* ctx, Client& client, const SwitchArgs& a, 
         if (p.value("pid", 0) > 0) std::cout << " (pid " << p["pid"].get<int64_t>() << ")";
         std::cout << '\n';
       }
+      stops.StopWaits(Field(*st, "processes"));
       std::cout.flush();
     }
     const auto& last = Field(*st, "last_switch");
@@ -347,30 +459,51 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
   auto restart_app = std::make_shared<std::string>();
   auto restart_type = std::make_shared<std::string>();
   CLI::App* restart = ctl.add_subcommand(
-      "restart", "Restart an app's processes one at a time, each waiting for the last to be ready");
+      "restart",
+      "Restart an app's processes one at a time, each waiting for the last to be ready; "
+      "prints each as it goes");
   restart->add_option("APP", *restart_app, "App")->required();
   restart->add_option("TYPE", *restart_type, "Only this process type");
   restart->callback([ctx, restart_app, restart_type] {
     rpc::Json p = {{"app", *restart_app}};
     if (!restart_type->empty()) p["type"] = *restart_type;
-    ctx->CallAndPrint(method::kRestart, p, [](const rpc::Json& r) {
-      std::cout << "Restarted " << Text(r, "app") << '\n';
-    });
+    RunWithProgress(ctx, method::kRestart, p, *restart_app, ShowStates::kYes,
+                    [](const rpc::Json& r) {
+                      std::cout << "Restarted " << Text(r, "app") << '\n';
+                    });
   });
 
-  AddAppVerb(ctl, ctx,
-             {.name = "stop",
-              .help = "Stop every process of an app (recorded: it stays stopped across daemon "
-                      "restarts)",
-              .method = method::kStop,
-              .app_help = "App"},
-             [](const rpc::Json& r) { std::cout << "Stopped " << Text(r, "app") << '\n'; });
-  AddAppVerb(ctl, ctx,
-             {.name = "start",
-              .help = "Start an app's active release again (failed processes too)",
-              .method = method::kStart,
-              .app_help = "App"},
-             [](const rpc::Json& r) { std::cout << "Started " << Text(r, "app") << '\n'; });
+  auto stop_app = std::make_shared<std::string>();
+  CLI::App* stop = ctl.add_subcommand(
+      "stop",
+      "Stop every process of an app (recorded: it stays stopped across daemon restarts); "
+      "says which it waits for, past a second, until stop_timeout and SIGKILL");
+  stop->add_option("APP", *stop_app, "App")->required();
+  stop->callback([ctx, stop_app] {
+    RunWithProgress(ctx, method::kStop, {{"app", *stop_app}}, *stop_app, ShowStates::kNo,
+                    [](const rpc::Json& r) {
+                      std::cout << "Stopped " << Text(r, "app") << '\n';
+                    });
+  });
+
+  auto start_app = std::make_shared<std::string>();
+  auto start_no_wait = std::make_shared<bool>(false);
+  CLI::App* start = ctl.add_subcommand(
+      "start",
+      "Start an app's active release again (failed processes too); waits until every "
+      "instance is ready and exits 1 naming those that are not (by the app's deadline, "
+      "or failing)");
+  start->add_option("APP", *start_app, "App")->required();
+  start->add_flag("--no-wait", *start_no_wait, "Return once the processes were started");
+  start->callback([ctx, start_app, start_no_wait] {
+    rpc::Json p = {{"app", *start_app}, {"wait", !*start_no_wait}};
+    RunWithProgress(ctx, method::kStart, p, *start_app,
+                    *start_no_wait ? ShowStates::kNo : ShowStates::kYes,
+                    [no_wait = *start_no_wait](const rpc::Json& r) {
+                      std::cout << "Started " << Text(r, "app")
+                                << (no_wait ? "" : ": every process is ready") << '\n';
+                    });
+  });
 
   auto logs_args = std::make_shared<LogsArgs>();
   CLI::App* logs = ctl.add_subcommand("logs", "Show an app's process output");

@@ -37,7 +37,7 @@ Result<ProcessSpec> ParseProcess(const std::string& file, const std::string& nam
   if (!n.IsMap()) return yaml::ErrorAt(file, n, "process '" + name + "' must be a mapping");
   RETURN_IF_ERROR(yaml::CheckKeys(file, n,
                                   {"command", "scale", "restart", "stop_signal",
-                                   "stop_timeout", "sockets", "ready",
+                                   "stop_timeout", "stop_mode", "sockets", "ready",
                                    "ready_timeout", "env"}));
   ProcessSpec p;
   p.name = name;
@@ -61,6 +61,12 @@ Result<ProcessSpec> ParseProcess(const std::string& file, const std::string& nam
   }
   if (n["stop_timeout"]) {
     ASSIGN_OR_RETURN(p.stop_timeout_ms, yaml::ReadDurationMs(file, n["stop_timeout"], "stop_timeout"));
+  }
+  if (const YAML::Node m = n["stop_mode"]) {
+    ASSIGN_OR_RETURN(std::string s, yaml::ReadString(file, m, "stop_mode"));
+    if (s == "group") p.stop_mode = StopMode::kGroup;
+    else if (s == "main") p.stop_mode = StopMode::kMain;
+    else return yaml::ErrorAt(file, m, "process '" + name + "': 'stop_mode' must be group (the stop signal to the whole process group) or main (to the main process only, as for gunicorn), not '" + s + "'");
   }
   if (n["ready_timeout"]) {
     ASSIGN_OR_RETURN(p.ready_timeout_ms, yaml::ReadDurationMs(file, n["ready_timeout"], "ready_timeout"));

@@ -16,6 +16,12 @@ namespace relsupd {
 
 enum class RestartPolicy { kAlways, kOnFailure, kNever };
 enum class ReadyKind { kNone, kNotify, kTcp, kHttp, kExec };
+// Who gets the stop signal. kGroup: the instance's whole process group
+// (the default). kMain: its main process only, so that a master such as
+// gunicorn's stops its own workers; the rest of the group (and cgroup) is
+// SIGKILLed once the main process exited or after stop_timeout, as
+// systemd's KillMode=mixed.
+enum class StopMode { kGroup, kMain };
 
 struct ReadyCheck {
   ReadyKind kind = ReadyKind::kNone;
@@ -31,6 +37,7 @@ struct ProcessSpec {
   RestartPolicy restart = RestartPolicy::kAlways;
   int stop_signal = 15;  // SIGTERM
   int64_t stop_timeout_ms = 10'000;
+  StopMode stop_mode = StopMode::kGroup;
   std::vector<std::string> sockets;
   ReadyCheck ready;
   int64_t ready_timeout_ms = 60'000;

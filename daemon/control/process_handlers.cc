@@ -29,10 +29,16 @@ Json PsRowToJson(const PsRow& r) {
             {"active", r.active},     {"uid", r.uid}};
   j["last_exit"] = r.last_exit.empty() ? Json(nullptr) : Json(r.last_exit);
   if (r.last_exit_at != 0) j["last_exit_at"] = r.last_exit_at;
+  if (!r.last_exit_cause.empty()) j["last_exit_cause"] = r.last_exit_cause;
+  if (r.stop_timeout_ms > 0) {
+    j["stopping_ms"] = r.stopping_ms;
+    j["stop_timeout_ms"] = r.stop_timeout_ms;
+  }
   if (!r.status.empty()) j["status"] = r.status;
   Json exits = Json::array();
   for (const ExitInfo& e : r.exits)
-    exits.push_back({{"time", e.time_ms}, {"exit", e.Describe()}});
+    exits.push_back({{"time", e.time_ms}, {"exit", e.Describe()},
+                     {"cause", std::string(e.Cause())}});
   j["exits"] = exits;
   return j;
 }
@@ -89,11 +95,24 @@ void Stop(DaemonContext& ctx, const Request& r, Reply reply) {
                  });
 }
 
-Result<Json> Start(DaemonContext& ctx, const Request& r) {
-  RETURN_IF_ERROR(params::CheckKnown(r.params, {"app"}));
-  ASSIGN_OR_RETURN(std::string app, params::App(r.params));
-  RETURN_IF_ERROR(ctx.runs->Start(app, params::ActorOf(r.peer)));
-  return Json{{"app", app}, {"started", true}};
+// start: {app, wait?}. With wait the reply comes once every instance is
+// ready (or with the error naming those that are not).
+void Start(DaemonContext& ctx, const Request& r, Reply reply) {
+  Status s = params::CheckKnown(r.params, {"app", "wait"});
+  if (!s.ok()) return reply(s);
+  auto app = params::App(r.params);
+  if (!app.ok()) return reply(app.status());
+  bool wait = false;
+  if (auto it = r.params.find("wait"); it != r.params.end()) {
+    if (!it->is_boolean()) return reply(InvalidArgument("param 'wait' must be a boolean"));
+    wait = it->get<bool>();
+  }
+  ctx.runs->Start(*app, params::ActorOf(r.peer),
+                  wait ? RunService::WaitReady::kYes : RunService::WaitReady::kNo,
+                  [reply, wait, app = *app](Status st) {
+                    if (!st.ok()) return reply(st);
+                    reply(Json{{"app", app}, {"started", true}, {"ready", wait}});
+                  });
 }
 
 void Restart(DaemonContext& ctx, const Request& r, Reply reply) {
@@ -287,8 +306,8 @@ void RegisterProcessHandlers(Dispatcher* d, DaemonContext* ctx) {
               [ctx](const Request& r) { return Scale(*ctx, r); });
   d->RegisterAsync(method::kStop, Right::kChange,
                    [ctx](const Request& r, Reply reply) { Stop(*ctx, r, reply); });
-  d->Register(method::kStart, Right::kChange,
-              [ctx](const Request& r) { return Start(*ctx, r); });
+  d->RegisterAsync(method::kStart, Right::kChange,
+                   [ctx](const Request& r, Reply reply) { Start(*ctx, r, reply); });
   d->RegisterAsync(method::kRestart, Right::kChange,
                    [ctx](const Request& r, Reply reply) {
                      Restart(*ctx, r, reply);

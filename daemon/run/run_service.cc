@@ -5,10 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
 
+#include "daemon/base/duration.h"
 #include "daemon/base/fd.h"
 #include "daemon/base/release_id.h"
 #include "daemon/base/users.h"
@@ -225,14 +227,132 @@ void RunService::Stop(const std::string& app, const Actor& actor,
   supervisor_->Stop(app, [done] { done(Status::Ok()); });
 }
 
-Status RunService::Start(const std::string& app, const Actor& actor) {
-  RETURN_IF_ERROR(ledger_->GetApp(app).status());
-  ASSIGN_OR_RETURN(std::shared_ptr<ReleaseRun> run, ActiveRun(app, "start"));
-  ASSIGN_OR_RETURN(Formation formation, ledger_->GetFormation(app));
-  RETURN_IF_ERROR(
-      ledger_->AppendEvent(app, EventKind::kStarted, ReleaseId(run->number), actor, ""));
-  supervisor_->Run(std::move(run), formation);
-  return Status::Ok();
+void RunService::Start(const std::string& app, const Actor& actor,
+                       WaitReady wait, std::function<void(Status)> done) {
+  auto spec = ledger_->GetApp(app);
+  if (!spec.ok()) return done(spec.status());
+  auto run = ActiveRun(app, "start");
+  if (!run.ok()) return done(run.status());
+  auto formation = ledger_->GetFormation(app);
+  if (!formation.ok()) return done(formation.status());
+  const int64_t number = (*run)->number;
+  Status s = ledger_->AppendEvent(app, EventKind::kStarted, ReleaseId(number),
+                                  actor, "");
+  if (!s.ok()) return done(s);
+  // Counted before the start: a spawn that fails at once is an exit too.
+  int restarts_before = 0;
+  if (const ReleaseGroup* g = supervisor_->Active(app))
+    for (const Instance* i : g->Instances()) restarts_before += i->restarts();
+  supervisor_->Run(std::move(*run), *formation);
+  if (wait == WaitReady::kNo) return done(Status::Ok());
+  auto w = std::make_unique<StartWait>();
+  w->owner = this;
+  w->app = app;
+  w->number = number;
+  w->done = std::move(done);
+  w->deadline_ms = spec->activation_deadline_ms;
+  w->restarts_before = restarts_before;
+  for (UvHandle<uv_timer_t>* t : {&w->deadline, &w->settle}) {
+    uv_timer_init(supervisor_->env()->loop, t->get());
+    (*t)->data = w.get();
+  }
+  uv_timer_start(
+      w->deadline.get(),
+      [](uv_timer_t* t) {
+        auto* sw = static_cast<StartWait*>(t->data);
+        if (sw == nullptr) return;
+        std::string waiting;
+        if (const ReleaseGroup* g = sw->owner->supervisor_->Active(sw->app))
+          for (const Instance* i : g->Instances())
+            if (i->state() != InstanceState::kReady)
+              waiting += (waiting.empty() ? "" : ", ") + i->name() + " " +
+                         std::string(InstanceStateName(i->state()));
+        sw->owner->EndStartWait(
+            sw, FailedPrecondition(
+                   "app '" + sw->app + "' was started, but " +
+                   ReleaseId(sw->number).ToString() + " was not ready within " +
+                   FormatDurationMs(sw->deadline_ms) +
+                   (waiting.empty() ? "" : " (" + waiting + ")") +
+                   "; it keeps trying: see 'relsupd ctl ps " + sw->app +
+                   "' and 'relsupd ctl logs " + sw->app + "'"));
+      },
+      static_cast<uint64_t>(w->deadline_ms), 0);
+  StartWait* raw = w.get();
+  start_waits_.push_back(std::move(w));
+  CheckStartWait(raw);
+}
+
+void RunService::CheckStartWait(StartWait* w) {
+  const std::string& app = w->app;
+  const std::string release = ReleaseId(w->number).ToString();
+  const ReleaseGroup* g = supervisor_->Active(app);
+  if (g == nullptr || g->run().number != w->number || g->stopping())
+    return EndStartWait(
+        w, FailedPrecondition("app '" + app + "' was stopped or switched before " +
+                              release + " was ready"));
+  const std::string see = "see 'relsupd ctl ps " + app +
+                          "' and 'relsupd ctl logs " + app + " --process ";
+  int restarts = 0;
+  const Instance* newest = nullptr;
+  for (const Instance* i : g->Instances()) {
+    restarts += i->restarts();
+    if (!i->exits().empty() &&
+        (newest == nullptr ||
+         i->exits().back().time_ms > newest->exits().back().time_ms))
+      newest = i;
+  }
+  for (const Instance* i : g->Instances()) {
+    if (i->state() != InstanceState::kFailed &&
+        i->state() != InstanceState::kExited)
+      continue;
+    std::string last = i->exits().empty() ? "" : ": " + i->exits().back().Describe();
+    std::string what = i->state() == InstanceState::kFailed
+                           ? " failed (crash limit)"
+                           : " exited and is not restarted (restart policy)";
+    return EndStartWait(
+        w, FailedPrecondition("app '" + app + "' was started, but " +
+                              i->name() + " of " + release + what + last +
+                              "; " + see + i->name() + "'"));
+  }
+  if (restarts - w->restarts_before >= 3 && newest != nullptr)
+    return EndStartWait(
+        w, FailedPrecondition(
+               "app '" + app + "' was started, but " + release +
+               " is crash-looping: " + newest->name() + " exited: " +
+               newest->exits().back().Describe() + " (" +
+               std::to_string(restarts - w->restarts_before) +
+               " exits while starting); it keeps restarting: " + see +
+               newest->name() + "'"));
+  if (!g->AllReady()) return;
+  // As in a switch: an instance without a ready check counts once it
+  // stayed up a second.
+  constexpr int64_t kSettleMs = 1000;
+  int64_t now = supervisor_->env()->clock->MonotonicMs();
+  int64_t wait_ms = 0;
+  for (const Instance* i : g->Instances())
+    if (i->state() == InstanceState::kReady &&
+        i->spec().ready.kind == ReadyKind::kNone)
+      wait_ms = std::max(wait_ms, kSettleMs - (now - i->started_ms()));
+  if (wait_ms > 0) {
+    uv_timer_start(
+        w->settle.get(),
+        [](uv_timer_t* t) {
+          if (auto* sw = static_cast<StartWait*>(t->data))
+            sw->owner->CheckStartWait(sw);
+        },
+        static_cast<uint64_t>(wait_ms), 0);
+    return;
+  }
+  EndStartWait(w, Status::Ok());
+}
+
+void RunService::EndStartWait(StartWait* w, Status s) {
+  auto it = std::find_if(start_waits_.begin(), start_waits_.end(),
+                         [w](const auto& p) { return p.get() == w; });
+  if (it == start_waits_.end()) return;
+  std::unique_ptr<StartWait> owned = std::move(*it);
+  start_waits_.erase(it);
+  owned->done(std::move(s));
 }
 
 void RunService::Restart(const std::string& app, const std::string& type,
@@ -278,6 +398,11 @@ Result<std::vector<PsRow>> RunService::Ps(
         if (!i->exits().empty()) {
           r.last_exit = i->exits().back().Describe();
           r.last_exit_at = i->exits().back().time_ms;
+          r.last_exit_cause = std::string(i->exits().back().Cause());
+        }
+        if (i->stop_sent_ms() > 0 && i->pid() > 0) {
+          r.stopping_ms = now - i->stop_sent_ms();
+          r.stop_timeout_ms = i->spec().stop_timeout_ms;
         }
         r.status = i->status_text();
         r.active = first;
@@ -291,6 +416,9 @@ Result<std::vector<PsRow>> RunService::Ps(
 }
 
 void RunService::Shutdown(std::function<void()> done) {
+  while (!start_waits_.empty())
+    EndStartWait(start_waits_.front().get(),
+                 Status(StatusCode::kUnavailable, "the daemon is stopping"));
   one_offs_->KillAll();  // they belong to their clients, who are cut off
   switcher_->Shutdown();
   supervisor_->StopEverything(std::move(done));
@@ -306,6 +434,10 @@ void RunService::OnInstanceChange(const ReleaseGroup& group,
       &group != supervisor_->Active(group.run().app))
     releases_->InUseEnded(group.run().app);
   switcher_->OnInstanceChange(group);
+  std::vector<StartWait*> waits;
+  for (const auto& w : start_waits_)
+    if (w->app == group.run().app) waits.push_back(w.get());
+  for (StartWait* w : waits) CheckStartWait(w);
 }
 
 void RunService::OnInstanceFailed(const ReleaseGroup& group,

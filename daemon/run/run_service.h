@@ -53,6 +53,11 @@ struct PsRow {
   int restarts = 0;
   std::string last_exit;  // "exit 1", "signal KILL", "" when none
   int64_t last_exit_at = 0;  // wall ms
+  std::string last_exit_cause;  // ExitInfo::Cause(); "" when none
+  // While a stop waits for the process: ms since the stop signal, and the
+  // stop timeout after which it is SIGKILLed (0 when not stopping).
+  int64_t stopping_ms = 0;
+  int64_t stop_timeout_ms = 0;
   std::vector<ExitInfo> exits;  // the last few, oldest first
   std::string status;     // STATUS= text from the process
   bool active = true;     // false: a release being retired
@@ -83,8 +88,15 @@ class RunService final : public SupervisorListener {
   void Stop(const std::string& app, const Actor& actor,
             std::function<void(Status)> done);
   // Starts the app's active release (failed instances too) and records
-  // `started`.
-  Status Start(const std::string& app, const Actor& actor);
+  // `started`; then `done`: at once (WaitReady::kNo), or once every
+  // instance is ready (`ready: none`: up 1 s). It gets an error naming the
+  // instances when one fails or exits for good, when they exit 3 times
+  // meanwhile, or when the app's activation deadline passes first (they
+  // keep running and restarting: only the wait ends), and when the app is
+  // stopped or switched meanwhile.
+  enum class WaitReady { kNo, kYes };
+  void Start(const std::string& app, const Actor& actor, WaitReady wait,
+             std::function<void(Status)> done);
   // Rolling restart of one type or all.
   void Restart(const std::string& app, const std::string& type,
                const Actor& actor, std::function<void(Status)> done);
@@ -137,6 +149,20 @@ class RunService final : public SupervisorListener {
   void OnInstanceFailed(const ReleaseGroup& group, const Instance& instance,
                         const std::string& reason) override;
   Status RunActive(const std::string& app);
+  // A `start` waiting for its instances to be ready.
+  struct StartWait {
+    RunService* owner = nullptr;
+    std::string app;
+    int64_t number = 0;
+    int restarts_before = 0;  // the group's restarts when the start began
+    int64_t deadline_ms = 0;  // the app's activation deadline
+    std::function<void(Status)> done;
+    UvHandle<uv_timer_t> deadline;
+    UvHandle<uv_timer_t> settle;  // `ready: none` instances up 1 s
+  };
+  void CheckStartWait(StartWait* w);
+  // Calls w's `done` with `s` and drops w.
+  void EndStartWait(StartWait* w, Status s);
   // The active release of `app`, loaded to run; refused during a switch
   // or when none is active (`verb`: what the caller meant to do).
   Result<std::shared_ptr<ReleaseRun>> ActiveRun(const std::string& app,
@@ -153,6 +179,7 @@ class RunService final : public SupervisorListener {
   // After the supervisor, whose env it uses: destroyed (killing what
   // runs) first.
   std::unique_ptr<OneOffs> one_offs_;
+  std::vector<std::unique_ptr<StartWait>> start_waits_;
 };
 
 }  // namespace relsupd

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <random>
 
+#include "daemon/base/duration.h"
 #include "daemon/logs/log_store.h"
 #include "daemon/supervise/cgroup.h"
 #include "daemon/supervise/command_argv.h"
@@ -41,13 +42,43 @@ std::map<std::string, std::string> ProcessEnvironment(
   return e;
 }
 
+namespace {
+
+std::string SignalName(int signum) {
+  const char* abbrev = sigabbrev_np(signum);
+  return abbrev != nullptr ? abbrev : std::to_string(signum);
+}
+
+}  // namespace
+
 std::string ExitInfo::Describe() const {
-  if (signal != 0) {
-    const char* abbrev = sigabbrev_np(signal);
-    return std::string("signal ") +
-           (abbrev != nullptr ? abbrev : std::to_string(signal).c_str());
+  std::string plain = signal != 0 ? "signal " + SignalName(signal)
+                                  : "exit " + std::to_string(status);
+  if (stop == StopCause::kNone) return plain;
+  std::string prefix =
+      stop == StopCause::kNotReady
+          ? "not ready within " + FormatDurationMs(ready_timeout_ms) + ": "
+          : "";
+  if (killed)
+    return prefix + "killed (stop timeout " +
+           FormatDurationMs(stop_timeout_ms) + ")";
+  std::string out = prefix + "stopped (SIG" + SignalName(stop_signal) + ")";
+  // The stop signal itself, or a clean exit after it, is the stop working.
+  if (signal == stop_signal || (signal == 0 && status == 0)) return out;
+  return out + ": " + plain;
+}
+
+std::string_view ExitInfo::Cause() const {
+  if (killed) return "stop-timeout";
+  switch (stop) {
+    case StopCause::kNone:
+      return "exited";
+    case StopCause::kRequested:
+      return "stopped";
+    case StopCause::kNotReady:
+      return "not-ready";
   }
-  return "exit " + std::to_string(status);
+  return "exited";
 }
 
 Instance::Instance(SuperviseEnv* env, std::shared_ptr<const ReleaseRun> run,
@@ -130,13 +161,22 @@ void Instance::Act(InstanceAction action) {
         // Nothing runs (the exit is being handled): the stop is complete.
         return;
       }
-      if (Status s = child_->SignalGroup(spec_->stop_signal); !s.ok())
+      stop_cause_ = state_ == InstanceState::kStoppingUnready
+                        ? StopCause::kNotReady
+                        : StopCause::kRequested;
+      stop_sent_ms_ = env_->clock->MonotonicMs();
+      if (Status s = spec_->stop_mode == StopMode::kMain
+                         ? child_->Signal(spec_->stop_signal)
+                         : child_->SignalGroup(spec_->stop_signal);
+          !s.ok())
         spdlog::debug("{} {}: {}, ignoring", run_->app, name(), s.message());
       ArmTimer(spec_->stop_timeout_ms);
       return;
     case InstanceAction::kKill:
       spdlog::warn("{} {} (pid {}) did not stop within {} ms, killing it",
                    run_->app, name(), pid(), spec_->stop_timeout_ms);
+      // The whole group and cgroup, whatever the stop mode.
+      if (child_ != nullptr && !child_->exited()) killed_ = true;
       if (env_->cgroups != nullptr && !cgroup_dir_.empty())
         env_->cgroups->Kill(cgroup_dir_);
       if (child_ != nullptr && !child_->exited())
@@ -241,6 +281,9 @@ void Instance::DoSpawn() {
   child_ = std::move(*child);
   capture_.Attach(child_.get());
   started_ms_ = now;
+  stop_cause_ = StopCause::kNone;
+  stop_sent_ms_ = 0;
+  killed_ = false;
   backoff_.Started(now);
   spdlog::info("{} {} {} started (pid {}): {}", run_->app, run_->release(),
                name(), child_->pid(), spec_->command);
@@ -298,6 +341,16 @@ void Instance::OnExit(int64_t status, int signal) {
   capture_.FlushLines();
 
   ExitInfo info{env_->clock->WallMs(), status, signal};
+  if (stop_cause_ != StopCause::kNone) {
+    info.stop = stop_cause_;
+    info.stop_signal = spec_->stop_signal;
+    info.killed = killed_;
+    info.stop_timeout_ms = spec_->stop_timeout_ms;
+    info.ready_timeout_ms = spec_->ready_timeout_ms;
+  }
+  stop_cause_ = StopCause::kNone;
+  stop_sent_ms_ = 0;
+  killed_ = false;
   exits_.push_back(info);
   if (exits_.size() > kMaxExits) exits_.erase(exits_.begin());
   pid_t pid = child_->pid();

@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "daemon/base/clock.h"
@@ -82,11 +83,30 @@ std::map<std::string, std::string> ProcessEnvironment(
     const ReleaseRun& run, const SuperviseEnv& env, const std::string& process,
     const std::map<std::string, std::string>& extra);
 
+// Why the daemon was stopping a process when it ended.
+enum class StopCause {
+  kNone,       // nobody asked it to stop: it exited or crashed by itself
+  kRequested,  // a stop (ctl stop, scale down, restart, a switch, shutdown)
+  kNotReady,   // stopped because it was not ready within ready_timeout
+};
+
 struct ExitInfo {
   int64_t time_ms = 0;  // wall clock
   int64_t status = 0;
   int signal = 0;
-  std::string Describe() const;  // "exit 3", "signal KILL"
+  StopCause stop = StopCause::kNone;
+  int stop_signal = 0;          // what was sent, when `stop` is set
+  bool killed = false;          // SIGKILL after the stop timeout ran out
+  int64_t stop_timeout_ms = 0;  // that timeout, when `killed`
+  int64_t ready_timeout_ms = 0; // kNotReady: the timeout it missed
+  // "exit 3", "signal KILL" (by itself: a crash, or the kernel's kill);
+  // "stopped (SIGTERM)" (the stop signal ended it, or it exited 0 after
+  // it), "stopped (SIGTERM): exit 3"; "killed (stop timeout 10s)" (it
+  // outlived the stop timeout); prefixed "not ready within 1m: " when it
+  // was stopped for that.
+  std::string Describe() const;
+  // "exited", "stopped", "stop-timeout" or "not-ready" (ps --json).
+  std::string_view Cause() const;
 };
 
 class Instance;
@@ -125,6 +145,9 @@ class Instance {
   int restarts() const { return backoff_.restarts(); }
   // Monotonic ms when the current process started; 0 when none runs.
   int64_t started_ms() const { return started_ms_; }
+  // Monotonic ms when the stop signal was sent to the current process; 0
+  // when none was (ps shows how long a stop has waited).
+  int64_t stop_sent_ms() const { return stop_sent_ms_; }
   const std::vector<ExitInfo>& exits() const { return exits_; }
   bool settled() const {  // not running and not about to
     return state_ == InstanceState::kStopped ||
@@ -166,6 +189,11 @@ class Instance {
   UvHandle<uv_timer_t> timer_;
   OutputCapture capture_;
   int64_t started_ms_ = 0;
+  // The stop of the current process: why, when, and whether the timeout
+  // ran out (the exit records them). Reset at each spawn.
+  StopCause stop_cause_ = StopCause::kNone;
+  int64_t stop_sent_ms_ = 0;
+  bool killed_ = false;
   std::vector<ExitInfo> exits_;  // oldest first; empty until the first exit
   std::string status_text_;
   bool type_failed_ = false;

@@ -225,6 +225,15 @@ Status ChildProcess::SignalGroup(int signum) const {
   return Status::Ok();
 }
 
+Status ChildProcess::Signal(int signum) const {
+  if (exited_ || pid_ <= 0)
+    return FailedPrecondition("process " + std::to_string(pid_) +
+                              " has exited");
+  if (::kill(pid_, signum) != 0)
+    return Status::FromErrno("kill " + std::to_string(pid_), errno);
+  return Status::Ok();
+}
+
 void ChildProcess::StartReading(Pipe* pipe) {
   pipe->open = true;
   if (paused_) return;

@@ -66,6 +66,9 @@ class ChildProcess {
   bool exited() const { return exited_; }
   // Sends `signum` to the child's process group (its pid: it ran setsid).
   Status SignalGroup(int signum) const;
+  // Sends `signum` to the child's main process only (it is not reaped
+  // before on_exit ran, so the pid is still its own).
+  Status Signal(int signum) const;
   // Stops and resumes reading the child's output (a flooding child then
   // blocks on its own writes).
   void PauseOutput();

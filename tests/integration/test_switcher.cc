@@ -405,7 +405,8 @@ TEST_CASE(
   auto refused = std::make_shared<std::vector<Status>>();
   refused->push_back(runs.Scale("shop", {{"web", 1}}, kRoot));
   runs.Stop("shop", kRoot, [refused](Status st) { refused->push_back(st); });
-  refused->push_back(runs.Start("shop", kRoot));
+  runs.Start("shop", kRoot, RunService::WaitReady::kYes,
+             [refused](Status st) { refused->push_back(st); });
   runs.Restart("shop", "", kRoot,
                [refused](Status st) { refused->push_back(st); });
   REQUIRE(refused->size() == 4);

@@ -1,5 +1,7 @@
 #include "tests/run/run_fixture.h"
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <sstream>
 
@@ -41,6 +43,11 @@ std::string DeployProcfile(Stage& stage, const std::string& procfile, bool no_wa
 
 std::string DeployYaml(Stage& stage, const std::string& yaml, bool no_wait) {
   return Deploy(stage, {release_test::File("relsupd.yaml", yaml)}, no_wait);
+}
+
+WritableDir::WritableDir() {
+  if (::mkdir(path.c_str(), 0777) != 0 || ::chmod(path.c_str(), 0777) != 0)
+    support::Fail("cannot make " + path + " writable for the app");
 }
 
 Json Ps(Stage& stage) { return stage.CtlJson({"ps", stage.app()}); }

@@ -13,6 +13,7 @@
 #include "tests/release/release_fixture.h"
 #include "tests/support/proc.h"
 #include "tests/support/sockets.h"
+#include "tests/support/temp_dir.h"
 
 namespace relsupd::run_test {
 
@@ -61,6 +62,14 @@ using support::PidsWithCmdline;
 using support::SessionOf;
 using support::StatusField;
 using support::WaitGone;
+
+// A directory the app's user can write (0777), for the marker files an
+// app's commands leave.
+struct WritableDir {
+  support::TempDir dir{"relsupd-marks"};
+  std::string path = dir.Path("marks");
+  WritableDir();
+};
 
 // Every log record of the app (`logs APP -n N --json ...`).
 Json Logs(Stage& stage, std::vector<std::string> extra = {});

@@ -27,13 +27,7 @@ size_t Count(const std::string& text, const std::string& needle) {
 }
 
 // A directory the app's user can write, for the commands' marker files.
-struct Marks {
-  support::TempDir dir{"relsupd-phase"};
-  std::string path = dir.Path("marks");
-  Marks() {
-    REQUIRE(::mkdir(path.c_str(), 0777) == 0);
-    REQUIRE(::chmod(path.c_str(), 0777) == 0);
-  }
+struct Marks : WritableDir {
   std::string Text() const { return Slurp(path + "/log"); }
 };
 

@@ -141,7 +141,12 @@ TEST_CASE("run: a crash-looping type backs off, is marked failed, and start revi
   };
   CHECK(failed_events() == 1);  // once for the type
 
-  stage.CtlOk({"start", "shop"});
+  // start waits for ready: it says the type crashes again, naming it.
+  auto again = stage.Ctl({"start", "shop"});
+  CHECK(again.exit_code() == 1);
+  INFO(again.err);
+  CHECK(again.err.find("crash-looping: web.") != std::string::npos);
+  CHECK(again.err.find("exit 3") != std::string::npos);
   // Started by hand, it gets a fresh crash window and fails again.
   WaitPs(stage, [](const Json& p) {
     if (!AllIn(p, "web", "failed", 2)) return false;
@@ -169,7 +174,7 @@ TEST_CASE("run: stop sends stop_signal, then SIGKILL after stop_timeout") {
   CHECK(WaitGone({pid}, 2000));
   ps = Ps(stage);
   CHECK(Row(ps, "web.1")["state"] == "stopped");
-  CHECK(Row(ps, "web.1")["last_exit"] == "signal KILL");
+  CHECK(Row(ps, "web.1")["last_exit"] == "killed (stop timeout 500ms)");
   CHECK(stage.daemon().Log().find("did not stop within 500 ms") != std::string::npos);
 }
 

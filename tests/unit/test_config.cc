@@ -353,6 +353,37 @@ TEST_CASE("process file errors name file, line and column") {
   CHECK(err("processes: [\n").find("invalid YAML") != std::string::npos);
 }
 
+TEST_CASE("stop_mode is group by default, main on request, and anything else names file, type and key") {
+  auto pf = ParseProcessYaml(
+      "processes:\n"
+      "  web: {command: gunicorn app:app, stop_mode: main}\n"
+      "  worker: {command: ./w, stop_mode: group}\n"
+      "  clock: {command: ./c}\n",
+      "relsupd.yaml");
+  REQUIRE(pf.ok());
+  CHECK(pf->processes.at("web").stop_mode == StopMode::kMain);
+  CHECK(pf->processes.at("worker").stop_mode == StopMode::kGroup);
+  CHECK(pf->processes.at("clock").stop_mode == StopMode::kGroup);
+
+  auto bad = ParseProcessYaml("processes:\n  web: {command: x, stop_mode: mixed}\n",
+                              "relsupd.yaml");
+  REQUIRE_FALSE(bad.ok());
+  const std::string m = bad.status().message();
+  CHECK(m.rfind("relsupd.yaml:2:", 0) == 0);
+  CHECK(m.find("process 'web'") != std::string::npos);
+  CHECK(m.find("'stop_mode' must be group") != std::string::npos);
+  CHECK(m.find("or main") != std::string::npos);
+  CHECK(m.find("not 'mixed'") != std::string::npos);
+  auto list = ParseProcessYaml("processes:\n  web: {command: x, stop_mode: [main]}\n",
+                               "relsupd.yaml");
+  REQUIRE_FALSE(list.ok());
+  CHECK(list.status().message().find("'stop_mode' must be a string") != std::string::npos);
+  // A Procfile has no such key: its processes stop as a group.
+  auto procfile = ParseProcfile("web: gunicorn app:app\n", "Procfile");
+  REQUIRE(procfile.ok());
+  CHECK(procfile->processes.at("web").stop_mode == StopMode::kGroup);
+}
+
 TEST_CASE("Procfile lines become processes with defaults") {
   auto pf = ParseProcfile("# comment\nweb: ./server --port $PORT\n\nworker:  ./work\n", "Procfile");
   REQUIRE(pf.ok());

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "daemon/supervise/backoff.h"
+#include "daemon/supervise/instance.h"
 #include "daemon/supervise/instance_state.h"
 
 namespace relsupd {
@@ -156,6 +157,36 @@ TEST_CASE("a stop for the ready timeout shows as stopping") {
 struct FakeClock {
   int64_t now = 1'000'000;
 };
+
+TEST_CASE("an exit says whether it crashed, was stopped, or was killed at the stop timeout") {
+  // By itself: a crash or an exit, whatever the signal (nobody sent it).
+  CHECK(ExitInfo{0, 3, 0}.Describe() == "exit 3");
+  CHECK(ExitInfo{0, 0, 9}.Describe() == "signal KILL");
+  CHECK(ExitInfo{0, 0, 9}.Cause() == "exited");
+  ExitInfo stopped{0, 0, 15};
+  stopped.stop = StopCause::kRequested;
+  stopped.stop_signal = 15;
+  stopped.stop_timeout_ms = 10'000;
+  CHECK(stopped.Describe() == "stopped (SIGTERM)");
+  CHECK(stopped.Cause() == "stopped");
+  ExitInfo clean = stopped;  // exited 0 after the stop signal
+  clean.signal = 0;
+  CHECK(clean.Describe() == "stopped (SIGTERM)");
+  ExitInfo odd = stopped;  // ended otherwise while stopping
+  odd.signal = 0;
+  odd.status = 3;
+  CHECK(odd.Describe() == "stopped (SIGTERM): exit 3");
+  ExitInfo killed = stopped;
+  killed.signal = 9;
+  killed.killed = true;
+  CHECK(killed.Describe() == "killed (stop timeout 10s)");
+  CHECK(killed.Cause() == "stop-timeout");
+  ExitInfo unready = stopped;
+  unready.stop = StopCause::kNotReady;
+  unready.ready_timeout_ms = 60'000;
+  CHECK(unready.Describe() == "not ready within 1m: stopped (SIGTERM)");
+  CHECK(unready.Cause() == "not-ready");
+}
 
 TEST_CASE("backoff restarts at once, then doubles to the cap") {
   BackoffPolicy p;
