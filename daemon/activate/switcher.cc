@@ -409,6 +409,11 @@ void Switcher::OnDeadlineTimer(uv_timer_t* timer) {
   std::string waiting;
   if (back) {
     if (const ReleaseGroup* g = self->BackGroup(sw)) waiting = NotReady(*g);
+    // Stop-first: it starts once the others stopped.
+    for (const ReleaseGroup* g : self->supervisor_->Groups(sw->info.app))
+      if (g->run().number != sw->info.from && !g->AllSettled())
+        waiting += (waiting.empty() ? "" : ", ") +
+                   ReleaseId(g->run().number).ToString() + " still stopping";
   } else if (self->FreshGroupAlive(sw)) {
     waiting = NotReady(*sw->fresh);
   }

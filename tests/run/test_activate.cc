@@ -472,7 +472,9 @@ TEST_CASE("activate: a release whose instances are still stopping after a failed
   // gate dir; its web exits at once while `crash` exists there.
   e2e::TempDir gates;
   const std::string gate = gates.path();
-  Stage stage(FastConfig(), {}, "shop", {"--keep", "2"});
+  // The deadline ends the check of v3 after the rollback, which cannot
+  // start while v1's worker stops.
+  Stage stage(FastConfig(), {}, "shop", {"--keep", "2", "--deadline", "3s"});
   const std::string file = stage.Artifact(
       "linger.tar.gz",
       {File("relsupd.yaml",
@@ -503,7 +505,8 @@ TEST_CASE("activate: a release whose instances are still stopping after a failed
   gates.WriteFile("crash", "");
   e2e::ProcResult r = stage.Ctl({"rollback", "shop", "--to", "v1", "--strategy", "stop-first"});
   CHECK(r.exit_code() == 1);
-  CHECK_THAT(r.err, Catch::Contains("rolled back to v3"));
+  CHECK_THAT(r.err, Catch::Contains("rolled back to v3, but v3 was not ready within 3s (v1 still "
+                                    "stopping)"));
   // The switch is over; v1's worker is still stopping, v3 waits for it.
   Json status = stage.CtlJson({"status", "shop"});
   CHECK(status["switch"] == nullptr);
