@@ -286,7 +286,10 @@ SwitchResult FollowSwitch(CtlContext* ctx, Client& client, const SwitchArgs& a, 
     if (!running && last.is_object() && last.value("id", 0) == id) {
       if (!last.value("ok", false))
         return {FailedPrecondition(Text(last, "message")), true, last};
-      if (!ctx->json) {
+      if (!ctx->json && !Text(last, "note").empty()) {
+        // Nothing was switched: the release was live already.
+        std::cout << a.prefix << Text(last, "note") << '\n';
+      } else if (!ctx->json) {
         std::cout << a.prefix << Text(last, "live") << " of " << a.app << " is live\n";
         if (!Text(last, "message").empty()) std::cout << "Warning: " << Text(last, "message") << '\n';
       }
@@ -376,7 +379,9 @@ void AddSwitchVerbs(CLI::App& ctl, CtlContext* ctx) {
   CLI::App* activate = ctl.add_subcommand(
       "activate",
       "Put a release live: verify it, switch apps/APP/current, start its processes, stop the "
-      "old ones; follows progress and exits 0 only when the release is live");
+      "old ones; follows progress and exits 0 only when the release is live (one live already: "
+      "exit 0, nothing to do, its failed instances started again); a failure prints why and "
+      "whether the release gone back to is ready");
   activate->add_option("APP", act->app, "App")->required();
   activate->add_option("RELEASE", act->release, "Release, e.g. v3")->required();
   AddSwitchOptions(activate, ctx, act,

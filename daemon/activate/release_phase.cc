@@ -13,6 +13,14 @@
 
 namespace relsupd {
 
+std::string LastLinesNote(const std::string& intro,
+                          const std::vector<std::string>& lines) {
+  if (lines.empty()) return "";
+  std::string note = "; " + intro + ":";
+  for (const auto& line : lines) note += "\n  " + line;
+  return note;
+}
+
 Result<bool> Switcher::PhaseDue(const Switch* sw) {
   if (sw->run->processes.release.command.empty()) return false;
   if (sw->phase_run == ReleasePhaseRun::kForce) return true;
@@ -104,10 +112,7 @@ void Switcher::OnPhaseExit(Switch* sw, const ExitInfo& exit) {
   std::string message = "release phase of " + to.ToString() +
                         " failed: " + detail +
                         "; the live release is unchanged";
-  if (!tail.empty()) {
-    message += "; its last lines:";
-    for (const auto& line : tail) message += "\n  " + line;
-  }
+  message += LastLinesNote("its last lines", tail);
   spdlog::warn("{}: release phase of {} failed: {}", app, to.ToString(),
                detail);
   Dispatch(sw, SwitchEvent::kPhaseFailed, FailedPrecondition(message));

@@ -85,7 +85,15 @@ SwitchStep NextSwitchStep(const SwitchInput& in) {
     case P::kCommitting:
       return FromCommitting(in);
     case P::kRollingBack:
-      if (in.event == E::kRolledBack) return {P::kDone, kRecordBack};
+      if (in.event == E::kRolledBack)
+        return {P::kCheckingBack, kArmDeadline | kCheckBack};
+      return Ignore(in.phase);
+    case P::kCheckingBack:
+      // Ready or not, the switch ends back where it was; the outcome says
+      // which (the event's reason).
+      if (in.event == E::kBackReady || in.event == E::kBackNotReady ||
+          in.event == E::kDeadline)
+        return {P::kDone, kStopDeadline | kStopCheck | kRecordBack};
       return Ignore(in.phase);
     case P::kDone:
       break;
@@ -94,14 +102,14 @@ SwitchStep NextSwitchStep(const SwitchInput& in) {
 }
 
 static_assert(static_cast<int>(SwitchPhase::kDone) + 1 == kSwitchPhaseCount);
-static_assert(static_cast<int>(SwitchEvent::kPhaseFailed) + 1 ==
+static_assert(static_cast<int>(SwitchEvent::kBackNotReady) + 1 ==
               kSwitchEventCount);
 
 std::string_view SwitchPhaseName(SwitchPhase p) {
   // kCommitting prints as the phase it was before it had a name of its own.
   static constexpr std::string_view kNames[kSwitchPhaseCount] = {
-      "verifying",    "release-phase", "stopping-old", "starting",
-      "stopping-old", "rolling-back",  "done"};
+      "verifying",    "release-phase", "stopping-old",  "starting",
+      "stopping-old", "rolling-back",  "checking-back", "done"};
   return kNames[static_cast<int>(p)];
 }
 
@@ -110,7 +118,7 @@ std::string_view SwitchEventName(SwitchEvent e) {
       "verified",        "verify-failed", "old-stopped", "fresh-ready",
       "fresh-failed",    "crash-loop",    "deadline",    "live-recorded",
       "ledger-failed",   "rolled-back",   "shutdown",    "phase-due",
-      "phase-succeeded", "phase-failed"};
+      "phase-succeeded", "phase-failed",  "back-ready",  "back-not-ready"};
   return kNames[static_cast<int>(e)];
 }
 

@@ -7,7 +7,9 @@
 //   verifying -> [start-first] starting -> stopping-old (committing) -> done
 //             -> [stop-first]  stopping-old -> starting -> stopping-old -> done
 //   not ready by the deadline, crash loop, failed instance, or an outcome
-//   the ledger cannot record: rolling-back -> done
+//   the ledger cannot record: rolling-back -> checking-back -> done
+//   (the release gone back to is judged as the new one was: the switch
+//   ends saying whether it is ready, never just "rolled back")
 //   a failed release phase: done (nothing was switched or started)
 //
 // The Switcher (switcher.h) waits for events and executes the returned
@@ -28,9 +30,10 @@ enum class SwitchPhase {
   kCommitting,   // the new release is kept: the old one stops, then the
                  // outcome is recorded (printed "stopping-old")
   kRollingBack,  // back to the release live before the switch
+  kCheckingBack,  // back; waiting for that release to be ready again
   kDone,         // ended; the switch is dropped
 };
-inline constexpr int kSwitchPhaseCount = 7;
+inline constexpr int kSwitchPhaseCount = 8;
 
 enum class SwitchEvent {
   kVerified,      // verified, `activating` recorded, `current` switched
@@ -47,8 +50,10 @@ enum class SwitchEvent {
   kPhaseDue,        // verified and loaded, and its release phase must run
   kPhaseSucceeded,  // the release phase exited 0 and that is recorded
   kPhaseFailed,     // it failed (exit status, signal, timeout, ledger)
+  kBackReady,       // the release gone back to is ready (or there is none)
+  kBackNotReady,    // it failed or crash-loops since the switch went back
 };
-inline constexpr int kSwitchEventCount = 14;
+inline constexpr int kSwitchEventCount = 16;
 
 // What the Switcher does, in this order (a bitset: several per step).
 enum SwitchAction : uint32_t {
@@ -64,7 +69,9 @@ enum SwitchAction : uint32_t {
                              // -> kLiveRecorded or kLedgerFailed
   kEndLive = 1u << 8,        // end ok, the new release live
   kGoBack = 1u << 9,         // link and processes back -> kRolledBack
-  kRecordBack = 1u << 10,    // record `auto-rolled-back`, end failed
+  kRecordBack = 1u << 10,    // record `auto-rolled-back` (saying whether
+                             // the release gone back to is ready), end
+                             // failed
   kEnd = 1u << 11,           // end with the event's error, the old release live
   kWarnFailed = 1u << 12,    // log the new release's failure as a warning
   kIgnore = 1u << 13,        // stale or meaningless here: change nothing
@@ -73,6 +80,8 @@ enum SwitchAction : uint32_t {
   kSwitchLink = 1u << 15,    // record `activating`, switch `current`
                              // -> kVerified or kVerifyFailed
   kStopPhase = 1u << 16,     // end a release phase that still runs
+  kCheckBack = 1u << 17,     // judge the release gone back to
+                             // -> kBackReady or kBackNotReady (or kDeadline)
 };
 
 struct SwitchInput {

@@ -17,12 +17,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 
 #include "daemon/base/failpoint.h"
 #include "daemon/base/release_id.h"
 #include "daemon/config/process_file.h"
 #include "daemon/config/ready_sockets.h"
+#include "daemon/logs/log_store.h"
 #include "daemon/store/release_service.h"
 #include "daemon/store/slots.h"
 
@@ -38,6 +40,77 @@ constexpr int kCrashesWhileActivating = 3;
 constexpr int64_t kSettleMs = 1000;
 
 const Actor kDaemonActor{0, "relsupd"};
+
+// Lines of an instance's stderr a failure message quotes.
+constexpr size_t kFailureLines = 5;
+
+// `release` ("v2") as a word of `text`.
+bool Mentions(const std::string& text, const std::string& release) {
+  for (size_t at = text.find(release); at != std::string::npos;
+       at = text.find(release, at + 1)) {
+    const size_t end = at + release.size();
+    const bool starts = at == 0 || !std::isalnum(static_cast<unsigned char>(text[at - 1]));
+    const bool ends = end == text.size() || !std::isdigit(static_cast<unsigned char>(text[end]));
+    if (starts && ends) return true;
+  }
+  return false;
+}
+
+// How a group of a switch stands: still waiting, ready (after
+// `settle_ms`), or not ready, and why.
+struct Verdict {
+  enum Kind { kWait, kReady, kFailed, kCrashLoop } kind = kWait;
+  std::string why;         // kFailed, kCrashLoop: "web.1 exited: exit 127"
+  std::string process;     // the instance that exited last ("web.1")
+  int crashes = 0;         // exits counted
+  int64_t settle_ms = 0;   // kWait: check again after this long
+};
+
+// Judges `group`: a failed instance, `kCrashesWhileActivating` exits
+// beyond `base` restarts, every instance ready and (with `ready: none`)
+// up for kSettleMs.
+Verdict Judge(const ReleaseGroup& group, int base, int64_t now) {
+  Verdict v;
+  int64_t newest = -1;
+  for (const Instance* i : group.Instances()) {
+    v.crashes += i->restarts();
+    if (!i->exits().empty() && i->exits().back().time_ms > newest) {
+      newest = i->exits().back().time_ms;
+      v.process = i->name();
+      v.why = i->name() + " exited: " + i->exits().back().Describe();
+    }
+  }
+  v.crashes -= base;
+  for (const Instance* i : group.Instances())
+    if (i->state() == InstanceState::kFailed) {
+      if (v.why.empty()) {
+        v.why = i->name() + " failed";
+        v.process = i->name();
+      }
+      v.kind = Verdict::kFailed;
+      return v;
+    }
+  if (v.crashes >= kCrashesWhileActivating) {
+    v.kind = Verdict::kCrashLoop;
+    return v;
+  }
+  if (group.Instances().empty() || !group.AllReady()) return v;
+  for (const Instance* i : group.Instances())
+    if (i->spec().ready.kind == ReadyKind::kNone)
+      v.settle_ms = std::max(v.settle_ms, kSettleMs - (now - i->started_ms()));
+  if (v.settle_ms <= 0) v.kind = Verdict::kReady;
+  return v;
+}
+
+// "web.1 starting, web.2 backoff": the instances of `group` not ready.
+std::string NotReady(const ReleaseGroup& group) {
+  std::string waiting;
+  for (const Instance* i : group.Instances())
+    if (i->state() != InstanceState::kReady)
+      waiting += (waiting.empty() ? "" : ", ") + i->name() + " " +
+                 std::string(InstanceStateName(i->state()));
+  return waiting;
+}
 
 }  // namespace
 
@@ -116,9 +189,12 @@ void Switcher::Dispatch(Switch* sw, SwitchEvent event, Status why) {
 void Switcher::Execute(Switch* sw, uint32_t actions, const Status& why) {
   const std::string app = sw->info.app;
   const int64_t id = sw->info.id;
-  if (actions & kWarnFailed)
-    spdlog::warn("{}: switch to {} failed: {}", app, ReleaseId(sw->info.to).ToString(),
+  if (actions & kWarnFailed) {
+    const std::string to = ReleaseId(sw->info.to).ToString();
+    spdlog::warn("{}: switch {}failed: {}", app,
+                 Mentions(why.message(), to) ? "" : "to " + to + " ",
                  why.message());
+  }
   if (actions & kStopDeadline) uv_timer_stop(sw->deadline.get());
   if (actions & kStopCheck) uv_timer_stop(sw->check.get());
   if (actions & kStopPhase) StopPhase(sw);
@@ -137,6 +213,7 @@ void Switcher::Execute(Switch* sw, uint32_t actions, const Status& why) {
   if (actions & kRecordLive) RecordLive(sw);
   if (actions & kEndLive) End(sw, Status::Ok(), sw->info.to);
   if (actions & kGoBack) GoBack(sw, why.message());
+  if (actions & kCheckBack) CheckBack(sw);
   if (actions & kRecordBack) RecordBack(sw, why.message());
   if (actions & kEnd) End(sw, why, sw->info.from);
 }
@@ -159,9 +236,9 @@ Result<int64_t> Switcher::Target(const ActivateRequest& req,
   if (row.pruned)
     return FailedPrecondition("release " + ReleaseId(target).ToString() + " of '" + app +
                               "' was pruned and cannot be activated");
-  if (target == act.active && supervisor_->Active(app) != nullptr)
-    return FailedPrecondition(ReleaseId(target).ToString() + " of '" + app +
-                              "' is already active");
+  if (const ReleaseGroup* live = supervisor_->Active(app);
+      target == act.active && live != nullptr && live->run().number == target)
+    return target;
   // A tcp or http ready check aimed at one of the app's daemon-held sockets
   // would pass at once (the daemon accepts). Refused here, before anything
   // is recorded or verified; Prepare checks the loaded release again
@@ -186,6 +263,10 @@ void Switcher::Activate(const ActivateRequest& req,
   Result<int64_t> to = Target(req, *spec, *act);
   if (!to.ok()) return started(to.status());
   const int64_t target = *to;
+  if (ReleaseGroup* live = supervisor_->Active(app);
+      target == act->active && live != nullptr &&
+      live->run().number == target)
+    return AlreadyLive(req, live, started, done);
 
   auto sw = std::make_unique<Switch>();
   sw->owner = this;
@@ -222,6 +303,41 @@ void Switcher::Activate(const ActivateRequest& req,
         if (*due) return Dispatch(s, SwitchEvent::kPhaseDue);
         SwitchLink(s);
       });
+}
+
+void Switcher::AlreadyLive(const ActivateRequest& req, ReleaseGroup* group,
+                           const std::function<void(Result<int64_t>)>& started,
+                           const std::function<void(Status)>& done) {
+  const std::string& app = req.app;
+  const ReleaseId live(group->run().number);
+  std::string failed;
+  for (const Instance* i : group->Instances())
+    if (i->state() == InstanceState::kFailed)
+      failed += (failed.empty() ? "" : ", ") + i->name();
+  std::string note = live.ToString() + " of " + app + " is already live; ";
+  auto stopped = ledger_->StoppedByHand(app);
+  if (stopped.ok() && *stopped) {
+    note += "it is stopped by hand: 'relsupd ctl start " + app + "' starts it";
+  } else if (!failed.empty()) {
+    if (Status st = ledger_->AppendEvent(app, EventKind::kStarted, live,
+                                         req.actor, "failed: " + failed);
+        !st.ok())
+      return started(st.WithContext("cannot record the start of " + failed));
+    group->StartAll();
+    note += "started its failed instances again: " + failed;
+  } else {
+    note += "nothing to do";
+  }
+  const int64_t id = next_switch_id_++;
+  SwitchOutcome& o = outcomes_[app];
+  o = SwitchOutcome{};
+  o.id = id;
+  o.ok = true;
+  o.live = live.number();
+  o.note = note;
+  spdlog::info("{}: {}", app, note);
+  started(id);
+  if (done) done(Status::Ok());
 }
 
 Status Switcher::Prepare(Switch* sw, const Result<ReleaseVerification>& r) {
@@ -289,21 +405,32 @@ void Switcher::OnDeadlineTimer(uv_timer_t* timer) {
   auto* sw = static_cast<Switch*>(timer->data);
   if (sw == nullptr) return;
   Switcher* self = sw->owner;
+  const bool back = sw->info.phase == SwitchPhase::kCheckingBack;
   std::string waiting;
-  if (self->FreshGroupAlive(sw))
-    for (const Instance* i : sw->fresh->Instances())
-      if (i->state() != InstanceState::kReady)
-        waiting += (waiting.empty() ? "" : ", ") + i->name() + " " +
-                   std::string(InstanceStateName(i->state()));
+  if (back) {
+    if (const ReleaseGroup* g = self->BackGroup(sw)) waiting = NotReady(*g);
+    // Stop-first: it starts once the others stopped.
+    for (const ReleaseGroup* g : self->supervisor_->Groups(sw->info.app))
+      if (g->run().number != sw->info.from && !g->AllSettled())
+        waiting += (waiting.empty() ? "" : ", ") +
+                   ReleaseId(g->run().number).ToString() + " still stopping";
+  } else if (self->FreshGroupAlive(sw)) {
+    waiting = NotReady(*sw->fresh);
+  }
+  const std::string release =
+      ReleaseId(back ? sw->info.from : sw->info.to).ToString();
   self->Dispatch(sw, SwitchEvent::kDeadline,
                  FailedPrecondition(
-                     ReleaseId(sw->info.to).ToString() + " was not ready within " +
+                     release + " was not ready within " +
                      std::to_string(sw->spec.activation_deadline_ms / 1000) +
                      "s" + (waiting.empty() ? "" : " (" + waiting + ")")));
 }
 
 void Switcher::OnCheckTimer(uv_timer_t* timer) {
-  if (auto* sw = static_cast<Switch*>(timer->data)) sw->owner->CheckNew(sw);
+  auto* sw = static_cast<Switch*>(timer->data);
+  if (sw == nullptr) return;
+  if (sw->info.phase == SwitchPhase::kCheckingBack) return sw->owner->CheckBack(sw);
+  sw->owner->CheckNew(sw);
 }
 
 void Switcher::StartNew(Switch* sw) {
@@ -317,41 +444,90 @@ void Switcher::StartNew(Switch* sw) {
 
 void Switcher::CheckNew(Switch* sw) {
   if (sw->info.phase != SwitchPhase::kStarting || !FreshGroupAlive(sw)) return;
-  int crashes = 0;
-  int64_t newest = -1;
-  std::string last_crash;
-  for (const Instance* i : sw->fresh->Instances()) {
-    crashes += i->restarts();
-    if (!i->exits().empty() && i->exits().back().time_ms > newest) {
-      newest = i->exits().back().time_ms;
-      last_crash = i->name() + " exited: " + i->exits().back().Describe();
-    }
-  }
   const std::string to = ReleaseId(sw->info.to).ToString();
-  for (const Instance* i : sw->fresh->Instances())
-    if (i->state() == InstanceState::kFailed)
-      return Dispatch(
-          sw, SwitchEvent::kFreshFailed,
-          FailedPrecondition(i->name() + " of " + to + " failed: " +
-                             (last_crash.empty() ? "crash loop" : last_crash)));
-  if (crashes >= kCrashesWhileActivating)
-    return Dispatch(sw, SwitchEvent::kCrashLoop,
-                    FailedPrecondition(to + " crash-looped: " + last_crash +
-                                       " (" + std::to_string(crashes) +
-                                       " exits while activating)"));
-  if (!sw->fresh->AllReady()) return;
-  int64_t now = supervisor_->env()->clock->MonotonicMs();
-  int64_t wait_ms = 0;
-  for (const Instance* i : sw->fresh->Instances())
-    if (i->spec().ready.kind == ReadyKind::kNone)
-      wait_ms = std::max(wait_ms, kSettleMs - (now - i->started_ms()));
-  if (wait_ms > 0) {
-    uv_timer_start(sw->check.get(), &Switcher::OnCheckTimer,
-                   static_cast<uint64_t>(wait_ms), 0);
-    return;
+  const Verdict v =
+      Judge(*sw->fresh, 0, supervisor_->env()->clock->MonotonicMs());
+  const std::string lines =
+      v.process.empty() ? "" : LastLines(sw->info.app, sw->info.to, v.process);
+  switch (v.kind) {
+    case Verdict::kFailed:
+      return Dispatch(sw, SwitchEvent::kFreshFailed,
+                      FailedPrecondition(to + " failed: " + v.why + lines));
+    case Verdict::kCrashLoop:
+      return Dispatch(sw, SwitchEvent::kCrashLoop,
+                      FailedPrecondition(to + " crash-looped: " + v.why + " (" +
+                                         std::to_string(v.crashes) +
+                                         " exits while activating)" + lines));
+    case Verdict::kWait:
+      if (v.settle_ms > 0)
+        uv_timer_start(sw->check.get(), &Switcher::OnCheckTimer,
+                       static_cast<uint64_t>(v.settle_ms), 0);
+      return;
+    case Verdict::kReady:
+      break;
   }
   Failpoint("after-start-new");
   Dispatch(sw, SwitchEvent::kFreshReady);
+}
+
+const ReleaseGroup* Switcher::BackGroup(const Switch* sw) {
+  ReleaseGroup* g = supervisor_->Active(sw->info.app);
+  if (g == nullptr || g->run().number != sw->info.from) return nullptr;
+  return g;
+}
+
+void Switcher::CheckBack(Switch* sw) {
+  if (sw->info.phase != SwitchPhase::kCheckingBack) return;
+  // A first activation went back to nothing: nothing to be ready.
+  if (sw->info.from == 0) return Dispatch(sw, SwitchEvent::kBackReady);
+  const ReleaseGroup* g = BackGroup(sw);
+  if (g == nullptr) return;  // starts once the new group stopped
+  const std::string back = ReleaseId(sw->info.from).ToString();
+  const Verdict v = Judge(*g, sw->back_restarts_base,
+                          supervisor_->env()->clock->MonotonicMs());
+  const std::string lines =
+      v.process.empty() ? "" : LastLines(sw->info.app, sw->info.from, v.process);
+  switch (v.kind) {
+    case Verdict::kFailed:
+      return Dispatch(sw, SwitchEvent::kBackNotReady,
+                      FailedPrecondition(back + " is not ready: " + v.why +
+                                         " (failed)" + lines));
+    case Verdict::kCrashLoop:
+      return Dispatch(
+          sw, SwitchEvent::kBackNotReady,
+          FailedPrecondition(back + " is not ready: " + v.why + " (" +
+                             std::to_string(v.crashes) +
+                             " exits since the switch went back, "
+                             "crash-looping)" +
+                             lines));
+    case Verdict::kWait:
+      if (v.settle_ms > 0)
+        uv_timer_start(sw->check.get(), &Switcher::OnCheckTimer,
+                       static_cast<uint64_t>(v.settle_ms), 0);
+      return;
+    case Verdict::kReady:
+      break;
+  }
+  Dispatch(sw, SwitchEvent::kBackReady);
+}
+
+std::string Switcher::LastLines(const std::string& app, int64_t release,
+                                const std::string& process) {
+  LogStore* logs = supervisor_->env()->logs;
+  if (logs == nullptr) return "";
+  // Records of other releases' instance of that name are read past: a few
+  // more than needed, then those of `release`.
+  auto records = logs->Tail(app, LogFilter{process, "err"}, 4 * kFailureLines);
+  if (!records.ok()) return "";
+  const std::string id = ReleaseId(release).ToString();
+  std::vector<std::string> lines;
+  for (const LogRecord& r : *records)
+    if (r.release == id) lines.push_back(r.text);
+  if (lines.size() > kFailureLines)
+    lines.erase(lines.begin(), lines.end() - static_cast<long>(kFailureLines));
+  if (lines.empty()) return "";
+  lines.push_back("more: relsupd ctl logs " + app + " --process " + process);
+  return LastLinesNote("the last lines of " + process + " on stderr", lines);
 }
 
 void Switcher::RecordLive(Switch* sw) {
@@ -391,6 +567,7 @@ void Switcher::RecordLive(Switch* sw) {
 void Switcher::GoBack(Switch* sw, const std::string& reason) {
   const std::string app = sw->info.app;
   const int64_t prev = sw->info.from;
+  sw->failure = reason;
   auto finish = Later(sw, SwitchEvent::kRolledBack, FailedPrecondition(reason));
   if (prev == 0) {
     ::unlink((AppDir(app) + "/current").c_str());
@@ -401,8 +578,15 @@ void Switcher::GoBack(Switch* sw, const std::string& reason) {
   if (!s.ok())
     spdlog::error("{}: cannot switch back to {}: {}", app, ReleaseId(prev).ToString(),
                   s.message());
-  // Start-first: the old release still runs; stop-first: start it again.
+  // Start-first: the old release still runs (its exits so far are not
+  // the rollback's); stop-first: start it again.
+  sw->back_restarts_base = 0;
+  for (const ReleaseGroup* g : supervisor_->Groups(app))
+    if (g->run().number == prev)
+      for (const Instance* i : g->Instances())
+        sw->back_restarts_base += i->restarts();
   if (supervisor_->Reinstate(app, prev, finish)) return;
+  sw->back_restarts_base = 0;
   auto old = load_run_(app, prev);
   auto formation = ledger_->GetFormation(app);
   if (!old.ok() || !formation.ok()) {
@@ -415,30 +599,46 @@ void Switcher::GoBack(Switch* sw, const std::string& reason) {
   finish();
 }
 
-void Switcher::RecordBack(Switch* sw, const std::string& reason) {
+void Switcher::RecordBack(Switch* sw, const std::string& not_ready) {
   const std::string app = sw->info.app;
   const std::string to = ReleaseId(sw->info.to).ToString();
   const int64_t prev = sw->info.from;
+  const std::string& reason = sw->failure;
   if (prev == 0) {
     ledger_->AppendEvent(app, EventKind::kActivationFailed, ReleaseId(sw->info.to),
                          kDaemonActor, reason)
         .IgnoreError();
     return End(sw,
-               FailedPrecondition("activation of " + to + " failed: " + reason),
+               FailedPrecondition((Mentions(reason, to)
+                                       ? "first activation failed: "
+                                       : "activation of " + to + " failed: ") +
+                                  reason),
                0);
   }
+  const std::string back = ReleaseId(prev).ToString();
+  // The reasons name the release they are about ("v3 crash-looped: ..."):
+  // the event's detail names it only when the reason does not.
+  std::string detail = Mentions(reason, to) ? reason : to + ": " + reason;
+  if (!not_ready.empty()) detail += "; " + not_ready;
   Status st = ledger_->AppendEvent(app, EventKind::kAutoRolledBack, ReleaseId(prev),
-                                   kDaemonActor, to + ": " + reason);
+                                   kDaemonActor, detail);
   if (!st.ok())
     spdlog::error("{}: cannot record the rollback: {}", app, st.message());
-  End(sw,
-      FailedPrecondition("rolled back to " + ReleaseId(prev).ToString() + ": " + reason),
-      prev);
+  if (!not_ready.empty()) {
+    spdlog::warn("{}: rolled back to {}, but {}", app, back, not_ready);
+    return End(sw,
+               FailedPrecondition("rolled back to " + back + ", but " +
+                                  not_ready + "; the switch failed because " +
+                                  reason),
+               prev);
+  }
+  End(sw, FailedPrecondition("rolled back to " + back + ": " + reason), prev);
 }
 
 void Switcher::End(Switch* sw, Status outcome, int64_t live) {
   const std::string app = sw->info.app;
   SwitchOutcome& o = outcomes_[app];
+  o = SwitchOutcome{};
   o.id = sw->info.id;
   o.ok = outcome.ok();
   o.live = live;
@@ -453,9 +653,14 @@ void Switcher::End(Switch* sw, Status outcome, int64_t live) {
 
 void Switcher::OnInstanceChange(const ReleaseGroup& group) {
   auto it = switches_.find(group.run().app);
-  if (it == switches_.end() || it->second->fresh != &group) return;
+  if (it == switches_.end()) return;
+  Switch* sw = it->second.get();
+  // The new group while it starts; while checking back, any group of the
+  // app (the one gone back to, or the new one whose stop lets it start).
+  if (sw->fresh != &group && sw->info.phase != SwitchPhase::kCheckingBack)
+    return;
   // Judge outside the instance's own callback.
-  uv_timer_start(it->second->check.get(), &Switcher::OnCheckTimer, 0, 0);
+  uv_timer_start(sw->check.get(), &Switcher::OnCheckTimer, 0, 0);
 }
 
 void Switcher::Shutdown() {

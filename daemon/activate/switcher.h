@@ -17,6 +17,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "daemon/activate/switch_table.h"
 #include "daemon/base/status.h"
@@ -50,6 +51,9 @@ struct SwitchOutcome {
   bool ok = false;
   int64_t live = 0;     // the release live after it
   std::string message;  // why it failed or rolled back
+  // Nothing was switched: the release asked for was live already ("v2 of
+  // shop is already live; nothing to do").
+  std::string note;
 };
 
 // Whether a switch runs the release's release phase (`release:`).
@@ -112,6 +116,10 @@ class Switcher {
     std::shared_ptr<ReleaseRun> run;
     ReleaseGroup* fresh = nullptr;
     std::string unhealthy;  // live, but not ready (auto_rollback off)
+    std::string failure;    // why it went back (kGoBack's reason)
+    // Exits the release gone back to had before the switch went back (a
+    // reinstated group keeps its count): a crash loop counts those after.
+    int back_restarts_base = 0;
     std::function<void(Status)> done;
     UvHandle<uv_timer_t> deadline;  // data: this Switch
     UvHandle<uv_timer_t> check;     // data: this Switch
@@ -129,12 +137,19 @@ class Switcher {
   // still runs.
   std::function<void()> Later(Switch* sw, SwitchEvent event,
                               Status why = Status::Ok());
-  // The release `req` switches to, or why it cannot.
+  // The release `req` switches to, or why it cannot. The live release
+  // itself is returned as it is, unchecked (AlreadyLive).
   Result<int64_t> Target(const ActivateRequest& req, const AppSpec& spec,
                          const Ledger::Activation& act);
   // Runs `event` through the table and executes its actions. `why` is the
   // failure the event reports. May end (destroy) `sw`.
   void Dispatch(Switch* sw, SwitchEvent event, Status why = Status::Ok());
+  // `activate` of the release that runs live: no switch. Its failed
+  // instances start again (as `start` does); the outcome says what was
+  // done, ok.
+  void AlreadyLive(const ActivateRequest& req, ReleaseGroup* group,
+                   const std::function<void(Result<int64_t>)>& started,
+                   const std::function<void(Status)>& done);
   void Execute(Switch* sw, uint32_t actions, const Status& why);
   // Verified: loads the release and checks it; changes nothing.
   Status Prepare(Switch* sw, const Result<ReleaseVerification>& report);
@@ -153,9 +168,21 @@ class Switcher {
   void StartNew(Switch* sw);
   // Judges the new group: ready (and settled), failed or crash-looping.
   void CheckNew(Switch* sw);
+  // Judges the release gone back to the same way (kCheckBack).
+  void CheckBack(Switch* sw);
+  // The group of the release gone back to, or null while it has no
+  // instances yet (stop-first: it starts once the new one stopped).
+  const ReleaseGroup* BackGroup(const Switch* sw);
+  // "; its last lines on stderr:\n  ...\n  more: relsupd ctl logs APP
+  // --process web.1", from the log store, or "" when it kept none.
+  std::string LastLines(const std::string& app, int64_t release,
+                        const std::string& process);
   void RecordLive(Switch* sw);
   void GoBack(Switch* sw, const std::string& reason);
-  void RecordBack(Switch* sw, const std::string& reason);
+  // Records `auto-rolled-back` (or `activation-failed` after a first
+  // activation) with the switch's failure and, when not empty, why the
+  // release gone back to is not ready; ends the switch failed.
+  void RecordBack(Switch* sw, const std::string& not_ready);
   void End(Switch* sw, Status outcome, int64_t live);
   bool FreshGroupAlive(const Switch* sw);
   std::string AppDir(const std::string& app) const;
@@ -172,6 +199,11 @@ class Switcher {
   int64_t next_switch_id_ = 1;
   bool shutting_down_ = false;
 };
+
+// What a release phase or an instance printed last, for an error message:
+// "; its last lines:" and each line on its own, indented (release_phase.cc).
+std::string LastLinesNote(const std::string& intro,
+                          const std::vector<std::string>& lines);
 
 // Points DIR/current at `target` atomically: DIR/.current.tmp -> target,
 // rename over DIR/current, fsync DIR.

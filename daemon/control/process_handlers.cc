@@ -235,9 +235,14 @@ void Switch(DaemonContext& ctx, const Request& r, Reply reply, bool rollback) {
         if (!started.ok()) return reply(started.status());
         *id = *started;
         if (wait) return;
+        // No switch runs when the release was live already (AlreadyLive).
         const SwitchInfo* sw = ctx.runs->CurrentSwitch(app);
-        reply(Json{{"app", app}, {"switch", *started},
-                   {"release", sw != nullptr ? ReleaseId(sw->to).ToString() : ""}});
+        const SwitchOutcome* o = ctx.runs->LastSwitch(app);
+        std::string release = sw != nullptr ? ReleaseId(sw->to).ToString()
+                              : o != nullptr && o->id == *started
+                                  ? ReleaseId(o->live).ToString()
+                                  : "";
+        reply(Json{{"app", app}, {"switch", *started}, {"release", release}});
       },
       [reply, wait, id, app = *app, &ctx](Status done) {
         if (!wait) return;
@@ -272,7 +277,8 @@ Result<Json> StatusOf(DaemonContext& ctx, const std::string& app) {
   j["last_switch"] = o == nullptr ? Json(nullptr)
                                   : Json{{"id", o->id}, {"ok", o->ok},
                                          {"live", o->live != 0 ? Json(ReleaseId(o->live).ToString()) : Json(nullptr)},
-                                         {"message", o->message}};
+                                         {"message", o->message},
+                                         {"note", o->note}};
   ASSIGN_OR_RETURN(std::vector<PsRow> rows, ctx.runs->Ps(app));
   Json procs = Json::array();
   for (const PsRow& r : rows) procs.push_back(PsRowToJson(r));

@@ -286,7 +286,8 @@ Result<SlotResult> BuildSlot(const SlotRequest& req) {
   // activation checks again. Refusing here already says it before the
   // release exists.
   if (Status ready = CheckReadyAgainstSockets(*procs, req.sockets); !ready.ok())
-    return fail(ready.WithContext("release " + ReleaseId(req.number).ToString()));
+    // vN does not exist (and may never): the message names the build.
+    return fail(ready.WithContext("no release made from this build"));
 
   auto trees = BuildTrees(manifest);
   if (!trees.ok()) return fail(trees.status());

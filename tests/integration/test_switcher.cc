@@ -607,5 +607,31 @@ TEST_CASE(
   CHECK(h.s().CountEvents("shop", "auto-rolled-back") == 0);
 }
 
+
+TEST_CASE(
+    "activate: a failed first activation names the release once, and "
+    "activating the live release is no switch") {
+  HelloStage h;
+  h.Release();
+  h.Release({{"HELLO_FAIL_AT_START", "1"}});
+  Status s = h.s().Switch("shop", 2);
+  CHECK_FALSE(s.ok());
+  CHECK_THAT(s.message(), Catch::StartsWith("first activation failed: v2 "));
+  CHECK(s.message().find("v2", 40) == std::string::npos);  // named once
+  CHECK(h.s().CountEvents("shop", "activation-failed") == 1);
+
+  REQUIRE(h.s().Switch("shop", 1).ok());
+  const size_t events = h.s().History("shop").size();
+  s = h.s().Switch("shop", 1);
+  CHECK(s.ok());
+  const SwitchOutcome* last = h.s().runs().LastSwitch("shop");
+  REQUIRE(last != nullptr);
+  CHECK(last->ok);
+  CHECK(last->live == 1);
+  CHECK(last->note == "v1 of shop is already live; nothing to do");
+  CHECK(h.s().History("shop").size() == events);  // nothing recorded
+  CHECK(h.s().runs().CurrentSwitch("shop") == nullptr);
+}
+
 }  // namespace
 }  // namespace relsupd

@@ -62,6 +62,15 @@ struct HelloStage {
   std::string Version() { return Get(port, "/version"); }
 };
 
+// The events of `app` (`history APP --json`) of `kind`.
+std::vector<Json> Events(Stage& stage, const std::string& kind, const std::string& app = "shop") {
+  std::vector<Json> out;
+  for (const auto& e : stage.CtlJson({"history", app})) if (e["kind"] == kind) out.push_back(e);
+  return out;
+}
+
+size_t CountEvents(Stage& stage, const std::string& kind) { return Events(stage, kind).size(); }
+
 TEST_CASE("activate: v1, v2, rollback and rollback --to, serving on the daemon-held socket") {
   HelloStage h;
   h.Release();
@@ -133,9 +142,46 @@ TEST_CASE("activate: nothing to roll back to is a clear error") {
   r = h.stage.Ctl({"rollback", "shop"});
   CHECK(r.exit_code() == 1);
   CHECK(r.err.find("v1 is the only release ever active") != std::string::npos);
-  r = h.stage.Ctl({"activate", "shop", "v1"});
-  CHECK(r.exit_code() == 1);
-  CHECK(r.err.find("already active") != std::string::npos);
+}
+
+TEST_CASE("activate: the release already live exits 0, saying so, and starts its failed instances again") {
+  HelloStage h;
+  h.Release();
+  h.stage.CtlOk({"activate", "shop", "v1"});
+  const size_t activating = CountEvents(h.stage, "activating");
+  e2e::ProcResult r = h.stage.Ctl({"activate", "shop", "v1"});
+  CHECK(r.exit_code() == 0);
+  CHECK_THAT(r.out, Catch::Contains("v1 of shop is already live; nothing to do"));
+  r = h.stage.Ctl({"rollback", "shop", "--to", "v1"});
+  CHECK(r.exit_code() == 0);
+  CHECK_THAT(r.out, Catch::Contains("already live"));
+  CHECK(CountEvents(h.stage, "activating") == activating);  // no switch
+  Json status = h.stage.CtlJson({"status", "shop"});
+  CHECK(status["active"] == "v1");
+  CHECK(status["last_switch"]["ok"] == true);
+
+  // An app whose instances fail: web.1 exits at once while `crash` exists.
+  e2e::TempDir gates;
+  Stage stage(FastConfig("", 2), {}, "flaky");
+  const std::string file = stage.Artifact(
+      "flaky.tar.gz",
+      {File("Procfile", "web: ./bin/web\n"),
+       File("bin/web",
+            "#!/bin/sh\nif [ -e \"$GATE/crash\" ]; then exit 1; fi\nexec sleep 1000\n", 0755)});
+  stage.Create(stage.Import(file)["id"].get<std::string>(), {"--set", "GATE=" + gates.path()});
+  stage.CtlOk({"activate", "flaky", "v1"});
+  gates.WriteFile("crash", "");
+  const pid_t pid = Row(Ps(stage), "web.1")["pid"];
+  REQUIRE(::kill(pid, SIGKILL) == 0);
+  WaitPs(stage, [](const Json& ps) { return AllIn(ps, "web", "failed", 1); }, 20'000,
+         "web.1 failed");
+  REQUIRE(::unlink((gates.path() + "/crash").c_str()) == 0);
+  r = stage.Ctl({"activate", "flaky", "v1"});
+  CHECK(r.exit_code() == 0);
+  CHECK_THAT(r.out, Catch::Contains("v1 of flaky is already live; started its failed instances "
+                                    "again: web.1"));
+  WaitPs(stage, [](const Json& ps) { return AllIn(ps, "web", "ready", 1); }, 20'000,
+         "web.1 ready again");
 }
 
 // What the switch refuses during a switch (scale, stop, start, restart,
@@ -212,12 +258,6 @@ std::string HelloYamlReady(const std::string& ready) {
          "\n    stop_timeout: 5s\n";
 }
 
-size_t CountEvents(Stage& stage, const std::string& kind) {
-  size_t n = 0;
-  for (const auto& e : stage.CtlJson({"history", "shop"})) n += e["kind"] == kind;
-  return n;
-}
-
 TEST_CASE("activate: a tcp or http ready check aimed at a daemon-held socket is refused, before anything changes") {
   HelloStage h;
   h.Release();
@@ -233,7 +273,9 @@ TEST_CASE("activate: a tcp or http ready check aimed at a daemon-held socket is 
   std::string id = h.stage.Import(file)["id"];
   auto r = h.stage.Ctl({"release", "create", "shop", "--build", id});
   CHECK(r.exit_code() == 1);
-  CHECK(r.err.find("release v2: process 'web': ready check tcp 127.0.0.1:" + p +
+  // It names the build: the release it would have made does not exist.
+  CHECK(r.err.find("v2") == std::string::npos);
+  CHECK(r.err.find("no release made from this build: process 'web': ready check tcp 127.0.0.1:" + p +
                    " would reach the daemon-held socket 'http' (tcp://127.0.0.1:" + p +
                    "), which always accepts; use 'ready: notify'") != std::string::npos);
   CHECK(h.stage.CtlJson({"releases", "shop"}).size() == 1);
@@ -322,7 +364,11 @@ TEST_CASE("activate: when the ledger cannot record the outcome, the switch goes 
     Json last = h.stage.CtlJson({"history", "shop"}).back();
     CHECK(last["kind"] == "auto-rolled-back");
     CHECK(last["release"] == c.live);
-    CHECK(last["detail"].get<std::string>().find(c.refused + ": cannot record") == 0);
+    // The reason names the release once: no "v2: ... of v2".
+    const std::string detail = last["detail"];
+    CHECK(detail.find("cannot record") == 0);
+    CHECK(detail.find(c.refused) != std::string::npos);
+    CHECK(detail.find(c.refused + ":") == std::string::npos);
     // The next start has nothing to settle.
     h.stage.Stop();
     h.stage.Restart();
@@ -426,7 +472,9 @@ TEST_CASE("activate: a release whose instances are still stopping after a failed
   // gate dir; its web exits at once while `crash` exists there.
   e2e::TempDir gates;
   const std::string gate = gates.path();
-  Stage stage(FastConfig(), {}, "shop", {"--keep", "2"});
+  // The deadline ends the check of v3 after the rollback, which cannot
+  // start while v1's worker stops.
+  Stage stage(FastConfig(), {}, "shop", {"--keep", "2", "--deadline", "3s"});
   const std::string file = stage.Artifact(
       "linger.tar.gz",
       {File("relsupd.yaml",
@@ -457,7 +505,8 @@ TEST_CASE("activate: a release whose instances are still stopping after a failed
   gates.WriteFile("crash", "");
   e2e::ProcResult r = stage.Ctl({"rollback", "shop", "--to", "v1", "--strategy", "stop-first"});
   CHECK(r.exit_code() == 1);
-  CHECK_THAT(r.err, Catch::Contains("rolled back to v3"));
+  CHECK_THAT(r.err, Catch::Contains("rolled back to v3, but v3 was not ready within 3s (v1 still "
+                                    "stopping)"));
   // The switch is over; v1's worker is still stopping, v3 waits for it.
   Json status = stage.CtlJson({"status", "shop"});
   CHECK(status["switch"] == nullptr);
@@ -493,6 +542,116 @@ TEST_CASE("activate: a release whose instances are still stopping after a failed
   }, 20'000, "v3 running again");
   CHECK(stage.daemon().pid() == daemon);
   CHECK(stage.Ctl({"history", "--verify"}).exit_code() == 0);
+}
+
+
+// An app whose web exits at once (saying why on stderr) while `crash`
+// exists in the gate dir; releases v1 and v2 of one build.
+struct GateStage {
+  e2e::TempDir gates;
+  Stage stage{FastConfig(), {}, "shop", {"--deadline", "30s"}};
+  GateStage() {
+    const std::string file = stage.Artifact(
+        "gate.tar.gz",
+        {File("Procfile", "web: ./bin/web\n"),
+         File("bin/web",
+              "#!/bin/sh\n"
+              "if [ -e \"$GATE/crash\" ]; then echo \"web: $RELEASE_MARK cannot start\" >&2; exit 1; fi\n"
+              "exec sleep 1000\n",
+              0755)});
+    const std::string build = stage.Import(file)["id"];
+    stage.Create(build, {"--set", "GATE=" + gates.path(), "--set", "RELEASE_MARK=one"});
+    stage.Create(build, {"--set", "GATE=" + gates.path(), "--set", "RELEASE_MARK=two"});
+  }
+  void Crash() { gates.WriteFile("crash", ""); }
+  void Heal() { REQUIRE(::unlink((gates.path() + "/crash").c_str()) == 0); }
+};
+
+TEST_CASE("activate: an automatic rollback to a release that then crash-loops says it is not ready, and exits 1") {
+  GateStage g;
+  g.stage.CtlOk({"activate", "shop", "v1"});
+  g.Crash();  // v2 cannot start, and neither can v1 once stopped
+  e2e::ProcResult r = g.stage.Ctl({"activate", "shop", "v2", "--strategy", "stop-first"});
+  CHECK(r.exit_code() == 1);
+  CHECK_THAT(r.err, Catch::Contains("rolled back to v1, but v1 is not ready: web.1 exited: exit 1"));
+  CHECK_THAT(r.err, Catch::Contains("web: one cannot start"));  // v1's own stderr
+  CHECK_THAT(r.err, Catch::Contains("the switch failed because v2 crash-looped"));
+  CHECK_THAT(r.err, !Catch::Contains("v2: v2"));
+  CHECK_THAT(r.err, !Catch::Contains("v1: v1"));
+  Json status = g.stage.CtlJson({"status", "shop"});
+  CHECK(status["active"] == "v1");
+  CHECK(status["switch"].is_null());
+  CHECK(status["last_switch"]["ok"] == false);
+  CHECK_THAT(status["last_switch"]["message"].get<std::string>(),
+             Catch::Contains("rolled back to v1, but v1 is not ready"));
+  r = g.stage.Ctl({"status", "shop"});
+  CHECK_THAT(r.out, Catch::Contains("last switch failed: rolled back to v1, but v1 is not ready"));
+  std::vector<Json> back = Events(g.stage, "auto-rolled-back");
+  REQUIRE(back.size() == 1);
+  CHECK(back[0]["release"] == "v1");
+  const std::string detail = back[0]["detail"];
+  CHECK(detail.find("v2 crash-looped: web.1 exited: exit 1") == 0);
+  CHECK_THAT(detail, Catch::Contains("; v1 is not ready: web.1 exited: exit 1"));
+
+  // v1 gets well: activating it (live already) starts it again.
+  g.Heal();
+  g.stage.CtlOk({"activate", "shop", "v1"});
+  WaitPs(g.stage, [](const Json& ps) { return AllIn(ps, "web", "ready", 1); }, 30'000,
+         "v1 ready after the gate opened");
+}
+
+TEST_CASE("activate: a rollback by hand whose release, and the one gone back to, crash-loop says so, and exits 1") {
+  GateStage g;
+  g.stage.CtlOk({"activate", "shop", "v1"});
+  g.stage.CtlOk({"activate", "shop", "v2"});
+  g.Crash();
+  e2e::ProcResult r = g.stage.Ctl({"rollback", "shop", "--strategy", "stop-first"});
+  CHECK(r.exit_code() == 1);
+  CHECK_THAT(r.err, Catch::Contains("rolled back to v2, but v2 is not ready: web.1 exited: exit 1"));
+  CHECK_THAT(r.err, Catch::Contains("the switch failed because v1 crash-looped"));
+  CHECK_THAT(r.err, !Catch::Contains("v1: v1"));
+  Json status = g.stage.CtlJson({"status", "shop"});
+  CHECK(status["active"] == "v2");
+  CHECK_THAT(status["last_switch"]["message"].get<std::string>(),
+             Catch::Contains("v2 is not ready"));
+  std::vector<Json> back = Events(g.stage, "auto-rolled-back");
+  REQUIRE(back.size() == 1);
+  CHECK(back[0]["release"] == "v2");
+  CHECK_THAT(back[0]["detail"].get<std::string>(), Catch::Contains("v2 is not ready"));
+
+  // Start-first, v2 healthy: a rollback that fails goes back to a v2 that
+  // is ready, and says only that.
+  g.Heal();
+  g.stage.CtlOk({"activate", "shop", "v2"});  // live already: starts it again
+  WaitPs(g.stage, [](const Json& ps) { return AllIn(ps, "web", "ready", 1); }, 30'000,
+         "v2 ready after the gate opened");
+  g.Crash();
+  // v2 runs (started before the gate closed); v1 cannot start.
+  r = g.stage.Ctl({"rollback", "shop", "--strategy", "start-first"});
+  CHECK(r.exit_code() == 1);
+  CHECK_THAT(r.err, Catch::Contains("rolled back to v2: v1 crash-looped"));
+  CHECK_THAT(r.err, !Catch::Contains("not ready"));
+}
+
+TEST_CASE("activate: a release whose command is missing fails saying why, with its stderr and the logs command") {
+  Stage stage(FastConfig(), {}, "shop");
+  std::string file = stage.Artifact("ok.tar.gz", {File("Procfile", "web: sleep 1000\n")});
+  stage.Create(stage.Import(file)["id"].get<std::string>());
+  stage.CtlOk({"activate", "shop", "v1"});
+  file = stage.Artifact("typo.tar.gz", {File("Procfile", "web: nodee server.js\n")});
+  stage.Create(stage.Import(file)["id"].get<std::string>());
+  e2e::ProcResult r = stage.Ctl({"activate", "shop", "v2"});
+  CHECK(r.exit_code() == 1);
+  CHECK_THAT(r.err, Catch::Contains("rolled back to v1: v2 "));
+  CHECK_THAT(r.err, Catch::Contains("exit 127"));
+  CHECK_THAT(r.err, Catch::Contains("the last lines of web.1 on stderr:\n"));
+  CHECK_THAT(r.err, Catch::Contains("cannot run 'nodee': No such file or directory"));
+  CHECK_THAT(r.err, Catch::Contains("more: relsupd ctl logs shop --process web.1"));
+  CHECK_THAT(r.err, !Catch::Contains("v2: v2"));
+  std::vector<Json> back = Events(stage, "auto-rolled-back");
+  REQUIRE(back.size() == 1);
+  CHECK(back[0]["detail"].get<std::string>().find("v2 ") == 0);
+  CHECK_THAT(back[0]["detail"].get<std::string>(), Catch::Contains("cannot run 'nodee'"));
 }
 
 }  // namespace

@@ -38,6 +38,8 @@ const std::map<std::pair<P, E>, SwitchStep>& Expected() {
       {{P::kVerifying, E::kPhaseDue}, {P::kReleasePhase, kRunPhase}},
       {{P::kVerifying, E::kPhaseSucceeded}, {P::kVerifying, kIgnore}},
       {{P::kVerifying, E::kPhaseFailed}, {P::kVerifying, kIgnore}},
+      {{P::kVerifying, E::kBackReady}, {P::kVerifying, kIgnore}},
+      {{P::kVerifying, E::kBackNotReady}, {P::kVerifying, kIgnore}},
       // The release phase: nothing of the new release runs, the link is
       // unchanged; only its own outcome (or a shutdown) moves it.
       {{P::kReleasePhase, E::kVerified}, {P::kReleasePhase, kIgnore}},
@@ -54,6 +56,8 @@ const std::map<std::pair<P, E>, SwitchStep>& Expected() {
       {{P::kReleasePhase, E::kPhaseDue}, {P::kReleasePhase, kIgnore}},
       {{P::kReleasePhase, E::kPhaseSucceeded}, {P::kVerifying, kSwitchLink}},
       {{P::kReleasePhase, E::kPhaseFailed}, {P::kDone, kEnd}},
+      {{P::kReleasePhase, E::kBackReady}, {P::kReleasePhase, kIgnore}},
+      {{P::kReleasePhase, E::kBackNotReady}, {P::kReleasePhase, kIgnore}},
 
       {{P::kStoppingOld, E::kVerified}, {P::kStoppingOld, kIgnore}},
       {{P::kStoppingOld, E::kVerifyFailed}, {P::kStoppingOld, kIgnore}},
@@ -69,6 +73,8 @@ const std::map<std::pair<P, E>, SwitchStep>& Expected() {
       {{P::kStoppingOld, E::kPhaseDue}, {P::kStoppingOld, kIgnore}},
       {{P::kStoppingOld, E::kPhaseSucceeded}, {P::kStoppingOld, kIgnore}},
       {{P::kStoppingOld, E::kPhaseFailed}, {P::kStoppingOld, kIgnore}},
+      {{P::kStoppingOld, E::kBackReady}, {P::kStoppingOld, kIgnore}},
+      {{P::kStoppingOld, E::kBackNotReady}, {P::kStoppingOld, kIgnore}},
 
       {{P::kStarting, E::kVerified}, {P::kStarting, kIgnore}},
       {{P::kStarting, E::kVerifyFailed}, {P::kStarting, kIgnore}},
@@ -85,6 +91,8 @@ const std::map<std::pair<P, E>, SwitchStep>& Expected() {
       {{P::kStarting, E::kPhaseDue}, {P::kStarting, kIgnore}},
       {{P::kStarting, E::kPhaseSucceeded}, {P::kStarting, kIgnore}},
       {{P::kStarting, E::kPhaseFailed}, {P::kStarting, kIgnore}},
+      {{P::kStarting, E::kBackReady}, {P::kStarting, kIgnore}},
+      {{P::kStarting, E::kBackNotReady}, {P::kStarting, kIgnore}},
 
       {{P::kCommitting, E::kVerified}, {P::kCommitting, kIgnore}},
       {{P::kCommitting, E::kVerifyFailed}, {P::kCommitting, kIgnore}},
@@ -100,6 +108,8 @@ const std::map<std::pair<P, E>, SwitchStep>& Expected() {
       {{P::kCommitting, E::kPhaseDue}, {P::kCommitting, kIgnore}},
       {{P::kCommitting, E::kPhaseSucceeded}, {P::kCommitting, kIgnore}},
       {{P::kCommitting, E::kPhaseFailed}, {P::kCommitting, kIgnore}},
+      {{P::kCommitting, E::kBackReady}, {P::kCommitting, kIgnore}},
+      {{P::kCommitting, E::kBackNotReady}, {P::kCommitting, kIgnore}},
 
       {{P::kRollingBack, E::kVerified}, {P::kRollingBack, kIgnore}},
       {{P::kRollingBack, E::kVerifyFailed}, {P::kRollingBack, kIgnore}},
@@ -110,11 +120,35 @@ const std::map<std::pair<P, E>, SwitchStep>& Expected() {
       {{P::kRollingBack, E::kDeadline}, {P::kRollingBack, kIgnore}},
       {{P::kRollingBack, E::kLiveRecorded}, {P::kRollingBack, kIgnore}},
       {{P::kRollingBack, E::kLedgerFailed}, {P::kRollingBack, kIgnore}},
-      {{P::kRollingBack, E::kRolledBack}, {P::kDone, kRecordBack}},
+      // Back: the release gone back to is judged before the switch ends.
+      {{P::kRollingBack, E::kRolledBack},
+       {P::kCheckingBack, kArmDeadline | kCheckBack}},
       {{P::kRollingBack, E::kShutdown}, {P::kDone, kShutdown}},
       {{P::kRollingBack, E::kPhaseDue}, {P::kRollingBack, kIgnore}},
       {{P::kRollingBack, E::kPhaseSucceeded}, {P::kRollingBack, kIgnore}},
       {{P::kRollingBack, E::kPhaseFailed}, {P::kRollingBack, kIgnore}},
+      {{P::kRollingBack, E::kBackReady}, {P::kRollingBack, kIgnore}},
+      {{P::kRollingBack, E::kBackNotReady}, {P::kRollingBack, kIgnore}},
+
+      // Checking the release gone back to: ready, not ready (a failed
+      // instance, a crash loop) or the deadline each end the switch, which
+      // records the rollback saying which.
+      {{P::kCheckingBack, E::kVerified}, {P::kCheckingBack, kIgnore}},
+      {{P::kCheckingBack, E::kVerifyFailed}, {P::kCheckingBack, kIgnore}},
+      {{P::kCheckingBack, E::kOldStopped}, {P::kCheckingBack, kIgnore}},
+      {{P::kCheckingBack, E::kFreshReady}, {P::kCheckingBack, kIgnore}},
+      {{P::kCheckingBack, E::kFreshFailed}, {P::kCheckingBack, kIgnore}},
+      {{P::kCheckingBack, E::kCrashLoop}, {P::kCheckingBack, kIgnore}},
+      {{P::kCheckingBack, E::kDeadline}, {P::kDone, kStopDeadline | kStopCheck | kRecordBack}},
+      {{P::kCheckingBack, E::kLiveRecorded}, {P::kCheckingBack, kIgnore}},
+      {{P::kCheckingBack, E::kLedgerFailed}, {P::kCheckingBack, kIgnore}},
+      {{P::kCheckingBack, E::kRolledBack}, {P::kCheckingBack, kIgnore}},
+      {{P::kCheckingBack, E::kShutdown}, {P::kDone, kShutdown}},
+      {{P::kCheckingBack, E::kPhaseDue}, {P::kCheckingBack, kIgnore}},
+      {{P::kCheckingBack, E::kPhaseSucceeded}, {P::kCheckingBack, kIgnore}},
+      {{P::kCheckingBack, E::kPhaseFailed}, {P::kCheckingBack, kIgnore}},
+      {{P::kCheckingBack, E::kBackReady}, {P::kDone, kStopDeadline | kStopCheck | kRecordBack}},
+      {{P::kCheckingBack, E::kBackNotReady}, {P::kDone, kStopDeadline | kStopCheck | kRecordBack}},
 
       {{P::kDone, E::kVerified}, {P::kDone, kIgnore}},
       {{P::kDone, E::kVerifyFailed}, {P::kDone, kIgnore}},
@@ -130,6 +164,8 @@ const std::map<std::pair<P, E>, SwitchStep>& Expected() {
       {{P::kDone, E::kPhaseDue}, {P::kDone, kIgnore}},
       {{P::kDone, E::kPhaseSucceeded}, {P::kDone, kIgnore}},
       {{P::kDone, E::kPhaseFailed}, {P::kDone, kIgnore}},
+      {{P::kDone, E::kBackReady}, {P::kDone, kIgnore}},
+      {{P::kDone, E::kBackNotReady}, {P::kDone, kIgnore}},
   };
   return table;
 }
@@ -203,6 +239,27 @@ TEST_CASE("phase names are what status prints") {
   CHECK(SwitchPhaseName(P::kStarting) == "starting");
   CHECK(SwitchPhaseName(P::kCommitting) == "stopping-old");
   CHECK(SwitchPhaseName(P::kRollingBack) == "rolling-back");
+  CHECK(SwitchPhaseName(P::kCheckingBack) == "checking-back");
+}
+
+TEST_CASE(
+    "a rollback, automatic or by hand, ends only once the release gone back "
+    "to is judged, whatever the strategy and auto_rollback say") {
+  for (Strategy st : {Strategy::kStartFirst, Strategy::kStopFirst})
+    for (bool auto_rollback : {true, false}) {
+      CheckStep(P::kRollingBack, E::kRolledBack,
+                Step(P::kRollingBack, E::kRolledBack, st, auto_rollback),
+                {P::kCheckingBack, kArmDeadline | kCheckBack});
+      for (E e : {E::kBackReady, E::kBackNotReady, E::kDeadline})
+        CheckStep(P::kCheckingBack, e,
+                  Step(P::kCheckingBack, e, st, auto_rollback),
+                  {P::kDone, kStopDeadline | kStopCheck | kRecordBack});
+      // The new release's events no longer count.
+      for (E e : {E::kFreshFailed, E::kCrashLoop, E::kFreshReady})
+        CheckStep(P::kCheckingBack, e,
+                  Step(P::kCheckingBack, e, st, auto_rollback),
+                  {P::kCheckingBack, kIgnore});
+    }
 }
 
 }  // namespace
