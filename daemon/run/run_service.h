@@ -104,9 +104,7 @@ class RunService final : public SupervisorListener {
   // `done` gets the outcome (not called when `started` got an error).
   void Activate(const ActivateRequest& request,
                 std::function<void(Result<int64_t>)> started,
-                std::function<void(Status)> done) {
-    switcher_->Activate(request, std::move(started), std::move(done));
-  }
+                std::function<void(Status)> done);
   // The switch in progress for `app`, if any, and how the last one ended.
   const SwitchInfo* CurrentSwitch(const std::string& app) const {
     return switcher_->Current(app);
@@ -128,8 +126,11 @@ class RunService final : public SupervisorListener {
   std::set<int64_t> InUse(const std::string& app);
 
   // Builds what the supervisor needs to run release vN of the app.
-  Result<std::shared_ptr<ReleaseRun>> LoadRun(const std::string& app,
-                                              int64_t number);
+  // The app's sockets go to its `web` type unless the process file maps
+  // them (GiveSocketsToWeb); `bind` says whether closed ones are bound now.
+  Result<std::shared_ptr<ReleaseRun>> LoadRun(
+      const std::string& app, int64_t number,
+      SocketBind bind = SocketBind::kNow);
 
  private:
   void OnInstanceChange(const ReleaseGroup& group,
@@ -137,6 +138,9 @@ class RunService final : public SupervisorListener {
   void OnInstanceFailed(const ReleaseGroup& group, const Instance& instance,
                         const std::string& reason) override;
   Status RunActive(const std::string& app);
+  // Closes the app's held sockets that no live instance lists
+  // (AppSockets::CloseIdle): nothing serves them, so clients are refused.
+  void CloseIdleSockets(const std::string& app);
   // The active release of `app`, loaded to run; refused during a switch
   // or when none is active (`verb`: what the caller meant to do).
   Result<std::shared_ptr<ReleaseRun>> ActiveRun(const std::string& app,
