@@ -128,6 +128,29 @@ TEST_CASE("sockets: a Procfile app's web type serves on the held socket, and a s
   CHECK(Live(stage) == "v2");
 }
 
+TEST_CASE("sockets: gunicorn in a Procfile serves on the held socket it reads from LISTEN_FDS") {
+  if (!std::filesystem::exists("/usr/bin/gunicorn")) {
+    WARN("no /usr/bin/gunicorn: skipped");
+    return;
+  }
+  const int port = FreePort();
+  Stage stage(FastConfig(), {}, "shop", SocketArgs(port));
+  const char kApp[] =
+      "import os\n"
+      "def app(environ, start_response):\n"
+      "    body = (os.environ['RELSUPD_RELEASE'] + '\\n').encode()\n"
+      "    start_response('200 OK', [('Content-Length', str(len(body)))])\n"
+      "    return [body]\n";
+  std::string file = stage.Artifact(
+      "py.tar.gz", {File("Procfile", "web: /usr/bin/gunicorn --workers 1 app:app\n"),
+                    File("app.py", kApp)});
+  stage.Create(stage.Import(file)["id"].get<std::string>());
+  stage.CtlOk({"activate", "shop", "v1"});
+  // Content-Length, not chunked: Get reads a plain body.
+  CHECK(support::WaitUntil([&] { return Get(port, "/") == "v1\n"; }, 20'000, 25));
+  CHECK(Has(Environ(Row(Ps(stage), "web.1")["pid"].get<pid_t>()), "LISTEN_FDS=1"));
+}
+
 TEST_CASE("sockets: a relsupd.yaml without sockets gives them to web, and systemd-notify --ready from a child of the instance makes it ready") {
   const int port = FreePort();
   Stage stage(FastConfig(), {}, "shop", SocketArgs(port));
