@@ -57,6 +57,8 @@ RunService::RunService(SuperviseEnv env, Ledger* ledger,
   env.socket_fd = [this](const std::string& app, const std::string& name) {
     return sockets_.Open(app, name);
   };
+  uv_timer_init(env.loop, idle_check_timer_.get());
+  idle_check_timer_->data = this;
   supervisor_ = std::make_unique<Supervisor>(std::move(env), this);
   switcher_ = std::make_unique<Switcher>(
       supervisor_.get(), ledger_, releases_, state_dir_,
@@ -227,7 +229,10 @@ void RunService::Stop(const std::string& app, const Actor& actor,
   Status s = ledger_->AppendEvent(app, EventKind::kStopped, ReleaseId(act->active),
                                   actor, "");
   if (!s.ok()) return done(s);
-  supervisor_->Stop(app, [done] { done(Status::Ok()); });
+  supervisor_->Stop(app, [this, app, done] {
+    CloseIdleSockets(app);  // before the reply: a client then is refused
+    done(Status::Ok());
+  });
 }
 
 Status RunService::Start(const std::string& app, const Actor& actor) {
@@ -331,6 +336,19 @@ void RunService::CloseIdleSockets(const std::string& app) {
                  app, name);
 }
 
+void RunService::CloseIdleSocketsSoon(const std::string& app) {
+  idle_check_apps_.insert(app);
+  uv_timer_start(idle_check_timer_.get(), &RunService::OnIdleSocketsTimer, 0, 0);
+}
+
+void RunService::OnIdleSocketsTimer(uv_timer_t* timer) {
+  auto* self = static_cast<RunService*>(timer->data);
+  auto apps = std::move(self->idle_check_apps_);
+  self->idle_check_apps_.clear();
+  if (self->switcher_->shutting_down()) return;
+  for (const std::string& app : apps) self->CloseIdleSockets(app);
+}
+
 void RunService::OnInstanceChange(const ReleaseGroup& group,
                                   const Instance& instance) {
   // The last live instance of a retired group stopped: its release may be
@@ -342,11 +360,17 @@ void RunService::OnInstanceChange(const ReleaseGroup& group,
     releases_->InUseEnded(group.run().app);
   switcher_->OnInstanceChange(group);
   // An instance that stopped may have been the last to serve a socket.
+  // A failed one is judged at once (rare, and `ps` then shows the socket
+  // closed); stops are batched per loop turn, and `stop` judges again
+  // before it replies.
   if (instance.settled() && !switcher_->shutting_down()) {
     bool open = false;
     for (const std::string& s : instance.spec().sockets)
       open = open || sockets_.IsOpen(group.run().app, s);
-    if (open) CloseIdleSockets(group.run().app);
+    if (open && instance.state() == InstanceState::kFailed)
+      CloseIdleSockets(group.run().app);
+    else if (open)
+      CloseIdleSocketsSoon(group.run().app);
   }
 }
 

@@ -140,7 +140,12 @@ class RunService final : public SupervisorListener {
   Status RunActive(const std::string& app);
   // Closes the app's held sockets that no live instance lists
   // (AppSockets::CloseIdle): nothing serves them, so clients are refused.
+  // One scan of the app's instances.
   void CloseIdleSockets(const std::string& app);
+  // The same, once per loop turn for every app marked: instances that
+  // stop together (a stop, a scale-down) cost one scan, not one each.
+  void CloseIdleSocketsSoon(const std::string& app);
+  static void OnIdleSocketsTimer(uv_timer_t* timer);
   // The active release of `app`, loaded to run; refused during a switch
   // or when none is active (`verb`: what the caller meant to do).
   Result<std::shared_ptr<ReleaseRun>> ActiveRun(const std::string& app,
@@ -150,6 +155,8 @@ class RunService final : public SupervisorListener {
   ReleaseService* releases_;
   std::string state_dir_;
   AppSockets sockets_;
+  std::set<std::string> idle_check_apps_;  // for idle_check_timer_
+  UvHandle<uv_timer_t> idle_check_timer_;  // data: this
   // Declared before the supervisor: outlives it, as the groups going
   // down report to it.
   std::unique_ptr<Switcher> switcher_;
