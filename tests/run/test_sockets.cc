@@ -64,7 +64,10 @@ bool HasKey(const std::vector<std::string>& env, const std::string& key) {
   return false;
 }
 
-// What a client gets from 127.0.0.1:port without sending anything.
+// What a client gets from 127.0.0.1:port without sending anything. (A
+// process that outlives its instance, e.g. a server under a shell that does
+// not exec it, keeps the listener until it exits: kClosed, not kRefused.
+// The apps here exec theirs.)
 enum class Answer { kRefused, kClosed, kSilent, kData };
 Answer Knock(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -229,7 +232,7 @@ TEST_CASE("sockets: a held socket with nothing serving refuses clients at once")
   Stage stage(FastConfig(), {}, "shop", SocketArgs(port));
   const std::string crash = stage.dir().Path("crash");
   std::string build = ImportNode(
-      stage, "web: sh -c 'test -e " + crash + " && exit 3; exec " + kNode + " server.js'\n");
+      stage, "web: test -e " + crash + " && exit 3; exec " + kNode + " server.js\n");
   stage.Create(build);
   stage.CtlOk({"activate", "shop", "v1"});
   CHECK(Get(port, "/") == "v1\n");
