@@ -100,7 +100,8 @@ void AddAppCreateVerb(CLI::App& app, CtlContext* ctx) {
       ->check(CLI::Range(1, 1000));
   create->add_option("--socket", args->sockets,
                      "Daemon-held socket NAME=tcp://HOST:PORT or NAME=unix:/PATH "
-                     "(repeatable)");
+                     "(repeatable), passed as fd 3.. (LISTEN_FDS) to the types listing it, "
+                     "or to `web` when the process file lists none");
   create->add_option("--strategy", args->strategy,
                      "Activation strategy: start-first (default) or stop-first")
       ->check(CLI::IsMember({"start-first", "stop-first"}));

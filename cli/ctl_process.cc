@@ -385,7 +385,8 @@ void AddSwitchVerbs(CLI::App& ctl, CtlContext* ctx) {
   activate->add_option("APP", act->app, "App")->required();
   activate->add_option("RELEASE", act->release, "Release, e.g. v3")->required();
   AddSwitchOptions(activate, ctx, act,
-                   "start-first (new ready before old stop) or stop-first; default: the app's",
+                   "start-first (new ready before old stop; a type that binds $PORT "
+                   "itself needs a held socket) or stop-first; default: the app's",
                    /*rollback=*/false);
   activate->add_flag(
       "--rerun-release-phase", act->rerun_release_phase,

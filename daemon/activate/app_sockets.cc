@@ -1,6 +1,7 @@
 #include "daemon/activate/app_sockets.h"
 
 #include <sched.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -63,25 +64,31 @@ Result<Fd> BindListener(const std::string& address) {
   return fd;
 }
 
-int AppSockets::Find(const std::string& app, const std::string& name) const {
-  auto it = held_.find({app, name});
-  return it == held_.end() ? -1 : it->second.fd.get();
-}
-
-Result<std::map<std::string, int>> AppSockets::For(const AppSpec& spec) {
+Result<std::map<std::string, int>> AppSockets::For(const AppSpec& spec,
+                                                   SocketBind bind) {
   std::map<std::string, int> out;
   for (const SocketSpec& s : spec.sockets) {
     auto key = std::make_pair(spec.name, s.name);
     auto it = held_.find(key);
     if (it == held_.end() || it->second.address != s.address) {
       if (it != held_.end()) held_.erase(it);  // close before binding again
+      it = held_.emplace(key, Held{s.address, Fd()}).first;
+    }
+    if (!it->second.fd.valid() && bind == SocketBind::kNow) {
       auto fd = BindListener(s.address);
+      if (!fd.ok() && fd.status().error_number() == EADDRINUSE)
+        return FailedPrecondition(
+            "socket '" + s.name + "' of app '" + spec.name + "': " +
+            fd.status().message() +
+            "; if the app's running processes bind that port themselves "
+            "(PORT), move it onto the held socket with --strategy "
+            "stop-first, which binds it once they stopped");
       if (!fd.ok())
         return fd.status().WithContext("socket '" + s.name + "' of app '" +
                                        spec.name + "'");
-      it = held_.emplace(key, Held{s.address, std::move(*fd)}).first;
+      it->second.fd = std::move(*fd);
     }
-    out[s.name] = it->second.fd.get();
+    out[s.name] = it->second.fd.valid() ? it->second.fd.get() : -1;
   }
   // Sockets the spec no longer names.
   for (auto it = held_.begin(); it != held_.end();) {
@@ -91,6 +98,77 @@ Result<std::map<std::string, int>> AppSockets::For(const AppSpec& spec) {
       ++it;
   }
   return out;
+}
+
+int AppSockets::Open(const std::string& app, const std::string& name) {
+  auto it = held_.find({app, name});
+  if (it == held_.end()) return -1;
+  if (!it->second.fd.valid()) {
+    auto fd = BindListener(it->second.address);
+    if (!fd.ok()) {
+      spdlog::error("{}: socket '{}' ({}) cannot be bound again: {}; the "
+                    "instance starts without it",
+                    app, name, it->second.address, fd.status().message());
+      return -1;
+    }
+    spdlog::info("{}: socket '{}' ({}) is open again", app, name,
+                 it->second.address);
+    it->second.fd = std::move(*fd);
+  }
+  return it->second.fd.get();
+}
+
+std::vector<std::string> AppSockets::CloseIdle(
+    const std::string& app, const std::set<std::string>& serving) {
+  std::vector<std::string> closed;
+  for (auto it = held_.lower_bound({app, ""});
+       it != held_.end() && it->first.first == app; ++it) {
+    if (!it->second.fd.valid() || serving.count(it->first.second) != 0)
+      continue;
+    // A listener's close does not block (no SO_LINGER); connections still
+    // in its backlog are reset.
+    it->second.fd = Fd();
+    closed.push_back(it->first.second);
+  }
+  return closed;
+}
+
+bool AppSockets::IsOpen(const std::string& app, const std::string& name) const {
+  auto it = held_.find({app, name});
+  return it != held_.end() && it->second.fd.valid();
+}
+
+void GiveSocketsToWeb(const AppSpec& spec, ProcessFile* processes) {
+  if (spec.sockets.empty()) return;
+  for (const auto& [type, p] : processes->processes)
+    if (!p.sockets.empty()) return;  // the file maps them itself
+  auto web = processes->processes.find("web");
+  if (web == processes->processes.end()) return;
+  for (const SocketSpec& s : spec.sockets) web->second.sockets.push_back(s.name);
+}
+
+Status CheckStartFirstPorts(const ProcessFile& processes,
+                            const std::map<std::string, std::string>& config,
+                            const std::map<std::string, int>& formation) {
+  for (const auto& [type, p] : processes.processes) {
+    if (!p.sockets.empty()) continue;
+    auto f = formation.find(type);
+    if ((f != formation.end() ? f->second : p.scale) <= 0) continue;
+    std::string port;
+    if (auto e = p.env.find("PORT"); e != p.env.end()) port = e->second;
+    else if (auto c = config.find("PORT"); c != config.end()) port = c->second;
+    else continue;
+    return FailedPrecondition(
+        "process type '" + type + "' has PORT=" + port +
+        " and no daemon-held socket: it binds the port itself, so its new "
+        "instances cannot listen while the old ones still do (a start-first "
+        "switch would crash-loop and roll back); use --strategy stop-first, "
+        "or give the app a held socket (app create/apply --socket "
+        "http=tcp://HOST:" + port + "; it goes to the 'web' type unless "
+        "relsupd.yaml maps sockets with 'sockets:') and have the app take it "
+        "from fd 3 (LISTEN_FDS)");
+  }
+  return Status::Ok();
 }
 
 }  // namespace relsupd

@@ -6,10 +6,19 @@
 // works for an unprivileged app, and passed to every instance that lists
 // them, as systemd socket activation does (LISTEN_FDS from fd 3). The same
 // socket serves the old and the new release during a start-first switch,
-// so no client is refused. Sockets stay open until the app's spec changes
-// them or the daemon exits. Loop thread only.
+// so no client is refused.
+//
+// A socket is open only while something can serve it: once no instance
+// that lists it is alive or about to be (the app stopped, every instance of
+// its types failed), it is closed, so clients are refused at once by the
+// kernel (ECONNREFUSED) instead of waiting in a listen backlog nobody
+// accepts from; the next spawn that needs it binds it again (Open). The
+// kernel refuses, so a flood of connects costs the loop nothing. Records
+// follow the app's spec (For); a record's socket may be closed. Loop thread
+// only.
 
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,23 +26,41 @@
 #include "daemon/base/fd.h"
 #include "daemon/base/status.h"
 #include "daemon/config/app_spec.h"
+#include "daemon/config/process_file.h"
 
 namespace relsupd {
 
+// When For binds the sockets it records.
+enum class SocketBind {
+  kNow,      // bind every closed one now: a bind error fails the call
+  kAtSpawn,  // leave closed ones closed; the first spawn that needs one
+             // binds it (a stop-first switch: the old release may hold
+             // the port itself until it stopped)
+};
+
 class AppSockets {
  public:
-  // The fds of `spec`'s sockets by name, binding those not yet bound (or
-  // bound to another address). Sockets the spec no longer names are closed.
-  Result<std::map<std::string, int>> For(const AppSpec& spec);
-  // The fd held now for the app's socket `name`, or -1. Instances look
-  // their sockets up at each spawn, so a restart after the app's sockets
+  // Records `spec`'s sockets (closing one whose address changed, and those
+  // the spec no longer names) and returns their fds by name, binding the
+  // closed ones per `bind` (-1 for one left closed).
+  Result<std::map<std::string, int>> For(const AppSpec& spec,
+                                         SocketBind bind = SocketBind::kNow);
+  // The fd of the app's socket `name`, bound again if it was closed; -1
+  // when the app has no such socket or it cannot be bound (logged). Each
+  // spawn looks its sockets up here, so a restart after the app's sockets
   // changed gets the current ones, never a closed (or reused) fd number.
-  int Find(const std::string& app, const std::string& name) const;
+  int Open(const std::string& app, const std::string& name);
+  // Closes the app's open sockets not named in `serving` (the sockets
+  // some live instance lists). Returns the names closed.
+  std::vector<std::string> CloseIdle(const std::string& app,
+                                     const std::set<std::string>& serving);
+  // Whether the app's socket `name` is open now.
+  bool IsOpen(const std::string& app, const std::string& name) const;
 
  private:
   struct Held {
     std::string address;
-    Fd fd;
+    Fd fd;  // invalid while closed
   };
   std::map<std::pair<std::string, std::string>, Held> held_;  // (app, name)
 };
@@ -41,5 +68,22 @@ class AppSockets {
 // Binds and listens on "tcp://HOST:PORT" or "unix:/PATH" (close-on-exec,
 // blocking: the children accept on it).
 Result<Fd> BindListener(const std::string& address);
+
+// Which type gets the app's sockets when the process file maps none: when
+// no type of `processes` lists a socket (a Procfile never does; a
+// relsupd.yaml without `sockets:`), every socket of `spec` goes to the
+// `web` type, as Heroku routes traffic to `web` only. A file that maps any
+// socket is left as it is.
+void GiveSocketsToWeb(const AppSpec& spec, ProcessFile* processes);
+
+// A start-first switch to `processes` while the app runs, refused when a
+// type that will run (`formation`, else its file scale, above 0) has no
+// daemon-held socket but a PORT in its environment (`config`, then the
+// type's `env`): it binds the port itself, so the new instances could not
+// bind it while the old ones hold it. FailedPrecondition naming the type
+// and the fixes; the caller adds which app and release.
+Status CheckStartFirstPorts(const ProcessFile& processes,
+                            const std::map<std::string, std::string>& config,
+                            const std::map<std::string, int>& formation);
 
 }  // namespace relsupd

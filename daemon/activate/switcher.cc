@@ -245,9 +245,20 @@ Result<int64_t> Switcher::Target(const ActivateRequest& req,
   // against the sockets of that moment. An unreadable process file is left
   // to verification and LoadRun to name.
   if (auto procs = LoadProcessFile(SlotPath(state_dir_, app, target));
-      procs.ok())
+      procs.ok()) {
     if (Status s = CheckReadyAgainstSockets(*procs, spec.sockets); !s.ok())
       return s.WithContext("release " + ReleaseId(target).ToString());
+    // Start-first beside running instances that bind $PORT themselves
+    // cannot work (app_sockets.h); refused before anything changes.
+    GiveSocketsToWeb(spec, &*procs);
+    auto formation = ledger_->GetFormation(app);
+    if (req.strategy.value_or(spec.strategy) == Strategy::kStartFirst &&
+        supervisor_->Active(app) != nullptr && formation.ok())
+      if (Status s = CheckStartFirstPorts(*procs, row.config, *formation);
+          !s.ok())
+        return s.WithContext("start-first switch of '" + app + "' to " +
+                             ReleaseId(target).ToString() + " refused");
+  }
   return target;
 }
 
@@ -355,7 +366,13 @@ Status Switcher::Prepare(Switch* sw, const Result<ReleaseVerification>& r) {
         problems += std::string(" ") + k + " '" + p + "'";
     return Corruption("release " + to + " does not verify:" + problems);
   }
-  ASSIGN_OR_RETURN(sw->run, load_run_(app, sw->info.to));
+  // Stop-first binds the app's new sockets only once the old release
+  // stopped (StartNew): it may hold their port itself until then.
+  ASSIGN_OR_RETURN(sw->run,
+                   load_run_(app, sw->info.to,
+                             sw->info.strategy == Strategy::kStopFirst
+                                 ? SocketBind::kAtSpawn
+                                 : SocketBind::kNow));
   auto spec = ledger_->GetApp(app);
   Status ready =
       spec.ok() ? CheckReadyAgainstSockets(sw->run->processes, spec->sockets)
@@ -434,7 +451,13 @@ void Switcher::OnCheckTimer(uv_timer_t* timer) {
 }
 
 void Switcher::StartNew(Switch* sw) {
-  if (sw->info.strategy == Strategy::kStopFirst) Failpoint("after-stop-old");
+  if (sw->info.strategy == Strategy::kStopFirst) {
+    Failpoint("after-stop-old");
+    // The old release stopped: bind the sockets Prepare left closed.
+    auto run = load_run_(sw->info.app, sw->info.to, SocketBind::kNow);
+    if (!run.ok()) return Dispatch(sw, SwitchEvent::kFreshFailed, run.status());
+    sw->run = *run;
+  }
   auto formation = ledger_->GetFormation(sw->info.app);
   if (!formation.ok())
     return Dispatch(sw, SwitchEvent::kFreshFailed, formation.status());
@@ -587,7 +610,7 @@ void Switcher::GoBack(Switch* sw, const std::string& reason) {
         sw->back_restarts_base += i->restarts();
   if (supervisor_->Reinstate(app, prev, finish)) return;
   sw->back_restarts_base = 0;
-  auto old = load_run_(app, prev);
+  auto old = load_run_(app, prev, SocketBind::kAtSpawn);
   auto formation = ledger_->GetFormation(app);
   if (!old.ok() || !formation.ok()) {
     spdlog::error("{}: cannot start {} again: {}", app, ReleaseId(prev).ToString(),

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/activate/app_sockets.h"
 #include "daemon/activate/switch_table.h"
 #include "daemon/base/status.h"
 #include "daemon/base/uv_handle.h"
@@ -72,9 +73,9 @@ struct ActivateRequest {
 };
 
 // Builds what the supervisor needs to run release vN of the app (the run
-// stage's RunService::LoadRun).
+// stage's RunService::LoadRun), binding the app's held sockets per `bind`.
 using RunLoader = std::function<Result<std::shared_ptr<ReleaseRun>>(
-    const std::string& app, int64_t number)>;
+    const std::string& app, int64_t number, SocketBind bind)>;
 
 class Switcher {
  public:

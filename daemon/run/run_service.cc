@@ -57,18 +57,21 @@ RunService::RunService(SuperviseEnv env, Ledger* ledger,
                        ReleaseService* releases, std::string state_dir)
     : ledger_(ledger), releases_(releases), state_dir_(std::move(state_dir)) {
   env.socket_fd = [this](const std::string& app, const std::string& name) {
-    return sockets_.Find(app, name);
+    return sockets_.Open(app, name);
   };
+  uv_timer_init(env.loop, idle_check_timer_.get());
+  idle_check_timer_->data = this;
   supervisor_ = std::make_unique<Supervisor>(std::move(env), this);
   switcher_ = std::make_unique<Switcher>(
       supervisor_.get(), ledger_, releases_, state_dir_,
-      [this](const std::string& app, int64_t number) {
-        return LoadRun(app, number);
+      [this](const std::string& app, int64_t number, SocketBind bind) {
+        return LoadRun(app, number, bind);
       });
   one_offs_ = std::make_unique<OneOffs>(
       supervisor_->env(), ledger_,
       [this](const std::string& app, int64_t number) {
-        return LoadRun(app, number);
+        // A one-off gets no held socket: none is bound for it.
+        return LoadRun(app, number, SocketBind::kAtSpawn);
       });
   // A one-off that ended may free a release a prune held back.
   one_offs_->set_on_ended([this](const std::string& app) {
@@ -99,7 +102,8 @@ std::set<int64_t> RunService::InUse(const std::string& app) {
 }
 
 Result<std::shared_ptr<ReleaseRun>> RunService::LoadRun(const std::string& app,
-                                                        int64_t number) {
+                                                        int64_t number,
+                                                        SocketBind bind) {
   ASSIGN_OR_RETURN(AppSpec spec, ledger_->GetApp(app));
   ASSIGN_OR_RETURN(ReleaseRow row, ledger_->GetRelease(app, number));
   if (row.pruned)
@@ -116,13 +120,14 @@ Result<std::shared_ptr<ReleaseRun>> RunService::LoadRun(const std::string& app,
                              errno);
   run->slot = resolved;
   ASSIGN_OR_RETURN(run->processes, LoadProcessFile(run->slot));
+  GiveSocketsToWeb(spec, &run->processes);
   if (row.config_malformed)
     return Corruption("config of release " + ReleaseId(number).ToString() + " of '" +
                       app + "' is malformed");
   run->config = row.config;
 
   ASSIGN_OR_RETURN(RunAs as, RunAsOf(spec));
-  ASSIGN_OR_RETURN(run->socket_fds, sockets_.For(spec));
+  ASSIGN_OR_RETURN(run->socket_fds, sockets_.For(spec, bind));
   for (const auto& [type, p] : run->processes.processes)
     for (const auto& name : p.sockets)
       if (run->socket_fds.count(name) == 0)
@@ -181,7 +186,9 @@ Result<std::shared_ptr<ReleaseRun>> RunService::ActiveRun(
   if (act.active == 0)
     return FailedPrecondition("app '" + app + "' has no active release to " +
                               verb + "; activate one first");
-  return LoadRun(app, act.active);
+  // Its spawns bind closed sockets (AppSockets::Open): a scale of a
+  // stopped app opens none.
+  return LoadRun(app, act.active, SocketBind::kAtSpawn);
 }
 
 Status RunService::Scale(const std::string& app,
@@ -224,7 +231,10 @@ void RunService::Stop(const std::string& app, const Actor& actor,
   Status s = ledger_->AppendEvent(app, EventKind::kStopped, ReleaseId(act->active),
                                   actor, "");
   if (!s.ok()) return done(s);
-  supervisor_->Stop(app, [done] { done(Status::Ok()); });
+  supervisor_->Stop(app, [this, app, done] {
+    CloseIdleSockets(app);  // before the reply: a client then is refused
+    done(Status::Ok());
+  });
 }
 
 void RunService::Start(const std::string& app, const Actor& actor,
@@ -424,6 +434,49 @@ void RunService::Shutdown(std::function<void()> done) {
   supervisor_->StopEverything(std::move(done));
 }
 
+void RunService::Activate(const ActivateRequest& request,
+                          std::function<void(Result<int64_t>)> started,
+                          std::function<void(Status)> done) {
+  // A switch that changed nothing, or ended with nothing running, leaves
+  // no socket open that it bound.
+  const std::string app = request.app;
+  switcher_->Activate(
+      request,
+      [this, app, started = std::move(started)](Result<int64_t> id) {
+        if (!id.ok()) CloseIdleSockets(app);
+        started(std::move(id));
+      },
+      [this, app, done = std::move(done)](Status outcome) {
+        CloseIdleSockets(app);
+        done(std::move(outcome));
+      });
+}
+
+void RunService::CloseIdleSockets(const std::string& app) {
+  std::set<std::string> serving;
+  for (ReleaseGroup* g : supervisor_->Groups(app))
+    for (const Instance* i : g->Instances())
+      if (!i->settled())
+        serving.insert(i->spec().sockets.begin(), i->spec().sockets.end());
+  for (const std::string& name : sockets_.CloseIdle(app, serving))
+    spdlog::info("{}: socket '{}' closed: no instance serves it (clients are "
+                 "refused until one starts)",
+                 app, name);
+}
+
+void RunService::CloseIdleSocketsSoon(const std::string& app) {
+  idle_check_apps_.insert(app);
+  uv_timer_start(idle_check_timer_.get(), &RunService::OnIdleSocketsTimer, 0, 0);
+}
+
+void RunService::OnIdleSocketsTimer(uv_timer_t* timer) {
+  auto* self = static_cast<RunService*>(timer->data);
+  auto apps = std::move(self->idle_check_apps_);
+  self->idle_check_apps_.clear();
+  if (self->switcher_->shutting_down()) return;
+  for (const std::string& app : apps) self->CloseIdleSockets(app);
+}
+
 void RunService::OnInstanceChange(const ReleaseGroup& group,
                                   const Instance& instance) {
   // The last live instance of a retired group stopped: its release may be
@@ -438,6 +491,19 @@ void RunService::OnInstanceChange(const ReleaseGroup& group,
   for (const auto& w : start_waits_)
     if (w->app == group.run().app) waits.push_back(w.get());
   for (StartWait* w : waits) CheckStartWait(w);
+  // An instance that stopped may have been the last to serve a socket.
+  // A failed one is judged at once (rare, and `ps` then shows the socket
+  // closed); stops are batched per loop turn, and `stop` judges again
+  // before it replies.
+  if (instance.settled() && !switcher_->shutting_down()) {
+    bool open = false;
+    for (const std::string& s : instance.spec().sockets)
+      open = open || sockets_.IsOpen(group.run().app, s);
+    if (open && instance.state() == InstanceState::kFailed)
+      CloseIdleSockets(group.run().app);
+    else if (open)
+      CloseIdleSocketsSoon(group.run().app);
+  }
 }
 
 void RunService::OnInstanceFailed(const ReleaseGroup& group,

@@ -116,9 +116,7 @@ class RunService final : public SupervisorListener {
   // `done` gets the outcome (not called when `started` got an error).
   void Activate(const ActivateRequest& request,
                 std::function<void(Result<int64_t>)> started,
-                std::function<void(Status)> done) {
-    switcher_->Activate(request, std::move(started), std::move(done));
-  }
+                std::function<void(Status)> done);
   // The switch in progress for `app`, if any, and how the last one ended.
   const SwitchInfo* CurrentSwitch(const std::string& app) const {
     return switcher_->Current(app);
@@ -140,8 +138,11 @@ class RunService final : public SupervisorListener {
   std::set<int64_t> InUse(const std::string& app);
 
   // Builds what the supervisor needs to run release vN of the app.
-  Result<std::shared_ptr<ReleaseRun>> LoadRun(const std::string& app,
-                                              int64_t number);
+  // The app's sockets go to its `web` type unless the process file maps
+  // them (GiveSocketsToWeb); `bind` says whether closed ones are bound now.
+  Result<std::shared_ptr<ReleaseRun>> LoadRun(
+      const std::string& app, int64_t number,
+      SocketBind bind = SocketBind::kNow);
 
  private:
   void OnInstanceChange(const ReleaseGroup& group,
@@ -163,6 +164,14 @@ class RunService final : public SupervisorListener {
   void CheckStartWait(StartWait* w);
   // Calls w's `done` with `s` and drops w.
   void EndStartWait(StartWait* w, Status s);
+  // Closes the app's held sockets that no live instance lists
+  // (AppSockets::CloseIdle): nothing serves them, so clients are refused.
+  // One scan of the app's instances.
+  void CloseIdleSockets(const std::string& app);
+  // The same, once per loop turn for every app marked: instances that
+  // stop together (a stop, a scale-down) cost one scan, not one each.
+  void CloseIdleSocketsSoon(const std::string& app);
+  static void OnIdleSocketsTimer(uv_timer_t* timer);
   // The active release of `app`, loaded to run; refused during a switch
   // or when none is active (`verb`: what the caller meant to do).
   Result<std::shared_ptr<ReleaseRun>> ActiveRun(const std::string& app,
@@ -172,6 +181,8 @@ class RunService final : public SupervisorListener {
   ReleaseService* releases_;
   std::string state_dir_;
   AppSockets sockets_;
+  std::set<std::string> idle_check_apps_;  // for idle_check_timer_
+  UvHandle<uv_timer_t> idle_check_timer_;  // data: this
   // Declared before the supervisor: outlives it, as the groups going
   // down report to it.
   std::unique_ptr<Switcher> switcher_;
