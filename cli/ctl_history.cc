@@ -15,6 +15,63 @@ struct HistoryArgs {
   bool verify = false;
 };
 
+// A JSON value as a person reads it: strings bare, the rest compact.
+std::string Plain(const rpc::Json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_null()) return "-";
+  return v.dump();
+}
+
+// "A, B, C" from an array of strings.
+std::string List(const rpc::Json& items) {
+  std::string out;
+  if (!items.is_array()) return Plain(items);
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + Plain(i);
+  return out;
+}
+
+// An event's detail as a short phrase. The daemon records most details as
+// text already ("from v1, start-first", "web=3"); the structured ones (an
+// app's spec or its changes, an import, a release, a prune) are said here
+// per kind. `--json` keeps the structured detail.
+std::string HistoryDetail(const rpc::Json& e) {
+  const rpc::Json& d = Field(e, "detail");
+  if (d.is_string()) return d.get<std::string>();
+  if (!d.is_object()) return d.is_null() ? "" : d.dump();
+  const std::string kind = Text(e, "kind");
+  if (kind == "imported")
+    return "build " + Text(d, "build") + " (" + Text(d, "format") + ", " + Text(d, "size") +
+           " bytes)";
+  if (kind == "released") {
+    std::string out = d.contains("from") ? "from " + Text(d, "from") : "first release";
+    out += ", build " + Text(d, "build");
+    if (d.contains("config_changed") && !Field(d, "config_changed").empty())
+      out += ", config changed: " + List(Field(d, "config_changed"));
+    return out;
+  }
+  if (kind == "app-created") {
+    std::string out = Text(d, "strategy") + ", keep " + Text(d, "keep_releases") + " releases";
+    if (!Text(d, "user").empty()) out = "user " + Text(d, "user") + ", " + out;
+    return out;
+  }
+  if (kind == "app-updated") {
+    // {"field": [old, new]}
+    std::string out;
+    for (const auto& [k, v] : d.items()) {
+      out += out.empty() ? "" : ", ";
+      if (v.is_array() && v.size() == 2)
+        out += k + ": " + Plain(v[0]) + " -> " + Plain(v[1]);
+      else
+        out += k + ": " + Plain(v);
+    }
+    return out.empty() ? "no change" : out;
+  }
+  if (kind == "pruned" && d.contains("reason")) return Text(d, "reason");
+  std::string out;
+  for (const auto& [k, v] : d.items()) out += (out.empty() ? "" : ", ") + k + " " + Plain(v);
+  return out;
+}
+
 }  // namespace
 
 void AddHistoryVerb(CLI::App& ctl, CtlContext* ctx) {
@@ -72,8 +129,11 @@ void AddHistoryVerb(CLI::App& ctl, CtlContext* ctx) {
           first = false;
           continue;
         }
-        std::string detail = Text(e, "detail");
-        if (detail.size() > 60) detail = detail.substr(0, 57) + "...";
+        // One line per event: a long detail is cut; `--json` has all of it.
+        std::string detail = HistoryDetail(e);
+        for (char& c : detail)
+          if (c == '\n' || c == '\t') c = ' ';
+        if (detail.size() > 80) detail = detail.substr(0, 77) + "...";
         t.AddRow({Text(e, "id"), Text(e, "time"), Text(e, "app"),
                   Text(e, "kind"), Text(e, "release").empty() ? "-" : Text(e, "release"),
                   Text(e, "actor"), detail});

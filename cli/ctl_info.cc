@@ -3,6 +3,7 @@
 
 #include "cli/ctl.h"
 #include "cli/table.h"
+#include "daemon/base/duration.h"
 #include "daemon/protocol/methods.h"
 
 namespace relsupd::cli {
@@ -16,7 +17,7 @@ void AddInfoVerb(CLI::App& ctl, CtlContext* ctx) {
                         PrintFields(std::cout,
                                     {{"version", Text(r, "version")},
                                      {"pid", Text(r, "pid")},
-                                     {"uptime", Text(r, "uptime_ms") + " ms"},
+                                     {"uptime", FormatElapsed(r.value("uptime_ms", int64_t{0}))},
                                      {"state dir", Text(r, "state_dir")},
                                      {"socket", Text(r, "socket")},
                                      {"schema", Text(r, "schema_version")}});

@@ -23,15 +23,6 @@ namespace {
 
 namespace method = rpc::method;
 
-std::string Uptime(int64_t ms) {
-  if (ms <= 0) return "-";
-  int64_t s = ms / 1000;
-  if (s < 60) return std::to_string(s) + "s";
-  if (s < 3600) return std::to_string(s / 60) + "m" + std::to_string(s % 60) + "s";
-  if (s < 86400) return std::to_string(s / 3600) + "h" + std::to_string(s / 60 % 60) + "m";
-  return std::to_string(s / 86400) + "d" + std::to_string(s / 3600 % 24) + "h";
-}
-
 void PrintPs(const rpc::Json& rows) {
   if (rows.empty()) {
     std::cout << "No processes\n";
@@ -47,7 +38,7 @@ void PrintPs(const rpc::Json& rows) {
         Text(r, "app"), Text(r, "process"), release, Text(r, "state"),
         pid > 0 ? std::to_string(pid) : "-",
         r.value("uid", int64_t{-1}) >= 0 ? Text(r, "uid") : "-",
-        Uptime(r.value("uptime_ms", 0)),
+        FormatElapsed(r.value("uptime_ms", int64_t{0})),
         Text(r, "restarts"), Text(r, "last_exit").empty() ? "-" : Text(r, "last_exit"),
         // STATUS= is the app's own text: shown escaped on a terminal.
         Text(r, "status").empty() ? "-" : Text(r, "status")};
@@ -131,13 +122,36 @@ int FollowLogs(CtlContext* ctx, const LogsArgs& a) {
     }
   std::cout.flush();
   if (!a.follow) return kExitOk;
+  // While the daemon is away (restarted, upgraded), -f waits for it as
+  // `journalctl -f` does: a note on stderr, a new connection every 200 ms,
+  // then the records after the last seq printed (seq continues across
+  // daemon restarts). Only the daemon's own answer ends the loop.
+  bool away = false;
   while (true) {
-    p["after_seq"] = last;
-    auto r = client->Call(method::kLogs, p);
+    Result<rpc::Json> r = Status(StatusCode::kUnavailable, "not connected");
+    if (client.ok()) {
+      p["after_seq"] = last;
+      r = client->Call(method::kLogs, p);
+    }
+    if (!r.ok() && r.status().code() == StatusCode::kUnavailable) {
+      if (!away)
+        // Not the errno text ("Broken pipe"): the daemon went away, that
+        // is all a reader needs, and what happens next.
+        std::cerr << "relsupd: lost the daemon at '" << ctx->socket
+                  << "' (restarting or stopped?); waiting for it to come back, then "
+                     "following after seq "
+                  << last << '\n';
+      away = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      client = Client::Connect(ctx->socket);
+      continue;
+    }
     if (!r.ok()) {
       ctx->Fail(r.status());
       return ctx->exit_code;
     }
+    if (away) std::cerr << "relsupd: the daemon is back; following " << a.app << " again\n";
+    away = false;
     for (const auto& rec : Field(*r, "records")) {
       print(rec);
       last = std::max<uint64_t>(last, rec.value("seq", uint64_t{0}));
@@ -514,7 +528,9 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
   auto logs_args = std::make_shared<LogsArgs>();
   CLI::App* logs = ctl.add_subcommand("logs", "Show an app's process output");
   logs->add_option("APP", logs_args->app, "App")->required();
-  logs->add_flag("-f,--follow", logs_args->follow, "Keep printing new lines as they come");
+  logs->add_flag("-f,--follow", logs_args->follow,
+                 "Keep printing new lines as they come; across a restart of the daemon, "
+                 "wait for it and go on after the last line printed");
   logs->add_option("-n,--lines", logs_args->lines, "Show the last N lines (default 100)")
       ->check(CLI::Range(0, 100000));
   logs->add_option("--process", logs_args->process, "Only TYPE (web) or one instance (web.2)");

@@ -125,10 +125,17 @@ std::string WhichRelease(const rpc::Json& r) {
 }
 
 // A new release's number on stdout (for `$(...)`), and on stderr what it
-// started from.
+// started from and how to make it live. When the daemon made none (a
+// config change that changed nothing), the release that stays, and why.
 void PrintCreated(const rpc::Json& r, char sign) {
   std::cout << Text(r, "release") << '\n';
-  std::cerr << "relsupd: made " << DescribeCreated(r, sign) << '\n';
+  if (r.value("unchanged", false)) {
+    std::cerr << "relsupd: nothing changed: " << Text(r, "release")
+              << " already has that config; no release made (--force makes one)\n";
+    return;
+  }
+  std::cerr << "relsupd: made " << DescribeCreated(r, sign) << "; not live: relsupd ctl activate "
+            << Text(r, "app") << ' ' << Text(r, "release") << '\n';
 }
 
 void AddBuildVerbs(CLI::App& ctl, CtlContext* ctx) {
@@ -314,19 +321,24 @@ void AddConfigVerbs(CLI::App& ctl, CtlContext* ctx) {
     std::string app, release;
     std::vector<std::string> items;
     bool reveal = false;
+    bool force = false;
   };
   auto set_args = std::make_shared<Args>();
   CLI::App* set = config->add_subcommand(
       "set",
       "Set KEY=VALUE pairs: makes a new release from the live one's build and config (the "
-      "newest one's while none was ever live); prints vN, and on stderr what it started from");
+      "newest one's while none was ever live); prints vN, and on stderr what it started from. "
+      "The new release is not live until `relsupd ctl activate APP vN`. When every value is "
+      "already so, no release is made (exit 0) and the current one is printed");
   set->add_option("APP", set_args->app, "App name")->required();
   set->add_option("PAIRS", set_args->items, "KEY=VALUE ...")->required();
+  set->add_flag("--force", set_args->force, "Make a new release even when nothing changes");
   set->callback([ctx, set_args] {
     rpc::Json pairs = rpc::Json::object();
     for (const auto& s : set_args->items)
       if (!SplitAssignment(s, &pairs, ctx)) return;
-    ctx->CallAndPrint(method::kConfigSet, {{"app", set_args->app}, {"set", pairs}},
+    ctx->CallAndPrint(method::kConfigSet,
+                      {{"app", set_args->app}, {"set", pairs}, {"force", set_args->force}},
                       [](const rpc::Json& r) { PrintCreated(r, '+'); });
   });
 
@@ -334,12 +346,16 @@ void AddConfigVerbs(CLI::App& ctl, CtlContext* ctx) {
   CLI::App* unset = config->add_subcommand(
       "unset",
       "Remove keys: makes a new release from the live one's build and config (the newest "
-      "one's while none was ever live); prints vN, and on stderr what it started from");
+      "one's while none was ever live); prints vN, and on stderr what it started from. "
+      "The new release is not live until `relsupd ctl activate APP vN`");
   unset->add_option("APP", unset_args->app, "App name")->required();
   unset->add_option("KEYS", unset_args->items, "KEY ...")->required();
+  unset->add_flag("--force", unset_args->force, "Make a new release even when nothing changes");
   unset->callback([ctx, unset_args] {
     ctx->CallAndPrint(method::kConfigUnset,
-                      {{"app", unset_args->app}, {"unset", unset_args->items}},
+                      {{"app", unset_args->app},
+                       {"unset", unset_args->items},
+                       {"force", unset_args->force}},
                       [](const rpc::Json& r) { PrintCreated(r, '-'); });
   });
 

@@ -77,4 +77,19 @@ std::string FormatDurationMs(int64_t ms) {
   return out;
 }
 
+std::string FormatElapsed(int64_t ms) {
+  if (ms <= 0) return "-";
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  const int64_t s = ms / 1000;
+  auto two = [](int64_t big, const char* big_unit, int64_t small, const char* small_unit) {
+    std::string out = std::to_string(big) + big_unit;
+    if (small > 0) out += std::to_string(small) + small_unit;
+    return out;
+  };
+  if (s < 60) return std::to_string(s) + "s";
+  if (s < 3600) return two(s / 60, "m", s % 60, "s");
+  if (s < 86400) return two(s / 3600, "h", s / 60 % 60, "m");
+  return two(s / 86400, "d", s / 3600 % 24, "h");
+}
+
 }  // namespace relsupd

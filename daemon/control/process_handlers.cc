@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <deque>
 
+#include "daemon/base/clock.h"
 #include "daemon/base/release_id.h"
 #include "daemon/control/handlers.h"
 #include "daemon/control/paging.h"
@@ -28,7 +29,7 @@ Json PsRowToJson(const PsRow& r) {
             {"uptime_ms", r.uptime_ms}, {"restarts", r.restarts},
             {"active", r.active},     {"uid", r.uid}};
   j["last_exit"] = r.last_exit.empty() ? Json(nullptr) : Json(r.last_exit);
-  if (r.last_exit_at != 0) j["last_exit_at"] = r.last_exit_at;
+  if (r.last_exit_at != 0) j["last_exit_at"] = FormatTimeUtc(r.last_exit_at);
   if (!r.last_exit_cause.empty()) j["last_exit_cause"] = r.last_exit_cause;
   if (r.stop_timeout_ms > 0) {
     j["stopping_ms"] = r.stopping_ms;
@@ -37,7 +38,7 @@ Json PsRowToJson(const PsRow& r) {
   if (!r.status.empty()) j["status"] = r.status;
   Json exits = Json::array();
   for (const ExitInfo& e : r.exits)
-    exits.push_back({{"time", e.time_ms}, {"exit", e.Describe()},
+    exits.push_back({{"time", FormatTimeUtc(e.time_ms)}, {"exit", e.Describe()},
                      {"cause", std::string(e.Cause())}});
   j["exits"] = exits;
   return j;
@@ -260,7 +261,7 @@ Json SwitchInfoToJson(const SwitchInfo& s) {
               {"to", ReleaseId(s.to).ToString()},
               {"strategy", std::string(StrategyName(s.strategy))},
               {"phase", std::string(SwitchPhaseName(s.phase))},
-              {"started_at", s.started_at},
+              {"started_at", FormatTimeUtc(s.started_at)},
               {"actor", s.actor}};
 }
 

@@ -114,12 +114,16 @@ void ReleaseCreate(DaemonContext& ctx, const Request& r, Reply reply) {
 }
 
 void ConfigChange(DaemonContext& ctx, const Request& r, Reply reply, bool unset) {
-  Status s = CheckKnown(r.params, {"app", unset ? "unset" : "set"});
+  Status s = CheckKnown(r.params, {"app", unset ? "unset" : "set", "force"});
   if (!s.ok()) return reply(s);
   auto app = AppParam(r.params);
   if (!app.ok()) return reply(app.status());
   auto change = ChangeFrom(r.params);
   if (!change.ok()) return reply(change.status());
+  if (auto it = r.params.find("force"); it != r.params.end() && !it->is_boolean())
+    return reply(InvalidArgument("param 'force' must be a boolean"));
+  // Without `force`, a change that changes nothing makes no release.
+  change->only_if_changed = !r.params.value("force", false);
   if (change->set.empty() && change->unset.empty())
     return reply(InvalidArgument(unset ? "name at least one key to unset"
                                        : "give at least one KEY=VALUE to set"));

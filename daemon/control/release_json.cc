@@ -57,6 +57,7 @@ json CreatedReleaseToJson(const CreatedRelease& c) {
   out["from"] = c.from != 0 ? json(ReleaseId(c.from).ToString()) : json(nullptr);
   out["from_live"] = c.from_live;
   out["config_changed"] = c.config_changed;
+  out["unchanged"] = c.unchanged;
   return out;
 }
 

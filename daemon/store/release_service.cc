@@ -315,6 +315,12 @@ void ReleaseService::CreateRelease(const std::string& app, const std::string& bu
   made.from = base != nullptr ? base->number : 0;
   made.from_live = base != nullptr && base->number == activation->active;
   made.config_changed = ChangedKeys(before, *env);
+  if (change.only_if_changed && build_id.empty() && base != nullptr &&
+      made.config_changed.empty()) {
+    made.release = *base;
+    made.unchanged = true;
+    return done(std::move(made));
+  }
 
   auto number = ledger_->NextReleaseNumber(app);
   if (!number.ok()) return done(number.status());

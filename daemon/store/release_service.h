@@ -51,6 +51,9 @@ struct CreatedRelease {
   int64_t from = 0;
   bool from_live = false;
   std::vector<std::string> config_changed;
+  // No release was made: the change left the base release's config as it
+  // was (ConfigChange::only_if_changed); `release` is the base release.
+  bool unchanged = false;
 };
 
 // The release a new release of an app starts from: the live one (`active`);
@@ -94,9 +97,14 @@ class ReleaseService {
     ReleaseConfig set;  // KEY: value
     std::vector<std::string> unset;
     bool replace = false;  // start from an empty config, not the base's
+    // `config set`/`unset` without --force: when the config comes out as
+    // the base release's, make no release (CreatedRelease::unchanged).
+    bool only_if_changed = false;
   };
   // Makes release vN from `build_id` (empty: the base release's build) and
-  // the base release's config with `change` applied.
+  // the base release's config with `change` applied. With
+  // change.only_if_changed and an empty `build_id`, a change that changes
+  // nothing makes no release and answers the base one, `unchanged` set.
   void CreateRelease(const std::string& app, const std::string& build_id,
                      const ConfigChange& change, const Actor& actor,
                      Done<CreatedRelease> done);

@@ -322,6 +322,11 @@ TEST_CASE_METHOD(DaemonFixture,
   Json info = CtlJson(d.socket(), {"info"});
   CheckSnakeCaseKeys(info);
   CHECK(info["pid"] == d.pid());
+  CHECK(info["uptime_ms"].is_number_integer());
+  // The table prints the uptime as `ps` does ("850ms", "7s"), not "607563 ms".
+  std::string info_text = CtlOk(d.socket(), {"info"});
+  CHECK_THAT(info_text, Catch::Contains("uptime"));
+  CHECK(info_text.find(" ms\n") == std::string::npos);
   Json verify = CtlJson(d.socket(), {"history", "--verify"});
   CheckSnakeCaseKeys(verify);
   CHECK(verify["ok"] == true);

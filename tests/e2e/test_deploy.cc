@@ -99,6 +99,58 @@ void CheckStoppedBeforeRelease(Stage& s, const ProcResult& r,
 }  // namespace
 
 TEST_CASE(
+    "e2e config set says the new release is not live, makes none when "
+    "nothing changes, and one with --force",
+    "[e2e][deploy][config]") {
+  ShopStage st;
+  Stage& s = st.s;
+  CHECK(s.Create(st.build, {"--set", "GREETING=hello"}) == "v1");
+  s.CtlOk({"activate", "shop", "v1"});
+
+  ProcResult v2 = s.Ctl({"config", "set", "shop", "GREETING=bonjour"});
+  INFO(v2.Describe());
+  REQUIRE(v2.exit_code() == 0);
+  CHECK(v2.out == "v2\n");
+  CHECK_THAT(v2.err, Catch::Contains(
+                         "made v2 (from v1 + GREETING); not live: relsupd ctl activate shop v2"));
+  CHECK(s.CtlJson({"status", "shop"})["active"] == "v1");
+
+  // The live v1 has GREETING=hello already: no release, exit 0, and why.
+  ProcResult same = s.Ctl({"config", "set", "shop", "GREETING=hello"});
+  INFO(same.Describe());
+  CHECK(same.exit_code() == 0);
+  CHECK(same.out == "v1\n");
+  CHECK_THAT(same.err, Catch::Contains("nothing changed"));
+  CHECK_THAT(same.err, Catch::Contains("--force"));
+  CHECK(s.Releases().size() == 2);
+  Json same_json = s.CtlJson({"config", "set", "shop", "GREETING=hello"});
+  CHECK(same_json["unchanged"] == true);
+  CHECK(same_json["release"] == "v1");
+  CHECK(s.Releases().size() == 2);
+
+  // --force makes one anyway.
+  ProcResult forced = s.Ctl({"config", "set", "shop", "GREETING=hello", "--force"});
+  INFO(forced.Describe());
+  CHECK(forced.exit_code() == 0);
+  CHECK(forced.out == "v3\n");
+  CHECK(s.Releases().size() == 3);
+  CHECK(ConfigOf(s, "v3") == Json({{"GREETING", "hello"}}));
+
+  // history says each event in words; --json keeps the structured detail.
+  std::string history = s.CtlOk({"history", "shop"});
+  INFO(history);
+  CHECK_THAT(history, Catch::Contains("build " + st.build + " ("));
+  CHECK_THAT(history, Catch::Contains("from v1, build "));
+  CHECK_THAT(history, Catch::Contains("config changed: GREETING"));
+  CHECK(history.find("{\"") == std::string::npos);  // no raw JSON
+  bool structured = false;
+  for (const auto& e : s.CtlJson({"history", "shop"}))
+    if (e["kind"] == "released" && e["detail"].is_object())
+      structured = e["detail"].contains("config_changed");
+  CHECK(structured);
+}
+
+TEST_CASE(
     "e2e config set after a rollback builds on the live release, not the "
     "newest",
     "[e2e][deploy][config]") {

@@ -1,4 +1,5 @@
 // The run stage end to end: the real daemon runs real children.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -7,10 +8,14 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <set>
+#include <sstream>
 #include <linux/magic.h>
 #include <thread>
 
 #include "tests/run/run_fixture.h"
+#include "tests/support/cli.h"
+#include "tests/support/process.h"
+#include "tests/support/wait.h"
 
 namespace relsupd::run_test {
 namespace {
@@ -93,6 +98,16 @@ TEST_CASE("run: a crashed instance is restarted at once and its exit recorded") 
   CHECK(r["last_exit"] == "signal KILL");
   REQUIRE(r["exits"].size() == 1);
   CHECK(r["exits"][0]["exit"] == "signal KILL");
+  // Times are ISO 8601 UTC with ms ("2026-12-04T12:00:00.123Z"), durations numbers.
+  auto iso = [](const Json& t) {
+    if (!t.is_string()) return false;
+    const std::string s = t.get<std::string>();
+    return s.size() == 24 && s[4] == '-' && s[10] == 'T' && s[19] == '.' && s.back() == 'Z';
+  };
+  CHECK(iso(r["exits"][0]["time"]));
+  CHECK(iso(r["last_exit_at"]));
+  CHECK(r["exits"][0]["time"] == r["last_exit_at"]);
+  CHECK(r["uptime_ms"].is_number_integer());
   CHECK_FALSE(Alive(old_pid));
 }
 
@@ -109,6 +124,79 @@ TEST_CASE("run: logs -f prints new lines as they come") {
   CHECK(ticks >= 5);
   // -n 0: only lines written after it started.
   CHECK(r.out.find("tick[v1]: tick 1\n") == std::string::npos);
+}
+
+TEST_CASE("run: logs -f waits out a daemon restart and goes on after the last line it printed") {
+  Stage stage(FastConfig());
+  DeployProcfile(stage, "tick: i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.05; done\n");
+  REQUIRE(WaitLog(stage, "tick 3"));
+  const std::string socket = stage.socket();
+  const std::string out_path = stage.dir().Path("follow.out");
+  const std::string err_path = stage.dir().Path("follow.err");
+  int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int in = support::OpenDevNull();
+  REQUIRE(out >= 0);
+  REQUIRE(err >= 0);
+  pid_t cli = support::Spawn({support::RelsupdBin(), "ctl", "--socket", socket, "--json",
+                              "logs", "shop", "-f", "-n", "0"},
+                             support::ChildEnv(), in, out, err);
+  ::close(out);
+  ::close(err);
+  ::close(in);
+  // Stopped by the test, by pid, whatever happens below.
+  struct StopCli {
+    pid_t pid;
+    ~StopCli() {
+      if (pid <= 0) return;
+      ::kill(pid, SIGTERM);
+      support::ExitStatus st;
+      if (!support::WaitPid(pid, 5'000, &st)) {
+        ::kill(pid, SIGKILL);
+        support::WaitPid(pid, 5'000, &st);
+      }
+    }
+  } stop_cli{cli};
+  auto text = [](const std::string& path) { return release_test::ReadText(path); };
+  REQUIRE(support::WaitUntil([&] { return text(out_path).find("tick ") != std::string::npos; },
+                             10'000));
+
+  stage.Stop();  // SIGTERM to the daemon's pid; it exits 0
+  REQUIRE(support::WaitUntil(
+      [&] { return text(err_path).find("lost the daemon") != std::string::npos; }, 10'000));
+  const size_t before_restart = text(out_path).size();
+  stage.Restart();
+  REQUIRE(stage.socket() == socket);
+  // A line the restarted daemon's tick wrote reaches the same `logs -f`.
+  REQUIRE(support::WaitUntil([&] {
+    return text(out_path).find("tick ", before_restart) != std::string::npos;
+  }, 20'000));
+  CHECK(support::WaitUntil(
+      [&] { return text(err_path).find("the daemon is back") != std::string::npos; }, 5'000));
+  // Still following: the CLI has not exited.
+  support::ExitStatus st;
+  CHECK_FALSE(support::WaitPid(cli, 0, &st));
+  REQUIRE(::kill(cli, SIGTERM) == 0);
+  REQUIRE(support::WaitPid(cli, 5'000, &st));
+  stop_cli.pid = 0;
+
+  // Every record once, in order: it went on after the last seq it printed.
+  std::istringstream lines(text(out_path));
+  std::string line;
+  uint64_t last = 0;
+  int records = 0;
+  while (std::getline(lines, line)) {
+    Json r = Json::parse(line, nullptr, false);
+    REQUIRE_FALSE(r.is_discarded());
+    uint64_t seq = r.value("seq", uint64_t{0});
+    CHECK(seq > last);
+    last = seq;
+    ++records;
+  }
+  CHECK(records >= 2);
+  const std::string errors = text(err_path);
+  INFO(errors);
+  CHECK(errors.find("Broken pipe") == std::string::npos);
 }
 
 TEST_CASE("run: a crash-looping type backs off, is marked failed, and start revives it") {

@@ -108,6 +108,18 @@ TEST_CASE("every parsed duration formats to text that reads back") {
   CHECK(FormatDurationMs(1'000'000'000 + 1) == "277h46m40s1ms");
 }
 
+TEST_CASE("elapsed times format for people in at most two units") {
+  CHECK(FormatElapsed(0) == "-");
+  CHECK(FormatElapsed(-5) == "-");
+  CHECK(FormatElapsed(850) == "850ms");
+  CHECK(FormatElapsed(7'999) == "7s");
+  CHECK(FormatElapsed(60'000) == "1m");
+  CHECK(FormatElapsed(607'563) == "10m7s");  // was "607563 ms" in `ctl info`
+  CHECK(FormatElapsed(3 * 3'600'000 + 4 * 60'000 + 59'999) == "3h4m");
+  CHECK(FormatElapsed(2 * 86'400'000LL + 5 * 3'600'000) == "2d5h");
+  CHECK(FormatElapsed(86'400'000) == "1d");
+}
+
 TEST_CASE("files are opened close-on-exec and written atomically") {
   TempDir dir;
   const std::string path = dir.path() + "/state";
