@@ -287,6 +287,8 @@ Result<SlotResult> BuildSlot(const SlotRequest& req) {
   // release exists.
   if (Status ready = CheckReadyAgainstSockets(*procs, req.sockets); !ready.ok())
     return fail(ready.WithContext("release " + ReleaseId(req.number).ToString()));
+  if (Status named = CheckProcessSockets(*procs, req.sockets, req.app); !named.ok())
+    return fail(named);
 
   auto trees = BuildTrees(manifest);
   if (!trees.ok()) return fail(trees.status());
