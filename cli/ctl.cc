@@ -99,11 +99,17 @@ void AddCtlCommand(CLI::App& root, CtlContext* ctx) {
                   "Control socket (default: $RELSUPD_SOCKET or "
                   "/run/relsupd/relsupd.sock)");
   ctl->add_flag("--json", ctx->json,
-                "Print the daemon's JSON result unchanged, for scripts");
+                "Print the daemon's JSON result unchanged, for scripts; errors too, "
+                "as {\"error\": {...}} on stdout");
   ctl->require_subcommand(1);
   ctl->footer(
       "Exit codes: 0 ok, 1 the daemon refused, 2 usage error, 3 daemon "
-      "unreachable.");
+      "unreachable.\n"
+      "Errors: 'relsupd: MESSAGE' on stderr; with --json one JSON document on "
+      "stdout instead,\n"
+      "  {\"error\": {\"code\": \"refused\"|\"usage\"|\"unreachable\", \"exit\": N, "
+      "\"status\": KIND, \"message\": TEXT}},\n"
+      "and nothing on stderr. 'ctl help VERB' prints VERB's help.");
   AddInfoVerb(*ctl, ctx);
   AddAppVerbs(*ctl, ctx);
   AddHistoryVerb(*ctl, ctx);
