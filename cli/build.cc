@@ -25,6 +25,7 @@
 #include "daemon/base/paths.h"
 #include "daemon/base/sha256.h"
 #include "daemon/config/build_spec.h"
+#include "daemon/config/process_file.h"
 
 extern char** environ;
 
@@ -737,6 +738,11 @@ Result<std::string> BuildArtifact(const BuildOptions& options,
   if (!S_ISDIR(st.st_mode))
     return InvalidArgument(Quote(dir) + " is not a directory");
   RETURN_IF_ERROR(CheckOutputFile(options.output_file));
+  // The whole process file, before anything runs: a typo fails in a second,
+  // not after the build command, and never reaches `release create`.
+  if (Status files = CheckProcessFiles(dir, dir); !files.ok())
+    return Status(files.code(), "the process file of " + Quote(dir) +
+                                    " is not valid:\n" + files.message());
   ASSIGN_OR_RETURN(BuildSpec spec, LoadBuildSpec(dir));
   int64_t mtime;
   if (options.mtime.has_value()) {
@@ -796,6 +802,13 @@ Result<std::string> BuildArtifact(const BuildOptions& options,
                            " is not a directory" + after);
   report->has_process_file = Exists(JoinPath(out_real, kBuildSpecFile)) ||
                              Exists(JoinPath(out_real, "Procfile"));
+  // What the release stage reads is build.output's process file; checked
+  // again when that is not DIR's own.
+  if (spec.output != "." || !spec.command.empty())
+    if (Status files = CheckProcessFiles(out_real, spec.output); !files.ok())
+      return Status(files.code(), "the process file of build output " +
+                                      Quote(spec.output) + after +
+                                      " is not valid:\n" + files.message());
 
   return PackTreeShown(out_real, spec.output, options.output_file,
                        options.format, mtime, &report->entries);
@@ -816,14 +829,17 @@ constexpr char kBuildHelpFooter[] =
     "  3. Packs build.output of the scratch copy as the artifact's root and\n"
     "     removes the scratch directory, whatever happened.\n"
     "\n"
-    "relsupd.yaml (only 'build:' is read here; 'processes:' and other keys\n"
-    "are checked when a release is made):\n"
+    "relsupd.yaml ('build:' is read here; the whole file, 'processes:'\n"
+    "and 'release:' too, or the Procfile, is checked before the build\n"
+    "command runs, and build.output's again before packing):\n"
     "  build:\n"
     "    command: make dist   # optional; without it DIR is packed as it is\n"
     "    output: dist         # optional; directory to pack, relative to\n"
     "                         # DIR, no '..' (default: '.', the whole tree)\n"
     "Without relsupd.yaml or its build: section, DIR is packed as it is.\n"
-    "Unknown keys, wrong types and bad paths are reported as FILE:LINE:COL.\n"
+    "Unknown keys, wrong types and bad paths are reported as FILE:LINE:COL,\n"
+    "every one found, one per line; nothing is written then (exit 1).\n"
+    "Every key: README.md and relsupd-app(5).\n"
     "\n"
     "The artifact is reproducible: the same input gives the same bytes and\n"
     "the same sha256. Entries are sorted by path; headers are ustar/pax "
@@ -857,7 +873,7 @@ void RunBuild(const BuildArgs& args, int* exit_code) {
   if (!args.format.empty()) {
     auto format = ParseArchiveFormat(args.format);
     if (!format.ok()) {
-      std::cerr << "relsupd: " << format.status().message() << '\n';
+      PrintError(std::cerr, format.status().message());
       *exit_code = kExitUsage;
       return;
     }
@@ -870,7 +886,7 @@ void RunBuild(const BuildArgs& args, int* exit_code) {
   BuildReport report;
   auto sha = BuildArtifact(options, &report);
   if (!sha.ok()) {
-    std::cerr << "relsupd: build failed: " << sha.status().message() << '\n';
+    PrintError(std::cerr, "build failed: " + sha.status().message());
     *exit_code = report.command_exit_code.value_or(kExitRefused);
     return;
   }

@@ -3,6 +3,8 @@
 #include <iostream>
 #include <memory>
 
+#include "cli/cli_app.h"
+
 namespace relsupd::cli {
 
 std::string Text(const rpc::Json& j) {
@@ -20,10 +22,40 @@ const rpc::Json& Field(const rpc::Json& j, std::string_view key) {
 
 std::string Text(const rpc::Json& j, std::string_view key) { return Text(Field(j, key)); }
 
+void PrintError(std::ostream& out, std::string_view message) {
+  std::string text = "relsupd: ";
+  for (char c : message) {
+    text += c;
+    if (c == '\n') text += "  ";
+  }
+  out << text << '\n';
+}
+
+rpc::Json ErrorJson(int exit_code, std::string_view status, std::string_view message) {
+  const char* code = exit_code == kExitUsage         ? "usage"
+                     : exit_code == kExitUnreachable ? "unreachable"
+                                                     : "refused";
+  rpc::Json e = {{"code", code}, {"exit", exit_code}, {"message", std::string(message)}};
+  if (!status.empty()) e["status"] = std::string(status);
+  return rpc::Json{{"error", e}};
+}
+
+void ReportError(bool json, int exit_code, std::string_view status,
+                 std::string_view message) {
+  if (json)
+    std::cout << ErrorJson(exit_code, status, message).dump(2) << '\n';
+  else
+    PrintError(std::cerr, message);
+}
+
 void CtlContext::Fail(const Status& status) {
-  std::cerr << "relsupd: " << status.message() << '\n';
-  exit_code = status.code() == StatusCode::kUnavailable ? kExitUnreachable
-                                                        : kExitRefused;
+  Fail(status, status.code() == StatusCode::kUnavailable ? kExitUnreachable
+                                                         : kExitRefused);
+}
+
+void CtlContext::Fail(const Status& status, int code) {
+  ReportError(json, code, StatusCodeName(status.code()), status.message());
+  exit_code = code;
 }
 
 std::optional<rpc::Json> CtlContext::CallAndPrint(
@@ -67,17 +99,24 @@ void AddCtlCommand(CLI::App& root, CtlContext* ctx) {
                   "Control socket (default: $RELSUPD_SOCKET or "
                   "/run/relsupd/relsupd.sock)");
   ctl->add_flag("--json", ctx->json,
-                "Print the daemon's JSON result unchanged, for scripts");
+                "Print the daemon's JSON result unchanged, for scripts; errors too, "
+                "as {\"error\": {...}} on stdout");
   ctl->require_subcommand(1);
   ctl->footer(
       "Exit codes: 0 ok, 1 the daemon refused, 2 usage error, 3 daemon "
-      "unreachable.");
+      "unreachable.\n"
+      "Errors: 'relsupd: MESSAGE' on stderr; with --json one JSON document on "
+      "stdout instead,\n"
+      "  {\"error\": {\"code\": \"refused\"|\"usage\"|\"unreachable\", \"exit\": N, "
+      "\"status\": KIND, \"message\": TEXT}},\n"
+      "and nothing on stderr. 'ctl help VERB' prints VERB's help.");
   AddInfoVerb(*ctl, ctx);
   AddAppVerbs(*ctl, ctx);
   AddHistoryVerb(*ctl, ctx);
   AddReleaseStageVerbs(*ctl, ctx);
   AddProcessVerbs(*ctl, ctx);
   AddRunVerb(*ctl, ctx);
+  AddHelpVerb(*ctl, ctx);
 }
 
 }  // namespace relsupd::cli

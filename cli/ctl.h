@@ -3,12 +3,22 @@
 //
 // Exit codes: 0 ok, 1 the daemon refused (its message printed), 2 usage
 // error, 3 daemon unreachable (the message names the socket tried).
+//
+// Errors: one shape everywhere, "relsupd: MESSAGE" on stderr (further lines
+// of a message indented by two spaces). With --json an error is instead one
+// JSON document on stdout, as a result would be, and stderr stays empty:
+//   {"error": {"code": "refused", "exit": 1, "status": "not found",
+//              "message": "app 'nope' does not exist"}}
+// code is refused, usage or unreachable (the exit code's name); status is
+// the kind of failure (StatusCodeName) where one is known.
 
 #include <CLI/CLI.hpp>
 
 #include <functional>
 #include <optional>
+#include <ostream>
 #include <string>
+#include <string_view>
 
 #include "cli/client.h"
 #include "daemon/protocol/jsonrpc.h"
@@ -26,9 +36,22 @@ struct CtlContext {
   // `human`. Sets exit_code from the outcome and returns the result, if any.
   std::optional<rpc::Json> CallAndPrint(std::string_view method, rpc::Json params,
                     const std::function<void(const rpc::Json&)>& human);
-  // Reports a failed call (or a local error) and sets exit_code.
+  // Reports a failed call (or a local error) and sets exit_code (3 for
+  // unavailable, else 1).
   void Fail(const Status& status);
+  // The same with the exit code given (kExitUsage for a bad argument).
+  void Fail(const Status& status, int code);
 };
+
+// Prints "relsupd: MESSAGE\n" to `out`, further lines of MESSAGE indented.
+void PrintError(std::ostream& out, std::string_view message);
+// The --json form of an error (see the top of this file); `status` is
+// StatusCodeName of the failure, or empty.
+rpc::Json ErrorJson(int exit_code, std::string_view status, std::string_view message);
+// Prints an error as --json or not asks: JSON on stdout, else PrintError on
+// stderr.
+void ReportError(bool json, int exit_code, std::string_view status,
+                 std::string_view message);
 
 // Adds `ctl` and its verbs under `root`; results land in `ctx`.
 void AddCtlCommand(CLI::App& root, CtlContext* ctx);

@@ -76,6 +76,7 @@ struct LogsArgs {
   int64_t lines = 100;
   std::string process;
   std::string stream;
+  std::string release;
 };
 
 // The daemon answers a page at a time (at most 100 records); the last
@@ -90,6 +91,7 @@ int FollowLogs(CtlContext* ctx, const LogsArgs& a) {
   rpc::Json p = {{"app", a.app}};
   if (!a.process.empty()) p["process"] = a.process;
   if (!a.stream.empty()) p["stream"] = a.stream;
+  if (!a.release.empty()) p["release"] = a.release;
   auto print = [ctx](const rpc::Json& rec) {
     if (ctx->json)
       std::cout << rec.dump() << '\n';
@@ -348,7 +350,8 @@ void RunSwitch(CtlContext* ctx, const SwitchArgs& a, bool rollback) {
   if (r.status.ok()) {
     ctx->exit_code = kExitOk;
   } else if (r.switch_failed) {
-    std::cerr << "Error: " << r.status.message() << '\n';
+    // Under --json the outcome above already carries the failure.
+    if (!ctx->json) PrintError(std::cerr, r.status.message());
     ctx->exit_code = kExitRefused;
   } else {
     ctx->Fail(r.status);
@@ -460,11 +463,7 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
     rpc::Json counts = rpc::Json::object();
     for (const auto& a : *scale_args) {
       auto parsed = ParseScaleArg(a);
-      if (!parsed.ok()) {
-        ctx->Fail(parsed.status());
-        ctx->exit_code = kExitUsage;
-        return;
-      }
+      if (!parsed.ok()) return ctx->Fail(parsed.status(), kExitUsage);
       counts[parsed->first] = parsed->second;
     }
     ctx->CallAndPrint(method::kScale, {{"app", *scale_app}, {"scale", counts}},
@@ -536,6 +535,10 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
   logs->add_option("--process", logs_args->process, "Only TYPE (web) or one instance (web.2)");
   logs->add_option("--stream", logs_args->stream, "Only out or err")
       ->check(CLI::IsMember({"out", "err"}));
+  logs->add_option("--release", logs_args->release, "Only release RELEASE's lines, e.g. v3");
+  logs->footer(
+      "An unknown TYPE in --process is refused, naming the types the release has (the given "
+      "--release, else the live one), once nothing matched.");
   logs->callback([ctx, logs_args] { ctx->exit_code = FollowLogs(ctx, *logs_args); });
 
   AddSwitchVerbs(ctl, ctx);

@@ -50,8 +50,7 @@ std::string HumanBytes(int64_t n) {
 bool SplitAssignment(const std::string& arg, rpc::Json* into, CtlContext* ctx) {
   size_t eq = arg.find('=');
   if (eq == std::string::npos || eq == 0) {
-    std::cerr << "relsupd: '" << arg << "' must be KEY=VALUE\n";
-    ctx->exit_code = kExitUsage;
+    ctx->Fail(InvalidArgument("'" + arg + "' must be KEY=VALUE"), kExitUsage);
     return false;
   }
   // Checked here, before a deploy builds or imports anything.
@@ -68,14 +67,12 @@ bool SplitAssignment(const std::string& arg, rpc::Json* into, CtlContext* ctx) {
 bool ReadEnvFile(const std::string& path, rpc::Json* into, CtlContext* ctx) {
   auto text = ReadFile(path, kMaxEnvFileBytes);
   if (!text.ok()) {
-    std::cerr << "relsupd: " << text.status().message() << '\n';
-    ctx->exit_code = kExitUsage;
+    ctx->Fail(text.status(), kExitUsage);
     return false;
   }
   auto pairs = ParseEnvFile(*text, path);
   if (!pairs.ok()) {
-    std::cerr << "relsupd: " << pairs.status().message() << '\n';
-    ctx->exit_code = kExitUsage;
+    ctx->Fail(pairs.status(), kExitUsage);
     return false;
   }
   for (auto& [key, value] : *pairs) {
@@ -144,29 +141,32 @@ void AddBuildVerbs(CLI::App& ctl, CtlContext* ctx) {
 
   struct ImportArgs {
     std::string app, file;
+    bool quiet = false;
   };
   auto args = std::make_shared<ImportArgs>();
   CLI::App* import = build->add_subcommand(
       "import", "Store an artifact (tar, tar.gz, tar.zst) by its sha256");
   import->add_option("APP", args->app, "App name")->required();
   import->add_option("FILE", args->file, "Artifact file")->required();
+  import->add_flag("-q,--quiet", args->quiet,
+                   "Print only the build id (no progress), for scripts");
   import->footer(
       "The file is opened here and handed to the daemon, so it may be any file "
       "you can read. Importing the same bytes again returns the same build id.");
   import->callback([ctx, args] {
     auto file = OpenFile(args->file, O_RDONLY);
-    if (!file.ok()) {
-      std::cerr << "relsupd: " << file.status().message() << '\n';
-      ctx->exit_code = kExitUsage;
-      return;
-    }
+    if (!file.ok()) return ctx->Fail(file.status(), kExitUsage);
     auto client = Client::Connect(ctx->socket);
     if (!client.ok()) return ctx->Fail(client.status());
-    auto r = ImportArtifact(*client, args->app, file->get(), !ctx->json);
+    auto r = ImportArtifact(*client, args->app, file->get(), !ctx->json && !args->quiet);
     if (!r.ok()) return ctx->Fail(r.status());
     ctx->exit_code = kExitOk;
     if (ctx->json) {
       std::cout << r->dump(2) << '\n';
+      return;
+    }
+    if (args->quiet) {
+      std::cout << Text(*r, "id") << '\n';
       return;
     }
     std::cout << DescribeImport(*r) << '\n';

@@ -33,32 +33,41 @@ Result<std::string> NormalizeBuildOutput(const std::string& path) {
   return out.empty() ? std::string(".") : out;
 }
 
+BuildSpec ParseBuildSection(const std::string& file, const YAML::Node& build,
+                            yaml::Errors* errors) {
+  BuildSpec spec;
+  if (!build.IsMap()) {
+    errors->Add(yaml::ErrorAt(file, build,
+                              "'build' must be a mapping with 'command' and "
+                              "'output'"));
+    return spec;
+  }
+  yaml::CheckKeys(file, build, kBuildKeys, errors);
+  if (const YAML::Node n = build["command"]) {
+    if (errors->Take(yaml::ReadString(file, n, "command"), &spec.command) &&
+        spec.command.find_first_not_of(" \t\r\n") == std::string::npos)
+      errors->Add(yaml::ErrorAt(file, n, "'command' must not be empty"));
+  }
+  if (const YAML::Node n = build["output"])
+    errors->Take(yaml::ReadParsed(file, n, "output", NormalizeBuildOutput), &spec.output);
+  return spec;
+}
+
 Result<BuildSpec> ParseBuildSpec(const std::string& text,
                                  const std::string& file) {
   ASSIGN_OR_RETURN(YAML::Node root, yaml::LoadMap(text, file));
   BuildSpec spec;
+  yaml::Errors errors;
   // yaml-cpp may throw on odd documents (e.g. complex keys); keep that inside.
   try {
     const YAML::Node build = root["build"];
     if (!build || build.IsNull()) return spec;
-    if (!build.IsMap())
-      return yaml::ErrorAt(file, build,
-                           "'build' must be a mapping with 'command' and "
-                           "'output'");
-    RETURN_IF_ERROR(yaml::CheckKeys(file, build, {"command", "output"}));
-    if (const YAML::Node n = build["command"]) {
-      ASSIGN_OR_RETURN(spec.command, yaml::ReadString(file, n, "command"));
-      if (spec.command.find_first_not_of(" \t\r\n") == std::string::npos)
-        return yaml::ErrorAt(file, n, "'command' must not be empty");
-    }
-    if (const YAML::Node n = build["output"]) {
-      ASSIGN_OR_RETURN(spec.output, yaml::ReadParsed(file, n, "output",
-                                                     NormalizeBuildOutput));
-    }
+    spec = ParseBuildSection(file, build, &errors);
   } catch (const YAML::Exception& e) {
     return InvalidArgument(file + ":" + std::to_string(e.mark.line + 1) + ":" +
                            std::to_string(e.mark.column + 1) + ": " + e.msg);
   }
+  if (!errors.empty()) return errors.ToStatus();
   return spec;
 }
 

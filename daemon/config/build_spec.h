@@ -5,16 +5,30 @@
 //     command: make dist    # run with /bin/sh -c in a scratch copy of DIR
 //     output: dist          # what to pack, relative to DIR; default "."
 //
-// Only `build:` is read here; other top-level keys (`processes`, ...) belong
-// to the release stage and are validated there. Unknown keys inside `build:`,
+// Only `build:` is read here; the build stage checks the rest of the file
+// with CheckProcessFiles (process_file.h). Unknown keys inside `build:`,
 // wrong types and output paths that are absolute or climb with `..` are
-// errors naming file, line and column. Value types; any thread.
+// errors naming file, line and column, all of them, one per line. Value
+// types; any thread.
 
 #include <string>
+#include <string_view>
 
 #include "daemon/base/status.h"
 
+namespace YAML {
+class Node;
+}
+
 namespace relsupd {
+
+namespace yaml {
+class Errors;
+}
+
+// The keys of `build:`.
+inline constexpr std::string_view kBuildKeys[] = {
+    "command", "output"};
 
 inline constexpr char kBuildSpecFile[] = "relsupd.yaml";
 inline constexpr size_t kMaxBuildSpecBytes = 1 << 20;
@@ -30,6 +44,10 @@ struct BuildSpec {
 // A document without `build:` (or with `build:` empty) gives the defaults.
 Result<BuildSpec> ParseBuildSpec(const std::string& text,
                                  const std::string& filename);
+
+// Parses the value of `build:` (not null); errors go to `errors`.
+BuildSpec ParseBuildSection(const std::string& file, const YAML::Node& build,
+                            yaml::Errors* errors);
 
 // Reads DIR/relsupd.yaml; a missing file gives the defaults.
 Result<BuildSpec> LoadBuildSpec(const std::string& dir);

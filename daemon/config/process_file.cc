@@ -5,6 +5,7 @@
 
 #include "daemon/base/fd.h"
 #include "daemon/base/text_lines.h"
+#include "daemon/config/build_spec.h"
 #include "daemon/config/yaml_util.h"
 
 namespace relsupd {
@@ -32,50 +33,62 @@ Status ValidateEnvKey(std::string_view key) {
   return Status::Ok();
 }
 
-Result<ProcessSpec> ParseProcess(const std::string& file, const std::string& name,
-                                 const YAML::Node& n) {
-  if (!n.IsMap()) return yaml::ErrorAt(file, n, "process '" + name + "' must be a mapping");
-  RETURN_IF_ERROR(yaml::CheckKeys(file, n,
-                                  {"command", "scale", "restart", "stop_signal",
-                                   "stop_timeout", "stop_mode", "sockets", "ready",
-                                   "ready_timeout", "env"}));
+// Parses one process type; every error found goes to `errors` (the spec is
+// then not used).
+ProcessSpec ParseProcess(const std::string& file, const std::string& name,
+                         const YAML::Node& n, yaml::Errors* errors) {
   ProcessSpec p;
   p.name = name;
-  if (!n["command"]) return yaml::ErrorAt(file, n, "process '" + name + "' has no 'command'");
-  ASSIGN_OR_RETURN(p.command, yaml::ReadString(file, n["command"], "command"));
-  if (p.command.empty()) return yaml::ErrorAt(file, n["command"], "'command' is empty");
+  if (!n.IsMap()) {
+    errors->Add(yaml::ErrorAt(file, n, "process '" + name + "' must be a mapping"));
+    return p;
+  }
+  yaml::CheckKeys(file, n, kProcessKeys, errors);
+  if (!n["command"]) {
+    errors->Add(yaml::ErrorAt(file, n, "process '" + name + "' has no 'command'"));
+  } else if (errors->Take(yaml::ReadString(file, n["command"], "command"), &p.command) &&
+             p.command.empty()) {
+    errors->Add(yaml::ErrorAt(file, n["command"], "'command' is empty"));
+  }
   if (n["scale"]) {
-    ASSIGN_OR_RETURN(int64_t s, yaml::ReadInt(file, n["scale"], "scale", 0, kMaxScale));
-    p.scale = static_cast<int>(s);
+    int64_t s = 1;
+    if (errors->Take(yaml::ReadInt(file, n["scale"], "scale", 0, kMaxScale), &s))
+      p.scale = static_cast<int>(s);
   }
   if (const YAML::Node r = n["restart"]) {
-    ASSIGN_OR_RETURN(std::string s, yaml::ReadString(file, r, "restart"));
-    if (s == "always") p.restart = RestartPolicy::kAlways;
-    else if (s == "on-failure") p.restart = RestartPolicy::kOnFailure;
-    else if (s == "never") p.restart = RestartPolicy::kNever;
-    else return yaml::ErrorAt(file, r, "'restart' must be always, on-failure or never, not '" + s + "'");
+    std::string s;
+    if (errors->Take(yaml::ReadString(file, r, "restart"), &s)) {
+      if (s == "always") p.restart = RestartPolicy::kAlways;
+      else if (s == "on-failure") p.restart = RestartPolicy::kOnFailure;
+      else if (s == "never") p.restart = RestartPolicy::kNever;
+      else errors->Add(yaml::ErrorAt(file, r, "'restart' must be always, on-failure or never, not '" + s + "'"));
+    }
   }
-  if (const YAML::Node s = n["stop_signal"]) {
-    ASSIGN_OR_RETURN(p.stop_signal,
-                     yaml::ReadParsed(file, s, "stop_signal", ParseSignal));
-  }
-  if (n["stop_timeout"]) {
-    ASSIGN_OR_RETURN(p.stop_timeout_ms, yaml::ReadDurationMs(file, n["stop_timeout"], "stop_timeout"));
-  }
+  if (const YAML::Node s = n["stop_signal"])
+    errors->Take(yaml::ReadParsed(file, s, "stop_signal", ParseSignal), &p.stop_signal);
+  if (n["stop_timeout"])
+    errors->Take(yaml::ReadDurationMs(file, n["stop_timeout"], "stop_timeout"),
+                 &p.stop_timeout_ms);
   if (const YAML::Node m = n["stop_mode"]) {
-    ASSIGN_OR_RETURN(std::string s, yaml::ReadString(file, m, "stop_mode"));
-    if (s == "group") p.stop_mode = StopMode::kGroup;
-    else if (s == "main") p.stop_mode = StopMode::kMain;
-    else return yaml::ErrorAt(file, m, "process '" + name + "': 'stop_mode' must be group (the stop signal to the whole process group) or main (to the main process only, as for gunicorn), not '" + s + "'");
+    std::string s;
+    if (errors->Take(yaml::ReadString(file, m, "stop_mode"), &s)) {
+      if (s == "group") p.stop_mode = StopMode::kGroup;
+      else if (s == "main") p.stop_mode = StopMode::kMain;
+      else errors->Add(yaml::ErrorAt(file, m, "process '" + name + "': 'stop_mode' must be group (the stop signal to the whole process group) or main (to the main process only, as for gunicorn), not '" + s + "'"));
+    }
   }
-  if (n["ready_timeout"]) {
-    ASSIGN_OR_RETURN(p.ready_timeout_ms, yaml::ReadDurationMs(file, n["ready_timeout"], "ready_timeout"));
-  }
+  if (n["ready_timeout"])
+    errors->Take(yaml::ReadDurationMs(file, n["ready_timeout"], "ready_timeout"),
+                 &p.ready_timeout_ms);
   if (const YAML::Node s = n["sockets"]) {
-    if (!s.IsSequence()) return yaml::ErrorAt(file, s, "'sockets' must be a list of socket names");
-    for (const auto& item : s) {
-      ASSIGN_OR_RETURN(std::string sock, yaml::ReadString(file, item, "socket name"));
-      p.sockets.push_back(sock);
+    if (!s.IsSequence()) {
+      errors->Add(yaml::ErrorAt(file, s, "'sockets' must be a list of socket names"));
+    } else {
+      for (const auto& item : s) {
+        std::string sock;
+        if (errors->Take(yaml::ReadString(file, item, "socket name"), &sock))
+          p.sockets.push_back(sock);
+      }
     }
   }
   if (const YAML::Node r = n["ready"]) {
@@ -83,33 +96,48 @@ Result<ProcessSpec> ParseProcess(const std::string& file, const std::string& nam
       const std::string& s = r.Scalar();
       if (s == "notify") p.ready.kind = ReadyKind::kNotify;
       else if (s == "none") p.ready.kind = ReadyKind::kNone;
-      else return yaml::ErrorAt(file, r, "'ready' must be notify, none, {tcp: PORT}, {http: URL} or {exec: CMD}, not '" + s + "'");
+      else errors->Add(yaml::ErrorAt(file, r, "'ready' must be notify, none, {tcp: PORT}, {http: URL} or {exec: CMD}, not '" + s + "'"));
     } else if (r.IsMap() && r.size() == 1) {
-      RETURN_IF_ERROR(yaml::CheckKeys(file, r, {"tcp", "http", "exec"}));
-      if (r["tcp"]) {
-        ASSIGN_OR_RETURN(int64_t port, yaml::ReadInt(file, r["tcp"], "tcp", 1, 65535));
-        p.ready = {ReadyKind::kTcp, static_cast<int>(port), ""};
+      yaml::Errors keys;
+      yaml::CheckKeys(file, r, kReadyKeys, &keys);
+      if (!keys.empty()) {
+        errors->Add(keys.ToStatus());
+      } else if (r["tcp"]) {
+        int64_t port = 0;
+        if (errors->Take(yaml::ReadInt(file, r["tcp"], "tcp", 1, 65535), &port))
+          p.ready = {ReadyKind::kTcp, static_cast<int>(port), ""};
       } else if (r["http"]) {
-        ASSIGN_OR_RETURN(std::string url, yaml::ReadString(file, r["http"], "http"));
-        if (url.rfind("http://", 0) != 0)
-          return yaml::ErrorAt(file, r["http"], "'http' must be an http:// URL");
-        p.ready = {ReadyKind::kHttp, 0, url};
+        std::string url;
+        if (errors->Take(yaml::ReadString(file, r["http"], "http"), &url)) {
+          if (url.rfind("http://", 0) != 0)
+            errors->Add(yaml::ErrorAt(file, r["http"], "'http' must be an http:// URL"));
+          else
+            p.ready = {ReadyKind::kHttp, 0, url};
+        }
       } else {
-        ASSIGN_OR_RETURN(std::string cmd, yaml::ReadString(file, r["exec"], "exec"));
-        p.ready = {ReadyKind::kExec, 0, cmd};
+        std::string cmd;
+        if (errors->Take(yaml::ReadString(file, r["exec"], "exec"), &cmd))
+          p.ready = {ReadyKind::kExec, 0, cmd};
       }
     } else {
-      return yaml::ErrorAt(file, r, "'ready' must be notify, none, {tcp: PORT}, {http: URL} or {exec: CMD}");
+      errors->Add(yaml::ErrorAt(file, r, "'ready' must be notify, none, {tcp: PORT}, {http: URL} or {exec: CMD}"));
     }
   }
   if (const YAML::Node e = n["env"]) {
-    if (!e.IsMap()) return yaml::ErrorAt(file, e, "'env' must map NAME: VALUE");
-    for (const auto& kv : e) {
-      ASSIGN_OR_RETURN(std::string key, yaml::ReadString(file, kv.first, "env name"));
-      Status ks = ValidateEnvKey(key);
-      if (!ks.ok()) return yaml::ErrorAt(file, kv.first, ks.message());
-      ASSIGN_OR_RETURN(std::string value, yaml::ReadString(file, kv.second, key));
-      p.env[key] = value;
+    if (!e.IsMap()) {
+      errors->Add(yaml::ErrorAt(file, e, "'env' must map NAME: VALUE"));
+    } else {
+      for (const auto& kv : e) {
+        std::string key;
+        if (!errors->Take(yaml::ReadString(file, kv.first, "env name"), &key)) continue;
+        Status ks = ValidateEnvKey(key);
+        if (!ks.ok()) {
+          errors->Add(yaml::ErrorAt(file, kv.first, ks.message()));
+          continue;
+        }
+        std::string value;
+        if (errors->Take(yaml::ReadString(file, kv.second, key), &value)) p.env[key] = value;
+      }
     }
   }
   return p;
@@ -139,7 +167,7 @@ Result<ReleaseCommand> ParseReleaseCommand(const std::string& file,
   if (n.IsScalar()) {
     ASSIGN_OR_RETURN(rc.command, yaml::ReadString(file, n, "release"));
   } else if (n.IsMap()) {
-    RETURN_IF_ERROR(yaml::CheckKeys(file, n, {"command", "timeout"}));
+    RETURN_IF_ERROR(yaml::CheckKeys(file, n, kReleaseKeys));
     if (!n["command"])
       return yaml::ErrorAt(file, n, "'release' has no 'command'");
     ASSIGN_OR_RETURN(rc.command,
@@ -163,36 +191,58 @@ Result<ReleaseCommand> ParseReleaseCommand(const std::string& file,
 
 Result<ProcessFile> ParseProcessYaml(const std::string& text, const std::string& file) {
   ASSIGN_OR_RETURN(YAML::Node root, yaml::LoadMap(text, file));
-  RETURN_IF_ERROR(
-      yaml::CheckKeys(file, root, {"build", "processes", "release"}));
+  yaml::Errors errors;
   ProcessFile pf;
   pf.source = file;
-  if (const YAML::Node r = root["release"]; r && !r.IsNull()) {
-    ASSIGN_OR_RETURN(pf.release, ParseReleaseCommand(file, r));
+  // yaml-cpp may throw on odd documents (e.g. complex keys); keep that inside.
+  try {
+    yaml::CheckKeys(file, root, kAppFileKeys, &errors);
+    // `build:` is read by the build stage; checked here too, so that a
+    // release is never made from a file `relsupd build` would refuse.
+    if (const YAML::Node b = root["build"]; b && !b.IsNull())
+      ParseBuildSection(file, b, &errors);
+    if (const YAML::Node r = root["release"]; r && !r.IsNull())
+      errors.Take(ParseReleaseCommand(file, r), &pf.release);
+    const YAML::Node procs = root["processes"];
+    if (procs && !procs.IsNull()) {
+      if (!procs.IsMap()) {
+        errors.Add(yaml::ErrorAt(file, procs, "'processes' must map NAME: {command: ...}"));
+      } else {
+        for (const auto& kv : procs) {
+          std::string name;
+          if (!errors.Take(yaml::ReadString(file, kv.first, "process name"), &name)) continue;
+          Status ns = ValidateProcessName(name);
+          if (!ns.ok()) {
+            errors.Add(yaml::ErrorAt(file, kv.first, ns.message()));
+            continue;
+          }
+          if (name == kReleaseType) {
+            errors.Add(yaml::ErrorAt(
+                file, kv.first,
+                "'release' is the release phase, not a process type: "
+                "declare it as a top-level 'release:' key"));
+            continue;
+          }
+          if (pf.processes.count(name)) {
+            errors.Add(yaml::ErrorAt(file, kv.first, "process '" + name + "' is declared twice"));
+            continue;
+          }
+          pf.processes.emplace(name, ParseProcess(file, name, kv.second, &errors));
+        }
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    errors.Add(InvalidArgument(file + ":" + std::to_string(e.mark.line + 1) + ":" +
+                               std::to_string(e.mark.column + 1) + ": " + e.msg));
   }
-  const YAML::Node procs = root["processes"];
-  if (!procs || procs.IsNull()) return pf;
-  if (!procs.IsMap()) return yaml::ErrorAt(file, procs, "'processes' must map NAME: {command: ...}");
-  for (const auto& kv : procs) {
-    ASSIGN_OR_RETURN(std::string name, yaml::ReadString(file, kv.first, "process name"));
-    Status ns = ValidateProcessName(name);
-    if (!ns.ok()) return yaml::ErrorAt(file, kv.first, ns.message());
-    if (name == kReleaseType)
-      return yaml::ErrorAt(
-          file, kv.first,
-          "'release' is the release phase, not a process type: "
-          "declare it as a top-level 'release:' key");
-    if (pf.processes.count(name))
-      return yaml::ErrorAt(file, kv.first, "process '" + name + "' is declared twice");
-    ASSIGN_OR_RETURN(ProcessSpec spec, ParseProcess(file, name, kv.second));
-    pf.processes.emplace(name, std::move(spec));
-  }
+  if (!errors.empty()) return errors.ToStatus();
   return pf;
 }
 
 Result<ProcessFile> ParseProcfile(const std::string& text, const std::string& file) {
   ProcessFile pf;
   pf.source = file;
+  yaml::Errors errors;
   ContentLines lines(text);
   ContentLine content;
   while (lines.Next(&content)) {
@@ -200,18 +250,29 @@ Result<ProcessFile> ParseProcfile(const std::string& text, const std::string& fi
     const size_t first = content.indent;
     const std::string where = file + ":" + std::to_string(content.number) + ":";
     size_t colon = line.find(':');
-    if (colon == std::string::npos)
-      return InvalidArgument(where + "1: expected 'name: command'");
+    if (colon == std::string::npos) {
+      errors.Add(InvalidArgument(where + "1: expected 'name: command'"));
+      continue;
+    }
     std::string name = line.substr(first, colon - first);
     while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.pop_back();
     Status ns = ValidateProcessName(name);
-    if (!ns.ok()) return InvalidArgument(where + std::to_string(first + 1) + ": " + ns.message());
+    if (!ns.ok()) {
+      errors.Add(InvalidArgument(where + std::to_string(first + 1) + ": " + ns.message()));
+      continue;
+    }
     size_t cmd_start = line.find_first_not_of(" \t", colon + 1);
-    if (cmd_start == std::string::npos)
-      return InvalidArgument(where + std::to_string(colon + 2) + ": process '" + name + "' has no command");
+    if (cmd_start == std::string::npos) {
+      errors.Add(InvalidArgument(where + std::to_string(colon + 2) + ": process '" + name +
+                                 "' has no command"));
+      continue;
+    }
     if (pf.processes.count(name) ||
-        (name == kReleaseType && !pf.release.command.empty()))
-      return InvalidArgument(where + std::to_string(first + 1) + ": process '" + name + "' is declared twice");
+        (name == kReleaseType && !pf.release.command.empty())) {
+      errors.Add(InvalidArgument(where + std::to_string(first + 1) + ": process '" + name +
+                                 "' is declared twice"));
+      continue;
+    }
     if (name == kReleaseType) {  // the release phase, run once; not a type
       pf.release.command = line.substr(cmd_start);
       continue;
@@ -221,6 +282,7 @@ Result<ProcessFile> ParseProcfile(const std::string& text, const std::string& fi
     p.command = line.substr(cmd_start);
     pf.processes.emplace(name, std::move(p));
   }
+  if (!errors.empty()) return errors.ToStatus();
   return pf;
 }
 
@@ -246,6 +308,20 @@ Result<ProcessFile> LoadProcessFile(const std::string& dir) {
   return InvalidArgument(
       "no process file: the artifact has neither a relsupd.yaml with "
       "'processes:' nor a Procfile");
+}
+
+Status CheckProcessFiles(const std::string& dir, const std::string& shown) {
+  auto yaml_text = ReadFile(dir + "/relsupd.yaml", kMaxProcessFileBytes);
+  if (yaml_text.ok()) {
+    ASSIGN_OR_RETURN(ProcessFile pf, ParseProcessYaml(*yaml_text, shown + "/relsupd.yaml"));
+    if (!pf.processes.empty()) return Status::Ok();
+  } else if (yaml_text.status().code() != StatusCode::kNotFound) {
+    return yaml_text.status();
+  }
+  auto procfile = ReadFile(dir + "/Procfile", kMaxProcessFileBytes);
+  if (procfile.ok()) return ParseProcfile(*procfile, shown + "/Procfile").status();
+  if (procfile.status().code() != StatusCode::kNotFound) return procfile.status();
+  return Status::Ok();
 }
 
 }  // namespace relsupd

@@ -62,16 +62,39 @@ struct ProcessFile {
 
 inline constexpr int kMaxScale = 10'000;
 
-// Parses relsupd.yaml text; returns an empty process map when the file has
-// no `processes:` key (the Procfile may then serve).
+// Every key relsupd.yaml accepts, by section (the `build:` keys are
+// kBuildKeys in build_spec.h). README.md and relsupd-app(5) list each one;
+// a unit test holds them to it.
+inline constexpr std::string_view kAppFileKeys[] = {
+    "build", "processes", "release"};
+inline constexpr std::string_view kProcessKeys[] = {
+    "command", "scale", "restart", "stop_signal", "stop_timeout",
+    "stop_mode", "sockets", "ready", "ready_timeout", "env"};
+inline constexpr std::string_view kReleaseKeys[] = {
+    "command", "timeout"};
+inline constexpr std::string_view kReadyKeys[] = {
+    "tcp", "http", "exec"};
+
+// Parses relsupd.yaml text, the whole file (`build:` too); returns an empty
+// process map when the file has no `processes:` key (the Procfile may then
+// serve). An error lists every problem found, one per line, each as
+// FILE:LINE:COL: message.
 Result<ProcessFile> ParseProcessYaml(const std::string& text,
                                      const std::string& filename);
-// Parses "name: command" lines; '#' starts a comment line.
+// Parses "name: command" lines; '#' starts a comment line. An error lists
+// every bad line, one per line.
 Result<ProcessFile> ParseProcfile(const std::string& text,
                                   const std::string& filename);
 // Reads DIR/relsupd.yaml, falling back to DIR/Procfile. An error when
 // neither declares a process.
 Result<ProcessFile> LoadProcessFile(const std::string& dir);
+
+// Checks DIR/relsupd.yaml (the whole file) and, when that declares no
+// processes, DIR/Procfile, as LoadProcessFile would read them; having
+// neither file, or no process, is not an error here. Every error found is
+// reported, one per line, naming the files as SHOWN/relsupd.yaml and
+// SHOWN/Procfile. The build stage's check.
+Status CheckProcessFiles(const std::string& dir, const std::string& shown);
 
 // "TERM", "SIGTERM" or "15" -> 15.
 Result<int> ParseSignal(const std::string& text);

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "daemon/base/socket_address.h"
+#include "daemon/base/suggest.h"
 
 namespace relsupd {
 namespace {
@@ -157,6 +158,29 @@ Status CheckReadyAgainstSockets(const ProcessFile& processes,
     }
   }
   return Status::Ok();
+}
+
+Status CheckProcessSockets(const ProcessFile& processes,
+                           const std::vector<SocketSpec>& sockets,
+                           const std::string& app) {
+  std::vector<std::string> names;
+  for (const SocketSpec& s : sockets) names.push_back(s.name);
+  std::string text;
+  for (const auto& [type, p] : processes.processes) {
+    for (const std::string& name : p.sockets) {
+      if (std::find(names.begin(), names.end(), name) != names.end()) continue;
+      if (!text.empty()) text += '\n';
+      text += "process '" + type + "' uses socket '" + name + "', which app '" + app +
+              "' does not have (its sockets: " + QuotedList(names) + ")";
+      if (auto close = ClosestMatch(name, names)) text += "; did you mean '" + *close + "'?";
+      text += names.empty() ? "; add the socket with 'ctl app apply', or remove it from "
+                              "'sockets:' in " + processes.source
+                            : "; fix 'sockets:' in " + processes.source +
+                                  " or add the socket with 'ctl app apply'";
+    }
+  }
+  if (text.empty()) return Status::Ok();
+  return FailedPrecondition(text);
 }
 
 }  // namespace relsupd

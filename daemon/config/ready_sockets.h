@@ -60,4 +60,14 @@ bool ReachesListener(const ReadyAddress& target, const std::string& listen);
 Status CheckReadyAgainstSockets(const ProcessFile& processes,
                                 const std::vector<SocketSpec>& sockets);
 
+// FailedPrecondition naming every process type that lists in `sockets:` a
+// socket the app does not have, one per line:
+//   process 'web' uses socket 'htp', which app 'shop' does not have (its
+//   sockets: 'http'); fix 'sockets:' in relsupd.yaml or add the socket
+//   with 'ctl app apply'
+// Checked when a release is made and again when it runs.
+Status CheckProcessSockets(const ProcessFile& processes,
+                           const std::vector<SocketSpec>& sockets,
+                           const std::string& app);
+
 }  // namespace relsupd

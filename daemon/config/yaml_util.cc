@@ -3,6 +3,7 @@
 #include <set>
 
 #include "daemon/base/duration.h"
+#include "daemon/base/suggest.h"
 
 namespace relsupd::yaml {
 
@@ -32,30 +33,66 @@ Result<YAML::Node> LoadMap(const std::string& text, const std::string& file) {
   return root;
 }
 
-Status CheckKeys(const std::string& file, const YAML::Node& map,
-                 std::initializer_list<std::string_view> known) {
+void Errors::Add(const Status& s) {
+  if (s.ok()) return;
+  if (messages_.size() >= kMaxErrors) {
+    ++dropped_;
+    return;
+  }
+  messages_.push_back(s.message());
+}
+
+Status Errors::ToStatus() const {
+  if (messages_.empty()) return Status::Ok();
+  std::string text;
+  for (const std::string& m : messages_) {
+    if (!text.empty()) text += '\n';
+    text += m;
+  }
+  if (dropped_ > 0)
+    text += "\n(" + std::to_string(dropped_) + " more errors not shown)";
+  return InvalidArgument(text);
+}
+
+void CheckKeys(const std::string& file, const YAML::Node& map,
+               std::span<const std::string_view> known, Errors* errors) {
   std::set<std::string> seen;
+  std::vector<std::string> names(known.begin(), known.end());
   for (const auto& kv : map) {
-    if (!kv.first.IsScalar())
-      return ErrorAt(file, kv.first, "keys must be plain strings");
+    if (!kv.first.IsScalar()) {
+      errors->Add(ErrorAt(file, kv.first, "keys must be plain strings"));
+      continue;
+    }
     const std::string& key = kv.first.Scalar();
     // yaml-cpp keeps both copies of a repeated key and lookups see the
     // first: refuse rather than silently ignore what the operator wrote.
-    if (!seen.insert(key).second)
-      return ErrorAt(file, kv.first, "key '" + key + "' is given twice");
+    if (!seen.insert(key).second) {
+      errors->Add(ErrorAt(file, kv.first, "key '" + key + "' is given twice"));
+      continue;
+    }
     bool found = false;
     for (std::string_view k : known) found = found || k == key;
-    if (!found) {
-      std::string list;
-      for (std::string_view k : known) {
-        if (!list.empty()) list += ", ";
-        list += k;
-      }
-      return ErrorAt(file, kv.first,
-                     "unknown key '" + key + "' (known keys: " + list + ")");
+    if (found) continue;
+    if (auto close = ClosestMatch(key, names)) {
+      errors->Add(ErrorAt(file, kv.first,
+                          "unknown key '" + key + "' (did you mean '" + *close + "'?)"));
+      continue;
     }
+    std::string list;
+    for (std::string_view k : known) {
+      if (!list.empty()) list += ", ";
+      list += k;
+    }
+    errors->Add(ErrorAt(file, kv.first,
+                        "unknown key '" + key + "' (known keys: " + list + ")"));
   }
-  return Status::Ok();
+}
+
+Status CheckKeys(const std::string& file, const YAML::Node& map,
+                 std::span<const std::string_view> known) {
+  Errors errors;
+  CheckKeys(file, map, known, &errors);
+  return errors.ToStatus();
 }
 
 Result<std::string> ReadString(const std::string& file, const YAML::Node& n,

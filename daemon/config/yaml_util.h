@@ -5,8 +5,10 @@
 #include <yaml-cpp/yaml.h>
 
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "daemon/base/status.h"
 
@@ -21,9 +23,45 @@ Status ErrorAt(const std::string& file, const YAML::Node& node,
 // document is an empty map. The root must be a map.
 Result<YAML::Node> LoadMap(const std::string& text, const std::string& file);
 
-// Refuses any key of `map` not in `known`, and any key given twice.
+// The errors found in one file, collected so that one run reports all of
+// them (a parser carries on past a bad value to check the rest).
+class Errors {
+ public:
+  // Records `s` unless it is ok; keeps at most kMaxErrors messages.
+  void Add(const Status& s);
+  bool empty() const { return messages_.empty(); }
+  // Ok when empty; else InvalidArgument with one message per line, in the
+  // order found.
+  Status ToStatus() const;
+  // Moves r's value into *out and returns true, or records its error.
+  template <typename T, typename U>
+  bool Take(Result<T> r, U* out) {
+    if (!r.ok()) {
+      Add(r.status());
+      return false;
+    }
+    *out = static_cast<U>(std::move(r).value());
+    return true;
+  }
+
+  static constexpr size_t kMaxErrors = 50;
+
+ private:
+  std::vector<std::string> messages_;
+  size_t dropped_ = 0;
+};
+
+// Records an error for every key of `map` not in `known` (naming the known
+// key it is a typo of, or else listing them all) and every key given twice.
+void CheckKeys(const std::string& file, const YAML::Node& map,
+               std::span<const std::string_view> known, Errors* errors);
+// The same, returning the errors as one Status.
 Status CheckKeys(const std::string& file, const YAML::Node& map,
-                 std::initializer_list<std::string_view> known);
+                 std::span<const std::string_view> known);
+inline Status CheckKeys(const std::string& file, const YAML::Node& map,
+                        std::initializer_list<std::string_view> known) {
+  return CheckKeys(file, map, std::span<const std::string_view>(known.begin(), known.size()));
+}
 
 Result<std::string> ReadString(const std::string& file, const YAML::Node& n,
                                std::string_view key);

@@ -6,6 +6,8 @@
 
 #include "daemon/base/clock.h"
 #include "daemon/base/release_id.h"
+#include "daemon/base/suggest.h"
+#include "daemon/config/process_file.h"
 #include "daemon/control/handlers.h"
 #include "daemon/control/paging.h"
 #include "daemon/control/params.h"
@@ -13,6 +15,7 @@
 #include "daemon/protocol/methods.h"
 #include "daemon/run/one_offs.h"
 #include "daemon/run/run_service.h"
+#include "daemon/store/slots.h"
 
 namespace relsupd {
 namespace {
@@ -78,6 +81,7 @@ Result<Json> Scale(DaemonContext& ctx, const Request& r) {
                              std::to_string(kMaxScale));
     scales[type] = n.get<int>();
   }
+  RETURN_IF_ERROR(ctx.ledger->GetApp(app).status());  // "app 'x' does not exist"
   RETURN_IF_ERROR(ctx.runs->Scale(app, scales, params::ActorOf(r.peer)));
   Json out = Json::object();
   for (const auto& [type, n] : scales) out[type] = n;
@@ -89,6 +93,7 @@ void Stop(DaemonContext& ctx, const Request& r, Reply reply) {
   if (!s.ok()) return reply(s);
   auto app = params::App(r.params);
   if (!app.ok()) return reply(app.status());
+  if (auto spec = ctx.ledger->GetApp(*app); !spec.ok()) return reply(spec.status());
   ctx.runs->Stop(*app, params::ActorOf(r.peer),
                  [reply, app = *app](Status st) {
                    if (!st.ok()) return reply(st);
@@ -121,6 +126,7 @@ void Restart(DaemonContext& ctx, const Request& r, Reply reply) {
   if (!s.ok()) return reply(s);
   auto app = params::App(r.params);
   if (!app.ok()) return reply(app.status());
+  if (auto spec = ctx.ledger->GetApp(*app); !spec.ok()) return reply(spec.status());
   auto type = params::OptionalString(r.params, "type");
   if (!type.ok()) return reply(type.status());
   ctx.runs->Restart(*app, type->value_or(""), params::ActorOf(r.peer),
@@ -136,9 +142,34 @@ void Restart(DaemonContext& ctx, const Request& r, Reply reply) {
 // way. `more` says the page was cut: the client asks for the next one back
 // with `before_seq` set to the first seq it got (after_seq pages forward on
 // their own: the client asks again with the last seq).
+// A `process` filter that matched nothing: refused when its type is not one
+// of the release's (the given one, else the active one), naming the types
+// it has. The one-off and release-phase types always pass, and so does any
+// filter when there is no release to ask.
+Status CheckLogProcess(DaemonContext& ctx, const std::string& app,
+                       std::optional<int64_t> release, const std::string& process) {
+  const std::string type = process.substr(0, process.find('.'));
+  if (type == kReleaseType || type == "run") return Status::Ok();
+  int64_t number = release.value_or(0);
+  if (number == 0) {
+    ASSIGN_OR_RETURN(Ledger::Activation act, ctx.ledger->ActivationOf(app));
+    number = act.active;
+  }
+  if (number == 0) return Status::Ok();
+  auto file = LoadProcessFile(SlotPath(ctx.state_dir, app, number));
+  if (!file.ok() || file->processes.count(type) != 0) return Status::Ok();
+  std::vector<std::string> types;
+  for (const auto& [name, spec] : file->processes) types.push_back(name);
+  std::string text = "release " + ReleaseId(number).ToString() + " of '" + app +
+                     "' has no process type '" + type + "' (its types: " +
+                     QuotedList(types) + ")";
+  if (auto close = ClosestMatch(type, types)) text += "; did you mean '" + *close + "'?";
+  return NotFound(text);
+}
+
 Result<Json> Logs(DaemonContext& ctx, const Json& params) {
-  RETURN_IF_ERROR(params::CheckKnown(
-      params, {"app", "lines", "process", "stream", "after_seq", "before_seq"}));
+  RETURN_IF_ERROR(params::CheckKnown(params, {"app", "lines", "process", "stream", "release",
+                                              "after_seq", "before_seq"}));
   ASSIGN_OR_RETURN(std::string app, params::App(params));
   RETURN_IF_ERROR(ctx.ledger->GetApp(app).status());
   ASSIGN_OR_RETURN(auto lines,
@@ -151,9 +182,16 @@ Result<Json> Logs(DaemonContext& ctx, const Json& params) {
     return InvalidArgument("params 'after_seq' and 'before_seq' exclude each other");
   ASSIGN_OR_RETURN(auto process, params::OptionalString(params, "process"));
   ASSIGN_OR_RETURN(auto stream, params::OptionalString(params, "stream"));
+  std::optional<int64_t> release;
+  if (params.contains("release")) {
+    ASSIGN_OR_RETURN(release, params::Release(params, "release"));
+    // "app 'shop' has no release v9", before any page is read.
+    RETURN_IF_ERROR(ctx.ledger->GetRelease(app, *release).status());
+  }
   LogFilter filter;
   filter.process = process.value_or("");
   filter.stream = stream.value_or("");
+  if (release) filter.release = ReleaseId(*release).ToString();
   if (!filter.stream.empty() && filter.stream != "out" && filter.stream != "err")
     return InvalidArgument("param 'stream' must be \"out\" or \"err\"");
   const size_t wanted = static_cast<size_t>(lines.value_or(after ? 10'000 : 100));
@@ -185,6 +223,8 @@ Result<Json> Logs(DaemonContext& ctx, const Json& params) {
     else
       kept.push_front(std::move(j));
   }
+  if (records.empty() && !filter.process.empty() && !after && !before)
+    RETURN_IF_ERROR(CheckLogProcess(ctx, app, release, filter.process));
   Json out = Json::array();
   for (Json& j : kept) out.push_back(std::move(j));
   uint64_t last = ctx.logs->LastSeq(app);

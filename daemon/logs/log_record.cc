@@ -204,6 +204,7 @@ std::string FormatTimeUtcMicros(int64_t unix_us) {
 
 bool LogFilter::Matches(const LogRecord& record) const {
   if (!stream.empty() && record.stream != stream) return false;
+  if (!release.empty() && record.release != release) return false;
   if (process.empty() || record.process == process) return true;
   // "web" matches "web.1"; "web.2" matches only itself (handled above).
   if (process.find('.') != std::string::npos) return false;

@@ -29,6 +29,7 @@ struct LogFilter {
   std::string
       process;  // "" all; "web" matches web.1, web.2; "web.2" only that one
   std::string stream;  // "" both
+  std::string release;  // "" all; "v3" only that release's lines
 
   bool Matches(const LogRecord& record) const;
 };

@@ -288,6 +288,8 @@ Result<SlotResult> BuildSlot(const SlotRequest& req) {
   if (Status ready = CheckReadyAgainstSockets(*procs, req.sockets); !ready.ok())
     // vN does not exist (and may never): the message names the build.
     return fail(ready.WithContext("no release made from this build"));
+  if (Status named = CheckProcessSockets(*procs, req.sockets, req.app); !named.ok())
+    return fail(named);
 
   auto trees = BuildTrees(manifest);
   if (!trees.ok()) return fail(trees.status());

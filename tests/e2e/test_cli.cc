@@ -2,11 +2,13 @@
 // (0 ok, 1 refused, 2 usage, 3 unreachable), messages that name the bad
 // input, idempotent apply, --json output, --help and --version.
 #include <algorithm>
+#include <filesystem>
 #include <catch2/catch.hpp>
 #include <regex>
 #include <sstream>
 
 #include "tests/e2e/harness.h"
+#include "tests/run/run_fixture.h"
 
 namespace relsupd::e2e {
 namespace {
@@ -105,8 +107,10 @@ TEST_CASE("e2e cli: exit 3 and the socket path when no daemon listens",
     ProcResult r = RunCtl(socket, args);
     INFO(r.Describe());
     CHECK(r.status.Exited(3));
-    CHECK_THAT(r.err, Catch::Contains(socket));
-    CHECK(r.out.empty());
+    // With --json the error is JSON on stdout, stderr empty (cli/ctl.h).
+    const bool json = args[0] == "--json";
+    CHECK_THAT(json ? r.out : r.err, Catch::Contains(socket));
+    CHECK((json ? r.err : r.out).empty());
   }
   // A stale socket file with no listener behind it: the same.
   {
@@ -364,6 +368,213 @@ TEST_CASE("e2e cli: --version on every subcommand exits 0",
     CHECK(r.status.Exited(0));
     CHECK(std::regex_search(r.out, kVersion));
   }
+}
+
+// ---- errors caught early, and all of them (issue 18) ----
+
+TEST_CASE("e2e cli: relsupd build refuses a bad process file, listing every "
+          "error, running and writing nothing",
+          "[e2e][cli][build]") {
+  TempDir dir;
+  const std::string marker = dir.Path("command-ran");
+  std::filesystem::create_directories(dir.Path("src"));
+  dir.WriteFile("src/relsupd.yaml",
+                "biuld:\n"
+                "  command: touch " + marker + "\n"
+                "processes:\n"
+                "  web:\n"
+                "    command: ./server\n"
+                "    sockets: http\n"
+                "    scael: 2\n");
+  const std::string out = dir.Path("app.tar.gz");
+  ProcResult r = RunProcess({RelsupdBin(), "build", dir.Path("src"), "-o", out});
+  INFO(r.Describe());
+  CHECK(r.status.Exited(1));
+  CHECK(r.out.empty());
+  const std::string file = dir.Path("src") + "/relsupd.yaml";
+  CHECK(r.err == "relsupd: build failed: the process file of '" + dir.Path("src") +
+                     "' is not valid:\n"
+                     "  " + file + ":1:1: unknown key 'biuld' (did you mean 'build'?)\n"
+                     "  " + file + ":7:5: unknown key 'scael' (did you mean 'scale'?)\n"
+                     "  " + file + ":6:14: 'sockets' must be a list of socket names\n");
+  CHECK_FALSE(support::Exists(out));
+  CHECK_FALSE(support::Exists(out + ".tmp"));
+  CHECK_FALSE(support::Exists(marker));
+}
+
+TEST_CASE("e2e cli: release create refuses a bad process file and a socket the "
+          "app does not have, creating nothing",
+          "[e2e][cli][release]") {
+  release_test::Stage s("", {}, "shop",
+                        {"--socket", "http=tcp://127.0.0.1:" +
+                                         std::to_string(support::FreePort())});
+  // Imported as is (not through `relsupd build`, which would refuse it).
+  auto create = [&](const std::string& yaml) {
+    const std::string file = s.Artifact("bad.tar.gz", {release_test::File("relsupd.yaml", yaml)});
+    const std::string id = s.Import(file)["id"];
+    return s.Ctl({"release", "create", "shop", "--build", id});
+  };
+  ProcResult r = create("processes:\n  web:\n    comand: ./x\n    restart: sometimes\n");
+  INFO(r.Describe());
+  CHECK(r.status.Exited(1));
+  CHECK_THAT(r.err, Catch::StartsWith("relsupd: relsupd.yaml:3:5: unknown key 'comand' "
+                                      "(did you mean 'command'?)\n"));
+  CHECK_THAT(r.err, Catch::Contains("\n  relsupd.yaml:3:5: process 'web' has no 'command'\n"));
+  CHECK_THAT(r.err, Catch::Contains("\n  relsupd.yaml:4:14: 'restart' must be always, "
+                                    "on-failure or never, not 'sometimes'\n"));
+
+  r = create("processes:\n  web: {command: ./x, sockets: [htp]}\n");
+  INFO(r.Describe());
+  CHECK(r.status.Exited(1));
+  CHECK(r.err ==
+        "relsupd: process 'web' uses socket 'htp', which app 'shop' does not have (its "
+        "sockets: 'http'); did you mean 'http'?; fix 'sockets:' in relsupd.yaml or add "
+        "the socket with 'ctl app apply'\n");
+  // Nothing made: no release, no row, no slot, nothing left in staging.
+  CHECK(s.Releases().empty());
+  CHECK(release_test::LedgerReleaseRows(s.state() + "/ledger.db", "shop") == 0);
+  CHECK_FALSE(support::Exists(s.Slot(1)));
+  CHECK(release_test::ListDir(s.TmpDir()).empty());
+  // The same file with the right socket name makes v1.
+  const std::string good = s.Artifact(
+      "good.tar.gz", {release_test::File("relsupd.yaml",
+                                         "processes:\n  web: {command: ./x, sockets: [http]}\n")});
+  CHECK(s.Create(s.Import(good)["id"]) == "v1");
+}
+
+TEST_CASE("e2e cli: an unknown verb names the closest one, ctl help VERB "
+          "prints its help",
+          "[e2e][cli][help]") {
+  TempDir dir;
+  const std::string socket = dir.Path("nobody-listens.sock");
+  ProcResult r = RunCtl(socket, {"actvate", "shop", "v2"});
+  INFO(r.Describe());
+  CHECK(r.status.Exited(2));
+  CHECK(r.out.empty());
+  CHECK(r.err ==
+        "relsupd: unknown command 'actvate'; did you mean 'activate'?\n"
+        "  Run 'relsupd ctl --help' for more.\n");
+  r = RunCtl(socket, {"build", "improt", "shop", "x.tar"});
+  INFO(r.Describe());
+  CHECK(r.status.Exited(2));
+  CHECK_THAT(r.err, Catch::StartsWith("relsupd: unknown command 'improt'; did you mean "
+                                      "'import'?\n"));
+  r = RunCtl(socket, {"qqqqqq"});
+  CHECK(r.status.Exited(2));
+  CHECK_THAT(r.err, Catch::StartsWith("relsupd: unknown command 'qqqqqq' for 'relsupd ctl'; "
+                                      "commands: info, app,"));
+
+  // help VERB is VERB --help, with no daemon needed.
+  ProcResult help = RunCtl(socket, {"help", "activate"});
+  ProcResult dashes = RunCtl(socket, {"activate", "--help"});
+  INFO(help.Describe());
+  CHECK(help.status.Exited(0));
+  CHECK(help.out == dashes.out);
+  CHECK_THAT(help.out, Catch::Contains("Usage: relsupd ctl activate"));
+  help = RunCtl(socket, {"help", "build", "import"});
+  CHECK(help.status.Exited(0));
+  CHECK_THAT(help.out, Catch::Contains("--quiet"));
+  help = RunCtl(socket, {"help", "actvate"});
+  CHECK(help.status.Exited(2));
+  CHECK_THAT(help.err, Catch::StartsWith("relsupd: unknown command 'actvate'; did you mean "
+                                         "'activate'?"));
+}
+
+TEST_CASE_METHOD(DaemonFixture,
+                 "e2e cli: with --json an error is a JSON document on stdout",
+                 "[e2e][cli][json]") {
+  struct Case {
+    std::vector<std::string> args;
+    int exit;
+    const char* code;
+    const char* message;
+  };
+  const Case cases[] = {
+      {{"--json", "app", "show", "nope"}, 1, "refused", "app 'nope' does not exist"},
+      {{"--json", "scale", "nope", "web=1"}, 1, "refused", "app 'nope' does not exist"},
+      {{"--json", "actvate"}, 2, "usage", "unknown command 'actvate'; did you mean 'activate'?"},
+      {{"--json", "scale", "shop", "web"}, 2, "usage", "'web' is not TYPE=N"},
+  };
+  for (const Case& c : cases) {
+    ProcResult r = RunCtl(d.socket(), c.args);
+    INFO(Joined(c.args) << "\n" << r.Describe());
+    CHECK(r.status.Exited(c.exit));
+    CHECK(r.err.empty());
+    Json j = Json::parse(r.out, nullptr, false);
+    REQUIRE(j.is_object());
+    CHECK(j["error"]["code"] == c.code);
+    CHECK(j["error"]["exit"] == c.exit);
+    CHECK_THAT(j["error"]["message"].get<std::string>(), Catch::StartsWith(c.message));
+  }
+  ProcResult r = RunCtl(dir.Path("nobody.sock"), {"--json", "info"});
+  CHECK(r.status.Exited(3));
+  CHECK(Json::parse(r.out)["error"]["code"] == "unreachable");
+  CheckNothingRecorded(d.socket());
+}
+
+TEST_CASE("e2e cli: scale and logs name a missing app or process type, logs "
+          "--release filters, build import --quiet prints the id",
+          "[e2e][cli][logs]") {
+  release_test::Stage s(run_test::FastConfig());
+  // Without a daemon-side app: the app is named.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"scale", "nope", "web=1"},
+        {"start", "nope"},
+        {"stop", "nope"},
+        {"restart", "nope"},
+        {"logs", "nope"}}) {
+    ProcResult r = s.Ctl(args);
+    INFO(Joined(args) << "\n" << r.Describe());
+    CHECK(r.status.Exited(1));
+    CHECK(r.err == "relsupd: app 'nope' does not exist\n");
+  }
+
+  // --quiet: the build id alone.
+  const std::string file = s.Artifact(
+      "v1.tar.gz",
+      {release_test::File("relsupd.yaml",
+                          "processes:\n"
+                          "  web: {command: 'echo from-$RELSUPD_RELEASE && exec sleep 1000'}\n"
+                          "  worker: {command: 'exec sleep 1000'}\n")});
+  ProcResult imported = s.Ctl({"build", "import", "shop", file, "--quiet"});
+  INFO(imported.Describe());
+  REQUIRE(imported.status.Exited(0));
+  const std::string id = s.CtlJson({"build", "list", "shop"})[0]["id"];
+  CHECK(imported.out == id + "\n");
+  CHECK(imported.err.empty());
+
+  const std::string v1 = s.Create(id);
+  s.CtlOk({"activate", "shop", v1});
+  REQUIRE(run_test::WaitLog(s, "from-v1"));
+  const std::string v2 = s.Create(id, {"--set", "A=1"});
+  s.CtlOk({"activate", "shop", v2});
+  REQUIRE(run_test::WaitLog(s, "from-v2"));
+
+  ProcResult r = s.Ctl({"logs", "shop", "--process", "wbe"});
+  INFO(r.Describe());
+  CHECK(r.status.Exited(1));
+  CHECK(r.err ==
+        "relsupd: release v2 of 'shop' has no process type 'wbe' (its types: 'web' and "
+        "'worker'); did you mean 'web'?\n");
+  r = s.Ctl({"logs", "shop", "--release", "v9"});
+  CHECK(r.status.Exited(1));
+  CHECK(r.err == "relsupd: app 'shop' has no release v9\n");
+  r = s.Ctl({"scale", "shop", "wbe=2"});
+  CHECK(r.status.Exited(1));
+  CHECK_THAT(r.err, Catch::Contains("no process type 'wbe'"));
+
+  Json only_v1 = run_test::Logs(s, {"--release", "v1"});
+  REQUIRE_FALSE(only_v1.empty());
+  bool said = false;
+  for (const auto& rec : only_v1) {
+    INFO(rec.dump());
+    CHECK(rec["release"] == "v1");
+    said = said || rec["text"] == "from-v1";
+  }
+  CHECK(said);
+  Json only_v2 = run_test::Logs(s, {"--release", "v2", "--process", "web"});
+  REQUIRE_FALSE(only_v2.empty());
+  for (const auto& rec : only_v2) CHECK(rec["release"] == "v2");
 }
 
 }  // namespace relsupd::e2e

@@ -234,7 +234,9 @@ TEST_CASE("the build section's command and output are read") {
 
 TEST_CASE("bad build sections are errors naming file, line and column") {
   CHECK(SpecError("build:\n  command: make\n  outptu: dist\n") ==
-        "app/relsupd.yaml:3:3: unknown key 'outptu' (known keys: command, "
+        "app/relsupd.yaml:3:3: unknown key 'outptu' (did you mean 'output'?)");
+  CHECK(SpecError("build:\n  command: make\n  zzz: dist\n") ==
+        "app/relsupd.yaml:3:3: unknown key 'zzz' (known keys: command, "
         "output)");
   CHECK(SpecError("build:\n  command: [make, dist]\n") ==
         "app/relsupd.yaml:2:12: 'command' must be a string");
@@ -257,6 +259,61 @@ TEST_CASE("bad build sections are errors naming file, line and column") {
             .rfind("app/relsupd.yaml:1:8: 'build' must be a mapping", 0) == 0);
   CHECK(SpecError("build: [\n").rfind("app/relsupd.yaml:", 0) == 0);
   CHECK(SpecError("- a list\n").rfind("app/relsupd.yaml:1:1:", 0) == 0);
+}
+
+TEST_CASE_METHOD(AppFixture,
+                 "a bad process file fails the build before its command runs, "
+                 "listing every error and writing nothing") {
+  const std::string marker = tmp / "command-ran";
+  WriteFile(app + "/relsupd.yaml",
+            "biuld:\n"
+            "  command: touch " + marker + "\n"
+            "processes:\n"
+            "  web:\n"
+            "    command: ./server\n"
+            "    scael: 2\n"
+            "    restart: sometimes\n");
+  const std::string out = tmp / "a.tar.gz";
+  auto sha = Build(app, out);
+  REQUIRE_FALSE(sha.ok());
+  const std::string& m = sha.status().message();
+  CHECK(m ==
+        "the process file of '" + app + "' is not valid:\n" +
+        app + "/relsupd.yaml:1:1: unknown key 'biuld' (did you mean 'build'?)\n" +
+        app + "/relsupd.yaml:6:5: unknown key 'scael' (did you mean 'scale'?)\n" +
+        app + "/relsupd.yaml:7:14: 'restart' must be always, on-failure or never, not "
+        "'sometimes'");
+  CHECK_FALSE(fs::exists(out));
+  CHECK_FALSE(fs::exists(out + ".tmp"));
+  CHECK_FALSE(fs::exists(marker));
+
+  // A Procfile is checked too, every bad line.
+  fs::remove(app + "/relsupd.yaml");
+  WriteFile(app + "/Procfile", "web ./server\nWeb: x\nworker: ./w\n");
+  sha = Build(app, out);
+  REQUIRE_FALSE(sha.ok());
+  CHECK_THAT(sha.status().message(),
+             Catch::EndsWith("not valid:\n" + app + "/Procfile:1:1: expected 'name: command'\n" +
+                             app + "/Procfile:2:1: process type 'Web' is not valid (use "
+                             "[a-z0-9][a-z0-9_-]{0,31})"));
+  CHECK_FALSE(fs::exists(out));
+}
+
+TEST_CASE_METHOD(AppFixture,
+                 "the process file in build.output is checked after the build command") {
+  // DIR's own file is fine; the one the build command puts in dist is not.
+  WriteFile(app + "/relsupd.yaml",
+            "build:\n  command: mkdir -p dist && cp later.yaml dist/relsupd.yaml\n"
+            "  output: dist\n");
+  WriteFile(app + "/later.yaml", "processes:\n  web: {comand: x}\n");
+  const std::string out = tmp / "a.tar.gz";
+  auto sha = Build(app, out);
+  REQUIRE_FALSE(sha.ok());
+  CHECK_THAT(sha.status().message(),
+             Catch::StartsWith("the process file of build output 'dist' after the build "
+                               "command ran is not valid:\ndist/relsupd.yaml:2:9: unknown key "
+                               "'comand' (did you mean 'command'?)"));
+  CHECK_FALSE(fs::exists(out));
 }
 
 TEST_CASE("LoadBuildSpec reads DIR/relsupd.yaml and tolerates its absence") {
@@ -572,8 +629,8 @@ TEST_CASE_METHOD(AppFixture,
   WriteFile(app + "/relsupd.yaml", "build:\n  command: make\n  ouput: dist\n");
   auto sha = Build(app, tmp / "a.tar.gz");
   REQUIRE_FALSE(sha.ok());
-  CHECK(sha.status().message().rfind(
-            app + "/relsupd.yaml:3:3: unknown key 'ouput'", 0) == 0);
+  CHECK_THAT(sha.status().message(),
+             Catch::Contains("\n" + app + "/relsupd.yaml:3:3: unknown key 'ouput'"));
   CHECK_FALSE(fs::exists(tmp / "a.tar.gz"));
 }
 

@@ -1,6 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include <fstream>
+#include <sstream>
+
 #include "daemon/config/app_spec.h"
+#include "daemon/config/build_spec.h"
 #include "daemon/config/daemon_config.h"
 #include "daemon/config/ready_sockets.h"
 #include "tests/support/failure.h"
@@ -384,6 +388,140 @@ TEST_CASE("stop_mode is group by default, main on request, and anything else nam
   CHECK(procfile->processes.at("web").stop_mode == StopMode::kGroup);
 }
 
+TEST_CASE("every error of a relsupd.yaml is reported, one per line") {
+  auto pf = ParseProcessYaml(
+      "biuld: {command: make, outptu: dist}\n"
+      "processes:\n"
+      "  web:\n"
+      "    comand: ./server\n"
+      "    scale: lots\n"
+      "    ready: {tcp: 0}\n"
+      "  Worker: {command: x}\n"
+      "  cron: {command: x, stop_timeout: soon}\n"
+      "release: {command: ./migrate, timout: 1m}\n",
+      "relsupd.yaml");
+  REQUIRE_FALSE(pf.ok());
+  CHECK(pf.status().code() == StatusCode::kInvalidArgument);
+  CHECK(pf.status().message() ==
+        "relsupd.yaml:1:1: unknown key 'biuld' (did you mean 'build'?)\n"
+        "relsupd.yaml:9:31: unknown key 'timout' (did you mean 'timeout'?)\n"
+        "relsupd.yaml:4:5: unknown key 'comand' (did you mean 'command'?)\n"
+        "relsupd.yaml:4:5: process 'web' has no 'command'\n"
+        "relsupd.yaml:5:12: 'scale' must be an integer, not 'lots'\n"
+        "relsupd.yaml:6:18: 'tcp' must be between 1 and 65535\n"
+        "relsupd.yaml:7:3: process type 'Worker' is not valid (use "
+        "[a-z0-9][a-z0-9_-]{0,31})\n"
+        "relsupd.yaml:8:36: 'stop_timeout': 'soon' is not a duration (use e.g. "
+        "500ms, 10s, 2m, 1h)");
+  // The build section is checked here as well: a release is never made
+  // from a file `relsupd build` would refuse.
+  CHECK(ParseProcessYaml("build: {command: make, outptu: dist}\n", "relsupd.yaml")
+            .status()
+            .message() == "relsupd.yaml:1:24: unknown key 'outptu' (did you mean 'output'?)");
+  // A key far from every known one lists them.
+  CHECK(ParseProcessYaml("processes:\n  web: {command: x, zzzzzz: 1}\n", "relsupd.yaml")
+            .status()
+            .message() ==
+        "relsupd.yaml:2:21: unknown key 'zzzzzz' (known keys: command, scale, restart, "
+        "stop_signal, stop_timeout, sockets, ready, ready_timeout, env)");
+}
+
+TEST_CASE("every bad Procfile line is reported") {
+  auto pf = ParseProcfile("web ./server\nweb: a\nweb: b\nworker:\n", "Procfile");
+  REQUIRE_FALSE(pf.ok());
+  CHECK(pf.status().message() ==
+        "Procfile:1:1: expected 'name: command'\n"
+        "Procfile:3:1: process 'web' is declared twice\n"
+        "Procfile:4:8: process 'worker' has no command");
+}
+
+TEST_CASE("a process file is checked without needing a process") {
+  support::TempDir dir;
+  CHECK(CheckProcessFiles(dir.path(), "app").ok());  // neither file: the build warns
+  dir.WriteFile("relsupd.yaml", "build: {command: make}\n");
+  CHECK(CheckProcessFiles(dir.path(), "app").ok());
+  dir.WriteFile("Procfile", "web ./x\n");
+  CHECK(CheckProcessFiles(dir.path(), "app").message() == "app/Procfile:1:1: expected 'name: command'");
+  // A Procfile beside a relsupd.yaml with processes is not read.
+  dir.WriteFile("relsupd.yaml", "processes: {web: {command: x}}\n");
+  CHECK(CheckProcessFiles(dir.path(), "app").ok());
+  dir.WriteFile("relsupd.yaml", "processes: {web: {command: x, sacle: 2}}\n");
+  CHECK(CheckProcessFiles(dir.path(), "app").message() ==
+        "app/relsupd.yaml:1:31: unknown key 'sacle' (did you mean 'scale'?)");
+}
+
+TEST_CASE("a socket a process type names must be one of the app's") {
+  auto pf = ParseProcessYaml(
+      "processes:\n"
+      "  web: {command: x, sockets: [htp, admin]}\n"
+      "  worker: {command: y, sockets: [queue]}\n",
+      "relsupd.yaml");
+  REQUIRE(pf.ok());
+  const std::vector<SocketSpec> sockets = {{"http", "tcp://127.0.0.1:8080"},
+                                           {"admin", "unix:/run/a.sock"}};
+  Status s = CheckProcessSockets(*pf, sockets, "shop");
+  CHECK(s.code() == StatusCode::kFailedPrecondition);
+  CHECK(s.message() ==
+        "process 'web' uses socket 'htp', which app 'shop' does not have (its "
+        "sockets: 'http' and 'admin'); did you mean 'http'?; fix 'sockets:' in "
+        "relsupd.yaml or add the socket with 'ctl app apply'\n"
+        "process 'worker' uses socket 'queue', which app 'shop' does not have "
+        "(its sockets: 'http' and 'admin'); fix 'sockets:' in relsupd.yaml or add "
+        "the socket with 'ctl app apply'");
+  CHECK_THAT(CheckProcessSockets(*pf, {}, "shop").message(),
+             Catch::Contains("(its sockets: none); add the socket"));
+  auto fine = ParseProcessYaml("processes:\n  web: {command: x, sockets: [http]}\n", "f");
+  REQUIRE(fine.ok());
+  CHECK(CheckProcessSockets(*fine, sockets, "shop").ok());
+}
+
+namespace {
+
+std::string ReadSource(const std::string& relative) {
+  std::ifstream in(std::string(RELSUPD_SOURCE_DIR) + "/" + relative);
+  REQUIRE(in.good());
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Every key the relsupd.yaml parser accepts, as the docs name it.
+std::vector<std::string> DocumentedKeyNames() {
+  std::vector<std::string> names;
+  for (std::string_view k : kAppFileKeys) names.emplace_back(k);
+  for (std::string_view k : kBuildKeys) names.push_back("build." + std::string(k));
+  for (std::string_view k : kProcessKeys) names.push_back("processes.TYPE." + std::string(k));
+  for (std::string_view k : kReleaseKeys) names.push_back("release." + std::string(k));
+  return names;
+}
+
+}  // namespace
+
+TEST_CASE("every relsupd.yaml key is listed in the README and in relsupd-app(5)") {
+  const std::string readme = ReadSource("README.md");
+  const std::string man = ReadSource("packaging/man/relsupd-app.5.scd");
+  for (const std::string& name : DocumentedKeyNames()) {
+    INFO(name);
+    CHECK_THAT(readme, Catch::Contains("| `" + name + "` |"));  // a row of the key table
+    CHECK_THAT(man, Catch::Contains("\n*" + name + "*\n"));     // a term of KEYS
+  }
+  for (std::string_view k : kReadyKeys) {
+    INFO(k);
+    CHECK_THAT(readme, Catch::Contains("`{" + std::string(k) + ": "));
+    CHECK_THAT(man, Catch::Contains("{*" + std::string(k) + "*: "));
+  }
+  // And the parser accepts what the docs list: a file with every key.
+  auto all = ParseProcessYaml(
+      "build: {command: make, output: dist}\n"
+      "release: {command: ./migrate, timeout: 5m}\n"
+      "processes:\n"
+      "  web: {command: x, scale: 2, restart: never, stop_signal: INT, stop_timeout: 5s,\n"
+      "        sockets: [http], ready: notify, ready_timeout: 30s, env: {A: b}}\n",
+      "relsupd.yaml");
+  INFO((all.ok() ? "" : all.status().message()));
+  CHECK(all.ok());
+}
+
 TEST_CASE("Procfile lines become processes with defaults") {
   auto pf = ParseProcfile("# comment\nweb: ./server --port $PORT\n\nworker:  ./work\n", "Procfile");
   REQUIRE(pf.ok());
@@ -392,7 +530,7 @@ TEST_CASE("Procfile lines become processes with defaults") {
   CHECK(pf->processes.at("worker").scale == 1);
   auto bad = ParseProcfile("web ./server\n", "Procfile");
   REQUIRE_FALSE(bad.ok());
-  CHECK(bad.status().message() == "Procfile:1:1: expected 'name: command'");
+  CHECK(bad.status().message() == "app/Procfile:1:1: expected 'name: command'");
   CHECK(ParseProcfile("web: a\nweb: b\n", "Procfile").status().message().find("twice") !=
         std::string::npos);
   CHECK(*ParseSignal("TERM") == 15);

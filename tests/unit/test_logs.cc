@@ -273,15 +273,18 @@ TEST_CASE("LogStore filters by process type and instance and stream") {
     return out;
   };
   CHECK(texts({}) == "abcdef");
-  CHECK(texts({"web", ""}) == "abef");
-  CHECK(texts({"web.1", ""}) == "a");
-  CHECK(texts({"web.2", ""}) == "b");
-  CHECK(texts({"", "err"}) == "b");
-  CHECK(texts({"web", "out"}) == "aef");
-  CHECK(texts({"worker", "err"}) == "");
-  CHECK(texts({"we", ""}) == "");
+  CHECK(texts({"web", "", ""}) == "abef");
+  CHECK(texts({"web.1", "", ""}) == "a");
+  CHECK(texts({"web.2", "", ""}) == "b");
+  CHECK(texts({"", "err", ""}) == "b");
+  CHECK(texts({"web", "out", ""}) == "aef");
+  CHECK(texts({"worker", "err", ""}) == "");
+  CHECK(texts({"we", "", ""}) == "");
+  // By release: every record here is v3's.
+  CHECK(texts({"", "", "v3"}) == "abcdef");
+  CHECK(texts({"web", "", "v2"}) == "");
   // Tail counts matching records only.
-  auto t = store->Tail("shop", {"web", ""}, 2);
+  auto t = store->Tail("shop", {"web", "", ""}, 2);
   REQUIRE(t.ok());
   CHECK(Seqs(*t) == std::vector<uint64_t>{5, 6});
 }
@@ -331,7 +334,7 @@ TEST_CASE("LogStore rotates within its size bound and drops the oldest file") {
   auto t = store->Tail("shop", {}, in_current + 5);
   REQUIRE(t.ok());
   CHECK(Seqs(*t) == Range(kRecords - in_current - 4, kRecords));
-  auto w = store->Tail("shop", {"worker", ""}, in_current + 5);
+  auto w = store->Tail("shop", {"worker", "", ""}, in_current + 5);
   REQUIRE(w.ok());
   CHECK(w->size() == in_current + 5);
   for (const LogRecord& r : *w) CHECK(r.process == "worker.1");
@@ -442,7 +445,7 @@ TEST_CASE("Since serves the ring and falls back to the files") {
   CHECK(SinceSeqs(*store, 20, {}, 100) == Range(21, 25));
   CHECK(SinceSeqs(*store, 15, {}, 100) == Range(16, 25));  // the ring is exactly 16..25
   CHECK(SinceSeqs(*store, 16, {}, 3) == Range(17, 19));
-  CHECK(SinceSeqs(*store, 16, {"web.2", ""}, 3) == std::vector<uint64_t>{18, 20, 22});
+  CHECK(SinceSeqs(*store, 16, {"web.2", "", ""}, 3) == std::vector<uint64_t>{18, 20, 22});
   CHECK(SinceSeqs(*store, 25, {}, 100).empty());
   CHECK(SinceSeqs(*store, 1000, {}, 100).empty());
 
@@ -450,7 +453,7 @@ TEST_CASE("Since serves the ring and falls back to the files") {
   REQUIRE(fs::exists(f.AppFile(".1")));
   CHECK(SinceSeqs(*store, 3, {}, 100) == Range(4, 25));
   CHECK(SinceSeqs(*store, 0, {}, 7) == Range(1, 7));
-  CHECK(SinceSeqs(*store, 2, {"", "err"}, 100) == std::vector<uint64_t>{5, 10, 15, 20, 25});
+  CHECK(SinceSeqs(*store, 2, {"", "err", ""}, 100) == std::vector<uint64_t>{5, 10, 15, 20, 25});
 
   // Proof of where each came from: without the files the ring still answers
   // and the fallback has nothing.
