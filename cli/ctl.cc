@@ -23,10 +23,13 @@ const rpc::Json& Field(const rpc::Json& j, std::string_view key) {
 std::string Text(const rpc::Json& j, std::string_view key) { return Text(Field(j, key)); }
 
 void PrintError(std::ostream& out, std::string_view message) {
+  // Continuation lines are indented under the first, unless the message
+  // indents them itself (the daemon's "its last lines:" block does).
   std::string text = "relsupd: ";
-  for (char c : message) {
-    text += c;
-    if (c == '\n') text += "  ";
+  for (size_t i = 0; i < message.size(); ++i) {
+    text += message[i];
+    if (message[i] == '\n' && i + 1 < message.size() && message[i + 1] != ' ')
+      text += "  ";
   }
   out << text << '\n';
 }

@@ -136,7 +136,13 @@ class Deployer {
     auto st = client.ok() ? client->Call(method::kStatus, {{"app", a_.app}})
                           : Result<rpc::Json>(client.status());
     if (!st.ok()) {
-      ctx_->Fail(st.status());
+      // With --json the deploy's object (below) is the one document.
+      if (ctx_->json)
+        ctx_->exit_code = st.status().code() == StatusCode::kUnavailable
+                              ? kExitUnreachable
+                              : kExitRefused;
+      else
+        ctx_->Fail(st.status());
       out_["failed"] = {{"stage", "check"},
                         {"message", st.status().message()},
                         {"left", "nothing was built or imported"}};

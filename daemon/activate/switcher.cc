@@ -540,7 +540,7 @@ std::string Switcher::LastLines(const std::string& app, int64_t release,
   if (logs == nullptr) return "";
   // Records of other releases' instance of that name are read past: a few
   // more than needed, then those of `release`.
-  auto records = logs->Tail(app, LogFilter{process, "err"}, 4 * kFailureLines);
+  auto records = logs->Tail(app, LogFilter{.process = process, .stream = "err", .release = ""}, 4 * kFailureLines);
   if (!records.ok()) return "";
   const std::string id = ReleaseId(release).ToString();
   std::vector<std::string> lines;

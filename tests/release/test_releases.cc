@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include "tests/release/release_fixture.h"
+#include "tests/support/cli.h"
 
 namespace relsupd::release_test {
 namespace {
@@ -57,12 +58,6 @@ TEST_CASE("release create: numbers start at v1, refusals leave no release and us
       {{"release", "create", "shop", "--build", "deadbeef"}, {"app 'shop' has no build 'deadbeef'"}},
       {{"release", "create", "shop", "--build", "not-hex"}, {"build id 'not-hex'", "hex"}},
       {{"release", "create", "nosuch", "--build", id}, {"app 'nosuch' does not exist"}},
-      {{"release", "create", "shop", "--build", id, "--set", "1BAD=x"},
-       {"config key '1BAD' is not valid"}},
-      {{"release", "create", "shop", "--build", id, "--set", "BAD-KEY=x"},
-       {"config key 'BAD-KEY' is not valid"}},
-      {{"release", "create", "shop", "--build", id, "--set", "RELSUPD_APP=x"}, {"reserved"}},
-      {{"release", "create", "shop", "--build", id, "--set", "LISTEN_FDS=3"}, {"reserved"}},
       {{"release", "show", "shop", "v9"}, {"app 'shop' has no release v9"}},
       {{"release", "verify", "shop", "v9"}, {"app 'shop' has no release v9"}},
       {{"release", "show", "nosuch", "v1"}, {"app 'nosuch' does not exist"}},
@@ -74,6 +69,31 @@ TEST_CASE("release create: numbers start at v1, refusals leave no release and us
     CHECK(p.exit_code() == 1);
     CHECK(p.out.empty());
     for (const auto& part : r.message_has) CHECK_THAT(p.err, Catch::Contains(part));
+  }
+  // Config keys the daemon would refuse are usage errors in the CLI, before
+  // any request.
+  const Refusal bad_keys[] = {
+      {{"release", "create", "shop", "--build", id, "--set", "1BAD=x"},
+       {"config key '1BAD' is not valid"}},
+      {{"release", "create", "shop", "--build", id, "--set", "BAD-KEY=x"},
+       {"config key 'BAD-KEY' is not valid"}},
+      {{"release", "create", "shop", "--build", id, "--set", "RELSUPD_APP=x"}, {"reserved"}},
+      {{"release", "create", "shop", "--build", id, "--set", "LISTEN_FDS=3"}, {"reserved"}},
+  };
+  for (const Refusal& r : bad_keys) {
+    ProcResult p = s.Ctl(r.args);
+    INFO(p.Describe());
+    CHECK(p.exit_code() == 2);
+    CHECK(p.out.empty());
+    for (const auto& part : r.message_has) CHECK_THAT(p.err, Catch::Contains(part));
+  }
+  // The daemon checks them again for a client that is not this CLI.
+  for (const char* key : {"1BAD", "BAD-KEY", "RELSUPD_APP", "LISTEN_FDS"}) {
+    Json reply = support::CallRaw(s.socket(), "release.create",
+                                  {{"app", "shop"}, {"build", id}, {"set", {{key, "x"}}}});
+    INFO(reply.dump());
+    CHECK_THAT(reply["error"]["message"].get<std::string>(),
+               Catch::Contains("config key '" + std::string(key) + "'"));
   }
   // A usage error: no '='.
   ProcResult usage = s.Ctl({"release", "create", "shop", "--build", id, "--set", "NOEQUALS"});
@@ -304,12 +324,13 @@ TEST_CASE("config set/unset make releases from the newest build, old configs nev
   INFO(missing.Describe());
   CHECK(missing.exit_code() == 1);
   CHECK_THAT(missing.err, Catch::Contains("'NOPE' is not set"));
+  // A key the daemon would refuse is a usage error in the CLI.
   ProcResult bad = s.Ctl({"config", "set", "shop", "9LIVES=x"});
   INFO(bad.Describe());
-  CHECK(bad.exit_code() == 1);
+  CHECK(bad.exit_code() == 2);
   CHECK_THAT(bad.err, Catch::Contains("'9LIVES' is not valid"));
   ProcResult reserved = s.Ctl({"config", "set", "shop", "NOTIFY_SOCKET=/x"});
-  CHECK(reserved.exit_code() == 1);
+  CHECK(reserved.exit_code() == 2);
   CHECK_THAT(reserved.err, Catch::Contains("reserved"));
   ExpectNoRelease(s, 5);
   CHECK(config_of("v4") == v4);

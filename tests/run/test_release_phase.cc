@@ -152,6 +152,7 @@ TEST_CASE(
   auto r = stage.Ctl({"activate", "shop", "v2"});
   stop = true;
   client.join();
+  INFO(r.Describe());
   CHECK(r.exit_code() == 1);
   CHECK(r.err.find("release phase of v2 failed: exit 3; the live release is "
                    "unchanged") != std::string::npos);

@@ -423,7 +423,7 @@ TEST_CASE("every error of a relsupd.yaml is reported, one per line") {
             .status()
             .message() ==
         "relsupd.yaml:2:21: unknown key 'zzzzzz' (known keys: command, scale, restart, "
-        "stop_signal, stop_timeout, sockets, ready, ready_timeout, env)");
+        "stop_signal, stop_timeout, stop_mode, sockets, ready, ready_timeout, env)");
 }
 
 TEST_CASE("every bad Procfile line is reported") {
@@ -530,7 +530,7 @@ TEST_CASE("Procfile lines become processes with defaults") {
   CHECK(pf->processes.at("worker").scale == 1);
   auto bad = ParseProcfile("web ./server\n", "Procfile");
   REQUIRE_FALSE(bad.ok());
-  CHECK(bad.status().message() == "app/Procfile:1:1: expected 'name: command'");
+  CHECK(bad.status().message() == "Procfile:1:1: expected 'name: command'");
   CHECK(ParseProcfile("web: a\nweb: b\n", "Procfile").status().message().find("twice") !=
         std::string::npos);
   CHECK(*ParseSignal("TERM") == 15);
