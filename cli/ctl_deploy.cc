@@ -227,10 +227,13 @@ class Deployer {
     if (r.status.ok()) return true;
     std::string live = r.outcome.is_object() ? Text(r.outcome, "live") : "";
     if (live.empty() && !r.switch_failed) live = LiveRelease(client);
+    // The release gone back to may not be ready either (the error says why).
+    const bool ready = Field(r.outcome, "live_ready") != false;
     return Stop("activate", r.status,
                 release_ + " was made but is not live; " +
                     (live.empty() ? "no release of " + a_.app + " is live"
-                                  : live + " of " + a_.app + " is live"));
+                                  : live + " of " + a_.app + " is live" +
+                                        (ready ? "" : " but not ready")));
   }
 
   // The app's live release now ("" when none, or when the daemon does not

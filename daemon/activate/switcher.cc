@@ -653,18 +653,19 @@ void Switcher::RecordBack(Switch* sw, const std::string& not_ready) {
                FailedPrecondition("rolled back to " + back + ", but " +
                                   not_ready + "; the switch failed because " +
                                   reason),
-               prev);
+               prev, LiveReady::kNo);
   }
   End(sw, FailedPrecondition("rolled back to " + back + ": " + reason), prev);
 }
 
-void Switcher::End(Switch* sw, Status outcome, int64_t live) {
+void Switcher::End(Switch* sw, Status outcome, int64_t live, LiveReady live_ready) {
   const std::string app = sw->info.app;
   SwitchOutcome& o = outcomes_[app];
   o = SwitchOutcome{};
   o.id = sw->info.id;
   o.ok = outcome.ok();
   o.live = live;
+  o.live_ready = live_ready == LiveReady::kYes;
   o.message = outcome.ok() ? sw->unhealthy : outcome.message();
   auto done = std::move(sw->done);
   switches_.erase(app);  // destroys sw and closes its timers

@@ -55,6 +55,9 @@ struct SwitchOutcome {
   // Nothing was switched: the release asked for was live already ("v2 of
   // shop is already live; nothing to do").
   std::string note;
+  // False when the switch went back to `live` and that release was judged
+  // not ready either (the message says why).
+  bool live_ready = true;
 };
 
 // Whether a switch runs the release's release phase (`release:`).
@@ -184,7 +187,9 @@ class Switcher {
   // activation) with the switch's failure and, when not empty, why the
   // release gone back to is not ready; ends the switch failed.
   void RecordBack(Switch* sw, const std::string& not_ready);
-  void End(Switch* sw, Status outcome, int64_t live);
+  enum class LiveReady { kYes, kNo };
+  void End(Switch* sw, Status outcome, int64_t live,
+           LiveReady live_ready = LiveReady::kYes);
   bool FreshGroupAlive(const Switch* sw);
   std::string AppDir(const std::string& app) const;
 

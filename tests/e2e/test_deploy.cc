@@ -467,6 +467,7 @@ TEST_CASE(
   CHECK(again["failed"]["stage"] == "activate");
   CHECK(again["release"]["from"] == "v1");
   CHECK(again["activate"]["ok"] == false);
+  CHECK(again["activate"]["live_ready"] == true);  // v1 serves again
   CHECK(ConfigOf(s, "v3") == Json({{"GREETING", "hello"}}));
   CHECK(s.CtlJson({"status", "shop"})["active"] == "v1");
 }

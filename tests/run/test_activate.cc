@@ -584,6 +584,7 @@ TEST_CASE("activate: an automatic rollback to a release that then crash-loops sa
   CHECK(status["last_switch"]["ok"] == false);
   CHECK_THAT(status["last_switch"]["message"].get<std::string>(),
              Catch::Contains("rolled back to v1, but v1 is not ready"));
+  CHECK(status["last_switch"]["live_ready"] == false);
   r = g.stage.Ctl({"status", "shop"});
   CHECK_THAT(r.out, Catch::Contains("last switch failed: rolled back to v1, but v1 is not ready"));
   std::vector<Json> back = Events(g.stage, "auto-rolled-back");
