@@ -482,15 +482,18 @@ void Switcher::CheckNew(Switch* sw) {
                                          std::to_string(v.crashes) +
                                          " exits while activating)" + lines));
     case Verdict::kWait:
-      if (v.settle_ms > 0)
-        uv_timer_start(sw->check.get(), &Switcher::OnCheckTimer,
-                       static_cast<uint64_t>(v.settle_ms), 0);
-      return;
+      return ArmSettle(sw, v.settle_ms);
     case Verdict::kReady:
       break;
   }
   Failpoint("after-start-new");
   Dispatch(sw, SwitchEvent::kFreshReady);
+}
+
+void Switcher::ArmSettle(Switch* sw, int64_t settle_ms) {
+  if (settle_ms > 0)
+    uv_timer_start(sw->check.get(), &Switcher::OnCheckTimer,
+                   static_cast<uint64_t>(settle_ms), 0);
 }
 
 const ReleaseGroup* Switcher::BackGroup(const Switch* sw) {
@@ -524,10 +527,7 @@ void Switcher::CheckBack(Switch* sw) {
                              "crash-looping)" +
                              lines));
     case Verdict::kWait:
-      if (v.settle_ms > 0)
-        uv_timer_start(sw->check.get(), &Switcher::OnCheckTimer,
-                       static_cast<uint64_t>(v.settle_ms), 0);
-      return;
+      return ArmSettle(sw, v.settle_ms);
     case Verdict::kReady:
       break;
   }

@@ -176,6 +176,8 @@ class Switcher {
   void CheckBack(Switch* sw);
   // The group of the release gone back to, or null while it has no
   // instances yet (stop-first: it starts once the new one stopped).
+  // Judges again in `settle_ms` (when > 0): the check timer of `sw`.
+  void ArmSettle(Switch* sw, int64_t settle_ms);
   const ReleaseGroup* BackGroup(const Switch* sw);
   // "; its last lines on stderr:\n  ...\n  more: relsupd ctl logs APP
   // --process web.1", from the log store, or "" when it kept none.

@@ -170,15 +170,26 @@ TEST_CASE("sockets: a relsupd.yaml without sockets gives them to web, and system
   CHECK(Has(Environ(row["pid"].get<pid_t>()), "LISTEN_FDNAMES=http"));
 }
 
-TEST_CASE("sockets: a start-first switch of a type that binds PORT itself is refused before anything changes") {
+// A Node app that binds $PORT itself (no held socket): v1 live on it, v2
+// made with the same PORT.
+struct OwnPortApp {
   const int port = FreePort();
-  Stage stage(FastConfig(), {}, "shop");
-  std::string build = ImportNode(stage, std::string("web: ") + kNode + " server.js\n");
+  Stage stage{FastConfig(), {}, "shop"};
   const std::string set_port = "PORT=" + std::to_string(port);
-  stage.Create(build, {"--set", set_port});
-  stage.Create(build, {"--set", set_port});
-  stage.CtlOk({"activate", "shop", "v1"});  // nothing ran before: allowed
-  CHECK(Get(port, "/") == "v1\n");
+  OwnPortApp() {
+    std::string build = ImportNode(stage, std::string("web: ") + kNode + " server.js\n");
+    stage.Create(build, {"--set", set_port});
+    stage.Create(build, {"--set", set_port});
+    stage.CtlOk({"activate", "shop", "v1"});  // nothing ran before: allowed
+    REQUIRE(Get(port, "/") == "v1\n");
+  }
+};
+
+TEST_CASE("sockets: a start-first switch of a type that binds PORT itself is refused before anything changes") {
+  OwnPortApp app;
+  Stage& stage = app.stage;
+  const int port = app.port;
+  const std::string& set_port = app.set_port;
   std::set<pid_t> before = Pids(Ps(stage));
   size_t events = stage.CtlJson({"history", "shop"}).size();
 
@@ -200,14 +211,9 @@ TEST_CASE("sockets: a start-first switch of a type that binds PORT itself is ref
 }
 
 TEST_CASE("sockets: stop-first moves a running app from its own PORT onto a held socket") {
-  const int port = FreePort();
-  Stage stage(FastConfig(), {}, "shop");
-  std::string build = ImportNode(stage, std::string("web: ") + kNode + " server.js\n");
-  const std::string set_port = "PORT=" + std::to_string(port);
-  stage.Create(build, {"--set", set_port});
-  stage.Create(build, {"--set", set_port});
-  stage.CtlOk({"activate", "shop", "v1"});
-  CHECK(Get(port, "/") == "v1\n");
+  OwnPortApp app;
+  Stage& stage = app.stage;
+  const int port = app.port;
   std::string spec = stage.dir().WriteFile(
       "shop.yaml", "name: shop\nsockets: {http: \"tcp://127.0.0.1:" + std::to_string(port) + "\"}\n");
   stage.CtlOk({"app", "apply", spec});
