@@ -82,11 +82,18 @@ std::optional<rpc::Json> CtlContext::CallAndPrint(
   return std::move(result).value();
 }
 
+CLI::App* AddAppCommand(CLI::App& parent, const std::string& name,
+                        const std::string& help, std::string* app,
+                        const std::string& app_help) {
+  CLI::App* cmd = parent.add_subcommand(name, help);
+  cmd->add_option("APP", *app, app_help)->required();
+  return cmd;
+}
+
 CLI::App* AddAppVerb(CLI::App& parent, CtlContext* ctx, const AppVerb& verb,
                      std::function<void(const rpc::Json&)> human) {
   auto app = std::make_shared<std::string>();
-  CLI::App* cmd = parent.add_subcommand(verb.name, verb.help);
-  cmd->add_option("APP", *app, verb.app_help)->required();
+  CLI::App* cmd = AddAppCommand(parent, verb.name, verb.help, app.get(), verb.app_help);
   cmd->callback([ctx, app, method = verb.method, key = verb.key,
                  human = std::move(human)] {
     ctx->CallAndPrint(method, {{key, *app}}, human);

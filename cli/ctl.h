@@ -74,6 +74,12 @@ const rpc::Json& Field(const rpc::Json& j, std::string_view key);
 // Text(Field(j, key)).
 std::string Text(const rpc::Json& j, std::string_view key);
 
+// Adds the subcommand `name` under `parent`, its first argument a required
+// APP read into `app`; returns it for the rest of its options.
+CLI::App* AddAppCommand(CLI::App& parent, const std::string& name,
+                        const std::string& help, std::string* app,
+                        const std::string& app_help = "App");
+
 // A verb whose one argument is a required APP: it calls `method` with
 // {`key`: APP} and hands the result to `human` (see CallAndPrint).
 struct AppVerb {

@@ -269,8 +269,7 @@ class Deployer {
 
 void AddDeployVerb(CLI::App& ctl, CtlContext* ctx) {
   auto args = std::make_shared<DeployArgs>();
-  CLI::App* deploy = ctl.add_subcommand("deploy", kDeployDescription);
-  deploy->add_option("APP", args->app, "App")->required();
+  CLI::App* deploy = AddAppCommand(ctl, "deploy", kDeployDescription, &args->app);
   deploy
       ->add_option("SRC", args->src,
                    "Source directory, or artifact file (tar, tar.gz, tar.zst)")

@@ -255,6 +255,13 @@ Result<rpc::Json> CallShowingProgress(CtlContext* ctx, std::string_view method,
   return r;
 }
 
+// Prints "`done` APP`tail`" ("Stopped shop") for a verb's answer.
+std::function<void(const rpc::Json&)> SayDone(std::string done, std::string tail = "") {
+  return [done = std::move(done), tail = std::move(tail)](const rpc::Json& r) {
+    std::cout << done << ' ' << Text(r, "app") << tail << '\n';
+  };
+}
+
 // The stop, start and restart verbs: the call with progress, then the
 // result (--json: as is).
 void RunWithProgress(CtlContext* ctx, std::string_view method, rpc::Json params,
@@ -393,13 +400,13 @@ void AddSwitchOptions(CLI::App* verb, CtlContext* ctx, std::shared_ptr<SwitchArg
 
 void AddSwitchVerbs(CLI::App& ctl, CtlContext* ctx) {
   auto act = std::make_shared<SwitchArgs>();
-  CLI::App* activate = ctl.add_subcommand(
-      "activate",
+  CLI::App* activate = AddAppCommand(
+      ctl, "activate",
       "Put a release live: verify it, switch apps/APP/current, start its processes, stop the "
       "old ones; follows progress and exits 0 only when the release is live (one live already: "
       "exit 0, nothing to do, its failed instances started again); a failure prints why and "
-      "whether the release gone back to is ready");
-  activate->add_option("APP", act->app, "App")->required();
+      "whether the release gone back to is ready",
+      &act->app);
   activate->add_option("RELEASE", act->release, "Release, e.g. v3")->required();
   AddSwitchOptions(activate, ctx, act,
                    "start-first (new ready before old stop; a type that binds $PORT "
@@ -411,11 +418,11 @@ void AddSwitchVerbs(CLI::App& ctl, CtlContext* ctx) {
       "before (it runs by itself only until it succeeds once)");
 
   auto rb = std::make_shared<SwitchArgs>();
-  CLI::App* rollback = ctl.add_subcommand(
-      "rollback",
+  CLI::App* rollback = AddAppCommand(
+      ctl, "rollback",
       "Activate the release that was live before the current one (or --to vN); a new event, "
-      "never an edit");
-  rollback->add_option("APP", rb->app, "App")->required();
+      "never an edit",
+      &rb->app);
   rollback->add_option("--to", rb->release, "Roll back to this release instead");
   AddSwitchOptions(rollback, ctx, rb, "start-first or stop-first", /*rollback=*/true);
 
@@ -454,9 +461,9 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
 
   auto scale_app = std::make_shared<std::string>();
   auto scale_args = std::make_shared<std::vector<std::string>>();
-  CLI::App* scale = ctl.add_subcommand(
-      "scale", "Set how many instances of each process type run (recorded; survives restarts)");
-  scale->add_option("APP", *scale_app, "App")->required();
+  CLI::App* scale = AddAppCommand(
+      ctl, "scale", "Set how many instances of each process type run (recorded; survives restarts)",
+      scale_app.get());
   scale->add_option("TYPE=N", *scale_args, "Process type and count, e.g. web=3 worker=1")
       ->required();
   scale->callback([ctx, scale_app, scale_args] {
@@ -477,56 +484,48 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
 
   auto restart_app = std::make_shared<std::string>();
   auto restart_type = std::make_shared<std::string>();
-  CLI::App* restart = ctl.add_subcommand(
-      "restart",
+  CLI::App* restart = AddAppCommand(
+      ctl, "restart",
       "Restart an app's processes one at a time, each waiting for the last to be ready; "
-      "prints each as it goes");
-  restart->add_option("APP", *restart_app, "App")->required();
+      "prints each as it goes",
+      restart_app.get());
   restart->add_option("TYPE", *restart_type, "Only this process type");
   restart->callback([ctx, restart_app, restart_type] {
     rpc::Json p = {{"app", *restart_app}};
     if (!restart_type->empty()) p["type"] = *restart_type;
     RunWithProgress(ctx, method::kRestart, p, *restart_app, ShowStates::kYes,
-                    [](const rpc::Json& r) {
-                      std::cout << "Restarted " << Text(r, "app") << '\n';
-                    });
+                    SayDone("Restarted"));
   });
 
   auto stop_app = std::make_shared<std::string>();
-  CLI::App* stop = ctl.add_subcommand(
-      "stop",
+  CLI::App* stop = AddAppCommand(
+      ctl, "stop",
       "Stop every process of an app (recorded: it stays stopped across daemon restarts); "
-      "says which it waits for, past a second, until stop_timeout and SIGKILL");
-  stop->add_option("APP", *stop_app, "App")->required();
+      "says which it waits for, past a second, until stop_timeout and SIGKILL",
+      stop_app.get());
   stop->callback([ctx, stop_app] {
     RunWithProgress(ctx, method::kStop, {{"app", *stop_app}}, *stop_app, ShowStates::kNo,
-                    [](const rpc::Json& r) {
-                      std::cout << "Stopped " << Text(r, "app") << '\n';
-                    });
+                    SayDone("Stopped"));
   });
 
   auto start_app = std::make_shared<std::string>();
   auto start_no_wait = std::make_shared<bool>(false);
-  CLI::App* start = ctl.add_subcommand(
-      "start",
+  CLI::App* start = AddAppCommand(
+      ctl, "start",
       "Start an app's active release again (failed processes too); waits until every "
       "instance is ready and exits 1 naming those that are not (by the app's deadline, "
-      "or failing)");
-  start->add_option("APP", *start_app, "App")->required();
+      "or failing)",
+      start_app.get());
   start->add_flag("--no-wait", *start_no_wait, "Return once the processes were started");
   start->callback([ctx, start_app, start_no_wait] {
     rpc::Json p = {{"app", *start_app}, {"wait", !*start_no_wait}};
     RunWithProgress(ctx, method::kStart, p, *start_app,
                     *start_no_wait ? ShowStates::kNo : ShowStates::kYes,
-                    [no_wait = *start_no_wait](const rpc::Json& r) {
-                      std::cout << "Started " << Text(r, "app")
-                                << (no_wait ? "" : ": every process is ready") << '\n';
-                    });
+                    SayDone("Started", *start_no_wait ? "" : ": every process is ready"));
   });
 
   auto logs_args = std::make_shared<LogsArgs>();
-  CLI::App* logs = ctl.add_subcommand("logs", "Show an app's process output");
-  logs->add_option("APP", logs_args->app, "App")->required();
+  CLI::App* logs = AddAppCommand(ctl, "logs", "Show an app's process output", &logs_args->app);
   logs->add_flag("-f,--follow", logs_args->follow,
                  "Keep printing new lines as they come; across a restart of the daemon, "
                  "wait for it and go on after the last line printed");

@@ -5,6 +5,7 @@
 
 #include <iostream>
 #include <memory>
+#include <utility>
 
 #include "cli/ctl.h"
 #include "cli/ctl_stages.h"
@@ -144,9 +145,9 @@ void AddBuildVerbs(CLI::App& ctl, CtlContext* ctx) {
     bool quiet = false;
   };
   auto args = std::make_shared<ImportArgs>();
-  CLI::App* import = build->add_subcommand(
-      "import", "Store an artifact (tar, tar.gz, tar.zst) by its sha256");
-  import->add_option("APP", args->app, "App name")->required();
+  CLI::App* import = AddAppCommand(
+      *build, "import", "Store an artifact (tar, tar.gz, tar.zst) by its sha256",
+      &args->app, "App name");
   import->add_option("FILE", args->file, "Artifact file")->required();
   import->add_flag("-q,--quiet", args->quiet,
                    "Print only the build id (no progress), for scripts");
@@ -187,9 +188,9 @@ void AddReleaseCreateVerb(CLI::App& release, CtlContext* ctx) {
     std::vector<std::string> sets;
   };
   auto args = std::make_shared<CreateArgs>();
-  CLI::App* create = release.add_subcommand(
-      "create", "Make release vN from a build and the app's config");
-  create->add_option("APP", args->app, "App name")->required();
+  CLI::App* create = AddAppCommand(
+      release, "create", "Make release vN from a build and the app's config",
+      &args->app, "App name");
   create->add_option("--build", args->build, "Build id (a sha256 prefix, from 'build import')")
       ->required();
   create->add_option("--env-file", args->env_file, "KEY=VALUE lines to add to the config");
@@ -209,8 +210,7 @@ void AddReleaseCreateVerb(CLI::App& release, CtlContext* ctx) {
 
 void AddReleaseShowVerb(CLI::App& release, CtlContext* ctx) {
   auto show_args = std::make_shared<ReleaseArgs>();
-  CLI::App* show = release.add_subcommand("show", "Show one release");
-  show->add_option("APP", show_args->app, "App name")->required();
+  CLI::App* show = AddAppCommand(release, "show", "Show one release", &show_args->app, "App name");
   show->add_option("RELEASE", show_args->release, "Release, e.g. v3")->required();
   show->callback([ctx, show_args] {
     ctx->CallAndPrint(method::kReleaseShow,
@@ -242,8 +242,9 @@ void PrintDiff(const rpc::Json& d) {
 
 void AddReleaseDiffVerb(CLI::App& release, CtlContext* ctx) {
   auto diff_args = std::make_shared<ReleaseArgs>();
-  CLI::App* diff = release.add_subcommand("diff", "Compare two releases: build, config keys, files");
-  diff->add_option("APP", diff_args->app, "App name")->required();
+  CLI::App* diff = AddAppCommand(
+      release, "diff", "Compare two releases: build, config keys, files",
+      &diff_args->app, "App name");
   diff->add_option("FROM", diff_args->release, "Release, e.g. v2")->required();
   diff->add_option("TO", diff_args->other, "Release, e.g. v3")->required();
   diff->callback([ctx, diff_args] {
@@ -270,9 +271,9 @@ void PrintVerify(const rpc::Json& v) {
 
 void AddReleaseVerifyVerb(CLI::App& release, CtlContext* ctx) {
   auto verify_args = std::make_shared<ReleaseArgs>();
-  CLI::App* verify = release.add_subcommand(
-      "verify", "Recompute a release's manifest; exit 1 if a file changed");
-  verify->add_option("APP", verify_args->app, "App name")->required();
+  CLI::App* verify = AddAppCommand(
+      release, "verify", "Recompute a release's manifest; exit 1 if a file changed",
+      &verify_args->app, "App name");
   verify->add_option("RELEASE", verify_args->release,
                      "Release (default: the live one; the newest while none was ever live)");
   verify->callback([ctx, verify_args] {
@@ -323,17 +324,23 @@ void AddConfigVerbs(CLI::App& ctl, CtlContext* ctx) {
     bool reveal = false;
     bool force = false;
   };
-  auto set_args = std::make_shared<Args>();
-  CLI::App* set = config->add_subcommand(
+  // `config set` and `config unset`: APP, then the pairs or keys, --force.
+  auto add_change = [config](const char* name, const char* help, const char* items,
+                             const char* items_help) {
+    auto args = std::make_shared<Args>();
+    CLI::App* verb = AddAppCommand(*config, name, help, &args->app, "App name");
+    verb->add_option(items, args->items, items_help)->required();
+    verb->add_flag("--force", args->force, "Make a new release even when nothing changes");
+    return std::make_pair(verb, args);
+  };
+  auto set = add_change(
       "set",
       "Set KEY=VALUE pairs: makes a new release from the live one's build and config (the "
       "newest one's while none was ever live); prints vN, and on stderr what it started from. "
       "The new release is not live until `relsupd ctl activate APP vN`. When every value is "
-      "already so, no release is made (exit 0) and the current one is printed");
-  set->add_option("APP", set_args->app, "App name")->required();
-  set->add_option("PAIRS", set_args->items, "KEY=VALUE ...")->required();
-  set->add_flag("--force", set_args->force, "Make a new release even when nothing changes");
-  set->callback([ctx, set_args] {
+      "already so, no release is made (exit 0) and the current one is printed",
+      "PAIRS", "KEY=VALUE ...");
+  set.first->callback([ctx, set_args = set.second] {
     rpc::Json pairs = rpc::Json::object();
     for (const auto& s : set_args->items)
       if (!SplitAssignment(s, &pairs, ctx)) return;
@@ -341,17 +348,13 @@ void AddConfigVerbs(CLI::App& ctl, CtlContext* ctx) {
                       {{"app", set_args->app}, {"set", pairs}, {"force", set_args->force}},
                       [](const rpc::Json& r) { PrintCreated(r, '+'); });
   });
-
-  auto unset_args = std::make_shared<Args>();
-  CLI::App* unset = config->add_subcommand(
+  auto unset = add_change(
       "unset",
       "Remove keys: makes a new release from the live one's build and config (the newest "
       "one's while none was ever live); prints vN, and on stderr what it started from. "
-      "The new release is not live until `relsupd ctl activate APP vN`");
-  unset->add_option("APP", unset_args->app, "App name")->required();
-  unset->add_option("KEYS", unset_args->items, "KEY ...")->required();
-  unset->add_flag("--force", unset_args->force, "Make a new release even when nothing changes");
-  unset->callback([ctx, unset_args] {
+      "The new release is not live until `relsupd ctl activate APP vN`",
+      "KEYS", "KEY ...");
+  unset.first->callback([ctx, unset_args = unset.second] {
     ctx->CallAndPrint(method::kConfigUnset,
                       {{"app", unset_args->app},
                        {"unset", unset_args->items},
@@ -360,8 +363,9 @@ void AddConfigVerbs(CLI::App& ctl, CtlContext* ctx) {
   });
 
   auto show_args = std::make_shared<Args>();
-  CLI::App* show = config->add_subcommand("show", "Show a release's config (values masked)");
-  show->add_option("APP", show_args->app, "App name")->required();
+  CLI::App* show = AddAppCommand(
+      *config, "show", "Show a release's config (values masked)",
+      &show_args->app, "App name");
   show->add_option("--release", show_args->release,
                    "Release (default: the live one; the newest while none was ever live)");
   show->add_flag("--reveal", show_args->reveal, "Show values (needs the change right)");

@@ -108,11 +108,11 @@ Result<int> RunOneOff(const CtlContext& ctx, const RunArgs& a) {
 
 void AddRunVerb(CLI::App& ctl, CtlContext* ctx) {
   auto args = std::make_shared<RunArgs>();
-  CLI::App* run = ctl.add_subcommand(
-      "run",
+  CLI::App* run = AddAppCommand(
+      ctl, "run",
       "Run a one-off command of an app's release (12-factor admin process): "
-      "in its slot, with its environment, as the app's user");
-  run->add_option("APP", args->app, "App")->required();
+      "in its slot, with its environment, as the app's user",
+      &args->app);
   run->add_option("--release", args->release,
                   "Run in this release (e.g. v3) instead of the active one");
   auto* tty =

@@ -2,6 +2,8 @@
 
 #include <csignal>
 #include <cstring>
+#include <initializer_list>
+#include <utility>
 
 #include "daemon/base/fd.h"
 #include "daemon/base/text_lines.h"
@@ -33,6 +35,96 @@ Status ValidateEnvKey(std::string_view key) {
   return Status::Ok();
 }
 
+// Reads `key` (at `node`) as one of `choices` into `out`; `must` names
+// them in the error ("always, on-failure or never").
+template <typename E>
+void ReadChoice(const std::string& file, const YAML::Node& node,
+                const std::string& key,
+                std::initializer_list<std::pair<std::string_view, E>> choices,
+                const std::string& must, E* out, yaml::Errors* errors,
+                const std::string& prefix = "") {
+  std::string s;
+  if (!errors->Take(yaml::ReadString(file, node, key), &s)) return;
+  for (const auto& [text, value] : choices)
+    if (s == text) {
+      *out = value;
+      return;
+    }
+  errors->Add(yaml::ErrorAt(file, node, prefix + "'" + key + "' must be " + must + ", not '" + s + "'"));
+}
+
+// `ready:` as a mapping of one key: {tcp: PORT}, {http: URL} or {exec: CMD}.
+void ParseReadyMap(const std::string& file, const YAML::Node& r,
+                   ReadyCheck* ready, yaml::Errors* errors) {
+  yaml::Errors keys;
+  yaml::CheckKeys(file, r, kReadyKeys, &keys);
+  if (!keys.empty()) {
+    errors->Add(keys.ToStatus());
+  } else if (r["tcp"]) {
+    int64_t port = 0;
+    if (errors->Take(yaml::ReadInt(file, r["tcp"], "tcp", 1, 65535), &port))
+      *ready = {ReadyKind::kTcp, static_cast<int>(port), ""};
+  } else if (r["http"]) {
+    std::string url;
+    if (!errors->Take(yaml::ReadString(file, r["http"], "http"), &url)) return;
+    if (url.rfind("http://", 0) != 0)
+      errors->Add(yaml::ErrorAt(file, r["http"], "'http' must be an http:// URL"));
+    else
+      *ready = {ReadyKind::kHttp, 0, url};
+  } else {
+    std::string cmd;
+    if (errors->Take(yaml::ReadString(file, r["exec"], "exec"), &cmd))
+      *ready = {ReadyKind::kExec, 0, cmd};
+  }
+}
+
+void ParseReady(const std::string& file, const YAML::Node& r, ReadyCheck* ready,
+                yaml::Errors* errors) {
+  static const std::string kMust =
+      "notify, none, {tcp: PORT}, {http: URL} or {exec: CMD}";
+  if (r.IsScalar()) {
+    ReadChoice(file, r, "ready",
+               {{"notify", ReadyKind::kNotify}, {"none", ReadyKind::kNone}},
+               kMust, &ready->kind, errors);
+  } else if (r.IsMap() && r.size() == 1) {
+    ParseReadyMap(file, r, ready, errors);
+  } else {
+    errors->Add(yaml::ErrorAt(file, r, "'ready' must be " + kMust));
+  }
+}
+
+void ParseSockets(const std::string& file, const YAML::Node& s,
+                  std::vector<std::string>* sockets, yaml::Errors* errors) {
+  if (!s.IsSequence()) {
+    errors->Add(yaml::ErrorAt(file, s, "'sockets' must be a list of socket names"));
+    return;
+  }
+  for (const auto& item : s) {
+    std::string sock;
+    if (errors->Take(yaml::ReadString(file, item, "socket name"), &sock))
+      sockets->push_back(sock);
+  }
+}
+
+void ParseEnv(const std::string& file, const YAML::Node& e,
+              std::map<std::string, std::string>* env, yaml::Errors* errors) {
+  if (!e.IsMap()) {
+    errors->Add(yaml::ErrorAt(file, e, "'env' must map NAME: VALUE"));
+    return;
+  }
+  for (const auto& kv : e) {
+    std::string key;
+    if (!errors->Take(yaml::ReadString(file, kv.first, "env name"), &key)) continue;
+    Status ks = ValidateEnvKey(key);
+    if (!ks.ok()) {
+      errors->Add(yaml::ErrorAt(file, kv.first, ks.message()));
+      continue;
+    }
+    std::string value;
+    if (errors->Take(yaml::ReadString(file, kv.second, key), &value)) (*env)[key] = value;
+  }
+}
+
 // Parses one process type; every error found goes to `errors` (the spec is
 // then not used).
 ProcessSpec ParseProcess(const std::string& file, const std::string& name,
@@ -55,91 +147,29 @@ ProcessSpec ParseProcess(const std::string& file, const std::string& name,
     if (errors->Take(yaml::ReadInt(file, n["scale"], "scale", 0, kMaxScale), &s))
       p.scale = static_cast<int>(s);
   }
-  if (const YAML::Node r = n["restart"]) {
-    std::string s;
-    if (errors->Take(yaml::ReadString(file, r, "restart"), &s)) {
-      if (s == "always") p.restart = RestartPolicy::kAlways;
-      else if (s == "on-failure") p.restart = RestartPolicy::kOnFailure;
-      else if (s == "never") p.restart = RestartPolicy::kNever;
-      else errors->Add(yaml::ErrorAt(file, r, "'restart' must be always, on-failure or never, not '" + s + "'"));
-    }
-  }
+  if (const YAML::Node r = n["restart"])
+    ReadChoice(file, r, "restart",
+               {{"always", RestartPolicy::kAlways},
+                {"on-failure", RestartPolicy::kOnFailure},
+                {"never", RestartPolicy::kNever}},
+               "always, on-failure or never", &p.restart, errors);
   if (const YAML::Node s = n["stop_signal"])
     errors->Take(yaml::ReadParsed(file, s, "stop_signal", ParseSignal), &p.stop_signal);
   if (n["stop_timeout"])
     errors->Take(yaml::ReadDurationMs(file, n["stop_timeout"], "stop_timeout"),
                  &p.stop_timeout_ms);
-  if (const YAML::Node m = n["stop_mode"]) {
-    std::string s;
-    if (errors->Take(yaml::ReadString(file, m, "stop_mode"), &s)) {
-      if (s == "group") p.stop_mode = StopMode::kGroup;
-      else if (s == "main") p.stop_mode = StopMode::kMain;
-      else errors->Add(yaml::ErrorAt(file, m, "process '" + name + "': 'stop_mode' must be group (the stop signal to the whole process group) or main (to the main process only, as for gunicorn), not '" + s + "'"));
-    }
-  }
+  if (const YAML::Node m = n["stop_mode"])
+    ReadChoice(file, m, "stop_mode",
+               {{"group", StopMode::kGroup}, {"main", StopMode::kMain}},
+               "group (the stop signal to the whole process group) or main "
+               "(to the main process only, as for gunicorn)",
+               &p.stop_mode, errors, "process '" + name + "': ");
   if (n["ready_timeout"])
     errors->Take(yaml::ReadDurationMs(file, n["ready_timeout"], "ready_timeout"),
                  &p.ready_timeout_ms);
-  if (const YAML::Node s = n["sockets"]) {
-    if (!s.IsSequence()) {
-      errors->Add(yaml::ErrorAt(file, s, "'sockets' must be a list of socket names"));
-    } else {
-      for (const auto& item : s) {
-        std::string sock;
-        if (errors->Take(yaml::ReadString(file, item, "socket name"), &sock))
-          p.sockets.push_back(sock);
-      }
-    }
-  }
-  if (const YAML::Node r = n["ready"]) {
-    if (r.IsScalar()) {
-      const std::string& s = r.Scalar();
-      if (s == "notify") p.ready.kind = ReadyKind::kNotify;
-      else if (s == "none") p.ready.kind = ReadyKind::kNone;
-      else errors->Add(yaml::ErrorAt(file, r, "'ready' must be notify, none, {tcp: PORT}, {http: URL} or {exec: CMD}, not '" + s + "'"));
-    } else if (r.IsMap() && r.size() == 1) {
-      yaml::Errors keys;
-      yaml::CheckKeys(file, r, kReadyKeys, &keys);
-      if (!keys.empty()) {
-        errors->Add(keys.ToStatus());
-      } else if (r["tcp"]) {
-        int64_t port = 0;
-        if (errors->Take(yaml::ReadInt(file, r["tcp"], "tcp", 1, 65535), &port))
-          p.ready = {ReadyKind::kTcp, static_cast<int>(port), ""};
-      } else if (r["http"]) {
-        std::string url;
-        if (errors->Take(yaml::ReadString(file, r["http"], "http"), &url)) {
-          if (url.rfind("http://", 0) != 0)
-            errors->Add(yaml::ErrorAt(file, r["http"], "'http' must be an http:// URL"));
-          else
-            p.ready = {ReadyKind::kHttp, 0, url};
-        }
-      } else {
-        std::string cmd;
-        if (errors->Take(yaml::ReadString(file, r["exec"], "exec"), &cmd))
-          p.ready = {ReadyKind::kExec, 0, cmd};
-      }
-    } else {
-      errors->Add(yaml::ErrorAt(file, r, "'ready' must be notify, none, {tcp: PORT}, {http: URL} or {exec: CMD}"));
-    }
-  }
-  if (const YAML::Node e = n["env"]) {
-    if (!e.IsMap()) {
-      errors->Add(yaml::ErrorAt(file, e, "'env' must map NAME: VALUE"));
-    } else {
-      for (const auto& kv : e) {
-        std::string key;
-        if (!errors->Take(yaml::ReadString(file, kv.first, "env name"), &key)) continue;
-        Status ks = ValidateEnvKey(key);
-        if (!ks.ok()) {
-          errors->Add(yaml::ErrorAt(file, kv.first, ks.message()));
-          continue;
-        }
-        std::string value;
-        if (errors->Take(yaml::ReadString(file, kv.second, key), &value)) p.env[key] = value;
-      }
-    }
-  }
+  if (const YAML::Node s = n["sockets"]) ParseSockets(file, s, &p.sockets, errors);
+  if (const YAML::Node r = n["ready"]) ParseReady(file, r, &p.ready, errors);
+  if (const YAML::Node e = n["env"]) ParseEnv(file, e, &p.env, errors);
   return p;
 }
 

@@ -14,6 +14,17 @@ constexpr char kBuildColumns[] =
     "SELECT app, sha256, format, size, entries, unpacked_bytes, imported_at, "
     "imported_by FROM builds";
 
+// Every row of `sql`, whose one parameter is the app, as `read` makes it;
+// false when it cannot be prepared or a step fails.
+template <typename Row>
+bool ReadAppRows(sqlite3* db, const std::string& sql, const std::string& app,
+                 Row (*read)(Stmt&), std::vector<Row>* out) {
+  Stmt st(db, sql.c_str());
+  if (!st.prepared()) return false;
+  st.Bind(1, app);
+  return st.ReadAll(read, out);
+}
+
 BuildRow ReadBuildRow(Stmt& st) {
   BuildRow b;
   st.Columns(b.app, b.sha256, b.format, b.size, b.entries, b.unpacked_bytes,
@@ -102,13 +113,10 @@ Result<BuildRow> Ledger::FindBuild(const std::string& app,
 
 Result<std::vector<BuildRow>> Ledger::ListBuilds(const std::string& app) {
   RETURN_IF_ERROR(GetApp(app).status());
-  Stmt st(db_, (std::string(kBuildColumns) +
-                " WHERE app=? ORDER BY imported_at, sha256")
-                   .c_str());
-  if (!st.prepared()) return Err("cannot prepare build list");
-  st.Bind(1, app);
   std::vector<BuildRow> out;
-  if (!st.ReadAll(ReadBuildRow, &out)) return Err("cannot list builds");
+  if (!ReadAppRows(db_, std::string(kBuildColumns) + " WHERE app=? ORDER BY imported_at, sha256",
+                   app, ReadBuildRow, &out))
+    return Err("cannot list builds");
   return out;
 }
 
@@ -159,13 +167,10 @@ Result<ReleaseRow> Ledger::GetRelease(const std::string& app, int64_t number) {
 }
 
 Result<std::vector<ReleaseRow>> Ledger::ListReleases(const std::string& app) {
-  Stmt st(db_,
-          (std::string(kReleaseColumns) + " WHERE r.app=? ORDER BY r.number")
-              .c_str());
-  if (!st.prepared()) return Err("cannot prepare release list");
-  st.Bind(1, app);
   std::vector<ReleaseRow> out;
-  if (!st.ReadAll(ReadReleaseRow, &out)) return Err("cannot list releases");
+  if (!ReadAppRows(db_, std::string(kReleaseColumns) + " WHERE r.app=? ORDER BY r.number", app,
+                   ReadReleaseRow, &out))
+    return Err("cannot list releases");
   return out;
 }
 
