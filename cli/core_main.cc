@@ -10,6 +10,7 @@
 #include "cli/ctl.h"
 #include "cli/ctl_deploy.h"
 #include "daemon/main.h"
+#include "daemon/reexec/probe.h"
 
 int main(int argc, char** argv) {
   using namespace relsupd;
@@ -29,9 +30,15 @@ int main(int argc, char** argv) {
   daemon->add_option("--socket", daemon_options.socket,
                      "Control socket path (overrides the config; default "
                      "/run/relsupd/relsupd.sock)");
+  // Hidden (no group): the running daemon asks a binary it is about to
+  // re-exec what it reads (daemon/reexec/probe.h). Touches no state.
+  bool reexec_probe = false;
+  daemon->add_flag("--reexec-probe", reexec_probe)->group("");
   daemon->footer(
       "Signals: SIGTERM/SIGINT stop cleanly, SIGHUP re-reads the config.");
-  daemon->callback([&] { daemon_exit = RunDaemon(daemon_options); });
+  daemon->callback([&] {
+    daemon_exit = reexec_probe ? RunReexecProbe() : RunDaemon(daemon_options);
+  });
 
   cli::CtlContext ctl;
   cli::AddCtlCommand(app, &ctl);

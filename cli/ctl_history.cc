@@ -22,6 +22,9 @@ std::string Plain(const rpc::Json& v) {
   return v.dump();
 }
 
+// "-" for an empty column.
+std::string OrDash(const std::string& text) { return text.empty() ? "-" : text; }
+
 // "A, B, C" from an array of strings.
 std::string List(const rpc::Json& items) {
   std::string out;
@@ -134,9 +137,9 @@ void AddHistoryVerb(CLI::App& ctl, CtlContext* ctx) {
         for (char& c : detail)
           if (c == '\n' || c == '\t') c = ' ';
         if (detail.size() > 80) detail = detail.substr(0, 77) + "...";
-        t.AddRow({Text(e, "id"), Text(e, "time"), Text(e, "app"),
-                  Text(e, "kind"), Text(e, "release").empty() ? "-" : Text(e, "release"),
-                  Text(e, "actor"), detail});
+        // A daemon-wide event (reexec) has no app and no release.
+        t.AddRow({Text(e, "id"), Text(e, "time"), OrDash(Text(e, "app")), Text(e, "kind"),
+                  OrDash(Text(e, "release")), Text(e, "actor"), detail});
       }
       std::cout.flush();
       remaining -= static_cast<int64_t>(page->size());

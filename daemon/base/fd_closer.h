@@ -57,6 +57,9 @@ class FdCloser {
   size_t room() const;
   // Fds queued or being closed right now.
   size_t pending() const;
+  // Nothing queued and no close() running: an exec now closes none of the
+  // fds handed here (daemon-reexec waits for this, docs/reexec.md §2.5).
+  bool empty() const { return pending() == 0; }
   // How long the close() now running has taken, in ms (0 when idle).
   int64_t stuck_ms() const;
   size_t capacity() const { return capacity_; }

@@ -28,6 +28,7 @@ constexpr std::pair<EventKind, std::string_view> kNames[] = {
     {EventKind::kReleasePhaseFailed, "release-phase-failed"},
     {EventKind::kRunStarted, "run-started"},
     {EventKind::kRan, "ran"},
+    {EventKind::kReexec, "reexec"},
 };
 
 // The table is in enum order, so a kind is its own index.
@@ -37,7 +38,7 @@ constexpr bool InEnumOrder() {
   return true;
 }
 static_assert(InEnumOrder());
-static_assert(std::size(kNames) == static_cast<size_t>(EventKind::kRan) + 1);
+static_assert(std::size(kNames) == static_cast<size_t>(EventKind::kReexec) + 1);
 
 }  // namespace
 

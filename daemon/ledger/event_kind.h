@@ -33,6 +33,8 @@ enum class EventKind {
                            // timeout or interruption
   kRunStarted,        // run-started: a one-off process (`ctl run`) starts
   kRan,               // ran: a one-off process ended (its exit status)
+  kReexec,            // reexec: the daemon re-executed itself (daemon-wide:
+                      // app "", detail "0.9.0 -> 0.10.0[, what went wrong]")
 };
 
 // "app-created", "rolled-back", ...

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <functional>
 #include <set>
+#include <sstream>
 
 #include "daemon/ledger/ledger.h"
 #include "tests/e2e/harness.h"
@@ -167,6 +168,38 @@ TEST_CASE(
 
   // The daemon still finds the history intact.
   CheckVerdict(VerifyAfterRestart(dir), 0, "History intact: 2 events checked");
+}
+
+TEST_CASE("e2e ledger: history shows a daemon-wide event with - for its app and release",
+          "[e2e][ledger]") {
+  TempDir dir;
+  MakeHistory(dir, 1);
+  {
+    // daemon-reexec writes this event (docs/reexec.md 6.3); the daemon is
+    // stopped, so the ledger is ours for the moment.
+    auto ledger = Ledger::Open(LedgerPath(dir), RealClock());
+    REQUIRE(ledger.ok());
+    REQUIRE((*ledger)
+                ->AppendEvent("", EventKind::kReexec, ReleaseId{}, Actor{0, "SIGUSR2"},
+                              "0.9.0 -> 0.10.0")
+                .ok());
+  }
+  DaemonProcess d(dir);
+  ProcResult r = RunCtl(d.socket(), {"history"});
+  INFO(r.Describe());
+  REQUIRE(r.status.Exited(0));
+  std::string line;
+  std::istringstream out(r.out);
+  for (std::string l; std::getline(out, l);)
+    if (l.find("reexec") != std::string::npos) line = l;
+  // ID TIME APP KIND RELEASE ACTOR DETAIL
+  CHECK_THAT(line, Catch::Matches(R"(2 +\S+ +- +reexec +- +SIGUSR2 +0\.9\.0 -> 0\.10\.0 *)"));
+  Json history = CtlJson(d.socket(), {"history"});
+  REQUIRE(history.size() == 2);
+  CHECK(history[1]["app"] == "");
+  CHECK(history[1]["kind"] == "reexec");
+  CheckVerdict(RunCtl(d.socket(), {"history", "--verify"}), 0,
+               "History intact: 2 events checked");
 }
 
 TEST_CASE("e2e ledger: history --verify passes on an untouched ledger",

@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 
 #include "daemon/base/clock.h"
 #include "daemon/base/duration.h"
@@ -17,6 +18,7 @@
 #include "daemon/base/sha256.h"
 #include "daemon/base/socket_address.h"
 #include "daemon/base/status.h"
+#include "daemon/base/uv_work.h"
 #include "tests/support/temp_dir.h"
 
 namespace relsupd {
@@ -170,6 +172,31 @@ TEST_CASE("sha256 matches the known vector") {
   h.Update("a");
   h.Update("bc");
   CHECK(h.HexDigest() == Sha256Hex("abc"));
+}
+
+TEST_CASE("off-loop jobs count as in flight until their done callback returns") {
+  uv_loop_t loop;
+  REQUIRE(uv_loop_init(&loop) == 0);
+  size_t before = InFlightWork();
+  std::promise<void> go;
+  std::shared_future<void> released = go.get_future().share();
+  std::vector<size_t> seen_in_done;
+  for (int i = 0; i < 2; ++i)
+    RunOffLoop<int>(
+        &loop, [released, i] { released.wait(); return i; },
+        [&](int) { seen_in_done.push_back(InFlightWork()); });
+  CHECK(InFlightWork() == before + 2);
+  // Nothing finishes while the work is held: the loop has nothing to run.
+  uv_run(&loop, UV_RUN_NOWAIT);
+  CHECK(InFlightWork() == before + 2);
+  go.set_value();
+  uv_run(&loop, UV_RUN_DEFAULT);  // returns once both done callbacks ran
+  REQUIRE(seen_in_done.size() == 2);
+  // Each job still counts while its own done runs.
+  CHECK(seen_in_done[0] == before + 2);
+  CHECK(seen_in_done[1] == before + 1);
+  CHECK(InFlightWork() == before);
+  CHECK(uv_loop_close(&loop) == 0);
 }
 
 TEST_CASE("times format as RFC 3339 UTC") {

@@ -34,6 +34,7 @@ TEST_CASE("FdCloser closes what it is given, on its own thread") {
   CHECK(closer.room() == 16);
   closer.Close(Fd());  // an empty Fd is ignored
   CHECK(closer.pending() == 0);
+  CHECK(closer.empty());
 }
 
 TEST_CASE("FdCloser: a close() that lingers holds neither the caller nor the loop's count") {
@@ -55,8 +56,10 @@ TEST_CASE("FdCloser: a close() that lingers holds neither the caller nor the loo
   }
   CHECK(closer.room() == 0);
   CHECK(closer.pending() == 11);
+  CHECK_FALSE(closer.empty());
   l.Release();
   CHECK(WaitUntil([&] { return closer.pending() == 0; }));
+  CHECK(closer.empty());
   CHECK(closer.stuck_ms() == 0);
   CHECK(closer.room() == 8);
 }

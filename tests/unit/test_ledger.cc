@@ -359,7 +359,7 @@ TEST_CASE("ReleaseId::Parse names what is not a release") {
 
 TEST_CASE("EventKind names round-trip, and the names are the stored ones") {
   // Every kind, in enum order: the table must name each one once.
-  for (int i = 0; i <= static_cast<int>(EventKind::kReleasePhaseFailed); ++i) {
+  for (int i = 0; i <= static_cast<int>(EventKind::kReexec); ++i) {
     const auto kind = static_cast<EventKind>(i);
     INFO(i);
     CHECK(ParseEventKind(EventKindName(kind)) == kind);
@@ -370,6 +370,8 @@ TEST_CASE("EventKind names round-trip, and the names are the stored ones") {
   CHECK(EventKindName(EventKind::kPruned) == "pruned");
   CHECK(EventKindName(EventKind::kReleasePhaseSucceeded) ==
         "release-phase-succeeded");
+  CHECK(EventKindName(EventKind::kRan) == "ran");
+  CHECK(EventKindName(EventKind::kReexec) == "reexec");
   CHECK(ParseEventKind("deployed") == std::nullopt);
   CHECK(ParseEventKind("") == std::nullopt);
 }
@@ -448,6 +450,30 @@ TEST_CASE("app state: the other kinds change nothing") {
   CHECK_FALSE(ChangesAppState(EventKind::kFailed));
   CHECK(NextAppState(s, EventKind::kFailed, kV2) == s);
   CHECK(ChangesAppState(EventKind::kStopped));
+}
+
+TEST_CASE("a reexec event is daemon-wide: no app, no release, in the chain like any other") {
+  Fixture f;
+  auto l = f.Open();
+  REQUIRE(l->CreateApp(Shop(), f.root).ok());
+  REQUIRE(l->AppendEvent("", EventKind::kReexec, ReleaseId{}, Actor{0, "SIGUSR2"},
+                         "0.9.0 -> 0.10.0").ok());
+  auto all = l->History(std::nullopt, 10);
+  REQUIRE(all.ok());
+  REQUIRE(all->size() == 2);
+  const Event& e = (*all)[1];
+  CHECK(e.kind == "reexec");
+  CHECK(e.app == "");
+  CHECK(e.release == "");
+  CHECK(e.actor_name == "SIGUSR2");
+  CHECK(e.detail == "0.9.0 -> 0.10.0");
+  // An app's history leaves it out; it changes no app's state.
+  CHECK(l->History(std::string("shop"), 10)->size() == 1);
+  CHECK(*l->GetAppState("shop") == AppState{});
+  auto verdict = l->VerifyHistory();
+  REQUIRE(verdict.ok());
+  CHECK(verdict->problems.empty());
+  CHECK(verdict->checked == 2);
 }
 
 TEST_CASE("the app_state row is written with its event, in one transaction") {

@@ -1,0 +1,187 @@
+#include "daemon/reexec/handover_fds.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <fstream>
+#include <set>
+
+namespace relsupd {
+namespace {
+
+std::string FdName(int fd) { return "fd " + std::to_string(fd); }
+
+Status Stat(int fd, struct stat* st) {
+  if (::fstat(fd, st) != 0) return Status::FromErrno(FdName(fd), errno);
+  return Status::Ok();
+}
+
+Status SocketInt(int fd, int option, int* value) {
+  socklen_t len = sizeof *value;
+  if (::getsockopt(fd, SOL_SOCKET, option, value, &len) != 0)
+    return Status::FromErrno(FdName(fd), errno);
+  return Status::Ok();
+}
+
+Status CheckSocket(int fd) {
+  struct stat st {};
+  RETURN_IF_ERROR(Stat(fd, &st));
+  if (!S_ISSOCK(st.st_mode)) return Corruption(FdName(fd) + ": not a socket");
+  return Status::Ok();
+}
+
+// The unix socket's bound path equals `path`.
+Status CheckBoundTo(int fd, const std::string& path) {
+  sockaddr_un addr{};
+  socklen_t len = sizeof addr;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    return Status::FromErrno(FdName(fd), errno);
+  std::string bound;
+  if (addr.sun_family == AF_UNIX && len > offsetof(sockaddr_un, sun_path))
+    bound.assign(addr.sun_path, strnlen(addr.sun_path, len - offsetof(sockaddr_un, sun_path)));
+  if (bound != path)
+    return Corruption(FdName(fd) + ": bound to '" + bound + "', not '" + path + "'");
+  return Status::Ok();
+}
+
+Status SetFlag(int fd, bool cloexec) {
+  int flags = ::fcntl(fd, F_GETFD);
+  if (flags < 0) return Status::FromErrno(FdName(fd), errno);
+  int want = cloexec ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
+  if (want != flags && ::fcntl(fd, F_SETFD, want) != 0) return Status::FromErrno(FdName(fd), errno);
+  return Status::Ok();
+}
+
+// The pidfds with their pids, and the pipes of every child.
+void ForEachChild(const HandoverRecord& r, auto each) {
+  auto group = [&](const GroupSnapshot& g) {
+    for (const InstanceSnapshot& i : g.instances)
+      if (i.child) each(*i.child);
+  };
+  for (const AppSnapshot& a : r.supervisor.apps) {
+    if (a.active) group(*a.active);
+    for (const GroupSnapshot& g : a.retiring) group(g);
+  }
+}
+
+}  // namespace
+
+std::vector<int> HandoverFdList(const HandoverRecord& r) {
+  std::set<int> fds = {r.fds.lock, r.fds.listener, r.fds.self_exe};
+  if (r.notify) fds.insert(r.notify->fd);
+  if (r.request) fds.insert(r.request->conn_fd);
+  for (const AppSocketSnapshot& s : r.app_sockets) fds.insert(s.fd);
+  ForEachChild(r, [&](const ChildFds& c) { fds.insert({c.pidfd, c.out_fd, c.err_fd}); });
+  for (const ReapEntry& e : r.supervisor.reap) fds.insert(e.pidfd);
+  fds.erase(-1);
+  return {fds.begin(), fds.end()};
+}
+
+Status ClearCloexec(const std::vector<int>& fds) {
+  for (int fd : fds) RETURN_IF_ERROR(SetFlag(fd, false));
+  return Status::Ok();
+}
+
+Status SetCloexec(const std::vector<int>& fds) {
+  for (int fd : fds) RETURN_IF_ERROR(SetFlag(fd, true));
+  return Status::Ok();
+}
+
+Status CheckPidfd(int fd, pid_t pid) {
+  std::ifstream info("/proc/self/fdinfo/" + std::to_string(fd));
+  if (!info) return Corruption(FdName(fd) + ": not open");
+  for (std::string line; std::getline(info, line);) {
+    if (line.rfind("Pid:", 0) != 0) continue;
+    std::string value = line.substr(4);
+    value.erase(0, value.find_first_not_of(" \t"));
+    if (value == std::to_string(pid)) return Status::Ok();
+    return Corruption(FdName(fd) + ": a pidfd of pid " + value + ", not " + std::to_string(pid));
+  }
+  return Corruption(FdName(fd) + ": not a pidfd");
+}
+
+Status CheckListener(int fd, const std::string& path) {
+  RETURN_IF_ERROR(CheckSocket(fd));
+  int listening = 0;
+  RETURN_IF_ERROR(SocketInt(fd, SO_ACCEPTCONN, &listening));
+  if (listening != 1) return Corruption(FdName(fd) + ": a socket that is not listening");
+  return path.empty() ? Status::Ok() : CheckBoundTo(fd, path);
+}
+
+Status CheckDatagram(int fd, const std::string& path) {
+  RETURN_IF_ERROR(CheckSocket(fd));
+  int type = 0;
+  RETURN_IF_ERROR(SocketInt(fd, SO_TYPE, &type));
+  if (type != SOCK_DGRAM) return Corruption(FdName(fd) + ": not a datagram socket");
+  return CheckBoundTo(fd, path);
+}
+
+Status CheckPeer(int fd, pid_t pid, uid_t uid) {
+  RETURN_IF_ERROR(CheckSocket(fd));
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+    return Status::FromErrno(FdName(fd), errno);
+  if (cred.pid != pid || cred.uid != uid)
+    return Corruption(FdName(fd) + ": the peer is pid " + std::to_string(cred.pid) + " uid " +
+                      std::to_string(cred.uid) + ", not pid " + std::to_string(pid) + " uid " +
+                      std::to_string(uid));
+  return Status::Ok();
+}
+
+Status CheckFifo(int fd) {
+  struct stat st {};
+  RETURN_IF_ERROR(Stat(fd, &st));
+  if (!S_ISFIFO(st.st_mode)) return Corruption(FdName(fd) + ": not a pipe");
+  return Status::Ok();
+}
+
+Status CheckLockFile(int fd, const std::string& state_dir) {
+  struct stat held {}, named {};
+  RETURN_IF_ERROR(Stat(fd, &held));
+  const std::string path = state_dir + "/relsupd.lock";
+  if (::stat(path.c_str(), &named) != 0) return Status::FromErrno(path, errno);
+  if (!S_ISREG(held.st_mode) || held.st_dev != named.st_dev || held.st_ino != named.st_ino)
+    return Corruption(FdName(fd) + ": not '" + path + "'");
+  return Status::Ok();
+}
+
+Status CheckRegularFile(int fd) {
+  struct stat st {};
+  RETURN_IF_ERROR(Stat(fd, &st));
+  if (!S_ISREG(st.st_mode)) return Corruption(FdName(fd) + ": not a regular file");
+  return Status::Ok();
+}
+
+Status CheckHandoverFds(const HandoverRecord& r) {
+  // Each fd once: two owners of one fd would close it twice.
+  std::vector<int> named = {r.fds.lock, r.fds.listener, r.fds.self_exe};
+  if (r.notify) named.push_back(r.notify->fd);
+  if (r.request) named.push_back(r.request->conn_fd);
+  for (const AppSocketSnapshot& s : r.app_sockets) named.push_back(s.fd);
+  ForEachChild(r, [&](const ChildFds& c) { named.insert(named.end(), {c.pidfd, c.out_fd, c.err_fd}); });
+  for (const ReapEntry& e : r.supervisor.reap) named.push_back(e.pidfd);
+  std::erase(named, -1);
+  if (named.size() != HandoverFdList(r).size()) return Corruption("the handover names an fd twice");
+  if (r.fds.lock >= 0) RETURN_IF_ERROR(CheckLockFile(r.fds.lock, r.config.state_dir));
+  if (r.fds.listener >= 0) RETURN_IF_ERROR(CheckListener(r.fds.listener, r.config.socket));
+  if (r.fds.self_exe >= 0) RETURN_IF_ERROR(CheckRegularFile(r.fds.self_exe));
+  if (r.notify) RETURN_IF_ERROR(CheckDatagram(r.notify->fd, r.notify->path));
+  if (r.request) RETURN_IF_ERROR(CheckPeer(r.request->conn_fd, r.request->pid, r.request->uid));
+  for (const AppSocketSnapshot& s : r.app_sockets) RETURN_IF_ERROR(CheckListener(s.fd, ""));
+  Status s;
+  ForEachChild(r, [&](const ChildFds& c) {
+    if (s.ok()) s = CheckPidfd(c.pidfd, c.pid);
+    if (s.ok() && c.out_fd >= 0) s = CheckFifo(c.out_fd);
+    if (s.ok() && c.err_fd >= 0) s = CheckFifo(c.err_fd);
+  });
+  RETURN_IF_ERROR(s);
+  for (const ReapEntry& e : r.supervisor.reap) RETURN_IF_ERROR(CheckPidfd(e.pidfd, e.pid));
+  return Status::Ok();
+}
+
+}  // namespace relsupd

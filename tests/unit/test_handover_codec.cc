@@ -1,0 +1,417 @@
+// daemon/reexec: the handover record through its CBOR codec and its
+// memfd. Every field survives a round trip; the golden record of each
+// released format still reads; a record that is truncated, corrupt, too big
+// or too new gives a clear error, never a crash.
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/reexec/handover_codec.h"
+#include "daemon/reexec/memfd.h"
+
+namespace relsupd {
+namespace {
+
+using Json = nlohmann::json;
+
+// A partial line of bytes no text could hold.
+const std::string kOddBytes = std::string("a\0b\xff\r", 5);
+
+ProcessSpec Spec() {
+  return ProcessSpec{.name = "web",
+                     .command = "./bin/server --port $PORT",
+                     .scale = 3,
+                     .restart = RestartPolicy::kOnFailure,
+                     .stop_signal = 2,
+                     .stop_timeout_ms = 7'000,
+                     .stop_mode = StopMode::kMain,
+                     .sockets = {"http", "admin"},
+                     .ready = {.kind = ReadyKind::kHttp, .port = 8081, .target = "http://x/up"},
+                     .ready_timeout_ms = 9'000,
+                     .env = {{"A", "1"}, {"B", ""}}};
+}
+
+InstanceSnapshot Instance() {
+  InstanceSnapshot i;
+  i.type = "web";
+  i.index = 2;
+  i.leaving = true;
+  i.state = InstanceState::kStoppingUnready;
+  i.timer_deadline_mono_ms = 123'456;
+  i.backoff = {.started_ms = 10, .next_delay_ms = 400, .restarts = 3, .exits = {1, 2, 3}};
+  i.backoff_delay_ms = 800;
+  i.started_ms = 99;
+  i.stop_cause = StopCause::kNotReady;
+  i.stop_sent_ms = 120;
+  i.killed = true;
+  i.cgroup_dir = "shop/web.2@7";
+  i.exits = {ExitInfo{.time_ms = 1'700'000'000'000, .status = 3, .signal = 9,
+                      .stop = StopCause::kRequested, .stop_signal = 15, .killed = true,
+                      .stop_timeout_ms = 10'000, .ready_timeout_ms = 60'000}};
+  i.status_text = "warming up";
+  i.type_failed = true;
+  i.child = ChildFds{.pid = 4242, .pidfd = 21, .out_fd = 22, .err_fd = -1, .paused = true};
+  i.capture = {.out_partial = kOddBytes, .err_partial = "half a li", .tokens = -12.5,
+               .tokens_ms = 777};
+  return i;
+}
+
+GroupSnapshot Group(int64_t number) {
+  GroupSnapshot g;
+  g.run.app = "shop";
+  g.run.number = number;
+  g.run.slot = "/var/lib/relsupd/apps/shop/releases/v" + std::to_string(number);
+  g.run.config = {{"DATABASE_URL", "postgres://db"}};
+  g.run.processes.source = "Procfile";
+  g.run.processes.processes = {{"web", Spec()}};
+  g.run.processes.release = {.command = "./migrate", .timeout_ms = 30'000};
+  g.run.uid = 70001;
+  g.run.gid = 70002;
+  g.run.groups = {70002, 27};
+  g.run.user = "shop";
+  g.run.home = "/home/shop";
+  g.run.socket_fds = {{"http", 9}};
+  g.formation = {{"web", 3}, {"worker", 0}};
+  g.stopping = true;
+  g.failed_types = {"worker"};
+  g.instances = {Instance()};
+  return g;
+}
+
+// A record where every field of every struct differs from its default.
+HandoverRecord Filled() {
+  HandoverRecord r;
+  r.writer = "0.9.0";
+  r.written_mono_ms = 5'000;
+  r.actor = {.uid = 1000, .name = "alice"};
+  r.daemon = {.self_path = "/usr/libexec/relsupd/relsupd-core", .supervisor_id = "2049:131",
+              .reexecs = 4, .first_started_mono_ms = 17, .child_nofile_soft = 1024,
+              .child_nofile_hard = 524288};
+  r.config.state_dir = "/srv/relsupd";
+  r.config.socket = "/run/r.sock";
+  r.config.socket_mode = 0600;
+  r.config.socket_group = "g";
+  r.config.admin_group = "ag";
+  r.config.log_level = "debug";
+  r.config.max_request_bytes = 1;
+  r.config.max_artifact_bytes = 2;
+  r.config.max_unpacked_bytes = 3;
+  r.config.max_entries = 4;
+  r.config.max_compression_ratio = 5;
+  r.config.cgroup = "/sys/fs/cgroup/x";
+  r.config.restart_initial_delay_ms = 6;
+  r.config.restart_max_delay_ms = 7;
+  r.config.restart_reset_after_ms = 8;
+  r.config.crash_limit = 9;
+  r.config.crash_window_ms = 10;
+  r.config.log_max_file_bytes = 11;
+  r.config.log_max_files = 12;
+  r.config.log_rate_limit = 13;
+  r.config.app_uid_min = 14;
+  r.config.app_uid_max = 15;
+  r.config.allow_root_apps = true;
+  r.fds = {.lock = 3, .listener = 4, .self_exe = 5};
+  r.notify = NotifySnapshot{.fd = 6, .path = "/run/relsupd/notify", .refuses_fds = true};
+  r.request = RequestSnapshot{.conn_fd = 7, .rpc_id = "\"req-1\"", .pid = 812, .uid = 1000,
+                              .gid = 1001, .kill_one_offs = true};
+  r.app_sockets = {{.app = "shop", .name = "http", .address = "tcp://0.0.0.0:8080", .fd = 9}};
+  r.supervisor.apps = {AppSnapshot{.app = "shop", .active = Group(2), .retiring = {Group(1)}}};
+  r.supervisor.reap = {{.pid = 4300, .pidfd = 30}};
+  r.supervisor.cgroups = CgroupSnapshot{.root = "/sys/fs/cgroup/relsupd", .next = 77};
+  r.switch_outcomes["shop"] = SwitchOutcome{.id = 5, .ok = true, .live = 2, .message = "m",
+                                            .note = "n", .live_ready = false};
+  r.next_switch_id = 6;
+  r.one_offs_next_id = 8;
+  r.log_seq = {{"shop", 123'456'789'012}};
+  return r;
+}
+
+void CheckInstance(const InstanceSnapshot& got) {
+  InstanceSnapshot want = Instance();
+  CHECK(got.type == want.type);
+  CHECK(got.index == want.index);
+  CHECK(got.leaving == want.leaving);
+  CHECK(got.state == want.state);
+  CHECK(got.timer_deadline_mono_ms == want.timer_deadline_mono_ms);
+  CHECK(got.backoff.started_ms == want.backoff.started_ms);
+  CHECK(got.backoff.next_delay_ms == want.backoff.next_delay_ms);
+  CHECK(got.backoff.restarts == want.backoff.restarts);
+  CHECK(got.backoff.exits == want.backoff.exits);
+  CHECK(got.backoff_delay_ms == want.backoff_delay_ms);
+  CHECK(got.started_ms == want.started_ms);
+  CHECK(got.stop_cause == want.stop_cause);
+  CHECK(got.stop_sent_ms == want.stop_sent_ms);
+  CHECK(got.killed == want.killed);
+  CHECK(got.cgroup_dir == want.cgroup_dir);
+  REQUIRE(got.exits.size() == 1);
+  const ExitInfo& e = got.exits[0];
+  const ExitInfo& w = want.exits[0];
+  CHECK((e.time_ms == w.time_ms && e.status == w.status && e.signal == w.signal &&
+         e.stop == w.stop && e.stop_signal == w.stop_signal && e.killed == w.killed &&
+         e.stop_timeout_ms == w.stop_timeout_ms && e.ready_timeout_ms == w.ready_timeout_ms));
+  CHECK(got.status_text == want.status_text);
+  CHECK(got.type_failed == want.type_failed);
+  REQUIRE(got.child.has_value());
+  CHECK((got.child->pid == 4242 && got.child->pidfd == 21 && got.child->out_fd == 22 &&
+         got.child->err_fd == -1 && got.child->paused));
+  CHECK(got.capture.out_partial == kOddBytes);
+  CHECK(got.capture.err_partial == want.capture.err_partial);
+  CHECK(got.capture.tokens == want.capture.tokens);
+  CHECK(got.capture.tokens_ms == want.capture.tokens_ms);
+}
+
+void CheckGroup(const GroupSnapshot& got, int64_t number) {
+  GroupSnapshot want = Group(number);
+  CHECK(got.run.app == want.run.app);
+  CHECK(got.run.number == number);
+  CHECK(got.run.slot == want.run.slot);
+  CHECK(got.run.config == want.run.config);
+  CHECK(got.run.processes.source == want.run.processes.source);
+  CHECK(got.run.processes.processes == want.run.processes.processes);
+  CHECK(got.run.processes.release.command == want.run.processes.release.command);
+  CHECK(got.run.processes.release.timeout_ms == want.run.processes.release.timeout_ms);
+  CHECK(got.run.uid == want.run.uid);
+  CHECK(got.run.gid == want.run.gid);
+  CHECK(got.run.groups == want.run.groups);
+  CHECK(got.run.user == want.run.user);
+  CHECK(got.run.home == want.run.home);
+  CHECK(got.run.socket_fds == want.run.socket_fds);
+  CHECK(got.formation == want.formation);
+  CHECK(got.stopping == want.stopping);
+  CHECK(got.failed_types == want.failed_types);
+  REQUIRE(got.instances.size() == 1);
+  CheckInstance(got.instances[0]);
+}
+
+// `got` holds every value Filled() put in.
+void CheckFilled(const HandoverRecord& got) {
+  HandoverRecord want = Filled();
+  CHECK(got.writer == want.writer);
+  CHECK(got.written_mono_ms == want.written_mono_ms);
+  CHECK((got.actor.uid == 1000 && got.actor.name == "alice"));
+  CHECK(got.daemon.self_path == want.daemon.self_path);
+  CHECK(got.daemon.supervisor_id == want.daemon.supervisor_id);
+  CHECK(got.daemon.reexecs == want.daemon.reexecs);
+  CHECK(got.daemon.first_started_mono_ms == want.daemon.first_started_mono_ms);
+  CHECK(got.daemon.child_nofile_soft == want.daemon.child_nofile_soft);
+  CHECK(got.daemon.child_nofile_hard == want.daemon.child_nofile_hard);
+  CHECK(got.config == want.config);
+  CHECK((got.fds.lock == 3 && got.fds.listener == 4 && got.fds.self_exe == 5));
+  REQUIRE(got.notify.has_value());
+  CHECK((got.notify->fd == 6 && got.notify->path == want.notify->path && got.notify->refuses_fds));
+  REQUIRE(got.request.has_value());
+  CHECK((got.request->conn_fd == 7 && got.request->rpc_id == "\"req-1\"" &&
+         got.request->pid == 812 && got.request->uid == 1000 && got.request->gid == 1001 &&
+         got.request->kill_one_offs));
+  REQUIRE(got.app_sockets.size() == 1);
+  CHECK((got.app_sockets[0].app == "shop" && got.app_sockets[0].name == "http" &&
+         got.app_sockets[0].address == "tcp://0.0.0.0:8080" && got.app_sockets[0].fd == 9));
+  REQUIRE(got.supervisor.apps.size() == 1);
+  CHECK(got.supervisor.apps[0].app == "shop");
+  REQUIRE(got.supervisor.apps[0].active.has_value());
+  CheckGroup(*got.supervisor.apps[0].active, 2);
+  REQUIRE(got.supervisor.apps[0].retiring.size() == 1);
+  CheckGroup(got.supervisor.apps[0].retiring[0], 1);
+  REQUIRE(got.supervisor.reap.size() == 1);
+  CHECK((got.supervisor.reap[0].pid == 4300 && got.supervisor.reap[0].pidfd == 30));
+  REQUIRE(got.supervisor.cgroups.has_value());
+  CHECK((got.supervisor.cgroups->root == "/sys/fs/cgroup/relsupd" &&
+         got.supervisor.cgroups->next == 77));
+  REQUIRE(got.switch_outcomes.count("shop") == 1);
+  const SwitchOutcome& o = got.switch_outcomes.at("shop");
+  CHECK((o.id == 5 && o.ok && o.live == 2 && o.message == "m" && o.note == "n" && !o.live_ready));
+  CHECK(got.next_switch_id == 6);
+  CHECK(got.one_offs_next_id == 8);
+  CHECK(got.log_seq == want.log_seq);
+}
+
+// The framed image of `payload`, as format `version` needing `min_reader`.
+std::string Image(const std::string& payload, uint32_t version = kHandoverVersion,
+                  uint32_t min_reader = kHandoverMinReader) {
+  return FrameHandover(HandoverImage{.format_version = version, .min_reader_version = min_reader,
+                                     .core_count = 0, .core_table = "", .payload = payload});
+}
+
+std::string FilledImage() { return Image(*EncodeHandover(Filled())); }
+
+// The image of Filled() after `edit` changed its payload as JSON.
+std::string Edited(const std::function<void(Json&)>& edit) {
+  Json j = Json::from_cbor(*EncodeHandover(Filled()));
+  edit(j);
+  std::vector<uint8_t> cbor = Json::to_cbor(j);
+  return Image(std::string(cbor.begin(), cbor.end()));
+}
+
+std::string Error(std::string_view image) {
+  Result<HandoverRecord> r = ParseHandover(image);
+  REQUIRE_FALSE(r.ok());
+  CHECK_FALSE(r.status().message().empty());
+  return r.status().message();
+}
+
+const std::string kGolden = std::string(RELSUPD_SOURCE_DIR) + "/tests/unit/data/handover_v1.bin";
+TEST_CASE("a handover record with every field set survives the codec and the frame") {
+  Result<HandoverRecord> got = ParseHandover(FilledImage());
+  REQUIRE(got.ok());
+  CHECK(got->format_version == kHandoverVersion);
+  CheckFilled(*got);
+  // An empty record round-trips to the defaults.
+  Result<HandoverRecord> empty = ParseHandover(Image(*EncodeHandover(HandoverRecord{})));
+  REQUIRE(empty.ok());
+  CHECK(empty->config == DaemonConfig{});
+  CHECK_FALSE(empty->notify.has_value());
+  CHECK_FALSE(empty->request.has_value());
+  CHECK(empty->supervisor.apps.empty());
+}
+
+TEST_CASE("enums are written as names and partial lines as byte strings") {
+  Json j = Json::from_cbor(*EncodeHandover(Filled()));
+  const Json& group = j["supervisor"]["apps"][0]["active"];
+  const Json& inst = group["instances"][0];
+  CHECK(inst["state"] == "stopping-unready");
+  CHECK(inst["stop_cause"] == "not-ready");
+  CHECK(inst["exits"][0]["stop"] == "requested");
+  CHECK(inst["capture"]["out_partial"].is_binary());
+  const Json& web = group["run"]["process_file"]["processes"]["web"];
+  CHECK(web["restart"] == "on-failure");
+  CHECK(web["stop_mode"] == "main");
+  CHECK(web["ready"]["kind"] == "http");
+}
+
+// Writes the golden record of this format when asked to (once, when the
+// format is released: RELSUPD_WRITE_GOLDEN=1), then reads it as every later
+// build must.
+TEST_CASE("the golden record of handover version 1 still reads") {
+  if (std::getenv("RELSUPD_WRITE_GOLDEN") != nullptr && kHandoverVersion == 1) {
+    std::ofstream(kGolden, std::ios::binary) << FilledImage();
+  }
+  std::ifstream in(kGolden, std::ios::binary);
+  REQUIRE(in.good());
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  Result<HandoverRecord> got = ParseHandover(bytes.str());
+  INFO(got.status().ToString());
+  REQUIRE(got.ok());
+  CHECK(got->format_version == 1);
+  CheckFilled(*got);
+}
+
+TEST_CASE("a record of a version this binary does not read is refused, naming both") {
+  const std::string payload = *EncodeHandover(Filled());
+  CHECK(Error(Image(payload, 0, 0)) == "handover version 0 is older than this relsupd reads "
+                                       "(versions 1-" + std::to_string(kHandoverVersion) + ")");
+  const uint32_t newer = kHandoverVersion + 1;
+  CHECK(Error(Image(payload, newer, newer)) ==
+        "handover version " + std::to_string(newer) + " needs a reader of version " +
+            std::to_string(newer) + " or later; this relsupd reads versions 1-" +
+            std::to_string(kHandoverVersion));
+  CHECK_THAT(Error(Image(payload, 1, newer)),
+             Catch::StartsWith("handover version 1 needs a reader of version "));
+  // A newer format whose changes an older reader may ignore reads.
+  Result<HandoverRecord> additive = ParseHandover(Image(payload, newer, kHandoverMinReader));
+  REQUIRE(additive.ok());
+  CheckFilled(*additive);
+}
+
+TEST_CASE("unknown keys are ignored and missing keys read as their defaults") {
+  Result<HandoverRecord> extra = ParseHandover(Edited([](Json& j) {
+    j["future"] = {{"x", 1}};
+    j["supervisor"]["apps"][0]["active"]["instances"][0]["new_field"] = "y";
+  }));
+  REQUIRE(extra.ok());
+  CheckFilled(*extra);
+  Result<HandoverRecord> missing = ParseHandover(Edited([](Json& j) {
+    j.erase("notify");
+    j["supervisor"]["apps"][0]["active"]["instances"][0].erase("timer_deadline_mono_ms");
+    j["supervisor"]["apps"][0]["active"]["instances"][0].erase("capture");
+    j["config"].erase("crash_limit");
+  }));
+  REQUIRE(missing.ok());
+  CHECK_FALSE(missing->notify.has_value());
+  const InstanceSnapshot& i = missing->supervisor.apps[0].active->instances[0];
+  CHECK_FALSE(i.timer_deadline_mono_ms.has_value());
+  CHECK(i.capture.out_partial.empty());
+  CHECK(missing->config.crash_limit == DaemonConfig{}.crash_limit);
+}
+
+TEST_CASE("a field of the wrong type or an unknown name is refused with its path") {
+  CHECK(Error(Edited([](Json& j) {
+          j["supervisor"]["apps"][0]["active"]["instances"][0]["state"] = "dancing";
+        })) == "cannot read the handover record: supervisor.apps[0].active.instances[0].state: "
+               "unknown name 'dancing'");
+  CHECK(Error(Edited([](Json& j) { j["fds"]["lock"] = "three"; })) ==
+        "cannot read the handover record: fds.lock: not an integer");
+  CHECK(Error(Edited([](Json& j) { j["fds"]["lock"] = int64_t{1} << 40; })) ==
+        "cannot read the handover record: fds.lock: out of range");
+  CHECK(Error(Edited([](Json& j) {
+          j["supervisor"]["apps"][0]["active"]["instances"][0]["capture"]["out_partial"] = "text";
+        })) == "cannot read the handover record: "
+               "supervisor.apps[0].active.instances[0].capture.out_partial: not a byte string");
+  CHECK(Error(Edited([](Json& j) { j["supervisor"]["apps"] = Json::object(); })) ==
+        "cannot read the handover record: supervisor.apps: not an array");
+  CHECK(Error(Edited([](Json& j) { j = Json::array(); })) ==
+        "cannot read the handover record: record: not a map");
+}
+
+TEST_CASE("a partial line longer than a splitter can hold is refused") {
+  auto with_partial = [](size_t n) {
+    return Edited([n](Json& j) {
+      j["supervisor"]["apps"][0]["active"]["instances"][0]["capture"]["err_partial"] =
+          Json::binary(std::vector<uint8_t>(n, 'x'));
+    });
+  };
+  CHECK(ParseHandover(with_partial(kMaxPartialLineBytes)).ok());
+  CHECK_THAT(Error(with_partial(kMaxPartialLineBytes + 1)),
+             Catch::Contains("capture.err_partial: 16386 bytes, over the 16385"));
+}
+
+TEST_CASE("a truncated or altered handover gives an error, never a crash") {
+  const std::string image = FilledImage();
+  // Every prefix: the header, or the sizes it states, catch each one.
+  for (size_t n = 0; n < image.size(); n += (n < 128 ? 1 : 97)) {
+    INFO(n);
+    CHECK_FALSE(ParseHandover(image.substr(0, n)).ok());
+  }
+  CHECK(Error(image.substr(0, 10)) == "the handover is 10 bytes, shorter than its header");
+  CHECK(Error(image + "x") == "the handover is " + std::to_string(image.size() + 1) +
+                                  " bytes; its header says " + std::to_string(image.size()));
+  std::string magic = image;
+  magic[0] = 'X';
+  CHECK(Error(magic) == "the handover does not start with relsupd's magic");
+  std::string flipped = image;
+  flipped[kHandoverHeaderBytes + 20] ^= 1;
+  CHECK(Error(flipped) == "the handover's payload does not match its SHA-256");
+  std::string hash = image;
+  hash[40] ^= 1;
+  CHECK(Error(hash) == "the handover's core table does not match its SHA-256");
+  // A payload with a valid frame but bytes that are not CBOR.
+  CHECK(Error(Image("\xff\xff\xff")) == "the handover record is not well-formed CBOR");
+  CHECK(Error(Image(image.substr(kHandoverHeaderBytes, 50))) ==
+        "the handover record is not well-formed CBOR");
+}
+
+TEST_CASE("an oversized or hostile handover is refused before it is read") {
+  std::string huge = FilledImage();
+  // payload_size (offset 24, 8 bytes LE) claims 1 GiB.
+  huge.replace(24, 8, std::string("\0\0\0\x40\0\0\0\0", 8));
+  CHECK(Error(huge) == "the handover's header claims sizes over the 256 MiB cap");
+  std::string deep(1000, '\x81');  // an array holding an array holding ...
+  deep += '\x01';
+  CHECK(Error(Image(deep)) == "the handover record nests deeper than 32 levels");
+  // The encoder refuses a record over the cap (a small cap here: the real
+  // one takes about 9,000 instances with full partial lines).
+  HandoverRecord big = Filled();
+  const size_t size = EncodeHandover(big)->size();
+  CHECK(EncodeHandover(big, size).ok());
+  Result<std::string> encoded = EncodeHandover(big, size - 1);
+  REQUIRE_FALSE(encoded.ok());
+  CHECK(encoded.status().code() == StatusCode::kFailedPrecondition);
+  CHECK(encoded.status().message() == "the handover record would be " + std::to_string(size) +
+                                          " bytes, over the " + std::to_string(size - 1) +
+                                          "-byte cap");
+}
+
+}  // namespace
+}  // namespace relsupd
