@@ -24,32 +24,17 @@
 #include "daemon/base/uv_handle.h"
 #include "daemon/config/process_file.h"
 #include "daemon/supervise/backoff.h"
+#include "daemon/supervise/exit_info.h"
 #include "daemon/supervise/instance_state.h"
 #include "daemon/supervise/output_capture.h"
 #include "daemon/supervise/readiness.h"
+#include "daemon/supervise/release_run.h"
 #include "daemon/supervise/spawn.h"
 
 namespace relsupd {
 
 class LogStore;
 class CgroupTree;
-
-// One release of one app as its processes run it. Shared, immutable.
-struct ReleaseRun {
-  std::string app;
-  int64_t number = 0;
-  std::string slot;  // the resolved release directory (the children's cwd)
-  std::map<std::string, std::string> config;  // the release's environment
-  ProcessFile processes;
-  std::optional<uid_t> uid;  // unset: run as the daemon's user
-  std::optional<gid_t> gid;
-  std::vector<gid_t> groups;
-  std::string user;
-  std::string home;
-  // Daemon-held listeners by socket name; the fds stay the daemon's.
-  std::map<std::string, int> socket_fds;
-  std::string release() const { return ReleaseId(number).ToString(); }
-};
 
 // What every instance of a daemon shares. Owned by the Supervisor.
 struct SuperviseEnv {
@@ -82,32 +67,6 @@ struct SuperviseEnv {
 std::map<std::string, std::string> ProcessEnvironment(
     const ReleaseRun& run, const SuperviseEnv& env, const std::string& process,
     const std::map<std::string, std::string>& extra);
-
-// Why the daemon was stopping a process when it ended.
-enum class StopCause {
-  kNone,       // nobody asked it to stop: it exited or crashed by itself
-  kRequested,  // a stop (ctl stop, scale down, restart, a switch, shutdown)
-  kNotReady,   // stopped because it was not ready within ready_timeout
-};
-
-struct ExitInfo {
-  int64_t time_ms = 0;  // wall clock
-  int64_t status = 0;
-  int signal = 0;
-  StopCause stop = StopCause::kNone;
-  int stop_signal = 0;          // what was sent, when `stop` is set
-  bool killed = false;          // SIGKILL after the stop timeout ran out
-  int64_t stop_timeout_ms = 0;  // that timeout, when `killed`
-  int64_t ready_timeout_ms = 0; // kNotReady: the timeout it missed
-  // "exit 3", "signal KILL" (by itself: a crash, or the kernel's kill);
-  // "stopped (SIGTERM)" (the stop signal ended it, or it exited 0 after
-  // it), "stopped (SIGTERM): exit 3"; "killed (stop timeout 10s)" (it
-  // outlived the stop timeout); prefixed "not ready within 1m: " when it
-  // was stopped for that.
-  std::string Describe() const;
-  // "exited", "stopped", "stop-timeout" or "not-ready" (ps --json).
-  std::string_view Cause() const;
-};
 
 class Instance;
 
