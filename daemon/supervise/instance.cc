@@ -151,6 +151,8 @@ void Instance::Act(InstanceAction action) {
     case InstanceAction::kNone:
     case InstanceAction::kInvalid:
       return;
+    case InstanceAction::kResume:
+      return;  // FIXME: nothing dispatches kAdopted yet (Instance::Adopt)
     case InstanceAction::kSpawn:
       return DoSpawn();
     case InstanceAction::kStartReadyCheck:
