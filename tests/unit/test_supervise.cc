@@ -124,5 +124,42 @@ TEST_CASE("too many crashes in the window hit the limit, old ones age out") {
   CHECK_FALSE(b.CrashLimitHit());
 }
 
+TEST_CASE("backoff restored from a snapshot gives the same delays and crash-limit answers") {
+  BackoffPolicy p;
+  p.max_crashes = 4;
+  p.window_ms = 10'000;
+  auto random = [] { return 0.5; };
+  Backoff a(p, random);
+  FakeClock c;
+  for (int i = 0; i < 3; ++i) {
+    a.Started(c.now);
+    c.now += 500;
+    a.Exited(c.now);
+  }
+  a.Started(c.now);  // running again: started_ms carries too
+  Backoff b(p, random);
+  b.Restore(a.Snapshot());
+  CHECK(b.restarts() == 3);
+  const BackoffSnapshot sa = a.Snapshot(), sb = b.Snapshot();
+  CHECK(sb.started_ms == sa.started_ms);
+  CHECK(sb.next_delay_ms == sa.next_delay_ms);
+  CHECK(sb.exits == sa.exits);
+  // From here both take the same exits and answer alike, up to the limit
+  // and as old exits age out of the window.
+  for (int i = 0; i < 6; ++i) {
+    c.now += i == 4 ? 20'000 : 300;
+    INFO("exit " << i);
+    CHECK(a.Exited(c.now) == b.Exited(c.now));
+    CHECK(a.CrashLimitHit() == b.CrashLimitHit());
+    CHECK(a.restarts() == b.restarts());
+    a.Started(c.now);
+    b.Started(c.now);
+  }
+  // A run long enough resets both.
+  c.now += p.reset_after_ms;
+  CHECK(a.Exited(c.now) == 0);
+  CHECK(b.Exited(c.now) == 0);
+}
+
 }  // namespace
 }  // namespace relsupd
