@@ -1,7 +1,7 @@
 // The supervise side of daemon-reexec in one process, no exec
-// (docs/reexec.md §7.2): a ChildProcess hands its child over (Export, then
-// Abandon stands in for the execve) and a second one adopts it on the same
-// loop. Real children, real pipes and pidfds; every process a test starts
+// (docs/reexec.md §7.2): a ChildProcess, or a whole Supervisor, hands its
+// children over (Export, then Abandon stands in for the execve) and a
+// second one adopts them on the same loop. Real children, real pipes and pidfds; every process a test starts
 // is ended by the test, by pid.
 
 #include <catch2/catch.hpp>
@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -21,8 +22,11 @@
 #include <utility>
 #include <vector>
 
+#include "daemon/base/clock.h"
 #include "daemon/base/uv_handle.h"
+#include "daemon/logs/log_store.h"
 #include "daemon/supervise/spawn.h"
+#include "daemon/supervise/supervisor.h"
 #include "tests/support/fs.h"
 #include "tests/support/proc.h"
 #include "tests/support/temp_dir.h"
@@ -223,6 +227,118 @@ TEST_CASE("children run through ChildProcess leave SIGCHLD at its default") {
   struct sigaction sa {};
   REQUIRE(::sigaction(SIGCHLD, nullptr, &sa) == 0);
   CHECK(sa.sa_handler == SIG_DFL);
+}
+
+// A Supervisor's whole handover: A runs real children, exports and lets go,
+// B adopts them on the same loop.
+struct Quiet final : SupervisorListener {
+  int changes = 0, failures = 0;
+  void OnInstanceChange(const ReleaseGroup&, const Instance&) override { ++changes; }
+  void OnInstanceFailed(const ReleaseGroup&, const Instance&, const std::string&) override {
+    ++failures;
+  }
+};
+
+const Instance* Find(Supervisor& sup, const std::string& name) {
+  ReleaseGroup* g = sup.Active("shop");
+  if (g == nullptr) return nullptr;
+  for (const Instance* i : g->Instances())
+    if (i->name() == name) return i;
+  return nullptr;
+}
+
+TEST_CASE("a supervisor hands its running children to another without touching them") {
+  TempDir tmp;
+  Loop loop;
+  auto store = LogStore::Open(tmp.path() + "/logs", {}, RealClock());
+  REQUIRE(store.ok());
+  SuperviseEnv env;
+  env.loop = &loop.loop;
+  env.clock = &RealClock();
+  env.logs = store->get();
+  env.supervisor_id = "test-reexec:" + std::to_string(::getpid());
+  env.backoff.max_crashes = 1;  // "bad" fails at its second crash
+  env.backoff.initial_ms = 1;
+  auto run = std::make_shared<ReleaseRun>();
+  run->app = "shop";
+  run->number = 3;
+  run->slot = tmp.path();
+  ProcessSpec web;
+  web.name = "web";
+  web.command = "printf abc; " + WaitFor(tmp.path() + "/go") +
+                "printf 'def\\n'; exec /bin/sleep 30";
+  web.scale = 2;
+  ProcessSpec bad;
+  bad.name = "bad";
+  bad.command = "exit 1";
+  run->processes.processes = {{"web", web}, {"bad", bad}};
+
+  Quiet heard_a;
+  auto a = std::make_unique<Supervisor>(env, &heard_a);
+  a->Run(run, {});
+  auto partial = [&](const char* name) {
+    const Instance* i = Find(*a, name);
+    return i != nullptr && i->state() == InstanceState::kReady &&
+           i->Export().capture.out_partial == "abc";
+  };
+  REQUIRE(loop.RunUntil([&] { return partial("web.1") && partial("web.2"); }));
+  // web.2 crashes once and is back: restarts 1.
+  REQUIRE(::kill(Find(*a, "web.2")->pid(), SIGKILL) == 0);
+  REQUIRE(loop.RunUntil([&] {
+    return Find(*a, "web.2")->restarts() == 1 && partial("web.2") &&
+           Find(*a, "bad.1")->state() == InstanceState::kFailed;
+  }));
+  const SupervisorSnapshot snap = a->Export();
+  REQUIRE(snap.apps.size() == 1);
+  const GroupSnapshot& group = *snap.apps[0].active;
+  CHECK(group.failed_types == std::set<std::string>{"bad"});
+  const pid_t web1 = Find(*a, "web.1")->pid(), web2 = Find(*a, "web.2")->pid();
+  a->Abandon();
+  a.reset();
+  uv_run(&loop.loop, UV_RUN_NOWAIT);
+  CHECK(support::Alive(web1));
+  CHECK(support::Alive(web2));
+  // The exec window: web.1 dies, web.2 finishes its line.
+  REQUIRE(::kill(web1, SIGKILL) == 0);
+  Touch(tmp.path() + "/go");
+  REQUIRE(support::WaitUntil([&] { return !support::Alive(web1); }));
+
+  Quiet heard_b;
+  Supervisor b(env, &heard_b);
+  b.Adopt(snap);
+  CHECK(heard_b.changes == 0);  // adoption itself tells nobody
+  CHECK(Find(b, "web.2")->pid() == web2);
+  CHECK(Find(b, "web.2")->restarts() == 1);
+  CHECK(Find(b, "bad.1")->state() == InstanceState::kFailed);
+  CHECK(b.Active("shop")->failed_types() == std::set<std::string>{"bad"});
+  CHECK(Find(b, "web.2")->exits().size() == 1);
+  // The exit during the window is read (SIGKILL) and web.1 restarts.
+  REQUIRE(loop.RunUntil([&] {
+    const Instance* w = Find(b, "web.1");
+    return w->restarts() == 1 && w->state() == InstanceState::kReady && w->pid() != web1;
+  }));
+  CHECK(Find(b, "web.1")->exits().back().signal == SIGKILL);
+  // The line web.2 began before the handover is stored once, whole.
+  REQUIRE(loop.RunUntil([&] {
+    (*store)->Flush();
+    auto recs = (*store)->Since("shop", 0, LogFilter{"web.2", "", ""}, 100);
+    return recs.ok() && !recs->empty() && recs->back().text == "abcdef";
+  }));
+  auto recs = (*store)->Since("shop", 0, LogFilter{"web.2", "", ""}, 100);
+  REQUIRE(recs.ok());
+  std::map<std::string, int> lines;
+  for (const LogRecord& r : *recs) ++lines[r.text];
+  // "abc" once: web.2's first process, killed before it ended its line.
+  CHECK(lines == std::map<std::string, int>{{"abc", 1}, {"abcdef", 1}});
+  CHECK(heard_a.failures == 1);
+  CHECK(heard_b.failures == 0);
+  // Stopped by pid: B's destructor SIGKILLs every group it still runs.
+  const pid_t web1_now = Find(b, "web.1")->pid();
+  bool stopped = false;
+  b.StopEverything([&] { stopped = true; });
+  REQUIRE(loop.RunUntil([&] { return stopped; }));
+  CHECK_FALSE(support::Alive(web1_now));
+  CHECK_FALSE(support::Alive(web2));
 }
 
 }  // namespace
