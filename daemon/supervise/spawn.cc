@@ -59,6 +59,22 @@ struct ChildProcess::ExitWatch {
       delete w;
     });
   }
+  // Starts polling the pidfd: 0, or a libuv error (then Discard()).
+  int Start(uv_loop_t* loop) {
+    poll.data = this;
+    int rc = uv_poll_init(loop, &poll, pidfd);
+    if (rc == 0) rc = uv_poll_start(&poll, UV_READABLE, &ExitWatch::OnReadable);
+    return rc;
+  }
+  // Frees a watch whose Start() failed, closing its pidfd.
+  void Discard() {
+    if (poll.loop != nullptr) {
+      Close();
+    } else {
+      ::close(pidfd);
+      delete this;
+    }
+  }
   static void OnReadable(uv_poll_t* p, int status, int events);
 };
 
@@ -151,11 +167,8 @@ Status ChildProcess::WatchExit(uv_loop_t* loop, const ClonedChild& cloned) {
   watch->pid = cloned.pid;
   watch->pidfd = cloned.pidfd;
   watch->owner = this;
-  watch->poll.data = watch;
   watch_ = watch;
-  int rc = uv_poll_init(loop, &watch->poll, cloned.pidfd);
-  if (rc == 0)
-    rc = uv_poll_start(&watch->poll, UV_READABLE, &ExitWatch::OnReadable);
+  const int rc = watch->Start(loop);
   if (rc == 0) return Status::Ok();
   // Cannot watch it: do not leave it running unwatched; killed and
   // reaped here, since no watch will.
@@ -164,12 +177,7 @@ Status ChildProcess::WatchExit(uv_loop_t* loop, const ClonedChild& cloned) {
   ::kill(cloned.pid, SIGKILL);
   while (::waitpid(cloned.pid, nullptr, 0) < 0 && errno == EINTR) {
   }
-  if (watch->poll.loop != nullptr) {
-    watch->Close();
-  } else {
-    ::close(cloned.pidfd);
-    delete watch;
-  }
+  watch->Discard();
   return Status(StatusCode::kIoError,
                 std::string("cannot watch the child's pidfd: ") + uv_strerror(rc), -rc);
 }
@@ -273,20 +281,12 @@ Status ChildProcess::AdoptOrphan(uv_loop_t* loop, const ReapEntry& entry) {
   auto* watch = new ExitWatch();
   watch->pid = entry.pid;
   watch->pidfd = entry.pidfd;
-  watch->poll.data = watch;
-  int rc = uv_poll_init(loop, &watch->poll, entry.pidfd);
-  if (rc == 0)
-    rc = uv_poll_start(&watch->poll, UV_READABLE, &ExitWatch::OnReadable);
+  const int rc = watch->Start(loop);
   if (rc == 0) {
     ExitWatch::Orphans().insert(watch);
     return Status::Ok();
   }
-  if (watch->poll.loop != nullptr) {
-    watch->Close();
-  } else {
-    ::close(entry.pidfd);
-    delete watch;
-  }
+  watch->Discard();
   return Status(StatusCode::kIoError,
                 "cannot watch process " + std::to_string(entry.pid) +
                     " to reap it: " + uv_strerror(rc),
