@@ -11,6 +11,15 @@ LineSplitter::LineSplitter(size_t max_line) : max_line_(max_line) {
 
 size_t LineSplitter::buffered() const { return buf_.size(); }
 
+bool LineSplitter::Restore(std::string_view bytes) {
+  size_t usable = bytes.size();
+  if (usable > 0 && bytes.back() == '\r') --usable;
+  if (usable > max_line_ || bytes.find('\n') != std::string_view::npos)
+    return false;
+  buf_.assign(bytes);
+  return true;
+}
+
 void LineSplitter::EmitLine(std::string_view line, const Emit& emit) const {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   while (line.size() > max_line_) {

@@ -37,6 +37,13 @@ class LineSplitter {
   // Bytes held for an unfinished line (at most max_line + 1).
   size_t buffered() const;
   size_t max_line() const { return max_line_; }
+  // The bytes held for the unfinished line, and back (a daemon-reexec
+  // carries them): Restore(bytes) then Feed(rest) emits what one Feed of
+  // bytes + rest would have. Restore refuses (false, nothing changed) bytes
+  // no splitter could hold: a '\n', or more than max_line bytes not
+  // counting one trailing '\r'.
+  std::string_view buffered_bytes() const { return buf_; }
+  [[nodiscard]] bool Restore(std::string_view bytes);
 
  private:
   // Emits one complete line (without its '\n'), in pieces if it is long.

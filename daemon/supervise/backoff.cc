@@ -39,4 +39,15 @@ void Backoff::Reset() {
   exits_.clear();
 }
 
+BackoffSnapshot Backoff::Snapshot() const {
+  return {started_ms_, next_delay_ms_, restarts_, exits_};
+}
+
+void Backoff::Restore(const BackoffSnapshot& snapshot) {
+  started_ms_ = snapshot.started_ms;
+  next_delay_ms_ = snapshot.next_delay_ms;
+  restarts_ = snapshot.restarts;
+  exits_ = snapshot.exits;
+}
+
 }  // namespace relsupd

@@ -9,8 +9,10 @@
 // crash limit. Times come from the caller's clock. Value type; any thread.
 
 #include <cstdint>
-#include <vector>
 #include <functional>
+#include <vector>
+
+#include "daemon/supervise/snapshot.h"
 
 namespace relsupd {
 
@@ -37,6 +39,13 @@ class Backoff {
   // Forgets the history: a start by hand after `failed`.
   void Reset();
   int restarts() const { return restarts_; }
+
+  // The history, for a daemon-reexec (snapshot.h), and back: a Backoff
+  // restored from Snapshot() gives the same delays and crash-limit answers.
+  // The policy and random01 stay this object's own (they come from the
+  // config).
+  BackoffSnapshot Snapshot() const;
+  void Restore(const BackoffSnapshot& snapshot);
 
  private:
   BackoffPolicy policy_;

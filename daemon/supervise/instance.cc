@@ -129,8 +129,8 @@ void Instance::NotifyReady() {
 }
 
 void Instance::Dispatch(InstanceEvent event, ExitKind exit,
-                        CrashLimit crash_limit) {
-  TransitionInput in{state_, event, spec_->restart, exit, crash_limit};
+                        CrashLimit crash_limit, InstanceState adopted) {
+  TransitionInput in{state_, event, spec_->restart, exit, crash_limit, adopted};
   Transition t = NextTransition(in);
   if (t.action == InstanceAction::kInvalid) {
     spdlog::debug("{} {}: event {} ignored in state {}", run_->app, name(),
@@ -151,6 +151,8 @@ void Instance::Act(InstanceAction action) {
     case InstanceAction::kNone:
     case InstanceAction::kInvalid:
       return;
+    case InstanceAction::kResume:
+      return DoResume();
     case InstanceAction::kSpawn:
       return DoSpawn();
     case InstanceAction::kStartReadyCheck:
@@ -250,13 +252,7 @@ void Instance::DoSpawn() {
                    name(), dir.status().message());
     }
   }
-  ChildProcess::Callbacks cb;
-  cb.on_output = [this](OutputStream s, std::string_view d) {
-    capture_.OnOutput(s, d);
-  };
-  cb.on_eof = [this](OutputStream s) { capture_.OnEof(s); };
-  cb.on_exit = [this](int64_t status, int signal) { OnExit(status, signal); };
-  auto child = ChildProcess::Spawn(env_->loop, req, std::move(cb));
+  auto child = ChildProcess::Spawn(env_->loop, req, ChildCallbacks());
   int64_t now = env_->clock->MonotonicMs();
   if (!child.ok()) {
     // The exec step failed (no such program, a cgroup, a uid): the
@@ -298,7 +294,21 @@ void Instance::DoStartReadyCheck() {
   }
   ArmTimer(spec_->ready_timeout_ms);
   if (check.kind == ReadyKind::kNotify) return;
-  auto probe = ReadyProbe::Start(env_->loop, check, BaseRequest(), [this] {
+  StartProbe();
+}
+
+ChildProcess::Callbacks Instance::ChildCallbacks() {
+  ChildProcess::Callbacks cb;
+  cb.on_output = [this](OutputStream s, std::string_view d) {
+    capture_.OnOutput(s, d);
+  };
+  cb.on_eof = [this](OutputStream s) { capture_.OnEof(s); };
+  cb.on_exit = [this](int64_t status, int signal) { OnExit(status, signal); };
+  return cb;
+}
+
+void Instance::StartProbe() {
+  auto probe = ReadyProbe::Start(env_->loop, spec_->ready, BaseRequest(), [this] {
     // The probe may not be destroyed from inside its own callback chain
     // before it returns; it only calls us last, so resetting here is safe.
     probe_.reset();
@@ -313,6 +323,7 @@ void Instance::DoStartReadyCheck() {
 }
 
 void Instance::ArmTimer(int64_t ms) {
+  timer_deadline_ms_ = env_->clock->MonotonicMs() + std::max<int64_t>(ms, 0);
   uv_timer_start(
       timer_.get(),
       [](uv_timer_t* t) {

@@ -29,6 +29,7 @@
 #include "daemon/supervise/output_capture.h"
 #include "daemon/supervise/readiness.h"
 #include "daemon/supervise/release_run.h"
+#include "daemon/supervise/snapshot.h"
 #include "daemon/supervise/spawn.h"
 
 namespace relsupd {
@@ -120,13 +121,29 @@ class Instance {
 
   static constexpr size_t kMaxExits = 10;
 
+  // daemon-reexec (docs/reexec.md §3.2; adopt.cc). Export: the instance as
+  // it is, its fds still its own. Adopt: REQUIRES a fresh instance (never
+  // started); takes over the snapshot's child and fds, then re-arms the
+  // state's timer from its deadline (a ready timeout gets at least
+  // kMinResumedReadyMs: the exec window is not the app's fault). Abandon:
+  // lets go of the child without killing it or closing its fds; the
+  // instance is then inert and its destruction ends nothing.
+  InstanceSnapshot Export() const;
+  void Adopt(const InstanceSnapshot& snapshot);
+  void Abandon();
+  static constexpr int64_t kMinResumedReadyMs = 1'000;
+
  private:
   void Dispatch(InstanceEvent event, ExitKind exit = ExitKind::kFailure,
-                CrashLimit crash_limit = CrashLimit::kNotHit);
+                CrashLimit crash_limit = CrashLimit::kNotHit,
+                InstanceState adopted = InstanceState::kStopped);
   CrashLimit CrashLimitNow() const;
   void Act(InstanceAction action);
   void DoSpawn();
   void DoStartReadyCheck();
+  void StartProbe();
+  void DoResume();
+  ChildProcess::Callbacks ChildCallbacks();
   void ArmTimer(int64_t ms);
   void CancelTimer();
   void OnTimer();
@@ -146,6 +163,8 @@ class Instance {
   std::unique_ptr<ReadyProbe> probe_;
   std::string cgroup_dir_;
   UvHandle<uv_timer_t> timer_;
+  int64_t timer_deadline_ms_ = 0;  // monotonic, while timer_ is active
+  std::optional<int64_t> resume_deadline_;  // an adopted timer's, for kResume
   OutputCapture capture_;
   int64_t started_ms_ = 0;
   // The stop of the current process: why, when, and whether the timeout

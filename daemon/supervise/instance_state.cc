@@ -18,9 +18,33 @@ Transition AfterExit(const TransitionInput& in) {
   return {S::kBackoff, A::kArmBackoff};
 }
 
+// Where an adopted instance resumes (docs/reexec.md §3.2). The settled
+// states and kReady need nothing re-armed; the others had a timer (or a
+// ready check) running in the old image.
+Transition AfterAdopt(InstanceState adopted) {
+  switch (adopted) {
+    case S::kStopped:
+    case S::kExited:
+    case S::kFailed:
+    case S::kReady: return {adopted, A::kNone};
+    case S::kRunning:
+    case S::kStopping:
+    case S::kStoppingUnready:
+    case S::kBackoff: return {adopted, A::kResume};
+    // Never written (a spawn is synchronous); a child that exists has been
+    // spawned, so it resumes as running.
+    case S::kStarting: return {S::kRunning, A::kResume};
+  }
+  return {S::kStopped, A::kInvalid};
+}
+
 }  // namespace
 
 Transition NextTransition(const TransitionInput& in) {
+  if (in.event == E::kAdopted) {
+    if (in.state != S::kStopped) return {in.state, A::kInvalid};
+    return AfterAdopt(in.adopted);
+  }
   switch (in.state) {
     case S::kStopped:
     case S::kExited:
@@ -133,6 +157,7 @@ std::string_view InstanceEventName(InstanceEvent e) {
     case E::kReady: return "ready";
     case E::kExited: return "exited";
     case E::kTimer: return "timer";
+    case E::kAdopted: return "adopted";
   }
   return "?";
 }
@@ -146,6 +171,7 @@ std::string_view InstanceActionName(InstanceAction a) {
     case A::kKill: return "kill";
     case A::kArmBackoff: return "arm-backoff";
     case A::kMarkFailed: return "mark-failed";
+    case A::kResume: return "resume";
     case A::kInvalid: return "invalid";
   }
   return "?";

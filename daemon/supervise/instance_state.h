@@ -36,8 +36,11 @@ enum class InstanceEvent {
   kReady,           // the ready check passed (or there is none)
   kExited,          // the child ended (status in TransitionInput)
   kTimer,           // the state's timer fired (backoff, stop timeout)
+  // A daemon-reexec handed the instance over in the state `adopted`
+  // (TransitionInput); only a fresh instance (kStopped) takes it.
+  kAdopted,
 };
-inline constexpr int kInstanceEventCount = 7;
+inline constexpr int kInstanceEventCount = 8;
 
 enum class InstanceAction {
   kNone,
@@ -47,6 +50,7 @@ enum class InstanceAction {
   kKill,            // SIGKILL the group (cgroup.kill where available)
   kArmBackoff,      // arm the restart timer with the backoff delay
   kMarkFailed,      // record the unit as failed (event, log)
+  kResume,          // re-arm an adopted state's timer (and ready check)
   kInvalid,         // the event makes no sense in this state; log and ignore
 };
 
@@ -66,6 +70,7 @@ struct TransitionInput {
   RestartPolicy restart = RestartPolicy::kAlways;
   ExitKind exit = ExitKind::kFailure;               // kExited only
   CrashLimit crash_limit = CrashLimit::kNotHit;     // kExited, kSpawnFailed
+  InstanceState adopted = InstanceState::kStopped;  // kAdopted only
 };
 
 struct Transition {

@@ -98,6 +98,20 @@ void OutputCapture::WriteLine(OutputStream stream, std::string_view line) {
   EmitTo(stream)(line, /*partial=*/false);
 }
 
+CaptureSnapshot OutputCapture::Export() const {
+  return {std::string(out_.buffered_bytes()),
+          std::string(err_.buffered_bytes()), tokens_, tokens_ms_};
+}
+
+bool OutputCapture::Restore(const CaptureSnapshot& snapshot) {
+  const bool out_ok = out_.Restore(snapshot.out_partial);
+  const bool err_ok = err_.Restore(snapshot.err_partial);
+  tokens_ = snapshot.tokens;
+  tokens_ms_ = snapshot.tokens_ms;
+  if (tokens_ < 0) Throttle();
+  return out_ok && err_ok;
+}
+
 void OutputCapture::FlushLogs() {
   if (logs_ != nullptr) logs_->Flush();
 }

@@ -69,6 +69,12 @@ class OutputCapture {
   void WriteLine(OutputStream stream, std::string_view line);
   // Writes the log store's buffered records to its files.
   void FlushLogs();
+  // daemon-reexec: the unfinished lines and the rate budget, and back.
+  // Restore throttles again when the budget is spent (REQUIRES: the adopted
+  // process attached first); false when a partial line could not be taken
+  // (it is dropped, the rest restored).
+  CaptureSnapshot Export() const;
+  bool Restore(const CaptureSnapshot& snapshot);
   // Also hands every line to `observer` (a one-off keeps its last lines).
   void set_line_observer(
       std::function<void(OutputStream, std::string_view)> observer) {

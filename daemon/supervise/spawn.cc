@@ -38,8 +38,10 @@ char g_read_buffer[64 * 1024];
 // closed under it leaks nothing a leak checker could not reach).
 struct ChildProcess::ExitWatch {
   uv_poll_t poll{};
+  pid_t pid = 0;
   int pidfd = -1;
   ChildProcess* owner = nullptr;
+  bool keep_fd = false;  // abandoned: the close leaves the pidfd open
 
   static std::set<ExitWatch*>& Orphans() {
     static auto* orphans = new std::set<ExitWatch*>();
@@ -53,9 +55,25 @@ struct ChildProcess::ExitWatch {
     uv_close(h, [](uv_handle_t* x) {
       auto* w = static_cast<ExitWatch*>(x->data);
       Orphans().erase(w);
-      ::close(w->pidfd);
+      if (!w->keep_fd) ::close(w->pidfd);
       delete w;
     });
+  }
+  // Starts polling the pidfd: 0, or a libuv error (then Discard()).
+  int Start(uv_loop_t* loop) {
+    poll.data = this;
+    int rc = uv_poll_init(loop, &poll, pidfd);
+    if (rc == 0) rc = uv_poll_start(&poll, UV_READABLE, &ExitWatch::OnReadable);
+    return rc;
+  }
+  // Frees a watch whose Start() failed, closing its pidfd.
+  void Discard() {
+    if (poll.loop != nullptr) {
+      Close();
+    } else {
+      ::close(pidfd);
+      delete this;
+    }
   }
   static void OnReadable(uv_poll_t* p, int status, int events);
 };
@@ -146,13 +164,11 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
 
 Status ChildProcess::WatchExit(uv_loop_t* loop, const ClonedChild& cloned) {
   auto* watch = new ExitWatch();
+  watch->pid = cloned.pid;
   watch->pidfd = cloned.pidfd;
   watch->owner = this;
-  watch->poll.data = watch;
   watch_ = watch;
-  int rc = uv_poll_init(loop, &watch->poll, cloned.pidfd);
-  if (rc == 0)
-    rc = uv_poll_start(&watch->poll, UV_READABLE, &ExitWatch::OnReadable);
+  const int rc = watch->Start(loop);
   if (rc == 0) return Status::Ok();
   // Cannot watch it: do not leave it running unwatched; killed and
   // reaped here, since no watch will.
@@ -161,12 +177,7 @@ Status ChildProcess::WatchExit(uv_loop_t* loop, const ClonedChild& cloned) {
   ::kill(cloned.pid, SIGKILL);
   while (::waitpid(cloned.pid, nullptr, 0) < 0 && errno == EINTR) {
   }
-  if (watch->poll.loop != nullptr) {
-    watch->Close();
-  } else {
-    ::close(cloned.pidfd);
-    delete watch;
-  }
+  watch->Discard();
   return Status(StatusCode::kIoError,
                 std::string("cannot watch the child's pidfd: ") + uv_strerror(rc), -rc);
 }
@@ -177,6 +188,7 @@ void ChildProcess::ReadOutput(uv_loop_t* loop, Fd* out_read, Fd* err_read) {
   err_->stream = OutputStream::kErr;
   for (Pipe* p : {out_.get(), err_.get()}) {
     Fd& fd = p == out_.get() ? *out_read : *err_read;
+    if (!fd.valid()) continue;  // at its end already (an adopted child)
     uv_pipe_init(loop, p->handle.get(), 0);
     p->handle->data = p;
     p->owner = this;
@@ -186,6 +198,99 @@ void ChildProcess::ReadOutput(uv_loop_t* loop, Fd* out_read, Fd* err_read) {
     }
     // else: the output is lost, the process still runs and is watched.
   }
+}
+
+Result<std::unique_ptr<ChildProcess>> ChildProcess::Adopt(
+    uv_loop_t* loop, const ChildFds& fds, Callbacks callbacks) {
+  Fd out(fds.out_fd), err(fds.err_fd);  // ours from here, on every path
+  if (fds.pid <= 0 || fds.pidfd < 0) {
+    if (fds.pidfd >= 0) ::close(fds.pidfd);
+    return InvalidArgument("cannot adopt process " + std::to_string(fds.pid) +
+                           ": no pid or pidfd");
+  }
+  std::unique_ptr<ChildProcess> child(new ChildProcess());
+  child->callbacks_ = std::move(callbacks);
+  child->pid_ = fds.pid;
+  child->paused_ = fds.paused;
+  RETURN_IF_ERROR(child->WatchExit(loop, ClonedChild{fds.pid, fds.pidfd}));
+  child->ReadOutput(loop, &out, &err);
+  return child;
+}
+
+namespace {
+
+// The fd of a pipe still open (-1 at its end or when there is none).
+int OpenFdOf(const UvHandle<uv_pipe_t>& handle, bool open) {
+  uv_os_fd_t fd = -1;
+  if (!open || uv_fileno(handle.handle(), &fd) != 0) return -1;
+  return fd;
+}
+
+}  // namespace
+
+ChildFds ChildProcess::Export() const {
+  assert(!exited_);
+  ChildFds fds;
+  fds.pid = pid_;
+  fds.pidfd = watch_ != nullptr ? watch_->pidfd : -1;
+  fds.out_fd = out_ != nullptr ? OpenFdOf(out_->handle, out_->open) : -1;
+  fds.err_fd = err_ != nullptr ? OpenFdOf(err_->handle, err_->open) : -1;
+  fds.paused = paused_;
+  return fds;
+}
+
+void ChildProcess::Abandon() {
+  for (std::unique_ptr<Pipe>* pipe : {&out_, &err_}) {
+    if (*pipe == nullptr) continue;
+    // libuv closes a stream's fd in uv_close itself: a copy puts it back at
+    // its number afterwards.
+    const int fd = OpenFdOf((*pipe)->handle, (*pipe)->open);
+    const int saved = fd >= 0 ? ::fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    (*pipe)->handle.Close();
+    if (saved >= 0) {
+      ::dup3(saved, fd, O_CLOEXEC);
+      ::close(saved);
+    }
+    pipe->reset();
+  }
+  if (watch_ != nullptr) {
+    watch_->owner = nullptr;
+    watch_->keep_fd = true;
+    watch_->Close();
+    watch_ = nullptr;
+  }
+  pid_ = 0;
+}
+
+std::vector<ReapEntry> ChildProcess::ExportOrphans() {
+  std::vector<ReapEntry> out;
+  for (const ExitWatch* w : ExitWatch::Orphans()) out.push_back({w->pid, w->pidfd});
+  return out;
+}
+
+void ChildProcess::AbandonOrphans() {
+  const std::set<ExitWatch*> orphans = std::move(ExitWatch::Orphans());
+  ExitWatch::Orphans().clear();
+  for (ExitWatch* w : orphans) {
+    w->keep_fd = true;
+    w->Close();
+  }
+}
+
+Status ChildProcess::AdoptOrphan(uv_loop_t* loop, const ReapEntry& entry) {
+  auto* watch = new ExitWatch();
+  watch->pid = entry.pid;
+  watch->pidfd = entry.pidfd;
+  const int rc = watch->Start(loop);
+  if (rc == 0) {
+    ExitWatch::Orphans().insert(watch);
+    return Status::Ok();
+  }
+  watch->Discard();
+  return Status(StatusCode::kIoError,
+                "cannot watch process " + std::to_string(entry.pid) +
+                    " to reap it: " + uv_strerror(rc),
+                -rc);
 }
 
 ChildProcess::~ChildProcess() {

@@ -15,6 +15,12 @@
 // be destroyed before its process exits: the process group is then sent
 // SIGKILL and the pidfd watch lives on until it has reaped the process.
 // Loop thread only.
+//
+// The daemon never calls uv_spawn: it would start libuv's SIGCHLD handler,
+// and the handler's waitpid would race the pidfd watches (and, across a
+// daemon-reexec, children libuv does not know). SIGCHLD stays SIG_DFL, so
+// a child that exits while nobody watches (the exec window) stays a zombie
+// with a readable pidfd until a watch reads its status (docs/reexec.md §3).
 
 #include <sys/types.h>
 #include <uv.h>
@@ -30,6 +36,7 @@
 #include "daemon/base/fd.h"
 #include "daemon/base/status.h"
 #include "daemon/supervise/exec_step.h"
+#include "daemon/supervise/snapshot.h"
 
 namespace relsupd {
 
@@ -58,6 +65,16 @@ class ChildProcess {
   static Result<std::unique_ptr<ChildProcess>> Spawn(uv_loop_t* loop,
                                                      const SpawnRequest& req,
                                                      Callbacks callbacks);
+  // Takes over a child spawned by another ChildProcess (a daemon-reexec,
+  // from the fds its Export() gave): watches `fds.pidfd`, reads the pipes
+  // that are still open (-1: none), paused as it was. An exit that happened
+  // meanwhile is read on the first poll. Takes ownership of every fd in
+  // `fds`, on failure too; when the pidfd cannot be watched the child is
+  // killed and reaped, as Spawn does.
+  // REQUIRES: the process is this process's child and not yet reaped.
+  static Result<std::unique_ptr<ChildProcess>> Adopt(uv_loop_t* loop,
+                                                     const ChildFds& fds,
+                                                     Callbacks callbacks);
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
@@ -78,6 +95,24 @@ class ChildProcess {
   // so that the last lines of a crashing child are not lost).
   void DrainOutput();
 
+  // The pid and the fds a daemon-reexec carries (a pipe at its end: -1).
+  // The fds stay this object's. REQUIRES: !exited().
+  ChildFds Export() const;
+  // Lets go of the process without killing it or closing its pidfd and
+  // open pipes (their numbers stay what Export() said), as an execve would;
+  // the object then watches and reads nothing. For in-process handover
+  // tests. REQUIRES: no other thread opens fds meanwhile (a pipe's fd is
+  // closed by libuv and put back at its number).
+  void Abandon();
+
+  // Processes whose owner went away, killed and waiting to be reaped.
+  static std::vector<ReapEntry> ExportOrphans();
+  // Stops watching every orphan, leaving its pidfd open (see Abandon).
+  static void AbandonOrphans();
+  // Reaps `entry`'s process once it exited, silently (the new image's
+  // share of an old image's orphans). Takes ownership of its pidfd.
+  static Status AdoptOrphan(uv_loop_t* loop, const ReapEntry& entry);
+
  private:
   struct Pipe;
   struct ExitWatch;
@@ -86,6 +121,7 @@ class ChildProcess {
   // killed and reaped), then reading the pipes' ends in `*out_read` and
   // `*err_read` (taken over when libuv accepts them).
   Status WatchExit(uv_loop_t* loop, const ClonedChild& cloned);
+  // A pipe whose fd is not valid is left closed (its stream at its end).
   void ReadOutput(uv_loop_t* loop, Fd* out_read, Fd* err_read);
   void OnExit(int64_t exit_status, int term_signal);
   static void OnAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);

@@ -155,6 +155,7 @@ void ReleaseGroup::RestartNext() {
 }
 
 void ReleaseGroup::OnInstanceState(Instance* instance, InstanceState) {
+  if (adopting_) return;  // Adopt() queues and sweeps once at the end
   bool wanted = instance->index() <= static_cast<int>(
                                          instances_[instance->type()].size()) &&
                 instances_[instance->type()][instance->index() - 1].get() ==

@@ -72,6 +72,18 @@ class ReleaseGroup final : public InstanceObserver {
   bool stopping() const { return stopping_; }
   // A StopAll whose `done` has not run yet.
   bool stop_waiters_pending() const { return !stop_waiters_.empty(); }
+  // A rolling restart is in progress (a daemon-reexec is refused then).
+  bool restarting() const { return restart_ != nullptr; }
+  // daemon-reexec (adopt.cc). Export: the group with its instances.
+  // Adopt: a group from its snapshot, its instances adopted without telling
+  // the listener, then the wanted stopped ones queued to start (unless
+  // stopping). Abandon: every instance lets go of its process (see
+  // Instance::Abandon); pending stop waiters and a restart are dropped.
+  GroupSnapshot Export() const;
+  static std::unique_ptr<ReleaseGroup> Adopt(SuperviseEnv* env,
+                                             const GroupSnapshot& snapshot,
+                                             SupervisorListener* listener);
+  void Abandon();
   // Types that hit the crash limit (until a start by hand).
   const std::set<std::string>& failed_types() const { return failed_types_; }
   static constexpr size_t kStartBatch = 16;
@@ -95,6 +107,7 @@ class ReleaseGroup final : public InstanceObserver {
   void Sweep();
   void CheckDone();
   void RestartNext();
+  void AdoptInstance(const InstanceSnapshot& snapshot);
 
   SuperviseEnv* env_;
   std::shared_ptr<const ReleaseRun> run_;
@@ -105,6 +118,7 @@ class ReleaseGroup final : public InstanceObserver {
   std::map<std::string, std::vector<std::unique_ptr<Instance>>> instances_;
   std::vector<std::unique_ptr<Instance>> leaving_;
   bool stopping_ = false;
+  bool adopting_ = false;  // Adopt() builds the instances: no reactions
   std::set<std::string> failed_types_;
   std::vector<std::function<void()>> stop_waiters_;
   UvHandle<uv_timer_t> sweep_timer_;
@@ -154,6 +168,20 @@ class Supervisor {
   void StopEverything(std::function<void()> done);
   // A notify message from `sender`: READY=1 / STATUS= for its instance.
   void OnNotify(pid_t sender, const std::map<std::string, std::string>& fields);
+
+  // daemon-reexec (adopt.cc, docs/reexec.md §1.4). True while a re-exec
+  // must be refused: a retiring group still runs processes or waits, or a
+  // rolling restart is in progress.
+  bool RetiringBusy() const;
+  // Every app's active group and unsettled retiring groups, and the
+  // orphans to reap. FIXME: the cgroup tree is not carried yet
+  // (CgroupTree::Adopt).
+  SupervisorSnapshot Export() const;
+  // REQUIRES: nothing runs yet. Takes over every process and fd in it.
+  void Adopt(const SupervisorSnapshot& snapshot);
+  // Lets go of every process and fd without killing or closing any (as an
+  // execve would; for in-process tests). Nothing runs afterwards.
+  void Abandon();
 
  private:
   struct AppGroups {

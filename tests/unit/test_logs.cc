@@ -132,6 +132,40 @@ TEST_CASE("LineSplitter output does not depend on how reads chunk the stream") {
   }
 }
 
+TEST_CASE("LineSplitter restored from its bytes goes on as if never interrupted") {
+  // A daemon-reexec carries buffered_bytes() to a new splitter: for every
+  // split point, the pieces before plus the restored splitter's after are
+  // the pieces of one Feed of the whole.
+  const std::string data = std::string("ab\0c\xff\r\rdefghij\r\nkl\r", 18) + "mnopqrstu\nvw\r";
+  for (size_t max_line : {1u, 3u, 4u, 64u}) {
+    const std::vector<Piece> whole = SplitAll(data, max_line);
+    for (size_t cut = 0; cut <= data.size(); ++cut) {
+      INFO("max_line " << max_line << ", cut at " << cut);
+      LineSplitter before(max_line);
+      Collector c;
+      before.Feed(std::string_view(data).substr(0, cut), c.emit());
+      LineSplitter after(max_line);
+      REQUIRE(after.Restore(before.buffered_bytes()));
+      CHECK(after.buffered() == before.buffered());
+      after.Feed(std::string_view(data).substr(cut), c.emit());
+      after.Flush(c.emit());
+      CHECK(c.pieces == whole);
+    }
+  }
+}
+
+TEST_CASE("LineSplitter refuses to restore bytes no splitter could hold") {
+  LineSplitter s(4);
+  REQUIRE(s.Restore("ab"));
+  CHECK_FALSE(s.Restore("a\nb"));
+  CHECK_FALSE(s.Restore("abcde"));
+  CHECK_FALSE(s.Restore("abcd\r\r"));
+  CHECK(s.buffered_bytes() == "ab");  // unchanged by a refusal
+  CHECK(s.Restore("abcd\r"));        // max_line and a held-back '\r'
+  CHECK(s.Restore(""));
+  CHECK(s.buffered() == 0);
+}
+
 LogRecord Rec(std::string process, std::string stream, std::string text,
               std::string app = "shop") {
   LogRecord r;

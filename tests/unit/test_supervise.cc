@@ -5,154 +5,9 @@
 
 #include "daemon/supervise/backoff.h"
 #include "daemon/supervise/instance.h"
-#include "daemon/supervise/instance_state.h"
 
 namespace relsupd {
 namespace {
-
-using S = InstanceState;
-using E = InstanceEvent;
-using A = InstanceAction;
-
-using X = ExitKind;
-using L = CrashLimit;
-
-Transition Step(S s, E e, RestartPolicy r = RestartPolicy::kAlways, X exit = X::kFailure,
-                L limit = L::kNotHit) {
-  return NextTransition({s, e, r, exit, limit});
-}
-
-TEST_CASE("every state x event pair has its expected transition") {
-  // restart=always, a failing exit, crash limit not reached.
-  const std::map<std::pair<S, E>, Transition> expected = {
-      {{S::kStopped, E::kStartRequested}, {S::kStarting, A::kSpawn}},
-      {{S::kStopped, E::kStopRequested}, {S::kStopped, A::kNone}},
-      {{S::kStopped, E::kSpawned}, {S::kStopped, A::kInvalid}},
-      {{S::kStopped, E::kSpawnFailed}, {S::kStopped, A::kInvalid}},
-      {{S::kStopped, E::kReady}, {S::kStopped, A::kInvalid}},
-      {{S::kStopped, E::kExited}, {S::kStopped, A::kInvalid}},
-      {{S::kStopped, E::kTimer}, {S::kStopped, A::kInvalid}},
-
-      {{S::kStarting, E::kStartRequested}, {S::kStarting, A::kNone}},
-      {{S::kStarting, E::kStopRequested}, {S::kStopping, A::kSignalStop}},
-      {{S::kStarting, E::kSpawned}, {S::kRunning, A::kStartReadyCheck}},
-      {{S::kStarting, E::kSpawnFailed}, {S::kBackoff, A::kArmBackoff}},
-      {{S::kStarting, E::kReady}, {S::kStarting, A::kInvalid}},
-      {{S::kStarting, E::kExited}, {S::kBackoff, A::kArmBackoff}},
-      {{S::kStarting, E::kTimer}, {S::kStarting, A::kInvalid}},
-
-      {{S::kRunning, E::kStartRequested}, {S::kRunning, A::kNone}},
-      {{S::kRunning, E::kStopRequested}, {S::kStopping, A::kSignalStop}},
-      {{S::kRunning, E::kSpawned}, {S::kRunning, A::kInvalid}},
-      {{S::kRunning, E::kSpawnFailed}, {S::kRunning, A::kInvalid}},
-      {{S::kRunning, E::kReady}, {S::kReady, A::kNone}},
-      {{S::kRunning, E::kExited}, {S::kBackoff, A::kArmBackoff}},
-      {{S::kRunning, E::kTimer}, {S::kStoppingUnready, A::kSignalStop}},
-
-      {{S::kReady, E::kStartRequested}, {S::kReady, A::kNone}},
-      {{S::kReady, E::kStopRequested}, {S::kStopping, A::kSignalStop}},
-      {{S::kReady, E::kSpawned}, {S::kReady, A::kInvalid}},
-      {{S::kReady, E::kSpawnFailed}, {S::kReady, A::kInvalid}},
-      {{S::kReady, E::kReady}, {S::kReady, A::kNone}},
-      {{S::kReady, E::kExited}, {S::kBackoff, A::kArmBackoff}},
-      {{S::kReady, E::kTimer}, {S::kReady, A::kInvalid}},
-
-      {{S::kStopping, E::kStartRequested}, {S::kStopping, A::kNone}},
-      {{S::kStopping, E::kStopRequested}, {S::kStopping, A::kNone}},
-      {{S::kStopping, E::kSpawned}, {S::kStopping, A::kInvalid}},
-      {{S::kStopping, E::kSpawnFailed}, {S::kStopping, A::kInvalid}},
-      {{S::kStopping, E::kReady}, {S::kStopping, A::kInvalid}},
-      {{S::kStopping, E::kExited}, {S::kStopped, A::kNone}},
-      {{S::kStopping, E::kTimer}, {S::kStopping, A::kKill}},
-
-      // Stopped because it was not ready in time: the exit is a crash.
-      {{S::kStoppingUnready, E::kStartRequested}, {S::kStoppingUnready, A::kNone}},
-      {{S::kStoppingUnready, E::kStopRequested}, {S::kStopping, A::kNone}},
-      {{S::kStoppingUnready, E::kSpawned}, {S::kStoppingUnready, A::kInvalid}},
-      {{S::kStoppingUnready, E::kSpawnFailed}, {S::kStoppingUnready, A::kInvalid}},
-      {{S::kStoppingUnready, E::kReady}, {S::kStoppingUnready, A::kInvalid}},
-      {{S::kStoppingUnready, E::kExited}, {S::kBackoff, A::kArmBackoff}},
-      {{S::kStoppingUnready, E::kTimer}, {S::kStoppingUnready, A::kKill}},
-
-      {{S::kBackoff, E::kStartRequested}, {S::kStarting, A::kSpawn}},
-      {{S::kBackoff, E::kStopRequested}, {S::kStopped, A::kNone}},
-      {{S::kBackoff, E::kSpawned}, {S::kBackoff, A::kInvalid}},
-      {{S::kBackoff, E::kSpawnFailed}, {S::kBackoff, A::kInvalid}},
-      {{S::kBackoff, E::kReady}, {S::kBackoff, A::kInvalid}},
-      {{S::kBackoff, E::kExited}, {S::kBackoff, A::kInvalid}},
-      {{S::kBackoff, E::kTimer}, {S::kStarting, A::kSpawn}},
-
-      {{S::kExited, E::kStartRequested}, {S::kStarting, A::kSpawn}},
-      {{S::kExited, E::kStopRequested}, {S::kStopped, A::kNone}},
-      {{S::kExited, E::kSpawned}, {S::kExited, A::kInvalid}},
-      {{S::kExited, E::kSpawnFailed}, {S::kExited, A::kInvalid}},
-      {{S::kExited, E::kReady}, {S::kExited, A::kInvalid}},
-      {{S::kExited, E::kExited}, {S::kExited, A::kInvalid}},
-      {{S::kExited, E::kTimer}, {S::kExited, A::kInvalid}},
-
-      {{S::kFailed, E::kStartRequested}, {S::kStarting, A::kSpawn}},
-      {{S::kFailed, E::kStopRequested}, {S::kStopped, A::kNone}},
-      {{S::kFailed, E::kSpawned}, {S::kFailed, A::kInvalid}},
-      {{S::kFailed, E::kSpawnFailed}, {S::kFailed, A::kInvalid}},
-      {{S::kFailed, E::kReady}, {S::kFailed, A::kInvalid}},
-      {{S::kFailed, E::kExited}, {S::kFailed, A::kInvalid}},
-      {{S::kFailed, E::kTimer}, {S::kFailed, A::kInvalid}},
-  };
-  REQUIRE(expected.size() == kInstanceStateCount * kInstanceEventCount);
-  for (const auto& [key, want] : expected) {
-    Transition got = Step(key.first, key.second);
-    INFO(InstanceStateName(key.first) << " x " << InstanceEventName(key.second) << " -> "
-         << InstanceStateName(got.next) << " / " << InstanceActionName(got.action));
-    CHECK(got.next == want.next);
-    CHECK(got.action == want.action);
-  }
-}
-
-TEST_CASE("restart policy decides what an exit leads to") {
-  // A stop for the ready timeout ends in an exit like any other.
-  for (S alive : {S::kStarting, S::kRunning, S::kReady, S::kStoppingUnready}) {
-    INFO(InstanceStateName(alive));
-    CHECK(Step(alive, E::kExited, RestartPolicy::kAlways, X::kSuccess).next == S::kBackoff);
-    CHECK(Step(alive, E::kExited, RestartPolicy::kOnFailure, X::kSuccess).next == S::kExited);
-    CHECK(Step(alive, E::kExited, RestartPolicy::kOnFailure, X::kFailure).next == S::kBackoff);
-    CHECK(Step(alive, E::kExited, RestartPolicy::kNever, X::kFailure).next == S::kExited);
-    auto failed = Step(alive, E::kExited, RestartPolicy::kAlways, X::kFailure, L::kHit);
-    CHECK(failed.next == S::kFailed);
-    CHECK(failed.action == A::kMarkFailed);
-  }
-  // A failed spawn counts as a failure even under on-failure.
-  CHECK(Step(S::kStarting, E::kSpawnFailed, RestartPolicy::kOnFailure, X::kSuccess).next ==
-        S::kBackoff);
-  CHECK(Step(S::kStarting, E::kSpawnFailed, RestartPolicy::kAlways, X::kFailure, L::kHit).next ==
-        S::kFailed);
-  // A stop by hand never restarts, whatever the policy or the crash count.
-  CHECK(Step(S::kStopping, E::kExited, RestartPolicy::kAlways, X::kFailure).next == S::kStopped);
-  CHECK(Step(S::kStopping, E::kExited, RestartPolicy::kAlways, X::kFailure, L::kHit).next ==
-        S::kStopped);
-}
-
-TEST_CASE("each state has its timer, and the stopping states share the stop timeout") {
-  const std::map<S, InstanceTimer> expected = {
-      {S::kStopped, InstanceTimer::kNone},
-      {S::kStarting, InstanceTimer::kNone},
-      {S::kRunning, InstanceTimer::kReadyTimeout},
-      {S::kReady, InstanceTimer::kNone},
-      {S::kStopping, InstanceTimer::kStopTimeout},
-      {S::kStoppingUnready, InstanceTimer::kStopTimeout},
-      {S::kBackoff, InstanceTimer::kBackoff},
-      {S::kExited, InstanceTimer::kNone},
-      {S::kFailed, InstanceTimer::kNone},
-  };
-  REQUIRE(expected.size() == kInstanceStateCount);
-  for (const auto& [state, want] : expected) {
-    INFO(InstanceStateName(state) << " -> " << InstanceTimerName(TimerOf(state)));
-    CHECK(TimerOf(state) == want);
-  }
-}
-
-TEST_CASE("a stop for the ready timeout shows as stopping") {
-  CHECK(InstanceStateName(S::kStoppingUnready) == InstanceStateName(S::kStopping));
-}
 
 struct FakeClock {
   int64_t now = 1'000'000;
@@ -267,6 +122,43 @@ TEST_CASE("too many crashes in the window hit the limit, old ones age out") {
   b.Started(c.now);
   b.Exited(c.now);
   CHECK_FALSE(b.CrashLimitHit());
+}
+
+TEST_CASE("backoff restored from a snapshot gives the same delays and crash-limit answers") {
+  BackoffPolicy p;
+  p.max_crashes = 4;
+  p.window_ms = 10'000;
+  auto random = [] { return 0.5; };
+  Backoff a(p, random);
+  FakeClock c;
+  for (int i = 0; i < 3; ++i) {
+    a.Started(c.now);
+    c.now += 500;
+    a.Exited(c.now);
+  }
+  a.Started(c.now);  // running again: started_ms carries too
+  Backoff b(p, random);
+  b.Restore(a.Snapshot());
+  CHECK(b.restarts() == 3);
+  const BackoffSnapshot sa = a.Snapshot(), sb = b.Snapshot();
+  CHECK(sb.started_ms == sa.started_ms);
+  CHECK(sb.next_delay_ms == sa.next_delay_ms);
+  CHECK(sb.exits == sa.exits);
+  // From here both take the same exits and answer alike, up to the limit
+  // and as old exits age out of the window.
+  for (int i = 0; i < 6; ++i) {
+    c.now += i == 4 ? 20'000 : 300;
+    INFO("exit " << i);
+    CHECK(a.Exited(c.now) == b.Exited(c.now));
+    CHECK(a.CrashLimitHit() == b.CrashLimitHit());
+    CHECK(a.restarts() == b.restarts());
+    a.Started(c.now);
+    b.Started(c.now);
+  }
+  // A run long enough resets both.
+  c.now += p.reset_after_ms;
+  CHECK(a.Exited(c.now) == 0);
+  CHECK(b.Exited(c.now) == 0);
 }
 
 }  // namespace
