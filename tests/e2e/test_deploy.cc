@@ -68,12 +68,16 @@ std::string WebEnv(Stage& s, const std::string& release,
 }
 
 // A daemon with app "shop" and one build of `kSleepProcfile`.
-struct ShopStage {
-  Stage s{FastConfig()};
+struct ShopStage : Stage {
   std::string build;
-  ShopStage() {
-    build = s.Import(
-        s.Artifact("app.tar.gz", {File("Procfile", kSleepProcfile)}))["id"];
+  ShopStage() : Stage(FastConfig()) {
+    build = Import(Artifact("app.tar.gz", {File("Procfile", kSleepProcfile)}))["id"];
+  }
+  // A release of the build with config `settings` (K=V each).
+  std::string Release(const std::vector<std::string>& settings) {
+    std::vector<std::string> args;
+    for (const std::string& kv : settings) args.insert(args.end(), {"--set", kv});
+    return Create(build, args);
   }
 };
 
@@ -102,9 +106,8 @@ TEST_CASE(
     "e2e config set says the new release is not live, makes none when "
     "nothing changes, and one with --force",
     "[e2e][deploy][config]") {
-  ShopStage st;
-  Stage& s = st.s;
-  CHECK(s.Create(st.build, {"--set", "GREETING=hello"}) == "v1");
+  ShopStage s;
+  CHECK(s.Release({"GREETING=hello"}) == "v1");
   s.CtlOk({"activate", "shop", "v1"});
 
   ProcResult v2 = s.Ctl({"config", "set", "shop", "GREETING=bonjour"});
@@ -139,7 +142,7 @@ TEST_CASE(
   // history says each event in words; --json keeps the structured detail.
   std::string history = s.CtlOk({"history", "shop"});
   INFO(history);
-  CHECK_THAT(history, Catch::Contains("build " + st.build + " ("));
+  CHECK_THAT(history, Catch::Contains("build " + s.build + " ("));
   CHECK_THAT(history, Catch::Contains("from v1, build "));
   CHECK_THAT(history, Catch::Contains("config changed: GREETING"));
   CHECK(history.find("{\"") == std::string::npos);  // no raw JSON
@@ -154,9 +157,8 @@ TEST_CASE(
     "e2e config set after a rollback builds on the live release, not the "
     "newest",
     "[e2e][deploy][config]") {
-  ShopStage st;
-  Stage& s = st.s;
-  CHECK(s.Create(st.build, {"--set", "GREETING=hello"}) == "v1");
+  ShopStage s;
+  CHECK(s.Release({"GREETING=hello"}) == "v1");
   // No release was ever live: the newest is the base, and says so.
   Json v2 = s.CtlJson({"config", "set", "shop", "GREETING=bonjour"});
   CHECK(v2["release"] == "v2");
@@ -219,9 +221,8 @@ TEST_CASE(
     "e2e config show and release verify use the newest release while none was "
     "live",
     "[e2e][deploy][config]") {
-  ShopStage st;
-  Stage& s = st.s;
-  s.Create(st.build, {"--set", "A=1"});
+  ShopStage s;
+  s.Release({"A=1"});
   s.CtlOk({"config", "set", "shop", "A=2"});
   std::string show = s.CtlOk({"config", "show", "shop", "--reveal"});
   CHECK_THAT(show, Catch::StartsWith(
@@ -239,9 +240,8 @@ TEST_CASE(
     "e2e deploy from a directory builds in the CLI, releases from the live "
     "config, activates",
     "[e2e][deploy]") {
-  ShopStage st;
-  Stage& s = st.s;
-  s.Create(st.build, {"--set", "GREETING=hello", "--set", "A=1"});
+  ShopStage s;
+  s.Release({"GREETING=hello", "A=1"});
   s.CtlOk({"activate", "shop", "v1"});
   s.CtlOk({"config", "set", "shop", "B=2"});  // v2: newest, never live
 
@@ -321,8 +321,7 @@ TEST_CASE("e2e deploy from a tarball: gzip, zstd and plain tar",
 
 TEST_CASE("e2e deploy: a failing build stops before import and leaves nothing",
           "[e2e][deploy]") {
-  ShopStage st;
-  Stage& s = st.s;
+  ShopStage s;
   const std::string src =
       SourceDir(s.dir(), "bad", "echo compiling >&2; exit 3");
   e2e::TempDir tmp("relsupd-deploy-tmp");
@@ -357,8 +356,7 @@ TEST_CASE("e2e deploy: a failing build stops before import and leaves nothing",
 TEST_CASE(
     "e2e deploy: a bad SRC or config change is a usage error before any stage",
     "[e2e][deploy]") {
-  ShopStage st;
-  Stage& s = st.s;
+  ShopStage s;
   const std::string src = SourceDir(s.dir(), "src");
   struct Case {
     std::vector<std::string> args;
@@ -426,8 +424,7 @@ TEST_CASE(
 TEST_CASE(
     "e2e deploy: a release stage refusal keeps the imported build and says so",
     "[e2e][deploy]") {
-  ShopStage st;
-  Stage& s = st.s;
+  ShopStage s;
   // An artifact file skips the build stage, so its process file is first
   // read at release.
   const std::string file = s.Artifact(
@@ -440,9 +437,8 @@ TEST_CASE(
 TEST_CASE(
     "e2e deploy: a bad artifact is rolled back and the live release stays live",
     "[e2e][deploy]") {
-  ShopStage st;
-  Stage& s = st.s;
-  s.Create(st.build, {"--set", "GREETING=hello"});
+  ShopStage s;
+  s.Release({"GREETING=hello"});
   s.CtlOk({"activate", "shop", "v1"});
   const std::string crash =
       s.Artifact("crash.tar.gz", {File("Procfile", "web: exit 1\n")});
@@ -473,14 +469,13 @@ TEST_CASE(
 }
 
 TEST_CASE("e2e deploy exits as activate does", "[e2e][deploy]") {
-  ShopStage st;
-  Stage& s = st.s;
+  ShopStage s;
   const std::string file =
       s.Artifact("ok.tar.gz", {File("Procfile", kSleepProcfile)});
   const std::string crash =
       s.Artifact("crash.tar.gz", {File("Procfile", "web: exit 1\n")});
   const std::string crash_release = s.Create(s.Import(crash)["id"]);  // v1
-  const std::string ok_release = s.Create(st.build);                  // v2
+  const std::string ok_release = s.Create(s.build);                  // v2
   const std::string gone = s.dir().Path("gone.sock");
   struct Pair {
     const char* what;

@@ -1,6 +1,7 @@
 #include "tests/run/run_fixture.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <sstream>
@@ -48,6 +49,29 @@ std::string DeployYaml(Stage& stage, const std::string& yaml, bool no_wait) {
 WritableDir::WritableDir() {
   if (::mkdir(path.c_str(), 0777) != 0 || ::chmod(path.c_str(), 0777) != 0)
     support::Fail("cannot make " + path + " writable for the app");
+}
+
+void Gate::Open() { dir.dir.WriteFile("marks/gate", ""); }
+
+void Gate::Close() {
+  if (::unlink(path.c_str()) != 0) support::Fail("cannot remove " + path);
+}
+
+std::string IgnoresTerm(const std::string& name, const std::string& stop_timeout) {
+  return "  " + name + ":\n"
+         "    command: trap '' TERM; while :; do sleep 0.05; done\n"
+         "    stop_timeout: " + stop_timeout + "\n";
+}
+
+std::string GatedNotifyYaml(const std::string& gate) {
+  return "processes:\n"
+         "  web:\n"
+         "    command: >-\n"
+         "      exec python3 -c \"import os, socket, time;\n"
+         "      [time.sleep(0.01) for _ in iter(lambda: os.path.exists('" + gate + "'), True)];\n"
+         "      socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'READY=1', os.environ['NOTIFY_SOCKET']);\n"
+         "      time.sleep(1000)\"\n"
+         "    ready: notify\n";
 }
 
 Json Ps(Stage& stage) { return stage.CtlJson({"ps", stage.app()}); }

@@ -71,6 +71,26 @@ struct WritableDir {
   WritableDir();
 };
 
+// A file an app's command waits for, in a WritableDir; it exists from the
+// start. Open() creates it, Close() removes it.
+struct Gate {
+  WritableDir dir;
+  std::string path = dir.path + "/gate";
+  Gate() { Open(); }
+  void Open();
+  void Close();
+};
+
+// A relsupd.yaml with one process `web`, `ready: notify`, whose main
+// process sends READY=1 itself once `gate` exists (a helper such as
+// systemd-notify may exit before the daemon reads its datagram, and is then
+// matched to no instance). Needs /usr/bin/python3.
+std::string GatedNotifyYaml(const std::string& gate);
+
+// The relsupd.yaml lines of a process `name` that ignores SIGTERM, so that
+// only the SIGKILL at its `stop_timeout` ("3s") ends it.
+std::string IgnoresTerm(const std::string& name, const std::string& stop_timeout);
+
 // Every log record of the app (`logs APP -n N --json ...`).
 Json Logs(Stage& stage, std::vector<std::string> extra = {});
 // Polls `logs` until one record's text contains `needle`.

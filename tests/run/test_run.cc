@@ -247,11 +247,7 @@ TEST_CASE("run: a crash-looping type backs off, is marked failed, and start revi
 
 TEST_CASE("run: stop sends stop_signal, then SIGKILL after stop_timeout") {
   Stage stage(FastConfig());
-  DeployYaml(stage,
-             "processes:\n"
-             "  web:\n"
-             "    command: trap '' TERM; while :; do sleep 0.05; done\n"
-             "    stop_timeout: 500ms\n");
+  DeployYaml(stage, "processes:\n" + IgnoresTerm("web", "500ms"));
   Json ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
   pid_t pid = Row(ps, "web.1")["pid"].get<pid_t>();
   int64_t t0 = e2e::NowMs();
@@ -372,33 +368,31 @@ TEST_CASE("run: scale up and down is recorded and stops the highest numbers") {
 }
 
 TEST_CASE("run: bad run-stage requests get clear errors") {
+  // Each request, its exit code and a piece of its error ("" for none).
+  struct Refusal {
+    std::vector<std::string> args;
+    int code;
+    std::string says;
+  };
+  auto check = [](Stage& stage, const std::vector<Refusal>& refusals) {
+    for (const Refusal& c : refusals) {
+      e2e::ProcResult r = stage.Ctl(c.args);
+      INFO(r.Describe());
+      CHECK(r.exit_code() == c.code);
+      CHECK(r.err.find(c.says) != std::string::npos);
+    }
+  };
   Stage stage(FastConfig());
-  auto r = stage.Ctl({"scale", "shop", "web=2"});
-  CHECK(r.exit_code() == 1);
-  CHECK(r.err.find("no active release") != std::string::npos);
-  r = stage.Ctl({"start", "shop"});
-  CHECK(r.exit_code() == 1);
-  CHECK(r.err.find("no active release") != std::string::npos);
+  check(stage, {{{"scale", "shop", "web=2"}, 1, "no active release"},
+                {{"start", "shop"}, 1, "no active release"}});
   DeployProcfile(stage, "web: sleep 1000\n");
-  r = stage.Ctl({"scale", "shop", "wrk=2"});
-  CHECK(r.exit_code() == 1);
-  CHECK(r.err.find("has no process type 'wrk'") != std::string::npos);
-  r = stage.Ctl({"scale", "shop", "web=lots"});
-  CHECK(r.exit_code() == 2);
-  CHECK(r.err.find("'web=lots'") != std::string::npos);
-  r = stage.Ctl({"scale", "shop", "web"});
-  CHECK(r.exit_code() == 2);
-  r = stage.Ctl({"ps", "nosuch"});
-  CHECK(r.exit_code() == 1);
-  CHECK(r.err.find("nosuch") != std::string::npos);
-  r = stage.Ctl({"logs", "nosuch"});
-  CHECK(r.exit_code() == 1);
-  r = stage.Ctl({"activate", "shop", "v9"});
-  CHECK(r.exit_code() == 1);
-  CHECK(r.err.find("v9") != std::string::npos);
-  r = stage.Ctl({"restart", "shop", "wrk"});
-  CHECK(r.exit_code() == 1);
-  CHECK(r.err.find("'wrk'") != std::string::npos);
+  check(stage, {{{"scale", "shop", "wrk=2"}, 1, "has no process type 'wrk'"},
+                {{"scale", "shop", "web=lots"}, 2, "'web=lots'"},
+                {{"scale", "shop", "web"}, 2, ""},
+                {{"ps", "nosuch"}, 1, "nosuch"},
+                {{"logs", "nosuch"}, 1, ""},
+                {{"activate", "shop", "v9"}, 1, "v9"},
+                {{"restart", "shop", "wrk"}, 1, "'wrk'"}});
   // Nothing above changed the formation.
   for (const auto& e : stage.CtlJson({"history", "shop"})) CHECK(e["kind"] != "scaled");
 }
@@ -459,20 +453,9 @@ TEST_CASE("run: notify readiness comes from READY=1 on the daemon's socket") {
     return;
   }
   Stage stage(FastConfig());
-  // The instance's main process says READY=1 once the test creates `gate`
-  // (a helper such as systemd-notify may exit before the daemon reads its
-  // datagram, and is then matched to no instance).
+  // The instance's main process says READY=1 once the test creates `gate`.
   const std::string gate = stage.dir().Path("gate");
-  DeployYaml(stage,
-             "processes:\n"
-             "  web:\n"
-             "    command: >-\n"
-             "      exec python3 -c \"import os, socket, time;\n"
-             "      [time.sleep(0.01) for _ in iter(lambda: os.path.exists('" + gate + "'), True)];\n"
-             "      socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'READY=1', os.environ['NOTIFY_SOCKET']);\n"
-             "      time.sleep(1000)\"\n"
-             "    ready: notify\n",
-             /*no_wait=*/true);
+  DeployYaml(stage, GatedNotifyYaml(gate), /*no_wait=*/true);
   Json ps = WaitPs(stage, [](const Json& p) { return Row(p, "web.1").is_object(); });
   CHECK(Row(ps, "web.1")["state"] == "running");
   stage.dir().WriteFile("gate", "");

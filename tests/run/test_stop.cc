@@ -130,11 +130,7 @@ TEST_CASE("stop: gunicorn with stop_mode main stops without needing SIGKILL") {
 
 TEST_CASE("stop: a process that ignores TERM gets a progress line, then is killed at its stop timeout") {
   Stage stage(FastConfig());
-  DeployYaml(stage,
-             "processes:\n"
-             "  web:\n"
-             "    command: trap '' TERM; while :; do sleep 0.05; done\n"
-             "    stop_timeout: 3s\n");
+  DeployYaml(stage, "processes:\n" + IgnoresTerm("web", "3s"));
   Json ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
   pid_t pid = Row(ps, "web.1")["pid"].get<pid_t>();
   e2e::ProcResult r = stage.Ctl({"stop", "shop"});
@@ -156,11 +152,7 @@ TEST_CASE("stop: a process that ignores TERM gets a progress line, then is kille
 
 TEST_CASE("stop: a switch that waits for an old instance to stop says so") {
   Stage stage(FastConfig());
-  const std::string yaml =
-      "processes:\n"
-      "  web:\n"
-      "    command: trap '' TERM; while :; do sleep 0.05; done\n"
-      "    stop_timeout: 2s\n";
+  const std::string yaml = "processes:\n" + IgnoresTerm("web", "2s");
   DeployYaml(stage, yaml);
   Json ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
   pid_t old = Row(ps, "web.1")["pid"].get<pid_t>();
@@ -182,10 +174,8 @@ TEST_CASE("stop: LAST EXIT tells a crash from a stop and from a stop-timeout kil
              "  crash:\n"
              "    command: sleep 1001\n"
              "  calm:\n"
-             "    command: sleep 1002\n"
-             "  stubborn:\n"
-             "    command: trap '' TERM; while :; do sleep 0.05; done\n"
-             "    stop_timeout: 1s\n");
+             "    command: sleep 1002\n" +
+                 IgnoresTerm("stubborn", "1s"));
   Json ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "", "ready", 3); });
   // A SIGKILL nobody in relsupd sent: a crash.
   pid_t crash = Row(ps, "crash.1")["pid"].get<pid_t>();
@@ -213,22 +203,11 @@ TEST_CASE("start: waits until every instance is ready") {
     WARN("python3 is not installed");
     return;
   }
-  WritableDir dir;
-  const std::string gate = dir.path + "/gate";
-  dir.dir.WriteFile("marks/gate", "");
+  Gate gate;
   Stage stage(FastConfig());
-  // READY=1 from the main process once `gate` exists.
-  DeployYaml(stage,
-             "processes:\n"
-             "  web:\n"
-             "    command: >-\n"
-             "      exec python3 -c \"import os, socket, time;\n"
-             "      [time.sleep(0.01) for _ in iter(lambda: os.path.exists('" + gate + "'), True)];\n"
-             "      socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'READY=1', os.environ['NOTIFY_SOCKET']);\n"
-             "      time.sleep(1000)\"\n"
-             "    ready: notify\n");
+  DeployYaml(stage, GatedNotifyYaml(gate.path));
   stage.CtlOk({"stop", "shop"});
-  REQUIRE(::unlink(gate.c_str()) == 0);
+  gate.Close();
 
   std::atomic<bool> returned{false};
   e2e::ProcResult result;
@@ -239,7 +218,7 @@ TEST_CASE("start: waits until every instance is ready") {
   // It runs, but is not ready: start has not returned.
   WaitPs(stage, [](const Json& p) { return Row(p, "web.1")["state"] == "running"; });
   CHECK_FALSE(returned.load());
-  dir.dir.WriteFile("marks/gate", "");
+  gate.Open();
   start.join();
   CHECK(result.exit_code() == 0);
   CHECK(result.out.find("web.1 ready (pid ") != std::string::npos);
@@ -248,16 +227,14 @@ TEST_CASE("start: waits until every instance is ready") {
 }
 
 TEST_CASE("start: exits non-zero naming the instance that cannot become ready, --no-wait returns at once") {
-  WritableDir dir;
-  const std::string gate = dir.path + "/gate";
-  dir.dir.WriteFile("marks/gate", "");
+  Gate gate;
   Stage stage(FastConfig());
   DeployYaml(stage,
              "processes:\n"
              "  web:\n"
-             "    command: test -e " + gate + " && exec sleep 1000; echo no gate; exit 1\n");
+             "    command: test -e " + gate.path + " && exec sleep 1000; echo no gate; exit 1\n");
   stage.CtlOk({"stop", "shop"});
-  REQUIRE(::unlink(gate.c_str()) == 0);
+  gate.Close();
   e2e::ProcResult r = stage.Ctl({"start", "shop"}, {.timeout_ms = 30'000});
   CHECK(r.exit_code() == 1);
   CHECK(r.err.find("web.1") != std::string::npos);

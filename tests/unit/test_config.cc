@@ -2,6 +2,9 @@
 
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "daemon/config/app_spec.h"
 #include "daemon/config/build_spec.h"
@@ -147,34 +150,31 @@ TEST_CASE("the run-stage daemon config keys are read") {
 }
 
 TEST_CASE("bad run-stage daemon config values name file, line and column") {
-  CHECK(ErrorOf("cgroup: relative/path\n") ==
-        "relsupd.yaml:1:9: 'cgroup' must be auto, off or an absolute path, "
-        "not 'relative/path'");
-  CHECK(ErrorOf("crash_limit: 0\n") ==
-        "relsupd.yaml:1:14: 'crash_limit' must be between 1 and 1000000");
-  CHECK(ErrorOf("restart_initial_delay: 2h\n") ==
-        "relsupd.yaml:1:24: 'restart_initial_delay' must be between 0s and 1h");
-  CHECK(ErrorOf("log_max_files: 0\n") ==
-        "relsupd.yaml:1:16: 'log_max_files' must be between 1 and 1000");
-  // On a later line, after a good key.
-  CHECK(ErrorOf("cgroup: auto\nrestart_max_delay: 25h\n") ==
-        "relsupd.yaml:2:20: 'restart_max_delay' must be between 0s and 24h");
-  CHECK(ErrorOf("crash_window: 0s\n") ==
-        "relsupd.yaml:1:15: 'crash_window' must be between 1ms and 24h");
-  CHECK(ErrorOf("restart_reset_after: soon\n")
-            .rfind("relsupd.yaml:1:22: 'restart_reset_after': 'soon' is not a "
-                   "duration",
-                   0) == 0);
-  CHECK(ErrorOf("log_max_file_bytes: 4095\n") ==
-        "relsupd.yaml:1:21: 'log_max_file_bytes' must be between 4096 and "
-        "1099511627776");
-  CHECK(ErrorOf("log_rate_limit: 1023\n") ==
-        "relsupd.yaml:1:17: 'log_rate_limit' must be between 1024 and "
-        "1099511627776");
-  CHECK(ErrorOf("crash_limit: many\n") ==
-        "relsupd.yaml:1:14: 'crash_limit' must be an integer, not 'many'");
-  CHECK(ErrorOf("cgroup: [a]\n").rfind("relsupd.yaml:1:9: 'cgroup' must be a string",
-                                         0) == 0);
+  // Each config and its whole error, then configs and how theirs begins.
+  const std::vector<std::pair<std::string, std::string>> whole = {
+      {"cgroup: relative/path\n",
+       "relsupd.yaml:1:9: 'cgroup' must be auto, off or an absolute path, not 'relative/path'"},
+      {"crash_limit: 0\n", "relsupd.yaml:1:14: 'crash_limit' must be between 1 and 1000000"},
+      {"restart_initial_delay: 2h\n",
+       "relsupd.yaml:1:24: 'restart_initial_delay' must be between 0s and 1h"},
+      {"log_max_files: 0\n", "relsupd.yaml:1:16: 'log_max_files' must be between 1 and 1000"},
+      // On a later line, after a good key.
+      {"cgroup: auto\nrestart_max_delay: 25h\n",
+       "relsupd.yaml:2:20: 'restart_max_delay' must be between 0s and 24h"},
+      {"crash_window: 0s\n", "relsupd.yaml:1:15: 'crash_window' must be between 1ms and 24h"},
+      {"log_max_file_bytes: 4095\n",
+       "relsupd.yaml:1:21: 'log_max_file_bytes' must be between 4096 and 1099511627776"},
+      {"log_rate_limit: 1023\n",
+       "relsupd.yaml:1:17: 'log_rate_limit' must be between 1024 and 1099511627776"},
+      {"crash_limit: many\n", "relsupd.yaml:1:14: 'crash_limit' must be an integer, not 'many'"},
+  };
+  for (const auto& [yaml, want] : whole) CHECK(ErrorOf(yaml) == want);
+  const std::vector<std::pair<std::string, std::string>> begins = {
+      {"restart_reset_after: soon\n",
+       "relsupd.yaml:1:22: 'restart_reset_after': 'soon' is not a duration"},
+      {"cgroup: [a]\n", "relsupd.yaml:1:9: 'cgroup' must be a string"},
+  };
+  for (const auto& [yaml, want] : begins) CHECK_THAT(ErrorOf(yaml), Catch::StartsWith(want));
 }
 
 TEST_CASE("app_uid_range and allow_root_apps are read and checked") {
@@ -187,17 +187,14 @@ TEST_CASE("app_uid_range and allow_root_apps are read and checked") {
   CHECK(c->app_uid_min == 100000);
   CHECK(c->app_uid_max == 100009);
   CHECK(c->allow_root_apps);
+  const std::string range = "relsupd.yaml:1:16: 'app_uid_range' must be MIN-MAX, ";
   CHECK(ErrorOf("app_uid_range: 61000-62000\n") ==
-        "relsupd.yaml:1:16: 'app_uid_range' must be MIN-MAX, clear of 61184-65535 "
-        "(systemd's dynamic users, nobody, 16-bit -1), not '61000-62000'");
+        range + "clear of 61184-65535 (systemd's dynamic users, nobody, 16-bit -1), not '61000-62000'");
   CHECK(ErrorOf("app_uid_range: 0-10\n") ==
-        "relsupd.yaml:1:16: 'app_uid_range' must be MIN-MAX, with 1000 <= MIN <= "
-        "MAX <= 2147483647, not '0-10'");
-  CHECK(ErrorOf("app_uid_range: 80000-70000\n").find("MIN <= MAX") != std::string::npos);
-  CHECK(ErrorOf("app_uid_range: lots\n") ==
-        "relsupd.yaml:1:16: 'app_uid_range' must be MIN-MAX, two uids joined by "
-        "'-', not 'lots'");
-  CHECK(ErrorOf("allow_root_apps: maybe\n").find("allow_root_apps") != std::string::npos);
+        range + "with 1000 <= MIN <= MAX <= 2147483647, not '0-10'");
+  CHECK_THAT(ErrorOf("app_uid_range: 80000-70000\n"), Catch::Contains("MIN <= MAX"));
+  CHECK(ErrorOf("app_uid_range: lots\n") == range + "two uids joined by '-', not 'lots'");
+  CHECK_THAT(ErrorOf("allow_root_apps: maybe\n"), Catch::Contains("allow_root_apps"));
 }
 
 TEST_CASE("a missing config file is a clear error") {
