@@ -1,12 +1,19 @@
 #pragma once
 // Internal to daemon/reexec's codec (handover_codec.cc,
 // handover_codec_supervise.cc): the CBOR items of the handover record as
-// nlohmann::json values, read with the field's path in every error. No
-// other code includes this. Pure; any thread.
+// nlohmann::json values. No other code includes this. Pure; any thread.
+//
+// Each struct lists its fields once, in a Fields(s, v) template that calls
+// v("key", s.field) per field (s const for writing, not for reading);
+// Encode() and Decode() below turn any field into its CBOR item and back,
+// the field's path in every error. A struct is a map keyed by field name,
+// an unset optional is left out, an enum is its name.
 
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -37,6 +44,10 @@ struct DecodeError : std::runtime_error {
   throw DecodeError(path + ": " + what);
 }
 
+// S is T or const T: the constraint of each struct's Fields().
+template <typename S, typename T>
+concept Is = std::is_same_v<std::remove_const_t<S>, T>;
+
 // ---- enums as names ------------------------------------------------------
 
 template <typename E>
@@ -63,28 +74,140 @@ inline constexpr Names<ReadyKind> kReadyKinds[] = {{ReadyKind::kNone, "none"},
                                             {ReadyKind::kExec, "exec"}};
 inline constexpr Names<StopMode> kStopModes[] = {{StopMode::kGroup, "group"}, {StopMode::kMain, "main"}};
 
-template <typename E, size_t N>
-std::string NameOf(const Names<E> (&names)[N], E value) {
-  for (const auto& [e, name] : names)
-    if (e == value) return name;
-  // A value missing from the table is a bug in this file.
-  throw std::logic_error("handover codec: an enum value has no name");
+// The name table of each enum of the record.
+inline constexpr const auto& NamesOf(InstanceState) { return kStates; }
+inline constexpr const auto& NamesOf(StopCause) { return kStopCauses; }
+inline constexpr const auto& NamesOf(RestartPolicy) { return kRestarts; }
+inline constexpr const auto& NamesOf(ReadyKind) { return kReadyKinds; }
+inline constexpr const auto& NamesOf(StopMode) { return kStopModes; }
+
+// ---- fields whose item is not the plain one of their type ------------------
+// (T is the field's type, const when writing.)
+
+// Raw bytes as a CBOR byte string, at most `max` of them.
+template <typename T>
+struct ByteString {
+  T& bytes;
+  size_t max;
+};
+template <typename T>
+ByteString<T> AsBytes(T& bytes, size_t max) { return {bytes, max}; }
+
+// A map of text to int whose values are at least `lo`.
+template <typename T>
+struct IntsFrom {
+  T& map;
+  int64_t lo;
+};
+template <typename T>
+IntsFrom<T> AtLeast(T& map, int64_t lo) { return {map, lo}; }
+
+// A soft and a hard limit as the array [soft, hard].
+template <typename T>
+struct SoftHard {
+  T& soft;
+  T& hard;
+};
+template <typename T>
+SoftHard<T> Limits(T& soft, T& hard) { return {soft, hard}; }
+
+// A map of its own for some fields of the struct: fields(v) calls
+// v("key", field) for each.
+template <typename F>
+struct Nested {
+  F fields;
+};
+template <typename F>
+Nested<F> Nest(F fields) { return {std::move(fields)}; }
+
+// ---- the generic parts -----------------------------------------------------
+
+template <typename T, template <typename...> class Of>
+inline constexpr bool kIs = false;
+template <template <typename...> class Of, typename... A>
+inline constexpr bool kIs<Of<A...>, Of> = true;
+
+// handover_codec_supervise.cc: the supervise part of the record.
+Json Encode(const SupervisorSnapshot& s);
+void Decode(const Json& v, const std::string& path, SupervisorSnapshot* s);
+
+template <typename T>
+Json Encode(const T& field);
+template <typename T>
+void Decode(const Json& v, const std::string& path, T* out);
+
+// The visitor that writes each field into `obj`.
+struct Writer {
+  Json& obj;
+  template <typename T>
+  void operator()(const char* key, const T& field) const {
+    if constexpr (kIs<T, std::optional>) {
+      if (field) obj[key] = Encode(*field);
+    } else {
+      obj[key] = Encode(field);
+    }
+  }
+};
+
+// The visitor that reads each field present in `obj` (a map at `path`).
+struct Reader {
+  const Json& obj;
+  const std::string& path;
+  template <typename T>
+  void operator()(const char* key, T&& field) const {
+    auto it = obj.find(key);
+    if (it != obj.end() && !it->is_null()) Decode(*it, path.empty() ? key : path + "." + key, &field);
+  }
+};
+
+// A struct with Fields() as a map.
+template <typename S>
+Json EncodeFields(const S& s) {
+  Json obj = Json::object();
+  Fields(s, Writer{obj});
+  return obj;
 }
 
-// ---- reading, with the field's path in every error -----------------------
-
-// The value at `key`, or nullptr when absent or null (the default then).
-inline const Json* Get(const Json& obj, const char* key) {
-  auto it = obj.find(key);
-  return it == obj.end() || it->is_null() ? nullptr : &*it;
+inline void CheckObject(const Json& v, const std::string& path) {
+  if (!v.is_object()) Fail(path, "not a map");
 }
 
-inline std::string Sub(const std::string& path, const char* key) {
-  return path.empty() ? key : path + "." + key;
+template <typename S>
+void DecodeFields(const Json& v, const std::string& path, S* s) {
+  CheckObject(v, path);
+  Fields(*s, Reader{v, path});
 }
 
-inline std::string At(const std::string& path, size_t i) {
-  return path + "[" + std::to_string(i) + "]";
+template <typename T>
+Json Encode(const T& field) {
+  if constexpr (std::is_enum_v<T>) {
+    for (const auto& [e, name] : NamesOf(field))
+      if (e == field) return name;
+    // A value missing from the table is a bug in this file.
+    throw std::logic_error("handover codec: an enum value has no name");
+  } else if constexpr (std::is_arithmetic_v<T> || std::is_same_v<T, std::string>) {
+    return Json(field);
+  } else if constexpr (kIs<T, std::vector> || kIs<T, std::set>) {
+    Json items = Json::array();
+    for (const auto& item : field) items.push_back(Encode(item));
+    return items;
+  } else if constexpr (kIs<T, std::map>) {
+    Json items = Json::object();
+    for (const auto& [k, item] : field) items[k] = Encode(item);
+    return items;
+  } else if constexpr (kIs<T, ByteString>) {
+    return Json::binary(std::vector<uint8_t>(field.bytes.begin(), field.bytes.end()));
+  } else if constexpr (kIs<T, IntsFrom>) {
+    return Encode(field.map);
+  } else if constexpr (kIs<T, SoftHard>) {
+    return Json::array({field.soft, field.hard});
+  } else if constexpr (kIs<T, Nested>) {
+    Json obj = Json::object();
+    field.fields(Writer{obj});
+    return obj;
+  } else {
+    return EncodeFields(field);
+  }
 }
 
 inline int64_t IntValue(const Json& v, const std::string& path, int64_t lo, int64_t hi) {
@@ -97,110 +220,84 @@ inline int64_t IntValue(const Json& v, const std::string& path, int64_t lo, int6
   return n;
 }
 
+// A scalar: a bool, an integer, a double, a text string or an enum's name.
 template <typename T>
-void ReadInt(const Json& obj, const char* key, const std::string& path, T* out) {
-  const Json* v = Get(obj, key);
-  if (v == nullptr) return;
-  if constexpr (std::is_same_v<T, uint64_t>) {
-    if (!v->is_number_unsigned()) Fail(Sub(path, key), "not an unsigned integer");
-    *out = v->get<uint64_t>();
+void DecodeScalar(const Json& v, const std::string& path, T* out) {
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!v.is_boolean()) Fail(path, "not a boolean");
+    *out = v.get<bool>();
+  } else if constexpr (std::is_unsigned_v<T> && sizeof(T) == sizeof(uint64_t)) {
+    if (!v.is_number_unsigned()) Fail(path, "not an unsigned integer");
+    *out = v.get<uint64_t>();
+  } else if constexpr (std::is_integral_v<T>) {
+    *out = static_cast<T>(
+        IntValue(v, path, std::numeric_limits<T>::min(), std::numeric_limits<T>::max()));
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (!v.is_number()) Fail(path, "not a number");
+    *out = v.get<double>();
   } else {
-    *out = static_cast<T>(IntValue(*v, Sub(path, key), std::numeric_limits<T>::min(),
-                                   std::numeric_limits<T>::max()));
+    if (!v.is_string()) Fail(path, "not a text string");
+    if constexpr (std::is_same_v<T, std::string>) {
+      *out = v.get<std::string>();
+    } else {
+      const std::string name = v.get<std::string>();
+      for (const auto& [e, n] : NamesOf(T{}))
+        if (name == n) return void(*out = e);
+      Fail(path, "unknown name '" + name + "'");
+    }
   }
 }
 
-inline void ReadBool(const Json& obj, const char* key, const std::string& path, bool* out) {
-  const Json* v = Get(obj, key);
-  if (v == nullptr) return;
-  if (!v->is_boolean()) Fail(Sub(path, key), "not a boolean");
-  *out = v->get<bool>();
-}
-
-inline void ReadDouble(const Json& obj, const char* key, const std::string& path, double* out) {
-  const Json* v = Get(obj, key);
-  if (v == nullptr) return;
-  if (!v->is_number()) Fail(Sub(path, key), "not a number");
-  *out = v->get<double>();
-}
-
-inline void ReadString(const Json& obj, const char* key, const std::string& path, std::string* out) {
-  const Json* v = Get(obj, key);
-  if (v == nullptr) return;
-  if (!v->is_string()) Fail(Sub(path, key), "not a text string");
-  *out = v->get<std::string>();
-}
-
-inline void ReadBytes(const Json& obj, const char* key, const std::string& path, size_t max,
-               std::string* out) {
-  const Json* v = Get(obj, key);
-  if (v == nullptr) return;
-  if (!v->is_binary()) Fail(Sub(path, key), "not a byte string");
-  const auto& bytes = v->get_binary();
-  if (bytes.size() > max)
-    Fail(Sub(path, key), std::to_string(bytes.size()) + " bytes, over the " +
-                             std::to_string(max) + " a partial line can hold");
-  out->assign(bytes.begin(), bytes.end());
-}
-
-template <typename E, size_t N>
-void ReadEnum(const Json& obj, const char* key, const std::string& path,
-              const Names<E> (&names)[N], E* out) {
-  std::string name;
-  if (Get(obj, key) == nullptr) return;
-  ReadString(obj, key, path, &name);
-  for (const auto& [e, n] : names)
-    if (name == n) {
-      *out = e;
-      return;
-    }
-  Fail(Sub(path, key), "unknown name '" + name + "'");
-}
-
-// The array at `key` (an empty one when absent); calls each(item, path).
+// The items of an array or a map: each(item, its path).
 template <typename F>
-void ReadArray(const Json& obj, const char* key, const std::string& path, F each) {
-  const Json* v = Get(obj, key);
-  if (v == nullptr) return;
-  if (!v->is_array()) Fail(Sub(path, key), "not an array");
-  for (size_t i = 0; i < v->size(); ++i) each((*v)[i], At(Sub(path, key), i));
+void DecodeItems(const Json& v, const std::string& path, bool map, F each) {
+  if (map ? !v.is_object() : !v.is_array()) Fail(path, map ? "not a map" : "not an array");
+  if (map) {
+    for (const auto& [k, item] : v.items()) each(k, item, path + "[" + k + "]");
+  } else {
+    for (size_t i = 0; i < v.size(); ++i) each("", v[i], path + "[" + std::to_string(i) + "]");
+  }
 }
 
-// The map at `key`, for each entry: each(key, value, path).
-template <typename F>
-void ReadMap(const Json& obj, const char* key, const std::string& path, F each) {
-  const Json* v = Get(obj, key);
-  if (v == nullptr) return;
-  if (!v->is_object()) Fail(Sub(path, key), "not a map");
-  for (const auto& [k, item] : v->items()) each(k, item, Sub(path, key) + "[" + k + "]");
+template <typename T>
+void Decode(const Json& v, const std::string& path, T* out) {
+  using Key = const std::string&;
+  if constexpr (std::is_arithmetic_v<T> || std::is_enum_v<T> || std::is_same_v<T, std::string>) {
+    DecodeScalar(v, path, out);
+  } else if constexpr (kIs<T, std::optional>) {
+    Decode(v, path, &out->emplace());
+  } else if constexpr (kIs<T, std::vector>) {
+    DecodeItems(v, path, false, [&](Key, const Json& i, Key p) { Decode(i, p, &out->emplace_back()); });
+  } else if constexpr (kIs<T, std::set>) {
+    DecodeItems(v, path, false, [&](Key, const Json& i, Key p) {
+      typename T::value_type item;
+      Decode(i, p, &item);
+      out->insert(std::move(item));
+    });
+  } else if constexpr (kIs<T, std::map>) {
+    DecodeItems(v, path, true, [&](Key k, const Json& i, Key p) { Decode(i, p, &(*out)[k]); });
+  } else if constexpr (kIs<T, ByteString>) {
+    if (!v.is_binary()) Fail(path, "not a byte string");
+    const auto& bytes = v.get_binary();
+    if (bytes.size() > out->max)
+      Fail(path, std::to_string(bytes.size()) + " bytes, over the " + std::to_string(out->max) +
+                     " a partial line can hold");
+    out->bytes.assign(bytes.begin(), bytes.end());
+  } else if constexpr (kIs<T, IntsFrom>) {
+    DecodeItems(v, path, true, [&](Key k, const Json& i, Key p) {
+      out->map[k] = static_cast<int>(IntValue(i, p, out->lo, std::numeric_limits<int>::max()));
+    });
+  } else if constexpr (kIs<T, SoftHard>) {
+    if (!v.is_array() || v.size() != 2 || !v[0].is_number_unsigned() || !v[1].is_number_unsigned())
+      Fail(path, "not [soft, hard]");
+    out->soft = v[0].get<uint64_t>();
+    out->hard = v[1].get<uint64_t>();
+  } else if constexpr (kIs<T, Nested>) {
+    CheckObject(v, path);
+    out->fields(Reader{v, path});
+  } else {
+    DecodeFields(v, path, out);
+  }
 }
-
-// The map at `key` (nullptr when absent).
-inline const Json* ReadObject(const Json& obj, const char* key, const std::string& path) {
-  const Json* v = Get(obj, key);
-  if (v != nullptr && !v->is_object()) Fail(Sub(path, key), "not a map");
-  return v;
-}
-
-inline void CheckObject(const Json& v, const std::string& path) {
-  if (!v.is_object()) Fail(path, "not a map");
-}
-
-inline Json Bytes(const std::string& s) {
-  return Json::binary(std::vector<uint8_t>(s.begin(), s.end()));
-}
-
-// A map of text to text ("config", "env").
-inline void ReadStrings(const Json& j, const char* key, const std::string& path,
-                        std::map<std::string, std::string>* out) {
-  ReadMap(j, key, path, [&](const std::string& k, const Json& v, const std::string& p) {
-    if (!v.is_string()) Fail(p, "not a text string");
-    (*out)[k] = v.get<std::string>();
-  });
-}
-
-// handover_codec_supervise.cc: the supervise part of the record.
-Json ToCbor(const SupervisorSnapshot& s);
-void FromCbor(const Json& j, const std::string& path, SupervisorSnapshot* s);
 
 }  // namespace relsupd::handover_cbor

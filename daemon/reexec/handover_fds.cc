@@ -20,19 +20,25 @@ Status Stat(int fd, struct stat* st) {
   return Status::Ok();
 }
 
-Status SocketInt(int fd, int option, int* value) {
+// A SOL_SOCKET option of the socket.
+template <typename T>
+Status SocketOption(int fd, int option, T* value) {
   socklen_t len = sizeof *value;
   if (::getsockopt(fd, SOL_SOCKET, option, value, &len) != 0)
     return Status::FromErrno(FdName(fd), errno);
   return Status::Ok();
 }
 
-Status CheckSocket(int fd) {
+// The fd is of file type `type` (S_IFSOCK, S_IFIFO, S_IFREG); `not_it`
+// otherwise ("not a socket").
+Status CheckFileType(int fd, mode_t type, const char* not_it) {
   struct stat st {};
   RETURN_IF_ERROR(Stat(fd, &st));
-  if (!S_ISSOCK(st.st_mode)) return Corruption(FdName(fd) + ": not a socket");
+  if ((st.st_mode & S_IFMT) != type) return Corruption(FdName(fd) + ": " + not_it);
   return Status::Ok();
 }
+
+Status CheckSocket(int fd) { return CheckFileType(fd, S_IFSOCK, "not a socket"); }
 
 // The unix socket's bound path equals `path`.
 Status CheckBoundTo(int fd, const std::string& path) {
@@ -68,16 +74,23 @@ void ForEachChild(const HandoverRecord& r, auto each) {
   }
 }
 
+// Every fd the record names, in the order named, repeats kept; no -1.
+std::vector<int> NamedFds(const HandoverRecord& r) {
+  std::vector<int> named = {r.fds.lock, r.fds.listener, r.fds.self_exe};
+  if (r.notify) named.push_back(r.notify->fd);
+  if (r.request) named.push_back(r.request->conn_fd);
+  for (const AppSocketSnapshot& s : r.app_sockets) named.push_back(s.fd);
+  ForEachChild(r, [&](const ChildFds& c) { named.insert(named.end(), {c.pidfd, c.out_fd, c.err_fd}); });
+  for (const ReapEntry& e : r.supervisor.reap) named.push_back(e.pidfd);
+  std::erase(named, -1);
+  return named;
+}
+
 }  // namespace
 
 std::vector<int> HandoverFdList(const HandoverRecord& r) {
-  std::set<int> fds = {r.fds.lock, r.fds.listener, r.fds.self_exe};
-  if (r.notify) fds.insert(r.notify->fd);
-  if (r.request) fds.insert(r.request->conn_fd);
-  for (const AppSocketSnapshot& s : r.app_sockets) fds.insert(s.fd);
-  ForEachChild(r, [&](const ChildFds& c) { fds.insert({c.pidfd, c.out_fd, c.err_fd}); });
-  for (const ReapEntry& e : r.supervisor.reap) fds.insert(e.pidfd);
-  fds.erase(-1);
+  std::vector<int> named = NamedFds(r);
+  std::set<int> fds(named.begin(), named.end());
   return {fds.begin(), fds.end()};
 }
 
@@ -107,7 +120,7 @@ Status CheckPidfd(int fd, pid_t pid) {
 Status CheckListener(int fd, const std::string& path) {
   RETURN_IF_ERROR(CheckSocket(fd));
   int listening = 0;
-  RETURN_IF_ERROR(SocketInt(fd, SO_ACCEPTCONN, &listening));
+  RETURN_IF_ERROR(SocketOption(fd, SO_ACCEPTCONN, &listening));
   if (listening != 1) return Corruption(FdName(fd) + ": a socket that is not listening");
   return path.empty() ? Status::Ok() : CheckBoundTo(fd, path);
 }
@@ -115,7 +128,7 @@ Status CheckListener(int fd, const std::string& path) {
 Status CheckDatagram(int fd, const std::string& path) {
   RETURN_IF_ERROR(CheckSocket(fd));
   int type = 0;
-  RETURN_IF_ERROR(SocketInt(fd, SO_TYPE, &type));
+  RETURN_IF_ERROR(SocketOption(fd, SO_TYPE, &type));
   if (type != SOCK_DGRAM) return Corruption(FdName(fd) + ": not a datagram socket");
   return CheckBoundTo(fd, path);
 }
@@ -123,9 +136,7 @@ Status CheckDatagram(int fd, const std::string& path) {
 Status CheckPeer(int fd, pid_t pid, uid_t uid) {
   RETURN_IF_ERROR(CheckSocket(fd));
   ucred cred{};
-  socklen_t len = sizeof cred;
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
-    return Status::FromErrno(FdName(fd), errno);
+  RETURN_IF_ERROR(SocketOption(fd, SO_PEERCRED, &cred));
   if (cred.pid != pid || cred.uid != uid)
     return Corruption(FdName(fd) + ": the peer is pid " + std::to_string(cred.pid) + " uid " +
                       std::to_string(cred.uid) + ", not pid " + std::to_string(pid) + " uid " +
@@ -133,12 +144,7 @@ Status CheckPeer(int fd, pid_t pid, uid_t uid) {
   return Status::Ok();
 }
 
-Status CheckFifo(int fd) {
-  struct stat st {};
-  RETURN_IF_ERROR(Stat(fd, &st));
-  if (!S_ISFIFO(st.st_mode)) return Corruption(FdName(fd) + ": not a pipe");
-  return Status::Ok();
-}
+Status CheckFifo(int fd) { return CheckFileType(fd, S_IFIFO, "not a pipe"); }
 
 Status CheckLockFile(int fd, const std::string& state_dir) {
   struct stat held {}, named {};
@@ -151,22 +157,13 @@ Status CheckLockFile(int fd, const std::string& state_dir) {
 }
 
 Status CheckRegularFile(int fd) {
-  struct stat st {};
-  RETURN_IF_ERROR(Stat(fd, &st));
-  if (!S_ISREG(st.st_mode)) return Corruption(FdName(fd) + ": not a regular file");
-  return Status::Ok();
+  return CheckFileType(fd, S_IFREG, "not a regular file");
 }
 
 Status CheckHandoverFds(const HandoverRecord& r) {
   // Each fd once: two owners of one fd would close it twice.
-  std::vector<int> named = {r.fds.lock, r.fds.listener, r.fds.self_exe};
-  if (r.notify) named.push_back(r.notify->fd);
-  if (r.request) named.push_back(r.request->conn_fd);
-  for (const AppSocketSnapshot& s : r.app_sockets) named.push_back(s.fd);
-  ForEachChild(r, [&](const ChildFds& c) { named.insert(named.end(), {c.pidfd, c.out_fd, c.err_fd}); });
-  for (const ReapEntry& e : r.supervisor.reap) named.push_back(e.pidfd);
-  std::erase(named, -1);
-  if (named.size() != HandoverFdList(r).size()) return Corruption("the handover names an fd twice");
+  if (NamedFds(r).size() != HandoverFdList(r).size())
+    return Corruption("the handover names an fd twice");
   if (r.fds.lock >= 0) RETURN_IF_ERROR(CheckLockFile(r.fds.lock, r.config.state_dir));
   if (r.fds.listener >= 0) RETURN_IF_ERROR(CheckListener(r.fds.listener, r.config.socket));
   if (r.fds.self_exe >= 0) RETURN_IF_ERROR(CheckRegularFile(r.fds.self_exe));
