@@ -77,7 +77,10 @@ struct RunOptions {
   std::optional<Credentials> as;
   // Extra NAME=VALUE environment entries (replacing inherited ones).
   std::vector<std::string> env;
-  int timeout_ms = 10'000;
+  // A guard against a hung command, not a margin a test relies on: long
+  // enough for a CLI that waits for an app (node, gunicorn) to start on a
+  // loaded 2-core machine under ASan.
+  int timeout_ms = 60'000;
   // stdout is a pseudo-terminal (output post-processing off, so the bytes
   // read back are the bytes written), as when a person runs the command.
   bool stdout_pty = false;
