@@ -23,22 +23,29 @@ namespace {
 using release_test::File;
 
 // A Node HTTP server answering its release ("v1\n"): on the held socket
-// (fd 3) when LISTEN_FDS says there is one, else on $PORT; it says READY=1
-// with `systemd-notify --ready --no-block`, a child of the instance
-// (without --no-block it exits 1 after READY=1: its barrier passes an fd,
-// which the notify socket refuses); on SIGTERM it
-// stops accepting and ends once its requests are answered.
-const char kServerJs[] = R"(
+// (fd 3) when LISTEN_FDS says there is one, else on $PORT; once listening
+// it says READY=1 from a child of the instance (python3, as Node cannot
+// send a datagram to a Unix socket) that stays alive. (`systemd-notify
+// --ready --no-block` would be the natural child, but it exits at once, and
+// when it is gone before the daemon reads its datagram it can no longer be
+// matched to the instance by its session: the test then hung in
+// `running`. Without --no-block it exits 1: its barrier passes an fd, which
+// the notify socket refuses.) On SIGTERM it stops accepting and ends once
+// its requests are answered.
+const char kServerJs[] = R"js(
 const http = require('http');
-const { execFileSync } = require('child_process');
+const { spawn } = require('child_process');
+const notify = "import os, socket, time; " +
+  "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); " +
+  "s.sendto(b'READY=1', os.environ['NOTIFY_SOCKET']); time.sleep(3600)";
 const server = http.createServer((req, res) => {
   res.end(process.env.RELSUPD_RELEASE + '\n');
 });
 const held = parseInt(process.env.LISTEN_FDS || '0', 10) > 0;
 server.listen(held ? { fd: 3 } : { host: '127.0.0.1', port: Number(process.env.PORT) },
-  () => execFileSync('systemd-notify', ['--ready', '--no-block']));
+  () => { if (process.env.NOTIFY_SOCKET) spawn('python3', ['-c', notify], { stdio: 'ignore' }); });
 process.on('SIGTERM', () => server.close(() => process.exit(0)));
-)";
+)js";
 
 const char kNode[] = "/usr/bin/node";
 
@@ -154,7 +161,7 @@ TEST_CASE("sockets: gunicorn in a Procfile serves on the held socket it reads fr
   CHECK(Has(Environ(Row(Ps(stage), "web.1")["pid"].get<pid_t>()), "LISTEN_FDS=1"));
 }
 
-TEST_CASE("sockets: a relsupd.yaml without sockets gives them to web, and systemd-notify --ready from a child of the instance makes it ready") {
+TEST_CASE("sockets: a relsupd.yaml without sockets gives them to web, and READY=1 from a child of the instance makes it ready") {
   const int port = FreePort();
   Stage stage(FastConfig(), {}, "shop", SocketArgs(port));
   // `ready: notify` with a deadline long enough that only READY=1 (never
