@@ -30,6 +30,7 @@
 #include "tests/support/fs.h"
 #include "tests/support/proc.h"
 #include "tests/support/temp_dir.h"
+#include "tests/integration/run_loop.h"
 #include "tests/support/wait.h"
 
 namespace relsupd {
@@ -43,12 +44,7 @@ struct Loop {
   ~Loop() { CHECK(CloseLoop(&loop) == 0); }
   // Runs the loop until `done` or the deadline.
   bool RunUntil(const std::function<bool()>& done) {
-    return support::WaitUntil(
-        [&] {
-          uv_run(&loop, UV_RUN_NOWAIT);
-          return done();
-        },
-        10'000, 1);
+    return support::RunLoopUntil(&loop, done);
   }
 };
 

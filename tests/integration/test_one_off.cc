@@ -31,6 +31,7 @@
 #include "daemon/supervise/one_off.h"
 #include "tests/support/fs.h"
 #include "tests/support/temp_dir.h"
+#include "tests/integration/run_loop.h"
 #include "tests/support/wait.h"
 
 namespace relsupd {
@@ -78,12 +79,7 @@ struct Fixture {
   }
   // Runs the loop until `done` or the deadline.
   bool RunUntil(const std::function<bool()>& done) {
-    return support::WaitUntil(
-        [&] {
-          uv_run(&loop, UV_RUN_NOWAIT);
-          return done();
-        },
-        10'000, 1);
+    return support::RunLoopUntil(&loop, done);
   }
   OneOffSpec Spec(const std::string& command) {
     return OneOffOf(run, env, "release", CommandArgv(command));
