@@ -58,6 +58,7 @@ struct SwitchOutcome {
   // False when the switch went back to `live` and that release was judged
   // not ready either (the message says why).
   bool live_ready = true;
+  bool operator==(const SwitchOutcome&) const = default;
 };
 
 // Whether a switch runs the release's release phase (`release:`).

@@ -51,6 +51,7 @@ struct ProcessSpec {
 struct ReleaseCommand {
   std::string command;  // empty: the release has none
   int64_t timeout_ms = 10 * 60 * 1000;  // stopped (TERM, KILL 10 s later) past it
+  bool operator==(const ReleaseCommand&) const = default;
 };
 inline constexpr std::string_view kReleaseType = "release";
 
@@ -58,6 +59,7 @@ struct ProcessFile {
   std::string source;  // "relsupd.yaml" or "Procfile"
   std::map<std::string, ProcessSpec> processes;
   ReleaseCommand release;
+  bool operator==(const ProcessFile&) const = default;
 };
 
 inline constexpr int kMaxScale = 10'000;

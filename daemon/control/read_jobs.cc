@@ -9,10 +9,10 @@ void ReadJobs::Submit(uid_t uid, const std::string& key, Start start,
   if (stopped_)
     return reply(Status(StatusCode::kBusy, "busy: the daemon is stopping"));
   size_t& mine = per_uid_[uid];
-  if (mine >= kMaxPerUid) {
+  if (mine >= limits_.per_uid) {
     return reply(Status(StatusCode::kBusy,
                         "busy: uid " + std::to_string(uid) + " already has " +
-                            std::to_string(kMaxPerUid) +
+                            std::to_string(limits_.per_uid) +
                             " release reads (verify, show, diff) waiting or running "
                             "(the limit per uid); try again when they are done"));
   }
@@ -21,10 +21,10 @@ void ReadJobs::Submit(uid_t uid, const std::string& key, Start start,
     it->second->waiters.emplace_back(uid, std::move(reply));
     return;
   }
-  if (running_ >= kMaxRunning && queue_.size() >= kMaxWaiting) {
+  if (running_ >= limits_.running && queue_.size() >= limits_.waiting) {
     if (mine == 0) per_uid_.erase(uid);
     return reply(Status(StatusCode::kBusy,
-                        "busy: " + std::to_string(kMaxWaiting) +
+                        "busy: " + std::to_string(limits_.waiting) +
                             " release reads (verify, show, diff) are waiting already "
                             "(the limit for all peers); try again later"));
   }
@@ -45,7 +45,7 @@ void ReadJobs::Stop() {
 }
 
 void ReadJobs::StartNext() {
-  while (!stopped_ && running_ < kMaxRunning && !queue_.empty()) {
+  while (!stopped_ && running_ < limits_.running && !queue_.empty()) {
     std::shared_ptr<Job> job = queue_.front();
     queue_.pop_front();
     ++running_;

@@ -5,11 +5,11 @@
 // default) and an admin's activate or rollback, which verifies on the pool
 // too but not through here, never waits behind it.
 //
-// At most kMaxRunning jobs are on the pool at once; the rest wait here, in
-// order, at most kMaxWaiting of them. A job with the same key as one
-// running or waiting (same method, app and release) is not started again:
-// its caller joins it and gets the same result. Each uid may have at most
-// kMaxPerUid calls waiting or running; past any limit a call gets kBusy
+// At most `running` jobs (ReadJobLimits) are on the pool at once; the rest
+// wait here, in order, at most `waiting` of them. A job with the same key
+// as one running or waiting (same method, app and release) is not started
+// again: its caller joins it and gets the same result. Each uid may have at
+// most `per_uid` calls waiting or running; past any limit a call gets kBusy
 // naming it. Loop thread only; the work itself runs wherever `start` puts
 // it (RunOffLoop).
 
@@ -26,16 +26,18 @@
 
 namespace relsupd {
 
+struct ReadJobLimits {
+  size_t running = 1;   // on the pool at once
+  size_t waiting = 32;  // queued behind them, all peers together
+  size_t per_uid = 4;   // waiting or running, joined ones included
+};
+
 class ReadJobs {
  public:
-  static constexpr size_t kMaxRunning = 1;
-  static constexpr size_t kMaxWaiting = 32;
-  static constexpr size_t kMaxPerUid = 4;
-
   // Starts the work; calls its argument once, on the loop, with the result.
   using Start = std::function<void(Reply)>;
 
-  ReadJobs() = default;
+  explicit ReadJobs(ReadJobLimits limits = {}) : limits_(limits) {}
   ReadJobs(const ReadJobs&) = delete;
   ReadJobs& operator=(const ReadJobs&) = delete;
 
@@ -59,6 +61,7 @@ class ReadJobs {
   void StartNext();
   void Finish(const std::shared_ptr<Job>& job, Result<rpc::Json> result);
 
+  const ReadJobLimits limits_;
   std::map<std::string, std::shared_ptr<Job>> jobs_;  // running or waiting
   std::deque<std::shared_ptr<Job>> queue_;            // waiting, in order
   std::map<uid_t, size_t> per_uid_;

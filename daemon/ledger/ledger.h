@@ -39,6 +39,7 @@ namespace relsupd {
 struct Actor {
   uid_t uid = 0;
   std::string name;
+  bool operator==(const Actor&) const = default;
 };
 
 struct Event {

@@ -37,6 +37,7 @@ struct DaemonSnapshot {
   // The RLIMIT_NOFILE the daemon was started with, for its children.
   uint64_t child_nofile_soft = 0;
   uint64_t child_nofile_hard = 0;
+  bool operator==(const DaemonSnapshot&) const = default;
 };
 
 // The daemon-wide fds that cross the exec (-1: none).
@@ -44,6 +45,7 @@ struct DaemonFds {
   int lock = -1;      // the state dir's flock
   int listener = -1;  // the control socket's listener
   int self_exe = -1;  // the old binary, for exec-back (§5.3)
+  bool operator==(const DaemonFds&) const = default;
 };
 
 // The control connection whose daemon.reexec the new image answers.
@@ -54,6 +56,7 @@ struct RequestSnapshot {
   uid_t uid = 0;
   gid_t gid = 0;
   bool kill_one_offs = false;
+  bool operator==(const RequestSnapshot&) const = default;
 };
 
 // One daemon-held app socket (AppSockets).
@@ -62,6 +65,7 @@ struct AppSocketSnapshot {
   std::string name;
   std::string address;  // "tcp://0.0.0.0:8080", "unix:/run/x.sock"
   int fd = -1;
+  bool operator==(const AppSocketSnapshot&) const = default;
 };
 
 struct HandoverRecord {
@@ -82,6 +86,7 @@ struct HandoverRecord {
   int64_t next_switch_id = 0;
   int64_t one_offs_next_id = 0;
   std::map<std::string, uint64_t> log_seq;  // by app
+  bool operator==(const HandoverRecord&) const = default;
 };
 
 }  // namespace relsupd

@@ -4,7 +4,8 @@
 // nlohmann::json values. No other code includes this. Pure; any thread.
 //
 // Each struct lists its fields once, in a Fields(s, v) template that calls
-// v("key", s.field) per field (s const for writing, not for reading);
+// v("key", s.field) per field (s const for writing, not for reading),
+// mostly written by RELSUPD_CODEC_FIELDS(Struct, field, ...) below;
 // Encode() and Decode() below turn any field into its CBOR item and back,
 // the field's path in every error. A struct is a map keyed by field name,
 // an unset optional is left out, an enum is its name.
@@ -29,6 +30,28 @@
 // changed has a new field the codec must learn.
 #define RELSUPD_CODEC_SIZE(T, n) \
   static_assert(sizeof(T) == (n), #T " changed: add the new field to the handover codec")
+
+// RELSUPD_FIELDS(a, b) in a Fields(s, v) body: v("a", s.a); v("b", s.b);
+// for the fields whose key is their own name; a field with another key or a
+// wrapper (AtLeast, AsBytes, Nest, Limits) gets its own v(...) line. The
+// C++20 __VA_OPT__ form of a for-each macro: each RELSUPD_FIELDS_EXPAND
+// level rescans its argument four times: 4^3 = 64 fields at most.
+#define RELSUPD_FIELDS(...) __VA_OPT__(RELSUPD_FIELDS_EXPAND(RELSUPD_FIELDS_ONE(__VA_ARGS__)))
+#define RELSUPD_FIELDS_ONE(f, ...) \
+  v(#f, s.f);                      \
+  __VA_OPT__(RELSUPD_FIELDS_AGAIN RELSUPD_FIELDS_PARENS(__VA_ARGS__))
+// The whole Fields() of a struct whose every key is its field's name.
+#define RELSUPD_CODEC_FIELDS(T, ...)        \
+  template <Is<T> S, typename V>            \
+  void Fields(S& s, V&& v) {                \
+    RELSUPD_FIELDS(__VA_ARGS__);            \
+  }
+#define RELSUPD_FIELDS_PARENS ()
+#define RELSUPD_FIELDS_AGAIN() RELSUPD_FIELDS_ONE
+#define RELSUPD_FIELDS_EXPAND(...) RELSUPD_FIELDS_X2(RELSUPD_FIELDS_X2(RELSUPD_FIELDS_X2(RELSUPD_FIELDS_X2(__VA_ARGS__))))
+#define RELSUPD_FIELDS_X2(...) RELSUPD_FIELDS_X1(RELSUPD_FIELDS_X1(RELSUPD_FIELDS_X1(RELSUPD_FIELDS_X1(__VA_ARGS__))))
+#define RELSUPD_FIELDS_X1(...) RELSUPD_FIELDS_X0(RELSUPD_FIELDS_X0(RELSUPD_FIELDS_X0(RELSUPD_FIELDS_X0(__VA_ARGS__))))
+#define RELSUPD_FIELDS_X0(...) __VA_ARGS__
 
 namespace relsupd::handover_cbor {
 

@@ -54,110 +54,43 @@ struct DepthCheck {
 // argument-dependent lookup.
 namespace handover_cbor {
 
-template <Is<DaemonConfig> S, typename V>
-void Fields(S& c, V&& v) {
-  v("state_dir", c.state_dir);
-  v("socket", c.socket);
-  v("socket_mode", c.socket_mode);
-  v("socket_group", c.socket_group);
-  v("admin_group", c.admin_group);
-  v("log_level", c.log_level);
-  v("max_request_bytes", c.max_request_bytes);
-  v("max_artifact_bytes", c.max_artifact_bytes);
-  v("max_unpacked_bytes", c.max_unpacked_bytes);
-  v("max_entries", c.max_entries);
-  v("max_compression_ratio", c.max_compression_ratio);
-  v("cgroup", c.cgroup);
-  v("restart_initial_delay_ms", c.restart_initial_delay_ms);
-  v("restart_max_delay_ms", c.restart_max_delay_ms);
-  v("restart_reset_after_ms", c.restart_reset_after_ms);
-  v("crash_limit", c.crash_limit);
-  v("crash_window_ms", c.crash_window_ms);
-  v("log_max_file_bytes", c.log_max_file_bytes);
-  v("log_max_files", c.log_max_files);
-  v("log_rate_limit", c.log_rate_limit);
-  v("app_uid_min", c.app_uid_min);
-  v("app_uid_max", c.app_uid_max);
-  v("allow_root_apps", c.allow_root_apps);
-}
+RELSUPD_CODEC_FIELDS(DaemonConfig, state_dir, socket, socket_mode, socket_group, admin_group,
+                     log_level, max_request_bytes, max_artifact_bytes, max_unpacked_bytes,
+                     max_entries, max_compression_ratio, cgroup, restart_initial_delay_ms,
+                     restart_max_delay_ms, restart_reset_after_ms, crash_limit, crash_window_ms,
+                     log_max_file_bytes, log_max_files, log_rate_limit, app_uid_min, app_uid_max,
+                     allow_root_apps)
 
-template <Is<SwitchOutcome> S, typename V>
-void Fields(S& o, V&& v) {
-  v("id", o.id);
-  v("ok", o.ok);
-  v("live", o.live);
-  v("message", o.message);
-  v("note", o.note);
-  v("live_ready", o.live_ready);
-}
+RELSUPD_CODEC_FIELDS(SwitchOutcome, id, ok, live, message, note, live_ready)
 
-template <Is<Actor> S, typename V>
-void Fields(S& a, V&& v) {
-  v("uid", a.uid);
-  v("name", a.name);
-}
+RELSUPD_CODEC_FIELDS(Actor, uid, name)
 
 template <Is<DaemonSnapshot> S, typename V>
-void Fields(S& d, V&& v) {
-  v("self_path", d.self_path);
-  v("supervisor_id", d.supervisor_id);
-  v("reexecs", d.reexecs);
-  v("first_started_mono_ms", d.first_started_mono_ms);
-  v("child_nofile", Limits(d.child_nofile_soft, d.child_nofile_hard));
+void Fields(S& s, V&& v) {
+  RELSUPD_FIELDS(self_path, supervisor_id, reexecs, first_started_mono_ms);
+  v("child_nofile", Limits(s.child_nofile_soft, s.child_nofile_hard));
 }
 
-template <Is<DaemonFds> S, typename V>
-void Fields(S& f, V&& v) {
-  v("lock", f.lock);
-  v("listener", f.listener);
-  v("self_exe", f.self_exe);
-}
+RELSUPD_CODEC_FIELDS(DaemonFds, lock, listener, self_exe)
 
-template <Is<NotifySnapshot> S, typename V>
-void Fields(S& n, V&& v) {
-  v("fd", n.fd);
-  v("path", n.path);
-  v("refuses_fds", n.refuses_fds);
-}
+RELSUPD_CODEC_FIELDS(NotifySnapshot, fd, path, refuses_fds)
 
 template <Is<RequestSnapshot> S, typename V>
-void Fields(S& q, V&& v) {
-  v("conn_fd", q.conn_fd);
-  v("rpc_id", q.rpc_id);
+void Fields(S& s, V&& v) {
+  RELSUPD_FIELDS(conn_fd, rpc_id, kill_one_offs);
   v("peer", Nest([&](auto&& peer) {
-      peer("pid", q.pid);
-      peer("uid", q.uid);
-      peer("gid", q.gid);
+      peer("pid", s.pid);
+      peer("uid", s.uid);
+      peer("gid", s.gid);
     }));
-  v("kill_one_offs", q.kill_one_offs);
 }
 
-template <Is<AppSocketSnapshot> S, typename V>
-void Fields(S& s, V&& v) {
-  v("app", s.app);
-  v("name", s.name);
-  v("address", s.address);
-  v("fd", s.fd);
-}
+RELSUPD_CODEC_FIELDS(AppSocketSnapshot, app, name, address, fd)
 
 // format_version is the header's, not the payload's.
-template <Is<HandoverRecord> S, typename V>
-void Fields(S& r, V&& v) {
-  v("writer", r.writer);
-  v("written_mono_ms", r.written_mono_ms);
-  v("actor", r.actor);
-  v("daemon", r.daemon);
-  v("config", r.config);
-  v("fds", r.fds);
-  v("notify", r.notify);
-  v("request", r.request);
-  v("app_sockets", r.app_sockets);
-  v("supervisor", r.supervisor);
-  v("switch_outcomes", r.switch_outcomes);
-  v("next_switch_id", r.next_switch_id);
-  v("one_offs_next_id", r.one_offs_next_id);
-  v("log_seq", r.log_seq);
-}
+RELSUPD_CODEC_FIELDS(HandoverRecord, writer, written_mono_ms, actor, daemon, config, fds, notify,
+                     request, app_sockets, supervisor, switch_outcomes, next_switch_id,
+                     one_offs_next_id, log_seq)
 
 }  // namespace handover_cbor
 

@@ -33,152 +33,57 @@ RELSUPD_CODEC_SIZE(SupervisorSnapshot, 96);
 
 // ---- the process file and ReleaseRun --------------------------------------
 
-template <Is<ReadyCheck> S, typename V>
-void Fields(S& r, V&& v) {
-  v("kind", r.kind);
-  v("port", r.port);
-  v("target", r.target);
-}
+RELSUPD_CODEC_FIELDS(ReadyCheck, kind, port, target)
 
-template <Is<ProcessSpec> S, typename V>
-void Fields(S& s, V&& v) {
-  v("name", s.name);
-  v("command", s.command);
-  v("scale", s.scale);
-  v("restart", s.restart);
-  v("stop_signal", s.stop_signal);
-  v("stop_timeout_ms", s.stop_timeout_ms);
-  v("stop_mode", s.stop_mode);
-  v("sockets", s.sockets);
-  v("ready", s.ready);
-  v("ready_timeout_ms", s.ready_timeout_ms);
-  v("env", s.env);
-}
+RELSUPD_CODEC_FIELDS(ProcessSpec, name, command, scale, restart, stop_signal, stop_timeout_ms,
+                     stop_mode, sockets, ready, ready_timeout_ms, env)
 
-template <Is<ReleaseCommand> S, typename V>
-void Fields(S& c, V&& v) {
-  v("command", c.command);
-  v("timeout_ms", c.timeout_ms);
-}
+RELSUPD_CODEC_FIELDS(ReleaseCommand, command, timeout_ms)
 
-template <Is<ProcessFile> S, typename V>
-void Fields(S& f, V&& v) {
-  v("source", f.source);
-  v("processes", f.processes);
-  v("release", f.release);
-}
+RELSUPD_CODEC_FIELDS(ProcessFile, source, processes, release)
 
 template <Is<ReleaseRun> S, typename V>
-void Fields(S& r, V&& v) {
-  v("app", r.app);
-  v("number", r.number);
-  v("slot", r.slot);
-  v("config", r.config);
-  v("process_file", r.processes);
-  v("uid", r.uid);
-  v("gid", r.gid);
-  v("groups", r.groups);
-  v("user", r.user);
-  v("home", r.home);
-  v("socket_fds", AtLeast(r.socket_fds, -1));
+void Fields(S& s, V&& v) {
+  RELSUPD_FIELDS(app, number, slot, config, uid, gid, groups, user, home);
+  v("process_file", s.processes);
+  v("socket_fds", AtLeast(s.socket_fds, -1));
 }
 
 // ---- instances and groups ---------------------------------------------------
 
-template <Is<ExitInfo> S, typename V>
-void Fields(S& e, V&& v) {
-  v("time_ms", e.time_ms);
-  v("status", e.status);
-  v("signal", e.signal);
-  v("stop", e.stop);
-  v("stop_signal", e.stop_signal);
-  v("killed", e.killed);
-  v("stop_timeout_ms", e.stop_timeout_ms);
-  v("ready_timeout_ms", e.ready_timeout_ms);
-}
+RELSUPD_CODEC_FIELDS(ExitInfo, time_ms, status, signal, stop, stop_signal, killed, stop_timeout_ms,
+                     ready_timeout_ms)
 
-template <Is<BackoffSnapshot> S, typename V>
-void Fields(S& b, V&& v) {
-  v("started_ms", b.started_ms);
-  v("next_delay_ms", b.next_delay_ms);
-  v("restarts", b.restarts);
-  v("exits", b.exits);
-}
+RELSUPD_CODEC_FIELDS(BackoffSnapshot, started_ms, next_delay_ms, restarts, exits)
 
-template <Is<ChildFds> S, typename V>
-void Fields(S& c, V&& v) {
-  v("pid", c.pid);
-  v("pidfd", c.pidfd);
-  v("out_fd", c.out_fd);
-  v("err_fd", c.err_fd);
-  v("paused", c.paused);
-}
+RELSUPD_CODEC_FIELDS(ChildFds, pid, pidfd, out_fd, err_fd, paused)
 
 template <Is<CaptureSnapshot> S, typename V>
-void Fields(S& c, V&& v) {
-  v("out_partial", AsBytes(c.out_partial, kMaxPartialLineBytes));
-  v("err_partial", AsBytes(c.err_partial, kMaxPartialLineBytes));
-  v("tokens", c.tokens);
-  v("tokens_ms", c.tokens_ms);
+void Fields(S& s, V&& v) {
+  RELSUPD_FIELDS(tokens, tokens_ms);
+  v("out_partial", AsBytes(s.out_partial, kMaxPartialLineBytes));
+  v("err_partial", AsBytes(s.err_partial, kMaxPartialLineBytes));
 }
 
-template <Is<InstanceSnapshot> S, typename V>
-void Fields(S& s, V&& v) {
-  v("type", s.type);
-  v("index", s.index);
-  v("leaving", s.leaving);
-  v("state", s.state);
-  v("timer_deadline_mono_ms", s.timer_deadline_mono_ms);
-  v("backoff", s.backoff);
-  v("backoff_delay_ms", s.backoff_delay_ms);
-  v("started_ms", s.started_ms);
-  v("stop_cause", s.stop_cause);
-  v("stop_sent_ms", s.stop_sent_ms);
-  v("killed", s.killed);
-  v("cgroup_dir", s.cgroup_dir);
-  v("exits", s.exits);
-  v("status_text", s.status_text);
-  v("type_failed", s.type_failed);
-  v("child", s.child);
-  v("capture", s.capture);
-}
+RELSUPD_CODEC_FIELDS(InstanceSnapshot, type, index, leaving, state, timer_deadline_mono_ms, backoff,
+                     backoff_delay_ms, started_ms, stop_cause, stop_sent_ms, killed, cgroup_dir,
+                     exits, status_text, type_failed, child, capture)
 
 template <Is<GroupSnapshot> S, typename V>
-void Fields(S& g, V&& v) {
-  v("run", g.run);
-  v("formation", AtLeast(g.formation, 0));
-  v("stopping", g.stopping);
-  v("failed_types", g.failed_types);
-  v("instances", g.instances);
+void Fields(S& s, V&& v) {
+  RELSUPD_FIELDS(run, stopping, failed_types, instances);
+  v("formation", AtLeast(s.formation, 0));
 }
 
-template <Is<AppSnapshot> S, typename V>
-void Fields(S& a, V&& v) {
-  v("app", a.app);
-  v("active", a.active);
-  v("retiring", a.retiring);
-}
+RELSUPD_CODEC_FIELDS(AppSnapshot, app, active, retiring)
 
 // ---- the supervisor ---------------------------------------------------------
 
-template <Is<ReapEntry> S, typename V>
-void Fields(S& r, V&& v) {
-  v("pid", r.pid);
-  v("pidfd", r.pidfd);
-}
+RELSUPD_CODEC_FIELDS(ReapEntry, pid, pidfd)
 
-template <Is<CgroupSnapshot> S, typename V>
-void Fields(S& c, V&& v) {
-  v("root", c.root);
-  v("next", c.next);
-}
+RELSUPD_CODEC_FIELDS(CgroupSnapshot, root, next)
 
-template <Is<SupervisorSnapshot> S, typename V>
-void Fields(S& s, V&& v) {
-  v("apps", s.apps);
-  v("reap", s.reap);
-  v("cgroups", s.cgroups);
-}
+RELSUPD_CODEC_FIELDS(SupervisorSnapshot, apps, reap, cgroups)
 
 Json Encode(const SupervisorSnapshot& s) { return EncodeFields(s); }
 

@@ -32,6 +32,7 @@ struct ExitInfo {
   std::string Describe() const;
   // "exited", "stopped", "stop-timeout" or "not-ready" (ps --json).
   std::string_view Cause() const;
+  bool operator==(const ExitInfo&) const = default;
 };
 
 }  // namespace relsupd

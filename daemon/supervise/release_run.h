@@ -32,6 +32,7 @@ struct ReleaseRun {
   // Daemon-held listeners by socket name; the fds stay the daemon's.
   std::map<std::string, int> socket_fds;
   std::string release() const { return ReleaseId(number).ToString(); }
+  bool operator==(const ReleaseRun&) const = default;
 };
 
 }  // namespace relsupd

@@ -35,6 +35,7 @@ struct BackoffSnapshot {
   int64_t next_delay_ms = 0;   // 0: the next restart is immediate
   int restarts = 0;
   std::vector<int64_t> exits;  // the crash window, oldest first
+  bool operator==(const BackoffSnapshot&) const = default;
 };
 
 // The live process of an instance (ChildProcess, spawn.h).
@@ -44,6 +45,7 @@ struct ChildFds {
   int out_fd = -1;  // stdout's read end; -1: at EOF, or not captured
   int err_fd = -1;  // stderr's read end; -1 likewise
   bool paused = false;  // reading paused by the rate budget
+  bool operator==(const ChildFds&) const = default;
 };
 
 // OutputCapture (output_capture.h): the unfinished lines and the budget.
@@ -54,6 +56,7 @@ struct CaptureSnapshot {
   std::string err_partial;
   double tokens = 0;      // the token bucket; < 0: throttled
   int64_t tokens_ms = 0;  // monotonic ms of the last refill
+  bool operator==(const CaptureSnapshot&) const = default;
 };
 
 // One Instance (instance.h), INSTANCE in §2.2.
@@ -79,6 +82,7 @@ struct InstanceSnapshot {
   bool type_failed = false;
   std::optional<ChildFds> child;  // unset: no process
   CaptureSnapshot capture;
+  bool operator==(const InstanceSnapshot&) const = default;
 };
 
 // One ReleaseGroup (supervisor.h), GROUP in §2.2.
@@ -90,6 +94,7 @@ struct GroupSnapshot {
   // Wanted instances and leaving ones (InstanceSnapshot::leaving), sorted
   // by type, then index.
   std::vector<InstanceSnapshot> instances;
+  bool operator==(const GroupSnapshot&) const = default;
 };
 
 // The groups of one app in the Supervisor.
@@ -97,6 +102,7 @@ struct AppSnapshot {
   std::string app;
   std::optional<GroupSnapshot> active;
   std::vector<GroupSnapshot> retiring;  // settled groups are not exported
+  bool operator==(const AppSnapshot&) const = default;
 };
 
 // A process whose owner has gone (killed, not yet reaped): reaped silently
@@ -104,12 +110,14 @@ struct AppSnapshot {
 struct ReapEntry {
   pid_t pid = 0;
   int pidfd = -1;
+  bool operator==(const ReapEntry&) const = default;
 };
 
 // CgroupTree (cgroup.h).
 struct CgroupSnapshot {
   std::string root;
   uint64_t next = 1;  // the @SPAWN counter
+  bool operator==(const CgroupSnapshot&) const = default;
 };
 
 // NotifyListener (notify_socket.h).
@@ -117,6 +125,7 @@ struct NotifySnapshot {
   int fd = -1;
   std::string path;
   bool refuses_fds = false;
+  bool operator==(const NotifySnapshot&) const = default;
 };
 
 // The Supervisor with everything it runs.
@@ -124,6 +133,7 @@ struct SupervisorSnapshot {
   std::vector<AppSnapshot> apps;
   std::vector<ReapEntry> reap;
   std::optional<CgroupSnapshot> cgroups;  // unset: no cgroups
+  bool operator==(const SupervisorSnapshot&) const = default;
 };
 
 }  // namespace relsupd

@@ -403,11 +403,11 @@ TEST_CASE("read jobs: one at a time, duplicates merged, bounded per uid and in a
   // The global queue: distinct uids, distinct keys.
   got.clear();
   started.clear();
-  for (uid_t u = 0; u < ReadJobs::kMaxWaiting + 2; ++u)
+  for (uid_t u = 0; u < ReadJobLimits{}.waiting + 2; ++u)
     jobs.Submit(u, "k" + std::to_string(u), start, collect);
   REQUIRE(got.size() == 1);
   CHECK(got[0].status().code() == StatusCode::kBusy);
-  CHECK(jobs.waiting() == ReadJobs::kMaxWaiting);
+  CHECK(jobs.waiting() == ReadJobLimits{}.waiting);
 }
 
 TEST_CASE("capped lists keep the first entries and say some were left out") {
