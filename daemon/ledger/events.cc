@@ -92,7 +92,10 @@ Status Ledger::AppendEvent(const std::string& app, EventKind kind,
 Result<std::vector<Event>> Ledger::ReadEvents(
     const std::optional<std::string>& app, std::optional<int64_t> after,
     int64_t limit, EventOrder order) {
-  std::string sql = std::string(kEventColumns) + " WHERE true";
+  // Appended, not `std::string(kEventColumns) + ...`: GCC 12 reports a
+  // false -Warray-bounds in that operator+ when json.hpp is precompiled.
+  std::string sql = kEventColumns;
+  sql += " WHERE true";
   if (after) sql += " AND id > ?2";
   if (app) sql += " AND app=?3";
   sql += order == EventOrder::kOldestFirst ? " ORDER BY id LIMIT ?1"

@@ -31,7 +31,9 @@ Result<VerifyReport> Ledger::VerifyHistory() {
     else
       ++report.more_problems;
   };
-  Stmt st(db_, (std::string(kEventColumns) + " ORDER BY id").c_str());
+  std::string walk = kEventColumns;  // appended: see ReadEvents
+  walk += " ORDER BY id";
+  Stmt st(db_, walk.c_str());
   if (!st.prepared()) return Err("cannot prepare history walk");
   std::string prev = kGenesisHash;
   int64_t expect_id = 1;
