@@ -226,7 +226,7 @@ TEST_CASE_METHOD(DaemonFixture,
 TEST_CASE(
     "e2e hostile rpc: a read-only peer's batches of heavy reads leave another "
     "connection's daemon.info answering without a stall",
-    "[e2e][hostile]") {
+    "[e2e][hostile][serial]") {
   ReadOnlyStage s;
   if (!s.Start()) return;
   DaemonProcess& d = *s.d;

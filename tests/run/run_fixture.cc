@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "daemon/protocol/methods.h"
+#include "tests/support/cli.h"
 #include "tests/support/failure.h"
 #include "tests/support/wait.h"
 
@@ -74,7 +76,9 @@ std::string GatedNotifyYaml(const std::string& gate) {
          "    ready: notify\n";
 }
 
-Json Ps(Stage& stage) { return stage.CtlJson({"ps", stage.app()}); }
+Json Ps(Stage& stage) {
+  return support::Call(stage.socket(), rpc::method::kPs, {{"app", stage.app()}});
+}
 
 Json Row(const Json& ps, const std::string& process) {
   for (const auto& r : ps)
@@ -123,10 +127,27 @@ Json Logs(Stage& stage, std::vector<std::string> extra) {
   return records;
 }
 
+Json LogRecords(Stage& stage) {
+  std::vector<Json> pages;  // newest first
+  Json q = {{"app", stage.app()}, {"lines", 100'000}};
+  while (true) {
+    Json r = support::Call(stage.socket(), rpc::method::kLogs, q);
+    const Json& records = r["records"];
+    if (records.empty()) break;
+    pages.push_back(records);
+    if (!r.value("more", false)) break;
+    q["before_seq"] = records.front()["seq"];
+  }
+  Json all = Json::array();
+  for (auto page = pages.rbegin(); page != pages.rend(); ++page)
+    for (const auto& rec : *page) all.push_back(rec);
+  return all;
+}
+
 bool WaitLog(Stage& stage, const std::string& needle, int timeout_ms) {
   return support::WaitUntil(
       [&] {
-        for (const auto& r : Logs(stage))
+        for (const auto& r : LogRecords(stage))
           if (r.value("text", "").find(needle) != std::string::npos) return true;
         return false;
       },
@@ -135,7 +156,7 @@ bool WaitLog(Stage& stage, const std::string& needle, int timeout_ms) {
 
 pid_t WaitLoggedPid(Stage& stage, const std::string& prefix) {
   if (!WaitLog(stage, prefix)) return 0;
-  for (const auto& rec : Logs(stage)) {
+  for (const auto& rec : LogRecords(stage)) {
     std::string t = rec.value("text", "");
     if (t.rfind(prefix, 0) == 0) return std::atoi(t.c_str() + prefix.size());
   }

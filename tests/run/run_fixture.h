@@ -41,7 +41,8 @@ std::string DeployProcfile(Stage& stage, const std::string& procfile, bool no_wa
 // The same with just a relsupd.yaml of `yaml` text.
 std::string DeployYaml(Stage& stage, const std::string& yaml, bool no_wait = false);
 
-// `ps APP --json`.
+// The `ps` method's rows for the app (what `ps APP --json` prints), called
+// in-process: WaitPs polls it, and a CLI start costs 0.2 s under ASan.
 Json Ps(Stage& stage);
 // The row of `process` ("web.1") in `ps`; null when absent.
 Json Row(const Json& ps, const std::string& process);
@@ -93,7 +94,10 @@ std::string IgnoresTerm(const std::string& name, const std::string& stop_timeout
 
 // Every log record of the app (`logs APP -n N --json ...`).
 Json Logs(Stage& stage, std::vector<std::string> extra = {});
-// Polls `logs` until one record's text contains `needle`.
+// Every log record of the app from the `logs` method, page by page (what
+// Logs() gets through the CLI), in-process.
+Json LogRecords(Stage& stage);
+// Polls LogRecords() until one record's text contains `needle`.
 bool WaitLog(Stage& stage, const std::string& needle, int timeout_ms = 10'000);
 // Waits for a log line "PREFIX<pid>" (as `echo escaped $!` prints) and
 // returns the pid, or 0 when none came.
