@@ -326,7 +326,10 @@ TEST_CASE("hostile conn: 253 fds in one message to the control socket",
   ManyFds many(kSoMaxFds);
   {
     RawConn conn(t.stage.socket());
-    REQUIRE(conn.SendWithFds(std::string(kInfoLine) + "\n", many.fds));
+    // The fds ride on the first byte; the daemon may drop the connection
+    // before the rest of the line is sent (then this send is refused with
+    // EPIPE): either way, what counts is that it ends.
+    conn.SendWithFds(std::string(kInfoLine) + "\n", many.fds);
     // More than kMaxPassedFds (8) may wait: the connection is dropped.
     CHECK(conn.WaitEnd() != RawConn::End::kTimeout);
   }
