@@ -138,6 +138,25 @@ bool AppSockets::IsOpen(const std::string& app, const std::string& name) const {
   return it != held_.end() && it->second.fd.valid();
 }
 
+std::vector<AppSocketSnapshot> AppSockets::Export() const {
+  std::vector<AppSocketSnapshot> out;
+  for (const auto& [key, held] : held_)
+    if (held.fd.valid())
+      out.push_back({.app = key.first, .name = key.second, .address = held.address,
+                     .fd = held.fd.get()});
+  return out;
+}
+
+void AppSockets::Adopt(const std::vector<AppSocketSnapshot>& sockets) {
+  for (const AppSocketSnapshot& s : sockets)
+    held_[{s.app, s.name}] = Held{.address = s.address, .fd = Fd(s.fd)};
+}
+
+void AppSockets::Abandon() {
+  for (auto& [key, held] : held_) held.fd.Release();
+  held_.clear();
+}
+
 void GiveSocketsToWeb(const AppSpec& spec, ProcessFile* processes) {
   if (spec.sockets.empty()) return;
   for (const auto& [type, p] : processes->processes)

@@ -38,6 +38,17 @@ enum class SocketBind {
              // the port itself until it stopped)
 };
 
+// One open daemon-held socket in a daemon-reexec handover record
+// (docs/reexec.md §4.4); the fd is a plain number, owned by AppSockets
+// until the exec and by the new image's AppSockets after Adopt.
+struct AppSocketSnapshot {
+  std::string app;
+  std::string name;
+  std::string address;  // "tcp://0.0.0.0:8080", "unix:/run/x.sock"
+  int fd = -1;
+  bool operator==(const AppSocketSnapshot&) const = default;
+};
+
 class AppSockets {
  public:
   // Records `spec`'s sockets (closing one whose address changed, and those
@@ -56,6 +67,17 @@ class AppSockets {
                                      const std::set<std::string>& serving);
   // Whether the app's socket `name` is open now.
   bool IsOpen(const std::string& app, const std::string& name) const;
+
+  // daemon-reexec. Export: the open sockets, their fds still owned here.
+  // Adopt: REQUIRES none held yet; takes ownership of each socket's fd as
+  // the open socket of (app, name) at `address`, never bound again (the
+  // apps hold the same sockets: no connection is refused). The fds were
+  // checked to be listening sockets (reexec/handover_fds.cc). Abandon:
+  // lets go of every fd without closing it (as an execve would; for
+  // in-process tests).
+  std::vector<AppSocketSnapshot> Export() const;
+  void Adopt(const std::vector<AppSocketSnapshot>& sockets);
+  void Abandon();
 
  private:
   struct Held {

@@ -93,6 +93,28 @@ const SwitchOutcome* Switcher::Last(const std::string& app) const {
   return it == outcomes_.end() ? nullptr : &it->second;
 }
 
+Status Switcher::RefuseReexec() const {
+  if (!switches_.empty()) {
+    const SwitchInfo& i = switches_.begin()->second->info;
+    std::string from = i.from != 0 ? ReleaseId(i.from).ToString() + " -> " : "";
+    return Status(StatusCode::kBusy, "a switch is in progress: " + i.app + " " + from +
+                                         ReleaseId(i.to).ToString() + " (" +
+                                         std::string(SwitchPhaseName(i.phase)) +
+                                         "); retry when it has ended");
+  }
+  if (!stopping_phases_.empty())
+    return Status(StatusCode::kBusy,
+                  "the release phase of an ended switch is still stopping; retry in a moment");
+  return Status::Ok();
+}
+
+void Switcher::Adopt(std::map<std::string, SwitchOutcome> outcomes, int64_t next_switch_id) {
+  // Ids stay unique even if the record's counter lags its outcomes.
+  next_switch_id_ = std::max<int64_t>(next_switch_id, 1);
+  for (const auto& [app, o] : outcomes) next_switch_id_ = std::max(next_switch_id_, o.id + 1);
+  outcomes_ = std::move(outcomes);
+}
+
 Switcher::Switch* Switcher::Find(const std::string& app, int64_t id) {
   auto it = switches_.find(app);
   if (it == switches_.end() || it->second->info.id != id) return nullptr;

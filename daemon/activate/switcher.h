@@ -112,6 +112,15 @@ class Switcher {
   // finishing or undoing a switch a crash interrupted (recover.cc).
   void Recover();
 
+  // daemon-reexec (docs/reexec.md §1.5, §4.8). RefuseReexec: kBusy naming
+  // the switch in progress (app, from -> to, phase) or the release phase
+  // still stopping; Ok when none. The last outcome per app and the next
+  // switch id are carried; Adopt REQUIRES that no switch ran yet.
+  Status RefuseReexec() const;
+  const std::map<std::string, SwitchOutcome>& outcomes() const { return outcomes_; }
+  int64_t next_switch_id() const { return next_switch_id_; }
+  void Adopt(std::map<std::string, SwitchOutcome> outcomes, int64_t next_switch_id);
+
  private:
   struct Switch {
     Switcher* owner = nullptr;

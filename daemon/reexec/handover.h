@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/activate/app_sockets.h"
 #include "daemon/activate/switcher.h"
 #include "daemon/config/daemon_config.h"
 #include "daemon/ledger/ledger.h"
@@ -57,15 +58,6 @@ struct RequestSnapshot {
   gid_t gid = 0;
   bool kill_one_offs = false;
   bool operator==(const RequestSnapshot&) const = default;
-};
-
-// One daemon-held app socket (AppSockets).
-struct AppSocketSnapshot {
-  std::string app;
-  std::string name;
-  std::string address;  // "tcp://0.0.0.0:8080", "unix:/run/x.sock"
-  int fd = -1;
-  bool operator==(const AppSocketSnapshot&) const = default;
 };
 
 struct HandoverRecord {

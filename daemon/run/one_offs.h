@@ -23,6 +23,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -93,6 +94,12 @@ class OneOffs {
 
   // Kills every one-off's group and cgroup (daemon shutdown).
   void KillAll();
+
+  // daemon-reexec (docs/reexec.md §4.7): one-offs are not carried (a
+  // re-exec is refused while any runs, or kills them first), but the next
+  // id is, so `run.N` names are not used twice in an app's logs.
+  int64_t next_id() const { return next_id_; }
+  void AdoptNextId(int64_t next_id) { next_id_ = std::max<int64_t>(next_id_, next_id); }
 
  private:
   struct Running;

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -62,6 +63,16 @@ struct PsRow {
   std::string status;     // STATUS= text from the process
   bool active = true;     // false: a release being retired
   int64_t uid = -1;       // the uid the instance runs as
+};
+
+// The run stage in a daemon-reexec handover record (docs/reexec.md §1.4,
+// §1.5). fds are plain numbers, owned by the exporter until the exec.
+struct RunSnapshot {
+  SupervisorSnapshot supervisor;
+  std::vector<AppSocketSnapshot> app_sockets;
+  std::map<std::string, SwitchOutcome> switch_outcomes;  // by app
+  int64_t next_switch_id = 1;
+  int64_t one_offs_next_id = 1;
 };
 
 class RunService final : public SupervisorListener {
@@ -127,6 +138,20 @@ class RunService final : public SupervisorListener {
   // Start-up: makes the `current` link and the ledger agree for every app,
   // finishing or undoing a switch a crash interrupted (`recovered` event).
   void Recover() { switcher_->Recover(); }
+
+  // daemon-reexec (docs/reexec.md §4.8). RefuseReexec: kBusy naming what
+  // is busy, so the caller retries: a switch or release phase, a rolling
+  // restart or a retiring release still stopping, a `start` waiting for
+  // readiness, one-offs running (unless they are to be killed). Export:
+  // everything that runs, its fds still owned here. Adopt REQUIRES that
+  // nothing runs yet (BringUp is not called on the adopted path): the
+  // sockets first, so the groups' socket fds are the adopted ones.
+  // Abandon: lets go of every process and fd without killing or closing
+  // (as an execve would; for in-process tests).
+  Status RefuseReexec(bool kill_one_offs) const;
+  RunSnapshot Export() const;
+  void Adopt(const RunSnapshot& snapshot);
+  void Abandon();
 
   // Daemon shutdown: stops everything gracefully, then `done`.
   void Shutdown(std::function<void()> done);

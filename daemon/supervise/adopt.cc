@@ -10,6 +10,7 @@
 #include <tuple>
 #include <utility>
 
+#include "daemon/supervise/cgroup.h"
 #include "daemon/supervise/supervisor.h"
 
 namespace relsupd {
@@ -219,6 +220,7 @@ SupervisorSnapshot Supervisor::Export() const {
     s.apps.push_back(std::move(a));
   }
   s.reap = ChildProcess::ExportOrphans();
+  if (env_.cgroups != nullptr) s.cgroups = env_.cgroups->Export();
   return s;
 }
 

@@ -6,6 +6,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
@@ -69,6 +70,13 @@ Result<std::unique_ptr<CgroupTree>> CgroupTree::Open(uv_loop_t* loop,
     return Status::FromErrno("cgroup root '" + root + "' is not writable",
                              errno);
   return std::unique_ptr<CgroupTree>(new CgroupTree(loop, root));
+}
+
+Result<std::unique_ptr<CgroupTree>> CgroupTree::Adopt(uv_loop_t* loop,
+                                                      const CgroupSnapshot& snapshot) {
+  ASSIGN_OR_RETURN(std::unique_ptr<CgroupTree> tree, Open(loop, snapshot.root));
+  tree->next_ = std::max<uint64_t>(snapshot.next, 1);
+  return tree;
 }
 
 Result<std::string> CgroupTree::FindMount() {

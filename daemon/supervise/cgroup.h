@@ -18,6 +18,7 @@
 
 #include "daemon/base/status.h"
 #include "daemon/base/uv_handle.h"
+#include "daemon/supervise/snapshot.h"
 
 namespace relsupd {
 
@@ -41,6 +42,16 @@ class CgroupTree {
   // Start-up: ends and removes every instance cgroup a previous daemon left.
   // Returns how many held processes.
   int KillLeftovers();
+
+  // daemon-reexec (docs/reexec.md §1.4). Export: the root and the spawn
+  // counter; removals still being retried are not carried (the cgroups
+  // stay, empty, until the next cold start's KillLeftovers). Adopt: the
+  // tree of a handover record, checked as Open checks it; nothing in it is
+  // killed (the adopted instances live there) and spawns go on from
+  // `next`, so no cgroup name is used twice.
+  CgroupSnapshot Export() const { return {.root = root_, .next = next_}; }
+  static Result<std::unique_ptr<CgroupTree>> Adopt(uv_loop_t* loop,
+                                                   const CgroupSnapshot& snapshot);
 
   // The cgroup2 path of this process (from /proc/self/cgroup), as a
   // directory under `mount` (e.g. /sys/fs/cgroup), if it is writable by us.

@@ -1,5 +1,6 @@
 #include "daemon/supervise/notify_socket.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -73,12 +74,38 @@ Result<std::unique_ptr<NotifyListener>> NotifyListener::Open(
     return Status::FromErrno("cannot bind notify socket '" + path + "'", errno);
   if (::chmod(path.c_str(), 0666) != 0)
     return Status::FromErrno("chmod '" + path + "'", errno);
-  uv_poll_init(loop, self->poll_.get(), self->fd_.get());
-  self->poll_->data = self.get();
-  uv_timer_init(loop, self->retry_.get());
-  self->retry_->data = self.get();
-  self->StartPoll();
+  self->Watch(loop);
   return self;
+}
+
+std::unique_ptr<NotifyListener> NotifyListener::Adopt(uv_loop_t* loop,
+                                                      const NotifySnapshot& snapshot,
+                                                      FdCloser* closer, Callback callback) {
+  std::unique_ptr<NotifyListener> self(new NotifyListener());
+  self->path_ = snapshot.path;
+  self->callback_ = std::move(callback);
+  self->closer_ = closer;
+  self->fd_ = Fd(snapshot.fd);
+  self->refuses_fds_ = snapshot.refuses_fds;
+  // Read as before: never block the loop on an empty socket.
+  int flags = ::fcntl(snapshot.fd, F_GETFL);
+  if (flags >= 0) ::fcntl(snapshot.fd, F_SETFL, flags | O_NONBLOCK);
+  self->Watch(loop);
+  return self;
+}
+
+void NotifyListener::Abandon() {
+  retry_.Close();
+  poll_.Close();
+  fd_.Release();
+}
+
+void NotifyListener::Watch(uv_loop_t* loop) {
+  uv_poll_init(loop, poll_.get(), fd_.get());
+  poll_->data = this;
+  uv_timer_init(loop, retry_.get());
+  retry_->data = this;
+  StartPoll();
 }
 
 void NotifyListener::StartPoll() {

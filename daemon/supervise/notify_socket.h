@@ -32,6 +32,7 @@
 #include "daemon/base/fd_closer.h"
 #include "daemon/base/status.h"
 #include "daemon/base/uv_handle.h"
+#include "daemon/supervise/snapshot.h"
 
 namespace relsupd {
 
@@ -52,6 +53,18 @@ class NotifyListener {
                                                       const std::string& path,
                                                       FdCloser* closer,
                                                       Callback callback);
+  // daemon-reexec (docs/reexec.md §4.2). Adopt: the socket of a handover
+  // record, never bound again (the children's NOTIFY_SOCKET stays right,
+  // and datagrams queued in the exec window are read at once). Export:
+  // the socket, its fd still owned here. Abandon: lets go of the fd
+  // without closing or unlinking it (as an execve would; for tests).
+  static std::unique_ptr<NotifyListener> Adopt(uv_loop_t* loop, const NotifySnapshot& snapshot,
+                                               FdCloser* closer, Callback callback);
+  NotifySnapshot Export() const {
+    return {.fd = fd_.get(), .path = path_, .refuses_fds = refuses_fds_};
+  }
+  void Abandon();
+
   ~NotifyListener();
   const std::string& path() const { return path_; }
   // Whether the kernel refuses fds sent to the socket (SO_PASSRIGHTS).
@@ -59,6 +72,7 @@ class NotifyListener {
 
  private:
   NotifyListener() = default;
+  void Watch(uv_loop_t* loop);
   void OnReadable();
   void StartPoll();
   static void OnRetry(uv_timer_t* timer);

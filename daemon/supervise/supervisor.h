@@ -173,9 +173,9 @@ class Supervisor {
   // must be refused: a retiring group still runs processes or waits, or a
   // rolling restart is in progress.
   bool RetiringBusy() const;
-  // Every app's active group and unsettled retiring groups, and the
-  // orphans to reap. FIXME: the cgroup tree is not carried yet
-  // (CgroupTree::Adopt).
+  // Every app's active group and unsettled retiring groups, the orphans
+  // to reap, and the cgroup tree (the owner builds the new image's tree
+  // from it with CgroupTree::Adopt and puts it in the env before Adopt).
   SupervisorSnapshot Export() const;
   // REQUIRES: nothing runs yet. Takes over every process and fd in it.
   void Adopt(const SupervisorSnapshot& snapshot);

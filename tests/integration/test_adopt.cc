@@ -8,11 +8,14 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <memory>
@@ -23,8 +26,11 @@
 #include <vector>
 
 #include "daemon/base/clock.h"
+#include "daemon/base/fd_closer.h"
 #include "daemon/base/uv_handle.h"
 #include "daemon/logs/log_store.h"
+#include "daemon/supervise/cgroup.h"
+#include "daemon/supervise/notify_socket.h"
 #include "daemon/supervise/spawn.h"
 #include "daemon/supervise/supervisor.h"
 #include "tests/support/fs.h"
@@ -335,6 +341,77 @@ TEST_CASE("a supervisor hands its running children to another without touching t
   REQUIRE(loop.RunUntil([&] { return stopped; }));
   CHECK_FALSE(support::Alive(web1_now));
   CHECK_FALSE(support::Alive(web2));
+}
+
+TEST_CASE("the cgroup tree crosses with its counter: the adopted tree names no cgroup twice") {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  auto mount = CgroupTree::FindMount();
+  const std::string root = (mount.ok() ? *mount : std::string("/nonexistent")) +
+                           "/relsupd-adopt-test-" + std::to_string(::getpid());
+  {
+    auto old_tree = CgroupTree::Open(&loop, root);
+    if (!old_tree.ok()) {
+      WARN("no writable cgroup2 tree (" << old_tree.status().message() << "): skipped");
+      CloseLoop(&loop);
+      return;
+    }
+    auto first = (*old_tree)->Create("shop", "web.1");
+    REQUIRE(first.ok());
+    const CgroupSnapshot snapshot = (*old_tree)->Export();
+    CHECK(snapshot.root == root);
+    CHECK(snapshot.next == 2);
+    auto tree = CgroupTree::Adopt(&loop, snapshot);
+    REQUIRE(tree.ok());
+    auto second = (*tree)->Create("shop", "web.1");
+    REQUIRE(second.ok());
+    CHECK(*second == root + "/shop/web.1@2");
+    // The first instance's cgroup was left alone.
+    struct stat st;
+    CHECK(::stat(first->c_str(), &st) == 0);
+    (*tree)->KillAndRemove(*first);
+    (*tree)->KillAndRemove(*second);
+    // A record naming a root that is not a cgroup2 directory is refused.
+    CHECK_FALSE(CgroupTree::Adopt(&loop, {.root = "/proc/self", .next = 3}).ok());
+  }
+  ::rmdir((root + "/shop").c_str());
+  ::rmdir(root.c_str());
+  CloseLoop(&loop);
+}
+
+TEST_CASE("the notify socket crosses: a datagram sent in the exec window reaches the new listener") {
+  Loop l;
+  FdCloser closer;
+  TempDir dir("relsupd-adopt-notify");
+  const std::string path = dir.Path("notify.sock");
+  auto old_listener = NotifyListener::Open(&l.loop, path, &closer, [](pid_t, const auto&) {});
+  REQUIRE(old_listener.ok());
+  const NotifySnapshot snapshot = (*old_listener)->Export();
+  CHECK(snapshot.path == path);
+  (*old_listener)->Abandon();
+  old_listener->reset();
+  // The path still names the socket: the window's datagram waits in it.
+  int sender = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  REQUIRE(sender >= 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+  const std::string datagram = "READY=1\nSTATUS=in the window";
+  CHECK(::sendto(sender, datagram.data(), datagram.size(), 0,
+                 reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) ==
+        static_cast<ssize_t>(datagram.size()));
+  ::close(sender);
+  std::optional<std::pair<pid_t, std::map<std::string, std::string>>> got;
+  auto listener = NotifyListener::Adopt(
+      &l.loop, snapshot, &closer,
+      [&](pid_t pid, const std::map<std::string, std::string>& f) { got.emplace(pid, f); });
+  REQUIRE(l.RunUntil([&] { return got.has_value(); }));
+  CHECK(got->first == ::getpid());
+  CHECK(got->second["STATUS"] == "in the window");
+  CHECK(listener->refuses_fds() == snapshot.refuses_fds);
+  listener.reset();
+  struct stat st;
+  CHECK(::stat(path.c_str(), &st) != 0);  // the owner's end unlinks it
 }
 
 }  // namespace

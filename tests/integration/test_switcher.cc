@@ -13,6 +13,7 @@
 // (gracefully in Stop, by SIGKILL when destroyed without it, as a crash of
 // the daemon would) and closes the loop.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
@@ -62,13 +63,22 @@ const char kHelloYaml[] =
     "  web: {command: ./bin/hello, scale: 2, sockets: [http], ready: notify,\n"
     "        stop_timeout: 5s}\n";
 
+// What a RunStage hands to the next in a daemon-reexec in one process.
+struct StageHandover {
+  RunSnapshot run;
+  NotifySnapshot notify;
+};
+
 // The run stage of one daemon on `state`: ledger, release service, notify
 // socket, RunService (its Supervisor and Switcher), started as
 // daemon/main.cc starts them (Recover, then BringUp). Restarts after 20 ms,
 // 3 crashes allowed in 30 s, as the e2e suite's FastConfig.
 class RunStage {
  public:
-  explicit RunStage(const std::string& state) : state_(state) {
+  // With `adopt`: started as the new image of a daemon-reexec starts, the
+  // notify socket and the run stage taken over (no Recover, no BringUp).
+  explicit RunStage(const std::string& state, const StageHandover* adopt = nullptr)
+      : state_(state) {
     uv_loop_init(&loop_);
     uv_timer_init(&loop_, tick_.get());
     auto ledger = Ledger::Open(state + "/ledger.db", RealClock());
@@ -91,11 +101,16 @@ class RunStage {
     env.notify_socket = state + "/app-notify.sock";
     runs_ = std::make_unique<RunService>(std::move(env), ledger_.get(),
                                          releases_.get(), state);
-    auto notify = NotifyListener::Open(
-        &loop_, state + "/app-notify.sock", closer_.get(),
-        [this](pid_t pid, const std::map<std::string, std::string>& f) {
-          runs_->supervisor()->OnNotify(pid, f);
-        });
+    auto on_notify = [this](pid_t pid, const std::map<std::string, std::string>& f) {
+      runs_->supervisor()->OnNotify(pid, f);
+    };
+    if (adopt != nullptr) {
+      notify_ = NotifyListener::Adopt(&loop_, adopt->notify, closer_.get(), on_notify);
+      runs_->Adopt(adopt->run);
+      return;
+    }
+    auto notify =
+        NotifyListener::Open(&loop_, state + "/app-notify.sock", closer_.get(), on_notify);
     REQUIRE(notify.ok());
     notify_ = std::move(notify).value();
     runs_->Recover();
@@ -107,8 +122,9 @@ class RunStage {
     runs_.reset();
     notify_.reset();  // its callback calls into runs_
     // The exit watches of children killed just now reap them as the loop
-    // runs: none is left a zombie, no pidfd stays open.
-    CHECK(RunUntil(NoChildren, 10'000));
+    // runs: none is left a zombie, no pidfd stays open. After Abandon()
+    // they are another stage's.
+    if (!abandoned_) CHECK(RunUntil(NoChildren, 10'000));
     releases_.reset();
     ledger_.reset();
     tick_.Close();
@@ -140,6 +156,16 @@ class RunStage {
     }
     uv_timer_stop(tick_.get());
     return ok;
+  }
+
+  // The old image's side of a daemon-reexec: what crosses, then the run
+  // stage and the notify socket let go of every process and fd, as the
+  // exec would.
+  StageHandover Export() const { return {runs_->Export(), notify_->Export()}; }
+  void Abandon() {
+    runs_->Abandon();
+    notify_->Abandon();
+    abandoned_ = true;
   }
 
   // The daemon's SIGTERM: switches end, every instance stops gracefully.
@@ -291,6 +317,7 @@ class RunStage {
   std::unique_ptr<NotifyListener> notify_;
   int next_uid_ = 123;
   int next_artifact_ = 1;
+  bool abandoned_ = false;
 };
 
 // App "shop" serving examples/hello on a free loopback port (a daemon-held
@@ -334,6 +361,15 @@ struct HelloStage {
   void Crash() {
     stage.reset();
     stage.emplace(tmp.path());
+  }
+  // A daemon-reexec in one process: the run stage exports what runs, lets
+  // go of it and is destroyed; a new one on the same state dir, with a
+  // loop of its own, takes it over.
+  void Reexec() {
+    const StageHandover handover = stage->Export();
+    stage->Abandon();
+    stage.reset();
+    stage.emplace(tmp.path(), &handover);
   }
 };
 
@@ -631,6 +667,54 @@ TEST_CASE(
   CHECK(last->note == "v1 of shop is already live; nothing to do");
   CHECK(h.s().History("shop").size() == events);  // nothing recorded
   CHECK(h.s().runs().CurrentSwitch("shop") == nullptr);
+}
+
+TEST_CASE(
+    "daemon-reexec in one process: the new run stage keeps the processes, the held socket "
+    "and the last switch, and serves throughout") {
+  HelloStage h;
+  const std::set<pid_t> v1 = h.StartV1({{"HELLO_FAIL_AT_START", "1"}});
+  REQUIRE_FALSE(h.s().Switch("shop", 2).ok());  // rolled back: an outcome to carry
+  const SwitchOutcome before = *h.s().runs().LastSwitch("shop");
+  std::atomic<bool> stop{false};
+  std::atomic<int> failed{0}, served{0};
+  std::thread client([&] {
+    while (!stop) (h.Version() == "v1\n" ? served : failed)++;
+  });
+  h.Reexec();
+  // The apps serve on through the exec window: the daemon is not in their
+  // data path, and the held socket was adopted, never bound again.
+  const int at_reexec = served;
+  CHECK(h.s().RunUntil([&] { return served > at_reexec + 20; }));
+  stop = true;
+  client.join();
+  CHECK(failed == 0);
+  CHECK(h.s().Pids("shop", 1) == v1);
+  CHECK(h.s().RunUntil([&] { return h.s().AllIn("shop", 1, "ready", 2); }));
+  const SwitchOutcome* after = h.s().runs().LastSwitch("shop");
+  REQUIRE(after != nullptr);
+  CHECK(*after == before);
+  CHECK(h.s().runs().Export().next_switch_id > before.id);
+  // The new stage watches the adopted processes: one killed is restarted,
+  // on the adopted socket.
+  REQUIRE(::kill(*v1.begin(), SIGKILL) == 0);
+  CHECK(h.s().RunUntil([&] {
+    std::set<pid_t> now = h.s().Pids("shop", 1);
+    return now.size() == 2 && now.count(*v1.begin()) == 0 && h.s().AllIn("shop", 1, "ready", 2);
+  }));
+  CHECK(h.Version() == "v1\n");
+}
+
+TEST_CASE("daemon-reexec: a switch in progress refuses it, naming the app and the releases") {
+  HelloStage h([](AppSpec& a) { a.activation_deadline_ms = 600'000; });
+  h.StartV1({{"HELLO_NEVER_READY", "1"}});
+  CHECK(h.s().runs().RefuseReexec(false).ok());
+  auto pending = h.s().Begin("shop", 2);
+  REQUIRE_FALSE(pending->refused);
+  Status busy = h.s().runs().RefuseReexec(false);
+  CHECK(busy.code() == StatusCode::kBusy);
+  CHECK_THAT(busy.message(), Catch::Contains("shop v1 -> v2"));
+  CHECK_THAT(busy.message(), Catch::Contains("retry"));
 }
 
 }  // namespace
