@@ -63,6 +63,23 @@ void Dispatcher::Stop() {
   ready_.clear();
 }
 
+void Dispatcher::Pause() {
+  paused_ = true;
+  if (idle_running_) uv_idle_stop(idle_.get());
+  idle_running_ = false;
+}
+
+void Dispatcher::Resume() {
+  paused_ = false;
+  if (HasWork() && idle_.initialized()) StartIdle();
+}
+
+void Dispatcher::StartIdle() {
+  if (idle_running_ || paused_) return;
+  uv_idle_start(idle_.get(), &Dispatcher::OnIdle);
+  idle_running_ = true;
+}
+
 void Dispatcher::OnIdle(uv_idle_t* idle) {
   auto* self = static_cast<Dispatcher*>(idle->data);
   if (self == nullptr) return;
@@ -109,14 +126,8 @@ void Dispatcher::HandleLine(const std::string& text, const Peer& peer,
   if (lane.lines.empty()) fresh_.push_back(key);
   lane.bytes += text.size();
   lane.lines.push_back(std::move(line));
-  if (idle_.initialized()) {
-    if (!idle_running_) {
-      uv_idle_start(idle_.get(), &Dispatcher::OnIdle);
-      idle_running_ = true;
-    }
-    return;
-  }
-  while (HasWork()) RunSlice();
+  if (idle_.initialized()) return StartIdle();
+  while (HasWork() && !paused_) RunSlice();
 }
 
 void Dispatcher::RunSlice() {
@@ -153,7 +164,7 @@ void Dispatcher::RunSlice() {
     else
       lanes_.erase(key);
     // `line` (if done) goes here; its untaken fds went to the closer.
-  } while (HasWork() &&
+  } while (HasWork() && !paused_ &&
            std::chrono::steady_clock::now() - start <
                std::chrono::microseconds(kSliceBudgetUs));
 }
@@ -189,7 +200,7 @@ bool Dispatcher::Step(Line& line) {
     }
     line.parsed = std::move(request);
     if (!line.parsed->is_array()) {
-      HandleOne(*line.parsed, line.peer, &line.fds,
+      HandleOne(*line.parsed, line.peer, &line.fds, false,
                 [respond = line.respond](Json response) {
                   if (response.is_null()) return respond(std::string());
                   std::string framed = rpc::Frame(response);
@@ -206,7 +217,7 @@ bool Dispatcher::Step(Line& line) {
     return false;  // the requests run in the next steps, one each
   }
   const size_t i = line.next++;
-  HandleOne((*line.parsed)[i], line.peer, &line.fds,
+  HandleOne((*line.parsed)[i], line.peer, &line.fds, true,
             [batch = line.batch, i](Json response) {
               if (!response.is_null()) {
                 std::string s = rpc::Frame(response);
@@ -237,7 +248,7 @@ bool Dispatcher::Step(Line& line) {
 }
 
 void Dispatcher::HandleOne(const Json& req, const Peer& peer,
-                           std::deque<Fd>* fds,
+                           std::deque<Fd>* fds, bool in_batch,
                            std::function<void(Json)> done) {
   if (!req.is_object())
     return done(rpc::MakeError(nullptr, rpc::kInvalidRequest,
@@ -294,7 +305,7 @@ void Dispatcher::HandleOne(const Json& req, const Peer& peer,
                                         result.status().message()));
   };
   try {
-    handler(Request{params, peer, fds}, reply);
+    handler(Request{params, peer, fds, id, in_batch}, reply);
   } catch (const std::exception& e) {
     // A handler bug must not take the daemon down with it.
     spdlog::error("Method '{}' threw: {}", name, e.what());

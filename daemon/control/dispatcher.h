@@ -52,6 +52,11 @@ struct Request {
   // File descriptors the client sent (SCM_RIGHTS) with this line that no
   // request has taken yet; a handler that expects one pops it.
   std::deque<Fd>* fds;
+  // The request's JSON-RPC id (null for a notification), and whether it
+  // came in a batch: daemon.reexec answers from the new image, on the
+  // same connection, with this id.
+  const rpc::Json& id;
+  bool in_batch = false;
 };
 
 using Reply = std::function<void(Result<rpc::Json>)>;
@@ -86,6 +91,10 @@ class Dispatcher {
   void RunOnLoop(uv_loop_t* loop, FdCloser* closer = nullptr);
   // Closes the idle handle; queued lines are dropped unanswered.
   void Stop();
+  // While paused no queued line starts (daemon-reexec's drain: only work
+  // already started completes); lines still queue, within the limits.
+  void Pause();
+  void Resume();
 
   // Queues one line; calls `respond` exactly once, usually after
   // HandleLine returned, with the framed response ("...\n") or with ""
@@ -135,7 +144,9 @@ class Dispatcher {
   bool Step(Line& line);
   // Calls `done` with the response object, or null for a notification.
   void HandleOne(const rpc::Json& request, const Peer& peer,
-                 std::deque<Fd>* fds, std::function<void(rpc::Json)> done);
+                 std::deque<Fd>* fds, bool in_batch,
+                 std::function<void(rpc::Json)> done);
+  void StartIdle();
   static void OnIdle(uv_idle_t* idle);
 
   std::map<std::string, std::pair<Right, AsyncHandler>, std::less<>> methods_;
@@ -148,6 +159,7 @@ class Dispatcher {
   std::deque<LaneKey> ready_;
   UvHandle<uv_idle_t> idle_;
   bool idle_running_ = false;
+  bool paused_ = false;
 };
 
 }  // namespace relsupd

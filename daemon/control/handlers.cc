@@ -46,10 +46,20 @@ Json EventToJson(const Event& e) {
           {"hash", e.hash}};
 }
 
+// The running binary; " (deleted)" once a package upgrade replaced it.
+std::string OwnExe() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n < 0 ? std::string() : std::string(buf, static_cast<size_t>(n));
+}
+
 Result<Json> DaemonInfo(const DaemonContext& ctx) {
   return Json{{"version", kVersion},
               {"pid", static_cast<int64_t>(getpid())},
               {"uptime_ms", ctx.clock->MonotonicMs() - ctx.started_ms},
+              {"image_uptime_ms", ctx.clock->MonotonicMs() - ctx.image_started_ms},
+              {"reexecs", ctx.reexecs},
+              {"exe", OwnExe()},
               {"state_dir", ctx.state_dir},
               {"socket", ctx.socket},
               {"schema_version", ctx.ledger->schema_version()}};
@@ -256,6 +266,10 @@ Status FillAppDefaults(const DaemonContext& ctx, AppSpec* spec) {
 void RegisterHandlers(Dispatcher* d, DaemonContext* ctx) {
   d->Register(method::kDaemonInfo, Right::kRead,
               [ctx](const Request&) { return DaemonInfo(*ctx); });
+  d->RegisterAsync(method::kDaemonReexec, Right::kChange, [ctx](const Request& r, Reply reply) {
+    if (!ctx->reexec) return reply(Status(StatusCode::kUnavailable, "this daemon cannot re-exec"));
+    ctx->reexec(r, std::move(reply));
+  });
   d->Register(method::kAppCreate, Right::kChange, [ctx](const Request& r) {
     return AppCreate(*ctx, r.params, r.peer);
   });

@@ -34,7 +34,11 @@ struct DaemonContext {
   const Clock* clock = nullptr;
   std::string state_dir;
   std::string socket;
-  int64_t started_ms = 0;  // monotonic
+  int64_t started_ms = 0;  // monotonic, of the cold start
+  int64_t image_started_ms = 0;  // monotonic, of this image (re-exec)
+  int64_t reexecs = 0;           // re-execs since the cold start
+  // daemon.reexec: the Daemon's (answers later, or from the new image).
+  AsyncHandler reexec;
   // From the daemon config (updated on reload).
   bool allow_root_apps = false;
   uint32_t app_uid_min = 70000;

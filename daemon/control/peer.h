@@ -24,6 +24,10 @@ struct Peer {
   gid_t gid = 0;
   std::string name;  // user name, or the uid as text
   Right right = Right::kNone;
+  // The control connection's socket (set by ControlServer; -1 elsewhere):
+  // daemon.reexec hands this connection to the new image (docs/reexec.md
+  // §6.2).
+  int connection = -1;
 };
 
 struct AccessPolicy {

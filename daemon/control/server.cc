@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <fcntl.h>
 #include <linux/sockios.h>
 #include <unistd.h>
 
@@ -13,34 +14,13 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <vector>
 
+#include "daemon/control/server_connection.h"
 #include "daemon/protocol/jsonrpc.h"
 
 namespace relsupd {
 
-struct ControlServer::Connection {
-  ControlServer* server = nullptr;
-  Fd fd;
-  UvHandle<uv_poll_t> poll;
-  UvHandle<uv_timer_t> idle;
-  rpc::LineBuffer input;
-  std::deque<Fd> fds;  // passed with SCM_RIGHTS, not yet taken
-  // Framed responses not yet written, one chunk each (no reallocation of
-  // one big string); output_off is the written part of the first.
-  std::deque<std::string> output;
-  size_t output_off = 0;
-  size_t pending_bytes = 0;
-  size_t input_counted = 0;  // input.buffered() as counted in the totals
-  Peer peer;
-  int in_flight = 0;     // requests whose answer is still to come
-  bool reading = true;   // false once the client sent EOF or was refused
-  bool fd_paused = false;  // not read until the FdCloser has room
-  bool dropped = false;    // out of connections_, socket closed or handed over
-  int poll_events = 0;
-  explicit Connection(size_t limit) : input(limit) {}
-  size_t pending() const { return pending_bytes; }
-  bool change() const { return peer.right == Right::kChange; }
-};
 
 ControlServer::ControlServer(uv_loop_t* loop, Dispatcher* dispatcher,
                              const AccessPolicy* policy, FdCloser* closer,
@@ -95,6 +75,11 @@ Status ControlServer::Listen(const std::string& path, mode_t mode,
   RETURN_IF_ERROR(SetSocketAccess(mode, group));
   if (::listen(listen_fd_.get(), 128) != 0)
     return Status::FromErrno("cannot listen on '" + path + "'", errno);
+  InitHandles();
+  return Status::Ok();
+}
+
+void ControlServer::InitHandles() {
   SetLimitsFromRlimit();
   uv_poll_init(loop_, listener_.get(), listen_fd_.get());
   listener_->data = this;
@@ -103,7 +88,6 @@ Status ControlServer::Listen(const std::string& path, mode_t mode,
   uv_timer_init(loop_, fd_retry_.get());
   fd_retry_->data = this;
   uv_poll_start(listener_.get(), UV_READABLE, &ControlServer::OnListenerReady);
-  return Status::Ok();
 }
 
 Status ControlServer::SetSocketAccess(mode_t mode, std::optional<gid_t> group) {
@@ -163,25 +147,31 @@ void ControlServer::Accept() {
       CloseSocket(std::move(fd));
       continue;
     }
-    auto c = std::make_shared<Connection>(max_request_bytes_);
-    c->server = this;
-    c->fd = std::move(fd);
-    c->peer = *peer;
-    if (!c->change()) {
-      ++not_change_connections_;
-      ++per_uid_[c->peer.uid];
-    }
-    uv_poll_init(loop_, c->poll.get(), c->fd.get());
-    c->poll->data = c.get();
-    uv_timer_init(loop_, c->idle.get());
-    c->idle->data = c.get();
-    uv_timer_start(c->idle.get(), &ControlServer::OnIdle, kIdleTimeoutMs, 0);
-    spdlog::debug("Control connection from pid {} uid {} ({}), {} right",
-                  c->peer.pid, c->peer.uid, c->peer.name, RightName(c->peer.right));
-    Connection* raw = c.get();
-    connections_.emplace(raw, std::move(c));
-    UpdatePoll(raw);
+    AddConnection(std::move(fd), *peer);
   }
+}
+
+ControlServer::Connection* ControlServer::AddConnection(Fd fd, const Peer& peer) {
+  auto c = std::make_shared<Connection>(max_request_bytes_);
+  c->server = this;
+  c->fd = std::move(fd);
+  c->peer = peer;
+  c->peer.connection = c->fd.get();
+  if (!c->change()) {
+    ++not_change_connections_;
+    ++per_uid_[c->peer.uid];
+  }
+  uv_poll_init(loop_, c->poll.get(), c->fd.get());
+  c->poll->data = c.get();
+  uv_timer_init(loop_, c->idle.get());
+  c->idle->data = c.get();
+  uv_timer_start(c->idle.get(), &ControlServer::OnIdle, kIdleTimeoutMs, 0);
+  spdlog::debug("Control connection from pid {} uid {} ({}), {} right",
+                c->peer.pid, c->peer.uid, c->peer.name, RightName(c->peer.right));
+  Connection* raw = c.get();
+  connections_.emplace(raw, std::move(c));
+  UpdatePoll(raw);
+  return raw;
 }
 
 bool ControlServer::Admit(const Peer& peer) {
@@ -267,7 +257,7 @@ void ControlServer::PauseAccepting(int err) {
 
 void ControlServer::OnResumeAccept(uv_timer_t* timer) {
   auto* self = static_cast<ControlServer*>(timer->data);
-  if (self == nullptr || !self->listen_fd_.valid()) return;
+  if (self == nullptr || !self->listen_fd_.valid() || self->accept_stopped_) return;
   uv_poll_start(self->listener_.get(), UV_READABLE, &ControlServer::OnListenerReady);
   self->Accept();
 }

@@ -97,6 +97,22 @@ class ControlServer {
   // Stops listening and drops every connection.
   void Close();
 
+  // daemon-reexec (docs/reexec.md §2.5, §4.3). StopAccepting: the listener
+  // is no longer polled (clients wait in its backlog; the new image
+  // accepts them); ResumeAccepting undoes it. DropAllBut: drops every
+  // connection but the one on socket `keep`. AdoptListener: takes the
+  // listening socket of a handover, bound at `path`, instead of Listen.
+  // AdoptConnection: takes the requester's connection of a handover and
+  // sends it `reply` (one framed line); false when it is gone.
+  void StopAccepting();
+  void ResumeAccepting();
+  int listen_fd() const { return listen_fd_.get(); }
+  void DropAllBut(int keep);
+  // Whether a connection on socket `fd` is open.
+  bool Holds(int fd) const;
+  Status AdoptListener(Fd fd, const std::string& path);
+  bool AdoptConnection(Fd fd, std::string reply);
+
  private:
   struct Connection;
   static void OnListenerReady(uv_poll_t* poll, int status, int events);
@@ -108,6 +124,9 @@ class ControlServer {
   static void OnConnectionReady(uv_poll_t* poll, int status, int events);
   static void OnIdle(uv_timer_t* timer);
   void Accept();
+  // Starts watching a connection of `peer` (its right already set).
+  Connection* AddConnection(Fd fd, const Peer& peer);
+  void InitHandles();
   void Read(Connection* c);
   void HandleInput(Connection* c);
   void Send(Connection* c, std::string data);
@@ -153,6 +172,7 @@ class ControlServer {
   Fd listen_fd_;
   UvHandle<uv_poll_t> listener_;
   UvHandle<uv_timer_t> resume_accept_;
+  bool accept_stopped_ = false;  // StopAccepting
   int64_t last_accept_warning_ms_ = -1'000'000;
   std::map<Connection*, std::shared_ptr<Connection>> connections_;
   char read_buf_[64 * 1024];

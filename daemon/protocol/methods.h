@@ -4,6 +4,7 @@
 namespace relsupd::rpc::method {
 
 inline constexpr const char kDaemonInfo[] = "daemon.info";
+inline constexpr const char kDaemonReexec[] = "daemon.reexec";
 inline constexpr const char kAppCreate[] = "app.create";
 inline constexpr const char kAppShow[] = "app.show";
 inline constexpr const char kAppList[] = "app.list";

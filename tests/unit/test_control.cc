@@ -425,3 +425,39 @@ TEST_CASE("capped lists keep the first entries and say some were left out") {
 
 }  // namespace
 }  // namespace relsupd
+
+namespace relsupd {
+namespace {
+
+TEST_CASE("a paused dispatcher starts no queued line until resumed") {
+  LoopFixture f;
+  std::vector<std::string> answers;
+  f.d.Pause();
+  std::deque<Fd> fds;
+  f.d.HandleLine(R"({"jsonrpc":"2.0","method":"echo","params":{"n":1},"id":1})", f.light, &fds,
+                 [&](std::string s) { answers.push_back(std::move(s)); });
+  for (int i = 0; i < 5; ++i) uv_run(&f.loop, UV_RUN_NOWAIT);
+  CHECK(answers.empty());
+  CHECK(f.d.HasWork());
+  f.d.Resume();
+  for (int i = 0; i < 5 && answers.empty(); ++i) uv_run(&f.loop, UV_RUN_NOWAIT);
+  REQUIRE(answers.size() == 1);
+  CHECK(Json::parse(answers[0])["result"]["n"] == 1);
+}
+
+TEST_CASE("a handler sees the request's id and whether it came in a batch") {
+  Fixture f;
+  std::vector<std::pair<std::string, bool>> seen;
+  f.d.Register("who", Right::kRead, [&](const Request& r) -> Result<Json> {
+    seen.emplace_back(r.id.dump(), r.in_batch);
+    return Json(true);
+  });
+  f.Call(R"({"jsonrpc":"2.0","method":"who","id":"a"})", f.admin);
+  f.Call(R"([{"jsonrpc":"2.0","method":"who","id":7}])", f.admin);
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[0] == std::pair<std::string, bool>{"\"a\"", false});
+  CHECK(seen[1] == std::pair<std::string, bool>{"7", true});
+}
+
+}  // namespace
+}  // namespace relsupd

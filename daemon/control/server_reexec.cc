@@ -1,0 +1,64 @@
+// ControlServer's part of daemon-reexec (docs/reexec.md §2.5, §4.3): the
+// input frozen for the drain, the other connections dropped, and in the new
+// image the listener and the requester's connection taken over.
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+
+#include <vector>
+
+#include "daemon/control/server.h"
+#include "daemon/control/server_connection.h"
+
+namespace relsupd {
+
+Status ControlServer::AdoptListener(Fd fd, const std::string& path) {
+  path_ = path;
+  listen_fd_ = std::move(fd);
+  // Blocking or not as it crossed the exec: accept4 needs it non-blocking.
+  int flags = ::fcntl(listen_fd_.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(listen_fd_.get(), F_SETFL, flags | O_NONBLOCK) != 0)
+    return Status::FromErrno("cannot make the control socket non-blocking", errno);
+  InitHandles();
+  return Status::Ok();
+}
+
+bool ControlServer::AdoptConnection(Fd fd, std::string reply) {
+  auto peer = PeerOf(fd.get());
+  if (!peer.ok()) {
+    spdlog::warn("The re-exec's requester: {}, not answered", peer.status().message());
+    return false;
+  }
+  peer->right = RightOf(*peer, *policy_);
+  int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags >= 0) ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK);
+  Connection* c = AddConnection(std::move(fd), *peer);
+  Send(c, std::move(reply));
+  return connections_.count(c) > 0;
+}
+
+void ControlServer::StopAccepting() {
+  accept_stopped_ = true;
+  if (listener_.initialized()) uv_poll_stop(listener_.get());
+  if (resume_accept_.initialized()) uv_timer_stop(resume_accept_.get());
+}
+
+void ControlServer::ResumeAccepting() {
+  accept_stopped_ = false;
+  if (!listen_fd_.valid()) return;
+  uv_poll_start(listener_.get(), UV_READABLE, &ControlServer::OnListenerReady);
+}
+
+bool ControlServer::Holds(int fd) const {
+  for (const auto& [raw, conn] : connections_)
+    if (raw->fd.get() == fd) return true;
+  return false;
+}
+
+void ControlServer::DropAllBut(int keep) {
+  std::vector<Connection*> drop;
+  for (auto& [raw, conn] : connections_)
+    if (raw->fd.get() != keep) drop.push_back(raw);
+  for (Connection* c : drop) Drop(c);
+}
+
+}  // namespace relsupd
