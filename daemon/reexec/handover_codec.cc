@@ -130,8 +130,8 @@ Result<HandoverRecord> DecodeHandover(std::string_view payload, int format_versi
   HandoverRecord record;
   try {
     const Json j = Json::from_cbor(payload.begin(), payload.end());
-    CheckObject(j, "record");
-    Fields(record, Reader{j, ""});  // the top level's paths start with its keys
+    if (!j.is_object()) throw DecodeError("record: not a map");
+    Fields(record, Reader{j, Path{}});  // the top level's paths start with its keys
   } catch (const std::exception& e) {
     return Corruption(std::string("cannot read the handover record: ") + e.what());
   }

@@ -87,7 +87,7 @@ RELSUPD_CODEC_FIELDS(SupervisorSnapshot, apps, reap, cgroups)
 
 Json Encode(const SupervisorSnapshot& s) { return EncodeFields(s); }
 
-void Decode(const Json& v, const std::string& path, SupervisorSnapshot* s) {
+void Decode(const Json& v, const Path& path, SupervisorSnapshot* s) {
   DecodeFields(v, path, s);
 }
 
