@@ -126,6 +126,7 @@ void AddCtlCommand(CLI::App& root, CtlContext* ctx) {
   AddReleaseStageVerbs(*ctl, ctx);
   AddProcessVerbs(*ctl, ctx);
   AddRunVerb(*ctl, ctx);
+  AddDaemonVerbs(*ctl, ctx);
   AddHelpVerb(*ctl, ctx);
 }
 

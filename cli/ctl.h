@@ -58,6 +58,7 @@ void AddCtlCommand(CLI::App& root, CtlContext* ctx);
 
 // Verb groups, one file each.
 void AddInfoVerb(CLI::App& ctl, CtlContext* ctx);
+void AddDaemonVerbs(CLI::App& ctl, CtlContext* ctx);  // ctl_daemon.cc
 void AddAppVerbs(CLI::App& ctl, CtlContext* ctx);
 void AddHistoryVerb(CLI::App& ctl, CtlContext* ctx);
 void AddReleaseStageVerbs(CLI::App& ctl, CtlContext* ctx);

@@ -1,20 +1,27 @@
 // Wiring only: config, lock, ledger, control socket, signals, systemd.
 #include "daemon/main.h"
 
+#include "daemon/daemon.h"
+
 #include <limits.h>
 #include <malloc.h>
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <csignal>
 #include <filesystem>
 #include <memory>
 
 #include "daemon/base/clock.h"
+#include "daemon/base/failpoint.h"
+#include "daemon/base/version.h"
+#include "daemon/reexec/memfd.h"
 #include "daemon/base/fd.h"
 #include "daemon/base/fd_closer.h"
 #include "daemon/base/lock.h"
@@ -23,11 +30,14 @@
 #include "daemon/config/daemon_config.h"
 #include "daemon/control/dispatcher.h"
 #include "daemon/control/handlers.h"
+#include "daemon/control/params.h"
 #include "daemon/control/server.h"
 #include "daemon/ledger/ledger.h"
 #include "daemon/logs/log_store.h"
 #include "daemon/logs/logging.h"
 #include "daemon/notify/notifier.h"
+#include "daemon/reexec/exec.h"
+#include "daemon/reexec/handover_fds.h"
 #include "daemon/run/run_service.h"
 #include "daemon/store/layout.h"
 #include "daemon/store/release_service.h"
@@ -51,71 +61,42 @@ std::optional<gid_t> GroupOrWarn(const std::string& name, const char* key) {
   return std::nullopt;
 }
 
-class Daemon {
- public:
-  explicit Daemon(DaemonOptions options) : options_(std::move(options)) {
-    uv_loop_init(&loop_);
-  }
-  ~Daemon() {
-    server_.reset();
-    if (dispatcher_ != nullptr) dispatcher_->Stop();
-    context_.read_jobs->Stop();
-    // Whatever still runs is killed here (a second signal, or a failed
-    // start); a clean stop has stopped every instance already.
-    runs_.reset();
-    notify_listener_.reset();
-    flush_check_.Close();
-    if (logs_ != nullptr) logs_->Flush();
-    logs_.reset();
-    cgroups_.reset();
-    notifier_.reset();
-    releases_.reset();
-    for (auto& s : signals_) s.Close();
-    if (CloseLoop(&loop_) != 0)
-      spdlog::warn("Event loop did not close cleanly, ignoring");
-  }
+}  // namespace
 
-  Status Start();
-  void Run() { uv_run(&loop_, UV_RUN_DEFAULT); }
+Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {
+  uv_loop_init(&loop_);
+}
 
- private:
-  Result<DaemonConfig> ReadConfig() const;
-  StoreLimits Limits() const {
-    StoreLimits l;
-    l.max_artifact_bytes = config_.max_artifact_bytes;
-    l.max_unpacked_bytes = config_.max_unpacked_bytes;
-    l.max_entries = config_.max_entries;
-    l.max_compression_ratio = config_.max_compression_ratio;
-    return l;
-  }
-  void ApplyPolicy();
-  void SecureAppDirs();
-  Status StartRunStage();
-  void Reload();
-  void Shutdown(int signum);
-  static void OnSignal(uv_signal_t* h, int signum);
+Daemon::~Daemon() {
+  server_.reset();
+  if (dispatcher_ != nullptr) dispatcher_->Stop();
+  context_.read_jobs->Stop();
+  // Whatever still runs is killed here (a second signal, or a failed
+  // start); a clean stop has stopped every instance already.
+  runs_.reset();
+  notify_listener_.reset();
+  flush_check_.Close();
+  drain_timer_.Close();
+  if (logs_ != nullptr) logs_->Flush();
+  logs_.reset();
+  cgroups_.reset();
+  notifier_.reset();
+  releases_.reset();
+  for (auto& s : signals_) s.Close();
+  if (CloseLoop(&loop_) != 0)
+    spdlog::warn("Event loop did not close cleanly, ignoring");
+}
 
-  DaemonOptions options_;
-  DaemonConfig config_;
-  uv_loop_t loop_;
-  Fd lock_;
-  std::unique_ptr<Ledger> ledger_;
-  std::unique_ptr<ReleaseService> releases_;
-  AccessPolicy policy_;
-  // Closes the fds peers pass us off the loop; outlives their receivers.
-  std::unique_ptr<FdCloser> closer_;
-  std::unique_ptr<Dispatcher> dispatcher_;
-  DaemonContext context_;
-  std::unique_ptr<ControlServer> server_;
-  std::unique_ptr<Notifier> notifier_;
-  std::unique_ptr<LogStore> logs_;
-  std::unique_ptr<CgroupTree> cgroups_;
-  std::unique_ptr<NotifyListener> notify_listener_;
-  std::unique_ptr<RunService> runs_;
-  UvHandle<uv_check_t> flush_check_;
-  UvHandle<uv_signal_t> signals_[3];
-  bool shutting_down_ = false;
-};
+StoreLimits Daemon::Limits() const {
+  StoreLimits l;
+  l.max_artifact_bytes = config_.max_artifact_bytes;
+  l.max_unpacked_bytes = config_.max_unpacked_bytes;
+  l.max_entries = config_.max_entries;
+  l.max_compression_ratio = config_.max_compression_ratio;
+  return l;
+}
+
+namespace {
 
 BackoffPolicy BackoffFrom(const DaemonConfig& c) {
   BackoffPolicy b;
@@ -127,13 +108,56 @@ BackoffPolicy BackoffFrom(const DaemonConfig& c) {
   return b;
 }
 
-Status Daemon::StartRunStage() {
+}  // namespace
+
+Status Daemon::StartCgroups(const Adoption* adopt) {
+  if (adopt != nullptr) {
+    // Nothing in the adopted tree is killed: its processes are ours.
+    const auto& snapshot = adopt->record.supervisor.cgroups;
+    if (!snapshot) return Status::Ok();
+    auto tree = CgroupTree::Adopt(&loop_, *snapshot);
+    if (tree.ok()) {
+      cgroups_ = std::move(tree).value();
+    } else {
+      spdlog::warn("{}: instances start without cgroups from now on",
+                   tree.status().message());
+    }
+    return Status::Ok();
+  }
+  ASSIGN_OR_RETURN(cgroups_, SetUpDaemonCgroups(&loop_, config_.cgroup));
+  // Descendants that outlived a killed daemon (PR_SET_PDEATHSIG only
+  // reaches direct children) end before anything starts again.
+  int leftovers = KillLeftovers(supervisor_id_);
+  if (leftovers > 0)
+    spdlog::warn("Ended {} app processes a previous daemon left running",
+                 leftovers);
+  return Status::Ok();
+}
+
+Status Daemon::OpenNotify(const Adoption* adopt, const std::string& path) {
+  auto on_notify = [this](pid_t pid, const std::map<std::string, std::string>& f) {
+    runs_->supervisor()->OnNotify(pid, f);
+  };
+  if (adopt != nullptr && adopt->record.notify) {
+    // Never bound again: the children's NOTIFY_SOCKET stays right.
+    notify_listener_ =
+        NotifyListener::Adopt(&loop_, *adopt->record.notify, closer_.get(), on_notify);
+    return Status::Ok();
+  }
+  ASSIGN_OR_RETURN(notify_listener_,
+                   NotifyListener::Open(&loop_, path, closer_.get(), on_notify));
+  return Status::Ok();
+}
+
+Status Daemon::StartRunStage(const Adoption* adopt) {
   // Up to 1,000s of children with two pipes each: raise the soft fd limit
   // to the hard one; children get the original soft limit back (select()).
+  // A re-exec'd image finds it raised already: the original crossed.
   struct rlimit nofile{};
   getrlimit(RLIMIT_NOFILE, &nofile);
-  const ExecRlimit child_nofile{RLIMIT_NOFILE, nofile.rlim_cur,
-                                nofile.rlim_max};
+  child_nofile_soft_ = adopt ? adopt->record.daemon.child_nofile_soft : nofile.rlim_cur;
+  child_nofile_hard_ = adopt ? adopt->record.daemon.child_nofile_hard : nofile.rlim_max;
+  const ExecRlimit child_nofile{RLIMIT_NOFILE, child_nofile_soft_, child_nofile_hard_};
   struct rlimit raised = nofile;
   raised.rlim_cur = nofile.rlim_max;
   if (setrlimit(RLIMIT_NOFILE, &raised) != 0)
@@ -149,14 +173,8 @@ Status Daemon::StartRunStage() {
   if (Status s = ReserveSpawnSlots(); !s.ok())
     spdlog::warn("{}: each spawn copies the fd table, ignoring", s.message());
 
-  ASSIGN_OR_RETURN(std::string supervisor_id, SupervisorId(config_.state_dir));
-  ASSIGN_OR_RETURN(cgroups_, SetUpDaemonCgroups(&loop_, config_.cgroup));
-  // Descendants that outlived a killed daemon (PR_SET_PDEATHSIG only
-  // reaches direct children) end before anything starts again.
-  int leftovers = KillLeftovers(supervisor_id);
-  if (leftovers > 0)
-    spdlog::warn("Ended {} app processes a previous daemon left running",
-                 leftovers);
+  ASSIGN_OR_RETURN(supervisor_id_, SupervisorId(config_.state_dir));
+  RETURN_IF_ERROR(StartCgroups(adopt));
 
   LogStoreOptions log_options;
   log_options.max_file_bytes = config_.log_max_file_bytes;
@@ -176,7 +194,7 @@ Status Daemon::StartRunStage() {
   env.loop = &loop_;
   env.clock = &RealClock();
   env.logs = logs_.get();
-  env.supervisor_id = supervisor_id;
+  env.supervisor_id = supervisor_id_;
   env.child_rlimits = {child_nofile};
   env.backoff = BackoffFrom(config_);
   env.log_rate.bytes_per_sec = static_cast<int64_t>(config_.log_rate_limit);
@@ -188,16 +206,19 @@ Status Daemon::StartRunStage() {
   env.notify_socket = notify_path;
   runs_ = std::make_unique<RunService>(std::move(env), ledger_.get(),
                                        releases_.get(), config_.state_dir);
-  ASSIGN_OR_RETURN(
-      notify_listener_,
-      NotifyListener::Open(&loop_, notify_path, closer_.get(),
-                           [this](pid_t pid,
-                                  const std::map<std::string, std::string>& f) {
-                             runs_->supervisor()->OnNotify(pid, f);
-                           }));
+  RETURN_IF_ERROR(OpenNotify(adopt, notify_path));
   context_.runs = runs_.get();
   context_.closer = closer_.get();
   context_.logs = logs_.get();
+  if (adopt != nullptr) {
+    const HandoverRecord& r = adopt->record;
+    runs_->Adopt(RunSnapshot{.supervisor = r.supervisor,
+                             .app_sockets = r.app_sockets,
+                             .switch_outcomes = r.switch_outcomes,
+                             .next_switch_id = r.next_switch_id,
+                             .one_offs_next_id = r.one_offs_next_id});
+    return Status::Ok();
+  }
   // The `current` links and the ledger agree before anything runs.
   runs_->Recover();
   runs_->BringUp();
@@ -239,54 +260,125 @@ void Daemon::ApplyPolicy() {
   context_.app_uid_max = config_.app_uid_max;
 }
 
-Status Daemon::Start() {
-  ASSIGN_OR_RETURN(config_, ReadConfig());
-  RETURN_IF_ERROR(SetLogLevel(config_.log_level));
-  // Traversable by the apps, listable by nobody (store/layout.h); an older
-  // relsupd's 0750/0755 directories are narrowed here.
-  RETURN_IF_ERROR(SecureStateDir(config_.state_dir));
-  ASSIGN_OR_RETURN(lock_, LockDirectory(config_.state_dir));
-  ASSIGN_OR_RETURN(ledger_, Ledger::Open(config_.state_dir + "/ledger.db",
-                                         RealClock()));
-  SecureAppDirs();
-  releases_ = std::make_unique<ReleaseService>(&loop_, ledger_.get(),
-                                               config_.state_dir, Limits());
-  RETURN_IF_ERROR(releases_->Recover().WithContext("recovery"));
-  ApplyPolicy();
+void Daemon::WireHandlers() {
   context_.loop = &loop_;
   context_.ledger = ledger_.get();
   context_.releases = releases_.get();
   context_.clock = &RealClock();
   context_.state_dir = config_.state_dir;
   context_.socket = config_.socket;
-  context_.started_ms = RealClock().MonotonicMs();
+  context_.started_ms = first_started_ms_;
+  context_.image_started_ms = RealClock().MonotonicMs();
+  context_.reexecs = reexecs_;
+  context_.reexec = [this](const Request& r, Reply reply) {
+    if (r.in_batch) return reply(InvalidArgument("daemon.reexec cannot be sent in a batch"));
+    ReexecAsk ask;
+    ask.actor = params::ActorOf(r.peer);
+    ask.reply = std::move(reply);
+    auto kill = r.params.find("kill_one_offs");
+    ask.kill_one_offs = kill != r.params.end() && kill->is_boolean() && kill->get<bool>();
+    ask.request = RequestSnapshot{.conn_fd = r.peer.connection, .rpc_id = r.id.dump(),
+                                  .pid = r.peer.pid, .uid = r.peer.uid, .gid = r.peer.gid,
+                                  .kill_one_offs = ask.kill_one_offs};
+    StartReexec(std::move(ask));
+  };
   dispatcher_ = std::make_unique<Dispatcher>(&policy_);
   RegisterHandlers(dispatcher_.get(), &context_);
   RegisterReleaseHandlers(dispatcher_.get(), &context_);
   RegisterProcessHandlers(dispatcher_.get(), &context_);
   RegisterRunHandlers(dispatcher_.get(), &context_);
+}
 
-  const int signums[] = {SIGTERM, SIGINT, SIGHUP};
-  for (int i = 0; i < 3; ++i) {
+Status Daemon::TakeConfig(const Adoption* adopt) {
+  if (adopt == nullptr) {
+    ASSIGN_OR_RETURN(config_, ReadConfig());
+    auto exe = OwnExePath();
+    self_path_ = exe.ok() ? *exe : "";
+    first_started_ms_ = RealClock().MonotonicMs();
+    return Status::Ok();
+  }
+  // The carried config when the file cannot be read now; the state dir
+  // and socket are the carried ones either way (§1.1).
+  auto fresh = ReadConfig();
+  if (!fresh.ok())
+    spdlog::warn("{}: keeping the config the previous image ran with",
+                 fresh.status().message());
+  config_ = fresh.ok() ? *fresh : adopt->record.config;
+  config_.state_dir = adopt->record.config.state_dir;
+  config_.socket = adopt->record.config.socket;
+  self_path_ = adopt->record.daemon.self_path;
+  first_started_ms_ = adopt->record.daemon.first_started_mono_ms;
+  reexecs_ = adopt->record.daemon.reexecs + 1;
+  return Status::Ok();
+}
+
+void Daemon::StartSignals() {
+  const int signums[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR2};
+  for (int i = 0; i < 4; ++i) {
     uv_signal_init(&loop_, signals_[i].get());
     signals_[i]->data = this;
     uv_signal_start(signals_[i].get(), &Daemon::OnSignal, signums[i]);
   }
+  uv_timer_init(&loop_, drain_timer_.get());
+  drain_timer_->data = this;
+}
+
+Status Daemon::Start(const Adoption* adopt, bool* committed) {
+  RETURN_IF_ERROR(TakeConfig(adopt));
+  RETURN_IF_ERROR(SetLogLevel(config_.log_level));
+  // Traversable by the apps, listable by nobody (store/layout.h); an older
+  // relsupd's 0750/0755 directories are narrowed here.
+  RETURN_IF_ERROR(SecureStateDir(config_.state_dir));
+  if (adopt == nullptr) {
+    ASSIGN_OR_RETURN(lock_, LockDirectory(config_.state_dir));
+  }
+  // Stage B of an adoption (§5.3): a migration that succeeded is the point
+  // of no return, so a failed open may still exec back.
+  ASSIGN_OR_RETURN(ledger_, Ledger::Open(config_.state_dir + "/ledger.db",
+                                         RealClock()));
+  if (committed != nullptr) *committed = true;
+  ledger_open_ms_ = RealClock().MonotonicMs();
+  if (adopt != nullptr) {
+    // From here the carried fds are this image's: closed at any later exec.
+    std::vector<int> carried = HandoverFdList(adopt->record);
+    carried.push_back(adopt->memfd);
+    if (adopt->self_fd >= 0) carried.push_back(adopt->self_fd);
+    SetCloexec(carried).IgnoreError();  // each was checked in stage A
+    uv_disable_stdio_inheritance();
+    lock_ = Fd(adopt->record.fds.lock);
+  } else {
+    NoteInterruptedReexec();
+  }
+  SecureAppDirs();
+  releases_ = std::make_unique<ReleaseService>(&loop_, ledger_.get(),
+                                               config_.state_dir, Limits());
+  RETURN_IF_ERROR(releases_->Recover().WithContext("recovery"));
+  ApplyPolicy();
+  WireHandlers();
+
+  StartSignals();
 
   std::string socket_dir =
       std::filesystem::path(config_.socket).parent_path().string();
   RETURN_IF_ERROR(MakeDirs(socket_dir, 0755));
-  RETURN_IF_ERROR(StartRunStage());
+  RETURN_IF_ERROR(StartRunStage(adopt));
   // After StartRunStage, which makes the closer; nothing reaches the
   // dispatcher before the server below listens.
   dispatcher_->RunOnLoop(&loop_, closer_.get());
   server_ = std::make_unique<ControlServer>(&loop_, dispatcher_.get(), &policy_,
                                             closer_.get(),
                                             config_.max_request_bytes);
-  RETURN_IF_ERROR(server_->Listen(config_.socket, config_.socket_mode,
-                                  policy_.socket_gid));
   notifier_ = std::make_unique<Notifier>(&loop_);
   notifier_->StartWatchdog();
+  if (adopt != nullptr) {
+    RETURN_IF_ERROR(server_->AdoptListener(Fd(adopt->record.fds.listener), config_.socket));
+    Status s = server_->SetSocketAccess(config_.socket_mode, policy_.socket_gid);
+    if (!s.ok()) spdlog::warn("{}, ignoring", s.message());
+    FinishAdoption(*adopt);
+    return Status::Ok();
+  }
+  RETURN_IF_ERROR(server_->Listen(config_.socket, config_.socket_mode,
+                                  policy_.socket_gid));
   auto apps = ledger_->ListApps();
   std::string status = "Ready: " +
                        std::to_string(apps.ok() ? apps->size() : 0) +
@@ -338,6 +430,7 @@ void Daemon::Shutdown(int signum) {
     return;
   }
   shutting_down_ = true;
+  EndReexec(Status(StatusCode::kBusy, "the daemon is stopping"));
   spdlog::info("Received {}, stopping every instance", strsignal(signum));
   notifier_->Stopping("Stopping");
   server_->Close();
@@ -352,10 +445,86 @@ void Daemon::Shutdown(int signum) {
 void Daemon::OnSignal(uv_signal_t* h, int signum) {
   auto* self = static_cast<Daemon*>(h->data);
   if (self == nullptr) return;
-  if (signum == SIGHUP)
-    self->Reload();
-  else
-    self->Shutdown(signum);
+  if (signum == SIGHUP) return self->Reload();
+  if (signum != SIGUSR2) return self->Shutdown(signum);
+  ReexecAsk ask;
+  ask.actor = Actor{0, "SIGUSR2"};
+  self->StartReexec(std::move(ask));
+}
+
+namespace {
+
+int RunCold(const DaemonOptions& options) {
+  // Children must inherit only what the exec step hands them.
+  uv_disable_stdio_inheritance();
+  Daemon daemon(options);
+  Status s = daemon.Start();
+  if (!s.ok()) {
+    spdlog::error("Cannot start: {}", s.message());
+    return 1;
+  }
+  daemon.Run();
+  spdlog::info("relsupd daemon stopped");
+  return 0;
+}
+
+int EnvFd(const char* name) {
+  const char* v = getenv(name);
+  if (v == nullptr) return -1;
+  char* end = nullptr;
+  long n = std::strtol(v, &end, 10);
+  return (end != v && *end == '\0' && n >= 0 && n < INT_MAX) ? static_cast<int>(n) : -1;
+}
+
+// Stage A (docs/reexec.md §5.3): read and check, change nothing.
+Status ReadAdoption(Adoption* a) {
+  if (a->memfd < 0) return InvalidArgument(std::string(kHandoverFdEnv) + " is not an fd number");
+  ASSIGN_OR_RETURN(a->record, ReadHandover(a->memfd));
+  a->read_ms = RealClock().MonotonicMs();
+  if (a->fallback.empty() && FailpointFails("handover-unreadable"))
+    return Status(StatusCode::kCorruption, "the handover is unreadable (failpoint)");
+  RETURN_IF_ERROR(CheckHandoverFds(a->record));
+  a->checked_ms = RealClock().MonotonicMs();
+  return Status::Ok();
+}
+
+// The new image of a re-exec: adopt, or exec back into the old binary
+// while nothing has changed (§5.3).
+int RunAdopted(const DaemonOptions& options) {
+  ::prctl(PR_SET_NAME, "relsupd-core");
+  Adoption a;
+  a.main_ms = RealClock().MonotonicMs();
+  a.memfd = EnvFd(kHandoverFdEnv);
+  a.self_fd = EnvFd(kReexecSelfFdEnv);
+  if (const char* f = getenv(kReexecFallbackEnv)) a.fallback = f;
+  for (const char* name : {kHandoverFdEnv, kReexecSelfFdEnv, kReexecFallbackEnv}) ::unsetenv(name);
+  Status s = ReadAdoption(&a);
+  bool committed = false;
+  if (s.ok()) {
+    Daemon daemon(options);
+    s = daemon.Start(&a, &committed);
+    if (s.ok()) {
+      daemon.Run();
+      spdlog::info("relsupd daemon stopped");
+      return 0;
+    }
+  }
+  const std::string reason =
+      "relsupd " + std::string(kVersion) + " could not take over: " + s.message();
+  spdlog::error("{}", reason);
+  if (!committed && a.fallback.empty() && a.self_fd >= 0) {
+    spdlog::error("Executing the previous binary again (fd {})", a.self_fd);
+    auto argv = OwnArgv();
+    Status back = argv.ok() ? ExecFd(a.self_fd, "the previous binary", *argv,
+                                     {{kHandoverFdEnv, std::to_string(a.memfd)},
+                                      {kReexecSelfFdEnv, std::to_string(a.self_fd)},
+                                      {kReexecFallbackEnv, reason.substr(0, 1024)}})
+                            : argv.status();
+    spdlog::error("{}", back.message());
+  }
+  // Nothing trustworthy is left: the apps end with us (PR_SET_PDEATHSIG)
+  // and systemd starts a cold daemon.
+  return 1;
 }
 
 }  // namespace
@@ -367,18 +536,9 @@ int RunDaemon(const DaemonOptions& options) {
   // later ones stay resident in an arena for good (1 MiB per pool thread).
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   SetupLogging();
-  // Children must inherit only what the exec step hands them.
-  uv_disable_stdio_inheritance();
   ::signal(SIGPIPE, SIG_IGN);
-  Daemon daemon(options);
-  Status s = daemon.Start();
-  if (!s.ok()) {
-    spdlog::error("Cannot start: {}", s.message());
-    return 1;
-  }
-  daemon.Run();
-  spdlog::info("relsupd daemon stopped");
-  return 0;
+  if (getenv(kHandoverFdEnv) != nullptr) return RunAdopted(options);
+  return RunCold(options);
 }
 
 }  // namespace relsupd

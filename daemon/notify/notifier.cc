@@ -1,6 +1,7 @@
 #include "daemon/notify/notifier.h"
 
 #include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 namespace relsupd {
@@ -37,7 +38,28 @@ void Notifier::Stopping(const std::string& status) {
   sd_notifyf(0, "STOPPING=1\nSTATUS=%s", status.c_str());
 }
 
-void Notifier::Reloading() { sd_notify(0, "RELOADING=1"); }
+namespace {
+unsigned long long MonotonicUsec() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<unsigned long long>(ts.tv_sec) * 1'000'000ULL +
+         static_cast<unsigned long long>(ts.tv_nsec) / 1'000ULL;
+}
+}  // namespace
+
+void Notifier::Reloading(const std::string& status) {
+  if (status.empty())
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", MonotonicUsec());
+  else
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=%s", MonotonicUsec(),
+               status.c_str());
+  if (watchdog_usec_ != 0) sd_notify(0, "WATCHDOG=1");
+}
+
+void Notifier::ReexecDone(const std::string& status) {
+  sd_notifyf(0, "READY=1\nMAINPID=%d\nMONOTONIC_USEC=%llu\nSTATUS=%s",
+             static_cast<int>(getpid()), MonotonicUsec(), status.c_str());
+}
 
 void Notifier::ReloadDone(const std::string& status) {
   sd_notifyf(0, "READY=1\nSTATUS=%s", status.c_str());

@@ -24,7 +24,11 @@ class Notifier {
   void Ready(const std::string& status);
   void Status(const std::string& status);
   void Stopping(const std::string& status);
-  void Reloading();
+  // RELOADING=1 with MONOTONIC_USEC (systemd >= 253 wants it), and a
+  // STATUS when given; then a WATCHDOG=1, so a re-exec starts fed.
+  void Reloading(const std::string& status = "");
+  // READY=1 after a re-exec: the same MAINPID, MONOTONIC_USEC, STATUS.
+  void ReexecDone(const std::string& status);
   void ReloadDone(const std::string& status);
   // The watchdog period in microseconds, 0 when none is set.
   uint64_t watchdog_usec() const { return watchdog_usec_; }

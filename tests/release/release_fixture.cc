@@ -11,8 +11,8 @@ using support::Fail;
 // --- Stage ---
 
 Stage::Stage(std::string config, std::vector<std::string> env, std::string app,
-             std::vector<std::string> app_args)
-    : app_(std::move(app)) {
+             std::vector<std::string> app_args, std::string binary)
+    : app_(std::move(app)), binary_(std::move(binary)) {
   if (!config.empty()) config_path_ = dir_.WriteFile("relsupd.yaml", config);
   Restart(std::move(env));
   if (app_.empty()) return;
@@ -37,6 +37,7 @@ void Stage::Restart(std::vector<std::string> env, std::vector<std::string> wrap)
   options.config = config_path_;
   options.env = std::move(env);
   options.wrap = std::move(wrap);
+  options.binary = binary_;
   daemon_ = std::make_unique<e2e::DaemonProcess>(dir_, options);
 }
 

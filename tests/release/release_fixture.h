@@ -48,9 +48,11 @@ class Stage {
  public:
   // Starts a daemon on a fresh dir and creates `app` (unless empty) with
   // `app create APP APP_ARGS...`. `config` is the daemon config's YAML text
-  // (empty: none); `env` extra environment of the daemon.
+  // (empty: none); `env` extra environment of the daemon; `binary` the
+  // relsupd binary to run (empty: the build tree's).
   explicit Stage(std::string config = "", std::vector<std::string> env = {},
-                 std::string app = "shop", std::vector<std::string> app_args = {});
+                 std::string app = "shop", std::vector<std::string> app_args = {},
+                 std::string binary = "");
   ~Stage();
   Stage(const Stage&) = delete;
   Stage& operator=(const Stage&) = delete;
@@ -91,6 +93,7 @@ class Stage {
   e2e::TempDir dir_;
   std::string config_path_;
   std::string app_;
+  std::string binary_;
   std::unique_ptr<e2e::DaemonProcess> daemon_;
   int artifacts_ = 0;
 };

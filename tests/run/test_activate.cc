@@ -15,52 +15,13 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/run/hello_stage.h"
 #include "tests/run/run_fixture.h"
 
 namespace relsupd::run_test {
 namespace {
 
 using release_test::File;
-
-constexpr auto& Slurp = support::ReadFileOrEmpty;
-
-const char kHelloYaml[] =
-    "processes:\n"
-    "  web:\n"
-    "    command: ./bin/hello\n"
-    "    scale: 2\n"
-    "    sockets: [http]\n"
-    "    ready: notify\n"
-    "    stop_timeout: 5s\n";
-
-// A daemon with app "shop" serving hello on a free loopback port, and
-// releases v1 and v2 of the same build (v2 with `v2_set` config).
-struct HelloStage {
-  int port = FreePort();
-  Stage stage;
-  std::string build;
-  explicit HelloStage(std::vector<std::string> app_args = {}, std::vector<std::string> env = {})
-      : stage(FastConfig(), std::move(env), "shop", WithSocket(port, std::move(app_args))) {
-    std::string file = stage.Artifact(
-        "hello.tar.gz", {File("relsupd.yaml", kHelloYaml),
-                         File("bin/hello", Slurp(RELSUPD_HELLO_BIN), 0755)});
-    build = stage.Import(file)["id"].get<std::string>();
-  }
-  static std::vector<std::string> WithSocket(int port, std::vector<std::string> args) {
-    args.push_back("--socket");
-    args.push_back("http=tcp://127.0.0.1:" + std::to_string(port));
-    return args;
-  }
-  std::string Release(std::vector<std::string> set = {}) {
-    std::vector<std::string> args;
-    for (auto& kv : set) {
-      args.push_back("--set");
-      args.push_back(kv);
-    }
-    return stage.Create(build, args);
-  }
-  std::string Version() { return Get(port, "/version"); }
-};
 
 // The events of `app` (`history APP --json`) of `kind`.
 std::vector<Json> Events(Stage& stage, const std::string& kind, const std::string& app = "shop") {

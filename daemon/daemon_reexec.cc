@@ -1,0 +1,281 @@
+// daemon-reexec, the Daemon's side (docs/reexec.md): in the old image the
+// refusals, the binary checks and the probe, the drain, the record and the
+// exec, and Undo when the exec fails (§2.5, §2.6, §5.1, §5.2); in the new
+// image the end of the adoption: the ledger event, the requester's answer
+// and READY (§2.7 step 8, §6). The adoption itself is Daemon::Start with
+// an Adoption (main.cc).
+#include <spdlog/spdlog.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "daemon/base/clock.h"
+#include "daemon/base/failpoint.h"
+#include "daemon/base/uv_work.h"
+#include "daemon/base/version.h"
+#include "daemon/daemon.h"
+#include "daemon/protocol/jsonrpc.h"
+#include "daemon/reexec/binary_check.h"
+#include "daemon/reexec/exec.h"
+#include "daemon/reexec/handover_fds.h"
+#include "daemon/reexec/memfd.h"
+#include "daemon/run/one_offs.h"
+
+namespace relsupd {
+namespace {
+
+constexpr int kProbeTimeoutMs = 5'000;
+// How long the drain waits for work already started (§2.5 step 3).
+constexpr int64_t kDrainMs = 2'000;
+constexpr uint64_t kDrainTickMs = 5;
+
+int64_t NowMs() { return RealClock().MonotonicMs(); }
+
+size_t InstanceCount(const SupervisorSnapshot& s) {
+  size_t n = 0;
+  for (const AppSnapshot& app : s.apps) {
+    if (app.active) n += app.active->instances.size();
+    for (const GroupSnapshot& g : app.retiring) n += g.instances.size();
+  }
+  return n;
+}
+
+}  // namespace
+
+Status Daemon::RefuseReexec(const ReexecAsk& ask) const {
+  if (shutting_down_) return Status(StatusCode::kBusy, "the daemon is stopping");
+  if (reexec_) return Status(StatusCode::kBusy, "a re-exec is in progress; retry in a moment");
+  if (self_path_.empty())
+    return Status(StatusCode::kFailedPrecondition,
+                  "the daemon could not read its own binary's path (/proc/self/exe) at start");
+  if (ask.request && ask.request->conn_fd < 0)
+    return Internal("daemon.reexec came without a connection");
+  return runs_->RefuseReexec(ask.kill_one_offs);
+}
+
+void Daemon::StartReexec(ReexecAsk ask) {
+  Status refusal = RefuseReexec(ask);
+  Result<Fd> binary = refusal.ok() ? OpenCheckedBinary(self_path_) : Result<Fd>(refusal);
+  if (!binary.ok()) {
+    spdlog::warn("Re-exec asked by {} refused: {}", ask.actor.name, binary.status().message());
+    if (ask.reply) ask.reply(binary.status());
+    return;
+  }
+  spdlog::info("Re-exec of {} asked by {}: probing it", self_path_, ask.actor.name);
+  reexec_.emplace();
+  reexec_->ask = std::move(ask);
+  reexec_->binary = std::move(binary).value();
+  const std::string path = self_path_;
+  RunOffLoop<Result<ProbeAnswer>>(
+      &loop_, [path] { return RunProbeOf(path, kProbeTimeoutMs); },
+      [this](Result<ProbeAnswer> answer) { AfterProbe(std::move(answer)); });
+}
+
+void Daemon::AfterProbe(Result<ProbeAnswer> answer) {
+  if (!reexec_ || runs_ == nullptr) return;  // ended meanwhile (shutdown)
+  Status s = answer.ok() ? CheckProbeAnswer(self_path_, *answer, kHandoverVersion,
+                                            ledger_->schema_version())
+                         : answer.status();
+  // The path must still name the file that was checked and probed (§5.1).
+  struct stat probed{}, now{};
+  if (s.ok() && (::fstat(reexec_->binary.get(), &probed) != 0 ||
+                 ::stat(self_path_.c_str(), &now) != 0 || probed.st_dev != now.st_dev ||
+                 probed.st_ino != now.st_ino))
+    s = Status(StatusCode::kBusy, "'" + self_path_ + "' changed during the re-exec; retry");
+  // What runs may have changed while the probe ran.
+  if (s.ok()) s = runs_->RefuseReexec(reexec_->ask.kill_one_offs);
+  if (!s.ok()) return EndReexec(s);
+  reexec_->new_version = answer->version;
+  // Freeze the input: no new request reaches a handler; work already
+  // started completes and its replies are written (§2.5).
+  server_->StopAccepting();
+  dispatcher_->Pause();
+  reexec_->frozen_ms = NowMs();
+  if (reexec_->ask.kill_one_offs && runs_->one_offs()->running() > 0)
+    runs_->one_offs()->KillAll();
+  reexec_->drain_started_ms = NowMs();
+  uv_timer_start(drain_timer_.get(), &Daemon::OnDrainTick, 0, kDrainTickMs);
+}
+
+void Daemon::OnDrainTick(uv_timer_t* t) {
+  auto* self = static_cast<Daemon*>(t->data);
+  if (self == nullptr || !self->reexec_) return;
+  Pending& p = *self->reexec_;
+  const bool one_offs = p.ask.kill_one_offs && self->runs_->one_offs()->running() > 0;
+  const bool closing = !self->closer_->empty();
+  const size_t work = InFlightWork();
+  const bool late = NowMs() - p.drain_started_ms >= kDrainMs;
+  if ((one_offs || closing || work > 0) && !late) return;
+  if (one_offs || closing) {
+    uv_timer_stop(t);
+    return self->EndReexec(Status(
+        StatusCode::kBusy,
+        one_offs ? "the one-off processes did not end within 2 s; retry"
+                 : std::to_string(self->closer_->pending()) +
+                       " passed fds are still being closed; retry in a moment"));
+  }
+  if (work > 0)
+    spdlog::warn("{} off-loop jobs still run after {} ms: abandoned at the exec "
+                 "(their clients get an error; the store recovers their files)",
+                 work, kDrainMs);
+  if (!p.dropped_others) {
+    // Every other connection goes now; a socket with unread messages goes
+    // through the closer, which the next ticks wait for.
+    self->server_->DropAllBut(p.ask.request ? p.ask.request->conn_fd : -1);
+    p.dropped_others = true;
+    p.drain_started_ms = NowMs();
+    if (!self->closer_->empty()) return;
+  }
+  uv_timer_stop(t);
+  self->Exec();
+}
+
+HandoverRecord Daemon::BuildRecord() const {
+  HandoverRecord r;
+  r.writer = kVersion;
+  r.written_mono_ms = NowMs();
+  r.actor = reexec_->ask.actor;
+  r.daemon = DaemonSnapshot{.self_path = self_path_,
+                            .supervisor_id = supervisor_id_,
+                            .reexecs = reexecs_,
+                            .first_started_mono_ms = first_started_ms_,
+                            .child_nofile_soft = child_nofile_soft_,
+                            .child_nofile_hard = child_nofile_hard_};
+  r.config = config_;
+  r.fds.lock = lock_.get();
+  r.fds.listener = server_->listen_fd();
+  r.fds.self_exe = reexec_->self_exe.get();
+  r.notify = notify_listener_->Export();
+  // A requester that went away meanwhile (its socket closed, the number
+  // maybe reused) gets no answer.
+  if (reexec_->ask.request && server_->Holds(reexec_->ask.request->conn_fd))
+    r.request = reexec_->ask.request;
+  RunSnapshot run = runs_->Export();
+  r.supervisor = std::move(run.supervisor);
+  r.app_sockets = std::move(run.app_sockets);
+  r.switch_outcomes = std::move(run.switch_outcomes);
+  r.next_switch_id = run.next_switch_id;
+  r.one_offs_next_id = run.one_offs_next_id;
+  return r;
+}
+
+void Daemon::Exec() {
+  Pending& p = *reexec_;
+  // The old binary, for the new image's exec back (§5.3).
+  p.self_exe = Fd(::open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
+  notifier_->Reloading("Re-executing " + self_path_);
+  logs_->Flush();
+  const HandoverRecord record = BuildRecord();
+  auto memfd = WriteHandover(record);
+  if (!memfd.ok()) return Undo(memfd.status(), {});
+  auto argv = OwnArgv();
+  if (!argv.ok()) return Undo(argv.status(), {});
+  const nlohmann::json pending = {{"from", kVersion}, {"to", p.new_version}, {"mono_ms", NowMs()}};
+  if (Status s = WriteFileAtomic(ReexecPendingPath(), pending.dump() + "\n", 0600); !s.ok())
+    return Undo(s, {});
+  Failpoint("reexec-after-pending");
+  std::vector<int> fds = HandoverFdList(record);
+  fds.push_back(memfd->get());
+  // stdin, stdout and stderr too: uv_disable_stdio_inheritance set them
+  // close-on-exec, and the new image logs to the same journal stream.
+  for (int std_fd : {0, 1, 2})
+    if (::fcntl(std_fd, F_GETFD) >= 0) fds.push_back(std_fd);
+  if (Status s = ClearCloexec(fds); !s.ok()) return Undo(s, fds);
+  spdlog::info("Re-executing {} (relsupd {} -> {}), {} instances, handover {} fds; "
+               "drained in {} ms, record built and written in {} ms",
+               self_path_, kVersion, p.new_version, InstanceCount(record.supervisor),
+               fds.size(), record.written_mono_ms - p.frozen_ms,
+               NowMs() - record.written_mono_ms);
+  spdlog::default_logger()->flush();
+  // Pending stop signals wait for the new image's handlers (§2.6 step 6).
+  BlockStopSignals();
+  Status failed = ExecFd(p.binary.get(), self_path_, *argv,
+                         {{kHandoverFdEnv, std::to_string(memfd->get())},
+                          {kReexecSelfFdEnv, std::to_string(p.self_exe.get())}});
+  // Still here: nothing was replaced (§5.2).
+  UnblockStopSignals();
+  Undo(failed, fds);
+}
+
+void Daemon::Undo(const Status& why, const std::vector<int>& cleared) {
+  SetCloexec(cleared).IgnoreError();
+  ::unlink(ReexecPendingPath().c_str());
+  spdlog::error("Re-exec failed: {}; relsupd {} keeps running", why.message(), kVersion);
+  notifier_->ReloadDone("Re-exec failed: " + why.message());
+  EndReexec(Status(StatusCode::kUnavailable,
+                   why.message() + "; relsupd " + std::string(kVersion) + " (pid " +
+                       std::to_string(getpid()) + ") keeps running"));
+}
+
+void Daemon::EndReexec(const Status& refusal) {
+  if (!reexec_) return;
+  Pending p = std::move(*reexec_);
+  reexec_.reset();
+  uv_timer_stop(drain_timer_.get());
+  server_->ResumeAccepting();
+  dispatcher_->Resume();
+  if (!refusal.ok())
+    spdlog::warn("Re-exec asked by {} refused: {}", p.ask.actor.name, refusal.message());
+  if (p.ask.reply) p.ask.reply(refusal);
+}
+
+void Daemon::FinishAdoption(const Adoption& a) {
+  const HandoverRecord& r = a.record;
+  const bool fell_back = !a.fallback.empty();
+  const int64_t window_ms = NowMs() - r.written_mono_ms;
+  const std::string detail =
+      fell_back ? a.fallback + "; running " + std::string(kVersion) + " again"
+                : r.writer + " -> " + std::string(kVersion);
+  Status event = ledger_->AppendEvent("", EventKind::kReexec, ReleaseId{}, r.actor, detail);
+  if (!event.ok()) spdlog::warn("Cannot record the re-exec: {}, ignoring", event.message());
+  if (r.request) {
+    rpc::Json id = rpc::Json::parse(r.request->rpc_id, nullptr, false);
+    if (id.is_discarded()) id = nullptr;
+    const rpc::Json result = {{"old_version", r.writer},
+                              {"new_version", kVersion},
+                              {"pid", static_cast<int64_t>(getpid())},
+                              {"exe", self_path_},
+                              {"instances", InstanceCount(r.supervisor)},
+                              {"window_ms", window_ms},
+                              {"outcome", fell_back ? "fell-back" : "ok"}};
+    rpc::Json response =
+        fell_back ? rpc::MakeError(id, rpc::CodeForStatus(Status(StatusCode::kUnavailable, "")),
+                                   a.fallback + "; back on relsupd " + std::string(kVersion))
+                  : rpc::MakeResult(id, result);
+    if (fell_back) response["error"]["data"] = result;
+    server_->AdoptConnection(Fd(r.request->conn_fd), rpc::Frame(response));
+  }
+  ::unlink(ReexecPendingPath().c_str());
+  if (a.memfd >= 0) ::close(a.memfd);
+  if (a.self_fd >= 0) ::close(a.self_fd);
+  if (DiscardPendingUsr2()) spdlog::info("SIGUSR2 during the re-exec, ignored");
+  UnblockStopSignals();
+  spdlog::info("relsupd daemon re-executed (pid {}): {}, {} instances adopted, {} ms since "
+               "the handover was written (to main {} ms, read {}, fd checks {}, to the "
+               "ledger {}, adoption {})",
+               getpid(), detail, InstanceCount(r.supervisor), window_ms,
+               a.main_ms - r.written_mono_ms, a.read_ms - a.main_ms, a.checked_ms - a.read_ms,
+               ledger_open_ms_ - a.checked_ms, NowMs() - ledger_open_ms_);
+  notifier_->ReexecDone("Ready: re-executed " + detail);
+}
+
+void Daemon::NoteInterruptedReexec() {
+  auto text = ReadFile(ReexecPendingPath(), 4096);
+  if (!text.ok()) return;
+  auto pending = nlohmann::json::parse(*text, nullptr, false);
+  std::string from = "?", to = "?";
+  if (pending.is_object()) {
+    from = pending.value("from", from);
+    to = pending.value("to", to);
+  }
+  const std::string detail = from + " -> " + to + " interrupted: the daemon restarted cold";
+  spdlog::warn("A re-exec was interrupted ({}): its apps were restarted", detail);
+  Status s = ledger_->AppendEvent("", EventKind::kReexec, ReleaseId{}, Actor{0, "relsupd"}, detail);
+  if (!s.ok()) spdlog::warn("Cannot record it: {}, ignoring", s.message());
+  ::unlink(ReexecPendingPath().c_str());
+}
+
+}  // namespace relsupd
