@@ -1,4 +1,6 @@
 // `relsupd ctl daemon-reexec` (docs/reexec.md §6.2).
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -25,9 +27,15 @@ int64_t Now() {
       .count();
 }
 
+// A daemon that never answers (a hung new image) must not hold the caller
+// (a package upgrade) forever: the reply may take this long.
+constexpr int kAnswerTimeoutS = 120;
+
 Result<rpc::Json> CallOnce(const std::string& socket, std::string_view method,
                            rpc::Json params) {
   ASSIGN_OR_RETURN(Client client, Client::Connect(socket));
+  timeval limit{kAnswerTimeoutS, 0};
+  ::setsockopt(client.fd(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
   return client.Call(method, std::move(params));
 }
 

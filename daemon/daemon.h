@@ -44,6 +44,7 @@ struct ReexecAsk {
   Actor actor;
   bool kill_one_offs = false;
   std::optional<RequestSnapshot> request;  // the connection to answer from the new image
+  uint64_t connection_id = 0;              // its Peer::connection_id
   Reply reply;  // refusals and failures before the exec; null for SIGUSR2
 };
 

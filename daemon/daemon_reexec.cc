@@ -91,8 +91,9 @@ void Daemon::AfterProbe(Result<ProbeAnswer> answer) {
   reexec_->new_version = answer->version;
   // Freeze the input: no new request reaches a handler; work already
   // started completes and its replies are written (§2.5).
-  server_->StopAccepting();
+  server_->Freeze();
   dispatcher_->Pause();
+  context_.read_jobs->Pause();
   reexec_->frozen_ms = NowMs();
   if (reexec_->ask.kill_one_offs && runs_->one_offs()->running() > 0)
     runs_->one_offs()->KillAll();
@@ -109,25 +110,32 @@ void Daemon::OnDrainTick(uv_timer_t* t) {
   const size_t work = InFlightWork();
   const bool late = NowMs() - p.drain_started_ms >= kDrainMs;
   if ((one_offs || closing || work > 0) && !late) return;
-  if (one_offs || closing) {
+  if (one_offs || closing || work > 0) {
+    // Work still running would be cut off by the exec, and a passed file
+    // still open would be closed inside execve (a close can block).
     uv_timer_stop(t);
     return self->EndReexec(Status(
         StatusCode::kBusy,
-        one_offs ? "the one-off processes did not end within 2 s; retry"
-                 : std::to_string(self->closer_->pending()) +
-                       " passed fds are still being closed; retry in a moment"));
+        one_offs  ? "the one-off processes did not end within 2 s; retry"
+        : closing ? std::to_string(self->closer_->pending()) +
+                        " passed files are still being closed; retry in a moment"
+                  : std::to_string(work) +
+                        " requests started before the re-exec (imports, verifies) still "
+                        "run after 2 s; retry when they are done"));
   }
-  if (work > 0)
-    spdlog::warn("{} off-loop jobs still run after {} ms: abandoned at the exec "
-                 "(their clients get an error; the store recovers their files)",
-                 work, kDrainMs);
   if (!p.dropped_others) {
-    // Every other connection goes now; a socket with unread messages goes
-    // through the closer, which the next ticks wait for.
-    self->server_->DropAllBut(p.ask.request ? p.ask.request->conn_fd : -1);
+    // Every other connection goes now, and every queued line with the
+    // files it carries: through the closer, which the next ticks wait for.
+    self->server_->DropAllBut(p.ask.connection_id);
+    self->dispatcher_->DropQueued();
     p.dropped_others = true;
     p.drain_started_ms = NowMs();
     if (!self->closer_->empty()) return;
+  }
+  // What the drain let finish may have started something that refuses.
+  if (Status s = self->runs_->RefuseReexec(p.ask.kill_one_offs); !s.ok()) {
+    uv_timer_stop(t);
+    return self->EndReexec(s);
   }
   uv_timer_stop(t);
   self->Exec();
@@ -149,10 +157,13 @@ HandoverRecord Daemon::BuildRecord() const {
   r.fds.listener = server_->listen_fd();
   r.fds.self_exe = reexec_->self_exe.get();
   r.notify = notify_listener_->Export();
-  // A requester that went away meanwhile (its socket closed, the number
-  // maybe reused) gets no answer.
-  if (reexec_->ask.request && server_->Holds(reexec_->ask.request->conn_fd))
+  // The requester's connection by its id: one that went away meanwhile
+  // (its fd number maybe reused by another peer) gets no answer.
+  const int conn = server_->ConnectionFd(reexec_->ask.connection_id);
+  if (reexec_->ask.request && conn >= 0) {
     r.request = reexec_->ask.request;
+    r.request->conn_fd = conn;
+  }
   RunSnapshot run = runs_->Export();
   r.supervisor = std::move(run.supervisor);
   r.app_sockets = std::move(run.app_sockets);
@@ -195,7 +206,9 @@ void Daemon::Exec() {
   Status failed = ExecFd(p.binary.get(), self_path_, *argv,
                          {{kHandoverFdEnv, std::to_string(memfd->get())},
                           {kReexecSelfFdEnv, std::to_string(p.self_exe.get())}});
-  // Still here: nothing was replaced (§5.2).
+  // Still here: nothing was replaced (§5.2). A SIGUSR2 of the window
+  // would start the same re-exec again.
+  DiscardPendingUsr2();
   UnblockStopSignals();
   Undo(failed, fds);
 }
@@ -215,8 +228,9 @@ void Daemon::EndReexec(const Status& refusal) {
   Pending p = std::move(*reexec_);
   reexec_.reset();
   uv_timer_stop(drain_timer_.get());
-  server_->ResumeAccepting();
+  server_->Thaw();
   dispatcher_->Resume();
+  context_.read_jobs->Resume();
   if (!refusal.ok())
     spdlog::warn("Re-exec asked by {} refused: {}", p.ask.actor.name, refusal.message());
   if (p.ask.reply) p.ask.reply(refusal);

@@ -3,6 +3,7 @@
 
 #include "daemon/daemon.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
 #include <spdlog/spdlog.h>
@@ -277,9 +278,13 @@ void Daemon::WireHandlers() {
     ask.reply = std::move(reply);
     auto kill = r.params.find("kill_one_offs");
     ask.kill_one_offs = kill != r.params.end() && kill->is_boolean() && kill->get<bool>();
-    ask.request = RequestSnapshot{.conn_fd = r.peer.connection, .rpc_id = r.id.dump(),
-                                  .pid = r.peer.pid, .uid = r.peer.uid, .gid = r.peer.gid,
-                                  .kill_one_offs = ask.kill_one_offs};
+    // A notification (no id) is answered by nobody, as SIGUSR2.
+    if (!r.id.is_null()) {
+      ask.request = RequestSnapshot{.conn_fd = r.peer.connection, .rpc_id = r.id.dump(),
+                                    .pid = r.peer.pid, .uid = r.peer.uid, .gid = r.peer.gid,
+                                    .kill_one_offs = ask.kill_one_offs};
+      ask.connection_id = r.peer.connection_id;
+    }
     StartReexec(std::move(ask));
   };
   dispatcher_ = std::make_unique<Dispatcher>(&policy_);
@@ -352,7 +357,12 @@ Status Daemon::Start(const Adoption* adopt, bool* committed) {
   SecureAppDirs();
   releases_ = std::make_unique<ReleaseService>(&loop_, ledger_.get(),
                                                config_.state_dir, Limits());
-  RETURN_IF_ERROR(releases_->Recover().WithContext("recovery"));
+  Status recovered = releases_->Recover().WithContext("recovery");
+  // Past the point of no return a failure here would end every app.
+  if (!recovered.ok() && adopt != nullptr)
+    spdlog::warn("{}, ignoring until the next start", recovered.message());
+  else
+    RETURN_IF_ERROR(recovered);
   ApplyPolicy();
   WireHandlers();
 
@@ -481,6 +491,16 @@ Status ReadAdoption(Adoption* a) {
   if (a->memfd < 0) return InvalidArgument(std::string(kHandoverFdEnv) + " is not an fd number");
   ASSIGN_OR_RETURN(a->record, ReadHandover(a->memfd));
   a->read_ms = RealClock().MonotonicMs();
+  // The requester is the one fd a peer controls: a requester that went
+  // away costs its answer, never the record.
+  if (const auto& q = a->record.request) {
+    Status peer = CheckPeer(q->conn_fd, q->pid, q->uid);
+    if (!peer.ok()) {
+      spdlog::warn("The re-exec's requester cannot be answered: {}", peer.message());
+      ::fcntl(q->conn_fd, F_SETFD, FD_CLOEXEC);
+      a->record.request.reset();
+    }
+  }
   if (a->fallback.empty() && FailpointFails("handover-unreadable"))
     return Status(StatusCode::kCorruption, "the handover is unreadable (failpoint)");
   RETURN_IF_ERROR(CheckHandoverFds(a->record));
@@ -537,7 +557,14 @@ int RunDaemon(const DaemonOptions& options) {
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   SetupLogging();
   ::signal(SIGPIPE, SIG_IGN);
+  // The stop signals go to the loop thread only: the thread pool's threads
+  // start now with them blocked (a re-exec blocks them on the loop thread
+  // across the exec, and a handler run on another thread would write into
+  // a loop the exec discards). A new image inherits them blocked.
+  BlockStopSignals();
+  StartWorkerThreads();
   if (getenv(kHandoverFdEnv) != nullptr) return RunAdopted(options);
+  UnblockStopSignals();
   return RunCold(options);
 }
 

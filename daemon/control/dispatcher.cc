@@ -55,6 +55,10 @@ void Dispatcher::RunOnLoop(uv_loop_t* loop, FdCloser* closer) {
 void Dispatcher::Stop() {
   idle_.Close();
   idle_running_ = false;
+  DropQueued();
+}
+
+void Dispatcher::DropQueued() {
   if (closer_ != nullptr)
     for (auto& [key, lane] : lanes_)
       for (auto& line : lane.lines) closer_->CloseAll(&line->fds);

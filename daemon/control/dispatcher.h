@@ -95,6 +95,9 @@ class Dispatcher {
   // already started completes); lines still queue, within the limits.
   void Pause();
   void Resume();
+  // Drops every queued line unanswered, its passed fds to the closer
+  // (daemon-reexec, before the exec would close them in execve).
+  void DropQueued();
 
   // Queues one line; calls `respond` exactly once, usually after
   // HandleLine returned, with the framed response ("...\n") or with ""

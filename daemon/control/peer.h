@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,6 +29,7 @@ struct Peer {
   // daemon.reexec hands this connection to the new image (docs/reexec.md
   // §6.2).
   int connection = -1;
+  uint64_t connection_id = 0;  // unique in the daemon's life; 0: none
 };
 
 struct AccessPolicy {

@@ -45,7 +45,7 @@ void ReadJobs::Stop() {
 }
 
 void ReadJobs::StartNext() {
-  while (!stopped_ && running_ < limits_.running && !queue_.empty()) {
+  while (!stopped_ && !paused_ && running_ < limits_.running && !queue_.empty()) {
     std::shared_ptr<Job> job = queue_.front();
     queue_.pop_front();
     ++running_;

@@ -49,6 +49,13 @@ class ReadJobs {
   void Stop();
 
   size_t running() const { return running_; }
+  // daemon-reexec's drain: queued jobs do not start until Resume (the
+  // running ones finish).
+  void Pause() { paused_ = true; }
+  void Resume() {
+    paused_ = false;
+    StartNext();
+  }
   size_t waiting() const { return queue_.size(); }
 
  private:
@@ -67,6 +74,7 @@ class ReadJobs {
   std::map<uid_t, size_t> per_uid_;
   size_t running_ = 0;
   bool stopped_ = false;
+  bool paused_ = false;
   // Lets completions that come after the owner died know it.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 

@@ -157,6 +157,7 @@ ControlServer::Connection* ControlServer::AddConnection(Fd fd, const Peer& peer)
   c->fd = std::move(fd);
   c->peer = peer;
   c->peer.connection = c->fd.get();
+  c->peer.connection_id = next_connection_id_++;
   if (!c->change()) {
     ++not_change_connections_;
     ++per_uid_[c->peer.uid];
@@ -257,7 +258,7 @@ void ControlServer::PauseAccepting(int err) {
 
 void ControlServer::OnResumeAccept(uv_timer_t* timer) {
   auto* self = static_cast<ControlServer*>(timer->data);
-  if (self == nullptr || !self->listen_fd_.valid() || self->accept_stopped_) return;
+  if (self == nullptr || !self->listen_fd_.valid() || self->frozen_) return;
   uv_poll_start(self->listener_.get(), UV_READABLE, &ControlServer::OnListenerReady);
   self->Accept();
 }
@@ -276,7 +277,7 @@ void ControlServer::CloseSocket(Fd fd) {
 
 void ControlServer::UpdatePoll(Connection* c) {
   if (c->dropped) return;
-  int events = (c->reading && !c->fd_paused ? UV_READABLE : 0) |
+  int events = (c->reading && !c->fd_paused && !frozen_ ? UV_READABLE : 0) |
                (c->pending() ? UV_WRITABLE : 0);
   if (events == c->poll_events) return;
   c->poll_events = events;

@@ -97,19 +97,20 @@ class ControlServer {
   // Stops listening and drops every connection.
   void Close();
 
-  // daemon-reexec (docs/reexec.md §2.5, §4.3). StopAccepting: the listener
-  // is no longer polled (clients wait in its backlog; the new image
-  // accepts them); ResumeAccepting undoes it. DropAllBut: drops every
-  // connection but the one on socket `keep`. AdoptListener: takes the
+  // daemon-reexec (docs/reexec.md §2.5, §4.3). Freeze: the listener is
+  // no longer polled (clients wait in its backlog; the new image accepts
+  // them) and no connection is read (nothing new arrives, files passed
+  // along included); Thaw undoes it. DropAllBut: drops every connection
+  // but the one with Peer::connection_id `keep`. ConnectionFd: the socket
+  // of connection `id`, or -1 when it is gone. AdoptListener: takes the
   // listening socket of a handover, bound at `path`, instead of Listen.
   // AdoptConnection: takes the requester's connection of a handover and
   // sends it `reply` (one framed line); false when it is gone.
-  void StopAccepting();
-  void ResumeAccepting();
+  void Freeze();
+  void Thaw();
   int listen_fd() const { return listen_fd_.get(); }
-  void DropAllBut(int keep);
-  // Whether a connection on socket `fd` is open.
-  bool Holds(int fd) const;
+  void DropAllBut(uint64_t keep);
+  int ConnectionFd(uint64_t id) const;
   Status AdoptListener(Fd fd, const std::string& path);
   bool AdoptConnection(Fd fd, std::string reply);
 
@@ -172,7 +173,8 @@ class ControlServer {
   Fd listen_fd_;
   UvHandle<uv_poll_t> listener_;
   UvHandle<uv_timer_t> resume_accept_;
-  bool accept_stopped_ = false;  // StopAccepting
+  bool frozen_ = false;  // Freeze
+  uint64_t next_connection_id_ = 1;
   int64_t last_accept_warning_ms_ = -1'000'000;
   std::map<Connection*, std::shared_ptr<Connection>> connections_;
   char read_buf_[64 * 1024];

@@ -36,28 +36,30 @@ bool ControlServer::AdoptConnection(Fd fd, std::string reply) {
   return connections_.count(c) > 0;
 }
 
-void ControlServer::StopAccepting() {
-  accept_stopped_ = true;
+void ControlServer::Freeze() {
+  frozen_ = true;
   if (listener_.initialized()) uv_poll_stop(listener_.get());
   if (resume_accept_.initialized()) uv_timer_stop(resume_accept_.get());
+  for (auto& [raw, conn] : connections_) UpdatePoll(raw);
 }
 
-void ControlServer::ResumeAccepting() {
-  accept_stopped_ = false;
+void ControlServer::Thaw() {
+  frozen_ = false;
+  for (auto& [raw, conn] : connections_) UpdatePoll(raw);
   if (!listen_fd_.valid()) return;
   uv_poll_start(listener_.get(), UV_READABLE, &ControlServer::OnListenerReady);
 }
 
-bool ControlServer::Holds(int fd) const {
+int ControlServer::ConnectionFd(uint64_t id) const {
   for (const auto& [raw, conn] : connections_)
-    if (raw->fd.get() == fd) return true;
-  return false;
+    if (raw->peer.connection_id == id && !raw->dropped) return raw->fd.get();
+  return -1;
 }
 
-void ControlServer::DropAllBut(int keep) {
+void ControlServer::DropAllBut(uint64_t keep) {
   std::vector<Connection*> drop;
   for (auto& [raw, conn] : connections_)
-    if (raw->fd.get() != keep) drop.push_back(raw);
+    if (raw->peer.connection_id != keep) drop.push_back(raw);
   for (Connection* c : drop) Drop(c);
 }
 

@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include <cerrno>
 #include <chrono>
@@ -158,6 +159,15 @@ void BlockStopSignals() {
 void UnblockStopSignals() {
   sigset_t set = StopSignals();
   pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
+
+void StartWorkerThreads() {
+  uv_loop_t scratch;
+  uv_loop_init(&scratch);
+  uv_work_t job{};
+  uv_queue_work(&scratch, &job, [](uv_work_t*) {}, [](uv_work_t*, int) {});
+  uv_run(&scratch, UV_RUN_DEFAULT);
+  uv_loop_close(&scratch);
 }
 
 bool DiscardPendingUsr2() {

@@ -40,6 +40,9 @@ Result<ProbeAnswer> RunProbeOf(const std::string& path, int timeout_ms);
 // pending across it and the new image handles them), or unblocks them.
 void BlockStopSignals();
 void UnblockStopSignals();
+// Starts libuv's thread-pool threads now (a no-op job on a scratch loop),
+// so that they inherit the calling thread's signal mask.
+void StartWorkerThreads();
 // Takes a pending SIGUSR2 off the mask's queue (a second re-exec asked
 // during the window); true when there was one.
 bool DiscardPendingUsr2();
