@@ -3,6 +3,7 @@
 // replaced, deleted or broken, re-executes itself while examples/hello
 // serves on a daemon-held socket under a paced HTTP load. Every wait is for
 // a state: the CLI returns only once the new image has answered.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -354,6 +355,45 @@ TEST_CASE("daemon-reexec: a re-exec interrupted by a crash is recorded at the ne
   REQUIRE(events.size() == 1);
   CHECK_THAT(events[0]["detail"].get<std::string>(), Catch::Contains("interrupted"));
   CHECK_FALSE(fs::exists(r.s().state() + "/reexec.pending"));
+}
+
+}  // namespace
+}  // namespace relsupd::run_test
+
+namespace relsupd::run_test {
+namespace {
+
+TEST_CASE("daemon-reexec: refused while a one-off runs, done with --kill-one-offs") {
+  ReexecStage r;
+  int devnull = support::OpenDevNull();
+  int sink = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  const pid_t cli = support::Spawn({support::RelsupdBin(), "ctl", "--socket", r.s().socket(),
+                                    "run", "shop", "--", "sleep", "1000"},
+                                   support::ChildEnv(), devnull, sink, 2);
+  ::close(devnull);
+  ::close(sink);
+  REQUIRE(cli > 0);
+  const auto one_off = [&] {
+    return Row(r.s().CtlJson({"ps", "shop", "--all"}), "run.1").is_object();
+  };
+  REQUIRE(support::WaitUntil(one_off, 20'000, 50));
+  e2e::ProcResult refused = r.Reexec();
+  CHECK(refused.exit_code() == 1);
+  CHECK_THAT(refused.err, Catch::Contains("1 one-off process is running") &&
+                              Catch::Contains("--kill-one-offs"));
+  e2e::ProcResult done = r.Reexec({"--kill-one-offs"});
+  INFO(done.err);
+  CHECK(done.exit_code() == 0);
+  // The one-off's client saw its process killed, and ended.
+  e2e::ExitStatus st;
+  const bool ended = support::WaitPid(cli, 20'000, &st);
+  if (!ended) {
+    ::kill(cli, SIGKILL);
+    support::WaitPid(cli, 10'000, &st);
+  }
+  CHECK(ended);
+  CHECK_FALSE(st.Exited(0));
+  CHECK_FALSE(one_off());
 }
 
 }  // namespace
