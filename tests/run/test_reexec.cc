@@ -157,11 +157,14 @@ TEST_CASE("daemon-reexec: a child's output crosses the re-execs: every line once
   Binaries bin;
   Gate go;
   go.Close();
+  // 3,000 numbered lines over at least 1.5 s (a pause every 20 lines), then
+  // "end"; the re-execs happen while it writes.
+  constexpr int kLines = 3000;
   const std::string yaml =
       "processes:\n"
       "  counter:\n"
-      "    command: sh -c 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); echo $i; "
-      "[ $((i % 50)) = 0 ] && sleep 0.01; done; sleep 3600'\n"
+      "    command: sh -c 'i=0; while [ $i -lt " + std::to_string(kLines) + " ]; do i=$((i+1)); "
+      "echo $i; [ $((i % 20)) = 0 ] && sleep 0.01; done; echo end; sleep 3600'\n"
       "    ready: none\n"
       "  part:\n"
       "    command: sh -c 'printf part-; while [ ! -e " + go.path + " ]; do sleep 0.01; done; "
@@ -169,14 +172,14 @@ TEST_CASE("daemon-reexec: a child's output crosses the re-execs: every line once
       "    ready: none\n";
   Stage stage(FastConfig("log_rate_limit: 10000000\n"), {}, "shop", {}, bin.relsupd);
   DeployYaml(stage, yaml);
-  const auto counted = [&] {
-    int64_t n = 0;
+  const auto counter_lines = [&] {
+    std::vector<std::string> out;
     for (const Json& rec : LogRecords(stage))
-      if (rec["process"] == "counter.1") ++n;
-    return n;
+      if (rec["process"] == "counter.1") out.push_back(rec["text"]);
+    return out;
   };
-  REQUIRE(support::WaitUntil([&] { return counted() > 100; }, 10'000, 20));
-  const int64_t before = counted();
+  REQUIRE(support::WaitUntil([&] { return counter_lines().size() > 100; }, 10'000, 20));
+  const size_t before = counter_lines().size();
   for (int i = 0; i < 3; ++i) {
     e2e::ProcResult out = stage.Ctl({"daemon-reexec"});
     INFO(out.err);
@@ -184,23 +187,22 @@ TEST_CASE("daemon-reexec: a child's output crosses the re-execs: every line once
   }
   go.Open();
   REQUIRE(WaitLog(stage, "part-rest"));
-  REQUIRE(support::WaitUntil([&] { return counted() > before + 200; }, 20'000, 20));
-  stage.CtlOk({"stop", "shop"});
-  std::vector<int64_t> numbers;
+  REQUIRE(WaitLog(stage, "end", 60'000));
+  // Lines written across the re-execs are part of the check.
+  CHECK(before < static_cast<size_t>(kLines));
+  const std::vector<std::string> lines = counter_lines();
+  REQUIRE(lines.size() == static_cast<size_t>(kLines) + 1);
+  for (int i = 0; i < kLines; ++i)
+    if (lines[static_cast<size_t>(i)] != std::to_string(i + 1))
+      FAIL("line " << i + 1 << " of counter.1 is '" << lines[static_cast<size_t>(i)] << "'");
+  CHECK(lines.back() == "end");
   int parts = 0;
   for (const Json& rec : LogRecords(stage)) {
-    if (rec["process"] == "counter.1") numbers.push_back(std::stoll(rec["text"].get<std::string>()));
-    if (rec["process"] == "part.1") {
-      ++parts;
-      CHECK(rec["text"] == "part-rest");
-    }
+    if (rec["process"] != "part.1") continue;
+    ++parts;
+    CHECK(rec["text"] == "part-rest");
   }
   CHECK(parts == 1);
-  REQUIRE(numbers.size() > static_cast<size_t>(before));
-  for (size_t i = 0; i < numbers.size(); ++i) {
-    if (numbers[i] == static_cast<int64_t>(i) + 1) continue;
-    FAIL("line " << i + 1 << " of counter.1 is " << numbers[i]);
-  }
 }
 
 TEST_CASE("daemon-reexec: a failed type stays failed, and nothing restarts it") {
