@@ -114,6 +114,33 @@ TEST_CASE(
   CHECK_FALSE(AnyHasLine(seen, "READY=1"));
 }
 
+TEST_CASE(
+    "e2e daemon: daemon-reexec says RELOADING=1 with MONOTONIC_USEC, then "
+    "READY=1 with the same MAINPID, and the new image feeds the watchdog",
+    "[e2e][daemon][notify]") {
+  TempDir dir;
+  NotifySocket notify(dir.Path("notify.sock"));
+  DaemonProcess d(
+      dir, {.env = {"NOTIFY_SOCKET=" + notify.path(), "WATCHDOG_USEC=2000000"},
+            .wait_ready = false});
+  REQUIRE(notify.WaitFor("READY=1", 10'000));
+  ProcResult r = RunCtl(d.socket(), {"daemon-reexec"});
+  INFO(r.Describe());
+  REQUIRE(r.exit_code() == 0);
+  std::vector<std::string> seen;
+  auto reloading = notify.WaitFor("RELOADING=1", 5'000, &seen);
+  REQUIRE(reloading);
+  auto mono = Field(*reloading, "MONOTONIC_USEC");
+  REQUIRE(mono.has_value());
+  CHECK(std::stoll(*mono) > 0);
+  auto ready = notify.WaitFor("READY=1", 5'000, &seen);
+  REQUIRE(ready);
+  CHECK(Field(*ready, "MAINPID") == std::to_string(d.pid()));
+  CHECK(Field(*ready, "MONOTONIC_USEC").has_value());
+  CHECK(notify.WaitFor("WATCHDOG=1", 3'000).has_value());
+  CHECK(d.Terminate().Exited(0));
+}
+
 TEST_CASE("e2e daemon: without WATCHDOG_USEC no watchdog pings are sent",
           "[e2e][daemon][notify]") {
   TempDir dir;
