@@ -51,7 +51,7 @@ Status Daemon::RefuseReexec(const ReexecAsk& ask) const {
   if (self_path_.empty())
     return Status(StatusCode::kFailedPrecondition,
                   "the daemon could not read its own binary's path (/proc/self/exe) at start");
-  if (ask.request && ask.request->conn_fd < 0)
+  if (ask.request && ask.connection_id == 0)
     return Internal("daemon.reexec came without a connection");
   return runs_->RefuseReexec(ask.kill_one_offs);
 }

@@ -280,7 +280,7 @@ void Daemon::WireHandlers() {
     ask.kill_one_offs = kill != r.params.end() && kill->is_boolean() && kill->get<bool>();
     // A notification (no id) is answered by nobody, as SIGUSR2.
     if (!r.id.is_null()) {
-      ask.request = RequestSnapshot{.conn_fd = r.peer.connection, .rpc_id = r.id.dump(),
+      ask.request = RequestSnapshot{.conn_fd = -1, .rpc_id = r.id.dump(),
                                     .pid = r.peer.pid, .uid = r.peer.uid, .gid = r.peer.gid,
                                     .kill_one_offs = ask.kill_one_offs};
       ask.connection_id = r.peer.connection_id;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <set>
 
 #include "daemon/base/users.h"
@@ -48,9 +49,8 @@ Json EventToJson(const Event& e) {
 
 // The running binary; " (deleted)" once a package upgrade replaced it.
 std::string OwnExe() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  return n < 0 ? std::string() : std::string(buf, static_cast<size_t>(n));
+  std::error_code ec;
+  return std::filesystem::read_symlink("/proc/self/exe", ec).string();
 }
 
 Result<Json> DaemonInfo(const DaemonContext& ctx) {

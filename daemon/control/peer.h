@@ -25,11 +25,10 @@ struct Peer {
   gid_t gid = 0;
   std::string name;  // user name, or the uid as text
   Right right = Right::kNone;
-  // The control connection's socket (set by ControlServer; -1 elsewhere):
-  // daemon.reexec hands this connection to the new image (docs/reexec.md
-  // §6.2).
-  int connection = -1;
-  uint64_t connection_id = 0;  // unique in the daemon's life; 0: none
+  // The control connection (set by ControlServer, unique in the daemon's
+  // life; 0 elsewhere): daemon.reexec hands it to the new image
+  // (docs/reexec.md §6.2), which finds its socket with ConnectionFd.
+  uint64_t connection_id = 0;
 };
 
 struct AccessPolicy {

@@ -156,7 +156,6 @@ ControlServer::Connection* ControlServer::AddConnection(Fd fd, const Peer& peer)
   c->server = this;
   c->fd = std::move(fd);
   c->peer = peer;
-  c->peer.connection = c->fd.get();
   c->peer.connection_id = next_connection_id_++;
   if (!c->change()) {
     ++not_change_connections_;

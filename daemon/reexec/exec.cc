@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -83,10 +84,10 @@ Result<std::vector<std::string>> OwnArgv() {
 }
 
 Result<std::string> OwnExePath() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n < 0) return Status::FromErrno("cannot read /proc/self/exe", errno);
-  return std::string(buf, static_cast<size_t>(n));
+  std::error_code ec;
+  std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return Status::FromErrno("cannot read /proc/self/exe", ec.value());
+  return exe.string();
 }
 
 Result<ProbeAnswer> RunProbeOf(const std::string& path, int timeout_ms) {
