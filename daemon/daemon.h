@@ -21,7 +21,9 @@
 #include "daemon/main.h"
 #include "daemon/notify/notifier.h"
 #include "daemon/reexec/handover.h"
+#include "daemon/reexec/phase_mark.h"
 #include "daemon/reexec/probe.h"
+#include "daemon/reexec/standin.h"
 #include "daemon/run/run_service.h"
 #include "daemon/store/release_service.h"
 #include "daemon/supervise/cgroup.h"
@@ -35,8 +37,11 @@ struct Adoption {
   int memfd = -1;              // the handover, closed after READY
   int self_fd = -1;            // the old binary (exec-back), closed after READY
   std::string fallback;        // set: this image is the exec-back's (§5.3)
-  // Monotonic ms at main, the record read, its fds checked (§7.4's phases).
-  int64_t main_ms = 0, read_ms = 0, checked_ms = 0;
+  std::string standin;         // kStandinEnv: the stand-in to stop (§6.6)
+  // The window's phases (§7.4): the old image's execve (its clock), main,
+  // the record read, its fds checked, the ledger open.
+  int64_t exec_us = 0;
+  PhaseMark main, read, checked;
 };
 
 // A daemon.reexec request (or SIGUSR2: no reply, no connection).
@@ -89,7 +94,6 @@ class Daemon {
   void EndReexec(const Status& refusal);
   // ... and the new image's (§2.7, §6.2, §6.3).
   void FinishAdoption(const Adoption& adopt);
-  int64_t ledger_open_ms_ = 0;  // when the adopted path opened the ledger
   std::string ReexecPendingPath() const { return config_.state_dir + "/reexec.pending"; }
   void NoteInterruptedReexec();
 
@@ -119,6 +123,7 @@ class Daemon {
   std::string supervisor_id_;
   uint64_t child_nofile_soft_ = 0, child_nofile_hard_ = 0;
   int64_t first_started_ms_ = 0;  // monotonic, of the cold start
+  PhaseMark adopt_ledger_mark_;   // when an adoption opened the ledger
   int64_t reexecs_ = 0;
   struct Pending {
     ReexecAsk ask;
@@ -130,6 +135,10 @@ class Daemon {
     bool dropped_others = false;
   };
   std::optional<Pending> reexec_;
+  // The old image's stand-in (§6.6): forked by Exec, stopped by Undo or,
+  // across the exec, by the new image's FinishAdoption.
+  std::optional<Standin> standin_;
+  void StopStandinIfAny();
   UvHandle<uv_timer_t> drain_timer_;
 };
 

@@ -20,6 +20,7 @@
 #include "daemon/protocol/jsonrpc.h"
 #include "daemon/reexec/binary_check.h"
 #include "daemon/reexec/exec.h"
+#include "daemon/reexec/phase_mark.h"
 #include "daemon/reexec/handover_fds.h"
 #include "daemon/reexec/memfd.h"
 #include "daemon/run/one_offs.h"
@@ -126,7 +127,7 @@ void Daemon::OnDrainTick(uv_timer_t* t) {
   if (!p.dropped_others) {
     // Every other connection goes now, and every queued line with the
     // files it carries: through the closer, which the next ticks wait for.
-    self->server_->DropAllBut(p.ask.connection_id);
+    self->server_->DropBusyBut(p.ask.connection_id);
     self->dispatcher_->DropQueued();
     p.dropped_others = true;
     p.drain_started_ms = NowMs();
@@ -179,8 +180,20 @@ void Daemon::Exec() {
   p.self_exe = Fd(::open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
   notifier_->Reloading("Re-executing " + self_path_);
   logs_->Flush();
+  // ps keeps answering, from a forked copy of this state, until the new
+  // image accepts (§6.6); without a stand-in the window is silent.
+  auto standin = StartStandin(server_->listen_fd(), server_->IdleConnectionFds(), policy_,
+                              [this](Dispatcher* d) { RegisterStandinHandlers(d, &context_); });
+  if (standin.ok()) {
+    standin_ = std::move(*standin);
+    server_->DropIdle();  // the stand-in's now
+  } else
+    spdlog::warn("{}: the control socket is silent during the re-exec", standin.status().message());
+  const PhaseMark m0 = MarkNow();
   const HandoverRecord record = BuildRecord();
+  const PhaseMark m1 = MarkNow();
   auto memfd = WriteHandover(record);
+  const PhaseMark m2 = MarkNow();
   if (!memfd.ok()) return Undo(memfd.status(), {});
   auto argv = OwnArgv();
   if (!argv.ok()) return Undo(argv.status(), {});
@@ -194,18 +207,28 @@ void Daemon::Exec() {
   // close-on-exec, and the new image logs to the same journal stream.
   for (int std_fd : {0, 1, 2})
     if (::fcntl(std_fd, F_GETFD) >= 0) fds.push_back(std_fd);
+  std::vector<std::pair<std::string, std::string>> env = {
+      {kHandoverFdEnv, std::to_string(memfd->get())},
+      {kReexecSelfFdEnv, std::to_string(p.self_exe.get())}};
+  if (standin_) {
+    fds.push_back(standin_->pidfd.get());
+    fds.push_back(standin_->stop.get());
+    fds.push_back(standin_->handback.get());
+    env.emplace_back(kStandinEnv, StandinEnvValue(*standin_));
+  }
+  const PhaseMark m3 = MarkNow();
   if (Status s = ClearCloexec(fds); !s.ok()) return Undo(s, fds);
+  const PhaseMark m4 = MarkNow();
   spdlog::info("Re-executing {} (relsupd {} -> {}), {} instances, handover {} fds; "
-               "drained in {} ms, record built and written in {} ms",
+               "drained in {} ms; record built {}, written {}, pending {}, cloexec {}",
                self_path_, kVersion, p.new_version, InstanceCount(record.supervisor),
-               fds.size(), record.written_mono_ms - p.frozen_ms,
-               NowMs() - record.written_mono_ms);
+               fds.size(), record.written_mono_ms - p.frozen_ms, Between(m0, m1),
+               Between(m1, m2), Between(m2, m3), Between(m3, m4));
   spdlog::default_logger()->flush();
   // Pending stop signals wait for the new image's handlers (§2.6 step 6).
   BlockStopSignals();
-  Status failed = ExecFd(p.binary.get(), self_path_, *argv,
-                         {{kHandoverFdEnv, std::to_string(memfd->get())},
-                          {kReexecSelfFdEnv, std::to_string(p.self_exe.get())}});
+  env.emplace_back(kReexecExecUsEnv, std::to_string(MarkNow().us));
+  Status failed = ExecFd(p.binary.get(), self_path_, *argv, env);
   // Still here: nothing was replaced (§5.2). A SIGUSR2 of the window
   // would start the same re-exec again.
   DiscardPendingUsr2();
@@ -213,8 +236,16 @@ void Daemon::Exec() {
   Undo(failed, fds);
 }
 
+void Daemon::StopStandinIfAny() {
+  if (!standin_) return;
+  StopStandin(&loop_, std::move(*standin_),
+              [this](Fd fd) { server_->TakeConnection(std::move(fd)); });
+  standin_.reset();
+}
+
 void Daemon::Undo(const Status& why, const std::vector<int>& cleared) {
   SetCloexec(cleared).IgnoreError();
+  StopStandinIfAny();
   ::unlink(ReexecPendingPath().c_str());
   spdlog::error("Re-exec failed: {}; relsupd {} keeps running", why.message(), kVersion);
   notifier_->ReloadDone("Re-exec failed: " + why.message());
@@ -262,17 +293,24 @@ void Daemon::FinishAdoption(const Adoption& a) {
     if (fell_back) response["error"]["data"] = result;
     server_->AdoptConnection(Fd(r.request->conn_fd), rpc::Frame(response));
   }
+  // This image accepts from here: the stand-in answers what it accepted,
+  // then exits.
+  StopStandinIfAny();
   ::unlink(ReexecPendingPath().c_str());
   if (a.memfd >= 0) ::close(a.memfd);
   if (a.self_fd >= 0) ::close(a.self_fd);
   if (DiscardPendingUsr2()) spdlog::info("SIGUSR2 during the re-exec, ignored");
   UnblockStopSignals();
+  const PhaseMark done = MarkNow();
+  const PhaseMark start = ImageStartMark();
   spdlog::info("relsupd daemon re-executed (pid {}): {}, {} instances adopted, {} ms since "
-               "the handover was written (to main {} ms, read {}, fd checks {}, to the "
-               "ledger {}, adoption {})",
+               "the handover was written (written to exec {:.1f} ms, exec to start {:.1f}, "
+               "start to main {}, read {}, fd checks {}, to the ledger {}, adoption {})",
                getpid(), detail, InstanceCount(r.supervisor), window_ms,
-               a.main_ms - r.written_mono_ms, a.read_ms - a.main_ms, a.checked_ms - a.read_ms,
-               ledger_open_ms_ - a.checked_ms, NowMs() - ledger_open_ms_);
+               static_cast<double>(a.exec_us) / 1000.0 - static_cast<double>(r.written_mono_ms),
+               static_cast<double>(start.us - a.exec_us) / 1000.0, Between(start, a.main),
+               Between(a.main, a.read), Between(a.read, a.checked), Between(a.checked, adopt_ledger_mark_),
+               Between(adopt_ledger_mark_, done));
   notifier_->ReexecDone("Ready: re-executed " + detail);
 }
 

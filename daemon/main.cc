@@ -342,12 +342,18 @@ Status Daemon::Start(const Adoption* adopt, bool* committed) {
   ASSIGN_OR_RETURN(ledger_, Ledger::Open(config_.state_dir + "/ledger.db",
                                          RealClock()));
   if (committed != nullptr) *committed = true;
-  ledger_open_ms_ = RealClock().MonotonicMs();
+  if (adopt != nullptr) adopt_ledger_mark_ = MarkNow();
   if (adopt != nullptr) {
     // From here the carried fds are this image's: closed at any later exec.
     std::vector<int> carried = HandoverFdList(adopt->record);
     carried.push_back(adopt->memfd);
     if (adopt->self_fd >= 0) carried.push_back(adopt->self_fd);
+    if (auto standin = ParseStandinEnv(adopt->standin.c_str())) {
+      carried.push_back(standin->pidfd.get());
+      carried.push_back(standin->stop.get());
+      carried.push_back(standin->handback.get());
+      standin_ = std::move(*standin);
+    }
     SetCloexec(carried).IgnoreError();  // each was checked in stage A
     uv_disable_stdio_inheritance();
     lock_ = Fd(adopt->record.fds.lock);
@@ -490,7 +496,7 @@ int EnvFd(const char* name) {
 Status ReadAdoption(Adoption* a) {
   if (a->memfd < 0) return InvalidArgument(std::string(kHandoverFdEnv) + " is not an fd number");
   ASSIGN_OR_RETURN(a->record, ReadHandover(a->memfd));
-  a->read_ms = RealClock().MonotonicMs();
+  a->read = MarkNow();
   // The requester is the one fd a peer controls: a requester that went
   // away costs its answer, never the record.
   if (const auto& q = a->record.request) {
@@ -504,7 +510,22 @@ Status ReadAdoption(Adoption* a) {
   if (a->fallback.empty() && FailpointFails("handover-unreadable"))
     return Status(StatusCode::kCorruption, "the handover is unreadable (failpoint)");
   RETURN_IF_ERROR(CheckHandoverFds(a->record));
-  a->checked_ms = RealClock().MonotonicMs();
+  // A stand-in whose fds are not what the name says is left alone: its
+  // fd numbers may be anything (it exits by itself, or with the daemon).
+  if (auto standin = ParseStandinEnv(a->standin.c_str())) {
+    Status s = CheckStandin(*standin);
+    (void)standin->pidfd.Release();
+    (void)standin->stop.Release();
+    (void)standin->handback.Release();
+    if (!s.ok()) {
+      spdlog::warn("The stand-in is ignored: {}", s.message());
+      a->standin.clear();
+    }
+  } else if (!a->standin.empty()) {
+    spdlog::warn("The stand-in is ignored: {}='{}' is not pid,pidfd,fd", kStandinEnv, a->standin);
+    a->standin.clear();
+  }
+  a->checked = MarkNow();
   return Status::Ok();
 }
 
@@ -513,11 +534,16 @@ Status ReadAdoption(Adoption* a) {
 int RunAdopted(const DaemonOptions& options) {
   ::prctl(PR_SET_NAME, "relsupd-core");
   Adoption a;
-  a.main_ms = RealClock().MonotonicMs();
+  a.main = MarkNow();
+  if (const char* e = getenv(kReexecExecUsEnv)) a.exec_us = std::strtoll(e, nullptr, 10);
   a.memfd = EnvFd(kHandoverFdEnv);
   a.self_fd = EnvFd(kReexecSelfFdEnv);
   if (const char* f = getenv(kReexecFallbackEnv)) a.fallback = f;
-  for (const char* name : {kHandoverFdEnv, kReexecSelfFdEnv, kReexecFallbackEnv}) ::unsetenv(name);
+  if (const char* e = getenv(kStandinEnv)) a.standin = e;
+  for (const char* name :
+       {kHandoverFdEnv, kReexecSelfFdEnv, kReexecFallbackEnv, kReexecExecUsEnv, kStandinEnv}) ::unsetenv(name);
+  // Tests: a long window, in which only the stand-in answers (§6.6).
+  if (a.fallback.empty() && FailpointFails("reexec-slow-adoption")) ::usleep(1'000'000);
   Status s = ReadAdoption(&a);
   bool committed = false;
   if (s.ok()) {
@@ -538,7 +564,8 @@ int RunAdopted(const DaemonOptions& options) {
     Status back = argv.ok() ? ExecFd(a.self_fd, "the previous binary", *argv,
                                      {{kHandoverFdEnv, std::to_string(a.memfd)},
                                       {kReexecSelfFdEnv, std::to_string(a.self_fd)},
-                                      {kReexecFallbackEnv, reason.substr(0, 1024)}})
+                                      {kReexecFallbackEnv, reason.substr(0, 1024)},
+                                      {kStandinEnv, a.standin}})
                             : argv.status();
     spdlog::error("{}", back.message());
   }

@@ -53,6 +53,8 @@ void RegisterReleaseHandlers(Dispatcher* dispatcher, DaemonContext* context);
 
 // ps, scale, restart, stop, start, logs, activate (process_handlers.cc).
 void RegisterProcessHandlers(Dispatcher* dispatcher, DaemonContext* context);
+// The re-exec's stand-in (daemon/reexec/standin.h): `ps`, from memory.
+void RegisterStandinHandlers(Dispatcher* dispatcher, DaemonContext* context);
 // run: one-off processes (run_handlers.cc).
 void RegisterRunHandlers(Dispatcher* dispatcher, DaemonContext* context);
 

@@ -47,7 +47,7 @@ Json PsRowToJson(const PsRow& r) {
   return j;
 }
 
-Result<Json> Ps(DaemonContext& ctx, const Json& params) {
+Result<Json> Ps(DaemonContext& ctx, const Json& params, bool memory_only = false) {
   RETURN_IF_ERROR(params::CheckKnown(params, {"app", "all"}));
   ASSIGN_OR_RETURN(auto app, params::OptionalString(params, "app"));
   if (app) RETURN_IF_ERROR(ValidateAppName(*app));
@@ -56,7 +56,7 @@ Result<Json> Ps(DaemonContext& ctx, const Json& params) {
     if (!it->is_boolean()) return InvalidArgument("param 'all' must be a boolean");
     all = it->get<bool>();
   }
-  ASSIGN_OR_RETURN(std::vector<PsRow> rows, ctx.runs->Ps(app));
+  ASSIGN_OR_RETURN(std::vector<PsRow> rows, ctx.runs->Ps(app, memory_only));
   // `all`: the one-offs of `ctl run` too (type "run"; never instances).
   if (all)
     for (PsRow& r : ctx.runs->one_offs()->PsRows(app)) rows.push_back(std::move(r));
@@ -346,6 +346,11 @@ Result<Json> Status_(DaemonContext& ctx, const Json& params) {
 }
 
 }  // namespace
+
+void RegisterStandinHandlers(Dispatcher* d, DaemonContext* ctx) {
+  d->Register(method::kPs, Right::kRead,
+              [ctx](const Request& r) { return Ps(*ctx, r.params, true); });
+}
 
 void RegisterProcessHandlers(Dispatcher* d, DaemonContext* ctx) {
   d->Register(method::kPs, Right::kRead,

@@ -128,27 +128,26 @@ void ControlServer::Accept() {
                      std::strerror(errno));
       return;
     }
-    // A refused socket is closed unread (CloseSocket: off the loop when the
-    // peer sent something before we accepted, which may carry files).
-    auto peer = PeerOf(fd.get());
-    if (!peer.ok()) {
-      spdlog::warn("{}, dropping the connection", peer.status().message());
-      CloseSocket(std::move(fd));
-      continue;
-    }
-    peer->right = Right::kNone;
-    if (connections_.size() >= max_connections_) {
-      LogRefusal(*peer, "the control socket is full");
-      CloseSocket(std::move(fd));
-      continue;
-    }
-    peer->right = RightOf(*peer, *policy_);
-    if (!Admit(*peer)) {
-      CloseSocket(std::move(fd));
-      continue;
-    }
-    AddConnection(std::move(fd), *peer);
+    TakeConnection(std::move(fd));
   }
+}
+
+void ControlServer::TakeConnection(Fd fd) {
+  // A refused socket is closed unread (CloseSocket: off the loop when the
+  // peer sent something before we accepted, which may carry files).
+  auto peer = PeerOf(fd.get());
+  if (!peer.ok()) {
+    spdlog::warn("{}, dropping the connection", peer.status().message());
+    return CloseSocket(std::move(fd));
+  }
+  peer->right = Right::kNone;
+  if (connections_.size() >= max_connections_) {
+    LogRefusal(*peer, "the control socket is full");
+    return CloseSocket(std::move(fd));
+  }
+  peer->right = RightOf(*peer, *policy_);
+  if (!Admit(*peer)) return CloseSocket(std::move(fd));
+  AddConnection(std::move(fd), *peer);
 }
 
 ControlServer::Connection* ControlServer::AddConnection(Fd fd, const Peer& peer) {
@@ -520,7 +519,7 @@ void ControlServer::Flush(Connection* c) {
   UpdatePoll(c);
 }
 
-void ControlServer::Drop(Connection* c) {
+void ControlServer::Drop(Connection* c, bool shared) {
   auto it = connections_.find(c);
   if (it == connections_.end()) return;
   CountPending(c, -static_cast<int64_t>(c->pending()));
@@ -534,7 +533,10 @@ void ControlServer::Drop(Connection* c) {
   c->dropped = true;
   c->poll.Close();
   c->idle.Close();
-  CloseSocket(std::move(c->fd));
+  if (shared)
+    c->fd.Reset();
+  else
+    CloseSocket(std::move(c->fd));
   if (!c->change()) {
     --not_change_connections_;
     auto u = per_uid_.find(c->peer.uid);

@@ -100,8 +100,8 @@ class ControlServer {
   // daemon-reexec (docs/reexec.md §2.5, §4.3). Freeze: the listener is
   // no longer polled (clients wait in its backlog; the new image accepts
   // them) and no connection is read (nothing new arrives, files passed
-  // along included); Thaw undoes it. DropAllBut: drops every connection
-  // but the one with Peer::connection_id `keep`. ConnectionFd: the socket
+  // along included); Thaw undoes it. DropBusyBut: drops every connection
+  // but the idle ones and the one with Peer::connection_id `keep`. ConnectionFd: the socket
   // of connection `id`, or -1 when it is gone. AdoptListener: takes the
   // listening socket of a handover, bound at `path`, instead of Listen.
   // AdoptConnection: takes the requester's connection of a handover and
@@ -109,13 +109,23 @@ class ControlServer {
   void Freeze();
   void Thaw();
   int listen_fd() const { return listen_fd_.get(); }
-  void DropAllBut(uint64_t keep);
+  void DropBusyBut(uint64_t keep);
+  // Idle connections (nothing read, queued, running or to write) change
+  // hands at a re-exec: the stand-in serves them (its copies), then this
+  // image drops its own.
+  std::vector<int> IdleConnectionFds() const;
+  void DropIdle();
   int ConnectionFd(uint64_t id) const;
   Status AdoptListener(Fd fd, const std::string& path);
   bool AdoptConnection(Fd fd, std::string reply);
+  // An accepted connection, as if from the listener (the limits, the
+  // rights, the admission): the ones the re-exec's stand-in hands back
+  // unanswered (daemon/reexec/standin.h). REQUIRES: non-blocking, CLOEXEC.
+  void TakeConnection(Fd fd);
 
  private:
   struct Connection;
+  static bool Idle(const Connection& c);
   static void OnListenerReady(uv_poll_t* poll, int status, int events);
   static void OnResumeAccept(uv_timer_t* timer);
   // Out of fds: stop accepting for kAcceptPauseMs instead of spinning on a
@@ -133,7 +143,9 @@ class ControlServer {
   void Send(Connection* c, std::string data);
   void Flush(Connection* c);
   void UpdatePoll(Connection* c);
-  void Drop(Connection* c);
+  // `shared`: another process holds the socket too (the re-exec's
+  // stand-in): only this copy closes, the socket is not shut down.
+  void Drop(Connection* c, bool shared = false);
   // Closes a connection's socket, on the closer's thread when unread
   // messages (which may carry files) wait in it.
   void CloseSocket(Fd fd);

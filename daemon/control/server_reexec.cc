@@ -56,11 +56,32 @@ int ControlServer::ConnectionFd(uint64_t id) const {
   return -1;
 }
 
-void ControlServer::DropAllBut(uint64_t keep) {
+// Nothing read, queued, running or to write: a connection that can change
+// hands between a line and the next.
+bool ControlServer::Idle(const Connection& c) {
+  return !c.dropped && c.reading && c.in_flight == 0 && c.input.buffered() == 0 &&
+         c.fds.empty() && c.output.empty();
+}
+
+void ControlServer::DropBusyBut(uint64_t keep) {
   std::vector<Connection*> drop;
   for (auto& [raw, conn] : connections_)
-    if (raw->peer.connection_id != keep) drop.push_back(raw);
+    if (raw->peer.connection_id != keep && !Idle(*raw)) drop.push_back(raw);
   for (Connection* c : drop) Drop(c);
+}
+
+std::vector<int> ControlServer::IdleConnectionFds() const {
+  std::vector<int> out;
+  for (const auto& [raw, conn] : connections_)
+    if (Idle(*raw)) out.push_back(raw->fd.get());
+  return out;
+}
+
+void ControlServer::DropIdle() {
+  std::vector<Connection*> drop;
+  for (auto& [raw, conn] : connections_)
+    if (Idle(*raw)) drop.push_back(raw);
+  for (Connection* c : drop) Drop(c, /*shared=*/true);
 }
 
 }  // namespace relsupd

@@ -21,6 +21,8 @@ namespace relsupd {
 inline constexpr char kHandoverFdEnv[] = "RELSUPD_HANDOVER_FD";
 inline constexpr char kReexecSelfFdEnv[] = "RELSUPD_REEXEC_SELF_FD";
 inline constexpr char kReexecFallbackEnv[] = "RELSUPD_REEXEC_FALLBACK";
+// The old image's monotonic microseconds at its execve (the window's phases).
+inline constexpr char kReexecExecUsEnv[] = "RELSUPD_REEXEC_EXEC_US";
 
 // This process's argv, from /proc/self/cmdline.
 Result<std::vector<std::string>> OwnArgv();

@@ -380,9 +380,15 @@ void RunService::Restart(const std::string& app, const std::string& type,
 }
 
 Result<std::vector<PsRow>> RunService::Ps(
-    const std::optional<std::string>& app) {
+    const std::optional<std::string>& app, bool memory_only) {
   std::vector<std::string> names;
-  if (app) {
+  if (app && memory_only) {
+    const std::vector<std::string> running = supervisor_->Apps();
+    if (std::find(running.begin(), running.end(), *app) == running.end())
+      return Status(StatusCode::kBusy, "relsupd is re-executing: ask again about '" + *app +
+                                           "' in a moment");
+    names.push_back(*app);
+  } else if (app) {
     RETURN_IF_ERROR(ledger_->GetApp(*app).status());
     names.push_back(*app);
   } else {

@@ -111,7 +111,10 @@ class RunService final : public SupervisorListener {
   // Rolling restart of one type or all.
   void Restart(const std::string& app, const std::string& type,
                const Actor& actor, std::function<void(Status)> done);
-  Result<std::vector<PsRow>> Ps(const std::optional<std::string>& app);
+  // `memory_only` (the re-exec's stand-in, which must not use the ledger
+  // after a fork): an app with no instances is kBusy, not looked up.
+  Result<std::vector<PsRow>> Ps(const std::optional<std::string>& app,
+                                bool memory_only = false);
 
   // Switches the app to a release: checks it exists, is not pruned, has no
   // tcp/http ready check aimed at a daemon-held socket, and verifies;

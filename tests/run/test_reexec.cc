@@ -13,8 +13,11 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <mutex>
 #include <thread>
 
+#include "cli/client.h"
 #include "daemon/protocol/methods.h"
 #include "tests/run/hello_stage.h"
 #include "tests/run/run_fixture.h"
@@ -333,7 +336,7 @@ TEST_CASE("daemon-reexec: when the new image cannot read the handover, the old b
   });
 }
 
-TEST_CASE("daemon-reexec: SIGUSR2 re-execs, and an idle connection gets EOF") {
+TEST_CASE("daemon-reexec: SIGUSR2 re-execs, and an idle connection is served across it") {
   ReexecStage r;
   const pid_t daemon = r.s().daemon().pid();
   const std::set<pid_t> pids = Pids(Ps(r.s()));
@@ -345,7 +348,14 @@ TEST_CASE("daemon-reexec: SIGUSR2 re-execs, and an idle connection gets EOF") {
   CHECK(r.DaemonPid() == daemon);
   CHECK(InodeOf("/proc/" + std::to_string(daemon) + "/exe") == fresh);
   CHECK(Pids(Ps(r.s())) == pids);
-  CHECK(idle.WaitEnd() == support::RawConn::End::kEof);
+  // Idle at the exec: the stand-in took it, handed it back, and the new
+  // image answers on it (its own history holds the re-exec).
+  const Json answer = idle.Exchange(
+      R"({"jsonrpc":"2.0","id":7,"method":"history","params":{}})");
+  REQUIRE(answer.contains("result"));
+  int reexecs = 0;
+  for (const Json& e : answer["result"]) reexecs += e["kind"] == "reexec";
+  CHECK(reexecs == 1);
 }
 
 TEST_CASE("daemon-reexec: a re-exec interrupted by a crash is recorded at the next cold start") {
@@ -396,6 +406,98 @@ TEST_CASE("daemon-reexec: refused while a one-off runs, done with --kill-one-off
   CHECK(ended);
   CHECK_FALSE(st.Exited(0));
   CHECK_FALSE(one_off());
+}
+
+}  // namespace
+}  // namespace relsupd::run_test
+
+namespace relsupd::run_test {
+namespace {
+
+// Calls `method` on a fresh connection every `pause` on a thread, counting
+// answers and keeping every error, until it is destroyed.
+class Poller {
+ public:
+  Poller(const std::string& socket, std::string method, Json params, std::chrono::milliseconds pause)
+      : thread_([=, this] {
+          while (!stop_) {
+            auto client = Client::Connect(socket);
+            Result<Json> r = client.ok() ? client->Call(method, params) : client.status();
+            std::lock_guard lock(mu_);
+            if (r.ok()) ++answers_;
+            else errors_.push_back(r.status().message());
+            std::this_thread::sleep_for(pause);
+          }
+        }) {}
+  ~Poller() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  size_t answers() {
+    std::lock_guard lock(mu_);
+    return answers_;
+  }
+  std::vector<std::string> errors() {
+    std::lock_guard lock(mu_);
+    return errors_;
+  }
+
+ private:
+  std::mutex mu_;
+  size_t answers_ = 0;
+  std::vector<std::string> errors_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// The daemon's children named relsupd-standin, zombies too.
+int Standins(pid_t daemon) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(e.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t close = stat.rfind(')');
+    if (close == std::string::npos || stat.find("(relsupd-standin)") == std::string::npos) continue;
+    char state = 0;
+    int ppid = 0;
+    if (std::sscanf(stat.c_str() + close + 2, "%c %d", &state, &ppid) == 2 && ppid == daemon) ++n;
+  }
+  return n;
+}
+
+TEST_CASE("daemon-reexec: a stand-in answers ps in the window, every other request waits for the new image, and the stand-in is reaped") {
+  // The new image sleeps 1 s before it reads the record.
+  ReexecStage r({"RELSUPD_FAILPOINT=reexec-slow-adoption"});
+  const pid_t daemon = r.s().daemon().pid();
+  const std::string exe = "/proc/" + std::to_string(daemon) + "/exe";
+  const std::set<pid_t> pids = Pids(Ps(r.s()));
+  Poller poller(r.s().socket(), rpc::method::kPs, {{"app", "shop"}}, std::chrono::milliseconds(2));
+  const ino_t fresh = r.bin.Replace();
+  auto cli = std::async(std::launch::async, [&] { return r.Reexec(); });
+  // Past the exec, in the new image's sleep: the stand-in answers ps.
+  REQUIRE(support::WaitUntil([&] { return InodeOf(exe) == fresh && Standins(daemon) == 1; },
+                             20'000, 2));
+  CHECK(Pids(support::Call(r.s().socket(), rpc::method::kPs, {{"app", "shop"}})) == pids);
+  // history is handed back unread: the new image answers it, its re-exec
+  // event included.
+  const Json events = support::Call(r.s().socket(), rpc::method::kHistory);
+  int reexecs = 0;
+  for (const Json& e : events) reexecs += e["kind"] == "reexec";
+  CHECK(reexecs == 1);
+  e2e::ProcResult done = cli.get();
+  INFO(done.err);
+  CHECK(done.exit_code() == 0);
+  poller.Stop();
+  CHECK(poller.errors().empty());
+  CHECK(poller.answers() > 0);
+  CHECK(Pids(Ps(r.s())) == pids);
+  CHECK(support::WaitUntil([&] { return Standins(daemon) == 0; }, 20'000, 20));
+  // A second re-exec forks a new stand-in, and reaps it too.
+  REQUIRE(r.Reexec().exit_code() == 0);
+  CHECK(support::WaitUntil([&] { return Standins(daemon) == 0; }, 20'000, 20));
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "daemon/reexec/binary_check.h"
 #include "daemon/reexec/handover_version.h"
 #include "daemon/reexec/probe.h"
+#include "daemon/reexec/standin.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 
@@ -211,6 +212,41 @@ TEST_CASE("relsupd-core daemon --reexec-probe prints its versions and touches no
   support::ProcResult help = support::RunProcess({core, "daemon", "--help"});
   CHECK(help.status.Exited(0));
   CHECK(help.out.find("reexec") == std::string::npos);
+}
+
+}  // namespace
+}  // namespace relsupd
+
+namespace relsupd {
+namespace {
+
+TEST_CASE("stand-in: RELSUPD_REEXEC_STANDIN parses four positive numbers and nothing else") {
+  auto s = ParseStandinEnv("12,5,6,7");
+  REQUIRE(s.has_value());
+  CHECK(s->pid == 12);
+  CHECK(s->pidfd.get() == 5);
+  CHECK(s->stop.get() == 6);
+  CHECK(s->handback.get() == 7);
+  // Not ours to close: the numbers name no fd of this test.
+  (void)s->pidfd.Release();
+  (void)s->stop.Release();
+  (void)s->handback.Release();
+  for (const char* bad : {"", "12,5,6", "12,5,6,7,8", "12,5,6,x", "-1,5,6,7", "12,0,6,7",
+                          "12,5,6,7 ", "99999999999,5,6,7", "12;5;6;7"})
+    CHECK_FALSE(ParseStandinEnv(bad).has_value());
+  CHECK_FALSE(ParseStandinEnv(nullptr).has_value());
+}
+
+TEST_CASE("stand-in: fds that are not a pidfd, a pipe and a socket are refused by name") {
+  int p[2];
+  REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
+  Standin s;
+  s.pid = ::getpid();
+  s.pidfd = Fd(p[0]);  // a pipe, not a pidfd
+  s.stop = Fd(p[1]);
+  Status st = CheckStandin(s);
+  CHECK_FALSE(st.ok());
+  CHECK_THAT(st.message(), Catch::Contains(std::to_string(p[0])));
 }
 
 }  // namespace

@@ -1,0 +1,375 @@
+#include "daemon/reexec/standin.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+#include <memory>
+#include <vector>
+
+#include "daemon/base/clock.h"
+#include "daemon/protocol/methods.h"
+#include "daemon/reexec/handover_fds.h"
+
+namespace relsupd {
+namespace {
+
+constexpr size_t kMaxConnections = 32;
+constexpr size_t kMaxPeekBytes = 16 * 1024;  // a longer first line goes to the daemon
+constexpr int64_t kConnectionDeadlineMs = 2000;
+
+int64_t Now() { return RealClock().MonotonicMs(); }
+
+// Every fd but those in `keep` (and 0-2) closed.
+void CloseAllBut(std::vector<int> keep) {
+  std::sort(keep.begin(), keep.end());
+  unsigned first = 3;
+  auto close_range = [](unsigned lo, unsigned hi) {
+    if (lo > hi) return;
+    if (::syscall(SYS_close_range, lo, hi, 0) != 0)
+      for (unsigned fd = lo; fd <= hi && fd < 65536; ++fd) ::close(static_cast<int>(fd));
+  };
+  for (int k : keep) {
+    if (k > 0) close_range(first, static_cast<unsigned>(k) - 1);
+    first = static_cast<unsigned>(k) + 1;
+  }
+  close_range(first, ~0U);
+}
+
+// Whether `line` is one request the stand-in answers: a `ps`.
+bool IsPs(std::string_view line) {
+  const rpc::Json j = rpc::Json::parse(line, nullptr, false);
+  if (!j.is_object()) return false;
+  auto m = j.find("method");
+  return m != j.end() && m->is_string() && m->get_ref<const std::string&>() == rpc::method::kPs;
+}
+
+struct Connection {
+  Fd fd;
+  Peer peer;
+  std::string out;
+  int64_t deadline_ms = 0;
+};
+
+class Server {
+ public:
+  Server(int listen_fd, int stop_fd, int handback_fd, Dispatcher* dispatcher,
+         const AccessPolicy& policy)
+      : listen_fd_(listen_fd), stop_fd_(stop_fd), handback_fd_(handback_fd),
+        dispatcher_(dispatcher), policy_(policy) {}
+
+  [[noreturn]] void Run() {
+    const int64_t end = Now() + kStandinLifetimeMs;
+    for (;;) {
+      const int64_t now = Now();
+      if (now >= end) stopping_ = true;
+      if (stopping_) {
+        // What waits for its next line goes back; then the stand-in ends.
+        for (auto& c : conns_)
+          if (c->out.empty()) HandBack(*c);
+        Sweep();
+        if (conns_.empty() || now >= end) ::_exit(0);
+      }
+      std::vector<pollfd> fds;
+      fds.push_back({stop_fd_, static_cast<short>(stopping_ ? 0 : POLLIN), 0});
+      const bool accepting = !stopping_ && conns_.size() < kMaxConnections;
+      fds.push_back({listen_fd_, static_cast<short>(accepting ? POLLIN : 0), 0});
+      int64_t wake = end;
+      for (const auto& c : conns_) {
+        fds.push_back({c->fd.get(), static_cast<short>(c->out.empty() ? POLLIN : POLLOUT), 0});
+        wake = std::min(wake, c->deadline_ms);
+      }
+      const int rc = ::poll(fds.data(), fds.size(), static_cast<int>(std::max<int64_t>(wake - now, 0)));
+      if (rc < 0 && errno != EINTR) ::_exit(1);
+      if (rc < 0) continue;
+      if (fds[0].revents != 0) stopping_ = true;
+      for (size_t i = 0; i < conns_.size(); ++i) Serve(*conns_[i], fds[i + 2].revents);
+      // A connection that did not take its answer in time is dropped; one
+      // that sent no whole line in time goes to the daemon.
+      for (auto& c : conns_)
+        if (c->fd.valid() && Now() >= c->deadline_ms) {
+          if (c->out.empty()) HandBack(*c); else c->fd.Reset();
+        }
+      Sweep();
+      if (accepting && fds[1].revents != 0) Accept();
+    }
+  }
+
+  void Sweep() {
+    std::erase_if(conns_, [](const std::unique_ptr<Connection>& c) { return !c->fd.valid(); });
+  }
+
+  // An accepted connection, or one the old image had open (beyond
+  // kMaxConnections those go back at once).
+  void Add(Fd fd) {
+    auto c = std::make_unique<Connection>();
+    c->fd = std::move(fd);
+    c->deadline_ms = Now() + kConnectionDeadlineMs;
+    auto peer = PeerOf(c->fd.get());
+    if (!peer.ok() || conns_.size() >= kMaxConnections) return HandBack(*c);
+    c->peer = *peer;
+    c->peer.right = RightOf(c->peer, policy_);
+    conns_.push_back(std::move(c));
+  }
+
+ private:
+  void Accept() {
+    while (conns_.size() < kMaxConnections) {
+      Fd fd(::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+      if (!fd.valid()) return;
+      Add(std::move(fd));
+    }
+  }
+
+  // Sends the connection to the daemon, unread past what was answered.
+  void HandBack(Connection& c) {
+    char byte = 'c';
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    const int fd = c.fd.get();
+    std::memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    // Full (the daemon not reading): the client sees EOF and asks again.
+    while (::sendmsg(handback_fd_, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+    }
+    c.fd.Reset();
+  }
+
+  void Serve(Connection& c, short revents) {
+    if (revents == 0 || !c.fd.valid()) return;
+    if (!c.out.empty()) {
+      const ssize_t n = ::send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL);
+      if (n < 0 && errno != EAGAIN && errno != EINTR) return c.fd.Reset();
+      if (n > 0) c.out.erase(0, static_cast<size_t>(n));
+      return;
+    }
+    // Peeked, not read: a line the stand-in does not answer stays in the
+    // socket for the daemon.
+    std::string buf(kMaxPeekBytes, '\0');
+    const ssize_t n = ::recv(c.fd.get(), buf.data(), buf.size(), MSG_PEEK);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EINTR) c.fd.Reset();
+      return;
+    }
+    if (n == 0) return c.fd.Reset();  // the client is done
+    buf.resize(static_cast<size_t>(n));
+    const size_t eol = buf.find('\n');
+    if (eol == std::string::npos || !IsPs(std::string_view(buf).substr(0, eol)))
+      return HandBack(c);
+    if (::recv(c.fd.get(), buf.data(), eol + 1, 0) != static_cast<ssize_t>(eol + 1))
+      return c.fd.Reset();
+    c.out = dispatcher_->HandleLine(buf.substr(0, eol), c.peer);
+    c.deadline_ms = Now() + kConnectionDeadlineMs;
+  }
+
+  int listen_fd_, stop_fd_, handback_fd_;
+  Dispatcher* dispatcher_;
+  const AccessPolicy& policy_;
+  std::vector<std::unique_ptr<Connection>> conns_;
+  bool stopping_ = false;
+};
+
+// The child's side of StartStandin; never returns.
+[[noreturn]] void RunChild(pid_t parent, int listen_fd, const std::vector<int>& connections,
+                           int stop_fd, int handback_fd,
+                           const AccessPolicy& policy,
+                           const std::function<void(Dispatcher*)>& register_handlers) {
+  // The parent's handlers write into its loop's signal pipe: this process
+  // takes every signal's default action (SIGPIPE stays ignored).
+  for (int sig = 1; sig < NSIG; ++sig)
+    if (sig != SIGKILL && sig != SIGSTOP && sig != SIGPIPE) ::signal(sig, SIG_DFL);
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(0);
+  ::prctl(PR_SET_NAME, "relsupd-standin");
+  std::vector<int> keep = connections;
+  keep.insert(keep.end(), {listen_fd, stop_fd, handback_fd});
+  CloseAllBut(keep);
+  sigset_t none;
+  sigemptyset(&none);
+  ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
+  Dispatcher dispatcher(&policy);
+  register_handlers(&dispatcher);
+  Server server(listen_fd, stop_fd, handback_fd, &dispatcher, policy);
+  for (int fd : connections) server.Add(Fd(fd));
+  server.Run();
+}
+
+// Takes the handed-back connections and reaps the stand-in; frees itself
+// once the stand-in is reaped and the socketpair reached its end.
+struct StopWatch {
+  uv_poll_t exited{}, handback{};
+  uv_timer_t kill{};
+  Standin standin;
+  std::function<void(Fd)> take;
+  bool reaped = false, drained = false;
+  int open_handles = 3;
+
+  void OnExited() {
+    siginfo_t info{};
+    while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(standin.pidfd.get()), &info,
+                    WEXITED | WNOHANG) != 0 && errno == EINTR) {
+    }
+    reaped = true;
+    uv_poll_stop(&exited);
+    uv_timer_stop(&kill);
+    MaybeClose();
+  }
+
+  void OnHandback() {
+    for (;;) {
+      char byte;
+      iovec iov{&byte, 1};
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      const ssize_t n = ::recvmsg(standin.handback.get(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return;
+      if (n <= 0) break;  // the stand-in's end is closed: all came
+      for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+        take(Fd(fd));
+      }
+    }
+    drained = true;
+    uv_poll_stop(&handback);
+    MaybeClose();
+  }
+
+  void MaybeClose() {
+    if (!reaped || !drained) return;
+    auto closed = [](uv_handle_t* h) {
+      auto* w = static_cast<StopWatch*>(h->data);
+      if (--w->open_handles == 0) delete w;
+    };
+    uv_close(reinterpret_cast<uv_handle_t*>(&exited), closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&handback), closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&kill), closed);
+  }
+};
+
+}  // namespace
+
+Result<Standin> StartStandin(int listen_fd, const std::vector<int>& connections,
+                             const AccessPolicy& policy,
+                             const std::function<void(Dispatcher*)>& register_handlers) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return Status::FromErrno("cannot make the stand-in's pipe", errno);
+  Fd stop_read(p[0]), stop_write(p[1]);
+  int sp[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) != 0)
+    return Status::FromErrno("cannot make the stand-in's socketpair", errno);
+  Fd handback_ours(sp[0]), handback_child(sp[1]);
+  // No signal may run the parent's handlers in the child before it resets
+  // them: all are blocked across the fork.
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid == 0)
+    RunChild(parent, listen_fd, connections, stop_read.get(), handback_child.get(), policy,
+             register_handlers);
+  const int fork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) return Status::FromErrno("cannot fork the stand-in", fork_errno);
+  Standin s;
+  s.pid = pid;
+  s.stop = std::move(stop_write);
+  s.handback = std::move(handback_ours);
+  s.pidfd = Fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!s.pidfd.valid()) {
+    const int e = errno;
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return Status::FromErrno("cannot open the stand-in's pidfd", e);
+  }
+  ::fcntl(s.pidfd.get(), F_SETFD, FD_CLOEXEC);
+  return s;
+}
+
+std::string StandinEnvValue(const Standin& s) {
+  return std::to_string(s.pid) + "," + std::to_string(s.pidfd.get()) + "," +
+         std::to_string(s.stop.get()) + "," + std::to_string(s.handback.get());
+}
+
+std::optional<Standin> ParseStandinEnv(const char* value) {
+  if (value == nullptr) return std::nullopt;
+  long v[4];
+  const char* p = value;
+  for (int i = 0; i < 4; ++i) {
+    char* end = nullptr;
+    errno = 0;
+    v[i] = std::strtol(p, &end, 10);
+    if (end == p || errno != 0 || v[i] <= 0 || v[i] > INT32_MAX) return std::nullopt;
+    if (*end != (i < 3 ? ',' : '\0')) return std::nullopt;
+    p = end + 1;
+  }
+  Standin s;
+  s.pid = static_cast<pid_t>(v[0]);
+  s.pidfd = Fd(static_cast<int>(v[1]));
+  s.stop = Fd(static_cast<int>(v[2]));
+  s.handback = Fd(static_cast<int>(v[3]));
+  return s;
+}
+
+Status CheckStandin(const Standin& s) {
+  RETURN_IF_ERROR(CheckPidfd(s.pidfd.get(), s.pid));
+  struct stat st{};
+  if (::fstat(s.stop.get(), &st) != 0 || !S_ISFIFO(st.st_mode))
+    return InvalidArgument("the stand-in's stop fd " + std::to_string(s.stop.get()) +
+                           " is not a pipe");
+  if (::fstat(s.handback.get(), &st) != 0 || !S_ISSOCK(st.st_mode))
+    return InvalidArgument("the stand-in's fd " + std::to_string(s.handback.get()) +
+                           " is not a socket");
+  return Status::Ok();
+}
+
+void StopStandin(uv_loop_t* loop, Standin standin, std::function<void(Fd)> take) {
+  standin.stop.Reset();
+  auto* w = new StopWatch;
+  w->standin = std::move(standin);
+  w->take = std::move(take);
+  w->exited.data = w->handback.data = w->kill.data = w;
+  uv_timer_init(loop, &w->kill);
+  // A pidfd and a socket poll on any kernel with pidfds.
+  uv_poll_init(loop, &w->exited, w->standin.pidfd.get());
+  uv_poll_init(loop, &w->handback, w->standin.handback.get());
+  uv_poll_start(&w->exited, UV_READABLE, [](uv_poll_t* p, int, int) {
+    static_cast<StopWatch*>(p->data)->OnExited();
+  });
+  uv_poll_start(&w->handback, UV_READABLE, [](uv_poll_t* p, int, int) {
+    static_cast<StopWatch*>(p->data)->OnHandback();
+  });
+  uv_timer_start(&w->kill, [](uv_timer_t* t) {
+    auto* watch = static_cast<StopWatch*>(t->data);
+    ::syscall(SYS_pidfd_send_signal, watch->standin.pidfd.get(), SIGKILL, nullptr, 0);
+  }, kStandinStopGraceMs, 0);
+}
+
+}  // namespace relsupd
