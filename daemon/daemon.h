@@ -138,6 +138,7 @@ class Daemon {
   // The old image's stand-in (§6.6): forked by Exec, stopped by Undo or,
   // across the exec, by the new image's FinishAdoption.
   std::optional<Standin> standin_;
+  std::unique_ptr<StandinStopper> standin_stopper_;  // the last one stopped
   void StopStandinIfAny();
   UvHandle<uv_timer_t> drain_timer_;
 };

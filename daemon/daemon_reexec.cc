@@ -108,7 +108,9 @@ void Daemon::OnDrainTick(uv_timer_t* t) {
   Pending& p = *self->reexec_;
   const bool one_offs = p.ask.kill_one_offs && self->runs_->one_offs()->running() > 0;
   const bool closing = !self->closer_->empty();
-  const size_t work = InFlightWork();
+  // The last re-exec's stand-in still exiting counts as work: its pid
+  // and handed-back connections must not be lost in this exec.
+  const size_t work = InFlightWork() + (self->standin_stopper_ && !self->standin_stopper_->done());
   const bool late = NowMs() - p.drain_started_ms >= kDrainMs;
   if ((one_offs || closing || work > 0) && !late) return;
   if (one_offs || closing || work > 0) {
@@ -238,8 +240,8 @@ void Daemon::Exec() {
 
 void Daemon::StopStandinIfAny() {
   if (!standin_) return;
-  StopStandin(&loop_, std::move(*standin_),
-              [this](Fd fd) { server_->TakeConnection(std::move(fd)); });
+  standin_stopper_ = std::make_unique<StandinStopper>(
+      &loop_, std::move(*standin_), [this](Fd fd) { server_->TakeConnection(std::move(fd)); });
   standin_.reset();
 }
 

@@ -69,6 +69,7 @@ Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {
 }
 
 Daemon::~Daemon() {
+  standin_stopper_.reset();  // its take() needs server_
   server_.reset();
   if (dispatcher_ != nullptr) dispatcher_->Stop();
   context_.read_jobs->Stop();

@@ -213,65 +213,6 @@ class Server {
   server.Run();
 }
 
-// Takes the handed-back connections and reaps the stand-in; frees itself
-// once the stand-in is reaped and the socketpair reached its end.
-struct StopWatch {
-  uv_poll_t exited{}, handback{};
-  uv_timer_t kill{};
-  Standin standin;
-  std::function<void(Fd)> take;
-  bool reaped = false, drained = false;
-  int open_handles = 3;
-
-  void OnExited() {
-    siginfo_t info{};
-    while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(standin.pidfd.get()), &info,
-                    WEXITED | WNOHANG) != 0 && errno == EINTR) {
-    }
-    reaped = true;
-    uv_poll_stop(&exited);
-    uv_timer_stop(&kill);
-    MaybeClose();
-  }
-
-  void OnHandback() {
-    for (;;) {
-      char byte;
-      iovec iov{&byte, 1};
-      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-      msghdr msg{};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
-      const ssize_t n = ::recvmsg(standin.handback.get(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == EAGAIN) return;
-      if (n <= 0) break;  // the stand-in's end is closed: all came
-      for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
-        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
-        int fd;
-        std::memcpy(&fd, CMSG_DATA(cm), sizeof fd);
-        take(Fd(fd));
-      }
-    }
-    drained = true;
-    uv_poll_stop(&handback);
-    MaybeClose();
-  }
-
-  void MaybeClose() {
-    if (!reaped || !drained) return;
-    auto closed = [](uv_handle_t* h) {
-      auto* w = static_cast<StopWatch*>(h->data);
-      if (--w->open_handles == 0) delete w;
-    };
-    uv_close(reinterpret_cast<uv_handle_t*>(&exited), closed);
-    uv_close(reinterpret_cast<uv_handle_t*>(&handback), closed);
-    uv_close(reinterpret_cast<uv_handle_t*>(&kill), closed);
-  }
-};
-
 }  // namespace
 
 Result<Standin> StartStandin(int listen_fd, const std::vector<int>& connections,
@@ -350,26 +291,75 @@ Status CheckStandin(const Standin& s) {
   return Status::Ok();
 }
 
-void StopStandin(uv_loop_t* loop, Standin standin, std::function<void(Fd)> take) {
-  standin.stop.Reset();
-  auto* w = new StopWatch;
-  w->standin = std::move(standin);
-  w->take = std::move(take);
-  w->exited.data = w->handback.data = w->kill.data = w;
-  uv_timer_init(loop, &w->kill);
-  // A pidfd and a socket poll on any kernel with pidfds.
-  uv_poll_init(loop, &w->exited, w->standin.pidfd.get());
-  uv_poll_init(loop, &w->handback, w->standin.handback.get());
-  uv_poll_start(&w->exited, UV_READABLE, [](uv_poll_t* p, int, int) {
-    static_cast<StopWatch*>(p->data)->OnExited();
-  });
-  uv_poll_start(&w->handback, UV_READABLE, [](uv_poll_t* p, int, int) {
-    static_cast<StopWatch*>(p->data)->OnHandback();
-  });
-  uv_timer_start(&w->kill, [](uv_timer_t* t) {
-    auto* watch = static_cast<StopWatch*>(t->data);
-    ::syscall(SYS_pidfd_send_signal, watch->standin.pidfd.get(), SIGKILL, nullptr, 0);
-  }, kStandinStopGraceMs, 0);
+StandinStopper::StandinStopper(uv_loop_t* loop, Standin standin, std::function<void(Fd)> take)
+    : standin_(std::move(standin)), take_(std::move(take)) {
+  standin_.stop.Reset();
+  exited_->data = handback_->data = kill_->data = this;
+  uv_timer_init(loop, kill_.get());
+  uv_timer_start(kill_.get(), &StandinStopper::OnKill, kStandinStopGraceMs, 0);
+  // A pidfd and a socket poll on every kernel with pidfds.
+  uv_poll_init(loop, exited_.get(), standin_.pidfd.get());
+  uv_poll_start(exited_.get(), UV_READABLE, &StandinStopper::OnExited);
+  uv_poll_init(loop, handback_.get(), standin_.handback.get());
+  uv_poll_start(handback_.get(), UV_READABLE, &StandinStopper::OnHandback);
+}
+
+StandinStopper::~StandinStopper() {
+  exited_.Close();
+  handback_.Close();
+  kill_.Close();
+  if (reaped_) return;
+  ::syscall(SYS_pidfd_send_signal, standin_.pidfd.get(), SIGKILL, nullptr, 0);
+  Reap(WEXITED);
+}
+
+void StandinStopper::Reap(int options) {
+  siginfo_t info{};
+  while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(standin_.pidfd.get()), &info,
+                  options) != 0 && errno == EINTR) {
+  }
+  reaped_ = true;
+}
+
+void StandinStopper::OnExited(uv_poll_t* poll, int, int) {
+  auto* self = static_cast<StandinStopper*>(poll->data);
+  if (self == nullptr) return;
+  self->Reap(WEXITED | WNOHANG);
+  uv_poll_stop(poll);
+  uv_timer_stop(self->kill_.get());
+}
+
+void StandinStopper::OnKill(uv_timer_t* timer) {
+  auto* self = static_cast<StandinStopper*>(timer->data);
+  if (self != nullptr)
+    ::syscall(SYS_pidfd_send_signal, self->standin_.pidfd.get(), SIGKILL, nullptr, 0);
+}
+
+void StandinStopper::OnHandback(uv_poll_t* poll, int, int) {
+  auto* self = static_cast<StandinStopper*>(poll->data);
+  if (self == nullptr) return;
+  for (;;) {
+    char byte;
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(self->standin_.handback.get(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return;
+    if (n <= 0) break;  // the stand-in's end is closed: all came
+    for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
+      if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+      self->take_(Fd(fd));
+    }
+  }
+  self->drained_ = true;
+  uv_poll_stop(poll);
 }
 
 }  // namespace relsupd

@@ -30,6 +30,7 @@
 
 #include "daemon/base/fd.h"
 #include "daemon/base/status.h"
+#include "daemon/base/uv_handle.h"
 #include "daemon/control/dispatcher.h"
 #include "daemon/control/peer.h"
 
@@ -63,11 +64,32 @@ std::optional<Standin> ParseStandinEnv(const char* value);
 // socket.
 Status CheckStandin(const Standin& s);
 
-// Closes the stop pipe, gives every connection handed back to `take`
-// (from `loop`), and reaps the stand-in once it exits, killing it if it is
-// still there after kStandinStopGraceMs. The loop owns the watch until the
-// stand-in is reaped and its socketpair drained.
-void StopStandin(uv_loop_t* loop, Standin standin, std::function<void(Fd)> take);
+// Stops a stand-in: closes its stop pipe, gives every connection handed
+// back to `take` (from the loop), and reaps it once it exits, killing it
+// if it is still there after kStandinStopGraceMs. Destroyed before it is
+// done (the daemon stops), it kills and reaps the stand-in at once.
+class StandinStopper {
+ public:
+  StandinStopper(uv_loop_t* loop, Standin standin, std::function<void(Fd)> take);
+  ~StandinStopper();
+  StandinStopper(const StandinStopper&) = delete;
+  StandinStopper& operator=(const StandinStopper&) = delete;
+
+  // Reaped, and every handed-back connection taken.
+  bool done() const { return reaped_ && drained_; }
+
+ private:
+  static void OnExited(uv_poll_t* poll, int status, int events);
+  static void OnHandback(uv_poll_t* poll, int status, int events);
+  static void OnKill(uv_timer_t* timer);
+  void Reap(int options);
+
+  Standin standin_;
+  std::function<void(Fd)> take_;
+  UvHandle<uv_poll_t> exited_, handback_;
+  UvHandle<uv_timer_t> kill_;
+  bool reaped_ = false, drained_ = false;
+};
 
 // The stand-in exits by itself this long after its start, and is killed
 // this long after its stop.
