@@ -1,4 +1,5 @@
-// The run stage's verbs: ps, scale, restart, stop, start, logs, activate.
+// The run stage's verbs: ps, scale, signal, restart, stop, start, logs,
+// activate.
 // stop, start and restart wait for the daemon's reply and meanwhile poll
 // `ps` on a second connection to print progress (Progress).
 #include <time.h>
@@ -480,6 +481,29 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
                           s += (s.empty() ? "" : " ") + k + "=" + Text(v);
                         std::cout << "Scaled " << Text(r, "app") << ": " << s << '\n';
                       });
+  });
+
+  auto signal_app = std::make_shared<std::string>();
+  auto signal_args = std::make_shared<std::vector<std::string>>();
+  CLI::App* signal = AddAppCommand(
+      ctl, "signal",
+      "Send a signal to the main process of an app's running instances (all, a type, or "
+      "one instance); recorded in the history",
+      signal_app.get());
+  signal->add_option("ARGS", *signal_args,
+                     "[TYPE|TYPE.N] SIGNAL: e.g. `web USR1`, `web.2 HUP`, `TERM`; a signal "
+                     "by name (HUP, SIGHUP, hup) or number")
+      ->required()
+      ->expected(1, 2);
+  signal->callback([ctx, signal_app, signal_args] {
+    rpc::Json p = {{"app", *signal_app}, {"signal", signal_args->back()}};
+    if (signal_args->size() == 2) p["process"] = signal_args->front();
+    ctx->CallAndPrint(method::kSignal, p, [](const rpc::Json& r) {
+      std::string to;
+      for (const auto& s : Field(r, "processes"))
+        to += (to.empty() ? "" : ", ") + Text(s, "process") + " (pid " + Text(s, "pid") + ")";
+      std::cout << "Sent " << Text(r, "signal") << " to " << Text(r, "app") << " " << to << '\n';
+    });
   });
 
   auto restart_app = std::make_shared<std::string>();

@@ -2,6 +2,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
+#include <cstring>
 #include <deque>
 
 #include "daemon/base/clock.h"
@@ -62,6 +64,31 @@ Result<Json> Ps(DaemonContext& ctx, const Json& params, bool memory_only = false
     for (PsRow& r : ctx.runs->one_offs()->PsRows(app)) rows.push_back(std::move(r));
   Json out = Json::array();
   for (const PsRow& r : rows) out.push_back(PsRowToJson(r));
+  return out;
+}
+
+// {app, process?, signal: "USR1" | "SIGUSR1" | "usr1" | 10}.
+Result<Json> Signal(DaemonContext& ctx, const Request& r) {
+  RETURN_IF_ERROR(params::CheckKnown(r.params, {"app", "process", "signal"}));
+  ASSIGN_OR_RETURN(std::string app, params::App(r.params));
+  ASSIGN_OR_RETURN(auto process, params::OptionalString(r.params, "process"));
+  auto it = r.params.find("signal");
+  if (it == r.params.end() || !(it->is_string() || it->is_number_integer()))
+    return InvalidArgument("param 'signal' must be a signal's name or number, e.g. \"USR1\"");
+  std::string text = it->is_string() ? it->get<std::string>() : std::to_string(it->get<int64_t>());
+  if (text.size() > 16) return InvalidArgument("param 'signal' is too long");
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  ASSIGN_OR_RETURN(int signum, ParseSignal(text));
+  ASSIGN_OR_RETURN(auto sent,
+                   ctx.runs->Signal(app, process.value_or(""), signum, params::ActorOf(r.peer)));
+  const char* abbrev = sigabbrev_np(signum);
+  Json out = {{"app", app},
+              {"signal", abbrev != nullptr ? std::string("SIG") + abbrev : std::to_string(signum)},
+              {"signum", signum},
+              {"processes", Json::array()}};
+  for (const auto& s : sent)
+    out["processes"].push_back({{"process", s.process}, {"pid", static_cast<int64_t>(s.pid)}});
   return out;
 }
 
@@ -357,6 +384,8 @@ void RegisterProcessHandlers(Dispatcher* d, DaemonContext* ctx) {
               [ctx](const Request& r) { return Ps(*ctx, r.params); });
   d->Register(method::kScale, Right::kChange,
               [ctx](const Request& r) { return Scale(*ctx, r); });
+  d->Register(method::kSignal, Right::kChange,
+              [ctx](const Request& r) { return Signal(*ctx, r); });
   d->RegisterAsync(method::kStop, Right::kChange,
                    [ctx](const Request& r, Reply reply) { Stop(*ctx, r, reply); });
   d->RegisterAsync(method::kStart, Right::kChange,

@@ -29,6 +29,7 @@ constexpr std::pair<EventKind, std::string_view> kNames[] = {
     {EventKind::kRunStarted, "run-started"},
     {EventKind::kRan, "ran"},
     {EventKind::kReexec, "reexec"},
+    {EventKind::kSignaled, "signaled"},
 };
 
 // The table is in enum order, so a kind is its own index.
@@ -38,7 +39,7 @@ constexpr bool InEnumOrder() {
   return true;
 }
 static_assert(InEnumOrder());
-static_assert(std::size(kNames) == static_cast<size_t>(EventKind::kReexec) + 1);
+static_assert(std::size(kNames) == static_cast<size_t>(EventKind::kSignaled) + 1);
 
 }  // namespace
 

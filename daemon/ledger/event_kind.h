@@ -35,6 +35,7 @@ enum class EventKind {
   kRan,               // ran: a one-off process ended (its exit status)
   kReexec,            // reexec: the daemon re-executed itself (daemon-wide:
                       // app "", detail "0.9.0 -> 0.10.0[, what went wrong]")
+  kSignaled,          // signaled: `ctl signal` (detail "USR1 to web.1, web.2")
 };
 
 // "app-created", "rolled-back", ...

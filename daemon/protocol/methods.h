@@ -33,6 +33,7 @@ inline constexpr const char kLogs[] = "logs";
 inline constexpr const char kActivate[] = "activate";
 inline constexpr const char kRollback[] = "rollback";
 inline constexpr const char kStatus[] = "status";
+inline constexpr const char kSignal[] = "signal";
 // A one-off process (run_handlers.cc): argv, stdio fds and a control pipe.
 inline constexpr const char kRun[] = "run";
 

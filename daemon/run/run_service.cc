@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstring>
 #include <cstdlib>
 
 #include "daemon/base/duration.h"
@@ -363,6 +364,53 @@ void RunService::EndStartWait(StartWait* w, Status s) {
   std::unique_ptr<StartWait> owned = std::move(*it);
   start_waits_.erase(it);
   owned->done(std::move(s));
+}
+
+Result<std::vector<RunService::Signaled>> RunService::Signal(const std::string& app,
+                                                            const std::string& process,
+                                                            int signum, const Actor& actor) {
+  RETURN_IF_ERROR(ledger_->GetApp(app).status());
+  ReleaseGroup* group = supervisor_->Active(app);
+  if (group == nullptr || group->stopping())
+    return FailedPrecondition("app '" + app + "' is not running");
+  std::string type = process;
+  int index = 0;
+  if (const size_t dot = process.find('.'); dot != std::string::npos) {
+    type = process.substr(0, dot);
+    const std::string n = process.substr(dot + 1);
+    if (n.empty() || n.size() > 4 || n.find_first_not_of("0123456789") != std::string::npos ||
+        (index = std::stoi(n)) == 0)
+      return InvalidArgument("'" + process + "' is not a process: use TYPE or TYPE.N, e.g. web or web.2");
+  }
+  const ReleaseRun& run = group->run();
+  if (!type.empty() && run.processes.processes.count(type) == 0)
+    return NotFound("release " + run.release() + " of '" + app + "' has no process type '" +
+                    type + "'");
+  std::vector<Instance*> targets = group->Running(type, index);
+  if (targets.empty())
+    return FailedPrecondition("no process of " + (process.empty() ? "'" + app + "'" : "'" + process + "'") +
+                              " runs in " + app + " " + run.release());
+  std::vector<Signaled> sent;
+  std::string names;
+  for (Instance* i : targets) {
+    const pid_t pid = i->pid();
+    Status s = i->Signal(signum);
+    if (!s.ok()) {
+      spdlog::warn("{} {} {}: cannot send signal {}: {}", app, run.release(), i->name(), signum,
+                   s.message());
+      continue;
+    }
+    sent.push_back({i->name(), pid});
+    names += (names.empty() ? "" : ", ") + i->name();
+  }
+  if (sent.empty()) return FailedPrecondition("no process of '" + app + "' could be signalled");
+  const char* abbrev = sigabbrev_np(signum);
+  const std::string sig = abbrev != nullptr ? abbrev : std::to_string(signum);
+  spdlog::info("{} {}: SIG{} sent to {} by {}", app, run.release(), sig, names, actor.name);
+  Status recorded = ledger_->AppendEvent(app, EventKind::kSignaled, ReleaseId(run.number), actor,
+                                         sig + " to " + names);
+  if (!recorded.ok()) spdlog::warn("Cannot record the signal: {}, ignoring", recorded.message());
+  return sent;
 }
 
 void RunService::Restart(const std::string& app, const std::string& type,

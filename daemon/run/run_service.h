@@ -108,6 +108,15 @@ class RunService final : public SupervisorListener {
   enum class WaitReady { kNo, kYes };
   void Start(const std::string& app, const Actor& actor, WaitReady wait,
              std::function<void(Status)> done);
+  // Sends `signum` to the main process of every running instance of the
+  // app's live release that `process` names ("" all, "web", "web.2"), and
+  // records a `signaled` event. The instances signalled, in order.
+  struct Signaled {
+    std::string process;
+    pid_t pid = 0;
+  };
+  Result<std::vector<Signaled>> Signal(const std::string& app, const std::string& process,
+                                       int signum, const Actor& actor);
   // Rolling restart of one type or all.
   void Restart(const std::string& app, const std::string& type,
                const Actor& actor, std::function<void(Status)> done);

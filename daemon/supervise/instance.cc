@@ -122,6 +122,11 @@ void Instance::Start() {
 
 void Instance::Stop() { Dispatch(InstanceEvent::kStopRequested); }
 
+Status Instance::Signal(int signum) const {
+  if (pid() == 0) return FailedPrecondition(name() + " has no running process");
+  return child_->Signal(signum);
+}
+
 void Instance::NotifyReady() {
   if (state_ == InstanceState::kRunning &&
       spec_->ready.kind == ReadyKind::kNotify)

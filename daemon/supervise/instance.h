@@ -92,6 +92,9 @@ class Instance {
 
   void Start();
   void Stop();
+  // Sends `signum` to the current process (its main process only: `ctl
+  // signal`); what follows, an exit included, is handled as any other.
+  Status Signal(int signum) const;
   // READY=1 arrived from this instance's process (notify readiness).
   void NotifyReady();
 

@@ -229,6 +229,16 @@ std::vector<const Instance*> ReleaseGroup::Instances() const {
   return out;
 }
 
+std::vector<Instance*> ReleaseGroup::Running(const std::string& type, int index) {
+  std::vector<Instance*> out;
+  for (const auto& [t, list] : instances_) {
+    if (!type.empty() && t != type) continue;
+    for (const auto& inst : list)
+      if ((index == 0 || inst->index() == index) && inst->pid() != 0) out.push_back(inst.get());
+  }
+  return out;  // instances_ is a map by type, each list in index order
+}
+
 Instance* ReleaseGroup::FindByPid(pid_t pid) {
   for (auto& [type, list] : instances_)
     for (auto& inst : list)

@@ -90,6 +90,9 @@ class ReleaseGroup final : public InstanceObserver {
 
   // Sorted by type, then number.
   std::vector<const Instance*> Instances() const;
+  // Those of `type` (every type when empty) and `index` (every index when
+  // 0) whose process runs, sorted; none that is leaving (scaled down).
+  std::vector<Instance*> Running(const std::string& type, int index);
   Instance* FindByPid(pid_t pid);
   // Every wanted instance is ready.
   bool AllReady() const;

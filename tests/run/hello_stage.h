@@ -12,7 +12,7 @@
 
 namespace relsupd::run_test {
 
-constexpr auto& Slurp = support::ReadFileOrEmpty;
+inline constexpr auto& Slurp = support::ReadFileOrEmpty;
 
 inline constexpr char kHelloYaml[] =
     "processes:\n"

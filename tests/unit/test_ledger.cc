@@ -359,7 +359,7 @@ TEST_CASE("ReleaseId::Parse names what is not a release") {
 
 TEST_CASE("EventKind names round-trip, and the names are the stored ones") {
   // Every kind, in enum order: the table must name each one once.
-  for (int i = 0; i <= static_cast<int>(EventKind::kReexec); ++i) {
+  for (int i = 0; i <= static_cast<int>(EventKind::kSignaled); ++i) {
     const auto kind = static_cast<EventKind>(i);
     INFO(i);
     CHECK(ParseEventKind(EventKindName(kind)) == kind);
@@ -372,6 +372,7 @@ TEST_CASE("EventKind names round-trip, and the names are the stored ones") {
         "release-phase-succeeded");
   CHECK(EventKindName(EventKind::kRan) == "ran");
   CHECK(EventKindName(EventKind::kReexec) == "reexec");
+  CHECK(EventKindName(EventKind::kSignaled) == "signaled");
   CHECK(ParseEventKind("deployed") == std::nullopt);
   CHECK(ParseEventKind("") == std::nullopt);
 }
