@@ -130,6 +130,7 @@ class Daemon {
     Fd binary;  // the checked file that is exec'd
     Fd self_exe;  // the running binary, for the exec back
     std::string new_version;  // what the probe answered
+    bool new_stops_standin = false;  // and whether it stops a stand-in
     int64_t drain_started_ms = 0;
     int64_t frozen_ms = 0;  // input frozen
     bool dropped_others = false;

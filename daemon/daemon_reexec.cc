@@ -90,6 +90,7 @@ void Daemon::AfterProbe(Result<ProbeAnswer> answer) {
   if (s.ok()) s = runs_->RefuseReexec(reexec_->ask.kill_one_offs);
   if (!s.ok()) return EndReexec(s);
   reexec_->new_version = answer->version;
+  reexec_->new_stops_standin = answer->standin;
   // Freeze the input: no new request reaches a handler; work already
   // started completes and its replies are written (§2.5).
   server_->Freeze();
@@ -130,6 +131,9 @@ void Daemon::OnDrainTick(uv_timer_t* t) {
     // Every other connection goes now, and every queued line with the
     // files it carries: through the closer, which the next ticks wait for.
     self->server_->DropBusyBut(p.ask.connection_id);
+    // No stand-in to take the idle ones: closed now, while the drain can
+    // still wait for the closer (a close in execve could block).
+    if (!p.new_stops_standin) self->server_->DropIdle(/*shared=*/false);
     self->dispatcher_->DropQueued();
     p.dropped_others = true;
     p.drain_started_ms = NowMs();
@@ -184,13 +188,19 @@ void Daemon::Exec() {
   logs_->Flush();
   // ps keeps answering, from a forked copy of this state, until the new
   // image accepts (§6.6); without a stand-in the window is silent.
-  auto standin = StartStandin(server_->listen_fd(), server_->IdleConnectionFds(), policy_,
-                              [this](Dispatcher* d) { RegisterStandinHandlers(d, &context_); });
-  if (standin.ok()) {
+  // A binary too old to stop it gets none: the window is silent then (its
+  // idle connections were closed with the busy ones, in the drain).
+  if (p.new_stops_standin) {
+    auto standin = StartStandin(server_->listen_fd(), server_->IdleConnectionFds(), policy_,
+                                config_.max_request_bytes, [this](Dispatcher* d) {
+                                  RegisterStandinHandlers(d, &context_);
+                                });
+    // Without it the idle connections would be closed inside execve, where
+    // a close can block (files passed with unread lines): undo instead.
+    if (!standin.ok()) return Undo(standin.status(), {});
     standin_ = std::move(*standin);
-    server_->DropIdle();  // the stand-in's now
-  } else
-    spdlog::warn("{}: the control socket is silent during the re-exec", standin.status().message());
+    server_->DropIdle(/*shared=*/true);  // the stand-in's now
+  }
   const PhaseMark m0 = MarkNow();
   const HandoverRecord record = BuildRecord();
   const PhaseMark m1 = MarkNow();
@@ -200,7 +210,11 @@ void Daemon::Exec() {
   auto argv = OwnArgv();
   if (!argv.ok()) return Undo(argv.status(), {});
   const nlohmann::json pending = {{"from", kVersion}, {"to", p.new_version}, {"mono_ms", NowMs()}};
-  if (Status s = WriteFileAtomic(ReexecPendingPath(), pending.dump() + "\n", 0600); !s.ok())
+  // Not fsynced: it tells a cold start after a crash of this process, and
+  // a machine that lost power restarts every app anyway.
+  if (Status s = WriteFileAtomic(ReexecPendingPath(), pending.dump() + "\n", 0600,
+                                 /*durable=*/false);
+      !s.ok())
     return Undo(s, {});
   Failpoint("reexec-after-pending");
   std::vector<int> fds = HandoverFdList(record);
@@ -212,11 +226,13 @@ void Daemon::Exec() {
   std::vector<std::pair<std::string, std::string>> env = {
       {kHandoverFdEnv, std::to_string(memfd->get())},
       {kReexecSelfFdEnv, std::to_string(p.self_exe.get())}};
+  // Always set: a value inherited from the cold start's environment must
+  // not name fds of this image.
+  env.emplace_back(kStandinEnv, standin_ ? StandinEnvValue(*standin_) : "");
   if (standin_) {
     fds.push_back(standin_->pidfd.get());
     fds.push_back(standin_->stop.get());
     fds.push_back(standin_->handback.get());
-    env.emplace_back(kStandinEnv, StandinEnvValue(*standin_));
   }
   const PhaseMark m3 = MarkNow();
   if (Status s = ClearCloexec(fds); !s.ok()) return Undo(s, fds);

@@ -448,6 +448,8 @@ void Daemon::Shutdown(int signum) {
   }
   shutting_down_ = true;
   EndReexec(Status(StatusCode::kBusy, "the daemon is stopping"));
+  // A stand-in still handing connections back: killed, its queue closed.
+  standin_stopper_.reset();
   spdlog::info("Received {}, stopping every instance", strsignal(signum));
   notifier_->Stopping("Stopping");
   server_->Close();
@@ -514,7 +516,9 @@ Status ReadAdoption(Adoption* a) {
   // A stand-in whose fds are not what the name says is left alone: its
   // fd numbers may be anything (it exits by itself, or with the daemon).
   if (auto standin = ParseStandinEnv(a->standin.c_str())) {
-    Status s = CheckStandin(*standin);
+    std::vector<int> taken = HandoverFdList(a->record);
+    taken.insert(taken.end(), {a->memfd, a->self_fd});
+    Status s = CheckStandin(*standin, taken);
     (void)standin->pidfd.Release();
     (void)standin->stop.Release();
     (void)standin->handback.Release();

@@ -54,16 +54,17 @@ Status MakeDirs(const std::string& path, mode_t mode) {
 }
 
 Status WriteFileAtomic(const std::string& path, std::string_view data,
-                       mode_t mode) {
+                       mode_t mode, bool durable) {
   const std::string tmp = path + ".new";
   {
     ASSIGN_OR_RETURN(Fd fd, OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode));
     RETURN_IF_ERROR(WriteAll(fd.get(), data, "'" + tmp + "'"));
-    if (::fsync(fd.get()) != 0)
+    if (durable && ::fsync(fd.get()) != 0)
       return Status::FromErrno("cannot fsync '" + tmp + "'", errno);
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0)
     return Status::FromErrno("cannot rename '" + tmp + "'", errno);
+  if (!durable) return Status::Ok();
   std::string dir = std::filesystem::path(path).parent_path().string();
   if (dir.empty()) dir = ".";
   ASSIGN_OR_RETURN(Fd dfd, OpenFile(dir, O_RDONLY | O_DIRECTORY));

@@ -48,8 +48,10 @@ Status WriteAll(int fd, std::string_view data, std::string_view what);
 Status MakeDirs(const std::string& path, mode_t mode);
 
 // Writes `data` to `path` durably: path.new, fsync, rename, fsync directory.
+// Not `durable`: no fsync (a process crash sees the old or the new file, a
+// power loss maybe neither: for markers that matter only while it runs).
 Status WriteFileAtomic(const std::string& path, std::string_view data,
-                       mode_t mode);
+                       mode_t mode, bool durable = true);
 
 // Reads a whole file, up to `max_bytes`; larger files are an error.
 Result<std::string> ReadFile(const std::string& path, size_t max_bytes);

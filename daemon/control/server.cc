@@ -133,6 +133,7 @@ void ControlServer::Accept() {
 }
 
 void ControlServer::TakeConnection(Fd fd) {
+  if (!listen_fd_.valid()) return CloseSocket(std::move(fd));  // closed: stopping
   // A refused socket is closed unread (CloseSocket: off the loop when the
   // peer sent something before we accepted, which may carry files).
   auto peer = PeerOf(fd.get());

@@ -114,7 +114,7 @@ class ControlServer {
   // hands at a re-exec: the stand-in serves them (its copies), then this
   // image drops its own.
   std::vector<int> IdleConnectionFds() const;
-  void DropIdle();
+  void DropIdle(bool shared);
   int ConnectionFd(uint64_t id) const;
   Status AdoptListener(Fd fd, const std::string& path);
   bool AdoptConnection(Fd fd, std::string reply);

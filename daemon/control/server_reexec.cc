@@ -77,11 +77,11 @@ std::vector<int> ControlServer::IdleConnectionFds() const {
   return out;
 }
 
-void ControlServer::DropIdle() {
+void ControlServer::DropIdle(bool shared) {
   std::vector<Connection*> drop;
   for (auto& [raw, conn] : connections_)
     if (Idle(*raw)) drop.push_back(raw);
-  for (Connection* c : drop) Drop(c, /*shared=*/true);
+  for (Connection* c : drop) Drop(c, shared);
 }
 
 }  // namespace relsupd

@@ -23,13 +23,15 @@ ProbeAnswer OwnProbeAnswer() {
   return ProbeAnswer{.version = kVersion,
                      .handover_oldest = kOldestReadableHandover,
                      .handover_newest = kHandoverVersion,
-                     .schema = Ledger::kSchemaVersion};
+                     .schema = Ledger::kSchemaVersion,
+                     .standin = true};
 }
 
 std::string FormatProbeAnswer(const ProbeAnswer& a) {
   Json j = {{"version", a.version},
             {"handover", {a.handover_oldest, a.handover_newest}},
-            {"schema", a.schema}};
+            {"schema", a.schema},
+            {"standin", a.standin}};
   return j.dump();
 }
 
@@ -47,10 +49,13 @@ Result<ProbeAnswer> ParseProbeAnswer(std::string_view out) {
     return InvalidArgument("the reexec probe's answer has no handover range [oldest, newest]");
   if (!IsPositiveInt(schema))
     return InvalidArgument("the reexec probe's answer has no ledger schema");
+  const auto standin = j.find("standin");  // absent before the stand-in
   return ProbeAnswer{.version = version.get<std::string>(),
                      .handover_oldest = handover[0].get<int>(),
                      .handover_newest = handover[1].get<int>(),
-                     .schema = schema.get<int>()};
+                     .schema = schema.get<int>(),
+                     .standin = standin != j.end() && standin->is_boolean() &&
+                                standin->get<bool>()};
 }
 
 Status CheckProbeAnswer(const std::string& path, const ProbeAnswer& a, int writes,

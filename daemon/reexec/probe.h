@@ -4,7 +4,7 @@
 // probe touches no state; it prints one JSON line naming its version, the
 // handover versions it reads and the ledger schema it knows, and exits 0:
 //
-//   {"version":"0.10.0","handover":[1,2],"schema":7}
+//   {"version":"0.10.0","handover":[1,2],"schema":7,"standin":true}
 //
 // The daemon checks that answer against what it writes and what its ledger
 // holds before anything changes. A binary older than daemon-reexec fails
@@ -24,6 +24,9 @@ struct ProbeAnswer {
   int handover_oldest = 0;       // handover versions it reads: oldest..newest
   int handover_newest = 0;
   int schema = 0;                // the newest ledger schema it opens
+  // It stops a stand-in named in RELSUPD_REEXEC_STANDIN (§6.6); an older
+  // binary would leave one running, so it gets none.
+  bool standin = false;
   bool operator==(const ProbeAnswer&) const = default;
 };
 

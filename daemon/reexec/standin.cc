@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <string_view>
 #include <memory>
 #include <vector>
@@ -27,6 +28,8 @@ namespace {
 
 constexpr size_t kMaxConnections = 32;
 constexpr size_t kMaxPeekBytes = 16 * 1024;  // a longer first line goes to the daemon
+constexpr size_t kMaxPerUid = 8;               // more of one uid go to the daemon
+constexpr int64_t kAcceptPauseMs = 100;        // out of fds or memory
 constexpr int64_t kConnectionDeadlineMs = 2000;
 
 int64_t Now() { return RealClock().MonotonicMs(); }
@@ -64,37 +67,43 @@ struct Connection {
 
 class Server {
  public:
-  Server(int listen_fd, int stop_fd, int handback_fd, Dispatcher* dispatcher,
+  Server(int listen_fd, int stop_fd, int handback_fd, size_t peek_bytes, Dispatcher* dispatcher,
          const AccessPolicy& policy)
       : listen_fd_(listen_fd), stop_fd_(stop_fd), handback_fd_(handback_fd),
-        dispatcher_(dispatcher), policy_(policy) {}
+        peek_bytes_(peek_bytes), dispatcher_(dispatcher), policy_(policy) {}
 
   [[noreturn]] void Run() {
     const int64_t end = Now() + kStandinLifetimeMs;
     for (;;) {
       const int64_t now = Now();
-      if (now >= end) stopping_ = true;
+      if (now >= end) ::_exit(0);  // what is left gets EOF; clients ask again
       if (stopping_) {
         // What waits for its next line goes back; then the stand-in ends.
         for (auto& c : conns_)
           if (c->out.empty()) HandBack(*c);
         Sweep();
-        if (conns_.empty() || now >= end) ::_exit(0);
+        if (conns_.empty() && back_.empty()) ::_exit(0);
       }
-      std::vector<pollfd> fds;
-      fds.push_back({stop_fd_, static_cast<short>(stopping_ ? 0 : POLLIN), 0});
-      const bool accepting = !stopping_ && conns_.size() < kMaxConnections;
-      fds.push_back({listen_fd_, static_cast<short>(accepting ? POLLIN : 0), 0});
-      int64_t wake = end;
+      // Polled fds: -1 is skipped (a closed stop pipe would report POLLHUP
+      // however its events are set).
+      const bool accepting = !stopping_ && back_.empty() && conns_.size() < kMaxConnections &&
+                             now >= accept_paused_until_;
+      std::vector<pollfd> fds = {
+          {stopping_ ? -1 : stop_fd_, POLLIN, 0},
+          {accepting ? listen_fd_ : -1, POLLIN, 0},
+          {back_.empty() ? -1 : handback_fd_, POLLOUT, 0}};
+      int64_t wake = accepting || now >= accept_paused_until_ ? end : accept_paused_until_;
       for (const auto& c : conns_) {
         fds.push_back({c->fd.get(), static_cast<short>(c->out.empty() ? POLLIN : POLLOUT), 0});
         wake = std::min(wake, c->deadline_ms);
       }
-      const int rc = ::poll(fds.data(), fds.size(), static_cast<int>(std::max<int64_t>(wake - now, 0)));
+      const int rc =
+          ::poll(fds.data(), fds.size(), static_cast<int>(std::max<int64_t>(wake - now, 0)));
       if (rc < 0 && errno != EINTR) ::_exit(1);
       if (rc < 0) continue;
       if (fds[0].revents != 0) stopping_ = true;
-      for (size_t i = 0; i < conns_.size(); ++i) Serve(*conns_[i], fds[i + 2].revents);
+      if (fds[2].revents != 0) FlushBack();
+      for (size_t i = 0; i < conns_.size(); ++i) Serve(*conns_[i], fds[i + 3].revents);
       // A connection that did not take its answer in time is dropped; one
       // that sent no whole line in time goes to the daemon.
       for (auto& c : conns_)
@@ -106,52 +115,73 @@ class Server {
     }
   }
 
-  void Sweep() {
-    std::erase_if(conns_, [](const std::unique_ptr<Connection>& c) { return !c->fd.valid(); });
-  }
-
-  // An accepted connection, or one the old image had open (beyond
-  // kMaxConnections those go back at once).
+  // An accepted connection, or one the old image had open: past
+  // kMaxConnections, or kMaxPerUid of its uid, it goes back at once.
   void Add(Fd fd) {
     auto c = std::make_unique<Connection>();
     c->fd = std::move(fd);
     c->deadline_ms = Now() + kConnectionDeadlineMs;
     auto peer = PeerOf(c->fd.get());
     if (!peer.ok() || conns_.size() >= kMaxConnections) return HandBack(*c);
+    const auto same_uid = std::count_if(conns_.begin(), conns_.end(), [&](const auto& o) {
+      return o->peer.uid == peer->uid;
+    });
+    if (static_cast<size_t>(same_uid) >= kMaxPerUid) return HandBack(*c);
     c->peer = *peer;
     c->peer.right = RightOf(c->peer, policy_);
     conns_.push_back(std::move(c));
   }
 
  private:
+  void Sweep() {
+    std::erase_if(conns_, [](const std::unique_ptr<Connection>& c) { return !c->fd.valid(); });
+  }
+
   void Accept() {
-    while (conns_.size() < kMaxConnections) {
+    while (conns_.size() < kMaxConnections && back_.empty()) {
       Fd fd(::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-      if (!fd.valid()) return;
+      if (!fd.valid()) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+          accept_paused_until_ = Now() + kAcceptPauseMs;
+        return;
+      }
       Add(std::move(fd));
     }
   }
 
-  // Sends the connection to the daemon, unread past what was answered.
+  // The connection goes to the daemon, unread past what was answered; in
+  // order, waiting while the socketpair is full (nothing new is accepted
+  // meanwhile).
   void HandBack(Connection& c) {
-    char byte = 'c';
-    iovec iov{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    const int fd = c.fd.get();
-    std::memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-    // Full (the daemon not reading): the client sees EOF and asks again.
-    while (::sendmsg(handback_fd_, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+    back_.push_back(std::move(c.fd));
+    FlushBack();
+  }
+
+  void FlushBack() {
+    while (!back_.empty()) {
+      char byte = 'c';
+      iovec iov{&byte, 1};
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+      cm->cmsg_level = SOL_SOCKET;
+      cm->cmsg_type = SCM_RIGHTS;
+      cm->cmsg_len = CMSG_LEN(sizeof(int));
+      const int fd = back_.front().get();
+      std::memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+      if (::sendmsg(handback_fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) return;  // full: POLLOUT
+        // The daemon's end is gone (it died): nothing can take them.
+        back_.clear();
+        return;
+      }
+      back_.pop_front();
     }
-    c.fd.Reset();
   }
 
   void Serve(Connection& c, short revents) {
@@ -163,13 +193,32 @@ class Server {
       return;
     }
     // Peeked, not read: a line the stand-in does not answer stays in the
-    // socket for the daemon.
-    std::string buf(kMaxPeekBytes, '\0');
-    const ssize_t n = ::recv(c.fd.get(), buf.data(), buf.size(), MSG_PEEK);
+    // socket for the daemon, and so do files passed with it (a peek
+    // installs copies here, closed at once: the socket keeps its own).
+    std::string buf(peek_bytes_, '\0');
+    iovec iov{buf.data(), buf.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(16 * sizeof(int))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(c.fd.get(), &msg, MSG_PEEK | MSG_CMSG_CLOEXEC);
     if (n < 0) {
       if (errno != EAGAIN && errno != EINTR) c.fd.Reset();
       return;
     }
+    const bool passed_files = msg.msg_controllen > 0 || (msg.msg_flags & MSG_CTRUNC) != 0;
+    for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
+      if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+      const size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; ++i) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+        ::close(fd);
+      }
+    }
+    if (passed_files) return HandBack(c);
     if (n == 0) return c.fd.Reset();  // the client is done
     buf.resize(static_cast<size_t>(n));
     const size_t eol = buf.find('\n');
@@ -182,16 +231,19 @@ class Server {
   }
 
   int listen_fd_, stop_fd_, handback_fd_;
+  size_t peek_bytes_;
   Dispatcher* dispatcher_;
   const AccessPolicy& policy_;
   std::vector<std::unique_ptr<Connection>> conns_;
+  std::deque<Fd> back_;  // handed back, not sent yet
+  int64_t accept_paused_until_ = 0;
   bool stopping_ = false;
 };
 
 // The child's side of StartStandin; never returns.
 [[noreturn]] void RunChild(pid_t parent, int listen_fd, const std::vector<int>& connections,
-                           int stop_fd, int handback_fd,
-                           const AccessPolicy& policy,
+                           int stop_fd, int handback_fd, const AccessPolicy& policy,
+                           size_t max_request_bytes,
                            const std::function<void(Dispatcher*)>& register_handlers) {
   // The parent's handlers write into its loop's signal pipe: this process
   // takes every signal's default action (SIGPIPE stays ignored).
@@ -208,7 +260,8 @@ class Server {
   ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
   Dispatcher dispatcher(&policy);
   register_handlers(&dispatcher);
-  Server server(listen_fd, stop_fd, handback_fd, &dispatcher, policy);
+  Server server(listen_fd, stop_fd, handback_fd, std::min(kMaxPeekBytes, max_request_bytes),
+                &dispatcher, policy);
   for (int fd : connections) server.Add(Fd(fd));
   server.Run();
 }
@@ -216,7 +269,7 @@ class Server {
 }  // namespace
 
 Result<Standin> StartStandin(int listen_fd, const std::vector<int>& connections,
-                             const AccessPolicy& policy,
+                             const AccessPolicy& policy, size_t max_request_bytes,
                              const std::function<void(Dispatcher*)>& register_handlers) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return Status::FromErrno("cannot make the stand-in's pipe", errno);
@@ -234,7 +287,7 @@ Result<Standin> StartStandin(int listen_fd, const std::vector<int>& connections,
   const pid_t pid = ::fork();
   if (pid == 0)
     RunChild(parent, listen_fd, connections, stop_read.get(), handback_child.get(), policy,
-             register_handlers);
+             max_request_bytes, register_handlers);
   const int fork_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (pid < 0) return Status::FromErrno("cannot fork the stand-in", fork_errno);
@@ -279,7 +332,10 @@ std::optional<Standin> ParseStandinEnv(const char* value) {
   return s;
 }
 
-Status CheckStandin(const Standin& s) {
+Status CheckStandin(const Standin& s, const std::vector<int>& taken) {
+  for (int fd : {s.pidfd.get(), s.stop.get(), s.handback.get()})
+    if (std::find(taken.begin(), taken.end(), fd) != taken.end())
+      return InvalidArgument("the stand-in's fd " + std::to_string(fd) + " is one of the record's");
   RETURN_IF_ERROR(CheckPidfd(s.pidfd.get(), s.pid));
   struct stat st{};
   if (::fstat(s.stop.get(), &st) != 0 || !S_ISFIFO(st.st_mode))
@@ -310,21 +366,28 @@ StandinStopper::~StandinStopper() {
   kill_.Close();
   if (reaped_) return;
   ::syscall(SYS_pidfd_send_signal, standin_.pidfd.get(), SIGKILL, nullptr, 0);
+  // uv_poll_init made the pidfd non-blocking: a wait would say EAGAIN.
+  const int flags = ::fcntl(standin_.pidfd.get(), F_GETFL);
+  if (flags >= 0) ::fcntl(standin_.pidfd.get(), F_SETFL, flags & ~O_NONBLOCK);
   Reap(WEXITED);
 }
 
 void StandinStopper::Reap(int options) {
   siginfo_t info{};
-  while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(standin_.pidfd.get()), &info,
-                  options) != 0 && errno == EINTR) {
-  }
-  reaped_ = true;
+  int rc;
+  do {
+    rc = ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(standin_.pidfd.get()), &info,
+                  options);
+  } while (rc != 0 && errno == EINTR);
+  // ECHILD: reaped already (cannot happen: it is ours alone).
+  reaped_ = (rc == 0 && info.si_pid != 0) || (rc != 0 && errno == ECHILD);
 }
 
 void StandinStopper::OnExited(uv_poll_t* poll, int, int) {
   auto* self = static_cast<StandinStopper*>(poll->data);
   if (self == nullptr) return;
   self->Reap(WEXITED | WNOHANG);
+  if (!self->reaped_) return;  // not yet
   uv_poll_stop(poll);
   uv_timer_stop(self->kill_.get());
 }
@@ -338,7 +401,8 @@ void StandinStopper::OnKill(uv_timer_t* timer) {
 void StandinStopper::OnHandback(uv_poll_t* poll, int, int) {
   auto* self = static_cast<StandinStopper*>(poll->data);
   if (self == nullptr) return;
-  for (;;) {
+  // A few per callback: each take looks up its peer's groups.
+  for (int taken = 0; taken < 32; ++taken) {
     char byte;
     iovec iov{&byte, 1};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
@@ -350,7 +414,11 @@ void StandinStopper::OnHandback(uv_poll_t* poll, int, int) {
     const ssize_t n = ::recvmsg(self->standin_.handback.get(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) return;
-    if (n <= 0) break;  // the stand-in's end is closed: all came
+    if (n <= 0) {  // the stand-in's end is closed: all came
+      self->drained_ = true;
+      uv_poll_stop(poll);
+      return;
+    }
     for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
       if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
       int fd;
@@ -358,8 +426,6 @@ void StandinStopper::OnHandback(uv_poll_t* poll, int, int) {
       self->take_(Fd(fd));
     }
   }
-  self->drained_ = true;
-  uv_poll_stop(poll);
 }
 
 }  // namespace relsupd

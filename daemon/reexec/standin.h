@@ -47,11 +47,13 @@ struct Standin {
 
 // Forks the stand-in. In the child, `register_handlers` fills a fresh
 // Dispatcher (under `policy`) that answers the `ps` lines; the child
-// serves `listen_fd` and the idle `connections` it takes over until the
+// serves `listen_fd` and the idle `connections` it takes over (a first
+// line longer than `max_request_bytes` goes back, as the daemon would
+// refuse it) until the
 // stop pipe closes, hands back what it did not answer, then exits. Loop thread; no thread-pool job may run (the drain
 // ended them).
 Result<Standin> StartStandin(int listen_fd, const std::vector<int>& connections,
-                             const AccessPolicy& policy,
+                             const AccessPolicy& policy, size_t max_request_bytes,
                              const std::function<void(Dispatcher*)>& register_handlers);
 
 // "pid,pidfd,stopfd,handbackfd" for kStandinEnv, and back. Parse gives
@@ -61,8 +63,8 @@ std::string StandinEnvValue(const Standin& s);
 std::optional<Standin> ParseStandinEnv(const char* value);
 
 // The fds of a parsed kStandinEnv are a pidfd of that pid, a pipe and a
-// socket.
-Status CheckStandin(const Standin& s);
+// socket, none of them in `taken` (the record's fds).
+Status CheckStandin(const Standin& s, const std::vector<int>& taken);
 
 // Stops a stand-in: closes its stop pipe, gives every connection handed
 // back to `take` (from the loop), and reaps it once it exits, killing it
@@ -93,7 +95,7 @@ class StandinStopper {
 
 // The stand-in exits by itself this long after its start, and is killed
 // this long after its stop.
-inline constexpr int64_t kStandinLifetimeMs = 30000;
+inline constexpr int64_t kStandinLifetimeMs = 10000;
 inline constexpr uint64_t kStandinStopGraceMs = 2000;
 
 }  // namespace relsupd

@@ -300,12 +300,14 @@ TEST_CASE(
   auto one = OneOff::Start(&f.env, spec, [&](const ExitInfo& e) { exit = e; });
   REQUIRE(one.ok());
   const pid_t pid = (*one)->pid();
+  // Until the exec step has run, /proc shows the forked daemon (root, the
+  // daemon's environment): wait for the exec'd process.
+  CHECK(support::WaitUntil(
+      [&] { return FindLeftovers(f.env.supervisor_id) == std::vector<pid_t>{pid}; }, 10'000, 5));
   const std::string status =
       support::ReadFileOrEmpty("/proc/" + std::to_string(pid) + "/status");
   if (::geteuid() == 0)
     CHECK(status.find("Uid:\t65534\t65534\t65534") != std::string::npos);
-  const std::vector<pid_t> found = FindLeftovers(f.env.supervisor_id);
-  CHECK(found == std::vector<pid_t>{pid});
   CHECK(KillLeftovers(f.env.supervisor_id) == 1);
   REQUIRE(f.RunUntil([&] { return exit.has_value(); }));
   CHECK(exit->signal == SIGKILL);

@@ -153,8 +153,16 @@ TEST_CASE("OpenCheckedBinary names the cause of each refusal") {
 
 TEST_CASE("the probe answer round-trips, and a bad one is refused with what is wrong") {
   ProbeAnswer a{.version = "0.10.0", .handover_oldest = 1, .handover_newest = 2, .schema = 7};
-  CHECK(FormatProbeAnswer(a) == R"({"handover":[1,2],"schema":7,"version":"0.10.0"})");
+  CHECK(FormatProbeAnswer(a) ==
+        R"({"handover":[1,2],"schema":7,"standin":false,"version":"0.10.0"})");
   CHECK(*ParseProbeAnswer(FormatProbeAnswer(a) + "\n") == a);
+  a.standin = true;
+  CHECK(*ParseProbeAnswer(FormatProbeAnswer(a)) == a);
+  // A binary from before the stand-in says nothing of it: it gets none.
+  CHECK_FALSE(ParseProbeAnswer(R"({"handover":[1,2],"schema":7,"version":"0.9.0"})")->standin);
+  CHECK_FALSE(ParseProbeAnswer(R"({"handover":[1,2],"schema":7,"version":"0.9.0","standin":1})")
+                  ->standin);
+  CHECK(OwnProbeAnswer().standin);
   auto error = [](std::string_view out) {
     Result<ProbeAnswer> r = ParseProbeAnswer(out);
     REQUIRE_FALSE(r.ok());
@@ -244,7 +252,7 @@ TEST_CASE("stand-in: fds that are not a pidfd, a pipe and a socket are refused b
   s.pid = ::getpid();
   s.pidfd = Fd(p[0]);  // a pipe, not a pidfd
   s.stop = Fd(p[1]);
-  Status st = CheckStandin(s);
+  Status st = CheckStandin(s, {});
   CHECK_FALSE(st.ok());
   CHECK_THAT(st.message(), Catch::Contains(std::to_string(p[0])));
 }
