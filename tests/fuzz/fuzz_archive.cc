@@ -63,7 +63,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Fail("bad path '" + e.path + "'");
     if (("/" + e.path + "/").find("/../") != std::string::npos ||
         ("/" + e.path + "/").find("/./") != std::string::npos ||
-        e.path.find("//") != std::string::npos || e.path.rfind(".relsupd", 0) == 0)
+        e.path.find("//") != std::string::npos || e.path == ".relsupd" ||
+        e.path.rfind(".relsupd/", 0) == 0)
       Fail("path not normalised or reserved: '" + e.path + "'");
     if (!seen.insert(e.path).second) Fail("entry admitted twice: '" + e.path + "'");
     if ((e.mode & ~0777u) != 0 || (e.type != EntryType::kSymlink && (e.mode & 022) != 0))
