@@ -24,14 +24,47 @@ namespace {
 
 namespace method = rpc::method;
 
+// "12.3M", "1.2G", "512K": memory for a table cell.
+std::string HumanBytes(double bytes) {
+  static constexpr const char* kUnits[] = {"B", "K", "M", "G", "T"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), bytes < 10 && u > 0 ? "%.1f%s" : "%.0f%s", bytes, kUnits[u]);
+  return buf;
+}
+
+// MEM: "34M", "34M/64M" with a memory limit, "-" before the first sample.
+std::string MemoryCell(const rpc::Json& r) {
+  const auto used = r.find("memory_bytes");
+  if (used == r.end() || !used->is_number()) return "-";
+  std::string cell = HumanBytes(used->get<double>());
+  if (r.contains("memory_limit_bytes"))
+    cell += "/" + HumanBytes(r.value("memory_limit_bytes", 0.0));
+  return cell;
+}
+
+std::string CpuCell(const rpc::Json& r) {
+  const auto cpu = r.find("cpu_percent");
+  if (cpu == r.end() || !cpu->is_number()) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f", cpu->get<double>());
+  return buf;
+}
+
 void PrintPs(const rpc::Json& rows) {
   if (rows.empty()) {
     std::cout << "No processes\n";
     return;
   }
-  Table t({"APP", "PROCESS", "RELEASE", "STATE", "PID", "UID", "UPTIME", "RESTARTS",
-           "LAST EXIT", "STATUS"});
+  Table t({"APP", "PROCESS", "RELEASE", "STATE", "PID", "UID", "UPTIME", "MEM", "CPU%",
+           "RESTARTS", "LAST EXIT", "STATUS"});
+  std::set<std::string> limit_by;
   for (const auto& r : rows) {
+    if (r.contains("memory_limit_by")) limit_by.insert(Text(r, "memory_limit_by"));
     std::string release = Text(r, "release");
     if (!r.value("active", true)) release += " (old)";
     int64_t pid = r.value("pid", 0);
@@ -40,6 +73,7 @@ void PrintPs(const rpc::Json& rows) {
         pid > 0 ? std::to_string(pid) : "-",
         r.value("uid", int64_t{-1}) >= 0 ? Text(r, "uid") : "-",
         FormatElapsed(r.value("uptime_ms", int64_t{0})),
+        MemoryCell(r), CpuCell(r),
         Text(r, "restarts"), Text(r, "last_exit").empty() ? "-" : Text(r, "last_exit"),
         // STATUS= is the app's own text: shown escaped on a terminal.
         Text(r, "status").empty() ? "-" : Text(r, "status")};
@@ -47,6 +81,11 @@ void PrintPs(const rpc::Json& rows) {
     t.AddRow(std::move(row));
   }
   t.Print(std::cout);
+  // Which way `limits: memory` is in force (MEM shows USED/LIMIT).
+  for (const std::string& by : limit_by)
+    std::cout << (by == "cgroup" ? "Memory limits: cgroup memory.max\n"
+                                 : "Memory limits: an RSS watch every 2s (no cgroup memory "
+                                   "controller)\n");
 }
 
 // "web=3" -> {"web", 3}

@@ -202,6 +202,15 @@ Status Daemon::StartRunStage(const Adoption* adopt) {
   env.log_rate.bytes_per_sec = static_cast<int64_t>(config_.log_rate_limit);
   env.log_rate.burst = static_cast<int64_t>(config_.log_rate_limit);
   env.cgroups = cgroups_.get();
+  const unsigned controllers = cgroups_ != nullptr ? cgroups_->controllers() : 0;
+  env.memory_by_cgroup = (controllers & kCgroupMemory) != 0;
+  spdlog::info("Limits: memory by {}; pids {}; cpu {}; nofile by RLIMIT_NOFILE",
+               env.memory_by_cgroup ? "cgroup memory.max (OOM kills read from memory.events)"
+                                    : "an RSS watch every " +
+                                          std::to_string(Supervisor::kUsageIntervalMs / 1000) +
+                                          "s (no cgroup memory controller)",
+               controllers & kCgroupPids ? "by cgroup pids.max" : "not enforced (no pids controller)",
+               controllers & kCgroupCpu ? "by cgroup cpu.max" : "not enforced (no cpu controller)");
   std::string notify_path =
       std::filesystem::path(config_.socket).parent_path().string() +
       "/app-notify.sock";

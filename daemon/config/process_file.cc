@@ -5,6 +5,7 @@
 #include <initializer_list>
 #include <utility>
 
+#include "daemon/base/byte_size.h"
 #include "daemon/base/fd.h"
 #include "daemon/base/text_lines.h"
 #include "daemon/config/build_spec.h"
@@ -53,29 +54,37 @@ void ReadChoice(const std::string& file, const YAML::Node& node,
   errors->Add(yaml::ErrorAt(file, node, prefix + "'" + key + "' must be " + must + ", not '" + s + "'"));
 }
 
-// `ready:` as a mapping of one key: {tcp: PORT}, {http: URL} or {exec: CMD}.
-void ParseReadyMap(const std::string& file, const YAML::Node& r,
-                   ReadyCheck* ready, yaml::Errors* errors) {
-  yaml::Errors keys;
-  yaml::CheckKeys(file, r, kReadyKeys, &keys);
-  if (!keys.empty()) {
-    errors->Add(keys.ToStatus());
-  } else if (r["tcp"]) {
+// The one check key of `r` (tcp, http or exec) into `check`: `ready:` and
+// `health:` read it alike. REQUIRES: `r` has exactly one of them.
+void ParseCheckKey(const std::string& file, const YAML::Node& r,
+                   ReadyCheck* check, yaml::Errors* errors) {
+  if (r["tcp"]) {
     int64_t port = 0;
     if (errors->Take(yaml::ReadInt(file, r["tcp"], "tcp", 1, 65535), &port))
-      *ready = {ReadyKind::kTcp, static_cast<int>(port), ""};
+      *check = {ReadyKind::kTcp, static_cast<int>(port), ""};
   } else if (r["http"]) {
     std::string url;
     if (!errors->Take(yaml::ReadString(file, r["http"], "http"), &url)) return;
     if (url.rfind("http://", 0) != 0)
       errors->Add(yaml::ErrorAt(file, r["http"], "'http' must be an http:// URL"));
     else
-      *ready = {ReadyKind::kHttp, 0, url};
+      *check = {ReadyKind::kHttp, 0, url};
   } else {
     std::string cmd;
     if (errors->Take(yaml::ReadString(file, r["exec"], "exec"), &cmd))
-      *ready = {ReadyKind::kExec, 0, cmd};
+      *check = {ReadyKind::kExec, 0, cmd};
   }
+}
+
+// `ready:` as a mapping of one key: {tcp: PORT}, {http: URL} or {exec: CMD}.
+void ParseReadyMap(const std::string& file, const YAML::Node& r,
+                   ReadyCheck* ready, yaml::Errors* errors) {
+  yaml::Errors keys;
+  yaml::CheckKeys(file, r, kReadyKeys, &keys);
+  if (!keys.empty())
+    errors->Add(keys.ToStatus());
+  else
+    ParseCheckKey(file, r, ready, errors);
 }
 
 void ParseReady(const std::string& file, const YAML::Node& r, ReadyCheck* ready,
@@ -90,6 +99,76 @@ void ParseReady(const std::string& file, const YAML::Node& r, ReadyCheck* ready,
     ParseReadyMap(file, r, ready, errors);
   } else {
     errors->Add(yaml::ErrorAt(file, r, "'ready' must be " + kMust));
+  }
+}
+
+// `health: {http: URL | tcp: PORT | exec: CMD, interval: 10s, timeout: 2s,
+// failures: 3}`.
+void ParseHealth(const std::string& file, const std::string& name,
+                 const YAML::Node& h, HealthCheck* health, yaml::Errors* errors) {
+  const std::string where = "process '" + name + "': ";
+  if (!h.IsMap()) {
+    errors->Add(yaml::ErrorAt(file, h, where + "'health' must be {http: URL | tcp: PORT | "
+                                       "exec: CMD, interval: 10s, timeout: 2s, failures: 3}"));
+    return;
+  }
+  yaml::Errors keys;
+  yaml::CheckKeys(file, h, kHealthKeys, &keys);
+  if (!keys.empty()) return errors->Add(keys.ToStatus());
+  const int checks = (h["tcp"] ? 1 : 0) + (h["http"] ? 1 : 0) + (h["exec"] ? 1 : 0);
+  if (checks != 1) {
+    errors->Add(yaml::ErrorAt(file, h, where + "'health' needs exactly one of tcp, http or exec"));
+    return;
+  }
+  ParseCheckKey(file, h, &health->check, errors);
+  if (health->check.kind == ReadyKind::kExec &&
+      health->check.target.find_first_not_of(" \t") == std::string::npos)
+    errors->Add(yaml::ErrorAt(file, h["exec"], where + "'exec' is empty"));
+  if (h["interval"] &&
+      errors->Take(yaml::ReadDurationMs(file, h["interval"], "interval"), &health->interval_ms) &&
+      health->interval_ms < kMinHealthIntervalMs)
+    errors->Add(yaml::ErrorAt(file, h["interval"], where + "'interval' must be at least 100ms"));
+  if (h["timeout"] &&
+      errors->Take(yaml::ReadDurationMs(file, h["timeout"], "timeout"), &health->timeout_ms) &&
+      health->timeout_ms <= 0)
+    errors->Add(yaml::ErrorAt(file, h["timeout"], where + "'timeout' must be above 0"));
+  if (h["failures"]) {
+    int64_t f = 3;
+    if (errors->Take(yaml::ReadInt(file, h["failures"], "failures", 1, 1000), &f))
+      health->failures = static_cast<int>(f);
+  }
+}
+
+// `limits: {memory: 512M, pids: 512, nofile: 65536, cpu: 1.5}`.
+void ParseLimits(const std::string& file, const std::string& name,
+                 const YAML::Node& l, ProcessLimits* limits, yaml::Errors* errors) {
+  if (!l.IsMap()) {
+    errors->Add(yaml::ErrorAt(file, l, "process '" + name + "': 'limits' must be "
+                                       "{memory: 512M, pids: 512, nofile: 65536, cpu: 1.5}"));
+    return;
+  }
+  yaml::CheckKeys(file, l, kLimitsKeys, errors);
+  if (l["memory"])
+    errors->Take(yaml::ReadParsed(file, l["memory"], "memory", ParseByteSize),
+                 &limits->memory_bytes);
+  if (l["pids"]) errors->Take(yaml::ReadInt(file, l["pids"], "pids", 1, 4'194'304), &limits->pids);
+  if (l["nofile"])
+    errors->Take(yaml::ReadInt(file, l["nofile"], "nofile", 16, 1 << 30), &limits->nofile);
+  if (const YAML::Node c = l["cpu"]) {
+    double cores = 0;
+    bool ok = c.IsScalar();
+    if (ok) {
+      try {
+        cores = c.as<double>();
+      } catch (const YAML::Exception&) {
+        ok = false;
+      }
+    }
+    if (!ok || !(cores >= 0.01 && cores <= 4096))
+      errors->Add(yaml::ErrorAt(file, c, "'cpu' must be a number of cores from 0.01 to 4096 "
+                                         "(1.5: one and a half cores)"));
+    else
+      limits->cpu = cores;
   }
 }
 
@@ -170,6 +249,13 @@ ProcessSpec ParseProcess(const std::string& file, const std::string& name,
   if (const YAML::Node s = n["sockets"]) ParseSockets(file, s, &p.sockets, errors);
   if (const YAML::Node r = n["ready"]) ParseReady(file, r, &p.ready, errors);
   if (const YAML::Node e = n["env"]) ParseEnv(file, e, &p.env, errors);
+  if (const YAML::Node h = n["health"]) ParseHealth(file, name, h, &p.health, errors);
+  if (n["watchdog"] &&
+      errors->Take(yaml::ReadDurationMs(file, n["watchdog"], "watchdog"), &p.watchdog_ms) &&
+      p.watchdog_ms < kMinWatchdogMs)
+    errors->Add(yaml::ErrorAt(file, n["watchdog"],
+                              "process '" + name + "': 'watchdog' must be at least 100ms"));
+  if (const YAML::Node l = n["limits"]) ParseLimits(file, name, l, &p.limits, errors);
   return p;
 }
 

@@ -30,6 +30,29 @@ struct ReadyCheck {
   bool operator==(const ReadyCheck&) const = default;
 };
 
+// `health:` of a process type: checked while an instance is ready; after
+// `failures` failed checks in a row it is restarted (as a crash). kind
+// kNone: no health check. Ready kinds only: kTcp, kHttp, kExec.
+struct HealthCheck {
+  ReadyCheck check;
+  int64_t interval_ms = 10'000;
+  int64_t timeout_ms = 2'000;
+  int failures = 3;
+  bool operator==(const HealthCheck&) const = default;
+};
+
+// `limits:` of a process type; 0 means none. Enforced through the cgroup v2
+// controllers where they are delegated; memory by an RSS watch otherwise,
+// nofile always by RLIMIT_NOFILE.
+struct ProcessLimits {
+  uint64_t memory_bytes = 0;
+  int64_t pids = 0;
+  int64_t nofile = 0;
+  double cpu = 0;  // cores: 1.5 is 150 ms of CPU time per 100 ms
+  bool operator==(const ProcessLimits&) const = default;
+  bool empty() const { return *this == ProcessLimits{}; }
+};
+
 struct ProcessSpec {
   std::string name;
   std::string command;
@@ -42,6 +65,11 @@ struct ProcessSpec {
   ReadyCheck ready;
   int64_t ready_timeout_ms = 60'000;
   std::map<std::string, std::string> env;
+  HealthCheck health;
+  // systemd's WatchdogSec=: WATCHDOG_USEC and WATCHDOG_PID are set, and an
+  // instance that sends no WATCHDOG=1 within it gets SIGABRT. 0: none.
+  int64_t watchdog_ms = 0;
+  ProcessLimits limits;
   bool operator==(const ProcessSpec&) const = default;
 };
 
@@ -71,11 +99,18 @@ inline constexpr std::string_view kAppFileKeys[] = {
     "build", "processes", "release"};
 inline constexpr std::string_view kProcessKeys[] = {
     "command", "scale", "restart", "stop_signal", "stop_timeout",
-    "stop_mode", "sockets", "ready", "ready_timeout", "env"};
+    "stop_mode", "sockets", "ready", "ready_timeout", "env", "health",
+    "watchdog", "limits"};
 inline constexpr std::string_view kReleaseKeys[] = {
     "command", "timeout"};
 inline constexpr std::string_view kReadyKeys[] = {
     "tcp", "http", "exec"};
+inline constexpr std::string_view kHealthKeys[] = {
+    "tcp", "http", "exec", "interval", "timeout", "failures"};
+inline constexpr std::string_view kLimitsKeys[] = {
+    "memory", "pids", "nofile", "cpu"};
+inline constexpr int64_t kMinWatchdogMs = 100;
+inline constexpr int64_t kMinHealthIntervalMs = 100;
 
 // Parses relsupd.yaml text, the whole file (`build:` too); returns an empty
 // process map when the file has no `processes:` key (the Procfile may then

@@ -146,15 +146,21 @@ bool ReachesListener(const ReadyAddress& target, const std::string& listen) {
 Status CheckReadyAgainstSockets(const ProcessFile& processes,
                                 const std::vector<SocketSpec>& sockets) {
   for (const auto& [type, p] : processes.processes) {
-    auto at = ReadyCheckAddress(p.ready);
-    if (!at) continue;
-    for (const SocketSpec& s : sockets) {
-      if (!ReachesListener(*at, s.address)) continue;
-      return FailedPrecondition("process '" + type + "': ready check " +
-                                Describe(p.ready, *at) +
-                                " would reach the daemon-held socket '" + s.name +
-                                "' (" + s.address +
-                                "), which always accepts; use 'ready: notify'");
+    // The ready check, then the health check: both measure one instance.
+    for (const ReadyCheck* check : {&p.ready, &p.health.check}) {
+      const bool health = check == &p.health.check;
+      auto at = ReadyCheckAddress(*check);
+      if (!at) continue;
+      for (const SocketSpec& s : sockets) {
+        if (!ReachesListener(*at, s.address)) continue;
+        return FailedPrecondition(
+            "process '" + type + "': " + (health ? "health" : "ready") + " check " +
+            Describe(*check, *at) + " would reach the daemon-held socket '" + s.name + "' (" +
+            s.address + "), which always accepts; " +
+            (health ? "check a port of the instance's own (e.g. an admin port), or "
+                      "use 'health: {exec: ...}' or 'watchdog:'"
+                    : "use 'ready: notify'"));
+      }
     }
   }
   return Status::Ok();

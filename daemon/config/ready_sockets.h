@@ -52,7 +52,7 @@ std::optional<ReadyAddress> ReadyCheckAddress(const ReadyCheck& check);
 bool ReachesListener(const ReadyAddress& target, const std::string& listen);
 
 // FailedPrecondition naming the first process type (in name order) whose
-// ready check would reach one of `sockets`:
+// ready check, or health check, would reach one of `sockets`:
 //   process 'web': ready check tcp 127.0.0.1:8080 would reach the
 //   daemon-held socket 'http' (tcp://127.0.0.1:8080), which always accepts;
 //   use 'ready: notify'

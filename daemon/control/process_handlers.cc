@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstring>
 #include <deque>
 
@@ -41,6 +42,19 @@ Json PsRowToJson(const PsRow& r) {
     j["stop_timeout_ms"] = r.stop_timeout_ms;
   }
   if (!r.status.empty()) j["status"] = r.status;
+  if (r.has_usage) {
+    j["memory_bytes"] = r.memory_bytes;
+    j["cpu_seconds"] = r.cpu_seconds;
+    j["cpu_percent"] = std::round(r.cpu_percent * 10) / 10;
+  } else {
+    j["memory_bytes"] = nullptr;
+    j["cpu_seconds"] = nullptr;
+    j["cpu_percent"] = nullptr;
+  }
+  if (r.memory_limit_bytes > 0) {
+    j["memory_limit_bytes"] = r.memory_limit_bytes;
+    j["memory_limit_by"] = r.memory_limit_by;
+  }
   Json exits = Json::array();
   for (const ExitInfo& e : r.exits)
     exits.push_back({{"time", FormatTimeUtc(e.time_ms)}, {"exit", e.Describe()},

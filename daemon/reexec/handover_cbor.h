@@ -95,17 +95,21 @@ concept Is = std::is_same_v<std::remove_const_t<S>, T>;
 template <typename E>
 using Names = std::pair<E, const char*>;
 
-// Not InstanceStateName(): that prints kStoppingUnready as "stopping".
+// Not InstanceStateName(): that prints kStoppingFault as "stopping".
 inline constexpr Names<InstanceState> kStates[] = {
     {InstanceState::kStopped, "stopped"},   {InstanceState::kStarting, "starting"},
     {InstanceState::kRunning, "running"},   {InstanceState::kReady, "ready"},
-    {InstanceState::kStopping, "stopping"}, {InstanceState::kStoppingUnready, "stopping-unready"},
+    {InstanceState::kStopping, "stopping"}, {InstanceState::kStoppingFault, "stopping-unready"},
     {InstanceState::kBackoff, "backoff"},   {InstanceState::kExited, "exited"},
     {InstanceState::kFailed, "failed"}};
 static_assert(std::size(kStates) == kInstanceStateCount, "name every InstanceState");
 inline constexpr Names<StopCause> kStopCauses[] = {{StopCause::kNone, "none"},
                                             {StopCause::kRequested, "requested"},
-                                            {StopCause::kNotReady, "not-ready"}};
+                                            {StopCause::kNotReady, "not-ready"},
+                                            {StopCause::kHealth, "health"},
+                                            {StopCause::kWatchdog, "watchdog"},
+                                            {StopCause::kMemory, "memory"},
+                                            {StopCause::kOomKilled, "oom-killed"}};
 inline constexpr Names<RestartPolicy> kRestarts[] = {{RestartPolicy::kAlways, "always"},
                                               {RestartPolicy::kOnFailure, "on-failure"},
                                               {RestartPolicy::kNever, "never"}};

@@ -12,14 +12,16 @@ namespace {
 // and to tests/unit/test_handover_codec.cc (Filled, Check*), then update
 // the size. Sizes of x86_64 with libstdc++; other targets skip the check.
 #if defined(__x86_64__) && defined(__GLIBCXX__)
-RELSUPD_CODEC_SIZE(ProcessSpec, 216);
+RELSUPD_CODEC_SIZE(HealthCheck, 64);
+RELSUPD_CODEC_SIZE(ProcessLimits, 32);
+RELSUPD_CODEC_SIZE(ProcessSpec, 320);
 RELSUPD_CODEC_SIZE(ProcessFile, 120);
 RELSUPD_CODEC_SIZE(ReleaseRun, 392);
-RELSUPD_CODEC_SIZE(ExitInfo, 48);
+RELSUPD_CODEC_SIZE(ExitInfo, 80);
 RELSUPD_CODEC_SIZE(BackoffSnapshot, 48);
 RELSUPD_CODEC_SIZE(ChildFds, 20);
 RELSUPD_CODEC_SIZE(CaptureSnapshot, 80);
-RELSUPD_CODEC_SIZE(InstanceSnapshot, 352);
+RELSUPD_CODEC_SIZE(InstanceSnapshot, 384);
 RELSUPD_CODEC_SIZE(GroupSnapshot, 520);
 RELSUPD_CODEC_SIZE(AppSnapshot, 584);
 RELSUPD_CODEC_SIZE(SupervisorSnapshot, 96);
@@ -35,8 +37,12 @@ RELSUPD_CODEC_SIZE(SupervisorSnapshot, 96);
 
 RELSUPD_CODEC_FIELDS(ReadyCheck, kind, port, target)
 
+RELSUPD_CODEC_FIELDS(HealthCheck, check, interval_ms, timeout_ms, failures)
+
+RELSUPD_CODEC_FIELDS(ProcessLimits, memory_bytes, pids, nofile, cpu)
+
 RELSUPD_CODEC_FIELDS(ProcessSpec, name, command, scale, restart, stop_signal, stop_timeout_ms,
-                     stop_mode, sockets, ready, ready_timeout_ms, env)
+                     stop_mode, sockets, ready, ready_timeout_ms, env, health, watchdog_ms, limits)
 
 RELSUPD_CODEC_FIELDS(ReleaseCommand, command, timeout_ms)
 
@@ -52,7 +58,7 @@ void Fields(S& s, V&& v) {
 // ---- instances and groups ---------------------------------------------------
 
 RELSUPD_CODEC_FIELDS(ExitInfo, time_ms, status, signal, stop, stop_signal, killed, stop_timeout_ms,
-                     ready_timeout_ms)
+                     ready_timeout_ms, fault)
 
 RELSUPD_CODEC_FIELDS(BackoffSnapshot, started_ms, next_delay_ms, restarts, exits)
 
@@ -66,7 +72,7 @@ void Fields(S& s, V&& v) {
 }
 
 RELSUPD_CODEC_FIELDS(InstanceSnapshot, type, index, leaving, state, timer_deadline_mono_ms, backoff,
-                     backoff_delay_ms, started_ms, stop_cause, stop_sent_ms, killed, cgroup_dir,
+                     backoff_delay_ms, started_ms, stop_cause, stop_sent_ms, killed, cgroup_dir, fault,
                      exits, status_text, type_failed, child, capture)
 
 template <Is<GroupSnapshot> S, typename V>

@@ -471,6 +471,15 @@ Result<std::vector<PsRow>> RunService::Ps(
         r.status = i->status_text();
         r.active = first;
         r.uid = g->run().uid.value_or(::geteuid());
+        if (i->pid() > 0 && i->usage().processes > 0) {
+          r.has_usage = true;
+          r.memory_bytes = i->usage().memory_bytes;
+          r.cpu_seconds = i->usage().cpu_seconds;
+          r.cpu_percent = i->cpu_percent();
+        }
+        r.memory_limit_bytes = i->spec().limits.memory_bytes;
+        if (r.memory_limit_bytes > 0)
+          r.memory_limit_by = env->memory_by_cgroup ? "cgroup" : "rss-watch";
         rows.push_back(std::move(r));
       }
       first = false;

@@ -63,6 +63,14 @@ struct PsRow {
   std::string status;     // STATUS= text from the process
   bool active = true;     // false: a release being retired
   int64_t uid = -1;       // the uid the instance runs as
+  // Usage of its processes (the last sample, every 2 s; supervisor.h);
+  // has_usage false until the first sample of the current process.
+  bool has_usage = false;
+  uint64_t memory_bytes = 0;
+  double cpu_seconds = 0;
+  double cpu_percent = 0;  // of one core, between the last two samples
+  uint64_t memory_limit_bytes = 0;  // limits: memory; 0: none
+  std::string memory_limit_by;      // "cgroup" or "rss-watch" with a limit
 };
 
 // The run stage in a daemon-reexec handover record (docs/reexec.md §1.4,

@@ -21,7 +21,7 @@ namespace {
 bool HasProcess(InstanceState s) {
   return s == InstanceState::kStarting || s == InstanceState::kRunning ||
          s == InstanceState::kReady || s == InstanceState::kStopping ||
-         s == InstanceState::kStoppingUnready;
+         s == InstanceState::kStoppingFault;
 }
 
 }  // namespace
@@ -41,6 +41,7 @@ InstanceSnapshot Instance::Export() const {
   s.backoff_delay_ms = backoff_delay_ms_;
   s.started_ms = started_ms_;
   s.stop_cause = stop_cause_;
+  s.fault = fault_;
   s.stop_sent_ms = stop_sent_ms_;
   s.killed = killed_;
   s.cgroup_dir = cgroup_dir_;
@@ -58,6 +59,7 @@ void Instance::Adopt(const InstanceSnapshot& s) {
   backoff_delay_ms_ = s.backoff_delay_ms;
   started_ms_ = s.started_ms;
   stop_cause_ = s.stop_cause;
+  fault_ = s.fault;
   stop_sent_ms_ = s.stop_sent_ms;
   killed_ = s.killed;
   cgroup_dir_ = s.cgroup_dir;
@@ -105,7 +107,7 @@ void Instance::DoResume() {
       if (spec_->ready.kind != ReadyKind::kNotify) StartProbe();
       return;
     case InstanceState::kStopping:
-    case InstanceState::kStoppingUnready:
+    case InstanceState::kStoppingFault:
       return ArmTimer(left(spec_->stop_timeout_ms));  // not signalled again
     case InstanceState::kBackoff:
       return ArmTimer(left(0));
@@ -117,6 +119,8 @@ void Instance::DoResume() {
 void Instance::Abandon() {
   capture_.Detach();
   probe_.reset();
+  health_.reset();
+  uv_timer_stop(watchdog_timer_.get());
   if (child_ != nullptr) child_->Abandon();
   child_.reset();
   CancelTimer();

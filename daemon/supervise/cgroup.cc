@@ -48,7 +48,59 @@ bool Populated(const std::string& dir) {
   return text.ok() && text->find("populated 1") != std::string::npos;
 }
 
+constexpr std::pair<unsigned, std::string_view> kControllerNames[] = {
+    {kCgroupMemory, "memory"}, {kCgroupPids, "pids"}, {kCgroupCpu, "cpu"}};
+
+// The bits of the names in a cgroup.controllers or cgroup.subtree_control.
+unsigned ControllerBits(const std::string& text) {
+  unsigned bits = 0;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find_first_of(" \n", start);
+    if (end == std::string::npos) end = text.size();
+    std::string_view word(text.data() + start, end - start);
+    for (const auto& [bit, name] : kControllerNames)
+      if (word == name) bits |= bit;
+    start = end + 1;
+  }
+  return bits;
+}
+
+unsigned ReadControllers(const std::string& file) {
+  auto text = ReadFile(file, 4096);
+  return text.ok() ? ControllerBits(*text) : 0;
+}
+
 }  // namespace
+
+std::vector<std::pair<std::string, std::string>> CgroupLimitWrites(
+    const ProcessLimits& limits, unsigned controllers) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if ((controllers & kCgroupMemory) && limits.memory_bytes > 0) {
+    out.emplace_back("memory.max", std::to_string(limits.memory_bytes));
+    // An OOM kill ends the whole instance, not one of its workers.
+    out.emplace_back("memory.oom.group", "1");
+  }
+  if ((controllers & kCgroupPids) && limits.pids > 0)
+    out.emplace_back("pids.max", std::to_string(limits.pids));
+  if ((controllers & kCgroupCpu) && limits.cpu > 0) {
+    constexpr int64_t kPeriodUs = 100'000;
+    const auto quota = std::max<int64_t>(
+        static_cast<int64_t>(limits.cpu * static_cast<double>(kPeriodUs) + 0.5), 1'000);
+    out.emplace_back("cpu.max", std::to_string(quota) + " " + std::to_string(kPeriodUs));
+  }
+  return out;
+}
+
+unsigned EnableControllers(const std::string& dir, unsigned wanted) {
+  const unsigned offered = ReadControllers(dir + "/cgroup.controllers");
+  for (const auto& [bit, name] : kControllerNames) {
+    if (!(wanted & bit) || !(offered & bit)) continue;
+    Status s = WriteSmall(dir + "/cgroup.subtree_control", "+" + std::string(name));
+    if (!s.ok()) spdlog::debug("enabling {} in {}: {}, ignoring", name, dir, s.message());
+  }
+  return ReadControllers(dir + "/cgroup.subtree_control") & wanted;
+}
 
 CgroupTree::CgroupTree(uv_loop_t* loop, std::string root)
     : loop_(loop), root_(std::move(root)) {
@@ -69,7 +121,9 @@ Result<std::unique_ptr<CgroupTree>> CgroupTree::Open(uv_loop_t* loop,
   if (::access((root + "/cgroup.procs").c_str(), W_OK) != 0)
     return Status::FromErrno("cgroup root '" + root + "' is not writable",
                              errno);
-  return std::unique_ptr<CgroupTree>(new CgroupTree(loop, root));
+  std::unique_ptr<CgroupTree> tree(new CgroupTree(loop, root));
+  tree->controllers_ = EnableControllers(root, kLimitControllers);
+  return tree;
 }
 
 Result<std::unique_ptr<CgroupTree>> CgroupTree::Adopt(uv_loop_t* loop,
@@ -100,14 +154,30 @@ Result<std::string> CgroupTree::OwnWritableCgroup(const std::string& mount) {
 }
 
 Result<std::string> CgroupTree::Create(const std::string& app,
-                                       const std::string& instance) {
+                                       const std::string& instance,
+                                       const ProcessLimits& limits) {
   std::string app_dir = root_ + "/" + app;
-  if (::mkdir(app_dir.c_str(), 0755) != 0 && errno != EEXIST)
+  if (::mkdir(app_dir.c_str(), 0755) == 0) {
+    if (controllers_ != 0) EnableControllers(app_dir, controllers_);
+  } else if (errno != EEXIST) {
     return Status::FromErrno("cannot create cgroup '" + app_dir + "'", errno);
+  }
   std::string dir = app_dir + "/" + instance + "@" + std::to_string(next_++);
   if (::mkdir(dir.c_str(), 0755) != 0)
     return Status::FromErrno("cannot create cgroup '" + dir + "'", errno);
+  for (const auto& [file, value] : CgroupLimitWrites(limits, controllers_)) {
+    Status s = WriteSmall(dir + "/" + file, value);
+    if (!s.ok()) spdlog::warn("{} {}: {}: the limit is not in force", app, instance, s.message());
+  }
   return dir;
+}
+
+bool CgroupTree::OomKilled(const std::string& dir) const {
+  auto text = ReadFile(dir + "/memory.events", 4096);
+  if (!text.ok()) return false;
+  size_t at = text->find("oom_kill ");
+  return at != std::string::npos && (at == 0 || (*text)[at - 1] == '\n') &&
+         text->compare(at + 9, 2, "0\n") != 0;
 }
 
 void CgroupTree::Kill(const std::string& dir) {
@@ -185,6 +255,8 @@ Result<std::unique_ptr<CgroupTree>> OpenDaemonCgroups(
                      OpenFile(daemon_dir + "/cgroup.procs", O_WRONLY));
     RETURN_IF_ERROR(WriteAll(procs.get(), "0", "joining " + daemon_dir));
   }
+  // Now that ROOT holds no process, its children may have controllers.
+  EnableControllers(*own, kLimitControllers);
   return CgroupTree::Open(loop, *own + "/apps");
 }
 

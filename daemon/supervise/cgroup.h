@@ -7,8 +7,10 @@
 //
 // The exec step moves the child into its cgroup before exec, so everything
 // it forks stays there, and a stop ends with cgroup.kill: a double-forked
-// grandchild dies with its instance. No controllers are enabled. Loop thread
-// only.
+// grandchild dies with its instance. The memory, pids and cpu controllers
+// are enabled down the tree where the root offers them (a delegated tree),
+// and a process type's `limits:` become memory.max (with memory.oom.group),
+// pids.max and cpu.max of each instance's cgroup. Loop thread only.
 
 #include <uv.h>
 
@@ -18,9 +20,29 @@
 
 #include "daemon/base/status.h"
 #include "daemon/base/uv_handle.h"
+#include "daemon/config/process_file.h"
 #include "daemon/supervise/snapshot.h"
 
 namespace relsupd {
+
+// The controllers `limits:` uses, as bits.
+enum CgroupController : unsigned {
+  kCgroupMemory = 1,
+  kCgroupPids = 2,
+  kCgroupCpu = 4,
+};
+inline constexpr unsigned kLimitControllers = kCgroupMemory | kCgroupPids | kCgroupCpu;
+
+// The files of an instance's cgroup that carry `limits`, as (file, value),
+// for the controllers in `controllers`; a limit of a missing controller is
+// left out. Pure.
+std::vector<std::pair<std::string, std::string>> CgroupLimitWrites(
+    const ProcessLimits& limits, unsigned controllers);
+
+// Enables for the children of `dir` those of `wanted` that `dir` offers
+// (cgroup.controllers), one by one in cgroup.subtree_control; returns the
+// bits enabled there afterwards. Failures leave a controller off.
+unsigned EnableControllers(const std::string& dir, unsigned wanted);
 
 class CgroupTree {
  public:
@@ -31,9 +53,16 @@ class CgroupTree {
   ~CgroupTree();
 
   const std::string& root() const { return root_; }
-  // Makes a fresh, empty cgroup for one spawn of `instance`.
+  // Makes a fresh, empty cgroup for one spawn of `instance`, with
+  // `limits` written for the controllers the tree has (a write that fails
+  // is logged and skipped: the limit is then not in force).
   Result<std::string> Create(const std::string& app,
-                             const std::string& instance);
+                             const std::string& instance,
+                             const ProcessLimits& limits = {});
+  // The controllers enabled for instance cgroups (kCgroupMemory, ...).
+  unsigned controllers() const { return controllers_; }
+  // The kernel's OOM killer ended a process in `dir` (memory.events).
+  bool OomKilled(const std::string& dir) const;
   // Writes "1" to DIR/cgroup.kill (SIGKILL to every process in it).
   void Kill(const std::string& dir);
   // Kills what is left in DIR and removes it; retried for a while when the
@@ -66,6 +95,7 @@ class CgroupTree {
   uv_loop_t* loop_;
   std::string root_;
   uint64_t next_ = 1;
+  unsigned controllers_ = 0;
   struct Pending {
     std::string dir;
     int tries = 0;

@@ -4,7 +4,36 @@
 
 namespace relsupd {
 
-std::vector<std::string> CommandArgv(const std::string& command) {
+namespace {
+
+bool IsShellWord(const std::string& word);
+
+// One program with its arguments (expansions, quotes and redirections
+// allowed), which `exec` may prefix: no list, pipeline, background job,
+// subshell or group (a `(`, `)`, `{` or `}` outside `${...}`), and no
+// assignment or shell word first. Conservative: a ';' inside quotes counts.
+bool IsSimpleCommand(const std::string& command, const std::string& first) {
+  if (first.find('=') != std::string::npos || IsShellWord(first)) return false;
+  int brace = 0;  // depth inside ${...}
+  for (size_t i = 0; i < command.size(); ++i) {
+    const char c = command[i];
+    if (c == '$' && i + 1 < command.size() && command[i + 1] == '{') {
+      ++brace;
+      ++i;
+      continue;
+    }
+    if (c == '}' && brace > 0) {
+      --brace;
+      continue;
+    }
+    if (std::strchr("|;\n(){}", c) != nullptr) return false;
+    // '&' only in a redirection such as 2>&1 or >&2.
+    if (c == '&' && (i == 0 || (command[i - 1] != '>' && command[i - 1] != '<'))) return false;
+  }
+  return true;
+}
+
+bool IsShellWord(const std::string& word) {
   // POSIX sh keywords and builtins that are not programs: run directly they
   // would fail with "not found" (`exec bundle exec puma` is a common
   // Procfile line).
@@ -17,6 +46,14 @@ std::vector<std::string> CommandArgv(const std::string& command) {
       "command", "read",   "getopts",  "hash",    "type",     "jobs",   "fg",
       "bg",      "local",  "source",   "unalias",
   };
+  for (const char* w : kShellWords)
+    if (word == w) return true;
+  return false;
+}
+
+}  // namespace
+
+std::vector<std::string> CommandArgv(const std::string& command) {
   std::vector<std::string> words;
   std::string word;
   bool needs_shell = false;
@@ -35,10 +72,10 @@ std::vector<std::string> CommandArgv(const std::string& command) {
   }
   if (!word.empty()) words.push_back(std::move(word));
   if (words.empty()) return {};
-  for (const char* w : kShellWords)
-    if (words[0] == w) needs_shell = true;
-  if (needs_shell) return {"/bin/sh", "-c", command};
-  return words;
+  if (IsShellWord(words[0])) needs_shell = true;
+  if (!needs_shell) return words;
+  if (IsSimpleCommand(command, words[0])) return {"/bin/sh", "-c", "exec " + command};
+  return {"/bin/sh", "-c", command};
 }
 
 }  // namespace relsupd

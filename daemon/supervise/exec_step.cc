@@ -160,6 +160,7 @@ struct ChildArgs {
   char* const* argv = nullptr;
   char* const* envp = nullptr;
   char* listen_pid = nullptr;  // digits slot in envp, or nullptr
+  char* watchdog_pid = nullptr;  // likewise
   const char* cwd = nullptr;
   const int* fds = nullptr;  // become 0 .. nfds-1
   int nfds = 0;
@@ -325,9 +326,13 @@ int ChildMain(void* arg) {
   SetRlimits(a);
   if (a.change_ids) ChangeIds(a);
   if (a.ppid != 0) SetParentDeathSignal(a);
-  if (a.listen_pid != nullptr) {
-    Text t{a.listen_pid, a.listen_pid + 20};
-    t.Put(::syscall(SYS_getpid));
+  if (a.listen_pid != nullptr || a.watchdog_pid != nullptr) {
+    const long pid = ::syscall(SYS_getpid);
+    for (char* slot : {a.listen_pid, a.watchdog_pid}) {
+      if (slot == nullptr) continue;
+      Text t{slot, slot + 20};
+      t.Put(pid);
+    }
   }
   ResetSignals(a);
   ::syscall(SYS_umask, a.umask);
@@ -472,6 +477,9 @@ ChildArgs MakeChildArgs(const ExecRequest& req, ExecStrings* s,
   a.listen_pid = s->listen_pid.empty()
                      ? nullptr
                      : s->listen_pid.data() + std::strlen("LISTEN_PID=");
+  a.watchdog_pid = s->watchdog_pid.empty()
+                       ? nullptr
+                       : s->watchdog_pid.data() + std::strlen("WATCHDOG_PID=");
   a.cwd = req.cwd.empty() ? nullptr : req.cwd.c_str();
   a.fds = fds.data();
   a.nfds = static_cast<int>(fds.size());

@@ -26,7 +26,7 @@
 //      setresuid; then checks that real, effective and saved ids changed.
 //   7. PR_SET_PDEATHSIG(SIGKILL), after the id change (which clears it);
 //      fails if the parent already died (the child was reparented).
-//   8. LISTEN_PID filled in with the child's pid.
+//   8. LISTEN_PID (and WATCHDOG_PID) filled in with the child's pid.
 //   9. every signal disposition SIG_DFL, then an empty signal mask.
 //  10. umask.
 //  11. execve of each candidate path of the program in turn (the parent
@@ -85,6 +85,7 @@ struct ExecRequest {
   bool pdeathsig = true;          // die with the spawning thread
   mode_t umask = 022;
   bool controlling_tty = false;   // fd 0 becomes the controlling terminal
+  bool watchdog_pid = false;      // WATCHDOG_PID= the child's pid (step 8)
 };
 
 // The child's stdio, as fds of the caller (dup'd into place in the child;

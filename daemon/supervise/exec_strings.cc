@@ -10,6 +10,7 @@ std::string BuildEnv(const ExecRequest& req, ExecStrings* s) {
   std::string path_var = "/bin:/usr/bin";  // execvp's default
   for (const std::string& v : req.env) {
     if (v.starts_with("LISTEN_PID=") || v.starts_with("LISTEN_FDS=")) continue;
+    if (v.starts_with("WATCHDOG_PID=")) continue;
     if (!listen && v.starts_with("LISTEN_FDNAMES=")) continue;
     if (v.starts_with("PATH=")) path_var = v.substr(5);
     s->envp.push_back(const_cast<char*>(v.c_str()));
@@ -20,6 +21,10 @@ std::string BuildEnv(const ExecRequest& req, ExecStrings* s) {
     s->listen_pid = "LISTEN_PID=" + std::string(21, '\0');
     s->envp.push_back(s->listen_fds.data());
     s->envp.push_back(s->listen_pid.data());
+  }
+  if (req.watchdog_pid) {
+    s->watchdog_pid = "WATCHDOG_PID=" + std::string(21, '\0');
+    s->envp.push_back(s->watchdog_pid.data());
   }
   s->envp.push_back(nullptr);
   return path_var;

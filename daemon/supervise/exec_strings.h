@@ -23,6 +23,7 @@ struct ExecStrings {
   std::vector<char*> envp;  // nullptr-terminated
   std::string listen_fds;
   std::string listen_pid;  // "LISTEN_PID=" and 21 NULs the child fills in
+  std::string watchdog_pid;  // "WATCHDOG_PID=" and 21 NULs, likewise
   std::vector<std::string> candidates;
   std::vector<const char*> paths;  // nullptr-terminated, into candidates
   std::string cgroup_procs;        // empty: no cgroup

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <random>
 
+#include "daemon/base/byte_size.h"
 #include "daemon/base/duration.h"
 #include "daemon/logs/log_store.h"
 #include "daemon/supervise/cgroup.h"
@@ -54,11 +55,27 @@ std::string SignalName(int signum) {
 std::string ExitInfo::Describe() const {
   std::string plain = signal != 0 ? "signal " + SignalName(signal)
                                   : "exit " + std::to_string(status);
+  std::string prefix;
+  switch (stop) {
+    case StopCause::kNone:
+    case StopCause::kRequested:
+      break;
+    case StopCause::kNotReady:
+      prefix = "not ready within " + FormatDurationMs(ready_timeout_ms) + ": ";
+      break;
+    case StopCause::kHealth:
+      prefix = "health check failed: " + fault + ": ";
+      break;
+    case StopCause::kWatchdog:
+      prefix = "watchdog: " + fault + ": ";
+      break;
+    case StopCause::kMemory:
+      prefix = "memory limit (" + fault + "): ";
+      break;
+    case StopCause::kOomKilled:
+      return "oom-killed (memory.max): " + plain;
+  }
   if (stop == StopCause::kNone) return plain;
-  std::string prefix =
-      stop == StopCause::kNotReady
-          ? "not ready within " + FormatDurationMs(ready_timeout_ms) + ": "
-          : "";
   if (killed)
     return prefix + "killed (stop timeout " +
            FormatDurationMs(stop_timeout_ms) + ")";
@@ -69,7 +86,9 @@ std::string ExitInfo::Describe() const {
 }
 
 std::string_view ExitInfo::Cause() const {
-  if (killed) return "stop-timeout";
+  if (stop == StopCause::kOomKilled) return "oom-killed";
+  if (killed && (stop == StopCause::kNone || stop == StopCause::kRequested))
+    return "stop-timeout";
   switch (stop) {
     case StopCause::kNone:
       return "exited";
@@ -77,6 +96,14 @@ std::string_view ExitInfo::Cause() const {
       return "stopped";
     case StopCause::kNotReady:
       return "not-ready";
+    case StopCause::kHealth:
+      return "health";
+    case StopCause::kWatchdog:
+      return "watchdog";
+    case StopCause::kMemory:
+      return "memory-limit";
+    case StopCause::kOomKilled:
+      return "oom-killed";
   }
   return "exited";
 }
@@ -95,11 +122,14 @@ Instance::Instance(SuperviseEnv* env, std::shared_ptr<const ReleaseRun> run,
                LogSource{run_->app, run_->release(), name()}) {
   uv_timer_init(env_->loop, timer_.get());
   timer_->data = this;
+  uv_timer_init(env_->loop, watchdog_timer_.get());
+  watchdog_timer_->data = this;
 }
 
 Instance::~Instance() {
   capture_.Detach();
   probe_.reset();
+  health_.reset();
   if (child_ != nullptr && !child_->exited()) {
     spdlog::warn("{} {} (pid {}) killed: its supervisor went away",
                  run_->app, name(), child_->pid());
@@ -146,7 +176,9 @@ void Instance::Dispatch(InstanceEvent event, ExitKind exit,
   state_ = t.next;
   if (TimerOf(before) != TimerOf(state_)) CancelTimer();
   if (before != state_ && before == InstanceState::kRunning) probe_.reset();
+  if (before == InstanceState::kReady && state_ != InstanceState::kReady) StopReadyWatch();
   Act(t.action);
+  if (before != InstanceState::kReady && state_ == InstanceState::kReady) StartReadyWatch();
   if (before != state_ || t.action == InstanceAction::kMarkFailed)
     observer_->OnInstanceState(this, before);
 }
@@ -168,11 +200,16 @@ void Instance::Act(InstanceAction action) {
         // Nothing runs (the exit is being handled): the stop is complete.
         return;
       }
-      stop_cause_ = state_ == InstanceState::kStoppingUnready
-                        ? StopCause::kNotReady
-                        : StopCause::kRequested;
+      if (state_ == InstanceState::kStoppingFault) {
+        stop_cause_ = fault_cause_;
+      } else {
+        stop_cause_ = StopCause::kRequested;
+        fault_.clear();
+      }
       stop_sent_ms_ = env_->clock->MonotonicMs();
-      if (Status s = spec_->stop_mode == StopMode::kMain
+      // The watchdog's SIGABRT goes to the main process, for its core dump.
+      if (Status s = stop_cause_ == StopCause::kWatchdog ? child_->Signal(SIGABRT)
+                     : spec_->stop_mode == StopMode::kMain
                          ? child_->Signal(spec_->stop_signal)
                          : child_->SignalGroup(spec_->stop_signal);
           !s.ok())
@@ -221,10 +258,18 @@ SpawnRequest Instance::BaseRequest() const {
   req.gid = run_->gid;
   req.groups = run_->groups;
   req.rlimits = env_->child_rlimits;
+  if (spec_->limits.nofile > 0) {
+    std::erase_if(req.rlimits,
+                  [](const ExecRlimit& r) { return r.resource == RLIMIT_NOFILE; });
+    const auto n = static_cast<rlim_t>(spec_->limits.nofile);
+    req.rlimits.push_back({RLIMIT_NOFILE, n, n});
+  }
   req.pdeathsig = env_->pdeathsig;
   std::map<std::string, std::string> e =
       ProcessEnvironment(*run_, *env_, name(), spec_->env);
   if (!env_->notify_socket.empty()) e["NOTIFY_SOCKET"] = env_->notify_socket;
+  e.erase("WATCHDOG_USEC");
+  e.erase("WATCHDOG_PID");
   std::string names;
   for (const auto& s : spec_->sockets) {
     int fd = -1;
@@ -247,8 +292,17 @@ void Instance::DoSpawn() {
   --env_->spawn_budget;
   SpawnRequest req = BaseRequest();
   req.argv = CommandArgv(spec_->command);
+  if (spec_->watchdog_ms > 0) {
+    // As systemd: the usec, and the pid it is meant for (the exec step
+    // writes the child's own), so that a child of it ignores it.
+    req.env.push_back("WATCHDOG_USEC=" + std::to_string(spec_->watchdog_ms * 1000));
+    req.watchdog_pid = true;
+  }
+  usage_ = {};
+  usage_ms_ = 0;
+  cpu_percent_ = 0;
   if (env_->cgroups != nullptr) {
-    auto dir = env_->cgroups->Create(run_->app, name());
+    auto dir = env_->cgroups->Create(run_->app, name(), spec_->limits);
     if (dir.ok()) {
       cgroup_dir_ = *dir;
       req.cgroup_dir = *dir;
@@ -267,7 +321,9 @@ void Instance::DoSpawn() {
                        "relsupd: " + child.status().message());
     capture_.FlushLogs();
     exits_.push_back(
-        {env_->clock->WallMs(), ExecStepExitCode(child.status()), 0});
+        ExitInfo{.time_ms = env_->clock->WallMs(),
+                 .status = ExecStepExitCode(child.status()),
+                 .fault = {}});
     if (env_->cgroups != nullptr && !cgroup_dir_.empty()) {
       // Nothing ever ran in it (a failed step is reaped before we return).
       env_->cgroups->KillAndRemove(cgroup_dir_);
@@ -347,6 +403,8 @@ void Instance::OnTimer() {
   if (state_ == InstanceState::kRunning) {
     spdlog::warn("{} {} (pid {}) was not ready within {} ms, stopping it",
                  run_->app, name(), pid(), spec_->ready_timeout_ms);
+    fault_cause_ = StopCause::kNotReady;
+    fault_.clear();
   }
   Dispatch(InstanceEvent::kTimer);
 }
@@ -356,15 +414,22 @@ void Instance::OnExit(int64_t status, int signal) {
   child_->DrainOutput();
   capture_.FlushLines();
 
-  ExitInfo info{env_->clock->WallMs(), status, signal};
+  ExitInfo info{.time_ms = env_->clock->WallMs(), .status = status, .signal = signal,
+                .fault = {}};
   if (stop_cause_ != StopCause::kNone) {
     info.stop = stop_cause_;
-    info.stop_signal = spec_->stop_signal;
+    info.stop_signal =
+        stop_cause_ == StopCause::kWatchdog ? SIGABRT : spec_->stop_signal;
     info.killed = killed_;
     info.stop_timeout_ms = spec_->stop_timeout_ms;
     info.ready_timeout_ms = spec_->ready_timeout_ms;
+    info.fault = fault_;
+  } else if (signal == SIGKILL && env_->cgroups != nullptr && !cgroup_dir_.empty() &&
+             env_->cgroups->OomKilled(cgroup_dir_)) {
+    info.stop = StopCause::kOomKilled;
   }
   stop_cause_ = StopCause::kNone;
+  fault_.clear();
   stop_sent_ms_ = 0;
   killed_ = false;
   exits_.push_back(info);
@@ -399,13 +464,83 @@ void Instance::OnExit(int64_t status, int signal) {
     return;
   }
   // Any other exit is a crash, restarted under the backoff: a stop because
-  // it was not ready in time (kStoppingUnready) too.
+  // it was not ready in time (kStoppingFault) too.
   spdlog::info("{} {} (pid {}) exited: {}", run_->app, name(), pid,
                info.Describe());
   backoff_delay_ms_ = backoff_.Exited(env_->clock->MonotonicMs());
   Dispatch(InstanceEvent::kExited,
            status == 0 && signal == 0 ? ExitKind::kSuccess : ExitKind::kFailure,
            CrashLimitNow());
+}
+
+void Instance::NotifyWatchdog(std::string_view value) {
+  if (spec_->watchdog_ms <= 0 || state_ != InstanceState::kReady) return;
+  if (value == "trigger") {
+    Fault(StopCause::kWatchdog, "the process sent WATCHDOG=trigger");
+  } else if (value == "1") {
+    ArmWatchdog();
+  }
+}
+
+void Instance::SetUsage(const Usage& usage, int64_t now_ms) {
+  if (usage.processes == 0) return;  // it is gone; its exit comes next
+  if (usage_ms_ > 0 && now_ms > usage_ms_) {
+    const double cpu = std::max(usage.cpu_seconds - usage_.cpu_seconds, 0.0);
+    cpu_percent_ = cpu * 100'000.0 / static_cast<double>(now_ms - usage_ms_);
+  }
+  // A counter: the CPU time of a process that ended unreaped is gone from
+  // the tree, but not from what this instance used.
+  const double cpu_seconds = std::max(usage.cpu_seconds, usage_.cpu_seconds);
+  usage_ = usage;
+  usage_.cpu_seconds = cpu_seconds;
+  usage_ms_ = now_ms;
+  const uint64_t limit = spec_->limits.memory_bytes;
+  if (limit == 0 || env_->memory_by_cgroup || usage.memory_bytes <= limit) return;
+  if (state_ != InstanceState::kRunning && state_ != InstanceState::kReady) return;
+  Fault(StopCause::kMemory, std::to_string(WholeMiB(usage.memory_bytes)) + " MiB > " +
+                                std::to_string(WholeMiB(limit)) + " MiB");
+}
+
+void Instance::StartReadyWatch() {
+  if (spec_->health.check.kind != ReadyKind::kNone) {
+    health_ = std::make_unique<HealthMonitor>(
+        env_->loop, spec_->health, BaseRequest(),
+        [this](const std::string& why) { Fault(StopCause::kHealth, why); });
+  }
+  if (spec_->watchdog_ms > 0) ArmWatchdog();
+}
+
+void Instance::StopReadyWatch() {
+  health_.reset();
+  uv_timer_stop(watchdog_timer_.get());
+}
+
+void Instance::ArmWatchdog() {
+  uv_timer_start(
+      watchdog_timer_.get(),
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Instance*>(t->data);
+        if (self == nullptr) return;
+        self->Fault(StopCause::kWatchdog,
+                    "no WATCHDOG=1 within " + FormatDurationMs(self->spec_->watchdog_ms));
+      },
+      static_cast<uint64_t>(spec_->watchdog_ms), 0);
+}
+
+void Instance::Fault(StopCause cause, std::string what) {
+  if (state_ != InstanceState::kRunning && state_ != InstanceState::kReady) return;
+  const std::string reason =
+      cause == StopCause::kHealth     ? "health check failed: " + what
+      : cause == StopCause::kWatchdog ? "watchdog: " + what
+                                      : "memory limit (" + what + ")";
+  spdlog::warn("{} {} (pid {}): {}, restarting it", run_->app, name(), pid(), reason);
+  // The app's own log says why its process is being stopped.
+  capture_.WriteLine(OutputStream::kErr, "relsupd: " + reason + ", restarting " + name());
+  fault_cause_ = cause;
+  fault_ = std::move(what);
+  // May destroy the health monitor that called us: nothing of it is used
+  // after this.
+  Dispatch(InstanceEvent::kFault);
 }
 
 CrashLimit Instance::CrashLimitNow() const {

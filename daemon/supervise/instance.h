@@ -25,12 +25,14 @@
 #include "daemon/config/process_file.h"
 #include "daemon/supervise/backoff.h"
 #include "daemon/supervise/exit_info.h"
+#include "daemon/supervise/health.h"
 #include "daemon/supervise/instance_state.h"
 #include "daemon/supervise/output_capture.h"
 #include "daemon/supervise/readiness.h"
 #include "daemon/supervise/release_run.h"
 #include "daemon/supervise/snapshot.h"
 #include "daemon/supervise/spawn.h"
+#include "daemon/supervise/usage.h"
 
 namespace relsupd {
 
@@ -48,6 +50,9 @@ struct SuperviseEnv {
   BackoffPolicy backoff;
   LogRatePolicy log_rate;
   CgroupTree* cgroups = nullptr;  // null: no cgroups
+  // `limits: memory` is enforced by the kernel (memory.max of a delegated
+  // memory controller); false: by the RSS watch (Instance::SetUsage).
+  bool memory_by_cgroup = false;
   bool pdeathsig = true;
   std::function<double()> random01;
   // The daemon-held socket `name` of `app` as of now (-1: none); unset:
@@ -97,6 +102,18 @@ class Instance {
   Status Signal(int signum) const;
   // READY=1 arrived from this instance's process (notify readiness).
   void NotifyReady();
+  // WATCHDOG=`value` arrived from its process: "1" keeps the watchdog
+  // from running out; "trigger" makes it run out now (as under systemd).
+  void NotifyWatchdog(std::string_view value);
+  // A usage sample of its processes (the Supervisor's sampler), taken at
+  // monotonic `now_ms`. Over `limits: memory` under the RSS watch, a
+  // running instance is restarted with reason "memory limit (N MiB > M
+  // MiB)".
+  void SetUsage(const Usage& usage, int64_t now_ms);
+  // The last sample of the current process (zeros when none yet), and its
+  // CPU use since the sample before, in percent of one core.
+  const Usage& usage() const { return usage_; }
+  double cpu_percent() const { return cpu_percent_; }
 
   const std::string& type() const { return type_; }
   int index() const { return index_; }
@@ -111,6 +128,8 @@ class Instance {
   // Monotonic ms when the stop signal was sent to the current process; 0
   // when none was (ps shows how long a stop has waited).
   int64_t stop_sent_ms() const { return stop_sent_ms_; }
+  // Its process's cgroup; empty when it has none.
+  const std::string& cgroup_dir() const { return cgroup_dir_; }
   const std::vector<ExitInfo>& exits() const { return exits_; }
   bool settled() const {  // not running and not about to
     return state_ == InstanceState::kStopped ||
@@ -146,6 +165,14 @@ class Instance {
   void DoStartReadyCheck();
   void StartProbe();
   void DoResume();
+  // Entering or leaving kReady: the health check and the watchdog run
+  // while it is ready.
+  void StartReadyWatch();
+  void StopReadyWatch();
+  void ArmWatchdog();
+  // A fault while running: stops the process (SIGABRT for the watchdog)
+  // and restarts it as a crash, `cause` and `what` in its exit.
+  void Fault(StopCause cause, std::string what);
   ChildProcess::Callbacks ChildCallbacks();
   void ArmTimer(int64_t ms);
   void CancelTimer();
@@ -164,6 +191,8 @@ class Instance {
   int64_t backoff_delay_ms_ = 0;
   std::unique_ptr<ChildProcess> child_;
   std::unique_ptr<ReadyProbe> probe_;
+  std::unique_ptr<HealthMonitor> health_;  // while ready, with `health:`
+  UvHandle<uv_timer_t> watchdog_timer_;    // while ready, with `watchdog:`
   std::string cgroup_dir_;
   UvHandle<uv_timer_t> timer_;
   int64_t timer_deadline_ms_ = 0;  // monotonic, while timer_ is active
@@ -173,11 +202,17 @@ class Instance {
   // The stop of the current process: why, when, and whether the timeout
   // ran out (the exit records them). Reset at each spawn.
   StopCause stop_cause_ = StopCause::kNone;
+  std::string fault_;  // ExitInfo::fault of a stop for a fault
+  // The fault the next kStoppingFault stop is for (Fault(), OnTimer()).
+  StopCause fault_cause_ = StopCause::kNotReady;
   int64_t stop_sent_ms_ = 0;
   bool killed_ = false;
   std::vector<ExitInfo> exits_;  // oldest first; empty until the first exit
   std::string status_text_;
   bool type_failed_ = false;
+  Usage usage_;
+  int64_t usage_ms_ = 0;  // monotonic ms of usage_; 0: none yet
+  double cpu_percent_ = 0;
 };
 
 }  // namespace relsupd

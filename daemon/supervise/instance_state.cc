@@ -29,7 +29,7 @@ Transition AfterAdopt(InstanceState adopted) {
     case S::kReady: return {adopted, A::kNone};
     case S::kRunning:
     case S::kStopping:
-    case S::kStoppingUnready:
+    case S::kStoppingFault:
     case S::kBackoff: return {adopted, A::kResume};
     // Never written (a spawn is synchronous); a child that exists has been
     // spawned, so it resumes as running.
@@ -75,8 +75,10 @@ Transition NextTransition(const TransitionInput& in) {
         case E::kExited: return AfterExit(in);
         case E::kStopRequested: return {S::kStopping, A::kSignalStop};
         case E::kStartRequested: return {S::kRunning, A::kNone};
-        // The ready check timed out: stop it; it restarts as a crash.
-        case E::kTimer: return {S::kStoppingUnready, A::kSignalStop};
+        // The ready check timed out, or a fault: stop it; it restarts as a
+        // crash.
+        case E::kTimer:
+        case E::kFault: return {S::kStoppingFault, A::kSignalStop};
         default: return {in.state, A::kInvalid};
       }
     case S::kReady:
@@ -85,6 +87,7 @@ Transition NextTransition(const TransitionInput& in) {
         case E::kStopRequested: return {S::kStopping, A::kSignalStop};
         case E::kStartRequested:
         case E::kReady: return {S::kReady, A::kNone};
+        case E::kFault: return {S::kStoppingFault, A::kSignalStop};
         default: return {in.state, A::kInvalid};
       }
     case S::kStopping:
@@ -96,14 +99,14 @@ Transition NextTransition(const TransitionInput& in) {
         case E::kStartRequested: return {S::kStopping, A::kNone};
         default: return {in.state, A::kInvalid};
       }
-    case S::kStoppingUnready:
+    case S::kStoppingFault:
       switch (in.event) {
         case E::kExited: return AfterExit(in);
-        case E::kTimer: return {S::kStoppingUnready, A::kKill};
+        case E::kTimer: return {S::kStoppingFault, A::kKill};
         // A stop by request wins: the exit then ends the instance. The stop
         // timeout runs on (both states have it).
         case E::kStopRequested: return {S::kStopping, A::kNone};
-        case E::kStartRequested: return {S::kStoppingUnready, A::kNone};
+        case E::kStartRequested: return {S::kStoppingFault, A::kNone};
         default: return {in.state, A::kInvalid};
       }
     case S::kBackoff:
@@ -121,7 +124,7 @@ InstanceTimer TimerOf(InstanceState s) {
   switch (s) {
     case S::kRunning: return InstanceTimer::kReadyTimeout;
     case S::kStopping:
-    case S::kStoppingUnready: return InstanceTimer::kStopTimeout;
+    case S::kStoppingFault: return InstanceTimer::kStopTimeout;
     case S::kBackoff: return InstanceTimer::kBackoff;
     case S::kStopped:
     case S::kStarting:
@@ -140,7 +143,7 @@ std::string_view InstanceStateName(InstanceState s) {
     case S::kReady: return "ready";
     case S::kStopping: return "stopping";
     // The reason for the stop is the supervisor's; status shows "stopping".
-    case S::kStoppingUnready: return "stopping";
+    case S::kStoppingFault: return "stopping";
     case S::kBackoff: return "backoff";
     case S::kExited: return "exited";
     case S::kFailed: return "failed";
@@ -158,6 +161,7 @@ std::string_view InstanceEventName(InstanceEvent e) {
     case E::kExited: return "exited";
     case E::kTimer: return "timer";
     case E::kAdopted: return "adopted";
+    case E::kFault: return "fault";
   }
   return "?";
 }

@@ -19,9 +19,11 @@ enum class InstanceState {
   kRunning,   // alive, waiting for its ready check
   kReady,     // alive and ready
   kStopping,  // stop signal sent, waiting for it to exit (SIGKILL on timeout)
-  // Not ready in time: stop signal sent as in kStopping, but its exit is a
-  // crash (restarted under the backoff). Shown as "stopping".
-  kStoppingUnready,
+  // Stopped for a fault (not ready in time, a failed health check, the
+  // watchdog, the memory limit): the stop signal sent as in kStopping (the
+  // watchdog's is SIGABRT), but its exit is a crash (restarted under the
+  // backoff). Shown as "stopping".
+  kStoppingFault,
   kBackoff,   // exited; waiting for the restart timer
   kExited,    // exited and not restarting (policy says so)
   kFailed,    // crashed too often in the window; only a start by hand revives it
@@ -39,8 +41,11 @@ enum class InstanceEvent {
   // A daemon-reexec handed the instance over in the state `adopted`
   // (TransitionInput); only a fresh instance (kStopped) takes it.
   kAdopted,
+  // A fault while it runs: the health check failed `failures` times, the
+  // watchdog ran out, the memory limit was passed.
+  kFault,
 };
-inline constexpr int kInstanceEventCount = 8;
+inline constexpr int kInstanceEventCount = 9;
 
 enum class InstanceAction {
   kNone,

@@ -179,7 +179,8 @@ void OneOff::OnExit(int64_t status, int signal) {
   } else if (pid_ > 0) {
     ::kill(-pid_, SIGKILL);  // the group cannot be reused while one lives
   }
-  const ExitInfo info{env_->clock->WallMs(), status, signal};
+  const ExitInfo info{.time_ms = env_->clock->WallMs(), .status = status, .signal = signal,
+                      .fault = {}};
   spdlog::info("{} {} {} (pid {}) ended: {}", spec_.app, spec_.release,
                spec_.name, pid_, info.Describe());
   auto cb = std::move(on_exit_);

@@ -74,6 +74,7 @@ struct InstanceSnapshot {
   int64_t started_ms = 0;  // monotonic; 0: no process runs
   // The stop of the current process (recorded in its exit).
   StopCause stop_cause = StopCause::kNone;
+  std::string fault;         // ExitInfo::fault of that stop
   int64_t stop_sent_ms = 0;  // monotonic; 0: no stop signal sent
   bool killed = false;       // SIGKILL after the stop timeout
   std::string cgroup_dir;    // empty: none

@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <unordered_map>
+
+#include "daemon/base/uv_work.h"
 
 namespace relsupd {
 
@@ -279,9 +282,71 @@ Supervisor::Supervisor(SuperviseEnv env, SupervisorListener* listener)
   });
   // An idle prepare handle must not keep the loop alive by itself.
   uv_unref(refill_.handle());
+  uv_timer_init(env_.loop, usage_timer_.get());
+  usage_timer_->data = this;
+  uv_timer_start(
+      usage_timer_.get(),
+      [](uv_timer_t* t) {
+        if (auto* self = static_cast<Supervisor*>(t->data)) self->SampleUsage();
+      },
+      kUsageIntervalMs, kUsageIntervalMs);
+  uv_unref(usage_timer_.handle());
 }
 
-Supervisor::~Supervisor() = default;
+Supervisor::~Supervisor() { *self_ = nullptr; }
+
+void Supervisor::SampleUsage() {
+  if (sampling_) return;  // the last one is still being read
+  struct Target {
+    pid_t pid;
+    int64_t started_ms;
+    std::string cgroup_dir;
+  };
+  std::vector<Target> targets;
+  for (Instance* i : RunningInstances())
+    targets.push_back({i->pid(), i->started_ms(), i->cgroup_dir()});
+  if (targets.empty()) return;
+  sampling_ = true;
+  using Samples = std::vector<std::pair<Target, Usage>>;
+  std::weak_ptr<Supervisor*> weak = self_;
+  RunOffLoop<Samples>(
+      env_.loop,
+      [targets = std::move(targets)]() {
+        Samples out;
+        std::vector<pid_t> tree_roots;
+        for (const Target& t : targets) {
+          if (!t.cgroup_dir.empty()) {
+            if (auto u = CgroupUsage(t.cgroup_dir)) {
+              out.emplace_back(t, *u);
+              continue;
+            }
+          }
+          tree_roots.push_back(t.pid);
+        }
+        if (!tree_roots.empty()) {
+          // One scan of /proc serves every instance without a cgroup.
+          auto trees = TreeUsage(ScanProcesses(), tree_roots);
+          for (const Target& t : targets)
+            if (auto it = trees.find(t.pid); it != trees.end()) out.emplace_back(t, it->second);
+        }
+        return out;
+      },
+      [weak](Samples samples) {
+        auto self = weak.lock();
+        if (self == nullptr || *self == nullptr) return;
+        Supervisor* s = *self;
+        s->sampling_ = false;
+        const int64_t now = s->env_.clock->MonotonicMs();
+        std::unordered_map<pid_t, Instance*> by_pid;
+        for (Instance* i : s->RunningInstances()) by_pid[i->pid()] = i;
+        for (const auto& [target, usage] : samples) {
+          auto it = by_pid.find(target.pid);
+          // The same process it was when the sample began.
+          if (it != by_pid.end() && it->second->started_ms() == target.started_ms)
+            it->second->SetUsage(usage, now);
+        }
+      });
+}
 
 void Supervisor::Run(std::shared_ptr<const ReleaseRun> run,
                      const Formation& formation) {
@@ -412,6 +477,17 @@ void Supervisor::StopEverything(std::function<void()> done) {
   StopGroups(all, std::move(done));
 }
 
+std::vector<Instance*> Supervisor::RunningInstances() {
+  std::vector<Instance*> out;
+  for (auto& [name, a] : apps_) {
+    if (a.active != nullptr)
+      for (Instance* i : a.active->Running("", 0)) out.push_back(i);
+    for (auto& g : a.retiring)
+      for (Instance* i : g->Running("", 0)) out.push_back(i);
+  }
+  return out;
+}
+
 Instance* Supervisor::FindInstance(pid_t pid) {
   for (auto& [name, a] : apps_) {
     if (a.active != nullptr)
@@ -440,6 +516,8 @@ void Supervisor::OnNotify(pid_t sender,
   if (status != fields.end()) inst->set_status_text(status->second);
   auto ready = fields.find("READY");
   if (ready != fields.end() && ready->second == "1") inst->NotifyReady();
+  auto watchdog = fields.find("WATCHDOG");
+  if (watchdog != fields.end()) inst->NotifyWatchdog(watchdog->second);
 }
 
 }  // namespace relsupd

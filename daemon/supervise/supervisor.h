@@ -169,8 +169,15 @@ class Supervisor {
   void Stop(const std::string& app, std::function<void()> done);
   // Stops every instance of every app; `done` once all have stopped.
   void StopEverything(std::function<void()> done);
-  // A notify message from `sender`: READY=1 / STATUS= for its instance.
+  // A notify message from `sender`: READY=1 / STATUS= / WATCHDOG= for its
+  // instance.
   void OnNotify(pid_t sender, const std::map<std::string, std::string>& fields);
+
+  // Every kUsageIntervalMs, the usage of every running instance is read
+  // on libuv's thread pool (usage.h: its cgroup, else one scan of /proc)
+  // and handed to each instance (Instance::SetUsage: ps figures, the RSS
+  // watch of `limits: memory`). No scan while nothing runs.
+  static constexpr int64_t kUsageIntervalMs = 2'000;
 
   // daemon-reexec (adopt.cc, docs/reexec.md §1.4). True while a re-exec
   // must be refused: a retiring group still runs processes or waits, or a
@@ -192,12 +199,20 @@ class Supervisor {
     std::vector<std::unique_ptr<ReleaseGroup>> retiring;
   };
   Instance* FindInstance(pid_t pid);
+  // Every instance whose process runs, leaving ones excepted.
+  std::vector<Instance*> RunningInstances();
+  void SampleUsage();
 
   SuperviseEnv env_;
   SupervisorListener* listener_;
   std::map<std::string, AppGroups> apps_;
   UvHandle<uv_timer_t> drop_timer_;
   UvHandle<uv_prepare_t> refill_;  // env_.spawn_budget, before each poll
+  UvHandle<uv_timer_t> usage_timer_;
+  bool sampling_ = false;  // a sample is being read off the loop
+  // Tells an off-loop sample's completion whether the Supervisor still
+  // exists.
+  std::shared_ptr<Supervisor*> self_ = std::make_shared<Supervisor*>(this);
 };
 
 }  // namespace relsupd

@@ -900,7 +900,7 @@ TEST_CASE("ChildProcess reports a failed exec step as a spawn error") {
   CHECK(NoZombies());
 }
 
-TEST_CASE("CommandArgv runs plain commands directly and the rest through sh") {
+TEST_CASE("CommandArgv runs plain commands directly, one program through sh -c exec, the rest through sh") {
   using V = std::vector<std::string>;
   CHECK(CommandArgv("bin/server --port 8080") == V{"bin/server", "--port", "8080"});
   CHECK(CommandArgv("  ./server\t-v  ") == V{"./server", "-v"});
@@ -908,12 +908,20 @@ TEST_CASE("CommandArgv runs plain commands directly and the rest through sh") {
         V{"puma", "-C", "config/puma.rb", "--bind=tcp://0.0.0.0"});
   CHECK(CommandArgv("") == V{});
   CHECK(CommandArgv(" \t ") == V{});
+  // One program: "exec " first, so that it replaces the shell.
+  for (const std::string simple :
+       {"server > out", "server < in", "echo $HOME", "echo `date`", "echo a\\ b",
+        "echo \"a b\"", "echo 'a b'", "ls *.log", "ls file?", "ls [ab]", "server # comment",
+        "ls ~/x", "echo %s", "gunicorn -b 127.0.0.1:${PORT} app:app", "server 2>&1",
+        "server >&2"}) {
+    INFO(simple);
+    CHECK(CommandArgv(simple) == V{"/bin/sh", "-c", "exec " + simple});
+  }
+  // Lists, pipelines, groups, jobs, assignments and shell words: as written.
   for (const std::string shell :
-       {"server | tee log", "a && b", "a; b", "server > out", "server < in", "(cd x)",
-        "echo $HOME", "echo `date`", "echo a\\ b", "echo \"a b\"", "echo 'a b'",
-        "ls *.log", "ls file?", "ls [ab]", "server # comment", "ls ~/x", "PORT=1 server",
-        "echo %s", "echo {a,b}", "a\nb", "exec bundle exec puma", "cd app", "ulimit -n 10",
-        "if true", ". ./env", "export A", "server &"}) {
+       {"server | tee log", "a && b", "a; b", "(cd x)", "PORT=1 server", "echo {a,b}", "a\nb",
+        "exec bundle exec puma", "cd app", "ulimit -n 10", "if true", ". ./env", "export A",
+        "server &", "echo $(date)", "a || b", "echo 'a;b'"}) {
     INFO(shell);
     CHECK(CommandArgv(shell) == V{"/bin/sh", "-c", shell});
   }

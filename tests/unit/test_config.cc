@@ -420,7 +420,8 @@ TEST_CASE("every error of a relsupd.yaml is reported, one per line") {
             .status()
             .message() ==
         "relsupd.yaml:2:21: unknown key 'zzzzzz' (known keys: command, scale, restart, "
-        "stop_signal, stop_timeout, stop_mode, sockets, ready, ready_timeout, env)");
+        "stop_signal, stop_timeout, stop_mode, sockets, ready, ready_timeout, env, health, "
+        "watchdog, limits)");
 }
 
 TEST_CASE("every bad Procfile line is reported") {
@@ -489,6 +490,10 @@ std::vector<std::string> DocumentedKeyNames() {
   for (std::string_view k : kBuildKeys) names.push_back("build." + std::string(k));
   for (std::string_view k : kProcessKeys) names.push_back("processes.TYPE." + std::string(k));
   for (std::string_view k : kReleaseKeys) names.push_back("release." + std::string(k));
+  for (std::string_view k : kHealthKeys)
+    if (k != "tcp" && k != "http" && k != "exec")  // as ready's, listed below
+      names.push_back("processes.TYPE.health." + std::string(k));
+  for (std::string_view k : kLimitsKeys) names.push_back("processes.TYPE.limits." + std::string(k));
   return names;
 }
 
@@ -513,7 +518,9 @@ TEST_CASE("every relsupd.yaml key is listed in the README and in relsupd-app(5)"
       "release: {command: ./migrate, timeout: 5m}\n"
       "processes:\n"
       "  web: {command: x, scale: 2, restart: never, stop_signal: INT, stop_timeout: 5s,\n"
-      "        sockets: [http], ready: notify, ready_timeout: 30s, env: {A: b}}\n",
+      "        sockets: [http], ready: notify, ready_timeout: 30s, env: {A: b},\n"
+      "        health: {http: 'http://127.0.0.1:8081/up', interval: 5s, timeout: 1s, failures: 2},\n"
+      "        watchdog: 30s, limits: {memory: 512M, pids: 512, nofile: 65536, cpu: 1.5}}\n",
       "relsupd.yaml");
   INFO((all.ok() ? "" : all.status().message()));
   CHECK(all.ok());

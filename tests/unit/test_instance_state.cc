@@ -31,6 +31,7 @@ TEST_CASE("every state x event pair has its expected transition") {
       {{S::kStopped, E::kExited}, {S::kStopped, A::kInvalid}},
       {{S::kStopped, E::kTimer}, {S::kStopped, A::kInvalid}},
       {{S::kStopped, E::kAdopted}, {S::kStopped, A::kNone}},  // adopted stopped
+      {{S::kStopped, E::kFault}, {S::kStopped, A::kInvalid}},
 
       {{S::kStarting, E::kStartRequested}, {S::kStarting, A::kNone}},
       {{S::kStarting, E::kStopRequested}, {S::kStopping, A::kSignalStop}},
@@ -40,6 +41,7 @@ TEST_CASE("every state x event pair has its expected transition") {
       {{S::kStarting, E::kExited}, {S::kBackoff, A::kArmBackoff}},
       {{S::kStarting, E::kTimer}, {S::kStarting, A::kInvalid}},
       {{S::kStarting, E::kAdopted}, {S::kStarting, A::kInvalid}},
+      {{S::kStarting, E::kFault}, {S::kStarting, A::kInvalid}},
 
       {{S::kRunning, E::kStartRequested}, {S::kRunning, A::kNone}},
       {{S::kRunning, E::kStopRequested}, {S::kStopping, A::kSignalStop}},
@@ -47,8 +49,9 @@ TEST_CASE("every state x event pair has its expected transition") {
       {{S::kRunning, E::kSpawnFailed}, {S::kRunning, A::kInvalid}},
       {{S::kRunning, E::kReady}, {S::kReady, A::kNone}},
       {{S::kRunning, E::kExited}, {S::kBackoff, A::kArmBackoff}},
-      {{S::kRunning, E::kTimer}, {S::kStoppingUnready, A::kSignalStop}},
+      {{S::kRunning, E::kTimer}, {S::kStoppingFault, A::kSignalStop}},
       {{S::kRunning, E::kAdopted}, {S::kRunning, A::kInvalid}},
+      {{S::kRunning, E::kFault}, {S::kStoppingFault, A::kSignalStop}},  // health, watchdog, memory
 
       {{S::kReady, E::kStartRequested}, {S::kReady, A::kNone}},
       {{S::kReady, E::kStopRequested}, {S::kStopping, A::kSignalStop}},
@@ -58,6 +61,7 @@ TEST_CASE("every state x event pair has its expected transition") {
       {{S::kReady, E::kExited}, {S::kBackoff, A::kArmBackoff}},
       {{S::kReady, E::kTimer}, {S::kReady, A::kInvalid}},
       {{S::kReady, E::kAdopted}, {S::kReady, A::kInvalid}},
+      {{S::kReady, E::kFault}, {S::kStoppingFault, A::kSignalStop}},  // health, watchdog, memory
 
       {{S::kStopping, E::kStartRequested}, {S::kStopping, A::kNone}},
       {{S::kStopping, E::kStopRequested}, {S::kStopping, A::kNone}},
@@ -67,16 +71,18 @@ TEST_CASE("every state x event pair has its expected transition") {
       {{S::kStopping, E::kExited}, {S::kStopped, A::kNone}},
       {{S::kStopping, E::kTimer}, {S::kStopping, A::kKill}},
       {{S::kStopping, E::kAdopted}, {S::kStopping, A::kInvalid}},
+      {{S::kStopping, E::kFault}, {S::kStopping, A::kInvalid}},
 
-      // Stopped because it was not ready in time: the exit is a crash.
-      {{S::kStoppingUnready, E::kStartRequested}, {S::kStoppingUnready, A::kNone}},
-      {{S::kStoppingUnready, E::kStopRequested}, {S::kStopping, A::kNone}},
-      {{S::kStoppingUnready, E::kSpawned}, {S::kStoppingUnready, A::kInvalid}},
-      {{S::kStoppingUnready, E::kSpawnFailed}, {S::kStoppingUnready, A::kInvalid}},
-      {{S::kStoppingUnready, E::kReady}, {S::kStoppingUnready, A::kInvalid}},
-      {{S::kStoppingUnready, E::kExited}, {S::kBackoff, A::kArmBackoff}},
-      {{S::kStoppingUnready, E::kTimer}, {S::kStoppingUnready, A::kKill}},
-      {{S::kStoppingUnready, E::kAdopted}, {S::kStoppingUnready, A::kInvalid}},
+      // Stopped for a fault (not ready in time, ...): the exit is a crash.
+      {{S::kStoppingFault, E::kStartRequested}, {S::kStoppingFault, A::kNone}},
+      {{S::kStoppingFault, E::kStopRequested}, {S::kStopping, A::kNone}},
+      {{S::kStoppingFault, E::kSpawned}, {S::kStoppingFault, A::kInvalid}},
+      {{S::kStoppingFault, E::kSpawnFailed}, {S::kStoppingFault, A::kInvalid}},
+      {{S::kStoppingFault, E::kReady}, {S::kStoppingFault, A::kInvalid}},
+      {{S::kStoppingFault, E::kExited}, {S::kBackoff, A::kArmBackoff}},
+      {{S::kStoppingFault, E::kTimer}, {S::kStoppingFault, A::kKill}},
+      {{S::kStoppingFault, E::kAdopted}, {S::kStoppingFault, A::kInvalid}},
+      {{S::kStoppingFault, E::kFault}, {S::kStoppingFault, A::kInvalid}},
 
       {{S::kBackoff, E::kStartRequested}, {S::kStarting, A::kSpawn}},
       {{S::kBackoff, E::kStopRequested}, {S::kStopped, A::kNone}},
@@ -86,6 +92,7 @@ TEST_CASE("every state x event pair has its expected transition") {
       {{S::kBackoff, E::kExited}, {S::kBackoff, A::kInvalid}},
       {{S::kBackoff, E::kTimer}, {S::kStarting, A::kSpawn}},
       {{S::kBackoff, E::kAdopted}, {S::kBackoff, A::kInvalid}},
+      {{S::kBackoff, E::kFault}, {S::kBackoff, A::kInvalid}},
 
       {{S::kExited, E::kStartRequested}, {S::kStarting, A::kSpawn}},
       {{S::kExited, E::kStopRequested}, {S::kStopped, A::kNone}},
@@ -95,6 +102,7 @@ TEST_CASE("every state x event pair has its expected transition") {
       {{S::kExited, E::kExited}, {S::kExited, A::kInvalid}},
       {{S::kExited, E::kTimer}, {S::kExited, A::kInvalid}},
       {{S::kExited, E::kAdopted}, {S::kExited, A::kInvalid}},
+      {{S::kExited, E::kFault}, {S::kExited, A::kInvalid}},
 
       {{S::kFailed, E::kStartRequested}, {S::kStarting, A::kSpawn}},
       {{S::kFailed, E::kStopRequested}, {S::kStopped, A::kNone}},
@@ -104,6 +112,7 @@ TEST_CASE("every state x event pair has its expected transition") {
       {{S::kFailed, E::kExited}, {S::kFailed, A::kInvalid}},
       {{S::kFailed, E::kTimer}, {S::kFailed, A::kInvalid}},
       {{S::kFailed, E::kAdopted}, {S::kFailed, A::kInvalid}},
+      {{S::kFailed, E::kFault}, {S::kFailed, A::kInvalid}},
   };
   REQUIRE(expected.size() == kInstanceStateCount * kInstanceEventCount);
   for (const auto& [key, want] : expected) {
@@ -117,7 +126,7 @@ TEST_CASE("every state x event pair has its expected transition") {
 
 TEST_CASE("restart policy decides what an exit leads to") {
   // A stop for the ready timeout ends in an exit like any other.
-  for (S alive : {S::kStarting, S::kRunning, S::kReady, S::kStoppingUnready}) {
+  for (S alive : {S::kStarting, S::kRunning, S::kReady, S::kStoppingFault}) {
     INFO(InstanceStateName(alive));
     CHECK(Step(alive, E::kExited, RestartPolicy::kAlways, X::kSuccess).next == S::kBackoff);
     CHECK(Step(alive, E::kExited, RestartPolicy::kOnFailure, X::kSuccess).next == S::kExited);
@@ -145,7 +154,7 @@ TEST_CASE("each state has its timer, and the stopping states share the stop time
       {S::kRunning, InstanceTimer::kReadyTimeout},
       {S::kReady, InstanceTimer::kNone},
       {S::kStopping, InstanceTimer::kStopTimeout},
-      {S::kStoppingUnready, InstanceTimer::kStopTimeout},
+      {S::kStoppingFault, InstanceTimer::kStopTimeout},
       {S::kBackoff, InstanceTimer::kBackoff},
       {S::kExited, InstanceTimer::kNone},
       {S::kFailed, InstanceTimer::kNone},
@@ -158,7 +167,7 @@ TEST_CASE("each state has its timer, and the stopping states share the stop time
 }
 
 TEST_CASE("a stop for the ready timeout shows as stopping") {
-  CHECK(InstanceStateName(S::kStoppingUnready) == InstanceStateName(S::kStopping));
+  CHECK(InstanceStateName(S::kStoppingFault) == InstanceStateName(S::kStopping));
 }
 
 TEST_CASE("a fresh instance takes every adopted state, and resumes the ones with a timer") {
@@ -170,7 +179,7 @@ TEST_CASE("a fresh instance takes every adopted state, and resumes the ones with
       {S::kRunning, {S::kRunning, A::kResume}},
       {S::kReady, {S::kReady, A::kNone}},
       {S::kStopping, {S::kStopping, A::kResume}},
-      {S::kStoppingUnready, {S::kStoppingUnready, A::kResume}},
+      {S::kStoppingFault, {S::kStoppingFault, A::kResume}},
       {S::kBackoff, {S::kBackoff, A::kResume}},
       {S::kExited, {S::kExited, A::kNone}},
       {S::kFailed, {S::kFailed, A::kNone}},

@@ -1,0 +1,52 @@
+#include "daemon/supervise/health.h"
+
+#include <spdlog/spdlog.h>
+
+namespace relsupd {
+
+HealthMonitor::HealthMonitor(uv_loop_t* loop, const HealthCheck& health,
+                             SpawnRequest exec_template,
+                             std::function<void(const std::string&)> on_unhealthy)
+    : loop_(loop), health_(health), exec_template_(std::move(exec_template)),
+      on_unhealthy_(std::move(on_unhealthy)) {
+  uv_timer_init(loop_, timer_.get());
+  timer_->data = this;
+  Arm();
+}
+
+void HealthMonitor::Arm() {
+  uv_timer_start(
+      timer_.get(),
+      [](uv_timer_t* t) {
+        if (auto* self = static_cast<HealthMonitor*>(t->data)) self->Try();
+      },
+      static_cast<uint64_t>(health_.interval_ms), 0);
+}
+
+void HealthMonitor::Try() {
+  auto attempt = CheckAttempt::Start(loop_, health_.check, exec_template_, health_.timeout_ms,
+                                     [this](CheckResult r) { Done(r); });
+  if (!attempt.ok()) {
+    // Not a fault of the instance (a URL the parser let through that the
+    // probe cannot use): counted as a failure so that it shows.
+    return Done({false, attempt.status().message()});
+  }
+  attempt_ = std::move(*attempt);
+}
+
+void HealthMonitor::Done(const CheckResult& r) {
+  attempt_.reset();
+  if (r.passed) {
+    failures_ = 0;
+    return Arm();
+  }
+  ++failures_;
+  spdlog::debug("health check failed ({} of {}): {}", failures_, health_.failures, r.detail);
+  if (failures_ < health_.failures) return Arm();
+  auto on_unhealthy = on_unhealthy_;
+  on_unhealthy(r.detail + (health_.failures > 1
+                               ? " (" + std::to_string(failures_) + " times in a row)"
+                               : ""));  // may destroy this monitor
+}
+
+}  // namespace relsupd
