@@ -48,8 +48,9 @@ Result<uint64_t> ParseByteSize(std::string_view text) {
       case 'B': shift = 0; break;
       default: return bad("unknown unit '" + std::string(suffix) + "'");
     }
-    std::string_view rest = suffix.substr(1);
-    if (shift != 0 && (rest == "i" || rest == "iB" || rest == "B")) rest = {};
+    std::string rest(suffix.substr(1));
+    for (char& c : rest) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (shift != 0 && (rest == "i" || rest == "ib" || rest == "b")) rest.clear();
     if (!rest.empty()) return bad("unknown unit '" + std::string(suffix) + "'");
   }
   if (frac_scale > 1 && shift == 0) return bad("a fraction of a byte");

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <future>
 
+#include "daemon/base/byte_size.h"
 #include "daemon/base/clock.h"
 #include "daemon/base/duration.h"
 #include "daemon/base/env_file.h"
@@ -272,6 +273,36 @@ TEST_CASE("a bad socket address is refused with a message naming it") {
   }));
   INFO(address);
   CHECK(AddressError(address) == "socket address '" + address + "' " + why);
+}
+
+}  // namespace
+}  // namespace relsupd
+
+namespace relsupd {
+namespace {
+
+TEST_CASE("byte sizes read as systemd's MemoryMax= does, and every bad one says why") {
+  CHECK(*ParseByteSize("65536") == 65536);
+  CHECK(*ParseByteSize("512K") == 512u << 10);
+  CHECK(*ParseByteSize("64M") == 64u << 20);
+  CHECK(*ParseByteSize("64MiB") == 64u << 20);
+  CHECK(*ParseByteSize("64mb") == 64u << 20);
+  CHECK(*ParseByteSize("1G") == uint64_t{1} << 30);
+  CHECK(*ParseByteSize("1.5G") == uint64_t{3} << 29);
+  CHECK(*ParseByteSize("2T") == uint64_t{2} << 40);
+  CHECK(*ParseByteSize("100B") == 100);
+  for (const char* bad : {"", "M", "-1", "0", "0M", "1.5", "12X", "1..5G", "1.G", "1Gx",
+                          "2048T", "99999999999999999999"}) {
+    INFO(bad);
+    auto r = ParseByteSize(bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.status().message(), Catch::StartsWith("'" + std::string(bad) + "' is not a size ("));
+  }
+  CHECK(FormatByteSize(64u << 20) == "64M");
+  CHECK(FormatByteSize(uint64_t{1} << 30) == "1G");
+  CHECK(FormatByteSize(1000) == "1000");
+  CHECK(FormatByteSize(1536) == "1536");
+  CHECK(*ParseByteSize(FormatByteSize(uint64_t{3} << 40)) == uint64_t{3} << 40);
 }
 
 }  // namespace

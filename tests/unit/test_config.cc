@@ -680,3 +680,85 @@ TEST_CASE("a tcp or http ready check aimed at a daemon-held socket is refused") 
 
 }  // namespace
 }  // namespace relsupd
+
+namespace relsupd {
+namespace {
+
+TEST_CASE("health, watchdog and limits are read with their defaults, and each bad value is named") {
+  auto pf = ParseProcessYaml(
+      "processes:\n"
+      "  web:\n"
+      "    command: x\n"
+      "    health: {http: 'http://127.0.0.1:8081/up'}\n"
+      "    watchdog: 30s\n"
+      "    limits: {memory: 512M, pids: 512, nofile: 65536, cpu: 1.5}\n"
+      "  worker: {command: y, health: {exec: ./check, interval: 1s, timeout: 500ms, failures: 1}}\n",
+      "relsupd.yaml");
+  REQUIRE(pf.ok());
+  const ProcessSpec& web = pf->processes.at("web");
+  CHECK(web.health.check == ReadyCheck{ReadyKind::kHttp, 0, "http://127.0.0.1:8081/up"});
+  CHECK(web.health.interval_ms == 10'000);
+  CHECK(web.health.timeout_ms == 2'000);
+  CHECK(web.health.failures == 3);
+  CHECK(web.watchdog_ms == 30'000);
+  CHECK(web.limits == ProcessLimits{.memory_bytes = 512u << 20, .pids = 512, .nofile = 65536,
+                                    .cpu = 1.5});
+  const ProcessSpec& worker = pf->processes.at("worker");
+  CHECK(worker.health.check.kind == ReadyKind::kExec);
+  CHECK(worker.health.interval_ms == 1'000);
+  CHECK(worker.health.timeout_ms == 500);
+  CHECK(worker.health.failures == 1);
+  CHECK(worker.watchdog_ms == 0);
+  CHECK(worker.limits.empty());
+
+  auto error = [](const std::string& lines) {
+    auto r = ParseProcessYaml("processes:\n  web:\n    command: x\n" + lines, "relsupd.yaml");
+    REQUIRE_FALSE(r.ok());
+    return r.status().message();
+  };
+  CHECK(error("    health: {interval: 1s}\n") ==
+        "relsupd.yaml:4:13: process 'web': 'health' needs exactly one of tcp, http or exec");
+  CHECK(error("    health: {tcp: 1, exec: x}\n") ==
+        "relsupd.yaml:4:13: process 'web': 'health' needs exactly one of tcp, http or exec");
+  CHECK(error("    health: {http: 'ftp://x'}\n") ==
+        "relsupd.yaml:4:20: 'http' must be an http:// URL");
+  CHECK(error("    health: {exec: ' '}\n") == "relsupd.yaml:4:20: process 'web': 'exec' is empty");
+  CHECK(error("    health: {tcp: 1, interval: 10ms}\n") ==
+        "relsupd.yaml:4:32: process 'web': 'interval' must be at least 100ms");
+  CHECK(error("    health: {tcp: 1, timeout: 0s}\n") ==
+        "relsupd.yaml:4:31: process 'web': 'timeout' must be above 0");
+  CHECK_THAT(error("    health: {tcp: 1, failures: 0}\n"), Catch::Contains("'failures'"));
+  CHECK_THAT(error("    health: {tcp: 1, retries: 3}\n"), Catch::Contains("unknown key 'retries'"));
+  CHECK(error("    health: /up\n") ==
+        "relsupd.yaml:4:13: process 'web': 'health' must be {http: URL | tcp: PORT | exec: CMD, "
+        "interval: 10s, timeout: 2s, failures: 3}");
+  CHECK(error("    watchdog: 50ms\n") ==
+        "relsupd.yaml:4:15: process 'web': 'watchdog' must be at least 100ms");
+  CHECK(error("    limits: {memory: lots}\n") ==
+        "relsupd.yaml:4:22: 'lots' is not a size (no number; use e.g. 512M, 1G or 65536)");
+  CHECK_THAT(error("    limits: {cpu: 0}\n"), Catch::Contains("'cpu' must be a number of cores"));
+  CHECK_THAT(error("    limits: {cpu: fast}\n"), Catch::Contains("'cpu' must be a number of cores"));
+  CHECK_THAT(error("    limits: {nofile: 8}\n"), Catch::Contains("'nofile'"));
+  CHECK_THAT(error("    limits: {pids: 0}\n"), Catch::Contains("'pids'"));
+  CHECK_THAT(error("    limits: {memroy: 1G}\n"),
+             Catch::Contains("unknown key 'memroy' (did you mean 'memory'?)"));
+  CHECK(error("    limits: 1G\n") ==
+        "relsupd.yaml:4:13: process 'web': 'limits' must be {memory: 512M, pids: 512, "
+        "nofile: 65536, cpu: 1.5}");
+}
+
+TEST_CASE("a health check aimed at a daemon-held socket is refused, as a ready check is") {
+  auto pf = ParseProcessYaml(
+      "processes:\n  web: {command: x, health: {http: 'http://127.0.0.1:8080/up'}}\n",
+      "relsupd.yaml");
+  REQUIRE(pf.ok());
+  Status s = CheckReadyAgainstSockets(*pf, {SocketSpec{"http", "tcp://0.0.0.0:8080"}});
+  CHECK(s.message() ==
+        "process 'web': health check http http://127.0.0.1:8080/up would reach the daemon-held socket "
+        "'http' (tcp://0.0.0.0:8080), which always accepts; check a port of the instance's own "
+        "(e.g. an admin port), or use 'health: {exec: ...}' or 'watchdog:'");
+  CHECK(CheckReadyAgainstSockets(*pf, {SocketSpec{"http", "tcp://0.0.0.0:8081"}}).ok());
+}
+
+}  // namespace
+}  // namespace relsupd

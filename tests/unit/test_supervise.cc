@@ -1,10 +1,14 @@
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <map>
 #include <utility>
 
 #include "daemon/supervise/backoff.h"
+#include "daemon/supervise/cgroup.h"
 #include "daemon/supervise/instance.h"
+#include "daemon/supervise/usage.h"
 
 namespace relsupd {
 namespace {
@@ -159,6 +163,74 @@ TEST_CASE("backoff restored from a snapshot gives the same delays and crash-limi
   c.now += p.reset_after_ms;
   CHECK(a.Exited(c.now) == 0);
   CHECK(b.Exited(c.now) == 0);
+}
+
+}  // namespace
+}  // namespace relsupd
+
+namespace relsupd {
+namespace {
+
+TEST_CASE("a /proc/PID/stat line is read whatever its comm holds") {
+  // Fields after comm: state ppid pgrp session tty tpgid flags minflt
+  // cminflt majflt cmajflt utime stime cutime cstime prio nice threads
+  // itreal starttime vsize rss.
+  const std::string tail = " S 10 20 20 0 -1 4194304 100 0 0 0 250 50 7 3 20 0 1 0 999 1000000 "
+                           "1234 18446744073709551615\n";
+  auto st = ParseProcStat("4242 (py (x) ) y)" + tail);
+  REQUIRE(st.has_value());
+  CHECK(st->pid == 4242);
+  CHECK(st->ppid == 10);
+  CHECK(st->session == 20);
+  CHECK(st->cpu_ticks == 250 + 50 + 7 + 3);
+  CHECK(st->rss_pages == 1234);
+  CHECK_FALSE(ParseProcStat("").has_value());
+  CHECK_FALSE(ParseProcStat("4242 (x) S 10 20").has_value());
+  CHECK_FALSE(ParseProcStat("abc (x)" + tail).has_value());
+}
+
+TEST_CASE("a process tree's usage sums its session and every descendant, and nothing else") {
+  auto p = [](pid_t pid, pid_t ppid, pid_t sid, uint64_t ticks, uint64_t pages) {
+    return ProcStat{.pid = pid, .ppid = ppid, .session = sid, .cpu_ticks = ticks,
+                    .rss_pages = pages};
+  };
+  const std::vector<ProcStat> procs = {
+      p(1, 0, 1, 0, 0),
+      p(100, 1, 100, 10, 1),   // instance A's main process
+      p(101, 100, 100, 20, 2), // its worker, same session
+      p(102, 101, 102, 30, 4), // a grandchild that called setsid: still A's
+      p(200, 1, 200, 40, 8),   // instance B
+      p(300, 1, 300, 50, 16),  // not an instance
+      p(301, 300, 300, 60, 32),
+  };
+  const auto u = TreeUsage(procs, {100, 200, 999});
+  const double tick = 1.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  REQUIRE(u.size() == 3);
+  CHECK(u.at(100).processes == 3);
+  CHECK(u.at(100).memory_bytes == 7 * page);
+  CHECK(u.at(100).cpu_seconds == Approx(60 * tick));
+  CHECK(u.at(200).processes == 1);
+  CHECK(u.at(200).memory_bytes == 8 * page);
+  CHECK(u.at(999).processes == 0);  // gone
+}
+
+TEST_CASE("this process's own tree is found in the real /proc") {
+  const auto u = TreeUsage(ScanProcesses(), {::getpid()});
+  REQUIRE(u.at(::getpid()).processes >= 1);
+  CHECK(u.at(::getpid()).memory_bytes > 0);
+}
+
+TEST_CASE("limits become the cgroup files of the controllers there are, and only those") {
+  const ProcessLimits all{.memory_bytes = 64 << 20, .pids = 100, .nofile = 4096, .cpu = 1.5};
+  using W = std::vector<std::pair<std::string, std::string>>;
+  CHECK(CgroupLimitWrites(all, kLimitControllers) ==
+        W{{"memory.max", "67108864"}, {"memory.oom.group", "1"}, {"pids.max", "100"},
+          {"cpu.max", "150000 100000"}});
+  CHECK(CgroupLimitWrites(all, kCgroupPids) == W{{"pids.max", "100"}});
+  CHECK(CgroupLimitWrites(all, 0).empty());
+  CHECK(CgroupLimitWrites({}, kLimitControllers).empty());
+  CHECK(CgroupLimitWrites({.cpu = 0.001}, kCgroupCpu) == W{{"cpu.max", "1000 100000"}});
 }
 
 }  // namespace

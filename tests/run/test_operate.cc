@@ -1,0 +1,242 @@
+// Operating a live release end to end (issue 14): health checks after
+// ready, the app watchdog, the memory limit's RSS watch, nofile, and the
+// usage figures of `ps`. The real daemon runs real python3 apps; every wait
+// is for a state in `ps`, never for a time.
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <string>
+
+#include "tests/run/hello_stage.h"
+#include "tests/run/run_fixture.h"
+#include "tests/support/failure.h"
+#include "tests/support/wait.h"
+
+namespace relsupd::run_test {
+namespace {
+
+using release_test::File;
+
+// An HTTP server on 127.0.0.1:PORT: GET /health answers 500 while the file
+// MARK exists, 200 otherwise; every other path 200.
+constexpr char kHealthServer[] =
+    "import http.server, os, sys\n"
+    "port, mark = int(sys.argv[1]), sys.argv[2]\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    def do_GET(self):\n"
+    "        bad = self.path == '/health' and os.path.exists(mark)\n"
+    "        self.send_response(500 if bad else 200)\n"
+    "        self.end_headers()\n"
+    "        self.wfile.write(b'ok')\n"
+    "        if self.path == '/health':\n"
+    "            print('health', 500 if bad else 200, flush=True)\n"
+    "    def log_message(self, *args):\n"
+    "        pass\n"
+    "print('serving', flush=True)\n"
+    "http.server.HTTPServer(('127.0.0.1', port), H).serve_forever()\n";
+
+// Sends READY=1, then WATCHDOG=1 every 100 ms until the file MARK exists;
+// writes its WATCHDOG_USEC and WATCHDOG_PID to MARK.env first.
+constexpr char kWatchdogApp[] =
+    "import os, socket, sys, time\n"
+    "mark = sys.argv[1]\n"
+    "with open(mark + '.env', 'w') as f:\n"
+    "    f.write(os.environ.get('WATCHDOG_USEC', '-') + ' ' + os.environ.get('WATCHDOG_PID', '-'))\n"
+    "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+    "s.sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])\n"
+    "while True:\n"
+    "    if not os.path.exists(mark):\n"
+    "        s.sendto(b'WATCHDOG=1', os.environ['NOTIFY_SOCKET'])\n"
+    "    time.sleep(0.1)\n";
+
+void Touch(const std::string& path) {
+  std::ofstream out(path);
+  if (!out) support::Fail("cannot create " + path);
+}
+
+const std::string& Text(const Json& j) { return j.get_ref<const std::string&>(); }
+
+// The first exit of `row` whose cause is `cause`; null when none.
+Json ExitOf(const Json& row, const std::string& cause) {
+  for (const Json& e : row["exits"])
+    if (e["cause"] == cause) return e;
+  return Json();
+}
+
+TEST_CASE("health: an app whose /health fails after ready is restarted after 3 failures, with that reason") {
+  Stage stage(FastConfig());
+  WritableDir marks;
+  const std::string mark = marks.path + "/unhealthy";
+  const int port = FreePort();
+  const std::string url = "http://127.0.0.1:" + std::to_string(port);
+  Deploy(stage, {File("server.py", kHealthServer),
+                 File("relsupd.yaml",
+                      "processes:\n"
+                      "  web:\n"
+                      "    command: python3 server.py " + std::to_string(port) + " " + mark + "\n"
+                      "    ready: {http: '" + url + "/'}\n"
+                      "    health: {http: '" + url + "/health', interval: 100ms, timeout: 1s, failures: 3}\n")});
+  const Json ready = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
+  const pid_t first = Row(ready, "web.1")["pid"];
+  // Healthy checks pass, and the instance stays.
+  REQUIRE(WaitLog(stage, "health 200"));
+  CHECK(Row(Ps(stage), "web.1")["pid"] == first);
+
+  Touch(mark);
+  const Json after = WaitPs(stage, [&](const Json& p) {
+    return !ExitOf(Row(p, "web.1"), "health").is_null();
+  }, 20'000, "a health exit");
+  ::unlink(mark.c_str());
+  const Json exit = ExitOf(Row(after, "web.1"), "health");
+  INFO(exit.dump());
+  CHECK(Text(exit["exit"]) == "health check failed: GET " + url +
+                                  "/health: HTTP 500 (3 times in a row): stopped (SIGTERM)");
+  CHECK_FALSE(Alive(first));
+  // Restarted as a crash: a new process, ready again, and healthy now.
+  const Json back = WaitPs(stage, [&](const Json& p) {
+    return AllIn(p, "web", "ready", 1) && Row(p, "web.1")["pid"] != first;
+  });
+  CHECK(Row(back, "web.1")["restarts"].get<int>() >= 1);
+  // The app's log says why its process was stopped.
+  CHECK(WaitLog(stage, "relsupd: health check failed: GET " + url + "/health: HTTP 500"));
+  // So does `ps` (the human table's LAST EXIT, or an earlier exit).
+  const Json json_ps = stage.CtlJson({"ps", "shop"});
+  CHECK(ExitOf(json_ps[0], "health")["exit"] == exit["exit"]);
+}
+
+TEST_CASE("health: an exec check that hangs is killed at its timeout and counts as a failure") {
+  Stage stage(FastConfig());
+  WritableDir marks;
+  const std::string mark = marks.path + "/hang";
+  DeployYaml(stage,
+             "processes:\n"
+             "  worker:\n"
+             "    command: sleep 1000\n"
+             "    health: {exec: 'if [ -e " + mark + " ]; then sleep 1000; fi', interval: 100ms, "
+             "timeout: 300ms, failures: 2}\n");
+  const Json ready = WaitPs(stage, [](const Json& p) { return AllIn(p, "worker", "ready", 1); });
+  Touch(mark);
+  const Json after = WaitPs(stage, [&](const Json& p) {
+    return !ExitOf(Row(p, "worker.1"), "health").is_null();
+  }, 20'000, "a health exit");
+  ::unlink(mark.c_str());
+  CHECK(Text(ExitOf(Row(after, "worker.1"), "health")["exit"]) ==
+        "health check failed: exec 'if [ -e " + mark +
+            " ]; then sleep 1000; fi': no answer within 300ms (2 times in a row): stopped (SIGTERM)");
+  // No check process is left behind.
+  CHECK(support::WaitUntil(
+      [&] { return PidsWithCmdline("then sleep 1000").empty(); }, 10'000));
+}
+
+TEST_CASE("health: a tcp or http check aimed at a daemon-held socket is refused at release create") {
+  HelloStage h;
+  std::string file = h.stage.Artifact(
+      "bad.tar.gz",
+      {File("relsupd.yaml", "processes:\n"
+                            "  web:\n"
+                            "    command: ./bin/hello\n"
+                            "    sockets: [http]\n"
+                            "    ready: notify\n"
+                            "    health: {tcp: " + std::to_string(h.port) + "}\n"),
+       File("bin/hello", Slurp(RELSUPD_HELLO_BIN), 0755)});
+  const std::string id = h.stage.Import(file)["id"].get<std::string>();
+  e2e::ProcResult r = h.stage.Ctl({"release", "create", "shop", "--build", id});
+  INFO(r.err);
+  CHECK(r.exit_code() == 1);
+  CHECK_THAT(r.err, Catch::Contains("process 'web': health check tcp 127.0.0.1:" +
+                                    std::to_string(h.port) +
+                                    " would reach the daemon-held socket 'http'"));
+}
+
+TEST_CASE("watchdog: WATCHDOG_USEC and WATCHDOG_PID are set, and an instance that stops sending gets SIGABRT and restarts with reason watchdog") {
+  Stage stage(FastConfig());
+  WritableDir marks;
+  const std::string mark = marks.path + "/stop-pinging";
+  Deploy(stage, {File("app.py", kWatchdogApp),
+                 File("relsupd.yaml",
+                      "processes:\n"
+                      "  web:\n"
+                      "    command: python3 app.py " + mark + "\n"
+                      "    ready: notify\n"
+                      "    watchdog: 1s\n")});
+  const Json ready = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
+  const pid_t pid = Row(ready, "web.1")["pid"];
+  REQUIRE(support::WaitUntil([&] { return !Slurp(mark + ".env").empty(); }, 10'000));
+  CHECK(Slurp(mark + ".env") == "1000000 " + std::to_string(pid));
+
+  Touch(mark);
+  const Json after = WaitPs(stage, [&](const Json& p) {
+    return !ExitOf(Row(p, "web.1"), "watchdog").is_null();
+  }, 20'000, "a watchdog exit");
+  ::unlink(mark.c_str());
+  CHECK(Text(ExitOf(Row(after, "web.1"), "watchdog")["exit"]) ==
+        "watchdog: no WATCHDOG=1 within 1s: stopped (SIGABRT)");
+  CHECK_FALSE(Alive(pid));
+  // It pings again once restarted, and stays.
+  const Json back = WaitPs(stage, [&](const Json& p) {
+    return AllIn(p, "web", "ready", 1) && Row(p, "web.1")["pid"] != pid;
+  });
+  CHECK(WaitLog(stage, "relsupd: watchdog: no WATCHDOG=1 within 1s"));
+}
+
+TEST_CASE("limits: a process that grows past limits: {memory: 64M} is restarted with the memory reason, and ps says how the limit is kept") {
+  Stage stage(FastConfig());
+  // Grows by 8 MiB of touched memory every 50 ms, up to 400 MiB.
+  DeployYaml(stage,
+             "processes:\n"
+             "  hog:\n"
+             "    command: >-\n"
+             "      python3 -c \"import time; b = [];\n"
+             "      [(b.append(b'x' * (8 << 20)), time.sleep(0.05)) for _ in range(50)];\n"
+             "      time.sleep(1000)\"\n"
+             "    limits: {memory: 64M}\n");
+  const Json after = WaitPs(stage, [&](const Json& p) {
+    return !ExitOf(Row(p, "hog.1"), "memory-limit").is_null();
+  }, 30'000, "a memory-limit exit");
+  const std::string exit = Text(ExitOf(Row(after, "hog.1"), "memory-limit")["exit"]);
+  INFO(exit);
+  CHECK_THAT(exit, Catch::StartsWith("memory limit ("));
+  CHECK_THAT(exit, Catch::Contains(" MiB > 64 MiB): stopped (SIGTERM)"));
+  const Json row = Row(after, "hog.1");
+  CHECK(row["memory_limit_bytes"] == 64 << 20);
+  CHECK(row["memory_limit_by"] == "rss-watch");  // this machine: no memory controller
+  e2e::ProcResult table = stage.Ctl({"ps", "shop"});
+  CHECK_THAT(table.out, Catch::Contains("MEM"));
+  CHECK_THAT(table.out,
+             Catch::Contains("Memory limits: an RSS watch every 2s (no cgroup memory controller)"));
+}
+
+TEST_CASE("usage: ps --json memory and CPU of a busy process are within 20% of /proc's, and nofile is set") {
+  Stage stage(FastConfig());
+  // 48 MiB held and one core kept busy.
+  Deploy(stage, {File("busy.py", "b = b'x' * (48 << 20)\nwhile True:\n    pass\n"),
+                 File("relsupd.yaml",
+                      "processes:\n"
+                      "  busy:\n"
+                      "    command: python3 busy.py\n"
+                      "    limits: {nofile: 1000}\n")});
+  Json ps = WaitPs(stage, [](const Json& p) {
+    const Json r = Row(p, "busy.1");
+    return r.is_object() && r["cpu_seconds"].is_number() && r["cpu_seconds"].get<double>() >= 2.0;
+  }, 30'000, "2 s of CPU in ps");
+  const pid_t pid = Row(ps, "busy.1")["pid"];
+  // A fresh sample, compared with /proc at once.
+  const double seen = Row(ps, "busy.1")["cpu_seconds"];
+  ps = WaitPs(stage, [&](const Json& p) { return Row(p, "busy.1")["cpu_seconds"] != seen; });
+  const double proc_cpu = static_cast<double>(CpuMs(pid)) / 1000.0;
+  const double rss = std::stod(StatusField(pid, "VmRSS")) * 1024.0;
+  const Json row = Row(ps, "busy.1");
+  INFO(row.dump());
+  const double cpu = row["cpu_seconds"];
+  const double mem = row["memory_bytes"];
+  CHECK(cpu == Approx(proc_cpu).epsilon(0.2));
+  CHECK(mem == Approx(rss).epsilon(0.2));
+  CHECK(mem > 48.0 * (1 << 20));
+  CHECK(row["cpu_percent"].get<double>() > 10.0);
+  CHECK_FALSE(row.contains("memory_limit_bytes"));
+  // limits: nofile is the process's RLIMIT_NOFILE, soft and hard.
+  const std::string limits = Slurp("/proc/" + std::to_string(pid) + "/limits");
+  CHECK_THAT(limits, Catch::Matches("(.|\n)*Max open files +1000 +1000 +files(.|\n)*"));
+}
+
+}  // namespace
+}  // namespace relsupd::run_test
