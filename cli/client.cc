@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "daemon/base/fd_passing.h"
+
 namespace relsupd {
 namespace {
 constexpr size_t kMaxResponseBytes = 256 << 20;
@@ -20,28 +22,15 @@ std::string DefaultSocketPath() {
 }
 
 Status SendWithFds(int socket, std::string_view data, const std::vector<int>& fds) {
-  iovec iov{const_cast<char*>(data.data()), 1};
-  std::vector<char> cbuf(CMSG_SPACE(sizeof(int) * fds.size()));
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = cbuf.data();
-  msg.msg_controllen = cbuf.size();
-  cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-  cm->cmsg_level = SOL_SOCKET;
-  cm->cmsg_type = SCM_RIGHTS;
-  cm->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-  std::memcpy(CMSG_DATA(cm), fds.data(), sizeof(int) * fds.size());
-  ssize_t n;
-  do {
-    n = ::sendmsg(socket, &msg, MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
-  if (n != 1) return Status::FromErrno("cannot send to relsupd", errno);
+  // One byte: a stream socket sends it whole, so the count needs no check.
+  Result<size_t> first =
+      SendFds(socket, data.substr(0, 1), fds, MSG_NOSIGNAL, "to relsupd");
+  if (!first.ok()) return first.status();
   // The rest as plain data; MSG_NOSIGNAL: a peer gone is an error, never
   // a SIGPIPE.
   data.remove_prefix(1);
   while (!data.empty()) {
-    n = ::send(socket, data.data(), data.size(), MSG_NOSIGNAL);
+    ssize_t n = ::send(socket, data.data(), data.size(), MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Status::FromErrno("cannot write request", errno);
     data.remove_prefix(static_cast<size_t>(n));

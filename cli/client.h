@@ -20,7 +20,8 @@ namespace relsupd {
 std::string DefaultSocketPath();
 
 // Sends `data` on a connected Unix socket with `fds` riding on its first
-// byte (SCM_RIGHTS), then the rest. The error keeps sendmsg's errno.
+// byte (SCM_RIGHTS, by SendFds), then the rest: the control protocol's way
+// of passing files with a request. The error keeps sendmsg's errno.
 // REQUIRES: `data` not empty.
 Status SendWithFds(int socket, std::string_view data, const std::vector<int>& fds);
 

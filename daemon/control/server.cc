@@ -16,6 +16,7 @@
 #include <deque>
 #include <vector>
 
+#include "daemon/base/fd_passing.h"
 #include "daemon/control/server_connection.h"
 #include "daemon/protocol/jsonrpc.h"
 
@@ -317,29 +318,17 @@ void ControlServer::Read(Connection* c) {
       PauseForFds(c);
       break;
     }
-    iovec iov{read_buf_, sizeof read_buf_};
     // Room for the most fds one message can carry (and no credentials:
     // SO_PASSCRED is off), so the kernel never has to drop, and close in
-    // this thread, fds that did not fit (MSG_CTRUNC).
-    alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * FdCloser::kMaxFdsPerMessage)];
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf;
-    msg.msg_controllen = sizeof cbuf;
-    ssize_t n = ::recvmsg(c->fd.get(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
-      if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
-      size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; ++i) {
-        int fd;
-        std::memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
-        c->fds.emplace_back(fd);
-      }
-    }
-    if (msg.msg_flags & MSG_CTRUNC) {
+    // this thread, fds that did not fit (MSG_CTRUNC). What the helper
+    // refuses goes to the closer thread.
+    std::vector<Fd> passed;
+    Result<ReceivedFds> got =
+        ReceiveFds(c->fd.get(), read_buf_, MSG_DONTWAIT,
+                   FdCloser::kMaxFdsPerMessage, &passed, closer_);
+    if (!got.ok() && got.status().error_number() == EAGAIN) break;
+    for (Fd& fd : passed) c->fds.push_back(std::move(fd));
+    if (got.ok() && got->truncated) {
       spdlog::warn("Client uid {} sent more control data than {} files, closing",
                    c->peer.uid, FdCloser::kMaxFdsPerMessage);
       return Drop(c);
@@ -349,6 +338,8 @@ void ControlServer::Read(Connection* c) {
                    c->peer.uid, c->fds.size(), kMaxPassedFds);
       return Drop(c);
     }
+    // An error other than EAGAIN ends the reading as EOF does.
+    const ssize_t n = got.ok() ? static_cast<ssize_t>(got->bytes) : -1;
     if (n <= 0) {
       // EOF or error: answer a last request sent without its newline, then
       // close once every answer is written.

@@ -13,13 +13,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <deque>
 #include <string_view>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "daemon/base/clock.h"
+#include "daemon/base/fd_passing.h"
 #include "daemon/protocol/methods.h"
 #include "daemon/reexec/handover_fds.h"
 
@@ -28,6 +29,7 @@ namespace {
 
 constexpr size_t kMaxConnections = 32;
 constexpr size_t kMaxPeekBytes = 16 * 1024;  // a longer first line goes to the daemon
+constexpr size_t kMaxPeekFds = 16;             // room in a peek (a line with files goes back)
 constexpr size_t kMaxPerUid = 8;               // more of one uid go to the daemon
 constexpr int64_t kAcceptPauseMs = 100;        // out of fds or memory
 constexpr int64_t kConnectionDeadlineMs = 2000;
@@ -159,23 +161,11 @@ class Server {
 
   void FlushBack() {
     while (!back_.empty()) {
-      char byte = 'c';
-      iovec iov{&byte, 1};
-      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-      msghdr msg{};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
-      cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-      cm->cmsg_level = SOL_SOCKET;
-      cm->cmsg_type = SCM_RIGHTS;
-      cm->cmsg_len = CMSG_LEN(sizeof(int));
       const int fd = back_.front().get();
-      std::memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-      if (::sendmsg(handback_fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN) return;  // full: POLLOUT
+      Result<size_t> sent = SendFds(handback_fd_, "c", std::span<const int>(&fd, 1),
+                                    MSG_NOSIGNAL | MSG_DONTWAIT, "a connection back");
+      if (!sent.ok()) {
+        if (sent.status().error_number() == EAGAIN) return;  // full: POLLOUT
         // The daemon's end is gone (it died): nothing can take them.
         back_.clear();
         return;
@@ -196,31 +186,19 @@ class Server {
     // socket for the daemon, and so do files passed with it (a peek
     // installs copies here, closed at once: the socket keeps its own).
     std::string buf(peek_bytes_, '\0');
-    iovec iov{buf.data(), buf.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(16 * sizeof(int))];
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    const ssize_t n = ::recvmsg(c.fd.get(), &msg, MSG_PEEK | MSG_CMSG_CLOEXEC);
-    if (n < 0) {
-      if (errno != EAGAIN && errno != EINTR) c.fd.Reset();
+    std::vector<Fd> copies;
+    Result<ReceivedFds> got = ReceiveFds(c.fd.get(), buf, MSG_PEEK, kMaxPeekFds, &copies);
+    if (!got.ok()) {
+      if (got.status().error_number() != EAGAIN) c.fd.Reset();
       return;
     }
-    const bool passed_files = msg.msg_controllen > 0 || (msg.msg_flags & MSG_CTRUNC) != 0;
-    for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
-      if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
-      const size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; ++i) {
-        int fd;
-        std::memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
-        ::close(fd);
-      }
-    }
+    // SO_PASSCRED is off: control data is files only.
+    const bool passed_files = !copies.empty() || got->truncated;
+    copies.clear();
+    const size_t n = got->bytes;
     if (passed_files) return HandBack(c);
     if (n == 0) return c.fd.Reset();  // the client is done
-    buf.resize(static_cast<size_t>(n));
+    buf.resize(n);
     const size_t eol = buf.find('\n');
     if (eol == std::string::npos || !IsPs(std::string_view(buf).substr(0, eol)))
       return HandBack(c);
@@ -404,27 +382,16 @@ void StandinStopper::OnHandback(uv_poll_t* poll, int, int) {
   // A few per callback: each take looks up its peer's groups.
   for (int taken = 0; taken < 32; ++taken) {
     char byte;
-    iovec iov{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    const ssize_t n = ::recvmsg(self->standin_.handback.get(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) return;
-    if (n <= 0) {  // the stand-in's end is closed: all came
+    std::vector<Fd> fds;
+    Result<ReceivedFds> got =
+        ReceiveFds(self->standin_.handback.get(), std::span<char>(&byte, 1), MSG_DONTWAIT, 1, &fds);
+    if (!got.ok() && got.status().error_number() == EAGAIN) return;
+    if (!got.ok() || got->bytes == 0) {  // the stand-in's end is closed: all came
       self->drained_ = true;
       uv_poll_stop(poll);
       return;
     }
-    for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
-      if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(cm), sizeof fd);
-      self->take_(Fd(fd));
-    }
+    for (Fd& fd : fds) self->take_(std::move(fd));
   }
 }
 

@@ -1,4 +1,6 @@
 #include <catch2/catch.hpp>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -6,15 +8,21 @@
 #include <netinet/in.h>
 #include <sys/un.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <future>
+#include <span>
+#include <vector>
 
 #include "daemon/base/byte_size.h"
 #include "daemon/base/clock.h"
 #include "daemon/base/duration.h"
 #include "daemon/base/env_file.h"
 #include "daemon/base/fd.h"
+#include "daemon/base/fd_closer.h"
+#include "daemon/base/fd_passing.h"
 #include "daemon/base/lock.h"
 #include "daemon/base/sha256.h"
 #include "daemon/base/socket_address.h"
@@ -273,6 +281,183 @@ TEST_CASE("a bad socket address is refused with a message naming it") {
   }));
   INFO(address);
   CHECK(AddressError(address) == "socket address '" + address + "' " + why);
+}
+
+// A connected pair of Unix sockets of `type`.
+std::pair<Fd, Fd> SocketPair(int type) {
+  int sp[2];
+  REQUIRE(::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sp) == 0);
+  return {Fd(sp[0]), Fd(sp[1])};
+}
+
+// A pipe whose read end says EOF (read() == 0) once every copy of the
+// write end is closed, and EAGAIN while one is open anywhere.
+struct Pipe {
+  Fd read, write;
+  Pipe() {
+    int p[2];
+    REQUIRE(::pipe2(p, O_CLOEXEC | O_NONBLOCK) == 0);
+    read = Fd(p[0]);
+    write = Fd(p[1]);
+  }
+  bool WriteEndClosedEverywhere() const {
+    char c;
+    return ::read(read.get(), &c, 1) == 0;
+  }
+};
+
+bool SameFile(int a, int b) {
+  struct stat sa, sb;
+  REQUIRE(::fstat(a, &sa) == 0);
+  REQUIRE(::fstat(b, &sb) == 0);
+  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+bool Cloexec(int fd) { return (::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0; }
+
+TEST_CASE("SendFds and ReceiveFds pass open files, in order, close-on-exec") {
+  auto type = GENERATE(SOCK_STREAM, SOCK_SEQPACKET, SOCK_DGRAM);
+  INFO("socket type " << type);
+  auto [a, b] = SocketPair(type);
+  Pipe p1, p2;
+  // Sent without FD_CLOEXEC: the received ones get it from the receiver.
+  const int sent_fds[] = {p1.write.get(), p2.write.get(), p1.read.get()};
+  REQUIRE(::fcntl(p2.write.get(), F_SETFD, 0) == 0);
+  Result<size_t> sent =
+      SendFds(a.get(), "hello", sent_fds, MSG_NOSIGNAL, "the test line");
+  REQUIRE(sent.ok());
+  CHECK(*sent == 5);
+
+  char buf[16];
+  std::vector<Fd> fds;
+  fds.emplace_back();  // received fds are appended after what is there
+  Result<ReceivedFds> got = ReceiveFds(b.get(), buf, MSG_DONTWAIT, 3, &fds);
+  REQUIRE(got.ok());
+  CHECK(got->bytes == 5);
+  CHECK(std::string_view(buf, got->bytes) == "hello");
+  CHECK_FALSE(got->truncated);
+  REQUIRE(fds.size() == 4);
+  CHECK_FALSE(fds[0].valid());
+  for (size_t i = 0; i < 3; ++i) {
+    INFO("fd " << i);
+    CHECK(fds[i + 1].get() != sent_fds[i]);  // a new number for the same file
+    CHECK(SameFile(fds[i + 1].get(), sent_fds[i]));
+    CHECK(Cloexec(fds[i + 1].get()));
+  }
+  // A received write end writes into the sender's pipe.
+  REQUIRE(::write(fds[2].get(), "x", 1) == 1);
+  char c = 0;
+  CHECK(::read(p2.read.get(), &c, 1) == 1);
+  CHECK(c == 'x');
+}
+
+TEST_CASE("ReceiveFds: data without files, the end of a stream, and errors") {
+  auto [a, b] = SocketPair(SOCK_STREAM);
+  char buf[16];
+  std::vector<Fd> fds;
+  // Nothing there yet: EAGAIN, named.
+  Result<ReceivedFds> none = ReceiveFds(b.get(), buf, MSG_DONTWAIT, 4, &fds);
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.status().error_number() == EAGAIN);
+  CHECK(none.status().message() == "cannot receive on fd " +
+                                       std::to_string(b.get()) + ": " +
+                                       std::strerror(EAGAIN));
+
+  REQUIRE(SendFds(a.get(), "ab", {}, MSG_NOSIGNAL, "x").ok());
+  Result<ReceivedFds> got = ReceiveFds(b.get(), buf, MSG_DONTWAIT, 4, &fds);
+  REQUIRE(got.ok());
+  CHECK(got->bytes == 2);
+  CHECK_FALSE(got->truncated);
+  CHECK(fds.empty());
+
+  a.Reset();
+  got = ReceiveFds(b.get(), buf, MSG_DONTWAIT, 4, &fds);
+  REQUIRE(got.ok());
+  CHECK(got->bytes == 0);
+  // The peer is gone: EPIPE (and no SIGPIPE), named.
+  Pipe p;
+  const int one[] = {p.write.get()};
+  Result<size_t> sent = SendFds(b.get(), "z", one, MSG_NOSIGNAL, "to the peer");
+  REQUIRE_FALSE(sent.ok());
+  CHECK(sent.status().error_number() == EPIPE);
+  CHECK(sent.status().message() ==
+        std::string("cannot send to the peer: ") + std::strerror(EPIPE));
+}
+
+TEST_CASE(
+    "ReceiveFds refuses a message with too many files whole, and closes them") {
+  // max_fds 1 leaves room for 2 in the control buffer (CMSG_SPACE rounds
+  // up): the kernel installs both, the count refuses them. max_fds 2 has
+  // room for exactly 2: the kernel truncates (MSG_CTRUNC) and closes the
+  // third itself. Either way no fd of the message is kept, and each is
+  // closed: the pipes' write ends, sent and then closed by the sender,
+  // are closed everywhere.
+  auto [max_fds, count] =
+      GENERATE(table<size_t, size_t>({{1, 2}, {2, 3}, {0, 1}}));
+  INFO(max_fds << " taken, " << count << " sent");
+  auto [a, b] = SocketPair(SOCK_STREAM);
+  std::vector<Pipe> pipes(count);
+  std::vector<int> sent_fds;
+  for (auto& p : pipes) sent_fds.push_back(p.write.get());
+  REQUIRE(SendFds(a.get(), "m", sent_fds, MSG_NOSIGNAL, "x").ok());
+  for (auto& p : pipes) p.write.Reset();
+  for (auto& p : pipes) CHECK_FALSE(p.WriteEndClosedEverywhere());  // in flight
+
+  char buf[4];
+  std::vector<Fd> fds;
+  Result<ReceivedFds> got =
+      ReceiveFds(b.get(), buf, MSG_DONTWAIT, max_fds, &fds);
+  REQUIRE(got.ok());
+  CHECK(got->bytes == 1);
+  CHECK(got->truncated);
+  CHECK(fds.empty());
+  for (auto& p : pipes) CHECK(p.WriteEndClosedEverywhere());
+}
+
+TEST_CASE("ReceiveFds hands the files it refuses to a closer when given one") {
+  auto [a, b] = SocketPair(SOCK_SEQPACKET);
+  std::vector<Pipe> pipes(3);
+  std::vector<int> sent_fds;
+  for (auto& p : pipes) sent_fds.push_back(p.write.get());
+  REQUIRE(SendFds(a.get(), "m", sent_fds, MSG_NOSIGNAL, "x").ok());
+  for (auto& p : pipes) p.write.Reset();
+  std::vector<Fd> fds;
+  {
+    FdCloser closer;
+    char buf[4];
+    Result<ReceivedFds> got =
+        ReceiveFds(b.get(), buf, MSG_DONTWAIT, 2, &fds, &closer);
+    REQUIRE(got.ok());
+    CHECK(got->truncated);
+    CHECK(fds.empty());
+  }  // the closer finishes its queue
+  for (auto& p : pipes) CHECK(p.WriteEndClosedEverywhere());
+}
+
+TEST_CASE("ReceiveFds with MSG_PEEK gives copies and leaves the files queued") {
+  auto [a, b] = SocketPair(SOCK_STREAM);
+  Pipe p;
+  const int one[] = {p.write.get()};
+  REQUIRE(SendFds(a.get(), "line\n", one, MSG_NOSIGNAL, "x").ok());
+  p.write.Reset();
+  char buf[16];
+  {
+    std::vector<Fd> copies;
+    Result<ReceivedFds> peeked =
+        ReceiveFds(b.get(), buf, MSG_DONTWAIT | MSG_PEEK, 1, &copies);
+    REQUIRE(peeked.ok());
+    CHECK(peeked->bytes == 5);
+    REQUIRE(copies.size() == 1);
+    CHECK(Cloexec(copies[0].get()));
+  }
+  CHECK_FALSE(p.WriteEndClosedEverywhere());  // the socket still holds it
+  std::vector<Fd> fds;
+  Result<ReceivedFds> got = ReceiveFds(b.get(), buf, MSG_DONTWAIT, 1, &fds);
+  REQUIRE(got.ok());
+  CHECK(std::string_view(buf, got->bytes) == "line\n");
+  REQUIRE(fds.size() == 1);
+  fds.clear();
+  CHECK(p.WriteEndClosedEverywhere());
 }
 
 }  // namespace

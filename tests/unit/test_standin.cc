@@ -12,8 +12,10 @@
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <string>
 
+#include "daemon/base/fd_passing.h"
 #include "daemon/protocol/methods.h"
 #include "daemon/reexec/standin.h"
 #include "tests/support/temp_dir.h"
@@ -65,19 +67,11 @@ struct StandinFixture {
     pollfd p{standin->handback.get(), POLLIN, 0};
     if (::poll(&p, 1, kWaitMs) != 1) return Fd();
     char byte;
-    iovec iov{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    if (::recvmsg(standin->handback.get(), &msg, MSG_CMSG_CLOEXEC) != 1) return Fd();
-    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-    if (cm == nullptr || cm->cmsg_type != SCM_RIGHTS) return Fd();
-    int fd;
-    std::memcpy(&fd, CMSG_DATA(cm), sizeof fd);
-    return Fd(fd);
+    std::vector<Fd> fds;
+    Result<ReceivedFds> got =
+        ReceiveFds(standin->handback.get(), std::span<char>(&byte, 1), 0, 1, &fds);
+    if (!got.ok() || got->bytes != 1 || fds.empty()) return Fd();
+    return std::move(fds.front());
   }
 
   // Whether the stand-in exited (and is reaped here).
@@ -143,42 +137,21 @@ TEST_CASE("stand-in: a ps that carries files, or is longer than the daemon takes
   Fd with_file = f.Connect();
   int pipe_fds[2];
   REQUIRE(::pipe2(pipe_fds, O_CLOEXEC) == 0);
-  {
-    iovec iov{const_cast<char*>(kPs.data()), kPs.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(cm), &pipe_fds[0], sizeof(int));
-    REQUIRE(::sendmsg(with_file.get(), &msg, 0) == static_cast<ssize_t>(kPs.size()));
-  }
+  Result<size_t> sent =
+      SendFds(with_file.get(), kPs, std::span<const int>(&pipe_fds[0], 1), 0, "the ps");
+  REQUIRE(sent.ok());
+  REQUIRE(*sent == kPs.size());
   ::close(pipe_fds[0]);
   Fd back = f.HandedBack();
   REQUIRE(back.valid());
   // The line and its file are still there for the daemon.
   char buf[256];
-  iovec iov{buf, sizeof buf};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  const ssize_t n = ::recvmsg(back.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-  REQUIRE(n == static_cast<ssize_t>(kPs.size()));
-  CHECK(std::string(buf, static_cast<size_t>(n)) == kPs);
-  cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-  REQUIRE(cm != nullptr);
-  CHECK(cm->cmsg_type == SCM_RIGHTS);
-  int passed;
-  std::memcpy(&passed, CMSG_DATA(cm), sizeof passed);
-  ::close(passed);
+  std::vector<Fd> passed;
+  Result<ReceivedFds> got = ReceiveFds(back.get(), buf, MSG_DONTWAIT, 1, &passed);
+  REQUIRE(got.ok());
+  REQUIRE(got->bytes == kPs.size());
+  CHECK(std::string(buf, got->bytes) == kPs);
+  CHECK(passed.size() == 1);
   ::close(pipe_fds[1]);
 
   Fd long_line = f.Connect();
