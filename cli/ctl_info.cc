@@ -1,4 +1,4 @@
-// `relsupd ctl info`.
+// `relsupd ctl info` and `relsupd ctl metrics`.
 #include <iostream>
 
 #include "cli/ctl.h"
@@ -22,6 +22,17 @@ void AddInfoVerb(CLI::App& ctl, CtlContext* ctx) {
                                      {"socket", Text(r, "socket")},
                                      {"schema", Text(r, "schema_version")}});
                       });
+  });
+  CLI::App* metrics = ctl.add_subcommand(
+      "metrics",
+      "Print the daemon's metrics in the Prometheus text format 0.0.4 (instances, restarts, "
+      "exits by reason, memory and CPU, activations, log lines, control requests)");
+  metrics->footer("The same text is served as GET /metrics on the daemon config's "
+                  "metrics_listen address, when set.");
+  metrics->callback([ctx] {
+    // --json prints {"text": ...}; the text is the format itself.
+    ctx->CallAndPrint(rpc::method::kMetrics, rpc::Json::object(),
+                      [](const rpc::Json& r) { std::cout << Text(r, "text"); });
   });
 }
 

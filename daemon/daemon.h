@@ -15,6 +15,8 @@
 #include "daemon/config/daemon_config.h"
 #include "daemon/control/dispatcher.h"
 #include "daemon/control/handlers.h"
+#include "daemon/control/metrics.h"
+#include "daemon/control/metrics_http.h"
 #include "daemon/control/server.h"
 #include "daemon/ledger/ledger.h"
 #include "daemon/logs/log_store.h"
@@ -109,6 +111,8 @@ class Daemon {
   std::unique_ptr<Dispatcher> dispatcher_;
   DaemonContext context_;
   std::unique_ptr<ControlServer> server_;
+  std::unique_ptr<MetricsHttpServer> metrics_http_;  // metrics_listen; null: off
+  void StartMetricsHttp();
   std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<LogStore> logs_;
   std::unique_ptr<CgroupTree> cgroups_;

@@ -70,6 +70,7 @@ Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {
 
 Daemon::~Daemon() {
   standin_stopper_.reset();  // its take() needs server_
+  metrics_http_.reset();
   server_.reset();
   if (dispatcher_ != nullptr) dispatcher_->Stop();
   context_.read_jobs->Stop();
@@ -396,6 +397,7 @@ Status Daemon::Start(const Adoption* adopt, bool* committed) {
                                             config_.max_request_bytes);
   notifier_ = std::make_unique<Notifier>(&loop_);
   notifier_->StartWatchdog();
+  StartMetricsHttp();
   if (adopt != nullptr) {
     RETURN_IF_ERROR(server_->AdoptListener(Fd(adopt->record.fds.listener), config_.socket));
     Status s = server_->SetSocketAccess(config_.socket_mode, policy_.socket_gid);
@@ -448,6 +450,20 @@ void Daemon::Reload() {
   notifier_->ReloadDone("Config reloaded");
 }
 
+void Daemon::StartMetricsHttp() {
+  if (config_.metrics_listen.empty()) return;
+  auto http = MetricsHttpServer::Start(&loop_, config_.metrics_listen, [this] {
+    return RenderMetrics(GatherMetrics(context_, dispatcher_.get()));
+  });
+  if (!http.ok()) {
+    // The apps matter more than the scrape: said loudly, and carried on.
+    spdlog::error("{}; metrics are served by `relsupd ctl metrics` only", http.status().message());
+    return;
+  }
+  metrics_http_ = std::move(*http);
+  spdlog::info("Serving GET /metrics on {}", config_.metrics_listen);
+}
+
 void Daemon::Shutdown(int signum) {
   if (shutting_down_) {
     spdlog::warn("Received {} again, killing every instance now",
@@ -462,6 +478,7 @@ void Daemon::Shutdown(int signum) {
   spdlog::info("Received {}, stopping every instance", strsignal(signum));
   notifier_->Stopping("Stopping");
   server_->Close();
+  metrics_http_.reset();
   dispatcher_->Stop();
   context_.read_jobs->Stop();
   runs_->Shutdown([this] {

@@ -7,14 +7,15 @@
 # run (systemd-analyze, systemd-sysusers/-tmpfiles, dpkg-shlibdeps, runuser,
 # setpriv), clang with libFuzzer for the fuzz targets (tests/fuzz/), and the
 # runtimes of the isolation tests' apps (python3, nodejs, gunicorn:
-# tests/run/test_isolation.cc).
+# tests/run/test_isolation.cc), and the reference Prometheus text parser
+# (python3-prometheus-client: tests/run/test_operate.cc).
 RELSUPD_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libuv1-dev libyaml-cpp-dev libsqlite3-dev libspdlog-dev libsystemd-dev
   catch2 nlohmann-json3-dev libcli11-dev libarchive-dev nettle-dev
   systemd dpkg-dev util-linux
   clang libfuzzer-14-dev
-  python3 nodejs gunicorn
+  python3 nodejs gunicorn python3-prometheus-client
 )
 
 # Installs whichever of RELSUPD_PACKAGES are missing with apt-get, running

@@ -434,6 +434,7 @@ void Switcher::RecordLive(Switch* sw) {
 }
 
 void Switcher::GoBack(Switch* sw, const std::string& reason) {
+  sw->went_back = true;
   const std::string app = sw->info.app;
   const int64_t prev = sw->info.from;
   sw->failure = reason;
@@ -513,6 +514,8 @@ void Switcher::End(Switch* sw, Status outcome, int64_t live, LiveReady live_read
   o.live = live;
   o.live_ready = live_ready == LiveReady::kYes;
   o.message = outcome.ok() ? sw->unhealthy : outcome.message();
+  const char* label = outcome.ok() ? "activated" : sw->went_back ? "rolled-back" : "failed";
+  ++activation_counts_[{app, label}];
   auto done = std::move(sw->done);
   switches_.erase(app);  // destroys sw and closes its timers
   if (done) done(outcome);

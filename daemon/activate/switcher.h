@@ -96,6 +96,13 @@ class Switcher {
                 std::function<void(Status)> done);
   // The switch in progress for `app`, if any, and how the last one ended.
   const SwitchInfo* Current(const std::string& app) const;
+  // Switches that ended since this image started, by (app, outcome):
+  // "activated" (the release asked for is live), "rolled-back" (it went
+  // back to the one before, by itself) or "failed" (refused or broke off
+  // with nothing switched).
+  const std::map<std::pair<std::string, std::string>, uint64_t>& activation_counts() const {
+    return activation_counts_;
+  }
   const SwitchOutcome* Last(const std::string& app) const;
   // kBusy when a switch of `app` is in progress, or the daemon is stopping.
   Status RefuseDuringSwitch(const std::string& app) const;
@@ -125,6 +132,7 @@ class Switcher {
   struct Switch {
     Switcher* owner = nullptr;
     SwitchInfo info;
+    bool went_back = false;  // GoBack() ran: the outcome is a rollback
     Actor actor;
     AppSpec spec;
     std::shared_ptr<ReleaseRun> run;
@@ -212,6 +220,7 @@ class Switcher {
   RunLoader load_run_;
   std::map<std::string, std::unique_ptr<Switch>> switches_;
   std::map<std::string, SwitchOutcome> outcomes_;
+  std::map<std::pair<std::string, std::string>, uint64_t> activation_counts_;
   // Release phases of switches that ended (a shutdown), stopping.
   std::vector<std::unique_ptr<OneOff>> stopping_phases_;
   int64_t next_switch_id_ = 1;

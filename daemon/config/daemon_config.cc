@@ -3,6 +3,7 @@
 #include "daemon/base/duration.h"
 
 #include "daemon/base/fd.h"
+#include "daemon/base/socket_address.h"
 #include "daemon/config/yaml_util.h"
 
 namespace relsupd {
@@ -145,6 +146,16 @@ class ConfigReader {
       ASSIGN_OR_RETURN(c_.allow_root_apps, yaml::ReadBool(file_, root_["allow_root_apps"],
                                                           "allow_root_apps"));
     }
+    if (const YAML::Node m = root_["metrics_listen"]; m && !m.IsNull()) {
+      ASSIGN_OR_RETURN(std::string text, yaml::ReadString(file_, m, "metrics_listen"));
+      std::string address = text.starts_with("tcp://") ? text : "tcp://" + text;
+      auto parsed = ParseSocketAddress(address);
+      if (!parsed.ok() || parsed->kind != SocketAddress::Kind::kTcp)
+        return yaml::ErrorAt(file_, m,
+                             "'metrics_listen' must be HOST:PORT (e.g. 127.0.0.1:9100)" +
+                                 (parsed.ok() ? std::string() : ": " + parsed.status().message()));
+      c_.metrics_listen = address;
+    }
     return Status::Ok();
   }
 
@@ -194,7 +205,7 @@ Result<DaemonConfig> ParseDaemonConfig(const std::string& text,
        "max_unpacked_bytes", "max_entries", "max_compression_ratio", "cgroup",
        "restart_initial_delay", "restart_max_delay", "restart_reset_after",
        "crash_limit", "crash_window", "log_max_file_bytes", "log_max_files",
-       "log_rate_limit", "app_uid_range", "allow_root_apps"}));
+       "log_rate_limit", "app_uid_range", "allow_root_apps", "metrics_listen"}));
   DaemonConfig c;
   ConfigReader reader(file, root, &c);
   RETURN_IF_ERROR(reader.ReadSocketKeys());

@@ -47,6 +47,9 @@ struct DaemonConfig {
   uid_t app_uid_max = 79999;
   // uid 0 for an app (user root, by name or number) is refused unless set.
   bool allow_root_apps = false;
+  // GET /metrics over HTTP on this address ("tcp://127.0.0.1:9100");
+  // empty: off. Read at start (and by a re-exec's new image).
+  std::string metrics_listen;
 
   bool operator==(const DaemonConfig&) const = default;
 };

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cassert>
+#include <cctype>
 #include <chrono>
 #include <memory>
 
@@ -11,6 +12,13 @@ namespace relsupd {
 using rpc::Json;
 
 namespace {
+
+// "ok", "invalid-argument", "i/o-error": a status as a metrics label.
+std::string OutcomeLabel(const Status& s) {
+  std::string label(StatusCodeName(s.code()));
+  for (char& c : label) c = c == ' ' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return label;
+}
 
 // The id of a response object (a string, number or null: HandleOne checked).
 Json IdOf(const Json& response) {
@@ -285,15 +293,18 @@ void Dispatcher::HandleOne(const Json& req, const Peer& peer,
   };
   const std::string& name = m->get_ref<const std::string&>();
   auto method = methods_.find(name);
-  if (method == methods_.end())
+  if (method == methods_.end()) {
+    ++(*counts_)[{"(unknown)", "method-not-found"}];
     return finish(rpc::MakeError(
         id, rpc::kMethodNotFound,
         "method not found: '" + (name.size() > 64 ? name.substr(0, 64) + "..." : name) +
             "'"));
+  }
   const auto& [needed, handler] = method->second;
   if (peer.right < needed) {
     spdlog::warn("Refused '{}' to uid {} ({}): needs the {} right", name,
                  peer.uid, peer.name, RightName(needed));
+    ++(*counts_)[{name, "permission-denied"}];
     return finish(rpc::MakeError(id, rpc::kPermissionDenied,
                                  RefusalMessage(name, needed, peer, *policy_)));
   }
@@ -303,7 +314,8 @@ void Dispatcher::HandleOne(const Json& req, const Peer& peer,
         "invalid params: '" + name + "' takes named params (an object)"));
   static const Json kEmpty = Json::object();
   const Json& params = (p == req.end() || p->is_array()) ? kEmpty : *p;
-  Reply reply = [finish, id](Result<Json> result) {
+  Reply reply = [finish, id, counts = counts_, name](Result<Json> result) {
+    ++(*counts)[{name, OutcomeLabel(result.status())}];
     finish(result.ok() ? rpc::MakeResult(id, std::move(result).value())
                        : rpc::MakeError(id, rpc::CodeForStatus(result.status()),
                                         result.status().message()));

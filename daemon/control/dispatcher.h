@@ -63,6 +63,12 @@ using Reply = std::function<void(Result<rpc::Json>)>;
 using Handler = std::function<Result<rpc::Json>(const Request&)>;
 using AsyncHandler = std::function<void(const Request&, Reply)>;
 
+// Requests answered since this image started, by (method, outcome):
+// outcome "ok", or the error's kind ("invalid-argument", "permission-
+// denied", ...). A method no handler has counts as "(unknown)", so that a
+// peer cannot grow the map with names of its own.
+using RequestCounts = std::map<std::pair<std::string, std::string>, uint64_t>;
+
 class Dispatcher {
  public:
   // Batches longer than this are refused as a whole.
@@ -80,6 +86,7 @@ class Dispatcher {
 
   // REQUIRES: `name` not registered yet.
   void Register(std::string name, Right needed, Handler handler);
+  const RequestCounts& request_counts() const { return *counts_; }
   void RegisterAsync(std::string name, Right needed, AsyncHandler handler);
 
   // From now on queued lines run in slices from an idle handle on `loop`.
@@ -153,6 +160,8 @@ class Dispatcher {
   static void OnIdle(uv_idle_t* idle);
 
   std::map<std::string, std::pair<Right, AsyncHandler>, std::less<>> methods_;
+  // Answers by (method, outcome); shared with replies that may come late.
+  std::shared_ptr<RequestCounts> counts_ = std::make_shared<RequestCounts>();
   const AccessPolicy* policy_;
   FdCloser* closer_ = nullptr;
   std::map<LaneKey, Lane> lanes_;

@@ -10,6 +10,7 @@
 #include "daemon/base/clock.h"
 #include "daemon/base/release_id.h"
 #include "daemon/base/suggest.h"
+#include "daemon/control/metrics.h"
 #include "daemon/config/process_file.h"
 #include "daemon/control/handlers.h"
 #include "daemon/control/paging.h"
@@ -400,6 +401,10 @@ void RegisterProcessHandlers(Dispatcher* d, DaemonContext* ctx) {
               [ctx](const Request& r) { return Scale(*ctx, r); });
   d->Register(method::kSignal, Right::kChange,
               [ctx](const Request& r) { return Signal(*ctx, r); });
+  d->Register(method::kMetrics, Right::kRead, [ctx, d](const Request& r) -> Result<Json> {
+    RETURN_IF_ERROR(params::CheckKnown(r.params, {}));
+    return Json{{"text", RenderMetrics(GatherMetrics(*ctx, d))}};
+  });
   d->RegisterAsync(method::kStop, Right::kChange,
                    [ctx](const Request& r, Reply reply) { Stop(*ctx, r, reply); });
   d->RegisterAsync(method::kStart, Right::kChange,

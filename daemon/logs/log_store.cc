@@ -149,8 +149,17 @@ void LogStore::FlushApp(AppLog& log) const {
                    std::filesystem::path(log.dir).filename().string(), s.ToString());
     log.write_warned = true;
     log.file_bytes -= std::min<uint64_t>(log.file_bytes, log.pending.size());
+    log.counters.dropped += log.pending_records;
   }
   log.pending.clear();
+  log.pending_records = 0;
+}
+
+std::map<std::string, LogStore::AppCounters> LogStore::Counters() const {
+  std::map<std::string, AppCounters> out;
+  for (const auto& [app, log] : apps_) out[app] = log.counters;
+  if (bad_name_dropped_ > 0) out[""].dropped = bad_name_dropped_;
+  return out;
 }
 
 void LogStore::Flush() {
@@ -230,6 +239,7 @@ void LogStore::Append(LogRecord record) {
       spdlog::warn("Refused log records of app '{}': bad app name, ignoring",
                    SanitizeUtf8(record.app));
     bad_name_warned_ = true;
+    ++bad_name_dropped_;
     return;
   }
   // Files, ring and journal get the same valid UTF-8, so Tail and Since
@@ -261,6 +271,8 @@ void LogStore::Append(LogRecord record) {
     Rotate(log);
   }
   log.pending.append(scratch_);
+  ++log.pending_records;
+  ++log.counters.lines[record.stream];
   log.file_bytes += scratch_.size();
   if (log.pending.size() >= kWriteBufferBytes) FlushApp(log);
   if (options_.journal) SendJournal(log, record);

@@ -107,6 +107,15 @@ class LogStore {
   const std::string& dir() const { return dir_; }
   const LogStoreOptions& options() const { return options_; }
 
+  // Counters since this image started, per app (metrics): records taken by
+  // stream ("out", "err", "relsupd"...), and records lost (a write to
+  // current.log failed). Records of a bad app name count under "".
+  struct AppCounters {
+    std::map<std::string, uint64_t> lines;  // by stream
+    uint64_t dropped = 0;
+  };
+  std::map<std::string, AppCounters> Counters() const;
+
  private:
   struct AppLog {
     std::string dir;        // STATE/logs/APP
@@ -114,6 +123,8 @@ class LogStore {
     Fd fd;                  // current.log, O_APPEND; opened on first write
     uint64_t file_bytes = 0;  // size of current.log including `pending`
     std::string pending;    // encoded records not yet written
+    size_t pending_records = 0;  // in `pending`
+    AppCounters counters;
     std::deque<LogRecord> ring;  // consecutive seqs, the newest last
     size_t ring_text_bytes = 0;  // sum of ring[i].text.size()
     bool open_tried = false;  // Append opened (or tried to open) current.log
@@ -140,6 +151,7 @@ class LogStore {
   const Clock& clock_;
   bool real_clock_ = false;
   bool bad_name_warned_ = false;
+  uint64_t bad_name_dropped_ = 0;
   // mutable: Tail and Since write out buffered records before reading the
   // files; that changes no state a caller can observe.
   mutable std::map<std::string, AppLog, std::less<>> apps_;

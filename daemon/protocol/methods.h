@@ -34,6 +34,8 @@ inline constexpr const char kActivate[] = "activate";
 inline constexpr const char kRollback[] = "rollback";
 inline constexpr const char kStatus[] = "status";
 inline constexpr const char kSignal[] = "signal";
+// The metrics text (control/metrics.h): {"text": "..."}.
+inline constexpr const char kMetrics[] = "metrics";
 // A one-off process (run_handlers.cc): argv, stdio fds and a control pipe.
 inline constexpr const char kRun[] = "run";
 

@@ -17,9 +17,9 @@ namespace {
 // and to tests/unit/test_handover_codec.cc (Filled, Check*), then update
 // the size. Sizes of x86_64 with libstdc++; other targets skip the check.
 #if defined(__x86_64__) && defined(__GLIBCXX__)
-RELSUPD_CODEC_SIZE(DaemonConfig, 320);
+RELSUPD_CODEC_SIZE(DaemonConfig, 352);
 RELSUPD_CODEC_SIZE(SwitchOutcome, 96);
-RELSUPD_CODEC_SIZE(HandoverRecord, 872);
+RELSUPD_CODEC_SIZE(HandoverRecord, 904);
 #endif
 
 // A first pass that only counts nesting: from_cbor recurses once per level,
@@ -59,7 +59,7 @@ RELSUPD_CODEC_FIELDS(DaemonConfig, state_dir, socket, socket_mode, socket_group,
                      max_entries, max_compression_ratio, cgroup, restart_initial_delay_ms,
                      restart_max_delay_ms, restart_reset_after_ms, crash_limit, crash_window_ms,
                      log_max_file_bytes, log_max_files, log_rate_limit, app_uid_min, app_uid_max,
-                     allow_root_apps)
+                     allow_root_apps, metrics_listen)
 
 RELSUPD_CODEC_FIELDS(SwitchOutcome, id, ok, live, message, note, live_ready)
 

@@ -427,6 +427,11 @@ void RunService::Restart(const std::string& app, const std::string& type,
   group->Restart(type, std::move(done));
 }
 
+const std::map<std::pair<std::string, std::string>, uint64_t>& RunService::activation_counts()
+    const {
+  return switcher_->activation_counts();
+}
+
 Result<std::vector<PsRow>> RunService::Ps(
     const std::optional<std::string>& app, bool memory_only) {
   std::vector<std::string> names;

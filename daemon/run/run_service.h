@@ -91,6 +91,8 @@ class RunService final : public SupervisorListener {
   ~RunService() override;
 
   Supervisor* supervisor() { return supervisor_.get(); }
+  // Switches ended since this image started, by (app, outcome): metrics.
+  const std::map<std::pair<std::string, std::string>, uint64_t>& activation_counts() const;
   // The one-off processes of `ctl run` (one_offs.h).
   OneOffs* one_offs() { return one_offs_.get(); }
 

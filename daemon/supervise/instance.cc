@@ -320,16 +320,14 @@ void Instance::DoSpawn() {
     capture_.WriteLine(OutputStream::kErr,
                        "relsupd: " + child.status().message());
     capture_.FlushLogs();
-    exits_.push_back(
-        ExitInfo{.time_ms = env_->clock->WallMs(),
-                 .status = ExecStepExitCode(child.status()),
-                 .fault = {}});
+    RecordExit(ExitInfo{.time_ms = env_->clock->WallMs(),
+                        .status = ExecStepExitCode(child.status()),
+                        .fault = {}});
     if (env_->cgroups != nullptr && !cgroup_dir_.empty()) {
       // Nothing ever ran in it (a failed step is reaped before we return).
       env_->cgroups->KillAndRemove(cgroup_dir_);
       cgroup_dir_.clear();
     }
-    if (exits_.size() > kMaxExits) exits_.erase(exits_.begin());
     backoff_delay_ms_ = backoff_.Exited(now);
     Dispatch(InstanceEvent::kSpawnFailed, ExitKind::kFailure,
              CrashLimitNow());
@@ -432,8 +430,7 @@ void Instance::OnExit(int64_t status, int signal) {
   fault_.clear();
   stop_sent_ms_ = 0;
   killed_ = false;
-  exits_.push_back(info);
-  if (exits_.size() > kMaxExits) exits_.erase(exits_.begin());
+  RecordExit(info);
   pid_t pid = child_->pid();
   // Destroyed when this returns, after a restart's spawn: closing the old
   // pipes (the kernel frees them) and writing the log are not on the
@@ -541,6 +538,12 @@ void Instance::Fault(StopCause cause, std::string what) {
   // May destroy the health monitor that called us: nothing of it is used
   // after this.
   Dispatch(InstanceEvent::kFault);
+}
+
+void Instance::RecordExit(ExitInfo info) {
+  ++exit_counts_[std::string(info.Cause())];
+  exits_.push_back(std::move(info));
+  if (exits_.size() > kMaxExits) exits_.erase(exits_.begin());
 }
 
 CrashLimit Instance::CrashLimitNow() const {

@@ -131,6 +131,9 @@ class Instance {
   // Its process's cgroup; empty when it has none.
   const std::string& cgroup_dir() const { return cgroup_dir_; }
   const std::vector<ExitInfo>& exits() const { return exits_; }
+  // Exits since this image started (or adopted it), by ExitInfo::Cause():
+  // metrics.
+  const std::map<std::string, uint64_t>& exit_counts() const { return exit_counts_; }
   bool settled() const {  // not running and not about to
     return state_ == InstanceState::kStopped ||
            state_ == InstanceState::kExited || state_ == InstanceState::kFailed;
@@ -208,6 +211,8 @@ class Instance {
   int64_t stop_sent_ms_ = 0;
   bool killed_ = false;
   std::vector<ExitInfo> exits_;  // oldest first; empty until the first exit
+  std::map<std::string, uint64_t> exit_counts_;
+  void RecordExit(ExitInfo info);
   std::string status_text_;
   bool type_failed_ = false;
   Usage usage_;

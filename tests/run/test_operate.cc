@@ -4,11 +4,13 @@
 // is for a state in `ps`, never for a time.
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include "tests/run/hello_stage.h"
 #include "tests/run/run_fixture.h"
 #include "tests/support/failure.h"
+#include "tests/support/process.h"
 #include "tests/support/wait.h"
 
 namespace relsupd::run_test {
@@ -236,6 +238,131 @@ TEST_CASE("usage: ps --json memory and CPU of a busy process are within 20% of /
   // limits: nofile is the process's RLIMIT_NOFILE, soft and hard.
   const std::string limits = Slurp("/proc/" + std::to_string(pid) + "/limits");
   CHECK_THAT(limits, Catch::Matches("(.|\n)*Max open files +1000 +1000 +files(.|\n)*"));
+}
+
+}  // namespace
+}  // namespace relsupd::run_test
+
+namespace relsupd::run_test {
+namespace {
+
+// The families and samples of a metrics text, as the reference parser
+// (python3-prometheus-client's text_string_to_metric_families) reads it:
+// one line per sample, "FAMILY|TYPE|NAME|{labels as JSON}|VALUE"; throws
+// when the parser refuses the text.
+std::vector<std::string> ParsedByReference(const std::string& text) {
+  support::TempDir dir("relsupd-metrics");
+  const std::string in = dir.WriteFile("metrics.txt", text);
+  const std::string script = dir.WriteFile(
+      "parse.py",
+      "import json, sys\n"
+      "from prometheus_client.parser import text_string_to_metric_families\n"
+      "for f in text_string_to_metric_families(open(sys.argv[1]).read()):\n"
+      "    for s in f.samples:\n"
+      "        print('|'.join([f.name, f.type, s.name, json.dumps(s.labels, sort_keys=True),\n"
+      "                        repr(s.value)]))\n");
+  support::ProcResult r = support::RunProcess({"/usr/bin/python3", script, in});
+  if (r.exit_code() != 0) support::Fail("the reference parser refused the text: " + r.err);
+  std::vector<std::string> lines;
+  std::istringstream out(r.out);
+  for (std::string line; std::getline(out, line);) lines.push_back(line);
+  return lines;
+}
+
+bool Has(const std::vector<std::string>& samples, const std::string& prefix) {
+  for (const std::string& s : samples)
+    if (s.rfind(prefix, 0) == 0) return true;
+  return false;
+}
+
+std::string Sample(const std::vector<std::string>& samples, const std::string& prefix) {
+  for (const std::string& s : samples)
+    if (s.rfind(prefix, 0) == 0) return s;
+  return "";
+}
+
+TEST_CASE("metrics: ctl metrics and GET /metrics are read by the reference parser, with the right counts after known restarts") {
+  const int http_port = FreePort();
+  Stage stage(FastConfig("metrics_listen: 127.0.0.1:" + std::to_string(http_port) + "\n"));
+  WritableDir marks;
+  const std::string mark = marks.path + "/crash";
+  // worker.1 exits 3 twice (a marker file counts), then stays up.
+  DeployYaml(stage,
+             "processes:\n"
+             "  web: {command: sleep 1000, scale: 2}\n"
+             "  worker:\n"
+             "    command: >-\n"
+             "      sh -c 'n=$(cat " + mark + " 2>/dev/null || echo 0); echo run $n;\n"
+             "      if [ $n -lt 2 ]; then echo $((n+1)) > " + mark + "; exit 3; fi; exec sleep 1000'\n");
+  WaitPs(stage, [](const Json& p) {
+    return AllIn(p, "web", "ready", 2) && AllIn(p, "worker", "ready", 1) &&
+           Row(p, "worker.1")["restarts"] == 2;
+  });
+  REQUIRE(WaitLog(stage, "run 2"));
+  // A request that fails, for the request counter.
+  CHECK(stage.Ctl({"ps", "nosuchapp"}).exit_code() != 0);
+  // Usage figures come with the next sample.
+  WaitPs(stage, [](const Json& p) { return Row(p, "web.1")["memory_bytes"].is_number(); });
+
+  e2e::ProcResult text = stage.Ctl({"metrics"});
+  REQUIRE(text.exit_code() == 0);
+  const std::vector<std::string> m = ParsedByReference(text.out);
+  INFO(text.out);
+  CHECK(Has(m, "relsupd_build_info|gauge|relsupd_build_info|{\"version\": \""));
+  CHECK(Sample(m, "relsupd_instances|gauge|relsupd_instances|"
+                  "{\"app\": \"shop\", \"state\": \"ready\", \"type\": \"web\"}") ==
+        "relsupd_instances|gauge|relsupd_instances|{\"app\": \"shop\", \"state\": \"ready\", "
+        "\"type\": \"web\"}|2.0");
+  CHECK(Sample(m, "relsupd_instance_restarts|counter|relsupd_instance_restarts_total|"
+                  "{\"app\": \"shop\", \"process\": \"worker.1\"}")
+            .ends_with("|2.0"));
+  CHECK(Sample(m, "relsupd_instance_restarts|counter|relsupd_instance_restarts_total|"
+                  "{\"app\": \"shop\", \"process\": \"web.1\"}")
+            .ends_with("|0.0"));
+  CHECK(Sample(m, "relsupd_instance_exits|counter|relsupd_instance_exits_total|"
+                  "{\"app\": \"shop\", \"process\": \"worker.1\", \"reason\": \"exited\"}")
+            .ends_with("|2.0"));
+  CHECK(Has(m, "relsupd_instance_memory_bytes|gauge|relsupd_instance_memory_bytes|"
+               "{\"app\": \"shop\", \"process\": \"web.1\"}|"));
+  CHECK(Has(m, "relsupd_instance_cpu_seconds|counter|relsupd_instance_cpu_seconds_total|"
+               "{\"app\": \"shop\", \"process\": \"web.1\"}|"));
+  CHECK(Sample(m, "relsupd_activations|counter|relsupd_activations_total|"
+                  "{\"app\": \"shop\", \"outcome\": \"activated\"}")
+            .ends_with("|1.0"));
+  CHECK(Sample(m, "relsupd_release_active|gauge|relsupd_release_active|"
+                  "{\"app\": \"shop\", \"release\": \"v1\"}")
+            .ends_with("|1.0"));
+  // "run 0", "run 1", "run 2": one line per start of worker.1.
+  CHECK(Sample(m, "relsupd_log_lines|counter|relsupd_log_lines_total|"
+                  "{\"app\": \"shop\", \"stream\": \"out\"}") ==
+        "relsupd_log_lines|counter|relsupd_log_lines_total|{\"app\": \"shop\", \"stream\": "
+        "\"out\"}|3.0");
+  CHECK(Sample(m, "relsupd_log_lines_dropped|counter|relsupd_log_lines_dropped_total|"
+                  "{\"app\": \"shop\"}")
+            .ends_with("|0.0"));
+  CHECK(Has(m, "relsupd_control_requests|counter|relsupd_control_requests_total|"
+               "{\"method\": \"ps\", \"outcome\": \"ok\"}|"));
+  CHECK(Sample(m, "relsupd_control_requests|counter|relsupd_control_requests_total|"
+                  "{\"method\": \"ps\", \"outcome\": \"not-found\"}")
+            .ends_with("|1.0"));
+
+  // The same families over HTTP, with the format's content type.
+  const std::string reply = support::HttpRequest(
+      http_port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  INFO(reply);
+  REQUIRE(reply.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK_THAT(reply, Catch::Contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+  const std::vector<std::string> h = ParsedByReference(reply.substr(reply.find("\r\n\r\n") + 4));
+  CHECK(Has(h, "relsupd_instances|gauge|relsupd_instances|"));
+  CHECK(Has(h, "relsupd_release_active|gauge|relsupd_release_active|"));
+  // Anything but GET /metrics is refused, and the daemon serves on.
+  CHECK(support::HttpRequest(http_port, "GET /other HTTP/1.1\r\n\r\n")
+            .rfind("HTTP/1.1 404", 0) == 0);
+  CHECK(support::HttpRequest(http_port, "POST /metrics HTTP/1.1\r\n\r\n")
+            .rfind("HTTP/1.1 405", 0) == 0);
+  CHECK(support::HttpRequest(http_port, "nonsense\r\n\r\n").rfind("HTTP/1.1 400", 0) == 0);
+  CHECK(support::HttpRequest(http_port, std::string(10'000, 'a')).rfind("HTTP/1.1 400", 0) == 0);
+  CHECK(stage.Ctl({"ps", "shop"}).exit_code() == 0);
 }
 
 }  // namespace

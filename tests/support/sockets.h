@@ -109,5 +109,9 @@ int FreePort();
 // GET `path` on 127.0.0.1:port; the body, or "" when the request failed or
 // the status was not 200.
 std::string HttpGet(int port, const std::string& path);
+// Writes `request` as it is to 127.0.0.1:port and returns every byte of the
+// reply until the server closes (2 s without a byte ends it); "" when the
+// connect failed.
+std::string HttpRequest(int port, const std::string& request);
 
 }  // namespace relsupd::support

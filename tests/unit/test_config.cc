@@ -67,7 +67,7 @@ TEST_CASE("daemon config errors name file, line and column") {
         "max_compression_ratio, cgroup, restart_initial_delay, "
         "restart_max_delay, restart_reset_after, crash_limit, crash_window, "
         "log_max_file_bytes, log_max_files, log_rate_limit, app_uid_range, "
-        "allow_root_apps)");
+        "allow_root_apps, metrics_listen)");
   CHECK(ErrorOf("max_request_bytes: lots\n") ==
         "relsupd.yaml:1:20: 'max_request_bytes' must be an integer, not 'lots'");
   CHECK(ErrorOf("\nmax_request_bytes: 10\n").rfind("relsupd.yaml:2:20: ", 0) == 0);

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include "daemon/control/dispatcher.h"
+#include "daemon/control/metrics.h"
 #include "daemon/control/peer.h"
 
 namespace relsupd {
@@ -457,6 +458,60 @@ TEST_CASE("a handler sees the request's id and whether it came in a batch") {
   REQUIRE(seen.size() == 2);
   CHECK(seen[0] == std::pair<std::string, bool>{"\"a\"", false});
   CHECK(seen[1] == std::pair<std::string, bool>{"7", true});
+}
+
+}  // namespace
+}  // namespace relsupd
+
+namespace relsupd {
+namespace {
+
+TEST_CASE("metrics text: HELP and TYPE per family, escaped label values, counts per state") {
+  MetricsSnapshot m;
+  m.version = "1.2.3";
+  m.instances = {{.app = "shop", .type = "web", .process = "web.1", .state = "ready",
+                  .restarts = 2, .exits = {{"health", 1}, {"exited", 1}}, .has_usage = true,
+                  .memory_bytes = 1048576, .cpu_seconds = 1.25},
+                 {.app = "shop", .type = "web", .process = "web.2", .state = "ready"},
+                 {.app = "shop", .type = "web", .process = "web.3", .state = "backoff"}};
+  m.active_release = {{"shop", "v3"}};
+  m.requests = {{{"ps", "ok"}, 7}};
+  m.log_lines = {{{"a\"b\\c\nd", "out"}, 4}};
+  const std::string text = RenderMetrics(m);
+  INFO(text);
+  CHECK_THAT(text, Catch::StartsWith("# HELP relsupd_build_info "));
+  CHECK_THAT(text, Catch::Contains("# TYPE relsupd_build_info gauge\n"
+                                   "relsupd_build_info{version=\"1.2.3\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains(
+                       "relsupd_instances{app=\"shop\",type=\"web\",state=\"ready\"} 2\n"));
+  CHECK_THAT(text, Catch::Contains(
+                       "relsupd_instances{app=\"shop\",type=\"web\",state=\"backoff\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains(
+                       "relsupd_instance_restarts_total{app=\"shop\",process=\"web.1\"} 2\n"));
+  CHECK_THAT(text, Catch::Contains("relsupd_instance_exits_total{app=\"shop\",process=\"web.1\","
+                                   "reason=\"health\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains(
+                       "relsupd_instance_memory_bytes{app=\"shop\",process=\"web.1\"} 1048576\n"));
+  CHECK_THAT(text, Catch::Contains(
+                       "relsupd_instance_cpu_seconds_total{app=\"shop\",process=\"web.1\"} 1.25\n"));
+  // No usage yet: no sample (not a 0).
+  CHECK_THAT(text, !Catch::Contains("relsupd_instance_memory_bytes{app=\"shop\",process=\"web.2\"}"));
+  CHECK_THAT(text, Catch::Contains("relsupd_release_active{app=\"shop\",release=\"v3\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains(
+                       "relsupd_log_lines_total{app=\"a\\\"b\\\\c\\nd\",stream=\"out\"} 4\n"));
+  CHECK_THAT(text, Catch::Contains(
+                       "relsupd_control_requests_total{method=\"ps\",outcome=\"ok\"} 7\n"));
+  // Every family has its HELP and TYPE, once.
+  for (const char* f : {"relsupd_instances", "relsupd_instance_restarts_total",
+                        "relsupd_instance_exits_total", "relsupd_instance_memory_bytes",
+                        "relsupd_instance_cpu_seconds_total", "relsupd_activations_total",
+                        "relsupd_release_active", "relsupd_log_lines_total",
+                        "relsupd_log_lines_dropped_total", "relsupd_control_requests_total"}) {
+    INFO(f);
+    CHECK_THAT(text, Catch::Contains("# HELP " + std::string(f) + " "));
+    CHECK_THAT(text, Catch::Contains("# TYPE " + std::string(f) + " "));
+  }
+  CHECK(EscapeLabelValue("plain") == "plain");
 }
 
 }  // namespace
