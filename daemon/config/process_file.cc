@@ -128,6 +128,11 @@ void ParseHealth(const std::string& file, const std::string& name,
       errors->Take(yaml::ReadDurationMs(file, h["interval"], "interval"), &health->interval_ms) &&
       health->interval_ms < kMinHealthIntervalMs)
     errors->Add(yaml::ErrorAt(file, h["interval"], where + "'interval' must be at least 100ms"));
+  // An exec check costs a process each time, taken from every app's
+  // share of the daemon's time: at most one a second per instance.
+  if (health->check.kind == ReadyKind::kExec && health->interval_ms < kMinExecHealthIntervalMs)
+    errors->Add(yaml::ErrorAt(file, h["interval"] ? h["interval"] : h,
+                              where + "an exec health check's 'interval' must be at least 1s"));
   if (h["timeout"] &&
       errors->Take(yaml::ReadDurationMs(file, h["timeout"], "timeout"), &health->timeout_ms) &&
       health->timeout_ms <= 0)
@@ -153,7 +158,7 @@ void ParseLimits(const std::string& file, const std::string& name,
                  &limits->memory_bytes);
   if (l["pids"]) errors->Take(yaml::ReadInt(file, l["pids"], "pids", 1, 4'194'304), &limits->pids);
   if (l["nofile"])
-    errors->Take(yaml::ReadInt(file, l["nofile"], "nofile", 16, 1 << 30), &limits->nofile);
+    errors->Take(yaml::ReadInt(file, l["nofile"], "nofile", 16, kMaxNofile), &limits->nofile);
   if (const YAML::Node c = l["cpu"]) {
     double cores = 0;
     bool ok = c.IsScalar();

@@ -111,6 +111,9 @@ inline constexpr std::string_view kLimitsKeys[] = {
     "memory", "pids", "nofile", "cpu"};
 inline constexpr int64_t kMinWatchdogMs = 100;
 inline constexpr int64_t kMinHealthIntervalMs = 100;
+inline constexpr int64_t kMinExecHealthIntervalMs = 1'000;
+// fs.nr_open's default: RLIMIT_NOFILE cannot be set above it.
+inline constexpr int64_t kMaxNofile = 1 << 20;
 
 // Parses relsupd.yaml text, the whole file (`build:` too); returns an empty
 // process map when the file has no `processes:` key (the Procfile may then

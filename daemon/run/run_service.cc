@@ -484,7 +484,9 @@ Result<std::vector<PsRow>> RunService::Ps(
         }
         r.memory_limit_bytes = i->spec().limits.memory_bytes;
         if (r.memory_limit_bytes > 0)
-          r.memory_limit_by = env->memory_by_cgroup ? "cgroup" : "rss-watch";
+          r.memory_limit_by = (i->pid() > 0 ? !i->memory_watched() : env->memory_by_cgroup)
+                                  ? "cgroup"
+                                  : "rss-watch";
         rows.push_back(std::move(r));
       }
       first = false;

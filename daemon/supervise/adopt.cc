@@ -63,6 +63,9 @@ void Instance::Adopt(const InstanceSnapshot& s) {
   stop_sent_ms_ = s.stop_sent_ms;
   killed_ = s.killed;
   cgroup_dir_ = s.cgroup_dir;
+  // Not carried: where the tree has the memory controller, its cgroup got
+  // memory.max when it was made.
+  memory_max_set_ = !cgroup_dir_.empty() && env_->memory_by_cgroup;
   exits_ = s.exits;
   status_text_ = s.status_text;
   type_failed_ = s.type_failed;

@@ -155,7 +155,7 @@ Result<std::string> CgroupTree::OwnWritableCgroup(const std::string& mount) {
 
 Result<std::string> CgroupTree::Create(const std::string& app,
                                        const std::string& instance,
-                                       const ProcessLimits& limits) {
+                                       const ProcessLimits& limits, unsigned* applied) {
   std::string app_dir = root_ + "/" + app;
   if (::mkdir(app_dir.c_str(), 0755) == 0) {
     if (controllers_ != 0) EnableControllers(app_dir, controllers_);
@@ -165,10 +165,15 @@ Result<std::string> CgroupTree::Create(const std::string& app,
   std::string dir = app_dir + "/" + instance + "@" + std::to_string(next_++);
   if (::mkdir(dir.c_str(), 0755) != 0)
     return Status::FromErrno("cannot create cgroup '" + dir + "'", errno);
+  unsigned ok = controllers_;
   for (const auto& [file, value] : CgroupLimitWrites(limits, controllers_)) {
     Status s = WriteSmall(dir + "/" + file, value);
-    if (!s.ok()) spdlog::warn("{} {}: {}: the limit is not in force", app, instance, s.message());
+    if (s.ok()) continue;
+    spdlog::warn("{} {}: {}: the limit is not in force", app, instance, s.message());
+    for (const auto& [bit, name] : kControllerNames)
+      if (file.starts_with(std::string(name) + ".")) ok &= ~bit;
   }
+  if (applied != nullptr) *applied = ok;
   return dir;
 }
 

@@ -56,9 +56,12 @@ class CgroupTree {
   // Makes a fresh, empty cgroup for one spawn of `instance`, with
   // `limits` written for the controllers the tree has (a write that fails
   // is logged and skipped: the limit is then not in force).
+  // `applied` (optional) gets the controllers whose limit files were all
+  // written.
   Result<std::string> Create(const std::string& app,
                              const std::string& instance,
-                             const ProcessLimits& limits = {});
+                             const ProcessLimits& limits = {},
+                             unsigned* applied = nullptr);
   // The controllers enabled for instance cgroups (kCgroupMemory, ...).
   unsigned controllers() const { return controllers_; }
   // The kernel's OOM killer ended a process in `dir` (memory.events).

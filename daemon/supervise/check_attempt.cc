@@ -216,6 +216,9 @@ class ExecAttempt final : public AttemptBase {
   void Begin(const SpawnRequest& req, int64_t timeout_ms) {
     ChildProcess::Callbacks cb;
     cb.on_exit = [this](int64_t status, int signal) {
+      // Whatever the check left in its process group goes with it (the
+      // group id cannot be reused while a member lives).
+      if (child_ != nullptr) ::kill(-child_->pid(), SIGKILL);
       // Safe: ChildProcess calls this last, and the result is delivered
       // in the next loop iteration, after the child object is gone.
       if (signal != 0) {

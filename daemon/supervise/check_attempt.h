@@ -5,7 +5,9 @@
 //
 // tcp passes when a connect to 127.0.0.1:PORT succeeds; http when a GET of
 // the URL answers a 2xx status line; exec when `sh -c CMD`, run as the
-// instance runs (user, cwd, env), exits 0. The result says what was seen,
+// instance runs (user, cwd, env, and its cgroup where it has one), exits 0;
+// whatever the exec check leaves in its process group is killed when it
+// ends (a child that left the group lives on, unless the cgroup ends it). The result says what was seen,
 // for a log line or an exit reason ("GET http://127.0.0.1:8000/health: HTTP
 // 500", "tcp 127.0.0.1:6379: connection refused", "exec 'pg_isready':
 // exit 2", "...: no answer within 2s"). Loop thread only.

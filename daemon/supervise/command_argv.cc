@@ -12,7 +12,12 @@ bool IsShellWord(const std::string& word);
 // allowed), which `exec` may prefix: no list, pipeline, background job,
 // subshell or group (a `(`, `)`, `{` or `}` outside `${...}`), and no
 // assignment or shell word first. Conservative: a ';' inside quotes counts.
-bool IsSimpleCommand(const std::string& command, const std::string& first) {
+bool IsSimpleCommand(const std::string& command, const std::vector<std::string>& words) {
+  // The first word that is not a redirection (`2>/dev/null PORT=1 prog`).
+  size_t at = 0;
+  while (at < words.size() && words[at].find_first_of("<>") != std::string::npos) ++at;
+  if (at == words.size()) return false;
+  const std::string& first = words[at];
   if (first.find('=') != std::string::npos || IsShellWord(first)) return false;
   int brace = 0;  // depth inside ${...}
   for (size_t i = 0; i < command.size(); ++i) {
@@ -44,7 +49,9 @@ bool IsShellWord(const std::string& word) {
       "exit",    "export", "readonly", "return",  "set",      "shift",  "times",
       "trap",    "unset",  "cd",       "alias",   "umask",    "ulimit", "wait",
       "command", "read",   "getopts",  "hash",    "type",     "jobs",   "fg",
-      "bg",      "local",  "source",   "unalias",
+      "bg",      "local",  "source",   "unalias", ":",        "true",   "false",
+      "time",    "[[",     "let",      "declare", "typeset",  "function", "select",
+      "coproc",  "shopt",  "pushd",    "popd",
   };
   for (const char* w : kShellWords)
     if (word == w) return true;
@@ -74,7 +81,7 @@ std::vector<std::string> CommandArgv(const std::string& command) {
   if (words.empty()) return {};
   if (IsShellWord(words[0])) needs_shell = true;
   if (!needs_shell) return words;
-  if (IsSimpleCommand(command, words[0])) return {"/bin/sh", "-c", "exec " + command};
+  if (IsSimpleCommand(command, words)) return {"/bin/sh", "-c", "exec " + command};
   return {"/bin/sh", "-c", command};
 }
 

@@ -42,7 +42,8 @@ struct ExitInfo {
   // signal KILL" for the kernel's kill.
   std::string Describe() const;
   // "exited", "stopped", "stop-timeout", "not-ready", "health",
-  // "watchdog", "memory-limit" or "oom-killed" (ps --json).
+  // "watchdog", "memory-limit" or "oom-killed" (ps --json). A fault's
+  // cause wins over "stop-timeout" (the exit says it was killed).
   std::string_view Cause() const;
   bool operator==(const ExitInfo&) const = default;
 };

@@ -26,16 +26,21 @@ namespace relsupd {
 class HealthMonitor {
  public:
   // REQUIRES: health.check.kind is kTcp, kHttp or kExec. The first try is
-  // one `interval` from now.
+  // `first_ms` from now. `exec_slots` (null: no limit) counts the exec
+  // checks that may still start daemon-wide: an exec try takes one while it
+  // runs, and waits kSlotWaitMs while none is free.
   HealthMonitor(uv_loop_t* loop, const HealthCheck& health, SpawnRequest exec_template,
+                int64_t first_ms, int* exec_slots,
                 std::function<void(const std::string& why)> on_unhealthy);
+  ~HealthMonitor();
+  static constexpr int64_t kSlotWaitMs = 100;
   HealthMonitor(const HealthMonitor&) = delete;
   HealthMonitor& operator=(const HealthMonitor&) = delete;
 
   int failures_in_row() const { return failures_; }
 
  private:
-  void Arm();
+  void Arm(int64_t ms);
   void Try();
   void Done(const CheckResult& r);
 
@@ -45,6 +50,8 @@ class HealthMonitor {
   std::function<void(const std::string&)> on_unhealthy_;
   UvHandle<uv_timer_t> timer_;
   std::unique_ptr<CheckAttempt> attempt_;
+  int* exec_slots_;
+  bool holds_slot_ = false;
   int failures_ = 0;
 };
 

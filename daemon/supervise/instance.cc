@@ -87,7 +87,8 @@ std::string ExitInfo::Describe() const {
 
 std::string_view ExitInfo::Cause() const {
   if (stop == StopCause::kOomKilled) return "oom-killed";
-  if (killed && (stop == StopCause::kNone || stop == StopCause::kRequested))
+  if (killed && (stop == StopCause::kNone || stop == StopCause::kRequested ||
+                 stop == StopCause::kNotReady))
     return "stop-timeout";
   switch (stop) {
     case StopCause::kNone:
@@ -302,7 +303,9 @@ void Instance::DoSpawn() {
   usage_ms_ = 0;
   cpu_percent_ = 0;
   if (env_->cgroups != nullptr) {
-    auto dir = env_->cgroups->Create(run_->app, name(), spec_->limits);
+    unsigned applied = 0;
+    auto dir = env_->cgroups->Create(run_->app, name(), spec_->limits, &applied);
+    memory_max_set_ = dir.ok() && (applied & kCgroupMemory) != 0;
     if (dir.ok()) {
       cgroup_dir_ = *dir;
       req.cgroup_dir = *dir;
@@ -367,7 +370,9 @@ ChildProcess::Callbacks Instance::ChildCallbacks() {
 }
 
 void Instance::StartProbe() {
-  auto probe = ReadyProbe::Start(env_->loop, spec_->ready, BaseRequest(), [this] {
+  SpawnRequest check = BaseRequest();
+  check.cgroup_dir = cgroup_dir_;  // the check ends with the instance
+  auto probe = ReadyProbe::Start(env_->loop, spec_->ready, check, [this] {
     // The probe may not be destroyed from inside its own callback chain
     // before it returns; it only calls us last, so resetting here is safe.
     probe_.reset();
@@ -492,16 +497,26 @@ void Instance::SetUsage(const Usage& usage, int64_t now_ms) {
   usage_.cpu_seconds = cpu_seconds;
   usage_ms_ = now_ms;
   const uint64_t limit = spec_->limits.memory_bytes;
-  if (limit == 0 || env_->memory_by_cgroup || usage.memory_bytes <= limit) return;
+  if (!memory_watched()) return;
+  // PSS where it was read (shared pages once), else the resident set.
+  const uint64_t used = usage.pss_bytes > 0 ? usage.pss_bytes : usage.memory_bytes;
+  if (used <= limit) return;
   if (state_ != InstanceState::kRunning && state_ != InstanceState::kReady) return;
-  Fault(StopCause::kMemory, std::to_string(WholeMiB(usage.memory_bytes)) + " MiB > " +
+  Fault(StopCause::kMemory, std::to_string(WholeMiB(used)) + " MiB > " +
                                 std::to_string(WholeMiB(limit)) + " MiB");
 }
 
 void Instance::StartReadyWatch() {
   if (spec_->health.check.kind != ReadyKind::kNone) {
+    SpawnRequest check = BaseRequest();
+    check.cgroup_dir = cgroup_dir_;  // the check ends with the instance
+    // The first check comes after half to one interval: instances that
+    // became ready together do not check in step.
+    const double random = env_->random01 ? env_->random01() : 0.5;
+    const auto first = static_cast<int64_t>(
+        static_cast<double>(spec_->health.interval_ms) * (0.5 + random / 2));
     health_ = std::make_unique<HealthMonitor>(
-        env_->loop, spec_->health, BaseRequest(),
+        env_->loop, spec_->health, std::move(check), first, &env_->exec_check_slots,
         [this](const std::string& why) { Fault(StopCause::kHealth, why); });
   }
   if (spec_->watchdog_ms > 0) ArmWatchdog();

@@ -63,6 +63,10 @@ struct SuperviseEnv {
   // socket is served between them. 16 spawns block the loop about 2-3 ms.
   int spawn_budget = kSpawnsPerIteration;
   static constexpr int kSpawnsPerIteration = 16;
+  // Exec health checks that may run at once, daemon-wide; a check due
+  // while none is free waits (it is not a failure).
+  int exec_check_slots = kMaxExecChecks;
+  static constexpr int kMaxExecChecks = 16;
 };
 
 // The environment a process of `run` starts with, built from scratch:
@@ -113,6 +117,11 @@ class Instance {
   // The last sample of the current process (zeros when none yet), and its
   // CPU use since the sample before, in percent of one core.
   const Usage& usage() const { return usage_; }
+  // Its `limits: memory` is kept by the RSS watch (no memory.max was
+  // written for its current process).
+  bool memory_watched() const {
+    return spec_->limits.memory_bytes > 0 && !memory_max_set_;
+  }
   double cpu_percent() const { return cpu_percent_; }
 
   const std::string& type() const { return type_; }
@@ -216,6 +225,7 @@ class Instance {
   std::string status_text_;
   bool type_failed_ = false;
   Usage usage_;
+  bool memory_max_set_ = false;  // memory.max of its cgroup holds the limit
   int64_t usage_ms_ = 0;  // monotonic ms of usage_; 0: none yet
   double cpu_percent_ = 0;
 };

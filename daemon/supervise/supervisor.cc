@@ -301,10 +301,11 @@ void Supervisor::SampleUsage() {
     pid_t pid;
     int64_t started_ms;
     std::string cgroup_dir;
+    bool want_pss;  // its memory limit is the RSS watch's
   };
   std::vector<Target> targets;
   for (Instance* i : RunningInstances())
-    targets.push_back({i->pid(), i->started_ms(), i->cgroup_dir()});
+    targets.push_back({i->pid(), i->started_ms(), i->cgroup_dir(), i->memory_watched()});
   if (targets.empty()) return;
   sampling_ = true;
   using Samples = std::vector<std::pair<Target, Usage>>;
@@ -328,6 +329,11 @@ void Supervisor::SampleUsage() {
           auto trees = TreeUsage(ScanProcesses(), tree_roots);
           for (const Target& t : targets)
             if (auto it = trees.find(t.pid); it != trees.end()) out.emplace_back(t, it->second);
+        }
+        for (auto& [t, u] : out) {
+          if (t.want_pss && !u.from_cgroup) AddPss(&u);
+          u.pids.clear();  // not needed on the loop
+          u.pids.shrink_to_fit();
         }
         return out;
       },

@@ -131,8 +131,29 @@ std::map<pid_t, Usage> TreeUsage(const std::vector<ProcStat>& procs,
     u.memory_bytes += p.rss_pages * kPageSize;
     u.cpu_seconds += static_cast<double>(p.cpu_ticks) / kTicksPerSecond;
     ++u.processes;
+    u.pids.push_back(p.pid);
   }
   return out;
+}
+
+void AddPss(Usage* usage, const std::string& proc_root) {
+  uint64_t total = 0;
+  char buf[4096];
+  for (pid_t pid : usage->pids) {
+    const std::string path = proc_root + "/" + std::to_string(pid) + "/smaps_rollup";
+    ssize_t n = ReadSmall(path.c_str(), buf, sizeof(buf));
+    if (n <= 0) continue;
+    std::string_view text(buf, static_cast<size_t>(n));
+    // "Pss:                1234 kB"
+    size_t at = text.find("\nPss:");
+    if (at == std::string_view::npos) continue;
+    std::string_view v = text.substr(at + 5);
+    v = v.substr(v.find_first_not_of(' '));
+    v = v.substr(0, v.find(' '));
+    uint64_t kb = 0;
+    if (Number(v, &kb)) total += kb * 1024;
+  }
+  usage->pss_bytes = total;
 }
 
 std::optional<Usage> CgroupUsage(const std::string& dir, const std::string& proc_root) {
@@ -171,6 +192,8 @@ std::optional<Usage> CgroupUsage(const std::string& dir, const std::string& proc
     if (pid.empty()) continue;
     ++u.processes;
     if (has_memory) continue;
+    pid_t number = 0;
+    if (Number(pid, &number)) u.pids.push_back(number);
     if (auto st = ReadStat(proc_root, pid)) u.memory_bytes += st->rss_pages * kPageSize;
   }
   return u;

@@ -22,6 +22,12 @@ struct Usage {
   double cpu_seconds = 0;     // user + system, the reaped children's included
   int processes = 0;          // 0: nothing was found (the process is gone)
   bool from_cgroup = false;   // memory.current was read
+  // The proportional set (PSS: each shared page divided among its users),
+  // read only when asked (AddPss): what the RSS watch compares with a
+  // memory limit, so that a pre-forked server's shared pages count once.
+  // 0: not read.
+  uint64_t pss_bytes = 0;
+  std::vector<pid_t> pids;    // the processes counted (not from memory.current)
 };
 
 // One process, from /proc/PID/stat.
@@ -46,6 +52,10 @@ std::vector<ProcStat> ScanProcesses(const std::string& proc_root = "/proc");
 // `procs` gets a Usage with processes == 0.
 std::map<pid_t, Usage> TreeUsage(const std::vector<ProcStat>& procs,
                                  const std::vector<pid_t>& roots);
+
+// Sums "Pss:" of /proc/PID/smaps_rollup over usage->pids into pss_bytes
+// (the kernel walks each process's page tables: costlier than stat).
+void AddPss(Usage* usage, const std::string& proc_root = "/proc");
 
 // The usage of a cgroup v2 directory: cpu.stat's usage_usec, memory.current
 // where the memory controller is on, else the resident sets of the

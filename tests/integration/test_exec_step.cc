@@ -921,7 +921,8 @@ TEST_CASE("CommandArgv runs plain commands directly, one program through sh -c e
   for (const std::string shell :
        {"server | tee log", "a && b", "a; b", "(cd x)", "PORT=1 server", "echo {a,b}", "a\nb",
         "exec bundle exec puma", "cd app", "ulimit -n 10", "if true", ". ./env", "export A",
-        "server &", "echo $(date)", "a || b", "echo 'a;b'"}) {
+        "server &", "echo $(date)", "a || b", "echo 'a;b'", "2>/dev/null PORT=9000 ./server",
+        ": ${X:?}", "time ./server $A", "[[ -e x ]] && y", "declare -x A=$B"}) {
     INFO(shell);
     CHECK(CommandArgv(shell) == V{"/bin/sh", "-c", shell});
   }

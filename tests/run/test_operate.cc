@@ -105,17 +105,24 @@ TEST_CASE("health: an app whose /health fails after ready is restarted after 3 f
   CHECK(ExitOf(json_ps[0], "health")["exit"] == exit["exit"]);
 }
 
-TEST_CASE("health: an exec check that hangs is killed at its timeout and counts as a failure") {
+TEST_CASE("health: an exec check that hangs is killed at its timeout and counts as a failure, and a check leaves nothing behind") {
   Stage stage(FastConfig());
   WritableDir marks;
   const std::string mark = marks.path + "/hang";
+  const std::string ran = marks.path + "/ran";
   DeployYaml(stage,
              "processes:\n"
              "  worker:\n"
              "    command: sleep 1000\n"
-             "    health: {exec: 'if [ -e " + mark + " ]; then sleep 1000; fi', interval: 100ms, "
-             "timeout: 300ms, failures: 2}\n");
-  const Json ready = WaitPs(stage, [](const Json& p) { return AllIn(p, "worker", "ready", 1); });
+             "    health: {exec: 'if [ -e " + mark + " ]; then sleep 1000; fi', interval: 1s, "
+             "timeout: 300ms, failures: 2}\n"
+             // A check that starts a child each time: what it leaves in its
+             // group is killed when it ends.
+             "  leaver:\n"
+             "    command: sleep 1000\n"
+             "    health: {exec: 'echo x >> " + ran + "; sleep 7771 >/dev/null 2>&1 & true', "
+             "interval: 1s}\n");
+  WaitPs(stage, [](const Json& p) { return AllIn(p, "worker", "ready", 1); });
   Touch(mark);
   const Json after = WaitPs(stage, [&](const Json& p) {
     return !ExitOf(Row(p, "worker.1"), "health").is_null();
@@ -124,9 +131,12 @@ TEST_CASE("health: an exec check that hangs is killed at its timeout and counts 
   CHECK(Text(ExitOf(Row(after, "worker.1"), "health")["exit"]) ==
         "health check failed: exec 'if [ -e " + mark +
             " ]; then sleep 1000; fi': no answer within 300ms (2 times in a row): stopped (SIGTERM)");
-  // No check process is left behind.
+  // No check process is left behind, of either type.
   CHECK(support::WaitUntil(
       [&] { return PidsWithCmdline("then sleep 1000").empty(); }, 10'000));
+  REQUIRE(support::WaitUntil([&] { return Slurp(ran).size() >= 4; }, 20'000));
+  CHECK(support::WaitUntil([&] { return PidsWithCmdline("sleep 7771").empty(); }, 10'000));
+  CHECK(Row(Ps(stage), "leaver.1")["restarts"] == 0);
 }
 
 TEST_CASE("health: a tcp or http check aimed at a daemon-held socket is refused at release create") {
@@ -205,6 +215,34 @@ TEST_CASE("limits: a process that grows past limits: {memory: 64M} is restarted 
   CHECK_THAT(table.out, Catch::Contains("MEM"));
   CHECK_THAT(table.out,
              Catch::Contains("Memory limits: an RSS watch every 2s (no cgroup memory controller)"));
+}
+
+TEST_CASE("limits: the RSS watch counts pages a pre-forked server shares once (PSS), while ps shows the resident sets") {
+  Stage stage(FastConfig());
+  // 96 MiB touched, then 3 forked children share it: the resident sets add
+  // up to about 4 x 96 MiB, the proportional sets to about 96 MiB.
+  Deploy(stage, {File("prefork.py",
+                      "import os, time\n"
+                      "b = b'x' * (96 << 20)\n"
+                      "for _ in range(3):\n"
+                      "    if os.fork() == 0:\n"
+                      "        break\n"
+                      "time.sleep(1000)\n"),
+                 File("relsupd.yaml",
+                      "processes:\n"
+                      "  web:\n"
+                      "    command: python3 prefork.py\n"
+                      "    limits: {memory: 200M}\n")});
+  // A sample that saw all four processes (its limit check ran with it).
+  const Json ps = WaitPs(stage, [](const Json& p) {
+    const Json r = Row(p, "web.1");
+    return r.is_object() && r["memory_bytes"].is_number() &&
+           r["memory_bytes"].get<double>() > 300.0 * (1 << 20);
+  }, 30'000, "the four processes' resident sets in ps");
+  INFO(ps.dump());
+  CHECK(Row(ps, "web.1")["restarts"] == 0);
+  CHECK(Row(ps, "web.1")["state"] == "ready");
+  CHECK(ExitOf(Row(ps, "web.1"), "memory-limit").is_null());
 }
 
 TEST_CASE("usage: ps --json memory and CPU of a busy process are within 20% of /proc's, and nofile is set") {

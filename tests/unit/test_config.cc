@@ -762,3 +762,23 @@ TEST_CASE("a health check aimed at a daemon-held socket is refused, as a ready c
 
 }  // namespace
 }  // namespace relsupd
+
+namespace relsupd {
+namespace {
+
+TEST_CASE("an exec health check runs at most once a second, and nofile stays under fs.nr_open") {
+  auto error = [](const std::string& lines) {
+    auto r = ParseProcessYaml("processes:\n  web:\n    command: x\n" + lines, "relsupd.yaml");
+    REQUIRE_FALSE(r.ok());
+    return r.status().message();
+  };
+  CHECK(error("    health: {exec: ./check, interval: 500ms}\n") ==
+        "relsupd.yaml:4:39: process 'web': an exec health check's 'interval' must be at least 1s");
+  CHECK(ParseProcessYaml("processes:\n  web: {command: x, health: {tcp: 1, interval: 200ms}}\n",
+                         "relsupd.yaml")
+            .ok());
+  CHECK_THAT(error("    limits: {nofile: 2000000}\n"), Catch::Contains("'nofile'"));
+}
+
+}  // namespace
+}  // namespace relsupd
