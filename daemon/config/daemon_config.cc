@@ -148,6 +148,7 @@ class ConfigReader {
     }
     if (const YAML::Node m = root_["metrics_listen"]; m && !m.IsNull()) {
       ASSIGN_OR_RETURN(std::string text, yaml::ReadString(file_, m, "metrics_listen"));
+      if (text.empty()) return Status::Ok();  // off
       std::string address = text.starts_with("tcp://") ? text : "tcp://" + text;
       auto parsed = ParseSocketAddress(address);
       if (!parsed.ok() || parsed->kind != SocketAddress::Kind::kTcp)

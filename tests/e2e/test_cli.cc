@@ -462,7 +462,7 @@ TEST_CASE("e2e cli: an unknown verb names the closest one, ctl help VERB "
   r = RunCtl(socket, {"qqqqqq"});
   CHECK(r.status.Exited(2));
   CHECK_THAT(r.err, Catch::StartsWith("relsupd: unknown command 'qqqqqq' for 'relsupd ctl'; "
-                                      "commands: info, app,"));
+                                      "commands: info, metrics, app,"));
 
   // help VERB is VERB --help, with no daemon needed.
   ProcResult help = RunCtl(socket, {"help", "activate"});

@@ -782,3 +782,26 @@ TEST_CASE("an exec health check runs at most once a second, and nofile stays und
 
 }  // namespace
 }  // namespace relsupd
+
+namespace relsupd {
+namespace {
+
+TEST_CASE("metrics_listen is off by default and takes HOST:PORT") {
+  CHECK(ParseDaemonConfig("", "f")->metrics_listen.empty());
+  CHECK(ParseDaemonConfig("metrics_listen: \"\"\n", "f")->metrics_listen.empty());
+  CHECK(ParseDaemonConfig("metrics_listen: 127.0.0.1:9100\n", "f")->metrics_listen ==
+        "tcp://127.0.0.1:9100");
+  CHECK(ParseDaemonConfig("metrics_listen: \"[::1]:9100\"\n", "f")->metrics_listen ==
+        "tcp://[::1]:9100");
+  for (const char* bad : {"metrics_listen: nonsense\n", "metrics_listen: 127.0.0.1\n",
+                          "metrics_listen: unix:/run/x.sock\n"}) {
+    INFO(bad);
+    auto r = ParseDaemonConfig(bad, "f");
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.status().message(),
+               Catch::Contains("'metrics_listen' must be HOST:PORT (e.g. 127.0.0.1:9100)"));
+  }
+}
+
+}  // namespace
+}  // namespace relsupd
