@@ -21,6 +21,13 @@ HealthMonitor::~HealthMonitor() {
 }
 
 void HealthMonitor::Arm(int64_t ms) {
+  // Due times are rounded up to a multiple of kBatchMs of the loop's
+  // clock, so that the checks of many instances run in a few loop
+  // iterations a second instead of one wake-up each.
+  const uint64_t now = uv_now(loop_);
+  const uint64_t due = (now + static_cast<uint64_t>(std::max<int64_t>(ms, 0)) + kBatchMs - 1) /
+                       kBatchMs * kBatchMs;
+  ms = static_cast<int64_t>(due - now);
   uv_timer_start(
       timer_.get(),
       [](uv_timer_t* t) {

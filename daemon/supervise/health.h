@@ -34,6 +34,7 @@ class HealthMonitor {
                 std::function<void(const std::string& why)> on_unhealthy);
   ~HealthMonitor();
   static constexpr int64_t kSlotWaitMs = 100;
+  static constexpr uint64_t kBatchMs = 50;
   HealthMonitor(const HealthMonitor&) = delete;
   HealthMonitor& operator=(const HealthMonitor&) = delete;
 

@@ -508,8 +508,13 @@ void Instance::SetUsage(const Usage& usage, int64_t now_ms) {
 
 void Instance::StartReadyWatch() {
   if (spec_->health.check.kind != ReadyKind::kNone) {
-    SpawnRequest check = BaseRequest();
-    check.cgroup_dir = cgroup_dir_;  // the check ends with the instance
+    // Only an exec check needs how the instance runs (kept as long as it
+    // is ready: a copy of its environment per instance).
+    SpawnRequest check;
+    if (spec_->health.check.kind == ReadyKind::kExec) {
+      check = BaseRequest();
+      check.cgroup_dir = cgroup_dir_;  // the check ends with the instance
+    }
     // The first check comes after half to one interval: instances that
     // became ready together do not check in step.
     const double random = env_->random01 ? env_->random01() : 0.5;
