@@ -9,14 +9,6 @@
 
 namespace relsupd {
 
-Result<std::string> MetricsListenAddress(const std::string& text) {
-  std::string address = text.starts_with("tcp://") ? text : "tcp://" + text;
-  ASSIGN_OR_RETURN(SocketAddress a, ParseSocketAddress(address));
-  if (a.kind != SocketAddress::Kind::kTcp)
-    return InvalidArgument("metrics_listen '" + text + "' must be a tcp address (HOST:PORT)");
-  return address;
-}
-
 // One client connection. It owns its tcp handle and timer and frees itself
 // once both are closed.
 class MetricsHttpServer::Connection {
@@ -124,8 +116,9 @@ class MetricsHttpServer::Connection {
 
 Result<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     uv_loop_t* loop, const std::string& address, std::function<std::string()> render) {
-  ASSIGN_OR_RETURN(std::string tcp, MetricsListenAddress(address));
-  ASSIGN_OR_RETURN(SocketAddress a, ParseSocketAddress(tcp));
+  ASSIGN_OR_RETURN(SocketAddress a, ParseSocketAddress(address));
+  if (a.kind != SocketAddress::Kind::kTcp)
+    return InvalidArgument("metrics_listen '" + address + "' is not a tcp address");
   sockaddr_storage ss{};
   if (uv_ip4_addr(a.host.c_str(), a.port, reinterpret_cast<sockaddr_in*>(&ss)) != 0 &&
       uv_ip6_addr(a.host.c_str(), a.port, reinterpret_cast<sockaddr_in6*>(&ss)) != 0)

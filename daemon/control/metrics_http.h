@@ -26,7 +26,8 @@ namespace relsupd {
 
 class MetricsHttpServer {
  public:
-  // `address`: "127.0.0.1:9100", "[::1]:9100" or "tcp://HOST:PORT".
+  // `address`: "tcp://HOST:PORT", as DaemonConfig::metrics_listen holds it
+  // (the config reads HOST:PORT and checks it).
   static Result<std::unique_ptr<MetricsHttpServer>> Start(uv_loop_t* loop,
                                                           const std::string& address,
                                                           std::function<std::string()> render);
@@ -56,9 +57,5 @@ class MetricsHttpServer {
   std::set<Connection*> connections_;
   friend class Connection;
 };
-
-// Parses "HOST:PORT", "[V6]:PORT" or "tcp://HOST:PORT" into the tcp://
-// form ParseSocketAddress reads; an error names what is wrong.
-Result<std::string> MetricsListenAddress(const std::string& text);
 
 }  // namespace relsupd

@@ -21,6 +21,10 @@ enum class StopCause {
   kOomKilled,  // the kernel's OOM killer ended it in its cgroup (memory.max)
 };
 
+// "health check failed: FAULT", "watchdog: FAULT", "memory limit (FAULT)":
+// the reason of a fault stop, as the exit and the logs give it.
+std::string FaultReason(StopCause cause, const std::string& fault);
+
 struct ExitInfo {
   int64_t time_ms = 0;  // wall clock
   int64_t status = 0;

@@ -52,6 +52,19 @@ std::string SignalName(int signum) {
 
 }  // namespace
 
+std::string FaultReason(StopCause cause, const std::string& fault) {
+  switch (cause) {
+    case StopCause::kHealth:
+      return "health check failed: " + fault;
+    case StopCause::kWatchdog:
+      return "watchdog: " + fault;
+    case StopCause::kMemory:
+      return "memory limit (" + fault + ")";
+    default:
+      return fault;
+  }
+}
+
 std::string ExitInfo::Describe() const {
   std::string plain = signal != 0 ? "signal " + SignalName(signal)
                                   : "exit " + std::to_string(status);
@@ -64,13 +77,9 @@ std::string ExitInfo::Describe() const {
       prefix = "not ready within " + FormatDurationMs(ready_timeout_ms) + ": ";
       break;
     case StopCause::kHealth:
-      prefix = "health check failed: " + fault + ": ";
-      break;
     case StopCause::kWatchdog:
-      prefix = "watchdog: " + fault + ": ";
-      break;
     case StopCause::kMemory:
-      prefix = "memory limit (" + fault + "): ";
+      prefix = FaultReason(stop, fault) + ": ";
       break;
     case StopCause::kOomKilled:
       return "oom-killed (memory.max): " + plain;
@@ -546,10 +555,7 @@ void Instance::ArmWatchdog() {
 
 void Instance::Fault(StopCause cause, std::string what) {
   if (state_ != InstanceState::kRunning && state_ != InstanceState::kReady) return;
-  const std::string reason =
-      cause == StopCause::kHealth     ? "health check failed: " + what
-      : cause == StopCause::kWatchdog ? "watchdog: " + what
-                                      : "memory limit (" + what + ")";
+  const std::string reason = FaultReason(cause, what);
   spdlog::warn("{} {} (pid {}): {}, restarting it", run_->app, name(), pid(), reason);
   // The app's own log says why its process is being stopped.
   capture_.WriteLine(OutputStream::kErr, "relsupd: " + reason + ", restarting " + name());
