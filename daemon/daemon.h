@@ -130,6 +130,9 @@ class Daemon {
   PhaseMark adopt_ledger_mark_;   // when an adoption opened the ledger
   int64_t reexecs_ = 0;
   struct Pending {
+    // Declared: without it clang judges Pending not default-constructible
+    // inside Daemon (its member initializers are not parsed yet there).
+    Pending() {}
     ReexecAsk ask;
     Fd binary;  // the checked file that is exec'd
     Fd self_exe;  // the running binary, for the exec back

@@ -476,7 +476,7 @@ TEST_CASE("hostile conn: clients that never read their large replies",
   // past the daemon's 192 MiB for peers without the change right. Under
   // ASan, which does not check the RSS (below), 18 connections (216 MiB)
   // reach the cap for half the work.
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(RELSUPD_SANITIZED)
   constexpr int kConnections = 18;
 #else
   constexpr int kConnections = 36;
@@ -507,7 +507,7 @@ TEST_CASE("hostile conn: clients that never read their large replies",
   probe.Stop();
   int64_t grown_mb = (peak_kb - base_kb) / 1024;
   INFO("RSS grew by " << grown_mb << " MiB at most");
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(RELSUPD_SANITIZED)
   // ASan keeps freed memory in quarantine (256 MiB) and runs ~10x slower:
   // neither the RSS nor the probes' timeouts say anything there.
   WARN("ASan build: RSS " << grown_mb << " MiB, probe failures " << probe.failures()
