@@ -123,6 +123,7 @@ void AddCtlCommand(CLI::App& root, CtlContext* ctx) {
   AddInfoVerb(*ctl, ctx);
   AddAppVerbs(*ctl, ctx);
   AddHistoryVerb(*ctl, ctx);
+  AddEventsVerb(*ctl, ctx);
   AddReleaseStageVerbs(*ctl, ctx);
   AddProcessVerbs(*ctl, ctx);
   AddRunVerb(*ctl, ctx);

@@ -61,6 +61,7 @@ void AddInfoVerb(CLI::App& ctl, CtlContext* ctx);
 void AddDaemonVerbs(CLI::App& ctl, CtlContext* ctx);  // ctl_daemon.cc
 void AddAppVerbs(CLI::App& ctl, CtlContext* ctx);
 void AddHistoryVerb(CLI::App& ctl, CtlContext* ctx);
+void AddEventsVerb(CLI::App& ctl, CtlContext* ctx);  // ctl_history.cc
 void AddReleaseStageVerbs(CLI::App& ctl, CtlContext* ctx);
 void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx);
 void AddRunVerb(CLI::App& ctl, CtlContext* ctx);  // ctl_run.cc

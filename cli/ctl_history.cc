@@ -3,6 +3,8 @@
 #include <optional>
 
 #include "cli/ctl.h"
+#include "cli/follow.h"
+#include "cli/terminal.h"
 #include "cli/table.h"
 #include "daemon/protocol/methods.h"
 
@@ -75,7 +77,92 @@ std::string HistoryDetail(const rpc::Json& e) {
   return out;
 }
 
+// One line per feed entry: "TIME APP RELEASE web.1 ready" for an
+// instance (with its exit's reason when it exited), "TIME APP RELEASE
+// activated by root: from v2, start-first" for a ledger event.
+std::string EventLine(const rpc::Json& e) {
+  std::string line = Text(e, "time") + " " + OrDash(Text(e, "app")) + " " +
+                     OrDash(Text(e, "release")) + " ";
+  if (Text(e, "kind") == "instance") {
+    line += Text(e, "process") + " " + Text(e, "state");
+    if (!Text(e, "detail").empty()) line += ": " + Text(e, "detail");
+    return line;
+  }
+  line += Text(e, "kind") + " by " + Text(e, "actor");
+  std::string detail = HistoryDetail(e);
+  for (char& c : detail)
+    if (c == '\n' || c == '\t') c = ' ';
+  if (!detail.empty()) line += ": " + detail;
+  return line;
+}
+
+struct EventsArgs {
+  std::string app;
+  int64_t lines = 20;
+  bool follow = false;
+};
+
 }  // namespace
+
+// `relsupd ctl events [APP] [-n N] [-f]`: what happened in the running
+// daemon (ledger events and instance state changes), one per line; -f
+// prints each as it happens (the daemon sends it: see follow.h).
+void AddEventsVerb(CLI::App& ctl, CtlContext* ctx) {
+  auto args = std::make_shared<EventsArgs>();
+  CLI::App* events = ctl.add_subcommand(
+      "events",
+      "Show what happened since the daemon started: deploys, activations, rollbacks, config "
+      "changes and failures (as in history), and every instance state change; -f follows");
+  events->add_option("APP", args->app, "Only this app's events");
+  events->add_option("-n", args->lines, "Show the newest N first (default 20)")
+      ->check(CLI::Range(0, 1024));
+  events->add_flag("-f,--follow", args->follow,
+                   "Print each event the moment it happens, one line each (--json: one object "
+                   "each), until interrupted; across a restart of the daemon, wait for it");
+  events->footer(
+      "The daemon keeps the last 1024 events in memory; `relsupd ctl history` is the durable "
+      "record of deploys and changes.");
+  events->callback([ctx, args] {
+    auto client = Client::Connect(ctx->socket);
+    if (!client.ok()) return ctx->Fail(client.status());
+    rpc::Json p = {{"lines", args->lines}};
+    if (!args->app.empty()) p["app"] = args->app;
+    auto first = client->Call(rpc::method::kEvents, p);
+    if (!first.ok()) return ctx->Fail(first.status());
+    auto print = [ctx](const rpc::Json& list) {
+      if (!list.is_array()) return;
+      for (const auto& e : list) std::cout << (ctx->json ? e.dump() : ForStdout(EventLine(e))) << '\n';
+    };
+    if (!args->follow && ctx->json) {
+      std::cout << Field(*first, "events").dump() << '\n';
+      return;
+    }
+    print(Field(*first, "events"));
+    std::cout.flush();
+    if (!args->follow) return;
+    uint64_t cursor = first->value("cursor", uint64_t{0});
+    std::string feed = Text(*first, "feed");
+    p.erase("lines");
+    p["wait"] = true;
+    auto ask = [&](Client& c) {
+      rpc::Json q = p;
+      q["after"] = cursor;
+      q["feed"] = feed;
+      return c.Call(rpc::method::kEvents, q);
+    };
+    auto take = [&](const rpc::Json& r) {
+      if (r.value("restarted", false) && !ctx->json)
+        std::cerr << "relsupd: the daemon started anew; its events so far follow\n";
+      print(Field(r, "events"));
+      cursor = r.value("cursor", cursor);
+      feed = Text(r, "feed");
+      return true;
+    };
+    ctx->exit_code = FollowForever(
+        ctx, std::move(client), args->app.empty() ? "every app's events" : args->app + "'s events",
+        [] { return std::string("following its events"); }, ask, take);
+  });
+}
 
 void AddHistoryVerb(CLI::App& ctl, CtlContext* ctx) {
   auto args = std::make_shared<HistoryArgs>();

@@ -14,8 +14,10 @@
 
 #include "cli/ctl.h"
 #include "cli/ctl_stages.h"
+#include "cli/follow.h"
 #include "cli/table.h"
 #include "cli/terminal.h"
+#include "daemon/base/clock.h"
 #include "daemon/base/duration.h"
 #include "daemon/protocol/methods.h"
 
@@ -101,8 +103,10 @@ Result<std::pair<std::string, int>> ParseScaleArg(const std::string& arg) {
   return std::make_pair(arg.substr(0, eq), static_cast<int>(v));
 }
 
-void PrintLogRecord(const rpc::Json& r) {
-  std::string line = Text(r, "time") + " " + Text(r, "process") + "[" + Text(r, "release") + "]";
+void PrintLogRecord(const rpc::Json& r, bool with_app) {
+  std::string line = Text(r, "time") + " ";
+  if (with_app) line += Text(r, "app") + " ";
+  line += Text(r, "process") + "[" + Text(r, "release") + "]";
   if (Text(r, "stream") == "err") line += " err";
   line += ": " + Text(r, "text");
   if (r.value("partial", false)) line += " \\";
@@ -111,97 +115,142 @@ void PrintLogRecord(const rpc::Json& r) {
 }
 
 struct LogsArgs {
-  std::string app;
+  std::string app;  // "": every app
   bool follow = false;
   int64_t lines = 100;
   std::string process;
   std::string stream;
   std::string release;
+  std::string since;
+  std::string grep;
 };
 
-// The daemon answers a page at a time (at most 100 records); the last
-// `-n` lines are gathered page by page back (`before_seq`), then printed
-// oldest first. -f then asks for what came after the newest.
+// The newest `lines` records of one app that match `p` (its filter), oldest
+// first. The daemon answers a page at a time (at most 100 records, and a
+// bounded scan): pages are gathered back (`before_seq`) until there are
+// enough or none is left. `*cursor`: the app's last seq when the first page
+// was read, where a follow goes on.
+Result<std::vector<rpc::Json>> TailOf(Client& client, rpc::Json p, int64_t lines,
+                                      uint64_t* cursor) {
+  std::deque<rpc::Json> pages;  // newest page first
+  int64_t got = 0;
+  bool first = true;
+  p["lines"] = lines;
+  while (true) {
+    ASSIGN_OR_RETURN(rpc::Json r, client.Call(method::kLogs, p));
+    if (first) *cursor = r.value("last_seq", uint64_t{0});
+    first = false;
+    const rpc::Json& records = Field(r, "records");
+    got += static_cast<int64_t>(records.size());
+    if (!records.empty()) pages.push_front(records);
+    const uint64_t next = r.value("next_before_seq", uint64_t{0});
+    if (!r.value("more", false) || got >= lines || next == 0) break;
+    p["lines"] = lines - got;
+    p["before_seq"] = next;
+  }
+  std::vector<rpc::Json> out;
+  for (const auto& page : pages)
+    for (const auto& rec : page) out.push_back(rec);
+  // Pages that met in the middle of a scan may hold more than asked.
+  if (static_cast<int64_t>(out.size()) > lines)
+    out.erase(out.begin(), out.end() - lines);
+  return out;
+}
+
+// `logs [APP]`: the newest -n lines (of every app, merged by time, when APP
+// is left out), then with -f whatever comes next, each ask waiting in the
+// daemon until there is something (see follow.h).
 int FollowLogs(CtlContext* ctx, const LogsArgs& a) {
   auto client = Client::Connect(ctx->socket);
   if (!client.ok()) {
     ctx->Fail(client.status());
     return ctx->exit_code;
   }
-  rpc::Json p = {{"app", a.app}};
+  rpc::Json p = rpc::Json::object();
   if (!a.process.empty()) p["process"] = a.process;
   if (!a.stream.empty()) p["stream"] = a.stream;
   if (!a.release.empty()) p["release"] = a.release;
-  auto print = [ctx](const rpc::Json& rec) {
+  if (!a.grep.empty()) p["grep"] = a.grep;
+  if (!a.since.empty()) {
+    auto since = ParseSince(a.since, RealClock().WallMs());
+    if (!since.ok()) {
+      ctx->Fail(since.status().WithContext("--since"), kExitUsage);
+      return ctx->exit_code;
+    }
+    p["since_us"] = std::max<int64_t>(0, *since) * 1000;
+  }
+  const bool all = a.app.empty();
+  auto print = [ctx, all](const rpc::Json& rec) {
     if (ctx->json)
       std::cout << rec.dump() << '\n';
     else
-      PrintLogRecord(rec);
+      PrintLogRecord(rec, all);
   };
-  std::deque<rpc::Json> pages;  // newest page first
-  uint64_t last = 0;
-  int64_t got = 0;
-  rpc::Json q = p;
-  q["lines"] = a.lines;
-  while (true) {
-    auto r = client->Call(method::kLogs, q);
-    if (!r.ok()) {
-      ctx->Fail(r.status());
+  // The tail: one app's, or each app's, merged by time.
+  std::vector<std::string> apps;
+  if (!all) {
+    apps.push_back(a.app);
+  } else {
+    auto list = client->Call(method::kAppList, rpc::Json::object());
+    if (!list.ok()) {
+      ctx->Fail(list.status());
       return ctx->exit_code;
     }
-    last = std::max<uint64_t>(last, r->value("last_seq", uint64_t{0}));
-    const rpc::Json& records = Field(*r, "records");
-    got += static_cast<int64_t>(records.size());
-    if (!records.empty()) pages.push_front(records);
-    if (!r->value("more", false) || records.empty() || got >= a.lines) break;
-    q["lines"] = a.lines - got;
-    q["before_seq"] = records.front().value("seq", uint64_t{0});
+    if (list->is_array())
+      for (const auto& spec : *list) apps.push_back(Text(spec, "name"));
   }
-  for (const auto& page : pages)
-    for (const auto& rec : page) {
-      print(rec);
-      last = std::max<uint64_t>(last, rec.value("seq", uint64_t{0}));
+  std::map<std::string, uint64_t> cursors;
+  std::vector<rpc::Json> tail;
+  for (const std::string& app : apps) {
+    rpc::Json q = p;
+    q["app"] = app;
+    auto records = TailOf(*client, q, a.lines, &cursors[app]);
+    if (!records.ok()) {
+      ctx->Fail(records.status());
+      return ctx->exit_code;
     }
+    for (auto& rec : *records) tail.push_back(std::move(rec));
+  }
+  if (all) {
+    // RFC 3339 UTC with fixed digits: text order is time order.
+    std::stable_sort(tail.begin(), tail.end(), [](const rpc::Json& x, const rpc::Json& y) {
+      return Text(x, "time") < Text(y, "time");
+    });
+    if (static_cast<int64_t>(tail.size()) > a.lines)
+      tail.erase(tail.begin(), tail.end() - a.lines);
+  }
+  for (const auto& rec : tail) print(rec);
   std::cout.flush();
   if (!a.follow) return kExitOk;
-  // While the daemon is away (restarted, upgraded), -f waits for it as
-  // `journalctl -f` does: a note on stderr, a new connection every 200 ms,
-  // then the records after the last seq printed (seq continues across
-  // daemon restarts). Only the daemon's own answer ends the loop.
-  bool away = false;
-  while (true) {
-    Result<rpc::Json> r = Status(StatusCode::kUnavailable, "not connected");
-    if (client.ok()) {
-      p["after_seq"] = last;
-      r = client->Call(method::kLogs, p);
+  p["wait"] = true;
+  if (all) p.erase("release");
+  auto lost = [&cursors, all] {
+    if (!all) return "following after seq " + std::to_string(cursors.begin()->second);
+    return std::string("following every app after the last lines printed");
+  };
+  auto ask = [&](Client& c) {
+    rpc::Json q = p;
+    if (all) {
+      q["after"] = cursors;
+    } else {
+      q["app"] = a.app;
+      q["after_seq"] = cursors[a.app];
     }
-    if (!r.ok() && r.status().code() == StatusCode::kUnavailable) {
-      if (!away)
-        // Not the errno text ("Broken pipe"): the daemon went away, that
-        // is all a reader needs, and what happens next.
-        std::cerr << "relsupd: lost the daemon at '" << ctx->socket
-                  << "' (restarting or stopped?); waiting for it to come back, then "
-                     "following after seq "
-                  << last << '\n';
-      away = true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      client = Client::Connect(ctx->socket);
-      continue;
+    return c.Call(method::kLogs, q);
+  };
+  auto take = [&](const rpc::Json& r) {
+    for (const auto& rec : Field(r, "records")) print(rec);
+    if (all) {
+      const rpc::Json& moved = Field(r, "cursors");
+      if (moved.is_object())
+        for (const auto& [app, seq] : moved.items())
+          if (seq.is_number_unsigned()) cursors[app] = seq.get<uint64_t>();
+    } else {
+      cursors[a.app] = r.value("cursor", cursors[a.app]);
     }
-    if (!r.ok()) {
-      ctx->Fail(r.status());
-      return ctx->exit_code;
-    }
-    if (away) std::cerr << "relsupd: the daemon is back; following " << a.app << " again\n";
-    away = false;
-    for (const auto& rec : Field(*r, "records")) {
-      print(rec);
-      last = std::max<uint64_t>(last, rec.value("seq", uint64_t{0}));
-    }
-    std::cout.flush();
-    if (Field(*r, "records").empty())
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
+    return true;
+  };
+  return FollowForever(ctx, std::move(client), all ? "every app" : a.app, lost, ask, take);
 }
 
 // What the instances of an app do while a verb waits for them (restart,
@@ -588,20 +637,33 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
   });
 
   auto logs_args = std::make_shared<LogsArgs>();
-  CLI::App* logs = AddAppCommand(ctl, "logs", "Show an app's process output", &logs_args->app);
+  CLI::App* logs = ctl.add_subcommand(
+      "logs", "Show the output of an app's processes, or of every app's when APP is left out");
+  logs->add_option("APP", logs_args->app, "App (default: every app, merged by time)");
   logs->add_flag("-f,--follow", logs_args->follow,
-                 "Keep printing new lines as they come; across a restart of the daemon, "
-                 "wait for it and go on after the last line printed");
-  logs->add_option("-n,--lines", logs_args->lines, "Show the last N lines (default 100)")
+                 "Keep printing new lines the moment they come (the daemon sends them); across "
+                 "a restart of the daemon, wait for it and go on after the last line printed");
+  logs->add_option("-n,--lines", logs_args->lines,
+                   "Show the last N lines (default 100; of all apps together without APP)")
       ->check(CLI::Range(0, 100000));
   logs->add_option("--process", logs_args->process, "Only TYPE (web) or one instance (web.2)");
   logs->add_option("--stream", logs_args->stream, "Only out or err")
       ->check(CLI::IsMember({"out", "err"}));
   logs->add_option("--release", logs_args->release, "Only release RELEASE's lines, e.g. v3");
+  logs->add_option("--since", logs_args->since,
+                   "Only lines from then on: a duration back from now (30s, 5m, 1h30m) or a "
+                   "time (2026-12-05T09:00:00Z; 2026-12-05 09:00 is local time)");
+  logs->add_option("--grep", logs_args->grep,
+                   "Only lines whose text matches REGEX somewhere (RE2 syntax, as grep -E; "
+                   "(?i) at the start ignores case)");
   logs->footer(
       "An unknown TYPE in --process is refused, naming the types the release has (the given "
-      "--release, else the live one), once nothing matched.");
-  logs->callback([ctx, logs_args] { ctx->exit_code = FollowLogs(ctx, *logs_args); });
+      "--release, else the live one), once nothing matched. --release needs an APP.");
+  logs->callback([ctx, logs_args] {
+    if (logs_args->app.empty() && !logs_args->release.empty())
+      return ctx->Fail(InvalidArgument("--release needs an APP"), kExitUsage);
+    ctx->exit_code = FollowLogs(ctx, *logs_args);
+  });
 
   AddSwitchVerbs(ctl, ctx);
 }

@@ -9,12 +9,14 @@
 #include <optional>
 #include <string>
 
+#include "daemon/base/event_feed.h"
 #include "daemon/base/fd.h"
 #include "daemon/base/fd_closer.h"
 #include "daemon/base/uv_handle.h"
 #include "daemon/config/daemon_config.h"
 #include "daemon/control/dispatcher.h"
 #include "daemon/control/handlers.h"
+#include "daemon/control/long_poll.h"
 #include "daemon/control/metrics.h"
 #include "daemon/control/metrics_http.h"
 #include "daemon/control/server.h"
@@ -104,6 +106,8 @@ class Daemon {
   uv_loop_t loop_;
   Fd lock_;
   std::unique_ptr<Ledger> ledger_;
+  std::unique_ptr<EventFeed> feed_;
+  std::unique_ptr<LongPolls> polls_;
   std::unique_ptr<ReleaseService> releases_;
   AccessPolicy policy_;
   // Closes the fds peers pass us off the loop; outlives their receivers.

@@ -96,6 +96,9 @@ void Daemon::AfterProbe(Result<ProbeAnswer> answer) {
   server_->Freeze();
   dispatcher_->Pause();
   context_.read_jobs->Pause();
+  // Parked follows answer now (what they have, maybe nothing) instead of
+  // holding the drain: their clients ask the new image next.
+  polls_->AnswerAll();
   reexec_->frozen_ms = NowMs();
   if (reexec_->ask.kill_one_offs && runs_->one_offs()->running() > 0)
     runs_->one_offs()->KillAll();

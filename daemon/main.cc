@@ -70,6 +70,8 @@ Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {
 
 Daemon::~Daemon() {
   standin_stopper_.reset();  // its take() needs server_
+  // The parked follows answer while their connections still exist.
+  if (polls_ != nullptr) polls_->Close();
   metrics_http_.reset();
   server_.reset();
   if (dispatcher_ != nullptr) dispatcher_->Stop();
@@ -218,6 +220,11 @@ Status Daemon::StartRunStage(const Adoption* adopt) {
   env.notify_socket = notify_path;
   runs_ = std::make_unique<RunService>(std::move(env), ledger_.get(),
                                        releases_.get(), config_.state_dir);
+  runs_->set_feed(feed_.get());
+  // A parked `logs -f` of the app wakes with each new line.
+  logs_->set_on_append([this](const std::string& app) {
+    if (polls_->size() > 0) polls_->Poke("logs:" + app);
+  });
   RETURN_IF_ERROR(OpenNotify(adopt, notify_path));
   context_.runs = runs_.get();
   context_.closer = closer_.get();
@@ -302,6 +309,7 @@ void Daemon::WireHandlers() {
   RegisterHandlers(dispatcher_.get(), &context_);
   RegisterReleaseHandlers(dispatcher_.get(), &context_);
   RegisterProcessHandlers(dispatcher_.get(), &context_);
+  RegisterFeedHandlers(dispatcher_.get(), &context_);
   RegisterRunHandlers(dispatcher_.get(), &context_);
 }
 
@@ -354,6 +362,25 @@ Status Daemon::Start(const Adoption* adopt, bool* committed) {
                                          RealClock()));
   if (committed != nullptr) *committed = true;
   if (adopt != nullptr) adopt_ledger_mark_ = MarkNow();
+  // ctl events: ledger events as they commit, and (StartRunStage)
+  // instance state changes; each wakes the parked `events -f`.
+  polls_ = std::make_unique<LongPolls>(&loop_);
+  feed_ = std::make_unique<EventFeed>(std::to_string(getpid()) + "-" +
+                                      std::to_string(RealClock().WallMs()));
+  feed_->set_on_add([this](const FeedEntry&) { polls_->Poke("events"); });
+  ledger_->set_on_event([this](const Event& e) {
+    FeedEntry f;
+    f.time_ms = e.time_ms;
+    f.app = e.app;
+    f.kind = e.kind;
+    f.release = e.release;
+    f.detail = e.detail;
+    f.actor = e.actor_name.empty() ? "uid " + std::to_string(e.actor_uid) : e.actor_name;
+    f.event_id = e.id;
+    feed_->Add(std::move(f), RealClock().WallMs());
+  });
+  context_.feed = feed_.get();
+  context_.polls = polls_.get();
   if (adopt != nullptr) {
     // From here the carried fds are this image's: closed at any later exec.
     std::vector<int> carried = HandoverFdList(adopt->record);
@@ -477,6 +504,7 @@ void Daemon::Shutdown(int signum) {
   standin_stopper_.reset();
   spdlog::info("Received {}, stopping every instance", strsignal(signum));
   notifier_->Stopping("Stopping");
+  polls_->AnswerAll();
   server_->Close();
   metrics_http_.reset();
   dispatcher_->Stop();

@@ -56,7 +56,7 @@ if(RELSUPD_DPKG_SHLIBDEPS)
 else()
   message(STATUS "dpkg-shlibdeps not found: the .deb gets a fixed Depends list")
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
-      "libc6, libstdc++6, libgcc-s1, libuv1, libyaml-cpp0.7, libsqlite3-0, libspdlog1.10, libfmt9, libsystemd0, libnettle8, libarchive13")
+      "libc6, libstdc++6, libgcc-s1, libuv1, libyaml-cpp0.7, libsqlite3-0, libspdlog1.10, libfmt9, libsystemd0, libnettle8, libarchive13, libre2-9")
 endif()
 
 # conffiles marks /etc/relsupd/relsupd.yaml so upgrades keep local edits;

@@ -12,7 +12,7 @@
 RELSUPD_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libuv1-dev libyaml-cpp-dev libsqlite3-dev libspdlog-dev libsystemd-dev
-  catch2 nlohmann-json3-dev libcli11-dev libarchive-dev nettle-dev
+  catch2 nlohmann-json3-dev libcli11-dev libarchive-dev nettle-dev libre2-dev
   systemd dpkg-dev util-linux
   clang libfuzzer-14-dev
   python3 nodejs gunicorn python3-prometheus-client

@@ -17,6 +17,8 @@ namespace relsupd {
 class ReleaseService;
 class RunService;
 class LogStore;
+class EventFeed;
+class LongPolls;
 class FdCloser;
 }
 
@@ -43,6 +45,10 @@ struct DaemonContext {
   bool allow_root_apps = false;
   uint32_t app_uid_min = 70000;
   uint32_t app_uid_max = 79999;
+  // What happened in this image (ctl events), and the follows (logs -f,
+  // events -f) waiting for news.
+  EventFeed* feed = nullptr;
+  LongPolls* polls = nullptr;
   // Thread-pool work that read methods start (release.verify/show/diff).
   std::unique_ptr<ReadJobs> read_jobs = std::make_unique<ReadJobs>();
 };
@@ -51,7 +57,9 @@ void RegisterHandlers(Dispatcher* dispatcher, DaemonContext* context);
 // build.*, release.* and config.* (release_handlers.cc).
 void RegisterReleaseHandlers(Dispatcher* dispatcher, DaemonContext* context);
 
-// ps, scale, restart, stop, start, logs, activate (process_handlers.cc).
+// logs and events, which can follow (feed_handlers.cc).
+void RegisterFeedHandlers(Dispatcher* dispatcher, DaemonContext* context);
+// ps, scale, restart, stop, start, activate (process_handlers.cc).
 void RegisterProcessHandlers(Dispatcher* dispatcher, DaemonContext* context);
 // The re-exec's stand-in (daemon/reexec/standin.h): `ps`, from memory.
 void RegisterStandinHandlers(Dispatcher* dispatcher, DaemonContext* context);

@@ -27,8 +27,6 @@ namespace {
 using rpc::Json;
 namespace method = rpc::method;
 
-constexpr int64_t kMaxLogLines = 100'000;
-
 Json PsRowToJson(const PsRow& r) {
   Json j = {{"app", r.app},           {"release", r.release},
             {"process", r.process},   {"type", r.type},
@@ -178,101 +176,6 @@ void Restart(DaemonContext& ctx, const Request& r, Reply reply) {
                     });
 }
 
-// One page of an app's logs: the last `lines` records (before `before_seq`
-// when given), or with `after_seq` the first `lines` records after it; at
-// most paging::kPageItems records and paging::kPageBytes of them either
-// way. `more` says the page was cut: the client asks for the next one back
-// with `before_seq` set to the first seq it got (after_seq pages forward on
-// their own: the client asks again with the last seq).
-// A `process` filter that matched nothing: refused when its type is not one
-// of the release's (the given one, else the active one), naming the types
-// it has. The one-off and release-phase types always pass, and so does any
-// filter when there is no release to ask.
-Status CheckLogProcess(DaemonContext& ctx, const std::string& app,
-                       std::optional<int64_t> release, const std::string& process) {
-  const std::string type = process.substr(0, process.find('.'));
-  if (type == kReleaseType || type == "run") return Status::Ok();
-  int64_t number = release.value_or(0);
-  if (number == 0) {
-    ASSIGN_OR_RETURN(Ledger::Activation act, ctx.ledger->ActivationOf(app));
-    number = act.active;
-  }
-  if (number == 0) return Status::Ok();
-  auto file = LoadProcessFile(SlotPath(ctx.state_dir, app, number));
-  if (!file.ok() || file->processes.count(type) != 0) return Status::Ok();
-  std::vector<std::string> types;
-  for (const auto& [name, spec] : file->processes) types.push_back(name);
-  std::string text = "release " + ReleaseId(number).ToString() + " of '" + app +
-                     "' has no process type '" + type + "' (its types: " +
-                     QuotedList(types) + ")";
-  if (auto close = ClosestMatch(type, types)) text += "; did you mean '" + *close + "'?";
-  return NotFound(text);
-}
-
-Result<Json> Logs(DaemonContext& ctx, const Json& params) {
-  RETURN_IF_ERROR(params::CheckKnown(params, {"app", "lines", "process", "stream", "release",
-                                              "after_seq", "before_seq"}));
-  ASSIGN_OR_RETURN(std::string app, params::App(params));
-  RETURN_IF_ERROR(ctx.ledger->GetApp(app).status());
-  ASSIGN_OR_RETURN(auto lines,
-                   params::OptionalInt(params, "lines", 0, kMaxLogLines));
-  ASSIGN_OR_RETURN(auto after,
-                   params::OptionalInt(params, "after_seq", 0, INT64_MAX));
-  ASSIGN_OR_RETURN(auto before,
-                   params::OptionalInt(params, "before_seq", 1, INT64_MAX));
-  if (after && before)
-    return InvalidArgument("params 'after_seq' and 'before_seq' exclude each other");
-  ASSIGN_OR_RETURN(auto process, params::OptionalString(params, "process"));
-  ASSIGN_OR_RETURN(auto stream, params::OptionalString(params, "stream"));
-  std::optional<int64_t> release;
-  if (params.contains("release")) {
-    ASSIGN_OR_RETURN(release, params::Release(params, "release"));
-    // "app 'shop' has no release v9", before any page is read.
-    RETURN_IF_ERROR(ctx.ledger->GetRelease(app, *release).status());
-  }
-  LogFilter filter;
-  filter.process = process.value_or("");
-  filter.stream = stream.value_or("");
-  if (release) filter.release = ReleaseId(*release).ToString();
-  if (!filter.stream.empty() && filter.stream != "out" && filter.stream != "err")
-    return InvalidArgument("param 'stream' must be \"out\" or \"err\"");
-  const size_t wanted = static_cast<size_t>(lines.value_or(after ? 10'000 : 100));
-  const size_t n = std::min(wanted, paging::kPageItems);
-  std::vector<LogRecord> records;
-  if (after) {
-    ASSIGN_OR_RETURN(records,
-                     ctx.logs->Since(app, static_cast<uint64_t>(*after), filter, n));
-  } else {
-    ASSIGN_OR_RETURN(records,
-                     ctx.logs->Tail(app, filter, n,
-                                    before ? static_cast<uint64_t>(*before) : UINT64_MAX));
-  }
-  // Within the byte budget: forward pages keep their oldest records, tail
-  // pages their newest, so the next page joins on without a gap.
-  std::deque<Json> kept;
-  size_t bytes = 0;
-  bool cut = n < wanted && records.size() == n;
-  for (size_t k = 0; k < records.size(); ++k) {
-    const LogRecord& rec = after ? records[k] : records[records.size() - 1 - k];
-    Json j = LogRecordToJson(rec);
-    bytes += paging::SerialisedSize(j) + 1;
-    if (!kept.empty() && bytes > paging::kPageBytes) {
-      cut = true;
-      break;
-    }
-    if (after)
-      kept.push_back(std::move(j));
-    else
-      kept.push_front(std::move(j));
-  }
-  if (records.empty() && !filter.process.empty() && !after && !before)
-    RETURN_IF_ERROR(CheckLogProcess(ctx, app, release, filter.process));
-  Json out = Json::array();
-  for (Json& j : kept) out.push_back(std::move(j));
-  uint64_t last = ctx.logs->LastSeq(app);
-  return Json{{"records", std::move(out)}, {"last_seq", last}, {"more", cut}};
-}
-
 // activate and rollback: {app, release?, strategy?, wait?,
 // rerun_release_phase?}. Without wait
 // the reply comes once the switch began: {app, switch, release}; the
@@ -413,8 +316,6 @@ void RegisterProcessHandlers(Dispatcher* d, DaemonContext* ctx) {
                    [ctx](const Request& r, Reply reply) {
                      Restart(*ctx, r, reply);
                    });
-  d->Register(method::kLogs, Right::kRead,
-              [ctx](const Request& r) { return Logs(*ctx, r.params); });
   d->RegisterAsync(method::kActivate, Right::kChange,
                    [ctx](const Request& r, Reply reply) {
                      Switch(*ctx, r, reply, false);

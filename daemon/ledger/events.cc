@@ -69,9 +69,17 @@ Status Ledger::InsertEventLocked(const std::string& app, EventKind kind,
   ins.Bind(5, e.release).Bind(6, e.actor_uid).Bind(7, e.actor_name);
   ins.Bind(8, e.detail).Bind(9, e.prev_hash).Bind(10, e.hash);
   if (ins.Step() != SQLITE_DONE) return Err("cannot record event");
+  if (on_event_) uncommitted_.push_back(e);
   if (!ChangesAppState(kind)) return Status::Ok();
   ASSIGN_OR_RETURN(AppState state, GetAppState(app));
   return WriteAppState(app, NextAppState(state, kind, release));
+}
+
+void Ledger::EndTxn(bool committed) {
+  std::vector<Event> events = std::move(uncommitted_);
+  uncommitted_.clear();
+  if (!committed || !on_event_) return;
+  for (const Event& e : events) on_event_(e);
 }
 
 Status Ledger::AppendEvent(const std::string& app, EventKind kind,

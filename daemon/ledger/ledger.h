@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -188,6 +189,9 @@ class Ledger {
   // the walk grows with the history). WAL lets it read beside the writer.
   static Result<VerifyReport> VerifyHistoryOf(const std::string& path);
   const std::string& path() const { return path_; }
+  // Called with every event once its transaction committed (the daemon's
+  // event feed); never for one that rolled back.
+  void set_on_event(std::function<void(const Event&)> f) { on_event_ = std::move(f); }
 
  private:
   Ledger(sqlite3* db, const Clock& clock) : db_(db), clock_(clock) {}
@@ -212,6 +216,10 @@ class Ledger {
   sqlite3* db_;
   const Clock& clock_;
   int schema_version_ = 0;
+  std::function<void(const Event&)> on_event_;
+  // Inserted by the open transaction; announced at its commit (Txn).
+  std::vector<Event> uncommitted_;
+  void EndTxn(bool committed);
   friend class Txn;
 };
 

@@ -85,10 +85,14 @@ class Txn {
   }
   Status Commit() {
     open_ = false;
-    return l_->Exec("COMMIT");
+    Status s = l_->Exec("COMMIT");
+    l_->EndTxn(s.ok());
+    return s;
   }
   ~Txn() {
-    if (open_) l_->Exec("ROLLBACK").IgnoreError();
+    if (!open_) return;
+    l_->Exec("ROLLBACK").IgnoreError();
+    l_->EndTxn(false);
   }
 
  private:

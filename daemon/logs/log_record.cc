@@ -1,5 +1,7 @@
 #include "daemon/logs/log_record.h"
 
+#include <re2/re2.h>
+
 #include <array>
 #include <charconv>
 #include <cstring>
@@ -205,6 +207,8 @@ std::string FormatTimeUtcMicros(int64_t unix_us) {
 bool LogFilter::Matches(const LogRecord& record) const {
   if (!stream.empty() && record.stream != stream) return false;
   if (!release.empty() && record.release != release) return false;
+  if (record.time_us < since_us) return false;
+  if (grep != nullptr && !re2::RE2::PartialMatch(record.text, *grep)) return false;
   if (process.empty() || record.process == process) return true;
   // "web" matches "web.1"; "web.2" matches only itself (handled above).
   if (process.find('.') != std::string::npos) return false;

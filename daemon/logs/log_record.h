@@ -5,11 +5,16 @@
 // need. Value types and pure functions; any thread.
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 
 #include "daemon/base/status.h"
+
+namespace re2 {
+class RE2;
+}
 
 namespace relsupd {
 
@@ -30,6 +35,10 @@ struct LogFilter {
       process;  // "" all; "web" matches web.1, web.2; "web.2" only that one
   std::string stream;  // "" both
   std::string release;  // "" all; "v3" only that release's lines
+  int64_t since_us = 0;  // only records at or after this time (0: all)
+  // Only records whose text it matches somewhere (RE2 syntax: linear time,
+  // whatever the pattern, so a peer's pattern cannot stall the daemon).
+  std::shared_ptr<const re2::RE2> grep{};
 
   bool Matches(const LogRecord& record) const;
 };

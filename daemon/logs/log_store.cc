@@ -91,9 +91,7 @@ Status LogStore::LoadExisting() {
         return false;
       }).WithContext("cannot load logs of app '" + app + "'"));
     }
-    AppLog& log = apps_[app];
-    log.dir = dir_ + "/" + app;
-    log.last_seq = last_seq;
+    GetApp(app).last_seq = last_seq;
   }
   return Status::Ok();
 }
@@ -101,9 +99,10 @@ Status LogStore::LoadExisting() {
 LogStore::AppLog& LogStore::GetApp(const std::string& app) {
   auto it = apps_.find(app);
   if (it != apps_.end()) return it->second;
-  AppLog& log = apps_[app];
-  log.dir = dir_ + "/" + app;
-  return log;
+  auto pos = apps_.try_emplace(app).first;
+  pos->second.name = &pos->first;
+  pos->second.dir = dir_ + "/" + app;
+  return pos->second;
 }
 
 Status LogStore::OpenCurrent(AppLog& log) const {
@@ -205,24 +204,53 @@ int64_t LogStore::NowUs() const {
   return clock_.WallMs() * 1000;
 }
 
-void LogStore::SendJournal(AppLog& log, const LogRecord& r) {
-  const bool err = r.stream == "err";
+void LogStore::SendJournal(AppLog& log, const LogRecord& r, pid_t pid) {
+  // The app's own budget (see the header): a flood of one app never
+  // reaches journald's limit for relsupd as a whole.
+  const int64_t now = clock_.MonotonicMs();
+  if (now - log.journal_window_ms >= options_.journal_interval_ms) {
+    if (log.journal_held > 0)
+      SendJournalFields(log, r,
+                        "relsupd: " + std::to_string(log.journal_held) + " lines of app '" +
+                            r.app + "' were not sent to the journal (over " +
+                            std::to_string(options_.journal_burst) + " in " +
+                            std::to_string(options_.journal_interval_ms / 1000) +
+                            " s); they are in its logs: relsupd ctl logs " + r.app,
+                        4, 0);
+    log.journal_window_ms = now;
+    log.journal_sent = 0;
+    log.journal_held = 0;
+  }
+  if (log.journal_sent >= options_.journal_burst) {
+    ++log.journal_held;
+    return;
+  }
+  ++log.journal_sent;
+  SendJournalFields(log, r, r.text, r.stream == "err" ? 3 : 6, pid);
+}
+
+void LogStore::SendJournalFields(AppLog& log, const LogRecord& r, const std::string& text,
+                                 int priority, pid_t pid) {
   std::string fields[] = {
-      "MESSAGE=" + r.text,
-      err ? "PRIORITY=3" : "PRIORITY=6",
+      "MESSAGE=" + text,
+      "PRIORITY=" + std::to_string(priority),
       "SYSLOG_IDENTIFIER=" + r.app,
       "RELSUPD_APP=" + r.app,
       "RELSUPD_RELEASE=" + r.release,
       "RELSUPD_PROCESS=" + r.process,
       "RELSUPD_STREAM=" + r.stream,
+      // Last: left out (the count below) when there is no process.
+      "OBJECT_PID=" + std::to_string(pid),
   };
+  const size_t count = std::size(fields) - (pid > 0 ? 0 : 1);
   struct iovec iov[std::size(fields)];
-  for (size_t i = 0; i < std::size(fields); ++i) {
+  for (size_t i = 0; i < count; ++i) {
     iov[i].iov_base = fields[i].data();
     iov[i].iov_len = fields[i].size();
   }
   // sd_journal_sendv takes each field as is (text may hold '\n' or NUL).
-  int rc = sd_journal_sendv(iov, static_cast<int>(std::size(fields)));
+  const int rc = options_.journal_send ? options_.journal_send(iov, static_cast<int>(count))
+                                       : sd_journal_sendv(iov, static_cast<int>(count));
   if (rc >= 0) {
     log.journal_warned = false;
     return;
@@ -233,7 +261,7 @@ void LogStore::SendJournal(AppLog& log, const LogRecord& r) {
   log.journal_warned = true;
 }
 
-void LogStore::Append(LogRecord record) {
+void LogStore::Append(LogRecord record, pid_t pid) {
   if (!ValidAppName(record.app)) {
     if (!bad_name_warned_)
       spdlog::warn("Refused log records of app '{}': bad app name, ignoring",
@@ -275,7 +303,7 @@ void LogStore::Append(LogRecord record) {
   ++log.counters.lines[record.stream];
   log.file_bytes += scratch_.size();
   if (log.pending.size() >= kWriteBufferBytes) FlushApp(log);
-  if (options_.journal) SendJournal(log, record);
+  if (options_.journal) SendJournal(log, record, pid);
 
   // The ring is bounded in lines and in bytes, so a child printing long
   // lines cannot make it hold ring_lines * max_line bytes.
@@ -286,6 +314,14 @@ void LogStore::Append(LogRecord record) {
     log.ring_text_bytes -= log.ring.front().text.size();
     log.ring.pop_front();
   }
+  if (on_append_) on_append_(*log.name);
+}
+
+std::vector<std::string> LogStore::Apps() const {
+  std::vector<std::string> out;
+  for (const auto& [name, log] : apps_)
+    if (log.last_seq > 0) out.push_back(name);
+  return out;
 }
 
 uint64_t LogStore::LastSeq(const std::string& app) const {
@@ -296,20 +332,33 @@ uint64_t LogStore::LastSeq(const std::string& app) const {
 Result<std::vector<LogRecord>> LogStore::Tail(const std::string& app,
                                               const LogFilter& filter,
                                               size_t n,
-                                              uint64_t before_seq) const {
+                                              uint64_t before_seq,
+                                              uint64_t* resume_before) const {
+  if (resume_before != nullptr) *resume_before = 0;
   if (!ValidAppName(app)) return InvalidArgument("bad app name '" + app + "'");
   std::vector<LogRecord> out;
   if (n == 0) return out;
   auto it = apps_.find(app);
   if (it != apps_.end()) FlushApp(it->second);
+  size_t scanned = 0;
+  bool stop = false;  // the budget ran out, or since_us was passed
   // Newest generation first, each read from its end.
-  for (int g = 0; g < options_.max_files && out.size() < n; ++g) {
+  for (int g = 0; g < options_.max_files && out.size() < n && !stop; ++g) {
     RETURN_IF_ERROR(ForEachLineBackward(GenerationPath(app, g), [&](std::string_view line) {
       uint64_t seq;
       if (PeekLogSeq(line, &seq) && seq >= before_seq) return true;  // cheap skip
       Result<LogRecord> r = DecodeLogRecord(line);
-      if (r.ok() && r->seq < before_seq && filter.Matches(*r))
-        out.push_back(std::move(r).value());
+      if (!r.ok() || r->seq >= before_seq) return true;
+      if (r->time_us < filter.since_us) {
+        stop = true;
+        return false;
+      }
+      if (++scanned > kScanBudget) {
+        stop = true;
+        if (resume_before != nullptr) *resume_before = r->seq + 1;
+        return false;
+      }
+      if (filter.Matches(*r)) out.push_back(std::move(r).value());
       return out.size() < n;
     }).WithContext("cannot read logs of app '" + app + "'"));
   }
@@ -320,26 +369,33 @@ Result<std::vector<LogRecord>> LogStore::Tail(const std::string& app,
 Result<std::vector<LogRecord>> LogStore::Since(const std::string& app,
                                                uint64_t after_seq,
                                                const LogFilter& filter,
-                                               size_t limit) const {
+                                               size_t limit, uint64_t* scanned) const {
+  uint64_t ignored = 0;
+  if (scanned == nullptr) scanned = &ignored;
+  *scanned = after_seq;
   if (!ValidAppName(app)) return InvalidArgument("bad app name '" + app + "'");
   std::vector<LogRecord> out;
   auto it = apps_.find(app);
   if (limit == 0 || it == apps_.end() || after_seq >= it->second.last_seq) return out;
   const std::deque<LogRecord>& ring = it->second.ring;
   if (ring.empty() || after_seq + 1 < ring.front().seq)
-    return SinceFromFiles(app, after_seq, filter, limit);
+    return SinceFromFiles(app, after_seq, filter, limit, scanned);
   // The ring holds consecutive seqs, so after_seq + 1 is found by index.
   size_t i = static_cast<size_t>(after_seq + 1 - ring.front().seq);
   assert(i < ring.size() && ring[i].seq == after_seq + 1);
-  for (; i < ring.size() && out.size() < limit; ++i)
+  for (size_t looked = 0; i < ring.size() && out.size() < limit && looked < kScanBudget;
+       ++i, ++looked) {
+    *scanned = ring[i].seq;
     if (filter.Matches(ring[i])) out.push_back(ring[i]);
+  }
   return out;
 }
 
 Result<std::vector<LogRecord>> LogStore::SinceFromFiles(const std::string& app,
                                                         uint64_t after_seq,
                                                         const LogFilter& filter,
-                                                        size_t limit) const {
+                                                        size_t limit,
+                                                        uint64_t* scanned) const {
   auto it = apps_.find(app);
   if (it != apps_.end()) FlushApp(it->second);
   const std::string context = "cannot read logs of app '" + app + "'";
@@ -361,16 +417,20 @@ Result<std::vector<LogRecord>> LogStore::SinceFromFiles(const std::string& app,
     if (first_seq <= after_seq + 1) break;
   }
   std::vector<LogRecord> out;
-  for (int g = start; g >= 0 && out.size() < limit; --g) {
+  size_t looked = 0;
+  for (int g = start; g >= 0 && out.size() < limit && looked < kScanBudget; --g) {
     RETURN_IF_ERROR(ForEachLineForward(GenerationPath(app, g), [&](std::string_view line) {
       uint64_t seq;
       if (PeekLogSeq(line, &seq) && seq <= after_seq) return true;  // cheap skip
       Result<LogRecord> r = DecodeLogRecord(line);
-      if (r.ok() && r->seq > after_seq && filter.Matches(*r))
-        out.push_back(std::move(r).value());
-      return out.size() < limit;
+      if (!r.ok() || r->seq <= after_seq) return true;
+      *scanned = r->seq;
+      if (filter.Matches(*r)) out.push_back(std::move(r).value());
+      return out.size() < limit && ++looked < kScanBudget;
     }).WithContext(context));
   }
+  // Past the last generation's end: nothing newer left in the files (the
+  // rest, if any, is in the ring, whose seqs follow on).
   return out;
 }
 

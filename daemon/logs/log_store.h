@@ -34,16 +34,25 @@
 // and reads the files only for older ones.
 //
 // Journal: with options.journal each Append also sends the record to
-// journald (sd_journal_sendv, one datagram), as relsupd's own messages; the
-// journal's rate limit then applies to relsupd as a whole.
+// journald (sd_journal_sendv, one datagram) with SYSLOG_IDENTIFIER= the
+// app and OBJECT_PID= the instance's main process. journald's own rate
+// limit counts relsupd as one service, so one flooding app would silence
+// every other app and the daemon: the packaged unit turns it off
+// (LogRateLimitIntervalSec=0) and each app gets journal_burst records per
+// journal_interval_ms instead. Past it that app's records still go to its
+// files, not to the journal, and when its interval ends one record says
+// how many were held back.
 //
 // Time: time_us comes from clock.WallMs() * 1000, except for the real
 // SystemClock, whose microseconds are read directly so records are ordered
 // finely; tests pass a fake Clock and get whole milliseconds.
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -63,6 +72,10 @@ struct LogStoreOptions {
   size_t ring_lines = 10'000;         // per app, in memory, for follow
   size_t ring_bytes = 16 << 20;       // per app, bound on the ring's text bytes too
   bool journal = false;               // also sd_journal_send each line
+  uint64_t journal_burst = 2'000;     // records per app per interval to the journal
+  int64_t journal_interval_ms = 30'000;
+  // Sends one journal record (tests: a fake); empty: sd_journal_sendv.
+  std::function<int(const struct iovec*, int)> journal_send{};
 };
 
 class LogStore {
@@ -85,7 +98,10 @@ class LogStore {
   // logged once per app (spdlog warn, ", ignoring") and never thrown.
   // A record whose app is empty, ".", or holds '/', ".." or NUL is dropped
   // (warned once).
-  void Append(LogRecord record);
+  // `pid`: the process that wrote it (the journal's OBJECT_PID=), 0 if
+  // none. Calls the on_append hook with the app's name.
+  void Append(LogRecord record, pid_t pid = 0);
+  void set_on_append(std::function<void(const std::string& app)> f) { on_append_ = std::move(f); }
   // Writes every app's buffered records to its file (one write(2) per app
   // with data). The supervisor calls it after each read burst, so unflushed
   // data is at most one burst (a crash of the daemon loses that much).
@@ -95,12 +111,24 @@ class LogStore {
   // (all rotated generations), so it works after a daemon restart.
   // An app without logs gives an empty vector; a bad app name
   // kInvalidArgument. With `before_seq`, only records with a smaller seq
-  // count (the next page back).
+  // count (the next page back). One call looks at kScanBudget records at
+  // most (a filter that matches rarely reads no whole store in one loop
+  // step): when it stopped there, `*resume_before` is set to the seq to
+  // go on before, else to 0. A filter's since_us ends the walk at the
+  // first older record.
+  static constexpr size_t kScanBudget = 20'000;
   Result<std::vector<LogRecord>> Tail(const std::string& app, const LogFilter& filter, size_t n,
-                                      uint64_t before_seq = UINT64_MAX) const;
+                                      uint64_t before_seq = UINT64_MAX,
+                                      uint64_t* resume_before = nullptr) const;
   // Records with seq > after_seq, oldest first, at most limit, from the in-memory ring
   // (falling back to the files when after_seq is older than the ring). For `logs -f`.
-  Result<std::vector<LogRecord>> Since(const std::string& app, uint64_t after_seq, const LogFilter& filter, size_t limit) const;
+  // `*scanned`, when given: the seq a next call may start after (the last
+  // record looked at, matching or not; at most kScanBudget of them).
+  Result<std::vector<LogRecord>> Since(const std::string& app, uint64_t after_seq,
+                                       const LogFilter& filter, size_t limit,
+                                       uint64_t* scanned = nullptr) const;
+  // The apps with records, by name.
+  std::vector<std::string> Apps() const;
   // 0 for an app without records.
   uint64_t LastSeq(const std::string& app) const;
 
@@ -118,6 +146,7 @@ class LogStore {
 
  private:
   struct AppLog {
+    const std::string* name = nullptr;  // its key in apps_
     std::string dir;        // STATE/logs/APP
     uint64_t last_seq = 0;
     Fd fd;                  // current.log, O_APPEND; opened on first write
@@ -131,6 +160,9 @@ class LogStore {
     bool write_warned = false;
     bool rotate_warned = false;
     bool journal_warned = false;
+    int64_t journal_window_ms = 0;  // start of the journal interval
+    uint64_t journal_sent = 0;      // records sent in it
+    uint64_t journal_held = 0;      // and held back
   };
 
   LogStore(std::string dir, LogStoreOptions options, const Clock& clock);
@@ -140,11 +172,14 @@ class LogStore {
   Status OpenCurrent(AppLog& log) const;
   void FlushApp(AppLog& log) const;
   void Rotate(AppLog& log);
-  void SendJournal(AppLog& log, const LogRecord& record);
+  void SendJournal(AppLog& log, const LogRecord& record, pid_t pid);
+  void SendJournalFields(AppLog& log, const LogRecord& r, const std::string& text, int priority,
+                         pid_t pid);
   int64_t NowUs() const;
   std::string GenerationPath(const std::string& app, int generation) const;
   Result<std::vector<LogRecord>> SinceFromFiles(const std::string& app, uint64_t after_seq,
-                                                const LogFilter& filter, size_t limit) const;
+                                                const LogFilter& filter, size_t limit,
+                                                uint64_t* scanned) const;
 
   std::string dir_;
   LogStoreOptions options_;
@@ -155,6 +190,7 @@ class LogStore {
   // mutable: Tail and Since write out buffered records before reading the
   // files; that changes no state a caller can observe.
   mutable std::map<std::string, AppLog, std::less<>> apps_;
+  std::function<void(const std::string&)> on_append_;
   // Reused by Append to encode without allocating.
   std::string scratch_;
 };

@@ -30,6 +30,7 @@ inline constexpr const char kRestart[] = "restart";
 inline constexpr const char kStop[] = "stop";
 inline constexpr const char kStart[] = "start";
 inline constexpr const char kLogs[] = "logs";
+inline constexpr const char kEvents[] = "events";
 inline constexpr const char kActivate[] = "activate";
 inline constexpr const char kRollback[] = "rollback";
 inline constexpr const char kStatus[] = "status";

@@ -549,6 +549,18 @@ void RunService::OnIdleSocketsTimer(uv_timer_t* timer) {
 
 void RunService::OnInstanceChange(const ReleaseGroup& group,
                                   const Instance& instance) {
+  if (feed_ != nullptr) {
+    FeedEntry e;
+    e.app = group.run().app;
+    e.kind = "instance";
+    e.release = ReleaseId(group.run().number).ToString();
+    e.process = instance.name();
+    e.state = std::string(InstanceStateName(instance.state()));
+    // An exit's cause, as `ps` gives it, with the state it led to.
+    if (!instance.exits().empty() && (instance.settled() || instance.state() == InstanceState::kBackoff))
+      e.detail = instance.exits().back().Describe();
+    feed_->Add(std::move(e), supervisor_->env()->clock->WallMs());
+  }
   // The last live instance of a retired group stopped: its release may be
   // free for a prune that held it back.
   // (InUseEnded returns at once unless a prune of this app waits.)

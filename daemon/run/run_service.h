@@ -21,6 +21,7 @@
 
 #include "daemon/activate/app_sockets.h"
 #include "daemon/activate/switcher.h"
+#include "daemon/base/event_feed.h"
 #include "daemon/base/status.h"
 #include "daemon/base/uv_handle.h"
 #include "daemon/ledger/ledger.h"
@@ -91,6 +92,8 @@ class RunService final : public SupervisorListener {
   ~RunService() override;
 
   Supervisor* supervisor() { return supervisor_.get(); }
+  // Every instance state change is added to `feed` (ctl events).
+  void set_feed(EventFeed* feed) { feed_ = feed; }
   // Switches ended since this image started, by (app, outcome): metrics.
   const std::map<std::pair<std::string, std::string>, uint64_t>& activation_counts() const;
   // The one-off processes of `ctl run` (one_offs.h).
@@ -225,6 +228,7 @@ class RunService final : public SupervisorListener {
                                                 const std::string& verb);
 
   Ledger* ledger_;
+  EventFeed* feed_ = nullptr;
   ReleaseService* releases_;
   std::string state_dir_;
   AppSockets sockets_;

@@ -42,7 +42,7 @@ LineSplitter::Emit OutputCapture::EmitTo(OutputStream stream) {
     r.stream = stream == OutputStream::kOut ? "out" : "err";
     r.text = std::string(line);
     r.partial = partial;
-    logs_->Append(std::move(r));
+    logs_->Append(std::move(r), child_ != nullptr ? child_->pid() : 0);
   };
 }
 

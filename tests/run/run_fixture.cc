@@ -1,5 +1,7 @@
 #include "tests/run/run_fixture.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +11,7 @@
 #include "daemon/protocol/methods.h"
 #include "tests/support/cli.h"
 #include "tests/support/failure.h"
+#include "tests/support/process.h"
 #include "tests/support/wait.h"
 
 namespace relsupd::run_test {
@@ -161,6 +164,46 @@ pid_t WaitLoggedPid(Stage& stage, const std::string& prefix) {
     if (t.rfind(prefix, 0) == 0) return std::atoi(t.c_str() + prefix.size());
   }
   return 0;
+}
+
+Follower::Follower(Stage& stage, const std::vector<std::string>& args) {
+  static int count = 0;
+  out_ = stage.dir().Path("follow-" + std::to_string(++count) + ".out");
+  err_ = out_ + ".err";
+  int out = ::open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int err = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int in = support::OpenDevNull();
+  if (out < 0 || err < 0 || in < 0) support::Fail("cannot create " + out_);
+  std::vector<std::string> argv = {support::RelsupdBin(), "ctl", "--socket", stage.socket()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  pid_ = support::Spawn(argv, support::ChildEnv(), in, out, err);
+  ::close(out);
+  ::close(err);
+  ::close(in);
+}
+
+void Follower::Stop() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);
+  support::ExitStatus st;
+  if (!support::WaitPid(pid_, 5'000, &st)) {
+    ::kill(pid_, SIGKILL);
+    support::WaitPid(pid_, 5'000, &st);
+  }
+  pid_ = 0;
+}
+
+std::string Follower::out() const { return release_test::ReadText(out_); }
+std::string Follower::err() const { return release_test::ReadText(err_); }
+
+bool Follower::WaitOut(const std::string& needle, size_t from) const {
+  return support::WaitUntil([&] { return out().find(needle, from) != std::string::npos; },
+                            20'000);
+}
+
+bool Follower::running() const {
+  support::ExitStatus st;
+  return pid_ > 0 && !support::WaitPid(pid_, 0, &st);
 }
 
 }  // namespace relsupd::run_test

@@ -92,6 +92,28 @@ std::string GatedNotifyYaml(const std::string& gate);
 // only the SIGKILL at its `stop_timeout` ("3s") ends it.
 std::string IgnoresTerm(const std::string& name, const std::string& stop_timeout);
 
+// A `relsupd ctl ARGS...` left running (`logs -f`, `events -f`), its
+// stdout and stderr in files of the stage's dir; stopped by the test, by
+// pid (Stop, or when it goes: SIGTERM, then SIGKILL after 5 s).
+class Follower {
+ public:
+  Follower(Stage& stage, const std::vector<std::string>& args);
+  ~Follower() { Stop(); }
+  Follower(const Follower&) = delete;
+  Follower& operator=(const Follower&) = delete;
+  void Stop();
+  pid_t pid() const { return pid_; }
+  std::string out() const;
+  std::string err() const;
+  // Waits up to 20 s for `needle` in stdout at or after `from`.
+  bool WaitOut(const std::string& needle, size_t from = 0) const;
+  bool running() const;
+
+ private:
+  pid_t pid_ = 0;
+  std::string out_, err_;
+};
+
 // Every log record of the app (`logs APP -n N --json ...`).
 Json Logs(Stage& stage, std::vector<std::string> extra = {});
 // Every log record of the app from the `logs` method, page by page (what

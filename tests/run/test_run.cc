@@ -131,57 +131,25 @@ TEST_CASE("run: logs -f waits out a daemon restart and goes on after the last li
   DeployProcfile(stage, "tick: i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.05; done\n");
   REQUIRE(WaitLog(stage, "tick 3"));
   const std::string socket = stage.socket();
-  const std::string out_path = stage.dir().Path("follow.out");
-  const std::string err_path = stage.dir().Path("follow.err");
-  int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  int in = support::OpenDevNull();
-  REQUIRE(out >= 0);
-  REQUIRE(err >= 0);
-  pid_t cli = support::Spawn({support::RelsupdBin(), "ctl", "--socket", socket, "--json",
-                              "logs", "shop", "-f", "-n", "0"},
-                             support::ChildEnv(), in, out, err);
-  ::close(out);
-  ::close(err);
-  ::close(in);
-  // Stopped by the test, by pid, whatever happens below.
-  struct StopCli {
-    pid_t pid;
-    ~StopCli() {
-      if (pid <= 0) return;
-      ::kill(pid, SIGTERM);
-      support::ExitStatus st;
-      if (!support::WaitPid(pid, 5'000, &st)) {
-        ::kill(pid, SIGKILL);
-        support::WaitPid(pid, 5'000, &st);
-      }
-    }
-  } stop_cli{cli};
-  auto text = [](const std::string& path) { return release_test::ReadText(path); };
-  REQUIRE(support::WaitUntil([&] { return text(out_path).find("tick ") != std::string::npos; },
-                             10'000));
+  Follower f(stage, {"--json", "logs", "shop", "-f", "-n", "0"});
+  REQUIRE(f.WaitOut("tick "));
 
   stage.Stop();  // SIGTERM to the daemon's pid; it exits 0
   REQUIRE(support::WaitUntil(
-      [&] { return text(err_path).find("lost the daemon") != std::string::npos; }, 10'000));
-  const size_t before_restart = text(out_path).size();
+      [&] { return f.err().find("lost the daemon") != std::string::npos; }, 10'000));
+  const size_t before_restart = f.out().size();
   stage.Restart();
   REQUIRE(stage.socket() == socket);
   // A line the restarted daemon's tick wrote reaches the same `logs -f`.
-  REQUIRE(support::WaitUntil([&] {
-    return text(out_path).find("tick ", before_restart) != std::string::npos;
-  }, 20'000));
+  REQUIRE(f.WaitOut("tick ", before_restart));
   CHECK(support::WaitUntil(
-      [&] { return text(err_path).find("the daemon is back") != std::string::npos; }, 5'000));
+      [&] { return f.err().find("the daemon is back") != std::string::npos; }, 5'000));
   // Still following: the CLI has not exited.
-  support::ExitStatus st;
-  CHECK_FALSE(support::WaitPid(cli, 0, &st));
-  REQUIRE(::kill(cli, SIGTERM) == 0);
-  REQUIRE(support::WaitPid(cli, 5'000, &st));
-  stop_cli.pid = 0;
+  CHECK(f.running());
+  f.Stop();
 
   // Every record once, in order: it went on after the last seq it printed.
-  std::istringstream lines(text(out_path));
+  std::istringstream lines(f.out());
   std::string line;
   uint64_t last = 0;
   int records = 0;
@@ -194,7 +162,7 @@ TEST_CASE("run: logs -f waits out a daemon restart and goes on after the last li
     ++records;
   }
   CHECK(records >= 2);
-  const std::string errors = text(err_path);
+  const std::string errors = f.err();
   INFO(errors);
   CHECK(errors.find("Broken pipe") == std::string::npos);
 }

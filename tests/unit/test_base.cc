@@ -20,6 +20,7 @@
 #include "daemon/base/clock.h"
 #include "daemon/base/duration.h"
 #include "daemon/base/env_file.h"
+#include "daemon/base/event_feed.h"
 #include "daemon/base/fd.h"
 #include "daemon/base/fd_closer.h"
 #include "daemon/base/fd_passing.h"
@@ -488,6 +489,89 @@ TEST_CASE("byte sizes read as systemd's MemoryMax= does, and every bad one says 
   CHECK(FormatByteSize(1000) == "1000");
   CHECK(FormatByteSize(1536) == "1536");
   CHECK(*ParseByteSize(FormatByteSize(uint64_t{3} << 40)) == uint64_t{3} << 40);
+}
+
+}  // namespace
+}  // namespace relsupd
+
+namespace relsupd {
+namespace {
+
+TEST_CASE("ParseSince takes a duration back from now, or an RFC 3339 or local time") {
+  const int64_t now = 1'795'000'000'000;  // 2026-11-18T11:06:40Z
+  CHECK(ParseSince("2s", now).value() == now - 2'000);
+  CHECK(ParseSince("1h30m", now).value() == now - 5'400'000);
+  CHECK(ParseSince("90", now).value() == now - 90'000);
+  CHECK(ParseSince("2026-11-18T11:06:40Z", now).value() == now);
+  CHECK(ParseSince("2026-11-18T11:06:40.25Z", now).value() == now + 250);
+  CHECK(ParseSince("2026-11-18t12:06:40+01:00", now).value() == now);
+  CHECK(ParseSince("2026-11-18T10:36:40-00:30", now).value() == now);
+  // Local time: the same wall time mktime gives.
+  struct tm tm{};
+  tm.tm_year = 126;
+  tm.tm_mon = 10;
+  tm.tm_mday = 18;
+  tm.tm_hour = 9;
+  tm.tm_min = 5;
+  tm.tm_isdst = -1;
+  const int64_t local = static_cast<int64_t>(mktime(&tm)) * 1000;
+  CHECK(ParseSince("2026-11-18 09:05", now).value() == local);
+  CHECK(ParseSince("2026-11-18 09:05:00", now).value() == local);
+  tm.tm_hour = 0;
+  tm.tm_min = 0;
+  tm.tm_isdst = -1;
+  CHECK(ParseSince("2026-11-18", now).value() == static_cast<int64_t>(mktime(&tm)) * 1000);
+  for (const char* bad : {"", "yesterday", "-5s", "2026-13-01", "2026-11-18T25:00", "2026-11-18T10",
+                          "2026-11-18T10:00:00+5", "2026-11-18T10:00:00.Z", "5 s", "2026/11/18"}) {
+    INFO(bad);
+    Result<int64_t> r = ParseSince(bad, now);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == StatusCode::kInvalidArgument);
+    CHECK(r.status().message().find("'" + std::string(bad) + "' is neither a duration") == 0);
+  }
+}
+
+FeedEntry Entry(std::string app, std::string kind = "instance") {
+  FeedEntry e;
+  e.app = std::move(app);
+  e.kind = std::move(kind);
+  return e;
+}
+
+TEST_CASE("EventFeed numbers its entries, keeps the newest, and pages after a cursor") {
+  EventFeed feed("image-1");
+  std::vector<uint64_t> added;
+  feed.set_on_add([&](const FeedEntry& e) { added.push_back(e.seq); });
+  for (int i = 0; i < 5; ++i)
+    feed.Add(Entry(i % 2 == 0 ? "shop" : "blog"), 1000 + i);
+  CHECK(added == std::vector<uint64_t>{1, 2, 3, 4, 5});
+  CHECK(feed.last_seq() == 5);
+  CHECK(feed.id() == "image-1");
+  uint64_t scanned = 0;
+  auto shop = feed.After(1, "shop", 100, &scanned);
+  REQUIRE(shop.size() == 2);
+  CHECK(shop[0].seq == 3);
+  CHECK(shop[0].time_ms == 1002);
+  CHECK(shop[1].seq == 5);
+  CHECK(scanned == 5);
+  // A page: the cursor stops at the last entry given.
+  auto one = feed.After(0, "", 1, &scanned);
+  CHECK(one.size() == 1);
+  CHECK(scanned == 1);
+  // Nothing new, and a cursor from a longer feed (another image): "now".
+  CHECK(feed.After(5, "", 100, &scanned).empty());
+  CHECK(scanned == 5);
+  CHECK(feed.After(99, "", 100, &scanned).empty());
+  CHECK(scanned == 5);
+  auto newest = feed.Newest("blog", 1);
+  REQUIRE(newest.size() == 1);
+  CHECK(newest[0].seq == 4);
+  // Bounded: the oldest go.
+  for (size_t i = 0; i < EventFeed::kCapacity; ++i) feed.Add(Entry("shop"), 1);
+  auto all = feed.After(0, "", EventFeed::kCapacity + 10, &scanned);
+  CHECK(all.size() == EventFeed::kCapacity);
+  CHECK(all.front().seq == 6);
+  CHECK(scanned == feed.last_seq());
 }
 
 }  // namespace

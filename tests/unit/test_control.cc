@@ -516,3 +516,66 @@ TEST_CASE("metrics text: HELP and TYPE per family, escaped label values, counts 
 
 }  // namespace
 }  // namespace relsupd
+
+#include "daemon/control/long_poll.h"
+
+namespace relsupd {
+namespace {
+
+TEST_CASE("LongPolls runs a waiter again when its key is poked, answers it at its deadline, and keeps to its limits") {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  {
+    int news = 0;
+    std::vector<std::string> replies;
+    // Replies once there is news, or (must_reply) with what it has.
+    auto waiter = [&](std::string name) {
+      return [&, name](bool must_reply) {
+        if (news == 0 && !must_reply) return false;
+        replies.push_back(name + (must_reply ? ":late" : ":news"));
+        return true;
+      };
+    };
+    // After what its waiters write to: it answers them when it goes.
+    LongPolls polls(&loop);
+    REQUIRE(polls.Add(1000, {"logs:shop"}, 60'000, waiter("shop")).ok());
+    REQUIRE(polls.Add(1000, {"logs:blog"}, 60'000, waiter("blog")).ok());
+    REQUIRE(polls.Add(1000, {}, 60'000, waiter("any")).ok());
+    // A poke with nothing new: each waiter on the key runs, none replies.
+    polls.Poke("logs:shop");
+    uv_run(&loop, UV_RUN_NOWAIT);
+    CHECK(replies.empty());
+    CHECK(polls.size() == 3);
+    news = 1;
+    polls.Poke("logs:shop");
+    uv_run(&loop, UV_RUN_NOWAIT);
+    CHECK(replies == std::vector<std::string>{"shop:news", "any:news"});
+    CHECK(polls.size() == 1);
+    // The deadline answers a waiter that got no news.
+    news = 0;
+    REQUIRE(polls.Add(1000, {"events"}, 30, waiter("short")).ok());
+    while (replies.size() < 3) uv_run(&loop, UV_RUN_ONCE);
+    CHECK(replies.back() == "short:late");
+    // Limits: per uid, then in all; a refusal keeps nothing.
+    size_t added = 0;
+    while (polls.Add(2000, {"x"}, 60'000, waiter("u")).ok()) ++added;
+    CHECK(added == LongPolls::kMaxWaitersPerUid);
+    Status refused = polls.Add(2000, {"x"}, 60'000, waiter("u"));
+    CHECK(refused.code() == StatusCode::kBusy);
+    CHECK_THAT(refused.message(), Catch::Contains("uid 2000 already has"));
+    for (uid_t uid = 3000; polls.size() < LongPolls::kMaxWaiters; ++uid)
+      REQUIRE(polls.Add(uid, {"x"}, 60'000, waiter("u")).ok());
+    CHECK(polls.Add(1, {"x"}, 60'000, waiter("u")).code() == StatusCode::kBusy);
+    // AnswerAll (a re-exec's drain): every one replies now.
+    const size_t before = replies.size();
+    polls.AnswerAll();
+    CHECK(replies.size() == before + LongPolls::kMaxWaiters);
+    CHECK(polls.size() == 0);
+    CHECK(polls.Add(2000, {"x"}, 60'000, waiter("u")).ok());
+  }
+  uv_run(&loop, UV_RUN_NOWAIT);
+  CHECK(uv_loop_close(&loop) == 0);
+}
+
+}  // namespace
+}  // namespace relsupd

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -8,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -16,6 +18,8 @@
 #include "daemon/base/fd.h"
 #include "daemon/logs/line_splitter.h"
 #include "daemon/logs/log_store.h"
+
+#include <re2/re2.h>
 #include "tests/support/fake_clock.h"
 #include "tests/support/temp_dir.h"
 
@@ -614,6 +618,126 @@ TEST_CASE("LogStore throughput is printed and not asserted") {
   auto t = (*store)->Tail("shop", {}, 1);
   REQUIRE(t.ok());
   CHECK(t->front().text.rfind("GET /items/63 ", 0) == 0);
+}
+
+TEST_CASE("LogStore filters by time and by an RE2 pattern, in Tail and Since alike") {
+  Fixture f;
+  auto store = f.Open();
+  const int64_t t0 = f.clock.now;
+  store->Append(Rec("web.1", "out", "GET /a 200"));
+  store->Append(Rec("web.1", "out", "GET /b 500"));
+  f.clock.now += 5'000;
+  store->Append(Rec("web.1", "out", "POST /c 500"));
+  store->Append(Rec("web.1", "err", "get /d 200"));
+  auto texts = [&](const LogFilter& filter) {
+    std::string out;
+    auto t = store->Tail("shop", filter, 100);
+    REQUIRE(t.ok());
+    for (const LogRecord& r : *t) out += r.text + ";";
+    auto s = store->Since("shop", 0, filter, 100);
+    REQUIRE(s.ok());
+    std::string since;
+    for (const LogRecord& r : *s) since += r.text + ";";
+    CHECK(since == out);
+    return out;
+  };
+  LogFilter late;
+  late.since_us = (t0 + 1) * 1000;
+  CHECK(texts(late) == "POST /c 500;get /d 200;");
+  LogFilter five;
+  five.grep = std::make_shared<const re2::RE2>(" 5\\d\\d$");
+  CHECK(texts(five) == "GET /b 500;POST /c 500;");
+  LogFilter both = five;
+  both.since_us = late.since_us;
+  CHECK(texts(both) == "POST /c 500;");
+  LogFilter nocase;
+  nocase.grep = std::make_shared<const re2::RE2>("(?i)^get");
+  nocase.stream = "err";
+  CHECK(texts(nocase) == "get /d 200;");
+}
+
+TEST_CASE("LogStore bounds the records one Tail or Since looks at, and says where to go on") {
+  Fixture f;
+  auto store = f.Open();
+  const size_t total = LogStore::kScanBudget + 500;
+  for (size_t i = 1; i <= total; ++i)
+    store->Append(Rec("web.1", "out", i == 10 ? "needle" : "hay " + std::to_string(i)));
+  LogFilter needle;
+  needle.grep = std::make_shared<const re2::RE2>("needle");
+  // Backward: the budget ends the first call; the second, from where it
+  // stopped, finds the one match.
+  uint64_t resume = 0;
+  auto first = store->Tail("shop", needle, 10, UINT64_MAX, &resume);
+  REQUIRE(first.ok());
+  CHECK(first->empty());
+  CHECK(resume == total - LogStore::kScanBudget + 1);
+  auto second = store->Tail("shop", needle, 10, resume, &resume);
+  REQUIRE(second.ok());
+  CHECK(Seqs(*second) == std::vector<uint64_t>{10});
+  CHECK(resume == 0);
+  // Forward from the ring: `scanned` moves over what did not match.
+  uint64_t scanned = 0;
+  auto fwd = store->Since("shop", 10, needle, 100, &scanned);
+  REQUIRE(fwd.ok());
+  CHECK(fwd->empty());
+  CHECK(scanned == std::min<uint64_t>(total, 10 + LogStore::kScanBudget));
+  auto rest = store->Since("shop", scanned, needle, 100, &scanned);
+  REQUIRE(rest.ok());
+  CHECK(scanned == total);
+}
+
+TEST_CASE("LogStore calls its append hook with the app of each record") {
+  Fixture f;
+  auto store = f.Open();
+  std::vector<std::string> seen;
+  store->set_on_append([&](const std::string& app) { seen.push_back(app); });
+  store->Append(Rec("web.1", "out", "a"));
+  store->Append(Rec("web.1", "out", "b", "other"));
+  store->Append(Rec("web.1", "out", "c", "../bad"));
+  CHECK(seen == std::vector<std::string>{"shop", "other"});
+  CHECK(store->Apps() == std::vector<std::string>{"other", "shop"});
+}
+
+TEST_CASE("LogStore's journal records name the app and the process, and each app has its own budget") {
+  Fixture f;
+  std::vector<std::map<std::string, std::string>> sent;
+  f.options.journal = true;
+  f.options.journal_burst = 3;
+  f.options.journal_interval_ms = 30'000;
+  f.options.journal_send = [&](const struct iovec* iov, int n) {
+    std::map<std::string, std::string> fields;
+    for (int i = 0; i < n; ++i) {
+      std::string field(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+      fields[field.substr(0, field.find('='))] = field.substr(field.find('=') + 1);
+    }
+    sent.push_back(std::move(fields));
+    return 0;
+  };
+  auto store = f.Open();
+  store->Append(Rec("web.1", "err", "boom"), 4242);
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0]["MESSAGE"] == "boom");
+  CHECK(sent[0]["SYSLOG_IDENTIFIER"] == "shop");
+  CHECK(sent[0]["OBJECT_PID"] == "4242");
+  CHECK(sent[0]["PRIORITY"] == "3");
+  CHECK(sent[0]["RELSUPD_PROCESS"] == "web.1");
+  // shop floods: past 3 in the interval its lines stay out of the journal
+  // (not out of its logs); another app's still go.
+  for (int i = 0; i < 10; ++i) store->Append(Rec("web.1", "out", "flood"), 4242);
+  store->Append(Rec("web.1", "out", "quiet", "blog"), 77);
+  REQUIRE(sent.size() == 4);
+  CHECK(sent[3]["SYSLOG_IDENTIFIER"] == "blog");
+  CHECK(store->LastSeq("shop") == 11);
+  // The next interval: first a line saying how many were held back.
+  f.clock.now += 30'000;
+  store->Append(Rec("web.1", "out", "later"), 4242);
+  REQUIRE(sent.size() == 6);
+  CHECK(sent[4]["MESSAGE"] ==
+        "relsupd: 8 lines of app 'shop' were not sent to the journal (over 3 in 30 s); they are "
+        "in its logs: relsupd ctl logs shop");
+  CHECK(sent[4]["PRIORITY"] == "4");
+  CHECK(sent[4].count("OBJECT_PID") == 0);
+  CHECK(sent[5]["MESSAGE"] == "later");
 }
 
 }  // namespace

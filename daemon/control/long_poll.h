@@ -1,0 +1,83 @@
+#pragma once
+// LongPolls: requests that wait for news instead of being asked again.
+//
+// `logs -f` and `events -f` send a read with `wait: true`; when nothing new
+// matches, the handler parks it here and the daemon answers it the moment
+// something new comes (Poke), or empty after kMaxWaitMs, so a follower
+// prints a line as soon as it exists and no client polls on a timer.
+//
+// A waiter is a key set (the apps it follows; empty: every key) and an
+// `attempt` that runs its query again and replies when it has something:
+// attempt(false) returns whether it replied; attempt(true) must reply (the
+// wait is over: its deadline, a re-exec's drain, shutdown). Pokes are
+// gathered and the matching waiters run once per loop turn, from a timer,
+// never inside the Poke (which comes from deep inside a log append or a
+// state change). Limits: kMaxWaiters in all, kMaxWaitersPerUid for one
+// uid; past them Add fails (kBusy) and the caller answers at once with
+// that error, so a peer cannot park an unbounded number of replies.
+// Loop thread only.
+
+#include <sys/types.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "daemon/base/status.h"
+#include "daemon/base/uv_handle.h"
+
+namespace relsupd {
+
+class LongPolls {
+ public:
+  static constexpr int64_t kMaxWaitMs = 30'000;
+  static constexpr size_t kMaxWaiters = 512;
+  static constexpr size_t kMaxWaitersPerUid = 32;
+
+  using Attempt = std::function<bool(bool must_reply)>;
+
+  // REQUIRES: `loop` outlives this object, or Close() is called first.
+  explicit LongPolls(uv_loop_t* loop);
+  ~LongPolls();
+  LongPolls(const LongPolls&) = delete;
+  LongPolls& operator=(const LongPolls&) = delete;
+
+  // Parks a waiter on `keys` (empty: any key) for at most `wait_ms`
+  // (capped at kMaxWaitMs). kBusy past the limits; the attempt is then
+  // not kept.
+  Status Add(uid_t uid, std::vector<std::string> keys, int64_t wait_ms, Attempt attempt);
+  // Something under `key` changed: the waiters on it try again soon.
+  void Poke(const std::string& key);
+  // Every waiter replies now (attempt(true)) and is dropped: before a
+  // re-exec's drain, and at shutdown.
+  void AnswerAll();
+  void Close();
+  size_t size() const { return waiters_.size(); }
+
+ private:
+  struct Waiter {
+    uid_t uid = 0;
+    std::vector<std::string> keys;
+    int64_t deadline_ms = 0;
+    Attempt attempt;
+  };
+  void Arm();
+  static void OnTimer(uv_timer_t* timer);
+  void Run();
+  static bool Wants(const Waiter& w, const std::set<std::string, std::less<>>& poked);
+
+  uv_loop_t* loop_;
+  UvHandle<uv_timer_t> timer_;
+  std::list<Waiter> waiters_;
+  std::map<uid_t, size_t> per_uid_;
+  std::set<std::string, std::less<>> poked_;
+  bool all_poked_ = false;
+  bool running_ = false;
+};
+
+}  // namespace relsupd
