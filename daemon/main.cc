@@ -353,6 +353,13 @@ Status Daemon::Start(const Adoption* adopt, bool* committed) {
   // Traversable by the apps, listable by nobody (store/layout.h); an older
   // relsupd's 0750/0755 directories are narrowed here.
   RETURN_IF_ERROR(SecureStateDir(config_.state_dir));
+  if (geteuid() == 0) {
+    if (auto blocked = UntraversableParent(config_.state_dir))
+      spdlog::warn("State dir {}: {} cannot be searched by others, so apps that run as their "
+                   "own users cannot reach their releases there (EACCES at their start); "
+                   "chmod o+x it, or use a state dir under /var/lib",
+                   config_.state_dir, *blocked);
+  }
   if (adopt == nullptr) {
     ASSIGN_OR_RETURN(lock_, LockDirectory(config_.state_dir));
   }

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <filesystem>
 #include <optional>
 
 #include "daemon/base/fd.h"
@@ -48,6 +50,20 @@ Status SecureStateDir(const std::string& state_dir) {
                                       kPrivateDirMode));
   }
   return Status::Ok();
+}
+
+std::optional<std::string> UntraversableParent(const std::string& state_dir) {
+  std::filesystem::path p = std::filesystem::path(state_dir).lexically_normal();
+  for (p = p.parent_path(); !p.empty(); p = p.parent_path()) {
+    struct stat st{};
+    if (::stat(p.c_str(), &st) == 0 && (st.st_mode & S_IXOTH) == 0) {
+      char mode[8];
+      snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+      return "'" + p.string() + "' (mode " + mode + ")";
+    }
+    if (p == p.root_path()) break;
+  }
+  return std::nullopt;
 }
 
 Status SecureAppDir(const std::string& state_dir, const std::string& app,

@@ -24,6 +24,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 
 #include "daemon/base/status.h"
@@ -38,6 +39,10 @@ inline constexpr mode_t kPrivateDirMode = 0700;
 // Creates STATE (and its parents, 0755) and its top-level directories, or
 // sets their modes when they exist.
 Status SecureStateDir(const std::string& state_dir);
+// The first directory above `state_dir` that others cannot search
+// ("'/root' (mode 0700)"): app users, who reach their slots by absolute
+// path, fail there with EACCES. nullopt when every one is searchable.
+std::optional<std::string> UntraversableParent(const std::string& state_dir);
 
 // Creates STATE/apps/APP with releases/ and builds/, or fixes them, and
 // hands APP/ to `gid` (group owner; the owner stays root).

@@ -237,17 +237,33 @@ namespace {
 
 Result<std::unique_ptr<CgroupTree>> OpenDaemonCgroups(
     uv_loop_t* loop, const std::string& setting) {
-  if (setting == "off") return std::unique_ptr<CgroupTree>();
+  // What an instance is without one: its process group, so a process that
+  // leaves it (setsid, a double fork) outlives `stop` and is found only
+  // when the daemon starts next (KillLeftovers, by its environment).
+  constexpr char kWithout[] =
+      "instances run without cgroups (a process of theirs that calls setsid is not "
+      "stopped with them; limits: memory by an RSS watch, pids and cpu not enforced)";
+  if (setting == "off") {
+    spdlog::info("cgroup: off in the daemon config: {}", kWithout);
+    return std::unique_ptr<CgroupTree>();
+  }
   if (setting != "auto") return CgroupTree::Open(loop, setting);
   // auto: only a tree systemd delegated to us (Delegate=yes); never the
   // cgroup of whatever shell started the daemon by hand.
-  if (getenv("INVOCATION_ID") == nullptr) return std::unique_ptr<CgroupTree>();
+  if (getenv("INVOCATION_ID") == nullptr) {
+    spdlog::info("Not started by systemd (no INVOCATION_ID), so no delegated cgroup: {}; "
+                 "the packaged unit has Delegate=yes, or set cgroup: PATH",
+                 kWithout);
+    return std::unique_ptr<CgroupTree>();
+  }
   auto mount = CgroupTree::FindMount();
-  if (!mount.ok()) return std::unique_ptr<CgroupTree>();
+  if (!mount.ok()) {
+    spdlog::info("No cgroup v2 mount ({}): {}", mount.status().message(), kWithout);
+    return std::unique_ptr<CgroupTree>();
+  }
   auto own = CgroupTree::OwnWritableCgroup(*mount);
   if (!own.ok()) {
-    spdlog::info("No writable cgroup ({}): instances run without cgroups",
-                 own.status().message());
+    spdlog::info("No writable cgroup ({}): {}", own.status().message(), kWithout);
     return std::unique_ptr<CgroupTree>();
   }
   // cgroup v2 allows processes only in leaves of a tree with controllers:

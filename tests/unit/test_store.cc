@@ -26,6 +26,7 @@
 #include "daemon/base/sha256.h"
 #include "daemon/store/archive_reader.h"
 #include "daemon/store/fs.h"
+#include "daemon/store/layout.h"
 #include "daemon/store/manifest.h"
 #include "daemon/store/objects.h"
 #include "daemon/store/slots.h"
@@ -1320,6 +1321,20 @@ TEST_CASE_METHOD(ObjectsFixture, "ObjectStore stores a tree once as HASH.tree",
   CHECK(*store->CollectGarbage() == 0);
   REQUIRE(::unlink((dir / "slot/b").c_str()) == 0);
   CHECK(*store->CollectGarbage() == 1);
+}
+
+TEST_CASE("UntraversableParent names the first directory above the state dir that others cannot search") {
+  support::TempDir tmp("relsupd-layout");
+  const std::string open = tmp.path() + "/open";
+  const std::string closed = open + "/closed";
+  REQUIRE(::mkdir(open.c_str(), 0755) == 0);
+  REQUIRE(::mkdir(closed.c_str(), 0700) == 0);
+  REQUIRE(::chmod(tmp.path().c_str(), 0711) == 0);
+  CHECK(UntraversableParent(open + "/state") == std::nullopt);
+  CHECK(UntraversableParent(closed + "/state") == "'" + closed + "' (mode 0700)");
+  CHECK(UntraversableParent(closed + "/deeper/../state") == "'" + closed + "' (mode 0700)");
+  REQUIRE(::chmod(closed.c_str(), 0701) == 0);
+  CHECK(UntraversableParent(closed + "/state") == std::nullopt);
 }
 
 }  // namespace
