@@ -28,6 +28,7 @@
 #include "daemon/base/lock.h"
 #include "daemon/base/users.h"
 #include "daemon/base/uv_handle.h"
+#include "daemon/base/uv_work.h"
 #include "daemon/config/daemon_config.h"
 #include "daemon/control/dispatcher.h"
 #include "daemon/control/handlers.h"
@@ -81,6 +82,7 @@ Daemon::~Daemon() {
   runs_.reset();
   notify_listener_.reset();
   flush_check_.Close();
+  trim_timer_.Close();
   drain_timer_.Close();
   if (logs_ != nullptr) logs_->Flush();
   logs_.reset();
@@ -139,6 +141,17 @@ Status Daemon::StartCgroups(const Adoption* adopt) {
   return Status::Ok();
 }
 
+void Daemon::TrimHeap(uv_timer_t* timer) {
+  auto* self = static_cast<Daemon*>(timer->data);
+  if (self == nullptr || self->trimming_ || self->reexec_) return;
+  // On the pool: a trim walks the free heap (1 to 10 ms with 1,000
+  // instances), which the loop need not wait for.
+  self->trimming_ = true;
+  RunOffLoop<bool>(
+      &self->loop_, [] { return malloc_trim(0) != 0; },
+      [self](bool) { self->trimming_ = false; });
+}
+
 Status Daemon::OpenNotify(const Adoption* adopt, const std::string& path) {
   auto on_notify = [this](pid_t pid, const std::map<std::string, std::string>& f) {
     runs_->supervisor()->OnNotify(pid, f);
@@ -187,6 +200,12 @@ Status Daemon::StartRunStage(const Adoption* adopt) {
   log_options.journal = getenv("JOURNAL_STREAM") != nullptr;
   ASSIGN_OR_RETURN(logs_, LogStore::Open(config_.state_dir + "/logs",
                                          log_options, RealClock()));
+  // glibc keeps freed heap pages for good (after a switch of 1,000
+  // instances, 5 of the daemon's 24 MiB); every 5 s they go back.
+  uv_timer_init(&loop_, trim_timer_.get());
+  trim_timer_->data = this;
+  uv_timer_start(trim_timer_.get(), &Daemon::TrimHeap, kTrimIntervalMs, kTrimIntervalMs);
+  uv_unref(trim_timer_.handle());
   uv_check_init(&loop_, flush_check_.get());
   flush_check_->data = this;
   // After each loop iteration: what the children wrote reaches the files.
