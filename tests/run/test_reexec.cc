@@ -208,6 +208,39 @@ TEST_CASE("daemon-reexec: a child's output crosses the re-execs: every line once
   CHECK(parts == 1);
 }
 
+TEST_CASE("daemon-reexec: logs -f and events -f follow on across a re-exec, each line once") {
+  Binaries bin;
+  WritableDir marks;
+  const std::string mark = marks.path + "/poke";
+  Stage stage(FastConfig(), {}, "shop", {}, bin.relsupd);
+  DeployProcfile(stage, "quiet: echo started; n=0; while :; do if [ -e " + mark +
+                            " ]; then rm -f " + mark +
+                            "; n=$((n+1)); echo poked-$n; fi; sleep 0.05; done\n");
+  REQUIRE(WaitLog(stage, "started"));
+  auto poke = [&] {
+    std::ofstream out(mark);
+    REQUIRE(out);
+  };
+  Follower logs(stage, {"logs", "shop", "-f", "-n", "1"});
+  Follower events(stage, {"events", "-f", "-n", "0"});
+  REQUIRE(logs.WaitOut("started"));
+  poke();
+  REQUIRE(logs.WaitOut("poked-1"));
+  e2e::ProcResult out = stage.Ctl({"daemon-reexec"});
+  INFO(out.err);
+  REQUIRE(out.exit_code() == 0);
+  // The parked follows were answered at the freeze; they ask the new image.
+  poke();
+  REQUIRE(logs.WaitOut("poked-2"));
+  stage.CtlOk({"restart", "shop"});
+  REQUIRE(events.WaitOut(" shop v1 quiet.1 ready"));
+  CHECK(logs.running());
+  CHECK(events.running());
+  const std::string text = logs.out();
+  CHECK(text.find("poked-1") == text.rfind("poked-1"));
+  CHECK(text.find("poked-2") == text.rfind("poked-2"));
+}
+
 TEST_CASE("daemon-reexec: a failed type stays failed, and nothing restarts it") {
   Binaries bin;
   Stage stage(FastConfig("", 2), {}, "shop", {}, bin.relsupd);
