@@ -239,6 +239,7 @@ int FollowLogs(CtlContext* ctx, const LogsArgs& a) {
     return c.Call(method::kLogs, q);
   };
   auto take = [&](const rpc::Json& r) {
+    const std::map<std::string, uint64_t> before = cursors;
     for (const auto& rec : Field(r, "records")) print(rec);
     if (all) {
       const rpc::Json& moved = Field(r, "cursors");
@@ -248,6 +249,10 @@ int FollowLogs(CtlContext* ctx, const LogsArgs& a) {
     } else {
       cursors[a.app] = r.value("cursor", cursors[a.app]);
     }
+    // "more" with nothing new and no step forward would ask again at once,
+    // forever: wait a little first.
+    if (Field(r, "records").empty() && cursors == before && r.value("more", false))
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
     return true;
   };
   return FollowForever(ctx, std::move(client), all ? "every app" : a.app, lost, ask, take);

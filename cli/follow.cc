@@ -11,6 +11,7 @@ int FollowForever(CtlContext* ctx, Result<Client> client, const std::string& wha
                   const std::function<Result<rpc::Json>(Client&)>& ask,
                   const std::function<bool(const rpc::Json&)>& take) {
   bool away = false;
+  bool busy = false;
   while (true) {
     Result<rpc::Json> r = Status(StatusCode::kUnavailable, "not connected");
     if (client.ok()) r = ask(*client);
@@ -26,10 +27,18 @@ int FollowForever(CtlContext* ctx, Result<Client> client, const std::string& wha
       client = Client::Connect(ctx->socket);
       continue;
     }
+    if (!r.ok() && r.status().code() == StatusCode::kBusy) {
+      // Too many follows wait in the daemon (its limit): ask again soon.
+      if (!busy) std::cerr << "relsupd: " << r.status().message() << "; asking again every second\n";
+      busy = true;
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      continue;
+    }
     if (!r.ok()) {
       ctx->Fail(r.status());
       return ctx->exit_code;
     }
+    busy = false;
     if (away) std::cerr << "relsupd: the daemon is back; following " << what << " again\n";
     away = false;
     if (!take(*r)) return ctx->exit_code;

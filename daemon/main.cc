@@ -242,7 +242,9 @@ Status Daemon::StartRunStage(const Adoption* adopt) {
   runs_->set_feed(feed_.get());
   // A parked `logs -f` of the app wakes with each new line.
   logs_->set_on_append([this](const std::string& app) {
-    if (polls_->size() > 0) polls_->Poke("logs:" + app);
+    if (polls_->size() == 0) return;
+    polls_->Poke("logs:" + app);
+    polls_->Poke("logs:*");
   });
   RETURN_IF_ERROR(OpenNotify(adopt, notify_path));
   context_.runs = runs_.get();

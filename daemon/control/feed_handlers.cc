@@ -5,8 +5,10 @@
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <chrono>
 #include <deque>
 #include <memory>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "daemon/base/event_feed.h"
@@ -29,6 +31,11 @@ namespace method = rpc::method;
 
 constexpr int64_t kMaxLogLines = 100'000;
 constexpr size_t kMaxGrepBytes = 1024;
+constexpr int kMaxGrepProgram = 500;
+constexpr size_t kMaxFollowApps = 4096;
+// One follow's time on the loop, across apps (each app's scan has its own
+// LogStore::kScanBudgetUs too).
+constexpr int64_t kFollowBudgetUs = 10'000;
 constexpr int64_t kMaxEventLines = EventFeed::kCapacity;
 
 // A `process` filter that matched nothing: refused when its type is not one
@@ -87,6 +94,13 @@ Result<LogFilter> ParseLogFilter(const Json& params) {
     if (!re->ok())
       return InvalidArgument("param 'grep': '" + *grep + "' is not a valid regular expression (" +
                              re->error() + ")");
+    // Matching costs the text's length times the program's size once RE2
+    // leaves its DFA: a bound on the size bounds a line's cost.
+    if (re->ProgramSize() > kMaxGrepProgram)
+      return InvalidArgument("param 'grep': '" + *grep + "' is too complex (" +
+                             std::to_string(re->ProgramSize()) + " RE2 instructions; at most " +
+                             std::to_string(kMaxGrepProgram) + "): a repeat count such as {1000} "
+                             "makes it so");
     filter.grep = std::move(re);
   }
   return filter;
@@ -147,36 +161,48 @@ struct LogFollow {
     };
     std::vector<Got> got;
     bool more = false;
+    const auto start = std::chrono::steady_clock::now();
     for (const std::string& name : apps) {
+      if (std::chrono::steady_clock::now() - start > std::chrono::microseconds(kFollowBudgetUs)) {
+        more = true;  // the apps left wait for the next ask
+        break;
+      }
       Got g{name, {}, 0};
       const uint64_t after = cursors.count(name) != 0 ? cursors[name] : 0;
       ASSIGN_OR_RETURN(g.records, ctx->logs->Since(name, after, filter, limit, &g.scanned));
       more = more || g.scanned < ctx->logs->LastSeq(name);
       got.push_back(std::move(g));
     }
-    // Oldest first across apps (each app's own order kept), one page.
-    std::vector<std::pair<const LogRecord*, size_t>> all;
-    for (size_t i = 0; i < got.size(); ++i)
-      for (const LogRecord& r : got[i].records) all.emplace_back(&r, i);
-    std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
-      return a.first->time_us < b.first->time_us;
-    });
+    // Oldest first across apps, each app's records in their own (seq)
+    // order: a merge by time of the apps' heads, so that what the page
+    // holds of an app is a prefix of its records (its cursor moves over
+    // exactly that, even when the wall clock stepped back).
     std::vector<LogRecord> page;
+    std::vector<size_t> from;  // page[k] came from got[from[k]]
     std::vector<size_t> taken(got.size(), 0);
-    for (const auto& [rec, i] : all) {
-      if (page.size() >= limit) break;
-      page.push_back(*rec);
-      ++taken[i];
+    while (page.size() < limit) {
+      size_t best = got.size();
+      for (size_t i = 0; i < got.size(); ++i) {
+        if (taken[i] >= got[i].records.size()) continue;
+        if (best == got.size() || got[i].records[taken[i]].time_us <
+                                      got[best].records[taken[best]].time_us)
+          best = i;
+      }
+      if (best == got.size()) break;
+      page.push_back(got[best].records[taken[best]++]);
+      from.push_back(best);
     }
-    bool cut = page.size() < all.size();
+    bool cut = false;
+    for (size_t i = 0; i < got.size(); ++i) cut = cut || taken[i] < got[i].records.size();
     std::deque<Json> kept = PageOf(page, /*forward=*/true, &cut);
+    // PageOf keeps a prefix of the page: count what each app got in it.
+    std::vector<size_t> in_page(got.size(), 0);
+    for (size_t k = 0; k < kept.size(); ++k) ++in_page[from[k]];
     // Cursors move over what the page holds, or, for an app whose records
     // all made it, over everything looked at (non-matching ones too).
-    std::map<std::string, size_t> in_page;
-    for (const Json& j : kept) ++in_page[j.value("app", "")];
     for (size_t i = 0; i < got.size(); ++i) {
       const Got& g = got[i];
-      const size_t n = std::min(in_page[g.app], taken[i]);
+      const size_t n = in_page[i];
       uint64_t& cursor = cursors[g.app];
       if (n == g.records.size())
         cursor = std::max(cursor, g.scanned);
@@ -197,11 +223,15 @@ struct LogFollow {
 // Parks `follow` until it has something (see the top of the file).
 void ParkLogs(DaemonContext& ctx, const Request& r, std::shared_ptr<LogFollow> follow,
               Reply reply) {
-  std::vector<std::string> keys;
-  if (follow->app) keys.push_back("logs:" + *follow->app);
+  // Woken by a line of its app, or (every app) by any line.
+  std::vector<std::string> keys = {follow->app ? "logs:" + *follow->app : "logs:*"};
   Status s = ctx.polls->Add(
       r.peer.uid, std::move(keys), LongPolls::kMaxWaitMs,
       [follow, reply](bool must_reply) {
+        // Nothing new in its app since the last look: not worth a scan.
+        if (!must_reply && follow->app &&
+            follow->ctx->logs->LastSeq(*follow->app) <= follow->cursors[*follow->app])
+          return false;
         Result<Json> page = follow->Run();
         if (!page.ok() || must_reply || !page->at("records").empty() ||
             page->value("more", false)) {
@@ -237,11 +267,17 @@ void Logs(DaemonContext& ctx, const Request& r, Reply reply) {
       auto follow = std::make_shared<LogFollow>();
       follow->ctx = &ctx;
       follow->filter = std::move(filter);
+      if (it->size() > kMaxFollowApps)
+        return InvalidArgument("param 'after' names " + std::to_string(it->size()) +
+                               " apps; at most " + std::to_string(kMaxFollowApps));
+      ASSIGN_OR_RETURN(std::vector<AppSpec> known, ctx.ledger->ListApps());
+      std::set<std::string, std::less<>> names;
+      for (const AppSpec& a : known) names.insert(a.name);
       for (const auto& [name, seq] : it->items()) {
-        RETURN_IF_ERROR(ValidateAppName(name));
         if (!seq.is_number_unsigned())
           return InvalidArgument("param 'after': '" + name + "' must map to a seq (an integer from 0)");
-        follow->cursors[name] = seq.get<uint64_t>();
+        // An app deleted meanwhile, or never there: nothing to follow.
+        if (names.count(name) != 0) follow->cursors[name] = seq.get<uint64_t>();
       }
       ASSIGN_OR_RETURN(Json page, follow->Run());
       if (!wait || !page.at("records").empty() || page.value("more", false))
@@ -274,7 +310,7 @@ void Logs(DaemonContext& ctx, const Request& r, Reply reply) {
       follow->filter = std::move(filter);
       follow->app = app;
       follow->cursors[app] = static_cast<uint64_t>(*after);
-      follow->limit = n;
+      follow->limit = std::max<size_t>(n, 1);
       ASSIGN_OR_RETURN(Json page, follow->Run());
       if (!wait || !page.at("records").empty() || page.value("more", false))
         return std::optional<Json>(std::move(page));
@@ -357,8 +393,17 @@ void Events(DaemonContext& ctx, const Request& r, Reply reply) {
       Json Run() {
         uint64_t scanned = 0;
         Json list = Json::array();
-        for (const FeedEntry& e : ctx->feed->After(cursor, app, paging::kPageItems, &scanned))
-          list.push_back(FeedEntryToJson(e));
+        size_t bytes = 0;
+        for (const FeedEntry& e : ctx->feed->After(cursor, app, paging::kPageItems, &scanned)) {
+          Json j = FeedEntryToJson(e);
+          bytes += paging::SerialisedSize(j) + 1;
+          // Within the page's bytes (at least one entry, so a page moves on).
+          if (!list.empty() && bytes > paging::kPageBytes) {
+            scanned = e.seq - 1;
+            break;
+          }
+          list.push_back(std::move(j));
+        }
         cursor = scanned;
         return Json{{"events", std::move(list)},
                     {"cursor", cursor},

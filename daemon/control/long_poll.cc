@@ -42,6 +42,12 @@ void LongPolls::Poke(const std::string& key) {
 }
 
 void LongPolls::AnswerAll() {
+  if (running_) {
+    // From inside an attempt: every waiter is late, answered by the next
+    // Run (Arm, after this one, starts it at once).
+    for (Waiter& w : waiters_) w.deadline_ms = 0;
+    return;
+  }
   std::list<Waiter> all = std::move(waiters_);
   waiters_.clear();
   per_uid_.clear();

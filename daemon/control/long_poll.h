@@ -76,7 +76,6 @@ class LongPolls {
   std::list<Waiter> waiters_;
   std::map<uid_t, size_t> per_uid_;
   std::set<std::string, std::less<>> poked_;
-  bool all_poked_ = false;
   bool running_ = false;
 };
 

@@ -196,6 +196,24 @@ void LogStore::Rotate(AppLog& log) {
   }
 }
 
+namespace {
+
+// The scan's time budget (kScanBudgetUs), read every 64 records.
+class ScanClock {
+ public:
+  ScanClock() : start_(std::chrono::steady_clock::now()) {}
+  bool Over(size_t looked) const {
+    if (looked % 64 != 0) return false;
+    return std::chrono::steady_clock::now() - start_ >
+           std::chrono::microseconds(LogStore::kScanBudgetUs);
+  }
+
+ private:
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace
+
 int64_t LogStore::NowUs() const {
   if (real_clock_) {
     using namespace std::chrono;
@@ -341,6 +359,7 @@ Result<std::vector<LogRecord>> LogStore::Tail(const std::string& app,
   auto it = apps_.find(app);
   if (it != apps_.end()) FlushApp(it->second);
   size_t scanned = 0;
+  const ScanClock timer;
   bool stop = false;  // the budget ran out, or since_us was passed
   // Newest generation first, each read from its end.
   for (int g = 0; g < options_.max_files && out.size() < n && !stop; ++g) {
@@ -353,7 +372,7 @@ Result<std::vector<LogRecord>> LogStore::Tail(const std::string& app,
         stop = true;
         return false;
       }
-      if (++scanned > kScanBudget) {
+      if (++scanned > kScanBudget || timer.Over(scanned)) {
         stop = true;
         if (resume_before != nullptr) *resume_before = r->seq + 1;
         return false;
@@ -378,12 +397,21 @@ Result<std::vector<LogRecord>> LogStore::Since(const std::string& app,
   auto it = apps_.find(app);
   if (limit == 0 || it == apps_.end() || after_seq >= it->second.last_seq) return out;
   const std::deque<LogRecord>& ring = it->second.ring;
-  if (ring.empty() || after_seq + 1 < ring.front().seq)
-    return SinceFromFiles(app, after_seq, filter, limit, scanned);
+  if (ring.empty() || after_seq + 1 < ring.front().seq) {
+    // Whatever the files lack before the ring (a write that failed, files
+    // removed by hand) is passed over, so a follow moves on.
+    const uint64_t files_end = ring.empty() ? it->second.last_seq : ring.front().seq - 1;
+    ASSIGN_OR_RETURN(out, SinceFromFiles(app, after_seq, filter, limit, files_end, scanned));
+    // Stopped before the ring (the limit, the budget): the next call goes on.
+    if (ring.empty() || out.size() >= limit || *scanned < files_end) return out;
+    after_seq = *scanned;
+  }
   // The ring holds consecutive seqs, so after_seq + 1 is found by index.
   size_t i = static_cast<size_t>(after_seq + 1 - ring.front().seq);
   assert(i < ring.size() && ring[i].seq == after_seq + 1);
-  for (size_t looked = 0; i < ring.size() && out.size() < limit && looked < kScanBudget;
+  const ScanClock timer;
+  for (size_t looked = 0; i < ring.size() && out.size() < limit && looked < kScanBudget &&
+                          !timer.Over(looked + 1);
        ++i, ++looked) {
     *scanned = ring[i].seq;
     if (filter.Matches(ring[i])) out.push_back(ring[i]);
@@ -394,7 +422,7 @@ Result<std::vector<LogRecord>> LogStore::Since(const std::string& app,
 Result<std::vector<LogRecord>> LogStore::SinceFromFiles(const std::string& app,
                                                         uint64_t after_seq,
                                                         const LogFilter& filter,
-                                                        size_t limit,
+                                                        size_t limit, uint64_t files_end,
                                                         uint64_t* scanned) const {
   auto it = apps_.find(app);
   if (it != apps_.end()) FlushApp(it->second);
@@ -418,17 +446,26 @@ Result<std::vector<LogRecord>> LogStore::SinceFromFiles(const std::string& app,
   }
   std::vector<LogRecord> out;
   size_t looked = 0;
-  for (int g = start; g >= 0 && out.size() < limit && looked < kScanBudget; --g) {
+  const ScanClock timer;
+  bool stopped = false;
+  for (int g = start; g >= 0 && !stopped; --g) {
     RETURN_IF_ERROR(ForEachLineForward(GenerationPath(app, g), [&](std::string_view line) {
       uint64_t seq;
       if (PeekLogSeq(line, &seq) && seq <= after_seq) return true;  // cheap skip
       Result<LogRecord> r = DecodeLogRecord(line);
       if (!r.ok() || r->seq <= after_seq) return true;
+      if (r->seq > files_end) {  // the ring's part
+        stopped = true;
+        return false;
+      }
       *scanned = r->seq;
       if (filter.Matches(*r)) out.push_back(std::move(r).value());
-      return out.size() < limit && ++looked < kScanBudget;
+      ++looked;
+      stopped = out.size() >= limit || looked >= kScanBudget || timer.Over(looked);
+      return !stopped;
     }).WithContext(context));
   }
+  if (!stopped) *scanned = std::max(*scanned, files_end);
   // Past the last generation's end: nothing newer left in the files (the
   // rest, if any, is in the ring, whose seqs follow on).
   return out;

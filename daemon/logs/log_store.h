@@ -112,11 +112,12 @@ class LogStore {
   // An app without logs gives an empty vector; a bad app name
   // kInvalidArgument. With `before_seq`, only records with a smaller seq
   // count (the next page back). One call looks at kScanBudget records at
-  // most (a filter that matches rarely reads no whole store in one loop
-  // step): when it stopped there, `*resume_before` is set to the seq to
+  // most, for kScanBudgetUs at most (a filter that matches rarely, or an
+  // expensive pattern, holds no loop step for long): when it stopped there, `*resume_before` is set to the seq to
   // go on before, else to 0. A filter's since_us ends the walk at the
   // first older record.
   static constexpr size_t kScanBudget = 20'000;
+  static constexpr int64_t kScanBudgetUs = 10'000;  // and at most this long
   Result<std::vector<LogRecord>> Tail(const std::string& app, const LogFilter& filter, size_t n,
                                       uint64_t before_seq = UINT64_MAX,
                                       uint64_t* resume_before = nullptr) const;
@@ -179,7 +180,7 @@ class LogStore {
   std::string GenerationPath(const std::string& app, int generation) const;
   Result<std::vector<LogRecord>> SinceFromFiles(const std::string& app, uint64_t after_seq,
                                                 const LogFilter& filter, size_t limit,
-                                                uint64_t* scanned) const;
+                                                uint64_t files_end, uint64_t* scanned) const;
 
   std::string dir_;
   LogStoreOptions options_;

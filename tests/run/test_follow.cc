@@ -15,6 +15,7 @@
 
 #include "daemon/base/clock.h"
 #include "tests/run/run_fixture.h"
+#include "tests/support/cli.h"
 #include "tests/support/failure.h"
 #include "tests/support/process.h"
 #include "tests/support/wait.h"
@@ -155,6 +156,16 @@ TEST_CASE("logs: --since and --grep return only what they should, for one app or
   e2e::ProcResult bad_re = stage.Ctl({"logs", "shop", "--grep", "(unclosed"});
   CHECK(bad_re.exit_code() == 1);
   CHECK_THAT(bad_re.err, Catch::Contains("'(unclosed' is not a valid regular expression"));
+  e2e::ProcResult heavy = stage.Ctl({"logs", "shop", "--grep", ".{1000}x"});
+  CHECK(heavy.exit_code() == 1);
+  CHECK_THAT(heavy.err, Catch::Contains("'.{1000}x' is too complex"));
+  // A follow of every app from a map naming apps that are not there: they
+  // are passed over.
+  Json none = support::Call(stage.socket(), "logs",
+                            Json{{"after", {{"nope", 0}, {"shop", 1'000'000}, {"other", 1'000'000}}}});
+  CHECK(none["records"].empty());
+  CHECK(none["cursors"].contains("shop"));
+  CHECK_FALSE(none["cursors"].contains("nope"));
   e2e::ProcResult bad_since = stage.Ctl({"logs", "shop", "--since", "yesterday"});
   CHECK(bad_since.exit_code() == 2);
   CHECK_THAT(bad_since.err, Catch::Contains("--since: 'yesterday' is neither a duration"));
