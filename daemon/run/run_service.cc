@@ -549,13 +549,20 @@ void RunService::OnIdleSocketsTimer(uv_timer_t* timer) {
 
 void RunService::OnInstanceChange(const ReleaseGroup& group,
                                   const Instance& instance) {
-  if (feed_ != nullptr) {
+  // One feed entry per visible change: several inner steps read the same
+  // (spawned, then running: "running").
+  const std::string_view state = InstanceStateName(instance.state());
+  auto [last, fresh] = announced_.try_emplace(&instance, state);
+  const bool changed = fresh || last->second != state;
+  last->second = state;
+  if (instance.settled()) announced_.erase(&instance);
+  if (feed_ != nullptr && changed) {
     FeedEntry e;
     e.app = group.run().app;
     e.kind = "instance";
     e.release = ReleaseId(group.run().number).ToString();
     e.process = instance.name();
-    e.state = std::string(InstanceStateName(instance.state()));
+    e.state = std::string(state);
     // An exit's cause, as `ps` gives it, with the state it led to.
     if (!instance.exits().empty() && (instance.settled() || instance.state() == InstanceState::kBackoff))
       e.detail = instance.exits().back().Describe();

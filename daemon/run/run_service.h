@@ -17,6 +17,8 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "daemon/activate/app_sockets.h"
@@ -229,6 +231,8 @@ class RunService final : public SupervisorListener {
 
   Ledger* ledger_;
   EventFeed* feed_ = nullptr;
+  // The state each unsettled instance was last announced in (the feed).
+  std::unordered_map<const Instance*, std::string_view> announced_;
   ReleaseService* releases_;
   std::string state_dir_;
   AppSockets sockets_;
