@@ -335,13 +335,6 @@ void LogStore::Append(LogRecord record, pid_t pid) {
   if (on_append_) on_append_(*log.name);
 }
 
-std::vector<std::string> LogStore::Apps() const {
-  std::vector<std::string> out;
-  for (const auto& [name, log] : apps_)
-    if (log.last_seq > 0) out.push_back(name);
-  return out;
-}
-
 uint64_t LogStore::LastSeq(const std::string& app) const {
   auto it = apps_.find(app);
   return it == apps_.end() ? 0 : it->second.last_seq;

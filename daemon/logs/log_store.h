@@ -128,8 +128,6 @@ class LogStore {
   Result<std::vector<LogRecord>> Since(const std::string& app, uint64_t after_seq,
                                        const LogFilter& filter, size_t limit,
                                        uint64_t* scanned = nullptr) const;
-  // The apps with records, by name.
-  std::vector<std::string> Apps() const;
   // 0 for an app without records.
   uint64_t LastSeq(const std::string& app) const;
 
