@@ -1,12 +1,16 @@
 #include "daemon/supervise/check_attempt.h"
 
+#include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <string.h>
 
 #include <algorithm>
 #include <string_view>
 
 #include "daemon/base/duration.h"
+#include "daemon/base/fd.h"
 #include "daemon/base/uv_handle.h"
 #include "daemon/config/ready_sockets.h"
 
@@ -250,7 +254,34 @@ class ExecAttempt final : public AttemptBase {
   std::unique_ptr<ChildProcess> child_;
 };
 
+std::string TcpWhat(int port) { return "tcp 127.0.0.1:" + std::to_string(port); }
+
 }  // namespace
+
+std::optional<CheckResult> CheckTcpAtOnce(const ReadyCheck& check) {
+  if (check.kind != ReadyKind::kTcp) return std::nullopt;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(check.port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return std::nullopt;  // the loop's try reports it
+  const auto* sa = reinterpret_cast<const sockaddr*>(&addr);
+  int rc = ::connect(fd.get(), sa, sizeof addr);
+  // EINPROGRESS: asked again, connect(2) says how it ended (0 or EISCONN:
+  // connected; EALREADY: still under way; else why it failed).
+  if (rc != 0 && errno == EINPROGRESS) rc = ::connect(fd.get(), sa, sizeof addr);
+  if (rc == 0 || errno == EISCONN) {
+    // Ends with a reset, as the loop's try does (NetConn::Detach).
+    linger lg{1, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    return CheckResult{true, ""};
+  }
+  if (errno == EALREADY || errno == EINTR || errno == EMFILE || errno == ENFILE ||
+      errno == ENOBUFS || errno == EAGAIN)
+    return std::nullopt;
+  return CheckResult{false, TcpWhat(check.port) + ": " + uv_strerror(uv_translate_sys_error(errno))};
+}
 
 Result<std::unique_ptr<CheckAttempt>> CheckAttempt::Start(
     uv_loop_t* loop, const ReadyCheck& check, const SpawnRequest& exec_template,
@@ -262,7 +293,7 @@ Result<std::unique_ptr<CheckAttempt>> CheckAttempt::Start(
       std::string what;
       if (check.kind == ReadyKind::kTcp) {
         t.port = check.port;
-        what = "tcp 127.0.0.1:" + std::to_string(check.port);
+        what = TcpWhat(check.port);
       } else {
         ASSIGN_OR_RETURN(t, ParseHttpUrl(check.target));
         what = "GET " + check.target;

@@ -42,6 +42,7 @@ void HealthMonitor::Try() {
     --*exec_slots_;
     holds_slot_ = true;
   }
+  if (auto now = CheckTcpAtOnce(health_.check)) return Done(*now);
   auto attempt = CheckAttempt::Start(loop_, health_.check, exec_template_, health_.timeout_ms,
                                      [this](CheckResult r) { Done(r); });
   if (!attempt.ok()) {
