@@ -534,6 +534,7 @@ void Daemon::Shutdown(int signum) {
   notifier_->Stopping("Stopping");
   polls_->AnswerAll();
   server_->Close();
+  server_->RemovePath();
   metrics_http_.reset();
   dispatcher_->Stop();
   context_.read_jobs->Stop();

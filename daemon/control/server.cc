@@ -73,6 +73,7 @@ Status ControlServer::Listen(const std::string& path, mode_t mode,
   ::umask(old_umask);
   if (rc != 0)
     return Status::FromErrno("cannot bind control socket '" + path + "'", err);
+  RememberPath();
   RETURN_IF_ERROR(SetSocketAccess(mode, group));
   if (::listen(listen_fd_.get(), 128) != 0)
     return Status::FromErrno("cannot listen on '" + path + "'", errno);
@@ -105,6 +106,24 @@ void ControlServer::Close() {
   resume_accept_.Close();
   listener_.Close();  // before the fd it watches is closed
   listen_fd_.Reset();
+}
+
+void ControlServer::RememberPath() {
+  struct stat st {};
+  if (::lstat(path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+    path_dev_ = st.st_dev;
+    path_ino_ = st.st_ino;
+  }
+}
+
+void ControlServer::RemovePath() {
+  struct stat st {};
+  if (path_dev_ == 0 || ::lstat(path_.c_str(), &st) != 0 || st.st_dev != path_dev_ ||
+      st.st_ino != path_ino_)
+    return;
+  if (::unlink(path_.c_str()) != 0)
+    spdlog::warn("Cannot remove the control socket '{}': {}", path_, std::strerror(errno));
+  path_dev_ = 0;
 }
 
 void ControlServer::OnListenerReady(uv_poll_t* poll, int status, int) {

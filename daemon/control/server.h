@@ -45,6 +45,7 @@
 //   them pauses (re-checked every kFdPauseRetryMs, logged once per episode)
 //   and change-right peers still get through.
 
+#include <sys/types.h>
 #include <uv.h>
 
 #include <map>
@@ -96,6 +97,10 @@ class ControlServer {
   size_t pending_write_bytes() const { return pending_total_; }
   // Stops listening and drops every connection.
   void Close();
+  // Removes the socket file at shutdown (not at a daemon-reexec, whose new
+  // image keeps it), when the file is still the one this server bound or
+  // adopted: a daemon started meanwhile on the same path keeps its own.
+  void RemovePath();
 
   // daemon-reexec (docs/reexec.md §2.5, §4.3). Freeze: the listener is
   // no longer polled (clients wait in its backlog; the new image accepts
@@ -166,6 +171,9 @@ class ControlServer {
   Dispatcher* dispatcher_;
   const AccessPolicy* policy_;
   FdCloser* closer_;
+  dev_t path_dev_ = 0;  // the socket file bound or adopted; 0: unknown
+  ino_t path_ino_ = 0;
+  void RememberPath();
   size_t max_request_bytes_;
   size_t max_connections_ = kMaxConnections;
   size_t reserved_for_change_ = kReservedForChange;

@@ -13,6 +13,7 @@ namespace relsupd {
 
 Status ControlServer::AdoptListener(Fd fd, const std::string& path) {
   path_ = path;
+  RememberPath();
   listen_fd_ = std::move(fd);
   // Blocking or not as it crossed the exec: accept4 needs it non-blocking.
   int flags = ::fcntl(listen_fd_.get(), F_GETFL);

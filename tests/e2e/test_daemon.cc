@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
 
 #include "tests/e2e/harness.h"
 
@@ -112,6 +114,22 @@ TEST_CASE(
   CHECK(st.Exited(0));
   // No READY=1 between the stop request and the end.
   CHECK_FALSE(AnyHasLine(seen, "READY=1"));
+  // Its socket file goes with it.
+  CHECK_FALSE(std::filesystem::exists(std::filesystem::symlink_status(d.socket())));
+}
+
+TEST_CASE("e2e daemon: a stopping daemon leaves a socket file that is no longer its own",
+          "[e2e][daemon]") {
+  TempDir dir;
+  DaemonProcess d(dir);
+  // Another daemon took the path meanwhile (here: a file in its place).
+  REQUIRE(::unlink(d.socket().c_str()) == 0);
+  std::ofstream(d.socket()) << "not ours";
+  d.Signal(SIGTERM);
+  ExitStatus st = d.Wait(10'000);
+  INFO(st.ToString());
+  CHECK(st.Exited(0));
+  CHECK(std::filesystem::exists(d.socket()));
 }
 
 TEST_CASE(
