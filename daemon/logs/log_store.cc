@@ -356,7 +356,23 @@ Result<std::vector<LogRecord>> LogStore::Tail(const std::string& app,
   bool stop = false;  // the budget ran out, or since_us was passed
   // Newest generation first, each read from its end.
   for (int g = 0; g < options_.max_files && out.size() < n && !stop; ++g) {
-    RETURN_IF_ERROR(ForEachLineBackward(GenerationPath(app, g), [&](std::string_view line) {
+    const std::string path = GenerationPath(app, g);
+    off_t end = -1;
+    if (before_seq != UINT64_MAX) {
+      // Records from before_seq on are passed over by bisection, not read
+      // (a page far back would otherwise walk every newer line first).
+      Result<off_t> boundary =
+          LineBoundary(path, [&](std::string_view line) -> std::optional<bool> {
+            uint64_t seq;
+            if (!PeekLogSeq(line, &seq)) return std::nullopt;
+            return seq >= before_seq;
+          });
+      if (!boundary.ok())
+        return boundary.status().WithContext("cannot read logs of app '" + app + "'");
+      end = *boundary;
+      if (end == 0) continue;  // all of it newer
+    }
+    RETURN_IF_ERROR(ForEachLineBackward(path, [&](std::string_view line) {
       uint64_t seq;
       if (PeekLogSeq(line, &seq) && seq >= before_seq) return true;  // cheap skip
       Result<LogRecord> r = DecodeLogRecord(line);
@@ -372,7 +388,7 @@ Result<std::vector<LogRecord>> LogStore::Tail(const std::string& app,
       }
       if (filter.Matches(*r)) out.push_back(std::move(r).value());
       return out.size() < n;
-    }).WithContext("cannot read logs of app '" + app + "'"));
+    }, end).WithContext("cannot read logs of app '" + app + "'"));
   }
   std::reverse(out.begin(), out.end());
   return out;

@@ -17,6 +17,7 @@
 #include "daemon/base/clock.h"
 #include "daemon/base/fd.h"
 #include "daemon/logs/line_splitter.h"
+#include "daemon/logs/log_lines.h"
 #include "daemon/logs/log_store.h"
 
 #include <re2/re2.h>
@@ -698,6 +699,87 @@ TEST_CASE("LogStore bounds the records one Tail or Since looks at, and says wher
     CHECK(scanned - before <= LogStore::kScanBudget + 10'000);
   }
   CHECK(scanned == total);
+}
+
+TEST_CASE("LineBoundary finds where ordered lines turn, by bisection, never past a wanted line") {
+  TempDir tmp{"relsupd-lines"};
+  const std::string path = tmp.path() + "/lines";
+  // "N ..." lines in order, some long (past the 16 KiB window) and some
+  // torn (no number): the boundary for K is where line K starts, or a
+  // little later when torn lines are near, never before a line < K.
+  std::string text;
+  std::map<uint64_t, off_t> start;
+  std::mt19937 rng(7);
+  for (uint64_t n = 1; n <= 3000; ++n) {
+    if (n % 97 == 0) text += "torn line\n";
+    start[n] = static_cast<off_t>(text.size());
+    const size_t pad = n % 500 == 0 ? 40'000 : rng() % 300;
+    text += std::to_string(n) + " " + std::string(pad, 'x') + "\n";
+  }
+  std::ofstream(path) << text;
+  const off_t size = static_cast<off_t>(text.size());
+  for (uint64_t k : {uint64_t{1}, uint64_t{2}, uint64_t{500}, uint64_t{501}, uint64_t{1234},
+                     uint64_t{2999}, uint64_t{3000}, uint64_t{3001}}) {
+    INFO("k = " << k);
+    auto b = LineBoundary(path, [&](std::string_view line) -> std::optional<bool> {
+      if (line.empty() || line[0] < '0' || line[0] > '9') return std::nullopt;
+      return std::stoull(std::string(line.substr(0, line.find(' ')))) >= k;
+    });
+    REQUIRE(b.ok());
+    const off_t exact = k > 3000 ? size : start[k];
+    CHECK(*b >= exact);
+    // At a line start, and no later than a window or a long line past it.
+    CHECK((*b == size || text[static_cast<size_t>(*b) - 1] == '\n'));
+    CHECK(*b - exact <= 64 * 1024);
+    // What lies before it is what a backward read from there gives.
+    uint64_t first_back = 0;
+    REQUIRE(ForEachLineBackward(path, [&](std::string_view line) {
+      if (line[0] < '0' || line[0] > '9') return true;
+      const uint64_t n = std::stoull(std::string(line.substr(0, line.find(' '))));
+      if (n >= k) return true;  // newer ones, passed over
+      first_back = n;
+      return false;
+    }, *b).ok());
+    CHECK(first_back == k - 1);
+  }
+  auto missing = LineBoundary(tmp.path() + "/none", [](std::string_view) { return true; });
+  REQUIRE(missing.ok());
+  CHECK(*missing == 0);
+}
+
+TEST_CASE("LogStore pages far back over several files read the same as one pass") {
+  Fixture f;
+  f.options.max_file_bytes = 64 * 1024;
+  f.options.max_files = 6;
+  auto store = f.Open();
+  for (int i = 1; i <= 2'000; ++i) store->Append(Rec("web.1", "out", "line " + std::to_string(i)));
+  store->Flush();
+  // Up to n records before `before`, going on where a scan budget stopped
+  // a call (a loaded machine may hit the time budget).
+  auto back = [&](uint64_t before, size_t n) {
+    std::vector<LogRecord> got;
+    while (got.size() < n) {
+      uint64_t resume = 0;
+      auto page = store->Tail("shop", LogFilter{}, n - got.size(), before, &resume);
+      REQUIRE(page.ok());
+      got.insert(got.begin(), page->begin(), page->end());
+      if (!page->empty()) before = page->front().seq;
+      else if (resume != 0) before = resume;
+      else break;
+    }
+    return got;
+  };
+  std::vector<LogRecord> all = back(UINT64_MAX, 100'000);
+  REQUIRE(all.size() > 500);  // several files' worth kept
+  REQUIRE(all.back().seq == 2'000);
+  // Every page of 7 going back from a point gives the 7 records before it.
+  for (size_t i = 7; i < all.size(); i += 61) {
+    auto page = back(all[i].seq, 7);
+    REQUIRE(page.size() == 7);
+    CHECK(page.front().seq == all[i - 7].seq);
+    CHECK(page.back().seq == all[i - 1].seq);
+  }
+  CHECK(back(all.front().seq, 7).empty());
 }
 
 TEST_CASE("LogStore calls its append hook with the app of each record") {
