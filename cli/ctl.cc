@@ -112,6 +112,9 @@ void AddCtlCommand(CLI::App& root, CtlContext* ctx) {
                 "Print the daemon's JSON result unchanged, for scripts; errors too, "
                 "as {\"error\": {...}} on stdout");
   ctl->require_subcommand(1);
+  // --json and --socket after the verb too (`ctl ps --json`): the verbs,
+  // added below, inherit this and pass what they do not know up to ctl.
+  ctl->fallthrough();
   ctl->footer(
       "Exit codes: 0 ok, 1 the daemon refused, 2 usage error, 3 daemon "
       "unreachable.\n"

@@ -549,25 +549,7 @@ void RunService::OnIdleSocketsTimer(uv_timer_t* timer) {
 
 void RunService::OnInstanceChange(const ReleaseGroup& group,
                                   const Instance& instance) {
-  // One feed entry per visible change: several inner steps read the same
-  // (spawned, then running: "running").
-  const std::string_view state = InstanceStateName(instance.state());
-  auto [last, fresh] = announced_.try_emplace(&instance, state);
-  const bool changed = fresh || last->second != state;
-  last->second = state;
-  if (instance.settled()) announced_.erase(&instance);
-  if (feed_ != nullptr && changed) {
-    FeedEntry e;
-    e.app = group.run().app;
-    e.kind = "instance";
-    e.release = ReleaseId(group.run().number).ToString();
-    e.process = instance.name();
-    e.state = std::string(state);
-    // An exit's cause, as `ps` gives it, with the state it led to.
-    if (!instance.exits().empty() && (instance.settled() || instance.state() == InstanceState::kBackoff))
-      e.detail = instance.exits().back().Describe();
-    feed_->Add(std::move(e), supervisor_->env()->clock->WallMs());
-  }
+  AnnounceChange(group, instance);
   // The last live instance of a retired group stopped: its release may be
   // free for a prune that held it back.
   // (InUseEnded returns at once unless a prune of this app waits.)
@@ -593,6 +575,40 @@ void RunService::OnInstanceChange(const ReleaseGroup& group,
     else if (open)
       CloseIdleSocketsSoon(group.run().app);
   }
+}
+
+void RunService::AnnounceChange(const ReleaseGroup& group, const Instance& instance) {
+  // One feed entry per visible change: several inner steps read the same
+  // (spawned, then running: "running"). An exit is always one, with its
+  // cause, even when the instance is back in the same state within the
+  // same turn (restarted at once after a crash, a health check or a
+  // memory limit).
+  const std::string_view state = InstanceStateName(instance.state());
+  uint64_t exits = 0;
+  for (const auto& [cause, n] : instance.exit_counts()) exits += n;
+  auto [last, fresh] = announced_.try_emplace(&instance, Announced{state, exits});
+  const bool exited = !fresh && exits > last->second.exits;
+  const bool changed = fresh || exited || last->second.state != state;
+  last->second = {state, exits};
+  if (instance.settled()) announced_.erase(&instance);
+  if (feed_ == nullptr || !changed) return;
+  const bool exit_state =
+      instance.settled() || instance.state() == InstanceState::kBackoff;
+  auto add = [&](std::string_view shown, std::string detail) {
+    FeedEntry e;
+    e.app = group.run().app;
+    e.kind = "instance";
+    e.release = ReleaseId(group.run().number).ToString();
+    e.process = instance.name();
+    e.state = std::string(shown);
+    e.detail = std::move(detail);
+    feed_->Add(std::move(e), supervisor_->env()->clock->WallMs());
+  };
+  const std::string cause = instance.exits().empty() ? "" : instance.exits().back().Describe();
+  // An exit's cause, as `ps` gives it, with the state it led to; or an
+  // entry of its own when the instance is already on its way again.
+  if (exited && !exit_state) add("exited", cause);
+  add(state, exit_state ? cause : "");
 }
 
 void RunService::OnInstanceFailed(const ReleaseGroup& group,

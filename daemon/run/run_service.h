@@ -231,8 +231,14 @@ class RunService final : public SupervisorListener {
 
   Ledger* ledger_;
   EventFeed* feed_ = nullptr;
-  // The state each unsettled instance was last announced in (the feed).
-  std::unordered_map<const Instance*, std::string_view> announced_;
+  // The state each unsettled instance was last announced in (the feed),
+  // and how many exits it had then.
+  struct Announced {
+    std::string_view state;
+    uint64_t exits = 0;
+  };
+  std::unordered_map<const Instance*, Announced> announced_;
+  void AnnounceChange(const ReleaseGroup& group, const Instance& instance);
   ReleaseService* releases_;
   std::string state_dir_;
   AppSockets sockets_;

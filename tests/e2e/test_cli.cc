@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 
@@ -156,6 +157,24 @@ TEST_CASE_METHOD(DaemonFixture,
     CHECK_FALSE(r.err.empty());
   }
   CheckNothingRecorded(d.socket());
+}
+
+TEST_CASE_METHOD(DaemonFixture, "e2e cli: --json after the verb works as before it",
+                 "[e2e][cli]") {
+  ProcResult before = RunCtl(d.socket(), {"--json", "info"});
+  ProcResult after = RunCtl(d.socket(), {"info", "--json"});
+  INFO(before.Describe() << after.Describe());
+  REQUIRE(before.status.Exited(0));
+  REQUIRE(after.status.Exited(0));
+  CHECK(nlohmann::json::parse(after.out)["pid"] == nlohmann::json::parse(before.out)["pid"]);
+  // Deeper verbs too, and errors keep their JSON form.
+  ProcResult created = RunCtl(d.socket(), {"app", "create", "shop", "--json"});
+  INFO(created.Describe());
+  REQUIRE(created.status.Exited(0));
+  CHECK(nlohmann::json::parse(created.out).is_object());
+  ProcResult missing = RunCtl(d.socket(), {"app", "show", "nope", "--json"});
+  CHECK(missing.status.Exited(1));
+  CHECK(nlohmann::json::parse(missing.out)["error"]["code"] == "refused");
 }
 
 TEST_CASE_METHOD(DaemonFixture,

@@ -76,6 +76,18 @@ TEST_CASE("events: -f prints an activation and the instance changes it brings as
   CHECK(seen([](const Json& e) {
     return e["kind"] == "instance" && e["release"] == "v1" && e["state"] == "stopped";
   }));
+  // A crash restarted at once is an exit of its own, with its cause, then
+  // the state it is back in.
+  const size_t before_kill = JsonLines(json.out()).size();
+  stage.CtlOk({"signal", "shop", "web.1", "KILL"});
+  CHECK(seen([](const Json& e) {
+    return e["kind"] == "instance" && e["release"] == "v2" && e["process"] == "web.1" &&
+           e["state"] == "exited" && e.value("detail", "").find("KILL") != std::string::npos;
+  }));
+  REQUIRE(support::WaitUntil([&] {
+    auto lines = JsonLines(json.out());
+    return lines.size() > before_kill && lines.back()["state"] == "ready";
+  }, 20'000));
   // One entry per visible change: never the same state twice in a row for
   // one instance.
   std::map<std::string, std::string> last;
