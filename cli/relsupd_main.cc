@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   CLI::App* deploy = app.get_subcommand("ctl")->add_subcommand("deploy", cli::kDeployDescription);
   deploy->set_help_flag();
   deploy->prefix_command();
+  deploy->fallthrough(false);  // all of it to relsupd-core, none to ctl
   deploy->callback([argv, &ctl] { ctl.exit_code = ExecCore(argv); });
   cli::AddVersionEverywhere(app);
   if (int rc = cli::Parse(app, argc, argv); rc >= 0) return rc;
