@@ -380,6 +380,15 @@ Status Daemon::Start(const Adoption* adopt, bool* committed) {
                    "own users cannot reach their releases there (EACCES at their start); "
                    "chmod o+x it, or use a state dir under /var/lib",
                    config_.state_dir, *blocked);
+    // The notify socket lives beside the control socket (below).
+    const std::string notify = std::filesystem::path(config_.socket).parent_path().string() +
+                               "/app-notify.sock";
+    if (auto blocked = UntraversableParent(notify))
+      spdlog::warn("Notify socket {}: {} cannot be searched by others, so apps that run as "
+                   "their own users cannot send READY=1 or WATCHDOG=1 (`ready: notify` and "
+                   "`watchdog:` fail for them); chmod o+x it, or put the control socket "
+                   "elsewhere",
+                   notify, *blocked);
   }
   if (adopt == nullptr) {
     ASSIGN_OR_RETURN(lock_, LockDirectory(config_.state_dir));

@@ -158,7 +158,9 @@ std::string RenderMetrics(const MetricsSnapshot& m) {
                i.cpu_seconds);
 
   w.Family("relsupd_activations_total", "counter",
-           "Release switches that ended, by app and outcome (activated, rolled-back, failed).");
+           "Release switches that ended, by app and outcome: activated (it went live; a "
+           "rollback asked for included), rolled-back (the daemon went back by itself), "
+           "failed.");
   for (const auto& [k, n] : m.activations)
     w.Sample("relsupd_activations_total", {{"app", k.first}, {"outcome", k.second}},
              static_cast<double>(n));

@@ -118,6 +118,29 @@ TEST_CASE(
   CHECK_FALSE(std::filesystem::exists(std::filesystem::symlink_status(d.socket())));
 }
 
+TEST_CASE("e2e daemon: a notify socket apps cannot reach is named at start-up", "[e2e][daemon]") {
+  if (::geteuid() != 0) {
+    WARN("not root: the warning is for a daemon that runs apps as their users");
+    return;
+  }
+  TempDir dir;
+  REQUIRE(::chmod(dir.path().c_str(), 0755) == 0);
+  const std::string closed = dir.Path("closed");
+  REQUIRE(::mkdir(closed.c_str(), 0700) == 0);
+  const std::string open = dir.Path("open");
+  REQUIRE(::mkdir(open.c_str(), 0755) == 0);
+  {
+    DaemonProcess d(dir, {.state_dir = dir.Path("state"), .socket = closed + "/relsupd.sock"});
+    CHECK_THAT(d.Log(), Catch::Contains("Notify socket " + closed + "/app-notify.sock: '" +
+                                        closed + "' (mode 0700) cannot be searched by others"));
+  }
+  if (dir.path().rfind("/tmp/", 0) == 0) {
+    // Where every directory above is searchable, nothing is said.
+    DaemonProcess d(dir, {.state_dir = dir.Path("state"), .socket = open + "/relsupd.sock"});
+    CHECK_THAT(d.Log(), !Catch::Contains("Notify socket"));
+  }
+}
+
 TEST_CASE("e2e daemon: a stopping daemon leaves a socket file that is no longer its own",
           "[e2e][daemon]") {
   TempDir dir;
