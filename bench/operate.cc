@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -125,19 +126,28 @@ double RssMiB(pid_t pid) {
   return -1;
 }
 
+constexpr int kSettleMs = 6'000;  // more than Daemon::kTrimIntervalMs
+
 struct Figures {
   double cpu_percent = 0;
-  double rss_mib = 0;
+  double rss_mib = 0;      // at the end
+  double rss_max_mib = 0;  // the highest of the samples every 100 ms
 };
 
-// The daemon's CPU over `seconds`, then its RSS.
+// The daemon's CPU over `seconds`, its RSS every 100 ms meanwhile (the
+// highest) and at the end.
 Figures Measure(pid_t daemon, int seconds) {
   const double cpu0 = ProcessCpuSeconds(daemon);
   const int64_t t0 = MonoNs();
-  for (int i = 0; i < seconds * 10 && !g_interrupted.load(); ++i) SleepMs(100);
+  double rss_max = 0;
+  for (int i = 0; i < seconds * 10 && !g_interrupted.load(); ++i) {
+    SleepMs(100);
+    rss_max = std::max(rss_max, RssMiB(daemon));
+  }
   const double cpu1 = ProcessCpuSeconds(daemon);
   const double wall = static_cast<double>(MonoNs() - t0) / 1e9;
-  return {100.0 * (cpu1 - cpu0) / wall, RssMiB(daemon)};
+  const double rss = RssMiB(daemon);
+  return {100.0 * (cpu1 - cpu0) / wall, rss, std::max(rss_max, rss)};
 }
 
 int Main(int argc, char** argv) {
@@ -189,13 +199,15 @@ int Main(int argc, char** argv) {
     return 1;
   std::printf("daemon pid %d, %d instances of `sleep 100000`; load %s\n", daemon.pid(),
               o.instances, LoadAverage().c_str());
-  SleepMs(3'000);  // the switch's leftovers settle
+  // The switch's leftovers settle: a switch of 1,000 instances peaks at
+  // about 26 MiB, given back at the daemon's next heap trim (every 5 s).
+  SleepMs(kSettleMs);
   const Figures before = Measure(daemon.pid(), o.seconds);
 
   std::ofstream(src + "/relsupd.yaml")
       << plain << "    health: {tcp: " << acceptor.port() << ", interval: 1s}\n";
   if (!ctl({"deploy", "many", src}, "deploy with health checks")) return 1;
-  SleepMs(3'000);
+  SleepMs(kSettleMs);
   Figures after;
   uint64_t checks = 0, scrapes = 0;
   size_t metrics_bytes = 0;
@@ -208,18 +220,19 @@ int Main(int argc, char** argv) {
     metrics_bytes = scraper.bytes();
   }
   const std::string head = "phase (" + std::to_string(o.seconds) + " s each)";
-  std::printf("\n%-44s %10s %10s\n", head.c_str(), "CPU %", "RSS MiB");
-  std::printf("%-44s %10.2f %10.1f\n", "plain (usage sampler only)", before.cpu_percent,
-              before.rss_mib);
-  std::printf("%-44s %10.2f %10.1f\n", "health tcp every 1s + GET /metrics every 1s",
-              after.cpu_percent, after.rss_mib);
+  std::printf("\n%-44s %10s %10s %10s\n", head.c_str(), "CPU %", "RSS MiB", "max MiB");
+  std::printf("%-44s %10.2f %10.1f %10.1f\n", "plain (usage sampler only)", before.cpu_percent,
+              before.rss_mib, before.rss_max_mib);
+  std::printf("%-44s %10.2f %10.1f %10.1f\n", "health tcp every 1s + GET /metrics every 1s",
+              after.cpu_percent, after.rss_mib, after.rss_max_mib);
   std::printf("\nhealth checks answered: %llu (%.0f/s); scrapes: %llu, %zu bytes each\n",
               static_cast<unsigned long long>(checks),
               static_cast<double>(checks) / o.seconds, static_cast<unsigned long long>(scrapes),
               metrics_bytes);
   const bool cpu_ok = after.cpu_percent < 5.0;
-  const bool rss_ok = after.rss_mib < 20.0;
-  std::printf("target CPU < 5%%: %s; target RSS < 20 MiB: %s\n", Verdict(cpu_ok), Verdict(rss_ok));
+  const bool rss_ok = after.rss_max_mib < 20.0;
+  std::printf("target CPU < 5%%: %s; target RSS < 20 MiB (the highest sample): %s\n",
+              Verdict(cpu_ok), Verdict(rss_ok));
   return 0;
 }
 
