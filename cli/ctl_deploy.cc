@@ -185,7 +185,7 @@ class Deployer {
                    "root; its release will run no processes\n";
     if (!ctx_->json)
       std::cout << "build: sha256:" << *sha << " (" << report.entries
-                << " entries)\n";
+                << (report.entries == 1 ? " entry)\n" : " entries)\n");
     return true;
   }
 

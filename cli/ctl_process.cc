@@ -583,7 +583,7 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
       "Send a signal to the main process of an app's running instances (all, a type, or "
       "one instance); recorded in the history",
       signal_app.get());
-  signal->add_option("ARGS", *signal_args,
+  signal->add_option("SIGNAL", *signal_args,
                      "[TYPE|TYPE.N] SIGNAL: e.g. `web USR1`, `web.2 HUP`, `TERM`; a signal "
                      "by name (HUP, SIGHUP, hup) or number")
       ->required()

@@ -430,7 +430,8 @@ Result<rpc::Json> ImportArtifact(Client& client, const std::string& app, int fd,
 std::string DescribeImport(const rpc::Json& r) {
   return std::string(r.value("new", false) ? "Imported" : "Already imported") + " build " +
          Text(r, "id") + " (sha256:" + Text(r, "sha256") + ", " +
-         HumanBytes(r.value("size", int64_t{0})) + ", " + Text(r, "entries") + " entries)";
+         HumanBytes(r.value("size", int64_t{0})) + ", " + Text(r, "entries") +
+         (Text(r, "entries") == "1" ? " entry)" : " entries)");
 }
 
 bool ReadConfigChanges(const std::string& env_file, const std::vector<std::string>& sets,
