@@ -11,6 +11,9 @@
 #   /usr/lib/tmpfiles.d/relsupd.conf        /run/relsupd, /var/lib/relsupd
 #   /etc/relsupd/relsupd.yaml               conffile
 #   /usr/share/doc/relsupd/                 README.md, examples/
+#   /usr/share/man/man{1,5,8}/              relsupd(8), relsupd-ctl(1),
+#                                           relsupd-build(1), relsupd.yaml(5),
+#                                           relsupd-app(5)
 
 set(RELSUPD_PKG_SRC ${PROJECT_SOURCE_DIR})
 
@@ -27,6 +30,44 @@ install(FILES ${RELSUPD_PKG_SRC}/config/relsupd.yaml
 install(DIRECTORY ${RELSUPD_PKG_SRC}/config/examples/
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 install(FILES ${RELSUPD_PKG_SRC}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+
+# Man pages: scdoc sources (packaging/man/NAME.SECTION.scd) rendered at build
+# time and installed gzipped (gzip -9n, Debian policy 12.1). The date in
+# each page's footer is SOURCE_DATE_EPOCH's: from the environment, else the
+# last commit's time, so that a rebuild gives the same bytes.
+# tests/packaging/check_man.py renders them again and checks them against
+# every --help.
+find_program(RELSUPD_SCDOC scdoc)
+if(RELSUPD_SCDOC)
+  set(relsupd_man_epoch "$ENV{SOURCE_DATE_EPOCH}")
+  if(NOT relsupd_man_epoch)
+    execute_process(COMMAND git -C ${RELSUPD_PKG_SRC} log -1 --format=%ct
+                    OUTPUT_VARIABLE relsupd_man_epoch OUTPUT_STRIP_TRAILING_WHITESPACE
+                    ERROR_QUIET)
+  endif()
+  if(NOT relsupd_man_epoch)
+    set(relsupd_man_epoch 0)
+  endif()
+  file(GLOB relsupd_man_sources CONFIGURE_DEPENDS ${RELSUPD_PKG_SRC}/packaging/man/*.scd)
+  set(relsupd_man_pages)
+  foreach(src ${relsupd_man_sources})
+    get_filename_component(page ${src} NAME_WLE)  # relsupd-ctl.1
+    string(REGEX MATCH "[0-9]$" section ${page})
+    set(out ${PROJECT_BINARY_DIR}/man/${page}.gz)
+    add_custom_command(
+      OUTPUT ${out}
+      COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/man
+      COMMAND sh -c "SOURCE_DATE_EPOCH=${relsupd_man_epoch} '${RELSUPD_SCDOC}' < '${src}' > '${out}.roff' && gzip -9n < '${out}.roff' > '${out}'"
+      DEPENDS ${src}
+      COMMENT "Rendering man page ${page}"
+      VERBATIM)
+    list(APPEND relsupd_man_pages ${out})
+    install(FILES ${out} DESTINATION ${CMAKE_INSTALL_MANDIR}/man${section})
+  endforeach()
+  add_custom_target(man ALL DEPENDS ${relsupd_man_pages})
+else()
+  message(WARNING "scdoc not found: the man pages are not built (apt-get install scdoc)")
+endif()
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME relsupd)

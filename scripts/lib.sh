@@ -8,7 +8,8 @@
 # setpriv), clang with libFuzzer for the fuzz targets (tests/fuzz/), and the
 # runtimes of the isolation tests' apps (python3, nodejs, gunicorn:
 # tests/run/test_isolation.cc), and the reference Prometheus text parser
-# (python3-prometheus-client: tests/run/test_operate.cc).
+# (python3-prometheus-client: tests/run/test_operate.cc), and scdoc and
+# groff for the man pages (packaging/man/, tests/packaging/check_man.py).
 RELSUPD_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libuv1-dev libyaml-cpp-dev libsqlite3-dev libspdlog-dev libsystemd-dev
@@ -16,6 +17,7 @@ RELSUPD_PACKAGES=(
   systemd dpkg-dev util-linux
   clang libfuzzer-14-dev
   python3 nodejs gunicorn python3-prometheus-client
+  scdoc groff-base
 )
 
 # Installs whichever of RELSUPD_PACKAGES are missing with apt-get, running

@@ -390,6 +390,10 @@ TEST_CASE("cpack builds a .deb with the binary, unit, config and conffiles") {
                   "./usr/lib/tmpfiles.d/relsupd.conf"));
   CHECK(paths.count("./etc/relsupd/relsupd.yaml") == 1);
   CHECK(paths.count("./usr/share/doc/relsupd/examples/shop.yaml") == 1);
+  for (const char* page : {"man8/relsupd.8.gz", "man1/relsupd-ctl.1.gz",
+                           "man1/relsupd-build.1.gz", "man5/relsupd.yaml.5.gz",
+                           "man5/relsupd-app.5.gz"})
+    CHECK(paths.count(std::string("./usr/share/man/") + page) == 1);
 
   const std::string control = out / "control";
   RunResult e = Run({dpkg_deb, "-e", deb, control});
