@@ -53,11 +53,12 @@ if(RELSUPD_SCDOC)
   foreach(src ${relsupd_man_sources})
     get_filename_component(page ${src} NAME_WLE)  # relsupd-ctl.1
     string(REGEX MATCH "[0-9]$" section ${page})
-    set(out ${PROJECT_BINARY_DIR}/man/${page}.gz)
+    set(roff ${PROJECT_BINARY_DIR}/man/${page})
+    set(out ${roff}.gz)
     add_custom_command(
-      OUTPUT ${out}
+      OUTPUT ${out} ${roff}
       COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/man
-      COMMAND sh -c "SOURCE_DATE_EPOCH=${relsupd_man_epoch} '${RELSUPD_SCDOC}' < '${src}' > '${out}.roff' && gzip -9n < '${out}.roff' > '${out}'"
+      COMMAND sh -c "SOURCE_DATE_EPOCH=${relsupd_man_epoch} '${RELSUPD_SCDOC}' < '${src}' > '${roff}' && gzip -9n < '${roff}' > '${out}'"
       DEPENDS ${src}
       COMMENT "Rendering man page ${page}"
       VERBATIM)
