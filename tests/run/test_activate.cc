@@ -507,24 +507,41 @@ TEST_CASE("activate: a release whose instances are still stopping after a failed
 
 
 // An app whose web exits at once (saying why on stderr) while `crash`
-// exists in the gate dir; releases v1 and v2 of one build.
+// exists in the gate dir, and otherwise writes up.PID there before it
+// sleeps; releases v1 and v2 of one build.
 struct GateStage {
   e2e::TempDir gates;
   Stage stage{FastConfig(), {}, "shop", {"--deadline", "30s"}};
   GateStage() {
+    // The app's user writes up.PID here.
+    std::filesystem::permissions(gates.path(), std::filesystem::perms::all);
     const std::string file = stage.Artifact(
         "gate.tar.gz",
         {File("Procfile", "web: ./bin/web\n"),
          File("bin/web",
               "#!/bin/sh\n"
               "if [ -e \"$GATE/crash\" ]; then echo \"web: $RELEASE_MARK cannot start\" >&2; exit 1; fi\n"
+              ": > \"$GATE/up.$$\"\n"
               "exec sleep 1000\n",
               0755)});
     const std::string build = stage.Import(file)["id"];
     stage.Create(build, {"--set", "GATE=" + gates.path(), "--set", "RELEASE_MARK=one"});
     stage.Create(build, {"--set", "GATE=" + gates.path(), "--set", "RELEASE_MARK=two"});
   }
-  void Crash() { gates.WriteFile("crash", ""); }
+  // Closes the gate once every running instance is past it: a ready
+  // Procfile instance may not have read the gate yet, and would crash too
+  // (CI saw a live v2 fail this way).
+  void Crash() {
+    for (const Json& row : stage.CtlJson({"ps", "shop"})) {
+      if (row["state"] != "ready") continue;
+      const std::string up = gates.path() + "/up." + std::to_string(row["pid"].get<pid_t>());
+      const int64_t deadline = e2e::NowMs() + 20'000;
+      while (!std::filesystem::exists(up) && e2e::NowMs() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      REQUIRE(std::filesystem::exists(up));
+    }
+    gates.WriteFile("crash", "");
+  }
   void Heal() { REQUIRE(::unlink((gates.path() + "/crash").c_str()) == 0); }
 };
 
