@@ -110,8 +110,9 @@ Result<off_t> LineBoundary(const std::string& path, const LineAfterFn& after) {
       hi = mid;  // no line starts in [mid, hi): the same bound
       continue;
     }
+    // start < hi here (nl < hi - 1), so the loop runs at least once, and
+    // each pass moves lo or hi.
     off_t start = nl + 1;
-    bool moved = false;
     for (int tries = 0; tries < kTriesPerStep && start < hi; ++tries) {
       ASSIGN_OR_RETURN(off_t end, newline(start, size));
       std::optional<bool> is_after;
@@ -122,15 +123,12 @@ Result<off_t> LineBoundary(const std::string& path, const LineAfterFn& after) {
       }
       if (is_after == true) {
         hi = start;
-        moved = true;
         break;
       }
       lo = end + 1;
-      moved = true;
       if (is_after == false) break;
       start = end + 1;
     }
-    if (!moved) hi = mid;
   }
   // hi as a line start: the end of the line it falls in.
   if (hi == 0 || hi >= size) return hi;
