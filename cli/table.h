@@ -1,11 +1,40 @@
 #pragma once
-// Table: aligned columns for human output of `relsupd ctl`.
+// Table: aligned columns for the human output of `relsupd ctl`.
+//
+// Columns are aligned by display width, not bytes: an app name or a STATUS=
+// text in UTF-8 (accents, CJK, emoji) takes the columns a terminal gives
+// it. On a terminal, a line wider than the terminal has its widest cells
+// cut, each ending in "…", and the STATE column is in colour (ready green,
+// failed red, starting yellow), unless NO_COLOR is set (no-color.org) or
+// TERM is dumb. A pipe or a file gets every cell whole and no escape.
+// Main thread of `relsupd ctl`.
 
+#include <cstddef>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace relsupd {
+
+// How a table is printed: where it goes decides, see StdoutStyle().
+struct TableStyle {
+  bool colour = false;
+  size_t max_width = 0;  // columns a line may take; 0: no limit
+};
+
+// For std::cout: colour and the terminal's width when stdout is a
+// terminal (TIOCGWINSZ, else $COLUMNS, else 80), neither otherwise.
+TableStyle StdoutStyle();
+
+// The columns `text` takes on a terminal: wcwidth(3) of each character in
+// C.UTF-8; a byte that is not UTF-8, or a character without a width (a
+// control), counts as one.
+size_t DisplayWidth(std::string_view text);
+
+// `text` cut to at most `width` columns, ending in "…" when it was cut.
+// REQUIRES: width >= 1.
+std::string CutToWidth(std::string_view text, size_t width);
 
 class Table {
  public:
@@ -13,7 +42,12 @@ class Table {
       : headers_(std::move(headers)) {}
   void AddRow(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
   // Headers in upper case, columns two spaces apart, the last not padded.
-  void Print(std::ostream& out) const;
+  // With style.max_width, the widest columns shrink (not below their
+  // header's width, or 3) until a line fits; a cell that no longer fits is
+  // cut with "…". With style.colour, a cell of the column headed STATE is
+  // coloured by its text.
+  void Print(std::ostream& out, const TableStyle& style) const;
+  void Print(std::ostream& out) const { Print(out, StdoutStyle()); }
 
  private:
   std::vector<std::string> headers_;

@@ -593,8 +593,11 @@ TEST_CASE("run: ctl logs and ps escape control characters on a terminal and pass
     WaitPs(stage, [](const Json& p) { return Row(p, "web.1").value("status", "") != ""; });
   const pid_t daemon = stage.daemon().pid();
   const std::set<pid_t> pids = Pids(Ps(stage));
+  // A terminal of 200 columns (a new pty has none, and the table would be
+  // cut to 80), without colour here: colour is checked below.
   e2e::RunOptions tty;
   tty.stdout_pty = true;
+  tty.env = {"NO_COLOR=1", "COLUMNS=200"};
   auto controls = [](const std::string& s) {
     for (unsigned char c : s)
       if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) return true;
@@ -618,6 +621,21 @@ TEST_CASE("run: ctl logs and ps escape control characters on a terminal and pass
   CHECK(json.out.find_first_of("\x1b\x07\r") == std::string::npos);
   CHECK(json.out == stage.CtlOk({"--json", "logs", "shop", "-n", "10"}));
   CHECK(Json::parse(json.out.substr(0, json.out.find('\n')))["text"] == raw);
+
+  // With colour (NO_COLOR empty counts as unset): STATE in green, and no
+  // other escape than the colour's.
+  e2e::RunOptions colour = tty;
+  colour.env = {"NO_COLOR=", "TERM=xterm-256color", "COLUMNS=200"};
+  e2e::ProcResult coloured = stage.Ctl({"ps", "shop"}, colour);
+  REQUIRE(coloured.exit_code() == 0);
+  CHECK_THAT(coloured.out, Catch::Contains("\x1b[32mready\x1b[0m"));
+  std::string uncoloured = coloured.out;
+  for (const std::string code : {"\x1b[32m", "\x1b[0m"})
+    for (size_t at; (at = uncoloured.find(code)) != std::string::npos;) uncoloured.erase(at, code.size());
+  CHECK_FALSE(controls(uncoloured));
+  // TERM=dumb: no colour.
+  colour.env = {"NO_COLOR=", "TERM=dumb", "COLUMNS=200"};
+  CHECK(stage.Ctl({"ps", "shop"}, colour).out.find('\x1b') == std::string::npos);
 
   // To a pipe: the app's bytes as they are.
   std::string piped = stage.CtlOk({"logs", "shop", "-n", "10"});
