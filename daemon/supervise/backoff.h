@@ -39,6 +39,8 @@ class Backoff {
   // Forgets the history: a start by hand after `failed`.
   void Reset();
   int restarts() const { return restarts_; }
+  // The policy this history is judged by (a reload's reaches new instances).
+  const BackoffPolicy& policy() const { return policy_; }
 
   // The history, for a daemon-reexec (snapshot.h), and back: a Backoff
   // restored from Snapshot() gives the same delays and crash-limit answers.

@@ -249,10 +249,11 @@ void Instance::Act(InstanceAction action) {
       }
       return;
     case InstanceAction::kMarkFailed: {
-      std::string reason =
-          name() + " crashed " + std::to_string(env_->backoff.max_crashes + 1) +
-          " times within " + std::to_string(env_->backoff.window_ms / 1000) +
-          "s";
+      // The policy that judged, which a reload since may have changed for
+      // new instances; "within 1m30s", "within 500ms".
+      const BackoffPolicy& policy = backoff_.policy();
+      std::string reason = name() + " crashed " + std::to_string(policy.max_crashes + 1) +
+                           " times within " + FormatDurationMs(policy.window_ms);
       if (!exits_.empty()) reason += ", last: " + exits_.back().Describe();
       spdlog::warn("{} {} failed: {}", run_->app, name(), reason);
       observer_->OnInstanceFailed(this, reason);

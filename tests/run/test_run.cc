@@ -192,6 +192,8 @@ TEST_CASE("run: a crash-looping type backs off, is marked failed, and start revi
     for (const auto& e : stage.CtlJson({"history", "shop"}))
       if (e["kind"] == "failed") {
         CHECK(e["detail"].get<std::string>().find("exit 3") != std::string::npos);
+        // The window as the config wrote it (FastConfig: crash_window 30s).
+        CHECK_THAT(e["detail"].get<std::string>(), Catch::Contains(" crashed 4 times within 30s, last: "));
         ++n;
       }
     return n;
