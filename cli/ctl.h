@@ -91,6 +91,11 @@ struct AppVerb {
   const char* app_help = "App name";  // APP's line in --help
   const char* key = "app";
 };
+// Gives `verb` a footer of its own, printed in its --help above the one
+// it has from ctl (exit codes, errors), which CLI11's footer() would
+// replace.
+void SetVerbFooter(CLI::App* verb, std::string text);
+
 // Adds `verb` under `parent`; returns it for more settings (a footer).
 CLI::App* AddAppVerb(CLI::App& parent, CtlContext* ctx, const AppVerb& verb,
                      std::function<void(const rpc::Json&)> human);

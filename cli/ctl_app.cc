@@ -139,7 +139,7 @@ void AddAppApplyVerb(CLI::App& app, CtlContext* ctx) {
   CLI::App* apply = app.add_subcommand(
       "apply", "Create or update an app from a YAML spec (idempotent)");
   apply->add_option("FILE", *file, "App spec, e.g. shop.yaml")->required();
-  apply->footer(
+  SetVerbFooter(apply,
       "Spec keys: name, user, group, keep_releases, sockets (NAME: ADDRESS), "
       "strategy, activation_deadline, auto_rollback.");
   apply->callback([ctx, file] {

@@ -99,7 +99,7 @@ void AddDaemonVerbs(CLI::App& ctl, CtlContext* ctx) {
   cmd->add_option("--wait", o->wait,
                   "Retry while the daemon is busy (a switch, a rolling restart, one-offs) "
                   "for up to this long, e.g. 60s (default: 0, answer at once)");
-  cmd->footer(
+  SetVerbFooter(cmd,
       "The daemon checks and test-runs the binary first; if it cannot run, or the new\n"
       "image cannot read the handed-over state, the previous one keeps running and\n"
       "this command fails with the reason. SIGUSR2 to the daemon does the same.\n"

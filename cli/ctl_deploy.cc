@@ -284,7 +284,7 @@ void AddDeployVerb(CLI::App& ctl, CtlContext* ctx) {
                    "default: the app's")
       ->check(CLI::IsMember({"start-first", "stop-first"}));
   deploy->add_flag("--no-wait", args->no_wait, "Return once the switch began");
-  deploy->footer(
+  SetVerbFooter(deploy,
       "Stages, each printed as it goes:\n"
       "  build:    SRC a directory: the build stage of 'relsupd build', run "
       "here\n"

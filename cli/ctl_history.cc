@@ -114,12 +114,12 @@ void AddEventsVerb(CLI::App& ctl, CtlContext* ctx) {
       "Show what happened since the daemon started: deploys, activations, rollbacks, config "
       "changes and failures (as in history), and every instance state change; -f follows");
   events->add_option("APP", args->app, "Only this app's events");
-  events->add_option("-n", args->lines, "Show the newest N first (default 20)")
+  events->add_option("-n,--limit", args->lines, "Show the newest N first (default 20)")
       ->check(CLI::Range(0, 1024));
   events->add_flag("-f,--follow", args->follow,
                    "Print each event the moment it happens, one line each (--json: one object "
                    "each), until interrupted; across a restart of the daemon, wait for it");
-  events->footer(
+  SetVerbFooter(events,
       "The daemon keeps the last 1024 events in memory; `relsupd ctl history` is the durable "
       "record of deploys and changes.");
   events->callback([ctx, args] {
@@ -169,7 +169,7 @@ void AddHistoryVerb(CLI::App& ctl, CtlContext* ctx) {
   CLI::App* history = ctl.add_subcommand(
       "history", "Show the audit trail: who changed what, and when");
   history->add_option("APP", args->app, "Only this app's events");
-  history->add_option("-n", args->limit, "Show the newest N events (default 50)")
+  history->add_option("-n,--limit", args->limit, "Show the newest N events (default 50)")
       ->check(CLI::Range(1, 100000));
   history->add_flag("--verify", args->verify,
                     "Check the hash chain of the whole event log; exit 1 if "

@@ -27,7 +27,7 @@ void AddInfoVerb(CLI::App& ctl, CtlContext* ctx) {
       "metrics",
       "Print the daemon's metrics in the Prometheus text format 0.0.4 (instances, restarts, "
       "exits by reason, memory and CPU, activations, log lines, control requests)");
-  metrics->footer("The same text is served as GET /metrics on the daemon config's "
+  SetVerbFooter(metrics, "The same text is served as GET /metrics on the daemon config's "
                   "metrics_listen address, when set.");
   metrics->callback([ctx] {
     // --json prints {"text": ...}; the text is the format itself.

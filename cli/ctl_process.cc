@@ -661,7 +661,7 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
   logs->add_option("--grep", logs_args->grep,
                    "Only lines whose text matches REGEX somewhere (RE2 syntax, as grep -E; "
                    "(?i) at the start ignores case)");
-  logs->footer(
+  SetVerbFooter(logs,
       "An unknown TYPE in --process is refused, naming the types the release has (the given "
       "--release, else the live one), once nothing matched. --release needs an APP.");
   logs->callback([ctx, logs_args] {

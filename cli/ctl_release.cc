@@ -151,7 +151,7 @@ void AddBuildVerbs(CLI::App& ctl, CtlContext* ctx) {
   import->add_option("FILE", args->file, "Artifact file")->required();
   import->add_flag("-q,--quiet", args->quiet,
                    "Print only the build id (no progress), for scripts");
-  import->footer(
+  SetVerbFooter(import,
       "The file is opened here and handed to the daemon, so it may be any file "
       "you can read. Importing the same bytes again returns the same build id.");
   import->callback([ctx, args] {
@@ -195,7 +195,7 @@ void AddReleaseCreateVerb(CLI::App& release, CtlContext* ctx) {
       ->required();
   create->add_option("--env-file", args->env_file, "KEY=VALUE lines to add to the config");
   create->add_option("--set", args->sets, "KEY=VALUE to add to the config (repeatable)");
-  create->footer(
+  SetVerbFooter(create,
       "The config starts from the live release's (the newest release's while none was ever "
       "live), then the env file, then --set. The release is unpacked, checked, sealed "
       "read-only and numbered; it prints vN, and on stderr the release it started from.");
@@ -400,7 +400,7 @@ void AddPruneVerb(CLI::App& ctl, CtlContext* ctx) {
        .help = "Apply the app's keep_releases now: remove old activated releases",
        .method = method::kPrune},
       PrintPruned);
-  prune->footer(
+  SetVerbFooter(prune,
       "Only releases that were activated count; the active release, the "
       "rollback target, the releases of a switch in progress and any release "
       "with live processes are never pruned (one held back is pruned once it "

@@ -40,6 +40,18 @@ int ExecCore(char** argv) {
   return 1;
 }
 
+// `ctl help deploy`: deploy is relsupd-core's (see main), and so is its
+// help. True when the verb after `ctl` and its options is help, followed
+// by deploy.
+bool HelpOfDeploy(int argc, char** argv) {
+  if (argc < 2 || std::strcmp(argv[1], "ctl") != 0) return false;
+  int i = 2;
+  for (; i < argc && argv[i][0] == '-'; ++i)
+    if (std::strcmp(argv[i], "--socket") == 0) ++i;  // its value
+  return i + 1 < argc && std::strcmp(argv[i], "help") == 0 &&
+         std::strcmp(argv[i + 1], "deploy") == 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -47,6 +59,7 @@ int main(int argc, char** argv) {
   if (argc > 1 && (std::strcmp(argv[1], "daemon") == 0 ||
                    std::strcmp(argv[1], "build") == 0))
     return ExecCore(argv);
+  if (HelpOfDeploy(argc, argv)) return ExecCore(argv);
   CLI::App app;
   cli::SetUpRoot(app);
   // Listed for --help; the real ones live in relsupd-core (exec'd above).

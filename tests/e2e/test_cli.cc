@@ -34,6 +34,12 @@ std::string Joined(const std::vector<std::string>& words) {
   return s;
 }
 
+// CLI11's heading of a list of subcommands, or one of the stages `relsupd
+// ctl --help` lists its verbs under (cli/ctl.cc).
+const std::regex kSubcommandHeading(
+    "(Subcommands|SUBCOMMANDS|Build \\(.*\\)|Release \\(.*\\)|Run \\(.*\\)|Inspect|Daemon|Help|"
+    "Other):");
+
 // Runs `relsupd WORDS... --help`; returns the subcommands it lists.
 std::vector<std::string> ListedSubcommands(
     const std::vector<std::string>& words, ProcResult* help) {
@@ -47,8 +53,7 @@ std::vector<std::string> ListedSubcommands(
   std::string line;
   bool in_section = false;
   while (std::getline(in, line)) {
-    if (line.rfind("Subcommands:", 0) == 0 ||
-        line.rfind("SUBCOMMANDS:", 0) == 0) {
+    if (std::regex_match(line, kSubcommandHeading)) {
       in_section = true;
       continue;
     }
@@ -134,7 +139,7 @@ TEST_CASE_METHOD(DaemonFixture,
                  "e2e cli: usage errors exit 2 and change nothing",
                  "[e2e][cli]") {
   const std::vector<std::vector<std::string>> usage_errors = {
-      {},                                        // no verb
+      // (No verb prints the help and exits 0: see "ctl alone lists".)
       {"frobnicate"},                            // unknown verb
       {"app"},                                   // no app verb
       {"app", "frobnicate"},                     // unknown app verb
@@ -497,6 +502,57 @@ TEST_CASE("e2e cli: an unknown verb names the closest one, ctl help VERB "
   CHECK(help.status.Exited(2));
   CHECK_THAT(help.err, Catch::StartsWith("relsupd: unknown command 'actvate'; did you mean "
                                          "'activate'?"));
+}
+
+TEST_CASE("e2e cli: ctl alone lists every verb under its stage, and help VERB is VERB --help",
+          "[e2e][cli][help]") {
+  ProcResult alone = RunProcess({RelsupdBin(), "ctl"});
+  INFO(alone.Describe());
+  REQUIRE(alone.status.Exited(0));
+  CHECK(alone.err.empty());
+  CHECK(alone.out == RunProcess({RelsupdBin(), "ctl", "--help"}).out);
+  // The stages in order, and no verb outside them.
+  size_t at = 0;
+  for (const char* heading : {"\nBuild (source to artifact):\n", "\nRelease (artifact + config to vN):\n",
+                              "\nRun (the live release's processes):\n", "\nInspect:\n",
+                              "\nDaemon:\n", "\nHelp:\n"}) {
+    const size_t found = alone.out.find(heading, at);
+    INFO(heading);
+    CHECK(found != std::string::npos);
+    if (found != std::string::npos) at = found;
+  }
+  CHECK(alone.out.find("Other:") == std::string::npos);
+  CHECK(alone.out.find("Subcommands:") == std::string::npos);
+  // A verb is under the stage it belongs to.
+  auto section_of = [&](const std::string& verb) {
+    const size_t line = alone.out.find("\n  " + verb + " ");
+    REQUIRE(line != std::string::npos);
+    const size_t heading_end = alone.out.rfind(":\n", line);
+    const size_t heading = alone.out.rfind("\n\n", heading_end);
+    return alone.out.substr(heading + 2, heading_end - heading - 2);
+  };
+  CHECK(section_of("build") == "Build (source to artifact)");
+  CHECK(section_of("release") == "Release (artifact + config to vN)");
+  CHECK(section_of("activate") == "Run (the live release's processes)");
+  CHECK(section_of("logs") == "Inspect");
+  CHECK(section_of("daemon-reexec") == "Daemon");
+
+  // Every verb and sub-verb: help WORDS prints what WORDS --help prints.
+  std::vector<ProcResult> help;
+  const auto commands = AllCommands(&help);
+  size_t compared = 0;
+  for (size_t i = 0; i < commands.size(); ++i) {
+    const std::vector<std::string>& words = commands[i];
+    if (words.size() < 2 || words[0] != "ctl" || words[1] == "help") continue;
+    std::vector<std::string> argv = {RelsupdBin(), "ctl", "help"};
+    argv.insert(argv.end(), words.begin() + 1, words.end());
+    ProcResult r = RunProcess(argv);
+    INFO(Joined(argv) << "\n" << r.Describe());
+    CHECK(r.status.Exited(0));
+    CHECK(r.out == help[i].out);
+    ++compared;
+  }
+  CHECK(compared > 25);
 }
 
 TEST_CASE_METHOD(DaemonFixture,

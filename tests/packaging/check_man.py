@@ -8,7 +8,7 @@ with scdoc) or already rendered (NAME.SECTION, roff). For each page:
 
 - it must render without a warning: `groff -man -ww -z` prints nothing;
 - relsupd-ctl(1): every verb and sub-verb of `relsupd ctl` (walked through
-  the Subcommands: sections of `ctl --help`, `ctl VERB --help`, ...; `ctl
+  the Subcommands: sections (by stage in `ctl --help`) of `ctl --help`, `ctl VERB --help`, ...; `ctl
   deploy --help` from relsupd-core, which handles deploy) is a term of its
   COMMANDS section, and every option of that verb is a term under it;
   ctl's own options (--socket, --json, --help, --version) are terms of the
@@ -54,13 +54,20 @@ def help_text(binary, args):
     return r.stdout
 
 
+# The headings `relsupd ctl --help` lists its verbs under (cli/ctl.cc).
+STAGE_HEADINGS = r"Build \(.*\)|Release \(.*\)|Run \(.*\)|Inspect|Daemon|Help|Other"
+
+
 def sections(text):
     """{'Options': [item lines], 'Subcommands': [...], ...}."""
     out, current = {}, None
     for line in text.splitlines():
-        m = re.match(r"^(Options|Subcommands|Positionals):\s*$", line)
+        m = re.match(r"^(Options|Subcommands|Positionals|%s):\s*$" % STAGE_HEADINGS, line)
         if m:
-            current = out.setdefault(m.group(1), [])
+            name = m.group(1)
+            if name not in ("Options", "Positionals"):
+                name = "Subcommands"  # ctl lists its verbs by stage
+            current = out.setdefault(name, [])
         elif current is not None and re.match(r"^  \S", line):
             current.append(line[2:])
         elif current is not None and re.match(r"^\s{3,}\S", line):
