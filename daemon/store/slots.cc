@@ -186,8 +186,12 @@ class Unpacker {
   std::vector<std::string> symlinks_;
 };
 
-Status Seal(const std::string& root) {
-  // Deepest first, so a directory is closed after its children.
+// Seals every directory below `root`, deepest first, so that a directory
+// is closed after its children; `root` itself stays writable: rename(2)
+// of a directory to another parent must update its "..", which needs
+// write permission on it for any user but root. Sealed after the move
+// (BuildSlot).
+Status SealBelow(const std::string& root) {
   std::vector<std::string> dirs;
   std::error_code ec;
   for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
@@ -198,8 +202,6 @@ Status Seal(const std::string& root) {
     if (::chmod(it->c_str(), 0555) != 0)
       return Status::FromErrno("cannot seal '" + *it + "'", errno);
   }
-  if (::chmod(root.c_str(), 0555) != 0)
-    return Status::FromErrno("cannot seal '" + root + "'", errno);
   return Status::Ok();
 }
 
@@ -305,13 +307,17 @@ Result<SlotResult> BuildSlot(const SlotRequest& req) {
   s = objects->Sync();
   if (!s.ok()) return fail(s);
   Failpoint("before-seal");
-  s = Seal(staging);
+  s = SealBelow(staging);
   if (!s.ok()) return fail(s);
   Failpoint("before-rename");
   const std::string slot = releases + "/" + ReleaseId(req.number).ToString();
   if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, slot.c_str(), RENAME_NOREPLACE) != 0)
     return fail(Status::FromErrno("cannot move the slot to '" + slot + "'", errno));
-  s = SyncDir(releases);
+  // The slot's own directory, last; a crash before the ledger row commits
+  // leaves a slot start-up recovery removes, sealed or not.
+  if (::fchmod(slot_fd->get(), 0555) != 0) s = Status::FromErrno("cannot seal '" + slot + "'", errno);
+  if (s.ok()) s = SyncDir(slot);
+  if (s.ok()) s = SyncDir(releases);
   if (!s.ok()) {
     RemoveTree(slot).IgnoreError();
     objects->RemoveIfUnused(created);

@@ -10,6 +10,7 @@
 
 #include "tests/release/release_fixture.h"
 #include "tests/support/cli.h"
+#include "tests/support/proc.h"
 
 namespace relsupd::release_test {
 namespace {
@@ -333,6 +334,48 @@ TEST_CASE("config set/unset make releases from the newest build, old configs nev
   ProcResult none = s.Ctl({"config", "set", "empty", "A=1"});
   CHECK(none.exit_code() == 1);
   CHECK_THAT(none.err, Catch::Contains("has no release yet"));
+}
+
+TEST_CASE("release create: a daemon that is not root makes, seals and runs a release",
+          "[release][nonroot]") {
+  // Moving a sealed (0555) directory to another parent needs write
+  // permission on it, which only root has without asking: the slot is
+  // sealed after its move.
+  std::string group;
+  auto nobody = e2e::NobodyOrSkip(&group);
+  if (!nobody) return;
+  e2e::TempDir dir;
+  std::filesystem::permissions(dir.path(), std::filesystem::perms::owner_all |
+                                               std::filesystem::perms::others_exec);
+  const std::string home = dir.Path("home");
+  std::filesystem::create_directory(home);
+  REQUIRE(::chown(home.c_str(), nobody->uid, nobody->gid) == 0);
+  const std::string nobody_id = std::to_string(nobody->uid);
+  e2e::DaemonProcess d(dir, {.state_dir = home + "/state",
+                             .socket = home + "/relsupd.sock",
+                             .wrap = {"/usr/bin/setpriv", "--reuid=" + nobody_id,
+                                      "--regid=" + std::to_string(nobody->gid),
+                                      "--clear-groups", "--"}});
+  CHECK(support::StatusField(d.pid(), "Uid").rfind(nobody_id + "\t", 0) == 0);
+  e2e::CtlOk(d.socket(), {"app", "create", "shop"});
+  const std::string artifact = dir.Path("app.tar.gz");
+  WriteArchive(artifact, {File("Procfile", "web: exec sleep 1000\n")});
+  const std::string id = e2e::CtlJson(d.socket(), {"build", "import", "shop", artifact})["id"];
+  ProcResult made = e2e::RunCtl(d.socket(), {"release", "create", "shop", "--build", id});
+  INFO(made.Describe() << d.Log());
+  REQUIRE(made.exit_code() == 0);
+  CHECK(made.out == "v1\n");
+  const std::string slot = home + "/state/apps/shop/releases/v1";
+  CHECK((Lstat(slot).st_mode & 07777) == 0555);
+  CHECK(Lstat(slot).st_uid == nobody->uid);
+  CHECK(ListDir(home + "/state/tmp").empty());
+  // It runs, as the daemon's user (a daemon that is not root runs apps as
+  // itself).
+  e2e::CtlOk(d.socket(), {"activate", "shop", "v1"});
+  Json ps = e2e::CtlJson(d.socket(), {"ps", "shop"});
+  REQUIRE(ps.size() == 1);
+  CHECK(ps[0]["state"] == "ready");
+  CHECK(ps[0]["uid"] == nobody->uid);
 }
 
 TEST_CASE("config show --reveal needs the change right", "[release][config][access]") {
