@@ -134,22 +134,50 @@ void AddAppListVerb(CLI::App& app, CtlContext* ctx) {
   });
 }
 
+// "App 'shop' would change: keep_releases 5 -> 3, strategy ...", for
+// `app apply --check`.
+void PrintApplyCheck(const rpc::Json& r) {
+  const std::string name = Text(r, "name");
+  if (!r.value("exists", true)) {
+    std::cout << "App '" << name << "' would be created\n";
+    return;
+  }
+  if (!r.value("changed", false)) {
+    std::cout << "App '" << name << "' is up to date: nothing would change\n";
+    return;
+  }
+  std::cout << "App '" << name << "' would change:\n";
+  for (const auto& [field, change] : Field(r, "diff").items())
+    if (change.is_array() && change.size() == 2)
+      std::cout << "  " << field << ": " << Text(change[0]) << " -> " << Text(change[1]) << '\n';
+}
+
 void AddAppApplyVerb(CLI::App& app, CtlContext* ctx) {
   auto file = std::make_shared<std::string>();
+  auto check = std::make_shared<bool>(false);
   CLI::App* apply = app.add_subcommand(
       "apply", "Create or update an app from a YAML spec (idempotent)");
   apply->add_option("FILE", *file, "App spec, e.g. shop.yaml")->required();
+  apply->add_flag("--check", *check,
+                  "Print what would change (--json: \"diff\", {FIELD: [OLD, NEW]}) and change "
+                  "nothing");
   SetVerbFooter(apply,
       "Spec keys: name, user, group, keep_releases, sockets (NAME: ADDRESS), "
       "strategy, activation_deadline, auto_rollback.");
-  apply->callback([ctx, file] {
+  apply->callback([ctx, file, check] {
     auto text = ReadFile(*file, kMaxSpecFileBytes);
     if (!text.ok()) {
       std::cerr << "relsupd: " << text.status().message() << '\n';
       ctx->exit_code = kExitUsage;
       return;
     }
-    ctx->CallAndPrint(rpc::method::kAppApply, {{"yaml", *text}, {"file", *file}},
+    rpc::Json params = {{"yaml", *text}, {"file", *file}};
+    if (*check) {
+      params["check"] = true;
+      ctx->CallAndPrint(rpc::method::kAppApply, params, PrintApplyCheck);
+      return;
+    }
+    ctx->CallAndPrint(rpc::method::kAppApply, params,
                       [](const rpc::Json& r) {
                         std::cout << "App '" << Text(r, "name") << "' "
                                   << (r.value("changed", false) ? "applied"

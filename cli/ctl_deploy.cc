@@ -33,6 +33,7 @@ struct DeployArgs {
   std::string app, src, env_file, strategy;
   std::vector<std::string> sets;
   bool no_wait = false;
+  bool reuse = false;
 };
 
 // SRC, opened: a directory to build, or an artifact file (`artifact` set).
@@ -199,8 +200,9 @@ class Deployer {
   }
 
   bool Release(Client& client, const rpc::Json& set) {
-    auto r = client.Call(method::kReleaseCreate,
-                         {{"app", a_.app}, {"build", build_id_}, {"set", set}});
+    rpc::Json params = {{"app", a_.app}, {"build", build_id_}, {"set", set}};
+    if (a_.reuse) params["reuse"] = true;
+    auto r = client.Call(method::kReleaseCreate, params);
     if (!r.ok())
       return Stop(
           "release", r.status(),
@@ -210,7 +212,10 @@ class Deployer {
               a_.app + " --build " + build_id_ + "' makes one)");
     out_["release"] = *r;
     release_ = Text(*r, "release");
-    if (!ctx_->json)
+    if (!ctx_->json && r->value("reused", false))
+      std::cout << "release: " << release_ << " (reused: it has that build and that config)"
+                << std::endl;
+    else if (!ctx_->json)
       std::cout << "release: " << DescribeCreated(*r, '+') << std::endl;
     return true;
   }
@@ -284,6 +289,10 @@ void AddDeployVerb(CLI::App& ctl, CtlContext* ctx) {
                    "default: the app's")
       ->check(CLI::IsMember({"start-first", "stop-first"}));
   deploy->add_flag("--no-wait", args->no_wait, "Return once the switch began");
+  deploy->add_flag("--reuse", args->reuse,
+                   "Make no release when a kept one has this build and the resulting config: "
+                   "activate that one (live already: nothing to do), so a deploy run twice "
+                   "changes nothing the second time");
   SetVerbFooter(deploy,
       "Stages, each printed as it goes:\n"
       "  build:    SRC a directory: the build stage of 'relsupd build', run "

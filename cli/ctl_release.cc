@@ -132,6 +132,11 @@ void PrintCreated(const rpc::Json& r, char sign) {
               << " already has that config; no release made (--force makes one)\n";
     return;
   }
+  if (r.value("reused", false)) {
+    std::cerr << "relsupd: reused " << Text(r, "release")
+              << ": it has that build and that config; no release made\n";
+    return;
+  }
   std::cerr << "relsupd: made " << DescribeCreated(r, sign) << "; not live: relsupd ctl activate "
             << Text(r, "app") << ' ' << Text(r, "release") << '\n';
 }
@@ -186,6 +191,7 @@ void AddReleaseCreateVerb(CLI::App& release, CtlContext* ctx) {
   struct CreateArgs {
     std::string app, build, env_file;
     std::vector<std::string> sets;
+    bool reuse = false;
   };
   auto args = std::make_shared<CreateArgs>();
   CLI::App* create = AddAppCommand(
@@ -195,6 +201,9 @@ void AddReleaseCreateVerb(CLI::App& release, CtlContext* ctx) {
       ->required();
   create->add_option("--env-file", args->env_file, "KEY=VALUE lines to add to the config");
   create->add_option("--set", args->sets, "KEY=VALUE to add to the config (repeatable)");
+  create->add_flag("--reuse", args->reuse,
+                   "When a kept release has this build and the resulting config, print it "
+                   "and make none (--json: \"new\": false), for scripts that must be idempotent");
   SetVerbFooter(create,
       "The config starts from the live release's (the newest release's while none was ever "
       "live), then the env file, then --set. The release is unpacked, checked, sealed "
@@ -202,8 +211,9 @@ void AddReleaseCreateVerb(CLI::App& release, CtlContext* ctx) {
   create->callback([ctx, args] {
     rpc::Json set = rpc::Json::object();
     if (!ReadConfigChanges(args->env_file, args->sets, &set, ctx)) return;
-    ctx->CallAndPrint(method::kReleaseCreate,
-                      {{"app", args->app}, {"build", args->build}, {"set", set}},
+    rpc::Json params = {{"app", args->app}, {"build", args->build}, {"set", set}};
+    if (args->reuse) params["reuse"] = true;
+    ctx->CallAndPrint(method::kReleaseCreate, params,
                       [](const rpc::Json& r) { PrintCreated(r, '+'); });
   });
 }

@@ -282,6 +282,7 @@ void Switcher::AlreadyLive(const ActivateRequest& req, ReleaseGroup* group,
     if (i->state() == InstanceState::kFailed)
       failed += (failed.empty() ? "" : ", ") + i->name();
   std::string note = live.ToString() + " of " + app + " is already live; ";
+  bool changed = false;
   auto stopped = ledger_->StoppedByHand(app);
   if (stopped.ok() && *stopped) {
     note += "it is stopped by hand: 'relsupd ctl start " + app + "' starts it";
@@ -291,6 +292,7 @@ void Switcher::AlreadyLive(const ActivateRequest& req, ReleaseGroup* group,
         !st.ok())
       return started(st.WithContext("cannot record the start of " + failed));
     group->StartAll();
+    changed = true;
     note += "started its failed instances again: " + failed;
   } else {
     note += "nothing to do";
@@ -302,6 +304,7 @@ void Switcher::AlreadyLive(const ActivateRequest& req, ReleaseGroup* group,
   o.ok = true;
   o.live = live.number();
   o.note = note;
+  o.changed = changed;
   spdlog::info("{}: {}", app, note);
   started(id);
   if (done) done(Status::Ok());

@@ -58,6 +58,9 @@ struct SwitchOutcome {
   // False when the switch went back to `live` and that release was judged
   // not ready either (the message says why).
   bool live_ready = true;
+  // False when nothing changed: the release was live already with nothing
+  // to start (what automation reports as "changed").
+  bool changed = true;
   bool operator==(const SwitchOutcome&) const = default;
 };
 

@@ -116,6 +116,14 @@ nlohmann::json AppSpecToJson(const AppSpec& spec) {
           {"dynamic_user", spec.dynamic_user}};
 }
 
+nlohmann::json AppSpecChanges(const AppSpec& before, const AppSpec& after) {
+  const nlohmann::json old = AppSpecToJson(before), now = AppSpecToJson(after);
+  nlohmann::json changes = nlohmann::json::object();
+  for (const auto& [k, v] : now.items())
+    if (old[k] != v) changes[k] = {old[k], v};
+  return changes;
+}
+
 Result<AppSpec> AppSpecFromJson(const nlohmann::json& j) {
   if (!j.is_object()) return InvalidArgument("app spec must be an object");
   AppSpec spec;

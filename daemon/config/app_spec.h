@@ -60,6 +60,9 @@ Result<SocketSpec> ParseSocketArg(std::string_view arg);
 Status ValidateAppSpec(AppSpec* spec);
 
 nlohmann::json AppSpecToJson(const AppSpec& spec);
+// The fields (of AppSpecToJson) that differ from `before` to `after`, as
+// {"field": [old, new]}; empty when none does.
+nlohmann::json AppSpecChanges(const AppSpec& before, const AppSpec& after);
 // Reads the fields present in `j` over the defaults; unknown fields and
 // wrong types are errors naming the field. Validates the result.
 Result<AppSpec> AppSpecFromJson(const nlohmann::json& j);

@@ -91,7 +91,29 @@ Result<Json> AppApply(DaemonContext& ctx, const Json& params, const Peer& peer) 
   } else {
     return InvalidArgument("app.apply needs param 'yaml' or 'spec'");
   }
+  bool check = false;
+  if (auto it = params.find("check"); it != params.end()) {
+    if (!it->is_boolean()) return InvalidArgument("param 'check' must be a boolean");
+    check = it->get<bool>();
+  }
   RETURN_IF_ERROR(FillAppDefaults(ctx, &spec));
+  if (check) {
+    // What apply would change, changing nothing: {"field": [old, new]};
+    // every field, old null, for an app that does not exist yet.
+    auto existing = ctx.ledger->GetApp(spec.name);
+    if (!existing.ok() && existing.status().code() != StatusCode::kNotFound)
+      return existing.status();
+    Json diff = Json::object();
+    if (existing.ok()) {
+      diff = AppSpecChanges(*existing, spec);
+    } else {
+      const Json fields = AppSpecToJson(spec);
+      for (const auto& [k, v] : fields.items()) diff[k] = {nullptr, v};
+    }
+    const bool changed = !existing.ok() || !diff.empty();
+    return Json{{"name", spec.name}, {"changed", changed}, {"check", true},
+                {"exists", existing.ok()}, {"diff", diff}, {"app", AppSpecToJson(spec)}};
+  }
   ASSIGN_OR_RETURN(bool changed, ctx.ledger->ApplyApp(spec, ActorOf(peer)));
   RETURN_IF_ERROR(SecureAppDir(ctx.state_dir, spec.name,
                                static_cast<gid_t>(spec.gid)));

@@ -265,7 +265,8 @@ Result<Json> StatusOf(DaemonContext& ctx, const std::string& app) {
                                          {"live", o->live != 0 ? Json(ReleaseId(o->live).ToString()) : Json(nullptr)},
                                          {"message", o->message},
                                          {"note", o->note},
-                                         {"live_ready", o->live_ready}};
+                                         {"live_ready", o->live_ready},
+                                         {"changed", o->changed}};
   ASSIGN_OR_RETURN(std::vector<PsRow> rows, ctx.runs->Ps(app));
   Json procs = Json::array();
   for (const PsRow& r : rows) procs.push_back(PsRowToJson(r));

@@ -101,7 +101,7 @@ Result<ReleaseService::ConfigChange> ChangeFrom(const Json& params) {
 }
 
 void ReleaseCreate(DaemonContext& ctx, const Request& r, Reply reply) {
-  Status s = CheckKnown(r.params, {"app", "build", "set"});
+  Status s = CheckKnown(r.params, {"app", "build", "set", "reuse"});
   if (!s.ok()) return reply(s);
   auto app = AppParam(r.params);
   if (!app.ok()) return reply(app.status());
@@ -109,6 +109,10 @@ void ReleaseCreate(DaemonContext& ctx, const Request& r, Reply reply) {
   if (!build.ok()) return reply(build.status());
   auto change = ChangeFrom(r.params);
   if (!change.ok()) return reply(change.status());
+  if (auto it = r.params.find("reuse"); it != r.params.end()) {
+    if (!it->is_boolean()) return reply(InvalidArgument("param 'reuse' must be a boolean"));
+    change->reuse = it->get<bool>();
+  }
   ctx.releases->CreateRelease(*app, *build, *change, ActorOf(r.peer),
                               ReplyWith(reply, &CreatedReleaseToJson));
 }

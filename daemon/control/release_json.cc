@@ -58,6 +58,8 @@ json CreatedReleaseToJson(const CreatedRelease& c) {
   out["from_live"] = c.from_live;
   out["config_changed"] = c.config_changed;
   out["unchanged"] = c.unchanged;
+  out["reused"] = c.reused;
+  out["new"] = !c.unchanged && !c.reused;
   return out;
 }
 

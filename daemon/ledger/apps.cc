@@ -52,14 +52,8 @@ Result<bool> Ledger::ApplyApp(const AppSpec& spec, const Actor& actor) {
   if (existing.ok() && *existing == spec) return false;
   const bool insert = !existing.ok();
   RETURN_IF_ERROR(WriteApp(spec, insert));
-  nlohmann::json detail = AppSpecToJson(spec);
-  if (!insert) {
-    // Record only what changed, as {"field": [old, new]}.
-    nlohmann::json before = AppSpecToJson(*existing), changes;
-    for (const auto& [k, v] : detail.items())
-      if (before[k] != v) changes[k] = {before[k], v};
-    detail = changes;
-  }
+  // An update records only what changed, as {"field": [old, new]}.
+  const nlohmann::json detail = insert ? AppSpecToJson(spec) : AppSpecChanges(*existing, spec);
   RETURN_IF_ERROR(InsertEventLocked(
       spec.name, insert ? EventKind::kAppCreated : EventKind::kAppUpdated,
       ReleaseId(), actor, detail.dump()));

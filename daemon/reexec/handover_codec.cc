@@ -61,7 +61,9 @@ RELSUPD_CODEC_FIELDS(DaemonConfig, state_dir, socket, socket_mode, socket_group,
                      log_max_file_bytes, log_max_files, log_rate_limit, app_uid_min, app_uid_max,
                      allow_root_apps, metrics_listen)
 
-RELSUPD_CODEC_FIELDS(SwitchOutcome, id, ok, live, message, note, live_ready)
+// `changed` came after version 1 shipped: a record without it reads as
+// true (a field missing from a map keeps its default).
+RELSUPD_CODEC_FIELDS(SwitchOutcome, id, ok, live, message, note, live_ready, changed)
 
 RELSUPD_CODEC_FIELDS(Actor, uid, name)
 

@@ -321,6 +321,15 @@ void ReleaseService::CreateRelease(const std::string& app, const std::string& bu
     made.unchanged = true;
     return done(std::move(made));
   }
+  if (change.reuse) {
+    for (auto it = releases->rbegin(); it != releases->rend(); ++it)
+      if (!it->pruned && !it->config_malformed && it->build == build->sha256 &&
+          it->config == *env) {
+        made.release = *it;
+        made.reused = true;
+        return done(std::move(made));
+      }
+  }
 
   auto number = ledger_->NextReleaseNumber(app);
   if (!number.ok()) return done(number.status());

@@ -54,6 +54,9 @@ struct CreatedRelease {
   // No release was made: the change left the base release's config as it
   // was (ConfigChange::only_if_changed); `release` is the base release.
   bool unchanged = false;
+  // No release was made: `release`, kept, has the same build and config
+  // (ConfigChange::reuse).
+  bool reused = false;
 };
 
 // The release a new release of an app starts from: the live one (`active`);
@@ -100,6 +103,10 @@ class ReleaseService {
     // `config set`/`unset` without --force: when the config comes out as
     // the base release's, make no release (CreatedRelease::unchanged).
     bool only_if_changed = false;
+    // `release create --reuse`: when a kept (unpruned) release has the
+    // same build and the same config, answer it (the newest such) and
+    // make none (CreatedRelease::reused).
+    bool reuse = false;
   };
   // Makes release vN from `build_id` (empty: the base release's build) and
   // the base release's config with `change` applied. With

@@ -282,6 +282,48 @@ TEST_CASE_METHOD(
   CHECK(applied["changed"] == false);
 }
 
+TEST_CASE_METHOD(DaemonFixture,
+                 "e2e cli: app apply --check says what would change and changes nothing",
+                 "[e2e][cli][apply]") {
+  const std::string spec = dir.WriteFile("shop.yaml", "name: shop\nkeep_releases: 5\n");
+  // An app that does not exist: it would be created; nothing is.
+  Json check = CtlJson(d.socket(), {"app", "apply", spec, "--check"});
+  CHECK(check["check"] == true);
+  CHECK(check["exists"] == false);
+  CHECK(check["changed"] == true);
+  CHECK(check["diff"]["keep_releases"] == Json{nullptr, 5});
+  CHECK(check["diff"]["name"] == Json{nullptr, "shop"});
+  CHECK(CtlJson(d.socket(), {"app", "list"}).empty());
+  CHECK_THAT(CtlOk(d.socket(), {"app", "apply", spec, "--check"}),
+             Catch::Contains("App 'shop' would be created"));
+  CheckNothingRecorded(d.socket());
+
+  CtlOk(d.socket(), {"app", "apply", spec});
+  check = CtlJson(d.socket(), {"app", "apply", spec, "--check"});
+  CHECK(check["exists"] == true);
+  CHECK(check["changed"] == false);
+  CHECK(check["diff"] == Json::object());
+  CHECK_THAT(CtlOk(d.socket(), {"app", "apply", spec, "--check"}),
+             Catch::Contains("App 'shop' is up to date: nothing would change"));
+
+  // A change: named, with old and new; the app and history stay as they were.
+  dir.WriteFile("shop.yaml", "name: shop\nkeep_releases: 3\nstrategy: stop-first\n");
+  check = CtlJson(d.socket(), {"app", "apply", spec, "--check"});
+  CHECK(check["changed"] == true);
+  CHECK(check["diff"] == Json{{"keep_releases", {5, 3}}, {"strategy", {"start-first", "stop-first"}}});
+  const std::string human = CtlOk(d.socket(), {"app", "apply", spec, "--check"});
+  CHECK_THAT(human, Catch::Contains("App 'shop' would change:\n"));
+  CHECK_THAT(human, Catch::Contains("  keep_releases: 5 -> 3\n"));
+  CHECK_THAT(human, Catch::Contains("  strategy: start-first -> stop-first\n"));
+  CHECK(CtlJson(d.socket(), {"app", "show", "shop"})["keep_releases"] == 5);
+  CHECK(CtlJson(d.socket(), {"history", "shop"}).size() == 1);
+  // A bad spec is refused under --check as without it.
+  dir.WriteFile("shop.yaml", "name: shop\nkeep_releases: lots\n");
+  ProcResult bad = RunCtl(d.socket(), {"app", "apply", spec, "--check"});
+  CHECK(bad.status.Exited(1));
+  CHECK_THAT(bad.err, Catch::Contains("keep_releases"));
+}
+
 TEST_CASE_METHOD(
     DaemonFixture,
     "e2e cli: app apply of a bad spec names file, line and column and "

@@ -278,6 +278,44 @@ TEST_CASE(
   CHECK(again["build"]["sha256"] == again["import"]["sha256"]);
 }
 
+TEST_CASE("e2e deploy --reuse run twice changes nothing the second time", "[e2e][deploy][reuse]") {
+  ShopStage s;
+  // A build that gives the same bytes each time (no builder.pid).
+  const std::string src = SourceDir(s.dir(), "src", "mkdir -p dist && cp Procfile dist/");
+  Json first = s.CtlJson({"deploy", "shop", src, "--set", "A=1", "--reuse"});
+  INFO(first.dump(2));
+  CHECK(first["ok"] == true);
+  CHECK(first["release"]["release"] == "v1");
+  CHECK(first["release"]["new"] == true);
+  CHECK(first["activate"]["changed"] == true);
+  CHECK(first["activate"]["live"] == "v1");
+
+  Json second = s.CtlJson({"deploy", "shop", src, "--set", "A=1", "--reuse"});
+  INFO(second.dump(2));
+  CHECK(second["ok"] == true);
+  CHECK(second["import"]["new"] == false);
+  CHECK(second["release"]["release"] == "v1");
+  CHECK(second["release"]["new"] == false);
+  CHECK(second["release"]["reused"] == true);
+  CHECK(second["activate"]["changed"] == false);
+  CHECK(s.Releases().size() == 1);
+  ProcResult human = Deploy(s, {"shop", src, "--set", "A=1", "--reuse"});
+  INFO(human.Describe());
+  CHECK(human.exit_code() == 0);
+  CHECK_THAT(human.out, Catch::Contains("release: v1 (reused: it has that build and that config)"));
+  CHECK_THAT(human.out, Catch::Contains("v1 of shop is already live; nothing to do"));
+
+  // Another config is a new release, live; going back reuses v1.
+  Json other = s.CtlJson({"deploy", "shop", src, "--set", "A=2", "--reuse"});
+  CHECK(other["release"]["release"] == "v2");
+  CHECK(other["activate"]["live"] == "v2");
+  Json back = s.CtlJson({"deploy", "shop", src, "--set", "A=1", "--reuse"});
+  CHECK(back["release"]["release"] == "v1");
+  CHECK(back["activate"]["live"] == "v1");
+  CHECK(back["activate"]["changed"] == true);
+  CHECK(s.Releases().size() == 2);
+}
+
 TEST_CASE("e2e deploy from a tarball: gzip, zstd and plain tar",
           "[e2e][deploy]") {
   Stage s{FastConfig()};

@@ -254,6 +254,50 @@ TEST_CASE("release create: an artifact that writes through its own symlink is re
   CHECK(verify.exit_code() == 0);
 }
 
+TEST_CASE("release create --reuse answers a kept release of the same build and config, "
+          "and makes one otherwise",
+          "[release][reuse]") {
+  Stage s;
+  const std::string a = s.Import(s.Artifact("a.tar.gz", GoodApp("1")))["id"];
+  const std::string b = s.Import(s.Artifact("b.tar.gz", GoodApp("2")))["id"];
+  CHECK(s.Create(a, {"--set", "MODE=prod"}) == "v1");
+  auto create = [&](const std::string& build, const std::string& mode) {
+    return s.CtlJson({"release", "create", "shop", "--build", build, "--set", "MODE=" + mode,
+                      "--reuse"});
+  };
+  Json r = create(a, "prod");
+  CHECK(r["release"] == "v1");
+  CHECK(r["new"] == false);
+  CHECK(r["reused"] == true);
+  CHECK(s.Releases().size() == 1);
+  // The human form: vN on stdout, why on stderr.
+  e2e::ProcResult human = s.Ctl({"release", "create", "shop", "--build", a, "--set", "MODE=prod",
+                                 "--reuse"});
+  CHECK(human.exit_code() == 0);
+  CHECK(human.out == "v1\n");
+  CHECK_THAT(human.err, Catch::Contains("reused v1: it has that build and that config"));
+
+  // Another config, or another build: a new release.
+  r = create(a, "staging");
+  CHECK(r["release"] == "v2");
+  CHECK(r["new"] == true);
+  CHECK(r["reused"] == false);
+  r = create(b, "prod");
+  CHECK(r["release"] == "v3");
+  CHECK(r["new"] == true);
+  // Back to the first: v1 is answered, not a fourth release.
+  CHECK(create(a, "prod")["release"] == "v1");
+  CHECK(create(b, "prod")["release"] == "v3");
+  // Without --reuse the same request makes a release, as before.
+  CHECK(s.Create(a, {"--set", "MODE=prod"}) == "v4");
+  CHECK(create(a, "prod")["release"] == "v4");  // the newest such
+  CHECK(s.Releases().size() == 4);
+  // Nothing was recorded for the answers that made no release.
+  int released = 0;
+  for (const Json& e : s.CtlJson({"history", "shop"})) released += e["kind"] == "released";
+  CHECK(released == 4);
+}
+
 TEST_CASE("config set/unset make releases from the newest build, old configs never change",
           "[release][config]") {
   Stage s;

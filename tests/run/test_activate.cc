@@ -120,6 +120,12 @@ TEST_CASE("activate: the release already live exits 0, saying so, and starts its
   Json status = h.stage.CtlJson({"status", "shop"});
   CHECK(status["active"] == "v1");
   CHECK(status["last_switch"]["ok"] == true);
+  CHECK(status["last_switch"]["changed"] == false);
+  // --json says nothing changed, for automation (Ansible's "changed").
+  Json again = h.stage.CtlJson({"activate", "shop", "v1"});
+  CHECK(again["ok"] == true);
+  CHECK(again["changed"] == false);
+  CHECK(again["live"] == "v1");
 
   // An app whose instances fail: web.1 exits at once while `crash` exists.
   e2e::TempDir gates;
@@ -141,6 +147,7 @@ TEST_CASE("activate: the release already live exits 0, saying so, and starts its
   CHECK(r.exit_code() == 0);
   CHECK_THAT(r.out, Catch::Contains("v1 of flaky is already live; started its failed instances "
                                     "again: web.1"));
+  CHECK(stage.CtlJson({"status", "flaky"})["last_switch"]["changed"] == true);  // it started one
   WaitPs(stage, [](const Json& ps) { return AllIn(ps, "web", "ready", 1); }, 20'000,
          "web.1 ready again");
 }
