@@ -9,7 +9,9 @@
 # runtimes of the isolation tests' apps (python3, nodejs, gunicorn:
 # tests/run/test_isolation.cc), and the reference Prometheus text parser
 # (python3-prometheus-client: tests/run/test_operate.cc), and scdoc and
-# groff for the man pages (packaging/man/, tests/packaging/check_man.py).
+# groff for the man pages (packaging/man/, tests/packaging/check_man.py),
+# and zsh and bash-completion, the shells the completion test drives
+# (packaging/completion/, tests/packaging/test_completion.sh).
 RELSUPD_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libuv1-dev libyaml-cpp-dev libsqlite3-dev libspdlog-dev libsystemd-dev
@@ -18,6 +20,7 @@ RELSUPD_PACKAGES=(
   clang libfuzzer-14-dev
   python3 nodejs gunicorn python3-prometheus-client
   scdoc groff-base
+  zsh bash-completion
 )
 
 # Installs whichever of RELSUPD_PACKAGES are missing with apt-get, running
