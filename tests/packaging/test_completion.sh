@@ -79,14 +79,23 @@ done
 
 # Apps blog and shop; shop gets release v1 (an artifact with a process file
 # and no build command: nothing is compiled, nothing is started).
+# step CMD...: runs CMD, its stdout in $out; on failure, dies with its
+# output and the daemon's log.
+step() {
+  if ! out=$("$@" 2>"$tmp/step.err"); then
+    die "setting up failed: $*:$(printf '\n'; cat "$tmp/step.err")
+daemon log:
+$(cat "$tmp/daemon.log")"
+  fi
+}
 mkdir -p "$tmp/src" "$tmp/cwd/src"
 printf 'processes:\n  web:\n    command: sleep 1000\n' >"$tmp/src/relsupd.yaml"
-ctl app create shop >/dev/null
-ctl app create blog >/dev/null
-"$relsupd" build "$tmp/src" -o "$tmp/shop.tar.gz" >/dev/null
-build_id=$(ctl build import shop "$tmp/shop.tar.gz" --quiet)
-release=$(ctl release create shop --build "$build_id" 2>/dev/null)
-[[ $release == v1 ]] || die "release create printed '$release', not v1"
+step ctl app create shop
+step ctl app create blog
+step "$relsupd" build "$tmp/src" -o "$tmp/shop.tar.gz"
+step ctl build import shop "$tmp/shop.tar.gz" --quiet
+step ctl release create shop --build "$out"
+[[ $out == v1 ]] || die "release create printed '$out', not v1"
 
 # A directory to complete paths in: a file and a directory.
 touch "$tmp/cwd/shop.yaml"
