@@ -16,6 +16,8 @@
 #   /usr/share/man/man{1,5,8}/              relsupd(8), relsupd-ctl(1),
 #                                           relsupd-build(1), relsupd.yaml(5),
 #                                           relsupd-app(5)
+#   /usr/share/bash-completion/completions/relsupd
+#   /usr/share/zsh/vendor-completions/_relsupd
 
 set(RELSUPD_PKG_SRC ${PROJECT_SOURCE_DIR})
 
@@ -72,6 +74,16 @@ add_custom_command(
   VERBATIM)
 add_custom_target(deb_changelog ALL DEPENDS ${PROJECT_BINARY_DIR}/packaging/changelog.gz)
 install(FILES ${PROJECT_BINARY_DIR}/packaging/changelog.gz DESTINATION ${CMAKE_INSTALL_DOCDIR})
+
+# Shell completion (packaging/completion/): bash-completion loads
+# completions/relsupd (the command's name, no suffix) on first use; zsh's
+# compinit finds _relsupd in vendor-completions, which runs the bash one.
+# tests/packaging/test_completion.sh drives both.
+install(FILES ${RELSUPD_PKG_SRC}/packaging/completion/relsupd.bash
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions
+        RENAME relsupd)
+install(FILES ${RELSUPD_PKG_SRC}/packaging/completion/_relsupd
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/zsh/vendor-completions)
 
 # Man pages: scdoc sources (packaging/man/NAME.SECTION.scd) rendered at build
 # time and installed gzipped (gzip -9n, Debian policy 12.1). The date in

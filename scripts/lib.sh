@@ -12,7 +12,9 @@
 # groff for the man pages (packaging/man/, tests/packaging/check_man.py),
 # and lintian for the Debian package's test (tests/packaging/test_deb_cycle.sh,
 # which also runs dpkg, unshare and init-system-helpers' deb-systemd-helper,
-# all already here).
+# all already here),
+# and zsh and bash-completion, the shells the completion test drives
+# (packaging/completion/, tests/packaging/test_completion.sh).
 RELSUPD_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libuv1-dev libyaml-cpp-dev libsqlite3-dev libspdlog-dev libsystemd-dev
@@ -22,6 +24,7 @@ RELSUPD_PACKAGES=(
   python3 nodejs gunicorn python3-prometheus-client
   scdoc groff-base
   lintian
+  zsh bash-completion
 )
 
 # Installs whichever of RELSUPD_PACKAGES are missing with apt-get, running

@@ -394,6 +394,8 @@ TEST_CASE("cpack builds a .deb with the binary, unit, config and conffiles") {
                            "man1/relsupd-build.1.gz", "man5/relsupd.yaml.5.gz",
                            "man5/relsupd-app.5.gz"})
     CHECK(paths.count(std::string("./usr/share/man/") + page) == 1);
+  CHECK(paths.count("./usr/share/bash-completion/completions/relsupd") == 1);
+  CHECK(paths.count("./usr/share/zsh/vendor-completions/_relsupd") == 1);
 
   const std::string control = out / "control";
   RunResult e = Run({dpkg_deb, "-e", deb, control});
@@ -418,6 +420,10 @@ TEST_CASE("cpack builds a .deb with the binary, unit, config and conffiles") {
   CHECK(ReadText(unit) == ReadText(UnitSource()));
   CHECK(ReadText(root + "/etc/relsupd/relsupd.yaml") ==
         ReadText(kSourceDir + "/config/relsupd.yaml"));
+  CHECK(ReadText(root + "/usr/share/bash-completion/completions/relsupd") ==
+        ReadText(kSourceDir + "/packaging/completion/relsupd.bash"));
+  CHECK(ReadText(root + "/usr/share/zsh/vendor-completions/_relsupd") ==
+        ReadText(kSourceDir + "/packaging/completion/_relsupd"));
   RunResult version = Run({root + "/usr/bin/relsupd", "--version"});
   INFO(Describe({root + "/usr/bin/relsupd", "--version"}, version));
   CHECK(version.exit_code == 0);
