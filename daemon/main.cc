@@ -459,6 +459,10 @@ Status Daemon::Start(const Adoption* adopt, bool* committed) {
   server_ = std::make_unique<ControlServer>(&loop_, dispatcher_.get(), &policy_,
                                             closer_.get(),
                                             config_.max_request_bytes);
+  // A parked `logs -f` or `events -f` whose client left frees its place.
+  server_->set_on_drop([this](uint64_t connection) {
+    if (polls_) polls_->Forget(connection);
+  });
   notifier_ = std::make_unique<Notifier>(&loop_);
   notifier_->StartWatchdog();
   StartMetricsHttp();

@@ -239,7 +239,8 @@ void ParkLogs(DaemonContext& ctx, const Request& r, std::shared_ptr<LogFollow> f
           return true;
         }
         return false;
-      });
+      },
+      r.peer.connection_id);
   if (!s.ok()) reply(s);
 }
 
@@ -423,7 +424,8 @@ void Events(DaemonContext& ctx, const Request& r, Reply reply) {
                                 if (!must_reply && next["events"].empty()) return false;
                                 reply(std::move(next));
                                 return true;
-                              });
+                              },
+                              r.peer.connection_id);
     if (!s.ok()) return s;
     return std::optional<Json>();
   };

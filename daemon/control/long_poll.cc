@@ -18,7 +18,7 @@ void LongPolls::Close() {
 }
 
 Status LongPolls::Add(uid_t uid, std::vector<std::string> keys, int64_t wait_ms,
-                      Attempt attempt) {
+                      Attempt attempt, uint64_t connection) {
   if (waiters_.size() >= kMaxWaiters)
     return Status(StatusCode::kBusy, std::to_string(kMaxWaiters) +
                                          " requests already wait for news (the daemon's limit); "
@@ -31,7 +31,8 @@ Status LongPolls::Add(uid_t uid, std::vector<std::string> keys, int64_t wait_ms,
   ++mine;
   const int64_t wait = std::clamp<int64_t>(wait_ms, 0, kMaxWaitMs);
   waiters_.push_back(Waiter{uid, std::move(keys),
-                            static_cast<int64_t>(uv_now(loop_)) + wait, std::move(attempt)});
+                            static_cast<int64_t>(uv_now(loop_)) + wait, std::move(attempt),
+                            connection});
   Arm();
   return Status::Ok();
 }
@@ -39,6 +40,11 @@ Status LongPolls::Add(uid_t uid, std::vector<std::string> keys, int64_t wait_ms,
 void LongPolls::Poke(const std::string& key) {
   if (waiters_.empty()) return;
   if (poked_.insert(key).second) Arm();
+}
+
+void LongPolls::Forget(uint64_t connection) {
+  if (connection == 0 || waiters_.empty()) return;
+  if (forgotten_.insert(connection).second) Arm();
 }
 
 void LongPolls::AnswerAll() {
@@ -52,6 +58,7 @@ void LongPolls::AnswerAll() {
   waiters_.clear();
   per_uid_.clear();
   poked_.clear();
+  forgotten_.clear();
   for (Waiter& w : all) w.attempt(true);
   if (timer_.initialized()) uv_timer_stop(timer_.get());
 }
@@ -70,7 +77,7 @@ void LongPolls::Arm() {
     return;
   }
   uint64_t due = 0;
-  if (poked_.empty()) {
+  if (poked_.empty() && forgotten_.empty()) {
     int64_t first = INT64_MAX;
     for (const Waiter& w : waiters_) first = std::min(first, w.deadline_ms);
     const int64_t now = static_cast<int64_t>(uv_now(loop_));
@@ -90,10 +97,12 @@ void LongPolls::Run() {
   // sockets, nothing else) are for the next turn.
   std::set<std::string, std::less<>> poked = std::move(poked_);
   poked_.clear();
+  const std::set<uint64_t> gone = std::move(forgotten_);
+  forgotten_.clear();
   for (auto it = waiters_.begin(); it != waiters_.end();) {
     const bool late = it->deadline_ms <= now;
-    bool done = false;
-    if (late || Wants(*it, poked)) done = it->attempt(late) || late;
+    bool done = gone.count(it->connection) != 0;  // no one to answer
+    if (!done && (late || Wants(*it, poked))) done = it->attempt(late) || late;
     if (done) {
       if (--per_uid_[it->uid] == 0) per_uid_.erase(it->uid);
       it = waiters_.erase(it);

@@ -48,9 +48,16 @@ class LongPolls {
   LongPolls& operator=(const LongPolls&) = delete;
 
   // Parks a waiter on `keys` (empty: any key) for at most `wait_ms`
-  // (capped at kMaxWaitMs). kBusy past the limits; the attempt is then
-  // not kept.
-  Status Add(uid_t uid, std::vector<std::string> keys, int64_t wait_ms, Attempt attempt);
+  // (capped at kMaxWaitMs), for the client on control connection
+  // `connection` (Peer::connection_id; 0: none, never forgotten). kBusy
+  // past the limits; the attempt is then not kept.
+  Status Add(uid_t uid, std::vector<std::string> keys, int64_t wait_ms, Attempt attempt,
+             uint64_t connection = 0);
+  // Connection `connection` is gone: its waiters are dropped unanswered in
+  // the next loop turn, and their places in the limits freed, rather than
+  // held until their deadline. Only notes the id: callable from anywhere,
+  // an attempt's reply included.
+  void Forget(uint64_t connection);
   // Something under `key` changed: the waiters on it try again soon.
   void Poke(const std::string& key);
   // Every waiter replies now (attempt(true)) and is dropped: before a
@@ -65,6 +72,7 @@ class LongPolls {
     std::vector<std::string> keys;
     int64_t deadline_ms = 0;
     Attempt attempt;
+    uint64_t connection = 0;
   };
   void Arm();
   static void OnTimer(uv_timer_t* timer);
@@ -76,6 +84,7 @@ class LongPolls {
   std::list<Waiter> waiters_;
   std::map<uid_t, size_t> per_uid_;
   std::set<std::string, std::less<>> poked_;
+  std::set<uint64_t> forgotten_;
   bool running_ = false;
 };
 

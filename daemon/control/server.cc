@@ -1,6 +1,7 @@
 #include "daemon/control/server.h"
 
 #include <spdlog/spdlog.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -294,6 +295,14 @@ void ControlServer::CloseSocket(Fd fd) {
   // else `fd` closes here, quickly.
 }
 
+// Whether the peer of connected Unix stream socket `fd` closed it
+// entirely: poll(2) says POLLHUP once both directions are shut down, and
+// only then (a peer's shutdown(SHUT_WR) gives POLLRDHUP alone).
+bool ControlServer::PeerClosed(int fd) {
+  struct pollfd p = {fd, POLLOUT, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLHUP) != 0;
+}
+
 void ControlServer::UpdatePoll(Connection* c) {
   if (c->dropped) return;
   int events = (c->reading && !c->fd_paused && !frozen_ ? UV_READABLE : 0) |
@@ -365,6 +374,12 @@ void ControlServer::Read(Connection* c) {
       if (n == 0 && c->input.buffered() > 0) c->input.Append("\n");
       c->reading = false;
       HandleInput(c);
+      // A client that closed its socket (not just its sending half, as
+      // `printf ... | nc -U` does and still reads) can read no answer:
+      // its requests still in flight (a parked `logs -f`) are given up
+      // now, not held, with their places in the limits, until they end.
+      if (connections_.count(c) != 0 && c->in_flight > 0 && PeerClosed(c->fd.get()))
+        return Drop(c);
       break;
     }
     uv_timer_start(c->idle.get(), &ControlServer::OnIdle, kIdleTimeoutMs, 0);
@@ -553,7 +568,9 @@ void ControlServer::Drop(Connection* c, bool shared) {
     auto u = per_uid_.find(c->peer.uid);
     if (u != per_uid_.end() && --u->second == 0) per_uid_.erase(u);
   }
+  const uint64_t id = c->peer.connection_id;
   connections_.erase(it);
+  if (on_drop_) on_drop_(id);
 }
 
 }  // namespace relsupd

@@ -91,6 +91,10 @@ class ControlServer {
   // Re-applies mode and group to the socket file (after a config reload).
   Status SetSocketAccess(mode_t mode, std::optional<gid_t> group);
   void set_max_request_bytes(size_t n) { max_request_bytes_ = n; }
+  // Called with Peer::connection_id when a connection is dropped (its
+  // client left, or the daemon closed it): what waits to answer it can go
+  // (LongPolls::Forget). Must not call back into the server.
+  void set_on_drop(std::function<void(uint64_t)> fn) { on_drop_ = std::move(fn); }
   size_t connection_count() const { return connections_.size(); }
   size_t max_connections() const { return max_connections_; }
   // Bytes of replies waiting for clients to read them, all connections.
@@ -148,6 +152,7 @@ class ControlServer {
   void Send(Connection* c, std::string data);
   void Flush(Connection* c);
   void UpdatePoll(Connection* c);
+  static bool PeerClosed(int fd);
   // `shared`: another process holds the socket too (the re-exec's
   // stand-in): only this copy closes, the socket is not shut down.
   void Drop(Connection* c, bool shared = false);
@@ -175,6 +180,7 @@ class ControlServer {
   ino_t path_ino_ = 0;
   void RememberPath();
   size_t max_request_bytes_;
+  std::function<void(uint64_t)> on_drop_;
   size_t max_connections_ = kMaxConnections;
   size_t reserved_for_change_ = kReservedForChange;
   size_t max_per_uid_ = kMaxConnectionsPerUid;

@@ -457,6 +457,64 @@ TEST_CASE("hostile conn: 1,100 read-only connections while root activates "
   t.CheckIntact(/*same_app_pids=*/false);
 }
 
+TEST_CASE("hostile conn: follows whose clients closed give their places back at once",
+          "[e2e][hostile]") {
+  // A uid may park 32 follows (LongPolls::kMaxWaitersPerUid). Clients that
+  // open follows and close them (Ctrl-C on `logs -f`, in a loop) must not
+  // keep that uid out until the parked requests' 30 s deadline.
+  e2e::TempDir dir;
+  e2e::DaemonProcess d(dir);
+  // A follow from the newest event on: it parks until the next one.
+  auto follow_now = [&] {
+    const uint64_t cursor = e2e::Call(d.socket(), "events", Json::object())["cursor"];
+    return R"({"jsonrpc":"2.0","id":1,"method":"events","params":{"after":)" +
+           std::to_string(cursor) + R"(,"wait":true}})" + "\n";
+  };
+  const std::string follow = follow_now();
+  auto is_busy = [](const std::optional<std::string>& line) {
+    return line && Json::parse(*line).contains("error") &&
+           Json::parse(*line)["error"]["message"].get<std::string>().find("already has") !=
+               std::string::npos;
+  };
+  {
+    std::vector<std::unique_ptr<RawConn>> parked;
+    for (int i = 0; i < 32; ++i) {
+      parked.push_back(std::make_unique<RawConn>(d.socket()));
+      REQUIRE(parked.back()->Send(follow));
+    }
+    // They are parked once one more is refused as busy.
+    REQUIRE(WaitUntil([&] {
+      RawConn extra(d.socket());
+      return extra.Send(follow) && is_busy(extra.ReadLine(2'000));
+    }));
+  }  // every follow's client closes its socket here
+  // A new follow parks, with no news (which would answer the closed ones
+  // too) well before the 30 s the closed ones would have waited: a
+  // daemon.info sent behind it is answered first. A refused follow would
+  // be answered first, with busy.
+  const int64_t closed_at = NowMs();
+  bool parked_again = false;
+  while (!parked_again && NowMs() - closed_at < 20'000) {
+    RawConn again(d.socket());
+    REQUIRE(again.Send(follow_now() + R"({"jsonrpc":"2.0","id":2,"method":"daemon.info"})" +
+                       "\n"));
+    std::optional<std::string> line = again.ReadLine(10'000);
+    REQUIRE(line);
+    INFO(*line);
+    parked_again = Json::parse(*line)["id"] == 2;
+    if (!parked_again) CHECK(is_busy(line));
+  }
+  CHECK(parked_again);
+  // Half-closed clients still get their answers (printf ... | nc -U).
+  RawConn half(d.socket());
+  REQUIRE(half.Send(follow_now()));
+  half.CloseWrite();
+  CtlOk(d.socket(), {"app", "create", "news-half"});
+  std::optional<std::string> answer = half.ReadLine(10'000);
+  REQUIRE(answer);
+  CHECK(Json::parse(*answer).contains("result"));
+}
+
 int64_t RssKb(pid_t pid) {
   std::string v = StatusField(pid, "VmRSS");  // "  1234 kB"
   return std::stoll(v);

@@ -567,11 +567,29 @@ TEST_CASE("LongPolls runs a waiter again when its key is poked, answers it at it
       REQUIRE(polls.Add(uid, {"x"}, 60'000, waiter("u")).ok());
     CHECK(polls.Add(1, {"x"}, 60'000, waiter("u")).code() == StatusCode::kBusy);
     // AnswerAll (a re-exec's drain): every one replies now.
+    // (Forget is checked below, on an empty set.)
     const size_t before = replies.size();
     polls.AnswerAll();
     CHECK(replies.size() == before + LongPolls::kMaxWaiters);
     CHECK(polls.size() == 0);
     CHECK(polls.Add(2000, {"x"}, 60'000, waiter("u")).ok());
+
+    // Forget: a connection's waiters go unanswered in the next turn, and
+    // their uid's places with them; others stay.
+    polls.AnswerAll();
+    const size_t answered = replies.size();
+    for (size_t i = 0; i < LongPolls::kMaxWaitersPerUid; ++i)
+      REQUIRE(polls.Add(4000, {"x"}, 60'000, waiter("gone"), /*connection=*/7).ok());
+    REQUIRE(polls.Add(4001, {"x"}, 60'000, waiter("other"), /*connection=*/8).ok());
+    CHECK(polls.Add(4000, {"x"}, 60'000, waiter("u"), 9).code() == StatusCode::kBusy);
+    polls.Forget(7);
+    polls.Forget(0);  // no connection: nothing
+    uv_run(&loop, UV_RUN_NOWAIT);
+    CHECK(polls.size() == 1);
+    CHECK(replies.size() == answered);  // none of them answered
+    CHECK(polls.Add(4000, {"x"}, 60'000, waiter("u"), 9).ok());
+    CHECK(polls.size() == 2);
+    polls.AnswerAll();
   }
   uv_run(&loop, UV_RUN_NOWAIT);
   CHECK(uv_loop_close(&loop) == 0);
