@@ -69,6 +69,19 @@ std::string UnknownCommand(CLI::App& app) {
   return "";
 }
 
+// For a command that needs a subcommand and got none: "'relsupd ctl app'
+// needs a command: apply, create, list, show". Empty for other errors.
+std::string MissingCommand(CLI::App& app, const CLI::ParseError& e) {
+  CLI::App* at = Deepest(app);
+  const std::vector<std::string> names = SubcommandNames(*at);
+  if (names.empty() || !at->get_subcommands().empty() ||
+      std::string(e.what()).find("subcommand") == std::string::npos)
+    return "";
+  std::string text = "'" + CommandPath(at) + "' needs a command: ";
+  for (size_t i = 0; i < names.size(); ++i) text += (i ? ", " : "") + names[i];
+  return text + "\nRun '" + CommandPath(at) + " --help' for more.";
+}
+
 }  // namespace
 
 void SetUpRoot(CLI::App& app) {
@@ -110,8 +123,9 @@ void AddHelpVerb(CLI::App& parent, CtlContext* ctx) {
       }
       at = next;
     }
-    std::cout << (at->get_parent() != nullptr ? at->help(CommandPath(at->get_parent()))
-                                              : at->help());
+    // The formatter itself: App::help() would print the help of the
+    // subcommand chosen under `at` (`help`, when no VERB was named).
+    std::cout << at->get_formatter()->make_help(at, CommandPath(at), CLI::AppFormatMode::Normal);
     ctx->exit_code = kExitOk;
   });
 }
@@ -127,6 +141,7 @@ int Parse(CLI::App& app, int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::string message = UnknownCommand(app);
+    if (message.empty()) message = MissingCommand(app, e);
     if (message.empty()) {
       CLI::App* at = Deepest(app);
       message = std::string(e.what()) + "\nRun '" + CommandPath(at) + " --help' for more.";

@@ -119,6 +119,7 @@ void AddAppListVerb(CLI::App& app, CtlContext* ctx) {
                       [](const rpc::Json& apps) {
                         Table t({"NAME", "USER", "UID", "GROUP", "KEEP", "STRATEGY",
                                  "DEADLINE", "AUTO-ROLLBACK", "SOCKETS"});
+                        t.Cuttable("SOCKETS");
                         for (const auto& a : apps)
                           t.AddRow({Text(a, "name"),
                                     Text(a, "user").empty() ? "-" : Text(a, "user"),

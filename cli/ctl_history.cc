@@ -200,6 +200,7 @@ void AddHistoryVerb(CLI::App& ctl, CtlContext* ctx) {
     auto client = Client::Connect(ctx->socket);
     if (!client.ok()) return ctx->Fail(client.status());
     Table t({"ID", "TIME", "APP", "KIND", "RELEASE", "ACTOR", "DETAIL"});
+    t.Cuttable("DETAIL");
     int64_t remaining = args->limit;
     std::optional<int64_t> after;
     bool first = true;

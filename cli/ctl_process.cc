@@ -64,6 +64,8 @@ void PrintPs(const rpc::Json& rows) {
   }
   Table t({"APP", "PROCESS", "RELEASE", "STATE", "PID", "UID", "UPTIME", "MEM", "CPU%",
            "RESTARTS", "LAST EXIT", "STATUS"});
+  t.Cuttable("STATUS");  // the app's own text
+  t.Cuttable("LAST EXIT");
   std::set<std::string> limit_by;
   for (const auto& r : rows) {
     if (r.contains("memory_limit_by")) limit_by.insert(Text(r, "memory_limit_by"));
@@ -431,13 +433,18 @@ SwitchResult StartSwitch(CtlContext* ctx, Client& client, const SwitchArgs& a, b
   if (!r.ok()) return {r.status(), false, nullptr};
   int64_t id = r->value("switch", 0);
   const char* verb = rollback ? "Rolling back " : "Activating ";
+  // The release was live already: no switch, the note says what was done.
+  const bool live_already = !Text(*r, "note").empty();
   if (a.no_wait) {
-    if (!ctx->json)
+    if (!ctx->json && live_already)
+      std::cout << a.prefix << Text(*r, "note") << '\n';
+    else if (!ctx->json)
       std::cout << a.prefix << verb << a.app << " to " << Text(*r, "release") << " (switch "
                 << id << ")\n";
     return {Status::Ok(), false, *r};
   }
-  if (!ctx->json) std::cout << a.prefix << verb << a.app << " to " << Text(*r, "release") << '\n';
+  if (!ctx->json && !live_already)
+    std::cout << a.prefix << verb << a.app << " to " << Text(*r, "release") << '\n';
   return FollowSwitch(ctx, client, a, id);
 }
 

@@ -106,6 +106,7 @@ void PrintRelease(const rpc::Json& r) {
 
 void PrintBuilds(const rpc::Json& builds) {
   Table t({"ID", "FORMAT", "SIZE", "ENTRIES", "IMPORTED", "BY", "RELEASES"});
+  t.Cuttable("RELEASES");
   for (const auto& b : builds) {
     std::string rels;
     for (const auto& r : Field(b, "releases")) rels += (rels.empty() ? "" : ",") + Text(r);

@@ -124,7 +124,11 @@ void Table::Print(std::ostream& out, const TableStyle& style) const {
   for (const auto& row : rows_)
     for (size_t i = 0; i < row.size() && i < n; ++i)
       width[i] = std::max(width[i], DisplayWidth(row[i]));
-  for (size_t i = 0; i < n; ++i) floor[i] = std::min(floor[i], width[i]);
+  for (size_t i = 0; i < n; ++i) {
+    const bool cuttable =
+        std::find(cuttable_.begin(), cuttable_.end(), headers_[i]) != cuttable_.end();
+    floor[i] = cuttable ? std::min(floor[i], width[i]) : width[i];
+  }
   if (style.max_width > 0 && n > 0) FitWidths(&width, floor, style.max_width);
 
   size_t state_column = n;

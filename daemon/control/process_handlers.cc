@@ -228,7 +228,12 @@ void Switch(DaemonContext& ctx, const Request& r, Reply reply, bool rollback) {
                               : o != nullptr && o->id == *started
                                   ? ReleaseId(o->live).ToString()
                                   : "";
-        reply(Json{{"app", app}, {"switch", *started}, {"release", release}});
+        Json out = {{"app", app}, {"switch", *started}, {"release", release}, {"changed", true}};
+        if (sw == nullptr && o != nullptr && o->id == *started && !o->note.empty()) {
+          out["changed"] = o->changed;  // live already: what it did, if anything
+          out["note"] = o->note;
+        }
+        reply(std::move(out));
       },
       [reply, wait, id, app = *app, &ctx](Status done) {
         if (!wait) return;

@@ -553,6 +553,12 @@ TEST_CASE("e2e cli: ctl alone lists every verb under its stage, and help VERB is
   REQUIRE(alone.status.Exited(0));
   CHECK(alone.err.empty());
   CHECK(alone.out == RunProcess({RelsupdBin(), "ctl", "--help"}).out);
+  CHECK(RunProcess({RelsupdBin(), "ctl", "help"}).out == alone.out);  // help, no VERB
+  // A verb that needs a sub-verb and got none names them.
+  ProcResult bare = RunProcess({RelsupdBin(), "ctl", "app"});
+  CHECK(bare.status.Exited(2));
+  CHECK_THAT(bare.err, Catch::StartsWith("relsupd: 'relsupd ctl app' needs a command: create, "
+                                         "list, show, apply\n"));
   // The stages in order, and no verb outside them.
   size_t at = 0;
   for (const char* heading : {"\nBuild (source to artifact):\n", "\nRelease (artifact + config to vN):\n",

@@ -126,6 +126,15 @@ TEST_CASE("activate: the release already live exits 0, saying so, and starts its
   CHECK(again["ok"] == true);
   CHECK(again["changed"] == false);
   CHECK(again["live"] == "v1");
+  // --no-wait says the same, and claims no switch.
+  r = h.stage.Ctl({"activate", "shop", "v1", "--no-wait"});
+  CHECK(r.exit_code() == 0);
+  CHECK(r.out == "v1 of shop is already live; nothing to do\n");
+  Json no_wait = h.stage.CtlJson({"activate", "shop", "v1", "--no-wait"});
+  CHECK(no_wait["changed"] == false);
+  CHECK(no_wait["note"] == "v1 of shop is already live; nothing to do");
+  r = h.stage.Ctl({"activate", "shop", "v1"});
+  CHECK(r.out.find("Activating") == std::string::npos);
 
   // An app whose instances fail: web.1 exits at once while `crash` exists.
   e2e::TempDir gates;

@@ -45,6 +45,7 @@ TEST_CASE("table: a cut ends in an ellipsis and never splits a character") {
 
 TEST_CASE("table: UTF-8 names stay aligned, and a 200-character command fits 80 columns") {
   Table t({"APP", "PROCESS", "STATE", "COMMAND"});
+  t.Cuttable("COMMAND");
   t.AddRow({"café-商店", "web", "ready", std::string(200, 'x')});
   t.AddRow({"shop", "worker", "failed", "./bin/worker --queue default"});
   std::ostringstream out;
@@ -79,15 +80,23 @@ TEST_CASE("table: with no width limit nothing is cut") {
   CHECK(out.str().find("…") == std::string::npos);
 }
 
-TEST_CASE("table: a terminal narrower than the headers cuts no column below its header") {
-  Table t({"APP", "RELEASE"});
-  t.AddRow({"shop", "v1"});
+TEST_CASE("table: only free-text columns are cut, never below their header, and the rest overflow") {
+  Table t({"APP", "PID", "STATUS", "DETAIL"});
+  t.Cuttable("STATUS");
+  t.Cuttable("DETAIL");
+  t.AddRow({"shopping-cart", "123456", "serving on 127.0.0.1:8080", "all good"});
   std::ostringstream out;
-  t.Print(out, TableStyle{.colour = false, .max_width = 5});
+  t.Print(out, TableStyle{.colour = false, .max_width = 30});
   const std::vector<std::string> lines = Lines(out.str());
   REQUIRE(lines.size() == 2);
-  CHECK(lines[0] == "APP  RELEASE");
-  CHECK(lines[1] == "sh…  v1");  // RELEASE keeps its 7 columns; APP gives one
+  // APP and PID whole; STATUS and DETAIL down to their headers' widths
+  // (6 columns each), the line still wider than 30.
+  CHECK(lines[0] == "APP            PID     STATUS  DETAIL");
+  CHECK(lines[1] == "shopping-cart  123456  servi…  all g…");
+  // Wide enough: nothing is cut.
+  std::ostringstream wide;
+  t.Print(wide, TableStyle{.colour = false, .max_width = 80});
+  CHECK(Lines(wide.str())[1] == "shopping-cart  123456  serving on 127.0.0.1:8080  all good");
 }
 
 TEST_CASE("table: STATE is coloured by its text only when the style has colour") {
