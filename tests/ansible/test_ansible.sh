@@ -43,14 +43,15 @@
 # each activation to its end. Exits 1 naming the first failed check; 0 when
 # all pass. Needs ansible-core (apt-get install ansible-core); never
 # touches /var/lib, /run or ~/.ansible (ANSIBLE_HOME is in the temp dir).
-# The daemons are stopped by their pids on any exit.
+# The daemons are stopped by their pids on any exit; the temp dir is
+# removed then, unless RELSUPD_TEST_KEEP is set (to read the logs).
 set -euo pipefail
 
 die() {
   echo "test_ansible: FAIL: $*" >&2
   exit 1
 }
-note() { echo "test_ansible: $*"; }
+note() { echo "test_ansible: [${SECONDS}s] $*"; }
 
 (($# == 1)) || die "usage: test_ansible.sh RELSUPD"
 relsupd=$(realpath -e "$1") || die "no relsupd binary at '$1'"
@@ -74,7 +75,11 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  rm -rf "$tmp"
+  if [[ -n ${RELSUPD_TEST_KEEP:-} ]]; then
+    echo "test_ansible: kept $tmp (RELSUPD_TEST_KEEP)" >&2
+  else
+    rm -rf "$tmp"
+  fi
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
@@ -117,8 +122,8 @@ export ANSIBLE_HOME=$tmp/ansible-home ANSIBLE_LOCAL_TEMP=$tmp/ansible-home/tmp
 export ANSIBLE_REMOTE_TEMP=$tmp/ansible-home/remote-tmp
 export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 ANSIBLE_RETRY_FILES_ENABLED=0
 export ANSIBLE_DEPRECATION_WARNINGS=0 ANSIBLE_LOCALHOST_WARNING=0
-export ANSIBLE_STDOUT_CALLBACK=default ANSIBLE_CALLBACKS_ENABLED=
-unset ANSIBLE_CONFIG RELSUPD_SOCKET
+export ANSIBLE_STDOUT_CALLBACK=default ANSIBLE_PIPELINING=1
+unset ANSIBLE_CONFIG ANSIBLE_CALLBACKS_ENABLED RELSUPD_SOCKET
 
 inventory=$tmp/inventory.yml
 {
