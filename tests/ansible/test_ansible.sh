@@ -140,7 +140,8 @@ inventory=$tmp/inventory.yml
   done
 } >"$inventory"
 
-playbook=$collection/playbooks/deploy.yml
+# By its name in the collection, as a user runs it (playbooks/deploy.yml).
+playbook=relsupd.core.deploy
 # play LOG ARGS...: ansible-playbook with the inventory, its output in LOG;
 # returns its exit status.
 play() {
