@@ -19,8 +19,9 @@
 #            to all three: active v1 on each
 #   (b)      the same run again: changed=0 for every host in the PLAY RECAP,
 #            and no new release anywhere
-#   (c)      --check with a new config: changed on every host, and nothing
-#            changes (no new release, v1 still live)
+#   (c)      --check with the live config: changed=0 everywhere; with a new
+#            config: changed on every host, and nothing changes (no new
+#            release, v1 still live)
 #   (d)      an artifact whose web process exits 1 at start (batch 1): the
 #            play fails at h1 with the daemon's reason (crash-looped) in the
 #            output; h1 went back to v1 by itself, h2 and h3 were never
@@ -31,7 +32,8 @@
 #   (e2)     the same with batch 2: h1 and h2 in one batch; h1 switched
 #            beside the failing h2 and is put back too; h3 untouched
 #   scale    relsupd.core.scale and relsupd.core.facts on h1: changed
-#            only when a count differs, the instances seen by ps
+#            only when a count differs, the instances seen by ps;
+#            relsupd.core.active given v1's digest: v1, live already
 #   (f)      ansible-doc renders each module (DOCUMENTATION, EXAMPLES, RETURN)
 #   (g)      `ansible-test sanity` with the tests that run offline (the
 #            others need pip from the network), and py_compile plus a
@@ -237,6 +239,12 @@ note "(b) the same deploy again: changed=0 on every host"
 grep -E '^h[123] +: ok=' "$tmp/b.log" | sed 's/^/test_ansible:     /'
 
 # --- (c) check mode with a new config ------------------------------------------------------
+# First with the same config: check mode must find the kept release and
+# report nothing to do, as the real run did.
+deploy "$tmp/c0.log" "$tmp/good.tar.gz" -e '{"config": {"GREETING": "hello"}}' --check ||
+  die "(c) the check-mode deploy of what is live failed$(show "$tmp/c0.log")"
+check_unchanged "$tmp/c0.log" ||
+  die "(c) check mode reported a change for the release already live$(show "$tmp/c0.log")"
 deploy "$tmp/c.log" "$tmp/good.tar.gz" -e '{"config": {"GREETING": "bye"}}' --check ||
   die "(c) the check-mode deploy failed$(show "$tmp/c.log")"
 for h in "${hosts[@]}"; do
@@ -245,7 +253,7 @@ for h in "${hosts[@]}"; do
   [[ $(active_of "$h") == v1 && $(nreleases_of "$h") == 1 ]] ||
     die "(c) check mode changed $h: active $(active_of "$h"), $(nreleases_of "$h") releases"
 done
-note "(c) --check with a new config: changed on every host, nothing made or switched"
+note "(c) --check: changed=0 with the live config; with a new one changed on every host, nothing made or switched"
 
 # --- (d) a release that crashes at start: stops at h1 ----------------------------------------
 if deploy "$tmp/d.log" "$tmp/crash.tar.gz" -e batch=1; then
@@ -309,6 +317,14 @@ cat >"$tmp/scale.yml" <<'EOF'
         app: shop
         socket: "{{ relsupd_socket }}"
         relsupd_bin: "{{ relsupd_bin }}"
+    - name: The live release named by a digest prefix is live already
+      relsupd.core.active:
+        app: shop
+        release: "{{ (ansible_facts.relsupd.apps.shop.releases | selectattr('release', 'equalto', 'v1') | first).digest[:16] }}"
+        socket: "{{ relsupd_socket }}"
+        relsupd_bin: "{{ relsupd_bin }}"
+      register: by_digest
+      failed_when: by_digest is failed or by_digest is changed or by_digest.release != 'v1'
     - name: The facts say what ps says
       ansible.builtin.assert:
         that:
