@@ -269,7 +269,7 @@ for h in h2 h3; do
     die "(d) $h was reached: active $(active_of "$h"), $(nreleases_of "$h") releases$(show "$tmp/d.log")"
   ! grep -qE "^$h +: ok=[1-9]" "$tmp/d.log" || die "(d) $h ran tasks$(show "$tmp/d.log")"
 done
-note "(d) a crashing release stops at h1 (rolled back by its daemon: $(grep -o 'rolled back to v1: [^"]*crash-looped[^"(]*' "$tmp/d.log" | head -1)); h2, h3 untouched"
+note "(d) a crashing release stops at h1 (rolled back by its daemon: $(grep -o 'rolled back to v1: [^"]*crash-looped[^"(]*' "$tmp/d.log" | head -1 | sed 's/ *$//')); h2, h3 untouched"
 
 # --- (e) the failure on the second host: the rescue puts h1 back -----------------------------
 if deploy "$tmp/e.log" "$tmp/h2crash.tar.gz" -e batch=1; then
@@ -384,8 +384,9 @@ python3 -c 'import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.ar
   die "(g) module_utils/relsupd.py does not compile"
 # ansible-test wants the collection at .../ansible_collections/NS/NAME and
 # writes tests/output inside it: a copy. Only tests without requirements
-# run offline (the others install pip into a venv from the network).
-mkdir -p "$tmp/sanity/ansible_collections/relsupd"
+# run offline (the others install pip into a venv from the network). Its
+# venvs go under HOME/.ansible/test: a HOME in the temp dir.
+mkdir -p "$tmp/sanity/ansible_collections/relsupd" "$tmp/home"
 cp -r "$collection" "$tmp/sanity/ansible_collections/relsupd/core"
 rm -rf "$tmp/sanity/ansible_collections/relsupd/core/tests/output"
 pyver=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
@@ -395,7 +396,7 @@ offline_tests=(compile empty-init future-import-boilerplate line-endings metacla
   no-unicode-literals replace-urlopen shebang symlinks use-argspec-type-path use-compat-six)
 if command -v ansible-test >/dev/null; then
   (cd "$tmp/sanity/ansible_collections/relsupd/core" &&
-    ansible-test sanity --python "$pyver" "${offline_tests[@]/#/--test=}") >"$tmp/sanity.log" 2>&1 ||
+    HOME=$tmp/home ansible-test sanity --python "$pyver" "${offline_tests[@]/#/--test=}") >"$tmp/sanity.log" 2>&1 ||
     die "(g) ansible-test sanity failed$(show "$tmp/sanity.log")"
   note "(g) ansible-test sanity (${#offline_tests[@]} offline tests), py_compile and documentation load pass"
 else
