@@ -33,7 +33,8 @@
 #            beside the failing h2 and is put back too; h3 untouched
 #   scale    relsupd.core.scale and relsupd.core.facts on h1: changed
 #            only when a count differs, the instances seen by ps;
-#            relsupd.core.active given v1's digest: v1, live already
+#            relsupd.core.active given v1's digest: v1, live already;
+#            socket and relsupd_bin from module_defaults of the action group
 #   (f)      ansible-doc renders each module (DOCUMENTATION, EXAMPLES, RETURN)
 #   (g)      `ansible-test sanity` with the tests that run offline (the
 #            others need pip from the network), and py_compile plus a
@@ -305,24 +306,23 @@ cat >"$tmp/scale.yml" <<'EOF'
 - name: Scale and facts on one host
   hosts: h1
   gather_facts: false
+  # The collection's action group (meta/runtime.yml) sets both for each module.
+  module_defaults:
+    group/relsupd.core.relsupd:
+      socket: "{{ relsupd_socket }}"
+      relsupd_bin: "{{ relsupd_bin }}"
   tasks:
     - name: Scale web
       relsupd.core.scale:
         app: shop
         formation: {web: "{{ web }}"}
-        socket: "{{ relsupd_socket }}"
-        relsupd_bin: "{{ relsupd_bin }}"
     - name: Facts
       relsupd.core.facts:
         app: shop
-        socket: "{{ relsupd_socket }}"
-        relsupd_bin: "{{ relsupd_bin }}"
     - name: The live release named by a digest prefix is live already
       relsupd.core.active:
         app: shop
         release: "{{ (ansible_facts.relsupd.apps.shop.releases | selectattr('release', 'equalto', 'v1') | first).digest[:16] }}"
-        socket: "{{ relsupd_socket }}"
-        relsupd_bin: "{{ relsupd_bin }}"
       register: by_digest
       failed_when: by_digest is failed or by_digest is changed or by_digest.release != 'v1'
     - name: The facts say what ps says
