@@ -31,6 +31,8 @@
 #            rolls itself back, the rescue puts h1 back on v1, h3 untouched
 #   (e2)     the same with batch 2: h1 and h2 in one batch; h1 switched
 #            beside the failing h2 and is put back too; h3 untouched
+#   src      relsupd.core.release with src (a source dir built on the host)
+#            finds v1 again: changed false, in check mode and not
 #   scale    relsupd.core.scale and relsupd.core.facts on h1: changed
 #            only when a count differs, the instances seen by ps;
 #            relsupd.core.active given v1's digest: v1, live already;
@@ -300,6 +302,21 @@ grep -qE 'changed: \[h2 -> h1\]' "$tmp/e2.log" ||
 [[ $(active_of h2) == v1 && $(active_of h3) == v1 && $(nreleases_of h3) == 1 ]] ||
   die "(e2) h2 on $(active_of h2), h3 on $(active_of h3) with $(nreleases_of h3) releases$(show "$tmp/e2.log")"
 note "(e2) batch 2, h2 fails beside h1: h1 put back on v1; h3 untouched"
+
+# --- release from a source dir ---------------------------------------------------------------------
+# relsupd.core.release with src: built on the host by `relsupd build`,
+# which is reproducible, so the good source gives v1's build back and,
+# with v1's config, v1 itself: nothing new, in check mode or not.
+for mode in --check ""; do
+  ansible -i "$inventory" h3 -m relsupd.core.release ${mode:+"$mode"} -a "$(printf \
+    '{"app": "shop", "src": "%s", "socket": "%s", "relsupd_bin": "%s"}' \
+    "$tmp/src/good" "$(sock h3)" "$relsupd")" >"$tmp/src.log" 2>&1 ||
+    die "release src= ${mode:-(real run)} failed$(show "$tmp/src.log")"
+  grep -qE '^h3 \| SUCCESS' "$tmp/src.log" && grep -q '"release": "v1"' "$tmp/src.log" ||
+    die "release src= ${mode:-(real run)} did not find v1 unchanged$(show "$tmp/src.log")"
+done
+[[ $(nreleases_of h3) == 1 ]] || die "release src= made a release on h3"
+note "release src=DIR: built on the host, v1 found again (check mode and real run)"
 
 # --- scale and facts ------------------------------------------------------------------------------
 cat >"$tmp/scale.yml" <<'EOF'
