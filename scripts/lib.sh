@@ -25,6 +25,7 @@ RELSUPD_PACKAGES=(
   scdoc groff-base
   lintian
   zsh bash-completion
+  ansible-core
 )
 
 # Installs whichever of RELSUPD_PACKAGES are missing with apt-get, running
