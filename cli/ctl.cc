@@ -167,6 +167,11 @@ void AddCtlCommand(CLI::App& root, CtlContext* ctx) {
   ctl->formatter(std::make_shared<StageFormatter>());
   ctl->callback([ctl, ctx] {
     if (!ctl->get_subcommands().empty()) return;
+    if (ctx->json) {  // a script wants JSON, not a page of help
+      ReportError(true, kExitUsage, "", "no verb given; 'relsupd ctl --help' lists them");
+      ctx->exit_code = kExitUsage;
+      return;
+    }
     std::cout << ctl->help(ctl->get_parent()->get_name());
     ctx->exit_code = kExitOk;
   });

@@ -175,7 +175,20 @@ void AddAppApplyVerb(CLI::App& app, CtlContext* ctx) {
     rpc::Json params = {{"yaml", *text}, {"file", *file}};
     if (*check) {
       params["check"] = true;
-      ctx->CallAndPrint(rpc::method::kAppApply, params, PrintApplyCheck);
+      auto client = Client::Connect(ctx->socket);
+      if (!client.ok()) return ctx->Fail(client.status());
+      auto r = client->Call(rpc::method::kAppApply, params);
+      if (!r.ok()) return ctx->Fail(r.status());
+      // A daemon older than --check ignored it and applied the spec.
+      if (!r->is_object() || r->value("check", false) != true)
+        return ctx->Fail(FailedPrecondition(
+            "the daemon does not know 'app apply --check' (an older relsupd) and may have "
+            "applied the spec; compare with 'relsupd ctl app show'"));
+      if (ctx->json)
+        std::cout << r->dump(2) << '\n';
+      else
+        PrintApplyCheck(*r);
+      ctx->exit_code = kExitOk;
       return;
     }
     ctx->CallAndPrint(rpc::method::kAppApply, params,

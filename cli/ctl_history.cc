@@ -220,11 +220,14 @@ void AddHistoryVerb(CLI::App& ctl, CtlContext* ctx) {
           first = false;
           continue;
         }
-        // One line per event: a long detail is cut; `--json` has all of it.
+        // One line per event; on a terminal a long detail is cut to the
+        // window (Table::Cuttable) and the text apps put in it (a `ctl run`
+        // command, a release phase's message) is shown escaped, as in ps;
+        // `--json` has all of it as it is.
         std::string detail = HistoryDetail(e);
         for (char& c : detail)
           if (c == '\n' || c == '\t') c = ' ';
-        if (detail.size() > 80) detail = detail.substr(0, 77) + "...";
+        detail = ForStdout(detail);
         // A daemon-wide event (reexec) has no app and no release.
         t.AddRow({Text(e, "id"), Text(e, "time"), OrDash(Text(e, "app")), Text(e, "kind"),
                   OrDash(Text(e, "release")), Text(e, "actor"), detail});

@@ -75,6 +75,9 @@ Result<Json> AppCreate(DaemonContext& ctx, const Json& params, const Peer& peer)
 }
 
 Result<Json> AppApply(DaemonContext& ctx, const Json& params, const Peer& peer) {
+  // Refused, not ignored: a param this daemon does not know (a `check` sent
+  // to an older one) must not turn into a real apply.
+  RETURN_IF_ERROR(params::CheckKnown(params, {"yaml", "file", "spec", "check"}));
   AppSpec spec;
   if (params.contains("yaml")) {
     ASSIGN_OR_RETURN(std::string text, StringParam(params, "yaml"));

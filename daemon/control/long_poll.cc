@@ -19,6 +19,7 @@ void LongPolls::Close() {
 
 Status LongPolls::Add(uid_t uid, std::vector<std::string> keys, int64_t wait_ms,
                       Attempt attempt, uint64_t connection) {
+  if (connection != 0 && gone_.count(connection) != 0) return Status::Ok();  // no one to answer
   if (waiters_.size() >= kMaxWaiters)
     return Status(StatusCode::kBusy, std::to_string(kMaxWaiters) +
                                          " requests already wait for news (the daemon's limit); "
@@ -43,8 +44,15 @@ void LongPolls::Poke(const std::string& key) {
 }
 
 void LongPolls::Forget(uint64_t connection) {
-  if (connection == 0 || waiters_.empty()) return;
-  if (forgotten_.insert(connection).second) Arm();
+  if (connection == 0) return;
+  if (gone_.insert(connection).second) {
+    gone_order_.push_back(connection);
+    if (gone_order_.size() > kRecentlyGone) {
+      gone_.erase(gone_order_.front());
+      gone_order_.pop_front();
+    }
+  }
+  if (!waiters_.empty() && forgotten_.insert(connection).second) Arm();
 }
 
 void LongPolls::AnswerAll() {

@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <list>
 #include <map>
@@ -55,9 +56,12 @@ class LongPolls {
              uint64_t connection = 0);
   // Connection `connection` is gone: its waiters are dropped unanswered in
   // the next loop turn, and their places in the limits freed, rather than
-  // held until their deadline. Only notes the id: callable from anywhere,
-  // an attempt's reply included.
+  // held until their deadline; a request of it still queued when it went
+  // (the last kRecentlyGone connections are remembered) is not parked at
+  // all: Add returns Ok and keeps nothing. Only notes the id: callable
+  // from anywhere, an attempt's reply included.
   void Forget(uint64_t connection);
+  static constexpr size_t kRecentlyGone = 1024;
   // Something under `key` changed: the waiters on it try again soon.
   void Poke(const std::string& key);
   // Every waiter replies now (attempt(true)) and is dropped: before a
@@ -85,6 +89,9 @@ class LongPolls {
   std::map<uid_t, size_t> per_uid_;
   std::set<std::string, std::less<>> poked_;
   std::set<uint64_t> forgotten_;
+  // Connection ids are never reused: the newest kRecentlyGone dropped.
+  std::deque<uint64_t> gone_order_;
+  std::set<uint64_t> gone_;
   bool running_ = false;
 };
 

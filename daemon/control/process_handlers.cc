@@ -239,8 +239,14 @@ void Switch(DaemonContext& ctx, const Request& r, Reply reply, bool rollback) {
         if (!wait) return;
         if (!done.ok()) return reply(done);
         const SwitchOutcome* o = ctx.runs->LastSwitch(app);
-        reply(Json{{"app", app}, {"switch", *id},
-                   {"release", o != nullptr ? ReleaseId(o->live).ToString() : ""}});
+        Json out = {{"app", app}, {"switch", *id},
+                    {"release", o != nullptr ? ReleaseId(o->live).ToString() : ""},
+                    {"changed", true}};
+        if (o != nullptr && o->id == *id && !o->note.empty()) {
+          out["changed"] = o->changed;
+          out["note"] = o->note;
+        }
+        reply(std::move(out));
       });
 }
 

@@ -303,11 +303,13 @@ Result<SlotResult> BuildSlot(const SlotRequest& req) {
   meta["process_file"] = procs->source;
   s = WriteSlotMeta(req, slot_fd->get(), *trees, meta, &*objects, &created);
   if (!s.ok()) return fail(s);
-  // One syncfs covers every object, link and directory written above.
-  s = objects->Sync();
-  if (!s.ok()) return fail(s);
   Failpoint("before-seal");
   s = SealBelow(staging);
+  if (!s.ok()) return fail(s);
+  // One syncfs covers every object, link and directory written above, and
+  // the seal's modes (an fsync of one directory need not: btrfs logs just
+  // that inode).
+  s = objects->Sync();
   if (!s.ok()) return fail(s);
   Failpoint("before-rename");
   const std::string slot = releases + "/" + ReleaseId(req.number).ToString();

@@ -317,6 +317,13 @@ TEST_CASE_METHOD(DaemonFixture,
   CHECK_THAT(human, Catch::Contains("  strategy: start-first -> stop-first\n"));
   CHECK(CtlJson(d.socket(), {"app", "show", "shop"})["keep_releases"] == 5);
   CHECK(CtlJson(d.socket(), {"history", "shop"}).size() == 1);
+  // A param the daemon does not know is refused, never ignored (an older
+  // daemon ignoring `check` would have applied the spec).
+  Json raw = e2e::CallRaw(d.socket(), "app.apply",
+                          {{"yaml", "name: other\n"}, {"dry_run", true}});
+  CHECK(raw.contains("error"));
+  CHECK_THAT(raw["error"]["message"].get<std::string>(), Catch::Contains("dry_run"));
+  CHECK(CtlJson(d.socket(), {"app", "list"}).size() == 1);
   // A bad spec is refused under --check as without it.
   dir.WriteFile("shop.yaml", "name: shop\nkeep_releases: lots\n");
   ProcResult bad = RunCtl(d.socket(), {"app", "apply", spec, "--check"});
@@ -554,6 +561,10 @@ TEST_CASE("e2e cli: ctl alone lists every verb under its stage, and help VERB is
   CHECK(alone.err.empty());
   CHECK(alone.out == RunProcess({RelsupdBin(), "ctl", "--help"}).out);
   CHECK(RunProcess({RelsupdBin(), "ctl", "help"}).out == alone.out);  // help, no VERB
+  // With --json a script gets a JSON usage error, not a page of help.
+  ProcResult json_alone = RunProcess({RelsupdBin(), "ctl", "--json"});
+  CHECK(json_alone.status.Exited(2));
+  CHECK(Json::parse(json_alone.out)["error"]["code"] == "usage");
   // A verb that needs a sub-verb and got none names them.
   ProcResult bare = RunProcess({RelsupdBin(), "ctl", "app"});
   CHECK(bare.status.Exited(2));

@@ -624,6 +624,13 @@ TEST_CASE("run: ctl logs and ps escape control characters on a terminal and pass
   CHECK(json.out == stage.CtlOk({"--json", "logs", "shop", "-n", "10"}));
   CHECK(Json::parse(json.out.substr(0, json.out.find('\n')))["text"] == raw);
 
+  // history: a `ctl run` command is the caller's text, shown escaped too.
+  REQUIRE(stage.Ctl({"run", "shop", "--", "/bin/echo", "x\x1b]0;pwned\x07y"}).exit_code() == 0);
+  e2e::ProcResult history = stage.Ctl({"history", "shop"}, tty);
+  REQUIRE(history.exit_code() == 0);
+  CHECK_THAT(history.out, Catch::Contains("x\\e]0;pwned\\ay"));
+  CHECK_FALSE(controls(history.out));
+
   // With colour (NO_COLOR empty counts as unset): STATE in green, and no
   // other escape than the colour's.
   e2e::RunOptions colour = tty;

@@ -589,6 +589,10 @@ TEST_CASE("LongPolls runs a waiter again when its key is poked, answers it at it
     CHECK(replies.size() == answered);  // none of them answered
     CHECK(polls.Add(4000, {"x"}, 60'000, waiter("u"), 9).ok());
     CHECK(polls.size() == 2);
+    // A request still queued when its connection went is not parked.
+    polls.Forget(12);
+    CHECK(polls.Add(4000, {"x"}, 60'000, waiter("late"), 12).ok());
+    CHECK(polls.size() == 2);
     polls.AnswerAll();
   }
   uv_run(&loop, UV_RUN_NOWAIT);

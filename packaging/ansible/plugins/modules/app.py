@@ -190,7 +190,15 @@ def apply(rs, spec, check):
         args = ['app', 'apply', path]
         if check:
             args.append('--check')
-        return rs.ctl(*args)
+        result = rs.ctl(*args)
+        if check and result.get('check') is not True:
+            # A daemon older than --check applied the spec instead.
+            raise RelsupdError(
+                "the relsupd daemon does not know 'app apply --check' (an older "
+                "version) and may have applied the spec; upgrade it and compare "
+                "with 'relsupd ctl app show %s'" % spec.get('name'),
+                'refused', 0, args, result)
+        return result
     finally:
         os.unlink(path)
 
