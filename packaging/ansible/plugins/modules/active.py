@@ -40,22 +40,14 @@ options:
     description: Activation strategy for this switch; left out, the app's.
     type: str
     choices: [start-first, stop-first]
-  socket:
-    description:
-      - The daemon's control socket on the target.
-      - Left out, C(relsupd ctl)'s default (C($RELSUPD_SOCKET) or
-        C(/run/relsupd/relsupd.sock)).
-    type: path
-  relsupd_bin:
-    description: The C(relsupd) command on the target (a name looked up in PATH, or a path).
-    type: str
-    default: relsupd
 notes:
   - Supports check mode.
   - The task takes as long as the activation (at most the app's activation
     deadline).
 author:
   - relsupd contributors
+extends_documentation_fragment:
+  - relsupd.core.common
 '''
 
 EXAMPLES = r'''

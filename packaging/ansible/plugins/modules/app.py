@@ -70,22 +70,14 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  socket:
-    description:
-      - The daemon's control socket on the target.
-      - Left out, C(relsupd ctl)'s default (C($RELSUPD_SOCKET) or
-        C(/run/relsupd/relsupd.sock)).
-    type: path
-  relsupd_bin:
-    description: The C(relsupd) command on the target (a name looked up in PATH, or a path).
-    type: str
-    default: relsupd
 notes:
   - Supports check mode and diff mode.
   - Runs on the target host; needs C(relsupd) there and the right to change
     apps (root or the daemon's admin group).
 author:
   - relsupd contributors
+extends_documentation_fragment:
+  - relsupd.core.common
 '''
 
 EXAMPLES = r'''

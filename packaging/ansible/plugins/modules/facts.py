@@ -19,21 +19,13 @@ options:
   app:
     description: Only this app; left out, every app on the host.
     type: str
-  socket:
-    description:
-      - The daemon's control socket on the target.
-      - Left out, C(relsupd ctl)'s default (C($RELSUPD_SOCKET) or
-        C(/run/relsupd/relsupd.sock)).
-    type: path
-  relsupd_bin:
-    description: The C(relsupd) command on the target (a name looked up in PATH, or a path).
-    type: str
-    default: relsupd
 notes:
   - Supports check mode.
   - Config values are never read; a release lists its config keys only.
 author:
   - relsupd contributors
+extends_documentation_fragment:
+  - relsupd.core.common
 '''
 
 EXAMPLES = r'''

@@ -54,22 +54,14 @@ options:
         no key.
     type: dict
     default: {}
-  socket:
-    description:
-      - The daemon's control socket on the target.
-      - Left out, C(relsupd ctl)'s default (C($RELSUPD_SOCKET) or
-        C(/run/relsupd/relsupd.sock)).
-    type: path
-  relsupd_bin:
-    description: The C(relsupd) command on the target (a name looked up in PATH, or a path).
-    type: str
-    default: relsupd
 notes:
   - Supports check mode.
   - Config values are secrets as far as relsupd is concerned; the module
     never returns them.
 author:
   - relsupd contributors
+extends_documentation_fragment:
+  - relsupd.core.common
 '''
 
 EXAMPLES = r'''

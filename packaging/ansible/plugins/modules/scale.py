@@ -30,22 +30,14 @@ options:
     description: 'Process type to instance count, e.g. C({web: 2, worker: 1}); 0 stops a type.'
     type: dict
     required: true
-  socket:
-    description:
-      - The daemon's control socket on the target.
-      - Left out, C(relsupd ctl)'s default (C($RELSUPD_SOCKET) or
-        C(/run/relsupd/relsupd.sock)).
-    type: path
-  relsupd_bin:
-    description: The C(relsupd) command on the target (a name looked up in PATH, or a path).
-    type: str
-    default: relsupd
 notes:
   - Supports check mode.
   - Scaling does not wait for new instances to be ready; see
     M(relsupd.core.facts) for their state.
 author:
   - relsupd contributors
+extends_documentation_fragment:
+  - relsupd.core.common
 '''
 
 EXAMPLES = r'''
