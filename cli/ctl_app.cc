@@ -1,4 +1,4 @@
-// `relsupd ctl app create|list|show|apply`.
+// `relsupd ctl app create|list|show|apply|delete`.
 #include <iostream>
 
 #include "cli/ctl.h"
@@ -201,10 +201,37 @@ void AddAppApplyVerb(CLI::App& app, CtlContext* ctx) {
   });
 }
 
+void AddAppDeleteVerb(CLI::App& app, CtlContext* ctx) {
+  auto name = std::make_shared<std::string>();
+  auto stop = std::make_shared<bool>(false);
+  CLI::App* del = app.add_subcommand(
+      "delete", "Delete an app: its releases, builds and logs go, its history stays");
+  del->add_option("APP", *name, "App name")->required();
+  del->add_flag("--stop", *stop, "Stop its processes first (without it, an app that runs "
+                                 "is refused)");
+  SetVerbFooter(del,
+      "Refused while the app's processes run (unless --stop), during a switch, a release "
+      "being made or one-off processes running. Its release slots, artifacts and logs "
+      "are removed, its held sockets closed and its dynamic uid freed; the ledger keeps "
+      "its history ('relsupd ctl history APP'). Creating the name again starts a new app "
+      "whose release numbers go on from the old ones (v1, v2, ... are never reused).");
+  del->callback([ctx, name, stop] {
+    rpc::Json params = {{"name", *name}};
+    if (*stop) params["stop"] = true;
+    ctx->CallAndPrint(rpc::method::kAppDelete, params, [](const rpc::Json& r) {
+      std::cout << "App '" << Text(r, "name") << "' deleted";
+      const int64_t stopped = r.value("stopped", int64_t{0});
+      if (stopped > 0) std::cout << " (" << stopped << " process" << (stopped == 1 ? "" : "es")
+                                 << " stopped)";
+      std::cout << '\n';
+    });
+  });
+}
+
 }  // namespace
 
 void AddAppVerbs(CLI::App& ctl, CtlContext* ctx) {
-  CLI::App* app = ctl.add_subcommand("app", "Create, list, show and apply apps");
+  CLI::App* app = ctl.add_subcommand("app", "Create, list, show, apply and delete apps");
   app->require_subcommand(1);
   AddAppCreateVerb(*app, ctx);
   AddAppListVerb(*app, ctx);
@@ -215,6 +242,7 @@ void AddAppVerbs(CLI::App& ctl, CtlContext* ctx) {
               .key = "name"},
              PrintApp);
   AddAppApplyVerb(*app, ctx);
+  AddAppDeleteVerb(*app, ctx);
 }
 
 }  // namespace relsupd::cli

@@ -26,6 +26,7 @@
 #include "daemon/base/fd.h"
 #include "daemon/base/fd_closer.h"
 #include "daemon/base/lock.h"
+#include "daemon/base/paths.h"
 #include "daemon/base/users.h"
 #include "daemon/base/uv_handle.h"
 #include "daemon/base/uv_work.h"
@@ -198,7 +199,7 @@ Status Daemon::StartRunStage(const Adoption* adopt) {
   log_options.max_file_bytes = config_.log_max_file_bytes;
   log_options.max_files = static_cast<int>(config_.log_max_files);
   log_options.journal = getenv("JOURNAL_STREAM") != nullptr;
-  ASSIGN_OR_RETURN(logs_, LogStore::Open(config_.state_dir + "/logs",
+  ASSIGN_OR_RETURN(logs_, LogStore::Open(LogsDir(config_.state_dir),
                                          log_options, RealClock()));
   // glibc keeps freed heap pages for good (after a switch of 1,000
   // instances, 5 of the daemon's 24 MiB); every 5 s they go back.

@@ -133,6 +133,13 @@ std::vector<std::string> AppSockets::CloseIdle(
   return closed;
 }
 
+void AppSockets::Forget(const std::string& app) {
+  auto first = held_.lower_bound({app, ""});
+  auto last = first;
+  while (last != held_.end() && last->first.first == app) ++last;
+  held_.erase(first, last);
+}
+
 bool AppSockets::IsOpen(const std::string& app, const std::string& name) const {
   auto it = held_.find({app, name});
   return it != held_.end() && it->second.fd.valid();

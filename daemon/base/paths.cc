@@ -27,4 +27,8 @@ std::string StagingDir(const std::string& state_dir) {
   return state_dir + "/tmp";
 }
 
+std::string LogsDir(const std::string& state_dir) {
+  return state_dir + "/logs";
+}
+
 }  // namespace relsupd

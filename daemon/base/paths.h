@@ -7,6 +7,7 @@
 //   STATE/apps/APP/builds/       imported artifacts, SHA256.FORMAT
 //   STATE/objects/               content objects the slots link
 //   STATE/tmp/                   staging, emptied at start-up
+//   STATE/logs/APP/              an app's captured output (log_store.h)
 
 #include <string>
 
@@ -21,5 +22,6 @@ std::string ReleasesDir(const std::string& state_dir, const std::string& app);
 std::string BuildsDir(const std::string& state_dir, const std::string& app);
 std::string ObjectsDir(const std::string& state_dir);
 std::string StagingDir(const std::string& state_dir);
+std::string LogsDir(const std::string& state_dir);
 
 }  // namespace relsupd

@@ -12,6 +12,9 @@
 #include "daemon/control/paging.h"
 #include "daemon/control/params.h"
 #include "daemon/control/read_jobs.h"
+#include "daemon/logs/log_store.h"
+#include "daemon/run/run_service.h"
+#include "daemon/store/release_service.h"
 #include "daemon/protocol/methods.h"
 #include "daemon/store/layout.h"
 
@@ -123,6 +126,35 @@ Result<Json> AppApply(DaemonContext& ctx, const Json& params, const Peer& peer) 
   return Json{{"name", spec.name}, {"changed", changed}, {"app", AppSpecToJson(spec)}};
 }
 
+// app.delete: {name, stop?}. The reply comes once the app's files are
+// gone: {name, deleted, stopped (instances), objects_removed}.
+void AppDelete(DaemonContext& ctx, const Request& r, Reply reply) {
+  if (Status s = params::CheckKnown(r.params, {"name", "stop"}); !s.ok()) return reply(s);
+  auto name = StringParam(r.params, "name");
+  if (!name.ok()) return reply(name.status());
+  if (Status s = ValidateAppName(*name); !s.ok()) return reply(s);
+  bool stop = false;
+  if (auto it = r.params.find("stop"); it != r.params.end()) {
+    if (!it->is_boolean()) return reply(InvalidArgument("param 'stop' must be a boolean"));
+    stop = it->get<bool>();
+  }
+  DaemonContext* c = &ctx;
+  c->runs->Delete(
+      *name, stop ? RunService::DeleteStop::kStop : RunService::DeleteStop::kRefuse,
+      ActorOf(r.peer), [c, reply, app = *name](Result<int> stopped) {
+        if (!stopped.ok()) return reply(stopped.status());
+        c->logs->Forget(app);
+        c->releases->RemoveApp(app, [reply, app, n = *stopped](Result<uint64_t> removed) {
+          if (!removed.ok())
+            return reply(removed.status().WithContext(
+                "app '" + app + "' is deleted, but its files are not all removed (the next "
+                "start of the daemon removes them)"));
+          reply(Json{{"name", app}, {"deleted", true}, {"stopped", n},
+                     {"objects_removed", *removed}});
+        });
+      });
+}
+
 Result<Json> AppShow(DaemonContext& ctx, const Json& params) {
   ASSIGN_OR_RETURN(std::string name, StringParam(params, "name"));
   RETURN_IF_ERROR(ValidateAppName(name));
@@ -151,7 +183,12 @@ Result<Json> History(DaemonContext& ctx, const Json& params) {
       if (!v.is_string()) return InvalidArgument("param 'app' must be a string");
       app = v.get<std::string>();
       RETURN_IF_ERROR(ValidateAppName(*app));
-      RETURN_IF_ERROR(ctx.ledger->GetApp(*app).status());
+      // A deleted app's history reads on.
+      if (Status s = ctx.ledger->GetApp(*app).status(); !s.ok()) {
+        auto deleted = ctx.ledger->IsDeletedApp(*app);
+        if (!deleted.ok()) return deleted.status();
+        if (!*deleted) return s;
+      }
     } else if (key == "limit") {
       if (!v.is_number_integer() || v.get<int64_t>() < 1 ||
           v.get<int64_t>() > kMaxHistoryLimit)
@@ -301,6 +338,8 @@ void RegisterHandlers(Dispatcher* d, DaemonContext* ctx) {
   d->Register(method::kAppApply, Right::kChange, [ctx](const Request& r) {
     return AppApply(*ctx, r.params, r.peer);
   });
+  d->RegisterAsync(method::kAppDelete, Right::kChange,
+                   [ctx](const Request& r, Reply reply) { AppDelete(*ctx, r, reply); });
   d->Register(method::kAppShow, Right::kRead,
               [ctx](const Request& r) { return AppShow(*ctx, r.params); });
   d->Register(method::kAppList, Right::kRead,

@@ -12,6 +12,7 @@ bool ChangesAppState(EventKind kind) {
     case EventKind::kRecovered:
     case EventKind::kStopped:
     case EventKind::kStarted:
+    case EventKind::kAppDeleted:
       return true;
     default:
       return false;
@@ -43,6 +44,11 @@ AppState NextAppState(AppState state, EventKind kind, ReleaseId release) {
       break;
     case EventKind::kStarted:
       state.stopped_by_hand = false;
+      break;
+    case EventKind::kAppDeleted:
+      // Nothing runs and nothing is live: a name created again starts
+      // from no release.
+      state = AppState();
       break;
     default:
       break;

@@ -6,16 +6,28 @@
 
 namespace relsupd {
 
-Status Ledger::WriteApp(const AppSpec& spec, bool insert) {
-  const char* sql =
-      insert ? "INSERT INTO apps(user, grp, keep_releases, sockets, strategy, "
-               "activation_deadline_ms, auto_rollback, updated_at, name, "
-               "uid, gid, dynamic_user, created_at) "
-               "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?8)"
-             : "UPDATE apps SET user=?1, grp=?2, keep_releases=?3, sockets=?4, "
-               "strategy=?5, activation_deadline_ms=?6, auto_rollback=?7, "
-               "updated_at=?8, uid=?10, gid=?11, dynamic_user=?12 "
-               "WHERE name=?9";
+Status Ledger::WriteApp(const AppSpec& spec, AppWrite how) {
+  const char* sql = nullptr;
+  switch (how) {
+    case AppWrite::kInsert:
+      sql = "INSERT INTO apps(user, grp, keep_releases, sockets, strategy, "
+            "activation_deadline_ms, auto_rollback, updated_at, name, "
+            "uid, gid, dynamic_user, created_at) "
+            "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?8)";
+      break;
+    case AppWrite::kUpdate:
+      sql = "UPDATE apps SET user=?1, grp=?2, keep_releases=?3, sockets=?4, "
+            "strategy=?5, activation_deadline_ms=?6, auto_rollback=?7, "
+            "updated_at=?8, uid=?10, gid=?11, dynamic_user=?12 "
+            "WHERE name=?9 AND deleted_at=0";
+      break;
+    case AppWrite::kRevive:
+      sql = "UPDATE apps SET user=?1, grp=?2, keep_releases=?3, sockets=?4, "
+            "strategy=?5, activation_deadline_ms=?6, auto_rollback=?7, "
+            "updated_at=?8, uid=?10, gid=?11, dynamic_user=?12, "
+            "created_at=?8, deleted_at=0 WHERE name=?9 AND deleted_at<>0";
+      break;
+  }
   Stmt st(db_, sql);
   if (!st.prepared()) return Err("cannot prepare app write");
   st.Bind(1, spec.user).Bind(2, spec.group).Bind(3, spec.keep_releases);
@@ -28,6 +40,16 @@ Status Ledger::WriteApp(const AppSpec& spec, bool insert) {
   return Status::Ok();
 }
 
+Result<bool> Ledger::IsDeletedApp(const std::string& name) {
+  Stmt st(db_, "SELECT deleted_at FROM apps WHERE name=?");
+  if (!st.prepared()) return Err("cannot prepare app query");
+  st.Bind(1, name);
+  int rc = st.Step();
+  if (rc == SQLITE_DONE) return false;
+  if (rc != SQLITE_ROW) return Err("cannot read app");
+  return st.Int(0) != 0;
+}
+
 Status Ledger::CreateApp(const AppSpec& spec, const Actor& actor) {
   Txn txn(this);
   RETURN_IF_ERROR(txn.Begin());
@@ -36,7 +58,8 @@ Status Ledger::CreateApp(const AppSpec& spec, const Actor& actor) {
     return AlreadyExists("app '" + spec.name + "' exists already");
   if (existing.status().code() != StatusCode::kNotFound)
     return existing.status();
-  RETURN_IF_ERROR(WriteApp(spec, /*insert=*/true));
+  ASSIGN_OR_RETURN(bool deleted, IsDeletedApp(spec.name));
+  RETURN_IF_ERROR(WriteApp(spec, deleted ? AppWrite::kRevive : AppWrite::kInsert));
   RETURN_IF_ERROR(InsertEventLocked(spec.name, EventKind::kAppCreated,
                                     ReleaseId(), actor,
                                     AppSpecToJson(spec).dump()));
@@ -51,7 +74,12 @@ Result<bool> Ledger::ApplyApp(const AppSpec& spec, const Actor& actor) {
     return existing.status();
   if (existing.ok() && *existing == spec) return false;
   const bool insert = !existing.ok();
-  RETURN_IF_ERROR(WriteApp(spec, insert));
+  AppWrite how = AppWrite::kUpdate;
+  if (insert) {
+    ASSIGN_OR_RETURN(bool deleted, IsDeletedApp(spec.name));
+    how = deleted ? AppWrite::kRevive : AppWrite::kInsert;
+  }
+  RETURN_IF_ERROR(WriteApp(spec, how));
   // An update records only what changed, as {"field": [old, new]}.
   const nlohmann::json detail = insert ? AppSpecToJson(spec) : AppSpecChanges(*existing, spec);
   RETURN_IF_ERROR(InsertEventLocked(
@@ -59,6 +87,37 @@ Result<bool> Ledger::ApplyApp(const AppSpec& spec, const Actor& actor) {
       ReleaseId(), actor, detail.dump()));
   RETURN_IF_ERROR(txn.Commit());
   return true;
+}
+
+Status Ledger::DeleteApp(const std::string& name, const Actor& actor) {
+  Txn txn(this);
+  RETURN_IF_ERROR(txn.Begin());
+  ASSIGN_OR_RETURN(AppSpec spec, GetApp(name));
+  ASSIGN_OR_RETURN(std::vector<ReleaseRow> releases, ListReleases(name));
+  const std::string pruned_detail = nlohmann::json{{"reason", "app deleted"}}.dump();
+  for (const ReleaseRow& r : releases)
+    if (!r.pruned)
+      RETURN_IF_ERROR(InsertEventLocked(name, EventKind::kPruned, ReleaseId(r.number),
+                                        actor, pruned_detail));
+  // Builds no release was made from go with their files; the others stay
+  // rows, as the releases that name them do.
+  for (const char* sql : {"DELETE FROM builds WHERE app=?1 AND sha256 NOT IN "
+                          "(SELECT build FROM releases WHERE app=?1)",
+                          "DELETE FROM formation WHERE app=?1"}) {
+    Stmt st(db_, sql);
+    if (!st.prepared()) return Err("cannot prepare app delete");
+    st.Bind(1, name);
+    if (st.Step() != SQLITE_DONE) return Err("cannot delete app");
+  }
+  Stmt mark(db_,
+            "UPDATE apps SET deleted_at=?2, updated_at=?2, uid=-1, gid=-1, "
+            "dynamic_user=0 WHERE name=?1");
+  if (!mark.prepared()) return Err("cannot prepare app delete");
+  mark.Bind(1, name).Bind(2, clock_.WallMs());
+  if (mark.Step() != SQLITE_DONE) return Err("cannot delete app");
+  RETURN_IF_ERROR(InsertEventLocked(name, EventKind::kAppDeleted, ReleaseId(), actor,
+                                    AppSpecToJson(spec).dump()));
+  return txn.Commit();
 }
 
 namespace {
@@ -86,7 +145,7 @@ Result<AppSpec> ReadAppRow(Stmt& st) {
 }  // namespace
 
 Result<AppSpec> Ledger::GetApp(const std::string& name) {
-  std::string sql = std::string(kAppColumns) + " WHERE name=?";
+  std::string sql = std::string(kAppColumns) + " WHERE name=? AND deleted_at=0";
   Stmt st(db_, sql.c_str());
   if (!st.prepared()) return Err("cannot prepare app query");
   st.Bind(1, name);
@@ -97,7 +156,7 @@ Result<AppSpec> Ledger::GetApp(const std::string& name) {
 }
 
 Result<std::vector<AppSpec>> Ledger::ListApps() {
-  std::string sql = std::string(kAppColumns) + " ORDER BY name";
+  std::string sql = std::string(kAppColumns) + " WHERE deleted_at=0 ORDER BY name";
   Stmt st(db_, sql.c_str());
   if (!st.prepared()) return Err("cannot prepare app list");
   std::vector<AppSpec> out;

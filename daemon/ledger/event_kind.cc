@@ -30,6 +30,7 @@ constexpr std::pair<EventKind, std::string_view> kNames[] = {
     {EventKind::kRan, "ran"},
     {EventKind::kReexec, "reexec"},
     {EventKind::kSignaled, "signaled"},
+    {EventKind::kAppDeleted, "app-deleted"},
 };
 
 // The table is in enum order, so a kind is its own index.
@@ -39,7 +40,7 @@ constexpr bool InEnumOrder() {
   return true;
 }
 static_assert(InEnumOrder());
-static_assert(std::size(kNames) == static_cast<size_t>(EventKind::kSignaled) + 1);
+static_assert(std::size(kNames) == static_cast<size_t>(EventKind::kAppDeleted) + 1);
 
 }  // namespace
 

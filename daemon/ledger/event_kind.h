@@ -36,6 +36,7 @@ enum class EventKind {
   kReexec,            // reexec: the daemon re-executed itself (daemon-wide:
                       // app "", detail "0.9.0 -> 0.10.0[, what went wrong]")
   kSignaled,          // signaled: `ctl signal` (detail "USR1 to web.1, web.2")
+  kAppDeleted,        // app-deleted: `app delete` (detail: the spec it had)
 };
 
 // "app-created", "rolled-back", ...

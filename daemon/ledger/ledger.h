@@ -101,7 +101,7 @@ struct VerifyReport {
 
 class Ledger {
  public:
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
 
   // Opens or creates the ledger at `path`, checks its integrity and migrates
   // its schema forward. `clock` must outlive the Ledger.
@@ -119,9 +119,22 @@ class Ledger {
   // Creates or updates the app to equal `spec`. Returns false, and logs
   // nothing, when it already did.
   Result<bool> ApplyApp(const AppSpec& spec, const Actor& actor);
-  // NotFound when there is no such app.
+  // Marks the app deleted (it no longer exists for GetApp and ListApps;
+  // its row stays, so its history reads on and numbers are never reused),
+  // in one transaction with: a `pruned` event ("app deleted") for each
+  // release not pruned yet, its formation and never-released builds
+  // gone, its app_state emptied, its dynamic uid freed, and an
+  // `app-deleted` event whose detail is the spec it had. Creating the name
+  // again (CreateApp, ApplyApp) revives the row with the new spec.
+  // REQUIRES: nothing of the app runs; its files go afterwards (the run
+  // and release stages).
+  Status DeleteApp(const std::string& name, const Actor& actor);
+  // NotFound when there is no such app (or it was deleted).
   Result<AppSpec> GetApp(const std::string& name);
   Result<std::vector<AppSpec>> ListApps();
+  // Whether the name is that of a deleted app (false: never created, or
+  // exists).
+  Result<bool> IsDeletedApp(const std::string& name);
 
   // Records an imported build; returns false (and logs nothing) when the
   // app already has these bytes.
@@ -203,7 +216,11 @@ class Ledger {
                            const std::string& detail);
   Status WriteAppState(const std::string& app, const AppState& state);
   Status FillAppStates();  // migration 5
-  Status WriteApp(const AppSpec& spec, bool insert);
+  // kInsert: a new name; kUpdate: an existing app; kRevive: a deleted
+  // app's row, made to exist again with `spec`.
+  enum class AppWrite { kInsert, kUpdate, kRevive };
+  Status WriteApp(const AppSpec& spec, AppWrite how);
+
   Status Err(const char* what);
   // Events (of `app` when given; with id > `after` when given), at most
   // `limit` of them: the oldest, oldest first, or the newest, newest first.

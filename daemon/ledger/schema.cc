@@ -113,6 +113,12 @@ CREATE TABLE app_state (
 ) STRICT;
 CREATE INDEX events_kind ON events(app, kind, release);
 )sql",
+    // 6: `app delete` keeps the app's row (its releases and events refer to
+    // it, and release numbers are never reused) and marks it deleted: wall
+    // ms, 0 while the app exists.
+    R"sql(
+ALTER TABLE apps ADD COLUMN deleted_at INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 static_assert(std::size(kMigrations) == Ledger::kSchemaVersion);
 

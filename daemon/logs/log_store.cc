@@ -335,6 +335,11 @@ void LogStore::Append(LogRecord record, pid_t pid) {
   if (on_append_) on_append_(*log.name);
 }
 
+void LogStore::Forget(const std::string& app) {
+  auto it = apps_.find(app);
+  if (it != apps_.end()) apps_.erase(it);
+}
+
 uint64_t LogStore::LastSeq(const std::string& app) const {
   auto it = apps_.find(app);
   return it == apps_.end() ? 0 : it->second.last_seq;

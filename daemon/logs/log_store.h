@@ -130,6 +130,10 @@ class LogStore {
                                        uint64_t* scanned = nullptr) const;
   // 0 for an app without records.
   uint64_t LastSeq(const std::string& app) const;
+  // `app delete`: drops what the store holds of the app (its buffered
+  // records, its open file, its ring and counters); its directory is the
+  // caller's to remove. A record appended later starts the app afresh.
+  void Forget(const std::string& app);
 
   const std::string& dir() const { return dir_; }
   const LogStoreOptions& options() const { return options_; }

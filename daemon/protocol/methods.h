@@ -9,6 +9,7 @@ inline constexpr const char kAppCreate[] = "app.create";
 inline constexpr const char kAppShow[] = "app.show";
 inline constexpr const char kAppList[] = "app.list";
 inline constexpr const char kAppApply[] = "app.apply";
+inline constexpr const char kAppDelete[] = "app.delete";
 inline constexpr const char kHistory[] = "history";
 inline constexpr const char kHistoryVerify[] = "history.verify";
 

@@ -195,6 +195,7 @@ Result<std::shared_ptr<ReleaseRun>> RunService::ActiveRun(
 Status RunService::Scale(const std::string& app,
                          const std::map<std::string, int>& scales,
                          const Actor& actor) {
+  RETURN_IF_ERROR(RefuseDuringDelete(app));
   ASSIGN_OR_RETURN(std::shared_ptr<ReleaseRun> run, ActiveRun(app, "scale"));
   for (const auto& [type, n] : scales) {
     if (type == kReleaseType)
@@ -238,10 +239,89 @@ void RunService::Stop(const std::string& app, const Actor& actor,
   });
 }
 
+Status RunService::RefuseDuringDelete(const std::string& app) const {
+  if (deleting_.count(app))
+    return Status(StatusCode::kBusy, "app '" + app + "' is being deleted");
+  return Status::Ok();
+}
+
+Status RunService::RefuseDelete(const std::string& app) const {
+  RETURN_IF_ERROR(switcher_->RefuseDuringSwitch(app));
+  for (const auto& w : start_waits_)
+    if (w->app == app)
+      return Status(StatusCode::kBusy, "app '" + app +
+                                           "' has a start waiting for its processes to be "
+                                           "ready; try again when it ended");
+  if (!one_offs_->InUse(app).empty())
+    return Status(StatusCode::kBusy, "app '" + app +
+                                         "' has one-off processes running (ctl ps shows "
+                                         "them); try again when they ended");
+  return releases_->CheckIdle(app);
+}
+
+std::vector<std::string> RunService::LiveInstances(const std::string& app) {
+  std::vector<std::string> out;
+  for (ReleaseGroup* g : supervisor_->Groups(app))
+    for (const Instance* i : g->Instances())
+      switch (i->state()) {
+        case InstanceState::kStopped:
+        case InstanceState::kExited:
+        case InstanceState::kFailed:
+          break;
+        default:
+          out.push_back(g->run().release() + " " + i->name());
+      }
+  return out;
+}
+
+void RunService::Delete(const std::string& app, DeleteStop stop, const Actor& actor,
+                        std::function<void(Result<int>)> done) {
+  if (Status s = ledger_->GetApp(app).status(); !s.ok()) return done(s);
+  if (Status s = RefuseDuringDelete(app); !s.ok()) return done(s);
+  if (Status s = RefuseDelete(app); !s.ok()) return done(s);
+  const std::vector<std::string> live = LiveInstances(app);
+  if (!live.empty() && stop == DeleteStop::kRefuse) {
+    std::string names;
+    for (size_t k = 0; k < live.size() && k < 5; ++k) names += (k ? ", " : "") + live[k];
+    if (live.size() > 5) names += ", ...";
+    return done(FailedPrecondition("app '" + app + "' has " + std::to_string(live.size()) +
+                                   " process(es) running (" + names +
+                                   "): stop them first (relsupd ctl stop " + app +
+                                   "), or delete with --stop"));
+  }
+  if (!live.empty()) {
+    auto act = ledger_->ActivationOf(app);
+    if (!act.ok()) return done(act.status());
+    Status s = ledger_->AppendEvent(app, EventKind::kStopped, ReleaseId(act->active), actor,
+                                    "app delete");
+    if (!s.ok()) return done(s);
+  }
+  const int stopped = static_cast<int>(live.size());
+  // Every group goes (stopped first, gracefully); the app is forgotten by
+  // the supervisor once they have. Meanwhile start, scale, activate and a
+  // second delete of it are refused.
+  deleting_.insert(app);
+  supervisor_->Retire(app, nullptr, [this, app, actor, stopped, done] {
+    deleting_.erase(app);
+    // A one-off or a release may have begun while they stopped.
+    if (Status s = RefuseDelete(app); !s.ok()) return done(s);
+    if (!LiveInstances(app).empty())
+      return done(Status(StatusCode::kBusy,
+                         "app '" + app + "' was started again while it was being deleted"));
+    if (Status s = ledger_->DeleteApp(app, actor); !s.ok()) return done(s);
+    sockets_.Forget(app);
+    switcher_->Forget(app);
+    idle_check_apps_.erase(app);
+    spdlog::info("App '{}' deleted by {}", app, actor.name);
+    done(stopped);
+  });
+}
+
 void RunService::Start(const std::string& app, const Actor& actor,
                        WaitReady wait, std::function<void(Status)> done) {
   auto spec = ledger_->GetApp(app);
   if (!spec.ok()) return done(spec.status());
+  if (Status s = RefuseDuringDelete(app); !s.ok()) return done(s);
   auto run = ActiveRun(app, "start");
   if (!run.ok()) return done(run.status());
   auto formation = ledger_->GetFormation(app);
@@ -510,6 +590,7 @@ void RunService::Activate(const ActivateRequest& request,
   // A switch that changed nothing, or ended with nothing running, leaves
   // no socket open that it bound.
   const std::string app = request.app;
+  if (Status s = RefuseDuringDelete(app); !s.ok()) return started(s);
   switcher_->Activate(
       request,
       [this, app, started = std::move(started)](Result<int64_t> id) {

@@ -132,6 +132,17 @@ class RunService final : public SupervisorListener {
   };
   Result<std::vector<Signaled>> Signal(const std::string& app, const std::string& process,
                                        int signum, const Actor& actor);
+  // `app delete`, the run stage's part: refused (kBusy) during a switch,
+  // a `start` waiting for readiness, a release being made or pruned, or
+  // while one-off processes of the app run; and (kFailedPrecondition,
+  // naming them) while instances run unless `stop` is kStop, which stops
+  // them first (recording `stopped`). Then, with nothing of the app
+  // running, Ledger::DeleteApp, and the app's groups, held sockets and
+  // last switch are forgotten. `done` gets how many instances were
+  // stopped. The files are the release stage's (ReleaseService::RemoveApp).
+  enum class DeleteStop { kRefuse, kStop };
+  void Delete(const std::string& app, DeleteStop stop, const Actor& actor,
+              std::function<void(Result<int>)> done);
   // Rolling restart of one type or all.
   void Restart(const std::string& app, const std::string& type,
                const Actor& actor, std::function<void(Status)> done);
@@ -202,6 +213,13 @@ class RunService final : public SupervisorListener {
   void OnInstanceFailed(const ReleaseGroup& group, const Instance& instance,
                         const std::string& reason) override;
   Status RunActive(const std::string& app);
+  // Delete's refusals other than running instances.
+  Status RefuseDelete(const std::string& app) const;
+  // kBusy while a Delete of `app` waits for its processes to stop.
+  Status RefuseDuringDelete(const std::string& app) const;
+  // The app's instances that run or are about to (starting, running,
+  // ready, stopping, in backoff), by name ("v2 web.1").
+  std::vector<std::string> LiveInstances(const std::string& app);
   // A `start` waiting for its instances to be ready.
   struct StartWait {
     RunService* owner = nullptr;
@@ -252,6 +270,7 @@ class RunService final : public SupervisorListener {
   // runs) first.
   std::unique_ptr<OneOffs> one_offs_;
   std::vector<std::unique_ptr<StartWait>> start_waits_;
+  std::set<std::string> deleting_;  // apps whose Delete waits for a stop
 };
 
 }  // namespace relsupd

@@ -182,9 +182,61 @@ Status ReleaseService::CheckNotBusy(const std::string& app) const {
   return Status::Ok();
 }
 
+Status ReleaseService::CheckIdle(const std::string& app) const {
+  RETURN_IF_ERROR(CheckNotBusy(app));
+  if (pruning_.count(app))
+    return Status(StatusCode::kBusy,
+                  "app '" + app + "' is being pruned; try again when it is done");
+  return Status::Ok();
+}
+
+void ReleaseService::RemoveApp(const std::string& app, Done<uint64_t> done) {
+  held_back_.erase(app);
+  recheck_.erase(app);
+  // Unique within the daemon's life, and tmp/ is emptied at each start.
+  static int64_t serial = 0;
+  const std::string base = StagingDir(state_dir_) + "/deleted-" + app + "-" +
+                           std::to_string(::getpid()) + "-" + std::to_string(++serial);
+  std::vector<std::string> moved;
+  for (const auto& [dir, suffix] : {std::pair{AppDir(state_dir_, app), ".app"},
+                                    std::pair{JoinPath(LogsDir(state_dir_), app), ".logs"}}) {
+    const std::string to = base + suffix;
+    if (::rename(dir.c_str(), to.c_str()) == 0) {
+      moved.push_back(to);
+    } else if (errno != ENOENT) {
+      return done(Status::FromErrno("cannot move '" + dir + "' to '" + to + "'", errno));
+    }
+  }
+  RunOffLoop<Result<uint64_t>>(
+      loop_,
+      [moved, objects_dir = ObjectsDir(state_dir_)]() -> Result<uint64_t> {
+        for (const std::string& dir : moved) RETURN_IF_ERROR(RemoveTree(dir));
+        ASSIGN_OR_RETURN(ObjectStore objects, ObjectStore::Open(objects_dir));
+        return objects.CollectGarbage();
+      },
+      [alive = alive_, done](Result<uint64_t> r) {
+        if (*alive) done(std::move(r));
+      });
+}
+
 Status ReleaseService::Recover() {
   RETURN_IF_ERROR(CleanStaging(state_dir_));
   ASSIGN_OR_RETURN(std::vector<AppSpec> apps, ledger_->ListApps());
+  // Directories of apps that no longer exist: `app delete` committed, and
+  // the daemon died before it moved them away.
+  std::set<std::string> live;
+  for (const AppSpec& app : apps) live.insert(app.name);
+  for (const std::string& parent : {state_dir_ + "/apps", LogsDir(state_dir_)}) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(parent, ec)) {
+      const std::string name = e.path().filename().string();
+      if (live.count(name) || !e.is_directory(ec)) continue;
+      auto deleted = ledger_->IsDeletedApp(name);
+      if (!deleted.ok() || !*deleted) continue;  // not an app the ledger deleted
+      spdlog::info("Removing '{}': app '{}' was deleted", e.path().string(), name);
+      RETURN_IF_ERROR(RemoveTree(e.path().string()));
+    }
+  }
   for (const AppSpec& app : apps) {
     const std::string dir = ReleasesDir(state_dir_, app.name);
     std::error_code ec;

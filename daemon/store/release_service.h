@@ -87,7 +87,9 @@ class ReleaseService {
   void set_limits(const StoreLimits& limits) { limits_ = limits; }
 
   // Start-up recovery: empties tmp/, removes slots that have no ledger row
-  // (a crash between rename and commit) and objects no slot uses.
+  // (a crash between rename and commit), the app and log directories of
+  // apps that do not exist (deleted; a crash before RemoveApp moved them)
+  // and objects no slot uses.
   Status Recover();
 
   // Stores the artifact read from `file` and records the build.
@@ -141,6 +143,17 @@ class ReleaseService {
   // switch ended, a retired group stopped). Runs the prune that held a
   // release back, once one of those is free. Cheap when nothing was held.
   void InUseEnded(const std::string& app);
+
+  // kBusy while a release of `app` is being made or it is being pruned.
+  Status CheckIdle(const std::string& app) const;
+  // `app delete`, after the ledger marked the app deleted: its directory
+  // (slots and artifacts) and its log directory are renamed into tmp/ at
+  // once, on the loop, so the name can be created again meanwhile; then
+  // they are removed and unused objects collected on the thread pool.
+  // `done` gets how many objects went. A crash before the removal ends
+  // leaves only tmp/, which start-up empties.
+  // REQUIRES: the log store has forgotten the app (LogStore::Forget).
+  void RemoveApp(const std::string& app, Done<uint64_t> done);
 
   std::string SlotDir(const std::string& app, int64_t number) const;
   std::string BuildPath(const BuildRow& build) const;

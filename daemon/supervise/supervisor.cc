@@ -390,6 +390,7 @@ void Supervisor::Retire(const std::string& app, const ReleaseGroup* keep,
   if (a.active != nullptr && a.active.get() != keep)
     a.retiring.push_back(std::move(a.active));
   if (a.retiring.empty()) {
+    if (a.active == nullptr) apps_.erase(app);  // nothing left of it
     if (done) done();
     return;
   }
@@ -402,14 +403,19 @@ void Supervisor::Retire(const std::string& app, const ReleaseGroup* keep,
         [](uv_timer_t* t) {
           auto* self = static_cast<Supervisor*>(t->data);
           if (self == nullptr) return;
-          for (auto& [name, groups] : self->apps_) {
-            auto& r = groups.retiring;
+          for (auto it = self->apps_.begin(); it != self->apps_.end();) {
+            auto& r = it->second.retiring;
             r.erase(std::remove_if(r.begin(), r.end(),
                                    [](const std::unique_ptr<ReleaseGroup>& g) {
                                      return g->stopping() && g->AllSettled() &&
                                             !g->stop_waiters_pending();
                                    }),
                     r.end());
+            // An app retired whole (`app delete`) is forgotten.
+            if (it->second.active == nullptr && r.empty())
+              it = self->apps_.erase(it);
+            else
+              ++it;
           }
         },
         0, 0);

@@ -158,6 +158,7 @@ class Supervisor {
   bool Reinstate(const std::string& app, int64_t number,
                  std::function<void()> done);
   // Stops and drops the app's groups other than `keep`; `done` when stopped.
+  // With `keep` null every group goes, and the app is forgotten.
   void Retire(const std::string& app, const ReleaseGroup* keep,
               std::function<void()> done);
   // The app's active group, or null.

@@ -13,8 +13,7 @@
 # Then, reading the outcome with `relsupd ctl --json status` and
 # `releases` directly (never through the modules under test):
 #
-#   app      relsupd.core.app creates app shop on each host; again: changed=0;
-#            state=absent fails saying there is no app delete yet
+#   app      relsupd.core.app creates app shop on each host; again: changed=0
 #   (a)      deploy.yml deploys v1 (an artifact whose web process sleeps)
 #            to all three: active v1 on each
 #   (b)      the same run again: changed=0 for every host in the PLAY RECAP,
@@ -44,6 +43,10 @@
 #
 # Last, a copy of the collection broken on purpose (an active module that
 # always says changed) must fail check (b), so these checks can fail.
+# Then (absent) relsupd.core.app state=absent on h1, where shop runs:
+# refused with the daemon's reason (and nothing deleted); in check mode
+# with stop: changed, nothing deleted; with stop: shop is gone; again:
+# changed=0.
 # Waits are for states (the daemons' sockets answering); the modules follow
 # each activation to its end. Exits 1 naming the first failed check; 0 when
 # all pass. Needs ansible-core (apt-get install ansible-core); never
@@ -203,12 +206,7 @@ for h in "${hosts[@]}"; do
   [[ $(recap "$tmp/app2.log" "$h" changed) == 0 ]] ||
     die "app module: second run changed $h$(show "$tmp/app2.log")"
 done
-if play "$tmp/app3.log" "$tmp/app.yml" -e app_state=absent --limit h1; then
-  die "app module: state=absent did not fail$(show "$tmp/app3.log")"
-fi
-grep -q "no 'app delete' yet" "$tmp/app3.log" ||
-  die "app module: state=absent did not say why$(show "$tmp/app3.log")"
-note "app module: creates, then changed=0; state=absent refused with its reason"
+note "app module: creates, then changed=0"
 
 # --- (a) deploy v1 to all three ----------------------------------------------------------
 deploy() { # deploy LOG ARTIFACT [ansible-playbook args...]
@@ -435,5 +433,39 @@ if check_unchanged "$tmp/broken.log"; then
   die "check (b) passed with an active module that always says changed$(show "$tmp/broken.log")"
 fi
 note "a copy of the collection broken on purpose fails check (b)"
+
+# --- state=absent ------------------------------------------------------------------------------
+cat >"$tmp/absent.yml" <<'EOF'
+- name: Shop gone from one host
+  hosts: h1
+  gather_facts: false
+  tasks:
+    - name: App shop absent
+      relsupd.core.app:
+        name: shop
+        state: absent
+        stop: "{{ stop | default(false) | bool }}"
+        socket: "{{ relsupd_socket }}"
+        relsupd_bin: "{{ relsupd_bin }}"
+EOF
+if play "$tmp/x1.log" "$tmp/absent.yml"; then
+  die "absent: a running app was deleted without stop$(show "$tmp/x1.log")"
+fi
+grep -q "process(es) running" "$tmp/x1.log" ||
+  die "absent: the refusal does not give the daemon's reason$(show "$tmp/x1.log")"
+ctl h1 app show shop >/dev/null || die "absent: the refused delete removed shop"
+play "$tmp/x2.log" "$tmp/absent.yml" -e stop=true --check || die "absent: check mode failed$(show "$tmp/x2.log")"
+[[ $(recap "$tmp/x2.log" h1 changed) == 1 ]] || die "absent: check mode did not report the change$(show "$tmp/x2.log")"
+[[ $(ctl h1 ps shop | json 'len(d)') -ge 1 ]] || die "absent: check mode stopped shop"
+play "$tmp/x3.log" "$tmp/absent.yml" -e stop=true || die "absent: stop=true failed$(show "$tmp/x3.log")"
+[[ $(recap "$tmp/x3.log" h1 changed) == 1 ]] || die "absent: the delete did not report changed$(show "$tmp/x3.log")"
+if ctl h1 app show shop >/dev/null 2>&1; then die "absent: shop still exists on h1"; fi
+[[ ! -e $tmp/h1/state/apps/shop ]] || die "absent: h1's apps/shop is still there"
+[[ $(ctl h1 history shop | json 'd[-1]["kind"]') == app-deleted ]] ||
+  die "absent: h1's history of shop does not end with app-deleted"
+ctl h2 app show shop >/dev/null || die "absent: shop is gone from h2 too"
+play "$tmp/x4.log" "$tmp/absent.yml" || die "absent: the second run failed$(show "$tmp/x4.log")"
+[[ $(recap "$tmp/x4.log" h1 changed) == 0 ]] || die "absent: the second run reported a change$(show "$tmp/x4.log")"
+note "state=absent: a running app refused with the daemon's reason; check mode changes nothing; stop=true deletes it; again changed=0"
 
 note "all checks passed"

@@ -569,7 +569,7 @@ TEST_CASE("e2e cli: ctl alone lists every verb under its stage, and help VERB is
   ProcResult bare = RunProcess({RelsupdBin(), "ctl", "app"});
   CHECK(bare.status.Exited(2));
   CHECK_THAT(bare.err, Catch::StartsWith("relsupd: 'relsupd ctl app' needs a command: create, "
-                                         "list, show, apply\n"));
+                                         "list, show, apply, delete\n"));
   // The stages in order, and no verb outside them.
   size_t at = 0;
   for (const char* heading : {"\nBuild (source to artifact):\n", "\nRelease (artifact + config to vN):\n",

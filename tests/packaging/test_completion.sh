@@ -261,9 +261,10 @@ expect() {
 for shell in bash bash-completion zsh; do
   expect "$shell" "relsupd " build ctl daemon || true
   expect "$shell" "relsupd ctl act" activate || true
-  expect "$shell" "relsupd ctl app " apply create list show || true
+  expect "$shell" "relsupd ctl app " apply create delete list show || true
   expect "$shell" "relsupd ctl ps " blog shop || true
   expect "$shell" "relsupd ctl ps s" shop || true
+  expect "$shell" "relsupd ctl app delete " blog shop || true
   expect "$shell" "relsupd ctl activate shop " v1 || true
   expect "$shell" "relsupd ctl activate shop v1 --strategy " start-first stop-first || true
   expect "$shell" "relsupd ctl activate shop v1 --no" --no-wait || true

@@ -332,6 +332,78 @@ TEST_CASE("a release's config is stored as JSON and read back typed once, and a 
   CHECK(all->size() == 4);
 }
 
+TEST_CASE("DeleteApp hides the app, keeps its history and release rows, and the name comes back "
+          "with the numbers going on") {
+  Fixture f;
+  auto l = f.Open();
+  AppSpec shop = Shop();
+  shop.uid = 70001;
+  shop.gid = 70001;
+  shop.dynamic_user = true;
+  REQUIRE(l->CreateApp(shop, f.root).ok());
+  REQUIRE(l->CreateApp(Shop("api"), f.root).ok());
+  BuildRow used, unused;
+  used.app = unused.app = "shop";
+  used.sha256 = std::string(64, 'a');
+  unused.sha256 = std::string(64, 'b');
+  used.format = unused.format = "tar";
+  REQUIRE(l->RecordBuild(used, f.root).ok());
+  REQUIRE(l->RecordBuild(unused, f.root).ok());
+  for (int64_t n : {1, 2}) {
+    ReleaseRow r;
+    r.app = "shop";
+    r.number = n;
+    r.build = used.sha256;
+    r.digest = std::string(64, 'd');
+    REQUIRE(l->RecordRelease(r, f.root, "{}").ok());
+  }
+  REQUIRE(l->AppendEvent("shop", EventKind::kPruned, ReleaseId(1), f.root, "{}").ok());
+  REQUIRE(l->AppendEvent("shop", EventKind::kActivated, ReleaseId(2), f.root, "").ok());
+  REQUIRE(l->SetFormation("shop", {{"web", 3}}, ReleaseId(2), f.root).ok());
+
+  REQUIRE(l->DeleteApp("shop", f.root).ok());
+  CHECK(l->GetApp("shop").status().code() == StatusCode::kNotFound);
+  CHECK(l->ListApps()->size() == 1);
+  CHECK(*l->IsDeletedApp("shop"));
+  CHECK_FALSE(*l->IsDeletedApp("api"));
+  CHECK_FALSE(*l->IsDeletedApp("nope"));
+  CHECK(l->DeleteApp("shop", f.root).code() == StatusCode::kNotFound);
+  // The dynamic uid is free, the state and formation empty, the unused
+  // build's row gone; the release rows stay, every one pruned now (v1 once).
+  CHECK(f.Raw("SELECT uid, dynamic_user FROM apps WHERE name='shop'") == "-10");
+  CHECK(*l->GetAppState("shop") == AppState{});
+  CHECK(f.Raw("SELECT count(*) FROM formation WHERE app='shop'") == "0");
+  CHECK(f.Raw("SELECT group_concat(substr(sha256, 1, 1)) FROM builds WHERE app='shop'") == "a");
+  CHECK(f.Raw("SELECT count(*) FROM releases WHERE app='shop'") == "2");
+  auto history = l->History(std::string("shop"), 100);
+  REQUIRE(history.ok());
+  CHECK(history->back().kind == "app-deleted");
+  CHECK(history->back().detail.find("\"name\":\"shop\"") != std::string::npos);
+  int pruned_v1 = 0, pruned_v2 = 0;
+  for (const Event& e : *history) {
+    if (e.kind != "pruned") continue;
+    pruned_v1 += e.release == "v1";
+    pruned_v2 += e.release == "v2" && e.detail == R"({"reason":"app deleted"})";
+  }
+  CHECK(pruned_v1 == 1);
+  CHECK(pruned_v2 == 1);
+
+  // The name again: a fresh spec, numbers on from the old ones.
+  AppSpec again = Shop();
+  again.keep_releases = 2;
+  SECTION("by create") { REQUIRE(l->CreateApp(again, f.root).ok()); }
+  SECTION("by apply") { REQUIRE(*l->ApplyApp(again, f.root)); }
+  auto got = l->GetApp("shop");
+  REQUIRE(got.ok());
+  CHECK(got->keep_releases == 2);
+  CHECK_FALSE(*l->IsDeletedApp("shop"));
+  CHECK(*l->NextReleaseNumber("shop") == 3);
+  CHECK(l->ListReleases("shop")->size() == 2);
+  CHECK(l->ActivationOf("shop")->active == 0);
+  CHECK(l->History(std::string("shop"), 100)->back().kind == "app-created");
+  CHECK(l->VerifyHistory()->ok());
+}
+
 TEST_CASE("ReleaseId prints vN, and parses vN back only at the edges") {
   CHECK(ReleaseId(3).ToString() == "v3");
   CHECK(ReleaseId().ToString().empty());
@@ -429,6 +501,8 @@ TEST_CASE("app state: each event moves the state as its row says") {
        EventKind::kStarted, kV1, State(kV1, kNone, kNone)},
       {"restarted keeps stopped-by-hand", State(kV1, kNone, kNone, kByHand),
        EventKind::kRestarted, kV1, State(kV1, kNone, kNone, kByHand)},
+      {"app-deleted empties it", State(kV2, kV1, kNone, kByHand),
+       EventKind::kAppDeleted, kNone, AppState{}},
   };
   for (const Row& row : rows) {
     DYNAMIC_SECTION(row.name) {
@@ -523,11 +597,12 @@ TEST_CASE("migration 5 fills app_state from the events of a schema-4 ledger") {
         l->AppendEvent("api", EventKind::kRolledBack, kV1, f.root, "").ok());
   }
   // What a schema-4 relsupd left: the same tables and events, no app_state.
-  f.Raw("DROP TABLE app_state; DROP INDEX events_kind; PRAGMA user_version=4");
+  f.Raw("DROP TABLE app_state; DROP INDEX events_kind; "
+        "ALTER TABLE apps DROP COLUMN deleted_at; PRAGMA user_version=4");
   REQUIRE(f.Raw("SELECT count(*) FROM sqlite_master WHERE name='app_state'") ==
           "0");
   auto l = f.Open();
-  CHECK(l->schema_version() == 5);
+  CHECK(l->schema_version() == Ledger::kSchemaVersion);
   CHECK(*l->GetAppState("shop") == AppState{.active = kV2,
                                             .previous = kV1,
                                             .switching = kV3,

@@ -21,9 +21,10 @@ description:
   - In check mode it runs C(relsupd ctl app apply --check), which reports
     what would change and changes nothing. With C(--diff) it shows the
     settings before and after.
-  - I(state=absent) is not supported yet, because this relsupd has no
-    C(app delete) command. The module fails with a message saying so when
-    the app exists. When the app does not exist, it reports C(ok).
+  - I(state=absent) deletes the app with C(relsupd ctl app delete). Its
+    releases, builds and logs go, and its history stays in the ledger. The
+    daemon refuses while the app's processes run, unless I(stop=true).
+    An app that does not exist is C(ok).
 options:
   name:
     description: The app's name (C([a-z0-9][a-z0-9-]{0,62})).
@@ -65,11 +66,17 @@ options:
   state:
     description:
       - C(present) creates or updates the app.
-      - C(absent) is not supported yet (this relsupd has no C(app delete));
-        it fails when the app exists.
+      - C(absent) deletes the app (C(relsupd ctl app delete)).
     type: str
     choices: [present, absent]
     default: present
+  stop:
+    description:
+      - With I(state=absent), stop the app's processes first. Without it, a
+        running app is not deleted and the task fails with the daemon's
+        reason.
+    type: bool
+    default: false
 notes:
   - Supports check mode and diff mode.
   - Runs on the target host; needs C(relsupd) there and the right to change
@@ -89,6 +96,12 @@ EXAMPLES = r'''
     strategy: start-first
     deadline: 60s
     keep: 5
+
+- name: Gone, with its processes stopped first
+  relsupd.core.app:
+    name: old-shop
+    state: absent
+    stop: true
 
 - name: Run as an existing user
   relsupd.core.app:
@@ -206,6 +219,7 @@ def main():
         keep=dict(type='int'),
         auto_rollback=dict(type='bool'),
         state=dict(type='str', default='present', choices=['present', 'absent']),
+        stop=dict(type='bool', default=False),
     )
     argument_spec.update(COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -220,11 +234,18 @@ def main():
     if module.params['state'] == 'absent':
         if current is None:
             module.exit_json(changed=False, name=name, exists=False)
-        module.fail_json(
-            msg="app '%s' exists, and this relsupd has no 'app delete' yet: "
-                "state=absent cannot remove it (stop it with 'relsupd ctl stop %s')"
-                % (name, name),
-            name=name, exists=True)
+        if not module.check_mode:
+            args = ['app', 'delete', name]
+            if module.params['stop']:
+                args.append('--stop')
+            try:
+                rs.ctl(*args)
+            except RelsupdError as e:
+                rs.fail(e, name=name, exists=True)
+        result = dict(changed=True, name=name, exists=True)
+        if module._diff:
+            result['diff'] = dict(before=current, after={})
+        module.exit_json(**result)
 
     spec = build_spec(module.params, current)
     try:

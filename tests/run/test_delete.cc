@@ -1,0 +1,185 @@
+// `relsupd ctl app delete` end to end: what it refuses, what goes (the
+// processes with --stop, slots, artifacts, logs, held sockets, the dynamic
+// uid), what stays (the history, the release rows), and the name created
+// again.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+
+#include "tests/run/run_fixture.h"
+#include "tests/support/wait.h"
+
+namespace relsupd::run_test {
+namespace {
+
+using release_test::Exists;
+
+// Whether a TCP connect to 127.0.0.1:port is accepted.
+bool Accepts(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// Files (not directories) in the tree under `dir`.
+size_t FilesUnder(const std::string& dir) {
+  std::error_code ec;
+  size_t n = 0;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+    if (!it->is_directory(ec)) ++n;
+  return n;
+}
+
+TEST_CASE("app delete: refused while it runs; with --stop its processes, slots, artifacts, "
+          "logs and socket go, its history stays, and the name starts again at the next number") {
+  const int port = FreePort();
+  Stage stage(FastConfig(), {}, "shop",
+              {"--socket", "http=tcp://127.0.0.1:" + std::to_string(port)});
+  const std::string v1 = DeployProcfile(stage, "web: echo hello-from-v1; exec sleep 1000\n");
+  CHECK(v1 == "v1");
+  WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
+  REQUIRE(WaitLog(stage, "hello-from-v1"));
+  const std::set<pid_t> pids = Pids(Ps(stage));
+  REQUIRE(pids.size() == 1);
+  REQUIRE(Accepts(port));
+  const std::string app_dir = stage.state() + "/apps/shop";
+  const std::string log_dir = stage.state() + "/logs/shop";
+  REQUIRE(Exists(app_dir + "/releases/v1"));
+  REQUIRE(Exists(log_dir));
+
+  // Refused while it runs: named, with the way out; nothing changed.
+  e2e::ProcResult r = stage.Ctl({"app", "delete", "shop"});
+  INFO(r.Describe());
+  CHECK(r.exit_code() == 1);
+  CHECK_THAT(r.err, Catch::Contains("app 'shop' has 1 process(es) running (v1 web.1)"));
+  CHECK_THAT(r.err, Catch::Contains("--stop"));
+  CHECK(Alive(*pids.begin()));
+  CHECK(stage.CtlJson({"app", "show", "shop"})["name"] == "shop");
+  CHECK(Exists(app_dir + "/releases/v1"));
+
+  // With --stop.
+  CHECK_THAT(stage.CtlOk({"app", "delete", "shop", "--stop"}),
+             Catch::Contains("App 'shop' deleted (1 process stopped)"));
+  CHECK(WaitGone(pids));
+  CHECK_FALSE(Accepts(port));
+  CHECK(stage.CtlJson({"app", "list"}).empty());
+  r = stage.Ctl({"app", "show", "shop"});
+  CHECK(r.exit_code() == 1);
+  CHECK_THAT(r.err, Catch::Contains("app 'shop' does not exist"));
+  CHECK(stage.CtlJson({"ps"}).empty());
+  CHECK_FALSE(Exists(app_dir));
+  CHECK_FALSE(Exists(log_dir));
+  CHECK(FilesUnder(stage.TmpDir()) == 0);
+  CHECK(std::filesystem::is_empty(stage.TmpDir()));
+  CHECK(FilesUnder(stage.ObjectsDir()) == 0);
+  // Verbs about the app say it does not exist.
+  r = stage.Ctl({"logs", "shop"});
+  CHECK(r.exit_code() == 1);
+  r = stage.Ctl({"app", "delete", "shop"});
+  CHECK(r.exit_code() == 1);
+  CHECK_THAT(r.err, Catch::Contains("app 'shop' does not exist"));
+
+  // The history stays, and says what happened; the chain is intact.
+  Json history = stage.CtlJson({"history", "shop"});
+  REQUIRE(history.size() >= 3);
+  const Json& last = history.back();
+  CHECK(last["kind"] == "app-deleted");
+  CHECK(last["detail"]["name"] == "shop");
+  bool pruned_v1 = false, stopped = false;
+  for (const Json& e : history) {
+    if (e["kind"] == "pruned" && e["release"] == "v1")
+      pruned_v1 = e["detail"]["reason"] == "app deleted";
+    if (e["kind"] == "stopped") stopped = e["detail"] == "app delete";
+  }
+  CHECK(pruned_v1);
+  CHECK(stopped);
+  CHECK(stage.CtlJson({"history", "--verify"})["ok"] == true);
+  CHECK(release_test::LedgerReleaseRows(stage.state() + "/ledger.db", "shop") == 1);
+
+  // The name again: a new app, its socket bound again, its first release v2.
+  stage.CtlOk({"app", "create", "shop", "--socket",
+               "http=tcp://127.0.0.1:" + std::to_string(port)});
+  CHECK(stage.CtlJson({"app", "show", "shop"})["name"] == "shop");
+  const std::string v2 = DeployProcfile(stage, "web: echo hello-from-v2; exec sleep 1000\n");
+  CHECK(v2 == "v2");
+  WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
+  CHECK(Accepts(port));
+  Json releases = stage.Releases();
+  REQUIRE(releases.size() == 2);
+  CHECK(releases[0]["release"] == "v1");
+  CHECK(releases[0]["pruned"] == true);
+  CHECK(releases[1]["release"] == "v2");
+  // Its logs start afresh: nothing of v1's.
+  REQUIRE(WaitLog(stage, "hello-from-v2"));
+  for (const Json& rec : LogRecords(stage))
+    CHECK(rec.value("text", "").find("hello-from-v1") == std::string::npos);
+  // A daemon restart keeps it so.
+  stage.Stop();
+  stage.Restart();
+  WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
+  CHECK(stage.CtlJson({"app", "list"}).size() == 1);
+}
+
+TEST_CASE("app delete: an app stopped by hand goes without --stop, and start-up removes what a "
+          "crash left of a deleted app's directories") {
+  Stage stage(FastConfig());
+  DeployProcfile(stage, "web: exec sleep 1000\n");
+  WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
+  stage.CtlOk({"stop", "shop"});
+  Json done = stage.CtlJson({"app", "delete", "shop"});
+  CHECK(done["deleted"] == true);
+  CHECK(done["stopped"] == 0);
+  CHECK(done["objects_removed"].get<int64_t>() > 0);
+  // As if the daemon had died between the ledger's commit and the move.
+  stage.Stop();
+  const std::string app_dir = stage.state() + "/apps/shop";
+  const std::string log_dir = stage.state() + "/logs/shop";
+  std::filesystem::create_directories(app_dir + "/releases/v1");
+  std::filesystem::create_directories(log_dir);
+  // A directory the ledger never heard of is not touched.
+  const std::string stray = stage.state() + "/apps/stray";
+  std::filesystem::create_directories(stray);
+  stage.Restart();
+  CHECK_FALSE(Exists(app_dir));
+  CHECK_FALSE(Exists(log_dir));
+  CHECK(Exists(stray));
+  CHECK_THAT(stage.daemon().Log(), Catch::Contains("app 'shop' was deleted"));
+}
+
+TEST_CASE("app delete: a bad name and a bad param are refused, and the dynamic uid is freed") {
+  Stage stage(FastConfig());
+  e2e::ProcResult r = stage.Ctl({"app", "delete", "Bad_Name"});
+  CHECK(r.exit_code() == 1);
+  CHECK_THAT(r.err, Catch::Contains("Bad_Name"));
+  Json raw = e2e::CallRaw(stage.socket(), "app.delete", {{"name", "shop"}, {"force", true}});
+  REQUIRE(raw.contains("error"));
+  CHECK_THAT(raw["error"]["message"].get<std::string>(), Catch::Contains("force"));
+  raw = e2e::CallRaw(stage.socket(), "app.delete", {{"name", "shop"}, {"stop", "yes"}});
+  REQUIRE(raw.contains("error"));
+  CHECK_THAT(raw["error"]["message"].get<std::string>(), Catch::Contains("'stop' must be a boolean"));
+  CHECK(stage.CtlJson({"app", "list"}).size() == 1);
+  if (::geteuid() != 0) {
+    WARN("not root: apps get the daemon's own user, no dynamic uid to free");
+    return;
+  }
+  const uid_t shop_uid = stage.CtlJson({"app", "show", "shop"})["uid"].get<uid_t>();
+  REQUIRE(stage.CtlJson({"app", "show", "shop"})["dynamic_user"] == true);
+  stage.CtlOk({"app", "delete", "shop"});
+  // The next app is given the lowest free uid of the range: shop's again.
+  stage.CtlOk({"app", "create", "other"});
+  CHECK(stage.CtlJson({"app", "show", "other"})["uid"].get<uid_t>() == shop_uid);
+}
+
+}  // namespace
+}  // namespace relsupd::run_test
