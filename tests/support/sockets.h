@@ -84,6 +84,30 @@ bool HasLine(std::string_view message, std::string_view line);
 std::optional<std::string> Field(std::string_view message,
                                  std::string_view key);
 
+// sendmsg of `data` to the datagram socket at `path` (a notify socket),
+// with `fds` attached in `cmsgs` SCM_RIGHTS messages, plus our credentials
+// when `creds`: 0 on success, else the errno of sendmsg (EPERM: the
+// receiver refuses fds; EINVAL: more than SCM_MAX_FD in one message).
+int SendDatagram(const std::string& path, std::string_view data,
+                 const std::vector<int>& fds = {}, int cmsgs = 1, bool creds = false);
+
+// A pipe, both ends close-on-exec, closed by the destructor. For
+// sd_notify's barrier: pass `write_end`, CloseWrite(), and the read end
+// hangs up once the receiver closed its copy too.
+struct Pipe {
+  Pipe();  // throws when it cannot be made
+  ~Pipe();
+  Pipe(const Pipe&) = delete;
+  Pipe& operator=(const Pipe&) = delete;
+  void CloseWrite();
+  // poll() says POLLHUP on `read_end` now: every copy of `write_end` is
+  // closed.
+  bool HungUp() const;
+
+  int read_end = -1;
+  int write_end = -1;
+};
+
 // A loopback TCP pair whose `client` end lingers on its last close()
 // (SO_LINGER {1, 30 s}, a send buffer filled to the brim, a peer that never
 // reads) until Release(). Pass `client` on (or TakeClient()); the
