@@ -212,9 +212,9 @@ TEST_CASE("hostile conn: the notify socket answers an sd_notify barrier by "
   for (int round = 0; round < 3; ++round) {
     REQUIRE(SendDatagram(t.notify_path, "STATUS=before the barrier\n") == 0);
     Pipe barrier;
-    REQUIRE(SendDatagram(t.notify_path, "BARRIER=1", {barrier.write_end}) == 0);
+    REQUIRE(SendDatagram(t.notify_path, "BARRIER=1", {barrier.write_end.get()}) == 0);
     CHECK_FALSE(barrier.HungUp());  // our copy is still open
-    barrier.CloseWrite();
+    barrier.write_end.Reset();
     CHECK(WaitUntil([&] { return barrier.HungUp(); }, 10'000));
   }
   // A datagram without fds still gets through, and fds with other keys are
@@ -222,8 +222,9 @@ TEST_CASE("hostile conn: the notify socket answers an sd_notify barrier by "
   CHECK(SendDatagram(t.notify_path, "STATUS=x\n") == 0);
   {
     Pipe other;
-    REQUIRE(SendDatagram(t.notify_path, "STATUS=x\n", {other.write_end, other.read_end}) == 0);
-    other.CloseWrite();
+    REQUIRE(SendDatagram(t.notify_path, "STATUS=x\n",
+                         {other.write_end.get(), other.read_end.get()}) == 0);
+    other.write_end.Reset();
     CHECK(WaitUntil([&] { return other.HungUp(); }, 10'000));
   }
   CHECK(WaitUntil([&] { return e2e::OpenFdCount(t.daemon_pid) <= base_fds; }));

@@ -436,7 +436,8 @@ TEST_CASE("the notify socket of an image that refused fds takes them again once 
   old_listener->reset();
   {
     support::Pipe p;
-    CHECK(support::SendDatagram(path, "BARRIER=1", {p.write_end}) == (refused ? EPERM : 0));
+    CHECK(support::SendDatagram(path, "BARRIER=1", {p.write_end.get()}) ==
+          (refused ? EPERM : 0));
   }
   std::vector<std::map<std::string, std::string>> got;
   auto listener = NotifyListener::Adopt(
@@ -444,8 +445,8 @@ TEST_CASE("the notify socket of an image that refused fds takes them again once 
       [&](pid_t, const std::map<std::string, std::string>& f) { got.push_back(f); });
   support::Pipe barrier;
   REQUIRE(support::SendDatagram(path, "STATUS=first") == 0);
-  REQUIRE(support::SendDatagram(path, "BARRIER=1", {barrier.write_end}) == 0);
-  barrier.CloseWrite();
+  REQUIRE(support::SendDatagram(path, "BARRIER=1", {barrier.write_end.get()}) == 0);
+  barrier.write_end.Reset();
   REQUIRE(l.RunUntil([&] { return barrier.HungUp(); }));
   // The fd was closed once the message before it had been handled.
   CHECK(std::any_of(got.begin(), got.end(), [](const auto& f) {

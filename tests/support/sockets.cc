@@ -251,22 +251,12 @@ int SendDatagram(const std::string& path, std::string_view data,
 Pipe::Pipe() {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) FailErrno("pipe2");
-  read_end = p[0];
-  write_end = p[1];
-}
-
-Pipe::~Pipe() {
-  if (read_end >= 0) ::close(read_end);
-  CloseWrite();
-}
-
-void Pipe::CloseWrite() {
-  if (write_end >= 0) ::close(write_end);
-  write_end = -1;
+  read_end.Reset(p[0]);
+  write_end.Reset(p[1]);
 }
 
 bool Pipe::HungUp() const {
-  pollfd p{read_end, POLLIN, 0};
+  pollfd p{read_end.get(), POLLIN, 0};
   return ::poll(&p, 1, 0) == 1 && (p.revents & POLLHUP) != 0;
 }
 

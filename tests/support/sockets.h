@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/base/fd.h"
+
 namespace relsupd::support {
 
 // The address of the Unix socket at `path`; throws when it is too long.
@@ -91,21 +93,17 @@ std::optional<std::string> Field(std::string_view message,
 int SendDatagram(const std::string& path, std::string_view data,
                  const std::vector<int>& fds = {}, int cmsgs = 1, bool creds = false);
 
-// A pipe, both ends close-on-exec, closed by the destructor. For
-// sd_notify's barrier: pass `write_end`, CloseWrite(), and the read end
-// hangs up once the receiver closed its copy too.
+// A pipe, both ends close-on-exec. For sd_notify's barrier: pass
+// `write_end`, Reset() it, and the read end hangs up once the receiver
+// closed its copy too; the same for any fd sent to be closed elsewhere.
 struct Pipe {
   Pipe();  // throws when it cannot be made
-  ~Pipe();
-  Pipe(const Pipe&) = delete;
-  Pipe& operator=(const Pipe&) = delete;
-  void CloseWrite();
   // poll() says POLLHUP on `read_end` now: every copy of `write_end` is
-  // closed.
+  // closed, here and wherever it was sent.
   bool HungUp() const;
 
-  int read_end = -1;
-  int write_end = -1;
+  Fd read_end;
+  Fd write_end;
 };
 
 // A loopback TCP pair whose `client` end lingers on its last close()
