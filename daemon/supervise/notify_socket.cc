@@ -10,9 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "daemon/base/failpoint.h"
-
-// Linux 6.16; not in older headers (Debian 12's).
+// Linux 6.16; not in older headers (Debian 12's). Only Adopt uses it.
 #ifndef SO_PASSRIGHTS
 #define SO_PASSRIGHTS 83
 #endif
@@ -51,18 +49,6 @@ Result<std::unique_ptr<NotifyListener>> NotifyListener::Open(
   if (::setsockopt(self->fd_.get(), SOL_SOCKET, SO_PASSCRED, &one,
                    sizeof(one)) != 0)
     return Status::FromErrno("notify socket: SO_PASSCRED", errno);
-  // Fds sent here are refused by the kernel, never received and closed.
-  int zero = 0;
-  if (FailpointFails("notify-no-passrights")) {
-    errno = ENOPROTOOPT;
-  } else if (::setsockopt(self->fd_.get(), SOL_SOCKET, SO_PASSRIGHTS, &zero,
-                          sizeof(zero)) == 0) {
-    self->refuses_fds_ = true;
-  }
-  if (!self->refuses_fds_)
-    spdlog::info("notify socket: the kernel cannot refuse passed fds "
-                 "(SO_PASSRIGHTS: {}); they are received and closed off the loop",
-                 std::strerror(errno));
   // Big enough that a burst of READY=1 from 1,000 starting children waits
   // in the queue instead of being dropped.
   int rcvbuf = 4 << 20;
@@ -86,7 +72,15 @@ std::unique_ptr<NotifyListener> NotifyListener::Adopt(uv_loop_t* loop,
   self->callback_ = std::move(callback);
   self->closer_ = closer;
   self->fd_ = Fd(snapshot.fd);
-  self->refuses_fds_ = snapshot.refuses_fds;
+  // An older image set SO_PASSRIGHTS off (snapshot.refuses_fds); the
+  // barrier needs fds to arrive. ENOPROTOOPT: a kernel before 6.16, where
+  // the socket always took them.
+  int one = 1;
+  if (::setsockopt(snapshot.fd, SOL_SOCKET, SO_PASSRIGHTS, &one, sizeof(one)) != 0 &&
+      errno != ENOPROTOOPT)
+    spdlog::warn("notify socket: cannot let it take passed fds again (SO_PASSRIGHTS: {}): "
+                 "sd_notify barriers will fail, ignoring",
+                 std::strerror(errno));
   // Read as before: never block the loop on an empty socket.
   int flags = ::fcntl(snapshot.fd, F_GETFL);
   if (flags >= 0) ::fcntl(snapshot.fd, F_SETFL, flags | O_NONBLOCK);
@@ -134,7 +128,7 @@ NotifyListener::~NotifyListener() {
 
 void NotifyListener::OnReadable() {
   for (int i = 0; i < 256; ++i) {
-    if (!refuses_fds_ && closer_->room() < kFdRoom) {
+    if (closer_->room() < kFdRoom) {
       uv_poll_stop(poll_.get());
       uv_timer_start(retry_.get(), &NotifyListener::OnRetry, kPauseRetryMs, 0);
       if (!pause_logged_) {
@@ -173,6 +167,9 @@ void NotifyListener::OnReadable() {
         std::memcpy(&cred, CMSG_DATA(c), sizeof(cred));
         sender = cred.pid;
       } else if (c->cmsg_type == SCM_RIGHTS) {
+        // Every earlier datagram was handled: closing now is what a
+        // BARRIER=1 waits for. Done before anything below can drop the
+        // message, so no fd outlives it here.
         size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         for (size_t k = 0; k < count; ++k) {
           int fd;

@@ -7,15 +7,22 @@
 // Loop thread only.
 //
 // The socket is mode 0666, so anyone may send to it, fds included; we keep
-// no fd store and take no fds at all. SO_PASSRIGHTS off (Linux 6.16+) makes
-// the kernel refuse SCM_RIGHTS to this socket (the sender gets EPERM).
-// Where the kernel lacks it (ENOPROTOOPT, e.g. Debian 12's 6.1), or with
-// RELSUPD_FAILPOINT=notify-no-passrights for tests, datagrams are received
-// with a control buffer for SCM_MAX_FD fds plus the credentials, so the
-// kernel never truncates (and closes in this thread) what did not fit, and
-// the fds go to the FdCloser: a close() can block (fd_closer.h). In that
-// fallback the socket is read only while the closer has room for a full
-// message plus ControlServer's share kept for change-right peers
+// no fd store, but we accept fds and close them, because systemd's barrier
+// protocol needs that: `systemd-notify --ready` (without --no-block) and
+// sd_notify_barrier() send "BARRIER=1" with the write end of a pipe and wait
+// for POLLHUP on the read end. Datagrams are handled in order, on the loop,
+// and a message's fds go to the FdCloser only once every earlier datagram
+// was handled (a READY=1 has changed the instance's state), so the sender
+// learns exactly that; and a helper such as systemd-notify stays alive until
+// its READY=1 was matched to its instance by its session. A BARRIER=1 has no
+// other effect; its fd is closed whether or not the sender matches an
+// instance (the owner's callback never sees fds).
+//
+// Datagrams are received with a control buffer for SCM_MAX_FD fds plus the
+// credentials, so the kernel never truncates (and closes in this thread)
+// what did not fit, and the fds go to the FdCloser: a close() can block
+// (fd_closer.h). The socket is read only while the closer has room for a
+// full message plus ControlServer's share kept for change-right peers
 // (kFdRoom); otherwise reading pauses, re-checked every kPauseRetryMs and
 // logged once per episode, and the datagrams wait in the socket.
 
@@ -55,20 +62,21 @@ class NotifyListener {
                                                       Callback callback);
   // daemon-reexec (docs/reexec.md §4.2). Adopt: the socket of a handover
   // record, never bound again (the children's NOTIFY_SOCKET stays right,
-  // and datagrams queued in the exec window are read at once). Export:
+  // and datagrams queued in the exec window are read at once); an image
+  // from before the barrier support set SO_PASSRIGHTS off on it (its record
+  // says refuses_fds), so Adopt turns it on again, whatever the record
+  // says (a kernel before 6.16 has no such option: nothing to undo). Export:
   // the socket, its fd still owned here. Abandon: lets go of the fd
   // without closing or unlinking it (as an execve would; for tests).
   static std::unique_ptr<NotifyListener> Adopt(uv_loop_t* loop, const NotifySnapshot& snapshot,
                                                FdCloser* closer, Callback callback);
   NotifySnapshot Export() const {
-    return {.fd = fd_.get(), .path = path_, .refuses_fds = refuses_fds_};
+    return {.fd = fd_.get(), .path = path_, .refuses_fds = false};
   }
   void Abandon();
 
   ~NotifyListener();
   const std::string& path() const { return path_; }
-  // Whether the kernel refuses fds sent to the socket (SO_PASSRIGHTS).
-  bool refuses_fds() const { return refuses_fds_; }
 
  private:
   NotifyListener() = default;
@@ -82,7 +90,6 @@ class NotifyListener {
   UvHandle<uv_poll_t> poll_;
   UvHandle<uv_timer_t> retry_;
   FdCloser* closer_ = nullptr;
-  bool refuses_fds_ = false;
   bool pause_logged_ = false;
   Callback callback_;
 };

@@ -125,6 +125,9 @@ struct CgroupSnapshot {
 struct NotifySnapshot {
   int fd = -1;
   std::string path;
+  // Kept for handover compatibility: an image from before the sd_notify
+  // barrier support wrote true when it had set SO_PASSRIGHTS off. Written
+  // false now; Adopt turns SO_PASSRIGHTS on again in any case.
   bool refuses_fds = false;
   bool operator==(const NotifySnapshot&) const = default;
 };

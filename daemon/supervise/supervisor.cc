@@ -512,6 +512,9 @@ Instance* Supervisor::FindInstance(pid_t pid) {
 
 void Supervisor::OnNotify(pid_t sender,
                           const std::map<std::string, std::string>& fields) {
+  // BARRIER=1 (sd_notify_barrier, systemd-notify without --no-block) asks
+  // nothing of us: the listener already closed the fd it came with, which
+  // is the answer, matched or not. Unknown keys are ignored like it.
   Instance* inst = FindInstance(sender);
   if (inst == nullptr) {
     // A descendant of the instance (e.g. `sh -c` running the server): every

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -35,6 +36,7 @@
 #include "daemon/supervise/supervisor.h"
 #include "tests/support/fs.h"
 #include "tests/support/proc.h"
+#include "tests/support/sockets.h"
 #include "tests/support/temp_dir.h"
 #include "tests/integration/run_loop.h"
 #include "tests/support/wait.h"
@@ -408,10 +410,54 @@ TEST_CASE("the notify socket crosses: a datagram sent in the exec window reaches
   REQUIRE(l.RunUntil([&] { return got.has_value(); }));
   CHECK(got->first == ::getpid());
   CHECK(got->second["STATUS"] == "in the window");
-  CHECK(listener->refuses_fds() == snapshot.refuses_fds);
   listener.reset();
   struct stat st;
   CHECK(::stat(path.c_str(), &st) != 0);  // the owner's end unlinks it
+}
+
+TEST_CASE("the notify socket of an image that refused fds takes them again once adopted, "
+          "and answers a barrier") {
+  Loop l;
+  FdCloser closer;
+  TempDir dir("relsupd-adopt-notify");
+  const std::string path = dir.Path("notify.sock");
+  auto old_listener = NotifyListener::Open(&l.loop, path, &closer, [](pid_t, const auto&) {});
+  REQUIRE(old_listener.ok());
+  NotifySnapshot snapshot = (*old_listener)->Export();
+  CHECK_FALSE(snapshot.refuses_fds);  // written false now
+  // What an image from before the barrier support did (Linux 6.16+; 83 is
+  // SO_PASSRIGHTS, not in older headers).
+  int zero = 0;
+  const bool refused =
+      ::setsockopt(snapshot.fd, SOL_SOCKET, 83, &zero, sizeof(zero)) == 0;
+  if (!refused) WARN("this kernel has no SO_PASSRIGHTS (before 6.16): nothing to undo");
+  snapshot.refuses_fds = refused;
+  (*old_listener)->Abandon();
+  old_listener->reset();
+  {
+    support::Pipe p;
+    CHECK(support::SendDatagram(path, "BARRIER=1", {p.write_end.get()}) ==
+          (refused ? EPERM : 0));
+  }
+  std::vector<std::map<std::string, std::string>> got;
+  auto listener = NotifyListener::Adopt(
+      &l.loop, snapshot, &closer,
+      [&](pid_t, const std::map<std::string, std::string>& f) { got.push_back(f); });
+  support::Pipe barrier;
+  REQUIRE(support::SendDatagram(path, "STATUS=first") == 0);
+  REQUIRE(support::SendDatagram(path, "BARRIER=1", {barrier.write_end.get()}) == 0);
+  barrier.write_end.Reset();
+  REQUIRE(l.RunUntil([&] { return barrier.HungUp(); }));
+  // The fd was closed once the message before it had been handled.
+  CHECK(std::any_of(got.begin(), got.end(), [](const auto& f) {
+    auto it = f.find("STATUS");
+    return it != f.end() && it->second == "first";
+  }));
+  // The one sent before adoption too, where the kernel took it.
+  CHECK(l.RunUntil([&] { return got.size() == (refused ? 2u : 3u); }));
+  CHECK(got.back().at("BARRIER") == "1");
+  CHECK(listener->Export().refuses_fds == false);
+  CHECK(l.RunUntil([&] { return closer.empty(); }));
 }
 
 }  // namespace

@@ -83,9 +83,11 @@ struct Gate {
 };
 
 // A relsupd.yaml with one process `web`, `ready: notify`, whose main
-// process sends READY=1 itself once `gate` exists (a helper such as
-// systemd-notify may exit before the daemon reads its datagram, and is then
-// matched to no instance). Needs /usr/bin/python3.
+// process sends READY=1 itself once `gate` exists (a helper that exits at
+// once, such as `systemd-notify --no-block`, may be gone before the daemon
+// reads its datagram, and is then matched to no instance; without
+// --no-block it waits for its barrier: tests/run/test_sockets.cc). Needs
+// /usr/bin/python3.
 std::string GatedNotifyYaml(const std::string& gate);
 
 // The relsupd.yaml lines of a process `name` that ignores SIGTERM, so that

@@ -575,8 +575,10 @@ TEST_CASE("run: a stopped app stays stopped across a daemon restart until starte
 
 TEST_CASE("run: ctl logs and ps escape control characters on a terminal and pass them on unchanged to a pipe") {
   // The STATUS= comes from the instance's main process itself: a helper
-  // such as systemd-notify may exit before the daemon reads its datagram,
-  // and then cannot be matched to the instance by its session.
+  // that exits at once (`systemd-notify --no-block`) may be gone before the
+  // daemon reads its datagram, and then cannot be matched to the instance
+  // by its session. (systemd-notify without --no-block waits for its
+  // barrier, so it would do.)
   const bool notify = ::access("/usr/bin/python3", X_OK) == 0;
   Stage stage(FastConfig());
   // ESC [2J clears the screen, OSC 0 (ended by BEL) retitles the window, a

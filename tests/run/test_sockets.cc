@@ -26,12 +26,11 @@ using release_test::File;
 // (fd 3) when LISTEN_FDS says there is one, else on $PORT; once listening
 // it says READY=1 from a child of the instance (python3, as Node cannot
 // send a datagram to a Unix socket) that stays alive. (`systemd-notify
-// --ready --no-block` would be the natural child, but it exits at once, and
-// when it is gone before the daemon reads its datagram it can no longer be
-// matched to the instance by its session: the test then hung in
-// `running`. Without --no-block it exits 1: its barrier passes an fd, which
-// the notify socket refuses.) On SIGTERM it stops accepting and ends once
-// its requests are answered.
+// --ready` would do too, see the test of it below; not `--no-block`: it
+// exits at once, and when it is gone before the daemon reads its datagram
+// it can no longer be matched to the instance by its session, so the test
+// hung in `running` now and then.) On SIGTERM it stops accepting and ends
+// once its requests are answered.
 const char kServerJs[] = R"js(
 const http = require('http');
 const { spawn } = require('child_process');
@@ -175,6 +174,59 @@ TEST_CASE("sockets: a relsupd.yaml without sockets gives them to web, and READY=
   CHECK(row["state"] == "ready");
   CHECK(Get(port, "/") == "v1\n");
   CHECK(Has(Environ(row["pid"].get<pid_t>()), "LISTEN_FDNAMES=http"));
+}
+
+TEST_CASE("sockets: systemd-notify --ready from a child of the instance, as the app's user, waits for its barrier and makes each instance ready") {
+  const char kSystemdNotify[] = "/usr/bin/systemd-notify";
+  if (::access(kSystemdNotify, X_OK) != 0) {
+    WARN("no " << kSystemdNotify << ": skipped");
+    return;
+  }
+  Stage stage(FastConfig());
+  WritableDir marks;
+  // The main process (the shell, which then becomes sleep) runs
+  // systemd-notify as a child and leaves its exit status in marks/PID.
+  // Without --no-block, systemd-notify sends READY=1 and then BARRIER=1
+  // with a pipe's write end, and waits (5 s at most) for the daemon to
+  // close it: it is still alive, and so matched to the instance by its
+  // session, when its READY=1 is handled. `ready_timeout: 10m`: only
+  // READY=1 makes an instance ready within the test's wait.
+  DeployYaml(stage, std::string("processes:\n"
+                                "  web:\n"
+                                "    command: >-\n"
+                                "      ") + kSystemdNotify + " --ready;\n"
+                    "      echo $? > " + marks.path + "/$$.new;\n"
+                    "      mv " + marks.path + "/$$.new " + marks.path + "/$$;\n"
+                    "      exec sleep 1000\n"
+                    "    ready: notify\n"
+                    "    ready_timeout: 10m\n");
+  // Each instance's systemd-notify said 0, once it is in the file.
+  std::set<pid_t> checked;
+  auto check_all = [&](const Json& ps) {
+    for (pid_t pid : Pids(ps, "web")) {
+      if (!checked.insert(pid).second) continue;
+      INFO("web instance pid " << pid);
+      CHECK(StatusField(pid, "Uid").rfind("0\t", 0) != 0);  // not root
+      const std::string mark = marks.path + "/" + std::to_string(pid);
+      CHECK(support::WaitUntil([&] { return std::filesystem::exists(mark); }, 20'000));
+      CHECK(support::ReadFileOrEmpty(mark) == "0\n");
+    }
+  };
+  check_all(WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); }));
+  // Five instances (web.1 stays), then all five restarted: ten starts, each
+  // of which lost its READY=1 now and then with --no-block on a loaded
+  // machine.
+  stage.CtlOk({"scale", "shop", "web=5"});
+  Json ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 5); });
+  check_all(ps);
+  const std::set<pid_t> before = Pids(ps, "web");
+  stage.CtlOk({"restart", "shop"});
+  ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 5); });
+  for (pid_t pid : Pids(ps, "web")) CHECK(before.count(pid) == 0);
+  check_all(ps);
+  CHECK(checked.size() == 10);
+  // No "Failed to invoke barrier" (or any other complaint) in the logs.
+  CHECK(Logs(stage).dump().find("Failed") == std::string::npos);
 }
 
 // A Node app that binds $PORT itself (no held socket): v1 live on it, v2

@@ -204,6 +204,62 @@ std::optional<std::string> Field(std::string_view message,
   return value;
 }
 
+int SendDatagram(const std::string& path, std::string_view data,
+                 const std::vector<int>& fds, int cmsgs, bool creds) {
+  int s = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) FailErrno("socket");
+  sockaddr_un addr = UnixAddress(path);
+  iovec iov{const_cast<char*>(data.data()), data.size()};
+  std::vector<char> control((CMSG_SPACE(sizeof(int) * fds.size()) + 64) * (cmsgs + 1) +
+                            CMSG_SPACE(sizeof(ucred)));
+  msghdr msg{};
+  msg.msg_name = &addr;
+  msg.msg_namelen = sizeof addr;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.data();
+  size_t used = 0;
+  size_t per = fds.size() / static_cast<size_t>(cmsgs);
+  for (int k = 0; k < cmsgs && !fds.empty(); ++k) {
+    size_t from = per * static_cast<size_t>(k);
+    size_t n = k == cmsgs - 1 ? fds.size() - from : per;
+    auto* cm = reinterpret_cast<cmsghdr*>(control.data() + used);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * n);
+    std::memcpy(CMSG_DATA(cm), fds.data() + from, sizeof(int) * n);
+    used += CMSG_SPACE(sizeof(int) * n);
+  }
+  if (creds) {
+    auto* cm = reinterpret_cast<cmsghdr*>(control.data() + used);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_CREDENTIALS;
+    cm->cmsg_len = CMSG_LEN(sizeof(ucred));
+    ucred c{::getpid(), ::getuid(), ::getgid()};
+    std::memcpy(CMSG_DATA(cm), &c, sizeof c);
+    used += CMSG_SPACE(sizeof(ucred));
+  }
+  msg.msg_controllen = used;
+  if (used == 0) msg.msg_control = nullptr;
+  int rc = ::sendmsg(s, &msg, MSG_NOSIGNAL) < 0 ? errno : 0;
+  ::close(s);
+  return rc;
+}
+
+// --- Pipe ---
+
+Pipe::Pipe() {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) FailErrno("pipe2");
+  read_end.Reset(p[0]);
+  write_end.Reset(p[1]);
+}
+
+bool Pipe::HungUp() const {
+  pollfd p{read_end.get(), POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLHUP) != 0;
+}
+
 // --- LingeringSocket ---
 
 LingeringSocket::LingeringSocket() {

@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/base/fd.h"
+
 namespace relsupd::support {
 
 // The address of the Unix socket at `path`; throws when it is too long.
@@ -83,6 +85,26 @@ bool HasLine(std::string_view message, std::string_view line);
 // The value of "KEY=value" in `message`, or nullopt.
 std::optional<std::string> Field(std::string_view message,
                                  std::string_view key);
+
+// sendmsg of `data` to the datagram socket at `path` (a notify socket),
+// with `fds` attached in `cmsgs` SCM_RIGHTS messages, plus our credentials
+// when `creds`: 0 on success, else the errno of sendmsg (EPERM: the
+// receiver refuses fds; EINVAL: more than SCM_MAX_FD in one message).
+int SendDatagram(const std::string& path, std::string_view data,
+                 const std::vector<int>& fds = {}, int cmsgs = 1, bool creds = false);
+
+// A pipe, both ends close-on-exec. For sd_notify's barrier: pass
+// `write_end`, Reset() it, and the read end hangs up once the receiver
+// closed its copy too; the same for any fd sent to be closed elsewhere.
+struct Pipe {
+  Pipe();  // throws when it cannot be made
+  // poll() says POLLHUP on `read_end` now: every copy of `write_end` is
+  // closed, here and wherever it was sent.
+  bool HungUp() const;
+
+  Fd read_end;
+  Fd write_end;
+};
 
 // A loopback TCP pair whose `client` end lingers on its last close()
 // (SO_LINGER {1, 30 s}, a send buffer filled to the brim, a peer that never

@@ -29,11 +29,13 @@
 #include "daemon/base/socket_address.h"
 #include "daemon/base/status.h"
 #include "daemon/base/uv_work.h"
+#include "tests/support/sockets.h"
 #include "tests/support/temp_dir.h"
 
 namespace relsupd {
 namespace {
 
+using support::Pipe;
 using support::TempDir;
 
 Result<int> Half(int x) {
@@ -291,22 +293,6 @@ std::pair<Fd, Fd> SocketPair(int type) {
   return {Fd(sp[0]), Fd(sp[1])};
 }
 
-// A pipe whose read end says EOF (read() == 0) once every copy of the
-// write end is closed, and EAGAIN while one is open anywhere.
-struct Pipe {
-  Fd read, write;
-  Pipe() {
-    int p[2];
-    REQUIRE(::pipe2(p, O_CLOEXEC | O_NONBLOCK) == 0);
-    read = Fd(p[0]);
-    write = Fd(p[1]);
-  }
-  bool WriteEndClosedEverywhere() const {
-    char c;
-    return ::read(read.get(), &c, 1) == 0;
-  }
-};
-
 bool SameFile(int a, int b) {
   struct stat sa, sb;
   REQUIRE(::fstat(a, &sa) == 0);
@@ -322,8 +308,8 @@ TEST_CASE("SendFds and ReceiveFds pass open files, in order, close-on-exec") {
   auto [a, b] = SocketPair(type);
   Pipe p1, p2;
   // Sent without FD_CLOEXEC: the received ones get it from the receiver.
-  const int sent_fds[] = {p1.write.get(), p2.write.get(), p1.read.get()};
-  REQUIRE(::fcntl(p2.write.get(), F_SETFD, 0) == 0);
+  const int sent_fds[] = {p1.write_end.get(), p2.write_end.get(), p1.read_end.get()};
+  REQUIRE(::fcntl(p2.write_end.get(), F_SETFD, 0) == 0);
   Result<size_t> sent =
       SendFds(a.get(), "hello", sent_fds, MSG_NOSIGNAL, "the test line");
   REQUIRE(sent.ok());
@@ -348,7 +334,7 @@ TEST_CASE("SendFds and ReceiveFds pass open files, in order, close-on-exec") {
   // A received write end writes into the sender's pipe.
   REQUIRE(::write(fds[2].get(), "x", 1) == 1);
   char c = 0;
-  CHECK(::read(p2.read.get(), &c, 1) == 1);
+  CHECK(::read(p2.read_end.get(), &c, 1) == 1);
   CHECK(c == 'x');
 }
 
@@ -377,7 +363,7 @@ TEST_CASE("ReceiveFds: data without files, the end of a stream, and errors") {
   CHECK(got->bytes == 0);
   // The peer is gone: EPIPE (and no SIGPIPE), named.
   Pipe p;
-  const int one[] = {p.write.get()};
+  const int one[] = {p.write_end.get()};
   Result<size_t> sent = SendFds(b.get(), "z", one, MSG_NOSIGNAL, "to the peer");
   REQUIRE_FALSE(sent.ok());
   CHECK(sent.status().error_number() == EPIPE);
@@ -399,10 +385,10 @@ TEST_CASE(
   auto [a, b] = SocketPair(SOCK_STREAM);
   std::vector<Pipe> pipes(count);
   std::vector<int> sent_fds;
-  for (auto& p : pipes) sent_fds.push_back(p.write.get());
+  for (auto& p : pipes) sent_fds.push_back(p.write_end.get());
   REQUIRE(SendFds(a.get(), "m", sent_fds, MSG_NOSIGNAL, "x").ok());
-  for (auto& p : pipes) p.write.Reset();
-  for (auto& p : pipes) CHECK_FALSE(p.WriteEndClosedEverywhere());  // in flight
+  for (auto& p : pipes) p.write_end.Reset();
+  for (auto& p : pipes) CHECK_FALSE(p.HungUp());  // in flight
 
   char buf[4];
   std::vector<Fd> fds;
@@ -412,16 +398,16 @@ TEST_CASE(
   CHECK(got->bytes == 1);
   CHECK(got->truncated);
   CHECK(fds.empty());
-  for (auto& p : pipes) CHECK(p.WriteEndClosedEverywhere());
+  for (auto& p : pipes) CHECK(p.HungUp());
 }
 
 TEST_CASE("ReceiveFds hands the files it refuses to a closer when given one") {
   auto [a, b] = SocketPair(SOCK_SEQPACKET);
   std::vector<Pipe> pipes(3);
   std::vector<int> sent_fds;
-  for (auto& p : pipes) sent_fds.push_back(p.write.get());
+  for (auto& p : pipes) sent_fds.push_back(p.write_end.get());
   REQUIRE(SendFds(a.get(), "m", sent_fds, MSG_NOSIGNAL, "x").ok());
-  for (auto& p : pipes) p.write.Reset();
+  for (auto& p : pipes) p.write_end.Reset();
   std::vector<Fd> fds;
   {
     FdCloser closer;
@@ -432,15 +418,15 @@ TEST_CASE("ReceiveFds hands the files it refuses to a closer when given one") {
     CHECK(got->truncated);
     CHECK(fds.empty());
   }  // the closer finishes its queue
-  for (auto& p : pipes) CHECK(p.WriteEndClosedEverywhere());
+  for (auto& p : pipes) CHECK(p.HungUp());
 }
 
 TEST_CASE("ReceiveFds with MSG_PEEK gives copies and leaves the files queued") {
   auto [a, b] = SocketPair(SOCK_STREAM);
   Pipe p;
-  const int one[] = {p.write.get()};
+  const int one[] = {p.write_end.get()};
   REQUIRE(SendFds(a.get(), "line\n", one, MSG_NOSIGNAL, "x").ok());
-  p.write.Reset();
+  p.write_end.Reset();
   char buf[16];
   {
     std::vector<Fd> copies;
@@ -451,14 +437,14 @@ TEST_CASE("ReceiveFds with MSG_PEEK gives copies and leaves the files queued") {
     REQUIRE(copies.size() == 1);
     CHECK(Cloexec(copies[0].get()));
   }
-  CHECK_FALSE(p.WriteEndClosedEverywhere());  // the socket still holds it
+  CHECK_FALSE(p.HungUp());  // the socket still holds it
   std::vector<Fd> fds;
   Result<ReceivedFds> got = ReceiveFds(b.get(), buf, MSG_DONTWAIT, 1, &fds);
   REQUIRE(got.ok());
   CHECK(std::string_view(buf, got->bytes) == "line\n");
   REQUIRE(fds.size() == 1);
   fds.clear();
-  CHECK(p.WriteEndClosedEverywhere());
+  CHECK(p.HungUp());
 }
 
 }  // namespace
