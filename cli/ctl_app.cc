@@ -204,21 +204,32 @@ void AddAppApplyVerb(CLI::App& app, CtlContext* ctx) {
 void AddAppDeleteVerb(CLI::App& app, CtlContext* ctx) {
   auto name = std::make_shared<std::string>();
   auto stop = std::make_shared<bool>(false);
+  auto check = std::make_shared<bool>(false);
   CLI::App* del = app.add_subcommand(
       "delete", "Delete an app: its releases, builds and logs go, its history stays");
   del->add_option("APP", *name, "App name")->required();
   del->add_flag("--stop", *stop, "Stop its processes first (without it, an app that runs "
                                  "is refused)");
+  del->add_flag("--check", *check, "Say whether it would be deleted (or why not) and how many "
+                                   "processes it would stop; change nothing");
   SetVerbFooter(del,
       "Refused while the app's processes run (unless --stop), during a switch, a release "
       "being made or one-off processes running. Its release slots, artifacts and logs "
       "are removed, its held sockets closed and its dynamic uid freed; the ledger keeps "
       "its history ('relsupd ctl history APP'). Creating the name again starts a new app "
       "whose release numbers go on from the old ones (v1, v2, ... are never reused).");
-  del->callback([ctx, name, stop] {
+  del->callback([ctx, name, stop, check] {
     rpc::Json params = {{"name", *name}};
     if (*stop) params["stop"] = true;
+    if (*check) params["check"] = true;
     ctx->CallAndPrint(rpc::method::kAppDelete, params, [](const rpc::Json& r) {
+      if (r.value("check", false)) {
+        const int64_t n = r.value("would_stop", int64_t{0});
+        std::cout << "App '" << Text(r, "name") << "' would be deleted";
+        if (n > 0) std::cout << " (" << n << " process" << (n == 1 ? "" : "es") << " stopped)";
+        std::cout << '\n';
+        return;
+      }
       std::cout << "App '" << Text(r, "name") << "' deleted";
       const int64_t stopped = r.value("stopped", int64_t{0});
       if (stopped > 0) std::cout << " (" << stopped << " process" << (stopped == 1 ? "" : "es")

@@ -1,11 +1,15 @@
 #include "daemon/base/users.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <optional>
 
 namespace relsupd {
@@ -103,6 +107,36 @@ std::vector<gid_t> GroupsOf(uid_t uid, gid_t primary) {
   }
   groups.resize(static_cast<size_t>(n));
   return groups;
+}
+
+bool UidHasProcesses(uid_t uid) {
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return true;  // cannot tell: assume so
+  bool found = false;
+  while (dirent* e = ::readdir(proc)) {
+    if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+    const std::string path = std::string("/proc/") + e->d_name + "/status";
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;  // gone meanwhile
+    char buf[4096];
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) continue;
+    buf[n] = '\0';
+    const char* line = std::strstr(buf, "\nUid:");
+    if (line == nullptr) continue;
+    char* p = const_cast<char*>(line) + 5;
+    for (int k = 0; k < 4; ++k) {
+      char* end = nullptr;
+      unsigned long id = std::strtoul(p, &end, 10);
+      if (end == p) break;
+      if (id == uid) found = true;
+      p = end;
+    }
+    if (found) break;
+  }
+  ::closedir(proc);
+  return found;
 }
 
 }  // namespace relsupd

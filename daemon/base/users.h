@@ -31,6 +31,9 @@ bool GroupExists(gid_t gid);
 // The name of `uid`, or its number as text when it has none.
 std::string UserName(uid_t uid);
 std::string GroupName(gid_t gid);
+// Whether some process runs with `uid` as its real, effective, saved or
+// file-system uid (/proc/PID/status of each; one pass over /proc).
+bool UidHasProcesses(uid_t uid);
 // Every group `uid` belongs to: `primary` plus its supplementary groups.
 std::vector<gid_t> GroupsOf(uid_t uid, gid_t primary);
 

@@ -126,10 +126,13 @@ Result<Json> AppApply(DaemonContext& ctx, const Json& params, const Peer& peer) 
   return Json{{"name", spec.name}, {"changed", changed}, {"app", AppSpecToJson(spec)}};
 }
 
-// app.delete: {name, stop?}. The reply comes once the app's files are
-// gone: {name, deleted, stopped (instances), objects_removed}.
+// app.delete: {name, stop?, check?}. The reply comes once the app's files
+// are gone: {name, deleted, stopped (instances), objects_removed}. With
+// check, nothing is done: the refusal it would get, or {name, check,
+// deleted: false, would_stop}.
 void AppDelete(DaemonContext& ctx, const Request& r, Reply reply) {
-  if (Status s = params::CheckKnown(r.params, {"name", "stop"}); !s.ok()) return reply(s);
+  if (Status s = params::CheckKnown(r.params, {"name", "stop", "check"}); !s.ok())
+    return reply(s);
   auto name = StringParam(r.params, "name");
   if (!name.ok()) return reply(name.status());
   if (Status s = ValidateAppName(*name); !s.ok()) return reply(s);
@@ -138,9 +141,19 @@ void AppDelete(DaemonContext& ctx, const Request& r, Reply reply) {
     if (!it->is_boolean()) return reply(InvalidArgument("param 'stop' must be a boolean"));
     stop = it->get<bool>();
   }
+  const auto mode = stop ? RunService::DeleteStop::kStop : RunService::DeleteStop::kRefuse;
+  if (auto it = r.params.find("check"); it != r.params.end()) {
+    if (!it->is_boolean()) return reply(InvalidArgument("param 'check' must be a boolean"));
+    if (it->get<bool>()) {
+      Result<int> would = ctx.runs->CheckDelete(*name, mode);
+      if (!would.ok()) return reply(would.status());
+      return reply(Json{{"name", *name}, {"check", true}, {"deleted", false},
+                        {"would_stop", *would}});
+    }
+  }
   DaemonContext* c = &ctx;
   c->runs->Delete(
-      *name, stop ? RunService::DeleteStop::kStop : RunService::DeleteStop::kRefuse,
+      *name, mode,
       ActorOf(r.peer), [c, reply, app = *name](Result<int> stopped) {
         if (!stopped.ok()) return reply(stopped.status());
         c->logs->Forget(app);
@@ -247,20 +260,24 @@ void HistoryVerify(DaemonContext& ctx, const Request& r, Reply reply) {
 }  // namespace
 
 Result<uint32_t> AllocateAppUid(const std::vector<AppSpec>& apps,
-                                uint32_t lo, uint32_t hi) {
+                                const std::set<int64_t>& retired, uint32_t lo, uint32_t hi) {
   std::set<int64_t> taken;
   for (const AppSpec& a : apps) {
     taken.insert(a.uid);
     taken.insert(a.gid);
   }
-  for (uint64_t id = lo; id <= hi; ++id) {
-    if (taken.count(static_cast<int64_t>(id)) != 0) continue;
-    const auto uid = static_cast<uid_t>(id);
-    // An id some user or group of this host already has is not ours to give.
-    auto user = LookupUid(uid);
-    if (user.ok() || user.status().code() != StatusCode::kNotFound) continue;
-    if (GroupExists(static_cast<gid_t>(id))) continue;
-    return static_cast<uint32_t>(id);
+  for (bool reuse : {false, true}) {
+    for (uint64_t id = lo; id <= hi; ++id) {
+      if (taken.count(static_cast<int64_t>(id)) != 0) continue;
+      if (retired.count(static_cast<int64_t>(id)) != (reuse ? 1u : 0u)) continue;
+      const auto uid = static_cast<uid_t>(id);
+      // An id some user or group of this host already has is not ours to give.
+      auto user = LookupUid(uid);
+      if (user.ok() || user.status().code() != StatusCode::kNotFound) continue;
+      if (GroupExists(static_cast<gid_t>(id))) continue;
+      if (reuse && UidHasProcesses(uid)) continue;
+      return static_cast<uint32_t>(id);
+    }
   }
   return FailedPrecondition("no free uid left in app_uid_range " +
                             std::to_string(lo) + "-" + std::to_string(hi) +
@@ -293,7 +310,8 @@ Status FillAppDefaults(const DaemonContext& ctx, AppSpec* spec) {
       std::vector<AppSpec> others;
       for (const AppSpec& a : apps)
         if (a.name != spec->name) others.push_back(a);
-      ASSIGN_OR_RETURN(uint32_t id, AllocateAppUid(others, ctx.app_uid_min,
+      ASSIGN_OR_RETURN(std::set<int64_t> retired, ctx.ledger->RetiredUids());
+      ASSIGN_OR_RETURN(uint32_t id, AllocateAppUid(others, retired, ctx.app_uid_min,
                                                    ctx.app_uid_max));
       spec->uid = spec->gid = id;
     }

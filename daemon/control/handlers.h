@@ -73,9 +73,12 @@ void RegisterRunHandlers(Dispatcher* dispatcher, DaemonContext* context);
 // number; the group defaults to the user's primary group. uid 0 is refused
 // unless allow_root_apps; so is another app's dynamic uid.
 Status FillAppDefaults(const DaemonContext& ctx, AppSpec* spec);
-// The lowest id in [lo, hi] that no app in `apps` has as uid or gid and
-// that has no passwd or group entry on this host.
-Result<uint32_t> AllocateAppUid(const std::vector<AppSpec>& apps, uint32_t lo,
-                                uint32_t hi);
+// The lowest id in [lo, hi] that no app in `apps` has as uid or gid, that
+// has no passwd or group entry on this host, and that no deleted app had
+// (`retired`); only when there is none, the lowest retired one that no
+// process runs as (UidHasProcesses: a process a deleted app left behind
+// keeps its uid from the next app).
+Result<uint32_t> AllocateAppUid(const std::vector<AppSpec>& apps,
+                                const std::set<int64_t>& retired, uint32_t lo, uint32_t hi);
 
 }  // namespace relsupd

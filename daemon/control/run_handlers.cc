@@ -165,6 +165,7 @@ Status StartRun(DaemonContext& ctx, const Request& r, std::vector<Fd>* fds,
   }
   RETURN_IF_ERROR(TakeFds(r.fds, req.tty, fds));
   RETURN_IF_ERROR(ctx.ledger->GetApp(req.app).status());
+  RETURN_IF_ERROR(ctx.runs->RefuseDuringDelete(req.app));
   const int in = (*fds)[0].get();
   req.stdio = req.tty ? ExecStdio{in, in, in}
                       : ExecStdio{in, (*fds)[1].get(), (*fds)[2].get()};

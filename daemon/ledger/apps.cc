@@ -19,13 +19,14 @@ Status Ledger::WriteApp(const AppSpec& spec, AppWrite how) {
       sql = "UPDATE apps SET user=?1, grp=?2, keep_releases=?3, sockets=?4, "
             "strategy=?5, activation_deadline_ms=?6, auto_rollback=?7, "
             "updated_at=?8, uid=?10, gid=?11, dynamic_user=?12 "
-            "WHERE name=?9 AND deleted_at=0";
+            "WHERE name=?9 AND deleted=0";
       break;
     case AppWrite::kRevive:
       sql = "UPDATE apps SET user=?1, grp=?2, keep_releases=?3, sockets=?4, "
             "strategy=?5, activation_deadline_ms=?6, auto_rollback=?7, "
             "updated_at=?8, uid=?10, gid=?11, dynamic_user=?12, "
-            "created_at=?8, deleted_at=0 WHERE name=?9 AND deleted_at<>0";
+            "created_at=?8, deleted=0, first_release=(SELECT COALESCE(MAX(number), 0) + 1 "
+            "FROM releases WHERE app=?9) WHERE name=?9 AND deleted<>0";
       break;
   }
   Stmt st(db_, sql);
@@ -41,13 +42,23 @@ Status Ledger::WriteApp(const AppSpec& spec, AppWrite how) {
 }
 
 Result<bool> Ledger::IsDeletedApp(const std::string& name) {
-  Stmt st(db_, "SELECT deleted_at FROM apps WHERE name=?");
+  Stmt st(db_, "SELECT deleted FROM apps WHERE name=?");
   if (!st.prepared()) return Err("cannot prepare app query");
   st.Bind(1, name);
   int rc = st.Step();
   if (rc == SQLITE_DONE) return false;
   if (rc != SQLITE_ROW) return Err("cannot read app");
   return st.Int(0) != 0;
+}
+
+Result<std::set<int64_t>> Ledger::RetiredUids() {
+  Stmt st(db_, "SELECT uid FROM apps WHERE deleted<>0 AND uid >= 0");
+  if (!st.prepared()) return Err("cannot prepare uid query");
+  std::set<int64_t> out;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) out.insert(st.Int(0));
+  if (rc != SQLITE_DONE) return Err("cannot read uids");
+  return out;
 }
 
 Status Ledger::CreateApp(const AppSpec& spec, const Actor& actor) {
@@ -99,19 +110,20 @@ Status Ledger::DeleteApp(const std::string& name, const Actor& actor) {
     if (!r.pruned)
       RETURN_IF_ERROR(InsertEventLocked(name, EventKind::kPruned, ReleaseId(r.number),
                                         actor, pruned_detail));
-  // Builds no release was made from go with their files; the others stay
-  // rows, as the releases that name them do.
-  for (const char* sql : {"DELETE FROM builds WHERE app=?1 AND sha256 NOT IN "
-                          "(SELECT build FROM releases WHERE app=?1)",
+  // The builds' files go with the app; their rows stay (releases name
+  // them), marked, so a new life of the name sees none of them.
+  for (const char* sql : {"UPDATE builds SET deleted=1 WHERE app=?1",
                           "DELETE FROM formation WHERE app=?1"}) {
     Stmt st(db_, sql);
     if (!st.prepared()) return Err("cannot prepare app delete");
     st.Bind(1, name);
     if (st.Step() != SQLITE_DONE) return Err("cannot delete app");
   }
+  // The uid stays in the row, no longer the app's (dynamic_user 0): a
+  // dynamic uid is given to another app only when none never used is free
+  // (RetiredUids).
   Stmt mark(db_,
-            "UPDATE apps SET deleted_at=?2, updated_at=?2, uid=-1, gid=-1, "
-            "dynamic_user=0 WHERE name=?1");
+            "UPDATE apps SET deleted=1, updated_at=?2, dynamic_user=0 WHERE name=?1");
   if (!mark.prepared()) return Err("cannot prepare app delete");
   mark.Bind(1, name).Bind(2, clock_.WallMs());
   if (mark.Step() != SQLITE_DONE) return Err("cannot delete app");
@@ -145,7 +157,7 @@ Result<AppSpec> ReadAppRow(Stmt& st) {
 }  // namespace
 
 Result<AppSpec> Ledger::GetApp(const std::string& name) {
-  std::string sql = std::string(kAppColumns) + " WHERE name=? AND deleted_at=0";
+  std::string sql = std::string(kAppColumns) + " WHERE name=? AND deleted=0";
   Stmt st(db_, sql.c_str());
   if (!st.prepared()) return Err("cannot prepare app query");
   st.Bind(1, name);
@@ -156,7 +168,7 @@ Result<AppSpec> Ledger::GetApp(const std::string& name) {
 }
 
 Result<std::vector<AppSpec>> Ledger::ListApps() {
-  std::string sql = std::string(kAppColumns) + " WHERE deleted_at=0 ORDER BY name";
+  std::string sql = std::string(kAppColumns) + " WHERE deleted=0 ORDER BY name";
   Stmt st(db_, sql.c_str());
   if (!st.prepared()) return Err("cannot prepare app list");
   std::vector<AppSpec> out;

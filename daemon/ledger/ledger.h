@@ -135,6 +135,8 @@ class Ledger {
   // Whether the name is that of a deleted app (false: never created, or
   // exists).
   Result<bool> IsDeletedApp(const std::string& name);
+  // The uids deleted apps ran as (AllocateAppUid gives them out last).
+  Result<std::set<int64_t>> RetiredUids();
 
   // Records an imported build; returns false (and logs nothing) when the
   // app already has these bytes.

@@ -38,6 +38,10 @@ constexpr char kReleaseColumns[] =
     "SELECT app, number, build, digest, config, created_at, created_uid, "
     "created_by, EXISTS(SELECT 1 FROM events e WHERE e.app=r.app AND "
     "e.kind='pruned' AND e.release='v' || r.number) FROM releases r";
+// The app's releases are those of its current life: an app deleted and
+// created again starts at apps.first_release (schema 6).
+constexpr char kThisLife[] =
+    " AND r.number >= (SELECT first_release FROM apps a WHERE a.name=r.app)";
 
 // The stored JSON object of strings, or nullopt when it is not one.
 std::optional<ReleaseConfig> DecodeConfig(const std::string& text) {
@@ -69,9 +73,14 @@ Result<bool> Ledger::RecordBuild(const BuildRow& b, const Actor& actor) {
   Txn txn(this);
   RETURN_IF_ERROR(txn.Begin());
   RETURN_IF_ERROR(GetApp(b.app).status());
+  // A build of the app's life before (deleted with it) is imported anew.
   Stmt ins(db_,
-           "INSERT OR IGNORE INTO builds(app, sha256, format, size, entries, "
-           "unpacked_bytes, imported_at, imported_by) VALUES(?,?,?,?,?,?,?,?)");
+           "INSERT INTO builds(app, sha256, format, size, entries, "
+           "unpacked_bytes, imported_at, imported_by) VALUES(?,?,?,?,?,?,?,?) "
+           "ON CONFLICT(app, sha256) DO UPDATE SET format=excluded.format, "
+           "size=excluded.size, entries=excluded.entries, "
+           "unpacked_bytes=excluded.unpacked_bytes, imported_at=excluded.imported_at, "
+           "imported_by=excluded.imported_by, deleted=0 WHERE deleted<>0");
   if (!ins.prepared()) return Err("cannot prepare build insert");
   ins.Bind(1, b.app).Bind(2, b.sha256).Bind(3, b.format).Bind(4, b.size);
   ins.Bind(5, b.entries).Bind(6, b.unpacked_bytes).Bind(7, clock_.WallMs());
@@ -97,7 +106,7 @@ Result<BuildRow> Ledger::FindBuild(const std::string& app,
         "' must be 7 to 64 lower-case hex digits of its sha256");
   RETURN_IF_ERROR(GetApp(app).status());
   Stmt st(db_, (std::string(kBuildColumns) +
-                " WHERE app=? AND substr(sha256, 1, ?)=? LIMIT 2")
+                " WHERE app=? AND deleted=0 AND substr(sha256, 1, ?)=? LIMIT 2")
                    .c_str());
   if (!st.prepared()) return Err("cannot prepare build query");
   st.Bind(1, app).Bind(2, static_cast<int64_t>(id.size())).Bind(3, id);
@@ -114,7 +123,7 @@ Result<BuildRow> Ledger::FindBuild(const std::string& app,
 Result<std::vector<BuildRow>> Ledger::ListBuilds(const std::string& app) {
   RETURN_IF_ERROR(GetApp(app).status());
   std::vector<BuildRow> out;
-  if (!ReadAppRows(db_, std::string(kBuildColumns) + " WHERE app=? ORDER BY imported_at, sha256",
+  if (!ReadAppRows(db_, std::string(kBuildColumns) + " WHERE app=? AND deleted=0 ORDER BY imported_at, sha256",
                    app, ReadBuildRow, &out))
     return Err("cannot list builds");
   return out;
@@ -155,7 +164,7 @@ Status Ledger::RecordRelease(const ReleaseRow& r, const Actor& actor,
 Result<ReleaseRow> Ledger::GetRelease(const std::string& app, int64_t number) {
   Stmt st(
       db_,
-      (std::string(kReleaseColumns) + " WHERE r.app=? AND r.number=?").c_str());
+      (std::string(kReleaseColumns) + " WHERE r.app=? AND r.number=?" + kThisLife).c_str());
   if (!st.prepared()) return Err("cannot prepare release query");
   st.Bind(1, app).Bind(2, number);
   int rc = st.Step();
@@ -168,7 +177,7 @@ Result<ReleaseRow> Ledger::GetRelease(const std::string& app, int64_t number) {
 
 Result<std::vector<ReleaseRow>> Ledger::ListReleases(const std::string& app) {
   std::vector<ReleaseRow> out;
-  if (!ReadAppRows(db_, std::string(kReleaseColumns) + " WHERE r.app=? ORDER BY r.number", app,
+  if (!ReadAppRows(db_, std::string(kReleaseColumns) + " WHERE r.app=?" + kThisLife + " ORDER BY r.number", app,
                    ReadReleaseRow, &out))
     return Err("cannot list releases");
   return out;

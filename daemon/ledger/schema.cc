@@ -114,10 +114,14 @@ CREATE TABLE app_state (
 CREATE INDEX events_kind ON events(app, kind, release);
 )sql",
     // 6: `app delete` keeps the app's row (its releases and events refer to
-    // it, and release numbers are never reused) and marks it deleted: wall
-    // ms, 0 while the app exists.
+    // it, and release numbers are never reused) and marks it, and its
+    // builds, deleted. A name created again starts a new life at
+    // first_release: releases below it (and builds marked deleted) belong
+    // to the life before and are not the app's any more.
     R"sql(
-ALTER TABLE apps ADD COLUMN deleted_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE apps ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE apps ADD COLUMN first_release INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE builds ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
 )sql",
 };
 static_assert(std::size(kMigrations) == Ledger::kSchemaVersion);

@@ -74,7 +74,8 @@ Result<Ledger::Activation> Ledger::ActivationOf(const std::string& app) {
   Stmt st(db_,
           "SELECT r.number FROM releases r JOIN (SELECT DISTINCT release FROM "
           "events WHERE app=?1 AND kind IN (?2, ?3, ?4)) e ON "
-          "e.release='v' || r.number WHERE r.app=?1");
+          "e.release='v' || r.number WHERE r.app=?1 AND r.number >= "
+          "(SELECT first_release FROM apps WHERE name=?1)");
   if (!st.prepared()) return Err("cannot prepare activation query");
   st.Bind(1, app).Bind(2, EventKindName(EventKind::kActivated));
   st.Bind(3, EventKindName(EventKind::kRolledBack));

@@ -102,6 +102,10 @@ LogStore::AppLog& LogStore::GetApp(const std::string& app) {
   auto pos = apps_.try_emplace(app).first;
   pos->second.name = &pos->first;
   pos->second.dir = dir_ + "/" + app;
+  // A name deleted and created again goes on from its old seq, so a
+  // follower's cursor never skips the new app's first records.
+  if (auto f = forgotten_seq_.find(app); f != forgotten_seq_.end())
+    pos->second.last_seq = f->second;
   return pos->second;
 }
 
@@ -337,7 +341,9 @@ void LogStore::Append(LogRecord record, pid_t pid) {
 
 void LogStore::Forget(const std::string& app) {
   auto it = apps_.find(app);
-  if (it != apps_.end()) apps_.erase(it);
+  if (it == apps_.end()) return;
+  forgotten_seq_[app] = it->second.last_seq;
+  apps_.erase(it);
 }
 
 uint64_t LogStore::LastSeq(const std::string& app) const {

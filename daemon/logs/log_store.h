@@ -132,7 +132,8 @@ class LogStore {
   uint64_t LastSeq(const std::string& app) const;
   // `app delete`: drops what the store holds of the app (its buffered
   // records, its open file, its ring and counters); its directory is the
-  // caller's to remove. A record appended later starts the app afresh.
+  // caller's to remove. A record appended later starts the app afresh,
+  // its seq going on from the last one (in this image).
   void Forget(const std::string& app);
 
   const std::string& dir() const { return dir_; }
@@ -193,6 +194,7 @@ class LogStore {
   // mutable: Tail and Since write out buffered records before reading the
   // files; that changes no state a caller can observe.
   mutable std::map<std::string, AppLog, std::less<>> apps_;
+  std::map<std::string, uint64_t> forgotten_seq_;  // Forget: the last seq, by app
   std::function<void(const std::string&)> on_append_;
   // Reused by Append to encode without allocating.
   std::string scratch_;

@@ -274,36 +274,45 @@ std::vector<std::string> RunService::LiveInstances(const std::string& app) {
   return out;
 }
 
-void RunService::Delete(const std::string& app, DeleteStop stop, const Actor& actor,
-                        std::function<void(Result<int>)> done) {
-  if (Status s = ledger_->GetApp(app).status(); !s.ok()) return done(s);
-  if (Status s = RefuseDuringDelete(app); !s.ok()) return done(s);
-  if (Status s = RefuseDelete(app); !s.ok()) return done(s);
+Result<int> RunService::CheckDelete(const std::string& app, DeleteStop stop) {
+  RETURN_IF_ERROR(ledger_->GetApp(app).status());
+  RETURN_IF_ERROR(RefuseDuringDelete(app));
+  RETURN_IF_ERROR(RefuseDelete(app));
   const std::vector<std::string> live = LiveInstances(app);
   if (!live.empty() && stop == DeleteStop::kRefuse) {
     std::string names;
     for (size_t k = 0; k < live.size() && k < 5; ++k) names += (k ? ", " : "") + live[k];
     if (live.size() > 5) names += ", ...";
-    return done(FailedPrecondition("app '" + app + "' has " + std::to_string(live.size()) +
-                                   " process(es) running (" + names +
-                                   "): stop them first (relsupd ctl stop " + app +
-                                   "), or delete with --stop"));
+    return FailedPrecondition("app '" + app + "' has " + std::to_string(live.size()) +
+                              " process(es) running (" + names +
+                              "): stop them first (relsupd ctl stop " + app +
+                              "), or delete with --stop");
   }
-  if (!live.empty()) {
+  return static_cast<int>(live.size());
+}
+
+void RunService::Delete(const std::string& app, DeleteStop stop, const Actor& actor,
+                        std::function<void(Result<int>)> done) {
+  Result<int> live = CheckDelete(app, stop);
+  if (!live.ok()) return done(live.status());
+  if (*live > 0) {
     auto act = ledger_->ActivationOf(app);
     if (!act.ok()) return done(act.status());
     Status s = ledger_->AppendEvent(app, EventKind::kStopped, ReleaseId(act->active), actor,
                                     "app delete");
     if (!s.ok()) return done(s);
   }
-  const int stopped = static_cast<int>(live.size());
+  const int stopped = *live;
   // Every group goes (stopped first, gracefully); the app is forgotten by
   // the supervisor once they have. Meanwhile start, scale, activate and a
   // second delete of it are refused.
   deleting_.insert(app);
+  releases_->SetDeleting(app, true);
   supervisor_->Retire(app, nullptr, [this, app, actor, stopped, done] {
     deleting_.erase(app);
-    // A one-off or a release may have begun while they stopped.
+    releases_->SetDeleting(app, false);
+    // A one-off may have begun while they stopped (the release stage
+    // refused its work meanwhile).
     if (Status s = RefuseDelete(app); !s.ok()) return done(s);
     if (!LiveInstances(app).empty())
       return done(Status(StatusCode::kBusy,

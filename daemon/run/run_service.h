@@ -141,8 +141,14 @@ class RunService final : public SupervisorListener {
   // last switch are forgotten. `done` gets how many instances were
   // stopped. The files are the release stage's (ReleaseService::RemoveApp).
   enum class DeleteStop { kRefuse, kStop };
+  // kBusy while a Delete of `app` waits for its processes to stop: start,
+  // scale, activate, `ctl run` and a second delete are refused.
+  Status RefuseDuringDelete(const std::string& app) const;
   void Delete(const std::string& app, DeleteStop stop, const Actor& actor,
               std::function<void(Result<int>)> done);
+  // What Delete would do now, doing nothing: its refusal, or how many
+  // instances it would stop (`app delete --check`).
+  Result<int> CheckDelete(const std::string& app, DeleteStop stop);
   // Rolling restart of one type or all.
   void Restart(const std::string& app, const std::string& type,
                const Actor& actor, std::function<void(Status)> done);
@@ -215,8 +221,6 @@ class RunService final : public SupervisorListener {
   Status RunActive(const std::string& app);
   // Delete's refusals other than running instances.
   Status RefuseDelete(const std::string& app) const;
-  // kBusy while a Delete of `app` waits for its processes to stop.
-  Status RefuseDuringDelete(const std::string& app) const;
   // The app's instances that run or are about to (starting, running,
   // ready, stopping, in backoff), by name ("v2 web.1").
   std::vector<std::string> LiveInstances(const std::string& app);

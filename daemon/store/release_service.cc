@@ -176,14 +176,26 @@ std::string ReleaseService::BuildPath(const BuildRow& b) const {
 }
 
 Status ReleaseService::CheckNotBusy(const std::string& app) const {
+  if (deleting_.count(app))
+    return Status(StatusCode::kBusy, "app '" + app + "' is being deleted");
   if (busy_.count(app))
     return Status(StatusCode::kBusy,
                   "app '" + app + "' has a release being made; try again when it is done");
   return Status::Ok();
 }
 
+void ReleaseService::SetDeleting(const std::string& app, bool deleting) {
+  if (deleting)
+    deleting_.insert(app);
+  else
+    deleting_.erase(app);
+}
+
 Status ReleaseService::CheckIdle(const std::string& app) const {
   RETURN_IF_ERROR(CheckNotBusy(app));
+  if (auto it = importing_.find(app); it != importing_.end() && it->second > 0)
+    return Status(StatusCode::kBusy,
+                  "app '" + app + "' has an artifact being imported; try again when it is done");
   if (pruning_.count(app))
     return Status(StatusCode::kBusy,
                   "app '" + app + "' is being pruned; try again when it is done");
@@ -193,24 +205,26 @@ Status ReleaseService::CheckIdle(const std::string& app) const {
 void ReleaseService::RemoveApp(const std::string& app, Done<uint64_t> done) {
   held_back_.erase(app);
   recheck_.erase(app);
-  // Unique within the daemon's life, and tmp/ is emptied at each start.
-  static int64_t serial = 0;
-  const std::string base = StagingDir(state_dir_) + "/deleted-" + app + "-" +
-                           std::to_string(::getpid()) + "-" + std::to_string(++serial);
-  std::vector<std::string> moved;
-  for (const auto& [dir, suffix] : {std::pair{AppDir(state_dir_, app), ".app"},
-                                    std::pair{JoinPath(LogsDir(state_dir_), app), ".logs"}}) {
-    const std::string to = base + suffix;
-    if (::rename(dir.c_str(), to.c_str()) == 0) {
-      moved.push_back(to);
-    } else if (errno != ENOENT) {
-      return done(Status::FromErrno("cannot move '" + dir + "' to '" + to + "'", errno));
+  // A new directory of its own in tmp/ (emptied at each start), so the
+  // names moved to exist nowhere yet.
+  std::string base = StagingDir(state_dir_) + "/deleted-" + app + "-XXXXXX";
+  if (::mkdtemp(base.data()) == nullptr)
+    return done(Status::FromErrno("cannot make a directory in '" + StagingDir(state_dir_) + "'",
+                                  errno));
+  for (const auto& [dir, name] : {std::pair{AppDir(state_dir_, app), "app"},
+                                  std::pair{JoinPath(LogsDir(state_dir_), app), "logs"}}) {
+    const std::string to = base + "/" + name;
+    if (::rename(dir.c_str(), to.c_str()) != 0 && errno != ENOENT) {
+      Status s = Status::FromErrno("cannot move '" + dir + "' to '" + to + "'", errno);
+      // What was moved is the deleted app's: it goes (or at the next start).
+      RunOffLoop<Status>(loop_, [base] { return RemoveTree(base); }, [](Status) {});
+      return done(s);
     }
   }
   RunOffLoop<Result<uint64_t>>(
       loop_,
-      [moved, objects_dir = ObjectsDir(state_dir_)]() -> Result<uint64_t> {
-        for (const std::string& dir : moved) RETURN_IF_ERROR(RemoveTree(dir));
+      [base, objects_dir = ObjectsDir(state_dir_)]() -> Result<uint64_t> {
+        RETURN_IF_ERROR(RemoveTree(base));
         ASSIGN_OR_RETURN(ObjectStore objects, ObjectStore::Open(objects_dir));
         return objects.CollectGarbage();
       },
@@ -234,7 +248,9 @@ Status ReleaseService::Recover() {
       auto deleted = ledger_->IsDeletedApp(name);
       if (!deleted.ok() || !*deleted) continue;  // not an app the ledger deleted
       spdlog::info("Removing '{}': app '{}' was deleted", e.path().string(), name);
-      RETURN_IF_ERROR(RemoveTree(e.path().string()));
+      // Garbage: what cannot be removed must not keep every app down.
+      if (Status s = RemoveTree(e.path().string()); !s.ok())
+        spdlog::warn("{}, ignoring", s.message());
     }
   }
   for (const AppSpec& app : apps) {
@@ -274,15 +290,19 @@ Status ReleaseService::Recover() {
 void ReleaseService::ImportBuild(const std::string& app, Fd file, const Actor& actor,
                                  Done<ImportedBuild> done) {
   Status s = ledger_->GetApp(app).status();
+  if (s.ok() && deleting_.count(app))
+    s = Status(StatusCode::kBusy, "app '" + app + "' is being deleted");
   if (!s.ok()) return done(s);
   auto shared_fd = std::make_shared<Fd>(std::move(file));
+  ++importing_[app];
   RunOffLoop<Result<BuildRow>>(
       loop_,
       [shared_fd, state_dir = state_dir_, app, limits = limits_] {
         return CopyAndValidate(shared_fd->get(), state_dir, app, limits);
       },
-      [this, alive = alive_, actor, done](Result<BuildRow> r) {
+      [this, alive = alive_, app, actor, done](Result<BuildRow> r) {
         if (!*alive) return;
+        if (--importing_[app] <= 0) importing_.erase(app);
         if (!r.ok()) return done(r.status());
         const BuildRow& build = *r;
         auto inserted = ledger_->RecordBuild(build, actor);
@@ -471,6 +491,8 @@ struct ReleaseService::PrunePlan {
 Result<ReleaseService::PrunePlan> ReleaseService::PlanPrune(const std::string& app,
                                                             const Actor& actor) {
   ASSIGN_OR_RETURN(AppSpec spec, ledger_->GetApp(app));
+  if (deleting_.count(app))
+    return Status(StatusCode::kBusy, "app '" + app + "' is being deleted");
   // A prune may run beside a release being made: it touches only old,
   // activated slots, and the object store's lock keeps collection from
   // taking an object a new slot is linking.
@@ -555,6 +577,7 @@ void ReleaseService::Prune(const std::string& app, const Actor& actor,
 }
 
 void ReleaseService::InUseEnded(const std::string& app) {
+  if (deleting_.count(app)) return;  // every release of it goes anyway
   auto it = held_back_.find(app);
   if (it == held_back_.end()) return;
   if (pruning_.count(app)) {

@@ -144,8 +144,12 @@ class ReleaseService {
   // release back, once one of those is free. Cheap when nothing was held.
   void InUseEnded(const std::string& app);
 
-  // kBusy while a release of `app` is being made or it is being pruned.
+  // kBusy while a release of `app` is being made, an artifact of it
+  // imported, or it is being pruned.
   Status CheckIdle(const std::string& app) const;
+  // `app delete` under way (the run stage stops the app meanwhile):
+  // imports, releases and prunes of `app` are refused until it is cleared.
+  void SetDeleting(const std::string& app, bool deleting);
   // `app delete`, after the ledger marked the app deleted: its directory
   // (slots and artifacts) and its log directory are renamed into tmp/ at
   // once, on the loop, so the name can be created again meanwhile; then
@@ -186,6 +190,8 @@ class ReleaseService {
   StoreLimits limits_;
   std::set<std::string> busy_;     // apps with a release being made
   std::set<std::string> pruning_;  // apps being pruned
+  std::map<std::string, int> importing_;  // imports under way, by app
+  std::set<std::string> deleting_;  // SetDeleting
   InUseFn in_use_;
   // Releases a prune held back because they were in use, by app.
   std::map<std::string, std::set<int64_t>> held_back_;

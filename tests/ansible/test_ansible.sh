@@ -44,7 +44,8 @@
 # Last, a copy of the collection broken on purpose (an active module that
 # always says changed) must fail check (b), so these checks can fail.
 # Then (absent) relsupd.core.app state=absent on h1, where shop runs:
-# refused with the daemon's reason (and nothing deleted); in check mode
+# refused with the daemon's reason (and nothing deleted), also in check
+# mode; in check mode
 # with stop: changed, nothing deleted; with stop: shop is gone; again:
 # changed=0.
 # Waits are for states (the daemons' sockets answering); the modules follow
@@ -454,6 +455,11 @@ fi
 grep -q "process(es) running" "$tmp/x1.log" ||
   die "absent: the refusal does not give the daemon's reason$(show "$tmp/x1.log")"
 ctl h1 app show shop >/dev/null || die "absent: the refused delete removed shop"
+if play "$tmp/x1c.log" "$tmp/absent.yml" --check; then
+  die "absent: check mode without stop passed where the delete is refused$(show "$tmp/x1c.log")"
+fi
+grep -q "process(es) running" "$tmp/x1c.log" ||
+  die "absent: check mode does not give the daemon's reason$(show "$tmp/x1c.log")"
 play "$tmp/x2.log" "$tmp/absent.yml" -e stop=true --check || die "absent: check mode failed$(show "$tmp/x2.log")"
 [[ $(recap "$tmp/x2.log" h1 changed) == 1 ]] || die "absent: check mode did not report the change$(show "$tmp/x2.log")"
 [[ $(ctl h1 ps shop | json 'len(d)') -ge 1 ]] || die "absent: check mode stopped shop"

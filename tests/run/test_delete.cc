@@ -5,6 +5,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -46,8 +48,12 @@ TEST_CASE("app delete: refused while it runs; with --stop its processes, slots, 
   const int port = FreePort();
   Stage stage(FastConfig(), {}, "shop",
               {"--socket", "http=tcp://127.0.0.1:" + std::to_string(port)});
-  const std::string v1 = DeployProcfile(stage, "web: echo hello-from-v1; exec sleep 1000\n");
+  // The same bytes in both lives of the name.
+  const std::string procfile = "web: echo hello-from-$RELSUPD_RELEASE; exec sleep 1000\n";
+  const std::string v1 = DeployProcfile(stage, procfile);
   CHECK(v1 == "v1");
+  // A secret in the config of v2 (not live).
+  CHECK(stage.CtlJson({"config", "set", "shop", "SECRET=old-tenant"})["release"] == "v2");
   WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
   REQUIRE(WaitLog(stage, "hello-from-v1"));
   const std::set<pid_t> pids = Pids(Ps(stage));
@@ -66,6 +72,19 @@ TEST_CASE("app delete: refused while it runs; with --stop its processes, slots, 
   CHECK_THAT(r.err, Catch::Contains("--stop"));
   CHECK(Alive(*pids.begin()));
   CHECK(stage.CtlJson({"app", "show", "shop"})["name"] == "shop");
+  CHECK(Exists(app_dir + "/releases/v1"));
+
+  // --check says the same, and with --stop what it would do; nothing changes.
+  r = stage.Ctl({"app", "delete", "shop", "--check"});
+  CHECK(r.exit_code() == 1);
+  CHECK_THAT(r.err, Catch::Contains("app 'shop' has 1 process(es) running (v1 web.1)"));
+  Json check = stage.CtlJson({"app", "delete", "shop", "--stop", "--check"});
+  CHECK(check["check"] == true);
+  CHECK(check["deleted"] == false);
+  CHECK(check["would_stop"] == 1);
+  CHECK_THAT(stage.CtlOk({"app", "delete", "shop", "--stop", "--check"}),
+             Catch::Contains("App 'shop' would be deleted (1 process stopped)"));
+  CHECK(Alive(*pids.begin()));
   CHECK(Exists(app_dir + "/releases/v1"));
 
   // With --stop.
@@ -105,23 +124,31 @@ TEST_CASE("app delete: refused while it runs; with --stop its processes, slots, 
   CHECK(pruned_v1);
   CHECK(stopped);
   CHECK(stage.CtlJson({"history", "--verify"})["ok"] == true);
-  CHECK(release_test::LedgerReleaseRows(stage.state() + "/ledger.db", "shop") == 1);
+  CHECK(release_test::LedgerReleaseRows(stage.state() + "/ledger.db", "shop") == 2);
 
-  // The name again: a new app, its socket bound again, its first release v2.
+  // The name again: a new app, its socket bound again, its first release
+  // v3, made from its own import of the same bytes, with none of the old
+  // config, builds or releases.
   stage.CtlOk({"app", "create", "shop", "--socket",
                "http=tcp://127.0.0.1:" + std::to_string(port)});
   CHECK(stage.CtlJson({"app", "show", "shop"})["name"] == "shop");
-  const std::string v2 = DeployProcfile(stage, "web: echo hello-from-v2; exec sleep 1000\n");
-  CHECK(v2 == "v2");
+  CHECK(stage.CtlJson({"build", "list", "shop"}).empty());
+  const std::string v3 = DeployProcfile(stage, procfile);
+  CHECK(v3 == "v3");
   WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
   CHECK(Accepts(port));
   Json releases = stage.Releases();
-  REQUIRE(releases.size() == 2);
-  CHECK(releases[0]["release"] == "v1");
-  CHECK(releases[0]["pruned"] == true);
-  CHECK(releases[1]["release"] == "v2");
+  REQUIRE(releases.size() == 1);
+  CHECK(releases[0]["release"] == "v3");
+  CHECK(stage.CtlJson({"build", "list", "shop"}).size() == 1);
+  CHECK(stage.CtlOk({"config", "show", "shop", "--reveal"}).find("old-tenant") ==
+        std::string::npos);
+  CHECK(stage.Ctl({"release", "show", "shop", "v2"}).exit_code() == 1);
+  // Retention after the new import keeps its artifact.
+  stage.CtlOk({"prune", "shop"});
+  CHECK(stage.CtlJson({"config", "set", "shop", "X=1"})["release"] == "v4");
   // Its logs start afresh: nothing of v1's.
-  REQUIRE(WaitLog(stage, "hello-from-v2"));
+  REQUIRE(WaitLog(stage, "hello-from-v3"));
   for (const Json& rec : LogRecords(stage))
     CHECK(rec.value("text", "").find("hello-from-v1") == std::string::npos);
   // A daemon restart keeps it so.
@@ -157,7 +184,7 @@ TEST_CASE("app delete: an app stopped by hand goes without --stop, and start-up 
   CHECK_THAT(stage.daemon().Log(), Catch::Contains("app 'shop' was deleted"));
 }
 
-TEST_CASE("app delete: a bad name and a bad param are refused, and the dynamic uid is freed") {
+TEST_CASE("app delete: a bad name and a bad param are refused") {
   Stage stage(FastConfig());
   e2e::ProcResult r = stage.Ctl({"app", "delete", "Bad_Name"});
   CHECK(r.exit_code() == 1);
@@ -169,16 +196,45 @@ TEST_CASE("app delete: a bad name and a bad param are refused, and the dynamic u
   REQUIRE(raw.contains("error"));
   CHECK_THAT(raw["error"]["message"].get<std::string>(), Catch::Contains("'stop' must be a boolean"));
   CHECK(stage.CtlJson({"app", "list"}).size() == 1);
+}
+
+TEST_CASE("app delete: a deleted app's dynamic uid is given out last, and never while a "
+          "process runs as it") {
   if (::geteuid() != 0) {
     WARN("not root: apps get the daemon's own user, no dynamic uid to free");
     return;
   }
-  const uid_t shop_uid = stage.CtlJson({"app", "show", "shop"})["uid"].get<uid_t>();
-  REQUIRE(stage.CtlJson({"app", "show", "shop"})["dynamic_user"] == true);
+  for (uid_t id : {70000u, 70001u})
+    if (::getpwuid(id) != nullptr) {
+      WARN("uid " << id << " has a passwd entry here: not exercised");
+      return;
+    }
+  Stage stage(FastConfig("app_uid_range: 70000-70001\n"));
+  auto uid_of = [&](const std::string& app) {
+    return stage.CtlJson({"app", "show", app})["uid"].get<uid_t>();
+  };
+  REQUIRE(uid_of("shop") == 70000);
   stage.CtlOk({"app", "delete", "shop"});
-  // The next app is given the lowest free uid of the range: shop's again.
-  stage.CtlOk({"app", "create", "other"});
-  CHECK(stage.CtlJson({"app", "show", "other"})["uid"].get<uid_t>() == shop_uid);
+  // A uid never used comes first.
+  stage.CtlOk({"app", "create", "second"});
+  CHECK(uid_of("second") == 70001);
+  // Then the retired one, but not while something of the old app runs.
+  pid_t sleeper = ::fork();
+  REQUIRE(sleeper >= 0);
+  if (sleeper == 0) {
+    if (::setgid(70000) != 0 || ::setuid(70000) != 0) ::_exit(127);
+    ::execl("/bin/sleep", "sleep", "1000", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  REQUIRE(support::WaitUntil([&] { return StatusField(sleeper, "Uid").find("70000") != std::string::npos; }));
+  e2e::ProcResult r = stage.Ctl({"app", "create", "third"});
+  CHECK(r.exit_code() == 1);
+  CHECK_THAT(r.err, Catch::Contains("no free uid left in app_uid_range 70000-70001"));
+  ::kill(sleeper, SIGKILL);
+  int st = 0;
+  ::waitpid(sleeper, &st, 0);
+  stage.CtlOk({"app", "create", "third"});
+  CHECK(uid_of("third") == 70000);
 }
 
 }  // namespace

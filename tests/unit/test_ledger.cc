@@ -368,12 +368,15 @@ TEST_CASE("DeleteApp hides the app, keeps its history and release rows, and the 
   CHECK_FALSE(*l->IsDeletedApp("api"));
   CHECK_FALSE(*l->IsDeletedApp("nope"));
   CHECK(l->DeleteApp("shop", f.root).code() == StatusCode::kNotFound);
-  // The dynamic uid is free, the state and formation empty, the unused
-  // build's row gone; the release rows stay, every one pruned now (v1 once).
-  CHECK(f.Raw("SELECT uid, dynamic_user FROM apps WHERE name='shop'") == "-10");
+  // The dynamic uid is no longer the app's (kept in the row, retired), the
+  // state and formation empty, the builds marked; the release rows stay,
+  // every one pruned now (v1 once).
+  CHECK(f.Raw("SELECT uid, dynamic_user FROM apps WHERE name='shop'") == "700010");
+  CHECK(*l->RetiredUids() == std::set<int64_t>{70001});
   CHECK(*l->GetAppState("shop") == AppState{});
   CHECK(f.Raw("SELECT count(*) FROM formation WHERE app='shop'") == "0");
-  CHECK(f.Raw("SELECT group_concat(substr(sha256, 1, 1)) FROM builds WHERE app='shop'") == "a");
+  CHECK(f.Raw("SELECT group_concat(substr(sha256, 1, 1) || deleted) FROM builds WHERE app='shop'") ==
+        "a1,b1");
   CHECK(f.Raw("SELECT count(*) FROM releases WHERE app='shop'") == "2");
   auto history = l->History(std::string("shop"), 100);
   REQUIRE(history.ok());
@@ -397,10 +400,26 @@ TEST_CASE("DeleteApp hides the app, keeps its history and release rows, and the 
   REQUIRE(got.ok());
   CHECK(got->keep_releases == 2);
   CHECK_FALSE(*l->IsDeletedApp("shop"));
+  // A new life: none of the old releases or builds are the app's; the
+  // same bytes imported again are a new import.
   CHECK(*l->NextReleaseNumber("shop") == 3);
-  CHECK(l->ListReleases("shop")->size() == 2);
+  CHECK(l->ListReleases("shop")->empty());
+  CHECK(l->GetRelease("shop", 2).status().code() == StatusCode::kNotFound);
   CHECK(l->ActivationOf("shop")->active == 0);
-  CHECK(l->History(std::string("shop"), 100)->back().kind == "app-created");
+  CHECK(l->ActivationOf("shop")->ever_activated.empty());
+  CHECK(l->ListBuilds("shop")->empty());
+  CHECK(l->FindBuild("shop", "aaaaaaa").status().code() == StatusCode::kNotFound);
+  CHECK(*l->RecordBuild(used, f.root));
+  CHECK(l->ListBuilds("shop")->size() == 1);
+  CHECK_FALSE(*l->RecordBuild(used, f.root));
+  ReleaseRow v3;
+  v3.app = "shop";
+  v3.number = 3;
+  v3.build = used.sha256;
+  v3.digest = std::string(64, 'd');
+  REQUIRE(l->RecordRelease(v3, f.root, "{}").ok());
+  CHECK(l->ListReleases("shop")->size() == 1);
+  CHECK(l->History(std::string("shop"), 100)->back().kind == "released");
   CHECK(l->VerifyHistory()->ok());
 }
 
@@ -598,7 +617,8 @@ TEST_CASE("migration 5 fills app_state from the events of a schema-4 ledger") {
   }
   // What a schema-4 relsupd left: the same tables and events, no app_state.
   f.Raw("DROP TABLE app_state; DROP INDEX events_kind; "
-        "ALTER TABLE apps DROP COLUMN deleted_at; PRAGMA user_version=4");
+        "ALTER TABLE apps DROP COLUMN deleted; ALTER TABLE apps DROP COLUMN first_release; "
+        "ALTER TABLE builds DROP COLUMN deleted; PRAGMA user_version=4");
   REQUIRE(f.Raw("SELECT count(*) FROM sqlite_master WHERE name='app_state'") ==
           "0");
   auto l = f.Open();

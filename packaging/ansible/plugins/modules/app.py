@@ -23,7 +23,8 @@ description:
     settings before and after.
   - I(state=absent) deletes the app with C(relsupd ctl app delete). Its
     releases, builds and logs go, and its history stays in the ledger. The
-    daemon refuses while the app's processes run, unless I(stop=true).
+    daemon refuses while the app's processes run, unless I(stop=true); so
+    does check mode (C(app delete --check)), with the same reason.
     An app that does not exist is C(ok).
 options:
   name:
@@ -234,14 +235,20 @@ def main():
     if module.params['state'] == 'absent':
         if current is None:
             module.exit_json(changed=False, name=name, exists=False)
-        if not module.check_mode:
-            args = ['app', 'delete', name]
-            if module.params['stop']:
-                args.append('--stop')
-            try:
-                rs.ctl(*args)
-            except RelsupdError as e:
-                rs.fail(e, name=name, exists=True)
+        # Check mode asks the daemon (app delete --check): a delete it would
+        # refuse fails there too, with its reason.
+        args = ['app', 'delete', name]
+        if module.params['stop']:
+            args.append('--stop')
+        if module.check_mode:
+            args.append('--check')
+        try:
+            done = rs.ctl(*args)
+        except RelsupdError as e:
+            rs.fail(e, name=name, exists=True)
+        if module.check_mode and done.get('check') is not True:
+            module.fail_json(msg="the relsupd daemon did not answer 'app delete --check' as a "
+                                 "check (an older version?)", name=name, exists=True)
         result = dict(changed=True, name=name, exists=True)
         if module._diff:
             result['diff'] = dict(before=current, after={})
