@@ -152,7 +152,52 @@ CLI::App* AddAppVerb(CLI::App& parent, CtlContext* ctx, const AppVerb& verb,
   return cmd;
 }
 
-void AddCtlCommand(CLI::App& root, CtlContext* ctx) {
+namespace {
+
+// Which function adds each verb (a unit test holds each function to it).
+// `deploy` is added by each binary's main (relsupd execs relsupd-core for
+// it).
+constexpr VerbAdder kVerbAdders[] = {
+    {"info", AddInfoVerb},          {"metrics", AddInfoVerb},
+    {"app", AddAppVerbs},           {"history", AddHistoryVerb},
+    {"events", AddEventsVerb},      {"prune", AddReleaseStageVerbs},
+    {"build", AddReleaseStageVerbs}, {"release", AddReleaseStageVerbs},
+    {"releases", AddReleaseStageVerbs}, {"config", AddReleaseStageVerbs},
+    {"ps", AddProcessVerbs},        {"logs", AddProcessVerbs},
+    {"status", AddProcessVerbs},    {"scale", AddProcessVerbs},
+    {"signal", AddProcessVerbs},    {"restart", AddProcessVerbs},
+    {"stop", AddProcessVerbs},      {"start", AddProcessVerbs},
+    {"activate", AddProcessVerbs},  {"rollback", AddProcessVerbs},
+    {"run", AddRunVerb},            {"daemon-reexec", AddDaemonVerbs},
+    {"help", AddHelpVerb},          {"deploy", nullptr}};
+
+// Every verb, in the order the help lists a stage's verbs.
+constexpr AddVerbsFn kAllVerbs[] = {AddInfoVerb,     AddAppVerbs,          AddHistoryVerb,
+                                    AddEventsVerb,   AddReleaseStageVerbs, AddProcessVerbs,
+                                    AddRunVerb,      AddDaemonVerbs,       AddHelpVerb};
+
+}  // namespace
+
+std::vector<VerbAdder> CtlVerbAdders() {
+  return {std::begin(kVerbAdders), std::end(kVerbAdders)};
+}
+
+std::string_view CtlVerbOf(int argc, char** argv) {
+  if (argc < 3 || std::string_view(argv[1]) != "ctl") return "";
+  for (int i = 2; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--socket") {
+      ++i;  // its value
+    } else if (arg == "--") {
+      return "";
+    } else if (arg.empty() || arg[0] != '-') {
+      return arg;
+    }
+  }
+  return "";
+}
+
+void AddCtlCommand(CLI::App& root, CtlContext* ctx, std::string_view verb) {
   CLI::App* ctl = root.add_subcommand(
       "ctl", "Control a running relsupd daemon over its socket");
   ctx->socket = DefaultSocketPath();
@@ -186,15 +231,14 @@ void AddCtlCommand(CLI::App& root, CtlContext* ctx) {
       "  {\"error\": {\"code\": \"refused\"|\"usage\"|\"unreachable\", \"exit\": N, "
       "\"status\": KIND, \"message\": TEXT}},\n"
       "and nothing on stderr. 'ctl help VERB' prints VERB's help.");
-  AddInfoVerb(*ctl, ctx);
-  AddAppVerbs(*ctl, ctx);
-  AddHistoryVerb(*ctl, ctx);
-  AddEventsVerb(*ctl, ctx);
-  AddReleaseStageVerbs(*ctl, ctx);
-  AddProcessVerbs(*ctl, ctx);
-  AddRunVerb(*ctl, ctx);
-  AddDaemonVerbs(*ctl, ctx);
-  AddHelpVerb(*ctl, ctx);
+  if (verb != "help") {
+    for (const VerbAdder& a : kVerbAdders) {
+      if (a.verb != verb) continue;
+      if (a.add != nullptr) a.add(*ctl, ctx);
+      return;
+    }
+  }
+  for (AddVerbsFn add : kAllVerbs) add(*ctl, ctx);
 }
 
 }  // namespace relsupd::cli

@@ -19,6 +19,7 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cli/client.h"
 #include "daemon/protocol/jsonrpc.h"
@@ -53,8 +54,22 @@ rpc::Json ErrorJson(int exit_code, std::string_view status, std::string_view mes
 void ReportError(bool json, int exit_code, std::string_view status,
                  std::string_view message);
 
-// Adds `ctl` and its verbs under `root`; results land in `ctx`.
-void AddCtlCommand(CLI::App& root, CtlContext* ctx);
+// Adds `ctl` and its verbs under `root`; results land in `ctx`. With
+// `verb` (CtlVerbOf) one of theirs, only the verbs added with it are
+// added: a command line builds no more of the CLI than it parses (a
+// `relsupd ctl ps` spends most of its own time in CLI11 otherwise). Any
+// other `verb` (none, `help`, one misspelt) adds them all.
+void AddCtlCommand(CLI::App& root, CtlContext* ctx, std::string_view verb = "");
+// The ctl verb of a command line `relsupd ctl [--socket S] [--json] VERB
+// ...`, or "" when it is not one.
+std::string_view CtlVerbOf(int argc, char** argv);
+// Each function that adds ctl verbs, with each verb it adds (for tests).
+using AddVerbsFn = void (*)(CLI::App& ctl, CtlContext* ctx);
+struct VerbAdder {
+  std::string_view verb;
+  AddVerbsFn add;  // nullptr: added elsewhere (deploy)
+};
+std::vector<VerbAdder> CtlVerbAdders();
 
 // Verb groups, one file each.
 void AddInfoVerb(CLI::App& ctl, CtlContext* ctx);

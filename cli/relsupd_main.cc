@@ -60,14 +60,18 @@ int main(int argc, char** argv) {
                    std::strcmp(argv[1], "build") == 0))
     return ExecCore(argv);
   if (HelpOfDeploy(argc, argv)) return ExecCore(argv);
-  CLI::App app;
+  // Never destroyed: tearing the command tree down cost as much as a
+  // third of a `ctl ps` run's own instructions. A global holds it, so leak
+  // checkers see it reachable.
+  static CLI::App* const kApp = new CLI::App();
+  CLI::App& app = *kApp;
   cli::SetUpRoot(app);
   // Listed for --help; the real ones live in relsupd-core (exec'd above).
   app.add_subcommand("daemon", "Run the release supervisor daemon in the foreground")
       ->allow_extras();
   app.add_subcommand("build", "Build DIR into a reproducible artifact")->allow_extras();
   cli::CtlContext ctl;
-  cli::AddCtlCommand(app, &ctl);
+  cli::AddCtlCommand(app, &ctl, cli::CtlVerbOf(argc, argv));
   // `ctl deploy` runs the build stage: relsupd-core parses it again, and
   // its --help is the real one.
   CLI::App* deploy = app.get_subcommand("ctl")->add_subcommand("deploy", cli::kDeployDescription);

@@ -166,6 +166,21 @@ pid_t WaitLoggedPid(Stage& stage, const std::string& prefix) {
   return 0;
 }
 
+void KillLoggedPids(Stage& stage, const std::string& prefix, size_t n) {
+  std::set<pid_t> pids;
+  support::WaitUntil([&] {
+    pids.clear();
+    for (const auto& rec : LogRecords(stage)) {
+      std::string t = rec.value("text", "");
+      if (t.rfind(prefix, 0) == 0) pids.insert(std::atoi(t.c_str() + prefix.size()));
+    }
+    return pids.size() >= n;
+  });
+  for (pid_t p : pids)
+    if (p > 0 && Alive(p)) ::kill(p, SIGKILL);
+  WaitGone(pids, 5000);
+}
+
 Follower::Follower(Stage& stage, const std::vector<std::string>& args) {
   static int count = 0;
   out_ = stage.dir().Path("follow-" + std::to_string(++count) + ".out");

@@ -126,5 +126,9 @@ bool WaitLog(Stage& stage, const std::string& needle, int timeout_ms = 10'000);
 // Waits for a log line "PREFIX<pid>" (as `echo escaped $!` prints) and
 // returns the pid, or 0 when none came.
 pid_t WaitLoggedPid(Stage& stage, const std::string& prefix);
+// Waits until `n` lines "PREFIX<pid>" were logged, then SIGKILLs each of
+// those pids still alive: processes that escaped their instance (setsid)
+// on purpose, which no stop of the daemon ends without cgroups.
+void KillLoggedPids(Stage& stage, const std::string& prefix, size_t n);
 
 }  // namespace relsupd::run_test

@@ -43,7 +43,7 @@ size_t FilesUnder(const std::string& dir) {
   return n;
 }
 
-TEST_CASE("app delete: refused while it runs; with --stop its processes, slots, artifacts, "
+TEST_CASE("app delete: refused while it runs, and with --stop its processes, slots, artifacts, "
           "logs and socket go, its history stays, and the name starts again at the next number") {
   const int port = FreePort();
   Stage stage(FastConfig(), {}, "shop",
@@ -204,37 +204,38 @@ TEST_CASE("app delete: a deleted app's dynamic uid is given out last, and never 
     WARN("not root: apps get the daemon's own user, no dynamic uid to free");
     return;
   }
-  for (uid_t id : {70000u, 70001u})
+  for (uid_t id : {80000u, 80001u})
     if (::getpwuid(id) != nullptr) {
       WARN("uid " << id << " has a passwd entry here: not exercised");
       return;
     }
-  Stage stage(FastConfig("app_uid_range: 70000-70001\n"));
+  // Beyond the default range (70000-79999), which other tests' apps use.
+  Stage stage(FastConfig("app_uid_range: 80000-80001\n"));
   auto uid_of = [&](const std::string& app) {
     return stage.CtlJson({"app", "show", app})["uid"].get<uid_t>();
   };
-  REQUIRE(uid_of("shop") == 70000);
+  REQUIRE(uid_of("shop") == 80000);
   stage.CtlOk({"app", "delete", "shop"});
   // A uid never used comes first.
   stage.CtlOk({"app", "create", "second"});
-  CHECK(uid_of("second") == 70001);
+  CHECK(uid_of("second") == 80001);
   // Then the retired one, but not while something of the old app runs.
   pid_t sleeper = ::fork();
   REQUIRE(sleeper >= 0);
   if (sleeper == 0) {
-    if (::setgid(70000) != 0 || ::setuid(70000) != 0) ::_exit(127);
+    if (::setgid(80000) != 0 || ::setuid(80000) != 0) ::_exit(127);
     ::execl("/bin/sleep", "sleep", "1000", static_cast<char*>(nullptr));
     ::_exit(127);
   }
-  REQUIRE(support::WaitUntil([&] { return StatusField(sleeper, "Uid").find("70000") != std::string::npos; }));
+  REQUIRE(support::WaitUntil([&] { return StatusField(sleeper, "Uid").find("80000") != std::string::npos; }));
   e2e::ProcResult r = stage.Ctl({"app", "create", "third"});
   CHECK(r.exit_code() == 1);
-  CHECK_THAT(r.err, Catch::Contains("no free uid left in app_uid_range 70000-70001"));
+  CHECK_THAT(r.err, Catch::Contains("no free uid left in app_uid_range 80000-80001"));
   ::kill(sleeper, SIGKILL);
   int st = 0;
   ::waitpid(sleeper, &st, 0);
   stage.CtlOk({"app", "create", "third"});
-  CHECK(uid_of("third") == 70000);
+  CHECK(uid_of("third") == 80000);
 }
 
 }  // namespace

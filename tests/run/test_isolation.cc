@@ -378,6 +378,8 @@ TEST_CASE("isolation: the leftover scan finds an escaped grandchild of another u
   CHECK(stage.daemon().Log().find("previous daemon left running") != std::string::npos);
   ps = WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
   CheckUnharmed(stage, stage.daemon().pid(), Pids(ps));
+  // The new web.1 escaped a grandchild too.
+  KillLoggedPids(stage, "escaped ", 2);
 }
 
 TEST_CASE("isolation: an app's unix socket gets its mode at bind") {
