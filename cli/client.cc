@@ -135,7 +135,8 @@ Result<rpc::Json> Client::ParseResponse(const std::string& line, int64_t id) {
     return rpc::StatusFromError(*e);
   if (response.value("id", rpc::Json()) != id)
     return Status(StatusCode::kUnavailable, "response id does not match the request");
-  return response["result"];
+  // Moved, not copied: a `ps` of 100 instances is a tree of ~1,500 values.
+  return std::move(response["result"]);
 }
 
 }  // namespace relsupd

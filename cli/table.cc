@@ -22,9 +22,22 @@ locale_t Utf8Locale() {
   return loc;
 }
 
-// Calls `each(bytes, width)` for each character of `text`, in order.
+bool IsAscii(std::string_view text) {
+  for (char c : text)
+    if (static_cast<unsigned char>(c) >= 0x80) return false;
+  return true;
+}
+
+// Calls `each(bytes, width)` for each character of `text`, in order. A
+// byte below 0x80 is one column (wcwidth gives printable ASCII 1 and the
+// controls -1, which count as 1): only other text asks the locale.
 template <typename Each>
 void ForEachChar(std::string_view text, Each each) {
+  if (IsAscii(text)) {
+    for (size_t i = 0; i < text.size(); ++i)
+      if (!each(text.substr(i, 1), 1)) return;
+    return;
+  }
   const locale_t loc = Utf8Locale();
   const locale_t old = loc ? ::uselocale(loc) : locale_t{};
   std::mbstate_t st{};
@@ -92,6 +105,7 @@ TableStyle StdoutStyle() {
 }
 
 size_t DisplayWidth(std::string_view text) {
+  if (IsAscii(text)) return text.size();
   size_t total = 0;
   ForEachChar(text, [&](std::string_view, size_t w) {
     total += w;

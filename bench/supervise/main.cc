@@ -161,6 +161,11 @@ void RunPhases(Peer& peer, int index, const Options& o, HelloSocket& hello,
     std::fflush(stdout);
     MeasureLog(peer, hello, o, res);
   }
+  if (o.Phase("ctl") && !g_interrupted.load()) {
+    std::printf(" status command ...");
+    std::fflush(stdout);
+    MeasureCtl(peer, hello, o, res);
+  }
 }
 
 // One peer: set up, every phase, torn down. False when relsupd itself

@@ -26,7 +26,8 @@ void Usage(FILE* out) {
       "                 [--kills N] [--instances N] [--gap-ms MS] [--fanout "
       "N]\n"
       "                 [--storm N] [--storm-seconds S] [--log-mb N]\n"
-      "                 [--log-line-bytes N] [--rt PRIO] [--keep]\n"
+      "                 [--log-line-bytes N] [--ctl-instances N] [--ctl-runs N]\n"
+      "                 [--rt PRIO] [--keep]\n"
       "  --relsupd PATH     relsupd binary (default %s)\n"
       "  --pm2 PATH         pm2 CLI (default: pm2 on PATH, else npm install "
       "pm2\n"
@@ -34,7 +35,7 @@ void Usage(FILE* out) {
       "  --peers LIST       comma-separated subset of "
       "relsupd,runit,supervisord,pm2\n"
       "  --phases LIST      comma-separated subset of "
-      "restart,fanout,storm,log\n"
+      "restart,fanout,storm,log,ctl\n"
       "                     (fanout includes the memory figures; default all)\n"
       "  --kills N          restart-latency kills per peer (default 50)\n"
       "  --instances N      instances killed round-robin (default 10)\n"
@@ -42,6 +43,9 @@ void Usage(FILE* out) {
       "  --fanout N         instances of sleep started at once (default 1000)\n"
       "  --storm N          crashing services (default 100)\n"
       "  --storm-seconds S  storm measuring window (default 10)\n"
+      "  --ctl-instances N  ctl: instances running while the status command\n"
+      "                     runs (default 100)\n"
+      "  --ctl-runs N       ctl: timed runs of the status command (default 200)\n"
       "  --log-mb N         log throughput: MB (10^6 bytes) of lines the "
       "writer\n"
       "                     writes (default 200)\n"
@@ -62,7 +66,7 @@ bool ParseArgs(int argc, char** argv, Options* o) {
   };
   auto phases = [o](const char* v) {
     std::vector<std::string> list;
-    if (!ParseList(v, {"restart", "fanout", "storm", "log"}, &list))
+    if (!ParseList(v, {"restart", "fanout", "storm", "log", "ctl"}, &list))
       return false;
     o->phases = std::set<std::string>(list.begin(), list.end());
     return true;
@@ -73,6 +77,8 @@ bool ParseArgs(int argc, char** argv, Options* o) {
                      {"--peers", true, peers},
                      {"--phases", true, phases},
                      IntFlag("--log-mb", &o->log_mb, 1, 100000),
+                     IntFlag("--ctl-instances", &o->ctl_instances, 1, 10000),
+                     IntFlag("--ctl-runs", &o->ctl_runs, 1, 100000),
                      IntFlag("--log-line-bytes", &o->log_line_bytes, 16, 16384),
                      IntFlag("--kills", &o->kills, 1),
                      IntFlag("--instances", &o->instances, 1),

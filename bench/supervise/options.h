@@ -48,7 +48,7 @@ struct Options {
   std::string child = SUPERVISE_CHILD_BIN;
   std::string pm2;  // empty: `pm2` on PATH, else npm install
   std::vector<std::string> peers = kAllPeers;
-  std::set<std::string> phases = {"restart", "fanout", "storm", "log"};
+  std::set<std::string> phases = {"restart", "fanout", "storm", "log", "ctl"};
   int kills = 50;
   int instances = 10;  // killed round-robin
   int gap_ms = 150;    // between two kills
@@ -56,6 +56,8 @@ struct Options {
   int storm = 100;
   double storm_s = 10;
   int status_gap_ms = 250;
+  int ctl_instances = 100;  // ctl phase: instances the status command lists
+  int ctl_runs = 200;       // and timed runs of it (after 10 untimed)
   bool keep = false;
   int rt_priority = 0;  // >0: SCHED_FIFO for the benchmark and all it starts
   std::string writer = LOG_WRITER_BIN;

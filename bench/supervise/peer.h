@@ -78,6 +78,11 @@ struct PeerResult {
   int log_files = 0;
   std::string log_settings;
   std::string log_timeout;  // set: the last line never reached the files, why
+  // ctl: the status command as a whole process, nothing else running.
+  std::string ctl_na;
+  std::string ctl_cmd;
+  std::vector<double> ctl_ms;      // spawn to waitpid
+  std::vector<double> ctl_cpu_ms;  // its own CPU time
 };
 
 class Peer {
@@ -103,6 +108,8 @@ class Peer {
   double FinishTrigger();
   // Phase 3: `m` services that exit 1 at once and restart forever.
   virtual bool StartStorm(int m, std::string* error) = 0;
+  // The peer's status command over the services of the current phase
+  // (the storm's, or StartChildren's for the ctl phase).
   virtual std::vector<std::string> StatusCommand() = 0;
   virtual std::vector<std::string> StatusEnv() { return {}; }
   // The same query without the command's own start-up, where the peer has

@@ -57,8 +57,10 @@ class RunitPeer final : public Peer {
     // ./run is supervise_child itself (a symlink: no shell in between);
     // it finds the socket in SUPERVISE_SOCK and names itself after the
     // service directory.
-    for (int i = 1; i <= k; ++i)
-      MakeService(phase_dir_ + "/runit." + std::to_string(i), o_.child);
+    for (int i = 1; i <= k; ++i) {
+      status_dirs_.push_back(phase_dir_ + "/runit." + std::to_string(i));
+      MakeService(status_dirs_.back(), o_.child);
+    }
     return StartRunsvdir(error);
   }
   bool PrepareFanout(int n, const std::string& marker, std::string*) override {
@@ -75,14 +77,14 @@ class RunitPeer final : public Peer {
   bool StartStorm(int m, std::string* error) override {
     NewDir("storm");
     for (int i = 1; i <= m; ++i) {
-      storm_dirs_.push_back(phase_dir_ + "/c" + std::to_string(i));
-      MakeService(storm_dirs_.back(), "/bin/false");
+      status_dirs_.push_back(phase_dir_ + "/c" + std::to_string(i));
+      MakeService(status_dirs_.back(), "/bin/false");
     }
     return StartRunsvdir(error);
   }
   std::vector<std::string> StatusCommand() override {
     std::vector<std::string> argv = {sv_, "status"};
-    argv.insert(argv.end(), storm_dirs_.begin(), storm_dirs_.end());
+    argv.insert(argv.end(), status_dirs_.begin(), status_dirs_.end());
     return argv;
   }
   bool StartLogWriter(int64_t lines, int line_bytes,
@@ -142,7 +144,7 @@ class RunitPeer final : public Peer {
         SleepMs(20);
       }
     }
-    storm_dirs_.clear();
+    status_dirs_.clear();
     KillStraysAfter("runit", "stop");
   }
   std::string Config() const override {
@@ -168,7 +170,7 @@ class RunitPeer final : public Peer {
 
   std::string runsvdir_, sv_, svlogd_, phase_dir_, log_dir_;
   pid_t runsvdir_pid_ = -1;
-  std::vector<std::string> storm_dirs_;
+  std::vector<std::string> status_dirs_;
 };
 
 }  // namespace

@@ -31,6 +31,11 @@ void MeasureStorm(Peer& peer, const Options& o, PeerResult* res);
 // captured line is checked against what the writer wrote.
 void MeasureLog(Peer& peer, HelloSocket& hello, const Options& o,
                 PeerResult* res);
+// ctl: o.ctl_instances instances running, nothing else; o.ctl_runs runs of
+// the peer's status command over them, one at a time, each a whole
+// process (its start-up included), after 10 untimed ones.
+void MeasureCtl(Peer& peer, HelloSocket& hello, const Options& o,
+                PeerResult* res);
 
 }  // namespace relsupd::bench::supervise
 

@@ -238,6 +238,19 @@ std::vector<Row> LogRows(const Options& o) {
   };
 }
 
+// The rows of the ctl phase: the status command as a whole process.
+std::vector<Row> CtlRows(const Options& o) {
+  using R = PeerResult;
+  const Test ok = [](const R& r) { return r.ctl_na.empty() && !r.ctl_ms.empty(); };
+  return {
+      {"ctl: status of " + std::to_string(o.ctl_instances) + ", median (ms)", ok,
+       Pct(&R::ctl_ms, 0.5, "%.2f")},
+      {"  p95 / min (ms)", ok,
+       Pair(Pct(&R::ctl_ms, 0.95, "%.2f"), Pct(&R::ctl_ms, 0.0, "%.2f"))},
+      {"  the command's own CPU, median (ms)", ok, Pct(&R::ctl_cpu_ms, 0.5, "%.2f")},
+  };
+}
+
 }  // namespace
 
 void PrintTable(const std::vector<PeerResult>& results, const Options& o) {
@@ -248,6 +261,24 @@ void PrintTable(const std::vector<PeerResult>& results, const Options& o) {
   if (o.Phase("fanout")) t.Print(FanoutRows(o));
   if (o.Phase("storm")) t.Print(StormRows());
   if (o.Phase("log")) t.Print(LogRows(o));
+  if (o.Phase("ctl")) {
+    t.Print(CtlRows(o));
+    // The target is another peer's figure of the same run.
+    const PeerResult* relsupd = nullptr;
+    const PeerResult* runit = nullptr;
+    for (const auto& r : results) {
+      if (!r.ctl_na.empty() || r.ctl_ms.empty()) continue;
+      if (r.name == "relsupd") relsupd = &r;
+      if (r.name == "runit") runit = &r;
+    }
+    if (relsupd != nullptr && runit != nullptr) {
+      const double mine = Percentile(relsupd->ctl_ms, 0.5);
+      const double theirs = Percentile(runit->ctl_ms, 0.5);
+      std::printf("\nctl: relsupd's `%s` median %.2f ms, runit's `%s` %.2f ms: %s\n",
+                  relsupd->ctl_cmd.c_str(), mine, runit->ctl_cmd.c_str(), theirs,
+                  mine <= theirs ? "PASS" : "FAIL");
+    }
+  }
 }
 
 void PrintNotes(const std::vector<PeerResult>& results,
@@ -272,6 +303,8 @@ void PrintNotes(const std::vector<PeerResult>& results,
       std::printf(" status %d failed (%s);", r.status_failures,
                   r.status_first_failure.c_str());
     if (!r.log_na.empty()) std::printf(" log n/a (%s);", r.log_na.c_str());
+    if (!r.ctl_na.empty()) std::printf(" ctl n/a (%s);", r.ctl_na.c_str());
+    if (o.Phase("ctl") && r.ctl_na.empty()) std::printf(" ctl: `%s`;", r.ctl_cmd.c_str());
     if (!r.log_timeout.empty()) std::printf(" log: %s;", r.log_timeout.c_str());
     if (r.log_other > 0)
       std::printf(" log: %lld records of other processes not counted;",

@@ -29,7 +29,15 @@ Verdict Judge(const ReleaseGroup& group, int base, int64_t now) {
     v.kind = Verdict::kCrashLoop;
     return v;
   }
-  if (group.Instances().empty() || !group.AllReady()) return v;
+  if (group.Instances().empty()) {
+    // Nothing to wait for when every type of the release is at scale 0
+    // (instances are made at once for the others).
+    bool none = true;
+    for (const auto& [type, n] : group.Effective(group.formation())) none = none && n == 0;
+    if (none) v.kind = Verdict::kReady;
+    return v;
+  }
+  if (!group.AllReady()) return v;
   for (const Instance* i : group.Instances())
     if (i->spec().ready.kind == ReadyKind::kNone)
       v.settle_ms = std::max(v.settle_ms, kSettleMs - (now - i->started_ms()));

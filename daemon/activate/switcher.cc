@@ -88,6 +88,11 @@ const SwitchInfo* Switcher::Current(const std::string& app) const {
   return it == switches_.end() ? nullptr : &it->second->info;
 }
 
+void Switcher::Forget(const std::string& app) {
+  outcomes_.erase(app);
+  std::erase_if(activation_counts_, [&](const auto& kv) { return kv.first.first == app; });
+}
+
 const SwitchOutcome* Switcher::Last(const std::string& app) const {
   auto it = outcomes_.find(app);
   return it == outcomes_.end() ? nullptr : &it->second;

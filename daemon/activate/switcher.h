@@ -107,8 +107,9 @@ class Switcher {
     return activation_counts_;
   }
   const SwitchOutcome* Last(const std::string& app) const;
-  // `app delete`: forgets how the app's last switch ended.
-  void Forget(const std::string& app) { outcomes_.erase(app); }
+  // `app delete`: forgets how the app's last switch ended, and its
+  // activation counts (a name created again starts its series afresh).
+  void Forget(const std::string& app);
   // kBusy when a switch of `app` is in progress, or the daemon is stopping.
   Status RefuseDuringSwitch(const std::string& app) const;
   // An instance of `group` changed: judge the new group if it is one.

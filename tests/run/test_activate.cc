@@ -105,6 +105,20 @@ TEST_CASE("activate: nothing to roll back to is a clear error") {
   CHECK(r.err.find("v1 is the only release ever active") != std::string::npos);
 }
 
+TEST_CASE("activate: a release whose every type is at scale 0 goes live at once, and a scale up runs it") {
+  Stage stage(FastConfig());
+  const std::string v1 = DeployYaml(stage,
+                                    "processes:\n"
+                                    "  web:\n    command: sleep 1000\n    scale: 0\n"
+                                    "  worker:\n    command: sleep 1000\n    scale: 0\n");
+  CHECK(v1 == "v1");
+  Json status = stage.CtlJson({"status", "shop"});
+  CHECK(status["active"] == "v1");
+  CHECK(Ps(stage).empty());
+  stage.CtlOk({"scale", "shop", "web=1"});
+  WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
+}
+
 TEST_CASE("activate: the release already live exits 0, saying so, and starts its failed instances again") {
   HelloStage h;
   h.Release();
