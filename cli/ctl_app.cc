@@ -148,9 +148,17 @@ void PrintApplyCheck(const rpc::Json& r) {
     return;
   }
   std::cout << "App '" << name << "' would change:\n";
-  for (const auto& [field, change] : Field(r, "diff").items())
-    if (change.is_array() && change.size() == 2)
-      std::cout << "  " << field << ": " << Text(change[0]) << " -> " << Text(change[1]) << '\n';
+  for (const auto& [field, change] : Field(r, "diff").items()) {
+    if (!change.is_array() || change.size() != 2) continue;
+    // As the spec file names it (--json keeps the daemon's names).
+    if (field == "activation_deadline_ms" && change[0].is_number_integer() &&
+        change[1].is_number_integer()) {
+      std::cout << "  activation_deadline: " << FormatDurationMs(change[0].get<int64_t>())
+                << " -> " << FormatDurationMs(change[1].get<int64_t>()) << '\n';
+      continue;
+    }
+    std::cout << "  " << field << ": " << Text(change[0]) << " -> " << Text(change[1]) << '\n';
+  }
 }
 
 void AddAppApplyVerb(CLI::App& app, CtlContext* ctx) {

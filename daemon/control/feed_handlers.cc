@@ -228,6 +228,14 @@ void ParkLogs(DaemonContext& ctx, const Request& r, std::shared_ptr<LogFollow> f
   Status s = ctx.polls->Add(
       r.peer.uid, std::move(keys), LongPolls::kMaxWaitMs,
       [follow, reply](bool must_reply) {
+        // Its app deleted meanwhile (app delete pokes its key): the
+        // follow ends with the app's NotFound.
+        if (follow->app) {
+          if (Status gone = follow->ctx->ledger->GetApp(*follow->app).status(); !gone.ok()) {
+            reply(gone);
+            return true;
+          }
+        }
         // Nothing new in its app since the last look: not worth a scan.
         if (!must_reply && follow->app &&
             follow->ctx->logs->LastSeq(*follow->app) <= follow->cursors[*follow->app])

@@ -9,6 +9,7 @@
 #include "daemon/base/users.h"
 #include "daemon/base/uv_work.h"
 #include "daemon/base/version.h"
+#include "daemon/control/long_poll.h"
 #include "daemon/control/paging.h"
 #include "daemon/control/params.h"
 #include "daemon/control/read_jobs.h"
@@ -157,6 +158,8 @@ void AppDelete(DaemonContext& ctx, const Request& r, Reply reply) {
       ActorOf(r.peer), [c, reply, app = *name](Result<int> stopped) {
         if (!stopped.ok()) return reply(stopped.status());
         c->logs->Forget(app);
+        // A `logs -f APP` parked on it ends now, not at its timeout.
+        if (c->polls != nullptr) c->polls->Poke("logs:" + app);
         c->releases->RemoveApp(app, [reply, app, n = *stopped](Result<uint64_t> removed) {
           if (!removed.ok())
             return reply(removed.status().WithContext(

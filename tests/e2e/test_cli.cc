@@ -307,14 +307,19 @@ TEST_CASE_METHOD(DaemonFixture,
              Catch::Contains("App 'shop' is up to date: nothing would change"));
 
   // A change: named, with old and new; the app and history stay as they were.
-  dir.WriteFile("shop.yaml", "name: shop\nkeep_releases: 3\nstrategy: stop-first\n");
+  dir.WriteFile("shop.yaml",
+                "name: shop\nkeep_releases: 3\nstrategy: stop-first\nactivation_deadline: 90s\n");
   check = CtlJson(d.socket(), {"app", "apply", spec, "--check"});
   CHECK(check["changed"] == true);
-  CHECK(check["diff"] == Json{{"keep_releases", {5, 3}}, {"strategy", {"start-first", "stop-first"}}});
+  CHECK(check["diff"] == Json{{"activation_deadline_ms", {60'000, 90'000}},
+                              {"keep_releases", {5, 3}},
+                              {"strategy", {"start-first", "stop-first"}}});
   const std::string human = CtlOk(d.socket(), {"app", "apply", spec, "--check"});
   CHECK_THAT(human, Catch::Contains("App 'shop' would change:\n"));
   CHECK_THAT(human, Catch::Contains("  keep_releases: 5 -> 3\n"));
   CHECK_THAT(human, Catch::Contains("  strategy: start-first -> stop-first\n"));
+  // As the spec file names it, not the daemon's field.
+  CHECK_THAT(human, Catch::Contains("  activation_deadline: 1m -> 1m30s\n"));
   CHECK(CtlJson(d.socket(), {"app", "show", "shop"})["keep_releases"] == 5);
   CHECK(CtlJson(d.socket(), {"history", "shop"}).size() == 1);
   // A param the daemon does not know is refused, never ignored (an older

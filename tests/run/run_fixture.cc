@@ -216,9 +216,12 @@ bool Follower::WaitOut(const std::string& needle, size_t from) const {
                             20'000);
 }
 
-bool Follower::running() const {
+bool Follower::running() {
   support::ExitStatus st;
-  return pid_ > 0 && !support::WaitPid(pid_, 0, &st);
+  if (pid_ <= 0) return false;
+  if (!support::WaitPid(pid_, 0, &st)) return true;
+  pid_ = 0;  // reaped: Stop has nothing left to wait for
+  return false;
 }
 
 }  // namespace relsupd::run_test

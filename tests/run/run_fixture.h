@@ -109,7 +109,8 @@ class Follower {
   std::string err() const;
   // Waits up to 20 s for `needle` in stdout at or after `from`.
   bool WaitOut(const std::string& needle, size_t from = 0) const;
-  bool running() const;
+  // False once it exited (then reaped).
+  bool running();
 
  private:
   pid_t pid_ = 0;

@@ -87,10 +87,16 @@ TEST_CASE("app delete: refused while it runs, and with --stop its processes, slo
   CHECK(Alive(*pids.begin()));
   CHECK(Exists(app_dir + "/releases/v1"));
 
+  // A `logs -f` of it, parked: it ends when the app goes.
+  Follower follow(stage, {"logs", "shop", "-f"});
+  REQUIRE(follow.WaitOut("hello-from-v1"));
+
   // With --stop.
   CHECK_THAT(stage.CtlOk({"app", "delete", "shop", "--stop"}),
              Catch::Contains("App 'shop' deleted (1 process stopped)"));
   CHECK(WaitGone(pids));
+  CHECK(support::WaitUntil([&] { return !follow.running(); }, 10'000));
+  CHECK_THAT(follow.err(), Catch::Contains("app 'shop' does not exist"));
   CHECK_FALSE(Accepts(port));
   CHECK(stage.CtlJson({"app", "list"}).empty());
   r = stage.Ctl({"app", "show", "shop"});
