@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <set>
 
+#include "daemon/base/socket_address.h"
 #include "daemon/base/users.h"
 #include "daemon/base/uv_work.h"
 #include "daemon/base/version.h"
@@ -288,12 +289,47 @@ Result<uint32_t> AllocateAppUid(const std::vector<AppSpec>& apps,
                             "the range");
 }
 
+namespace {
+
+// Whether two listening addresses cannot both be bound: the same unix
+// path, or the same tcp port on the same host or where either is a
+// wildcard.
+bool Overlap(const SocketAddress& a, const SocketAddress& b) {
+  if (a.kind != b.kind) return false;
+  if (a.kind == SocketAddress::Kind::kUnix) return a.path == b.path;
+  auto wildcard = [](const SocketAddress& x) { return x.host == "0.0.0.0" || x.host == "::"; };
+  return a.port == b.port && (a.host == b.host || wildcard(a) || wildcard(b));
+}
+
+// One address is one app's: a second app on it could never bind it, and
+// its deploy would fail with a misleading cause.
+Status CheckSocketsFree(const AppSpec& spec, const std::vector<AppSpec>& apps) {
+  for (const SocketSpec& mine : spec.sockets) {
+    auto a = ParseSocketAddress(mine.address);
+    if (!a.ok()) continue;  // the spec's own validation names it
+    for (const AppSpec& other : apps) {
+      if (other.name == spec.name) continue;
+      for (const SocketSpec& theirs : other.sockets) {
+        auto b = ParseSocketAddress(theirs.address);
+        if (b.ok() && Overlap(*a, *b))
+          return AlreadyExists("app '" + spec.name + "': socket '" + mine.name + "' (" +
+                               mine.address + ") is taken by app '" + other.name +
+                               "' (its socket '" + theirs.name + "', " + theirs.address + ")");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status FillAppDefaults(const DaemonContext& ctx, AppSpec* spec) {
   const std::string what = "app '" + spec->name + "'";
   // uid, gid and dynamic_user are the daemon's to set, never a client's.
   spec->uid = spec->gid = -1;
   spec->dynamic_user = false;
   ASSIGN_OR_RETURN(std::vector<AppSpec> apps, ctx.ledger->ListApps());
+  RETURN_IF_ERROR(CheckSocketsFree(*spec, apps));
   const AppSpec* existing = nullptr;
   for (const AppSpec& a : apps)
     if (a.name == spec->name) existing = &a;

@@ -164,6 +164,45 @@ TEST_CASE_METHOD(DaemonFixture,
   CheckNothingRecorded(d.socket());
 }
 
+TEST_CASE_METHOD(DaemonFixture,
+                 "e2e cli: an address another app holds is refused at create and apply, naming "
+                 "the app",
+                 "[e2e][cli]") {
+  CtlOk(d.socket(), {"app", "create", "shop", "--socket", "http=tcp://127.0.0.1:18080",
+                     "--socket", "admin=unix:/tmp/relsupd-test-shop-admin.sock"});
+  struct Case {
+    std::vector<std::string> socket;
+    const char* taken;
+  };
+  const Case cases[] = {
+      {{"--socket", "web=tcp://127.0.0.1:18080"}, "socket 'web' (tcp://127.0.0.1:18080)"},
+      {{"--socket", "web=tcp://0.0.0.0:18080"}, "socket 'web' (tcp://0.0.0.0:18080)"},
+      {{"--socket", "a=unix:/tmp/relsupd-test-shop-admin.sock"}, "socket 'a'"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args = {"app", "create", "blog"};
+    args.insert(args.end(), c.socket.begin(), c.socket.end());
+    ProcResult r = RunCtl(d.socket(), args);
+    INFO(Joined(args) << "\n" << r.Describe());
+    CHECK(r.status.Exited(1));
+    CHECK_THAT(r.err, Catch::Contains(c.taken));
+    CHECK_THAT(r.err, Catch::Contains("is taken by app 'shop'"));
+  }
+  const std::string spec =
+      dir.WriteFile("blog.yaml", "name: blog\nsockets:\n  web: tcp://127.0.0.1:18080\n");
+  ProcResult r = RunCtl(d.socket(), {"app", "apply", spec});
+  CHECK(r.status.Exited(1));
+  CHECK_THAT(r.err, Catch::Contains("is taken by app 'shop'"));
+  CHECK(CtlJson(d.socket(), {"app", "list"}).size() == 1);
+  // Another port, or another host on the same port, is free; the app's own
+  // address applied again is its own.
+  CtlOk(d.socket(), {"app", "create", "blog", "--socket", "web=tcp://127.0.0.1:18081"});
+  CtlOk(d.socket(), {"app", "create", "wiki", "--socket", "web=tcp://127.0.0.2:18080"});
+  CtlOk(d.socket(), {"app", "apply", dir.WriteFile("shop.yaml",
+                                                   "name: shop\nsockets:\n  http: "
+                                                   "tcp://127.0.0.1:18080\n")});
+}
+
 TEST_CASE_METHOD(DaemonFixture, "e2e cli: --json after the verb works as before it",
                  "[e2e][cli]") {
   ProcResult before = RunCtl(d.socket(), {"--json", "info"});
