@@ -124,9 +124,10 @@ class Peer {
                               std::string* error) = 0;
   // The files the writer's output went to (current and rotated), as they
   // are now, oldest first (a line may be split across two of them: read
-  // them as one stream). LogIsJson: relsupd's JSON lines (text in "text").
+  // them as one stream). LogIsRecords: relsupd's records (log_record.h), the
+  // writer's line in their text.
   virtual std::vector<std::string> LogFiles() = 0;
-  virtual bool LogIsJson() const { return false; }
+  virtual bool LogIsRecords() const { return false; }
   // How the phase captures, for the notes.
   virtual std::string LogSettings() const = 0;
   // Stops everything the phase started (by pid) and waits for it.

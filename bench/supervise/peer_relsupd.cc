@@ -131,15 +131,15 @@ class RelsupdPeer final : public Peer {
         dir_ + "/state/logs/bench",
         [](const std::string& f) { return f.starts_with("current.log"); }));
   }
-  bool LogIsJson() const override { return true; }
+  bool LogIsRecords() const override { return true; }
   std::string LogSettings() const override {
     return "relsupd: log store STATE/logs/bench/current.log*, log_rate_limit " +
            std::to_string(kLogRateLimit) +
            " (1 GiB/s; default 4 MiB/s), log_max_file_bytes " +
            std::to_string(kLogFileBytes) + " (64 MiB), log_max_files " +
            std::to_string(o_.LogFilesToKeep()) +
-           "; JSON lines with time, app, release, "
-           "process, stream";
+           "; one record a line: seq, time, release, process, stream, "
+           "flags, length, text";
   }
   pid_t Root() override { return daemon_.pid(); }
   void StopPhase() override {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bench/supervise/phases.h"
+#include "daemon/logs/log_record.h"
 #include "bench/supervise/proc.h"
 #include "bench/supervise/util.h"
 
@@ -153,11 +154,7 @@ void CheckLines(Peer& peer, int64_t lines, size_t line_bytes, PeerResult* res) {
   std::vector<uint8_t> count(static_cast<size_t>(lines), 0);
   static const char kFill[] =
       "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-  const bool json = peer.LogIsJson();
-  // relsupd: the writer's records; the text ends the object, before partial.
-  constexpr std::string_view kJsonText =
-      R"("process":"log.1","stream":"out","text":")";
-  constexpr std::string_view kJsonEnd = R"(","partial":false})";
+  const bool records = peer.LogIsRecords();
   auto check = [&](std::string_view text) {
     // "seq=%09d " + (line_bytes - 15) x kFill[i % 62], the '\n' gone.
     if (text.size() != line_bytes - 1 || !text.starts_with("seq=") ||
@@ -189,18 +186,18 @@ void CheckLines(Peer& peer, int64_t lines, size_t line_bytes, PeerResult* res) {
     ++res->log_files;
   }
   auto each = [&](std::string_view line) {
-    if (!json) return check(line);
-    const size_t p = line.find(kJsonText);
-    if (p == std::string_view::npos) {
-      ++res->log_other;  // another process's record (none expected)
-      return;
-    }
-    const size_t from = p + kJsonText.size();
-    if (!line.ends_with(kJsonEnd) || line.size() < from + kJsonEnd.size()) {
+    if (!records) return check(line);
+    // relsupd: the writer's records, decoded as the daemon reads them.
+    relsupd::Result<relsupd::LogRecord> r = relsupd::DecodeLogRecord(line, "bench");
+    if (!r.ok() || r->partial) {
       ++res->log_damaged;
       return;
     }
-    check(line.substr(from, line.size() - kJsonEnd.size() - from));
+    if (r->process != "log.1" || r->stream != "out") {
+      ++res->log_other;  // another process's record (none expected)
+      return;
+    }
+    check(r->text);
   };
   if (!ForEachLine(files, each))
     res->log_timeout += (res->log_timeout.empty() ? "" : "; ") +

@@ -2,8 +2,10 @@
 
 #include <re2/re2.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -29,47 +31,6 @@ size_t Utf8SequenceLength(const unsigned char* p, size_t n) {
   if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
   if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
   return 0;
-}
-
-// Bytes that JSON strings must escape: '"', '\\' and controls.
-constexpr auto kEscape = [] {
-  std::array<bool, 256> t{};
-  for (int c = 0; c < 0x20; ++c) t[c] = true;
-  t['"'] = t['\\'] = true;
-  return t;
-}();
-
-void AppendJsonString(std::string_view s, std::string* out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out->push_back('"');
-  size_t run = 0;  // start of the current run of bytes copied as they are
-  for (size_t i = 0; i < s.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (!kEscape[c]) continue;
-    out->append(s.data() + run, i - run);
-    run = i + 1;
-    switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      case '\b': out->append("\\b"); break;
-      case '\f': out->append("\\f"); break;
-      default: {
-        const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
-        out->append(esc, 6);
-      }
-    }
-  }
-  out->append(s.data() + run, s.size() - run);
-  out->push_back('"');
-}
-
-void AppendNumber(uint64_t v, std::string* out) {
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out->append(buf, r.ptr);
 }
 
 // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant).
@@ -110,12 +71,16 @@ bool ParseTimeUtcMicros(std::string_view s, int64_t* unix_us) {
 }  // namespace
 
 bool PeekLogSeq(std::string_view line, uint64_t* seq) {
-  constexpr std::string_view kPrefix = "{\"seq\":";
-  if (line.substr(0, kPrefix.size()) != kPrefix) return false;
-  const char* first = line.data() + kPrefix.size();
+  constexpr std::string_view kJsonPrefix = "{\"seq\":";
+  char after = ' ';  // what ends the number: ' ', or ',' in a JSON line
+  if (line.starts_with(kJsonPrefix)) {
+    line.remove_prefix(kJsonPrefix.size());
+    after = ',';
+  }
+  const char* first = line.data();
   const char* last = line.data() + line.size();
   auto r = std::from_chars(first, last, *seq);
-  return r.ec == std::errc() && r.ptr != first && r.ptr < last && *r.ptr == ',';
+  return r.ec == std::errc() && r.ptr != first && r.ptr < last && *r.ptr == after;
 }
 
 bool IsValidUtf8(std::string_view s) {
@@ -140,6 +105,54 @@ bool IsValidUtf8(std::string_view s) {
     i += len;
   }
   return true;
+}
+
+bool IsAscii(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  uint64_t any = 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t word;
+    std::memcpy(&word, p + i, 8);
+    any |= word;
+  }
+  for (; i < n; ++i) any |= p[i];
+  return (any & 0x8080808080808080ull) == 0;
+}
+
+TextScan ScanText(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  TextScan scan;
+  for (size_t i = 0; i < n;) {
+    // Most output is ASCII: 8 bytes at a time, a newline found by the
+    // classic zero-byte test on word ^ "\n\n\n\n\n\n\n\n".
+    if (i + 8 <= n) {
+      uint64_t word;
+      std::memcpy(&word, p + i, 8);
+      if ((word & kHigh) == 0) {
+        const uint64_t x = word ^ (kOnes * '\n');
+        if (((x - kOnes) & ~x & kHigh) != 0) scan.newline = true;
+        i += 8;
+        continue;
+      }
+    }
+    if (p[i] < 0x80) {
+      if (p[i] == '\n') scan.newline = true;
+      ++i;
+      continue;
+    }
+    const size_t len = Utf8SequenceLength(p + i, n - i);
+    if (len == 0) {
+      scan.utf8 = false;
+      scan.newline = std::memchr(p, '\n', n) != nullptr;
+      return scan;
+    }
+    i += len;
+  }
+  return scan;
 }
 
 std::string SanitizeUtf8(std::string_view s) {
@@ -177,7 +190,12 @@ void AppendTimeUtcMicros(int64_t unix_us, std::string* out) {
     time_t t = static_cast<time_t>(secs);
     struct tm tm;
     gmtime_r(&t, &tm);
-    prefix_len = strftime(prefix, sizeof prefix, "%Y-%m-%dT%H:%M:%S.", &tm);
+    // The year in four digits, as ParseTimeUtcMicros reads it (strftime's
+    // %Y would write year 506 as "506").
+    const int n = std::snprintf(prefix, sizeof prefix, "%04d-%02d-%02dT%02d:%02d:%02d.",
+                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                                tm.tm_min, tm.tm_sec);
+    prefix_len = n > 0 ? std::min(static_cast<size_t>(n), sizeof prefix - 1) : 0;
     cached_secs = secs;
   }
   char digits[8] = {'0', '0', '0', '0', '0', '0', 'Z'};
@@ -234,21 +252,70 @@ nlohmann::json LogRecordToJson(const LogRecord& r) {
                         {"partial", r.partial}};
 }
 
-void EncodeLogRecord(const LogRecord& r, std::string* out) {
-  // seq comes first, always: PeekLogSeq relies on it.
-  out->append("{\"seq\":");
-  AppendNumber(r.seq, out);
-  out->append(",\"time\":\"");
-  AppendTimeUtcMicros(r.time_us, out);
-  out->push_back('"');
-  for (const auto& [key, field] : kStringFields) {
-    out->append(",\"").append(key).append("\":");
-    AppendJsonString(r.*field, out);
+namespace {
+
+constexpr char kHexUpper[] = "0123456789ABCDEF";
+
+// Bytes a field (release, process, stream) writes as %XX: they would end
+// the field or the line, or hide in a terminal.
+bool FieldByteEscaped(unsigned char c) { return c <= 0x20 || c == 0x7F || c == '%'; }
+
+void AppendField(std::string_view field, std::string* out) {
+  if (field.empty()) {
+    out->push_back('-');
+    return;
   }
-  out->append(r.partial ? ",\"partial\":true}" : ",\"partial\":false}");
+  if (field == "-") {
+    out->append("%2D");
+    return;
+  }
+  for (char ch : field) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (!FieldByteEscaped(c)) {
+      out->push_back(ch);
+      continue;
+    }
+    const char esc[3] = {'%', kHexUpper[c >> 4], kHexUpper[c & 0xF]};
+    out->append(esc, 3);
+  }
 }
 
-Result<LogRecord> DecodeLogRecord(std::string_view line) {
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool DecodeField(std::string_view in, std::string* out) {
+  out->clear();
+  if (in == "-") return true;
+  if (in.empty()) return false;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const auto c = static_cast<unsigned char>(in[i]);
+    if (c != '%') {
+      if (FieldByteEscaped(c)) return false;
+      out->push_back(in[i]);
+      continue;
+    }
+    if (i + 2 >= in.size()) return false;
+    const int hi = HexValue(in[i + 1]), lo = HexValue(in[i + 2]);
+    if (hi < 0 || lo < 0) return false;
+    out->push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return true;
+}
+
+// The next space-ended token of `*rest`, taken off it.
+bool NextToken(std::string_view* rest, std::string_view* token) {
+  const size_t sp = rest->find(' ');
+  if (sp == std::string_view::npos) return false;
+  *token = rest->substr(0, sp);
+  rest->remove_prefix(sp + 1);
+  return true;
+}
+
+Result<LogRecord> DecodeJsonLine(std::string_view line) {
   try {
     nlohmann::json j = nlohmann::json::parse(line.begin(), line.end(), nullptr,
                                              /*allow_exceptions=*/false);
@@ -274,6 +341,120 @@ Result<LogRecord> DecodeLogRecord(std::string_view line) {
   } catch (const std::exception& e) {
     return Corruption(std::string("cannot decode log line: ") + e.what());
   }
+}
+
+}  // namespace
+
+void AppendLogMiddle(int64_t time_us, std::string_view release, std::string_view process,
+                     std::string_view stream, std::string* out) {
+  out->push_back(' ');
+  AppendTimeUtcMicros(time_us, out);
+  out->push_back(' ');
+  AppendField(release, out);
+  out->push_back(' ');
+  AppendField(process, out);
+  out->push_back(' ');
+  AppendField(stream, out);
+  out->push_back(' ');
+}
+
+void AppendLogLine(uint64_t seq, std::string_view middle, std::string_view text, bool partial,
+                   std::string* out) {
+  AppendLogLine(seq, middle, text, partial,
+                std::memchr(text.data(), '\n', text.size()) != nullptr, out);
+}
+
+void AppendLogLine(uint64_t seq, std::string_view middle, std::string_view text, bool partial,
+                   bool newline, std::string* out) {
+  std::string escaped;  // only for a text that holds a newline (rare)
+  const bool escape = newline;
+  if (escape) {
+    escaped.reserve(text.size() + 8);
+    for (char c : text) {
+      if (c == '\n' || c == '\\') {
+        escaped.push_back('\\');
+        escaped.push_back(c == '\n' ? 'n' : '\\');
+      } else {
+        escaped.push_back(c);
+      }
+    }
+    text = escaped;
+  }
+  char head[24];
+  const char* head_end = std::to_chars(head, head + sizeof head, seq).ptr;
+  char tail[32];
+  char* t = tail;
+  if (partial) *t++ = 'p';
+  if (escape) *t++ = 'e';
+  if (t == tail) *t++ = '-';
+  *t++ = ' ';
+  t = std::to_chars(t, tail + sizeof tail - 1, text.size()).ptr;
+  *t++ = ' ';
+  // Appended piece by piece (no resize: it would zero the bytes first).
+  out->append(head, static_cast<size_t>(head_end - head));
+  out->append(middle);
+  out->append(tail, static_cast<size_t>(t - tail));
+  out->append(text);
+  out->push_back('\n');
+}
+
+void EncodeLogRecord(const LogRecord& r, std::string* out) {
+  std::string middle;
+  AppendLogMiddle(r.time_us, r.release, r.process, r.stream, &middle);
+  AppendLogLine(r.seq, middle, r.text, r.partial, out);
+  out->pop_back();  // the '\n'
+}
+
+Result<LogRecord> DecodeLogRecord(std::string_view line, std::string_view app) {
+  if (line.starts_with('{')) return DecodeJsonLine(line);
+  auto bad = [](const char* what) {
+    return Corruption(std::string("log line has a bad ") + what);
+  };
+  LogRecord r;
+  std::string_view rest = line, token;
+  if (!NextToken(&rest, &token)) return bad("seq");
+  auto num = std::from_chars(token.data(), token.data() + token.size(), r.seq);
+  if (token.empty() || num.ec != std::errc() || num.ptr != token.data() + token.size())
+    return bad("seq");
+  if (!NextToken(&rest, &token) || !ParseTimeUtcMicros(token, &r.time_us)) return bad("time");
+  if (!NextToken(&rest, &token) || !DecodeField(token, &r.release)) return bad("release");
+  if (!NextToken(&rest, &token) || !DecodeField(token, &r.process)) return bad("process");
+  if (!NextToken(&rest, &token) || !DecodeField(token, &r.stream)) return bad("stream");
+  if (!NextToken(&rest, &token) || token.empty()) return bad("flags");
+  bool escaped = false;
+  if (token != "-") {
+    for (char c : token) {
+      if (c == 'p' && !r.partial) {
+        r.partial = true;
+      } else if (c == 'e' && !escaped) {
+        escaped = true;
+      } else {
+        return bad("flags");
+      }
+    }
+  }
+  size_t len = 0;
+  if (!NextToken(&rest, &token)) return bad("length");
+  num = std::from_chars(token.data(), token.data() + token.size(), len);
+  if (token.empty() || num.ec != std::errc() || num.ptr != token.data() + token.size() ||
+      len != rest.size())
+    return bad("length");
+  if (!escaped) {
+    r.text.assign(rest);
+  } else {
+    r.text.reserve(rest.size());
+    for (size_t i = 0; i < rest.size(); ++i) {
+      if (rest[i] != '\\') {
+        r.text.push_back(rest[i]);
+        continue;
+      }
+      if (i + 1 == rest.size() || (rest[i + 1] != 'n' && rest[i + 1] != '\\'))
+        return bad("escape");
+      r.text.push_back(rest[++i] == 'n' ? '\n' : '\\');
+    }
+  }
+  r.app.assign(app);
+  return r;
 }
 
 }  // namespace relsupd

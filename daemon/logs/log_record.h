@@ -1,8 +1,26 @@
 #pragma once
 // LogRecord: one line (or line piece) of an app process's output, and its
-// forms: the on-disk line LogStore writes and reads (one JSON object per
-// line, seq first), its JSON object, and the UTF-8 and time helpers they
-// need. Value types and pure functions; any thread.
+// forms: the on-disk line LogStore writes and reads, its JSON object (what
+// `ctl logs` shows), and the UTF-8 and time helpers they need. Value types
+// and pure functions; any thread.
+//
+// The on-disk line, one record per line, fields separated by one space:
+//
+//   SEQ TIME RELEASE PROCESS STREAM FLAGS LEN TEXT
+//   17 2026-11-27T10:58:50.123456Z v3 web.1 out - 11 hello world
+//
+// SEQ in decimal; TIME as FormatTimeUtcMicros gives it; RELEASE, PROCESS
+// and STREAM as they are, except "-" for an empty one and %XX (two
+// upper-case hex digits) for a space, '%', a control byte, DEL, and for
+// the '-' of a field that is just "-"; FLAGS "-", or the letters of
+// p (partial) and e (TEXT escaped: a newline written as \n and a
+// backslash as \\; only a record whose text holds a newline is); LEN
+// the bytes of TEXT as written, so a line cut short (a daemon killed
+// mid-write) never decodes. The app is the directory the file is in. It
+// is cheap to write (no per-character escaping of ordinary text) and to
+// read with grep, awk or cut. Lines that start with '{' are the JSON
+// objects earlier versions wrote (LogRecordToJson's keys); they are read,
+// never written.
 
 #include <cstdint>
 #include <memory>
@@ -47,19 +65,48 @@ nlohmann::json LogRecordToJson(
     const LogRecord&);  // keys: seq, time (RFC 3339 UTC with µs), app, release,
                         // process, stream, text, partial
 
-// The on-disk line for `record` (LogRecordToJson's object, compact, no '\n').
-// REQUIRES: the strings are valid UTF-8 (Append makes them so).
+// Whose lines these are, as every log record names it.
+struct LogSource {
+  std::string app;
+  std::string release;  // "v3"
+  std::string process;  // "web.1"
+};
+
+// Appends the on-disk line for `record` (without the '\n'; record.app is
+// not written).
 void EncodeLogRecord(const LogRecord& record, std::string* out);
-// Parses one on-disk line; kCorruption if it is not a complete record.
-Result<LogRecord> DecodeLogRecord(std::string_view line);
+// The line in two parts, for many lines that share a time and a source:
+// AppendLogMiddle gives " TIME RELEASE PROCESS STREAM " once, and
+// AppendLogLine one whole line ('\n' included) with it.
+void AppendLogMiddle(int64_t time_us, std::string_view release, std::string_view process,
+                     std::string_view stream, std::string* out);
+void AppendLogLine(uint64_t seq, std::string_view middle, std::string_view text, bool partial,
+                   std::string* out);
+// The same, told whether `text` holds a '\n' (ScanText found out).
+void AppendLogLine(uint64_t seq, std::string_view middle, std::string_view text, bool partial,
+                   bool newline, std::string* out);
+// Parses one on-disk line (either form, no '\n'); kCorruption if it is not
+// a complete record. `app` names the app of a line that does not (the
+// current form).
+Result<LogRecord> DecodeLogRecord(std::string_view line, std::string_view app = {});
 // "2026-11-27T10:58:50.123456Z".
 std::string FormatTimeUtcMicros(int64_t unix_us);
 // Returns `s` with each invalid UTF-8 sequence replaced by U+FFFD.
 std::string SanitizeUtf8(std::string_view s);
 bool IsValidUtf8(std::string_view s);
+// What storing a text needs to know of it, in one pass over ASCII text:
+// whether it is valid UTF-8, and whether it holds a '\n'.
+struct TextScan {
+  bool utf8 = true;
+  bool newline = false;
+};
+TextScan ScanText(std::string_view s);
+// Whether every byte is below 0x80 (a whole read of a pipe at once: lines
+// cut from ASCII are valid UTF-8 whatever their ends).
+bool IsAscii(std::string_view s);
 
-// The seq of an on-disk line from its fixed prefix `{"seq":N,`, without
-// parsing the rest. A line that passes may still be torn; use it only to
+// The seq of an on-disk line (either form) from its prefix (`N ` or
+// `{"seq":N,`), without parsing the rest. A line that passes may still be torn; use it only to
 // skip lines.
 bool PeekLogSeq(std::string_view line, uint64_t* seq);
 

@@ -34,10 +34,6 @@ bool ValidAppName(std::string_view app) {
          app.find('\0') == std::string_view::npos;
 }
 
-void SanitizeInPlace(std::string& s) {
-  if (!IsValidUtf8(s)) s = SanitizeUtf8(s);
-}
-
 }  // namespace
 
 LogStore::LogStore(std::string dir, LogStoreOptions options, const Clock& clock)
@@ -84,14 +80,16 @@ Status LogStore::LoadExisting() {
     for (int g = 0; g < options_.max_files && !found; ++g) {
       const std::string path = GenerationPath(app, g);
       RETURN_IF_ERROR(ForEachLineBackward(path, [&](std::string_view line) {
-        Result<LogRecord> r = DecodeLogRecord(line);
+        Result<LogRecord> r = DecodeLogRecord(line, app);
         if (!r.ok()) return true;  // torn or corrupt: skip it
         last_seq = r->seq;
         found = true;
         return false;
       }).WithContext("cannot load logs of app '" + app + "'"));
     }
-    GetApp(app).last_seq = last_seq;
+    AppLog& log = GetApp(app);
+    log.last_seq = last_seq;
+    log.ring_first = last_seq + 1;
   }
   return Status::Ok();
 }
@@ -106,6 +104,7 @@ LogStore::AppLog& LogStore::GetApp(const std::string& app) {
   // follower's cursor never skips the new app's first records.
   if (auto f = forgotten_seq_.find(app); f != forgotten_seq_.end())
     pos->second.last_seq = f->second;
+  pos->second.ring_first = pos->second.last_seq + 1;
   return pos->second;
 }
 
@@ -130,16 +129,18 @@ Status LogStore::OpenCurrent(AppLog& log) const {
     }
   }
   log.fd = std::move(fd);
-  log.file_bytes = size + log.pending.size();
+  log.file_bytes = size + log.pending_bytes();
   return Status::Ok();
 }
 
 void LogStore::FlushApp(AppLog& log) const {
-  if (log.pending.empty()) return;
+  const size_t pending = log.pending_bytes();
+  if (pending == 0) return;
   Status s;
   if (!log.fd.valid()) s = OpenCurrent(log);
   if (s.ok()) {
-    s = WriteAll(log.fd.get(), log.pending,
+    const std::string& bytes = log.chunks.back().bytes;
+    s = WriteAll(log.fd.get(), std::string_view(bytes).substr(log.written),
                  "logs to '" + log.dir + "/" + kCurrent + "'");
     // A short write may have torn a line: reopen (and mend) next time.
     if (!s.ok()) log.fd.Reset();
@@ -151,10 +152,10 @@ void LogStore::FlushApp(AppLog& log) const {
       spdlog::warn("Failed to write logs of app '{}': {}, ignoring",
                    std::filesystem::path(log.dir).filename().string(), s.ToString());
     log.write_warned = true;
-    log.file_bytes -= std::min<uint64_t>(log.file_bytes, log.pending.size());
+    log.file_bytes -= std::min<uint64_t>(log.file_bytes, pending);
     log.counters.dropped += log.pending_records;
   }
-  log.pending.clear();
+  log.written = log.chunks.back().bytes.size();
   log.pending_records = 0;
 }
 
@@ -196,7 +197,7 @@ void LogStore::Rotate(AppLog& log) {
     if (!log.write_warned)
       spdlog::warn("Failed to write logs of app '{}': {}, ignoring", app, s.ToString());
     log.write_warned = true;
-    log.file_bytes = log.pending.size();
+    log.file_bytes = log.pending_bytes();
   }
 }
 
@@ -226,18 +227,19 @@ int64_t LogStore::NowUs() const {
   return clock_.WallMs() * 1000;
 }
 
-void LogStore::SendJournal(AppLog& log, const LogRecord& r, pid_t pid) {
+void LogStore::SendJournal(AppLog& log, const LogSource& source, std::string_view stream,
+                           std::string_view text, pid_t pid) {
   // The app's own budget (see the header): a flood of one app never
   // reaches journald's limit for relsupd as a whole.
   const int64_t now = clock_.MonotonicMs();
   if (now - log.journal_window_ms >= options_.journal_interval_ms) {
     if (log.journal_held > 0)
-      SendJournalFields(log, r,
+      SendJournalFields(log, source, stream,
                         "relsupd: " + std::to_string(log.journal_held) + " lines of app '" +
-                            r.app + "' were not sent to the journal (over " +
+                            source.app + "' were not sent to the journal (over " +
                             std::to_string(options_.journal_burst) + " in " +
                             std::to_string(options_.journal_interval_ms / 1000) +
-                            " s); they are in its logs: relsupd ctl logs " + r.app,
+                            " s); they are in its logs: relsupd ctl logs " + source.app,
                         4, 0);
     log.journal_window_ms = now;
     log.journal_sent = 0;
@@ -248,19 +250,24 @@ void LogStore::SendJournal(AppLog& log, const LogRecord& r, pid_t pid) {
     return;
   }
   ++log.journal_sent;
-  SendJournalFields(log, r, r.text, r.stream == "err" ? 3 : 6, pid);
+  SendJournalFields(log, source, stream, text, stream == "err" ? 3 : 6, pid);
 }
 
-void LogStore::SendJournalFields(AppLog& log, const LogRecord& r, const std::string& text,
-                                 int priority, pid_t pid) {
+void LogStore::SendJournalFields(AppLog& log, const LogSource& source, std::string_view stream,
+                                 std::string_view text, int priority, pid_t pid) {
+  auto field = [](std::string_view key, std::string_view value) {
+    std::string f(key);
+    f.append(value);
+    return f;
+  };
   std::string fields[] = {
-      "MESSAGE=" + text,
+      field("MESSAGE=", text),
       "PRIORITY=" + std::to_string(priority),
-      "SYSLOG_IDENTIFIER=" + r.app,
-      "RELSUPD_APP=" + r.app,
-      "RELSUPD_RELEASE=" + r.release,
-      "RELSUPD_PROCESS=" + r.process,
-      "RELSUPD_STREAM=" + r.stream,
+      "SYSLOG_IDENTIFIER=" + source.app,
+      "RELSUPD_APP=" + source.app,
+      "RELSUPD_RELEASE=" + source.release,
+      "RELSUPD_PROCESS=" + source.process,
+      field("RELSUPD_STREAM=", stream),
       // Last: left out (the count below) when there is no process.
       "OBJECT_PID=" + std::to_string(pid),
   };
@@ -279,64 +286,154 @@ void LogStore::SendJournalFields(AppLog& log, const LogRecord& r, const std::str
   }
   if (!log.journal_warned)
     spdlog::warn("Failed to send logs of app '{}' to the journal: {}, ignoring",
-                 r.app, std::strerror(-rc));
+                 source.app, std::strerror(-rc));
   log.journal_warned = true;
 }
 
-void LogStore::Append(LogRecord record, pid_t pid) {
-  if (!ValidAppName(record.app)) {
+std::string_view LogStore::Chunk::LineOf(uint64_t seq) const {
+  const size_t i = static_cast<size_t>(seq - first_seq);
+  const size_t begin = entries[i].offset;
+  const size_t end = i + 1 < entries.size() ? entries[i + 1].offset : bytes.size();
+  return std::string_view(bytes).substr(begin, end - begin - 1);
+}
+
+LogStore::AppLog* LogStore::AppLogFor(const std::string& app) {
+  if (!ValidAppName(app)) {
     if (!bad_name_warned_)
       spdlog::warn("Refused log records of app '{}': bad app name, ignoring",
-                   SanitizeUtf8(record.app));
+                   SanitizeUtf8(app));
     bad_name_warned_ = true;
-    ++bad_name_dropped_;
-    return;
+    return nullptr;
   }
-  // Files, ring and journal get the same valid UTF-8, so Tail and Since
-  // return identical records.
-  SanitizeInPlace(record.release);
-  SanitizeInPlace(record.process);
-  SanitizeInPlace(record.stream);
-  SanitizeInPlace(record.text);
-  AppLog& log = GetApp(record.app);
+  AppLog& log = GetApp(app);
   if (!log.fd.valid() && !log.open_tried) {
     // Learn current.log's size before the first rotation decision. Later
     // failures to open are retried by FlushApp, once per flush.
     log.open_tried = true;
     Status s = OpenCurrent(log);
     if (!s.ok()) {
-      spdlog::warn("Failed to write logs of app '{}': {}, ignoring", record.app,
-                   s.ToString());
+      spdlog::warn("Failed to write logs of app '{}': {}, ignoring", app, s.ToString());
       log.write_warned = true;
     }
   }
-  record.seq = ++log.last_seq;
-  if (record.time_us == 0) record.time_us = NowUs();
+  return &log;
+}
 
-  scratch_.clear();
-  EncodeLogRecord(record, &scratch_);
-  scratch_.push_back('\n');
-  if (log.file_bytes > 0 && log.file_bytes + scratch_.size() > options_.max_file_bytes) {
+void LogStore::AddLine(AppLog& log, std::string_view middle, std::string_view text,
+                       bool partial, bool newline) {
+  // A full chunk is written and a new one begun (in a dropped chunk's
+  // buffer when there is one: no allocation, no fresh pages).
+  if (log.chunks.empty() || log.chunks.back().bytes.size() >= kWriteBufferBytes) {
+    FlushApp(log);
+    TrimRing(log);  // also drops chunks wholly out of the ring
+    Chunk& c = log.chunks.emplace_back();
+    c.first_seq = log.last_seq + 1;
+    c.bytes.swap(log.spare);
+    c.bytes.clear();
+    c.entries.swap(log.spare_entries);
+    c.entries.clear();
+    log.written = 0;
+  }
+  Chunk& chunk = log.chunks.back();
+  const size_t before = chunk.bytes.size();
+  const uint64_t seq = ++log.last_seq;
+  AppendLogLine(seq, middle, text, partial, newline, &chunk.bytes);
+  const size_t line_bytes = chunk.bytes.size() - before;
+  if (log.file_bytes > 0 && log.file_bytes + line_bytes > options_.max_file_bytes) {
+    // The line goes to the next file: write what is before it, rotate.
+    chunk.bytes.resize(before);
     FlushApp(log);
     Rotate(log);
+    AppendLogLine(seq, middle, text, partial, newline, &chunk.bytes);
   }
-  log.pending.append(scratch_);
+  chunk.entries.push_back({static_cast<uint32_t>(before), static_cast<uint32_t>(text.size())});
   ++log.pending_records;
-  ++log.counters.lines[record.stream];
-  log.file_bytes += scratch_.size();
-  if (log.pending.size() >= kWriteBufferBytes) FlushApp(log);
-  if (options_.journal) SendJournal(log, record, pid);
+  log.file_bytes += line_bytes;
+  log.ring_text_bytes += text.size();
+  if (log.last_seq - log.ring_first + 1 > options_.ring_lines ||
+      log.ring_text_bytes > options_.ring_bytes)
+    TrimRing(log);
+  if (log.pending_bytes() >= kWriteBufferBytes) FlushApp(log);
+}
 
+void LogStore::TrimRing(AppLog& log) {
+  // Chunks wholly before the ring go (not the newest: it is the buffer);
+  // the last one dropped keeps its buffers for the next chunk.
+  auto drop_passed = [&log] {
+    while (log.chunks.size() > 1 && log.ring_first >= log.chunks.front().end_seq()) {
+      log.spare.swap(log.chunks.front().bytes);
+      log.spare_entries.swap(log.chunks.front().entries);
+      log.chunks.pop_front();
+    }
+  };
+  drop_passed();
   // The ring is bounded in lines and in bytes, so a child printing long
   // lines cannot make it hold ring_lines * max_line bytes.
-  log.ring_text_bytes += record.text.size();
-  log.ring.push_back(std::move(record));
-  while (!log.ring.empty() && (log.ring.size() > options_.ring_lines ||
-                               log.ring_text_bytes > options_.ring_bytes)) {
-    log.ring_text_bytes -= log.ring.front().text.size();
-    log.ring.pop_front();
+  while (log.ring_first <= log.last_seq &&
+         (log.last_seq - log.ring_first + 1 > options_.ring_lines ||
+          log.ring_text_bytes > options_.ring_bytes)) {
+    const Chunk& front = log.chunks.front();
+    log.ring_text_bytes -= front.entries[log.ring_first - front.first_seq].text_bytes;
+    if (++log.ring_first >= front.end_seq()) drop_passed();
   }
-  if (on_append_) on_append_(*log.name);
+}
+
+LogStore::Batch::Batch(LogStore& store, const LogSource& source, std::string_view stream,
+                       pid_t pid, int64_t time_us)
+    : store_(store), source_(source), stream_(stream), pid_(pid), time_us_(time_us) {}
+
+bool LogStore::Batch::Start() {
+  started_ = true;
+  log_ = store_.AppLogFor(source_.app);
+  if (log_ == nullptr) return false;
+  // Files, ring and journal get the same valid UTF-8, so Tail and Since
+  // return what was written.
+  auto utf8 = [](std::string_view s, std::string* keep) -> std::string_view {
+    if (IsValidUtf8(s)) return s;
+    *keep = SanitizeUtf8(s);
+    return *keep;
+  };
+  release_ = utf8(source_.release, &kept_[0]);
+  process_ = utf8(source_.process, &kept_[1]);
+  stream_ = utf8(stream_, &kept_[2]);
+  if (time_us_ == 0) time_us_ = store_.NowUs();
+  AppendLogMiddle(time_us_, release_, process_, stream_, &middle_);
+  lines_counter_ = &log_->counters.lines[std::string(stream_)];
+  return true;
+}
+
+void LogStore::Batch::Line(std::string_view text, bool partial) {
+  const TextScan scan = ScanText(text);
+  if (!scan.utf8) {
+    text_ = SanitizeUtf8(text);
+    text = text_;
+  }
+  Add(text, partial, scan.newline);
+}
+
+void LogStore::Batch::PlainLine(std::string_view text, bool partial) {
+  assert(IsAscii(text) && text.find('\n') == std::string_view::npos);
+  Add(text, partial, /*newline=*/false);
+}
+
+void LogStore::Batch::Add(std::string_view text, bool partial, bool newline) {
+  if (log_ == nullptr && (started_ || !Start())) {
+    ++store_.bad_name_dropped_;
+    return;
+  }
+  store_.AddLine(*log_, middle_, text, partial, newline);
+  ++*lines_counter_;
+  if (store_.options_.journal) store_.SendJournal(*log_, source_, stream_, text, pid_);
+}
+
+LogStore::Batch::~Batch() {
+  if (log_ != nullptr && store_.on_append_) store_.on_append_(*log_->name);
+}
+
+void LogStore::Append(LogRecord record, pid_t pid) {
+  const LogSource source{std::move(record.app), std::move(record.release),
+                         std::move(record.process)};
+  Batch(*this, source, record.stream, pid, record.time_us).Line(record.text, record.partial);
 }
 
 void LogStore::Forget(const std::string& app) {
@@ -386,7 +483,7 @@ Result<std::vector<LogRecord>> LogStore::Tail(const std::string& app,
     RETURN_IF_ERROR(ForEachLineBackward(path, [&](std::string_view line) {
       uint64_t seq;
       if (PeekLogSeq(line, &seq) && seq >= before_seq) return true;  // cheap skip
-      Result<LogRecord> r = DecodeLogRecord(line);
+      Result<LogRecord> r = DecodeLogRecord(line, app);
       if (!r.ok() || r->seq >= before_seq) return true;
       if (r->time_us < filter.since_us) {
         stop = true;
@@ -416,25 +513,33 @@ Result<std::vector<LogRecord>> LogStore::Since(const std::string& app,
   std::vector<LogRecord> out;
   auto it = apps_.find(app);
   if (limit == 0 || it == apps_.end() || after_seq >= it->second.last_seq) return out;
-  const std::deque<LogRecord>& ring = it->second.ring;
-  if (ring.empty() || after_seq + 1 < ring.front().seq) {
+  const AppLog& log = it->second;
+  const bool ring_empty = log.ring_first > log.last_seq;
+  if (ring_empty || after_seq + 1 < log.ring_first) {
     // Whatever the files lack before the ring (a write that failed, files
     // removed by hand) is passed over, so a follow moves on.
-    const uint64_t files_end = ring.empty() ? it->second.last_seq : ring.front().seq - 1;
+    const uint64_t files_end = log.ring_first - 1;
     ASSIGN_OR_RETURN(out, SinceFromFiles(app, after_seq, filter, limit, files_end, scanned));
     // Stopped before the ring (the limit, the budget): the next call goes on.
-    if (ring.empty() || out.size() >= limit || *scanned < files_end) return out;
+    if (ring_empty || out.size() >= limit || *scanned < files_end) return out;
     after_seq = *scanned;
   }
-  // The ring holds consecutive seqs, so after_seq + 1 is found by index.
-  size_t i = static_cast<size_t>(after_seq + 1 - ring.front().seq);
-  assert(i < ring.size() && ring[i].seq == after_seq + 1);
+  // The ring holds consecutive seqs: the chunk of after_seq + 1 is the last
+  // one that starts at or before it.
+  uint64_t seq = after_seq + 1;
+  auto chunk = std::upper_bound(log.chunks.begin(), log.chunks.end(), seq,
+                                [](uint64_t v, const Chunk& c) { return v < c.first_seq; });
+  assert(chunk != log.chunks.begin());
+  --chunk;
   const ScanClock timer;
-  for (size_t looked = 0; i < ring.size() && out.size() < limit && looked < kScanBudget &&
+  for (size_t looked = 0; seq <= log.last_seq && out.size() < limit && looked < kScanBudget &&
                           !timer.Over(looked + 1);
-       ++i, ++looked) {
-    *scanned = ring[i].seq;
-    if (filter.Matches(ring[i])) out.push_back(ring[i]);
+       ++seq, ++looked) {
+    if (seq >= chunk->end_seq()) ++chunk;
+    *scanned = seq;
+    Result<LogRecord> r = DecodeLogRecord(chunk->LineOf(seq), app);
+    if (!r.ok()) continue;  // cannot happen: the store encoded it
+    if (filter.Matches(*r)) out.push_back(std::move(r).value());
   }
   return out;
 }
@@ -454,7 +559,7 @@ Result<std::vector<LogRecord>> LogStore::SinceFromFiles(const std::string& app,
     uint64_t first_seq = 0;
     bool found = false;
     RETURN_IF_ERROR(ForEachLineForward(GenerationPath(app, g), [&](std::string_view line) {
-      Result<LogRecord> r = DecodeLogRecord(line);
+      Result<LogRecord> r = DecodeLogRecord(line, app);
       if (!r.ok()) return true;
       first_seq = r->seq;
       found = true;
@@ -472,7 +577,7 @@ Result<std::vector<LogRecord>> LogStore::SinceFromFiles(const std::string& app,
     RETURN_IF_ERROR(ForEachLineForward(GenerationPath(app, g), [&](std::string_view line) {
       uint64_t seq;
       if (PeekLogSeq(line, &seq) && seq <= after_seq) return true;  // cheap skip
-      Result<LogRecord> r = DecodeLogRecord(line);
+      Result<LogRecord> r = DecodeLogRecord(line, app);
       if (!r.ok() || r->seq <= after_seq) return true;
       if (r->seq > files_end) {  // the ring's part
         stopped = true;

@@ -7,9 +7,10 @@
 // only: no method may be called from another thread, and none blocks on
 // anything but local file I/O.
 //
-// On disk: STATE/logs/APP/current.log, one JSON object per line (the keys of
-// LogRecordToJson; strings are valid UTF-8, invalid bytes in a child's
-// output become U+FFFD). When the next record would take current.log past
+// On disk: STATE/logs/APP/current.log, one record per line in the plain
+// text form log_record.h describes (strings are valid UTF-8: invalid bytes
+// in a child's output become U+FFFD; files of older versions hold JSON
+// lines, which are still read). When the next record would take current.log past
 // max_file_bytes, the files are rotated by a rename chain (current.log.N-2 ->
 // current.log.N-1 (the oldest is replaced, i.e. dropped) ... current.log ->
 // current.log.1) and a fresh current.log is opened. So each file holds at
@@ -19,10 +20,15 @@
 // or truncated line (the daemon killed mid-write) is skipped by every reader,
 // and the next write starts on a fresh line.
 //
-// Buffering: Append encodes the record into a per-app buffer; the buffer is
-// written (one write(2)) when it reaches kWriteBufferBytes, on Flush(), and
-// before Tail/Since read the files. The supervisor calls Flush() after each
-// read burst, so what a crash of the daemon can lose is at most one burst.
+// Buffering: records are encoded once, into per-app chunks of at most about
+// kWriteBufferBytes; what is not yet written is written (one write(2)) when
+// it reaches kWriteBufferBytes, on Flush(), and before Tail reads the
+// files. The supervisor calls Flush() after each loop iteration, so what a
+// crash of the daemon can lose is at most one iteration's output.
+//
+// The write path: a Batch takes the lines of one read of one pipe with one
+// time stamp, its source's fields encoded once, no allocation per line and
+// one call of the on_append hook; Append is a batch of one record.
 //
 // Errors: Append never fails: write, rotation and journal errors are logged
 // (spdlog warn, "..., ignoring") once per app and kind, and logged again only
@@ -30,8 +36,9 @@
 // return a Status for an I/O error while reading.
 //
 // Follow: each app's newest records are also kept in memory (at most
-// ring_lines records and ring_bytes of text); Since serves them from there
-// and reads the files only for older ones.
+// ring_lines records and ring_bytes of text), as the same encoded chunks
+// (the newest one is the write buffer); Since decodes them from there and
+// reads the files only for older ones.
 //
 // Journal: with options.journal each Append also sends the record to
 // journald (sd_journal_sendv, one datagram) with SYSLOG_IDENTIFIER= the
@@ -94,12 +101,16 @@ class LogStore {
   // Flushes.
   ~LogStore();
 
-  // Assigns seq and time_us (if 0), writes it, keeps it in the ring. Write errors are
-  // logged once per app (spdlog warn, ", ignoring") and never thrown.
-  // A record whose app is empty, ".", or holds '/', ".." or NUL is dropped
-  // (warned once).
-  // `pid`: the process that wrote it (the journal's OBJECT_PID=), 0 if
-  // none. Calls the on_append hook with the app's name.
+  // Lines of one source and stream that arrived together (one read of a
+  // pipe): each gets the next seq and the batch's time. Live only within
+  // one loop callback, and no other LogStore call in between. Write errors
+  // are logged once per app (spdlog warn, ", ignoring") and never thrown.
+  // A batch whose app is empty, ".", or holds '/', ".." or NUL drops its
+  // lines (warned once). `pid`: the process that wrote them (the journal's
+  // OBJECT_PID=), 0 if none. The end of a batch with lines calls the
+  // on_append hook once with the app's name.
+  class Batch;
+  // A batch of one: assigns seq and time_us (if 0).
   void Append(LogRecord record, pid_t pid = 0);
   void set_on_append(std::function<void(const std::string& app)> f) { on_append_ = std::move(f); }
   // Writes every app's buffered records to its file (one write(2) per app
@@ -149,17 +160,38 @@ class LogStore {
   std::map<std::string, AppCounters> Counters() const;
 
  private:
+  // Encoded records with consecutive seqs, in the order written.
+  struct Chunk {
+    struct Entry {
+      uint32_t offset;      // of its line in `bytes`
+      uint32_t text_bytes;  // of its text, as the ring counts it
+    };
+    uint64_t first_seq = 0;
+    std::string bytes;
+    std::vector<Entry> entries;
+    uint64_t end_seq() const { return first_seq + entries.size(); }
+    std::string_view LineOf(uint64_t seq) const;  // without the '\n'
+  };
   struct AppLog {
     const std::string* name = nullptr;  // its key in apps_
     std::string dir;        // STATE/logs/APP
     uint64_t last_seq = 0;
     Fd fd;                  // current.log, O_APPEND; opened on first write
-    uint64_t file_bytes = 0;  // size of current.log including `pending`
-    std::string pending;    // encoded records not yet written
-    size_t pending_records = 0;  // in `pending`
+    uint64_t file_bytes = 0;  // size of current.log, unwritten bytes included
+    // The ring: chunks.back() is the write buffer, its bytes from `written`
+    // on not yet written; every other chunk is written. Records before
+    // ring_first are out of the ring (a chunk goes when all of its are).
+    std::deque<Chunk> chunks;
+    size_t written = 0;
+    size_t pending_records = 0;  // not yet written
+    uint64_t ring_first = 1;     // last_seq + 1: the ring is empty
+    size_t ring_text_bytes = 0;  // of the records from ring_first on
+    std::string spare;           // a dropped chunk's buffers, reused
+    std::vector<Chunk::Entry> spare_entries;
     AppCounters counters;
-    std::deque<LogRecord> ring;  // consecutive seqs, the newest last
-    size_t ring_text_bytes = 0;  // sum of ring[i].text.size()
+    size_t pending_bytes() const {
+      return chunks.empty() ? 0 : chunks.back().bytes.size() - written;
+    }
     bool open_tried = false;  // Append opened (or tried to open) current.log
     bool write_warned = false;
     bool rotate_warned = false;
@@ -176,9 +208,17 @@ class LogStore {
   Status OpenCurrent(AppLog& log) const;
   void FlushApp(AppLog& log) const;
   void Rotate(AppLog& log);
-  void SendJournal(AppLog& log, const LogRecord& record, pid_t pid);
-  void SendJournalFields(AppLog& log, const LogRecord& r, const std::string& text, int priority,
-                         pid_t pid);
+  // Adds one encoded line (and its text's size) to the app's newest chunk,
+  // rotating first if the file would pass max_file_bytes, and keeps the
+  // ring in its bounds.
+  AppLog* AppLogFor(const std::string& app);
+  void AddLine(AppLog& log, std::string_view middle, std::string_view text, bool partial,
+               bool newline);
+  void TrimRing(AppLog& log);
+  void SendJournal(AppLog& log, const LogSource& source, std::string_view stream,
+                   std::string_view text, pid_t pid);
+  void SendJournalFields(AppLog& log, const LogSource& source, std::string_view stream,
+                         std::string_view text, int priority, pid_t pid);
   int64_t NowUs() const;
   std::string GenerationPath(const std::string& app, int generation) const;
   Result<std::vector<LogRecord>> SinceFromFiles(const std::string& app, uint64_t after_seq,
@@ -196,8 +236,38 @@ class LogStore {
   mutable std::map<std::string, AppLog, std::less<>> apps_;
   std::map<std::string, uint64_t> forgotten_seq_;  // Forget: the last seq, by app
   std::function<void(const std::string&)> on_append_;
-  // Reused by Append to encode without allocating.
-  std::string scratch_;
+};
+
+class LogStore::Batch {
+ public:
+  // time_us 0: now.
+  Batch(LogStore& store, const LogSource& source, std::string_view stream, pid_t pid = 0,
+        int64_t time_us = 0);
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+  ~Batch();
+  void Line(std::string_view text, bool partial = false);
+  // The same for a text known to be plain: ASCII without a '\n' (a
+  // LineSplitter's line cut from ASCII input, see IsAscii); not scanned.
+  void PlainLine(std::string_view text, bool partial);
+
+ private:
+  void Add(std::string_view text, bool partial, bool newline);
+  // At the first line: finds the app, encodes the shared part; false for a
+  // bad app name.
+  bool Start();
+
+  LogStore& store_;
+  const LogSource& source_;
+  std::string_view release_, process_, stream_;  // valid UTF-8: the given
+  std::string kept_[3];  // or these, made valid
+  pid_t pid_;
+  int64_t time_us_;
+  LogStore::AppLog* log_ = nullptr;  // null: a bad app name
+  uint64_t* lines_counter_ = nullptr;
+  std::string middle_;  // AppendLogMiddle's part of each line
+  std::string text_;    // a line made valid UTF-8
+  bool started_ = false;
 };
 
 }  // namespace relsupd

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <utility>
 
 #include "daemon/logs/log_store.h"
@@ -31,28 +32,43 @@ LineSplitter& OutputCapture::SplitterOf(OutputStream stream) {
   return stream == OutputStream::kOut ? out_ : err_;
 }
 
-LineSplitter::Emit OutputCapture::EmitTo(OutputStream stream) {
-  return [this, stream](std::string_view line, bool partial) {
+namespace {
+
+std::string_view StreamName(OutputStream stream) {
+  return stream == OutputStream::kOut ? "out" : "err";
+}
+
+}  // namespace
+
+pid_t OutputCapture::pid() const { return child_ != nullptr ? child_->pid() : 0; }
+
+void OutputCapture::Emit(OutputStream stream, std::string_view data, bool flush_rest,
+                         int64_t* lines) {
+  // One batch for the lines of this read: one time stamp, the source's
+  // fields encoded once.
+  std::optional<LogStore::Batch> batch;
+  if (logs_ != nullptr) batch.emplace(*logs_, source_, StreamName(stream), pid());
+  LineSplitter& splitter = SplitterOf(stream);
+  // Lines cut from ASCII (what is held of an unfinished line included)
+  // need no check of their own: one pass over the whole read instead.
+  const bool ascii = IsAscii(data) && IsAscii(splitter.buffered_bytes());
+  auto emit = [&](std::string_view line, bool partial) {
+    ++*lines;
     if (observer_) observer_(stream, line);
-    if (logs_ == nullptr) return;
-    LogRecord r;
-    r.app = source_.app;
-    r.release = source_.release;
-    r.process = source_.process;
-    r.stream = stream == OutputStream::kOut ? "out" : "err";
-    r.text = std::string(line);
-    r.partial = partial;
-    logs_->Append(std::move(r), child_ != nullptr ? child_->pid() : 0);
+    if (!batch) return;
+    if (ascii) {
+      batch->PlainLine(line, partial);
+    } else {
+      batch->Line(line, partial);
+    }
   };
+  if (!data.empty()) splitter.Feed(data, emit);
+  if (flush_rest) splitter.Flush(emit);
 }
 
 void OutputCapture::OnOutput(OutputStream stream, std::string_view data) {
   int64_t lines = 0;
-  const LineSplitter::Emit emit = EmitTo(stream);
-  SplitterOf(stream).Feed(data, [&](std::string_view line, bool partial) {
-    ++lines;
-    emit(line, partial);
-  });
+  Emit(stream, data, /*flush_rest=*/false, &lines);
   int64_t now = clock_->MonotonicMs();
   tokens_ = std::min<double>(
       static_cast<double>(rate_.burst),
@@ -86,16 +102,19 @@ void OutputCapture::Throttle() {
 }
 
 void OutputCapture::OnEof(OutputStream stream) {
-  SplitterOf(stream).Flush(EmitTo(stream));
+  int64_t lines = 0;
+  Emit(stream, {}, /*flush_rest=*/true, &lines);
 }
 
 void OutputCapture::FlushLines() {
-  out_.Flush(EmitTo(OutputStream::kOut));
-  err_.Flush(EmitTo(OutputStream::kErr));
+  OnEof(OutputStream::kOut);
+  OnEof(OutputStream::kErr);
 }
 
 void OutputCapture::WriteLine(OutputStream stream, std::string_view line) {
-  EmitTo(stream)(line, /*partial=*/false);
+  if (observer_) observer_(stream, line);
+  if (logs_ != nullptr)
+    LogStore::Batch(*logs_, source_, StreamName(stream), pid()).Line(line);
 }
 
 CaptureSnapshot OutputCapture::Export() const {

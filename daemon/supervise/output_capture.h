@@ -20,6 +20,7 @@
 #include "daemon/base/clock.h"
 #include "daemon/base/uv_handle.h"
 #include "daemon/logs/line_splitter.h"
+#include "daemon/logs/log_record.h"
 #include "daemon/supervise/spawn.h"
 
 namespace relsupd {
@@ -34,13 +35,6 @@ struct LogRatePolicy {
   int64_t burst = 4 << 20;
   int64_t line_cost = 128;
   size_t max_line = 16 * 1024;
-};
-
-// Whose lines these are, as every log record names it.
-struct LogSource {
-  std::string app;
-  std::string release;  // "v3"
-  std::string process;  // "web.1"
 };
 
 class OutputCapture {
@@ -83,7 +77,11 @@ class OutputCapture {
 
  private:
   LineSplitter& SplitterOf(OutputStream stream);
-  LineSplitter::Emit EmitTo(OutputStream stream);
+  // Feeds `data` to the stream's splitter (and with flush_rest, what it
+  // holds), handing each line to the observer and the log store; counts
+  // them in *lines.
+  void Emit(OutputStream stream, std::string_view data, bool flush_rest, int64_t* lines);
+  pid_t pid() const;
   void Throttle();
 
   uv_loop_t* loop_;

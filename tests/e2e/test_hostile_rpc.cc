@@ -157,10 +157,12 @@ void WriteLogs(const std::string& state_dir, const std::string& app, int lines) 
   const fs::path logs = fs::path(state_dir) / "logs" / app;
   fs::create_directories(logs);
   std::ofstream out(logs / "current.log", std::ios::app);
-  for (int i = 1; i <= lines; ++i)
-    out << R"({"seq":)" << i << R"(,"time":"2026-12-03T12:00:00.000000Z","app":")" << app
-        << R"(","release":"v1","process":"web.1","stream":"out","text":"line )" << i
-        << R"( of the log, long enough to weigh a little","partial":false})" << '\n';
+  for (int i = 1; i <= lines; ++i) {
+    const std::string text =
+        "line " + std::to_string(i) + " of the log, long enough to weigh a little";
+    out << i << " 2026-12-03T12:00:00.000000Z v1 web.1 out - " << text.size() << ' ' << text
+        << '\n';
+  }
 }
 
 }  // namespace

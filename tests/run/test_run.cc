@@ -550,6 +550,33 @@ TEST_CASE("run: kill -9 of the daemon leaves no orphan and the restart brings th
   KillLoggedPids(stage, "escaped ", 2);
 }
 
+TEST_CASE("run: output that is not ASCII is stored as valid UTF-8, however the reads cut it") {
+  Stage stage(FastConfig());
+  // A valid character and an invalid byte in one line; a character split
+  // across two writes (and likely two reads); an invalid byte held while
+  // ASCII follows in the next read; then a plain line, and one with a
+  // backslash.
+  DeployProcfile(stage,
+                 "web: printf 'caf\\303\\251 \\377 end\\n'; printf 'x \\303'; sleep 0.2; "
+                 "printf '\\251 y\\n'; printf 'held \\377'; sleep 0.2; printf ' ascii after\\n'; "
+                 "printf 'plain ascii\\n'; printf 'back\\\\slash\\n'; exec sleep 1000\n");
+  std::vector<std::string> texts;
+  REQUIRE(support::WaitUntil([&] {
+    texts.clear();
+    for (const Json& r : Logs(stage, {"--process", "web.1"}))
+      if (r["stream"] == "out") texts.push_back(r["text"].get<std::string>());
+    return texts.size() >= 5;
+  }));
+  CHECK(texts == std::vector<std::string>{"caf\xC3\xA9 \xEF\xBF\xBD end", "x \xC3\xA9 y",
+                                          "held \xEF\xBF\xBD ascii after", "plain ascii",
+                                          "back\\slash"});
+  // The file holds them so too (`ctl logs` would mend bad bytes on output).
+  const std::string file = release_test::ReadText(stage.state() + "/logs/shop/current.log");
+  CHECK(file.find("held \xEF\xBF\xBD ascii after\n") != std::string::npos);
+  CHECK(file.find("x \xC3\xA9 y\n") != std::string::npos);
+  CHECK(file.find('\xFF') == std::string::npos);
+}
+
 TEST_CASE("run: SIGTERM of the daemon stops the children gracefully") {
   Stage stage(FastConfig());
   DeployProcfile(stage, "web: trap 'echo got TERM; exit 0' TERM; while :; do sleep 0.05; done\n");
