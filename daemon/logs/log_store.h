@@ -240,9 +240,11 @@ class LogStore {
 
 class LogStore::Batch {
  public:
-  // time_us 0: now.
+  // time_us 0: now. REQUIRES: `source` and what `stream` views outlive
+  // the batch (a temporary source is refused at compile time).
   Batch(LogStore& store, const LogSource& source, std::string_view stream, pid_t pid = 0,
         int64_t time_us = 0);
+  Batch(LogStore&, const LogSource&&, std::string_view, pid_t = 0, int64_t = 0) = delete;
   Batch(const Batch&) = delete;
   Batch& operator=(const Batch&) = delete;
   ~Batch();

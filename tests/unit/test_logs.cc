@@ -653,7 +653,8 @@ TEST_CASE("A LogStore batch gives its lines one time, counts them, and calls the
   }
   { LogStore::Batch empty(*store, source, "err", 0); }  // no lines: no hook, no file
   CHECK(hooked == std::vector<std::string>{"shop"});
-  { LogStore::Batch none(*store, LogSource{"other", "v1", "web.1"}, "out", 0); }
+  const LogSource other{"other", "v1", "web.1"};
+  { LogStore::Batch none(*store, other, "out", 0); }
   CHECK(!fs::exists(f.dir + "/other"));
   auto t = store->Tail("shop", {}, 10);
   REQUIRE(t.ok());
@@ -666,7 +667,8 @@ TEST_CASE("A LogStore batch gives its lines one time, counts them, and calls the
   CHECK(counters["shop"].lines == std::map<std::string, uint64_t>{{"out", 3}});
   // A bad app name drops the batch's lines and counts them.
   {
-    LogStore::Batch bad(*store, LogSource{"../etc", "v1", "web.1"}, "out", 0);
+    const LogSource bad_source{"../etc", "v1", "web.1"};
+    LogStore::Batch bad(*store, bad_source, "out", 0);
     bad.Line("a");
     bad.Line("b");
   }
