@@ -1,5 +1,7 @@
 #include "daemon/base/users.h"
 
+#include "daemon/base/fd.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -109,30 +111,44 @@ std::vector<gid_t> GroupsOf(uid_t uid, gid_t primary) {
   return groups;
 }
 
+namespace {
+
+// Parses the four ids after `key` ("\nUid:") in a status file's text.
+template <typename Id>
+bool ParseIds(const std::string& status, const char* key, Id (&out)[4]) {
+  const size_t at = status.find(key);
+  if (at == std::string::npos) return false;
+  const char* p = status.c_str() + at + std::strlen(key);
+  for (Id& id : out) {
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long v = std::strtoul(p, &end, 10);
+    if (end == p || errno != 0) return false;
+    id = static_cast<Id>(v);
+    p = end;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool ReadProcIds(const std::string& proc_dir, ProcIds* ids) {
+  Result<std::string> status = ReadFile(proc_dir + "/status", 1 << 16);
+  if (!status.ok()) return false;
+  // A leading '\n' so that the first line is found like any other.
+  const std::string text = "\n" + *status;
+  return ParseIds(text, "\nUid:", ids->uid) && ParseIds(text, "\nGid:", ids->gid);
+}
+
 bool UidHasProcesses(uid_t uid) {
   DIR* proc = ::opendir("/proc");
   if (proc == nullptr) return true;  // cannot tell: assume so
   bool found = false;
   while (dirent* e = ::readdir(proc)) {
     if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
-    const std::string path = std::string("/proc/") + e->d_name + "/status";
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;  // gone meanwhile
-    char buf[4096];
-    ssize_t n = ::read(fd, buf, sizeof buf - 1);
-    ::close(fd);
-    if (n <= 0) continue;
-    buf[n] = '\0';
-    const char* line = std::strstr(buf, "\nUid:");
-    if (line == nullptr) continue;
-    char* p = const_cast<char*>(line) + 5;
-    for (int k = 0; k < 4; ++k) {
-      char* end = nullptr;
-      unsigned long id = std::strtoul(p, &end, 10);
-      if (end == p) break;
-      if (id == uid) found = true;
-      p = end;
-    }
+    ProcIds ids;
+    if (!ReadProcIds(std::string("/proc/") + e->d_name, &ids)) continue;  // gone meanwhile
+    for (uid_t id : ids.uid) found = found || id == uid;
     if (found) break;
   }
   ::closedir(proc);

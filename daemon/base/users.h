@@ -31,8 +31,17 @@ bool GroupExists(gid_t gid);
 // The name of `uid`, or its number as text when it has none.
 std::string UserName(uid_t uid);
 std::string GroupName(gid_t gid);
+// A process's real, effective, saved and file-system ids, from
+// /proc/PID/status (readable by anyone, unlike environ).
+struct ProcIds {
+  uid_t uid[4] = {};
+  gid_t gid[4] = {};
+};
+// `proc_dir`: "/proc/PID". False when the process is gone or its status
+// lacks the Uid: or Gid: line.
+bool ReadProcIds(const std::string& proc_dir, ProcIds* ids);
 // Whether some process runs with `uid` as its real, effective, saved or
-// file-system uid (/proc/PID/status of each; one pass over /proc).
+// file-system uid (ReadProcIds of each; one pass over /proc).
 bool UidHasProcesses(uid_t uid);
 // Every group `uid` belongs to: `primary` plus its supplementary groups.
 std::vector<gid_t> GroupsOf(uid_t uid, gid_t primary);

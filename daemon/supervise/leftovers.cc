@@ -12,40 +12,13 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
-#include <sstream>
 
 #include "daemon/base/clock.h"
 #include "daemon/base/fd.h"
+#include "daemon/base/users.h"
 
 namespace relsupd {
 namespace {
-
-// Real, effective, saved and fs ids from /proc/PID/status (readable by
-// anyone, unlike environ).
-struct ProcIds {
-  uid_t uid[4] = {};
-  gid_t gid[4] = {};
-};
-
-bool ReadIds(const std::string& dir, ProcIds* ids) {
-  auto status = ReadFile(dir + "/status", 1 << 16);
-  if (!status.ok()) return false;
-  bool have_uid = false, have_gid = false;
-  std::istringstream in(*status);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("Uid:", 0) == 0) {
-      std::istringstream f(line.substr(4));
-      have_uid = static_cast<bool>(f >> ids->uid[0] >> ids->uid[1] >>
-                                   ids->uid[2] >> ids->uid[3]);
-    } else if (line.rfind("Gid:", 0) == 0) {
-      std::istringstream f(line.substr(4));
-      have_gid = static_cast<bool>(f >> ids->gid[0] >> ids->gid[1] >>
-                                   ids->gid[2] >> ids->gid[3]);
-    }
-  }
-  return have_uid && have_gid;
-}
 
 bool EnvironHas(const std::string& environ, std::string_view needle) {
   std::string_view rest = environ;
@@ -87,7 +60,7 @@ Result<std::string> ReadEnviron(const std::string& dir, const ProcIds& ids) {
 bool IsOurs(pid_t pid, const std::string& needle) {
   const std::string dir = "/proc/" + std::to_string(pid);
   ProcIds ids;
-  if (!ReadIds(dir, &ids)) return false;  // gone
+  if (!ReadProcIds(dir, &ids)) return false;  // gone
   auto env = ReadEnviron(dir, ids);
   return env.ok() && EnvironHas(*env, needle);
 }

@@ -9,6 +9,7 @@
 #include <sys/un.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -28,6 +29,7 @@
 #include "daemon/base/sha256.h"
 #include "daemon/base/socket_address.h"
 #include "daemon/base/status.h"
+#include "daemon/base/users.h"
 #include "daemon/base/uv_work.h"
 #include "tests/support/sockets.h"
 #include "tests/support/temp_dir.h"
@@ -558,6 +560,45 @@ TEST_CASE("EventFeed numbers its entries, keeps the newest, and pages after a cu
   CHECK(all.size() == EventFeed::kCapacity);
   CHECK(all.front().seq == 6);
   CHECK(scanned == feed.last_seq());
+}
+
+TEST_CASE("ReadProcIds reads a process's four uids and gids, and UidHasProcesses finds them") {
+  ProcIds ids;
+  REQUIRE(ReadProcIds("/proc/self", &ids));
+  for (uid_t u : ids.uid) CHECK(u == ::getuid());
+  for (gid_t g : ids.gid) CHECK(g == ::getgid());
+  CHECK_FALSE(ReadProcIds("/proc/999999999", &ids));
+  CHECK(UidHasProcesses(::getuid()));
+  // A child that changed its effective uid only is still found by it.
+  if (::getuid() == 0) {
+    int ready[2];
+    REQUIRE(::pipe2(ready, O_CLOEXEC) == 0);
+    const uid_t other = 3'999'123;
+    CHECK_FALSE(UidHasProcesses(other));
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::close(ready[0]);
+      if (::setresuid(0, other, 0) != 0) ::_exit(1);
+      char c = 'x';
+      if (::write(ready[1], &c, 1) != 1) ::_exit(1);
+      ::pause();
+      ::_exit(0);
+    }
+    ::close(ready[1]);
+    char c;
+    REQUIRE(::read(ready[0], &c, 1) == 1);
+    ::close(ready[0]);
+    ProcIds child;
+    REQUIRE(ReadProcIds("/proc/" + std::to_string(pid), &child));
+    CHECK(child.uid[0] == 0);
+    CHECK(child.uid[1] == other);
+    CHECK(UidHasProcesses(other));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    CHECK_FALSE(UidHasProcesses(other));
+  }
 }
 
 }  // namespace
