@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "daemon/base/socket_address.h"
 
@@ -136,7 +137,18 @@ std::vector<std::string> AppSockets::CloseIdle(
 void AppSockets::Forget(const std::string& app) {
   auto first = held_.lower_bound({app, ""});
   auto last = first;
-  while (last != held_.end() && last->first.first == app) ++last;
+  for (; last != held_.end() && last->first.first == app; ++last) {
+    // A unix socket's file goes with it, open or closed idle (a socket
+    // file only: unlink does not follow a link the app's user may have put
+    // there, and a regular file in its place stays).
+    Result<SocketAddress> addr = ParseSocketAddress(last->second.address);
+    if (!addr.ok() || addr->kind != SocketAddress::Kind::kUnix) continue;
+    struct stat st{};
+    if (::lstat(addr->path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) &&
+        ::unlink(addr->path.c_str()) != 0)
+      spdlog::warn("Failed to remove socket file '{}' of deleted app '{}': {}, ignoring",
+                   addr->path, app, std::strerror(errno));
+  }
   held_.erase(first, last);
 }
 

@@ -65,7 +65,8 @@ class AppSockets {
   // some live instance lists). Returns the names closed.
   std::vector<std::string> CloseIdle(const std::string& app,
                                      const std::set<std::string>& serving);
-  // `app delete`: closes and forgets every socket of the app.
+  // `app delete`: closes and forgets every socket of the app, and removes
+  // the files of its unix sockets.
   void Forget(const std::string& app);
   // Whether the app's socket `name` is open now.
   bool IsOpen(const std::string& app, const std::string& name) const;

@@ -8,12 +8,16 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <filesystem>
+#include <fstream>
 
 #include "tests/run/run_fixture.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
 
 namespace relsupd::run_test {
@@ -188,6 +192,32 @@ TEST_CASE("app delete: an app stopped by hand goes without --stop, and start-up 
   CHECK_FALSE(Exists(log_dir));
   CHECK(Exists(stray));
   CHECK_THAT(stage.daemon().Log(), Catch::Contains("app 'shop' was deleted"));
+}
+
+TEST_CASE("app delete: a unix socket's file goes with the app, and a file put in its place stays") {
+  support::TempDir tmp("relsupd-sock");
+  const std::string path = tmp.path() + "/shop.sock";
+  Stage stage(FastConfig(), {}, "shop", {"--socket", "http=unix:" + path});
+  DeployProcfile(stage, "web: exec sleep 1000\n");
+  WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
+  struct stat st{};
+  REQUIRE(::lstat(path.c_str(), &st) == 0);
+  CHECK(S_ISSOCK(st.st_mode));
+  stage.CtlOk({"app", "delete", "shop", "--stop"});
+  CHECK(::lstat(path.c_str(), &st) != 0);
+  CHECK(errno == ENOENT);
+
+  // The name again, whose socket file is then replaced by a regular file:
+  // the file is left alone.
+  stage.CtlOk({"app", "create", "shop", "--socket", "http=unix:" + path});
+  DeployProcfile(stage, "web: exec sleep 1000\n");
+  WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
+  REQUIRE(::lstat(path.c_str(), &st) == 0);
+  REQUIRE(::unlink(path.c_str()) == 0);
+  { std::ofstream(path) << "not a socket"; }
+  stage.CtlOk({"app", "delete", "shop", "--stop"});
+  REQUIRE(::lstat(path.c_str(), &st) == 0);
+  CHECK(S_ISREG(st.st_mode));
 }
 
 TEST_CASE("app delete: a bad name and a bad param are refused") {
