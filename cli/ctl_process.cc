@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <deque>
 #include <iostream>
 #include <map>
@@ -26,6 +27,27 @@ namespace {
 
 namespace method = rpc::method;
 
+// The fields of a `ps` row the table shows, in the order the human form
+// asks the daemon for them (param `columns`).
+enum PsColumn {
+  kPsApp, kPsProcess, kPsRelease, kPsActive, kPsState, kPsPid, kPsUid, kPsUptime,
+  kPsMemory, kPsMemoryLimit, kPsMemoryLimitBy, kPsCpu, kPsRestarts, kPsLastExit,
+  kPsStatus, kPsColumns
+};
+constexpr const char* kPsColumnNames[kPsColumns] = {
+    "app", "process", "release", "active", "state", "pid", "uid", "uptime_ms",
+    "memory_bytes", "memory_limit_bytes", "memory_limit_by", "cpu_percent",
+    "restarts", "last_exit", "status"};
+
+// The daemon's answer read without trusting its shape: a number or the
+// default, a boolean or the default.
+int64_t IntOr(const rpc::Json& j, int64_t otherwise) {
+  return j.is_number() ? j.get<int64_t>() : otherwise;
+}
+bool BoolOr(const rpc::Json& j, bool otherwise) {
+  return j.is_boolean() ? j.get<bool>() : otherwise;
+}
+
 // "12.3M", "1.2G", "512K": memory for a table cell.
 std::string HumanBytes(double bytes) {
   static constexpr const char* kUnits[] = {"B", "K", "M", "G", "T"};
@@ -40,25 +62,25 @@ std::string HumanBytes(double bytes) {
 }
 
 // MEM: "34M", "34M/64M" with a memory limit, "-" before the first sample.
-std::string MemoryCell(const rpc::Json& r) {
-  const auto used = r.find("memory_bytes");
-  if (used == r.end() || !used->is_number()) return "-";
-  std::string cell = HumanBytes(used->get<double>());
-  if (r.contains("memory_limit_bytes"))
-    cell += "/" + HumanBytes(r.value("memory_limit_bytes", 0.0));
+std::string MemoryCell(const rpc::Json& used, const rpc::Json& limit) {
+  if (!used.is_number()) return "-";
+  std::string cell = HumanBytes(used.get<double>());
+  if (!limit.is_null()) cell += "/" + HumanBytes(limit.is_number() ? limit.get<double>() : 0.0);
   return cell;
 }
 
-std::string CpuCell(const rpc::Json& r) {
-  const auto cpu = r.find("cpu_percent");
-  if (cpu == r.end() || !cpu->is_number()) return "-";
+std::string CpuCell(const rpc::Json& cpu) {
+  if (!cpu.is_number()) return "-";
   char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.1f", cpu->get<double>());
+  std::snprintf(buf, sizeof(buf), "%.1f", cpu.get<double>());
   return buf;
 }
 
-void PrintPs(const rpc::Json& rows) {
-  if (rows.empty()) {
+// The table of `ps`. `count` rows; `cell(i, column)` is row i's value of
+// kPsColumnNames[column], null where the daemon gave none.
+template <typename Cell>
+void PrintPsTable(size_t count, Cell cell) {
+  if (count == 0) {
     std::cout << "No processes\n";
     return;
   }
@@ -67,21 +89,24 @@ void PrintPs(const rpc::Json& rows) {
   t.Cuttable("STATUS");  // the app's own text
   t.Cuttable("LAST EXIT");
   std::set<std::string> limit_by;
-  for (const auto& r : rows) {
-    if (r.contains("memory_limit_by")) limit_by.insert(Text(r, "memory_limit_by"));
-    std::string release = Text(r, "release");
-    if (!r.value("active", true)) release += " (old)";
-    int64_t pid = r.value("pid", 0);
+  for (size_t i = 0; i < count; ++i) {
+    auto at = [&](PsColumn c) -> const rpc::Json& { return cell(i, c); };
+    if (!at(kPsMemoryLimitBy).is_null()) limit_by.insert(Text(at(kPsMemoryLimitBy)));
+    std::string release = Text(at(kPsRelease));
+    if (!BoolOr(at(kPsActive), true)) release += " (old)";
+    const int64_t pid = IntOr(at(kPsPid), 0);
+    const std::string last_exit = Text(at(kPsLastExit));
+    const std::string status = Text(at(kPsStatus));
     std::vector<std::string> row = {
-        Text(r, "app"), Text(r, "process"), release, Text(r, "state"),
+        Text(at(kPsApp)), Text(at(kPsProcess)), release, Text(at(kPsState)),
         pid > 0 ? std::to_string(pid) : "-",
-        r.value("uid", int64_t{-1}) >= 0 ? Text(r, "uid") : "-",
-        FormatElapsed(r.value("uptime_ms", int64_t{0})),
-        MemoryCell(r), CpuCell(r),
-        Text(r, "restarts"), Text(r, "last_exit").empty() ? "-" : Text(r, "last_exit"),
+        IntOr(at(kPsUid), -1) >= 0 ? Text(at(kPsUid)) : "-",
+        FormatElapsed(IntOr(at(kPsUptime), 0)),
+        MemoryCell(at(kPsMemory), at(kPsMemoryLimit)), CpuCell(at(kPsCpu)),
+        Text(at(kPsRestarts)), last_exit.empty() ? "-" : last_exit,
         // STATUS= is the app's own text: shown escaped on a terminal.
-        Text(r, "status").empty() ? "-" : Text(r, "status")};
-    for (std::string& cell : row) cell = ForStdout(cell);
+        status.empty() ? "-" : status};
+    for (std::string& c : row) c = ForStdout(c);
     t.AddRow(std::move(row));
   }
   t.Print(std::cout);
@@ -90,6 +115,59 @@ void PrintPs(const rpc::Json& rows) {
     std::cout << (by == "cgroup" ? "Memory limits: cgroup memory.max\n"
                                  : "Memory limits: an RSS watch every 2s (no cgroup memory "
                                    "controller)\n");
+}
+
+// `ps`'s table from the reply without `columns` (an array of objects).
+void PrintPs(const rpc::Json& rows) {
+  PrintPsTable(rows.is_array() ? rows.size() : 0, [&rows](size_t i, PsColumn c) -> const rpc::Json& {
+    return Field(rows[i], kPsColumnNames[c]);
+  });
+}
+
+// `ps`'s table from the reply to `columns`: {"columns": [...], "rows":
+// [[...], ...]}, read by the names in "columns" (any order; a name missing
+// or a short row gives null).
+void PrintPsRows(const rpc::Json& reply) {
+  static const rpc::Json kNull;
+  size_t index[kPsColumns];
+  const rpc::Json& names = Field(reply, "columns");
+  for (size_t c = 0; c < kPsColumns; ++c) {
+    index[c] = SIZE_MAX;
+    if (!names.is_array()) continue;
+    for (size_t k = 0; k < names.size(); ++k)
+      if (names[k].is_string() && names[k].get_ref<const std::string&>() == kPsColumnNames[c])
+        index[c] = k;
+  }
+  const rpc::Json& rows = Field(reply, "rows");
+  const size_t count = rows.is_array() ? rows.size() : 0;
+  PrintPsTable(count, [&](size_t i, PsColumn c) -> const rpc::Json& {
+    const rpc::Json& row = rows[i];
+    if (!row.is_array() || index[c] >= row.size()) return kNull;
+    return row[index[c]];
+  });
+}
+
+// `ctl ps` in human form: asks only for the table's fields, as rows of
+// arrays (param `columns`, a fraction of the full reply to send and
+// parse). A daemon older than `columns` refuses the param: the same call
+// again without it. A reply that is an array (a daemon that ignored it) is
+// read as such.
+void RunPs(CtlContext* ctx, rpc::Json params) {
+  auto client = Client::Connect(ctx->socket);
+  if (!client.ok()) return ctx->Fail(client.status());
+  rpc::Json with = params;
+  rpc::Json& names = with["columns"] = rpc::Json::array();
+  for (const char* name : kPsColumnNames) names.push_back(name);
+  auto result = client->Call(method::kPs, std::move(with));
+  if (!result.ok() && result.status().code() == StatusCode::kInvalidArgument &&
+      result.status().message() == "unknown param 'columns'")
+    result = client->Call(method::kPs, std::move(params));
+  if (!result.ok()) return ctx->Fail(result.status());
+  if (result->is_array())
+    PrintPs(*result);
+  else
+    PrintPsRows(*result);
+  ctx->exit_code = kExitOk;
 }
 
 // "web=3" -> {"web", 3}
@@ -557,7 +635,11 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
     rpc::Json p = rpc::Json::object();
     if (!app->empty()) p["app"] = *app;
     if (*all) p["all"] = true;
-    ctx->CallAndPrint(method::kPs, p, PrintPs);
+    // --json prints the reply as it always was: every field, objects.
+    if (ctx->json)
+      ctx->CallAndPrint(method::kPs, p, PrintPs);
+    else
+      RunPs(ctx, std::move(p));
   });
 
   auto scale_app = std::make_shared<std::string>();
