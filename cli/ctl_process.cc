@@ -604,7 +604,29 @@ void AddSwitchVerbs(CLI::App& ctl, CtlContext* ctx) {
       &rb->app);
   rollback->add_option("--to", rb->release, "Roll back to this release instead");
   AddSwitchOptions(rollback, ctx, rb, "start-first or stop-first", /*rollback=*/true);
+}
 
+}  // namespace
+
+void AddPsVerb(CLI::App& ctl, CtlContext* ctx) {
+  auto app = std::make_shared<std::string>();
+  CLI::App* ps = ctl.add_subcommand("ps", "List running processes: state, pid, uptime, restarts");
+  ps->add_option("APP", *app, "Only this app's processes");
+  auto all = std::make_shared<bool>(false);
+  ps->add_flag("--all", *all, "Also list running one-off processes (`ctl run`, type run)");
+  ps->callback([ctx, app, all] {
+    rpc::Json p = rpc::Json::object();
+    if (!app->empty()) p["app"] = *app;
+    if (*all) p["all"] = true;
+    // --json prints the reply as it always was: every field, objects.
+    if (ctx->json)
+      ctx->CallAndPrint(method::kPs, p, PrintPs);
+    else
+      RunPs(ctx, std::move(p));
+  });
+}
+
+void AddStatusVerb(CLI::App& ctl, CtlContext* ctx) {
   auto status_app = std::make_shared<std::string>();
   CLI::App* status = ctl.add_subcommand(
       "status", "Active and previous release, a switch in progress, instances per type");
@@ -623,25 +645,7 @@ void AddSwitchVerbs(CLI::App& ctl, CtlContext* ctx) {
   });
 }
 
-}  // namespace
-
 void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
-  auto app = std::make_shared<std::string>();
-  CLI::App* ps = ctl.add_subcommand("ps", "List running processes: state, pid, uptime, restarts");
-  ps->add_option("APP", *app, "Only this app's processes");
-  auto all = std::make_shared<bool>(false);
-  ps->add_flag("--all", *all, "Also list running one-off processes (`ctl run`, type run)");
-  ps->callback([ctx, app, all] {
-    rpc::Json p = rpc::Json::object();
-    if (!app->empty()) p["app"] = *app;
-    if (*all) p["all"] = true;
-    // --json prints the reply as it always was: every field, objects.
-    if (ctx->json)
-      ctx->CallAndPrint(method::kPs, p, PrintPs);
-    else
-      RunPs(ctx, std::move(p));
-  });
-
   auto scale_app = std::make_shared<std::string>();
   auto scale_args = std::make_shared<std::vector<std::string>>();
   CLI::App* scale = AddAppCommand(
