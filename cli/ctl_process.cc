@@ -16,6 +16,7 @@
 #include "cli/ctl.h"
 #include "cli/ctl_stages.h"
 #include "cli/follow.h"
+#include "cli/ps_rows.h"
 #include "cli/table.h"
 #include "cli/terminal.h"
 #include "daemon/base/clock.h"
@@ -39,14 +40,15 @@ constexpr const char* kPsColumnNames[kPsColumns] = {
     "memory_bytes", "memory_limit_bytes", "memory_limit_by", "cpu_percent",
     "restarts", "last_exit", "status"};
 
-// The daemon's answer read without trusting its shape: a number or the
+// A cell read without trusting the daemon's types: a number or the
 // default, a boolean or the default.
-int64_t IntOr(const rpc::Json& j, int64_t otherwise) {
-  return j.is_number() ? j.get<int64_t>() : otherwise;
+int64_t IntOr(const PsCell& c, int64_t otherwise) {
+  return c.kind == PsCell::Kind::kNumber ? c.integer : otherwise;
 }
-bool BoolOr(const rpc::Json& j, bool otherwise) {
-  return j.is_boolean() ? j.get<bool>() : otherwise;
+bool BoolOr(const PsCell& c, bool otherwise) {
+  return c.kind == PsCell::Kind::kBool ? c.boolean : otherwise;
 }
+bool IsNull(const PsCell& c) { return c.kind == PsCell::Kind::kNull; }
 
 // "12.3M", "1.2G", "512K": memory for a table cell.
 std::string HumanBytes(double bytes) {
@@ -62,22 +64,24 @@ std::string HumanBytes(double bytes) {
 }
 
 // MEM: "34M", "34M/64M" with a memory limit, "-" before the first sample.
-std::string MemoryCell(const rpc::Json& used, const rpc::Json& limit) {
-  if (!used.is_number()) return "-";
-  std::string cell = HumanBytes(used.get<double>());
-  if (!limit.is_null()) cell += "/" + HumanBytes(limit.is_number() ? limit.get<double>() : 0.0);
+std::string MemoryCell(const PsCell& used, const PsCell& limit) {
+  if (used.kind != PsCell::Kind::kNumber) return "-";
+  std::string cell = HumanBytes(used.number);
+  if (!IsNull(limit))
+    cell += "/" + HumanBytes(limit.kind == PsCell::Kind::kNumber ? limit.number : 0.0);
   return cell;
 }
 
-std::string CpuCell(const rpc::Json& cpu) {
-  if (!cpu.is_number()) return "-";
+std::string CpuCell(const PsCell& cpu) {
+  if (cpu.kind != PsCell::Kind::kNumber) return "-";
   char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.1f", cpu.get<double>());
+  std::snprintf(buf, sizeof(buf), "%.1f", cpu.number);
   return buf;
 }
 
 // The table of `ps`. `count` rows; `cell(i, column)` is row i's value of
-// kPsColumnNames[column], null where the daemon gave none.
+// kPsColumnNames[column], null where the daemon gave none. A cell's text
+// is what Text() gives for its JSON value.
 template <typename Cell>
 void PrintPsTable(size_t count, Cell cell) {
   if (count == 0) {
@@ -90,20 +94,20 @@ void PrintPsTable(size_t count, Cell cell) {
   t.Cuttable("LAST EXIT");
   std::set<std::string> limit_by;
   for (size_t i = 0; i < count; ++i) {
-    auto at = [&](PsColumn c) -> const rpc::Json& { return cell(i, c); };
-    if (!at(kPsMemoryLimitBy).is_null()) limit_by.insert(Text(at(kPsMemoryLimitBy)));
-    std::string release = Text(at(kPsRelease));
+    auto at = [&](PsColumn c) -> const PsCell& { return cell(i, c); };
+    if (!IsNull(at(kPsMemoryLimitBy))) limit_by.insert(at(kPsMemoryLimitBy).text);
+    std::string release = at(kPsRelease).text;
     if (!BoolOr(at(kPsActive), true)) release += " (old)";
     const int64_t pid = IntOr(at(kPsPid), 0);
-    const std::string last_exit = Text(at(kPsLastExit));
-    const std::string status = Text(at(kPsStatus));
+    const std::string& last_exit = at(kPsLastExit).text;
+    const std::string& status = at(kPsStatus).text;
     std::vector<std::string> row = {
-        Text(at(kPsApp)), Text(at(kPsProcess)), release, Text(at(kPsState)),
+        at(kPsApp).text, at(kPsProcess).text, std::move(release), at(kPsState).text,
         pid > 0 ? std::to_string(pid) : "-",
-        IntOr(at(kPsUid), -1) >= 0 ? Text(at(kPsUid)) : "-",
+        IntOr(at(kPsUid), -1) >= 0 ? at(kPsUid).text : "-",
         FormatElapsed(IntOr(at(kPsUptime), 0)),
         MemoryCell(at(kPsMemory), at(kPsMemoryLimit)), CpuCell(at(kPsCpu)),
-        Text(at(kPsRestarts)), last_exit.empty() ? "-" : last_exit,
+        at(kPsRestarts).text, last_exit.empty() ? "-" : last_exit,
         // STATUS= is the app's own text: shown escaped on a terminal.
         status.empty() ? "-" : status};
     for (std::string& c : row) c = ForStdout(c);
@@ -119,46 +123,68 @@ void PrintPsTable(size_t count, Cell cell) {
 
 // `ps`'s table from the reply without `columns` (an array of objects).
 void PrintPs(const rpc::Json& rows) {
-  PrintPsTable(rows.is_array() ? rows.size() : 0, [&rows](size_t i, PsColumn c) -> const rpc::Json& {
-    return Field(rows[i], kPsColumnNames[c]);
+  const size_t count = rows.is_array() ? rows.size() : 0;
+  std::vector<PsCell> cells;
+  cells.reserve(count * kPsColumns);
+  for (size_t i = 0; i < count; ++i)
+    for (const char* name : kPsColumnNames) cells.push_back(PsCell::Of(Field(rows[i], name)));
+  PrintPsTable(count, [&cells](size_t i, PsColumn c) -> const PsCell& {
+    return cells[i * kPsColumns + c];
   });
 }
 
-// `ps`'s table from the reply to `columns`: {"columns": [...], "rows":
-// [[...], ...]}, read by the names in "columns" (any order; a name missing
-// or a short row gives null).
-void PrintPsRows(const rpc::Json& reply) {
-  static const rpc::Json kNull;
+// `ps`'s table from the reply to `columns`, read by the names in its
+// columns (any order; a name missing gives null).
+void PrintPsRows(const PsRows& reply) {
+  static const PsCell kNull;
+  const size_t width = reply.columns.size();
   size_t index[kPsColumns];
-  const rpc::Json& names = Field(reply, "columns");
   for (size_t c = 0; c < kPsColumns; ++c) {
     index[c] = SIZE_MAX;
-    if (!names.is_array()) continue;
-    for (size_t k = 0; k < names.size(); ++k)
-      if (names[k].is_string() && names[k].get_ref<const std::string&>() == kPsColumnNames[c])
-        index[c] = k;
+    for (size_t k = 0; k < width; ++k)
+      if (reply.columns[k] == kPsColumnNames[c]) index[c] = k;
   }
-  const rpc::Json& rows = Field(reply, "rows");
-  const size_t count = rows.is_array() ? rows.size() : 0;
-  PrintPsTable(count, [&](size_t i, PsColumn c) -> const rpc::Json& {
-    const rpc::Json& row = rows[i];
-    if (!row.is_array() || index[c] >= row.size()) return kNull;
-    return row[index[c]];
+  PrintPsTable(reply.rows(), [&](size_t i, PsColumn c) -> const PsCell& {
+    return index[c] == SIZE_MAX ? kNull : reply.cells[i * width + index[c]];
   });
+}
+
+// The same from a DOM (a reply the reader above does not take: a number
+// beyond int64, a row of another length).
+void PrintPsRows(const rpc::Json& reply) {
+  PsRows rows;
+  const rpc::Json& names = Field(reply, "columns");
+  if (names.is_array())
+    for (const rpc::Json& n : names) rows.columns.push_back(n.is_string() ? n.get<std::string>() : "");
+  const rpc::Json& cells = Field(reply, "rows");
+  if (!rows.columns.empty() && cells.is_array()) {
+    for (const rpc::Json& row : cells)
+      for (size_t k = 0; k < rows.columns.size(); ++k)
+        rows.cells.push_back(row.is_array() && k < row.size() ? PsCell::Of(row[k]) : PsCell());
+  }
+  PrintPsRows(rows);
 }
 
 // `ctl ps` in human form: asks only for the table's fields, as rows of
-// arrays (param `columns`, a fraction of the full reply to send and
-// parse). A daemon older than `columns` refuses the param: the same call
-// again without it. A reply that is an array (a daemon that ignored it) is
-// read as such.
+// arrays (param `columns`, a fraction of the full reply to send), and
+// reads the reply straight into cells (ReadPsRowsResponse). A daemon older
+// than `columns` refuses the param: the same call again without it. A
+// reply that is an array (a daemon that ignored it) is read as such.
 void RunPs(CtlContext* ctx, rpc::Json params) {
   auto client = Client::Connect(ctx->socket);
   if (!client.ok()) return ctx->Fail(client.status());
   rpc::Json with = params;
   rpc::Json& names = with["columns"] = rpc::Json::array();
   for (const char* name : kPsColumnNames) names.push_back(name);
-  auto result = client->Call(method::kPs, std::move(with));
+  int64_t id = 0;
+  auto line = client->CallForLine(method::kPs, std::move(with), &id);
+  if (!line.ok()) return ctx->Fail(line.status());
+  if (std::optional<PsRows> rows = ReadPsRowsResponse(*line, id)) {
+    PrintPsRows(*rows);
+    ctx->exit_code = kExitOk;
+    return;
+  }
+  auto result = client->ParseResponse(*line, id);
   if (!result.ok() && result.status().code() == StatusCode::kInvalidArgument &&
       result.status().message() == "unknown param 'columns'")
     result = client->Call(method::kPs, std::move(params));

@@ -1,0 +1,50 @@
+#pragma once
+// PsRows: the reply of `ps` with `columns` ({"columns": [...], "rows":
+// [[...], ...]}) read straight from the response line into cells, without
+// a JSON DOM. For `relsupd ctl ps` as a whole process: nlohmann's parse
+// and teardown of a 100-row reply was a third of the command's own
+// instructions.
+//
+// The reader knows one shape only and strict JSON (RFC 8259: escapes,
+// \u surrogate pairs, UTF-8 checked as nlohmann-json checks it). Anything
+// else, an error response included, is nullopt: the caller parses that
+// line with nlohmann as any other reply. Main thread of `relsupd ctl`.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/protocol/jsonrpc.h"
+
+namespace relsupd::cli {
+
+// One value of a reply, as a table cell needs it.
+struct PsCell {
+  enum class Kind : uint8_t { kNull, kBool, kNumber, kString, kOther };
+  Kind kind = Kind::kNull;
+  bool boolean = false;
+  double number = 0;
+  int64_t integer = 0;  // a number's value cut to an integer
+  // A string's text; a number's, a bool's, an array's or an object's JSON
+  // text (what Text() prints for it).
+  std::string text;
+
+  // The same cell for a value of a DOM (a reply in another shape).
+  static PsCell Of(const rpc::Json& j);
+};
+
+struct PsRows {
+  std::vector<std::string> columns;
+  std::vector<PsCell> cells;  // row by row, columns.size() each
+  size_t rows() const { return columns.empty() ? 0 : cells.size() / columns.size(); }
+};
+
+// The result of the JSON-RPC response `line` when it is a success with
+// id `id` and a result of exactly {"columns": [strings], "rows": [[scalars
+// ...], ...]}, every row as long as "columns"; else nullopt.
+std::optional<PsRows> ReadPsRowsResponse(std::string_view line, int64_t id);
+
+}  // namespace relsupd::cli
