@@ -95,21 +95,22 @@ void PrintPsTable(size_t count, Cell cell) {
   std::set<std::string> limit_by;
   for (size_t i = 0; i < count; ++i) {
     auto at = [&](PsColumn c) -> const PsCell& { return cell(i, c); };
-    if (!IsNull(at(kPsMemoryLimitBy))) limit_by.insert(at(kPsMemoryLimitBy).text);
-    std::string release = at(kPsRelease).text;
+    auto text = [&](PsColumn c) { return std::string(at(c).text); };
+    if (!IsNull(at(kPsMemoryLimitBy))) limit_by.insert(text(kPsMemoryLimitBy));
+    std::string release = text(kPsRelease);
     if (!BoolOr(at(kPsActive), true)) release += " (old)";
     const int64_t pid = IntOr(at(kPsPid), 0);
-    const std::string& last_exit = at(kPsLastExit).text;
-    const std::string& status = at(kPsStatus).text;
+    const std::string_view last_exit = at(kPsLastExit).text;
+    const std::string_view status = at(kPsStatus).text;
     std::vector<std::string> row = {
-        at(kPsApp).text, at(kPsProcess).text, std::move(release), at(kPsState).text,
+        text(kPsApp), text(kPsProcess), std::move(release), text(kPsState),
         pid > 0 ? std::to_string(pid) : "-",
-        IntOr(at(kPsUid), -1) >= 0 ? at(kPsUid).text : "-",
+        IntOr(at(kPsUid), -1) >= 0 ? text(kPsUid) : "-",
         FormatElapsed(IntOr(at(kPsUptime), 0)),
         MemoryCell(at(kPsMemory), at(kPsMemoryLimit)), CpuCell(at(kPsCpu)),
-        at(kPsRestarts).text, last_exit.empty() ? "-" : last_exit,
+        text(kPsRestarts), last_exit.empty() ? "-" : std::string(last_exit),
         // STATUS= is the app's own text: shown escaped on a terminal.
-        status.empty() ? "-" : status};
+        status.empty() ? "-" : std::string(status)};
     for (std::string& c : row) c = ForStdout(c);
     t.AddRow(std::move(row));
   }
@@ -124,12 +125,12 @@ void PrintPsTable(size_t count, Cell cell) {
 // `ps`'s table from the reply without `columns` (an array of objects).
 void PrintPs(const rpc::Json& rows) {
   const size_t count = rows.is_array() ? rows.size() : 0;
-  std::vector<PsCell> cells;
-  cells.reserve(count * kPsColumns);
+  PsRows cells;
+  cells.cells.reserve(count * kPsColumns);
   for (size_t i = 0; i < count; ++i)
-    for (const char* name : kPsColumnNames) cells.push_back(PsCell::Of(Field(rows[i], name)));
+    for (const char* name : kPsColumnNames) cells.AddCell(Field(rows[i], name));
   PrintPsTable(count, [&cells](size_t i, PsColumn c) -> const PsCell& {
-    return cells[i * kPsColumns + c];
+    return cells.cells[i * kPsColumns + c];
   });
 }
 
@@ -160,7 +161,7 @@ void PrintPsRows(const rpc::Json& reply) {
   if (!rows.columns.empty() && cells.is_array()) {
     for (const rpc::Json& row : cells)
       for (size_t k = 0; k < rows.columns.size(); ++k)
-        rows.cells.push_back(row.is_array() && k < row.size() ? PsCell::Of(row[k]) : PsCell());
+        rows.AddCell(row.is_array() && k < row.size() ? row[k] : rpc::Json());
   }
   PrintPsRows(rows);
 }

@@ -1,7 +1,10 @@
 #include "cli/ps_rows.h"
 
+#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 namespace relsupd::cli {
 namespace {
@@ -10,7 +13,8 @@ namespace {
 // byte that is not what it reads (the caller gives up on the line).
 class Reader {
  public:
-  explicit Reader(std::string_view s) : s_(s) {}
+  // Texts that are not in the line as they are go to `keep`.
+  Reader(std::string_view s, PsRows* keep) : s_(s), keep_(keep) {}
 
   void SkipWs() {
     while (i_ < s_.size() &&
@@ -30,10 +34,50 @@ class Reader {
     SkipWs();
     return i_ == s_.size();
   }
+  // How many times `c` occurs in the rest of the line.
+  size_t CountAhead(char c) const {
+    size_t n = 0;
+    for (size_t k = i_; k < s_.size(); ++k) n += s_[k] == c;
+    return n;
+  }
+  // The columns read so far, to size the rows (0: not known yet).
+  size_t ColumnsHint() const { return keep_->columns.size(); }
   // A string, its text decoded into `*out`.
   bool String(std::string* out) {
     out->clear();
     if (!Eat('"')) return false;
+    return StringRest(out);
+  }
+  // A string as a view: of the line when it has no escape, else of its
+  // decoded text kept in `keep_`.
+  bool StringView(std::string_view* out) {
+    if (!Eat('"')) return false;
+    const size_t start = i_;
+    while (i_ < s_.size()) {
+      const unsigned char c = static_cast<unsigned char>(s_[i_]);
+      if (c == '"') {
+        *out = s_.substr(start, i_ - start);
+        ++i_;
+        return true;
+      }
+      if (c == '\\') break;  // decode it after all
+      if (c < 0x20) return false;
+      if (c < 0x80) {
+        ++i_;
+        continue;
+      }
+      const size_t n = Utf8Length(i_);
+      if (n == 0) return false;
+      i_ += n;
+    }
+    if (i_ == s_.size()) return false;
+    std::string decoded(s_.substr(start, i_ - start));
+    if (!StringRest(&decoded)) return false;
+    *out = keep_->Keep(std::move(decoded));
+    return true;
+  }
+  // The rest of a string after its opening quote, appended to `*out`.
+  bool StringRest(std::string* out) {
     while (i_ < s_.size()) {
       // A run of plain ASCII at once.
       size_t j = i_;
@@ -78,7 +122,7 @@ class Reader {
         out->kind = PsCell::Kind::kBool;
         out->text = "false";
         return Word("false");
-      case '"': out->kind = PsCell::Kind::kString; return String(&out->text);
+      case '"': out->kind = PsCell::Kind::kString; return StringView(&out->text);
       default: return Number(out);
     }
   }
@@ -127,14 +171,25 @@ class Reader {
       if (std::from_chars(first, last, v).ec != std::errc()) return false;
       out->integer = v;
       out->number = static_cast<double>(v);
-      out->text = std::to_string(v);
+      // nlohmann-json prints an integer as its digits: the token, but for "-0".
+      out->text = v == 0 && *first == '-' ? std::string_view("0") : s_.substr(start, i_ - start);
       return true;
     }
-    double d = 0;
-    if (std::from_chars(first, last, d).ec != std::errc() || !std::isfinite(d)) return false;
+    // strtod, not from_chars: libstdc++'s from_chars for double would add
+    // libm to the front end's dynamic libraries (fegetround). relsupd ctl
+    // never calls setlocale(), so the decimal point is '.'.
+    char buf[64];
+    const size_t len = static_cast<size_t>(last - first);
+    if (len >= sizeof buf) return false;
+    std::memcpy(buf, first, len);
+    buf[len] = '\0';
+    char* end = nullptr;
+    errno = 0;
+    const double d = std::strtod(buf, &end);
+    if (end != buf + len || errno == ERANGE || !std::isfinite(d)) return false;
     out->number = d;
     out->integer = std::fabs(d) < 9.2e18 ? static_cast<int64_t>(d) : 0;
-    out->text = rpc::Json(d).dump();
+    out->text = keep_->Keep(rpc::Json(d).dump());
     return true;
   }
 
@@ -230,6 +285,7 @@ class Reader {
 
   std::string_view s_;
   size_t i_ = 0;
+  PsRows* keep_;
 };
 
 // [a, b, ...] of strings.
@@ -247,6 +303,10 @@ bool ReadColumns(Reader& r, std::vector<std::string>* out) {
 // [[scalar, ...], ...], every row `*width` long (set by the first row).
 bool ReadRows(Reader& r, std::vector<PsCell>* cells, size_t* width) {
   if (!r.Eat('[')) return false;
+  // Room for every row at once: each starts with a '[' (some '[' may be
+  // inside strings; too many is only room unused).
+  if (const size_t width_hint = r.ColumnsHint(); width_hint > 0)
+    cells->reserve(r.CountAhead('[') * width_hint);
   if (r.Eat(']')) return true;
   bool first = true;
   do {
@@ -290,32 +350,32 @@ bool ReadResult(Reader& r, PsRows* out) {
 
 }  // namespace
 
-PsCell PsCell::Of(const rpc::Json& j) {
+void PsRows::AddCell(const rpc::Json& j) {
   PsCell c;
-  if (j.is_null()) return c;
   if (j.is_string()) {
-    c.kind = Kind::kString;
-    c.text = j.get<std::string>();
-    return c;
+    c.kind = PsCell::Kind::kString;
+    c.text = Keep(j.get<std::string>());
+  } else if (!j.is_null()) {
+    c.text = Keep(j.dump());
+    if (j.is_boolean()) {
+      c.kind = PsCell::Kind::kBool;
+      c.boolean = j.get<bool>();
+    } else if (j.is_number()) {
+      c.kind = PsCell::Kind::kNumber;
+      c.number = j.get<double>();
+      c.integer = !j.is_number_float()          ? j.get<int64_t>()
+                  : std::fabs(c.number) < 9.2e18 ? static_cast<int64_t>(c.number)
+                                                 : 0;
+    } else {
+      c.kind = PsCell::Kind::kOther;
+    }
   }
-  c.text = j.dump();
-  if (j.is_boolean()) {
-    c.kind = Kind::kBool;
-    c.boolean = j.get<bool>();
-  } else if (j.is_number()) {
-    c.kind = Kind::kNumber;
-    c.number = j.get<double>();
-    c.integer = j.is_number_float() ? (std::fabs(c.number) < 9.2e18 ? static_cast<int64_t>(c.number) : 0)
-                                    : j.get<int64_t>();
-  } else {
-    c.kind = Kind::kOther;
-  }
-  return c;
+  cells.push_back(c);
 }
 
 std::optional<PsRows> ReadPsRowsResponse(std::string_view line, int64_t id) {
-  Reader r(line);
   PsRows out;
+  Reader r(line, &out);
   bool have_id = false, have_result = false, have_version = false;
   if (!r.Eat('{')) return std::nullopt;
   do {

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,22 +30,34 @@ struct PsCell {
   double number = 0;
   int64_t integer = 0;  // a number's value cut to an integer
   // A string's text; a number's, a bool's, an array's or an object's JSON
-  // text (what Text() prints for it).
-  std::string text;
-
-  // The same cell for a value of a DOM (a reply in another shape).
-  static PsCell Of(const rpc::Json& j);
+  // text (what Text() prints for it); "" for null. Points into the
+  // response line or into PsRows::texts.
+  std::string_view text;
 };
 
 struct PsRows {
   std::vector<std::string> columns;
   std::vector<PsCell> cells;  // row by row, columns.size() each
+  // The texts of cells that the line does not hold as they are (a string
+  // with escapes, a number not in nlohmann-json's own form). A deque: its
+  // strings never move.
+  std::deque<std::string> texts;
+
   size_t rows() const { return columns.empty() ? 0 : cells.size() / columns.size(); }
+  // Keeps `s` with the rows; returns a view of it.
+  std::string_view Keep(std::string s) {
+    texts.push_back(std::move(s));
+    return texts.back();
+  }
+  // Appends the cell of a value of a DOM (a reply in another shape); its
+  // text is kept here.
+  void AddCell(const rpc::Json& j);
 };
 
 // The result of the JSON-RPC response `line` when it is a success with
 // id `id` and a result of exactly {"columns": [strings], "rows": [[scalars
 // ...], ...]}, every row as long as "columns"; else nullopt.
+// REQUIRES: `line` outlives the result (its cells' texts point into it).
 std::optional<PsRows> ReadPsRowsResponse(std::string_view line, int64_t id);
 
 }  // namespace relsupd::cli
