@@ -136,8 +136,8 @@ class Reader {
 
   // JSON's number grammar. An integer that fits int64_t reads exactly (its
   // text the digits nlohmann-json would print); any other number as a
-  // double, its text what nlohmann-json prints for it. An integer beyond
-  // int64_t fails (the caller's DOM parse reads it).
+  // double, its text the token (float_token). An integer beyond int64_t
+  // fails (the caller's DOM parse reads it).
   bool Number(PsCell* out) {
     const size_t start = i_;
     auto digits = [this] {
@@ -189,7 +189,8 @@ class Reader {
     if (end != buf + len || errno == ERANGE || !std::isfinite(d)) return false;
     out->number = d;
     out->integer = std::fabs(d) < 9.2e18 ? static_cast<int64_t>(d) : 0;
-    out->text = keep_->Keep(rpc::Json(d).dump());
+    out->text = s_.substr(start, i_ - start);
+    out->float_token = true;
     return true;
   }
 
@@ -349,6 +350,10 @@ bool ReadResult(Reader& r, PsRows* out) {
 }
 
 }  // namespace
+
+std::string CellText(const PsCell& c) {
+  return c.float_token ? rpc::Json(c.number).dump() : std::string(c.text);
+}
 
 void PsRows::AddCell(const rpc::Json& j) {
   PsCell c;

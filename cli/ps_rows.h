@@ -31,9 +31,15 @@ struct PsCell {
   int64_t integer = 0;  // a number's value cut to an integer
   // A string's text; a number's, a bool's, an array's or an object's JSON
   // text (what Text() prints for it); "" for null. Points into the
-  // response line or into PsRows::texts.
+  // response line or into PsRows::texts. For a number with a fraction or
+  // an exponent read from the line (float_token), the token as sent:
+  // CellText() gives nlohmann-json's form of it, made only when asked.
   std::string_view text;
+  bool float_token = false;
 };
+
+// What Text() prints for the cell's value.
+std::string CellText(const PsCell& c);
 
 struct PsRows {
   std::vector<std::string> columns;

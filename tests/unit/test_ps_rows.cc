@@ -25,7 +25,7 @@ void CheckSame(const PsCell& got, const Json& want) {
   dom.AddCell(want);
   const PsCell& w = dom.cells[0];
   CHECK(static_cast<int>(got.kind) == static_cast<int>(w.kind));
-  CHECK(got.text == w.text);
+  CHECK(CellText(got) == CellText(w));
   CHECK(got.boolean == w.boolean);
   CHECK(got.number == w.number);
   CHECK(got.integer == w.integer);
