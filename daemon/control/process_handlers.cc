@@ -362,7 +362,11 @@ Json SwitchInfoToJson(const SwitchInfo& s) {
               {"actor", s.actor}};
 }
 
-Result<Json> StatusOf(DaemonContext& ctx, const std::string& app) {
+// `columns` (with its names, `names`): the processes in the rows shape of
+// `ps` with `columns`, else as objects.
+Result<Json> StatusOf(DaemonContext& ctx, const std::string& app,
+                      const std::optional<std::vector<const PsField*>>& columns,
+                      const Json& names) {
   ASSIGN_OR_RETURN(Ledger::Activation act, ctx.ledger->ActivationOf(app));
   ASSIGN_OR_RETURN(bool stopped, ctx.ledger->StoppedByHand(app));
   Json j = {{"app", app},
@@ -380,6 +384,10 @@ Result<Json> StatusOf(DaemonContext& ctx, const std::string& app) {
                                          {"live_ready", o->live_ready},
                                          {"changed", o->changed}};
   ASSIGN_OR_RETURN(std::vector<PsRow> rows, ctx.runs->Ps(app));
+  if (columns) {
+    j["processes"] = PsRowsShape(rows, names, *columns);
+    return j;
+  }
   Json procs = Json::array();
   for (const PsRow& r : rows) procs.push_back(PsRowToJson(r));
   j["processes"] = procs;
@@ -387,17 +395,24 @@ Result<Json> StatusOf(DaemonContext& ctx, const std::string& app) {
 }
 
 Result<Json> Status_(DaemonContext& ctx, const Json& params) {
-  RETURN_IF_ERROR(params::CheckKnown(params, {"app"}));
+  RETURN_IF_ERROR(params::CheckKnown(params, {"app", "columns"}));
   ASSIGN_OR_RETURN(auto app, params::OptionalString(params, "app"));
+  // `columns`: each app's processes as `ps` with `columns` gives them.
+  std::optional<std::vector<const PsField*>> columns;
+  Json names;
+  if (auto it = params.find("columns"); it != params.end()) {
+    ASSIGN_OR_RETURN(columns, PsColumnsParam(*it));
+    names = *it;
+  }
   if (app) {
     RETURN_IF_ERROR(ValidateAppName(*app));
     RETURN_IF_ERROR(ctx.ledger->GetApp(*app).status());
-    return StatusOf(ctx, *app);
+    return StatusOf(ctx, *app, columns, names);
   }
   ASSIGN_OR_RETURN(std::vector<AppSpec> apps, ctx.ledger->ListApps());
   Json out = Json::array();
   for (const AppSpec& a : apps) {
-    ASSIGN_OR_RETURN(Json one, StatusOf(ctx, a.name));
+    ASSIGN_OR_RETURN(Json one, StatusOf(ctx, a.name, columns, names));
     out.push_back(std::move(one));
   }
   return out;

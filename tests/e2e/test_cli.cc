@@ -11,6 +11,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <tuple>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -262,6 +263,67 @@ TEST_CASE("e2e cli: ps asks for columns and prints the same table from rows, fro
   CHECK(r.status.Exited(1));
   CHECK(r.err == "relsupd: app 'shop' does not exist\n");
   CHECK(refusing.requests().size() == 1);
+}
+
+TEST_CASE("e2e cli: status asks for the processes as rows of three columns and prints the "
+          "same counts, also from a daemon that refuses the param (asked again without it)",
+          "[e2e][cli]") {
+  TempDir dir;
+  // Two types of an app mid-switch: the objects a daemon sends without
+  // columns.
+  Json status = {{"app", "shop"},
+                 {"active", "v2"},
+                 {"previous", "v1"},
+                 {"stopped", false},
+                 {"switch", nullptr},
+                 {"last_switch", nullptr},
+                 {"processes", Json::array()}};
+  for (const auto& [release, type, state] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"v2", "web", "ready"}, {"v2", "web", "starting"}, {"v2", "worker", "ready"},
+           {"v1", "web", "stopping"}, {"v2", "web", "ready"}}) {
+    status["processes"].push_back({{"app", "shop"}, {"release", release}, {"type", type},
+                                   {"state", state}, {"pid", 7}, {"restarts", 0},
+                                   {"exits", Json::array()}});
+  }
+  // What `relsupd ctl status shop` printed from these objects before.
+  const std::string expected =
+      "shop: active v2, previous v1\n"
+      "  v1 web: 1 stopping\n"
+      "  v2 web: 2 ready 1 starting\n"
+      "  v2 worker: 1 ready\n";
+  for (bool refuses : {false, true}) {
+    INFO("refuses " << refuses);
+    const std::string socket = dir.Path(refuses ? "old.sock" : "new.sock");
+    ScriptedDaemon daemon(socket, [&status, refuses](const Json& request) -> Json {
+      const Json& params = request["params"];
+      if (!params.contains("columns")) return status;
+      if (refuses) return {{"error", {{"code", -32602}, {"message", "unknown param 'columns'"}}}};
+      Json out = status;
+      Json rows = Json::array();
+      for (const Json& p : status["processes"]) {
+        Json row = Json::array();
+        for (const Json& name : params["columns"]) row.push_back(p.value(name.get<std::string>(), Json()));
+        rows.push_back(row);
+      }
+      out["processes"] = {{"columns", params["columns"]}, {"rows", rows}};
+      return out;
+    });
+    ProcResult r = RunCtl(socket, {"status", "shop"});
+    INFO(r.Describe());
+    CHECK(r.status.Exited(0));
+    CHECK(r.out == expected);
+    const std::vector<Json> requests = daemon.requests();
+    REQUIRE(requests.size() == (refuses ? 2u : 1u));
+    CHECK(requests[0]["params"]["columns"].is_array());
+    if (refuses) CHECK(requests[1]["params"] == Json{{"app", "shop"}});
+  }
+  // --json: no columns, the objects as they came.
+  const std::string socket = dir.Path("json.sock");
+  ScriptedDaemon daemon(socket, [&status](const Json& request) -> Json {
+    return request["params"].contains("columns") ? Json("columns asked") : status;
+  });
+  CHECK(Json::parse(CtlOk(socket, {"--json", "status", "shop"})) == status);
 }
 
 TEST_CASE("e2e cli: exit 3 and the socket path when no daemon listens",

@@ -408,7 +408,7 @@ TEST_CASE("metrics: ctl metrics and GET /metrics are read by the reference parse
   CHECK(stage.Ctl({"ps", "shop"}).exit_code() == 0);
 }
 
-TEST_CASE("ps with columns: rows of arrays holding the values the objects have (null for a key left out), in the order asked, and bad columns are refused") {
+TEST_CASE("ps and status with columns: rows of arrays holding the values the objects have (null for a key left out), in the order asked, and bad columns are refused") {
   Stage stage(FastConfig());
   // web has a memory limit (memory_limit_bytes and _by present), worker
   // none (both left out of its objects); worker exits once (last_exit).
@@ -480,6 +480,36 @@ TEST_CASE("ps with columns: rows of arrays holding the values the objects have (
   }
   const Json nope = support::CallRaw(stage.socket(), "ps", {{"columns", {"app", "nope"}}});
   CHECK_THAT(nope["error"]["message"].get<std::string>(), Catch::Contains("no field 'nope'"));
+
+  // status with columns: its processes in the same shape, the rest as
+  // without; one app or all of them.
+  const Json plain = support::Call(stage.socket(), "status", {{"app", stage.app()}});
+  const Json one = support::Call(stage.socket(), "status",
+                                 {{"app", stage.app()}, {"columns", {"process", "type", "state"}}});
+  const Json all = support::Call(stage.socket(), "status", {{"columns", {"process", "type", "state"}}});
+  INFO(one.dump());
+  REQUIRE(all.is_array());
+  REQUIRE(all.size() == 1);
+  CHECK(all[0] == one);
+  REQUIRE(plain["processes"].is_array());
+  REQUIRE(plain["processes"].size() == 2);
+  CHECK(one["processes"]["columns"] == Json({"process", "type", "state"}));
+  const Json& status_rows = one["processes"]["rows"];
+  REQUIRE(status_rows.size() == plain["processes"].size());
+  for (const Json& object : plain["processes"]) {
+    bool found = false;
+    for (const Json& row : status_rows)
+      found = found || row == Json({object["process"], object["type"], object["state"]});
+    CHECK(found);
+  }
+  Json rest = one;
+  rest.erase("processes");
+  Json plain_rest = plain;
+  plain_rest.erase("processes");
+  CHECK(rest == plain_rest);
+  const Json bad_status =
+      support::CallRaw(stage.socket(), "status", {{"app", stage.app()}, {"columns", {"nope"}}});
+  CHECK_THAT(bad_status["error"]["message"].get<std::string>(), Catch::Contains("no field 'nope'"));
 }
 
 }  // namespace
