@@ -85,91 +85,117 @@ std::string CpuCell(const PsCell& cpu) {
   return Fixed(cpu.number, 1);
 }
 
-// The table of `ps`. `count` rows; `cell(i, column)` is row i's value of
-// kPsColumnNames[column], null where the daemon gave none. A cell's text
-// is what Text() gives for its JSON value.
-template <typename Cell>
-void PrintPsTable(size_t count, Cell cell) {
-  if (count == 0) {
-    std::cout << "No processes\n";
-    return;
+// The table of `ps`, a row at a time. Add's `cell(column)` is the row's
+// value of kPsColumnNames[column], null where the daemon gave none.
+class PsTable {
+ public:
+  PsTable()
+      : t_({"APP", "PROCESS", "RELEASE", "STATE", "PID", "UID", "UPTIME", "MEM", "CPU%",
+            "RESTARTS", "LAST EXIT", "STATUS"}) {
+    t_.Cuttable("STATUS");  // the app's own text
+    t_.Cuttable("LAST EXIT");
   }
-  Table t({"APP", "PROCESS", "RELEASE", "STATE", "PID", "UID", "UPTIME", "MEM", "CPU%",
-           "RESTARTS", "LAST EXIT", "STATUS"});
-  t.Cuttable("STATUS");  // the app's own text
-  t.Cuttable("LAST EXIT");
-  std::set<std::string> limit_by;
-  for (size_t i = 0; i < count; ++i) {
-    auto at = [&](PsColumn c) -> const PsCell& { return cell(i, c); };
-    auto text = [&](PsColumn c) { return CellText(at(c)); };
-    if (!IsNull(at(kPsMemoryLimitBy))) limit_by.insert(text(kPsMemoryLimitBy));
+
+  template <typename Cell>
+  void Add(Cell cell) {
+    auto text = [&](PsColumn c) { return CellText(cell(c)); };
+    if (!IsNull(cell(kPsMemoryLimitBy))) limit_by_.insert(text(kPsMemoryLimitBy));
     std::string release = text(kPsRelease);
-    if (!BoolOr(at(kPsActive), true)) release += " (old)";
-    const int64_t pid = IntOr(at(kPsPid), 0);
-    const std::string_view last_exit = at(kPsLastExit).text;
-    const std::string_view status = at(kPsStatus).text;
+    if (!BoolOr(cell(kPsActive), true)) release += " (old)";
+    const int64_t pid = IntOr(cell(kPsPid), 0);
+    const std::string_view last_exit = cell(kPsLastExit).text;
+    const std::string_view status = cell(kPsStatus).text;
     std::vector<std::string> row = {
         text(kPsApp), text(kPsProcess), std::move(release), text(kPsState),
         pid > 0 ? std::to_string(pid) : "-",
-        IntOr(at(kPsUid), -1) >= 0 ? text(kPsUid) : "-",
-        FormatElapsed(IntOr(at(kPsUptime), 0)),
-        MemoryCell(at(kPsMemory), at(kPsMemoryLimit)), CpuCell(at(kPsCpu)),
+        IntOr(cell(kPsUid), -1) >= 0 ? text(kPsUid) : "-",
+        FormatElapsed(IntOr(cell(kPsUptime), 0)),
+        MemoryCell(cell(kPsMemory), cell(kPsMemoryLimit)), CpuCell(cell(kPsCpu)),
         text(kPsRestarts), last_exit.empty() ? "-" : std::string(last_exit),
         // STATUS= is the app's own text: shown escaped on a terminal.
         status.empty() ? "-" : std::string(status)};
     for (std::string& c : row) c = ForStdout(c);
-    t.AddRow(std::move(row));
+    t_.AddRow(std::move(row));
+    ++rows_;
   }
-  t.Print(std::cout);
-  // Which way `limits: memory` is in force (MEM shows USED/LIMIT).
-  for (const std::string& by : limit_by)
-    std::cout << (by == "cgroup" ? "Memory limits: cgroup memory.max\n"
-                                 : "Memory limits: an RSS watch every 2s (no cgroup memory "
-                                   "controller)\n");
-}
+
+  void Print() const {
+    if (rows_ == 0) {
+      std::cout << "No processes\n";
+      return;
+    }
+    t_.Print(std::cout);
+    // Which way `limits: memory` is in force (MEM shows USED/LIMIT).
+    for (const std::string& by : limit_by_)
+      std::cout << (by == "cgroup" ? "Memory limits: cgroup memory.max\n"
+                                   : "Memory limits: an RSS watch every 2s (no cgroup memory "
+                                     "controller)\n");
+  }
+
+ private:
+  Table t_;
+  std::set<std::string> limit_by_;
+  size_t rows_ = 0;
+};
+
+// Fills a PsTable from the rows reply as ReadPsRowsResponse reads it.
+class PsTableSink final : public PsRowSink {
+ public:
+  explicit PsTableSink(PsTable* table) : table_(table) {}
+  void Columns(const std::vector<std::string>& names) override {
+    for (size_t c = 0; c < kPsColumns; ++c) {
+      index_[c] = SIZE_MAX;
+      for (size_t k = 0; k < names.size(); ++k)
+        if (names[k] == kPsColumnNames[c]) index_[c] = k;
+    }
+  }
+  void Row(const std::vector<PsCell>& cells) override {
+    static const PsCell kNull;
+    table_->Add([&](PsColumn c) -> const PsCell& {
+      return index_[c] < cells.size() ? cells[index_[c]] : kNull;
+    });
+  }
+
+ private:
+  PsTable* table_;
+  size_t index_[kPsColumns] = {};
+};
 
 // `ps`'s table from the reply without `columns` (an array of objects).
 void PrintPs(const rpc::Json& rows) {
-  const size_t count = rows.is_array() ? rows.size() : 0;
-  PsRows cells;
-  cells.cells.reserve(count * kPsColumns);
-  for (size_t i = 0; i < count; ++i)
-    for (const char* name : kPsColumnNames) cells.AddCell(Field(rows[i], name));
-  PrintPsTable(count, [&cells](size_t i, PsColumn c) -> const PsCell& {
-    return cells.cells[i * kPsColumns + c];
-  });
-}
-
-// `ps`'s table from the reply to `columns`, read by the names in its
-// columns (any order; a name missing gives null).
-void PrintPsRows(const PsRows& reply) {
-  static const PsCell kNull;
-  const size_t width = reply.columns.size();
-  size_t index[kPsColumns];
-  for (size_t c = 0; c < kPsColumns; ++c) {
-    index[c] = SIZE_MAX;
-    for (size_t k = 0; k < width; ++k)
-      if (reply.columns[k] == kPsColumnNames[c]) index[c] = k;
+  PsTable table;
+  if (rows.is_array()) {
+    for (const rpc::Json& row : rows) {
+      PsRows cells;
+      for (const char* name : kPsColumnNames) cells.AddCell(Field(row, name));
+      table.Add([&cells](PsColumn c) -> const PsCell& { return cells.cells[c]; });
+    }
   }
-  PrintPsTable(reply.rows(), [&](size_t i, PsColumn c) -> const PsCell& {
-    return index[c] == SIZE_MAX ? kNull : reply.cells[i * width + index[c]];
-  });
+  table.Print();
 }
 
-// The same from a DOM (a reply the reader above does not take: a number
-// beyond int64, a row of another length).
+// The same from a DOM of the reply to `columns` (one the reader does not
+// take: a number beyond int64, a row of another length), read by the
+// names in its columns (any order; a name missing or a short row gives
+// null).
 void PrintPsRows(const rpc::Json& reply) {
-  PsRows rows;
-  const rpc::Json& names = Field(reply, "columns");
-  if (names.is_array())
-    for (const rpc::Json& n : names) rows.columns.push_back(n.is_string() ? n.get<std::string>() : "");
-  const rpc::Json& cells = Field(reply, "rows");
-  if (!rows.columns.empty() && cells.is_array()) {
-    for (const rpc::Json& row : cells)
-      for (size_t k = 0; k < rows.columns.size(); ++k)
-        rows.AddCell(row.is_array() && k < row.size() ? row[k] : rpc::Json());
+  std::vector<std::string> names;
+  const rpc::Json& columns = Field(reply, "columns");
+  if (columns.is_array())
+    for (const rpc::Json& n : columns) names.push_back(n.is_string() ? n.get<std::string>() : "");
+  PsTable table;
+  PsTableSink sink(&table);
+  sink.Columns(names);
+  const rpc::Json& rows = Field(reply, "rows");
+  if (!names.empty() && rows.is_array()) {
+    for (const rpc::Json& row : rows) {
+      PsRows cells;
+      for (size_t k = 0; k < names.size(); ++k)
+        cells.AddCell(row.is_array() && k < row.size() ? row[k] : rpc::Json());
+      sink.Row(cells.cells);
+    }
   }
-  PrintPsRows(rows);
+  table.Print();
 }
 
 // `ctl ps` in human form: asks only for the table's fields, as rows of
@@ -186,10 +212,14 @@ void RunPs(CtlContext* ctx, rpc::Json params) {
   int64_t id = 0;
   auto line = client->CallForLine(method::kPs, std::move(with), &id);
   if (!line.ok()) return ctx->Fail(line.status());
-  if (std::optional<PsRows> rows = ReadPsRowsResponse(*line, id)) {
-    PrintPsRows(*rows);
-    ctx->exit_code = kExitOk;
-    return;
+  {
+    PsTable table;
+    PsTableSink sink(&table);
+    if (ReadPsRowsResponse(*line, id, &sink)) {
+      table.Print();
+      ctx->exit_code = kExitOk;
+      return;
+    }
   }
   auto result = client->ParseResponse(*line, id);
   if (!result.ok() && result.status().code() == StatusCode::kInvalidArgument &&

@@ -14,7 +14,7 @@ namespace {
 class Reader {
  public:
   // Texts that are not in the line as they are go to `keep`.
-  Reader(std::string_view s, PsRows* keep) : s_(s), keep_(keep) {}
+  Reader(std::string_view s, std::deque<std::string>* keep) : s_(s), keep_(keep) {}
 
   void SkipWs() {
     while (i_ < s_.size() &&
@@ -34,14 +34,7 @@ class Reader {
     SkipWs();
     return i_ == s_.size();
   }
-  // How many times `c` occurs in the rest of the line.
-  size_t CountAhead(char c) const {
-    size_t n = 0;
-    for (size_t k = i_; k < s_.size(); ++k) n += s_[k] == c;
-    return n;
-  }
-  // The columns read so far, to size the rows (0: not known yet).
-  size_t ColumnsHint() const { return keep_->columns.size(); }
+
   // A string, its text decoded into `*out`.
   bool String(std::string* out) {
     out->clear();
@@ -73,7 +66,8 @@ class Reader {
     if (i_ == s_.size()) return false;
     std::string decoded(s_.substr(start, i_ - start));
     if (!StringRest(&decoded)) return false;
-    *out = keep_->Keep(std::move(decoded));
+    keep_->push_back(std::move(decoded));
+    *out = keep_->back();
     return true;
   }
   // The rest of a string after its opening quote, appended to `*out`.
@@ -286,7 +280,7 @@ class Reader {
 
   std::string_view s_;
   size_t i_ = 0;
-  PsRows* keep_;
+  std::deque<std::string>* keep_;
 };
 
 // [a, b, ...] of strings.
@@ -301,53 +295,67 @@ bool ReadColumns(Reader& r, std::vector<std::string>* out) {
   return r.Eat(']');
 }
 
-// [[scalar, ...], ...], every row `*width` long (set by the first row).
-bool ReadRows(Reader& r, std::vector<PsCell>* cells, size_t* width) {
+// [[scalar, ...], ...], each row `width` long, handed to `sink`; the
+// texts a row keeps (in `keep`, the reader's) go with it.
+bool ReadRows(Reader& r, size_t width, std::deque<std::string>* keep, PsRowSink* sink) {
   if (!r.Eat('[')) return false;
-  // Room for every row at once: each starts with a '[' (some '[' may be
-  // inside strings; too many is only room unused).
-  if (const size_t width_hint = r.ColumnsHint(); width_hint > 0)
-    cells->reserve(r.CountAhead('[') * width_hint);
   if (r.Eat(']')) return true;
-  bool first = true;
+  std::vector<PsCell> cells;
+  cells.reserve(width);
   do {
     if (!r.Eat('[')) return false;
-    size_t n = 0;
+    cells.clear();
+    keep->clear();
     if (!r.Eat(']')) {
       do {
-        cells->emplace_back();
-        if (!r.Scalar(&cells->back())) return false;
-        ++n;
+        cells.emplace_back();
+        if (cells.size() > width || !r.Scalar(&cells.back())) return false;
       } while (r.Eat(','));
       if (!r.Eat(']')) return false;
     }
-    if (first) *width = n;
-    if (n != *width) return false;
-    first = false;
+    if (cells.size() != width) return false;
+    sink->Row(cells);
   } while (r.Eat(','));
   return r.Eat(']');
 }
 
-bool ReadResult(Reader& r, PsRows* out) {
+bool ReadResult(Reader& r, std::deque<std::string>* keep, PsRowSink* sink) {
   if (!r.Eat('{')) return false;
-  bool columns = false, rows = false;
-  size_t width = 0;
+  std::vector<std::string> columns;
+  bool have_columns = false, have_rows = false;
   do {
     std::string key;
     if (!r.String(&key) || !r.Eat(':')) return false;
-    if (key == "columns" && !columns) {
-      if (!ReadColumns(r, &out->columns)) return false;
-      columns = true;
-    } else if (key == "rows" && !rows) {
-      if (!ReadRows(r, &out->cells, &width)) return false;
-      rows = true;
+    if (key == "columns" && !have_columns) {
+      if (!ReadColumns(r, &columns) || columns.empty()) return false;
+      sink->Columns(columns);
+      have_columns = true;
+    } else if (key == "rows" && have_columns && !have_rows) {
+      if (!ReadRows(r, columns.size(), keep, sink)) return false;
+      have_rows = true;
     } else {
-      return false;
+      return false;  // rows before columns, or another key
     }
   } while (r.Eat(','));
-  if (!r.Eat('}') || !columns || !rows || out->columns.empty()) return false;
-  return out->cells.empty() || width == out->columns.size();
+  return r.Eat('}') && have_rows;
 }
+
+// A sink that keeps every cell (for ReadPsRowsResponse's collecting form):
+// each text copied, since a row's texts live only during its call.
+class Collect final : public PsRowSink {
+ public:
+  explicit Collect(PsRows* out) : out_(out) {}
+  void Columns(const std::vector<std::string>& names) override { out_->columns = names; }
+  void Row(const std::vector<PsCell>& cells) override {
+    for (PsCell c : cells) {
+      if (!c.text.empty()) c.text = out_->Keep(std::string(c.text));
+      out_->cells.push_back(c);
+    }
+  }
+
+ private:
+  PsRows* out_;
+};
 
 }  // namespace
 
@@ -378,31 +386,37 @@ void PsRows::AddCell(const rpc::Json& j) {
   cells.push_back(c);
 }
 
-std::optional<PsRows> ReadPsRowsResponse(std::string_view line, int64_t id) {
-  PsRows out;
-  Reader r(line, &out);
+bool ReadPsRowsResponse(std::string_view line, int64_t id, PsRowSink* sink) {
+  std::deque<std::string> keep;
+  Reader r(line, &keep);
   bool have_id = false, have_result = false, have_version = false;
-  if (!r.Eat('{')) return std::nullopt;
+  if (!r.Eat('{')) return false;
   do {
     std::string key;
-    if (!r.String(&key) || !r.Eat(':')) return std::nullopt;
+    if (!r.String(&key) || !r.Eat(':')) return false;
     if (key == "id" && !have_id) {
       PsCell c;
       if (!r.Scalar(&c) || c.kind != PsCell::Kind::kNumber || c.text != std::to_string(id))
-        return std::nullopt;
+        return false;
       have_id = true;
     } else if (key == "jsonrpc" && !have_version) {
       PsCell c;
-      if (!r.Scalar(&c) || c.kind != PsCell::Kind::kString) return std::nullopt;
+      if (!r.Scalar(&c) || c.kind != PsCell::Kind::kString) return false;
       have_version = true;
     } else if (key == "result" && !have_result) {
-      if (!ReadResult(r, &out)) return std::nullopt;
+      if (!ReadResult(r, &keep, sink)) return false;
       have_result = true;
     } else {
-      return std::nullopt;  // "error", or a key this reader does not know
+      return false;  // "error", or a key this reader does not know
     }
   } while (r.Eat(','));
-  if (!r.Eat('}') || !r.AtEnd() || !have_id || !have_result) return std::nullopt;
+  return r.Eat('}') && r.AtEnd() && have_id && have_result;
+}
+
+std::optional<PsRows> ReadPsRowsResponse(std::string_view line, int64_t id) {
+  PsRows out;
+  Collect sink(&out);
+  if (!ReadPsRowsResponse(line, id, &sink)) return std::nullopt;
   return out;
 }
 

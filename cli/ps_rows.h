@@ -60,10 +60,28 @@ struct PsRows {
   void AddCell(const rpc::Json& j);
 };
 
-// The result of the JSON-RPC response `line` when it is a success with
-// id `id` and a result of exactly {"columns": [strings], "rows": [[scalars
-// ...], ...]}, every row as long as "columns"; else nullopt.
-// REQUIRES: `line` outlives the result (its cells' texts point into it).
+// Takes the rows of a reply one at a time, as the reader reads them (no
+// cell of the reply is kept for more than its row: a ps of 100 wrote 60 KB
+// of cells, 15 page faults).
+class PsRowSink {
+ public:
+  virtual ~PsRowSink() = default;
+  // The names in "columns", before any row.
+  virtual void Columns(const std::vector<std::string>& names) = 0;
+  // One row, as long as the columns. The cells and their texts are valid
+  // during the call only.
+  virtual void Row(const std::vector<PsCell>& cells) = 0;
+};
+
+// Reads the JSON-RPC response `line` into `sink` and returns true when it
+// is a success with id `id` and a result of exactly {"columns": [strings],
+// "rows": [[scalars ...], ...]} ("columns" first, as the daemon sends it),
+// every row as long as "columns". False otherwise, maybe after some rows
+// went to `sink`: whatever it made of them is to be thrown away.
+bool ReadPsRowsResponse(std::string_view line, int64_t id, PsRowSink* sink);
+
+// The same, every cell kept: the rows, or nullopt.
+// REQUIRES: `line` outlives the result (its cells' texts may point into it).
 std::optional<PsRows> ReadPsRowsResponse(std::string_view line, int64_t id);
 
 }  // namespace relsupd::cli

@@ -62,11 +62,11 @@ TEST_CASE("ps rows: the daemon's shape reads as nlohmann reads it, cell by cell"
   CheckReadsAsDom(Response(columns, Json::array()));
   CheckReadsAsDom(Response({"pid"}, {{1}, {2}}));
   // Written by hand: whitespace anywhere JSON allows it, every escape,
-  // keys in another order, numbers in every form.
+  // the envelope's keys in another order, numbers in every form.
   CheckReadsAsDom(
-      " { \"result\" : { \"rows\" : [ [ \"\\u00e9\\ud83d\\ude00\\/\\b\\f\\r\\u0000x\" , -0 , 1E3 ,"
-      " 2.5e-1 , 0.0 , true ] , [ \"\" , 17 , -12 , 1e+2 , null , false ] ] ,\r\n\t"
-      "\"columns\" : [ \"a\" , \"b\" , \"c\" , \"d\" , \"e\" , \"f\" ] } , \"jsonrpc\" : \"2.0\" ,"
+      " { \"result\" : { \"columns\" : [ \"a\" , \"b\" , \"c\" , \"d\" , \"e\" , \"f\" ] ,\r\n\t"
+      "\"rows\" : [ [ \"\\u00e9\\ud83d\\ude00\\/\\b\\f\\r\\u0000x\" , -0 , 1E3 ,"
+      " 2.5e-1 , 0.0 , true ] , [ \"\" , 17 , -12 , 1e+2 , null , false ] ] } , \"jsonrpc\" : \"2.0\" ,"
       " \"id\" : 7 } \n");
 }
 
@@ -84,6 +84,8 @@ TEST_CASE("ps rows: anything but a success in that exact shape is left to nlohma
            R"({"id":7,"jsonrpc":"2.0","result":{"rows":[["x"]]}})",
            R"({"id":7,"jsonrpc":"2.0","result":{"columns":[],"rows":[]}})",
            R"({"id":7,"jsonrpc":"2.0","result":{"columns":["a"],"rows":[["x"]],"more":1}})",
+           // Rows before their columns (the daemon sends columns first).
+           R"({"id":7,"jsonrpc":"2.0","result":{"rows":[["x"]],"columns":["a"]}})",
            R"({"id":7,"jsonrpc":"2.0","result":{"columns":["a"],"rows":[["x","y"]]}})",
            R"({"id":7,"jsonrpc":"2.0","result":{"columns":["a","b"],"rows":[["x","y"],["z"]]}})",
            R"({"id":7,"jsonrpc":"2.0","result":{"columns":["a"],"rows":[[["nested"]]]}})",
