@@ -106,6 +106,12 @@ Result<rpc::Json> Client::Call(std::string_view method, rpc::Json params) {
   return ParseResponse(line, id);
 }
 
+Result<std::string> Client::CallForLine(std::string_view method, rpc::Json params,
+                                        int64_t* id) {
+  *id = next_id_++;
+  return RoundTrip(rpc::Frame(rpc::MakeRequest(*id, method, std::move(params))));
+}
+
 Result<rpc::Json> Client::CallWithTick(std::string_view method, rpc::Json params,
                                        const std::function<void()>& tick) {
   const int64_t id = next_id_++;

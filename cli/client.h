@@ -43,6 +43,12 @@ class Client {
   // it waits, `tick` runs about every 100 ms (e.g. to draw progress).
   Result<rpc::Json> CallWithFd(std::string_view method, rpc::Json params,
                                int fd, const std::function<void()>& tick);
+  // Like Call, but returns the response line unparsed, for a caller that
+  // reads it faster than a DOM can (ctl ps, cli/ps_rows.h); `*id` is the
+  // request's id. ParseResponse does the rest of Call with it.
+  Result<std::string> CallForLine(std::string_view method, rpc::Json params, int64_t* id);
+  // The result of a response line to the request `id`, as Call returns it.
+  Result<rpc::Json> ParseResponse(const std::string& line, int64_t id);
   // Sends `line` as is and returns the next line received (for tests).
   Result<std::string> RoundTrip(std::string_view line);
   int fd() const { return fd_.get(); }
@@ -50,7 +56,6 @@ class Client {
  private:
   Client(Fd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
   Result<std::string> ReadLine(const std::function<void()>& tick = {});
-  Result<rpc::Json> ParseResponse(const std::string& line, int64_t id);
 
   Fd fd_;
   std::string path_;

@@ -163,8 +163,8 @@ constexpr VerbAdder kVerbAdders[] = {
     {"events", AddEventsVerb},      {"prune", AddReleaseStageVerbs},
     {"build", AddReleaseStageVerbs}, {"release", AddReleaseStageVerbs},
     {"releases", AddReleaseStageVerbs}, {"config", AddReleaseStageVerbs},
-    {"ps", AddProcessVerbs},        {"logs", AddProcessVerbs},
-    {"status", AddProcessVerbs},    {"scale", AddProcessVerbs},
+    {"ps", AddPsVerb},              {"logs", AddProcessVerbs},
+    {"status", AddStatusVerb},      {"scale", AddProcessVerbs},
     {"signal", AddProcessVerbs},    {"restart", AddProcessVerbs},
     {"stop", AddProcessVerbs},      {"start", AddProcessVerbs},
     {"activate", AddProcessVerbs},  {"rollback", AddProcessVerbs},
@@ -173,8 +173,9 @@ constexpr VerbAdder kVerbAdders[] = {
 
 // Every verb, in the order the help lists a stage's verbs.
 constexpr AddVerbsFn kAllVerbs[] = {AddInfoVerb,     AddAppVerbs,          AddHistoryVerb,
-                                    AddEventsVerb,   AddReleaseStageVerbs, AddProcessVerbs,
-                                    AddRunVerb,      AddDaemonVerbs,       AddHelpVerb};
+                                    AddEventsVerb,   AddReleaseStageVerbs, AddPsVerb,
+                                    AddProcessVerbs, AddStatusVerb,        AddRunVerb,
+                                    AddDaemonVerbs,  AddHelpVerb};
 
 }  // namespace
 

@@ -78,6 +78,10 @@ void AddAppVerbs(CLI::App& ctl, CtlContext* ctx);
 void AddHistoryVerb(CLI::App& ctl, CtlContext* ctx);
 void AddEventsVerb(CLI::App& ctl, CtlContext* ctx);  // ctl_history.cc
 void AddReleaseStageVerbs(CLI::App& ctl, CtlContext* ctx);
+// ps and status, each alone: the verbs a script or a benchmark calls most,
+// so that their command line builds nothing else (ctl_process.cc).
+void AddPsVerb(CLI::App& ctl, CtlContext* ctx);
+void AddStatusVerb(CLI::App& ctl, CtlContext* ctx);
 void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx);
 void AddRunVerb(CLI::App& ctl, CtlContext* ctx);  // ctl_run.cc
 

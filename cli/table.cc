@@ -153,13 +153,22 @@ void Table::Print(std::ostream& out, const TableStyle& style) const {
     std::string s;
     const size_t cols = std::min(cells.size(), n);
     for (size_t i = 0; i < cols; ++i) {
-      const std::string cell = CutToWidth(cells[i], width[i]);
+      // Cut only a cell that does not fit (most fit: no copy of them).
+      const size_t w = DisplayWidth(cells[i]);
+      std::string cut;
+      std::string_view cell = cells[i];
+      size_t cell_width = w;
+      if (w > width[i]) {
+        cut = CutToWidth(cells[i], width[i]);
+        cell = cut;
+        cell_width = DisplayWidth(cut);
+      }
       const char* colour =
           style.colour && !header && i == state_column ? StateColour(cells[i]) : nullptr;
       if (colour) s += colour;
       s += cell;
       if (colour) s += "\033[0m";
-      if (i + 1 < cols) s.append(width[i] - DisplayWidth(cell) + 2, ' ');
+      if (i + 1 < cols) s.append(width[i] - cell_width + 2, ' ');
     }
     out << s << '\n';
   };

@@ -6,6 +6,9 @@
 #include <cmath>
 #include <cstring>
 #include <deque>
+#include <optional>
+#include <string_view>
+#include <vector>
 
 #include "daemon/base/clock.h"
 #include "daemon/base/release_id.h"
@@ -27,43 +30,136 @@ namespace {
 using rpc::Json;
 namespace method = rpc::method;
 
+// One field of a `ps` row: its key and its value, nullopt where the
+// object shape leaves the key out. The one place a PsRow becomes JSON, for
+// both shapes of the reply (PsRowToJson, PsRowsShape).
+struct PsField {
+  std::string_view name;
+  std::optional<Json> (*value)(const PsRow&);
+};
+
+constexpr PsField kPsFields[] = {
+    {"app", [](const PsRow& r) -> std::optional<Json> { return Json(r.app); }},
+    {"release", [](const PsRow& r) -> std::optional<Json> { return Json(r.release); }},
+    {"process", [](const PsRow& r) -> std::optional<Json> { return Json(r.process); }},
+    {"type", [](const PsRow& r) -> std::optional<Json> { return Json(r.type); }},
+    {"pid", [](const PsRow& r) -> std::optional<Json> { return Json(r.pid); }},
+    {"state", [](const PsRow& r) -> std::optional<Json> { return Json(r.state); }},
+    {"uptime_ms", [](const PsRow& r) -> std::optional<Json> { return Json(r.uptime_ms); }},
+    {"restarts", [](const PsRow& r) -> std::optional<Json> { return Json(r.restarts); }},
+    {"active", [](const PsRow& r) -> std::optional<Json> { return Json(r.active); }},
+    {"uid", [](const PsRow& r) -> std::optional<Json> { return Json(r.uid); }},
+    {"last_exit",
+     [](const PsRow& r) -> std::optional<Json> {
+       return r.last_exit.empty() ? Json(nullptr) : Json(r.last_exit);
+     }},
+    {"last_exit_at",
+     [](const PsRow& r) -> std::optional<Json> {
+       if (r.last_exit_at == 0) return std::nullopt;
+       return Json(FormatTimeUtc(r.last_exit_at));
+     }},
+    {"last_exit_cause",
+     [](const PsRow& r) -> std::optional<Json> {
+       if (r.last_exit_cause.empty()) return std::nullopt;
+       return Json(r.last_exit_cause);
+     }},
+    {"stopping_ms",
+     [](const PsRow& r) -> std::optional<Json> {
+       if (r.stop_timeout_ms <= 0) return std::nullopt;
+       return Json(r.stopping_ms);
+     }},
+    {"stop_timeout_ms",
+     [](const PsRow& r) -> std::optional<Json> {
+       if (r.stop_timeout_ms <= 0) return std::nullopt;
+       return Json(r.stop_timeout_ms);
+     }},
+    {"status",
+     [](const PsRow& r) -> std::optional<Json> {
+       if (r.status.empty()) return std::nullopt;
+       return Json(r.status);
+     }},
+    {"memory_bytes",
+     [](const PsRow& r) -> std::optional<Json> {
+       return r.has_usage ? Json(r.memory_bytes) : Json(nullptr);
+     }},
+    {"cpu_seconds",
+     [](const PsRow& r) -> std::optional<Json> {
+       return r.has_usage ? Json(r.cpu_seconds) : Json(nullptr);
+     }},
+    {"cpu_percent",
+     [](const PsRow& r) -> std::optional<Json> {
+       return r.has_usage ? Json(std::round(r.cpu_percent * 10) / 10) : Json(nullptr);
+     }},
+    {"memory_limit_bytes",
+     [](const PsRow& r) -> std::optional<Json> {
+       if (r.memory_limit_bytes == 0) return std::nullopt;
+       return Json(r.memory_limit_bytes);
+     }},
+    {"memory_limit_by",
+     [](const PsRow& r) -> std::optional<Json> {
+       if (r.memory_limit_bytes == 0) return std::nullopt;
+       return Json(r.memory_limit_by);
+     }},
+    {"exits",
+     [](const PsRow& r) -> std::optional<Json> {
+       Json exits = Json::array();
+       for (const ExitInfo& e : r.exits)
+         exits.push_back({{"time", FormatTimeUtc(e.time_ms)}, {"exit", e.Describe()},
+                          {"cause", std::string(e.Cause())}});
+       return exits;
+     }},
+};
+
 Json PsRowToJson(const PsRow& r) {
-  Json j = {{"app", r.app},           {"release", r.release},
-            {"process", r.process},   {"type", r.type},
-            {"pid", r.pid},           {"state", r.state},
-            {"uptime_ms", r.uptime_ms}, {"restarts", r.restarts},
-            {"active", r.active},     {"uid", r.uid}};
-  j["last_exit"] = r.last_exit.empty() ? Json(nullptr) : Json(r.last_exit);
-  if (r.last_exit_at != 0) j["last_exit_at"] = FormatTimeUtc(r.last_exit_at);
-  if (!r.last_exit_cause.empty()) j["last_exit_cause"] = r.last_exit_cause;
-  if (r.stop_timeout_ms > 0) {
-    j["stopping_ms"] = r.stopping_ms;
-    j["stop_timeout_ms"] = r.stop_timeout_ms;
-  }
-  if (!r.status.empty()) j["status"] = r.status;
-  if (r.has_usage) {
-    j["memory_bytes"] = r.memory_bytes;
-    j["cpu_seconds"] = r.cpu_seconds;
-    j["cpu_percent"] = std::round(r.cpu_percent * 10) / 10;
-  } else {
-    j["memory_bytes"] = nullptr;
-    j["cpu_seconds"] = nullptr;
-    j["cpu_percent"] = nullptr;
-  }
-  if (r.memory_limit_bytes > 0) {
-    j["memory_limit_bytes"] = r.memory_limit_bytes;
-    j["memory_limit_by"] = r.memory_limit_by;
-  }
-  Json exits = Json::array();
-  for (const ExitInfo& e : r.exits)
-    exits.push_back({{"time", FormatTimeUtc(e.time_ms)}, {"exit", e.Describe()},
-                     {"cause", std::string(e.Cause())}});
-  j["exits"] = exits;
+  Json j = Json::object();
+  for (const PsField& f : kPsFields)
+    if (std::optional<Json> v = f.value(r)) j[std::string(f.name)] = std::move(*v);
   return j;
 }
 
+// `ps` with `columns`: the fields named there, in that order, read as
+// indexes into kPsFields. At most kMaxPsColumns names (a client grows
+// nothing without a limit); a name may repeat.
+constexpr size_t kMaxPsColumns = 64;
+
+Result<std::vector<const PsField*>> PsColumnsParam(const Json& columns) {
+  if (!columns.is_array() || columns.empty() || columns.size() > kMaxPsColumns)
+    return InvalidArgument("param 'columns' must be an array of 1 to " +
+                           std::to_string(kMaxPsColumns) + " field names");
+  std::vector<const PsField*> out;
+  for (const Json& c : columns) {
+    if (!c.is_string()) return InvalidArgument("param 'columns' must hold strings");
+    const std::string& name = c.get_ref<const std::string&>();
+    const PsField* found = nullptr;
+    for (const PsField& f : kPsFields)
+      if (f.name == name) found = &f;
+    if (found == nullptr) {
+      std::string known;
+      for (const PsField& f : kPsFields) known += (known.empty() ? "" : ", ") + std::string(f.name);
+      return InvalidArgument("param 'columns': no field '" + name + "' (known: " + known + ")");
+    }
+    out.push_back(found);
+  }
+  return out;
+}
+
+// {"columns": [...], "rows": [[...], ...]}: each cell the value the object
+// shape has under that key, null where it leaves the key out.
+Json PsRowsShape(const std::vector<PsRow>& rows, const Json& names,
+                 const std::vector<const PsField*>& columns) {
+  Json out_rows = Json::array();
+  out_rows.get_ref<Json::array_t&>().reserve(rows.size());
+  for (const PsRow& r : rows) {
+    Json cells = Json::array();
+    cells.get_ref<Json::array_t&>().reserve(columns.size());
+    for (const PsField* f : columns) cells.push_back(f->value(r).value_or(Json(nullptr)));
+    out_rows.push_back(std::move(cells));
+  }
+  return Json{{"columns", names}, {"rows", std::move(out_rows)}};
+}
+
 Result<Json> Ps(DaemonContext& ctx, const Json& params, bool memory_only = false) {
-  RETURN_IF_ERROR(params::CheckKnown(params, {"app", "all"}));
+  RETURN_IF_ERROR(params::CheckKnown(params, {"app", "all", "columns"}));
   ASSIGN_OR_RETURN(auto app, params::OptionalString(params, "app"));
   if (app) RETURN_IF_ERROR(ValidateAppName(*app));
   bool all = false;
@@ -71,10 +167,15 @@ Result<Json> Ps(DaemonContext& ctx, const Json& params, bool memory_only = false
     if (!it->is_boolean()) return InvalidArgument("param 'all' must be a boolean");
     all = it->get<bool>();
   }
+  std::optional<std::vector<const PsField*>> columns;
+  if (auto it = params.find("columns"); it != params.end()) {
+    ASSIGN_OR_RETURN(columns, PsColumnsParam(*it));
+  }
   ASSIGN_OR_RETURN(std::vector<PsRow> rows, ctx.runs->Ps(app, memory_only));
   // `all`: the one-offs of `ctl run` too (type "run"; never instances).
   if (all)
     for (PsRow& r : ctx.runs->one_offs()->PsRows(app)) rows.push_back(std::move(r));
+  if (columns) return PsRowsShape(rows, params["columns"], *columns);
   Json out = Json::array();
   for (const PsRow& r : rows) out.push_back(PsRowToJson(r));
   return out;
@@ -261,7 +362,11 @@ Json SwitchInfoToJson(const SwitchInfo& s) {
               {"actor", s.actor}};
 }
 
-Result<Json> StatusOf(DaemonContext& ctx, const std::string& app) {
+// `columns` (with its names, `names`): the processes in the rows shape of
+// `ps` with `columns`, else as objects.
+Result<Json> StatusOf(DaemonContext& ctx, const std::string& app,
+                      const std::optional<std::vector<const PsField*>>& columns,
+                      const Json& names) {
   ASSIGN_OR_RETURN(Ledger::Activation act, ctx.ledger->ActivationOf(app));
   ASSIGN_OR_RETURN(bool stopped, ctx.ledger->StoppedByHand(app));
   Json j = {{"app", app},
@@ -279,6 +384,10 @@ Result<Json> StatusOf(DaemonContext& ctx, const std::string& app) {
                                          {"live_ready", o->live_ready},
                                          {"changed", o->changed}};
   ASSIGN_OR_RETURN(std::vector<PsRow> rows, ctx.runs->Ps(app));
+  if (columns) {
+    j["processes"] = PsRowsShape(rows, names, *columns);
+    return j;
+  }
   Json procs = Json::array();
   for (const PsRow& r : rows) procs.push_back(PsRowToJson(r));
   j["processes"] = procs;
@@ -286,17 +395,24 @@ Result<Json> StatusOf(DaemonContext& ctx, const std::string& app) {
 }
 
 Result<Json> Status_(DaemonContext& ctx, const Json& params) {
-  RETURN_IF_ERROR(params::CheckKnown(params, {"app"}));
+  RETURN_IF_ERROR(params::CheckKnown(params, {"app", "columns"}));
   ASSIGN_OR_RETURN(auto app, params::OptionalString(params, "app"));
+  // `columns`: each app's processes as `ps` with `columns` gives them.
+  std::optional<std::vector<const PsField*>> columns;
+  Json names;
+  if (auto it = params.find("columns"); it != params.end()) {
+    ASSIGN_OR_RETURN(columns, PsColumnsParam(*it));
+    names = *it;
+  }
   if (app) {
     RETURN_IF_ERROR(ValidateAppName(*app));
     RETURN_IF_ERROR(ctx.ledger->GetApp(*app).status());
-    return StatusOf(ctx, *app);
+    return StatusOf(ctx, *app, columns, names);
   }
   ASSIGN_OR_RETURN(std::vector<AppSpec> apps, ctx.ledger->ListApps());
   Json out = Json::array();
   for (const AppSpec& a : apps) {
-    ASSIGN_OR_RETURN(Json one, StatusOf(ctx, a.name));
+    ASSIGN_OR_RETURN(Json one, StatusOf(ctx, a.name, columns, names));
     out.push_back(std::move(one));
   }
   return out;

@@ -1,8 +1,17 @@
 // E2E: `relsupd ctl` as an operator and a script see it: exit codes
 // (0 ok, 1 refused, 2 usage, 3 unreachable), messages that name the bad
 // input, idempotent apply, --json output, --help and --version.
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <tuple>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -99,7 +108,223 @@ std::vector<std::vector<std::string>> AllCommands(
   return all;
 }
 
+
+// A control socket that answers as another version of the daemon would,
+// for the client's side of a protocol change: each request is kept, and
+// `answer` makes the response's "result" (or, holding "error", the error)
+// from it. One connection at a time, on a thread of its own; the
+// destructor stops it.
+class ScriptedDaemon {
+ public:
+  ScriptedDaemon(const std::string& path, std::function<Json(const Json&)> answer)
+      : answer_(std::move(answer)),
+        listener_(support::OpenUnixSocket(path, SOCK_STREAM, support::UnixEnd::kBind)) {
+    REQUIRE(::listen(listener_.get(), 8) == 0);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~ScriptedDaemon() {
+    stop_ = true;
+    thread_.join();
+  }
+  ScriptedDaemon(const ScriptedDaemon&) = delete;
+  ScriptedDaemon& operator=(const ScriptedDaemon&) = delete;
+
+  // The requests received so far, oldest first.
+  std::vector<Json> requests() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return requests_;
+  }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      pollfd p{listener_.get(), POLLIN, 0};
+      if (::poll(&p, 1, 50) != 1) continue;
+      Fd conn(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!conn.valid()) continue;
+      std::string buf;
+      char chunk[4096];
+      ssize_t n;
+      while ((n = ::read(conn.get(), chunk, sizeof chunk)) > 0) {
+        buf.append(chunk, static_cast<size_t>(n));
+        for (size_t nl; (nl = buf.find('\n')) != std::string::npos;) {
+          const Json request = Json::parse(buf.substr(0, nl), nullptr, false);
+          buf.erase(0, nl + 1);
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            requests_.push_back(request);
+          }
+          Json out = answer_(request);
+          Json response = {{"jsonrpc", "2.0"}, {"id", request.value("id", Json())}};
+          if (out.is_object() && out.contains("error"))
+            response["error"] = out["error"];
+          else
+            response["result"] = std::move(out);
+          const std::string line = response.dump() + "\n";
+          if (::send(conn.get(), line.data(), line.size(), MSG_NOSIGNAL) !=
+              static_cast<ssize_t>(line.size()))
+            break;
+        }
+      }
+    }
+  }
+
+  std::function<Json(const Json&)> answer_;
+  Fd listener_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<Json> requests_;
+  std::thread thread_;
+};
+
+// `ps` rows of two instances as a daemon sends them without `columns`:
+// web.1 with a memory limit, a status and a last exit; web.2 of a release
+// being retired, not started yet.
+Json PsObjects() {
+  return Json::parse(R"([
+    {"active": true, "app": "shop", "cpu_percent": 1.5, "cpu_seconds": 0.25,
+     "exits": [{"cause": "crash", "exit": "exit 3", "time": "2026-12-05T10:00:00Z"}],
+     "last_exit": "exit 3", "last_exit_at": "2026-12-05T10:00:00Z",
+     "last_exit_cause": "crash", "memory_bytes": 35651584, "memory_limit_by": "cgroup",
+     "memory_limit_bytes": 67108864, "pid": 4242, "process": "web.1", "release": "v2",
+     "restarts": 1, "state": "ready", "status": "serving", "type": "web", "uid": 70001,
+     "uptime_ms": 3723000},
+    {"active": false, "app": "shop", "cpu_percent": null, "cpu_seconds": null,
+     "exits": [], "last_exit": null, "memory_bytes": null, "pid": 0,
+     "process": "web.2", "release": "v1", "restarts": 0, "state": "backoff",
+     "type": "web", "uid": -1, "uptime_ms": 0}
+  ])");
+}
+
+// The same rows as a daemon answers `columns` (the values of the objects,
+// null where a key is left out).
+Json PsRowsOf(const Json& columns) {
+  Json rows = Json::array();
+  for (const Json& object : PsObjects()) {
+    Json row = Json::array();
+    for (const Json& name : columns) row.push_back(object.value(name.get<std::string>(), Json()));
+    rows.push_back(std::move(row));
+  }
+  return Json{{"columns", columns}, {"rows", rows}};
+}
+
 }  // namespace
+
+TEST_CASE("e2e cli: ps asks for columns and prints the same table from rows, from a daemon "
+          "that refuses the param (asked again without it) and from one that ignores it",
+          "[e2e][cli]") {
+  TempDir dir;
+  // What `relsupd ctl ps` printed from these objects before `columns`.
+  const std::string expected =
+      "APP   PROCESS  RELEASE   STATE    PID   UID    UPTIME  MEM      CPU%  RESTARTS  "
+      "LAST EXIT  STATUS\n"
+      "shop  web.1    v2        ready    4242  70001  1h2m    34M/64M  1.5   1         "
+      "exit 3     serving\n"
+      "shop  web.2    v1 (old)  backoff  -     -      -       -        -     0         "
+      "-          -\n"
+      "Memory limits: cgroup memory.max\n";
+  enum class Daemon { kNew, kRefuses, kIgnores };
+  for (Daemon kind : {Daemon::kNew, Daemon::kRefuses, Daemon::kIgnores}) {
+    INFO("daemon " << static_cast<int>(kind));
+    const std::string socket = dir.Path("s" + std::to_string(static_cast<int>(kind)) + ".sock");
+    ScriptedDaemon daemon(socket, [kind](const Json& request) -> Json {
+      const Json& params = request["params"];
+      if (!params.contains("columns") || kind == Daemon::kIgnores) return PsObjects();
+      if (kind == Daemon::kRefuses)
+        return {{"error", {{"code", -32602}, {"message", "unknown param 'columns'"}}}};
+      return PsRowsOf(params["columns"]);
+    });
+    ProcResult r = RunCtl(socket, {"ps", "shop"});
+    INFO(r.Describe());
+    CHECK(r.status.Exited(0));
+    CHECK(r.err.empty());
+    CHECK(r.out == expected);
+    const std::vector<Json> requests = daemon.requests();
+    REQUIRE(requests.size() == (kind == Daemon::kRefuses ? 2u : 1u));
+    CHECK(requests[0]["method"] == "ps");
+    CHECK(requests[0]["params"]["app"] == "shop");
+    CHECK(requests[0]["params"]["columns"].is_array());
+    if (kind == Daemon::kRefuses) CHECK(requests[1]["params"] == Json{{"app", "shop"}});
+  }
+  // --json asks without columns and prints the objects as they came.
+  const std::string socket = dir.Path("json.sock");
+  ScriptedDaemon daemon(socket, [](const Json& request) -> Json {
+    return request["params"].contains("columns") ? Json("columns asked") : PsObjects();
+  });
+  CHECK(Json::parse(CtlOk(socket, {"--json", "ps", "shop"})) == PsObjects());
+  REQUIRE(daemon.requests().size() == 1);
+  CHECK_FALSE(daemon.requests()[0]["params"].contains("columns"));
+  // Any other refusal is the command's error, not asked again.
+  const std::string other = dir.Path("other.sock");
+  ScriptedDaemon refusing(other, [](const Json&) -> Json {
+    return {{"error", {{"code", -32001}, {"message", "app 'shop' does not exist"}}}};
+  });
+  ProcResult r = RunCtl(other, {"ps", "shop"});
+  CHECK(r.status.Exited(1));
+  CHECK(r.err == "relsupd: app 'shop' does not exist\n");
+  CHECK(refusing.requests().size() == 1);
+}
+
+TEST_CASE("e2e cli: status asks for the processes as rows of three columns and prints the "
+          "same counts, also from a daemon that refuses the param (asked again without it)",
+          "[e2e][cli]") {
+  TempDir dir;
+  // Two types of an app mid-switch: the objects a daemon sends without
+  // columns.
+  Json status = {{"app", "shop"},
+                 {"active", "v2"},
+                 {"previous", "v1"},
+                 {"stopped", false},
+                 {"switch", nullptr},
+                 {"last_switch", nullptr},
+                 {"processes", Json::array()}};
+  for (const auto& [release, type, state] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"v2", "web", "ready"}, {"v2", "web", "starting"}, {"v2", "worker", "ready"},
+           {"v1", "web", "stopping"}, {"v2", "web", "ready"}}) {
+    status["processes"].push_back({{"app", "shop"}, {"release", release}, {"type", type},
+                                   {"state", state}, {"pid", 7}, {"restarts", 0},
+                                   {"exits", Json::array()}});
+  }
+  // What `relsupd ctl status shop` printed from these objects before.
+  const std::string expected =
+      "shop: active v2, previous v1\n"
+      "  v1 web: 1 stopping\n"
+      "  v2 web: 2 ready 1 starting\n"
+      "  v2 worker: 1 ready\n";
+  for (bool refuses : {false, true}) {
+    INFO("refuses " << refuses);
+    const std::string socket = dir.Path(refuses ? "old.sock" : "new.sock");
+    ScriptedDaemon daemon(socket, [&status, refuses](const Json& request) -> Json {
+      const Json& params = request["params"];
+      if (!params.contains("columns")) return status;
+      if (refuses) return {{"error", {{"code", -32602}, {"message", "unknown param 'columns'"}}}};
+      Json out = status;
+      Json rows = Json::array();
+      for (const Json& p : status["processes"]) {
+        Json row = Json::array();
+        for (const Json& name : params["columns"]) row.push_back(p.value(name.get<std::string>(), Json()));
+        rows.push_back(row);
+      }
+      out["processes"] = {{"columns", params["columns"]}, {"rows", rows}};
+      return out;
+    });
+    ProcResult r = RunCtl(socket, {"status", "shop"});
+    INFO(r.Describe());
+    CHECK(r.status.Exited(0));
+    CHECK(r.out == expected);
+    const std::vector<Json> requests = daemon.requests();
+    REQUIRE(requests.size() == (refuses ? 2u : 1u));
+    CHECK(requests[0]["params"]["columns"].is_array());
+    if (refuses) CHECK(requests[1]["params"] == Json{{"app", "shop"}});
+  }
+  // --json: no columns, the objects as they came.
+  const std::string socket = dir.Path("json.sock");
+  ScriptedDaemon daemon(socket, [&status](const Json& request) -> Json {
+    return request["params"].contains("columns") ? Json("columns asked") : status;
+  });
+  CHECK(Json::parse(CtlOk(socket, {"--json", "status", "shop"})) == status);
+}
 
 TEST_CASE("e2e cli: exit 3 and the socket path when no daemon listens",
           "[e2e][cli]") {

@@ -1,11 +1,16 @@
 // Operating a live release end to end (issue 14): health checks after
 // ready, the app watchdog, the memory limit's RSS watch, nofile, and the
-// usage figures of `ps`. The real daemon runs real python3 apps; every wait
-// is for a state in `ps`, never for a time.
+// usage figures of `ps` and its rows shape (`columns`). The real daemon
+// runs real python3 apps; every wait is for a state in `ps`, never for a
+// time.
+#include <signal.h>
+
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "tests/run/hello_stage.h"
 #include "tests/run/run_fixture.h"
@@ -401,6 +406,110 @@ TEST_CASE("metrics: ctl metrics and GET /metrics are read by the reference parse
   CHECK(support::HttpRequest(http_port, "nonsense\r\n\r\n").rfind("HTTP/1.1 400", 0) == 0);
   CHECK(support::HttpRequest(http_port, std::string(10'000, 'a')).rfind("HTTP/1.1 400", 0) == 0);
   CHECK(stage.Ctl({"ps", "shop"}).exit_code() == 0);
+}
+
+TEST_CASE("ps and status with columns: rows of arrays holding the values the objects have (null for a key left out), in the order asked, and bad columns are refused") {
+  Stage stage(FastConfig());
+  // web has a memory limit (memory_limit_bytes and _by present), worker
+  // none (both left out of its objects); worker exits once (last_exit).
+  DeployYaml(stage,
+             "processes:\n"
+             "  web:\n"
+             "    command: sleep 1000\n"
+             "    limits: {memory: 200M}\n"
+             "  worker:\n"
+             "    command: sleep 1000\n");
+  WaitPs(stage, [](const Json& p) { return AllIn(p, "", "ready", 2); });
+  const pid_t worker = Row(Ps(stage), "worker.1")["pid"].get<pid_t>();
+  ::kill(worker, SIGKILL);
+  const Json objects = WaitPs(stage, [&](const Json& p) {
+    return AllIn(p, "", "ready", 2) && Row(p, "worker.1")["pid"] != worker;
+  });
+  // Every key any row has, in an order of our own, and one no row has.
+  std::vector<std::string> names = {"stopping_ms", "process", "app"};
+  for (const Json& row : objects)
+    for (const auto& [key, value] : row.items())
+      if (std::find(names.begin(), names.end(), key) == names.end()) names.push_back(key);
+  REQUIRE(std::find(names.begin(), names.end(), "memory_limit_by") != names.end());
+  REQUIRE(std::find(names.begin(), names.end(), "exits") != names.end());
+  const Json reply =
+      support::Call(stage.socket(), "ps", {{"app", stage.app()}, {"columns", names}});
+  INFO(reply.dump());
+  REQUIRE(reply.is_object());
+  CHECK(reply.size() == 2);
+  CHECK(reply["columns"] == Json(names));
+  const Json& rows = reply["rows"];
+  REQUIRE(rows.is_array());
+  REQUIRE(rows.size() == objects.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    REQUIRE(rows[i].is_array());
+    REQUIRE(rows[i].size() == names.size());
+    const Json object = Row(objects, rows[i][1].get<std::string>());
+    REQUIRE(object.is_object());
+    for (size_t c = 0; c < names.size(); ++c) {
+      INFO(names[c]);
+      const Json& cell = rows[i][c];
+      // What moves between the two calls: a number (or null before a
+      // sample) in both.
+      if (names[c] == "uptime_ms" || names[c] == "memory_bytes" ||
+          names[c] == "cpu_seconds" || names[c] == "cpu_percent") {
+        CHECK((cell.is_number() || cell.is_null()));
+        continue;
+      }
+      CHECK(cell == object.value(names[c], Json()));
+    }
+  }
+  // The same rows the table shows, whichever shape: worker.1's last exit,
+  // web.1's limit.
+  const std::string table = stage.CtlOk({"ps", "shop"});
+  CHECK_THAT(table, Catch::Contains("signal KILL"));
+  CHECK_THAT(table, Catch::Contains("Memory limits: "));
+  // --json: the objects, as without columns.
+  const Json json = stage.CtlJson({"ps", "shop"});
+  REQUIRE(json.is_array());
+  CHECK(json[0].is_object());
+  CHECK(json[0].contains("exits"));
+
+  for (const Json& bad : {Json("app"), Json::array(), Json::array({"app", 3}),
+                          Json::array({"app", "nope"}), Json(std::vector<std::string>(65, "app"))}) {
+    INFO(bad.dump());
+    const Json r = support::CallRaw(stage.socket(), "ps", {{"app", stage.app()}, {"columns", bad}});
+    REQUIRE(r.contains("error"));
+    CHECK(r["error"]["code"] == -32602);
+    CHECK_THAT(r["error"]["message"].get<std::string>(), Catch::Contains("'columns'"));
+  }
+  const Json nope = support::CallRaw(stage.socket(), "ps", {{"columns", {"app", "nope"}}});
+  CHECK_THAT(nope["error"]["message"].get<std::string>(), Catch::Contains("no field 'nope'"));
+
+  // status with columns: its processes in the same shape, the rest as
+  // without; one app or all of them.
+  const Json plain = support::Call(stage.socket(), "status", {{"app", stage.app()}});
+  const Json one = support::Call(stage.socket(), "status",
+                                 {{"app", stage.app()}, {"columns", {"process", "type", "state"}}});
+  const Json all = support::Call(stage.socket(), "status", {{"columns", {"process", "type", "state"}}});
+  INFO(one.dump());
+  REQUIRE(all.is_array());
+  REQUIRE(all.size() == 1);
+  CHECK(all[0] == one);
+  REQUIRE(plain["processes"].is_array());
+  REQUIRE(plain["processes"].size() == 2);
+  CHECK(one["processes"]["columns"] == Json({"process", "type", "state"}));
+  const Json& status_rows = one["processes"]["rows"];
+  REQUIRE(status_rows.size() == plain["processes"].size());
+  for (const Json& object : plain["processes"]) {
+    bool found = false;
+    for (const Json& row : status_rows)
+      found = found || row == Json({object["process"], object["type"], object["state"]});
+    CHECK(found);
+  }
+  Json rest = one;
+  rest.erase("processes");
+  Json plain_rest = plain;
+  plain_rest.erase("processes");
+  CHECK(rest == plain_rest);
+  const Json bad_status =
+      support::CallRaw(stage.socket(), "status", {{"app", stage.app()}, {"columns", {"nope"}}});
+  CHECK_THAT(bad_status["error"]["message"].get<std::string>(), Catch::Contains("no field 'nope'"));
 }
 
 }  // namespace
