@@ -158,8 +158,11 @@ class RunitPeer final : public Peer {
   }
 
  private:
+  // A fresh dir for the phase: the ctl phase starts children again where
+  // the restart phase left its service dirs (their runsv are gone by then).
   void NewDir(const std::string& phase) {
     phase_dir_ = dir_ + "/" + phase;
+    fs::remove_all(phase_dir_);
     fs::create_directories(phase_dir_);
   }
   bool StartRunsvdir(std::string* error) {
