@@ -359,12 +359,6 @@ void AppendLogMiddle(int64_t time_us, std::string_view release, std::string_view
 }
 
 void AppendLogLine(uint64_t seq, std::string_view middle, std::string_view text, bool partial,
-                   std::string* out) {
-  AppendLogLine(seq, middle, text, partial,
-                std::memchr(text.data(), '\n', text.size()) != nullptr, out);
-}
-
-void AppendLogLine(uint64_t seq, std::string_view middle, std::string_view text, bool partial,
                    bool newline, std::string* out) {
   std::string escaped;  // only for a text that holds a newline (rare)
   const bool escape = newline;
@@ -401,7 +395,8 @@ void AppendLogLine(uint64_t seq, std::string_view middle, std::string_view text,
 void EncodeLogRecord(const LogRecord& r, std::string* out) {
   std::string middle;
   AppendLogMiddle(r.time_us, r.release, r.process, r.stream, &middle);
-  AppendLogLine(r.seq, middle, r.text, r.partial, out);
+  AppendLogLine(r.seq, middle, r.text, r.partial,
+                r.text.find('\n') != std::string::npos, out);
   out->pop_back();  // the '\n'
 }
 

@@ -77,12 +77,10 @@ struct LogSource {
 void EncodeLogRecord(const LogRecord& record, std::string* out);
 // The line in two parts, for many lines that share a time and a source:
 // AppendLogMiddle gives " TIME RELEASE PROCESS STREAM " once, and
-// AppendLogLine one whole line ('\n' included) with it.
+// AppendLogLine one whole line ('\n' included) with it, told whether
+// `text` holds a '\n' (ScanText finds out).
 void AppendLogMiddle(int64_t time_us, std::string_view release, std::string_view process,
                      std::string_view stream, std::string* out);
-void AppendLogLine(uint64_t seq, std::string_view middle, std::string_view text, bool partial,
-                   std::string* out);
-// The same, told whether `text` holds a '\n' (ScanText found out).
 void AppendLogLine(uint64_t seq, std::string_view middle, std::string_view text, bool partial,
                    bool newline, std::string* out);
 // Parses one on-disk line (either form, no '\n'); kCorruption if it is not

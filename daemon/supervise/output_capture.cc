@@ -42,8 +42,7 @@ std::string_view StreamName(OutputStream stream) {
 
 pid_t OutputCapture::pid() const { return child_ != nullptr ? child_->pid() : 0; }
 
-void OutputCapture::Emit(OutputStream stream, std::string_view data, bool flush_rest,
-                         int64_t* lines) {
+int64_t OutputCapture::Emit(OutputStream stream, std::string_view data, bool flush_rest) {
   // One batch for the lines of this read: one time stamp, the source's
   // fields encoded once.
   std::optional<LogStore::Batch> batch;
@@ -52,8 +51,9 @@ void OutputCapture::Emit(OutputStream stream, std::string_view data, bool flush_
   // Lines cut from ASCII (what is held of an unfinished line included)
   // need no check of their own: one pass over the whole read instead.
   const bool ascii = IsAscii(data) && IsAscii(splitter.buffered_bytes());
+  int64_t lines = 0;
   auto emit = [&](std::string_view line, bool partial) {
-    ++*lines;
+    ++lines;
     if (observer_) observer_(stream, line);
     if (!batch) return;
     if (ascii) {
@@ -64,11 +64,11 @@ void OutputCapture::Emit(OutputStream stream, std::string_view data, bool flush_
   };
   if (!data.empty()) splitter.Feed(data, emit);
   if (flush_rest) splitter.Flush(emit);
+  return lines;
 }
 
 void OutputCapture::OnOutput(OutputStream stream, std::string_view data) {
-  int64_t lines = 0;
-  Emit(stream, data, /*flush_rest=*/false, &lines);
+  const int64_t lines = Emit(stream, data, /*flush_rest=*/false);
   int64_t now = clock_->MonotonicMs();
   tokens_ = std::min<double>(
       static_cast<double>(rate_.burst),
@@ -102,8 +102,7 @@ void OutputCapture::Throttle() {
 }
 
 void OutputCapture::OnEof(OutputStream stream) {
-  int64_t lines = 0;
-  Emit(stream, {}, /*flush_rest=*/true, &lines);
+  Emit(stream, {}, /*flush_rest=*/true);
 }
 
 void OutputCapture::FlushLines() {

@@ -78,9 +78,9 @@ class OutputCapture {
  private:
   LineSplitter& SplitterOf(OutputStream stream);
   // Feeds `data` to the stream's splitter (and with flush_rest, what it
-  // holds), handing each line to the observer and the log store; counts
-  // them in *lines.
-  void Emit(OutputStream stream, std::string_view data, bool flush_rest, int64_t* lines);
+  // holds), handing each line to the observer and the log store; returns
+  // how many lines it handed on.
+  int64_t Emit(OutputStream stream, std::string_view data, bool flush_rest);
   pid_t pid() const;
   void Throttle();
 
