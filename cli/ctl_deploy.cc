@@ -293,7 +293,8 @@ void AddDeployVerb(CLI::App& ctl, CtlContext* ctx) {
                    "Make no release when a kept one has this build and the resulting config: "
                    "activate that one (live already: nothing to do), so a deploy run twice "
                    "changes nothing the second time");
-  SetVerbFooter(deploy,
+  // Its own exit codes and --json error form replace ctl's footer.
+  deploy->footer(
       "Stages, each printed as it goes:\n"
       "  build:    SRC a directory: the build stage of 'relsupd build', run "
       "here\n"
@@ -316,7 +317,7 @@ void AddDeployVerb(CLI::App& ctl, CtlContext* ctx) {
       "activate).\n"
       "Exit codes as activate: 0 live (with --no-wait: the switch began), 1 a\n"
       "stage failed, 2 usage error (a bad SRC, --set or --env-file),\n"
-      "3 daemon unreachable.");
+      "3 daemon unreachable. 'ctl help VERB' prints VERB's help.");
   deploy->callback([ctx, args] { Deployer(ctx, *args).Run(); });
 }
 
