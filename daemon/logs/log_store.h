@@ -88,7 +88,7 @@ struct LogStoreOptions {
 class LogStore {
  public:
   // Per-app write buffer size that triggers a write before Flush().
-  static constexpr size_t kWriteBufferBytes = 64 * 1024;
+  static constexpr size_t kWriteBufferBytes = 256 * 1024;
 
   // dir: STATE/logs; created (0750) if missing. Loop thread only.
   // REQUIRES: `clock` outlives the store. Fails on a bad option
