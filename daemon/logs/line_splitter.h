@@ -8,8 +8,9 @@
 //
 // Contract:
 //  - '\n' ends a line and is stripped, and so is a '\r' just before it.
-//  - A line longer than max_line is emitted in max_line pieces, partial=true
-//    on every piece but the last. A line of exactly max_line bytes is one
+//  - A line longer than max_line is emitted in pieces of max_line bytes,
+//    partial=true on every piece but the last; a piece ends up to 3 bytes
+//    early rather than cut a UTF-8 character in two. A line of exactly max_line bytes is one
 //    piece. The pieces and their boundaries do not depend on how the bytes
 //    were chunked by read(2).
 //  - Flush() (call at EOF) emits what is buffered as a final line with

@@ -1,6 +1,7 @@
 // Fuzzes the splitter that cuts an app's stdout and stderr into log lines
 // (daemon/logs/line_splitter.h), against its contract: pieces of at most
-// max_line bytes, partial only at exactly max_line, at most max_line + 1
+// max_line bytes, partial only at max_line or up to 3 bytes before it where
+// the next piece starts with a UTF-8 character, at most max_line + 1
 // bytes held, and the same pieces however read(2) chunked the stream.
 //
 // Input: byte 0 gives max_line (1-64), byte 1 the chunk size; the rest is
@@ -29,7 +30,7 @@ Pieces Split(std::string_view stream, size_t max_line, size_t chunk) {
   Pieces out;
   auto emit = [&](std::string_view line, bool partial) {
     if (line.size() > max_line) Fail("a piece is longer than max_line");
-    if (partial && line.size() != max_line) Fail("a partial piece is not max_line long");
+    if (partial && line.size() + 3 < max_line) Fail("a partial piece is too short");
     if (line.find('\n') != std::string_view::npos) Fail("a piece holds a newline");
     out.emplace_back(std::string(line), partial);
   };
@@ -40,6 +41,14 @@ Pieces Split(std::string_view stream, size_t max_line, size_t chunk) {
   splitter.Flush(emit);
   if (splitter.buffered() != 0) Fail("bytes held after Flush");
   if (!out.empty() && out.back().second) Fail("the last piece is partial");
+  for (size_t i = 0; i + 1 < out.size(); ++i) {
+    if (!out[i].second || out[i].first.size() == max_line) continue;
+    // Cut short only before a UTF-8 lead byte (the character it starts
+    // would have been cut).
+    const std::string& next = out[i + 1].first;
+    if (next.empty() || static_cast<unsigned char>(next[0]) < 0xC0)
+      Fail("a partial piece is cut short but not before a UTF-8 character");
+  }
   return out;
 }
 

@@ -107,6 +107,48 @@ TEST_CASE("LineSplitter emits long lines in max_line pieces") {
   CHECK(c.pieces.size() == 256);
 }
 
+TEST_CASE("LineSplitter never cuts a UTF-8 character between two pieces") {
+  // "\xE2\x82\xAC" is U+20AC: the cut moves before it, not into it.
+  CHECK(SplitAll("ab\xE2\x82\xAC" "cd\n", 4) ==
+        std::vector<Piece>{{"ab", true}, {"\xE2\x82\xAC" "c", true}, {"d", false}});
+  CHECK(SplitAll("abc\xC3\xA9\n", 4) == std::vector<Piece>{{"abc", true}, {"\xC3\xA9", false}});
+  CHECK(SplitAll("\xF0\x9F\x98\x80\xF0\x9F\x98\x80\n", 5) ==
+        std::vector<Piece>{{"\xF0\x9F\x98\x80", true}, {"\xF0\x9F\x98\x80", false}});
+  // Bytes that are not UTF-8 are cut where they fall.
+  CHECK(SplitAll("a\x80\x80\x80\x80\x80x\n", 4) ==
+        std::vector<Piece>{{"a\x80\x80\x80", true}, {"\x80\x80x", false}});
+  CHECK(SplitAll("\xE2\x82\xAC\xE2\n", 1) ==
+        std::vector<Piece>{{"\xE2", true}, {"\x82", true}, {"\xAC", true}, {"\xE2", false}});
+
+  // A long line of 1- to 4-byte characters, read in chunks of any size:
+  // every piece is valid UTF-8, at most 3 bytes short of max_line, and
+  // the pieces join to the line.
+  std::mt19937 rng(7);
+  const char* chars[] = {"a", "\xC3\xA9", "\xE6\x97\xA5", "\xF0\x9F\x98\x80"};
+  std::string line;
+  while (line.size() < 100'000) line += chars[rng() % 4];
+  for (size_t max_line : {4u, 5u, 16u * 1024}) {
+    LineSplitter s(max_line);
+    Collector c;
+    for (size_t pos = 0; pos < line.size();) {
+      size_t len = std::min<size_t>(line.size() - pos, 1 + rng() % 5000);
+      s.Feed(std::string_view(line).substr(pos, len), c.emit());
+      pos += len;
+    }
+    s.Feed("\n", c.emit());
+    std::string joined;
+    for (const Piece& p : c.pieces) {
+      INFO(max_line << " " << p.text.size());
+      CHECK(IsValidUtf8(p.text));
+      if (p.partial) CHECK(p.text.size() + 3 >= max_line);
+      CHECK(p.text.size() <= max_line);
+      joined += p.text;
+    }
+    CHECK(joined == line);
+    CHECK(c.pieces == SplitAll(line + "\n", max_line));
+  }
+}
+
 TEST_CASE("LineSplitter output does not depend on how reads chunk the stream") {
   std::mt19937 rng(42);
   std::string data;
