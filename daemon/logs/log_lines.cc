@@ -30,9 +30,17 @@ namespace {
 constexpr size_t kReadBlock = 64 * 1024;
 
 // Opens `path` for reading; a missing file is an invalid Fd, not an error.
+// Anything but a regular file is refused, and never waited for (a FIFO
+// put in its place would block the open, or the reads, of the loop).
 Result<Fd> OpenForRead(const std::string& path) {
-  Result<Fd> fd = OpenFile(path, O_RDONLY);
+  Result<Fd> fd = OpenFile(path, O_RDONLY | O_NONBLOCK);
   if (!fd.ok() && fd.status().error_number() == ENOENT) return Fd();
+  if (!fd.ok()) return fd;
+  struct stat st;
+  if (::fstat(fd->get(), &st) != 0)
+    return Status::FromErrno("cannot stat '" + path + "'", errno);
+  if (!S_ISREG(st.st_mode))
+    return FailedPrecondition("'" + path + "' is not a regular file");
   return fd;
 }
 

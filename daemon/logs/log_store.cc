@@ -79,13 +79,18 @@ Status LogStore::LoadExisting() {
     bool found = false;
     for (int g = 0; g < options_.max_files && !found; ++g) {
       const std::string path = GenerationPath(app, g);
-      RETURN_IF_ERROR(ForEachLineBackward(path, [&](std::string_view line) {
+      Status s = ForEachLineBackward(path, [&](std::string_view line) {
         Result<LogRecord> r = DecodeLogRecord(line, app);
         if (!r.ok()) return true;  // torn or corrupt: skip it
         last_seq = r->seq;
         found = true;
         return false;
-      }).WithContext("cannot load logs of app '" + app + "'"));
+      });
+      // One unreadable file (a directory or a FIFO in its place, an I/O
+      // error) costs that file, not the daemon's start: the seq goes on
+      // from an older generation's.
+      if (!s.ok())
+        spdlog::warn("Cannot load logs of app '{}': {}, ignoring", app, s.ToString());
     }
     AppLog& log = GetApp(app);
     log.last_seq = last_seq;
@@ -112,15 +117,19 @@ Status LogStore::OpenCurrent(AppLog& log) const {
   log.fd.Reset();
   RETURN_IF_ERROR(MakeDirs(log.dir, kDirMode));
   const std::string path = log.dir + "/" + kCurrent;
-  ASSIGN_OR_RETURN(Fd fd, OpenFile(path, O_WRONLY | O_APPEND | O_CREAT, kFileMode));
+  // O_NONBLOCK: a FIFO in its place fails (ENXIO) instead of blocking the
+  // loop until something reads it; a regular file ignores the flag.
+  ASSIGN_OR_RETURN(Fd fd,
+                   OpenFile(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK, kFileMode));
   struct stat st;
   if (::fstat(fd.get(), &st) != 0)
     return Status::FromErrno("cannot stat '" + path + "'", errno);
+  if (!S_ISREG(st.st_mode)) return FailedPrecondition("'" + path + "' is not a regular file");
   uint64_t size = static_cast<uint64_t>(st.st_size);
   if (size > 0) {
     // A daemon killed mid-write leaves a torn last line; end it so the next
     // record starts on a line of its own (readers skip the torn one).
-    ASSIGN_OR_RETURN(Fd rfd, OpenFile(path, O_RDONLY));
+    ASSIGN_OR_RETURN(Fd rfd, OpenFile(path, O_RDONLY | O_NONBLOCK));
     char last = '\n';
     RETURN_IF_ERROR(PreadFull(rfd.get(), &last, 1, static_cast<off_t>(size - 1), path));
     if (last != '\n') {

@@ -545,6 +545,45 @@ TEST_CASE("LogStore continues seq after a reopen and right after a rotation") {
   }
 }
 
+TEST_CASE("LogStore starts past a directory or a FIFO where a log file should be, "
+          "and never waits on one") {
+  Fixture f;
+  {
+    auto store = f.Open();
+    for (int i = 0; i < 7; ++i) store->Append(Rec("web.1", "out", "old"));
+  }
+  // Newest first: current.log (junk), .1 (a directory), .2 (a FIFO nobody
+  // writes: an open or read of it that waited would hang this test), .3
+  // (the records).
+  fs::rename(f.AppFile(), f.AppFile(".3"));
+  { std::ofstream(f.AppFile()) << "junk\n"; }
+  fs::create_directories(f.AppFile(".1"));
+  REQUIRE(::mkfifo(f.AppFile(".2").c_str(), 0600) == 0);
+  {
+    auto store = f.Open();  // warns and goes on
+    CHECK(store->LastSeq("shop") == 7);
+    // A reader of the FIFO's generation is told what is wrong, and where.
+    auto t = store->Tail("shop", {}, 100);
+    REQUIRE_FALSE(t.ok());
+    CHECK_THAT(t.status().ToString(),
+               Catch::Contains("'" + f.AppFile(".1") + "' is not a regular file"));
+    store->Append(Rec("web.1", "out", "new"));
+    CHECK(store->LastSeq("shop") == 8);
+  }
+  // current.log itself a FIFO: its records are dropped (and counted), the
+  // open does not wait for a reader.
+  fs::remove_all(f.AppFile(".1"));
+  fs::remove(f.AppFile(".2"));
+  fs::remove(f.AppFile());
+  REQUIRE(::mkfifo(f.AppFile().c_str(), 0600) == 0);
+  {
+    auto store = f.Open();
+    store->Append(Rec("web.1", "out", "lost"));
+    store->Flush();
+    CHECK(store->Counters()["shop"].dropped == 1);
+  }
+}
+
 TEST_CASE("LogStore skips a torn last line and corrupt lines") {
   Fixture f;
   {
