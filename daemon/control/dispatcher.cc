@@ -116,8 +116,10 @@ void Dispatcher::HandleLine(const std::string& text, const Peer& peer,
   Lane& lane = lanes_[key];
   if (lane.lines.size() >= kMaxQueuedLines ||
       lane.bytes + text.size() > kMaxQueuedBytes) {
-    spdlog::warn("Refused a request of uid {} ({}): {} requests already waiting",
-                 peer.uid, peer.name, lane.lines.size());
+    if (lane.refused++ == 0)
+      spdlog::warn("Refused a request of uid {} ({}): {} requests already waiting (further "
+                   "refusals are counted until they are answered)",
+                   peer.uid, peer.name, lane.lines.size());
     const bool idle_lane = lane.lines.empty();
     if (idle_lane) lanes_.erase(key);
     return respond(rpc::Frame(rpc::MakeError(
@@ -171,10 +173,14 @@ void Dispatcher::RunSlice() {
     } else {
       lane.lines.push_front(std::move(line));
     }
-    if (!lane.lines.empty())
+    if (!lane.lines.empty()) {
       ready_.push_back(key);
-    else
+    } else {
+      if (lane.refused > 1)
+        spdlog::warn("Refused {} requests of uid {} ({}) in all while {} were waiting",
+                     lane.refused, line->peer.uid, line->peer.name, kMaxQueuedLines);
       lanes_.erase(key);
+    }
     // `line` (if done) goes here; its untaken fds went to the closer.
   } while (HasWork() && !paused_ &&
            std::chrono::steady_clock::now() - start <

@@ -147,6 +147,9 @@ class Dispatcher {
   struct Lane {
     std::deque<std::unique_ptr<Line>> lines;
     size_t bytes = 0;
+    // Requests refused while it was full: the first is logged, the count
+    // when it drains (a peer that keeps pushing cannot flood the log).
+    uint64_t refused = 0;
   };
 
   // One step of `line`; true when the line is done (every request

@@ -1,6 +1,11 @@
 #include <catch2/catch.hpp>
 #include <unistd.h>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
+
 #include "daemon/control/dispatcher.h"
 #include "daemon/control/metrics.h"
 #include "daemon/control/peer.h"
@@ -350,25 +355,42 @@ TEST_CASE("a peer's heavy batches delay another peer by a slice, not by the batc
 }
 
 TEST_CASE("a peer's queue is bounded, and past it requests get kBusy at once") {
+  // What the daemon logs meanwhile: one warning when the refusals begin and
+  // one with their count when the queue has drained, however many.
+  std::ostringstream logged;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(logged);
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("test", sink));
+  struct Restore {
+    std::shared_ptr<spdlog::logger> logger;
+    ~Restore() { spdlog::set_default_logger(logger); }
+  } restore{previous};
   LoopFixture f;
   std::deque<Fd> fds;
   int answered = 0;
   std::vector<std::string> busy;
-  for (size_t i = 0; i < Dispatcher::kMaxQueuedLines + 3; ++i)
+  for (size_t i = 0; i < Dispatcher::kMaxQueuedLines + 1000; ++i)
     f.d.HandleLine(R"({"jsonrpc":"2.0","method":"slow","id":1})", f.heavy, &fds,
                    [&](std::string s) {
                      ++answered;
                      if (s.find("busy") != std::string::npos) busy.push_back(s);
                    });
-  CHECK(busy.size() == 3);
+  CHECK(busy.size() == 1000);
   CHECK(Json::parse(busy[0])["error"]["code"] == rpc::kBusy);
   // Another peer is not affected.
   std::string other;
   f.d.HandleLine(R"({"jsonrpc":"2.0","method":"echo","id":2})", f.light, &fds,
                  [&](std::string s) { other = std::move(s); });
   while (f.d.HasWork()) uv_run(&f.loop, UV_RUN_ONCE);
-  CHECK(answered == static_cast<int>(Dispatcher::kMaxQueuedLines) + 3);
+  CHECK(answered == static_cast<int>(Dispatcher::kMaxQueuedLines) + 1000);
   CHECK(Json::parse(other)["result"] == Json::object());
+  const std::string log = logged.str();
+  INFO(log);
+  size_t warnings = 0;
+  for (size_t at = log.find("Refused"); at != std::string::npos; at = log.find("Refused", at + 1))
+    ++warnings;
+  CHECK(warnings == 2);
+  CHECK_THAT(log, Catch::Contains("Refused 1000 requests of uid"));
 }
 
 TEST_CASE("read jobs: one at a time, duplicates merged, bounded per uid and in all") {
