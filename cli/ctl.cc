@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "cli/cli_app.h"
+#include "cli/terminal.h"
 
 namespace relsupd::cli {
 namespace {
@@ -78,7 +79,7 @@ void PrintError(std::ostream& out, std::string_view message) {
     if (message[i] == '\n' && i + 1 < message.size() && message[i + 1] != ' ')
       text += "  ";
   }
-  out << text << '\n';
+  out << (&out == &std::cerr ? ForStderr(text) : text) << '\n';
 }
 
 rpc::Json ErrorJson(int exit_code, std::string_view status, std::string_view message) {

@@ -18,6 +18,7 @@
 
 #include "cli/build.h"
 #include "cli/ctl_stages.h"
+#include "cli/terminal.h"
 #include "daemon/base/fd.h"
 #include "daemon/base/fs.h"
 #include "daemon/base/paths.h"
@@ -251,8 +252,9 @@ class Deployer {
   // Reports that the deploy stopped at `stage` because of `why`, with what
   // is left (`left`); sets the exit code as activate does. Returns false.
   bool Stop(const char* stage, const Status& why, const std::string& left) {
-    std::cerr << "relsupd: deploy stopped at " << stage << ": " << why.message()
-              << "; " << left << '\n';
+    std::cerr << ForStderr("relsupd: deploy stopped at " + std::string(stage) + ": " +
+                           why.message() + "; " + left)
+              << '\n';
     out_["failed"] = {
         {"stage", stage}, {"message", why.message()}, {"left", left}};
     ctx_->exit_code = why.code() == StatusCode::kUnavailable ? kExitUnreachable

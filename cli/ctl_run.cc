@@ -18,6 +18,7 @@
 
 #include "cli/ctl.h"
 #include "cli/pty_relay.h"
+#include "cli/terminal.h"
 #include "daemon/protocol/methods.h"
 
 namespace relsupd::cli {
@@ -100,7 +101,7 @@ Result<int> RunOneOff(const CtlContext& ctx, const RunArgs& a) {
   raw.Restore();
   ASSIGN_OR_RETURN(rpc::Json result, ParseReply(line));
   if (auto e = result.find("error"); e != result.end() && e->is_string())
-    std::cerr << "relsupd: " << e->get<std::string>() << '\n';
+    std::cerr << ForStderr("relsupd: " + e->get<std::string>()) << '\n';
   return ExitCodeOf(result);
 }
 

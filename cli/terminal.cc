@@ -88,4 +88,21 @@ std::string ForStdout(std::string_view text) {
   return terminal ? EscapeControls(text) : std::string(text);
 }
 
+std::string EscapeLines(std::string_view text, bool terminal) {
+  if (!terminal) return std::string(text);
+  std::string out;
+  for (size_t start = 0;;) {
+    const size_t end = text.find('\n', start);
+    out += EscapeControls(text.substr(start, end - start));
+    if (end == std::string_view::npos) return out;
+    out += '\n';
+    start = end + 1;
+  }
+}
+
+std::string ForStderr(std::string_view text) {
+  static const bool terminal = ::isatty(STDERR_FILENO) == 1;
+  return EscapeLines(text, terminal);
+}
+
 }  // namespace relsupd::cli

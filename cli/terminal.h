@@ -22,5 +22,11 @@ std::string EscapeControls(std::string_view text);
 
 // EscapeControls(text) when stdout is a terminal, else `text` unchanged.
 std::string ForStdout(std::string_view text);
+// For a message on stderr that may quote an app's output (an activation's
+// "last lines"): each line of it escaped when stderr is a terminal, the
+// newlines between them kept; else `text` unchanged.
+std::string ForStderr(std::string_view text);
+// The same, told whether the stream is a terminal (tests).
+std::string EscapeLines(std::string_view text, bool terminal);
 
 }  // namespace relsupd::cli

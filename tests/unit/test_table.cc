@@ -3,6 +3,7 @@
 // the style says so.
 
 #include "cli/table.h"
+#include "cli/terminal.h"
 
 #include <catch2/catch.hpp>
 #include <sstream>
@@ -126,3 +127,25 @@ TEST_CASE("table: fields align by display width") {
 
 }  // namespace
 }  // namespace relsupd
+
+// An app's bytes on the way to a terminal (cli/terminal.h).
+namespace relsupd::cli {
+namespace {
+
+TEST_CASE("terminal: control characters of an app's text are escaped, line by line on stderr") {
+  CHECK(EscapeControls("ok\ttab caf\xC3\xA9") == "ok\ttab caf\xC3\xA9");
+  CHECK(EscapeControls("\x1b]0;PWNED\a\x1b[2Jboom") == "\\e]0;PWNED\\a\\e[2Jboom");
+  CHECK(EscapeControls("a\rb\nc\x7f\xff") == "a\\rb\\nc\\x7f\\xff");
+  // A message on stderr keeps its lines (the daemon's "last lines" block)
+  // and escapes what is in them; to a pipe or a file it is left alone.
+  const std::string message =
+      "not ready:\n  the last lines of web.1 on stderr:\n    \x1b]0;PWNED\a\x1b[2Jboom";
+  CHECK(EscapeLines(message, true) ==
+        "not ready:\n  the last lines of web.1 on stderr:\n    \\e]0;PWNED\\a\\e[2Jboom");
+  CHECK(EscapeLines(message, false) == message);
+  CHECK(EscapeLines("", true).empty());
+  CHECK(EscapeLines("\n\n", true) == "\n\n");
+}
+
+}  // namespace
+}  // namespace relsupd::cli
