@@ -38,10 +38,11 @@ constexpr size_t kMaxFollowApps = 4096;
 constexpr int64_t kFollowBudgetUs = 10'000;
 constexpr int64_t kMaxEventLines = EventFeed::kCapacity;
 
-// A `process` filter that matched nothing: refused when its type is not one
-// of the release's (the given one, else the active one), naming the types
-// it has. The one-off and release-phase types always pass, and so does any
-// filter when there is no release to ask.
+// A `process` filter whose first page matched nothing: refused when its
+// type is not one of the release's (the given one; else the active one's
+// or any other kept release's), naming the types it has. The one-off and
+// release-phase types always pass, and so does any filter when there is no
+// release to ask.
 Status CheckLogProcess(DaemonContext& ctx, const std::string& app,
                        std::optional<int64_t> release, const std::string& process) {
   const std::string type = process.substr(0, process.find('.'));
@@ -54,11 +55,25 @@ Status CheckLogProcess(DaemonContext& ctx, const std::string& app,
   if (number == 0) return Status::Ok();
   auto file = LoadProcessFile(SlotPath(ctx.state_dir, app, number));
   if (!file.ok() || file->processes.count(type) != 0) return Status::Ok();
+  if (!release) {
+    // A type the live release dropped still has its records: any release
+    // kept on disk that has it (the newest kMaxReleasesLooked at) will do.
+    constexpr size_t kMaxReleasesLooked = 50;
+    ASSIGN_OR_RETURN(std::vector<ReleaseRow> rows, ctx.ledger->ListReleases(app));
+    size_t looked = 0;
+    for (auto it = rows.rbegin(); it != rows.rend() && looked < kMaxReleasesLooked; ++it) {
+      if (it->pruned || it->number == number) continue;
+      ++looked;
+      auto other = LoadProcessFile(SlotPath(ctx.state_dir, app, it->number));
+      if (!other.ok() || other->processes.count(type) != 0) return Status::Ok();
+    }
+  }
   std::vector<std::string> types;
   for (const auto& [name, spec] : file->processes) types.push_back(name);
   std::string text = "release " + ReleaseId(number).ToString() + " of '" + app +
                      "' has no process type '" + type + "' (its types: " +
                      QuotedList(types) + ")";
+  if (!release) text += ", nor has any other release of it";
   if (auto close = ClosestMatch(type, types)) text += "; did you mean '" + *close + "'?";
   return NotFound(text);
 }
@@ -326,15 +341,19 @@ void Logs(DaemonContext& ctx, const Request& r, Reply reply) {
       ParkLogs(ctx, r, std::move(follow), reply);
       return std::optional<Json>();
     }
+    // A type no release has is refused when the first page finds none of
+    // its records, however many a scan would have to look at to be sure.
+    Status known;
+    if (!filter.process.empty() && !before)
+      known = CheckLogProcess(ctx, app, release, filter.process);
     uint64_t resume = 0;
     ASSIGN_OR_RETURN(std::vector<LogRecord> records,
                      ctx.logs->Tail(app, filter, n,
                                     before ? static_cast<uint64_t>(*before) : UINT64_MAX,
                                     &resume));
+    if (!known.ok() && records.empty()) return known;
     bool cut = (n < wanted && records.size() == n) || resume != 0;
     std::deque<Json> kept = PageOf(records, /*forward=*/false, &cut);
-    if (records.empty() && resume == 0 && !filter.process.empty() && !before)
-      RETURN_IF_ERROR(CheckLogProcess(ctx, app, release, filter.process));
     // The next page back starts before the oldest record given, or, when
     // the scan budget ended this one first, where the scan stopped.
     uint64_t next = resume;

@@ -943,7 +943,10 @@ TEST_CASE("e2e cli: scale and logs name a missing app or process type, logs "
       "v1.tar.gz",
       {release_test::File("relsupd.yaml",
                           "processes:\n"
-                          "  web: {command: 'echo from-$RELSUPD_RELEASE && exec sleep 1000'}\n"
+                          // More records than one page's scan looks at
+                          // (LogStore::kScanBudget), before the marker.
+                          "  web: {command: 'seq 1 12000 && echo from-$RELSUPD_RELEASE && "
+                          "exec sleep 1000'}\n"
                           "  worker: {command: 'exec sleep 1000'}\n")});
   ProcResult imported = s.Ctl({"build", "import", "shop", file, "--quiet"});
   INFO(imported.Describe());
@@ -964,6 +967,12 @@ TEST_CASE("e2e cli: scale and logs name a missing app or process type, logs "
   CHECK(r.status.Exited(1));
   CHECK(r.err ==
         "relsupd: release v2 of 'shop' has no process type 'wbe' (its types: 'web' and "
+        "'worker'), nor has any other release of it; did you mean 'web'?\n");
+  // Given the release, only that one is asked.
+  r = s.Ctl({"logs", "shop", "--process", "wbe", "--release", "v1"});
+  CHECK(r.status.Exited(1));
+  CHECK(r.err ==
+        "relsupd: release v1 of 'shop' has no process type 'wbe' (its types: 'web' and "
         "'worker'); did you mean 'web'?\n");
   r = s.Ctl({"logs", "shop", "--release", "v9"});
   CHECK(r.status.Exited(1));
