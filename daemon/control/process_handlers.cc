@@ -136,7 +136,8 @@ Result<std::vector<const PsField*>> PsColumnsParam(const Json& columns) {
     if (found == nullptr) {
       std::string known;
       for (const PsField& f : kPsFields) known += (known.empty() ? "" : ", ") + std::string(f.name);
-      return InvalidArgument("param 'columns': no field '" + name + "' (known: " + known + ")");
+      return InvalidArgument("param 'columns': no field '" + params::Quoted(name) +
+                             "' (known: " + known + ")");
     }
     out.push_back(found);
   }

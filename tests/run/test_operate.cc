@@ -480,6 +480,15 @@ TEST_CASE("ps and status with columns: rows of arrays holding the values the obj
   }
   const Json nope = support::CallRaw(stage.socket(), "ps", {{"columns", {"app", "nope"}}});
   CHECK_THAT(nope["error"]["message"].get<std::string>(), Catch::Contains("no field 'nope'"));
+  // A peer's long name is quoted in part: the error is not as large as it.
+  const Json huge = support::CallRaw(
+      stage.socket(), "ps", {{"columns", {std::string(500'000, 'x')}}, {std::string(100'000, 'k'), 1}});
+  CHECK(huge["error"]["message"].get<std::string>().size() < 300);
+  const Json huge_column = support::CallRaw(
+      stage.socket(), "ps", {{"app", stage.app()}, {"columns", {std::string(500'000, 'x')}}});
+  const std::string message = huge_column["error"]["message"].get<std::string>();
+  CHECK_THAT(message, Catch::Contains("no field '" + std::string(64, 'x') + "...'"));
+  CHECK(message.size() < 400);
 
   // status with columns: its processes in the same shape, the rest as
   // without; one app or all of them.
