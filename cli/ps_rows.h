@@ -5,6 +5,13 @@
 // and teardown of a 100-row reply was a third of the command's own
 // instructions.
 //
+// Why by hand, against the house rule of a library first: nlohmann-json's
+// own SAX parser in its place (tried in session 18, bench/README.md "The
+// ctl phase") costs `ctl ps` of 100 instances 30% more instructions (its
+// lexer copies every character twice), which loses the command its margin
+// over runit's `sv status` (issue 17). nlohmann-json still reads every
+// other reply, and test_ps_rows and fuzz_ps_rows hold this reader to it.
+//
 // The reader knows one shape only and strict JSON (RFC 8259: escapes,
 // \u surrogate pairs, UTF-8 checked as nlohmann-json checks it). Anything
 // else, an error response included, is nullopt: the caller parses that

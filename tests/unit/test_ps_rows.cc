@@ -92,6 +92,15 @@ TEST_CASE("ps rows: anything but a success in that exact shape is left to nlohma
            R"({"id":7,"jsonrpc":"2.0","result":{"columns":["a"],"rows":[[{"k":1}]]}})",
            R"({"id":7,"jsonrpc":"2.0","result":{"columns":[1],"rows":[[1]]}})",
            R"({"id":"7","jsonrpc":"2.0","result":{"columns":["a"],"rows":[[1]]}})",
+           R"({"id":7.0,"jsonrpc":"2.0","result":{"columns":["a"],"rows":[[1]]}})",
+           // An integer beyond uint64_t (nlohmann makes it a double).
+           R"({"id":7,"jsonrpc":"2.0","result":{"columns":["a"],"rows":[[18446744073709551616]]}})",
+           R"({"id":7,"jsonrpc":2,"result":{"columns":["a"],"rows":[[1]]}})",
+           R"({"id":7,"jsonrpc":"2.0","result":{"columns":["a"],"rows":[[1]]},"error":{}})",
+           R"({"id":7,"jsonrpc":"2.0","result":{"columns":["a"],"columns":["a"],"rows":[[1]]}})",
+           R"({"id":7,"jsonrpc":"2.0","result":{"columns":["a"],"rows":[[1]],"rows":[[1]]}})",
+           R"({"id":7,"jsonrpc":"2.0","result":{"columns":["a"],"rows":[[1]]}}{})",
+           R"([{"id":7,"jsonrpc":"2.0","result":{"columns":["a"],"rows":[[1]]}}])",
            R"({"jsonrpc":"2.0","result":{"columns":["a"],"rows":[[1]]}})",
            R"({"id":7,"id":7,"jsonrpc":"2.0","result":{"columns":["a"],"rows":[[1]]}})",
            R"({"id":7,"jsonrpc":"2.0","result":{"columns":["a"],"rows":[[1]]}} x)",
@@ -105,6 +114,7 @@ TEST_CASE("ps rows: anything but a success in that exact shape is left to nlohma
            R"({"id":7,"jsonrpc":"2.0","result":{"columns":["a"],"rows":[[1e]]}})",
            R"({"id":7,"jsonrpc":"2.0","result":{"columns":["a"],"rows":[[.5]]}})",
            R"({"id":7,"jsonrpc":"2.0","result":{"columns":["a"],"rows":[[NaN]]}})",
+           R"({"id":7,"jsonrpc":"2.0","result":{"columns":["a"],"rows":[[1e400]]}})",
            R"({"id":7,"jsonrpc":"2.0","result":{"columns":["a"],"rows":[[18446744073709551615]]}})",
            // Strings JSON does not have.
            R"({"id":7,"jsonrpc":"2.0","result":{"columns":["a"],"rows":[["\x"]]}})",
