@@ -80,7 +80,8 @@ bool PeekLogSeq(std::string_view line, uint64_t* seq) {
   const char* first = line.data();
   const char* last = line.data() + line.size();
   auto r = std::from_chars(first, last, *seq);
-  return r.ec == std::errc() && r.ptr != first && r.ptr < last && *r.ptr == after;
+  return r.ec == std::errc() && r.ptr != first && r.ptr < last && *r.ptr == after &&
+         *seq != 0 && *seq <= kMaxLogSeq;
 }
 
 bool IsValidUtf8(std::string_view s) {
@@ -328,6 +329,7 @@ Result<LogRecord> DecodeJsonLine(std::string_view line) {
         !time->is_string() || partial == j.end() || !partial->is_boolean())
       return Corruption("log line lacks seq, time or partial");
     r.seq = seq->get<uint64_t>();
+    if (r.seq == 0 || r.seq > kMaxLogSeq) return Corruption("log line has a bad seq");
     if (!ParseTimeUtcMicros(time->get_ref<const std::string&>(), &r.time_us))
       return Corruption("log line has a bad time");
     r.partial = partial->get<bool>();
@@ -409,7 +411,8 @@ Result<LogRecord> DecodeLogRecord(std::string_view line, std::string_view app) {
   std::string_view rest = line, token;
   if (!NextToken(&rest, &token)) return bad("seq");
   auto num = std::from_chars(token.data(), token.data() + token.size(), r.seq);
-  if (token.empty() || num.ec != std::errc() || num.ptr != token.data() + token.size())
+  if (token.empty() || num.ec != std::errc() || num.ptr != token.data() + token.size() ||
+      r.seq == 0 || r.seq > kMaxLogSeq)
     return bad("seq");
   if (!NextToken(&rest, &token) || !ParseTimeUtcMicros(token, &r.time_us)) return bad("time");
   if (!NextToken(&rest, &token) || !DecodeField(token, &r.release)) return bad("release");

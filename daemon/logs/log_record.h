@@ -36,6 +36,11 @@ class RE2;
 
 namespace relsupd {
 
+// The largest seq a record may have: a client's cursor (after_seq,
+// before_seq) is a JSON int64. A line with a larger one, or 0, is corrupt
+// (a hand-edited file must not make the next seq wrap to 0).
+constexpr uint64_t kMaxLogSeq = INT64_MAX;
+
 struct LogRecord {
   uint64_t seq = 0;     // per app, increasing, continues across restarts
   int64_t time_us = 0;  // wall clock, microseconds since the epoch

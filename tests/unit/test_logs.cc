@@ -611,6 +611,13 @@ TEST_CASE("LogStore skips a torn last line and corrupt lines") {
   {
     std::ofstream out(f.AppFile(), std::ios::app);
     out << "not json\n{\"seq\":99,\"time\":\"bad\"}\n\n";
+    // A seq no record can have (past int64, or 0): the next seq must not
+    // wrap to 0 or start over.
+    out << "18446744073709551615 2026-11-27T10:58:50.123456Z v1 web.1 out - 1 x\n"
+        << "0 2026-11-27T10:58:50.123456Z v1 web.1 out - 1 x\n"
+        << "{\"seq\":9223372036854775808,\"time\":\"2026-11-27T10:58:50.123456Z\","
+           "\"partial\":false,\"app\":\"shop\",\"release\":\"v1\",\"process\":\"web.1\","
+           "\"stream\":\"out\",\"text\":\"x\"}\n";
   }
   {
     auto store = f.Open();
