@@ -383,6 +383,16 @@ int FollowLogs(CtlContext* ctx, const LogsArgs& a) {
   };
   auto take = [&](const rpc::Json& r) {
     const std::map<std::string, uint64_t> before = cursors;
+    // Records a slow follower never saw (rotated out meanwhile) are said,
+    // on stderr, where they would have been.
+    const rpc::Json& missed = Field(r, "missed");
+    if (missed.is_object()) {
+      std::cout.flush();
+      for (const auto& [app, n] : missed.items())
+        if (n.is_number_unsigned())
+          std::cerr << "relsupd: " << n.get<uint64_t>() << " records of '" << app
+                    << "' were rotated out before they could be shown\n";
+    }
     for (const auto& rec : Field(r, "records")) print(rec);
     if (all) {
       const rpc::Json& moved = Field(r, "cursors");
@@ -860,10 +870,13 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
                    "time (2026-12-05T09:00:00Z; 2026-12-05 09:00 is local time)");
   logs->add_option("--grep", logs_args->grep,
                    "Only lines whose text matches REGEX somewhere (RE2 syntax, as grep -E; "
-                   "(?i) at the start ignores case)");
+                   "(?i) at the start ignores case; a line over 16 KiB is matched piece by "
+                   "piece)");
   SetVerbFooter(logs,
       "An unknown TYPE in --process is refused, naming the types the release has (the given "
-      "--release, else the live one), once nothing matched. --release needs an APP.");
+      "--release, else the live one), when no kept release has it and nothing matched. "
+      "--release needs an APP. With -f, lines rotated out before they could be shown are "
+      "counted on stderr.");
   logs->callback([ctx, logs_args] {
     if (logs_args->app.empty() && !logs_args->release.empty())
       return ctx->Fail(InvalidArgument("--release needs an APP"), kExitUsage);

@@ -173,6 +173,7 @@ struct LogFollow {
       std::string app;
       std::vector<LogRecord> records;
       uint64_t scanned = 0;
+      uint64_t missed = 0;  // seqs after its cursor that no file holds any more
     };
     std::vector<Got> got;
     bool more = false;
@@ -182,9 +183,10 @@ struct LogFollow {
         more = true;  // the apps left wait for the next ask
         break;
       }
-      Got g{name, {}, 0};
+      Got g{name, {}, 0, 0};
       const uint64_t after = cursors.count(name) != 0 ? cursors[name] : 0;
-      ASSIGN_OR_RETURN(g.records, ctx->logs->Since(name, after, filter, limit, &g.scanned));
+      ASSIGN_OR_RETURN(g.records,
+                       ctx->logs->Since(name, after, filter, limit, &g.scanned, &g.missed));
       more = more || g.scanned < ctx->logs->LastSeq(name);
       got.push_back(std::move(g));
     }
@@ -215,16 +217,22 @@ struct LogFollow {
     for (size_t k = 0; k < kept.size(); ++k) ++in_page[from[k]];
     // Cursors move over what the page holds, or, for an app whose records
     // all made it, over everything looked at (non-matching ones too).
+    // An app's missed seqs come before its first record: said once its
+    // cursor moves over them.
+    Json missed = Json::object();
     for (size_t i = 0; i < got.size(); ++i) {
       const Got& g = got[i];
       const size_t n = in_page[i];
       uint64_t& cursor = cursors[g.app];
+      const uint64_t was = cursor;
       if (n == g.records.size())
         cursor = std::max(cursor, g.scanned);
       else if (n > 0)
         cursor = std::max(cursor, g.records[n - 1].seq);
+      if (g.missed > 0 && cursor > was) missed[g.app] = g.missed;
     }
     Json out = {{"records", ToArray(std::move(kept))}, {"more", more || cut}};
+    if (!missed.empty()) out["missed"] = std::move(missed);
     if (app) {
       out["cursor"] = cursors[*app];
       out["last_seq"] = ctx->logs->LastSeq(*app);

@@ -514,10 +514,13 @@ Result<std::vector<LogRecord>> LogStore::Tail(const std::string& app,
 Result<std::vector<LogRecord>> LogStore::Since(const std::string& app,
                                                uint64_t after_seq,
                                                const LogFilter& filter,
-                                               size_t limit, uint64_t* scanned) const {
-  uint64_t ignored = 0;
+                                               size_t limit, uint64_t* scanned,
+                                               uint64_t* missed) const {
+  uint64_t ignored = 0, ignored_missed = 0;
   if (scanned == nullptr) scanned = &ignored;
+  if (missed == nullptr) missed = &ignored_missed;
   *scanned = after_seq;
+  *missed = 0;
   if (!ValidAppName(app)) return InvalidArgument("bad app name '" + app + "'");
   std::vector<LogRecord> out;
   auto it = apps_.find(app);
@@ -528,7 +531,8 @@ Result<std::vector<LogRecord>> LogStore::Since(const std::string& app,
     // Whatever the files lack before the ring (a write that failed, files
     // removed by hand) is passed over, so a follow moves on.
     const uint64_t files_end = log.ring_first - 1;
-    ASSIGN_OR_RETURN(out, SinceFromFiles(app, after_seq, filter, limit, files_end, scanned));
+    ASSIGN_OR_RETURN(out, SinceFromFiles(app, after_seq, filter, limit, files_end, scanned,
+                                         missed));
     // Stopped before the ring (the limit, the budget): the next call goes on.
     if (ring_empty || out.size() >= limit || *scanned < files_end) return out;
     after_seq = *scanned;
@@ -557,7 +561,8 @@ Result<std::vector<LogRecord>> LogStore::SinceFromFiles(const std::string& app,
                                                         uint64_t after_seq,
                                                         const LogFilter& filter,
                                                         size_t limit, uint64_t files_end,
-                                                        uint64_t* scanned) const {
+                                                        uint64_t* scanned,
+                                                        uint64_t* missed) const {
   auto it = apps_.find(app);
   if (it != apps_.end()) FlushApp(it->second);
   const std::string context = "cannot read logs of app '" + app + "'";
@@ -592,6 +597,8 @@ Result<std::vector<LogRecord>> LogStore::SinceFromFiles(const std::string& app,
         stopped = true;
         return false;
       }
+      // Seqs between the last record seen and this one are in no file.
+      if (r->seq > *scanned + 1) *missed += r->seq - *scanned - 1;
       *scanned = r->seq;
       if (filter.Matches(*r)) out.push_back(std::move(r).value());
       ++looked;
@@ -599,7 +606,12 @@ Result<std::vector<LogRecord>> LogStore::SinceFromFiles(const std::string& app,
       return !stopped;
     }).WithContext(context));
   }
-  if (!stopped) *scanned = std::max(*scanned, files_end);
+  if (!stopped) {
+    // The files end before the ring begins: what lies between is passed
+    // over, and counted.
+    if (files_end > *scanned) *missed += files_end - *scanned;
+    *scanned = std::max(*scanned, files_end);
+  }
   // Past the last generation's end: nothing newer left in the files (the
   // rest, if any, is in the ring, whose seqs follow on).
   return out;

@@ -136,9 +136,13 @@ class LogStore {
   // (falling back to the files when after_seq is older than the ring). For `logs -f`.
   // `*scanned`, when given: the seq a next call may start after (the last
   // record looked at, matching or not; at most kScanBudget of them).
+  // `*missed`, when given: how many seqs from after_seq + 1 to *scanned
+  // are in neither the files nor the ring (rotated out before a slow
+  // follower got to them, or lost to a failed write).
   Result<std::vector<LogRecord>> Since(const std::string& app, uint64_t after_seq,
                                        const LogFilter& filter, size_t limit,
-                                       uint64_t* scanned = nullptr) const;
+                                       uint64_t* scanned = nullptr,
+                                       uint64_t* missed = nullptr) const;
   // 0 for an app without records.
   uint64_t LastSeq(const std::string& app) const;
   // `app delete`: drops what the store holds of the app (its buffered
@@ -223,7 +227,8 @@ class LogStore {
   std::string GenerationPath(const std::string& app, int generation) const;
   Result<std::vector<LogRecord>> SinceFromFiles(const std::string& app, uint64_t after_seq,
                                                 const LogFilter& filter, size_t limit,
-                                                uint64_t files_end, uint64_t* scanned) const;
+                                                uint64_t files_end, uint64_t* scanned,
+                                                uint64_t* missed) const;
 
   std::string dir_;
   LogStoreOptions options_;

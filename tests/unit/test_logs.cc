@@ -1125,17 +1125,52 @@ TEST_CASE("LogStore's Since moves over records missing between the files and the
   store->Flush();
   // The files are gone (removed by hand); the ring holds 21..30.
   for (const char* suffix : {"", ".1", ".2", ".3"}) ::unlink(f.AppFile(suffix).c_str());
-  uint64_t scanned = 0;
-  auto gap = store->Since("shop", 5, {}, 100, &scanned);
+  uint64_t scanned = 0, missed = 0;
+  auto gap = store->Since("shop", 5, {}, 100, &scanned, &missed);
   REQUIRE(gap.ok());
   CHECK(Seqs(*gap) == Range(21, 30));
   CHECK(scanned == 30);
+  CHECK(missed == 15);  // 6..20
   // A page that ends in the files' part stops there, and the next one
   // goes on.
-  auto two = store->Since("shop", 5, {}, 2, &scanned);
+  auto two = store->Since("shop", 5, {}, 2, &scanned, &missed);
   REQUIRE(two.ok());
   CHECK(Seqs(*two) == Range(21, 22));
   CHECK(scanned == 22);
+  CHECK(missed == 15);
+  // From the ring on, nothing is missed.
+  REQUIRE(store->Since("shop", 22, {}, 100, &scanned, &missed).ok());
+  CHECK(missed == 0);
+}
+
+TEST_CASE("LogStore's Since counts the records rotated out before a slow follower got to them") {
+  Fixture f;
+  f.options.ring_lines = 5;
+  f.options.max_file_bytes = 1024;
+  f.options.max_files = 2;
+  auto store = f.Open();
+  for (int i = 1; i <= 200; ++i) store->Append(Rec("web.1", "out", "line " + std::to_string(i)));
+  store->Flush();
+  auto kept = store->Tail("shop", {}, 1000);
+  REQUIRE(kept.ok());
+  const uint64_t oldest = kept->front().seq;
+  REQUIRE(oldest > 20);
+  uint64_t scanned = 0, missed = 0;
+  // A filter that matches nothing: the gap is counted all the same.
+  LogFilter none;
+  none.stream = "err";
+  auto page = store->Since("shop", 10, none, 100, &scanned, &missed);
+  REQUIRE(page.ok());
+  CHECK(page->empty());
+  CHECK(missed == oldest - 11);
+  auto all = store->Since("shop", 10, {}, 1000, &scanned, &missed);
+  REQUIRE(all.ok());
+  CHECK(all->front().seq == oldest);
+  CHECK(Seqs(*all) == Range(oldest, 200));
+  CHECK(missed == oldest - 11);
+  // A follower that is not behind misses nothing.
+  REQUIRE(store->Since("shop", oldest, {}, 1000, &scanned, &missed).ok());
+  CHECK(missed == 0);
 }
 
 }  // namespace
