@@ -403,7 +403,12 @@ void EncodeLogRecord(const LogRecord& r, std::string* out) {
 }
 
 Result<LogRecord> DecodeLogRecord(std::string_view line, std::string_view app) {
-  if (line.starts_with('{')) return DecodeJsonLine(line);
+  if (line.starts_with('{')) {
+    Result<LogRecord> r = DecodeJsonLine(line);
+    // The file's directory names the app, whatever the line says.
+    if (r.ok() && !app.empty()) r->app = std::string(app);
+    return r;
+  }
   auto bad = [](const char* what) {
     return Corruption(std::string("log line has a bad ") + what);
   };

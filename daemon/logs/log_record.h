@@ -89,8 +89,8 @@ void AppendLogMiddle(int64_t time_us, std::string_view release, std::string_view
 void AppendLogLine(uint64_t seq, std::string_view middle, std::string_view text, bool partial,
                    bool newline, std::string* out);
 // Parses one on-disk line (either form, no '\n'); kCorruption if it is not
-// a complete record. `app` names the app of a line that does not (the
-// current form).
+// a complete record. `app` names the app of the line (its file's
+// directory); a JSON line's own "app" is used only when `app` is empty.
 Result<LogRecord> DecodeLogRecord(std::string_view line, std::string_view app = {});
 // "2026-11-27T10:58:50.123456Z".
 std::string FormatTimeUtcMicros(int64_t unix_us);

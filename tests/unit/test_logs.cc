@@ -316,7 +316,9 @@ TEST_CASE("Records encode to one text line that decodes back") {
     CHECK(!DecodeLogRecord(bad, "shop").ok());
   }
 
-  // The JSON lines of earlier versions are still read, with their app.
+  // The JSON lines of earlier versions are still read; the app is the
+  // one whose file it is, whatever the line says (a line put in another
+  // app's file must not pass as that app's).
   const std::string json =
       R"({"seq":5,"time":"2026-11-18T11:06:40.123456Z","app":"old","release":"v1",)"
       R"("process":"web.1","stream":"out","text":"hi\nthere","partial":false})";
@@ -324,7 +326,8 @@ TEST_CASE("Records encode to one text line that decodes back") {
   CHECK(seq == 5);
   back = DecodeLogRecord(json, "shop");
   REQUIRE(back.ok());
-  CHECK(back->app == "old");
+  CHECK(back->app == "shop");
+  CHECK(DecodeLogRecord(json)->app == "old");
   CHECK(back->text == "hi\nthere");
   CHECK(back->time_us == 1'795'000'000'123'456);
   // A year before 1000 keeps its four digits (found by fuzz_log_record).
