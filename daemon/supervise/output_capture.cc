@@ -68,6 +68,11 @@ int64_t OutputCapture::Emit(OutputStream stream, std::string_view data, bool flu
 }
 
 void OutputCapture::OnOutput(OutputStream stream, std::string_view data) {
+  // Half a read's worth waiting already: a writer ahead of the daemon (a
+  // pipe counts pages, so a "full" one may hold a little less than 64 KiB).
+  if (data.size() >= ChildProcess::kReadBytes / 2 && child_ != nullptr &&
+      rate_.bytes_per_sec >= LogRatePolicy::kGrowPipeRate)
+    child_->GrowOutputPipe(stream);
   const int64_t lines = Emit(stream, data, /*flush_rest=*/false);
   int64_t now = clock_->MonotonicMs();
   tokens_ = std::min<double>(

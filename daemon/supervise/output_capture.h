@@ -31,6 +31,11 @@ class LogStore;
 // bytes plus `line_cost`; an instance over its budget stops being read
 // until the bucket refills, and its writes block.
 struct LogRatePolicy {
+  // An instance allowed at least this many bytes per second that fills a
+  // read gets a bigger pipe (ChildProcess::GrowOutputPipe): it then holds
+  // at most 1/64 s of its budget; below it, the rate, not the pipe, is
+  // what holds the instance back.
+  static constexpr int64_t kGrowPipeRate = int64_t{64} << 20;
   int64_t bytes_per_sec = 4 << 20;
   int64_t burst = 4 << 20;
   int64_t line_cost = 128;

@@ -21,6 +21,8 @@ struct ChildProcess::Pipe {
   ChildProcess* owner = nullptr;
   bool open = false;     // initialised and not yet at EOF
   bool reading = false;
+  bool grow_tried = false;
+  bool grown = false;  // read into the big buffer
 };
 
 namespace {
@@ -28,7 +30,14 @@ namespace {
 // One read buffer for every pipe: libuv calls the read callback right after
 // the alloc callback, and the callback consumes the bytes before returning,
 // so 1,000 children do not need 1,000 buffers.
-char g_read_buffer[64 * 1024];
+char g_read_buffer[ChildProcess::kReadBytes];
+
+// The one for grown pipes, made when the first pipe grows (so a daemon
+// whose apps never flood never touches its pages).
+char* BigReadBuffer() {
+  static char* buffer = new char[ChildProcess::kGrownPipeBytes];
+  return buffer;
+}
 
 }  // namespace
 
@@ -381,9 +390,32 @@ void ChildProcess::DrainOutput() {
   }
 }
 
-void ChildProcess::OnAlloc(uv_handle_t*, size_t, uv_buf_t* buf) {
+void ChildProcess::OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  const auto* pipe = static_cast<const Pipe*>(h->data);
+  if (pipe != nullptr && pipe->grown) {
+    buf->base = BigReadBuffer();
+    buf->len = kGrownPipeBytes;
+    return;
+  }
   buf->base = g_read_buffer;
   buf->len = sizeof(g_read_buffer);
+}
+
+void ChildProcess::GrowOutputPipe(OutputStream stream) {
+  Pipe* p = stream == OutputStream::kOut ? out_.get() : err_.get();
+  if (p == nullptr || !p->open || p->grow_tried) return;
+  p->grow_tried = true;
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(p->handle.handle(), &fd) != 0) return;
+  p->grown = ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(kGrownPipeBytes)) >= 0;
+}
+
+size_t ChildProcess::OutputPipeBytes(OutputStream stream) const {
+  const Pipe* p = stream == OutputStream::kOut ? out_.get() : err_.get();
+  uv_os_fd_t fd = -1;
+  if (p == nullptr || !p->open || uv_fileno(p->handle.handle(), &fd) != 0) return 0;
+  const int n = ::fcntl(fd, F_GETPIPE_SZ);
+  return n > 0 ? static_cast<size_t>(n) : 0;
 }
 
 void ChildProcess::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {

@@ -38,7 +38,9 @@
 #include <vector>
 
 #include "daemon/base/uv_handle.h"
+#include "daemon/base/clock.h"
 #include "daemon/supervise/exec_step.h"
+#include "daemon/supervise/output_capture.h"
 #include "daemon/supervise/spawn.h"
 #include "tests/support/fs.h"
 #include "tests/support/proc.h"
@@ -870,6 +872,49 @@ TEST_CASE("ChildProcess delivers output and the exit status through the loop") {
   REQUIRE(loop.RunUntil([&] { return exit.has_value(); }));
   CHECK(exit->first == 0);
   CHECK(exit->second == SIGTERM);
+}
+
+// A stream that keeps its reads full gets the big pipe when the instance may
+// log fast, and keeps the kernel's 64 KiB when its rate limit holds it back.
+TEST_CASE("OutputCapture grows a flooding child's pipe only when its rate allows fast logging") {
+  for (const bool fast : {true, false}) {
+    INFO((fast ? "fast" : "default rate"));
+    Loop loop;
+    LogRatePolicy rate;
+    if (fast) rate.bytes_per_sec = rate.burst = int64_t{1} << 30;
+    OutputCapture capture(&loop.loop, &RealClock(), nullptr, rate, LogSource{"a", "v1", "w.1"});
+    SpawnRequest req;
+    req.argv = {"/usr/bin/yes", "flooding"};
+    req.env = Env();
+    size_t biggest_read = 0;
+    bool exited = false;
+    ChildProcess::Callbacks cb;
+    cb.on_output = [&](OutputStream s, std::string_view d) {
+      biggest_read = std::max(biggest_read, d.size());
+      capture.OnOutput(s, d);
+    };
+    cb.on_exit = [&](int64_t, int) { exited = true; };
+    auto child = ChildProcess::Spawn(&loop.loop, req, cb);
+    REQUIRE(child.ok());
+    capture.Attach(child->get());
+    CHECK((*child)->OutputPipeBytes(OutputStream::kOut) == ChildProcess::kReadBytes);
+    if (fast) {
+      INFO("pipe " << (*child)->OutputPipeBytes(OutputStream::kOut) << " biggest " << biggest_read);
+      REQUIRE(loop.RunUntil([&] { return biggest_read > ChildProcess::kReadBytes; }));
+      CHECK((*child)->OutputPipeBytes(OutputStream::kOut) == ChildProcess::kGrownPipeBytes);
+    } else {
+      // Past the burst of its budget: throttled, with the kernel's pipe.
+      REQUIRE(loop.RunUntil([&] { return (*child)->output_paused(); }));
+      CHECK((*child)->OutputPipeBytes(OutputStream::kOut) == ChildProcess::kReadBytes);
+      CHECK(biggest_read <= ChildProcess::kReadBytes);
+    }
+    // stderr, never written, is never grown.
+    CHECK((*child)->OutputPipeBytes(OutputStream::kErr) == ChildProcess::kReadBytes);
+    REQUIRE((*child)->SignalGroup(SIGKILL).ok());
+    REQUIRE(loop.RunUntil([&] { return exited; }));
+    capture.Detach();
+  }
+  CHECK(NoZombies());
 }
 
 TEST_CASE("a ChildProcess destroyed while its process runs kills and reaps it") {
