@@ -277,8 +277,10 @@ Supervisor::Supervisor(SuperviseEnv env, SupervisorListener* listener)
   uv_prepare_init(env_.loop, refill_.get());
   refill_->data = this;
   uv_prepare_start(refill_.get(), [](uv_prepare_t* h) {
-    if (auto* self = static_cast<Supervisor*>(h->data))
+    if (auto* self = static_cast<Supervisor*>(h->data)) {
       self->env_.spawn_budget = SuperviseEnv::kSpawnsPerIteration;
+      self->env_.spawn_us = 0;
+    }
   });
   // An idle prepare handle must not keep the loop alive by itself.
   uv_unref(refill_.handle());
