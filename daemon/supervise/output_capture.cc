@@ -82,28 +82,44 @@ void OutputCapture::OnOutput(OutputStream stream, std::string_view data) {
   tokens_ms_ = now;
   tokens_ -= static_cast<double>(data.size()) +
              static_cast<double>(lines * rate_.line_cost);
-  if (tokens_ < 0) Throttle();
+  const uint64_t turn = uv_now(loop_);
+  if (turn != turn_ms_) {
+    turn_ms_ = turn;
+    turn_bytes_ = 0;
+  }
+  turn_bytes_ += data.size();
+  if (tokens_ < 0) {
+    Throttle();
+  } else if (turn_bytes_ >= kMaxBytesPerTurn) {
+    PauseFor(0);
+  }
 }
 
 void OutputCapture::Throttle() {
   if (child_ == nullptr) return;
   FlushLogs();
+  auto wait_ms = static_cast<uint64_t>(
+      std::ceil(-tokens_ * 1000.0 / static_cast<double>(rate_.bytes_per_sec)));
+  PauseFor(std::max<uint64_t>(wait_ms, 1));
+}
+
+void OutputCapture::PauseFor(uint64_t ms) {
+  if (child_ == nullptr) return;
   child_->PauseOutput();
   if (throttle_timer_ == nullptr) {
     throttle_timer_ = std::make_unique<UvHandle<uv_timer_t>>();
     uv_timer_init(loop_, throttle_timer_->get());
     (*throttle_timer_)->data = this;
   }
-  auto wait_ms = static_cast<uint64_t>(
-      std::ceil(-tokens_ * 1000.0 / static_cast<double>(rate_.bytes_per_sec)));
   uv_timer_start(
       throttle_timer_->get(),
       [](uv_timer_t* t) {
         auto* self = static_cast<OutputCapture*>(t->data);
-        if (self != nullptr && self->child_ != nullptr)
-          self->child_->ResumeOutput();
+        if (self == nullptr) return;
+        self->turn_bytes_ = 0;  // a new turn
+        if (self->child_ != nullptr) self->child_->ResumeOutput();
       },
-      std::max<uint64_t>(wait_ms, 1), 0);
+      ms, 0);
 }
 
 void OutputCapture::OnEof(OutputStream stream) {

@@ -44,6 +44,12 @@ struct LogRatePolicy {
 
 class OutputCapture {
  public:
+  // At most this many bytes of one instance's output are taken in one loop
+  // turn (libuv reads a stream up to 32 times in one go, 32 MiB from a grown
+  // pipe): past it, reading pauses until the next turn, so a flooding app
+  // holds the loop about 2 ms at most, whatever its pipe and its rate.
+  static constexpr size_t kMaxBytesPerTurn = 2 << 20;
+
   // `logs` null: lines are dropped (the rate is still enforced).
   // REQUIRES: `loop`, `clock` and `logs` outlive this.
   OutputCapture(uv_loop_t* loop, const Clock* clock, LogStore* logs,
@@ -88,6 +94,8 @@ class OutputCapture {
   int64_t Emit(OutputStream stream, std::string_view data, bool flush_rest);
   pid_t pid() const;
   void Throttle();
+  // Pauses reading and resumes it after `ms` (0: in the next loop turn).
+  void PauseFor(uint64_t ms);
 
   uv_loop_t* loop_;
   const Clock* clock_;
@@ -99,6 +107,8 @@ class OutputCapture {
   LineSplitter err_;
   double tokens_;
   int64_t tokens_ms_ = 0;
+  uint64_t turn_ms_ = UINT64_MAX;  // uv_now() of the turn turn_bytes_ counts
+  size_t turn_bytes_ = 0;
   std::unique_ptr<UvHandle<uv_timer_t>> throttle_timer_;
   std::function<void(OutputStream, std::string_view)> observer_;
 };
