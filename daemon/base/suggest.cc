@@ -37,6 +37,13 @@ std::optional<std::string> ClosestMatch(std::string_view word,
   return best;
 }
 
+std::string Excerpt(std::string_view text) {
+  if (text.size() <= kMaxExcerptBytes) return std::string(text);
+  size_t end = kMaxExcerptBytes;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  return std::string(text.substr(0, end)) + "...";
+}
+
 std::string QuotedList(const std::vector<std::string>& words) {
   if (words.empty()) return "none";
   std::string out;

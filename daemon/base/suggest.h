@@ -23,4 +23,10 @@ std::optional<std::string> ClosestMatch(std::string_view word,
 // "'a', 'b' and 'c'" (or "'a'", "'a' and 'b'"); "none" when empty.
 std::string QuotedList(const std::vector<std::string>& words);
 
+// A peer's text as an error quotes it: at most kMaxExcerptBytes of it (cut
+// on a UTF-8 character boundary, "..." added), so an error is never as
+// large as what it refuses.
+constexpr size_t kMaxExcerptBytes = 64;
+std::string Excerpt(std::string_view text);
+
 }  // namespace relsupd

@@ -5,6 +5,7 @@
 
 #include "daemon/base/duration.h"
 #include "daemon/base/socket_address.h"
+#include "daemon/base/suggest.h"
 #include "daemon/config/yaml_util.h"
 
 namespace relsupd {
@@ -43,7 +44,7 @@ Status ValidateAppName(std::string_view name) {
   bool ok = !name.empty() && name.size() <= 63 && IsLowerAlnum(name[0]);
   for (char c : name) ok = ok && (IsLowerAlnum(c) || c == '-');
   if (!ok)
-    return InvalidArgument("app name '" + std::string(name) +
+    return InvalidArgument("app name '" + Excerpt(name) +
                            "' is not valid (use [a-z0-9][a-z0-9-]{0,62})");
   return Status::Ok();
 }
@@ -52,7 +53,7 @@ Status ValidateSocketName(std::string_view name) {
   bool ok = !name.empty() && name.size() <= 32 && IsLowerAlnum(name[0]);
   for (char c : name) ok = ok && (IsLowerAlnum(c) || c == '-' || c == '_');
   if (!ok)
-    return InvalidArgument("socket name '" + std::string(name) +
+    return InvalidArgument("socket name '" + Excerpt(name) +
                            "' is not valid (use [a-z0-9][a-z0-9_-]{0,31})");
   return Status::Ok();
 }

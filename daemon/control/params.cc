@@ -1,24 +1,19 @@
 #include "daemon/control/params.h"
 
+#include "daemon/base/suggest.h"
+
 #include "daemon/base/release_id.h"
 #include "daemon/config/app_spec.h"
 #include "daemon/store/release_service.h"
 
 namespace relsupd::params {
 
-std::string Quoted(std::string_view text) {
-  if (text.size() <= kMaxQuotedBytes) return std::string(text);
-  size_t end = kMaxQuotedBytes;
-  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
-  return std::string(text.substr(0, end)) + "...";
-}
-
 Status CheckKnown(const rpc::Json& params,
                   std::initializer_list<std::string_view> known) {
   for (const auto& [k, v] : params.items()) {
     bool ok = false;
     for (auto n : known) ok = ok || n == k;
-    if (!ok) return InvalidArgument("unknown param '" + Quoted(k) + "'");
+    if (!ok) return InvalidArgument("unknown param '" + Excerpt(k) + "'");
   }
   return Status::Ok();
 }

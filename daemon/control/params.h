@@ -14,11 +14,6 @@
 
 namespace relsupd::params {
 
-// A peer's text as an error quotes it: at most kMaxQuotedBytes of it (cut
-// on a character boundary, "..." added), so an error is never as large as
-// what it refuses.
-constexpr size_t kMaxQuotedBytes = 64;
-std::string Quoted(std::string_view text);
 // InvalidArgument naming the first key of `params` not in `known`.
 Status CheckKnown(const rpc::Json& params,
                   std::initializer_list<std::string_view> known);

@@ -136,7 +136,7 @@ Result<std::vector<const PsField*>> PsColumnsParam(const Json& columns) {
     if (found == nullptr) {
       std::string known;
       for (const PsField& f : kPsFields) known += (known.empty() ? "" : ", ") + std::string(f.name);
-      return InvalidArgument("param 'columns': no field '" + params::Quoted(name) +
+      return InvalidArgument("param 'columns': no field '" + Excerpt(name) +
                              "' (known: " + known + ")");
     }
     out.push_back(found);

@@ -484,6 +484,8 @@ TEST_CASE("ps and status with columns: rows of arrays holding the values the obj
   const Json huge = support::CallRaw(
       stage.socket(), "ps", {{"columns", {std::string(500'000, 'x')}}, {std::string(100'000, 'k'), 1}});
   CHECK(huge["error"]["message"].get<std::string>().size() < 300);
+  const Json huge_app = support::CallRaw(stage.socket(), "ps", {{"app", std::string(500'000, 'a')}});
+  CHECK(huge_app["error"]["message"].get<std::string>().size() < 300);
   const Json huge_column = support::CallRaw(
       stage.socket(), "ps", {{"app", stage.app()}, {"columns", {std::string(500'000, 'x')}}});
   const std::string message = huge_column["error"]["message"].get<std::string>();

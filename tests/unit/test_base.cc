@@ -17,6 +17,7 @@
 #include <span>
 #include <vector>
 
+#include "daemon/base/suggest.h"
 #include "daemon/base/byte_size.h"
 #include "daemon/base/clock.h"
 #include "daemon/base/duration.h"
@@ -599,6 +600,14 @@ TEST_CASE("ReadProcIds reads a process's four uids and gids, and UidHasProcesses
     ::waitpid(pid, &status, 0);
     CHECK_FALSE(UidHasProcesses(other));
   }
+}
+
+TEST_CASE("Excerpt quotes at most 64 bytes of a peer's text, cut between characters") {
+  CHECK(Excerpt("web") == "web");
+  CHECK(Excerpt(std::string(64, 'x')) == std::string(64, 'x'));
+  CHECK(Excerpt(std::string(500'000, 'x')) == std::string(64, 'x') + "...");
+  // 63 bytes, then a 2-byte character across the 64th: cut before it.
+  CHECK(Excerpt(std::string(63, 'x') + "\xC3\xA9yyy") == std::string(63, 'x') + "...");
 }
 
 }  // namespace
