@@ -158,14 +158,34 @@ Figures RunOnce(const Options& o, const std::string& source, const std::string& 
                 uint64_t lines, const std::string& dir) {
   Figures fig;
   std::filesystem::remove_all(dir + "/logs");
+  int p[2] = {-1, -1};
+  if (source == "pipe") {
+    if (pipe2(p, O_CLOEXEC) != 0) {
+      fig.error = std::string("pipe2: ") + std::strerror(errno);
+      return fig;
+    }
+    if (o.pipe_kib > 0 && fcntl(p[0], F_SETPIPE_SZ, static_cast<int>(o.pipe_kib * 1024)) < 0) {
+      fig.error = std::string("F_SETPIPE_SZ: ") + std::strerror(errno);
+      close(p[0]);
+      close(p[1]);
+      return fig;
+    }
+  }
   uv_loop_t loop;
   uv_loop_init(&loop);
+  // Room for every record (about 60 bytes of fields each), so the check
+  // after the run finds them all: the daemon's 64 MiB files, as many as
+  // it takes.
   LogStoreOptions store_options;
   store_options.max_file_bytes = 64 << 20;
-  store_options.max_files = 12;
+  const uint64_t file_bytes = lines * (static_cast<uint64_t>(o.line_bytes) + 64);
+  store_options.max_files = static_cast<int>(file_bytes / store_options.max_file_bytes) + 2;
   auto store = LogStore::Open(dir + "/logs", store_options, RealClock());
   if (!store.ok()) {
     fig.error = store.status().ToString();
+    uv_loop_close(&loop);
+    if (p[0] >= 0) close(p[0]);
+    if (p[1] >= 0) close(p[1]);
     return fig;
   }
   LogRatePolicy rate;
@@ -194,12 +214,6 @@ Figures RunOnce(const Options& o, const std::string& source, const std::string& 
       fig.wall_s = static_cast<double>(MonoNs() - t0) / 1e9;
       fig.cpu_s = CpuSeconds() - cpu0;
     } else {
-      int p[2];
-      if (pipe2(p, O_CLOEXEC) != 0) {
-        fig.error = std::string("pipe2: ") + std::strerror(errno);
-        return fig;
-      }
-      if (o.pipe_kib > 0) fcntl(p[0], F_SETPIPE_SZ, static_cast<int>(o.pipe_kib * 1024));
       const int cpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
       const double cpu0 = CpuSeconds();
       const int64_t t0 = MonoNs();

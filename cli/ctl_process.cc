@@ -391,7 +391,8 @@ int FollowLogs(CtlContext* ctx, const LogsArgs& a) {
       for (const auto& [app, n] : missed.items())
         if (n.is_number_unsigned())
           std::cerr << "relsupd: " << n.get<uint64_t>() << " records of '" << app
-                    << "' were rotated out before they could be shown\n";
+                    << "' (of every process and stream) were rotated out before they could "
+                       "be shown\n";
     }
     for (const auto& rec : Field(r, "records")) print(rec);
     if (all) {
@@ -873,8 +874,9 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
                    "(?i) at the start ignores case; a line over 16 KiB is matched piece by "
                    "piece)");
   SetVerbFooter(logs,
-      "An unknown TYPE in --process is refused, naming the types the release has (the given "
-      "--release, else the live one), when no kept release has it and nothing matched. "
+      "An unknown TYPE in --process is refused, naming the types the release has, when "
+      "nothing matched and the release has no such type (with --release, that release; "
+      "else the live one, nor any other kept release). "
       "--release needs an APP. With -f, lines rotated out before they could be shown are "
       "counted on stderr.");
   logs->callback([ctx, logs_args] {

@@ -1,5 +1,7 @@
 #include "cli/follow.h"
 
+#include "cli/terminal.h"
+
 #include <chrono>
 #include <iostream>
 #include <thread>
@@ -29,7 +31,10 @@ int FollowForever(CtlContext* ctx, Result<Client> client, const std::string& wha
     }
     if (!r.ok() && r.status().code() == StatusCode::kBusy) {
       // Too many follows wait in the daemon (its limit): ask again soon.
-      if (!busy) std::cerr << "relsupd: " << r.status().message() << "; asking again every second\n";
+      if (!busy)
+        std::cerr << ForStderr("relsupd: " + r.status().message() +
+                               "; asking again every second")
+                  << '\n';
       busy = true;
       std::this_thread::sleep_for(std::chrono::seconds(1));
       continue;

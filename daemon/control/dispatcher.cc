@@ -177,8 +177,8 @@ void Dispatcher::RunSlice() {
       ready_.push_back(key);
     } else {
       if (lane.refused > 1)
-        spdlog::warn("Refused {} requests of uid {} ({}) in all while {} were waiting",
-                     lane.refused, line->peer.uid, line->peer.name, kMaxQueuedLines);
+        spdlog::warn("Refused {} requests of uid {} ({}) in all while its queue was full",
+                     lane.refused, line->peer.uid, line->peer.name);
       lanes_.erase(key);
     }
     // `line` (if done) goes here; its untaken fds went to the closer.

@@ -229,7 +229,9 @@ struct LogFollow {
         cursor = std::max(cursor, g.scanned);
       else if (n > 0)
         cursor = std::max(cursor, g.records[n - 1].seq);
-      if (g.missed > 0 && cursor > was) missed[g.app] = g.missed;
+      // (Not for an app followed from its start: a name deleted and made
+      // again goes on from its old seqs, which were never this one's.)
+      if (g.missed > 0 && cursor > was && was > 0) missed[g.app] = g.missed;
     }
     Json out = {{"records", ToArray(std::move(kept))}, {"more", more || cut}};
     if (!missed.empty()) out["missed"] = std::move(missed);
@@ -349,17 +351,15 @@ void Logs(DaemonContext& ctx, const Request& r, Reply reply) {
       ParkLogs(ctx, r, std::move(follow), reply);
       return std::optional<Json>();
     }
-    // A type no release has is refused when the first page finds none of
-    // its records, however many a scan would have to look at to be sure.
-    Status known;
-    if (!filter.process.empty() && !before)
-      known = CheckLogProcess(ctx, app, release, filter.process);
     uint64_t resume = 0;
     ASSIGN_OR_RETURN(std::vector<LogRecord> records,
                      ctx.logs->Tail(app, filter, n,
                                     before ? static_cast<uint64_t>(*before) : UINT64_MAX,
                                     &resume));
-    if (!known.ok() && records.empty()) return known;
+    // A type no release has is refused when the first page finds none of
+    // its records, however many a scan would have to look at to be sure.
+    if (records.empty() && !filter.process.empty() && !before)
+      RETURN_IF_ERROR(CheckLogProcess(ctx, app, release, filter.process));
     bool cut = (n < wanted && records.size() == n) || resume != 0;
     std::deque<Json> kept = PageOf(records, /*forward=*/false, &cut);
     // The next page back starts before the oldest record given, or, when

@@ -29,18 +29,20 @@ namespace {
 
 constexpr size_t kReadBlock = 64 * 1024;
 
-// Opens `path` for reading; a missing file is an invalid Fd, not an error.
-// Anything but a regular file is refused, and never waited for (a FIFO
-// put in its place would block the open, or the reads, of the loop).
+// Opens `path` for reading; a missing file is an invalid Fd, not an error,
+// and so is anything but a regular file (LogStore warns of one when it
+// starts): never followed if a symlink, never waited for (a FIFO would
+// block the open or the reads of the loop), never made a controlling tty.
 Result<Fd> OpenForRead(const std::string& path) {
-  Result<Fd> fd = OpenFile(path, O_RDONLY | O_NONBLOCK);
-  if (!fd.ok() && fd.status().error_number() == ENOENT) return Fd();
+  Result<Fd> fd = OpenFile(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY);
+  if (!fd.ok() && (fd.status().error_number() == ENOENT ||
+                   fd.status().error_number() == ELOOP))
+    return Fd();
   if (!fd.ok()) return fd;
   struct stat st;
   if (::fstat(fd->get(), &st) != 0)
     return Status::FromErrno("cannot stat '" + path + "'", errno);
-  if (!S_ISREG(st.st_mode))
-    return FailedPrecondition("'" + path + "' is not a regular file");
+  if (!S_ISREG(st.st_mode)) return Fd();
   return fd;
 }
 

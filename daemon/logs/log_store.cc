@@ -2,6 +2,8 @@
 
 #include "daemon/logs/log_lines.h"
 
+#include "daemon/base/suggest.h"
+
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -79,16 +81,22 @@ Status LogStore::LoadExisting() {
     bool found = false;
     for (int g = 0; g < options_.max_files && !found; ++g) {
       const std::string path = GenerationPath(app, g);
+      // Anything but a regular file (a directory, a FIFO, a symlink) is
+      // passed over by every reader, as if missing; said here, once.
+      struct stat st;
+      if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+        spdlog::warn("Log file '{}' is not a regular file, ignoring it", path);
       Status s = ForEachLineBackward(path, [&](std::string_view line) {
         Result<LogRecord> r = DecodeLogRecord(line, app);
-        if (!r.ok()) return true;  // torn or corrupt: skip it
+        // Torn or corrupt: skip it. So is a seq a hand edit put so high
+        // that the seqs after it would run out.
+        if (!r.ok() || r->seq > kMaxLogSeq / 2) return true;
         last_seq = r->seq;
         found = true;
         return false;
       });
-      // One unreadable file (a directory or a FIFO in its place, an I/O
-      // error) costs that file, not the daemon's start: the seq goes on
-      // from an older generation's.
+      // One unreadable file (an I/O error) costs that file, not the
+      // daemon's start: the seq goes on from an older generation's.
       if (!s.ok())
         spdlog::warn("Cannot load logs of app '{}': {}, ignoring", app, s.ToString());
     }
@@ -119,8 +127,10 @@ Status LogStore::OpenCurrent(AppLog& log) const {
   const std::string path = log.dir + "/" + kCurrent;
   // O_NONBLOCK: a FIFO in its place fails (ENXIO) instead of blocking the
   // loop until something reads it; a regular file ignores the flag.
-  ASSIGN_OR_RETURN(Fd fd,
-                   OpenFile(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK, kFileMode));
+  ASSIGN_OR_RETURN(Fd fd, OpenFile(path,
+                                   O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_NOFOLLOW |
+                                       O_NOCTTY,
+                                   kFileMode));
   struct stat st;
   if (::fstat(fd.get(), &st) != 0)
     return Status::FromErrno("cannot stat '" + path + "'", errno);
@@ -129,7 +139,7 @@ Status LogStore::OpenCurrent(AppLog& log) const {
   if (size > 0) {
     // A daemon killed mid-write leaves a torn last line; end it so the next
     // record starts on a line of its own (readers skip the torn one).
-    ASSIGN_OR_RETURN(Fd rfd, OpenFile(path, O_RDONLY | O_NONBLOCK));
+    ASSIGN_OR_RETURN(Fd rfd, OpenFile(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY));
     char last = '\n';
     RETURN_IF_ERROR(PreadFull(rfd.get(), &last, 1, static_cast<off_t>(size - 1), path));
     if (last != '\n') {
@@ -463,7 +473,7 @@ Result<std::vector<LogRecord>> LogStore::Tail(const std::string& app,
                                               uint64_t before_seq,
                                               uint64_t* resume_before) const {
   if (resume_before != nullptr) *resume_before = 0;
-  if (!ValidAppName(app)) return InvalidArgument("bad app name '" + app + "'");
+  if (!ValidAppName(app)) return InvalidArgument("bad app name '" + Excerpt(app) + "'");
   std::vector<LogRecord> out;
   if (n == 0) return out;
   auto it = apps_.find(app);
@@ -521,7 +531,7 @@ Result<std::vector<LogRecord>> LogStore::Since(const std::string& app,
   if (missed == nullptr) missed = &ignored_missed;
   *scanned = after_seq;
   *missed = 0;
-  if (!ValidAppName(app)) return InvalidArgument("bad app name '" + app + "'");
+  if (!ValidAppName(app)) return InvalidArgument("bad app name '" + Excerpt(app) + "'");
   std::vector<LogRecord> out;
   auto it = apps_.find(app);
   if (limit == 0 || it == apps_.end() || after_seq >= it->second.last_seq) return out;
@@ -597,8 +607,10 @@ Result<std::vector<LogRecord>> LogStore::SinceFromFiles(const std::string& app,
         stopped = true;
         return false;
       }
-      // Seqs between the last record seen and this one are in no file.
-      if (r->seq > *scanned + 1) *missed += r->seq - *scanned - 1;
+      // Seqs between the last record seen and this one are in no file
+      // (counted up to the first match: a follower's cursor may stop at
+      // any match, and the next call counts what lies after it).
+      if (r->seq > *scanned + 1 && out.empty()) *missed += r->seq - *scanned - 1;
       *scanned = r->seq;
       if (filter.Matches(*r)) out.push_back(std::move(r).value());
       ++looked;
@@ -609,7 +621,7 @@ Result<std::vector<LogRecord>> LogStore::SinceFromFiles(const std::string& app,
   if (!stopped) {
     // The files end before the ring begins: what lies between is passed
     // over, and counted.
-    if (files_end > *scanned) *missed += files_end - *scanned;
+    if (files_end > *scanned && out.empty()) *missed += files_end - *scanned;
     *scanned = std::max(*scanned, files_end);
   }
   // Past the last generation's end: nothing newer left in the files (the

@@ -136,9 +136,10 @@ class LogStore {
   // (falling back to the files when after_seq is older than the ring). For `logs -f`.
   // `*scanned`, when given: the seq a next call may start after (the last
   // record looked at, matching or not; at most kScanBudget of them).
-  // `*missed`, when given: how many seqs from after_seq + 1 to *scanned
-  // are in neither the files nor the ring (rotated out before a slow
-  // follower got to them, or lost to a failed write).
+  // `*missed`, when given: how many seqs after after_seq, up to the first
+  // record returned (or to *scanned when none is), are in neither the
+  // files nor the ring (rotated out before a slow follower got to them, or
+  // lost to a failed write).
   Result<std::vector<LogRecord>> Since(const std::string& app, uint64_t after_seq,
                                        const LogFilter& filter, size_t limit,
                                        uint64_t* scanned = nullptr,

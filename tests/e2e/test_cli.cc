@@ -944,8 +944,9 @@ TEST_CASE("e2e cli: scale and logs name a missing app or process type, logs "
       {release_test::File("relsupd.yaml",
                           "processes:\n"
                           // More records than one page's scan looks at
-                          // (LogStore::kScanBudget), before the marker.
-                          "  web: {command: 'seq 1 12000 && echo from-$RELSUPD_RELEASE && "
+                          // (LogStore::kScanBudget, 20,000) in each
+                          // release, before the marker.
+                          "  web: {command: 'seq 1 25000 && echo from-$RELSUPD_RELEASE && "
                           "exec sleep 1000'}\n"
                           "  worker: {command: 'exec sleep 1000'}\n")});
   ProcResult imported = s.Ctl({"build", "import", "shop", file, "--quiet"});

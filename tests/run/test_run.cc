@@ -499,7 +499,11 @@ TEST_CASE("run: a flooding child slows only itself") {
   CHECK(bytes <= 2 * 1048576 + 256 * 1024);
   CHECK(Row(ps, "flood.1")["state"] == "ready");
   // A follower left behind at seq 1 is told how many records were rotated
-  // out before it got to them, and goes on at the oldest one kept.
+  // out before it got to them, and goes on at the oldest one kept. (The
+  // flood stopped first: a rotation between the two asks would move the
+  // oldest record kept.)
+  stage.CtlOk({"scale", "shop", "flood=0"});
+  WaitPs(stage, [](const Json& p) { return AllIn(p, "flood", "", 0); });
   Json behind = support::Call(stage.socket(), rpc::method::kLogs,
                               {{"app", "shop"}, {"after_seq", 1}, {"lines", 10}});
   INFO(behind.dump().substr(0, 2000));
