@@ -129,7 +129,7 @@ Instance::Instance(SuperviseEnv* env, std::shared_ptr<const ReleaseRun> run,
       observer_(observer),
       backoff_(env->backoff,
                env->random01 ? env->random01 : &DefaultRandom01),
-      capture_(env->loop, env->clock, env->logs, env->log_rate,
+      capture_(env->loop, &env->loop_turn, env->clock, env->logs, env->log_rate,
                LogSource{run_->app, run_->release(), name()}) {
   uv_timer_init(env_->loop, timer_.get());
   timer_->data = this;

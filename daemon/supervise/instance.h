@@ -69,6 +69,9 @@ struct SuperviseEnv {
   static constexpr int kSpawnsPerIteration = 16;
   int64_t spawn_us = 0;
   static constexpr int64_t kSpawnTimeBudgetUs = 2000;
+  // Loop turns so far (the Supervisor counts them before each poll):
+  // OutputCapture's per-turn bound.
+  uint64_t loop_turn = 0;
   // Exec health checks that may run at once, daemon-wide; a check due
   // while none is free waits (it is not a failure).
   int exec_check_slots = kMaxExecChecks;

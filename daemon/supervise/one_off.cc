@@ -60,7 +60,7 @@ Result<std::unique_ptr<OneOff>> OneOff::Start(SuperviseEnv* env,
 Status OneOff::Spawn() {
   if (!spec_.stdio.has_value()) {
     capture_ = std::make_unique<OutputCapture>(
-        env_->loop, env_->clock, env_->logs, env_->log_rate,
+        env_->loop, &env_->loop_turn, env_->clock, env_->logs, env_->log_rate,
         LogSource{spec_.app, spec_.release, spec_.name});
     capture_->set_line_observer(
         [this](OutputStream, std::string_view line) { KeepTail(line); });

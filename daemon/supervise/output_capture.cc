@@ -9,9 +9,9 @@
 
 namespace relsupd {
 
-OutputCapture::OutputCapture(uv_loop_t* loop, const Clock* clock,
-                             LogStore* logs, const LogRatePolicy& rate,
-                             LogSource source)
+OutputCapture::OutputCapture(uv_loop_t* loop, const uint64_t* loop_turn,
+                             const Clock* clock, LogStore* logs,
+                             const LogRatePolicy& rate, LogSource source)
     : loop_(loop),
       clock_(clock),
       logs_(logs),
@@ -19,7 +19,8 @@ OutputCapture::OutputCapture(uv_loop_t* loop, const Clock* clock,
       source_(std::move(source)),
       out_(rate.max_line),
       err_(rate.max_line),
-      tokens_(static_cast<double>(rate.burst)) {}
+      tokens_(static_cast<double>(rate.burst)),
+      loop_turn_(loop_turn) {}
 
 void OutputCapture::Attach(ChildProcess* child) { child_ = child; }
 
@@ -82,16 +83,17 @@ void OutputCapture::OnOutput(OutputStream stream, std::string_view data) {
   tokens_ms_ = now;
   tokens_ -= static_cast<double>(data.size()) +
              static_cast<double>(lines * rate_.line_cost);
-  const uint64_t turn = uv_now(loop_);
-  if (turn != turn_ms_) {
-    turn_ms_ = turn;
+  const uint64_t turn_ms = uv_now(loop_);
+  if (*loop_turn_ != turn_ || turn_ms != turn_ms_) {
+    turn_ = *loop_turn_;
+    turn_ms_ = turn_ms;
     turn_bytes_ = 0;
   }
   turn_bytes_ += data.size();
   if (tokens_ < 0) {
     Throttle();
-  } else if (turn_bytes_ >= kMaxBytesPerTurn) {
-    PauseFor(0);
+  } else if (turn_bytes_ >= kMaxBytesPerTurn && child_ != nullptr) {
+    child_->SkipTurn(loop_turn_, turn_ms);
   }
 }
 
@@ -116,7 +118,6 @@ void OutputCapture::PauseFor(uint64_t ms) {
       [](uv_timer_t* t) {
         auto* self = static_cast<OutputCapture*>(t->data);
         if (self == nullptr) return;
-        self->turn_bytes_ = 0;  // a new turn
         if (self->child_ != nullptr) self->child_->ResumeOutput();
       },
       ms, 0);

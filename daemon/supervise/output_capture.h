@@ -46,14 +46,18 @@ class OutputCapture {
  public:
   // At most this many bytes of one instance's output are taken in one loop
   // turn (libuv reads a stream up to 32 times in one go, 32 MiB from a grown
-  // pipe): past it, reading pauses until the next turn, so a flooding app
-  // holds the loop about 2 ms at most, whatever its pipe and its rate.
+  // pipe): past it, the process's pipes are skipped for the rest of the
+  // turn (ChildProcess::SkipTurn), so a flooding app holds the loop about
+  // 2 ms at most, whatever its pipe and its rate.
   static constexpr size_t kMaxBytesPerTurn = 2 << 20;
 
   // `logs` null: lines are dropped (the rate is still enforced).
-  // REQUIRES: `loop`, `clock` and `logs` outlive this.
-  OutputCapture(uv_loop_t* loop, const Clock* clock, LogStore* logs,
-                const LogRatePolicy& rate, LogSource source);
+  // `loop_turn`: a count the loop's owner moves on once per loop turn
+  // (SuperviseEnv::loop_turn; where nobody does, a turn ends when uv_now()
+  // moves on).
+  // REQUIRES: `loop`, `clock`, `logs` and `loop_turn` outlive this.
+  OutputCapture(uv_loop_t* loop, const uint64_t* loop_turn, const Clock* clock,
+                LogStore* logs, const LogRatePolicy& rate, LogSource source);
   OutputCapture(const OutputCapture&) = delete;
   OutputCapture& operator=(const OutputCapture&) = delete;
 
@@ -94,7 +98,7 @@ class OutputCapture {
   int64_t Emit(OutputStream stream, std::string_view data, bool flush_rest);
   pid_t pid() const;
   void Throttle();
-  // Pauses reading and resumes it after `ms` (0: in the next loop turn).
+  // Pauses reading and resumes it after `ms`.
   void PauseFor(uint64_t ms);
 
   uv_loop_t* loop_;
@@ -107,7 +111,9 @@ class OutputCapture {
   LineSplitter err_;
   double tokens_;
   int64_t tokens_ms_ = 0;
-  uint64_t turn_ms_ = UINT64_MAX;  // uv_now() of the turn turn_bytes_ counts
+  const uint64_t* loop_turn_;
+  uint64_t turn_ = UINT64_MAX;  // the loop turn turn_bytes_ counts,
+  uint64_t turn_ms_ = 0;        // and uv_now() in it
   size_t turn_bytes_ = 0;
   std::unique_ptr<UvHandle<uv_timer_t>> throttle_timer_;
   std::function<void(OutputStream, std::string_view)> observer_;

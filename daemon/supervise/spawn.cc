@@ -390,8 +390,20 @@ void ChildProcess::DrainOutput() {
   }
 }
 
+void ChildProcess::SkipTurn(const uint64_t* turn, uint64_t now_ms) {
+  skip_turn_ = turn;
+  skip_value_ = *turn;
+  skip_ms_ = now_ms;
+}
+
 void ChildProcess::OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   const auto* pipe = static_cast<const Pipe*>(h->data);
+  if (pipe != nullptr && pipe->owner->skipping_turn(uv_now(h->loop))) {
+    // No buffer: libuv calls back with UV_ENOBUFS and leaves the stream
+    // for this turn.
+    *buf = uv_buf_init(nullptr, 0);
+    return;
+  }
   if (pipe != nullptr && pipe->grown) {
     buf->base = BigReadBuffer();
     buf->len = kGrownPipeBytes;
@@ -428,7 +440,7 @@ void ChildProcess::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
                                  std::string_view(buf->base, n));
     return;
   }
-  if (n == 0) return;  // EAGAIN
+  if (n == 0 || n == UV_ENOBUFS) return;  // EAGAIN, or SkipTurn
   // EOF or an error: the stream is done either way.
   uv_read_stop(s);
   pipe->reading = false;

@@ -91,6 +91,18 @@ class ChildProcess {
   void PauseOutput();
   void ResumeOutput();
   bool output_paused() const { return paused_; }
+  // Reads nothing more of either stream in this loop turn: while `*turn`
+  // (the caller's count of loop turns) and the loop's time (uv_now) keep
+  // the values they have now. The pipes stay watched, and reading goes on
+  // in the next turn. Unlike PauseOutput and a timer, this costs no system
+  // call (the alloc callback hands libuv no buffer, and the
+  // level-triggered epoll reports the pipe again). The loop's time is the
+  // fallback for a count nobody moves on (a skip then lasts a millisecond).
+  // REQUIRES: `turn` outlives this object.
+  void SkipTurn(const uint64_t* turn, uint64_t now_ms);
+  bool skipping_turn(uint64_t now_ms) const {
+    return skip_turn_ != nullptr && *skip_turn_ == skip_value_ && now_ms == skip_ms_;
+  }
   // Output is read kReadBytes at a time. A stream that fills much of that
   // (its writer is ahead of the daemon) may be given a pipe of kGrownPipeBytes,
   // read kGrownPipeBytes at a time: fewer reads and wake-ups per MB (a
@@ -148,6 +160,9 @@ class ChildProcess {
   pid_t pid_ = 0;
   bool exited_ = false;
   bool paused_ = false;
+  const uint64_t* skip_turn_ = nullptr;
+  uint64_t skip_value_ = 0;
+  uint64_t skip_ms_ = 0;
 };
 
 }  // namespace relsupd

@@ -280,6 +280,7 @@ Supervisor::Supervisor(SuperviseEnv env, SupervisorListener* listener)
     if (auto* self = static_cast<Supervisor*>(h->data)) {
       self->env_.spawn_budget = SuperviseEnv::kSpawnsPerIteration;
       self->env_.spawn_us = 0;
+      ++self->env_.loop_turn;
     }
   });
   // An idle prepare handle must not keep the loop alive by itself.

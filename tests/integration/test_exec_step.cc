@@ -889,7 +889,9 @@ TEST_CASE("OutputCapture grows a flooding child's pipe only when its rate allows
     Loop loop;
     LogRatePolicy rate;
     if (fast) rate.bytes_per_sec = rate.burst = int64_t{1} << 30;
-    OutputCapture capture(&loop.loop, &RealClock(), nullptr, rate, LogSource{"a", "v1", "w.1"});
+    uint64_t turn = 0;  // moved on before each uv_run(NOWAIT), as the Supervisor does
+    OutputCapture capture(&loop.loop, &turn, &RealClock(), nullptr, rate,
+                          LogSource{"a", "v1", "w.1"});
     SpawnRequest req;
     req.argv = {"/usr/bin/yes", "flooding"};
     req.env = Env();
@@ -915,15 +917,21 @@ TEST_CASE("OutputCapture grows a flooding child's pipe only when its rate allows
     }
     if (fast) {
       // Grown, and read 1 MiB at a time.
+      // Grown, and read 1 MiB at a time; at most kMaxBytesPerTurn in a
+      // turn, give or take the read that went past it.
       int big_reads = 0;
+      size_t most_in_a_turn = 0;
       for (auto end = Clock::now() + kDeadline; Clock::now() < end && big_reads < 40;) {
         turn_bytes = 0;
+        ++turn;
         uv_run(&loop.loop, UV_RUN_NOWAIT);
+        most_in_a_turn = std::max(most_in_a_turn, turn_bytes);
         if (biggest_read > ChildProcess::kReadBytes && turn_bytes > 0) ++big_reads;
         if (turn_bytes == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
       }
-      INFO("biggest read " << biggest_read);
+      INFO("biggest read " << biggest_read << ", most in a turn " << most_in_a_turn);
       CHECK(big_reads >= 40);
+      CHECK(most_in_a_turn < OutputCapture::kMaxBytesPerTurn + ChildProcess::kGrownPipeBytes);
       CHECK((*child)->OutputPipeBytes(OutputStream::kOut) == ChildProcess::kGrownPipeBytes);
       CHECK(biggest_read > ChildProcess::kReadBytes);
     } else {
@@ -941,11 +949,13 @@ TEST_CASE("OutputCapture grows a flooding child's pipe only when its rate allows
   CHECK(NoZombies());
 }
 
-TEST_CASE("OutputCapture pauses reading for the rest of a loop turn once it took kMaxBytesPerTurn") {
+TEST_CASE("OutputCapture skips a child's pipes for the rest of a loop turn once it took kMaxBytesPerTurn") {
   Loop loop;
   LogRatePolicy rate;
   rate.bytes_per_sec = rate.burst = int64_t{1} << 40;  // the rate never pauses it
-  OutputCapture capture(&loop.loop, &RealClock(), nullptr, rate, LogSource{"a", "v1", "w.1"});
+  uint64_t turn = 7;
+  OutputCapture capture(&loop.loop, &turn, &RealClock(), nullptr, rate,
+                        LogSource{"a", "v1", "w.1"});
   SpawnRequest req;
   req.argv = {"/bin/sleep", "30"};
   req.env = Env();
@@ -961,13 +971,21 @@ TEST_CASE("OutputCapture pauses reading for the rest of a loop turn once it took
   // Reads handed over within one turn (the loop not run in between), as
   // libuv hands over up to 32 reads of a stream.
   uv_update_time(&loop.loop);
+  const uint64_t now = uv_now(&loop.loop);
   capture.OnOutput(OutputStream::kOut, mib);
+  CHECK_FALSE((*child)->skipping_turn(now));
+  capture.OnOutput(OutputStream::kOut, mib);
+  CHECK((*child)->skipping_turn(now));
+  // Not a pause: nothing to resume, no timer.
   CHECK_FALSE((*child)->output_paused());
-  capture.OnOutput(OutputStream::kOut, mib);
-  CHECK((*child)->output_paused());
   // The next turn reads again.
-  uv_run(&loop.loop, UV_RUN_NOWAIT);
-  CHECK_FALSE((*child)->output_paused());
+  ++turn;
+  CHECK_FALSE((*child)->skipping_turn(now));
+  // A count nobody moves on: the loop's next millisecond ends the turn.
+  capture.OnOutput(OutputStream::kOut, mib);
+  capture.OnOutput(OutputStream::kOut, mib);
+  CHECK((*child)->skipping_turn(now));
+  CHECK_FALSE((*child)->skipping_turn(now + 1));
   REQUIRE((*child)->SignalGroup(SIGKILL).ok());
   REQUIRE(loop.RunUntil([&] { return exited; }));
   capture.Detach();
