@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <set>
 
 #include "daemon/activate/switcher.h"
 #include "daemon/base/version.h"
@@ -106,7 +107,13 @@ MetricsSnapshot GatherMetrics(DaemonContext& ctx, const Dispatcher* dispatcher) 
     m.activations = ctx.runs->activation_counts();
   }
   if (ctx.logs != nullptr) {
+    std::set<std::string> running;
+    if (ctx.runs != nullptr)
+      for (const std::string& app : ctx.runs->supervisor()->Apps()) running.insert(app);
     for (const auto& [app, c] : ctx.logs->Counters()) {
+      // A logs directory with nothing behind it (an app deleted, its logs
+      // kept; a directory made by hand) is no app of this daemon's.
+      if (c.lines.empty() && c.dropped == 0 && !running.contains(app)) continue;
       for (const auto& [stream, n] : c.lines) m.log_lines[{app, stream}] = n;
       m.log_dropped[app] = c.dropped;
     }

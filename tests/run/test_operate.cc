@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -322,6 +323,25 @@ std::string Sample(const std::vector<std::string>& samples, const std::string& p
   for (const std::string& s : samples)
     if (s.rfind(prefix, 0) == 0) return s;
   return "";
+}
+
+TEST_CASE("metrics: a logs directory no app is behind is not listed as an app") {
+  Stage stage(FastConfig());
+  DeployYaml(stage, "processes:\n  web: {command: sh -c 'echo up; exec sleep 1000'}\n");
+  REQUIRE(WaitLog(stage, "up"));
+  stage.Stop();
+  // An app deleted with its logs kept, or a directory made by hand.
+  const std::string ghost = stage.state() + "/logs/ghost";
+  std::filesystem::create_directories(ghost);
+  support::WriteText(ghost + "/current.log", "");
+  stage.Restart();
+  WaitPs(stage, [](const Json& p) { return AllIn(p, "web", "ready", 1); });
+  e2e::ProcResult text = stage.Ctl({"metrics"});
+  REQUIRE(text.exit_code() == 0);
+  INFO(text.out);
+  CHECK_THAT(text.out, !Catch::Contains("ghost"));
+  // The running app is listed though it wrote nothing since the start.
+  CHECK_THAT(text.out, Catch::Contains("relsupd_log_lines_dropped_total{app=\"shop\"} 0"));
 }
 
 TEST_CASE("metrics: ctl metrics and GET /metrics are read by the reference parser, with the right counts after known restarts") {
