@@ -27,7 +27,8 @@
 //   7. PR_SET_PDEATHSIG(SIGKILL), after the id change (which clears it);
 //      fails if the parent already died (the child was reparented).
 //   8. LISTEN_PID (and WATCHDOG_PID) filled in with the child's pid.
-//   9. every signal disposition SIG_DFL, then an empty signal mask.
+//   9. every signal disposition SIG_DFL (those /proc/self/status says are
+//      caught or ignored; all of them without it), then an empty mask.
 //  10. umask.
 //  11. execve of each candidate path of the program in turn (the parent
 //      did the PATH search on the child's PATH).
@@ -60,6 +61,12 @@ namespace relsupd {
 inline constexpr int kExecStepNotFound = 127;       // program not found
 inline constexpr int kExecStepCannotExecute = 126;  // found, exec failed
 inline constexpr int kExecStepSetupFailed = 125;    // a setup step failed
+
+// Step 9's list: the signals whose disposition is not SIG_DFL, from the
+// "SigIgn:" and "SigCgt:" lines of a /proc/PID/status text (bit n-1 for
+// signal n); every signal when either line is missing or malformed. No
+// library call: it runs in the clone child.
+uint64_t NonDefaultSignals(const char* status, size_t n);
 
 struct ExecRlimit {
   int resource = 0;  // RLIMIT_*

@@ -639,6 +639,42 @@ TEST_CASE("ParseRlimit reads NAME=SOFT:HARD and names what is wrong") {
   }
 }
 
+TEST_CASE("NonDefaultSignals reads SigIgn and SigCgt, and says every signal when it cannot") {
+  const std::string status =
+      "Name:\tsleep\nSigQ:\t0/95181\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n"
+      "SigBlk:\tfffffffe7ffbfeff\nSigIgn:\t8000000000001000\nSigCgt:\t0000000000004003\n"
+      "CapInh:\t0000000000000000\n";
+  CHECK(NonDefaultSignals(status.data(), status.size()) == 0x8000000000005003ULL);
+  constexpr uint64_t kAll = ~uint64_t{0};
+  auto of = [](const std::string& s) { return NonDefaultSignals(s.data(), s.size()); };
+  CHECK(of("") == kAll);
+  CHECK(of("SigIgn:\t0000000000000000\n") == kAll);                 // no SigCgt
+  CHECK(of("SigCgt:\t0\nSigIgn:\t0000000000000000\n") == 0);       // any order, short hex
+  CHECK(of("SigIgn:\t00000000000000000\nSigCgt:\t0\n") == kAll);  // 17 digits
+  CHECK(of("SigIgn:\t00x0\nSigCgt:\t0\n") == kAll);
+  CHECK(of("SigIgn:\t\nSigCgt:\t0\n") == kAll);                   // empty
+  CHECK(of("SigIgn:\t1\nSigCgt:\t0000000000000002") == kAll);      // cut short
+  CHECK(of("XSigIgn:\t1\nSigCgt:\t2\n") == kAll);                 // not at a line start
+  CHECK(of("SigIgn: FF\nSigCgt:\t100\n") == 0x1ffULL);
+}
+
+TEST_CASE("signals ignored at both ends of the range are reset") {
+  // SIGHUP (bit 0), SIGRTMIN+3 and the last real-time signal (bit 63).
+  const std::vector<int> sigs = {SIGHUP, SIGRTMIN + 3, SIGRTMAX};
+  std::vector<struct sigaction> old(sigs.size());
+  for (size_t i = 0; i < sigs.size(); ++i) {
+    struct sigaction ign {};
+    ign.sa_handler = SIG_IGN;
+    REQUIRE(::sigaction(sigs[i], &ign, &old[i]) == 0);
+  }
+  Child child;
+  const bool started = child.Start(Sleep(), Dirt{}).ok();
+  for (size_t i = 0; i < sigs.size(); ++i) ::sigaction(sigs[i], &old[i], nullptr);
+  REQUIRE(started);
+  REQUIRE(child.WaitSleeping());
+  CHECK(Field(child.Proc("status"), "SigIgn:") == "0000000000000000");
+}
+
 TEST_CASE("ignored and blocked signals are reset, umask is set") {
   const Dirt dirt{.ignore_sigterm = true, .block_sigusr1 = true, .umask = 077};
   // Control: exec'd directly, the dirt is inherited.
