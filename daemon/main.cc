@@ -240,6 +240,7 @@ Status Daemon::StartRunStage(const Adoption* adopt) {
   env.notify_socket = notify_path;
   runs_ = std::make_unique<RunService>(std::move(env), ledger_.get(),
                                        releases_.get(), config_.state_dir);
+  runs_->set_socket_guard({config_.state_dir, {config_.socket, notify_path}});
   runs_->set_feed(feed_.get());
   // A parked `logs -f` of the app wakes with each new line.
   logs_->set_on_append([this](const std::string& app) {

@@ -1,13 +1,18 @@
 #include "daemon/activate/app_sockets.h"
 
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "daemon/base/socket_address.h"
 
@@ -15,28 +20,117 @@ namespace relsupd {
 
 namespace {
 
+// The directory of a unix socket's path, opened without following a
+// symbolic link anywhere on the way, and the socket's name in it. The
+// directory may be the app user's, who could swap one of its components
+// for a link (to /run/relsupd, say) while the daemon is not looking: what
+// comes after works on this fd, so a swap afterwards changes nothing.
+struct SocketDir {
+  Fd dir;
+  std::string name;
+};
+
+Result<SocketDir> OpenSocketDir(const std::string& path, const std::string& address) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == 0 ? "/" : path.substr(0, slash);
+  SocketDir out{Fd(), path.substr(slash + 1)};
+  if (out.name.empty() || out.name == "." || out.name == "..")
+    return InvalidArgument("cannot bind '" + address + "': the path names no file");
+  open_how how{};
+  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  const long fd = ::syscall(SYS_openat2, AT_FDCWD, dir.c_str(), &how, sizeof how);
+  if (fd < 0 && errno == ELOOP)
+    return FailedPrecondition("cannot bind '" + address + "': its directory '" + dir +
+                              "' is or goes through a symbolic link (give the path without "
+                              "links: the daemon follows none there)");
+  if (fd < 0)
+    return Status::FromErrno("cannot bind '" + address + "': cannot open its directory '" +
+                                 dir + "'",
+                             errno);
+  out.dir = Fd(static_cast<int>(fd));
+  return out;
+}
+
+bool SameFile(const struct stat& a, const struct stat& b) {
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+// An app's socket is never one of the daemon's own (its control socket,
+// the notify socket) nor anywhere in its state directory (a sealed release
+// slot, say): the daemon would delete or shadow it for the app.
+Status CheckNotTheDaemons(const SocketDir& at, const UnixSocketGuard& guard,
+                          const std::string& address) {
+  struct stat dir{};
+  if (::fstat(at.dir.get(), &dir) != 0)
+    return Status::FromErrno("cannot bind '" + address + "': fstat of its directory", errno);
+  for (const std::string& own : guard.daemon_sockets) {
+    const std::filesystem::path p(own);
+    struct stat own_dir{};
+    if (p.filename() == at.name && ::stat(p.parent_path().c_str(), &own_dir) == 0 &&
+        SameFile(own_dir, dir))
+      return FailedPrecondition("cannot bind '" + address + "': that is the daemon's own socket '" +
+                                own + "'");
+  }
+  struct stat state{};
+  if (guard.state_dir.empty() || ::stat(guard.state_dir.c_str(), &state) != 0)
+    return Status::Ok();
+  // Up from the directory to the root ('..' of the root is itself).
+  Fd up;
+  int cur = at.dir.get();
+  struct stat cur_st = dir;
+  for (int depth = 0; depth < 4096; ++depth) {
+    if (SameFile(cur_st, state))
+      return FailedPrecondition("cannot bind '" + address +
+                                "': it is inside the daemon's state directory '" +
+                                guard.state_dir + "'");
+    Fd parent(::openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    struct stat parent_st{};
+    if (!parent.valid() || ::fstat(parent.get(), &parent_st) != 0 || SameFile(parent_st, cur_st))
+      break;
+    up = std::move(parent);
+    cur = up.get();
+    cur_st = parent_st;
+  }
+  return Status::Ok();
+}
+
 // Binds a unix socket file with mode 0666 (any local client, as for a TCP
 // port), set at bind from the umask: a chmod by path afterwards could be
 // redirected by a link the app's user swapped in. The umask is the
 // process's, shared with the thread pool (CLONE_FS), whose unpacking must
 // not see 0111 for an instant: the loop thread first gets an fs_struct of
 // its own (a no-op once it has one; unshare(CLONE_FS) is not a namespace,
-// RestrictNamespaces= allows it).
-Status BindUnix(int fd, const SocketAddress& addr, const std::string& address) {
+// RestrictNamespaces= allows it). With its own fs_struct, the loop thread
+// also binds from within the socket's directory (fchdir to the fd
+// OpenSocketDir gave, and back): bind(2) has no *at form.
+Status BindUnix(int fd, const SocketAddress& addr, const std::string& address,
+                const UnixSocketGuard& guard) {
+  ASSIGN_OR_RETURN(SocketDir at, OpenSocketDir(addr.path, address));
+  RETURN_IF_ERROR(CheckNotTheDaemons(at, guard, address));
   // A socket file left by an earlier daemon; never a regular file.
   struct stat st{};
-  if (::lstat(addr.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode))
-    ::unlink(addr.path.c_str());
+  if (::fstatat(at.dir.get(), at.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISSOCK(st.st_mode))
+    ::unlinkat(at.dir.get(), at.name.c_str(), 0);
   if (::unshare(CLONE_FS) != 0)
     return Status::FromErrno("cannot bind '" + address +
                                  "': unshare(CLONE_FS) for its umask",
                              errno);
-  sockaddr_storage ss{};
-  const socklen_t len = addr.ToSockaddr(&ss);
+  Fd cwd(::open(".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!cwd.valid()) return Status::FromErrno("cannot bind '" + address + "': open '.'", errno);
+  if (::fchdir(at.dir.get()) != 0)
+    return Status::FromErrno("cannot bind '" + address + "': cannot enter its directory", errno);
+  sockaddr_un un{};
+  un.sun_family = AF_UNIX;
+  std::memcpy(un.sun_path, at.name.c_str(), at.name.size() + 1);  // shorter than the path
   const mode_t old_umask = ::umask(0111);
-  const int bound = ::bind(fd, reinterpret_cast<sockaddr*>(&ss), len);
+  const int bound = ::bind(fd, reinterpret_cast<sockaddr*>(&un), sizeof un);
   const int err = errno;
   ::umask(old_umask);
+  if (::fchdir(cwd.get()) != 0)
+    spdlog::warn("Cannot return to the working directory after binding '{}': {}, ignoring",
+                 address, std::strerror(errno));
   if (bound != 0) return Status::FromErrno("cannot bind '" + address + "'", err);
   return Status::Ok();
 }
@@ -53,12 +147,12 @@ Status BindTcp(int fd, const SocketAddress& addr, const std::string& address) {
 
 }  // namespace
 
-Result<Fd> BindListener(const std::string& address) {
+Result<Fd> BindListener(const std::string& address, const UnixSocketGuard& guard) {
   ASSIGN_OR_RETURN(SocketAddress addr, ParseSocketAddress(address));
   const bool is_unix = addr.kind == SocketAddress::Kind::kUnix;
   Fd fd(::socket(is_unix ? AF_UNIX : addr.family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return Status::FromErrno("socket for '" + address + "'", errno);
-  RETURN_IF_ERROR(is_unix ? BindUnix(fd.get(), addr, address)
+  RETURN_IF_ERROR(is_unix ? BindUnix(fd.get(), addr, address, guard)
                           : BindTcp(fd.get(), addr, address));
   if (::listen(fd.get(), SOMAXCONN) != 0)
     return Status::FromErrno("cannot listen on '" + address + "'", errno);
@@ -76,7 +170,7 @@ Result<std::map<std::string, int>> AppSockets::For(const AppSpec& spec,
       it = held_.emplace(key, Held{s.address, Fd()}).first;
     }
     if (!it->second.fd.valid() && bind == SocketBind::kNow) {
-      auto fd = BindListener(s.address);
+      auto fd = BindListener(s.address, guard_);
       if (!fd.ok() && fd.status().error_number() == EADDRINUSE)
         return FailedPrecondition(
             "socket '" + s.name + "' of app '" + spec.name + "': " +
@@ -105,7 +199,7 @@ int AppSockets::Open(const std::string& app, const std::string& name) {
   auto it = held_.find({app, name});
   if (it == held_.end()) return -1;
   if (!it->second.fd.valid()) {
-    auto fd = BindListener(it->second.address);
+    auto fd = BindListener(it->second.address, guard_);
     if (!fd.ok()) {
       spdlog::error("{}: socket '{}' ({}) cannot be bound again: {}; the "
                     "instance starts without it",
@@ -138,14 +232,20 @@ void AppSockets::Forget(const std::string& app) {
   auto first = held_.lower_bound({app, ""});
   auto last = first;
   for (; last != held_.end() && last->first.first == app; ++last) {
-    // A unix socket's file goes with it, open or closed idle (a socket
-    // file only: unlink does not follow a link the app's user may have put
-    // there, and a regular file in its place stays).
+    // A unix socket's file goes with it, open or closed idle: a socket
+    // file only, in its directory as the bind found it (no link followed;
+    // a regular file in its place stays), and never the daemon's own.
     Result<SocketAddress> addr = ParseSocketAddress(last->second.address);
     if (!addr.ok() || addr->kind != SocketAddress::Kind::kUnix) continue;
+    Result<SocketDir> at = OpenSocketDir(addr->path, last->second.address);
+    Status mine = at.ok() ? CheckNotTheDaemons(*at, guard_, last->second.address) : at.status();
+    if (!mine.ok()) {
+      spdlog::warn("Not removing the socket file of deleted app '{}': {}", app, mine.message());
+      continue;
+    }
     struct stat st{};
-    if (::lstat(addr->path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) &&
-        ::unlink(addr->path.c_str()) != 0)
+    if (::fstatat(at->dir.get(), at->name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISSOCK(st.st_mode) && ::unlinkat(at->dir.get(), at->name.c_str(), 0) != 0)
       spdlog::warn("Failed to remove socket file '{}' of deleted app '{}': {}, ignoring",
                    addr->path, app, std::strerror(errno));
   }

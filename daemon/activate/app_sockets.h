@@ -49,8 +49,17 @@ struct AppSocketSnapshot {
   bool operator==(const AppSocketSnapshot&) const = default;
 };
 
+// Where an app's unix socket may never be: the daemon's own sockets, and
+// anything beneath its state directory.
+struct UnixSocketGuard {
+  std::string state_dir;
+  std::vector<std::string> daemon_sockets;  // absolute paths
+};
+
 class AppSockets {
  public:
+  // Set before the first bind (the daemon's start).
+  void set_guard(UnixSocketGuard guard) { guard_ = std::move(guard); }
   // Records `spec`'s sockets (closing one whose address changed, and those
   // the spec no longer names) and returns their fds by name, binding the
   // closed ones per `bind` (-1 for one left closed).
@@ -88,11 +97,13 @@ class AppSockets {
     Fd fd;  // invalid while closed
   };
   std::map<std::pair<std::string, std::string>, Held> held_;  // (app, name)
+  UnixSocketGuard guard_;
 };
 
 // Binds and listens on "tcp://HOST:PORT" or "unix:/PATH" (close-on-exec,
-// blocking: the children accept on it).
-Result<Fd> BindListener(const std::string& address);
+// blocking: the children accept on it). A unix path is refused where a
+// directory on it is a symbolic link, and where `guard` forbids it.
+Result<Fd> BindListener(const std::string& address, const UnixSocketGuard& guard);
 
 // Which type gets the app's sockets when the process file maps none: when
 // no type of `processes` lists a socket (a Procfile never does; a

@@ -321,6 +321,32 @@ Status CheckSocketsFree(const AppSpec& spec, const std::vector<AppSpec>& apps) {
   return Status::Ok();
 }
 
+// An app's unix socket is not one of the daemon's own, nor in its state
+// directory (said early here by path; the bind checks again by the
+// directory it finds, links and all: AppSockets).
+Status CheckSocketsNotDaemons(const AppSpec& spec, const DaemonContext& ctx) {
+  namespace fs = std::filesystem;
+  const fs::path control = fs::path(ctx.socket).lexically_normal();
+  const fs::path notify = control.parent_path() / "app-notify.sock";
+  const fs::path state = fs::path(ctx.state_dir).lexically_normal();
+  for (const SocketSpec& mine : spec.sockets) {
+    auto a = ParseSocketAddress(mine.address);
+    if (!a.ok() || a->kind != SocketAddress::Kind::kUnix) continue;
+    const fs::path p = fs::path(a->path).lexically_normal();
+    const std::string what = "app '" + spec.name + "': socket '" + mine.name + "' (" +
+                             mine.address + ")";
+    if (!ctx.socket.empty() && (p == control || p == notify))
+      return InvalidArgument(what + " is the daemon's own socket");
+    if (!ctx.state_dir.empty()) {
+      const fs::path rel = p.lexically_relative(state);
+      if (!rel.empty() && *rel.begin() != "..")
+        return InvalidArgument(what + " is inside the daemon's state directory '" +
+                               ctx.state_dir + "'");
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status FillAppDefaults(const DaemonContext& ctx, AppSpec* spec) {
@@ -330,6 +356,7 @@ Status FillAppDefaults(const DaemonContext& ctx, AppSpec* spec) {
   spec->dynamic_user = false;
   ASSIGN_OR_RETURN(std::vector<AppSpec> apps, ctx.ledger->ListApps());
   RETURN_IF_ERROR(CheckSocketsFree(*spec, apps));
+  RETURN_IF_ERROR(CheckSocketsNotDaemons(*spec, ctx));
   const AppSpec* existing = nullptr;
   for (const AppSpec& a : apps)
     if (a.name == spec->name) existing = &a;

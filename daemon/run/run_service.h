@@ -88,6 +88,8 @@ struct RunSnapshot {
 
 class RunService final : public SupervisorListener {
  public:
+  // Where app sockets may never be bound (AppSockets::set_guard).
+  void set_socket_guard(UnixSocketGuard guard) { sockets_.set_guard(std::move(guard)); }
   // `env` is completed with `this` as listener; pointers outlive the service.
   RunService(SuperviseEnv env, Ledger* ledger, ReleaseService* releases,
              std::string state_dir);

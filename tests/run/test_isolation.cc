@@ -394,5 +394,57 @@ TEST_CASE("isolation: an app's unix socket gets its mode at bind") {
   CHECK((st.st_mode & 07777) == 0666);
 }
 
+TEST_CASE("isolation: an app's unix socket is never the daemon's own, nor in its state dir") {
+  Stage stage(FastConfig(), {}, "");
+  const std::string notify = fs::path(stage.socket()).parent_path().string() + "/app-notify.sock";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {stage.socket(), "is the daemon's own socket"},
+      {notify, "is the daemon's own socket"},
+      {fs::path(stage.socket()).parent_path().string() + "/./app-notify.sock",
+       "is the daemon's own socket"},
+      {stage.state() + "/apps/x.sock", "is inside the daemon's state directory"},
+      {stage.state() + "/../state/tmp/x.sock", "is inside the daemon's state directory"},
+  };
+  for (const auto& [path, message] : cases) {
+    INFO(path);
+    e2e::ProcResult r = stage.Ctl({"app", "create", "shop", "--socket", "http=unix:" + path});
+    CHECK(r.exit_code() == 1);
+    CHECK_THAT(r.err, Catch::Contains(message));
+  }
+  CHECK(stage.CtlJson({"app", "list"}).empty());
+  struct stat st = release_test::Lstat(stage.socket());
+  CHECK(S_ISSOCK(st.st_mode));
+}
+
+// The directory of an app's socket may be the app user's: one of its
+// components swapped for a link to the daemon's directory must not make
+// the daemon replace (or, at app delete, remove) its control socket.
+TEST_CASE("isolation: an app socket's directory swapped for a link is refused at the bind, and the control socket stays") {
+  Stage stage(FastConfig(), {}, "");
+  const std::string dir = stage.dir().Path("appdir");
+  fs::create_directories(dir);
+  const std::string daemon_dir = fs::path(stage.socket()).parent_path().string();
+  const std::string name = fs::path(stage.socket()).filename().string();
+  const std::string path = dir + "/" + name;  // the control socket's own name
+  stage.CtlOk({"app", "create", "shop", "--socket", "http=unix:" + path});
+  DeployTo(stage, "shop", {File("relsupd.yaml",
+                                "processes:\n  web:\n    command: sleep 1000\n"
+                                "    sockets: [http]\n    ready: none\n")});
+  REQUIRE(S_ISSOCK(release_test::Lstat(path).st_mode));
+  stage.CtlOk({"stop", "shop"});
+  // The app's user moves its directory away and puts a link in its place.
+  fs::rename(dir, dir + ".old");
+  fs::create_directory_symlink(daemon_dir, dir);
+  e2e::ProcResult started = stage.Ctl({"start", "shop"});
+  INFO(started.out << started.err << stage.daemon().Log());
+  CHECK_THAT(stage.daemon().Log() + started.err, Catch::Contains("symbolic link"));
+  // The daemon's control socket is still its own: it answers.
+  CHECK(stage.Ctl({"info"}).exit_code() == 0);
+  stage.CtlOk({"app", "delete", "shop", "--stop"});
+  CHECK(S_ISSOCK(release_test::Lstat(stage.socket()).st_mode));
+  CHECK(stage.Ctl({"info"}).exit_code() == 0);
+  CHECK_THAT(stage.daemon().Log(), Catch::Contains("Not removing the socket file"));
+}
+
 }  // namespace
 }  // namespace relsupd::run_test
