@@ -90,6 +90,9 @@ class Daemon {
   void StartReexec(ReexecAsk ask);
   Status RefuseReexec(const ReexecAsk& ask) const;
   void AfterProbe(Result<ProbeAnswer> answer);
+  // Freezes the control input for the drain (the first drain tick with no
+  // long work running).
+  void FreezeInput();
   void KillOneOffsThenDrain();
   static void OnDrainTick(uv_timer_t* t);
   void Exec();
@@ -149,8 +152,9 @@ class Daemon {
     std::string new_version;  // what the probe answered
     bool new_stops_standin = false;  // and whether it stops a stand-in
     int64_t drain_started_ms = 0;
-    int64_t frozen_ms = 0;  // input frozen
+    int64_t frozen_ms = 0;  // input frozen (0: not yet, waiting for long work)
     bool dropped_others = false;
+    bool wait_said = false;  // the wait for long work is logged
   };
   std::optional<Pending> reexec_;
   // The old image's stand-in (§6.6): forked by Exec, stopped by Undo or,

@@ -91,6 +91,14 @@ void Daemon::AfterProbe(Result<ProbeAnswer> answer) {
   if (!s.ok()) return EndReexec(s);
   reexec_->new_version = answer->version;
   reexec_->new_stops_standin = answer->standin;
+  // Long work already running (an import, a verify) is waited for with
+  // the input still open: frozen, every client would wait with it, and
+  // again at each retry of `daemon-reexec --wait` (OnDrainTick).
+  reexec_->drain_started_ms = NowMs();
+  uv_timer_start(drain_timer_.get(), &Daemon::OnDrainTick, 0, kDrainTickMs);
+}
+
+void Daemon::FreezeInput() {
   // Freeze the input: no new request reaches a handler; work already
   // started completes and its replies are written (§2.5).
   server_->Freeze();
@@ -103,13 +111,30 @@ void Daemon::AfterProbe(Result<ProbeAnswer> answer) {
   if (reexec_->ask.kill_one_offs && runs_->one_offs()->running() > 0)
     runs_->one_offs()->KillAll();
   reexec_->drain_started_ms = NowMs();
-  uv_timer_start(drain_timer_.get(), &Daemon::OnDrainTick, 0, kDrainTickMs);
 }
 
 void Daemon::OnDrainTick(uv_timer_t* t) {
   auto* self = static_cast<Daemon*>(t->data);
   if (self == nullptr || !self->reexec_) return;
   Pending& p = *self->reexec_;
+  if (p.frozen_ms == 0) {
+    const size_t running = InFlightWork();
+    if (running > 0 && !p.wait_said) {
+      spdlog::info("Re-exec waits up to 2 s for {} requests (imports, verifies) before it "
+                   "freezes the control input",
+                   running);
+      p.wait_said = true;
+    }
+    if (running > 0 && NowMs() - p.drain_started_ms < kDrainMs) return;
+    if (running > 0) {
+      uv_timer_stop(t);
+      return self->EndReexec(Status(
+          StatusCode::kBusy, std::to_string(running) +
+                                 " requests (imports, verifies) still run after 2 s; retry "
+                                 "when they are done"));
+    }
+    self->FreezeInput();
+  }
   const bool one_offs = p.ask.kill_one_offs && self->runs_->one_offs()->running() > 0;
   const bool closing = !self->closer_->empty();
   // The last re-exec's stand-in still exiting counts as work: its pid

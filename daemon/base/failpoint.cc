@@ -1,5 +1,6 @@
 #include "daemon/base/failpoint.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -25,6 +26,17 @@ void Failpoint(std::string_view name) {
 
 bool FailpointFails(std::string_view name) {
   return !Armed().empty() && Armed() == name;
+}
+
+void FailpointWait(std::string_view name) {
+  if (Armed().empty() || Armed() != name) return;
+  const char* gate = std::getenv("RELSUPD_FAILPOINT_GATE");
+  if (gate == nullptr) return;
+  // GATE.reached says the job is here (the test waits for it).
+  const int reached = ::open((std::string(gate) + ".reached").c_str(),
+                             O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (reached >= 0) ::close(reached);
+  for (int i = 0; i < 6000 && ::access(gate, F_OK) != 0; ++i) ::usleep(10'000);
 }
 
 }  // namespace relsupd

@@ -11,5 +11,9 @@ namespace relsupd {
 
 void Failpoint(std::string_view name);
 [[nodiscard]] bool FailpointFails(std::string_view name);
+// With RELSUPD_FAILPOINT=NAME, waits until the file RELSUPD_FAILPOINT_GATE
+// names exists (sleeping, at most 60 s), after creating GATE.reached: a
+// test holds a worker thread's job in flight. Never called on the loop thread.
+void FailpointWait(std::string_view name);
 
 }  // namespace relsupd

@@ -298,6 +298,7 @@ void ReleaseService::ImportBuild(const std::string& app, Fd file, const Actor& a
   RunOffLoop<Result<BuildRow>>(
       loop_,
       [shared_fd, state_dir = state_dir_, app, limits = limits_] {
+        FailpointWait("import-gate");
         return CopyAndValidate(shared_fd->get(), state_dir, app, limits);
       },
       [this, alive = alive_, app, actor, done](Result<BuildRow> r) {

@@ -340,6 +340,66 @@ TEST_CASE("daemon-reexec: refused while a switch is in progress, then done") {
   CHECK(r.h.Version() == "v2\n");
 }
 
+TEST_CASE("daemon-reexec: an import in flight is waited for with the control socket open, then refused as busy") {
+  Gate gate;  // open: the stage's own import goes through
+  ReexecStage r({"RELSUPD_FAILPOINT=import-gate", "RELSUPD_FAILPOINT_GATE=" + gate.path});
+  const pid_t daemon = r.DaemonPid();
+  gate.Close();
+  ::unlink((gate.path + ".reached").c_str());
+  const std::string file = r.s().Artifact(
+      "second.tar.gz", {release_test::File("relsupd.yaml", "processes:\n  web: {command: sleep 1000}\n")});
+  // An import held in its worker thread until the gate opens.
+  const int null = support::OpenDevNull();
+  const pid_t import = support::Spawn(
+      {support::RelsupdBin(), "ctl", "--socket", r.s().socket(), "build", "import", "shop", file},
+      support::ChildEnv(), null, null, null);
+  ::close(null);
+  bool reaped = false;
+  struct Reaper {  // stopped by pid, whatever the test's outcome
+    pid_t pid;
+    bool* reaped;
+    ~Reaper() {
+      if (*reaped) return;
+      ::kill(pid, SIGKILL);
+      support::ExitStatus ignored;
+      support::WaitPid(pid, 10'000, &ignored);
+    }
+  } reaper{import, &reaped};
+  REQUIRE(support::WaitUntil([&] { return support::Exists(gate.path + ".reached"); }));
+  // A re-exec waits for it with the socket open (frozen, every client
+  // would wait with it), and after 2 s is refused, the import still held.
+  std::atomic<bool> done{false};
+  e2e::ProcResult refused;
+  std::thread reexec([&] {
+    refused = r.Reexec();
+    done = true;
+  });
+  const bool waiting = support::WaitUntil([&] {
+    return r.s().daemon().Log().find("Re-exec waits up to 2 s for 1 requests") != std::string::npos;
+  });
+  const int info = r.s().Ctl({"info"}).exit_code();
+  const bool answered_while_waiting = !done;
+  reexec.join();
+  INFO(r.s().daemon().Log());
+  CHECK(waiting);
+  CHECK(info == 0);
+  CHECK(answered_while_waiting);
+  INFO(refused.err);
+  CHECK(refused.exit_code() == 1);
+  CHECK_THAT(refused.err, Catch::Contains("1 requests (imports, verifies) still run"));
+  support::ExitStatus st;
+  CHECK_FALSE(support::WaitPid(import, 0, &st));  // still held
+  gate.Open();
+  REQUIRE(support::WaitPid(import, 30'000, &st));
+  reaped = true;
+  CHECK(st.Exited(0));
+  // Nothing running now: the re-exec goes through.
+  e2e::ProcResult ok = r.Reexec();
+  INFO(ok.err);
+  CHECK(ok.exit_code() == 0);
+  CHECK(r.DaemonPid() == daemon);
+}
+
 TEST_CASE("daemon-reexec: when the new image cannot read the handover, the old binary takes the apps back") {
   ReexecStage r({"RELSUPD_FAILPOINT=handover-unreadable"});
   const pid_t daemon = r.s().daemon().pid();
