@@ -357,7 +357,22 @@ Result<ProcessFile> ParseProcessYaml(const std::string& text, const std::string&
                                std::to_string(e.mark.column + 1) + ": " + e.msg));
   }
   if (!errors.empty()) return errors.ToStatus();
+  RETURN_IF_ERROR(CheckFormationSize(pf, file));
   return pf;
+}
+
+Status CheckFormationSize(const ProcessFile& pf, const std::string& file) {
+  if (pf.processes.size() > kMaxProcessTypes)
+    return InvalidArgument(file + ": " + std::to_string(pf.processes.size()) +
+                           " process types, more than the " + std::to_string(kMaxProcessTypes) +
+                           " allowed");
+  int64_t total = 0;
+  for (const auto& [name, p] : pf.processes) total += p.scale;
+  if (total > kMaxInstances)
+    return InvalidArgument(file + ": the scales add up to " + std::to_string(total) +
+                           " instances, more than the " + std::to_string(kMaxInstances) +
+                           " an app may run");
+  return Status::Ok();
 }
 
 Result<ProcessFile> ParseProcfile(const std::string& text, const std::string& file) {
@@ -404,6 +419,7 @@ Result<ProcessFile> ParseProcfile(const std::string& text, const std::string& fi
     pf.processes.emplace(name, std::move(p));
   }
   if (!errors.empty()) return errors.ToStatus();
+  RETURN_IF_ERROR(CheckFormationSize(pf, file));
   return pf;
 }
 

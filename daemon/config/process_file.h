@@ -91,6 +91,13 @@ struct ProcessFile {
 };
 
 inline constexpr int kMaxScale = 10'000;
+// At most this many process types, and instances in all (the sum of the
+// scales, formation included): a release asking for 5,000 types of 10,000
+// is refused before it is made, as is a `scale` past the total.
+inline constexpr size_t kMaxProcessTypes = 100;
+inline constexpr int64_t kMaxInstances = 10'000;
+// The file's processes within those limits (`file`: how errors name it).
+Status CheckFormationSize(const ProcessFile& pf, const std::string& file);
 
 // Every key relsupd.yaml accepts, by section (the `build:` keys are
 // kBuildKeys in build_spec.h). README.md and relsupd-app(5) list each one;

@@ -209,6 +209,20 @@ Status RunService::Scale(const std::string& app,
       return InvalidArgument("scale of '" + type + "' must be 0.." +
                              std::to_string(kMaxScale));
   }
+  {
+    // The total after the change, within kMaxInstances.
+    ASSIGN_OR_RETURN(Formation now, ledger_->GetFormation(app));
+    int64_t total = 0;
+    for (const auto& [type, p] : run->processes.processes) {
+      auto n = scales.find(type);
+      auto f = now.find(type);
+      total += n != scales.end() ? n->second : f != now.end() ? f->second : p.scale;
+    }
+    if (total > kMaxInstances)
+      return InvalidArgument("app '" + app + "' would run " + std::to_string(total) +
+                             " instances in all, more than the " +
+                             std::to_string(kMaxInstances) + " an app may run");
+  }
   RETURN_IF_ERROR(ledger_->SetFormation(app, scales, ReleaseId(run->number), actor));
   ASSIGN_OR_RETURN(Formation formation, ledger_->GetFormation(app));
   auto stopped = ledger_->StoppedByHand(app);

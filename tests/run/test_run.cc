@@ -338,6 +338,27 @@ TEST_CASE("run: scale up and down is recorded and stops the highest numbers") {
   CHECK(scaled == 2);
 }
 
+TEST_CASE("run: a scale past the instances an app may run in all is refused, and nothing is recorded") {
+  Stage stage(FastConfig());
+  DeployYaml(stage,
+             "processes:\n  a: {command: sleep 1000, scale: 0}\n"
+             "  b: {command: sleep 1000, scale: 0}\n");
+  e2e::ProcResult both = stage.Ctl({"scale", "shop", "a=6000", "b=6000"});
+  CHECK(both.exit_code() == 1);
+  CHECK_THAT(both.err, Catch::Contains("would run 12000 instances in all, more than the 10000"));
+  // One at a time: the second counts the first.
+  stage.CtlOk({"scale", "shop", "a=1"});
+  WaitPs(stage, [](const Json& p) { return AllIn(p, "a", "ready", 1); });
+  e2e::ProcResult second = stage.Ctl({"scale", "shop", "b=10000"});
+  CHECK(second.exit_code() == 1);
+  CHECK_THAT(second.err, Catch::Contains("would run 10001 instances"));
+  int scaled = 0;
+  for (const auto& e : stage.CtlJson({"history", "shop"}))
+    if (e["kind"] == "scaled") ++scaled;
+  CHECK(scaled == 1);
+  CHECK(Ps(stage).size() == 1);
+}
+
 TEST_CASE("run: bad run-stage requests get clear errors") {
   // Each request, its exit code and a piece of its error ("" for none).
   struct Refusal {

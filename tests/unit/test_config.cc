@@ -803,5 +803,27 @@ TEST_CASE("metrics_listen is off by default and takes HOST:PORT") {
   }
 }
 
+TEST_CASE("process file: too many types or instances in all are refused") {
+  std::string yaml = "processes:\n";
+  std::string procfile;
+  for (int i = 0; i <= 100; ++i) {
+    yaml += "  t" + std::to_string(i) + ": {command: x, scale: 0}\n";
+    procfile += "t" + std::to_string(i) + ": x\n";
+  }
+  auto many = ParseProcessYaml(yaml, "relsupd.yaml");
+  REQUIRE_FALSE(many.ok());
+  CHECK(many.status().message() == "relsupd.yaml: 101 process types, more than the 100 allowed");
+  auto lines = ParseProcfile(procfile, "Procfile");
+  REQUIRE_FALSE(lines.ok());
+  CHECK(lines.status().message() == "Procfile: 101 process types, more than the 100 allowed");
+  auto big = ParseProcessYaml(
+      "processes:\n  a: {command: x, scale: 10000}\n  b: {command: x, scale: 1}\n",
+      "relsupd.yaml");
+  REQUIRE_FALSE(big.ok());
+  CHECK(big.status().message() ==
+        "relsupd.yaml: the scales add up to 10001 instances, more than the 10000 an app may run");
+  CHECK(ParseProcessYaml("processes:\n  a: {command: x, scale: 10000}\n", "relsupd.yaml").ok());
+}
+
 }  // namespace
 }  // namespace relsupd
