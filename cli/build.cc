@@ -47,16 +47,8 @@ struct FileId {
 
 std::string Quote(const std::string& s) { return "'" + s + "'"; }
 
-std::string KindOf(mode_t mode) {
-  if (S_ISFIFO(mode)) return "a fifo";
-  if (S_ISSOCK(mode)) return "a socket";
-  if (S_ISCHR(mode)) return "a character device";
-  if (S_ISBLK(mode)) return "a block device";
-  return "of an unsupported file type";
-}
-
 Status Unsupported(const std::string& path, mode_t mode) {
-  return InvalidArgument(Quote(path) + " is " + KindOf(mode) +
+  return InvalidArgument(Quote(path) + " is " + FileKind(mode) +
                          "; only regular files, directories and symlinks can "
                          "go into an artifact");
 }

@@ -91,11 +91,25 @@ Result<std::string> Client::ReadLine(const std::function<void()>& tick) {
   }
 }
 
+Status Client::WriteFailed(const Status& write) const {
+  // The daemon may have refused the connection with a line saying why
+  // (too many connections) and closed it before the request was written.
+  char chunk[4096];
+  const ssize_t n = ::recv(fd_.get(), chunk, sizeof chunk, MSG_DONTWAIT);
+  if (n > 0) {
+    std::string_view got(chunk, static_cast<size_t>(n));
+    rpc::Json r = rpc::Json::parse(got.substr(0, got.find('\n')), nullptr, false);
+    if (r.is_object() && r.contains("error") && r["error"].is_object())
+      return rpc::StatusFromError(r["error"]);
+  }
+  return Status(StatusCode::kUnavailable, write.message());
+}
+
 Result<std::string> Client::RoundTrip(std::string_view line) {
   std::string out(line);
   if (out.empty() || out.back() != '\n') out += '\n';
   Status w = WriteAll(fd_.get(), out, "request");
-  if (!w.ok()) return Status(StatusCode::kUnavailable, w.message());
+  if (!w.ok()) return WriteFailed(w);
   return ReadLine();
 }
 
@@ -117,7 +131,7 @@ Result<rpc::Json> Client::CallWithTick(std::string_view method, rpc::Json params
   const int64_t id = next_id_++;
   std::string out = rpc::Frame(rpc::MakeRequest(id, method, std::move(params)));
   Status w = WriteAll(fd_.get(), out, "request");
-  if (!w.ok()) return Status(StatusCode::kUnavailable, w.message());
+  if (!w.ok()) return WriteFailed(w);
   ASSIGN_OR_RETURN(std::string line, ReadLine(tick));
   return ParseResponse(line, id);
 }
@@ -128,7 +142,7 @@ Result<rpc::Json> Client::CallWithFd(std::string_view method, rpc::Json params,
   std::string out = rpc::Frame(rpc::MakeRequest(id, method, std::move(params)));
   // The fd rides on the first byte; the rest of the line follows as usual.
   Status sent = SendWithFds(fd_.get(), out, {fd});
-  if (!sent.ok()) return Status(StatusCode::kUnavailable, sent.message());
+  if (!sent.ok()) return WriteFailed(sent);
   ASSIGN_OR_RETURN(std::string line, ReadLine(tick));
   return ParseResponse(line, id);
 }

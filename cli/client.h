@@ -56,6 +56,9 @@ class Client {
  private:
   Client(Fd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
   Result<std::string> ReadLine(const std::function<void()>& tick = {});
+  // A request that could not be written: the daemon's refusal when it
+  // left one (a line with an error) before it closed, else `write`.
+  Status WriteFailed(const Status& write) const;
 
   Fd fd_;
   std::string path_;

@@ -56,22 +56,7 @@ Result<Source> OpenSource(const std::string& src) {
   if (!S_ISREG(st.st_mode))
     return InvalidArgument("SRC '" + src +
                            "' is neither a directory nor a regular file");
-  ASSIGN_OR_RETURN(Fd fd, OpenFile(src, O_RDONLY | O_NOCTTY));
-  char head[512];
-  ssize_t n;
-  do {
-    n = ::pread(fd.get(), head, sizeof head, 0);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return Status::FromErrno("cannot read SRC '" + src + "'", errno);
-  const std::string_view h(head, static_cast<size_t>(n));
-  const bool gzip = h.substr(0, 2) == "\x1f\x8b";
-  const bool zstd = h.substr(0, 4) == "\x28\xb5\x2f\xfd";
-  const bool tar = h.size() >= 262 && h.substr(257, 5) == "ustar";
-  if (!gzip && !zstd && !tar)
-    return InvalidArgument(
-        "SRC '" + src +
-        "' is neither a directory nor a tar, tar.gz or tar.zst artifact "
-        "(its first bytes are none of these formats)");
+  ASSIGN_OR_RETURN(Fd fd, OpenArtifactFile(src, "SRC", "neither a directory nor "));
   return Source{false, std::move(fd)};
 }
 

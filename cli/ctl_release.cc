@@ -12,6 +12,7 @@
 #include "cli/table.h"
 #include "daemon/base/env_file.h"
 #include "daemon/base/fd.h"
+#include "daemon/base/fs.h"
 #include "daemon/protocol/methods.h"
 
 namespace relsupd::cli {
@@ -161,7 +162,7 @@ void AddBuildVerbs(CLI::App& ctl, CtlContext* ctx) {
       "The file is opened here and handed to the daemon, so it may be any file "
       "you can read. Importing the same bytes again returns the same build id.");
   import->callback([ctx, args] {
-    auto file = OpenFile(args->file, O_RDONLY);
+    auto file = OpenArtifactFile(args->file, "FILE");
     if (!file.ok()) return ctx->Fail(file.status(), kExitUsage);
     auto client = Client::Connect(ctx->socket);
     if (!client.ok()) return ctx->Fail(client.status());
@@ -419,6 +420,37 @@ void AddPruneVerb(CLI::App& ctl, CtlContext* ctx) {
 }
 
 }  // namespace
+
+Result<Fd> OpenArtifactFile(const std::string& path, const std::string& label,
+                            const std::string& instead) {
+  const std::string named = label + " '" + path + "'";
+  // O_NONBLOCK: a fifo is refused below instead of waiting for a writer.
+  ASSIGN_OR_RETURN(Fd fd, OpenFile(path, O_RDONLY | O_NOCTTY | O_NONBLOCK));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno("cannot stat " + named, errno);
+  if (!S_ISREG(st.st_mode))
+    return InvalidArgument(named + " is " + FileKind(st.st_mode) + ", " + instead +
+                           "a tar, tar.gz or tar.zst file");
+  if (st.st_size == 0)
+    return InvalidArgument(named + " is empty, " + instead + "a tar, tar.gz or tar.zst file");
+  char head[512];
+  ssize_t n;
+  do {
+    n = ::pread(fd.get(), head, sizeof head, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return Status::FromErrno("cannot read " + named, errno);
+  const std::string_view h(head, static_cast<size_t>(n));
+  const bool gzip = h.substr(0, 2) == "\x1f\x8b";
+  const bool zstd = h.substr(0, 4) == "\x28\xb5\x2f\xfd";
+  const bool tar = h.size() >= 262 && h.substr(257, 5) == "ustar";
+  if (!gzip && !zstd && !tar)
+    return InvalidArgument(named + " is " + instead +
+                           "a tar, tar.gz or tar.zst artifact (its first bytes are none of "
+                           "these formats" +
+                           (h.substr(0, 4) == "PK\x03\x04" ? std::string(": a zip file") : "") +
+                           ")");
+  return fd;
+}
 
 Result<rpc::Json> ImportArtifact(Client& client, const std::string& app, int fd, bool progress) {
   struct stat st {};

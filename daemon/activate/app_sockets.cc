@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "daemon/base/fs.h"
 #include "daemon/base/socket_address.h"
 
 namespace relsupd {
@@ -108,11 +109,16 @@ Status BindUnix(int fd, const SocketAddress& addr, const std::string& address,
                 const UnixSocketGuard& guard) {
   ASSIGN_OR_RETURN(SocketDir at, OpenSocketDir(addr.path, address));
   RETURN_IF_ERROR(CheckNotTheDaemons(at, guard, address));
-  // A socket file left by an earlier daemon; never a regular file.
+  // A socket file left by an earlier daemon is replaced; anything else
+  // there is not the daemon's to remove.
   struct stat st{};
-  if (::fstatat(at.dir.get(), at.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-      S_ISSOCK(st.st_mode))
+  if (::fstatat(at.dir.get(), at.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (!S_ISSOCK(st.st_mode))
+      return FailedPrecondition("cannot bind '" + address + "': '" + addr.path + "' exists and is " +
+                                FileKind(st.st_mode) +
+                                ", not a socket (remove it, or give the socket another path)");
     ::unlinkat(at.dir.get(), at.name.c_str(), 0);
+  }
   if (::unshare(CLONE_FS) != 0)
     return Status::FromErrno("cannot bind '" + address +
                                  "': unshare(CLONE_FS) for its umask",

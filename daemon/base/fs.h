@@ -4,6 +4,8 @@
 // directories are in daemon/base/fd.h; the store's slot-confined openat2
 // helpers in daemon/store/fs.h.) Stateless; any thread.
 
+#include <sys/types.h>
+
 #include <string>
 
 #include "daemon/base/status.h"
@@ -16,5 +18,8 @@ namespace relsupd {
 Status RemoveTree(const std::string& path);
 // fsync(2) of a directory by path, so a rename or link in it is durable.
 Status SyncDir(const std::string& path);
+// What a file of `mode` is, for messages: "a regular file", "a directory",
+// "a symbolic link", "a fifo", "a socket", "a character device", ...
+std::string FileKind(mode_t mode);
 
 }  // namespace relsupd

@@ -165,11 +165,21 @@ void ControlServer::TakeConnection(Fd fd) {
   peer->right = Right::kNone;
   if (connections_.size() >= max_connections_) {
     LogRefusal(*peer, "the control socket is full");
-    return CloseSocket(std::move(fd));
+    return Refuse(std::move(fd), "relsupd's control socket has its most connections open (" +
+                                     std::to_string(max_connections_) + "); retry later");
   }
   peer->right = RightOf(*peer, *policy_);
-  if (!Admit(*peer)) return CloseSocket(std::move(fd));
+  if (std::string why; !Admit(*peer, &why)) return Refuse(std::move(fd), why);
   AddConnection(std::move(fd), *peer);
+}
+
+void ControlServer::Refuse(Fd fd, const std::string& why) {
+  // Said to the peer before the close, so that its CLI prints why instead
+  // of "Connection reset by peer": one line into an empty send buffer, not
+  // waited for (MSG_DONTWAIT), lost if it does not fit.
+  const std::string line = rpc::Frame(rpc::MakeError(nullptr, rpc::kBusy, why));
+  (void)::send(fd.get(), line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  CloseSocket(std::move(fd));
 }
 
 ControlServer::Connection* ControlServer::AddConnection(Fd fd, const Peer& peer) {
@@ -195,15 +205,19 @@ ControlServer::Connection* ControlServer::AddConnection(Fd fd, const Peer& peer)
   return raw;
 }
 
-bool ControlServer::Admit(const Peer& peer) {
+bool ControlServer::Admit(const Peer& peer, std::string* why) {
   if (peer.right == Right::kChange) return true;
   if (not_change_connections_ >= max_connections_ - reserved_for_change_) {
     LogRefusal(peer, "the connections without the change right are all taken");
+    *why = "the control socket's connections without the change right are all taken (" +
+           std::to_string(max_connections_ - reserved_for_change_) + "); retry later";
     return false;
   }
   auto it = per_uid_.find(peer.uid);
   if (it != per_uid_.end() && it->second >= max_per_uid_) {
     LogRefusal(peer, "the uid has its most connections open");
+    *why = "uid " + std::to_string(peer.uid) + " has its most connections to relsupd open (" +
+           std::to_string(max_per_uid_) + "); close some and retry";
     return false;
   }
   return true;

@@ -160,7 +160,10 @@ class ControlServer {
   // messages (which may carry files) wait in it.
   void CloseSocket(Fd fd);
   // Whether the peer may open one more connection; logs a refusal.
-  bool Admit(const Peer& peer);
+  // Whether `peer` may have one more connection; if not, `*why` says so.
+  bool Admit(const Peer& peer, std::string* why);
+  // Closes a refused connection, telling the peer why first.
+  void Refuse(Fd fd, const std::string& why);
   void LogRefusal(const Peer& peer, const char* why);
   // Whether the closer has room for what one more read of `c` may bring.
   bool FdRoomFor(const Connection* c) const;

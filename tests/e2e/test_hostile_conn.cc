@@ -415,6 +415,11 @@ TEST_CASE("hostile conn: 1,100 read-only connections while root activates "
   // nobody is at its own limit: refused at once, with no request read.
   e2e::ProcResult r = t.stage.Ctl({"info"}, {.as = nobody});
   CHECK(r.exit_code() != 0);
+  // And told why, not "Connection reset by peer": its own limit or the
+  // one of every peer without the change right, whichever it met first.
+  CHECK_THAT(r.err, Catch::Contains("uid " + std::to_string(nobody->uid) +
+                                    " has its most connections to relsupd open (") ||
+                        Catch::Contains("connections without the change right are all taken ("));
   holders.EndAll();
   // Once they are gone, nobody gets in again.
   CHECK(WaitUntil([&] {

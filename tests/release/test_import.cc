@@ -1,6 +1,8 @@
 // E2E: `ctl build import` with the real binary. The same bytes give the same
 // build and are stored once; every bad artifact is refused at import with a
 // message naming what is wrong, and nothing is stored or recorded.
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
 
 #include "tests/release/release_fixture.h"
@@ -92,6 +94,31 @@ TEST_CASE("release import: an unknown app or a missing file is refused",
   INFO(missing.Describe());
   CHECK(missing.exit_code() == 2);
   CHECK_THAT(missing.err, Catch::Contains("nope.tar.gz"));
+  CHECK(ListDir(s.BuildsDir()).empty());
+  CHECK(ListDir(s.TmpDir()).empty());
+}
+
+TEST_CASE("release import: a file that is no artifact is named with what it is, before the daemon sees it",
+          "[release][import]") {
+  Stage s;
+  const std::string fifo = s.dir().Path("pipe");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  std::string zip("PK\x03\x04", 4);
+  zip += std::string(100, 'z');
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {s.dir().Path(""), "' is a directory, not a tar, tar.gz or tar.zst file"},
+      {fifo, "FILE '" + fifo + "' is a fifo, not a tar"},  // refused, not waited on
+      {"/dev/null", "FILE '/dev/null' is a character device, not a tar"},
+      {s.dir().WriteFile("empty.tar", ""), "empty.tar' is empty"},
+      {s.dir().WriteFile("app.zip", zip), "none of these formats: a zip file)"},
+      {s.dir().WriteFile("notes.txt", "hello\n"), "notes.txt' is not a tar, tar.gz or tar.zst artifact"},
+  };
+  for (const auto& [file, message] : cases) {
+    ProcResult r = s.Ctl({"build", "import", s.app(), file});
+    INFO(file << ": " << r.Describe());
+    CHECK(r.exit_code() == 2);
+    CHECK_THAT(r.err, Catch::Contains(message));
+  }
   CHECK(ListDir(s.BuildsDir()).empty());
   CHECK(ListDir(s.TmpDir()).empty());
 }
