@@ -423,8 +423,24 @@ Result<ProcessFile> ParseProcfile(const std::string& text, const std::string& fi
   return pf;
 }
 
+namespace {
+
+// A process file's text; its errors name it as the artifact does (`shown`),
+// never by the staging path it is read from. Missing: kNotFound.
+Result<std::string> ReadProcessFile(const std::string& path, const std::string& shown) {
+  auto text = ReadFile(path, kMaxProcessFileBytes);
+  if (text.ok() || text.status().code() == StatusCode::kNotFound) return text;
+  const int err = text.status().error_number();
+  if (err == 0)  // the size check
+    return InvalidArgument(shown + " is larger than " + std::to_string(kMaxProcessFileBytes) +
+                           " bytes, the most a process file may have");
+  return Status(text.status().code(), "cannot read " + shown + ": " + std::strerror(err), err);
+}
+
+}  // namespace
+
 Result<ProcessFile> LoadProcessFile(const std::string& dir) {
-  auto yaml_text = ReadFile(dir + "/relsupd.yaml", kMaxProcessFileBytes);
+  auto yaml_text = ReadProcessFile(dir + "/relsupd.yaml", "relsupd.yaml");
   // relsupd.yaml's `release:` holds beside a Procfile's processes too.
   ReleaseCommand yaml_release;
   if (yaml_text.ok()) {
@@ -434,7 +450,7 @@ Result<ProcessFile> LoadProcessFile(const std::string& dir) {
   } else if (yaml_text.status().code() != StatusCode::kNotFound) {
     return yaml_text.status();
   }
-  auto procfile = ReadFile(dir + "/Procfile", kMaxProcessFileBytes);
+  auto procfile = ReadProcessFile(dir + "/Procfile", "Procfile");
   if (procfile.ok()) {
     ASSIGN_OR_RETURN(ProcessFile pf, ParseProcfile(*procfile, "Procfile"));
     if (!yaml_release.command.empty()) pf.release = yaml_release;
@@ -448,14 +464,14 @@ Result<ProcessFile> LoadProcessFile(const std::string& dir) {
 }
 
 Status CheckProcessFiles(const std::string& dir, const std::string& shown) {
-  auto yaml_text = ReadFile(dir + "/relsupd.yaml", kMaxProcessFileBytes);
+  auto yaml_text = ReadProcessFile(dir + "/relsupd.yaml", shown + "/relsupd.yaml");
   if (yaml_text.ok()) {
     ASSIGN_OR_RETURN(ProcessFile pf, ParseProcessYaml(*yaml_text, shown + "/relsupd.yaml"));
     if (!pf.processes.empty()) return Status::Ok();
   } else if (yaml_text.status().code() != StatusCode::kNotFound) {
     return yaml_text.status();
   }
-  auto procfile = ReadFile(dir + "/Procfile", kMaxProcessFileBytes);
+  auto procfile = ReadProcessFile(dir + "/Procfile", shown + "/Procfile");
   if (procfile.ok()) return ParseProcfile(*procfile, shown + "/Procfile").status();
   if (procfile.status().code() != StatusCode::kNotFound) return procfile.status();
   return Status::Ok();

@@ -186,6 +186,13 @@ TEST_CASE("release create: a bad process file or a link escaping through another
        {File("relsupd.yaml", "processes:\n  web:\n    command: ./bin/web\n    colour: red\n")},
        {"relsupd.yaml:4:5", "unknown key 'colour'"}},
       {"no process file", {File("README", "hi\n")}, {"no process file"}},
+      // Named as the artifact names them, never by the staging path.
+      {"process file over 1 MiB",
+       {File("relsupd.yaml", "# " + std::string(1 << 20, 'x') + "\n")},
+       {"relsupd.yaml is larger than 1048576 bytes, the most a process file may have"}},
+      {"process file that is a directory",
+       {Dir("relsupd.yaml"), File("relsupd.yaml/x", "")},
+       {"cannot read relsupd.yaml: Is a directory"}},
       {"symlink escaping through an earlier symlink",
        {Procfile(), Symlink("s", "."), Symlink("t", "s/..")},
        {"'t'", "leaves the slot"}},
@@ -198,6 +205,7 @@ TEST_CASE("release create: a bad process file or a link escaping through another
     INFO(p.Describe());
     CHECK(p.exit_code() == 1);
     for (const auto& part : c.message_has) CHECK_THAT(p.err, Catch::Contains(part));
+    CHECK_THAT(p.err, !Catch::Contains(s.TmpDir()));
     ExpectNoRelease(s, 1);
     CHECK(s.Releases().empty());
   }
