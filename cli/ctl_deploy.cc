@@ -56,7 +56,8 @@ Result<Source> OpenSource(const std::string& src) {
   if (!S_ISREG(st.st_mode))
     return InvalidArgument("SRC '" + src +
                            "' is neither a directory nor a regular file");
-  ASSIGN_OR_RETURN(Fd fd, OpenArtifactFile(src, "SRC", "neither a directory nor "));
+  ASSIGN_OR_RETURN(Fd fd,
+                   OpenArtifactFile(src, "SRC", "neither a directory nor ", Sniff::kYes));
   return Source{false, std::move(fd)};
 }
 

@@ -422,7 +422,7 @@ void AddPruneVerb(CLI::App& ctl, CtlContext* ctx) {
 }  // namespace
 
 Result<Fd> OpenArtifactFile(const std::string& path, const std::string& label,
-                            const std::string& instead) {
+                            const std::string& instead, Sniff sniff) {
   const std::string named = label + " '" + path + "'";
   // O_NONBLOCK: a fifo is refused below instead of waiting for a writer.
   ASSIGN_OR_RETURN(Fd fd, OpenFile(path, O_RDONLY | O_NOCTTY | O_NONBLOCK));
@@ -431,8 +431,7 @@ Result<Fd> OpenArtifactFile(const std::string& path, const std::string& label,
   if (!S_ISREG(st.st_mode))
     return InvalidArgument(named + " is " + FileKind(st.st_mode) + ", " + instead +
                            "a tar, tar.gz or tar.zst file");
-  if (st.st_size == 0)
-    return InvalidArgument(named + " is empty, " + instead + "a tar, tar.gz or tar.zst file");
+  if (sniff == Sniff::kNo) return fd;
   char head[512];
   ssize_t n;
   do {
@@ -447,7 +446,9 @@ Result<Fd> OpenArtifactFile(const std::string& path, const std::string& label,
     return InvalidArgument(named + " is " + instead +
                            "a tar, tar.gz or tar.zst artifact (its first bytes are none of "
                            "these formats" +
-                           (h.substr(0, 4) == "PK\x03\x04" ? std::string(": a zip file") : "") +
+                           (n == 0 ? std::string(": it is empty")
+                            : h.substr(0, 4) == "PK\x03\x04" ? std::string(": a zip file")
+                                                             : "") +
                            ")");
   return fd;
 }

@@ -17,12 +17,15 @@ namespace relsupd::cli {
 // `build import`: sends the open artifact `fd` to the daemon and returns its
 // reply. Draws progress on stderr when `progress`, stderr is a terminal and
 // the file is large enough to be worth it.
-// Opens `path` as an artifact to import: a regular file whose first bytes
-// are a tar, tar.gz or tar.zst archive. Errors name it as `label` ("FILE",
-// "SRC"), and say what it is instead; `instead` ("neither a directory nor ")
-// words what else the verb would take.
+// Opens `path` as an artifact to import: a regular file, and with
+// Sniff::kYes one whose first bytes are a tar (ustar), tar.gz or tar.zst
+// archive (`build import` leaves that to the daemon, which also reads
+// older tars). Errors name it as `label` ("FILE", "SRC") and say what it is
+// instead; `instead` ("neither a directory nor ") words what else the verb
+// would take.
+enum class Sniff { kNo, kYes };
 Result<Fd> OpenArtifactFile(const std::string& path, const std::string& label,
-                            const std::string& instead = "not ");
+                            const std::string& instead = "not ", Sniff sniff = Sniff::kNo);
 Result<rpc::Json> ImportArtifact(Client& client, const std::string& app, int fd,
                                  bool progress);
 // "Imported build ID (sha256:..., SIZE, N entries)", from ImportArtifact's

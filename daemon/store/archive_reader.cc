@@ -89,12 +89,18 @@ Result<std::unique_ptr<ArchiveReader>> ArchiveReader::Open(
   std::unique_ptr<ArchiveReader> r(
       new ArchiveReader(a, std::move(name), compressed_size, limits));
   if (archive_read_open_fd(a, fd, kBlockBytes) != ARCHIVE_OK)
-    return InvalidArgument("artifact '" + r->name_ +
-                           "' is not a tar archive: " + ErrorText(a));
+    return InvalidArgument("artifact '" + r->name_ + "' is not a tar archive: " + ErrorText(a) +
+                           " (an artifact is a tar, tar.gz or tar.zst file, as `relsupd build` "
+                           "makes)");
   return r;
 }
 
 ArchiveReader::~ArchiveReader() { archive_read_free(a_); }
+
+uint64_t ArchiveReader::bytes_read() const {
+  const la_int64_t n = archive_filter_bytes(a_, -1);
+  return n > 0 ? static_cast<uint64_t>(n) : 0;
+}
 
 std::string ArchiveReader::format() const {
   switch (archive_filter_code(a_, 0)) {

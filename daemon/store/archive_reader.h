@@ -63,6 +63,9 @@ class ArchiveReader {
   std::string format() const;
   uint64_t entries() const { return entries_; }
   uint64_t unpacked_bytes() const { return unpacked_; }
+  // The archive file's bytes read so far: at the end, up to the archive's
+  // end-of-archive marker and at most a read block (64 KiB) past it.
+  uint64_t bytes_read() const;
 
  private:
   ArchiveReader(struct archive* a, std::string name, uint64_t compressed,

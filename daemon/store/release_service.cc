@@ -68,6 +68,16 @@ Status ValidateArchive(int fd, uint64_t size, const StoreLimits& limits,
     if (entry->type == EntryType::kFile)
       RETURN_IF_ERROR(reader->ReadData([](std::string_view) { return Status::Ok(); }));
   }
+  const std::string name = "artifact " + build->sha256.substr(0, 12);
+  if (reader->entries() == 0)
+    return InvalidArgument(name + " holds no entries: an empty archive has nothing to release");
+  // Bytes past the archive's end would be stored and never read: a file
+  // of zeros, or an archive with gigabytes glued after it.
+  constexpr uint64_t kMaxTrailingBytes = 1 << 20;
+  if (const uint64_t read = reader->bytes_read(); size > read + kMaxTrailingBytes)
+    return InvalidArgument(name + " has " + std::to_string(size - read) +
+                           " bytes after the end of its archive (of " + std::to_string(size) +
+                           "); an artifact ends where its archive does");
   build->format = reader->format();
   build->entries = static_cast<int64_t>(reader->entries());
   build->unpacked_bytes = static_cast<int64_t>(reader->unpacked_bytes());

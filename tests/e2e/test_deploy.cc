@@ -406,7 +406,9 @@ TEST_CASE(
       {{"shop", s.dir().Path("missing")}, "SRC '"},
       {{"shop", text},
        "is neither a directory nor a tar, tar.gz or tar.zst artifact"},
-      {{"shop", empty}, "empty.tar.gz' is empty"},
+      {{"shop", empty},
+       "is neither a directory nor a tar, tar.gz or tar.zst artifact (its first bytes are none "
+       "of these formats: it is empty)"},
       {{"shop", "/dev/null"},
        "SRC '/dev/null' is neither a directory nor a regular file"},
       {{"shop", src, "--set", "NOEQUALS"}, "'NOEQUALS' must be KEY=VALUE"},
