@@ -244,6 +244,7 @@ void AppSockets::Forget(const std::string& app) {
     Result<SocketAddress> addr = ParseSocketAddress(last->second.address);
     if (!addr.ok() || addr->kind != SocketAddress::Kind::kUnix) continue;
     Result<SocketDir> at = OpenSocketDir(addr->path, last->second.address);
+    if (!at.ok() && at.status().code() == StatusCode::kNotFound) continue;  // gone already
     Status mine = at.ok() ? CheckNotTheDaemons(*at, guard_, last->second.address) : at.status();
     if (!mine.ok()) {
       spdlog::warn("Not removing the socket file of deleted app '{}': {}", app, mine.message());
