@@ -93,7 +93,10 @@ void Daemon::AfterProbe(Result<ProbeAnswer> answer) {
   reexec_->new_stops_standin = answer->standin;
   // Long work already running (an import, a verify) is waited for with
   // the input still open: frozen, every client would wait with it, and
-  // again at each retry of `daemon-reexec --wait` (OnDrainTick).
+  // again at each retry of `daemon-reexec --wait` (OnDrainTick). Queued
+  // read jobs do not start meanwhile: a read-only peer keeping verifies
+  // queued would hold every re-exec off.
+  context_.read_jobs->Pause();
   reexec_->drain_started_ms = NowMs();
   uv_timer_start(drain_timer_.get(), &Daemon::OnDrainTick, 0, kDrainTickMs);
 }

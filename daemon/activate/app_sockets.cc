@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -74,8 +75,11 @@ Status CheckNotTheDaemons(const SocketDir& at, const UnixSocketGuard& guard,
                                 own + "'");
   }
   struct stat state{};
-  if (guard.state_dir.empty() || ::stat(guard.state_dir.c_str(), &state) != 0)
-    return Status::Ok();
+  if (guard.state_dir.empty()) return Status::Ok();
+  if (::stat(guard.state_dir.c_str(), &state) != 0)
+    return Status::FromErrno("cannot bind '" + address + "': cannot stat the state directory '" +
+                                 guard.state_dir + "'",
+                             errno);
   // Up from the directory to the root ('..' of the root is itself).
   Fd up;
   int cur = at.dir.get();
@@ -87,13 +91,16 @@ Status CheckNotTheDaemons(const SocketDir& at, const UnixSocketGuard& guard,
                                 guard.state_dir + "'");
     Fd parent(::openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
     struct stat parent_st{};
-    if (!parent.valid() || ::fstat(parent.get(), &parent_st) != 0 || SameFile(parent_st, cur_st))
-      break;
+    if (!parent.valid() || ::fstat(parent.get(), &parent_st) != 0)
+      return Status::FromErrno("cannot bind '" + address +
+                                   "': cannot walk up from its directory to the root",
+                               errno);
+    if (SameFile(parent_st, cur_st)) return Status::Ok();  // the root
     up = std::move(parent);
     cur = up.get();
     cur_st = parent_st;
   }
-  return Status::Ok();
+  return FailedPrecondition("cannot bind '" + address + "': its directory is too deep");
 }
 
 // Binds a unix socket file with mode 0666 (any local client, as for a TCP
@@ -134,9 +141,13 @@ Status BindUnix(int fd, const SocketAddress& addr, const std::string& address,
   const int bound = ::bind(fd, reinterpret_cast<sockaddr*>(&un), sizeof un);
   const int err = errno;
   ::umask(old_umask);
-  if (::fchdir(cwd.get()) != 0)
-    spdlog::warn("Cannot return to the working directory after binding '{}': {}, ignoring",
+  // Never left in a directory an app's user may own (the next bind would
+  // come back to it): the root if the old one cannot be entered.
+  if (::fchdir(cwd.get()) != 0) {
+    spdlog::warn("Cannot return to the working directory after binding '{}': {}; going to '/'",
                  address, std::strerror(errno));
+    if (::chdir("/") != 0) std::abort();
+  }
   if (bound != 0) return Status::FromErrno("cannot bind '" + address + "'", err);
   return Status::Ok();
 }
@@ -152,6 +163,15 @@ Status BindTcp(int fd, const SocketAddress& addr, const std::string& address) {
 }
 
 }  // namespace
+
+Status CheckUnixSocketPath(const std::string& address, const UnixSocketGuard& guard) {
+  ASSIGN_OR_RETURN(SocketAddress addr, ParseSocketAddress(address));
+  if (addr.kind != SocketAddress::Kind::kUnix) return Status::Ok();
+  Result<SocketDir> at = OpenSocketDir(addr.path, address);
+  if (!at.ok() && at.status().code() == StatusCode::kNotFound) return Status::Ok();
+  if (!at.ok()) return at.status();
+  return CheckNotTheDaemons(*at, guard, address);
+}
 
 Result<Fd> BindListener(const std::string& address, const UnixSocketGuard& guard) {
   ASSIGN_OR_RETURN(SocketAddress addr, ParseSocketAddress(address));

@@ -104,6 +104,10 @@ class AppSockets {
 // blocking: the children accept on it). A unix path is refused where a
 // directory on it is a symbolic link, and where `guard` forbids it.
 Result<Fd> BindListener(const std::string& address, const UnixSocketGuard& guard);
+// What BindListener would refuse about a unix address's directory, checked
+// without binding (app create: a link on the path, the daemon's own
+// socket, the state dir); a directory that does not exist yet passes.
+Status CheckUnixSocketPath(const std::string& address, const UnixSocketGuard& guard);
 
 // Which type gets the app's sockets when the process file maps none: when
 // no type of `processes` lists a socket (a Procfile never does; a

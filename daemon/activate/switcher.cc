@@ -213,6 +213,20 @@ Result<int64_t> Switcher::Target(const ActivateRequest& req,
     // cannot work (app_sockets.h); refused before anything changes.
     GiveSocketsToWeb(spec, &*procs);
     auto formation = ledger_->GetFormation(app);
+    // The scales recorded for the app apply to the new release's types:
+    // together within kMaxInstances.
+    if (formation.ok()) {
+      int64_t total = 0;
+      for (const auto& [type, p] : procs->processes) {
+        auto f = formation->find(type);
+        total += f != formation->end() ? f->second : p.scale;
+      }
+      if (total > kMaxInstances)
+        return InvalidArgument("release " + ReleaseId(target).ToString() + " of '" + app +
+                               "' would run " + std::to_string(total) +
+                               " instances in all with the app's scales, more than the " +
+                               std::to_string(kMaxInstances) + " an app may run");
+    }
     if (req.strategy.value_or(spec.strategy) == Strategy::kStartFirst &&
         supervisor_->Active(app) != nullptr && formation.ok())
       if (Status s = CheckStartFirstPorts(*procs, row.config, *formation);

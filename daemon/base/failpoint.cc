@@ -34,7 +34,7 @@ void FailpointWait(std::string_view name) {
   if (gate == nullptr) return;
   // GATE.reached says the job is here (the test waits for it).
   const int reached = ::open((std::string(gate) + ".reached").c_str(),
-                             O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+                             O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (reached >= 0) ::close(reached);
   for (int i = 0; i < 6000 && ::access(gate, F_OK) != 0; ++i) ::usleep(10'000);
 }

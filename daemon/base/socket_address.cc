@@ -20,6 +20,7 @@ Result<SocketAddress> ParseUnix(const std::string& a) {
   out.path = a.substr(5);
   if (out.path.empty() || out.path[0] != '/')
     return bad("needs an absolute path");
+  if (out.path.find('\0') != std::string::npos) return bad("has a NUL byte in its path");
   if (out.path.size() >= kSunPathSize)
     return bad("has a path longer than " + std::to_string(kSunPathSize - 1) +
                " bytes");

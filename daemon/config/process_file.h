@@ -92,8 +92,8 @@ struct ProcessFile {
 
 inline constexpr int kMaxScale = 10'000;
 // At most this many process types, and instances in all (the sum of the
-// scales, formation included): a release asking for 5,000 types of 10,000
-// is refused before it is made, as is a `scale` past the total.
+// scales): a release asking for 5,000 types of 10,000 is refused before it
+// is made; `scale` and `activate` count the app's recorded scales too.
 inline constexpr size_t kMaxProcessTypes = 100;
 inline constexpr int64_t kMaxInstances = 10'000;
 // The file's processes within those limits (`file`: how errors name it).

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <set>
 
+#include "daemon/activate/app_sockets.h"
 #include "daemon/base/socket_address.h"
 #include "daemon/base/users.h"
 #include "daemon/base/uv_work.h"
@@ -296,7 +297,9 @@ namespace {
 // wildcard.
 bool Overlap(const SocketAddress& a, const SocketAddress& b) {
   if (a.kind != b.kind) return false;
-  if (a.kind == SocketAddress::Kind::kUnix) return a.path == b.path;
+  if (a.kind == SocketAddress::Kind::kUnix)
+    return std::filesystem::path(a.path).lexically_normal() ==
+           std::filesystem::path(b.path).lexically_normal();
   auto wildcard = [](const SocketAddress& x) { return x.host == "0.0.0.0" || x.host == "::"; };
   return a.port == b.port && (a.host == b.host || wildcard(a) || wildcard(b));
 }
@@ -343,6 +346,11 @@ Status CheckSocketsNotDaemons(const AppSpec& spec, const DaemonContext& ctx) {
         return InvalidArgument(what + " is inside the daemon's state directory '" +
                                ctx.state_dir + "'");
     }
+    // The same by the directory itself, links and all, where it exists.
+    const UnixSocketGuard guard{ctx.state_dir, {control.string(), notify.string()}};
+    if (Status s = CheckUnixSocketPath(mine.address, guard); !s.ok())
+      return Status(s.code(), "app '" + spec.name + "': socket '" + mine.name + "': " +
+                                  s.message(), s.error_number());
   }
   return Status::Ok();
 }

@@ -461,6 +461,11 @@ TEST_CASE("isolation: an app socket's directory swapped for a link is refused at
   CHECK(S_ISSOCK(release_test::Lstat(stage.socket()).st_mode));
   CHECK(stage.Ctl({"info"}).exit_code() == 0);
   CHECK_THAT(stage.daemon().Log(), Catch::Contains("Not removing the socket file"));
+  // A path through that link is refused at once by app create.
+  e2e::ProcResult created =
+      stage.Ctl({"app", "create", "other", "--socket", "http=unix:" + dir + "/other.sock"});
+  CHECK(created.exit_code() == 1);
+  CHECK_THAT(created.err, Catch::Contains("is or goes through a symbolic link"));
 }
 
 }  // namespace

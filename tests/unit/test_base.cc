@@ -259,6 +259,9 @@ TEST_CASE("socket addresses parse into kind, host, port and path") {
         "/run/shop.sock");
   // The longest path sun_path holds with its NUL.
   CHECK(ParseSocketAddress("unix:/" + std::string(106, 'x')).ok());
+  // A NUL inside would make the bound path differ from the checked one.
+  CHECK(AddressError(std::string("unix:/run/a\0/../relsupd.sock", 28)).find("has a NUL byte") !=
+        std::string::npos);
 }
 
 TEST_CASE("a bad socket address is refused with a message naming it") {
