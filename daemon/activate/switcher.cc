@@ -216,11 +216,7 @@ Result<int64_t> Switcher::Target(const ActivateRequest& req,
     // The scales recorded for the app apply to the new release's types:
     // together within kMaxInstances.
     if (formation.ok()) {
-      int64_t total = 0;
-      for (const auto& [type, p] : procs->processes) {
-        auto f = formation->find(type);
-        total += f != formation->end() ? f->second : p.scale;
-      }
+      const int64_t total = TotalInstances(*procs, *formation);
       if (total > kMaxInstances)
         return InvalidArgument("release " + ReleaseId(target).ToString() + " of '" + app +
                                "' would run " + std::to_string(total) +

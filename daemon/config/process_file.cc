@@ -361,13 +361,21 @@ Result<ProcessFile> ParseProcessYaml(const std::string& text, const std::string&
   return pf;
 }
 
+int64_t TotalInstances(const ProcessFile& pf, const std::map<std::string, int>& scales) {
+  int64_t total = 0;
+  for (const auto& [type, p] : pf.processes) {
+    auto n = scales.find(type);
+    total += n != scales.end() ? n->second : p.scale;
+  }
+  return total;
+}
+
 Status CheckFormationSize(const ProcessFile& pf, const std::string& file) {
   if (pf.processes.size() > kMaxProcessTypes)
     return InvalidArgument(file + ": " + std::to_string(pf.processes.size()) +
                            " process types, more than the " + std::to_string(kMaxProcessTypes) +
                            " allowed");
-  int64_t total = 0;
-  for (const auto& [name, p] : pf.processes) total += p.scale;
+  const int64_t total = TotalInstances(pf);
   if (total > kMaxInstances)
     return InvalidArgument(file + ": the scales add up to " + std::to_string(total) +
                            " instances, more than the " + std::to_string(kMaxInstances) +

@@ -98,6 +98,9 @@ inline constexpr size_t kMaxProcessTypes = 100;
 inline constexpr int64_t kMaxInstances = 10'000;
 // The file's processes within those limits (`file`: how errors name it).
 Status CheckFormationSize(const ProcessFile& pf, const std::string& file);
+// The instances `pf` runs with `scales` (a type's count; the file's own
+// scale for a type not in it).
+int64_t TotalInstances(const ProcessFile& pf, const std::map<std::string, int>& scales = {});
 
 // Every key relsupd.yaml accepts, by section (the `build:` keys are
 // kBuildKeys in build_spec.h). README.md and relsupd-app(5) list each one;

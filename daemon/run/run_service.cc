@@ -211,13 +211,9 @@ Status RunService::Scale(const std::string& app,
   }
   {
     // The total after the change, within kMaxInstances.
-    ASSIGN_OR_RETURN(Formation now, ledger_->GetFormation(app));
-    int64_t total = 0;
-    for (const auto& [type, p] : run->processes.processes) {
-      auto n = scales.find(type);
-      auto f = now.find(type);
-      total += n != scales.end() ? n->second : f != now.end() ? f->second : p.scale;
-    }
+    ASSIGN_OR_RETURN(Formation after, ledger_->GetFormation(app));
+    for (const auto& [type, n] : scales) after[type] = n;
+    const int64_t total = TotalInstances(run->processes, after);
     if (total > kMaxInstances)
       return InvalidArgument("app '" + app + "' would run " + std::to_string(total) +
                              " instances in all, more than the " +

@@ -24,14 +24,19 @@ std::string FastConfig(const std::string& extra, int crash_limit) {
          extra;
 }
 
-std::string DeployTo(Stage& stage, const std::string& app,
-                     const std::vector<Entry>& entries, bool no_wait) {
+std::string ReleaseTo(Stage& stage, const std::string& app, const std::vector<Entry>& entries) {
   std::string file = stage.Artifact(app + ".tar.gz", entries);
   Json build = stage.CtlJson({"build", "import", app, file});
   std::string release = stage.CtlOk(
       {"release", "create", app, "--build", build["id"].get<std::string>()});
   while (!release.empty() && (release.back() == '\n' || release.back() == ' '))
     release.pop_back();
+  return release;
+}
+
+std::string DeployTo(Stage& stage, const std::string& app,
+                     const std::vector<Entry>& entries, bool no_wait) {
+  const std::string release = ReleaseTo(stage, app, entries);
   if (no_wait)
     stage.CtlOk({"activate", app, release, "--no-wait"});
   else

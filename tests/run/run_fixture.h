@@ -29,6 +29,9 @@ using support::FreePort;
 // GET `path` on 127.0.0.1:port; the body, or "" when the request failed.
 inline constexpr auto& Get = support::HttpGet;
 
+// Imports an artifact holding `entries` (one of them the process file)
+// for `app` and creates a release, not activated. Returns "vN".
+std::string ReleaseTo(Stage& stage, const std::string& app, const std::vector<Entry>& entries);
 // Imports an artifact holding `entries` (one of them the process file),
 // creates a release and activates it (waiting until it is live, unless
 // `no_wait`). Returns "vN".

@@ -421,12 +421,10 @@ TEST_CASE("isolation: a file in an app socket's place is named, not replaced") {
   const std::string path = stage.dir().Path("app.sock");
   support::WriteText(path, "keep me");
   stage.CtlOk({"app", "create", "shop", "--socket", "http=unix:" + path});
-  const std::string file = stage.Artifact(
-      "web.tar.gz", {File("relsupd.yaml", "processes:\n  web:\n    command: sleep 1000\n"
-                                          "    sockets: [http]\n    ready: none\n")});
-  const std::string build = stage.CtlJson({"build", "import", "shop", file})["id"];
-  stage.CtlOk({"release", "create", "shop", "--build", build});
-  e2e::ProcResult r = stage.Ctl({"activate", "shop", "v1"});
+  const std::string v1 = ReleaseTo(stage, "shop",
+                                   {File("relsupd.yaml", "processes:\n  web:\n    command: sleep 1000\n"
+                                                         "    sockets: [http]\n    ready: none\n")});
+  e2e::ProcResult r = stage.Ctl({"activate", "shop", v1});
   CHECK(r.exit_code() != 0);
   CHECK_THAT(r.err, Catch::Contains("'" + path + "' exists and is a regular file, not a socket"));
   CHECK_THAT(r.err, !Catch::Contains("PORT"));

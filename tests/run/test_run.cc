@@ -359,12 +359,10 @@ TEST_CASE("run: a scale past the instances an app may run in all is refused, and
   CHECK(Ps(stage).size() == 1);
   // A release whose own scales pass, but not with the app's recorded ones
   // (a=1): refused at activation, before anything changes.
-  const std::string file = stage.Artifact(
-      "v2.tar.gz", {File("relsupd.yaml", "processes:\n  a: {command: sleep 1000, scale: 0}\n"
-                                         "  c: {command: sleep 1000, scale: 10000}\n")});
-  const std::string build = stage.CtlJson({"build", "import", "shop", file})["id"];
-  stage.CtlOk({"release", "create", "shop", "--build", build});
-  e2e::ProcResult activate = stage.Ctl({"activate", "shop", "v2"});
+  const std::string v2 = ReleaseTo(stage, "shop",
+                                   {File("relsupd.yaml", "processes:\n  a: {command: sleep 1000, scale: 0}\n"
+                                                         "  c: {command: sleep 1000, scale: 10000}\n")});
+  e2e::ProcResult activate = stage.Ctl({"activate", "shop", v2});
   CHECK(activate.exit_code() == 1);
   CHECK_THAT(activate.err, Catch::Contains("would run 10001 instances in all with the app's scales"));
   CHECK(stage.CtlJson({"status", "shop"})["active"] == "v1");
