@@ -234,9 +234,7 @@ Status Daemon::StartRunStage(const Adoption* adopt) {
                                           "s (no cgroup memory controller)",
                controllers & kCgroupPids ? "by cgroup pids.max" : "not enforced (no pids controller)",
                controllers & kCgroupCpu ? "by cgroup cpu.max" : "not enforced (no cpu controller)");
-  std::string notify_path =
-      std::filesystem::path(config_.socket).parent_path().string() +
-      "/app-notify.sock";
+  std::string notify_path = NotifySocketPath(config_.socket);
   env.notify_socket = notify_path;
   runs_ = std::make_unique<RunService>(std::move(env), ledger_.get(),
                                        releases_.get(), config_.state_dir);
@@ -383,8 +381,7 @@ Status Daemon::Start(const Adoption* adopt, bool* committed) {
                    "chmod o+x it, or use a state dir under /var/lib",
                    config_.state_dir, *blocked);
     // The notify socket lives beside the control socket (below).
-    const std::string notify = std::filesystem::path(config_.socket).parent_path().string() +
-                               "/app-notify.sock";
+    const std::string notify = NotifySocketPath(config_.socket);
     if (auto blocked = UntraversableParent(notify))
       spdlog::warn("Notify socket {}: {} cannot be searched by others, so apps that run as "
                    "their own users cannot send READY=1 or WATCHDOG=1 (`ready: notify` and "

@@ -31,4 +31,10 @@ std::string LogsDir(const std::string& state_dir) {
   return state_dir + "/logs";
 }
 
+std::string NotifySocketPath(const std::string& control_socket) {
+  const size_t slash = control_socket.rfind('/');
+  if (slash == std::string::npos) return "app-notify.sock";
+  return JoinPath(slash == 0 ? "/" : control_socket.substr(0, slash), "app-notify.sock");
+}
+
 }  // namespace relsupd

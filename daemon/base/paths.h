@@ -24,4 +24,8 @@ std::string ObjectsDir(const std::string& state_dir);
 std::string StagingDir(const std::string& state_dir);
 std::string LogsDir(const std::string& state_dir);
 
+// The socket apps send READY=1 and WATCHDOG=1 to (their NOTIFY_SOCKET):
+// "app-notify.sock" beside the control socket `control_socket`.
+std::string NotifySocketPath(const std::string& control_socket);
+
 }  // namespace relsupd

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "daemon/activate/app_sockets.h"
+#include "daemon/base/paths.h"
 #include "daemon/base/socket_address.h"
 #include "daemon/base/users.h"
 #include "daemon/base/uv_work.h"
@@ -330,7 +331,7 @@ Status CheckSocketsFree(const AppSpec& spec, const std::vector<AppSpec>& apps) {
 Status CheckSocketsNotDaemons(const AppSpec& spec, const DaemonContext& ctx) {
   namespace fs = std::filesystem;
   const fs::path control = fs::path(ctx.socket).lexically_normal();
-  const fs::path notify = control.parent_path() / "app-notify.sock";
+  const fs::path notify = fs::path(NotifySocketPath(control.string()));
   const fs::path state = fs::path(ctx.state_dir).lexically_normal();
   for (const SocketSpec& mine : spec.sockets) {
     auto a = ParseSocketAddress(mine.address);

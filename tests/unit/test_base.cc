@@ -17,6 +17,7 @@
 #include <span>
 #include <vector>
 
+#include "daemon/base/paths.h"
 #include "daemon/base/suggest.h"
 #include "daemon/base/byte_size.h"
 #include "daemon/base/clock.h"
@@ -222,6 +223,17 @@ TEST_CASE("times format as RFC 3339 UTC") {
 // The message ParseSocketAddress refuses `text` with ("" when it parses).
 std::string AddressError(const std::string& text) {
   return ParseSocketAddress(text).status().message();
+}
+
+TEST_CASE("paths join without doubling a slash, and the notify socket lies beside the control socket") {
+  CHECK(JoinPath("/a", "b") == "/a/b");
+  CHECK(JoinPath("/a/", "b") == "/a/b");
+  CHECK(JoinPath("", "b") == "b");
+  CHECK(JoinPath(".", "b") == "b");
+  CHECK(NotifySocketPath("/run/relsupd/relsupd.sock") == "/run/relsupd/app-notify.sock");
+  CHECK(NotifySocketPath("/relsupd.sock") == "/app-notify.sock");
+  CHECK(NotifySocketPath("relsupd.sock") == "app-notify.sock");
+  CHECK(NotifySocketPath("run/x.sock") == "run/app-notify.sock");
 }
 
 TEST_CASE("socket addresses parse into kind, host, port and path") {
