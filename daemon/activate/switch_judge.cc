@@ -50,7 +50,7 @@ std::string NotReady(const ReleaseGroup& group) {
   for (const Instance* i : group.Instances())
     if (i->state() != InstanceState::kReady)
       waiting += (waiting.empty() ? "" : ", ") + i->name() + " " +
-                 std::string(InstanceStateName(i->state()));
+                 std::string(i->shown_state());
   return waiting;
 }
 

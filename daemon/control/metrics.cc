@@ -94,7 +94,7 @@ MetricsSnapshot GatherMetrics(DaemonContext& ctx, const Dispatcher* dispatcher) 
           row.app = app;
           row.type = i->type();
           row.process = i->name();
-          row.state = std::string(InstanceStateName(i->state()));
+          row.state = std::string(i->shown_state());
           row.restarts = i->restarts();
           row.exits = i->exit_counts();
           row.has_usage = i->pid() > 0 && i->usage().processes > 0;

@@ -376,7 +376,7 @@ void RunService::Start(const std::string& app, const Actor& actor,
           for (const Instance* i : g->Instances())
             if (i->state() != InstanceState::kReady)
               waiting += (waiting.empty() ? "" : ", ") + i->name() + " " +
-                         std::string(InstanceStateName(i->state()));
+                         std::string(i->shown_state());
         sw->owner->EndStartWait(
             sw, FailedPrecondition(
                    "app '" + sw->app + "' was started, but " +
@@ -562,7 +562,7 @@ Result<std::vector<PsRow>> RunService::Ps(
         r.process = i->name();
         r.type = i->type();
         r.pid = i->pid();
-        r.state = std::string(InstanceStateName(i->state()));
+        r.state = std::string(i->shown_state());
         r.uptime_ms = i->started_ms() > 0 ? now - i->started_ms() : 0;
         r.restarts = i->restarts();
         r.exits.assign(i->exits().begin(), i->exits().end());
@@ -686,7 +686,7 @@ void RunService::AnnounceChange(const ReleaseGroup& group, const Instance& insta
   // cause, even when the instance is back in the same state within the
   // same turn (restarted at once after a crash, a health check or a
   // memory limit).
-  const std::string_view state = InstanceStateName(instance.state());
+  const std::string_view state = instance.shown_state();
   uint64_t exits = 0;
   for (const auto& [cause, n] : instance.exit_counts()) exits += n;
   auto [last, fresh] = announced_.try_emplace(&instance, Announced{state, exits});

@@ -167,8 +167,10 @@ std::unique_ptr<ReleaseGroup> ReleaseGroup::Adopt(SuperviseEnv* env,
   if (!group->stopping_) {
     for (const auto& [type, list] : group->instances_)
       for (const auto& inst : list)
-        if (inst->state() == InstanceState::kStopped)
+        if (inst->state() == InstanceState::kStopped) {
           group->start_queue_.push_back({type, inst->index()});
+          inst->set_start_queued();
+        }
   }
   group->Reconcile();  // also what the formation wants and nothing runs
   group->ScheduleSweep();

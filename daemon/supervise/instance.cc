@@ -155,13 +155,17 @@ pid_t Instance::pid() const {
 }
 
 void Instance::Start() {
+  start_queued_ = false;
   if (state_ == InstanceState::kFailed || state_ == InstanceState::kExited)
     backoff_.Reset();  // a start by hand earns a fresh crash window
   type_failed_ = false;
   Dispatch(InstanceEvent::kStartRequested);
 }
 
-void Instance::Stop() { Dispatch(InstanceEvent::kStopRequested); }
+void Instance::Stop() {
+  start_queued_ = false;
+  Dispatch(InstanceEvent::kStopRequested);
+}
 
 Status Instance::Signal(int signum) const {
   if (pid() == 0) return FailedPrecondition(name() + " has no running process");

@@ -139,6 +139,17 @@ class Instance {
   const ReleaseRun& run() const { return *run_; }
   const ProcessSpec& spec() const { return *spec_; }
   InstanceState state() const { return state_; }
+  // Waits in its group's start queue (a scale of many starts them a batch
+  // per loop turn): still kStopped, shown as "starting". Start() and
+  // Stop() clear it.
+  bool start_queued() const { return start_queued_; }
+  void set_start_queued() { start_queued_ = true; }
+  // The state as ps, status, events and metrics show it.
+  std::string_view shown_state() const {
+    return start_queued_ && state_ == InstanceState::kStopped
+               ? InstanceStateName(InstanceState::kStarting)
+               : InstanceStateName(state_);
+  }
   pid_t pid() const;
   int restarts() const { return backoff_.restarts(); }
   // Monotonic ms when the current process started; 0 when none runs.
@@ -208,6 +219,7 @@ class Instance {
   int index_;
   InstanceObserver* observer_;
   InstanceState state_ = InstanceState::kStopped;
+  bool start_queued_ = false;
   Backoff backoff_;
   int64_t backoff_delay_ms_ = 0;
   std::unique_ptr<ChildProcess> child_;

@@ -47,6 +47,7 @@ void ReleaseGroup::Reconcile() {
       list.push_back(std::make_unique<Instance>(
           env_, run_, type, static_cast<int>(list.size()) + 1, this));
       start_queue_.push_back({type, list.back()->index()});
+      list.back()->set_start_queued();
     }
     while (static_cast<int>(list.size()) > scale) {
       std::unique_ptr<Instance> gone = std::move(list.back());
