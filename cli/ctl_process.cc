@@ -784,6 +784,8 @@ void AddProcessVerbs(CLI::App& ctl, CtlContext* ctx) {
                         for (const auto& [k, v] : Field(r, "scale").items())
                           s += (s.empty() ? "" : " ") + k + "=" + Text(v);
                         std::cout << "Scaled " << Text(r, "app") << ": " << s << '\n';
+                        for (const auto& w : Field(r, "warnings"))
+                          if (w.is_string()) std::cout << "Warning: " << w.get<std::string>() << '\n';
                       });
   });
 

@@ -316,20 +316,17 @@ Status CheckStartFirstPorts(const ProcessFile& processes,
                             const std::map<std::string, std::string>& config,
                             const std::map<std::string, int>& formation) {
   for (const auto& [type, p] : processes.processes) {
-    if (!p.sockets.empty()) continue;
     auto f = formation.find(type);
     if ((f != formation.end() ? f->second : p.scale) <= 0) continue;
-    std::string port;
-    if (auto e = p.env.find("PORT"); e != p.env.end()) port = e->second;
-    else if (auto c = config.find("PORT"); c != config.end()) port = c->second;
-    else continue;
+    const std::optional<std::string> port = OwnPort(p, config);
+    if (!port) continue;
     return FailedPrecondition(
-        "process type '" + type + "' has PORT=" + port +
+        "process type '" + type + "' has PORT=" + *port +
         " and no daemon-held socket: it binds the port itself, so its new "
         "instances cannot listen while the old ones still do (a start-first "
         "switch would crash-loop and roll back); use --strategy stop-first, "
         "or give the app a held socket (app create/apply --socket "
-        "http=tcp://HOST:" + port + "; it goes to the 'web' type unless "
+        "http=tcp://HOST:" + *port + "; it goes to the 'web' type unless "
         "relsupd.yaml maps sockets with 'sockets:') and have the app take it "
         "from fd 3 (LISTEN_FDS)");
   }
@@ -337,3 +334,31 @@ Status CheckStartFirstPorts(const ProcessFile& processes,
 }
 
 }  // namespace relsupd
+std::optional<std::string> OwnPort(const ProcessSpec& process,
+                                   const std::map<std::string, std::string>& config) {
+  if (!process.sockets.empty()) return std::nullopt;
+  if (auto e = process.env.find("PORT"); e != process.env.end()) return e->second;
+  if (auto c = config.find("PORT"); c != config.end()) return c->second;
+  return std::nullopt;
+}
+
+std::vector<std::string> SharedPortWarnings(const ProcessFile& processes,
+                                            const std::map<std::string, std::string>& config,
+                                            const std::map<std::string, int>& scales) {
+  std::vector<std::string> out;
+  for (const auto& [type, n] : scales) {
+    auto p = processes.processes.find(type);
+    if (n <= 1 || p == processes.processes.end()) continue;
+    const std::optional<std::string> port = OwnPort(p->second, config);
+    if (!port) continue;
+    out.push_back("process type '" + type + "' has PORT=" + *port +
+                  " and no daemon-held socket: its " + std::to_string(n) +
+                  " instances each bind the port themselves, and all but the first fail "
+                  "to listen unless the app sets SO_REUSEPORT; give the app a held socket "
+                  "(app apply with 'sockets:', or app create --socket http=tcp://HOST:" +
+                  *port + ") and have it take fd 3 (LISTEN_FDS), which every instance "
+                  "then shares");
+  }
+  return out;
+}
+

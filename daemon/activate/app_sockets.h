@@ -21,6 +21,7 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <optional>
 #include <vector>
 
 #include "daemon/base/fd.h"
@@ -115,6 +116,19 @@ Status CheckUnixSocketPath(const std::string& address, const UnixSocketGuard& gu
 // `web` type, as Heroku routes traffic to `web` only. A file that maps any
 // socket is left as it is.
 void GiveSocketsToWeb(const AppSpec& spec, ProcessFile* processes);
+
+// The PORT a process type binds itself: its `env` PORT, else the
+// release's `config` one, when the type has no daemon-held socket; none
+// otherwise.
+std::optional<std::string> OwnPort(const ProcessSpec& process,
+                                   const std::map<std::string, std::string>& config);
+
+// A scale past 1 of a type that binds its PORT itself (OwnPort): each
+// instance after the first fails to listen on it unless the app sets
+// SO_REUSEPORT. One warning a type of `scales`, naming it and the fixes.
+std::vector<std::string> SharedPortWarnings(const ProcessFile& processes,
+                                            const std::map<std::string, std::string>& config,
+                                            const std::map<std::string, int>& scales);
 
 // A start-first switch to `processes` while the app runs, refused when a
 // type that will run (`formation`, else its file scale, above 0) has no

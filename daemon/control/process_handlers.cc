@@ -224,10 +224,13 @@ Result<Json> Scale(DaemonContext& ctx, const Request& r) {
     scales[type] = n.get<int>();
   }
   RETURN_IF_ERROR(ctx.ledger->GetApp(app).status());  // "app 'x' does not exist"
-  RETURN_IF_ERROR(ctx.runs->Scale(app, scales, params::ActorOf(r.peer)));
+  ASSIGN_OR_RETURN(std::vector<std::string> warnings,
+                   ctx.runs->Scale(app, scales, params::ActorOf(r.peer)));
   Json out = Json::object();
   for (const auto& [type, n] : scales) out[type] = n;
-  return Json{{"app", app}, {"scale", out}};
+  Json reply = {{"app", app}, {"scale", out}};
+  if (!warnings.empty()) reply["warnings"] = warnings;
+  return reply;
 }
 
 void Stop(DaemonContext& ctx, const Request& r, Reply reply) {

@@ -192,9 +192,9 @@ Result<std::shared_ptr<ReleaseRun>> RunService::ActiveRun(
   return LoadRun(app, act.active, SocketBind::kAtSpawn);
 }
 
-Status RunService::Scale(const std::string& app,
-                         const std::map<std::string, int>& scales,
-                         const Actor& actor) {
+Result<std::vector<std::string>> RunService::Scale(const std::string& app,
+                                                   const std::map<std::string, int>& scales,
+                                                   const Actor& actor) {
   RETURN_IF_ERROR(RefuseDuringDelete(app));
   ASSIGN_OR_RETURN(std::shared_ptr<ReleaseRun> run, ActiveRun(app, "scale"));
   for (const auto& [type, n] : scales) {
@@ -220,17 +220,18 @@ Status RunService::Scale(const std::string& app,
                              std::to_string(kMaxInstances) + " an app may run");
   }
   RETURN_IF_ERROR(ledger_->SetFormation(app, scales, ReleaseId(run->number), actor));
+  std::vector<std::string> warnings = SharedPortWarnings(run->processes, run->config, scales);
   ASSIGN_OR_RETURN(Formation formation, ledger_->GetFormation(app));
   auto stopped = ledger_->StoppedByHand(app);
   ReleaseGroup* group = supervisor_->Active(app);
   if (group != nullptr && group->run().number == run->number) {
     // A stopped group only records it, for its next start.
     group->SetFormation(formation);
-    return Status::Ok();
+    return warnings;
   }
-  if (stopped.ok() && *stopped) return Status::Ok();
+  if (stopped.ok() && *stopped) return warnings;
   supervisor_->Run(std::move(run), formation);
-  return Status::Ok();
+  return warnings;
 }
 
 void RunService::Stop(const std::string& app, const Actor& actor,

@@ -108,9 +108,11 @@ class RunService final : public SupervisorListener {
   void BringUp();
 
   // Records new scales for the app's types and applies them. Types must
-  // exist in the active release.
-  Status Scale(const std::string& app, const std::map<std::string, int>& scales,
-               const Actor& actor);
+  // exist in the active release. Returns warnings for what was done but
+  // will likely not work (SharedPortWarnings).
+  Result<std::vector<std::string>> Scale(const std::string& app,
+                                         const std::map<std::string, int>& scales,
+                                         const Actor& actor);
   // Stops every instance of the app and records `stopped`; `done` when all
   // have stopped.
   void Stop(const std::string& app, const Actor& actor,

@@ -362,6 +362,34 @@ play "$tmp/s2.log" "$tmp/scale.yml" -e web=2 || die "scale: web=2 failed$(show "
 play "$tmp/s3.log" "$tmp/scale.yml" -e web=2 || die "scale: web=2 again failed$(show "$tmp/s3.log")"
 [[ $(recap "$tmp/s3.log" h1 changed) == 0 ]] || die "scale: web=2 again reported a change$(show "$tmp/s3.log")"
 note "scale and facts: changed only when a count differs; facts match ps"
+# A type that binds its PORT itself, scaled past 1: the daemon's warning
+# becomes the task's. App `ported` on h1: the good artifact with PORT set
+# (its web sleeps, so nothing binds and nothing crashes).
+cat >"$tmp/scale_port.yml" <<'EOF'
+- name: Scale a type that binds PORT itself
+  hosts: h1
+  gather_facts: false
+  tasks:
+    - name: Scale web of ported
+      relsupd.core.scale:
+        app: ported
+        formation: {web: 2}
+        socket: "{{ relsupd_socket }}"
+        relsupd_bin: "{{ relsupd_bin }}"
+EOF
+ctl h1 app create ported >/dev/null || die "scale: app create ported failed"
+ported_build=$(ctl h1 build import ported "$tmp/good.tar.gz" | json 'd["id"]') ||
+  die "scale: build import for ported failed"
+ctl h1 release create ported --build "$ported_build" --set PORT=9 >/dev/null ||
+  die "scale: release create for ported failed"
+ctl h1 activate ported v1 >/dev/null || die "scale: activate ported v1 failed"
+play "$tmp/s4.log" "$tmp/scale_port.yml" || die "scale: ported web=2 failed$(show "$tmp/s4.log")"
+[[ $(recap "$tmp/s4.log" h1 changed) == 1 ]] ||
+  die "scale: ported web=2 did not report changed$(show "$tmp/s4.log")"
+grep -q "WARNING.*process type 'web' has PORT=9 and no daemon-held socket" "$tmp/s4.log" ||
+  die "scale: no warning for ported's PORT$(show "$tmp/s4.log")"
+ctl h1 app delete ported --stop >/dev/null || die "scale: app delete ported failed"
+note "scale: a type that binds PORT itself, scaled to 2, warns"
 
 # --- (f) ansible-doc renders each module -----------------------------------------------------------
 modules=(app release active scale facts)

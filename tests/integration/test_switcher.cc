@@ -439,7 +439,7 @@ TEST_CASE(
   RunService& runs = h.s().runs();
   // Shared: a call that was not refused reports later, after this scope.
   auto refused = std::make_shared<std::vector<Status>>();
-  refused->push_back(runs.Scale("shop", {{"web", 1}}, kRoot));
+  refused->push_back(runs.Scale("shop", {{"web", 1}}, kRoot).status());
   runs.Stop("shop", kRoot, [refused](Status st) { refused->push_back(st); });
   runs.Start("shop", kRoot, RunService::WaitReady::kYes,
              [refused](Status st) { refused->push_back(st); });

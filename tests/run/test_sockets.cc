@@ -244,6 +244,34 @@ struct OwnPortApp {
   }
 };
 
+TEST_CASE("sockets: a scale past 1 of a type that binds PORT itself is done with a warning that comes true") {
+  OwnPortApp app;
+  Stage& stage = app.stage;
+  auto r = stage.Ctl({"scale", "shop", "web=2"});
+  INFO(r.Describe());
+  REQUIRE(r.exit_code() == 0);
+  CHECK(r.out.starts_with("Scaled shop: web=2\n"));
+  CHECK(r.out.find("Warning: process type 'web' has " + app.set_port +
+                   " and no daemon-held socket: its 2 instances") != std::string::npos);
+  CHECK(r.out.find("SO_REUSEPORT") != std::string::npos);
+  CHECK(r.out.find("LISTEN_FDS") != std::string::npos);
+  // It is what happens: web.2 cannot listen, crashes and ends failed; web.1
+  // serves on.
+  WaitPs(stage, [](const Json& ps) { return Row(ps, "web.2").value("state", "") == "failed"; },
+         20'000, "web.2 failed");
+  CHECK(Get(app.port, "/") == "v1\n");
+  // Back to 1: no warning; --json has none either.
+  r = stage.Ctl({"scale", "shop", "web=1"});
+  CHECK(r.exit_code() == 0);
+  CHECK(r.out == "Scaled shop: web=1\n");
+  Json j = stage.CtlJson({"scale", "shop", "web=1"});
+  CHECK_FALSE(j.contains("warnings"));
+  j = stage.CtlJson({"scale", "shop", "web=3"});
+  REQUIRE(j["warnings"].is_array());
+  CHECK(j["warnings"].size() == 1);
+  stage.CtlOk({"scale", "shop", "web=1"});
+}
+
 TEST_CASE("sockets: a start-first switch of a type that binds PORT itself is refused before anything changes") {
   OwnPortApp app;
   Stage& stage = app.stage;

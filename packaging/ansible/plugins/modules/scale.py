@@ -106,6 +106,10 @@ def main():
         done = rs.ctl('scale', app, *['%s=%d' % (t, n) for t, n in sorted(wanted.items())])
     except RelsupdError as e:
         rs.fail(e, app=app)
+    # What the daemon did but says will likely not work (a type that binds
+    # its PORT itself, scaled past 1) becomes a task warning.
+    for warning in done.get('warnings') or []:
+        module.warn(str(warning))
     module.exit_json(changed=True, before=before, scale=done.get('scale', wanted))
 
 
