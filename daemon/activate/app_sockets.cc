@@ -32,6 +32,18 @@ struct SocketDir {
   std::string name;
 };
 
+// Why the directory `dir` of a unix socket could not be opened (`at`: the
+// part of it that failed), from the openat2 errno `err`.
+Status DirOpenError(int err, const std::string& dir, const std::string& at,
+                    const std::string& address) {
+  if (err == ELOOP)
+    return FailedPrecondition("cannot bind '" + address + "': its directory '" + dir +
+                              "' is or goes through a symbolic link (give the path without "
+                              "links: the daemon follows none there)");
+  return Status::FromErrno("cannot bind '" + address + "': cannot open its directory '" + at + "'",
+                           err);
+}
+
 Result<SocketDir> OpenSocketDir(const std::string& path, const std::string& address) {
   const size_t slash = path.rfind('/');
   const std::string dir = slash == 0 ? "/" : path.substr(0, slash);
@@ -42,20 +54,70 @@ Result<SocketDir> OpenSocketDir(const std::string& path, const std::string& addr
   how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
   how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
   const long fd = ::syscall(SYS_openat2, AT_FDCWD, dir.c_str(), &how, sizeof how);
-  if (fd < 0 && errno == ELOOP)
-    return FailedPrecondition("cannot bind '" + address + "': its directory '" + dir +
-                              "' is or goes through a symbolic link (give the path without "
-                              "links: the daemon follows none there)");
-  if (fd < 0)
-    return Status::FromErrno("cannot bind '" + address + "': cannot open its directory '" +
-                                 dir + "'",
-                             errno);
+  if (fd < 0) return DirOpenError(errno, dir, dir, address);
   out.dir = Fd(static_cast<int>(fd));
   return out;
 }
 
 bool SameFile(const struct stat& a, const struct stat& b) {
   return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+Status CheckNotInStateDir(int dir_fd, const struct stat& dir, const UnixSocketGuard& guard,
+                          const std::string& address);
+
+// Creates the directories of a unix socket's path that do not exist yet,
+// as systemd does for a socket unit's (mode 0755, the daemon's): a socket
+// under /run then comes back after a reboot emptied /run. Each component
+// is opened beneath the one before it, following no link; nothing is
+// made under the state directory. Returns the socket's directory.
+Result<Fd> MakeSocketDirs(const std::string& dir, const UnixSocketGuard& guard,
+                          const std::string& address) {
+  if (dir.empty() || dir[0] != '/')
+    return InvalidArgument("cannot bind '" + address + "': its directory is not absolute");
+  Fd cur(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!cur.valid()) return Status::FromErrno("cannot bind '" + address + "': open '/'", errno);
+  bool checked = false;  // the state-dir walk, once, before the first mkdir
+  size_t start = 1;
+  while (start < dir.size()) {
+    size_t end = dir.find('/', start);
+    if (end == std::string::npos) end = dir.size();
+    const std::string name = dir.substr(start, end - start);
+    start = end + 1;
+    if (name.empty()) continue;
+    if (name == "." || name == "..")
+      return InvalidArgument("cannot bind '" + address + "': its directory '" + dir +
+                             "' has a '" + name + "' component");
+    open_how how{};
+    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH;
+    long fd = ::syscall(SYS_openat2, cur.get(), name.c_str(), &how, sizeof how);
+    if (fd < 0 && errno == ENOENT) {
+      if (!checked) {
+        struct stat st{};
+        if (::fstat(cur.get(), &st) != 0)
+          return Status::FromErrno("cannot bind '" + address + "': fstat", errno);
+        RETURN_IF_ERROR(CheckNotInStateDir(cur.get(), st, guard, address));
+        checked = true;
+      }
+      const std::string made = dir.substr(0, end);
+      if (::mkdirat(cur.get(), name.c_str(), 0755) != 0 && errno != EEXIST)
+        return Status::FromErrno("cannot bind '" + address + "': cannot create its directory '" +
+                                     made + "'",
+                                 errno);
+      // 0755 whatever the umask: apps of other users connect through it.
+      Fd made_fd(::openat(cur.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!made_fd.valid() || ::fchmod(made_fd.get(), 0755) != 0)
+        return Status::FromErrno("cannot bind '" + address + "': cannot set the mode of '" + made +
+                                     "'",
+                                 errno);
+      spdlog::info("Created directory {} for socket {}", made, address);
+      fd = ::syscall(SYS_openat2, cur.get(), name.c_str(), &how, sizeof how);
+    }
+    if (fd < 0) return DirOpenError(errno, dir, dir.substr(0, end), address);
+    cur = Fd(static_cast<int>(fd));
+  }
+  return cur;
 }
 
 // An app's socket is never one of the daemon's own (its control socket,
@@ -74,6 +136,14 @@ Status CheckNotTheDaemons(const SocketDir& at, const UnixSocketGuard& guard,
       return FailedPrecondition("cannot bind '" + address + "': that is the daemon's own socket '" +
                                 own + "'");
   }
+  return CheckNotInStateDir(at.dir.get(), dir, guard, address);
+}
+
+// The directory `dir_fd` (whose stat is `dir`) is not the state directory
+// nor anywhere beneath it: compared by device and inode, walking '..' up to
+// the root.
+Status CheckNotInStateDir(int dir_fd, const struct stat& dir, const UnixSocketGuard& guard,
+                          const std::string& address) {
   struct stat state{};
   if (guard.state_dir.empty()) return Status::Ok();
   if (::stat(guard.state_dir.c_str(), &state) != 0)
@@ -82,7 +152,7 @@ Status CheckNotTheDaemons(const SocketDir& at, const UnixSocketGuard& guard,
                              errno);
   // Up from the directory to the root ('..' of the root is itself).
   Fd up;
-  int cur = at.dir.get();
+  int cur = dir_fd;
   struct stat cur_st = dir;
   for (int depth = 0; depth < 4096; ++depth) {
     if (SameFile(cur_st, state))
@@ -114,7 +184,14 @@ Status CheckNotTheDaemons(const SocketDir& at, const UnixSocketGuard& guard,
 // OpenSocketDir gave, and back): bind(2) has no *at form.
 Status BindUnix(int fd, const SocketAddress& addr, const std::string& address,
                 const UnixSocketGuard& guard) {
-  ASSIGN_OR_RETURN(SocketDir at, OpenSocketDir(addr.path, address));
+  Result<SocketDir> opened = OpenSocketDir(addr.path, address);
+  if (!opened.ok() && opened.status().code() == StatusCode::kNotFound) {
+    const size_t slash = addr.path.rfind('/');
+    ASSIGN_OR_RETURN(Fd made, MakeSocketDirs(addr.path.substr(0, slash), guard, address));
+    opened = SocketDir{std::move(made), addr.path.substr(slash + 1)};
+  }
+  if (!opened.ok()) return opened.status();
+  SocketDir at = std::move(opened).value();
   RETURN_IF_ERROR(CheckNotTheDaemons(at, guard, address));
   // A socket file left by an earlier daemon is replaced; anything else
   // there is not the daemon's to remove.
@@ -312,28 +389,6 @@ void GiveSocketsToWeb(const AppSpec& spec, ProcessFile* processes) {
   for (const SocketSpec& s : spec.sockets) web->second.sockets.push_back(s.name);
 }
 
-Status CheckStartFirstPorts(const ProcessFile& processes,
-                            const std::map<std::string, std::string>& config,
-                            const std::map<std::string, int>& formation) {
-  for (const auto& [type, p] : processes.processes) {
-    auto f = formation.find(type);
-    if ((f != formation.end() ? f->second : p.scale) <= 0) continue;
-    const std::optional<std::string> port = OwnPort(p, config);
-    if (!port) continue;
-    return FailedPrecondition(
-        "process type '" + type + "' has PORT=" + *port +
-        " and no daemon-held socket: it binds the port itself, so its new "
-        "instances cannot listen while the old ones still do (a start-first "
-        "switch would crash-loop and roll back); use --strategy stop-first, "
-        "or give the app a held socket (app create/apply --socket "
-        "http=tcp://HOST:" + *port + "; it goes to the 'web' type unless "
-        "relsupd.yaml maps sockets with 'sockets:') and have the app take it "
-        "from fd 3 (LISTEN_FDS)");
-  }
-  return Status::Ok();
-}
-
-}  // namespace relsupd
 std::optional<std::string> OwnPort(const ProcessSpec& process,
                                    const std::map<std::string, std::string>& config) {
   if (!process.sockets.empty()) return std::nullopt;
@@ -362,3 +417,25 @@ std::vector<std::string> SharedPortWarnings(const ProcessFile& processes,
   return out;
 }
 
+Status CheckStartFirstPorts(const ProcessFile& processes,
+                            const std::map<std::string, std::string>& config,
+                            const std::map<std::string, int>& formation) {
+  for (const auto& [type, p] : processes.processes) {
+    auto f = formation.find(type);
+    if ((f != formation.end() ? f->second : p.scale) <= 0) continue;
+    const std::optional<std::string> port = OwnPort(p, config);
+    if (!port) continue;
+    return FailedPrecondition(
+        "process type '" + type + "' has PORT=" + *port +
+        " and no daemon-held socket: it binds the port itself, so its new "
+        "instances cannot listen while the old ones still do (a start-first "
+        "switch would crash-loop and roll back); use --strategy stop-first, "
+        "or give the app a held socket (app create/apply --socket "
+        "http=tcp://HOST:" + *port + "; it goes to the 'web' type unless "
+        "relsupd.yaml maps sockets with 'sockets:') and have the app take it "
+        "from fd 3 (LISTEN_FDS)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace relsupd
