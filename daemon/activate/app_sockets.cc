@@ -66,11 +66,23 @@ bool SameFile(const struct stat& a, const struct stat& b) {
 Status CheckNotInStateDir(int dir_fd, const struct stat& dir, const UnixSocketGuard& guard,
                           const std::string& address);
 
+// Gives the calling (loop) thread an fs_struct of its own, umask and cwd
+// included, which the thread pool no longer shares (CLONE_FS): a no-op
+// once it has one. unshare(CLONE_FS) is not a namespace;
+// RestrictNamespaces= allows it.
+Status OwnFsStruct(const std::string& address) {
+  if (::unshare(CLONE_FS) != 0)
+    return Status::FromErrno("cannot bind '" + address + "': unshare(CLONE_FS) for its umask",
+                             errno);
+  return Status::Ok();
+}
+
 // Creates the directories of a unix socket's path that do not exist yet,
 // as systemd does for a socket unit's (mode 0755, the daemon's): a socket
 // under /run then comes back after a reboot emptied /run. Each component
 // is opened beneath the one before it, following no link; nothing is
-// made under the state directory. Returns the socket's directory.
+// made under the state directory; a new directory's mode is set by the
+// mkdir itself. Returns the socket's directory.
 Result<Fd> MakeSocketDirs(const std::string& dir, const UnixSocketGuard& guard,
                           const std::string& address) {
   if (dir.empty() || dir[0] != '/')
@@ -101,17 +113,20 @@ Result<Fd> MakeSocketDirs(const std::string& dir, const UnixSocketGuard& guard,
         checked = true;
       }
       const std::string made = dir.substr(0, end);
-      if (::mkdirat(cur.get(), name.c_str(), 0755) != 0 && errno != EEXIST)
+      // 0755 whatever the daemon's umask (apps of other users connect
+      // through it), set at the mkdir: a chmod afterwards could reach a
+      // directory swapped in meanwhile. The umask is this thread's own
+      // (OwnFsStruct).
+      RETURN_IF_ERROR(OwnFsStruct(address));
+      const mode_t old_umask = ::umask(022);
+      const int rc = ::mkdirat(cur.get(), name.c_str(), 0755);
+      const int err = errno;
+      ::umask(old_umask);
+      if (rc != 0 && err != EEXIST)
         return Status::FromErrno("cannot bind '" + address + "': cannot create its directory '" +
                                      made + "'",
-                                 errno);
-      // 0755 whatever the umask: apps of other users connect through it.
-      Fd made_fd(::openat(cur.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (!made_fd.valid() || ::fchmod(made_fd.get(), 0755) != 0)
-        return Status::FromErrno("cannot bind '" + address + "': cannot set the mode of '" + made +
-                                     "'",
-                                 errno);
-      spdlog::info("Created directory {} for socket {}", made, address);
+                                 err);
+      if (rc == 0) spdlog::info("Created directory {} for socket {}", made, address);
       fd = ::syscall(SYS_openat2, cur.get(), name.c_str(), &how, sizeof how);
     }
     if (fd < 0) return DirOpenError(errno, dir, dir.substr(0, end), address);
@@ -203,10 +218,7 @@ Status BindUnix(int fd, const SocketAddress& addr, const std::string& address,
                                 ", not a socket (remove it, or give the socket another path)");
     ::unlinkat(at.dir.get(), at.name.c_str(), 0);
   }
-  if (::unshare(CLONE_FS) != 0)
-    return Status::FromErrno("cannot bind '" + address +
-                                 "': unshare(CLONE_FS) for its umask",
-                             errno);
+  RETURN_IF_ERROR(OwnFsStruct(address));
   Fd cwd(::open(".", O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!cwd.valid()) return Status::FromErrno("cannot bind '" + address + "': open '.'", errno);
   if (::fchdir(at.dir.get()) != 0)
