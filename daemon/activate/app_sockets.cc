@@ -69,7 +69,10 @@ Status CheckNotInStateDir(int dir_fd, const struct stat& dir, const UnixSocketGu
 // Gives the calling (loop) thread an fs_struct of its own, umask and cwd
 // included, which the thread pool no longer shares (CLONE_FS): a no-op
 // once it has one. unshare(CLONE_FS) is not a namespace;
-// RestrictNamespaces= allows it.
+// RestrictNamespaces= allows it. This holds only because every other
+// thread (libuv's pool, the FdCloser) was started before the first bind:
+// a thread the loop thread made afterwards would share its fs_struct, and
+// see the 0111 and 022 umasks of the bind and of WalkSocketDirs.
 Status OwnFsStruct(const std::string& address) {
   if (::unshare(CLONE_FS) != 0)
     return Status::FromErrno("cannot bind '" + address + "': unshare(CLONE_FS) for its umask",
@@ -77,16 +80,17 @@ Status OwnFsStruct(const std::string& address) {
   return Status::Ok();
 }
 
-// Creates the directories of a unix socket's path that do not exist yet,
-// as systemd does for a socket unit's (mode 0755, the daemon's): a socket
-// under /run then comes back after a reboot emptied /run. Each component
-// is opened beneath the one before it, following no link; nothing is
-// made under the state directory; a new directory's mode is set by the
-// mkdir itself. Returns the socket's directory.
-Result<Fd> MakeSocketDirs(const std::string& dir, const UnixSocketGuard& guard,
-                          const std::string& address) {
+}  // namespace
+
+Result<Fd> WalkSocketDirs(const std::string& dir, const UnixSocketGuard& guard,
+                          const std::string& address, SocketDirs mode) {
   if (dir.empty() || dir[0] != '/')
     return InvalidArgument("cannot bind '" + address + "': its directory is not absolute");
+  // Refused before anything is made.
+  for (const std::string_view bad : {"/./", "/../"})
+    if ((dir + "/").find(bad) != std::string::npos)
+      return InvalidArgument("cannot bind '" + address + "': its directory '" + dir + "' has a '" +
+                             std::string(bad.substr(1, bad.size() - 2)) + "' component");
   Fd cur(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!cur.valid()) return Status::FromErrno("cannot bind '" + address + "': open '/'", errno);
   bool checked = false;  // the state-dir walk, once, before the first mkdir
@@ -97,9 +101,6 @@ Result<Fd> MakeSocketDirs(const std::string& dir, const UnixSocketGuard& guard,
     const std::string name = dir.substr(start, end - start);
     start = end + 1;
     if (name.empty()) continue;
-    if (name == "." || name == "..")
-      return InvalidArgument("cannot bind '" + address + "': its directory '" + dir +
-                             "' has a '" + name + "' component");
     open_how how{};
     how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
     how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH;
@@ -108,11 +109,16 @@ Result<Fd> MakeSocketDirs(const std::string& dir, const UnixSocketGuard& guard,
       if (!checked) {
         struct stat st{};
         if (::fstat(cur.get(), &st) != 0)
-          return Status::FromErrno("cannot bind '" + address + "': fstat", errno);
+          return Status::FromErrno("cannot bind '" + address + "': fstat of the directory above '" +
+                                       dir.substr(0, end) + "'",
+                                   errno);
         RETURN_IF_ERROR(CheckNotInStateDir(cur.get(), st, guard, address));
         checked = true;
       }
       const std::string made = dir.substr(0, end);
+      if (mode == SocketDirs::kCheck)
+        return NotFound("cannot bind '" + address + "': its directory '" + made +
+                        "' does not exist (it is made at the bind)");
       // 0755 whatever the daemon's umask (apps of other users connect
       // through it), set at the mkdir: a chmod afterwards could reach a
       // directory swapped in meanwhile. The umask is this thread's own
@@ -123,17 +129,33 @@ Result<Fd> MakeSocketDirs(const std::string& dir, const UnixSocketGuard& guard,
       const int err = errno;
       ::umask(old_umask);
       if (rc != 0 && err != EEXIST)
-        return Status::FromErrno("cannot bind '" + address + "': cannot create its directory '" +
-                                     made + "'",
-                                 err);
-      if (rc == 0) spdlog::info("Created directory {} for socket {}", made, address);
+        return Status::FromErrno(
+            "cannot bind '" + address + "': cannot create its directory '" + made + "'" +
+                (err == EROFS ? " (read-only here; under the packaged unit only /run/relsupd and "
+                                "the state dir are writable: put the socket under "
+                                "/run/relsupd/, or add ReadWritePaths= in a drop-in)"
+                              : ""),
+            err);
       fd = ::syscall(SYS_openat2, cur.get(), name.c_str(), &how, sizeof how);
+      struct stat st{};
+      if (rc == 0 && fd >= 0 && ::fstat(static_cast<int>(fd), &st) == 0) {
+        spdlog::info("Created directory {} for socket {}", made, address);
+        // A default ACL or a setgid parent has the last word over the
+        // umask; only the permission bits matter to the clients.
+        if ((st.st_mode & 0777) != 0755)
+          spdlog::warn("Directory {} for socket {} was made with mode {:04o}, not 0755 (a "
+                       "default ACL of its parent?): clients of other users may not reach the "
+                       "socket",
+                       made, address, st.st_mode & 07777);
+      }
     }
     if (fd < 0) return DirOpenError(errno, dir, dir.substr(0, end), address);
     cur = Fd(static_cast<int>(fd));
   }
   return cur;
 }
+
+namespace {
 
 // An app's socket is never one of the daemon's own (its control socket,
 // the notify socket) nor anywhere in its state directory (a sealed release
@@ -202,7 +224,8 @@ Status BindUnix(int fd, const SocketAddress& addr, const std::string& address,
   Result<SocketDir> opened = OpenSocketDir(addr.path, address);
   if (!opened.ok() && opened.status().code() == StatusCode::kNotFound) {
     const size_t slash = addr.path.rfind('/');
-    ASSIGN_OR_RETURN(Fd made, MakeSocketDirs(addr.path.substr(0, slash), guard, address));
+    ASSIGN_OR_RETURN(Fd made, WalkSocketDirs(addr.path.substr(0, slash), guard, address,
+                                             SocketDirs::kMake));
     opened = SocketDir{std::move(made), addr.path.substr(slash + 1)};
   }
   if (!opened.ok()) return opened.status();
@@ -257,7 +280,13 @@ Status CheckUnixSocketPath(const std::string& address, const UnixSocketGuard& gu
   ASSIGN_OR_RETURN(SocketAddress addr, ParseSocketAddress(address));
   if (addr.kind != SocketAddress::Kind::kUnix) return Status::Ok();
   Result<SocketDir> at = OpenSocketDir(addr.path, address);
-  if (!at.ok() && at.status().code() == StatusCode::kNotFound) return Status::Ok();
+  if (!at.ok() && at.status().code() == StatusCode::kNotFound) {
+    // Made at the bind: what exists of it is checked now.
+    Result<Fd> walked =
+        WalkSocketDirs(addr.path.substr(0, addr.path.rfind('/')), guard, address, SocketDirs::kCheck);
+    return walked.ok() || walked.status().code() == StatusCode::kNotFound ? Status::Ok()
+                                                                          : walked.status();
+  }
   if (!at.ok()) return at.status();
   return CheckNotTheDaemons(*at, guard, address);
 }

@@ -18,10 +18,10 @@
 // only.
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
-#include <optional>
 #include <vector>
 
 #include "daemon/base/fd.h"
@@ -56,6 +56,20 @@ struct UnixSocketGuard {
   std::string state_dir;
   std::vector<std::string> daemon_sockets;  // absolute paths
 };
+
+// The directory `dir` of a unix socket (absolute), walked from '/' one
+// component at a time, each opened beneath the one before it and following
+// no link (a link anywhere: FailedPrecondition "symbolic link"; a '.' or
+// '..' component: InvalidArgument). At the first component that does not
+// exist, the deepest existing directory is checked against the state
+// directory (never made in it); then kCheck returns NotFound, and kMake
+// makes it and the rest (mode 0755 whatever the daemon's umask, as systemd
+// makes a socket unit's, so a socket under /run comes back after a reboot
+// emptied /run), logging each. Returns the socket's directory (O_PATH).
+// Loop thread only (it sets the thread's own umask).
+enum class SocketDirs { kCheck, kMake };
+Result<Fd> WalkSocketDirs(const std::string& dir, const UnixSocketGuard& guard,
+                          const std::string& address, SocketDirs mode);
 
 class AppSockets {
  public:

@@ -21,6 +21,17 @@ Result<SocketAddress> ParseUnix(const std::string& a) {
   if (out.path.empty() || out.path[0] != '/')
     return bad("needs an absolute path");
   if (out.path.find('\0') != std::string::npos) return bad("has a NUL byte in its path");
+  // Plain paths only: the daemon walks them a component at a time (and
+  // makes what is missing), and compares them as written.
+  for (size_t start = 1; start <= out.path.size();) {
+    size_t end = out.path.find('/', start);
+    if (end == std::string::npos) end = out.path.size();
+    const std::string_view part(out.path.data() + start, end - start);
+    if (part == "." || part == "..")
+      return bad("has a '" + std::string(part) + "' component in its path");
+    start = end + 1;
+  }
+  if (out.path.back() == '/') return bad("names a directory, not a socket file");
   if (out.path.size() >= kSunPathSize)
     return bad("has a path longer than " + std::to_string(kSunPathSize - 1) +
                " bytes");

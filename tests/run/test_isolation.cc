@@ -443,9 +443,11 @@ TEST_CASE("isolation: an app's unix socket is never the daemon's own, nor in its
       {stage.socket(), "is the daemon's own socket"},
       {notify, "is the daemon's own socket"},
       {fs::path(stage.socket()).parent_path().string() + "/./app-notify.sock",
-       "is the daemon's own socket"},
+       "has a '.' component in its path"},
       {stage.state() + "/apps/x.sock", "is inside the daemon's state directory"},
-      {stage.state() + "/../state/tmp/x.sock", "is inside the daemon's state directory"},
+      {stage.state() + "/../state/tmp/x.sock", "has a '..' component in its path"},
+      // Not there yet (made at the bind): refused by what exists of it.
+      {stage.state() + "/apps/new/x.sock", "is inside the daemon's state directory"},
   };
   for (const auto& [path, message] : cases) {
     INFO(path);
