@@ -13,10 +13,12 @@
 
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "tests/run/run_fixture.h"
+#include "tests/support/fs.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
 
@@ -192,6 +194,51 @@ TEST_CASE("app delete: an app stopped by hand goes without --stop, and start-up 
   CHECK_FALSE(Exists(log_dir));
   CHECK(Exists(stray));
   CHECK_THAT(stage.daemon().Log(), Catch::Contains("app 'shop' was deleted"));
+}
+
+// What the app's processes write as they stop (a last line without its
+// newline), and what a descendant that left their session still writes
+// after (no cgroup here to end it), belongs to the deleted app: it must
+// not come back as the first lines of a new app of the name, nor leave the
+// store writing the new app's lines to a file the delete removed. (An
+// instance's pipes are read up to its exit and closed with it, before the
+// delete forgets the app's logs.)
+TEST_CASE("app delete: output written as the processes stop is not kept for a new app of the name") {
+  Stage stage(FastConfig());
+  WritableDir marks;
+  const std::string pid_file = marks.path + "/late.pid";
+  const std::string procfile =
+      "web: trap 'printf bye-from-old; exit 0' TERM; echo hello-from-old; "
+      "setsid sh -c 'echo $$ > " + pid_file +
+      "; while :; do echo late-from-old; sleep 0.002; done' & "
+      "while :; do sleep 0.05; done\n";
+  for (int round = 0; round < 3; ++round) {
+    INFO("round " << round);
+    ::unlink(pid_file.c_str());
+    const std::string live = DeployProcfile(stage, procfile);
+    REQUIRE(WaitLog(stage, "late-from-old"));
+    stage.CtlOk({"app", "delete", "shop", "--stop"});
+    // The writer that left the session: ended by the test (by pid), if
+    // its write to the closed pipe did not end it already.
+    pid_t late = 0;
+    REQUIRE(support::WaitUntil([&] {
+      late = static_cast<pid_t>(std::atoi(support::ReadFileOrEmpty(pid_file).c_str()));
+      return late > 0;
+    }, 10'000));
+    ::kill(late, SIGKILL);
+    stage.CtlOk({"app", "create", "shop"});
+    DeployProcfile(stage, "web: echo hello-from-new-" + std::to_string(round) +
+                              "; exec sleep 1000\n");
+    // The new app's line is in its logs (not in a removed file), and
+    // nothing of the old app's is.
+    REQUIRE(WaitLog(stage, "hello-from-new-" + std::to_string(round)));
+    for (const Json& rec : LogRecords(stage)) {
+      INFO(rec.dump());
+      CHECK(rec.value("text", "").find("-from-old") == std::string::npos);
+    }
+    stage.CtlOk({"app", "delete", "shop", "--stop"});
+    stage.CtlOk({"app", "create", "shop"});
+  }
 }
 
 TEST_CASE("app delete: a unix socket's file goes with the app, and a file put in its place stays") {
