@@ -185,9 +185,14 @@ std::string ReleaseService::BuildPath(const BuildRow& b) const {
   return BuildsDir(state_dir_, b.app) + "/" + b.sha256 + "." + b.format;
 }
 
-Status ReleaseService::CheckNotBusy(const std::string& app) const {
+Status ReleaseService::RefuseWhileDeleting(const std::string& app) const {
   if (deleting_.count(app))
     return Status(StatusCode::kBusy, "app '" + app + "' is being deleted");
+  return Status::Ok();
+}
+
+Status ReleaseService::CheckNotBusy(const std::string& app) const {
+  RETURN_IF_ERROR(RefuseWhileDeleting(app));
   if (busy_.count(app))
     return Status(StatusCode::kBusy,
                   "app '" + app + "' has a release being made; try again when it is done");
@@ -300,8 +305,7 @@ Status ReleaseService::Recover() {
 void ReleaseService::ImportBuild(const std::string& app, Fd file, const Actor& actor,
                                  Done<ImportedBuild> done) {
   Status s = ledger_->GetApp(app).status();
-  if (s.ok() && deleting_.count(app))
-    s = Status(StatusCode::kBusy, "app '" + app + "' is being deleted");
+  if (s.ok()) s = RefuseWhileDeleting(app);
   if (!s.ok()) return done(s);
   auto shared_fd = std::make_shared<Fd>(std::move(file));
   ++importing_[app];
@@ -502,8 +506,7 @@ struct ReleaseService::PrunePlan {
 Result<ReleaseService::PrunePlan> ReleaseService::PlanPrune(const std::string& app,
                                                             const Actor& actor) {
   ASSIGN_OR_RETURN(AppSpec spec, ledger_->GetApp(app));
-  if (deleting_.count(app))
-    return Status(StatusCode::kBusy, "app '" + app + "' is being deleted");
+  RETURN_IF_ERROR(RefuseWhileDeleting(app));
   // A prune may run beside a release being made: it touches only old,
   // activated slots, and the object store's lock keeps collection from
   // taking an object a new slot is linking.

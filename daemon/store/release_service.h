@@ -166,6 +166,9 @@ class ReleaseService {
   // What Prune decided before it removes anything (PrunePlan's fields).
   struct PrunePlan;
 
+  // kBusy "app 'x' is being deleted" while SetDeleting(app, true) holds.
+  Status RefuseWhileDeleting(const std::string& app) const;
+  // That, or a release of it being made.
   Status CheckNotBusy(const std::string& app) const;
   // The config a new release of `app` gets: `base`'s (none, or
   // change.replace: empty) with `change` applied; validated.
