@@ -381,17 +381,30 @@ TEST_CASE("the cgroup tree crosses with its counter: the adopted tree names no c
   CloseLoop(&loop);
 }
 
-TEST_CASE("the notify socket crosses: a datagram sent in the exec window reaches the new listener") {
+// The old image's side of the notify socket's handover: a listener opened
+// on a fresh path, exported and let go. A test adopts `snapshot`.
+struct ExportedNotify {
   Loop l;
   FdCloser closer;
-  TempDir dir("relsupd-adopt-notify");
+  TempDir dir{"relsupd-adopt-notify"};
   const std::string path = dir.Path("notify.sock");
-  auto old_listener = NotifyListener::Open(&l.loop, path, &closer, [](pid_t, const auto&) {});
-  REQUIRE(old_listener.ok());
-  const NotifySnapshot snapshot = (*old_listener)->Export();
-  CHECK(snapshot.path == path);
-  (*old_listener)->Abandon();
-  old_listener->reset();
+  NotifySnapshot snapshot;
+  ExportedNotify() {
+    auto old_listener = NotifyListener::Open(&l.loop, path, &closer, [](pid_t, const auto&) {});
+    REQUIRE(old_listener.ok());
+    snapshot = (*old_listener)->Export();
+    CHECK(snapshot.path == path);
+    CHECK_FALSE(snapshot.refuses_fds);  // written false now
+    (*old_listener)->Abandon();
+  }
+};
+
+TEST_CASE("the notify socket crosses: a datagram sent in the exec window reaches the new listener") {
+  ExportedNotify old;
+  Loop& l = old.l;
+  FdCloser& closer = old.closer;
+  const std::string& path = old.path;
+  const NotifySnapshot& snapshot = old.snapshot;
   // The path still names the socket: the window's datagram waits in it.
   int sender = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   REQUIRE(sender >= 0);
@@ -417,14 +430,11 @@ TEST_CASE("the notify socket crosses: a datagram sent in the exec window reaches
 
 TEST_CASE("the notify socket of an image that refused fds takes them again once adopted, "
           "and answers a barrier") {
-  Loop l;
-  FdCloser closer;
-  TempDir dir("relsupd-adopt-notify");
-  const std::string path = dir.Path("notify.sock");
-  auto old_listener = NotifyListener::Open(&l.loop, path, &closer, [](pid_t, const auto&) {});
-  REQUIRE(old_listener.ok());
-  NotifySnapshot snapshot = (*old_listener)->Export();
-  CHECK_FALSE(snapshot.refuses_fds);  // written false now
+  ExportedNotify old;
+  Loop& l = old.l;
+  FdCloser& closer = old.closer;
+  const std::string& path = old.path;
+  NotifySnapshot& snapshot = old.snapshot;
   // What an image from before the barrier support did (Linux 6.16+; 83 is
   // SO_PASSRIGHTS, not in older headers).
   int zero = 0;
@@ -432,8 +442,6 @@ TEST_CASE("the notify socket of an image that refused fds takes them again once 
       ::setsockopt(snapshot.fd, SOL_SOCKET, 83, &zero, sizeof(zero)) == 0;
   if (!refused) WARN("this kernel has no SO_PASSRIGHTS (before 6.16): nothing to undo");
   snapshot.refuses_fds = refused;
-  (*old_listener)->Abandon();
-  old_listener->reset();
   {
     support::Pipe p;
     CHECK(support::SendDatagram(path, "BARRIER=1", {p.write_end.get()}) ==
