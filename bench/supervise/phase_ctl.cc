@@ -15,27 +15,8 @@
 namespace relsupd::bench::supervise {
 
 void MeasureCtl(Peer& peer, HelloSocket& hello, const Options& o, PeerResult* res) {
-  while (hello.Receive(0)) {
-  }
-  std::string error;
-  if (!peer.StartChildren(o.ctl_instances, &error)) {
-    res->ctl_na = error;
-    peer.StopPhase();
-    return;
-  }
   // Every instance said hello: all of them run.
-  std::map<std::string, pid_t> up;
-  const int64_t deadline = MonoNs() + 60'000'000'000;
-  while (static_cast<int>(up.size()) < o.ctl_instances && MonoNs() < deadline &&
-         !g_interrupted.load()) {
-    if (auto h = hello.Receive(100)) up[h->id] = h->pid;
-  }
-  if (static_cast<int>(up.size()) < o.ctl_instances) {
-    res->ctl_na = std::to_string(up.size()) + " of " + std::to_string(o.ctl_instances) +
-                  " instances reported within 60 s";
-    peer.StopPhase();
-    return;
-  }
+  if (!StartChildrenAndWait(peer, hello, o.ctl_instances, &res->ctl_na)) return;
   SleepMs(1500);  // past every peer's "stable" threshold, as the restart phase
   const std::vector<std::string> cmd = peer.StatusCommand();
   res->ctl_cmd = std::filesystem::path(cmd[0]).filename().string();

@@ -15,31 +15,35 @@
 
 namespace relsupd::bench::supervise {
 
+std::optional<std::map<std::string, pid_t>> StartChildrenAndWait(Peer& peer, HelloSocket& hello,
+                                                                 int n, std::string* na) {
+  while (hello.Receive(0)) {
+  }  // stale hellos
+  if (!peer.StartChildren(n, na)) {
+    peer.StopPhase();
+    return std::nullopt;
+  }
+  std::map<std::string, pid_t> up;
+  const int64_t deadline = MonoNs() + 60'000'000'000;
+  while (static_cast<int>(up.size()) < n && MonoNs() < deadline && !g_interrupted.load()) {
+    if (auto h = hello.Receive(100)) up[h->id] = h->pid;
+  }
+  if (static_cast<int>(up.size()) < n) {
+    *na = std::to_string(up.size()) + " of " + std::to_string(n) +
+          " instances reported within 60 s";
+    peer.StopPhase();
+    return std::nullopt;
+  }
+  return up;
+}
+
 // Restart latency: `k` instances, killed round-robin, `kills` times.
 void MeasureRestart(Peer& peer, HelloSocket& hello, const Options& o,
                     PeerResult* res) {
-  // Discard stale hellos.
-  while (hello.Receive(0)) {
-  }
-  std::string error;
-  if (!peer.StartChildren(o.instances, &error)) {
-    res->restart_na = error;
-    peer.StopPhase();
-    return;
-  }
-  std::map<std::string, pid_t> current;
-  const int64_t deadline = MonoNs() + 60'000'000'000;
-  while (static_cast<int>(current.size()) < o.instances &&
-         MonoNs() < deadline && !g_interrupted.load()) {
-    if (auto h = hello.Receive(100)) current[h->id] = h->pid;
-  }
-  if (static_cast<int>(current.size()) < o.instances) {
-    res->restart_na = std::to_string(current.size()) + " of " +
-                      std::to_string(o.instances) +
-                      " instances reported within 60 s";
-    peer.StopPhase();
-    return;
-  }
+  std::optional<std::map<std::string, pid_t>> started =
+      StartChildrenAndWait(peer, hello, o.instances, &res->restart_na);
+  if (!started) return;
+  std::map<std::string, pid_t> current = std::move(*started);
   std::vector<std::string> ids;
   for (const auto& [id, pid] : current) ids.push_back(id);
   // Every instance up for longer than the peers' "stable" thresholds (runsv

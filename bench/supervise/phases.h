@@ -9,12 +9,25 @@
 #ifndef RELSUPD_BENCH_SUPERVISE_PHASES_H_
 #define RELSUPD_BENCH_SUPERVISE_PHASES_H_
 
+#include <sys/types.h>
+
+#include <map>
+#include <optional>
+#include <string>
+
 #include "bench/supervise/exec_watcher.h"
 #include "bench/supervise/hello_socket.h"
 #include "bench/supervise/options.h"
 #include "bench/supervise/peer.h"
 
 namespace relsupd::bench::supervise {
+
+// What the restart and ctl phases start with: the peer's `n` supervise
+// children started, and each one's hello within 60 s. Their pids by hello
+// id; none when not all came (then *na says why, and the phase is
+// stopped).
+std::optional<std::map<std::string, pid_t>> StartChildrenAndWait(Peer& peer, HelloSocket& hello,
+                                                                 int n, std::string* na);
 
 // Restart latency: o.instances instances, killed round-robin, o.kills times.
 void MeasureRestart(Peer& peer, HelloSocket& hello, const Options& o,
