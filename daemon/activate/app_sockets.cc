@@ -6,10 +6,12 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -66,6 +68,22 @@ bool SameFile(const struct stat& a, const struct stat& b) {
 Status CheckNotInStateDir(int dir_fd, const struct stat& dir, const UnixSocketGuard& guard,
                           const std::string& address);
 
+// What a socket in a read-only place needs (the packaged unit's
+// ProtectSystem=strict leaves the daemon only these to write).
+constexpr const char kReadOnlyHint[] =
+    " (read-only here; under the packaged unit only /run/relsupd and the state dir are "
+    "writable: put the socket under /run/relsupd/, or add ReadWritePaths= in a drop-in)";
+
+// FailedPrecondition when `dir_fd` (the directory `dir`) is on a read-only
+// file system: no socket file can be made there.
+Status CheckWritable(int dir_fd, const std::string& dir, const std::string& address) {
+  struct statvfs vfs{};
+  if (::fstatvfs(dir_fd, &vfs) == 0 && (vfs.f_flag & ST_RDONLY) != 0)
+    return FailedPrecondition("cannot bind '" + address + "': its directory '" + dir +
+                              "' is on a read-only file system" + kReadOnlyHint);
+  return Status::Ok();
+}
+
 // Gives the calling (loop) thread an fs_struct of its own, umask and cwd
 // included, which the thread pool no longer shares (CLONE_FS): a no-op
 // once it has one. unshare(CLONE_FS) is not a namespace;
@@ -116,9 +134,13 @@ Result<Fd> WalkSocketDirs(const std::string& dir, const UnixSocketGuard& guard,
         checked = true;
       }
       const std::string made = dir.substr(0, end);
-      if (mode == SocketDirs::kCheck)
+      if (mode == SocketDirs::kCheck) {
+        const size_t parent_end = end - name.size() - 1;
+        RETURN_IF_ERROR(
+            CheckWritable(cur.get(), parent_end == 0 ? "/" : dir.substr(0, parent_end), address));
         return NotFound("cannot bind '" + address + "': its directory '" + made +
                         "' does not exist (it is made at the bind)");
+      }
       // 0755 whatever the daemon's umask (apps of other users connect
       // through it), set at the mkdir: a chmod afterwards could reach a
       // directory swapped in meanwhile. The umask is this thread's own
@@ -131,10 +153,7 @@ Result<Fd> WalkSocketDirs(const std::string& dir, const UnixSocketGuard& guard,
       if (rc != 0 && err != EEXIST)
         return Status::FromErrno(
             "cannot bind '" + address + "': cannot create its directory '" + made + "'" +
-                (err == EROFS ? " (read-only here; under the packaged unit only /run/relsupd and "
-                                "the state dir are writable: put the socket under "
-                                "/run/relsupd/, or add ReadWritePaths= in a drop-in)"
-                              : ""),
+                (err == EROFS ? kReadOnlyHint : ""),
             err);
       fd = ::syscall(SYS_openat2, cur.get(), name.c_str(), &how, sizeof how);
       struct stat st{};
@@ -260,7 +279,9 @@ Status BindUnix(int fd, const SocketAddress& addr, const std::string& address,
                  address, std::strerror(errno));
     if (::chdir("/") != 0) std::abort();
   }
-  if (bound != 0) return Status::FromErrno("cannot bind '" + address + "'", err);
+  if (bound != 0)
+    return Status::FromErrno("cannot bind '" + address + "'" + (err == EROFS ? kReadOnlyHint : ""),
+                             err);
   return Status::Ok();
 }
 
@@ -288,7 +309,9 @@ Status CheckUnixSocketPath(const std::string& address, const UnixSocketGuard& gu
                                                                           : walked.status();
   }
   if (!at.ok()) return at.status();
-  return CheckNotTheDaemons(*at, guard, address);
+  RETURN_IF_ERROR(CheckNotTheDaemons(*at, guard, address));
+  return CheckWritable(at->dir.get(), addr.path.substr(0, std::max<size_t>(addr.path.rfind('/'), 1)),
+                       address);
 }
 
 Result<Fd> BindListener(const std::string& address, const UnixSocketGuard& guard) {
@@ -450,10 +473,11 @@ std::vector<std::string> SharedPortWarnings(const ProcessFile& processes,
     out.push_back("process type '" + type + "' has PORT=" + *port +
                   " and no daemon-held socket: its " + std::to_string(n) +
                   " instances each bind the port themselves, and all but the first fail "
-                  "to listen unless the app sets SO_REUSEPORT; give the app a held socket "
-                  "(app apply with 'sockets:', or app create --socket http=tcp://HOST:" +
-                  *port + ") and have it take fd 3 (LISTEN_FDS), which every instance "
-                  "then shares");
+                  "to listen unless the app sets SO_REUSEPORT. To share one port: give the "
+                  "app a held socket ('sockets: {http: tcp://HOST:" +
+                  *port + "}' in the file of 'relsupd ctl app apply'), have '" + type +
+                  "' take it from fd 3 (LISTEN_FDS) instead of binding PORT, and activate "
+                  "that release with --strategy stop-first");
   }
   return out;
 }

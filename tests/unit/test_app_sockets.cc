@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -108,6 +110,41 @@ TEST_CASE("a socket's directory with a '.' or '..' component, or not absolute, i
     CHECK(r.status().code() == StatusCode::kInvalidArgument);
   }
   CHECK_FALSE(fs::exists(tmp.path() + "/x"));
+}
+
+// The packaged unit's ProtectSystem=strict leaves the daemon little to
+// write: a socket in a read-only place is refused at app create, saying
+// where it can go. A read-only bind mount in a mount namespace of this
+// test process's own stands in for the unit's.
+TEST_CASE("a socket's directory on a read-only file system is refused early, saying where to put it") {
+  support::TempDir tmp;
+  const std::string ro = tmp.path() + "/ro";
+  fs::create_directories(ro);
+  if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+      ::mount(ro.c_str(), ro.c_str(), nullptr, MS_BIND, nullptr) != 0 ||
+      ::mount(nullptr, ro.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
+    WARN("cannot make a read-only bind mount here (needs root): not tested");
+    return;
+  }
+  const std::string hint = "under the packaged unit only /run/relsupd and the state dir are writable";
+  // Missing directories under it: refused by app create's walk.
+  Result<Fd> checked = WalkSocketDirs(ro + "/new", {}, "unix:" + ro + "/new/s.sock", SocketDirs::kCheck);
+  REQUIRE_FALSE(checked.ok());
+  CHECK(checked.status().code() == StatusCode::kFailedPrecondition);
+  CHECK_THAT(checked.status().message(),
+             Catch::Contains("its directory '" + ro + "' is on a read-only file system"));
+  CHECK_THAT(checked.status().message(), Catch::Contains(hint));
+  // The directory itself: refused by app create too.
+  Status direct = CheckUnixSocketPath("unix:" + ro + "/s.sock", {});
+  CHECK(direct.code() == StatusCode::kFailedPrecondition);
+  CHECK_THAT(direct.message(), Catch::Contains(hint));
+  // And at the bind, making the directory.
+  Result<Fd> made = WalkSocketDirs(ro + "/new", {}, "unix:" + ro + "/new/s.sock", SocketDirs::kMake);
+  REQUIRE_FALSE(made.ok());
+  CHECK_THAT(made.status().message(), Catch::Contains("cannot create its directory '" + ro + "/new'"));
+  CHECK_THAT(made.status().message(), Catch::Contains(hint));
+  CHECK(::umount2(ro.c_str(), MNT_DETACH) == 0);
+  CHECK_FALSE(fs::exists(ro + "/new"));
 }
 
 }  // namespace
