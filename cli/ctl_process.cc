@@ -524,10 +524,34 @@ void RunWithProgress(CtlContext* ctx, std::string_view method, rpc::Json params,
     human(*r);
 }
 
+// A release's type of more than this many instances is shown in a
+// switch's progress as one line ("v2 worker: 40 ready, 60 starting")
+// whenever its counts change, and a line per instance only for one that
+// exits, backs off or fails.
+constexpr int kSummaryAbove = 10;
+
+// "40 ready, 60 starting": the states of `counts` in the order an instance
+// goes through them.
+std::string CountsText(const std::map<std::string, int>& counts) {
+  static const char* const kOrder[] = {"ready",   "running", "starting", "stopping",
+                                       "stopped", "backoff", "exited",   "failed"};
+  std::string out;
+  auto add = [&out](const std::string& state, int n) {
+    out += (out.empty() ? "" : ", ") + std::to_string(n) + " " + state;
+  };
+  for (const char* s : kOrder)
+    if (auto it = counts.find(s); it != counts.end()) add(s, it->second);
+  for (const auto& [state, n] : counts)
+    if (std::find(std::begin(kOrder), std::end(kOrder), state) == std::end(kOrder)) add(state, n);
+  return out;
+}
+
 // Follows switch `id` of `a.app` with `status` polls, printing each
-// instance as it changes, until it ends.
+// instance as it changes (or, for many, each release and type: see
+// kSummaryAbove), until it ends.
 SwitchResult FollowSwitch(CtlContext* ctx, Client& client, const SwitchArgs& a, int64_t id) {
-  std::map<std::string, std::string> seen;  // "v2 web.1" -> state
+  std::map<std::string, std::string> seen;       // "v2 web.1" -> state
+  std::map<std::string, std::string> summaries;  // "v2 worker" -> its CountsText
   Progress stops(/*with_release=*/true);
   bool phase_shown = false;
   while (true) {
@@ -540,14 +564,36 @@ SwitchResult FollowSwitch(CtlContext* ctx, Client& client, const SwitchArgs& a, 
                 << " running (output: ctl logs " << a.app << " --process release)\n";
     }
     if (!ctx->json) {
-      for (const auto& p : Field(*st, "processes")) {
+      const rpc::Json& rows = Field(*st, "processes");
+      auto group_of = [](const rpc::Json& p) {  // "v2 worker"
+        const std::string process = Text(p, "process");
+        return Text(p, "release") + " " + process.substr(0, process.rfind('.'));
+      };
+      std::map<std::string, int> sizes;
+      for (const auto& p : rows) ++sizes[group_of(p)];
+      std::map<std::string, std::map<std::string, int>> counts;  // "v2 worker" -> state -> n
+      for (const auto& p : rows) {
         std::string key = Text(p, "release") + " " + Text(p, "process");
         std::string state = Text(p, "state");
+        if (const std::string group = group_of(p); sizes[group] > kSummaryAbove) {
+          ++counts[group][state];
+          // What went wrong is still told instance by instance.
+          if (state != "backoff" && state != "exited" && state != "failed") {
+            seen[key] = state;
+            continue;
+          }
+        }
         if (seen[key] == state) continue;
         seen[key] = state;
         std::cout << "  " << key << " " << state;
         if (p.value("pid", 0) > 0) std::cout << " (pid " << p["pid"].get<int64_t>() << ")";
         std::cout << '\n';
+      }
+      for (const auto& [group, by_state] : counts) {
+        const std::string text = CountsText(by_state);
+        if (summaries[group] == text) continue;
+        summaries[group] = text;
+        std::cout << "  " << group << ": " << text << '\n';
       }
       stops.StopWaits(Field(*st, "processes"));
       std::cout.flush();
@@ -658,11 +704,8 @@ void PrintStatus(const rpc::Json& s) {
     for (const auto& p : processes)
       ++by_type[Text(p, "release") + " " + Text(p, "type")][Text(p, "state")];
   }
-  for (const auto& [type, states] : by_type) {
-    std::cout << "  " << type << ":";
-    for (const auto& [state, n] : states) std::cout << " " << n << " " << state;
-    std::cout << '\n';
-  }
+  for (const auto& [type, states] : by_type)
+    std::cout << "  " << type << ": " << CountsText(states) << '\n';
 }
 
 // What activate and rollback share after their release argument: the

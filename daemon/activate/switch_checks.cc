@@ -113,18 +113,25 @@ std::string Switcher::LastLines(const std::string& app, int64_t release,
   LogStore* logs = supervisor_->env()->logs;
   if (logs == nullptr) return "";
   // Records of other releases' instance of that name are read past: a few
-  // more than needed, then those of `release`.
-  auto records = logs->Tail(app, LogFilter{.process = process, .stream = "err", .release = ""}, 4 * kFailureLines);
-  if (!records.ok()) return "";
+  // more than needed, then those of `release`. Its stderr, or its stdout
+  // when it wrote nothing there (redis, say, logs to stdout).
   const std::string id = ReleaseId(release).ToString();
-  std::vector<std::string> lines;
-  for (const LogRecord& r : *records)
-    if (r.release == id) lines.push_back(r.text);
-  if (lines.size() > kFailureLines)
-    lines.erase(lines.begin(), lines.end() - static_cast<long>(kFailureLines));
-  if (lines.empty()) return "";
-  lines.push_back("more: relsupd ctl logs " + app + " --process " + process);
-  return LastLinesNote("the last lines of " + process + " on stderr", lines);
+  for (const char* stream : {"err", "out"}) {
+    auto records = logs->Tail(app, LogFilter{.process = process, .stream = stream, .release = ""},
+                              4 * kFailureLines);
+    if (!records.ok()) return "";
+    std::vector<std::string> lines;
+    for (const LogRecord& r : *records)
+      if (r.release == id) lines.push_back(r.text);
+    if (lines.size() > kFailureLines)
+      lines.erase(lines.begin(), lines.end() - static_cast<long>(kFailureLines));
+    if (lines.empty()) continue;
+    lines.push_back("more: relsupd ctl logs " + app + " --process " + process);
+    return LastLinesNote("the last lines of " + process + " on " +
+                             (std::string(stream) == "err" ? "stderr" : "stdout"),
+                         lines);
+  }
+  return "";
 }
 
 }  // namespace relsupd

@@ -286,11 +286,12 @@ TEST_CASE("e2e cli: status asks for the processes as rows of three columns and p
                                    {"state", state}, {"pid", 7}, {"restarts", 0},
                                    {"exits", Json::array()}});
   }
-  // What `relsupd ctl status shop` printed from these objects before.
+  // What `relsupd ctl status shop` prints from these objects (and did
+  // before columns, but for the commas).
   const std::string expected =
       "shop: active v2, previous v1\n"
       "  v1 web: 1 stopping\n"
-      "  v2 web: 2 ready 1 starting\n"
+      "  v2 web: 2 ready, 1 starting\n"
       "  v2 worker: 1 ready\n";
   for (bool refuses : {false, true}) {
     INFO("refuses " << refuses);

@@ -663,5 +663,43 @@ TEST_CASE("activate: a release whose command is missing fails saying why, with i
   CHECK_THAT(back[0]["detail"].get<std::string>(), Catch::Contains("cannot run 'nodee'"));
 }
 
+// redis and many others log to stdout: a failure shows those lines when
+// stderr has none.
+TEST_CASE("activate: a release that fails saying why on stdout only shows its stdout and the logs command") {
+  Stage stage(FastConfig(), {}, "shop");
+  std::string file = stage.Artifact("ok.tar.gz", {File("Procfile", "web: sleep 1000\n")});
+  stage.Create(stage.Import(file)["id"].get<std::string>());
+  stage.CtlOk({"activate", "shop", "v1"});
+  file = stage.Artifact(
+      "bad.tar.gz",
+      {File("Procfile", "web: echo '# Could not create server TCP listening socket'; exit 1\n")});
+  stage.Create(stage.Import(file)["id"].get<std::string>());
+  e2e::ProcResult r = stage.Ctl({"activate", "shop", "v2"});
+  CHECK(r.exit_code() == 1);
+  CHECK_THAT(r.err, Catch::Contains("rolled back to v1: v2 "));
+  CHECK_THAT(r.err, Catch::Contains("the last lines of web.1 on stdout:\n"));
+  CHECK_THAT(r.err, Catch::Contains("# Could not create server TCP listening socket"));
+  CHECK_THAT(r.err, Catch::Contains("more: relsupd ctl logs shop --process web.1"));
+}
+
+// Many instances: a line per release and type as its counts change, not
+// one per instance. (One that backs off or fails is still named; a poll
+// every 50 ms cannot be made to see it here.)
+TEST_CASE("activate: the progress of many instances is counted per type, of few instance by instance") {
+  Stage stage(FastConfig(), {}, "shop");
+  const std::string v1 = ReleaseTo(
+      stage, "shop",
+      {File("relsupd.yaml", "processes:\n  worker:\n    command: sleep 1000\n    scale: 30\n"
+                            "  web:\n    command: sleep 1000\n")});
+  e2e::ProcResult r = stage.Ctl({"activate", "shop", v1});
+  INFO(r.Describe());
+  REQUIRE(r.exit_code() == 0);
+  CHECK_THAT(r.out, Catch::Contains("  v1 worker: 30 ready\n"));
+  CHECK_THAT(r.out, !Catch::Contains("v1 worker.1 "));
+  // A type of few instances beside it: one line each, as before.
+  CHECK_THAT(r.out, Catch::Contains("  v1 web.1 ready (pid "));
+  CHECK_THAT(r.out, Catch::EndsWith("v1 of shop is live\n"));
+}
+
 }  // namespace
 }  // namespace relsupd::run_test
