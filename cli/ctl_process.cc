@@ -566,8 +566,7 @@ SwitchResult FollowSwitch(CtlContext* ctx, Client& client, const SwitchArgs& a, 
     if (!ctx->json) {
       const rpc::Json& rows = Field(*st, "processes");
       auto group_of = [](const rpc::Json& p) {  // "v2 worker"
-        const std::string process = Text(p, "process");
-        return Text(p, "release") + " " + process.substr(0, process.rfind('.'));
+        return Text(p, "release") + " " + Text(p, "type");
       };
       std::map<std::string, int> sizes;
       for (const auto& p : rows) ++sizes[group_of(p)];

@@ -116,7 +116,9 @@ std::string Switcher::LastLines(const std::string& app, int64_t release,
   // more than needed, then those of `release`. Its stderr, or its stdout
   // when it wrote nothing there (redis, say, logs to stdout).
   const std::string id = ReleaseId(release).ToString();
-  for (const char* stream : {"err", "out"}) {
+  static const std::pair<const char*, const char*> kStreams[] = {{"err", "stderr"},
+                                                                 {"out", "stdout"}};
+  for (const auto& [stream, shown] : kStreams) {
     auto records = logs->Tail(app, LogFilter{.process = process, .stream = stream, .release = ""},
                               4 * kFailureLines);
     if (!records.ok()) return "";
@@ -127,9 +129,7 @@ std::string Switcher::LastLines(const std::string& app, int64_t release,
       lines.erase(lines.begin(), lines.end() - static_cast<long>(kFailureLines));
     if (lines.empty()) continue;
     lines.push_back("more: relsupd ctl logs " + app + " --process " + process);
-    return LastLinesNote("the last lines of " + process + " on " +
-                             (std::string(stream) == "err" ? "stderr" : "stdout"),
-                         lines);
+    return LastLinesNote("the last lines of " + process + " on " + shown, lines);
   }
   return "";
 }

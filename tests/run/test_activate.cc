@@ -642,14 +642,19 @@ TEST_CASE("activate: a rollback by hand whose release, and the one gone back to,
   CHECK_THAT(r.err, !Catch::Contains("not ready"));
 }
 
-TEST_CASE("activate: a release whose command is missing fails saying why, with its stderr and the logs command") {
-  Stage stage(FastConfig(), {}, "shop");
+// `activate shop v2` of a Procfile `procfile` over a live v1 that sleeps.
+e2e::ProcResult ActivateOverLive(Stage& stage, const std::string& procfile) {
   std::string file = stage.Artifact("ok.tar.gz", {File("Procfile", "web: sleep 1000\n")});
   stage.Create(stage.Import(file)["id"].get<std::string>());
   stage.CtlOk({"activate", "shop", "v1"});
-  file = stage.Artifact("typo.tar.gz", {File("Procfile", "web: nodee server.js\n")});
+  file = stage.Artifact("v2.tar.gz", {File("Procfile", procfile)});
   stage.Create(stage.Import(file)["id"].get<std::string>());
-  e2e::ProcResult r = stage.Ctl({"activate", "shop", "v2"});
+  return stage.Ctl({"activate", "shop", "v2"});
+}
+
+TEST_CASE("activate: a release whose command is missing fails saying why, with its stderr and the logs command") {
+  Stage stage(FastConfig(), {}, "shop");
+  e2e::ProcResult r = ActivateOverLive(stage, "web: nodee server.js\n");
   CHECK(r.exit_code() == 1);
   CHECK_THAT(r.err, Catch::Contains("rolled back to v1: v2 "));
   CHECK_THAT(r.err, Catch::Contains("exit 127"));
@@ -667,14 +672,8 @@ TEST_CASE("activate: a release whose command is missing fails saying why, with i
 // stderr has none.
 TEST_CASE("activate: a release that fails saying why on stdout only shows its stdout and the logs command") {
   Stage stage(FastConfig(), {}, "shop");
-  std::string file = stage.Artifact("ok.tar.gz", {File("Procfile", "web: sleep 1000\n")});
-  stage.Create(stage.Import(file)["id"].get<std::string>());
-  stage.CtlOk({"activate", "shop", "v1"});
-  file = stage.Artifact(
-      "bad.tar.gz",
-      {File("Procfile", "web: echo '# Could not create server TCP listening socket'; exit 1\n")});
-  stage.Create(stage.Import(file)["id"].get<std::string>());
-  e2e::ProcResult r = stage.Ctl({"activate", "shop", "v2"});
+  e2e::ProcResult r =
+      ActivateOverLive(stage, "web: echo '# Could not create server TCP listening socket'; exit 1\n");
   CHECK(r.exit_code() == 1);
   CHECK_THAT(r.err, Catch::Contains("rolled back to v1: v2 "));
   CHECK_THAT(r.err, Catch::Contains("the last lines of web.1 on stdout:\n"));
